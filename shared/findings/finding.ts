@@ -1,0 +1,62 @@
+/** The severities of Inspector and ECR, in decreasing order; `UNTRIAGED` is Inspector's "not yet rated". */
+export const SEVERITIES = ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'INFORMATIONAL', 'UNTRIAGED'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+export const FINDING_STATUSES = ['ACTIVE', 'SUPPRESSED', 'CLOSED'] as const;
+export type FindingStatus = (typeof FINDING_STATUSES)[number];
+
+export const FIX_AVAILABILITIES = ['YES', 'NO', 'PARTIAL'] as const;
+export type FixAvailability = (typeof FIX_AVAILABILITIES)[number];
+
+/** The severities a policy can rely on; anything else (`UNDEFINED`, a typo, nothing) is unknown. */
+export const RATED_SEVERITIES: ReadonlySet<string> = new Set([
+  'CRITICAL',
+  'HIGH',
+  'MEDIUM',
+  'LOW',
+  'INFORMATIONAL',
+]);
+
+export interface VulnerablePackage {
+  readonly name: string;
+  /** Installed version, with the distribution release where the scanner gives one (`3.0.13-0ubuntu3.2`). */
+  readonly version: string | undefined;
+  readonly fixedInVersion: string | undefined;
+}
+
+export interface ImageRef {
+  readonly repository: string | undefined;
+  readonly digest: string | undefined;
+  readonly tags: readonly string[];
+}
+
+/**
+ * One vulnerability finding, normalised from any of the scanners' formats. Every field is always present
+ * (`undefined` when the scanner does not say), so that all findings share one object shape: the evaluator
+ * reads 100,000 of them per decision.
+ */
+export interface Finding {
+  /** De-duplication key: the finding ARN, else vulnerability id + packages + resource. */
+  readonly key: string;
+  readonly vulnerabilityId: string;
+  /** As the scanner wrote it, upper-cased; see `RATED_SEVERITIES` for the ones a rule can name. */
+  readonly severity: string;
+  /** `ACTIVE` when the scanner gives no status. */
+  readonly status: string;
+  /** Inspector's score, else the highest CVSS base score the finding carries. */
+  readonly score: number | undefined;
+  readonly epss: number | undefined;
+  readonly exploitAvailable: boolean | undefined;
+  readonly fixAvailable: FixAvailability | undefined;
+  /** Epoch milliseconds. */
+  readonly firstObservedAt: number | undefined;
+  /** Epoch milliseconds; picks the newer of two copies of one finding. */
+  readonly updatedAt: number | undefined;
+  readonly packages: readonly VulnerablePackage[];
+  readonly image: ImageRef | undefined;
+  readonly title: string | undefined;
+}
+
+export type ScanVerdict =
+  | { readonly complete: true; readonly status: string | undefined }
+  | { readonly complete: false; readonly status: string; readonly reason: string };

@@ -1,0 +1,135 @@
+import { describeValue, formatPath, InputError } from '../errors.js';
+import { positionOfOffset, SourceLocator } from '../locate.js';
+import type { Finding, ImageRef, ScanVerdict } from './finding.js';
+import { type FindingsDocument, readFindingsDocument, ShapeError } from './readers.js';
+
+/** Locating a bad field re-reads the text with positions; past this size the message gives the path only. */
+const LOCATE_LIMIT_BYTES = 32 * 1024 * 1024;
+
+/** Parses one findings file's text; every failure is an InputError naming the file, position and path. */
+export function parseFindingsText(text: string, file: string): FindingsDocument {
+  let value: unknown;
+  try {
+    value = JSON.parse(stripBom(text));
+  } catch (e) {
+    throw new InputError([jsonProblem(text, file, e)]);
+  }
+  try {
+    return readFindingsDocument(value);
+  } catch (e) {
+    if (!(e instanceof ShapeError)) throw e;
+    const pos = text.length <= LOCATE_LIMIT_BYTES ? new SourceLocator(text).locate(e.path) : undefined;
+    throw new InputError([
+      {
+        file,
+        ...(pos ? { line: pos.line, column: pos.column } : {}),
+        path: formatPath(e.path),
+        expected: e.expected,
+        got: describeValue(e.value),
+      },
+    ]);
+  }
+}
+
+function stripBom(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+function jsonProblem(text: string, file: string, e: unknown) {
+  const message = e instanceof Error ? e.message : String(e);
+  const m = /at position (\d+)/.exec(message);
+  const pos = m ? positionOfOffset(stripBom(text), Number(m[1])) : undefined;
+  const detail = message.replace(/ in JSON at position \d+.*$/s, '').replace(/^JSON\.parse: /, '');
+  return {
+    file,
+    ...(pos ? { line: pos.line, column: pos.column } : {}),
+    path: '',
+    expected: 'a JSON findings export',
+    got: text.trim() === '' ? 'an empty file' : `invalid JSON (${detail})`,
+  };
+}
+
+export interface NamedDocument {
+  readonly file: string;
+  readonly document: FindingsDocument;
+}
+
+/** The findings of one image, gathered from one or several files (pages of one export). */
+export interface FindingsSet {
+  readonly findings: Finding[];
+  readonly image: ImageRef | undefined;
+  readonly scan: ScanVerdict | undefined;
+}
+
+/**
+ * Merges several findings files into the findings of one image. A decision is about one image, so files
+ * that name several image digests or repositories are an error rather than a decision about a mixture.
+ */
+export function mergeFindings(documents: readonly NamedDocument[], repositoryOverride?: string): FindingsSet {
+  const findings: Finding[] = [];
+  const digests = new Map<string, string>();
+  const repositories = new Map<string, string>();
+  const tags = new Set<string>();
+  const incomplete: string[] = [];
+  let anyScan = false;
+
+  const note = (image: ImageRef | undefined, file: string) => {
+    if (!image) return;
+    if (image.digest !== undefined && !digests.has(image.digest)) digests.set(image.digest, file);
+    if (image.repository !== undefined && !repositories.has(image.repository))
+      repositories.set(image.repository, file);
+    for (const t of image.tags) tags.add(t);
+  };
+
+  for (const { file, document } of documents) {
+    note(document.image, file);
+    let last: ImageRef | undefined;
+    for (const f of document.findings) {
+      if (f.image !== last) {
+        last = f.image;
+        note(f.image, file);
+      }
+      findings.push(f);
+    }
+    if (document.scan) {
+      anyScan = true;
+      if (!document.scan.complete) incomplete.push(`${file}: ${document.scan.reason}`);
+    }
+  }
+
+  if (digests.size > 1) {
+    const list = [...digests.entries()].map(([d, f]) => `${d} (${f})`);
+    throw new InputError([
+      {
+        file: [...new Set(digests.values())].join(', '),
+        path: '',
+        expected:
+          'the findings of one image (one digest): export or filter the findings of the image to judge',
+        got: `findings of ${digests.size} images: ${list.slice(0, 4).join(', ')}${list.length > 4 ? ', …' : ''}`,
+      },
+    ]);
+  }
+  if (repositories.size > 1 && repositoryOverride === undefined) {
+    throw new InputError([
+      {
+        file: [...new Set(repositories.values())].join(', '),
+        path: '',
+        expected: 'the findings of one repository (or --repository to name it)',
+        got: `findings of ${repositories.size} repositories: ${[...repositories.keys()].slice(0, 4).join(', ')}`,
+      },
+    ]);
+  }
+
+  const repository = repositoryOverride ?? [...repositories.keys()][0];
+  const digest = [...digests.keys()][0];
+  const image: ImageRef | undefined =
+    repository === undefined && digest === undefined && tags.size === 0
+      ? undefined
+      : { repository, digest, tags: [...tags].sort() };
+  const scan: ScanVerdict | undefined = !anyScan
+    ? undefined
+    : incomplete.length > 0
+      ? { complete: false, status: 'INCOMPLETE', reason: incomplete.join('; ') }
+      : { complete: true, status: 'COMPLETE' };
+  return { findings, image, scan };
+}

@@ -1,0 +1,444 @@
+import type { Finding, FixAvailability, ImageRef, ScanVerdict, VulnerablePackage } from './finding.js';
+import { RATED_SEVERITIES } from './finding.js';
+import { isProblem } from './problem.js';
+import { parseTimestamp } from './timestamps.js';
+
+export type FindingsFormat =
+  | 'inspector2-findings'
+  | 'inspector2-finding-events'
+  | 'ecr-scan-findings-basic'
+  | 'ecr-scan-findings-enhanced';
+
+/** What one findings file holds, whatever its format. */
+export interface FindingsDocument {
+  readonly format: FindingsFormat;
+  readonly findings: Finding[];
+  /** Only ECR responses say whether the scan finished; Inspector exports do not. */
+  readonly scan: ScanVerdict | undefined;
+  /** The image the document is about, where the document says so outside its findings. */
+  readonly image: ImageRef | undefined;
+}
+
+export type KeyPath = (string | number)[];
+
+/** The document is not of a known shape, or a field of it is not what the format says. */
+export class ShapeError extends Error {
+  constructor(
+    readonly path: KeyPath,
+    readonly expected: string,
+    readonly value: unknown,
+  ) {
+    super(`expected ${expected}`);
+    this.name = 'ShapeError';
+  }
+}
+
+const FORMATS_EXPECTED =
+  'an Inspector2 ListFindings response or findings report ({"findings": [...]}), a list of Inspector2 findings, ' +
+  'an Inspector2 Finding event or a list of them, or an ECR DescribeImageScanFindings response';
+
+// ECR statuses that come with a full set of findings; every other one (FAILED, UNSUPPORTED_IMAGE,
+// FINDINGS_UNAVAILABLE, IN_PROGRESS, PENDING, SCAN_ELIGIBILITY_EXPIRED, …) cannot give a verdict.
+const ECR_VERDICT_STATUSES = new Set(['COMPLETE', 'ACTIVE']);
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Reads a parsed findings file (any format of the CLI contract), detected from its content. */
+export function readFindingsDocument(value: unknown): FindingsDocument {
+  const images = new ImageCache();
+  if (Array.isArray(value)) {
+    const first: unknown = value[0];
+    if (isObj(first) && 'detail-type' in first) {
+      return {
+        format: 'inspector2-finding-events',
+        findings: readEvents(value, images),
+        scan: undefined,
+        image: undefined,
+      };
+    }
+    return {
+      format: 'inspector2-findings',
+      findings: readInspectorList(value, [], images),
+      scan: undefined,
+      image: undefined,
+    };
+  }
+  if (!isObj(value)) throw new ShapeError([], FORMATS_EXPECTED, value);
+  if ('detail-type' in value) {
+    return {
+      format: 'inspector2-finding-events',
+      findings: readEvents([value], images, true),
+      scan: undefined,
+      image: undefined,
+    };
+  }
+  if ('imageScanFindings' in value) return readEcrResponse(value, images);
+  if ('findings' in value) {
+    const list = value.findings;
+    if (!Array.isArray(list)) throw new ShapeError(['findings'], 'a list of findings', list);
+    return {
+      format: 'inspector2-findings',
+      findings: readInspectorList(list, ['findings'], images),
+      scan: undefined,
+      image: undefined,
+    };
+  }
+  throw new ShapeError([], FORMATS_EXPECTED, value);
+}
+
+function readInspectorList(list: unknown[], at: KeyPath, images: ImageCache): Finding[] {
+  const out = new Array<Finding>(list.length);
+  for (let i = 0; i < list.length; i++) {
+    try {
+      out[i] = inspectorFinding(list[i], images);
+    } catch (e) {
+      throw within(e, [...at, i]);
+    }
+  }
+  return out;
+}
+
+function readEvents(list: unknown[], images: ImageCache, single = false): Finding[] {
+  const out = new Array<Finding>(list.length);
+  for (let i = 0; i < list.length; i++) {
+    const ev = list[i];
+    const at: KeyPath = single ? [] : [i];
+    if (!isObj(ev)) throw new ShapeError(at, 'an Inspector2 Finding event', ev);
+    if (ev['detail-type'] !== 'Inspector2 Finding' || ev.source !== 'aws.inspector2') {
+      throw new ShapeError(
+        [...at, 'detail-type'],
+        'an event with source "aws.inspector2" and detail-type "Inspector2 Finding"',
+        ev['detail-type'],
+      );
+    }
+    try {
+      out[i] = inspectorFinding(ev.detail, images);
+    } catch (e) {
+      throw within(e, [...at, 'detail']);
+    }
+  }
+  return out;
+}
+
+/** Re-roots a ShapeError thrown for a part of the document at that part's path. */
+function within(e: unknown, prefix: KeyPath): unknown {
+  return e instanceof ShapeError ? new ShapeError([...prefix, ...e.path], e.expected, e.value) : e;
+}
+
+function readEcrResponse(value: Obj, images: ImageCache): FindingsDocument {
+  const isf = value.imageScanFindings;
+  if (!isObj(isf)) throw new ShapeError(['imageScanFindings'], 'a mapping', isf);
+  const repository = optString(value.repositoryName, 'repositoryName');
+  const imageId = value.imageId;
+  let digest: string | undefined;
+  let tags: string[] = [];
+  if (imageId !== undefined) {
+    if (!isObj(imageId)) throw new ShapeError(['imageId'], 'a mapping', imageId);
+    digest = optString(imageId.imageDigest, 'imageId.imageDigest');
+    const tag = optString(imageId.imageTag, 'imageId.imageTag');
+    if (tag !== undefined) tags = [tag];
+  }
+  const image: ImageRef = { repository, digest, tags };
+
+  const statusObj = value.imageScanStatus;
+  let scan: ScanVerdict;
+  if (statusObj === undefined) {
+    scan = {
+      complete: false,
+      status: 'MISSING',
+      reason: 'the ECR response has no imageScanStatus, so it cannot show that the scan completed',
+    };
+  } else {
+    if (!isObj(statusObj)) throw new ShapeError(['imageScanStatus'], 'a mapping', statusObj);
+    const status = optString(statusObj.status, 'imageScanStatus.status') ?? 'MISSING';
+    const description = optString(statusObj.description, 'imageScanStatus.description');
+    scan = ECR_VERDICT_STATUSES.has(status)
+      ? { complete: true, status }
+      : {
+          complete: false,
+          status,
+          reason: `ECR scan status ${status}${description ? `: ${description}` : ''}`,
+        };
+  }
+
+  if (isf.enhancedFindings !== undefined) {
+    const list = isf.enhancedFindings;
+    if (!Array.isArray(list)) throw new ShapeError(['imageScanFindings', 'enhancedFindings'], 'a list', list);
+    const findings = readInspectorList(list, ['imageScanFindings', 'enhancedFindings'], images);
+    return { format: 'ecr-scan-findings-enhanced', findings, scan, image };
+  }
+  const list = isf.findings ?? [];
+  if (!Array.isArray(list)) throw new ShapeError(['imageScanFindings', 'findings'], 'a list', list);
+  const findings = new Array<Finding>(list.length);
+  const resource = `${repository ?? ''}@${digest ?? tags[0] ?? ''}`;
+  for (let i = 0; i < list.length; i++) {
+    try {
+      findings[i] = ecrBasicFinding(list[i], image, resource);
+    } catch (e) {
+      throw within(e, ['imageScanFindings', 'findings', i]);
+    }
+  }
+  return { format: 'ecr-scan-findings-basic', findings, scan, image };
+}
+
+function ecrBasicFinding(raw: unknown, image: ImageRef, resource: string): Finding {
+  if (!isObj(raw)) throw new ShapeError([], 'an ECR image scan finding (a mapping)', raw);
+  const name = optString(raw.name, 'name');
+  if (name === undefined) throw new ShapeError(['name'], 'the vulnerability id (a string)', raw.name);
+  let pkgName: string | undefined;
+  let pkgVersion: string | undefined;
+  let score: number | undefined;
+  const attrs = raw.attributes ?? [];
+  if (!Array.isArray(attrs)) throw new ShapeError(['attributes'], 'a list of {key, value}', attrs);
+  for (let i = 0; i < attrs.length; i++) {
+    const a = attrs[i];
+    if (!isObj(a) || typeof a.key !== 'string') {
+      throw new ShapeError(['attributes', i], 'a {key, value} mapping', a);
+    }
+    const v = a.value;
+    if (a.key === 'package_name' && typeof v === 'string') pkgName = v;
+    else if (a.key === 'package_version' && typeof v === 'string') pkgVersion = v;
+    else if ((a.key === 'CVSS3_SCORE' || a.key === 'CVSS2_SCORE') && typeof v === 'string') {
+      const n = Number(v);
+      if (v === '' || !Number.isFinite(n)) {
+        throw new ShapeError(['attributes', i, 'value'], 'a CVSS score (a number as text)', v);
+      }
+      if (score === undefined || n > score) score = n;
+    }
+  }
+  const packages: VulnerablePackage[] =
+    pkgName === undefined ? [] : [{ name: pkgName, version: pkgVersion, fixedInVersion: undefined }];
+  return {
+    key: `${name}|${pkgName ?? ''}|${resource}`,
+    vulnerabilityId: name,
+    severity: severityOf(raw.severity, 'severity'),
+    status: 'ACTIVE',
+    score,
+    epss: undefined,
+    exploitAvailable: undefined,
+    fixAvailable: undefined,
+    firstObservedAt: undefined,
+    updatedAt: undefined,
+    packages,
+    image,
+    title: optString(raw.description, 'description'),
+  };
+}
+
+/**
+ * One Inspector2 finding: the ListFindings API's shape, the AWS CLI's print of it, a findings report
+ * entry, an event's `detail` or an ECR enhanced finding (which says `score` where Inspector says
+ * `inspectorScore`). Straight-line property reads, and key paths built only on failure: this runs
+ * 100,000 times a decision. Paths in its errors are relative to the finding.
+ */
+function inspectorFinding(raw: unknown, images: ImageCache): Finding {
+  if (!isObj(raw)) throw new ShapeError([], 'an Inspector2 finding (a mapping)', raw);
+
+  const findingArn = optString(raw.findingArn, 'findingArn');
+  let vulnerabilityId: string | undefined;
+  let packages: VulnerablePackage[] = [];
+  let cvssMax: number | undefined;
+  const pvd = raw.packageVulnerabilityDetails;
+  if (pvd !== undefined && pvd !== null) {
+    if (!isObj(pvd)) throw new ShapeError(['packageVulnerabilityDetails'], 'a mapping', pvd);
+    vulnerabilityId = optString(pvd.vulnerabilityId, 'packageVulnerabilityDetails.vulnerabilityId');
+    try {
+      if (pvd.vulnerablePackages !== undefined) packages = readPackages(pvd.vulnerablePackages);
+      if (pvd.cvss !== undefined) cvssMax = maxCvss(pvd.cvss);
+    } catch (e) {
+      throw within(e, ['packageVulnerabilityDetails']);
+    }
+  }
+  const title = optString(raw.title, 'title');
+  vulnerabilityId ??= title ?? findingArn;
+  if (vulnerabilityId === undefined) {
+    throw new ShapeError(
+      ['packageVulnerabilityDetails', 'vulnerabilityId'],
+      'a vulnerability id (or at least a title or findingArn)',
+      undefined,
+    );
+  }
+
+  let score = optNumber(raw.inspectorScore, 'inspectorScore');
+  if (score === undefined) score = optNumber(raw.score, 'score');
+  if (score === undefined) score = cvssMax;
+
+  let epss: number | undefined;
+  const epssObj = raw.epss;
+  if (epssObj !== undefined && epssObj !== null) {
+    if (!isObj(epssObj)) throw new ShapeError(['epss'], 'a mapping with a score', epssObj);
+    epss = optNumber(epssObj.score, 'epss.score');
+  }
+
+  const image = readResourceImage(raw.resources, images);
+  const status = raw.status === undefined || raw.status === null ? 'ACTIVE' : raw.status;
+  if (typeof status !== 'string') throw new ShapeError(['status'], 'a finding status (a string)', status);
+
+  return {
+    key: findingArn ?? fallbackKey(vulnerabilityId, packages, image.resourceId),
+    vulnerabilityId,
+    severity: severityOf(raw.severity, 'severity'),
+    status,
+    score,
+    epss,
+    exploitAvailable: yesNo(raw.exploitAvailable, 'exploitAvailable'),
+    fixAvailable: fixAvailability(raw.fixAvailable, 'fixAvailable'),
+    firstObservedAt: timestamp(raw.firstObservedAt, 'firstObservedAt'),
+    updatedAt: timestamp(raw.updatedAt, 'updatedAt') ?? timestamp(raw.lastObservedAt, 'lastObservedAt'),
+    packages,
+    image: image.ref,
+    title,
+  };
+}
+
+function fallbackKey(
+  vulnerabilityId: string,
+  packages: readonly VulnerablePackage[],
+  resource: string,
+): string {
+  const names = packages.map((p) => p.name).sort();
+  return `${vulnerabilityId}|${names.join(',')}|${resource}`;
+}
+
+function readPackages(value: unknown): VulnerablePackage[] {
+  if (!Array.isArray(value)) throw new ShapeError(['vulnerablePackages'], 'a list of packages', value);
+  const out = new Array<VulnerablePackage>(value.length);
+  for (let i = 0; i < value.length; i++) {
+    try {
+      out[i] = readPackage(value[i]);
+    } catch (e) {
+      throw within(e, ['vulnerablePackages', i]);
+    }
+  }
+  return out;
+}
+
+function readPackage(p: unknown): VulnerablePackage {
+  if (!isObj(p)) throw new ShapeError([], 'a package (a mapping)', p);
+  const name = p.name;
+  if (typeof name !== 'string') throw new ShapeError(['name'], 'a package name (a string)', name);
+  let installed = optString(p.version, 'version');
+  const release = optString(p.release, 'release');
+  const epoch = p.epoch;
+  if (installed !== undefined) {
+    if (release) installed = `${installed}-${release}`;
+    if (typeof epoch === 'number' && epoch > 0) installed = `${epoch}:${installed}`;
+  }
+  const fixed = optString(p.fixedInVersion, 'fixedInVersion');
+  return {
+    name,
+    version: installed,
+    fixedInVersion: fixed === 'NotAvailable' || fixed === '' ? undefined : fixed,
+  };
+}
+
+function maxCvss(value: unknown): number | undefined {
+  if (!Array.isArray(value)) throw new ShapeError(['cvss'], 'a list', value);
+  let max: number | undefined;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (!isObj(c)) throw new ShapeError(['cvss', i], 'a mapping', c);
+    const s = c.baseScore;
+    if (s === undefined || s === null) continue;
+    if (typeof s !== 'number' || !Number.isFinite(s))
+      throw new ShapeError(['cvss', i, 'baseScore'], 'a number', s);
+    if (max === undefined || s > max) max = s;
+  }
+  return max;
+}
+
+interface ResourceImage {
+  readonly ref: ImageRef | undefined;
+  readonly resourceId: string;
+}
+
+const NO_RESOURCE: ResourceImage = { ref: undefined, resourceId: '' };
+
+function readResourceImage(value: unknown, images: ImageCache): ResourceImage {
+  if (value === undefined || value === null) return NO_RESOURCE;
+  if (!Array.isArray(value)) throw new ShapeError(['resources'], 'a list of resources', value);
+  let resourceId = '';
+  for (let i = 0; i < value.length; i++) {
+    const r = value[i];
+    if (!isObj(r)) throw new ShapeError(['resources', i], 'a resource (a mapping)', r);
+    if (resourceId === '' && typeof r.id === 'string') resourceId = r.id;
+    const details = r.details;
+    if (!isObj(details)) continue;
+    const ecr = details.awsEcrContainerImage;
+    if (!isObj(ecr)) continue;
+    try {
+      const repository = optString(ecr.repositoryName, 'repositoryName');
+      const digest = optString(ecr.imageHash, 'imageHash');
+      const tags = ecr.imageTags ?? [];
+      if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string')) {
+        throw new ShapeError(['imageTags'], 'a list of tags', tags);
+      }
+      return { ref: images.get(repository, digest, tags as string[]), resourceId };
+    } catch (e) {
+      throw within(e, ['resources', i, 'details', 'awsEcrContainerImage']);
+    }
+  }
+  return { ref: undefined, resourceId };
+}
+
+/** One shared ImageRef per image: findings of one image do not each carry a copy. */
+class ImageCache {
+  private readonly refs = new Map<string, ImageRef>();
+
+  get(repository: string | undefined, digest: string | undefined, tags: string[]): ImageRef {
+    const key = `${repository ?? ''}@${digest ?? ''}#${tags.join(',')}`;
+    let ref = this.refs.get(key);
+    if (ref === undefined) {
+      ref = { repository, digest, tags };
+      this.refs.set(key, ref);
+    }
+    return ref;
+  }
+}
+
+/** `'a.b'` as a key path; keys here never contain dots. */
+function pathOf(dotted: string): KeyPath {
+  return dotted === '' ? [] : dotted.split('.');
+}
+
+function severityOf(value: unknown, path: string): string {
+  // A missing severity is not an error: it is an unknown severity, which the policy decides on (fail closed).
+  if (value === undefined || value === null) return 'UNDEFINED';
+  if (typeof value !== 'string') throw new ShapeError(pathOf(path), 'a severity (a string)', value);
+  return RATED_SEVERITIES.has(value) ? value : value.toUpperCase();
+}
+
+function yesNo(value: unknown, path: string): boolean | undefined {
+  if (value === 'YES') return true;
+  if (value === 'NO') return false;
+  if (value === undefined || value === null) return undefined;
+  throw new ShapeError(pathOf(path), 'YES or NO', value);
+}
+
+function fixAvailability(value: unknown, path: string): FixAvailability | undefined {
+  if (value === 'YES' || value === 'NO' || value === 'PARTIAL') return value;
+  if (value === undefined || value === null) return undefined;
+  throw new ShapeError(pathOf(path), 'YES, NO or PARTIAL', value);
+}
+
+function timestamp(value: unknown, path: string): number | undefined {
+  const t = parseTimestamp(value);
+  if (isProblem(t)) throw new ShapeError(pathOf(path), t.expected, t.value);
+  return t;
+}
+
+function optString(value: unknown, path: string): string | undefined {
+  if (typeof value === 'string') return value;
+  if (value === undefined || value === null) return undefined;
+  throw new ShapeError(pathOf(path), 'a string', value);
+}
+
+function optNumber(value: unknown, path: string): number | undefined {
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  if (value === undefined || value === null) return undefined;
+  throw new ShapeError(pathOf(path), 'a number', value);
+}

@@ -1,0 +1,69 @@
+import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+
+export interface Position {
+  readonly line: number;
+  readonly column: number;
+}
+
+/**
+ * Finds where a key path sits in a YAML (or JSON) text, for error messages. `at: 'value'` points at the
+ * value (a wrong value), `at: 'key'` at the key itself (an unknown key). A missing key points at the
+ * mapping that lacks it.
+ */
+export class SourceLocator {
+  private readonly doc;
+  private readonly lines = new LineCounter();
+
+  constructor(text: string) {
+    this.doc = parseDocument(text, { lineCounter: this.lines, keepSourceTokens: false, uniqueKeys: false });
+  }
+
+  locate(path: readonly (string | number)[], at: 'value' | 'key' = 'value'): Position | undefined {
+    let node: unknown = this.doc.contents;
+    let offset = rangeStart(node);
+    for (let i = 0; i < path.length; i++) {
+      const key = path[i];
+      const last = i === path.length - 1;
+      if (isMap(node)) {
+        const pair = node.items.find(
+          (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(key),
+        );
+        if (!pair) break;
+        if (last && at === 'key') {
+          offset = rangeStart(pair.key) ?? offset;
+          break;
+        }
+        node = pair.value;
+        offset = rangeStart(node) ?? rangeStart(pair.key) ?? offset;
+      } else if (isSeq(node) && typeof key === 'number') {
+        const item = node.items[key];
+        if (item === undefined) break;
+        node = item;
+        offset = rangeStart(node) ?? offset;
+      } else {
+        break;
+      }
+    }
+    if (offset === undefined) return undefined;
+    const pos = this.lines.linePos(offset);
+    return { line: pos.line, column: pos.col };
+  }
+}
+
+function rangeStart(node: unknown): number | undefined {
+  const range = (node as Node | null | undefined)?.range;
+  return range ? range[0] : undefined;
+}
+
+/** Line and column of a character offset, for JSON.parse's "at position N". */
+export function positionOfOffset(text: string, offset: number): Position {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < offset && i < text.length; i++) {
+    if (text.charCodeAt(i) === 10) {
+      line++;
+      lineStart = i + 1;
+    }
+  }
+  return { line, column: offset - lineStart + 1 };
+}
