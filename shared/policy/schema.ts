@@ -23,11 +23,9 @@ const probability = z.number({ error: 'an EPSS probability from 0 to 1' }).min(0
 export const RuleConditionsSchema = z
   .strictObject({
     severity: severityList.optional().meta({ description: 'The finding severity is one of these.' }),
-    minScore: score
-      .optional()
-      .meta({
-        description: 'Inspector score (else highest CVSS base score) >= this; no score never matches.',
-      }),
+    minScore: score.optional().meta({
+      description: 'Inspector score (else highest CVSS base score) >= this; no score never matches.',
+    }),
     fixAvailable: fixList
       .optional()
       .meta({ description: 'Fix availability is one of these; unknown never matches.' }),
@@ -36,29 +34,21 @@ export const RuleConditionsSchema = z
       .optional()
       .meta({ description: 'Exploit availability equals this; unknown never matches.' }),
     minEpss: probability.optional().meta({ description: 'EPSS score >= this; no EPSS never matches.' }),
-    olderThanDays: z
-      .int({ error: 'a whole number of days' })
-      .min(0)
-      .optional()
-      .meta({
-        description: 'First observed more than this many days before the evaluation (a grace period).',
-      }),
-    vulnerabilityIds: globList('vulnerability id')
-      .optional()
-      .meta({
-        description: 'Vulnerability id (CVE-…, GHSA-…, ALAS-…) matches one of these; * is a wildcard.',
-      }),
+    olderThanDays: z.int({ error: 'a whole number of days' }).min(0).optional().meta({
+      description: 'First observed more than this many days before the evaluation (a grace period).',
+    }),
+    vulnerabilityIds: globList('vulnerability id').optional().meta({
+      description: 'Vulnerability id (CVE-…, GHSA-…, ALAS-…) matches one of these; * is a wildcard.',
+    }),
     packages: globList('package name')
       .optional()
       .meta({ description: 'One of the vulnerable packages matches one of these globs.' }),
     repositories: globList('repository')
       .optional()
       .meta({ description: "The image's repository (bare name) matches one of these globs." }),
-    pipelines: globList('pipeline')
-      .optional()
-      .meta({
-        description: "The pipeline's name matches one of these globs; no known pipeline never matches.",
-      }),
+    pipelines: globList('pipeline').optional().meta({
+      description: "The pipeline's name matches one of these globs; no known pipeline never matches.",
+    }),
   })
   .meta({ description: 'All conditions must hold (AND); within a list any value may match (OR).' });
 

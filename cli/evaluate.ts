@@ -1,0 +1,94 @@
+import { readFile } from 'node:fs/promises';
+import {
+  compilePolicy,
+  evaluate,
+  InputError,
+  mergeFindings,
+  type NamedDocument,
+  parseFindingsText,
+  parsePolicy,
+} from '../shared/index.js';
+import { renderReport } from './report.js';
+
+export interface EvaluateOptions {
+  readonly policy: string;
+  readonly findings: readonly string[];
+  readonly pipeline?: string;
+  readonly repository?: string;
+  readonly now?: Date;
+  readonly format: 'text' | 'json';
+  readonly color: boolean;
+}
+
+/** Exit codes of the CLI contract: the outcome is scriptable without parsing output. */
+export const EXIT = { APPROVE: 0, INPUT_ERROR: 1, REJECT: 2, ESCALATE: 3 } as const;
+
+/** Findings exports can be large (100,000 findings is about 300 MB); past this, a clear error, not an OOM. */
+export const MAX_FINDINGS_BYTES = 512 * 1024 * 1024;
+
+export async function runEvaluate(options: EvaluateOptions): Promise<{ stdout: string; exitCode: number }> {
+  const loaded = parsePolicy(await readInput(options.policy, 'policy', 2 * 1024 * 1024), options.policy);
+  const policy = compilePolicy(loaded);
+
+  const documents: NamedDocument[] = [];
+  for (const file of options.findings) {
+    const bytes = await readInput(file, 'findings', MAX_FINDINGS_BYTES);
+    const name = file === '-' ? '<stdin>' : file;
+    documents.push({ file: name, document: parseFindingsText(bytes.toString('utf8'), name) });
+  }
+  const set = mergeFindings(documents, options.repository);
+
+  const evaluation = evaluate(policy, {
+    findings: set.findings,
+    now: options.now ?? new Date(),
+    pipeline: options.pipeline,
+    image: set.image,
+    scan: set.scan,
+  });
+  const stdout =
+    options.format === 'json'
+      ? `${JSON.stringify(evaluation.record, null, 2)}\n`
+      : renderReport(evaluation, policy, { color: options.color });
+  return { stdout, exitCode: EXIT[evaluation.record.outcome] };
+}
+
+async function readInput(file: string, what: string, limit: number): Promise<Buffer> {
+  try {
+    const bytes = file === '-' ? await readStdin(limit) : await readFile(file);
+    if (bytes.length > limit) {
+      throw new InputError([
+        {
+          file,
+          path: '',
+          expected: `a ${what} file of at most ${limit} bytes`,
+          got: `${bytes.length} bytes`,
+        },
+      ]);
+    }
+    return bytes;
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    const got =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'a directory'
+          : code === 'EACCES'
+            ? 'no permission to read it'
+            : String(e);
+    throw new InputError([{ file, path: '', expected: `a readable ${what} file`, got }]);
+  }
+}
+
+async function readStdin(limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    const b = chunk as Buffer;
+    size += b.length;
+    if (size > limit) return Buffer.alloc(size);
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks);
+}

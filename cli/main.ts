@@ -1,0 +1,134 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { InputError } from '../shared/index.js';
+import { EXIT, runEvaluate } from './evaluate.js';
+
+const VERSION = '0.1.0';
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+// `2026-11-25` or a timestamp with a zone: a decision's time is never guessed from the local zone.
+function parseNow(value: string): Date {
+  const ok = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2}))?$/.test(value);
+  const ms = Date.parse(value.length === 10 ? `${value}T00:00:00Z` : value);
+  if (!ok || Number.isNaN(ms)) {
+    throw new InvalidArgumentError(
+      'expected an ISO-8601 date or timestamp with a zone, e.g. 2026-11-25T12:00:00Z',
+    );
+  }
+  return new Date(ms);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('tollgate')
+    .description('Security gate for AWS CodePipeline: judges container image findings against a policy.')
+    .version(VERSION, '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show help')
+    .showSuggestionAfterError(true)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  tollgate evaluate --policy policy.yaml --findings findings.json
+  aws inspector2 list-findings --filter-criteria file://filter.json | tollgate evaluate --policy policy.yaml --findings -
+
+Documentation: docs/policy.md (policy language), README.md`,
+    );
+
+  program
+    .command('evaluate')
+    .description(
+      'Dry-run a policy on a findings export and print the decision (exit 0 APPROVE, 2 REJECT, 3 ESCALATE).',
+    )
+    .requiredOption('-p, --policy <file>', 'policy file (YAML or JSON, policy language v1)')
+    .option(
+      '-f, --findings <file>',
+      'findings file, "-" for standard input; repeat for several pages of one export. Formats (detected): Inspector2 ListFindings response or findings report, list of Inspector2 findings, Inspector2 Finding event(s), ECR DescribeImageScanFindings (basic or enhanced)',
+      collect,
+    )
+    .option('--pipeline <name>', 'pipeline name, for rules and exceptions scoped with "pipelines"')
+    .option(
+      '--repository <name>',
+      'image repository (bare name), when the findings do not name it or to override it',
+    )
+    .option('--now <iso-8601>', 'evaluation time, e.g. 2026-11-25T12:00:00Z (default: now)', parseNow)
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .option(
+      '--no-color',
+      'plain text without colours (also when NO_COLOR is set or output is not a terminal)',
+    )
+    .addHelpText(
+      'after',
+      `
+Exit status:
+  0  APPROVE (also in advisory mode, whatever the policy would decide)
+  2  REJECT
+  3  ESCALATE
+  1  usage or input error: a message on standard error naming the file, line, column and key, nothing on
+     standard output
+
+Examples:
+  tollgate evaluate --policy examples/policies/baseline.yaml --findings examples/findings/payments-api.list-findings.json
+  tollgate evaluate -p policy.yaml -f page1.json -f page2.json --pipeline payments-prod --format json | jq .summary`,
+    )
+    .action(async function (this: Command, opts: RawEvaluateOptions) {
+      if (!opts.findings || opts.findings.length === 0) {
+        this.error("error: required option '-f, --findings <file>' not specified", {
+          code: 'commander.missingMandatoryOptionValue',
+        });
+      }
+      const useColor = opts.color && process.stdout.isTTY === true && !process.env.NO_COLOR;
+      const { stdout, exitCode } = await runEvaluate({
+        policy: opts.policy,
+        findings: opts.findings ?? [],
+        ...(opts.pipeline !== undefined ? { pipeline: opts.pipeline } : {}),
+        ...(opts.repository !== undefined ? { repository: opts.repository } : {}),
+        ...(opts.now !== undefined ? { now: opts.now } : {}),
+        format: opts.format,
+        color: useColor,
+      });
+      process.stdout.write(stdout);
+      process.exitCode = exitCode;
+    });
+
+  return program;
+}
+
+interface RawEvaluateOptions {
+  policy: string;
+  findings?: string[];
+  pipeline?: string;
+  repository?: string;
+  now?: Date;
+  format: 'text' | 'json';
+  color: boolean;
+}
+
+export async function main(argv: readonly string[]): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (e) {
+    process.exitCode = exitCodeOf(e);
+  }
+}
+
+function exitCodeOf(e: unknown): number {
+  if (e instanceof InputError) {
+    process.stderr.write(`tollgate: ${e.message.split('\n').join('\ntollgate: ')}\n`);
+    return EXIT.INPUT_ERROR;
+  }
+  // Commander has already printed its own message (usage errors) or the help/version (exit 0).
+  const ce = e as { code?: string; exitCode?: number };
+  if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) {
+    return ce.exitCode === 0 ? 0 : EXIT.INPUT_ERROR;
+  }
+  process.stderr.write(
+    `tollgate: internal error: ${e instanceof Error ? (process.env.TOLLGATE_DEBUG ? e.stack : e.message) : String(e)}\n`,
+  );
+  return EXIT.INPUT_ERROR;
+}
+
+await main(process.argv.slice(2));

@@ -1,0 +1,173 @@
+import { styleText } from 'node:util';
+import {
+  type CompiledPolicy,
+  type DecisionRecord,
+  type Evaluation,
+  expiryOf,
+  type Finding,
+  SEVERITIES,
+  severityClass,
+  type ViolationDetail,
+} from '../shared/index.js';
+
+export interface ReportOptions {
+  readonly color: boolean;
+  /** Findings shown per violation; the rest are counted (the JSON record lists every id). */
+  readonly maxRows?: number;
+}
+
+type Style = Parameters<typeof styleText>[0];
+
+const OUTCOME_STYLE: Readonly<Record<DecisionRecord['outcome'], Style>> = {
+  APPROVE: ['bold', 'green'],
+  REJECT: ['bold', 'red'],
+  ESCALATE: ['bold', 'yellow'],
+};
+
+const SEVERITY_ORDER: ReadonlyMap<string, number> = new Map(SEVERITIES.map((s, i) => [s, i]));
+
+/**
+ * The terminal report of `tollgate evaluate`: the outcome first, then what caused it with the findings
+ * behind each violation, then warnings, exception hygiene and counts: what a security engineer reads
+ * before letting a policy go live.
+ */
+export function renderReport(evaluation: Evaluation, policy: CompiledPolicy, options: ReportOptions): string {
+  const paint = (style: Style, text: string) => (options.color ? styleText(style, text) : text);
+  const { record } = evaluation;
+  const maxRows = options.maxRows ?? 20;
+  const out: string[] = [];
+
+  const advisory = record.wouldBe ? `  (advisory mode: would be ${record.wouldBe})` : '';
+  out.push(`${paint(OUTCOME_STYLE[record.outcome], record.outcome)}${advisory}`);
+  out.push(`  ${record.summary}`);
+  const s = record.subject;
+  const image = s.repository ?? '(repository unknown)';
+  out.push(
+    `  image     ${image}${s.digest ? `@${s.digest}` : ''}${s.tags.length > 0 ? `  tags: ${s.tags.join(', ')}` : ''}`,
+  );
+  if (s.pipeline) out.push(`  pipeline  ${s.pipeline}`);
+  out.push(
+    `  policy    ${record.policy.name} (${record.mode}, sha256 ${record.policy.sha256.slice(0, 12)}…)`,
+  );
+
+  out.push('');
+  if (evaluation.violations.length === 0) out.push(paint('bold', 'Violations: none'));
+  else {
+    out.push(paint('bold', `Violations (${evaluation.violations.length})`));
+    for (const v of evaluation.violations) out.push(...renderViolation(v, paint, maxRows));
+  }
+
+  if (evaluation.warnings.length > 0) {
+    out.push('');
+    out.push(paint('bold', `Warnings (${evaluation.warnings.length})`));
+    for (const v of evaluation.warnings) out.push(...renderViolation(v, paint, maxRows));
+  }
+
+  out.push('');
+  out.push(paint('bold', 'Exceptions'));
+  const expiries = new Map(policy.exceptions.map((e) => [e.exception.id, e.exception.expires]));
+  const now = Date.parse(record.evaluatedAt);
+  const line = (label: string, ids: readonly string[], withExpiry = false) => {
+    const shown =
+      ids.length === 0
+        ? paint('dim', '-')
+        : ids
+            .map((id) => {
+              const exp = expiries.get(id);
+              return withExpiry && exp ? `${id} (expires ${exp}, ${daysUntil(exp, now)})` : id;
+            })
+            .join(', ');
+    out.push(`  ${label.padEnd(15)}${shown}`);
+  };
+  line('applied', record.exceptions.applied);
+  line('expiring soon', record.exceptions.expiringSoon, true);
+  line('expired', record.exceptions.expired, true);
+  line('revoked', record.exceptions.revoked);
+  line('unused', record.exceptions.unused);
+
+  out.push('');
+  const counts = SEVERITIES.map((sev) => `${sev} ${record.counts[sev]}`).join('  ');
+  out.push(`${paint('bold', 'Counts')}  ${counts}`);
+  out.push(`        ignored by status ${record.ignored}`);
+  out.push(paint('dim', `Evaluated at ${record.evaluatedAt}`));
+  return `${out.join('\n')}\n`;
+}
+
+function renderViolation(
+  detail: ViolationDetail,
+  paint: (style: Style, text: string) => string,
+  maxRows: number,
+): string[] {
+  const v = detail.violation;
+  const mark =
+    v.action === 'reject'
+      ? paint('red', '✖')
+      : v.action === 'escalate'
+        ? paint('yellow', '▲')
+        : paint('cyan', '!');
+  const out: string[] = [];
+  const counted =
+    detail.findings.length > 0 || v.count > 0 ? `, ${v.count} finding(s) > allow ${v.allow}` : '';
+  out.push(`  ${mark} ${paint('bold', v.rule)}  ${v.action}${counted}`);
+  if (v.description) out.push(`    ${v.description}`);
+  if (detail.findings.length === 0) return out;
+
+  const sorted = [...detail.findings].sort(compareFindings);
+  const rows: string[][] = [
+    ['VULNERABILITY', 'PACKAGE', 'INSTALLED → FIXED', 'SEVERITY', 'SCORE', 'EPSS', 'EXPLOIT'],
+  ];
+  for (const f of sorted.slice(0, maxRows)) {
+    const packages = f.packages.length > 0 ? f.packages : [undefined];
+    packages.forEach((p, i) => {
+      rows.push([
+        i === 0 ? f.vulnerabilityId : '',
+        p ? clip(p.name, 40) : '-',
+        p ? `${clip(p.version ?? '?', 28)} → ${clip(p.fixedInVersion ?? 'no fix', 28)}` : '-',
+        i === 0 ? f.severity : '',
+        i === 0 ? (f.score === undefined ? '-' : f.score.toFixed(1)) : '',
+        i === 0 ? (f.epss === undefined ? '-' : f.epss.toFixed(4)) : '',
+        i === 0 ? (f.exploitAvailable === undefined ? '-' : f.exploitAvailable ? 'yes' : 'no') : '',
+      ]);
+    });
+  }
+  out.push(...table(rows).map((r, i) => `    ${i === 0 ? paint('dim', r) : r}`));
+  if (sorted.length > maxRows) {
+    out.push(
+      `    … and ${sorted.length - maxRows} more finding(s) (--format json lists every vulnerability id)`,
+    );
+  }
+  return out;
+}
+
+/** Most urgent first: severity, then score, then EPSS, then id (a stable order for a stable report). */
+function compareFindings(a: Finding, b: Finding): number {
+  return (
+    (SEVERITY_ORDER.get(severityClass(a.severity)) ?? 9) -
+      (SEVERITY_ORDER.get(severityClass(b.severity)) ?? 9) ||
+    (b.score ?? -1) - (a.score ?? -1) ||
+    (b.epss ?? -1) - (a.epss ?? -1) ||
+    (a.vulnerabilityId < b.vulnerabilityId ? -1 : a.vulnerabilityId > b.vulnerabilityId ? 1 : 0)
+  );
+}
+
+function table(rows: readonly string[][]): string[] {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, [...c].length)));
+  return rows.map((r) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat((widths[i] ?? 0) - [...c].length)))
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+function daysUntil(expires: string, now: number): string {
+  const days = Math.floor((expiryOf(expires) - now) / 86_400_000);
+  if (days < 0) return `${-days} day(s) ago`;
+  if (days === 0) return 'today';
+  return `in ${days} day(s)`;
+}

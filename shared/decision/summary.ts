@@ -1,0 +1,54 @@
+import type { Severity } from '../findings/finding.js';
+import { type Outcome, SUMMARY_MAX, type Violation } from './record.js';
+
+export interface SummaryViolation extends Violation {
+  /** Matching findings by severity, for "2 CRITICAL, 1 HIGH". */
+  readonly bySeverity: ReadonlyMap<Severity, number>;
+}
+
+export interface SummaryInput {
+  readonly outcome: Outcome;
+  readonly wouldBe: Outcome | undefined;
+  readonly policyName: string;
+  readonly violations: readonly SummaryViolation[];
+  readonly warnings: readonly SummaryViolation[];
+}
+
+/**
+ * One line a reviewer reads in the CodePipeline console: outcome, policy, violated rules. It must fit the
+ * approval summary (512 characters), so detail is shed in steps (fewer ids, then no ids, then a cut)
+ * rather than cutting a rule name in half whenever that can be avoided.
+ */
+export function buildSummary(input: SummaryInput): string {
+  const head =
+    input.wouldBe === undefined
+      ? `${input.outcome} by policy ${input.policyName}`
+      : `${input.outcome} (advisory; would be ${input.wouldBe}) by policy ${input.policyName}`;
+  for (const ids of [5, 2, 0]) {
+    const text = compose(head, input, ids);
+    if (text.length <= SUMMARY_MAX) return text;
+  }
+  const text = compose(head, input, 0);
+  return `${text.slice(0, SUMMARY_MAX - 1)}…`;
+}
+
+function compose(head: string, input: SummaryInput, ids: number): string {
+  const parts = input.violations.map((v) => describe(v, ids));
+  let text = `${head}: ${parts.length === 0 ? 'no violations' : parts.join('; ')}`;
+  if (input.warnings.length > 0) {
+    text += `; warnings: ${input.warnings.map((w) => describe(w, Math.min(ids, 2))).join('; ')}`;
+  }
+  return text;
+}
+
+function describe(v: SummaryViolation, ids: number): string {
+  if (v.count === 0 && v.findings.length === 0) {
+    return v.description ? `${v.rule} (${v.description})` : v.rule;
+  }
+  const severities = [...v.bySeverity.entries()].map(([s, n]) => `${n} ${s}`).join(', ');
+  const counted = severities === '' ? String(v.count) : severities;
+  if (ids === 0 || v.findings.length === 0) return `${v.rule} (${counted})`;
+  const shown = v.findings.slice(0, ids).join(', ');
+  const more = v.findings.length > ids ? ` +${v.findings.length - ids} more` : '';
+  return `${v.rule} (${counted}: ${shown}${more})`;
+}

@@ -1,0 +1,25 @@
+// The core's public surface: what the CLI, the Lambda functions and the benchmarks import.
+export * from './decision/record.js';
+export { buildSummary } from './decision/summary.js';
+export { describeValue, formatPath, formatProblem, InputError, type InputProblem } from './errors.js';
+export * from './findings/finding.js';
+export { type FindingsSet, mergeFindings, type NamedDocument, parseFindingsText } from './findings/parse.js';
+export {
+  type FindingsDocument,
+  type FindingsFormat,
+  readFindingsDocument,
+  ShapeError,
+} from './findings/readers.js';
+export { parseTimestamp } from './findings/timestamps.js';
+export { compileGlob, compileGlobSet } from './glob.js';
+export { type CompiledPolicy, compilePolicy, expiryOf } from './policy/compile.js';
+export {
+  type Evaluation,
+  type EvaluationInput,
+  evaluate,
+  type GateCondition,
+  severityClass,
+  type ViolationDetail,
+} from './policy/evaluate.js';
+export { type LoadedPolicy, MAX_POLICY_BYTES, parsePolicy } from './policy/load.js';
+export * from './policy/schema.js';

@@ -1,0 +1,105 @@
+import type { FixAvailability } from '../findings/finding.js';
+import { compileGlob, compileGlobSet, type Glob, type GlobSet } from '../glob.js';
+import type { LoadedPolicy } from './load.js';
+import type { Policy, PolicyException, Rule } from './schema.js';
+
+const DAY_MS = 86_400_000;
+
+/** Rule conditions in the form the evaluator tests: sets and numbers, no parsing per finding. */
+export interface CompiledRule {
+  readonly rule: Rule;
+  readonly index: number;
+  readonly severity: ReadonlySet<string> | undefined;
+  readonly minScore: number | undefined;
+  readonly fixAvailable: ReadonlySet<FixAvailability> | undefined;
+  readonly exploitAvailable: boolean | undefined;
+  readonly minEpss: number | undefined;
+  readonly olderThanMs: number | undefined;
+  readonly vulnerabilityIds: GlobSet | undefined;
+  readonly packages: GlobSet | undefined;
+  readonly repositories: GlobSet | undefined;
+  readonly pipelines: GlobSet | undefined;
+}
+
+export interface CompiledRevoke {
+  readonly exploitAvailable: boolean | undefined;
+  readonly minEpss: number | undefined;
+  readonly minScore: number | undefined;
+  readonly fixAvailable: ReadonlySet<FixAvailability> | undefined;
+  readonly severity: ReadonlySet<string> | undefined;
+}
+
+export interface CompiledException {
+  readonly exception: PolicyException;
+  readonly index: number;
+  readonly vulnerabilityId: Glob;
+  readonly packages: GlobSet | undefined;
+  readonly repositories: GlobSet | undefined;
+  readonly pipelines: GlobSet | undefined;
+  /** Epoch ms after which the exception no longer applies (a date means the end of that day, UTC). */
+  readonly expiresAt: number;
+  readonly revokeIf: CompiledRevoke | undefined;
+}
+
+export interface CompiledPolicy {
+  readonly policy: Policy;
+  readonly sha256: string;
+  readonly rules: readonly CompiledRule[];
+  readonly exceptions: readonly CompiledException[];
+}
+
+export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
+  const { policy } = loaded;
+  return {
+    policy,
+    sha256: loaded.sha256,
+    rules: policy.rules.map((rule, index) => compileRule(rule, index)),
+    exceptions: policy.exceptions.map((exception, index) => compileException(exception, index)),
+  };
+}
+
+function compileRule(rule: Rule, index: number): CompiledRule {
+  const w = rule.when;
+  return {
+    rule,
+    index,
+    severity: w.severity ? new Set(w.severity) : undefined,
+    minScore: w.minScore,
+    fixAvailable: w.fixAvailable ? new Set(w.fixAvailable) : undefined,
+    exploitAvailable: w.exploitAvailable,
+    minEpss: w.minEpss,
+    olderThanMs: w.olderThanDays === undefined ? undefined : w.olderThanDays * DAY_MS,
+    vulnerabilityIds: w.vulnerabilityIds ? compileGlobSet(w.vulnerabilityIds) : undefined,
+    packages: w.packages ? compileGlobSet(w.packages) : undefined,
+    repositories: w.repositories ? compileGlobSet(w.repositories) : undefined,
+    pipelines: w.pipelines ? compileGlobSet(w.pipelines) : undefined,
+  };
+}
+
+function compileException(exception: PolicyException, index: number): CompiledException {
+  const r = exception.revokeIf;
+  return {
+    exception,
+    index,
+    vulnerabilityId: compileGlob(exception.vulnerabilityId),
+    packages: exception.packages ? compileGlobSet(exception.packages) : undefined,
+    repositories: exception.repositories ? compileGlobSet(exception.repositories) : undefined,
+    pipelines: exception.pipelines ? compileGlobSet(exception.pipelines) : undefined,
+    expiresAt: expiryOf(exception.expires),
+    revokeIf: r
+      ? {
+          exploitAvailable: r.exploitAvailable,
+          minEpss: r.minEpss,
+          minScore: r.minScore,
+          fixAvailable: r.fixAvailable ? new Set(r.fixAvailable) : undefined,
+          severity: r.severity ? new Set(r.severity) : undefined,
+        }
+      : undefined,
+  };
+}
+
+/** `2027-01-31` lasts until the end of that day, UTC; a timestamp is taken as written. */
+export function expiryOf(expires: string): number {
+  if (expires.length === 10) return Date.parse(`${expires}T00:00:00Z`) + DAY_MS - 1;
+  return Date.parse(expires);
+}
