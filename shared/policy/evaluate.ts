@@ -271,7 +271,7 @@ function revokes(r: CompiledRevoke, f: Finding): boolean {
   if (r.minScore !== undefined && f.score !== undefined && f.score >= r.minScore) return true;
   if (r.fixAvailable !== undefined && f.fixAvailable !== undefined && r.fixAvailable.has(f.fixAvailable))
     return true;
-  if (r.severity !== undefined && r.severity.has(severityClass(f.severity))) return true;
+  if (r.severity?.has(severityClass(f.severity))) return true;
   return false;
 }
 
