@@ -151,7 +151,7 @@ export const PolicySchema = z
         ctx.addIssue({
           code: 'custom',
           path: ['rules', i, 'id'],
-          message: `a rule id not used before; "${rule.id}" is taken`,
+          message: 'a rule id not used by an earlier rule',
         });
       }
       seen.add(rule.id);
@@ -162,7 +162,7 @@ export const PolicySchema = z
         ctx.addIssue({
           code: 'custom',
           path: ['exceptions', i, 'id'],
-          message: `an exception id not used before; "${exc.id}" is taken`,
+          message: 'an exception id not used by an earlier exception',
         });
       }
       seenExc.add(exc.id);

@@ -1,0 +1,334 @@
+import { describe, expect, it } from 'vitest';
+import {
+  InputError,
+  mergeFindings,
+  parseFindingsText,
+  parseTimestamp,
+  readFindingsDocument,
+} from '../shared/index.js';
+import { fixture, fixtureJson } from './helpers.js';
+
+const DIGEST = 'sha256:84f507df33c6864d49c296fb734192696e4cb6f78166ac51ac8b9b118181085d';
+
+function inputError(fn: () => unknown): InputError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof InputError) return e;
+    throw e;
+  }
+  throw new Error('expected an InputError');
+}
+
+describe('Inspector2 ListFindings response (API shape, epoch seconds)', () => {
+  const doc = readFindingsDocument(
+    fixtureJson('aws/list-findings-response.ecr.derived-from-aws-docs-event.json'),
+  );
+
+  it('normalises every field the policy language reads', () => {
+    expect(doc.format).toBe('inspector2-findings');
+    expect(doc.findings).toHaveLength(1);
+    const f = doc.findings[0]!;
+    expect(f).toMatchObject({
+      key: 'arn:aws:inspector2:eu-central-1:123456789012:finding/0123456789abcdef0123456789abcdef',
+      vulnerabilityId: 'CVE-2024-6119',
+      severity: 'MEDIUM',
+      status: 'ACTIVE',
+      score: undefined,
+      epss: 0.00045,
+      exploitAvailable: false,
+      fixAvailable: 'YES',
+      firstObservedAt: 1725468938411,
+      image: { repository: 'inspector2', digest: DIGEST, tags: ['ubuntu_latest'] },
+    });
+    expect(f.packages).toEqual([
+      { name: 'libssl3t64', version: '3.0.13-0ubuntu3.2', fixedInVersion: '0:3.0.13-0ubuntu3.4' },
+      { name: 'openssl', version: '3.0.13-0ubuntu3.2', fixedInVersion: '0:3.0.13-0ubuntu3.4' },
+    ]);
+  });
+
+  it('takes inspectorScore, and the highest CVSS base score when there is none', () => {
+    const ec2 = readFindingsDocument(
+      fixtureJson('aws/list-findings-response.ec2.elastic-integrations-mock.json'),
+    );
+    expect(ec2.findings[0]!.score).toBe(6.5);
+    const raw = fixtureJson('aws/list-findings-response.ec2.elastic-integrations-mock.json') as {
+      findings: Record<string, unknown>[];
+    };
+    const f = raw.findings[0]!;
+    delete f.inspectorScore;
+    (f.packageVulnerabilityDetails as { cvss: { baseScore: number }[] }).cvss = [
+      { baseScore: 5.1 },
+      { baseScore: 8.2 },
+    ];
+    expect(readFindingsDocument(raw).findings[0]!.score).toBe(8.2);
+  });
+
+  it('reads the AWS CLI print of the same response (ISO-8601 timestamps)', () => {
+    const raw = fixtureJson('aws/list-findings-response.ecr.derived-from-aws-docs-event.json') as {
+      findings: Record<string, unknown>[];
+    };
+    raw.findings[0]!.firstObservedAt = '2024-09-04T16:55:38.411000+00:00';
+    raw.findings[0]!.updatedAt = '2024-09-04T16:55:38.411Z';
+    const f = readFindingsDocument(raw).findings[0]!;
+    expect(f.firstObservedAt).toBe(Date.parse('2024-09-04T16:55:38.411Z'));
+    expect(f.updatedAt).toBe(Date.parse('2024-09-04T16:55:38.411Z'));
+  });
+
+  it('reads a bare array of findings and a findings report', () => {
+    const raw = fixtureJson('aws/list-findings-response.ecr.derived-from-aws-docs-event.json') as {
+      findings: unknown[];
+    };
+    expect(readFindingsDocument(raw.findings).findings[0]!.vulnerabilityId).toBe('CVE-2024-6119');
+    expect(readFindingsDocument({ findings: raw.findings }).findings).toHaveLength(1);
+    expect(readFindingsDocument([]).findings).toEqual([]);
+  });
+});
+
+describe('Inspector2 Finding events', () => {
+  it('reads the "Wed Sep 04 16:55:38.411 UTC 2024" timestamps', () => {
+    const doc = readFindingsDocument(
+      fixtureJson('aws/inspector2-finding-ecr-package-vulnerability.aws-docs.json'),
+    );
+    expect(doc.format).toBe('inspector2-finding-events');
+    const f = doc.findings[0]!;
+    expect(f.firstObservedAt).toBe(Date.UTC(2024, 8, 4, 16, 55, 38, 411));
+    expect(f.image).toEqual({ repository: 'inspector2', digest: DIGEST, tags: ['ubuntu_latest'] });
+    expect(f.packages.map((p) => p.name)).toEqual(['libssl3t64', 'openssl']);
+  });
+
+  it('reads the "Dec 3, 2021, 6:02:30 PM" timestamps as UTC', () => {
+    const doc = readFindingsDocument(fixtureJson('aws/inspector2-finding-event.us-timestamps.derived.json'));
+    expect(doc.findings[0]!.firstObservedAt).toBe(Date.UTC(2021, 11, 3, 18, 2, 30));
+  });
+
+  it('reads an array of events and the older documented event', () => {
+    const a = fixtureJson('aws/inspector2-finding-ecr-package-vulnerability.aws-docs.json');
+    const b = fixtureJson('aws/inspector2-finding-ecr-package-vulnerability.aws-docs-older.json');
+    const doc = readFindingsDocument([a, b]);
+    expect(doc.findings).toHaveLength(2);
+    expect(doc.findings[1]!.image?.repository).toBe('inspector2');
+  });
+
+  it('refuses an event of another kind, naming what it expected', () => {
+    const scan = fixtureJson('aws/inspector2-scan-ecr-initial-scan.aws-docs.json');
+    const e = inputError(() => parseFindingsText(JSON.stringify(scan, null, 2), 'scan.json'));
+    expect(e.message).toMatch(
+      /^scan\.json:\d+:\d+: detail-type: expected an event with source "aws\.inspector2" and detail-type "Inspector2 Finding"; got "Inspector2 Scan"$/,
+    );
+  });
+});
+
+describe('ECR DescribeImageScanFindings', () => {
+  it('reads basic scanning findings with their attributes and the image of the response', () => {
+    const doc = readFindingsDocument(
+      fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json'),
+    );
+    expect(doc.format).toBe('ecr-scan-findings-basic');
+    expect(doc.scan).toEqual({ complete: true, status: 'COMPLETE' });
+    expect(doc.image).toEqual({
+      repository: 'sample-repo',
+      digest: 'sha256:74b2c688c700ec95a93e478cdb959737c148df3fbf5ea706abe0318726e885e6',
+      tags: [],
+    });
+    expect(doc.findings[0]).toMatchObject({
+      vulnerabilityId: 'CVE-2019-5188',
+      severity: 'MEDIUM',
+      status: 'ACTIVE',
+      score: 4.6,
+      packages: [{ name: 'e2fsprogs', version: '1.44.1-1ubuntu1.1', fixedInVersion: undefined }],
+    });
+  });
+
+  it('reads enhanced findings (score, UNTRIAGED, NotAvailable fixes)', () => {
+    const doc = readFindingsDocument(
+      fixtureJson('aws/describe-image-scan-findings.enhanced.moto-fixture.json'),
+    );
+    expect(doc.format).toBe('ecr-scan-findings-enhanced');
+    expect(doc.findings.map((f) => [f.vulnerabilityId, f.severity, f.score])).toEqual([
+      ['CVE-2024-9681', 'MEDIUM', 6.5],
+      ['CVE-2025-24528', 'UNTRIAGED', 0],
+    ]);
+    expect(doc.findings[0]!.packages[0]!.fixedInVersion).toBeUndefined();
+    expect(doc.findings[0]!.fixAvailable).toBe('NO');
+  });
+
+  it.each(['FAILED', 'UNSUPPORTED_IMAGE', 'FINDINGS_UNAVAILABLE', 'IN_PROGRESS', 'SCAN_ELIGIBILITY_EXPIRED'])(
+    'a scan status %s cannot give a verdict',
+    (status) => {
+      const raw = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json') as Record<
+        string,
+        unknown
+      >;
+      raw.imageScanStatus = { status, description: 'why' };
+      const doc = readFindingsDocument(raw);
+      expect(doc.scan).toEqual({ complete: false, status, reason: `ECR scan status ${status}: why` });
+    },
+  );
+
+  it('a response without imageScanStatus cannot show the scan completed', () => {
+    const raw = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json') as Record<
+      string,
+      unknown
+    >;
+    delete raw.imageScanStatus;
+    expect(readFindingsDocument(raw).scan?.complete).toBe(false);
+  });
+});
+
+describe('missing and unusual values', () => {
+  it('a finding without severity or status is an unknown severity and ACTIVE, never dropped', () => {
+    const doc = readFindingsDocument([{ findingArn: 'arn:x', title: 'CVE-1 - x' }]);
+    expect(doc.findings[0]).toMatchObject({
+      vulnerabilityId: 'CVE-1 - x',
+      severity: 'UNDEFINED',
+      status: 'ACTIVE',
+    });
+  });
+
+  it('without a findingArn the key is the vulnerability id, the packages and the resource', () => {
+    const raw = {
+      packageVulnerabilityDetails: {
+        vulnerabilityId: 'CVE-1',
+        vulnerablePackages: [{ name: 'b' }, { name: 'a' }],
+      },
+      resources: [{ id: 'arn:aws:ecr:r/x/sha256:1' }],
+      severity: 'HIGH',
+    };
+    expect(readFindingsDocument([raw]).findings[0]!.key).toBe('CVE-1|a,b|arn:aws:ecr:r/x/sha256:1');
+  });
+});
+
+describe('timestamps', () => {
+  it.each([
+    [1725468938.411, Date.UTC(2024, 8, 4, 16, 55, 38, 411)],
+    ['2024-09-04T16:55:38Z', Date.UTC(2024, 8, 4, 16, 55, 38)],
+    ['2024-09-04T18:55:38+02:00', Date.UTC(2024, 8, 4, 16, 55, 38)],
+    ['Wed Sep 04 16:55:38.411 UTC 2024', Date.UTC(2024, 8, 4, 16, 55, 38, 411)],
+    ['Sep 4 16:55:38 UTC 2024', Date.UTC(2024, 8, 4, 16, 55, 38)],
+    ['Dec 3, 2021, 6:02:30 PM', Date.UTC(2021, 11, 3, 18, 2, 30)],
+    ['Dec 3, 2021, 12:02:30 AM', Date.UTC(2021, 11, 3, 0, 2, 30)],
+    ['Dec 3, 2021, 12:02:30 PM', Date.UTC(2021, 11, 3, 12, 2, 30)],
+  ])('%s', (input, expected) => {
+    expect(parseTimestamp(input)).toBe(expected);
+  });
+
+  it.each(['2024-09-04T16:55:38', 'yesterday', 'Foo 3, 2021, 6:02:30 PM', true, -5])(
+    'refuses %s',
+    (input) => {
+      expect(parseTimestamp(input)).toMatchObject({ problem: true });
+    },
+  );
+});
+
+describe('errors name the file, position, path, expectation and what came', () => {
+  it('invalid JSON, with line and column', () => {
+    const e = inputError(() => parseFindingsText('{\n  "findings": [\n    {,}\n  ]\n}', 'page1.json'));
+    expect(e.message).toMatch(/^page1\.json:3:6: expected a JSON findings export; got invalid JSON \(.+\)$/);
+  });
+
+  it('an empty file', () => {
+    expect(inputError(() => parseFindingsText('', 'empty.json')).message).toBe(
+      'empty.json: expected a JSON findings export; got an empty file',
+    );
+  });
+
+  it('an unknown shape says which formats are accepted', () => {
+    const e = inputError(() => parseFindingsText('{"items": []}', 'x.json'));
+    expect(e.message).toContain(
+      'x.json:1:1: expected an Inspector2 ListFindings response or findings report',
+    );
+    expect(e.message).toContain('an ECR DescribeImageScanFindings response; got a mapping with keys items');
+  });
+
+  it('a field of the wrong type, located in the file', () => {
+    const raw = fixtureJson('aws/list-findings-response.ecr.derived-from-aws-docs-event.json') as {
+      findings: Record<string, unknown>[];
+    };
+    raw.findings[0]!.epss = { score: 'high' };
+    const e = inputError(() => parseFindingsText(JSON.stringify(raw, null, 2), 'f.json'));
+    expect(e.message).toMatch(/^f\.json:\d+:\d+: findings\[0\]\.epss\.score: expected a number; got "high"$/);
+    expect(e.problems[0]!.line).toBe(
+      JSON.stringify(raw, null, 2)
+        .split('\n')
+        .findIndex((l) => l.includes('"high"')) + 1,
+    );
+  });
+
+  it('a bad package deep in a finding', () => {
+    const raw = fixtureJson('aws/list-findings-response.ecr.derived-from-aws-docs-event.json') as {
+      findings: { packageVulnerabilityDetails: { vulnerablePackages: Record<string, unknown>[] } }[];
+    };
+    raw.findings[0]!.packageVulnerabilityDetails.vulnerablePackages[1]!.name = 42;
+    const e = inputError(() => parseFindingsText(JSON.stringify(raw), 'f.json'));
+    expect(e.problems[0]!.path).toBe('findings[0].packageVulnerabilityDetails.vulnerablePackages[1].name');
+    expect(e.problems[0]!.got).toBe('42');
+  });
+
+  it('an unreadable timestamp', () => {
+    const e = inputError(() =>
+      parseFindingsText('[{"title":"CVE-1","firstObservedAt":"last week"}]', 'f.json'),
+    );
+    expect(e.message).toMatch(
+      /^f\.json:1:\d+: \[0\]\.firstObservedAt: expected a timestamp: .+; got "last week"$/,
+    );
+  });
+});
+
+describe('merging several files', () => {
+  const page = (n: number) => {
+    const raw = fixtureJson('aws/list-findings-response.ecr.derived-from-aws-docs-event.json') as {
+      findings: Record<string, unknown>[];
+    };
+    raw.findings[0]!.findingArn = `arn:finding/${n}`;
+    return { file: `page${n}.json`, document: readFindingsDocument(raw) };
+  };
+
+  it('concatenates pages of one export and keeps the image', () => {
+    const set = mergeFindings([page(1), page(2)]);
+    expect(set.findings.map((f) => f.key)).toEqual(['arn:finding/1', 'arn:finding/2']);
+    expect(set.image).toEqual({ repository: 'inspector2', digest: DIGEST, tags: ['ubuntu_latest'] });
+    expect(set.scan).toBeUndefined();
+  });
+
+  it('refuses findings of two images', () => {
+    const ecr = {
+      file: 'ecr.json',
+      document: readFindingsDocument(
+        fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json'),
+      ),
+    };
+    const e = inputError(() => mergeFindings([page(1), ecr]));
+    expect(e.message).toContain('expected the findings of one image (one digest)');
+    expect(e.message).toContain('got findings of 2 images');
+  });
+
+  it('an incomplete scan in any file makes the set incomplete, and --repository overrides the name', () => {
+    const raw = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json') as Record<
+      string,
+      unknown
+    >;
+    raw.imageScanStatus = { status: 'FAILED', description: 'boom' };
+    const set = mergeFindings([{ file: 'ecr.json', document: readFindingsDocument(raw) }], 'team/other');
+    expect(set.scan).toEqual({
+      complete: false,
+      status: 'INCOMPLETE',
+      reason: 'ecr.json: ECR scan status FAILED: boom',
+    });
+    expect(set.image?.repository).toBe('team/other');
+  });
+
+  it('the merged example export reads as a whole', () => {
+    const set = mergeFindings([
+      {
+        file: 'x',
+        document: parseFindingsText(
+          fixture('aws/list-findings-response.ec2.elastic-integrations-mock.json'),
+          'x',
+        ),
+      },
+    ]);
+    expect(set.findings.length).toBeGreaterThan(0);
+    expect(set.image).toBeUndefined();
+  });
+});

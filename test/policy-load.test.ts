@@ -1,0 +1,253 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { InputError, parsePolicy } from '../shared/index.js';
+
+function problems(text: string, file = 'policy.yaml'): string[] {
+  try {
+    parsePolicy(text, file);
+  } catch (e) {
+    if (e instanceof InputError) return e.message.split('\n');
+    throw e;
+  }
+  throw new Error('expected the policy to be refused');
+}
+
+const SPEC_EXAMPLE = `version: 1
+name: production
+mode: enforce                  # enforce | advisory
+settings:
+  statuses: [ACTIVE]           # finding statuses that count
+  unknownSeverity: escalate    # escalate | reject | ignore
+  expiringSoonDays: 14
+  scan:
+    waitMinutes: 30
+    onTimeout: escalate
+    onUnsupported: escalate
+  onError: escalate
+rules:
+  - id: no-critical
+    description: Nothing critical reaches production
+    action: reject
+    when: { severity: [CRITICAL] }
+  - id: known-exploited
+    action: reject
+    when: { exploitAvailable: true, minScore: 7.0 }
+  - id: fixable-high
+    action: escalate
+    when: { severity: [HIGH], fixAvailable: [YES, PARTIAL] }
+  - id: high-past-sla
+    action: reject
+    when: { severity: [HIGH], olderThanDays: 30 }
+  - id: likely-exploited
+    action: escalate
+    when: { minEpss: 0.2 }
+  - id: some-mediums
+    action: warn
+    allow: 10
+    when: { severity: [MEDIUM] }
+  - id: banned
+    action: reject
+    when: { vulnerabilityIds: [CVE-2021-44228, CVE-2021-45046] }
+exceptions:
+  - id: EXC-2026-001
+    vulnerabilityId: CVE-2024-6119
+    packages: [openssl, libssl3t64]
+    repositories: ["payments/*"]
+    expires: 2027-01-31
+    reason: Not reachable from the service; upgrade tracked in SEC-412
+    approvedBy: jane.doe@example.com
+    revokeIf: { exploitAvailable: true, minEpss: 0.5 }
+`;
+
+describe('loading', () => {
+  it("loads the spec's example and fills the defaults", () => {
+    const loaded = parsePolicy(SPEC_EXAMPLE, 'production.yaml');
+    expect(loaded.policy.rules).toHaveLength(7);
+    expect(loaded.policy.rules[5]).toMatchObject({ id: 'some-mediums', allow: 10 });
+    expect(loaded.policy.rules[0]!.allow).toBe(0);
+    expect(loaded.policy.exceptions[0]!.expires).toBe('2027-01-31');
+    expect(loaded.sha256).toBe(createHash('sha256').update(SPEC_EXAMPLE).digest('hex'));
+  });
+
+  it('a minimal policy gets every default of the spec', () => {
+    const { policy } = parsePolicy('version: 1\nname: minimal\n', 'p.yaml');
+    expect(policy).toEqual({
+      version: 1,
+      name: 'minimal',
+      mode: 'enforce',
+      settings: {
+        statuses: ['ACTIVE'],
+        unknownSeverity: 'escalate',
+        expiringSoonDays: 14,
+        scan: { waitMinutes: 30, onTimeout: 'escalate', onUnsupported: 'escalate' },
+        onError: 'escalate',
+      },
+      rules: [],
+      exceptions: [],
+    });
+  });
+
+  it('reads JSON policies too', () => {
+    const json = JSON.stringify({ version: 1, name: 'j', rules: [{ id: 'a', action: 'warn' }] });
+    expect(parsePolicy(json, 'p.json').policy.rules[0]!.when).toEqual({});
+  });
+
+  it('hashes the bytes as given (a BOM or CRLF changes the hash, not the policy)', () => {
+    const crlf = 'version: 1\r\nname: x\r\n';
+    const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(crlf)]);
+    const a = parsePolicy(crlf, 'a.yaml');
+    const b = parsePolicy(bom, 'b.yaml');
+    expect(a.policy).toEqual(b.policy);
+    expect(a.sha256).not.toBe(b.sha256);
+  });
+
+  it.each(readdirSync(new URL('../examples/policies', import.meta.url)))('example %s loads', (name) => {
+    const bytes = readFileSync(new URL(`../examples/policies/${name}`, import.meta.url));
+    expect(() => parsePolicy(bytes, name)).not.toThrow();
+  });
+});
+
+describe('errors: file:line:column: path: expected …; got …', () => {
+  it("the spec's example message", () => {
+    const text = SPEC_EXAMPLE.replace(
+      '    action: escalate\n    when: { severity: [HIGH]',
+      '    action: block\n    when: { severity: [HIGH]',
+    );
+    expect(problems(text)).toEqual([
+      'policy.yaml:22:13: rules[2].action: expected one of reject, escalate, warn; got "block"',
+    ]);
+  });
+
+  it('an unknown key anywhere, with a suggestion', () => {
+    expect(problems('version: 1\nname: x\nrules:\n  - id: a\n    action: warn\n    whenn: {}\n')).toEqual([
+      'policy.yaml:6:5: rules[0].whenn: expected one of the keys id, description, action, allow, when (did you mean "when"?); got unknown key "whenn"',
+    ]);
+    expect(problems('version: 1\nname: x\nsettings:\n  scan:\n    waitMinute: 5\n')[0]).toBe(
+      'policy.yaml:5:5: settings.scan.waitMinute: expected one of the keys waitMinutes, onTimeout, onUnsupported (did you mean "waitMinutes"?); got unknown key "waitMinute"',
+    );
+    expect(
+      problems(
+        'version: 1\nname: x\nrules: [{id: a, action: warn, when: {severity: [HIGH], fixed: true}}]\n',
+      )[0],
+    ).toMatch(
+      /^policy\.yaml:3:\d+: rules\[0\]\.when\.fixed: expected one of the keys severity, minScore, .*; got unknown key "fixed"$/,
+    );
+    expect(problems('version: 1\nname: x\nexceptionz: []\n')[0]).toContain('(did you mean "exceptions"?)');
+  });
+
+  it('a missing required key points at the mapping that lacks it', () => {
+    expect(problems('version: 1\nname: x\nrules:\n  - id: a\n')).toEqual([
+      'policy.yaml:4:5: rules[0].action: expected one of reject, escalate, warn; got nothing (the key is missing)',
+    ]);
+    expect(problems('name: x\n')).toEqual([
+      'policy.yaml:1:1: version: expected the policy language version 1; got nothing (the key is missing)',
+    ]);
+  });
+
+  it('values out of range or of the wrong type', () => {
+    const text = [
+      'version: 2',
+      'name: "has spaces"',
+      'settings:',
+      '  statuses: []',
+      '  expiringSoonDays: soon',
+      'rules:',
+      '  - id: Bad_Id',
+      '    action: warn',
+      '    allow: -1',
+      '    when:',
+      '      minScore: 11',
+      '      minEpss: 1.5',
+      '      olderThanDays: 2.5',
+      '      severity: [SEVERE]',
+      '      fixAvailable: [MAYBE]',
+      '      exploitAvailable: "yes"',
+      '      packages: []',
+    ].join('\n');
+    expect(problems(text)).toEqual([
+      'policy.yaml:1:10: version: expected the policy language version 1; got 2',
+      'policy.yaml:2:7: name: expected a policy name of 1-64 characters A-Za-z, 0-9, ., _ and -; got "has spaces"',
+      'policy.yaml:4:13: settings.statuses: expected at least one finding status; got an empty list',
+      'policy.yaml:5:21: settings.expiringSoonDays: expected a whole number of days; got "soon"',
+      'policy.yaml:7:9: rules[0].id: expected a rule id of 1-64 characters a-z, 0-9 and -; got "Bad_Id"',
+      'policy.yaml:9:12: rules[0].allow: expected a whole number of tolerated findings; got -1',
+      'policy.yaml:11:17: rules[0].when.minScore: expected a score from 0 to 10; got 11',
+      'policy.yaml:12:16: rules[0].when.minEpss: expected an EPSS probability from 0 to 1; got 1.5',
+      'policy.yaml:13:22: rules[0].when.olderThanDays: expected a whole number of days; got 2.5',
+      'policy.yaml:14:18: rules[0].when.severity[0]: expected one of CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL, UNTRIAGED; got "SEVERE"',
+      'policy.yaml:15:22: rules[0].when.fixAvailable[0]: expected one of YES, NO, PARTIAL; got "MAYBE"',
+      'policy.yaml:16:25: rules[0].when.exploitAvailable: expected true or false; got "yes"',
+      'policy.yaml:17:17: rules[0].when.packages: expected at least one package name glob; got an empty list',
+    ]);
+  });
+
+  it('implicit and duplicate rule ids, duplicate exception ids', () => {
+    expect(problems('version: 1\nname: x\nrules:\n  - id: scan-timeout\n    action: warn\n')).toEqual([
+      'policy.yaml:4:9: rules[0].id: expected a rule id other than the implicit ones (unknown-severity, scan-incomplete, scan-timeout, error); got "scan-timeout"',
+    ]);
+    expect(
+      problems('version: 1\nname: x\nrules:\n  - {id: a, action: warn}\n  - {id: a, action: reject}\n'),
+    ).toEqual(['policy.yaml:5:10: rules[1].id: expected a rule id not used by an earlier rule; got "a"']);
+    const exc = (id: string) =>
+      `  - {id: ${id}, vulnerabilityId: CVE-1, expires: 2027-01-01, reason: r, approvedBy: a}\n`;
+    expect(problems(`version: 1\nname: x\nexceptions:\n${exc('E1')}${exc('E1')}`)[0]).toMatch(
+      /^policy\.yaml:5:\d+: exceptions\[1\]\.id: expected an exception id not used by an earlier exception; got "E1"$/,
+    );
+  });
+
+  it('exceptions need a reason, an approver and a real expiry; approve is never an outcome', () => {
+    const base = '  - id: E\n    vulnerabilityId: CVE-1\n';
+    expect(
+      problems(
+        `version: 1\nname: x\nexceptions:\n${base}    expires: 2027-02-30\n    reason: "  "\n    approvedBy: a\n`,
+      ),
+    ).toEqual([
+      'policy.yaml:6:14: exceptions[0].expires: expected a real calendar date; got "2027-02-30"',
+      'policy.yaml:7:13: exceptions[0].reason: expected a non-empty reason; got "  "',
+    ]);
+    expect(
+      problems(
+        `version: 1\nname: x\nexceptions:\n${base}    expires: never\n    reason: r\n    approvedBy: a\n`,
+      )[0],
+    ).toBe(
+      'policy.yaml:6:14: exceptions[0].expires: expected a date (2027-01-31) or an ISO-8601 timestamp with a zone; got "never"',
+    );
+    expect(
+      problems(
+        `version: 1\nname: x\nexceptions:\n${base}    expires: 2027-01-31T10:00:00\n    reason: r\n    approvedBy: a\n`,
+      )[0],
+    ).toContain('expected a date (2027-01-31) or an ISO-8601 timestamp with a zone');
+    expect(problems('version: 1\nname: x\nsettings:\n  onError: approve\n')).toEqual([
+      'policy.yaml:4:12: settings.onError: expected one of escalate, reject; got "approve"',
+    ]);
+    expect(
+      problems(
+        'version: 1\nname: x\nexceptions:\n  - id: E\n    vulnerabilityId: CVE-1\n    expires: 2027-01-01\n    reason: r\n    approvedBy: a\n    revokeIf: { olderThanDays: 3 }\n',
+      )[0],
+    ).toContain(
+      'exceptions[0].revokeIf.olderThanDays: expected one of the keys exploitAvailable, minEpss, minScore, fixAvailable, severity',
+    );
+  });
+
+  it('YAML syntax errors and documents that are not a policy', () => {
+    expect(problems('version: 1\nname: x\nrules: [\n')[0]).toMatch(
+      /^policy\.yaml:\d+:\d+: expected valid YAML; got .+$/,
+    );
+    expect(problems('version: 1\nname: x\nname: y\n')[0]).toMatch(
+      /^policy\.yaml:3:1: expected valid YAML; got Map keys must be unique/,
+    );
+    expect(problems('- a\n- b\n')).toEqual([
+      'policy.yaml:1:1: expected a policy (a mapping with version, name, rules, …); got a list of 2',
+    ]);
+    expect(problems('')).toEqual([
+      'policy.yaml:1:1: expected a policy (a mapping with version, name, rules, …); got null',
+    ]);
+  });
+
+  it('a JSON policy error is located too', () => {
+    expect(problems('{\n  "version": 1,\n  "name": "x",\n  "mode": "strict"\n}\n', 'p.json')).toEqual([
+      'p.json:4:11: mode: expected one of enforce, advisory; got "strict"',
+    ]);
+  });
+});
