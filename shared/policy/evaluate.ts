@@ -161,7 +161,9 @@ export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: Evaluatio
   const advisory = compiled.policy.mode === 'advisory';
   const outcome: Outcome = advisory ? 'APPROVE' : computed;
 
-  const soonLimit = now + settings.expiringSoonDays * DAY_MS;
+  // Whole days left, as a person counts them (and as the report prints them): 14.5 days left is "14 days".
+  const expiringSoon = (e: CompiledException) =>
+    Math.floor((e.expiresAt - now) / DAY_MS) <= settings.expiringSoonDays;
   const byPolicyOrder = (set: ReadonlySet<CompiledException>) =>
     [...set].sort((a, b) => a.index - b.index).map((e) => e.exception.id);
   const exceptions: ExceptionsByState = {
@@ -169,7 +171,7 @@ export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: Evaluatio
     expired: byPolicyOrder(expired),
     revoked: byPolicyOrder(revoked),
     unused: compiled.exceptions.filter((e) => !matched.has(e)).map((e) => e.exception.id),
-    expiringSoon: byPolicyOrder(new Set([...applied].filter((e) => e.expiresAt <= soonLimit))),
+    expiringSoon: byPolicyOrder(new Set([...applied].filter(expiringSoon))),
   };
 
   const summary = buildSummary({
