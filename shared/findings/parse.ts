@@ -37,9 +37,12 @@ function stripBom(text: string): string {
 
 function jsonProblem(text: string, file: string, e: unknown) {
   const message = e instanceof Error ? e.message : String(e);
+  const body = stripBom(text);
   const m = /at position (\d+)/.exec(message);
-  const pos = m ? positionOfOffset(stripBom(text), Number(m[1])) : undefined;
-  const detail = message.replace(/ in JSON at position \d+.*$/s, '').replace(/^JSON\.parse: /, '');
+  // V8 names no position when the very first token is wrong (a CSV, an HTML error page): that token's.
+  const offset = m ? Number(m[1]) : /^Unexpected token/.test(message) ? body.search(/\S/) : -1;
+  const pos = offset >= 0 ? positionOfOffset(body, offset) : undefined;
+  const detail = message.replace(/ in JSON at position \d+.*$/s, '').replace(/, ".*$/s, '');
   return {
     file,
     ...(pos ? { line: pos.line, column: pos.column } : {}),

@@ -1,0 +1,303 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT } from './helpers.js';
+
+interface Result {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function tollgate(args: string[], input?: string): Result {
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin/tollgate.js'), ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    input,
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const BASELINE = 'examples/policies/baseline.yaml';
+const PAYMENTS = 'examples/findings/payments-api.list-findings.json';
+const NOW = ['--now', '2026-11-25T12:00:00Z'];
+const tmp = mkdtempSync(join(tmpdir(), 'tollgate-cli-'));
+
+function write(name: string, text: string): string {
+  const path = join(tmp, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('tollgate evaluate: outcomes and exit status', () => {
+  it('REJECT exits 2; the text report starts with the outcome and shows the findings table', () => {
+    const r = tollgate([
+      'evaluate',
+      '--policy',
+      BASELINE,
+      '--findings',
+      PAYMENTS,
+      '--pipeline',
+      'payments-prod',
+      ...NOW,
+    ]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe('');
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toBe('REJECT');
+    expect(lines[1]).toMatch(/^ {2}REJECT by policy baseline: no-critical \(1 CRITICAL: CVE-2024-45490\)/);
+    expect(r.stdout).toContain(
+      'VULNERABILITY   PACKAGE    INSTALLED → FIXED          SEVERITY  SCORE  EPSS    EXPLOIT',
+    );
+    expect(r.stdout).toContain(
+      'CVE-2024-45490  libexpat1  2.5.0-1 → 2.5.0-1+deb12u1  CRITICAL  9.8    0.0028  no',
+    );
+    expect(r.stdout).toMatch(/expiring soon +EXC-2026-001 \(expires 2026-12-05, in 10 day\(s\)\)/);
+    expect(r.stdout).toMatch(/expired +EXC-2025-017/);
+    expect(r.stdout).toMatch(/revoked +EXC-2026-002/);
+    expect(r.stdout).toMatch(/unused +EXC-2026-003/);
+    expect(r.stdout).toContain('Counts  CRITICAL 1  HIGH 3  MEDIUM 3  LOW 2  INFORMATIONAL 0  UNTRIAGED 1');
+    expect(r.stdout).not.toContain('\u001b[');
+  });
+
+  it('APPROVE exits 0', () => {
+    const r = tollgate([
+      'evaluate',
+      '-p',
+      BASELINE,
+      '-f',
+      'examples/findings/web-frontend.awscli.json',
+      ...NOW,
+    ]);
+    expect(r.status).toBe(0);
+    expect(r.stdout.split('\n')[0]).toBe('APPROVE');
+  });
+
+  it('ESCALATE exits 3 (a scan that cannot give a verdict)', () => {
+    const r = tollgate([
+      'evaluate',
+      '-p',
+      BASELINE,
+      '-f',
+      'examples/findings/batch-reports.ecr-basic-unsupported.json',
+      ...NOW,
+    ]);
+    expect(r.status).toBe(3);
+    expect(r.stdout).toContain('scan-incomplete');
+    expect(r.stdout).toContain('ECR scan status UNSUPPORTED_IMAGE');
+  });
+
+  it('advisory mode exits 0 and says what enforce would do', () => {
+    const r = tollgate([
+      'evaluate',
+      '-p',
+      'examples/policies/advisory.yaml',
+      '-f',
+      PAYMENTS,
+      ...NOW,
+      '--format',
+      'json',
+    ]);
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ outcome: 'APPROVE', mode: 'advisory', wouldBe: 'REJECT' });
+  });
+
+  it('--format json prints exactly one decision record', () => {
+    const r = tollgate([
+      'evaluate',
+      '-p',
+      BASELINE,
+      '-f',
+      PAYMENTS,
+      '--pipeline',
+      'payments-prod',
+      '--format',
+      'json',
+      ...NOW,
+    ]);
+    expect(r.status).toBe(2);
+    const record = JSON.parse(r.stdout);
+    expect(record).toMatchObject({
+      outcome: 'REJECT',
+      mode: 'enforce',
+      policy: { name: 'baseline' },
+      subject: {
+        repository: 'payments/api',
+        digest: 'sha256:3f9a1c0d8e2b47a6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2',
+        tags: ['1.4.2'],
+        pipeline: 'payments-prod',
+      },
+      counts: { CRITICAL: 1, HIGH: 3, MEDIUM: 3, LOW: 2, INFORMATIONAL: 0, UNTRIAGED: 1 },
+      ignored: 1,
+      evaluatedAt: '2026-11-25T12:00:00.000Z',
+      exceptions: {
+        applied: ['EXC-2026-001'],
+        expired: ['EXC-2025-017'],
+        revoked: ['EXC-2026-002'],
+        unused: ['EXC-2026-003'],
+        expiringSoon: ['EXC-2026-001'],
+      },
+    });
+    expect(record.policy.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(record.violations.map((v: { rule: string }) => v.rule)).toEqual([
+      'no-critical',
+      'known-exploited',
+      'likely-exploited',
+      'fixable-high',
+      'high-past-sla',
+      'unknown-severity',
+    ]);
+  });
+
+  it('several --findings files are merged and de-duplicated; "-" reads standard input', () => {
+    const once = tollgate(['evaluate', '-p', BASELINE, '-f', PAYMENTS, '--format', 'json', ...NOW]);
+    const twice = tollgate(
+      ['evaluate', '-p', BASELINE, '-f', PAYMENTS, '-f', '-', '--format', 'json', ...NOW],
+      readPayments(),
+    );
+    expect(twice.status).toBe(2);
+    expect(JSON.parse(twice.stdout).counts).toEqual(JSON.parse(once.stdout).counts);
+  });
+
+  it('--repository and --pipeline scope rules and exceptions', () => {
+    const r = tollgate([
+      'evaluate',
+      '-p',
+      BASELINE,
+      '-f',
+      PAYMENTS,
+      '--repository',
+      'orders/api',
+      '--format',
+      'json',
+      ...NOW,
+    ]);
+    const record = JSON.parse(r.stdout);
+    expect(record.subject.repository).toBe('orders/api');
+    expect(record.exceptions.unused).toContain('EXC-2026-001');
+  });
+});
+
+function readPayments(): string {
+  return spawnSync('cat', [join(ROOT, PAYMENTS)], { encoding: 'utf8' }).stdout;
+}
+
+describe('tollgate evaluate: errors exit 1 with a message on stderr and nothing on stdout', () => {
+  const expectError = (r: Result, message: RegExp | string) => {
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    if (typeof message === 'string') expect(r.stderr).toContain(message);
+    else expect(r.stderr).toMatch(message);
+  };
+
+  it('a bad policy names file, line, column, path, expected and found', () => {
+    const bad = write('bad.yaml', 'version: 1\nname: x\nrules:\n  - id: a\n    action: block\n');
+    expectError(
+      tollgate(['evaluate', '-p', bad, '-f', PAYMENTS]),
+      `tollgate: ${bad}:5:13: rules[0].action: expected one of reject, escalate, warn; got "block"\n`,
+    );
+  });
+
+  it('a bad findings file', () => {
+    const bad = write('bad.json', '{"findings": [{"title": "CVE-1", "severity": 3}]}');
+    expectError(
+      tollgate(['evaluate', '-p', BASELINE, '-f', bad]),
+      `tollgate: ${bad}:1:46: findings[0].severity: expected a severity (a string); got 3\n`,
+    );
+    const notJson = write('not.json', 'severity,id\nHIGH,CVE-1\n');
+    expectError(
+      tollgate(['evaluate', '-p', BASELINE, '-f', notJson]),
+      /not\.json:1:1: expected a JSON findings export; got invalid JSON/,
+    );
+  });
+
+  it('missing files', () => {
+    expectError(
+      tollgate(['evaluate', '-p', 'nope.yaml', '-f', PAYMENTS]),
+      'tollgate: nope.yaml: expected a readable policy file; got no such file',
+    );
+    expectError(
+      tollgate(['evaluate', '-p', BASELINE, '-f', 'nope.json']),
+      'nope.json: expected a readable findings file; got no such file',
+    );
+    expectError(
+      tollgate(['evaluate', '-p', 'examples', '-f', PAYMENTS]),
+      'expected a readable policy file; got a directory',
+    );
+  });
+
+  it('usage errors', () => {
+    expectError(
+      tollgate(['evaluate', '-f', PAYMENTS]),
+      "required option '-p, --policy <file>' not specified",
+    );
+    expectError(
+      tollgate(['evaluate', '-p', BASELINE]),
+      "required option '-f, --findings <file>' not specified",
+    );
+    expectError(
+      tollgate(['evaluate', '-p', BASELINE, '-f', PAYMENTS, '--format', 'xml']),
+      "argument 'xml' is invalid",
+    );
+    expectError(
+      tollgate(['evaluate', '-p', BASELINE, '-f', PAYMENTS, '--now', 'tomorrow']),
+      'expected an ISO-8601 date or timestamp with a zone',
+    );
+    expectError(
+      tollgate(['evaluate', '-p', BASELINE, '-f', PAYMENTS, '--bogus']),
+      "unknown option '--bogus'",
+    );
+    expectError(tollgate(['evaulate']), /unknown command 'evaulate'[\s\S]*evaluate/);
+  });
+
+  it('findings of two images', () => {
+    expectError(
+      tollgate([
+        'evaluate',
+        '-p',
+        BASELINE,
+        '-f',
+        PAYMENTS,
+        '-f',
+        'examples/findings/web-frontend.awscli.json',
+      ]),
+      'expected the findings of one image (one digest)',
+    );
+  });
+});
+
+describe('help', () => {
+  it('tollgate --help lists the commands', () => {
+    const r = tollgate(['--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('evaluate [options]');
+  });
+
+  it('tollgate evaluate --help documents every flag and the exit status', () => {
+    const r = tollgate(['evaluate', '--help']);
+    expect(r.status).toBe(0);
+    for (const flag of [
+      '--policy',
+      '--findings',
+      '--pipeline',
+      '--repository',
+      '--now',
+      '--format',
+      '--no-color',
+      '--help',
+    ]) {
+      expect(r.stdout).toContain(flag);
+    }
+    expect(r.stdout).toMatch(/0 +APPROVE/);
+    expect(r.stdout).toMatch(/2 +REJECT/);
+    expect(r.stdout).toMatch(/3 +ESCALATE/);
+    expect(r.stdout).toMatch(/1 +usage or input error/);
+  });
+
+  it('--version', () => {
+    expect(tollgate(['--version']).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+});

@@ -1,0 +1,294 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  evaluate,
+  type Finding,
+  type LoadedPolicy,
+  type Outcome,
+  parsePolicy,
+  SUMMARY_MAX,
+} from '../shared/index.js';
+import { DAY, IMAGE, NOW } from './helpers.js';
+
+const RANK: Record<Outcome, number> = { APPROVE: 0, ESCALATE: 1, REJECT: 2 };
+const IDS = ['CVE-2024-1000', 'CVE-2024-1001', 'CVE-2023-2000', 'GHSA-aaaa-bbbb-cccc', 'ALAS-2024-7'];
+const PACKAGES = ['openssl', 'libssl3', 'curl', 'zlib1g', 'lodash'];
+const SEVERITY = ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'INFORMATIONAL', 'UNTRIAGED', 'UNDEFINED'];
+
+const findingBody = fc.record({
+  vulnerabilityId: fc.constantFrom(...IDS),
+  severity: fc.constantFrom(...SEVERITY),
+  status: fc.constantFrom('ACTIVE', 'ACTIVE', 'SUPPRESSED', 'CLOSED'),
+  score: fc.option(
+    fc.integer({ min: 0, max: 100 }).map((n) => n / 10),
+    { nil: undefined },
+  ),
+  epss: fc.option(
+    fc.integer({ min: 0, max: 1000 }).map((n) => n / 1000),
+    { nil: undefined },
+  ),
+  exploitAvailable: fc.option(fc.boolean(), { nil: undefined }),
+  fixAvailable: fc.option(fc.constantFrom('YES' as const, 'NO' as const, 'PARTIAL' as const), {
+    nil: undefined,
+  }),
+  firstObservedAt: fc.option(
+    fc.integer({ min: 0, max: 120 }).map((d) => NOW.getTime() - d * DAY),
+    { nil: undefined },
+  ),
+  packages: fc.uniqueArray(fc.constantFrom(...PACKAGES), { maxLength: 3 }),
+});
+
+type FindingBody = typeof findingBody extends fc.Arbitrary<infer T> ? T : never;
+
+function toFinding(body: FindingBody, key: string): Finding {
+  return {
+    ...body,
+    key,
+    updatedAt: undefined,
+    packages: body.packages.map((name) => ({ name, version: '1.0', fixedInVersion: undefined })),
+    image: undefined,
+    title: undefined,
+  };
+}
+
+const findings = fc
+  .array(findingBody, { maxLength: 25 })
+  .map((bodies) => bodies.map((b, i) => toFinding(b, `arn:finding/${i}`)));
+
+const glob = fc.constantFrom(...IDS, 'CVE-2024-*', 'CVE-*', '*-7', 'GHSA-*', '*');
+const conditions = fc.record(
+  {
+    severity: fc.uniqueArray(fc.constantFrom('CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'UNTRIAGED'), {
+      minLength: 1,
+    }),
+    minScore: fc.integer({ min: 0, max: 10 }),
+    fixAvailable: fc.uniqueArray(fc.constantFrom('YES', 'NO', 'PARTIAL'), { minLength: 1 }),
+    exploitAvailable: fc.boolean(),
+    minEpss: fc.integer({ min: 0, max: 10 }).map((n) => n / 10),
+    olderThanDays: fc.integer({ min: 0, max: 90 }),
+    vulnerabilityIds: fc.uniqueArray(glob, { minLength: 1, maxLength: 2 }),
+    packages: fc.uniqueArray(fc.constantFrom(...PACKAGES, 'lib*'), { minLength: 1, maxLength: 2 }),
+    repositories: fc.constant(['payments/*']),
+  },
+  { requiredKeys: [] },
+);
+const rule = fc.record({
+  action: fc.constantFrom('reject', 'escalate', 'warn'),
+  allow: fc.integer({ min: 0, max: 3 }),
+  when: conditions,
+});
+const exception = fc.record(
+  {
+    vulnerabilityId: glob,
+    packages: fc.uniqueArray(fc.constantFrom(...PACKAGES, 'lib*', '*'), { minLength: 1, maxLength: 3 }),
+    repositories: fc.constantFrom(['payments/*'], ['orders/*']),
+    expiresInDays: fc.integer({ min: -30, max: 60 }),
+    revokeIf: fc.record(
+      {
+        exploitAvailable: fc.boolean(),
+        minEpss: fc.integer({ min: 0, max: 10 }).map((n) => n / 10),
+        minScore: fc.integer({ min: 0, max: 10 }),
+        severity: fc.uniqueArray(fc.constantFrom('CRITICAL', 'HIGH'), { minLength: 1 }),
+      },
+      { requiredKeys: [] },
+    ),
+  },
+  { requiredKeys: ['vulnerabilityId', 'expiresInDays'] },
+);
+
+interface PolicyShape {
+  mode: 'enforce' | 'advisory';
+  unknownSeverity: 'escalate' | 'reject' | 'ignore';
+  rules: (typeof rule extends fc.Arbitrary<infer R> ? R : never)[];
+  exceptions: (typeof exception extends fc.Arbitrary<infer E> ? E : never)[];
+}
+
+const policyShape: fc.Arbitrary<PolicyShape> = fc.record({
+  mode: fc.constant('enforce' as const),
+  unknownSeverity: fc.constantFrom('escalate' as const, 'reject' as const, 'ignore' as const),
+  rules: fc.array(rule, { maxLength: 6 }),
+  exceptions: fc.array(exception, { maxLength: 6 }),
+});
+
+function toPolicy(shape: PolicyShape): LoadedPolicy {
+  const doc = {
+    version: 1,
+    name: 'prop',
+    mode: shape.mode,
+    settings: { unknownSeverity: shape.unknownSeverity },
+    rules: shape.rules.map((r, i) => ({ id: `rule-${i}`, ...r })),
+    exceptions: shape.exceptions.map(({ expiresInDays, ...e }, i) => ({
+      id: `EXC-${i}`,
+      ...e,
+      expires: new Date(NOW.getTime() + expiresInDays * DAY).toISOString(),
+      reason: 'r',
+      approvedBy: 'a',
+    })),
+  };
+  return parsePolicy(JSON.stringify(doc), 'prop.json');
+}
+
+const decide = (p: LoadedPolicy, fs: readonly Finding[]) =>
+  evaluate(p, { findings: fs, now: NOW, image: IMAGE, pipeline: 'payments-prod' }).record;
+
+describe('invariants', () => {
+  it('adding a counted finding never improves the outcome (enforce mode)', () => {
+    fc.assert(
+      fc.property(policyShape, findings, findingBody, (shape, fs, extra) => {
+        const p = toPolicy(shape);
+        const added = toFinding({ ...extra, status: 'ACTIVE' }, 'arn:finding/added');
+        expect(RANK[decide(p, [...fs, added]).outcome]).toBeGreaterThanOrEqual(RANK[decide(p, fs).outcome]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('removing an exception never improves the outcome', () => {
+    fc.assert(
+      fc.property(policyShape, findings, fc.nat(), (shape, fs, pick) => {
+        fc.pre(shape.exceptions.length > 0);
+        const without = {
+          ...shape,
+          exceptions: shape.exceptions.filter((_, i) => i !== pick % shape.exceptions.length),
+        };
+        expect(RANK[decide(toPolicy(without), fs).outcome]).toBeGreaterThanOrEqual(
+          RANK[decide(toPolicy(shape), fs).outcome],
+        );
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('an expired exception never applies', () => {
+    fc.assert(
+      fc.property(policyShape, findings, (shape, fs) => {
+        const p = toPolicy(shape);
+        const r = decide(p, fs);
+        const expiredIds = p.policy.exceptions
+          .filter((e) => Date.parse(e.expires) < NOW.getTime())
+          .map((e) => e.id);
+        for (const id of expiredIds) expect(r.exceptions.applied).not.toContain(id);
+        // and a policy whose exceptions have all expired decides as if it had none
+        const allExpired = {
+          ...shape,
+          exceptions: shape.exceptions.map((e) => ({ ...e, expiresInDays: -1 })),
+        };
+        expect(decide(toPolicy(allExpired), fs).outcome).toBe(
+          decide(toPolicy({ ...shape, exceptions: [] }), fs).outcome,
+        );
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('the decision depends neither on the order of findings nor on duplicates', () => {
+    fc.assert(
+      fc.property(
+        policyShape,
+        findings.chain((fs) =>
+          fc.tuple(fc.constant(fs), fc.shuffledSubarray(fs), fc.infiniteStream(fc.nat())),
+        ),
+        (shape, [fs, dupes, seeds]) => {
+          const p = toPolicy(shape);
+          const mixed = [...fs, ...dupes];
+          const it = seeds[Symbol.iterator]();
+          for (let i = mixed.length - 1; i > 0; i--) {
+            const j = it.next().value % (i + 1);
+            [mixed[i], mixed[j]] = [mixed[j]!, mixed[i]!];
+          }
+          expect(JSON.stringify(decide(p, mixed))).toBe(JSON.stringify(decide(p, fs)));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('between differing copies of one finding, the choice does not depend on their order', () => {
+    fc.assert(
+      fc.property(
+        policyShape,
+        findings,
+        fc.array(
+          fc.tuple(fc.nat(), findingBody, fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined })),
+        ),
+        fc.infiniteStream(fc.nat()),
+        (shape, fs, copies, seeds) => {
+          fc.pre(fs.length > 0);
+          const p = toPolicy(shape);
+          const variants = copies.map(([i, body, updatedAt]) => ({
+            ...toFinding(body, fs[i % fs.length]!.key),
+            updatedAt,
+          }));
+          const all = [...fs, ...variants];
+          const shuffled = [...all];
+          const it = seeds[Symbol.iterator]();
+          for (let i = shuffled.length - 1; i > 0; i--) {
+            const j = it.next().value % (i + 1);
+            [shuffled[i], shuffled[j]] = [shuffled[j]!, shuffled[i]!];
+          }
+          expect(JSON.stringify(decide(p, shuffled))).toBe(JSON.stringify(decide(p, all)));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('advisory mode always approves and records what enforce would decide', () => {
+    fc.assert(
+      fc.property(policyShape, findings, (shape, fs) => {
+        const enforce = decide(toPolicy(shape), fs);
+        const advisory = decide(toPolicy({ ...shape, mode: 'advisory' }), fs);
+        expect(advisory.outcome).toBe('APPROVE');
+        expect(advisory.wouldBe).toBe(enforce.outcome);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('the summary never exceeds 512 characters', () => {
+    const longId = fc
+      .tuple(fc.integer({ min: 1, max: 64 }), fc.nat())
+      .map(([n, s]) => `r${s}-${'x'.repeat(64)}`.slice(0, n).replace(/-$/, 'x'));
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(longId, { minLength: 0, maxLength: 60 }),
+        fc.array(
+          fc.string({ unit: fc.constantFrom('A', '1', '-', 'é', '🙂'), minLength: 1, maxLength: 200 }),
+          {
+            maxLength: 40,
+          },
+        ),
+        fc.constantFrom('enforce', 'advisory'),
+        (ids, vulnIds, mode) => {
+          const rules = ids.map((id, i) => ({ id, action: ['reject', 'escalate', 'warn'][i % 3] }));
+          const p = parsePolicy(JSON.stringify({ version: 1, name: 'n'.repeat(64), mode, rules }), 'p.json');
+          const fs = vulnIds.map((v, i) =>
+            toFinding(
+              {
+                vulnerabilityId: v,
+                severity: 'HIGH',
+                status: 'ACTIVE',
+                score: undefined,
+                epss: undefined,
+                exploitAvailable: undefined,
+                fixAvailable: undefined,
+                firstObservedAt: undefined,
+                packages: [],
+              },
+              `k${i}`,
+            ),
+          );
+          const r = evaluate(p, {
+            findings: fs,
+            now: NOW,
+            scan: { complete: false, status: 'FAILED', reason: 'x'.repeat(600) },
+            conditions: [{ kind: 'error', reason: 'y'.repeat(900) }],
+          }).record;
+          expect(r.summary.length).toBeLessThanOrEqual(SUMMARY_MAX);
+          expect(r.summary.startsWith(r.outcome)).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
