@@ -6,7 +6,6 @@ import {
   expiryOf,
   type Finding,
   SEVERITIES,
-  severityClass,
   type ViolationDetail,
 } from '../shared/index.js';
 
@@ -142,8 +141,7 @@ function renderViolation(
 /** Most urgent first: severity, then score, then EPSS, then id (a stable order for a stable report). */
 function compareFindings(a: Finding, b: Finding): number {
   return (
-    (SEVERITY_ORDER.get(severityClass(a.severity)) ?? 9) -
-      (SEVERITY_ORDER.get(severityClass(b.severity)) ?? 9) ||
+    (SEVERITY_ORDER.get(a.level) ?? 9) - (SEVERITY_ORDER.get(b.level) ?? 9) ||
     (b.score ?? -1) - (a.score ?? -1) ||
     (b.epss ?? -1) - (a.epss ?? -1) ||
     (a.vulnerabilityId < b.vulnerabilityId ? -1 : a.vulnerabilityId > b.vulnerabilityId ? 1 : 0)

@@ -18,7 +18,6 @@ export {
   type EvaluationInput,
   evaluate,
   type GateCondition,
-  severityClass,
   type ViolationDetail,
 } from './policy/evaluate.js';
 export { type LoadedPolicy, MAX_POLICY_BYTES, parsePolicy } from './policy/load.js';

@@ -497,7 +497,7 @@ describe('the decision record', () => {
   it('deduplicates by key; between two copies the newer wins, whatever the order', () => {
     const p = policy('rules: [{ id: crit, action: reject, when: { severity: [CRITICAL] } }]\n');
     const old = finding({ key: 'K', severity: 'CRITICAL', updatedAt: 1 });
-    const fresh = { ...old, severity: 'LOW', updatedAt: 2 };
+    const fresh = finding({ key: 'K', severity: 'LOW', updatedAt: 2 });
     expect(run(p, [old, fresh]).record.outcome).toBe('APPROVE');
     expect(run(p, [fresh, old]).record.outcome).toBe('APPROVE');
     expect(run(p, [old, old]).record.counts.CRITICAL).toBe(1);
@@ -506,7 +506,7 @@ describe('the decision record', () => {
   it('between equally new copies, the more severe one (fail closed)', () => {
     const p = policy('rules: [{ id: crit, action: reject, when: { severity: [CRITICAL] } }]\n');
     const a = finding({ key: 'K', severity: 'CRITICAL', updatedAt: 5 });
-    const b = { ...a, severity: 'LOW' };
+    const b = finding({ key: 'K', severity: 'LOW', updatedAt: 5 });
     expect(run(p, [a, b]).record.outcome).toBe('REJECT');
     expect(run(p, [b, a]).record.outcome).toBe('REJECT');
   });

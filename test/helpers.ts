@@ -6,6 +6,7 @@ import {
   evaluate,
   type Finding,
   type LoadedPolicy,
+  levelOf,
   parsePolicy,
 } from '../shared/index.js';
 
@@ -48,6 +49,7 @@ export function finding(overrides: Partial<Finding> = {}): Finding {
     image: undefined,
     title: undefined,
     ...overrides,
+    level: levelOf(overrides.severity ?? 'MEDIUM'),
   };
 }
 

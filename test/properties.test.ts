@@ -4,6 +4,7 @@ import {
   evaluate,
   type Finding,
   type LoadedPolicy,
+  levelOf,
   type Outcome,
   parsePolicy,
   SUMMARY_MAX,
@@ -43,6 +44,7 @@ type FindingBody = typeof findingBody extends fc.Arbitrary<infer T> ? T : never;
 function toFinding(body: FindingBody, key: string): Finding {
   return {
     ...body,
+    level: levelOf(body.severity),
     key,
     updatedAt: undefined,
     packages: body.packages.map((name) => ({ name, version: '1.0', fixedInVersion: undefined })),

@@ -39,8 +39,10 @@ export interface Finding {
   /** De-duplication key: the finding ARN, else vulnerability id + packages + resource. */
   readonly key: string;
   readonly vulnerabilityId: string;
-  /** As the scanner wrote it, upper-cased; see `RATED_SEVERITIES` for the ones a rule can name. */
+  /** As the scanner wrote it, upper-cased (`UNDEFINED` when it wrote none). */
   readonly severity: string;
+  /** The severity the policy reads: `severity` when it is a rated one, else `UNTRIAGED` (unknown). */
+  readonly level: Severity;
   /** `ACTIVE` when the scanner gives no status. */
   readonly status: string;
   /** Inspector's score, else the highest CVSS base score the finding carries. */
@@ -60,3 +62,41 @@ export interface Finding {
 export type ScanVerdict =
   | { readonly complete: true; readonly status: string | undefined }
   | { readonly complete: false; readonly status: string; readonly reason: string };
+
+/** The severity a policy reads for a scanner's severity: unrated and unrecognised ones are UNTRIAGED. */
+export function levelOf(severity: string): Severity {
+  switch (severity) {
+    case 'CRITICAL':
+    case 'HIGH':
+    case 'MEDIUM':
+    case 'LOW':
+    case 'INFORMATIONAL':
+      return severity;
+    default:
+      return 'UNTRIAGED';
+  }
+}
+
+/** One bit per severity, in SEVERITIES order: severity conditions are tested with a mask, not a set lookup. */
+export function levelBit(level: Severity): number {
+  switch (level) {
+    case 'CRITICAL':
+      return 1;
+    case 'HIGH':
+      return 2;
+    case 'MEDIUM':
+      return 4;
+    case 'LOW':
+      return 8;
+    case 'INFORMATIONAL':
+      return 16;
+    default:
+      return 32;
+  }
+}
+
+export function levelMask(levels: readonly Severity[]): number {
+  let mask = 0;
+  for (const l of levels) mask |= levelBit(l);
+  return mask;
+}

@@ -1,5 +1,5 @@
 import type { Finding, FixAvailability, ImageRef, ScanVerdict, VulnerablePackage } from './finding.js';
-import { RATED_SEVERITIES } from './finding.js';
+import { levelOf, RATED_SEVERITIES } from './finding.js';
 import { isProblem } from './problem.js';
 import { parseTimestamp } from './timestamps.js';
 
@@ -212,10 +212,12 @@ function ecrBasicFinding(raw: unknown, image: ImageRef, resource: string): Findi
   }
   const packages: VulnerablePackage[] =
     pkgName === undefined ? [] : [{ name: pkgName, version: pkgVersion, fixedInVersion: undefined }];
+  const severity = severityOf(raw.severity, 'severity');
   return {
     key: `${name}|${pkgName ?? ''}|${resource}`,
     vulnerabilityId: name,
-    severity: severityOf(raw.severity, 'severity'),
+    severity,
+    level: levelOf(severity),
     status: 'ACTIVE',
     score,
     epss: undefined,
@@ -241,14 +243,14 @@ function inspectorFinding(raw: unknown, images: ImageCache): Finding {
   const findingArn = optString(raw.findingArn, 'findingArn');
   let vulnerabilityId: string | undefined;
   let packages: VulnerablePackage[] = [];
-  let cvssMax: number | undefined;
+  let cvss: unknown;
   const pvd = raw.packageVulnerabilityDetails;
   if (pvd !== undefined && pvd !== null) {
     if (!isObj(pvd)) throw new ShapeError(['packageVulnerabilityDetails'], 'a mapping', pvd);
     vulnerabilityId = optString(pvd.vulnerabilityId, 'packageVulnerabilityDetails.vulnerabilityId');
+    cvss = pvd.cvss;
     try {
       if (pvd.vulnerablePackages !== undefined) packages = readPackages(pvd.vulnerablePackages);
-      if (pvd.cvss !== undefined) cvssMax = maxCvss(pvd.cvss);
     } catch (e) {
       throw within(e, ['packageVulnerabilityDetails']);
     }
@@ -265,7 +267,14 @@ function inspectorFinding(raw: unknown, images: ImageCache): Finding {
 
   let score = optNumber(raw.inspectorScore, 'inspectorScore');
   if (score === undefined) score = optNumber(raw.score, 'score');
-  if (score === undefined) score = cvssMax;
+  // The CVSS list is only a fallback: read it only when Inspector gives no score of its own.
+  if (score === undefined && cvss !== undefined && cvss !== null) {
+    try {
+      score = maxCvss(cvss);
+    } catch (e) {
+      throw within(e, ['packageVulnerabilityDetails']);
+    }
+  }
 
   let epss: number | undefined;
   const epssObj = raw.epss;
@@ -277,11 +286,13 @@ function inspectorFinding(raw: unknown, images: ImageCache): Finding {
   const image = readResourceImage(raw.resources, images);
   const status = raw.status === undefined || raw.status === null ? 'ACTIVE' : raw.status;
   if (typeof status !== 'string') throw new ShapeError(['status'], 'a finding status (a string)', status);
+  const severity = severityOf(raw.severity, 'severity');
 
   return {
-    key: findingArn ?? fallbackKey(vulnerabilityId, packages, image.resourceId),
+    key: findingArn ?? fallbackKey(vulnerabilityId, packages, firstResourceId(raw.resources)),
     vulnerabilityId,
-    severity: severityOf(raw.severity, 'severity'),
+    severity,
+    level: levelOf(severity),
     status,
     score,
     epss,
@@ -290,7 +301,7 @@ function inspectorFinding(raw: unknown, images: ImageCache): Finding {
     firstObservedAt: timestamp(raw.firstObservedAt, 'firstObservedAt'),
     updatedAt: timestamp(raw.updatedAt, 'updatedAt') ?? timestamp(raw.lastObservedAt, 'lastObservedAt'),
     packages,
-    image: image.ref,
+    image,
     title,
   };
 }
@@ -351,21 +362,29 @@ function maxCvss(value: unknown): number | undefined {
   return max;
 }
 
-interface ResourceImage {
-  readonly ref: ImageRef | undefined;
-  readonly resourceId: string;
+function firstResourceId(resources: unknown): string {
+  const first: unknown = Array.isArray(resources) ? resources[0] : undefined;
+  return isObj(first) && typeof first.id === 'string' ? first.id : '';
 }
 
-const NO_RESOURCE: ResourceImage = { ref: undefined, resourceId: '' };
-
-function readResourceImage(value: unknown, images: ImageCache): ResourceImage {
-  if (value === undefined || value === null) return NO_RESOURCE;
+function readResourceImage(value: unknown, images: ImageCache): ImageRef | undefined {
+  if (value === undefined || value === null) return undefined;
   if (!Array.isArray(value)) throw new ShapeError(['resources'], 'a list of resources', value);
-  let resourceId = '';
-  for (let i = 0; i < value.length; i++) {
+  // Findings of one export are nearly always of one image: when the resource id is the one just read, so is
+  // the image, and the nested details need not be read again.
+  const first: unknown = value[0];
+  if (
+    value.length === 1 &&
+    isObj(first) &&
+    typeof first.id === 'string' &&
+    first.id === images.lastResourceId
+  ) {
+    return images.lastResourceImage;
+  }
+  let found: ImageRef | undefined;
+  for (let i = 0; i < value.length && found === undefined; i++) {
     const r = value[i];
     if (!isObj(r)) throw new ShapeError(['resources', i], 'a resource (a mapping)', r);
-    if (resourceId === '' && typeof r.id === 'string') resourceId = r.id;
     const details = r.details;
     if (!isObj(details)) continue;
     const ecr = details.awsEcrContainerImage;
@@ -377,27 +396,53 @@ function readResourceImage(value: unknown, images: ImageCache): ResourceImage {
       if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string')) {
         throw new ShapeError(['imageTags'], 'a list of tags', tags);
       }
-      return { ref: images.get(repository, digest, tags as string[]), resourceId };
+      found = images.get(repository, digest, tags as string[]);
     } catch (e) {
       throw within(e, ['resources', i, 'details', 'awsEcrContainerImage']);
     }
   }
-  return { ref: undefined, resourceId };
+  if (value.length === 1 && isObj(first) && typeof first.id === 'string') {
+    images.lastResourceId = first.id;
+    images.lastResourceImage = found;
+  }
+  return found;
 }
 
-/** One shared ImageRef per image: findings of one image do not each carry a copy. */
+/**
+ * One shared ImageRef per image: findings of one image do not each carry a copy. Consecutive findings are
+ * almost always of the same image, so the last one is compared first, without building a key.
+ */
 class ImageCache {
   private readonly refs = new Map<string, ImageRef>();
+  private last: ImageRef | undefined;
+  lastResourceId: string | undefined;
+  lastResourceImage: ImageRef | undefined;
 
-  get(repository: string | undefined, digest: string | undefined, tags: string[]): ImageRef {
+  get(repository: string | undefined, digest: string | undefined, tags: readonly string[]): ImageRef {
+    const last = this.last;
+    if (
+      last !== undefined &&
+      last.repository === repository &&
+      last.digest === digest &&
+      sameTags(last.tags, tags)
+    ) {
+      return last;
+    }
     const key = `${repository ?? ''}@${digest ?? ''}#${tags.join(',')}`;
     let ref = this.refs.get(key);
     if (ref === undefined) {
-      ref = { repository, digest, tags };
+      ref = { repository, digest, tags: [...tags] };
       this.refs.set(key, ref);
     }
+    this.last = ref;
     return ref;
   }
+}
+
+function sameTags(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** `'a.b'` as a key path; keys here never contain dots. */

@@ -1,4 +1,4 @@
-import type { FixAvailability } from '../findings/finding.js';
+import { type FixAvailability, levelMask } from '../findings/finding.js';
 import { compileGlob, compileGlobSet, type Glob, type GlobSet } from '../glob.js';
 import type { LoadedPolicy } from './load.js';
 import type { Policy, PolicyException, Rule } from './schema.js';
@@ -9,7 +9,8 @@ const DAY_MS = 86_400_000;
 export interface CompiledRule {
   readonly rule: Rule;
   readonly index: number;
-  readonly severity: ReadonlySet<string> | undefined;
+  /** Bit mask of the severities (see levelBit); 0 when the rule names none. */
+  readonly severityMask: number;
   readonly minScore: number | undefined;
   readonly fixAvailable: ReadonlySet<FixAvailability> | undefined;
   readonly exploitAvailable: boolean | undefined;
@@ -26,7 +27,7 @@ export interface CompiledRevoke {
   readonly minEpss: number | undefined;
   readonly minScore: number | undefined;
   readonly fixAvailable: ReadonlySet<FixAvailability> | undefined;
-  readonly severity: ReadonlySet<string> | undefined;
+  readonly severityMask: number;
 }
 
 export interface CompiledException {
@@ -63,7 +64,7 @@ function compileRule(rule: Rule, index: number): CompiledRule {
   return {
     rule,
     index,
-    severity: w.severity ? new Set(w.severity) : undefined,
+    severityMask: w.severity ? levelMask(w.severity) : 0,
     minScore: w.minScore,
     fixAvailable: w.fixAvailable ? new Set(w.fixAvailable) : undefined,
     exploitAvailable: w.exploitAvailable,
@@ -92,7 +93,7 @@ function compileException(exception: PolicyException, index: number): CompiledEx
           minEpss: r.minEpss,
           minScore: r.minScore,
           fixAvailable: r.fixAvailable ? new Set(r.fixAvailable) : undefined,
-          severity: r.severity ? new Set(r.severity) : undefined,
+          severityMask: r.severity ? levelMask(r.severity) : 0,
         }
       : undefined,
   };

@@ -8,7 +8,7 @@ import {
 } from '../decision/record.js';
 import { buildSummary, type SummaryViolation } from '../decision/summary.js';
 import type { Finding, ImageRef, ScanVerdict, Severity } from '../findings/finding.js';
-import { RATED_SEVERITIES, SEVERITIES } from '../findings/finding.js';
+import { levelBit, SEVERITIES } from '../findings/finding.js';
 import {
   type CompiledException,
   type CompiledPolicy,
@@ -19,6 +19,9 @@ import {
 import type { LoadedPolicy } from './load.js';
 
 const DAY_MS = 86_400_000;
+const APPLIED = 1;
+const EXPIRED = 2;
+const REVOKED = 4;
 
 /** Something the gate knows before (or instead of) reading findings, which the policy turns into an outcome. */
 export interface GateCondition {
@@ -82,60 +85,79 @@ export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: Evaluatio
       continue;
     }
     counted.push(f);
-    counts[severityClass(f.severity)]++;
+    counts[f.level]++;
   }
 
   // 3. Exceptions. Scope by repository and pipeline is the same for every finding, so it is decided once.
+  // The index also numbers the distinct vulnerability ids, which the violations use below.
   const inScope = compiled.exceptions.filter(
     (e) => scopeMatches(e.repositories, repository) && scopeMatches(e.pipelines, pipeline),
   );
   const index = new ExceptionIndex(inScope);
-  const matched = new Set<CompiledException>();
-  const applied = new Set<CompiledException>();
-  const expired = new Set<CompiledException>();
-  const revoked = new Set<CompiledException>();
-  const remaining: Finding[] = [];
-  for (const f of counted) {
-    const candidates = index.candidates(f.vulnerabilityId);
+  const ordinals = new Int32Array(counted.length);
+  // Per exception (by its index in the policy): which states it reached for some finding.
+  const states = new Uint8Array(compiled.exceptions.length);
+  const remaining: number[] = [];
+  for (let i = 0; i < counted.length; i++) {
+    const f = counted[i]!;
+    const entry = index.entry(f.vulnerabilityId);
+    ordinals[i] = entry.ordinal;
+    const candidates = entry.candidates;
     let covered = false;
-    for (let i = 0; i < candidates.length; i++) {
-      const e = candidates[i]!;
+    for (let c = 0; c < candidates.length; c++) {
+      const e = candidates[c]!;
       if (e.packages !== undefined && !allPackagesMatch(e, f)) continue;
-      matched.add(e);
-      if (now > e.expiresAt) expired.add(e);
-      else if (e.revokeIf !== undefined && revokes(e.revokeIf, f)) revoked.add(e);
+      if (now > e.expiresAt) states[e.index]! |= EXPIRED;
+      else if (e.revokeIf !== undefined && revokes(e.revokeIf, f)) states[e.index]! |= REVOKED;
       else {
-        applied.add(e);
+        states[e.index]! |= APPLIED;
         covered = true;
       }
     }
-    if (!covered) remaining.push(f);
+    if (!covered) remaining.push(i);
   }
 
   // 4. Rules. Rules scoped to another repository or pipeline match nothing here.
   const active = compiled.rules.filter(
     (r) => scopeMatches(r.repositories, repository) && scopeMatches(r.pipelines, pipeline),
   );
-  const hits: Finding[][] = active.map(() => []);
-  const unknown: Finding[] = [];
-  for (const f of remaining) {
-    for (let i = 0; i < active.length; i++) {
-      if (ruleMatches(active[i]!, f, now)) hits[i]!.push(f);
+  const hits: number[][] = active.map(() => []);
+  // A rule's vulnerabilityIds globs are tested once per distinct id: 0 not yet, 1 matches, 2 does not.
+  const idMemo = active.map((r) => (r.vulnerabilityIds ? new Uint8Array(index.size) : undefined));
+  const unknown: number[] = [];
+  for (let k = 0; k < remaining.length; k++) {
+    const i = remaining[k]!;
+    const f = counted[i]!;
+    const ordinal = ordinals[i]!;
+    for (let r = 0; r < active.length; r++) {
+      const rule = active[r]!;
+      if (!ruleMatches(rule, f, now)) continue;
+      const memo = idMemo[r];
+      if (memo !== undefined) {
+        let known = memo[ordinal]!;
+        if (known === 0) {
+          known = rule.vulnerabilityIds!.test(f.vulnerabilityId) ? 1 : 2;
+          memo[ordinal] = known;
+        }
+        if (known === 2) continue;
+      }
+      hits[r]!.push(i);
     }
-    if (!RATED_SEVERITIES.has(f.severity)) unknown.push(f);
+    if (f.level === 'UNTRIAGED') unknown.push(i);
   }
 
+  const ids = new ViolationIds(index, counted, ordinals);
   const violations: DetailedViolation[] = [];
   const warnings: DetailedViolation[] = [];
   active.forEach((r, i) => {
     const found = hits[i]!;
     if (found.length <= r.rule.allow) return;
-    const v = detailed(r.rule.id, r.rule.action, r.rule.allow, found, r.rule.description);
+    const v = ids.detailed(r.rule.id, r.rule.action, r.rule.allow, found, r.rule.description);
     (r.rule.action === 'warn' ? warnings : violations).push(v);
   });
   if (settings.unknownSeverity !== 'ignore' && unknown.length > 0) {
     violations.push(
-      detailed(
+      ids.detailed(
         'unknown-severity',
         settings.unknownSeverity,
         0,
@@ -145,11 +167,11 @@ export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: Evaluatio
     );
   }
   if (input.scan && !input.scan.complete) {
-    violations.push(detailed('scan-incomplete', settings.scan.onUnsupported, 0, [], input.scan.reason));
+    violations.push(ids.detailed('scan-incomplete', settings.scan.onUnsupported, 0, [], input.scan.reason));
   }
   for (const c of input.conditions ?? []) {
     const action = c.kind === 'scan-timeout' ? settings.scan.onTimeout : settings.onError;
-    violations.push(detailed(c.kind, action, 0, [], c.reason || IMPLICIT_DESCRIPTIONS[c.kind]));
+    violations.push(ids.detailed(c.kind, action, 0, [], c.reason || IMPLICIT_DESCRIPTIONS[c.kind]));
   }
 
   // 5. Outcome. 6. Mode.
@@ -164,14 +186,16 @@ export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: Evaluatio
   // Whole days left, as a person counts them (and as the report prints them): 14.5 days left is "14 days".
   const expiringSoon = (e: CompiledException) =>
     Math.floor((e.expiresAt - now) / DAY_MS) <= settings.expiringSoonDays;
-  const byPolicyOrder = (set: ReadonlySet<CompiledException>) =>
-    [...set].sort((a, b) => a.index - b.index).map((e) => e.exception.id);
+  const inState = (state: number) =>
+    compiled.exceptions.filter((e) => (states[e.index]! & state) !== 0).map((e) => e.exception.id);
   const exceptions: ExceptionsByState = {
-    applied: byPolicyOrder(applied),
-    expired: byPolicyOrder(expired),
-    revoked: byPolicyOrder(revoked),
-    unused: compiled.exceptions.filter((e) => !matched.has(e)).map((e) => e.exception.id),
-    expiringSoon: byPolicyOrder(new Set([...applied].filter(expiringSoon))),
+    applied: inState(APPLIED),
+    expired: inState(EXPIRED),
+    revoked: inState(REVOKED),
+    unused: compiled.exceptions.filter((e) => states[e.index] === 0).map((e) => e.exception.id),
+    expiringSoon: compiled.exceptions
+      .filter((e) => (states[e.index]! & APPLIED) !== 0 && expiringSoon(e))
+      .map((e) => e.exception.id),
   };
 
   const summary = buildSummary({
@@ -215,33 +239,77 @@ interface DetailedViolation {
   readonly findings: readonly Finding[];
 }
 
-function detailed(
-  rule: string,
-  action: ViolationAction,
-  allow: number,
-  findings: readonly Finding[],
-  description: string | undefined,
-): DetailedViolation {
-  const ids = [...new Set(findings.map((f) => f.vulnerabilityId))].sort();
-  const violation: Violation = {
-    rule,
-    action,
-    allow,
-    count: findings.length,
-    findings: ids,
-    ...(description ? { description } : {}),
-  };
-  const bySeverity = new Map<Severity, number>();
-  for (const s of SEVERITIES) {
-    const n = findings.reduce((acc, f) => (severityClass(f.severity) === s ? acc + 1 : acc), 0);
-    if (n > 0) bySeverity.set(s, n);
+/**
+ * Builds violations from the indices of their findings. A violation lists its distinct vulnerability ids,
+ * sorted: ids are marked by ordinal (numbered once, by the exception index) instead of hashed again per
+ * violation, and sorted once for all violations when many are involved.
+ */
+class ViolationIds {
+  private sortedOrdinals: Int32Array | undefined;
+
+  constructor(
+    private readonly index: ExceptionIndex,
+    private readonly counted: readonly Finding[],
+    private readonly ordinals: Int32Array,
+  ) {}
+
+  detailed(
+    rule: string,
+    action: ViolationAction,
+    allow: number,
+    indices: readonly number[],
+    description: string | undefined,
+  ): DetailedViolation {
+    const findings = new Array<Finding>(indices.length);
+    const perLevel = [0, 0, 0, 0, 0, 0];
+    const marks = new Uint8Array(this.index.size);
+    let distinct = 0;
+    for (let k = 0; k < indices.length; k++) {
+      const i = indices[k]!;
+      const f = this.counted[i]!;
+      findings[k] = f;
+      perLevel[31 - Math.clz32(levelBit(f.level))]!++;
+      const o = this.ordinals[i]!;
+      if (marks[o] === 0) {
+        marks[o] = 1;
+        distinct++;
+      }
+    }
+    const violation: Violation = {
+      rule,
+      action,
+      allow,
+      count: indices.length,
+      findings: this.sortedIds(marks, distinct),
+      ...(description ? { description } : {}),
+    };
+    const bySeverity = new Map<Severity, number>();
+    SEVERITIES.forEach((s, i) => {
+      if (perLevel[i]! > 0) bySeverity.set(s, perLevel[i]!);
+    });
+    return { violation, findings, summary: { ...violation, bySeverity } };
   }
-  return { violation, findings, summary: { ...violation, bySeverity } };
+
+  private sortedIds(marks: Uint8Array, distinct: number): string[] {
+    const ids = this.index.ids;
+    // Few ids: sort just those. Many: walk all ids in an order sorted once.
+    if (distinct * 8 < ids.length) {
+      const out: string[] = [];
+      for (let o = 0; o < marks.length; o++) if (marks[o] === 1) out.push(ids[o]!);
+      return out.sort(compareStrings);
+    }
+    if (this.sortedOrdinals === undefined) {
+      this.sortedOrdinals = Int32Array.from(ids.keys()).sort((a, b) => compareStrings(ids[a]!, ids[b]!));
+    }
+    const out = new Array<string>(distinct);
+    let n = 0;
+    for (const o of this.sortedOrdinals) if (marks[o] === 1) out[n++] = ids[o]!;
+    return out;
+  }
 }
 
-/** Unknown severities (UNTRIAGED, ECR's UNDEFINED, anything unrecognised) are all counted as UNTRIAGED. */
-export function severityClass(severity: string): Severity {
-  return RATED_SEVERITIES.has(severity) ? (severity as Severity) : 'UNTRIAGED';
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function scopeMatches(globs: { test(v: string): boolean } | undefined, value: string | undefined): boolean {
@@ -249,8 +317,9 @@ function scopeMatches(globs: { test(v: string): boolean } | undefined, value: st
   return value !== undefined && globs.test(value);
 }
 
+/** Every condition but vulnerabilityIds, which the caller memoises per distinct id. */
 function ruleMatches(r: CompiledRule, f: Finding, now: number): boolean {
-  if (r.severity !== undefined && !r.severity.has(severityClass(f.severity))) return false;
+  if (r.severityMask !== 0 && (r.severityMask & levelBit(f.level)) === 0) return false;
   if (r.minScore !== undefined && (f.score === undefined || f.score < r.minScore)) return false;
   if (r.fixAvailable !== undefined && (f.fixAvailable === undefined || !r.fixAvailable.has(f.fixAvailable)))
     return false;
@@ -262,7 +331,6 @@ function ruleMatches(r: CompiledRule, f: Finding, now: number): boolean {
   ) {
     return false;
   }
-  if (r.vulnerabilityIds !== undefined && !r.vulnerabilityIds.test(f.vulnerabilityId)) return false;
   if (r.packages !== undefined && !f.packages.some((p) => r.packages!.test(p.name))) return false;
   return true;
 }
@@ -273,7 +341,7 @@ function revokes(r: CompiledRevoke, f: Finding): boolean {
   if (r.minScore !== undefined && f.score !== undefined && f.score >= r.minScore) return true;
   if (r.fixAvailable !== undefined && f.fixAvailable !== undefined && r.fixAvailable.has(f.fixAvailable))
     return true;
-  if (r.severity?.has(severityClass(f.severity))) return true;
+  if ((r.severityMask & levelBit(f.level)) !== 0) return true;
   return false;
 }
 
@@ -284,46 +352,63 @@ function allPackagesMatch(e: CompiledException, f: Finding): boolean {
   return true;
 }
 
+interface VulnerabilityEntry {
+  /** Numbers the distinct vulnerability ids of one evaluation, from 0. */
+  readonly ordinal: number;
+  readonly candidates: readonly CompiledException[];
+}
+
 /**
- * Exceptions by vulnerability id: exact ids in a map, globs by their literal prefix (so `CVE-2023-*` is one
- * map probe per distinct prefix length), globs that start with `*` tried last. Answers are memoised per
- * vulnerability id, since many findings share one.
+ * Exceptions by vulnerability id. Exact ids are one map probe. Globs are filed under their literal prefix
+ * and suffix (`CVE-2023-*` under "CVE-2023-"…"", `CVE-*-1234` under "CVE-"…"-1234", `*-1234` under
+ * ""…"-1234"), so an id costs one probe per distinct (prefix length, suffix length) pair, however many
+ * exceptions there are; only the globs filed under the id's own prefix and suffix are tested. Answers are
+ * memoised per vulnerability id, since many findings share one; the memo also numbers the distinct ids.
  */
 class ExceptionIndex {
   private readonly exact = new Map<string, CompiledException[]>();
-  private readonly byPrefix = new Map<string, CompiledException[]>();
-  private readonly prefixLengths: number[];
-  private readonly leadingStar: CompiledException[] = [];
-  private readonly memo = new Map<string, readonly CompiledException[]>();
+  private readonly byAffixes = new Map<string, CompiledException[]>();
+  private readonly affixLengths: (readonly [number, number])[];
+  private readonly memo = new Map<string, VulnerabilityEntry>();
+  readonly ids: string[] = [];
 
   constructor(exceptions: readonly CompiledException[]) {
-    const lengths = new Set<number>();
+    const lengths = new Map<string, readonly [number, number]>();
     for (const e of exceptions) {
       const g = e.vulnerabilityId;
-      if (g.isLiteral) push(this.exact, g.source, e);
-      else if (g.prefix === '') this.leadingStar.push(e);
-      else {
-        push(this.byPrefix, g.prefix, e);
-        lengths.add(g.prefix.length);
+      if (g.isLiteral) {
+        push(this.exact, g.source, e);
+        continue;
       }
+      push(this.byAffixes, affixKey(g.prefix, g.suffix), e);
+      lengths.set(`${g.prefix.length}/${g.suffix.length}`, [g.prefix.length, g.suffix.length]);
     }
-    this.prefixLengths = [...lengths].sort((a, b) => a - b);
+    this.affixLengths = [...lengths.values()];
   }
 
-  candidates(id: string): readonly CompiledException[] {
+  get size(): number {
+    return this.ids.length;
+  }
+
+  entry(id: string): VulnerabilityEntry {
     const known = this.memo.get(id);
     if (known !== undefined) return known;
     const found: CompiledException[] = [...(this.exact.get(id) ?? [])];
-    for (const len of this.prefixLengths) {
-      if (len > id.length) break;
-      for (const e of this.byPrefix.get(id.slice(0, len)) ?? [])
-        if (e.vulnerabilityId.test(id)) found.push(e);
+    for (const [p, q] of this.affixLengths) {
+      if (p + q > id.length) continue;
+      const filed = this.byAffixes.get(affixKey(id.slice(0, p), id.slice(id.length - q)));
+      if (filed) for (const e of filed) if (e.vulnerabilityId.test(id)) found.push(e);
     }
-    for (const e of this.leadingStar) if (e.vulnerabilityId.test(id)) found.push(e);
     found.sort((a, b) => a.index - b.index);
-    this.memo.set(id, found);
-    return found;
+    const entry: VulnerabilityEntry = { ordinal: this.ids.length, candidates: found };
+    this.ids.push(id);
+    this.memo.set(id, entry);
+    return entry;
   }
+}
+
+function affixKey(prefix: string, suffix: string): string {
+  return `${prefix}\u0000${suffix}`;
 }
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
@@ -360,8 +445,8 @@ function prefer(a: Finding, b: Finding): boolean {
   const ta = a.updatedAt ?? -1;
   const tb = b.updatedAt ?? -1;
   if (ta !== tb) return ta > tb;
-  const sa = SEVERITY_RANK[severityClass(a.severity)];
-  const sb = SEVERITY_RANK[severityClass(b.severity)];
+  const sa = SEVERITY_RANK[a.level];
+  const sb = SEVERITY_RANK[b.level];
   if (sa !== sb) return sa > sb;
   if ((a.status === 'ACTIVE') !== (b.status === 'ACTIVE')) return a.status === 'ACTIVE';
   return canonical(a) > canonical(b);

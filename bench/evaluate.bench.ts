@@ -1,0 +1,87 @@
+/**
+ * `npm run bench`: the cost of deciding, against the cost of reading the input it decides on.
+ *
+ * evaluateMs: from the parsed JSON value to the decision record (normalisation, de-duplication,
+ * exceptions, rules, summary), 100,000 findings, 20 rules, 1,000 exceptions. parseMs: JSON.parse of the
+ * same findings text. Both are medians of interleaved runs in one process, so the machine's noise falls on
+ * both alike; the figures that matter are the ratios. The last line is one JSON object.
+ */
+import { performance } from 'node:perf_hooks';
+import { evaluate, parsePolicy, readFindingsDocument } from '../shared/index.js';
+import { makeFindings, makePolicy } from './generate.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+const N = 100_000;
+const now = new Date('2026-11-25T12:00:00Z');
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
+
+const policy = parsePolicy(makePolicy(), 'bench-policy.json');
+if (policy.policy.rules.length !== 20 || policy.policy.exceptions.length !== 1000)
+  throw new Error('bench policy size');
+
+// Two halves of 100,000, each through JSON text, so both sizes judge objects as JSON.parse builds them.
+const textA = JSON.stringify({ findings: makeFindings(N, 1, 0) });
+const textB = JSON.stringify({ findings: makeFindings(N, 2, N) });
+const valueA = JSON.parse(textA) as { findings: unknown[] };
+const valueB = JSON.parse(textB) as { findings: unknown[] };
+const value200 = { findings: [...valueA.findings, ...valueB.findings] };
+
+function decide(value: unknown) {
+  const doc = readFindingsDocument(value);
+  return evaluate(policy, {
+    findings: doc.findings,
+    now,
+    pipeline: 'payments-prod',
+    image: doc.findings[0]?.image,
+  });
+}
+
+function time(fn: () => unknown): number {
+  gc();
+  const t0 = performance.now();
+  fn();
+  return performance.now() - t0;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+// Warm-up: let the JIT settle on both paths before measuring.
+decide(valueA);
+JSON.parse(textA);
+
+const parse: number[] = [];
+const eval100: number[] = [];
+const eval200: number[] = [];
+for (let i = 0; i < RUNS; i++) {
+  parse.push(time(() => JSON.parse(textA)));
+  eval100.push(time(() => decide(valueA)));
+  eval200.push(time(() => decide(value200)));
+}
+
+const record = decide(valueA).record;
+const parseMs = median(parse);
+const evaluateMs = median(eval100);
+const evaluate200Ms = median(eval200);
+const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+
+console.log(`findings text          ${(textA.length / 1e6).toFixed(0)} MB for ${N} findings`);
+console.log(`JSON.parse             ${round(parseMs)} ms (median of ${RUNS})`);
+console.log(`evaluate 100,000       ${round(evaluateMs)} ms`);
+console.log(`evaluate 200,000       ${round(evaluate200Ms)} ms`);
+console.log(
+  `decision               ${record.outcome}: ${record.violations.length} violations, ${record.exceptions.applied.length} exceptions applied`,
+);
+
+const result = {
+  findings: N,
+  rules: policy.policy.rules.length,
+  exceptions: policy.policy.exceptions.length,
+  evaluateMs: round(evaluateMs),
+  parseMs: round(parseMs),
+  ratio: round(evaluateMs / parseMs, 3),
+  scaling: round(evaluate200Ms / evaluateMs, 2),
+};
+console.log(JSON.stringify(result));
