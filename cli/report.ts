@@ -4,7 +4,7 @@ import {
   type DecisionRecord,
   type Evaluation,
   expiryOf,
-  type Finding,
+  type FindingTable,
   SEVERITIES,
   type ViolationDetail,
 } from '../shared/index.js';
@@ -22,8 +22,6 @@ const OUTCOME_STYLE: Readonly<Record<DecisionRecord['outcome'], Style>> = {
   REJECT: ['bold', 'red'],
   ESCALATE: ['bold', 'yellow'],
 };
-
-const SEVERITY_ORDER: ReadonlyMap<string, number> = new Map(SEVERITIES.map((s, i) => [s, i]));
 
 /**
  * The terminal report of `tollgate evaluate`: the outcome first, then what caused it with the findings
@@ -53,13 +51,13 @@ export function renderReport(evaluation: Evaluation, policy: CompiledPolicy, opt
   if (evaluation.violations.length === 0) out.push(paint('bold', 'Violations: none'));
   else {
     out.push(paint('bold', `Violations (${evaluation.violations.length})`));
-    for (const v of evaluation.violations) out.push(...renderViolation(v, paint, maxRows));
+    for (const v of evaluation.violations) out.push(...renderViolation(v, evaluation.table, paint, maxRows));
   }
 
   if (evaluation.warnings.length > 0) {
     out.push('');
     out.push(paint('bold', `Warnings (${evaluation.warnings.length})`));
-    for (const v of evaluation.warnings) out.push(...renderViolation(v, paint, maxRows));
+    for (const v of evaluation.warnings) out.push(...renderViolation(v, evaluation.table, paint, maxRows));
   }
 
   out.push('');
@@ -94,6 +92,7 @@ export function renderReport(evaluation: Evaluation, policy: CompiledPolicy, opt
 
 function renderViolation(
   detail: ViolationDetail,
+  table: FindingTable,
   paint: (style: Style, text: string) => string,
   maxRows: number,
 ): string[] {
@@ -105,17 +104,18 @@ function renderViolation(
         ? paint('yellow', '▲')
         : paint('cyan', '!');
   const out: string[] = [];
-  const counted =
-    detail.findings.length > 0 || v.count > 0 ? `, ${v.count} finding(s) > allow ${v.allow}` : '';
+  const counted = detail.rows.length > 0 || v.count > 0 ? `, ${v.count} finding(s) > allow ${v.allow}` : '';
   out.push(`  ${mark} ${paint('bold', v.rule)}  ${v.action}${counted}`);
   if (v.description) out.push(`    ${v.description}`);
-  if (detail.findings.length === 0) return out;
+  if (detail.rows.length === 0) return out;
 
-  const sorted = [...detail.findings].sort(compareFindings);
+  // Order on the columns, then rebuild only the findings shown.
+  const order = Array.from(detail.rows).sort(byUrgency(table));
+  const sorted = order.slice(0, maxRows).map((i) => table.row(i));
   const rows: string[][] = [
     ['VULNERABILITY', 'PACKAGE', 'INSTALLED → FIXED', 'SEVERITY', 'SCORE', 'EPSS', 'EXPLOIT'],
   ];
-  for (const f of sorted.slice(0, maxRows)) {
+  for (const f of sorted) {
     const packages = f.packages.length > 0 ? f.packages : [undefined];
     packages.forEach((p, i) => {
       rows.push([
@@ -129,26 +129,32 @@ function renderViolation(
       ]);
     });
   }
-  out.push(...table(rows).map((r, i) => `    ${i === 0 ? paint('dim', r) : r}`));
-  if (sorted.length > maxRows) {
+  out.push(...formatTable(rows).map((r, i) => `    ${i === 0 ? paint('dim', r) : r}`));
+  if (order.length > maxRows) {
     out.push(
-      `    … and ${sorted.length - maxRows} more finding(s) (--format json lists every vulnerability id)`,
+      `    … and ${order.length - maxRows} more finding(s) (--format json lists every vulnerability id)`,
     );
   }
   return out;
 }
 
 /** Most urgent first: severity, then score, then EPSS, then id (a stable order for a stable report). */
-function compareFindings(a: Finding, b: Finding): number {
-  return (
-    (SEVERITY_ORDER.get(a.level) ?? 9) - (SEVERITY_ORDER.get(b.level) ?? 9) ||
-    (b.score ?? -1) - (a.score ?? -1) ||
-    (b.epss ?? -1) - (a.epss ?? -1) ||
-    (a.vulnerabilityId < b.vulnerabilityId ? -1 : a.vulnerabilityId > b.vulnerabilityId ? 1 : 0)
-  );
+function byUrgency(t: FindingTable): (a: number, b: number) => number {
+  const num = (x: number) => (Number.isNaN(x) ? -1 : x);
+  return (a, b) => {
+    const ia = t.vulnerabilityId(a);
+    const ib = t.vulnerabilityId(b);
+    return (
+      t.levels[a]! - t.levels[b]! ||
+      num(t.scores[b]!) - num(t.scores[a]!) ||
+      num(t.epss[b]!) - num(t.epss[a]!) ||
+      (ia < ib ? -1 : ia > ib ? 1 : 0) ||
+      a - b
+    );
+  };
 }
 
-function table(rows: readonly string[][]): string[] {
+function formatTable(rows: readonly string[][]): string[] {
   const widths: number[] = [];
   for (const r of rows) {
     r.forEach((c, i) => {

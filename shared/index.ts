@@ -5,11 +5,14 @@ export { describeValue, formatPath, formatProblem, InputError, type InputProblem
 export * from './findings/finding.js';
 export { type FindingsSet, mergeFindings, type NamedDocument, parseFindingsText } from './findings/parse.js';
 export {
+  documentImages,
   type FindingsDocument,
   type FindingsFormat,
   readFindingsDocument,
   ShapeError,
+  validateDocument,
 } from './findings/readers.js';
+export * from './findings/table.js';
 export { parseTimestamp } from './findings/timestamps.js';
 export { compileGlob, compileGlobSet } from './glob.js';
 export { type CompiledPolicy, compilePolicy, expiryOf } from './policy/compile.js';
@@ -22,3 +25,4 @@ export {
 } from './policy/evaluate.js';
 export { type LoadedPolicy, MAX_POLICY_BYTES, parsePolicy } from './policy/load.js';
 export * from './policy/schema.js';
+export { StringTable } from './strings.js';

@@ -27,8 +27,8 @@ describe('Inspector2 ListFindings response (API shape, epoch seconds)', () => {
 
   it('normalises every field the policy language reads', () => {
     expect(doc.format).toBe('inspector2-findings');
-    expect(doc.findings).toHaveLength(1);
-    const f = doc.findings[0]!;
+    expect(doc.findings.length).toBe(1);
+    const f = doc.findings.row(0)!;
     expect(f).toMatchObject({
       key: 'arn:aws:inspector2:eu-central-1:123456789012:finding/0123456789abcdef0123456789abcdef',
       vulnerabilityId: 'CVE-2024-6119',
@@ -51,7 +51,7 @@ describe('Inspector2 ListFindings response (API shape, epoch seconds)', () => {
     const ec2 = readFindingsDocument(
       fixtureJson('aws/list-findings-response.ec2.elastic-integrations-mock.json'),
     );
-    expect(ec2.findings[0]!.score).toBe(6.5);
+    expect(ec2.findings.row(0)!.score).toBe(6.5);
     const raw = fixtureJson('aws/list-findings-response.ec2.elastic-integrations-mock.json') as {
       findings: Record<string, unknown>[];
     };
@@ -61,7 +61,7 @@ describe('Inspector2 ListFindings response (API shape, epoch seconds)', () => {
       { baseScore: 5.1 },
       { baseScore: 8.2 },
     ];
-    expect(readFindingsDocument(raw).findings[0]!.score).toBe(8.2);
+    expect(readFindingsDocument(raw).findings.row(0)!.score).toBe(8.2);
   });
 
   it('reads the AWS CLI print of the same response (ISO-8601 timestamps)', () => {
@@ -70,7 +70,7 @@ describe('Inspector2 ListFindings response (API shape, epoch seconds)', () => {
     };
     raw.findings[0]!.firstObservedAt = '2024-09-04T16:55:38.411000+00:00';
     raw.findings[0]!.updatedAt = '2024-09-04T16:55:38.411Z';
-    const f = readFindingsDocument(raw).findings[0]!;
+    const f = readFindingsDocument(raw).findings.row(0)!;
     expect(f.firstObservedAt).toBe(Date.parse('2024-09-04T16:55:38.411Z'));
     expect(f.updatedAt).toBe(Date.parse('2024-09-04T16:55:38.411Z'));
   });
@@ -79,9 +79,9 @@ describe('Inspector2 ListFindings response (API shape, epoch seconds)', () => {
     const raw = fixtureJson('aws/list-findings-response.ecr.derived-from-aws-docs-event.json') as {
       findings: unknown[];
     };
-    expect(readFindingsDocument(raw.findings).findings[0]!.vulnerabilityId).toBe('CVE-2024-6119');
-    expect(readFindingsDocument({ findings: raw.findings }).findings).toHaveLength(1);
-    expect(readFindingsDocument([]).findings).toEqual([]);
+    expect(readFindingsDocument(raw.findings).findings.row(0)!.vulnerabilityId).toBe('CVE-2024-6119');
+    expect(readFindingsDocument({ findings: raw.findings }).findings.length).toBe(1);
+    expect(readFindingsDocument([]).findings.length).toBe(0);
   });
 });
 
@@ -91,7 +91,7 @@ describe('Inspector2 Finding events', () => {
       fixtureJson('aws/inspector2-finding-ecr-package-vulnerability.aws-docs.json'),
     );
     expect(doc.format).toBe('inspector2-finding-events');
-    const f = doc.findings[0]!;
+    const f = doc.findings.row(0)!;
     expect(f.firstObservedAt).toBe(Date.UTC(2024, 8, 4, 16, 55, 38, 411));
     expect(f.image).toEqual({ repository: 'inspector2', digest: DIGEST, tags: ['ubuntu_latest'] });
     expect(f.packages.map((p) => p.name)).toEqual(['libssl3t64', 'openssl']);
@@ -99,15 +99,15 @@ describe('Inspector2 Finding events', () => {
 
   it('reads the "Dec 3, 2021, 6:02:30 PM" timestamps as UTC', () => {
     const doc = readFindingsDocument(fixtureJson('aws/inspector2-finding-event.us-timestamps.derived.json'));
-    expect(doc.findings[0]!.firstObservedAt).toBe(Date.UTC(2021, 11, 3, 18, 2, 30));
+    expect(doc.findings.row(0)!.firstObservedAt).toBe(Date.UTC(2021, 11, 3, 18, 2, 30));
   });
 
   it('reads an array of events and the older documented event', () => {
     const a = fixtureJson('aws/inspector2-finding-ecr-package-vulnerability.aws-docs.json');
     const b = fixtureJson('aws/inspector2-finding-ecr-package-vulnerability.aws-docs-older.json');
     const doc = readFindingsDocument([a, b]);
-    expect(doc.findings).toHaveLength(2);
-    expect(doc.findings[1]!.image?.repository).toBe('inspector2');
+    expect(doc.findings.length).toBe(2);
+    expect(doc.findings.row(1)!.image?.repository).toBe('inspector2');
   });
 
   it('refuses an event of another kind, naming what it expected', () => {
@@ -131,7 +131,7 @@ describe('ECR DescribeImageScanFindings', () => {
       digest: 'sha256:74b2c688c700ec95a93e478cdb959737c148df3fbf5ea706abe0318726e885e6',
       tags: [],
     });
-    expect(doc.findings[0]).toMatchObject({
+    expect(doc.findings.row(0)).toMatchObject({
       vulnerabilityId: 'CVE-2019-5188',
       severity: 'MEDIUM',
       status: 'ACTIVE',
@@ -145,12 +145,12 @@ describe('ECR DescribeImageScanFindings', () => {
       fixtureJson('aws/describe-image-scan-findings.enhanced.moto-fixture.json'),
     );
     expect(doc.format).toBe('ecr-scan-findings-enhanced');
-    expect(doc.findings.map((f) => [f.vulnerabilityId, f.severity, f.score])).toEqual([
+    expect(doc.findings.rows().map((f) => [f.vulnerabilityId, f.severity, f.score])).toEqual([
       ['CVE-2024-9681', 'MEDIUM', 6.5],
       ['CVE-2025-24528', 'UNTRIAGED', 0],
     ]);
-    expect(doc.findings[0]!.packages[0]!.fixedInVersion).toBeUndefined();
-    expect(doc.findings[0]!.fixAvailable).toBe('NO');
+    expect(doc.findings.row(0)!.packages[0]!.fixedInVersion).toBeUndefined();
+    expect(doc.findings.row(0)!.fixAvailable).toBe('NO');
   });
 
   it.each(['FAILED', 'UNSUPPORTED_IMAGE', 'FINDINGS_UNAVAILABLE', 'IN_PROGRESS', 'SCAN_ELIGIBILITY_EXPIRED'])(
@@ -179,7 +179,7 @@ describe('ECR DescribeImageScanFindings', () => {
 describe('missing and unusual values', () => {
   it('a finding without severity or status is an unknown severity and ACTIVE, never dropped', () => {
     const doc = readFindingsDocument([{ findingArn: 'arn:x', title: 'CVE-1 - x' }]);
-    expect(doc.findings[0]).toMatchObject({
+    expect(doc.findings.row(0)).toMatchObject({
       vulnerabilityId: 'CVE-1 - x',
       severity: 'UNDEFINED',
       status: 'ACTIVE',
@@ -195,7 +195,7 @@ describe('missing and unusual values', () => {
       resources: [{ id: 'arn:aws:ecr:r/x/sha256:1' }],
       severity: 'HIGH',
     };
-    expect(readFindingsDocument([raw]).findings[0]!.key).toBe('CVE-1|a,b|arn:aws:ecr:r/x/sha256:1');
+    expect(readFindingsDocument([raw]).findings.row(0)!.key).toBe('CVE-1|a,b|arn:aws:ecr:r/x/sha256:1');
   });
 });
 
@@ -286,7 +286,7 @@ describe('merging several files', () => {
 
   it('concatenates pages of one export and keeps the image', () => {
     const set = mergeFindings([page(1), page(2)]);
-    expect(set.findings.map((f) => f.key)).toEqual(['arn:finding/1', 'arn:finding/2']);
+    expect(set.findings.rows().map((f) => f.key)).toEqual(['arn:finding/1', 'arn:finding/2']);
     expect(set.image).toEqual({ repository: 'inspector2', digest: DIGEST, tags: ['ubuntu_latest'] });
     expect(set.scan).toBeUndefined();
   });

@@ -1,7 +1,14 @@
 import { describeValue, formatPath, InputError } from '../errors.js';
 import { positionOfOffset, SourceLocator } from '../locate.js';
-import type { Finding, ImageRef, ScanVerdict } from './finding.js';
-import { type FindingsDocument, readFindingsDocument, ShapeError } from './readers.js';
+import type { ImageRef, ScanVerdict } from './finding.js';
+import {
+  documentImages,
+  type FindingsDocument,
+  readFindingsDocument,
+  ShapeError,
+  validateDocument,
+} from './readers.js';
+import { FindingTable } from './table.js';
 
 /** Locating a bad field re-reads the text with positions; past this size the message gives the path only. */
 const LOCATE_LIMIT_BYTES = 32 * 1024 * 1024;
@@ -15,7 +22,9 @@ export function parseFindingsText(text: string, file: string): FindingsDocument 
     throw new InputError([jsonProblem(text, file, e)]);
   }
   try {
-    return readFindingsDocument(value);
+    const doc = readFindingsDocument(value);
+    validateDocument(doc);
+    return doc;
   } catch (e) {
     if (!(e instanceof ShapeError)) throw e;
     const pos = text.length <= LOCATE_LIMIT_BYTES ? new SourceLocator(text).locate(e.path) : undefined;
@@ -59,7 +68,7 @@ export interface NamedDocument {
 
 /** The findings of one image, gathered from one or several files (pages of one export). */
 export interface FindingsSet {
-  readonly findings: Finding[];
+  readonly findings: FindingTable;
   readonly image: ImageRef | undefined;
   readonly scan: ScanVerdict | undefined;
 }
@@ -69,7 +78,6 @@ export interface FindingsSet {
  * that name several image digests or repositories are an error rather than a decision about a mixture.
  */
 export function mergeFindings(documents: readonly NamedDocument[], repositoryOverride?: string): FindingsSet {
-  const findings: Finding[] = [];
   const digests = new Map<string, string>();
   const repositories = new Map<string, string>();
   const tags = new Set<string>();
@@ -85,15 +93,7 @@ export function mergeFindings(documents: readonly NamedDocument[], repositoryOve
   };
 
   for (const { file, document } of documents) {
-    note(document.image, file);
-    let last: ImageRef | undefined;
-    for (const f of document.findings) {
-      if (f.image !== last) {
-        last = f.image;
-        note(f.image, file);
-      }
-      findings.push(f);
-    }
+    for (const image of documentImages(document)) note(image, file);
     if (document.scan) {
       anyScan = true;
       if (!document.scan.complete) incomplete.push(`${file}: ${document.scan.reason}`);
@@ -134,5 +134,5 @@ export function mergeFindings(documents: readonly NamedDocument[], repositoryOve
     : incomplete.length > 0
       ? { complete: false, status: 'INCOMPLETE', reason: incomplete.join('; ') }
       : { complete: true, status: 'COMPLETE' };
-  return { findings, image, scan };
+  return { findings: FindingTable.concat(documents.map((d) => d.document.findings)), image, scan };
 }

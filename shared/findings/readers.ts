@@ -1,6 +1,16 @@
 import type { Finding, FixAvailability, ImageRef, ScanVerdict, VulnerablePackage } from './finding.js';
 import { levelOf, RATED_SEVERITIES } from './finding.js';
 import { isProblem } from './problem.js';
+import {
+  FIX_NO,
+  FIX_PARTIAL,
+  FIX_YES,
+  type FindingTable,
+  FindingTableBuilder,
+  STATUS_ACTIVE,
+  STATUS_CLOSED,
+  STATUS_SUPPRESSED,
+} from './table.js';
 import { parseTimestamp } from './timestamps.js';
 
 export type FindingsFormat =
@@ -12,11 +22,13 @@ export type FindingsFormat =
 /** What one findings file holds, whatever its format. */
 export interface FindingsDocument {
   readonly format: FindingsFormat;
-  readonly findings: Finding[];
+  readonly findings: FindingTable;
   /** Only ECR responses say whether the scan finished; Inspector exports do not. */
   readonly scan: ScanVerdict | undefined;
   /** The image the document is about, where the document says so outside its findings. */
   readonly image: ImageRef | undefined;
+  /** Where the findings list sits in the document, for the key paths of errors. */
+  readonly findingsPath: KeyPath;
 }
 
 export type KeyPath = (string | number)[];
@@ -50,60 +62,198 @@ function isObj(v: unknown): v is Obj {
 /** Reads a parsed findings file (any format of the CLI contract), detected from its content. */
 export function readFindingsDocument(value: unknown): FindingsDocument {
   const images = new ImageCache();
+  const inspector = (findings: FindingTable, findingsPath: KeyPath): FindingsDocument => ({
+    format: 'inspector2-findings',
+    findings,
+    scan: undefined,
+    image: undefined,
+    findingsPath,
+  });
+  const events = (findings: FindingTable): FindingsDocument => ({
+    format: 'inspector2-finding-events',
+    findings,
+    scan: undefined,
+    image: undefined,
+    findingsPath: [],
+  });
   if (Array.isArray(value)) {
     const first: unknown = value[0];
-    if (isObj(first) && 'detail-type' in first) {
-      return {
-        format: 'inspector2-finding-events',
-        findings: readEvents(value, images),
-        scan: undefined,
-        image: undefined,
-      };
-    }
-    return {
-      format: 'inspector2-findings',
-      findings: readInspectorList(value, [], images),
-      scan: undefined,
-      image: undefined,
-    };
+    if (isObj(first) && 'detail-type' in first) return events(readEvents(value, images));
+    return inspector(readInspectorList(value, [], images), []);
   }
   if (!isObj(value)) throw new ShapeError([], FORMATS_EXPECTED, value);
-  if ('detail-type' in value) {
-    return {
-      format: 'inspector2-finding-events',
-      findings: readEvents([value], images, true),
-      scan: undefined,
-      image: undefined,
-    };
-  }
+  if ('detail-type' in value) return events(readEvents([value], images, true));
   if ('imageScanFindings' in value) return readEcrResponse(value, images);
   if ('findings' in value) {
     const list = value.findings;
     if (!Array.isArray(list)) throw new ShapeError(['findings'], 'a list of findings', list);
-    return {
-      format: 'inspector2-findings',
-      findings: readInspectorList(list, ['findings'], images),
-      scan: undefined,
-      image: undefined,
-    };
+    return inspector(readInspectorList(list, ['findings'], images), ['findings']);
   }
   throw new ShapeError([], FORMATS_EXPECTED, value);
 }
 
-function readInspectorList(list: unknown[], at: KeyPath, images: ImageCache): Finding[] {
-  const out = new Array<Finding>(list.length);
+/**
+ * Inspector findings into a table. The fast path reads only what the decision uses, each field once, and
+ * keeps the record to rebuild the full Finding on demand; anything it does not expect (a missing ARN, a
+ * textual timestamp, a severity it does not know, a wrong type) goes through the detailed reader, which
+ * either normalises it or names exactly what is wrong.
+ */
+function readInspectorList(list: unknown[], at: KeyPath, images: ImageCache): FindingTable {
+  const b = new FindingTableBuilder(list.length);
+  const materializer = (raw: unknown) => inspectorFinding(raw, images);
+  const maker = b.maker(materializer);
   for (let i = 0; i < list.length; i++) {
+    const raw = list[i];
+    if (fastInspectorRow(b, raw, maker)) continue;
     try {
-      out[i] = inspectorFinding(list[i], images);
+      b.pushFinding(inspectorFinding(raw, images), raw, materializer);
     } catch (e) {
       throw within(e, [...at, i]);
     }
   }
-  return out;
+  return b.build();
 }
 
-function readEvents(list: unknown[], images: ImageCache, single = false): Finding[] {
-  const out = new Array<Finding>(list.length);
+/** Writes one well-formed Inspector finding into the table; false (and nothing written) when it is not one. */
+function fastInspectorRow(b: FindingTableBuilder, raw: unknown, maker: number): boolean {
+  if (!isObj(raw)) return false;
+  const key = raw.findingArn;
+  const pvd = raw.packageVulnerabilityDetails;
+  if (typeof key !== 'string' || !isObj(pvd)) return false;
+  const id = pvd.vulnerabilityId;
+  if (typeof id !== 'string') return false;
+
+  let level: number;
+  switch (raw.severity) {
+    case 'CRITICAL':
+      level = 1;
+      break;
+    case 'HIGH':
+      level = 2;
+      break;
+    case 'MEDIUM':
+      level = 4;
+      break;
+    case 'LOW':
+      level = 8;
+      break;
+    case 'INFORMATIONAL':
+      level = 16;
+      break;
+    case 'UNTRIAGED':
+      level = 32;
+      break;
+    default:
+      return false;
+  }
+  let status: number;
+  switch (raw.status) {
+    case 'ACTIVE':
+    case undefined:
+      status = STATUS_ACTIVE;
+      break;
+    case 'SUPPRESSED':
+      status = STATUS_SUPPRESSED;
+      break;
+    case 'CLOSED':
+      status = STATUS_CLOSED;
+      break;
+    default:
+      return false;
+  }
+  let exploit: number;
+  switch (raw.exploitAvailable) {
+    case 'YES':
+      exploit = 1;
+      break;
+    case 'NO':
+      exploit = 0;
+      break;
+    case undefined:
+      exploit = -1;
+      break;
+    default:
+      return false;
+  }
+  let fix: number;
+  switch (raw.fixAvailable) {
+    case 'YES':
+      fix = FIX_YES;
+      break;
+    case 'NO':
+      fix = FIX_NO;
+      break;
+    case 'PARTIAL':
+      fix = FIX_PARTIAL;
+      break;
+    case undefined:
+      fix = 0;
+      break;
+    default:
+      return false;
+  }
+  let score: unknown = raw.inspectorScore;
+  if (score === undefined) score = raw.score;
+  if (score === undefined) {
+    // No score of Inspector's own: the highest CVSS base score, or none.
+    score = Number.NaN;
+    const cvss = pvd.cvss;
+    if (cvss !== undefined) {
+      if (!Array.isArray(cvss)) return false;
+      for (let k = 0; k < cvss.length; k++) {
+        const c: unknown = cvss[k];
+        const base = isObj(c) ? c.baseScore : undefined;
+        if (typeof base !== 'number' || !Number.isFinite(base)) return false;
+        if (Number.isNaN(score) || base > (score as number)) score = base;
+      }
+    }
+  } else if (typeof score !== 'number' || !Number.isFinite(score)) return false;
+  let epss = Number.NaN;
+  const epssObj = raw.epss;
+  if (epssObj !== undefined) {
+    if (!isObj(epssObj)) return false;
+    const e = epssObj.score;
+    if (typeof e !== 'number' || !Number.isFinite(e)) return false;
+    epss = e;
+  }
+  const first = raw.firstObservedAt;
+  let firstMs = Number.NaN;
+  if (first !== undefined) {
+    if (typeof first !== 'number' || !Number.isFinite(first) || first < 0) return false;
+    firstMs = Math.round(first * 1000);
+  }
+  const packages = pvd.vulnerablePackages;
+  if (packages !== undefined) {
+    if (!Array.isArray(packages)) return false;
+    for (let k = 0; k < packages.length; k++) {
+      const p: unknown = packages[k];
+      if (!isObj(p) || typeof p.name !== 'string') return false;
+    }
+  }
+
+  // Everything is valid: write the row. Strings are numbered now, while they are in cache.
+  const i = b.next();
+  b.keyOrdinals[i] = b.keys.intern(key);
+  b.idOrdinals[i] = b.ids.intern(id);
+  if (packages !== undefined) {
+    for (let k = 0; k < packages.length; k++) b.pushPackage((packages[k] as { name: string }).name);
+  }
+  b.levels[i] = level;
+  b.statuses[i] = status;
+  b.scores[i] = score as number;
+  b.epss[i] = epss;
+  b.exploits[i] = exploit;
+  b.fixes[i] = fix;
+  b.firstObserved[i] = firstMs;
+  b.sources[i] = raw;
+  b.makers[i] = maker;
+  b.cache[i] = undefined;
+  b.commit(i);
+  return true;
+}
+
+function readEvents(list: unknown[], images: ImageCache, single = false): FindingTable {
+  const out = new FindingTableBuilder(list.length);
   for (let i = 0; i < list.length; i++) {
     const ev = list[i];
     const at: KeyPath = single ? [] : [i];
@@ -116,12 +266,12 @@ function readEvents(list: unknown[], images: ImageCache, single = false): Findin
       );
     }
     try {
-      out[i] = inspectorFinding(ev.detail, images);
+      out.pushFinding(inspectorFinding(ev.detail, images));
     } catch (e) {
       throw within(e, [...at, 'detail']);
     }
   }
-  return out;
+  return out.build();
 }
 
 /** Re-roots a ShapeError thrown for a part of the document at that part's path. */
@@ -168,21 +318,28 @@ function readEcrResponse(value: Obj, images: ImageCache): FindingsDocument {
   if (isf.enhancedFindings !== undefined) {
     const list = isf.enhancedFindings;
     if (!Array.isArray(list)) throw new ShapeError(['imageScanFindings', 'enhancedFindings'], 'a list', list);
-    const findings = readInspectorList(list, ['imageScanFindings', 'enhancedFindings'], images);
-    return { format: 'ecr-scan-findings-enhanced', findings, scan, image };
+    const at = ['imageScanFindings', 'enhancedFindings'];
+    const findings = readInspectorList(list, at, images);
+    return { format: 'ecr-scan-findings-enhanced', findings, scan, image, findingsPath: at };
   }
   const list = isf.findings ?? [];
   if (!Array.isArray(list)) throw new ShapeError(['imageScanFindings', 'findings'], 'a list', list);
-  const findings = new Array<Finding>(list.length);
+  const findings = new FindingTableBuilder(list.length);
   const resource = `${repository ?? ''}@${digest ?? tags[0] ?? ''}`;
   for (let i = 0; i < list.length; i++) {
     try {
-      findings[i] = ecrBasicFinding(list[i], image, resource);
+      findings.pushFinding(ecrBasicFinding(list[i], image, resource));
     } catch (e) {
       throw within(e, ['imageScanFindings', 'findings', i]);
     }
   }
-  return { format: 'ecr-scan-findings-basic', findings, scan, image };
+  return {
+    format: 'ecr-scan-findings-basic',
+    findings: findings.build(),
+    scan,
+    image,
+    findingsPath: ['imageScanFindings', 'findings'],
+  };
 }
 
 function ecrBasicFinding(raw: unknown, image: ImageRef, resource: string): Finding {
@@ -406,6 +563,42 @@ function readResourceImage(value: unknown, images: ImageCache): ImageRef | undef
     images.lastResourceImage = found;
   }
   return found;
+}
+
+/**
+ * Reads every field of every finding, the ones the decision does not use too (versions, titles), so that a
+ * file a user hands over is refused with the exact place of any bad field, rather than when a report shows
+ * it. The gate skips this: a bad display field there surfaces when a message is rendered, and fails closed.
+ */
+export function validateDocument(doc: FindingsDocument): void {
+  const table = doc.findings;
+  for (let i = 0; i < table.length; i++) {
+    try {
+      table.row(i);
+    } catch (e) {
+      throw within(e, [...doc.findingsPath, i]);
+    }
+  }
+}
+
+/**
+ * The distinct images a document's findings are of (and the document's own, for ECR responses). Reading
+ * every finding's resource is input validation for exports a user hands over, not part of deciding: the
+ * gate asks the API for the findings of one digest.
+ */
+export function documentImages(doc: FindingsDocument): ImageRef[] {
+  const images = new ImageCache();
+  const seen = new Set<ImageRef>();
+  if (doc.image) seen.add(doc.image);
+  const table = doc.findings;
+  for (let i = 0; i < table.length; i++) {
+    const { source, cached } = table.sourceOf(i);
+    let image: ImageRef | undefined;
+    if (cached !== undefined) image = cached.image;
+    else if (isObj(source)) image = readResourceImage(source.resources, images);
+    if (image !== undefined) seen.add(image);
+  }
+  return [...seen];
 }
 
 /**

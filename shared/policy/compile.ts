@@ -1,4 +1,5 @@
 import { type FixAvailability, levelMask } from '../findings/finding.js';
+import { fixBit } from '../findings/table.js';
 import { compileGlob, compileGlobSet, type Glob, type GlobSet } from '../glob.js';
 import type { LoadedPolicy } from './load.js';
 import type { Policy, PolicyException, Rule } from './schema.js';
@@ -12,8 +13,10 @@ export interface CompiledRule {
   /** Bit mask of the severities (see levelBit); 0 when the rule names none. */
   readonly severityMask: number;
   readonly minScore: number | undefined;
-  readonly fixAvailable: ReadonlySet<FixAvailability> | undefined;
-  readonly exploitAvailable: boolean | undefined;
+  /** Bit mask of fix availabilities (see fixBit); 0 when the rule names none. */
+  readonly fixMask: number;
+  /** 1 or 0 for exploitAvailable true or false; undefined when the rule does not say. */
+  readonly exploit: number | undefined;
   readonly minEpss: number | undefined;
   readonly olderThanMs: number | undefined;
   readonly vulnerabilityIds: GlobSet | undefined;
@@ -23,10 +26,10 @@ export interface CompiledRule {
 }
 
 export interface CompiledRevoke {
-  readonly exploitAvailable: boolean | undefined;
+  readonly exploit: number | undefined;
   readonly minEpss: number | undefined;
   readonly minScore: number | undefined;
-  readonly fixAvailable: ReadonlySet<FixAvailability> | undefined;
+  readonly fixMask: number;
   readonly severityMask: number;
 }
 
@@ -66,8 +69,8 @@ function compileRule(rule: Rule, index: number): CompiledRule {
     index,
     severityMask: w.severity ? levelMask(w.severity) : 0,
     minScore: w.minScore,
-    fixAvailable: w.fixAvailable ? new Set(w.fixAvailable) : undefined,
-    exploitAvailable: w.exploitAvailable,
+    fixMask: fixMask(w.fixAvailable),
+    exploit: w.exploitAvailable === undefined ? undefined : w.exploitAvailable ? 1 : 0,
     minEpss: w.minEpss,
     olderThanMs: w.olderThanDays === undefined ? undefined : w.olderThanDays * DAY_MS,
     vulnerabilityIds: w.vulnerabilityIds ? compileGlobSet(w.vulnerabilityIds) : undefined,
@@ -89,10 +92,10 @@ function compileException(exception: PolicyException, index: number): CompiledEx
     expiresAt: expiryOf(exception.expires),
     revokeIf: r
       ? {
-          exploitAvailable: r.exploitAvailable,
+          exploit: r.exploitAvailable === undefined ? undefined : r.exploitAvailable ? 1 : 0,
           minEpss: r.minEpss,
           minScore: r.minScore,
-          fixAvailable: r.fixAvailable ? new Set(r.fixAvailable) : undefined,
+          fixMask: fixMask(r.fixAvailable),
           severityMask: r.severity ? levelMask(r.severity) : 0,
         }
       : undefined,
@@ -103,4 +106,10 @@ function compileException(exception: PolicyException, index: number): CompiledEx
 export function expiryOf(expires: string): number {
   if (expires.length === 10) return Date.parse(`${expires}T00:00:00Z`) + DAY_MS - 1;
   return Date.parse(expires);
+}
+
+function fixMask(fixes: readonly FixAvailability[] | undefined): number {
+  let mask = 0;
+  for (const f of fixes ?? []) mask |= fixBit(f);
+  return mask;
 }

@@ -8,7 +8,9 @@ import {
 } from '../decision/record.js';
 import { buildSummary, type SummaryViolation } from '../decision/summary.js';
 import type { Finding, ImageRef, ScanVerdict, Severity } from '../findings/finding.js';
-import { levelBit, SEVERITIES } from '../findings/finding.js';
+import { SEVERITIES } from '../findings/finding.js';
+import { FindingTable, statusBit } from '../findings/table.js';
+import type { GlobSet } from '../glob.js';
 import {
   type CompiledException,
   type CompiledPolicy,
@@ -22,6 +24,7 @@ const DAY_MS = 86_400_000;
 const APPLIED = 1;
 const EXPIRED = 2;
 const REVOKED = 4;
+const UNTRIAGED_BIT = 32;
 
 /** Something the gate knows before (or instead of) reading findings, which the policy turns into an outcome. */
 export interface GateCondition {
@@ -30,7 +33,7 @@ export interface GateCondition {
 }
 
 export interface EvaluationInput {
-  readonly findings: readonly Finding[];
+  readonly findings: FindingTable | readonly Finding[];
   readonly now: Date;
   readonly pipeline?: string | undefined;
   readonly image?: ImageRef | undefined;
@@ -39,82 +42,83 @@ export interface EvaluationInput {
   readonly conditions?: readonly GateCondition[] | undefined;
 }
 
-/** A violation with the findings behind it, for reports and escalation messages. */
+/** A violation and the rows of the findings behind it, for reports and escalation messages. */
 export interface ViolationDetail {
   readonly violation: Violation;
-  readonly findings: readonly Finding[];
+  /** Rows of `Evaluation.table`: `table.row(i)` is the full finding. */
+  readonly rows: Int32Array;
 }
 
 export interface Evaluation {
   readonly record: DecisionRecord;
   readonly violations: readonly ViolationDetail[];
   readonly warnings: readonly ViolationDetail[];
-  /** The findings that count, after de-duplication (before exceptions). */
-  readonly counted: readonly Finding[];
+  /** The findings the decision was made on. */
+  readonly table: FindingTable;
 }
 
 /**
  * The policy evaluator of the policy spec §2: a pure function of the policy, the findings, `now`, the
- * pipeline and the image. Its cost is linear in the findings: exceptions are looked up through an index
- * of their vulnerability-id globs (memoised per vulnerability id), never tried one by one per finding.
+ * pipeline and the image. Its cost is linear in the findings and runs on the table's columns: findings are
+ * numbered by key and by vulnerability id once, exceptions are looked up through an index of their
+ * vulnerability-id globs (once per distinct id), and rules test typed columns.
  */
 export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: EvaluationInput): Evaluation {
   const compiled = 'rules' in policy ? policy : compilePolicy(policy);
   const { settings } = compiled.policy;
   const now = input.now.getTime();
   if (Number.isNaN(now)) throw new RangeError('evaluate: `now` is not a valid date');
+  const table =
+    input.findings instanceof FindingTable ? input.findings : FindingTable.fromFindings(input.findings);
   const repository = input.image?.repository;
   const pipeline = input.pipeline;
 
   // 1. Dedupe. 2. Count.
-  const unique = dedupe(input.findings);
-  const statuses: ReadonlySet<string> = new Set(settings.statuses);
-  const counts: Record<Severity, number> = {
-    CRITICAL: 0,
-    HIGH: 0,
-    MEDIUM: 0,
-    LOW: 0,
-    INFORMATIONAL: 0,
-    UNTRIAGED: 0,
-  };
-  const counted: Finding[] = [];
-  let ignored = 0;
-  for (const f of unique) {
-    if (!statuses.has(f.status)) {
-      ignored++;
-      continue;
-    }
-    counted.push(f);
-    counts[f.level]++;
+  const kept = dedupe(table);
+  let statusMask = 0;
+  for (const s of settings.statuses) statusMask |= statusBit(s);
+  const perLevel = [0, 0, 0, 0, 0, 0];
+  const counted = new Int32Array(kept.length);
+  let countedLength = 0;
+  for (let k = 0; k < kept.length; k++) {
+    const i = kept[k]!;
+    if ((table.statuses[i]! & statusMask) === 0) continue;
+    counted[countedLength++] = i;
+    perLevel[levelIndex(table.levels[i]!)]!++;
   }
+  const ignored = kept.length - countedLength;
 
   // 3. Exceptions. Scope by repository and pipeline is the same for every finding, so it is decided once.
-  // The index also numbers the distinct vulnerability ids, which the violations use below.
   const inScope = compiled.exceptions.filter(
     (e) => scopeMatches(e.repositories, repository) && scopeMatches(e.pipelines, pipeline),
   );
   const index = new ExceptionIndex(inScope);
-  const ordinals = new Int32Array(counted.length);
+  const packages = new PackageMatcher(table);
+  const candidatesOf: (readonly CompiledException[] | undefined)[] = new Array(table.distinctIds.length);
   // Per exception (by its index in the policy): which states it reached for some finding.
   const states = new Uint8Array(compiled.exceptions.length);
-  const remaining: number[] = [];
-  for (let i = 0; i < counted.length; i++) {
-    const f = counted[i]!;
-    const entry = index.entry(f.vulnerabilityId);
-    ordinals[i] = entry.ordinal;
-    const candidates = entry.candidates;
+  const remaining = new Int32Array(countedLength);
+  let remainingLength = 0;
+  for (let c = 0; c < countedLength; c++) {
+    const i = counted[c]!;
+    const ordinal = table.idOrdinals[i]!;
+    let candidates = candidatesOf[ordinal];
+    if (candidates === undefined) {
+      candidates = index.candidates(table.distinctIds[ordinal]!);
+      candidatesOf[ordinal] = candidates;
+    }
     let covered = false;
-    for (let c = 0; c < candidates.length; c++) {
-      const e = candidates[c]!;
-      if (e.packages !== undefined && !allPackagesMatch(e, f)) continue;
+    for (let k = 0; k < candidates.length; k++) {
+      const e = candidates[k]!;
+      if (e.packages !== undefined && !packages.all(e.packages, i)) continue;
       if (now > e.expiresAt) states[e.index]! |= EXPIRED;
-      else if (e.revokeIf !== undefined && revokes(e.revokeIf, f)) states[e.index]! |= REVOKED;
+      else if (e.revokeIf !== undefined && revokes(e.revokeIf, table, i)) states[e.index]! |= REVOKED;
       else {
         states[e.index]! |= APPLIED;
         covered = true;
       }
     }
-    if (!covered) remaining.push(i);
+    if (!covered) remaining[remainingLength++] = i;
   }
 
   // 4. Rules. Rules scoped to another repository or pipeline match nothing here.
@@ -123,41 +127,43 @@ export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: Evaluatio
   );
   const hits: number[][] = active.map(() => []);
   // A rule's vulnerabilityIds globs are tested once per distinct id: 0 not yet, 1 matches, 2 does not.
-  const idMemo = active.map((r) => (r.vulnerabilityIds ? new Uint8Array(index.size) : undefined));
+  const idMemo = active.map((r) =>
+    r.vulnerabilityIds ? new Uint8Array(table.distinctIds.length) : undefined,
+  );
   const unknown: number[] = [];
-  for (let k = 0; k < remaining.length; k++) {
+  for (let k = 0; k < remainingLength; k++) {
     const i = remaining[k]!;
-    const f = counted[i]!;
-    const ordinal = ordinals[i]!;
     for (let r = 0; r < active.length; r++) {
       const rule = active[r]!;
-      if (!ruleMatches(rule, f, now)) continue;
+      if (!ruleMatches(rule, table, i, now)) continue;
+      if (rule.packages !== undefined && !packages.any(rule.packages, i)) continue;
       const memo = idMemo[r];
       if (memo !== undefined) {
+        const ordinal = table.idOrdinals[i]!;
         let known = memo[ordinal]!;
         if (known === 0) {
-          known = rule.vulnerabilityIds!.test(f.vulnerabilityId) ? 1 : 2;
+          known = rule.vulnerabilityIds!.test(table.distinctIds[ordinal]!) ? 1 : 2;
           memo[ordinal] = known;
         }
         if (known === 2) continue;
       }
       hits[r]!.push(i);
     }
-    if (f.level === 'UNTRIAGED') unknown.push(i);
+    if (table.levels[i] === UNTRIAGED_BIT) unknown.push(i);
   }
 
-  const ids = new ViolationIds(index, counted, ordinals);
+  const builder = new ViolationBuilder(table, table.distinctIds, table.idOrdinals);
   const violations: DetailedViolation[] = [];
   const warnings: DetailedViolation[] = [];
   active.forEach((r, i) => {
     const found = hits[i]!;
     if (found.length <= r.rule.allow) return;
-    const v = ids.detailed(r.rule.id, r.rule.action, r.rule.allow, found, r.rule.description);
+    const v = builder.build(r.rule.id, r.rule.action, r.rule.allow, found, r.rule.description);
     (r.rule.action === 'warn' ? warnings : violations).push(v);
   });
   if (settings.unknownSeverity !== 'ignore' && unknown.length > 0) {
     violations.push(
-      ids.detailed(
+      builder.build(
         'unknown-severity',
         settings.unknownSeverity,
         0,
@@ -167,11 +173,11 @@ export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: Evaluatio
     );
   }
   if (input.scan && !input.scan.complete) {
-    violations.push(ids.detailed('scan-incomplete', settings.scan.onUnsupported, 0, [], input.scan.reason));
+    violations.push(builder.build('scan-incomplete', settings.scan.onUnsupported, 0, [], input.scan.reason));
   }
   for (const c of input.conditions ?? []) {
     const action = c.kind === 'scan-timeout' ? settings.scan.onTimeout : settings.onError;
-    violations.push(ids.detailed(c.kind, action, 0, [], c.reason || IMPLICIT_DESCRIPTIONS[c.kind]));
+    violations.push(builder.build(c.kind, action, 0, [], c.reason || IMPLICIT_DESCRIPTIONS[c.kind]));
   }
 
   // 5. Outcome. 6. Mode.
@@ -206,6 +212,7 @@ export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: Evaluatio
     warnings: warnings.map((v) => v.summary),
   });
 
+  const counts = Object.fromEntries(SEVERITIES.map((s, i) => [s, perLevel[i]!])) as Record<Severity, number>;
   const record: DecisionRecord = {
     outcome,
     mode: compiled.policy.mode,
@@ -227,49 +234,52 @@ export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: Evaluatio
   };
   return {
     record,
-    violations: violations.map((v) => ({ violation: v.violation, findings: v.findings })),
-    warnings: warnings.map((v) => ({ violation: v.violation, findings: v.findings })),
-    counted,
+    violations: violations.map((v) => ({ violation: v.violation, rows: v.rows })),
+    warnings: warnings.map((v) => ({ violation: v.violation, rows: v.rows })),
+    table,
   };
+}
+
+/** Index of a severity bit (levelBit) in SEVERITIES order. */
+function levelIndex(bit: number): number {
+  return 31 - Math.clz32(bit);
 }
 
 interface DetailedViolation {
   readonly violation: Violation;
   readonly summary: SummaryViolation;
-  readonly findings: readonly Finding[];
+  readonly rows: Int32Array;
 }
 
 /**
- * Builds violations from the indices of their findings. A violation lists its distinct vulnerability ids,
- * sorted: ids are marked by ordinal (numbered once, by the exception index) instead of hashed again per
- * violation, and sorted once for all violations when many are involved.
+ * Builds violations from the rows of their findings. A violation lists its distinct vulnerability ids,
+ * sorted: ids are marked by ordinal (numbered once) instead of hashed again per violation, and sorted once
+ * for all violations when many are involved.
  */
-class ViolationIds {
+class ViolationBuilder {
   private sortedOrdinals: Int32Array | undefined;
 
   constructor(
-    private readonly index: ExceptionIndex,
-    private readonly counted: readonly Finding[],
-    private readonly ordinals: Int32Array,
+    private readonly table: FindingTable,
+    private readonly ids: readonly string[],
+    private readonly ordinalOf: Int32Array,
   ) {}
 
-  detailed(
+  build(
     rule: string,
     action: ViolationAction,
     allow: number,
-    indices: readonly number[],
+    found: readonly number[],
     description: string | undefined,
   ): DetailedViolation {
-    const findings = new Array<Finding>(indices.length);
+    const rows = Int32Array.from(found);
     const perLevel = [0, 0, 0, 0, 0, 0];
-    const marks = new Uint8Array(this.index.size);
+    const marks = new Uint8Array(this.ids.length);
     let distinct = 0;
-    for (let k = 0; k < indices.length; k++) {
-      const i = indices[k]!;
-      const f = this.counted[i]!;
-      findings[k] = f;
-      perLevel[31 - Math.clz32(levelBit(f.level))]!++;
-      const o = this.ordinals[i]!;
+    for (let k = 0; k < rows.length; k++) {
+      const i = rows[k]!;
+      perLevel[levelIndex(this.table.levels[i]!)]!++;
+      const o = this.ordinalOf[i]!;
       if (marks[o] === 0) {
         marks[o] = 1;
         distinct++;
@@ -279,7 +289,7 @@ class ViolationIds {
       rule,
       action,
       allow,
-      count: indices.length,
+      count: rows.length,
       findings: this.sortedIds(marks, distinct),
       ...(description ? { description } : {}),
     };
@@ -287,11 +297,11 @@ class ViolationIds {
     SEVERITIES.forEach((s, i) => {
       if (perLevel[i]! > 0) bySeverity.set(s, perLevel[i]!);
     });
-    return { violation, findings, summary: { ...violation, bySeverity } };
+    return { violation, rows, summary: { ...violation, bySeverity } };
   }
 
   private sortedIds(marks: Uint8Array, distinct: number): string[] {
-    const ids = this.index.ids;
+    const ids = this.ids;
     // Few ids: sort just those. Many: walk all ids in an order sorted once.
     if (distinct * 8 < ids.length) {
       const out: string[] = [];
@@ -317,60 +327,79 @@ function scopeMatches(globs: { test(v: string): boolean } | undefined, value: st
   return value !== undefined && globs.test(value);
 }
 
-/** Every condition but vulnerabilityIds, which the caller memoises per distinct id. */
-function ruleMatches(r: CompiledRule, f: Finding, now: number): boolean {
-  if (r.severityMask !== 0 && (r.severityMask & levelBit(f.level)) === 0) return false;
-  if (r.minScore !== undefined && (f.score === undefined || f.score < r.minScore)) return false;
-  if (r.fixAvailable !== undefined && (f.fixAvailable === undefined || !r.fixAvailable.has(f.fixAvailable)))
-    return false;
-  if (r.exploitAvailable !== undefined && f.exploitAvailable !== r.exploitAvailable) return false;
-  if (r.minEpss !== undefined && (f.epss === undefined || f.epss < r.minEpss)) return false;
-  if (
-    r.olderThanMs !== undefined &&
-    (f.firstObservedAt === undefined || now - f.firstObservedAt <= r.olderThanMs)
-  ) {
-    return false;
-  }
-  if (r.packages !== undefined && !f.packages.some((p) => r.packages!.test(p.name))) return false;
+/**
+ * The conditions on columns, cheapest first (the caller tests packages and vulnerabilityIds, memoised per
+ * distinct value). Unknown values never match: NaN fails every comparison, and 0 is no bit of any mask.
+ */
+function ruleMatches(r: CompiledRule, t: FindingTable, i: number, now: number): boolean {
+  if (r.severityMask !== 0 && (r.severityMask & t.levels[i]!) === 0) return false;
+  if (r.fixMask !== 0 && (r.fixMask & t.fixes[i]!) === 0) return false;
+  if (r.exploit !== undefined && t.exploits[i] !== r.exploit) return false;
+  if (r.minScore !== undefined && !(t.scores[i]! >= r.minScore)) return false;
+  if (r.minEpss !== undefined && !(t.epss[i]! >= r.minEpss)) return false;
+  if (r.olderThanMs !== undefined && !(now - t.firstObserved[i]! > r.olderThanMs)) return false;
   return true;
 }
 
-function revokes(r: CompiledRevoke, f: Finding): boolean {
-  if (r.exploitAvailable !== undefined && f.exploitAvailable === r.exploitAvailable) return true;
-  if (r.minEpss !== undefined && f.epss !== undefined && f.epss >= r.minEpss) return true;
-  if (r.minScore !== undefined && f.score !== undefined && f.score >= r.minScore) return true;
-  if (r.fixAvailable !== undefined && f.fixAvailable !== undefined && r.fixAvailable.has(f.fixAvailable))
-    return true;
-  if ((r.severityMask & levelBit(f.level)) !== 0) return true;
+/** Whether any revokeIf condition holds; unknown values never hold. */
+function revokes(r: CompiledRevoke, t: FindingTable, i: number): boolean {
+  if (r.exploit !== undefined && t.exploits[i] === r.exploit) return true;
+  if (r.minEpss !== undefined && t.epss[i]! >= r.minEpss) return true;
+  if (r.minScore !== undefined && t.scores[i]! >= r.minScore) return true;
+  if ((r.fixMask & t.fixes[i]!) !== 0) return true;
+  if ((r.severityMask & t.levels[i]!) !== 0) return true;
   return false;
 }
 
-/** An exception with `packages` covers a finding only if every vulnerable package is listed (and it has some). */
-function allPackagesMatch(e: CompiledException, f: Finding): boolean {
-  if (f.packages.length === 0) return false;
-  for (const p of f.packages) if (!e.packages!.test(p.name)) return false;
-  return true;
-}
+/** Package globs against a row's packages, each glob set tested once per distinct package name. */
+class PackageMatcher {
+  private readonly memos = new Map<GlobSet, Uint8Array>();
 
-interface VulnerabilityEntry {
-  /** Numbers the distinct vulnerability ids of one evaluation, from 0. */
-  readonly ordinal: number;
-  readonly candidates: readonly CompiledException[];
+  constructor(private readonly table: FindingTable) {}
+
+  /** A rule's `packages`: one of the row's packages matches. */
+  any(globs: GlobSet, i: number): boolean {
+    const t = this.table;
+    const end = t.packageStart[i + 1]!;
+    for (let k = t.packageStart[i]!; k < end; k++) if (this.test(globs, t.packageOrdinals[k]!)) return true;
+    return false;
+  }
+
+  /** An exception's `packages`: every package of the row is listed, and it has some. */
+  all(globs: GlobSet, i: number): boolean {
+    const t = this.table;
+    const start = t.packageStart[i]!;
+    const end = t.packageStart[i + 1]!;
+    if (start === end) return false;
+    for (let k = start; k < end; k++) if (!this.test(globs, t.packageOrdinals[k]!)) return false;
+    return true;
+  }
+
+  private test(globs: GlobSet, ordinal: number): boolean {
+    let memo = this.memos.get(globs);
+    if (memo === undefined) {
+      memo = new Uint8Array(this.table.distinctPackages.length);
+      this.memos.set(globs, memo);
+    }
+    let known = memo[ordinal]!;
+    if (known === 0) {
+      known = globs.test(this.table.distinctPackages[ordinal]!) ? 1 : 2;
+      memo[ordinal] = known;
+    }
+    return known === 1;
+  }
 }
 
 /**
  * Exceptions by vulnerability id. Exact ids are one map probe. Globs are filed under their literal prefix
  * and suffix (`CVE-2023-*` under "CVE-2023-"…"", `CVE-*-1234` under "CVE-"…"-1234", `*-1234` under
  * ""…"-1234"), so an id costs one probe per distinct (prefix length, suffix length) pair, however many
- * exceptions there are; only the globs filed under the id's own prefix and suffix are tested. Answers are
- * memoised per vulnerability id, since many findings share one; the memo also numbers the distinct ids.
+ * exceptions there are; only the globs filed under the id's own prefix and suffix are tested.
  */
 class ExceptionIndex {
   private readonly exact = new Map<string, CompiledException[]>();
   private readonly byAffixes = new Map<string, CompiledException[]>();
   private readonly affixLengths: (readonly [number, number])[];
-  private readonly memo = new Map<string, VulnerabilityEntry>();
-  readonly ids: string[] = [];
 
   constructor(exceptions: readonly CompiledException[]) {
     const lengths = new Map<string, readonly [number, number]>();
@@ -386,24 +415,14 @@ class ExceptionIndex {
     this.affixLengths = [...lengths.values()];
   }
 
-  get size(): number {
-    return this.ids.length;
-  }
-
-  entry(id: string): VulnerabilityEntry {
-    const known = this.memo.get(id);
-    if (known !== undefined) return known;
+  candidates(id: string): readonly CompiledException[] {
     const found: CompiledException[] = [...(this.exact.get(id) ?? [])];
     for (const [p, q] of this.affixLengths) {
       if (p + q > id.length) continue;
       const filed = this.byAffixes.get(affixKey(id.slice(0, p), id.slice(id.length - q)));
       if (filed) for (const e of filed) if (e.vulnerabilityId.test(id)) found.push(e);
     }
-    found.sort((a, b) => a.index - b.index);
-    const entry: VulnerabilityEntry = { ordinal: this.ids.length, candidates: found };
-    this.ids.push(id);
-    this.memo.set(id, entry);
-    return entry;
+    return found.sort((a, b) => a.index - b.index);
   }
 }
 
@@ -418,17 +437,18 @@ function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
 }
 
 /**
- * One finding per key. When two copies differ, the choice must not depend on their order: the newer copy
- * wins, and between equally new copies the more severe reading (fail closed), then a canonical comparison.
+ * One row per key, in order of first sight. When two copies differ, the choice must not depend on their
+ * order: the newer copy wins, and between equally new copies the more severe reading (fail closed), then a
+ * canonical comparison. Copies are rare, so only they are rebuilt as full findings to compare.
  */
-function dedupe(findings: readonly Finding[]): Finding[] {
-  const byKey = new Map<string, Finding>();
-  for (const f of findings) {
-    const seen = byKey.get(f.key);
-    if (seen === undefined) byKey.set(f.key, f);
-    else if (seen !== f && prefer(f, seen)) byKey.set(f.key, f);
+function dedupe(table: FindingTable): Int32Array {
+  const winner = new Int32Array(table.keyCount).fill(-1);
+  for (let i = 0; i < table.length; i++) {
+    const o = table.keyOrdinals[i]!;
+    const seen = winner[o]!;
+    if (seen === -1 || prefer(table.row(i), table.row(seen))) winner[o] = i;
   }
-  return byKey.size === findings.length ? (findings as Finding[]) : [...byKey.values()];
+  return winner;
 }
 
 const SEVERITY_RANK: Readonly<Record<Severity, number>> = {

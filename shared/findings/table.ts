@@ -1,0 +1,309 @@
+import { StringTable } from '../strings.js';
+import { type Finding, type FixAvailability, levelBit } from './finding.js';
+
+/** Status column values: one bit each, so `settings.statuses` is tested as a mask. */
+export const STATUS_ACTIVE = 1;
+export const STATUS_SUPPRESSED = 2;
+export const STATUS_CLOSED = 4;
+/** A status none of the three; it never counts. */
+export const STATUS_OTHER = 8;
+
+/** Fix column values; 0 is unknown. */
+export const FIX_YES = 1;
+export const FIX_NO = 2;
+export const FIX_PARTIAL = 4;
+
+export function statusBit(status: string): number {
+  switch (status) {
+    case 'ACTIVE':
+      return STATUS_ACTIVE;
+    case 'SUPPRESSED':
+      return STATUS_SUPPRESSED;
+    case 'CLOSED':
+      return STATUS_CLOSED;
+    default:
+      return STATUS_OTHER;
+  }
+}
+
+export function fixBit(fix: FixAvailability | undefined): number {
+  switch (fix) {
+    case 'YES':
+      return FIX_YES;
+    case 'NO':
+      return FIX_NO;
+    case 'PARTIAL':
+      return FIX_PARTIAL;
+    default:
+      return 0;
+  }
+}
+
+/** Rebuilds the full Finding of a row from the record it was read from (for reports and messages). */
+export type Materializer = (source: unknown) => Finding;
+
+/**
+ * The findings of one decision, column by column. Deciding on 100,000 findings is bound by memory, not by
+ * arithmetic: every field read from a parsed JSON finding is a pointer chase into a heap the size of the
+ * input. So the reader touches each field the decision needs once, writes it here (numbers unboxed in typed
+ * arrays; keys, vulnerability ids and package names numbered by distinct value while they are in cache),
+ * and the evaluator runs on these columns without touching a string. The full `Finding` of a row (package
+ * versions, title, image) is rebuilt from its source record only when a report or a message shows it.
+ */
+export class FindingTable {
+  /** A table from findings already normalised (tests, other producers). */
+  static fromFindings(findings: readonly Finding[]): FindingTable {
+    const b = new FindingTableBuilder(findings.length);
+    for (const f of findings) b.pushFinding(f);
+    return b.build();
+  }
+
+  /** One table for several (pages of one export): rows keep their order. */
+  static concat(tables: readonly FindingTable[]): FindingTable {
+    if (tables.length === 1) return tables[0]!;
+    const b = new FindingTableBuilder(tables.reduce((n, t) => n + t.length, 0));
+    for (const t of tables) b.pushTable(t);
+    return b.build();
+  }
+
+  constructor(
+    readonly length: number,
+    /** Number of the row's de-duplication key (the finding ARN, else vulnerability id + packages + resource). */
+    readonly keyOrdinals: Int32Array,
+    /** How many distinct keys there are. */
+    readonly keyCount: number,
+    /** Number of the row's vulnerability id in `distinctIds`. */
+    readonly idOrdinals: Int32Array,
+    readonly distinctIds: readonly string[],
+    /** `levelBit` of the severity the policy reads. */
+    readonly levels: Uint8Array,
+    /** `statusBit` of the status; a finding without one is ACTIVE. */
+    readonly statuses: Uint8Array,
+    /** NaN: no score. */
+    readonly scores: Float64Array,
+    /** NaN: no EPSS. */
+    readonly epss: Float64Array,
+    /** 1 yes, 0 no, -1 unknown. */
+    readonly exploits: Int8Array,
+    /** `fixBit`; 0 unknown. */
+    readonly fixes: Uint8Array,
+    /** Epoch ms; NaN: unknown. */
+    readonly firstObserved: Float64Array,
+    /**
+     * Row i's vulnerable packages are distinctPackages[packageOrdinals[k]] for k in
+     * packageStart[i] .. packageStart[i + 1].
+     */
+    readonly packageStart: Int32Array,
+    readonly packageOrdinals: Int32Array,
+    readonly distinctPackages: readonly string[],
+    private readonly sources: readonly unknown[],
+    private readonly makers: Uint8Array,
+    private readonly materializers: readonly Materializer[],
+    private readonly cache: (Finding | undefined)[],
+  ) {}
+
+  /** The full Finding of row i. */
+  row(i: number): Finding {
+    let f = this.cache[i];
+    if (f === undefined) {
+      f = this.materializers[this.makers[i]!]!(this.sources[i]);
+      this.cache[i] = f;
+    }
+    return f;
+  }
+
+  vulnerabilityId(i: number): string {
+    return this.distinctIds[this.idOrdinals[i]!]!;
+  }
+
+  /** Every row as a full Finding (tests, small exports; the evaluator never needs this). */
+  rows(): Finding[] {
+    return Array.from({ length: this.length }, (_, i) => this.row(i));
+  }
+
+  /** The record row i was read from, and how to rebuild it (for concatenation). */
+  sourceOf(i: number): {
+    readonly source: unknown;
+    readonly materializer: Materializer;
+    readonly cached: Finding | undefined;
+  } {
+    return {
+      source: this.sources[i],
+      materializer: this.materializers[this.makers[i]!]!,
+      cached: this.cache[i],
+    };
+  }
+}
+
+const FROM_CACHE: Materializer = () => {
+  throw new Error('FindingTable: a normalised row has no source to rebuild it from');
+};
+
+/** Fills the columns row by row; the readers write the columns directly on their fast path. */
+export class FindingTableBuilder {
+  length = 0;
+  readonly keys: StringTable;
+  readonly ids: StringTable;
+  readonly packages = new StringTable(64);
+  keyOrdinals: Int32Array;
+  idOrdinals: Int32Array;
+  levels: Uint8Array;
+  statuses: Uint8Array;
+  scores: Float64Array;
+  epss: Float64Array;
+  exploits: Int8Array;
+  fixes: Uint8Array;
+  firstObserved: Float64Array;
+  packageStart: Int32Array;
+  packageOrdinals: Int32Array;
+  packageCount = 0;
+  sources: unknown[];
+  makers: Uint8Array;
+  cache: (Finding | undefined)[];
+  private readonly materializers: Materializer[] = [FROM_CACHE];
+
+  constructor(capacity: number) {
+    const n = Math.max(capacity, 1);
+    // Keys such as ARNs share a long prefix: hash their tails.
+    this.keys = new StringTable(n, 24);
+    this.ids = new StringTable(Math.min(n, 1 << 16));
+    this.keyOrdinals = new Int32Array(n);
+    this.idOrdinals = new Int32Array(n);
+    this.levels = new Uint8Array(n);
+    this.statuses = new Uint8Array(n);
+    this.scores = new Float64Array(n);
+    this.epss = new Float64Array(n);
+    this.exploits = new Int8Array(n);
+    this.fixes = new Uint8Array(n);
+    this.firstObserved = new Float64Array(n);
+    this.packageStart = new Int32Array(n + 1);
+    this.packageOrdinals = new Int32Array(n * 2);
+    this.sources = new Array<unknown>(n);
+    this.makers = new Uint8Array(n);
+    this.cache = new Array<Finding | undefined>(n);
+  }
+
+  /** The maker id of a materializer, for rows read on the fast path. */
+  maker(materializer: Materializer): number {
+    let id = this.materializers.indexOf(materializer);
+    if (id < 0) {
+      id = this.materializers.length;
+      if (id > 255) throw new Error('FindingTable: too many sources');
+      this.materializers.push(materializer);
+    }
+    return id;
+  }
+
+  /** Makes room for one more row and returns its index. */
+  next(): number {
+    const i = this.length;
+    if (i >= this.levels.length) this.grow();
+    return i;
+  }
+
+  /** Adds a package name to the row being written. */
+  pushPackage(name: string): void {
+    if (this.packageCount >= this.packageOrdinals.length) {
+      const wider = new Int32Array(this.packageOrdinals.length * 2);
+      wider.set(this.packageOrdinals);
+      this.packageOrdinals = wider;
+    }
+    this.packageOrdinals[this.packageCount++] = this.packages.intern(name);
+  }
+
+  pushFinding(f: Finding, source?: unknown, materializer?: Materializer): void {
+    const i = this.next();
+    this.keyOrdinals[i] = this.keys.intern(f.key);
+    this.idOrdinals[i] = this.ids.intern(f.vulnerabilityId);
+    this.levels[i] = levelBit(f.level);
+    this.statuses[i] = statusBit(f.status);
+    this.scores[i] = f.score ?? Number.NaN;
+    this.epss[i] = f.epss ?? Number.NaN;
+    this.exploits[i] = f.exploitAvailable === undefined ? -1 : f.exploitAvailable ? 1 : 0;
+    this.fixes[i] = fixBit(f.fixAvailable);
+    this.firstObserved[i] = f.firstObservedAt ?? Number.NaN;
+    for (const p of f.packages) this.pushPackage(p.name);
+    this.sources[i] = source;
+    this.makers[i] = materializer ? this.maker(materializer) : 0;
+    this.cache[i] = f;
+    this.commit(i);
+  }
+
+  pushTable(t: FindingTable): void {
+    for (let j = 0; j < t.length; j++) {
+      const { source, materializer, cached } = t.sourceOf(j);
+      const i = this.next();
+      // Keys are known only by number in a table; the full finding gives the key text back.
+      const row = cached ?? t.row(j);
+      this.keyOrdinals[i] = this.keys.intern(row.key);
+      this.idOrdinals[i] = this.ids.intern(t.vulnerabilityId(j));
+      this.levels[i] = t.levels[j]!;
+      this.statuses[i] = t.statuses[j]!;
+      this.scores[i] = t.scores[j]!;
+      this.epss[i] = t.epss[j]!;
+      this.exploits[i] = t.exploits[j]!;
+      this.fixes[i] = t.fixes[j]!;
+      this.firstObserved[i] = t.firstObserved[j]!;
+      for (let k = t.packageStart[j]!; k < t.packageStart[j + 1]!; k++) {
+        this.pushPackage(t.distinctPackages[t.packageOrdinals[k]!]!);
+      }
+      this.sources[i] = source;
+      this.makers[i] = materializer === FROM_CACHE ? 0 : this.maker(materializer);
+      this.cache[i] = row;
+      this.commit(i);
+    }
+  }
+
+  /** Closes row i: its packages are the ones pushed since the previous row. */
+  commit(i: number): void {
+    this.length = i + 1;
+    this.packageStart[i + 1] = this.packageCount;
+  }
+
+  build(): FindingTable {
+    const n = this.length;
+    return new FindingTable(
+      n,
+      this.keyOrdinals.subarray(0, n),
+      this.keys.size,
+      this.idOrdinals.subarray(0, n),
+      this.ids.keys,
+      this.levels.subarray(0, n),
+      this.statuses.subarray(0, n),
+      this.scores.subarray(0, n),
+      this.epss.subarray(0, n),
+      this.exploits.subarray(0, n),
+      this.fixes.subarray(0, n),
+      this.firstObserved.subarray(0, n),
+      this.packageStart.subarray(0, n + 1),
+      this.packageOrdinals.subarray(0, this.packageCount),
+      this.packages.keys,
+      this.sources.length === n ? this.sources : this.sources.slice(0, n),
+      this.makers.subarray(0, n),
+      this.materializers,
+      this.cache.length === n ? this.cache : this.cache.slice(0, n),
+    );
+  }
+
+  private grow(): void {
+    const n = this.levels.length * 2;
+    const widen = <T extends Uint8Array | Int8Array | Float64Array | Int32Array>(a: T, size: number): T => {
+      const b = new (a.constructor as new (n: number) => T)(size);
+      b.set(a);
+      return b;
+    };
+    this.keyOrdinals = widen(this.keyOrdinals, n);
+    this.idOrdinals = widen(this.idOrdinals, n);
+    this.levels = widen(this.levels, n);
+    this.statuses = widen(this.statuses, n);
+    this.scores = widen(this.scores, n);
+    this.epss = widen(this.epss, n);
+    this.exploits = widen(this.exploits, n);
+    this.fixes = widen(this.fixes, n);
+    this.firstObserved = widen(this.firstObserved, n);
+    this.packageStart = widen(this.packageStart, n + 1);
+    this.makers = widen(this.makers, n);
+    this.sources.length = n;
+    this.cache.length = n;
+  }
+}
