@@ -125,32 +125,11 @@ export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: Evaluatio
   const active = compiled.rules.filter(
     (r) => scopeMatches(r.repositories, repository) && scopeMatches(r.pipelines, pipeline),
   );
-  const hits: number[][] = active.map(() => []);
-  // A rule's vulnerabilityIds globs are tested once per distinct id: 0 not yet, 1 matches, 2 does not.
-  const idMemo = active.map((r) =>
-    r.vulnerabilityIds ? new Uint8Array(table.distinctIds.length) : undefined,
-  );
+  // Rule by rule, each condition a tight pass over the typed columns of the rows still in the running.
+  const rows = remaining.subarray(0, remainingLength);
+  const hits = active.map((rule) => matchRule(rule, table, rows, now, packages));
   const unknown: number[] = [];
-  for (let k = 0; k < remainingLength; k++) {
-    const i = remaining[k]!;
-    for (let r = 0; r < active.length; r++) {
-      const rule = active[r]!;
-      if (!ruleMatches(rule, table, i, now)) continue;
-      if (rule.packages !== undefined && !packages.any(rule.packages, i)) continue;
-      const memo = idMemo[r];
-      if (memo !== undefined) {
-        const ordinal = table.idOrdinals[i]!;
-        let known = memo[ordinal]!;
-        if (known === 0) {
-          known = rule.vulnerabilityIds!.test(table.distinctIds[ordinal]!) ? 1 : 2;
-          memo[ordinal] = known;
-        }
-        if (known === 2) continue;
-      }
-      hits[r]!.push(i);
-    }
-    if (table.levels[i] === UNTRIAGED_BIT) unknown.push(i);
-  }
+  for (let k = 0; k < rows.length; k++) if (table.levels[rows[k]!] === UNTRIAGED_BIT) unknown.push(rows[k]!);
 
   const builder = new ViolationBuilder(table, table.distinctIds, table.idOrdinals);
   const violations: DetailedViolation[] = [];
@@ -328,17 +307,88 @@ function scopeMatches(globs: { test(v: string): boolean } | undefined, value: st
 }
 
 /**
- * The conditions on columns, cheapest first (the caller tests packages and vulnerabilityIds, memoised per
- * distinct value). Unknown values never match: NaN fails every comparison, and 0 is no bit of any mask.
+ * The rows a rule matches. Each condition narrows the list in one pass over a typed column, cheapest
+ * first; vulnerability ids and package names are tested once per distinct value. Unknown values never
+ * match: NaN fails every comparison, and 0 is no bit of any mask. One small function per kind of column,
+ * so that each loop stays monomorphic.
  */
-function ruleMatches(r: CompiledRule, t: FindingTable, i: number, now: number): boolean {
-  if (r.severityMask !== 0 && (r.severityMask & t.levels[i]!) === 0) return false;
-  if (r.fixMask !== 0 && (r.fixMask & t.fixes[i]!) === 0) return false;
-  if (r.exploit !== undefined && t.exploits[i] !== r.exploit) return false;
-  if (r.minScore !== undefined && !(t.scores[i]! >= r.minScore)) return false;
-  if (r.minEpss !== undefined && !(t.epss[i]! >= r.minEpss)) return false;
-  if (r.olderThanMs !== undefined && !(now - t.firstObserved[i]! > r.olderThanMs)) return false;
-  return true;
+function matchRule(
+  r: CompiledRule,
+  t: FindingTable,
+  rows: Int32Array,
+  now: number,
+  packages: PackageMatcher,
+): number[] {
+  let list = rows;
+  if (r.severityMask !== 0) list = keepMask(list, t.levels, r.severityMask);
+  if (r.fixMask !== 0) list = keepMask(list, t.fixes, r.fixMask);
+  if (r.exploit !== undefined) list = keepEqual(list, t.exploits, r.exploit);
+  if (r.minScore !== undefined) list = keepAtLeast(list, t.scores, r.minScore);
+  if (r.minEpss !== undefined) list = keepAtLeast(list, t.epss, r.minEpss);
+  if (r.olderThanMs !== undefined) list = keepBefore(list, t.firstObserved, now - r.olderThanMs);
+  if (r.packages !== undefined) list = packages.keepAny(list, r.packages);
+  if (r.vulnerabilityIds !== undefined) {
+    const matches = distinctMatches(t.distinctIds, r.vulnerabilityIds);
+    list = keepOrdinal(list, t.idOrdinals, matches);
+  }
+  return Array.from(list);
+}
+
+function keepMask(list: Int32Array, column: Uint8Array, mask: number): Int32Array {
+  const out = new Int32Array(list.length);
+  let n = 0;
+  for (let k = 0; k < list.length; k++) {
+    const i = list[k]!;
+    if ((column[i]! & mask) !== 0) out[n++] = i;
+  }
+  return out.subarray(0, n);
+}
+
+function keepEqual(list: Int32Array, column: Int8Array, value: number): Int32Array {
+  const out = new Int32Array(list.length);
+  let n = 0;
+  for (let k = 0; k < list.length; k++) {
+    const i = list[k]!;
+    if (column[i] === value) out[n++] = i;
+  }
+  return out.subarray(0, n);
+}
+
+function keepAtLeast(list: Int32Array, column: Float64Array, min: number): Int32Array {
+  const out = new Int32Array(list.length);
+  let n = 0;
+  for (let k = 0; k < list.length; k++) {
+    const i = list[k]!;
+    if (column[i]! >= min) out[n++] = i;
+  }
+  return out.subarray(0, n);
+}
+
+function keepBefore(list: Int32Array, column: Float64Array, limit: number): Int32Array {
+  const out = new Int32Array(list.length);
+  let n = 0;
+  for (let k = 0; k < list.length; k++) {
+    const i = list[k]!;
+    if (column[i]! < limit) out[n++] = i;
+  }
+  return out.subarray(0, n);
+}
+
+function keepOrdinal(list: Int32Array, ordinals: Int32Array, matches: Uint8Array): Int32Array {
+  const out = new Int32Array(list.length);
+  let n = 0;
+  for (let k = 0; k < list.length; k++) {
+    const i = list[k]!;
+    if (matches[ordinals[i]!] === 1) out[n++] = i;
+  }
+  return out.subarray(0, n);
+}
+
+/** For each distinct value, 1 if one of the globs matches it. Values are few next to findings. */
+function distinctMatches(values: readonly string[], globs: GlobSet): Uint8Array {
+  const out = new Uint8Array(values.length);
+  for (let o = 0; o < values.length; o++) if (globs.test(values[o]!)) out[o] = 1;
+  return out;
 }
 
 /** Whether any revokeIf condition holds; unknown values never hold. */
@@ -357,12 +407,25 @@ class PackageMatcher {
 
   constructor(private readonly table: FindingTable) {}
 
-  /** A rule's `packages`: one of the row's packages matches. */
-  any(globs: GlobSet, i: number): boolean {
+  /** The rows of which one package matches (a rule's `packages`). */
+  keepAny(list: Int32Array, globs: GlobSet): Int32Array {
     const t = this.table;
-    const end = t.packageStart[i + 1]!;
-    for (let k = t.packageStart[i]!; k < end; k++) if (this.test(globs, t.packageOrdinals[k]!)) return true;
-    return false;
+    const matches = this.matches(globs);
+    const start = t.packageStart;
+    const ordinals = t.packageOrdinals;
+    const out = new Int32Array(list.length);
+    let n = 0;
+    for (let k = 0; k < list.length; k++) {
+      const i = list[k]!;
+      const end = start[i + 1]!;
+      for (let p = start[i]!; p < end; p++) {
+        if (matches[ordinals[p]!] === 1) {
+          out[n++] = i;
+          break;
+        }
+      }
+    }
+    return out.subarray(0, n);
   }
 
   /** An exception's `packages`: every package of the row is listed, and it has some. */
@@ -371,22 +434,18 @@ class PackageMatcher {
     const start = t.packageStart[i]!;
     const end = t.packageStart[i + 1]!;
     if (start === end) return false;
-    for (let k = start; k < end; k++) if (!this.test(globs, t.packageOrdinals[k]!)) return false;
+    const matches = this.matches(globs);
+    for (let p = start; p < end; p++) if (matches[t.packageOrdinals[p]!] !== 1) return false;
     return true;
   }
 
-  private test(globs: GlobSet, ordinal: number): boolean {
+  private matches(globs: GlobSet): Uint8Array {
     let memo = this.memos.get(globs);
     if (memo === undefined) {
-      memo = new Uint8Array(this.table.distinctPackages.length);
+      memo = distinctMatches(this.table.distinctPackages, globs);
       this.memos.set(globs, memo);
     }
-    let known = memo[ordinal]!;
-    if (known === 0) {
-      known = globs.test(this.table.distinctPackages[ordinal]!) ? 1 : 2;
-      memo[ordinal] = known;
-    }
-    return known === 1;
+    return memo;
   }
 }
 
@@ -416,15 +475,21 @@ class ExceptionIndex {
   }
 
   candidates(id: string): readonly CompiledException[] {
-    const found: CompiledException[] = [...(this.exact.get(id) ?? [])];
+    let found: CompiledException[] | undefined;
+    const exact = this.exact.get(id);
+    if (exact) found = [...exact];
     for (const [p, q] of this.affixLengths) {
       if (p + q > id.length) continue;
       const filed = this.byAffixes.get(affixKey(id.slice(0, p), id.slice(id.length - q)));
-      if (filed) for (const e of filed) if (e.vulnerabilityId.test(id)) found.push(e);
+      if (filed === undefined) continue;
+      for (const e of filed) if (e.vulnerabilityId.test(id)) (found ??= []).push(e);
     }
-    return found.sort((a, b) => a.index - b.index);
+    if (found === undefined) return NO_EXCEPTIONS;
+    return found.length > 1 ? found.sort((a, b) => a.index - b.index) : found;
   }
 }
+
+const NO_EXCEPTIONS: readonly CompiledException[] = [];
 
 function affixKey(prefix: string, suffix: string): string {
   return `${prefix}\u0000${suffix}`;
