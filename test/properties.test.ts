@@ -130,6 +130,16 @@ function toPolicy(shape: PolicyShape): LoadedPolicy {
   return parsePolicy(JSON.stringify(doc), 'prop.json');
 }
 
+/** Fisher-Yates with fast-check's numbers, so a failing order shrinks and replays. */
+function shuffle<T>(items: T[], seeds: fc.Stream<number>): T[] {
+  const it = seeds[Symbol.iterator]();
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = it.next().value % (i + 1);
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
+}
+
 const decide = (p: LoadedPolicy, fs: readonly Finding[]) =>
   evaluate(p, { findings: fs, now: NOW, image: IMAGE, pipeline: 'payments-prod' }).record;
 
@@ -192,12 +202,7 @@ describe('invariants', () => {
         ),
         (shape, [fs, dupes, seeds]) => {
           const p = toPolicy(shape);
-          const mixed = [...fs, ...dupes];
-          const it = seeds[Symbol.iterator]();
-          for (let i = mixed.length - 1; i > 0; i--) {
-            const j = it.next().value % (i + 1);
-            [mixed[i], mixed[j]] = [mixed[j]!, mixed[i]!];
-          }
+          const mixed = shuffle([...fs, ...dupes], seeds);
           expect(JSON.stringify(decide(p, mixed))).toBe(JSON.stringify(decide(p, fs)));
         },
       ),
@@ -222,12 +227,7 @@ describe('invariants', () => {
             updatedAt,
           }));
           const all = [...fs, ...variants];
-          const shuffled = [...all];
-          const it = seeds[Symbol.iterator]();
-          for (let i = shuffled.length - 1; i > 0; i--) {
-            const j = it.next().value % (i + 1);
-            [shuffled[i], shuffled[j]] = [shuffled[j]!, shuffled[i]!];
-          }
+          const shuffled = shuffle([...all], seeds);
           expect(JSON.stringify(decide(p, shuffled))).toBe(JSON.stringify(decide(p, all)));
         },
       ),
