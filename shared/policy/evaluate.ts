@@ -482,7 +482,11 @@ class ExceptionIndex {
       if (p + q > id.length) continue;
       const filed = this.byAffixes.get(affixKey(id.slice(0, p), id.slice(id.length - q)));
       if (filed === undefined) continue;
-      for (const e of filed) if (e.vulnerabilityId.test(id)) (found ??= []).push(e);
+      for (const e of filed) {
+        if (!e.vulnerabilityId.test(id)) continue;
+        found ??= [];
+        found.push(e);
+      }
     }
     if (found === undefined) return NO_EXCEPTIONS;
     return found.length > 1 ? found.sort((a, b) => a.index - b.index) : found;
