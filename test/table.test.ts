@@ -110,10 +110,20 @@ describe('FindingTable', () => {
     ]);
     const t = FindingTable.concat([a, b]);
     expect(t.length).toBe(4);
-    expect(t.keyCount).toBe(3);
+    expect(t.distinctKeys).toEqual(['K1', 'K2', 'K3']);
     expect(Array.from(t.keyOrdinals)).toEqual([0, 1, 1, 2]);
     expect(t.distinctIds).toEqual(['CVE-1', 'CVE-2']);
     expect(t.row(3).key).toBe('K3');
+  });
+
+  it('concatenates tables read on the fast path without rebuilding their rows', () => {
+    const a = readFindingsDocument(makeFindings(3, 1)).findings;
+    const b = readFindingsDocument(makeFindings(2, 2, 3)).findings;
+    const t = FindingTable.concat([a, b]);
+    expect(t.length).toBe(5);
+    expect(a.sourceOf(0).cached).toBeUndefined();
+    expect(t.row(4).key).toBe(b.row(1).key);
+    expect(columns(t).slice(3)).toEqual(columns(b).map((c) => ({ ...c, key: (c.key ?? 0) + 3 })));
   });
 
   it('grows past its first capacity', () => {

@@ -70,8 +70,8 @@ export class FindingTable {
     readonly length: number,
     /** Number of the row's de-duplication key (the finding ARN, else vulnerability id + packages + resource). */
     readonly keyOrdinals: Int32Array,
-    /** How many distinct keys there are. */
-    readonly keyCount: number,
+    /** The distinct keys, by number. */
+    readonly distinctKeys: readonly string[],
     /** Number of the row's vulnerability id in `distinctIds`. */
     readonly idOrdinals: Int32Array,
     readonly distinctIds: readonly string[],
@@ -233,9 +233,7 @@ export class FindingTableBuilder {
     for (let j = 0; j < t.length; j++) {
       const { source, materializer, cached } = t.sourceOf(j);
       const i = this.next();
-      // Keys are known only by number in a table; the full finding gives the key text back.
-      const row = cached ?? t.row(j);
-      this.keyOrdinals[i] = this.keys.intern(row.key);
+      this.keyOrdinals[i] = this.keys.intern(t.distinctKeys[t.keyOrdinals[j]!]!);
       this.idOrdinals[i] = this.ids.intern(t.vulnerabilityId(j));
       this.levels[i] = t.levels[j]!;
       this.statuses[i] = t.statuses[j]!;
@@ -249,7 +247,7 @@ export class FindingTableBuilder {
       }
       this.sources[i] = source;
       this.makers[i] = materializer === FROM_CACHE ? 0 : this.maker(materializer);
-      this.cache[i] = row;
+      this.cache[i] = cached;
       this.commit(i);
     }
   }
@@ -265,7 +263,7 @@ export class FindingTableBuilder {
     return new FindingTable(
       n,
       this.keyOrdinals.subarray(0, n),
-      this.keys.size,
+      this.keys.keys,
       this.idOrdinals.subarray(0, n),
       this.ids.keys,
       this.levels.subarray(0, n),

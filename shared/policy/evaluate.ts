@@ -511,7 +511,7 @@ function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
  * canonical comparison. Copies are rare, so only they are rebuilt as full findings to compare.
  */
 function dedupe(table: FindingTable): Int32Array {
-  const winner = new Int32Array(table.keyCount).fill(-1);
+  const winner = new Int32Array(table.distinctKeys.length).fill(-1);
   for (let i = 0; i < table.length; i++) {
     const o = table.keyOrdinals[i]!;
     const seen = winner[o]!;
