@@ -24,12 +24,16 @@ const US_DATE = /^([A-Z][a-z]{2}) (\d{1,2}), (\d{4}),? (\d{1,2}):(\d{2}):(\d{2})
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})$/;
 
 /**
- * A scanner timestamp in epoch milliseconds: epoch seconds (the ListFindings API), ISO-8601 (the AWS CLI,
- * SDK output through JSON.stringify) or either textual form of Inspector2 Finding events. Anything else is a
- * problem, never a silently wrong date: `olderThanDays` decides on it.
+ * A scanner timestamp in epoch milliseconds: epoch seconds (the ListFindings API), a Date (the AWS SDK's
+ * output), ISO-8601 (the AWS CLI, SDK output through JSON.stringify) or either textual form of Inspector2
+ * Finding events. Anything else is a problem, never a silently wrong date: `olderThanDays` decides on it.
  */
 export function parseTimestamp(value: unknown): number | Problem | undefined {
   if (value === undefined || value === null) return undefined;
+  if (value instanceof Date) {
+    const ms = value.getTime();
+    return Number.isNaN(ms) ? invalid(value) : ms;
+  }
   if (typeof value === 'number') {
     return Number.isFinite(value) && value >= 0 ? Math.round(value * 1000) : invalid(value);
   }
