@@ -265,6 +265,15 @@ describe('errors name the file, position, path, expectation and what came', () =
     expect(e.problems[0]!.got).toBe('42');
   });
 
+  it('a status outside ACTIVE, SUPPRESSED and CLOSED is refused, not ignored', () => {
+    const e = inputError(() =>
+      parseFindingsText('{"findings": [{"title": "CVE-1", "status": "OPEN"}]}', 'f.json'),
+    );
+    expect(e.message).toBe(
+      'f.json:1:44: findings[0].status: expected a finding status: ACTIVE, SUPPRESSED or CLOSED; got "OPEN"',
+    );
+  });
+
   it('an unreadable timestamp', () => {
     const e = inputError(() =>
       parseFindingsText('[{"title":"CVE-1","firstObservedAt":"last week"}]', 'f.json'),

@@ -441,8 +441,11 @@ function inspectorFinding(raw: unknown, images: ImageCache): Finding {
   }
 
   const image = readResourceImage(raw.resources, images);
+  // A status outside the three is outside the contract: ignoring it as "not counted" could approve.
   const status = raw.status === undefined || raw.status === null ? 'ACTIVE' : raw.status;
-  if (typeof status !== 'string') throw new ShapeError(['status'], 'a finding status (a string)', status);
+  if (status !== 'ACTIVE' && status !== 'SUPPRESSED' && status !== 'CLOSED') {
+    throw new ShapeError(['status'], 'a finding status: ACTIVE, SUPPRESSED or CLOSED', status);
+  }
   const severity = severityOf(raw.severity, 'severity');
 
   return {
