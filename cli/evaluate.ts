@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import {
   compilePolicy,
   evaluate,
@@ -52,20 +52,15 @@ export async function runEvaluate(options: EvaluateOptions): Promise<{ stdout: s
   return { stdout, exitCode: EXIT[evaluation.record.outcome] };
 }
 
+/** Reads an input, refusing one over `limit` bytes before it is held in memory. */
 async function readInput(file: string, what: string, limit: number): Promise<Buffer> {
+  const tooLarge = (size: string) =>
+    new InputError([{ file, path: '', expected: `a ${what} file of at most ${limit} bytes`, got: size }]);
   try {
-    const bytes = file === '-' ? await readStdin(limit) : await readFile(file);
-    if (bytes.length > limit) {
-      throw new InputError([
-        {
-          file,
-          path: '',
-          expected: `a ${what} file of at most ${limit} bytes`,
-          got: `${bytes.length} bytes`,
-        },
-      ]);
-    }
-    return bytes;
+    if (file === '-') return await readStdin(limit, tooLarge);
+    const { size } = await stat(file);
+    if (size > limit) throw tooLarge(`${size} bytes`);
+    return await readFile(file);
   } catch (e) {
     if (e instanceof InputError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
@@ -81,13 +76,13 @@ async function readInput(file: string, what: string, limit: number): Promise<Buf
   }
 }
 
-async function readStdin(limit: number): Promise<Buffer> {
+async function readStdin(limit: number, tooLarge: (size: string) => InputError): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of process.stdin) {
     const b = chunk as Buffer;
     size += b.length;
-    if (size > limit) return Buffer.alloc(size);
+    if (size > limit) throw tooLarge(`more than ${limit} bytes`);
     chunks.push(b);
   }
   return Buffer.concat(chunks);

@@ -229,6 +229,14 @@ describe('tollgate evaluate: errors exit 1 with a message on stderr and nothing 
     );
   });
 
+  it('an oversized input is refused before it is read', () => {
+    const big = write('big.yaml', `# ${'x'.repeat(3 * 1024 * 1024)}\nversion: 1\nname: x\n`);
+    expectError(
+      tollgate(['evaluate', '-p', big, '-f', PAYMENTS]),
+      /expected a policy file of at most 2097152 bytes; got \d+ bytes/,
+    );
+  });
+
   it('usage errors', () => {
     expectError(
       tollgate(['evaluate', '-f', PAYMENTS]),

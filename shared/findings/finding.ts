@@ -77,8 +77,11 @@ export function levelOf(severity: string): Severity {
   }
 }
 
-/** One bit per severity, in SEVERITIES order: severity conditions are tested with a mask, not a set lookup. */
-export function levelBit(level: Severity): number {
+/**
+ * One bit per severity, in SEVERITIES order: severity conditions are tested with a mask, not a set lookup.
+ * 0 for anything that is not a severity name (a reader's cue to look closer).
+ */
+export function levelBit(level: unknown): number {
   switch (level) {
     case 'CRITICAL':
       return 1;
@@ -90,8 +93,10 @@ export function levelBit(level: Severity): number {
       return 8;
     case 'INFORMATIONAL':
       return 16;
-    default:
+    case 'UNTRIAGED':
       return 32;
+    default:
+      return 0;
   }
 }
 

@@ -1,16 +1,7 @@
 import type { Finding, FixAvailability, ImageRef, ScanVerdict, VulnerablePackage } from './finding.js';
-import { levelOf, RATED_SEVERITIES } from './finding.js';
+import { levelBit, levelOf, RATED_SEVERITIES } from './finding.js';
 import { isProblem } from './problem.js';
-import {
-  FIX_NO,
-  FIX_PARTIAL,
-  FIX_YES,
-  type FindingTable,
-  FindingTableBuilder,
-  STATUS_ACTIVE,
-  STATUS_CLOSED,
-  STATUS_SUPPRESSED,
-} from './table.js';
+import { type FindingTable, FindingTableBuilder, fixBit, STATUS_ACTIVE, statusBit } from './table.js';
 import { parseTimestamp } from './timestamps.js';
 
 export type FindingsFormat =
@@ -123,75 +114,16 @@ function fastInspectorRow(b: FindingTableBuilder, raw: unknown, maker: number): 
   const id = pvd.vulnerabilityId;
   if (typeof id !== 'string') return false;
 
-  let level: number;
-  switch (raw.severity) {
-    case 'CRITICAL':
-      level = 1;
-      break;
-    case 'HIGH':
-      level = 2;
-      break;
-    case 'MEDIUM':
-      level = 4;
-      break;
-    case 'LOW':
-      level = 8;
-      break;
-    case 'INFORMATIONAL':
-      level = 16;
-      break;
-    case 'UNTRIAGED':
-      level = 32;
-      break;
-    default:
-      return false;
-  }
-  let status: number;
-  switch (raw.status) {
-    case 'ACTIVE':
-    case undefined:
-      status = STATUS_ACTIVE;
-      break;
-    case 'SUPPRESSED':
-      status = STATUS_SUPPRESSED;
-      break;
-    case 'CLOSED':
-      status = STATUS_CLOSED;
-      break;
-    default:
-      return false;
-  }
-  let exploit: number;
-  switch (raw.exploitAvailable) {
-    case 'YES':
-      exploit = 1;
-      break;
-    case 'NO':
-      exploit = 0;
-      break;
-    case undefined:
-      exploit = -1;
-      break;
-    default:
-      return false;
-  }
-  let fix: number;
-  switch (raw.fixAvailable) {
-    case 'YES':
-      fix = FIX_YES;
-      break;
-    case 'NO':
-      fix = FIX_NO;
-      break;
-    case 'PARTIAL':
-      fix = FIX_PARTIAL;
-      break;
-    case undefined:
-      fix = 0;
-      break;
-    default:
-      return false;
-  }
+  // Anything but the expected values (including null) goes the detailed way, which names the problem.
+  const level = levelBit(raw.severity);
+  const statusText = raw.status;
+  const status = statusText === undefined ? STATUS_ACTIVE : statusBit(statusText);
+  const fixText = raw.fixAvailable;
+  const fix = fixBit(fixText);
+  const exploitText = raw.exploitAvailable;
+  const exploit = exploitText === 'YES' ? 1 : exploitText === 'NO' ? 0 : -1;
+  if (level === 0 || status === 0 || (fix === 0 && fixText !== undefined)) return false;
+  if (exploit === -1 && exploitText !== undefined) return false;
   let score: unknown = raw.inspectorScore;
   if (score === undefined) score = raw.score;
   if (score === undefined) {

@@ -1,19 +1,18 @@
 import { StringTable } from '../strings.js';
-import { type Finding, type FixAvailability, levelBit } from './finding.js';
+import { type Finding, levelBit } from './finding.js';
 
 /** Status column values: one bit each, so `settings.statuses` is tested as a mask. */
 export const STATUS_ACTIVE = 1;
 export const STATUS_SUPPRESSED = 2;
 export const STATUS_CLOSED = 4;
-/** A status none of the three; it never counts. */
-export const STATUS_OTHER = 8;
 
 /** Fix column values; 0 is unknown. */
 export const FIX_YES = 1;
 export const FIX_NO = 2;
 export const FIX_PARTIAL = 4;
 
-export function statusBit(status: string): number {
+/** The status bit of a finding status; 0 for anything else. */
+export function statusBit(status: unknown): number {
   switch (status) {
     case 'ACTIVE':
       return STATUS_ACTIVE;
@@ -22,11 +21,12 @@ export function statusBit(status: string): number {
     case 'CLOSED':
       return STATUS_CLOSED;
     default:
-      return STATUS_OTHER;
+      return 0;
   }
 }
 
-export function fixBit(fix: FixAvailability | undefined): number {
+/** The fix bit of a fix availability; 0 for unknown (and anything else). */
+export function fixBit(fix: unknown): number {
   switch (fix) {
     case 'YES':
       return FIX_YES;

@@ -248,10 +248,10 @@ class ViolationBuilder {
     rule: string,
     action: ViolationAction,
     allow: number,
-    found: readonly number[],
+    found: Int32Array | readonly number[],
     description: string | undefined,
   ): DetailedViolation {
-    const rows = Int32Array.from(found);
+    const rows = found instanceof Int32Array ? found : Int32Array.from(found);
     const perLevel = [0, 0, 0, 0, 0, 0];
     const marks = new Uint8Array(this.ids.length);
     let distinct = 0;
@@ -318,7 +318,7 @@ function matchRule(
   rows: Int32Array,
   now: number,
   packages: PackageMatcher,
-): number[] {
+): Int32Array {
   let list = rows;
   if (r.severityMask !== 0) list = keepMask(list, t.levels, r.severityMask);
   if (r.fixMask !== 0) list = keepMask(list, t.fixes, r.fixMask);
@@ -331,7 +331,7 @@ function matchRule(
     const matches = distinctMatches(t.distinctIds, r.vulnerabilityIds);
     list = keepOrdinal(list, t.idOrdinals, matches);
   }
-  return Array.from(list);
+  return list;
 }
 
 function keepMask(list: Int32Array, column: Uint8Array, mask: number): Int32Array {

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { PolicySchema } from './schema.js';
 
-export const POLICY_SCHEMA_ID = 'https://github.com/tollgate-dev/tollgate/schema/policy.schema.json';
+/** A name, not an address: the project publishes no schema URL; editors use the file's path. */
+export const POLICY_SCHEMA_ID = 'urn:tollgate:schema:policy:1';
 
 /**
  * The policy language as JSON Schema, generated from the zod schema the loader uses, so editors validate
