@@ -1,0 +1,159 @@
+import type { DecisionRecord, Outcome } from '../decision/record.js';
+import type { Severity } from '../findings/finding.js';
+
+/**
+ * A gate is one Manual approval action of one pipeline execution. Everything is keyed by it, never by an
+ * event id, because EventBridge delivers the same fact more than once, under different ids.
+ */
+export interface GateKey {
+  readonly pipeline: string;
+  readonly executionId: string;
+  readonly stage: string;
+  readonly action: string;
+}
+
+export type GateState = 'WAITING' | 'DECIDED' | 'ACTED' | 'CLOSED' | 'STALE';
+
+/** The image a gate judges: always a digest once the gate is stored; the tag is kept for people. */
+export interface GateImage {
+  /** Repository name (never an ARN). */
+  readonly repository: string;
+  readonly digest: string;
+  readonly tags: readonly string[];
+  /** Registry (account) id, when the URI named one. */
+  readonly registryId: string | undefined;
+  /** The text the pipeline gave (CustomData or a variable), for the record. */
+  readonly source: string;
+}
+
+/** Severity counts of one findings read, used by the settle rule. */
+export type SeverityCounts = Readonly<Partial<Record<Severity, number>>>;
+
+export interface FindingsRead {
+  readonly at: string;
+  readonly counts: SeverityCounts;
+  readonly total: number;
+}
+
+/** What the gate sent to CodePipeline. */
+export interface ApprovalResult {
+  readonly status: 'Approved' | 'Rejected';
+  readonly summary: string;
+}
+
+/** How an approval ended, from the action event, and who resolved it, from CloudTrail. */
+export interface GateClosure {
+  readonly state: 'SUCCEEDED' | 'FAILED' | 'ABANDONED' | 'CANCELED';
+  readonly at: string;
+}
+
+export interface Reviewer {
+  /** The CloudTrail `userIdentity.arn` (or principal id when there is no ARN). */
+  readonly identity: string;
+  readonly type: string | undefined;
+  readonly status: string | undefined;
+  readonly summary: string | undefined;
+  readonly at: string;
+  /** True when the identity is Tollgate's own role: the result it sent itself. */
+  readonly tollgate: boolean;
+}
+
+export interface TimelineEntry {
+  readonly at: string;
+  readonly what: string;
+}
+
+/** A gate as stored. `version` is the optimistic-concurrency counter every conditional update checks. */
+export interface Gate {
+  readonly key: GateKey;
+  readonly state: GateState;
+  readonly version: number;
+  readonly account: string;
+  readonly region: string;
+  readonly actionExecutionId: string | undefined;
+  /** When the approval started (the event's `time`, else the gate's first sight of it). */
+  readonly startedAt: string;
+  /** After this instant the scan wait has run out (`scan.waitMinutes` after `startedAt`). */
+  readonly deadline: string;
+  readonly image: GateImage | undefined;
+  /** Why no image could be identified: the gate escalates with it. */
+  readonly imageProblem: string | undefined;
+  /** SHA-256 of the approval token last seen: lets CloudTrail's PutApprovalResult find the gate without storing the token. */
+  readonly tokenHash: string | undefined;
+  readonly lastRead: FindingsRead | undefined;
+  readonly outcome: Outcome | undefined;
+  readonly summary: string | undefined;
+  readonly approvalResult: ApprovalResult | undefined;
+  /** Escalation messages sent (0 or 1 in a healthy run). */
+  readonly notifications: number;
+  /** Until this instant one invocation holds the right to act (send the result or the escalation). */
+  readonly actingUntil: string | undefined;
+  readonly staleReason: string | undefined;
+  readonly closure: GateClosure | undefined;
+  readonly reviewer: Reviewer | undefined;
+  readonly timeline: readonly TimelineEntry[];
+  readonly updatedAt: string;
+}
+
+/**
+ * The scan status last reported for a digest. Stored apart from gates because the scan often finishes
+ * before any approval starts.
+ */
+export interface ScanStatus {
+  readonly digest: string;
+  readonly repository: string;
+  readonly source: 'inspector' | 'ecr';
+  /** The scanner's own status text: `INITIAL_SCAN_COMPLETE`, `COMPLETE`, `UNSUPPORTED_IMAGE`, … */
+  readonly status: string;
+  readonly verdict: ScanState;
+  /** Severity counts the scan event reported; a missing key means 0. Absent when learnt from coverage. */
+  readonly counts: SeverityCounts | undefined;
+  /** The event time: an older event never overwrites a newer status. */
+  readonly at: string;
+}
+
+export type ScanState = 'complete' | 'unsupported' | 'pending';
+
+/** One finding as an escalation shows it: enough to act on without opening a console. */
+export interface FindingSummary {
+  readonly vulnerabilityId: string;
+  readonly package: string | undefined;
+  readonly installedVersion: string | undefined;
+  readonly fixedInVersion: string | undefined;
+  readonly severity: string;
+  readonly score: number | undefined;
+  readonly epss: number | undefined;
+  readonly exploitAvailable: boolean | undefined;
+}
+
+/** The findings behind one violation, bounded so that a stored decision stays small. */
+export interface ViolationFindings {
+  readonly rule: string;
+  readonly shown: readonly FindingSummary[];
+  /** Findings of the violation not shown. */
+  readonly more: number;
+}
+
+/** The decision as stored: written once per gate, never updated. */
+export interface StoredDecision {
+  readonly key: GateKey;
+  readonly record: DecisionRecord;
+  /**
+   * The findings behind each violation and warning (worst first, at most `DETAIL_LIMIT` each), so that an
+   * escalation re-sent by the sweep says as much as the first attempt would have.
+   */
+  readonly details: readonly ViolationFindings[];
+  readonly image: GateImage | undefined;
+  /** What made the gate decide: `scan-finished`, `approval-started`, `sweep`. */
+  readonly trigger: string;
+  readonly decidedAt: string;
+  /** Milliseconds from the approval's start to the decision. */
+  readonly latencyMs: number;
+}
+
+export function gateId(key: GateKey): string {
+  return `${key.pipeline}/${key.executionId}/${key.stage}/${key.action}`;
+}
+
+/** Findings kept per violation in a stored decision and shown in an escalation. */
+export const DETAIL_LIMIT = 20;

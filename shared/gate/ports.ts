@@ -1,0 +1,175 @@
+import type { FindingTable } from '../findings/table.js';
+import type { ScanVerdict } from '../findings/finding.js';
+import type { ApprovalResult, Gate, GateKey, GateState, ScanStatus, StoredDecision } from './model.js';
+
+/*
+ * The ports: what the gate needs from the world. The AWS adapters implement them with SDK v3, the local
+ * run implements them from a scenario file. Adapters translate the services' answers into these shapes
+ * and their errors into the few outcomes the gate reacts to; any other failure is thrown (the caller
+ * retries, then the sweep does).
+ */
+
+/** One action of `GetPipelineState`. */
+export interface ActionStateView {
+  readonly name: string;
+  /** `InProgress`, `Succeeded`, `Failed`, `Abandoned`, … (undefined when the action never ran). */
+  readonly status: string | undefined;
+  readonly token: string | undefined;
+  readonly actionExecutionId: string | undefined;
+}
+
+export interface StageStateView {
+  readonly name: string;
+  /** The stage's `latestExecution.pipelineExecutionId`. */
+  readonly executionId: string | undefined;
+  readonly actions: readonly ActionStateView[];
+}
+
+/** One entry of `ListActionExecutions` (filtered to one pipeline execution). */
+export interface ActionExecutionView {
+  readonly stage: string;
+  readonly action: string;
+  readonly actionExecutionId: string;
+  readonly status: string;
+  /** `input.resolvedConfiguration.CustomData` (falls back to `input.configuration.CustomData`). */
+  readonly customData: string | undefined;
+  /** `output.executionResult.externalExecutionId`: the approval token in PARALLEL execution mode. */
+  readonly externalExecutionId: string | undefined;
+}
+
+export interface PipelineExecutionView {
+  readonly status: string | undefined;
+  readonly executionMode: string | undefined;
+  /** `variables[].name → resolvedValue`. */
+  readonly variables: Readonly<Record<string, string>>;
+}
+
+export type PutApprovalOutcome = 'accepted' | 'already-completed' | 'invalid-token';
+
+export interface PutApprovalRequest {
+  readonly pipeline: string;
+  readonly stage: string;
+  readonly action: string;
+  readonly token: string;
+  readonly result: ApprovalResult;
+}
+
+/** CodePipeline. */
+export interface ApprovalsPort {
+  pipelineState(pipeline: string): Promise<readonly StageStateView[]>;
+  actionExecutions(pipeline: string, executionId: string): Promise<readonly ActionExecutionView[]>;
+  pipelineExecution(pipeline: string, executionId: string): Promise<PipelineExecutionView>;
+  /** Maps `ApprovalAlreadyCompletedException` and `InvalidApprovalTokenException`; throws on anything else. */
+  putApprovalResult(request: PutApprovalRequest): Promise<PutApprovalOutcome>;
+}
+
+export interface ImageLocator {
+  readonly repository: string;
+  readonly digest: string;
+  readonly registryId: string | undefined;
+}
+
+/** Inspector2 `ListCoverage` for one image, normalised. */
+export interface CoverageView {
+  /** `ACTIVE` or `INACTIVE`. */
+  readonly statusCode: string;
+  /** `SUCCESSFUL`, `PENDING_INITIAL_SCAN`, `UNSUPPORTED_OS`, … */
+  readonly reason: string;
+  readonly lastScannedAt: string | undefined;
+}
+
+/** Every page of a findings read. A failed page rejects the whole read: never a partial table. */
+export interface FindingsReadResult {
+  readonly table: FindingTable;
+  /** Pages requested in all, and the longest chain of pages requested one after another. */
+  readonly pages: number;
+  readonly longestChain: number;
+}
+
+export interface EcrScanReadResult extends FindingsReadResult {
+  /** The scan's own verdict (`imageScanStatus`). */
+  readonly scan: ScanVerdict;
+}
+
+/** Amazon Inspector (enhanced scanning) and ECR (basic scanning) findings. */
+export interface FindingsPort {
+  /** Undefined when Inspector does not cover the image (yet). */
+  coverage(image: ImageLocator): Promise<CoverageView | undefined>;
+  inspectorFindings(image: ImageLocator, options?: { readonly signal?: AbortSignal }): Promise<FindingsReadResult>;
+  ecrScanFindings(image: ImageLocator, options?: { readonly signal?: AbortSignal }): Promise<EcrScanReadResult>;
+}
+
+/** ECR `DescribeImages`. */
+export interface ImagesPort {
+  /** The digest a tag points at now, or undefined when the repository has no such tag. */
+  resolveTag(repository: string, tag: string, registryId: string | undefined): Promise<string | undefined>;
+}
+
+/** The escalation, rendered: subject ≤ 100 characters, a text body, and the same content as JSON. */
+export interface EscalationMessage {
+  readonly subject: string;
+  readonly text: string;
+  readonly json: unknown;
+}
+
+/** SNS. */
+export interface NotifierPort {
+  publish(message: EscalationMessage): Promise<void>;
+}
+
+export type TollgateEventType = 'Tollgate Decision' | 'Tollgate Gate State Change' | 'Tollgate Gate Closed';
+
+export interface TollgateEvent {
+  readonly detailType: TollgateEventType;
+  /** Resources named by the event (the pipeline's ARN when known). */
+  readonly resources: readonly string[];
+  readonly detail: Readonly<Record<string, unknown>>;
+}
+
+/** EventBridge default bus (`source: tollgate`). Callers never let a failure here change a decision. */
+export interface EventsPort {
+  publish(events: readonly TollgateEvent[]): Promise<void>;
+}
+
+/** Conditional-write outcomes: `false` means someone else got there first. */
+export interface StorePort {
+  getGate(key: GateKey): Promise<Gate | undefined>;
+  /** Creates the gate unless one exists. */
+  createGate(gate: Gate): Promise<boolean>;
+  /** Writes `gate` (whose `version` is `expectedVersion + 1`) only if the stored version is `expectedVersion`. */
+  updateGate(gate: Gate, expectedVersion: number): Promise<boolean>;
+  /**
+   * Stores the decision (only if none exists for the gate) and the gate's update (only at `expectedVersion`),
+   * both or neither: one request, so that deciding costs one sequential call.
+   */
+  decide(decision: StoredDecision, gate: Gate, expectedVersion: number): Promise<boolean>;
+  getDecision(key: GateKey): Promise<StoredDecision | undefined>;
+  /** Gates in `states` waiting on this digest (served by an index, never a scan). */
+  gatesForDigest(digest: string, states: readonly GateState[]): Promise<readonly Gate[]>;
+  /** Gates the sweep must look at: WAITING and DECIDED (served by an index, never a scan). */
+  openGates(): Promise<readonly Gate[]>;
+  /** Finds the gate whose last seen token has this hash (CloudTrail's PutApprovalResult). */
+  gateByTokenHash(tokenHash: string): Promise<Gate | undefined>;
+  /** Keeps the newest status per digest: an older `at` never overwrites a newer one. */
+  putScan(scan: ScanStatus): Promise<void>;
+  getScan(digest: string): Promise<ScanStatus | undefined>;
+}
+
+export interface ClockPort {
+  now(): Date;
+}
+
+/** Structured logging without an SDK: the Lambda adapter is Powertools Logger. */
+export interface LogPort {
+  debug(message: string, fields?: Readonly<Record<string, unknown>>): void;
+  info(message: string, fields?: Readonly<Record<string, unknown>>): void;
+  warn(message: string, fields?: Readonly<Record<string, unknown>>): void;
+  error(message: string, fields?: Readonly<Record<string, unknown>>): void;
+}
+
+/** Powertools Metrics (EMF) in Lambda, counters in the local run. */
+export interface MetricsPort {
+  decision(outcome: string, latencyMs: number): void;
+  gatesWaiting(count: number): void;
+  count(name: string, value?: number): void;
+}
