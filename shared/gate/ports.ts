@@ -1,5 +1,5 @@
-import type { FindingTable } from '../findings/table.js';
 import type { ScanVerdict } from '../findings/finding.js';
+import type { FindingTable } from '../findings/table.js';
 import type { ApprovalResult, Gate, GateKey, GateState, ScanStatus, StoredDecision } from './model.js';
 
 /*
@@ -95,8 +95,14 @@ export interface EcrScanReadResult extends FindingsReadResult {
 export interface FindingsPort {
   /** Undefined when Inspector does not cover the image (yet). */
   coverage(image: ImageLocator): Promise<CoverageView | undefined>;
-  inspectorFindings(image: ImageLocator, options?: { readonly signal?: AbortSignal }): Promise<FindingsReadResult>;
-  ecrScanFindings(image: ImageLocator, options?: { readonly signal?: AbortSignal }): Promise<EcrScanReadResult>;
+  inspectorFindings(
+    image: ImageLocator,
+    options?: { readonly signal?: AbortSignal },
+  ): Promise<FindingsReadResult>;
+  ecrScanFindings(
+    image: ImageLocator,
+    options?: { readonly signal?: AbortSignal },
+  ): Promise<EcrScanReadResult>;
 }
 
 /** ECR `DescribeImages`. */
