@@ -1,0 +1,220 @@
+import { createHash } from 'node:crypto';
+import { isMap, LineCounter, parseDocument, type YAMLError } from 'yaml';
+import type { z } from 'zod';
+import { describeValue, formatPath, InputError, type InputProblem } from './errors.js';
+import { SourceLocator } from './locate.js';
+
+export interface YamlInputOptions {
+  /** What the document is, for messages: "a policy (a mapping with version, name, rules, …)". */
+  readonly what: string;
+  readonly maxBytes: number;
+}
+
+/**
+ * Reads a YAML 1.2 (or JSON) document a person wrote, validated by a zod schema. Every problem names the
+ * file, line, column and key path, what was expected and what came; unknown keys get "did you mean".
+ * Policies and scenarios share this, so both read the same way to their authors.
+ */
+export function parseYamlInput<S extends z.ZodType>(
+  bytes: Uint8Array | string,
+  file: string,
+  schema: S,
+  options: YamlInputOptions,
+): { readonly value: z.output<S>; readonly sha256: string } {
+  const buffer = typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : Buffer.from(bytes);
+  const sha256 = createHash('sha256').update(buffer).digest('hex');
+  if (buffer.length > options.maxBytes) {
+    throw new InputError([
+      {
+        file,
+        path: '',
+        expected: `a file of at most ${options.maxBytes} bytes`,
+        got: `${buffer.length} bytes`,
+      },
+    ]);
+  }
+  const text = new TextDecoder('utf-8', { fatal: false, ignoreBOM: false }).decode(buffer);
+
+  const lines = new LineCounter();
+  const doc = parseDocument(text, {
+    lineCounter: lines,
+    prettyErrors: false,
+    uniqueKeys: true,
+    version: '1.2',
+  });
+  if (doc.errors.length > 0) {
+    throw new InputError(doc.errors.slice(0, 10).map((e) => yamlProblem(e, file, lines)));
+  }
+  if (!isMap(doc.contents)) {
+    throw new InputError([
+      { file, line: 1, column: 1, path: '', expected: options.what, got: describeValue(doc.toJS()) },
+    ]);
+  }
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    throw new InputError([
+      { file, path: '', expected: 'a YAML document without excessive aliases', got: String(e) },
+    ]);
+  }
+
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const locator = new SourceLocator(text);
+    const problems = parsed.error.issues.flatMap((issue) =>
+      issueProblems(issue, value, file, locator, schema),
+    );
+    problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+    throw new InputError(problems);
+  }
+  return { value: parsed.data, sha256 };
+}
+
+function yamlProblem(e: YAMLError, file: string, lines: LineCounter): InputProblem {
+  const pos = lines.linePos(e.pos[0]);
+  const first = e.message.split('\n')[0] ?? e.message;
+  const detail = first.replace(/ at line \d+, column \d+:?$/, '');
+  return {
+    file,
+    line: pos.line,
+    column: pos.col,
+    path: '',
+    expected: 'valid YAML',
+    got: `${detail} (${e.code})`,
+  };
+}
+
+type Issue = z.core.$ZodIssue;
+
+// zod's own messages start like this; any other message is one of ours, written as the "expected" half.
+const ZOD_DEFAULT = /^(Invalid|Too small|Too big|Unrecognized)/;
+
+function issueProblems(
+  issue: Issue,
+  root: unknown,
+  file: string,
+  locator: SourceLocator,
+  schema: z.ZodType,
+): InputProblem[] {
+  const path = issue.path.filter((k): k is string | number => typeof k !== 'symbol');
+  if (issue.code === 'unrecognized_keys') {
+    const allowed = allowedKeysAt(schema, path);
+    return issue.keys.map((key) => {
+      const pos = locator.locate([...path, key], 'key');
+      const hint = allowed ? closest(key, allowed) : undefined;
+      return {
+        file,
+        ...(pos ? { line: pos.line, column: pos.column } : {}),
+        path: formatPath([...path, key]),
+        expected: allowed
+          ? `one of the keys ${allowed.join(', ')}${hint ? ` (did you mean "${hint}"?)` : ''}`
+          : 'a known key',
+        got: `unknown key "${key}"`,
+      };
+    });
+  }
+  const pos = locator.locate(path);
+  const found = valueAt(root, path);
+  return [
+    {
+      file,
+      ...(pos ? { line: pos.line, column: pos.column } : {}),
+      path: formatPath(path),
+      expected: expectedOf(issue),
+      got: found === undefined ? 'nothing (the key is missing)' : describeValue(found),
+    },
+  ];
+}
+
+function expectedOf(issue: Issue): string {
+  if (!ZOD_DEFAULT.test(issue.message)) return issue.message;
+  switch (issue.code) {
+    case 'invalid_value':
+      return `one of ${issue.values.map((v) => String(v)).join(', ')}`;
+    case 'invalid_type':
+      return TYPE_NAMES[issue.expected] ?? issue.expected;
+    case 'too_small':
+      if (issue.origin === 'array') return `at least ${issue.minimum} item(s)`;
+      if (issue.origin === 'string') return `at least ${issue.minimum} character(s)`;
+      return `a number ${issue.inclusive ? '>=' : '>'} ${issue.minimum}`;
+    case 'too_big':
+      if (issue.origin === 'array') return `at most ${issue.maximum} item(s)`;
+      if (issue.origin === 'string') return `at most ${issue.maximum} character(s)`;
+      return `a number ${issue.inclusive ? '<=' : '<'} ${issue.maximum}`;
+    default:
+      return issue.message;
+  }
+}
+
+const TYPE_NAMES: Readonly<Record<string, string>> = {
+  string: 'a text',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+  array: 'a list',
+  object: 'a mapping',
+};
+
+function valueAt(root: unknown, path: readonly (string | number)[]): unknown {
+  let v: unknown = root;
+  for (const key of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string | number, unknown>)[key];
+  }
+  return v;
+}
+
+/** The keys the schema allows at a path, found by walking the zod schema itself (so it never drifts). */
+function allowedKeysAt(root: z.ZodType, path: readonly (string | number)[]): string[] | undefined {
+  let schema: unknown = root;
+  const unwrap = (s: unknown): unknown => {
+    let cur = s as { _zod?: { def: Record<string, unknown> } } | undefined;
+    for (let i = 0; i < 10 && cur?._zod; i++) {
+      const def = cur._zod.def;
+      if (def.type === 'optional' || def.type === 'default' || def.type === 'nullable')
+        cur = def.innerType as typeof cur;
+      else if (def.type === 'pipe') cur = def.in as typeof cur;
+      else break;
+    }
+    return cur;
+  };
+  for (const key of path) {
+    const s = unwrap(schema) as { _zod: { def: Record<string, unknown> } } | undefined;
+    const def = s?._zod.def;
+    if (!def) return undefined;
+    if (def.type === 'object') schema = (def.shape as Record<string, unknown>)[String(key)];
+    else if (def.type === 'array') schema = def.element;
+    else return undefined;
+  }
+  const s = unwrap(schema) as { _zod: { def: Record<string, unknown> } } | undefined;
+  const def = s?._zod.def;
+  return def?.type === 'object' ? Object.keys(def.shape as Record<string, unknown>) : undefined;
+}
+
+function closest(word: string, options: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const o of options) {
+    const d = editDistance(word.toLowerCase(), o.toLowerCase());
+    if (d < bestDistance) {
+      bestDistance = d;
+      best = o;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
