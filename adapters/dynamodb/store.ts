@@ -1,0 +1,476 @@
+import { createHash } from 'node:crypto';
+import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  paginateQuery,
+  type QueryCommandInput,
+  TransactWriteCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { Outcome } from '../../shared/decision/record.js';
+import {
+  type Gate,
+  type GateKey,
+  type GateState,
+  gateId,
+  type ScanStatus,
+  type StoredDecision,
+} from '../../shared/gate/model.js';
+import type { StorePort } from '../../shared/gate/ports.js';
+import { INDEX, OPEN_SHARDS } from './table.js';
+
+/** DynamoDB's item limit, attribute names included. */
+export const MAX_ITEM_BYTES = 400 * 1024;
+
+/** The item would exceed DynamoDB's 400 KB: nothing was written. */
+export class ItemTooLargeError extends Error {
+  constructor(
+    readonly item: string,
+    readonly bytes: number,
+  ) {
+    super(`${item} is ${bytes} bytes stored, over DynamoDB's item limit of ${MAX_ITEM_BYTES} bytes`);
+    this.name = 'ItemTooLargeError';
+  }
+}
+
+/** A value the table cannot give back as it was given (a Date, NaN, a class instance, …). */
+export class UnstorableValueError extends Error {
+  constructor(
+    readonly path: string,
+    readonly value: unknown,
+  ) {
+    super(
+      `cannot store ${describe(value)} at ${path}: only plain objects, arrays, strings, finite numbers, booleans and null`,
+    );
+    this.name = 'UnstorableValueError';
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'number') return String(value);
+  if (typeof value === 'object' && value !== null) return value.constructor?.name ?? 'an object';
+  return typeof value;
+}
+
+export interface DocumentClientOptions {
+  /** A local endpoint (dynalite): fake credentials are used with it. */
+  readonly endpoint?: string;
+  readonly region?: string;
+}
+
+export function createDocumentClient(options: DocumentClientOptions = {}): DynamoDBDocumentClient {
+  const config: DynamoDBClientConfig = {};
+  if (options.endpoint !== undefined) {
+    config.endpoint = options.endpoint;
+    config.region = options.region ?? 'local';
+    config.credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
+  } else if (options.region !== undefined) {
+    config.region = options.region;
+  }
+  return DynamoDBDocumentClient.from(new DynamoDBClient(config), {
+    // The store strips `undefined` itself; this keeps other callers of the same client working too.
+    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
+    unmarshallOptions: { wrapNumbers: false },
+  });
+}
+
+type Item = Record<string, unknown>;
+
+const OPEN_STATES: ReadonlySet<GateState> = new Set<GateState>(['WAITING', 'DECIDED']);
+
+/** Times in sort keys sort as instants only in one format; a text that is no time is kept as given. */
+function sortableTime(text: string): string {
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? text : new Date(ms).toISOString();
+}
+
+/** Code-unit order, as DynamoDB orders ASCII keys (a locale's collation would not). */
+function byText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function gatePk(key: GateKey): string {
+  return `GATE#${gateId(key)}`;
+}
+
+function openShard(id: string): number {
+  return (createHash('sha256').update(id).digest()[0] ?? 0) % OPEN_SHARDS;
+}
+
+/**
+ * A copy of `value` as the table will give it back: `undefined` properties dropped (they read back as
+ * absent, which reads the same), anything DynamoDB would store as something else refused.
+ */
+function storable(value: unknown, path: string): unknown {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return value;
+    case 'number':
+      if (!Number.isFinite(value)) throw new UnstorableValueError(path, value);
+      return value;
+    case 'object': {
+      if (value === null) return null;
+      if (Array.isArray(value)) {
+        return value.map((v: unknown, i) => {
+          if (v === undefined) throw new UnstorableValueError(`${path}[${i}]`, v);
+          return storable(v, `${path}[${i}]`);
+        });
+      }
+      const proto: unknown = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) throw new UnstorableValueError(path, value);
+      const out: Item = {};
+      for (const [k, v] of Object.entries(value)) {
+        if (v !== undefined) out[k] = storable(v, `${path}.${k}`);
+      }
+      return out;
+    }
+    default:
+      throw new UnstorableValueError(path, value);
+  }
+}
+
+/**
+ * The item's size by DynamoDB's rules (names and strings in UTF-8 bytes, numbers up to 21 bytes, 3 bytes
+ * per list or map plus 1 per element), rounded up where the rules are approximate.
+ */
+function valueBytes(value: unknown): number {
+  if (typeof value === 'string') return Buffer.byteLength(value, 'utf8');
+  if (typeof value === 'number') return Math.min(21, String(value).length + 1);
+  if (typeof value === 'boolean' || value === null) return 1;
+  if (Array.isArray(value)) {
+    let bytes = 3;
+    for (const v of value) bytes += 1 + valueBytes(v);
+    return bytes;
+  }
+  if (typeof value === 'object') {
+    let bytes = 3;
+    for (const [k, v] of Object.entries(value)) bytes += 1 + Buffer.byteLength(k, 'utf8') + valueBytes(v);
+    return bytes;
+  }
+  return 0;
+}
+
+export function itemBytes(item: Item): number {
+  let bytes = 0;
+  for (const [k, v] of Object.entries(item)) bytes += Buffer.byteLength(k, 'utf8') + valueBytes(v);
+  return bytes;
+}
+
+function guardSize(item: Item, what: string): Item {
+  const bytes = itemBytes(item);
+  if (bytes > MAX_ITEM_BYTES) throw new ItemTooLargeError(what, bytes);
+  return item;
+}
+
+function gateItem(gate: Gate): Item {
+  const id = gateId(gate.key);
+  const item: Item = {
+    pk: gatePk(gate.key),
+    sk: 'GATE',
+    type: 'GATE',
+    state: gate.state,
+    version: gate.version,
+    gate: storable(gate, 'gate'),
+  };
+  // Key attributes of an index may not be empty strings: an empty digest or hash leaves the gate out.
+  const digest = gate.image?.digest;
+  if (digest) {
+    item.digestPk = `DIGEST#${digest}`;
+    item.digestSk = `GATE#${gate.state}#${id}`;
+  }
+  if (OPEN_STATES.has(gate.state)) {
+    item.openPk = `OPEN#${openShard(id)}`;
+    item.openSk = `${sortableTime(gate.deadline)}#${id}`;
+  }
+  if (gate.tokenHash) item.tokenHash = gate.tokenHash;
+  return guardSize(item, `gate ${id}`);
+}
+
+function decisionItem(decision: StoredDecision): Item {
+  const id = gateId(decision.key);
+  const at = sortableTime(decision.decidedAt);
+  const item: Item = {
+    pk: gatePk(decision.key),
+    sk: 'DECISION',
+    type: 'DECISION',
+    decision: storable(decision, 'decision'),
+    pipelinePk: `PIPELINE#${decision.key.pipeline}`,
+    pipelineSk: `${at}#${id}`,
+    outcomePk: `OUTCOME#${decision.record.outcome}`,
+    outcomeSk: `${at}#${id}`,
+  };
+  const digest = decision.image?.digest ?? decision.record.subject.digest;
+  if (digest) {
+    item.digestPk = `DIGEST#${digest}`;
+    item.digestSk = `DECISION#${at}#${id}`;
+  }
+  return guardSize(item, `decision ${id}`);
+}
+
+function scanItem(scan: ScanStatus): Item {
+  const atMs = Date.parse(scan.at);
+  // A status whose time cannot be compared could never be replaced by a newer one.
+  if (Number.isNaN(atMs)) throw new UnstorableValueError('scan.at', scan.at);
+  return guardSize(
+    { pk: `SCAN#${scan.digest}`, sk: 'SCAN', type: 'SCAN', atMs, scan: storable(scan, 'scan') },
+    `scan status ${scan.digest}`,
+  );
+}
+
+function domain<T>(item: Item | undefined, attribute: 'gate' | 'decision' | 'scan'): T | undefined {
+  if (item === undefined) return undefined;
+  const value = item[attribute];
+  if (typeof value !== 'object' || value === null) {
+    throw new Error(`item ${String(item.pk)}/${String(item.sk)} has no ${attribute} map`);
+  }
+  return value as T;
+}
+
+function isConditionFailure(error: unknown): boolean {
+  return error instanceof Error && error.name === 'ConditionalCheckFailedException';
+}
+
+/**
+ * A cancelled transaction is a lost race only when every reason is a failed condition (or none);
+ * a conflict, throttling or validation reason is an error the caller retries.
+ */
+function isConditionCancel(error: unknown): boolean {
+  if (!(error instanceof Error) || error.name !== 'TransactionCanceledException') return false;
+  const reasons: unknown = Reflect.get(error, 'CancellationReasons');
+  if (!Array.isArray(reasons)) return false;
+  const codes = reasons.map((r: unknown) =>
+    typeof r === 'object' && r !== null ? Reflect.get(r, 'Code') : undefined,
+  );
+  return (
+    codes.includes('ConditionalCheckFailed') &&
+    codes.every((c) => c === 'ConditionalCheckFailed' || c === 'None' || c === undefined)
+  );
+}
+
+function checkVersion(gate: Gate, expectedVersion: number): void {
+  // A gate written at the version it was read at would let the next writer's check pass: a lost update.
+  if (gate.version !== expectedVersion + 1) {
+    throw new Error(
+      `gate ${gateId(gate.key)} has version ${gate.version}; an update from version ${expectedVersion} must write ${expectedVersion + 1}`,
+    );
+  }
+}
+
+/** Inclusive bounds on `decidedAt` (ISO 8601). */
+export interface TimeRange {
+  readonly from?: string;
+  readonly to?: string;
+}
+
+export class DynamoStore implements StorePort {
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  async getGate(key: GateKey): Promise<Gate | undefined> {
+    return domain<Gate>(await this.get(gatePk(key), 'GATE'), 'gate');
+  }
+
+  async createGate(gate: Gate): Promise<boolean> {
+    return this.conditionalPut(gateItem(gate), 'attribute_not_exists(pk)');
+  }
+
+  async updateGate(gate: Gate, expectedVersion: number): Promise<boolean> {
+    checkVersion(gate, expectedVersion);
+    return this.conditionalPut(
+      gateItem(gate),
+      '#version = :expected',
+      { '#version': 'version' },
+      {
+        ':expected': expectedVersion,
+      },
+    );
+  }
+
+  async decide(decision: StoredDecision, gate: Gate, expectedVersion: number): Promise<boolean> {
+    checkVersion(gate, expectedVersion);
+    if (gateId(decision.key) !== gateId(gate.key)) {
+      throw new Error(`decision for ${gateId(decision.key)} cannot be stored with gate ${gateId(gate.key)}`);
+    }
+    try {
+      await this.doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: this.tableName,
+                Item: decisionItem(decision),
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+            {
+              Put: {
+                TableName: this.tableName,
+                Item: gateItem(gate),
+                ConditionExpression: '#version = :expected',
+                ExpressionAttributeNames: { '#version': 'version' },
+                ExpressionAttributeValues: { ':expected': expectedVersion },
+              },
+            },
+          ],
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionCancel(error)) return false;
+      throw error;
+    }
+  }
+
+  async getDecision(key: GateKey): Promise<StoredDecision | undefined> {
+    return domain<StoredDecision>(await this.get(gatePk(key), 'DECISION'), 'decision');
+  }
+
+  async gatesForDigest(digest: string, states: readonly GateState[]): Promise<readonly Gate[]> {
+    if (!digest) return [];
+    const pages = await Promise.all(
+      [...new Set(states)].map((state) =>
+        this.query({
+          IndexName: INDEX.digest,
+          KeyConditionExpression: 'digestPk = :pk AND begins_with(digestSk, :prefix)',
+          ExpressionAttributeValues: { ':pk': `DIGEST#${digest}`, ':prefix': `GATE#${state}#` },
+        }),
+      ),
+    );
+    return pages.flat().map((item) => domain<Gate>(item, 'gate')!);
+  }
+
+  async openGates(): Promise<readonly Gate[]> {
+    const shards = Array.from({ length: OPEN_SHARDS }, (_, shard) =>
+      this.query({
+        IndexName: INDEX.open,
+        KeyConditionExpression: 'openPk = :pk',
+        ExpressionAttributeValues: { ':pk': `OPEN#${shard}` },
+      }),
+    );
+    const items = (await Promise.all(shards)).flat();
+    items.sort((a, b) => byText(String(a.openSk), String(b.openSk)));
+    return items.map((item) => domain<Gate>(item, 'gate')!);
+  }
+
+  async gateByTokenHash(tokenHash: string): Promise<Gate | undefined> {
+    if (!tokenHash) return undefined;
+    const items = await this.query({
+      IndexName: INDEX.token,
+      KeyConditionExpression: 'tokenHash = :hash',
+      ExpressionAttributeValues: { ':hash': tokenHash },
+    });
+    // Tokens are unique per approval; were a hash ever shared, the gate that saw it last is the one acting.
+    const gates = items.map((item) => domain<Gate>(item, 'gate')!);
+    return gates.sort((a, b) => byText(sortableTime(b.updatedAt), sortableTime(a.updatedAt)))[0];
+  }
+
+  async putScan(scan: ScanStatus): Promise<void> {
+    await this.conditionalPut(
+      scanItem(scan),
+      'attribute_not_exists(pk) OR #atMs <= :atMs',
+      { '#atMs': 'atMs' },
+      {
+        ':atMs': Date.parse(scan.at),
+      },
+    );
+  }
+
+  async getScan(digest: string): Promise<ScanStatus | undefined> {
+    return domain<ScanStatus>(await this.get(`SCAN#${digest}`, 'SCAN'), 'scan');
+  }
+
+  /** Audit: a pipeline's decisions, oldest first. */
+  async decisionsForPipeline(pipeline: string, range: TimeRange = {}): Promise<readonly StoredDecision[]> {
+    return this.decisionsIn(INDEX.pipeline, 'pipelinePk', 'pipelineSk', `PIPELINE#${pipeline}`, range);
+  }
+
+  /** Audit: decisions with one outcome, oldest first. */
+  async decisionsByOutcome(outcome: Outcome, range: TimeRange = {}): Promise<readonly StoredDecision[]> {
+    return this.decisionsIn(INDEX.outcome, 'outcomePk', 'outcomeSk', `OUTCOME#${outcome}`, range);
+  }
+
+  /** Audit: the decisions about one image, oldest first. */
+  async decisionsForDigest(digest: string): Promise<readonly StoredDecision[]> {
+    if (!digest) return [];
+    const items = await this.query({
+      IndexName: INDEX.digest,
+      KeyConditionExpression: 'digestPk = :pk AND begins_with(digestSk, :prefix)',
+      ExpressionAttributeValues: { ':pk': `DIGEST#${digest}`, ':prefix': 'DECISION#' },
+    });
+    return items.map((item) => domain<StoredDecision>(item, 'decision')!);
+  }
+
+  private async decisionsIn(
+    indexName: string,
+    partition: string,
+    sort: string,
+    value: string,
+    range: TimeRange,
+  ): Promise<readonly StoredDecision[]> {
+    const values: Item = { ':pk': value };
+    let condition = `${partition} = :pk`;
+    const from = range.from === undefined ? undefined : sortableTime(range.from);
+    // The sort key is `<time>#<gate id>`: every key of the instant `to` sorts below `<to>#\uffff`.
+    const to = range.to === undefined ? undefined : `${sortableTime(range.to)}#\uffff`;
+    if (from !== undefined && to !== undefined) {
+      if (from > to) return [];
+      condition += ` AND ${sort} BETWEEN :from AND :to`;
+      values[':from'] = from;
+      values[':to'] = to;
+    } else if (from !== undefined) {
+      condition += ` AND ${sort} >= :from`;
+      values[':from'] = from;
+    } else if (to !== undefined) {
+      condition += ` AND ${sort} <= :to`;
+      values[':to'] = to;
+    }
+    const items = await this.query({
+      IndexName: indexName,
+      KeyConditionExpression: condition,
+      ExpressionAttributeValues: values,
+    });
+    return items.map((item) => domain<StoredDecision>(item, 'decision')!);
+  }
+
+  private async get(pk: string, sk: string): Promise<Item | undefined> {
+    const output = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: { pk, sk }, ConsistentRead: true }),
+    );
+    return output.Item;
+  }
+
+  private async conditionalPut(
+    item: Item,
+    condition: string,
+    names?: Record<string, string>,
+    values?: Item,
+  ): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: item,
+          ConditionExpression: condition,
+          ...(names ? { ExpressionAttributeNames: names } : {}),
+          ...(values ? { ExpressionAttributeValues: values } : {}),
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  private async query(input: Omit<QueryCommandInput, 'TableName'>): Promise<Item[]> {
+    const items: Item[] = [];
+    for await (const page of paginateQuery({ client: this.doc }, { TableName: this.tableName, ...input })) {
+      items.push(...(page.Items ?? []));
+    }
+    return items;
+  }
+}
