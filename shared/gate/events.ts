@@ -1,0 +1,310 @@
+import { z } from 'zod';
+import { SEVERITIES } from '../findings/finding.js';
+import { DETAIL_LIMIT, type Gate, type GateState, type StoredDecision } from './model.js';
+import type { TollgateEvent, TollgateEventType } from './ports.js';
+
+/*
+ * The events Tollgate publishes on the default bus (`source: tollgate`, set by the adapter). Their details
+ * are a contract for other teams' rules and consumers: fields may be added, never renamed. Details carry
+ * ids, counts and the summary, never the approval token or its hash (a token lets anyone holding
+ * `PutApprovalResult` decide the approval), and never whole findings (an event is at most 256 KB).
+ *
+ * The schemas check keys and types, not value ranges: the builders run on the gate's decision path, where
+ * an odd but harmless value (a negative latency from clock skew) must not cost the event.
+ */
+
+const OUTCOMES = ['APPROVE', 'REJECT', 'ESCALATE'] as const;
+const GATE_STATES = [
+  'WAITING',
+  'DECIDED',
+  'ACTED',
+  'CLOSED',
+  'STALE',
+] as const satisfies readonly GateState[];
+
+const text = z.string();
+const count = z.int();
+const nullableText = text.nullable();
+
+/** The gate's key, flat at the top of every detail so that a rule can match `detail.pipeline` directly. */
+const gateKeyFields = {
+  pipeline: text.meta({ description: 'The pipeline name.' }),
+  executionId: text.meta({ description: 'The pipeline execution id.' }),
+  stage: text.meta({ description: 'The stage of the Manual approval action.' }),
+  action: text.meta({ description: 'The Manual approval action.' }),
+};
+
+const EventImage = z
+  .strictObject({
+    repository: text,
+    digest: text,
+    tags: z.array(text),
+    registryId: nullableText,
+  })
+  .meta({ description: 'The image the gate judges.' });
+
+const EventViolation = z.strictObject({
+  rule: text.meta({ description: 'A rule id of the policy, or an implicit id (scan-timeout, error, …).' }),
+  action: z.enum(['reject', 'escalate', 'warn']),
+  count: count.meta({ description: 'Matching findings.' }),
+  allow: count,
+  vulnerabilityIds: z.array(text).meta({
+    description: `Distinct vulnerability ids of the matching findings, sorted; at most ${DETAIL_LIMIT}.`,
+  }),
+  moreVulnerabilityIds: count.meta({ description: 'Distinct vulnerability ids left out of the list.' }),
+});
+
+export const DecisionEventDetail = z
+  .strictObject({
+    version: z.literal('1'),
+    ...gateKeyFields,
+    outcome: z.enum(OUTCOMES),
+    mode: z.enum(['enforce', 'advisory']),
+    wouldBe: z
+      .enum(OUTCOMES)
+      .nullable()
+      .meta({ description: 'Advisory mode: what enforce mode would decide.' }),
+    summary: text.meta({ description: 'The approval summary (at most 512 characters).' }),
+    policy: z.strictObject({ name: text, sha256: text }),
+    image: EventImage.nullable(),
+    counts: z.strictObject(
+      Object.fromEntries(SEVERITIES.map((s) => [s, count])) as Record<
+        (typeof SEVERITIES)[number],
+        typeof count
+      >,
+    ),
+    violations: z.array(EventViolation),
+    warnings: z.array(EventViolation),
+    exceptions: z.strictObject({
+      applied: z.array(text),
+      expiringSoon: z.array(text),
+      expired: z.array(text),
+      revoked: z.array(text),
+    }),
+    trigger: text.meta({ description: 'What made the gate decide: scan-finished, approval-started, sweep.' }),
+    decidedAt: text,
+    latencyMs: z.number().meta({ description: "From the approval's start to the decision." }),
+  })
+  .meta({ title: 'Tollgate Decision', description: 'Tollgate decided a gate (once per gate).' });
+export type DecisionEventDetail = z.infer<typeof DecisionEventDetail>;
+
+export const GateStateEventDetail = z
+  .strictObject({
+    version: z.literal('1'),
+    ...gateKeyFields,
+    state: z.enum(GATE_STATES),
+    previousState: z
+      .enum(GATE_STATES)
+      .nullable()
+      .meta({ description: 'Null when the gate was just created.' }),
+    gateVersion: count.meta({ description: "The gate's version: orders the changes of one gate." }),
+    outcome: z.enum(OUTCOMES).nullable(),
+    image: EventImage.nullable(),
+    imageProblem: nullableText.meta({ description: 'Why no image could be identified.' }),
+    staleReason: nullableText,
+    approvalStatus: z
+      .enum(['Approved', 'Rejected'])
+      .nullable()
+      .meta({ description: 'The result Tollgate sent to CodePipeline, if any.' }),
+    notifications: count.meta({ description: 'Escalation messages sent.' }),
+    startedAt: text,
+    deadline: text.meta({ description: 'When the wait for a completed scan runs out.' }),
+    at: text.meta({ description: 'When the gate changed.' }),
+  })
+  .meta({ title: 'Tollgate Gate State Change', description: 'A gate changed state.' });
+export type GateStateEventDetail = z.infer<typeof GateStateEventDetail>;
+
+export const GateClosedEventDetail = z
+  .strictObject({
+    version: z.literal('1'),
+    ...gateKeyFields,
+    state: z.enum(GATE_STATES).meta({ description: 'CLOSED, or STALE when the gate had given up on it.' }),
+    closure: z
+      .strictObject({
+        state: z.enum(['SUCCEEDED', 'FAILED', 'ABANDONED', 'CANCELED']),
+        at: text,
+      })
+      .nullable()
+      .meta({ description: 'How the approval action ended.' }),
+    reviewer: z
+      .strictObject({
+        identity: text.meta({ description: 'The CloudTrail userIdentity ARN (or principal id).' }),
+        type: nullableText,
+        status: nullableText.meta({ description: 'Approved or Rejected, as the reviewer sent it.' }),
+        summary: nullableText,
+        at: text,
+        tollgate: z.boolean().meta({ description: "True when the result was Tollgate's own." }),
+      })
+      .nullable()
+      .meta({ description: 'Who resolved the approval, when CloudTrail told.' }),
+    outcome: z.enum(OUTCOMES).nullable().meta({ description: "Tollgate's decision, if it made one." }),
+    approvalResult: z
+      .strictObject({ status: z.enum(['Approved', 'Rejected']), summary: text })
+      .nullable()
+      .meta({ description: 'The result Tollgate sent, if any.' }),
+    image: EventImage.nullable(),
+    startedAt: text,
+    durationMs: z.number().nullable().meta({ description: "From the approval's start to its end." }),
+  })
+  .meta({ title: 'Tollgate Gate Closed', description: 'An approval gated by Tollgate ended.' });
+export type GateClosedEventDetail = z.infer<typeof GateClosedEventDetail>;
+
+export const EVENT_DETAIL_SCHEMAS = {
+  'Tollgate Decision': DecisionEventDetail,
+  'Tollgate Gate State Change': GateStateEventDetail,
+  'Tollgate Gate Closed': GateClosedEventDetail,
+} as const satisfies Record<TollgateEventType, z.ZodType>;
+
+export function decisionEvent(
+  gate: Gate,
+  decision: StoredDecision,
+  region: string,
+  account: string | undefined,
+): TollgateEvent {
+  const { record } = decision;
+  const violation = (v: (typeof record.violations)[number]) => ({
+    rule: v.rule,
+    action: v.action,
+    count: v.count,
+    allow: v.allow,
+    vulnerabilityIds: v.findings.slice(0, DETAIL_LIMIT),
+    moreVulnerabilityIds: Math.max(0, v.findings.length - DETAIL_LIMIT),
+  });
+  const { applied, expiringSoon, expired, revoked } = record.exceptions;
+  const detail = DecisionEventDetail.parse({
+    version: '1',
+    ...keyFields(decision.key),
+    outcome: record.outcome,
+    mode: record.mode,
+    wouldBe: record.wouldBe ?? null,
+    summary: record.summary,
+    policy: { name: record.policy.name, sha256: record.policy.sha256 },
+    image: eventImage(decision.image ?? gate.image),
+    counts: { ...record.counts },
+    violations: record.violations.map(violation),
+    warnings: record.warnings.map(violation),
+    exceptions: {
+      applied: [...applied],
+      expiringSoon: [...expiringSoon],
+      expired: [...expired],
+      revoked: [...revoked],
+    },
+    trigger: decision.trigger,
+    decidedAt: decision.decidedAt,
+    latencyMs: decision.latencyMs,
+  } satisfies DecisionEventDetail);
+  return event('Tollgate Decision', gate, region, account, detail);
+}
+
+export function gateStateEvent(
+  gate: Gate,
+  previousState: GateState | undefined,
+  region: string,
+  account: string | undefined,
+): TollgateEvent {
+  const detail = GateStateEventDetail.parse({
+    version: '1',
+    ...keyFields(gate.key),
+    state: gate.state,
+    previousState: previousState ?? null,
+    gateVersion: gate.version,
+    outcome: gate.outcome ?? null,
+    image: eventImage(gate.image),
+    imageProblem: gate.imageProblem ?? null,
+    staleReason: gate.staleReason ?? null,
+    approvalStatus: gate.approvalResult?.status ?? null,
+    notifications: gate.notifications,
+    startedAt: gate.startedAt,
+    deadline: gate.deadline,
+    at: gate.updatedAt,
+  } satisfies GateStateEventDetail);
+  return event('Tollgate Gate State Change', gate, region, account, detail);
+}
+
+export function gateClosedEvent(gate: Gate, region: string, account: string | undefined): TollgateEvent {
+  const { closure, reviewer } = gate;
+  const durationMs = closure === undefined ? NaN : Date.parse(closure.at) - Date.parse(gate.startedAt);
+  const detail = GateClosedEventDetail.parse({
+    version: '1',
+    ...keyFields(gate.key),
+    state: gate.state,
+    closure: closure === undefined ? null : { state: closure.state, at: closure.at },
+    reviewer:
+      reviewer === undefined
+        ? null
+        : {
+            identity: reviewer.identity,
+            type: reviewer.type ?? null,
+            status: reviewer.status ?? null,
+            summary: reviewer.summary ?? null,
+            at: reviewer.at,
+            tollgate: reviewer.tollgate,
+          },
+    outcome: gate.outcome ?? null,
+    approvalResult:
+      gate.approvalResult === undefined
+        ? null
+        : { status: gate.approvalResult.status, summary: gate.approvalResult.summary },
+    image: eventImage(gate.image),
+    startedAt: gate.startedAt,
+    durationMs: Number.isFinite(durationMs) ? durationMs : null,
+  } satisfies GateClosedEventDetail);
+  return event('Tollgate Gate Closed', gate, region, account, detail);
+}
+
+/** The pipeline's ARN, in the region's partition. */
+export function pipelineArn(pipeline: string, region: string, account: string): string {
+  return `arn:${partitionOf(region)}:codepipeline:${region}:${account}:${pipeline}`;
+}
+
+function partitionOf(region: string): string {
+  if (region.startsWith('cn-')) return 'aws-cn';
+  if (region.startsWith('us-gov-')) return 'aws-us-gov';
+  return 'aws';
+}
+
+function event(
+  detailType: TollgateEventType,
+  gate: Gate,
+  region: string,
+  account: string | undefined,
+  detail: Readonly<Record<string, unknown>>,
+): TollgateEvent {
+  const owner = account === undefined || account === '' ? undefined : account;
+  return {
+    detailType,
+    resources: owner === undefined ? [] : [pipelineArn(gate.key.pipeline, region, owner)],
+    detail,
+  };
+}
+
+function keyFields(
+  key: Gate['key'],
+): Pick<DecisionEventDetail, 'pipeline' | 'executionId' | 'stage' | 'action'> {
+  return { pipeline: key.pipeline, executionId: key.executionId, stage: key.stage, action: key.action };
+}
+
+function eventImage(image: Gate['image']): DecisionEventDetail['image'] {
+  if (image === undefined) return null;
+  return {
+    repository: image.repository,
+    digest: image.digest,
+    tags: [...image.tags],
+    registryId: image.registryId ?? null,
+  };
+}
+
+/** Where the JSON Schema of each detail is committed (`npm run schema:events` regenerates them). */
+export function eventSchemaFile(detailType: TollgateEventType): string {
+  return `schema/events/${detailType.toLowerCase().replace(/\s+/g, '-')}.schema.json`;
+}
+
+/** The detail's JSON Schema, generated from the zod schema the builders parse through. */
+export function eventJsonSchemaText(detailType: TollgateEventType): string {
+  const schema = z.toJSONSchema(EVENT_DETAIL_SCHEMAS[detailType], {
+    target: 'draft-2020-12',
+    io: 'output',
+  }) as Record<string, unknown>;
+  const id = `urn:tollgate:schema:event:${detailType.toLowerCase().replace(/\s+/g, '-')}:1`;
+  return `${JSON.stringify({ ...schema, $id: id }, null, 2)}\n`;
+}

@@ -1,0 +1,250 @@
+import { readFileSync } from 'node:fs';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { describe, expect, it } from 'vitest';
+import { exampleEscalationInput } from '../shared/gate/escalation.example.js';
+import {
+  DecisionEventDetail,
+  decisionEvent,
+  EVENT_DETAIL_SCHEMAS,
+  eventJsonSchemaText,
+  eventSchemaFile,
+  GateClosedEventDetail,
+  GateStateEventDetail,
+  gateClosedEvent,
+  gateStateEvent,
+  pipelineArn,
+} from '../shared/gate/events.js';
+import { DETAIL_LIMIT, type Gate } from '../shared/gate/model.js';
+import type { TollgateEvent, TollgateEventType } from '../shared/gate/ports.js';
+
+const TOKEN = '1a2b3c4d-573f-4ea7-a67e-0123456789ab';
+const { gate: decided, decision } = exampleEscalationInput();
+const ACCOUNT = '123456789012';
+const REGION = 'eu-west-1';
+
+const closed: Gate = {
+  ...decided,
+  state: 'CLOSED',
+  version: 5,
+  approvalResult: undefined,
+  notifications: 1,
+  closure: { state: 'SUCCEEDED', at: '2026-11-25T12:20:00.000Z' },
+  reviewer: {
+    identity: 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/jane.doe@example.com',
+    type: 'AssumedRole',
+    status: 'Approved',
+    summary: 'CVE-2023-44487 not reachable: no HTTP/2 listener; upgrade tracked in SEC-431',
+    at: '2026-11-25T12:19:58.000Z',
+    tollgate: false,
+  },
+  updatedAt: '2026-11-25T12:20:01.000Z',
+};
+
+function allEvents(): TollgateEvent[] {
+  return [
+    decisionEvent(decided, decision, REGION, ACCOUNT),
+    gateStateEvent(decided, 'WAITING', REGION, ACCOUNT),
+    gateStateEvent({ ...decided, state: 'WAITING', outcome: undefined }, undefined, REGION, ACCOUNT),
+    gateStateEvent(
+      { ...decided, state: 'STALE', staleReason: 'the execution moved on' },
+      'WAITING',
+      REGION,
+      ACCOUNT,
+    ),
+    gateClosedEvent(closed, REGION, ACCOUNT),
+  ];
+}
+
+describe('event details', () => {
+  it('validate against their zod schemas and name their detail-type', () => {
+    const events = allEvents();
+    expect(events.map((e) => e.detailType)).toEqual([
+      'Tollgate Decision',
+      'Tollgate Gate State Change',
+      'Tollgate Gate State Change',
+      'Tollgate Gate State Change',
+      'Tollgate Gate Closed',
+    ]);
+    for (const e of events) {
+      expect(EVENT_DETAIL_SCHEMAS[e.detailType].safeParse(e.detail).success, e.detailType).toBe(true);
+      expect(e.detail.version).toBe('1');
+    }
+  });
+
+  it('never carry the approval token, its hash, or whole findings', () => {
+    const gate: Gate = { ...decided, tokenHash: 'c0ffee'.repeat(10) };
+    const events = [
+      decisionEvent(gate, decision, REGION, ACCOUNT),
+      gateStateEvent(gate, 'WAITING', REGION, ACCOUNT),
+      gateClosedEvent({ ...closed, tokenHash: gate.tokenHash }, REGION, ACCOUNT),
+      // Even a gate object carrying extra fields (a token a careless caller spread in) cannot leak through.
+      gateStateEvent({ ...gate, token: TOKEN } as Gate, 'WAITING', REGION, ACCOUNT),
+    ];
+    for (const e of events) {
+      const serialized = JSON.stringify(e);
+      expect(serialized).not.toContain(gate.tokenHash);
+      expect(serialized).not.toContain(TOKEN);
+      expect(serialized).not.toMatch(/token/i);
+      expect(serialized).not.toContain('installedVersion');
+      expect(serialized).not.toContain('libnghttp2');
+    }
+  });
+
+  it('name the pipeline ARN when the account is known', () => {
+    const arn = 'arn:aws:codepipeline:eu-west-1:123456789012:payments-api';
+    for (const e of allEvents()) expect(e.resources).toEqual([arn]);
+    expect(gateStateEvent(decided, 'WAITING', REGION, undefined).resources).toEqual([]);
+    expect(gateStateEvent(decided, 'WAITING', REGION, '').resources).toEqual([]);
+    expect(pipelineArn('p', 'cn-north-1', ACCOUNT)).toBe('arn:aws-cn:codepipeline:cn-north-1:123456789012:p');
+    expect(pipelineArn('p', 'us-gov-west-1', ACCOUNT)).toBe(
+      'arn:aws-us-gov:codepipeline:us-gov-west-1:123456789012:p',
+    );
+  });
+
+  it('reject a key the schema does not know, so a builder cannot drift from the published schema', () => {
+    const detail = decisionEvent(decided, decision, REGION, ACCOUNT).detail;
+    expect(DecisionEventDetail.safeParse({ ...detail, tokenHash: 'x' }).success).toBe(false);
+    const state = gateStateEvent(decided, 'WAITING', REGION, ACCOUNT).detail;
+    expect(GateStateEventDetail.safeParse({ ...state, extra: 1 }).success).toBe(false);
+    const { reviewer: _, ...noReviewer } = gateClosedEvent(closed, REGION, ACCOUNT).detail;
+    expect(GateClosedEventDetail.safeParse(noReviewer).success).toBe(false);
+  });
+});
+
+describe('Tollgate Decision', () => {
+  it('carries the outcome, policy, image, counts and the violated rules by id', () => {
+    const detail = decisionEvent(decided, decision, REGION, ACCOUNT).detail as DecisionEventDetail;
+    expect(detail).toMatchObject({
+      pipeline: 'payments-api',
+      executionId: decision.key.executionId,
+      stage: 'Deploy',
+      action: 'SecurityGate',
+      outcome: 'ESCALATE',
+      mode: 'enforce',
+      wouldBe: null,
+      summary: decision.record.summary,
+      policy: decision.record.policy,
+      image: {
+        repository: 'payments/api',
+        digest: decision.image!.digest,
+        tags: ['1.4.2', 'release-2026-11-25'],
+      },
+      counts: decision.record.counts,
+      trigger: 'scan-finished',
+      decidedAt: decision.decidedAt,
+      latencyMs: 192_000,
+    });
+    expect(detail.violations[0]).toEqual({
+      rule: 'fixable-high',
+      action: 'escalate',
+      count: 2,
+      allow: 0,
+      vulnerabilityIds: ['CVE-2023-44487', 'CVE-2024-6119'],
+      moreVulnerabilityIds: 0,
+    });
+    expect(detail.exceptions.expiringSoon).toEqual(['EXC-2026-001']);
+  });
+
+  it('lists at most DETAIL_LIMIT ids per rule and counts the rest', () => {
+    const ids = Array.from({ length: 500 }, (_, i) => `CVE-2026-${String(10000 + i)}`);
+    const record = {
+      ...decision.record,
+      violations: [{ rule: 'no-critical', action: 'reject' as const, allow: 0, count: 500, findings: ids }],
+    };
+    const detail = decisionEvent(decided, { ...decision, record }, REGION, ACCOUNT)
+      .detail as DecisionEventDetail;
+    expect(detail.violations[0]!.vulnerabilityIds).toEqual(ids.slice(0, DETAIL_LIMIT));
+    expect(detail.violations[0]!.moreVulnerabilityIds).toBe(500 - DETAIL_LIMIT);
+  });
+});
+
+describe('Tollgate Gate State Change', () => {
+  it('says the state, the previous one (null for a new gate) and the gate version', () => {
+    const created = gateStateEvent({ ...decided, state: 'WAITING', version: 1 }, undefined, REGION, ACCOUNT);
+    expect(created.detail).toMatchObject({ state: 'WAITING', previousState: null, gateVersion: 1 });
+    const stale = gateStateEvent(
+      { ...decided, state: 'STALE', staleReason: 'the execution moved on' },
+      'DECIDED',
+      REGION,
+      ACCOUNT,
+    );
+    expect(stale.detail).toMatchObject({
+      state: 'STALE',
+      previousState: 'DECIDED',
+      staleReason: 'the execution moved on',
+      outcome: 'ESCALATE',
+      at: decided.updatedAt,
+    });
+    const noImage = gateStateEvent(
+      { ...decided, image: undefined, imageProblem: 'CustomData names no image' },
+      'WAITING',
+      REGION,
+      ACCOUNT,
+    );
+    expect(noImage.detail).toMatchObject({ image: null, imageProblem: 'CustomData names no image' });
+  });
+});
+
+describe('Tollgate Gate Closed', () => {
+  it('says how the approval ended and who resolved it', () => {
+    const detail = gateClosedEvent(closed, REGION, ACCOUNT).detail as GateClosedEventDetail;
+    expect(detail).toMatchObject({
+      state: 'CLOSED',
+      closure: { state: 'SUCCEEDED', at: '2026-11-25T12:20:00.000Z' },
+      reviewer: {
+        identity: closed.reviewer!.identity,
+        type: 'AssumedRole',
+        status: 'Approved',
+        summary: closed.reviewer!.summary,
+        tollgate: false,
+      },
+      outcome: 'ESCALATE',
+      approvalResult: null,
+      durationMs: 20 * 60_000,
+    });
+  });
+
+  it('does not throw for a gate without closure or reviewer', () => {
+    const detail = gateClosedEvent({ ...decided, closure: undefined }, REGION, ACCOUNT).detail;
+    expect(detail).toMatchObject({ closure: null, reviewer: null, durationMs: null });
+  });
+});
+
+describe('schema/events/*.schema.json', () => {
+  const types = Object.keys(EVENT_DETAIL_SCHEMAS) as TollgateEventType[];
+  const ajv = new Ajv2020({ allErrors: true, strict: false });
+
+  it.each(types)(
+    '%s is what the zod schema generates (run `npm run schema:events` after a change)',
+    (type) => {
+      const file = eventSchemaFile(type);
+      expect(file).toMatch(/^schema\/events\/tollgate-[a-z-]+\.schema\.json$/);
+      expect(readFileSync(new URL(`../${file}`, import.meta.url), 'utf8')).toBe(eventJsonSchemaText(type));
+    },
+  );
+
+  it('accept the events the builders make', () => {
+    const validators = new Map(
+      types.map((type) => {
+        const text = readFileSync(new URL(`../${eventSchemaFile(type)}`, import.meta.url), 'utf8');
+        return [type, ajv.compile(JSON.parse(text))] as const;
+      }),
+    );
+    for (const e of allEvents()) {
+      const validate = validators.get(e.detailType)!;
+      expect(validate(e.detail), JSON.stringify(validate.errors)).toBe(true);
+      expect(validate({ ...e.detail, tokenHash: 'x' })).toBe(false);
+    }
+  });
+});
+
+describe('docs/events.md', () => {
+  it('documents every detail field', () => {
+    const doc = readFileSync(new URL('../docs/events.md', import.meta.url), 'utf8');
+    for (const [type, schema] of Object.entries(EVENT_DETAIL_SCHEMAS)) {
+      expect(doc).toContain(`## ${type}`);
+      for (const field of Object.keys(schema.shape))
+        expect(doc, `${type}: ${field}`).toContain(`\`${field}\``);
+    }
+  });
+});
