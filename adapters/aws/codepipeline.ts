@@ -1,0 +1,157 @@
+import {
+  type ActionExecutionDetail,
+  type CodePipelineClient,
+  GetPipelineExecutionCommand,
+  GetPipelineStateCommand,
+  ListActionExecutionsCommand,
+  PutApprovalResultCommand,
+  type StageState,
+} from '@aws-sdk/client-codepipeline';
+import type {
+  ActionExecutionView,
+  ApprovalsPort,
+  PipelineExecutionView,
+  PutApprovalOutcome,
+  PutApprovalRequest,
+  StageStateView,
+} from '../../shared/gate/ports.js';
+import { DEFAULT_RETRY, nextPage, type RetryOptions, withRetries } from './retry.js';
+
+/** `ApprovalSummary` in the CodePipeline API model: at most 512 characters. */
+export const APPROVAL_SUMMARY_MAX = 512;
+
+/**
+ * Cuts a summary to `max` UTF-16 code units, ending in an ellipsis, without splitting a surrogate pair.
+ * Code units, not code points: whichever way the service counts, the result fits.
+ */
+export function truncateSummary(summary: string, max = APPROVAL_SUMMARY_MAX): string {
+  if (summary.length <= max) return summary;
+  let cut = max - 1;
+  const last = summary.charCodeAt(cut - 1);
+  if (last >= 0xd800 && last <= 0xdbff) cut--;
+  return `${summary.slice(0, cut)}…`;
+}
+
+export class CodePipelineApprovals implements ApprovalsPort {
+  constructor(
+    private readonly client: CodePipelineClient,
+    private readonly retry: RetryOptions = DEFAULT_RETRY,
+  ) {}
+
+  async pipelineState(pipeline: string): Promise<readonly StageStateView[]> {
+    const out = await withRetries(
+      () => this.client.send(new GetPipelineStateCommand({ name: pipeline })),
+      this.retry,
+    );
+    return (out.stageStates ?? []).map(stageView);
+  }
+
+  async actionExecutions(pipeline: string, executionId: string): Promise<readonly ActionExecutionView[]> {
+    const views: ActionExecutionView[] = [];
+    const seen = new Set<string>();
+    let nextToken: string | undefined;
+    do {
+      const token = nextToken;
+      const page = await withRetries(
+        () =>
+          this.client.send(
+            new ListActionExecutionsCommand({
+              pipelineName: pipeline,
+              filter: { pipelineExecutionId: executionId },
+              maxResults: 100,
+              ...(token === undefined ? {} : { nextToken: token }),
+            }),
+          ),
+        this.retry,
+      );
+      for (const detail of page.actionExecutionDetails ?? []) views.push(actionExecutionView(detail));
+      nextToken = nextPage(page.nextToken, seen, 'ListActionExecutions');
+    } while (nextToken !== undefined);
+    return views;
+  }
+
+  async pipelineExecution(pipeline: string, executionId: string): Promise<PipelineExecutionView> {
+    const out = await withRetries(
+      () =>
+        this.client.send(
+          new GetPipelineExecutionCommand({ pipelineName: pipeline, pipelineExecutionId: executionId }),
+        ),
+      this.retry,
+    );
+    const execution = out.pipelineExecution;
+    const variables: Record<string, string> = {};
+    for (const v of execution?.variables ?? []) {
+      if (v.name !== undefined && v.resolvedValue !== undefined) variables[v.name] = v.resolvedValue;
+    }
+    return { status: execution?.status, executionMode: execution?.executionMode, variables };
+  }
+
+  async putApprovalResult(request: PutApprovalRequest): Promise<PutApprovalOutcome> {
+    try {
+      await withRetries(
+        () =>
+          this.client.send(
+            new PutApprovalResultCommand({
+              pipelineName: request.pipeline,
+              stageName: request.stage,
+              actionName: request.action,
+              token: request.token,
+              result: { status: request.result.status, summary: truncateSummary(request.result.summary) },
+            }),
+          ),
+        this.retry,
+      );
+      return 'accepted';
+    } catch (e) {
+      // By name, not instanceof: an error from another copy of the SDK module is the same answer.
+      const name = e instanceof Error ? e.name : undefined;
+      if (name === 'ApprovalAlreadyCompletedException') return 'already-completed';
+      if (name === 'InvalidApprovalTokenException') return 'invalid-token';
+      throw redactToken(e, request.token);
+    }
+  }
+}
+
+function stageView(stage: StageState): StageStateView {
+  return {
+    name: stage.stageName ?? '',
+    executionId: stage.latestExecution?.pipelineExecutionId,
+    actions: (stage.actionStates ?? []).map((a) => ({
+      name: a.actionName ?? '',
+      status: a.latestExecution?.status,
+      token: a.latestExecution?.token,
+      actionExecutionId: a.latestExecution?.actionExecutionId,
+    })),
+  };
+}
+
+function actionExecutionView(d: ActionExecutionDetail): ActionExecutionView {
+  return {
+    stage: d.stageName ?? '',
+    action: d.actionName ?? '',
+    actionExecutionId: d.actionExecutionId ?? '',
+    status: d.status ?? '',
+    // The resolved value has the pipeline's variables filled in; the raw one is all older executions have.
+    customData: d.input?.resolvedConfiguration?.CustomData ?? d.input?.configuration?.CustomData,
+    externalExecutionId: d.output?.executionResult?.externalExecutionId,
+  };
+}
+
+const REDACTED = '<approval token>';
+
+/**
+ * Approval tokens are credentials: whoever holds one can approve. Errors get logged, and some services echo
+ * request values in their messages, so the token is cut out of every text the error carries.
+ */
+function redactToken(error: unknown, token: string): unknown {
+  if (!(error instanceof Error) || token === '') return error;
+  const scrub = (text: string) => text.split(token).join(REDACTED);
+  if (error.message.includes(token)) error.message = scrub(error.message);
+  if (error.stack?.includes(token)) error.stack = scrub(error.stack);
+  const fields = error as unknown as Record<string, unknown>;
+  for (const key of Object.keys(fields)) {
+    const value = fields[key];
+    if (typeof value === 'string' && value.includes(token)) fields[key] = scrub(value);
+  }
+  return error;
+}

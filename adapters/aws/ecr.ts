@@ -1,0 +1,131 @@
+import {
+  DescribeImageScanFindingsCommand,
+  type DescribeImageScanFindingsCommandOutput,
+  DescribeImagesCommand,
+  type ECRClient,
+} from '@aws-sdk/client-ecr';
+import type { EcrScanReadResult, ImageLocator, ImagesPort } from '../../shared/gate/ports.js';
+import { FindingTable, readFindingsDocument, type ScanVerdict } from '../../shared/index.js';
+import { DEFAULT_RETRY, nextPage, type RetryOptions, sendOptions, withRetries } from './retry.js';
+
+/** `MaxResults` of DescribeImageScanFindings in the API model. */
+const SCAN_FINDINGS_PAGE = 1000;
+
+/**
+ * What `ScanNotFoundException` means: ECR has not scanned the image (yet), which is the same, for the gate,
+ * as a scan still running: wait for the scan event or the deadline, never decide on the empty table.
+ */
+export const NO_SCAN_YET: ScanVerdict = {
+  complete: false,
+  status: 'PENDING',
+  reason: 'no scan found for the image',
+};
+
+const NO_STATUS: ScanVerdict = {
+  complete: false,
+  status: 'MISSING',
+  reason: 'the ECR response has no imageScanStatus, so it cannot show that the scan completed',
+};
+
+function errorName(e: unknown): string | undefined {
+  return e instanceof Error ? e.name : undefined;
+}
+
+/** ECR image scanning (basic, or enhanced through ECR): the ECR half of the FindingsPort. */
+export class EcrScanFindings {
+  constructor(
+    private readonly client: ECRClient,
+    private readonly retry: RetryOptions = DEFAULT_RETRY,
+  ) {}
+
+  /**
+   * Every page of the image's scan findings. Each page is read by the core's reader and the tables joined;
+   * the verdict is the first page's `imageScanStatus`, unless a later page says the scan is not complete
+   * (a rescan started while paging), which wins: fail closed.
+   */
+  async ecrScanFindings(
+    image: ImageLocator,
+    options: { readonly signal?: AbortSignal } = {},
+  ): Promise<EcrScanReadResult> {
+    const signal = options.signal;
+    const tables: FindingTable[] = [];
+    const seen = new Set<string>();
+    let scan: ScanVerdict | undefined;
+    let pages = 0;
+    let nextToken: string | undefined;
+    do {
+      signal?.throwIfAborted();
+      const token = nextToken;
+      pages++;
+      let page: DescribeImageScanFindingsCommandOutput;
+      try {
+        page = await withRetries(
+          () =>
+            this.client.send(
+              new DescribeImageScanFindingsCommand({
+                repositoryName: image.repository,
+                imageId: { imageDigest: image.digest },
+                maxResults: SCAN_FINDINGS_PAGE,
+                ...(image.registryId === undefined ? {} : { registryId: image.registryId }),
+                ...(token === undefined ? {} : { nextToken: token }),
+              }),
+              sendOptions(signal),
+            ),
+          this.retry,
+          signal,
+        );
+      } catch (e) {
+        // Only an answer about the image as a whole: mid-listing, it would leave a partial table.
+        if (pages === 1 && errorName(e) === 'ScanNotFoundException') {
+          return { table: FindingTable.fromFindings([]), pages, longestChain: pages, scan: NO_SCAN_YET };
+        }
+        throw e;
+      }
+      const doc = readFindingsDocument({
+        repositoryName: page.repositoryName,
+        imageId: page.imageId,
+        imageScanStatus: page.imageScanStatus,
+        // A scan that has not finished may come without findings; the reader wants the key to know the format.
+        imageScanFindings: page.imageScanFindings ?? {},
+      });
+      tables.push(doc.findings);
+      const verdict = doc.scan ?? NO_STATUS;
+      if (scan === undefined || (scan.complete && !verdict.complete)) scan = verdict;
+      nextToken = nextPage(page.nextToken, seen, 'DescribeImageScanFindings');
+    } while (nextToken !== undefined);
+    return { table: FindingTable.concat(tables), pages, longestChain: pages, scan: scan ?? NO_STATUS };
+  }
+}
+
+/** ECR `DescribeImages`: which digest a tag points at. */
+export class EcrImages implements ImagesPort {
+  constructor(
+    private readonly client: ECRClient,
+    private readonly retry: RetryOptions = DEFAULT_RETRY,
+  ) {}
+
+  async resolveTag(
+    repository: string,
+    tag: string,
+    registryId: string | undefined,
+  ): Promise<string | undefined> {
+    try {
+      const out = await withRetries(
+        () =>
+          this.client.send(
+            new DescribeImagesCommand({
+              repositoryName: repository,
+              imageIds: [{ imageTag: tag }],
+              ...(registryId === undefined ? {} : { registryId }),
+            }),
+          ),
+        this.retry,
+      );
+      return out.imageDetails?.[0]?.imageDigest;
+    } catch (e) {
+      // A missing repository is thrown on purpose: it is a configuration fault, not a tag that moved.
+      if (errorName(e) === 'ImageNotFoundException') return undefined;
+      throw e;
+    }
+  }
+}

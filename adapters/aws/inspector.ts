@@ -1,0 +1,162 @@
+import {
+  type CoverageFilterCriteria,
+  type CoveredResource,
+  type FilterCriteria,
+  type Inspector2Client,
+  type Severity as InspectorSeverity,
+  ListCoverageCommand,
+  ListFindingsCommand,
+} from '@aws-sdk/client-inspector2';
+import type { CoverageView, FindingsReadResult, ImageLocator } from '../../shared/gate/ports.js';
+import { FindingTable, readFindingsDocument } from '../../shared/index.js';
+import { DEFAULT_RETRY, nextPage, type RetryOptions, sendOptions, withRetries } from './retry.js';
+
+/**
+ * One chain of pages per value of the API model's `Severity` enum. Reading the chains side by side makes
+ * the critical path the longest chain instead of all pages one after another. The chains must cover every
+ * severity the API can return, or findings would go unread: a test holds this list to the SDK's enum and to
+ * the API model.
+ */
+export const SEVERITY_CHAINS = [
+  'CRITICAL',
+  'HIGH',
+  'MEDIUM',
+  'LOW',
+  'INFORMATIONAL',
+  'UNTRIAGED',
+] as const satisfies readonly InspectorSeverity[];
+
+/** `ListFindingsMaxResults` in the API model. */
+const FINDINGS_PAGE = 100;
+/** `ListCoverageMaxResults` in the API model. */
+const COVERAGE_PAGE = 200;
+
+interface Chain {
+  readonly tables: FindingTable[];
+  readonly pages: number;
+}
+
+/** Amazon Inspector (enhanced scanning): the Inspector half of the FindingsPort. */
+export class InspectorFindings {
+  constructor(
+    private readonly client: Inspector2Client,
+    private readonly retry: RetryOptions = DEFAULT_RETRY,
+  ) {}
+
+  /**
+   * ListCoverage has no image-digest filter (the API model's CoverageFilterCriteria has none), so the
+   * repository and resource type are filtered by the service and the digest here: an image's resource id is
+   * `arn:…:ecr:…:repository/<name>/sha256:<digest>`. Pages are read until the image turns up.
+   */
+  async coverage(image: ImageLocator): Promise<CoverageView | undefined> {
+    const filterCriteria: CoverageFilterCriteria = {
+      ecrRepositoryName: [{ comparison: 'EQUALS', value: image.repository }],
+      resourceType: [{ comparison: 'EQUALS', value: 'AWS_ECR_CONTAINER_IMAGE' }],
+      ...(image.registryId === undefined
+        ? {}
+        : { accountId: [{ comparison: 'EQUALS' as const, value: image.registryId }] }),
+    };
+    const seen = new Set<string>();
+    let nextToken: string | undefined;
+    do {
+      const token = nextToken;
+      const page = await withRetries(
+        () =>
+          this.client.send(
+            new ListCoverageCommand({
+              filterCriteria,
+              maxResults: COVERAGE_PAGE,
+              ...(token === undefined ? {} : { nextToken: token }),
+            }),
+          ),
+        this.retry,
+      );
+      const found = (page.coveredResources ?? []).find((r) => isImage(r, image));
+      if (found !== undefined) return coverageView(found);
+      nextToken = nextPage(page.nextToken, seen, 'ListCoverage');
+    } while (nextToken !== undefined);
+    return undefined;
+  }
+
+  /**
+   * Every finding of the image, read as one chain of pages per severity, all chains at once. A page that
+   * fails (after its retries) fails the read and stops the other chains: a partial table could approve.
+   */
+  async inspectorFindings(
+    image: ImageLocator,
+    options: { readonly signal?: AbortSignal } = {},
+  ): Promise<FindingsReadResult> {
+    const outer = options.signal;
+    outer?.throwIfAborted();
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(outer?.reason);
+    outer?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const chains = await Promise.all(
+        SEVERITY_CHAINS.map((severity) =>
+          this.chain(image, severity, stop.signal).catch((e: unknown) => {
+            stop.abort(e);
+            throw e;
+          }),
+        ),
+      );
+      return {
+        table: FindingTable.concat(chains.flatMap((c) => c.tables)),
+        pages: chains.reduce((n, c) => n + c.pages, 0),
+        longestChain: Math.max(...chains.map((c) => c.pages)),
+      };
+    } finally {
+      outer?.removeEventListener('abort', onAbort);
+      // Whatever happened, no chain keeps requesting pages for a read that is over.
+      stop.abort();
+    }
+  }
+
+  private async chain(image: ImageLocator, severity: InspectorSeverity, signal: AbortSignal): Promise<Chain> {
+    const filterCriteria: FilterCriteria = {
+      ecrImageHash: [{ comparison: 'EQUALS', value: image.digest }],
+      ecrImageRepositoryName: [{ comparison: 'EQUALS', value: image.repository }],
+      severity: [{ comparison: 'EQUALS', value: severity }],
+    };
+    const tables: FindingTable[] = [];
+    const seen = new Set<string>();
+    let pages = 0;
+    let nextToken: string | undefined;
+    do {
+      signal.throwIfAborted();
+      const token = nextToken;
+      pages++;
+      const page = await withRetries(
+        () =>
+          this.client.send(
+            new ListFindingsCommand({
+              filterCriteria,
+              maxResults: FINDINGS_PAGE,
+              ...(token === undefined ? {} : { nextToken: token }),
+            }),
+            sendOptions(signal),
+          ),
+        this.retry,
+        signal,
+      );
+      // An empty page may come without its list; the reader wants one to recognise the format.
+      tables.push(readFindingsDocument(page.findings === undefined ? { findings: [] } : page).findings);
+      nextToken = nextPage(page.nextToken, seen, 'ListFindings');
+    } while (nextToken !== undefined);
+    return { tables, pages };
+  }
+}
+
+function isImage(resource: CoveredResource, image: ImageLocator): boolean {
+  if (image.registryId !== undefined && resource.accountId !== image.registryId) return false;
+  return resource.resourceId?.endsWith(`/${image.digest}`) === true;
+}
+
+function coverageView(resource: CoveredResource): CoverageView {
+  const at = resource.lastScannedAt;
+  return {
+    statusCode: resource.scanStatus?.statusCode ?? 'UNKNOWN',
+    reason: resource.scanStatus?.reason ?? 'UNKNOWN',
+    lastScannedAt: at instanceof Date && !Number.isNaN(at.getTime()) ? at.toISOString() : undefined,
+  };
+}

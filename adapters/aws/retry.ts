@@ -1,0 +1,168 @@
+import { setTimeout as sleepFor } from 'node:timers/promises';
+
+/*
+ * Retries live here, around each `send`, and not in the SDK's retry middleware. Two reasons:
+ *
+ * - Testability: aws-sdk-client-mock replaces `send`, so the middleware never runs under test; a wrapper of
+ *   our own is exercised by the same tests as the adapters (throttling then success, 5xx then success,
+ *   access denied not retried).
+ * - One layer: the clients the factory builds have `maxAttempts: 1`, so the attempts do not multiply
+ *   (the SDK's default of 3 under our 5 would be 15 calls), and the backoff sleeps end as soon as the
+ *   caller's AbortSignal fires, which the SDK's sleeps do not.
+ *
+ * The classification follows the SDK's standard strategy: throttling, transient network errors, 5xx, the
+ * `$retryable` trait and a corrected clock skew are retried; access denied, validation and every other 4xx
+ * are not, because they fail the same way every time.
+ */
+
+export interface RetryOptions {
+  /** Attempts in all, the first one included. */
+  readonly attempts: number;
+  /** Attempt n + 1 waits a random time below min(maxDelayMs, baseMs · 2^(n-1)) ("full jitter"). */
+  readonly baseMs: number;
+  readonly maxDelayMs?: number;
+  readonly isRetryable?: (error: unknown) => boolean;
+  /** Injectable for tests; must reject when the signal aborts. */
+  readonly sleep?: (ms: number, signal: AbortSignal | undefined) => Promise<void>;
+  /** In [0, 1); injectable for tests. */
+  readonly random?: () => number;
+}
+
+// Five attempts with a 200 ms base wait at most 0.2 + 0.4 + 0.8 + 1.6 s: enough to ride out a burst of
+// throttling, short enough for a Lambda invocation's budget.
+export const DEFAULT_RETRY: RetryOptions = { attempts: 5, baseMs: 200, maxDelayMs: 5_000 };
+
+/** The SDK client settings the factory uses: the SDK's own retries off, ours are the only layer. */
+export function sdkClientConfig(region: string | undefined): { region?: string; maxAttempts: number } {
+  return region === undefined ? { maxAttempts: 1 } : { region, maxAttempts: 1 };
+}
+
+const THROTTLING = new Set([
+  'ThrottlingException',
+  'Throttling',
+  'ThrottledException',
+  'TooManyRequestsException',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'BandwidthLimitExceeded',
+  'SlowDown',
+  'PriorRequestNotComplete',
+  'TransactionInProgressException',
+]);
+
+const TRANSIENT = new Set([
+  'ServiceUnavailable',
+  'ServiceUnavailableException',
+  'InternalServerException',
+  'InternalServerError',
+  'InternalFailure',
+  'InternalException',
+  'InternalError',
+  'ServerException',
+  'TimeoutError',
+  'RequestTimeout',
+  'RequestTimeoutException',
+]);
+
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN']);
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null;
+}
+
+export function isRetryableAwsError(error: unknown): boolean {
+  if (!isObj(error)) return false;
+  const name = error.name;
+  // An abort is the caller giving up: retrying it would defeat the point.
+  if (name === 'AbortError') return false;
+  if (typeof name === 'string' && (THROTTLING.has(name) || TRANSIENT.has(name))) return true;
+  if (isObj(error.$retryable)) return true;
+  const code = error.code;
+  if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
+  const meta = error.$metadata;
+  if (isObj(meta)) {
+    const status = meta.httpStatusCode;
+    if (typeof status === 'number' && (status === 429 || status >= 500)) return true;
+    if (meta.clockSkewCorrected === true) return true;
+  }
+  return false;
+}
+
+/** How long to wait after failed attempt `attempt` (1-based). */
+export function backoffMs(attempt: number, options: RetryOptions, error?: unknown): number {
+  const cap = options.maxDelayMs ?? Number.POSITIVE_INFINITY;
+  const ceiling = Math.min(cap, options.baseMs * 2 ** (attempt - 1));
+  const jittered = Math.floor((options.random ?? Math.random)() * ceiling);
+  // Inspector tells how long to wait when it throttles; waiting less would only be throttled again.
+  const after = isObj(error) ? error.retryAfterSeconds : undefined;
+  if (typeof after === 'number' && Number.isFinite(after) && after > 0) {
+    return Math.max(jittered, Math.min(cap, after * 1000));
+  }
+  return jittered;
+}
+
+async function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (ms <= 0) {
+    signal?.throwIfAborted();
+    return;
+  }
+  try {
+    await sleepFor(ms, undefined, signal === undefined ? {} : { signal });
+  } catch (e) {
+    // The timer's own AbortError says nothing; the caller's reason (a deadline, a failed chain) does.
+    if (signal?.aborted === true) throw signal.reason;
+    throw e;
+  }
+}
+
+/** Waits the backoff of failed attempt `attempt`. */
+export function pause(
+  attempt: number,
+  options: RetryOptions,
+  signal?: AbortSignal,
+  error?: unknown,
+): Promise<void> {
+  return (options.sleep ?? abortableSleep)(backoffMs(attempt, options, error), signal);
+}
+
+/** Runs `fn` until it succeeds, fails with an error that is not retryable, or runs out of attempts. */
+export async function withRetries<T>(
+  fn: () => Promise<T>,
+  options: RetryOptions = DEFAULT_RETRY,
+  signal?: AbortSignal,
+): Promise<T> {
+  const isRetryable = options.isRetryable ?? isRetryableAwsError;
+  for (let attempt = 1; ; attempt++) {
+    signal?.throwIfAborted();
+    try {
+      return await fn();
+    } catch (e) {
+      if (attempt >= options.attempts || signal?.aborted === true || !isRetryable(e)) throw e;
+      await pause(attempt, options, signal, e);
+    }
+  }
+}
+
+/** The `send` options that carry an AbortSignal, when there is one. */
+export function sendOptions(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {
+  return signal === undefined ? {} : { abortSignal: signal };
+}
+
+/**
+ * The token of the next page, or undefined at the end. A token seen before would page forever: that is a
+ * service fault, thrown rather than looped on (the token itself is left out: it can be a megabyte).
+ */
+export function nextPage(
+  token: string | undefined,
+  seen: Set<string>,
+  operation: string,
+): string | undefined {
+  if (token === undefined || token === '') return undefined;
+  if (seen.has(token)) throw new Error(`${operation} returned a nextToken it had already returned`);
+  seen.add(token);
+  return token;
+}

@@ -1,0 +1,197 @@
+import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
+import type { EscalationMessage, NotifierPort } from '../../shared/gate/ports.js';
+import { DEFAULT_RETRY, type RetryOptions, withRetries } from './retry.js';
+
+/** SNS: "Subjects must be UTF-8 text with no line breaks or control characters, and less than 100 characters". */
+export const SNS_SUBJECT_MAX = 99;
+/** SNS: the message body and its attributes together, 256 KiB on a topic with the default maximum. */
+export const SNS_MESSAGE_MAX_BYTES = 262_144;
+
+export const FORMAT_ATTRIBUTE = 'tollgate-format';
+export const FORMAT_VERSION = 'v1';
+
+const FALLBACK_SUBJECT = 'Tollgate escalation';
+
+// C0 and C1 controls (line breaks included) and the Unicode line and paragraph separators.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g;
+
+/** A subject SNS accepts: one line, no control characters, at most 99 characters. */
+export function snsSubject(subject: string): string {
+  let s = subject.replace(CONTROL, ' ').replace(/\s+/g, ' ').trim();
+  if (s === '') return FALLBACK_SUBJECT;
+  if (s.length > SNS_SUBJECT_MAX) {
+    // ASCII dots: older SNS documentation asks for ASCII subjects, and "..." is safe either way.
+    let cut = SNS_SUBJECT_MAX - 3;
+    const last = s.charCodeAt(cut - 1);
+    if (last >= 0xd800 && last <= 0xdbff) cut--;
+    s = `${s.slice(0, cut).trimEnd()}...`;
+  }
+  return s;
+}
+
+/**
+ * The `MessageStructure: json` body: email subscribers get the text, machine subscribers (SQS, Lambda,
+ * HTTP(S), the chat integrations behind them) get the JSON as a string. `default` is required by SNS and
+ * serves every other protocol.
+ */
+export function snsMessageBody(text: string, json: unknown): string {
+  const structured = JSON.stringify(json) ?? 'null';
+  return JSON.stringify({
+    default: text,
+    email: text,
+    sqs: structured,
+    lambda: structured,
+    https: structured,
+    http: structured,
+  });
+}
+
+function bytes(text: string): number {
+  return Buffer.byteLength(text, 'utf8');
+}
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The JSON lists that can be shortened, and how the text names what they hold. */
+const SHRINKABLE: Readonly<Record<string, string>> = {
+  findings: 'findings',
+  vulnerabilityIds: 'vulnerability ids',
+};
+
+interface Shrunk {
+  readonly json: unknown;
+  /** Per list key: entries left out, entries there were. */
+  readonly omitted: Map<string, { left: number; of: number }>;
+}
+
+/** The longest shrinkable list anywhere in the JSON. */
+function longestList(value: unknown): number {
+  if (Array.isArray(value)) return value.reduce((m: number, v) => Math.max(m, longestList(v)), 0);
+  if (!isObj(value)) return 0;
+  let max = 0;
+  for (const [key, v] of Object.entries(value)) {
+    if (key in SHRINKABLE && Array.isArray(v)) max = Math.max(max, v.length);
+    max = Math.max(max, longestList(v));
+  }
+  return max;
+}
+
+/** A copy of the JSON with every shrinkable list cut to `keep` entries, and `<key>Omitted` beside each cut. */
+function shrink(json: unknown, keep: number): Shrunk {
+  const omitted = new Map<string, { left: number; of: number }>();
+  const walk = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(walk);
+    if (!isObj(value)) return value;
+    const out: Obj = {};
+    for (const [key, v] of Object.entries(value)) {
+      if (key in SHRINKABLE && Array.isArray(v)) {
+        const count = omitted.get(key) ?? { left: 0, of: 0 };
+        count.of += v.length;
+        if (v.length > keep) {
+          count.left += v.length - keep;
+          out[key] = v.slice(0, keep).map(walk);
+          out[`${key}Omitted`] = v.length - keep;
+        } else out[key] = v.map(walk);
+        omitted.set(key, count);
+      } else out[key] = walk(v);
+    }
+    return out;
+  };
+  return { json: walk(json), omitted };
+}
+
+function shrinkNote(omitted: Shrunk['omitted']): string {
+  const parts: string[] = [];
+  for (const [key, { left, of }] of omitted) {
+    if (left > 0) parts.push(`${left} of ${of} ${SHRINKABLE[key]}`);
+  }
+  return `\n\n[To keep this message within the SNS size limit of 256 KB, its JSON leaves out ${parts.join(' and ')}.]`;
+}
+
+/**
+ * The message body, within `budget` bytes. An escalation that does not fit is still sent: a message that
+ * fails to send helps nobody. First the JSON's `findings` (and `vulnerabilityIds`) lists are shortened, as
+ * little as needed, and the text says what was left out; if that is not enough, the text is cut too.
+ */
+export function fitMessage(message: EscalationMessage, budget: number): string {
+  const full = snsMessageBody(message.text, message.json);
+  if (bytes(full) <= budget) return full;
+
+  // The most entries per list that fits: the size grows with it, so a binary search.
+  let lo = 0;
+  let hi = longestList(message.json) - 1;
+  let best: string | undefined;
+  while (lo <= hi) {
+    const keep = (lo + hi) >> 1;
+    const shrunk = shrink(message.json, keep);
+    const body = snsMessageBody(`${message.text}${shrinkNote(shrunk.omitted)}`, shrunk.json);
+    if (bytes(body) <= budget) {
+      best = body;
+      lo = keep + 1;
+    } else hi = keep - 1;
+  }
+  if (best !== undefined) return best;
+
+  // Even empty lists leave it too large: the text is what is left to cut, and then the JSON.
+  const bare = shrink(message.json, 0);
+  const cut = (json: unknown, note: string): string | undefined => {
+    let low = 0;
+    let high = message.text.length;
+    let found: string | undefined;
+    while (low <= high) {
+      const mid = (low + high) >> 1;
+      const body = snsMessageBody(`${message.text.slice(0, mid)}${note}`, json);
+      if (bytes(body) <= budget) {
+        found = body;
+        low = mid + 1;
+      } else high = mid - 1;
+    }
+    return found;
+  };
+  const cutNote =
+    '\n\n[Cut to keep this message within the SNS size limit of 256 KB; see the decision record.]';
+  return (
+    cut(bare.json, cutNote) ??
+    cut(
+      { truncated: true, reason: 'larger than the SNS size limit of 256 KB; see the decision record' },
+      cutNote,
+    ) ??
+    snsMessageBody('', null)
+  );
+}
+
+export class SnsNotifier implements NotifierPort {
+  constructor(
+    private readonly client: SNSClient,
+    private readonly topicArn: string,
+    private readonly retry: RetryOptions = DEFAULT_RETRY,
+    private readonly maxBytes: number = SNS_MESSAGE_MAX_BYTES,
+  ) {}
+
+  async publish(message: EscalationMessage): Promise<void> {
+    const subject = snsSubject(message.subject);
+    // The limit counts the attributes; the subject is counted too, to keep a margin.
+    const overhead = bytes(FORMAT_ATTRIBUTE) + bytes('String') + bytes(FORMAT_VERSION) + bytes(subject);
+    const body = fitMessage(message, this.maxBytes - overhead);
+    await withRetries(
+      () =>
+        this.client.send(
+          new PublishCommand({
+            TopicArn: this.topicArn,
+            Subject: subject,
+            Message: body,
+            MessageStructure: 'json',
+            MessageAttributes: {
+              [FORMAT_ATTRIBUTE]: { DataType: 'String', StringValue: FORMAT_VERSION },
+            },
+          }),
+        ),
+      this.retry,
+    );
+  }
+}

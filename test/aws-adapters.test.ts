@@ -1,0 +1,1409 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  ApprovalAlreadyCompletedException,
+  CodePipelineClient,
+  CodePipelineServiceException,
+  GetPipelineExecutionCommand,
+  type GetPipelineExecutionCommandOutput,
+  GetPipelineStateCommand,
+  type GetPipelineStateCommandOutput,
+  InvalidApprovalTokenException,
+  ListActionExecutionsCommand,
+  type ListActionExecutionsCommandOutput,
+  PutApprovalResultCommand,
+  type PutApprovalResultCommandOutput,
+} from '@aws-sdk/client-codepipeline';
+import {
+  DescribeImageScanFindingsCommand,
+  type DescribeImageScanFindingsCommandOutput,
+  DescribeImagesCommand,
+  ECRClient,
+  ECRServiceException,
+  ImageNotFoundException,
+  ScanNotFoundException,
+} from '@aws-sdk/client-ecr';
+import {
+  EventBridgeClient,
+  EventBridgeServiceException,
+  ThrottlingException as EventBridgeThrottlingException,
+  PutEventsCommand,
+} from '@aws-sdk/client-eventbridge';
+import {
+  AccessDeniedException,
+  type CoveredResource,
+  Inspector2Client,
+  type Severity as InspectorSeverity,
+  InternalServerException,
+  ListCoverageCommand,
+  ListFindingsCommand,
+  type ListFindingsCommandInput,
+  type ListFindingsCommandOutput,
+  Severity,
+  ThrottlingException,
+} from '@aws-sdk/client-inspector2';
+import { PublishCommand, SNSClient, SNSServiceException, ThrottledException } from '@aws-sdk/client-sns';
+import { mockClient } from 'aws-sdk-client-mock';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import {
+  backoffMs,
+  CodePipelineApprovals,
+  createAwsAdapters,
+  createAwsClients,
+  EcrImages,
+  EcrScanFindings,
+  EventBridgeEvents,
+  InspectorFindings,
+  isRetryableAwsError,
+  NO_SCAN_YET,
+  PUT_EVENTS_MAX_ENTRIES,
+  PutEventsError,
+  type RetryOptions,
+  SEVERITY_CHAINS,
+  SNS_MESSAGE_MAX_BYTES,
+  SNS_SUBJECT_MAX,
+  SnsNotifier,
+  snsSubject,
+  truncateSummary,
+  withRetries,
+} from '../adapters/aws/index.js';
+import type { ImageLocator, TollgateEvent } from '../shared/gate/ports.js';
+import { fixtureJson } from './helpers.js';
+
+// ---------------------------------------------------------------------------------------------------------
+// Helpers
+
+const DIGEST = 'sha256:84f507df33c6864d49c296fb734192696e4cb6f78166ac51ac8b9b118181085d';
+const EXECUTION = '12345678-1234-5678-abcd-12345678abcd';
+const TOKEN = '1a2b3c4d-573f-4ea7-a67e-0123456789ab';
+const REGION = 'eu-central-1';
+const IMAGE: ImageLocator = { repository: 'inspector2', digest: DIGEST, registryId: '123456789012' };
+
+/** Retries without waiting; the waits asked for are recorded. */
+function fastRetry(attempts = 5): RetryOptions & { readonly sleeps: number[] } {
+  const sleeps: number[] = [];
+  return {
+    attempts,
+    baseMs: 100,
+    maxDelayMs: 1_000,
+    random: () => 0.5,
+    sleeps,
+    sleep: async (ms, signal) => {
+      signal?.throwIfAborted();
+      sleeps.push(ms);
+    },
+  };
+}
+
+// The SDK v3 turns the API's epoch-second timestamps into Date objects; the samples hold epoch seconds.
+const TIMESTAMPS = new Set([
+  'created',
+  'updated',
+  'lastStatusChange',
+  'startTime',
+  'lastUpdateTime',
+  'firstObservedAt',
+  'lastObservedAt',
+  'updatedAt',
+  'vendorCreatedAt',
+  'vendorUpdatedAt',
+  'imageScanCompletedAt',
+  'vulnerabilitySourceUpdatedAt',
+  'approvedAt',
+  'lastScannedAt',
+]);
+
+function asSdk(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(asSdk);
+  if (typeof value !== 'object' || value === null) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = TIMESTAMPS.has(k) && typeof v === 'number' ? new Date(v * 1000) : asSdk(v);
+  }
+  return out;
+}
+
+/** A sample as the SDK would return it. */
+function sample<T>(path: string): T {
+  return asSdk(fixtureJson(`aws/${path}`)) as T;
+}
+
+function clone<T>(value: T): T {
+  return structuredClone(value);
+}
+
+type ErrorClass = new (options: {
+  name: string;
+  $fault: 'client' | 'server';
+  $metadata: { httpStatusCode?: number };
+  message: string;
+}) => Error;
+
+/** Errors as the SDK throws them, for a service without a modelled class of that name. */
+function serviceErrors(Base: ErrorClass, throttleName = 'ThrottlingException') {
+  return {
+    throttle: () =>
+      new Base({
+        name: throttleName,
+        $fault: 'client',
+        $metadata: { httpStatusCode: 400 },
+        message: 'Rate exceeded',
+      }),
+    // No known name: only the status says it is a server fault.
+    server: () =>
+      new Base({
+        name: 'UnexpectedServerError',
+        $fault: 'server',
+        $metadata: { httpStatusCode: 503 },
+        message: 'Service Unavailable',
+      }),
+    denied: () =>
+      new Base({
+        name: 'AccessDeniedException',
+        $fault: 'client',
+        $metadata: { httpStatusCode: 403 },
+        message: 'User is not authorized to perform this action',
+      }),
+  };
+}
+
+const inspectorErrors = {
+  throttle: () => new ThrottlingException({ message: 'Rate exceeded', $metadata: { httpStatusCode: 429 } }),
+  server: () =>
+    new InternalServerException({ message: 'Internal failure', $metadata: { httpStatusCode: 500 } }),
+  denied: () => new AccessDeniedException({ message: 'Not authorized', $metadata: { httpStatusCode: 403 } }),
+};
+
+/** The options `send` was called with (the stub is typed with the command only). */
+function sendOptionsOf(call: { args: unknown }): { abortSignal?: AbortSignal } | undefined {
+  return (call.args as unknown[])[1] as { abortSignal?: AbortSignal } | undefined;
+}
+
+function codepipeline() {
+  const client = new CodePipelineClient({ region: REGION });
+  return { client, mock: mockClient(client) };
+}
+
+function inspector() {
+  const client = new Inspector2Client({ region: REGION });
+  return { client, mock: mockClient(client) };
+}
+
+function ecr() {
+  const client = new ECRClient({ region: REGION });
+  return { client, mock: mockClient(client) };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// CodePipeline
+
+describe('CodePipeline: GetPipelineState', () => {
+  it('normalises the stages, their execution id and each action latest execution', async () => {
+    const { client, mock } = codepipeline();
+    mock
+      .on(GetPipelineStateCommand)
+      .resolves(
+        sample<GetPipelineStateCommandOutput>('get-pipeline-state.approval-in-progress.model-derived.json'),
+      );
+    const state = await new CodePipelineApprovals(client, fastRetry()).pipelineState('myPipeline');
+    expect(mock.commandCalls(GetPipelineStateCommand)[0]!.args[0].input).toEqual({ name: 'myPipeline' });
+    expect(state).toEqual([
+      {
+        name: 'Source',
+        executionId: EXECUTION,
+        actions: [
+          {
+            name: 'Source',
+            status: 'Succeeded',
+            token: undefined,
+            actionExecutionId: '0c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f',
+          },
+        ],
+      },
+      {
+        name: 'SecurityGate',
+        executionId: EXECUTION,
+        actions: [
+          {
+            name: 'ImageVulnerabilityApproval',
+            status: 'InProgress',
+            token: TOKEN,
+            actionExecutionId: '47f821c5-a902-44b2-ae61-b878d31ecd21',
+          },
+        ],
+      },
+    ]);
+  });
+
+  it('leaves out what a stage or action that never ran does not have', async () => {
+    const { client, mock } = codepipeline();
+    mock.on(GetPipelineStateCommand).resolves(sample('get-pipeline-state.awscli-example.json'));
+    const state = await new CodePipelineApprovals(client, fastRetry()).pipelineState('MyFirstPipeline');
+    expect(state[1]).toEqual({
+      name: 'Beta',
+      executionId: undefined,
+      actions: [
+        {
+          name: 'CodePipelineDemoFleet',
+          status: 'Succeeded',
+          token: undefined,
+          actionExecutionId: undefined,
+        },
+      ],
+    });
+  });
+});
+
+describe('CodePipeline: ListActionExecutions', () => {
+  const details = sample<ListActionExecutionsCommandOutput>(
+    'list-action-executions.approval-in-progress.model-derived.json',
+  ).actionExecutionDetails!;
+  // A PARALLEL-mode approval of an older execution: no resolved configuration, the token in the output.
+  const parallel = clone(details[0]!);
+  parallel.actionExecutionId = '5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9';
+  delete parallel.input!.resolvedConfiguration;
+  parallel.output = { executionResult: { externalExecutionId: '9f8e7d6c-5b4a-4321-8fed-cba987654321' } };
+
+  it('follows every page with the execution filter and normalises each entry', async () => {
+    const { client, mock } = codepipeline();
+    mock
+      .on(ListActionExecutionsCommand)
+      .resolvesOnce({ actionExecutionDetails: [details[0]!], nextToken: 'page-2' })
+      .resolvesOnce({ actionExecutionDetails: [details[1]!], nextToken: 'page-3' })
+      .resolvesOnce({ actionExecutionDetails: [parallel] });
+    const views = await new CodePipelineApprovals(client, fastRetry()).actionExecutions(
+      'myPipeline',
+      EXECUTION,
+    );
+
+    const inputs = mock.commandCalls(ListActionExecutionsCommand).map((c) => c.args[0].input);
+    expect(inputs.map((i) => i.nextToken)).toEqual([undefined, 'page-2', 'page-3']);
+    for (const i of inputs) {
+      expect(i).toMatchObject({ pipelineName: 'myPipeline', filter: { pipelineExecutionId: EXECUTION } });
+    }
+    expect(views).toEqual([
+      {
+        stage: 'SecurityGate',
+        action: 'ImageVulnerabilityApproval',
+        actionExecutionId: '47f821c5-a902-44b2-ae61-b878d31ecd21',
+        status: 'InProgress',
+        customData: `{"repositoryName":"inspector2","imageDigest":"${DIGEST}","executionId":"${EXECUTION}"}`,
+        externalExecutionId: undefined,
+      },
+      {
+        stage: 'Source',
+        action: 'ImageSource',
+        actionExecutionId: '0c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f',
+        status: 'Succeeded',
+        customData: undefined,
+        externalExecutionId: DIGEST,
+      },
+      {
+        stage: 'SecurityGate',
+        action: 'ImageVulnerabilityApproval',
+        actionExecutionId: '5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9',
+        status: 'InProgress',
+        // The unresolved configuration, variables and all: the only CustomData there is.
+        customData:
+          '{"repositoryName":"#{SourceVariables.RepositoryName}","imageDigest":"#{SourceVariables.ImageDigest}","executionId":"#{codepipeline.PipelineExecutionId}"}',
+        externalExecutionId: '9f8e7d6c-5b4a-4321-8fed-cba987654321',
+      },
+    ]);
+  });
+
+  it('rejects when a later page fails: no partial list', async () => {
+    const { client, mock } = codepipeline();
+    mock
+      .on(ListActionExecutionsCommand)
+      .resolvesOnce({ actionExecutionDetails: [details[0]!], nextToken: 'page-2' })
+      .rejectsOnce(serviceErrors(CodePipelineServiceException).denied());
+    await expect(
+      new CodePipelineApprovals(client, fastRetry()).actionExecutions('myPipeline', EXECUTION),
+    ).rejects.toMatchObject({ name: 'AccessDeniedException' });
+    expect(mock.commandCalls(ListActionExecutionsCommand)).toHaveLength(2);
+  });
+
+  it('refuses a nextToken it has seen before instead of paging forever', async () => {
+    const { client, mock } = codepipeline();
+    mock.on(ListActionExecutionsCommand).resolves({ actionExecutionDetails: [], nextToken: 'again' });
+    await expect(
+      new CodePipelineApprovals(client, fastRetry()).actionExecutions('myPipeline', EXECUTION),
+    ).rejects.toThrow(/already returned/);
+    expect(mock.commandCalls(ListActionExecutionsCommand)).toHaveLength(2);
+  });
+});
+
+describe('CodePipeline: GetPipelineExecution', () => {
+  it('gives the status, the execution mode and the variables by name', async () => {
+    const { client, mock } = codepipeline();
+    mock
+      .on(GetPipelineExecutionCommand)
+      .resolves(
+        sample<GetPipelineExecutionCommandOutput>('get-pipeline-execution.v2-variables.model-derived.json'),
+      );
+    const view = await new CodePipelineApprovals(client, fastRetry()).pipelineExecution(
+      'myPipeline',
+      EXECUTION,
+    );
+    expect(mock.commandCalls(GetPipelineExecutionCommand)[0]!.args[0].input).toEqual({
+      pipelineName: 'myPipeline',
+      pipelineExecutionId: EXECUTION,
+    });
+    expect(view).toEqual({
+      status: 'InProgress',
+      executionMode: 'QUEUED',
+      variables: { ImageDigest: DIGEST, RepositoryName: 'inspector2' },
+    });
+  });
+});
+
+describe('CodePipeline: PutApprovalResult', () => {
+  const request = {
+    pipeline: 'myPipeline',
+    stage: 'SecurityGate',
+    action: 'ImageVulnerabilityApproval',
+    token: TOKEN,
+    result: { status: 'Rejected', summary: 'REJECT by policy baseline: no-critical' },
+  } as const;
+
+  it('sends the result and answers accepted', async () => {
+    const { client, mock } = codepipeline();
+    mock
+      .on(PutApprovalResultCommand)
+      .resolves(sample<PutApprovalResultCommandOutput>('put-approval-result-output.model-derived.json'));
+    expect(await new CodePipelineApprovals(client, fastRetry()).putApprovalResult(request)).toBe('accepted');
+    expect(mock.commandCalls(PutApprovalResultCommand)[0]!.args[0].input).toEqual({
+      pipelineName: 'myPipeline',
+      stageName: 'SecurityGate',
+      actionName: 'ImageVulnerabilityApproval',
+      token: TOKEN,
+      result: { status: 'Rejected', summary: 'REJECT by policy baseline: no-critical' },
+    });
+  });
+
+  it('maps ApprovalAlreadyCompletedException to already-completed', async () => {
+    const { client, mock } = codepipeline();
+    mock
+      .on(PutApprovalResultCommand)
+      .rejects(
+        new ApprovalAlreadyCompletedException({ message: 'The approval has been completed', $metadata: {} }),
+      );
+    expect(await new CodePipelineApprovals(client, fastRetry()).putApprovalResult(request)).toBe(
+      'already-completed',
+    );
+    expect(mock.commandCalls(PutApprovalResultCommand)).toHaveLength(1);
+  });
+
+  it('maps InvalidApprovalTokenException to invalid-token', async () => {
+    const { client, mock } = codepipeline();
+    const body = fixtureJson('aws/put-approval-result-error.invalid-token.shape-example.json') as {
+      message: string;
+    };
+    mock
+      .on(PutApprovalResultCommand)
+      .rejects(
+        new InvalidApprovalTokenException({ message: body.message, $metadata: { httpStatusCode: 400 } }),
+      );
+    expect(await new CodePipelineApprovals(client, fastRetry()).putApprovalResult(request)).toBe(
+      'invalid-token',
+    );
+    expect(mock.commandCalls(PutApprovalResultCommand)).toHaveLength(1);
+  });
+
+  it('throws any other error, with the approval token cut out of it', async () => {
+    const { client, mock } = codepipeline();
+    const error = new CodePipelineServiceException({
+      name: 'ValidationException',
+      $fault: 'client',
+      $metadata: { httpStatusCode: 400 },
+      message: `1 validation error detected: Value '${TOKEN}' at 'token' failed to satisfy constraint`,
+    });
+    mock.on(PutApprovalResultCommand).rejects(error);
+    const thrown: unknown = await new CodePipelineApprovals(client, fastRetry())
+      .putApprovalResult(request)
+      .catch((e: unknown) => e);
+    expect(thrown).toBeInstanceOf(Error);
+    const e = thrown as Error;
+    expect(e.name).toBe('ValidationException');
+    expect(e.message).toContain('<approval token>');
+    expect(e.message).not.toContain(TOKEN);
+    expect(e.stack ?? '').not.toContain(TOKEN);
+    expect(JSON.stringify(e)).not.toContain(TOKEN);
+    expect(mock.commandCalls(PutApprovalResultCommand)).toHaveLength(1);
+  });
+
+  it('keeps the summary within 512 characters', async () => {
+    const { client, mock } = codepipeline();
+    mock.on(PutApprovalResultCommand).resolves({});
+    const long = `REJECT ${'x'.repeat(600)}`;
+    await new CodePipelineApprovals(client, fastRetry()).putApprovalResult({
+      ...request,
+      result: { status: 'Rejected', summary: long },
+    });
+    const sent = mock.commandCalls(PutApprovalResultCommand)[0]!.args[0].input.result!.summary!;
+    expect(sent).toHaveLength(512);
+    expect(sent.endsWith('…')).toBe(true);
+    expect(sent.startsWith('REJECT xxx')).toBe(true);
+  });
+
+  it('truncateSummary leaves a summary of 512 alone and never splits a surrogate pair', () => {
+    const exact = 'a'.repeat(512);
+    expect(truncateSummary(exact)).toBe(exact);
+    const emoji = `${'a'.repeat(510)}😀😀`;
+    const cut = truncateSummary(emoji);
+    expect(cut.length).toBeLessThanOrEqual(512);
+    expect(cut).toBe(`${'a'.repeat(510)}…`);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Inspector2
+
+function coveredResource(digest: string, reason = 'SUCCESSFUL', account = '123456789012'): CoveredResource {
+  return {
+    resourceType: 'AWS_ECR_CONTAINER_IMAGE',
+    resourceId: `arn:aws:ecr:${REGION}:${account}:repository/inspector2/${digest}`,
+    accountId: account,
+    scanType: 'PACKAGE',
+    scanStatus: { statusCode: 'ACTIVE', reason: reason as 'SUCCESSFUL' },
+    lastScannedAt: new Date('2024-09-04T16:55:38.411Z'),
+    resourceMetadata: { ecrImage: { tags: ['ubuntu_latest'] } },
+  };
+}
+
+const OTHER = (n: number) => `sha256:${String(n).repeat(64).slice(0, 64)}`;
+
+describe('Inspector2: ListCoverage', () => {
+  it('filters by repository and resource type, pages until the image turns up, and normalises it', async () => {
+    const { client, mock } = inspector();
+    mock
+      .on(ListCoverageCommand)
+      .resolvesOnce({
+        coveredResources: [coveredResource(OTHER(1)), coveredResource(OTHER(2))],
+        nextToken: 'c2',
+      })
+      // Same digest in another account: not the image.
+      .resolvesOnce({
+        coveredResources: [coveredResource(DIGEST, 'SUCCESSFUL', '999999999999')],
+        nextToken: 'c3',
+      })
+      .resolvesOnce({ coveredResources: [coveredResource(DIGEST, 'PENDING_INITIAL_SCAN')], nextToken: 'c4' });
+    const view = await new InspectorFindings(client, fastRetry()).coverage(IMAGE);
+    expect(view).toEqual({
+      statusCode: 'ACTIVE',
+      reason: 'PENDING_INITIAL_SCAN',
+      lastScannedAt: '2024-09-04T16:55:38.411Z',
+    });
+    const inputs = mock.commandCalls(ListCoverageCommand).map((c) => c.args[0].input);
+    expect(inputs.map((i) => i.nextToken)).toEqual([undefined, 'c2', 'c3']);
+    expect(inputs[0]!.filterCriteria).toEqual({
+      ecrRepositoryName: [{ comparison: 'EQUALS', value: 'inspector2' }],
+      resourceType: [{ comparison: 'EQUALS', value: 'AWS_ECR_CONTAINER_IMAGE' }],
+      accountId: [{ comparison: 'EQUALS', value: '123456789012' }],
+    });
+  });
+
+  it('is undefined when no page covers the image, after every page', async () => {
+    const { client, mock } = inspector();
+    mock
+      .on(ListCoverageCommand)
+      .resolvesOnce({ coveredResources: [coveredResource(OTHER(1))], nextToken: 'c2' })
+      .resolvesOnce({ coveredResources: [] });
+    const view = await new InspectorFindings(client, fastRetry()).coverage({
+      ...IMAGE,
+      registryId: undefined,
+    });
+    expect(view).toBeUndefined();
+    const inputs = mock.commandCalls(ListCoverageCommand).map((c) => c.args[0].input);
+    expect(inputs.map((i) => i.nextToken)).toEqual([undefined, 'c2']);
+    expect(inputs[0]!.filterCriteria?.accountId).toBeUndefined();
+  });
+
+  it('rejects when a later page fails', async () => {
+    const { client, mock } = inspector();
+    mock
+      .on(ListCoverageCommand)
+      .resolvesOnce({ coveredResources: [coveredResource(OTHER(1))], nextToken: 'c2' })
+      .rejectsOnce(inspectorErrors.denied());
+    await expect(new InspectorFindings(client, fastRetry()).coverage(IMAGE)).rejects.toBeInstanceOf(
+      AccessDeniedException,
+    );
+  });
+});
+
+describe('Inspector2: ListFindings', () => {
+  const base = (
+    fixtureJson('aws/list-findings-response.ecr.derived-from-aws-docs-event.json') as { findings: unknown[] }
+  ).findings[0] as Record<string, unknown>;
+
+  /** A finding as the SDK returns it (Date timestamps), of one severity. */
+  function finding(severity: string, n: number): Record<string, unknown> {
+    const f = asSdk(clone(base)) as Record<string, unknown>;
+    f.severity = severity;
+    f.findingArn = `arn:aws:inspector2:${REGION}:123456789012:finding/${severity.toLowerCase()}-${n}`;
+    return f;
+  }
+
+  function severityOf(input: ListFindingsCommandInput): string {
+    const filters = input.filterCriteria?.severity ?? [];
+    expect(filters).toHaveLength(1);
+    expect(filters[0]!.comparison).toBe('EQUALS');
+    return filters[0]!.value!;
+  }
+
+  /** Pages per severity chain; each page one finding; the nextToken names the chain and the page. */
+  function pagedBySeverity(pagesPer: Readonly<Record<string, number>>, delayMs = 0) {
+    return async (input: ListFindingsCommandInput): Promise<ListFindingsCommandOutput> => {
+      const severity = severityOf(input);
+      const page = input.nextToken === undefined ? 0 : Number(input.nextToken.split('#')[1]);
+      if (delayMs > 0) await sleep(delayMs);
+      const pages = pagesPer[severity] ?? 1;
+      return {
+        $metadata: {},
+        findings: [finding(severity, page)] as unknown as ListFindingsCommandOutput['findings'],
+        ...(page + 1 < pages ? { nextToken: `${severity}#${page + 1}` } : {}),
+      };
+    };
+  }
+
+  const PAGES = { CRITICAL: 1, HIGH: 3, MEDIUM: 2, LOW: 5, INFORMATIONAL: 1, UNTRIAGED: 1 };
+
+  it('reads one chain per severity, every page of each, all chains at once', async () => {
+    const { client, mock } = inspector();
+    let inFlight = 0;
+    let most = 0;
+    const paged = pagedBySeverity(PAGES);
+    mock.on(ListFindingsCommand).callsFake(async (input: ListFindingsCommandInput) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      await sleep(2);
+      inFlight--;
+      return paged(input);
+    });
+    const read = await new InspectorFindings(client, fastRetry()).inspectorFindings(IMAGE);
+
+    expect(read.pages).toBe(13);
+    expect(read.longestChain).toBe(5);
+    expect(read.table.length).toBe(13);
+    expect(most).toBe(SEVERITY_CHAINS.length);
+
+    const calls = mock.commandCalls(ListFindingsCommand).map((c) => c.args[0].input);
+    const tokens = new Map<string, (string | undefined)[]>();
+    for (const input of calls) {
+      expect(input.maxResults).toBe(100);
+      expect(input.filterCriteria?.ecrImageHash).toEqual([{ comparison: 'EQUALS', value: DIGEST }]);
+      expect(input.filterCriteria?.ecrImageRepositoryName).toEqual([
+        { comparison: 'EQUALS', value: 'inspector2' },
+      ]);
+      const severity = severityOf(input);
+      tokens.set(severity, [...(tokens.get(severity) ?? []), input.nextToken]);
+    }
+    expect([...tokens.keys()].sort()).toEqual([...SEVERITY_CHAINS].sort());
+    expect(tokens.get('LOW')).toEqual([undefined, 'LOW#1', 'LOW#2', 'LOW#3', 'LOW#4']);
+    expect(tokens.get('HIGH')).toEqual([undefined, 'HIGH#1', 'HIGH#2']);
+    expect(tokens.get('CRITICAL')).toEqual([undefined]);
+
+    // Every page's findings, read by the core's reader from the SDK's Date timestamps.
+    const rows = read.table.rows();
+    expect(rows.filter((f) => f.severity === 'LOW')).toHaveLength(5);
+    expect(new Set(rows.map((f) => f.key)).size).toBe(13);
+    expect(rows[0]!.firstObservedAt).toBe(Date.parse('2024-09-04T16:55:38.411Z'));
+    expect(rows[0]!.vulnerabilityId).toBe('CVE-2024-6119');
+  });
+
+  it('covers every severity the API can return: the SDK enum and the API model', () => {
+    const chains = [...SEVERITY_CHAINS].sort();
+    expect(chains).toEqual(Object.values(Severity).sort());
+    const model = fixtureJson('aws/inspector2-api-model-extract.json') as {
+      operations: {
+        ListFindings: {
+          output: { members: { findings: { member: { members: { severity: { enum: string[] } } } } } };
+        };
+      };
+    };
+    const modelEnum = model.operations.ListFindings.output.members.findings.member.members.severity.enum;
+    expect(chains).toEqual([...modelEnum].sort());
+    // And at compile time: a severity added to the SDK without a chain fails `tsc`.
+    expectTypeOf<(typeof SEVERITY_CHAINS)[number]>().toEqualTypeOf<InspectorSeverity>();
+  });
+
+  it('rejects when a later page of one chain fails, and stops the other chains', async () => {
+    const { client, mock } = inspector();
+    const paged = pagedBySeverity({ ...PAGES, LOW: 1_000 }, 3);
+    mock.on(ListFindingsCommand).callsFake(async (input: ListFindingsCommandInput) => {
+      if (severityOf(input) === 'HIGH' && input.nextToken === 'HIGH#2') {
+        await sleep(10);
+        throw inspectorErrors.denied();
+      }
+      return paged(input);
+    });
+    await expect(new InspectorFindings(client, fastRetry()).inspectorFindings(IMAGE)).rejects.toBeInstanceOf(
+      AccessDeniedException,
+    );
+    const lowCalls = () =>
+      mock
+        .commandCalls(ListFindingsCommand)
+        .filter((c) => c.args[0].input.filterCriteria?.severity?.[0]?.value === 'LOW');
+    const atFailure = lowCalls().length;
+    await sleep(40);
+    // At most the page in flight when the chain failed; then no more.
+    expect(lowCalls().length).toBeLessThanOrEqual(atFailure + 1);
+    expect(lowCalls().length).toBeLessThan(20);
+    const last = lowCalls().at(-1)!;
+    expect(sendOptionsOf(last)?.abortSignal?.aborted).toBe(true);
+  });
+
+  it('rejects when a later page fails after its retries (5xx every time)', async () => {
+    const { client, mock } = inspector();
+    const retry = fastRetry(3);
+    const paged = pagedBySeverity(PAGES);
+    mock.on(ListFindingsCommand).callsFake(async (input: ListFindingsCommandInput) => {
+      if (severityOf(input) === 'LOW' && input.nextToken === 'LOW#4') throw inspectorErrors.server();
+      return paged(input);
+    });
+    await expect(new InspectorFindings(client, retry).inspectorFindings(IMAGE)).rejects.toBeInstanceOf(
+      InternalServerException,
+    );
+    const lastPage = mock
+      .commandCalls(ListFindingsCommand)
+      .filter((c) => c.args[0].input.nextToken === 'LOW#4');
+    expect(lastPage).toHaveLength(3);
+  });
+
+  it("honours the caller's signal: rejects with its reason and stops requesting pages", async () => {
+    const { client, mock } = inspector();
+    mock.on(ListFindingsCommand).callsFake(pagedBySeverity({ ...PAGES, LOW: 1_000 }, 3));
+    const controller = new AbortController();
+    const reason = new Error('deadline');
+    setTimeout(() => controller.abort(reason), 20);
+    await expect(
+      new InspectorFindings(client, fastRetry()).inspectorFindings(IMAGE, { signal: controller.signal }),
+    ).rejects.toBe(reason);
+    const calls = mock.commandCalls(ListFindingsCommand).length;
+    await sleep(30);
+    expect(mock.commandCalls(ListFindingsCommand).length).toBeLessThanOrEqual(calls + 1);
+    for (const c of mock.commandCalls(ListFindingsCommand)) {
+      expect(sendOptionsOf(c)?.abortSignal).toBeInstanceOf(AbortSignal);
+    }
+  });
+
+  it('does not start when the signal has already fired', async () => {
+    const { client, mock } = inspector();
+    const controller = new AbortController();
+    controller.abort(new Error('too late'));
+    await expect(
+      new InspectorFindings(client, fastRetry()).inspectorFindings(IMAGE, { signal: controller.signal }),
+    ).rejects.toThrow('too late');
+    expect(mock.commandCalls(ListFindingsCommand)).toHaveLength(0);
+  });
+
+  it('reads an empty page without a findings list as no findings', async () => {
+    const { client, mock } = inspector();
+    mock.on(ListFindingsCommand).resolves({});
+    const read = await new InspectorFindings(client, fastRetry()).inspectorFindings(IMAGE);
+    expect(read).toMatchObject({ pages: 6, longestChain: 1 });
+    expect(read.table.length).toBe(0);
+  });
+
+  it('retries a throttled page within its chain, with backoff', async () => {
+    const { client, mock } = inspector();
+    const retry = fastRetry();
+    const paged = pagedBySeverity(PAGES);
+    let throttled = 0;
+    mock.on(ListFindingsCommand).callsFake(async (input: ListFindingsCommandInput) => {
+      if (severityOf(input) === 'HIGH' && input.nextToken === 'HIGH#1' && throttled < 2) {
+        throttled++;
+        throw inspectorErrors.throttle();
+      }
+      return paged(input);
+    });
+    const read = await new InspectorFindings(client, retry).inspectorFindings(IMAGE);
+    expect(read).toMatchObject({ pages: 13, longestChain: 5 });
+    expect(read.table.length).toBe(13);
+    expect(retry.sleeps).toEqual([50, 100]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// ECR
+
+describe('ECR: DescribeImageScanFindings', () => {
+  const basic = sample<DescribeImageScanFindingsCommandOutput>(
+    'describe-image-scan-findings.basic.awscli-example.json',
+  );
+  const ECR_DIGEST = basic.imageId!.imageDigest!;
+  const ecrImage: ImageLocator = {
+    repository: 'sample-repo',
+    digest: ECR_DIGEST,
+    registryId: '123456789012',
+  };
+
+  function secondPage(): DescribeImageScanFindingsCommandOutput {
+    const page = clone(basic);
+    page.imageScanFindings!.findings![0]!.name = 'CVE-2020-0001';
+    return page;
+  }
+
+  it('follows every page and joins them; the verdict is the scan status', async () => {
+    const { client, mock } = ecr();
+    mock
+      .on(DescribeImageScanFindingsCommand)
+      .resolvesOnce({ ...basic, nextToken: 'f2' })
+      .resolvesOnce({ ...secondPage(), nextToken: 'f3' })
+      .resolvesOnce({ ...basic, imageScanFindings: { findings: [] } });
+    const read = await new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage);
+    expect(read.scan).toEqual({ complete: true, status: 'COMPLETE' });
+    expect(read).toMatchObject({ pages: 3, longestChain: 3 });
+    expect(read.table.rows().map((f) => f.vulnerabilityId)).toEqual(['CVE-2019-5188', 'CVE-2020-0001']);
+    const inputs = mock.commandCalls(DescribeImageScanFindingsCommand).map((c) => c.args[0].input);
+    expect(inputs.map((i) => i.nextToken)).toEqual([undefined, 'f2', 'f3']);
+    expect(inputs[0]).toEqual({
+      repositoryName: 'sample-repo',
+      imageId: { imageDigest: ECR_DIGEST },
+      registryId: '123456789012',
+      maxResults: 1000,
+    });
+  });
+
+  it('reads enhanced findings (Inspector through ECR)', async () => {
+    const { client, mock } = ecr();
+    const enhanced = sample<DescribeImageScanFindingsCommandOutput>(
+      'describe-image-scan-findings.enhanced.moto-fixture.json',
+    );
+    mock.on(DescribeImageScanFindingsCommand).resolves(enhanced);
+    const read = await new EcrScanFindings(client, fastRetry()).ecrScanFindings({
+      ...ecrImage,
+      registryId: undefined,
+    });
+    expect(read.table.length).toBe(enhanced.imageScanFindings!.enhancedFindings!.length);
+    expect(read.table.row(0).vulnerabilityId).toBe('CVE-2024-9681');
+    expect(mock.commandCalls(DescribeImageScanFindingsCommand)[0]!.args[0].input.registryId).toBeUndefined();
+  });
+
+  it('a scan still running is not complete, and a later page saying so wins', async () => {
+    const { client, mock } = ecr();
+    mock
+      .on(DescribeImageScanFindingsCommand)
+      .resolvesOnce({ ...basic, nextToken: 'f2' })
+      .resolvesOnce({
+        ...basic,
+        imageScanStatus: { status: 'IN_PROGRESS', description: 'rescan' },
+        imageScanFindings: undefined,
+      });
+    const read = await new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage);
+    expect(read.scan).toMatchObject({ complete: false, status: 'IN_PROGRESS' });
+  });
+
+  it('ScanNotFoundException is no scan yet: PENDING, with an empty table', async () => {
+    const { client, mock } = ecr();
+    mock.on(DescribeImageScanFindingsCommand).rejects(
+      new ScanNotFoundException({
+        message: 'Image scan does not exist',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+    const read = await new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage);
+    expect(read.scan).toEqual(NO_SCAN_YET);
+    expect(read.scan).toEqual({ complete: false, status: 'PENDING', reason: 'no scan found for the image' });
+    expect(read.table.length).toBe(0);
+    expect(mock.commandCalls(DescribeImageScanFindingsCommand)).toHaveLength(1);
+  });
+
+  it('rejects when a later page fails: no partial table', async () => {
+    const { client, mock } = ecr();
+    mock
+      .on(DescribeImageScanFindingsCommand)
+      .resolvesOnce({ ...basic, nextToken: 'f2' })
+      .rejectsOnce(new ScanNotFoundException({ message: 'gone', $metadata: { httpStatusCode: 400 } }));
+    await expect(new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage)).rejects.toBeInstanceOf(
+      ScanNotFoundException,
+    );
+  });
+});
+
+describe('ECR: DescribeImages', () => {
+  it('resolves a tag to the digest it points at', async () => {
+    const { client, mock } = ecr();
+    mock.on(DescribeImagesCommand).resolves({
+      imageDetails: [{ repositoryName: 'inspector2', imageDigest: DIGEST, imageTags: ['ubuntu_latest'] }],
+    });
+    const images = new EcrImages(client, fastRetry());
+    expect(await images.resolveTag('inspector2', 'ubuntu_latest', '123456789012')).toBe(DIGEST);
+    expect(await images.resolveTag('inspector2', 'ubuntu_latest', undefined)).toBe(DIGEST);
+    const inputs = mock.commandCalls(DescribeImagesCommand).map((c) => c.args[0].input);
+    expect(inputs).toEqual([
+      { repositoryName: 'inspector2', imageIds: [{ imageTag: 'ubuntu_latest' }], registryId: '123456789012' },
+      { repositoryName: 'inspector2', imageIds: [{ imageTag: 'ubuntu_latest' }] },
+    ]);
+  });
+
+  it('is undefined for a tag the repository does not have', async () => {
+    const { client, mock } = ecr();
+    mock
+      .on(DescribeImagesCommand)
+      .rejects(new ImageNotFoundException({ message: 'not found', $metadata: { httpStatusCode: 400 } }));
+    expect(
+      await new EcrImages(client, fastRetry()).resolveTag('inspector2', 'nope', undefined),
+    ).toBeUndefined();
+  });
+
+  it('throws for a missing repository', async () => {
+    const { client, mock } = ecr();
+    mock.on(DescribeImagesCommand).rejects(
+      new ECRServiceException({
+        name: 'RepositoryNotFoundException',
+        $fault: 'client',
+        $metadata: { httpStatusCode: 400 },
+        message: 'no repository',
+      }),
+    );
+    await expect(
+      new EcrImages(client, fastRetry()).resolveTag('nope', 'v1', undefined),
+    ).rejects.toMatchObject({
+      name: 'RepositoryNotFoundException',
+    });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// SNS
+
+const TOPIC = `arn:aws:sns:${REGION}:123456789012:tollgate-escalations`;
+
+interface SnsBody {
+  default: string;
+  email: string;
+  sqs: string;
+  lambda: string;
+  https: string;
+  http: string;
+}
+
+describe('SNS: Publish', () => {
+  function sns() {
+    const client = new SNSClient({ region: REGION });
+    return { client, mock: mockClient(client) };
+  }
+
+  it('sends text to email and the JSON to machine protocols, with the format attribute', async () => {
+    const { client, mock } = sns();
+    mock.on(PublishCommand).resolves({ MessageId: 'm-1' });
+    const json = { version: 1, outcome: 'ESCALATE', violations: [{ rule: 'fixable-high', findings: [] }] };
+    await new SnsNotifier(client, TOPIC, fastRetry()).publish({
+      subject: 'Tollgate: ESCALATE - myPipeline/SecurityGate',
+      text: 'Tollgate needs a person for this release.\n\nfixable-high: 2 findings',
+      json,
+    });
+    const input = mock.commandCalls(PublishCommand)[0]!.args[0].input;
+    expect(input).toMatchObject({
+      TopicArn: TOPIC,
+      Subject: 'Tollgate: ESCALATE - myPipeline/SecurityGate',
+      MessageStructure: 'json',
+      MessageAttributes: { 'tollgate-format': { DataType: 'String', StringValue: 'v1' } },
+    });
+    const body = JSON.parse(input.Message!) as SnsBody;
+    expect(Object.keys(body).sort()).toEqual(['default', 'email', 'http', 'https', 'lambda', 'sqs']);
+    expect(body.default).toBe('Tollgate needs a person for this release.\n\nfixable-high: 2 findings');
+    expect(body.email).toBe(body.default);
+    for (const key of ['sqs', 'lambda', 'https', 'http'] as const) {
+      expect(typeof body[key]).toBe('string');
+      expect(JSON.parse(body[key])).toEqual(json);
+    }
+  });
+
+  it('keeps the subject on one line, without control characters, under 100 characters', async () => {
+    const { client, mock } = sns();
+    mock.on(PublishCommand).resolves({});
+    const subject = `Tollgate: ESCALATE\r\n - ${'pipeline-'.repeat(20)}\tend\u0007\u2028x`;
+    await new SnsNotifier(client, TOPIC, fastRetry()).publish({ subject, text: 't', json: {} });
+    const sent = mock.commandCalls(PublishCommand)[0]!.args[0].input.Subject!;
+    expect(sent.length).toBeLessThanOrEqual(SNS_SUBJECT_MAX);
+    expect(SNS_SUBJECT_MAX).toBeLessThan(100);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the assertion is about control characters
+    expect(sent).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
+    expect(sent.startsWith('Tollgate: ESCALATE - pipeline-pipeline-')).toBe(true);
+    expect(sent.endsWith('...')).toBe(true);
+    expect(snsSubject('  \n ')).toBe('Tollgate escalation');
+    expect(snsSubject('short one')).toBe('short one');
+  });
+
+  it('shrinks the JSON findings to fit 256 KB, and says so in the text', async () => {
+    const { client, mock } = sns();
+    mock.on(PublishCommand).resolves({});
+    const manyFindings = Array.from({ length: 3_000 }, (_, i) => ({
+      vulnerabilityId: `CVE-2024-${10_000 + i}`,
+      package: 'openssl',
+      installedVersion: '3.0.13-0ubuntu3.2',
+      fixedInVersion: '3.0.13-0ubuntu3.4',
+      severity: 'HIGH',
+      score: 7.5,
+      epss: 0.0123,
+      exploitAvailable: false,
+    }));
+    const json = {
+      outcome: 'ESCALATE',
+      violations: [{ rule: 'fixable-high', findings: manyFindings, more: 0 }],
+    };
+    await new SnsNotifier(client, TOPIC, fastRetry()).publish({
+      subject: 'Tollgate',
+      text: 'Escalated.',
+      json,
+    });
+    const input = mock.commandCalls(PublishCommand)[0]!.args[0].input;
+    expect(Buffer.byteLength(input.Message!, 'utf8')).toBeLessThanOrEqual(SNS_MESSAGE_MAX_BYTES);
+    const body = JSON.parse(input.Message!) as SnsBody;
+    const sent = JSON.parse(body.sqs) as { violations: { findings: unknown[]; findingsOmitted: number }[] };
+    const kept = sent.violations[0]!.findings.length;
+    expect(kept).toBeGreaterThan(0);
+    expect(kept).toBeLessThan(3_000);
+    expect(sent.violations[0]!.findingsOmitted).toBe(3_000 - kept);
+    expect(body.email).toContain(`leaves out ${3_000 - kept} of 3000 findings`);
+    expect(body.default.startsWith('Escalated.')).toBe(true);
+    // As much as fits: one more finding would not.
+    expect(Buffer.byteLength(input.Message!, 'utf8')).toBeGreaterThan(SNS_MESSAGE_MAX_BYTES - 2_000);
+  });
+
+  it('cuts the text when even the JSON without findings does not fit', async () => {
+    const { client, mock } = sns();
+    mock.on(PublishCommand).resolves({});
+    const text = 'line of text\n'.repeat(30_000);
+    await new SnsNotifier(client, TOPIC, fastRetry()).publish({
+      subject: 's',
+      text,
+      json: { findings: [1, 2] },
+    });
+    const input = mock.commandCalls(PublishCommand)[0]!.args[0].input;
+    expect(Buffer.byteLength(input.Message!, 'utf8')).toBeLessThanOrEqual(SNS_MESSAGE_MAX_BYTES);
+    const body = JSON.parse(input.Message!) as SnsBody;
+    expect(body.email).toMatch(/Cut to keep this message within the SNS size limit of 256 KB/);
+    expect(body.email.startsWith('line of text\n')).toBe(true);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// EventBridge
+
+describe('EventBridge: PutEvents', () => {
+  function eventbridge() {
+    const client = new EventBridgeClient({ region: REGION });
+    return { client, mock: mockClient(client) };
+  }
+
+  const PIPELINE_ARN = `arn:aws:codepipeline:${REGION}:123456789012:myPipeline`;
+  const event = (n: number, detail: Record<string, unknown> = {}): TollgateEvent => ({
+    detailType: n % 2 === 0 ? 'Tollgate Decision' : 'Tollgate Gate State Change',
+    resources: [PIPELINE_ARN],
+    detail: { n, ...detail },
+  });
+  const ok = (count: number) => ({
+    FailedEntryCount: 0,
+    Entries: Array.from({ length: count }, (_, i) => ({ EventId: `e-${i}` })),
+  });
+
+  it('sends to the default bus in batches of at most 10', async () => {
+    const { client, mock } = eventbridge();
+    mock.on(PutEventsCommand).callsFake((input: { Entries: unknown[] }) => ok(input.Entries.length));
+    await new EventBridgeEvents(client, fastRetry()).publish(Array.from({ length: 23 }, (_, i) => event(i)));
+    const batches = mock.commandCalls(PutEventsCommand).map((c) => c.args[0].input.Entries!);
+    expect(batches.map((b) => b.length)).toEqual([10, 10, 3]);
+    expect(Math.max(...batches.map((b) => b.length))).toBe(PUT_EVENTS_MAX_ENTRIES);
+    expect(batches[0]![0]).toEqual({
+      Source: 'tollgate',
+      DetailType: 'Tollgate Decision',
+      Detail: '{"n":0}',
+      Resources: [PIPELINE_ARN],
+    });
+    expect(batches[0]![0]).not.toHaveProperty('EventBusName');
+    expect(batches.flat().map((e) => JSON.parse(e.Detail!).n)).toEqual(
+      Array.from({ length: 23 }, (_, i) => i),
+    );
+  });
+
+  it('also splits batches to stay within 256 KB a request', async () => {
+    const { client, mock } = eventbridge();
+    mock.on(PutEventsCommand).callsFake((input: { Entries: unknown[] }) => ok(input.Entries.length));
+    const big = 'x'.repeat(100_000);
+    await new EventBridgeEvents(client, fastRetry()).publish([
+      event(0, { big }),
+      event(1, { big }),
+      event(2, { big }),
+    ]);
+    expect(mock.commandCalls(PutEventsCommand).map((c) => c.args[0].input.Entries!.length)).toEqual([2, 1]);
+  });
+
+  it('sends nothing for no events', async () => {
+    const { client, mock } = eventbridge();
+    await new EventBridgeEvents(client, fastRetry()).publish([]);
+    expect(mock.commandCalls(PutEventsCommand)).toHaveLength(0);
+  });
+
+  it('retries the entries EventBridge refused, once, and only those', async () => {
+    const { client, mock } = eventbridge();
+    const retry = fastRetry();
+    mock
+      .on(PutEventsCommand)
+      .resolvesOnce({
+        FailedEntryCount: 1,
+        Entries: [
+          { EventId: 'e-0' },
+          { ErrorCode: 'ThrottlingException', ErrorMessage: 'Rate exceeded' },
+          { EventId: 'e-2' },
+        ],
+      })
+      .resolvesOnce(ok(1));
+    await new EventBridgeEvents(client, retry).publish([event(0), event(1), event(2)]);
+    const calls = mock.commandCalls(PutEventsCommand).map((c) => c.args[0].input.Entries!);
+    expect(calls).toHaveLength(2);
+    expect(calls[1]!.map((e) => JSON.parse(e.Detail!).n)).toEqual([1]);
+    expect(retry.sleeps).toHaveLength(1);
+  });
+
+  it('throws naming the entries refused twice', async () => {
+    const { client, mock } = eventbridge();
+    mock
+      .on(PutEventsCommand)
+      .resolvesOnce({
+        FailedEntryCount: 2,
+        Entries: [
+          { ErrorCode: 'InternalFailure', ErrorMessage: 'Internal' },
+          { EventId: 'e-1' },
+          { ErrorCode: 'ThrottlingException', ErrorMessage: 'Rate exceeded' },
+        ],
+      })
+      .resolvesOnce({
+        FailedEntryCount: 1,
+        Entries: [{ EventId: 'e-0' }, { ErrorCode: 'ThrottlingException', ErrorMessage: 'Rate exceeded' }],
+      });
+    const error: unknown = await new EventBridgeEvents(client, fastRetry())
+      .publish([event(0), event(1), event(2)])
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PutEventsError);
+    const e = error as PutEventsError;
+    expect(e.failures).toEqual([
+      {
+        detailType: 'Tollgate Decision',
+        resources: [PIPELINE_ARN],
+        errorCode: 'ThrottlingException',
+        errorMessage: 'Rate exceeded',
+      },
+    ]);
+    expect(e.message).toContain('"Tollgate Decision"');
+    expect(e.message).toContain('ThrottlingException');
+    expect(mock.commandCalls(PutEventsCommand)).toHaveLength(2);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Retries, for every operation
+
+interface OperationCase {
+  readonly op: string;
+  /** Calls one successful run makes. */
+  readonly calls: number;
+  readonly errors: { throttle(): Error; server(): Error; denied(): Error };
+  /** Mocks the operation: fails once with `error` then succeeds, or fails every time; runs it. */
+  run(error: Error, always: boolean): { readonly done: Promise<unknown>; count(): number };
+}
+
+const cpErrors = serviceErrors(CodePipelineServiceException);
+const ecrErrors = serviceErrors(ECRServiceException);
+const snsErrors = {
+  ...serviceErrors(SNSServiceException, 'Throttling'),
+  throttle: () => new ThrottledException({ message: 'Rate exceeded', $metadata: { httpStatusCode: 400 } }),
+};
+const ebErrors = {
+  ...serviceErrors(EventBridgeServiceException),
+  throttle: () =>
+    new EventBridgeThrottlingException({ message: 'Rate exceeded', $metadata: { httpStatusCode: 400 } }),
+};
+
+const OPERATIONS: readonly OperationCase[] = [
+  {
+    op: 'GetPipelineState',
+    calls: 1,
+    errors: cpErrors,
+    run(error, always) {
+      const { client, mock } = codepipeline();
+      const b = mock.on(GetPipelineStateCommand);
+      if (always) b.rejects(error);
+      else b.rejectsOnce(error).resolves({ stageStates: [] });
+      return {
+        done: new CodePipelineApprovals(client, fastRetry()).pipelineState('p'),
+        count: () => mock.commandCalls(GetPipelineStateCommand).length,
+      };
+    },
+  },
+  {
+    op: 'ListActionExecutions',
+    calls: 1,
+    errors: cpErrors,
+    run(error, always) {
+      const { client, mock } = codepipeline();
+      const b = mock.on(ListActionExecutionsCommand);
+      if (always) b.rejects(error);
+      else b.rejectsOnce(error).resolves({ actionExecutionDetails: [] });
+      return {
+        done: new CodePipelineApprovals(client, fastRetry()).actionExecutions('p', EXECUTION),
+        count: () => mock.commandCalls(ListActionExecutionsCommand).length,
+      };
+    },
+  },
+  {
+    op: 'GetPipelineExecution',
+    calls: 1,
+    errors: cpErrors,
+    run(error, always) {
+      const { client, mock } = codepipeline();
+      const b = mock.on(GetPipelineExecutionCommand);
+      if (always) b.rejects(error);
+      else b.rejectsOnce(error).resolves({ pipelineExecution: { status: 'InProgress' } });
+      return {
+        done: new CodePipelineApprovals(client, fastRetry()).pipelineExecution('p', EXECUTION),
+        count: () => mock.commandCalls(GetPipelineExecutionCommand).length,
+      };
+    },
+  },
+  {
+    op: 'PutApprovalResult',
+    calls: 1,
+    errors: cpErrors,
+    run(error, always) {
+      const { client, mock } = codepipeline();
+      const b = mock.on(PutApprovalResultCommand);
+      if (always) b.rejects(error);
+      else b.rejectsOnce(error).resolves({ approvedAt: new Date() });
+      return {
+        done: new CodePipelineApprovals(client, fastRetry())
+          .putApprovalResult({
+            pipeline: 'p',
+            stage: 's',
+            action: 'a',
+            token: TOKEN,
+            result: { status: 'Approved', summary: 'ok' },
+          })
+          .then((outcome) => expect(outcome).toBe('accepted')),
+        count: () => mock.commandCalls(PutApprovalResultCommand).length,
+      };
+    },
+  },
+  {
+    op: 'ListCoverage',
+    calls: 1,
+    errors: inspectorErrors,
+    run(error, always) {
+      const { client, mock } = inspector();
+      const b = mock.on(ListCoverageCommand);
+      if (always) b.rejects(error);
+      else b.rejectsOnce(error).resolves({ coveredResources: [coveredResource(DIGEST)] });
+      return {
+        done: new InspectorFindings(client, fastRetry()).coverage(IMAGE),
+        count: () => mock.commandCalls(ListCoverageCommand).length,
+      };
+    },
+  },
+  {
+    op: 'ListFindings',
+    // One chain per severity, all started at once.
+    calls: SEVERITY_CHAINS.length,
+    errors: inspectorErrors,
+    run(error, always) {
+      const { client, mock } = inspector();
+      const b = mock.on(ListFindingsCommand);
+      if (always) b.rejects(error);
+      else b.rejectsOnce(error).resolves({ findings: [] });
+      return {
+        done: new InspectorFindings(client, fastRetry()).inspectorFindings(IMAGE),
+        count: () => mock.commandCalls(ListFindingsCommand).length,
+      };
+    },
+  },
+  {
+    op: 'DescribeImageScanFindings',
+    calls: 1,
+    errors: ecrErrors,
+    run(error, always) {
+      const { client, mock } = ecr();
+      const b = mock.on(DescribeImageScanFindingsCommand);
+      if (always) b.rejects(error);
+      else b.rejectsOnce(error).resolves({ imageScanStatus: { status: 'COMPLETE' }, imageScanFindings: {} });
+      return {
+        done: new EcrScanFindings(client, fastRetry()).ecrScanFindings(IMAGE),
+        count: () => mock.commandCalls(DescribeImageScanFindingsCommand).length,
+      };
+    },
+  },
+  {
+    op: 'DescribeImages',
+    calls: 1,
+    errors: ecrErrors,
+    run(error, always) {
+      const { client, mock } = ecr();
+      const b = mock.on(DescribeImagesCommand);
+      if (always) b.rejects(error);
+      else b.rejectsOnce(error).resolves({ imageDetails: [{ imageDigest: DIGEST }] });
+      return {
+        done: new EcrImages(client, fastRetry()).resolveTag('inspector2', 'ubuntu_latest', undefined),
+        count: () => mock.commandCalls(DescribeImagesCommand).length,
+      };
+    },
+  },
+  {
+    op: 'Publish',
+    calls: 1,
+    errors: snsErrors,
+    run(error, always) {
+      const client = new SNSClient({ region: REGION });
+      const mock = mockClient(client);
+      const b = mock.on(PublishCommand);
+      if (always) b.rejects(error);
+      else b.rejectsOnce(error).resolves({ MessageId: 'm' });
+      return {
+        done: new SnsNotifier(client, TOPIC, fastRetry()).publish({ subject: 's', text: 't', json: {} }),
+        count: () => mock.commandCalls(PublishCommand).length,
+      };
+    },
+  },
+  {
+    op: 'PutEvents',
+    calls: 1,
+    errors: ebErrors,
+    run(error, always) {
+      const client = new EventBridgeClient({ region: REGION });
+      const mock = mockClient(client);
+      const b = mock.on(PutEventsCommand);
+      if (always) b.rejects(error);
+      else b.rejectsOnce(error).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e' }] });
+      return {
+        done: new EventBridgeEvents(client, fastRetry()).publish([
+          { detailType: 'Tollgate Decision', resources: [], detail: {} },
+        ]),
+        count: () => mock.commandCalls(PutEventsCommand).length,
+      };
+    },
+  },
+];
+
+describe.each(OPERATIONS)('retries: $op', (c) => {
+  it('throttling, then success', async () => {
+    const run = c.run(c.errors.throttle(), false);
+    await run.done;
+    expect(run.count()).toBe(c.calls + 1);
+  });
+
+  it('a 5xx, then success', async () => {
+    const run = c.run(c.errors.server(), false);
+    await run.done;
+    expect(run.count()).toBe(c.calls + 1);
+  });
+
+  it('access denied is not retried', async () => {
+    const run = c.run(c.errors.denied(), true);
+    await expect(run.done).rejects.toMatchObject({ name: 'AccessDeniedException' });
+    expect(run.count()).toBe(c.calls);
+  });
+
+  if (c.calls === 1) {
+    it('gives up after the configured attempts', async () => {
+      const run = c.run(c.errors.throttle(), true);
+      await expect(run.done).rejects.toBeInstanceOf(Error);
+      expect(run.count()).toBe(5);
+    });
+  }
+});
+
+describe('withRetries and its classification', () => {
+  it('waits with exponential backoff and full jitter, capped, honouring retryAfterSeconds', () => {
+    const half = { attempts: 5, baseMs: 100, maxDelayMs: 1_000, random: () => 0.5 };
+    expect([1, 2, 3, 4, 5, 6].map((n) => backoffMs(n, half))).toEqual([50, 100, 200, 400, 500, 500]);
+    expect(backoffMs(1, { ...half, random: () => 0 })).toBe(0);
+    expect(backoffMs(1, half, { retryAfterSeconds: 0.3 })).toBe(300);
+    expect(backoffMs(1, half, { retryAfterSeconds: 60 })).toBe(1_000);
+  });
+
+  it.each([
+    ['ThrottlingException', undefined, true],
+    ['TooManyRequestsException', undefined, true],
+    ['ProvisionedThroughputExceededException', undefined, true],
+    ['RequestLimitExceeded', undefined, true],
+    ['ServiceUnavailable', undefined, true],
+    ['InternalServerException', undefined, true],
+    ['SomethingNew', 500, true],
+    ['SomethingNew', 503, true],
+    ['SomethingNew', 429, true],
+    ['AccessDeniedException', 403, false],
+    ['ValidationException', 400, false],
+    ['LimitExceededException', 400, false],
+    ['AbortError', undefined, false],
+  ])('%s (HTTP %s) retryable: %s', (name, status, expected) => {
+    const error = Object.assign(new Error('x'), {
+      name,
+      $metadata: status === undefined ? {} : { httpStatusCode: status },
+    });
+    expect(isRetryableAwsError(error)).toBe(expected);
+  });
+
+  it('retries the $retryable trait, network resets and a corrected clock skew', () => {
+    expect(isRetryableAwsError(Object.assign(new Error('x'), { name: 'X', $retryable: {} }))).toBe(true);
+    expect(isRetryableAwsError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }))).toBe(
+      true,
+    );
+    expect(
+      isRetryableAwsError(
+        Object.assign(new Error('x'), { name: 'X', $metadata: { clockSkewCorrected: true } }),
+      ),
+    ).toBe(true);
+    expect(isRetryableAwsError('ThrottlingException')).toBe(false);
+  });
+
+  it('stops waiting as soon as the signal fires', async () => {
+    const controller = new AbortController();
+    let calls = 0;
+    const started = Date.now();
+    setTimeout(() => controller.abort(new Error('stop')), 10);
+    await expect(
+      withRetries(
+        async () => {
+          calls++;
+          throw inspectorErrors.throttle();
+        },
+        { attempts: 5, baseMs: 60_000, random: () => 0.99 },
+        controller.signal,
+      ),
+    ).rejects.toThrow('stop');
+    expect(calls).toBe(1);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// The factory
+
+describe('createAwsAdapters', () => {
+  it('uses the clients it is given', async () => {
+    const { client, mock } = codepipeline();
+    mock.on(GetPipelineStateCommand).resolves({ stageStates: [{ stageName: 'Only', actionStates: [] }] });
+    const adapters = createAwsAdapters({
+      region: REGION,
+      clients: { codepipeline: client },
+      retry: fastRetry(),
+    });
+    expect(await adapters.approvals.pipelineState('p')).toEqual([
+      { name: 'Only', executionId: undefined, actions: [] },
+    ]);
+    expect(Object.keys(adapters).sort()).toEqual(['approvals', 'events', 'findings', 'images', 'notifier']);
+  });
+
+  it("builds clients with the SDK's retries off, so that attempts do not multiply", async () => {
+    const clients = createAwsClients(REGION);
+    for (const c of Object.values(clients)) {
+      expect(await c.config.maxAttempts()).toBe(1);
+      expect(await c.config.region()).toBe(REGION);
+    }
+  });
+
+  it('refuses to escalate without a topic', async () => {
+    const adapters = createAwsAdapters({ region: REGION });
+    await expect(adapters.notifier.publish({ subject: 's', text: 't', json: {} })).rejects.toThrow(
+      /topicArn/,
+    );
+  });
+});
