@@ -1,0 +1,36 @@
+import { gateHandler } from '../common/handler.js';
+import type { Runtime } from '../common/runtime.js';
+import { ApprovalEndedOrCallEvent } from '../common/schemas.js';
+
+/**
+ * An approval ended (the action's state change closes the gate), or CloudTrail recorded a PutApprovalResult
+ * call (who resolved it: only `userIdentity` is trusted).
+ */
+export function approvalEndedHandler(runtime: Runtime) {
+  return gateHandler('approval-ended', ApprovalEndedOrCallEvent, runtime, async (event, { gate, logger }) => {
+    if (event['detail-type'] === 'CodePipeline Action Execution State Change') {
+      const d = event.detail;
+      const key = { pipeline: d.pipeline, executionId: d['execution-id'], stage: d.stage, action: d.action };
+      logger.appendKeys({ gate: `${key.pipeline}/${key.executionId}/${key.stage}/${key.action}` });
+      const report = await gate.approvalEnded({ key, state: d.state, time: event.time });
+      logger.info('approval ended', { ...report });
+      return report;
+    }
+    const d = event.detail;
+    if (d.errorCode !== undefined) {
+      logger.info('a failed PutApprovalResult call: nothing was resolved', { errorCode: d.errorCode });
+      return undefined;
+    }
+    const who = d.userIdentity;
+    const report = await gate.approvalResultCalled({
+      token: d.requestParameters?.token,
+      identity: who.arn ?? who.principalId ?? 'unknown identity',
+      identityType: who.type,
+      status: d.requestParameters?.result?.status,
+      summary: d.requestParameters?.result?.summary,
+      time: d.eventTime ?? event.time,
+    });
+    logger.info('approval result call recorded', { identity: who.arn, ...(report ?? {}) });
+    return report;
+  });
+}

@@ -1,0 +1,79 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { parser } from '@aws-lambda-powertools/parser/middleware';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import type { z } from 'zod';
+import type { Runtime } from './runtime.js';
+
+export interface HandlerResult {
+  readonly ignored?: string;
+  readonly result?: unknown;
+}
+
+interface Envelope {
+  readonly id?: string;
+  readonly account?: string;
+  readonly region?: string;
+}
+
+/**
+ * The one shape of every Tollgate function: Powertools logger (with the event id as correlation id) and
+ * metrics, the event parsed with zod by the Powertools parser, then one call into the core. An event of
+ * another kind, or from another account or region, is logged and ignored (it is not ours to act on, and a
+ * retry would not change it); a failure of the work itself is thrown, so Lambda retries the event and
+ * finally dead-letters it.
+ */
+export function gateHandler<S extends z.ZodType<Envelope>>(
+  name: string,
+  schema: S,
+  runtime: Runtime,
+  work: (event: z.output<S>, rt: Runtime) => Promise<unknown>,
+) {
+  const { logger, metrics } = runtime;
+  return middy<unknown, HandlerResult, Error, Context>()
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(logMetrics(metrics, { captureColdStartMetric: true }))
+    .use(parser({ schema, safeParse: true }))
+    .handler(async (parsed, context) => {
+      if (!parsed.success) {
+        const original = parsed.originalEvent as Envelope | undefined;
+        logger.warn(`${name}: ignored an event of another kind`, {
+          eventId: original?.id,
+          problems: problemsOf(parsed.error),
+        });
+        metrics.addMetric('IgnoredEvents', MetricUnit.Count, 1);
+        return { ignored: 'event of another kind' };
+      }
+      const event = parsed.data as z.output<S>;
+      if (event.id !== undefined) logger.setCorrelationId(event.id);
+      const foreign = foreignOrigin(event, context);
+      if (foreign) {
+        logger.warn(`${name}: ignored an event from ${foreign}`, { eventId: event.id });
+        metrics.addMetric('ForeignEvents', MetricUnit.Count, 1);
+        return { ignored: `event from ${foreign}` };
+      }
+      try {
+        return { result: await work(event, runtime) };
+      } finally {
+        await runtime.gate.flush();
+      }
+    });
+}
+
+/** The function's own account and region, from its ARN: events from elsewhere are forged or misrouted. */
+function foreignOrigin(event: Envelope, context: Context): string | undefined {
+  const arn = context.invokedFunctionArn?.split(':');
+  const region = arn?.[3];
+  const account = arn?.[4];
+  if (account && event.account !== undefined && event.account !== account) return `account ${event.account}`;
+  if (region && event.region !== undefined && event.region !== region) return `region ${event.region}`;
+  return undefined;
+}
+
+function problemsOf(error: Error): string[] {
+  const issues = (error as { issues?: readonly { path: readonly PropertyKey[]; message: string }[] }).issues;
+  if (!issues) return [error.message];
+  return issues.slice(0, 5).map((i) => `${i.path.map(String).join('.')}: ${i.message}`);
+}

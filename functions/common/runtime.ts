@@ -1,0 +1,44 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { GateService } from '../../shared/gate/gate.js';
+import type { LogPort, MetricsPort } from '../../shared/gate/ports.js';
+
+/**
+ * What a handler runs with: the gate and its observability. Lambda builds it from the environment at cold
+ * start (`aws.ts`); the local run builds it over a scenario and the embedded store. The handlers are the
+ * same code in both.
+ */
+export interface Runtime {
+  readonly gate: GateService;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+/** Powertools Logger behind the core's logging port. */
+export function logPort(logger: Logger): LogPort {
+  return {
+    debug: (message, fields) => logger.debug(message, { ...fields }),
+    info: (message, fields) => logger.info(message, { ...fields }),
+    warn: (message, fields) => logger.warn(message, { ...fields }),
+    error: (message, fields) => logger.error(message, { ...fields }),
+  };
+}
+
+/** Powertools Metrics (EMF) behind the core's metrics port. */
+export function metricsPort(metrics: Metrics): MetricsPort {
+  return {
+    decision(outcome, latencyMs) {
+      // Per-outcome counts need the outcome as a dimension; a single metric keeps it off the others.
+      const byOutcome = metrics.singleMetric();
+      byOutcome.addDimension('outcome', outcome);
+      byOutcome.addMetric('Decisions', MetricUnit.Count, 1);
+      metrics.addMetric('TimeToDecision', MetricUnit.Milliseconds, latencyMs);
+    },
+    gatesWaiting(count) {
+      metrics.addMetric('GatesWaiting', MetricUnit.Count, count);
+    },
+    count(name, value = 1) {
+      metrics.addMetric(name, MetricUnit.Count, value);
+    },
+  };
+}

@@ -1,0 +1,985 @@
+import { createHash } from 'node:crypto';
+import type { DecisionRecord, Outcome } from '../decision/record.js';
+import { InputError } from '../errors.js';
+import { type ScanVerdict, SEVERITIES } from '../findings/finding.js';
+import { FindingTable } from '../findings/table.js';
+import { type CompiledPolicy, compilePolicy } from '../policy/compile.js';
+import { type Evaluation, evaluate, type GateCondition } from '../policy/evaluate.js';
+import type { LoadedPolicy } from '../policy/load.js';
+import { PolicySchema } from '../policy/schema.js';
+import { approvalSummary, renderEscalation } from './escalation.js';
+import { decisionEvent, gateClosedEvent, gateStateEvent } from './events.js';
+import { type Identification, imageFromCustomData, imageFromVariables } from './image.js';
+import {
+  DETAIL_LIMIT,
+  type FindingSummary,
+  type Gate,
+  type GateClosure,
+  type GateImage,
+  type GateKey,
+  type GateState,
+  gateId,
+  type ScanStatus,
+  type SeverityCounts,
+  type StoredDecision,
+  type ViolationFindings,
+} from './model.js';
+import type {
+  ActionExecutionView,
+  ApprovalsPort,
+  ClockPort,
+  EventsPort,
+  FindingsPort,
+  FindingsReadResult,
+  ImagesPort,
+  LogPort,
+  MetricsPort,
+  NotifierPort,
+  StageStateView,
+  StorePort,
+  TollgateEvent,
+} from './ports.js';
+import { coverageState, ecrScanState, inspectorScanState, isSettled, readCounts } from './scan.js';
+import { checkToken, type TokenCheck } from './token.js';
+
+/** The policy the functions run with: a broken one is not fatal, it makes every decision escalate (fail closed). */
+export type PolicySource =
+  | { readonly ok: true; readonly loaded: LoadedPolicy }
+  | { readonly ok: false; readonly problem: string; readonly sha256: string; readonly file: string };
+
+export interface GateConfig {
+  readonly scanSource: 'inspector' | 'ecr';
+  readonly region: string;
+  readonly account: string | undefined;
+  /** How long one invocation holds the right to act before the sweep may act again. */
+  readonly leaseMs: number;
+  /** The settle rule's "a sweep apart". */
+  readonly settleMs: number;
+  /** Substrings of CloudTrail identities that are Tollgate's own role (its own PutApprovalResult calls). */
+  readonly ownIdentities: readonly string[];
+  readonly sweepConcurrency: number;
+}
+
+export const DEFAULT_CONFIG: Omit<GateConfig, 'region' | 'account' | 'scanSource'> = {
+  leaseMs: 120_000,
+  settleMs: 50_000,
+  ownIdentities: [],
+  sweepConcurrency: 8,
+};
+
+export interface GateDeps {
+  readonly approvals: ApprovalsPort;
+  readonly findings: FindingsPort;
+  readonly images: ImagesPort;
+  readonly notifier: NotifierPort;
+  readonly events: EventsPort;
+  readonly store: StorePort;
+  readonly clock: ClockPort;
+  readonly log: LogPort;
+  readonly metrics: MetricsPort;
+  readonly policy: PolicySource;
+  readonly config: GateConfig;
+}
+
+export interface ApprovalStarted {
+  readonly key: GateKey;
+  readonly actionExecutionId: string | undefined;
+  /** The event's `time`: the wait counts from it. */
+  readonly time: string;
+  readonly account: string;
+  readonly region: string;
+}
+
+export interface ScanFinished {
+  readonly source: 'inspector' | 'ecr';
+  /** Repository name (an ARN is reduced to its name by the caller). */
+  readonly repository: string;
+  readonly digest: string;
+  readonly tags: readonly string[];
+  readonly status: string;
+  readonly counts: SeverityCounts | undefined;
+  readonly time: string;
+}
+
+export interface ApprovalEnded {
+  readonly key: GateKey;
+  readonly state: GateClosure['state'];
+  readonly time: string;
+}
+
+/** CloudTrail's record of a PutApprovalResult call: trusted for who called, nothing else. */
+export interface ApprovalResultCall {
+  readonly token: string | undefined;
+  readonly identity: string;
+  readonly identityType: string | undefined;
+  readonly status: string | undefined;
+  readonly summary: string | undefined;
+  readonly time: string;
+}
+
+/** What one call into the gate did, for the handler's log line and the local run. */
+export interface GateReport {
+  readonly gate: string;
+  readonly state: GateState;
+  readonly outcome: Outcome | undefined;
+  readonly note: string;
+}
+
+const TIMELINE_MAX = 40;
+const UPDATE_ATTEMPTS = 6;
+
+/** Thrown at the end of a call that left work undone, so that the event is retried or dead-lettered. */
+export class GateWorkFailed extends Error {
+  constructor(
+    message: string,
+    readonly causes: readonly unknown[],
+  ) {
+    super(message);
+    this.name = 'GateWorkFailed';
+  }
+}
+
+interface DecideContext {
+  readonly trigger: string;
+  /** A findings read already started for this digest and repository (scan-finished starts it at once). */
+  readonly prefetch?: { readonly repository: string; readonly read: Promise<FindingsReadResult> } | undefined;
+  /** The pipeline state read once per sweep per pipeline. */
+  readonly stateCache?: Map<string, Promise<readonly StageStateView[]>> | undefined;
+  /** The token read when the approval started, in this same invocation. */
+  readonly token?: TokenCheck | undefined;
+}
+
+/**
+ * The gate's life (architecture §3), over the ports. Every entry point is idempotent: it reads the gate,
+ * does what its state still needs, and writes with a condition on the version it read, so a duplicate or
+ * concurrent delivery finds the work done (or loses the race) instead of doing it twice.
+ */
+export class GateService {
+  private readonly compiled: CompiledPolicy | undefined;
+  private readonly fallback: CompiledPolicy;
+
+  constructor(private readonly d: GateDeps) {
+    this.compiled = d.policy.ok ? compilePolicy(d.policy.loaded) : undefined;
+    // With a broken policy the gate still writes a full decision record, under the defaults (which escalate
+    // on error) and the broken file's hash, so auditors see exactly which text failed.
+    this.fallback = compilePolicy({
+      policy: PolicySchema.parse({ version: 1, name: 'invalid-policy' }),
+      sha256: d.policy.ok ? d.policy.loaded.sha256 : d.policy.sha256,
+      file: d.policy.ok ? d.policy.loaded.file : d.policy.file,
+    });
+  }
+
+  private get waitMs(): number {
+    const minutes = this.compiled?.policy.settings.scan.waitMinutes ?? 30;
+    return minutes * 60_000;
+  }
+
+  // ── approval-started ────────────────────────────────────────────────────────────────────────────────
+
+  async approvalStarted(e: ApprovalStarted): Promise<GateReport> {
+    const existing = await this.d.store.getGate(e.key);
+    if (existing) return this.resume(existing, 'approval-started (again)');
+
+    const [stages, executions] = await Promise.all([
+      this.d.approvals.pipelineState(e.key.pipeline),
+      this.d.approvals.actionExecutions(e.key.pipeline, e.key.executionId),
+    ]);
+    const token = checkToken(e.key, stages, executions);
+    const now = this.now();
+    const startedAt = validTime(e.time) ?? now.toISOString();
+    const base = this.newGate(e, startedAt, now);
+
+    if (!token.ok && token.final) {
+      const stale: Gate = entry(
+        { ...base, state: 'STALE', staleReason: token.reason },
+        now,
+        `stale: ${token.reason}`,
+      );
+      if (!(await this.d.store.createGate(stale))) return this.resumeKey(e.key, 'approval-started (raced)');
+      this.publish(() => [gateStateEvent(stale, undefined, this.region(stale), this.account(stale))]);
+      return report(stale, token.reason);
+    }
+
+    const identified = await this.identify(e.key, executions);
+    let gate: Gate = {
+      ...base,
+      image: identified.image,
+      imageProblem: identified.problem,
+      tokenHash: token.ok ? hashToken(token.token) : undefined,
+      actionExecutionId: e.actionExecutionId ?? (token.ok ? token.actionExecutionId : undefined),
+    };
+    gate = entry(
+      gate,
+      now,
+      identified.image
+        ? `approval started; image ${identified.image.repository}@${short(identified.image.digest)} (${identified.image.source})`
+        : `approval started; no image: ${identified.problem}`,
+    );
+    if (!(await this.d.store.createGate(gate))) return this.resumeKey(e.key, 'approval-started (raced)');
+    this.publish(() => [gateStateEvent(gate, undefined, this.region(gate), this.account(gate))]);
+    return this.tryDecide(gate, { trigger: 'approval-started', token });
+  }
+
+  private newGate(e: ApprovalStarted, startedAt: string, now: Date): Gate {
+    return {
+      key: e.key,
+      state: 'WAITING',
+      version: 1,
+      account: e.account,
+      region: e.region,
+      actionExecutionId: e.actionExecutionId,
+      startedAt,
+      deadline: new Date(Date.parse(startedAt) + this.waitMs).toISOString(),
+      image: undefined,
+      imageProblem: undefined,
+      tokenHash: undefined,
+      lastRead: undefined,
+      outcome: undefined,
+      summary: undefined,
+      approvalResult: undefined,
+      notifications: 0,
+      actingUntil: undefined,
+      staleReason: undefined,
+      closure: undefined,
+      reviewer: undefined,
+      timeline: [],
+      updatedAt: now.toISOString(),
+    };
+  }
+
+  /** CustomData first, then the execution's variables; a tag is resolved to a digest here, once. */
+  private async identify(
+    key: GateKey,
+    executions: readonly ActionExecutionView[],
+  ): Promise<{ image: GateImage | undefined; problem: string | undefined }> {
+    const mine = executions.find((x) => x.stage === key.stage && x.action === key.action);
+    let found: Identification = imageFromCustomData(mine?.customData);
+    if (!found.ok) {
+      const fromCustomData = found.problem;
+      const execution = await this.d.approvals.pipelineExecution(key.pipeline, key.executionId);
+      found = imageFromVariables(execution.variables);
+      if (!found.ok) return { image: undefined, problem: `${fromCustomData}; ${found.problem}` };
+    }
+    const ref = found.reference;
+    let digest = ref.digest;
+    if (digest === undefined && ref.tag !== undefined) {
+      digest = await this.d.images.resolveTag(ref.repository, ref.tag, ref.registryId);
+      if (digest === undefined) {
+        return { image: undefined, problem: `ECR has no image ${ref.repository}:${ref.tag}` };
+      }
+    }
+    if (digest === undefined) return { image: undefined, problem: `no digest or tag in ${ref.from}` };
+    return {
+      image: {
+        repository: ref.repository,
+        digest,
+        tags: ref.tag === undefined ? [] : [ref.tag],
+        registryId: ref.registryId,
+        source: `${ref.from}: ${ref.text}`,
+      },
+      problem: undefined,
+    };
+  }
+
+  // ── scan-finished ───────────────────────────────────────────────────────────────────────────────────
+
+  async scanFinished(e: ScanFinished): Promise<readonly GateReport[]> {
+    const verdict = e.source === 'inspector' ? inspectorScanState(e.status) : ecrScanState(e.status);
+    const scan: ScanStatus = {
+      digest: e.digest,
+      repository: e.repository,
+      source: e.source,
+      status: e.status,
+      verdict,
+      counts: e.counts,
+      at: validTime(e.time) ?? this.now().toISOString(),
+    };
+    // The findings read is the longest part of the critical path, so it starts now, beside the scan write
+    // and the gate lookup, and is cancelled when no gate waits for this image.
+    const abort = new AbortController();
+    const prefetch =
+      verdict === 'complete'
+        ? {
+            repository: e.repository,
+            read: this.readFindings(e.repository, e.digest, undefined, abort.signal),
+          }
+        : undefined;
+    prefetch?.read.catch(() => undefined);
+    const [, gates] = await Promise.all([
+      this.d.store.putScan(scan),
+      this.d.store.gatesForDigest(e.digest, ['WAITING']),
+    ]);
+    if (gates.length === 0) {
+      abort.abort();
+      return [];
+    }
+    return this.forEach(gates, (gate) => this.tryDecide(gate, { trigger: 'scan-finished', prefetch }));
+  }
+
+  // ── sweep ───────────────────────────────────────────────────────────────────────────────────────────
+
+  async sweep(): Promise<readonly GateReport[]> {
+    const gates = await this.d.store.openGates();
+    this.d.metrics.gatesWaiting(gates.filter((g) => g.state === 'WAITING').length);
+    const stateCache = new Map<string, Promise<readonly StageStateView[]>>();
+    return this.forEach(
+      gates,
+      (gate) =>
+        gate.state === 'WAITING' ? this.tryDecide(gate, { trigger: 'sweep', stateCache }) : this.reAct(gate),
+      false,
+    );
+  }
+
+  // ── approval-ended and the reviewer ─────────────────────────────────────────────────────────────────
+
+  async approvalEnded(e: ApprovalEnded): Promise<GateReport> {
+    const closure: GateClosure = { state: e.state, at: validTime(e.time) ?? this.now().toISOString() };
+    for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
+      const gate = await this.d.store.getGate(e.key);
+      const now = this.now();
+      if (!gate) {
+        // The end arrived before the start (or the start was lost): a closed gate keeps a late start from
+        // deciding an approval that is over.
+        const tombstone = entry(
+          {
+            ...this.newGate(
+              {
+                key: e.key,
+                actionExecutionId: undefined,
+                time: closure.at,
+                account: '',
+                region: this.d.config.region,
+              },
+              closure.at,
+              now,
+            ),
+            state: 'CLOSED',
+            closure,
+          },
+          now,
+          `approval ended ${e.state} before Tollgate saw it start`,
+        );
+        if (await this.d.store.createGate(tombstone)) {
+          this.publish(() => [gateClosedEvent(tombstone, this.region(tombstone), this.account(tombstone))]);
+          return report(tombstone, 'closed before it was seen starting');
+        }
+        continue;
+      }
+      if (gate.closure) return report(gate, 'already closed');
+      // A STALE gate keeps its state (the gate's own verdict on it) and only records how the action ended.
+      const next = this.next(
+        gate,
+        { state: gate.state === 'STALE' ? 'STALE' : 'CLOSED', closure },
+        now,
+        `approval ended: ${e.state}`,
+      );
+      if (await this.d.store.updateGate(next, gate.version)) {
+        this.publish(() => [gateClosedEvent(next, this.region(next), this.account(next))]);
+        if (gate.state === 'WAITING' || gate.state === 'DECIDED')
+          this.d.metrics.count('GatesClosedUndecided');
+        return report(next, `closed: ${e.state}`);
+      }
+    }
+    throw new GateWorkFailed(
+      `gate ${gateId(e.key)}: could not record its end after ${UPDATE_ATTEMPTS} attempts`,
+      [],
+    );
+  }
+
+  async approvalResultCalled(e: ApprovalResultCall): Promise<GateReport | undefined> {
+    if (!e.token) {
+      this.d.log.warn('PutApprovalResult call without a token: cannot tell which gate it resolved', {
+        identity: e.identity,
+      });
+      return undefined;
+    }
+    const tokenHash = hashToken(e.token);
+    for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
+      const gate = await this.d.store.gateByTokenHash(tokenHash);
+      if (!gate) {
+        this.d.log.info('PutApprovalResult for an approval Tollgate does not gate', { identity: e.identity });
+        return undefined;
+      }
+      if (gate.reviewer) return report(gate, 'reviewer already recorded');
+      const tollgate = this.d.config.ownIdentities.some((id) => id !== '' && e.identity.includes(id));
+      const now = this.now();
+      const next = this.next(
+        gate,
+        {
+          reviewer: {
+            identity: e.identity,
+            type: e.identityType,
+            status: e.status,
+            summary: e.summary,
+            at: validTime(e.time) ?? now.toISOString(),
+            tollgate,
+          },
+        },
+        now,
+        tollgate
+          ? 'CloudTrail: Tollgate sent the result'
+          : `CloudTrail: ${e.status ?? 'resolved'} by ${e.identity}`,
+      );
+      if (await this.d.store.updateGate(next, gate.version)) return report(next, `reviewer ${e.identity}`);
+    }
+    throw new GateWorkFailed(`could not record the reviewer after ${UPDATE_ATTEMPTS} attempts`, []);
+  }
+
+  // ── deciding ────────────────────────────────────────────────────────────────────────────────────────
+
+  private async resumeKey(key: GateKey, why: string): Promise<GateReport> {
+    const gate = await this.d.store.getGate(key);
+    if (!gate) throw new GateWorkFailed(`gate ${gateId(key)} vanished`, []);
+    return this.resume(gate, why);
+  }
+
+  private async resume(gate: Gate, trigger: string): Promise<GateReport> {
+    if (gate.state === 'WAITING') return this.tryDecide(gate, { trigger });
+    if (gate.state === 'DECIDED') return this.reAct(gate);
+    return report(gate, `nothing to do (${trigger})`);
+  }
+
+  /**
+   * Decides the gate if it can be decided now: the scan finished and settled, or cannot give a verdict, or
+   * the wait ran out, or the image cannot be known. Otherwise leaves it WAITING for the next event or sweep.
+   */
+  private async tryDecide(gate: Gate, ctx: DecideContext): Promise<GateReport> {
+    if (gate.state !== 'WAITING') return report(gate, 'not waiting');
+    const now = this.now();
+    if (!this.compiled) {
+      const problem = this.d.policy.ok ? 'no policy' : this.d.policy.problem;
+      return this.decideOn(gate, ctx, {
+        conditions: [{ kind: 'error', reason: `the policy is invalid: ${problem}` }],
+      });
+    }
+    if (!gate.image) {
+      return this.decideOn(gate, ctx, {
+        conditions: [{ kind: 'error', reason: gate.imageProblem ?? 'no image identified' }],
+      });
+    }
+    const image = gate.image;
+    const scan = await this.scanStatusFor(image, now);
+    const timedOut = now.getTime() >= Date.parse(gate.deadline);
+
+    if (scan.verdict === 'unsupported') {
+      return this.decideOn(gate, ctx, {
+        scan: {
+          complete: false,
+          status: scan.status,
+          reason: `the scan cannot give a verdict (${scan.status})`,
+        },
+      });
+    }
+    if (scan.verdict === 'pending' && this.d.config.scanSource === 'inspector') {
+      return this.waitOrTimeOut(gate, ctx, now, timedOut, `scan ${scan.status}`);
+    }
+
+    // Complete (or ECR, whose findings response says itself whether the scan finished): read the findings
+    // and, beside them, the token the decision will act with.
+    const stateRead = this.pipelineState(gate.key.pipeline, ctx);
+    stateRead.catch(() => undefined);
+    let read: FindingsReadResult & { scan?: ScanVerdict };
+    try {
+      read =
+        ctx.prefetch && ctx.prefetch.repository === image.repository
+          ? await ctx.prefetch.read
+          : await this.readFindings(image.repository, image.digest, image.registryId, undefined);
+    } catch (error) {
+      return this.readFailed(gate, ctx, timedOut, error);
+    }
+    if (read.scan && !read.scan.complete) {
+      const state = ecrScanState(read.scan.status);
+      if (state === 'unsupported') return this.decideOn(gate, ctx, { scan: read.scan });
+      return this.waitOrTimeOut(gate, ctx, now, timedOut, `scan ${read.scan.status}`);
+    }
+    const thisRead = readCounts(read.table, now.toISOString());
+    const settled = isSettled(thisRead, scan.counts, gate.lastRead, this.d.config.settleMs);
+    if (!settled.settled) {
+      if (timedOut) {
+        return this.decideOn(gate, ctx, {
+          findings: read.table,
+          conditions: [
+            { kind: 'scan-timeout', reason: `the findings did not settle within the wait: ${settled.why}` },
+          ],
+        });
+      }
+      const next = this.next(gate, { lastRead: thisRead }, now, `waiting: ${settled.why}`);
+      await this.d.store.updateGate(next, gate.version);
+      return report(next, settled.why);
+    }
+    let stages: readonly StageStateView[];
+    try {
+      stages = await stateRead;
+    } catch (error) {
+      return this.readFailed(gate, ctx, timedOut, error);
+    }
+    return this.decideOn(
+      gate,
+      { ...ctx, token: this.tokenFrom(gate, stages) },
+      {
+        findings: read.table,
+        why: `${read.table.length} findings in ${read.pages} page(s); ${settled.why}`,
+        ...(read.scan ? { scan: read.scan } : {}),
+      },
+    );
+  }
+
+  private tokenFrom(gate: Gate, stages: readonly StageStateView[]): TokenCheck {
+    return checkToken(gate.key, stages, undefined);
+  }
+
+  private async waitOrTimeOut(
+    gate: Gate,
+    ctx: DecideContext,
+    now: Date,
+    timedOut: boolean,
+    why: string,
+  ): Promise<GateReport> {
+    if (timedOut) {
+      return this.decideOn(gate, ctx, {
+        conditions: [
+          {
+            kind: 'scan-timeout',
+            reason: `no completed scan within ${Math.round(this.waitMs / 60_000)} minutes (${why})`,
+          },
+        ],
+      });
+    }
+    if (ctx.trigger === 'sweep') {
+      // While it waits, the execution may be superseded: the sweep notices, once per pipeline per run.
+      const token = checkToken(gate.key, await this.pipelineState(gate.key.pipeline, ctx), undefined);
+      if (!token.ok && token.final) {
+        const executions = await this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId);
+        const again = checkToken(gate.key, await this.pipelineState(gate.key.pipeline, ctx), executions);
+        if (!again.ok && again.final) return this.markStale(gate, again.reason, now);
+      }
+    }
+    return report(gate, `waiting: ${why}`);
+  }
+
+  private async readFailed(
+    gate: Gate,
+    ctx: DecideContext,
+    timedOut: boolean,
+    error: unknown,
+  ): Promise<GateReport> {
+    const why = describeError(error);
+    // A finding the core cannot read will not read better later: decide now (fail closed). A service error
+    // may pass: the gate waits, and the event is retried, then the sweep retries until the deadline.
+    if (error instanceof InputError || timedOut) {
+      return this.decideOn(gate, ctx, {
+        conditions: [{ kind: 'error', reason: `reading the findings failed: ${why}` }],
+      });
+    }
+    this.d.log.warn('findings read failed; the gate keeps waiting', { gate: gateId(gate.key), error: why });
+    this.d.metrics.count('FindingsReadFailures');
+    throw new GateWorkFailed(`gate ${gateId(gate.key)}: reading the findings failed: ${why}`, [error]);
+  }
+
+  private async scanStatusFor(image: GateImage, now: Date): Promise<ScanStatus> {
+    const stored = await this.d.store.getScan(image.digest);
+    if (stored && (stored.verdict !== 'pending' || this.d.config.scanSource === 'ecr')) return stored;
+    if (this.d.config.scanSource === 'ecr') {
+      return {
+        digest: image.digest,
+        repository: image.repository,
+        source: 'ecr',
+        status: 'UNKNOWN',
+        verdict: 'pending',
+        counts: undefined,
+        at: now.toISOString(),
+      };
+    }
+    // No scan event seen (it came before Tollgate was deployed, or was lost): Inspector's coverage says.
+    const coverage = await this.d.findings.coverage({
+      repository: image.repository,
+      digest: image.digest,
+      registryId: image.registryId,
+    });
+    const { state, status } = coverageState(coverage);
+    return {
+      digest: image.digest,
+      repository: image.repository,
+      source: 'inspector',
+      status,
+      verdict: state,
+      counts: stored?.counts,
+      at: now.toISOString(),
+    };
+  }
+
+  private async readFindings(
+    repository: string,
+    digest: string,
+    registryId: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<FindingsReadResult & { scan?: ScanVerdict }> {
+    const image = { repository, digest, registryId };
+    const options = signal ? { signal } : {};
+    if (this.d.config.scanSource === 'ecr') return this.d.findings.ecrScanFindings(image, options);
+    return this.d.findings.inspectorFindings(image, options);
+  }
+
+  private pipelineState(pipeline: string, ctx: DecideContext): Promise<readonly StageStateView[]> {
+    const cached = ctx.stateCache?.get(pipeline);
+    if (cached) return cached;
+    const read = this.d.approvals.pipelineState(pipeline);
+    ctx.stateCache?.set(pipeline, read);
+    return read;
+  }
+
+  /** Evaluates, stores the decision once (with the gate's move to DECIDED), then acts on it. */
+  private async decideOn(
+    gate: Gate,
+    ctx: DecideContext,
+    input: {
+      findings?: FindingTable;
+      scan?: ScanVerdict;
+      conditions?: GateCondition[];
+      why?: string;
+    },
+  ): Promise<GateReport> {
+    const now = this.now();
+    const policy = this.compiled ?? this.fallback;
+    let evaluation: Evaluation;
+    let details: ViolationFindings[];
+    try {
+      evaluation = evaluate(policy, {
+        findings: input.findings ?? FindingTable.fromFindings([]),
+        now,
+        pipeline: gate.key.pipeline,
+        image: gate.image
+          ? { repository: gate.image.repository, digest: gate.image.digest, tags: gate.image.tags }
+          : undefined,
+        scan: input.scan,
+        conditions: input.conditions,
+      });
+      details = findingDetails(evaluation);
+    } catch (error) {
+      // A finding that breaks evaluation (a malformed field surfaces when its row is read) is an error
+      // of the gate: decide under onError, with the reason, rather than not at all.
+      const reason = `the evaluation failed: ${describeError(error)}`;
+      evaluation = evaluate(policy, {
+        findings: FindingTable.fromFindings([]),
+        now,
+        pipeline: gate.key.pipeline,
+        image: undefined,
+        conditions: [...(input.conditions ?? []), { kind: 'error', reason }],
+      });
+      details = [];
+    }
+    const record = evaluation.record;
+    const latencyMs = Math.max(0, now.getTime() - Date.parse(gate.startedAt));
+    const decision: StoredDecision = {
+      key: gate.key,
+      record,
+      details,
+      image: gate.image,
+      trigger: ctx.trigger,
+      decidedAt: now.toISOString(),
+      latencyMs,
+    };
+    const next = this.next(
+      gate,
+      {
+        state: 'DECIDED',
+        outcome: record.outcome,
+        summary: record.summary,
+        actingUntil: new Date(now.getTime() + this.d.config.leaseMs).toISOString(),
+      },
+      now,
+      `decided ${record.outcome}${input.why ? ` (${input.why})` : ''} on ${ctx.trigger}`,
+    );
+    if (!(await this.d.store.decide(decision, next, gate.version))) {
+      // Another delivery decided first (or the gate moved): that one acts.
+      const current = await this.d.store.getGate(gate.key);
+      return report(current ?? gate, 'decided elsewhere');
+    }
+    this.d.metrics.decision(record.outcome, latencyMs);
+    this.publish(() => [
+      gateStateEvent(next, gate.state, this.region(next), this.account(next)),
+      decisionEvent(next, decision, this.region(next), this.account(next)),
+    ]);
+    return this.act(next, decision, ctx.token);
+  }
+
+  /** The sweep's second chance for a DECIDED gate whose action failed or whose invocation died. */
+  private async reAct(gate: Gate): Promise<GateReport> {
+    const now = this.now();
+    if (gate.actingUntil !== undefined && Date.parse(gate.actingUntil) > now.getTime()) {
+      return report(gate, 'another invocation is acting');
+    }
+    const decision = await this.d.store.getDecision(gate.key);
+    if (!decision)
+      throw new GateWorkFailed(`gate ${gateId(gate.key)} is DECIDED without a stored decision`, []);
+    const claimed = this.next(
+      gate,
+      { actingUntil: new Date(now.getTime() + this.d.config.leaseMs).toISOString() },
+      now,
+      'acting again (sweep)',
+    );
+    if (!(await this.d.store.updateGate(claimed, gate.version)))
+      return report(gate, 'another invocation claimed it');
+    return this.act(claimed, decision, undefined);
+  }
+
+  /**
+   * Sends the result or the escalation. The caller holds the lease (`actingUntil`) by a conditional write,
+   * so concurrent deliveries do not both act; a failure leaves the gate DECIDED for the sweep.
+   */
+  private async act(
+    gate: Gate,
+    decision: StoredDecision,
+    known: TokenCheck | undefined,
+  ): Promise<GateReport> {
+    const record = decision.record;
+    if (record.outcome === 'ESCALATE') {
+      try {
+        await this.d.notifier.publish(
+          renderEscalation({ gate, decision, region: this.region(gate), ...this.accountField(gate) }),
+        );
+      } catch (error) {
+        return this.actFailed(gate, 'sending the escalation', error);
+      }
+      return this.finishAct(gate, { notifications: gate.notifications + 1 }, 'escalated: notification sent');
+    }
+
+    let token = known;
+    if (!token?.ok) {
+      // Re-read, with the action executions too: in PARALLEL mode only they carry the token.
+      try {
+        const [stages, executions] = await Promise.all([
+          this.d.approvals.pipelineState(gate.key.pipeline),
+          this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId),
+        ]);
+        token = checkToken(gate.key, stages, executions);
+      } catch (error) {
+        return this.actFailed(gate, 'reading the approval token', error);
+      }
+    }
+    if (!token.ok) {
+      if (token.final) return this.markStale(gate, token.reason, this.now());
+      return this.actFailed(gate, 'reading the approval token', new Error(token.reason));
+    }
+    const result = {
+      status: record.outcome === 'APPROVE' ? 'Approved' : 'Rejected',
+      summary: approvalSummary(record),
+    } as const;
+    let answer: Awaited<ReturnType<ApprovalsPort['putApprovalResult']>>;
+    try {
+      answer = await this.d.approvals.putApprovalResult({
+        pipeline: gate.key.pipeline,
+        stage: gate.key.stage,
+        action: gate.key.action,
+        token: token.token,
+        result,
+      });
+    } catch (error) {
+      return this.actFailed(gate, 'sending the approval result', error);
+    }
+    const tokenHash = hashToken(token.token);
+    if (answer === 'accepted') {
+      return this.finishAct(
+        gate,
+        { approvalResult: result, tokenHash },
+        `sent ${result.status} to CodePipeline`,
+      );
+    }
+    if (answer === 'already-completed') {
+      return this.finishAct(
+        gate,
+        { tokenHash },
+        'the approval was already completed by someone else; nothing sent',
+      );
+    }
+    return this.markStale(gate, 'CodePipeline refused the token: the execution moved on', this.now());
+  }
+
+  private async finishAct(gate: Gate, changes: Partial<Gate>, what: string): Promise<GateReport> {
+    const now = this.now();
+    for (let attempt = 0, current = gate; attempt < UPDATE_ATTEMPTS; attempt++) {
+      // The result went out: only a closure may have landed meanwhile; keep it, and keep the gate CLOSED.
+      const state: GateState = current.state === 'CLOSED' ? 'CLOSED' : 'ACTED';
+      const next = this.next(current, { ...changes, state, actingUntil: undefined }, now, what);
+      if (await this.d.store.updateGate(next, current.version)) {
+        this.publish(() => [gateStateEvent(next, current.state, this.region(next), this.account(next))]);
+        return report(next, what);
+      }
+      const reread = await this.d.store.getGate(gate.key);
+      if (!reread) break;
+      current = reread;
+    }
+    throw new GateWorkFailed(`gate ${gateId(gate.key)}: acted (${what}) but could not record it`, []);
+  }
+
+  private actFailed(gate: Gate, what: string, error: unknown): never {
+    this.d.log.error(`${what} failed; the sweep will act again`, {
+      gate: gateId(gate.key),
+      error: describeError(error),
+    });
+    this.d.metrics.count('ActFailures');
+    throw new GateWorkFailed(`gate ${gateId(gate.key)}: ${what} failed: ${describeError(error)}`, [error]);
+  }
+
+  private async markStale(gate: Gate, reason: string, now: Date): Promise<GateReport> {
+    const next = this.next(
+      gate,
+      { state: 'STALE', staleReason: reason, actingUntil: undefined },
+      now,
+      `stale: ${reason}`,
+    );
+    if (!(await this.d.store.updateGate(next, gate.version)))
+      return this.resumeKey(gate.key, 'stale (raced)');
+    this.publish(() => [gateStateEvent(next, gate.state, this.region(next), this.account(next))]);
+    return report(next, reason);
+  }
+
+  // ── plumbing ────────────────────────────────────────────────────────────────────────────────────────
+
+  private next(gate: Gate, changes: Partial<Gate>, now: Date, what: string): Gate {
+    return entry({ ...gate, ...changes, version: gate.version + 1, updatedAt: now.toISOString() }, now, what);
+  }
+
+  private now(): Date {
+    return this.d.clock.now();
+  }
+
+  private region(gate: Gate): string {
+    return gate.region || this.d.config.region;
+  }
+
+  private account(gate: Gate): string | undefined {
+    return gate.account || this.d.config.account;
+  }
+
+  private accountField(gate: Gate): { account?: string } {
+    const account = this.account(gate);
+    return account === undefined ? {} : { account };
+  }
+
+  /**
+   * Publishing is best effort by design: events are built and kept, then sent together when the invocation
+   * ends (`flush`); a failure is logged and counted and never changes a decision.
+   */
+  private publish(build: () => readonly TollgateEvent[]): void {
+    try {
+      this.outbox.push(...build());
+    } catch (error) {
+      // A detail that does not fit its schema is a bug to see in the logs, not a reason to stop deciding.
+      this.publishFailed(error);
+    }
+  }
+
+  private outbox: TollgateEvent[] = [];
+
+  private publishFailed(error: unknown): void {
+    this.d.metrics.count('EventPublishFailures');
+    this.d.log.warn('publishing Tollgate events failed', { error: describeError(error) });
+  }
+
+  /** Sends this invocation's events (in batches, by the adapter), before Lambda freezes the process. */
+  async flush(): Promise<void> {
+    const events = this.outbox;
+    this.outbox = [];
+    if (events.length === 0) return;
+    await this.d.events.publish(events).catch((error: unknown) => this.publishFailed(error));
+  }
+
+  /**
+   * Runs `work` for every gate, a few at a time; one gate's failure does not stop the others. With
+   * `rethrow`, failures are thrown together at the end (the event is then retried or dead-lettered).
+   */
+  private async forEach(
+    gates: readonly Gate[],
+    work: (gate: Gate) => Promise<GateReport>,
+    rethrow = true,
+  ): Promise<readonly GateReport[]> {
+    const reports: GateReport[] = [];
+    const failures: unknown[] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < gates.length) {
+        const gate = gates[next++]!;
+        try {
+          reports.push(await work(gate));
+        } catch (error) {
+          failures.push(error);
+          this.d.log.error('gate work failed', { gate: gateId(gate.key), error: describeError(error) });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.d.config.sweepConcurrency, gates.length) }, worker));
+    if (failures.length > 0 && rethrow) {
+      throw new GateWorkFailed(`${failures.length} of ${gates.length} gate(s) failed`, failures);
+    }
+    return reports;
+  }
+}
+
+function entry(gate: Gate, now: Date, what: string): Gate {
+  const timeline = [...gate.timeline, { at: now.toISOString(), what }];
+  return { ...gate, timeline: timeline.length > TIMELINE_MAX ? timeline.slice(-TIMELINE_MAX) : timeline };
+}
+
+function report(gate: Gate, note: string): GateReport {
+  return { gate: gateId(gate.key), state: gate.state, outcome: gate.outcome, note };
+}
+
+/** The token is a credential for the approval: only its hash is stored, to match CloudTrail's record. */
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token.toLowerCase()).digest('hex');
+}
+
+function validTime(text: string): string | undefined {
+  const t = Date.parse(text);
+  return Number.isNaN(t) ? undefined : new Date(t).toISOString();
+}
+
+function short(digest: string): string {
+  return digest.length > 19 ? `${digest.slice(0, 19)}…` : digest;
+}
+
+export function describeError(error: unknown): string {
+  if (error instanceof Error) {
+    const name = error.name && error.name !== 'Error' ? `${error.name}: ` : '';
+    return `${name}${error.message}`.slice(0, 300);
+  }
+  return String(error).slice(0, 300);
+}
+
+const SEVERITY_RANK = new Map<string, number>(SEVERITIES.map((s, i) => [s, i]));
+
+/** The findings behind each violation and warning, worst first, bounded for storage and messages. */
+function findingDetails(evaluation: Evaluation): ViolationFindings[] {
+  const table = evaluation.table;
+  return [...evaluation.violations, ...evaluation.warnings].map(({ violation, rows }) => {
+    const shown: FindingSummary[] = [];
+    for (const i of rows) {
+      const f = table.row(i);
+      const p = f.packages[0];
+      shown.push({
+        vulnerabilityId: f.vulnerabilityId,
+        package: p?.name,
+        installedVersion: p?.version,
+        fixedInVersion: p?.fixedInVersion,
+        severity: f.severity,
+        score: f.score,
+        epss: f.epss,
+        exploitAvailable: f.exploitAvailable,
+      });
+    }
+    shown.sort(
+      (a, b) =>
+        (SEVERITY_RANK.get(a.severity) ?? 9) - (SEVERITY_RANK.get(b.severity) ?? 9) ||
+        (b.score ?? -1) - (a.score ?? -1) ||
+        a.vulnerabilityId.localeCompare(b.vulnerabilityId),
+    );
+    return {
+      rule: violation.rule,
+      shown: shown.slice(0, DETAIL_LIMIT),
+      more: Math.max(0, shown.length - DETAIL_LIMIT),
+    };
+  });
+}
+
+export type { DecisionRecord };

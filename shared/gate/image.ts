@@ -1,0 +1,163 @@
+/**
+ * Identifying the image a gate judges, from what the pipeline put in the approval's CustomData or in its
+ * execution variables. The gate judges a digest; a tag is resolved once, when the approval starts,
+ * because a tag can be moved to another image while the gate waits.
+ */
+
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+const REPOSITORY = '(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*';
+const TAG = '[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}';
+// A private ECR image URI, with a tag, a digest, or both (`repo:tag@sha256:…`, as `docker inspect` prints).
+const ECR_URI = new RegExp(
+  `(?<registry>\\d{12})\\.dkr\\.ecr(?:-fips)?\\.(?<region>[a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?/` +
+    `(?<repository>${REPOSITORY})(?::(?<tag>${TAG}))?(?:@(?<digest>sha256:[a-f0-9]{64}))?`,
+);
+const BARE_REFERENCE = new RegExp(
+  `^(?<repository>${REPOSITORY})(?::(?<tag>${TAG}))?(?:@(?<digest>sha256:[a-f0-9]{64}))?$`,
+);
+
+/** What the pipeline named: a digest to judge, or a tag still to resolve. */
+export interface ImageReference {
+  readonly repository: string;
+  readonly registryId: string | undefined;
+  readonly digest: string | undefined;
+  readonly tag: string | undefined;
+  /** Where it was found, for the record: `CustomData`, `variable IMAGE_URI`, … */
+  readonly from: string;
+  readonly text: string;
+}
+
+export type Identification =
+  | { readonly ok: true; readonly reference: ImageReference }
+  | { readonly ok: false; readonly problem: string };
+
+/** Reads an image from CustomData: an image URI anywhere in the text, or a JSON object naming one. */
+export function imageFromCustomData(customData: string | undefined): Identification {
+  if (customData === undefined || customData.trim() === '') {
+    return { ok: false, problem: 'the approval action has no CustomData naming the image' };
+  }
+  const text = customData.trim();
+  if (text.includes('#{')) {
+    return { ok: false, problem: `CustomData holds an unresolved variable: ${clip(text)}` };
+  }
+  if (text.startsWith('{')) {
+    const fromJson = imageFromJson(text);
+    if (fromJson) return fromJson;
+  }
+  const reference = matchReference(text, 'CustomData');
+  if (reference) return { ok: true, reference };
+  return {
+    ok: false,
+    problem: `CustomData does not name an ECR image (expected <account>.dkr.ecr.<region>.amazonaws.com/<repository>@sha256:… or :<tag>); got ${clip(text)}`,
+  };
+}
+
+/** The fallback: the execution's variables `IMAGE_URI`, or `IMAGE_DIGEST` with `IMAGE_REPOSITORY`. */
+export function imageFromVariables(variables: Readonly<Record<string, string>>): Identification {
+  const uri = variables.IMAGE_URI;
+  if (uri !== undefined) {
+    const reference = matchReference(uri.trim(), 'variable IMAGE_URI');
+    if (reference) return { ok: true, reference };
+    return { ok: false, problem: `the pipeline variable IMAGE_URI is not an ECR image URI: ${clip(uri)}` };
+  }
+  const digest = variables.IMAGE_DIGEST?.trim();
+  const repository = (variables.IMAGE_REPOSITORY ?? variables.REPOSITORY_NAME)?.trim();
+  if (digest !== undefined) {
+    if (!DIGEST.test(digest)) {
+      return {
+        ok: false,
+        problem: `the pipeline variable IMAGE_DIGEST is not a sha256 digest: ${clip(digest)}`,
+      };
+    }
+    if (repository === undefined || !new RegExp(`^${REPOSITORY}$`).test(repository)) {
+      return {
+        ok: false,
+        problem: 'the pipeline variable IMAGE_DIGEST has no IMAGE_REPOSITORY variable naming its repository',
+      };
+    }
+    return {
+      ok: true,
+      reference: {
+        repository,
+        registryId: undefined,
+        digest,
+        tag: undefined,
+        from: 'variable IMAGE_DIGEST',
+        text: `${repository}@${digest}`,
+      },
+    };
+  }
+  return { ok: false, problem: 'no image in CustomData, and no IMAGE_URI or IMAGE_DIGEST pipeline variable' };
+}
+
+function imageFromJson(text: string): Identification | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const o = value as Record<string, unknown>;
+  const str = (...names: string[]): string | undefined => {
+    for (const n of names) {
+      const v = o[n];
+      if (typeof v === 'string' && v.trim() !== '') return v.trim();
+    }
+    return undefined;
+  };
+  const uri = str('imageUri', 'imageURI', 'image', 'IMAGE_URI');
+  if (uri !== undefined) {
+    const reference = matchReference(uri, 'CustomData');
+    if (reference) return { ok: true, reference };
+  }
+  const repository = str('repositoryName', 'repository');
+  const digest = str('imageDigest', 'digest');
+  const tag = str('imageTag', 'tag');
+  if (repository === undefined || (digest === undefined && tag === undefined)) {
+    return {
+      ok: false,
+      problem:
+        'CustomData is JSON but names no image (expected imageUri, or repositoryName with imageDigest or imageTag)',
+    };
+  }
+  if (digest !== undefined && !DIGEST.test(digest)) {
+    return { ok: false, problem: `CustomData imageDigest is not a sha256 digest: ${clip(digest)}` };
+  }
+  return {
+    ok: true,
+    reference: {
+      repository,
+      registryId: str('registryId'),
+      digest,
+      tag,
+      from: 'CustomData',
+      text,
+    },
+  };
+}
+
+function matchReference(text: string, from: string): ImageReference | undefined {
+  const m = ECR_URI.exec(text) ?? BARE_REFERENCE.exec(text);
+  const g = m?.groups;
+  if (!m || !g?.repository || (g.tag === undefined && g.digest === undefined)) return undefined;
+  return {
+    repository: g.repository,
+    registryId: g.registry,
+    digest: g.digest,
+    tag: g.tag,
+    from,
+    text: m[0],
+  };
+}
+
+function clip(text: string): string {
+  const flat = text.replace(/\s+/g, ' ');
+  return flat.length > 120 ? `${flat.slice(0, 119)}…` : flat;
+}
+
+/** The repository name of an ECR repository ARN (Inspector's scan events send the ARN as `repository-name`). */
+export function repositoryName(nameOrArn: string): string {
+  const m = /^arn:aws[a-z-]*:ecr:[^:]*:\d*:repository\/(.+)$/.exec(nameOrArn);
+  return m?.[1] ?? nameOrArn;
+}

@@ -1,0 +1,128 @@
+import { SEVERITIES, type Severity } from '../findings/finding.js';
+import { type FindingTable, STATUS_ACTIVE } from '../findings/table.js';
+import type { FindingsRead, ScanState, SeverityCounts } from './model.js';
+import type { CoverageView } from './ports.js';
+
+/*
+ * What the scanners' status texts mean to the gate. Anything not known to be a finished scan is never
+ * read as one (fail closed): an unknown status leaves the gate waiting until `scan.onTimeout` decides.
+ */
+
+// Inspector coverage reasons and ECR scan statuses that mean "this image will not get a verdict".
+const UNSUPPORTED = new Set([
+  'ACCESS_DENIED',
+  'ACCESS_DENIED_TO_ENCRYPTION_KEY',
+  'UNSUPPORTED_OS',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'UNSUPPORTED_CONFIG_FILE',
+  'UNSUPPORTED_RUNTIME',
+  'UNSUPPORTED_LANGUAGE',
+  'UNSUPPORTED_CODE_ARTIFACTS',
+  'SCAN_ELIGIBILITY_EXPIRED',
+  'IMAGE_SIZE_EXCEEDED',
+  'IMAGE_ARCHIVED',
+  'NO_RESOURCES_FOUND',
+  'NO_INVENTORY',
+  'EXCLUDED_BY_TAG',
+  'RESOURCE_TERMINATED',
+  'NO_SCAN_CONFIGURATION_ASSOCIATED',
+  'PENDING_DISABLE',
+  // ECR basic scanning
+  'FAILED',
+  'UNSUPPORTED_IMAGE',
+  'FINDINGS_UNAVAILABLE',
+  'LIMIT_EXCEEDED',
+]);
+
+// Coverage reasons of an image Inspector has scanned and keeps scanning.
+const COVERED = new Set(['SUCCESSFUL', 'SCAN_FREQUENCY_MANUAL', 'SCAN_FREQUENCY_SCAN_ON_PUSH']);
+
+/** An `Inspector2 Scan` event's `scan-status` (`INITIAL_SCAN_COMPLETE`, …). */
+export function inspectorScanState(status: string): ScanState {
+  if (UNSUPPORTED.has(status)) return 'unsupported';
+  return /(^|_)COMPLETE$/.test(status) ? 'complete' : 'pending';
+}
+
+/** An `ECR Image Scan` event's or `imageScanStatus.status` (`COMPLETE`, `FAILED`, …; `ACTIVE` for enhanced). */
+export function ecrScanState(status: string): ScanState {
+  if (status === 'COMPLETE' || status === 'ACTIVE') return 'complete';
+  return UNSUPPORTED.has(status) ? 'unsupported' : 'pending';
+}
+
+/** Inspector `ListCoverage`: the scan status when no scan event was seen (lost, or before the gate existed). */
+export function coverageState(coverage: CoverageView | undefined): { state: ScanState; status: string } {
+  if (!coverage) return { state: 'pending', status: 'NOT_COVERED' };
+  if (coverage.statusCode === 'ACTIVE' && COVERED.has(coverage.reason)) {
+    return { state: 'complete', status: coverage.reason };
+  }
+  if (UNSUPPORTED.has(coverage.reason) || coverage.statusCode === 'INACTIVE') {
+    return { state: 'unsupported', status: coverage.reason };
+  }
+  return { state: 'pending', status: coverage.reason };
+}
+
+/** Reads the severity counts a scan event reports. A severity left out means 0 (real events do that). */
+export function eventCounts(raw: Readonly<Record<string, unknown>> | undefined): SeverityCounts | undefined {
+  if (raw === undefined) return undefined;
+  const counts: Partial<Record<Severity | 'TOTAL', number>> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    const key = k.toUpperCase();
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) continue;
+    if (key === 'TOTAL' || (SEVERITIES as readonly string[]).includes(key)) {
+      counts[key as Severity | 'TOTAL'] = v;
+    }
+  }
+  return counts;
+}
+
+/** Counts the ACTIVE findings of a read by severity: what a scanner's own counts are compared with. */
+export function readCounts(table: FindingTable, at: string): FindingsRead {
+  const counts: Partial<Record<Severity, number>> = {};
+  let total = 0;
+  for (let i = 0; i < table.length; i++) {
+    if (table.statuses[i] !== STATUS_ACTIVE) continue;
+    // Levels are stored as one bit per severity, in SEVERITIES order.
+    const level = SEVERITIES[31 - Math.clz32(table.levels[i] ?? 0)];
+    if (level === undefined) continue;
+    counts[level] = (counts[level] ?? 0) + 1;
+    total++;
+  }
+  return { at, counts, total };
+}
+
+/**
+ * The settle rule: findings keep arriving after a scan reports complete. The read is settled when it holds
+ * at least what the scan event counted for every severity the event lists, or when it equals a previous
+ * read taken at least `settleMs` earlier (a sweep apart).
+ */
+export function isSettled(
+  read: FindingsRead,
+  reported: SeverityCounts | undefined,
+  previous: FindingsRead | undefined,
+  settleMs: number,
+): { settled: boolean; why: string } {
+  if (reported !== undefined) {
+    const short: string[] = [];
+    for (const [k, v] of Object.entries(reported) as [string, number][]) {
+      const have = k === 'TOTAL' ? read.total : (read.counts[k as Severity] ?? 0);
+      if (have < v) short.push(`${k} ${have}/${v}`);
+    }
+    if (short.length === 0) return { settled: true, why: 'findings read match the scan event counts' };
+    if (previous && sameRead(previous, read) && Date.parse(read.at) - Date.parse(previous.at) >= settleMs) {
+      return {
+        settled: true,
+        why: `two reads a sweep apart agree (short of the event counts: ${short.join(', ')})`,
+      };
+    }
+    return { settled: false, why: `findings still arriving: ${short.join(', ')}` };
+  }
+  if (previous && sameRead(previous, read) && Date.parse(read.at) - Date.parse(previous.at) >= settleMs) {
+    return { settled: true, why: 'two reads a sweep apart agree' };
+  }
+  return { settled: false, why: 'no scan event counts: waiting for a second read a sweep later' };
+}
+
+function sameRead(a: FindingsRead, b: FindingsRead): boolean {
+  if (a.total !== b.total) return false;
+  return SEVERITIES.every((s) => (a.counts[s] ?? 0) === (b.counts[s] ?? 0));
+}

@@ -1,0 +1,68 @@
+import type { GateKey } from './model.js';
+import type { ActionExecutionView, StageStateView } from './ports.js';
+
+export type TokenCheck =
+  | {
+      readonly ok: true;
+      readonly token: string;
+      readonly mode: 'stage' | 'parallel';
+      readonly actionExecutionId: string | undefined;
+    }
+  | { readonly ok: false; readonly reason: string; readonly final: boolean };
+
+/**
+ * Is this gate's approval still the one waiting, and with which token? The action event carries no token:
+ * `GetPipelineState` has it, but only for the stage's latest execution, so that execution must be ours and
+ * the action in progress. In PARALLEL execution mode the state shows no token; the action execution's
+ * `externalExecutionId` is the token then. `final` says the execution has moved on for good (STALE).
+ */
+export function checkToken(
+  key: GateKey,
+  stages: readonly StageStateView[],
+  executions: readonly ActionExecutionView[] | undefined,
+): TokenCheck {
+  const stage = stages.find((s) => s.name === key.stage);
+  const action = stage?.actions.find((a) => a.name === key.action);
+  if (stage && action && stage.executionId === key.executionId) {
+    if (action.status === 'InProgress' && action.token) {
+      return { ok: true, token: action.token, mode: 'stage', actionExecutionId: action.actionExecutionId };
+    }
+    if (action.status !== 'InProgress') {
+      return {
+        ok: false,
+        reason: `the approval is no longer in progress (${action.status ?? 'never ran'})`,
+        final: true,
+      };
+    }
+  }
+  const mine = executions?.find((e) => e.stage === key.stage && e.action === key.action);
+  if (mine) {
+    if (mine.status === 'InProgress' && mine.externalExecutionId) {
+      return {
+        ok: true,
+        token: mine.externalExecutionId,
+        mode: 'parallel',
+        actionExecutionId: mine.actionExecutionId,
+      };
+    }
+    if (mine.status !== 'InProgress') {
+      return { ok: false, reason: `the approval is no longer in progress (${mine.status})`, final: true };
+    }
+  }
+  if (!stage || !action) {
+    return {
+      ok: false,
+      reason: `the pipeline has no stage ${key.stage} with action ${key.action}`,
+      final: true,
+    };
+  }
+  if (stage.executionId !== key.executionId) {
+    return {
+      ok: false,
+      reason: `execution ${key.executionId} was superseded: stage ${key.stage} now runs ${stage.executionId ?? 'nothing'}`,
+      final: true,
+    };
+  }
+  // Our execution, in progress, but no token yet: CodePipeline fills it in a moment after the event.
+  return { ok: false, reason: 'the approval has no token yet', final: false };
+}
