@@ -1,0 +1,766 @@
+import { randomUUID } from 'node:crypto';
+import {
+  ApprovalAlreadyCompletedException,
+  InvalidApprovalTokenException,
+  PipelineNotFoundException,
+} from '@aws-sdk/client-codepipeline';
+import { ImageNotFoundException, ScanNotFoundException } from '@aws-sdk/client-ecr';
+import type { ClockPort } from '../shared/gate/ports.js';
+import type { LoadedScenario, ScenarioApproval } from './scenario.js';
+import { findingsDocument } from './scenario.js';
+
+/*
+ * The AWS account a scenario describes, answering the SDK's commands. The simulator hands the real AWS
+ * adapters SDK clients whose requests this world answers (a middleware in place of the HTTP call), so a
+ * replay exercises the same pagination, error mapping and retries as Lambda does, and the world can count,
+ * delay and fail calls.
+ */
+
+export const TOLLGATE_ROLE = 'TollgateGateRole';
+
+type Json = Record<string, unknown>;
+
+interface ApprovalSlot {
+  readonly pipeline: string;
+  readonly stage: string;
+  readonly action: string;
+  executionId: string;
+  token: string;
+  customData: string | undefined;
+  variables: Record<string, string>;
+  executionMode: ScenarioApproval['executionMode'];
+  status: 'InProgress' | 'Succeeded' | 'Failed' | 'Abandoned' | undefined;
+  actionExecutionId: string;
+  startedAt: Date;
+  history: {
+    executionId: string;
+    status: string;
+    actionExecutionId: string;
+    customData: string | undefined;
+  }[];
+}
+
+interface Coverage {
+  repository: string;
+  statusCode: 'ACTIVE' | 'INACTIVE';
+  reason: string;
+  at: Date;
+}
+
+export interface InjectedFailure {
+  readonly operation: string;
+  readonly error: string;
+  remaining: number;
+  readonly page: number | undefined;
+}
+
+export interface CallRecord {
+  readonly operation: string;
+  /** Wall-clock milliseconds since the world was made. */
+  readonly start: number;
+  end: number;
+  /** 1 + the depth of the deepest call that had ended when this one started: the chain of sequential calls. */
+  readonly depth: number;
+  failed: boolean;
+}
+
+export interface SentMessage {
+  readonly subject: string;
+  readonly message: unknown;
+  readonly at: string;
+}
+
+export interface WorldOptions {
+  /** Added to every call, to measure the critical path as a real account would shape it. */
+  readonly latencyMs?: number;
+}
+
+export class World {
+  private readonly slots: ApprovalSlot[] = [];
+  private readonly images = new Map<string, string>();
+  private readonly coverage = new Map<string, Coverage>();
+  private readonly ecrScans = new Map<string, { status: string; description: string }>();
+  private readonly findings = new Map<string, unknown[]>();
+  private readonly ecrDocs = new Map<string, Json>();
+  readonly failures: InjectedFailure[] = [];
+  readonly calls: CallRecord[] = [];
+  readonly messages: SentMessage[] = [];
+  readonly published: Json[] = [];
+  /** Events the world itself caused (CodePipeline's after a result, CloudTrail's records), to deliver next. */
+  readonly outbox: Json[] = [];
+  private readonly epoch = performance.now();
+
+  constructor(
+    private readonly loaded: LoadedScenario,
+    private readonly clock: ClockPort,
+    private readonly options: WorldOptions = {},
+  ) {
+    const { world } = loaded.scenario;
+    for (const a of world.approvals) this.slots.push(this.slot(a, undefined));
+    for (const image of world.images) {
+      for (const tag of image.tags) this.images.set(`${image.repository}:${tag}`, image.digest);
+    }
+    for (const [digest, source] of Object.entries(world.findings)) this.setFindings(digest, source, false);
+    for (const scan of world.scans) this.setScan(scan.digest, scan.repository, scan.status);
+  }
+
+  get account(): string {
+    return this.loaded.scenario.account;
+  }
+
+  get region(): string {
+    return this.loaded.scenario.region;
+  }
+
+  now(): Date {
+    return this.clock.now();
+  }
+
+  // ── changes of the world (scenario steps) ───────────────────────────────────────────────────────────
+
+  private slot(a: ScenarioApproval, status: ApprovalSlot['status']): ApprovalSlot {
+    return {
+      pipeline: a.pipeline,
+      stage: a.stage,
+      action: a.action,
+      executionId: a.executionId,
+      token: a.token ?? randomUUID(),
+      customData: a.customData,
+      variables: { ...(a.variables ?? {}) },
+      executionMode: a.executionMode,
+      status,
+      actionExecutionId: randomUUID(),
+      startedAt: this.clock.now(),
+      history: [],
+    };
+  }
+
+  findSlot(pipeline: string, stage: string, action: string): ApprovalSlot | undefined {
+    return this.slots.find((s) => s.pipeline === pipeline && s.stage === stage && s.action === action);
+  }
+
+  /** The approval action starts: it shows in progress, with its token. */
+  startApproval(key: { pipeline: string; stage: string; action: string; executionId: string }): ApprovalSlot {
+    const slot = this.findSlot(key.pipeline, key.stage, key.action);
+    if (!slot) throw new Error(`the world has no approval ${key.pipeline}/${key.stage}/${key.action}`);
+    if (slot.executionId !== key.executionId) {
+      throw new Error(
+        `approval ${key.pipeline}/${key.stage}/${key.action} runs execution ${slot.executionId}, not ${key.executionId}`,
+      );
+    }
+    slot.status = 'InProgress';
+    slot.startedAt = this.clock.now();
+    return slot;
+  }
+
+  /** A newer execution takes the stage: the waiting action of the older one is abandoned. */
+  supersede(a: ScenarioApproval): { previous: ApprovalSlot | undefined; next: ApprovalSlot } {
+    const slot = this.findSlot(a.pipeline, a.stage, a.action);
+    const next = this.slot(a, 'InProgress');
+    if (!slot) {
+      this.slots.push(next);
+      return { previous: undefined, next };
+    }
+    const previous = { ...slot, history: [...slot.history] };
+    slot.history.push({
+      executionId: slot.executionId,
+      status: slot.status === 'InProgress' ? 'Abandoned' : (slot.status ?? 'Abandoned'),
+      actionExecutionId: slot.actionExecutionId,
+      customData: slot.customData,
+    });
+    Object.assign(slot, { ...next, history: slot.history });
+    return { previous, next: slot };
+  }
+
+  endApproval(pipeline: string, stage: string, action: string, status: 'Failed' | 'Abandoned'): ApprovalSlot {
+    const slot = this.findSlot(pipeline, stage, action);
+    if (!slot) throw new Error(`the world has no approval ${pipeline}/${stage}/${action}`);
+    slot.status = status;
+    return slot;
+  }
+
+  setScan(digest: string, repository: string, status: string): void {
+    const at = this.clock.now();
+    if (/COMPLETE$/.test(status) || status === 'ACTIVE') {
+      this.coverage.set(digest, { repository, statusCode: 'ACTIVE', reason: 'SUCCESSFUL', at });
+    } else if (
+      status === 'PENDING_INITIAL_SCAN' ||
+      status === 'IN_PROGRESS' ||
+      status === 'SCAN_IN_PROGRESS'
+    ) {
+      this.coverage.set(digest, { repository, statusCode: 'ACTIVE', reason: 'PENDING_INITIAL_SCAN', at });
+    } else {
+      this.coverage.set(digest, { repository, statusCode: 'INACTIVE', reason: status, at });
+    }
+    this.ecrScans.set(digest, { status, description: `scan ${status.toLowerCase()}` });
+  }
+
+  setFindings(digest: string, source: { file: string } | { findings: unknown[] }, append: boolean): void {
+    const doc = 'file' in source ? findingsDocument(this.loaded, source.file) : { findings: source.findings };
+    const list = findingsOf(doc);
+    if (isObject(doc) && isObject(doc.imageScanFindings)) this.ecrDocs.set(digest, doc);
+    const had = append ? (this.findings.get(digest) ?? []) : [];
+    this.findings.set(digest, [...had, ...list]);
+  }
+
+  fail(failure: Omit<InjectedFailure, 'remaining'> & { times: number }): void {
+    this.failures.push({
+      operation: failure.operation,
+      error: failure.error,
+      remaining: failure.times,
+      page: failure.page,
+    });
+  }
+
+  // ── the SDK's commands ──────────────────────────────────────────────────────────────────────────────
+
+  /** Answers one SDK command, as the service would; counts it, delays it, and fails it when told to. */
+  async answer(command: string, input: Json): Promise<Json> {
+    const operation = command.replace(/Command$/, '');
+    const start = performance.now() - this.epoch;
+    const depth =
+      1 + this.calls.reduce((d, c) => (c.end <= start && c.end > 0 ? Math.max(d, c.depth) : d), 0);
+    const record: CallRecord = { operation, start, end: 0, depth, failed: false };
+    this.calls.push(record);
+    try {
+      if (this.options.latencyMs) await new Promise((r) => setTimeout(r, this.options.latencyMs));
+      this.maybeFail(operation, input);
+      return {
+        ...this.dispatch(operation, input),
+        $metadata: { httpStatusCode: 200, requestId: randomUUID() },
+      };
+    } catch (e) {
+      record.failed = true;
+      throw e;
+    } finally {
+      record.end = performance.now() - this.epoch;
+    }
+  }
+
+  /** Records a call answered elsewhere (DynamoDB, by dynalite), so the critical path counts it too. */
+  async around<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    const start = performance.now() - this.epoch;
+    const depth =
+      1 + this.calls.reduce((d, c) => (c.end <= start && c.end > 0 ? Math.max(d, c.depth) : d), 0);
+    const record: CallRecord = { operation, start, end: 0, depth, failed: false };
+    this.calls.push(record);
+    try {
+      if (this.options.latencyMs) await new Promise((r) => setTimeout(r, this.options.latencyMs));
+      this.maybeFail(operation, {});
+      return await work();
+    } catch (e) {
+      record.failed = true;
+      throw e;
+    } finally {
+      record.end = performance.now() - this.epoch;
+    }
+  }
+
+  private maybeFail(operation: string, input: Json): void {
+    const page = pageOf(input);
+    const failure = this.failures.find(
+      (f) => f.remaining > 0 && f.operation === operation && (f.page === undefined || f.page === page),
+    );
+    if (!failure) return;
+    failure.remaining--;
+    throw serviceError(failure.error, `${operation}: injected ${failure.error}`);
+  }
+
+  private dispatch(operation: string, input: Json): Json {
+    switch (operation) {
+      case 'GetPipelineState':
+        return this.getPipelineState(String(input.name));
+      case 'ListActionExecutions':
+        return this.listActionExecutions(input);
+      case 'GetPipelineExecution':
+        return this.getPipelineExecution(String(input.pipelineName), String(input.pipelineExecutionId));
+      case 'PutApprovalResult':
+        return this.putApprovalResult(input);
+      case 'DescribeImages':
+        return this.describeImages(input);
+      case 'DescribeImageScanFindings':
+        return this.describeImageScanFindings(input);
+      case 'ListCoverage':
+        return this.listCoverage(input);
+      case 'ListFindings':
+        return this.listFindings(input);
+      case 'Publish':
+        this.messages.push({
+          subject: String(input.Subject ?? ''),
+          message: parseJson(String(input.Message ?? '')),
+          at: this.clock.now().toISOString(),
+        });
+        return { MessageId: randomUUID() };
+      case 'PutEvents': {
+        const entries = Array.isArray(input.Entries) ? (input.Entries as Json[]) : [];
+        for (const e of entries) this.published.push({ ...e, Detail: parseJson(String(e.Detail ?? '{}')) });
+        return { FailedEntryCount: 0, Entries: entries.map(() => ({ EventId: randomUUID() })) };
+      }
+      default:
+        throw serviceError('UnknownOperationException', `the simulator does not answer ${operation}`);
+    }
+  }
+
+  private pipelineSlots(name: string): ApprovalSlot[] {
+    const slots = this.slots.filter((s) => s.pipeline === name);
+    if (slots.length === 0) {
+      throw new PipelineNotFoundException({
+        message: `Pipeline not found: ${name}`,
+        $metadata: { httpStatusCode: 400 },
+      });
+    }
+    return slots;
+  }
+
+  private getPipelineState(name: string): Json {
+    const slots = this.pipelineSlots(name);
+    const stages = [...new Set(slots.map((s) => s.stage))];
+    return {
+      pipelineName: name,
+      pipelineVersion: 1,
+      stageStates: stages.map((stage) => {
+        const here = slots.filter((s) => s.stage === stage);
+        const first = here[0]!;
+        // In PARALLEL mode the state shows no execution of its own: each execution runs apart.
+        const parallel = first.executionMode === 'PARALLEL';
+        return {
+          stageName: stage,
+          inboundExecutions: [],
+          inboundTransitionState: { enabled: true },
+          actionStates: here.map((s) => ({
+            actionName: s.action,
+            ...(s.status && !parallel
+              ? {
+                  latestExecution: {
+                    actionExecutionId: s.actionExecutionId,
+                    status: s.status,
+                    lastStatusChange: s.startedAt,
+                    ...(s.status === 'InProgress' ? { token: s.token } : {}),
+                  },
+                }
+              : {}),
+          })),
+          ...(parallel || !first.status
+            ? {}
+            : {
+                latestExecution: {
+                  pipelineExecutionId: first.executionId,
+                  status: first.status === 'InProgress' ? 'InProgress' : first.status,
+                  type: 'STANDARD',
+                },
+              }),
+        };
+      }),
+      created: new Date(0),
+      updated: this.clock.now(),
+    };
+  }
+
+  private listActionExecutions(input: Json): Json {
+    const slots = this.pipelineSlots(String(input.pipelineName));
+    const filter = isObject(input.filter) ? input.filter : {};
+    const executionId = filter.pipelineExecutionId;
+    const details: Json[] = [];
+    for (const s of slots) {
+      const runs = [
+        ...s.history,
+        ...(s.status
+          ? [
+              {
+                executionId: s.executionId,
+                status: s.status,
+                actionExecutionId: s.actionExecutionId,
+                customData: s.customData,
+              },
+            ]
+          : []),
+      ];
+      for (const run of runs) {
+        if (executionId !== undefined && run.executionId !== executionId) continue;
+        const current = run.executionId === s.executionId;
+        details.push({
+          pipelineExecutionId: run.executionId,
+          actionExecutionId: run.actionExecutionId,
+          pipelineVersion: 1,
+          stageName: s.stage,
+          actionName: s.action,
+          startTime: s.startedAt,
+          lastUpdateTime: this.clock.now(),
+          status: run.status,
+          input: {
+            actionTypeId: { category: 'Approval', owner: 'AWS', provider: 'Manual', version: '1' },
+            configuration: { CustomData: run.customData ?? '' },
+            resolvedConfiguration: run.customData === undefined ? {} : { CustomData: run.customData },
+            region: this.region,
+            inputArtifacts: [],
+          },
+          output: {
+            outputArtifacts: [],
+            outputVariables: {},
+            ...(current && s.executionMode === 'PARALLEL' && run.status === 'InProgress'
+              ? { executionResult: { externalExecutionId: s.token } }
+              : {}),
+          },
+        });
+      }
+    }
+    return paged(details, input, 'actionExecutionDetails', 100);
+  }
+
+  private getPipelineExecution(pipeline: string, executionId: string): Json {
+    const slots = this.pipelineSlots(pipeline);
+    const slot = slots.find(
+      (s) => s.executionId === executionId || s.history.some((h) => h.executionId === executionId),
+    );
+    if (!slot) {
+      throw serviceError('PipelineExecutionNotFoundException', `Execution ${executionId} not found`, 400);
+    }
+    const variables = slot.executionId === executionId ? slot.variables : {};
+    return {
+      pipelineExecution: {
+        pipelineName: pipeline,
+        pipelineVersion: 1,
+        pipelineExecutionId: executionId,
+        status: 'InProgress',
+        artifactRevisions: [],
+        variables: Object.entries(variables).map(([name, resolvedValue]) => ({ name, resolvedValue })),
+        executionMode: slot.executionMode,
+        executionType: 'STANDARD',
+      },
+    };
+  }
+
+  /** A result from Tollgate or from a person; CodePipeline then ends the action and CloudTrail records the call. */
+  putApprovalResult(
+    input: Json,
+    identity = `arn:aws:sts::${this.account}:assumed-role/${TOLLGATE_ROLE}/tollgate`,
+  ): Json {
+    const slot = this.findSlot(String(input.pipelineName), String(input.stageName), String(input.actionName));
+    const token = String(input.token ?? '');
+    const result = isObject(input.result) ? input.result : {};
+    if (!slot || slot.token !== token) {
+      throw new InvalidApprovalTokenException({
+        message: 'Approval token either does not exist or is not the correct token for the action or stage.',
+        $metadata: { httpStatusCode: 400 },
+      });
+    }
+    if (slot.status !== 'InProgress') {
+      throw new ApprovalAlreadyCompletedException({
+        message: 'The approval action has already been approved or rejected',
+        $metadata: { httpStatusCode: 400 },
+      });
+    }
+    const approved = result.status === 'Approved';
+    slot.status = approved ? 'Succeeded' : 'Failed';
+    const now = this.clock.now();
+    this.outbox.push(
+      cloudTrailEvent(this, identity, {
+        pipelineName: slot.pipeline,
+        stageName: slot.stage,
+        actionName: slot.action,
+        token,
+        result: { status: result.status, summary: result.summary },
+      }),
+      actionEvent(this, slot, approved ? 'SUCCEEDED' : 'FAILED'),
+    );
+    return { approvedAt: now };
+  }
+
+  private describeImages(input: Json): Json {
+    const repository = String(input.repositoryName);
+    const ids = Array.isArray(input.imageIds) ? (input.imageIds as Json[]) : [];
+    const found = ids.map((id) => ({ id, digest: this.images.get(`${repository}:${String(id.imageTag)}`) }));
+    if (found.some((f) => f.digest === undefined)) {
+      throw new ImageNotFoundException({
+        message: `The image with imageId {imageTag:'${String(ids[0]?.imageTag)}'} does not exist within the repository with name '${repository}'`,
+        $metadata: { httpStatusCode: 400 },
+      });
+    }
+    return {
+      imageDetails: found.map((f) => ({
+        registryId: this.account,
+        repositoryName: repository,
+        imageDigest: f.digest,
+        imageTags: [String(f.id.imageTag)],
+        imagePushedAt: this.clock.now(),
+      })),
+    };
+  }
+
+  private describeImageScanFindings(input: Json): Json {
+    const imageId = isObject(input.imageId) ? input.imageId : {};
+    const digest = String(imageId.imageDigest);
+    const scan = this.ecrScans.get(digest);
+    if (!scan) {
+      throw new ScanNotFoundException({
+        message: `Image scan does not exist for the image with '{imageDigest:'${digest}'}'`,
+        $metadata: { httpStatusCode: 400 },
+      });
+    }
+    const doc = this.ecrDocs.get(digest);
+    const all = scan.status === 'COMPLETE' ? (this.findings.get(digest) ?? []) : [];
+    const page = paged(all, input, 'findings', Number(input.maxResults ?? 100));
+    const counts: Record<string, number> = {};
+    for (const f of all) {
+      const sev = isObject(f) ? String(f.severity ?? 'UNDEFINED') : 'UNDEFINED';
+      counts[sev] = (counts[sev] ?? 0) + 1;
+    }
+    const base = doc && isObject(doc.imageScanFindings) ? doc.imageScanFindings : {};
+    return {
+      registryId: this.account,
+      repositoryName: String(input.repositoryName),
+      imageId: { imageDigest: digest },
+      imageScanStatus: { status: scan.status, description: scan.description },
+      imageScanFindings: {
+        ...base,
+        findings: page.findings,
+        findingSeverityCounts: counts,
+        imageScanCompletedAt: this.clock.now(),
+        vulnerabilitySourceUpdatedAt: this.clock.now(),
+      },
+      ...(page.nextToken === undefined ? {} : { nextToken: page.nextToken }),
+    };
+  }
+
+  /** ListCoverage filters by repository (it has no digest filter); the digest ends each resource id. */
+  private listCoverage(input: Json): Json {
+    const repository = criterion(input, 'ecrRepositoryName');
+    const covered = [...this.coverage.entries()].filter(
+      ([, c]) => repository === undefined || c.repository === repository,
+    );
+    return paged(
+      covered.map(([digest, c]) => ({
+        resourceType: 'AWS_ECR_CONTAINER_IMAGE',
+        resourceId: `arn:aws:ecr:${this.region}:${this.account}:repository/${c.repository}/${digest}`,
+        accountId: this.account,
+        scanType: 'PACKAGE',
+        scanStatus: { statusCode: c.statusCode, reason: c.reason },
+        resourceMetadata: { ecrRepository: { name: c.repository }, ecrImage: { imageTags: [] } },
+        lastScannedAt: c.at,
+      })),
+      input,
+      'coveredResources',
+      Number(input.maxResults ?? 100),
+    );
+  }
+
+  private listFindings(input: Json): Json {
+    const digest = criterion(input, 'ecrImageHash');
+    const severity = criterion(input, 'severity');
+    const all = (digest === undefined ? [] : (this.findings.get(digest) ?? [])).filter(
+      (f) => severity === undefined || (isObject(f) && f.severity === severity),
+    );
+    return paged(all, input, 'findings', Number(input.maxResults ?? 100));
+  }
+
+  /** Wall-clock call depth of the deepest call so far. */
+  maxDepth(operation?: string): number {
+    return this.calls
+      .filter((c) => operation === undefined || c.operation === operation)
+      .reduce((d, c) => Math.max(d, c.depth), 0);
+  }
+}
+
+// ── real-shaped events ──────────────────────────────────────────────────────────────────────────────
+
+export function actionEvent(
+  world: World,
+  slot: { pipeline: string; stage: string; action: string; executionId: string; actionExecutionId: string },
+  state: string,
+): Json {
+  return {
+    version: '0',
+    id: randomUUID(),
+    'detail-type': 'CodePipeline Action Execution State Change',
+    source: 'aws.codepipeline',
+    account: world.account,
+    time: isoSeconds(world),
+    region: world.region,
+    resources: [`arn:aws:codepipeline:${world.region}:${world.account}:${slot.pipeline}`],
+    detail: {
+      pipeline: slot.pipeline,
+      'execution-id': slot.executionId,
+      'start-time': isoSeconds(world),
+      stage: slot.stage,
+      'action-execution-id': slot.actionExecutionId,
+      action: slot.action,
+      state,
+      region: world.region,
+      type: { owner: 'AWS', provider: 'Manual', category: 'Approval', version: '1' },
+      version: 1.0,
+      'pipeline-execution-attempt': 1.0,
+    },
+  };
+}
+
+export function scanEvent(
+  world: World,
+  source: 'inspector' | 'ecr',
+  scan: { digest: string; repository: string; status: string; counts?: Record<string, number> | undefined },
+  tags: readonly string[],
+): Json {
+  const repositoryArn = `arn:aws:ecr:${world.region}:${world.account}:repository/${scan.repository}`;
+  if (source === 'inspector') {
+    return {
+      version: '0',
+      id: randomUUID(),
+      'detail-type': 'Inspector2 Scan',
+      source: 'aws.inspector2',
+      account: world.account,
+      time: isoSeconds(world),
+      region: world.region,
+      resources: [repositoryArn],
+      detail: {
+        'scan-status': scan.status,
+        // Real Inspector events carry the repository ARN here, not the name.
+        'repository-name': repositoryArn,
+        ...(scan.counts ? { 'finding-severity-counts': scan.counts } : {}),
+        'image-digest': scan.digest,
+        'image-tags': [...tags],
+        version: '1.0',
+      },
+    };
+  }
+  return {
+    version: '0',
+    id: randomUUID(),
+    'detail-type': 'ECR Image Scan',
+    source: 'aws.ecr',
+    account: world.account,
+    time: isoSeconds(world),
+    region: world.region,
+    resources: [repositoryArn],
+    detail: {
+      'scan-status': scan.status,
+      'repository-name': scan.repository,
+      ...(scan.counts ? { 'finding-severity-counts': scan.counts } : {}),
+      'image-digest': scan.digest,
+      'image-tags': [...tags],
+    },
+  };
+}
+
+export function cloudTrailEvent(world: World, identity: string, requestParameters: Json): Json {
+  const roleSession = /assumed-role\/([^/]+)\/(.+)$/.exec(identity);
+  return {
+    version: '0',
+    id: randomUUID(),
+    'detail-type': 'AWS API Call via CloudTrail',
+    source: 'aws.codepipeline',
+    account: world.account,
+    time: isoSeconds(world),
+    region: world.region,
+    resources: [],
+    detail: {
+      eventVersion: '1.08',
+      userIdentity: {
+        type: roleSession ? 'AssumedRole' : 'IAMUser',
+        principalId: `AROAEXAMPLE:${roleSession?.[2] ?? 'user'}`,
+        arn: identity,
+        accountId: world.account,
+      },
+      eventTime: isoSeconds(world),
+      eventSource: 'codepipeline.amazonaws.com',
+      eventName: 'PutApprovalResult',
+      awsRegion: world.region,
+      sourceIPAddress: '203.0.113.10',
+      userAgent: 'aws-sdk-js/3',
+      requestParameters,
+      responseElements: { approvedAt: isoSeconds(world) },
+      requestID: randomUUID(),
+      eventID: randomUUID(),
+      readOnly: false,
+      eventType: 'AwsApiCall',
+      managementEvent: true,
+      recipientAccountId: world.account,
+      eventCategory: 'Management',
+    },
+  };
+}
+
+export function scheduledEvent(world: World): Json {
+  return {
+    version: '0',
+    id: randomUUID(),
+    'detail-type': 'Scheduled Event',
+    source: 'aws.events',
+    account: world.account,
+    time: isoSeconds(world),
+    region: world.region,
+    resources: [`arn:aws:events:${world.region}:${world.account}:rule/tollgate-sweep`],
+    detail: {},
+  };
+}
+
+function isoSeconds(world: World): string {
+  return `${world.now().toISOString().slice(0, 19)}Z`;
+}
+
+// ── helpers ─────────────────────────────────────────────────────────────────────────────────────────
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function findingsOf(doc: unknown): unknown[] {
+  if (Array.isArray(doc)) return doc;
+  if (!isObject(doc)) return [];
+  if (Array.isArray(doc.findings)) return doc.findings;
+  if (isObject(doc.imageScanFindings)) {
+    const f = doc.imageScanFindings;
+    if (Array.isArray(f.enhancedFindings)) return f.enhancedFindings;
+    if (Array.isArray(f.findings)) return f.findings;
+  }
+  return [];
+}
+
+function criterion(input: Json, field: string): string | undefined {
+  const criteria = isObject(input.filterCriteria) ? input.filterCriteria : {};
+  const list = criteria[field];
+  if (!Array.isArray(list) || !isObject(list[0])) return undefined;
+  return String(list[0].value);
+}
+
+function pageOf(input: Json): number {
+  const token = input.nextToken;
+  const size = Number(input.maxResults ?? 100) || 100;
+  return typeof token === 'string' ? Math.floor(Number(token) / size) + 1 : 1;
+}
+
+function paged<K extends string>(
+  all: readonly unknown[],
+  input: Json,
+  key: K,
+  size: number,
+): Json & Record<K, unknown[]> {
+  const from = typeof input.nextToken === 'string' ? Number(input.nextToken) : 0;
+  const to = from + size;
+  return {
+    [key]: all.slice(from, to),
+    ...(to < all.length ? { nextToken: String(to) } : {}),
+  } as Json & Record<K, unknown[]>;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+const THROTTLING = new Set(['ThrottlingException', 'TooManyRequestsException']);
+
+/** An error shaped as the SDK throws it: name, message, HTTP status, and the retryable marks. */
+export function serviceError(name: string, message: string, status?: number): Error {
+  const httpStatusCode =
+    status ??
+    (THROTTLING.has(name) ? 400 : name === 'AccessDeniedException' ? 403 : name === 'TimeoutError' ? 0 : 500);
+  const error = new Error(message) as Error & Json;
+  error.name = name;
+  error.$fault = httpStatusCode >= 500 ? 'server' : 'client';
+  error.$metadata = { httpStatusCode: httpStatusCode || undefined, attempts: 1 };
+  if (THROTTLING.has(name)) error.$retryable = { throttling: true };
+  if (name === 'TimeoutError') error.code = 'ETIMEDOUT';
+  return error;
+}
