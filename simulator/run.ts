@@ -1,5 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { CodePipelineClient } from '@aws-sdk/client-codepipeline';
@@ -13,12 +12,12 @@ import { createAwsAdapters } from '../adapters/aws/index.js';
 import { DynamoStore } from '../adapters/dynamodb/store.js';
 import { approvalEndedHandler } from '../functions/approval-ended/handler.js';
 import { approvalStartedHandler } from '../functions/approval-started/handler.js';
+import { loadPolicySource } from '../functions/common/policy.js';
 import { logPort, metricsPort, type Runtime } from '../functions/common/runtime.js';
 import { scanFinishedHandler } from '../functions/scan-finished/handler.js';
 import { sweepHandler } from '../functions/sweep/handler.js';
 import type { DecisionRecord } from '../shared/decision/record.js';
-import { InputError } from '../shared/errors.js';
-import { DEFAULT_CONFIG, describeError, GateService, type PolicySource } from '../shared/gate/gate.js';
+import { DEFAULT_CONFIG, describeError, GateService } from '../shared/gate/gate.js';
 import type {
   ApprovalResult,
   Gate,
@@ -29,7 +28,6 @@ import type {
 } from '../shared/gate/model.js';
 import { gateId } from '../shared/gate/model.js';
 import type { ClockPort } from '../shared/gate/ports.js';
-import { parsePolicy } from '../shared/policy/load.js';
 import type { LoadedScenario, ScenarioExpectation } from './scenario.js';
 import { offsetMs } from './scenario.js';
 import { actionEvent, scanEvent, scheduledEvent, TOLLGATE_ROLE, World } from './world.js';
@@ -142,22 +140,6 @@ export function simulationRuntime(
     config: { ...DEFAULT_CONFIG, region, account, scanSource, ownIdentities: [TOLLGATE_ROLE] },
   });
   return { gate, logger, metrics };
-}
-
-/** A policy that fails to load is not fatal: every decision then escalates, naming the problem. */
-export function loadPolicySource(file: string): PolicySource {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch (e) {
-    return { ok: false, problem: `cannot read ${file}: ${(e as Error).message}`, sha256: '', file };
-  }
-  try {
-    return { ok: true, loaded: parsePolicy(bytes, file) };
-  } catch (e) {
-    const problem = e instanceof InputError ? e.message : describeError(e);
-    return { ok: false, problem, sha256: createHash('sha256').update(bytes).digest('hex'), file };
-  }
 }
 
 /** Replays a scenario through the handlers, in order, and reports each gate as the store holds it. */
