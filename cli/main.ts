@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { InputError } from '../shared/index.js';
 import { EXIT, runEvaluate } from './evaluate.js';
+import { defaultScenarioFolder, runSimulate, scenariosIn } from './simulate.js';
 
 const VERSION = '0.1.0';
 
@@ -31,6 +32,8 @@ export function buildProgram(): Command {
       `
 Examples:
   tollgate evaluate --policy policy.yaml --findings findings.json
+  tollgate simulate examples/scenarios/03-fixable-high-escalated-then-approved.json
+  tollgate demo
   aws inspector2 list-findings --filter-criteria file://filter.json | tollgate evaluate --policy policy.yaml --findings -
 
 Documentation: docs/policy.md (policy language), README.md`,
@@ -92,7 +95,81 @@ Examples:
       process.exitCode = exitCode;
     });
 
+  const simulation = (command: Command): Command =>
+    command
+      .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+      .option('--store <dir>', 'folder of the embedded store (dynalite, persisted)', '.tollgate/db')
+      .option('--keep-store', 'replay on top of what the store holds (default: start from an empty table)')
+      .addOption(
+        new Option('--log-level <level>', "print the functions' structured logs (JSON, to stderr)")
+          .choices(['SILENT', 'DEBUG', 'INFO', 'WARN', 'ERROR'])
+          .default('SILENT'),
+      )
+      .option(
+        '--no-color',
+        'plain text without colours (also when NO_COLOR is set or output is not a terminal)',
+      );
+
+  simulation(
+    program
+      .command('simulate')
+      .argument('<scenario>', 'scenario file (JSON or YAML): the world, the events in order, what to expect')
+      .description(
+        "Replay one scenario through the same handlers and core as Lambda, on the local store, and print each gate's timeline and outcome.",
+      ),
+  )
+    .addHelpText(
+      'after',
+      `
+Exit status:
+  0  replayed; every expectation of the scenario met
+  4  replayed, but a gate ended differently from the scenario's "expect"
+  1  usage or input error (the message names the file, line, column and key)
+
+The scenario format is documented in README.md ("Scenarios"); examples are in examples/scenarios/.`,
+    )
+    .action(async (scenario: string, opts: RawSimulateOptions) => {
+      await simulate([scenario], opts, false);
+    });
+
+  simulation(
+    program
+      .command('demo')
+      .argument('[folder]', 'folder of scenarios (default: examples/scenarios)')
+      .description(
+        'Replay every example scenario (what `npm start` runs): approvals, scans, escalations, timeouts, superseded executions.',
+      ),
+  ).action(async (folder: string | undefined, opts: RawSimulateOptions) => {
+    await simulate(scenariosIn(folder ?? defaultScenarioFolder()), opts, true);
+  });
+
   return program;
+}
+
+interface RawSimulateOptions {
+  format: 'text' | 'json';
+  store: string;
+  keepStore?: boolean;
+  logLevel: 'SILENT' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  color: boolean;
+}
+
+async function simulate(scenarios: string[], opts: RawSimulateOptions, many: boolean): Promise<void> {
+  // The functions' logs go to stdout in Lambda; here stdout is the report, so they go to stderr.
+  if (opts.logLevel !== 'SILENT') process.env.POWERTOOLS_DEV ??= 'false';
+  // The replay never calls AWS: the SDK's notice about future Node versions would only be noise here.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const { stdout, exitCode } = await runSimulate({
+    scenarios,
+    format: opts.format,
+    store: opts.store,
+    keep: opts.keepStore === true,
+    color: opts.color && process.stdout.isTTY === true && !process.env.NO_COLOR,
+    logLevel: opts.logLevel,
+    many,
+  });
+  process.stdout.write(stdout);
+  process.exitCode = exitCode;
 }
 
 interface RawEvaluateOptions {

@@ -212,7 +212,7 @@ export class GateService {
       gate,
       now,
       identified.image
-        ? `approval started; image ${identified.image.repository}@${short(identified.image.digest)} (${identified.image.source})`
+        ? `approval started; image ${identified.image.repository}@${short(identified.image.digest)} (from ${identified.image.source.split(':')[0]})`
         : `approval started; no image: ${identified.problem}`,
     );
     if (!(await this.d.store.createGate(gate))) return this.resumeKey(e.key, 'approval-started (raced)');

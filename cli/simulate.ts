@@ -1,0 +1,192 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { styleText } from 'node:util';
+import { DeleteTableCommand, waitUntilTableNotExists } from '@aws-sdk/client-dynamodb';
+import { type LocalDynamo, startLocalDynamo } from '../adapters/dynamodb/local.js';
+import { ensureTable } from '../adapters/dynamodb/table.js';
+import { InputError } from '../shared/errors.js';
+import { type GateView, runScenario, type SimulationResult } from '../simulator/run.js';
+import { loadScenario } from '../simulator/scenario.js';
+
+/** `tollgate simulate` and `tollgate demo` exit statuses. */
+export const SIMULATE_EXIT = { OK: 0, INPUT_ERROR: 1, EXPECTATIONS_UNMET: 4 } as const;
+
+export const TABLE_NAME = 'tollgate';
+
+export interface SimulateOptions {
+  readonly scenarios: readonly string[];
+  readonly format: 'text' | 'json';
+  /** The embedded store's folder (dynalite, persisted): `tollgate audit` reads it afterwards. */
+  readonly store: string;
+  /** Keep what the store holds instead of starting the replay from an empty table. */
+  readonly keep: boolean;
+  readonly color: boolean;
+  readonly logLevel: 'SILENT' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  /** `demo`: one JSON object for all scenarios, with a `scenarios` array. */
+  readonly many: boolean;
+}
+
+/** Replays scenarios through the handlers on the embedded store; returns what to print and the exit status. */
+export async function runSimulate(options: SimulateOptions): Promise<{ stdout: string; exitCode: number }> {
+  // Read every scenario first: a typo in the fifth file is reported before anything runs.
+  const loaded = options.scenarios.map((file) => loadScenario(file));
+  let db: LocalDynamo | undefined;
+  try {
+    db = await startLocalDynamo({ path: options.store });
+    if (!options.keep) await resetTable(db);
+    await ensureTable(db.client, TABLE_NAME);
+    const results: SimulationResult[] = [];
+    for (const scenario of loaded) {
+      results.push(
+        await runScenario(scenario, { doc: db.client, tableName: TABLE_NAME, logLevel: options.logLevel }),
+      );
+    }
+    const unmet = results.some((r) => r.mismatches.length > 0);
+    const stdout =
+      options.format === 'json'
+        ? `${JSON.stringify(options.many ? { scenarios: results.map(jsonOf) } : jsonOf(results[0]!), null, 2)}\n`
+        : renderText(results, options);
+    return { stdout, exitCode: unmet ? SIMULATE_EXIT.EXPECTATIONS_UNMET : SIMULATE_EXIT.OK };
+  } finally {
+    await db?.close();
+  }
+}
+
+async function resetTable(db: LocalDynamo): Promise<void> {
+  try {
+    await db.client.send(new DeleteTableCommand({ TableName: TABLE_NAME }));
+    await waitUntilTableNotExists({ client: db.client, maxWaitTime: 30 }, { TableName: TABLE_NAME });
+  } catch (e) {
+    if ((e as Error).name !== 'ResourceNotFoundException') throw e;
+  }
+}
+
+/** The scenario files of a folder, in name order (the examples are numbered). */
+export function scenariosIn(folder: string): string[] {
+  if (!existsSync(folder)) {
+    throw new InputError([
+      { file: folder, path: '', expected: 'a folder of scenario files', got: 'no such folder' },
+    ]);
+  }
+  const files = readdirSync(folder)
+    .filter((f) => /\.(json|ya?ml)$/.test(f))
+    .sort()
+    .map((f) => join(folder, f));
+  if (files.length === 0) {
+    throw new InputError([
+      { file: folder, path: '', expected: 'scenario files (*.json, *.yaml)', got: 'none' },
+    ]);
+  }
+  return files;
+}
+
+/** `examples/scenarios` of the working folder, else of the installed package. */
+export function defaultScenarioFolder(): string {
+  const here = resolve('examples/scenarios');
+  if (existsSync(here)) return here;
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', 'examples', 'scenarios');
+}
+
+function jsonOf(r: SimulationResult) {
+  return {
+    scenario: r.scenario,
+    file: r.file,
+    expectations: { met: r.mismatches.length === 0, mismatches: r.mismatches },
+    gates: r.gates,
+    deliveries: r.deliveries,
+    escalations: r.messages,
+    events: r.events,
+    calls: r.calls,
+  };
+}
+
+// ── text ──────────────────────────────────────────────────────────────────────────────────────────
+
+type Style = Parameters<typeof styleText>[0];
+
+const OUTCOME_STYLE: Readonly<Record<string, Style>> = {
+  APPROVE: ['bold', 'green'],
+  REJECT: ['bold', 'red'],
+  ESCALATE: ['bold', 'yellow'],
+};
+
+function renderText(results: readonly SimulationResult[], options: SimulateOptions): string {
+  const paint = (style: Style, text: string) => (options.color ? styleText(style, text) : text);
+  const out: string[] = [];
+  for (const r of results) {
+    out.push(
+      `${paint('bold', `▶ ${r.scenario}`)}  ${paint('dim', relative(process.cwd(), r.file) || r.file)}`,
+    );
+    const loaded = loadScenarioStart(r);
+    for (const gate of r.gates) renderGate(out, gate, loaded, paint);
+    for (const d of r.deliveries.filter((x) => x.outcome !== 'ok')) {
+      out.push(
+        `  ${paint('dim', `${d.detailType}: ${d.outcome}${d.function ? ` by ${d.function}` : ''}${d.error ? ` (${d.error})` : ''}`)}`,
+      );
+    }
+    for (const m of r.messages) out.push(`  ${paint('yellow', '✉')} escalation sent: ${m.subject}`);
+    if (r.mismatches.length === 0) out.push(`  ${paint('green', '✓')} as expected`);
+    else for (const m of r.mismatches) out.push(`  ${paint('red', '✗')} ${m}`);
+    out.push('');
+  }
+  if (results.length > 1) {
+    out.push(paint('bold', 'Summary'));
+    for (const r of results) {
+      for (const g of r.gates) {
+        const outcome = g.outcome ?? '-';
+        out.push(
+          `  ${(r.mismatches.length === 0 ? paint('green', '✓') : paint('red', '✗')).padEnd(1)} ${pad(g.pipeline, 18)} ${pad(g.state ?? '-', 7)} ${paint(OUTCOME_STYLE[outcome] ?? 'dim', pad(outcome, 8))} ${r.scenario}`,
+        );
+      }
+    }
+    out.push('');
+    out.push(
+      `The store is in ${relative(process.cwd(), options.store) || options.store} (dynalite); replay one scenario with: npx tollgate simulate <file> [--format json]`,
+    );
+  }
+  return `${out.join('\n')}\n`;
+}
+
+function loadScenarioStart(r: SimulationResult): number {
+  return Date.parse(loadScenario(r.file).scenario.start);
+}
+
+function renderGate(
+  out: string[],
+  g: GateView,
+  start: number,
+  paint: (style: Style, text: string) => string,
+): void {
+  out.push(
+    `  ${paint('bold', `${g.pipeline} / ${g.stage} / ${g.action}`)}  ${paint('dim', `execution ${g.executionId}`)}`,
+  );
+  if (g.image)
+    out.push(
+      `    image     ${g.image.repository}@${g.image.digest}${g.image.tags.length ? `  (${g.image.tags.join(', ')})` : ''}`,
+    );
+  for (const t of g.timeline) out.push(`    ${paint('dim', pad(since(start, t.at), 9))} ${t.what}`);
+  const outcome = g.outcome ? paint(OUTCOME_STYLE[g.outcome] ?? 'bold', g.outcome) : 'no decision';
+  const result = g.approvalResult
+    ? `sent ${g.approvalResult.status}`
+    : g.outcome === 'ESCALATE'
+      ? `${g.notifications} escalation(s) sent`
+      : 'no result sent';
+  const reviewer = g.reviewer && !g.reviewer.tollgate ? ` · resolved by ${g.reviewer.identity}` : '';
+  out.push(
+    `    ${paint('bold', 'result')}    ${g.state ?? 'never seen'} · ${outcome} · ${result}${reviewer}`,
+  );
+  if (g.decision) out.push(`    ${paint('bold', 'summary')}   ${g.decision.summary}`);
+  if (g.staleReason) out.push(`    ${paint('bold', 'stale')}     ${g.staleReason}`);
+}
+
+function since(start: number, at: string): string {
+  const s = Math.round((Date.parse(at) - start) / 1000);
+  if (s < 60) return `+${s}s`;
+  const m = Math.floor(s / 60);
+  return s % 60 === 0 ? `+${m}m` : `+${m}m${s % 60}s`;
+}
+
+function pad(text: string, width: number): string {
+  return text.length >= width ? text : text + ' '.repeat(width - text.length);
+}
