@@ -1,0 +1,131 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT } from './helpers.js';
+
+// `tollgate simulate` and `tollgate demo`, spawned as a user runs them, each on its own store folder.
+const tmp = mkdtempSync(join(tmpdir(), 'tollgate-sim-'));
+let stores = 0;
+
+function tollgate(args: string[]) {
+  const r = spawnSync(
+    process.execPath,
+    [join(ROOT, 'bin/tollgate.js'), ...args, '--store', join(tmp, `db${stores++}`)],
+    {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, NO_COLOR: '1' },
+    },
+  );
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+interface GateJson {
+  pipeline: string;
+  executionId: string;
+  stage: string;
+  action: string;
+  state: string;
+  outcome: string | null;
+  approvalResult: { status: string; summary: string } | null;
+  notifications: number;
+  decision: { outcome: string; policy: { name: string } } | null;
+}
+
+const ESCALATED = 'examples/scenarios/03-fixable-high-escalated-then-approved.json';
+
+describe('tollgate simulate', () => {
+  it('--format json prints one object with a gates array carrying the documented fields', () => {
+    const r = tollgate(['simulate', ESCALATED, '--format', 'json']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout) as { gates: GateJson[]; expectations: { met: boolean } };
+    expect(out.expectations.met).toBe(true);
+    expect(out.gates).toHaveLength(1);
+    const gate = out.gates[0]!;
+    expect(gate).toMatchObject({
+      pipeline: 'orders-worker',
+      stage: 'Deploy',
+      action: 'TollgateApproval',
+      state: 'CLOSED',
+      outcome: 'ESCALATE',
+      approvalResult: null,
+      notifications: 1,
+    });
+    expect(gate.executionId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(gate.decision?.outcome).toBe('ESCALATE');
+    expect(gate.decision?.policy.name).toBe('baseline');
+  });
+
+  it('the text format shows the timeline and the outcome', () => {
+    const r = tollgate(['simulate', 'examples/scenarios/02-critical-rejected.json']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('▶ A critical vulnerability is rejected');
+    expect(r.stdout).toMatch(/\+55s\s+decided REJECT/);
+    expect(r.stdout).toContain('sent Rejected to CodePipeline');
+    expect(r.stdout).toContain('✓ as expected');
+  });
+
+  it('exits 4 and names the difference when a gate ends otherwise than the scenario expects', () => {
+    const scenario = JSON.parse(readFileSync(join(ROOT, ESCALATED), 'utf8')) as Record<string, unknown>;
+    const executionId = '00000003-5c4d-4e6f-8a9b-0c1d2e3f4a5b';
+    scenario.policy = join(ROOT, 'examples/policies/baseline.yaml');
+    scenario.expect = [{ executionId, outcome: 'APPROVE' }];
+    const findings = (scenario.world as { findings: Record<string, { file: string }> }).findings;
+    for (const source of Object.values(findings)) source.file = join(ROOT, 'examples/scenarios', source.file);
+    const file = join(tmp, 'unmet.json');
+    writeFileSync(file, JSON.stringify(scenario));
+    const r = tollgate(['simulate', file]);
+    expect(r.status).toBe(4);
+    expect(r.stdout).toContain(`✗ ${executionId}: expected outcome APPROVE; got ESCALATE`);
+  });
+
+  it('a malformed scenario is an input error naming the file, line, column and key (exit 1, nothing on stdout)', () => {
+    const file = join(tmp, 'bad.yaml');
+    writeFileSync(file, 'name: bad\npolicy: p.yaml\nsteps:\n  - at: 5 minutes\n    sweep: true\n');
+    const r = tollgate(['simulate', file]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(`${file}:4:9: steps[0].at: expected`);
+  });
+
+  it('a step must say exactly one thing', () => {
+    const file = join(tmp, 'two.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        name: 'x',
+        policy: 'p.yaml',
+        steps: [{ sweep: true, fail: { operation: 'ListFindings' } }],
+      }),
+    );
+    const r = tollgate(['simulate', file]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('exactly one of approvalStarted');
+  });
+});
+
+describe('tollgate demo (npm start)', () => {
+  it('replays every example scenario and meets every expectation', () => {
+    const r = tollgate(['demo', '--format', 'json']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      scenarios: { file: string; gates: GateJson[]; expectations: { met: boolean } }[];
+    };
+    expect(out.scenarios.length).toBeGreaterThanOrEqual(8);
+    for (const s of out.scenarios) expect(s.expectations, s.file).toEqual({ met: true, mismatches: [] });
+    const states = out.scenarios.flatMap((s) => s.gates.map((g) => `${g.state}/${g.outcome}`));
+    for (const want of [
+      'CLOSED/APPROVE',
+      'CLOSED/REJECT',
+      'CLOSED/ESCALATE',
+      'ACTED/ESCALATE',
+      'STALE/null',
+    ]) {
+      expect(states).toContain(want);
+    }
+  });
+});
