@@ -1,0 +1,210 @@
+import { describe, expect, it } from 'vitest';
+import { FindingTable } from '../shared/findings/table.js';
+import { imageFromCustomData, imageFromVariables, repositoryName } from '../shared/gate/image.js';
+import type { GateKey } from '../shared/gate/model.js';
+import type { ActionExecutionView, StageStateView } from '../shared/gate/ports.js';
+import {
+  coverageState,
+  ecrScanState,
+  eventCounts,
+  inspectorScanState,
+  isSettled,
+  readCounts,
+} from '../shared/gate/scan.js';
+import { checkToken } from '../shared/gate/token.js';
+import { finding } from './helpers.js';
+
+const DIGEST = `sha256:${'ab'.repeat(32)}`;
+const REGISTRY = '123456789012.dkr.ecr.eu-west-1.amazonaws.com';
+
+describe('identifying the image', () => {
+  it('reads an ECR URI with a digest, a tag, or both, anywhere in CustomData', () => {
+    const withDigest = imageFromCustomData(`${REGISTRY}/payments/api@${DIGEST}`);
+    expect(withDigest).toMatchObject({
+      ok: true,
+      reference: { repository: 'payments/api', digest: DIGEST, tag: undefined, registryId: '123456789012' },
+    });
+    const withTag = imageFromCustomData(`Deploy ${REGISTRY}/payments/api:1.4.2 to prod`);
+    expect(withTag).toMatchObject({
+      ok: true,
+      reference: { repository: 'payments/api', tag: '1.4.2', digest: undefined },
+    });
+    const both = imageFromCustomData(`${REGISTRY}/web:2.0@${DIGEST}`);
+    expect(both).toMatchObject({ ok: true, reference: { repository: 'web', tag: '2.0', digest: DIGEST } });
+  });
+
+  it('reads JSON CustomData, as the sample pipeline writes it', () => {
+    const json = JSON.stringify({ repositoryName: 'inspector2', imageDigest: DIGEST, executionId: 'x' });
+    expect(imageFromCustomData(json)).toMatchObject({
+      ok: true,
+      reference: { repository: 'inspector2', digest: DIGEST },
+    });
+    expect(imageFromCustomData(JSON.stringify({ imageUri: `${REGISTRY}/a/b:7` }))).toMatchObject({
+      ok: true,
+      reference: { repository: 'a/b', tag: '7' },
+    });
+  });
+
+  it('explains what is missing instead of guessing', () => {
+    expect(imageFromCustomData(undefined)).toEqual({
+      ok: false,
+      problem: expect.stringContaining('no CustomData'),
+    });
+    expect(imageFromCustomData('#{BuildVariables.IMAGE_URI}')).toEqual({
+      ok: false,
+      problem: expect.stringContaining('unresolved variable'),
+    });
+    expect(imageFromCustomData('please approve')).toEqual({
+      ok: false,
+      problem: expect.stringContaining('does not name an ECR image'),
+    });
+    expect(imageFromCustomData(JSON.stringify({ repositoryName: 'a', imageDigest: 'sha256:short' }))).toEqual(
+      {
+        ok: false,
+        problem: expect.stringContaining('not a sha256 digest'),
+      },
+    );
+  });
+
+  it('falls back to the execution variables IMAGE_URI, or IMAGE_DIGEST with IMAGE_REPOSITORY', () => {
+    expect(imageFromVariables({ IMAGE_URI: `${REGISTRY}/x/y@${DIGEST}` })).toMatchObject({
+      ok: true,
+      reference: { repository: 'x/y', digest: DIGEST, from: 'variable IMAGE_URI' },
+    });
+    expect(imageFromVariables({ IMAGE_DIGEST: DIGEST, IMAGE_REPOSITORY: 'x/y' })).toMatchObject({
+      ok: true,
+      reference: { repository: 'x/y', digest: DIGEST },
+    });
+    expect(imageFromVariables({ IMAGE_DIGEST: DIGEST })).toEqual({
+      ok: false,
+      problem: expect.stringContaining('IMAGE_REPOSITORY'),
+    });
+    expect(imageFromVariables({})).toEqual({ ok: false, problem: expect.stringContaining('no image') });
+  });
+
+  it('reduces the repository ARN of Inspector scan events to its name', () => {
+    expect(repositoryName('arn:aws:ecr:us-east-1:111122223333:repository/team/inspector2')).toBe(
+      'team/inspector2',
+    );
+    expect(repositoryName('my-repo')).toBe('my-repo');
+  });
+});
+
+describe('scan states', () => {
+  it('only a finished scan is complete; statuses that cannot give a verdict are unsupported; anything else waits', () => {
+    expect(inspectorScanState('INITIAL_SCAN_COMPLETE')).toBe('complete');
+    expect(inspectorScanState('UNSUPPORTED_OS')).toBe('unsupported');
+    expect(inspectorScanState('SOMETHING_NEW')).toBe('pending');
+    expect(ecrScanState('COMPLETE')).toBe('complete');
+    for (const s of ['FAILED', 'UNSUPPORTED_IMAGE', 'FINDINGS_UNAVAILABLE'])
+      expect(ecrScanState(s)).toBe('unsupported');
+    expect(ecrScanState('IN_PROGRESS')).toBe('pending');
+    expect(
+      coverageState({ statusCode: 'ACTIVE', reason: 'SUCCESSFUL', lastScannedAt: undefined }).state,
+    ).toBe('complete');
+    expect(
+      coverageState({ statusCode: 'ACTIVE', reason: 'PENDING_INITIAL_SCAN', lastScannedAt: undefined }).state,
+    ).toBe('pending');
+    expect(
+      coverageState({ statusCode: 'INACTIVE', reason: 'SCAN_ELIGIBILITY_EXPIRED', lastScannedAt: undefined })
+        .state,
+    ).toBe('unsupported');
+    expect(coverageState(undefined)).toEqual({ state: 'pending', status: 'NOT_COVERED' });
+  });
+
+  it('reads event counts, dropping what is not a count', () => {
+    expect(eventCounts({ CRITICAL: 1, high: 2, TOTAL: 3, BOGUS: 4, MEDIUM: -1, LOW: 'x' })).toEqual({
+      CRITICAL: 1,
+      HIGH: 2,
+      TOTAL: 3,
+    });
+    expect(eventCounts(undefined)).toBeUndefined();
+  });
+});
+
+describe('the settle rule', () => {
+  const table = FindingTable.fromFindings([
+    finding({ vulnerabilityId: 'CVE-1', severity: 'CRITICAL' }),
+    finding({ vulnerabilityId: 'CVE-2', severity: 'MEDIUM' }),
+    finding({ vulnerabilityId: 'CVE-3', severity: 'MEDIUM', status: 'SUPPRESSED' }),
+  ]);
+  const read = readCounts(table, '2026-11-25T12:00:00.000Z');
+
+  it('counts ACTIVE findings by severity, as the scanners count them', () => {
+    expect(read.counts).toEqual({ CRITICAL: 1, MEDIUM: 1 });
+    expect(read.total).toBe(2);
+  });
+
+  it('settles when the read holds what the event counted; a severity left out counts 0', () => {
+    expect(isSettled(read, { CRITICAL: 1, MEDIUM: 1, TOTAL: 2 }, undefined, 50_000).settled).toBe(true);
+    expect(isSettled(read, { CRITICAL: 1 }, undefined, 50_000).settled).toBe(true);
+    const short = isSettled(read, { CRITICAL: 2 }, undefined, 50_000);
+    expect(short).toEqual({ settled: false, why: 'findings still arriving: CRITICAL 1/2' });
+  });
+
+  it('without counts, settles on two equal reads a sweep apart, never on one', () => {
+    expect(isSettled(read, undefined, undefined, 50_000).settled).toBe(false);
+    const earlier = { ...read, at: '2026-11-25T11:59:30.000Z' };
+    expect(isSettled(read, undefined, earlier, 50_000).settled).toBe(false);
+    const sweepAgo = { ...read, at: '2026-11-25T11:59:00.000Z' };
+    expect(isSettled(read, undefined, sweepAgo, 50_000).settled).toBe(true);
+    expect(
+      isSettled(read, undefined, { ...sweepAgo, total: 1, counts: { CRITICAL: 1 } }, 50_000).settled,
+    ).toBe(false);
+  });
+});
+
+describe('the token check', () => {
+  const key: GateKey = { pipeline: 'p', executionId: 'e1', stage: 'Gate', action: 'Tollgate' };
+  const stage = (
+    executionId: string | undefined,
+    status: string | undefined,
+    token?: string,
+  ): StageStateView[] => [
+    { name: 'Gate', executionId, actions: [{ name: 'Tollgate', status, token, actionExecutionId: 'a1' }] },
+  ];
+  const execution = (status: string, externalExecutionId?: string): ActionExecutionView[] => [
+    {
+      stage: 'Gate',
+      action: 'Tollgate',
+      actionExecutionId: 'a1',
+      status,
+      customData: undefined,
+      externalExecutionId,
+    },
+  ];
+
+  it('takes the token when the stage runs this execution and the action is in progress', () => {
+    expect(checkToken(key, stage('e1', 'InProgress', 'tok'), undefined)).toEqual({
+      ok: true,
+      token: 'tok',
+      mode: 'stage',
+      actionExecutionId: 'a1',
+    });
+  });
+
+  it('is final when another execution holds the stage or the action is over', () => {
+    expect(checkToken(key, stage('e2', 'InProgress', 'tok2'), undefined)).toMatchObject({
+      ok: false,
+      final: true,
+    });
+    expect(checkToken(key, stage('e1', 'Succeeded'), undefined)).toMatchObject({ ok: false, final: true });
+    expect(checkToken(key, [], undefined)).toMatchObject({ ok: false, final: true });
+  });
+
+  it('in PARALLEL mode takes the externalExecutionId of this execution', () => {
+    expect(checkToken(key, stage(undefined, undefined), execution('InProgress', 'ptok'))).toMatchObject({
+      ok: true,
+      token: 'ptok',
+      mode: 'parallel',
+    });
+    expect(checkToken(key, stage('e2', 'InProgress', 'tok2'), execution('Abandoned'))).toMatchObject({
+      ok: false,
+      final: true,
+    });
+  });
+
+  it('waits (not final) when the action is in progress but has no token yet', () => {
+    expect(checkToken(key, stage('e1', 'InProgress'), undefined)).toMatchObject({ ok: false, final: false });
+  });
+});
