@@ -26,8 +26,8 @@ export interface GateImage {
   readonly source: string;
 }
 
-/** Severity counts of one findings read, used by the settle rule. */
-export type SeverityCounts = Readonly<Partial<Record<Severity, number>>>;
+/** Severity counts (of a scan event, or of a read), used by the settle rule; scan events may add `TOTAL`. */
+export type SeverityCounts = Readonly<Partial<Record<Severity | 'TOTAL', number>>>;
 
 export interface FindingsRead {
   readonly at: string;
