@@ -266,8 +266,8 @@ describe('DynamoStore on dynalite', () => {
     const d = digest();
     const newer = scan({ digest: d, status: 'COMPLETE', at: '2026-11-25T12:10:00.000Z' });
     const older = scan({ digest: d, status: 'PENDING', verdict: 'pending', at: '2026-11-25T12:00:00.000Z' });
-    await store.putScan(newer);
-    await store.putScan(older);
+    expect(await store.putScan(newer)).toBe(true);
+    expect(await store.putScan(older)).toBe(false);
     expect(await store.getScan(d)).toEqual(newer);
 
     // Same instant, other spelling: compared as times, not texts (text order would call it older).
@@ -275,7 +275,7 @@ describe('DynamoStore on dynalite', () => {
     await store.putScan(sameInstant);
     expect(await store.getScan(d)).toEqual(sameInstant);
     const halfSecondEarlier = scan({ digest: d, status: 'LATE', at: '2026-11-25T12:09:59.500Z' });
-    await store.putScan(halfSecondEarlier);
+    expect(await store.putScan(halfSecondEarlier)).toBe(false);
     expect(await store.getScan(d)).toEqual(sameInstant);
 
     const newest = scan({ digest: d, status: 'COMPLETE', at: '2026-11-25T13:00:00.000Z' });

@@ -368,8 +368,8 @@ export class DynamoStore implements StorePort {
     return gates.sort((a, b) => byText(sortableTime(b.updatedAt), sortableTime(a.updatedAt)))[0];
   }
 
-  async putScan(scan: ScanStatus): Promise<void> {
-    await this.conditionalPut(
+  async putScan(scan: ScanStatus): Promise<boolean> {
+    return this.conditionalPut(
       scanItem(scan),
       'attribute_not_exists(pk) OR #atMs <= :atMs',
       { '#atMs': 'atMs' },

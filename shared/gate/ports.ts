@@ -156,8 +156,11 @@ export interface StorePort {
   openGates(): Promise<readonly Gate[]>;
   /** Finds the gate whose last seen token has this hash (CloudTrail's PutApprovalResult). */
   gateByTokenHash(tokenHash: string): Promise<Gate | undefined>;
-  /** Keeps the newest status per digest: an older `at` never overwrites a newer one. */
-  putScan(scan: ScanStatus): Promise<void>;
+  /**
+   * Keeps the newest status per digest: an older `at` never overwrites a newer one. `true` when `scan` is
+   * now the stored status, so the caller may use it without reading it back.
+   */
+  putScan(scan: ScanStatus): Promise<boolean>;
   getScan(digest: string): Promise<ScanStatus | undefined>;
 }
 
