@@ -458,8 +458,14 @@ export class GateService {
       });
     }
     const image = gate.image;
-    const scan = await this.scanStatusFor(image, now);
     const timedOut = now.getTime() >= Date.parse(gate.deadline);
+    let scan: ScanStatus;
+    try {
+      scan = await this.scanStatusFor(image, now);
+    } catch (error) {
+      // Coverage failing (or denied) must not keep a gate waiting past its deadline.
+      return this.readFailed(gate, ctx, timedOut, error, 'the scan status');
+    }
 
     if (scan.verdict === 'unsupported') {
       return this.decideOn(gate, ctx, {
@@ -562,18 +568,19 @@ export class GateService {
     ctx: DecideContext,
     timedOut: boolean,
     error: unknown,
+    what = 'the findings',
   ): Promise<GateReport> {
     const why = describeError(error);
     // A finding the core cannot read will not read better later: decide now (fail closed). A service error
     // may pass: the gate waits, and the event is retried, then the sweep retries until the deadline.
     if (error instanceof InputError || timedOut) {
       return this.decideOn(gate, ctx, {
-        conditions: [{ kind: 'error', reason: `reading the findings failed: ${why}` }],
+        conditions: [{ kind: 'error', reason: `reading ${what} failed: ${why}` }],
       });
     }
-    this.d.log.warn('findings read failed; the gate keeps waiting', { gate: gateId(gate.key), error: why });
+    this.d.log.warn(`reading ${what} failed; the gate keeps waiting`, { gate: gateId(gate.key), error: why });
     this.d.metrics.count('FindingsReadFailures');
-    throw new GateWorkFailed(`gate ${gateId(gate.key)}: reading the findings failed: ${why}`, [error]);
+    throw new GateWorkFailed(`gate ${gateId(gate.key)}: reading ${what} failed: ${why}`, [error]);
   }
 
   private async scanStatusFor(image: GateImage, now: Date): Promise<ScanStatus> {
@@ -686,6 +693,9 @@ export class GateService {
         outcome: record.outcome,
         summary: record.summary,
         actingUntil: new Date(now.getTime() + this.d.config.leaseMs).toISOString(),
+        // A token first seen now (none yet when the approval started): CloudTrail's record of whoever
+        // resolves the approval finds the gate by its hash, an escalated one too.
+        ...(ctx.token?.ok ? { tokenHash: hashToken(ctx.token.token) } : {}),
       },
       now,
       `decided ${record.outcome}${input.why ? ` (${input.why})` : ''} on ${ctx.trigger}`,
