@@ -1,0 +1,753 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ApprovalAlreadyCompletedException,
+  GetPipelineExecutionCommand,
+  GetPipelineStateCommand,
+  InvalidApprovalTokenException,
+  ListActionExecutionsCommand,
+  CodePipelineServiceException as PipelineServiceException,
+  PutApprovalResultCommand,
+} from '@aws-sdk/client-codepipeline';
+import { DescribeImagesCommand } from '@aws-sdk/client-ecr';
+import { InternalException, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import {
+  InternalServerException,
+  ListCoverageCommand,
+  ListFindingsCommand,
+  ThrottlingException,
+} from '@aws-sdk/client-inspector2';
+import { InternalErrorException, PublishCommand } from '@aws-sdk/client-sns';
+import { describe, expect, it } from 'vitest';
+import { loadPolicySource } from '../functions/common/policy.js';
+import { hashToken } from '../shared/gate/gate.js';
+import {
+  ACCOUNT,
+  ACTION,
+  cleanFindings,
+  createHarness,
+  DIGEST,
+  EXECUTION,
+  ecrBasicFindings,
+  exampleFindings,
+  type Harness,
+  type HarnessOptions,
+  laterPage,
+  logLines,
+  PIPELINE,
+  REGION,
+  REPOSITORY,
+  REPOSITORY_ARN,
+  STAGE,
+  START,
+  scanCounts,
+  severityOf,
+  TOKEN,
+  TOLLGATE_IDENTITY,
+  useLocalDynamo,
+} from './gate-harness.js';
+
+const dynamo = useLocalDynamo();
+
+function setup(options: HarnessOptions = {}): Promise<Harness> {
+  return createHarness(dynamo(), options);
+}
+
+const SCANNED = { statusCode: 'ACTIVE', reason: 'SUCCESSFUL' } as const;
+const NEWER_EXECUTION = '9f8e7d6c-1234-5678-abcd-12345678abcd';
+const NEWER_TOKEN = '5e6f7a8b-573f-4ea7-a67e-0123456789ab';
+const OTHER_DIGEST = `sha256:${'c'.repeat(64)}`;
+const SECOND = 1_000;
+const MINUTE = 60_000;
+
+const putResults = (h: Harness) =>
+  h.mocks.codepipeline.commandCalls(PutApprovalResultCommand).map((c) => c.args[0].input);
+const publishes = (h: Harness) => h.mocks.sns.commandCalls(PublishCommand).map((c) => c.args[0].input);
+const findingsReads = (h: Harness) =>
+  h.mocks.inspector.commandCalls(ListFindingsCommand).map((c) => c.args[0].input);
+
+const inspectorThrottled = () =>
+  new ThrottlingException({ message: 'Rate exceeded', $metadata: { httpStatusCode: 429 } });
+const inspectorDown = () =>
+  new InternalServerException({ message: 'Internal failure', $metadata: { httpStatusCode: 500 } });
+const pipelineThrottled = () =>
+  new PipelineServiceException({
+    name: 'ThrottlingException',
+    $fault: 'client',
+    $metadata: { httpStatusCode: 400 },
+    message: 'Rate exceeded',
+  });
+
+/** The SNS message's text body (the `default` of its `MessageStructure: json`). */
+function messageText(message: string | undefined): string {
+  const parsed: unknown = JSON.parse(message ?? '{}');
+  return typeof parsed === 'object' && parsed !== null && 'default' in parsed ? String(parsed.default) : '';
+}
+
+describe('a gate end to end, through the handlers', () => {
+  it('approves a clean image: one PutApprovalResult (summary ≤ 512), ACTED, then CLOSED when the approval succeeds', async () => {
+    const h = await setup();
+    expect(await h.approvalStarted()).toMatchObject({ result: { state: 'WAITING' } });
+    expect(putResults(h)).toHaveLength(0);
+
+    h.scanner.coverage = SCANNED;
+    h.clock.advance(40 * SECOND);
+    await h.scanFinished();
+
+    const sent = putResults(h);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({
+      pipelineName: PIPELINE,
+      stageName: STAGE,
+      actionName: ACTION,
+      token: TOKEN,
+      result: { status: 'Approved' },
+    });
+    expect(sent[0]!.result!.summary!.length).toBeLessThanOrEqual(512);
+    expect(sent[0]!.result!.summary).toMatch(/^APPROVE/);
+    expect(await h.gate()).toMatchObject({
+      state: 'ACTED',
+      outcome: 'APPROVE',
+      approvalResult: { status: 'Approved' },
+      notifications: 0,
+    });
+    const decision = await h.decision();
+    expect(decision).toMatchObject({
+      trigger: 'scan-finished',
+      record: { outcome: 'APPROVE', subject: { repository: REPOSITORY, digest: DIGEST, pipeline: PIPELINE } },
+    });
+    expect(publishes(h)).toHaveLength(0);
+    expect(h.events.map((e) => e.DetailType)).toContain('Tollgate Decision');
+
+    // CloudTrail records Tollgate's own call; then CodePipeline ends the action.
+    await h.approvalEnded(h.cloudTrailEvent({ identity: TOLLGATE_IDENTITY }));
+    h.clock.advance(2 * SECOND);
+    await h.approvalEnded(h.approvalEndedEvent('SUCCEEDED'));
+    expect(await h.gate()).toMatchObject({
+      state: 'CLOSED',
+      outcome: 'APPROVE',
+      closure: { state: 'SUCCEEDED' },
+      reviewer: { identity: TOLLGATE_IDENTITY, tollgate: true },
+    });
+    expect(putResults(h)).toHaveLength(1);
+    expect(await h.decisionItems()).toHaveLength(1);
+  });
+
+  it('rejects an image with a critical finding', async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('payments-api.list-findings.json');
+    await h.approvalStarted();
+    h.clock.advance(55 * SECOND);
+    await h.scanFinished();
+
+    const sent = putResults(h);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.result?.status).toBe('Rejected');
+    expect(sent[0]!.result!.summary!.length).toBeLessThanOrEqual(512);
+    expect(sent[0]!.result!.summary).toContain('no-critical');
+    expect(await h.gate()).toMatchObject({
+      state: 'ACTED',
+      outcome: 'REJECT',
+      approvalResult: { status: 'Rejected' },
+    });
+    const record = (await h.decision())!.record;
+    expect(record.violations.map((v) => v.rule)).toContain('no-critical');
+    expect(record.counts.CRITICAL).toBe(1); // the second CRITICAL of the export is SUPPRESSED
+    expect(publishes(h)).toHaveLength(0);
+  });
+
+  it('escalates a fixable HIGH: exactly one SNS message (subject ≤ 100), no PutApprovalResult; CloudTrail names the reviewer', async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+    await h.scanFinished();
+
+    const messages = publishes(h);
+    expect(messages).toHaveLength(1);
+    expect(messages[0]!.Subject!.length).toBeLessThanOrEqual(100);
+    expect(messages[0]!.MessageStructure).toBe('json');
+    const text = messageText(messages[0]!.Message);
+    expect(text).toContain(PIPELINE);
+    expect(text).toContain('CVE-2024-21538');
+    expect(text).toContain(DIGEST);
+    expect(putResults(h)).toHaveLength(0);
+    expect(await h.gate()).toMatchObject({ state: 'ACTED', outcome: 'ESCALATE', notifications: 1 });
+    expect((await h.decision())!.record.violations.map((v) => v.rule)).toContain('fixable-high');
+
+    // The sweep does not escalate a second time.
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect(publishes(h)).toHaveLength(1);
+
+    // A security engineer approves in the console: CloudTrail says who, CodePipeline ends the action.
+    h.clock.advance(20 * MINUTE);
+    h.pipeline.action.status = 'Succeeded';
+    h.pipeline.stage.status = 'Succeeded';
+    await h.approvalEnded(h.cloudTrailEvent());
+    await h.approvalEnded(h.approvalEndedEvent('SUCCEEDED'));
+    const closed = await h.gate();
+    expect(closed?.approvalResult).toBeUndefined();
+    expect(closed).toMatchObject({
+      state: 'CLOSED',
+      outcome: 'ESCALATE',
+      notifications: 1,
+      reviewer: {
+        identity: 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice',
+        type: 'AssumedRole',
+        status: 'Approved',
+        tollgate: false,
+      },
+    });
+    expect(putResults(h)).toHaveLength(0);
+  });
+});
+
+describe('each event delivered twice', () => {
+  const cases = [
+    { mode: 'one after another', concurrent: false, findings: 'clean' },
+    { mode: 'at the same time', concurrent: true, findings: 'clean' },
+    { mode: 'one after another', concurrent: false, findings: 'orders-worker.list-findings.json' },
+    { mode: 'at the same time', concurrent: true, findings: 'orders-worker.list-findings.json' },
+  ] as const;
+
+  it.each(cases)('$mode ($findings): one decision item, one result or one notification', async (c) => {
+    const h = await setup();
+    const escalates = c.findings !== 'clean';
+    if (escalates) h.scanner.findings = exampleFindings(c.findings);
+    const twice = async (deliver: () => Promise<unknown>): Promise<void> => {
+      if (c.concurrent) await Promise.all([deliver(), deliver()]);
+      else {
+        await deliver();
+        await deliver();
+      }
+    };
+    // Each delivery is its own event (EventBridge may repeat a fact under another id).
+    await twice(() => h.approvalStarted(h.approvalStartedEvent()));
+    h.clock.advance(40 * SECOND);
+    await twice(() => h.scanFinished(h.inspectorScanEvent()));
+
+    expect(await h.decisionItems()).toHaveLength(1);
+    expect(putResults(h)).toHaveLength(escalates ? 0 : 1);
+    expect(publishes(h)).toHaveLength(escalates ? 1 : 0);
+    expect(await h.gate()).toMatchObject({
+      state: 'ACTED',
+      outcome: escalates ? 'ESCALATE' : 'APPROVE',
+      notifications: escalates ? 1 : 0,
+    });
+    const gates = (await h.items()).filter((i) => i.sk === 'GATE');
+    expect(gates).toHaveLength(1);
+  });
+});
+
+describe('events out of order', () => {
+  it('a scan event before the approval starts: the stored scan status decides at approval start', async () => {
+    const h = await setup();
+    // Coverage still says pending: only the stored scan event can tell that the scan finished.
+    expect(await h.scanFinished()).toEqual({ result: [] });
+    h.clock.advance(6 * MINUTE);
+    await h.approvalStarted();
+
+    expect(await h.decision()).toMatchObject({ trigger: 'approval-started', record: { outcome: 'APPROVE' } });
+    expect(h.mocks.inspector.commandCalls(ListCoverageCommand)).toHaveLength(0);
+    expect(putResults(h)).toHaveLength(1);
+    expect(await h.gate()).toMatchObject({ state: 'ACTED' });
+  });
+
+  it.each(['SUCCEEDED', 'ABANDONED'] as const)(
+    'the approval %s before Tollgate saw it start: the late STARTED does not decide',
+    async (state) => {
+      const h = await setup();
+      // Everything a decision needs is there (and GetPipelineState still lags, showing the approval waiting).
+      h.scanner.coverage = SCANNED;
+      await h.scanFinished();
+      await h.approvalEnded(h.approvalEndedEvent(state));
+      expect(await h.gate()).toMatchObject({ state: 'CLOSED', closure: { state } });
+
+      h.clock.advance(5 * SECOND);
+      await h.approvalStarted();
+      await h.scanFinished();
+      await h.sweep();
+
+      const gate = await h.gate();
+      expect(gate).toMatchObject({ state: 'CLOSED', closure: { state } });
+      expect(gate?.outcome).toBeUndefined();
+      expect(await h.decision()).toBeUndefined();
+      expect(putResults(h)).toHaveLength(0);
+      expect(publishes(h)).toHaveLength(0);
+    },
+  );
+});
+
+describe('the sweep', () => {
+  it('repairs a lost scan event: coverage says scanned, and two reads a sweep apart agree', async () => {
+    const h = await setup();
+    await h.approvalStarted();
+    expect((await h.gate())?.state).toBe('WAITING');
+
+    h.scanner.coverage = SCANNED; // the scan finished, its event was lost
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect(await h.gate()).toMatchObject({ state: 'WAITING', lastRead: { total: 1 } });
+    const coverage = h.mocks.inspector.commandCalls(ListCoverageCommand).at(-1)!.args[0].input;
+    expect(coverage.filterCriteria?.ecrRepositoryName).toEqual([{ comparison: 'EQUALS', value: REPOSITORY }]);
+
+    // 30 s later: not a sweep apart yet.
+    h.clock.advance(30 * SECOND);
+    await h.sweep();
+    expect((await h.gate())?.state).toBe('WAITING');
+    expect(putResults(h)).toHaveLength(0);
+
+    // 50 s after that read, the same read: settled.
+    h.clock.advance(50 * SECOND);
+    await h.sweep();
+    expect(await h.decision()).toMatchObject({ trigger: 'sweep', record: { outcome: 'APPROVE' } });
+    expect(putResults(h)).toHaveLength(1);
+    expect((await h.gate())?.timeline.map((t) => t.what).join('\n')).toContain(
+      'two reads a sweep apart agree',
+    );
+  });
+
+  it('escalates with scan-timeout when no scan finished within waitMinutes', async () => {
+    const h = await setup();
+    await h.approvalStarted();
+    h.clock.advance(10 * MINUTE);
+    await h.sweep();
+    expect((await h.gate())?.state).toBe('WAITING');
+    expect(publishes(h)).toHaveLength(0);
+
+    h.clock.advance(21 * MINUTE); // 31 minutes after the start: the policy's 30-minute wait has run out
+    await h.sweep();
+    const decision = await h.decision();
+    expect(decision).toMatchObject({ trigger: 'sweep', record: { outcome: 'ESCALATE' } });
+    expect(decision!.record.violations.map((v) => v.rule)).toEqual(['scan-timeout']);
+    expect(publishes(h)).toHaveLength(1);
+    expect(publishes(h)[0]!.Subject!.length).toBeLessThanOrEqual(100);
+    expect(putResults(h)).toHaveLength(0);
+    expect(await h.gate()).toMatchObject({ state: 'ACTED', notifications: 1 });
+  });
+});
+
+describe('AWS failing', () => {
+  it('ListCoverage failing past the wait: the sweep still applies scan.onTimeout (a gate never waits forever)', async () => {
+    const h = await setup();
+    await h.approvalStarted();
+    h.fail(
+      'ListCoverage',
+      () => new InternalServerException({ message: 'down', $metadata: { httpStatusCode: 500 } }),
+    );
+    h.clock.advance(10 * MINUTE);
+    await h.sweep();
+    expect((await h.gate())?.state).toBe('WAITING');
+
+    h.clock.advance(21 * MINUTE);
+    await h.sweep();
+    const decision = await h.decision();
+    expect(decision?.record.outcome).toBe('ESCALATE');
+    expect(decision?.record.violations.map((v) => v.rule)).toEqual(['error']);
+    expect(publishes(h)).toHaveLength(1);
+  });
+
+  it('a later ListFindings page fails every attempt: no decision, the handler throws; the sweep decides once the API recovers', async () => {
+    const h = await setup();
+    h.scanner.findings = [
+      ...cleanFindings(),
+      ...exampleFindings('billing-api.list-findings.json').filter((f) => f.severity === 'MEDIUM'),
+      ...exampleFindings('search-api.late-findings.list-findings.json'),
+    ];
+    h.scanner.pageSize = 1;
+    h.fail('ListFindings', inspectorDown, { when: (i) => laterPage(i) && severityOf(i) === 'MEDIUM' });
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+
+    await expect(h.scanFinished()).rejects.toThrow(/gate\(s\) failed/);
+    const failedPages = findingsReads(h).filter(
+      (i) => severityOf(i) === 'MEDIUM' && i.nextToken !== undefined,
+    );
+    expect(failedPages).toHaveLength(3); // retried, then given up
+    expect(await h.decision()).toBeUndefined();
+    const waiting = await h.gate();
+    expect(waiting?.state).toBe('WAITING');
+    expect(waiting?.outcome).toBeUndefined();
+    expect(putResults(h)).toHaveLength(0);
+
+    h.heal();
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    const record = (await h.decision())!.record;
+    expect(record.outcome).toBe('REJECT');
+    expect(record.counts).toMatchObject({ CRITICAL: 1, MEDIUM: 2 });
+    expect(putResults(h).map((r) => r.result?.status)).toEqual(['Rejected']);
+  });
+
+  it('throttling, then success, on ListFindings and on PutApprovalResult: decided and acted once', async () => {
+    const h = await setup();
+    h.fail('ListFindings', inspectorThrottled, { times: 2, when: (i) => severityOf(i) === 'MEDIUM' });
+    h.fail('PutApprovalResult', pipelineThrottled, { times: 1 });
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+    await h.scanFinished();
+
+    expect(findingsReads(h).filter((i) => severityOf(i) === 'MEDIUM')).toHaveLength(3);
+    expect(putResults(h)).toHaveLength(2);
+    expect(h.results).toHaveLength(1);
+    expect(await h.decisionItems()).toHaveLength(1);
+    expect(await h.gate()).toMatchObject({ state: 'ACTED', approvalResult: { status: 'Approved' } });
+  });
+
+  it('PutApprovalResult: ApprovalAlreadyCompletedException means someone was faster: ACTED, no error, nothing recorded as sent', async () => {
+    const h = await setup();
+    h.fail(
+      'PutApprovalResult',
+      () =>
+        new ApprovalAlreadyCompletedException({
+          message: 'The approval action has already been approved or rejected',
+          $metadata: { httpStatusCode: 400 },
+        }),
+      { times: 1 },
+    );
+    await h.approvalStarted();
+    await expect(h.scanFinished()).resolves.toBeDefined();
+    expect(putResults(h)).toHaveLength(1);
+    const gate = await h.gate();
+    expect(gate).toMatchObject({ state: 'ACTED', outcome: 'APPROVE' });
+    expect(gate?.approvalResult).toBeUndefined();
+    expect(gate?.timeline.at(-1)?.what).toMatch(/already completed/);
+  });
+
+  it('PutApprovalResult: InvalidApprovalTokenException makes the gate STALE', async () => {
+    const h = await setup();
+    h.fail(
+      'PutApprovalResult',
+      () =>
+        new InvalidApprovalTokenException({
+          message: `Approval token '${TOKEN}' either does not exist or is not the correct token for the action or stage.`,
+          $metadata: { httpStatusCode: 400 },
+        }),
+      { times: 1 },
+    );
+    await h.approvalStarted();
+    await h.scanFinished();
+    expect(putResults(h)).toHaveLength(1);
+    const gate = await h.gate();
+    expect(gate?.state).toBe('STALE');
+    expect(gate?.approvalResult).toBeUndefined();
+    expect(gate?.staleReason).toMatch(/token/);
+  });
+
+  it('a failing EventBridge PutEvents never changes the decision', async () => {
+    const h = await setup();
+    h.fail(
+      'PutEvents',
+      () => new InternalException({ message: 'Internal error', $metadata: { httpStatusCode: 500 } }),
+    );
+    await expect(h.approvalStarted()).resolves.toMatchObject({ result: { state: 'WAITING' } });
+    await expect(h.scanFinished()).resolves.toBeDefined();
+
+    expect(h.mocks.eventbridge.commandCalls(PutEventsCommand).length).toBeGreaterThanOrEqual(3);
+    expect(h.events).toHaveLength(0);
+    expect(putResults(h).map((r) => r.result?.status)).toEqual(['Approved']);
+    expect(await h.gate()).toMatchObject({ state: 'ACTED', outcome: 'APPROVE' });
+    expect(logLines.join('\n')).toContain('publishing Tollgate events failed');
+  });
+
+  it('a failing SNS publish leaves the gate DECIDED; a sweep after the lease publishes exactly once', async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
+    h.fail(
+      'Publish',
+      () => new InternalErrorException({ message: 'Internal error', $metadata: { httpStatusCode: 500 } }),
+    );
+    await h.approvalStarted();
+    await expect(h.scanFinished()).rejects.toThrow();
+    expect(await h.gate()).toMatchObject({ state: 'DECIDED', outcome: 'ESCALATE', notifications: 0 });
+    expect(h.messages).toHaveLength(0);
+
+    h.heal();
+    h.clock.advance(MINUTE); // within the lease (120 s): the invocation that decided may still be acting
+    await h.sweep();
+    expect(h.messages).toHaveLength(0);
+    expect((await h.gate())?.state).toBe('DECIDED');
+
+    h.clock.advance(61 * SECOND); // the lease has run out
+    await h.sweep();
+    expect(h.messages).toHaveLength(1);
+    expect(await h.gate()).toMatchObject({ state: 'ACTED', notifications: 1 });
+
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect(h.messages).toHaveLength(1);
+    expect(putResults(h)).toHaveLength(0);
+  });
+});
+
+describe('the approval token and the execution', () => {
+  it('a token of a previous execution (the stage runs a newer one): STALE, never decided', async () => {
+    const h = await setup();
+    h.scanner.coverage = SCANNED;
+    await h.scanFinished(); // the scan is in: a gate that ignored the execution id would decide at once
+    h.pipeline.stage = { executionId: NEWER_EXECUTION, status: 'InProgress', token: NEWER_TOKEN };
+    await h.approvalStarted();
+
+    const gate = await h.gate();
+    expect(gate?.state).toBe('STALE');
+    expect(gate?.staleReason).toContain(NEWER_EXECUTION);
+    expect(await h.decision()).toBeUndefined();
+    expect(putResults(h)).toHaveLength(0);
+  });
+
+  it('superseded while it waits: the token re-read before acting finds the newer execution: STALE, nothing sent', async () => {
+    const h = await setup();
+    await h.approvalStarted();
+    h.pipeline.stage = { executionId: NEWER_EXECUTION, status: 'InProgress', token: NEWER_TOKEN };
+    h.clock.advance(MINUTE);
+    await h.scanFinished();
+
+    expect((await h.gate())?.state).toBe('STALE');
+    expect(putResults(h)).toHaveLength(0);
+  });
+
+  it('no token yet when the approval starts: an escalation still finds the gate by the token CloudTrail names', async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
+    h.pipeline.stage.token = undefined; // CodePipeline fills the token in a moment after the event
+    await h.approvalStarted();
+    expect((await h.gate())?.tokenHash).toBeUndefined();
+
+    h.pipeline.stage.token = TOKEN;
+    h.clock.advance(MINUTE);
+    await h.scanFinished();
+    expect(await h.gate()).toMatchObject({
+      state: 'ACTED',
+      outcome: 'ESCALATE',
+      tokenHash: hashToken(TOKEN),
+    });
+
+    h.pipeline.action.status = 'Succeeded';
+    await h.approvalEnded(h.cloudTrailEvent());
+    expect((await h.gate())?.reviewer).toMatchObject({
+      identity: expect.stringContaining('SecurityEngineer/alice'),
+    });
+  });
+
+  it('PARALLEL mode: no token in GetPipelineState; the action execution externalExecutionId is the token', async () => {
+    const h = await setup();
+    const parallelToken = '0a1b2c3d-573f-4ea7-a67e-0123456789ab';
+    h.pipeline.stage = { executionId: undefined, status: 'InProgress', token: undefined };
+    h.pipeline.action.externalExecutionId = parallelToken;
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+    await h.scanFinished();
+
+    expect(putResults(h).map((r) => r.token)).toEqual([parallelToken]);
+    expect(await h.gate()).toMatchObject({
+      state: 'ACTED',
+      approvalResult: { status: 'Approved' },
+      tokenHash: hashToken(parallelToken),
+    });
+  });
+});
+
+describe('identifying the image', () => {
+  it('no image in CustomData and no IMAGE_URI or IMAGE_DIGEST variable: escalates, naming the problem', async () => {
+    const h = await setup();
+    h.pipeline.action.customData = undefined; // variables: the sample's ImageDigest and RepositoryName only
+    await h.approvalStarted();
+
+    expect(h.mocks.codepipeline.commandCalls(GetPipelineExecutionCommand)).toHaveLength(1);
+    const record = (await h.decision())!.record;
+    expect(record.outcome).toBe('ESCALATE');
+    expect(record.violations).toHaveLength(1);
+    expect(record.violations[0]!.rule).toBe('error');
+    expect(record.violations[0]!.description).toMatch(/no CustomData/);
+    expect(record.violations[0]!.description).toMatch(/IMAGE_URI/);
+    expect(publishes(h)).toHaveLength(1);
+    expect(messageText(publishes(h)[0]!.Message)).toMatch(/IMAGE_URI/);
+    expect(findingsReads(h)).toHaveLength(0);
+    expect(putResults(h)).toHaveLength(0);
+  });
+
+  it('a tag in CustomData is resolved once with DescribeImages; the digest is judged even after the tag moves', async () => {
+    const h = await setup();
+    h.pipeline.action.customData = `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/${REPOSITORY}:ubuntu_latest`;
+    h.pipeline.tags.set(`${REPOSITORY}:ubuntu_latest`, DIGEST);
+    await h.approvalStarted();
+    await h.approvalStarted(); // a duplicate delivery resolves nothing again
+    expect(await h.gate()).toMatchObject({
+      image: { digest: DIGEST, repository: REPOSITORY, tags: ['ubuntu_latest'] },
+    });
+
+    h.pipeline.tags.set(`${REPOSITORY}:ubuntu_latest`, OTHER_DIGEST); // someone pushes the tag elsewhere
+    h.clock.advance(MINUTE);
+    await h.scanFinished();
+
+    const lookups = h.mocks.ecr.commandCalls(DescribeImagesCommand);
+    expect(lookups).toHaveLength(1);
+    expect(lookups[0]!.args[0].input).toMatchObject({
+      repositoryName: REPOSITORY,
+      imageIds: [{ imageTag: 'ubuntu_latest' }],
+      registryId: ACCOUNT,
+    });
+    expect(findingsReads(h).every((i) => i.filterCriteria?.ecrImageHash?.[0]?.value === DIGEST)).toBe(true);
+    expect((await h.decision())!.record.subject.digest).toBe(DIGEST);
+    expect(putResults(h)).toHaveLength(1);
+  });
+});
+
+describe('a bad policy at run time', () => {
+  it('escalates every gate with the reason, under the broken file’s sha256', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tollgate-policy-'));
+    try {
+      const text =
+        'version: 1\nname: broken\nrules:\n  - { id: no-critical, action: block, when: { severity: [CRITICAL] } }\n';
+      const file = join(dir, 'policy.yaml');
+      await writeFile(file, text);
+      const policy = loadPolicySource(file);
+      expect(policy.ok).toBe(false);
+      const h = await setup({ policy });
+      await h.approvalStarted();
+
+      const record = (await h.decision())!.record;
+      expect(record.outcome).toBe('ESCALATE');
+      expect(record.policy.sha256).toBe(createHash('sha256').update(text).digest('hex'));
+      expect(record.violations.map((v) => v.rule)).toEqual(['error']);
+      expect(record.violations[0]!.description).toMatch(/the policy is invalid/);
+      expect(record.violations[0]!.description).toMatch(/rules\[0\]\.action/);
+      expect(publishes(h)).toHaveLength(1);
+      expect(putResults(h)).toHaveLength(0);
+      expect(await h.gate()).toMatchObject({ state: 'ACTED', outcome: 'ESCALATE' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the scan events as AWS sends them', () => {
+  it('Inspector2 Scan without HIGH and LOW counts: a missing severity is 0, and the event decides', async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('billing-api.list-findings.json'); // 2 LOW, 1 MEDIUM
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+    const event = h.inspectorScanEvent({ counts: { CRITICAL: 0, MEDIUM: 1, TOTAL: 3 } });
+    await h.scanFinished(event);
+
+    expect(await h.decision()).toMatchObject({ trigger: 'scan-finished', record: { outcome: 'APPROVE' } });
+    expect(putResults(h)).toHaveLength(1);
+  });
+
+  it('ECR Image Scan (basic scanning, bare repository name, severities left out): decides on DescribeImageScanFindings', async () => {
+    const h = await setup({ scanSource: 'ecr' });
+    await h.approvalStarted(); // ECR has no scan of the image yet: ScanNotFoundException, the gate waits
+    expect((await h.gate())?.state).toBe('WAITING');
+
+    h.scanner.ecr = { status: 'COMPLETE', findings: ecrBasicFindings() }; // 1 MEDIUM
+    h.clock.advance(MINUTE);
+    await h.scanFinished(h.ecrScanEvent({ counts: { MEDIUM: 1 } }));
+
+    expect(await h.decision()).toMatchObject({ trigger: 'scan-finished', record: { outcome: 'APPROVE' } });
+    expect((await h.decision())!.record.counts.MEDIUM).toBe(1);
+    expect(putResults(h).map((r) => r.result?.status)).toEqual(['Approved']);
+  });
+
+  it('the repository ARN in Inspector2 Scan: correlated by digest, the repository name used for ListFindings', async () => {
+    const h = await setup();
+    await h.approvalStarted();
+    const event = h.inspectorScanEvent();
+    expect(event.detail['repository-name']).toBe(REPOSITORY_ARN);
+    h.clock.advance(MINUTE);
+    await h.scanFinished(event);
+
+    const reads = findingsReads(h);
+    expect(reads.length).toBeGreaterThan(0);
+    for (const read of reads) {
+      expect(read.filterCriteria?.ecrImageRepositoryName).toEqual([
+        { comparison: 'EQUALS', value: REPOSITORY },
+      ]);
+      expect(read.filterCriteria?.ecrImageHash).toEqual([{ comparison: 'EQUALS', value: DIGEST }]);
+    }
+    expect(await h.store.getScan(DIGEST)).toMatchObject({ repository: REPOSITORY, verdict: 'complete' });
+    expect(await h.decision()).toMatchObject({ trigger: 'scan-finished', record: { outcome: 'APPROVE' } });
+  });
+
+  it('an Inspector2 Scan of an EC2 instance (no image digest) is ignored: nothing called, nothing stored', async () => {
+    const h = await setup();
+    expect(await h.scanFinished(h.ec2ScanEvent())).toEqual({ ignored: 'event of another kind' });
+    for (const mock of Object.values(h.mocks)) expect(mock.calls()).toHaveLength(0);
+    expect(await h.items()).toHaveLength(0);
+  });
+
+  it('events from another account or region are ignored', async () => {
+    const h = await setup();
+    // The Inspector sample exactly as AWS documents it: account 111122223333.
+    expect(await h.scanFinished(h.foreignInspectorScanEvent())).toEqual({
+      ignored: 'event from account 111122223333',
+    });
+    const started = h.approvalStartedEvent();
+    started.account = '210987654321';
+    expect(await h.approvalStarted(started)).toEqual({ ignored: 'event from account 210987654321' });
+    const elsewhere = h.approvalStartedEvent();
+    elsewhere.region = 'us-east-1';
+    expect(await h.approvalStarted(elsewhere)).toEqual({ ignored: 'event from region us-east-1' });
+    for (const mock of Object.values(h.mocks)) expect(mock.calls()).toHaveLength(0);
+    expect(await h.items()).toHaveLength(0);
+  });
+});
+
+describe('the approval token is a credential', () => {
+  it('never appears in a stored item, an event, a message or the log, even when an error echoes it', async () => {
+    const h = await setup();
+    const echoes = () =>
+      new PipelineServiceException({
+        name: 'InternalFailure',
+        $fault: 'server',
+        $metadata: { httpStatusCode: 500 },
+        message: `Internal failure while processing token ${TOKEN}`,
+      });
+    h.fail('PutApprovalResult', echoes);
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+    await expect(h.scanFinished()).rejects.toThrow();
+    expect(await h.gate()).toMatchObject({ state: 'DECIDED' });
+
+    h.heal();
+    h.clock.advance(3 * MINUTE);
+    await h.sweep();
+    expect(h.results.map((r) => r.token)).toEqual([TOKEN]);
+    await h.approvalEnded(h.cloudTrailEvent({ identity: TOLLGATE_IDENTITY }));
+    await h.approvalEnded(h.approvalEndedEvent('SUCCEEDED'));
+    expect(await h.gate()).toMatchObject({ state: 'CLOSED', reviewer: { tollgate: true } });
+
+    const token = TOKEN.toLowerCase();
+    const stored = JSON.stringify(await h.items()).toLowerCase();
+    expect(stored).toContain(hashToken(TOKEN)); // what is kept instead
+    expect(stored).not.toContain(token);
+    expect(JSON.stringify(h.events).toLowerCase()).not.toContain(token);
+    expect(JSON.stringify(h.messages).toLowerCase()).not.toContain(token);
+    const log = logLines.join('\n');
+    expect(log).toContain('sending the approval result failed');
+    expect(log).toContain('<approval token>');
+    expect(log.toLowerCase()).not.toContain(token);
+  });
+});
+
+describe('the harness', () => {
+  it('answers from the samples: the token, the execution and the image of the fixtures', async () => {
+    const h = await setup();
+    await h.approvalStarted();
+    expect(h.mocks.codepipeline.commandCalls(GetPipelineStateCommand)[0]!.args[0].input).toEqual({
+      name: PIPELINE,
+    });
+    expect(h.mocks.codepipeline.commandCalls(ListActionExecutionsCommand)[0]!.args[0].input.filter).toEqual({
+      pipelineExecutionId: EXECUTION,
+    });
+    expect(await h.gate()).toMatchObject({
+      state: 'WAITING',
+      startedAt: START,
+      image: { repository: REPOSITORY, digest: DIGEST },
+      tokenHash: hashToken(TOKEN),
+    });
+    expect(scanCounts(h.scanner.findings)).toEqual({ CRITICAL: 0, HIGH: 0, MEDIUM: 1, TOTAL: 1 });
+  });
+});
