@@ -14,7 +14,7 @@ import { measureCriticalPath } from '../bench/critical-path.js';
  */
 const OPTIONS = { findings: 300, latencyMs: 50, runs: 3, warmups: 1 } as const;
 
-// Measured once (medians of 3 runs, about 3 s) for both tests.
+// Measured once (medians of 3 runs, about 3 s).
 let measured: ReturnType<typeof measureCriticalPath> | undefined;
 const measure = () => {
   measured ??= measureCriticalPath(OPTIONS);
@@ -22,26 +22,13 @@ const measure = () => {
 };
 
 describe('critical path: scan-finished → PutApprovalResult', () => {
-  // FAILS TODAY, by one call: after reading the WAITING gates (Query by-digest), tryDecide reads back the
-  // scan status that scanFinished has just written (GetItem SCAN, in scanStatusFor), and only then starts
-  // GetPipelineState: Query → GetItem → GetPipelineState is 3 deep, longer than the 2 findings pages it runs
-  // beside, so the chain is 5, not 4. Passing the scan in hand to tryDecide (shared/gate/gate.ts; see the
-  // bench's report) removes the GetItem; then turn this `it.fails` into `it` and drop the test below.
-  it.fails('sends PutApprovalResult after the findings pages + 2 calls in sequence (the floor)', async () => {
+  it('sends PutApprovalResult after the findings pages + 2 calls in sequence (the floor)', async () => {
     const path = await measure();
     expect(path.longestFindingsChain).toBe(2);
     expect(path.floor).toBe(4);
     expect(path.calls).toBe(path.floor);
-  });
-
-  // Holds today's path until the change above lands: one call over the floor (the scan read back), no more.
-  it('sends PutApprovalResult one call after the floor today: the scan status read back', async () => {
-    const path = await measure();
-    expect(path.calls).toBe(path.floor + 1);
-    // First the gate query (or the scan write it queues behind in dynalite), then:
-    expect(path.chain.map((c) => c.call).slice(1)).toEqual([
-      'DynamoDB GetItem SCAN',
-      'GetPipelineState',
+    // Beside the findings pages: the gate query, then the token (the scan status just written is not read back).
+    expect(path.chain.map((c) => c.call).slice(-2)).toEqual([
       'DynamoDB TransactWriteItems DECISION+GATE',
       'PutApprovalResult',
     ]);

@@ -12,7 +12,13 @@ export function approvalEndedHandler(runtime: Runtime) {
       const d = event.detail;
       const key = { pipeline: d.pipeline, executionId: d['execution-id'], stage: d.stage, action: d.action };
       logger.appendKeys({ gate: `${key.pipeline}/${key.executionId}/${key.stage}/${key.action}` });
-      const report = await gate.approvalEnded({ key, state: d.state, time: event.time });
+      const report = await gate.approvalEnded({
+        key,
+        state: d.state,
+        time: event.time,
+        account: event.account,
+        region: event.region,
+      });
       logger.info('approval ended', { ...report });
       return report;
     }

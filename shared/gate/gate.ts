@@ -39,7 +39,7 @@ import type {
   StorePort,
   TollgateEvent,
 } from './ports.js';
-import { coverageState, ecrScanState, inspectorScanState, isSettled, readCounts } from './scan.js';
+import { coverageState, ecrScanState, inspectorScanState, isSettled, readCounts, sameRead } from './scan.js';
 import { checkToken, type TokenCheck } from './token.js';
 
 /** The policy the functions run with: a broken one is not fatal, it makes every decision escalate (fail closed). */
@@ -105,6 +105,8 @@ export interface ApprovalEnded {
   readonly key: GateKey;
   readonly state: GateClosure['state'];
   readonly time: string;
+  readonly account: string;
+  readonly region: string;
 }
 
 /** CloudTrail's record of a PutApprovalResult call: trusted for who called, nothing else. */
@@ -147,6 +149,8 @@ interface DecideContext {
   readonly stateCache?: Map<string, Promise<readonly StageStateView[]>> | undefined;
   /** The token read when the approval started, in this same invocation. */
   readonly token?: TokenCheck | undefined;
+  /** The scan status this invocation has just stored (scan-finished): no need to read it back. */
+  readonly scan?: ScanStatus | undefined;
 }
 
 /**
@@ -305,7 +309,7 @@ export class GateService {
           }
         : undefined;
     prefetch?.read.catch(() => undefined);
-    const [, gates] = await Promise.all([
+    const [stored, gates] = await Promise.all([
       this.d.store.putScan(scan),
       this.d.store.gatesForDigest(e.digest, ['WAITING']),
     ]);
@@ -313,7 +317,11 @@ export class GateService {
       abort.abort();
       return [];
     }
-    return this.forEach(gates, (gate) => this.tryDecide(gate, { trigger: 'scan-finished', prefetch }));
+    // An older event than the stored status (out of order) must not decide: then the gate reads the store.
+    const inHand = stored ? scan : undefined;
+    return this.forEach(gates, (gate) =>
+      this.tryDecide(gate, { trigger: 'scan-finished', prefetch, scan: inHand }),
+    );
   }
 
   // ── sweep ───────────────────────────────────────────────────────────────────────────────────────────
@@ -461,7 +469,7 @@ export class GateService {
     const timedOut = now.getTime() >= Date.parse(gate.deadline);
     let scan: ScanStatus;
     try {
-      scan = await this.scanStatusFor(image, now);
+      scan = ctx.scan?.digest === image.digest ? ctx.scan : await this.scanStatusFor(image, now);
     } catch (error) {
       // Coverage failing (or denied) must not keep a gate waiting past its deadline.
       return this.readFailed(gate, ctx, timedOut, error, 'the scan status');
@@ -509,6 +517,9 @@ export class GateService {
           ],
         });
       }
+      // An unchanged read keeps the earlier one, whose time starts the "a sweep apart" clock: replacing it
+      // with each retry would put the agreement off for ever.
+      if (gate.lastRead && sameRead(gate.lastRead, thisRead)) return report(gate, settled.why);
       const next = this.next(gate, { lastRead: thisRead }, now, `waiting: ${settled.why}`);
       await this.d.store.updateGate(next, gate.version);
       return report(next, settled.why);

@@ -122,7 +122,8 @@ export function isSettled(
   return { settled: false, why: 'no scan event counts: waiting for a second read a sweep later' };
 }
 
-function sameRead(a: FindingsRead, b: FindingsRead): boolean {
+/** Two reads with the same counts, severity by severity. */
+export function sameRead(a: FindingsRead, b: FindingsRead): boolean {
   if (a.total !== b.total) return false;
   return SEVERITIES.every((s) => (a.counts[s] ?? 0) === (b.counts[s] ?? 0));
 }
