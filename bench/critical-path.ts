@@ -25,7 +25,7 @@ import { ensureTable } from '../adapters/dynamodb/table.js';
 import { approvalStartedHandler } from '../functions/approval-started/handler.js';
 import { scanFinishedHandler } from '../functions/scan-finished/handler.js';
 import { SEVERITIES, type Severity } from '../shared/findings/finding.js';
-import { SimClock, simulationRuntime } from '../simulator/run.js';
+import { lambdaContext, type MiddlewareClient, SimClock, simulationRuntime } from '../simulator/run.js';
 import { type LoadedScenario, ScenarioSchema } from '../simulator/scenario.js';
 import { actionEvent, type CallRecord, scanEvent, World } from '../simulator/world.js';
 import { DIGEST, makeFindings, rng } from './generate.js';
@@ -195,7 +195,10 @@ async function once(findings: readonly Json[], counts: Record<string, number>, l
 
     // The approval starts while the scan is still running: the gate is created and waits.
     const slot = world.startApproval(KEY);
-    await started(actionEvent(world, slot, 'STARTED'), lambdaContext('approval-started', loaded));
+    await started(
+      actionEvent(world, slot, 'STARTED'),
+      lambdaContext('approval-started', loaded.scenario.region, loaded.scenario.account),
+    );
     const waiting = await store.getGate(KEY);
     if (waiting?.state !== 'WAITING') throw new Error(`bench: the gate is ${waiting?.state}, not WAITING`);
 
@@ -210,7 +213,10 @@ async function once(findings: readonly Json[], counts: Record<string, number>, l
     );
     const before = world.calls.length;
     const t0 = performance.now();
-    await scanFinished(event, lambdaContext('scan-finished', loaded));
+    await scanFinished(
+      event,
+      lambdaContext('scan-finished', loaded.scenario.region, loaded.scenario.account),
+    );
     const handlerMs = performance.now() - t0;
 
     const calls = world.calls.slice(before);
@@ -307,21 +313,9 @@ class TracedWorld extends World {
   }
 }
 
-interface LabelledStack {
-  middlewareStack: {
-    add(
-      middleware: (
-        next: (args: { input: unknown }) => Promise<unknown>,
-        context: { commandName?: string },
-      ) => (args: { input: unknown }) => Promise<unknown>,
-      options: { step: 'initialize'; name: string; priority: 'high' },
-    ): void;
-  };
-}
-
 /** Names each store call by what it reads or writes, ahead of the simulator's counting middleware. */
 function labelStoreCalls(client: unknown, world: TracedWorld): void {
-  (client as LabelledStack).middlewareStack.add(
+  (client as unknown as MiddlewareClient).middlewareStack.add(
     (next, context) => (args) => {
       world.pendingStoreLabel = describeStoreCall(
         (context.commandName ?? 'DynamoDB').replace(/Command$/, ''),
@@ -483,24 +477,6 @@ function scenario(findings: readonly Json[], counts: Record<string, number>): Lo
     file: fileURLToPath(new URL('./critical-path.scenario.json', import.meta.url)),
     policyFile: POLICY_FILE,
     findingsFiles: new Map(),
-  };
-}
-
-function lambdaContext(fn: string, loaded: LoadedScenario): Context {
-  const { region, account } = loaded.scenario;
-  return {
-    callbackWaitsForEmptyEventLoop: false,
-    functionName: `tollgate-${fn}`,
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:${region}:${account}:function:tollgate-${fn}`,
-    memoryLimitInMB: '256',
-    awsRequestId: `bench-${fn}`,
-    logGroupName: `/aws/lambda/tollgate-${fn}`,
-    logStreamName: 'bench',
-    getRemainingTimeInMillis: () => 30_000,
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
   };
 }
 

@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { CodePipelineClient } from '@aws-sdk/client-codepipeline';
 import { ECRClient } from '@aws-sdk/client-ecr';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
@@ -13,7 +11,7 @@ import { DynamoStore } from '../adapters/dynamodb/store.js';
 import { approvalEndedHandler } from '../functions/approval-ended/handler.js';
 import { approvalStartedHandler } from '../functions/approval-started/handler.js';
 import { loadPolicySource } from '../functions/common/policy.js';
-import { logPort, metricsPort, type Runtime } from '../functions/common/runtime.js';
+import { localObservability, logPort, metricsPort, type Runtime } from '../functions/common/runtime.js';
 import { scanFinishedHandler } from '../functions/scan-finished/handler.js';
 import { sweepHandler } from '../functions/sweep/handler.js';
 import type { DecisionRecord } from '../shared/decision/record.js';
@@ -120,16 +118,7 @@ export function simulationRuntime(
     retry: { attempts: 3, baseMs: 1, maxDelayMs: 5 },
   });
   countedBy(options.doc, world);
-  const logger = new Logger({ serviceName: 'tollgate', logLevel: options.logLevel ?? 'SILENT' });
-  // The same metrics code runs, but nothing is printed: EMF lines are for CloudWatch, not a terminal.
-  process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
-  const quiet = {
-    debug: () => undefined,
-    info: () => undefined,
-    warn: () => undefined,
-    error: () => undefined,
-  };
-  const metrics = new Metrics({ namespace: 'Tollgate', serviceName: 'tollgate', logger: quiet });
+  const { logger, metrics } = localObservability(options.logLevel ?? 'SILENT');
   const gate = new GateService({
     ...adapters,
     store: new DynamoStore(options.doc, options.tableName),
@@ -376,14 +365,15 @@ function countCalls(world: World): Record<string, number> {
   return counts;
 }
 
-interface MiddlewareClient {
+/** The part of an SDK client (or the DynamoDB document client) the simulator hooks into. */
+export interface MiddlewareClient {
   middlewareStack: {
     add(
       middleware: (
         next: (args: { input: unknown }) => Promise<unknown>,
         context: { commandName?: string },
       ) => (args: { input: unknown }) => Promise<unknown>,
-      options: { step: 'initialize'; name: string; override?: boolean },
+      options: { step: 'initialize'; name: string; override?: boolean; priority?: 'high' | 'normal' | 'low' },
     ): void;
   };
 }
@@ -409,7 +399,8 @@ function countedBy(doc: DynamoDBDocumentClient, world: World): void {
   );
 }
 
-function lambdaContext(fn: FunctionName, region: string, account: string): Context {
+/** The Lambda context a function gets; its ARN tells the handler which account and region are its own. */
+export function lambdaContext(fn: string, region: string, account: string): Context {
   return {
     callbackWaitsForEmptyEventLoop: false,
     functionName: `tollgate-${fn}`,

@@ -215,8 +215,23 @@ export class World {
   // ── the SDK's commands ──────────────────────────────────────────────────────────────────────────────
 
   /** Answers one SDK command, as the service would; counts it, delays it, and fails it when told to. */
-  async answer(command: string, input: Json): Promise<Json> {
+  answer(command: string, input: Json): Promise<Json> {
     const operation = command.replace(/Command$/, '');
+    return this.around(
+      operation,
+      async () => ({
+        ...this.dispatch(operation, input),
+        $metadata: { httpStatusCode: 200, requestId: randomUUID() },
+      }),
+      input,
+    );
+  }
+
+  /**
+   * Counts, delays and (when told to) fails one call; `work` answers it: the world itself, or dynalite for
+   * the store's calls, so that the critical path counts those too.
+   */
+  async around<T>(operation: string, work: () => Promise<T>, input: Json = {}): Promise<T> {
     const start = performance.now() - this.epoch;
     const depth =
       1 + this.calls.reduce((d, c) => (c.end <= start && c.end > 0 ? Math.max(d, c.depth) : d), 0);
@@ -225,28 +240,6 @@ export class World {
     try {
       if (this.options.latencyMs) await new Promise((r) => setTimeout(r, this.options.latencyMs));
       this.maybeFail(operation, input);
-      return {
-        ...this.dispatch(operation, input),
-        $metadata: { httpStatusCode: 200, requestId: randomUUID() },
-      };
-    } catch (e) {
-      record.failed = true;
-      throw e;
-    } finally {
-      record.end = performance.now() - this.epoch;
-    }
-  }
-
-  /** Records a call answered elsewhere (DynamoDB, by dynalite), so the critical path counts it too. */
-  async around<T>(operation: string, work: () => Promise<T>): Promise<T> {
-    const start = performance.now() - this.epoch;
-    const depth =
-      1 + this.calls.reduce((d, c) => (c.end <= start && c.end > 0 ? Math.max(d, c.depth) : d), 0);
-    const record: CallRecord = { operation, start, end: 0, depth, failed: false };
-    this.calls.push(record);
-    try {
-      if (this.options.latencyMs) await new Promise((r) => setTimeout(r, this.options.latencyMs));
-      this.maybeFail(operation, {});
       return await work();
     } catch (e) {
       record.failed = true;

@@ -1,7 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import {
   ApprovalAlreadyCompletedException,
   CodePipelineClient,
@@ -58,7 +56,7 @@ import { approvalEndedHandler } from '../functions/approval-ended/handler.js';
 import { approvalStartedHandler } from '../functions/approval-started/handler.js';
 import type { HandlerResult } from '../functions/common/handler.js';
 import { loadPolicySource } from '../functions/common/policy.js';
-import { logPort, metricsPort, type Runtime } from '../functions/common/runtime.js';
+import { localObservability, logPort, metricsPort, type Runtime } from '../functions/common/runtime.js';
 import { scanFinishedHandler } from '../functions/scan-finished/handler.js';
 import { sweepHandler } from '../functions/sweep/handler.js';
 import { DEFAULT_CONFIG, GateService, type PolicySource } from '../shared/gate/gate.js';
@@ -390,14 +388,7 @@ export class Harness {
       topicArn: `arn:aws:sns:${REGION}:${ACCOUNT}:tollgate-escalations`,
       retry: { attempts: 3, baseMs: 1, maxDelayMs: 2 },
     });
-    const logger = new Logger({ serviceName: 'tollgate', logLevel: 'DEBUG' });
-    const quiet = {
-      debug: () => undefined,
-      info: () => undefined,
-      warn: () => undefined,
-      error: () => undefined,
-    };
-    const metrics = new Metrics({ namespace: 'Tollgate', serviceName: 'tollgate', logger: quiet });
+    const { logger, metrics } = localObservability('DEBUG');
     this.store = new DynamoStore(doc, tableName);
     const gate = new GateService({
       ...adapters,

@@ -1,5 +1,6 @@
-import type { Logger } from '@aws-lambda-powertools/logger';
-import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { Logger } from '@aws-lambda-powertools/logger';
+import type { ConstructorOptions } from '@aws-lambda-powertools/logger/types';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { GateService } from '../../shared/gate/gate.js';
 import type { LogPort, MetricsPort } from '../../shared/gate/ports.js';
 
@@ -40,5 +41,26 @@ export function metricsPort(metrics: Metrics): MetricsPort {
     count(name, value = 1) {
       metrics.addMetric(name, MetricUnit.Count, value);
     },
+  };
+}
+
+/**
+ * Logger and metrics for runs outside Lambda (the simulator, tests): the same Powertools code, with EMF
+ * output switched off (those lines are for CloudWatch, not a terminal) and logs at `logLevel`.
+ */
+export function localObservability(logLevel: NonNullable<ConstructorOptions['logLevel']>): {
+  logger: Logger;
+  metrics: Metrics;
+} {
+  process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+  const quiet = {
+    debug: () => undefined,
+    info: () => undefined,
+    warn: () => undefined,
+    error: () => undefined,
+  };
+  return {
+    logger: new Logger({ serviceName: 'tollgate', logLevel }),
+    metrics: new Metrics({ namespace: 'Tollgate', serviceName: 'tollgate', logger: quiet }),
   };
 }
