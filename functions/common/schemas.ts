@@ -48,31 +48,28 @@ const digest = z.string().regex(/^sha256:[a-f0-9]{32,64}$/, { error: 'a sha256 i
 // Scanners leave out severities without findings; a missing map is "no counts", never zeroes.
 const counts = z.record(z.string(), z.number().int().min(0)).optional();
 
+// Both scanners send this shape. EC2 and Lambda scans send the Inspector detail-type without a digest:
+// they fail here and are ignored.
+const ScanDetail = z.object({
+  'scan-status': z.string().min(1),
+  // Inspector sends the repository ARN here, ECR the bare name.
+  'repository-name': z.string().min(1),
+  'finding-severity-counts': counts,
+  'image-digest': digest,
+  'image-tags': z.array(z.string()).optional(),
+});
+
 export const InspectorScanEvent = EventBridgeSchema.extend({
   source: z.literal('aws.inspector2'),
   'detail-type': z.literal('Inspector2 Scan'),
-  detail: z.object({
-    'scan-status': z.string().min(1),
-    // The repository ARN, in real events, not the bare name.
-    'repository-name': z.string().min(1),
-    'finding-severity-counts': counts,
-    // EC2 and Lambda scans send the same detail-type without a digest: they fail here and are ignored.
-    'image-digest': digest,
-    'image-tags': z.array(z.string()).optional(),
-  }),
+  detail: ScanDetail,
 });
 export type InspectorScanEvent = z.infer<typeof InspectorScanEvent>;
 
 export const EcrScanEvent = EventBridgeSchema.extend({
   source: z.literal('aws.ecr'),
   'detail-type': z.literal('ECR Image Scan'),
-  detail: z.object({
-    'scan-status': z.string().min(1),
-    'repository-name': z.string().min(1),
-    'finding-severity-counts': counts,
-    'image-digest': digest,
-    'image-tags': z.array(z.string()).optional(),
-  }),
+  detail: ScanDetail,
 });
 export type EcrScanEvent = z.infer<typeof EcrScanEvent>;
 
