@@ -20,7 +20,7 @@ import {
   ThrottlingException,
 } from '@aws-sdk/client-inspector2';
 import { InternalErrorException, PublishCommand } from '@aws-sdk/client-sns';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { loadPolicySource } from '../functions/common/policy.js';
 import { hashToken } from '../shared/gate/gate.js';
 import {
@@ -308,6 +308,37 @@ describe('the sweep', () => {
     expect((await h.gate())?.timeline.map((t) => t.what).join('\n')).toContain(
       'two reads a sweep apart agree',
     );
+  });
+
+  it('each sweep reports gates waiting, overdue (past the deadline and a margin) and the oldest wait', async () => {
+    const h = await setup();
+    const added: [string, number][] = [];
+    vi.spyOn(h.runtime.metrics, 'addMetric').mockImplementation((name, _unit, value) => {
+      added.push([name, value]);
+      return h.runtime.metrics;
+    });
+    await h.approvalStarted();
+    h.clock.advance(10 * MINUTE);
+    await h.sweep();
+    expect(added).toEqual(
+      expect.arrayContaining([
+        ['GatesWaiting', 1],
+        ['GatesOverdue', 0],
+        ['OldestWaitingMinutes', 10],
+      ]),
+    );
+    // 36 minutes: past the 30-minute deadline and the 5-minute margin. The timeout should have decided it by
+    // now; the metric (and its alarm) says so before this sweep decides it.
+    added.length = 0;
+    h.clock.advance(26 * MINUTE);
+    await h.sweep();
+    expect(added).toEqual(
+      expect.arrayContaining([
+        ['GatesOverdue', 1],
+        ['OldestWaitingMinutes', 36],
+      ]),
+    );
+    expect((await h.gate())?.state).toBe('ACTED');
   });
 
   it('escalates with scan-timeout when no scan finished within waitMinutes', async () => {

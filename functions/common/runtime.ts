@@ -35,8 +35,10 @@ export function metricsPort(metrics: Metrics): MetricsPort {
       byOutcome.addMetric('Decisions', MetricUnit.Count, 1);
       metrics.addMetric('TimeToDecision', MetricUnit.Milliseconds, latencyMs);
     },
-    gatesWaiting(count) {
+    gatesWaiting({ count, overdue, oldestMinutes }) {
       metrics.addMetric('GatesWaiting', MetricUnit.Count, count);
+      metrics.addMetric('GatesOverdue', MetricUnit.Count, overdue);
+      metrics.addMetric('OldestWaitingMinutes', MetricUnit.Count, oldestMinutes);
     },
     count(name, value = 1) {
       metrics.addMetric(name, MetricUnit.Count, value);

@@ -128,6 +128,8 @@ export interface GateReport {
 }
 
 const TIMELINE_MAX = 40;
+/** A waiting gate this long past its deadline means the timeout is not being applied: the alarm's metric. */
+export const OVERDUE_MARGIN_MS = 5 * 60_000;
 const UPDATE_ATTEMPTS = 6;
 
 /** Thrown at the end of a call that left work undone, so that the event is retried or dead-lettered. */
@@ -328,7 +330,13 @@ export class GateService {
 
   async sweep(): Promise<readonly GateReport[]> {
     const gates = await this.d.store.openGates();
-    this.d.metrics.gatesWaiting(gates.filter((g) => g.state === 'WAITING').length);
+    const now = this.now().getTime();
+    const waiting = gates.filter((g) => g.state === 'WAITING');
+    this.d.metrics.gatesWaiting({
+      count: waiting.length,
+      overdue: waiting.filter((g) => Date.parse(g.deadline) + OVERDUE_MARGIN_MS < now).length,
+      oldestMinutes: Math.floor(Math.max(0, ...waiting.map((g) => now - Date.parse(g.startedAt))) / 60_000),
+    });
     const stateCache = new Map<string, Promise<readonly StageStateView[]>>();
     return this.forEach(
       gates,

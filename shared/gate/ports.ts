@@ -179,6 +179,10 @@ export interface LogPort {
 /** Powertools Metrics (EMF) in Lambda, counters in the local run. */
 export interface MetricsPort {
   decision(outcome: string, latencyMs: number): void;
-  gatesWaiting(count: number): void;
+  /**
+   * Each sweep: gates waiting, those waiting past their deadline plus a margin (the timeout should have
+   * decided them: auto-approval has stopped working), and the oldest wait in minutes.
+   */
+  gatesWaiting(waiting: { readonly count: number; readonly overdue: number; readonly oldestMinutes: number }): void;
   count(name: string, value?: number): void;
 }
