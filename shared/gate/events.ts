@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { SEVERITIES } from '../findings/finding.js';
 import { DETAIL_LIMIT, type Gate, type GateState, type StoredDecision } from './model.js';
 import type { TollgateEvent, TollgateEventType } from './ports.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { PolicySchema } from './schema.js';
 
 /** A name, not an address: the project publishes no schema URL; editors use the file's path. */

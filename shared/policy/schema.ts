@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { FINDING_STATUSES, FIX_AVAILABILITIES, SEVERITIES } from '../findings/finding.js';
 
 /** Violations the evaluator makes itself; no rule may take these ids. */
