@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { isMap, LineCounter, parseDocument, type YAMLError } from 'yaml';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { describeValue, formatPath, InputError, type InputProblem } from './errors.js';
 import { SourceLocator } from './locate.js';
+import { expectedOf } from './zod-issues.js';
 
 export interface YamlInputOptions {
   /** What the document is, for messages: "a policy (a mapping with version, name, rules, …)". */
@@ -85,13 +86,8 @@ function yamlProblem(e: YAMLError, file: string, lines: LineCounter): InputProbl
   };
 }
 
-type Issue = z.core.$ZodIssue;
-
-// zod's own messages start like this; any other message is one of ours, written as the "expected" half.
-const ZOD_DEFAULT = /^(Invalid|Too small|Too big|Unrecognized)/;
-
 function issueProblems(
-  issue: Issue,
+  issue: z.core.$ZodIssue,
   root: unknown,
   file: string,
   locator: SourceLocator,
@@ -126,35 +122,6 @@ function issueProblems(
     },
   ];
 }
-
-function expectedOf(issue: Issue): string {
-  if (!ZOD_DEFAULT.test(issue.message)) return issue.message;
-  switch (issue.code) {
-    case 'invalid_value':
-      return `one of ${issue.values.map((v) => String(v)).join(', ')}`;
-    case 'invalid_type':
-      return TYPE_NAMES[issue.expected] ?? issue.expected;
-    case 'too_small':
-      if (issue.origin === 'array') return `at least ${issue.minimum} item(s)`;
-      if (issue.origin === 'string') return `at least ${issue.minimum} character(s)`;
-      return `a number ${issue.inclusive ? '>=' : '>'} ${issue.minimum}`;
-    case 'too_big':
-      if (issue.origin === 'array') return `at most ${issue.maximum} item(s)`;
-      if (issue.origin === 'string') return `at most ${issue.maximum} character(s)`;
-      return `a number ${issue.inclusive ? '<=' : '<'} ${issue.maximum}`;
-    default:
-      return issue.message;
-  }
-}
-
-const TYPE_NAMES: Readonly<Record<string, string>> = {
-  string: 'a text',
-  number: 'a number',
-  int: 'a whole number',
-  boolean: 'true or false',
-  array: 'a list',
-  object: 'a mapping',
-};
 
 function valueAt(root: unknown, path: readonly (string | number)[]): unknown {
   let v: unknown = root;

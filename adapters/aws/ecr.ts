@@ -4,8 +4,10 @@ import {
   DescribeImagesCommand,
   type ECRClient,
 } from '@aws-sdk/client-ecr';
+import type { ScanVerdict } from '../../shared/findings/finding.js';
+import { readFindingsDocument } from '../../shared/findings/readers.js';
+import { FindingTable } from '../../shared/findings/table.js';
 import type { EcrScanReadResult, ImageLocator, ImagesPort } from '../../shared/gate/ports.js';
-import { FindingTable, readFindingsDocument, type ScanVerdict } from '../../shared/index.js';
 import { DEFAULT_RETRY, nextPage, type RetryOptions, sendOptions, withRetries } from './retry.js';
 
 /** `MaxResults` of DescribeImageScanFindings in the API model. */

@@ -7,8 +7,9 @@ import {
   ListCoverageCommand,
   ListFindingsCommand,
 } from '@aws-sdk/client-inspector2';
+import { readFindingsDocument } from '../../shared/findings/readers.js';
+import { FindingTable } from '../../shared/findings/table.js';
 import type { CoverageView, FindingsReadResult, ImageLocator } from '../../shared/gate/ports.js';
-import { FindingTable, readFindingsDocument } from '../../shared/index.js';
 import { DEFAULT_RETRY, nextPage, type RetryOptions, sendOptions, withRetries } from './retry.js';
 
 /**

@@ -5,13 +5,14 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { createAwsAdapters } from '../../adapters/aws/index.js';
 import { createDocumentClient, DynamoStore } from '../../adapters/dynamodb/store.js';
 import { DEFAULT_CONFIG, GateService } from '../../shared/gate/gate.js';
-import { loadPolicySource } from './policy.js';
+import { loadPolicyBundleSource } from './policy-bundle.js';
 import { logPort, metricsPort, type Runtime } from './runtime.js';
 
 /**
  * The Lambda runtime, built once per cold start from the environment the stack sets:
  * `TOLLGATE_TABLE`, `TOLLGATE_TOPIC_ARN`, `TOLLGATE_SCAN_SOURCE` (`inspector` | `ecr`),
- * `TOLLGATE_POLICY_FILE` (default: `policy.yaml` bundled beside the handler), `TOLLGATE_OWN_ROLES`
+ * `TOLLGATE_POLICY_FILE` (default: `policy.json` beside the bundle, the policy bundle written at synth time by
+ * `infra/bundling.ts`; never YAML, so the YAML parser is not in the bundle), `TOLLGATE_OWN_ROLES`
  * (comma-separated role names whose CloudTrail calls are Tollgate's own).
  */
 export function awsRuntime(env: NodeJS.ProcessEnv = process.env): Runtime {
@@ -24,8 +25,8 @@ export function awsRuntime(env: NodeJS.ProcessEnv = process.env): Runtime {
     namespace: env.POWERTOOLS_METRICS_NAMESPACE ?? 'Tollgate',
     serviceName: env.POWERTOOLS_SERVICE_NAME ?? 'tollgate',
   });
-  const policyFile = env.TOLLGATE_POLICY_FILE ?? join(dirname(fileURLToPath(import.meta.url)), 'policy.yaml');
-  const policy = loadPolicySource(policyFile);
+  const policyFile = env.TOLLGATE_POLICY_FILE ?? join(dirname(fileURLToPath(import.meta.url)), 'policy.json');
+  const policy = loadPolicyBundleSource(policyFile);
   if (!policy.ok)
     logger.error('the policy is invalid: every decision will escalate', { problem: policy.problem });
   const gate = new GateService({

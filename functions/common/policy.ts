@@ -1,24 +1,29 @@
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { InputError } from '../../shared/errors.js';
-import { describeError, type PolicySource } from '../../shared/gate/gate.js';
+import type { PolicySource } from '../../shared/gate/gate.js';
+import { isPolicyBundleLike, readPolicyBundle } from '../../shared/policy/bundle.js';
 import { parsePolicy } from '../../shared/policy/load.js';
+import { loadWith } from './policy-bundle.js';
 
 /**
- * Reads the policy the functions run with. A policy that fails to load is not fatal: every decision then
- * escalates (fail closed), naming the problem and the hash of the text that failed.
+ * Reads a policy for a local run (the simulator, tests): a policy bundle (`policy.json`, as deployed) or a
+ * policy file as people write it (YAML, or JSON). This imports the YAML parser: the Lambda entry points use
+ * `loadPolicyBundleSource` (./policy-bundle.ts) instead, so it stays out of their bundles.
+ *
+ * A policy that fails to load is not fatal: every decision then escalates (fail closed), naming the problem
+ * and the hash of the text that failed.
  */
 export function loadPolicySource(file: string): PolicySource {
-  let bytes: Buffer;
+  return loadWith(file, (bytes, name) =>
+    isBundleText(bytes) ? readPolicyBundle(bytes, name) : parsePolicy(bytes, name),
+  );
+}
+
+/** A JSON mapping with a `format` key is a bundle (a policy has no such key); anything else is a policy. */
+function isBundleText(bytes: Buffer): boolean {
+  const text = bytes.toString('utf8').trimStart();
+  if (!text.startsWith('{')) return false;
   try {
-    bytes = readFileSync(file);
-  } catch (e) {
-    return { ok: false, problem: `cannot read ${file}: ${describeError(e)}`, sha256: '', file };
-  }
-  try {
-    return { ok: true, loaded: parsePolicy(bytes, file) };
-  } catch (e) {
-    const problem = e instanceof InputError ? e.message : describeError(e);
-    return { ok: false, problem, sha256: createHash('sha256').update(bytes).digest('hex'), file };
+    return isPolicyBundleLike(JSON.parse(text));
+  } catch {
+    return false;
   }
 }
