@@ -6,6 +6,7 @@ import {
   RemovalPolicy,
   Stack,
   type StackProps,
+  Token,
   Validations,
 } from 'aws-cdk-lib';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
@@ -296,17 +297,21 @@ export class TollgateDemoPipelineStack extends Stack {
       'pipeline execution, so the object ARN ends in /*; GetObject*/GetBucket*/List* cover object versions and ' +
       'the bucket location CodePipeline and CodeBuild read.';
 
+    // cdk-nag names a finding by the ARN as synthesized: the pseudo parameters of an environment-agnostic
+    // stack, the literal account and region of a stack deployed to a given environment.
+    const region = Token.isUnresolved(this.region) ? '<AWS::Region>' : this.region;
+    const account = Token.isUnresolved(this.account) ? '<AWS::AccountId>' : this.account;
     for (const project of [this.buildProject, this.deployProject]) {
       const name = ref(project);
       ack(
         project,
-        `IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/codebuild/${name}:*]`,
+        `IAM5[Resource::arn:<AWS::Partition>:logs:${region}:${account}:log-group:/aws/codebuild/${name}:*]`,
         "CodeBuild's default log group for this project only (/aws/codebuild/<project>); log stream names are " +
           'generated per build, so the ARN ends in :*. The builds log to the stack-owned BuildLogs group (7 days).',
       );
       ack(
         project,
-        `IAM5[Resource::arn:<AWS::Partition>:codebuild:<AWS::Region>:<AWS::AccountId>:report-group/${name}-*]`,
+        `IAM5[Resource::arn:<AWS::Partition>:codebuild:${region}:${account}:report-group/${name}-*]`,
         'CDK default for a CodeBuild project: test report groups CodeBuild creates on demand, named after this ' +
           'project only (<project>-<name>). The demo buildspecs define no reports.',
       );
