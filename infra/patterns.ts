@@ -1,0 +1,246 @@
+import { ENDED_STATES } from '../functions/common/schemas.js';
+
+/*
+ * Pure configuration → filters: the EventBridge patterns of every Tollgate rule and the IAM resource ARNs
+ * of the gated pipelines, both from the same name globs. No CDK here, so tests can match the patterns
+ * against sample events and check the ARNs without synthesising anything.
+ *
+ * A glob is a CodePipeline name (letters, digits, `.`, `@`, `-`, `_`: the API's own pattern) in which `*`
+ * stands for any run of characters, as in the policy language (`shared/glob.ts`). A name can hold neither
+ * `*` nor `\`, so no glob needs escaping in an EventBridge `wildcard` or an IAM ARN.
+ */
+
+export type ScanSource = 'inspector' | 'ecr';
+export const SCAN_SOURCES: readonly ScanSource[] = ['inspector', 'ecr'];
+
+/** One entry of an EventBridge pattern's array: an exact value or one of the content filters used here. */
+export type FieldFilter =
+  | string
+  | { readonly prefix: string }
+  | { readonly suffix: string }
+  | { readonly wildcard: string }
+  | { readonly exists: boolean };
+
+/** An EventBridge event pattern, as the JSON EventBridge stores. */
+export interface EventPattern {
+  readonly [field: string]: readonly FieldFilter[] | EventPattern;
+}
+
+export interface PatternConfig {
+  /** The account the events must come from: the stack's own. */
+  readonly account: string;
+  /** The partition of ECR ARNs in scan events (`aws`, `aws-cn`, `aws-us-gov`). */
+  readonly partition?: string;
+  /** Globs of the gated pipelines' names; `*` alone gates every pipeline. */
+  readonly pipelines: readonly string[];
+  /** Globs of the gated Manual approval actions' names. */
+  readonly approvalActionNames: readonly string[];
+  readonly scanSource: ScanSource;
+}
+
+/** Every rule the construct creates from a pattern (the sweep's schedule has none). */
+export type RuleName =
+  | 'approvalStarted'
+  | 'approvalEnded'
+  | 'approvalResultCall'
+  | 'inspectorScan'
+  | 'ecrScan';
+
+export type FunctionName = 'approval-started' | 'scan-finished' | 'approval-ended' | 'sweep';
+export const FUNCTION_NAMES: readonly FunctionName[] = [
+  'approval-started',
+  'scan-finished',
+  'approval-ended',
+  'sweep',
+];
+
+/** The function each rule invokes. */
+export const RULE_TARGETS: Readonly<Record<RuleName, FunctionName>> = {
+  approvalStarted: 'approval-started',
+  approvalEnded: 'approval-ended',
+  approvalResultCall: 'approval-ended',
+  inspectorScan: 'scan-finished',
+  ecrScan: 'scan-finished',
+};
+
+/** A configuration value that cannot work, named by where it came from. */
+export class TollgateConfigError extends Error {
+  constructor(
+    /** The prop (or context key) and the path inside it: `pipelines[1]`. */
+    readonly key: string,
+    readonly expected: string,
+    readonly got: string,
+  ) {
+    super(`Tollgate: ${key}: expected ${expected}; got ${got}`);
+    this.name = 'TollgateConfigError';
+  }
+
+  /** The same problem, named by another key (the stack names context keys, not props). */
+  renamed(key: string): TollgateConfigError {
+    return new TollgateConfigError(key, this.expected, this.got);
+  }
+}
+
+/** A value as a message shows it: JSON, cut short. */
+export function shown(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+const NAME_GLOB = /^[A-Za-z0-9.@\-_*]{1,100}$/;
+/**
+ * IAM policies of a role are limited to 10,240 characters and PutApprovalResult takes one ARN per pipeline
+ * glob × action glob; EventBridge limits a pattern's size and its wildcard complexity. A few dozen globs is
+ * already more than a naming convention needs.
+ */
+export const MAX_GLOBS = 25;
+
+/**
+ * Checks a list of name globs and returns it normalised: runs of `*` collapsed (EventBridge refuses `**`
+ * in a wildcard; it means `*` anyway), duplicates dropped, and `['*']` when any glob is `*` alone (it
+ * matches every name, so the others add nothing).
+ */
+export function normaliseGlobs(key: string, value: unknown, what: string): readonly string[] {
+  const expected = `a non-empty list of at most ${MAX_GLOBS} ${what} globs: names of 1 to 100 letters, digits, '.', '@', '-' or '_', with '*' for any run of characters`;
+  if (!Array.isArray(value)) throw new TollgateConfigError(key, expected, shown(value));
+  if (value.length === 0 || value.length > MAX_GLOBS) {
+    throw new TollgateConfigError(key, expected, `${value.length} globs`);
+  }
+  const out: string[] = [];
+  value.forEach((glob: unknown, i) => {
+    if (typeof glob !== 'string' || !NAME_GLOB.test(glob)) {
+      throw new TollgateConfigError(
+        `${key}[${i}]`,
+        `a ${what} glob: 1 to 100 letters, digits, '.', '@', '-', '_' or '*'`,
+        shown(glob),
+      );
+    }
+    const collapsed = glob.replace(/\*{2,}/g, '*');
+    if (!out.includes(collapsed)) out.push(collapsed);
+  });
+  return out.includes('*') ? ['*'] : out;
+}
+
+/**
+ * The EventBridge filters matching any of the globs, or `undefined` when they match every name (the
+ * pattern then leaves the field out). A literal is an exact value; a single trailing or leading `*` is the
+ * cheaper `prefix` / `suffix` filter; anything else is a `wildcard`.
+ */
+export function globFilters(globs: readonly string[]): FieldFilter[] | undefined {
+  if (globs.includes('*')) return undefined;
+  return globs.map((glob): FieldFilter => {
+    const stars = glob.split('*').length - 1;
+    if (stars === 0) return glob;
+    if (stars === 1 && glob.endsWith('*')) return { prefix: glob.slice(0, -1) };
+    if (stars === 1 && glob.startsWith('*')) return { suffix: glob.slice(1) };
+    return { wildcard: glob };
+  });
+}
+
+function withNames(fields: Record<string, readonly FieldFilter[] | undefined>): EventPattern {
+  const out: Record<string, readonly FieldFilter[]> = {};
+  for (const [name, filter] of Object.entries(fields)) if (filter) out[name] = filter;
+  return out;
+}
+
+const APPROVAL_TYPE: EventPattern = {
+  category: ['Approval'],
+  provider: ['Manual'],
+  owner: ['AWS'],
+};
+
+/**
+ * The pattern of every rule the configuration needs, by rule name. Every pattern pins `source`,
+ * `detail-type` and `account`; the rest filters what EventBridge can, so a function only runs for work
+ * it has to do (the handlers check again: a rule is not a security boundary against forged PutEvents).
+ */
+export function rulePatterns(config: PatternConfig): Partial<Record<RuleName, EventPattern>> {
+  const pipelines = globFilters(config.pipelines);
+  const actions = globFilters(config.approvalActionNames);
+  const account = [config.account];
+  const partition = config.partition ?? 'aws';
+
+  const approval = (states: readonly string[]): EventPattern => ({
+    source: ['aws.codepipeline'],
+    'detail-type': ['CodePipeline Action Execution State Change'],
+    account,
+    detail: {
+      state: states,
+      type: APPROVAL_TYPE,
+      ...withNames({ pipeline: pipelines, action: actions }),
+    },
+  });
+
+  const patterns: Partial<Record<RuleName, EventPattern>> = {
+    approvalStarted: approval(['STARTED']),
+    approvalEnded: approval(ENDED_STATES),
+    // CloudTrail's record of who answered an approval. The caller writes requestParameters, so they only
+    // narrow what is delivered; the handler trusts userIdentity alone. A call that failed resolved nothing.
+    approvalResultCall: {
+      source: ['aws.codepipeline'],
+      'detail-type': ['AWS API Call via CloudTrail'],
+      account,
+      detail: {
+        eventSource: ['codepipeline.amazonaws.com'],
+        eventName: ['PutApprovalResult'],
+        errorCode: [{ exists: false }],
+        ...(pipelines || actions
+          ? { requestParameters: withNames({ pipelineName: pipelines, actionName: actions }) }
+          : {}),
+      },
+    },
+  };
+  // Only images: Inspector sends the same detail-type for EC2 instances and Lambda functions, without a
+  // digest and with the instance or function as the resource.
+  const image = { 'image-digest': [{ exists: true }] };
+  if (config.scanSource === 'inspector') {
+    patterns.inspectorScan = {
+      source: ['aws.inspector2'],
+      'detail-type': ['Inspector2 Scan'],
+      account,
+      resources: [{ prefix: `arn:${partition}:ecr:` }],
+      detail: image,
+    };
+  } else {
+    patterns.ecrScan = {
+      source: ['aws.ecr'],
+      'detail-type': ['ECR Image Scan'],
+      account,
+      detail: image,
+    };
+  }
+  return patterns;
+}
+
+export interface ArnConfig {
+  readonly partition: string;
+  readonly region: string;
+  readonly account: string;
+  readonly pipelines: readonly string[];
+  readonly approvalActionNames: readonly string[];
+}
+
+/**
+ * The gated pipelines' ARNs (GetPipelineState, GetPipelineExecution, ListActionExecutions). An IAM ARN's
+ * `*` matches any run of characters, as a glob's does.
+ */
+export function pipelineArns(c: ArnConfig): string[] {
+  return c.pipelines.map((p) => `arn:${c.partition}:codepipeline:${c.region}:${c.account}:${p}`);
+}
+
+/**
+ * The gated approval actions' ARNs (PutApprovalResult authorises on `pipeline/stage/action`): any stage,
+ * but only actions named by `approvalActionNames`, so Tollgate cannot answer another approval of a
+ * gated pipeline (a product owner's sign-off, say).
+ */
+export function approvalActionArns(c: ArnConfig): string[] {
+  return c.pipelines.flatMap((p) =>
+    c.approvalActionNames.map((a) => `arn:${c.partition}:codepipeline:${c.region}:${c.account}:${p}/*/${a}`),
+  );
+}
