@@ -72,8 +72,29 @@ function foreignOrigin(event: Envelope, context: Context): string | undefined {
   return undefined;
 }
 
+interface Issue {
+  readonly path: readonly PropertyKey[];
+  readonly message: string;
+  /** zod's `invalid_union`: the issues of each branch. */
+  readonly errors?: readonly (readonly Issue[])[];
+}
+
+/** What was wrong with an event, at most five problems, `path: message`. */
 function problemsOf(error: Error): string[] {
-  const issues = (error as { issues?: readonly { path: readonly PropertyKey[]; message: string }[] }).issues;
+  // Powertools' parser wraps the schema's issues in a ParseError, as its cause.
+  const issues =
+    (error as { issues?: readonly Issue[] }).issues ??
+    (Array.isArray(error.cause) ? (error.cause as readonly Issue[]) : undefined);
   if (!issues) return [error.message];
-  return issues.slice(0, 5).map((i) => `${i.path.map(String).join('.')}: ${i.message}`);
+  return [...new Set(flatten(issues))].slice(0, 5);
+}
+
+function flatten(issues: readonly Issue[], prefix: readonly PropertyKey[] = []): string[] {
+  return issues.flatMap((issue) => {
+    const path = [...prefix, ...issue.path];
+    // A union has no problem of its own ("Invalid input"): its branches' problems say what was expected.
+    if (issue.errors?.length) return flatten(issue.errors.flat(), path);
+    const where = path.map(String).join('.');
+    return [where === '' ? issue.message : `${where}: ${issue.message}`];
+  });
 }
