@@ -1,0 +1,18 @@
+/*
+ * In the Lambda bundles only (an esbuild `alias`, infra/bundling.ts), this module stands in for
+ * `@smithy/core/event-streams` (~15 KB of every bundle). The SDK loads it only for an operation with an event
+ * stream in its input or output; none of the services Tollgate calls (CodePipeline, ECR, Inspector, SNS,
+ * EventBridge, DynamoDB) has one. Should one ever be called, it fails loudly here rather than subtly.
+ */
+
+const WHY = 'AWS SDK event streams are not in Tollgate’s Lambda bundles (infra/bundling.ts)';
+
+export class EventStreamSerde {
+  constructor() {
+    throw new Error(WHY);
+  }
+}
+
+export function eventStreamSerdeProvider(): never {
+  throw new Error(WHY);
+}
