@@ -10,7 +10,12 @@
  * image with 1,000 findings, every AWS call given 20 ms: criticalPathCalls (the calls made in sequence),
  * criticalPathFloor (the longest chain of findings pages + 2), criticalPathMs (to PutApprovalResult) and
  * criticalPathHandlerMs (the whole handler), medians of BENCH_CRITICAL_PATH_RUNS runs. It is loaded and run
- * after the evaluation figures are taken, so it cannot change them. The last line is one JSON object.
+ * after the evaluation figures are taken, so it cannot change them.
+ *
+ * Then the functions' bundles (bundles.ts), built with the stack's esbuild settings (infra/bundling.ts):
+ * `bundles.<function>.bytes` (index.mjs; the table adds it gzipped) and `.importMs`, the median of
+ * BENCH_IMPORT_RUNS (5) fresh `node` processes each importing the bundle, which builds the function's AWS
+ * runtime as Lambda's Init does. The last line is one JSON object.
  */
 import { performance } from 'node:perf_hooks';
 import { evaluate, parsePolicy, readFindingsDocument } from '../shared/index.js';
@@ -116,6 +121,16 @@ for (const line of formatChain(path.chain)) console.log(line);
 console.log('beside the findings read, the chain to the token (GetPipelineState):');
 for (const line of formatChain(path.tokenChain)) console.log(line);
 
+// The bundles last: building them loads esbuild and the CDK; the imports run in fresh processes.
+const { measureBundles } = await import('./bundles.js');
+const bundles = await measureBundles({ runs: Number(process.env.BENCH_IMPORT_RUNS ?? 5) });
+console.log('function bundles       bytes (gzip -9)       import ms (median; runs)');
+for (const b of bundles) {
+  console.log(
+    `  ${b.name.padEnd(20)} ${String(b.bytes).padStart(7)} (${String(b.gzipBytes).padStart(6)})   ${round(b.importMs).toFixed(1).padStart(7)} (${b.importRuns.map((ms) => round(ms, 0)).join(', ')})`,
+  );
+}
+
 const result = {
   findings: N,
   rules: policy.policy.rules.length,
@@ -130,5 +145,6 @@ const result = {
   criticalPathMet: path.met,
   criticalPathHandlerMs: round(path.handlerMs),
   criticalPathFindingsChain: path.longestFindingsChain,
+  bundles: Object.fromEntries(bundles.map((b) => [b.name, { bytes: b.bytes, importMs: round(b.importMs) }])),
 };
 console.log(JSON.stringify(result));
