@@ -1,0 +1,927 @@
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { KeySchemaElement } from '@aws-sdk/client-dynamodb';
+import { Duration, Fn, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { RegionInfo } from 'aws-cdk-lib/region-info';
+import { Construct } from 'constructs';
+import { EVENT_SOURCE } from '../adapters/aws/eventbridge.js';
+import { INDEX, TABLE_DEFINITION } from '../adapters/dynamodb/table.js';
+import { InputError } from '../shared/errors.js';
+import { type LoadedPolicy, parsePolicy } from '../shared/policy/load.js';
+import { BUNDLING, FUNCTION_ENTRIES, policyBundleHook } from './bundling.js';
+import {
+  type ArnConfig,
+  approvalActionArns,
+  type EventPattern,
+  FUNCTION_NAMES,
+  type FunctionName,
+  normaliseGlobs,
+  pipelineArns,
+  RULE_TARGETS,
+  type RuleName,
+  rulePatterns,
+  SCAN_SOURCES,
+  type ScanSource,
+  shown,
+  TollgateConfigError,
+} from './patterns.js';
+
+/** Where the escalations go: email addresses (Tollgate creates the topic) or an SNS topic you have. */
+export type NotificationTarget = { readonly emails: readonly string[] } | { readonly topic: sns.ITopic };
+
+export interface TollgateProps {
+  /** Globs of the pipelines Tollgate gates. `*` alone gates every pipeline of the account. @default ['*'] */
+  readonly pipelines?: readonly string[];
+  /** Globs of the Manual approval actions Tollgate answers. @default ['Tollgate*'] */
+  readonly approvalActionNames?: readonly string[];
+  /**
+   * The policy file (YAML or JSON), read and validated now, at synth time, by the loader `tollgate
+   * evaluate` uses: a bad policy fails the synth with the same `file:line:col` message. It is shipped
+   * with each function's code. Its `settings.scan.waitMinutes` sets the overdue alarm.
+   */
+  readonly policyFile: string;
+  /** Who is asked when the policy escalates. */
+  readonly escalation: NotificationTarget;
+  /**
+   * Who is paged by the alarms (a dead-letter, a failing function, gates overdue or a sweep that stopped).
+   * @default the escalation's emails, or the escalation topic: the people who would otherwise find the
+   * stalled approvals themselves
+   */
+  readonly alarms?: NotificationTarget;
+  /** `inspector`: Amazon Inspector enhanced scanning; `ecr`: ECR basic scanning. @default 'inspector' */
+  readonly scanSource?: ScanSource;
+  /** @default one year */
+  readonly logRetention?: logs.RetentionDays;
+  /**
+   * What happens to the table, key, queues and logs when the stack is deleted. `DESTROY` (for a sandbox)
+   * also turns the table's deletion protection off, or the stack could never be deleted.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /** A CloudWatch dashboard of decisions, waiting gates, functions and queues. @default false */
+  readonly dashboard?: boolean;
+}
+
+/** What each function's code needs to be built: the repository root holds `functions/` and the lock file. */
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Margin past a gate's deadline before it counts as overdue (the sweep's `GatesOverdue` uses the same). */
+export const OVERDUE_MARGIN_MINUTES = 5;
+
+/** Powertools metrics of the functions: namespace and the default `service` dimension. */
+export const METRICS = { namespace: 'Tollgate', service: 'tollgate' } as const;
+
+interface FunctionSpec {
+  readonly description: string;
+  readonly memoryMb: number;
+  readonly timeout: Duration;
+  /** Lambda's own retries of a failed asynchronous invocation (0 to 2). */
+  readonly retryAttempts: number;
+  readonly maxEventAge: Duration;
+  /** Whether it decides and acts: PutApprovalResult, findings reads, escalation publish. */
+  readonly decides: boolean;
+  /** The table's indexes it queries (the base table is read and written by key only). */
+  readonly indexes: readonly string[];
+}
+
+const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
+  'approval-started': {
+    description: 'Tollgate: a gated Manual approval started; store the gate and try to decide',
+    memoryMb: 1024,
+    timeout: Duration.minutes(2),
+    retryAttempts: 2,
+    maxEventAge: Duration.hours(1),
+    decides: true,
+    indexes: [],
+  },
+  'scan-finished': {
+    description: 'Tollgate: an image scan finished; decide the gates waiting for it',
+    memoryMb: 1024,
+    timeout: Duration.minutes(5),
+    retryAttempts: 2,
+    maxEventAge: Duration.hours(1),
+    decides: true,
+    indexes: [INDEX.digest],
+  },
+  'approval-ended': {
+    description: 'Tollgate: a gated approval ended, or CloudTrail recorded who answered it; close the gate',
+    memoryMb: 512,
+    timeout: Duration.seconds(30),
+    retryAttempts: 2,
+    maxEventAge: Duration.hours(6),
+    decides: false,
+    indexes: [INDEX.token],
+  },
+  sweep: {
+    description:
+      'Tollgate: every minute, decide waiting gates again, apply timeouts, act where acting failed',
+    memoryMb: 1024,
+    timeout: Duration.minutes(5),
+    // The next run a minute later does the same work: a retry would only overlap it.
+    retryAttempts: 0,
+    maxEventAge: Duration.minutes(5),
+    decides: true,
+    indexes: [INDEX.open],
+  },
+};
+
+/** `tollgate evaluate` reads at most this much of a policy file before the loader sees it. */
+const POLICY_READ_LIMIT = 2 * 1024 * 1024;
+
+/**
+ * Reads and validates the policy as `tollgate evaluate` does (cli/evaluate.ts: the same read limit, the same
+ * messages for a file that cannot be read, then `parsePolicy`), so a policy refused here is refused there in
+ * the same words, and the other way round.
+ */
+export function loadPolicyFile(file: string): LoadedPolicy {
+  const what = 'policy';
+  let bytes: Buffer;
+  try {
+    const path = resolve(file);
+    const { size } = statSync(path);
+    if (size > POLICY_READ_LIMIT) {
+      throw new InputError([
+        {
+          file,
+          path: '',
+          expected: `a ${what} file of at most ${POLICY_READ_LIMIT} bytes`,
+          got: `${size} bytes`,
+        },
+      ]);
+    }
+    bytes = readFileSync(path);
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    const got =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'a directory'
+          : code === 'EACCES'
+            ? 'no permission to read it'
+            : String(e);
+    throw new InputError([{ file, path: '', expected: `a readable ${what} file`, got }]);
+  }
+  return parsePolicy(bytes, file);
+}
+
+const EMAIL = /^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$/;
+
+function checkTarget(key: string, target: unknown): NotificationTarget {
+  const expected = '{ emails: [one or more addresses] } or { topic: an SNS topic }';
+  if (typeof target !== 'object' || target === null)
+    throw new TollgateConfigError(key, expected, shown(target));
+  const t = target as { emails?: unknown; topic?: unknown };
+  if ('topic' in t && t.topic !== undefined) {
+    if ('emails' in t && t.emails !== undefined) {
+      throw new TollgateConfigError(key, expected, 'both emails and a topic');
+    }
+    const topic = t.topic as Partial<sns.ITopic>;
+    if (typeof topic.topicArn !== 'string')
+      throw new TollgateConfigError(`${key}.topic`, 'an SNS topic', 'no topicArn');
+    return { topic: t.topic as sns.ITopic };
+  }
+  if (!Array.isArray(t.emails) || t.emails.length === 0) {
+    throw new TollgateConfigError(`${key}.emails`, 'one or more email addresses', shown(t.emails));
+  }
+  const emails: string[] = [];
+  t.emails.forEach((e: unknown, i) => {
+    if (typeof e !== 'string' || !EMAIL.test(e)) {
+      throw new TollgateConfigError(`${key}.emails[${i}]`, 'an email address (name@domain.tld)', shown(e));
+    }
+    if (!emails.includes(e)) emails.push(e);
+  });
+  return { emails };
+}
+
+/** The props checked and defaulted, before any resource is made. */
+export interface TollgateConfig {
+  readonly pipelines: readonly string[];
+  readonly approvalActionNames: readonly string[];
+  readonly policy: LoadedPolicy;
+  readonly escalation: NotificationTarget;
+  readonly alarms: NotificationTarget;
+  readonly scanSource: ScanSource;
+  readonly logRetention: logs.RetentionDays;
+  readonly removalPolicy: RemovalPolicy;
+  readonly dashboard: boolean;
+}
+
+/**
+ * Validates the props up front, each problem named by its prop: `Tollgate: pipelines[1]: expected …; got
+ * …`. A bad policy file throws the loader's own `InputError` (`file:line:col: path: expected …; got …`).
+ */
+export function resolveConfig(props: TollgateProps): TollgateConfig {
+  const pipelines = normaliseGlobs('pipelines', props.pipelines ?? ['*'], 'pipeline name');
+  const approvalActionNames = normaliseGlobs(
+    'approvalActionNames',
+    props.approvalActionNames ?? ['Tollgate*'],
+    'approval action name',
+  );
+  if (typeof props.policyFile !== 'string' || props.policyFile === '') {
+    throw new TollgateConfigError('policyFile', 'the path of a policy file', shown(props.policyFile));
+  }
+  const scanSource = props.scanSource ?? 'inspector';
+  if (!SCAN_SOURCES.includes(scanSource)) {
+    throw new TollgateConfigError('scanSource', `one of ${SCAN_SOURCES.join(', ')}`, shown(scanSource));
+  }
+  const escalation = checkTarget('escalation', props.escalation);
+  const alarms = props.alarms === undefined ? escalation : checkTarget('alarms', props.alarms);
+  const logRetention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
+  if (!Object.values(logs.RetentionDays).includes(logRetention)) {
+    throw new TollgateConfigError('logRetention', 'a logs.RetentionDays value', shown(logRetention));
+  }
+  const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+  if (removalPolicy !== RemovalPolicy.RETAIN && removalPolicy !== RemovalPolicy.DESTROY) {
+    throw new TollgateConfigError(
+      'removalPolicy',
+      'RemovalPolicy.RETAIN or RemovalPolicy.DESTROY',
+      shown(removalPolicy),
+    );
+  }
+  // Last: the policy is the costliest check, and its message is the loader's own.
+  const policy = loadPolicyFile(props.policyFile);
+  return {
+    pipelines,
+    approvalActionNames,
+    policy,
+    escalation,
+    alarms,
+    scanSource,
+    logRetention,
+    removalPolicy,
+    dashboard: props.dashboard ?? false,
+  };
+}
+
+/** A Lambda asynchronous-failure destination whose permission is granted explicitly (SqsDestination grants wildcard KMS actions). */
+function queueDestination(queue: sqs.IQueue): lambda.IDestination {
+  return { bind: () => ({ destination: queue.queueArn }) };
+}
+
+interface RoleAcknowledgement {
+  readonly finding: string;
+  readonly reason: string;
+}
+
+export interface TollgateAlarms {
+  /** Events EventBridge could not deliver to a function. */
+  readonly undelivered: cloudwatch.Alarm;
+  /** Events a function failed on after Lambda's retries, by function. */
+  readonly failed: Readonly<Record<FunctionName, cloudwatch.Alarm>>;
+  /** Invocation errors, by function. */
+  readonly errors: Readonly<Record<FunctionName, cloudwatch.Alarm>>;
+  /** Gates waiting past their deadline plus a margin; missing data (no sweep) breaches. */
+  readonly gatesOverdue: cloudwatch.Alarm;
+  /** The oldest waiting gate older than the policy's waitMinutes plus the margin. */
+  readonly oldestWaiting: cloudwatch.Alarm;
+}
+
+/**
+ * Tollgate: the event-driven security gate for CodePipeline Manual approvals, as one construct. See
+ * `infra/README.md` for the resources, the permissions and why.
+ */
+export class Tollgate extends Construct {
+  readonly config: TollgateConfig;
+  /** The policy's `settings.scan.waitMinutes`: the overdue alarm's basis. */
+  readonly waitMinutes: number;
+  /** The one customer-managed key: table, topics and queues. */
+  readonly key: kms.Key;
+  readonly table: dynamodb.Table;
+  /** Where escalations are published. */
+  readonly topic: sns.ITopic;
+  /** Where the alarms go. */
+  readonly alarmTopic: sns.ITopic;
+  readonly functions: Readonly<Record<FunctionName, nodejs.NodejsFunction>>;
+  readonly roles: Readonly<Record<FunctionName, iam.Role>>;
+  readonly rules: Readonly<Partial<Record<RuleName | 'sweepSchedule', events.Rule>>>;
+  /** The dead-letter queue of every rule target: events EventBridge could not deliver. */
+  readonly undeliveredQueue: sqs.Queue;
+  /** Per function, the events it failed on after Lambda's retries (its on-failure destination). */
+  readonly failedQueues: Readonly<Record<FunctionName, sqs.Queue>>;
+  readonly alarms: TollgateAlarms;
+  readonly dashboard: cloudwatch.Dashboard | undefined;
+
+  constructor(scope: Construct, id: string, props: TollgateProps) {
+    super(scope, id);
+    const config = resolveConfig(props);
+    this.config = config;
+    this.waitMinutes = config.policy.policy.settings.scan.waitMinutes;
+    const stack = Stack.of(this);
+    const { account, region, partition } = stack;
+    const destroy = config.removalPolicy === RemovalPolicy.DESTROY;
+
+    // ── encryption ──────────────────────────────────────────────────────────────────────────────────
+    this.key = new kms.Key(this, 'Key', {
+      description: `Tollgate ${stack.stackName}/${id}: the gate table, its topics and queues`,
+      enableKeyRotation: true,
+      removalPolicy: config.removalPolicy,
+      ...(destroy ? { pendingWindow: Duration.days(7) } : {}),
+    });
+    // Services that write to the encrypted queues and topics on Tollgate's behalf, from this account only.
+    this.allowService('events.amazonaws.com', `arn:${partition}:events:${region}:${account}:rule/*`);
+    this.allowService('cloudwatch.amazonaws.com', `arn:${partition}:cloudwatch:${region}:${account}:alarm:*`);
+
+    // ── store ───────────────────────────────────────────────────────────────────────────────────────
+    this.table = this.createTable(config.removalPolicy);
+
+    // ── notifications ───────────────────────────────────────────────────────────────────────────────
+    this.topic = this.notificationTopic('EscalationTopic', 'Tollgate escalations', config.escalation);
+    this.alarmTopic = this.notificationTopic('AlarmTopic', 'Tollgate alarms', config.alarms);
+
+    // ── queues ──────────────────────────────────────────────────────────────────────────────────────
+    this.undeliveredQueue = this.queue('UndeliveredEvents');
+    const failed: Partial<Record<FunctionName, sqs.Queue>> = {};
+    for (const name of FUNCTION_NAMES) failed[name] = this.queue(`${pascal(name)}FailedEvents`);
+    this.failedQueues = failed as Record<FunctionName, sqs.Queue>;
+
+    // ── functions ───────────────────────────────────────────────────────────────────────────────────
+    const arns: ArnConfig = {
+      partition,
+      region,
+      account,
+      pipelines: config.pipelines,
+      approvalActionNames: config.approvalActionNames,
+    };
+    const roles: Partial<Record<FunctionName, iam.Role>> = {};
+    for (const name of FUNCTION_NAMES) {
+      roles[name] = new iam.Role(this, `${pascal(name)}Role`, {
+        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+        description: `Tollgate ${name}: only what this function calls`,
+      });
+    }
+    this.roles = roles as Record<FunctionName, iam.Role>;
+    // CloudTrail names the caller's role: approval-ended recognises Tollgate's own PutApprovalResult calls.
+    const ownRoles = FUNCTION_NAMES.filter((n) => FUNCTIONS[n].decides).map((n) => this.roles[n].roleName);
+
+    const fns: Partial<Record<FunctionName, nodejs.NodejsFunction>> = {};
+    for (const name of FUNCTION_NAMES) {
+      fns[name] = this.createFunction(name, config, arns, ownRoles);
+    }
+    this.functions = fns as Record<FunctionName, nodejs.NodejsFunction>;
+
+    // ── rules ───────────────────────────────────────────────────────────────────────────────────────
+    this.rules = this.createRules(config);
+
+    // ── alarms and dashboard ────────────────────────────────────────────────────────────────────────
+    this.alarms = this.createAlarms();
+    this.dashboard = config.dashboard ? this.createDashboard() : undefined;
+
+    this.acknowledgeQueues();
+  }
+
+  private allowService(service: string, sourceArn: string): void {
+    this.key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: `Allow ${service.split('.')[0]} to encrypt for Tollgate's queues and topics`,
+        principals: [new iam.ServicePrincipal(service)],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        resources: ['*'],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': Stack.of(this).account },
+          ArnLike: { 'aws:SourceArn': sourceArn },
+        },
+      }),
+    );
+  }
+
+  private createTable(removalPolicy: RemovalPolicy): dynamodb.Table {
+    const def = TABLE_DEFINITION;
+    const attribute = (name: string | undefined): dynamodb.Attribute => {
+      const found = def.AttributeDefinitions.find((a) => a.AttributeName === name);
+      if (!name || !found) throw new Error(`TABLE_DEFINITION: key attribute ${name} is not defined`);
+      const type = {
+        S: dynamodb.AttributeType.STRING,
+        N: dynamodb.AttributeType.NUMBER,
+        B: dynamodb.AttributeType.BINARY,
+      }[found.AttributeType ?? 'S'];
+      return { name, type };
+    };
+    const keyOf = (schema: readonly KeySchemaElement[]) => {
+      const hash = schema.find((k) => k.KeyType === 'HASH');
+      const range = schema.find((k) => k.KeyType === 'RANGE');
+      return {
+        partitionKey: attribute(hash?.AttributeName),
+        ...(range ? { sortKey: attribute(range.AttributeName) } : {}),
+      };
+    };
+    if (def.BillingMode !== 'PAY_PER_REQUEST')
+      throw new Error('TABLE_DEFINITION: only on-demand billing is built');
+    const table = new dynamodb.Table(this, 'Table', {
+      ...keyOf(def.KeySchema),
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
+      encryptionKey: this.key,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      // Decision records are the audit trail: the table outlives a mistaken stack deletion, unless the
+      // removal policy says this is a sandbox.
+      deletionProtection: removalPolicy !== RemovalPolicy.DESTROY,
+      removalPolicy,
+    });
+    for (const gsi of def.GlobalSecondaryIndexes) {
+      if (gsi.Projection?.ProjectionType !== 'ALL')
+        throw new Error(`TABLE_DEFINITION: ${gsi.IndexName} must project ALL`);
+      table.addGlobalSecondaryIndex({
+        indexName: gsi.IndexName ?? '',
+        ...keyOf(gsi.KeySchema ?? []),
+        projectionType: dynamodb.ProjectionType.ALL,
+      });
+    }
+    return table;
+  }
+
+  private notificationTopic(id: string, displayName: string, target: NotificationTarget): sns.ITopic {
+    if ('topic' in target) return target.topic;
+    const topic = new sns.Topic(this, id, { displayName, masterKey: this.key, enforceSSL: true });
+    if (id === 'AlarmTopic') {
+      // The topic policy replaces SNS's default one: CloudWatch must be let in, for this account's alarms only.
+      const { partition, region, account } = Stack.of(this);
+      topic.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: 'AllowAlarms',
+          principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+          actions: ['sns:Publish'],
+          resources: [topic.topicArn],
+          conditions: {
+            StringEquals: { 'aws:SourceAccount': account },
+            ArnLike: { 'aws:SourceArn': `arn:${partition}:cloudwatch:${region}:${account}:alarm:*` },
+          },
+        }),
+      );
+    }
+    for (const email of target.emails) topic.addSubscription(new subscriptions.EmailSubscription(email));
+    return topic;
+  }
+
+  private queue(id: string): sqs.Queue {
+    return new sqs.Queue(this, id, {
+      encryption: sqs.QueueEncryption.KMS,
+      encryptionMasterKey: this.key,
+      // Five minutes of key reuse: KMS calls stay few when a burst of failures arrives.
+      dataKeyReuse: Duration.minutes(5),
+      enforceSSL: true,
+      // The longest SQS keeps a message: time to notice the alarm, find the cause and replay.
+      retentionPeriod: Duration.days(14),
+      removalPolicy: this.config.removalPolicy,
+    });
+  }
+
+  private createFunction(
+    name: FunctionName,
+    config: TollgateConfig,
+    arns: ArnConfig,
+    ownRoles: readonly string[],
+  ): nodejs.NodejsFunction {
+    const spec = FUNCTIONS[name];
+    const id = pascal(name);
+    const role = this.roles[name];
+    const logGroup = new logs.LogGroup(this, `${id}Logs`, {
+      retention: config.logRetention,
+      removalPolicy: config.removalPolicy,
+    });
+    const failedQueue = this.failedQueues[name];
+    const acks = this.grant(name, role, logGroup, failedQueue, arns);
+
+    const fn = new nodejs.NodejsFunction(this, id, {
+      entry: FUNCTION_ENTRIES[name],
+      handler: 'handler',
+      projectRoot: ROOT,
+      depsLockFilePath: join(ROOT, 'package-lock.json'),
+      description: spec.description,
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: spec.memoryMb,
+      timeout: spec.timeout,
+      role,
+      logGroup,
+      tracing: lambda.Tracing.ACTIVE,
+      environment: {
+        TOLLGATE_TABLE: this.table.tableName,
+        TOLLGATE_SCAN_SOURCE: config.scanSource,
+        TOLLGATE_OWN_ROLES: Fn.join(',', [...ownRoles]),
+        ...(spec.decides ? { TOLLGATE_TOPIC_ARN: this.topic.topicArn } : {}),
+        POWERTOOLS_SERVICE_NAME: METRICS.service,
+        POWERTOOLS_METRICS_NAMESPACE: METRICS.namespace,
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        NODE_OPTIONS: '--enable-source-maps',
+      },
+      // The policy validated above travels with the code as policy.json, which the functions read.
+      bundling: { ...BUNDLING, commandHooks: policyBundleHook(config.policy) },
+      retryAttempts: spec.retryAttempts,
+      maxEventAge: spec.maxEventAge,
+      onFailure: queueDestination(failedQueue),
+    });
+    // The role's policy must exist before Lambda checks the destination and the log group on create.
+    fn.node.addDependency(role);
+    for (const ack of acks) {
+      Validations.of(role).acknowledge({ id: `AwsSolutions-IAM5[${ack.finding}]`, reason: ack.reason });
+    }
+    Validations.of(fn).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason:
+        'nodejs22.x is pinned on purpose: it is the runtime the bundles target (esbuild target node22) and the ' +
+        'Node line the gate is tested on; moving to a newer runtime is a tested change, not a silent default.',
+    });
+    return fn;
+  }
+
+  /**
+   * The function's role: one statement per service, actions written out (no wildcard actions, no managed
+   * policies). Returns the cdk-nag findings the wildcards that remain raise, each with its reason.
+   */
+  private grant(
+    name: FunctionName,
+    role: iam.Role,
+    logGroup: logs.LogGroup,
+    failedQueue: sqs.Queue,
+    arns: ArnConfig,
+  ): RoleAcknowledgement[] {
+    const spec = FUNCTIONS[name];
+    const { partition, region, account } = Stack.of(this);
+    const acks: RoleAcknowledgement[] = [];
+    const add = (sid: string, actions: string[], resources: string[], conditions?: Record<string, unknown>) =>
+      role.addToPolicy(
+        new iam.PolicyStatement({ sid, actions, resources, ...(conditions ? { conditions } : {}) }),
+      );
+
+    add('Logs', ['logs:CreateLogStream', 'logs:PutLogEvents'], [logGroup.logGroupArn]);
+
+    // No DeleteItem, no UpdateItem: the functions never delete, and every write is a whole-item Put with
+    // a condition (decisions are written once). TransactWriteItems is authorised per item as PutItem.
+    add('Table', ['dynamodb:GetItem', 'dynamodb:PutItem'], [this.table.tableArn]);
+    if (spec.indexes.length > 0) {
+      add(
+        'TableIndexes',
+        ['dynamodb:Query'],
+        spec.indexes.map((index) => `${this.table.tableArn}/index/${index}`),
+      );
+    }
+
+    // The key only through the services that hold Tollgate's data.
+    const via = ['dynamodb', 'sqs', ...(spec.decides && this.topic instanceof sns.Topic ? ['sns'] : [])];
+    add('Key', ['kms:Decrypt', 'kms:GenerateDataKey'], [this.key.keyArn], {
+      StringEquals: { 'kms:ViaService': via.map((s) => `${s}.${region}.amazonaws.com`) },
+    });
+
+    add('FailedEvents', ['sqs:SendMessage'], [failedQueue.queueArn]);
+    add(
+      'TollgateEvents',
+      ['events:PutEvents'],
+      [`arn:${partition}:events:${region}:${account}:event-bus/default`],
+      {
+        StringEquals: { 'events:source': [EVENT_SOURCE] },
+      },
+    );
+
+    if (spec.decides) {
+      add('Escalate', ['sns:Publish'], [this.topic.topicArn]);
+      const topicKey = this.topic.masterKey;
+      if (topicKey && !(this.topic instanceof sns.Topic)) {
+        add('EscalationTopicKey', ['kms:Decrypt', 'kms:GenerateDataKey'], [topicKey.keyArn]);
+      }
+
+      const approvals = approvalActionArns(arns);
+      add('AnswerApprovals', ['codepipeline:PutApprovalResult'], approvals);
+      const pipelines = pipelineArns(arns);
+      add(
+        'ReadPipelines',
+        [
+          'codepipeline:GetPipelineState',
+          'codepipeline:GetPipelineExecution',
+          'codepipeline:ListActionExecutions',
+        ],
+        pipelines,
+      );
+      const everyPipeline = this.config.pipelines.includes('*');
+      const globs = `pipelines ${JSON.stringify(this.config.pipelines)}, approvalActionNames ${JSON.stringify(this.config.approvalActionNames)}`;
+      for (const arn of [...approvals, ...pipelines].filter((a) => a.includes('*'))) {
+        acks.push({
+          finding: `Resource::${nagArn(arn)}`,
+          reason: everyPipeline
+            ? `The gated pipelines are configured as "*": Tollgate gates every pipeline of the account (${globs}). ` +
+              'PutApprovalResult stays limited to approval actions whose names match the configured globs in any stage; ' +
+              'narrow it with the pipelines prop (tollgate:pipelines).'
+            : `The gated pipelines and approval actions are configured as name globs (${globs}); an ARN wildcard is that glob, ` +
+              'covering exactly the pipelines and actions Tollgate gates (the stage is any: the approval may sit in any stage).',
+        });
+      }
+
+      if (name === 'approval-started') {
+        // A tag in CustomData is resolved to its digest once, when the approval starts.
+        add(
+          'ResolveTags',
+          ['ecr:DescribeImages'],
+          [`arn:${partition}:ecr:${region}:${account}:repository/*`],
+        );
+      }
+      if (this.config.scanSource === 'ecr') {
+        add(
+          'ReadEcrFindings',
+          ['ecr:DescribeImageScanFindings'],
+          [`arn:${partition}:ecr:${region}:${account}:repository/*`],
+        );
+      } else {
+        add('ReadInspectorFindings', ['inspector2:ListFindings', 'inspector2:ListCoverage'], ['*']);
+      }
+      if (name === 'approval-started' || this.config.scanSource === 'ecr') {
+        acks.push({
+          finding: `Resource::${nagArn(`arn:${partition}:ecr:${region}:${account}:repository/*`)}`,
+          reason:
+            'The image a pipeline deploys is named at run time by its approval CustomData, in any ECR repository of ' +
+            'this account; only read-only image actions (DescribeImages / DescribeImageScanFindings) are granted on them.',
+        });
+      }
+    }
+
+    const star = [
+      'xray:PutTraceSegments and xray:PutTelemetryRecords (added by Lambda active tracing)',
+      ...(spec.decides && this.config.scanSource === 'inspector'
+        ? ['inspector2:ListFindings and inspector2:ListCoverage']
+        : []),
+    ];
+    acks.push({
+      finding: 'Resource::*',
+      reason: `Resource "*" is granted only for actions that support no resource-level permissions in IAM: ${star.join('; ')}.`,
+    });
+    return acks;
+  }
+
+  private createRules(config: TollgateConfig): Partial<Record<RuleName | 'sweepSchedule', events.Rule>> {
+    const { account, region, partition } = Stack.of(this);
+    const patterns = rulePatterns({
+      account,
+      // A literal where the region says it, so the stored pattern is plain JSON (a token becomes Fn::Join).
+      partition: Token.isUnresolved(region) ? partition : (RegionInfo.get(region).partition ?? partition),
+      pipelines: config.pipelines,
+      approvalActionNames: config.approvalActionNames,
+      scanSource: config.scanSource,
+    });
+    const descriptions: Record<RuleName, string> = {
+      approvalStarted: 'Tollgate: a gated Manual approval started',
+      approvalEnded: 'Tollgate: a gated Manual approval ended',
+      approvalResultCall: 'Tollgate: CloudTrail recorded who answered a gated approval (PutApprovalResult)',
+      inspectorScan: 'Tollgate: Amazon Inspector finished scanning an ECR image',
+      ecrScan: 'Tollgate: ECR basic scanning finished scanning an image',
+    };
+    const rules: Partial<Record<RuleName | 'sweepSchedule', events.Rule>> = {};
+    for (const [ruleName, pattern] of Object.entries(patterns) as [RuleName, EventPattern][]) {
+      const rule = new events.Rule(this, `${pascal(ruleName)}Rule`, {
+        description: descriptions[ruleName],
+        eventPattern: toCdkPattern(pattern),
+      });
+      rule.addTarget(this.target(RULE_TARGETS[ruleName], Duration.hours(2), 8));
+      rules[ruleName] = rule;
+    }
+    const sweep = new events.Rule(this, 'SweepScheduleRule', {
+      description: 'Tollgate: run the sweep every minute',
+      schedule: events.Schedule.rate(Duration.minutes(1)),
+    });
+    // A sweep tick that cannot be delivered within a few minutes is superseded by the next one.
+    sweep.addTarget(this.target('sweep', Duration.minutes(5), 2));
+    rules.sweepSchedule = sweep;
+    return rules;
+  }
+
+  private target(name: FunctionName, maxEventAge: Duration, retryAttempts: number): targets.LambdaFunction {
+    // The target adds the Lambda permission for this rule's ARN only, and the queue policy for this rule.
+    return new targets.LambdaFunction(this.functions[name], {
+      deadLetterQueue: this.undeliveredQueue,
+      maxEventAge,
+      retryAttempts,
+    });
+  }
+
+  private createAlarms(): TollgateAlarms {
+    const action = new cwActions.SnsAction(this.alarmTopic);
+    const alarm = (id: string, props: cloudwatch.AlarmProps, okAction = false): cloudwatch.Alarm => {
+      const a = new cloudwatch.Alarm(this, id, props);
+      a.addAlarmAction(action);
+      if (okAction) a.addOkAction(action);
+      return a;
+    };
+    const depth = (id: string, queue: sqs.Queue, what: string) =>
+      alarm(id, {
+        alarmDescription: `Tollgate: ${what}. Read the messages in the queue, fix the cause, then replay them.`,
+        metric: queue.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(1),
+          statistic: 'Maximum',
+        }),
+        threshold: 0,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+
+    const failed: Partial<Record<FunctionName, cloudwatch.Alarm>> = {};
+    const errors: Partial<Record<FunctionName, cloudwatch.Alarm>> = {};
+    for (const name of FUNCTION_NAMES) {
+      const id = pascal(name);
+      failed[name] = depth(
+        `${id}FailedEventsAlarm`,
+        this.failedQueues[name],
+        `${name} failed on events after Lambda's retries`,
+      );
+      errors[name] = alarm(`${id}ErrorsAlarm`, {
+        alarmDescription: `Tollgate: ${name} is failing. Its log group has the errors; the sweep repairs gates once it works again.`,
+        metric: this.functions[name].metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    }
+
+    const gatesOverdue = alarm(
+      'GatesOverdueAlarm',
+      {
+        alarmDescription:
+          `Tollgate: a gate has waited past its deadline plus ${OVERDUE_MARGIN_MINUTES} minutes, or the sweep has published ` +
+          'nothing for 5 minutes. Auto-approval may have stopped: check the sweep and the pending approvals.',
+        metric: this.tollgateMetric('GatesOverdue', 'Maximum'),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        // The sweep publishes every minute; silence means it stopped, and that must page someone.
+        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+      },
+      true,
+    );
+    const oldestWaiting = alarm('OldestWaitingAlarm', {
+      alarmDescription:
+        `Tollgate: the oldest waiting gate has waited more than the policy's waitMinutes (${this.waitMinutes}) plus ` +
+        `${OVERDUE_MARGIN_MINUTES} minutes: its timeout (scan.onTimeout) was not applied.`,
+      metric: this.tollgateMetric('OldestWaitingMinutes', 'Maximum'),
+      threshold: this.waitMinutes + OVERDUE_MARGIN_MINUTES,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      // GatesOverdue already pages for a silent sweep; one page is enough.
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    return {
+      undelivered: depth(
+        'UndeliveredEventsAlarm',
+        this.undeliveredQueue,
+        'EventBridge could not deliver events to a function',
+      ),
+      failed: failed as Record<FunctionName, cloudwatch.Alarm>,
+      errors: errors as Record<FunctionName, cloudwatch.Alarm>,
+      gatesOverdue,
+      oldestWaiting,
+    };
+  }
+
+  private tollgateMetric(metricName: string, statistic: string): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: METRICS.namespace,
+      metricName,
+      dimensionsMap: { service: METRICS.service },
+      statistic,
+      period: Duration.minutes(5),
+    });
+  }
+
+  private createDashboard(): cloudwatch.Dashboard {
+    const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      defaultInterval: Duration.hours(24),
+    });
+    const outcomes = ['APPROVE', 'REJECT', 'ESCALATE'].map(
+      (outcome) =>
+        new cloudwatch.Metric({
+          namespace: METRICS.namespace,
+          metricName: 'Decisions',
+          dimensionsMap: { service: METRICS.service, outcome },
+          statistic: 'Sum',
+          period: Duration.minutes(5),
+          label: outcome,
+        }),
+    );
+    const fns = FUNCTION_NAMES.map((n) => this.functions[n]);
+    dashboard.addWidgets(
+      new cloudwatch.GraphWidget({ title: 'Decisions by outcome', left: outcomes, width: 8 }),
+      new cloudwatch.GraphWidget({
+        title: 'Gates waiting and overdue',
+        left: [
+          this.tollgateMetric('GatesWaiting', 'Maximum'),
+          this.tollgateMetric('GatesOverdue', 'Maximum'),
+        ],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Oldest waiting gate (minutes)',
+        left: [this.tollgateMetric('OldestWaitingMinutes', 'Maximum')],
+        leftAnnotations: [
+          { value: this.waitMinutes, label: `policy waitMinutes (${this.waitMinutes})` },
+          { value: this.waitMinutes + OVERDUE_MARGIN_MINUTES, label: 'alarm', color: '#d62728' },
+        ],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Time to decision (p50, p99)',
+        left: ['p50', 'p99'].map((statistic) => this.tollgateMetric('TimeToDecision', statistic)),
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Function errors',
+        left: fns.map((f, i) => f.metricErrors({ label: FUNCTION_NAMES[i] ?? '', statistic: 'Sum' })),
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Function duration (p99)',
+        left: fns.map((f, i) => f.metricDuration({ label: FUNCTION_NAMES[i] ?? '', statistic: 'p99' })),
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Dead-letter queues (messages)',
+        left: [this.undeliveredQueue, ...FUNCTION_NAMES.map((n) => this.failedQueues[n])].map((q, i) =>
+          q.metricApproximateNumberOfMessagesVisible({
+            label: i === 0 ? 'undelivered' : `${FUNCTION_NAMES[i - 1]} failed`,
+            statistic: 'Maximum',
+          }),
+        ),
+        width: 24,
+      }),
+      new cloudwatch.AlarmStatusWidget({
+        title: 'Alarms',
+        alarms: [
+          this.alarms.gatesOverdue,
+          this.alarms.oldestWaiting,
+          this.alarms.undelivered,
+          ...FUNCTION_NAMES.flatMap((n) => [this.alarms.errors[n], this.alarms.failed[n]]),
+        ],
+        width: 24,
+      }),
+    );
+    return dashboard;
+  }
+
+  private acknowledgeQueues(): void {
+    for (const queue of [this.undeliveredQueue, ...Object.values(this.failedQueues)]) {
+      Validations.of(queue).acknowledge({
+        id: 'AwsSolutions-SQS3',
+        reason:
+          'This queue is itself a dead-letter queue (of EventBridge rule targets or of a Lambda function’s ' +
+          'asynchronous failures); its depth is alarmed, and a queue behind it would only hide the messages.',
+      });
+    }
+  }
+}
+
+/** `approval-started` → `ApprovalStarted`, `approvalStarted` → `ApprovalStarted`: construct ids. */
+function pascal(name: string): string {
+  return name.replace(/(^|-)([a-z])/g, (_m, _dash: string, c: string) => c.toUpperCase());
+}
+
+/** How cdk-nag prints a pseudo-parameter inside a resource ARN: `<AWS::Region>`. */
+function nagPart(value: string, pseudo: string): string {
+  return Token.isUnresolved(value) ? `<${pseudo}>` : value;
+}
+
+/** How cdk-nag prints an ARN built from partition, region and account: the finding id to acknowledge. */
+function nagArn(arn: string): string {
+  const parts = arn.split(':');
+  const [prefix, partition, service, region, account, ...rest] = parts;
+  return [
+    prefix,
+    nagPart(partition ?? '', 'AWS::Partition'),
+    service,
+    nagPart(region ?? '', 'AWS::Region'),
+    nagPart(account ?? '', 'AWS::AccountId'),
+    ...rest,
+  ].join(':');
+}
+
+/** The EventBridge JSON pattern as CDK's `EventPattern` (same content, CDK's key names). */
+function toCdkPattern(pattern: EventPattern): events.EventPattern {
+  const {
+    source,
+    'detail-type': detailType,
+    account,
+    resources,
+    detail,
+  } = pattern as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  if (source) out.source = source;
+  if (detailType) out.detailType = detailType;
+  if (account) out.account = account;
+  if (resources) out.resources = resources;
+  if (detail) out.detail = detail;
+  const known = new Set(['source', 'detail-type', 'account', 'resources', 'detail']);
+  const unknown = Object.keys(pattern).filter((k) => !known.has(k));
+  if (unknown.length > 0) throw new Error(`toCdkPattern: no CDK field for ${unknown.join(', ')}`);
+  return out as events.EventPattern;
+}
