@@ -1,0 +1,286 @@
+import { RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import type { Construct } from 'constructs';
+import { SCAN_SOURCES, type ScanSource, shown, TollgateConfigError } from './patterns.js';
+import { Tollgate, type TollgateProps } from './tollgate.js';
+
+/** A notification target as configuration can name it: email addresses, or an existing topic's ARN. */
+export type NotificationTargetSpec =
+  | { readonly emails: readonly string[] }
+  | { readonly topicArn: string; readonly keyArn?: string };
+
+export interface TollgateStackProps extends StackProps {
+  readonly tollgate: Omit<TollgateProps, 'escalation' | 'alarms'> & {
+    readonly escalation: NotificationTargetSpec;
+    readonly alarms?: NotificationTargetSpec;
+  };
+}
+
+/** The Tollgate construct in a stack of its own, deployed in the account and region of the pipelines. */
+export class TollgateStack extends Stack {
+  readonly tollgate: Tollgate;
+
+  constructor(scope: Construct, id: string, props: TollgateStackProps) {
+    super(scope, id, props);
+    const { escalation, alarms, ...rest } = props.tollgate;
+    this.tollgate = new Tollgate(this, 'Tollgate', {
+      ...rest,
+      escalation: this.target('EscalationTopic', escalation),
+      ...(alarms ? { alarms: this.target('AlarmTopic', alarms) } : {}),
+    });
+  }
+
+  private target(id: string, spec: NotificationTargetSpec): TollgateProps['escalation'] {
+    if ('topicArn' in spec) {
+      return {
+        topic: sns.Topic.fromTopicAttributes(this, id, {
+          topicArn: spec.topicArn,
+          ...(spec.keyArn ? { keyArn: spec.keyArn } : {}),
+        }),
+      };
+    }
+    return { emails: spec.emails };
+  }
+}
+
+/**
+ * The context keys the app reads (`-c key=value` or `cdk.json`'s `context`). Lists take a JSON array or a
+ * comma-separated string; booleans `true` / `false`.
+ */
+export const CONTEXT_KEYS = {
+  stackName: 'tollgate:stackName',
+  account: 'tollgate:account',
+  region: 'tollgate:region',
+  pipelines: 'tollgate:pipelines',
+  approvalActionNames: 'tollgate:approvalActionNames',
+  policyFile: 'tollgate:policyFile',
+  scanSource: 'tollgate:scanSource',
+  escalationEmails: 'tollgate:escalationEmails',
+  escalationTopicArn: 'tollgate:escalationTopicArn',
+  escalationTopicKeyArn: 'tollgate:escalationTopicKeyArn',
+  alarmEmails: 'tollgate:alarmEmails',
+  alarmTopicArn: 'tollgate:alarmTopicArn',
+  logRetentionDays: 'tollgate:logRetentionDays',
+  removalPolicy: 'tollgate:removalPolicy',
+  dashboard: 'tollgate:dashboard',
+  demoPipeline: 'tollgate:demoPipeline',
+} as const;
+
+/** The example configuration's environment, used when neither context nor the CLI's credentials name one. */
+export const EXAMPLE_ENV = { account: '123456789012', region: 'eu-west-1' } as const;
+export const DEFAULT_STACK_NAME = 'Tollgate';
+
+type Context = (key: string) => unknown;
+
+function list(context: Context, key: string): string[] | undefined {
+  const value = context(key);
+  if (value === undefined) return undefined;
+  if (Array.isArray(value)) return value as string[];
+  if (typeof value === 'string') {
+    const text = value.trim();
+    if (text.startsWith('[')) {
+      try {
+        const parsed: unknown = JSON.parse(text);
+        if (Array.isArray(parsed)) return parsed as string[];
+      } catch {
+        // Reported below, as what it is.
+      }
+      throw new TollgateConfigError(key, 'a JSON array of strings or a comma-separated list', shown(value));
+    }
+    return text === '' ? [] : text.split(',').map((s) => s.trim());
+  }
+  throw new TollgateConfigError(key, 'a JSON array of strings or a comma-separated list', shown(value));
+}
+
+function text(context: Context, key: string): string | undefined {
+  const value = context(key);
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw new TollgateConfigError(key, 'a non-empty string', shown(value));
+  }
+  return value.trim();
+}
+
+function bool(context: Context, key: string): boolean | undefined {
+  const value = context(key);
+  if (value === undefined) return undefined;
+  if (value === true || value === 'true') return true;
+  if (value === false || value === 'false') return false;
+  throw new TollgateConfigError(key, 'true or false', shown(value));
+}
+
+function target(
+  context: Context,
+  emailsKey: string,
+  topicKey: string,
+  keyKey: string | undefined,
+): NotificationTargetSpec | undefined {
+  const emails = list(context, emailsKey);
+  const topicArn = text(context, topicKey);
+  if (emails !== undefined && topicArn !== undefined) {
+    throw new TollgateConfigError(`${emailsKey} / ${topicKey}`, 'one of the two', 'both');
+  }
+  if (topicArn !== undefined) {
+    if (!/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/.test(topicArn)) {
+      throw new TollgateConfigError(
+        topicKey,
+        'an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)',
+        shown(topicArn),
+      );
+    }
+    const keyArn = keyKey ? text(context, keyKey) : undefined;
+    if (keyArn !== undefined && !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/.test(keyArn)) {
+      throw new TollgateConfigError(
+        keyKey ?? '',
+        'a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)',
+        shown(keyArn),
+      );
+    }
+    return { topicArn, ...(keyArn ? { keyArn } : {}) };
+  }
+  return emails === undefined ? undefined : { emails };
+}
+
+export interface ContextConfig {
+  readonly stackName: string;
+  readonly props: TollgateStackProps;
+  readonly demoPipeline: boolean;
+  /** Whether the environment is the example one: nothing (context or credentials) named it. */
+  readonly exampleEnv: boolean;
+}
+
+/**
+ * The stack's configuration from CDK context. Every problem names its context key. The environment comes
+ * from `tollgate:account` / `tollgate:region`, else the CLI's credentials (CDK_DEFAULT_*), else the example
+ * `123456789012` / `eu-west-1`, so that `cdk synth` works offline; deploying that example fails on the
+ * account check, which is the point.
+ */
+export function contextConfig(context: Context, env: NodeJS.ProcessEnv = process.env): ContextConfig {
+  const k = CONTEXT_KEYS;
+  // The CLI always sets CDK_DEFAULT_REGION (us-east-1 when nothing is configured), but CDK_DEFAULT_ACCOUNT
+  // only with credentials: without them, its region is a guess, and the example pair is used instead.
+  const withCredentials = env.CDK_DEFAULT_ACCOUNT !== undefined && env.CDK_DEFAULT_ACCOUNT !== '';
+  const account = text(context, k.account) ?? (withCredentials ? env.CDK_DEFAULT_ACCOUNT : undefined);
+  const region = text(context, k.region) ?? (withCredentials ? env.CDK_DEFAULT_REGION : undefined);
+  if (account !== undefined && !/^\d{12}$/.test(account)) {
+    throw new TollgateConfigError(k.account, 'a 12-digit AWS account id', shown(account));
+  }
+  if (region !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) {
+    throw new TollgateConfigError(k.region, 'an AWS region name (eu-west-1)', shown(region));
+  }
+
+  const escalation = target(context, k.escalationEmails, k.escalationTopicArn, k.escalationTopicKeyArn);
+  if (!escalation) {
+    throw new TollgateConfigError(
+      `${k.escalationEmails} or ${k.escalationTopicArn}`,
+      'who receives escalations: email addresses or an SNS topic ARN',
+      'neither',
+    );
+  }
+  const alarms = target(context, k.alarmEmails, k.alarmTopicArn, undefined);
+
+  const scanSource = text(context, k.scanSource);
+  if (scanSource !== undefined && !SCAN_SOURCES.includes(scanSource as ScanSource)) {
+    throw new TollgateConfigError(k.scanSource, SCAN_SOURCES.join(' or '), shown(scanSource));
+  }
+
+  const retentionRaw = context(k.logRetentionDays);
+  let logRetention: logs.RetentionDays | undefined;
+  if (retentionRaw !== undefined) {
+    const days = Number(retentionRaw);
+    const allowed = Object.values(logs.RetentionDays).filter((v): v is number => typeof v === 'number');
+    if (!allowed.includes(days)) {
+      throw new TollgateConfigError(
+        k.logRetentionDays,
+        `a retention CloudWatch Logs offers, in days (${allowed.sort((a, b) => a - b).join(', ')})`,
+        shown(retentionRaw),
+      );
+    }
+    logRetention = days as logs.RetentionDays;
+  }
+
+  const removalRaw = text(context, k.removalPolicy);
+  let removalPolicy: RemovalPolicy | undefined;
+  if (removalRaw !== undefined) {
+    if (removalRaw !== 'retain' && removalRaw !== 'destroy') {
+      throw new TollgateConfigError(k.removalPolicy, 'retain or destroy', shown(removalRaw));
+    }
+    removalPolicy = removalRaw === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
+  }
+
+  const pipelines = list(context, k.pipelines);
+  const approvalActionNames = list(context, k.approvalActionNames);
+  const policyFile = text(context, k.policyFile);
+  const dashboard = bool(context, k.dashboard);
+  const stackName = text(context, k.stackName) ?? DEFAULT_STACK_NAME;
+  if (!/^[A-Za-z][A-Za-z0-9-]{0,127}$/.test(stackName)) {
+    throw new TollgateConfigError(
+      k.stackName,
+      'a CloudFormation stack name (letters, digits, -)',
+      shown(stackName),
+    );
+  }
+
+  return {
+    stackName,
+    exampleEnv: account === undefined || region === undefined,
+    demoPipeline: bool(context, k.demoPipeline) ?? false,
+    props: {
+      env: { account: account ?? EXAMPLE_ENV.account, region: region ?? EXAMPLE_ENV.region },
+      description:
+        'Tollgate: security gate for CodePipeline Manual approvals (vulnerability findings + policy)',
+      tollgate: {
+        policyFile: policyFile ?? 'examples/policies/baseline.yaml',
+        escalation,
+        ...(alarms ? { alarms } : {}),
+        ...(pipelines ? { pipelines } : {}),
+        ...(approvalActionNames ? { approvalActionNames } : {}),
+        ...(scanSource ? { scanSource: scanSource as ScanSource } : {}),
+        ...(logRetention !== undefined ? { logRetention } : {}),
+        ...(removalPolicy ? { removalPolicy } : {}),
+        ...(dashboard !== undefined ? { dashboard } : {}),
+      },
+    },
+  };
+}
+
+/** The construct's prop names (as its errors name them) → the context key that set them. */
+function contextKeyOf(key: string, escalationIsTopic: boolean, alarmsIsTopic: boolean): string {
+  const k = CONTEXT_KEYS;
+  const [head = '', ...tail] = key.split(/(?=[.[])/);
+  const rest = tail.join('');
+  const direct: Record<string, string> = {
+    pipelines: k.pipelines,
+    approvalActionNames: k.approvalActionNames,
+    policyFile: k.policyFile,
+    scanSource: k.scanSource,
+    logRetention: k.logRetentionDays,
+    removalPolicy: k.removalPolicy,
+  };
+  if (direct[head]) return `${direct[head]}${rest}`;
+  if (head === 'escalation') {
+    return escalationIsTopic ? k.escalationTopicArn : `${k.escalationEmails}${rest.replace(/^\.emails/, '')}`;
+  }
+  if (head === 'alarms')
+    return alarmsIsTopic ? k.alarmTopicArn : `${k.alarmEmails}${rest.replace(/^\.emails/, '')}`;
+  return key;
+}
+
+/** The stack as the context configures it; a configuration problem is reported by its context key. */
+export function tollgateStackFromContext(scope: Construct): { stack: TollgateStack; config: ContextConfig } {
+  const config = contextConfig((key) => scope.node.tryGetContext(key));
+  let stack: TollgateStack;
+  try {
+    stack = new TollgateStack(scope, config.stackName, { ...config.props, stackName: config.stackName });
+  } catch (e) {
+    if (e instanceof TollgateConfigError) {
+      const { escalation, alarms } = config.props.tollgate;
+      throw e.renamed(
+        contextKeyOf(e.key, 'topicArn' in escalation, alarms !== undefined && 'topicArn' in alarms),
+      );
+    }
+    throw e;
+  }
+  return { stack, config };
+}
