@@ -1,0 +1,814 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App, type CfnElement, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TABLE_DEFINITION } from '../adapters/dynamodb/table.js';
+import { FUNCTION_NAMES as BUNDLED_FUNCTIONS } from '../infra/bundling.js';
+import {
+  approvalActionArns,
+  FUNCTION_NAMES,
+  type FunctionName,
+  globFilters,
+  normaliseGlobs,
+  pipelineArns,
+  RULE_TARGETS,
+  type RuleName,
+  rulePatterns,
+  TollgateConfigError,
+} from '../infra/patterns.js';
+import { CONTEXT_KEYS, contextConfig, TollgateStack, tollgateStackFromContext } from '../infra/stack.js';
+import { OVERDUE_MARGIN_MINUTES, Tollgate, type TollgateProps } from '../infra/tollgate.js';
+import { InputError, parsePolicy } from '../shared/index.js';
+import { ROOT } from './helpers.js';
+
+/*
+ * The infrastructure, pinned by its synthesized templates. Bundling is skipped (`aws:cdk:bundling-stacks`
+ * empty): esbuild takes seconds per function and `npm run synth` bundles for real.
+ */
+
+const ENV = { account: '123456789012', region: 'eu-west-1' };
+const POLICY = join(ROOT, 'examples/policies/baseline.yaml');
+const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
+
+type Json = Record<string, unknown>;
+type Statement = {
+  Action: string | string[];
+  Resource: unknown;
+  Effect: string;
+  Sid?: string;
+  Condition?: Json;
+};
+
+function app(context: Json = {}): App {
+  return new App({ analyticsReporting: false, context: { ...NO_BUNDLING, ...context } });
+}
+
+function gate(props: Partial<TollgateProps> = {}): { stack: Stack; tollgate: Tollgate; template: Template } {
+  const stack = new Stack(app(), 'Gate', { env: ENV });
+  const tollgate = new Tollgate(stack, 'Tollgate', {
+    policyFile: POLICY,
+    escalation: { emails: ['security@example.com'] },
+    ...props,
+  });
+  return { stack, tollgate, template: Template.fromStack(stack) };
+}
+
+function logicalId(construct: IConstruct): string {
+  return Stack.of(construct).getLogicalId(construct.node.defaultChild as CfnElement);
+}
+
+function statements(template: Template, roleLogicalId?: string): Statement[] {
+  const policies = template.findResources('AWS::IAM::Policy');
+  return Object.values(policies)
+    .filter((p) => {
+      const roles = (p.Properties as { Roles: { Ref: string }[] }).Roles;
+      return roleLogicalId === undefined || roles.some((r) => r.Ref === roleLogicalId);
+    })
+    .flatMap(
+      (p) => (p.Properties as { PolicyDocument: { Statement: Statement[] } }).PolicyDocument.Statement,
+    );
+}
+
+const actionsOf = (s: Statement): string[] => (Array.isArray(s.Action) ? s.Action : [s.Action]);
+const resourcesOf = (s: Statement): unknown[] => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]);
+
+/** `arn:${AWS::Partition}:…` as the template writes it, back to the string the ARN builders produce. */
+function arnText(resource: unknown): string {
+  if (typeof resource === 'string') return resource;
+  const join = (resource as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join'];
+  if (!join) return JSON.stringify(resource);
+  return join[1]
+    .map((part) =>
+      typeof part === 'string' ? part : (part as { Ref?: string }).Ref === 'AWS::Partition' ? 'aws' : '?',
+    )
+    .join(join[0]);
+}
+
+function nagViolations(scope: IConstruct): string[] {
+  const report = new AwsSolutionsChecks(scope).validateScope(scope);
+  return report.violations.map(
+    (v) => `${v.ruleName} ${v.violatingResources.map((r) => r.constructPath).join(', ')}`,
+  );
+}
+
+function configError(fn: () => unknown): TollgateConfigError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof TollgateConfigError) return e;
+    throw e;
+  }
+  throw new Error('expected a TollgateConfigError');
+}
+
+const tempDirs: string[] = [];
+afterAll(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+function tempPolicy(text: string, name = 'policy.yaml'): string {
+  const dir = tempDir('tollgate-infra-');
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+describe('globs to EventBridge filters and IAM ARNs', () => {
+  it('translates each glob to the cheapest filter that matches it', () => {
+    expect(globFilters(['*'])).toBeUndefined();
+    expect(globFilters(['payments-api'])).toEqual(['payments-api']);
+    expect(globFilters(['Tollgate*'])).toEqual([{ prefix: 'Tollgate' }]);
+    expect(globFilters(['*-prod'])).toEqual([{ suffix: '-prod' }]);
+    expect(globFilters(['pay*-prod', '*gate*'])).toEqual([{ wildcard: 'pay*-prod' }, { wildcard: '*gate*' }]);
+  });
+
+  it('normalises: runs of * collapse, duplicates go, and * alone absorbs the rest', () => {
+    expect(normaliseGlobs('pipelines', ['a**b', 'a*b', 'c'], 'pipeline name')).toEqual(['a*b', 'c']);
+    expect(normaliseGlobs('pipelines', ['payments-*', '*'], 'pipeline name')).toEqual(['*']);
+  });
+
+  it('refuses a glob a pipeline or action name could never match, naming where it is', () => {
+    const e = configError(() => normaliseGlobs('pipelines', ['payments-*', 'pay ments'], 'pipeline name'));
+    expect(e.message).toBe(
+      `Tollgate: pipelines[1]: expected a pipeline name glob: 1 to 100 letters, digits, '.', '@', '-', '_' or '*'; got "pay ments"`,
+    );
+    expect(configError(() => normaliseGlobs('pipelines', [], 'pipeline name')).message).toMatch(
+      /^Tollgate: pipelines: expected a non-empty list .*; got 0 globs$/,
+    );
+    expect(configError(() => normaliseGlobs('pipelines', 'payments', 'pipeline name')).got).toBe(
+      '"payments"',
+    );
+  });
+
+  it('builds the approval ARNs per pipeline glob and action glob, and the pipeline ARNs', () => {
+    const c = {
+      partition: 'aws',
+      region: 'eu-west-1',
+      account: '123456789012',
+      pipelines: ['payments-*', 'billing-api'],
+      approvalActionNames: ['Tollgate*'],
+    };
+    expect(approvalActionArns(c)).toEqual([
+      'arn:aws:codepipeline:eu-west-1:123456789012:payments-*/*/Tollgate*',
+      'arn:aws:codepipeline:eu-west-1:123456789012:billing-api/*/Tollgate*',
+    ]);
+    expect(pipelineArns(c)).toEqual([
+      'arn:aws:codepipeline:eu-west-1:123456789012:payments-*',
+      'arn:aws:codepipeline:eu-west-1:123456789012:billing-api',
+    ]);
+  });
+
+  it('gives every rule pinned source, detail-type and account, and one scan rule per scan source', () => {
+    const base = { account: '123456789012', pipelines: ['*'], approvalActionNames: ['Tollgate*'] };
+    const inspector = rulePatterns({ ...base, scanSource: 'inspector' });
+    const ecr = rulePatterns({ ...base, scanSource: 'ecr' });
+    expect(Object.keys(inspector).sort()).toEqual([
+      'approvalEnded',
+      'approvalResultCall',
+      'approvalStarted',
+      'inspectorScan',
+    ]);
+    expect(Object.keys(ecr).sort()).toEqual([
+      'approvalEnded',
+      'approvalResultCall',
+      'approvalStarted',
+      'ecrScan',
+    ]);
+    for (const pattern of [...Object.values(inspector), ...Object.values(ecr)]) {
+      expect(pattern.source).toHaveLength(1);
+      expect(pattern['detail-type']).toHaveLength(1);
+      expect(pattern.account).toEqual(['123456789012']);
+    }
+    // `*` gates every pipeline: no pipeline filter at all.
+    expect(inspector.approvalStarted?.detail).toEqual({
+      state: ['STARTED'],
+      type: { category: ['Approval'], provider: ['Manual'], owner: ['AWS'] },
+      action: [{ prefix: 'Tollgate' }],
+    });
+    expect(inspector.inspectorScan).toMatchObject({
+      resources: [{ prefix: 'arn:aws:ecr:' }],
+      detail: { 'image-digest': [{ exists: true }] },
+    });
+  });
+});
+
+describe('the Tollgate construct', () => {
+  let g: ReturnType<typeof gate>;
+  beforeAll(() => {
+    g = gate({ pipelines: ['payments-*', 'billing-api'], dashboard: true });
+  });
+
+  it('creates the table from TABLE_DEFINITION: keys, indexes, on demand, KMS, PITR, deletion protection', () => {
+    g.template.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Retain',
+      Properties: {
+        KeySchema: TABLE_DEFINITION.KeySchema,
+        AttributeDefinitions: Match.arrayWith(
+          TABLE_DEFINITION.AttributeDefinitions.map((a) => Match.objectEquals(a)),
+        ),
+        GlobalSecondaryIndexes: TABLE_DEFINITION.GlobalSecondaryIndexes.map((i) =>
+          Match.objectLike({
+            IndexName: i.IndexName,
+            KeySchema: i.KeySchema,
+            Projection: { ProjectionType: 'ALL' },
+          }),
+        ),
+        BillingMode: 'PAY_PER_REQUEST',
+        SSESpecification: {
+          SSEEnabled: true,
+          SSEType: 'KMS',
+          KMSMasterKeyId: { 'Fn::GetAtt': [logicalId(g.tollgate.key), 'Arn'] },
+        },
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        DeletionProtectionEnabled: true,
+      },
+    });
+    g.template.resourceCountIs('AWS::DynamoDB::Table', 1);
+  });
+
+  it('encrypts the topics and all queues with the one rotating key, and refuses plain-HTTP requests', () => {
+    const key = logicalId(g.tollgate.key);
+    g.template.resourceCountIs('AWS::KMS::Key', 1);
+    g.template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+    const topics = g.template.findResources('AWS::SNS::Topic');
+    expect(Object.keys(topics)).toHaveLength(2);
+    for (const t of Object.values(topics)) {
+      expect(t.Properties.KmsMasterKeyId).toEqual({ 'Fn::GetAtt': [key, 'Arn'] });
+    }
+    const queues = g.template.findResources('AWS::SQS::Queue');
+    expect(Object.keys(queues)).toHaveLength(5);
+    for (const q of Object.values(queues)) {
+      expect(q.Properties.KmsMasterKeyId).toEqual({ 'Fn::GetAtt': [key, 'Arn'] });
+      expect(q.Properties.MessageRetentionPeriod).toBe(14 * 86_400);
+    }
+    const denyInsecure = Match.arrayWith([
+      Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+    ]);
+    expect(
+      Object.keys(
+        g.template.findResources('AWS::SNS::TopicPolicy', {
+          Properties: { PolicyDocument: { Statement: denyInsecure } },
+        }),
+      ),
+    ).toHaveLength(2);
+    expect(
+      Object.keys(
+        g.template.findResources('AWS::SQS::QueuePolicy', {
+          Properties: { PolicyDocument: { Statement: denyInsecure } },
+        }),
+      ),
+    ).toHaveLength(5);
+  });
+
+  it('runs four arm64 nodejs22.x functions with active tracing, source maps and no secrets in the environment', () => {
+    const fns = g.template.findResources('AWS::Lambda::Function');
+    expect(Object.keys(fns)).toHaveLength(4);
+    for (const name of FUNCTION_NAMES) {
+      const fn = fns[logicalId(g.tollgate.functions[name])];
+      expect(fn, name).toBeDefined();
+      const p = fn?.Properties as Json & { Environment: { Variables: Record<string, unknown> } };
+      expect(p).toMatchObject({
+        Runtime: 'nodejs22.x',
+        Architectures: ['arm64'],
+        TracingConfig: { Mode: 'Active' },
+        Handler: 'index.handler',
+      });
+      const env = p.Environment.Variables;
+      expect(env).toMatchObject({
+        TOLLGATE_TABLE: { Ref: logicalId(g.tollgate.table) },
+        TOLLGATE_SCAN_SOURCE: 'inspector',
+        POWERTOOLS_SERVICE_NAME: 'tollgate',
+        POWERTOOLS_METRICS_NAMESPACE: 'Tollgate',
+        NODE_OPTIONS: '--enable-source-maps',
+      });
+      expect(Object.keys(env).filter((k) => /token|secret|password|key/i.test(k))).toEqual([]);
+      // The roles whose CloudTrail calls are Tollgate's own: the three that call PutApprovalResult.
+      expect(env.TOLLGATE_OWN_ROLES).toEqual({
+        'Fn::Join': [
+          ',',
+          ['approval-started', 'scan-finished', 'sweep'].map((n) => ({
+            Ref: logicalId(g.tollgate.roles[n as FunctionName]),
+          })),
+        ],
+      });
+    }
+    // approval-ended never escalates: it is not given the topic.
+    const ended = fns[logicalId(g.tollgate.functions['approval-ended'])]?.Properties as {
+      Environment: { Variables: Json };
+    };
+    expect(ended.Environment.Variables.TOLLGATE_TOPIC_ARN).toBeUndefined();
+  });
+
+  it('sends each function’s failed asynchronous events to its own queue, after Lambda’s retries', () => {
+    for (const name of FUNCTION_NAMES) {
+      g.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+        FunctionName: { Ref: logicalId(g.tollgate.functions[name]) },
+        MaximumRetryAttempts: name === 'sweep' ? 0 : 2,
+        DestinationConfig: {
+          OnFailure: { Destination: { 'Fn::GetAtt': [logicalId(g.tollgate.failedQueues[name]), 'Arn'] } },
+        },
+      });
+    }
+  });
+
+  it('routes each rule, with its synthesized pattern, to its function, with a DLQ and a retry policy', () => {
+    const patterns = rulePatterns({
+      account: ENV.account,
+      pipelines: ['payments-*', 'billing-api'],
+      approvalActionNames: ['Tollgate*'],
+      scanSource: 'inspector',
+    });
+    const rules = g.template.findResources('AWS::Events::Rule');
+    expect(Object.keys(rules)).toHaveLength(5);
+    for (const [name, pattern] of Object.entries(patterns) as [RuleName, Json][]) {
+      const rule = g.tollgate.rules[name];
+      expect(rule, name).toBeDefined();
+      const props = rules[logicalId(rule as IConstruct)]?.Properties as Json;
+      expect(props.EventPattern).toEqual(pattern);
+      expect(props.State).toBe('ENABLED');
+      expect(props.Targets).toEqual([
+        {
+          Id: 'Target0',
+          Arn: { 'Fn::GetAtt': [logicalId(g.tollgate.functions[RULE_TARGETS[name]]), 'Arn'] },
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [logicalId(g.tollgate.undeliveredQueue), 'Arn'] } },
+          RetryPolicy: { MaximumEventAgeInSeconds: 7200, MaximumRetryAttempts: 8 },
+        },
+      ]);
+    }
+    const sweep = rules[logicalId(g.tollgate.rules.sweepSchedule as IConstruct)]?.Properties as Json;
+    expect(sweep.ScheduleExpression).toBe('rate(1 minute)');
+    expect(sweep.Targets).toEqual([
+      expect.objectContaining({
+        Arn: { 'Fn::GetAtt': [logicalId(g.tollgate.functions.sweep), 'Arn'] },
+        DeadLetterConfig: { Arn: { 'Fn::GetAtt': [logicalId(g.tollgate.undeliveredQueue), 'Arn'] } },
+      }),
+    ]);
+    // Pipelines and actions are filtered in the patterns themselves.
+    expect(patterns.approvalStarted?.detail).toMatchObject({
+      pipeline: [{ prefix: 'payments-' }, 'billing-api'],
+      action: [{ prefix: 'Tollgate' }],
+    });
+    expect(patterns.approvalResultCall?.detail).toMatchObject({
+      requestParameters: {
+        pipelineName: [{ prefix: 'payments-' }, 'billing-api'],
+        actionName: [{ prefix: 'Tollgate' }],
+      },
+    });
+  });
+
+  it('lets only the rules invoke the functions, each permission for one rule', () => {
+    const permissions = Object.values(g.template.findResources('AWS::Lambda::Permission'));
+    const ruleIds = Object.values(g.tollgate.rules).map((r) => logicalId(r as IConstruct));
+    expect(permissions).toHaveLength(ruleIds.length);
+    const sources = permissions.map((p) => {
+      expect(p.Properties).toMatchObject({
+        Action: 'lambda:InvokeFunction',
+        Principal: 'events.amazonaws.com',
+      });
+      return (p.Properties as { SourceArn: { 'Fn::GetAtt': [string, string] } }).SourceArn['Fn::GetAtt'][0];
+    });
+    expect(sources.sort()).toEqual([...ruleIds].sort());
+    // The DLQ accepts messages from the rules only.
+    g.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      Queues: [{ Ref: logicalId(g.tollgate.undeliveredQueue) }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: 'sqs:SendMessage',
+            Principal: { Service: 'events.amazonaws.com' },
+            Condition: { ArnEquals: { 'aws:SourceArn': Match.anyValue() } },
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('lets PutApprovalResult reach the gated approval actions only', () => {
+    const expected = approvalActionArns({
+      partition: 'aws',
+      region: ENV.region,
+      account: ENV.account,
+      pipelines: ['payments-*', 'billing-api'],
+      approvalActionNames: ['Tollgate*'],
+    });
+    const put = statements(g.template).filter((s) => actionsOf(s).includes('codepipeline:PutApprovalResult'));
+    expect(put).toHaveLength(3); // approval-started, scan-finished, sweep
+    for (const s of put) {
+      expect(actionsOf(s)).toEqual(['codepipeline:PutApprovalResult']);
+      expect(resourcesOf(s).map(arnText)).toEqual(expected);
+      expect(resourcesOf(s)).not.toContain('*');
+    }
+  });
+
+  it('grants no wildcard action, no DeleteItem or UpdateItem, and * only where IAM has no resources', () => {
+    const all = statements(g.template);
+    expect(all.flatMap(actionsOf).filter((a) => a.includes('*'))).toEqual([]);
+    expect(
+      all
+        .flatMap(actionsOf)
+        .filter((a) => /^dynamodb:(DeleteItem|UpdateItem|BatchWriteItem|Scan|\*)$/.test(a)),
+    ).toEqual([]);
+    const starActions = all.filter((s) => resourcesOf(s).includes('*')).flatMap(actionsOf);
+    expect([...new Set(starActions)].sort()).toEqual([
+      'inspector2:ListCoverage',
+      'inspector2:ListFindings',
+      'xray:PutTelemetryRecords',
+      'xray:PutTraceSegments',
+    ]);
+    // No AWS managed policies on the roles: every permission is written out here.
+    for (const role of Object.values(g.template.findResources('AWS::IAM::Role'))) {
+      expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    }
+  });
+
+  it('gives each function only what it calls', () => {
+    const byFunction = Object.fromEntries(
+      FUNCTION_NAMES.map((n) => [n, statements(g.template, logicalId(g.tollgate.roles[n]))]),
+    ) as Record<FunctionName, Statement[]>;
+    const services = (n: FunctionName) =>
+      [...new Set(byFunction[n].flatMap(actionsOf).map((a) => a.split(':')[0]))].sort();
+    expect(services('approval-ended')).toEqual(['dynamodb', 'events', 'kms', 'logs', 'sqs', 'xray']);
+    expect(services('approval-started')).toEqual([
+      'codepipeline',
+      'dynamodb',
+      'ecr',
+      'events',
+      'inspector2',
+      'kms',
+      'logs',
+      'sns',
+      'sqs',
+      'xray',
+    ]);
+    // Only approval-started resolves tags; the others read findings through Inspector.
+    for (const n of ['scan-finished', 'sweep'] as const) expect(services(n)).not.toContain('ecr');
+    // Queries reach named indexes only, and only the ones the function's store calls use.
+    const table = logicalId(g.tollgate.table);
+    const queried = (n: FunctionName) =>
+      byFunction[n].filter((s) => actionsOf(s).includes('dynamodb:Query')).flatMap(resourcesOf);
+    expect(queried('approval-started')).toEqual([]);
+    expect(queried('scan-finished')).toEqual([
+      { 'Fn::Join': ['', [{ 'Fn::GetAtt': [table, 'Arn'] }, '/index/by-digest']] },
+    ]);
+    expect(queried('sweep')).toEqual([
+      { 'Fn::Join': ['', [{ 'Fn::GetAtt': [table, 'Arn'] }, '/index/open-gates']] },
+    ]);
+    expect(queried('approval-ended')).toEqual([
+      { 'Fn::Join': ['', [{ 'Fn::GetAtt': [table, 'Arn'] }, '/index/by-token']] },
+    ]);
+    for (const n of FUNCTION_NAMES) {
+      const publish = byFunction[n].filter((s) => actionsOf(s).includes('sns:Publish'));
+      expect(publish.flatMap(resourcesOf)).toEqual(
+        n === 'approval-ended' ? [] : [{ Ref: logicalId(g.tollgate.topic as sns.Topic) }],
+      );
+      const events = byFunction[n].find((s) => actionsOf(s).includes('events:PutEvents'));
+      expect(events?.Condition).toEqual({ StringEquals: { 'events:source': ['tollgate'] } });
+      expect(resourcesOf(events as Statement).map(arnText)).toEqual([
+        `arn:aws:events:${ENV.region}:${ENV.account}:event-bus/default`,
+      ]);
+    }
+  });
+
+  it('alarms on every dead-letter queue, every function’s errors, and gates overdue (a silent sweep breaches)', () => {
+    const alarmTopic = { Ref: logicalId(g.tollgate.alarmTopic as sns.Topic) };
+    const alarms = Object.values(g.template.findResources('AWS::CloudWatch::Alarm')).map(
+      (a) => a.Properties as Json,
+    );
+    expect(alarms).toHaveLength(5 + 4 + 2);
+    for (const a of alarms) expect(a.AlarmActions).toEqual([alarmTopic]);
+    const depth = alarms.filter((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible');
+    expect(depth).toHaveLength(5);
+    for (const a of depth) {
+      expect(a).toMatchObject({
+        Namespace: 'AWS/SQS',
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+      });
+    }
+    const queues = depth.map(
+      (a) => (a.Dimensions as { Value: { 'Fn::GetAtt': string[] } }[])[0]?.Value['Fn::GetAtt'][0],
+    );
+    expect(queues.sort()).toEqual(
+      [g.tollgate.undeliveredQueue, ...Object.values(g.tollgate.failedQueues)].map(logicalId).sort(),
+    );
+    const errors = alarms.filter((a) => a.MetricName === 'Errors');
+    expect(errors).toHaveLength(4);
+    for (const a of errors)
+      expect(a).toMatchObject({
+        Namespace: 'AWS/Lambda',
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      });
+
+    expect(alarms.find((a) => a.MetricName === 'GatesOverdue')).toMatchObject({
+      Namespace: 'Tollgate',
+      Dimensions: [{ Name: 'service', Value: 'tollgate' }],
+      Statistic: 'Maximum',
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'breaching',
+      OKActions: [alarmTopic],
+    });
+    // baseline.yaml waits 30 minutes for a scan.
+    expect(alarms.find((a) => a.MetricName === 'OldestWaitingMinutes')).toMatchObject({
+      Namespace: 'Tollgate',
+      Threshold: 30 + OVERDUE_MARGIN_MINUTES,
+      ComparisonOperator: 'GreaterThanThreshold',
+      TreatMissingData: 'notBreaching',
+    });
+    // CloudWatch may publish to the (encrypted) alarm topic, for this account's alarms only.
+    g.template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      Topics: [alarmTopic],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Allow',
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+            Action: 'sns:Publish',
+          }),
+        ]),
+      },
+    });
+    g.template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  });
+
+  it('subscribes the escalation and alarm emails', () => {
+    g.template.resourceCountIs('AWS::SNS::Subscription', 2);
+    for (const topic of [g.tollgate.topic, g.tollgate.alarmTopic]) {
+      g.template.hasResourceProperties('AWS::SNS::Subscription', {
+        Protocol: 'email',
+        Endpoint: 'security@example.com',
+        TopicArn: { Ref: logicalId(topic as sns.Topic) },
+      });
+    }
+  });
+
+  it('passes cdk-nag AwsSolutions, every acknowledgement with a reason', () => {
+    expect(nagViolations(g.stack)).toEqual([]);
+    const reasons = g.stack.node
+      .findAll()
+      .flatMap((c) => c.node.metadata.filter((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY))
+      .flatMap((m) => Object.entries(m.data as Record<string, string>));
+    expect(reasons.length).toBeGreaterThan(0);
+    for (const [id, reason] of reasons) expect(reason.length, id).toBeGreaterThan(60);
+  });
+});
+
+describe('the Tollgate construct, configured otherwise', () => {
+  it('with ECR basic scanning: the ECR rule, ECR findings, no Inspector', () => {
+    const { template, tollgate, stack } = gate({ scanSource: 'ecr' });
+    expect(Object.keys(tollgate.rules).sort()).toEqual([
+      'approvalEnded',
+      'approvalResultCall',
+      'approvalStarted',
+      'ecrScan',
+      'sweepSchedule',
+    ]);
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.ecr'],
+        'detail-type': ['ECR Image Scan'],
+        detail: { 'image-digest': [{ exists: true }] },
+      },
+    });
+    const actions = statements(template).flatMap(actionsOf);
+    expect(actions.filter((a) => a.startsWith('inspector2:'))).toEqual([]);
+    expect(actions.filter((a) => a === 'ecr:DescribeImageScanFindings')).toHaveLength(3);
+    // `*` pipelines: every pipeline of the account, acknowledged as such, still only Tollgate* actions.
+    const put = statements(template).find((s) => actionsOf(s).includes('codepipeline:PutApprovalResult'));
+    expect(resourcesOf(put as Statement).map(arnText)).toEqual([
+      'arn:aws:codepipeline:eu-west-1:123456789012:*/*/Tollgate*',
+    ]);
+    expect(nagViolations(stack)).toEqual([]);
+  });
+
+  it('with an existing escalation topic: no topic of its own, publishes to that one', () => {
+    const stack = new Stack(app(), 'Gate', { env: ENV });
+    const topic = sns.Topic.fromTopicArn(stack, 'Existing', 'arn:aws:sns:eu-west-1:123456789012:secops');
+    const tollgate = new Tollgate(stack, 'Tollgate', { policyFile: POLICY, escalation: { topic } });
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::SNS::Topic', 0); // the alarms follow the escalation target by default
+    expect(tollgate.topic).toBe(topic);
+    const publish = statements(template).filter((s) => actionsOf(s).includes('sns:Publish'));
+    expect(publish.flatMap(resourcesOf)).toEqual(Array(3).fill('arn:aws:sns:eu-west-1:123456789012:secops'));
+    for (const a of Object.values(template.findResources('AWS::CloudWatch::Alarm'))) {
+      expect(a.Properties.AlarmActions).toEqual(['arn:aws:sns:eu-west-1:123456789012:secops']);
+    }
+    expect(nagViolations(stack)).toEqual([]);
+  });
+
+  it('with removalPolicy DESTROY (a sandbox): deletable table, key, queues and logs', () => {
+    const { template } = gate({ removalPolicy: RemovalPolicy.DESTROY });
+    template.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Delete',
+      Properties: Match.objectLike({ DeletionProtectionEnabled: false }),
+    });
+    template.hasResource('AWS::KMS::Key', {
+      DeletionPolicy: 'Delete',
+      Properties: Match.objectLike({ PendingWindowInDays: 7 }),
+    });
+    for (const type of ['AWS::SQS::Queue', 'AWS::Logs::LogGroup']) {
+      for (const r of Object.values(template.findResources(type))) expect(r.DeletionPolicy).toBe('Delete');
+    }
+  });
+
+  it('takes the overdue threshold from the policy’s waitMinutes', () => {
+    const text = readFileSync(POLICY, 'utf8').replace('waitMinutes: 30', 'waitMinutes: 45');
+    const { template, tollgate } = gate({ policyFile: tempPolicy(text) });
+    expect(tollgate.waitMinutes).toBe(45);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'OldestWaitingMinutes',
+      Threshold: 45 + OVERDUE_MARGIN_MINUTES,
+    });
+  });
+});
+
+describe('bad configuration is refused before anything is built', () => {
+  const build = (props: Partial<TollgateProps>) => () =>
+    new Tollgate(new Stack(app(), 'Gate', { env: ENV }), 'Tollgate', {
+      policyFile: POLICY,
+      escalation: { emails: ['security@example.com'] },
+      ...props,
+    });
+
+  it('a bad glob, named by its prop and position', () => {
+    expect(build({ pipelines: ['payments-*', 'pay/ments'] })).toThrow(
+      `Tollgate: pipelines[1]: expected a pipeline name glob: 1 to 100 letters, digits, '.', '@', '-', '_' or '*'; got "pay/ments"`,
+    );
+    expect(build({ approvalActionNames: [] })).toThrow(
+      /^Tollgate: approvalActionNames: expected a non-empty list/,
+    );
+  });
+
+  it('no escalation address, or a bad one', () => {
+    expect(build({ escalation: { emails: [] } })).toThrow(
+      'Tollgate: escalation.emails: expected one or more email addresses; got []',
+    );
+    expect(build({ escalation: { emails: ['security'] } })).toThrow(
+      'Tollgate: escalation.emails[0]: expected an email address (name@domain.tld); got "security"',
+    );
+  });
+
+  it('an unknown scan source', () => {
+    expect(build({ scanSource: 'trivy' as 'ecr' })).toThrow(
+      'Tollgate: scanSource: expected one of inspector, ecr; got "trivy"',
+    );
+  });
+
+  it('a bad policy: the loader’s own file:line:col message, as tollgate evaluate prints it', () => {
+    const text =
+      'version: 1\nname: broken\nrules:\n  - id: r1\n    action: deny\n    when: { severity: [CRITICAL] }\n';
+    const file = tempPolicy(text);
+    let loaderMessage = '';
+    try {
+      parsePolicy(text, file);
+    } catch (e) {
+      loaderMessage = (e as Error).message;
+    }
+    expect(loaderMessage).toMatch(
+      new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:5:13: rules\\[0\\]\\.action: expected`),
+    );
+    expect(build({ policyFile: file })).toThrow(InputError);
+    expect(build({ policyFile: file })).toThrow(loaderMessage);
+  });
+
+  it('a policy file that is not there', () => {
+    expect(build({ policyFile: 'no/such/policy.yaml' })).toThrow(
+      'no/such/policy.yaml: expected a readable policy file; got no such file',
+    );
+  });
+});
+
+describe('the stack from CDK context', () => {
+  const ctx = (values: Json) => (key: string) => values[key];
+
+  it('reads lists as JSON arrays or comma-separated strings, and defaults to the example environment', () => {
+    const c = contextConfig(
+      ctx({
+        [CONTEXT_KEYS.pipelines]: 'payments-*, billing-api',
+        [CONTEXT_KEYS.approvalActionNames]: '["Tollgate*","SecurityGate"]',
+        [CONTEXT_KEYS.escalationEmails]: 'a@example.com,b@example.com',
+        [CONTEXT_KEYS.scanSource]: 'ecr',
+        [CONTEXT_KEYS.logRetentionDays]: '90',
+        [CONTEXT_KEYS.removalPolicy]: 'destroy',
+        [CONTEXT_KEYS.dashboard]: 'true',
+      }),
+      {},
+    );
+    expect(c.exampleEnv).toBe(true);
+    expect(c.props.env).toEqual({ account: '123456789012', region: 'eu-west-1' });
+    expect(c.props.tollgate).toMatchObject({
+      pipelines: ['payments-*', 'billing-api'],
+      approvalActionNames: ['Tollgate*', 'SecurityGate'],
+      escalation: { emails: ['a@example.com', 'b@example.com'] },
+      scanSource: 'ecr',
+      logRetention: 90,
+      removalPolicy: RemovalPolicy.DESTROY,
+      dashboard: true,
+      policyFile: 'examples/policies/baseline.yaml',
+    });
+  });
+
+  it('takes the CLI’s account and region only with credentials (the CLI always guesses a region)', () => {
+    const base = { [CONTEXT_KEYS.escalationEmails]: ['a@example.com'] };
+    expect(contextConfig(ctx(base), { CDK_DEFAULT_REGION: 'us-east-1' }).props.env).toEqual(ENV);
+    expect(
+      contextConfig(ctx(base), { CDK_DEFAULT_ACCOUNT: '210987654321', CDK_DEFAULT_REGION: 'us-east-2' }).props
+        .env,
+    ).toEqual({ account: '210987654321', region: 'us-east-2' });
+    expect(
+      contextConfig(
+        ctx({ ...base, [CONTEXT_KEYS.account]: '111122223333', [CONTEXT_KEYS.region]: 'eu-central-1' }),
+        {},
+      ).props.env,
+    ).toEqual({ account: '111122223333', region: 'eu-central-1' });
+  });
+
+  it('names the context key of a bad value', () => {
+    const base = { [CONTEXT_KEYS.escalationEmails]: ['a@example.com'] };
+    expect(configError(() => contextConfig(ctx({}), {})).message).toBe(
+      'Tollgate: tollgate:escalationEmails or tollgate:escalationTopicArn: expected who receives escalations: email addresses or an SNS topic ARN; got neither',
+    );
+    expect(
+      configError(() => contextConfig(ctx({ ...base, [CONTEXT_KEYS.removalPolicy]: 'snapshot' }), {}))
+        .message,
+    ).toBe('Tollgate: tollgate:removalPolicy: expected retain or destroy; got "snapshot"');
+    expect(
+      configError(() => contextConfig(ctx({ ...base, [CONTEXT_KEYS.logRetentionDays]: 100 }), {})).key,
+    ).toBe('tollgate:logRetentionDays');
+    expect(
+      configError(() => contextConfig(ctx({ ...base, [CONTEXT_KEYS.escalationTopicArn]: 'secops' }), {}))
+        .message,
+    ).toMatch(
+      /^Tollgate: tollgate:escalationEmails \/ tollgate:escalationTopicArn: expected one of the two; got both$/,
+    );
+    // A problem the construct finds is reported by the context key that set it.
+    const scope = app({
+      ...base,
+      [CONTEXT_KEYS.pipelines]: 'payments-*,pay ments',
+      [CONTEXT_KEYS.policyFile]: POLICY,
+    });
+    expect(configError(() => tollgateStackFromContext(scope)).message).toMatch(
+      /^Tollgate: tollgate:pipelines\[1\]: expected a pipeline name glob.*; got "pay ments"$/,
+    );
+    const bad = app({
+      [CONTEXT_KEYS.escalationEmails]: 'a@example.com,not-an-address',
+      [CONTEXT_KEYS.policyFile]: POLICY,
+    });
+    expect(configError(() => tollgateStackFromContext(bad)).key).toBe('tollgate:escalationEmails[1]');
+  });
+
+  it('builds the stack cdk.json describes, cdk-nag clean', () => {
+    const cdkJson = JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')) as { context: Json };
+    const scope = app({ ...cdkJson.context, [CONTEXT_KEYS.policyFile]: POLICY });
+    const { stack } = tollgateStackFromContext(scope);
+    expect(stack).toBeInstanceOf(TollgateStack);
+    expect(stack.stackName).toBe('Tollgate');
+    expect({ account: stack.account, region: stack.region }).toEqual(ENV);
+    expect(nagViolations(stack)).toEqual([]);
+  });
+});
+
+describe('bundling', () => {
+  it('bundles each function with esbuild and ships the validated policy beside it as policy.json', () => {
+    const outdir = tempDir('tollgate-synth-');
+    const scope = new App({ analyticsReporting: false, outdir });
+    const stack = new Stack(scope, 'Gate', { env: ENV });
+    const tollgate = new Tollgate(stack, 'Tollgate', {
+      policyFile: POLICY,
+      escalation: { emails: ['security@example.com'] },
+    });
+    const template = Template.fromStack(stack);
+    const policy = parsePolicy(readFileSync(POLICY), POLICY);
+    for (const name of FUNCTION_NAMES) {
+      const code = template.toJSON().Resources[logicalId(tollgate.functions[name])].Properties.Code as {
+        S3Key: string;
+      };
+      const dir = join(outdir, `asset.${code.S3Key.replace(/\.zip$/, '')}`);
+      expect(readdirSync(dir).sort(), name).toEqual(['index.mjs', 'index.mjs.map', 'policy.json']);
+      const shipped = JSON.parse(readFileSync(join(dir, 'policy.json'), 'utf8')) as {
+        sha256: string;
+        policy: unknown;
+      };
+      expect(shipped.sha256).toBe(policy.sha256);
+      expect(shipped.policy).toEqual(policy.policy);
+      const head = readFileSync(join(dir, 'index.mjs'), 'utf8').slice(0, 200);
+      expect(head).toContain('createRequire');
+    }
+  }, 120_000);
+
+  it('names the same four functions as the bundler', () => {
+    expect([...FUNCTION_NAMES]).toEqual([...BUNDLED_FUNCTIONS]);
+  });
+});
