@@ -205,9 +205,10 @@ describe('globs to EventBridge filters and IAM ARNs', () => {
 
 describe('the Tollgate construct', () => {
   let g: ReturnType<typeof gate>;
+  // Seconds alone, more beside the rest of the suite on two cores.
   beforeAll(() => {
     g = gate({ pipelines: ['payments-*', 'billing-api'], dashboard: true });
-  });
+  }, 60_000);
 
   it('creates the table from TABLE_DEFINITION: keys, indexes, on demand, KMS, PITR, deletion protection', () => {
     g.template.hasResource('AWS::DynamoDB::Table', {
