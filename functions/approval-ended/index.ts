@@ -1,5 +1,5 @@
 // The Lambda entry point: the runtime is built once per cold start, the handler is the one the local run uses.
-import { awsRuntime } from '../common/aws.js';
+import { closingRuntime } from '../common/aws-closing.js';
 import { approvalEndedHandler } from './handler.js';
 
-export const handler = approvalEndedHandler(awsRuntime());
+export const handler = approvalEndedHandler(closingRuntime());
