@@ -6,7 +6,7 @@ import { Inspector2Client } from '@aws-sdk/client-inspector2';
 import { SNSClient } from '@aws-sdk/client-sns';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
-import { createAwsAdapters } from '../adapters/aws/index.js';
+import { type AwsAdapters, type AwsClients, createAwsAdapters } from '../adapters/aws/index.js';
 import { DynamoStore } from '../adapters/dynamodb/store.js';
 import { approvalEndedHandler } from '../functions/approval-ended/handler.js';
 import { approvalStartedHandler } from '../functions/approval-started/handler.js';
@@ -26,9 +26,16 @@ import type {
 } from '../shared/gate/model.js';
 import { gateId } from '../shared/gate/model.js';
 import type { ClockPort } from '../shared/gate/ports.js';
-import type { LoadedScenario, ScenarioExpectation } from './scenario.js';
+import type { LoadedScenario, ScenarioExpectation, ScenarioStep } from './scenario.js';
 import { offsetMs } from './scenario.js';
-import { actionEvent, scanEvent, scheduledEvent, TOLLGATE_ROLE, World } from './world.js';
+import {
+  actionEvent,
+  type InjectedFailure,
+  scanEvent,
+  scheduledEvent,
+  TOLLGATE_ROLE,
+  World,
+} from './world.js';
 
 type Json = Record<string, unknown>;
 type FunctionName = 'approval-started' | 'scan-finished' | 'approval-ended' | 'sweep';
@@ -93,6 +100,76 @@ export interface SimulationOptions {
   readonly logLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'SILENT';
   /** Hooks for tests and the benchmark: see every delivery, or wrap it (duplicates, reordering). */
   readonly onWorld?: (world: World) => void;
+  /** At most this many items per page of the world's paginated answers (to exercise later pages). */
+  readonly pageSize?: number;
+  /**
+   * Every delivery of an event goes through this, when given: it may deliver the event once (`deliver`),
+   * several times, concurrently (each copy in a Lambda instance of its own: `instance` 0, 1, …), later
+   * (hold it and deliver it from a later delivery or `afterSteps`), or not at all. Deliveries made from
+   * inside it are not wrapped again.
+   */
+  readonly deliverVia?: (
+    event: Json,
+    deliver: (event: Json, instance?: number) => Promise<void>,
+    at: DeliveryPoint,
+  ) => Promise<void>;
+  /** Failures injected right before a step runs (`step` is the index in `steps`), as a `fail` step would. */
+  readonly faults?: readonly ScheduledFault[];
+  /** Called before each step, with the run's controls (to flush held events before a person acts, …). */
+  readonly beforeStep?: (index: number, step: ScenarioStep, control: RunControl) => Promise<void> | void;
+  /** Called after the last step, before the gates are read: flush held events, stop faults, sweep. */
+  readonly afterSteps?: (control: RunControl) => Promise<void>;
+  /** Replaces the AWS adapters the gate runs with (a deliberately broken one, to prove a check can fail). */
+  readonly adapters?: (adapters: AwsAdapters, clients: AwsClients) => AwsAdapters;
+}
+
+/** Where a delivery comes from: a step of the scenario, the world (after a result), or the run's controls. */
+export interface DeliveryPoint {
+  /** The step being run; `steps.length` after the last one. */
+  readonly step: number;
+  readonly origin: 'step' | 'world' | 'control';
+}
+
+export interface ScheduledFault {
+  readonly step: number;
+  readonly fail: Omit<InjectedFailure, 'remaining' | 'skip' | 'page'> & {
+    readonly times: number;
+    readonly page?: number | undefined;
+    readonly skip?: number | undefined;
+  };
+}
+
+/** What hooks can do to a run in progress. */
+export interface RunControl {
+  readonly world: World;
+  readonly clock: SimClock;
+  /** Delivers an event as EventBridge would (with Lambda's retries), not through `deliverVia`. */
+  deliver(event: Json, instance?: number): Promise<void>;
+  /** Delivers the events the world caused (CodePipeline's and CloudTrail's after a result). */
+  drain(): Promise<void>;
+  /** One scheduled sweep, at the clock's time. */
+  sweep(): Promise<void>;
+  /** Events Lambda gave up on so far (dead-lettered), oldest first. */
+  readonly deadLettered: readonly Json[];
+  /** Delivers the dead-lettered events again, as a redrive of the dead-letter queue would; empties the list. */
+  redrive(): Promise<number>;
+  /** Runs sweeps a simulated minute apart until the gates are quiet (see `sweepUntilQuiet`). */
+  sweepUntilQuiet(options?: QuietOptions): Promise<QuietResult>;
+  /** The gates seen so far, as the store holds them (read without counting or failing calls). */
+  gates(): Promise<readonly GateView[]>;
+}
+
+export interface QuietOptions {
+  /** At most this many sweeps (default 40: the default 30-minute wait and 10 more). */
+  readonly maxSweeps?: number;
+  /** How far the clock moves before each sweep (default a minute, the schedule's rate). */
+  readonly stepMs?: number;
+}
+
+export interface QuietResult {
+  readonly sweeps: number;
+  /** A sweep changed no gate and no gate is WAITING or DECIDED; false when `maxSweeps` ran out first. */
+  readonly quiet: boolean;
 }
 
 /** Builds what Lambda would run with, over the scenario's world and the given table. */
@@ -111,12 +188,13 @@ export function simulationRuntime(
     sns: answeredBy(new SNSClient(config), world),
     eventbridge: answeredBy(new EventBridgeClient(config), world),
   };
-  const adapters = createAwsAdapters({
+  const built = createAwsAdapters({
     region,
     clients,
     topicArn: `arn:aws:sns:${region}:${account}:tollgate-escalations`,
     retry: { attempts: 3, baseMs: 1, maxDelayMs: 5 },
   });
+  const adapters = options.adapters ? options.adapters(built, clients) : built;
   countedBy(options.doc, world);
   const { logger, metrics } = localObservability(options.logLevel ?? 'SILENT');
   const gate = new GateService({
@@ -126,7 +204,13 @@ export function simulationRuntime(
     log: logPort(logger),
     metrics: metricsPort(metrics),
     policy: loadPolicySource(loaded.policyFile),
-    config: { ...DEFAULT_CONFIG, region, account, scanSource, ownIdentities: [TOLLGATE_ROLE] },
+    config: {
+      ...DEFAULT_CONFIG,
+      region,
+      account,
+      scanSource,
+      ownIdentities: [TOLLGATE_ROLE],
+    },
   });
   return { gate, logger, metrics };
 }
@@ -139,25 +223,36 @@ export async function runScenario(
   const { scenario } = loaded;
   const start = Date.parse(scenario.start);
   const clock = new SimClock(start);
-  const world = new World(
-    loaded,
-    clock,
-    options.latencyMs === undefined ? {} : { latencyMs: options.latencyMs },
-  );
+  const world = new World(loaded, clock, {
+    ...(options.latencyMs === undefined ? {} : { latencyMs: options.latencyMs }),
+    ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
+  });
   options.onWorld?.(world);
-  const runtime = simulationRuntime(loaded, world, clock, options);
   type Invoke = (event: unknown, context: Context) => Promise<{ ignored?: string } | undefined>;
-  const handlers: Record<FunctionName, Invoke> = {
-    'approval-started': approvalStartedHandler(runtime) as Invoke,
-    'scan-finished': scanFinishedHandler(runtime) as Invoke,
-    'approval-ended': approvalEndedHandler(runtime) as Invoke,
-    sweep: sweepHandler(runtime) as Invoke,
+  // One runtime per simulated Lambda instance: concurrent deliveries run in instances of their own, as in Lambda.
+  const instances = new Map<number, Record<FunctionName, Invoke>>();
+  const handlersOf = (instance: number): Record<FunctionName, Invoke> => {
+    let handlers = instances.get(instance);
+    if (!handlers) {
+      const runtime = simulationRuntime(loaded, world, clock, options);
+      handlers = {
+        'approval-started': approvalStartedHandler(runtime) as Invoke,
+        'scan-finished': scanFinishedHandler(runtime) as Invoke,
+        'approval-ended': approvalEndedHandler(runtime) as Invoke,
+        sweep: sweepHandler(runtime) as Invoke,
+      };
+      instances.set(instance, handlers);
+    }
+    return handlers;
   };
+  handlersOf(0);
   const deliveries: Delivery[] = [];
   const keys = new Map<string, GateKey>();
   const attempts = options.attempts ?? 3;
 
-  const deliver = async (event: Json): Promise<void> => {
+  const deadLettered: Json[] = [];
+
+  const deliverNow = async (event: Json, instance = 0): Promise<void> => {
     const fn = route(event);
     const detailType = String(event['detail-type'] ?? '');
     const at = clock.now().toISOString();
@@ -170,7 +265,10 @@ export async function runScenario(
     let lastError = '';
     for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
-        const result = await handlers[fn](event, lambdaContext(fn, scenario.region, scenario.account));
+        const result = await handlersOf(instance)[fn](
+          event,
+          lambdaContext(fn, scenario.region, scenario.account),
+        );
         deliveries.push({
           at,
           function: fn,
@@ -184,15 +282,63 @@ export async function runScenario(
       }
     }
     deliveries.push({ at, function: fn, detailType, attempts, outcome: 'dead-lettered', error: lastError });
+    deadLettered.push(event);
   };
+
+  let stepIndex = 0;
+  const via =
+    (origin: DeliveryPoint['origin']) =>
+    async (event: Json): Promise<void> => {
+      if (!options.deliverVia) return deliverNow(event);
+      // The gate is the scenario's even when the wrapper drops its only event: the report then shows it absent.
+      const key = gateKeyOf(event);
+      if (key) keys.set(gateId(key), key);
+      return options.deliverVia(event, deliverNow, { step: stepIndex, origin });
+    };
+  const deliver = via('step');
+  const deliverWorld = via('world');
 
   const drain = async (): Promise<void> => {
     for (let guard = 0; world.outbox.length > 0 && guard < 1000; guard++) {
-      await deliver(world.outbox.shift()!);
+      await deliverWorld(world.outbox.shift()!);
     }
   };
 
-  for (const step of scenario.steps) {
+  const views = (): Promise<GateView[]> =>
+    world.unobserved(() => Promise.all([...keys.values()].map((key) => viewOf(options, key))));
+
+  const control: RunControl = {
+    world,
+    clock,
+    deliver: deliverNow,
+    drain: async () => {
+      for (let guard = 0; world.outbox.length > 0 && guard < 1000; guard++) {
+        await deliverNow(world.outbox.shift()!);
+      }
+    },
+    sweep: async () => {
+      await deliverNow(scheduledEvent(world));
+      await control.drain();
+    },
+    deadLettered,
+    redrive: async () => {
+      const events = deadLettered.splice(0);
+      for (const event of events) {
+        await deliverNow(event);
+        await control.drain();
+      }
+      return events.length;
+    },
+    sweepUntilQuiet: (quiet) => sweepUntilQuiet(control, quiet),
+    gates: views,
+  };
+
+  for (const [index, step] of scenario.steps.entries()) {
+    stepIndex = index;
+    await options.beforeStep?.(index, step, control);
+    for (const f of options.faults ?? []) {
+      if (f.step === index) world.fail({ ...f.fail, page: f.fail.page, skip: f.fail.skip ?? 0 });
+    }
     const offset = offsetMs(step.at);
     if (offset !== undefined) clock.set(start + offset);
     if (step.approvalStarted) {
@@ -252,8 +398,10 @@ export async function runScenario(
     }
     await drain();
   }
+  stepIndex = scenario.steps.length;
+  await options.afterSteps?.(control);
 
-  const gates = await Promise.all([...keys.values()].map((key) => viewOf(options, key)));
+  const gates = await views();
   return {
     scenario: scenario.name,
     file: loaded.file,
@@ -264,6 +412,28 @@ export async function runScenario(
     calls: countCalls(world),
     mismatches: checkExpectations(scenario.expect, gates),
   };
+}
+
+/**
+ * Sweeps, the clock a minute further each time, until the gates are quiet: a sweep changed no gate (its
+ * version) and none is WAITING or DECIDED (a waiting gate is swept until its wait runs out). Bounded by
+ * `maxSweeps`: the wait of the policy plus a margin is enough for every gate to be decided and acted on.
+ */
+export async function sweepUntilQuiet(control: RunControl, options: QuietOptions = {}): Promise<QuietResult> {
+  const maxSweeps = options.maxSweeps ?? 40;
+  const stepMs = options.stepMs ?? 60_000;
+  const versions = async (): Promise<string> =>
+    JSON.stringify((await control.gates()).map((g) => [g.state, g.notifications, g.timeline.at(-1)]));
+  let before = await versions();
+  for (let sweeps = 1; sweeps <= maxSweeps; sweeps++) {
+    control.clock.set(control.clock.now().getTime() + stepMs);
+    await control.sweep();
+    const after = await versions();
+    const open = (await control.gates()).some((g) => g.state === 'WAITING' || g.state === 'DECIDED');
+    if (after === before && !open) return { sweeps, quiet: true };
+    before = after;
+  }
+  return { sweeps: maxSweeps, quiet: false };
 }
 
 /** Which function's rule matches an event, as the stack's EventBridge rules would decide. */
@@ -394,7 +564,11 @@ export function answeredBy<C>(client: C, world: World): C {
 function countedBy(doc: DynamoDBDocumentClient, world: World): void {
   (doc as unknown as MiddlewareClient).middlewareStack.add(
     (next, context) => (args) =>
-      world.around((context.commandName ?? 'DynamoDB').replace(/Command$/, ''), () => next(args)),
+      world.around(
+        (context.commandName ?? 'DynamoDB').replace(/Command$/, ''),
+        () => next(args),
+        (args.input ?? {}) as Json,
+      ),
     { step: 'initialize', name: 'tollgateCountedStore', override: true },
   );
 }

@@ -52,6 +52,8 @@ export interface InjectedFailure {
   readonly error: string;
   remaining: number;
   readonly page: number | undefined;
+  /** Matching calls to let through before the first failure (to fail, say, only the second PutItem). */
+  skip: number;
 }
 
 export interface CallRecord {
@@ -62,6 +64,10 @@ export interface CallRecord {
   /** 1 + the depth of the deepest call that had ended when this one started: the chain of sequential calls. */
   readonly depth: number;
   failed: boolean;
+  /** The request, as the client sent it (the store's calls: as the document client sent it). */
+  readonly input: Json;
+  /** The failure was injected (the service never saw the request), not the service's own answer. */
+  injected: boolean;
 }
 
 export interface SentMessage {
@@ -73,6 +79,8 @@ export interface SentMessage {
 export interface WorldOptions {
   /** Added to every call, to measure the critical path as a real account would shape it. */
   readonly latencyMs?: number;
+  /** At most this many items per page of a paginated read (the service may return fewer than asked). */
+  readonly pageSize?: number;
 }
 
 export class World {
@@ -89,6 +97,8 @@ export class World {
   /** Events the world itself caused (CodePipeline's after a result, CloudTrail's records), to deliver next. */
   readonly outbox: Json[] = [];
   private readonly epoch = performance.now();
+  /** While above 0, calls go straight through: neither counted nor failed (the simulator's own reads). */
+  private unobservedDepth = 0;
 
   constructor(
     private readonly loaded: LoadedScenario,
@@ -203,13 +213,29 @@ export class World {
     this.findings.set(digest, [...had, ...list]);
   }
 
-  fail(failure: Omit<InjectedFailure, 'remaining'> & { times: number }): void {
+  fail(failure: Omit<InjectedFailure, 'remaining' | 'skip'> & { times: number; skip?: number }): void {
     this.failures.push({
       operation: failure.operation,
       error: failure.error,
       remaining: failure.times,
       page: failure.page,
+      skip: failure.skip ?? 0,
     });
+  }
+
+  /** The faults stop: every injected failure not yet used up is dropped. */
+  clearFailures(): void {
+    this.failures.length = 0;
+  }
+
+  /** Runs `work` (the simulator's own reads of the store) without counting or failing its calls. */
+  async unobserved<T>(work: () => Promise<T>): Promise<T> {
+    this.unobservedDepth++;
+    try {
+      return await work();
+    } finally {
+      this.unobservedDepth--;
+    }
   }
 
   // ── the SDK's commands ──────────────────────────────────────────────────────────────────────────────
@@ -232,14 +258,19 @@ export class World {
    * the store's calls, so that the critical path counts those too.
    */
   async around<T>(operation: string, work: () => Promise<T>, input: Json = {}): Promise<T> {
+    if (this.unobservedDepth > 0) return work();
     const start = performance.now() - this.epoch;
     const depth =
       1 + this.calls.reduce((d, c) => (c.end <= start && c.end > 0 ? Math.max(d, c.depth) : d), 0);
-    const record: CallRecord = { operation, start, end: 0, depth, failed: false };
+    const record: CallRecord = { operation, start, end: 0, depth, failed: false, input, injected: false };
     this.calls.push(record);
     try {
       if (this.options.latencyMs) await new Promise((r) => setTimeout(r, this.options.latencyMs));
-      this.maybeFail(operation, input);
+      const injected = this.injectedFailure(operation, input);
+      if (injected) {
+        record.injected = true;
+        throw injected;
+      }
       return await work();
     } catch (e) {
       record.failed = true;
@@ -249,14 +280,19 @@ export class World {
     }
   }
 
-  private maybeFail(operation: string, input: Json): void {
-    const page = pageOf(input);
+  /** The error to fail this call with, when an injected failure matches it. */
+  private injectedFailure(operation: string, input: Json): Error | undefined {
+    const page = pageOf(input, this.options.pageSize);
     const failure = this.failures.find(
       (f) => f.remaining > 0 && f.operation === operation && (f.page === undefined || f.page === page),
     );
-    if (!failure) return;
+    if (!failure) return undefined;
+    if (failure.skip > 0) {
+      failure.skip--;
+      return undefined;
+    }
     failure.remaining--;
-    throw serviceError(failure.error, `${operation}: injected ${failure.error}`);
+    return serviceError(failure.error, `${operation}: injected ${failure.error}`);
   }
 
   private dispatch(operation: string, input: Json): Json {
@@ -397,7 +433,7 @@ export class World {
         });
       }
     }
-    return paged(details, input, 'actionExecutionDetails', 100);
+    return paged(details, input, 'actionExecutionDetails', this.pageSize(input, 100));
   }
 
   private getPipelineExecution(pipeline: string, executionId: string): Json {
@@ -492,7 +528,7 @@ export class World {
     }
     const doc = this.ecrDocs.get(digest);
     const all = scan.status === 'COMPLETE' ? (this.findings.get(digest) ?? []) : [];
-    const page = paged(all, input, 'findings', Number(input.maxResults ?? 100));
+    const page = paged(all, input, 'findings', this.pageSize(input, 100));
     const counts: Record<string, number> = {};
     for (const f of all) {
       const sev = isObject(f) ? String(f.severity ?? 'UNDEFINED') : 'UNDEFINED';
@@ -533,7 +569,7 @@ export class World {
       })),
       input,
       'coveredResources',
-      Number(input.maxResults ?? 100),
+      this.pageSize(input, 100),
     );
   }
 
@@ -543,7 +579,12 @@ export class World {
     const all = (digest === undefined ? [] : (this.findings.get(digest) ?? [])).filter(
       (f) => severity === undefined || (isObject(f) && f.severity === severity),
     );
-    return paged(all, input, 'findings', Number(input.maxResults ?? 100));
+    return paged(all, input, 'findings', this.pageSize(input, 100));
+  }
+
+  /** The page size of a paginated answer: what was asked for, at most the world's `pageSize`. */
+  private pageSize(input: Json, fallback: number): number {
+    return effectivePageSize(input, this.options.pageSize, fallback);
   }
 
   /** Wall-clock call depth of the deepest call so far. */
@@ -714,10 +755,15 @@ function criterion(input: Json, field: string): string | undefined {
   return String(list[0].value);
 }
 
-function pageOf(input: Json): number {
+function effectivePageSize(input: Json, cap: number | undefined, fallback = 100): number {
+  const asked = Number(input.maxResults ?? fallback) || fallback;
+  return cap === undefined ? asked : Math.max(1, Math.min(asked, cap));
+}
+
+/** The page a paginated request asks for: 1 without a token (tokens are offsets into the list). */
+function pageOf(input: Json, cap: number | undefined): number {
   const token = input.nextToken;
-  const size = Number(input.maxResults ?? 100) || 100;
-  return typeof token === 'string' ? Math.floor(Number(token) / size) + 1 : 1;
+  return typeof token === 'string' ? Math.floor(Number(token) / effectivePageSize(input, cap)) + 1 : 1;
 }
 
 function paged<K extends string>(
