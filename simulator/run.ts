@@ -210,6 +210,8 @@ export function simulationRuntime(
       account,
       scanSource,
       ownIdentities: [TOLLGATE_ROLE],
+      // The simulated clock does not wait; neither do the retries of the real ones (as the adapters' above).
+      recordBackoffMs: 1,
     },
   });
   return { gate, logger, metrics };

@@ -58,6 +58,12 @@ export interface GateConfig {
   /** Substrings of CloudTrail identities that are Tollgate's own role (its own PutApprovalResult calls). */
   readonly ownIdentities: readonly string[];
   readonly sweepConcurrency: number;
+  /**
+   * Recording what was done after a result or an escalation went out: attempts, and the backoff base. A gate
+   * that cannot record its action is acted on again by the sweep, so a failed write there is worth retrying.
+   */
+  readonly recordAttempts: number;
+  readonly recordBackoffMs: number;
 }
 
 export const DEFAULT_CONFIG: Omit<GateConfig, 'region' | 'account' | 'scanSource'> = {
@@ -65,6 +71,8 @@ export const DEFAULT_CONFIG: Omit<GateConfig, 'region' | 'account' | 'scanSource
   settleMs: 50_000,
   ownIdentities: [],
   sweepConcurrency: 8,
+  recordAttempts: 5,
+  recordBackoffMs: 100,
 };
 
 export interface GateDeps {
@@ -830,15 +838,42 @@ export class GateService {
       // The result went out: only a closure may have landed meanwhile; keep it, and keep the gate CLOSED.
       const state: GateState = current.state === 'CLOSED' ? 'CLOSED' : 'ACTED';
       const next = this.next(current, { ...changes, state, actingUntil: undefined }, now, what);
-      if (await this.d.store.updateGate(next, current.version)) {
+      // A store error here would leave the gate DECIDED with the action done but unrecorded, and the sweep
+      // would act again (a second escalation): retried, unlike the writes an event's retry repeats anyway.
+      if (await this.recording(gate, () => this.d.store.updateGate(next, current.version))) {
         this.publish(() => [gateStateEvent(next, current.state, this.region(next), this.account(next))]);
         return report(next, what);
       }
-      const reread = await this.d.store.getGate(gate.key);
+      const reread = await this.recording(gate, () => this.d.store.getGate(gate.key));
       if (!reread) break;
       current = reread;
     }
     throw new GateWorkFailed(`gate ${gateId(gate.key)}: acted (${what}) but could not record it`, []);
+  }
+
+  /** A store call after an action: retried with backoff, since failing it makes the sweep act again. */
+  private async recording<T>(gate: Gate, call: () => Promise<T>): Promise<T> {
+    const { recordAttempts, recordBackoffMs } = this.d.config;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call();
+      } catch (error) {
+        if (attempt >= recordAttempts) {
+          this.d.log.error('acted, but could not record it: the sweep will act again', {
+            gate: gateId(gate.key),
+            error: describeError(error),
+          });
+          throw error;
+        }
+        this.d.log.warn('recording the action failed; trying again', {
+          gate: gateId(gate.key),
+          attempt,
+          error: describeError(error),
+        });
+        const ceiling = Math.min(2_000, recordBackoffMs * 2 ** (attempt - 1));
+        await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * ceiling)));
+      }
+    }
   }
 
   private actFailed(gate: Gate, what: string, error: unknown): never {
