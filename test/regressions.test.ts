@@ -2,9 +2,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalDynamo, startLocalDynamo } from '../adapters/dynamodb/local.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
-import { runScenario, type SimulationOptions, type SimulationResult } from '../simulator/run.js';
-import { type LoadedScenario, loadScenario } from '../simulator/scenario.js';
-import type { World } from '../simulator/world.js';
+import {
+  type GateView,
+  runScenario,
+  type SimulationOptions,
+  type SimulationResult,
+} from '../simulator/run.js';
+import { type LoadedScenario, loadScenario, ScenarioSchema } from '../simulator/scenario.js';
+import { actionEvent, type World } from '../simulator/world.js';
 import { ROOT } from './helpers.js';
 
 /*
@@ -56,5 +61,33 @@ describe('regressions the reliability suite found', () => {
     expect(world.calls.filter((c) => c.operation === 'PutItem' && c.injected)).toHaveLength(1);
     expect(result.messages).toHaveLength(1);
     expect(result.gates[0]).toMatchObject({ state: 'ACTED', outcome: 'ESCALATE', notifications: 1 });
+  });
+
+  it('an approval of a pipeline the account does not have is stale, not thrown until it is dead-lettered', async () => {
+    // GetPipelineState and ListActionExecutions answer PipelineNotFoundException, which no retry changes:
+    // approval-started threw it three times and the event went to the dead-letter queue.
+    const base = scenario('01-clean-image-approved.json');
+    const loaded: LoadedScenario = {
+      ...base,
+      scenario: ScenarioSchema.parse({ ...base.scenario, steps: [{ at: '0s', sweep: true }], expect: [] }),
+    };
+    const ghost = {
+      pipeline: 'deleted-pipeline',
+      stage: 'Deploy',
+      action: 'TollgateApproval',
+      executionId: '0000000a-5c4d-4e6f-8a9b-0c1d2e3f4a5b',
+      actionExecutionId: 'b1b3c7d2-4b0e-4d5f-9a51-0c1d2e3f4a5b',
+    };
+    const { result, world } = await replay(loaded, {
+      afterSteps: async (control) => {
+        await control.deliver(actionEvent(control.world, ghost, 'STARTED'));
+      },
+    });
+    const started = result.deliveries.filter((d) => d.function === 'approval-started');
+    expect(started).toEqual([expect.objectContaining({ outcome: 'ok', attempts: 1 })]);
+    const gate = result.gates.find((g) => g.pipeline === 'deleted-pipeline') as GateView;
+    expect(gate.state).toBe('STALE');
+    expect(gate.staleReason).toMatch(/no stage Deploy with action TollgateApproval/);
+    expect(world.calls.some((c) => c.operation === 'PutApprovalResult')).toBe(false);
   });
 });

@@ -38,35 +38,46 @@ export class CodePipelineApprovals implements ApprovalsPort {
     private readonly retry: RetryOptions = DEFAULT_RETRY,
   ) {}
 
+  /** A pipeline that does not exist (deleted since its event) has no stages: its gates are stale, not retried. */
   async pipelineState(pipeline: string): Promise<readonly StageStateView[]> {
-    const out = await withRetries(
-      () => this.client.send(new GetPipelineStateCommand({ name: pipeline })),
-      this.retry,
-    );
-    return (out.stageStates ?? []).map(stageView);
+    try {
+      const out = await withRetries(
+        () => this.client.send(new GetPipelineStateCommand({ name: pipeline })),
+        this.retry,
+      );
+      return (out.stageStates ?? []).map(stageView);
+    } catch (e) {
+      if (isPipelineNotFound(e)) return [];
+      throw e;
+    }
   }
 
   async actionExecutions(pipeline: string, executionId: string): Promise<readonly ActionExecutionView[]> {
     const views: ActionExecutionView[] = [];
     const seen = new Set<string>();
     let nextToken: string | undefined;
-    do {
-      const token = nextToken;
-      const page = await withRetries(
-        () =>
-          this.client.send(
-            new ListActionExecutionsCommand({
-              pipelineName: pipeline,
-              filter: { pipelineExecutionId: executionId },
-              maxResults: 100,
-              ...(token === undefined ? {} : { nextToken: token }),
-            }),
-          ),
-        this.retry,
-      );
-      for (const detail of page.actionExecutionDetails ?? []) views.push(actionExecutionView(detail));
-      nextToken = nextPage(page.nextToken, seen, 'ListActionExecutions');
-    } while (nextToken !== undefined);
+    try {
+      do {
+        const token = nextToken;
+        const page = await withRetries(
+          () =>
+            this.client.send(
+              new ListActionExecutionsCommand({
+                pipelineName: pipeline,
+                filter: { pipelineExecutionId: executionId },
+                maxResults: 100,
+                ...(token === undefined ? {} : { nextToken: token }),
+              }),
+            ),
+          this.retry,
+        );
+        for (const detail of page.actionExecutionDetails ?? []) views.push(actionExecutionView(detail));
+        nextToken = nextPage(page.nextToken, seen, 'ListActionExecutions');
+      } while (nextToken !== undefined);
+    } catch (e) {
+      if (isPipelineNotFound(e)) return [];
+      throw e;
+    }
     return views;
   }
 
@@ -110,6 +121,15 @@ export class CodePipelineApprovals implements ApprovalsPort {
       throw redactToken(e, request.token);
     }
   }
+}
+
+/**
+ * `PipelineNotFoundException`: the pipeline is gone (or never was, in this account and region). A retry
+ * cannot bring it back, and throwing would dead-letter the event after Lambda's retries for nothing.
+ * By name, not instanceof, as above.
+ */
+function isPipelineNotFound(e: unknown): boolean {
+  return e instanceof Error && e.name === 'PipelineNotFoundException';
 }
 
 function stageView(stage: StageState): StageStateView {
