@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { isMap, LineCounter, parseDocument, type YAMLError } from 'yaml';
+import { isMap, LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
 import type * as z from 'zod';
 import { describeValue, formatPath, InputError, type InputProblem } from './errors.js';
 import { SourceLocator } from './locate.js';
@@ -55,8 +55,24 @@ export function parseYamlInput<S extends z.ZodType>(
   try {
     value = doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
+    // Named at the first alias: every problem says where in the file it is.
+    let at: number | undefined;
+    visit(doc, {
+      Alias(_key, node) {
+        at = node.range?.[0];
+        return visit.BREAK;
+      },
+    });
+    const pos = lines.linePos(at ?? 0);
     throw new InputError([
-      { file, path: '', expected: 'a YAML document without excessive aliases', got: String(e) },
+      {
+        file,
+        line: pos.line,
+        column: pos.col,
+        path: '',
+        expected: 'a YAML document without excessive aliases',
+        got: String(e),
+      },
     ]);
   }
 

@@ -2,6 +2,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalDynamo, startLocalDynamo } from '../adapters/dynamodb/local.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
+import { InputError } from '../shared/errors.js';
+import { parsePolicy } from '../shared/policy/load.js';
 import {
   type GateView,
   runScenario,
@@ -89,5 +91,28 @@ describe('regressions the reliability suite found', () => {
     expect(gate.state).toBe('STALE');
     expect(gate.staleReason).toMatch(/no stage Deploy with action TollgateApproval/);
     expect(world.calls.some((c) => c.operation === 'PutApprovalResult')).toBe(false);
+  });
+
+  it('a policy with an alias bomb is refused with a line and column, as every other policy error', () => {
+    const text = [
+      'version: 1',
+      'name: bomb',
+      'a: &a ["x","x","x","x","x","x","x","x","x"]',
+      'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]',
+      'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]',
+      'd: [*c,*c,*c,*c,*c,*c,*c,*c,*c]',
+    ].join('\n');
+    let error: unknown;
+    try {
+      parsePolicy(text, 'bomb.yaml');
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InputError);
+    // The first alias: line 4, column 8.
+    expect((error as InputError).problems[0]).toMatchObject({ file: 'bomb.yaml', line: 4, column: 8 });
+    expect((error as InputError).message).toMatch(
+      /^bomb\.yaml:4:8: expected a YAML document without excessive aliases/,
+    );
   });
 });
