@@ -183,6 +183,10 @@ export interface MetricsPort {
    * Each sweep: gates waiting, those waiting past their deadline plus a margin (the timeout should have
    * decided them: auto-approval has stopped working), and the oldest wait in minutes.
    */
-  gatesWaiting(waiting: { readonly count: number; readonly overdue: number; readonly oldestMinutes: number }): void;
+  gatesWaiting(waiting: {
+    readonly count: number;
+    readonly overdue: number;
+    readonly oldestMinutes: number;
+  }): void;
   count(name: string, value?: number): void;
 }
