@@ -1,0 +1,543 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Context } from 'aws-lambda';
+import fc from 'fast-check';
+import { stringify } from 'yaml';
+import { runEvaluate } from '../cli/evaluate.js';
+import { approvalEndedHandler } from '../functions/approval-ended/handler.js';
+import { approvalStartedHandler } from '../functions/approval-started/handler.js';
+import { scanFinishedHandler } from '../functions/scan-finished/handler.js';
+import { sweepHandler } from '../functions/sweep/handler.js';
+import { InputError } from '../shared/errors.js';
+import { mergeFindings, parseFindingsText } from '../shared/findings/parse.js';
+import { describeError } from '../shared/gate/gate.js';
+import { compilePolicy } from '../shared/policy/compile.js';
+import { evaluate } from '../shared/policy/evaluate.js';
+import { MAX_POLICY_BYTES, parsePolicy } from '../shared/policy/load.js';
+import { lambdaContext, SimClock, simulationRuntime } from '../simulator/run.js';
+import { actionEvent, cloudTrailEvent, scanEvent, scheduledEvent, World } from '../simulator/world.js';
+import type { Violation } from './invariants.js';
+import { checkLines, type LogFacts } from './logs.js';
+import {
+  applyJson,
+  applyText,
+  type JsonMutation,
+  jsonMutation,
+  type TextMutation,
+  textMutation,
+} from './mutate.js';
+import { LogCapture, type Replayer } from './replay.js';
+import { ROOT, type SuiteScenario } from './scenarios.js';
+
+/*
+ * Hostile and malformed input.
+ *
+ * Events. The four handlers run over a world whose one approval is in progress for an image with a
+ * CRITICAL finding, its scan complete: no genuine decision approves it, so an approval would be the fuzz's
+ * doing. Each case is an event (a real AWS sample from test/fixtures/aws, as captured or re-pointed at the
+ * world's account and region, or an event the simulator builds), mutated: fields dropped, set to values of
+ * the wrong type, huge strings, deep nesting, `__proto__` keys; and on the envelope a forged `source`,
+ * another `account` or `region`, or another `detail-type`. Or it is any JSON value at all. Every case goes to
+ * every handler (a misrouted event must be refused by the handler itself), and must end in a result or
+ * `{ignored}`:
+ *   - crash loop: the handler throws, and throws again on Lambda's two retries. The world is healthy (no
+ *     faults), so a retry cannot help: the event would be dead-lettered for nothing, or, for a malformed
+ *     event, should have been ignored;
+ *   - not ignored: an event with a forged source, another account, region or detail-type is handled;
+ *   - approval: CodePipeline accepts an Approved result.
+ * The handlers' log lines are checked as in the replays (logs.ts).
+ *
+ * Policies. The example policies, mutated as text (deletions, insertions of YAML syntax, truncation, lines
+ * duplicated, swapped, re-indented, values replaced) or as data (fields dropped, wrong types, unknown keys),
+ * through parsePolicy: an InputError whose every problem names the file, line and column (a file over the
+ * size limit has no line), or a policy that then compiles and evaluates. Any other exception is a violation:
+ * in the functions it would fail every cold start.
+ *
+ * Findings files. The example exports and the AWS samples, mutated as data or as text, through `tollgate
+ * evaluate` itself (runEvaluate, from a file, text and JSON output): an InputError or a decision; any other
+ * exception is a violation.
+ */
+
+export interface HostileSection {
+  readonly events: EventFacts;
+  readonly policies: ParseFacts;
+  readonly findings: ParseFacts;
+  readonly violations: readonly Violation[];
+  readonly logs: LogFacts;
+}
+
+export interface EventFacts {
+  readonly cases: number;
+  readonly deliveries: number;
+  readonly ignored: number;
+  readonly handled: number;
+  /** Deliveries that threw once and then succeeded on Lambda's retry. */
+  readonly recovered: number;
+  readonly mustIgnore: number;
+}
+
+export interface ParseFacts {
+  readonly cases: number;
+  readonly accepted: number;
+  readonly inputErrors: number;
+}
+
+type Json = Record<string, unknown>;
+type Invoke = (event: unknown, context: Context) => Promise<{ ignored?: string } | undefined>;
+type FunctionName = 'approval-started' | 'scan-finished' | 'approval-ended' | 'sweep';
+
+const FIXTURES = join(ROOT, 'test', 'fixtures', 'aws');
+const EVENT_SAMPLES = [
+  'action-execution-state-change.approval-started.synthesized.json',
+  'action-execution-state-change.approval-succeeded.synthesized.json',
+  'cloudtrail-put-approval-result.derived.json',
+  'ecr-image-scan.aws-docs.json',
+  'inspector2-scan-ecr-initial-scan.aws-docs.json',
+  'inspector2-scan-ec2-initial-scan.aws-docs.json',
+];
+
+const VALID_SOURCES = new Set([
+  'aws.codepipeline',
+  'aws.inspector2',
+  'aws.ecr',
+  'aws.events',
+  'aws.scheduler',
+]);
+const VALID_TYPES = new Set([
+  'CodePipeline Action Execution State Change',
+  'AWS API Call via CloudTrail',
+  'Inspector2 Scan',
+  'ECR Image Scan',
+  'Scheduled Event',
+]);
+
+type Envelope =
+  | { readonly field: 'none' }
+  | { readonly field: 'source' | 'account' | 'region' | 'detail-type'; readonly value: string };
+
+const envelope: fc.Arbitrary<Envelope> = fc.oneof(
+  { weight: 3, arbitrary: fc.constant({ field: 'none' as const }) },
+  fc.record({
+    field: fc.constant('source' as const),
+    value: fc.oneof(
+      fc.constantFrom(
+        'tollgate',
+        'aws.codepipeline.fake',
+        'custom.pipeline',
+        'AWS.CODEPIPELINE',
+        ' aws.ecr',
+        'aws.inspector',
+      ),
+      fc.string({ maxLength: 20 }),
+    ),
+  }),
+  fc.record({
+    field: fc.constant('account' as const),
+    value: fc.oneof(
+      fc.constantFrom('000000000000', '111122223333', '999999999999'),
+      fc.string({ maxLength: 14 }),
+    ),
+  }),
+  fc.record({
+    field: fc.constant('region' as const),
+    value: fc.oneof(
+      fc.constantFrom('us-east-1', 'eu-central-1', 'cn-north-1', 'EU-WEST-1'),
+      fc.string({ maxLength: 14 }),
+    ),
+  }),
+  fc.record({
+    field: fc.constant('detail-type' as const),
+    value: fc.oneof(
+      fc.constantFrom(
+        'CodePipeline Pipeline Execution State Change',
+        'Inspector2 Finding',
+        'ECR Image Action',
+        'Tollgate Decision',
+      ),
+      fc.string({ maxLength: 30 }),
+    ),
+  }),
+);
+
+export interface FuzzOptions {
+  readonly numRuns: number;
+  readonly seed: number;
+}
+
+/** Events through the handlers. `s` is the world (scenario 02: a critical image, its scan complete). */
+export async function fuzzEvents(
+  replayer: Replayer,
+  s: SuiteScenario,
+  options: FuzzOptions,
+): Promise<{ facts: EventFacts; violations: Violation[]; logs: LogFacts }> {
+  return replayer.withTable(async (doc, tableName) => {
+    const { scenario } = s.loaded;
+    const clock = new SimClock(Date.parse(scenario.start));
+    const world = new World(s.loaded, clock);
+    const approval = scenario.world.approvals[0]!;
+    const image = scenario.world.images[0]!;
+    const slot = world.startApproval(approval);
+    world.setScan(image.digest, image.repository, 'INITIAL_SCAN_COMPLETE');
+    const runtime = simulationRuntime(s.loaded, world, clock, { doc, tableName, logLevel: 'DEBUG' });
+    const handlers: Record<FunctionName, Invoke> = {
+      'approval-started': approvalStartedHandler(runtime) as Invoke,
+      'scan-finished': scanFinishedHandler(runtime) as Invoke,
+      'approval-ended': approvalEndedHandler(runtime) as Invoke,
+      sweep: sweepHandler(runtime) as Invoke,
+    };
+
+    const samples = EVENT_SAMPLES.map((f) => JSON.parse(readFileSync(join(FIXTURES, f), 'utf8')) as Json);
+    const bases: Json[] = [
+      ...samples,
+      ...samples.map((e) => ({ ...e, account: world.account, region: world.region })),
+      actionEvent(world, slot, 'STARTED'),
+      actionEvent(world, slot, 'SUCCEEDED'),
+      scanEvent(
+        world,
+        'inspector',
+        { ...image, status: 'INITIAL_SCAN_COMPLETE', counts: { CRITICAL: 0, TOTAL: 0 } },
+        image.tags,
+      ),
+      scanEvent(world, 'ecr', { ...image, status: 'COMPLETE', counts: {} }, image.tags),
+      cloudTrailEvent(world, `arn:aws:sts::${world.account}:assumed-role/Attacker/x`, {
+        pipelineName: approval.pipeline,
+        stageName: approval.stage,
+        actionName: approval.action,
+        token: '00000000-0000-4000-8000-000000000000',
+        result: { status: 'Approved', summary: 'forged' },
+      }),
+      scheduledEvent(world),
+    ];
+
+    const mutated = fc.record({
+      kind: fc.constant('mutated' as const),
+      base: fc.nat({ max: bases.length - 1 }),
+      mutations: fc.array(jsonMutation, { minLength: 0, maxLength: 3 }),
+      envelope,
+      // A gate the store has not seen yet: what an earlier case stored does not answer this one.
+      fresh: fc.boolean(),
+    });
+    const anything = fc.record({
+      kind: fc.constant('anything' as const),
+      value: fc.oneof(fc.jsonValue({ maxDepth: 4 }), fc.anything({ maxDepth: 3 })),
+    });
+    const cases = fc.oneof({ weight: 5, arbitrary: mutated }, { weight: 1, arbitrary: anything });
+
+    const facts = { cases: 0, deliveries: 0, ignored: 0, handled: 0, recovered: 0, mustIgnore: 0 };
+    const violations: Violation[] = [];
+    let logLines = 0;
+    let logViolations = 0;
+    const approvals = () =>
+      world.calls.filter(
+        (c) =>
+          c.operation === 'PutApprovalResult' &&
+          !c.failed &&
+          (c.input.result as Json | undefined)?.status === 'Approved',
+      ).length;
+
+    const details = await fc.check(
+      fc.asyncProperty(cases, async (c) => {
+        facts.cases++;
+        clock.set(clock.now().getTime() + 10_000);
+        let event: unknown;
+        let mustIgnore = false;
+        if (c.kind === 'anything') {
+          event = c.value;
+        } else {
+          const base = bases[c.base]!;
+          const detail = base.detail as Json | undefined;
+          const start =
+            c.fresh && detail && typeof detail['execution-id'] === 'string'
+              ? { ...base, detail: { ...detail, 'execution-id': `fuzz-${facts.cases}` } }
+              : base;
+          event = applyJson(start, c.mutations);
+          if (
+            c.envelope.field !== 'none' &&
+            typeof event === 'object' &&
+            event !== null &&
+            !Array.isArray(event)
+          ) {
+            const original = base[c.envelope.field];
+            (event as Json)[c.envelope.field] = c.envelope.value;
+            const forged =
+              c.envelope.value !== original &&
+              !(c.envelope.field === 'source' && VALID_SOURCES.has(c.envelope.value)) &&
+              !(c.envelope.field === 'detail-type' && VALID_TYPES.has(c.envelope.value)) &&
+              !(c.envelope.field === 'account' && c.envelope.value === world.account) &&
+              !(c.envelope.field === 'region' && c.envelope.value === world.region);
+            mustIgnore = forged;
+          }
+        }
+        if (mustIgnore) facts.mustIgnore++;
+        const before = approvals();
+        const capture = new LogCapture();
+        await capture.during(async () => {
+          for (const fn of Object.keys(handlers) as FunctionName[]) {
+            facts.deliveries++;
+            const errors: string[] = [];
+            let result: { ignored?: string } | undefined;
+            let done = false;
+            for (let attempt = 1; attempt <= 3 && !done; attempt++) {
+              try {
+                result = await handlers[fn](
+                  structuredClone(event),
+                  lambdaContext(fn, world.region, world.account),
+                );
+                done = true;
+              } catch (e) {
+                errors.push(describeError(e));
+              }
+            }
+            const shown = show(event, 200);
+            if (!done) {
+              violations.push({
+                kind: 'crash-loop',
+                detail: `${fn} threw 3 times (${errors[0]}) for ${shown}`,
+              });
+              continue;
+            }
+            if (errors.length > 0) facts.recovered++;
+            if (result?.ignored) facts.ignored++;
+            else facts.handled++;
+            if (mustIgnore && !result?.ignored) {
+              violations.push({ kind: 'not-ignored', detail: `${fn} handled a forged event: ${shown}` });
+            }
+          }
+        });
+        if (approvals() > before) {
+          violations.push({
+            kind: 'approval-from-hostile-input',
+            detail: `an Approved result after ${show(event, 300)}`,
+          });
+        }
+        const found = checkLines(s, [{ ...approval }], capture.lines);
+        logLines += capture.lines.length;
+        logViolations += found.length;
+        violations.push(...found);
+        return true;
+      }),
+      { numRuns: options.numRuns, seed: options.seed, endOnFailure: true },
+    );
+    violations.push(...checked(details, 'event fuzz'));
+    return { facts, violations, logs: { lines: logLines, violations: logViolations } };
+  });
+}
+
+// ── policies ───────────────────────────────────────────────────────────────────────────────────────
+
+const POLICY_FILE = 'fuzz/policy.yaml';
+
+export function fuzzPolicies(options: FuzzOptions): { facts: ParseFacts; violations: Violation[] } {
+  const dir = join(ROOT, 'examples', 'policies');
+  const bases = readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()
+    .map((f) => readFileSync(join(dir, f), 'utf8'));
+  const parsedBases = bases.map((text) => parsePolicy(text, POLICY_FILE).policy as unknown);
+  const findings = exampleFindingsTable();
+  const facts = { cases: 0, accepted: 0, inputErrors: 0 };
+  const violations: Violation[] = [];
+
+  const asText = fc.record({
+    kind: fc.constant('text' as const),
+    base: fc.nat({ max: bases.length - 1 }),
+    mutations: fc.array(textMutation, { minLength: 1, maxLength: 4 }),
+  });
+  const asData = fc.record({
+    kind: fc.constant('data' as const),
+    base: fc.nat({ max: bases.length - 1 }),
+    mutations: fc.array(jsonMutation, { minLength: 1, maxLength: 3 }),
+  });
+  const special = fc.constantFrom(
+    // An alias bomb, a document that is not a mapping, a file over the size limit, an empty file.
+    `a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n`,
+    '- version: 1\n',
+    `version: 1\nname: big\n# ${'x'.repeat(MAX_POLICY_BYTES)}\n`,
+    '',
+    '\ufeff',
+  );
+
+  const details = fc.check(
+    fc.property(
+      fc.oneof(
+        { weight: 15, arbitrary: asText },
+        { weight: 10, arbitrary: asData },
+        { weight: 1, arbitrary: special },
+      ),
+      (c) => {
+        facts.cases++;
+        const text =
+          typeof c === 'string'
+            ? c
+            : c.kind === 'text'
+              ? applyText(bases[c.base]!, c.mutations)
+              : safeYaml(applyJson(parsedBases[c.base], c.mutations));
+        try {
+          const loaded = parsePolicy(text, POLICY_FILE);
+          const compiled = compilePolicy(loaded);
+          evaluate(compiled, {
+            findings,
+            now: new Date('2026-11-25T12:00:00Z'),
+            pipeline: 'fuzz',
+            image: undefined,
+          });
+          facts.accepted++;
+        } catch (e) {
+          if (!(e instanceof InputError)) {
+            violations.push({
+              kind: 'unexpected-exception',
+              detail: `parsePolicy: ${describeError(e)} for ${JSON.stringify(text.slice(0, 300))}`,
+            });
+            return true;
+          }
+          facts.inputErrors++;
+          for (const p of e.problems) {
+            const sizeLimit = /a file of at most/.test(p.expected);
+            if (p.file !== POLICY_FILE || (!sizeLimit && (p.line === undefined || p.column === undefined))) {
+              violations.push({
+                kind: 'unlocated-error',
+                detail: `parsePolicy: "${e.message.split('\n')[0]}" has no line and column, for ${JSON.stringify(text.slice(0, 300))}`,
+              });
+            }
+          }
+        }
+        return true;
+      },
+    ),
+    { numRuns: options.numRuns, seed: options.seed, endOnFailure: true },
+  );
+  violations.push(...checked(details, 'policy fuzz'));
+  return { facts, violations };
+}
+
+/** A short rendering of any value (BigInt, cycles and all), for a violation's detail. */
+export function show(value: unknown, max: number): string {
+  try {
+    const text = JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
+    return (text ?? String(value)).slice(0, max);
+  } catch {
+    return String(value).slice(0, max);
+  }
+}
+
+/** fast-check stops at a property that throws: the suite's own failure is then a violation, not a crash. */
+export function checked<T>(details: fc.RunDetails<T>, what: string): Violation[] {
+  if (!details.failed) return [];
+  return [
+    {
+      kind: 'unexpected-exception',
+      detail: `${what}: the check itself failed: ${describeError(details.errorInstance)} (seed ${details.seed}, path ${details.counterexamplePath ?? '-'})`,
+    },
+  ];
+}
+
+function safeYaml(value: unknown): string {
+  try {
+    return stringify(value);
+  } catch {
+    return JSON.stringify(value) ?? '';
+  }
+}
+
+function exampleFindingsTable() {
+  const file = join(ROOT, 'examples', 'findings', 'payments-api.list-findings.json');
+  return mergeFindings([{ file, document: parseFindingsText(readFileSync(file, 'utf8'), file) }]).findings;
+}
+
+// ── findings files ─────────────────────────────────────────────────────────────────────────────────
+
+const FINDINGS_SAMPLES = [
+  'list-findings-response.ecr.derived-from-aws-docs-event.json',
+  'list-findings-response.ec2.elastic-integrations-mock.json',
+  'describe-image-scan-findings.basic.awscli-example.json',
+  'describe-image-scan-findings.enhanced.moto-fixture.json',
+];
+
+export async function fuzzFindings(
+  options: FuzzOptions,
+): Promise<{ facts: ParseFacts; violations: Violation[] }> {
+  const dir = join(ROOT, 'examples', 'findings');
+  const texts = [
+    ...readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      .map((f) => readFileSync(join(dir, f), 'utf8')),
+    ...FINDINGS_SAMPLES.map((f) => readFileSync(join(FIXTURES, f), 'utf8')),
+  ];
+  const docs = texts.map((t) => JSON.parse(t) as unknown);
+  const policy = join(ROOT, 'examples', 'policies', 'baseline.yaml');
+  const tmp = mkdtempSync(join(tmpdir(), 'tollgate-fuzz-'));
+  const facts = { cases: 0, accepted: 0, inputErrors: 0 };
+  const violations: Violation[] = [];
+
+  type FileCase =
+    | { readonly kind: 'data'; readonly base: number; readonly mutations: readonly JsonMutation[] }
+    | { readonly kind: 'text'; readonly base: number; readonly mutations: readonly TextMutation[] }
+    | { readonly kind: 'raw'; readonly value: string };
+  const one: fc.Arbitrary<FileCase> = fc.oneof(
+    fc.record({
+      kind: fc.constant('data' as const),
+      base: fc.nat({ max: docs.length - 1 }),
+      mutations: fc.array(jsonMutation, { minLength: 1, maxLength: 4 }),
+    }),
+    fc.record({
+      kind: fc.constant('text' as const),
+      base: fc.nat({ max: texts.length - 1 }),
+      mutations: fc.array(textMutation, { minLength: 1, maxLength: 3 }),
+    }),
+    fc.record({
+      kind: fc.constant('raw' as const),
+      value: fc.oneof(
+        fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v) ?? ''),
+        fc.string({ maxLength: 200 }),
+      ),
+    }),
+  );
+  const render = (c: FileCase): string => {
+    if (c.kind === 'raw') return c.value;
+    if (c.kind === 'text') return applyText(texts[c.base]!, c.mutations);
+    return JSON.stringify(applyJson(docs[c.base], c.mutations)) ?? '';
+  };
+
+  try {
+    const details = await fc.check(
+      fc.asyncProperty(
+        fc.array(one, { minLength: 1, maxLength: 2 }),
+        fc.constantFrom('json', 'text') as fc.Arbitrary<'json' | 'text'>,
+        async (files, format) => {
+          facts.cases++;
+          const paths = files.map((f, i) => {
+            const path = join(tmp, `findings-${i}.json`);
+            writeFileSync(path, render(f));
+            return path;
+          });
+          try {
+            await runEvaluate({
+              policy,
+              findings: paths,
+              format,
+              color: false,
+              now: new Date('2026-11-25T12:00:00Z'),
+            });
+            facts.accepted++;
+          } catch (e) {
+            if (e instanceof InputError) facts.inputErrors++;
+            else {
+              violations.push({
+                kind: 'unexpected-exception',
+                detail: `tollgate evaluate: ${describeError(e)} for ${paths.map((p) => readFileSync(p, 'utf8').slice(0, 200)).join(' | ')}`,
+              });
+            }
+          }
+          return true;
+        },
+      ),
+      { numRuns: options.numRuns, seed: options.seed, endOnFailure: true },
+    );
+    violations.push(...checked(details, 'findings fuzz'));
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return { facts, violations };
+}

@@ -1,0 +1,242 @@
+import fc from 'fast-check';
+import { gateId } from '../shared/gate/model.js';
+import type { DeliveryPoint, RunControl } from '../simulator/run.js';
+import { offsetMs, type ScenarioStep } from '../simulator/scenario.js';
+import { LogFactsBuilder } from './faults.js';
+import { checkRun, type Violation } from './invariants.js';
+import type { LogFacts } from './logs.js';
+import type { Replay, Replayer, ReplayOptions } from './replay.js';
+import type { SuiteScenario } from './scenarios.js';
+
+/*
+ * Duplicates and order, property-based. EventBridge delivers at least once and in no promised order, and
+ * Lambda may run two deliveries of one event at the same time. For every example scenario, fast-check draws
+ * a plan: for each event the scenario causes (in order; the world's own events after a result included),
+ *
+ *   copies      0 (dropped), 1, 2 or 3 deliveries;
+ *   concurrent  the copies are delivered at once (Promise.all), each in a Lambda instance of its own;
+ *   delay       0, 1 or 2: the event is held back until that many later events were delivered (a late
+ *               delivery overtaken by later events).
+ *
+ * What EventBridge could reorder is bounded: a held event is delivered before a person acts (a `review`
+ * step, many minutes later) and before the run ends. The schedule runs the sweep every minute while a gate is
+ * open (as the stack's rule does), so a dropped event is repaired as it would be. After the steps the sweep
+ * runs until the gates are quiet. Then every gate must end with the clean run's outcome, and every invariant
+ * of the fault matrix holds. A dropped approval STARTED (every copy) cannot be repaired: without that event
+ * Tollgate never learns the approval exists and it waits for a person (the architecture accepts this). For
+ * such a gate the check is weaker: no APPROVE, and the gate may be missing.
+ */
+
+export interface Directive {
+  readonly copies: number;
+  readonly concurrent: boolean;
+  readonly delay: number;
+}
+
+const ONCE: Directive = { copies: 1, concurrent: false, delay: 0 };
+const PLAN_LENGTH = 12;
+
+export const directive: fc.Arbitrary<Directive> = fc.record({
+  copies: fc.oneof(
+    { weight: 1, arbitrary: fc.constant(0) },
+    { weight: 3, arbitrary: fc.integer({ min: 1, max: 3 }) },
+  ),
+  concurrent: fc.boolean(),
+  delay: fc.oneof(
+    { weight: 2, arbitrary: fc.constant(0) },
+    { weight: 1, arbitrary: fc.integer({ min: 1, max: 2 }) },
+  ),
+});
+
+export const plan: fc.Arbitrary<readonly Directive[]> = fc.array(directive, {
+  minLength: PLAN_LENGTH,
+  maxLength: PLAN_LENGTH,
+});
+
+type Json = Record<string, unknown>;
+type Deliver = (event: Json, instance?: number) => Promise<void>;
+
+interface Held {
+  readonly event: Json;
+  readonly directive: Directive;
+  left: number;
+}
+
+/** Applies a plan to a run's deliveries. */
+export class Disorder {
+  private next = 0;
+  private held: Held[] = [];
+  /** Gates whose approval STARTED event was dropped, every copy of it. */
+  readonly unseen = new Set<string>();
+  /** What was done, for the report of a failing plan. */
+  readonly log: string[] = [];
+
+  constructor(private readonly directives: readonly Directive[]) {}
+
+  readonly deliverVia = async (event: Json, deliver: Deliver, _at: DeliveryPoint): Promise<void> => {
+    const d = this.directives[this.next++] ?? ONCE;
+    const name = describe(event);
+    if (d.copies === 0) {
+      this.log.push(`drop ${name}`);
+      const started = startedGate(event);
+      if (started) this.unseen.add(started);
+      return;
+    }
+    if (d.delay > 0) {
+      this.log.push(`hold ${name} for ${d.delay}`);
+      this.held.push({ event, directive: d, left: d.delay });
+      return;
+    }
+    await this.send(event, d, deliver);
+    await this.tick(deliver);
+  };
+
+  /** Delivers every held event (before a person acts, and at the end). */
+  async flush(deliver: Deliver): Promise<void> {
+    const held = this.held;
+    this.held = [];
+    for (const h of held) await this.send(h.event, h.directive, deliver);
+  }
+
+  private async tick(deliver: Deliver): Promise<void> {
+    for (const h of this.held) h.left--;
+    const due = this.held.filter((h) => h.left <= 0);
+    this.held = this.held.filter((h) => h.left > 0);
+    for (const h of due) await this.send(h.event, h.directive, deliver);
+  }
+
+  private async send(event: Json, d: Directive, deliver: Deliver): Promise<void> {
+    const name = describe(event);
+    if (d.concurrent && d.copies > 1) {
+      this.log.push(`${d.copies}× at once ${name}`);
+      await Promise.all(Array.from({ length: d.copies }, (_, i) => deliver(structuredClone(event), i)));
+    } else {
+      this.log.push(`${d.copies}× ${name}`);
+      for (let i = 0; i < d.copies; i++) await deliver(structuredClone(event));
+    }
+  }
+}
+
+function describe(event: Json): string {
+  const detail = (typeof event.detail === 'object' && event.detail !== null ? event.detail : {}) as Json;
+  const what = detail.state ?? detail['scan-status'] ?? detail.eventName ?? '';
+  return `${String(event['detail-type'])}${what ? ` ${String(what)}` : ''}`;
+}
+
+function startedGate(event: Json): string | undefined {
+  if (event['detail-type'] !== 'CodePipeline Action Execution State Change') return undefined;
+  const d = (event.detail ?? {}) as Json;
+  if (d.state !== 'STARTED') return undefined;
+  return gateId({
+    pipeline: String(d.pipeline),
+    executionId: String(d['execution-id']),
+    stage: String(d.stage),
+    action: String(d.action),
+  });
+}
+
+/**
+ * The stack's schedule: before a step, a sweep at each whole minute since the previous step, while a gate
+ * is open. The scenarios name only the sweeps that matter to them; a dropped event relies on the others.
+ */
+export function minuteSweeps(
+  s: SuiteScenario,
+  before?: (step: ScenarioStep, control: RunControl) => Promise<void>,
+) {
+  const start = Date.parse(s.loaded.scenario.start);
+  return async (_index: number, step: ScenarioStep, control: RunControl): Promise<void> => {
+    await before?.(step, control);
+    const offset = offsetMs(step.at);
+    if (offset === undefined) return;
+    const target = start + offset;
+    for (let t = Math.floor(control.clock.now().getTime() / 60_000 + 1) * 60_000; t < target; t += 60_000) {
+      const open = (await control.gates()).some((g) => g.state === 'WAITING' || g.state === 'DECIDED');
+      if (!open) break;
+      control.clock.set(t);
+      await control.sweep();
+    }
+  };
+}
+
+export interface OrderingRun {
+  readonly scenario: string;
+  readonly plan: readonly string[];
+  readonly violations: readonly Violation[];
+  readonly dropped: number;
+  readonly duplicated: number;
+  readonly concurrent: number;
+  readonly delayed: number;
+}
+
+export interface OrderingSection {
+  readonly scenarios: number;
+  readonly runs: readonly OrderingRun[];
+  readonly cleanViolations: readonly Violation[];
+  readonly logs: LogFacts;
+}
+
+export interface OrderingOptions {
+  readonly numRuns: number;
+  readonly seed: number;
+  readonly extra?: ReplayOptions;
+}
+
+async function replayWith(
+  replayer: Replayer,
+  s: SuiteScenario,
+  disorder: Disorder | undefined,
+  extra: ReplayOptions,
+): Promise<Replay> {
+  return replayer.replay(s.loaded, {
+    ...extra,
+    ...(disorder ? { deliverVia: disorder.deliverVia } : {}),
+    beforeStep: minuteSweeps(s, async (step, control) => {
+      if (disorder && step.review) await disorder.flush(control.deliver);
+    }),
+    afterSteps: async (control) => {
+      if (disorder) await disorder.flush(control.deliver);
+      await control.drain();
+      await control.redrive();
+      await control.sweepUntilQuiet({ maxSweeps: s.waitMinutes + 10 });
+    },
+  });
+}
+
+export async function runOrderings(
+  replayer: Replayer,
+  scenarios: readonly SuiteScenario[],
+  options: OrderingOptions,
+): Promise<OrderingSection> {
+  const extra = options.extra ?? {};
+  const runs: OrderingRun[] = [];
+  const cleanViolations: Violation[] = [];
+  const logs = new LogFactsBuilder();
+  for (const [index, s] of scenarios.entries()) {
+    const clean = await replayWith(replayer, s, undefined, extra);
+    cleanViolations.push(...checkRun(s, clean, clean, { sameDecisions: true }), ...logs.check(s, clean));
+    await fc.check(
+      fc.asyncProperty(plan, async (directives) => {
+        const disorder = new Disorder(directives);
+        const replay = await replayWith(replayer, s, disorder, extra);
+        const violations = [
+          ...checkRun(s, clean, replay, { unseen: disorder.unseen, sameDecisions: true }),
+          ...logs.check(s, replay),
+        ];
+        const used = directives.slice(0, disorder.log.length);
+        runs.push({
+          scenario: s.name,
+          plan: disorder.log,
+          violations,
+          dropped: used.filter((d) => d.copies === 0).length,
+          duplicated: used.filter((d) => d.copies > 1).length,
+          concurrent: used.filter((d) => d.copies > 1 && d.concurrent).length,
+          delayed: used.filter((d) => d.copies > 0 && d.delay > 0).length,
+        });
+        // Every plan runs (no early stop, no shrinking): the suite reports how many failed, with their plans.
+        return true;
+      }),
+      { numRuns: options.numRuns, seed: options.seed + index },
+    );
+  }
+  return { scenarios: scenarios.length, runs, cleanViolations, logs: logs.facts() };
+}

@@ -1,0 +1,112 @@
+import { DeleteTableCommand } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { type LocalDynamo, startLocalDynamo } from '../adapters/dynamodb/local.js';
+import { ensureTable } from '../adapters/dynamodb/table.js';
+import { runScenario, type SimulationOptions, type SimulationResult } from '../simulator/run.js';
+import type { LoadedScenario } from '../simulator/scenario.js';
+import type { World } from '../simulator/world.js';
+
+/*
+ * Replays for the suite: one embedded dynalite for the whole run, a fresh table per replay (dropped after
+ * it), and the handlers' log lines captured while the replay runs, as Lambda would ship them to CloudWatch.
+ */
+
+export type ReplayOptions = Omit<SimulationOptions, 'doc' | 'tableName' | 'onWorld' | 'logLevel'>;
+
+export interface Replay {
+  readonly result: SimulationResult;
+  readonly world: World;
+  /** Every line the functions wrote to stdout and stderr during the replay. */
+  readonly logs: readonly string[];
+}
+
+export class Replayer {
+  private tables = 0;
+
+  private constructor(private readonly dynamo: LocalDynamo) {}
+
+  static async start(): Promise<Replayer> {
+    // The lines Lambda ships: one JSON object a line on stdout. Powertools' dev mode would pretty-print them
+    // to the global console instead, where the capture below would not see them.
+    delete process.env.POWERTOOLS_DEV;
+    return new Replayer(await startLocalDynamo());
+  }
+
+  /** Replays so far. */
+  get runs(): number {
+    return this.tables;
+  }
+
+  async replay(loaded: LoadedScenario, options: ReplayOptions = {}): Promise<Replay> {
+    return this.withTable(async (doc, tableName) => {
+      let world: World | undefined;
+      const capture = new LogCapture();
+      const result = await capture.during(() =>
+        runScenario(loaded, {
+          ...options,
+          doc,
+          tableName,
+          logLevel: 'DEBUG',
+          onWorld: (w) => {
+            world = w;
+          },
+        }),
+      );
+      return { result, world: world!, logs: capture.lines };
+    });
+  }
+
+  /** A fresh table for `work`, dropped after it. */
+  async withTable<T>(work: (doc: DynamoDBDocumentClient, tableName: string) => Promise<T>): Promise<T> {
+    const tableName = `tollgate-reliability-${process.pid}-${++this.tables}`;
+    const doc = this.dynamo.client;
+    await ensureTable(doc, tableName);
+    try {
+      return await work(doc, tableName);
+    } finally {
+      await doc.send(new DeleteTableCommand({ TableName: tableName })).catch(() => undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.dynamo.close();
+  }
+}
+
+type Write = typeof process.stdout.write;
+
+/**
+ * Captures what is written to stdout and stderr (Powertools Logger writes one JSON document per line there,
+ * through its own Console on the process streams) while `work` runs, and keeps it off the terminal.
+ */
+export class LogCapture {
+  readonly lines: string[] = [];
+  private partial = '';
+
+  async during<T>(work: () => Promise<T>): Promise<T> {
+    const out = process.stdout.write;
+    const err = process.stderr.write;
+    const take = ((chunk: unknown, ...rest: unknown[]): boolean => {
+      this.take(typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8'));
+      const callback = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
+      callback?.();
+      return true;
+    }) as Write;
+    process.stdout.write = take;
+    process.stderr.write = take;
+    try {
+      return await work();
+    } finally {
+      process.stdout.write = out;
+      process.stderr.write = err;
+      if (this.partial !== '') this.lines.push(this.partial);
+      this.partial = '';
+    }
+  }
+
+  private take(text: string): void {
+    const parts = (this.partial + text).split('\n');
+    this.partial = parts.pop() ?? '';
+    for (const line of parts) if (line.trim() !== '') this.lines.push(line);
+  }
+}

@@ -1,0 +1,169 @@
+import { ListFindingsCommand } from '@aws-sdk/client-inspector2';
+import { describe, expect, it } from 'vitest';
+import { AwsFindings, EcrScanFindings, InspectorFindings } from '../adapters/aws/index.js';
+import { actionsByGate, checkRun } from '../reliability/invariants.js';
+import { checkLines } from '../reliability/logs.js';
+import type { Replay, ReplayOptions } from '../reliability/replay.js';
+import { exampleScenarios, type SuiteScenario } from '../reliability/scenarios.js';
+import { runSuite } from '../reliability/suite.js';
+import type { GateView } from '../simulator/run.js';
+
+/*
+ * The reliability suite (reliability/): its quick run has no violation, and it does fail when the gate is
+ * broken in the way the suite exists to catch (a failed findings page read as empty). Then the checkers, on
+ * inputs made to fail them. The bugs the suite found have their regression tests in regressions.test.ts.
+ */
+
+const SCENARIOS = exampleScenarios();
+const scenario = (prefix: string): SuiteScenario => SCENARIOS.find((s) => s.name.startsWith(prefix))!;
+
+describe('the reliability suite', () => {
+  it('quick run: no APPROVE from incomplete data, no lost gate, no duplicate action, no violation at all', async () => {
+    const report = await runSuite({ quick: true, seed: 20261125 });
+    expect(report.violations).toEqual([]);
+    expect(report.summary).toMatchObject({
+      scenarios: 8,
+      invariantViolations: 0,
+      approvalsFromIncompleteData: 0,
+      lostGates: 0,
+      duplicateActions: 0,
+    });
+    expect(report.summary.faultsInjected).toBeGreaterThanOrEqual(40);
+    expect(report.summary.fuzzCases).toBeGreaterThan(500);
+    // The faults hit, and the logs were read.
+    expect(report.faults?.runs.every((r) => r.injected > 0)).toBe(true);
+    expect(report.faults?.logs.lines).toBeGreaterThan(100);
+  }, 300_000);
+
+  it('fails when a failed findings page is read as empty: APPROVE from incomplete data', async () => {
+    // A deliberately broken adapter: Inspector's ListFindings errors become empty pages.
+    const broken: ReplayOptions = {
+      adapters: (adapters, clients) => {
+        const inspector = new Proxy(clients.inspector, {
+          get(target, property, receiver) {
+            if (property !== 'send') return Reflect.get(target, property, receiver);
+            return async (command: unknown, options?: unknown) => {
+              try {
+                return await (target.send as (c: unknown, o?: unknown) => Promise<unknown>)(command, options);
+              } catch (e) {
+                if (command instanceof ListFindingsCommand) return { findings: [], $metadata: {} };
+                throw e;
+              }
+            };
+          },
+        });
+        const retry = { attempts: 3, baseMs: 1, maxDelayMs: 5 };
+        return {
+          ...adapters,
+          findings: new AwsFindings(
+            new InspectorFindings(inspector, retry),
+            new EcrScanFindings(clients.ecr, retry),
+          ),
+        };
+      },
+    };
+    const report = await runSuite({
+      quick: false,
+      seed: 1,
+      parts: ['faults'],
+      scenarios: ['01', '04'],
+      faultFilter: (_s, p) => p.operation === 'ListFindings',
+      replay: broken,
+    });
+    expect(report.summary.faultsInjected).toBeGreaterThan(0);
+    expect(report.summary.approvalsFromIncompleteData).toBeGreaterThan(0);
+    expect(report.summary.invariantViolations).toBeGreaterThan(0);
+  }, 300_000);
+});
+
+describe('the checkers', () => {
+  const s = scenario('01');
+  const key = {
+    pipeline: 'billing-api',
+    executionId: '00000001-5c4d-4e6f-8a9b-0c1d2e3f4a5b',
+    stage: 'Deploy',
+    action: 'TollgateApproval',
+  };
+  const id = `${key.pipeline}/${key.executionId}/${key.stage}/${key.action}`;
+  const token = [...s.gateOfToken.keys()][0]!;
+
+  it('logs: a token, a credential, a finding payload, a line that is not JSON, a gate named without its key', () => {
+    const ok = JSON.stringify({ level: 'INFO', message: 'approval started', gate: id });
+    const lines = [
+      ok,
+      JSON.stringify({ level: 'INFO', message: `token ${token.toUpperCase()}`, gate: id }),
+      JSON.stringify({ level: 'INFO', message: 'keys', accessKeyId: 'AKIAABCDEFGHIJKLMNOP', gate: id }),
+      JSON.stringify({ level: 'DEBUG', message: s.payloads[0], gate: id }),
+      'Error: something went wrong',
+      JSON.stringify({ level: 'WARN', message: `execution ${key.executionId} failed` }),
+    ];
+    const found = checkLines(s, [key], lines).map((v) => v.detail.split(':')[0]);
+    expect(found).toEqual([
+      'an approval token',
+      'a credential',
+      expect.stringMatching(/^a finding payload/),
+      'not a JSON line',
+      `names gate ${id} without a gate key`,
+    ]);
+  });
+
+  function fake(
+    gates: Partial<GateView>[],
+    calls: { operation: string; input: object; failed?: boolean }[],
+  ): Replay {
+    return {
+      result: { gates: gates.map((g) => ({ ...key, state: null, outcome: null, decision: null, ...g })) },
+      world: { calls: calls.map((c) => ({ failed: false, injected: false, ...c })) },
+      logs: [],
+    } as unknown as Replay;
+  }
+  const approve = { outcome: 'APPROVE', counts: { CRITICAL: 0, HIGH: 0, MEDIUM: 1, LOW: 2 } } as const;
+
+  it('invariants: a lost gate, an APPROVE on fewer findings, two results, an action without its decision', () => {
+    const clean = fake(
+      [{ state: 'CLOSED', outcome: 'APPROVE', decision: approve as unknown as GateView['decision'] }],
+      [],
+    );
+    const kinds = (run: Replay) => checkRun(s, clean, run).map((v) => v.kind);
+    expect(kinds(clean)).toEqual([]);
+    expect(kinds(fake([{ state: null }], []))).toEqual(['lost-gate']);
+    const partial = { ...approve, counts: { ...approve.counts, LOW: 1 } } as unknown as GateView['decision'];
+    expect(kinds(fake([{ state: 'ACTED', outcome: 'APPROVE', decision: partial }], []))).toEqual([
+      'approval-from-incomplete-data',
+    ]);
+    const put = { operation: 'PutApprovalResult', input: { token, result: { status: 'Approved' } } };
+    const decided = {
+      state: 'ACTED',
+      outcome: 'APPROVE',
+      decision: approve as unknown as GateView['decision'],
+    } as const;
+    expect(kinds(fake([decided], [put, put]))).toEqual(['duplicate-action']);
+    expect(kinds(fake([{ state: 'WAITING' }], [put]))).toEqual([
+      'approval-from-incomplete-data',
+      'action-without-decision',
+    ]);
+  });
+
+  it('a repeated escalation is a duplicate when the store had recorded the first', () => {
+    const message = JSON.stringify({ sqs: JSON.stringify({ gate: key }) });
+    const publish = { operation: 'Publish', input: { Message: message } };
+    const recorded = {
+      operation: 'PutItem',
+      input: { Item: { pk: `GATE#${id}`, sk: 'GATE', gate: { notifications: 1 } } },
+    };
+    const escalate = {
+      state: 'ACTED',
+      outcome: 'ESCALATE',
+      decision: { outcome: 'ESCALATE' },
+    } as unknown as Partial<GateView>;
+    const clean = fake([escalate], [publish]);
+    expect(actionsByGate(s, fake([escalate], [publish, publish])).get(id)).toMatchObject({
+      escalations: 2,
+      unrecorded: 1,
+    });
+    expect(checkRun(s, clean, fake([escalate], [publish, publish]))).toEqual([]);
+    expect(checkRun(s, clean, fake([escalate], [publish, recorded, publish])).map((v) => v.kind)).toEqual([
+      'duplicate-action',
+    ]);
+  });
+});
