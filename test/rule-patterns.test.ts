@@ -48,14 +48,14 @@ function matchesField(filters: readonly FieldFilter[], value: unknown, present: 
     if ('prefix' in filter) return strings.some((v) => v.startsWith(filter.prefix));
     if ('suffix' in filter) return strings.some((v) => v.endsWith(filter.suffix));
     if ('wildcard' in filter) {
-      const re = new RegExp(`^${filter.wildcard.split('*').map(escape).join('.*')}$`, 's');
+      const re = new RegExp(`^${filter.wildcard.split('*').map(escapeRegExp).join('.*')}$`, 's');
       return strings.some((v) => re.test(v));
     }
     throw new Error(`matcher: operator ${keys[0]} is not implemented`);
   });
 }
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
