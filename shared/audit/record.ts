@@ -1,0 +1,98 @@
+import type { ExceptionsByState, Outcome, Violation } from '../decision/record.js';
+import type { Severity } from '../findings/finding.js';
+import type { GateClosure, GateKey } from '../gate/model.js';
+
+/*
+ * The audit trail: every decision, every action taken on it, and every human resolution is a record of
+ * its own, written once (with a condition) and never updated or deleted. Records are chained per
+ * pipeline: `seq` is gapless from 1, and `prevHash` is the SHA-256 of the previous record's canonical
+ * form, so a missing, changed or reordered record is detectable (`tollgate audit verify`).
+ * Field names are a contract (auditors' queries, the S3 archive, Athena): add fields, never rename them.
+ */
+
+export type AuditRecordType = 'decision' | 'action' | 'resolution';
+
+export interface AuditImage {
+  readonly repository: string | null;
+  readonly digest: string | null;
+  readonly tags: readonly string[];
+}
+
+/** What Tollgate did with a decision. */
+export interface AuditAction {
+  /** `approval-result`: PutApprovalResult sent; `escalation`: the SNS message sent. */
+  readonly kind: 'approval-result' | 'escalation';
+  /** The result sent to CodePipeline (approval-result only). */
+  readonly status: 'Approved' | 'Rejected' | null;
+  /** CodePipeline's answer: `accepted`, `already-completed` (someone was faster), `invalid-token` (moved on). */
+  readonly answer: 'accepted' | 'already-completed' | 'invalid-token' | null;
+  /** The escalation's subject (escalation only). */
+  readonly subject: string | null;
+}
+
+/** How an approval ended, and who resolved it. */
+export interface AuditResolution {
+  /** The action's end: SUCCEEDED (approved), FAILED (rejected or timed out), ABANDONED, CANCELED; null when only the reviewer is known. */
+  readonly state: GateClosure['state'] | null;
+  /** The CloudTrail identity that called PutApprovalResult, or null when no call was seen. */
+  readonly reviewer: string | null;
+  /** True when the caller was Tollgate itself. */
+  readonly byTollgate: boolean;
+  /** `Approved` / `Rejected` as the caller sent it, and the summary they wrote. */
+  readonly status: string | null;
+  readonly summary: string | null;
+}
+
+/** The content of a record, before the chain gives it its place. */
+export interface AuditEntry {
+  readonly type: AuditRecordType;
+  readonly time: string;
+  /** `tollgate` for Tollgate's own decisions and actions; the CloudTrail identity for a person. */
+  readonly actor: string;
+  readonly gate: GateKey;
+  readonly image: AuditImage | null;
+  readonly outcome: Outcome | null;
+  readonly summary: string | null;
+  readonly violations: readonly Violation[];
+  readonly warnings: readonly Violation[];
+  readonly exceptions: ExceptionsByState | null;
+  readonly counts: Readonly<Record<Severity, number>> | null;
+  readonly policy: { readonly name: string; readonly sha256: string } | null;
+  /** The distinct vulnerability ids the decision saw (at most VULNERABILITY_LIMIT; see `vulnerabilitiesTruncated`). */
+  readonly vulnerabilities: readonly string[];
+  readonly vulnerabilitiesTruncated: boolean;
+  readonly action: AuditAction | null;
+  readonly resolution: AuditResolution | null;
+}
+
+/** A record in its chain. */
+export interface AuditRecord extends AuditEntry {
+  readonly pipeline: string;
+  /** 1, 2, 3, … per pipeline, without gaps. */
+  readonly seq: number;
+  /** SHA-256 (hex) of the previous record's canonical form; GENESIS for seq 1. */
+  readonly prevHash: string;
+  /** SHA-256 (hex) of this record's canonical form (every field but `hash`). */
+  readonly hash: string;
+}
+
+export const GENESIS = '0'.repeat(64);
+export const VULNERABILITY_LIMIT = 5000;
+
+/**
+ * What `tollgate audit list` asks the store for; every field narrows (AND). `since` inclusive, `until`
+ * exclusive. Each filter but `vulnerability` and `type` is served by a key or an index (see
+ * adapters/dynamodb/README.md); `vulnerability` by index items; `type` only narrows what an index returned.
+ */
+export interface AuditFilter {
+  readonly pipeline?: string;
+  readonly since?: Date;
+  readonly until?: Date;
+  readonly outcome?: Outcome;
+  readonly digest?: string;
+  readonly repository?: string;
+  /** The CloudTrail identity that resolved an escalation (a resolution record's `resolution.reviewer`). */
+  readonly reviewer?: string;
+  readonly vulnerability?: string;
+  readonly type?: AuditRecordType;
+}
