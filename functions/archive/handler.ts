@@ -1,0 +1,263 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import middy from '@middy/core';
+import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
+import {
+  DEFAULT_RETRY,
+  isRetryableAwsError,
+  type RetryOptions,
+  sendOptions,
+  withRetries,
+} from '../../adapters/aws/retry.js';
+import type { AuditRecord } from '../../shared/audit/record.js';
+import {
+  type ArchiveObject,
+  AUDIT_ITEM_TYPE,
+  archiveObjects,
+  auditRecordOf,
+  hashMatches,
+  MalformedAuditItemError,
+} from './layout.js';
+
+/*
+ * The audit archive: the gate table's stream (NEW_IMAGE, filtered by the event source mapping to INSERTs of
+ * `type = audit`) to JSON lines in S3, by date (functions/archive/layout.ts). Records are written once and never
+ * updated, so an INSERT is the whole story.
+ *
+ * Failures are thrown, never swallowed: Lambda then retries the batch, bisects it to isolate a record that
+ * keeps failing, and finally sends the batch's description (not its records) to the dead-letter queue, which
+ * pages. Retries overwrite nothing: each PUT is conditional (`If-None-Match: *`), and a key that is already
+ * there (412) holds the same records, since the key is a hash of them.
+ */
+
+export interface ArchiveDeps {
+  readonly s3: S3Client;
+  readonly bucket: string;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly retry?: RetryOptions;
+  /** PUTs in flight at once. */
+  readonly concurrency?: number;
+}
+
+export interface ArchiveReport {
+  /** Audit records in the batch (after de-duplication within it). */
+  readonly records: number;
+  /** Stream records that are not audit INSERTs (the event source mapping's filter should leave none). */
+  readonly ignored: number;
+  readonly objects: number;
+  readonly written: number;
+  /** Objects already in the bucket: a retried batch. */
+  readonly alreadyArchived: number;
+  /** Records whose hash is not that of their content: archived as they are, and logged as errors. */
+  readonly hashMismatches: number;
+}
+
+/** The S3 answer to a conditional PUT whose key exists (412), or whose key another PUT is writing (409). */
+function httpStatus(error: unknown): number | undefined {
+  const meta = (error as { $metadata?: { httpStatusCode?: unknown } } | null)?.$metadata;
+  return typeof meta?.httpStatusCode === 'number' ? meta.httpStatusCode : undefined;
+}
+
+const isAlreadyThere = (error: unknown): boolean =>
+  httpStatus(error) === 412 || (error as { name?: unknown } | null)?.name === 'PreconditionFailed';
+
+const isConflict = (error: unknown): boolean =>
+  httpStatus(error) === 409 || (error as { name?: unknown } | null)?.name === 'ConditionalRequestConflict';
+
+/** Sets (SS, NS, BS) as sorted arrays and binaries as base64: the archive holds JSON. */
+function plain(value: unknown): unknown {
+  if (value instanceof Set) {
+    return [...value].map(plain).sort((a, b) => (String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0));
+  }
+  if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
+  if (Array.isArray(value)) return value.map(plain);
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]));
+  }
+  return value;
+}
+
+/** Where a stream record came from, for messages: its event id and the item's keys, never its content. */
+function describe(record: DynamoDBRecord): string {
+  const keys = record.dynamodb?.Keys;
+  return `stream record ${record.eventID ?? '?'} (pk ${keys?.pk?.S ?? '?'}, sk ${keys?.sk?.S ?? '?'})`;
+}
+
+/** The audit records of a batch, in order; other records counted as ignored. A broken audit item throws. */
+export function auditRecordsOf(event: DynamoDBStreamEvent): {
+  records: AuditRecord[];
+  ignored: number;
+} {
+  const records: AuditRecord[] = [];
+  let ignored = 0;
+  for (const streamRecord of event.Records ?? []) {
+    const image = streamRecord.dynamodb?.NewImage;
+    if (streamRecord.eventName !== 'INSERT' || image === undefined) {
+      ignored++;
+      continue;
+    }
+    const where = describe(streamRecord);
+    let item: Record<string, unknown>;
+    try {
+      // The stream's AttributeValue and the SDK's are the same JSON; only their TypeScript types differ.
+      item = plain(unmarshall(image as Record<string, AttributeValue>)) as Record<string, unknown>;
+    } catch (e) {
+      throw new MalformedAuditItemError(where, `the image cannot be read: ${(e as Error).message}`);
+    }
+    if (item.type !== AUDIT_ITEM_TYPE) {
+      ignored++;
+      continue;
+    }
+    records.push(auditRecordOf(item, where));
+  }
+  return { records, ignored };
+}
+
+/** Runs `work` over `items`, at most `limit` at once; every item is tried, whatever the others do. */
+async function settleAll<T, R>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<R>,
+): Promise<PromiseSettledResult<R>[]> {
+  const results: PromiseSettledResult<R>[] = new Array(items.length);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      try {
+        results[i] = { status: 'fulfilled', value: await work(items[i] as T) };
+      } catch (reason) {
+        results[i] = { status: 'rejected', reason };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return results;
+}
+
+/** Archives one batch; throws if any object could not be written (after retries of the transient errors). */
+export async function archiveBatch(
+  event: DynamoDBStreamEvent,
+  deps: ArchiveDeps,
+  signal?: AbortSignal,
+): Promise<ArchiveReport> {
+  const { logger, metrics } = deps;
+  let parsed: { records: AuditRecord[]; ignored: number };
+  try {
+    parsed = auditRecordsOf(event);
+  } catch (e) {
+    if (e instanceof MalformedAuditItemError) {
+      // Nothing of the batch is written: Lambda bisects it until this record fails alone.
+      logger.error('archive: an audit item breaks the contract; the batch fails so that it is isolated', {
+        where: e.where,
+        problem: e.problem,
+      });
+      metrics.addMetric('ArchiveMalformedItems', MetricUnit.Count, 1);
+    }
+    throw e;
+  }
+  const mismatched = parsed.records.filter((r) => !hashMatches(r));
+  for (const r of mismatched) {
+    logger.error('archive: a record whose hash is not that of its content; archived as it is', {
+      pipeline: r.pipeline,
+      seq: r.seq,
+    });
+  }
+
+  const objects = archiveObjects(parsed.records);
+  const retry: RetryOptions = {
+    ...(deps.retry ?? DEFAULT_RETRY),
+    // A 409 is another PUT of the same key in flight (a concurrent retry): try again, it ends in 200 or 412.
+    isRetryable: (e) => isConflict(e) || (deps.retry?.isRetryable ?? isRetryableAwsError)(e),
+  };
+  const put = async (object: ArchiveObject): Promise<'written' | 'already'> => {
+    try {
+      await withRetries(
+        () =>
+          deps.s3.send(
+            new PutObjectCommand({
+              Bucket: deps.bucket,
+              Key: object.key,
+              Body: object.body,
+              ContentType: 'application/x-ndjson',
+              // Create only: a second PUT of the key would be a second version (Object Lock keeps both).
+              IfNoneMatch: '*',
+              // Object Lock requires an integrity header on every PUT; SHA-256 rather than the client's default.
+              ChecksumAlgorithm: 'SHA256',
+            }),
+            sendOptions(signal),
+          ),
+        retry,
+        signal,
+      );
+      return 'written';
+    } catch (e) {
+      if (isAlreadyThere(e)) return 'already';
+      throw e;
+    }
+  };
+  const results = await settleAll(objects, deps.concurrency ?? 8, put);
+
+  const failed: string[] = [];
+  let written = 0;
+  let already = 0;
+  results.forEach((result, i) => {
+    const key = objects[i]?.key ?? '?';
+    if (result.status === 'rejected') {
+      const e = result.reason as Error;
+      failed.push(`${key}: ${e?.name ?? 'Error'}: ${e?.message ?? String(e)}`);
+    } else if (result.value === 'written') {
+      written++;
+    } else {
+      already++;
+    }
+  });
+  const report: ArchiveReport = {
+    records: objects.reduce((n, o) => n + o.records, 0),
+    ignored: parsed.ignored,
+    objects: objects.length,
+    written,
+    alreadyArchived: already,
+    hashMismatches: mismatched.length,
+  };
+  metrics.addMetric('ArchivedRecords', MetricUnit.Count, failed.length === 0 ? report.records : 0);
+  metrics.addMetric('ArchiveObjectsWritten', MetricUnit.Count, written);
+  metrics.addMetric('ArchiveObjectsAlreadyThere', MetricUnit.Count, already);
+  if (report.ignored > 0) metrics.addMetric('ArchiveIgnoredStreamRecords', MetricUnit.Count, report.ignored);
+  if (mismatched.length > 0) metrics.addMetric('ArchiveHashMismatches', MetricUnit.Count, mismatched.length);
+
+  if (failed.length > 0) {
+    logger.error('archive: objects not written; the batch fails and Lambda retries it', {
+      ...report,
+      failed: failed.slice(0, 10),
+    });
+    throw new Error(
+      `archive: ${failed.length} of ${objects.length} object(s) not written: ${failed.slice(0, 3).join('; ')}`,
+    );
+  }
+  logger.info('archive: batch archived', {
+    ...report,
+    keys: objects.slice(0, 20).map((o) => o.key),
+  });
+  return report;
+}
+
+/** The Lambda handler: Powertools logger and metrics around `archiveBatch`, stopping short of the timeout. */
+export function archiveHandler(deps: ArchiveDeps) {
+  return middy<DynamoDBStreamEvent, ArchiveReport, Error, Context>()
+    .use(injectLambdaContext(deps.logger, { resetKeys: true }))
+    .use(logMetrics(deps.metrics, { captureColdStartMetric: true }))
+    .handler(async (event, context) => {
+      const remaining =
+        typeof context?.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : 0;
+      // Retries stop a few seconds before Lambda would kill the invocation, so the error says what failed.
+      const signal = remaining > 0 ? AbortSignal.timeout(Math.max(1_000, remaining - 5_000)) : undefined;
+      return archiveBatch(event, deps, signal);
+    });
+}

@@ -1,0 +1,378 @@
+import {
+  PutObjectCommand,
+  type PutObjectCommandInput,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { marshall } from '@aws-sdk/util-dynamodb';
+import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { archiveBatch, archiveHandler, auditRecordsOf } from '../functions/archive/handler.js';
+import {
+  archiveObjects,
+  keySafe,
+  MalformedAuditItemError,
+  pad,
+  partitionDate,
+  RECORDS_PREFIX,
+} from '../functions/archive/layout.js';
+import { localObservability } from '../functions/common/runtime.js';
+import { canonical, chainRecord, hashOf } from '../shared/audit/chain.js';
+import type { AuditEntry, AuditRecord } from '../shared/audit/record.js';
+
+/*
+ * The archive function against real-shaped DynamoDB stream events: items as the audit store writes them
+ * (pk AUDIT#<pipeline>, sk SEQ#<12 digits>, type audit, the record as a map), marshalled the way the stream
+ * delivers NEW_IMAGE, and S3 mocked (aws-sdk-client-mock).
+ */
+
+const BUCKET = 'tollgate-archive-bucket';
+const s3 = mockClient(S3Client);
+afterEach(() => {
+  s3.reset();
+  vi.restoreAllMocks();
+});
+
+const NO_WAIT = { attempts: 3, baseMs: 1, sleep: async () => undefined };
+
+function deps() {
+  const { logger, metrics } = localObservability('SILENT');
+  return { s3: new S3Client({ region: 'eu-west-1' }), bucket: BUCKET, logger, metrics, retry: NO_WAIT };
+}
+
+function entry(overrides: Partial<AuditEntry> = {}): AuditEntry {
+  return {
+    type: 'decision',
+    time: '2026-03-01T10:00:00.000Z',
+    actor: 'tollgate',
+    gate: { pipeline: 'payments-api', executionId: 'exec-1', stage: 'Deploy', action: 'TollgateApproval' },
+    image: {
+      repository: 'payments/api',
+      digest: `sha256:${'a'.repeat(64)}`,
+      tags: ['1.4.2'],
+    },
+    outcome: 'ESCALATE',
+    summary: 'ESCALATE by policy baseline: fixable-high (1 HIGH: CVE-2024-21538)',
+    violations: [
+      {
+        rule: 'fixable-high',
+        action: 'escalate',
+        allow: 0,
+        count: 1,
+        findings: ['CVE-2024-21538'],
+        description: 'fixable HIGH findings',
+      },
+    ],
+    warnings: [],
+    exceptions: { applied: [], expired: [], revoked: [], unused: [], expiringSoon: [] },
+    counts: { CRITICAL: 0, HIGH: 1, MEDIUM: 2, LOW: 0, INFORMATIONAL: 0, UNTRIAGED: 0 },
+    policy: { name: 'baseline', sha256: 'b'.repeat(64) },
+    vulnerabilities: ['CVE-2024-21538', 'CVE-2023-0001'],
+    vulnerabilitiesTruncated: false,
+    action: null,
+    resolution: null,
+    ...overrides,
+  };
+}
+
+/** A chain of records for `pipeline`, one per entry, hashed as the audit store hashes them. */
+function chain(pipeline: string, entries: readonly AuditEntry[]): AuditRecord[] {
+  const out: AuditRecord[] = [];
+  for (const e of entries)
+    out.push(chainRecord({ ...e, gate: { ...e.gate, pipeline } }, pipeline, out.at(-1)));
+  return out;
+}
+
+/** The item the audit store writes for a record (index attributes included), as the stream's NewImage. */
+function auditItem(record: AuditRecord) {
+  return {
+    pk: `AUDIT#${record.pipeline}`,
+    sk: `SEQ#${pad(record.seq)}`,
+    type: 'audit',
+    record,
+    auditTimePk: `AUDITTIME#${record.time.slice(0, 7)}`,
+    auditTimeSk: `${record.time}#${record.pipeline}#${pad(record.seq)}`,
+  };
+}
+
+let sequence = 1000;
+function streamRecord(
+  item: Record<string, unknown>,
+  eventName: DynamoDBRecord['eventName'] = 'INSERT',
+): DynamoDBRecord {
+  const image = marshall(item, { removeUndefinedValues: true }) as NonNullable<
+    NonNullable<DynamoDBRecord['dynamodb']>['NewImage']
+  >;
+  sequence++;
+  return {
+    eventID: `event-${sequence}`,
+    eventName,
+    eventVersion: '1.1',
+    eventSource: 'aws:dynamodb',
+    awsRegion: 'eu-west-1',
+    dynamodb: {
+      ApproximateCreationDateTime: 1_772_359_200,
+      Keys: { pk: image.pk as { S: string }, sk: image.sk as { S: string } },
+      ...(eventName === 'REMOVE' ? { OldImage: image } : { NewImage: image }),
+      SequenceNumber: String(sequence).padStart(21, '0'),
+      SizeBytes: 1234,
+      StreamViewType: 'NEW_IMAGE',
+    },
+    eventSourceARN:
+      'arn:aws:dynamodb:eu-west-1:123456789012:table/Tollgate-Table/stream/2026-03-01T00:00:00.000',
+  };
+}
+
+const eventOf = (...records: DynamoDBRecord[]): DynamoDBStreamEvent => ({ Records: records });
+const inserts = (records: readonly AuditRecord[]) => records.map((r) => streamRecord(auditItem(r)));
+
+function puts(): PutObjectCommandInput[] {
+  return s3.commandCalls(PutObjectCommand).map((c) => c.args[0].input);
+}
+
+const lines = (body: unknown): AuditRecord[] =>
+  String(body)
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as AuditRecord);
+
+function s3Error(name: string, status: number): S3ServiceException {
+  return new S3ServiceException({
+    name,
+    $fault: status >= 500 ? 'server' : 'client',
+    $metadata: { httpStatusCode: status },
+    message: `${name} (${status})`,
+  });
+}
+
+describe('the archive layout', () => {
+  it('partitions by the UTC date of the record’s time, and names objects by pipeline, seq range and hash', () => {
+    expect(partitionDate('2026-03-01T23:30:00.000Z')).toBe('2026-03-01');
+    expect(partitionDate('2026-03-02T01:30:00+02:00')).toBe('2026-03-01');
+    expect(partitionDate('yesterday')).toBeUndefined();
+    expect(partitionDate('2026-02-30T00:00:00Z')).toBeDefined(); // Date.parse rolls it over; still a date
+    expect(keySafe('team@payments.api-prod_1')).toBe('team_payments.api-prod_1');
+    const records = chain('payments-api', [entry(), entry({ type: 'action' })]);
+    const [object] = archiveObjects(records);
+    expect(object?.key).toMatch(
+      /^records\/date=2026-03-01\/payments-api-000000000001-000000000002-[0-9a-f]{16}\.jsonl$/,
+    );
+    expect(object?.key.startsWith(RECORDS_PREFIX)).toBe(true);
+  });
+});
+
+describe('the archive function', () => {
+  it('writes one object per date and pipeline, its records in seq order, one canonical JSON line each', async () => {
+    s3.on(PutObjectCommand).resolves({});
+    const a = chain('payments-api', [
+      entry({ time: '2026-03-01T10:00:00.000Z' }),
+      entry({ type: 'action', time: '2026-03-01T10:00:01.000Z' }),
+      entry({ type: 'resolution', time: '2026-03-02T09:00:00.000Z' }),
+    ]);
+    const b = chain('billing-api', [entry({ time: '2026-03-01T11:00:00.000Z', outcome: 'APPROVE' })]);
+    // Interleaved and out of order, as a batch of a table's stream may be.
+    const report = await archiveBatch(eventOf(...inserts([a[1]!, b[0]!, a[2]!, a[0]!])), deps());
+    expect(report).toEqual({
+      records: 4,
+      ignored: 0,
+      objects: 3,
+      written: 3,
+      alreadyArchived: 0,
+      hashMismatches: 0,
+    });
+    const byKey = new Map(puts().map((p) => [p.Key ?? '', p]));
+    const keys = [...byKey.keys()].sort();
+    expect(keys).toEqual([
+      expect.stringMatching(
+        /^records\/date=2026-03-01\/billing-api-000000000001-000000000001-[0-9a-f]{16}\.jsonl$/,
+      ),
+      expect.stringMatching(
+        /^records\/date=2026-03-01\/payments-api-000000000001-000000000002-[0-9a-f]{16}\.jsonl$/,
+      ),
+      expect.stringMatching(
+        /^records\/date=2026-03-02\/payments-api-000000000003-000000000003-[0-9a-f]{16}\.jsonl$/,
+      ),
+    ]);
+    const day1 = lines(byKey.get(keys[1]!)?.Body);
+    expect(day1.map((r) => r.seq)).toEqual([1, 2]);
+    expect(lines(byKey.get(keys[2]!)?.Body).map((r) => r.seq)).toEqual([3]);
+    for (const input of byKey.values()) {
+      expect(input).toMatchObject({
+        Bucket: BUCKET,
+        ContentType: 'application/x-ndjson',
+        IfNoneMatch: '*',
+        ChecksumAlgorithm: 'SHA256',
+      });
+      // Written with the bucket's default retention and encryption: no per-object override.
+      expect(input.ObjectLockMode).toBeUndefined();
+      expect(input.ObjectLockRetainUntilDate).toBeUndefined();
+      expect(input.ServerSideEncryption).toBeUndefined();
+      expect(String(input.Body).endsWith('\n')).toBe(true);
+    }
+  });
+
+  it('round-trips each record exactly, and its line is its canonical form (the hash checks on the archive alone)', async () => {
+    s3.on(PutObjectCommand).resolves({});
+    const [record] = chain('payments-api', [
+      entry({
+        type: 'resolution',
+        actor: 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice',
+        outcome: null,
+        image: null,
+        summary: null,
+        counts: null,
+        exceptions: null,
+        policy: null,
+        vulnerabilities: [],
+        violations: [],
+        resolution: {
+          state: 'SUCCEEDED',
+          reviewer: 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice',
+          byTollgate: false,
+          status: 'Approved',
+          summary: 'Accepted: "fix scheduled", see SEC-123 — ünïcödé',
+        },
+      }),
+    ]);
+    await archiveBatch(eventOf(...inserts([record!])), deps());
+    const body = String(puts()[0]?.Body);
+    expect(body).toBe(`${canonical(record)}\n`);
+    const [back] = lines(body);
+    expect(back).toEqual(record);
+    expect(hashOf(back!)).toBe(record?.hash);
+  });
+
+  it('ignores every stream record that is not an audit INSERT, and writes nothing for them', async () => {
+    s3.on(PutObjectCommand).resolves({});
+    const gateKey = 'GATE#payments-api/exec-1/Deploy/TollgateApproval';
+    const [record] = chain('payments-api', [entry()]);
+    const event = eventOf(
+      streamRecord({ pk: gateKey, sk: 'GATE', type: 'gate', state: 'WAITING', version: 1 }),
+      streamRecord({ pk: gateKey, sk: 'DECISION', type: 'decision', decision: { outcome: 'APPROVE' } }),
+      streamRecord({ pk: `SCAN#sha256:${'a'.repeat(64)}`, sk: 'SCAN', type: 'scan', atMs: 1 }),
+      streamRecord({ pk: 'AUDITHEAD#payments-api', sk: 'HEAD', type: 'audit-head', seq: 1 }),
+      streamRecord({ pk: 'VULN#CVE-2024-21538', sk: 'x', type: 'audit-index' }),
+      // An audit item changed or removed is not a new record (and should never happen).
+      streamRecord(auditItem(record!), 'MODIFY'),
+      streamRecord(auditItem(record!), 'REMOVE'),
+    );
+    const report = await archiveBatch(event, deps());
+    expect(report).toMatchObject({ records: 0, ignored: 7, objects: 0, written: 0 });
+    expect(puts()).toEqual([]);
+    expect(auditRecordsOf(eventOf()).records).toEqual([]);
+  });
+
+  it('names objects by their records only: a retried batch, in any order, finds its objects there (412) and writes nothing new', async () => {
+    const records = chain('payments-api', [
+      entry(),
+      entry({ type: 'action' }),
+      entry({ type: 'resolution' }),
+    ]);
+    s3.on(PutObjectCommand).resolves({});
+    await archiveBatch(eventOf(...inserts(records)), deps());
+    const first = puts();
+    s3.reset();
+    s3.on(PutObjectCommand).rejects(s3Error('PreconditionFailed', 412));
+    const retried = await archiveBatch(
+      eventOf(...inserts([...records].reverse()), ...inserts(records)),
+      deps(),
+    );
+    expect(retried).toMatchObject({ records: 3, objects: 1, written: 0, alreadyArchived: 1 });
+    expect(puts().map((p) => [p.Key, p.Body])).toEqual(first.map((p) => [p.Key, p.Body]));
+    // Other records, another key: the hash in the name is of the records.
+    const other = chain('payments-api', [entry({ summary: 'another decision' })]);
+    expect(archiveObjects(other)[0]?.key).not.toBe(archiveObjects(records.slice(0, 1))[0]?.key);
+  });
+
+  it('throws when a PUT fails for good, so that Lambda retries and bisects the batch; the other objects are still tried', async () => {
+    const a = chain('payments-api', [entry()]);
+    const b = chain('billing-api', [entry()]);
+    s3.on(PutObjectCommand).resolves({});
+    s3.on(PutObjectCommand, { Key: archiveObjects(a)[0]?.key }).rejects(s3Error('AccessDenied', 403));
+    const d = deps();
+    const logged = vi.spyOn(d.logger, 'error');
+    await expect(archiveBatch(eventOf(...inserts([...a, ...b])), d)).rejects.toThrow(
+      /^archive: 1 of 2 object\(s\) not written: records\/date=2026-03-01\/payments-api-.*AccessDenied/,
+    );
+    // Access denied is not retried; the other pipeline's object was written.
+    expect(puts().map((p) => p.Key?.split('/')[2]?.split('-')[0])).toEqual(
+      expect.arrayContaining(['billing', 'payments']),
+    );
+    expect(puts()).toHaveLength(2);
+    expect(logged).toHaveBeenCalledWith(
+      expect.stringMatching(/objects not written/),
+      expect.objectContaining({ written: 1 }),
+    );
+  });
+
+  it('retries throttling, a 5xx and a concurrent PUT of the same key (409), then succeeds', async () => {
+    const records = chain('payments-api', [entry()]);
+    s3.on(PutObjectCommand)
+      .rejectsOnce(s3Error('SlowDown', 503))
+      .rejectsOnce(s3Error('ConditionalRequestConflict', 409))
+      .resolves({});
+    const report = await archiveBatch(eventOf(...inserts(records)), deps());
+    expect(report.written).toBe(1);
+    expect(puts()).toHaveLength(3);
+    s3.reset();
+    s3.on(PutObjectCommand).rejects(s3Error('InternalError', 500));
+    await expect(archiveBatch(eventOf(...inserts(records)), deps())).rejects.toThrow(/InternalError/);
+    expect(puts()).toHaveLength(NO_WAIT.attempts);
+  });
+
+  it('refuses an audit item that breaks the contract before writing anything, naming it but not its content', async () => {
+    s3.on(PutObjectCommand).resolves({});
+    const [good] = chain('payments-api', [entry()]);
+    const [other] = chain('billing-api', [entry()]);
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ ...auditItem(good!), record: undefined }, /no record map/],
+      [{ ...auditItem(good!), pk: 'AUDIT#billing-api' }, /keys .* are not those of record payments-api #1/],
+      [{ ...auditItem(good!), sk: 'SEQ#1' }, /keys .* are not those of record/],
+      [{ ...auditItem(good!), record: { ...good, time: 'last tuesday' } }, /record\.time/],
+      [{ ...auditItem(good!), record: { ...good, hash: 'x' } }, /record\.hash/],
+      [{ ...auditItem(good!), record: { ...good, seq: 0 }, sk: `SEQ#${pad(0)}` }, /record\.seq/],
+    ];
+    for (const [item, message] of cases) {
+      const event = eventOf(...inserts([other!]), streamRecord(item));
+      const error = await archiveBatch(event, deps()).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(MalformedAuditItemError);
+      expect((error as Error).message).toMatch(message);
+      expect((error as Error).message).toMatch(/stream record event-\d+ \(pk AUDIT#/);
+      expect((error as Error).message).not.toContain('CVE-');
+    }
+    expect(puts()).toEqual([]);
+  });
+
+  it('archives a record whose hash does not match its content as it is, and reports it', async () => {
+    s3.on(PutObjectCommand).resolves({});
+    const [record] = chain('payments-api', [entry()]);
+    const edited = { ...record!, summary: 'edited after the fact' };
+    const d = deps();
+    const logged = vi.spyOn(d.logger, 'error');
+    const report = await archiveBatch(eventOf(streamRecord(auditItem(edited))), d);
+    expect(report).toMatchObject({ written: 1, hashMismatches: 1 });
+    expect(lines(puts()[0]?.Body)).toEqual([edited]);
+    expect(logged).toHaveBeenCalledWith(expect.stringMatching(/hash is not that of its content/), {
+      pipeline: 'payments-api',
+      seq: 1,
+    });
+  });
+
+  it('runs as a Lambda handler (middy, Powertools) and returns its report', async () => {
+    s3.on(PutObjectCommand).resolves({});
+    const handler = archiveHandler(deps());
+    const context = {
+      functionName: 'archive',
+      functionVersion: '$LATEST',
+      invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:archive',
+      memoryLimitInMB: '512',
+      awsRequestId: 'c6af9ac6-7b61-11e6-9a41-93e812345678',
+      logGroupName: '/aws/lambda/archive',
+      logStreamName: 'test',
+      getRemainingTimeInMillis: () => 60_000,
+    } as unknown as Context;
+    const report = await handler(eventOf(...inserts(chain('payments-api', [entry()]))), context);
+    expect(report).toMatchObject({ records: 1, written: 1 });
+  });
+});
