@@ -1,13 +1,19 @@
 import { createHash } from 'node:crypto';
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import {
+  BatchWriteCommand,
+  DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
   paginateQuery,
+  QueryCommand,
   type QueryCommandInput,
   TransactWriteCommand,
+  type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
+import { type ChainHead, ChainHeadMovedError } from '../../shared/audit/chain.js';
+import type { AuditRecord } from '../../shared/audit/record.js';
 import type { Outcome } from '../../shared/decision/record.js';
 import {
   type Gate,
@@ -18,6 +24,19 @@ import {
   type StoredDecision,
 } from '../../shared/gate/model.js';
 import type { StorePort } from '../../shared/gate/ports.js';
+import {
+  auditPk,
+  auditRecordItem,
+  auditSk,
+  HEAD_SK,
+  headItem,
+  PENDING_PK,
+  pendingItem,
+  pendingKey,
+  registryUpdate,
+  transactionalIndexItems,
+  vulnerabilityItems,
+} from './audit-items.js';
 import { INDEX, OPEN_SHARDS } from './table.js';
 
 /** DynamoDB's item limit, attribute names included. */
@@ -232,22 +251,41 @@ function isConditionFailure(error: unknown): boolean {
   return error instanceof Error && error.name === 'ConditionalCheckFailedException';
 }
 
-/**
- * A cancelled transaction is a lost race only when every reason is a failed condition (or none);
- * a conflict, throttling or validation reason is an error the caller retries.
- */
-function isConditionCancel(error: unknown): boolean {
-  if (!(error instanceof Error) || error.name !== 'TransactionCanceledException') return false;
+type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+
+function cancellationCodes(error: unknown): (string | undefined)[] | undefined {
+  if (!(error instanceof Error) || error.name !== 'TransactionCanceledException') return undefined;
   const reasons: unknown = Reflect.get(error, 'CancellationReasons');
-  if (!Array.isArray(reasons)) return false;
-  const codes = reasons.map((r: unknown) =>
-    typeof r === 'object' && r !== null ? Reflect.get(r, 'Code') : undefined,
-  );
-  return (
-    codes.includes('ConditionalCheckFailed') &&
-    codes.every((c) => c === 'ConditionalCheckFailed' || c === 'None' || c === undefined)
-  );
+  if (!Array.isArray(reasons)) return undefined;
+  return reasons.map((r: unknown) => {
+    const code: unknown = typeof r === 'object' && r !== null ? Reflect.get(r, 'Code') : undefined;
+    return typeof code === 'string' ? code : undefined;
+  });
 }
+
+/**
+ * What a cancelled transaction means. The items before `auditFrom` are the gate's (and the decision's):
+ * a failed condition there is a lost race (`lost`). The items from `auditFrom` on are the audit append: a
+ * failed condition or a conflict there means the chain head moved (`moved`: re-read it and re-chain).
+ * Anything else (throttling, validation, a conflict on the gate) is an error for the caller to retry.
+ */
+function cancelKind(error: unknown, auditFrom: number): 'lost' | 'moved' | undefined {
+  const codes = cancellationCodes(error);
+  if (!codes) return undefined;
+  const known = new Set([undefined, 'None', 'ConditionalCheckFailed', 'TransactionConflict']);
+  if (!codes.every((c) => known.has(c))) return undefined;
+  const gatePart = codes.slice(0, auditFrom);
+  if (gatePart.includes('TransactionConflict')) return undefined;
+  if (gatePart.includes('ConditionalCheckFailed')) return 'lost';
+  const auditPart = codes.slice(auditFrom);
+  if (auditPart.includes('ConditionalCheckFailed') || auditPart.includes('TransactionConflict'))
+    return 'moved';
+  return undefined;
+}
+
+/** BatchWriteItem's limit, and how many batches run at once. */
+const BATCH_WRITE = 25;
+const BATCH_CONCURRENCY = 4;
 
 function checkVersion(gate: Gate, expectedVersion: number): void {
   // A gate written at the version it was read at would let the next writer's check pass: a lost update.
@@ -274,54 +312,224 @@ export class DynamoStore implements StorePort {
     return domain<Gate>(await this.get(gatePk(key), 'GATE'), 'gate');
   }
 
-  async createGate(gate: Gate): Promise<boolean> {
-    return this.conditionalPut(gateItem(gate), 'attribute_not_exists(pk)');
-  }
-
-  async updateGate(gate: Gate, expectedVersion: number): Promise<boolean> {
-    checkVersion(gate, expectedVersion);
-    return this.conditionalPut(
-      gateItem(gate),
-      '#version = :expected',
-      { '#version': 'version' },
-      {
-        ':expected': expectedVersion,
-      },
+  async createGate(gate: Gate, audit?: AuditRecord): Promise<boolean> {
+    if (!audit) return this.conditionalPut(gateItem(gate), 'attribute_not_exists(pk)');
+    return this.transact(
+      [
+        {
+          Put: {
+            TableName: this.tableName,
+            Item: gateItem(gate),
+            ConditionExpression: 'attribute_not_exists(pk)',
+          },
+        },
+      ],
+      audit,
+      `${gateId(gate.key)}#${gate.version}`,
     );
   }
 
-  async decide(decision: StoredDecision, gate: Gate, expectedVersion: number): Promise<boolean> {
+  async updateGate(gate: Gate, expectedVersion: number, audit?: AuditRecord): Promise<boolean> {
+    checkVersion(gate, expectedVersion);
+    if (!audit) {
+      return this.conditionalPut(
+        gateItem(gate),
+        '#version = :expected',
+        { '#version': 'version' },
+        {
+          ':expected': expectedVersion,
+        },
+      );
+    }
+    return this.transact([this.gatePut(gate, expectedVersion)], audit, `${gateId(gate.key)}#${gate.version}`);
+  }
+
+  async decide(
+    decision: StoredDecision,
+    gate: Gate,
+    expectedVersion: number,
+    audit?: AuditRecord,
+  ): Promise<boolean> {
     checkVersion(gate, expectedVersion);
     if (gateId(decision.key) !== gateId(gate.key)) {
       throw new Error(`decision for ${gateId(decision.key)} cannot be stored with gate ${gateId(gate.key)}`);
     }
+    return this.transact(
+      [
+        {
+          Put: {
+            TableName: this.tableName,
+            Item: decisionItem(decision),
+            ConditionExpression: 'attribute_not_exists(pk)',
+          },
+        },
+        this.gatePut(gate, expectedVersion),
+      ],
+      audit,
+      `${gateId(gate.key)}#${gate.version}`,
+    );
+  }
+
+  // ── the audit trail's writes (the items: audit-items.ts) ────────────────────────────────────────────
+
+  /** The chain head of a pipeline (a consistent read); undefined before its first record. */
+  async auditHead(pipeline: string): Promise<ChainHead | undefined> {
+    const item = await this.get(auditPk(pipeline), HEAD_SK);
+    if (!item) return undefined;
+    return { pipeline, seq: Number(item.seq), hash: String(item.hash) };
+  }
+
+  /**
+   * Appends a record alone, without a gate change (tests, tools): the record, the head, the registry and
+   * the index items in one transaction; ChainHeadMovedError when the record's place is taken.
+   */
+  async appendAudit(record: AuditRecord): Promise<void> {
+    await this.transact([], record, `append#${record.pipeline}#${record.seq}`);
+  }
+
+  /**
+   * Writes a decision record's VULN# index items (BatchWriteItem, idempotent), then removes its pending
+   * marker. A failure leaves the marker for `repairAuditIndexes`.
+   */
+  async indexAudit(record: AuditRecord): Promise<void> {
+    const items = vulnerabilityItems(record);
+    if (items.length === 0) return;
+    const batches: Record<string, unknown>[][] = [];
+    for (let i = 0; i < items.length; i += BATCH_WRITE) batches.push(items.slice(i, i + BATCH_WRITE));
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < batches.length) await this.batchPut(batches[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(BATCH_CONCURRENCY, batches.length) }, worker));
+    await this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: pendingKey(record) }));
+  }
+
+  /**
+   * Finishes the index items of decision records whose writing failed or was cut short (their pending
+   * markers, oldest first, at most `limit`). Returns how many records were finished.
+   */
+  async repairAuditIndexes(limit = 25): Promise<number> {
+    const output = await this.doc.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': PENDING_PK },
+        ConsistentRead: true,
+        Limit: limit,
+      }),
+    );
+    let done = 0;
+    for (const marker of output.Items ?? []) {
+      const pipeline = String(marker.pipeline);
+      const seq = Number(marker.seq);
+      const item = await this.get(auditPk(pipeline), auditSk(seq));
+      const record = item?.record as AuditRecord | undefined;
+      if (record) await this.indexAudit(record);
+      else
+        await this.doc.send(
+          new DeleteCommand({ TableName: this.tableName, Key: pendingKey({ pipeline, seq }) }),
+        );
+      done++;
+    }
+    return done;
+  }
+
+  private gatePut(gate: Gate, expectedVersion: number): TransactItem {
+    return {
+      Put: {
+        TableName: this.tableName,
+        Item: gateItem(gate),
+        ConditionExpression: '#version = :expected',
+        ExpressionAttributeNames: { '#version': 'version' },
+        ExpressionAttributeValues: { ':expected': expectedVersion },
+      },
+    };
+  }
+
+  /** The audit append's items: the record, the head moved on from the record's predecessor, the registry, index items. */
+  private auditItems(record: AuditRecord): TransactItem[] {
+    const item = guardSize(
+      { ...auditRecordItem(record), record: storable(record, 'record') },
+      `audit record ${record.pipeline}#${record.seq}`,
+    );
+    const head: TransactItem =
+      record.seq === 1
+        ? {
+            Put: {
+              TableName: this.tableName,
+              Item: headItem(record),
+              ConditionExpression: 'attribute_not_exists(pk)',
+            },
+          }
+        : {
+            Put: {
+              TableName: this.tableName,
+              Item: headItem(record),
+              ConditionExpression: '#seq = :prev AND #hash = :prevHash',
+              ExpressionAttributeNames: { '#seq': 'seq', '#hash': 'hash' },
+              ExpressionAttributeValues: { ':prev': record.seq - 1, ':prevHash': record.prevHash },
+            },
+          };
+    const items: TransactItem[] = [
+      { Put: { TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' } },
+      head,
+      { Update: { TableName: this.tableName, ...registryUpdate(record) } },
+      ...transactionalIndexItems(record).map(
+        (index): TransactItem => ({ Put: { TableName: this.tableName, Item: index } }),
+      ),
+    ];
+    if (record.vulnerabilities.length > 0)
+      items.push({ Put: { TableName: this.tableName, Item: pendingItem(record) } });
+    return items;
+  }
+
+  /**
+   * One TransactWriteItems: the gate's items, then the audit append's. `false` on a lost race (a condition
+   * of the gate's items); ChainHeadMovedError when only the append lost its place. The request token makes
+   * a retry of the same write (same gate version, same record) idempotent on DynamoDB.
+   */
+  private async transact(
+    gateItems: TransactItem[],
+    audit: AuditRecord | undefined,
+    id: string,
+  ): Promise<boolean> {
+    const items = audit ? [...gateItems, ...this.auditItems(audit)] : gateItems;
     try {
       await this.doc.send(
         new TransactWriteCommand({
-          TransactItems: [
-            {
-              Put: {
-                TableName: this.tableName,
-                Item: decisionItem(decision),
-                ConditionExpression: 'attribute_not_exists(pk)',
-              },
-            },
-            {
-              Put: {
-                TableName: this.tableName,
-                Item: gateItem(gate),
-                ConditionExpression: '#version = :expected',
-                ExpressionAttributeNames: { '#version': 'version' },
-                ExpressionAttributeValues: { ':expected': expectedVersion },
-              },
-            },
-          ],
+          TransactItems: items,
+          ...(audit
+            ? {
+                ClientRequestToken: createHash('sha256')
+                  .update(`${id}#${audit.hash}`)
+                  .digest('hex')
+                  .slice(0, 36),
+              }
+            : {}),
         }),
       );
       return true;
     } catch (error) {
-      if (isConditionCancel(error)) return false;
+      const kind = cancelKind(error, gateItems.length);
+      if (kind === 'lost') return false;
+      if (kind === 'moved' && audit) throw new ChainHeadMovedError(audit.pipeline, audit.seq);
       throw error;
+    }
+  }
+
+  private async batchPut(items: Record<string, unknown>[]): Promise<void> {
+    let pending = items.map((Item) => ({ PutRequest: { Item } }));
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (attempt >= 8)
+        throw new Error(`BatchWriteItem left ${pending.length} item(s) unprocessed after 8 attempts`);
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 20 * 2 ** attempt)));
+      const output = await this.doc.send(
+        new BatchWriteCommand({ RequestItems: { [this.tableName]: pending } }),
+      );
+      const left = output.UnprocessedItems?.[this.tableName] ?? [];
+      pending = left.flatMap((r) =>
+        r.PutRequest?.Item ? [{ PutRequest: { Item: r.PutRequest.Item } }] : [],
+      );
     }
   }
 

@@ -44,6 +44,14 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
  *   decisions-by-outcome   outcomePk OUTCOME#<outcome>    outcomeSk <decidedAt>#<gate id>
  *     Audit queries over a time range. Decisions arrive at approval pace (far below a partition's 1,000
  *     writes a second), so an outcome partition is not sharded.
+ *   audit-by-day           auditDay DAY#<YYYY-MM-DD>     auditSk <time>#<pipeline>#<seq12>
+ *     Audit records by time (`tollgate audit list --since/--until`, `export`): one partition per day.
+ *
+ * The audit trail (audit-items.ts) reuses decisions-by-pipeline, decisions-by-outcome and by-digest with
+ * partition values of its own (`AUDIT#<pipeline>`, `AUDIT#<outcome>`, `AUDIT#<digest>`), and adds only
+ * audit-by-day: DynamoDB (and so CloudFormation) creates one GSI per table update, so a table deployed
+ * before the audit trail takes it in one deploy. Repository, reviewer and vulnerability are served by
+ * index items in the base table (REPO#, REVIEWER#, VULN# partitions), not by indexes.
  *
  * Times in sort keys are normalised to `toISOString()` so that they sort as instants whatever format the
  * event gave. Index reads are eventually consistent: a gate read from an index may be a moment old, and the
@@ -69,6 +77,7 @@ export const INDEX = {
   token: 'by-token',
   pipeline: 'decisions-by-pipeline',
   outcome: 'decisions-by-outcome',
+  day: 'audit-by-day',
 } as const;
 
 /** Shards of the open-gates index: the sweep reads them all, so more shards cost more queries. */
@@ -103,6 +112,8 @@ const STRING_ATTRIBUTES = [
   'pipelineSk',
   'outcomePk',
   'outcomeSk',
+  'auditDay',
+  'auditSk',
 ] as const;
 
 /** The table as data: the CDK stack and the local run create the same table from it. */
@@ -117,6 +128,7 @@ export const TABLE_DEFINITION: TableDefinition = {
     index(INDEX.token, 'tokenHash'),
     index(INDEX.pipeline, 'pipelinePk', 'pipelineSk'),
     index(INDEX.outcome, 'outcomePk', 'outcomeSk'),
+    index(INDEX.day, 'auditDay', 'auditSk'),
   ],
   BillingMode: 'PAY_PER_REQUEST',
 };

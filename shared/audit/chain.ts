@@ -6,6 +6,20 @@ import { type AuditEntry, type AuditRecord, GENESIS } from './record.js';
  * record of a chain, and the verification of a chain as stored.
  */
 
+/**
+ * An append lost its place: another record took the seq, or the head moved on since it was read (another
+ * gate of the pipeline appended meanwhile). The append wrote nothing; read the head again and re-chain.
+ */
+export class ChainHeadMovedError extends Error {
+  constructor(
+    readonly pipeline: string,
+    readonly seq: number,
+  ) {
+    super(`audit chain ${pipeline}: the head moved on before record ${seq} could be appended`);
+    this.name = 'ChainHeadMovedError';
+  }
+}
+
 /** Where a chain ends: the last record's seq and hash. `pipeline` says which chain, when a stream holds several. */
 export interface ChainHead {
   readonly seq: number;

@@ -1,3 +1,5 @@
+import type { ChainHead } from '../audit/chain.js';
+import type { AuditRecord } from '../audit/record.js';
 import type { ScanVerdict } from '../findings/finding.js';
 import type { FindingTable } from '../findings/table.js';
 import type { ApprovalResult, Gate, GateKey, GateState, ScanStatus, StoredDecision } from './model.js';
@@ -137,18 +139,31 @@ export interface EventsPort {
   publish(events: readonly TollgateEvent[]): Promise<void>;
 }
 
-/** Conditional-write outcomes: `false` means someone else got there first. */
+/**
+ * Conditional-write outcomes: `false` means someone else got there first.
+ *
+ * The audit trail: a write that records a fact (a decision, an action, a resolution) takes its audit record
+ * (`chainRecord` on the head read beforehand) and appends it in the same request, with the chain's head
+ * moved on under a condition on the head the record was chained to. If only that condition fails (another
+ * gate of the pipeline appended meanwhile), the write throws ChainHeadMovedError and writes nothing: read
+ * the head again (`auditHead`), re-chain, write again. A lost race of the gate itself is `false` as before.
+ */
 export interface StorePort {
   getGate(key: GateKey): Promise<Gate | undefined>;
   /** Creates the gate unless one exists. */
-  createGate(gate: Gate): Promise<boolean>;
+  createGate(gate: Gate, audit?: AuditRecord): Promise<boolean>;
   /** Writes `gate` (whose `version` is `expectedVersion + 1`) only if the stored version is `expectedVersion`. */
-  updateGate(gate: Gate, expectedVersion: number): Promise<boolean>;
+  updateGate(gate: Gate, expectedVersion: number, audit?: AuditRecord): Promise<boolean>;
   /**
    * Stores the decision (only if none exists for the gate) and the gate's update (only at `expectedVersion`),
-   * both or neither: one request, so that deciding costs one sequential call.
+   * both or neither, with the decision's audit record: one request, so that deciding costs one sequential call.
    */
-  decide(decision: StoredDecision, gate: Gate, expectedVersion: number): Promise<boolean>;
+  decide(
+    decision: StoredDecision,
+    gate: Gate,
+    expectedVersion: number,
+    audit?: AuditRecord,
+  ): Promise<boolean>;
   getDecision(key: GateKey): Promise<StoredDecision | undefined>;
   /** Gates in `states` waiting on this digest (served by an index, never a scan). */
   gatesForDigest(digest: string, states: readonly GateState[]): Promise<readonly Gate[]>;
@@ -162,6 +177,15 @@ export interface StorePort {
    */
   putScan(scan: ScanStatus): Promise<boolean>;
   getScan(digest: string): Promise<ScanStatus | undefined>;
+  /** The audit chain's head of a pipeline (a consistent read); undefined before its first record. */
+  auditHead(pipeline: string): Promise<ChainHead | undefined>;
+  /**
+   * Writes a decision record's vulnerability index items (after the record; idempotent). A failure leaves a
+   * marker that `repairAuditIndexes` (the sweep) finishes.
+   */
+  indexAudit(record: AuditRecord): Promise<void>;
+  /** Finishes the index items of records whose indexing failed; returns how many. */
+  repairAuditIndexes(): Promise<number>;
 }
 
 export interface ClockPort {

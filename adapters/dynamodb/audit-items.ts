@@ -1,0 +1,192 @@
+import type { AuditRecord } from '../../shared/audit/record.js';
+
+/*
+ * The audit trail's items (see README.md in this folder, "Audit trail"). Pure: the store writes them, the
+ * audit store reads them, the benchmark and tests may write them directly.
+ *
+ *   record     pk AUDIT#<pipeline>   sk SEQ#<seq, 12 digits>   type audit
+ *              record (the AuditRecord as a map, exactly), time, pipeline, seq, and the index keys:
+ *                pipelinePk AUDIT#<pipeline>        pipelineSk <time>#<seq12>            decisions-by-pipeline
+ *                outcomePk  AUDIT#<outcome>         outcomeSk  <time>#<pipeline>#<seq12> decisions-by-outcome
+ *                digestPk   AUDIT#<digest>          digestSk   <time>#<pipeline>#<seq12> by-digest
+ *                auditDay   DAY#<YYYY-MM-DD>        auditSk    <time>#<pipeline>#<seq12> audit-by-day
+ *   head       pk AUDIT#<pipeline>   sk HEAD                   type audit-head: seq, hash, time
+ *   registry   pk AUDIT-PIPELINES    sk <pipeline>             type audit-pipeline: pipeline, firstTime,
+ *                                                              lastTime, records
+ *   index      pk REPO#<repository> | REVIEWER#<identity> | VULN#<vulnerability id>
+ *              sk <time>#<pipeline>#<seq12>                    type audit-index: recordPk, recordSk,
+ *                                                              pipeline, seq, time
+ *   pending    pk AUDIT-PENDING      sk <pipeline>#<seq12>     type audit-pending: pipeline, seq
+ *              (a decision whose VULN# items are not all written yet; the sweep finishes them)
+ *
+ * The record, head, registry, REPO# and REVIEWER# items are written in the same TransactWriteItems as the
+ * gate change they record; VULN# items (up to VULNERABILITY_LIMIT per decision) after it, by BatchWriteItem.
+ * Index items are derived data: they are not part of the chain, and writing one twice writes the same item.
+ */
+
+type Item = Record<string, unknown>;
+
+export const AUDIT_TYPE = {
+  record: 'audit',
+  head: 'audit-head',
+  pipeline: 'audit-pipeline',
+  index: 'audit-index',
+  pending: 'audit-pending',
+} as const;
+
+export const PIPELINES_PK = 'AUDIT-PIPELINES';
+export const PENDING_PK = 'AUDIT-PENDING';
+export const HEAD_SK = 'HEAD';
+
+export type IndexKind = 'REPO' | 'REVIEWER' | 'VULN';
+
+export function seqText(seq: number): string {
+  return String(seq).padStart(12, '0');
+}
+
+export function auditPk(pipeline: string): string {
+  return `AUDIT#${pipeline}`;
+}
+
+export function auditSk(seq: number): string {
+  return `SEQ#${seqText(seq)}`;
+}
+
+/** Times in sort keys sort as instants only in one format (`toISOString`); a text that is no time is kept. */
+export function auditTime(text: string): string {
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? text : new Date(ms).toISOString();
+}
+
+/** The sort key every audit index shares: time, then the record's place (unique, and tells the record). */
+export function auditSortKey(record: Pick<AuditRecord, 'time' | 'pipeline' | 'seq'>): string {
+  return `${auditTime(record.time)}#${record.pipeline}#${seqText(record.seq)}`;
+}
+
+export function dayOf(time: string): string {
+  return auditTime(time).slice(0, 10);
+}
+
+/** The record's item, with the keys of the indexes that serve it (each only when the record has the value). */
+export function auditRecordItem(record: AuditRecord): Item {
+  const time = auditTime(record.time);
+  const sort = auditSortKey(record);
+  const item: Item = {
+    pk: auditPk(record.pipeline),
+    sk: auditSk(record.seq),
+    type: AUDIT_TYPE.record,
+    record,
+    time,
+    pipeline: record.pipeline,
+    seq: record.seq,
+    pipelinePk: `AUDIT#${record.pipeline}`,
+    pipelineSk: `${time}#${seqText(record.seq)}`,
+    auditDay: `DAY#${time.slice(0, 10)}`,
+    auditSk: sort,
+  };
+  if (record.outcome) {
+    item.outcomePk = `AUDIT#${record.outcome}`;
+    item.outcomeSk = sort;
+  }
+  const digest = record.image?.digest;
+  if (digest) {
+    item.digestPk = `AUDIT#${digest}`;
+    item.digestSk = sort;
+  }
+  return item;
+}
+
+export function indexPk(kind: IndexKind, value: string): string {
+  return `${kind}#${value}`;
+}
+
+export function indexItem(kind: IndexKind, value: string, record: AuditRecord): Item {
+  return {
+    pk: indexPk(kind, value),
+    sk: auditSortKey(record),
+    type: AUDIT_TYPE.index,
+    recordPk: auditPk(record.pipeline),
+    recordSk: auditSk(record.seq),
+    pipeline: record.pipeline,
+    seq: record.seq,
+    time: auditTime(record.time),
+  };
+}
+
+/** The REPO# and REVIEWER# items: written with the record, in its transaction. */
+export function transactionalIndexItems(record: AuditRecord): Item[] {
+  const items: Item[] = [];
+  const repository = record.image?.repository;
+  if (repository) items.push(indexItem('REPO', repository, record));
+  const reviewer = record.resolution?.reviewer;
+  if (reviewer) items.push(indexItem('REVIEWER', reviewer, record));
+  return items;
+}
+
+/** The VULN# items of a decision record: written after it (BatchWriteItem). */
+export function vulnerabilityItems(record: AuditRecord): Item[] {
+  return [...new Set(record.vulnerabilities)]
+    .filter((id) => id !== '')
+    .map((id) => indexItem('VULN', id, record));
+}
+
+export function headItem(record: AuditRecord): Item {
+  return {
+    pk: auditPk(record.pipeline),
+    sk: HEAD_SK,
+    type: AUDIT_TYPE.head,
+    pipeline: record.pipeline,
+    seq: record.seq,
+    hash: record.hash,
+    time: auditTime(record.time),
+  };
+}
+
+export function pendingKey(record: Pick<AuditRecord, 'pipeline' | 'seq'>): { pk: string; sk: string } {
+  return { pk: PENDING_PK, sk: `${record.pipeline}#${seqText(record.seq)}` };
+}
+
+export function pendingItem(record: AuditRecord): Item {
+  return { ...pendingKey(record), type: AUDIT_TYPE.pending, pipeline: record.pipeline, seq: record.seq };
+}
+
+/** The registry item as a whole item (for direct loads); the store updates it with `registryUpdate`. */
+export function registryItem(pipeline: string, firstTime: string, last: AuditRecord): Item {
+  return {
+    pk: PIPELINES_PK,
+    sk: pipeline,
+    type: AUDIT_TYPE.pipeline,
+    pipeline,
+    firstTime: auditTime(firstTime),
+    lastTime: auditTime(last.time),
+    records: last.seq,
+  };
+}
+
+/** The registry's update with each record: first time kept, last time and count moved on. */
+export function registryUpdate(record: AuditRecord): {
+  Key: Item;
+  UpdateExpression: string;
+  ExpressionAttributeNames: Record<string, string>;
+  ExpressionAttributeValues: Item;
+} {
+  const time = auditTime(record.time);
+  return {
+    Key: { pk: PIPELINES_PK, sk: record.pipeline },
+    UpdateExpression:
+      'SET #type = :type, #pipeline = :pipeline, #first = if_not_exists(#first, :time), #last = :time, #records = :seq',
+    ExpressionAttributeNames: {
+      '#type': 'type',
+      '#pipeline': 'pipeline',
+      '#first': 'firstTime',
+      '#last': 'lastTime',
+      '#records': 'records',
+    },
+    ExpressionAttributeValues: {
+      ':type': AUDIT_TYPE.pipeline,
+      ':pipeline': record.pipeline,
+      ':time': time,
+      ':seq': record.seq,
+    },
+  };
+}

@@ -1,0 +1,437 @@
+import {
+  BatchGetCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  QueryCommand,
+  type QueryCommandInput,
+} from '@aws-sdk/lib-dynamodb';
+import { type VerifyResult, verifyChain } from '../../shared/audit/chain.js';
+import type { AuditFilter, AuditRecord } from '../../shared/audit/record.js';
+import { auditPk, auditSk, dayOf, HEAD_SK, type IndexKind, indexPk, PIPELINES_PK } from './audit-items.js';
+import { INDEX } from './table.js';
+
+/*
+ * Reading the audit trail (`tollgate audit`, the benchmark, the tests). Every read is a GetItem, a Query
+ * or a BatchGetItem by key: never a Scan. Which index serves which filter: README.md in this folder.
+ */
+
+type Item = Record<string, unknown>;
+
+/** The chain head of a pipeline: its last record's seq and hash (and time). */
+export interface AuditHead {
+  readonly pipeline: string;
+  readonly seq: number;
+  readonly hash: string;
+  readonly time: string;
+}
+
+/** A pipeline of the registry: when its chain started and last grew, and how many records it has. */
+export interface AuditPipeline {
+  readonly pipeline: string;
+  readonly firstTime: string;
+  readonly lastTime: string;
+  readonly records: number;
+}
+
+export interface AuditListOptions {
+  /** Items per Query page (DynamoDB's `Limit`); default 200. A page's records are yielded before the next page is read. */
+  readonly pageSize?: number;
+  /** `newest` (default) or `oldest` first, by record time. */
+  readonly order?: 'newest' | 'oldest';
+}
+
+/** What a `list` read, for the read ratio: counters of the last `list` (reset when one starts). */
+export interface AuditReadStats {
+  /** Items the Queries read (the sum of ScannedCount over their pages). */
+  scanned: number;
+  /** Records `list` yielded. */
+  returned: number;
+  /** Records read by key (BatchGetItem) after an index-item Query (repository, reviewer, vulnerability). */
+  fetched: number;
+  /** Requests made (Query and BatchGetItem). */
+  requests: number;
+  /** The index (or index-item partition) that served the filter. */
+  index: string;
+}
+
+/** Which filter a `list` is served by, most selective first. */
+type Plan =
+  | {
+      readonly kind: 'gsi';
+      readonly index: string;
+      readonly partition: string;
+      readonly sort: string;
+      readonly value: string;
+    }
+  | { readonly kind: 'items'; readonly index: IndexKind; readonly value: string }
+  | { readonly kind: 'days' };
+
+const DEFAULT_PAGE = 200;
+/** BatchGetItem's limit. */
+const BATCH_GET = 100;
+const DAY_MS = 86_400_000;
+
+function isItem(value: unknown): value is Item {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function recordOf(item: Item): AuditRecord {
+  const record = item.record;
+  if (!isItem(record)) throw new Error(`item ${String(item.pk)}/${String(item.sk)} has no record map`);
+  return record as unknown as AuditRecord;
+}
+
+/** The filter checked on one record (every field of it: what an index served is checked again, cheaply). */
+export function matchesFilter(record: AuditRecord, filter: AuditFilter): boolean {
+  const time = Date.parse(record.time);
+  if (filter.since && !(time >= filter.since.getTime())) return false;
+  if (filter.until && !(time < filter.until.getTime())) return false;
+  if (filter.pipeline !== undefined && record.pipeline !== filter.pipeline) return false;
+  if (filter.type !== undefined && record.type !== filter.type) return false;
+  if (filter.outcome !== undefined && record.outcome !== filter.outcome) return false;
+  if (filter.digest !== undefined && record.image?.digest !== filter.digest) return false;
+  if (filter.repository !== undefined && record.image?.repository !== filter.repository) return false;
+  if (filter.reviewer !== undefined && record.resolution?.reviewer !== filter.reviewer) return false;
+  if (filter.vulnerability !== undefined && !record.vulnerabilities.includes(filter.vulnerability))
+    return false;
+  return true;
+}
+
+/**
+ * The index for a filter: an image digest, a reviewer, a vulnerability and a repository name usually match
+ * fewer records than a pipeline, an outcome or a time range, so they are preferred in that order.
+ */
+function planFor(filter: AuditFilter): Plan {
+  if (filter.digest !== undefined)
+    return {
+      kind: 'gsi',
+      index: INDEX.digest,
+      partition: 'digestPk',
+      sort: 'digestSk',
+      value: `AUDIT#${filter.digest}`,
+    };
+  if (filter.reviewer !== undefined) return { kind: 'items', index: 'REVIEWER', value: filter.reviewer };
+  if (filter.vulnerability !== undefined)
+    return { kind: 'items', index: 'VULN', value: filter.vulnerability };
+  if (filter.repository !== undefined) return { kind: 'items', index: 'REPO', value: filter.repository };
+  if (filter.pipeline !== undefined)
+    return {
+      kind: 'gsi',
+      index: INDEX.pipeline,
+      partition: 'pipelinePk',
+      sort: 'pipelineSk',
+      value: `AUDIT#${filter.pipeline}`,
+    };
+  if (filter.outcome !== undefined)
+    return {
+      kind: 'gsi',
+      index: INDEX.outcome,
+      partition: 'outcomePk',
+      sort: 'outcomeSk',
+      value: `AUDIT#${filter.outcome}`,
+    };
+  return { kind: 'days' };
+}
+
+/**
+ * The audit trail as stored in the gate's table: records, chains, heads, the registry of pipelines.
+ * Records come back exactly as they were written (the map is the AuditRecord).
+ */
+export class DynamoAuditStore {
+  readonly stats: AuditReadStats = { scanned: 0, returned: 0, fetched: 0, requests: 0, index: '' };
+
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  /**
+   * Records matching every field of `filter`, newest first (or oldest first), page by page: a page is read
+   * only when the records of the one before have been consumed. One index serves the filter (see `planFor`);
+   * the other fields are checked on what that index returned. `since` is inclusive, `until` exclusive.
+   */
+  async *list(filter: AuditFilter, options: AuditListOptions = {}): AsyncGenerator<AuditRecord> {
+    const stats = this.stats;
+    stats.scanned = 0;
+    stats.returned = 0;
+    stats.fetched = 0;
+    stats.requests = 0;
+    const pageSize = Math.max(1, Math.floor(options.pageSize ?? DEFAULT_PAGE));
+    const forward = options.order === 'oldest';
+    const plan = planFor(filter);
+    const range = { since: filter.since, until: filter.until };
+    if (range.since && range.until && range.since.getTime() >= range.until.getTime()) return;
+
+    let records: AsyncIterable<AuditRecord>;
+    switch (plan.kind) {
+      case 'gsi':
+        stats.index = plan.index;
+        records = this.recordsOf(
+          this.queryPages(
+            {
+              IndexName: plan.index,
+              ...keyCondition(plan.partition, plan.value, plan.sort, range),
+              ScanIndexForward: forward,
+            },
+            pageSize,
+          ),
+        );
+        break;
+      case 'items':
+        stats.index = `${plan.index}# items`;
+        records = this.fetched(
+          this.queryPages(
+            {
+              ...keyCondition('pk', indexPk(plan.index, plan.value), 'sk', range),
+              ScanIndexForward: forward,
+            },
+            pageSize,
+          ),
+        );
+        break;
+      case 'days':
+        stats.index = INDEX.day;
+        records = this.byDays(range, forward, pageSize);
+        break;
+    }
+    for await (const record of records) {
+      if (!matchesFilter(record, filter)) continue;
+      stats.returned++;
+      yield record;
+    }
+  }
+
+  /** One record, by its place in its chain (a consistent read). */
+  async get(pipeline: string, seq: number): Promise<AuditRecord | undefined> {
+    const item = await this.getItem(auditPk(pipeline), auditSk(seq));
+    return item ? recordOf(item) : undefined;
+  }
+
+  /** A pipeline's chain in seq order, page by page (consistent reads). */
+  async *chain(pipeline: string, options: { readonly pageSize?: number } = {}): AsyncGenerator<AuditRecord> {
+    const pages = this.queryPages(
+      {
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :seq)',
+        ExpressionAttributeValues: { ':pk': auditPk(pipeline), ':seq': 'SEQ#' },
+        ConsistentRead: true,
+        ScanIndexForward: true,
+      },
+      Math.max(1, Math.floor(options.pageSize ?? 500)),
+    );
+    for await (const items of pages) for (const item of items) yield recordOf(item);
+  }
+
+  /** The chain head: the last record's seq and hash; undefined when the pipeline has no records. */
+  async head(pipeline: string): Promise<AuditHead | undefined> {
+    const item = await this.getItem(auditPk(pipeline), HEAD_SK);
+    if (!item) return undefined;
+    return { pipeline, seq: Number(item.seq), hash: String(item.hash), time: String(item.time) };
+  }
+
+  /** The pipelines that have an audit chain, sorted by name. */
+  async pipelines(): Promise<string[]> {
+    return (await this.registry()).map((p) => p.pipeline);
+  }
+
+  /** The registry: every pipeline with a chain, with its first and last record times and its record count. */
+  async registry(): Promise<AuditPipeline[]> {
+    const out: AuditPipeline[] = [];
+    const pages = this.queryPages(
+      {
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': PIPELINES_PK },
+        ConsistentRead: true,
+      },
+      1000,
+      false,
+    );
+    for await (const items of pages) {
+      for (const item of items) {
+        out.push({
+          pipeline: String(item.pipeline ?? item.sk),
+          firstTime: String(item.firstTime),
+          lastTime: String(item.lastTime),
+          records: Number(item.records),
+        });
+      }
+    }
+    return out.sort((a, b) => (a.pipeline < b.pipeline ? -1 : a.pipeline > b.pipeline ? 1 : 0));
+  }
+
+  /**
+   * Verifies one pipeline's chain against its head (read first: records appended while the chain is read
+   * are checked as links), or every pipeline of the registry, one after another.
+   */
+  async verify(pipeline?: string): Promise<VerifyResult> {
+    const names = pipeline === undefined ? await this.pipelines() : [pipeline];
+    let records = 0;
+    const problems: VerifyResult['problems'] = [];
+    for (const name of names) {
+      const head = await this.head(name);
+      const result = await verifyChain(this.chain(name), head ?? { pipeline: name, seq: 0, hash: '' });
+      records += result.records;
+      problems.push(...result.problems);
+      // The head is written in the transaction of every record: records without one were not written so.
+      if (!head && result.records > 0 && result.problems.length === 0) {
+        problems.push({
+          pipeline: name,
+          seq: 1,
+          kind: 'head-mismatch',
+          detail: `the chain has ${result.records} record(s) but no head`,
+        });
+      }
+    }
+    return { ok: problems.length === 0, records, problems };
+  }
+
+  // ── plumbing ──────────────────────────────────────────────────────────────────────────────────────
+
+  /** Every day partition the range covers, newest day first (or oldest), each queried in the same order. */
+  private async *byDays(
+    range: { since: Date | undefined; until: Date | undefined },
+    forward: boolean,
+    pageSize: number,
+  ): AsyncGenerator<AuditRecord> {
+    let from = range.since?.getTime();
+    let to = range.until?.getTime();
+    if (from === undefined || to === undefined) {
+      // No bound given: the registry says when the records start and end (a day of slack for clocks).
+      const registry = await this.registry();
+      this.stats.requests++;
+      if (registry.length === 0) return;
+      from ??= Math.min(...registry.map((p) => Date.parse(p.firstTime)));
+      to ??= Math.max(...registry.map((p) => Date.parse(p.lastTime))) + DAY_MS;
+      if (Number.isNaN(from) || Number.isNaN(to))
+        throw new Error('the audit registry holds a time that is no time');
+    }
+    const days: string[] = [];
+    for (let day = Date.parse(dayOf(new Date(from).toISOString())); day < to; day += DAY_MS) {
+      days.push(new Date(day).toISOString().slice(0, 10));
+    }
+    if (!forward) days.reverse();
+    for (const day of days) {
+      yield* this.recordsOf(
+        this.queryPages(
+          {
+            IndexName: INDEX.day,
+            ...keyCondition('auditDay', `DAY#${day}`, 'auditSk', range),
+            ScanIndexForward: forward,
+          },
+          pageSize,
+        ),
+      );
+    }
+  }
+
+  private async *recordsOf(pages: AsyncIterable<Item[]>): AsyncGenerator<AuditRecord> {
+    for await (const items of pages) for (const item of items) yield recordOf(item);
+  }
+
+  /** Index items' records, by key, in the index's order; an index item whose record is gone is skipped. */
+  private async *fetched(pages: AsyncIterable<Item[]>): AsyncGenerator<AuditRecord> {
+    for await (const items of pages) {
+      for (let start = 0; start < items.length; start += BATCH_GET) {
+        const chunk = items.slice(start, start + BATCH_GET);
+        const found = await this.batchGet(
+          chunk.map((item) => ({ pk: String(item.recordPk), sk: String(item.recordSk) })),
+        );
+        for (const item of chunk) {
+          const record = found.get(`${String(item.recordPk)}\n${String(item.recordSk)}`);
+          if (record) yield recordOf(record);
+        }
+      }
+    }
+  }
+
+  private async batchGet(keys: { pk: string; sk: string }[]): Promise<Map<string, Item>> {
+    const found = new Map<string, Item>();
+    const unique = [...new Map(keys.map((k) => [`${k.pk}\n${k.sk}`, k])).values()];
+    let pending: Item[] = unique;
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      if (attempt > 8) throw new Error('BatchGetItem left keys unprocessed after 8 attempts');
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 20 * 2 ** attempt)));
+      const output = await this.doc.send(
+        new BatchGetCommand({
+          RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } },
+        }),
+      );
+      this.stats.requests++;
+      for (const item of output.Responses?.[this.tableName] ?? []) {
+        this.stats.fetched++;
+        found.set(`${String(item.pk)}\n${String(item.sk)}`, item);
+      }
+      pending = output.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
+    }
+    return found;
+  }
+
+  /** Query pages of at most `pageSize` items, counting what each read. */
+  private async *queryPages(
+    input: Omit<QueryCommandInput, 'TableName' | 'Limit' | 'ExclusiveStartKey'>,
+    pageSize: number,
+    count = true,
+  ): AsyncGenerator<Item[]> {
+    let start: Item | undefined;
+    do {
+      const output = await this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          ...input,
+          Limit: pageSize,
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      );
+      if (count) {
+        this.stats.requests++;
+        this.stats.scanned += output.ScannedCount ?? output.Items?.length ?? 0;
+      }
+      start = output.LastEvaluatedKey;
+      const items = output.Items ?? [];
+      if (items.length > 0) yield items;
+    } while (start);
+  }
+
+  private async getItem(pk: string, sk: string): Promise<Item | undefined> {
+    const output = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: { pk, sk }, ConsistentRead: true }),
+    );
+    return output.Item;
+  }
+}
+
+/**
+ * `partition = value` and, on the `<time>#…` sort key, `since` (inclusive) and `until` (exclusive): every
+ * key of the instant `until` sorts above `<until>` alone, and every key of `since` at or above it.
+ */
+function keyCondition(
+  partition: string,
+  value: string,
+  sort: string,
+  range: { since: Date | undefined; until: Date | undefined },
+): Pick<
+  QueryCommandInput,
+  'KeyConditionExpression' | 'ExpressionAttributeNames' | 'ExpressionAttributeValues'
+> {
+  const names: Record<string, string> = { '#p': partition };
+  const values: Item = { ':p': value };
+  let condition = '#p = :p';
+  const since = range.since?.toISOString();
+  const until = range.until?.toISOString();
+  if (since !== undefined || until !== undefined) names['#s'] = sort;
+  if (since !== undefined && until !== undefined) {
+    condition += ' AND #s BETWEEN :since AND :until';
+    values[':since'] = since;
+    values[':until'] = until;
+  } else if (since !== undefined) {
+    condition += ' AND #s >= :since';
+    values[':since'] = since;
+  } else if (until !== undefined) {
+    condition += ' AND #s < :until';
+    values[':until'] = until;
+  }
+  return {
+    KeyConditionExpression: condition,
+    ExpressionAttributeNames: names,
+    ExpressionAttributeValues: values,
+  };
+}

@@ -1,0 +1,304 @@
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditPk, auditSk, PENDING_PK } from '../adapters/dynamodb/audit-items.js';
+import { DynamoAuditStore, matchesFilter } from '../adapters/dynamodb/audit-store.js';
+import { type LocalDynamo, startLocalDynamo } from '../adapters/dynamodb/local.js';
+import { DynamoStore } from '../adapters/dynamodb/store.js';
+import { ensureTable } from '../adapters/dynamodb/table.js';
+import { ChainHeadMovedError, chainRecord } from '../shared/audit/chain.js';
+import type { AuditEntry, AuditFilter, AuditRecord } from '../shared/audit/record.js';
+import type { Outcome } from '../shared/decision/record.js';
+
+/*
+ * The audit store against dynalite: a trail of 3 pipelines over 4 days, written through the store's own
+ * append (record, head, registry and index items in one transaction, VULN# items after), then every filter
+ * of `tollgate audit list` compared with the same filter applied to the whole trail in memory.
+ */
+
+const TABLE = `tollgate-audit-${process.pid}-${Date.now()}`;
+const PIPELINES = ['payments-api', 'orders-worker', 'web-frontend'] as const;
+const REPOS: Record<string, string> = {
+  'payments-api': 'payments/api',
+  'orders-worker': 'orders/worker',
+  'web-frontend': 'web/frontend',
+};
+const OUTCOMES: readonly Outcome[] = ['APPROVE', 'REJECT', 'ESCALATE'];
+const REVIEWERS = [
+  'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice',
+  'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/bob',
+];
+const START = Date.parse('2026-11-21T08:00:00.000Z');
+const HOUR = 3_600_000;
+
+let dynamo: LocalDynamo;
+let store: DynamoStore;
+let audit: DynamoAuditStore;
+const trail: AuditRecord[] = [];
+
+function entry(pipeline: string, n: number, type: AuditEntry['type'], at: number): AuditEntry {
+  const outcome = OUTCOMES[n % 3]!;
+  const digest = `sha256:${String((n % 7) + 1).repeat(64)}`;
+  return {
+    type,
+    time: new Date(at).toISOString(),
+    actor: type === 'resolution' ? REVIEWERS[n % 2]! : 'tollgate',
+    gate: { pipeline, executionId: `exec-${n}`, stage: 'Gate', action: 'TollgateApproval' },
+    image: { repository: REPOS[pipeline]!, digest, tags: [`1.${n}.0`] },
+    outcome,
+    summary: `${outcome} ${pipeline} ${n}`,
+    violations: [],
+    warnings: [],
+    exceptions: { applied: [], expired: [], revoked: [], unused: [], expiringSoon: [] },
+    counts: { CRITICAL: n % 2, HIGH: n % 3, MEDIUM: 4, LOW: 1, INFORMATIONAL: 0, UNTRIAGED: 0 },
+    policy: { name: 'baseline', sha256: 'e'.repeat(64) },
+    vulnerabilities: type === 'decision' ? [`CVE-2026-${1000 + (n % 5)}`, `CVE-2026-${2000 + (n % 3)}`] : [],
+    vulnerabilitiesTruncated: false,
+    action:
+      type === 'action'
+        ? { kind: 'approval-result', status: 'Approved', answer: 'accepted', subject: null }
+        : null,
+    resolution:
+      type === 'resolution'
+        ? {
+            state: 'SUCCEEDED',
+            reviewer: REVIEWERS[n % 2]!,
+            byTollgate: false,
+            status: 'Approved',
+            summary: 'ok',
+          }
+        : null,
+  };
+}
+
+beforeAll(async () => {
+  dynamo = await startLocalDynamo();
+  await ensureTable(dynamo.client, TABLE);
+  store = new DynamoStore(dynamo.client, TABLE);
+  audit = new DynamoAuditStore(dynamo.client, TABLE);
+  // 3 pipelines × 10 gates, each a decision, an action and (every other gate) a resolution, over 4 days.
+  const heads = new Map<string, AuditRecord>();
+  let n = 0;
+  for (let gate = 0; gate < 10; gate++) {
+    for (const pipeline of PIPELINES) {
+      n++;
+      const at = START + n * 3 * HOUR + PIPELINES.indexOf(pipeline) * 60_000;
+      const types: AuditEntry['type'][] =
+        gate % 2 === 0 ? ['decision', 'action', 'resolution'] : ['decision', 'action'];
+      for (const [i, type] of types.entries()) {
+        const record = chainRecord(entry(pipeline, n, type, at + i * 60_000), pipeline, heads.get(pipeline));
+        await store.appendAudit(record);
+        await store.indexAudit(record);
+        heads.set(pipeline, record);
+        trail.push(record);
+      }
+    }
+  }
+});
+
+afterAll(async () => {
+  await dynamo?.close();
+});
+
+/** The trail filtered in memory, newest first. */
+function expected(filter: AuditFilter): AuditRecord[] {
+  return trail
+    .filter((r) => matchesFilter(r, filter))
+    .sort((a, b) => b.time.localeCompare(a.time) || b.pipeline.localeCompare(a.pipeline) || b.seq - a.seq);
+}
+
+async function list(
+  filter: AuditFilter,
+  pageSize?: number,
+  order?: 'newest' | 'oldest',
+): Promise<AuditRecord[]> {
+  const out: AuditRecord[] = [];
+  for await (const r of audit.list(filter, {
+    ...(pageSize ? { pageSize } : {}),
+    ...(order ? { order } : {}),
+  }))
+    out.push(r);
+  return out;
+}
+
+const key = (r: AuditRecord) => `${r.pipeline}#${r.seq}`;
+
+describe('DynamoAuditStore.list', () => {
+  const since = new Date('2026-11-22T06:00:00.000Z');
+  const until = new Date('2026-11-24T03:00:00.000Z');
+  const cases: [string, AuditFilter, string][] = [
+    ['pipeline', { pipeline: 'orders-worker' }, 'decisions-by-pipeline'],
+    ['pipeline and time range', { pipeline: 'payments-api', since, until }, 'decisions-by-pipeline'],
+    ['since and until', { since, until }, 'audit-by-day'],
+    ['since only', { since: new Date('2026-11-24T00:00:00.000Z') }, 'audit-by-day'],
+    ['until only', { until: new Date('2026-11-22T00:00:00.000Z') }, 'audit-by-day'],
+    ['everything', {}, 'audit-by-day'],
+    ['outcome', { outcome: 'ESCALATE' }, 'decisions-by-outcome'],
+    ['outcome and range', { outcome: 'REJECT', since, until }, 'decisions-by-outcome'],
+    ['digest', { digest: `sha256:${'3'.repeat(64)}` }, 'by-digest'],
+    ['repository', { repository: 'web/frontend' }, 'REPO# items'],
+    ['repository and range', { repository: 'payments/api', since }, 'REPO# items'],
+    ['reviewer', { reviewer: REVIEWERS[1]! }, 'REVIEWER# items'],
+    ['vulnerability', { vulnerability: 'CVE-2026-1003' }, 'VULN# items'],
+    ['vulnerability and range', { vulnerability: 'CVE-2026-2001', until }, 'VULN# items'],
+  ];
+
+  for (const [name, filter, index] of cases) {
+    it(`by ${name}: exactly the matching records, newest first, read through ${index} only`, async () => {
+      const want = expected(filter);
+      expect(want.length).toBeGreaterThan(0);
+      const got = await list(filter);
+      expect(got.map(key)).toEqual(want.map(key));
+      expect(got).toEqual(want);
+      expect(audit.stats.index).toBe(index);
+      expect(audit.stats.returned).toBe(want.length);
+      // Only what is returned is read: one filter, one index, nothing read to be thrown away.
+      expect(audit.stats.scanned).toBe(want.length);
+      if (index.endsWith('items')) expect(audit.stats.fetched).toBe(want.length);
+      else expect(audit.stats.fetched).toBe(0);
+    });
+  }
+
+  it('applies the other filters to what the index returned (and only to that)', async () => {
+    const filter: AuditFilter = { pipeline: 'payments-api', outcome: 'REJECT', type: 'decision' };
+    const want = expected(filter);
+    expect(want.length).toBeGreaterThan(0);
+    expect((await list(filter)).map(key)).toEqual(want.map(key));
+    expect(audit.stats.index).toBe('decisions-by-pipeline');
+    expect(audit.stats.scanned).toBe(trail.filter((r) => r.pipeline === 'payments-api').length);
+
+    const both: AuditFilter = { vulnerability: 'CVE-2026-1001', pipeline: 'web-frontend' };
+    expect((await list(both)).map(key)).toEqual(expected(both).map(key));
+    expect(audit.stats.index).toBe('VULN# items');
+  });
+
+  it('pages: small pages give the same records, page after page, either order', async () => {
+    for (const filter of [
+      {},
+      { pipeline: 'web-frontend' },
+      { vulnerability: 'CVE-2026-2000' },
+      { since },
+    ] as AuditFilter[]) {
+      const want = expected(filter);
+      const got = await list(filter, 2);
+      expect(got.map(key)).toEqual(want.map(key));
+      expect(audit.stats.requests).toBeGreaterThan(Math.floor(want.length / 2));
+      expect((await list(filter, 3, 'oldest')).map(key)).toEqual([...want].reverse().map(key));
+    }
+  });
+
+  it('streams: the first record comes after the first page, not after the whole result', async () => {
+    const iterator = audit.list({ pipeline: 'orders-worker' }, { pageSize: 2 })[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    expect(first.done).toBe(false);
+    expect(audit.stats.requests).toBe(1);
+    await iterator.return?.(undefined);
+  });
+
+  it('returns nothing for an empty range or unknown values', async () => {
+    expect(await list({ since: until, until: since })).toEqual([]);
+    expect(await list({ pipeline: 'nope' })).toEqual([]);
+    expect(await list({ vulnerability: 'CVE-1999-0001' })).toEqual([]);
+    expect(
+      await list({
+        since: new Date('2030-01-01T00:00:00.000Z'),
+        until: new Date('2030-01-03T00:00:00.000Z'),
+      }),
+    ).toEqual([]);
+  });
+});
+
+describe('DynamoAuditStore reads', () => {
+  it('gets a record, a chain in seq order, a head and the pipelines', async () => {
+    const mine = trail.filter((r) => r.pipeline === 'web-frontend');
+    expect(await audit.get('web-frontend', 3)).toEqual(mine[2]);
+    expect(await audit.get('web-frontend', 999)).toBeUndefined();
+    const chain: AuditRecord[] = [];
+    for await (const r of audit.chain('web-frontend', { pageSize: 4 })) chain.push(r);
+    expect(chain).toEqual(mine);
+    expect(await audit.head('web-frontend')).toEqual({
+      pipeline: 'web-frontend',
+      seq: mine.length,
+      hash: mine.at(-1)!.hash,
+      time: mine.at(-1)!.time,
+    });
+    expect(await audit.head('nope')).toBeUndefined();
+    expect(await audit.pipelines()).toEqual([...PIPELINES].sort());
+    const registry = await audit.registry();
+    expect(registry.find((p) => p.pipeline === 'web-frontend')).toEqual({
+      pipeline: 'web-frontend',
+      firstTime: mine[0]!.time,
+      lastTime: mine.at(-1)!.time,
+      records: mine.length,
+    });
+  });
+
+  it('verifies every chain, and names a record edited in the table', async () => {
+    expect(await audit.verify()).toEqual({ ok: true, records: trail.length, problems: [] });
+    const pk = auditPk('orders-worker');
+    const sk = auditSk(4);
+    const { Item } = await dynamo.client.send(new GetCommand({ TableName: TABLE, Key: { pk, sk } }));
+    const original = Item!;
+    await dynamo.client.send(
+      new PutCommand({
+        TableName: TABLE,
+        Item: {
+          ...original,
+          record: { ...(original.record as AuditRecord), summary: 'APPROVE (nothing to see)' },
+        },
+      }),
+    );
+    try {
+      const result = await audit.verify('orders-worker');
+      expect(result.ok).toBe(false);
+      expect(result.problems).toEqual([
+        {
+          pipeline: 'orders-worker',
+          seq: 4,
+          kind: 'changed',
+          detail: expect.stringContaining('record 4 was changed'),
+        },
+      ]);
+      expect((await audit.verify()).problems).toHaveLength(1);
+    } finally {
+      await dynamo.client.send(new PutCommand({ TableName: TABLE, Item: original }));
+    }
+  });
+});
+
+describe('DynamoStore audit append', () => {
+  it('refuses a record whose place is taken, and one chained to an old head', async () => {
+    const head = (await store.auditHead('payments-api'))!;
+    const mine = trail.filter((r) => r.pipeline === 'payments-api');
+    const stale = chainRecord(entry('payments-api', 99, 'decision', START), 'payments-api', mine.at(-2));
+    await expect(store.appendAudit(stale)).rejects.toThrow(ChainHeadMovedError);
+    const forged = chainRecord(entry('payments-api', 99, 'decision', START), 'payments-api', {
+      seq: head.seq,
+      hash: 'f'.repeat(64),
+    });
+    await expect(store.appendAudit(forged)).rejects.toThrow(ChainHeadMovedError);
+    expect(await store.auditHead('payments-api')).toEqual(head);
+    expect(await audit.get('payments-api', head.seq + 1)).toBeUndefined();
+  });
+
+  it('leaves a pending marker until the vulnerability items are written, and the repair finishes them', async () => {
+    // A pipeline of its own, 40 days on: the trail the other tests read is not touched.
+    const record = chainRecord(
+      {
+        ...entry('marker-test', 77, 'decision', START + 40 * 24 * HOUR),
+        vulnerabilities: ['CVE-2031-0001', 'CVE-2031-0002'],
+      },
+      'marker-test',
+      undefined,
+    );
+    await store.appendAudit(record);
+    const marker = await dynamo.client.send(
+      new GetCommand({ TableName: TABLE, Key: { pk: PENDING_PK, sk: 'marker-test#000000000001' } }),
+    );
+    expect(marker.Item).toBeDefined();
+    expect(await list({ vulnerability: 'CVE-2031-0002' })).toEqual([]);
+    expect(await store.repairAuditIndexes()).toBe(1);
+    expect(await list({ vulnerability: 'CVE-2031-0002' })).toEqual([record]);
+    expect(await store.repairAuditIndexes()).toBe(0);
+    expect(await audit.verify('marker-test')).toEqual({ ok: true, records: 1, problems: [] });
+  });
+});
