@@ -34,6 +34,12 @@ export const FUNCTION_ENTRIES: Readonly<Record<FunctionName, string>> = {
   sweep: fromRoot('functions/sweep/index.ts'),
 };
 
+/**
+ * The audit archive's function (`infra/archive.ts`), built with the same `BUNDLING`. Not one of the gate's four
+ * (`FUNCTION_NAMES`): the table's stream invokes it, it reads no policy, and it has its own role and alarms.
+ */
+export const ARCHIVE_FUNCTION_ENTRY = fromRoot('functions/archive/index.ts');
+
 /** The bundle's file name (what `NodejsFunction` writes for ESM): the handler is `index.handler`. */
 export const BUNDLE_FILE = 'index.mjs';
 /** The policy bundle beside it, which `functions/common/aws.ts` reads by default. */

@@ -2,6 +2,7 @@ import { RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
+import { checkArchiveRetentionDays } from './archive.js';
 import { SCAN_SOURCES, type ScanSource, shown, TollgateConfigError } from './patterns.js';
 import { Tollgate, type TollgateProps } from './tollgate.js';
 
@@ -64,6 +65,8 @@ export const CONTEXT_KEYS = {
   logRetentionDays: 'tollgate:logRetentionDays',
   removalPolicy: 'tollgate:removalPolicy',
   dashboard: 'tollgate:dashboard',
+  archive: 'tollgate:archive',
+  archiveRetentionDays: 'tollgate:archiveRetentionDays',
   demoPipeline: 'tollgate:demoPipeline',
 } as const;
 
@@ -209,6 +212,19 @@ export function contextConfig(context: Context, env: NodeJS.ProcessEnv = process
     removalPolicy = removalRaw === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
   }
 
+  // Whole days, as a number or its digits (`-c` passes strings); the construct's check, named by the key.
+  const archiveDaysRaw = context(k.archiveRetentionDays);
+  const archiveRetentionDays =
+    archiveDaysRaw === undefined
+      ? undefined
+      : checkArchiveRetentionDays(
+          k.archiveRetentionDays,
+          typeof archiveDaysRaw === 'string' && /^\d+$/.test(archiveDaysRaw.trim())
+            ? Number(archiveDaysRaw)
+            : archiveDaysRaw,
+        );
+  const archive = bool(context, k.archive);
+
   const pipelines = list(context, k.pipelines);
   const approvalActionNames = list(context, k.approvalActionNames);
   const policyFile = text(context, k.policyFile);
@@ -240,6 +256,8 @@ export function contextConfig(context: Context, env: NodeJS.ProcessEnv = process
         ...(logRetention !== undefined ? { logRetention } : {}),
         ...(removalPolicy ? { removalPolicy } : {}),
         ...(dashboard !== undefined ? { dashboard } : {}),
+        ...(archive !== undefined ? { archive } : {}),
+        ...(archiveRetentionDays !== undefined ? { archiveRetentionDays } : {}),
       },
     },
   };
@@ -257,6 +275,7 @@ function contextKeyOf(key: string, escalationIsTopic: boolean, alarmsIsTopic: bo
     scanSource: k.scanSource,
     logRetention: k.logRetentionDays,
     removalPolicy: k.removalPolicy,
+    archiveRetentionDays: k.archiveRetentionDays,
   };
   if (direct[head]) return `${direct[head]}${rest}`;
   if (head === 'escalation') {

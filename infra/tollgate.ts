@@ -22,6 +22,7 @@ import { EVENT_SOURCE } from '../adapters/aws/eventbridge.js';
 import { INDEX, TABLE_DEFINITION } from '../adapters/dynamodb/table.js';
 import { InputError } from '../shared/errors.js';
 import { type LoadedPolicy, parsePolicy } from '../shared/policy/load.js';
+import { ARCHIVE_RETENTION_DEFAULT_DAYS, checkArchiveRetentionDays, TollgateArchive } from './archive.js';
 import { BUNDLING, FUNCTION_ENTRIES, policyBundleHook } from './bundling.js';
 import {
   type ArnConfig,
@@ -74,6 +75,16 @@ export interface TollgateProps {
   readonly removalPolicy?: RemovalPolicy;
   /** A CloudWatch dashboard of decisions, waiting gates, functions and queues. @default false */
   readonly dashboard?: boolean;
+  /**
+   * The audit archive (`archive.ts`): every audit record also in S3 under Object Lock, as JSON lines by date,
+   * with a Glue table and an Athena workgroup. Turns the table's stream on. @default true
+   */
+  readonly archive?: boolean;
+  /**
+   * How long each archived record is locked (S3 Object Lock, compliance mode: no one can delete it or
+   * shorten this), in whole days from 1 to 36,500. @default 400
+   */
+  readonly archiveRetentionDays?: number;
 }
 
 /** What each function's code needs to be built: the repository root holds `functions/` and the lock file. */
@@ -220,6 +231,8 @@ export interface TollgateConfig {
   readonly logRetention: logs.RetentionDays;
   readonly removalPolicy: RemovalPolicy;
   readonly dashboard: boolean;
+  readonly archive: boolean;
+  readonly archiveRetentionDays: number;
 }
 
 /**
@@ -266,6 +279,11 @@ export function resolveConfig(props: TollgateProps): TollgateConfig {
     logRetention,
     removalPolicy,
     dashboard: props.dashboard ?? false,
+    archive: props.archive ?? true,
+    archiveRetentionDays: checkArchiveRetentionDays(
+      'archiveRetentionDays',
+      props.archiveRetentionDays ?? ARCHIVE_RETENTION_DEFAULT_DAYS,
+    ),
   };
 }
 
@@ -316,6 +334,8 @@ export class Tollgate extends Construct {
   readonly failedQueues: Readonly<Record<FunctionName, sqs.Queue>>;
   readonly alarms: TollgateAlarms;
   readonly dashboard: cloudwatch.Dashboard | undefined;
+  /** The audit archive: bucket, function, Glue table, Athena workgroup (unless the `archive` prop is false). */
+  readonly archive: TollgateArchive | undefined;
 
   constructor(scope: Construct, id: string, props: TollgateProps) {
     super(scope, id);
@@ -382,6 +402,19 @@ export class Tollgate extends Construct {
     this.alarms = this.createAlarms();
     this.dashboard = config.dashboard ? this.createDashboard() : undefined;
 
+    // ── audit archive ───────────────────────────────────────────────────────────────────────────────
+    this.archive = config.archive
+      ? new TollgateArchive(this, 'Archive', {
+          table: this.table,
+          tableKey: this.key,
+          alarmTopic: this.alarmTopic,
+          retentionDays: config.archiveRetentionDays,
+          logRetention: config.logRetention,
+          removalPolicy: config.removalPolicy,
+          metrics: METRICS,
+        })
+      : undefined;
+
     this.acknowledgeQueues();
   }
 
@@ -432,6 +465,8 @@ export class Tollgate extends Construct {
       // removal policy says this is a sandbox.
       deletionProtection: removalPolicy !== RemovalPolicy.DESTROY,
       removalPolicy,
+      // Audit records reach the archive through the stream: new images only (they are written once).
+      ...(this.config.archive ? { stream: dynamodb.StreamViewType.NEW_IMAGE } : {}),
     });
     for (const gsi of def.GlobalSecondaryIndexes) {
       if (gsi.Projection?.ProjectionType !== 'ALL')

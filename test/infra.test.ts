@@ -240,7 +240,8 @@ describe('the Tollgate construct', () => {
 
   it('encrypts the topics and all queues with the one rotating key, and refuses plain-HTTP requests', () => {
     const key = logicalId(g.tollgate.key);
-    g.template.resourceCountIs('AWS::KMS::Key', 1);
+    // The gate's key, and the audit archive's own (test/infra-archive.test.ts).
+    g.template.resourceCountIs('AWS::KMS::Key', 2);
     g.template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
     const topics = g.template.findResources('AWS::SNS::Topic');
     expect(Object.keys(topics)).toHaveLength(2);
@@ -248,7 +249,8 @@ describe('the Tollgate construct', () => {
       expect(t.Properties.KmsMasterKeyId).toEqual({ 'Fn::GetAtt': [key, 'Arn'] });
     }
     const queues = g.template.findResources('AWS::SQS::Queue');
-    expect(Object.keys(queues)).toHaveLength(5);
+    // Undelivered events, four failed-events queues, and the archive's failed batches.
+    expect(Object.keys(queues)).toHaveLength(6);
     for (const q of Object.values(queues)) {
       expect(q.Properties.KmsMasterKeyId).toEqual({ 'Fn::GetAtt': [key, 'Arn'] });
       expect(q.Properties.MessageRetentionPeriod).toBe(14 * 86_400);
@@ -269,12 +271,13 @@ describe('the Tollgate construct', () => {
           Properties: { PolicyDocument: { Statement: denyInsecure } },
         }),
       ),
-    ).toHaveLength(5);
+    ).toHaveLength(6);
   });
 
   it('runs four arm64 nodejs22.x functions with active tracing, source maps and no secrets in the environment', () => {
     const fns = g.template.findResources('AWS::Lambda::Function');
-    expect(Object.keys(fns)).toHaveLength(4);
+    // The gate's four and the archive's (test/infra-archive.test.ts).
+    expect(Object.keys(fns)).toHaveLength(FUNCTION_NAMES.length + 1);
     for (const name of FUNCTION_NAMES) {
       const fn = fns[logicalId(g.tollgate.functions[name])];
       expect(fn, name).toBeDefined();
@@ -422,6 +425,8 @@ describe('the Tollgate construct', () => {
     ).toEqual([]);
     const starActions = all.filter((s) => resourcesOf(s).includes('*')).flatMap(actionsOf);
     expect([...new Set(starActions)].sort()).toEqual([
+      // The archive's stream poller: ListStreams has no resource-level permission.
+      'dynamodb:ListStreams',
       'inspector2:ListCoverage',
       'inspector2:ListFindings',
       'xray:PutTelemetryRecords',
@@ -486,10 +491,11 @@ describe('the Tollgate construct', () => {
     const alarms = Object.values(g.template.findResources('AWS::CloudWatch::Alarm')).map(
       (a) => a.Properties as Json,
     );
-    expect(alarms).toHaveLength(5 + 4 + 2);
+    // The gate's (queues, functions, overdue, oldest) and the archive's three (failed batches, errors, lag).
+    expect(alarms).toHaveLength(5 + 4 + 2 + 3);
     for (const a of alarms) expect(a.AlarmActions).toEqual([alarmTopic]);
     const depth = alarms.filter((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible');
-    expect(depth).toHaveLength(5);
+    expect(depth).toHaveLength(6);
     for (const a of depth) {
       expect(a).toMatchObject({
         Namespace: 'AWS/SQS',
@@ -501,10 +507,16 @@ describe('the Tollgate construct', () => {
       (a) => (a.Dimensions as { Value: { 'Fn::GetAtt': string[] } }[])[0]?.Value['Fn::GetAtt'][0],
     );
     expect(queues.sort()).toEqual(
-      [g.tollgate.undeliveredQueue, ...Object.values(g.tollgate.failedQueues)].map(logicalId).sort(),
+      [
+        g.tollgate.undeliveredQueue,
+        ...Object.values(g.tollgate.failedQueues),
+        g.tollgate.archive?.failedQueue as IConstruct,
+      ]
+        .map(logicalId)
+        .sort(),
     );
     const errors = alarms.filter((a) => a.MetricName === 'Errors');
-    expect(errors).toHaveLength(4);
+    expect(errors).toHaveLength(5);
     for (const a of errors)
       expect(a).toMatchObject({
         Namespace: 'AWS/Lambda',
