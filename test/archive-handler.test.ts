@@ -1,11 +1,13 @@
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import {
   PutObjectCommand,
   type PutObjectCommandInput,
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
-import { marshall } from '@aws-sdk/util-dynamodb';
-import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
+import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { archiveBatch, archiveHandler, auditRecordsOf } from '../functions/archive/handler.js';
@@ -18,17 +20,20 @@ import {
   RECORDS_PREFIX,
 } from '../functions/archive/layout.js';
 import { localObservability } from '../functions/common/runtime.js';
-import { canonical, chainRecord, hashOf } from '../shared/audit/chain.js';
-import type { AuditEntry, AuditRecord } from '../shared/audit/record.js';
+import { canonical, hashOf } from '../shared/audit/chain.js';
+import type { AuditRecord } from '../shared/audit/record.js';
+import { auditItem, chain, entry, eventOf, inserts, streamRecord } from './archive-fixtures.js';
 
 /*
- * The archive function against real-shaped DynamoDB stream events: items as the audit store writes them
- * (pk AUDIT#<pipeline>, sk SEQ#<12 digits>, type audit, the record as a map), marshalled the way the stream
- * delivers NEW_IMAGE, and S3 mocked (aws-sdk-client-mock).
+ * The archive function against real-shaped DynamoDB stream events (archive-fixtures.ts: items as the audit
+ * store writes them, marshalled as the stream delivers NEW_IMAGE), S3 mocked with aws-sdk-client-mock, and once
+ * against a local HTTP server, to see what the SDK really sends and how it reads S3's 412 and 409.
  */
 
 const BUCKET = 'tollgate-archive-bucket';
-const s3 = mockClient(S3Client);
+// This client's send is mocked; the wire test at the end builds its own.
+const client = new S3Client({ region: 'eu-west-1' });
+const s3 = mockClient(client);
 afterEach(() => {
   s3.reset();
   vi.restoreAllMocks();
@@ -38,94 +43,8 @@ const NO_WAIT = { attempts: 3, baseMs: 1, sleep: async () => undefined };
 
 function deps() {
   const { logger, metrics } = localObservability('SILENT');
-  return { s3: new S3Client({ region: 'eu-west-1' }), bucket: BUCKET, logger, metrics, retry: NO_WAIT };
+  return { s3: client, bucket: BUCKET, logger, metrics, retry: NO_WAIT };
 }
-
-function entry(overrides: Partial<AuditEntry> = {}): AuditEntry {
-  return {
-    type: 'decision',
-    time: '2026-03-01T10:00:00.000Z',
-    actor: 'tollgate',
-    gate: { pipeline: 'payments-api', executionId: 'exec-1', stage: 'Deploy', action: 'TollgateApproval' },
-    image: {
-      repository: 'payments/api',
-      digest: `sha256:${'a'.repeat(64)}`,
-      tags: ['1.4.2'],
-    },
-    outcome: 'ESCALATE',
-    summary: 'ESCALATE by policy baseline: fixable-high (1 HIGH: CVE-2024-21538)',
-    violations: [
-      {
-        rule: 'fixable-high',
-        action: 'escalate',
-        allow: 0,
-        count: 1,
-        findings: ['CVE-2024-21538'],
-        description: 'fixable HIGH findings',
-      },
-    ],
-    warnings: [],
-    exceptions: { applied: [], expired: [], revoked: [], unused: [], expiringSoon: [] },
-    counts: { CRITICAL: 0, HIGH: 1, MEDIUM: 2, LOW: 0, INFORMATIONAL: 0, UNTRIAGED: 0 },
-    policy: { name: 'baseline', sha256: 'b'.repeat(64) },
-    vulnerabilities: ['CVE-2024-21538', 'CVE-2023-0001'],
-    vulnerabilitiesTruncated: false,
-    action: null,
-    resolution: null,
-    ...overrides,
-  };
-}
-
-/** A chain of records for `pipeline`, one per entry, hashed as the audit store hashes them. */
-function chain(pipeline: string, entries: readonly AuditEntry[]): AuditRecord[] {
-  const out: AuditRecord[] = [];
-  for (const e of entries)
-    out.push(chainRecord({ ...e, gate: { ...e.gate, pipeline } }, pipeline, out.at(-1)));
-  return out;
-}
-
-/** The item the audit store writes for a record (index attributes included), as the stream's NewImage. */
-function auditItem(record: AuditRecord) {
-  return {
-    pk: `AUDIT#${record.pipeline}`,
-    sk: `SEQ#${pad(record.seq)}`,
-    type: 'audit',
-    record,
-    auditTimePk: `AUDITTIME#${record.time.slice(0, 7)}`,
-    auditTimeSk: `${record.time}#${record.pipeline}#${pad(record.seq)}`,
-  };
-}
-
-let sequence = 1000;
-function streamRecord(
-  item: Record<string, unknown>,
-  eventName: DynamoDBRecord['eventName'] = 'INSERT',
-): DynamoDBRecord {
-  const image = marshall(item, { removeUndefinedValues: true }) as NonNullable<
-    NonNullable<DynamoDBRecord['dynamodb']>['NewImage']
-  >;
-  sequence++;
-  return {
-    eventID: `event-${sequence}`,
-    eventName,
-    eventVersion: '1.1',
-    eventSource: 'aws:dynamodb',
-    awsRegion: 'eu-west-1',
-    dynamodb: {
-      ApproximateCreationDateTime: 1_772_359_200,
-      Keys: { pk: image.pk as { S: string }, sk: image.sk as { S: string } },
-      ...(eventName === 'REMOVE' ? { OldImage: image } : { NewImage: image }),
-      SequenceNumber: String(sequence).padStart(21, '0'),
-      SizeBytes: 1234,
-      StreamViewType: 'NEW_IMAGE',
-    },
-    eventSourceARN:
-      'arn:aws:dynamodb:eu-west-1:123456789012:table/Tollgate-Table/stream/2026-03-01T00:00:00.000',
-  };
-}
-
-const eventOf = (...records: DynamoDBRecord[]): DynamoDBStreamEvent => ({ Records: records });
-const inserts = (records: readonly AuditRecord[]) => records.map((r) => streamRecord(auditItem(r)));
 
 function puts(): PutObjectCommandInput[] {
   return s3.commandCalls(PutObjectCommand).map((c) => c.args[0].input);
@@ -374,5 +293,102 @@ describe('the archive function', () => {
     } as unknown as Context;
     const report = await handler(eventOf(...inserts(chain('payments-api', [entry()]))), context);
     expect(report).toMatchObject({ records: 1, written: 1 });
+  });
+});
+
+describe('the archive function on S3’s wire protocol (a local HTTP server standing in for S3)', () => {
+  interface Seen {
+    readonly method: string | undefined;
+    readonly url: string | undefined;
+    readonly headers: IncomingHttpHeaders;
+    readonly body: string;
+  }
+  const xmlError = (code: string) =>
+    `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${code}</Message>` +
+    '<RequestId>4442587FB7D0A2F9</RequestId><HostId>host</HostId></Error>';
+
+  async function withServer(
+    answers: { status: number; code?: string }[],
+    run: (client: S3Client) => Promise<void>,
+  ): Promise<Seen[]> {
+    const seen: Seen[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        seen.push({
+          method: req.method,
+          url: req.url,
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+        });
+        const answer = answers.shift() ?? { status: 200 };
+        res.writeHead(answer.status, {
+          'content-type': 'application/xml',
+          'x-amz-request-id': '4442587FB7D0A2F9',
+          ...(answer.status === 200 ? { etag: '"d41d8cd98f00b204e9800998ecf8427e"' } : {}),
+        });
+        res.end(answer.code ? xmlError(answer.code) : '');
+      });
+    });
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    const { port } = server.address() as AddressInfo;
+    const wire = new S3Client({
+      region: 'eu-west-1',
+      endpoint: `http://127.0.0.1:${port}`,
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: 'secret' },
+      maxAttempts: 1,
+    });
+    try {
+      await run(wire);
+    } finally {
+      wire.destroy();
+      await new Promise((done) => server.close(done));
+    }
+    return seen;
+  }
+
+  it('sends a conditional PUT (If-None-Match: *) with a SHA-256 checksum, and reads 412 as already there', async () => {
+    const records = chain('payments-api', [entry()]);
+    const [object] = archiveObjects(records);
+    let report: Awaited<ReturnType<typeof archiveBatch>> | undefined;
+    const seen = await withServer(
+      [{ status: 200 }, { status: 412, code: 'PreconditionFailed' }],
+      async (wire) => {
+        await archiveBatch(eventOf(...inserts(records)), { ...deps(), s3: wire });
+        report = await archiveBatch(eventOf(...inserts(records)), { ...deps(), s3: wire });
+      },
+    );
+    expect(seen).toHaveLength(2);
+    const [put] = seen;
+    expect(put?.method).toBe('PUT');
+    expect(decodeURIComponent(put?.url ?? '')).toMatch(new RegExp(`^/${BUCKET}/${object?.key}(\\?|$)`));
+    expect(put?.headers['if-none-match']).toBe('*');
+    expect(put?.headers['content-type']).toBe('application/x-ndjson');
+    // Object Lock wants an integrity header on every PUT: the SHA-256 of the body, base64.
+    const sha = createHash('sha256')
+      .update(object?.body ?? '')
+      .digest('base64');
+    const sent = put?.headers['x-amz-checksum-sha256'] ?? put?.body.match(/x-amz-checksum-sha256:(\S+)/)?.[1];
+    expect(sent).toBe(sha);
+    expect(put?.headers['x-amz-object-lock-mode']).toBeUndefined();
+    expect(put?.headers['x-amz-server-side-encryption']).toBeUndefined();
+    expect(report).toMatchObject({ written: 0, alreadyArchived: 1 });
+  });
+
+  it('retries a 409 (a concurrent PUT of the key) and fails the batch on a 403', async () => {
+    const records = chain('payments-api', [entry()]);
+    const seen = await withServer([{ status: 409, code: 'ConditionalRequestConflict' }], async (wire) => {
+      const report = await archiveBatch(eventOf(...inserts(records)), { ...deps(), s3: wire });
+      expect(report.written).toBe(1);
+    });
+    expect(seen).toHaveLength(2);
+    const denied = await withServer([{ status: 403, code: 'AccessDenied' }], async (wire) => {
+      await expect(archiveBatch(eventOf(...inserts(records)), { ...deps(), s3: wire })).rejects.toThrow(
+        /AccessDenied/,
+      );
+    });
+    expect(denied).toHaveLength(1);
   });
 });
