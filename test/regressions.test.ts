@@ -53,14 +53,21 @@ describe('regressions the reliability suite found', () => {
   it('one failed store write after the escalation went out no longer sends a second escalation', async () => {
     // 07: the scan event decides ESCALATE and publishes; the write that records it is the step's second
     // PutItem. It failed once, the gate stayed DECIDED, and the sweep escalated again when the lease ran out.
+    // Since the audit trail, that write is a TransactWriteItems (the gate and the action's audit record),
+    // the step's second after the decision's.
     const { result, world } = await replay(scenario('07-unsupported-image.json'), {
-      faults: [{ step: 1, fail: { operation: 'PutItem', error: 'ThrottlingException', times: 1, skip: 1 } }],
+      faults: [
+        {
+          step: 1,
+          fail: { operation: 'TransactWriteItems', error: 'ThrottlingException', times: 1, skip: 1 },
+        },
+      ],
       afterSteps: async (control) => {
         control.world.clearFailures();
         await control.sweepUntilQuiet({ maxSweeps: 5 });
       },
     });
-    expect(world.calls.filter((c) => c.operation === 'PutItem' && c.injected)).toHaveLength(1);
+    expect(world.calls.filter((c) => c.operation === 'TransactWriteItems' && c.injected)).toHaveLength(1);
     expect(result.messages).toHaveLength(1);
     expect(result.gates[0]).toMatchObject({ state: 'ACTED', outcome: 'ESCALATE', notifications: 1 });
   });

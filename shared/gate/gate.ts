@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import { type ChainHead, ChainHeadMovedError, chainRecord } from '../audit/chain.js';
+import { actionEntry, decisionEntry, resolutionEntry, resolutionOf } from '../audit/entry.js';
+import type { AuditAction, AuditEntry, AuditRecord } from '../audit/record.js';
 import type { DecisionRecord, Outcome } from '../decision/record.js';
 import { InputError } from '../errors.js';
 import { type ScanVerdict, SEVERITIES } from '../findings/finding.js';
@@ -139,6 +142,11 @@ const TIMELINE_MAX = 40;
 /** A waiting gate this long past its deadline means the timeout is not being applied: the alarm's metric. */
 export const OVERDUE_MARGIN_MS = 5 * 60_000;
 const UPDATE_ATTEMPTS = 6;
+/** Appends that lost their place in the audit chain to another gate of the pipeline, before giving up. */
+const CHAIN_ATTEMPTS = 10;
+
+/** The audit chain's head as read (or being read) beforehand; undefined: read it when appending. */
+type HeadRead = Promise<ChainHead | undefined> | undefined;
 
 /** Thrown at the end of a call that left work undone, so that the event is retried or dead-lettered. */
 export class GateWorkFailed extends Error {
@@ -161,6 +169,8 @@ interface DecideContext {
   readonly token?: TokenCheck | undefined;
   /** The scan status this invocation has just stored (scan-finished): no need to read it back. */
   readonly scan?: ScanStatus | undefined;
+  /** The audit chain's head, read beside the findings so that the decision's append adds no call in sequence. */
+  readonly head?: HeadRead;
 }
 
 /**
@@ -337,7 +347,7 @@ export class GateService {
   // ── sweep ───────────────────────────────────────────────────────────────────────────────────────────
 
   async sweep(): Promise<readonly GateReport[]> {
-    const gates = await this.d.store.openGates();
+    const [gates] = await Promise.all([this.d.store.openGates(), this.repairAuditIndexes()]);
     const now = this.now().getTime();
     const waiting = gates.filter((g) => g.state === 'WAITING');
     this.d.metrics.gatesWaiting({
@@ -354,12 +364,31 @@ export class GateService {
     );
   }
 
+  /** Vulnerability index items a decision could not write (derived data: a failure here is only logged). */
+  private async repairAuditIndexes(): Promise<void> {
+    try {
+      const repaired = await this.d.store.repairAuditIndexes();
+      if (repaired > 0) this.d.log.info('finished audit vulnerability index items', { records: repaired });
+    } catch (error) {
+      this.d.metrics.count('AuditIndexFailures');
+      this.d.log.warn('finishing audit vulnerability index items failed', { error: describeError(error) });
+    }
+  }
+
   // ── approval-ended and the reviewer ─────────────────────────────────────────────────────────────────
 
   async approvalEnded(e: ApprovalEnded): Promise<GateReport> {
     const closure: GateClosure = { state: e.state, at: validTime(e.time) ?? this.now().toISOString() };
+    // The decision (for the resolution record's content) and the chain head are read beside the gate.
+    const head = this.d.store.auditHead(e.key.pipeline);
+    head.catch(() => undefined);
+    let decision: StoredDecision | undefined;
     for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
-      const gate = await this.d.store.getGate(e.key);
+      const [gate, stored] = await Promise.all([
+        this.d.store.getGate(e.key),
+        decision ? Promise.resolve(decision) : this.d.store.getDecision(e.key),
+      ]);
+      decision = stored;
       const now = this.now();
       if (!gate) {
         // The end arrived before the start (or the start was lost): a closed gate keeps a late start from
@@ -383,7 +412,11 @@ export class GateService {
           now,
           `approval ended ${e.state} before Tollgate saw it start`,
         );
-        if (await this.d.store.createGate(tombstone)) {
+        const resolution = resolutionEntry(tombstone, undefined, resolutionOf(tombstone), closure.at);
+        const { result: created } = await this.appending(e.key.pipeline, resolution, head, (record) =>
+          this.d.store.createGate(tombstone, record),
+        );
+        if (created) {
           this.publish(() => [gateClosedEvent(tombstone, this.region(tombstone), this.account(tombstone))]);
           return report(tombstone, 'closed before it was seen starting');
         }
@@ -397,7 +430,11 @@ export class GateService {
         now,
         `approval ended: ${e.state}`,
       );
-      if (await this.d.store.updateGate(next, gate.version)) {
+      const resolution = resolutionEntry(next, decision, resolutionOf(next), closure.at);
+      const { result: updated } = await this.appending(e.key.pipeline, resolution, head, (record) =>
+        this.d.store.updateGate(next, gate.version, record),
+      );
+      if (updated) {
         this.publish(() => [gateClosedEvent(next, this.region(next), this.account(next))]);
         if (gate.state === 'WAITING' || gate.state === 'DECIDED')
           this.d.metrics.count('GatesClosedUndecided');
@@ -418,6 +455,8 @@ export class GateService {
       return undefined;
     }
     const tokenHash = hashToken(e.token);
+    let decision: StoredDecision | undefined;
+    let head: HeadRead;
     for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
       const gate = await this.d.store.gateByTokenHash(tokenHash);
       if (!gate) {
@@ -425,8 +464,14 @@ export class GateService {
         return undefined;
       }
       if (gate.reviewer) return report(gate, 'reviewer already recorded');
+      if (!head) {
+        head = this.d.store.auditHead(gate.key.pipeline);
+        head.catch(() => undefined);
+      }
+      decision ??= await this.d.store.getDecision(gate.key);
       const tollgate = this.d.config.ownIdentities.some((id) => id !== '' && e.identity.includes(id));
       const now = this.now();
+      const at = validTime(e.time) ?? now.toISOString();
       const next = this.next(
         gate,
         {
@@ -435,7 +480,7 @@ export class GateService {
             type: e.identityType,
             status: e.status,
             summary: e.summary,
-            at: validTime(e.time) ?? now.toISOString(),
+            at,
             tollgate,
           },
         },
@@ -444,7 +489,11 @@ export class GateService {
           ? 'CloudTrail: Tollgate sent the result'
           : `CloudTrail: ${e.status ?? 'resolved'} by ${e.identity}`,
       );
-      if (await this.d.store.updateGate(next, gate.version)) return report(next, `reviewer ${e.identity}`);
+      const resolution = resolutionEntry(next, decision, resolutionOf(next), at);
+      const { result: updated } = await this.appending(gate.key.pipeline, resolution, head, (record) =>
+        this.d.store.updateGate(next, gate.version, record),
+      );
+      if (updated) return report(next, `reviewer ${e.identity}`);
     }
     throw new GateWorkFailed(`could not record the reviewer after ${UPDATE_ATTEMPTS} attempts`, []);
   }
@@ -508,6 +557,9 @@ export class GateService {
     // and, beside them, the token the decision will act with.
     const stateRead = this.pipelineState(gate.key.pipeline, ctx);
     stateRead.catch(() => undefined);
+    // The audit chain's head too: the decision's record is appended in the decision's own write.
+    const head = this.d.store.auditHead(gate.key.pipeline);
+    head.catch(() => undefined);
     let read: FindingsReadResult & { scan?: ScanVerdict };
     try {
       read =
@@ -548,7 +600,7 @@ export class GateService {
     }
     return this.decideOn(
       gate,
-      { ...ctx, token: this.tokenFrom(gate, stages) },
+      { ...ctx, token: this.tokenFrom(gate, stages), head },
       {
         findings: read.table,
         why: `${read.table.length} findings in ${read.pages} page(s); ${settled.why}`,
@@ -677,6 +729,7 @@ export class GateService {
     const policy = this.compiled ?? this.fallback;
     let evaluation: Evaluation;
     let details: ViolationFindings[];
+    let findings = input.findings ?? FindingTable.fromFindings([]);
     try {
       evaluation = evaluate(policy, {
         findings: input.findings ?? FindingTable.fromFindings([]),
@@ -701,6 +754,7 @@ export class GateService {
         conditions: [...(input.conditions ?? []), { kind: 'error', reason }],
       });
       details = [];
+      findings = evaluation.table;
     }
     const record = evaluation.record;
     const latencyMs = Math.max(0, now.getTime() - Date.parse(gate.startedAt));
@@ -727,7 +781,13 @@ export class GateService {
       now,
       `decided ${record.outcome}${input.why ? ` (${input.why})` : ''} on ${ctx.trigger}`,
     );
-    if (!(await this.d.store.decide(decision, next, gate.version))) {
+    const { result: decided, record: audit } = await this.appending(
+      gate.key.pipeline,
+      decisionEntry(decision, findings),
+      ctx.head,
+      (chained) => this.d.store.decide(decision, next, gate.version, chained),
+    );
+    if (!decided) {
       // Another delivery decided first (or the gate moved): that one acts.
       const current = await this.d.store.getGate(gate.key);
       return report(current ?? gate, 'decided elsewhere');
@@ -737,7 +797,55 @@ export class GateService {
       gateStateEvent(next, gate.state, this.region(next), this.account(next)),
       decisionEvent(next, decision, this.region(next), this.account(next)),
     ]);
-    return this.act(next, decision, ctx.token);
+    // The vulnerability index items go out beside the action (never before it: not on the critical path).
+    const indexing = this.indexAudit(audit);
+    try {
+      return await this.act(next, decision, ctx.token, Promise.resolve(audit));
+    } finally {
+      await indexing;
+    }
+  }
+
+  /**
+   * Appends `entry` to the pipeline's audit chain with `write` (which carries the record in its own
+   * transaction): chained on `head` (read now when not given); when another gate of the pipeline appended
+   * first, the head is read again and the record chained anew. The write's own result is returned as is.
+   */
+  private async appending<T>(
+    pipeline: string,
+    entry: AuditEntry,
+    head: HeadRead,
+    write: (record: AuditRecord) => Promise<T>,
+    readHead: (pipeline: string) => Promise<ChainHead | undefined> = (p) => this.d.store.auditHead(p),
+  ): Promise<{ result: T; record: AuditRecord }> {
+    let current = await (head ?? readHead(pipeline));
+    for (let attempt = 1; ; attempt++) {
+      const record = chainRecord(entry, pipeline, current);
+      try {
+        return { result: await write(record), record };
+      } catch (error) {
+        if (!(error instanceof ChainHeadMovedError) || attempt >= CHAIN_ATTEMPTS) throw error;
+        this.d.metrics.count('AuditChainRetries');
+        if (attempt > 1)
+          await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 20 * attempt)));
+        current = await readHead(pipeline);
+      }
+    }
+  }
+
+  /** A decision's vulnerability index items; a failure is left to the sweep (the store keeps a marker). */
+  private async indexAudit(record: AuditRecord): Promise<void> {
+    if (record.vulnerabilities.length === 0) return;
+    try {
+      await this.d.store.indexAudit(record);
+    } catch (error) {
+      this.d.metrics.count('AuditIndexFailures');
+      this.d.log.warn("writing the audit record's vulnerability index failed; the sweep finishes it", {
+        gate: gateId(record.gate),
+        seq: record.seq,
+        error: describeError(error),
+      });
+    }
   }
 
   /** The sweep's second chance for a DECIDED gate whose action failed or whose invocation died. */
@@ -746,6 +854,8 @@ export class GateService {
     if (gate.actingUntil !== undefined && Date.parse(gate.actingUntil) > now.getTime()) {
       return report(gate, 'another invocation is acting');
     }
+    const head = this.d.store.auditHead(gate.key.pipeline);
+    head.catch(() => undefined);
     const decision = await this.d.store.getDecision(gate.key);
     if (!decision)
       throw new GateWorkFailed(`gate ${gateId(gate.key)} is DECIDED without a stored decision`, []);
@@ -757,7 +867,7 @@ export class GateService {
     );
     if (!(await this.d.store.updateGate(claimed, gate.version)))
       return report(gate, 'another invocation claimed it');
-    return this.act(claimed, decision, undefined);
+    return this.act(claimed, decision, undefined, head);
   }
 
   /**
@@ -768,17 +878,28 @@ export class GateService {
     gate: Gate,
     decision: StoredDecision,
     known: TokenCheck | undefined,
+    head: HeadRead,
   ): Promise<GateReport> {
     const record = decision.record;
     if (record.outcome === 'ESCALATE') {
+      let subject: string;
       try {
-        await this.d.notifier.publish(
-          renderEscalation({ gate, decision, region: this.region(gate), ...this.accountField(gate) }),
-        );
+        const message = renderEscalation({
+          gate,
+          decision,
+          region: this.region(gate),
+          ...this.accountField(gate),
+        });
+        subject = message.subject;
+        await this.d.notifier.publish(message);
       } catch (error) {
         return this.actFailed(gate, 'sending the escalation', error);
       }
-      return this.finishAct(gate, { notifications: gate.notifications + 1 }, 'escalated: notification sent');
+      return this.finishAct(gate, { notifications: gate.notifications + 1 }, 'escalated: notification sent', {
+        decision,
+        head,
+        action: { kind: 'escalation', status: null, answer: null, subject },
+      });
     }
 
     let token = known;
@@ -795,6 +916,7 @@ export class GateService {
       }
     }
     if (!token.ok) {
+      // Nothing was sent: the approval's end (superseded, abandoned) is recorded when its event comes.
       if (token.final) return this.markStale(gate, token.reason, this.now());
       return this.actFailed(gate, 'reading the approval token', new Error(token.reason));
     }
@@ -815,11 +937,13 @@ export class GateService {
       return this.actFailed(gate, 'sending the approval result', error);
     }
     const tokenHash = hashToken(token.token);
+    const action: AuditAction = { kind: 'approval-result', status: result.status, answer, subject: null };
     if (answer === 'accepted') {
       return this.finishAct(
         gate,
         { approvalResult: result, tokenHash },
         `sent ${result.status} to CodePipeline`,
+        { decision, head, action },
       );
     }
     if (answer === 'already-completed') {
@@ -827,20 +951,38 @@ export class GateService {
         gate,
         { tokenHash },
         'the approval was already completed by someone else; nothing sent',
+        { decision, head, action },
       );
     }
-    return this.markStale(gate, 'CodePipeline refused the token: the execution moved on', this.now());
+    return this.markStale(gate, 'CodePipeline refused the token: the execution moved on', this.now(), {
+      decision,
+      head,
+      action,
+    });
   }
 
-  private async finishAct(gate: Gate, changes: Partial<Gate>, what: string): Promise<GateReport> {
+  private async finishAct(
+    gate: Gate,
+    changes: Partial<Gate>,
+    what: string,
+    done: ActionDone,
+  ): Promise<GateReport> {
     const now = this.now();
+    const audit = actionEntry(gate, done.decision, done.action, now.toISOString());
     for (let attempt = 0, current = gate; attempt < UPDATE_ATTEMPTS; attempt++) {
       // The result went out: only a closure may have landed meanwhile; keep it, and keep the gate CLOSED.
       const state: GateState = current.state === 'CLOSED' ? 'CLOSED' : 'ACTED';
       const next = this.next(current, { ...changes, state, actingUntil: undefined }, now, what);
       // A store error here would leave the gate DECIDED with the action done but unrecorded, and the sweep
       // would act again (a second escalation): retried, unlike the writes an event's retry repeats anyway.
-      if (await this.recording(gate, () => this.d.store.updateGate(next, current.version))) {
+      const { result: written } = await this.appending(
+        gate.key.pipeline,
+        audit,
+        done.head,
+        (record) => this.recording(gate, () => this.d.store.updateGate(next, current.version, record)),
+        (pipeline) => this.recording(gate, () => this.d.store.auditHead(pipeline)),
+      );
+      if (written) {
         this.publish(() => [gateStateEvent(next, current.state, this.region(next), this.account(next))]);
         return report(next, what);
       }
@@ -858,6 +1000,8 @@ export class GateService {
       try {
         return await call();
       } catch (error) {
+        // The chain moved on: the caller re-chains; the same write again would fail the same way.
+        if (error instanceof ChainHeadMovedError) throw error;
         if (attempt >= recordAttempts) {
           this.d.log.error('acted, but could not record it: the sweep will act again', {
             gate: gateId(gate.key),
@@ -885,15 +1029,25 @@ export class GateService {
     throw new GateWorkFailed(`gate ${gateId(gate.key)}: ${what} failed: ${describeError(error)}`, [error]);
   }
 
-  private async markStale(gate: Gate, reason: string, now: Date): Promise<GateReport> {
+  private async markStale(gate: Gate, reason: string, now: Date, done?: ActionDone): Promise<GateReport> {
     const next = this.next(
       gate,
       { state: 'STALE', staleReason: reason, actingUntil: undefined },
       now,
       `stale: ${reason}`,
     );
-    if (!(await this.d.store.updateGate(next, gate.version)))
-      return this.resumeKey(gate.key, 'stale (raced)');
+    // After a result CodePipeline refused, the refusal is an action of its own in the audit trail.
+    const updated = done
+      ? (
+          await this.appending(
+            gate.key.pipeline,
+            actionEntry(gate, done.decision, done.action, now.toISOString()),
+            done.head,
+            (record) => this.d.store.updateGate(next, gate.version, record),
+          )
+        ).result
+      : await this.d.store.updateGate(next, gate.version);
+    if (!updated) return this.resumeKey(gate.key, 'stale (raced)');
     this.publish(() => [gateStateEvent(next, gate.state, this.region(next), this.account(next))]);
     return report(next, reason);
   }
@@ -978,6 +1132,14 @@ export class GateService {
     }
     return reports;
   }
+}
+
+/** An action taken on a decision, for its audit record. */
+interface ActionDone {
+  readonly decision: StoredDecision;
+  readonly action: AuditAction;
+  /** The chain head, known or being read (undefined: read it when appending). */
+  readonly head: HeadRead;
 }
 
 function entry(gate: Gate, now: Date, what: string): Gate {
