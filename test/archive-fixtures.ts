@@ -48,7 +48,16 @@ export function entry(overrides: Partial<AuditEntry> = {}): AuditEntry {
 /** A record with every optional part filled in (action and resolution too): for schema coverage. */
 export function fullEntry(): AuditEntry {
   return entry({
-    warnings: [{ rule: 'medium', action: 'warn', allow: 5, count: 2, findings: ['CVE-2023-0001'] }],
+    warnings: [
+      {
+        rule: 'medium',
+        action: 'warn',
+        allow: 5,
+        count: 2,
+        findings: ['CVE-2023-0001'],
+        description: 'MEDIUM findings',
+      },
+    ],
     exceptions: {
       applied: ['EX-1'],
       expired: ['EX-2'],
