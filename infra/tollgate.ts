@@ -596,9 +596,24 @@ export class Tollgate extends Construct {
 
     add('Logs', ['logs:CreateLogStream', 'logs:PutLogEvents'], [logGroup.logGroupArn]);
 
-    // No DeleteItem, no UpdateItem: the functions never delete, and every write is a whole-item Put with
-    // a condition (decisions are written once). TransactWriteItems is authorised per item as PutItem.
+    // No UpdateItem: every write is a whole-item Put, most with a condition (decisions and audit records
+    // are written once). TransactWriteItems is authorised per item as PutItem.
     add('Table', ['dynamodb:GetItem', 'dynamodb:PutItem'], [this.table.tableArn]);
+    if (spec.decides) {
+      // The audit trail's derived items, by partition key only: a decision's VULN# index items, and the
+      // AUDIT-PENDING marker removed once they are written (the sweep finds the markers left).
+      add('AuditIndexItems', ['dynamodb:BatchWriteItem'], [this.table.tableArn], {
+        'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['VULN#*'] },
+      });
+      add(
+        'AuditPendingMarkers',
+        ['dynamodb:DeleteItem', ...(name === 'sweep' ? ['dynamodb:Query'] : [])],
+        [this.table.tableArn],
+        {
+          'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['AUDIT-PENDING'] },
+        },
+      );
+    }
     if (spec.indexes.length > 0) {
       add(
         'TableIndexes',

@@ -415,14 +415,18 @@ describe('the Tollgate construct', () => {
     }
   });
 
-  it('grants no wildcard action, no DeleteItem or UpdateItem, and * only where IAM has no resources', () => {
+  it('grants no wildcard action, no UpdateItem, deletes and batch writes of audit index items only, and * only where IAM has no resources', () => {
     const all = statements(g.template);
     expect(all.flatMap(actionsOf).filter((a) => a.includes('*'))).toEqual([]);
-    expect(
-      all
-        .flatMap(actionsOf)
-        .filter((a) => /^dynamodb:(DeleteItem|UpdateItem|BatchWriteItem|Scan|\*)$/.test(a)),
-    ).toEqual([]);
+    expect(all.flatMap(actionsOf).filter((a) => /^dynamodb:(UpdateItem|Scan|\*)$/.test(a))).toEqual([]);
+    // BatchWriteItem and DeleteItem only on the audit trail's derived partitions (VULN#…, AUDIT-PENDING).
+    const leading = (s: Statement) => JSON.stringify(s.Condition ?? {});
+    for (const s of all.filter((x) =>
+      actionsOf(x).some((a) => /^dynamodb:(BatchWriteItem|DeleteItem)$/.test(a)),
+    )) {
+      expect(leading(s)).toMatch(/"dynamodb:LeadingKeys":\["(VULN#\*|AUDIT-PENDING)"\]/);
+    }
+    expect(all.filter((x) => actionsOf(x).includes('dynamodb:BatchWriteItem'))).toHaveLength(3);
     const starActions = all.filter((s) => resourcesOf(s).includes('*')).flatMap(actionsOf);
     expect([...new Set(starActions)].sort()).toEqual([
       // The archive's stream poller: ListStreams has no resource-level permission.
@@ -462,7 +466,15 @@ describe('the Tollgate construct', () => {
     // Queries reach named indexes only, and only the ones the function's store calls use.
     const table = logicalId(g.tollgate.table);
     const queried = (n: FunctionName) =>
-      byFunction[n].filter((s) => actionsOf(s).includes('dynamodb:Query')).flatMap(resourcesOf);
+      byFunction[n]
+        .filter((s) => actionsOf(s).includes('dynamodb:Query') && s.Sid !== 'AuditPendingMarkers')
+        .flatMap(resourcesOf);
+    // The sweep queries the base table too, the AUDIT-PENDING partition only (audit index items to finish).
+    const markers = byFunction.sweep.find((s) => s.Sid === 'AuditPendingMarkers');
+    expect(actionsOf(markers as Statement)).toEqual(['dynamodb:DeleteItem', 'dynamodb:Query']);
+    expect(markers?.Condition).toEqual({
+      'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['AUDIT-PENDING'] },
+    });
     expect(queried('approval-started')).toEqual([]);
     expect(queried('scan-finished')).toEqual([
       { 'Fn::Join': ['', [{ 'Fn::GetAtt': [table, 'Arn'] }, '/index/by-digest']] },

@@ -11,8 +11,8 @@ import type { AuditRecord } from '../../shared/audit/record.js';
  *                digestPk   AUDIT#<digest>          digestSk   <time>#<pipeline>#<seq12> by-digest
  *                auditDay   DAY#<YYYY-MM-DD>        auditSk    <time>#<pipeline>#<seq12> audit-by-day
  *   head       pk AUDIT#<pipeline>   sk HEAD                   type audit-head: seq, hash, time
- *   registry   pk AUDIT-PIPELINES    sk <pipeline>             type audit-pipeline: pipeline, firstTime,
- *                                                              lastTime, records
+ *   registry   pk AUDIT-PIPELINES    sk <pipeline>             type audit-pipeline: pipeline, firstTime
+ *              (written with the pipeline's first record; its last time and count are on its head)
  *   index      pk REPO#<repository> | REVIEWER#<identity> | VULN#<vulnerability id>
  *              sk <time>#<pipeline>#<seq12>                    type audit-index: recordPk, recordSk,
  *                                                              pipeline, seq, time
@@ -150,43 +150,33 @@ export function pendingItem(record: AuditRecord): Item {
   return { ...pendingKey(record), type: AUDIT_TYPE.pending, pipeline: record.pipeline, seq: record.seq };
 }
 
-/** The registry item as a whole item (for direct loads); the store updates it with `registryUpdate`. */
-export function registryItem(pipeline: string, firstTime: string, last: AuditRecord): Item {
+/**
+ * The registry's item of a pipeline: written once, with its first record (a Put: the functions are granted
+ * no UpdateItem). Its last time and record count are on its head. `_last` is accepted and ignored: the
+ * first version of this function took it.
+ */
+export function registryItem(pipeline: string, firstTime: string, _last?: AuditRecord): Item {
   return {
     pk: PIPELINES_PK,
     sk: pipeline,
     type: AUDIT_TYPE.pipeline,
     pipeline,
     firstTime: auditTime(firstTime),
-    lastTime: auditTime(last.time),
-    records: last.seq,
   };
 }
 
-/** The registry's update with each record: first time kept, last time and count moved on. */
-export function registryUpdate(record: AuditRecord): {
-  Key: Item;
-  UpdateExpression: string;
-  ExpressionAttributeNames: Record<string, string>;
-  ExpressionAttributeValues: Item;
-} {
-  const time = auditTime(record.time);
-  return {
-    Key: { pk: PIPELINES_PK, sk: record.pipeline },
-    UpdateExpression:
-      'SET #type = :type, #pipeline = :pipeline, #first = if_not_exists(#first, :time), #last = :time, #records = :seq',
-    ExpressionAttributeNames: {
-      '#type': 'type',
-      '#pipeline': 'pipeline',
-      '#first': 'firstTime',
-      '#last': 'lastTime',
-      '#records': 'records',
-    },
-    ExpressionAttributeValues: {
-      ':type': AUDIT_TYPE.pipeline,
-      ':pipeline': record.pipeline,
-      ':time': time,
-      ':seq': record.seq,
-    },
-  };
+/**
+ * Every item the store holds for one whole chain (in seq order), for bulk loads by BatchWriteItem
+ * (the benchmark): records, index items (REPO#, REVIEWER#, VULN#), the head and the registry item.
+ */
+export function chainItems(chain: readonly AuditRecord[]): Item[] {
+  const first = chain[0];
+  const last = chain.at(-1);
+  if (!first || !last) return [];
+  const items: Item[] = [];
+  for (const record of chain) {
+    items.push(auditRecordItem(record), ...transactionalIndexItems(record), ...vulnerabilityItems(record));
+  }
+  items.push(headItem(last), registryItem(first.pipeline, first.time));
+  return items;
 }

@@ -33,7 +33,7 @@ import {
   PENDING_PK,
   pendingItem,
   pendingKey,
-  registryUpdate,
+  registryItem,
   transactionalIndexItems,
   vulnerabilityItems,
 } from './audit-items.js';
@@ -446,7 +446,7 @@ export class DynamoStore implements StorePort {
     };
   }
 
-  /** The audit append's items: the record, the head moved on from the record's predecessor, the registry, index items. */
+  /** The audit append's items: the record, the head moved on from the record's predecessor, the registry (with the first record), index items, the pending marker. */
   private auditItems(record: AuditRecord): TransactItem[] {
     const item = guardSize(
       { ...auditRecordItem(record), record: storable(record, 'record') },
@@ -473,11 +473,12 @@ export class DynamoStore implements StorePort {
     const items: TransactItem[] = [
       { Put: { TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' } },
       head,
-      { Update: { TableName: this.tableName, ...registryUpdate(record) } },
       ...transactionalIndexItems(record).map(
         (index): TransactItem => ({ Put: { TableName: this.tableName, Item: index } }),
       ),
     ];
+    if (record.seq === 1)
+      items.push({ Put: { TableName: this.tableName, Item: registryItem(record.pipeline, record.time) } });
     if (record.vulnerabilities.length > 0)
       items.push({ Put: { TableName: this.tableName, Item: pendingItem(record) } });
     return items;
