@@ -602,6 +602,12 @@ describe('the Glue table and the Athena workgroup', () => {
     },
   );
 
+  it('the README shows the queries the workgroup saves, word for word', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    expect(readme).toContain('### SQL over years: the archive');
+    for (const q of ARCHIVE_QUERIES) expect(readme, q.name).toContain(`\`\`\`sql\n${q.sql}\n\`\`\``);
+  });
+
   it('the SQL check is not vacuous: it catches a wrong field, an unknown function, an unbalanced query', () => {
     const sql = ARCHIVE_QUERIES[0]?.sql ?? '';
     expect(checkSql(sql.replace('r.policy.sha256', 'r.policy.version'), ARCHIVE_COLUMNS)).toEqual([
