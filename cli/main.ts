@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { InputError } from '../shared/index.js';
+import { registerAudit } from './audit.js';
 import { EXIT, runEvaluate } from './evaluate.js';
 import { defaultScenarioFolder, runSimulate, scenariosIn } from './simulate.js';
 
@@ -34,6 +35,7 @@ Examples:
   tollgate evaluate --policy policy.yaml --findings findings.json
   tollgate simulate examples/scenarios/03-fixable-high-escalated-then-approved.json
   tollgate demo
+  tollgate audit list --outcome REJECT --since 30d
   aws inspector2 list-findings --filter-criteria file://filter.json | tollgate evaluate --policy policy.yaml --findings -
 
 Documentation: docs/policy.md (policy language), README.md`,
@@ -142,6 +144,8 @@ The scenario format is documented in README.md ("Scenarios"); examples are in ex
   ).action(async (folder: string | undefined, opts: RawSimulateOptions) => {
     await simulate(scenariosIn(folder ?? defaultScenarioFolder()), opts, true);
   });
+
+  registerAudit(program);
 
   return program;
 }

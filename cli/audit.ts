@@ -1,0 +1,697 @@
+/**
+ * `tollgate audit`: the auditors' commands over the audit trail (list, show, verify, export).
+ *
+ * They read either the local store that `tollgate demo` / `npm start` fills (`.tollgate/db`, dynalite) or,
+ * with `--table`, a deployed table through the AWS SDK's default credential chain (`--profile`,
+ * `--region`, `AWS_PROFILE`, `AWS_REGION`, …, as the AWS CLI takes them). Every read goes through
+ * `DynamoAuditStore`, whose queries are served by keys and indexes (adapters/dynamodb/audit-store.ts).
+ *
+ * Errors: `tollgate: <message>` on stderr, exit 1, nothing on stdout (`list`, `show` and `verify` write
+ * only once everything is read; `export` streams, so an error in the middle of it ends a partial file, and
+ * the exit status says so). `verify` exits 2 when a chain does not verify.
+ */
+import { existsSync } from 'node:fs';
+import { DescribeTableCommand, DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { DynamoAuditStore } from '../adapters/dynamodb/audit-store.js';
+import { startLocalDynamo } from '../adapters/dynamodb/local.js';
+import { hashOf } from '../shared/audit/chain.js';
+import type { AuditFilter, AuditRecord, AuditRecordType } from '../shared/audit/record.js';
+import type { Outcome } from '../shared/decision/record.js';
+import { AuditUsageError, csvHeader, csvRow, parseTime, renderShow, renderTable } from './audit-format.js';
+import { TABLE_NAME } from './simulate.js';
+
+/** `tollgate audit` exit statuses. */
+export const AUDIT_EXIT = { OK: 0, ERROR: 1, CHAIN_BROKEN: 2 } as const;
+
+/** The store's page size when none is asked for (DynamoDB pages stop at 1 MB anyway). */
+const DEFAULT_PAGE_SIZE = 500;
+
+// ── where the records are ─────────────────────────────────────────────────────────────────────────
+
+interface SourceOptions {
+  store: string;
+  table?: string;
+  region?: string;
+  profile?: string;
+}
+
+interface Source {
+  readonly audit: DynamoAuditStore;
+  /** `the local store .tollgate/db` / `table tollgate-prod (eu-west-1)`, for messages. */
+  readonly name: string;
+  close(): Promise<void>;
+}
+
+async function openSource(options: SourceOptions): Promise<Source> {
+  if (options.table === undefined) {
+    if (options.region !== undefined || options.profile !== undefined) {
+      throw new AuditUsageError(
+        '--region and --profile are for a deployed table: add --table NAME (the local store needs neither)',
+      );
+    }
+    return openLocal(options.store);
+  }
+  return openDeployed(options.table, options.region, options.profile);
+}
+
+async function openLocal(folder: string): Promise<Source> {
+  // Nothing here calls AWS: the SDK's notice about future Node versions would only be noise (as in `demo`).
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  // startLocalDynamo would create an empty folder: say what to do instead of answering "no records".
+  if (!existsSync(folder)) {
+    throw new AuditUsageError(
+      `no local store in ${folder}: run "npm start" (tollgate demo) to fill it, name another folder with --store, or read a deployed table with --table NAME`,
+    );
+  }
+  let db: Awaited<ReturnType<typeof startLocalDynamo>>;
+  try {
+    db = await startLocalDynamo({ path: folder });
+  } catch (e) {
+    // leveldb holds a lock on the folder while a `tollgate demo` runs on it.
+    if (/lock/i.test(String(e))) {
+      throw new AuditUsageError(
+        `the local store in ${folder} is in use by another process; try again when it ends`,
+      );
+    }
+    throw e;
+  }
+  try {
+    await db.client.send(new DescribeTableCommand({ TableName: TABLE_NAME }));
+  } catch (e) {
+    await db.close();
+    if (e instanceof Error && e.name === 'ResourceNotFoundException') {
+      throw new AuditUsageError(
+        `the local store in ${folder} has no table ${TABLE_NAME}: run "npm start" (tollgate demo) to fill it`,
+      );
+    }
+    throw e;
+  }
+  return {
+    audit: new DynamoAuditStore(db.client, TABLE_NAME),
+    name: `the local store ${folder}`,
+    close: () => db.close(),
+  };
+}
+
+async function openDeployed(table: string, region?: string, profile?: string): Promise<Source> {
+  // As the AWS CLI: --profile over AWS_PROFILE, --region over AWS_REGION / AWS_DEFAULT_REGION / the profile's
+  // region. @aws-sdk/credential-providers is not a dependency: the client's default chain (environment,
+  // SSO, shared files, process, container and instance roles) reads the profile from AWS_PROFILE and from
+  // the client's own `profile` setting, so both are set.
+  if (profile !== undefined) process.env.AWS_PROFILE = profile;
+  const config: DynamoDBClientConfig = {};
+  if (profile !== undefined) config.profile = profile;
+  const resolvedRegion = region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+  if (resolvedRegion !== undefined && resolvedRegion !== '') config.region = resolvedRegion;
+  const doc = DynamoDBDocumentClient.from(new DynamoDBClient(config), {
+    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
+    unmarshallOptions: { wrapNumbers: false },
+  });
+  return {
+    audit: new DynamoAuditStore(doc, table),
+    name: `table ${table}${resolvedRegion ? ` (${resolvedRegion})` : ''}`,
+    close: async () => doc.destroy(),
+  };
+}
+
+/** An SDK or store error as one line an auditor can act on. */
+function explain(e: unknown, source: string | undefined): string {
+  if (!(e instanceof Error)) return String(e);
+  if (e instanceof AuditUsageError) return e.message;
+  const where = source ? ` (${source})` : '';
+  switch (e.name) {
+    case 'ResourceNotFoundException':
+      return `${source ?? 'the table'} was not found: check --table and --region (${e.message})`;
+    case 'CredentialsProviderError':
+      return `no AWS credentials${where}: pass --profile, set AWS_PROFILE, or sign in (aws sso login, aws configure): ${e.message}`;
+    case 'AccessDeniedException':
+    case 'UnrecognizedClientException':
+    case 'ExpiredTokenException':
+      return `${e.name}${where}: ${e.message}`;
+    default:
+      break;
+  }
+  if (/region is missing/i.test(e.message)) {
+    return `no AWS region: pass --region, set AWS_REGION, or give the profile a region (${e.message})`;
+  }
+  return `${e.message}${where}${process.env.TOLLGATE_DEBUG && e.stack ? `\n${e.stack}` : ''}`;
+}
+
+/**
+ * Reads the command line (`prepare`, before anything is opened), opens the source, runs the command, closes
+ * the source; maps every error to `tollgate: …` on stderr, exit 1.
+ */
+async function withSource<T>(
+  options: SourceOptions,
+  prepare: () => T,
+  run: (source: Source, prepared: T) => Promise<number>,
+): Promise<void> {
+  let source: Source | undefined;
+  try {
+    const prepared = prepare();
+    source = await openSource(options);
+    process.exitCode = await run(source, prepared);
+  } catch (e) {
+    process.stderr.write(`tollgate: ${explain(e, source?.name).split('\n').join('\ntollgate: ')}\n`);
+    process.exitCode = AUDIT_EXIT.ERROR;
+  } finally {
+    await source?.close().catch(() => {});
+  }
+}
+
+// ── output ────────────────────────────────────────────────────────────────────────────────────────
+
+let pipeClosed = false;
+
+/** Writes, waiting when the pipe is full: a large export never piles up in memory behind a slow reader. */
+async function write(text: string): Promise<void> {
+  if (pipeClosed || text === '') return;
+  if (process.stdout.write(text)) return;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      process.stdout.off('drain', done);
+      process.stdout.off('close', done);
+      resolve();
+    };
+    process.stdout.once('drain', done);
+    process.stdout.once('close', done);
+  });
+}
+
+// `tollgate audit export | head`: the reader went away; stop quietly, as other Unix tools do.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') pipeClosed = true;
+  else throw e;
+});
+
+// ── options ───────────────────────────────────────────────────────────────────────────────────────
+
+const OUTCOMES: readonly Outcome[] = ['APPROVE', 'REJECT', 'ESCALATE'];
+const TYPES: readonly AuditRecordType[] = ['decision', 'action', 'resolution'];
+
+function positiveInteger(flag: string) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < 1) {
+      throw new InvalidArgumentError(`${flag} takes a whole number of 1 or more`);
+    }
+    return Number(value);
+  };
+}
+
+function vulnerabilityId(value: string): string {
+  // CVE-2024-45490, GHSA-…, ALAS-…, Inspector's own ids: anything without spaces, compared as given.
+  if (!/^\S+$/.test(value))
+    throw new InvalidArgumentError('expected a vulnerability id, e.g. CVE-2024-45490');
+  return value;
+}
+
+/** The source's options, on every subcommand so they can follow it (`tollgate audit list --table T`). */
+function sourceOptions(command: Command): Command {
+  return command
+    .option(
+      '--store <dir>',
+      'folder of the local store that `tollgate demo` fills (dynalite)',
+      '.tollgate/db',
+    )
+    .option('--table <name>', 'read this deployed DynamoDB table instead of the local store')
+    .option(
+      '--region <region>',
+      'AWS region of --table (default: AWS_REGION, AWS_DEFAULT_REGION, then the profile)',
+    )
+    .option(
+      '--profile <name>',
+      'named profile for --table, from ~/.aws/config and ~/.aws/credentials (default: AWS_PROFILE, then the default chain)',
+    );
+}
+
+/** The filters of `list`, shared with `export`. */
+function filterOptions(command: Command): Command {
+  return command
+    .option('--pipeline <name>', "one pipeline's records (its chain)")
+    .option(
+      '--since <time>',
+      'records at or after: 2026-11-01, 2026-11-01T12:00:00Z, or ago: 90m, 12h, 30d, 2w',
+    )
+    .option(
+      '--until <time>',
+      'records before (a date alone: up to the end of that day); same forms as --since',
+    )
+    .addOption(new Option('--outcome <outcome>', 'decisions with this outcome').choices(OUTCOMES))
+    .option('--digest <digest>', 'records about this image digest (sha256:…)')
+    .option('--repository <name>', 'records about images of this repository (bare name, e.g. payments/api)')
+    .option(
+      '--reviewer <who>',
+      'resolutions by this person: the CloudTrail identity ARN (served by an index), or its last part (alice, SecurityEngineer/alice: matched on the resolutions of the other filters)',
+    )
+    .option('--vulnerability <id>', 'decisions that saw this vulnerability (CVE-2024-45490)', vulnerabilityId)
+    .addOption(new Option('--type <type>', 'records of this kind').choices(TYPES))
+    .addOption(
+      new Option('--page-size <n>', 'items per DynamoDB page (tests and tuning)')
+        .argParser(positiveInteger('--page-size'))
+        .hideHelp(),
+    )
+    .addOption(
+      new Option('--now <iso-8601>', 'the time relative --since/--until count back from (tests)').hideHelp(),
+    );
+}
+
+interface RawFilterOptions extends SourceOptions {
+  order: 'newest' | 'oldest';
+  pipeline?: string;
+  since?: string;
+  until?: string;
+  outcome?: Outcome;
+  digest?: string;
+  repository?: string;
+  reviewer?: string;
+  vulnerability?: string;
+  type?: AuditRecordType;
+  pageSize?: number;
+  now?: string;
+}
+
+/**
+ * What to ask the store. `--reviewer` with a full identity (an ARN) is served by the store's REVIEWER#
+ * items. A short form (`alice`, `SecurityEngineer/alice`: the identity's last path segments) cannot be a
+ * key; it is matched here, on the resolution records of the other filters (see `records`).
+ */
+interface Query {
+  readonly filter: AuditFilter;
+  readonly reviewerSuffix?: string;
+}
+
+function queryOf(opts: RawFilterOptions): Query {
+  let now = new Date();
+  if (opts.now !== undefined) {
+    now = parseTime(opts.now, new Date(), 'since');
+  }
+  const since = opts.since !== undefined ? parseTime(opts.since, now, 'since') : undefined;
+  const until = opts.until !== undefined ? parseTime(opts.until, now, 'until') : undefined;
+  if (since && until && since.getTime() >= until.getTime()) {
+    throw new AuditUsageError(
+      `--since ${since.toISOString()} is not before --until ${until.toISOString()}: nothing can match`,
+    );
+  }
+  const filter: { -readonly [K in keyof AuditFilter]: AuditFilter[K] } = {};
+  if (opts.pipeline !== undefined) filter.pipeline = opts.pipeline;
+  if (since) filter.since = since;
+  if (until) filter.until = until;
+  if (opts.outcome !== undefined) filter.outcome = opts.outcome;
+  if (opts.digest !== undefined) filter.digest = opts.digest;
+  if (opts.repository !== undefined) filter.repository = opts.repository;
+  if (opts.vulnerability !== undefined) filter.vulnerability = opts.vulnerability;
+  if (opts.type !== undefined) filter.type = opts.type;
+  const reviewer = opts.reviewer?.trim();
+  if (reviewer === undefined) return { filter };
+  if (reviewer === '')
+    throw new AuditUsageError('--reviewer: expected an identity ARN or its last part, e.g. alice');
+  if (reviewer.startsWith('arn:')) return { filter: { ...filter, reviewer } };
+  if (opts.type !== undefined && opts.type !== 'resolution') {
+    throw new AuditUsageError(`--reviewer is on resolution records; --type ${opts.type} records have none`);
+  }
+  return { filter: { ...filter, type: 'resolution' }, reviewerSuffix: reviewer.replace(/^\/+/, '') };
+}
+
+/** `arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice` is `alice` and `SecurityEngineer/alice`. */
+export function reviewerMatches(identity: string | null | undefined, suffix: string): boolean {
+  if (!identity) return false;
+  return identity === suffix || identity.endsWith(`/${suffix}`) || identity.endsWith(`:${suffix}`);
+}
+
+/** The store's records for a query, page by page. */
+async function* records(
+  audit: DynamoAuditStore,
+  query: Query,
+  options: { pageSize: number; order: 'newest' | 'oldest' },
+): AsyncGenerator<AuditRecord> {
+  const suffix = query.reviewerSuffix;
+  for await (const record of audit.list(query.filter, options)) {
+    if (suffix === undefined || reviewerMatches(record.resolution?.reviewer, suffix)) yield record;
+  }
+}
+
+// ── list ──────────────────────────────────────────────────────────────────────────────────────────
+
+interface RawListOptions extends RawFilterOptions {
+  format: 'table' | 'json' | 'csv';
+  limit?: number;
+  stats?: boolean;
+}
+
+async function runList(opts: RawListOptions): Promise<void> {
+  await withSource(
+    opts,
+    () => queryOf(opts),
+    async ({ audit }, query) => {
+      // A listing is what its reader asked for and is printed whole at the end (aligned columns need every
+      // row; an error must leave stdout empty). `export` is the command for everything, streamed.
+      const found: AuditRecord[] = [];
+      let more = false;
+      const pageSize = opts.pageSize ?? DEFAULT_PAGE_SIZE;
+      for await (const record of records(audit, query, { pageSize, order: opts.order })) {
+        if (opts.limit !== undefined && found.length >= opts.limit) {
+          more = true;
+          break;
+        }
+        found.push(record);
+      }
+      if (opts.format === 'json') await write(`${JSON.stringify(found, null, 2)}\n`);
+      else if (opts.format === 'csv') await write(csvHeader() + found.map(csvRow).join(''));
+      else if (found.length === 0) process.stderr.write('no records match\n');
+      else await write(renderTable(found));
+      if (more) {
+        process.stderr.write(
+          `more records match: showing the first ${opts.limit}; raise --limit, narrow the filters, or use "tollgate audit export"\n`,
+        );
+      }
+      if (opts.stats) {
+        const { scanned, fetched, returned, requests, index } = audit.stats;
+        process.stderr.write(
+          `served by ${index}: ${scanned} item(s) read by Query${fetched > 0 ? ` and ${fetched} record(s) by key` : ''} for ${returned} record(s), in ${requests} request(s)\n`,
+        );
+      }
+      return AUDIT_EXIT.OK;
+    },
+  );
+}
+
+// ── show ──────────────────────────────────────────────────────────────────────────────────────────
+
+/** `payments-api#3` or `payments-api/3`. Pipeline names hold neither `#` nor `/`; the last one splits. */
+export function parseRecordRef(ref: string): { pipeline: string; seq: number } {
+  const m = /^(.+)[#/](\d+)$/.exec(ref.trim());
+  if (!m || Number(m[2]) < 1) {
+    throw new AuditUsageError(
+      `${JSON.stringify(ref)}: expected a record as <pipeline>#<seq> or <pipeline>/<seq>, e.g. payments-api#2 (the RECORD column of "tollgate audit list")`,
+    );
+  }
+  return { pipeline: m[1]!, seq: Number(m[2]) };
+}
+
+async function runShow(ref: string, opts: SourceOptions & { format: 'text' | 'json' }): Promise<void> {
+  await withSource(
+    opts,
+    () => parseRecordRef(ref),
+    async ({ audit, name }, { pipeline, seq }) => {
+      const record = await audit.get(pipeline, seq);
+      if (!record) {
+        const head = await audit.head(pipeline);
+        throw new AuditUsageError(
+          head
+            ? `no record ${pipeline}#${seq} in ${name}: the chain of ${pipeline} has records 1–${head.seq}`
+            : `no record ${pipeline}#${seq} in ${name}: no records of pipeline ${pipeline} (see "tollgate audit list")`,
+        );
+      }
+      if (opts.format === 'json') {
+        await write(`${JSON.stringify(record, null, 2)}\n`);
+        return AUDIT_EXIT.OK;
+      }
+      const previous = seq === 1 ? null : ((await audit.get(pipeline, seq - 1))?.hash ?? null);
+      await write(renderShow(record, { computed: hashOf(record), previous }));
+      return AUDIT_EXIT.OK;
+    },
+  );
+}
+
+// ── verify ────────────────────────────────────────────────────────────────────────────────────────
+
+interface RawVerifyOptions extends SourceOptions {
+  pipeline?: string;
+  format: 'text' | 'json';
+}
+
+async function runVerify(opts: RawVerifyOptions): Promise<void> {
+  await withSource(
+    opts,
+    () => undefined,
+    async ({ audit, name }) => {
+      const pipelines = opts.pipeline !== undefined ? [opts.pipeline] : await audit.pipelines();
+      const results: {
+        pipeline: string;
+        records: number;
+        head: number | null;
+        ok: boolean;
+        problem?: { seq: number; kind: string; detail: string };
+      }[] = [];
+      for (const pipeline of pipelines) {
+        // One chain at a time, streamed; the head is read first, so records appended meanwhile are checked as
+        // links, never reported missing.
+        const head = await audit.head(pipeline);
+        const result = await audit.verify(pipeline);
+        const problem = result.problems[0];
+        results.push({
+          pipeline,
+          records: result.records,
+          head: head?.seq ?? null,
+          ok: result.ok,
+          ...(problem ? { problem: { seq: problem.seq, kind: problem.kind, detail: problem.detail } } : {}),
+        });
+      }
+      if (opts.pipeline !== undefined && results[0]?.records === 0 && results[0].head === null) {
+        throw new AuditUsageError(`no records of pipeline ${opts.pipeline} in ${name}`);
+      }
+      const bad = results.filter((r) => !r.ok);
+      const first = bad[0];
+      if (opts.format === 'json') {
+        await write(
+          `${JSON.stringify(
+            {
+              ok: bad.length === 0,
+              records: results.reduce((n, r) => n + r.records, 0),
+              firstProblem: first?.problem ? { pipeline: first.pipeline, ...first.problem } : null,
+              pipelines: results,
+            },
+            null,
+            2,
+          )}\n`,
+        );
+      } else {
+        const width = Math.max(8, ...results.map((r) => r.pipeline.length));
+        const lines = results.map((r) =>
+          r.ok
+            ? `✓ ${r.pipeline.padEnd(width)}  ${String(r.records).padStart(6)} record(s) verified`
+            : `✗ ${r.pipeline.padEnd(width)}  ${String(r.records).padStart(6)} record(s) read: ${r.problem?.kind} at ${r.pipeline}#${r.problem?.seq}: ${r.problem?.detail}`,
+        );
+        const total = results.reduce((n, r) => n + r.records, 0);
+        lines.push(
+          first?.problem
+            ? `FAILED: ${bad.length} of ${results.length} chain(s) do not verify; the first bad record is ${first.pipeline}#${first.problem.seq} (${first.problem.kind}): ${first.problem.detail}`
+            : `OK: ${total} record(s) in ${results.length} chain(s) verified`,
+        );
+        await write(`${lines.join('\n')}\n`);
+      }
+      return bad.length === 0 ? AUDIT_EXIT.OK : AUDIT_EXIT.CHAIN_BROKEN;
+    },
+  );
+}
+
+// ── export ────────────────────────────────────────────────────────────────────────────────────────
+
+interface RawExportOptions extends RawFilterOptions {
+  format: 'jsonl' | 'csv';
+}
+
+async function runExport(opts: RawExportOptions): Promise<void> {
+  const pageSize = opts.pageSize ?? DEFAULT_PAGE_SIZE;
+  await withSource(
+    opts,
+    () => queryOf(opts),
+    async ({ audit }, query) => {
+      const line = opts.format === 'csv' ? csvRow : (r: AuditRecord) => `${JSON.stringify(r)}\n`;
+      if (opts.format === 'csv') await write(csvHeader());
+      // One page of text at a time: what is held is one page, whatever the export's size.
+      let chunk = '';
+      let n = 0;
+      for await (const record of records(audit, query, { pageSize, order: opts.order })) {
+        if (pipeClosed) break;
+        chunk += line(record);
+        if (++n % pageSize === 0) {
+          await write(chunk);
+          chunk = '';
+        }
+      }
+      await write(chunk);
+      return AUDIT_EXIT.OK;
+    },
+  );
+}
+
+// ── the command group ─────────────────────────────────────────────────────────────────────────────
+
+const SOURCE_HELP = `
+Source:
+  By default the local store that "npm start" (tollgate demo) fills: .tollgate/db (--store DIR for another).
+  --table NAME reads a deployed table with the AWS SDK's default credential chain, as the AWS CLI does:
+  --profile or AWS_PROFILE, --region or AWS_REGION / AWS_DEFAULT_REGION, SSO, environment keys, roles.
+  Reading needs dynamodb:Query, dynamodb:GetItem and dynamodb:DescribeTable on the table and its indexes.`;
+
+const TIME_HELP = `
+Times (--since, --until):
+  2026-11-01               a date, UTC; as --until it includes that whole day
+  2026-11-01T12:00:00Z     a timestamp with its zone (+02:00 works too); one without a zone is refused
+  90m  12h  30d  2w  45s   that long ago
+  --since is inclusive, --until exclusive: --since 2026-11-01 --until 2026-11-30 is all of November.`;
+
+export function registerAudit(program: Command): void {
+  const audit = program
+    .command('audit')
+    .description(
+      'Query and verify the audit trail: every decision, every action taken on it, every person who resolved an escalation.',
+    )
+    // Commander's own messages (a bad flag, a missing argument) in the same form as every other error.
+    .configureOutput({
+      outputError: (text, writeErr) => writeErr(`tollgate: ${text.replace(/^error: /, '')}`),
+    })
+    .addHelpText(
+      'after',
+      `
+Records are chained per pipeline: <pipeline>#<seq>, seq 1, 2, 3, … without gaps, each holding the SHA-256 of
+the previous one. "verify" recomputes the chains.
+${SOURCE_HELP}
+
+Examples:
+  tollgate audit list --outcome REJECT --since 30d             releases the gate stopped
+  tollgate audit list --outcome APPROVE --since 2026-11-01     releases it let through
+  tollgate audit list --type resolution --reviewer alice       escalations a person resolved, and who
+  tollgate audit list --vulnerability CVE-2024-45490           decisions that saw a vulnerability
+  tollgate audit show payments-api#2                           one record, whole
+  tollgate audit verify                                        exit 2 and the first bad record if tampered
+  tollgate audit export --since 2026-01-01 --until 2026-12-31 --format csv > audit-2026.csv
+  tollgate audit list --table Tollgate-Table --region eu-west-1 --profile audit --since 7d`,
+    );
+
+  filterOptions(
+    sourceOptions(
+      audit.command('list').description('List the records that match every filter given, newest first.'),
+    ),
+  )
+    .addOption(
+      new Option('--format <format>', 'table (for terminals; summary cut), json (an array) or csv (RFC 4180)')
+        .choices(['table', 'json', 'csv'])
+        .default('table'),
+    )
+    .addOption(
+      new Option('--order <order>', 'by record time').choices(['newest', 'oldest']).default('newest'),
+    )
+    .option(
+      '--limit <n>',
+      'print at most N records (a note on stderr says when more match)',
+      positiveInteger('--limit'),
+    )
+    .option('--stats', 'say on stderr how many items were read from the table for the records returned')
+    .addHelpText(
+      'after',
+      `
+Filters combine (AND). Each is answered by a key or an index, never by reading the whole table.
+--reviewer and the outcome of a person's resolution are on "resolution" records; the decision they resolved
+is the record before it in the same chain ("show" it).
+${TIME_HELP}
+
+CSV columns (always these, in this order):
+  time, pipeline, seq, type, executionId, stage, action, repository, digest, tags, outcome, actor, reviewer,
+  policy, policySha256, violations, vulnerabilities, summary
+  Lists inside a field are space-separated. A value starting with = + - @ is prefixed with ' so that a
+  spreadsheet shows it instead of running it as a formula.
+${SOURCE_HELP}
+
+Examples:
+  tollgate audit list --outcome REJECT                                   what the gate stopped
+  tollgate audit list --outcome APPROVE --since 30d                      what it let through, last 30 days
+  tollgate audit list --type resolution --reviewer alice --format json   what alice approved or rejected
+  tollgate audit list --vulnerability CVE-2024-45490 --outcome APPROVE   released with a known CVE?
+  tollgate audit list --pipeline payments-api --since 2026-11-01 --until 2026-11-30
+  tollgate audit list --digest sha256:3f9a1c0d… --format csv
+  tollgate audit list --repository payments/api --type decision --limit 20`,
+    )
+    .action(async (opts: RawListOptions) => runList(opts));
+
+  sourceOptions(
+    audit
+      .command('show')
+      .argument('<record>', 'the record: <pipeline>#<seq> or <pipeline>/<seq> (the RECORD column of "list")')
+      .description(
+        'Print one record whole: gate, image, outcome and summary, violations, exceptions by state, counts, policy, action or resolution, and its place in the chain with both hashes checked.',
+      ),
+  )
+    .addOption(
+      new Option('--format <format>', 'text, or json (the record as stored)')
+        .choices(['text', 'json'])
+        .default('text'),
+    )
+    .addHelpText(
+      'after',
+      `${SOURCE_HELP}
+
+Examples:
+  tollgate audit show payments-api#2
+  tollgate audit show orders-worker/4 --format json | jq .resolution
+  tollgate audit show payments-api#2 --table Tollgate-Table --region eu-west-1`,
+    )
+    .action(async (record: string, opts: SourceOptions & { format: 'text' | 'json' }) =>
+      runShow(record, opts),
+    );
+
+  sourceOptions(
+    audit
+      .command('verify')
+      .description(
+        "Recompute every pipeline's chain (or one): each record's hash from its content, each link to the record before, the gapless seq, the chain's head.",
+      ),
+  )
+    .option('--pipeline <name>', "verify this pipeline's chain only")
+    .addOption(
+      new Option('--format <format>', 'text, or json (per pipeline, and the first problem)')
+        .choices(['text', 'json'])
+        .default('text'),
+    )
+    .addHelpText(
+      'after',
+      `
+Exit status:
+  0  every chain verifies (prints the records checked per pipeline)
+  2  a chain does not: names the first missing, changed or reordered record of each broken chain, and the
+     first of all on the last line
+  1  the store or table cannot be read (a message on stderr, nothing on stdout)
+${SOURCE_HELP}
+
+Examples:
+  tollgate audit verify
+  tollgate audit verify --pipeline payments-api
+  tollgate audit verify --table Tollgate-Table --region eu-west-1 --format json`,
+    )
+    .action(async (opts: RawVerifyOptions) => runVerify(opts));
+
+  filterOptions(
+    sourceOptions(
+      audit
+        .command('export')
+        .description(
+          'Write the records of a time range (and any filter of "list") as JSON lines or CSV, streamed page by page: any size, little memory.',
+        ),
+    ),
+  )
+    .addOption(
+      new Option('--format <format>', 'jsonl (one record per line, as stored) or csv (RFC 4180, as "list")')
+        .choices(['jsonl', 'csv'])
+        .default('jsonl'),
+    )
+    .addOption(
+      new Option('--order <order>', 'by record time').choices(['newest', 'oldest']).default('oldest'),
+    )
+    .addHelpText(
+      'after',
+      `
+Without --since and --until, everything. The output is written as each page is read; an error part way
+leaves a partial output and exit status 1.
+${TIME_HELP}
+${SOURCE_HELP}
+
+Examples:
+  tollgate audit export --since 2026-01-01 --until 2026-12-31 > audit-2026.jsonl
+  tollgate audit export --since 30d --format csv > last-30-days.csv
+  tollgate audit export --since 2026-10-01 --until 2026-10-31 --table Tollgate-Table --region eu-west-1 | gzip > 2026-10.jsonl.gz`,
+    )
+    .action(async (opts: RawExportOptions) => runExport(opts));
+}
