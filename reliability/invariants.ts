@@ -18,6 +18,9 @@ import { gateOfToken, type SuiteScenario } from './scenarios.js';
  *   ESCALATE).
  * - bad-state: a gate in none of WAITING, DECIDED, ACTED, CLOSED, STALE.
  * - different-decision (duplicates and order only): the outcome of a gate differs from the clean run's.
+ * - audit-chain: an audit chain the replay left does not verify (a gap, a changed or reordered record, a
+ *   head that does not match), or a gate has a decision without exactly one decision record (none: a
+ *   decision the trail lost; two: a duplicate delivery appended twice).
  */
 
 export type ViolationKind =
@@ -27,6 +30,7 @@ export type ViolationKind =
   | 'action-without-decision'
   | 'bad-state'
   | 'different-decision'
+  | 'audit-chain'
   | 'unquiet'
   | 'log'
   | 'crash-loop'
@@ -103,13 +107,26 @@ export function actionsByGate(s: SuiteScenario, replay: Replay): Map<string, Gat
   return byGate;
 }
 
-/** Whether one of these store calls wrote the gate with at least `notifications` escalations recorded. */
+/**
+ * Whether one of these store calls wrote the gate with at least `notifications` escalations recorded: a
+ * PutItem, or a TransactWriteItems (the write that records an action with its audit record).
+ */
 function recorded(calls: Replay['world']['calls'], id: string, notifications: number): boolean {
   return calls.some((c) => {
-    if (c.failed || c.operation !== 'PutItem') return false;
-    const item = isJson(c.input.Item) ? c.input.Item : {};
-    const gate = isJson(item.gate) ? item.gate : {};
-    return item.pk === `GATE#${id}` && item.sk === 'GATE' && Number(gate.notifications ?? 0) >= notifications;
+    if (c.failed) return false;
+    const items =
+      c.operation === 'PutItem'
+        ? [c.input.Item]
+        : c.operation === 'TransactWriteItems' && Array.isArray(c.input.TransactItems)
+          ? c.input.TransactItems.map((t: unknown) => (isJson(t) && isJson(t.Put) ? t.Put.Item : undefined))
+          : [];
+    return items.some((candidate) => {
+      const item = isJson(candidate) ? candidate : {};
+      const gate = isJson(item.gate) ? item.gate : {};
+      return (
+        item.pk === `GATE#${id}` && item.sk === 'GATE' && Number(gate.notifications ?? 0) >= notifications
+      );
+    });
   });
 }
 
@@ -226,6 +243,15 @@ export function checkRun(
       });
     }
 
+    const records = run.audit.decisions.get(id) ?? 0;
+    if ((gate?.decision ? 1 : 0) !== records) {
+      violations.push({
+        kind: 'audit-chain',
+        gate: id,
+        detail: `${records} decision record(s) in the audit trail; the gate ${gate?.decision ? 'has a decision' : 'has none'}`,
+      });
+    }
+
     if (options.sameDecisions && want && !unseen.has(id) && (gate?.outcome ?? null) !== want.outcome) {
       violations.push({
         kind: 'different-decision',
@@ -233,6 +259,12 @@ export function checkRun(
         detail: `outcome ${gate?.outcome ?? 'none'}; the clean run: ${want.outcome ?? 'none'}`,
       });
     }
+  }
+  for (const problem of run.audit.verify.problems) {
+    violations.push({
+      kind: 'audit-chain',
+      detail: `${problem.pipeline} #${problem.seq} ${problem.kind}: ${problem.detail}`,
+    });
   }
   return violations;
 }

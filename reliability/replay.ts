@@ -1,7 +1,11 @@
 import { DeleteTableCommand } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoAuditStore } from '../adapters/dynamodb/audit-store.js';
 import { type LocalDynamo, startLocalDynamo } from '../adapters/dynamodb/local.js';
+import { createDocumentClient } from '../adapters/dynamodb/store.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
+import type { VerifyResult } from '../shared/audit/chain.js';
+import { gateId } from '../shared/gate/model.js';
 import { runScenario, type SimulationOptions, type SimulationResult } from '../simulator/run.js';
 import type { LoadedScenario } from '../simulator/scenario.js';
 import type { World } from '../simulator/world.js';
@@ -18,12 +22,25 @@ export interface Replay {
   readonly world: World;
   /** Every line the functions wrote to stdout and stderr during the replay. */
   readonly logs: readonly string[];
+  /** The audit trail the replay left: its chains verified, and its records counted per gate and type. */
+  readonly audit: AuditFacts;
+}
+
+export interface AuditFacts {
+  readonly verify: VerifyResult;
+  /** Decision records per gate id. */
+  readonly decisions: ReadonlyMap<string, number>;
 }
 
 export class Replayer {
   private tables = 0;
 
-  private constructor(private readonly dynamo: LocalDynamo) {}
+  /** Reads the audit trail after a replay without going through the world (no counted, no failed calls). */
+  private readonly reader: DynamoDBDocumentClient;
+
+  private constructor(private readonly dynamo: LocalDynamo) {
+    this.reader = createDocumentClient({ endpoint: dynamo.endpoint });
+  }
 
   static async start(): Promise<Replayer> {
     // The lines Lambda ships: one JSON object a line on stdout. Powertools' dev mode would pretty-print them
@@ -52,7 +69,7 @@ export class Replayer {
           },
         }),
       );
-      return { result, world: world!, logs: capture.lines };
+      return { result, world: world!, logs: capture.lines, audit: await auditFacts(this.reader, tableName) };
     });
   }
 
@@ -69,8 +86,23 @@ export class Replayer {
   }
 
   async close(): Promise<void> {
+    this.reader.destroy();
     await this.dynamo.close();
   }
+}
+
+/** Every chain of the table verified against its head, and the decision records counted per gate. */
+export async function auditFacts(doc: DynamoDBDocumentClient, tableName: string): Promise<AuditFacts> {
+  const audit = new DynamoAuditStore(doc, tableName);
+  const decisions = new Map<string, number>();
+  for (const pipeline of await audit.pipelines()) {
+    for await (const record of audit.chain(pipeline)) {
+      if (record.type !== 'decision') continue;
+      const id = gateId(record.gate);
+      decisions.set(id, (decisions.get(id) ?? 0) + 1);
+    }
+  }
+  return { verify: await audit.verify(), decisions };
 }
 
 type Write = typeof process.stdout.write;

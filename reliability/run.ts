@@ -135,6 +135,7 @@ export function renderTable(r: SuiteReport): string {
     ['duplicate-action', 'duplicate actions'],
     ['action-without-decision', 'actions without their decision'],
     ['different-decision', 'decisions unlike the clean run (duplicates and order)'],
+    ['audit-chain', 'audit chains that do not verify'],
     ['unquiet', 'not quiet after the sweeps'],
     ['crash-loop', 'crash loops'],
     ['not-ignored', 'forged events handled'],

@@ -110,11 +110,18 @@ describe('the checkers', () => {
   function fake(
     gates: Partial<GateView>[],
     calls: { operation: string; input: object; failed?: boolean }[],
+    audit: Partial<Replay['audit']> = {},
   ): Replay {
     return {
       result: { gates: gates.map((g) => ({ ...key, state: null, outcome: null, decision: null, ...g })) },
       world: { calls: calls.map((c) => ({ failed: false, injected: false, ...c })) },
       logs: [],
+      // By default the trail matches the gates: one decision record per decided gate, every chain verified.
+      audit: {
+        verify: { ok: true, records: 0, problems: [] },
+        decisions: new Map(gates.some((g) => g.decision) ? [[id, 1]] : []),
+        ...audit,
+      },
     } as unknown as Replay;
   }
   const approve = { outcome: 'APPROVE', counts: { CRITICAL: 0, HIGH: 0, MEDIUM: 1, LOW: 2 } } as const;
@@ -164,6 +171,35 @@ describe('the checkers', () => {
     expect(checkRun(s, clean, fake([escalate], [publish, publish]))).toEqual([]);
     expect(checkRun(s, clean, fake([escalate], [publish, recorded, publish])).map((v) => v.kind)).toEqual([
       'duplicate-action',
+    ]);
+    // Since the audit trail, the write that records an escalation is a TransactWriteItems.
+    const transacted = {
+      operation: 'TransactWriteItems',
+      input: { TransactItems: [{ Put: recorded.input }, { Put: { Item: { pk: 'AUDIT#p', sk: 'SEQ#1' } } }] },
+    };
+    expect(checkRun(s, clean, fake([escalate], [publish, transacted, publish])).map((v) => v.kind)).toEqual([
+      'duplicate-action',
+    ]);
+  });
+
+  it('invariants: an audit chain that does not verify, a decision without its record or with two', () => {
+    const decided = {
+      state: 'ACTED',
+      outcome: 'APPROVE',
+      decision: approve as unknown as GateView['decision'],
+    } as const;
+    const clean = fake([decided], []);
+    const kinds = (run: Replay) => checkRun(s, clean, run).map((v) => v.kind);
+    expect(kinds(clean)).toEqual([]);
+    expect(kinds(fake([decided], [], { decisions: new Map() }))).toEqual(['audit-chain']);
+    expect(kinds(fake([decided], [], { decisions: new Map([[id, 2]]) }))).toEqual(['audit-chain']);
+    const broken = {
+      ok: false,
+      records: 3,
+      problems: [{ pipeline: key.pipeline, seq: 2, kind: 'missing' as const, detail: 'record 2 is missing' }],
+    };
+    expect(checkRun(s, clean, fake([decided], [], { verify: broken }))).toEqual([
+      { kind: 'audit-chain', detail: `${key.pipeline} #2 missing: record 2 is missing` },
     ]);
   });
 });
