@@ -525,7 +525,8 @@ Source:
   By default the local store that "npm start" (tollgate demo) fills: .tollgate/db (--store DIR for another).
   --table NAME reads a deployed table with the AWS SDK's default credential chain, as the AWS CLI does:
   --profile or AWS_PROFILE, --region or AWS_REGION / AWS_DEFAULT_REGION, SSO, environment keys, roles.
-  Reading needs dynamodb:Query, dynamodb:GetItem and dynamodb:DescribeTable on the table and its indexes.`;
+  Reading needs dynamodb:GetItem, dynamodb:Query and dynamodb:BatchGetItem on the table and its indexes, and
+  kms:Decrypt on the stack's key (the table is encrypted with it).`;
 
 const TIME_HELP = `
 Times (--since, --until):
