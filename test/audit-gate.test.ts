@@ -168,6 +168,24 @@ describe('the gate writes the audit trail', () => {
   });
 });
 
+describe('duplicate deliveries', () => {
+  it('every event delivered twice, at once: the same records as one delivery, no duplicate', async () => {
+    const file = join(DIR, '03-fixable-high-escalated-then-approved.json');
+    const once = await replay(file);
+    const twice = await replay(file, {
+      deliverVia: async (event, deliver) => {
+        await Promise.all([deliver(event, 0), deliver(event, 1)]);
+      },
+    });
+    const shape = (chain: AuditRecord[]) =>
+      chain.map((r) => [r.type, r.outcome, r.action?.kind ?? null, r.resolution?.state ?? null]);
+    const clean = await chainOf(once.audit, 'orders-worker');
+    const doubled = await chainOf(twice.audit, 'orders-worker');
+    expect(shape(doubled)).toEqual(shape(clean));
+    expect((await twice.audit.verify()).ok).toBe(true);
+  });
+});
+
 describe('verify catches a tampered trail', () => {
   async function trail(): Promise<{ audit: DynamoAuditStore; tableName: string; chain: AuditRecord[] }> {
     const { audit, tableName } = await replay(join(DIR, '03-fixable-high-escalated-then-approved.json'));

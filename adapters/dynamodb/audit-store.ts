@@ -314,7 +314,8 @@ export class DynamoAuditStore {
       const registry = await this.registry();
       this.stats.requests++;
       if (registry.length === 0) return;
-      from ??= Math.min(...registry.map((p) => Date.parse(p.firstTime)));
+      // A later record may carry an earlier time than the first (an event's own time): a day of slack too.
+      from ??= Math.min(...registry.map((p) => Date.parse(p.firstTime))) - DAY_MS;
       to ??= Math.max(...registry.map((p) => Date.parse(p.lastTime))) + DAY_MS;
       if (Number.isNaN(from) || Number.isNaN(to))
         throw new Error('the audit registry holds a time that is no time');
