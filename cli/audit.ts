@@ -65,22 +65,34 @@ async function openLocal(folder: string): Promise<Source> {
       `no local store in ${folder}: run "npm start" (tollgate demo) to fill it, name another folder with --store, or read a deployed table with --table NAME`,
     );
   }
-  let db: Awaited<ReturnType<typeof startLocalDynamo>>;
-  try {
-    db = await startLocalDynamo({ path: folder });
-  } catch (e) {
-    // leveldb holds a lock on the folder while a `tollgate demo` runs on it.
-    if (/lock/i.test(String(e))) {
-      throw new AuditUsageError(
-        `the local store in ${folder} is in use by another process; try again when it ends`,
-      );
-    }
+  // dynalite opens the folder's leveldb itself and throws from its own callback when that fails (another
+  // process, a running `tollgate demo`, holds the folder's lock): no promise rejects, so the failure is
+  // caught here, while the store is open, and said as an error of this command.
+  const crashed = (e: unknown): void => {
+    const text = e instanceof Error ? e.message : String(e);
+    const locked = /lock|database is (closed|not open)/i.test(text);
+    process.stderr.write(
+      `tollgate: ${
+        locked
+          ? `the local store in ${folder} is in use by another process (a tollgate demo or simulate?); try again when it ends`
+          : `the local store in ${folder} failed: ${text}`
+      }\n`,
+    );
+    process.exit(AUDIT_EXIT.ERROR);
+  };
+  process.on('uncaughtException', crashed);
+  const db = await startLocalDynamo({ path: folder }).catch((e: unknown) => {
+    process.off('uncaughtException', crashed);
     throw e;
-  }
+  });
+  const close = async (): Promise<void> => {
+    await db.close();
+    process.off('uncaughtException', crashed);
+  };
   try {
     await db.client.send(new DescribeTableCommand({ TableName: TABLE_NAME }));
   } catch (e) {
-    await db.close();
+    await close();
     if (e instanceof Error && e.name === 'ResourceNotFoundException') {
       throw new AuditUsageError(
         `the local store in ${folder} has no table ${TABLE_NAME}: run "npm start" (tollgate demo) to fill it`,
@@ -91,7 +103,7 @@ async function openLocal(folder: string): Promise<Source> {
   return {
     audit: new DynamoAuditStore(db.client, TABLE_NAME),
     name: `the local store ${folder}`,
-    close: () => db.close(),
+    close,
   };
 }
 
@@ -149,6 +161,7 @@ async function withSource<T>(
   run: (source: Source, prepared: T) => Promise<number>,
 ): Promise<void> {
   let source: Source | undefined;
+  process.stdout.on('error', onStdoutError);
   try {
     const prepared = prepare();
     source = await openSource(options);
@@ -158,6 +171,7 @@ async function withSource<T>(
     process.exitCode = AUDIT_EXIT.ERROR;
   } finally {
     await source?.close().catch(() => {});
+    process.stdout.off('error', onStdoutError);
   }
 }
 
@@ -180,11 +194,12 @@ async function write(text: string): Promise<void> {
   });
 }
 
-// `tollgate audit export | head`: the reader went away; stop quietly, as other Unix tools do.
-process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+// `tollgate audit export | head`: the reader went away; stop quietly, as other Unix tools do. Listened to
+// only while an audit command runs (withSource), so the other commands keep Node's behaviour.
+function onStdoutError(e: NodeJS.ErrnoException): void {
   if (e.code === 'EPIPE') pipeClosed = true;
   else throw e;
-});
+}
 
 // ── options ───────────────────────────────────────────────────────────────────────────────────────
 

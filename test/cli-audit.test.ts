@@ -693,6 +693,21 @@ describe('tollgate audit: errors, help, and a deployed table', () => {
     }
   });
 
+  it('a local store another process holds (a running demo): exit 1, said so', async () => {
+    const store = copyOfStore();
+    const db = await startLocalDynamo({ path: store });
+    try {
+      const r = await tollgateAsync(['audit', 'list', '--store', store], {});
+      expect(r.status).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe(
+        `tollgate: the local store in ${store} is in use by another process (a tollgate demo or simulate?); try again when it ends\n`,
+      );
+    } finally {
+      await db.close();
+    }
+  });
+
   it('--help documents every flag, with examples', () => {
     const group = tollgate(['audit', '--help']);
     expect(group.status).toBe(0);
