@@ -797,12 +797,12 @@ export class GateService {
       gateStateEvent(next, gate.state, this.region(next), this.account(next)),
       decisionEvent(next, decision, this.region(next), this.account(next)),
     ]);
-    // The vulnerability index items go out beside the action (never before it: not on the critical path).
-    const indexing = this.indexAudit(audit);
+    // The vulnerability index items go out after the action is done and recorded: derived data, never on
+    // the way to PutApprovalResult (nor competing with it). If the invocation dies first, the sweep writes them.
     try {
       return await this.act(next, decision, ctx.token, Promise.resolve(audit));
     } finally {
-      await indexing;
+      await this.indexAudit(audit);
     }
   }
 
