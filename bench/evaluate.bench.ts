@@ -15,7 +15,13 @@
  * Then the functions' bundles (bundles.ts), built with the stack's esbuild settings (infra/bundling.ts):
  * `bundles.<function>.bytes` (index.mjs; the table adds it gzipped) and `.importMs`, the median of
  * BENCH_IMPORT_RUNS (5) fresh `node` processes each importing the bundle, which builds the function's AWS
- * runtime as Lambda's Init does. The last line is one JSON object.
+ * runtime as Lambda's Init does.
+ *
+ * Then the audit trail (audit.ts): BENCH_AUDIT_RECORDS (100,000) records over 50 pipelines in dynalite;
+ * `list --pipeline P --since 30d` and `list --vulnerability CVE-…` through DynamoAuditStore.list against a
+ * full Scan of the same table: `auditReadRatio` (items the Queries read, from ScannedCount / records
+ * returned; target ≤ 1.1) and `auditMsVsScan` (median query time / Scan time; target ≤ 0.05), the details
+ * under `audit`. The last line is one JSON object.
  */
 import { performance } from 'node:perf_hooks';
 import { evaluate, parsePolicy, readFindingsDocument } from '../shared/index.js';
@@ -131,6 +137,32 @@ for (const b of bundles) {
   );
 }
 
+// The audit trail last (audit.ts): its dynalite runs in a process of its own, after the bundles' imports
+// are timed, so it cannot slow them. Filling 100,000 records is most of the bench's time.
+const { measureAudit } = await import('./audit.js');
+const auditRecords = Number(process.env.BENCH_AUDIT_RECORDS ?? 100_000);
+console.log(`audit trail            filling ${auditRecords} records over 50 pipelines in dynalite …`);
+const audit = await measureAudit({
+  records: auditRecords,
+  pipelines: 50,
+  runs: Number(process.env.BENCH_AUDIT_RUNS ?? 5),
+  log: (line) => console.log(line),
+});
+console.log(
+  `                       ${audit.items} items (${audit.vulnerabilityItems} VULN# index items) written in ${round(audit.fillMs / 1000)} s`,
+);
+console.log(
+  'audit query                              returned  read (Query)  by key  ms (median)   Scan read  Scan ms  ms/Scan',
+);
+for (const q of [audit.pipelineSince, audit.vulnerability]) {
+  console.log(
+    `  ${q.filter.padEnd(38)} ${String(q.returned).padStart(8)}  ${String(q.scanned).padStart(12)}  ${String(q.fetched).padStart(6)}  ${round(q.ms).toFixed(1).padStart(11)}  ${String(q.scanScanned).padStart(10)}  ${round(q.scanMs).toFixed(0).padStart(7)}  ${round(q.msVsScan, 4).toFixed(4).padStart(7)}`,
+  );
+}
+console.log(
+  `                       read ratio ${round(audit.pipelineSince.readRatio, 3)} and ${round(audit.vulnerability.readRatio, 3)} (target ≤ 1.1); audit bench ${round(audit.totalMs / 1000)} s in all`,
+);
+
 const result = {
   findings: N,
   rules: policy.policy.rules.length,
@@ -146,5 +178,35 @@ const result = {
   criticalPathHandlerMs: round(path.handlerMs),
   criticalPathFindingsChain: path.longestFindingsChain,
   bundles: Object.fromEntries(bundles.map((b) => [b.name, { bytes: b.bytes, importMs: round(b.importMs) }])),
+  auditReadRatio: {
+    pipelineSince: round(audit.pipelineSince.readRatio, 3),
+    vulnerability: round(audit.vulnerability.readRatio, 3),
+  },
+  auditMsVsScan: {
+    pipelineSince: round(audit.pipelineSince.msVsScan, 4),
+    vulnerability: round(audit.vulnerability.msVsScan, 4),
+  },
+  audit: {
+    records: audit.records,
+    pipelines: audit.pipelines,
+    items: audit.items,
+    fillMs: round(audit.fillMs, 0),
+    totalMs: round(audit.totalMs, 0),
+    pipelineSince: {
+      returned: audit.pipelineSince.returned,
+      scanned: audit.pipelineSince.scanned,
+      ms: round(audit.pipelineSince.ms),
+      scanScanned: audit.pipelineSince.scanScanned,
+      scanMs: round(audit.pipelineSince.scanMs),
+    },
+    vulnerability: {
+      returned: audit.vulnerability.returned,
+      scanned: audit.vulnerability.scanned,
+      fetched: audit.vulnerability.fetched,
+      ms: round(audit.vulnerability.ms),
+      scanScanned: audit.vulnerability.scanScanned,
+      scanMs: round(audit.vulnerability.scanMs),
+    },
+  },
 };
 console.log(JSON.stringify(result));
