@@ -1,4 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
+import { unreadable } from '../shared/errors.js';
 import {
   compilePolicy,
   evaluate,
@@ -63,16 +64,7 @@ async function readInput(file: string, what: string, limit: number): Promise<Buf
     return await readFile(file);
   } catch (e) {
     if (e instanceof InputError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    const got =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EISDIR'
-          ? 'a directory'
-          : code === 'EACCES'
-            ? 'no permission to read it'
-            : String(e);
-    throw new InputError([{ file, path: '', expected: `a readable ${what} file`, got }]);
+    throw new InputError([{ file, path: '', expected: `a readable ${what} file`, got: unreadable(e) }]);
   }
 }
 

@@ -20,7 +20,7 @@ import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { Construct } from 'constructs';
 import { EVENT_SOURCE } from '../adapters/aws/eventbridge.js';
 import { INDEX, TABLE_DEFINITION } from '../adapters/dynamodb/table.js';
-import { InputError } from '../shared/errors.js';
+import { InputError, unreadable } from '../shared/errors.js';
 import { type LoadedPolicy, parsePolicy } from '../shared/policy/load.js';
 import { ARCHIVE_RETENTION_DEFAULT_DAYS, checkArchiveRetentionDays, TollgateArchive } from './archive.js';
 import { BUNDLING, FUNCTION_ENTRIES, policyBundleHook } from './bundling.js';
@@ -177,16 +177,7 @@ export function loadPolicyFile(file: string): LoadedPolicy {
     bytes = readFileSync(path);
   } catch (e) {
     if (e instanceof InputError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    const got =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EISDIR'
-          ? 'a directory'
-          : code === 'EACCES'
-            ? 'no permission to read it'
-            : String(e);
-    throw new InputError([{ file, path: '', expected: `a readable ${what} file`, got }]);
+    throw new InputError([{ file, path: '', expected: `a readable ${what} file`, got: unreadable(e) }]);
   }
   return parsePolicy(bytes, file);
 }

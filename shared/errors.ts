@@ -55,3 +55,17 @@ export function describeValue(value: unknown): string {
   const text = JSON.stringify(value);
   return text.length > 80 ? `${text.slice(0, 77)}…"` : text;
 }
+
+/** Why a file could not be read, in the words of an input problem's "got". */
+export function unreadable(e: unknown): string {
+  switch ((e as NodeJS.ErrnoException).code) {
+    case 'ENOENT':
+      return 'no such file';
+    case 'EISDIR':
+      return 'a directory';
+    case 'EACCES':
+      return 'no permission to read it';
+    default:
+      return String(e);
+  }
+}
