@@ -19,7 +19,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { Construct } from 'constructs';
 import { EVENT_SOURCE } from '../adapters/aws/eventbridge.js';
-import { INDEX, TABLE_DEFINITION } from '../adapters/dynamodb/table.js';
+import { INDEX, TABLE_DEFINITION, TTL_ATTRIBUTE } from '../adapters/dynamodb/table.js';
 import { InputError, unreadable } from '../shared/errors.js';
 import { type LoadedPolicy, parsePolicy } from '../shared/policy/load.js';
 import { ARCHIVE_RETENTION_DEFAULT_DAYS, checkArchiveRetentionDays, TollgateArchive } from './archive.js';
@@ -452,6 +452,8 @@ export class Tollgate extends Construct {
       encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
       encryptionKey: this.key,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      // Only finished audit-pending markers carry it: DynamoDB removes them, so no role needs DeleteItem.
+      timeToLiveAttribute: TTL_ATTRIBUTE,
       // Decision records are the audit trail: the table outlives a mistaken stack deletion, unless the
       // removal policy says this is a sandbox.
       deletionProtection: removalPolicy !== RemovalPolicy.DESTROY,
@@ -591,19 +593,17 @@ export class Tollgate extends Construct {
     // are written once). TransactWriteItems is authorised per item as PutItem.
     add('Table', ['dynamodb:GetItem', 'dynamodb:PutItem'], [this.table.tableArn]);
     if (spec.decides) {
-      // The audit trail's derived items, by partition key only: a decision's VULN# index items, and the
-      // AUDIT-PENDING marker removed once they are written (the sweep finds the markers left).
+      // The audit trail's derived items, by partition key only: a decision's VULN# index items (the
+      // AUDIT-PENDING marker is marked done once they are written; the sweep finds the markers left).
       add('AuditIndexItems', ['dynamodb:BatchWriteItem'], [this.table.tableArn], {
         'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['VULN#*'] },
       });
-      add(
-        'AuditPendingMarkers',
-        ['dynamodb:DeleteItem', ...(name === 'sweep' ? ['dynamodb:Query'] : [])],
-        [this.table.tableArn],
-        {
+      // Finished markers are overwritten as done (a Put) and expire by the table's TTL: no DeleteItem.
+      if (name === 'sweep') {
+        add('AuditPendingMarkers', ['dynamodb:Query'], [this.table.tableArn], {
           'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['AUDIT-PENDING'] },
-        },
-      );
+        });
+      }
     }
     if (spec.indexes.length > 0) {
       add(

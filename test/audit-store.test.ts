@@ -299,6 +299,11 @@ describe('DynamoStore audit append', () => {
     expect(await store.repairAuditIndexes()).toBe(1);
     expect(await list({ vulnerability: 'CVE-2031-0002' })).toEqual([record]);
     expect(await store.repairAuditIndexes()).toBe(0);
+    // Finished, the marker is overwritten as done with a TTL (the roles have no DeleteItem).
+    const finished = await dynamo.client.send(
+      new GetCommand({ TableName: TABLE, Key: { pk: PENDING_PK, sk: 'marker-test#000000000001' } }),
+    );
+    expect(finished.Item).toMatchObject({ done: true, expiresAt: expect.any(Number) });
     expect(await audit.verify('marker-test')).toEqual({ ok: true, records: 1, problems: [] });
   });
 });

@@ -232,6 +232,8 @@ describe('the Tollgate construct', () => {
           KMSMasterKeyId: { 'Fn::GetAtt': [logicalId(g.tollgate.key), 'Arn'] },
         },
         PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        // Finished audit-pending markers expire by TTL, so no role needs DeleteItem.
+        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
         DeletionProtectionEnabled: true,
       },
     });
@@ -415,16 +417,16 @@ describe('the Tollgate construct', () => {
     }
   });
 
-  it('grants no wildcard action, no UpdateItem, deletes and batch writes of audit index items only, and * only where IAM has no resources', () => {
+  it('grants no wildcard action, no UpdateItem, no DeleteItem, batch writes of audit index items only, and * only where IAM has no resources', () => {
     const all = statements(g.template);
     expect(all.flatMap(actionsOf).filter((a) => a.includes('*'))).toEqual([]);
-    expect(all.flatMap(actionsOf).filter((a) => /^dynamodb:(UpdateItem|Scan|\*)$/.test(a))).toEqual([]);
-    // BatchWriteItem and DeleteItem only on the audit trail's derived partitions (VULN#…, AUDIT-PENDING).
+    expect(
+      all.flatMap(actionsOf).filter((a) => /^dynamodb:(UpdateItem|DeleteItem|Scan|\*)$/.test(a)),
+    ).toEqual([]);
+    // BatchWriteItem only on the audit trail's derived partition (VULN#…); it could delete there, nowhere else.
     const leading = (s: Statement) => JSON.stringify(s.Condition ?? {});
-    for (const s of all.filter((x) =>
-      actionsOf(x).some((a) => /^dynamodb:(BatchWriteItem|DeleteItem)$/.test(a)),
-    )) {
-      expect(leading(s)).toMatch(/"dynamodb:LeadingKeys":\["(VULN#\*|AUDIT-PENDING)"\]/);
+    for (const s of all.filter((x) => actionsOf(x).some((a) => /^dynamodb:BatchWriteItem$/.test(a)))) {
+      expect(leading(s)).toMatch(/"dynamodb:LeadingKeys":\["VULN#\*"\]/);
     }
     expect(all.filter((x) => actionsOf(x).includes('dynamodb:BatchWriteItem'))).toHaveLength(3);
     const starActions = all.filter((s) => resourcesOf(s).includes('*')).flatMap(actionsOf);
@@ -471,7 +473,7 @@ describe('the Tollgate construct', () => {
         .flatMap(resourcesOf);
     // The sweep queries the base table too, the AUDIT-PENDING partition only (audit index items to finish).
     const markers = byFunction.sweep.find((s) => s.Sid === 'AuditPendingMarkers');
-    expect(actionsOf(markers as Statement)).toEqual(['dynamodb:DeleteItem', 'dynamodb:Query']);
+    expect(actionsOf(markers as Statement)).toEqual(['dynamodb:Query']);
     expect(markers?.Condition).toEqual({
       'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['AUDIT-PENDING'] },
     });

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import {
   BatchWriteCommand,
-  DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -37,7 +36,7 @@ import {
   transactionalIndexItems,
   vulnerabilityItems,
 } from './audit-items.js';
-import { INDEX, OPEN_SHARDS } from './table.js';
+import { INDEX, OPEN_SHARDS, TTL_ATTRIBUTE } from './table.js';
 
 /** DynamoDB's item limit, attribute names included. */
 export const MAX_ITEM_BYTES = 400 * 1024;
@@ -401,7 +400,27 @@ export class DynamoStore implements StorePort {
       while (next < batches.length) await this.batchPut(batches[next++]!);
     };
     await Promise.all(Array.from({ length: Math.min(BATCH_CONCURRENCY, batches.length) }, worker));
-    await this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: pendingKey(record) }));
+    await this.finishMarker(record);
+  }
+
+  /**
+   * Marks a pending marker done, by a Put: the functions' roles have no DeleteItem at all, so a finished
+   * marker is overwritten as `done` with a TTL, and DynamoDB's own expiry removes it a day later.
+   */
+  private async finishMarker(record: Pick<AuditRecord, 'pipeline' | 'seq'>): Promise<void> {
+    await this.doc.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: {
+          ...pendingKey(record),
+          type: 'audit-pending',
+          pipeline: record.pipeline,
+          seq: record.seq,
+          done: true,
+          [TTL_ATTRIBUTE]: Math.floor(Date.now() / 1000) + 86_400,
+        },
+      }),
+    );
   }
 
   /**
@@ -409,15 +428,25 @@ export class DynamoStore implements StorePort {
    * markers, oldest first, at most `limit`). Returns how many records were finished.
    */
   async repairAuditIndexes(limit = 25): Promise<number> {
-    const output = await this.doc.send(
-      new QueryCommand({
-        TableName: this.tableName,
-        KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': PENDING_PK },
-        ConsistentRead: true,
-        Limit: limit,
-      }),
-    );
+    // Done markers wait for their TTL in the same partition: page past them (a bounded number of pages).
+    const markers: Record<string, unknown>[] = [];
+    let start: Record<string, unknown> | undefined;
+    for (let page = 0; page < 20 && markers.length < limit; page++) {
+      const output = await this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk',
+          FilterExpression: 'attribute_not_exists(done)',
+          ExpressionAttributeValues: { ':pk': PENDING_PK },
+          ConsistentRead: true,
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      );
+      markers.push(...(output.Items ?? []));
+      start = output.LastEvaluatedKey;
+      if (!start) break;
+    }
+    const output = { Items: markers.slice(0, limit) };
     let done = 0;
     for (const marker of output.Items ?? []) {
       const pipeline = String(marker.pipeline);
@@ -425,10 +454,7 @@ export class DynamoStore implements StorePort {
       const item = await this.get(auditPk(pipeline), auditSk(seq));
       const record = item?.record as AuditRecord | undefined;
       if (record) await this.indexAudit(record);
-      else
-        await this.doc.send(
-          new DeleteCommand({ TableName: this.tableName, Key: pendingKey({ pipeline, seq }) }),
-        );
+      else await this.finishMarker({ pipeline, seq });
       done++;
     }
     return done;
