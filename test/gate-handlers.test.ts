@@ -46,6 +46,7 @@ import {
   severityOf,
   TOKEN,
   TOLLGATE_IDENTITY,
+  TOLLGATE_ROLE,
   useLocalDynamo,
 } from './gate-harness.js';
 
@@ -156,6 +157,17 @@ describe('a gate end to end, through the handlers', () => {
     expect(record.violations.map((v) => v.rule)).toContain('no-critical');
     expect(record.counts.CRITICAL).toBe(1); // the second CRITICAL of the export is SUPPRESSED
     expect(publishes(h)).toHaveLength(0);
+  });
+
+  it("a person whose role name merely contains Tollgate's is recorded as a person, not as Tollgate", async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+    await h.scanFinished();
+    const impostor = `arn:aws:sts::${ACCOUNT}:assumed-role/${TOLLGATE_ROLE}Admin/bob`;
+    await h.approvalEnded(h.cloudTrailEvent({ identity: impostor }));
+    expect((await h.gate())?.reviewer).toMatchObject({ identity: impostor, tollgate: false });
   });
 
   it('escalates a fixable HIGH: exactly one SNS message (subject ≤ 100), no PutApprovalResult; CloudTrail names the reviewer', async () => {

@@ -469,7 +469,11 @@ export class GateService {
         head.catch(() => undefined);
       }
       decision ??= await this.d.store.getDecision(gate.key);
-      const tollgate = this.d.config.ownIdentities.some((id) => id !== '' && e.identity.includes(id));
+      // A role name matches only as the role of an assumed-role ARN: a person's role whose name merely contains
+      // Tollgate's (TollgateGateRoleAdmin) must not be recorded as Tollgate itself.
+      const tollgate = this.d.config.ownIdentities.some(
+        (id) => id !== '' && e.identity.includes(`:assumed-role/${id}/`),
+      );
       const now = this.now();
       const at = validTime(e.time) ?? now.toISOString();
       const next = this.next(
