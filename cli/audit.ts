@@ -10,123 +10,19 @@
  * only once everything is read; `export` streams, so an error in the middle of it ends a partial file, and
  * the exit status says so). `verify` exits 2 when a chain does not verify.
  */
-import { existsSync } from 'node:fs';
-import { DescribeTableCommand, DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { DynamoAuditStore } from '../adapters/dynamodb/audit-store.js';
-import { startLocalDynamo } from '../adapters/dynamodb/local.js';
+import type { DynamoAuditStore } from '../adapters/dynamodb/audit-store.js';
 import { hashOf } from '../shared/audit/chain.js';
 import type { AuditFilter, AuditRecord, AuditRecordType } from '../shared/audit/record.js';
 import type { Outcome } from '../shared/decision/record.js';
 import { AuditUsageError, csvHeader, csvRow, parseTime, renderShow, renderTable } from './audit-format.js';
-import { TABLE_NAME } from './simulate.js';
-
-/** `tollgate audit` exit statuses. */
-export const AUDIT_EXIT = { OK: 0, ERROR: 1, CHAIN_BROKEN: 2 } as const;
+import type { Source, SourceOptions } from './audit-source.js';
+import { AUDIT_EXIT } from './exit.js';
 
 /** The store's page size when none is asked for (DynamoDB pages stop at 1 MB anyway). */
 const DEFAULT_PAGE_SIZE = 500;
 
 // ── where the records are ─────────────────────────────────────────────────────────────────────────
-
-interface SourceOptions {
-  store: string;
-  table?: string;
-  region?: string;
-  profile?: string;
-}
-
-interface Source {
-  readonly audit: DynamoAuditStore;
-  /** `the local store .tollgate/db` / `table tollgate-prod (eu-west-1)`, for messages. */
-  readonly name: string;
-  close(): Promise<void>;
-}
-
-async function openSource(options: SourceOptions): Promise<Source> {
-  if (options.table === undefined) {
-    if (options.region !== undefined || options.profile !== undefined) {
-      throw new AuditUsageError(
-        '--region and --profile are for a deployed table: add --table NAME (the local store needs neither)',
-      );
-    }
-    return openLocal(options.store);
-  }
-  return openDeployed(options.table, options.region, options.profile);
-}
-
-async function openLocal(folder: string): Promise<Source> {
-  // Nothing here calls AWS: the SDK's notice about future Node versions would only be noise (as in `demo`).
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  // startLocalDynamo would create an empty folder: say what to do instead of answering "no records".
-  if (!existsSync(folder)) {
-    throw new AuditUsageError(
-      `no local store in ${folder}: run "npm start" (tollgate demo) to fill it, name another folder with --store, or read a deployed table with --table NAME`,
-    );
-  }
-  // dynalite opens the folder's leveldb itself and throws from its own callback when that fails (another
-  // process, a running `tollgate demo`, holds the folder's lock): no promise rejects, so the failure is
-  // caught here, while the store is open, and said as an error of this command.
-  const crashed = (e: unknown): void => {
-    const text = e instanceof Error ? e.message : String(e);
-    const locked = /lock|database is (closed|not open)/i.test(text);
-    process.stderr.write(
-      `tollgate: ${
-        locked
-          ? `the local store in ${folder} is in use by another process (a tollgate demo or simulate?); try again when it ends`
-          : `the local store in ${folder} failed: ${text}`
-      }\n`,
-    );
-    process.exit(AUDIT_EXIT.ERROR);
-  };
-  process.on('uncaughtException', crashed);
-  const db = await startLocalDynamo({ path: folder }).catch((e: unknown) => {
-    process.off('uncaughtException', crashed);
-    throw e;
-  });
-  const close = async (): Promise<void> => {
-    await db.close();
-    process.off('uncaughtException', crashed);
-  };
-  try {
-    await db.client.send(new DescribeTableCommand({ TableName: TABLE_NAME }));
-  } catch (e) {
-    await close();
-    if (e instanceof Error && e.name === 'ResourceNotFoundException') {
-      throw new AuditUsageError(
-        `the local store in ${folder} has no table ${TABLE_NAME}: run "npm start" (tollgate demo) to fill it`,
-      );
-    }
-    throw e;
-  }
-  return {
-    audit: new DynamoAuditStore(db.client, TABLE_NAME),
-    name: `the local store ${folder}`,
-    close,
-  };
-}
-
-async function openDeployed(table: string, region?: string, profile?: string): Promise<Source> {
-  // As the AWS CLI: --profile over AWS_PROFILE, --region over AWS_REGION / AWS_DEFAULT_REGION / the profile's
-  // region. @aws-sdk/credential-providers is not a dependency: the client's default chain (environment,
-  // SSO, shared files, process, container and instance roles) reads the profile from AWS_PROFILE and from
-  // the client's own `profile` setting, so both are set.
-  if (profile !== undefined) process.env.AWS_PROFILE = profile;
-  const config: DynamoDBClientConfig = {};
-  if (profile !== undefined) config.profile = profile;
-  const resolvedRegion = region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
-  if (resolvedRegion !== undefined && resolvedRegion !== '') config.region = resolvedRegion;
-  const doc = DynamoDBDocumentClient.from(new DynamoDBClient(config), {
-    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
-    unmarshallOptions: { wrapNumbers: false },
-  });
-  return {
-    audit: new DynamoAuditStore(doc, table),
-    name: `table ${table}${resolvedRegion ? ` (${resolvedRegion})` : ''}`,
-    close: async () => doc.destroy(),
-  };
-}
 
 /** An SDK or store error as one line an auditor can act on. */
 function explain(e: unknown, source: string | undefined): string {
@@ -164,6 +60,9 @@ async function withSource<T>(
   process.stdout.on('error', onStdoutError);
   try {
     const prepared = prepare();
+    // Loaded only now: the SDK and the local store are most of the CLI's start-up time, and `--help` or a
+    // usage error needs neither.
+    const { openSource } = await import('./audit-source.js');
     source = await openSource(options);
     process.exitCode = await run(source, prepared);
   } catch (e) {

@@ -9,6 +9,7 @@ import {
   parseFindingsText,
   parsePolicy,
 } from '../shared/index.js';
+import { EXIT } from './exit.js';
 import { renderReport } from './report.js';
 
 export interface EvaluateOptions {
@@ -20,9 +21,6 @@ export interface EvaluateOptions {
   readonly format: 'text' | 'json';
   readonly color: boolean;
 }
-
-/** Exit codes of the CLI contract: the outcome is scriptable without parsing output. */
-export const EXIT = { APPROVE: 0, INPUT_ERROR: 1, REJECT: 2, ESCALATE: 3 } as const;
 
 /** Findings exports can be large (100,000 findings is about 300 MB); past this, a clear error, not an OOM. */
 export const MAX_FINDINGS_BYTES = 512 * 1024 * 1024;

@@ -1,8 +1,13 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { InputError } from '../shared/index.js';
+import { InputError } from '../shared/errors.js';
 import { registerAudit } from './audit.js';
-import { EXIT, runEvaluate } from './evaluate.js';
-import { defaultScenarioFolder, runSimulate, scenariosIn } from './simulate.js';
+import { EXIT } from './exit.js';
+
+/*
+ * Each command's own dependencies (the policy engine, the simulator with the AWS SDK and the local store)
+ * are imported when that command runs: `tollgate --help`, a usage error or `tollgate evaluate` do not pay
+ * for the others' start-up.
+ */
 
 const VERSION = '0.1.0';
 
@@ -84,6 +89,7 @@ Examples:
         });
       }
       const useColor = opts.color && process.stdout.isTTY === true && !process.env.NO_COLOR;
+      const { runEvaluate } = await import('./evaluate.js');
       const { stdout, exitCode } = await runEvaluate({
         policy: opts.policy,
         findings: opts.findings ?? [],
@@ -142,6 +148,7 @@ The scenario format is documented in README.md ("Scenarios"); examples are in ex
         'Replay every example scenario (what `npm start` runs): approvals, scans, escalations, timeouts, superseded executions.',
       ),
   ).action(async (folder: string | undefined, opts: RawSimulateOptions) => {
+    const { defaultScenarioFolder, scenariosIn } = await import('./simulate.js');
     await simulate(scenariosIn(folder ?? defaultScenarioFolder()), opts, true);
   });
 
@@ -163,6 +170,7 @@ async function simulate(scenarios: string[], opts: RawSimulateOptions, many: boo
   if (opts.logLevel !== 'SILENT') process.env.POWERTOOLS_DEV ??= 'false';
   // The replay never calls AWS: the SDK's notice about future Node versions would only be noise here.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const { runSimulate } = await import('./simulate.js');
   const { stdout, exitCode } = await runSimulate({
     scenarios,
     format: opts.format,

@@ -8,11 +8,8 @@ import { ensureTable } from '../adapters/dynamodb/table.js';
 import { InputError } from '../shared/errors.js';
 import { type GateView, runScenario, type SimulationResult } from '../simulator/run.js';
 import { loadScenario } from '../simulator/scenario.js';
-
-/** `tollgate simulate` and `tollgate demo` exit statuses. */
-export const SIMULATE_EXIT = { OK: 0, INPUT_ERROR: 1, EXPECTATIONS_UNMET: 4 } as const;
-
-export const TABLE_NAME = 'tollgate';
+import { SIMULATE_EXIT } from './exit.js';
+import { TABLE_NAME } from './local-store.js';
 
 export interface SimulateOptions {
   readonly scenarios: readonly string[];

@@ -8,7 +8,7 @@ import { auditPk, auditSk } from '../adapters/dynamodb/audit-items.js';
 import { startLocalDynamo } from '../adapters/dynamodb/local.js';
 import { DynamoStore } from '../adapters/dynamodb/store.js';
 import { csvField, csvLine, parseTime } from '../cli/audit-format.js';
-import { TABLE_NAME } from '../cli/simulate.js';
+import { TABLE_NAME } from '../cli/local-store.js';
 import { chainRecord } from '../shared/audit/chain.js';
 import type { AuditRecord } from '../shared/audit/record.js';
 import { ROOT } from './helpers.js';

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from './helpers.js';
 
@@ -307,5 +307,52 @@ describe('help', () => {
 
   it('--version', () => {
     expect(tollgate(['--version']).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+});
+
+/**
+ * The packages a built module loads before any of its code runs: its static imports, followed through the
+ * build's own chunks (dynamic `import()` is not followed: that is what loads when a command runs).
+ */
+function loadedWith(file: string, seen = new Set<string>()): Set<string> {
+  const packages = new Set<string>();
+  if (seen.has(file)) return packages;
+  seen.add(file);
+  const text = readFileSync(file, 'utf8');
+  for (const m of text.matchAll(/^import\s(?:[^;]*?\sfrom\s)?"([^"]+)";/gms)) {
+    const spec = m[1]!;
+    if (spec.startsWith('.')) {
+      for (const p of loadedWith(resolve(dirname(file), spec), seen)) packages.add(p);
+    } else packages.add(spec);
+  }
+  return packages;
+}
+
+describe('start-up: each command loads what it runs', () => {
+  const main = join(ROOT, 'dist/tollgate.js');
+  const chunk = (name: string): string => {
+    const match = /import\("(\.\/chunks\/[^"]+)"\)/g;
+    const found = [...readFileSync(main, 'utf8').matchAll(match)].map((m) => m[1]!);
+    const file = found.find((f) => f.startsWith(`./chunks/${name}-`));
+    if (file === undefined)
+      throw new Error(`no chunk ${name} imported by dist/tollgate.js: ${found.join(', ')}`);
+    return join(ROOT, 'dist', file);
+  };
+
+  it('the command line itself (help, usage errors) loads commander and Node only', () => {
+    const loaded = [...loadedWith(main)];
+    expect(loaded.length).toBeGreaterThan(0);
+    expect(loaded.filter((p) => p !== 'commander' && !p.startsWith('node:'))).toEqual([]);
+  });
+
+  it('evaluate loads the policy engine, not the AWS SDK or the local store', () => {
+    const loaded = [...loadedWith(chunk('evaluate'))];
+    expect(loaded).toContain('zod');
+    expect(loaded).toContain('yaml');
+    expect(loaded.filter((p) => p.startsWith('@aws-sdk/') || p === 'dynalite')).toEqual([]);
+  });
+
+  it('the audit commands load the SDK when they read, not to parse their options', () => {
+    expect([...loadedWith(chunk('audit-source'))]).toContain('@aws-sdk/client-dynamodb');
   });
 });
