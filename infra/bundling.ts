@@ -54,6 +54,7 @@ export const SDK_STUBS: Readonly<Record<string, string>> = {
   '@aws-sdk/credential-provider-process': fromRoot('functions/common/sdk-stubs/credential-files.ts'),
   '@aws-sdk/credential-provider-sso': fromRoot('functions/common/sdk-stubs/credential-files.ts'),
   '@aws-sdk/credential-provider-web-identity': fromRoot('functions/common/sdk-stubs/credential-files.ts'),
+  '@smithy/credential-provider-imds': fromRoot('functions/common/sdk-stubs/instance-metadata.ts'),
   '@smithy/core/event-streams': fromRoot('functions/common/sdk-stubs/event-streams.ts'),
 };
 

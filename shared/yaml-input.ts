@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isMap, LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
-import type * as z from 'zod';
+import { safeParse } from 'zod/mini';
+import type * as z from 'zod/v4/core';
 import { describeValue, formatPath, InputError, type InputProblem } from './errors.js';
 import { SourceLocator } from './locate.js';
 import { expectedOf } from './zod-issues.js';
@@ -16,7 +17,7 @@ export interface YamlInputOptions {
  * file, line, column and key path, what was expected and what came; unknown keys get "did you mean".
  * Policies and scenarios share this, so both read the same way to their authors.
  */
-export function parseYamlInput<S extends z.ZodType>(
+export function parseYamlInput<S extends z.$ZodType>(
   bytes: Uint8Array | string,
   file: string,
   schema: S,
@@ -76,7 +77,8 @@ export function parseYamlInput<S extends z.ZodType>(
     ]);
   }
 
-  const parsed = schema.safeParse(value);
+  // zod's functional form: the policy's schema is zod/mini, the scenarios' classic zod.
+  const parsed = safeParse(schema, value);
   if (!parsed.success) {
     const locator = new SourceLocator(text);
     const problems = parsed.error.issues.flatMap((issue) =>
@@ -103,11 +105,11 @@ function yamlProblem(e: YAMLError, file: string, lines: LineCounter): InputProbl
 }
 
 function issueProblems(
-  issue: z.core.$ZodIssue,
+  issue: z.$ZodIssue,
   root: unknown,
   file: string,
   locator: SourceLocator,
-  schema: z.ZodType,
+  schema: z.$ZodType,
 ): InputProblem[] {
   const path = issue.path.filter((k): k is string | number => typeof k !== 'symbol');
   if (issue.code === 'unrecognized_keys') {
@@ -149,7 +151,7 @@ function valueAt(root: unknown, path: readonly (string | number)[]): unknown {
 }
 
 /** The keys the schema allows at a path, found by walking the zod schema itself (so it never drifts). */
-function allowedKeysAt(root: z.ZodType, path: readonly (string | number)[]): string[] | undefined {
+function allowedKeysAt(root: z.$ZodType, path: readonly (string | number)[]): string[] | undefined {
   let schema: unknown = root;
   const unwrap = (s: unknown): unknown => {
     let cur = s as { _zod?: { def: Record<string, unknown> } } | undefined;

@@ -1,4 +1,4 @@
-import type * as z from 'zod';
+import type * as z from 'zod/v4/core';
 
 // zod's own messages start like this; any other message is one of ours, written as the "expected" half.
 const ZOD_DEFAULT = /^(Invalid|Too small|Too big|Unrecognized)/;
@@ -8,7 +8,7 @@ const ZOD_DEFAULT = /^(Invalid|Too small|Too big|Unrecognized)/;
  * else zod's issue in the words a policy's author reads ("a whole number", "at least 1 item(s)"). The YAML
  * reader and the policy bundle reader share it (this module keeps `yaml` out of the functions' bundles).
  */
-export function expectedOf(issue: z.core.$ZodIssue): string {
+export function expectedOf(issue: z.$ZodIssue): string {
   if (!ZOD_DEFAULT.test(issue.message)) return issue.message;
   switch (issue.code) {
     case 'invalid_value':

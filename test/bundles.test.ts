@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -31,11 +33,13 @@ import { parsePolicy } from '../shared/policy/load.js';
  * (infra/bundling.ts), each imported and called in a fresh `node`, checked for what must not be in them, and
  * held to a size budget.
  *
- * The budget is not the issue's 400 KB: each bundle is ~645 KB, of which the AWS SDK is ~415 KB (six clients,
- * their schemas and error classes, @smithy/core's protocols and signing), zod ~97 KB, our own code ~97 KB and
- * Powertools with middy ~39 KB. MAX_BYTES is that plus a small margin, so a regression fails here.
+ * The issue's target is 400 KB. `approval-ended` (the store and EventBridge only) meets it and is held to it.
+ * The three that decide and act do not: each is ~587 KB, of which the AWS SDK alone is ~400 KB (six clients,
+ * their schemas and error classes, @smithy/core's protocols and signing), our own code ~100 KB, Powertools
+ * with middy ~39 KB and zod/mini ~36 KB. MAX_BYTES is that plus a small margin, so a regression fails here.
  */
-const MAX_BYTES = 660_000;
+const TARGET_BYTES = 400_000;
+const MAX_BYTES = 600_000;
 
 let dir: string;
 let bundles: FunctionBundle[];
@@ -61,6 +65,17 @@ function sourceMap(folder: string): unknown {
 }
 
 const OTHER_KIND = { 'detail-type': 'Something Else', source: 'aws.s3', detail: {} };
+const SCHEDULED = {
+  version: '0',
+  id: '0f2d9d1c-4f5e-4a43-9a7b-2e8e1f5c0a11',
+  'detail-type': 'Scheduled Event',
+  source: 'aws.events',
+  account: '123456789012',
+  time: '2026-11-25T12:00:00Z',
+  region: 'eu-west-1',
+  resources: ['arn:aws:events:eu-west-1:123456789012:rule/tollgate-sweep'],
+  detail: {},
+};
 
 describe('function bundles', () => {
   it('are one ES module each, with a source map and the policy bundle beside it', () => {
@@ -103,17 +118,7 @@ describe('function bundles', () => {
           AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
           AWS_SESSION_TOKEN: 'session',
         },
-        event: {
-          version: '0',
-          id: '0f2d9d1c-4f5e-4a43-9a7b-2e8e1f5c0a11',
-          'detail-type': 'Scheduled Event',
-          source: 'aws.events',
-          account: '123456789012',
-          time: '2026-11-25T12:00:00Z',
-          region: 'eu-west-1',
-          resources: ['arn:aws:events:eu-west-1:123456789012:rule/tollgate-sweep'],
-          detail: {},
-        },
+        event: SCHEDULED,
       });
       expect(run.result).toEqual({ result: [] });
       // The sweep's EMF line: its figures came from the table.
@@ -121,6 +126,53 @@ describe('function bundles', () => {
     } finally {
       await dynamo.close();
     }
+  }, 60_000);
+
+  it('the sweep finds its credentials at a container credentials endpoint too (the stubs pass it on)', async () => {
+    const dynamo = await startLocalDynamo();
+    const asked: string[] = [];
+    const server = createServer((req, res) => {
+      asked.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''}`);
+      res.setHeader('content-type', 'application/json');
+      res.end(
+        JSON.stringify({
+          AccessKeyId: 'AKIAIOSFODNN7EXAMPLE',
+          SecretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+          Token: 'session',
+          Expiration: new Date(Date.now() + 3_600_000).toISOString(),
+        }),
+      );
+    });
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    try {
+      await ensureTable(dynamo.client, FUNCTION_ENV.TOLLGATE_TABLE!);
+      const { port } = server.address() as AddressInfo;
+      const run = await inFreshNode(bundles.find((b) => b.name === 'sweep')!.file, {
+        env: {
+          AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+          AWS_CONTAINER_CREDENTIALS_FULL_URI: `http://127.0.0.1:${port}/credentials`,
+          AWS_CONTAINER_AUTHORIZATION_TOKEN: 'container-token',
+        },
+        event: SCHEDULED,
+      });
+      expect(run.result).toEqual({ result: [] });
+      expect(asked).toEqual(['GET /credentials container-token']);
+    } finally {
+      server.close();
+      await dynamo.close();
+    }
+  }, 60_000);
+
+  it('without credentials, the sweep fails and says so (no instance metadata service is asked)', async () => {
+    const failed = await inFreshNode(bundles.find((b) => b.name === 'sweep')!.file, {
+      env: { AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:9' },
+      event: SCHEDULED,
+    }).then(
+      () => '',
+      (e: unknown) => String(e),
+    );
+    expect(failed).toMatch(/Could not load credentials from any providers/);
+    expect(failed).not.toMatch(/169\.254\.169\.254|EC2 Instance Metadata/);
   }, 60_000);
 
   it('leave out yaml, zod’s other locales, Powertools’ schemas, and the SDK parts Lambda never uses', () => {
@@ -137,12 +189,14 @@ describe('function bundles', () => {
         found(/@aws-sdk\/(credential-provider-(ini|sso|process|web-identity|login)|nested-clients)\//),
       ).toEqual([]);
       expect(found(/@smithy\/core\/.*\/event-streams\//), b.name).toEqual([]);
+      expect(found(/@smithy\/credential-provider-imds\//), b.name).toEqual([]);
       // The SDK's ES builds, so esbuild could shake them.
       expect(found(/\/dist-cjs\//), b.name).toEqual([]);
       // The stand-ins are what replaced them.
       expect(found(/functions\/common\/sdk-stubs\//).sort(), b.name).toEqual([
         'functions/common/sdk-stubs/credential-files.ts',
         'functions/common/sdk-stubs/event-streams.ts',
+        'functions/common/sdk-stubs/instance-metadata.ts',
       ]);
     }
   });
@@ -154,6 +208,10 @@ describe('function bundles', () => {
     });
     console.log(`function bundles (limit ${MAX_BYTES} bytes):\n${rows.join('\n')}`);
     for (const b of bundles) expect(b.bytes, b.name).toBeLessThanOrEqual(MAX_BYTES);
+  });
+
+  it(`approval-ended meets the ${TARGET_BYTES}-byte target`, () => {
+    expect(bundles.find((b) => b.name === 'approval-ended')!.bytes).toBeLessThanOrEqual(TARGET_BYTES);
   });
 });
 

@@ -4,8 +4,13 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { parser } from '@aws-lambda-powertools/parser/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import type * as z from 'zod';
+import type * as z from 'zod/mini';
+import { config } from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
 import type { Runtime } from './runtime.js';
+
+// zod/mini loads no locale: without one, every problem an ignored event logs would read "Invalid input".
+config(en());
 
 export interface HandlerResult {
   readonly ignored?: string;
@@ -25,7 +30,7 @@ interface Envelope {
  * retry would not change it); a failure of the work itself is thrown, so Lambda retries the event and
  * finally dead-letters it.
  */
-export function gateHandler<S extends z.ZodType<Envelope>>(
+export function gateHandler<S extends z.ZodMiniType<Envelope>>(
   name: string,
   schema: S,
   runtime: Runtime,

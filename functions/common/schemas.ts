@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from 'zod/mini';
 
 /*
  * The events the functions take, as zod schemas over the EventBridge envelope. `source` and
@@ -9,7 +9,7 @@ import * as z from 'zod';
 /**
  * The EventBridge envelope, field for field Powertools' `EventBridgeSchema` (a test holds them equal). Ours
  * because that module does `import { z } from 'zod'`, which puts all of zod (every locale) in each
- * function's bundle; `import * as z` lets esbuild keep only what is used.
+ * function's bundle; zod/mini's functions let esbuild keep only what is used.
  */
 export const EventBridgeSchema = z.object({
   version: z.string(),
@@ -21,10 +21,10 @@ export const EventBridgeSchema = z.object({
   resources: z.array(z.string()),
   'detail-type': z.string(),
   detail: z.unknown(),
-  'replay-name': z.string().optional(),
+  'replay-name': z.optional(z.string()),
 });
 
-const name = z.string().min(1).max(100);
+const name = z.string().check(z.minLength(1), z.maxLength(100));
 
 const ApprovalType = z.object({
   category: z.literal('Approval'),
@@ -35,55 +35,55 @@ const ApprovalType = z.object({
 
 const ActionDetail = z.object({
   pipeline: name,
-  'execution-id': z.string().min(1).max(200),
+  'execution-id': z.string().check(z.minLength(1), z.maxLength(200)),
   stage: name,
   action: name,
-  'action-execution-id': z.string().optional(),
+  'action-execution-id': z.optional(z.string()),
   state: z.string(),
-  region: z.string().optional(),
+  region: z.optional(z.string()),
   type: ApprovalType,
 });
 
-const ActionEvent = EventBridgeSchema.extend({
+const ActionEvent = z.extend(EventBridgeSchema, {
   source: z.literal('aws.codepipeline'),
   'detail-type': z.literal('CodePipeline Action Execution State Change'),
 });
 
-export const ApprovalStartedEvent = ActionEvent.extend({
-  detail: ActionDetail.extend({ state: z.literal('STARTED') }),
+export const ApprovalStartedEvent = z.extend(ActionEvent, {
+  detail: z.extend(ActionDetail, { state: z.literal('STARTED') }),
 });
 export type ApprovalStartedEvent = z.infer<typeof ApprovalStartedEvent>;
 
 export const ENDED_STATES = ['SUCCEEDED', 'FAILED', 'ABANDONED', 'CANCELED'] as const;
 
-export const ApprovalEndedEvent = ActionEvent.extend({
-  detail: ActionDetail.extend({ state: z.enum(ENDED_STATES) }),
+export const ApprovalEndedEvent = z.extend(ActionEvent, {
+  detail: z.extend(ActionDetail, { state: z.enum(ENDED_STATES) }),
 });
 export type ApprovalEndedEvent = z.infer<typeof ApprovalEndedEvent>;
 
-const digest = z.string().regex(/^sha256:[a-f0-9]{32,64}$/, { error: 'a sha256 image digest' });
+const digest = z.string().check(z.regex(/^sha256:[a-f0-9]{32,64}$/, { error: 'a sha256 image digest' }));
 // Scanners leave out severities without findings; a missing map is "no counts", never zeroes.
-const counts = z.record(z.string(), z.number().int().min(0)).optional();
+const counts = z.optional(z.record(z.string(), z.int().check(z.minimum(0))));
 
 // Both scanners send this shape. EC2 and Lambda scans send the Inspector detail-type without a digest:
 // they fail here and are ignored.
 const ScanDetail = z.object({
-  'scan-status': z.string().min(1),
+  'scan-status': z.string().check(z.minLength(1)),
   // Inspector sends the repository ARN here, ECR the bare name.
-  'repository-name': z.string().min(1),
+  'repository-name': z.string().check(z.minLength(1)),
   'finding-severity-counts': counts,
   'image-digest': digest,
-  'image-tags': z.array(z.string()).optional(),
+  'image-tags': z.optional(z.array(z.string())),
 });
 
-export const InspectorScanEvent = EventBridgeSchema.extend({
+export const InspectorScanEvent = z.extend(EventBridgeSchema, {
   source: z.literal('aws.inspector2'),
   'detail-type': z.literal('Inspector2 Scan'),
   detail: ScanDetail,
 });
 export type InspectorScanEvent = z.infer<typeof InspectorScanEvent>;
 
-export const EcrScanEvent = EventBridgeSchema.extend({
+export const EcrScanEvent = z.extend(EventBridgeSchema, {
   source: z.literal('aws.ecr'),
   'detail-type': z.literal('ECR Image Scan'),
   detail: ScanDetail,
@@ -98,28 +98,28 @@ export type ScanEvent = z.infer<typeof ScanEvent>;
  * `userIdentity` is trusted (who called); the token only finds the gate, and the result itself comes from
  * the action's own state change event.
  */
-export const ApprovalResultCallEvent = EventBridgeSchema.extend({
+export const ApprovalResultCallEvent = z.extend(EventBridgeSchema, {
   source: z.literal('aws.codepipeline'),
   'detail-type': z.literal('AWS API Call via CloudTrail'),
   detail: z.object({
     eventSource: z.literal('codepipeline.amazonaws.com'),
     eventName: z.literal('PutApprovalResult'),
-    eventTime: z.string().optional(),
-    errorCode: z.string().optional(),
+    eventTime: z.optional(z.string()),
+    errorCode: z.optional(z.string()),
     userIdentity: z.object({
-      type: z.string().optional(),
-      arn: z.string().optional(),
-      principalId: z.string().optional(),
+      type: z.optional(z.string()),
+      arn: z.optional(z.string()),
+      principalId: z.optional(z.string()),
     }),
-    requestParameters: z
-      .object({
-        pipelineName: z.string().optional(),
-        stageName: z.string().optional(),
-        actionName: z.string().optional(),
-        token: z.string().optional(),
-        result: z.object({ status: z.string().optional(), summary: z.string().optional() }).optional(),
-      })
-      .nullish(),
+    requestParameters: z.nullish(
+      z.object({
+        pipelineName: z.optional(z.string()),
+        stageName: z.optional(z.string()),
+        actionName: z.optional(z.string()),
+        token: z.optional(z.string()),
+        result: z.optional(z.object({ status: z.optional(z.string()), summary: z.optional(z.string()) })),
+      }),
+    ),
   }),
 });
 export type ApprovalResultCallEvent = z.infer<typeof ApprovalResultCallEvent>;
@@ -128,10 +128,13 @@ export const ApprovalEndedOrCallEvent = z.union([ApprovalEndedEvent, ApprovalRes
 
 /** The sweep's trigger: a scheduled event, or nothing (a manual invoke). */
 export const SweepEvent = z.union([
-  EventBridgeSchema.extend({ source: z.literal('aws.events'), 'detail-type': z.literal('Scheduled Event') }),
-  EventBridgeSchema.extend({
+  z.extend(EventBridgeSchema, {
+    source: z.literal('aws.events'),
+    'detail-type': z.literal('Scheduled Event'),
+  }),
+  z.extend(EventBridgeSchema, {
     source: z.literal('aws.scheduler'),
     'detail-type': z.literal('Scheduled Event'),
   }),
-  z.object({}).strict(),
+  z.strictObject({}),
 ]);

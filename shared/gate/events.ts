@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { SEVERITIES } from '../findings/finding.js';
 import { DETAIL_LIMIT, type Gate, type GateState, type StoredDecision } from './model.js';
 import type { TollgateEvent, TollgateEventType } from './ports.js';
@@ -24,14 +24,16 @@ const GATE_STATES = [
 
 const text = z.string();
 const count = z.int();
-const nullableText = text.nullable();
+const nullableText = z.nullable(text);
+/** Schema metadata (the JSON Schema's description), as zod/mini attaches it. */
+const described = (description: string) => z.meta({ description });
 
 /** The gate's key, flat at the top of every detail so that a rule can match `detail.pipeline` directly. */
 const gateKeyFields = {
-  pipeline: text.meta({ description: 'The pipeline name.' }),
-  executionId: text.meta({ description: 'The pipeline execution id.' }),
-  stage: text.meta({ description: 'The stage of the Manual approval action.' }),
-  action: text.meta({ description: 'The Manual approval action.' }),
+  pipeline: text.check(described('The pipeline name.')),
+  executionId: text.check(described('The pipeline execution id.')),
+  stage: text.check(described('The stage of the Manual approval action.')),
+  action: text.check(described('The Manual approval action.')),
 };
 
 const EventImage = z
@@ -41,17 +43,19 @@ const EventImage = z
     tags: z.array(text),
     registryId: nullableText,
   })
-  .meta({ description: 'The image the gate judges.' });
+  .check(described('The image the gate judges.'));
 
 const EventViolation = z.strictObject({
-  rule: text.meta({ description: 'A rule id of the policy, or an implicit id (scan-timeout, error, …).' }),
+  rule: text.check(described('A rule id of the policy, or an implicit id (scan-timeout, error, …).')),
   action: z.enum(['reject', 'escalate', 'warn']),
-  count: count.meta({ description: 'Matching findings.' }),
+  count: count.check(described('Matching findings.')),
   allow: count,
-  vulnerabilityIds: z.array(text).meta({
-    description: `Distinct vulnerability ids of the matching findings, sorted; at most ${DETAIL_LIMIT}.`,
-  }),
-  moreVulnerabilityIds: count.meta({ description: 'Distinct vulnerability ids left out of the list.' }),
+  vulnerabilityIds: z
+    .array(text)
+    .check(
+      described(`Distinct vulnerability ids of the matching findings, sorted; at most ${DETAIL_LIMIT}.`),
+    ),
+  moreVulnerabilityIds: count.check(described('Distinct vulnerability ids left out of the list.')),
 });
 
 export const DecisionEventDetail = z
@@ -60,13 +64,10 @@ export const DecisionEventDetail = z
     ...gateKeyFields,
     outcome: z.enum(OUTCOMES),
     mode: z.enum(['enforce', 'advisory']),
-    wouldBe: z
-      .enum(OUTCOMES)
-      .nullable()
-      .meta({ description: 'Advisory mode: what enforce mode would decide.' }),
-    summary: text.meta({ description: 'The approval summary (at most 512 characters).' }),
+    wouldBe: z.nullable(z.enum(OUTCOMES)).check(described('Advisory mode: what enforce mode would decide.')),
+    summary: text.check(described('The approval summary (at most 512 characters).')),
     policy: z.strictObject({ name: text, sha256: text }),
-    image: EventImage.nullable(),
+    image: z.nullable(EventImage),
     counts: z.strictObject(
       Object.fromEntries(SEVERITIES.map((s) => [s, count])) as Record<
         (typeof SEVERITIES)[number],
@@ -81,11 +82,11 @@ export const DecisionEventDetail = z
       expired: z.array(text),
       revoked: z.array(text),
     }),
-    trigger: text.meta({ description: 'What made the gate decide: scan-finished, approval-started, sweep.' }),
+    trigger: text.check(described('What made the gate decide: scan-finished, approval-started, sweep.')),
     decidedAt: text,
-    latencyMs: z.number().meta({ description: "From the approval's start to the decision." }),
+    latencyMs: z.number().check(described("From the approval's start to the decision.")),
   })
-  .meta({ title: 'Tollgate Decision', description: 'Tollgate decided a gate (once per gate).' });
+  .check(z.meta({ title: 'Tollgate Decision', description: 'Tollgate decided a gate (once per gate).' }));
 export type DecisionEventDetail = z.infer<typeof DecisionEventDetail>;
 
 export const GateStateEventDetail = z
@@ -93,67 +94,64 @@ export const GateStateEventDetail = z
     version: z.literal('1'),
     ...gateKeyFields,
     state: z.enum(GATE_STATES),
-    previousState: z
-      .enum(GATE_STATES)
-      .nullable()
-      .meta({ description: 'Null when the gate was just created.' }),
-    gateVersion: count.meta({ description: "The gate's version: orders the changes of one gate." }),
-    outcome: z.enum(OUTCOMES).nullable(),
-    image: EventImage.nullable(),
-    imageProblem: nullableText.meta({ description: 'Why no image could be identified.' }),
+    previousState: z.nullable(z.enum(GATE_STATES)).check(described('Null when the gate was just created.')),
+    gateVersion: count.check(described("The gate's version: orders the changes of one gate.")),
+    outcome: z.nullable(z.enum(OUTCOMES)),
+    image: z.nullable(EventImage),
+    imageProblem: nullableText.check(described('Why no image could be identified.')),
     staleReason: nullableText,
     approvalStatus: z
-      .enum(['Approved', 'Rejected'])
-      .nullable()
-      .meta({ description: 'The result Tollgate sent to CodePipeline, if any.' }),
-    notifications: count.meta({ description: 'Escalation messages sent.' }),
+      .nullable(z.enum(['Approved', 'Rejected']))
+      .check(described('The result Tollgate sent to CodePipeline, if any.')),
+    notifications: count.check(described('Escalation messages sent.')),
     startedAt: text,
-    deadline: text.meta({ description: 'When the wait for a completed scan runs out.' }),
-    at: text.meta({ description: 'When the gate changed.' }),
+    deadline: text.check(described('When the wait for a completed scan runs out.')),
+    at: text.check(described('When the gate changed.')),
   })
-  .meta({ title: 'Tollgate Gate State Change', description: 'A gate changed state.' });
+  .check(z.meta({ title: 'Tollgate Gate State Change', description: 'A gate changed state.' }));
 export type GateStateEventDetail = z.infer<typeof GateStateEventDetail>;
 
 export const GateClosedEventDetail = z
   .strictObject({
     version: z.literal('1'),
     ...gateKeyFields,
-    state: z.enum(GATE_STATES).meta({ description: 'CLOSED, or STALE when the gate had given up on it.' }),
+    state: z.enum(GATE_STATES).check(described('CLOSED, or STALE when the gate had given up on it.')),
     closure: z
-      .strictObject({
-        state: z.enum(['SUCCEEDED', 'FAILED', 'ABANDONED', 'CANCELED']),
-        at: text,
-      })
-      .nullable()
-      .meta({ description: 'How the approval action ended.' }),
+      .nullable(
+        z.strictObject({
+          state: z.enum(['SUCCEEDED', 'FAILED', 'ABANDONED', 'CANCELED']),
+          at: text,
+        }),
+      )
+      .check(described('How the approval action ended.')),
     reviewer: z
-      .strictObject({
-        identity: text.meta({ description: 'The CloudTrail userIdentity ARN (or principal id).' }),
-        type: nullableText,
-        status: nullableText.meta({ description: 'Approved or Rejected, as the reviewer sent it.' }),
-        summary: nullableText,
-        at: text,
-        tollgate: z.boolean().meta({ description: "True when the result was Tollgate's own." }),
-      })
-      .nullable()
-      .meta({ description: 'Who resolved the approval, when CloudTrail told.' }),
-    outcome: z.enum(OUTCOMES).nullable().meta({ description: "Tollgate's decision, if it made one." }),
+      .nullable(
+        z.strictObject({
+          identity: text.check(described('The CloudTrail userIdentity ARN (or principal id).')),
+          type: nullableText,
+          status: nullableText.check(described('Approved or Rejected, as the reviewer sent it.')),
+          summary: nullableText,
+          at: text,
+          tollgate: z.boolean().check(described("True when the result was Tollgate's own.")),
+        }),
+      )
+      .check(described('Who resolved the approval, when CloudTrail told.')),
+    outcome: z.nullable(z.enum(OUTCOMES)).check(described("Tollgate's decision, if it made one.")),
     approvalResult: z
-      .strictObject({ status: z.enum(['Approved', 'Rejected']), summary: text })
-      .nullable()
-      .meta({ description: 'The result Tollgate sent, if any.' }),
-    image: EventImage.nullable(),
+      .nullable(z.strictObject({ status: z.enum(['Approved', 'Rejected']), summary: text }))
+      .check(described('The result Tollgate sent, if any.')),
+    image: z.nullable(EventImage),
     startedAt: text,
-    durationMs: z.number().nullable().meta({ description: "From the approval's start to its end." }),
+    durationMs: z.nullable(z.number()).check(described("From the approval's start to its end.")),
   })
-  .meta({ title: 'Tollgate Gate Closed', description: 'An approval gated by Tollgate ended.' });
+  .check(z.meta({ title: 'Tollgate Gate Closed', description: 'An approval gated by Tollgate ended.' }));
 export type GateClosedEventDetail = z.infer<typeof GateClosedEventDetail>;
 
 export const EVENT_DETAIL_SCHEMAS = {
   'Tollgate Decision': DecisionEventDetail,
   'Tollgate Gate State Change': GateStateEventDetail,
   'Tollgate Gate Closed': GateClosedEventDetail,
-} as const satisfies Record<TollgateEventType, z.ZodType>;
+} as const satisfies Record<TollgateEventType, z.ZodMiniType>;
 
 export function decisionEvent(
   gate: Gate,

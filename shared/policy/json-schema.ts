@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { PolicySchema } from './schema.js';
 
 /** A name, not an address: the project publishes no schema URL; editors use the file's path. */

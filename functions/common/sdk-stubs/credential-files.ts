@@ -10,7 +10,8 @@
  * the container credentials endpoint. So a function finds its credentials exactly as before.
  */
 
-function notBundled(name: string) {
+/** A provider that is not in the bundles: it tells the SDK's chain to try its next provider. */
+export function notBundled(name: string) {
   return () => async (): Promise<never> => {
     const error = new Error(
       `${name} is not in Tollgate's Lambda bundles: in Lambda the credentials come from the environment`,
