@@ -11,7 +11,6 @@
  * the exit status says so). `verify` exits 2 when a chain does not verify.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import type { DynamoAuditStore } from '../adapters/dynamodb/audit-store.js';
 import { hashOf } from '../shared/audit/chain.js';
 import type { AuditFilter, AuditRecord, AuditRecordType } from '../shared/audit/record.js';
 import type { Outcome } from '../shared/decision/record.js';
@@ -157,7 +156,7 @@ function filterOptions(command: Command): Command {
     .option('--repository <name>', 'records about images of this repository (bare name, e.g. payments/api)')
     .option(
       '--reviewer <who>',
-      'resolutions by this person: the CloudTrail identity ARN (served by an index), or its last part (alice, SecurityEngineer/alice: matched on the resolutions of the other filters)',
+      'resolutions by this person: the CloudTrail identity ARN, or its last part(s) (alice, SecurityEngineer/alice); either is served by an index',
     )
     .option('--vulnerability <id>', 'decisions that saw this vulnerability (CVE-2024-45490)', vulnerabilityId)
     .addOption(new Option('--type <type>', 'records of this kind').choices(TYPES))
@@ -186,17 +185,7 @@ interface RawFilterOptions extends SourceOptions {
   now?: string;
 }
 
-/**
- * What to ask the store. `--reviewer` with a full identity (an ARN) is served by the store's REVIEWER#
- * items. A short form (`alice`, `SecurityEngineer/alice`: the identity's last path segments) cannot be a
- * key; it is matched here, on the resolution records of the other filters (see `records`).
- */
-interface Query {
-  readonly filter: AuditFilter;
-  readonly reviewerSuffix?: string;
-}
-
-function queryOf(opts: RawFilterOptions): Query {
+function queryOf(opts: RawFilterOptions): AuditFilter {
   let now = new Date();
   if (opts.now !== undefined) {
     now = parseTime(opts.now, new Date(), 'since');
@@ -217,33 +206,15 @@ function queryOf(opts: RawFilterOptions): Query {
   if (opts.repository !== undefined) filter.repository = opts.repository;
   if (opts.vulnerability !== undefined) filter.vulnerability = opts.vulnerability;
   if (opts.type !== undefined) filter.type = opts.type;
-  const reviewer = opts.reviewer?.trim();
-  if (reviewer === undefined) return { filter };
+  if (opts.reviewer === undefined) return filter;
+  // `alice`, `SecurityEngineer/alice` or the whole identity ARN: the store files resolutions under each.
+  const reviewer = opts.reviewer.trim().replace(/^\/+/, '');
   if (reviewer === '')
     throw new AuditUsageError('--reviewer: expected an identity ARN or its last part, e.g. alice');
-  if (reviewer.startsWith('arn:')) return { filter: { ...filter, reviewer } };
   if (opts.type !== undefined && opts.type !== 'resolution') {
     throw new AuditUsageError(`--reviewer is on resolution records; --type ${opts.type} records have none`);
   }
-  return { filter: { ...filter, type: 'resolution' }, reviewerSuffix: reviewer.replace(/^\/+/, '') };
-}
-
-/** `arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice` is `alice` and `SecurityEngineer/alice`. */
-export function reviewerMatches(identity: string | null | undefined, suffix: string): boolean {
-  if (!identity) return false;
-  return identity === suffix || identity.endsWith(`/${suffix}`) || identity.endsWith(`:${suffix}`);
-}
-
-/** The store's records for a query, page by page. */
-async function* records(
-  audit: DynamoAuditStore,
-  query: Query,
-  options: { pageSize: number; order: 'newest' | 'oldest' },
-): AsyncGenerator<AuditRecord> {
-  const suffix = query.reviewerSuffix;
-  for await (const record of audit.list(query.filter, options)) {
-    if (suffix === undefined || reviewerMatches(record.resolution?.reviewer, suffix)) yield record;
-  }
+  return { ...filter, reviewer };
 }
 
 // ── list ──────────────────────────────────────────────────────────────────────────────────────────
@@ -264,7 +235,7 @@ async function runList(opts: RawListOptions): Promise<void> {
       const found: AuditRecord[] = [];
       let more = false;
       const pageSize = opts.pageSize ?? DEFAULT_PAGE_SIZE;
-      for await (const record of records(audit, query, { pageSize, order: opts.order })) {
+      for await (const record of audit.list(query, { pageSize, order: opts.order })) {
         if (opts.limit !== undefined && found.length >= opts.limit) {
           more = true;
           break;
@@ -418,7 +389,7 @@ async function runExport(opts: RawExportOptions): Promise<void> {
       // One page of text at a time: what is held is one page, whatever the export's size.
       let chunk = '';
       let n = 0;
-      for await (const record of records(audit, query, { pageSize, order: opts.order })) {
+      for await (const record of audit.list(query, { pageSize, order: opts.order })) {
         if (pipeClosed) break;
         chunk += line(record);
         if (++n % pageSize === 0) {

@@ -1,7 +1,13 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { canonical, chainRecord, hashOf, verifyChain } from '../shared/audit/chain.js';
-import { type AuditEntry, type AuditRecord, GENESIS } from '../shared/audit/record.js';
+import {
+  type AuditEntry,
+  type AuditRecord,
+  GENESIS,
+  reviewerMatches,
+  reviewerNames,
+} from '../shared/audit/record.js';
 
 function entry(n: number, overrides: Partial<AuditEntry> = {}): AuditEntry {
   return {
@@ -249,5 +255,37 @@ describe('verifyChain', () => {
         expect.objectContaining({ pipeline: 'other', kind: 'missing' }),
       ]),
     );
+  });
+});
+
+describe('reviewer names', () => {
+  it('are the path suffixes of the identity: role session, IAM user, federated user, principal id', () => {
+    expect(reviewerNames('arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice')).toEqual([
+      'alice',
+      'SecurityEngineer/alice',
+      'assumed-role/SecurityEngineer/alice',
+    ]);
+    expect(reviewerNames('arn:aws:iam::123456789012:user/ops/bob')).toEqual([
+      'bob',
+      'ops/bob',
+      'user/ops/bob',
+    ]);
+    expect(reviewerNames('arn:aws:sts::123456789012:federated-user/carol')).toEqual([
+      'carol',
+      'federated-user/carol',
+    ]);
+    expect(reviewerNames('AROAEXAMPLEID:dave')).toEqual(['dave']);
+    expect(reviewerNames('AIDAEXAMPLEID')).toEqual([]);
+  });
+
+  it('match the identity, a short name, and nothing else', () => {
+    const alice = 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice';
+    expect(reviewerMatches(alice, alice)).toBe(true);
+    expect(reviewerMatches(alice, 'alice')).toBe(true);
+    expect(reviewerMatches(alice, 'SecurityEngineer/alice')).toBe(true);
+    for (const other of ['lice', 'SecurityEngineer', 'bob', '123456789012', '']) {
+      expect(reviewerMatches(alice, other), other).toBe(false);
+    }
+    expect(reviewerMatches(null, 'alice')).toBe(false);
   });
 });

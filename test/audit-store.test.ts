@@ -138,6 +138,8 @@ describe('DynamoAuditStore.list', () => {
     ['repository', { repository: 'web/frontend' }, 'REPO# items'],
     ['repository and range', { repository: 'payments/api', since }, 'REPO# items'],
     ['reviewer', { reviewer: REVIEWERS[1]! }, 'REVIEWER# items'],
+    ['reviewer by short name', { reviewer: 'bob' }, 'REVIEWER# items'],
+    ['reviewer by role and name', { reviewer: 'SecurityEngineer/alice', since }, 'REVIEWER# items'],
     ['vulnerability', { vulnerability: 'CVE-2026-1003' }, 'VULN# items'],
     ['vulnerability and range', { vulnerability: 'CVE-2026-2001', until }, 'VULN# items'],
   ];
@@ -157,6 +159,15 @@ describe('DynamoAuditStore.list', () => {
       else expect(audit.stats.fetched).toBe(0);
     });
   }
+
+  it('finds a reviewer by short name exactly as by the identity, and nobody by a part of a name', async () => {
+    const byArn = (await list({ reviewer: REVIEWERS[0]! })).map(key);
+    expect(byArn.length).toBeGreaterThan(0);
+    expect((await list({ reviewer: 'alice' })).map(key)).toEqual(byArn);
+    expect((await list({ reviewer: 'assumed-role/SecurityEngineer/alice' })).map(key)).toEqual(byArn);
+    expect(await list({ reviewer: 'lice' })).toEqual([]);
+    expect(await list({ reviewer: 'SecurityEngineer' })).toEqual([]);
+  });
 
   it('applies the other filters to what the index returned (and only to that)', async () => {
     const filter: AuditFilter = { pipeline: 'payments-api', outcome: 'REJECT', type: 'decision' };

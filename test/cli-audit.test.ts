@@ -190,6 +190,11 @@ describe('tollgate audit list: filters on the demo records', () => {
     ]);
     expect(ids(['--reviewer', 'bob'])).toEqual([]);
     expect(ids(['--reviewer', 'lice'])).toEqual([]);
+    // The short name is a key too: her two records are all that is read.
+    const stats = audit(['list', '--reviewer', 'alice', '--stats']);
+    expect(stats.stderr).toMatch(
+      /^served by REVIEWER# items: 2 item\(s\) read by Query and 2 record\(s\) by key for 2 record\(s\)/m,
+    );
     const r = audit(['list', '--reviewer', 'alice', '--type', 'decision']);
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('');

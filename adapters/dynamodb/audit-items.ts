@@ -1,4 +1,4 @@
-import type { AuditRecord } from '../../shared/audit/record.js';
+import { type AuditRecord, reviewerNames } from '../../shared/audit/record.js';
 
 /*
  * The audit trail's items (see README.md in this folder, "Audit trail"). Pure: the store writes them, the
@@ -119,7 +119,12 @@ export function transactionalIndexItems(record: AuditRecord): Item[] {
   const repository = record.image?.repository;
   if (repository) items.push(indexItem('REPO', repository, record));
   const reviewer = record.resolution?.reviewer;
-  if (reviewer) items.push(indexItem('REVIEWER', reviewer, record));
+  if (reviewer) {
+    // Under the identity and each of its short names (alice, SecurityEngineer/alice): an auditor asks
+    // for either, and both are one Query.
+    for (const name of [reviewer, ...reviewerNames(reviewer)])
+      items.push(indexItem('REVIEWER', name, record));
+  }
   return items;
 }
 

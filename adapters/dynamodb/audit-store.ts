@@ -6,7 +6,7 @@ import {
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { type VerifyResult, verifyChain } from '../../shared/audit/chain.js';
-import type { AuditFilter, AuditRecord } from '../../shared/audit/record.js';
+import { type AuditFilter, type AuditRecord, reviewerMatches } from '../../shared/audit/record.js';
 import { auditPk, auditSk, dayOf, HEAD_SK, type IndexKind, indexPk, PIPELINES_PK } from './audit-items.js';
 import { INDEX } from './table.js';
 
@@ -91,7 +91,8 @@ export function matchesFilter(record: AuditRecord, filter: AuditFilter): boolean
   if (filter.outcome !== undefined && record.outcome !== filter.outcome) return false;
   if (filter.digest !== undefined && record.image?.digest !== filter.digest) return false;
   if (filter.repository !== undefined && record.image?.repository !== filter.repository) return false;
-  if (filter.reviewer !== undefined && record.resolution?.reviewer !== filter.reviewer) return false;
+  if (filter.reviewer !== undefined && !reviewerMatches(record.resolution?.reviewer, filter.reviewer))
+    return false;
   if (filter.vulnerability !== undefined && !record.vulnerabilities.includes(filter.vulnerability))
     return false;
   return true;

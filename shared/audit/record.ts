@@ -91,8 +91,34 @@ export interface AuditFilter {
   readonly outcome?: Outcome;
   readonly digest?: string;
   readonly repository?: string;
-  /** The CloudTrail identity that resolved an escalation (a resolution record's `resolution.reviewer`). */
+  /**
+   * Who resolved an escalation (a resolution record's `resolution.reviewer`): the CloudTrail identity, or one
+   * of its `reviewerNames` (`alice`, `SecurityEngineer/alice`).
+   */
   readonly reviewer?: string;
   readonly vulnerability?: string;
   readonly type?: AuditRecordType;
+}
+
+/**
+ * The shorter names an auditor knows a reviewer by: the path suffixes of the identity's resource.
+ * `arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice` is also `alice`,
+ * `SecurityEngineer/alice` and `assumed-role/SecurityEngineer/alice`; `arn:aws:iam::123456789012:user/bob`
+ * is also `bob` and `user/bob`. An identity that is not an ARN (a principal id, `AROA…:alice`) is also what
+ * follows its last colon. The store files a resolution under each, so a short name is served by an index.
+ */
+export function reviewerNames(identity: string): string[] {
+  const resource = identity.startsWith('arn:')
+    ? identity.split(':').slice(5).join(':')
+    : identity.slice(identity.lastIndexOf(':') + 1);
+  const segments = resource.split('/').filter((s) => s !== '');
+  const names: string[] = [];
+  for (let i = segments.length - 1; i >= 0; i--) names.push(segments.slice(i).join('/'));
+  return names.filter((name) => name !== identity);
+}
+
+/** Whether a resolution's reviewer is `who`: the whole identity, or one of its `reviewerNames`. */
+export function reviewerMatches(identity: string | null | undefined, who: string): boolean {
+  if (!identity) return false;
+  return identity === who || reviewerNames(identity).includes(who);
 }
