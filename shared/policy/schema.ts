@@ -164,28 +164,24 @@ export const PolicySchema = z
   })
   .check(
     z.superRefine((policy, ctx) => {
-      const seen = new Set<string>();
-      policy.rules.forEach((rule, i) => {
-        if (seen.has(rule.id)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['rules', i, 'id'],
-            message: 'a rule id not used by an earlier rule',
-          });
-        }
-        seen.add(rule.id);
-      });
-      const seenExc = new Set<string>();
-      policy.exceptions.forEach((exc, i) => {
-        if (seenExc.has(exc.id)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['exceptions', i, 'id'],
-            message: 'an exception id not used by an earlier exception',
-          });
-        }
-        seenExc.add(exc.id);
-      });
+      // Ids name rules and exceptions in decision records and audit queries: each must say one thing.
+      const repeated = (list: 'rules' | 'exceptions', ids: readonly string[], message: string) => {
+        const seen = new Set<string>();
+        ids.forEach((id, i) => {
+          if (seen.has(id)) ctx.addIssue({ code: 'custom', path: [list, i, 'id'], message });
+          seen.add(id);
+        });
+      };
+      repeated(
+        'rules',
+        policy.rules.map((r) => r.id),
+        'a rule id not used by an earlier rule',
+      );
+      repeated(
+        'exceptions',
+        policy.exceptions.map((e) => e.id),
+        'an exception id not used by an earlier exception',
+      );
     }),
     z.meta({
       title: 'Tollgate policy',
