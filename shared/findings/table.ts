@@ -1,4 +1,4 @@
-import { StringTable } from '../strings.js';
+import { keepShapes, StringTable } from '../strings.js';
 import { type Finding, levelBit } from './finding.js';
 
 /** Status column values: one bit each, so `settings.statuses` is tested as a mask. */
@@ -145,6 +145,12 @@ export class FindingTableBuilder {
   readonly keys: StringTable;
   readonly ids: StringTable;
   readonly packages = new StringTable(64);
+  /**
+   * Package numbers by name, in front of `packages`: most package names are short enough that JSON.parse
+   * shares one string per name (V8 internalises short strings), whose hash the string carries, so a Map
+   * finds them without reading a character, where the table would hash each name again.
+   */
+  private readonly packageNumbers = new Map<string, number>();
   keyOrdinals: Int32Array;
   idOrdinals: Int32Array;
   levels: Uint8Array;
@@ -166,7 +172,10 @@ export class FindingTableBuilder {
     const n = Math.max(capacity, 1);
     // Keys such as ARNs share a long prefix: hash their tails.
     this.keys = new StringTable(n, 24);
-    this.ids = new StringTable(Math.min(n, 1 << 16));
+    // Vulnerability ids are few next to findings, and read again by the evaluator: kept as compact copies.
+    // The table starts small and grows with the distinct ids, so that it stays as small (as cache-resident)
+    // as they allow.
+    this.ids = new StringTable(Math.min(n, 1024), undefined, true);
     this.keyOrdinals = new Int32Array(n);
     this.idOrdinals = new Int32Array(n);
     this.levels = new Uint8Array(n);
@@ -208,7 +217,12 @@ export class FindingTableBuilder {
       wider.set(this.packageOrdinals);
       this.packageOrdinals = wider;
     }
-    this.packageOrdinals[this.packageCount++] = this.packages.intern(name);
+    let ordinal = this.packageNumbers.get(name);
+    if (ordinal === undefined) {
+      ordinal = this.packages.intern(name);
+      this.packageNumbers.set(name, ordinal);
+    }
+    this.packageOrdinals[this.packageCount++] = ordinal;
   }
 
   pushFinding(f: Finding, source?: unknown, materializer?: Materializer): void {
@@ -304,4 +318,10 @@ export class FindingTableBuilder {
     this.sources.length = n;
     this.cache.length = n;
   }
+}
+
+// See keepShapes: a builder never outlives the document it reads, nor (often) a table its decision.
+{
+  const builder = new FindingTableBuilder(1);
+  keepShapes(builder, builder.build());
 }

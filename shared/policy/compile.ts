@@ -52,7 +52,25 @@ export interface CompiledPolicy {
   readonly exceptions: readonly CompiledException[];
 }
 
+/**
+ * Compiled policies by the loaded policy they were compiled from. A loaded policy is not changed once
+ * parsed, and it is usually decided on many times (`evaluate` is handed the loaded policy): it is compiled
+ * once, not per decision. This also keeps the compiled globs (functions) alive as long as the policy,
+ * so that optimised code which inlined them is not discarded each time the garbage collector runs.
+ */
+const compiledPolicies = new WeakMap<LoadedPolicy, CompiledPolicy>();
+
 export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
+  let compiled = compiledPolicies.get(loaded);
+  // The same policy object only: a caller that builds a new one (or swaps `policy`) gets a fresh compile.
+  if (compiled === undefined || compiled.policy !== loaded.policy || compiled.sha256 !== loaded.sha256) {
+    compiled = compileLoaded(loaded);
+    compiledPolicies.set(loaded, compiled);
+  }
+  return compiled;
+}
+
+function compileLoaded(loaded: LoadedPolicy): CompiledPolicy {
   const { policy } = loaded;
   return {
     policy,

@@ -10,7 +10,8 @@ import { buildSummary, type SummaryViolation } from '../decision/summary.js';
 import type { Finding, ImageRef, ScanVerdict, Severity } from '../findings/finding.js';
 import { SEVERITIES } from '../findings/finding.js';
 import { FindingTable, statusBit } from '../findings/table.js';
-import type { GlobSet } from '../glob.js';
+import { compileGlobSet, type GlobSet } from '../glob.js';
+import { keepShapes } from '../strings.js';
 import {
   type CompiledException,
   type CompiledPolicy,
@@ -73,73 +74,50 @@ export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: Evaluatio
   const repository = input.image?.repository;
   const pipeline = input.pipeline;
 
-  // 1. Dedupe. 2. Count.
+  // 1. Dedupe.
   const kept = dedupe(table);
+
+  // 2. Count. 3. Exceptions. Scope by repository and pipeline is the same for every finding, so it is
+  // decided once.
   let statusMask = 0;
   for (const s of settings.statuses) statusMask |= statusBit(s);
-  const perLevel = [0, 0, 0, 0, 0, 0];
-  const counted = new Int32Array(kept.length);
-  let countedLength = 0;
-  for (let k = 0; k < kept.length; k++) {
-    const i = kept[k]!;
-    if ((table.statuses[i]! & statusMask) === 0) continue;
-    counted[countedLength++] = i;
-    perLevel[levelIndex(table.levels[i]!)]!++;
-  }
-  const ignored = kept.length - countedLength;
-
-  // 3. Exceptions. Scope by repository and pipeline is the same for every finding, so it is decided once.
   const inScope = compiled.exceptions.filter(
     (e) => scopeMatches(e.repositories, repository) && scopeMatches(e.pipelines, pipeline),
   );
-  const index = new ExceptionIndex(inScope);
   const packages = new PackageMatcher(table);
-  const candidatesOf: (readonly CompiledException[] | undefined)[] = new Array(table.distinctIds.length);
   // Per exception (by its index in the policy): which states it reached for some finding.
   const states = new Uint8Array(compiled.exceptions.length);
-  const remaining = new Int32Array(countedLength);
-  let remainingLength = 0;
-  for (let c = 0; c < countedLength; c++) {
-    const i = counted[c]!;
-    const ordinal = table.idOrdinals[i]!;
-    let candidates = candidatesOf[ordinal];
-    if (candidates === undefined) {
-      candidates = index.candidates(table.distinctIds[ordinal]!);
-      candidatesOf[ordinal] = candidates;
-    }
-    let covered = false;
-    for (let k = 0; k < candidates.length; k++) {
-      const e = candidates[k]!;
-      if (e.packages !== undefined && !packages.all(e.packages, i)) continue;
-      if (now > e.expiresAt) states[e.index]! |= EXPIRED;
-      else if (e.revokeIf !== undefined && revokes(e.revokeIf, table, i)) states[e.index]! |= REVOKED;
-      else {
-        states[e.index]! |= APPLIED;
-        covered = true;
-      }
-    }
-    if (!covered) remaining[remainingLength++] = i;
-  }
+  const perLevel = [0, 0, 0, 0, 0, 0];
+  const { remaining, ignored } = countAndExcept(
+    table,
+    kept,
+    statusMask,
+    new ExceptionIndex(inScope),
+    packages,
+    now,
+    states,
+    perLevel,
+  );
 
   // 4. Rules. Rules scoped to another repository or pipeline match nothing here.
   const active = compiled.rules.filter(
     (r) => scopeMatches(r.repositories, repository) && scopeMatches(r.pipelines, pipeline),
   );
-  // Rule by rule, each condition a tight pass over the typed columns of the rows still in the running.
-  const rows = remaining.subarray(0, remainingLength);
-  const hits = active.map((rule) => matchRule(rule, table, rows, now, packages));
-  const unknown: number[] = [];
-  for (let k = 0; k < rows.length; k++) if (table.levels[rows[k]!] === UNTRIAGED_BIT) unknown.push(rows[k]!);
+  // All rules in one pass over the rows still in the running (see matchRules).
+  const rows = remaining;
+  const hits = matchRules(active, table, rows, now, packages);
+  const unknown = keepMask(rows, table.levels, UNTRIAGED_BIT);
 
   const builder = new ViolationBuilder(table, table.distinctIds, table.idOrdinals);
   const violations: DetailedViolation[] = [];
   const warnings: DetailedViolation[] = [];
-  active.forEach((r, i) => {
-    const found = hits[i]!;
-    if (found.length <= r.rule.allow) return;
+  for (let k = 0; k < active.length; k++) {
+    const r = active[k]!;
+    const found = hits[k];
+    if (found === undefined) continue;
     const v = builder.build(r.rule.id, r.rule.action, r.rule.allow, found, r.rule.description);
     (r.rule.action === 'warn' ? warnings : violations).push(v);
-  });
+  }
   if (settings.unknownSeverity !== 'ignore' && unknown.length > 0) {
     violations.push(
       builder.build(
@@ -152,11 +130,15 @@ export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: Evaluatio
     );
   }
   if (input.scan && !input.scan.complete) {
-    violations.push(builder.build('scan-incomplete', settings.scan.onUnsupported, 0, [], input.scan.reason));
+    violations.push(
+      builder.build('scan-incomplete', settings.scan.onUnsupported, 0, new Int32Array(0), input.scan.reason),
+    );
   }
   for (const c of input.conditions ?? []) {
     const action = c.kind === 'scan-timeout' ? settings.scan.onTimeout : settings.onError;
-    violations.push(builder.build(c.kind, action, 0, [], c.reason || IMPLICIT_DESCRIPTIONS[c.kind]));
+    violations.push(
+      builder.build(c.kind, action, 0, new Int32Array(0), c.reason || IMPLICIT_DESCRIPTIONS[c.kind]),
+    );
   }
 
   // 5. Outcome. 6. Mode.
@@ -219,6 +201,55 @@ export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: Evaluatio
   };
 }
 
+/**
+ * Steps 2 and 3 in one pass over the kept rows (a function of its own, so that its loop is optimised on
+ * its own): counts the rows of the statuses the policy counts (`perLevel`, by severity), records in
+ * `states` what each exception did, and returns the counted rows no exception covers, in order, and the
+ * number of rows not counted.
+ */
+function countAndExcept(
+  table: FindingTable,
+  kept: Int32Array,
+  statusMask: number,
+  index: ExceptionIndex,
+  packages: PackageMatcher,
+  now: number,
+  states: Uint8Array,
+  perLevel: number[],
+): { remaining: Int32Array; ignored: number } {
+  const { statuses, levels, idOrdinals, distinctIds } = table;
+  // The exceptions that may cover an id, looked up once per distinct id.
+  const candidatesOf: (readonly CompiledException[] | undefined)[] = new Array(distinctIds.length);
+  const remaining = new Int32Array(kept.length);
+  let counted = 0;
+  let n = 0;
+  for (let k = 0; k < kept.length; k++) {
+    const i = kept[k]!;
+    if ((statuses[i]! & statusMask) === 0) continue;
+    counted++;
+    perLevel[levelIndex(levels[i]!)]!++;
+    const ordinal = idOrdinals[i]!;
+    let candidates = candidatesOf[ordinal];
+    if (candidates === undefined) {
+      candidates = index.candidates(distinctIds[ordinal]!);
+      candidatesOf[ordinal] = candidates;
+    }
+    let covered = false;
+    for (let c = 0; c < candidates.length; c++) {
+      const e = candidates[c]!;
+      if (e.packages !== undefined && !packages.all(e.packages, i)) continue;
+      if (now > e.expiresAt) states[e.index]! |= EXPIRED;
+      else if (e.revokeIf !== undefined && revokes(e.revokeIf, table, i)) states[e.index]! |= REVOKED;
+      else {
+        states[e.index]! |= APPLIED;
+        covered = true;
+      }
+    }
+    if (!covered) remaining[n++] = i;
+  }
+  return { remaining: remaining.subarray(0, n), ignored: kept.length - counted };
+}
+
 /** Index of a severity bit (levelBit) in SEVERITIES order. */
 function levelIndex(bit: number): number {
   return 31 - Math.clz32(bit);
@@ -232,36 +263,45 @@ interface DetailedViolation {
 
 /**
  * Builds violations from the rows of their findings. A violation lists its distinct vulnerability ids,
- * sorted: ids are marked by ordinal (numbered once) instead of hashed again per violation, and sorted once
- * for all violations when many are involved.
+ * sorted: ids are marked by ordinal (numbered once) instead of hashed again per violation, and when a
+ * violation has many, all ids are sorted once (by ordinal, see sortOrdinals) for all violations.
  */
 class ViolationBuilder {
   private sortedOrdinals: Int32Array | undefined;
+  /** `marks[o] === stamp`: id o is among the ids of the violation being built (no clearing between them). */
+  private readonly marks: Int32Array;
+  private stamp = 0;
+  /** The ordinals of the violation's distinct ids, in order of first sight. */
+  private readonly seen: Int32Array;
 
   constructor(
     private readonly table: FindingTable,
     private readonly ids: readonly string[],
     private readonly ordinalOf: Int32Array,
-  ) {}
+  ) {
+    this.marks = new Int32Array(ids.length);
+    this.seen = new Int32Array(ids.length);
+  }
 
   build(
     rule: string,
     action: ViolationAction,
     allow: number,
-    found: Int32Array | readonly number[],
+    rows: Int32Array,
     description: string | undefined,
   ): DetailedViolation {
-    const rows = found instanceof Int32Array ? found : Int32Array.from(found);
     const perLevel = [0, 0, 0, 0, 0, 0];
-    const marks = new Uint8Array(this.ids.length);
+    const { marks, seen, ordinalOf } = this;
+    const levels = this.table.levels;
+    const stamp = ++this.stamp;
     let distinct = 0;
     for (let k = 0; k < rows.length; k++) {
       const i = rows[k]!;
-      perLevel[levelIndex(this.table.levels[i]!)]!++;
-      const o = this.ordinalOf[i]!;
-      if (marks[o] === 0) {
-        marks[o] = 1;
-        distinct++;
+      perLevel[levelIndex(levels[i]!)]!++;
+      const o = ordinalOf[i]!;
+      if (marks[o] !== stamp) {
+        marks[o] = stamp;
+        seen[distinct++] = o;
       }
     }
     const violation: Violation = {
@@ -269,30 +309,33 @@ class ViolationBuilder {
       action,
       allow,
       count: rows.length,
-      findings: this.sortedIds(marks, distinct),
+      findings: this.sortedIds(distinct, stamp),
       ...(description ? { description } : {}),
     };
     const bySeverity = new Map<Severity, number>();
-    SEVERITIES.forEach((s, i) => {
-      if (perLevel[i]! > 0) bySeverity.set(s, perLevel[i]!);
-    });
+    for (let l = 0; l < SEVERITIES.length; l++) {
+      if (perLevel[l]! > 0) bySeverity.set(SEVERITIES[l]!, perLevel[l]!);
+    }
     return { violation, rows, summary: { ...violation, bySeverity } };
   }
 
-  private sortedIds(marks: Uint8Array, distinct: number): string[] {
+  private sortedIds(distinct: number, stamp: number): string[] {
     const ids = this.ids;
     // Few ids: sort just those. Many: walk all ids in an order sorted once.
     if (distinct * 8 < ids.length) {
-      const out: string[] = [];
-      for (let o = 0; o < marks.length; o++) if (marks[o] === 1) out.push(ids[o]!);
+      const out = new Array<string>(distinct);
+      for (let k = 0; k < distinct; k++) out[k] = ids[this.seen[k]!]!;
       return out.sort(compareStrings);
     }
-    if (this.sortedOrdinals === undefined) {
-      this.sortedOrdinals = Int32Array.from(ids.keys()).sort((a, b) => compareStrings(ids[a]!, ids[b]!));
-    }
+    this.sortedOrdinals ??= sortOrdinals(ids);
+    const sorted = this.sortedOrdinals;
+    const marks = this.marks;
     const out = new Array<string>(distinct);
     let n = 0;
-    for (const o of this.sortedOrdinals) if (marks[o] === 1) out[n++] = ids[o]!;
+    for (let k = 0; k < sorted.length; k++) {
+      const o = sorted[k]!;
+      if (marks[o] === stamp) out[n++] = ids[o]!;
+    }
     return out;
   }
 }
@@ -301,87 +344,303 @@ function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/**
+ * The ordinals of `strings`, in the order of the strings (as `<` orders them: by UTF-16 code units). A
+ * three-way radix quicksort (Bentley and Sedgewick's multikey quicksort): partitions on one character at a
+ * time, so the long prefixes ids share (`CVE-20`) are read once per level instead of once per comparison,
+ * and no comparator is called through the ordinals.
+ */
+function sortOrdinals(strings: readonly string[]): Int32Array {
+  const ordinals = new Int32Array(strings.length);
+  for (let o = 0; o < ordinals.length; o++) ordinals[o] = o;
+  multikeySort(strings, ordinals, 0, ordinals.length, 0);
+  return ordinals;
+}
+
+/** Sorts a[lo..hi), whose strings are known to share their first `depth` characters. */
+function multikeySort(
+  strings: readonly string[],
+  a: Int32Array,
+  lo: number,
+  hi: number,
+  depth: number,
+): void {
+  for (;;) {
+    if (hi - lo < 12) {
+      // Insertion sort; strings that share a prefix compare the same whole or from `depth`.
+      for (let i = lo + 1; i < hi; i++) {
+        const o = a[i]!;
+        const s = strings[o]!;
+        let j = i - 1;
+        while (j >= lo && strings[a[j]!]! > s) {
+          a[j + 1] = a[j]!;
+          j--;
+        }
+        a[j + 1] = o;
+      }
+      return;
+    }
+    // Partition on the character at `depth` (-1 past the end, so shorter strings come first):
+    // a[lo..lt) below the pivot, a[lt..gt] equal to it, a(gt..hi) above it.
+    const pivot = charAt(strings[a[(lo + hi) >>> 1]!]!, depth);
+    let lt = lo;
+    let gt = hi - 1;
+    let i = lo;
+    while (i <= gt) {
+      const o = a[i]!;
+      const c = charAt(strings[o]!, depth);
+      if (c < pivot) {
+        a[i++] = a[lt]!;
+        a[lt++] = o;
+      } else if (c > pivot) {
+        a[i] = a[gt]!;
+        a[gt--] = o;
+      } else i++;
+    }
+    multikeySort(strings, a, lo, lt, depth);
+    multikeySort(strings, a, gt + 1, hi, depth);
+    // Equal strings (all ended here) are done; the others share one more character.
+    if (pivot < 0) return;
+    lo = lt;
+    hi = gt + 1;
+    depth++;
+  }
+}
+
+function charAt(s: string, i: number): number {
+  return i < s.length ? s.charCodeAt(i) : -1;
+}
+
 function scopeMatches(globs: { test(v: string): boolean } | undefined, value: string | undefined): boolean {
   if (globs === undefined) return true;
   return value !== undefined && globs.test(value);
 }
 
 /**
- * The rows a rule matches. Each condition narrows the list in one pass over a typed column, cheapest
- * first; vulnerability ids and package names are tested once per distinct value. Unknown values never
- * match: NaN fails every comparison, and 0 is no bit of any mask. One small function per kind of column,
- * so that each loop stays monomorphic.
+ * The rows each rule matches, for the rules that match more rows than they allow (undefined for the
+ * others, which are no violation), each in the order of `rows`.
+ *
+ * One pass over the rows for all rules (up to 31; more take one pass per 31): each condition of each rule
+ * is turned into a set of rules, as a bit mask, that a row's value satisfies, and a row matches the rules
+ * left in the AND of its masks. Severity, fix and exploit masks are looked up by the column's value; score,
+ * EPSS and age compare the value with each distinct threshold; package and vulnerability-id globs are
+ * tested once per distinct name or id, and only for rows some rule with such a condition still wants. So a
+ * row costs a few lookups however many rules there are, and its columns are read once. Unknown values never
+ * match: NaN fails every comparison, and 0 is no bit of any mask.
  */
-function matchRule(
-  r: CompiledRule,
+function matchRules(
+  rules: readonly CompiledRule[],
   t: FindingTable,
   rows: Int32Array,
   now: number,
   packages: PackageMatcher,
-): Int32Array {
-  let list = rows;
-  if (r.severityMask !== 0) list = keepMask(list, t.levels, r.severityMask);
-  if (r.fixMask !== 0) list = keepMask(list, t.fixes, r.fixMask);
-  if (r.exploit !== undefined) list = keepEqual(list, t.exploits, r.exploit);
-  if (r.minScore !== undefined) list = keepAtLeast(list, t.scores, r.minScore);
-  if (r.minEpss !== undefined) list = keepAtLeast(list, t.epss, r.minEpss);
-  if (r.olderThanMs !== undefined) list = keepBefore(list, t.firstObserved, now - r.olderThanMs);
-  if (r.packages !== undefined) list = packages.keepAny(list, r.packages);
-  if (r.vulnerabilityIds !== undefined) {
-    const matches = distinctMatches(t.distinctIds, r.vulnerabilityIds);
-    list = keepOrdinal(list, t.idOrdinals, matches);
+): (Int32Array | undefined)[] {
+  const hits = new Array<Int32Array | undefined>(rules.length);
+  const masks = new Int32Array(rows.length);
+  for (let base = 0; base < rules.length; base += RULES_PER_PASS) {
+    const chunk = rules.slice(base, base + RULES_PER_PASS);
+    const m = new RuleMasks(chunk, t, now, packages);
+    const counts = new Int32Array(chunk.length);
+    for (let k = 0; k < rows.length; k++) {
+      let bits = m.of(rows[k]!);
+      masks[k] = bits;
+      while (bits !== 0) {
+        const r = 31 - Math.clz32(bits);
+        counts[r]!++;
+        bits ^= 1 << r;
+      }
+    }
+    // Only the rules that are violated need their rows.
+    const out: (Int32Array | undefined)[] = chunk.map((r, k) =>
+      counts[k]! > r.rule.allow ? new Int32Array(counts[k]!) : undefined,
+    );
+    const filled = new Int32Array(chunk.length);
+    for (let k = 0; k < rows.length; k++) {
+      let bits = masks[k]!;
+      while (bits !== 0) {
+        const r = 31 - Math.clz32(bits);
+        const list = out[r];
+        if (list !== undefined) list[filled[r]!++] = rows[k]!;
+        bits ^= 1 << r;
+      }
+    }
+    for (let k = 0; k < chunk.length; k++) hits[base + k] = out[k];
   }
-  return list;
+  return hits;
 }
 
+/** Rules matched in one pass: one bit each in an int32, the sign bit left alone. */
+const RULES_PER_PASS = 31;
+
+/** The rule masks of matchRules for up to 31 rules (bit r: rule r of the chunk). */
+class RuleMasks {
+  /** By column value: the rules whose condition on that column the value satisfies (or that set none). */
+  private readonly byLevel = new Int32Array(256);
+  private readonly byFix = new Int32Array(256);
+  /** By the exploit column's value as a byte (-1, unknown, is 255). */
+  private readonly byExploit = new Int32Array(256);
+  private readonly score: Thresholds;
+  private readonly epss: Thresholds;
+  /** On firstObserved: a row satisfies a rule's `olderThanDays` when first seen before `now - olderThanMs`. */
+  private readonly firstBefore: Thresholds;
+  /** Rules with a `packages` (`vulnerabilityIds`) condition, and per distinct package (id) those it meets. */
+  private readonly packageRules: number;
+  private readonly packageBits: DistinctBits;
+  private readonly idRules: number;
+  private readonly idBits: DistinctBits;
+
+  constructor(
+    rules: readonly CompiledRule[],
+    private readonly t: FindingTable,
+    now: number,
+    packages: PackageMatcher,
+  ) {
+    for (let v = 0; v < 256; v++) {
+      const exploit = v > 127 ? v - 256 : v;
+      for (let r = 0; r < rules.length; r++) {
+        const rule = rules[r]!;
+        const bit = 1 << r;
+        if (rule.severityMask === 0 || (rule.severityMask & v) !== 0) this.byLevel[v]! |= bit;
+        if (rule.fixMask === 0 || (rule.fixMask & v) !== 0) this.byFix[v]! |= bit;
+        if (rule.exploit === undefined || rule.exploit === exploit) this.byExploit[v]! |= bit;
+      }
+    }
+    this.score = new Thresholds(rules, (r) => r.minScore, 'atLeast');
+    this.epss = new Thresholds(rules, (r) => r.minEpss, 'atLeast');
+    this.firstBefore = new Thresholds(
+      rules,
+      (r) => (r.olderThanMs === undefined ? undefined : now - r.olderThanMs),
+      'below',
+    );
+    let packageRules = 0;
+    let idRules = 0;
+    const packageGlobs: GlobSet[] = [];
+    const idGlobs: GlobSet[] = [];
+    for (let r = 0; r < rules.length; r++) {
+      const { packages: p, vulnerabilityIds: v } = rules[r]!;
+      if (p !== undefined) packageRules |= 1 << r;
+      if (v !== undefined) idRules |= 1 << r;
+      packageGlobs.push(p ?? MATCH_ALL);
+      idGlobs.push(v ?? MATCH_ALL);
+    }
+    this.packageRules = packageRules;
+    this.idRules = idRules;
+    this.packageBits = new DistinctBits(packages.names, packageGlobs, packageRules);
+    this.idBits = new DistinctBits(t.distinctIds, idGlobs, idRules);
+  }
+
+  /** The rules row i matches; conditions no rule still in the running sets are not looked at. */
+  of(i: number): number {
+    const t = this.t;
+    let bits =
+      this.byLevel[t.levels[i]!]! & this.byFix[t.fixes[i]!]! & this.byExploit[t.exploits[i]! & 0xff]!;
+    if ((bits & this.score.rules) !== 0) bits &= this.score.met(t.scores[i]!);
+    if ((bits & this.epss.rules) !== 0) bits &= this.epss.met(t.epss[i]!);
+    if ((bits & this.firstBefore.rules) !== 0) bits &= this.firstBefore.met(t.firstObserved[i]!);
+    if ((bits & this.packageRules) !== 0) {
+      // A rule's `packages` holds when one of the row's packages matches; the others need none.
+      let any = 0;
+      const end = t.packageStart[i + 1]!;
+      for (let p = t.packageStart[i]!; p < end; p++) any |= this.packageBits.of(t.packageOrdinals[p]!);
+      bits &= any | ~this.packageRules;
+    }
+    if ((bits & this.idRules) !== 0) bits &= this.idBits.of(t.idOrdinals[i]!) | ~this.idRules;
+    return bits;
+  }
+}
+
+/** A glob set that every value matches: it stands for "no such condition" in DistinctBits. */
+const MATCH_ALL: GlobSet = compileGlobSet(['*']);
+
+/**
+ * Per distinct value (package name, vulnerability id), the rules whose globs match it, tested the first
+ * time a row asks and remembered (-1: not tested yet; masks never use the sign bit).
+ */
+class DistinctBits {
+  private readonly memo: Int32Array;
+
+  constructor(
+    private readonly values: readonly string[],
+    /** By rule: its globs (MATCH_ALL where it sets none); only the rules in `tested` are tested. */
+    private readonly globs: readonly GlobSet[],
+    private readonly tested: number,
+  ) {
+    this.memo = new Int32Array(tested === 0 ? 0 : values.length).fill(-1);
+  }
+
+  of(ordinal: number): number {
+    let bits = this.memo[ordinal]!;
+    if (bits === -1) {
+      bits = 0;
+      const value = this.values[ordinal]!;
+      for (let r = 0; r < this.globs.length; r++) {
+        if ((this.tested & (1 << r)) !== 0 && this.globs[r]!.test(value)) bits |= 1 << r;
+      }
+      this.memo[ordinal] = bits;
+    }
+    return bits;
+  }
+}
+
+/**
+ * One numeric condition of several rules (`minScore`, `minEpss`: value ≥ threshold; `olderThanDays`:
+ * value < limit). The distinct thresholds are kept from the easiest to meet to the hardest, each with the
+ * rules it is the threshold of, so a value collects rules until the first threshold it fails. NaN fails
+ * the first; rules without the condition are always met.
+ */
+class Thresholds {
+  /** The rules that set the condition. */
+  readonly rules: number;
+  private readonly values: Float64Array;
+  private readonly ruleBits: Int32Array;
+  private readonly always: number;
+  private readonly below: boolean;
+
+  constructor(
+    rules: readonly CompiledRule[],
+    threshold: (r: CompiledRule) => number | undefined,
+    kind: 'atLeast' | 'below',
+  ) {
+    const byValue = new Map<number, number>();
+    let always = 0;
+    rules.forEach((r, k) => {
+      const v = threshold(r);
+      if (v === undefined) always |= 1 << k;
+      else byValue.set(v, (byValue.get(v) ?? 0) | (1 << k));
+    });
+    // Easiest first: the lowest minimum, or the highest limit.
+    const order = [...byValue.keys()].sort((a, b) => (kind === 'atLeast' ? a - b : b - a));
+    this.values = Float64Array.from(order);
+    this.ruleBits = Int32Array.from(order, (v) => byValue.get(v)!);
+    this.always = always;
+    this.rules = ~always & (rules.length === 32 ? -1 : (1 << rules.length) - 1);
+    this.below = kind === 'below';
+  }
+
+  /** The rules whose condition `value` meets. */
+  met(value: number): number {
+    let bits = this.always;
+    const values = this.values;
+    if (this.below) {
+      for (let k = 0; k < values.length && value < values[k]!; k++) bits |= this.ruleBits[k]!;
+    } else {
+      for (let k = 0; k < values.length && value >= values[k]!; k++) bits |= this.ruleBits[k]!;
+    }
+    return bits;
+  }
+}
+
+/** The rows whose column has a bit of `mask`. */
 function keepMask(list: Int32Array, column: Uint8Array, mask: number): Int32Array {
-  const out = new Int32Array(list.length);
   let n = 0;
+  for (let k = 0; k < list.length; k++) if ((column[list[k]!]! & mask) !== 0) n++;
+  const out = new Int32Array(n);
+  n = 0;
   for (let k = 0; k < list.length; k++) {
     const i = list[k]!;
     if ((column[i]! & mask) !== 0) out[n++] = i;
   }
-  return out.subarray(0, n);
-}
-
-function keepEqual(list: Int32Array, column: Int8Array, value: number): Int32Array {
-  const out = new Int32Array(list.length);
-  let n = 0;
-  for (let k = 0; k < list.length; k++) {
-    const i = list[k]!;
-    if (column[i] === value) out[n++] = i;
-  }
-  return out.subarray(0, n);
-}
-
-function keepAtLeast(list: Int32Array, column: Float64Array, min: number): Int32Array {
-  const out = new Int32Array(list.length);
-  let n = 0;
-  for (let k = 0; k < list.length; k++) {
-    const i = list[k]!;
-    if (column[i]! >= min) out[n++] = i;
-  }
-  return out.subarray(0, n);
-}
-
-function keepBefore(list: Int32Array, column: Float64Array, limit: number): Int32Array {
-  const out = new Int32Array(list.length);
-  let n = 0;
-  for (let k = 0; k < list.length; k++) {
-    const i = list[k]!;
-    if (column[i]! < limit) out[n++] = i;
-  }
-  return out.subarray(0, n);
-}
-
-function keepOrdinal(list: Int32Array, ordinals: Int32Array, matches: Uint8Array): Int32Array {
-  const out = new Int32Array(list.length);
-  let n = 0;
-  for (let k = 0; k < list.length; k++) {
-    const i = list[k]!;
-    if (matches[ordinals[i]!] === 1) out[n++] = i;
-  }
-  return out.subarray(0, n);
+  return out;
 }
 
 /** For each distinct value, 1 if one of the globs matches it. Values are few next to findings. */
@@ -407,25 +666,9 @@ class PackageMatcher {
 
   constructor(private readonly table: FindingTable) {}
 
-  /** The rows of which one package matches (a rule's `packages`). */
-  keepAny(list: Int32Array, globs: GlobSet): Int32Array {
-    const t = this.table;
-    const matches = this.matches(globs);
-    const start = t.packageStart;
-    const ordinals = t.packageOrdinals;
-    const out = new Int32Array(list.length);
-    let n = 0;
-    for (let k = 0; k < list.length; k++) {
-      const i = list[k]!;
-      const end = start[i + 1]!;
-      for (let p = start[i]!; p < end; p++) {
-        if (matches[ordinals[p]!] === 1) {
-          out[n++] = i;
-          break;
-        }
-      }
-    }
-    return out.subarray(0, n);
+  /** The distinct package names, by ordinal. */
+  get names(): readonly string[] {
+    return this.table.distinctPackages;
   }
 
   /** An exception's `packages`: every package of the row is listed, and it has some. */
@@ -439,7 +682,8 @@ class PackageMatcher {
     return true;
   }
 
-  private matches(globs: GlobSet): Uint8Array {
+  /** For each distinct package name, 1 if one of the globs matches it. */
+  matches(globs: GlobSet): Uint8Array {
     let memo = this.memos.get(globs);
     if (memo === undefined) {
       memo = distinctMatches(this.table.distinctPackages, globs);
@@ -450,53 +694,129 @@ class PackageMatcher {
 }
 
 /**
- * Exceptions by vulnerability id. Exact ids are one map probe. Globs are filed under their literal prefix
- * and suffix (`CVE-2023-*` under "CVE-2023-"…"", `CVE-*-1234` under "CVE-"…"-1234", `*-1234` under
- * ""…"-1234"), so an id costs one probe per distinct (prefix length, suffix length) pair, however many
- * exceptions there are; only the globs filed under the id's own prefix and suffix are tested.
+ * Exceptions by vulnerability id. Exact ids are one map probe. Globs are grouped by the lengths of their
+ * literal prefix and suffix (`CVE-2023-*`: 9 and 0, `CVE-*-1234`: 4 and 5, `*-1234`: 0 and 5) and, within a
+ * group, filed under a hash of that prefix and suffix. An id is hashed once from each end, reading its
+ * characters in place (no substring or key string is built per id), and costs one probe per group, however
+ * many exceptions there are; only the globs filed under its own hashes are tested, and the test settles any
+ * hash collision.
  */
 class ExceptionIndex {
   private readonly exact = new Map<string, CompiledException[]>();
-  private readonly byAffixes = new Map<string, CompiledException[]>();
-  private readonly affixLengths: (readonly [number, number])[];
+  private readonly groups: AffixGroup[] = [];
+  /** The distinct prefix and suffix lengths of the globs, ascending. */
+  private readonly prefixLengths: number[];
+  private readonly suffixLengths: number[];
+  /** Scratch: the hashes of the id's prefixes and suffixes of those lengths. */
+  private readonly prefixHashes: Int32Array;
+  private readonly suffixHashes: Int32Array;
 
   constructor(exceptions: readonly CompiledException[]) {
-    const lengths = new Map<string, readonly [number, number]>();
+    const globs: CompiledException[] = [];
     for (const e of exceptions) {
-      const g = e.vulnerabilityId;
-      if (g.isLiteral) {
-        push(this.exact, g.source, e);
-        continue;
-      }
-      push(this.byAffixes, affixKey(g.prefix, g.suffix), e);
-      lengths.set(`${g.prefix.length}/${g.suffix.length}`, [g.prefix.length, g.suffix.length]);
+      if (e.vulnerabilityId.isLiteral) push(this.exact, e.vulnerabilityId.source, e);
+      else globs.push(e);
     }
-    this.affixLengths = [...lengths.values()];
+    const ascending = (a: number, b: number) => a - b;
+    this.prefixLengths = [...new Set(globs.map((e) => e.vulnerabilityId.prefix.length))].sort(ascending);
+    this.suffixLengths = [...new Set(globs.map((e) => e.vulnerabilityId.suffix.length))].sort(ascending);
+    this.prefixHashes = new Int32Array(this.prefixLengths.length);
+    this.suffixHashes = new Int32Array(this.suffixLengths.length);
+    const byLengths = new Map<string, AffixGroup>();
+    for (const e of globs) {
+      const { prefix, suffix } = e.vulnerabilityId;
+      const lengths = `${prefix.length}/${suffix.length}`;
+      let group = byLengths.get(lengths);
+      if (group === undefined) {
+        group = {
+          prefix: this.prefixLengths.indexOf(prefix.length),
+          suffix: this.suffixLengths.indexOf(suffix.length),
+          minLength: prefix.length + suffix.length,
+          filed: new Map(),
+        };
+        byLengths.set(lengths, group);
+        this.groups.push(group);
+      }
+      push(group.filed, affixHash(prefixHash(prefix, prefix.length), suffixHash(suffix, suffix.length)), e);
+    }
   }
 
   candidates(id: string): readonly CompiledException[] {
     let found: CompiledException[] | undefined;
     const exact = this.exact.get(id);
     if (exact) found = [...exact];
-    for (const [p, q] of this.affixLengths) {
-      if (p + q > id.length) continue;
-      const filed = this.byAffixes.get(affixKey(id.slice(0, p), id.slice(id.length - q)));
+    const groups = this.groups;
+    if (groups.length === 0) return found ?? NO_EXCEPTIONS;
+    // FNV-1a of the id's first p characters for each prefix length p (and of its last q, read from the end,
+    // for each suffix length q), each extending the previous one. Lengths beyond the id are left stale:
+    // the groups that use them need a longer id and are skipped.
+    const n = id.length;
+    const prefixLengths = this.prefixLengths;
+    const prefixHashes = this.prefixHashes;
+    let h = FNV_OFFSET;
+    for (let k = 0, j = 0; k < prefixLengths.length && prefixLengths[k]! <= n; k++) {
+      for (const p = prefixLengths[k]!; j < p; j++) h = Math.imul(h ^ id.charCodeAt(j), FNV_PRIME);
+      prefixHashes[k] = h;
+    }
+    const suffixLengths = this.suffixLengths;
+    const suffixHashes = this.suffixHashes;
+    h = FNV_OFFSET;
+    for (let k = 0, j = 0; k < suffixLengths.length && suffixLengths[k]! <= n; k++) {
+      for (const q = suffixLengths[k]!; j < q; j++) h = Math.imul(h ^ id.charCodeAt(n - 1 - j), FNV_PRIME);
+      suffixHashes[k] = h;
+    }
+    for (let g = 0; g < groups.length; g++) {
+      const group = groups[g]!;
+      if (group.minLength > n) continue;
+      const filed = group.filed.get(affixHash(prefixHashes[group.prefix]!, suffixHashes[group.suffix]!));
       if (filed === undefined) continue;
-      for (const e of filed) {
+      for (let k = 0; k < filed.length; k++) {
+        const e = filed[k]!;
         if (!e.vulnerabilityId.test(id)) continue;
         found ??= [];
         found.push(e);
       }
     }
     if (found === undefined) return NO_EXCEPTIONS;
-    return found.length > 1 ? found.sort((a, b) => a.index - b.index) : found;
+    return found.length > 1 ? found.sort(byIndex) : found;
   }
 }
 
-const NO_EXCEPTIONS: readonly CompiledException[] = [];
+/** Globs with one length of literal prefix and of literal suffix, by the hash of those affixes. */
+interface AffixGroup {
+  /** Index of the prefix length in `prefixLengths` (and of the suffix length in `suffixLengths`). */
+  readonly prefix: number;
+  readonly suffix: number;
+  /** Prefix and suffix lengths together: no shorter id can match. */
+  readonly minLength: number;
+  readonly filed: Map<number, CompiledException[]>;
+}
 
-function affixKey(prefix: string, suffix: string): string {
-  return `${prefix}\u0000${suffix}`;
+const NO_EXCEPTIONS: readonly CompiledException[] = [];
+const FNV_OFFSET = 0x811c9dc5 | 0;
+const FNV_PRIME = 0x01000193;
+
+/** FNV-1a of the first `length` characters of `s` (the hash `candidates` computes from an id's start). */
+function prefixHash(s: string, length: number): number {
+  let h = FNV_OFFSET;
+  for (let j = 0; j < length; j++) h = Math.imul(h ^ s.charCodeAt(j), FNV_PRIME);
+  return h;
+}
+
+/** FNV-1a of the last `length` characters of `s`, read from the end. */
+function suffixHash(s: string, length: number): number {
+  let h = FNV_OFFSET;
+  for (let j = 0; j < length; j++) h = Math.imul(h ^ s.charCodeAt(s.length - 1 - j), FNV_PRIME);
+  return h;
+}
+
+/** One map key for a prefix and a suffix hash, kept within V8's small integers so that it is not boxed. */
+function affixHash(prefix: number, suffix: number): number {
+  return (Math.imul(prefix, 0x9e3779b1) ^ suffix) & 0x3fffffff;
+}
+
+function byIndex(a: CompiledException, b: CompiledException): number {
+  return a.index - b.index;
 }
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
@@ -543,4 +863,17 @@ function prefer(a: Finding, b: Finding): boolean {
 
 function canonical(f: Finding): string {
   return JSON.stringify(f);
+}
+
+// See keepShapes: none of these helpers outlives its decision.
+{
+  const table = FindingTable.fromFindings([]);
+  keepShapes(
+    new ExceptionIndex([]),
+    new PackageMatcher(table),
+    new RuleMasks([], table, 0, new PackageMatcher(table)),
+    new DistinctBits([], [], 0),
+    new Thresholds([], () => undefined, 'atLeast'),
+    new ViolationBuilder(table, table.distinctIds, table.idOrdinals),
+  );
 }
