@@ -35,6 +35,17 @@ export const FUNCTION_ENTRIES: Readonly<Record<FunctionName, string>> = {
 };
 
 /**
+ * The functions that decide, and so read the policy: `policy.json` travels with their code only.
+ * approval-ended closes gates without it (`functions/common/aws-closing.ts`), so a policy change does not
+ * redeploy it.
+ */
+export const READS_POLICY: ReadonlySet<FunctionName> = new Set<FunctionName>([
+  'approval-started',
+  'scan-finished',
+  'sweep',
+]);
+
+/**
  * The audit archive's function (`infra/archive.ts`), built with the same `BUNDLING`. Not one of the gate's four
  * (`FUNCTION_NAMES`): the table's stream invokes it, it reads no policy, and it has its own role and alarms.
  */
@@ -184,7 +195,7 @@ function esbuildArgOptions(args: NonNullable<BundlingOptions['esbuildArgs']>): B
 
 export interface FunctionBundle {
   readonly name: FunctionName;
-  /** The folder NodejsFunction would zip: `index.mjs`, `index.mjs.map`, `policy.json` if asked for. */
+  /** The folder NodejsFunction would zip: `index.mjs`, `index.mjs.map`, `policy.json` if asked for and read. */
   readonly dir: string;
   /** `<dir>/index.mjs` */
   readonly file: string;
@@ -193,7 +204,7 @@ export interface FunctionBundle {
 }
 
 export interface BuildFunctionBundlesOptions {
-  /** Also write `policy.json` beside each bundle, as the construct's `policyBundleHook` does. */
+  /** Also write `policy.json` beside each bundle of `READS_POLICY`, as the construct's `policyBundleHook` does. */
   readonly policy?: string | LoadedPolicy;
   /** Only these functions (all four). */
   readonly functions?: readonly FunctionName[];
@@ -216,7 +227,8 @@ export async function buildFunctionBundles(
       const file = join(dir, BUNDLE_FILE);
       await mkdir(dir, { recursive: true });
       const result = await build(esbuildOptions(BUNDLING, FUNCTION_ENTRIES[name], file));
-      if (policyText !== undefined) await writeFile(join(dir, POLICY_BUNDLE_FILE), policyText);
+      if (policyText !== undefined && READS_POLICY.has(name))
+        await writeFile(join(dir, POLICY_BUNDLE_FILE), policyText);
       const output = result.metafile?.outputs[relative(ROOT, file).split(sep).join('/')];
       if (!result.metafile || !output) throw new Error(`esbuild wrote no ${file}`);
       return { name, dir, file, bytes: output.bytes, metafile: result.metafile };

@@ -540,16 +540,17 @@ export class Tollgate extends Construct {
       tracing: lambda.Tracing.ACTIVE,
       environment: {
         TOLLGATE_TABLE: this.table.tableName,
-        TOLLGATE_SCAN_SOURCE: config.scanSource,
         TOLLGATE_OWN_ROLES: Fn.join(',', [...ownRoles]),
-        ...(spec.decides ? { TOLLGATE_TOPIC_ARN: this.topic.topicArn } : {}),
+        ...(spec.decides
+          ? { TOLLGATE_SCAN_SOURCE: config.scanSource, TOLLGATE_TOPIC_ARN: this.topic.topicArn }
+          : {}),
         POWERTOOLS_SERVICE_NAME: METRICS.service,
         POWERTOOLS_METRICS_NAMESPACE: METRICS.namespace,
         POWERTOOLS_LOG_LEVEL: 'INFO',
         NODE_OPTIONS: '--enable-source-maps',
       },
-      // The policy validated above travels with the code as policy.json, which the functions read.
-      bundling: { ...BUNDLING, commandHooks: policyBundleHook(config.policy) },
+      // The policy validated above travels with the code of the functions that decide, as policy.json.
+      bundling: spec.decides ? { ...BUNDLING, commandHooks: policyBundleHook(config.policy) } : BUNDLING,
       retryAttempts: spec.retryAttempts,
       maxEventAge: spec.maxEventAge,
       onFailure: queueDestination(failedQueue),

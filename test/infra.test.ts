@@ -8,7 +8,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TABLE_DEFINITION } from '../adapters/dynamodb/table.js';
-import { FUNCTION_NAMES as BUNDLED_FUNCTIONS } from '../infra/bundling.js';
+import { FUNCTION_NAMES as BUNDLED_FUNCTIONS, READS_POLICY } from '../infra/bundling.js';
 import {
   approvalActionArns,
   FUNCTION_NAMES,
@@ -293,7 +293,6 @@ describe('the Tollgate construct', () => {
       const env = p.Environment.Variables;
       expect(env).toMatchObject({
         TOLLGATE_TABLE: { Ref: logicalId(g.tollgate.table) },
-        TOLLGATE_SCAN_SOURCE: 'inspector',
         POWERTOOLS_SERVICE_NAME: 'tollgate',
         POWERTOOLS_METRICS_NAMESPACE: 'Tollgate',
         NODE_OPTIONS: '--enable-source-maps',
@@ -309,11 +308,14 @@ describe('the Tollgate construct', () => {
         ],
       });
     }
-    // approval-ended never escalates: it is not given the topic.
-    const ended = fns[logicalId(g.tollgate.functions['approval-ended'])]?.Properties as {
-      Environment: { Variables: Json };
-    };
-    expect(ended.Environment.Variables.TOLLGATE_TOPIC_ARN).toBeUndefined();
+    // approval-ended never escalates nor reads findings: it is given neither the topic nor the scan source.
+    for (const name of FUNCTION_NAMES) {
+      const fn = fns[logicalId(g.tollgate.functions[name])]!;
+      const env = (fn.Properties as { Environment: { Variables: Json } }).Environment.Variables;
+      const decides = name !== 'approval-ended';
+      expect(env.TOLLGATE_SCAN_SOURCE, name).toEqual(decides ? 'inspector' : undefined);
+      expect(env.TOLLGATE_TOPIC_ARN === undefined, name).toBe(!decides);
+    }
   });
 
   it('sends each function’s failed asynchronous events to its own queue, after Lambda’s retries', () => {
@@ -808,7 +810,7 @@ describe('the stack from CDK context', () => {
 });
 
 describe('bundling', () => {
-  it('bundles each function with esbuild and ships the validated policy beside it as policy.json', () => {
+  it('bundles each function with esbuild and ships the validated policy as policy.json to those that decide', () => {
     const outdir = tempDir('tollgate-synth-');
     const scope = new App({ analyticsReporting: false, outdir });
     const stack = new Stack(scope, 'Gate', { env: ENV });
@@ -823,6 +825,13 @@ describe('bundling', () => {
         S3Key: string;
       };
       const dir = join(outdir, `asset.${code.S3Key.replace(/\.zip$/, '')}`);
+      const head = readFileSync(join(dir, 'index.mjs'), 'utf8').slice(0, 200);
+      expect(head).toContain('createRequire');
+      if (!READS_POLICY.has(name)) {
+        // approval-ended closes gates without the policy: a policy change leaves its asset unchanged.
+        expect(readdirSync(dir).sort(), name).toEqual(['index.mjs', 'index.mjs.map']);
+        continue;
+      }
       expect(readdirSync(dir).sort(), name).toEqual(['index.mjs', 'index.mjs.map', 'policy.json']);
       const shipped = JSON.parse(readFileSync(join(dir, 'policy.json'), 'utf8')) as {
         sha256: string;
@@ -830,9 +839,8 @@ describe('bundling', () => {
       };
       expect(shipped.sha256).toBe(policy.sha256);
       expect(shipped.policy).toEqual(policy.policy);
-      const head = readFileSync(join(dir, 'index.mjs'), 'utf8').slice(0, 200);
-      expect(head).toContain('createRequire');
     }
+    expect([...READS_POLICY].sort()).toEqual(['approval-started', 'scan-finished', 'sweep']);
   }, 120_000);
 
   it('names the same four functions as the bundler', () => {

@@ -1,3 +1,4 @@
+import type { GateClosing } from '../../shared/gate/closing.js';
 import { gateHandler } from '../common/handler.js';
 import type { Runtime } from '../common/runtime.js';
 import { ApprovalEndedOrCallEvent } from '../common/schemas.js';
@@ -6,7 +7,7 @@ import { ApprovalEndedOrCallEvent } from '../common/schemas.js';
  * An approval ended (the action's state change closes the gate), or CloudTrail recorded a PutApprovalResult
  * call (who resolved it: only `userIdentity` is trusted).
  */
-export function approvalEndedHandler(runtime: Runtime) {
+export function approvalEndedHandler(runtime: Runtime<GateClosing>) {
   return gateHandler('approval-ended', ApprovalEndedOrCallEvent, runtime, async (event, { gate, logger }) => {
     if (event['detail-type'] === 'CodePipeline Action Execution State Change') {
       const d = event.detail;

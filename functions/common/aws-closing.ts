@@ -1,44 +1,17 @@
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { EventBridgeEvents } from '../../adapters/aws/eventbridge.js';
-import type { AwsAdapters } from '../../adapters/aws/index.js';
 import { sdkClientConfig } from '../../adapters/aws/retry.js';
-import { buildAwsRuntime } from './aws-runtime.js';
+import { GateClosing } from '../../shared/gate/closing.js';
+import { awsBase } from './aws-base.js';
 import type { Runtime } from './runtime.js';
 
 /**
  * The runtime of approval-ended, which closes gates and records reviewers: the store and Tollgate's events
- * only. It never reads a pipeline or findings, never resolves an approval nor escalates, so the other SDK
- * clients stay out of its bundle (and its role has none of their permissions).
+ * only. It never reads a policy, a pipeline or findings, never resolves an approval nor escalates, so none of
+ * that code or its SDK clients is in its bundle (and its role has none of their permissions).
  */
-export function closingRuntime(env: NodeJS.ProcessEnv = process.env): Runtime {
-  return buildAwsRuntime(env, (region) => ({
-    approvals: unavailable('CodePipeline'),
-    findings: unavailable('Inspector and ECR findings'),
-    images: unavailable('ECR images'),
-    notifier: unavailable('SNS'),
-    events: new EventBridgeEvents(new EventBridgeClient(sdkClientConfig(region || undefined))),
-  }));
-}
-
-type Port = AwsAdapters['approvals'] &
-  AwsAdapters['findings'] &
-  AwsAdapters['images'] &
-  AwsAdapters['notifier'];
-
-/** A port this function has no client for: reaching it is a bug, said plainly rather than as an SDK error. */
-function unavailable(what: string): Port {
-  const fail = (): never => {
-    throw new Error(`approval-ended has no ${what} client: closing a gate must not call it`);
-  };
-  return {
-    pipelineState: fail,
-    actionExecutions: fail,
-    pipelineExecution: fail,
-    putApprovalResult: fail,
-    coverage: fail,
-    inspectorFindings: fail,
-    ecrScanFindings: fail,
-    resolveTag: fail,
-    publish: fail,
-  };
+export function closingRuntime(env: NodeJS.ProcessEnv = process.env): Runtime<GateClosing> {
+  const { region, deps, logger, metrics } = awsBase(env);
+  const events = new EventBridgeEvents(new EventBridgeClient(sdkClientConfig(region || undefined)));
+  return { gate: new GateClosing({ ...deps, events }), logger, metrics };
 }

@@ -1,53 +1,34 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import type { AwsAdapters } from '../../adapters/aws/index.js';
-import { createDocumentClient, DynamoStore } from '../../adapters/dynamodb/store.js';
 import { DEFAULT_CONFIG, GateService } from '../../shared/gate/gate.js';
+import { awsBase } from './aws-base.js';
 import { loadPolicyBundleSource } from './policy-bundle.js';
-import { logPort, metricsPort, type Runtime } from './runtime.js';
+import type { Runtime } from './runtime.js';
 
 /**
- * A Lambda runtime over the given AWS adapters, built once per cold start from the environment the stack sets:
- * `TOLLGATE_TABLE`, `TOLLGATE_TOPIC_ARN`, `TOLLGATE_SCAN_SOURCE` (`inspector` | `ecr`),
- * `TOLLGATE_POLICY_FILE` (default: `policy.json` beside the bundle, the policy bundle written at synth time by
- * `infra/bundling.ts`; never YAML, so the YAML parser is not in the bundle), `TOLLGATE_OWN_ROLES`
- * (comma-separated role names whose CloudTrail calls are Tollgate's own).
+ * The runtime of the functions that decide and act, over the given AWS adapters: `awsBase` plus
+ * `TOLLGATE_TOPIC_ARN`, `TOLLGATE_SCAN_SOURCE` (`inspector` | `ecr`) and `TOLLGATE_POLICY_FILE` (default:
+ * `policy.json` beside the bundle, the policy bundle written at synth time by `infra/bundling.ts`; never YAML,
+ * so the YAML parser is not in the bundle).
  */
 export function buildAwsRuntime(
   env: NodeJS.ProcessEnv,
   adapters: (region: string, topicArn: string | undefined) => AwsAdapters,
 ): Runtime {
-  const table = env.TOLLGATE_TABLE;
-  if (!table) throw new Error('TOLLGATE_TABLE is not set: the function cannot find its store');
-  const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? '';
-  const scanSource = env.TOLLGATE_SCAN_SOURCE === 'ecr' ? 'ecr' : 'inspector';
-  const logger = new Logger({ serviceName: env.POWERTOOLS_SERVICE_NAME ?? 'tollgate' });
-  const metrics = new Metrics({
-    namespace: env.POWERTOOLS_METRICS_NAMESPACE ?? 'Tollgate',
-    serviceName: env.POWERTOOLS_SERVICE_NAME ?? 'tollgate',
-  });
+  const { region, deps, logger, metrics } = awsBase(env);
   const policyFile = env.TOLLGATE_POLICY_FILE ?? join(dirname(fileURLToPath(import.meta.url)), 'policy.json');
   const policy = loadPolicyBundleSource(policyFile);
   if (!policy.ok)
     logger.error('the policy is invalid: every decision will escalate', { problem: policy.problem });
   const gate = new GateService({
     ...adapters(region, env.TOLLGATE_TOPIC_ARN),
-    store: new DynamoStore(createDocumentClient({ region }), table),
-    clock: { now: () => new Date() },
-    log: logPort(logger),
-    metrics: metricsPort(metrics),
+    ...deps,
     policy,
     config: {
       ...DEFAULT_CONFIG,
-      region,
-      account: undefined,
-      scanSource,
-      ownIdentities: (env.TOLLGATE_OWN_ROLES ?? '')
-        .split(',')
-        .map((s) => s.trim())
-        .filter((s) => s !== ''),
+      ...deps.config,
+      scanSource: env.TOLLGATE_SCAN_SOURCE === 'ecr' ? 'ecr' : 'inspector',
     },
   });
   return { gate, logger, metrics };

@@ -7,6 +7,7 @@ import type { Context } from 'aws-lambda';
 import type * as z from 'zod/mini';
 import { config } from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
+import type { GateClosing } from '../../shared/gate/closing.js';
 import type { Runtime } from './runtime.js';
 
 // zod/mini loads no locale: without one, every problem an ignored event logs would read "Invalid input".
@@ -30,11 +31,11 @@ interface Envelope {
  * retry would not change it); a failure of the work itself is thrown, so Lambda retries the event and
  * finally dead-letters it.
  */
-export function gateHandler<S extends z.ZodMiniType<Envelope>>(
+export function gateHandler<S extends z.ZodMiniType<Envelope>, G extends GateClosing>(
   name: string,
   schema: S,
-  runtime: Runtime,
-  work: (event: z.output<S>, rt: Runtime) => Promise<unknown>,
+  runtime: Runtime<G>,
+  work: (event: z.output<S>, rt: Runtime<G>) => Promise<unknown>,
 ) {
   const { logger, metrics } = runtime;
   return middy<unknown, HandlerResult, Error, Context>()

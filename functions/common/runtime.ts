@@ -1,16 +1,17 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { ConstructorOptions } from '@aws-lambda-powertools/logger/types';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { GateService } from '../../shared/gate/gate.js';
+import type { GateClosing, GateService } from '../../shared/gate/gate.js';
 import type { LogPort, MetricsPort } from '../../shared/gate/ports.js';
 
 /**
  * What a handler runs with: the gate and its observability. Lambda builds it from the environment at cold
- * start (`aws.ts`); the local run builds it over a scenario and the embedded store. The handlers are the
- * same code in both.
+ * start (`aws.ts`, `aws-closing.ts`); the local run builds it over a scenario and the embedded store. The
+ * handlers are the same code in both. approval-ended only closes gates, so it asks for a `GateClosing`
+ * (which a `GateService` is) and its Lambda runtime has no policy, findings or pipeline clients.
  */
-export interface Runtime {
-  readonly gate: GateService;
+export interface Runtime<G extends GateClosing = GateService> {
+  readonly gate: G;
   readonly logger: Logger;
   readonly metrics: Metrics;
 }

@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
-import { type ChainHead, ChainHeadMovedError, chainRecord } from '../audit/chain.js';
-import { actionEntry, decisionEntry, resolutionEntry, resolutionOf } from '../audit/entry.js';
-import type { AuditAction, AuditEntry, AuditRecord } from '../audit/record.js';
-import type { DecisionRecord, Outcome } from '../decision/record.js';
+import { ChainHeadMovedError } from '../audit/chain.js';
+import { actionEntry, decisionEntry } from '../audit/entry.js';
+import type { AuditAction, AuditRecord } from '../audit/record.js';
+import type { DecisionRecord } from '../decision/record.js';
 import { InputError } from '../errors.js';
 import { type ScanVerdict, SEVERITIES } from '../findings/finding.js';
 import { FindingTable } from '../findings/table.js';
@@ -10,14 +9,14 @@ import { type CompiledPolicy, compilePolicy } from '../policy/compile.js';
 import { type Evaluation, evaluate, type GateCondition } from '../policy/evaluate.js';
 import type { LoadedPolicy } from '../policy/load.js';
 import { PolicySchema } from '../policy/schema.js';
+import { type ClosingConfig, type ClosingDeps, GateClosing } from './closing.js';
 import { approvalSummary, renderEscalation } from './escalation.js';
-import { decisionEvent, gateClosedEvent, gateStateEvent } from './events.js';
+import { decisionEvent, gateStateEvent } from './events.js';
 import { type Identification, imageFromCustomData, imageFromVariables } from './image.js';
 import {
   DETAIL_LIMIT,
   type FindingSummary,
   type Gate,
-  type GateClosure,
   type GateImage,
   type GateKey,
   type GateState,
@@ -40,17 +39,34 @@ import type {
   NotifierPort,
   StageStateView,
   StorePort,
-  TollgateEvent,
 } from './ports.js';
 import { coverageState, ecrScanState, inspectorScanState, isSettled, readCounts, sameRead } from './scan.js';
 import { checkToken, type TokenCheck } from './token.js';
+import {
+  type ApprovalStarted,
+  describeError,
+  entry,
+  type GateReport,
+  GateWorkFailed,
+  type HeadRead,
+  hashToken,
+  newGate,
+  report,
+  UPDATE_ATTEMPTS,
+  validTime,
+} from './work.js';
+
+export type { ApprovalEnded, ApprovalResultCall, ClosingConfig, ClosingDeps } from './closing.js';
+export { GateClosing } from './closing.js';
+export type { ApprovalStarted, GateReport } from './work.js';
+export { describeError, GateWorkFailed, hashToken } from './work.js';
 
 /** The policy the functions run with: a broken one is not fatal, it makes every decision escalate (fail closed). */
 export type PolicySource =
   | { readonly ok: true; readonly loaded: LoadedPolicy }
   | { readonly ok: false; readonly problem: string; readonly sha256: string; readonly file: string };
 
-export interface GateConfig {
+export interface GateConfig extends ClosingConfig {
   readonly scanSource: 'inspector' | 'ecr';
   readonly region: string;
   readonly account: string | undefined;
@@ -78,7 +94,7 @@ export const DEFAULT_CONFIG: Omit<GateConfig, 'region' | 'account' | 'scanSource
   recordBackoffMs: 100,
 };
 
-export interface GateDeps {
+export interface GateDeps extends ClosingDeps {
   readonly approvals: ApprovalsPort;
   readonly findings: FindingsPort;
   readonly images: ImagesPort;
@@ -92,15 +108,6 @@ export interface GateDeps {
   readonly config: GateConfig;
 }
 
-export interface ApprovalStarted {
-  readonly key: GateKey;
-  readonly actionExecutionId: string | undefined;
-  /** The event's `time`: the wait counts from it. */
-  readonly time: string;
-  readonly account: string;
-  readonly region: string;
-}
-
 export interface ScanFinished {
   readonly source: 'inspector' | 'ecr';
   /** Repository name (an ARN is reduced to its name by the caller). */
@@ -112,52 +119,8 @@ export interface ScanFinished {
   readonly time: string;
 }
 
-export interface ApprovalEnded {
-  readonly key: GateKey;
-  readonly state: GateClosure['state'];
-  readonly time: string;
-  readonly account: string;
-  readonly region: string;
-}
-
-/** CloudTrail's record of a PutApprovalResult call: trusted for who called, nothing else. */
-export interface ApprovalResultCall {
-  readonly token: string | undefined;
-  readonly identity: string;
-  readonly identityType: string | undefined;
-  readonly status: string | undefined;
-  readonly summary: string | undefined;
-  readonly time: string;
-}
-
-/** What one call into the gate did, for the handler's log line and the local run. */
-export interface GateReport {
-  readonly gate: string;
-  readonly state: GateState;
-  readonly outcome: Outcome | undefined;
-  readonly note: string;
-}
-
-const TIMELINE_MAX = 40;
 /** A waiting gate this long past its deadline means the timeout is not being applied: the alarm's metric. */
 export const OVERDUE_MARGIN_MS = 5 * 60_000;
-const UPDATE_ATTEMPTS = 6;
-/** Appends that lost their place in the audit chain to another gate of the pipeline, before giving up. */
-const CHAIN_ATTEMPTS = 10;
-
-/** The audit chain's head as read (or being read) beforehand; undefined: read it when appending. */
-type HeadRead = Promise<ChainHead | undefined> | undefined;
-
-/** Thrown at the end of a call that left work undone, so that the event is retried or dead-lettered. */
-export class GateWorkFailed extends Error {
-  constructor(
-    message: string,
-    readonly causes: readonly unknown[],
-  ) {
-    super(message);
-    this.name = 'GateWorkFailed';
-  }
-}
 
 interface DecideContext {
   readonly trigger: string;
@@ -178,11 +141,12 @@ interface DecideContext {
  * does what its state still needs, and writes with a condition on the version it read, so a duplicate or
  * concurrent delivery finds the work done (or loses the race) instead of doing it twice.
  */
-export class GateService {
+export class GateService extends GateClosing<GateDeps> {
   private readonly compiled: CompiledPolicy | undefined;
   private readonly fallback: CompiledPolicy;
 
-  constructor(private readonly d: GateDeps) {
+  constructor(d: GateDeps) {
+    super(d);
     this.compiled = d.policy.ok ? compilePolicy(d.policy.loaded) : undefined;
     // With a broken policy the gate still writes a full decision record, under the defaults (which escalate
     // on error) and the broken file's hash, so auditors see exactly which text failed.
@@ -211,7 +175,7 @@ export class GateService {
     const token = checkToken(e.key, stages, executions);
     const now = this.now();
     const startedAt = validTime(e.time) ?? now.toISOString();
-    const base = this.newGate(e, startedAt, now);
+    const base = newGate(e, startedAt, now, new Date(Date.parse(startedAt) + this.waitMs).toISOString());
 
     if (!token.ok && token.final) {
       const stale: Gate = entry(
@@ -242,33 +206,6 @@ export class GateService {
     if (!(await this.d.store.createGate(gate))) return this.resumeKey(e.key, 'approval-started (raced)');
     this.publish(() => [gateStateEvent(gate, undefined, this.region(gate), this.account(gate))]);
     return this.tryDecide(gate, { trigger: 'approval-started', token });
-  }
-
-  private newGate(e: ApprovalStarted, startedAt: string, now: Date): Gate {
-    return {
-      key: e.key,
-      state: 'WAITING',
-      version: 1,
-      account: e.account,
-      region: e.region,
-      actionExecutionId: e.actionExecutionId,
-      startedAt,
-      deadline: new Date(Date.parse(startedAt) + this.waitMs).toISOString(),
-      image: undefined,
-      imageProblem: undefined,
-      tokenHash: undefined,
-      lastRead: undefined,
-      outcome: undefined,
-      summary: undefined,
-      approvalResult: undefined,
-      notifications: 0,
-      actingUntil: undefined,
-      staleReason: undefined,
-      closure: undefined,
-      reviewer: undefined,
-      timeline: [],
-      updatedAt: now.toISOString(),
-    };
   }
 
   /** CustomData first, then the execution's variables; a tag is resolved to a digest here, once. */
@@ -376,131 +313,6 @@ export class GateService {
   }
 
   // ── approval-ended and the reviewer ─────────────────────────────────────────────────────────────────
-
-  async approvalEnded(e: ApprovalEnded): Promise<GateReport> {
-    const closure: GateClosure = { state: e.state, at: validTime(e.time) ?? this.now().toISOString() };
-    // The decision (for the resolution record's content) and the chain head are read beside the gate.
-    const head = this.d.store.auditHead(e.key.pipeline);
-    head.catch(() => undefined);
-    let decision: StoredDecision | undefined;
-    for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
-      const [gate, stored] = await Promise.all([
-        this.d.store.getGate(e.key),
-        decision ? Promise.resolve(decision) : this.d.store.getDecision(e.key),
-      ]);
-      decision = stored;
-      const now = this.now();
-      if (!gate) {
-        // The end arrived before the start (or the start was lost): a closed gate keeps a late start from
-        // deciding an approval that is over.
-        const tombstone = entry(
-          {
-            ...this.newGate(
-              {
-                key: e.key,
-                actionExecutionId: undefined,
-                time: closure.at,
-                account: '',
-                region: this.d.config.region,
-              },
-              closure.at,
-              now,
-            ),
-            state: 'CLOSED',
-            closure,
-          },
-          now,
-          `approval ended ${e.state} before Tollgate saw it start`,
-        );
-        const resolution = resolutionEntry(tombstone, undefined, resolutionOf(tombstone), closure.at);
-        const { result: created } = await this.appending(e.key.pipeline, resolution, head, (record) =>
-          this.d.store.createGate(tombstone, record),
-        );
-        if (created) {
-          this.publish(() => [gateClosedEvent(tombstone, this.region(tombstone), this.account(tombstone))]);
-          return report(tombstone, 'closed before it was seen starting');
-        }
-        continue;
-      }
-      if (gate.closure) return report(gate, 'already closed');
-      // A STALE gate keeps its state (the gate's own verdict on it) and only records how the action ended.
-      const next = this.next(
-        gate,
-        { state: gate.state === 'STALE' ? 'STALE' : 'CLOSED', closure },
-        now,
-        `approval ended: ${e.state}`,
-      );
-      const resolution = resolutionEntry(next, decision, resolutionOf(next), closure.at);
-      const { result: updated } = await this.appending(e.key.pipeline, resolution, head, (record) =>
-        this.d.store.updateGate(next, gate.version, record),
-      );
-      if (updated) {
-        this.publish(() => [gateClosedEvent(next, this.region(next), this.account(next))]);
-        if (gate.state === 'WAITING' || gate.state === 'DECIDED')
-          this.d.metrics.count('GatesClosedUndecided');
-        return report(next, `closed: ${e.state}`);
-      }
-    }
-    throw new GateWorkFailed(
-      `gate ${gateId(e.key)}: could not record its end after ${UPDATE_ATTEMPTS} attempts`,
-      [],
-    );
-  }
-
-  async approvalResultCalled(e: ApprovalResultCall): Promise<GateReport | undefined> {
-    if (!e.token) {
-      this.d.log.warn('PutApprovalResult call without a token: cannot tell which gate it resolved', {
-        identity: e.identity,
-      });
-      return undefined;
-    }
-    const tokenHash = hashToken(e.token);
-    let decision: StoredDecision | undefined;
-    let head: HeadRead;
-    for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
-      const gate = await this.d.store.gateByTokenHash(tokenHash);
-      if (!gate) {
-        this.d.log.info('PutApprovalResult for an approval Tollgate does not gate', { identity: e.identity });
-        return undefined;
-      }
-      if (gate.reviewer) return report(gate, 'reviewer already recorded');
-      if (!head) {
-        head = this.d.store.auditHead(gate.key.pipeline);
-        head.catch(() => undefined);
-      }
-      decision ??= await this.d.store.getDecision(gate.key);
-      // A role name matches only as the role of an assumed-role ARN: a person's role whose name merely contains
-      // Tollgate's (TollgateGateRoleAdmin) must not be recorded as Tollgate itself.
-      const tollgate = this.d.config.ownIdentities.some(
-        (id) => id !== '' && e.identity.includes(`:assumed-role/${id}/`),
-      );
-      const now = this.now();
-      const at = validTime(e.time) ?? now.toISOString();
-      const next = this.next(
-        gate,
-        {
-          reviewer: {
-            identity: e.identity,
-            type: e.identityType,
-            status: e.status,
-            summary: e.summary,
-            at,
-            tollgate,
-          },
-        },
-        now,
-        tollgate
-          ? 'CloudTrail: Tollgate sent the result'
-          : `CloudTrail: ${e.status ?? 'resolved'} by ${e.identity}`,
-      );
-      const resolution = resolutionEntry(next, decision, resolutionOf(next), at);
-      const { result: updated } = await this.appending(gate.key.pipeline, resolution, head, (record) =>
-        this.d.store.updateGate(next, gate.version, record),
-      );
-      if (updated) return report(next, `reviewer ${e.identity}`);
-    }
-    throw new GateWorkFailed(`could not record the reviewer after ${UPDATE_ATTEMPTS} attempts`, []);
-  }
 
   // ── deciding ────────────────────────────────────────────────────────────────────────────────────────
 
@@ -815,28 +627,6 @@ export class GateService {
    * transaction): chained on `head` (read now when not given); when another gate of the pipeline appended
    * first, the head is read again and the record chained anew. The write's own result is returned as is.
    */
-  private async appending<T>(
-    pipeline: string,
-    entry: AuditEntry,
-    head: HeadRead,
-    write: (record: AuditRecord) => Promise<T>,
-    readHead: (pipeline: string) => Promise<ChainHead | undefined> = (p) => this.d.store.auditHead(p),
-  ): Promise<{ result: T; record: AuditRecord }> {
-    let current = await (head ?? readHead(pipeline));
-    for (let attempt = 1; ; attempt++) {
-      const record = chainRecord(entry, pipeline, current);
-      try {
-        return { result: await write(record), record };
-      } catch (error) {
-        if (!(error instanceof ChainHeadMovedError) || attempt >= CHAIN_ATTEMPTS) throw error;
-        this.d.metrics.count('AuditChainRetries');
-        if (attempt > 1)
-          await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 20 * attempt)));
-        current = await readHead(pipeline);
-      }
-    }
-  }
-
   /** A decision's vulnerability index items; a failure is left to the sweep (the store keeps a marker). */
   private async indexAudit(record: AuditRecord): Promise<void> {
     if (record.vulnerabilities.length === 0) return;
@@ -1058,55 +848,6 @@ export class GateService {
 
   // ── plumbing ────────────────────────────────────────────────────────────────────────────────────────
 
-  private next(gate: Gate, changes: Partial<Gate>, now: Date, what: string): Gate {
-    return entry({ ...gate, ...changes, version: gate.version + 1, updatedAt: now.toISOString() }, now, what);
-  }
-
-  private now(): Date {
-    return this.d.clock.now();
-  }
-
-  private region(gate: Gate): string {
-    return gate.region || this.d.config.region;
-  }
-
-  private account(gate: Gate): string | undefined {
-    return gate.account || this.d.config.account;
-  }
-
-  private accountField(gate: Gate): { account?: string } {
-    const account = this.account(gate);
-    return account === undefined ? {} : { account };
-  }
-
-  /**
-   * Publishing is best effort by design: events are built and kept, then sent together when the invocation
-   * ends (`flush`); a failure is logged and counted and never changes a decision.
-   */
-  private publish(build: () => readonly TollgateEvent[]): void {
-    try {
-      this.outbox.push(...build());
-    } catch (error) {
-      // A detail that does not fit its schema is a bug to see in the logs, not a reason to stop deciding.
-      this.publishFailed(error);
-    }
-  }
-
-  private outbox: TollgateEvent[] = [];
-
-  private publishFailed(error: unknown): void {
-    this.d.metrics.count('EventPublishFailures');
-    this.d.log.warn('publishing Tollgate events failed', { error: describeError(error) });
-  }
-
-  /** Sends this invocation's events (in batches, by the adapter), before Lambda freezes the process. */
-  async flush(): Promise<void> {
-    const events = this.outbox;
-    this.outbox = [];
-    if (events.length === 0) return;
-    await this.d.events.publish(events).catch((error: unknown) => this.publishFailed(error));
-  }
-
   /**
    * Runs `work` for every gate, a few at a time; one gate's failure does not stop the others. With
    * `rethrow`, failures are thrown together at the end (the event is then retried or dead-lettered).
@@ -1146,35 +887,8 @@ interface ActionDone {
   readonly head: HeadRead;
 }
 
-function entry(gate: Gate, now: Date, what: string): Gate {
-  const timeline = [...gate.timeline, { at: now.toISOString(), what }];
-  return { ...gate, timeline: timeline.length > TIMELINE_MAX ? timeline.slice(-TIMELINE_MAX) : timeline };
-}
-
-function report(gate: Gate, note: string): GateReport {
-  return { gate: gateId(gate.key), state: gate.state, outcome: gate.outcome, note };
-}
-
-/** The token is a credential for the approval: only its hash is stored, to match CloudTrail's record. */
-export function hashToken(token: string): string {
-  return createHash('sha256').update(token.toLowerCase()).digest('hex');
-}
-
-function validTime(text: string): string | undefined {
-  const t = Date.parse(text);
-  return Number.isNaN(t) ? undefined : new Date(t).toISOString();
-}
-
 function short(digest: string): string {
   return digest.length > 19 ? `${digest.slice(0, 19)}…` : digest;
-}
-
-export function describeError(error: unknown): string {
-  if (error instanceof Error) {
-    const name = error.name && error.name !== 'Error' ? `${error.name}: ` : '';
-    return `${name}${error.message}`.slice(0, 300);
-  }
-  return String(error).slice(0, 300);
 }
 
 const SEVERITY_RANK = new Map<string, number>(SEVERITIES.map((s, i) => [s, i]));

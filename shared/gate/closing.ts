@@ -1,0 +1,267 @@
+import { type ChainHead, ChainHeadMovedError, chainRecord } from '../audit/chain.js';
+import { resolutionEntry, resolutionOf } from '../audit/entry.js';
+import type { AuditEntry, AuditRecord } from '../audit/record.js';
+import { gateClosedEvent } from './events.js';
+import type { Gate, GateClosure, GateKey, StoredDecision } from './model.js';
+import { gateId } from './model.js';
+import type { ClockPort, EventsPort, LogPort, MetricsPort, StorePort, TollgateEvent } from './ports.js';
+import {
+  CHAIN_ATTEMPTS,
+  describeError,
+  entry,
+  type GateReport,
+  GateWorkFailed,
+  type HeadRead,
+  hashToken,
+  newGate,
+  report,
+  UPDATE_ATTEMPTS,
+  validTime,
+} from './work.js';
+
+export interface ApprovalEnded {
+  readonly key: GateKey;
+  readonly state: GateClosure['state'];
+  readonly time: string;
+  readonly account: string;
+  readonly region: string;
+}
+
+/** CloudTrail's record of a PutApprovalResult call: trusted for who called, nothing else. */
+export interface ApprovalResultCall {
+  readonly token: string | undefined;
+  readonly identity: string;
+  readonly identityType: string | undefined;
+  readonly status: string | undefined;
+  readonly summary: string | undefined;
+  readonly time: string;
+}
+
+export interface ClosingConfig {
+  readonly region: string;
+  readonly account: string | undefined;
+  /** Role names whose CloudTrail calls are Tollgate's own (its own PutApprovalResult calls). */
+  readonly ownIdentities: readonly string[];
+}
+
+/** What closing a gate needs: the store, the clock and Tollgate's events. No policy, no findings, no pipeline. */
+export interface ClosingDeps {
+  readonly events: EventsPort;
+  readonly store: StorePort;
+  readonly clock: ClockPort;
+  readonly log: LogPort;
+  readonly metrics: MetricsPort;
+  readonly config: ClosingConfig;
+}
+
+/**
+ * The end of a gate's life (architecture §3, approval-ended): the approval action ended, or CloudTrail says who
+ * resolved it. Closing never reads the policy, the findings or the pipeline, so the function that only closes
+ * runs without them (and its bundle carries none of them); `GateService` decides and closes, on top of this.
+ *
+ * The plumbing both share is here too: the versioned gate update with its timeline, the audit chain's append,
+ * and the outbox of Tollgate events sent when the invocation ends.
+ */
+export class GateClosing<D extends ClosingDeps = ClosingDeps> {
+  constructor(protected readonly d: D) {}
+
+  async approvalEnded(e: ApprovalEnded): Promise<GateReport> {
+    const closure: GateClosure = { state: e.state, at: validTime(e.time) ?? this.now().toISOString() };
+    // The decision (for the resolution record's content) and the chain head are read beside the gate.
+    const head = this.d.store.auditHead(e.key.pipeline);
+    head.catch(() => undefined);
+    let decision: StoredDecision | undefined;
+    for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
+      const [gate, stored] = await Promise.all([
+        this.d.store.getGate(e.key),
+        decision ? Promise.resolve(decision) : this.d.store.getDecision(e.key),
+      ]);
+      decision = stored;
+      const now = this.now();
+      if (!gate) {
+        // The end arrived before the start (or the start was lost): a closed gate keeps a late start from
+        // deciding an approval that is over.
+        const tombstone = entry(
+          {
+            ...newGate(
+              {
+                key: e.key,
+                actionExecutionId: undefined,
+                time: closure.at,
+                account: '',
+                region: this.d.config.region,
+              },
+              closure.at,
+              now,
+              // Closed from the start: it waits for no scan.
+              closure.at,
+            ),
+            state: 'CLOSED',
+            closure,
+          },
+          now,
+          `approval ended ${e.state} before Tollgate saw it start`,
+        );
+        const resolution = resolutionEntry(tombstone, undefined, resolutionOf(tombstone), closure.at);
+        const { result: created } = await this.appending(e.key.pipeline, resolution, head, (record) =>
+          this.d.store.createGate(tombstone, record),
+        );
+        if (created) {
+          this.publish(() => [gateClosedEvent(tombstone, this.region(tombstone), this.account(tombstone))]);
+          return report(tombstone, 'closed before it was seen starting');
+        }
+        continue;
+      }
+      if (gate.closure) return report(gate, 'already closed');
+      // A STALE gate keeps its state (the gate's own verdict on it) and only records how the action ended.
+      const next = this.next(
+        gate,
+        { state: gate.state === 'STALE' ? 'STALE' : 'CLOSED', closure },
+        now,
+        `approval ended: ${e.state}`,
+      );
+      const resolution = resolutionEntry(next, decision, resolutionOf(next), closure.at);
+      const { result: updated } = await this.appending(e.key.pipeline, resolution, head, (record) =>
+        this.d.store.updateGate(next, gate.version, record),
+      );
+      if (updated) {
+        this.publish(() => [gateClosedEvent(next, this.region(next), this.account(next))]);
+        if (gate.state === 'WAITING' || gate.state === 'DECIDED')
+          this.d.metrics.count('GatesClosedUndecided');
+        return report(next, `closed: ${e.state}`);
+      }
+    }
+    throw new GateWorkFailed(
+      `gate ${gateId(e.key)}: could not record its end after ${UPDATE_ATTEMPTS} attempts`,
+      [],
+    );
+  }
+
+  async approvalResultCalled(e: ApprovalResultCall): Promise<GateReport | undefined> {
+    if (!e.token) {
+      this.d.log.warn('PutApprovalResult call without a token: cannot tell which gate it resolved', {
+        identity: e.identity,
+      });
+      return undefined;
+    }
+    const tokenHash = hashToken(e.token);
+    let decision: StoredDecision | undefined;
+    let head: HeadRead;
+    for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
+      const gate = await this.d.store.gateByTokenHash(tokenHash);
+      if (!gate) {
+        this.d.log.info('PutApprovalResult for an approval Tollgate does not gate', { identity: e.identity });
+        return undefined;
+      }
+      if (gate.reviewer) return report(gate, 'reviewer already recorded');
+      if (!head) {
+        head = this.d.store.auditHead(gate.key.pipeline);
+        head.catch(() => undefined);
+      }
+      decision ??= await this.d.store.getDecision(gate.key);
+      // A role name matches only as the role of an assumed-role ARN: a person's role whose name merely contains
+      // Tollgate's (TollgateGateRoleAdmin) must not be recorded as Tollgate itself.
+      const tollgate = this.d.config.ownIdentities.some(
+        (id) => id !== '' && e.identity.includes(`:assumed-role/${id}/`),
+      );
+      const now = this.now();
+      const at = validTime(e.time) ?? now.toISOString();
+      const next = this.next(
+        gate,
+        {
+          reviewer: {
+            identity: e.identity,
+            type: e.identityType,
+            status: e.status,
+            summary: e.summary,
+            at,
+            tollgate,
+          },
+        },
+        now,
+        tollgate
+          ? 'CloudTrail: Tollgate sent the result'
+          : `CloudTrail: ${e.status ?? 'resolved'} by ${e.identity}`,
+      );
+      const resolution = resolutionEntry(next, decision, resolutionOf(next), at);
+      const { result: updated } = await this.appending(gate.key.pipeline, resolution, head, (record) =>
+        this.d.store.updateGate(next, gate.version, record),
+      );
+      if (updated) return report(next, `reviewer ${e.identity}`);
+    }
+    throw new GateWorkFailed(`could not record the reviewer after ${UPDATE_ATTEMPTS} attempts`, []);
+  }
+
+  // ── plumbing ────────────────────────────────────────────────────────────────────────────────────────
+
+  protected async appending<T>(
+    pipeline: string,
+    entry: AuditEntry,
+    head: HeadRead,
+    write: (record: AuditRecord) => Promise<T>,
+    readHead: (pipeline: string) => Promise<ChainHead | undefined> = (p) => this.d.store.auditHead(p),
+  ): Promise<{ result: T; record: AuditRecord }> {
+    let current = await (head ?? readHead(pipeline));
+    for (let attempt = 1; ; attempt++) {
+      const record = chainRecord(entry, pipeline, current);
+      try {
+        return { result: await write(record), record };
+      } catch (error) {
+        if (!(error instanceof ChainHeadMovedError) || attempt >= CHAIN_ATTEMPTS) throw error;
+        this.d.metrics.count('AuditChainRetries');
+        if (attempt > 1)
+          await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 20 * attempt)));
+        current = await readHead(pipeline);
+      }
+    }
+  }
+
+  protected next(gate: Gate, changes: Partial<Gate>, now: Date, what: string): Gate {
+    return entry({ ...gate, ...changes, version: gate.version + 1, updatedAt: now.toISOString() }, now, what);
+  }
+
+  protected now(): Date {
+    return this.d.clock.now();
+  }
+
+  protected region(gate: Gate): string {
+    return gate.region || this.d.config.region;
+  }
+
+  protected account(gate: Gate): string | undefined {
+    return gate.account || this.d.config.account;
+  }
+
+  protected accountField(gate: Gate): { account?: string } {
+    const account = this.account(gate);
+    return account === undefined ? {} : { account };
+  }
+
+  /**
+   * Publishing is best effort by design: events are built and kept, then sent together when the invocation
+   * ends (`flush`); a failure is logged and counted and never changes a decision.
+   */
+  protected publish(build: () => readonly TollgateEvent[]): void {
+    try {
+      this.outbox.push(...build());
+    } catch (error) {
+      // A detail that does not fit its schema is a bug to see in the logs, not a reason to stop deciding.
+      this.publishFailed(error);
+    }
+  }
+
+  private outbox: TollgateEvent[] = [];
+
+  private publishFailed(error: unknown): void {
+    this.d.metrics.count('EventPublishFailures');
+    this.d.log.warn('publishing Tollgate events failed', { error: describeError(error) });
+  }
+
+  /** Sends this invocation's events (in batches, by the adapter), before Lambda freezes the process. */
+  async flush(): Promise<void> {
+    const events = this.outbox;
+    this.outbox = [];
+    if (events.length === 0) return;
+    await this.d.events.publish(events).catch((error: unknown) => this.publishFailed(error));
+  }
+}

@@ -1,0 +1,101 @@
+import { createHash } from 'node:crypto';
+import type { ChainHead } from '../audit/chain.js';
+import type { Outcome } from '../decision/record.js';
+import { type Gate, type GateKey, type GateState, gateId } from './model.js';
+
+/*
+ * What every part of the gate's work shares, deciding or closing: the report of a call, the timeline, the
+ * failure that makes an event retried, and the small conversions both sides apply to what events carry.
+ */
+
+export interface ApprovalStarted {
+  readonly key: GateKey;
+  readonly actionExecutionId: string | undefined;
+  /** The event's `time`: the wait counts from it. */
+  readonly time: string;
+  readonly account: string;
+  readonly region: string;
+}
+
+/** What one call into the gate did, for the handler's log line and the local run. */
+export interface GateReport {
+  readonly gate: string;
+  readonly state: GateState;
+  readonly outcome: Outcome | undefined;
+  readonly note: string;
+}
+
+const TIMELINE_MAX = 40;
+/** Conditional writes of one gate that lost to a concurrent writer, before the call gives up (and is retried). */
+export const UPDATE_ATTEMPTS = 6;
+/** Appends that lost their place in the audit chain to another gate of the pipeline, before giving up. */
+export const CHAIN_ATTEMPTS = 10;
+
+/** The audit chain's head as read (or being read) beforehand; undefined: read it when appending. */
+export type HeadRead = Promise<ChainHead | undefined> | undefined;
+
+/** Thrown at the end of a call that left work undone, so that the event is retried or dead-lettered. */
+export class GateWorkFailed extends Error {
+  constructor(
+    message: string,
+    readonly causes: readonly unknown[],
+  ) {
+    super(message);
+    this.name = 'GateWorkFailed';
+  }
+}
+
+/** A new gate, WAITING, as an approval that started at `startedAt` opens it; its scan wait runs out at `deadline`. */
+export function newGate(e: ApprovalStarted, startedAt: string, now: Date, deadline: string): Gate {
+  return {
+    key: e.key,
+    state: 'WAITING',
+    version: 1,
+    account: e.account,
+    region: e.region,
+    actionExecutionId: e.actionExecutionId,
+    startedAt,
+    deadline,
+    image: undefined,
+    imageProblem: undefined,
+    tokenHash: undefined,
+    lastRead: undefined,
+    outcome: undefined,
+    summary: undefined,
+    approvalResult: undefined,
+    notifications: 0,
+    actingUntil: undefined,
+    staleReason: undefined,
+    closure: undefined,
+    reviewer: undefined,
+    timeline: [],
+    updatedAt: now.toISOString(),
+  };
+}
+
+export function entry(gate: Gate, now: Date, what: string): Gate {
+  const timeline = [...gate.timeline, { at: now.toISOString(), what }];
+  return { ...gate, timeline: timeline.length > TIMELINE_MAX ? timeline.slice(-TIMELINE_MAX) : timeline };
+}
+
+export function report(gate: Gate, note: string): GateReport {
+  return { gate: gateId(gate.key), state: gate.state, outcome: gate.outcome, note };
+}
+
+/** The token is a credential for the approval: only its hash is stored, to match CloudTrail's record. */
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token.toLowerCase()).digest('hex');
+}
+
+export function validTime(text: string): string | undefined {
+  const t = Date.parse(text);
+  return Number.isNaN(t) ? undefined : new Date(t).toISOString();
+}
+
+export function describeError(error: unknown): string {
+  if (error instanceof Error) {
+    const name = error.name && error.name !== 'Error' ? `${error.name}: ` : '';
+    return `${name}${error.message}`.slice(0, 300);
+  }
+  return String(error).slice(0, 300);
+}
