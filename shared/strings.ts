@@ -62,14 +62,7 @@ export class StringTable {
   }
 
   private hash(s: string): number {
-    // FNV-1a over the characters (the tail of long keys), seeded with the length.
-    let h = 0x811c9dc5 ^ s.length;
-    const from = s.length > this.tail ? s.length - this.tail : 0;
-    for (let j = from; j < s.length; j++) {
-      h ^= s.charCodeAt(j);
-      h = Math.imul(h, 0x01000193);
-    }
-    return h;
+    return tailHash(s, this.tail);
   }
 
   private rehash(): void {
@@ -89,9 +82,120 @@ export class StringTable {
   }
 }
 
+/** FNV-1a over the last `tail` characters of `s` (all of them when it is shorter), seeded with its length. */
+export function tailHash(s: string, tail: number): number {
+  let h = 0x811c9dc5 ^ s.length;
+  for (let j = s.length > tail ? s.length - tail : 0; j < s.length; j++) {
+    h ^= s.charCodeAt(j);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h;
+}
+
+/**
+ * Numbers the first `n` strings in order of first sight, as a StringTable would (`ordinals[i]` is the
+ * number of `strings[i]`, `distinct` the strings by number), given `hashes[i] = tailHash(strings[i], tail)`.
+ *
+ * Built for keys that are nearly always all different (the finding ARNs of an export): rather than probe
+ * a hash table of a few megabytes once per string (a cache miss each), it sorts the hashes in a few
+ * sequential passes and compares only the strings whose hashes are equal. When all differ, string i is
+ * number i; copies are numbered from the sort too, so that a few of them cost no more than a few compares.
+ */
+export function numberStrings(
+  strings: readonly string[],
+  hashes: Int32Array,
+  n: number,
+  tail: number,
+): { ordinals: Int32Array; distinct: readonly string[] } {
+  const earlier = earlierCopies(strings, hashes, n);
+  const ordinals = new Int32Array(n);
+  if (earlier === undefined) {
+    const table = new StringTable(n, tail);
+    for (let i = 0; i < n; i++) ordinals[i] = table.intern(strings[i]!);
+    return { ordinals, distinct: table.keys };
+  }
+  if (earlier === ALL_DISTINCT) {
+    for (let i = 0; i < n; i++) ordinals[i] = i;
+    return { ordinals, distinct: strings.length === n ? strings : strings.slice(0, n) };
+  }
+  const distinct: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const e = earlier[i]!;
+    if (e === 0) {
+      ordinals[i] = distinct.length;
+      distinct.push(strings[i]!);
+    } else ordinals[i] = ordinals[e - 1]!;
+  }
+  return { ordinals, distinct };
+}
+
+/** Radix digits of the hash sort: 11 bits, three passes for 32 bits. */
+const DIGIT_BITS = 11;
+const DIGITS = 1 << DIGIT_BITS;
+/**
+ * Strings sharing one hash beyond this many (many copies of one key, or crafted collisions) are left to a
+ * StringTable: comparing each with each would cost the square of their number.
+ */
+const MAX_SAME_HASH = 8;
+/** earlierCopies of strings that all differ: no array to allocate. */
+const ALL_DISTINCT = new Int32Array(0);
+
+/**
+ * For each of the first `n` strings, 1 + the index of the first equal string, 0 where it is that first one;
+ * ALL_DISTINCT when all differ; undefined when too many strings share a hash (see MAX_SAME_HASH).
+ */
+function earlierCopies(strings: readonly string[], hashes: Int32Array, n: number): Int32Array | undefined {
+  // Least significant digit first radix sort of (hash, index) pairs.
+  let h = hashes.slice(0, n);
+  let at = new Int32Array(n);
+  for (let i = 0; i < n; i++) at[i] = i;
+  let h2 = new Int32Array(n);
+  let at2 = new Int32Array(n);
+  const starts = new Int32Array(DIGITS);
+  for (let shift = 0; shift < 32; shift += DIGIT_BITS) {
+    starts.fill(0);
+    for (let k = 0; k < n; k++) starts[(h[k]! >>> shift) & (DIGITS - 1)]!++;
+    for (let d = 0, sum = 0; d < DIGITS; d++) {
+      const count = starts[d]!;
+      starts[d] = sum;
+      sum += count;
+    }
+    for (let k = 0; k < n; k++) {
+      const to = starts[(h[k]! >>> shift) & (DIGITS - 1)]!++;
+      h2[to] = h[k]!;
+      at2[to] = at[k]!;
+    }
+    [h, h2] = [h2, h];
+    [at, at2] = [at2, at];
+  }
+  // Equal hashes are now side by side, and (the sort being stable) their indices ascending: the first of
+  // equal strings in a run is the first seen.
+  let copies: Int32Array | undefined;
+  for (let start = 0; start < n; ) {
+    let end = start + 1;
+    while (end < n && h[end] === h[start]) end++;
+    if (end - start > MAX_SAME_HASH) return undefined;
+    for (let a = start; a < end - 1; a++) {
+      const i = at[a]!;
+      // A copy's later copies were found with the first of them.
+      if (copies !== undefined && copies[i] !== 0) continue;
+      for (let b = a + 1; b < end; b++) {
+        const j = at[b]!;
+        if (strings[j] === strings[i]) {
+          copies ??= new Int32Array(n);
+          copies[j] = i + 1;
+        }
+      }
+    }
+    start = end;
+  }
+  return copies ?? ALL_DISTINCT;
+}
+
 /** Longer strings are kept as given: copying them would cost more than reading them scattered. */
 const MAX_COPY = 64;
-const copyCodes: number[] = [];
+/** Scratch character codes, one array per length (`apply` takes all of an array). */
+const copyCodes: number[][] = [];
 
 /**
  * A fresh copy of `s`. V8 lays out fresh strings one after the other, so the copies of a document's
@@ -101,9 +205,13 @@ const copyCodes: number[] = [];
  */
 function compactCopy(s: string): string {
   if (s.length > MAX_COPY) return s;
-  copyCodes.length = s.length;
-  for (let j = 0; j < s.length; j++) copyCodes[j] = s.charCodeAt(j);
-  return String.fromCharCode.apply(null, copyCodes);
+  let codes = copyCodes[s.length];
+  if (codes === undefined) {
+    codes = new Array<number>(s.length).fill(0);
+    copyCodes[s.length] = codes;
+  }
+  for (let j = 0; j < s.length; j++) codes[j] = s.charCodeAt(j);
+  return String.fromCharCode.apply(null, codes);
 }
 
 /**

@@ -165,7 +165,7 @@ function fastInspectorRow(b: FindingTableBuilder, raw: unknown, maker: number): 
 
   // Everything is valid: write the row. Strings are numbered now, while they are in cache.
   const i = b.next();
-  b.keyOrdinals[i] = b.keys.intern(key);
+  b.setKey(i, key);
   b.idOrdinals[i] = b.ids.intern(id);
   if (packages !== undefined) {
     for (let k = 0; k < packages.length; k++) b.pushPackage((packages[k] as { name: string }).name);

@@ -1,4 +1,4 @@
-import { keepShapes, StringTable } from '../strings.js';
+import { keepShapes, numberStrings, StringTable, tailHash } from '../strings.js';
 import { type Finding, levelBit } from './finding.js';
 
 /** Status column values: one bit each, so `settings.statuses` is tested as a mask. */
@@ -135,6 +135,9 @@ export class FindingTable {
   }
 }
 
+/** Keys such as ARNs share a long prefix and differ at the end: their last characters are hashed. */
+const KEY_TAIL = 24;
+
 const FROM_CACHE: Materializer = () => {
   throw new Error('FindingTable: a normalised row has no source to rebuild it from');
 };
@@ -142,7 +145,12 @@ const FROM_CACHE: Materializer = () => {
 /** Fills the columns row by row; the readers write the columns directly on their fast path. */
 export class FindingTableBuilder {
   length = 0;
-  readonly keys: StringTable;
+  /**
+   * Each row's de-duplication key and its hash, numbered only when the table is built (see
+   * numberStrings): keys are nearly always all different.
+   */
+  keys: string[];
+  keyHashes: Int32Array;
   readonly ids: StringTable;
   readonly packages = new StringTable(64);
   /**
@@ -151,7 +159,6 @@ export class FindingTableBuilder {
    * finds them without reading a character, where the table would hash each name again.
    */
   private readonly packageNumbers = new Map<string, number>();
-  keyOrdinals: Int32Array;
   idOrdinals: Int32Array;
   levels: Uint8Array;
   statuses: Uint8Array;
@@ -170,13 +177,12 @@ export class FindingTableBuilder {
 
   constructor(capacity: number) {
     const n = Math.max(capacity, 1);
-    // Keys such as ARNs share a long prefix: hash their tails.
-    this.keys = new StringTable(n, 24);
+    this.keys = new Array<string>(n);
+    this.keyHashes = new Int32Array(n);
     // Vulnerability ids are few next to findings, and read again by the evaluator: kept as compact copies.
     // The table starts small and grows with the distinct ids, so that it stays as small (as cache-resident)
     // as they allow.
     this.ids = new StringTable(Math.min(n, 1024), undefined, true);
-    this.keyOrdinals = new Int32Array(n);
     this.idOrdinals = new Int32Array(n);
     this.levels = new Uint8Array(n);
     this.statuses = new Uint8Array(n);
@@ -210,6 +216,12 @@ export class FindingTableBuilder {
     return i;
   }
 
+  /** Sets the de-duplication key of row i. */
+  setKey(i: number, key: string): void {
+    this.keys[i] = key;
+    this.keyHashes[i] = tailHash(key, KEY_TAIL);
+  }
+
   /** Adds a package name to the row being written. */
   pushPackage(name: string): void {
     if (this.packageCount >= this.packageOrdinals.length) {
@@ -227,7 +239,7 @@ export class FindingTableBuilder {
 
   pushFinding(f: Finding, source?: unknown, materializer?: Materializer): void {
     const i = this.next();
-    this.keyOrdinals[i] = this.keys.intern(f.key);
+    this.setKey(i, f.key);
     this.idOrdinals[i] = this.ids.intern(f.vulnerabilityId);
     this.levels[i] = levelBit(f.level);
     this.statuses[i] = statusBit(f.status);
@@ -247,7 +259,7 @@ export class FindingTableBuilder {
     for (let j = 0; j < t.length; j++) {
       const { source, materializer, cached } = t.sourceOf(j);
       const i = this.next();
-      this.keyOrdinals[i] = this.keys.intern(t.distinctKeys[t.keyOrdinals[j]!]!);
+      this.setKey(i, t.distinctKeys[t.keyOrdinals[j]!]!);
       this.idOrdinals[i] = this.ids.intern(t.vulnerabilityId(j));
       this.levels[i] = t.levels[j]!;
       this.statuses[i] = t.statuses[j]!;
@@ -274,10 +286,11 @@ export class FindingTableBuilder {
 
   build(): FindingTable {
     const n = this.length;
+    const keys = numberStrings(this.keys, this.keyHashes, n, KEY_TAIL);
     return new FindingTable(
       n,
-      this.keyOrdinals.subarray(0, n),
-      this.keys.keys,
+      keys.ordinals,
+      keys.distinct,
       this.idOrdinals.subarray(0, n),
       this.ids.keys,
       this.levels.subarray(0, n),
@@ -304,7 +317,8 @@ export class FindingTableBuilder {
       b.set(a);
       return b;
     };
-    this.keyOrdinals = widen(this.keyOrdinals, n);
+    this.keyHashes = widen(this.keyHashes, n);
+    this.keys.length = n;
     this.idOrdinals = widen(this.idOrdinals, n);
     this.levels = widen(this.levels, n);
     this.statuses = widen(this.statuses, n);

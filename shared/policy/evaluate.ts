@@ -104,9 +104,8 @@ export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: Evaluatio
     (r) => scopeMatches(r.repositories, repository) && scopeMatches(r.pipelines, pipeline),
   );
   // All rules in one pass over the rows still in the running (see matchRules).
-  const rows = remaining;
-  const hits = matchRules(active, table, rows, now, packages);
-  const unknown = keepMask(rows, table.levels, UNTRIAGED_BIT);
+  const hits = matchRules(active, table, remaining, now, packages);
+  const unknown = keepMask(remaining, table.levels, UNTRIAGED_BIT);
 
   const builder = new ViolationBuilder(table, table.distinctIds, table.idOrdinals);
   const violations: DetailedViolation[] = [];
@@ -424,9 +423,9 @@ function scopeMatches(globs: { test(v: string): boolean } | undefined, value: st
  * is turned into a set of rules, as a bit mask, that a row's value satisfies, and a row matches the rules
  * left in the AND of its masks. Severity, fix and exploit masks are looked up by the column's value; score,
  * EPSS and age compare the value with each distinct threshold; package and vulnerability-id globs are
- * tested once per distinct name or id, and only for rows some rule with such a condition still wants. So a
- * row costs a few lookups however many rules there are, and its columns are read once. Unknown values never
- * match: NaN fails every comparison, and 0 is no bit of any mask.
+ * tested once per distinct name or id before the pass, and looked up only for rows some rule with such a
+ * condition still wants. So a row costs a few lookups however many rules there are, and its columns are
+ * read once. Unknown values never match: NaN fails every comparison, and 0 is no bit of any mask.
  */
 function matchRules(
   rules: readonly CompiledRule[],
@@ -553,32 +552,30 @@ class RuleMasks {
 const MATCH_ALL: GlobSet = compileGlobSet(['*']);
 
 /**
- * Per distinct value (package name, vulnerability id), the rules whose globs match it, tested the first
- * time a row asks and remembered (-1: not tested yet; masks never use the sign bit).
+ * Per distinct value (package name, vulnerability id), the rules whose globs match it: each glob set is
+ * tested once per distinct value, all up front, in one tight loop per rule (tested as rows ask, the tests
+ * would sit in the row loop, which then runs slower for every row). Values no row in the running has are
+ * tested too: they are no more than the table's rows, and usually far fewer.
  */
 class DistinctBits {
-  private readonly memo: Int32Array;
+  private readonly bits: Int32Array;
 
   constructor(
-    private readonly values: readonly string[],
+    values: readonly string[],
     /** By rule: its globs (MATCH_ALL where it sets none); only the rules in `tested` are tested. */
-    private readonly globs: readonly GlobSet[],
-    private readonly tested: number,
+    globs: readonly GlobSet[],
+    tested: number,
   ) {
-    this.memo = new Int32Array(tested === 0 ? 0 : values.length).fill(-1);
+    this.bits = new Int32Array(tested === 0 ? 0 : values.length);
+    for (let r = 0; r < globs.length; r++) {
+      if ((tested & (1 << r)) === 0) continue;
+      const g = globs[r]!;
+      for (let o = 0; o < values.length; o++) if (g.test(values[o]!)) this.bits[o]! |= 1 << r;
+    }
   }
 
   of(ordinal: number): number {
-    let bits = this.memo[ordinal]!;
-    if (bits === -1) {
-      bits = 0;
-      const value = this.values[ordinal]!;
-      for (let r = 0; r < this.globs.length; r++) {
-        if ((this.tested & (1 << r)) !== 0 && this.globs[r]!.test(value)) bits |= 1 << r;
-      }
-      this.memo[ordinal] = bits;
-    }
-    return bits;
+    return this.bits[ordinal]!;
   }
 }
 
@@ -683,7 +680,7 @@ class PackageMatcher {
   }
 
   /** For each distinct package name, 1 if one of the globs matches it. */
-  matches(globs: GlobSet): Uint8Array {
+  private matches(globs: GlobSet): Uint8Array {
     let memo = this.memos.get(globs);
     if (memo === undefined) {
       memo = distinctMatches(this.table.distinctPackages, globs);
