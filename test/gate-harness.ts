@@ -59,7 +59,7 @@ import { loadPolicySource } from '../functions/common/policy.js';
 import { localObservability, logPort, metricsPort, type Runtime } from '../functions/common/runtime.js';
 import { scanFinishedHandler } from '../functions/scan-finished/handler.js';
 import { sweepHandler } from '../functions/sweep/handler.js';
-import { DEFAULT_CONFIG, GateService, type PolicySource } from '../shared/gate/gate.js';
+import { DEFAULT_CONFIG, GateClosing, GateService, type PolicySource } from '../shared/gate/gate.js';
 import type { Gate, GateKey, StoredDecision } from '../shared/gate/model.js';
 import type { ClockPort } from '../shared/gate/ports.js';
 import { fixture, ROOT } from './helpers.js';
@@ -406,10 +406,20 @@ export class Harness {
       },
     });
     this.runtime = { gate, logger, metrics };
+    // approval-ended runs as in Lambda (functions/common/aws-closing.ts): a GateClosing, without the policy,
+    // the findings or the pipeline, over the same store, clock and events.
+    const closing = new GateClosing({
+      events: adapters.events,
+      store: this.store,
+      clock: this.clock,
+      log: logPort(logger),
+      metrics: metricsPort(metrics),
+      config: { region: REGION, account: undefined, ownIdentities: [TOLLGATE_ROLE] },
+    });
     this.handlers = {
       started: approvalStartedHandler(this.runtime) as Invoke,
       scan: scanFinishedHandler(this.runtime) as Invoke,
-      ended: approvalEndedHandler(this.runtime) as Invoke,
+      ended: approvalEndedHandler({ gate: closing, logger, metrics }) as Invoke,
       sweep: sweepHandler(this.runtime) as Invoke,
     };
   }
