@@ -94,7 +94,8 @@ export function tailHash(s: string, tail: number): number {
 
 /**
  * Numbers the first `n` strings in order of first sight, as a StringTable would (`ordinals[i]` is the
- * number of `strings[i]`, `distinct` the strings by number), given `hashes[i] = tailHash(strings[i], tail)`.
+ * number of `stringAt(i)`, `distinct` the strings by number, undefined when all differ: string i is number
+ * i), given `hashes[i] = tailHash(stringAt(i), tail)`. Strings are asked for only to compare equal hashes.
  *
  * Built for keys that are nearly always all different (the finding ARNs of an export): rather than probe
  * a hash table of a few megabytes once per string (a cache miss each), it sorts the hashes in a few
@@ -102,28 +103,28 @@ export function tailHash(s: string, tail: number): number {
  * number i; copies are numbered from the sort too, so that a few of them cost no more than a few compares.
  */
 export function numberStrings(
-  strings: readonly string[],
+  stringAt: (i: number) => string,
   hashes: Int32Array,
   n: number,
   tail: number,
-): { ordinals: Int32Array; distinct: readonly string[] } {
-  const earlier = earlierCopies(strings, hashes, n);
+): { ordinals: Int32Array; distinct: readonly string[] | undefined } {
+  const earlier = earlierCopies(stringAt, hashes, n);
   const ordinals = new Int32Array(n);
   if (earlier === undefined) {
     const table = new StringTable(n, tail);
-    for (let i = 0; i < n; i++) ordinals[i] = table.intern(strings[i]!);
+    for (let i = 0; i < n; i++) ordinals[i] = table.intern(stringAt(i));
     return { ordinals, distinct: table.keys };
   }
   if (earlier === ALL_DISTINCT) {
     for (let i = 0; i < n; i++) ordinals[i] = i;
-    return { ordinals, distinct: strings.length === n ? strings : strings.slice(0, n) };
+    return { ordinals, distinct: undefined };
   }
   const distinct: string[] = [];
   for (let i = 0; i < n; i++) {
     const e = earlier[i]!;
     if (e === 0) {
       ordinals[i] = distinct.length;
-      distinct.push(strings[i]!);
+      distinct.push(stringAt(i));
     } else ordinals[i] = ordinals[e - 1]!;
   }
   return { ordinals, distinct };
@@ -144,7 +145,11 @@ const ALL_DISTINCT = new Int32Array(0);
  * For each of the first `n` strings, 1 + the index of the first equal string, 0 where it is that first one;
  * ALL_DISTINCT when all differ; undefined when too many strings share a hash (see MAX_SAME_HASH).
  */
-function earlierCopies(strings: readonly string[], hashes: Int32Array, n: number): Int32Array | undefined {
+function earlierCopies(
+  stringAt: (i: number) => string,
+  hashes: Int32Array,
+  n: number,
+): Int32Array | undefined {
   // Least significant digit first radix sort of (hash, index) pairs.
   let h = hashes.slice(0, n);
   let at = new Int32Array(n);
@@ -181,7 +186,7 @@ function earlierCopies(strings: readonly string[], hashes: Int32Array, n: number
       if (copies !== undefined && copies[i] !== 0) continue;
       for (let b = a + 1; b < end; b++) {
         const j = at[b]!;
-        if (strings[j] === strings[i]) {
+        if (stringAt(j) === stringAt(i)) {
           copies ??= new Int32Array(n);
           copies[j] = i + 1;
         }

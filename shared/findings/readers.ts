@@ -90,7 +90,9 @@ export function readFindingsDocument(value: unknown): FindingsDocument {
  * either normalises it or names exactly what is wrong.
  */
 function readInspectorList(list: unknown[], at: KeyPath, images: ImageCache): FindingTable {
-  const b = new FindingTableBuilder(list.length);
+  // One row per element, in order: the list itself is the table's sources, and a fast row's key its
+  // record's findingArn (read again only to compare keys of equal hashes, or to list the keys).
+  const b = new FindingTableBuilder(list.length, list, arnOf);
   const materializer = (raw: unknown) => inspectorFinding(raw, images);
   const maker = b.maker(materializer);
   for (let i = 0; i < list.length; i++) {
@@ -103,6 +105,11 @@ function readInspectorList(list: unknown[], at: KeyPath, images: ImageCache): Fi
     }
   }
   return b.build();
+}
+
+/** The key of a row read on the fast path, which checked that it is a string. */
+function arnOf(raw: unknown): string {
+  return (raw as { findingArn: string }).findingArn;
 }
 
 /** Writes one well-formed Inspector finding into the table; false (and nothing written) when it is not one. */
@@ -165,7 +172,7 @@ function fastInspectorRow(b: FindingTableBuilder, raw: unknown, maker: number): 
 
   // Everything is valid: write the row. Strings are numbered now, while they are in cache.
   const i = b.next();
-  b.setKey(i, key);
+  b.setSourceKey(i, key);
   b.idOrdinals[i] = b.ids.intern(id);
   if (packages !== undefined) {
     for (let k = 0; k < packages.length; k++) b.pushPackage((packages[k] as { name: string }).name);
@@ -177,9 +184,7 @@ function fastInspectorRow(b: FindingTableBuilder, raw: unknown, maker: number): 
   b.exploits[i] = exploit;
   b.fixes[i] = fix;
   b.firstObserved[i] = firstMs;
-  b.sources[i] = raw;
   b.makers[i] = maker;
-  b.cache[i] = undefined;
   b.commit(i);
   return true;
 }

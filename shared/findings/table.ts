@@ -70,8 +70,10 @@ export class FindingTable {
     readonly length: number,
     /** Number of the row's de-duplication key (the finding ARN, else vulnerability id + packages + resource). */
     readonly keyOrdinals: Int32Array,
-    /** The distinct keys, by number. */
-    readonly distinctKeys: readonly string[],
+    /** The number of distinct keys. */
+    readonly keyCount: number,
+    /** Distinct key number o. */
+    private readonly keyOf: (o: number) => string,
     /** Number of the row's vulnerability id in `distinctIds`. */
     readonly idOrdinals: Int32Array,
     readonly distinctIds: readonly string[],
@@ -99,14 +101,24 @@ export class FindingTable {
     private readonly sources: readonly unknown[],
     private readonly makers: Uint8Array,
     private readonly materializers: readonly Materializer[],
-    private readonly cache: (Finding | undefined)[],
+    /** Undefined until a row is materialised: a decision usually materialises none (see the builder). */
+    private cache: (Finding | undefined)[] | undefined,
   ) {}
+
+  private keyList: readonly string[] | undefined;
+
+  /** The distinct keys, by number: listed on first use, as deciding needs only their number. */
+  get distinctKeys(): readonly string[] {
+    this.keyList ??= Array.from({ length: this.keyCount }, (_, o) => this.keyOf(o));
+    return this.keyList;
+  }
 
   /** The full Finding of row i. */
   row(i: number): Finding {
-    let f = this.cache[i];
+    let f = this.cache?.[i];
     if (f === undefined) {
       f = this.materializers[this.makers[i]!]!(this.sources[i]);
+      this.cache ??= new Array<Finding | undefined>(this.length);
       this.cache[i] = f;
     }
     return f;
@@ -130,7 +142,7 @@ export class FindingTable {
     return {
       source: this.sources[i],
       materializer: this.materializers[this.makers[i]!]!,
-      cached: this.cache[i],
+      cached: this.cache?.[i],
     };
   }
 }
@@ -142,14 +154,24 @@ const FROM_CACHE: Materializer = () => {
   throw new Error('FindingTable: a normalised row has no source to rebuild it from');
 };
 
-/** Fills the columns row by row; the readers write the columns directly on their fast path. */
+/**
+ * Fills the columns row by row; the readers write the columns directly on their fast path.
+ *
+ * The per-row arrays of strings and objects are kept few (allocation): a JavaScript array of 100,000 rows is
+ * a large object of its own pages, which the system maps afresh for each decision (one page fault per 4 KB:
+ * 3.5 ms for such an array, measured alone on the 2-core machine), where typed arrays mostly reuse memory
+ * the allocator already holds.
+ * So the sources are the document's own list when rows are read from one (see `from`), and the cache of
+ * full findings is made only when a row has one.
+ */
 export class FindingTableBuilder {
   length = 0;
   /**
    * Each row's de-duplication key and its hash, numbered only when the table is built (see
-   * numberStrings): keys are nearly always all different.
+   * numberStrings): keys are nearly always all different. Rows whose key is their source's (see
+   * `sourceKey`) leave `keys` empty, and it is made only when some other row has a key.
    */
-  keys: string[];
+  private keys: string[] | undefined;
   keyHashes: Int32Array;
   readonly ids: StringTable;
   readonly packages = new StringTable(64);
@@ -170,14 +192,26 @@ export class FindingTableBuilder {
   packageStart: Int32Array;
   packageOrdinals: Int32Array;
   packageCount = 0;
-  sources: unknown[];
+  /** Row i's source record; the list given to the constructor is never written. */
+  private sources: unknown[];
+  /** Whether `sources` is the list given to the constructor (row i is read from its element i). */
+  private readonly givenSources: boolean;
   makers: Uint8Array;
-  cache: (Finding | undefined)[];
+  private cache: (Finding | undefined)[] | undefined;
   private readonly materializers: Materializer[] = [FROM_CACHE];
 
-  constructor(capacity: number) {
+  /**
+   * @param from the list the rows are read from, one row per element in order (the source of row i is
+   *   `from[i]`), to be kept as the sources instead of a copy.
+   */
+  constructor(
+    capacity: number,
+    from?: readonly unknown[],
+    /** The key of a row written by setSourceKey, from its source record. */
+    private readonly sourceKey?: (source: unknown) => string,
+  ) {
     const n = Math.max(capacity, 1);
-    this.keys = new Array<string>(n);
+    this.keys = undefined;
     this.keyHashes = new Int32Array(n);
     // Vulnerability ids are few next to findings, and read again by the evaluator: kept as compact copies.
     // The table starts small and grows with the distinct ids, so that it stays as small (as cache-resident)
@@ -193,9 +227,25 @@ export class FindingTableBuilder {
     this.firstObserved = new Float64Array(n);
     this.packageStart = new Int32Array(n + 1);
     this.packageOrdinals = new Int32Array(n * 2);
-    this.sources = new Array<unknown>(n);
+    // The type says writable; setSource never writes a given list.
+    this.sources = (from ?? new Array<unknown>(n)) as unknown[];
+    this.givenSources = from !== undefined;
     this.makers = new Uint8Array(n);
-    this.cache = new Array<Finding | undefined>(n);
+    this.cache = undefined;
+  }
+
+  /** Records the source of row i (which must be element i of a list given to the constructor). */
+  setSource(i: number, source: unknown): void {
+    if (!this.givenSources) this.sources[i] = source;
+    else if (this.sources[i] !== source) {
+      throw new Error(`FindingTable: row ${i} is not read from element ${i} of its list`);
+    }
+  }
+
+  private setCached(i: number, f: Finding | undefined): void {
+    if (f === undefined && this.cache === undefined) return;
+    this.cache ??= new Array<Finding | undefined>(this.levels.length);
+    this.cache[i] = f;
   }
 
   /** The maker id of a materializer, for rows read on the fast path. */
@@ -218,7 +268,13 @@ export class FindingTableBuilder {
 
   /** Sets the de-duplication key of row i. */
   setKey(i: number, key: string): void {
+    this.keys ??= new Array<string>(this.levels.length);
     this.keys[i] = key;
+    this.keyHashes[i] = tailHash(key, KEY_TAIL);
+  }
+
+  /** Sets the key of row i to `key`, which is `sourceKey` of its source (so it is not stored twice). */
+  setSourceKey(i: number, key: string): void {
     this.keyHashes[i] = tailHash(key, KEY_TAIL);
   }
 
@@ -249,9 +305,9 @@ export class FindingTableBuilder {
     this.fixes[i] = fixBit(f.fixAvailable);
     this.firstObserved[i] = f.firstObservedAt ?? Number.NaN;
     for (const p of f.packages) this.pushPackage(p.name);
-    this.sources[i] = source;
+    this.setSource(i, source);
     this.makers[i] = materializer ? this.maker(materializer) : 0;
-    this.cache[i] = f;
+    this.setCached(i, f);
     this.commit(i);
   }
 
@@ -271,9 +327,9 @@ export class FindingTableBuilder {
       for (let k = t.packageStart[j]!; k < t.packageStart[j + 1]!; k++) {
         this.pushPackage(t.distinctPackages[t.packageOrdinals[k]!]!);
       }
-      this.sources[i] = source;
+      this.setSource(i, source);
       this.makers[i] = materializer === FROM_CACHE ? 0 : this.maker(materializer);
-      this.cache[i] = cached;
+      this.setCached(i, cached);
       this.commit(i);
     }
   }
@@ -286,11 +342,20 @@ export class FindingTableBuilder {
 
   build(): FindingTable {
     const n = this.length;
-    const keys = numberStrings(this.keys, this.keyHashes, n, KEY_TAIL);
+    const { keys: given, sources, sourceKey } = this;
+    const keyAt = (i: number): string => {
+      const key = given?.[i];
+      if (key !== undefined) return key;
+      if (sourceKey === undefined) throw new Error(`FindingTable: row ${i} has no key`);
+      return sourceKey(sources[i]);
+    };
+    const keys = numberStrings(keyAt, this.keyHashes, n, KEY_TAIL);
+    const distinct = keys.distinct;
     return new FindingTable(
       n,
       keys.ordinals,
-      keys.distinct,
+      distinct === undefined ? n : distinct.length,
+      distinct === undefined ? keyAt : (o) => distinct[o]!,
       this.idOrdinals.subarray(0, n),
       this.ids.keys,
       this.levels.subarray(0, n),
@@ -306,7 +371,7 @@ export class FindingTableBuilder {
       this.sources.length === n ? this.sources : this.sources.slice(0, n),
       this.makers.subarray(0, n),
       this.materializers,
-      this.cache.length === n ? this.cache : this.cache.slice(0, n),
+      this.cache === undefined || this.cache.length === n ? this.cache : this.cache.slice(0, n),
     );
   }
 
@@ -318,7 +383,7 @@ export class FindingTableBuilder {
       return b;
     };
     this.keyHashes = widen(this.keyHashes, n);
-    this.keys.length = n;
+    if (this.keys !== undefined) this.keys.length = n;
     this.idOrdinals = widen(this.idOrdinals, n);
     this.levels = widen(this.levels, n);
     this.statuses = widen(this.statuses, n);
@@ -329,8 +394,9 @@ export class FindingTableBuilder {
     this.firstObserved = widen(this.firstObserved, n);
     this.packageStart = widen(this.packageStart, n + 1);
     this.makers = widen(this.makers, n);
+    if (this.givenSources) throw new Error('FindingTable: more rows than the list they are read from');
     this.sources.length = n;
-    this.cache.length = n;
+    if (this.cache !== undefined) this.cache.length = n;
   }
 }
 
