@@ -55,8 +55,8 @@ export interface CompiledPolicy {
 /**
  * Compiled policies by the loaded policy they were compiled from. A loaded policy is not changed once
  * parsed, and it is usually decided on many times (`evaluate` is handed the loaded policy): it is compiled
- * once, not per decision. This also keeps the compiled globs (functions) alive as long as the policy,
- * so that optimised code which inlined them is not discarded each time the garbage collector runs.
+ * once, not per decision. This also keeps the compiled globs alive as long as the policy, so that
+ * optimised code specialised on them is not discarded each time the garbage collector runs.
  */
 const compiledPolicies = new WeakMap<LoadedPolicy, CompiledPolicy>();
 
