@@ -7,7 +7,9 @@
  *   same compressed (gzip -9), about what the deployment zip holds;
  * - importMs: the median, over fresh `node` processes, of the time `await import()` of the bundle takes. That
  *   is the function's cold start minus the runtime's own: parsing and running the bundle's top level, which
- *   builds the AWS runtime (SDK clients, Powertools, the policy read and validated), as Lambda's Init does.
+ *   builds the AWS runtime (SDK clients, Powertools, the policy read and validated), as Lambda's Init does;
+ * - sdkBytes: the size of a bundle that makes the same AWS SDK calls and nothing else (sdk-floor.ts), the
+ *   least any function making them can weigh with the SDK bundled.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -17,6 +19,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { buildFunctionBundles, type FunctionBundle, type FunctionName } from '../infra/bundling.js';
+import { buildSdkFloor } from './sdk-floor.js';
 
 const run = promisify(execFile);
 
@@ -100,6 +103,8 @@ export interface BundleFigures {
   /** Median of `importRuns`. */
   readonly importMs: number;
   readonly importRuns: readonly number[];
+  /** The same SDK calls alone, bundled alike (sdk-floor.ts). */
+  readonly sdkBytes: number;
 }
 
 export const median = (xs: readonly number[]): number => {
@@ -114,14 +119,14 @@ export async function measureBundles(options: { readonly runs?: number } = {}): 
   try {
     const bundles = await buildFunctionBundles(dir, { policy: BENCH_POLICY });
     const figures: BundleFigures[] = [];
-    for (const bundle of bundles) figures.push(await measure(bundle, runs));
+    for (const bundle of bundles) figures.push(await measure(bundle, runs, join(dir, 'sdk-floor')));
     return figures;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-async function measure(bundle: FunctionBundle, runs: number): Promise<BundleFigures> {
+async function measure(bundle: FunctionBundle, runs: number, floorDir: string): Promise<BundleFigures> {
   const gzipBytes = gzipSync(await readFile(bundle.file), { level: 9 }).length;
   const importRuns: number[] = [];
   // One after another: concurrent processes would measure each other.
@@ -132,5 +137,14 @@ async function measure(bundle: FunctionBundle, runs: number): Promise<BundleFigu
       throw new Error(`${bundle.name}: the policy did not load\n${r.stdout}`);
     importRuns.push(r.importMs);
   }
-  return { name: bundle.name, bytes: bundle.bytes, gzipBytes, importMs: median(importRuns), importRuns };
+  // Built after the imports are timed, beside the bundles (removed with them).
+  const sdkBytes = (await buildSdkFloor(bundle, floorDir)).bytes;
+  return {
+    name: bundle.name,
+    bytes: bundle.bytes,
+    gzipBytes,
+    importMs: median(importRuns),
+    importRuns,
+    sdkBytes,
+  };
 }

@@ -13,9 +13,10 @@
  * after the evaluation figures are taken, so it cannot change them.
  *
  * Then the functions' bundles (bundles.ts), built with the stack's esbuild settings (infra/bundling.ts):
- * `bundles.<function>.bytes` (index.mjs; the table adds it gzipped) and `.importMs`, the median of
+ * `bundles.<function>.bytes` (index.mjs; the table adds it gzipped), `.importMs`, the median of
  * BENCH_IMPORT_RUNS (5) fresh `node` processes each importing the bundle, which builds the function's AWS
- * runtime as Lambda's Init does.
+ * runtime as Lambda's Init does, and `.sdkBytes`, a bundle making the same AWS SDK calls and nothing else
+ * (sdk-floor.ts).
  *
  * Then the audit trail (audit.ts): BENCH_AUDIT_RECORDS (100,000) records over 50 pipelines in dynalite;
  * `list --pipeline P --since 30d` and `list --vulnerability CVE-…` through DynamoAuditStore.list against a
@@ -141,10 +142,10 @@ for (const line of formatChain(path.tokenChain)) console.log(line);
 // The bundles last: building them loads esbuild and the CDK; the imports run in fresh processes.
 const { measureBundles } = await import('./bundles.js');
 const bundles = await measureBundles({ runs: Number(process.env.BENCH_IMPORT_RUNS ?? 5) });
-console.log('function bundles       bytes (gzip -9)       import ms (median; runs)');
+console.log('function bundles       bytes (gzip -9)   SDK calls alone   import ms (median; runs)');
 for (const b of bundles) {
   console.log(
-    `  ${b.name.padEnd(20)} ${String(b.bytes).padStart(7)} (${String(b.gzipBytes).padStart(6)})   ${round(b.importMs).toFixed(1).padStart(7)} (${b.importRuns.map((ms) => round(ms, 0)).join(', ')})`,
+    `  ${b.name.padEnd(20)} ${String(b.bytes).padStart(7)} (${String(b.gzipBytes).padStart(6)})   ${String(b.sdkBytes).padStart(15)}   ${round(b.importMs).toFixed(1).padStart(7)} (${b.importRuns.map((ms) => round(ms, 0)).join(', ')})`,
   );
 }
 
@@ -188,7 +189,9 @@ const result = {
   criticalPathMet: path.met,
   criticalPathHandlerMs: round(path.handlerMs),
   criticalPathFindingsChain: path.longestFindingsChain,
-  bundles: Object.fromEntries(bundles.map((b) => [b.name, { bytes: b.bytes, importMs: round(b.importMs) }])),
+  bundles: Object.fromEntries(
+    bundles.map((b) => [b.name, { bytes: b.bytes, importMs: round(b.importMs), sdkBytes: b.sdkBytes }]),
+  ),
   auditReadRatio: {
     pipelineSince: round(audit.pipelineSince.readRatio, 3),
     vulnerability: round(audit.vulnerability.readRatio, 3),
