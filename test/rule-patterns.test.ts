@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -7,6 +7,8 @@ import {
   type PatternConfig,
   type RuleName,
   rulePatterns,
+  SCAN_SOURCES,
+  type ScanSource,
 } from '../infra/patterns.js';
 import { ROOT } from './helpers.js';
 
@@ -60,9 +62,15 @@ function escapeRegExp(text: string): string {
 }
 
 const ACCOUNT = '123456789012';
+const FIXTURES = join(ROOT, 'test/fixtures/aws');
 
+/**
+ * A fixture as the stack's own account would receive it. The files stay as published: the Inspector2
+ * samples come from the docs' example account 111122223333, the others from 123456789012, and every rule
+ * pins `account`, so the account is set here rather than edited in the copies.
+ */
 function sample(file: string, account = ACCOUNT): Json {
-  const event = JSON.parse(readFileSync(join(ROOT, 'test/fixtures/aws', file), 'utf8')) as Json;
+  const event = JSON.parse(readFileSync(join(FIXTURES, file), 'utf8')) as Json;
   return { ...event, account };
 }
 
@@ -235,5 +243,178 @@ describe('scan rules', () => {
       expect(rulesFor(GATED, sample(file)), file).toEqual([]);
       expect(rulesFor(ecrScanConfig, sample(file)), file).toEqual([]);
     }
+  });
+});
+
+/*
+ * Every sample event in test/fixtures/aws/ through every rule, under every configuration: the table below
+ * says which rule must catch each one when the configuration gates it. A fixture in the folder that is in
+ * neither the table nor NOT_EVENTS fails the test, so a new sample cannot go unchecked.
+ */
+
+/** The rule that must catch each sample event (when the configuration gates it), or null for none. */
+const EXPECTED: Readonly<Record<string, RuleName | null>> = {
+  // Manual approvals of myPipeline / ImageVulnerabilityApproval.
+  'action-execution-state-change.approval-started.synthesized.json': 'approvalStarted',
+  'action-execution-state-change.approval-succeeded.synthesized.json': 'approvalEnded',
+  'action-execution-state-change.approval-failed.synthesized.json': 'approvalEnded',
+  'cloudtrail-put-approval-result.derived.json': 'approvalResultCall',
+  // Other actions (Deploy, Source), whatever their state.
+  'action-execution-state-change.started.aws-docs.json': null,
+  'action-execution-state-change.succeeded.aws-docs.json': null,
+  'action-execution-state-change.failed.aws-docs.json': null,
+  'action-execution-state-change.abandoned.aws-docs.json': null,
+  'action-execution-state-change.aws-lambda-go.json': null,
+  // Stage events, the approval's own stage included.
+  'stage-execution-state-change.started.aws-docs.json': null,
+  'stage-execution-state-change.security-gate-started.synthesized.json': null,
+  'stage-execution-state-change.stopped.aws-docs.json': null,
+  'stage-execution-state-change.resumed-after-retry.aws-docs.json': null,
+  'stage-execution-state-change.aws-lambda-go.json': null,
+  // Pipeline execution events.
+  'pipeline-execution-state-change.started.aws-docs.json': null,
+  'pipeline-execution-state-change.succeeded.aws-docs.json': null,
+  'pipeline-execution-state-change.failed.aws-docs.json': null,
+  'pipeline-execution-state-change.failed-git-tag-trigger.aws-docs.json': null,
+  'pipeline-execution-state-change.stopping.aws-docs.json': null,
+  'pipeline-execution-state-change.aws-lambda-go.json': null,
+  // Scans: Inspector's of an ECR image, ECR basic scanning's; EC2 and Lambda scans are not images.
+  'inspector2-scan-ecr-initial-scan.aws-docs.json': 'inspectorScan',
+  'inspector2-scan-ec2-initial-scan.aws-docs.json': null,
+  'inspector2-scan-lambda-initial-scan.aws-docs.json': null,
+  'ecr-image-scan.aws-docs.json': 'ecrScan',
+  // Other ECR and Inspector events.
+  'ecr-image-action-push.aws-docs.json': null,
+  'ecr-image-action-push.aws-lambda-go.json': null,
+  'ecr-image-action-delete.aws-docs.json': null,
+  'ecr-scan-resource-change.aws-docs.json': null,
+  'inspector2-finding-ecr-package-vulnerability.aws-docs.json': null,
+  'inspector2-finding-ecr-package-vulnerability.aws-docs-older.json': null,
+  'inspector2-finding-event.us-timestamps.derived.json': null,
+  'inspector2-coverage-ec2.aws-docs.json': null,
+  'inspector2-coverage-ec2.aws-docs-older.json': null,
+};
+
+/** Fixtures that are API payloads or models, not events (other tests read them). */
+const NOT_EVENTS: readonly string[] = [
+  'describe-image-scan-findings.basic.awscli-example.json',
+  'describe-image-scan-findings.enhanced.moto-fixture.json',
+  'get-pipeline-execution.v2-variables.model-derived.json',
+  'get-pipeline-state.approval-in-progress.model-derived.json',
+  'get-pipeline-state.awscli-example.json',
+  'inspector2-api-model-extract.json',
+  'list-action-executions.approval-in-progress.model-derived.json',
+  'list-findings-response.ec2.elastic-integrations-mock.json',
+  'list-findings-response.ecr.derived-from-aws-docs-event.json',
+  'put-approval-result-error.invalid-token.shape-example.json',
+  'put-approval-result-output.model-derived.json',
+];
+
+const FIXTURE_FILES = readdirSync(FIXTURES)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
+
+interface GlobVariant {
+  readonly name: string;
+  readonly pipelines: readonly string[];
+  readonly approvalActionNames: readonly string[];
+  /** Whether it gates the samples' approval: pipeline myPipeline, action ImageVulnerabilityApproval. */
+  readonly gatesSample: boolean;
+}
+
+/** Every kind of filter a glob becomes: exact, prefix, suffix, wildcard, and none. */
+const GLOB_VARIANTS: readonly GlobVariant[] = [
+  {
+    name: 'prefix, exact and wildcard globs',
+    pipelines: GATED.pipelines,
+    approvalActionNames: GATED.approvalActionNames,
+    gatesSample: true,
+  },
+  {
+    name: 'suffix globs',
+    pipelines: ['*Pipeline'],
+    approvalActionNames: ['*VulnerabilityApproval'],
+    gatesSample: true,
+  },
+  { name: 'every pipeline and action', pipelines: ['*'], approvalActionNames: ['*'], gatesSample: true },
+  {
+    name: 'the defaults (Tollgate* actions)',
+    pipelines: DEFAULTS.pipelines,
+    approvalActionNames: DEFAULTS.approvalActionNames,
+    gatesSample: false,
+  },
+  {
+    name: 'another pipeline',
+    pipelines: ['payments-*', 'billing-api'],
+    approvalActionNames: ['Image*Approval'],
+    gatesSample: false,
+  },
+];
+
+const APPROVAL_RULES: readonly RuleName[] = ['approvalStarted', 'approvalEnded', 'approvalResultCall'];
+const SCAN_RULE: Readonly<Record<ScanSource, RuleName>> = { inspector: 'inspectorScan', ecr: 'ecrScan' };
+
+const CONFIGS = GLOB_VARIANTS.flatMap((variant) =>
+  SCAN_SOURCES.map((scanSource) => ({
+    name: `${variant.name}, ${scanSource} scans`,
+    variant,
+    scanSource,
+    config: {
+      account: ACCOUNT,
+      pipelines: variant.pipelines,
+      approvalActionNames: variant.approvalActionNames,
+      scanSource,
+    } satisfies PatternConfig,
+  })),
+);
+
+/** The rules that must match a fixture under one configuration, from the table. */
+function expectedRules(file: string, variant: GlobVariant, scanSource: ScanSource): RuleName[] {
+  const rule = EXPECTED[file];
+  if (!rule) return [];
+  if (APPROVAL_RULES.includes(rule)) return variant.gatesSample ? [rule] : [];
+  return rule === SCAN_RULE[scanSource] ? [rule] : [];
+}
+
+describe('every sample event against every rule', () => {
+  it('every fixture is either in the table of events or a known non-event, and exists', () => {
+    const listed = [...Object.keys(EXPECTED), ...NOT_EVENTS].sort();
+    expect(new Set(listed).size).toBe(listed.length);
+    expect(FIXTURE_FILES).toEqual(listed);
+  });
+
+  it('the table lists the events (files with a detail-type) and NOT_EVENTS the rest', () => {
+    for (const file of Object.keys(EXPECTED)) expect('detail-type' in sample(file), file).toBe(true);
+    for (const file of NOT_EVENTS) {
+      const value = JSON.parse(readFileSync(join(FIXTURES, file), 'utf8')) as unknown;
+      const event = typeof value === 'object' && value !== null && 'detail-type' in value;
+      expect(event, file).toBe(false);
+    }
+  });
+
+  it('every rule has a sample it must catch, and each configuration creates exactly its rules', () => {
+    const caught = new Set(Object.values(EXPECTED));
+    for (const rule of [...APPROVAL_RULES, ...Object.values(SCAN_RULE)])
+      expect(caught.has(rule), rule).toBe(true);
+    for (const { name, config, scanSource } of CONFIGS) {
+      expect(Object.keys(rulePatterns(config)).sort(), name).toEqual(
+        [...APPROVAL_RULES, SCAN_RULE[scanSource]].sort(),
+      );
+    }
+  });
+
+  it.each(FIXTURE_FILES.filter((file) => !NOT_EVENTS.includes(file)))('%s', (file) => {
+    expect(Object.keys(EXPECTED), `${file} is not in the table: say which rule must catch it`).toContain(
+      file,
+    );
+    const actual: Record<string, RuleName[]> = {};
+    const expected: Record<string, RuleName[]> = {};
+    for (const { name, config, variant, scanSource } of CONFIGS) {
+      actual[name] = rulesFor(config, sample(file));
+      expected[name] = expectedRules(file, variant, scanSource);
+      // From another account, nothing: every rule pins the stack's account.
+      expect(rulesFor(config, sample(file, '999999999999')), `${file}, ${name}, another account`).toEqual([]);
+    }
+    expect(actual).toEqual(expected);
   });
 });
