@@ -70,6 +70,66 @@ export const CONTEXT_KEYS = {
   demoPipeline: 'tollgate:demoPipeline',
 } as const;
 
+/**
+ * Keys people reach for that Tollgate deliberately does not read, with where the setting lives instead. A key
+ * that would be ignored is an error, not a silent default (a mistyped `tollgate:pipelines` would gate every
+ * pipeline).
+ */
+const NOT_CONTEXT_KEYS: Readonly<Record<string, string>> = {
+  'tollgate:waitMinutes':
+    "no such key: how long a gate waits for a scan is the policy's settings.scan.waitMinutes " +
+    `(the file ${CONTEXT_KEYS.policyFile} names), so every decision's policy hash covers it`,
+};
+
+/**
+ * Refuses context keys Tollgate would ignore: an unknown `tollgate:…` key, or one of its keys written without
+ * the prefix or in another case (`scanSource`, `Tollgate:scanSource`). The nearest real key is suggested.
+ * Other context (CDK's feature flags, `@aws-cdk/…`) is not Tollgate's and is left alone.
+ */
+export function checkContextKeys(keys: Iterable<string>): void {
+  const known: readonly string[] = Object.values(CONTEXT_KEYS);
+  // `Tollgate:scanSource`, `tollgate.scanSource`, `scanSource` → `scansource`.
+  const norm = (key: string) => key.toLowerCase().replace(/^tollgate[:._-]/, '');
+  const byName = new Map(known.map((k) => [norm(k), k]));
+  const notKeys = new Map(Object.entries(NOT_CONTEXT_KEYS).map(([k, why]) => [norm(k), why]));
+  for (const key of keys) {
+    if (known.includes(key)) continue;
+    const name = norm(key);
+    const instead = notKeys.get(name);
+    if (instead !== undefined) throw new TollgateConfigError(key, instead, shown(key));
+    const meant = byName.get(name);
+    if (meant !== undefined) {
+      throw new TollgateConfigError(
+        key,
+        `a context key Tollgate reads (did you mean ${meant}?)`,
+        'one it would ignore',
+      );
+    }
+    if (!key.toLowerCase().startsWith('tollgate')) continue;
+    const nearest = known.map((k) => ({ k, d: editDistance(name, norm(k)) })).sort((a, b) => a.d - b.d)[0];
+    const hint =
+      nearest !== undefined && nearest.d <= 3 ? `did you mean ${nearest.k}?` : `one of ${known.join(', ')}`;
+    throw new TollgateConfigError(key, `a context key Tollgate reads (${hint})`, 'one it would ignore');
+  }
+}
+
+/** Levenshtein distance, for suggesting the key a typo meant. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(
+        previous[j]! + 1,
+        current[j - 1]! + 1,
+        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
 /** The example configuration's environment, used when neither context nor the CLI's credentials name one. */
 export const EXAMPLE_ENV = { account: '123456789012', region: 'eu-west-1' } as const;
 export const DEFAULT_STACK_NAME = 'Tollgate';
@@ -288,6 +348,7 @@ function contextKeyOf(key: string, escalationIsTopic: boolean, alarmsIsTopic: bo
 
 /** The stack as the context configures it; a configuration problem is reported by its context key. */
 export function tollgateStackFromContext(scope: Construct): { stack: TollgateStack; config: ContextConfig } {
+  checkContextKeys(Object.keys(scope.node.getAllContext()));
   const config = contextConfig((key) => scope.node.tryGetContext(key));
   let stack: TollgateStack;
   try {

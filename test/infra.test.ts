@@ -21,7 +21,13 @@ import {
   rulePatterns,
   TollgateConfigError,
 } from '../infra/patterns.js';
-import { CONTEXT_KEYS, contextConfig, TollgateStack, tollgateStackFromContext } from '../infra/stack.js';
+import {
+  CONTEXT_KEYS,
+  checkContextKeys,
+  contextConfig,
+  TollgateStack,
+  tollgateStackFromContext,
+} from '../infra/stack.js';
 import { OVERDUE_MARGIN_MINUTES, Tollgate, type TollgateProps } from '../infra/tollgate.js';
 import { InputError, parsePolicy } from '../shared/index.js';
 import { ROOT } from './helpers.js';
@@ -796,6 +802,44 @@ describe('the stack from CDK context', () => {
       [CONTEXT_KEYS.policyFile]: POLICY,
     });
     expect(configError(() => tollgateStackFromContext(bad)).key).toBe('tollgate:escalationEmails[1]');
+  });
+
+  it('refuses a context key it would ignore, and suggests the one meant', () => {
+    const message = (keys: string[]) => configError(() => checkContextKeys(keys)).message;
+    expect(message(['tollgate:scanSorce'])).toBe(
+      'Tollgate: tollgate:scanSorce: expected a context key Tollgate reads (did you mean tollgate:scanSource?); got one it would ignore',
+    );
+    // Without the prefix, or in another case: the same key, which the app would not read.
+    expect(message(['pipelines'])).toMatch(/did you mean tollgate:pipelines\?/);
+    expect(message(['Tollgate:escalationEmails'])).toMatch(/did you mean tollgate:escalationEmails\?/);
+    expect(message(['tollgate.approvalActionNames'])).toMatch(/did you mean tollgate:approvalActionNames\?/);
+    // Nothing near: the list of keys.
+    expect(message(['tollgate:colour'])).toMatch(
+      /\(one of tollgate:stackName, tollgate:account, .*tollgate:demoPipeline\)/,
+    );
+    // The wait is the policy's: the message says where it lives.
+    expect(message(['tollgate:waitMinutes'])).toMatch(
+      /^Tollgate: tollgate:waitMinutes: expected no such key: how long a gate waits for a scan is the policy's settings\.scan\.waitMinutes \(the file tollgate:policyFile names\)/,
+    );
+    expect(message(['waitminutes'])).toMatch(/settings\.scan\.waitMinutes/);
+    // Every key it reads, and context that is not Tollgate's (CDK's flags), pass.
+    expect(() =>
+      checkContextKeys([
+        ...Object.values(CONTEXT_KEYS),
+        'cli-telemetry',
+        '@aws-cdk/aws-lambda:recognizeLayerVersion',
+        'aws:cdk:enable-path-metadata',
+      ]),
+    ).not.toThrow();
+    // The stack from context checks before it builds anything: a mistyped list would have gated every pipeline.
+    const scope = app({
+      [CONTEXT_KEYS.escalationEmails]: ['a@example.com'],
+      [CONTEXT_KEYS.policyFile]: POLICY,
+      'tollgate:pipeline': ['payments-*'],
+    });
+    expect(configError(() => tollgateStackFromContext(scope)).message).toMatch(
+      /^Tollgate: tollgate:pipeline: expected a context key Tollgate reads \(did you mean tollgate:pipelines\?\)/,
+    );
   });
 
   it('builds the stack cdk.json describes, cdk-nag clean', () => {

@@ -1,0 +1,120 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CONTEXT_KEYS } from '../infra/stack.js';
+
+/*
+ * infra/app.ts as the CDK CLI runs it (`cdk.json`: `npx tsx infra/app.ts`): context in CDK_CONTEXT_JSON, the
+ * cloud assembly to CDK_OUTDIR. A configuration mistake ends the process with its one-line message and
+ * status 1, not a stack trace; a good configuration writes the templates.
+ */
+
+const run = promisify(execFile);
+const dirs: string[] = [];
+const tempDir = (prefix: string) => {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+interface AppRun {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly outdir: string;
+}
+
+/** What the app said last on stderr (CDK's "Bundling asset …" lines come before it). */
+const lastLine = (text: string) => text.trim().split('\n').at(-1) ?? '';
+
+async function synth(context: Record<string, unknown>): Promise<AppRun> {
+  const outdir = tempDir('tollgate-app-');
+  const env = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? tmpdir(),
+    CDK_CONTEXT_JSON: JSON.stringify(context),
+    CDK_OUTDIR: outdir,
+  };
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'infra/app.ts'], { env });
+    return { code: 0, stdout, stderr, outdir };
+  } catch (e) {
+    const failed = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: failed.code ?? -1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '', outdir };
+  }
+}
+
+const GATE = {
+  [CONTEXT_KEYS.escalationEmails]: ['security@example.com'],
+  [CONTEXT_KEYS.policyFile]: 'examples/policies/baseline.yaml',
+};
+
+describe('infra/app.ts', () => {
+  it('stops on a context key it would ignore, with the key it meant, before building anything', async () => {
+    const r = await synth({ ...GATE, 'tollgate:scanSorce': 'ecr' });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe(
+      'Tollgate: tollgate:scanSorce: expected a context key Tollgate reads (did you mean tollgate:scanSource?); got one it would ignore',
+    );
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  }, 60_000);
+
+  it('stops on a bad policy with the loader’s file:line:col message, as `tollgate evaluate` prints it', async () => {
+    const file = join(tempDir('tollgate-app-policy-'), 'policy.yaml');
+    writeFileSync(file, 'version: 1\nname: broken\nrules:\n  - id: r1\n    action: deny\n');
+    const r = await synth({ ...GATE, [CONTEXT_KEYS.policyFile]: file });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^tollgate: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:5:13: `));
+  }, 60_000);
+
+  it('stops when the demo pipeline is asked for but the gate would not answer its approval', async () => {
+    const pipelines = await synth({
+      ...GATE,
+      [CONTEXT_KEYS.demoPipeline]: true,
+      [CONTEXT_KEYS.pipelines]: ['payments-*'],
+    });
+    expect(pipelines.code).toBe(1);
+    expect(lastLine(pipelines.stderr)).toBe(
+      'Tollgate: tollgate:pipelines: expected globs that include the demo pipeline "tollgate-demo" (tollgate:demoPipeline is true); got ["payments-*"]',
+    );
+    const actions = await synth({
+      ...GATE,
+      [CONTEXT_KEYS.demoPipeline]: true,
+      [CONTEXT_KEYS.approvalActionNames]: ['SecurityGate'],
+    });
+    expect(actions.code).toBe(1);
+    expect(lastLine(actions.stderr)).toMatch(
+      /^Tollgate: tollgate:approvalActionNames: expected globs that include the demo approval "TollgateApproval"/,
+    );
+  }, 60_000);
+
+  it('writes the gate’s template and, when asked, the demo pipeline’s beside it, in one environment', async () => {
+    const r = await synth({
+      ...GATE,
+      [CONTEXT_KEYS.account]: '111122223333',
+      [CONTEXT_KEYS.region]: 'eu-central-1',
+      [CONTEXT_KEYS.stackName]: 'Gate',
+      [CONTEXT_KEYS.demoPipeline]: true,
+    });
+    expect(r.stderr).not.toMatch(/AwsSolutions-/);
+    expect(r.code).toBe(0);
+    const manifest = JSON.parse(readFileSync(join(r.outdir, 'manifest.json'), 'utf8')) as {
+      artifacts: Record<string, { type: string; environment?: string }>;
+    };
+    const stacks = Object.entries(manifest.artifacts)
+      .filter(([, a]) => a.type === 'aws:cloudformation:stack')
+      .map(([id, a]) => [id, a.environment]);
+    expect(stacks.sort()).toEqual([
+      ['Gate', 'aws://111122223333/eu-central-1'],
+      ['GateDemoPipeline', 'aws://111122223333/eu-central-1'],
+    ]);
+    const demo = readFileSync(join(r.outdir, 'GateDemoPipeline.template.json'), 'utf8');
+    expect(demo).toContain('"TollgateApproval"');
+  }, 120_000);
+});
