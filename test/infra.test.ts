@@ -31,6 +31,7 @@ import {
 import { OVERDUE_MARGIN_MINUTES, Tollgate, type TollgateProps } from '../infra/tollgate.js';
 import { InputError, parsePolicy } from '../shared/index.js';
 import { ROOT } from './helpers.js';
+import { acknowledgements, staleAcknowledgements } from './nag.js';
 
 /*
  * The infrastructure, pinned by its synthesized templates. Bundling is skipped (`aws:cdk:bundling-stacks`
@@ -250,7 +251,7 @@ describe('the Tollgate construct', () => {
     const key = logicalId(g.tollgate.key);
     // The gate's key, and the audit archive's own (test/infra-archive.test.ts).
     g.template.resourceCountIs('AWS::KMS::Key', 2);
-    g.template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+    expect(g.template.toJSON().Resources[key].Properties.EnableKeyRotation).toBe(true);
     const topics = g.template.findResources('AWS::SNS::Topic');
     expect(Object.keys(topics)).toHaveLength(2);
     for (const t of Object.values(topics)) {
@@ -280,6 +281,40 @@ describe('the Tollgate construct', () => {
         }),
       ),
     ).toHaveLength(6);
+  });
+
+  it('lets EventBridge and CloudWatch use the key, for this account’s rules and alarms only', () => {
+    // Without these, EventBridge could not dead-letter into the encrypted queue and CloudWatch could not
+    // publish to the encrypted alarm topic: undelivered events and every alarm would be lost, silently.
+    const policy = g.template.toJSON().Resources[logicalId(g.tollgate.key)].Properties.KeyPolicy as {
+      Statement: Statement[];
+    };
+    const forService = (service: string) =>
+      policy.Statement.filter(
+        (st) =>
+          JSON.stringify((st as unknown as { Principal?: unknown }).Principal) ===
+          JSON.stringify({ Service: service }),
+      );
+    const expected: [string, string][] = [
+      ['events.amazonaws.com', 'arn:aws:events:eu-west-1:123456789012:rule/*'],
+      ['cloudwatch.amazonaws.com', 'arn:aws:cloudwatch:eu-west-1:123456789012:alarm:*'],
+    ];
+    for (const [service, sourceArn] of expected) {
+      const found = forService(service);
+      expect(found, service).toHaveLength(1);
+      const st = found[0]!;
+      expect(st.Effect).toBe('Allow');
+      expect(actionsOf(st).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
+      const condition = st.Condition as { StringEquals: Json; ArnLike: Record<string, unknown> };
+      expect(condition.StringEquals).toEqual({ 'aws:SourceAccount': ENV.account });
+      expect(arnText(condition.ArnLike['aws:SourceArn'])).toBe(sourceArn);
+    }
+    // No other service is let in.
+    const services = policy.Statement.flatMap((st) => {
+      const principal = (st as unknown as { Principal?: { Service?: string } }).Principal;
+      return principal?.Service ? [principal.Service] : [];
+    });
+    expect(services.sort()).toEqual(['cloudwatch.amazonaws.com', 'events.amazonaws.com']);
   });
 
   it('runs four arm64 nodejs22.x functions with active tracing, source maps and no secrets in the environment', () => {
@@ -362,11 +397,14 @@ describe('the Tollgate construct', () => {
     }
     const sweep = rules[logicalId(g.tollgate.rules.sweepSchedule as IConstruct)]?.Properties as Json;
     expect(sweep.ScheduleExpression).toBe('rate(1 minute)');
+    // A missed sweep is replaced by the next one a minute later: few retries, and none older than 5 minutes.
     expect(sweep.Targets).toEqual([
-      expect.objectContaining({
+      {
+        Id: 'Target0',
         Arn: { 'Fn::GetAtt': [logicalId(g.tollgate.functions.sweep), 'Arn'] },
         DeadLetterConfig: { Arn: { 'Fn::GetAtt': [logicalId(g.tollgate.undeliveredQueue), 'Arn'] } },
-      }),
+        RetryPolicy: { MaximumEventAgeInSeconds: 300, MaximumRetryAttempts: 2 },
+      },
     ]);
     // Pipelines and actions are filtered in the patterns themselves.
     expect(patterns.approvalStarted?.detail).toMatchObject({
@@ -598,6 +636,13 @@ describe('the Tollgate construct', () => {
     expect(reasons.length).toBeGreaterThan(0);
     for (const [id, reason] of reasons) expect(reason.length, id).toBeGreaterThan(60);
   });
+
+  it('acknowledges only findings that occur, on the construct they concern, never stack-wide', () => {
+    const acks = acknowledgements(g.stack);
+    expect(acks.length).toBeGreaterThan(0);
+    expect(acks.filter((a) => a.path === g.stack.node.path || a.path === g.tollgate.node.path)).toEqual([]);
+    expect(staleAcknowledgements(g.stack, acks)).toEqual([]);
+  });
 });
 
 describe('the Tollgate construct, configured otherwise', () => {
@@ -617,6 +662,17 @@ describe('the Tollgate construct, configured otherwise', () => {
         detail: { 'image-digest': [{ exists: true }] },
       },
     });
+    // The whole synthesized pattern, account pin included, is the one the rule-pattern tests check.
+    const ecrRule = template.toJSON().Resources[logicalId(tollgate.rules.ecrScan as IConstruct)];
+    expect(ecrRule.Properties.EventPattern).toEqual(
+      rulePatterns({
+        account: ENV.account,
+        pipelines: ['*'],
+        approvalActionNames: ['Tollgate*'],
+        scanSource: 'ecr',
+      }).ecrScan,
+    );
+    expect(ecrRule.Properties.EventPattern.account).toEqual([ENV.account]);
     const actions = statements(template).flatMap(actionsOf);
     expect(actions.filter((a) => a.startsWith('inspector2:'))).toEqual([]);
     expect(actions.filter((a) => a === 'ecr:DescribeImageScanFindings')).toHaveLength(3);
@@ -641,6 +697,72 @@ describe('the Tollgate construct, configured otherwise', () => {
       expect(a.Properties.AlarmActions).toEqual(['arn:aws:sns:eu-west-1:123456789012:secops']);
     }
     expect(nagViolations(stack)).toEqual([]);
+  });
+
+  it('with alarms to their own addresses: the alarm topic subscribes them, escalations stay apart', () => {
+    const { template, tollgate, stack } = gate({ alarms: { emails: ['oncall@example.com'] } });
+    const subscriptions = Object.values(template.findResources('AWS::SNS::Subscription')).map((r) => [
+      r.Properties.Endpoint,
+      r.Properties.TopicArn,
+    ]);
+    expect(subscriptions).toEqual(
+      expect.arrayContaining([
+        ['security@example.com', { Ref: logicalId(tollgate.topic as sns.Topic) }],
+        ['oncall@example.com', { Ref: logicalId(tollgate.alarmTopic as sns.Topic) }],
+      ]),
+    );
+    expect(subscriptions).toHaveLength(2);
+    for (const a of Object.values(template.findResources('AWS::CloudWatch::Alarm'))) {
+      expect(a.Properties.AlarmActions).toEqual([{ Ref: logicalId(tollgate.alarmTopic as sns.Topic) }]);
+    }
+    expect(nagViolations(stack)).toEqual([]);
+  });
+
+  it('with alarms to an existing topic: no alarm topic of its own, every alarm goes there', () => {
+    const stack = new Stack(app(), 'Gate', { env: ENV });
+    const pager = sns.Topic.fromTopicArn(stack, 'Pager', 'arn:aws:sns:eu-west-1:123456789012:pager');
+    new Tollgate(stack, 'Tollgate', {
+      policyFile: POLICY,
+      escalation: { emails: ['security@example.com'] },
+      alarms: { topic: pager },
+    });
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::SNS::Topic', 1); // the escalation topic
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
+    expect(alarms.length).toBeGreaterThan(0);
+    for (const a of alarms) {
+      expect(a.Properties.AlarmActions).toEqual(['arn:aws:sns:eu-west-1:123456789012:pager']);
+    }
+  });
+
+  it('with an existing KMS-encrypted escalation topic: the deciding roles may use that key, and only they', () => {
+    const keyArn = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    const stack = new TollgateStack(app(), 'Gate', {
+      env: ENV,
+      tollgate: {
+        policyFile: POLICY,
+        escalation: { topicArn: 'arn:aws:sns:eu-west-1:123456789012:secops', keyArn },
+      },
+    });
+    const template = Template.fromStack(stack);
+    const keyStatements = statements(template).filter((st) => st.Sid === 'EscalationTopicKey');
+    expect(keyStatements).toHaveLength(3);
+    for (const st of keyStatements) {
+      expect(actionsOf(st).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
+      expect(resourcesOf(st)).toEqual([keyArn]);
+    }
+    for (const name of FUNCTION_NAMES) {
+      const role = logicalId(stack.tollgate.roles[name]);
+      const sids = statements(template, role).map((st) => st.Sid);
+      expect(sids.includes('EscalationTopicKey'), name).toBe(name !== 'approval-ended');
+    }
+    expect(nagViolations(stack)).toEqual([]);
+    // Without a key ARN (an unencrypted or AWS-managed-key topic) there is nothing to grant.
+    const plain = new TollgateStack(app(), 'Plain', {
+      env: ENV,
+      tollgate: { policyFile: POLICY, escalation: { topicArn: 'arn:aws:sns:eu-west-1:123456789012:secops' } },
+    });
+    expect(statements(Template.fromStack(plain)).filter((st) => st.Sid === 'EscalationTopicKey')).toEqual([]);
   });
 
   it('with removalPolicy DESTROY (a sandbox): deletable table, key, queues and logs', () => {
@@ -802,6 +924,60 @@ describe('the stack from CDK context', () => {
       [CONTEXT_KEYS.policyFile]: POLICY,
     });
     expect(configError(() => tollgateStackFromContext(bad)).key).toBe('tollgate:escalationEmails[1]');
+  });
+
+  it('reads the alarm target and an existing escalation topic with its key, and refuses bad ARNs', () => {
+    const base = { [CONTEXT_KEYS.escalationEmails]: ['a@example.com'] };
+    expect(
+      contextConfig(ctx({ ...base, [CONTEXT_KEYS.alarmEmails]: 'oncall@example.com' }), {}).props.tollgate
+        .alarms,
+    ).toEqual({ emails: ['oncall@example.com'] });
+    expect(
+      contextConfig(
+        ctx({ ...base, [CONTEXT_KEYS.alarmTopicArn]: 'arn:aws:sns:eu-west-1:123456789012:pager' }),
+        {},
+      ).props.tollgate.alarms,
+    ).toEqual({ topicArn: 'arn:aws:sns:eu-west-1:123456789012:pager' });
+    // No alarm target: the construct sends alarms where escalations go.
+    expect(contextConfig(ctx(base), {}).props.tollgate.alarms).toBeUndefined();
+    const keyArn = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    const topic = {
+      [CONTEXT_KEYS.escalationTopicArn]: 'arn:aws:sns:eu-west-1:123456789012:secops',
+      [CONTEXT_KEYS.escalationTopicKeyArn]: keyArn,
+    };
+    expect(contextConfig(ctx(topic), {}).props.tollgate.escalation).toEqual({
+      topicArn: 'arn:aws:sns:eu-west-1:123456789012:secops',
+      keyArn,
+    });
+    expect(
+      configError(() =>
+        contextConfig(ctx({ [CONTEXT_KEYS.escalationTopicArn]: 'arn:aws:sqs:eu-west-1:123456789012:q' }), {}),
+      ).message,
+    ).toBe(
+      'Tollgate: tollgate:escalationTopicArn: expected an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME); got "arn:aws:sqs:eu-west-1:123456789012:q"',
+    );
+    expect(
+      configError(() =>
+        contextConfig(ctx({ ...topic, [CONTEXT_KEYS.escalationTopicKeyArn]: 'alias/secops' }), {}),
+      ).message,
+    ).toBe(
+      'Tollgate: tollgate:escalationTopicKeyArn: expected a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID); got "alias/secops"',
+    );
+    expect(
+      configError(() => contextConfig(ctx({ ...base, [CONTEXT_KEYS.alarmTopicArn]: 'pager' }), {})).key,
+    ).toBe('tollgate:alarmTopicArn');
+    expect(
+      configError(() =>
+        contextConfig(
+          ctx({
+            ...base,
+            [CONTEXT_KEYS.alarmEmails]: 'oncall@example.com',
+            [CONTEXT_KEYS.alarmTopicArn]: 'arn:aws:sns:eu-west-1:123456789012:pager',
+          }),
+          {},
+        ),
+      ).message,
+    ).toBe('Tollgate: tollgate:alarmEmails / tollgate:alarmTopicArn: expected one of the two; got both');
   });
 
   it('refuses a context key it would ignore, and suggests the one meant', () => {
