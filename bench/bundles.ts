@@ -18,7 +18,12 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { buildFunctionBundles, type FunctionBundle, type FunctionName } from '../infra/bundling.js';
+import {
+  type BuiltBundle,
+  buildArchiveBundle,
+  buildFunctionBundles,
+  type FunctionName,
+} from '../infra/bundling.js';
 import { buildSdkFloor } from './sdk-floor.js';
 
 const run = promisify(execFile);
@@ -31,6 +36,7 @@ export const FUNCTION_ENV: Readonly<Record<string, string>> = {
   TOLLGATE_TABLE: 'tollgate-bench',
   TOLLGATE_TOPIC_ARN: 'arn:aws:sns:eu-west-1:123456789012:tollgate-escalations',
   TOLLGATE_SCAN_SOURCE: 'inspector',
+  TOLLGATE_ARCHIVE_BUCKET: 'tollgate-bench-archive',
   TOLLGATE_OWN_ROLES: 'tollgate-approval-started,tollgate-scan-finished,tollgate-sweep',
   AWS_REGION: 'eu-west-1',
   AWS_DEFAULT_REGION: 'eu-west-1',
@@ -97,7 +103,7 @@ console.log(${JSON.stringify(MARK)} + JSON.stringify(out));
 }
 
 export interface BundleFigures {
-  readonly name: FunctionName;
+  readonly name: FunctionName | 'archive';
   readonly bytes: number;
   readonly gzipBytes: number;
   /** Median of `importRuns`. */
@@ -112,12 +118,18 @@ export const median = (xs: readonly number[]): number => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-/** Builds the four bundles into a temporary folder (removed after) and measures each. */
+/**
+ * Builds the gate's four bundles and the audit archive's (when the stack has an archive, the default) into a
+ * temporary folder (removed after) and measures each.
+ */
 export async function measureBundles(options: { readonly runs?: number } = {}): Promise<BundleFigures[]> {
   const runs = options.runs ?? 5;
   const dir = await mkdtemp(join(tmpdir(), 'tollgate-bundles-'));
   try {
-    const bundles = await buildFunctionBundles(dir, { policy: BENCH_POLICY });
+    const bundles: (BuiltBundle & { readonly name: BundleFigures['name'] })[] = [
+      ...(await buildFunctionBundles(dir, { policy: BENCH_POLICY })),
+      await buildArchiveBundle(dir),
+    ];
     const figures: BundleFigures[] = [];
     for (const bundle of bundles) figures.push(await measure(bundle, runs, join(dir, 'sdk-floor')));
     return figures;
@@ -126,7 +138,11 @@ export async function measureBundles(options: { readonly runs?: number } = {}): 
   }
 }
 
-async function measure(bundle: FunctionBundle, runs: number, floorDir: string): Promise<BundleFigures> {
+async function measure(
+  bundle: BuiltBundle & { readonly name: BundleFigures['name'] },
+  runs: number,
+  floorDir: string,
+): Promise<BundleFigures> {
   const gzipBytes = gzipSync(await readFile(bundle.file), { level: 9 }).length;
   const importRuns: number[] = [];
   // One after another: concurrent processes would measure each other.

@@ -12,7 +12,8 @@
  * criticalPathHandlerMs (the whole handler), medians of BENCH_CRITICAL_PATH_RUNS runs. It is loaded and run
  * after the evaluation figures are taken, so it cannot change them.
  *
- * Then the functions' bundles (bundles.ts), built with the stack's esbuild settings (infra/bundling.ts):
+ * Then the functions' bundles (bundles.ts: the gate's four and the audit archive's), built with the stack's
+ * esbuild settings (infra/bundling.ts):
  * `bundles.<function>.bytes` (index.mjs; the table adds it gzipped), `.importMs`, the median of
  * BENCH_IMPORT_RUNS (5) fresh `node` processes each importing the bundle, which builds the function's AWS
  * runtime as Lambda's Init does, and `.sdkBytes`, a bundle making the same AWS SDK calls and nothing else

@@ -11,7 +11,7 @@
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Metafile } from 'esbuild';
-import { BUNDLE_FILE, BUNDLING, esbuildOptions, type FunctionBundle } from '../infra/bundling.js';
+import { BUNDLE_FILE, BUNDLING, type BuiltBundle, esbuildOptions } from '../infra/bundling.js';
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
 
@@ -92,7 +92,7 @@ export interface SdkFloor {
  * Builds the stand-in of `bundle` as `<dir>/<name>/index.mjs` (not in the bundle's own folder, which is what
  * a function ships; under the same file name, which its source-map comment repeats) and returns its size.
  */
-export async function buildSdkFloor(bundle: FunctionBundle, dir: string): Promise<SdkFloor> {
+export async function buildSdkFloor(bundle: BuiltBundle, dir: string): Promise<SdkFloor> {
   const { build } = await import('esbuild');
   const calls = sdkCalls(bundle.metafile);
   const outfile = join(dir, bundle.name, BUNDLE_FILE);

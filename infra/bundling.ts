@@ -193,14 +193,20 @@ function esbuildArgOptions(args: NonNullable<BundlingOptions['esbuildArgs']>): B
   return options;
 }
 
-export interface FunctionBundle {
-  readonly name: FunctionName;
+/** A function built as the stack deploys it. */
+export interface BuiltBundle {
+  readonly name: string;
   /** The folder NodejsFunction would zip: `index.mjs`, `index.mjs.map`, `policy.json` if asked for and read. */
   readonly dir: string;
   /** `<dir>/index.mjs` */
   readonly file: string;
   readonly bytes: number;
   readonly metafile: Metafile;
+}
+
+/** One of the gate's four functions, built. */
+export interface FunctionBundle extends BuiltBundle {
+  readonly name: FunctionName;
 }
 
 export interface BuildFunctionBundlesOptions {
@@ -218,22 +224,36 @@ export async function buildFunctionBundles(
   outDir: string,
   options: BuildFunctionBundlesOptions = {},
 ): Promise<FunctionBundle[]> {
-  const { build } = await import('esbuild');
   const policyText =
     options.policy === undefined ? undefined : policyBundleText(loadForBundle(options.policy));
   return Promise.all(
     (options.functions ?? FUNCTION_NAMES).map(async (name) => {
-      const dir = join(outDir, name);
-      const file = join(dir, BUNDLE_FILE);
-      await mkdir(dir, { recursive: true });
-      const result = await build(esbuildOptions(BUNDLING, FUNCTION_ENTRIES[name], file));
+      const built = await buildBundle(name, FUNCTION_ENTRIES[name], outDir);
       if (policyText !== undefined && READS_POLICY.has(name))
-        await writeFile(join(dir, POLICY_BUNDLE_FILE), policyText);
-      const output = result.metafile?.outputs[relative(ROOT, file).split(sep).join('/')];
-      if (!result.metafile || !output) throw new Error(`esbuild wrote no ${file}`);
-      return { name, dir, file, bytes: output.bytes, metafile: result.metafile };
+        await writeFile(join(built.dir, POLICY_BUNDLE_FILE), policyText);
+      return built;
     }),
   );
+}
+
+/** The audit archive's function (`ARCHIVE_FUNCTION_ENTRY`), built alike into `<outDir>/archive/index.mjs`. */
+export function buildArchiveBundle(outDir: string): Promise<BuiltBundle & { readonly name: 'archive' }> {
+  return buildBundle('archive', ARCHIVE_FUNCTION_ENTRY, outDir);
+}
+
+async function buildBundle<N extends string>(
+  name: N,
+  entry: string,
+  outDir: string,
+): Promise<BuiltBundle & { readonly name: N }> {
+  const { build } = await import('esbuild');
+  const dir = join(outDir, name);
+  const file = join(dir, BUNDLE_FILE);
+  await mkdir(dir, { recursive: true });
+  const result = await build(esbuildOptions(BUNDLING, entry, file));
+  const output = result.metafile?.outputs[relative(ROOT, file).split(sep).join('/')];
+  if (!result.metafile || !output) throw new Error(`esbuild wrote no ${file}`);
+  return { name, dir, file, bytes: output.bytes, metafile: result.metafile };
 }
 
 /**

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalDynamo } from '../adapters/dynamodb/local.js';
 import { DynamoStore } from '../adapters/dynamodb/store.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
-import { BENCH_POLICY, FUNCTION_ENV, inFreshNode } from '../bench/bundles.js';
+import { BENCH_POLICY, FUNCTION_ENV, inFreshNode, measureBundles, median } from '../bench/bundles.js';
 import { buildSdkFloor, type SdkFloor, sdkCalls, sdkFloorSource } from '../bench/sdk-floor.js';
 import {
   BUNDLE_FILE,
@@ -371,6 +371,29 @@ describe('the SDK floor (bench/sdk-floor.ts)', () => {
     console.log(`function bundles and their SDK calls alone:\n${rows.join('\n')}`);
     for (const b of bundles)
       expect(b.bytes - floors.get(b.name)!.bytes, b.name).toBeLessThanOrEqual(OWN_MAX_BYTES);
+  });
+});
+
+describe('the bench’s bundle figures (npm run bench)', () => {
+  it('measure every deployed function: bytes, gzip, import times from fresh processes, and the SDK floor', async () => {
+    const figures = await measureBundles({ runs: 2 });
+    expect(figures.map((f) => f.name)).toEqual([...FUNCTION_NAMES, 'archive']);
+    for (const f of figures) {
+      expect(f.bytes, f.name).toBeGreaterThan(100_000);
+      expect(f.gzipBytes, f.name).toBeLessThan(f.bytes);
+      expect(f.importRuns, f.name).toHaveLength(2);
+      expect(f.importMs, f.name).toBe(median(f.importRuns));
+      expect(f.sdkBytes, f.name).toBeGreaterThan(0);
+      expect(f.sdkBytes, f.name).toBeLessThan(f.bytes);
+    }
+    // The same builds the tests above measure.
+    for (const b of bundles) expect(figures.find((f) => f.name === b.name)?.bytes, b.name).toBe(b.bytes);
+  }, 180_000);
+
+  it('take the median of the runs', () => {
+    expect(median([5, 1, 3])).toBe(3);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([7])).toBe(7);
   });
 });
 

@@ -783,7 +783,8 @@ describe('the archive function’s bundle', () => {
     expect(inputs.filter((p) => /aws-cdk-lib|node_modules\/yaml\/|shared\/policy\//.test(p))).toEqual([]);
     expect(inputs).toContain('functions/common/sdk-stubs/event-streams.ts');
     console.log(`archive bundle: ${output?.bytes} bytes`);
-    expect(output?.bytes ?? 0).toBeLessThan(450_000);
+    // The bundle-size target every function is held to (the bench reports it as bundles.archive).
+    expect(output?.bytes ?? Number.POSITIVE_INFINITY).toBeLessThanOrEqual(400_000);
     const gate = streamRecord({ pk: 'GATE#p/e/s/a', sk: 'GATE', type: 'gate' });
     const run = await inFreshNode(file, {
       env: { TOLLGATE_ARCHIVE_BUCKET: 'archive-bucket', AWS_REGION: 'eu-west-1' },
