@@ -16,7 +16,9 @@ import type { SuiteScenario } from './scenarios.js';
  *                        retryable one; a store call, or access denied, fails the invocation and Lambda's
  *                        retry has to);
  *                last:   only the last such call of the step fails, once (for operations called more than
- *                        once in the step: the write after an action, the second page of a chain, …);
+ *                        once in the step: the write after an action, the second page of a chain, …; the
+ *                        store's VULN# index writes, TransactWriteItems after the action's, are not counted
+ *                        here: the first of them has a `once` fault of its own);
  *                outage: the next 50 such calls fail, from this step on: every retry is exhausted, events
  *                        are dead-lettered, sweeps fail, until the faults stop.
  *
@@ -118,6 +120,22 @@ export async function cleanReplay(
   return { replay, marks };
 }
 
+/** A TransactWriteItems of the store's VULN# index items only (written after a decision's record). */
+export function indexWrite(call: { operation: string; input: Record<string, unknown> }): boolean {
+  const items = call.input.TransactItems;
+  return (
+    call.operation === 'TransactWriteItems' &&
+    Array.isArray(items) &&
+    items.length > 0 &&
+    items.every((t: unknown) => {
+      const put: unknown = typeof t === 'object' && t !== null ? Reflect.get(t, 'Put') : undefined;
+      const item: unknown = typeof put === 'object' && put !== null ? Reflect.get(put, 'Item') : undefined;
+      const pk: unknown = typeof item === 'object' && item !== null ? Reflect.get(item, 'pk') : undefined;
+      return typeof pk === 'string' && pk.startsWith('VULN#');
+    })
+  );
+}
+
 /** The faults to inject in one scenario, from the operations its clean replay made in each step. */
 export function planFaults(clean: Replay, marks: readonly number[]): PlannedFault[] {
   const planned: PlannedFault[] = [];
@@ -129,7 +147,13 @@ export function planFaults(clean: Replay, marks: readonly number[]): PlannedFaul
       counts.set(c.operation, (counts.get(c.operation) ?? 0) + 1);
       if (PAGINATED.has(c.operation) && typeof c.input.nextToken === 'string') laterPages.add(c.operation);
     }
-    for (const [operation, n] of [...counts.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+    for (const [operation] of [...counts.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+      // The store's writes of VULN# index items are TransactWriteItems too, after the decision's and the
+      // action's: `last` still means the last of the others (the write after an action), and the first
+      // index write has a fault of its own (the index writes' failures, as when they were BatchWriteItem).
+      const ofOperation = calls.filter((c) => c.operation === operation);
+      const others = ofOperation.flatMap((c, i) => (indexWrite(c) ? [] : [i]));
+      const firstIndex = ofOperation.findIndex(indexWrite);
       for (const { kind, error } of KINDS) {
         const at = (persistence: Persistence, times: number, skip: number): void => {
           planned.push({
@@ -141,7 +165,8 @@ export function planFaults(clean: Replay, marks: readonly number[]): PlannedFaul
           });
         };
         at('once', 1, 0);
-        if (n > 1) at('last', 1, n - 1);
+        if (others.length > 1) at('last', 1, others.at(-1)!);
+        if (firstIndex > 0) at('once', 1, firstIndex);
         at('outage', OUTAGE_CALLS, 0);
       }
       if (laterPages.has(operation)) {

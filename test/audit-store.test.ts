@@ -1,9 +1,10 @@
+import { ThrottlingException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditPk, auditSk, PENDING_PK } from '../adapters/dynamodb/audit-items.js';
+import { auditPk, auditSk, PENDING_PK, pendingKey } from '../adapters/dynamodb/audit-items.js';
 import { DynamoAuditStore, matchesFilter } from '../adapters/dynamodb/audit-store.js';
 import { type LocalDynamo, startLocalDynamo } from '../adapters/dynamodb/local.js';
-import { DynamoStore } from '../adapters/dynamodb/store.js';
+import { createDocumentClient, DynamoStore, indexChunks } from '../adapters/dynamodb/store.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
 import { ChainHeadMovedError, chainRecord } from '../shared/audit/chain.js';
 import type { AuditEntry, AuditFilter, AuditRecord } from '../shared/audit/record.js';
@@ -316,5 +317,261 @@ describe('DynamoStore audit append', () => {
     );
     expect(finished.Item).toMatchObject({ done: true, expiresAt: expect.any(Number) });
     expect(await audit.verify('marker-test')).toEqual({ ok: true, records: 1, problems: [] });
+  });
+});
+
+/*
+ * The VULN# index items go out as TransactWriteItems of plain Puts (IAM authorises each as PutItem; a
+ * BatchWriteItem grant would also let the role delete them). A store on a client of its own counts the
+ * calls it sends and, when told to, fails some before they leave (in front of dynalite, as the service would).
+ */
+describe('DynamoStore VULN# index items', () => {
+  const DAY = 24 * HOUR;
+
+  interface Sent {
+    readonly operation: string;
+    readonly items: Record<string, unknown>[];
+    /** Transaction actions that are not a Put, or carry a condition. */
+    readonly notPlainPuts: number;
+  }
+
+  /** `fail(call, n)`: the error the n-th TransactWriteItems (from 1) fails with, if any. */
+  function countedStore(fail?: (n: number, sent: Sent) => Error | undefined) {
+    const doc = createDocumentClient({ endpoint: dynamo.endpoint });
+    const sent: Sent[] = [];
+    let transactions = 0;
+    doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        const operation = (context.commandName ?? '').replace(/Command$/, '');
+        const input = args.input as {
+          TransactItems?: { Put?: { Item?: Record<string, unknown>; ConditionExpression?: string } }[];
+        };
+        const actions = input.TransactItems ?? [];
+        const call: Sent = {
+          operation,
+          items: actions.map((t) => t.Put?.Item ?? {}),
+          notPlainPuts: actions.filter((t) => Object.keys(t).join() !== 'Put' || t.Put?.ConditionExpression)
+            .length,
+        };
+        sent.push(call);
+        if (operation === 'TransactWriteItems') {
+          const error = fail?.(++transactions, call);
+          if (error) throw error;
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'countStoreCalls' },
+    );
+    return { store: new DynamoStore(doc, TABLE), sent, doc };
+  }
+
+  /** A decision record of a pipeline of its own (so the trail the other tests read is not touched). */
+  async function decisionWith(pipeline: string, ids: readonly string[], day: number): Promise<AuditRecord> {
+    const record = chainRecord(
+      { ...entry(pipeline, 5, 'decision', START + day * DAY), vulnerabilities: [...ids] },
+      pipeline,
+      undefined,
+    );
+    await store.appendAudit(record);
+    return record;
+  }
+
+  const ids = (prefix: string, n: number) =>
+    Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(5, '0')}`);
+
+  async function marker(record: AuditRecord): Promise<Record<string, unknown> | undefined> {
+    const out = await dynamo.client.send(
+      new GetCommand({ TableName: TABLE, Key: pendingKey(record), ConsistentRead: true }),
+    );
+    return out.Item;
+  }
+
+  /** How many of the ids list exactly the record through the vulnerability index (16 lists at a time). */
+  async function listedByEvery(record: AuditRecord, vulnerabilities: readonly string[]): Promise<number> {
+    let found = 0;
+    for (let i = 0; i < vulnerabilities.length; i += 16) {
+      const lists = await Promise.all(
+        vulnerabilities.slice(i, i + 16).map((v) => list({ vulnerability: v })),
+      );
+      for (const l of lists) if (l.length === 1 && l[0]!.hash === record.hash) found++;
+    }
+    return found;
+  }
+
+  const transactions = (sent: readonly Sent[]) => sent.filter((s) => s.operation === 'TransactWriteItems');
+
+  it('writes 1,000 ids in 10 TransactWriteItems of 100 unconditional Puts, no BatchWriteItem; again, idempotently', async () => {
+    const vulnerabilities = ids('CVE-2032', 1000);
+    const record = await decisionWith('vuln-thousand', vulnerabilities, 50);
+    const { store: counted, sent, doc } = countedStore();
+    try {
+      await counted.indexAudit(record);
+      expect(sent.filter((s) => s.operation === 'BatchWriteItem')).toEqual([]);
+      const sentTransactions = transactions(sent);
+      expect(sentTransactions).toHaveLength(Math.ceil(1000 / 100));
+      expect(sentTransactions.map((t) => t.items.length)).toEqual(Array(10).fill(100));
+      expect(sentTransactions.every((t) => t.notPlainPuts === 0)).toBe(true);
+      const written = sentTransactions.flatMap((t) => t.items);
+      expect(new Set(written.map((i) => i.pk))).toEqual(new Set(vulnerabilities.map((v) => `VULN#${v}`)));
+      // The only other write marks the marker done (a Put: the roles have no DeleteItem).
+      expect(sent.map((s) => s.operation).filter((o) => o !== 'TransactWriteItems')).toEqual(['PutItem']);
+      expect(await marker(record)).toMatchObject({ done: true, expiresAt: expect.any(Number) });
+      expect(await listedByEvery(record, vulnerabilities)).toBe(1000);
+
+      // A redelivered event writes them again: the same calls succeed, the same items, nothing doubled.
+      const before = await dynamo.client.send(
+        new GetCommand({ TableName: TABLE, Key: { pk: 'VULN#CVE-2032-00999', sk: written[999]!.sk } }),
+      );
+      sent.length = 0;
+      await counted.indexAudit(record);
+      expect(transactions(sent)).toHaveLength(10);
+      const after = await dynamo.client.send(
+        new GetCommand({ TableName: TABLE, Key: { pk: 'VULN#CVE-2032-00999', sk: written[999]!.sk } }),
+      );
+      expect(after.Item).toEqual(before.Item);
+      const sample = vulnerabilities.filter((_, i) => i % 37 === 0);
+      expect(await listedByEvery(record, sample)).toBe(sample.length);
+      expect(await audit.verify('vuln-thousand')).toEqual({ ok: true, records: 1, problems: [] });
+    } finally {
+      doc.destroy();
+    }
+  }, 60_000);
+
+  it('cuts chunks at 100 items and keeps each transaction well under 4 MB', () => {
+    const small = Array.from({ length: 250 }, (_, i) => ({ pk: `VULN#${i}`, sk: 'x' }));
+    expect(indexChunks(small).map((c) => c.length)).toEqual([100, 100, 50]);
+    // Items near DynamoDB's 2 KB key limit: still 100 a chunk (about 400 KB).
+    const long = Array.from({ length: 150 }, (_, i) => ({ pk: `VULN#${'x'.repeat(2000)}${i}`, sk: 'y' }));
+    expect(indexChunks(long).map((c) => c.length)).toEqual([100, 50]);
+    expect(indexChunks([])).toEqual([]);
+  });
+
+  it.each([
+    [
+      'cancelled by a TransactionConflict',
+      (items: number) =>
+        new TransactionCanceledException({
+          message: 'Transaction cancelled, please refer cancellation reasons for specific reasons',
+          $metadata: { httpStatusCode: 400 },
+          CancellationReasons: Array.from({ length: items }, (_, i) => ({
+            Code: i === 7 ? 'TransactionConflict' : 'None',
+          })),
+        }),
+    ],
+    [
+      'cancelled by a ThrottlingError',
+      (items: number) =>
+        new TransactionCanceledException({
+          message: 'Transaction cancelled, please refer cancellation reasons for specific reasons',
+          $metadata: { httpStatusCode: 400 },
+          CancellationReasons: Array.from({ length: items }, (_, i) => ({
+            Code: i < 3 ? 'ThrottlingError' : 'None',
+          })),
+        }),
+    ],
+    [
+      'throttled',
+      () => new ThrottlingException({ message: 'Rate exceeded', $metadata: { httpStatusCode: 400 } }),
+    ],
+  ])('a chunk %s is sent again and succeeds; the marker is then done', async (what, error) => {
+    const vulnerabilities = ids(`CVE-2033-${what.split(' ').at(-1)}`, 250);
+    const record = await decisionWith(`vuln-retry-${what.replaceAll(' ', '-')}`, vulnerabilities, 60);
+    // The second chunk fails twice, then goes through.
+    const {
+      store: counted,
+      sent,
+      doc,
+    } = countedStore((n, call) => (n === 2 || n === 4 ? error(call.items.length) : undefined));
+    try {
+      await counted.indexAudit(record);
+      const sentTransactions = transactions(sent);
+      expect(sentTransactions).toHaveLength(3 + 2);
+      // The failed chunk was sent again as it was.
+      const chunks = new Set(sentTransactions.map((t) => JSON.stringify(t.items.map((i) => i.pk))));
+      expect(chunks.size).toBe(3);
+      expect(await marker(record)).toMatchObject({ done: true });
+      expect(await listedByEvery(record, vulnerabilities)).toBe(250);
+    } finally {
+      doc.destroy();
+    }
+  });
+
+  it('a validation failure is not retried: the marker stays, indexAudit reports it, and the repair finishes later', async () => {
+    const vulnerabilities = ids('CVE-2034', 250);
+    const record = await decisionWith('vuln-invalid', vulnerabilities, 70);
+    const invalid = () =>
+      Object.assign(new Error('One or more parameter values were invalid'), { name: 'ValidationException' });
+    let failing = true;
+    const { store: counted, sent, doc } = countedStore((n) => (failing && n === 2 ? invalid() : undefined));
+    try {
+      await expect(counted.indexAudit(record)).rejects.toThrow('One or more parameter values were invalid');
+      // Each chunk at most once (the 3 start together): the failed one not again.
+      const sentTransactions = transactions(sent);
+      expect(sentTransactions).toHaveLength(3);
+      expect(new Set(sentTransactions.map((t) => t.items[0]!.pk)).size).toBe(3);
+      expect(sent.some((s) => s.operation === 'PutItem')).toBe(false);
+      const pending = await marker(record);
+      expect(pending).toBeDefined();
+      expect(pending?.done).toBeUndefined();
+      expect(await list({ vulnerability: vulnerabilities[150]! })).toEqual([]);
+
+      // The sweep's repair, once the failure has passed.
+      failing = false;
+      expect(await counted.repairAuditIndexes()).toBe(1);
+      expect(await marker(record)).toMatchObject({ done: true });
+      expect(await listedByEvery(record, vulnerabilities)).toBe(250);
+      expect(await counted.repairAuditIndexes()).toBe(0);
+    } finally {
+      doc.destroy();
+    }
+  });
+
+  it('a chunk cancelled by conflicts every time: 8 attempts, then an error naming them; the marker stays', async () => {
+    const vulnerabilities = ids('CVE-2036', 40);
+    const record = await decisionWith('vuln-always-conflicting', vulnerabilities, 90);
+    const {
+      store: counted,
+      sent,
+      doc,
+    } = countedStore(
+      (_n, call) =>
+        new TransactionCanceledException({
+          message: 'Transaction cancelled, please refer cancellation reasons for specific reasons',
+          $metadata: { httpStatusCode: 400 },
+          CancellationReasons: call.items.map(() => ({ Code: 'TransactionConflict' })),
+        }),
+    );
+    try {
+      await expect(counted.indexAudit(record)).rejects.toThrow(
+        /TransactWriteItems of 40 VULN# index item\(s\) still failing after 8 attempts: TransactionCanceledException/,
+      );
+      expect(transactions(sent)).toHaveLength(8);
+      expect((await marker(record))?.done).toBeUndefined();
+    } finally {
+      doc.destroy();
+      await dynamo.client.send(
+        new PutCommand({ TableName: TABLE, Item: { ...pendingKey(record), done: true, expiresAt: 1 } }),
+      );
+    }
+  });
+
+  it("dynalite's own refusal (a key over 2 KB) is not retried either", async () => {
+    const vulnerabilities = [...ids('CVE-2035', 150), `CVE-${'9'.repeat(2100)}`];
+    const record = await decisionWith('vuln-key-too-long', vulnerabilities, 80);
+    const { store: counted, sent, doc } = countedStore();
+    try {
+      await expect(counted.indexAudit(record)).rejects.toThrow(/hashkey|ValidationError|cancelled/i);
+      expect(transactions(sent)).toHaveLength(2);
+      expect((await marker(record))?.done).toBeUndefined();
+      // The first chunk was written; the refused one not at all (the transaction is all or nothing).
+      expect(await listedByEvery(record, vulnerabilities.slice(0, 100))).toBe(100);
+      expect(await listedByEvery(record, vulnerabilities.slice(100, 150))).toBe(0);
+    } finally {
+      doc.destroy();
+      // No later repair should meet this one: mark it done as the store would.
+      await dynamo.client.send(
+        new PutCommand({ TableName: TABLE, Item: { ...pendingKey(record), done: true, expiresAt: 1 } }),
+      );
+    }
   });
 });

@@ -21,6 +21,8 @@ import {
 } from '@aws-sdk/client-inspector2';
 import { InternalErrorException, PublishCommand } from '@aws-sdk/client-sns';
 import { describe, expect, it, vi } from 'vitest';
+import { createDocumentClient } from '../adapters/dynamodb/store.js';
+import { ensureTable } from '../adapters/dynamodb/table.js';
 import { loadPolicySource } from '../functions/common/policy.js';
 import { hashToken } from '../shared/gate/gate.js';
 import {
@@ -32,7 +34,7 @@ import {
   EXECUTION,
   ecrBasicFindings,
   exampleFindings,
-  type Harness,
+  Harness,
   type HarnessOptions,
   laterPage,
   logLines,
@@ -494,6 +496,71 @@ describe('AWS failing', () => {
     expect(putResults(h).map((r) => r.result?.status)).toEqual(['Approved']);
     expect(await h.gate()).toMatchObject({ state: 'ACTED', outcome: 'APPROVE' });
     expect(logLines.join('\n')).toContain('publishing Tollgate events failed');
+  });
+
+  it("the decision's VULN# items refused (not retried): acted all the same, reported, the marker kept; the sweep writes them", async () => {
+    // A store on a client of its own, whose VULN# transactions DynamoDB refuses until told otherwise.
+    const doc = createDocumentClient({ endpoint: dynamo().endpoint });
+    let refusing = true;
+    const vulnTransactions: string[][] = [];
+    doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { TransactItems?: { Put?: { Item?: { pk?: unknown } } }[] };
+        const keys = (input.TransactItems ?? []).map((t) => String(t.Put?.Item?.pk));
+        if (context.commandName === 'TransactWriteItemsCommand' && keys.every((k) => k.startsWith('VULN#'))) {
+          vulnTransactions.push(keys);
+          if (refusing) {
+            throw Object.assign(new Error('One or more parameter values were invalid'), {
+              name: 'ValidationException',
+              $fault: 'client',
+            });
+          }
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'refuseVulnIndex' },
+    );
+    const tableName = `tollgate-gate-vuln-${process.pid}`;
+    await ensureTable(doc, tableName);
+    const h = new Harness(doc, tableName);
+    const added: string[] = [];
+    vi.spyOn(h.runtime.metrics, 'addMetric').mockImplementation((name) => {
+      added.push(name);
+      return h.runtime.metrics;
+    });
+    const pendingMarkers = async () =>
+      (await h.items()).filter((i) => i.pk === 'AUDIT-PENDING' && i.done === undefined);
+    try {
+      h.scanner.findings = exampleFindings('payments-api.list-findings.json');
+      await h.approvalStarted();
+      h.clock.advance(55 * SECOND);
+      await h.scanFinished();
+
+      expect(putResults(h)).toHaveLength(1);
+      expect(await h.gate()).toMatchObject({ state: 'ACTED', outcome: 'REJECT' });
+      const decisionRecord = (await h.items()).find(
+        (i) => i.type === 'audit' && (i.record as { type?: string }).type === 'decision',
+      );
+      const vulnerabilities = (decisionRecord!.record as { vulnerabilities: string[] }).vulnerabilities;
+      expect(vulnerabilities.length).toBeGreaterThan(0);
+      // One chunk (the decision's ids are fewer than 100), sent once: a validation error is not retried.
+      expect(vulnTransactions).toHaveLength(1);
+      expect(added).toContain('AuditIndexFailures');
+      expect(logLines.join('\n')).toContain("writing the audit record's vulnerability index failed");
+      expect(await pendingMarkers()).toHaveLength(1);
+      expect((await h.items()).filter((i) => String(i.pk).startsWith('VULN#'))).toEqual([]);
+
+      refusing = false;
+      h.clock.advance(MINUTE);
+      await h.sweep();
+      expect(vulnTransactions).toHaveLength(2);
+      expect(await pendingMarkers()).toEqual([]);
+      const written = (await h.items()).filter((i) => String(i.pk).startsWith('VULN#')).map((i) => i.pk);
+      expect(written.sort()).toEqual([...new Set(vulnerabilities)].map((v) => `VULN#${v}`).sort());
+      expect(putResults(h)).toHaveLength(1);
+    } finally {
+      doc.destroy();
+    }
   });
 
   it('a failing SNS publish leaves the gate DECIDED; a sweep after the lease publishes exactly once', async () => {

@@ -1,9 +1,18 @@
 import { ListFindingsCommand } from '@aws-sdk/client-inspector2';
 import { describe, expect, it } from 'vitest';
 import { AwsFindings, EcrScanFindings, InspectorFindings } from '../adapters/aws/index.js';
+import {
+  cleanReplay,
+  indexWrite,
+  PAGE_SIZE,
+  type PlannedFault,
+  planFaults,
+  quietOf,
+  settle,
+} from '../reliability/faults.js';
 import { actionsByGate, checkRun } from '../reliability/invariants.js';
 import { checkLines } from '../reliability/logs.js';
-import type { Replay, ReplayOptions } from '../reliability/replay.js';
+import { type Replay, Replayer, type ReplayOptions } from '../reliability/replay.js';
 import { exampleScenarios, type SuiteScenario } from '../reliability/scenarios.js';
 import { runSuite } from '../reliability/suite.js';
 import type { GateView } from '../simulator/run.js';
@@ -74,6 +83,59 @@ describe('the reliability suite', () => {
     expect(report.summary.approvalsFromIncompleteData).toBeGreaterThan(0);
     expect(report.summary.invariantViolations).toBeGreaterThan(0);
   }, 300_000);
+});
+
+describe('the fault plan and the VULN# index writes', () => {
+  it('`last` still hits the write after the action; the first index write has a `once` fault, and the items get written', async () => {
+    const replayer = await Replayer.start();
+    try {
+      const s = scenario('02');
+      const { replay, marks } = await cleanReplay(replayer, s);
+      const planned = planFaults(replay, marks).filter((p) => p.operation === 'TransactWriteItems');
+      const target = (p: PlannedFault) =>
+        replay.world.calls
+          .slice(marks[p.step], marks[p.step + 1])
+          .filter((c) => c.operation === 'TransactWriteItems')[p.fault.fail.skip ?? 0]!;
+      const hits = planned.map((p) => ({ persistence: p.persistence, index: indexWrite(target(p)) }));
+      expect(hits).toContainEqual({ persistence: 'last', index: false });
+      expect(hits).toContainEqual({ persistence: 'once', index: true });
+      expect(hits.filter((h) => h.index).every((h) => h.persistence === 'once')).toBe(true);
+
+      // Each kind of failure of that write: no violation, and the same items written after it (the store's
+      // own retry for throttling; the sweep's repair, from the pending marker, for the others).
+      const indexFaults = planned.filter((p) => indexWrite(target(p)));
+      expect(indexFaults.map((p) => p.kind).sort()).toEqual([
+        '5xx',
+        'access-denied',
+        'throttling',
+        'timeout',
+      ]);
+      for (const p of indexFaults) {
+        const run = await replayer.replay(s.loaded, {
+          pageSize: PAGE_SIZE,
+          faults: [p.fault],
+          afterSteps: settle(s),
+        });
+        const failed = run.world.calls.filter((c) => c.injected);
+        expect(failed).toHaveLength(1);
+        expect(indexWrite(failed[0]!)).toBe(true);
+        const after = run.world.calls.slice(run.world.calls.indexOf(failed[0]!) + 1);
+        expect(
+          after.some(
+            (c) =>
+              indexWrite(c) &&
+              !c.failed &&
+              JSON.stringify(c.input.TransactItems) === JSON.stringify(failed[0]!.input.TransactItems),
+          ),
+          p.kind,
+        ).toBe(true);
+        expect(checkRun(s, replay, run), p.kind).toEqual([]);
+        expect(quietOf(run).quiet).toBe(true);
+      }
+    } finally {
+      await replayer.close();
+    }
+  }, 120_000);
 });
 
 describe('the checkers', () => {

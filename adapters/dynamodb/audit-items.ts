@@ -20,7 +20,8 @@ import { type AuditRecord, reviewerNames } from '../../shared/audit/record.js';
  *              (a decision whose VULN# items are not all written yet; the sweep finishes them)
  *
  * The record, head, registry, REPO# and REVIEWER# items are written in the same TransactWriteItems as the
- * gate change they record; VULN# items (up to VULNERABILITY_LIMIT per decision) after it, by BatchWriteItem.
+ * gate change they record; VULN# items (up to VULNERABILITY_LIMIT per decision) after it, by TransactWriteItems
+ * of up to 100 plain Puts each (never BatchWriteItem, which IAM cannot restrict to puts: see the store).
  * Index items are derived data: they are not part of the chain, and writing one twice writes the same item.
  */
 
@@ -128,7 +129,7 @@ export function transactionalIndexItems(record: AuditRecord): Item[] {
   return items;
 }
 
-/** The VULN# items of a decision record: written after it (BatchWriteItem). */
+/** The VULN# items of a decision record: written after it (TransactWriteItems of up to 100 Puts each). */
 export function vulnerabilityItems(record: AuditRecord): Item[] {
   return [...new Set(record.vulnerabilities)]
     .filter((id) => id !== '')
@@ -172,7 +173,8 @@ export function registryItem(pipeline: string, firstTime: string, _last?: AuditR
 
 /**
  * Every item the store holds for one whole chain (in seq order), for bulk loads by BatchWriteItem
- * (the benchmark): records, index items (REPO#, REVIEWER#, VULN#), the head and the registry item.
+ * (the benchmark and tests only, with their own credentials; no function sends BatchWriteItem): records,
+ * index items (REPO#, REVIEWER#, VULN#), the head and the registry item.
  */
 export function chainItems(chain: readonly AuditRecord[]): Item[] {
   const first = chain[0];

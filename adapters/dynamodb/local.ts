@@ -16,8 +16,9 @@ import { createDocumentClient } from './store.js';
  * - TransactWriteItems is carried out as its writes, in order, each with its own condition and
  *   `ReturnValues: ALL_OLD`; the first failure undoes the writes already done (restoring the old items)
  *   and answers TransactionCanceledException with a reason per item, as DynamoDB does. ConditionCheck is
- *   a conditional write of the item onto itself. The steps are sent to dynalite over HTTP with a secret
- *   header that lets them past the lock.
+ *   a conditional write of the item onto itself. A transaction of unconditional Puts only (the VULN# index
+ *   items) has no order to keep: its writes go 25 at a time. The steps are sent to dynalite over HTTP with
+ *   a secret header that lets them past the lock.
  *
  * Differences from DynamoDB, none of which the store relies on: reasons after the first failure say None
  * (DynamoDB evaluates them all), ClientRequestToken idempotency is not kept, and a crash between the
@@ -47,6 +48,8 @@ export interface LocalDynamoOptions {
 }
 
 const INTERNAL_HEADER = 'x-tollgate-internal';
+/** How many writes of a transaction of unconditional Puts go to dynalite at once. */
+const PLAIN_PUTS_AT_ONCE = 25;
 const API = 'DynamoDB_20120810';
 
 type Json = Record<string, unknown>;
@@ -148,6 +151,9 @@ class TransactionShim {
       steps.push({ kind, entry, table, key });
     }
 
+    if (steps.every((step) => step.kind === 'Put' && step.entry.ConditionExpression === undefined)) {
+      return this.plainPuts(steps);
+    }
     const undo: { table: string; key: Json; old: unknown }[] = [];
     const reasons: Json[] = steps.map(() => ({ Code: 'None' }));
     for (const [i, step] of steps.entries()) {
@@ -167,18 +173,46 @@ class TransactionShim {
       reasons[i] = type.endsWith('#ConditionalCheckFailedException')
         ? { Code: 'ConditionalCheckFailed', Message: 'The conditional request failed' }
         : { Code: 'ValidationError', Message: message };
-      return {
-        status: 400,
-        body: {
-          __type: 'com.amazonaws.dynamodb.v20120810#TransactionCanceledException',
-          Message: `Transaction cancelled, please refer cancellation reasons for specific reasons [${reasons
-            .map((r) => String(r.Code))
-            .join(', ')}]`,
-          CancellationReasons: reasons,
-        },
-      };
+      return cancelled(reasons);
     }
     return { status: 200, body: {} };
+  }
+
+  /**
+   * A transaction of unconditional Puts only (the store's VULN# index items): no step can depend on another
+   * (distinct keys, no conditions), so they are sent PLAIN_PUTS_AT_ONCE at a time rather than one by one;
+   * a failure (a validation error) still undoes every write done and cancels the whole transaction.
+   */
+  private async plainPuts(steps: readonly { entry: Json; table: string; key: Json }[]): Promise<Answer> {
+    const answers: Answer[] = [];
+    for (let i = 0; i < steps.length; i += PLAIN_PUTS_AT_ONCE) {
+      const batch = steps.slice(i, i + PLAIN_PUTS_AT_ONCE);
+      answers.push(...(await Promise.all(batch.map((step) => this.apply('Put', step.entry, step.key)))));
+      if (answers.some((a) => a.status !== 200)) break;
+    }
+    const failed = answers.findIndex((a) => a.status !== 200);
+    if (failed < 0) return { status: 200, body: {} };
+    for (const [i, answer] of answers.entries()) {
+      if (answer.status !== 200) continue;
+      const { table, key } = steps[i]!;
+      const old = answer.body.Attributes;
+      if (isJson(old)) await this.must('PutItem', { TableName: table, Item: old });
+      else await this.must('DeleteItem', { TableName: table, Key: key });
+    }
+    const first = answers[failed]!;
+    const type = String(first.body.__type ?? '');
+    const message = String(first.body.message ?? first.body.Message ?? '');
+    if (first.status >= 500) return { status: 500, body: { __type: type, message } };
+    return cancelled(
+      steps.map((_, i) => {
+        const answer = answers[i];
+        if (!answer || answer.status === 200) return { Code: 'None' };
+        return {
+          Code: 'ValidationError',
+          Message: String(answer.body.message ?? answer.body.Message ?? ''),
+        };
+      }),
+    );
   }
 
   private async apply(kind: string, entry: Json, key: Json): Promise<Answer> {
@@ -206,6 +240,20 @@ class TransactionShim {
         return validation(`unknown TransactItem ${kind}`);
     }
   }
+}
+
+/** DynamoDB's answer to a cancelled transaction: a reason per item, in order. */
+function cancelled(reasons: readonly Json[]): Answer {
+  return {
+    status: 400,
+    body: {
+      __type: 'com.amazonaws.dynamodb.v20120810#TransactionCanceledException',
+      Message: `Transaction cancelled, please refer cancellation reasons for specific reasons [${reasons
+        .map((r) => String(r.Code))
+        .join(', ')}]`,
+      CancellationReasons: reasons,
+    },
+  };
 }
 
 function validation(message: string): Answer {

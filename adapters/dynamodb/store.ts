@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import {
-  BatchWriteCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -282,9 +281,61 @@ function cancelKind(error: unknown, auditFrom: number): 'lost' | 'moved' | undef
   return undefined;
 }
 
-/** BatchWriteItem's limit, and how many batches run at once. */
-const BATCH_WRITE = 25;
-const BATCH_CONCURRENCY = 4;
+/**
+ * The VULN# index items go out in TransactWriteItems of plain Puts, never BatchWriteItem: IAM authorises
+ * a transaction per action (each Put as dynamodb:PutItem), but BatchWriteItem as one action whether its
+ * requests put or delete, so a role granted it could delete audit index items. At most 100 actions per
+ * transaction (the API's limit) and well under its 4 MB; this many transactions at once.
+ */
+const INDEX_CHUNK_ITEMS = 100;
+const INDEX_CHUNK_BYTES = 1024 * 1024;
+const INDEX_CONCURRENCY = 4;
+/** Attempts per chunk, the first included, while it is cancelled by conflicts or throttled. */
+const INDEX_ATTEMPTS = 8;
+
+/** Items in order, cut into chunks of at most INDEX_CHUNK_ITEMS items and INDEX_CHUNK_BYTES bytes. */
+export function indexChunks(items: readonly Item[]): Item[][] {
+  const chunks: Item[][] = [];
+  let chunk: Item[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const size = itemBytes(item);
+    if (chunk.length > 0 && (chunk.length >= INDEX_CHUNK_ITEMS || bytes + size > INDEX_CHUNK_BYTES)) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(item);
+    bytes += size;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
+const THROTTLED = new Set([
+  'ThrottlingException',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'TransactionInProgressException',
+]);
+/** Cancellation reasons that say "again, later": nothing about the items themselves is wrong. */
+const PASSING_REASONS = new Set(['TransactionConflict', 'ThrottlingError', 'ProvisionedThroughputExceeded']);
+
+/**
+ * Whether an index chunk's failure is worth another attempt: throttling, or a cancellation whose reasons
+ * are all conflicts or throttling (with None for the items that were fine). A validation error, a failed
+ * condition or access denied would fail the same way again.
+ */
+function retryableIndexWrite(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (THROTTLED.has(error.name)) return true;
+  const codes = cancellationCodes(error);
+  if (!codes) return false;
+  return (
+    codes.some((c) => c !== undefined && PASSING_REASONS.has(c)) &&
+    codes.every((c) => c === 'None' || (c !== undefined && PASSING_REASONS.has(c)))
+  );
+}
 
 function checkVersion(gate: Gate, expectedVersion: number): void {
   // A gate written at the version it was read at would let the next writer's check pass: a lost update.
@@ -387,19 +438,33 @@ export class DynamoStore implements StorePort {
   }
 
   /**
-   * Writes a decision record's VULN# index items (BatchWriteItem, idempotent), then removes its pending
-   * marker. A failure leaves the marker for `repairAuditIndexes`.
+   * Writes a decision record's VULN# index items (TransactWriteItems of plain Puts, at most 100 a call, a
+   * few calls at once; idempotent: writing them again writes the same items), then marks its pending
+   * marker done. A failure of any chunk leaves the marker for `repairAuditIndexes`.
    */
   async indexAudit(record: AuditRecord): Promise<void> {
     const items = vulnerabilityItems(record);
     if (items.length === 0) return;
-    const batches: Record<string, unknown>[][] = [];
-    for (let i = 0; i < items.length; i += BATCH_WRITE) batches.push(items.slice(i, i + BATCH_WRITE));
+    const chunks = indexChunks(items);
     let next = 0;
+    let failed = false;
     const worker = async (): Promise<void> => {
-      while (next < batches.length) await this.batchPut(batches[next++]!);
+      // After a chunk fails no other is started: the marker stays, and the sweep writes them all again.
+      while (!failed && next < chunks.length) {
+        try {
+          await this.transactPuts(chunks[next++]!);
+        } catch (error) {
+          failed = true;
+          throw error;
+        }
+      }
     };
-    await Promise.all(Array.from({ length: Math.min(BATCH_CONCURRENCY, batches.length) }, worker));
+    // Settled, not Promise.all: no chunk is still being written once this has returned or thrown.
+    const settled = await Promise.allSettled(
+      Array.from({ length: Math.min(INDEX_CONCURRENCY, chunks.length) }, worker),
+    );
+    const rejected = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (rejected) throw rejected.reason;
     await this.finishMarker(record);
   }
 
@@ -544,19 +609,28 @@ export class DynamoStore implements StorePort {
     }
   }
 
-  private async batchPut(items: Record<string, unknown>[]): Promise<void> {
-    let pending = items.map((Item) => ({ PutRequest: { Item } }));
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt >= 8)
-        throw new Error(`BatchWriteItem left ${pending.length} item(s) unprocessed after 8 attempts`);
-      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 20 * 2 ** attempt)));
-      const output = await this.doc.send(
-        new BatchWriteCommand({ RequestItems: { [this.tableName]: pending } }),
-      );
-      const left = output.UnprocessedItems?.[this.tableName] ?? [];
-      pending = left.flatMap((r) =>
-        r.PutRequest?.Item ? [{ PutRequest: { Item: r.PutRequest.Item } }] : [],
-      );
+  /**
+   * One chunk of index items as one TransactWriteItems of unconditional Puts, sent again (with backoff) while
+   * it is throttled or cancelled by conflicts; any other failure is thrown at once.
+   */
+  private async transactPuts(items: readonly Item[]): Promise<void> {
+    const TransactItems = items.map((Item): TransactItem => ({ Put: { TableName: this.tableName, Item } }));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.doc.send(new TransactWriteCommand({ TransactItems }));
+        return;
+      } catch (error) {
+        if (!retryableIndexWrite(error)) throw error;
+        if (attempt >= INDEX_ATTEMPTS) {
+          throw new Error(
+            `TransactWriteItems of ${items.length} VULN# index item(s) still failing after ${INDEX_ATTEMPTS} attempts: ${
+              error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+            }`,
+            { cause: error },
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 20 * 2 ** attempt)));
+      }
     }
   }
 
