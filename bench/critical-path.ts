@@ -355,8 +355,18 @@ function describeStoreCall(operation: string, input: Json): string {
     case 'Query':
       return `Query ${text(input.IndexName) || 'table'}`;
     case 'TransactWriteItems':
-    case 'TransactWrite':
-      return 'TransactWriteItems DECISION+GATE';
+    case 'TransactWrite': {
+      // The decision with its gate, or (after PutApprovalResult) a chunk of the audit index's VULN# items.
+      const kinds = new Set(
+        ((input.TransactItems as Json[] | undefined) ?? []).map((t) => {
+          const action = (t.Put ?? t.Update ?? t.ConditionCheck ?? t.Delete) as Json | undefined;
+          return item(action?.Item ?? action?.Key);
+        }),
+      );
+      return kinds.size === 1 && kinds.has('VULN')
+        ? `TransactWriteItems VULN x${(input.TransactItems as Json[]).length}`
+        : 'TransactWriteItems DECISION+GATE';
+    }
     default:
       return operation;
   }

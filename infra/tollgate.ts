@@ -591,14 +591,10 @@ export class Tollgate extends Construct {
     add('Logs', ['logs:CreateLogStream', 'logs:PutLogEvents'], [logGroup.logGroupArn]);
 
     // No UpdateItem: every write is a whole-item Put, most with a condition (decisions and audit records
-    // are written once). TransactWriteItems is authorised per item as PutItem.
+    // are written once). TransactWriteItems is authorised per item as PutItem. No BatchWriteItem either:
+    // IAM cannot tell its puts from its deletes, so the audit index items (VULN#) go out in transactions.
     add('Table', ['dynamodb:GetItem', 'dynamodb:PutItem'], [this.table.tableArn]);
     if (spec.decides) {
-      // The audit trail's derived items, by partition key only: a decision's VULN# index items (the
-      // AUDIT-PENDING marker is marked done once they are written; the sweep finds the markers left).
-      add('AuditIndexItems', ['dynamodb:BatchWriteItem'], [this.table.tableArn], {
-        'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['VULN#*'] },
-      });
       // Finished markers are overwritten as done (a Put) and expire by the table's TTL: no DeleteItem.
       if (name === 'sweep') {
         add('AuditPendingMarkers', ['dynamodb:Query'], [this.table.tableArn], {

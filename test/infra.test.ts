@@ -463,18 +463,16 @@ describe('the Tollgate construct', () => {
     }
   });
 
-  it('grants no wildcard action, no UpdateItem, no DeleteItem, batch writes of audit index items only, and * only where IAM has no resources', () => {
+  it('grants no wildcard action, no UpdateItem, no DeleteItem, no BatchWriteItem, and * only where IAM has no resources', () => {
     const all = statements(g.template);
     expect(all.flatMap(actionsOf).filter((a) => a.includes('*'))).toEqual([]);
+    // BatchWriteItem is authorised as one action whether it puts or deletes: granting it would let a role
+    // delete from the append-only trail. The store writes even its index items in transactions of Puts.
     expect(
-      all.flatMap(actionsOf).filter((a) => /^dynamodb:(UpdateItem|DeleteItem|Scan|\*)$/.test(a)),
+      all
+        .flatMap(actionsOf)
+        .filter((a) => /^dynamodb:(UpdateItem|DeleteItem|BatchWriteItem|PartiQL\w*|Scan|\*)$/.test(a)),
     ).toEqual([]);
-    // BatchWriteItem only on the audit trail's derived partition (VULN#…); it could delete there, nowhere else.
-    const leading = (s: Statement) => JSON.stringify(s.Condition ?? {});
-    for (const s of all.filter((x) => actionsOf(x).some((a) => /^dynamodb:BatchWriteItem$/.test(a)))) {
-      expect(leading(s)).toMatch(/"dynamodb:LeadingKeys":\["VULN#\*"\]/);
-    }
-    expect(all.filter((x) => actionsOf(x).includes('dynamodb:BatchWriteItem'))).toHaveLength(3);
     const starActions = all.filter((s) => resourcesOf(s).includes('*')).flatMap(actionsOf);
     expect([...new Set(starActions)].sort()).toEqual([
       // The archive's stream poller: ListStreams has no resource-level permission.
