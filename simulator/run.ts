@@ -267,9 +267,8 @@ export async function runScenario(
     let lastError = '';
     for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
-        const result = await handlersOf(instance)[fn](
-          event,
-          lambdaContext(fn, scenario.region, scenario.account),
+        const result = await world.invoking(fn, () =>
+          handlersOf(instance)[fn](event, lambdaContext(fn, scenario.region, scenario.account)),
         );
         deliveries.push({
           at,

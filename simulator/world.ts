@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import {
   ApprovalAlreadyCompletedException,
@@ -68,7 +69,12 @@ export interface CallRecord {
   readonly input: Json;
   /** The failure was injected (the service never saw the request), not the service's own answer. */
   injected: boolean;
+  /** The function whose invocation made the call (`World.invoking`); undefined for the simulator's own. */
+  readonly caller: string | undefined;
 }
+
+/** Which function's invocation is running, through its awaits (handlers may run concurrently). */
+const invocation = new AsyncLocalStorage<string>();
 
 export interface SentMessage {
   readonly subject: string;
@@ -253,6 +259,11 @@ export class World {
     );
   }
 
+  /** Runs one invocation of `fn`: the calls it makes are recorded as its (`CallRecord.caller`). */
+  invoking<T>(fn: string, work: () => Promise<T>): Promise<T> {
+    return invocation.run(fn, work);
+  }
+
   /**
    * Counts, delays and (when told to) fails one call; `work` answers it: the world itself, or dynalite for
    * the store's calls, so that the critical path counts those too.
@@ -262,7 +273,16 @@ export class World {
     const start = performance.now() - this.epoch;
     const depth =
       1 + this.calls.reduce((d, c) => (c.end <= start && c.end > 0 ? Math.max(d, c.depth) : d), 0);
-    const record: CallRecord = { operation, start, end: 0, depth, failed: false, input, injected: false };
+    const record: CallRecord = {
+      operation,
+      start,
+      end: 0,
+      depth,
+      failed: false,
+      input,
+      injected: false,
+      caller: invocation.getStore(),
+    };
     this.calls.push(record);
     try {
       if (this.options.latencyMs) await new Promise((r) => setTimeout(r, this.options.latencyMs));

@@ -32,7 +32,7 @@ import { readPolicyBundle } from '../shared/policy/bundle.js';
 import { parsePolicy } from '../shared/policy/load.js';
 
 /*
- * The functions as Lambda runs them: the four bundles built with the stack's esbuild settings
+ * The gate's functions as Lambda runs them: the four bundles built with the stack's esbuild settings
  * (infra/bundling.ts), each imported and called in a fresh `node`, checked for what must not be in them, and
  * held to a size budget.
  *
