@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ThrottlingException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -336,7 +337,7 @@ describe('DynamoStore VULN# index items', () => {
   }
 
   /** `fail(call, n)`: the error the n-th TransactWriteItems (from 1) fails with, if any. */
-  function countedStore(fail?: (n: number, sent: Sent) => Error | undefined) {
+  function countedStore(fail?: (n: number, sent: Sent) => Error | undefined, table = TABLE) {
     const doc = createDocumentClient({ endpoint: dynamo.endpoint });
     const sent: Sent[] = [];
     let transactions = 0;
@@ -362,7 +363,7 @@ describe('DynamoStore VULN# index items', () => {
       },
       { step: 'initialize', name: 'countStoreCalls' },
     );
-    return { store: new DynamoStore(doc, TABLE), sent, doc };
+    return { store: new DynamoStore(doc, table), sent, doc };
   }
 
   /** A decision record of a pipeline of its own (so the trail the other tests read is not touched). */
@@ -555,23 +556,49 @@ describe('DynamoStore VULN# index items', () => {
     }
   });
 
-  it("dynalite's own refusal (a key over 2 KB) is not retried either", async () => {
-    const vulnerabilities = [...ids('CVE-2035', 150), `CVE-${'9'.repeat(2100)}`];
-    const record = await decisionWith('vuln-key-too-long', vulnerabilities, 80);
-    const { store: counted, sent, doc } = countedStore();
+  it("dynalite's own refusal (the table is not there) is not retried either", async () => {
+    const vulnerabilities = ids('CVE-2035', 150);
+    const record = await decisionWith('vuln-table-gone', vulnerabilities, 80);
+    const { store: counted, sent, doc } = countedStore(undefined, `${TABLE}-gone`);
     try {
-      await expect(counted.indexAudit(record)).rejects.toThrow(/hashkey|ValidationError|cancelled/i);
+      await expect(counted.indexAudit(record)).rejects.toThrow(/ResourceNotFound|non-existent table/i);
+      // The two chunks start together; neither is sent again, and the marker is left for the repair.
       expect(transactions(sent)).toHaveLength(2);
+      expect(sent.some((s) => s.operation === 'PutItem')).toBe(false);
       expect((await marker(record))?.done).toBeUndefined();
-      // The first chunk was written; the refused one not at all (the transaction is all or nothing).
-      expect(await listedByEvery(record, vulnerabilities.slice(0, 100))).toBe(100);
-      expect(await listedByEvery(record, vulnerabilities.slice(100, 150))).toBe(0);
+      expect(await listedByEvery(record, vulnerabilities)).toBe(0);
+      expect(await store.repairAuditIndexes()).toBe(1);
+      expect(await listedByEvery(record, vulnerabilities)).toBe(150);
     } finally {
       doc.destroy();
-      // No later repair should meet this one: mark it done as the store would.
-      await dynamo.client.send(
-        new PutCommand({ TableName: TABLE, Item: { ...pendingKey(record), done: true, expiresAt: 1 } }),
-      );
+    }
+  });
+
+  it('an id too long for a key (over 2,048 bytes) is keyed by its SHA-256: written, and found by the same id', async () => {
+    // Over the limit in characters (dynalite's count), and in UTF-8 bytes only (DynamoDB's): both hashed.
+    const long = `CVE-${'9'.repeat(2100)}`;
+    const wide = `GHSA-${'é'.repeat(1100)}`;
+    const fits = `CVE-${'7'.repeat(2048 - 'VULN#CVE-'.length)}`;
+    expect(Buffer.byteLength(`VULN#${fits}`)).toBe(2048);
+    const vulnerabilities = [...ids('CVE-2037', 150), long, wide, fits];
+    const record = await decisionWith('vuln-key-too-long', vulnerabilities, 100);
+    const { store: counted, sent, doc } = countedStore();
+    try {
+      await counted.indexAudit(record);
+      expect(transactions(sent)).toHaveLength(2);
+      const keys = transactions(sent).flatMap((t) => t.items.map((i) => String(i.pk)));
+      expect(keys.every((k) => Buffer.byteLength(k) <= 2048)).toBe(true);
+      expect(keys.filter((k) => k.startsWith('VULN-SHA256#'))).toEqual([
+        `VULN-SHA256#${createHash('sha256').update(long).digest('hex')}`,
+        `VULN-SHA256#${createHash('sha256').update(wide).digest('hex')}`,
+      ]);
+      expect(keys).toContain(`VULN#${fits}`);
+      expect(await marker(record)).toMatchObject({ done: true });
+      expect(await listedByEvery(record, vulnerabilities)).toBe(vulnerabilities.length);
+      // A short id that looks like the digest is another key: it finds nothing.
+      expect(await list({ vulnerability: createHash('sha256').update(long).digest('hex') })).toEqual([]);
+    } finally {
+      doc.destroy();
     }
   });
 });

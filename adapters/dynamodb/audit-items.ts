@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type AuditRecord, reviewerNames } from '../../shared/audit/record.js';
 
 /*
@@ -14,6 +15,7 @@ import { type AuditRecord, reviewerNames } from '../../shared/audit/record.js';
  *   registry   pk AUDIT-PIPELINES    sk <pipeline>             type audit-pipeline: pipeline, firstTime
  *              (written with the pipeline's first record; its last time and count are on its head)
  *   index      pk REPO#<repository> | REVIEWER#<identity> | VULN#<vulnerability id>
+ *              (a value that would make the key longer than DynamoDB's 2,048 bytes: <kind>-SHA256#<hex>)
  *              sk <time>#<pipeline>#<seq12>                    type audit-index: recordPk, recordSk,
  *                                                              pipeline, seq, time
  *   pending    pk AUDIT-PENDING      sk <pipeline>#<seq12>     type audit-pending: pipeline, seq
@@ -97,8 +99,19 @@ export function auditRecordItem(record: AuditRecord): Item {
   return item;
 }
 
+/** DynamoDB's limit on a partition key value, in bytes of UTF-8. */
+export const PARTITION_KEY_BYTES = 2048;
+
+/**
+ * The index item's partition key. A value too long for a key (a scanner's id, an identity: nothing Tollgate
+ * limits) is keyed by its SHA-256 instead, under a prefix no short value can take (`VULN-SHA256#`, not
+ * `VULN#`), so it is still written and still found by the same value: DynamoDB would refuse the item, the
+ * whole transaction with it, and every retry after.
+ */
 export function indexPk(kind: IndexKind, value: string): string {
-  return `${kind}#${value}`;
+  const pk = `${kind}#${value}`;
+  if (Buffer.byteLength(pk, 'utf8') <= PARTITION_KEY_BYTES) return pk;
+  return `${kind}-SHA256#${createHash('sha256').update(value, 'utf8').digest('hex')}`;
 }
 
 export function indexItem(kind: IndexKind, value: string, record: AuditRecord): Item {
