@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { ThrottlingException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditPk, auditSk, PENDING_PK, pendingKey } from '../adapters/dynamodb/audit-items.js';
+import { auditPk, auditSk, indexPk, PENDING_PK, pendingKey } from '../adapters/dynamodb/audit-items.js';
 import { DynamoAuditStore, matchesFilter } from '../adapters/dynamodb/audit-store.js';
 import { type LocalDynamo, startLocalDynamo } from '../adapters/dynamodb/local.js';
 import { createDocumentClient, DynamoStore, indexChunks } from '../adapters/dynamodb/store.js';
@@ -401,6 +401,14 @@ describe('DynamoStore VULN# index items', () => {
 
   const transactions = (sent: readonly Sent[]) => sent.filter((s) => s.operation === 'TransactWriteItems');
 
+  /** The service's refusal of a transaction of `items` actions, with each action's reason as it sends it. */
+  const cancelled = (items: number, code: (i: number) => string) =>
+    new TransactionCanceledException({
+      message: 'Transaction cancelled, please refer cancellation reasons for specific reasons',
+      $metadata: { httpStatusCode: 400 },
+      CancellationReasons: Array.from({ length: items }, (_, i) => ({ Code: code(i) })),
+    });
+
   it('writes 1,000 ids in 10 TransactWriteItems of 100 unconditional Puts, no BatchWriteItem; again, idempotently', async () => {
     const vulnerabilities = ids('CVE-2032', 1000);
     const record = await decisionWith('vuln-thousand', vulnerabilities, 50);
@@ -450,25 +458,11 @@ describe('DynamoStore VULN# index items', () => {
   it.each([
     [
       'cancelled by a TransactionConflict',
-      (items: number) =>
-        new TransactionCanceledException({
-          message: 'Transaction cancelled, please refer cancellation reasons for specific reasons',
-          $metadata: { httpStatusCode: 400 },
-          CancellationReasons: Array.from({ length: items }, (_, i) => ({
-            Code: i === 7 ? 'TransactionConflict' : 'None',
-          })),
-        }),
+      (items: number) => cancelled(items, (i) => (i === 7 ? 'TransactionConflict' : 'None')),
     ],
     [
       'cancelled by a ThrottlingError',
-      (items: number) =>
-        new TransactionCanceledException({
-          message: 'Transaction cancelled, please refer cancellation reasons for specific reasons',
-          $metadata: { httpStatusCode: 400 },
-          CancellationReasons: Array.from({ length: items }, (_, i) => ({
-            Code: i < 3 ? 'ThrottlingError' : 'None',
-          })),
-        }),
+      (items: number) => cancelled(items, (i) => (i < 3 ? 'ThrottlingError' : 'None')),
     ],
     [
       'throttled',
@@ -534,14 +528,7 @@ describe('DynamoStore VULN# index items', () => {
       store: counted,
       sent,
       doc,
-    } = countedStore(
-      (_n, call) =>
-        new TransactionCanceledException({
-          message: 'Transaction cancelled, please refer cancellation reasons for specific reasons',
-          $metadata: { httpStatusCode: 400 },
-          CancellationReasons: call.items.map(() => ({ Code: 'TransactionConflict' })),
-        }),
-    );
+    } = countedStore((_n, call) => cancelled(call.items.length, () => 'TransactionConflict'));
     try {
       await expect(counted.indexAudit(record)).rejects.toThrow(
         /TransactWriteItems of 40 VULN# index item\(s\) still failing after 8 attempts: TransactionCanceledException/,
@@ -595,6 +582,11 @@ describe('DynamoStore VULN# index items', () => {
       expect(keys).toContain(`VULN#${fits}`);
       expect(await marker(record)).toMatchObject({ done: true });
       expect(await listedByEvery(record, vulnerabilities)).toBe(vulnerabilities.length);
+      // The gate's own index items (repository, reviewer) are keyed by the same function, in its transaction.
+      expect(indexPk('REVIEWER', long)).toBe(
+        `REVIEWER-SHA256#${createHash('sha256').update(long).digest('hex')}`,
+      );
+      expect(indexPk('REPO', 'payments/api')).toBe('REPO#payments/api');
       // A short id that looks like the digest is another key: it finds nothing.
       expect(await list({ vulnerability: createHash('sha256').update(long).digest('hex') })).toEqual([]);
     } finally {
