@@ -19,6 +19,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import type { Context } from 'aws-lambda';
+import { indexKind } from '../adapters/dynamodb/audit-items.js';
 import { startLocalDynamo } from '../adapters/dynamodb/local.js';
 import { DynamoStore } from '../adapters/dynamodb/store.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
@@ -343,8 +344,12 @@ function describeStoreCall(operation: string, input: Json): string {
       : typeof v === 'object' && v !== null && typeof (v as Json).S === 'string'
         ? String((v as Json).S)
         : '';
-  const item = (v: unknown): string =>
-    typeof v === 'object' && v !== null ? (text((v as Json).pk).split('#')[0] ?? '') : '';
+  // An index item's kind, so that a hashed key (VULN-SHA256#…) is counted with its kind, not apart.
+  const item = (v: unknown): string => {
+    if (typeof v !== 'object' || v === null) return '';
+    const pk = text((v as Json).pk);
+    return indexKind(pk) ?? pk.split('#')[0] ?? '';
+  };
   switch (operation) {
     case 'PutItem':
     case 'Put':

@@ -1,3 +1,4 @@
+import { indexKind } from '../adapters/dynamodb/audit-items.js';
 import type { QuietResult, RunControl, ScheduledFault } from '../simulator/run.js';
 import { actionsByGate, checkRun, type Violation } from './invariants.js';
 import { checkLogs, type LogFacts } from './logs.js';
@@ -120,7 +121,10 @@ export async function cleanReplay(
   return { replay, marks };
 }
 
-/** A TransactWriteItems of the store's VULN# index items only (written after a decision's record). */
+/**
+ * A TransactWriteItems of the store's VULN# index items only (written after a decision's record), hashed
+ * keys (VULN-SHA256#) included: a chunk holding one is still an index write, and must get its fault.
+ */
 export function indexWrite(call: { operation: string; input: Record<string, unknown> }): boolean {
   const items = call.input.TransactItems;
   return (
@@ -131,7 +135,7 @@ export function indexWrite(call: { operation: string; input: Record<string, unkn
       const put: unknown = typeof t === 'object' && t !== null ? Reflect.get(t, 'Put') : undefined;
       const item: unknown = typeof put === 'object' && put !== null ? Reflect.get(put, 'Item') : undefined;
       const pk: unknown = typeof item === 'object' && item !== null ? Reflect.get(item, 'pk') : undefined;
-      return typeof pk === 'string' && pk.startsWith('VULN#');
+      return indexKind(pk) === 'VULN';
     })
   );
 }

@@ -1,6 +1,7 @@
 import { ListFindingsCommand } from '@aws-sdk/client-inspector2';
 import { describe, expect, it } from 'vitest';
 import { AwsFindings, EcrScanFindings, InspectorFindings } from '../adapters/aws/index.js';
+import { indexPk, PARTITION_KEY_BYTES } from '../adapters/dynamodb/audit-items.js';
 import {
   cleanReplay,
   indexWrite,
@@ -86,6 +87,29 @@ describe('the reliability suite', () => {
 });
 
 describe('the fault plan and the VULN# index writes', () => {
+  it('a chunk whose VULN# keys are hashed (a value too long for a key) is an index write, and gets its fault', () => {
+    const transaction = (pks: readonly string[]) => ({
+      operation: 'TransactWriteItems',
+      input: { TransactItems: pks.map((pk) => ({ Put: { TableName: 't', Item: { pk, sk: 'x' } } })) },
+    });
+    const hashed = indexPk('VULN', `CVE-${'9'.repeat(PARTITION_KEY_BYTES)}`);
+    expect(hashed.startsWith('VULN-SHA256#')).toBe(true);
+    expect(indexWrite(transaction([hashed]))).toBe(true);
+    expect(indexWrite(transaction(['VULN#CVE-1', hashed]))).toBe(true);
+    expect(indexWrite(transaction(['AUDIT#p', hashed]))).toBe(false);
+    expect(indexWrite(transaction([]))).toBe(false);
+
+    // The decision's and the action's transactions, then the hashed chunk: its `once` fault skips the two.
+    const calls = [transaction(['AUDIT#p', 'GATE#g']), transaction(['AUDIT#p']), transaction([hashed])];
+    const planned = planFaults({ world: { calls } } as unknown as Replay, [0, calls.length]);
+    expect(planned).toContainEqual(
+      expect.objectContaining({
+        persistence: 'once',
+        fault: expect.objectContaining({ fail: expect.objectContaining({ skip: 2 }) }),
+      }),
+    );
+  });
+
   it('`last` still hits the write after the action; the first index write has a `once` fault, and the items get written', async () => {
     const replayer = await Replayer.start();
     try {

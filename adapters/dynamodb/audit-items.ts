@@ -114,6 +114,18 @@ export function indexPk(kind: IndexKind, value: string): string {
   return `${kind}-SHA256#${createHash('sha256').update(value, 'utf8').digest('hex')}`;
 }
 
+const INDEX_PK = /^(REPO|REVIEWER|VULN)(?:-SHA256)?#/;
+
+/**
+ * The kind of an index item's partition key, or undefined for any other item's. Callers that pick out
+ * index writes by their keys (the benchmark, fault injection, tests) must use this rather than a
+ * `VULN#` prefix: a hashed key (`VULN-SHA256#…`, see indexPk) is the same kind of item.
+ */
+export function indexKind(pk: unknown): IndexKind | undefined {
+  if (typeof pk !== 'string') return undefined;
+  return INDEX_PK.exec(pk)?.[1] as IndexKind | undefined;
+}
+
 export function indexItem(kind: IndexKind, value: string, record: AuditRecord): Item {
   return {
     pk: indexPk(kind, value),

@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import {
+  auditRecordItem,
+  headItem,
+  indexKind,
+  PARTITION_KEY_BYTES,
+  pendingItem,
+  registryItem,
+  transactionalIndexItems,
+  vulnerabilityItems,
+} from '../adapters/dynamodb/audit-items.js';
+import { chainRecord } from '../shared/audit/chain.js';
+import type { AuditRecord } from '../shared/audit/record.js';
+
+/*
+ * The audit items' keys, as the code that picks out index writes by key (the benchmark, fault injection,
+ * the tests) sees them: a value too long for a key is keyed by its hash, and is the same kind of item.
+ */
+
+const LONG = `CVE-${'9'.repeat(PARTITION_KEY_BYTES)}`;
+
+function decision(vulnerabilities: readonly string[]): AuditRecord {
+  return chainRecord(
+    {
+      type: 'decision',
+      time: '2026-11-25T12:00:00.000Z',
+      actor: 'tollgate',
+      gate: { pipeline: 'orders', executionId: 'exec-1', stage: 'Gate', action: 'TollgateApproval' },
+      image: { repository: 'payments/api', digest: `sha256:${'a'.repeat(64)}`, tags: ['1.0.0'] },
+      outcome: 'ESCALATE',
+      summary: 'ESCALATE orders 1',
+      violations: [],
+      warnings: [],
+      exceptions: null,
+      counts: null,
+      policy: null,
+      vulnerabilities,
+      vulnerabilitiesTruncated: false,
+      action: null,
+      resolution: {
+        state: 'SUCCEEDED',
+        reviewer: `arn:aws:sts::111111111111:assumed-role/SecurityEngineer/${'b'.repeat(PARTITION_KEY_BYTES)}`,
+        byTollgate: false,
+        status: 'Approved',
+        summary: 'ok',
+      },
+    },
+    'orders',
+    undefined,
+  );
+}
+
+describe('indexKind', () => {
+  const record = decision(['CVE-2026-1000', LONG]);
+
+  it('knows a VULN# item by its key, plain or hashed', () => {
+    const [plain, hashed] = vulnerabilityItems(record);
+    expect(plain!.pk).toBe('VULN#CVE-2026-1000');
+    expect(hashed!.pk).toMatch(/^VULN-SHA256#[0-9a-f]{64}$/);
+    expect(indexKind(plain!.pk)).toBe('VULN');
+    expect(indexKind(hashed!.pk)).toBe('VULN');
+  });
+
+  it('knows the REPO# and REVIEWER# items too, hashed ones included', () => {
+    const pks = transactionalIndexItems(record).map((i) => i.pk);
+    expect(pks.some((pk) => String(pk).startsWith('REVIEWER-SHA256#'))).toBe(true);
+    expect(pks.map(indexKind)).toEqual(['REPO', ...pks.slice(1).map(() => 'REVIEWER')]);
+  });
+
+  it('is undefined for the record, head, registry and pending marker, and for what is no key', () => {
+    for (const item of [
+      auditRecordItem(record),
+      headItem(record),
+      registryItem('orders', record.time),
+      pendingItem(record),
+    ])
+      expect(indexKind(item.pk), String(item.pk)).toBeUndefined();
+    for (const pk of [undefined, 42, '', 'VULN', 'VULN-SHA256', 'XVULN#CVE-1', 'VULN-SHA1#ab'])
+      expect(indexKind(pk), String(pk)).toBeUndefined();
+  });
+});
