@@ -5,7 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditPk, auditSk, indexPk, PENDING_PK, pendingKey } from '../adapters/dynamodb/audit-items.js';
 import { DynamoAuditStore, matchesFilter } from '../adapters/dynamodb/audit-store.js';
 import { type LocalDynamo, startLocalDynamo } from '../adapters/dynamodb/local.js';
-import { createDocumentClient, DynamoStore, indexChunks } from '../adapters/dynamodb/store.js';
+import {
+  AuditIndexRepairError,
+  createDocumentClient,
+  DynamoStore,
+  indexChunks,
+} from '../adapters/dynamodb/store.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
 import { ChainHeadMovedError, chainRecord } from '../shared/audit/chain.js';
 import type { AuditEntry, AuditFilter, AuditRecord } from '../shared/audit/record.js';
@@ -464,10 +469,6 @@ describe('DynamoStore VULN# index items', () => {
       'cancelled by a ThrottlingError',
       (items: number) => cancelled(items, (i) => (i < 3 ? 'ThrottlingError' : 'None')),
     ],
-    [
-      'throttled',
-      () => new ThrottlingException({ message: 'Rate exceeded', $metadata: { httpStatusCode: 400 } }),
-    ],
   ])('a chunk %s is sent again and succeeds; the marker is then done', async (what, error) => {
     const vulnerabilities = ids(`CVE-2033-${what.split(' ').at(-1)}`, 250);
     const record = await decisionWith(`vuln-retry-${what.replaceAll(' ', '-')}`, vulnerabilities, 60);
@@ -540,6 +541,60 @@ describe('DynamoStore VULN# index items', () => {
       await dynamo.client.send(
         new PutCommand({ TableName: TABLE, Item: { ...pendingKey(record), done: true, expiresAt: 1 } }),
       );
+    }
+  });
+
+  it('a throttled chunk is not sent again here (the SDK has retried it already): the marker stays', async () => {
+    const vulnerabilities = ids('CVE-2038', 150);
+    const record = await decisionWith('vuln-throttled', vulnerabilities, 105);
+    const throttled = () =>
+      new ThrottlingException({ message: 'Rate exceeded', $metadata: { httpStatusCode: 400 } });
+    const { store: counted, sent, doc } = countedStore((n) => (n === 1 ? throttled() : undefined));
+    try {
+      await expect(counted.indexAudit(record)).rejects.toThrow('Rate exceeded');
+      expect(transactions(sent)).toHaveLength(2);
+      expect((await marker(record))?.done).toBeUndefined();
+      expect(await store.repairAuditIndexes()).toBeGreaterThanOrEqual(1);
+      expect(await listedByEvery(record, vulnerabilities)).toBe(150);
+    } finally {
+      doc.destroy();
+    }
+  });
+
+  it('the repair goes past a record that keeps failing, finishes the others, then says which failed', async () => {
+    const stuck = await decisionWith('vuln-repair-stuck', ids('CVE-2039', 30), 110);
+    const behind = await decisionWith('vuln-repair-behind', ids('CVE-2040', 30), 111);
+    let failing = true;
+    const invalid = () =>
+      Object.assign(new Error('One or more parameter values were invalid'), { name: 'ValidationException' });
+    const { store: counted, doc } = countedStore((_n, call) =>
+      failing && call.items[0]?.pipeline === stuck.pipeline ? invalid() : undefined,
+    );
+    try {
+      const error = await counted.repairAuditIndexes().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(AuditIndexRepairError);
+      const repair = error as AuditIndexRepairError;
+      expect(repair.failures.map((f) => f.marker)).toEqual([`${stuck.pipeline}#${stuck.seq}`]);
+      expect(repair.finished).toBeGreaterThanOrEqual(1);
+      expect(repair.message).toMatch(
+        /^1 audit record\(s\) could not have their index items finished, \d+ were: /,
+      );
+      expect(repair.message).toContain(
+        `${stuck.pipeline}#${stuck.seq} (ValidationException: One or more parameter values were invalid)`,
+      );
+      // The record behind the failing one is finished; the failing one's marker waits for the next sweep.
+      expect(await marker(behind)).toMatchObject({ done: true });
+      expect(await listedByEvery(behind, behind.vulnerabilities)).toBe(30);
+      expect((await marker(stuck))?.done).toBeUndefined();
+
+      failing = false;
+      expect(await counted.repairAuditIndexes()).toBe(1);
+      expect(await listedByEvery(stuck, stuck.vulnerabilities)).toBe(30);
+    } finally {
+      doc.destroy();
     }
   });
 

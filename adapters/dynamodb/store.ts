@@ -70,6 +70,27 @@ function describe(value: unknown): string {
   return typeof value;
 }
 
+/**
+ * Some pending markers could not be finished (they stay for the next sweep); the others were. Says how
+ * many of each, and which records failed and why, first of all the first failure (also the `cause`).
+ */
+export class AuditIndexRepairError extends Error {
+  constructor(
+    readonly finished: number,
+    readonly failures: readonly { readonly marker: string; readonly error: unknown }[],
+  ) {
+    const why = (e: unknown) => (e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+    super(
+      `${failures.length} audit record(s) could not have their index items finished, ${finished} were: ${failures
+        .slice(0, 3)
+        .map((f) => `${f.marker} (${why(f.error)})`)
+        .join('; ')}${failures.length > 3 ? '; …' : ''}`,
+      { cause: failures[0]?.error },
+    );
+    this.name = 'AuditIndexRepairError';
+  }
+}
+
 export interface DocumentClientOptions {
   /** A local endpoint (dynalite): fake credentials are used with it. */
   readonly endpoint?: string;
@@ -285,50 +306,34 @@ function cancelKind(error: unknown, auditFrom: number): 'lost' | 'moved' | undef
  * The VULN# index items go out in TransactWriteItems of plain Puts, never BatchWriteItem: IAM authorises
  * a transaction per action (each Put as dynamodb:PutItem), but BatchWriteItem as one action whether its
  * requests put or delete, so a role granted it could delete audit index items. At most 100 actions per
- * transaction (the API's limit) and well under its 4 MB; this many transactions at once.
+ * transaction (the API's limit); this many transactions at once. No byte limit is needed besides: an index
+ * item's key is at most 2 KB (`indexPk`) and its other attributes are short, so 100 of them stay near
+ * 250 KB, far under a transaction's 4 MB.
  */
 const INDEX_CHUNK_ITEMS = 100;
-const INDEX_CHUNK_BYTES = 1024 * 1024;
 const INDEX_CONCURRENCY = 4;
-/** Attempts per chunk, the first included, while it is cancelled by conflicts or throttled. */
+/** Attempts per chunk, the first included, while it is cancelled by conflicts or throttling. */
 const INDEX_ATTEMPTS = 8;
 
-/** Items in order, cut into chunks of at most INDEX_CHUNK_ITEMS items and INDEX_CHUNK_BYTES bytes. */
+/** Items in order, cut into chunks of at most INDEX_CHUNK_ITEMS items. */
 export function indexChunks(items: readonly Item[]): Item[][] {
   const chunks: Item[][] = [];
-  let chunk: Item[] = [];
-  let bytes = 0;
-  for (const item of items) {
-    const size = itemBytes(item);
-    if (chunk.length > 0 && (chunk.length >= INDEX_CHUNK_ITEMS || bytes + size > INDEX_CHUNK_BYTES)) {
-      chunks.push(chunk);
-      chunk = [];
-      bytes = 0;
-    }
-    chunk.push(item);
-    bytes += size;
-  }
-  if (chunk.length > 0) chunks.push(chunk);
+  for (let i = 0; i < items.length; i += INDEX_CHUNK_ITEMS)
+    chunks.push(items.slice(i, i + INDEX_CHUNK_ITEMS));
   return chunks;
 }
 
-const THROTTLED = new Set([
-  'ThrottlingException',
-  'ProvisionedThroughputExceededException',
-  'RequestLimitExceeded',
-  'TransactionInProgressException',
-]);
 /** Cancellation reasons that say "again, later": nothing about the items themselves is wrong. */
 const PASSING_REASONS = new Set(['TransactionConflict', 'ThrottlingError', 'ProvisionedThroughputExceeded']);
 
 /**
- * Whether an index chunk's failure is worth another attempt: throttling, or a cancellation whose reasons
- * are all conflicts or throttling (with None for the items that were fine). A validation error, a failed
- * condition or access denied would fail the same way again.
+ * Whether an index chunk's failure is worth another attempt: a cancellation whose reasons are all conflicts
+ * or throttling (with None for the items that were fine). The SDK never retries a cancelled transaction;
+ * a throttled request it has already retried by its standard strategy, so it is not tried again here (the
+ * attempts would multiply). A validation error, a failed condition or access denied would fail the same
+ * way again.
  */
 function retryableIndexWrite(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  if (THROTTLED.has(error.name)) return true;
   const codes = cancellationCodes(error);
   if (!codes) return false;
   return (
@@ -511,17 +516,23 @@ export class DynamoStore implements StorePort {
       start = output.LastEvaluatedKey;
       if (!start) break;
     }
-    const output = { Items: markers.slice(0, limit) };
     let done = 0;
-    for (const marker of output.Items ?? []) {
+    const failures: { readonly marker: string; readonly error: unknown }[] = [];
+    for (const marker of markers.slice(0, limit)) {
       const pipeline = String(marker.pipeline);
       const seq = Number(marker.seq);
-      const item = await this.get(auditPk(pipeline), auditSk(seq));
-      const record = item?.record as AuditRecord | undefined;
-      if (record) await this.indexAudit(record);
-      else await this.finishMarker({ pipeline, seq });
-      done++;
+      // One record that keeps failing must not hold back the records behind it, sweep after sweep.
+      try {
+        const item = await this.get(auditPk(pipeline), auditSk(seq));
+        const record = item?.record as AuditRecord | undefined;
+        if (record) await this.indexAudit(record);
+        else await this.finishMarker({ pipeline, seq });
+        done++;
+      } catch (error) {
+        failures.push({ marker: `${pipeline}#${seq}`, error });
+      }
     }
+    if (failures.length > 0) throw new AuditIndexRepairError(done, failures);
     return done;
   }
 

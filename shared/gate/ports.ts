@@ -184,7 +184,10 @@ export interface StorePort {
    * marker that `repairAuditIndexes` (the sweep) finishes.
    */
   indexAudit(record: AuditRecord): Promise<void>;
-  /** Finishes the index items of records whose indexing failed; returns how many. */
+  /**
+   * Finishes the index items of records whose indexing failed; returns how many. Throws if any could not be
+   * finished, after trying the others (their markers stay for the next call).
+   */
   repairAuditIndexes(): Promise<number>;
 }
 
