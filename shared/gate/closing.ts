@@ -194,6 +194,11 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
 
   // ── plumbing ────────────────────────────────────────────────────────────────────────────────────────
 
+  /**
+   * Appends `entry` to the pipeline's audit chain with `write` (which carries the record in its own
+   * transaction): chained on `head` (read now when not given); when another gate of the pipeline appended
+   * first, the head is read again and the record chained anew. The write's own result is returned as is.
+   */
   protected async appending<T>(
     pipeline: string,
     entry: AuditEntry,

@@ -29,16 +29,11 @@ import {
 import type {
   ActionExecutionView,
   ApprovalsPort,
-  ClockPort,
-  EventsPort,
   FindingsPort,
   FindingsReadResult,
   ImagesPort,
-  LogPort,
-  MetricsPort,
   NotifierPort,
   StageStateView,
-  StorePort,
 } from './ports.js';
 import { coverageState, ecrScanState, inspectorScanState, isSettled, readCounts, sameRead } from './scan.js';
 import { checkToken, type TokenCheck } from './token.js';
@@ -56,10 +51,8 @@ import {
   validTime,
 } from './work.js';
 
-export type { ApprovalEnded, ApprovalResultCall, ClosingConfig, ClosingDeps } from './closing.js';
 export { GateClosing } from './closing.js';
-export type { ApprovalStarted, GateReport } from './work.js';
-export { describeError, GateWorkFailed, hashToken } from './work.js';
+export { describeError, hashToken } from './work.js';
 
 /** The policy the functions run with: a broken one is not fatal, it makes every decision escalate (fail closed). */
 export type PolicySource =
@@ -68,14 +61,10 @@ export type PolicySource =
 
 export interface GateConfig extends ClosingConfig {
   readonly scanSource: 'inspector' | 'ecr';
-  readonly region: string;
-  readonly account: string | undefined;
   /** How long one invocation holds the right to act before the sweep may act again. */
   readonly leaseMs: number;
   /** The settle rule's "a sweep apart". */
   readonly settleMs: number;
-  /** Substrings of CloudTrail identities that are Tollgate's own role (its own PutApprovalResult calls). */
-  readonly ownIdentities: readonly string[];
   readonly sweepConcurrency: number;
   /**
    * Recording what was done after a result or an escalation went out: attempts, and the backoff base. A gate
@@ -99,11 +88,6 @@ export interface GateDeps extends ClosingDeps {
   readonly findings: FindingsPort;
   readonly images: ImagesPort;
   readonly notifier: NotifierPort;
-  readonly events: EventsPort;
-  readonly store: StorePort;
-  readonly clock: ClockPort;
-  readonly log: LogPort;
-  readonly metrics: MetricsPort;
   readonly policy: PolicySource;
   readonly config: GateConfig;
 }
@@ -311,8 +295,6 @@ export class GateService extends GateClosing<GateDeps> {
       this.d.log.warn('finishing audit vulnerability index items failed', { error: describeError(error) });
     }
   }
-
-  // ── approval-ended and the reviewer ─────────────────────────────────────────────────────────────────
 
   // ── deciding ────────────────────────────────────────────────────────────────────────────────────────
 
@@ -622,11 +604,6 @@ export class GateService extends GateClosing<GateDeps> {
     }
   }
 
-  /**
-   * Appends `entry` to the pipeline's audit chain with `write` (which carries the record in its own
-   * transaction): chained on `head` (read now when not given); when another gate of the pipeline appended
-   * first, the head is read again and the record chained anew. The write's own result is returned as is.
-   */
   /** A decision's vulnerability index items; a failure is left to the sweep (the store keeps a marker). */
   private async indexAudit(record: AuditRecord): Promise<void> {
     if (record.vulnerabilities.length === 0) return;
