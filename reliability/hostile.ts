@@ -1,21 +1,16 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Context } from 'aws-lambda';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { runEvaluate } from '../cli/evaluate.js';
-import { approvalEndedHandler } from '../functions/approval-ended/handler.js';
-import { approvalStartedHandler } from '../functions/approval-started/handler.js';
-import { scanFinishedHandler } from '../functions/scan-finished/handler.js';
-import { sweepHandler } from '../functions/sweep/handler.js';
 import { InputError } from '../shared/errors.js';
 import { mergeFindings, parseFindingsText } from '../shared/findings/parse.js';
 import { describeError } from '../shared/gate/gate.js';
 import { compilePolicy } from '../shared/policy/compile.js';
 import { evaluate } from '../shared/policy/evaluate.js';
 import { MAX_POLICY_BYTES, parsePolicy } from '../shared/policy/load.js';
-import { lambdaContext, SimClock, simulationRuntime } from '../simulator/run.js';
+import { type FunctionName, lambdaContext, SimClock, simulationHandlers } from '../simulator/run.js';
 import { actionEvent, cloudTrailEvent, scanEvent, scheduledEvent, World } from '../simulator/world.js';
 import type { Violation } from './invariants.js';
 import { checkLines, type LogFacts } from './logs.js';
@@ -84,8 +79,6 @@ export interface ParseFacts {
 }
 
 type Json = Record<string, unknown>;
-type Invoke = (event: unknown, context: Context) => Promise<{ ignored?: string } | undefined>;
-type FunctionName = 'approval-started' | 'scan-finished' | 'approval-ended' | 'sweep';
 
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'aws');
 const EVENT_SAMPLES = [
@@ -179,13 +172,7 @@ export async function fuzzEvents(
     const image = scenario.world.images[0]!;
     const slot = world.startApproval(approval);
     world.setScan(image.digest, image.repository, 'INITIAL_SCAN_COMPLETE');
-    const runtime = simulationRuntime(s.loaded, world, clock, { doc, tableName, logLevel: 'DEBUG' });
-    const handlers: Record<FunctionName, Invoke> = {
-      'approval-started': approvalStartedHandler(runtime) as Invoke,
-      'scan-finished': scanFinishedHandler(runtime) as Invoke,
-      'approval-ended': approvalEndedHandler(runtime) as Invoke,
-      sweep: sweepHandler(runtime) as Invoke,
-    };
+    const handlers = simulationHandlers(s.loaded, world, clock, { doc, tableName, logLevel: 'DEBUG' });
 
     const samples = EVENT_SAMPLES.map((f) => JSON.parse(readFileSync(join(FIXTURES, f), 'utf8')) as Json);
     const bases: Json[] = [

@@ -15,7 +15,7 @@ import { localObservability, logPort, metricsPort, type Runtime } from '../funct
 import { scanFinishedHandler } from '../functions/scan-finished/handler.js';
 import { sweepHandler } from '../functions/sweep/handler.js';
 import type { DecisionRecord } from '../shared/decision/record.js';
-import { DEFAULT_CONFIG, describeError, GateService } from '../shared/gate/gate.js';
+import { DEFAULT_CONFIG, describeError, GateClosing, GateService } from '../shared/gate/gate.js';
 import type {
   ApprovalResult,
   Gate,
@@ -38,7 +38,8 @@ import {
 } from './world.js';
 
 type Json = Record<string, unknown>;
-type FunctionName = 'approval-started' | 'scan-finished' | 'approval-ended' | 'sweep';
+export type FunctionName = 'approval-started' | 'scan-finished' | 'approval-ended' | 'sweep';
+export type Invoke = (event: unknown, context: Context) => Promise<{ ignored?: string } | undefined>;
 
 /** The simulated clock: the scenario's time, moved by its steps. */
 export class SimClock implements ClockPort {
@@ -179,6 +180,34 @@ export function simulationRuntime(
   clock: SimClock,
   options: SimulationOptions,
 ): Runtime {
+  return simulationRuntimes(loaded, world, clock, options).deciding;
+}
+
+/**
+ * The four handlers of one simulated Lambda instance. approval-ended gets a GateClosing, without the policy,
+ * the findings or the pipeline, as in Lambda (functions/common/aws-closing.ts).
+ */
+export function simulationHandlers(
+  loaded: LoadedScenario,
+  world: World,
+  clock: SimClock,
+  options: SimulationOptions,
+): Record<FunctionName, Invoke> {
+  const { deciding, closing } = simulationRuntimes(loaded, world, clock, options);
+  return {
+    'approval-started': approvalStartedHandler(deciding) as Invoke,
+    'scan-finished': scanFinishedHandler(deciding) as Invoke,
+    'approval-ended': approvalEndedHandler(closing) as Invoke,
+    sweep: sweepHandler(deciding) as Invoke,
+  };
+}
+
+function simulationRuntimes(
+  loaded: LoadedScenario,
+  world: World,
+  clock: SimClock,
+  options: SimulationOptions,
+): { deciding: Runtime; closing: Runtime<GateClosing> } {
   const { region, account, scanSource } = loaded.scenario;
   const config = { region, credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 1 };
   const clients = {
@@ -197,12 +226,15 @@ export function simulationRuntime(
   const adapters = options.adapters ? options.adapters(built, clients) : built;
   countedBy(options.doc, world);
   const { logger, metrics } = localObservability(options.logLevel ?? 'SILENT');
+  const store = new DynamoStore(options.doc, options.tableName);
+  const log = logPort(logger);
+  const counted = metricsPort(metrics);
   const gate = new GateService({
     ...adapters,
-    store: new DynamoStore(options.doc, options.tableName),
+    store,
     clock,
-    log: logPort(logger),
-    metrics: metricsPort(metrics),
+    log,
+    metrics: counted,
     policy: loadPolicySource(loaded.policyFile),
     config: {
       ...DEFAULT_CONFIG,
@@ -214,7 +246,15 @@ export function simulationRuntime(
       recordBackoffMs: 1,
     },
   });
-  return { gate, logger, metrics };
+  const closing = new GateClosing({
+    events: adapters.events,
+    store,
+    clock,
+    log,
+    metrics: counted,
+    config: { region, account, ownIdentities: [TOLLGATE_ROLE] },
+  });
+  return { deciding: { gate, logger, metrics }, closing: { gate: closing, logger, metrics } };
 }
 
 /** Replays a scenario through the handlers, in order, and reports each gate as the store holds it. */
@@ -230,19 +270,12 @@ export async function runScenario(
     ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
   });
   options.onWorld?.(world);
-  type Invoke = (event: unknown, context: Context) => Promise<{ ignored?: string } | undefined>;
   // One runtime per simulated Lambda instance: concurrent deliveries run in instances of their own, as in Lambda.
   const instances = new Map<number, Record<FunctionName, Invoke>>();
   const handlersOf = (instance: number): Record<FunctionName, Invoke> => {
     let handlers = instances.get(instance);
     if (!handlers) {
-      const runtime = simulationRuntime(loaded, world, clock, options);
-      handlers = {
-        'approval-started': approvalStartedHandler(runtime) as Invoke,
-        'scan-finished': scanFinishedHandler(runtime) as Invoke,
-        'approval-ended': approvalEndedHandler(runtime) as Invoke,
-        sweep: sweepHandler(runtime) as Invoke,
-      };
+      handlers = simulationHandlers(loaded, world, clock, options);
       instances.set(instance, handlers);
     }
     return handlers;
