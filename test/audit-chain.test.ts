@@ -5,6 +5,7 @@ import {
   type AuditEntry,
   type AuditRecord,
   GENESIS,
+  MAX_REVIEWER_NAMES,
   reviewerMatches,
   reviewerNames,
 } from '../shared/audit/record.js';
@@ -276,6 +277,29 @@ describe('reviewer names', () => {
     ]);
     expect(reviewerNames('AROAEXAMPLEID:dave')).toEqual(['dave']);
     expect(reviewerNames('AIDAEXAMPLEID')).toEqual([]);
+  });
+
+  it('are at most MAX_REVIEWER_NAMES, the shortest: a deep IAM path stays within one transaction', () => {
+    const path = Array.from({ length: 200 }, (_, i) => `p${i}`).join('/');
+    const deep = `arn:aws:iam::123456789012:user/${path}/bob`;
+    const names = reviewerNames(deep);
+    expect(names).toHaveLength(MAX_REVIEWER_NAMES);
+    expect(names.slice(0, 3)).toEqual(['bob', 'p199/bob', 'p198/p199/bob']);
+    expect(names.at(-1)).toBe('p193/p194/p195/p196/p197/p198/p199/bob');
+    expect(reviewerMatches(deep, 'p193/p194/p195/p196/p197/p198/p199/bob')).toBe(true);
+    expect(reviewerMatches(deep, 'p192/p193/p194/p195/p196/p197/p198/p199/bob')).toBe(false);
+    expect(reviewerMatches(deep, deep)).toBe(true);
+    // A path of exactly that many segments keeps every suffix.
+    expect(reviewerNames('arn:aws:iam::123456789012:user/a/b/c/d/e/f/bob')).toEqual([
+      'bob',
+      'f/bob',
+      'e/f/bob',
+      'd/e/f/bob',
+      'c/d/e/f/bob',
+      'b/c/d/e/f/bob',
+      'a/b/c/d/e/f/bob',
+      'user/a/b/c/d/e/f/bob',
+    ]);
   });
 
   it('match the identity, a short name, and nothing else', () => {

@@ -10,7 +10,7 @@ import {
   vulnerabilityItems,
 } from '../adapters/dynamodb/audit-items.js';
 import { chainRecord } from '../shared/audit/chain.js';
-import type { AuditRecord } from '../shared/audit/record.js';
+import { type AuditRecord, MAX_REVIEWER_NAMES } from '../shared/audit/record.js';
 
 /*
  * The audit items' keys, as the code that picks out index writes by key (the benchmark, fault injection,
@@ -77,5 +77,21 @@ describe('indexKind', () => {
       expect(indexKind(item.pk), String(item.pk)).toBeUndefined();
     for (const pk of [undefined, 42, '', 'VULN', 'VULN-SHA256', 'XVULN#CVE-1', 'VULN-SHA1#ab'])
       expect(indexKind(pk), String(pk)).toBeUndefined();
+  });
+});
+
+describe('the REVIEWER# items of a resolution', () => {
+  it('are the identity and at most MAX_REVIEWER_NAMES short names, however deep its IAM path', () => {
+    // An IAM path may run to 512 characters: two hundred segments would be two hundred items, and a
+    // transaction over 100 actions that fails the same way on every retry.
+    const path = Array.from({ length: 200 }, (_, i) => `p${i}`).join('/');
+    const deep = decision([]);
+    const record = {
+      ...deep,
+      resolution: { ...deep.resolution!, reviewer: `arn:aws:iam::111111111111:user/${path}/bob` },
+    };
+    const reviewers = transactionalIndexItems(record).filter((i) => indexKind(i.pk) === 'REVIEWER');
+    expect(reviewers).toHaveLength(1 + MAX_REVIEWER_NAMES);
+    expect(reviewers.map((i) => i.pk)).toContain('REVIEWER#bob');
   });
 });

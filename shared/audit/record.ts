@@ -113,9 +113,17 @@ export function reviewerNames(identity: string): string[] {
     : identity.slice(identity.lastIndexOf(':') + 1);
   const segments = resource.split('/').filter((s) => s !== '');
   const names: string[] = [];
-  for (let i = segments.length - 1; i >= 0; i--) names.push(segments.slice(i).join('/'));
+  const shortest = Math.max(0, segments.length - MAX_REVIEWER_NAMES);
+  for (let i = segments.length - 1; i >= shortest; i--) names.push(segments.slice(i).join('/'));
   return names.filter((name) => name !== identity);
 }
+
+/**
+ * At most this many short names, the shortest: each is an index item in the resolution record's own
+ * transaction (at most 100 actions), and an IAM path can hold a couple of hundred segments. Nobody asks for a
+ * reviewer by the ninth suffix of a path; the whole identity is always a name too.
+ */
+export const MAX_REVIEWER_NAMES = 8;
 
 /** Whether a resolution's reviewer is `who`: the whole identity, or one of its `reviewerNames`. */
 export function reviewerMatches(identity: string | null | undefined, who: string): boolean {
