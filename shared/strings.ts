@@ -95,7 +95,8 @@ export function tailHash(s: string, tail: number): number {
 /**
  * Numbers the first `n` strings in order of first sight, as a StringTable would (`ordinals[i]` is the
  * number of `stringAt(i)`, `distinct` the strings by number, undefined when all differ: string i is number
- * i), given `hashes[i] = tailHash(stringAt(i), tail)`. Strings are asked for only to compare equal hashes.
+ * i), given `hashes[i]`, a hash of `stringAt(i)` (tailHash: equal strings must hash alike). Strings are
+ * asked for only to compare equal hashes.
  *
  * Built for keys that are nearly always all different (the finding ARNs of an export): rather than probe
  * a hash table of a few megabytes once per string (a cache miss each), it sorts the hashes in a few
@@ -106,15 +107,9 @@ export function numberStrings(
   stringAt: (i: number) => string,
   hashes: Int32Array,
   n: number,
-  tail: number,
 ): { ordinals: Int32Array; distinct: readonly string[] | undefined } {
   const earlier = earlierCopies(stringAt, hashes, n);
   const ordinals = new Int32Array(n);
-  if (earlier === undefined) {
-    const table = new StringTable(n, tail);
-    for (let i = 0; i < n; i++) ordinals[i] = table.intern(stringAt(i));
-    return { ordinals, distinct: table.keys };
-  }
   if (earlier === ALL_DISTINCT) {
     for (let i = 0; i < n; i++) ordinals[i] = i;
     return { ordinals, distinct: undefined };
@@ -134,22 +129,20 @@ export function numberStrings(
 const DIGIT_BITS = 11;
 const DIGITS = 1 << DIGIT_BITS;
 /**
- * Strings sharing one hash beyond this many (many copies of one key, or crafted collisions) are left to a
- * StringTable: comparing each with each would cost the square of their number.
+ * Strings sharing one hash beyond this many are told apart by a Map instead of each with each, which would
+ * cost the square of their number: many copies of one key, or many distinct keys whose tails collide
+ * (tailHash is 32 bits of FNV-1a, easily made to collide). The Map hashes whole strings its own way, so
+ * either costs one look per string. Below it, a few compares cost less than making a Map.
  */
-const MAX_SAME_HASH = 8;
+export const MAX_SAME_HASH = 8;
 /** earlierCopies of strings that all differ: no array to allocate. */
 const ALL_DISTINCT = new Int32Array(0);
 
 /**
  * For each of the first `n` strings, 1 + the index of the first equal string, 0 where it is that first one;
- * ALL_DISTINCT when all differ; undefined when too many strings share a hash (see MAX_SAME_HASH).
+ * ALL_DISTINCT when all differ.
  */
-function earlierCopies(
-  stringAt: (i: number) => string,
-  hashes: Int32Array,
-  n: number,
-): Int32Array | undefined {
+function earlierCopies(stringAt: (i: number) => string, hashes: Int32Array, n: number): Int32Array {
   // Least significant digit first radix sort of (hash, index) pairs.
   let h = hashes.slice(0, n);
   let at = new Int32Array(n);
@@ -179,7 +172,21 @@ function earlierCopies(
   for (let start = 0; start < n; ) {
     let end = start + 1;
     while (end < n && h[end] === h[start]) end++;
-    if (end - start > MAX_SAME_HASH) return undefined;
+    if (end - start > MAX_SAME_HASH) {
+      const first = new Map<string, number>();
+      for (let a = start; a < end; a++) {
+        const i = at[a]!;
+        const s = stringAt(i);
+        const f = first.get(s);
+        if (f === undefined) first.set(s, i);
+        else {
+          copies ??= new Int32Array(n);
+          copies[i] = f + 1;
+        }
+      }
+      start = end;
+      continue;
+    }
     for (let a = start; a < end - 1; a++) {
       const i = at[a]!;
       // A copy's later copies were found with the first of them.

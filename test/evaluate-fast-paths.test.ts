@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   compileGlob,
   compileGlobSet,
@@ -9,12 +9,12 @@ import {
   readFindingsDocument,
   StringTable,
 } from '../shared/index.js';
-import { numberStrings, tailHash } from '../shared/strings.js';
+import { MAX_SAME_HASH, numberStrings, tailHash } from '../shared/strings.js';
 import { finding, IMAGE, NOW, policy, run } from './helpers.js';
 
 // The evaluator's and the reader's fast paths (hashed glob affixes, the one-pass rule masks and their
-// per-value glob bits, the radix numbering of keys, the compact copies and multikey sort of ids) against the
-// plain definitions they stand for.
+// per-value glob bits, keys hashed as rows are read and numbered by a radix sort of the hashes when the table
+// is built, the compact copies and multikey sort of ids) against the plain definitions they stand for.
 
 /** Ids and globs that share prefixes and suffixes, differ in length, and leave ASCII. */
 const ID_PARTS = ['CVE', 'GHSA', '2024', '2025', '1000', '10007', '7', 'x', 'é', '😀', ''];
@@ -161,6 +161,68 @@ describe('rules', () => {
     );
   });
 
+  it('match packages alike when an exception gives the same globs, or others', () => {
+    // Package globs are matched once per list of patterns for rules and exceptions together: a rule must
+    // get the matches of its own list, whether an exception gave it first or gave another.
+    // Lists drawn from a few globs, so that lists share some of their globs, or begin alike.
+    const pool = fc.array(glob, { minLength: 2, maxLength: 3 });
+    const picks = fc.array(fc.array(fc.nat(2), { minLength: 1, maxLength: 2 }), {
+      minLength: 1,
+      maxLength: 3,
+    });
+    const row = fc.tuple(id, fc.array(id, { maxLength: 3 }));
+    fc.assert(
+      fc.property(
+        pool,
+        picks,
+        // Exceptions for any id often: the rule then finds the exception's matches made.
+        fc.array(fc.tuple(fc.oneof(fc.constant('*'), glob), fc.nat()), { minLength: 1, maxLength: 3 }),
+        fc.uniqueArray(row, { minLength: 1, maxLength: 12, selector: ([v]) => v }),
+        (globs, picked, exceptions, rows) => {
+          const lists = picked.map((ks) => ks.map((k) => globs[k % globs.length]!));
+          // Each exception takes the globs of one rule (the first exactly so), or the reverse of them.
+          const excepted = exceptions.map(([v, k], e) => {
+            const list = lists[k % lists.length]!;
+            return { v, packages: e > 0 && k % 2 === 1 ? [...list].reverse() : list };
+          });
+          const ruleYaml = lists.map(
+            (l, k) => `  - id: r${k}\n    action: reject\n    when:\n      packages: ${JSON.stringify(l)}\n`,
+          );
+          const exceptionYaml = excepted.map(
+            (x, e) =>
+              `  - id: EXC-${e}\n    vulnerabilityId: ${JSON.stringify(x.v)}\n    packages: ${JSON.stringify(x.packages)}\n    expires: 2027-01-01\n    reason: r\n    approvedBy: a\n`,
+          );
+          const p = policy(
+            `rules:\n${ruleYaml.join('')}${excepted.length === 0 ? '' : `exceptions:\n${exceptionYaml.join('')}`}`,
+          );
+          const e = run(
+            p,
+            rows.map(([v, names]) =>
+              finding({
+                vulnerabilityId: v,
+                packages: names.map((name) => ({ name, version: '1', fixedInVersion: undefined })),
+              }),
+            ),
+          );
+          const kept = rows.filter(
+            ([v, names]) =>
+              !excepted.some(
+                (x) =>
+                  globMatches(x.v, v) &&
+                  names.length > 0 &&
+                  names.every((n) => x.packages.some((g) => globMatches(g, n))),
+              ),
+          );
+          lists.forEach((l, k) => {
+            const hit = kept.filter(([, names]) => names.some((n) => l.some((g) => globMatches(g, n))));
+            const found = e.record.violations.find((x) => x.rule === `r${k}`);
+            expect(found?.findings ?? [], `r${k}`).toEqual(hit.map(([v]) => v).sort());
+          });
+        },
+      ),
+    );
+  });
+
   it('read their thresholds inclusively, and never match unknown values', () => {
     const p = policy(`rules:
   - id: score
@@ -213,9 +275,26 @@ describe('violation ids', () => {
 });
 
 describe('numberStrings', () => {
-  const strings = fc.array(fc.string({ maxLength: 4 }), { maxLength: 200 });
+  /** The hashed tail of the table's keys. */
+  const TAIL = 24;
+  /** A prefix longer than TAIL, as finding ARNs share. */
+  const ARN = 'arn:aws:inspector2:eu-west-1:123456789012:finding/';
+  const string = fc.oneof(
+    fc.string({ maxLength: 4 }),
+    fc.string({ unit: 'grapheme', maxLength: 3 }),
+    fc.string({ unit: 'binary', maxLength: 3 }),
+    // Longer than TAIL: heads of one length make equal tails of different strings (equal real hashes),
+    // and the ends differ within the tail behind a long shared prefix.
+    fc
+      .tuple(
+        fc.constantFrom('', 'x', 'é', '😀'),
+        fc.oneof(fc.constantFrom('', '1', '😀'), fc.string({ unit: 'grapheme', maxLength: 2 })),
+      )
+      .map(([head, end]) => `${head}${ARN}${'0'.repeat(TAIL)}${end}`),
+  );
+  const strings = fc.array(string, { maxLength: 200 });
   const byStringTable = (xs: readonly string[]) => {
-    const t = new StringTable(xs.length, 24);
+    const t = new StringTable(xs.length, TAIL);
     return { ordinals: xs.map((s) => t.intern(s)), distinct: t.keys };
   };
 
@@ -225,16 +304,16 @@ describe('numberStrings', () => {
       fc.property(strings, fc.constantFrom('real', 'zero', 'length', 'firstChar', 'high'), (xs, kind) => {
         const hashes = Int32Array.from(xs, (s) =>
           kind === 'real'
-            ? tailHash(s, 24)
+            ? tailHash(s, TAIL)
             : kind === 'zero'
               ? 0
               : kind === 'length'
                 ? s.length
                 : kind === 'high'
-                  ? tailHash(s, 24) & 0xffc00000
+                  ? tailHash(s, TAIL) & 0xffc00000
                   : (s.charCodeAt(0) | 0) * 0x10001,
         );
-        const got = numberStrings((i) => xs[i]!, hashes, xs.length, 24);
+        const got = numberStrings((i) => xs[i]!, hashes, xs.length);
         const want = byStringTable(xs);
         expect(Array.from(got.ordinals)).toEqual(want.ordinals);
         // Undefined: all differ, string i is number i.
@@ -243,24 +322,58 @@ describe('numberStrings', () => {
     );
   });
 
-  it('numbers many copies of one string, and many strings sharing a hash, as a StringTable does', () => {
-    // Beyond a few strings per hash the sort's runs are too long to compare each with each.
-    const xs = Array.from({ length: 60 }, (_, i) => (i % 3 === 0 ? 'same' : `s${i % 11}`));
-    for (const hashes of [Int32Array.from(xs, (s) => tailHash(s, 24)), new Int32Array(xs.length)]) {
-      const got = numberStrings((i) => xs[i]!, hashes, xs.length, 24);
-      const want = byStringTable(xs);
-      expect(Array.from(got.ordinals)).toEqual(want.ordinals);
-      expect([...(got.distinct ?? xs)]).toEqual(want.distinct);
+  it('compares up to MAX_SAME_HASH strings of one hash each with each, and tells more apart by a Map', () => {
+    // Runs of one hash on either side of the limit, among strings of other hashes (a short run of its own).
+    const HASH = 12345;
+    for (const k of [MAX_SAME_HASH, MAX_SAME_HASH + 1]) {
+      for (const kind of ['equal', 'distinct', 'mixed'] as const) {
+        const run = Array.from({ length: k }, (_, j) =>
+          kind === 'equal' ? 'same' : kind === 'distinct' ? `s${j}` : `s${j % 3}`,
+        );
+        const xs = run.flatMap((s, j) => (j < 3 ? [s, `other${j % 2}`] : [s]));
+        const hashes = Int32Array.from(xs, (s) => (s.startsWith('other') ? 7 : HASH));
+        const want = byStringTable(xs);
+        const set = vi.spyOn(Map.prototype, 'set');
+        let got: ReturnType<typeof numberStrings>;
+        let byMap: boolean;
+        try {
+          got = numberStrings((i) => xs[i]!, hashes, xs.length);
+          byMap = set.mock.calls.length > 0;
+        } finally {
+          set.mockRestore();
+        }
+        expect(byMap, `${kind} x${k}`).toBe(k > MAX_SAME_HASH);
+        expect(Array.from(got.ordinals), `${kind} x${k}`).toEqual(want.ordinals);
+        expect([...(got.distinct ?? xs)], `${kind} x${k}`).toEqual(want.distinct);
+      }
     }
+  });
+
+  it('reads each string of a long run of one hash a bounded number of times, copies or not', () => {
+    // Comparing each with each would read them 10^7 times.
+    const n = 4000;
+    const xs = Array.from({ length: n }, (_, i) => (i % 2 === 0 ? `s${i}` : 'same'));
+    let reads = 0;
+    const got = numberStrings(
+      (i) => {
+        reads++;
+        return xs[i]!;
+      },
+      new Int32Array(n),
+      n,
+    );
+    expect(reads).toBeLessThanOrEqual(2 * n);
+    const want = byStringTable(xs);
+    expect(Array.from(got.ordinals)).toEqual(want.ordinals);
+    expect(got.distinct).toEqual(want.distinct);
   });
 
   it('numbers only the first n strings', () => {
     const xs = ['a', 'b', 'a', 'c'];
     const got = numberStrings(
       (i) => xs[i]!,
-      Int32Array.from(xs, (s) => tailHash(s, 24)),
+      Int32Array.from(xs, (s) => tailHash(s, TAIL)),
       2,
-      24,
     );
     expect(Array.from(got.ordinals)).toEqual([0, 1]);
     expect([...(got.distinct ?? xs.slice(0, 2))]).toEqual(['a', 'b']);
@@ -272,11 +385,17 @@ describe('numberStrings', () => {
       { findingArn: 'arn:x/2', severity: 'LOW', packageVulnerabilityDetails: { vulnerabilityId: 'CVE-2' } },
       { findingArn: 'arn:x/1', severity: 'LOW', packageVulnerabilityDetails: { vulnerabilityId: 'CVE-1' } },
     ];
-    for (const list of [raw, raw.slice(0, 2)]) {
+    for (const [list, ordinals] of [
+      [raw, [0, 1, 0]],
+      [raw.slice(0, 2), [0, 1]],
+    ] as const) {
       const t = readFindingsDocument(list).findings;
+      expect(Array.from(t.keyOrdinals)).toEqual(ordinals);
+      expect(t.keyCount).toBe(2);
+      expect(t.distinctKeys).toEqual(['arn:x/1', 'arn:x/2']);
       const slow = FindingTable.fromFindings(t.rows());
-      expect(Array.from(t.keyOrdinals)).toEqual(Array.from(slow.keyOrdinals));
-      expect(t.distinctKeys).toEqual(slow.distinctKeys);
+      expect(Array.from(slow.keyOrdinals)).toEqual(ordinals);
+      expect(slow.distinctKeys).toEqual(['arn:x/1', 'arn:x/2']);
     }
   });
 });

@@ -50,7 +50,11 @@ function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Reads a parsed findings file (any format of the CLI contract), detected from its content. */
+/**
+ * Reads a parsed findings file (any format of the CLI contract), detected from its content. The findings
+ * table keeps the document's list of Inspector findings, and reads keys and full findings back from it: the
+ * document must not change while the table is in use.
+ */
 export function readFindingsDocument(value: unknown): FindingsDocument {
   const images = new ImageCache();
   const inspector = (findings: FindingTable, findingsPath: KeyPath): FindingsDocument => ({
@@ -170,7 +174,8 @@ function fastInspectorRow(b: FindingTableBuilder, raw: unknown, maker: number): 
     }
   }
 
-  // Everything is valid: write the row. Strings are numbered now, while they are in cache.
+  // Everything is valid: write the row. The id and package names are numbered now, while they are in
+  // cache; the key is only hashed, and numbered with all the others when the table is built.
   const i = b.next();
   b.setSourceKey(i, key);
   b.idOrdinals[i] = b.ids.intern(id);

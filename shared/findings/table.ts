@@ -46,9 +46,14 @@ export type Materializer = (source: unknown) => Finding;
  * The findings of one decision, column by column. Deciding on 100,000 findings is bound by memory, not by
  * arithmetic: every field read from a parsed JSON finding is a pointer chase into a heap the size of the
  * input. So the reader touches each field the decision needs once, writes it here (numbers unboxed in typed
- * arrays; keys, vulnerability ids and package names numbered by distinct value while they are in cache),
- * and the evaluator runs on these columns without touching a string. The full `Finding` of a row (package
- * versions, title, image) is rebuilt from its source record only when a report or a message shows it.
+ * arrays; vulnerability ids and package names numbered by distinct value while they are in cache; keys
+ * hashed then, and numbered all at once when the table is built, see numberStrings), and the evaluator runs
+ * on these columns without touching a string. The full `Finding` of a row (package versions, title, image)
+ * is rebuilt from its source record only when a report or a message shows it.
+ *
+ * A table read from a document's list keeps that list as its sources, not a copy: the list must not change
+ * while the table is in use, since keys (listed on demand, or compared when built) and full findings are
+ * read back from its elements.
  */
 export class FindingTable {
   /** A table from findings already normalised (tests, other producers). */
@@ -202,7 +207,9 @@ export class FindingTableBuilder {
 
   /**
    * @param from the list the rows are read from, one row per element in order (the source of row i is
-   *   `from[i]`), to be kept as the sources instead of a copy.
+   *   `from[i]`), to be kept as the sources instead of a copy. It must not change once read, neither while
+   *   building nor while the table is in use: `sourceKey` reads the keys back from its elements (build
+   *   compares them, the table lists them), and rows are rebuilt from them.
    */
   constructor(
     capacity: number,
@@ -349,7 +356,7 @@ export class FindingTableBuilder {
       if (sourceKey === undefined) throw new Error(`FindingTable: row ${i} has no key`);
       return sourceKey(sources[i]);
     };
-    const keys = numberStrings(keyAt, this.keyHashes, n, KEY_TAIL);
+    const keys = numberStrings(keyAt, this.keyHashes, n);
     const distinct = keys.distinct;
     return new FindingTable(
       n,

@@ -545,7 +545,9 @@ class RuleMasks {
     }
     this.packageRules = packageRules;
     this.idRules = idRules;
-    this.packageBits = new DistinctBits(packages.names, packageGlobs, packageRules);
+    this.packageBits = new DistinctBits(packages.names, packageGlobs, packageRules, (g) =>
+      packages.matches(g),
+    );
     this.idBits = new DistinctBits(t.distinctIds, idGlobs, idRules);
   }
 
@@ -586,12 +588,23 @@ class DistinctBits {
     /** By rule: its globs (MATCH_ALL where it sets none); only the rules in `tested` are tested. */
     globs: readonly GlobSet[],
     tested: number,
+    /**
+     * For each value, 1 where the globs match it, from a cache that outlives these bits (PackageMatcher):
+     * a rule may give the same package globs as an exception, already matched for it.
+     */
+    matches?: (globs: GlobSet) => Uint8Array,
   ) {
     this.bits = new Int32Array(tested === 0 ? 0 : values.length);
     for (let r = 0; r < globs.length; r++) {
       if ((tested & (1 << r)) === 0) continue;
       const g = globs[r]!;
-      for (let o = 0; o < values.length; o++) if (g.test(values[o]!)) this.bits[o]! |= 1 << r;
+      const bit = 1 << r;
+      if (matches === undefined) {
+        for (let o = 0; o < values.length; o++) if (g.test(values[o]!)) this.bits[o]! |= bit;
+      } else {
+        const m = matches(g);
+        for (let o = 0; o < values.length; o++) if (m[o] === 1) this.bits[o]! |= bit;
+      }
     }
   }
 
@@ -678,9 +691,18 @@ function revokes(r: CompiledRevoke, t: FindingTable, i: number): boolean {
   return false;
 }
 
-/** Package globs against a row's packages, each glob set tested once per distinct package name. */
+/**
+ * Package globs against a row's packages, each list of globs tested once per distinct package name, however
+ * many rules and exceptions give it.
+ */
 class PackageMatcher {
+  /** By glob set: a probe per row (see `all`) finds the set itself, without building a key. */
   private readonly memos = new Map<GlobSet, Uint8Array>();
+  /**
+   * By the globs' patterns: the policy compiles each rule's and exception's globs apart, so equal lists
+   * are distinct sets, which the first look of each finds here.
+   */
+  private readonly byPatterns = new Map<string, Uint8Array>();
 
   constructor(private readonly table: FindingTable) {}
 
@@ -701,10 +723,15 @@ class PackageMatcher {
   }
 
   /** For each distinct package name, 1 if one of the globs matches it. */
-  private matches(globs: GlobSet): Uint8Array {
+  matches(globs: GlobSet): Uint8Array {
     let memo = this.memos.get(globs);
     if (memo === undefined) {
-      memo = distinctMatches(this.table.distinctPackages, globs);
+      const key = JSON.stringify(globs.patterns);
+      memo = this.byPatterns.get(key);
+      if (memo === undefined) {
+        memo = distinctMatches(this.table.distinctPackages, globs);
+        this.byPatterns.set(key, memo);
+      }
       this.memos.set(globs, memo);
     }
     return memo;
