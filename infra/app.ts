@@ -3,7 +3,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { InputError } from '../shared/errors.js';
 import { compileGlobSet } from '../shared/glob.js';
 import { TollgateConfigError } from './patterns.js';
-import { CONTEXT_KEYS, tollgateStackFromContext } from './stack.js';
+import { CONTEXT_KEYS, configFromContext, gatedGlobs, tollgateStackFromContext } from './stack.js';
 
 /*
  * The CDK app (`cdk.json`: `npx tsx infra/app.ts`): the Tollgate stack configured from context, checked by
@@ -16,12 +16,14 @@ const app = new App({ analyticsReporting: false });
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
 
 try {
-  const { stack, config } = tollgateStackFromContext(app);
-  if (config.demoPipeline) {
-    // Loaded only when asked for: the gate's synth does not depend on the demo's code.
-    const { TollgateDemoPipelineStack, DEMO_DEFAULTS } = await import('./demo-pipeline-stack.js');
-    const gate = stack.tollgate.config;
-    // The demo is only worth deploying if this gate answers its approval.
+  const config = configFromContext(app);
+  // Loaded only when asked for: the gate's synth does not depend on the demo's code.
+  const demo = config.demoPipeline ? await import('./demo-pipeline-stack.js') : undefined;
+  if (demo) {
+    // The demo is only worth deploying if this gate answers its approval. Checked before the gate's stack is
+    // built: building it bundles every function, seconds of work to throw away on a configuration to refuse.
+    const { DEMO_DEFAULTS } = demo;
+    const gate = gatedGlobs(config);
     if (!compileGlobSet(gate.pipelines).test(DEMO_DEFAULTS.pipelineName)) {
       throw new TollgateConfigError(
         CONTEXT_KEYS.pipelines,
@@ -36,7 +38,10 @@ try {
         JSON.stringify(gate.approvalActionNames),
       );
     }
-    new TollgateDemoPipelineStack(app, `${stack.stackName}DemoPipeline`, {
+  }
+  const { stack } = tollgateStackFromContext(app, config);
+  if (demo) {
+    new demo.TollgateDemoPipelineStack(app, `${stack.stackName}DemoPipeline`, {
       env: { account: stack.account, region: stack.region },
     });
   }

@@ -37,7 +37,7 @@ export const FUNCTION_ENTRIES: Readonly<Record<FunctionName, string>> = {
 /**
  * The functions that decide, and so read the policy: `policy.json` travels with their code only.
  * approval-ended closes gates without it (`functions/common/aws-closing.ts`), so a policy change does not
- * redeploy it.
+ * redeploy it. The one list of them: `infra/tollgate.ts` grants the permissions to decide and act from it.
  */
 export const READS_POLICY: ReadonlySet<FunctionName> = new Set<FunctionName>([
   'approval-started',

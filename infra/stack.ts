@@ -4,7 +4,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { checkArchiveRetentionDays } from './archive.js';
 import { SCAN_SOURCES, type ScanSource, shown, TollgateConfigError } from './patterns.js';
-import { Tollgate, type TollgateProps } from './tollgate.js';
+import { resolveGlobs, Tollgate, type TollgateProps } from './tollgate.js';
 
 /** A notification target as configuration can name it: email addresses, or an existing topic's ARN. */
 export type NotificationTargetSpec =
@@ -346,13 +346,42 @@ function contextKeyOf(key: string, escalationIsTopic: boolean, alarmsIsTopic: bo
   return key;
 }
 
-/** The stack as the context configures it; a configuration problem is reported by its context key. */
-export function tollgateStackFromContext(scope: Construct): { stack: TollgateStack; config: ContextConfig } {
+/**
+ * The configuration the context gives, its keys checked (`checkContextKeys`): what `tollgateStackFromContext`
+ * builds from. Nothing is built, so the app can refuse a configuration before the stack's bundling starts.
+ */
+export function configFromContext(scope: Construct): ContextConfig {
   checkContextKeys(Object.keys(scope.node.getAllContext()));
-  const config = contextConfig((key) => scope.node.tryGetContext(key));
-  let stack: TollgateStack;
+  return contextConfig((key) => scope.node.tryGetContext(key));
+}
+
+/**
+ * The gated pipelines' and approval actions' globs the stack will use (`resolveGlobs`), without building it;
+ * a bad glob is reported by its context key, as the stack would report it.
+ */
+export function gatedGlobs(config: ContextConfig): ReturnType<typeof resolveGlobs> {
+  return byContextKey(config, () => resolveGlobs(config.props.tollgate));
+}
+
+/**
+ * The stack as the context configures it (`config`: `configFromContext(scope)` unless given); a
+ * configuration problem is reported by its context key.
+ */
+export function tollgateStackFromContext(
+  scope: Construct,
+  config: ContextConfig = configFromContext(scope),
+): { stack: TollgateStack; config: ContextConfig } {
+  const stack = byContextKey(
+    config,
+    () => new TollgateStack(scope, config.stackName, { ...config.props, stackName: config.stackName }),
+  );
+  return { stack, config };
+}
+
+/** Runs `work`, a construct-level TollgateConfigError renamed to the context key that set the prop. */
+function byContextKey<T>(config: ContextConfig, work: () => T): T {
   try {
-    stack = new TollgateStack(scope, config.stackName, { ...config.props, stackName: config.stackName });
+    return work();
   } catch (e) {
     if (e instanceof TollgateConfigError) {
       const { escalation, alarms } = config.props.tollgate;
@@ -362,5 +391,4 @@ export function tollgateStackFromContext(scope: Construct): { stack: TollgateSta
     }
     throw e;
   }
-  return { stack, config };
 }

@@ -23,7 +23,7 @@ import { INDEX, TABLE_DEFINITION, TTL_ATTRIBUTE } from '../adapters/dynamodb/tab
 import { InputError, unreadable } from '../shared/errors.js';
 import { type LoadedPolicy, parsePolicy } from '../shared/policy/load.js';
 import { ARCHIVE_RETENTION_DEFAULT_DAYS, checkArchiveRetentionDays, TollgateArchive } from './archive.js';
-import { BUNDLING, FUNCTION_ENTRIES, policyBundleHook } from './bundling.js';
+import { BUNDLING, FUNCTION_ENTRIES, policyBundleHook, READS_POLICY } from './bundling.js';
 import {
   type ArnConfig,
   approvalActionArns,
@@ -103,8 +103,6 @@ interface FunctionSpec {
   /** Lambda's own retries of a failed asynchronous invocation (0 to 2). */
   readonly retryAttempts: number;
   readonly maxEventAge: Duration;
-  /** Whether it decides and acts: PutApprovalResult, findings reads, escalation publish. */
-  readonly decides: boolean;
   /** The table's indexes it queries (the base table is read and written by key only). */
   readonly indexes: readonly string[];
 }
@@ -116,7 +114,6 @@ const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
     timeout: Duration.minutes(2),
     retryAttempts: 2,
     maxEventAge: Duration.hours(1),
-    decides: true,
     indexes: [],
   },
   'scan-finished': {
@@ -125,7 +122,6 @@ const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
     timeout: Duration.minutes(5),
     retryAttempts: 2,
     maxEventAge: Duration.hours(1),
-    decides: true,
     indexes: [INDEX.digest],
   },
   'approval-ended': {
@@ -134,7 +130,6 @@ const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
     timeout: Duration.seconds(30),
     retryAttempts: 2,
     maxEventAge: Duration.hours(6),
-    decides: false,
     indexes: [INDEX.token],
   },
   sweep: {
@@ -145,10 +140,18 @@ const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
     // The next run a minute later does the same work: a retry would only overlap it.
     retryAttempts: 0,
     maxEventAge: Duration.minutes(5),
-    decides: true,
     indexes: [INDEX.open],
   },
 };
+
+/**
+ * Whether the function decides and acts (PutApprovalResult, findings reads, escalation publish). The functions
+ * that decide are exactly those that read the policy, so this is `READS_POLICY`, not a second list: the
+ * permissions to act and the policy to act on cannot go to different functions.
+ */
+function decides(name: FunctionName): boolean {
+  return READS_POLICY.has(name);
+}
 
 /** `tollgate evaluate` reads at most this much of a policy file before the loader sees it. */
 const POLICY_READ_LIMIT = 2 * 1024 * 1024;
@@ -227,16 +230,29 @@ export interface TollgateConfig {
 }
 
 /**
+ * The gated pipelines' and approval actions' globs as the construct will use them: defaulted, checked and
+ * normalised, each problem named by its prop. Exported so a caller can check what the gate answers (the app's
+ * demo pipeline) before the construct builds and bundles anything.
+ */
+export function resolveGlobs(
+  props: Pick<TollgateProps, 'pipelines' | 'approvalActionNames'>,
+): Pick<TollgateConfig, 'pipelines' | 'approvalActionNames'> {
+  return {
+    pipelines: normaliseGlobs('pipelines', props.pipelines ?? ['*'], 'pipeline name'),
+    approvalActionNames: normaliseGlobs(
+      'approvalActionNames',
+      props.approvalActionNames ?? ['Tollgate*'],
+      'approval action name',
+    ),
+  };
+}
+
+/**
  * Validates the props up front, each problem named by its prop: `Tollgate: pipelines[1]: expected …; got
  * …`. A bad policy file throws the loader's own `InputError` (`file:line:col: path: expected …; got …`).
  */
 export function resolveConfig(props: TollgateProps): TollgateConfig {
-  const pipelines = normaliseGlobs('pipelines', props.pipelines ?? ['*'], 'pipeline name');
-  const approvalActionNames = normaliseGlobs(
-    'approvalActionNames',
-    props.approvalActionNames ?? ['Tollgate*'],
-    'approval action name',
-  );
+  const { pipelines, approvalActionNames } = resolveGlobs(props);
   if (typeof props.policyFile !== 'string' || props.policyFile === '') {
     throw new TollgateConfigError('policyFile', 'the path of a policy file', shown(props.policyFile));
   }
@@ -378,7 +394,7 @@ export class Tollgate extends Construct {
     }
     this.roles = roles as Record<FunctionName, iam.Role>;
     // CloudTrail names the caller's role: approval-ended recognises Tollgate's own PutApprovalResult calls.
-    const ownRoles = FUNCTION_NAMES.filter((n) => FUNCTIONS[n].decides).map((n) => this.roles[n].roleName);
+    const ownRoles = FUNCTION_NAMES.filter(decides).map((n) => this.roles[n].roleName);
 
     const fns: Partial<Record<FunctionName, nodejs.NodejsFunction>> = {};
     for (const name of FUNCTION_NAMES) {
@@ -541,7 +557,7 @@ export class Tollgate extends Construct {
       environment: {
         TOLLGATE_TABLE: this.table.tableName,
         TOLLGATE_OWN_ROLES: Fn.join(',', [...ownRoles]),
-        ...(spec.decides
+        ...(decides(name)
           ? { TOLLGATE_SCAN_SOURCE: config.scanSource, TOLLGATE_TOPIC_ARN: this.topic.topicArn }
           : {}),
         POWERTOOLS_SERVICE_NAME: METRICS.service,
@@ -550,7 +566,7 @@ export class Tollgate extends Construct {
         NODE_OPTIONS: '--enable-source-maps',
       },
       // The policy validated above travels with the code of the functions that decide, as policy.json.
-      bundling: spec.decides ? { ...BUNDLING, commandHooks: policyBundleHook(config.policy) } : BUNDLING,
+      bundling: decides(name) ? { ...BUNDLING, commandHooks: policyBundleHook(config.policy) } : BUNDLING,
       retryAttempts: spec.retryAttempts,
       maxEventAge: spec.maxEventAge,
       onFailure: queueDestination(failedQueue),
@@ -594,7 +610,7 @@ export class Tollgate extends Construct {
     // are written once). TransactWriteItems is authorised per item as PutItem. No BatchWriteItem either:
     // IAM cannot tell its puts from its deletes, so the audit index items (VULN#) go out in transactions.
     add('Table', ['dynamodb:GetItem', 'dynamodb:PutItem'], [this.table.tableArn]);
-    if (spec.decides) {
+    if (decides(name)) {
       // Finished markers are overwritten as done (a Put) and expire by the table's TTL: no DeleteItem.
       if (name === 'sweep') {
         add('AuditPendingMarkers', ['dynamodb:Query'], [this.table.tableArn], {
@@ -611,7 +627,7 @@ export class Tollgate extends Construct {
     }
 
     // The key only through the services that hold Tollgate's data.
-    const via = ['dynamodb', 'sqs', ...(spec.decides && this.topic instanceof sns.Topic ? ['sns'] : [])];
+    const via = ['dynamodb', 'sqs', ...(decides(name) && this.topic instanceof sns.Topic ? ['sns'] : [])];
     add('Key', ['kms:Decrypt', 'kms:GenerateDataKey'], [this.key.keyArn], {
       StringEquals: { 'kms:ViaService': via.map((s) => `${s}.${region}.amazonaws.com`) },
     });
@@ -626,7 +642,7 @@ export class Tollgate extends Construct {
       },
     );
 
-    if (spec.decides) {
+    if (decides(name)) {
       add('Escalate', ['sns:Publish'], [this.topic.topicArn]);
       const topicKey = this.topic.masterKey;
       if (topicKey && !(this.topic instanceof sns.Topic)) {
@@ -688,7 +704,7 @@ export class Tollgate extends Construct {
 
     const star = [
       'xray:PutTraceSegments and xray:PutTelemetryRecords (added by Lambda active tracing)',
-      ...(spec.decides && this.config.scanSource === 'inspector'
+      ...(decides(name) && this.config.scanSource === 'inspector'
         ? ['inspector2:ListFindings and inspector2:ListCoverage']
         : []),
     ];

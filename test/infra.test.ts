@@ -24,7 +24,9 @@ import {
 import {
   CONTEXT_KEYS,
   checkContextKeys,
+  configFromContext,
   contextConfig,
+  gatedGlobs,
   TollgateStack,
   tollgateStackFromContext,
 } from '../infra/stack.js';
@@ -922,6 +924,24 @@ describe('the stack from CDK context', () => {
       [CONTEXT_KEYS.policyFile]: POLICY,
     });
     expect(configError(() => tollgateStackFromContext(bad)).key).toBe('tollgate:escalationEmails[1]');
+  });
+
+  it('gives the globs the stack will use without building it, a bad one named as the stack names it', () => {
+    const base = { [CONTEXT_KEYS.escalationEmails]: ['a@example.com'], [CONTEXT_KEYS.policyFile]: POLICY };
+    const scope = app(base);
+    expect(gatedGlobs(configFromContext(scope))).toEqual({
+      pipelines: ['*'],
+      approvalActionNames: ['Tollgate*'],
+    });
+    // The app checks the demo pipeline against these before building: nothing may be built yet.
+    expect(scope.node.children).toHaveLength(0);
+    expect(
+      gatedGlobs(configFromContext(app({ ...base, [CONTEXT_KEYS.pipelines]: 'pay**,pay*,billing' }))),
+    ).toEqual({ pipelines: ['pay*', 'billing'], approvalActionNames: ['Tollgate*'] });
+    const bad = { ...base, [CONTEXT_KEYS.approvalActionNames]: 'Tollgate*,bad name' };
+    const fromStack = configError(() => tollgateStackFromContext(app(bad))).message;
+    expect(fromStack).toMatch(/^Tollgate: tollgate:approvalActionNames\[1\]: expected /);
+    expect(configError(() => gatedGlobs(configFromContext(app(bad)))).message).toBe(fromStack);
   });
 
   it('reads the alarm target and an existing escalation topic with its key, and refuses bad ARNs', () => {

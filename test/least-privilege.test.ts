@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { App, type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { ensureTable } from '../adapters/dynamodb/table.js';
+import { ensureTable, TABLE_DEFINITION } from '../adapters/dynamodb/table.js';
 import { FUNCTION_NAMES, type ScanSource } from '../infra/patterns.js';
 import { Tollgate } from '../infra/tollgate.js';
 import { runScenario } from '../simulator/run.js';
@@ -16,7 +16,8 @@ import { ROOT } from './helpers.js';
  * The roles are tight enough to be safe (test/infra.test.ts) and wide enough to work: every AWS call each
  * function makes in every example scenario, replayed through the real handlers, is granted to that
  * function's role in the template the construct synthesizes for the scenario's configuration (its scan
- * source, its pipeline and action names as globs). A missing grant would not approve anything (the gate fails
+ * source, its pipeline and action names as globs), conditions included: a grant of the right action on the
+ * right resource is no grant if its Condition refuses the request. A missing grant would not approve anything (the gate fails
  * closed), but it would stop Tollgate working in a real account while every other test passed.
  */
 
@@ -29,8 +30,11 @@ const POLICY = join(ROOT, 'examples/policies/baseline.yaml');
 
 type Json = Record<string, unknown>;
 interface Statement {
+  readonly Sid?: string;
+  readonly Effect: string;
   readonly Action: string | string[];
   readonly Resource: unknown;
+  readonly Condition?: Record<string, Record<string, unknown>>;
 }
 
 /** What IAM authorises for one call: each action with the resource it is checked against. */
@@ -38,6 +42,12 @@ interface Need {
   readonly action: string;
   /** An ARN (partition `aws`), or a DynamoDB target (`table`, `index/<name>`) the template names by token. */
   readonly resource: string;
+  /**
+   * The request's values of the condition keys the test knows for this call (`dynamodb:LeadingKeys`,
+   * `events:source`). A statement conditioned on a key missing here makes `granted` throw: IAM would decide on
+   * a value the test does not have, and `ForAllValues` over no values is true, the opposite of a check.
+   */
+  readonly context?: Readonly<Record<string, readonly string[]>>;
 }
 
 const SERVICE: Readonly<Record<string, string>> = {
@@ -64,6 +74,38 @@ const TRANSACT_ACTION: Readonly<Record<string, string>> = {
   ConditionCheck: 'dynamodb:ConditionCheckItem',
 };
 
+const TABLE_PARTITION_KEY = TABLE_DEFINITION.KeySchema.find((k) => k.KeyType === 'HASH')!.AttributeName!;
+
+/** An attribute value as the document client sends it, or as the low-level client does (`{ S: … }`). */
+function stringValue(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  const s = (value as { S?: unknown } | undefined)?.S;
+  return typeof s === 'string' ? s : undefined;
+}
+
+/** `dynamodb:LeadingKeys` of a call on the base table: the partition key of its item (a Key or an Item). */
+function leadingKeys(call: string, item: unknown): NonNullable<Need['context']> {
+  const value = stringValue((item as Json | undefined)?.[TABLE_PARTITION_KEY]);
+  if (value === undefined) throw new Error(`${call}: no ${TABLE_PARTITION_KEY} the test can read`);
+  return { 'dynamodb:LeadingKeys': [value] };
+}
+
+/** The partition a base-table Query reads: the value its key condition gives the partition key. */
+function queriedPartition(input: Json): string {
+  const expression = String(input.KeyConditionExpression ?? '');
+  const names = (input.ExpressionAttributeNames ?? {}) as Record<string, string>;
+  const values = (input.ExpressionAttributeValues ?? {}) as Json;
+  for (const clause of expression.split(/\s+AND\s+/i)) {
+    const m = /^\s*(#?[A-Za-z0-9_]+)\s*=\s*(:[A-Za-z0-9_]+)\s*$/.exec(clause);
+    if (!m) continue;
+    const name = m[1]!.startsWith('#') ? names[m[1]!] : m[1];
+    if (name !== TABLE_PARTITION_KEY) continue;
+    const value = stringValue(values[m[2]!]);
+    if (value !== undefined) return value;
+  }
+  throw new Error(`a Query whose partition the test cannot read: ${JSON.stringify(expression)}`);
+}
+
 function needs(call: CallRecord, account: string, region: string): Need[] {
   const input = call.input;
   if (call.operation === 'TransactWriteItems') {
@@ -71,7 +113,8 @@ function needs(call: CallRecord, account: string, region: string): Need[] {
       const kind = Object.keys(item)[0] ?? '';
       const action = TRANSACT_ACTION[kind];
       if (!action) throw new Error(`a transaction item of an unknown kind: ${kind}`);
-      return { action, resource: 'table' };
+      const request = item[kind] as Json;
+      return { action, resource: 'table', context: leadingKeys(action, request.Item ?? request.Key) };
     });
   }
   const service = SERVICE[call.operation];
@@ -79,7 +122,24 @@ function needs(call: CallRecord, account: string, region: string): Need[] {
   const action = `${service}:${call.operation}`;
   if (service === 'dynamodb') {
     const index = input.IndexName;
-    return [{ action, resource: typeof index === 'string' ? `index/${index}` : 'table' }];
+    // An index query's leading keys are left out: no statement on an index is conditioned, and if one were,
+    // `granted` would throw rather than guess which partition key IAM reads there.
+    if (typeof index === 'string') return [{ action, resource: `index/${index}` }];
+    const context =
+      call.operation === 'Query'
+        ? { 'dynamodb:LeadingKeys': [queriedPartition(input)] }
+        : leadingKeys(action, input.Key ?? input.Item);
+    return [{ action, resource: 'table', context }];
+  }
+  if (call.operation === 'PutEvents') {
+    // Authorised entry by entry: each entry's source is the request's `events:source`.
+    const entries = (input.Entries as Json[] | undefined) ?? [];
+    if (entries.length === 0) throw new Error('a PutEvents call with no entries');
+    return entries.map((entry) => ({
+      action,
+      resource: '',
+      context: { 'events:source': [String(entry.Source)] },
+    }));
   }
   if (call.operation === 'PutApprovalResult') {
     const { pipelineName, stageName, actionName } = input as Record<string, string>;
@@ -123,18 +183,66 @@ function resourceText(resource: unknown, table: string): string {
     .replace(/^table\//, '');
 }
 
+const STATEMENT_FIELDS = new Set(['Sid', 'Effect', 'Action', 'Resource', 'Condition']);
+
 function granted(statements: readonly Statement[], need: Need, table: string): boolean {
   return statements.some((s) => {
+    // Deny, NotAction, NotResource, Principal…: an evaluator that skipped them would grant what IAM refuses.
+    const unknown = Object.keys(s).filter((k) => !STATEMENT_FIELDS.has(k));
+    if (s.Effect !== 'Allow' || unknown.length > 0) {
+      throw new Error(`statement ${s.Sid}: the test evaluates Allow statements of ${[...STATEMENT_FIELDS]}`);
+    }
     const actions = Array.isArray(s.Action) ? s.Action : [s.Action];
     if (!actions.includes(need.action)) return false;
-    if (need.resource === '') return true;
-    const resources = (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).map((r) =>
-      resourceText(r, table),
-    );
-    return resources.some((r) =>
-      need.resource.startsWith('arn:') ? arnMatches(r, need.resource) : r === need.resource,
-    );
+    if (need.resource !== '') {
+      const resources = (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).map((r) =>
+        resourceText(r, table),
+      );
+      const matched = resources.some((r) =>
+        need.resource.startsWith('arn:') ? arnMatches(r, need.resource) : r === need.resource,
+      );
+      if (!matched) return false;
+    }
+    return conditionsHold(s, need);
   });
+}
+
+/** IAM's string comparisons: `StringLike` takes `*` and `?` as `arnMatches` does. */
+const STRING_OPERATORS: Readonly<Record<string, (pattern: string, value: string) => boolean>> = {
+  StringEquals: (pattern, value) => pattern === value,
+  StringLike: arnMatches,
+};
+
+/**
+ * A statement's Condition block for the need: every operator and key must hold. Only what the template uses is
+ * implemented (`StringEquals` / `StringLike`, alone or as `ForAllValues:`); any other operator, a value the
+ * template leaves to CloudFormation, or a key whose request value the need does not carry throws, so a
+ * condition is never ignored.
+ */
+function conditionsHold(s: Statement, need: Need): boolean {
+  for (const [operator, block] of Object.entries(s.Condition ?? {})) {
+    const m = /^(ForAllValues:)?([A-Za-z]+)$/.exec(operator);
+    const compare = m ? STRING_OPERATORS[m[2]!] : undefined;
+    if (!m || !compare)
+      throw new Error(`statement ${s.Sid}: condition operator ${operator} is not implemented`);
+    for (const [key, expected] of Object.entries(block)) {
+      const patterns = Array.isArray(expected) ? expected : [expected];
+      if (!patterns.every((p): p is string => typeof p === 'string')) {
+        throw new Error(`statement ${s.Sid}: ${operator} ${key} compares to ${JSON.stringify(expected)}`);
+      }
+      const values = need.context?.[key];
+      if (values === undefined || values.length === 0) {
+        throw new Error(
+          `statement ${s.Sid}: the test does not know ${key} for ${need.action} ${need.resource}`,
+        );
+      }
+      if (m[1] === undefined && values.length !== 1) {
+        throw new Error(`statement ${s.Sid}: ${operator} on ${key}, which this request gives several values`);
+      }
+      if (!values.every((v) => patterns.some((p) => compare(p, v)))) return false;
+    }
+  }
+  return true;
 }
 
 interface Roles {
@@ -210,7 +318,10 @@ describe('every call a function makes is granted to its role', () => {
       const missing = calls.flatMap((call) =>
         needs(call, account, region)
           .filter((need) => !granted(gate.statements[call.caller!] ?? [], need, gate.table))
-          .map((need) => `${call.caller}: ${need.action} ${need.resource}`),
+          .map(
+            (need) =>
+              `${call.caller}: ${need.action} ${need.resource}${need.context ? ` ${JSON.stringify(need.context)}` : ''}`,
+          ),
       );
       expect([...new Set(missing)]).toEqual([]);
     },
@@ -237,16 +348,66 @@ describe('every call a function makes is granted to its role', () => {
     // Another pipeline, or a function that never answers approvals.
     expect(allowed(put('sweep', 'billing-api'))).toBe(false);
     expect(allowed(put('approval-ended', 'payments-api'))).toBe(false);
-    // The sweep's queries: its index and the AUDIT-PENDING partition of the table; not another index.
-    const query = (caller: string, IndexName?: string): CallRecord => ({
+    // The sweep's queries: its index and the AUDIT-PENDING partition of the table; not another index, not
+    // another partition (the statement's dynamodb:LeadingKeys condition).
+    const query = (caller: string, input: Json): CallRecord => ({
       ...put(caller, 'x'),
       operation: 'Query',
-      input: IndexName ? { IndexName } : {},
+      input,
     });
-    expect(allowed(query('sweep', 'open-gates'))).toBe(true);
-    expect(allowed(query('sweep'))).toBe(true);
-    expect(allowed(query('sweep', 'by-token'))).toBe(false);
-    expect(allowed(query('approval-started'))).toBe(false);
+    const partition = (pk: string) => ({
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': pk },
+    });
+    expect(allowed(query('sweep', { IndexName: 'open-gates' }))).toBe(true);
+    expect(allowed(query('sweep', partition('AUDIT-PENDING')))).toBe(true);
+    expect(
+      allowed(
+        query('sweep', {
+          KeyConditionExpression: 'begins_with(sk, :s) AND #p = :v',
+          ExpressionAttributeNames: { '#p': 'pk' },
+          ExpressionAttributeValues: { ':v': { S: 'AUDIT-PENDING' }, ':s': 'x' },
+        }),
+      ),
+    ).toBe(true);
+    expect(allowed(query('sweep', partition('GATE#payments-api/e1/Gate/TollgateApproval')))).toBe(false);
+    expect(allowed(query('sweep', partition('AUDIT-PENDING-X')))).toBe(false);
+    expect(allowed(query('sweep', { IndexName: 'by-token' }))).toBe(false);
+    expect(allowed(query('approval-started', partition('AUDIT-PENDING')))).toBe(false);
+    expect(() => allowed(query('sweep', { KeyConditionExpression: 'sk = :s' }))).toThrow(
+      /partition the test cannot read/,
+    );
+    // Events only with Tollgate's own source.
+    const events = (Source: string): CallRecord => ({
+      ...put('sweep', 'x'),
+      operation: 'PutEvents',
+      input: { Entries: [{ Source: 'tollgate' }, { Source }] },
+    });
+    expect(allowed(events('tollgate'))).toBe(true);
+    expect(allowed(events('aws.codepipeline'))).toBe(false);
+    // A condition the evaluator does not implement is an error, never a pass.
+    const conditioned = (Condition: NonNullable<Statement['Condition']>): Statement[] => [
+      { Sid: 'S', Effect: 'Allow', Action: 'dynamodb:Query', Resource: '*', Condition },
+    ];
+    const need: Need = { action: 'dynamodb:Query', resource: '', context: { 'dynamodb:LeadingKeys': ['a'] } };
+    expect(
+      granted(conditioned({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['a*'] } }), need, ''),
+    ).toBe(true);
+    expect(() => granted(conditioned({ Bool: { 'aws:SecureTransport': 'true' } }), need, '')).toThrow(
+      /operator Bool is not implemented/,
+    );
+    expect(() =>
+      granted(conditioned({ 'ForAnyValue:StringEquals': { 'dynamodb:LeadingKeys': ['a'] } }), need, ''),
+    ).toThrow(/operator ForAnyValue:StringEquals is not implemented/);
+    expect(() =>
+      granted(conditioned({ StringEqualsIfExists: { 'dynamodb:LeadingKeys': ['a'] } }), need, ''),
+    ).toThrow(/not implemented/);
+    expect(() => granted(conditioned({ StringEquals: { 'aws:SourceVpc': 'vpc-1' } }), need, '')).toThrow(
+      /does not know aws:SourceVpc/,
+    );
+    expect(() =>
+      granted([{ Sid: 'D', Effect: 'Deny', Action: 'dynamodb:Query', Resource: '*' }], need, ''),
+    ).toThrow(/Allow statements/);
     // ECR findings only where ECR basic scanning is the source.
     const ecr = { ...put('scan-finished', 'x'), operation: 'DescribeImageScanFindings', input: {} };
     expect(allowed(ecr)).toBe(false);

@@ -26,6 +26,11 @@ function matches(pattern: EventPattern, event: Json): boolean {
     if (Array.isArray(rule)) {
       if (!matchesField(rule as readonly FieldFilter[], value, field in event)) return false;
     } else {
+      if (typeof rule !== 'object' || rule === null) {
+        throw new Error(
+          `matcher: field ${field} is neither a list of filters nor a nested pattern: ${JSON.stringify(rule)}`,
+        );
+      }
       if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
       if (!matches(rule as EventPattern, value as Json)) return false;
     }
@@ -33,27 +38,59 @@ function matches(pattern: EventPattern, event: Json): boolean {
   return true;
 }
 
+/**
+ * The filter's one operator and its operand, when the operand has the shape this matcher implements; throws
+ * otherwise. EventBridge gives other shapes other meanings (`{prefix: {"equals-ignore-case": …}}`, a
+ * wildcard's `\*` escape, `{numeric: …}`), and reading them as the plain operator would decide wrongly.
+ */
+function operatorOf(filter: unknown): [string, string | boolean] {
+  const shape = JSON.stringify(filter);
+  if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) {
+    // Exact numbers, booleans and null are EventBridge filters too, but the patterns only compare strings.
+    throw new Error(`matcher: a filter that is not a string or an operator: ${shape}`);
+  }
+  const entries = Object.entries(filter);
+  if (entries.length !== 1) throw new Error(`matcher: a filter with other than one operator: ${shape}`);
+  const [operator, operand] = entries[0]!;
+  const refuse = (what: string) =>
+    new Error(`matcher: operator ${operator} with ${what} is not implemented: ${shape}`);
+  switch (operator) {
+    case 'prefix':
+    case 'suffix':
+      if (typeof operand !== 'string') throw refuse('an operand other than a string');
+      return [operator, operand];
+    case 'wildcard':
+      if (typeof operand !== 'string') throw refuse('an operand other than a string');
+      if (operand.includes('\\')) throw refuse('an escape');
+      return [operator, operand];
+    case 'exists':
+      if (typeof operand !== 'boolean') throw refuse('an operand other than true or false');
+      return [operator, operand];
+    default:
+      throw new Error(`matcher: operator ${operator} is not implemented: ${shape}`);
+  }
+}
+
 function matchesField(filters: readonly FieldFilter[], value: unknown, present: boolean): boolean {
+  if (filters.length === 0) throw new Error('matcher: an empty list of filters (EventBridge refuses it)');
   // An array in the event matches when any of its elements does (EventBridge's rule for arrays).
   const values = Array.isArray(value) ? value : [value];
-  return filters.some((filter) => {
+  // Every filter checked before any is applied: a refused one must not hide behind an earlier match.
+  const checked = filters.map((filter) => (typeof filter === 'string' ? filter : operatorOf(filter)));
+  return checked.some((filter) => {
     if (typeof filter === 'string') return present && values.some((v) => v === filter);
-    const keys = Object.keys(filter);
-    if (keys.length !== 1)
-      throw new Error(`matcher: a filter with several operators: ${JSON.stringify(filter)}`);
-    if ('exists' in filter) {
+    const [operator, operand] = filter;
+    if (operator === 'exists') {
       const leaf = present && value !== null && (typeof value !== 'object' || Array.isArray(value));
-      return filter.exists ? leaf : !present;
+      return operand ? leaf : !present;
     }
     if (!present) return false;
+    const text = operand as string;
     const strings = values.filter((v): v is string => typeof v === 'string');
-    if ('prefix' in filter) return strings.some((v) => v.startsWith(filter.prefix));
-    if ('suffix' in filter) return strings.some((v) => v.endsWith(filter.suffix));
-    if ('wildcard' in filter) {
-      const re = new RegExp(`^${filter.wildcard.split('*').map(escapeRegExp).join('.*')}$`, 's');
-      return strings.some((v) => re.test(v));
-    }
-    throw new Error(`matcher: operator ${keys[0]} is not implemented`);
+    if (operator === 'prefix') return strings.some((v) => v.startsWith(text));
+    if (operator === 'suffix') return strings.some((v) => v.endsWith(text));
+    const re = new RegExp(`^${text.split('*').map(escapeRegExp).join('.*')}$`, 's');
+    return strings.some((v) => re.test(v));
   });
 }
 
@@ -107,6 +144,31 @@ describe('the test matcher itself', () => {
   it('refuses operators it does not implement', () => {
     const pattern = { detail: { state: [{ 'anything-but': 'STARTED' }] } } as unknown as EventPattern;
     expect(() => matches(pattern, sample(STARTED))).toThrow(/anything-but is not implemented/);
+  });
+
+  it.each([
+    [{ prefix: { 'equals-ignore-case': 'x' } }, /operator prefix with an operand other than a string/],
+    [{ suffix: ['-api'] }, /operator suffix with an operand other than a string/],
+    [{ wildcard: 7 }, /operator wildcard with an operand other than a string/],
+    [{ wildcard: 'a\\*b' }, /operator wildcard with an escape/],
+    [{ exists: 'true' }, /operator exists with an operand other than true or false/],
+    [{ numeric: ['>', 0] }, /operator numeric is not implemented/],
+    [{ prefix: 'p', suffix: 's' }, /other than one operator/],
+    [{}, /other than one operator/],
+    [5, /not a string or an operator: 5/],
+    [null, /not a string or an operator: null/],
+  ])('refuses an operand shape it does not implement: %j', (filter, message) => {
+    const event = { a: 'payments-api' };
+    // After a filter that matches, so a refusal cannot be skipped by `some` stopping early.
+    const pattern = { a: ['payments-api', filter] } as unknown as EventPattern;
+    expect(() => matches(pattern, event)).toThrow(message);
+  });
+
+  it('refuses a field whose rule is neither filters nor a nested pattern, and an empty filter list', () => {
+    expect(() => matches({ a: 'payments-api' } as unknown as EventPattern, { a: 'payments-api' })).toThrow(
+      /field a is neither/,
+    );
+    expect(() => matches({ a: [] }, { a: 'payments-api' })).toThrow(/empty list of filters/);
   });
 
   it('implements exact, prefix, suffix, wildcard and exists as EventBridge does', () => {
