@@ -101,7 +101,8 @@ export function tailHash(s: string, tail: number): number {
  * Built for keys that are nearly always all different (the finding ARNs of an export): rather than probe
  * a hash table of a few megabytes once per string (a cache miss each), it sorts the hashes in a few
  * sequential passes and compares only the strings whose hashes are equal. When all differ, string i is
- * number i; copies are numbered from the sort too, so that a few of them cost no more than a few compares.
+ * number i and no string is read beyond those compares. Copies are found from the sort too, but then each
+ * first string is read once more to list `distinct` (one read per row, and an array as long as the rows).
  */
 export function numberStrings(
   stringAt: (i: number) => string,

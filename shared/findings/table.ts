@@ -241,7 +241,10 @@ export class FindingTableBuilder {
     this.cache = undefined;
   }
 
-  /** Records the source of row i (which must be element i of a list given to the constructor). */
+  /**
+   * Records the source of row i. When the builder was given a list, it is only checked: the source must be
+   * element i of that list.
+   */
   setSource(i: number, source: unknown): void {
     if (!this.givenSources) this.sources[i] = source;
     else if (this.sources[i] !== source) {

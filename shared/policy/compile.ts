@@ -72,15 +72,37 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
 
 function compileLoaded(loaded: LoadedPolicy): CompiledPolicy {
   const { policy } = loaded;
+  const globSet = sharedGlobSets();
   return {
     policy,
     sha256: loaded.sha256,
-    rules: policy.rules.map((rule, index) => compileRule(rule, index)),
-    exceptions: policy.exceptions.map((exception, index) => compileException(exception, index)),
+    rules: policy.rules.map((rule, index) => compileRule(rule, index, globSet)),
+    exceptions: policy.exceptions.map((exception, index) => compileException(exception, index, globSet)),
   };
 }
 
-function compileRule(rule: Rule, index: number): CompiledRule {
+type GlobSets = (patterns: readonly string[] | undefined) => GlobSet | undefined;
+
+/**
+ * One GlobSet per distinct list of patterns in a policy: the evaluator caches what a set matched by the set
+ * itself, so a list that a rule and an exception both give (`packages: [openssl*]`) is matched once per
+ * decision.
+ */
+function sharedGlobSets(): GlobSets {
+  const sets = new Map<string, GlobSet>();
+  return (patterns) => {
+    if (patterns === undefined) return undefined;
+    const key = JSON.stringify(patterns);
+    let set = sets.get(key);
+    if (set === undefined) {
+      set = compileGlobSet(patterns);
+      sets.set(key, set);
+    }
+    return set;
+  };
+}
+
+function compileRule(rule: Rule, index: number, globSet: GlobSets): CompiledRule {
   const w = rule.when;
   return {
     rule,
@@ -91,22 +113,22 @@ function compileRule(rule: Rule, index: number): CompiledRule {
     exploit: w.exploitAvailable === undefined ? undefined : w.exploitAvailable ? 1 : 0,
     minEpss: w.minEpss,
     olderThanMs: w.olderThanDays === undefined ? undefined : w.olderThanDays * DAY_MS,
-    vulnerabilityIds: w.vulnerabilityIds ? compileGlobSet(w.vulnerabilityIds) : undefined,
-    packages: w.packages ? compileGlobSet(w.packages) : undefined,
-    repositories: w.repositories ? compileGlobSet(w.repositories) : undefined,
-    pipelines: w.pipelines ? compileGlobSet(w.pipelines) : undefined,
+    vulnerabilityIds: globSet(w.vulnerabilityIds),
+    packages: globSet(w.packages),
+    repositories: globSet(w.repositories),
+    pipelines: globSet(w.pipelines),
   };
 }
 
-function compileException(exception: PolicyException, index: number): CompiledException {
+function compileException(exception: PolicyException, index: number, globSet: GlobSets): CompiledException {
   const r = exception.revokeIf;
   return {
     exception,
     index,
     vulnerabilityId: compileGlob(exception.vulnerabilityId),
-    packages: exception.packages ? compileGlobSet(exception.packages) : undefined,
-    repositories: exception.repositories ? compileGlobSet(exception.repositories) : undefined,
-    pipelines: exception.pipelines ? compileGlobSet(exception.pipelines) : undefined,
+    packages: globSet(exception.packages),
+    repositories: globSet(exception.repositories),
+    pipelines: globSet(exception.pipelines),
     expiresAt: expiryOf(exception.expires),
     revokeIf: r
       ? {

@@ -59,8 +59,8 @@ export interface Evaluation {
 }
 
 /**
- * The policy evaluator of the policy spec §2: a pure function of the policy, the findings, `now`, the
- * pipeline and the image. Its cost is linear in the findings and runs on the table's columns: findings are
+ * The policy evaluator of the policy spec §2: its result is a function of the policy, the findings, `now`,
+ * the pipeline and the image alone (the scratch rows it reuses never carry over: see ScratchRows). Its cost is linear in the findings and runs on the table's columns: findings are
  * numbered by key and by vulnerability id once, exceptions are looked up through an index of their
  * vulnerability-id globs (once per distinct id), and rules test typed columns.
  */
@@ -205,7 +205,8 @@ export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: Evaluatio
  * rule masks of matchRules), kept from one decision to the next. A fresh typed array of 100,000 rows is
  * often memory the system maps afresh, one page fault per 4 KB (about 16 µs each on the 2-core machine);
  * reused, it is already mapped. Each holds the largest list seen (4 bytes a row). Never handed out of
- * `evaluate`: the rows of a violation are arrays of their own.
+ * `evaluate`: the rows of a violation are arrays of their own. `evaluate` is synchronous and calls nothing
+ * that could evaluate again before it returns, so no two decisions share them at once.
  */
 class ScratchRows {
   private buffer = new Int32Array(0);
@@ -545,10 +546,12 @@ class RuleMasks {
     }
     this.packageRules = packageRules;
     this.idRules = idRules;
-    this.packageBits = new DistinctBits(packages.names, packageGlobs, packageRules, (g) =>
+    this.packageBits = new DistinctBits(packages.names.length, packageGlobs, packageRules, (g) =>
       packages.matches(g),
     );
-    this.idBits = new DistinctBits(t.distinctIds, idGlobs, idRules);
+    this.idBits = new DistinctBits(t.distinctIds.length, idGlobs, idRules, (g) =>
+      distinctMatches(t.distinctIds, g),
+    );
   }
 
   /** The rules row i matches; conditions no rule still in the running sets are not looked at. */
@@ -584,27 +587,19 @@ class DistinctBits {
   private readonly bits: Int32Array;
 
   constructor(
-    values: readonly string[],
+    length: number,
     /** By rule: its globs (MATCH_ALL where it sets none); only the rules in `tested` are tested. */
     globs: readonly GlobSet[],
     tested: number,
-    /**
-     * For each value, 1 where the globs match it, from a cache that outlives these bits (PackageMatcher):
-     * a rule may give the same package globs as an exception, already matched for it.
-     */
-    matches?: (globs: GlobSet) => Uint8Array,
+    /** For each value, 1 where the globs match it (for packages, from PackageMatcher's cache). */
+    matches: (globs: GlobSet) => Uint8Array,
   ) {
-    this.bits = new Int32Array(tested === 0 ? 0 : values.length);
+    this.bits = new Int32Array(tested === 0 ? 0 : length);
     for (let r = 0; r < globs.length; r++) {
       if ((tested & (1 << r)) === 0) continue;
-      const g = globs[r]!;
+      const m = matches(globs[r]!);
       const bit = 1 << r;
-      if (matches === undefined) {
-        for (let o = 0; o < values.length; o++) if (g.test(values[o]!)) this.bits[o]! |= bit;
-      } else {
-        const m = matches(g);
-        for (let o = 0; o < values.length; o++) if (m[o] === 1) this.bits[o]! |= bit;
-      }
+      for (let o = 0; o < length; o++) if (m[o] === 1) this.bits[o]! |= bit;
     }
   }
 
@@ -696,13 +691,11 @@ function revokes(r: CompiledRevoke, t: FindingTable, i: number): boolean {
  * many rules and exceptions give it.
  */
 class PackageMatcher {
-  /** By glob set: a probe per row (see `all`) finds the set itself, without building a key. */
-  private readonly memos = new Map<GlobSet, Uint8Array>();
   /**
-   * By the globs' patterns: the policy compiles each rule's and exception's globs apart, so equal lists
-   * are distinct sets, which the first look of each finds here.
+   * By glob set. The policy compiles equal lists of patterns to one set (see compilePolicy), so a list a
+   * rule and an exception both give is matched once; and a probe per row (see `all`) builds no key.
    */
-  private readonly byPatterns = new Map<string, Uint8Array>();
+  private readonly memos = new Map<GlobSet, Uint8Array>();
 
   constructor(private readonly table: FindingTable) {}
 
@@ -726,12 +719,7 @@ class PackageMatcher {
   matches(globs: GlobSet): Uint8Array {
     let memo = this.memos.get(globs);
     if (memo === undefined) {
-      const key = JSON.stringify(globs.patterns);
-      memo = this.byPatterns.get(key);
-      if (memo === undefined) {
-        memo = distinctMatches(this.table.distinctPackages, globs);
-        this.byPatterns.set(key, memo);
-      }
+      memo = distinctMatches(this.table.distinctPackages, globs);
       this.memos.set(globs, memo);
     }
     return memo;
@@ -917,7 +905,7 @@ function canonical(f: Finding): string {
     new ExceptionIndex([]),
     new PackageMatcher(table),
     new RuleMasks([], table, 0, new PackageMatcher(table)),
-    new DistinctBits([], [], 0),
+    new DistinctBits(0, [], 0, () => new Uint8Array(0)),
     new Thresholds([], () => undefined, 'atLeast'),
     new ViolationBuilder(table, table.distinctIds, table.idOrdinals),
   );
