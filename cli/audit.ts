@@ -252,9 +252,9 @@ async function runList(opts: RawListOptions): Promise<void> {
         );
       }
       if (opts.stats) {
-        const { scanned, fetched, returned, requests, index } = audit.stats;
+        const { scanned, fetched, returned, requests, index, markers } = audit.stats;
         process.stderr.write(
-          `served by ${index}: ${scanned} item(s) read by Query${fetched > 0 ? ` and ${fetched} record(s) by key` : ''} for ${returned} record(s), in ${requests} request(s)\n`,
+          `served by ${index}: ${scanned} item(s) read by Query${fetched > 0 ? ` and ${fetched} record(s) by key` : ''}${markers > 0 ? `, ${markers} pending marker(s)` : ''} for ${returned} record(s), in ${requests} request(s)\n`,
         );
       }
       return AUDIT_EXIT.OK;

@@ -1,4 +1,4 @@
-import { indexKind } from '../adapters/dynamodb/audit-items.js';
+import { vulnIndexWrite } from '../adapters/dynamodb/audit-items.js';
 import type { QuietResult, RunControl, ScheduledFault } from '../simulator/run.js';
 import { actionsByGate, checkRun, type Violation } from './invariants.js';
 import { checkLogs, type LogFacts } from './logs.js';
@@ -126,18 +126,7 @@ export async function cleanReplay(
  * keys (VULN-SHA256#) included: a chunk holding one is still an index write, and must get its fault.
  */
 export function indexWrite(call: { operation: string; input: Record<string, unknown> }): boolean {
-  const items = call.input.TransactItems;
-  return (
-    call.operation === 'TransactWriteItems' &&
-    Array.isArray(items) &&
-    items.length > 0 &&
-    items.every((t: unknown) => {
-      const put: unknown = typeof t === 'object' && t !== null ? Reflect.get(t, 'Put') : undefined;
-      const item: unknown = typeof put === 'object' && put !== null ? Reflect.get(put, 'Item') : undefined;
-      const pk: unknown = typeof item === 'object' && item !== null ? Reflect.get(item, 'pk') : undefined;
-      return indexKind(pk) === 'VULN';
-    })
-  );
+  return call.operation === 'TransactWriteItems' && vulnIndexWrite(call.input.TransactItems);
 }
 
 /** The faults to inject in one scenario, from the operations its clean replay made in each step. */

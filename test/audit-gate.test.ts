@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteCommand, GetCommand, PutCommand, paginateScan } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
-import { auditPk, auditSk, indexKind } from '../adapters/dynamodb/audit-items.js';
+import { auditPk, auditSk, vulnIndexWrite } from '../adapters/dynamodb/audit-items.js';
 import { DynamoAuditStore } from '../adapters/dynamodb/audit-store.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
 import type { AuditRecord } from '../shared/audit/record.js';
@@ -327,11 +327,7 @@ describe('concurrent appends', () => {
     // The race did happen: 8 records, and at least one append re-chained after losing its place. The
     // decisions' VULN# index items are TransactWriteItems too (after the record's): they are not appends.
     const transactions = world!.calls.filter((c) => c.operation === 'TransactWriteItems');
-    // Non-empty: `every` holds for no items at all, and a transaction of none is no index write.
-    const vulnIndex = (c: (typeof transactions)[number]) => {
-      const items = c.input.TransactItems as { Put?: { Item?: { pk?: unknown } } }[];
-      return items.length > 0 && items.every((t) => indexKind(t.Put?.Item?.pk) === 'VULN');
-    };
+    const vulnIndex = (c: (typeof transactions)[number]) => vulnIndexWrite(c.input.TransactItems);
     expect(transactions.filter(vulnIndex).length).toBeGreaterThanOrEqual(2);
     expect(transactions.filter((c) => !vulnIndex(c)).length).toBeGreaterThan(8);
   });

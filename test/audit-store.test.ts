@@ -1,8 +1,17 @@
 import { createHash } from 'node:crypto';
 import { ThrottlingException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditPk, auditSk, indexPk, PENDING_PK, pendingKey } from '../adapters/dynamodb/audit-items.js';
+import {
+  auditPk,
+  auditSk,
+  indexItem,
+  indexPk,
+  PENDING_PK,
+  pendingItem,
+  pendingKey,
+  vulnerabilityItems,
+} from '../adapters/dynamodb/audit-items.js';
 import { DynamoAuditStore, matchesFilter } from '../adapters/dynamodb/audit-store.js';
 import { type LocalDynamo, startLocalDynamo } from '../adapters/dynamodb/local.js';
 import {
@@ -10,6 +19,7 @@ import {
   createDocumentClient,
   DynamoStore,
   indexChunks,
+  REPAIR_BACKOFF,
 } from '../adapters/dynamodb/store.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
 import { ChainHeadMovedError, chainRecord } from '../shared/audit/chain.js';
@@ -313,8 +323,21 @@ describe('DynamoStore audit append', () => {
       new GetCommand({ TableName: TABLE, Key: { pk: PENDING_PK, sk: 'marker-test#000000000001' } }),
     );
     expect(marker.Item).toBeDefined();
-    expect(await list({ vulnerability: 'CVE-2031-0002' })).toEqual([]);
+    const vulnItems = async () =>
+      (
+        await dynamo.client.send(
+          new QueryCommand({
+            TableName: TABLE,
+            KeyConditionExpression: 'pk = :pk',
+            ExpressionAttributeValues: { ':pk': indexPk('VULN', 'CVE-2031-0002') },
+          }),
+        )
+      ).Items ?? [];
+    // No VULN# item yet; the record is listed all the same, from its marker.
+    expect(await vulnItems()).toEqual([]);
+    expect(await list({ vulnerability: 'CVE-2031-0002' })).toEqual([record]);
     expect(await store.repairAuditIndexes()).toBe(1);
+    expect(await vulnItems()).toHaveLength(1);
     expect(await list({ vulnerability: 'CVE-2031-0002' })).toEqual([record]);
     expect(await store.repairAuditIndexes()).toBe(0);
     // Finished, the marker is overwritten as done with a TTL (the roles have no DeleteItem).
@@ -392,7 +415,39 @@ describe('DynamoStore VULN# index items', () => {
     return out.Item;
   }
 
-  /** How many of the ids list exactly the record through the vulnerability index (16 lists at a time). */
+  /** How many of the ids have a VULN# item that points at the record (16 Queries at a time). */
+  async function indexedByEvery(record: AuditRecord, vulnerabilities: readonly string[]): Promise<number> {
+    let found = 0;
+    for (let i = 0; i < vulnerabilities.length; i += 16) {
+      const pages = await Promise.all(
+        vulnerabilities.slice(i, i + 16).map((v) =>
+          dynamo.client.send(
+            new QueryCommand({
+              TableName: TABLE,
+              KeyConditionExpression: 'pk = :pk',
+              ExpressionAttributeValues: { ':pk': indexPk('VULN', v) },
+              ConsistentRead: true,
+            }),
+          ),
+        ),
+      );
+      for (const page of pages) {
+        const items = page.Items ?? [];
+        if (
+          items.length === 1 &&
+          items[0]!.recordPk === auditPk(record.pipeline) &&
+          items[0]!.recordSk === auditSk(record.seq)
+        )
+          found++;
+      }
+    }
+    return found;
+  }
+
+  /**
+   * How many of the ids list exactly the record (16 lists at a time): through the VULN# items, or from its
+   * pending marker while they are not all written.
+   */
   async function listedByEvery(record: AuditRecord, vulnerabilities: readonly string[]): Promise<number> {
     let found = 0;
     for (let i = 0; i < vulnerabilities.length; i += 16) {
@@ -430,7 +485,7 @@ describe('DynamoStore VULN# index items', () => {
       // The only other write marks the marker done (a Put: the roles have no DeleteItem).
       expect(sent.map((s) => s.operation).filter((o) => o !== 'TransactWriteItems')).toEqual(['PutItem']);
       expect(await marker(record)).toMatchObject({ done: true, expiresAt: expect.any(Number) });
-      expect(await listedByEvery(record, vulnerabilities)).toBe(1000);
+      expect(await indexedByEvery(record, vulnerabilities)).toBe(1000);
 
       // A redelivered event writes them again: the same calls succeed, the same items, nothing doubled.
       const before = await dynamo.client.send(
@@ -444,7 +499,7 @@ describe('DynamoStore VULN# index items', () => {
       );
       expect(after.Item).toEqual(before.Item);
       const sample = vulnerabilities.filter((_, i) => i % 37 === 0);
-      expect(await listedByEvery(record, sample)).toBe(sample.length);
+      expect(await indexedByEvery(record, sample)).toBe(sample.length);
       expect(await audit.verify('vuln-thousand')).toEqual({ ok: true, records: 1, problems: [] });
     } finally {
       doc.destroy();
@@ -454,10 +509,26 @@ describe('DynamoStore VULN# index items', () => {
   it('cuts chunks at 100 items and keeps each transaction well under 4 MB', () => {
     const small = Array.from({ length: 250 }, (_, i) => ({ pk: `VULN#${i}`, sk: 'x' }));
     expect(indexChunks(small).map((c) => c.length)).toEqual([100, 100, 50]);
-    // Items near DynamoDB's 2 KB key limit: still 100 a chunk (about 400 KB).
-    const long = Array.from({ length: 150 }, (_, i) => ({ pk: `VULN#${'x'.repeat(2000)}${i}`, sk: 'y' }));
-    expect(indexChunks(long).map((c) => c.length)).toEqual([100, 50]);
     expect(indexChunks([])).toEqual([]);
+    // The largest items there can be: ids at the key limit (longer ones are hashed), a 100-character
+    // pipeline name (CodePipeline's limit) in the sort key and the record's key.
+    const pipeline = 'p'.repeat(100);
+    const record = chainRecord(
+      {
+        ...entry(pipeline, 1, 'decision', START),
+        vulnerabilities: Array.from({ length: 150 }, (_, i) => `${'x'.repeat(3000)}${i}`),
+      },
+      pipeline,
+      undefined,
+    );
+    const chunks = indexChunks(vulnerabilityItems(record));
+    expect(chunks.map((c) => c.length)).toEqual([100, 50]);
+    const biggest = Array.from({ length: 100 }, (_, i) =>
+      indexItem('VULN', `CVE-${String(i).padStart(2044 - 'VULN#CVE-'.length, '7')}`, record),
+    );
+    expect(biggest.every((item) => Buffer.byteLength(String(item.pk)) === 2048 - 4)).toBe(true);
+    // As JSON (names and values, more than DynamoDB counts): a tenth of the 4 MB a transaction may carry.
+    expect(Buffer.byteLength(JSON.stringify(biggest))).toBeLessThan(400_000);
   });
 
   it.each([
@@ -486,7 +557,7 @@ describe('DynamoStore VULN# index items', () => {
       const chunks = new Set(sentTransactions.map((t) => JSON.stringify(t.items.map((i) => i.pk))));
       expect(chunks.size).toBe(3);
       expect(await marker(record)).toMatchObject({ done: true });
-      expect(await listedByEvery(record, vulnerabilities)).toBe(250);
+      expect(await indexedByEvery(record, vulnerabilities)).toBe(250);
     } finally {
       doc.destroy();
     }
@@ -509,13 +580,15 @@ describe('DynamoStore VULN# index items', () => {
       const pending = await marker(record);
       expect(pending).toBeDefined();
       expect(pending?.done).toBeUndefined();
-      expect(await list({ vulnerability: vulnerabilities[150]! })).toEqual([]);
+      expect(await indexedByEvery(record, vulnerabilities)).toBeLessThan(250);
+      // Meanwhile the record is still listed by every id, from its marker.
+      expect(await listedByEvery(record, vulnerabilities.slice(140, 160))).toBe(20);
 
       // The sweep's repair, once the failure has passed.
       failing = false;
       expect(await counted.repairAuditIndexes()).toBe(1);
       expect(await marker(record)).toMatchObject({ done: true });
-      expect(await listedByEvery(record, vulnerabilities)).toBe(250);
+      expect(await indexedByEvery(record, vulnerabilities)).toBe(250);
       expect(await counted.repairAuditIndexes()).toBe(0);
     } finally {
       doc.destroy();
@@ -555,7 +628,7 @@ describe('DynamoStore VULN# index items', () => {
       expect(transactions(sent)).toHaveLength(2);
       expect((await marker(record))?.done).toBeUndefined();
       expect(await store.repairAuditIndexes()).toBeGreaterThanOrEqual(1);
-      expect(await listedByEvery(record, vulnerabilities)).toBe(150);
+      expect(await indexedByEvery(record, vulnerabilities)).toBe(150);
     } finally {
       doc.destroy();
     }
@@ -587,15 +660,118 @@ describe('DynamoStore VULN# index items', () => {
       );
       // The record behind the failing one is finished; the failing one's marker waits for the next sweep.
       expect(await marker(behind)).toMatchObject({ done: true });
-      expect(await listedByEvery(behind, behind.vulnerabilities)).toBe(30);
+      expect(await indexedByEvery(behind, behind.vulnerabilities)).toBe(30);
+      // The failing one's marker is put off: the next sweep passes it by, a later one tries it again.
+      const now = Date.now();
+      expect(await marker(stuck)).toMatchObject({ failures: 1, retryAt: expect.any(Number) });
       expect((await marker(stuck))?.done).toBeUndefined();
+      expect(Number((await marker(stuck))?.retryAt)).toBeGreaterThan(now);
 
       failing = false;
-      expect(await counted.repairAuditIndexes()).toBe(1);
-      expect(await listedByEvery(stuck, stuck.vulnerabilities)).toBe(30);
+      expect(await counted.repairAuditIndexes(new Date(now))).toBe(0);
+      expect(await counted.repairAuditIndexes(new Date(now + REPAIR_BACKOFF.firstMs + 1000))).toBe(1);
+      expect(await indexedByEvery(stuck, stuck.vulnerabilities)).toBe(30);
     } finally {
       doc.destroy();
     }
+  });
+
+  it('records that fail sweep after sweep are put off, so the ones behind them get their turn', async () => {
+    // Markers are read in key order: these two sort before every other pipeline's, and fill a repair of 2.
+    const stuck = [
+      await decisionWith('aa-stuck-1', ids('CVE-2042', 5), 120),
+      await decisionWith('aa-stuck-2', ids('CVE-2043', 5), 121),
+    ];
+    const behind = await decisionWith('ab-behind', ids('CVE-2044', 5), 122);
+    const invalid = () =>
+      Object.assign(new Error('One or more parameter values were invalid'), { name: 'ValidationException' });
+    const { store: counted, doc } = countedStore((_n, call) =>
+      String(call.items[0]?.pipeline).startsWith('aa-stuck') ? invalid() : undefined,
+    );
+    const at = (ms: number) => new Date(Date.parse('2026-11-26T10:00:00.000Z') + ms);
+    try {
+      const first = await counted.repairAuditIndexes(at(0), 2).catch((e: unknown) => e);
+      expect((first as AuditIndexRepairError).failures.map((f) => f.marker)).toEqual([
+        'aa-stuck-1#1',
+        'aa-stuck-2#1',
+      ]);
+      expect((await marker(behind))?.done).toBeUndefined();
+      // The next sweep, a minute later: the two are not due yet, so the record behind them is finished.
+      const next = await counted
+        .repairAuditIndexes(at(REPAIR_BACKOFF.firstMs - 1), 2)
+        .catch((e: unknown) => e);
+      expect(next).not.toBeInstanceOf(Error);
+      expect(await marker(behind)).toMatchObject({ done: true });
+      expect(await indexedByEvery(behind, behind.vulnerabilities)).toBe(5);
+      // Due again, they fail again and wait twice as long.
+      await counted.repairAuditIndexes(at(REPAIR_BACKOFF.firstMs), 2).catch(() => undefined);
+      for (const record of stuck) {
+        expect(await marker(record)).toMatchObject({
+          failures: 2,
+          retryAt: at(REPAIR_BACKOFF.firstMs + 2 * REPAIR_BACKOFF.firstMs).getTime(),
+        });
+      }
+      // Never more than the longest wait, however often they fail (the tenth would wait 512 minutes).
+      let t = REPAIR_BACKOFF.firstMs;
+      for (let k = 0; k < 8; k++) {
+        t += REPAIR_BACKOFF.maxMs;
+        await counted.repairAuditIndexes(at(t), 2).catch(() => undefined);
+      }
+      expect(await marker(stuck[0]!)).toMatchObject({
+        failures: 10,
+        retryAt: at(t + REPAIR_BACKOFF.maxMs).getTime(),
+      });
+    } finally {
+      doc.destroy();
+      for (const record of stuck) {
+        await dynamo.client.send(
+          new PutCommand({ TableName: TABLE, Item: { ...pendingKey(record), done: true, expiresAt: 1 } }),
+        );
+      }
+    }
+  });
+
+  it('writes no marker for a record whose ids give no index item', async () => {
+    const record = await decisionWith('vuln-empty-id', [''], 130);
+    expect(await marker(record)).toBeUndefined();
+    await store.indexAudit(record);
+    expect(await marker(record)).toBeUndefined();
+  });
+
+  it('lists a record whose VULN# items are not written yet in its place, either order, and once when they are', async () => {
+    // Three decisions of one pipeline naming one id, a day apart: the middle one not indexed.
+    let head: AuditRecord | undefined;
+    const records: AuditRecord[] = [];
+    for (const day of [140, 141, 142]) {
+      head = chainRecord(
+        {
+          ...entry('vuln-unindexed', day, 'decision', START + day * DAY),
+          vulnerabilities: ['CVE-2045-0001'],
+        },
+        'vuln-unindexed',
+        head,
+      );
+      await store.appendAudit(head);
+      if (day !== 141) await store.indexAudit(head);
+      records.push(head);
+    }
+    const [first, middle, last] = records as [AuditRecord, AuditRecord, AuditRecord];
+    expect(await indexedByEvery(middle, ['CVE-2045-0001'])).toBe(0);
+    const filter: AuditFilter = { vulnerability: 'CVE-2045-0001' };
+    for (const pageSize of [1, 200]) {
+      expect((await list(filter, pageSize)).map(key)).toEqual([last, middle, first].map(key));
+      expect((await list(filter, pageSize, 'oldest')).map(key)).toEqual([first, middle, last].map(key));
+    }
+    // The filter still applies to it: out of range, or another id, it is not listed.
+    expect((await list({ ...filter, until: new Date(START + 141 * DAY) })).map(key)).toEqual([key(first)]);
+    expect(await list({ vulnerability: 'CVE-2045-0002' })).toEqual([]);
+    // Its items written but its marker not yet marked done (a repair cut short): listed once.
+    await store.indexAudit(middle);
+    await dynamo.client.send(new PutCommand({ TableName: TABLE, Item: pendingItem(middle) }));
+    expect((await list(filter, 1)).map(key)).toEqual([last, middle, first].map(key));
+    await store.indexAudit(middle);
+    expect(await marker(middle)).toMatchObject({ done: true });
+    expect((await list(filter)).map(key)).toEqual([last, middle, first].map(key));
   });
 
   it("dynalite's own refusal (the table is not there) is not retried either", async () => {
@@ -608,9 +784,9 @@ describe('DynamoStore VULN# index items', () => {
       expect(transactions(sent)).toHaveLength(2);
       expect(sent.some((s) => s.operation === 'PutItem')).toBe(false);
       expect((await marker(record))?.done).toBeUndefined();
-      expect(await listedByEvery(record, vulnerabilities)).toBe(0);
+      expect(await indexedByEvery(record, vulnerabilities)).toBe(0);
       expect(await store.repairAuditIndexes()).toBe(1);
-      expect(await listedByEvery(record, vulnerabilities)).toBe(150);
+      expect(await indexedByEvery(record, vulnerabilities)).toBe(150);
     } finally {
       doc.destroy();
     }

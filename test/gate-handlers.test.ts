@@ -21,7 +21,7 @@ import {
 } from '@aws-sdk/client-inspector2';
 import { InternalErrorException, PublishCommand } from '@aws-sdk/client-sns';
 import { describe, expect, it, vi } from 'vitest';
-import { indexKind } from '../adapters/dynamodb/audit-items.js';
+import { vulnIndexWrite } from '../adapters/dynamodb/audit-items.js';
 import { createDocumentClient } from '../adapters/dynamodb/store.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
 import { loadPolicySource } from '../functions/common/policy.js';
@@ -508,11 +508,7 @@ describe('AWS failing', () => {
       (next, context) => async (args) => {
         const input = args.input as { TransactItems?: { Put?: { Item?: { pk?: unknown } } }[] };
         const keys = (input.TransactItems ?? []).map((t) => String(t.Put?.Item?.pk));
-        if (
-          context.commandName === 'TransactWriteItemsCommand' &&
-          keys.length > 0 &&
-          keys.every((k) => indexKind(k) === 'VULN')
-        ) {
+        if (context.commandName === 'TransactWriteItemsCommand' && vulnIndexWrite(input.TransactItems)) {
           vulnTransactions.push(keys);
           if (refusing) {
             throw Object.assign(new Error('One or more parameter values were invalid'), {

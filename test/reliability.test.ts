@@ -125,8 +125,9 @@ describe('the fault plan and the VULN# index writes', () => {
       expect(hits).toContainEqual({ persistence: 'once', index: true });
       expect(hits.filter((h) => h.index).every((h) => h.persistence === 'once')).toBe(true);
 
-      // Each kind of failure of that write: no violation, and the same items written after it (the store's
-      // own retry for throttling; the sweep's repair, from the pending marker, for the others).
+      // Each kind of failure of that write: no violation, and the same items written after it by the sweep's
+      // repair, from the pending marker (the faults are injected before the SDK's own retries, so a throttled
+      // write fails here as one the SDK gave up on would).
       const indexFaults = planned.filter((p) => indexWrite(target(p)));
       expect(indexFaults.map((p) => p.kind).sort()).toEqual([
         '5xx',

@@ -126,6 +126,23 @@ export function indexKind(pk: unknown): IndexKind | undefined {
   return INDEX_PK.exec(pk)?.[1] as IndexKind | undefined;
 }
 
+/**
+ * Whether a TransactWriteItems' items are all VULN# index items (a chunk that `indexAudit` writes after the
+ * record's own transaction), hashed keys included; a transaction of no items is none.
+ */
+export function vulnIndexWrite(transactItems: unknown): boolean {
+  return (
+    Array.isArray(transactItems) &&
+    transactItems.length > 0 &&
+    transactItems.every((t: unknown) => {
+      const put: unknown = typeof t === 'object' && t !== null ? Reflect.get(t, 'Put') : undefined;
+      const item: unknown = typeof put === 'object' && put !== null ? Reflect.get(put, 'Item') : undefined;
+      const pk: unknown = typeof item === 'object' && item !== null ? Reflect.get(item, 'pk') : undefined;
+      return indexKind(pk) === 'VULN';
+    })
+  );
+}
+
 export function indexItem(kind: IndexKind, value: string, record: AuditRecord): Item {
   return {
     pk: indexPk(kind, value),

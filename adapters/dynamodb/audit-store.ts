@@ -7,7 +7,17 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { type VerifyResult, verifyChain } from '../../shared/audit/chain.js';
 import { type AuditFilter, type AuditRecord, reviewerMatches } from '../../shared/audit/record.js';
-import { auditPk, auditSk, dayOf, HEAD_SK, type IndexKind, indexPk, PIPELINES_PK } from './audit-items.js';
+import {
+  auditPk,
+  auditSk,
+  auditSortKey,
+  dayOf,
+  HEAD_SK,
+  type IndexKind,
+  indexPk,
+  PENDING_PK,
+  PIPELINES_PK,
+} from './audit-items.js';
 import { INDEX } from './table.js';
 
 /*
@@ -52,6 +62,12 @@ export interface AuditReadStats {
   requests: number;
   /** The index (or index-item partition) that served the filter. */
   index: string;
+  /**
+   * Pending markers read (ScannedCount) to find the records whose VULN# items are not all written yet: a
+   * vulnerability filter only. Not in `scanned`: it does not grow with the answer but with the markers of
+   * the last day (done ones wait for the table's TTL).
+   */
+  markers: number;
 }
 
 /** Which filter a `list` is served by, most selective first. */
@@ -139,7 +155,14 @@ function planFor(filter: AuditFilter): Plan {
  * Records come back exactly as they were written (the map is the AuditRecord).
  */
 export class DynamoAuditStore {
-  readonly stats: AuditReadStats = { scanned: 0, returned: 0, fetched: 0, requests: 0, index: '' };
+  readonly stats: AuditReadStats = {
+    scanned: 0,
+    returned: 0,
+    fetched: 0,
+    requests: 0,
+    index: '',
+    markers: 0,
+  };
 
   constructor(
     private readonly doc: DynamoDBDocumentClient,
@@ -157,6 +180,7 @@ export class DynamoAuditStore {
     stats.returned = 0;
     stats.fetched = 0;
     stats.requests = 0;
+    stats.markers = 0;
     const pageSize = Math.max(1, Math.floor(options.pageSize ?? DEFAULT_PAGE));
     const forward = options.order === 'oldest';
     const plan = planFor(filter);
@@ -178,9 +202,9 @@ export class DynamoAuditStore {
           ),
         );
         break;
-      case 'items':
+      case 'items': {
         stats.index = `${plan.index}# items`;
-        records = this.fetched(
+        const indexed = this.fetched(
           this.queryPages(
             {
               ...keyCondition('pk', indexPk(plan.index, plan.value), 'sk', range),
@@ -189,7 +213,11 @@ export class DynamoAuditStore {
             pageSize,
           ),
         );
+        // VULN# items are written after their record's transaction (see the store's indexAudit): a record
+        // whose items are not all written yet would be missing from the answer, silently.
+        records = plan.index === 'VULN' ? this.withUnindexed(indexed, forward) : indexed;
         break;
+      }
       case 'days':
         stats.index = INDEX.day;
         records = this.byDays(range, forward, pageSize);
@@ -344,6 +372,62 @@ export class DynamoAuditStore {
     for await (const items of pages) for (const item of items) yield recordOf(item);
   }
 
+  /**
+   * `indexed` with, in their places in its order, the records whose VULN# items may not all be written: those
+   * of the pending markers not yet done, read first (usually none). The caller's filter decides which of
+   * them belong; one that is also indexed is yielded once.
+   */
+  private async *withUnindexed(
+    indexed: AsyncIterable<AuditRecord>,
+    forward: boolean,
+  ): AsyncGenerator<AuditRecord> {
+    const markers: Item[] = [];
+    const pages = this.queryPages(
+      {
+        KeyConditionExpression: 'pk = :pk',
+        FilterExpression: 'attribute_not_exists(done)',
+        ExpressionAttributeValues: { ':pk': PENDING_PK },
+        ConsistentRead: true,
+      },
+      1000,
+      'markers',
+    );
+    for await (const items of pages) markers.push(...items);
+    if (markers.length === 0) {
+      yield* indexed;
+      return;
+    }
+    const found = await this.batchGet(
+      markers.map((m) => ({ pk: auditPk(String(m.pipeline)), sk: auditSk(Number(m.seq)) })),
+    );
+    const before = (a: string, b: string): boolean => (forward ? a < b : a > b);
+    const unindexed = [...found.values()]
+      .map((item) => {
+        const record = recordOf(item);
+        return { record, key: auditSortKey(record), yielded: false };
+      })
+      .sort((a, b) => (a.key === b.key ? 0 : before(a.key, b.key) ? -1 : 1));
+    const byPlace = new Map(unindexed.map((u) => [`${u.record.pipeline}#${u.record.seq}`, u]));
+    let next = 0;
+    for await (const record of indexed) {
+      const key = auditSortKey(record);
+      for (; next < unindexed.length && before(unindexed[next]!.key, key); next++) {
+        const u = unindexed[next]!;
+        if (!u.yielded) {
+          u.yielded = true;
+          yield u.record;
+        }
+      }
+      const u = byPlace.get(`${record.pipeline}#${record.seq}`);
+      if (u !== undefined) {
+        if (u.yielded) continue;
+        u.yielded = true;
+      }
+      yield record;
+    }
+    for (const u of unindexed.slice(next)) if (!u.yielded) yield u.record;
+  }
+
   /** Index items' records, by key, in the index's order; an index item whose record is gone is skipped. */
   private async *fetched(pages: AsyncIterable<Item[]>): AsyncGenerator<AuditRecord> {
     for await (const items of pages) {
@@ -386,7 +470,8 @@ export class DynamoAuditStore {
   private async *queryPages(
     input: Omit<QueryCommandInput, 'TableName' | 'Limit' | 'ExclusiveStartKey'>,
     pageSize: number,
-    count = true,
+    /** What the pages read counts as: `scanned` (the index), `markers`, or nothing. */
+    count: boolean | 'markers' = true,
   ): AsyncGenerator<Item[]> {
     let start: Item | undefined;
     do {
@@ -398,9 +483,11 @@ export class DynamoAuditStore {
           ...(start ? { ExclusiveStartKey: start } : {}),
         }),
       );
-      if (count) {
+      if (count !== false) {
+        const read = output.ScannedCount ?? output.Items?.length ?? 0;
         this.stats.requests++;
-        this.stats.scanned += output.ScannedCount ?? output.Items?.length ?? 0;
+        if (count === 'markers') this.stats.markers += read;
+        else this.stats.scanned += read;
       }
       start = output.LastEvaluatedKey;
       const items = output.Items ?? [];

@@ -314,6 +314,11 @@ const INDEX_CHUNK_ITEMS = 100;
 const INDEX_CONCURRENCY = 4;
 /** Attempts per chunk, the first included, while it is cancelled by conflicts or throttling. */
 const INDEX_ATTEMPTS = 8;
+/**
+ * How long a pending marker whose repair failed waits before the sweep tries it again: the first wait, then
+ * doubling with each failure up to the last. The sweep runs every minute.
+ */
+export const REPAIR_BACKOFF = { firstMs: 60_000, maxMs: 3_600_000 } as const;
 
 /** Items in order, cut into chunks of at most INDEX_CHUNK_ITEMS items. */
 export function indexChunks(items: readonly Item[]): Item[][] {
@@ -494,11 +499,15 @@ export class DynamoStore implements StorePort {
   }
 
   /**
-   * Finishes the index items of decision records whose writing failed or was cut short (their pending
-   * markers, oldest first, at most `limit`). Returns how many records were finished.
+   * Finishes the index items of decision records whose writing failed or was cut short: at most `limit` of
+   * the pending markers due now, in key order (by pipeline, then seq). A record that fails again is put off
+   * (REPAIR_BACKOFF), so that records failing sweep after sweep cannot take every place of the ones behind
+   * them. Returns how many records were finished; throws AuditIndexRepairError, once the others are done,
+   * when some failed.
    */
-  async repairAuditIndexes(limit = 25): Promise<number> {
-    // Done markers wait for their TTL in the same partition: page past them (a bounded number of pages).
+  async repairAuditIndexes(at: Date = new Date(), limit = 25): Promise<number> {
+    const now = at.getTime();
+    // Done and put-off markers wait in the same partition: page past them (a bounded number of pages).
     const markers: Record<string, unknown>[] = [];
     let start: Record<string, unknown> | undefined;
     for (let page = 0; page < 20 && markers.length < limit; page++) {
@@ -506,8 +515,9 @@ export class DynamoStore implements StorePort {
         new QueryCommand({
           TableName: this.tableName,
           KeyConditionExpression: 'pk = :pk',
-          FilterExpression: 'attribute_not_exists(done)',
-          ExpressionAttributeValues: { ':pk': PENDING_PK },
+          FilterExpression:
+            'attribute_not_exists(done) AND (attribute_not_exists(retryAt) OR retryAt <= :now)',
+          ExpressionAttributeValues: { ':pk': PENDING_PK, ':now': now },
           ConsistentRead: true,
           ...(start ? { ExclusiveStartKey: start } : {}),
         }),
@@ -521,19 +531,49 @@ export class DynamoStore implements StorePort {
     for (const marker of markers.slice(0, limit)) {
       const pipeline = String(marker.pipeline);
       const seq = Number(marker.seq);
-      // One record that keeps failing must not hold back the records behind it, sweep after sweep.
       try {
         const item = await this.get(auditPk(pipeline), auditSk(seq));
         const record = item?.record as AuditRecord | undefined;
-        if (record) await this.indexAudit(record);
+        // A marker with nothing left to write (its record gone, or listing no id that is indexed) is done.
+        if (record !== undefined && vulnerabilityItems(record).length > 0) await this.indexAudit(record);
         else await this.finishMarker({ pipeline, seq });
         done++;
       } catch (error) {
         failures.push({ marker: `${pipeline}#${seq}`, error });
+        await this.putOff(marker, now);
       }
     }
     if (failures.length > 0) throw new AuditIndexRepairError(done, failures);
     return done;
+  }
+
+  /**
+   * Counts a failed repair on its marker and sets when to try again (1, 2, 4 … minutes, at most an hour),
+   * unless the marker was finished meanwhile. Best effort: if this write fails too, the marker is simply due
+   * again at the next sweep, and the failure it records is reported by the caller either way.
+   */
+  private async putOff(marker: Record<string, unknown>, now: number): Promise<void> {
+    const failures = (typeof marker.failures === 'number' ? marker.failures : 0) + 1;
+    const pipeline = String(marker.pipeline);
+    const seq = Number(marker.seq);
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            ...pendingKey({ pipeline, seq }),
+            type: 'audit-pending',
+            pipeline,
+            seq,
+            failures,
+            retryAt: now + Math.min(REPAIR_BACKOFF.maxMs, REPAIR_BACKOFF.firstMs * 2 ** (failures - 1)),
+          },
+          ConditionExpression: 'attribute_not_exists(done)',
+        }),
+      );
+    } catch {
+      // See above: nothing is lost, the marker stays due.
+    }
   }
 
   private gatePut(gate: Gate, expectedVersion: number): TransactItem {
@@ -581,7 +621,8 @@ export class DynamoStore implements StorePort {
     ];
     if (record.seq === 1)
       items.push({ Put: { TableName: this.tableName, Item: registryItem(record.pipeline, record.time) } });
-    if (record.vulnerabilities.length > 0)
+    // Exactly when indexAudit has items to write: a marker it would never finish would be repaired forever.
+    if (vulnerabilityItems(record).length > 0)
       items.push({ Put: { TableName: this.tableName, Item: pendingItem(record) } });
     return items;
   }
@@ -621,8 +662,9 @@ export class DynamoStore implements StorePort {
   }
 
   /**
-   * One chunk of index items as one TransactWriteItems of unconditional Puts, sent again (with backoff) while
-   * it is throttled or cancelled by conflicts; any other failure is thrown at once.
+   * One chunk of index items as one TransactWriteItems of unconditional Puts, sent again (with jittered
+   * backoff) while DynamoDB cancels it for conflicts or throttling of its items (see retryableIndexWrite);
+   * any other failure, a throttled request included (the SDK's own retries are spent by then), is thrown.
    */
   private async transactPuts(items: readonly Item[]): Promise<void> {
     const TransactItems = items.map((Item): TransactItem => ({ Put: { TableName: this.tableName, Item } }));
@@ -640,7 +682,11 @@ export class DynamoStore implements StorePort {
             { cause: error },
           );
         }
-        await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 20 * 2 ** attempt)));
+        // Jittered: a sweep repairing the record while its decision still writes it sends the same chunks,
+        // which conflict; on one fixed schedule the two would collide on every attempt.
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.random() * Math.min(1000, 20 * 2 ** attempt)),
+        );
       }
     }
   }

@@ -288,7 +288,7 @@ export class GateService extends GateClosing<GateDeps> {
   /** Vulnerability index items a decision could not write (derived data: a failure here is only logged). */
   private async repairAuditIndexes(): Promise<void> {
     try {
-      const repaired = await this.d.store.repairAuditIndexes();
+      const repaired = await this.d.store.repairAuditIndexes(this.now());
       if (repaired > 0) this.d.log.info('finished audit vulnerability index items', { records: repaired });
     } catch (error) {
       this.d.metrics.count('AuditIndexFailures');
@@ -606,7 +606,6 @@ export class GateService extends GateClosing<GateDeps> {
 
   /** A decision's vulnerability index items; a failure is left to the sweep (the store keeps a marker). */
   private async indexAudit(record: AuditRecord): Promise<void> {
-    if (record.vulnerabilities.length === 0) return;
     try {
       await this.d.store.indexAudit(record);
     } catch (error) {

@@ -185,10 +185,11 @@ export interface StorePort {
    */
   indexAudit(record: AuditRecord): Promise<void>;
   /**
-   * Finishes the index items of records whose indexing failed; returns how many. Throws if any could not be
-   * finished, after trying the others (their markers stay for the next call).
+   * Finishes the index items of records whose indexing failed and are due at `now`; returns how many. Throws
+   * if any could not be finished, after trying the others (their markers stay, put off for a while, so that
+   * they cannot hold back the others).
    */
-  repairAuditIndexes(): Promise<number>;
+  repairAuditIndexes(now: Date): Promise<number>;
 }
 
 export interface ClockPort {
