@@ -268,7 +268,18 @@ export class GateService extends GateClosing<GateDeps> {
   // ── sweep ───────────────────────────────────────────────────────────────────────────────────────────
 
   async sweep(): Promise<readonly GateReport[]> {
-    const [gates] = await Promise.all([this.d.store.openGates(), this.repairAuditIndexes()]);
+    // The repair (derived data; it logs its own failures) runs beside the gates' work, not before it: a record
+    // whose items take retries must not hold up a decision. It is awaited before the sweep returns.
+    const repairing = this.repairAuditIndexes();
+    try {
+      return await this.sweepGates();
+    } finally {
+      await repairing;
+    }
+  }
+
+  private async sweepGates(): Promise<readonly GateReport[]> {
+    const gates = await this.d.store.openGates();
     const now = this.now().getTime();
     const waiting = gates.filter((g) => g.state === 'WAITING');
     this.d.metrics.gatesWaiting({
