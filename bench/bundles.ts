@@ -18,12 +18,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import {
-  type BuiltBundle,
-  buildArchiveBundle,
-  buildFunctionBundles,
-  type FunctionName,
-} from '../infra/bundling.js';
+import { type BuiltBundle, buildArchiveBundle, buildFunctionBundles } from '../infra/bundling.js';
+import type { FunctionName } from '../infra/patterns.js';
 import { buildSdkFloor } from './sdk-floor.js';
 
 const run = promisify(execFile);

@@ -13,6 +13,7 @@ import {
 import type { BuildOptions, Metafile } from 'esbuild';
 import { policyBundle } from '../shared/policy/bundle.js';
 import { type LoadedPolicy, parsePolicy } from '../shared/policy/load.js';
+import { FUNCTION_NAMES, type FunctionName } from './patterns.js';
 
 /*
  * How the Lambda functions are built, in one place for the two builders: the CDK construct
@@ -22,9 +23,6 @@ import { type LoadedPolicy, parsePolicy } from '../shared/policy/load.js';
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
 const fromRoot = (path: string): string => join(ROOT, ...path.split('/'));
-
-export const FUNCTION_NAMES = ['approval-started', 'scan-finished', 'approval-ended', 'sweep'] as const;
-export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
 /** Each function's entry point (absolute): `functions/<name>/index.ts`, exporting `handler`. */
 export const FUNCTION_ENTRIES: Readonly<Record<FunctionName, string>> = {

@@ -21,12 +21,12 @@ import {
   buildFunctionBundles,
   esbuildOptions,
   FUNCTION_ENTRIES,
-  FUNCTION_NAMES,
   type FunctionBundle,
   POLICY_BUNDLE_FILE,
   policyBundleHook,
   READS_POLICY,
 } from '../infra/bundling.js';
+import { FUNCTION_NAMES } from '../infra/patterns.js';
 import { InputError } from '../shared/errors.js';
 import { readPolicyBundle } from '../shared/policy/bundle.js';
 import { parsePolicy } from '../shared/policy/load.js';

@@ -8,7 +8,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TABLE_DEFINITION } from '../adapters/dynamodb/table.js';
-import { FUNCTION_NAMES as BUNDLED_FUNCTIONS, READS_POLICY } from '../infra/bundling.js';
+import { READS_POLICY } from '../infra/bundling.js';
 import {
   approvalActionArns,
   FUNCTION_NAMES,
@@ -1080,8 +1080,4 @@ describe('bundling', () => {
     }
     expect([...READS_POLICY].sort()).toEqual(['approval-started', 'scan-finished', 'sweep']);
   }, 120_000);
-
-  it('names the same four functions as the bundler', () => {
-    expect([...FUNCTION_NAMES]).toEqual([...BUNDLED_FUNCTIONS]);
-  });
 });

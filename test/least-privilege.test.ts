@@ -40,7 +40,10 @@ interface Statement {
 /** What IAM authorises for one call: each action with the resource it is checked against. */
 interface Need {
   readonly action: string;
-  /** An ARN (partition `aws`), or a DynamoDB target (`table`, `index/<name>`) the template names by token. */
+  /**
+   * An ARN (partition `aws`); `*` for an action IAM checks against no resource; or what the template names by
+   * token: a DynamoDB target (`table`, `index/<name>`), the `topic`.
+   */
   readonly resource: string;
   /**
    * The request's values of the condition keys the test knows for this call (`dynamodb:LeadingKeys`,
@@ -131,13 +134,19 @@ function needs(call: CallRecord, account: string, region: string): Need[] {
         : leadingKeys(action, input.Key ?? input.Item);
     return [{ action, resource: 'table', context }];
   }
+  const text = (field: string): string => {
+    const value = input[field];
+    if (typeof value !== 'string' || value === '')
+      throw new Error(`${call.operation}: no ${field} in its input`);
+    return value;
+  };
   if (call.operation === 'PutEvents') {
-    // Authorised entry by entry: each entry's source is the request's `events:source`.
+    // Authorised entry by entry, on the entry's bus: its source is the request's `events:source`.
     const entries = (input.Entries as Json[] | undefined) ?? [];
     if (entries.length === 0) throw new Error('a PutEvents call with no entries');
     return entries.map((entry) => ({
       action,
-      resource: '',
+      resource: `arn:aws:events:${region}:${account}:event-bus/${String(entry.EventBusName ?? 'default')}`,
       context: { 'events:source': [String(entry.Source)] },
     }));
   }
@@ -150,7 +159,31 @@ function needs(call: CallRecord, account: string, region: string): Need[] {
       },
     ];
   }
-  return [{ action, resource: '' }];
+  switch (service) {
+    case 'codepipeline':
+      return [
+        {
+          action,
+          resource: `arn:aws:codepipeline:${region}:${account}:${text(call.operation === 'GetPipelineState' ? 'name' : 'pipelineName')}`,
+        },
+      ];
+    case 'ecr':
+      return [
+        {
+          action,
+          resource: `arn:aws:ecr:${region}:${String(input.registryId ?? account)}:repository/${text('repositoryName')}`,
+        },
+      ];
+    case 'sns':
+      // The template names the topic by a token: the one topic the stack has is what the test can compare.
+      text('TopicArn');
+      return [{ action, resource: 'topic' }];
+    case 'inspector2':
+      // ListFindings and ListCoverage take no resource-level permissions: IAM checks them against `*`.
+      return [{ action, resource: '*' }];
+    default:
+      throw new Error(`no resource known for the call ${call.operation}: add it here`);
+  }
 }
 
 /** IAM's wildcards in an ARN pattern: `*` any run of characters, `?` one. */
@@ -162,22 +195,31 @@ function arnMatches(pattern: string, arn: string): boolean {
   return new RegExp(`^${re}$`).test(arn);
 }
 
-/** A template resource as text: ARNs with the partition resolved, the table and its indexes by name. */
-function resourceText(resource: unknown, table: string): string {
+/**
+ * A template resource as text: ARNs with the partition, region and account resolved, the table and its
+ * indexes by name, the topic as `topic`. Any other token throws: read as a wildcard or as text, it would
+ * grant or refuse by accident.
+ */
+function resourceText(resource: unknown, names: ResourceNames): string {
   if (typeof resource === 'string') return resource;
   const json = resource as Json;
+  if (typeof json.Ref === 'string' && json.Ref === names.topic) return 'topic';
   const getAtt = json['Fn::GetAtt'] as [string, string] | undefined;
-  if (getAtt) return getAtt[0] === table && getAtt[1] === 'Arn' ? 'table' : JSON.stringify(resource);
+  const unknown = () => new Error(`a resource the test cannot read: ${JSON.stringify(resource)}`);
+  if (getAtt) {
+    if (getAtt[0] === names.table && getAtt[1] === 'Arn') return 'table';
+    throw unknown();
+  }
   const join = json['Fn::Join'] as [string, unknown[]] | undefined;
-  if (!join) return JSON.stringify(resource);
+  if (!join) throw unknown();
   return join[1]
     .map((part) => {
       if (typeof part === 'string') return part;
       const p = part as Json;
       if (p.Ref === 'AWS::Partition') return 'aws';
       const att = p['Fn::GetAtt'] as [string, string] | undefined;
-      if (att && att[0] === table && att[1] === 'Arn') return 'table';
-      return '?';
+      if (att && att[0] === names.table && att[1] === 'Arn') return 'table';
+      throw unknown();
     })
     .join(join[0])
     .replace(/^table\//, '');
@@ -185,7 +227,13 @@ function resourceText(resource: unknown, table: string): string {
 
 const STATEMENT_FIELDS = new Set(['Sid', 'Effect', 'Action', 'Resource', 'Condition']);
 
-function granted(statements: readonly Statement[], need: Need, table: string): boolean {
+/** The logical ids of the resources the template names by token. */
+interface ResourceNames {
+  readonly table: string;
+  readonly topic: string;
+}
+
+function granted(statements: readonly Statement[], need: Need, names: ResourceNames): boolean {
   return statements.some((s) => {
     // Deny, NotAction, NotResource, Principal…: an evaluator that skipped them would grant what IAM refuses.
     const unknown = Object.keys(s).filter((k) => !STATEMENT_FIELDS.has(k));
@@ -194,15 +242,15 @@ function granted(statements: readonly Statement[], need: Need, table: string): b
     }
     const actions = Array.isArray(s.Action) ? s.Action : [s.Action];
     if (!actions.includes(need.action)) return false;
-    if (need.resource !== '') {
-      const resources = (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).map((r) =>
-        resourceText(r, table),
-      );
-      const matched = resources.some((r) =>
-        need.resource.startsWith('arn:') ? arnMatches(r, need.resource) : r === need.resource,
-      );
-      if (!matched) return false;
-    }
+    const resources = (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).map((r) =>
+      resourceText(r, names),
+    );
+    const matched = resources.some((r) =>
+      need.resource.startsWith('arn:') || need.resource === '*'
+        ? arnMatches(r, need.resource)
+        : r === need.resource,
+    );
+    if (!matched) return false;
     return conditionsHold(s, need);
   });
 }
@@ -246,7 +294,7 @@ function conditionsHold(s: Statement, need: Need): boolean {
 }
 
 interface Roles {
-  readonly table: string;
+  readonly names: ResourceNames;
   readonly statements: Readonly<Record<string, Statement[]>>;
 }
 
@@ -281,7 +329,7 @@ function roles(
       .filter((r) => (r.Properties.Roles as { Ref: string }[]).some((x) => x.Ref === role))
       .flatMap((r) => (r.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
   }
-  return { table: id(tollgate.table), statements };
+  return { names: { table: id(tollgate.table), topic: id(tollgate.topic) }, statements };
 }
 
 let tables = 0;
@@ -317,7 +365,7 @@ describe('every call a function makes is granted to its role', () => {
       );
       const missing = calls.flatMap((call) =>
         needs(call, account, region)
-          .filter((need) => !granted(gate.statements[call.caller!] ?? [], need, gate.table))
+          .filter((need) => !granted(gate.statements[call.caller!] ?? [], need, gate.names))
           .map(
             (need) =>
               `${call.caller}: ${need.action} ${need.resource}${need.context ? ` ${JSON.stringify(need.context)}` : ''}`,
@@ -342,7 +390,7 @@ describe('every call a function makes is granted to its role', () => {
     });
     const allowed = (call: CallRecord) =>
       needs(call, '123456789012', 'eu-west-1').every((n) =>
-        granted(gate.statements[call.caller!] ?? [], n, gate.table),
+        granted(gate.statements[call.caller!] ?? [], n, gate.names),
       );
     expect(allowed(put('sweep', 'payments-api'))).toBe(true);
     // Another pipeline, or a function that never answers approvals.
@@ -389,28 +437,75 @@ describe('every call a function makes is granted to its role', () => {
     const conditioned = (Condition: NonNullable<Statement['Condition']>): Statement[] => [
       { Sid: 'S', Effect: 'Allow', Action: 'dynamodb:Query', Resource: '*', Condition },
     ];
-    const need: Need = { action: 'dynamodb:Query', resource: '', context: { 'dynamodb:LeadingKeys': ['a'] } };
+    const need: Need = {
+      action: 'dynamodb:Query',
+      resource: '*',
+      context: { 'dynamodb:LeadingKeys': ['a'] },
+    };
+    const none: ResourceNames = { table: '', topic: '' };
     expect(
-      granted(conditioned({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['a*'] } }), need, ''),
+      granted(conditioned({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['a*'] } }), need, none),
     ).toBe(true);
-    expect(() => granted(conditioned({ Bool: { 'aws:SecureTransport': 'true' } }), need, '')).toThrow(
+    expect(() => granted(conditioned({ Bool: { 'aws:SecureTransport': 'true' } }), need, none)).toThrow(
       /operator Bool is not implemented/,
     );
     expect(() =>
-      granted(conditioned({ 'ForAnyValue:StringEquals': { 'dynamodb:LeadingKeys': ['a'] } }), need, ''),
+      granted(conditioned({ 'ForAnyValue:StringEquals': { 'dynamodb:LeadingKeys': ['a'] } }), need, none),
     ).toThrow(/operator ForAnyValue:StringEquals is not implemented/);
     expect(() =>
-      granted(conditioned({ StringEqualsIfExists: { 'dynamodb:LeadingKeys': ['a'] } }), need, ''),
+      granted(conditioned({ StringEqualsIfExists: { 'dynamodb:LeadingKeys': ['a'] } }), need, none),
     ).toThrow(/not implemented/);
-    expect(() => granted(conditioned({ StringEquals: { 'aws:SourceVpc': 'vpc-1' } }), need, '')).toThrow(
+    expect(() => granted(conditioned({ StringEquals: { 'aws:SourceVpc': 'vpc-1' } }), need, none)).toThrow(
       /does not know aws:SourceVpc/,
     );
     expect(() =>
-      granted([{ Sid: 'D', Effect: 'Deny', Action: 'dynamodb:Query', Resource: '*' }], need, ''),
+      granted([{ Sid: 'D', Effect: 'Deny', Action: 'dynamodb:Query', Resource: '*' }], need, none),
     ).toThrow(/Allow statements/);
     // ECR findings only where ECR basic scanning is the source.
-    const ecr = { ...put('scan-finished', 'x'), operation: 'DescribeImageScanFindings', input: {} };
+    const ecr = {
+      ...put('scan-finished', 'x'),
+      operation: 'DescribeImageScanFindings',
+      input: { repositoryName: 'payments/api' },
+    };
     expect(allowed(ecr)).toBe(false);
+    const call = (caller: string, operation: string, input: Json): CallRecord => ({
+      ...put(caller, 'x'),
+      operation,
+      input,
+    });
+    // Tags resolved in this account's repositories only, and by approval-started only.
+    expect(allowed(call('approval-started', 'DescribeImages', { repositoryName: 'payments/api' }))).toBe(
+      true,
+    );
+    expect(
+      allowed(
+        call('approval-started', 'DescribeImages', {
+          repositoryName: 'payments/api',
+          registryId: '999999999999',
+        }),
+      ),
+    ).toBe(false);
+    expect(allowed(call('sweep', 'DescribeImages', { repositoryName: 'payments/api' }))).toBe(false);
+    // Pipelines read where they are gated.
+    expect(allowed(call('sweep', 'GetPipelineState', { name: 'payments-api' }))).toBe(true);
+    expect(allowed(call('sweep', 'GetPipelineExecution', { pipelineName: 'billing-api' }))).toBe(false);
+    expect(allowed(call('approval-ended', 'ListActionExecutions', { pipelineName: 'payments-api' }))).toBe(
+      false,
+    );
+    // The escalation topic, by the deciding functions; events on the default bus only.
+    expect(allowed(call('scan-finished', 'Publish', { TopicArn: 'arn:aws:sns:eu-west-1:1:t' }))).toBe(true);
+    expect(allowed(call('approval-ended', 'Publish', { TopicArn: 'arn:aws:sns:eu-west-1:1:t' }))).toBe(false);
+    expect(
+      allowed(call('sweep', 'PutEvents', { Entries: [{ Source: 'tollgate', EventBusName: 'other' }] })),
+    ).toBe(false);
+    // A resource the evaluator cannot read is an error, never a wildcard.
+    expect(() =>
+      granted(
+        [{ Sid: 'R', Effect: 'Allow', Action: 'sns:Publish', Resource: { 'Fn::ImportValue': 'topic' } }],
+        { action: 'sns:Publish', resource: 'topic' },
+        none,
+      ),
+    ).toThrow(/a resource the test cannot read/);
     expect(() => needs({ ...ecr, operation: 'DeleteTable' }, '1', 'r')).toThrow(/no IAM action known/);
   });
 });
