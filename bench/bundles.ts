@@ -9,7 +9,9 @@
  *   is the function's cold start minus the runtime's own: parsing and running the bundle's top level, which
  *   builds the AWS runtime (SDK clients, Powertools, the policy read and validated), as Lambda's Init does;
  * - sdkBytes: the size of a bundle that makes the same AWS SDK calls and nothing else (sdk-floor.ts), the
- *   least any function making them can weigh with the SDK bundled.
+ *   least any function making them can weigh with the SDK bundled;
+ * - sdkSplits (approval-started's only): the same for parts of its calls (`SDK_SPLITS`), the least a
+ *   function of a design that splits the work could weigh.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -20,7 +22,7 @@ import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { type BuiltBundle, buildArchiveBundle, buildFunctionBundles } from '../infra/bundling.js';
 import type { FunctionName } from '../infra/patterns.js';
-import { buildSdkFloor } from './sdk-floor.js';
+import { buildSdkFloor, buildSdkSplits, type SdkSplitName } from './sdk-floor.js';
 
 const run = promisify(execFile);
 
@@ -107,7 +109,12 @@ export interface BundleFigures {
   readonly importRuns: readonly number[];
   /** The same SDK calls alone, bundled alike (sdk-floor.ts). */
   readonly sdkBytes: number;
+  /** For `SPLIT_FROM` only: the floor of each part of its calls another design could make alone (`SDK_SPLITS`). */
+  readonly sdkSplits?: Readonly<Record<SdkSplitName, number>>;
 }
+
+/** The function whose calls the splits are taken from: the three deciding functions make the same ones. */
+export const SPLIT_FROM: FunctionName = 'approval-started';
 
 export const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -151,6 +158,7 @@ async function measure(
   }
   // Built after the imports are timed, beside the bundles (removed with them).
   const sdkBytes = (await buildSdkFloor(bundle, floorDir)).bytes;
+  const splits = bundle.name === SPLIT_FROM ? await buildSdkSplits(bundle, floorDir) : undefined;
   return {
     name: bundle.name,
     bytes: bundle.bytes,
@@ -158,5 +166,11 @@ async function measure(
     importMs: median(importRuns),
     importRuns,
     sdkBytes,
+    ...(splits && {
+      sdkSplits: Object.fromEntries(Object.entries(splits).map(([k, f]) => [k, f.bytes])) as Record<
+        SdkSplitName,
+        number
+      >,
+    }),
   };
 }

@@ -17,7 +17,9 @@
  * `bundles.<function>.bytes` (index.mjs; the table adds it gzipped), `.importMs`, the median of
  * BENCH_IMPORT_RUNS (5) fresh `node` processes each importing the bundle, which builds the function's AWS
  * runtime as Lambda's Init does, and `.sdkBytes`, a bundle making the same AWS SDK calls and nothing else
- * (sdk-floor.ts).
+ * (sdk-floor.ts); `sdkSplits`, the same for parts of approval-started's calls that a design splitting the
+ * work would still make in one function (the table alone; deciding from ECR or from Inspector without
+ * publishing).
  *
  * Then the audit trail (audit.ts): BENCH_AUDIT_RECORDS (100,000) records over 50 pipelines in dynalite;
  * `list --pipeline P --since 30d` and `list --vulnerability CVE-…` through DynamoAuditStore.list against a
@@ -149,6 +151,13 @@ for (const b of bundles) {
     `  ${b.name.padEnd(20)} ${String(b.bytes).padStart(7)} (${String(b.gzipBytes).padStart(6)})   ${String(b.sdkBytes).padStart(15)}   ${round(b.importMs).toFixed(1).padStart(7)} (${b.importRuns.map((ms) => round(ms, 0)).join(', ')})`,
   );
 }
+const splits = bundles.find((b) => b.sdkSplits !== undefined);
+if (!splits?.sdkSplits) throw new Error('bench: no bundle measured the SDK splits');
+console.log(
+  `SDK calls alone, split  ${Object.entries(splits.sdkSplits)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ')}  (parts of ${splits.name}'s calls: bench/sdk-floor.ts SDK_SPLITS)`,
+);
 
 // The audit trail last (audit.ts): its dynalite runs in a process of its own, after the bundles' imports
 // are timed, so it cannot slow them. Filling 100,000 records is most of the bench's time.
@@ -193,6 +202,7 @@ const result = {
   bundles: Object.fromEntries(
     bundles.map((b) => [b.name, { bytes: b.bytes, importMs: round(b.importMs), sdkBytes: b.sdkBytes }]),
   ),
+  sdkSplits: splits.sdkSplits,
   auditReadRatio: {
     pipelineSince: round(audit.pipelineSince.readRatio, 3),
     vulnerability: round(audit.vulnerability.readRatio, 3),

@@ -91,11 +91,16 @@ export interface SdkFloor {
 /**
  * Builds the stand-in of `bundle` as `<dir>/<name>/index.mjs` (not in the bundle's own folder, which is what
  * a function ships; under the same file name, which its source-map comment repeats) and returns its size.
+ * `calls` defaults to the bundle's own; a split (`sdkSplitCalls`) passes a part of them, under its own name.
  */
-export async function buildSdkFloor(bundle: BuiltBundle, dir: string): Promise<SdkFloor> {
+export async function buildSdkFloor(
+  bundle: BuiltBundle,
+  dir: string,
+  calls: readonly SdkPackageCalls[] = sdkCalls(bundle.metafile),
+  name: string = bundle.name,
+): Promise<SdkFloor> {
   const { build } = await import('esbuild');
-  const calls = sdkCalls(bundle.metafile);
-  const outfile = join(dir, bundle.name, BUNDLE_FILE);
+  const outfile = join(dir, name, BUNDLE_FILE);
   const { entryPoints: _function, ...options } = esbuildOptions(BUNDLING, bundle.file, outfile);
   const result = await build({
     ...options,
@@ -104,4 +109,71 @@ export async function buildSdkFloor(bundle: BuiltBundle, dir: string): Promise<S
   const output = Object.values(result.metafile?.outputs ?? {}).find((o) => o.entryPoint !== undefined);
   if (!result.metafile || !output) throw new Error(`esbuild wrote no ${outfile}`);
   return { calls, bytes: output.bytes, metafile: result.metafile };
+}
+
+/**
+ * The parts of a deciding function's SDK calls that a function of another design would still have to make,
+ * for the bench to size designs that split the work: what a function can weigh at least, before any of
+ * Tollgate's code, if it did only that part.
+ *
+ * - `store`: the table alone (every function that records a decision or closes a gate reads and writes it);
+ * - `ecr`: deciding from ECR basic scans (the pipeline's state and token, `PutApprovalResult`, the findings,
+ *   the table), with the escalation (SNS) and Tollgate's events (EventBridge) left to another function;
+ * - `inspector`: the same from Inspector (ECR only for the tag's digest).
+ *
+ * A package's `'all'` keeps the commands the function sends; a list keeps those.
+ */
+export const SDK_SPLITS = {
+  store: { '@aws-sdk/client-dynamodb': 'all', '@aws-sdk/lib-dynamodb': 'all' },
+  ecr: {
+    '@aws-sdk/client-dynamodb': 'all',
+    '@aws-sdk/lib-dynamodb': 'all',
+    '@aws-sdk/client-codepipeline': 'all',
+    '@aws-sdk/client-ecr': 'all',
+  },
+  inspector: {
+    '@aws-sdk/client-dynamodb': 'all',
+    '@aws-sdk/lib-dynamodb': 'all',
+    '@aws-sdk/client-codepipeline': 'all',
+    '@aws-sdk/client-ecr': ['DescribeImagesCommand'],
+    '@aws-sdk/client-inspector2': 'all',
+  },
+} as const satisfies Readonly<Record<string, Readonly<Record<string, 'all' | readonly string[]>>>>;
+
+export type SdkSplitName = keyof typeof SDK_SPLITS;
+
+/**
+ * The part of `calls` a split keeps. A package or command the split names that the function does not make is
+ * an error: the split would then size a design that makes calls the function does not, or none at all.
+ */
+export function sdkSplitCalls(
+  calls: readonly SdkPackageCalls[],
+  keep: Readonly<Record<string, 'all' | readonly string[]>>,
+): SdkPackageCalls[] {
+  return Object.entries(keep)
+    .map(([pkg, commands]) => {
+      const made = calls.find((c) => c.pkg === pkg);
+      if (!made) throw new Error(`sdkSplitCalls: the function makes no ${pkg} call`);
+      if (commands === 'all') return made;
+      const missing = commands.filter((c) => !made.commands.includes(c));
+      if (missing.length > 0)
+        throw new Error(`sdkSplitCalls: the function does not send ${pkg} ${missing.join(', ')}`);
+      return { ...made, commands: [...commands].sort() };
+    })
+    .sort((a, b) => (a.pkg < b.pkg ? -1 : 1));
+}
+
+/** Each split of `bundle`'s calls built alike, as `<dir>/<bundle>-<split>/index.mjs`. */
+export async function buildSdkSplits(
+  bundle: BuiltBundle,
+  dir: string,
+): Promise<Readonly<Record<SdkSplitName, SdkFloor>>> {
+  const all = sdkCalls(bundle.metafile);
+  const out: Partial<Record<SdkSplitName, SdkFloor>> = {};
+  for (const [name, keep] of Object.entries(SDK_SPLITS) as [
+    SdkSplitName,
+    (typeof SDK_SPLITS)[SdkSplitName],
+  ][])
+    out[name] = await buildSdkFloor(bundle, dir, sdkSplitCalls(all, keep), `${bundle.name}-${name}`);
+  return out as Record<SdkSplitName, SdkFloor>;
 }

@@ -13,8 +13,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalDynamo } from '../adapters/dynamodb/local.js';
 import { DynamoStore } from '../adapters/dynamodb/store.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
-import { BENCH_POLICY, FUNCTION_ENV, inFreshNode, measureBundles, median } from '../bench/bundles.js';
-import { buildSdkFloor, type SdkFloor, sdkCalls, sdkFloorSource } from '../bench/sdk-floor.js';
+import {
+  BENCH_POLICY,
+  FUNCTION_ENV,
+  inFreshNode,
+  measureBundles,
+  median,
+  SPLIT_FROM,
+} from '../bench/bundles.js';
+import {
+  buildSdkFloor,
+  buildSdkSplits,
+  SDK_SPLITS,
+  type SdkFloor,
+  sdkCalls,
+  sdkFloorSource,
+  sdkSplitCalls,
+} from '../bench/sdk-floor.js';
 import {
   BUNDLE_FILE,
   BUNDLING,
@@ -374,6 +389,54 @@ describe('the SDK floor (bench/sdk-floor.ts)', () => {
   });
 });
 
+describe('the SDK splits (bench/sdk-floor.ts SDK_SPLITS)', () => {
+  const calls = [
+    { pkg: '@aws-sdk/client-dynamodb', client: 'DynamoDBClient', commands: ['GetItemCommand'] },
+    {
+      pkg: '@aws-sdk/client-ecr',
+      client: 'ECRClient',
+      commands: ['DescribeImageScanFindingsCommand', 'DescribeImagesCommand'],
+    },
+    { pkg: '@aws-sdk/client-sns', client: 'SNSClient', commands: ['PublishCommand'] },
+  ];
+
+  it('keep the packages and commands a split names, and refuse what the function does not make', () => {
+    expect(
+      sdkSplitCalls(calls, {
+        '@aws-sdk/client-ecr': ['DescribeImagesCommand'],
+        '@aws-sdk/client-dynamodb': 'all',
+      }),
+    ).toEqual([calls[0], { ...calls[1], commands: ['DescribeImagesCommand'] }]);
+    expect(() => sdkSplitCalls(calls, { '@aws-sdk/client-inspector2': 'all' })).toThrow(
+      /makes no @aws-sdk\/client-inspector2 call/,
+    );
+    expect(() => sdkSplitCalls(calls, { '@aws-sdk/client-ecr': ['PutImageCommand'] })).toThrow(
+      /does not send @aws-sdk\/client-ecr PutImageCommand/,
+    );
+  });
+
+  it('build each split of a deciding function from its own calls, lighter than all of them', async () => {
+    const deciding = bundles.find((b) => b.name === 'approval-started')!;
+    const all = await buildSdkFloor(deciding, join(dir, 'sdk-split-all'));
+    const splits = await buildSdkSplits(deciding, join(dir, 'sdk-split'));
+    expect(Object.keys(splits).sort()).toEqual(Object.keys(SDK_SPLITS).sort());
+    for (const [name, floor] of Object.entries(splits)) {
+      // What was built makes exactly the split's calls: none of the others came back in through a shared module.
+      expect(sdkCalls(floor.metafile), name).toEqual(floor.calls);
+      expect(floor.bytes, name).toBeLessThan(all.bytes);
+    }
+    expect(splits.store.calls.map((c) => c.pkg)).toEqual([
+      '@aws-sdk/client-dynamodb',
+      '@aws-sdk/lib-dynamodb',
+    ]);
+    expect(splits.store.bytes).toBeLessThan(splits.ecr.bytes);
+    expect(splits.ecr.bytes).toBeLessThan(splits.inspector.bytes);
+    expect(splits.inspector.calls.find((c) => c.pkg === '@aws-sdk/client-ecr')?.commands).toEqual([
+      'DescribeImagesCommand',
+    ]);
+  }, 120_000);
+});
+
 describe('the bench’s bundle figures (npm run bench)', () => {
   it('measure every deployed function: bytes, gzip, import times from fresh processes, and the SDK floor', async () => {
     const figures = await measureBundles({ runs: 2 });
@@ -385,7 +448,13 @@ describe('the bench’s bundle figures (npm run bench)', () => {
       expect(f.importMs, f.name).toBe(median(f.importRuns));
       expect(f.sdkBytes, f.name).toBeGreaterThan(0);
       expect(f.sdkBytes, f.name).toBeLessThan(f.bytes);
+      // The splits are sized from one deciding function's calls, each lighter than all of them.
+      if (f.name !== SPLIT_FROM) expect(f.sdkSplits, f.name).toBeUndefined();
+      else for (const v of Object.values(f.sdkSplits ?? {})) expect(v, f.name).toBeLessThan(f.sdkBytes);
     }
+    expect(Object.keys(figures.find((f) => f.name === SPLIT_FROM)?.sdkSplits ?? {})).toEqual(
+      Object.keys(SDK_SPLITS),
+    );
     // The same builds the tests above measure.
     for (const b of bundles) expect(figures.find((f) => f.name === b.name)?.bytes, b.name).toBe(b.bytes);
   }, 180_000);
