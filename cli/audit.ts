@@ -252,9 +252,11 @@ async function runList(opts: RawListOptions): Promise<void> {
         );
       }
       if (opts.stats) {
-        const { scanned, fetched, returned, requests, index, markers } = audit.stats;
+        const { scanned, fetched, returned, requests, index, markers, markerRecords } = audit.stats;
+        const pending =
+          markers > 0 ? `, ${markers} pending marker(s) and ${markerRecords} of their record(s) by key` : '';
         process.stderr.write(
-          `served by ${index}: ${scanned} item(s) read by Query${fetched > 0 ? ` and ${fetched} record(s) by key` : ''}${markers > 0 ? `, ${markers} pending marker(s)` : ''} for ${returned} record(s), in ${requests} request(s)\n`,
+          `served by ${index}: ${scanned} item(s) read by Query${fetched > 0 ? ` and ${fetched} record(s) by key` : ''}${pending} for ${returned} record(s), in ${requests} request(s)\n`,
         );
       }
       return AUDIT_EXIT.OK;

@@ -52,7 +52,7 @@ export interface AuditListOptions {
 
 /** What a `list` read, for the read ratio: counters of the last `list` (reset when one starts). */
 export interface AuditReadStats {
-  /** Items the Queries read (the sum of ScannedCount over their pages). */
+  /** Items the index Queries read (the sum of ScannedCount over their pages; the markers' apart). */
   scanned: number;
   /** Records `list` yielded. */
   returned: number;
@@ -68,6 +68,8 @@ export interface AuditReadStats {
    * the last day (done ones wait for the table's TTL).
    */
   markers: number;
+  /** Records read by key for the pending markers read (not in `fetched`, which equals the index items). */
+  markerRecords: number;
 }
 
 /** Which filter a `list` is served by, most selective first. */
@@ -162,6 +164,7 @@ export class DynamoAuditStore {
     requests: 0,
     index: '',
     markers: 0,
+    markerRecords: 0,
   };
 
   constructor(
@@ -181,6 +184,7 @@ export class DynamoAuditStore {
     stats.fetched = 0;
     stats.requests = 0;
     stats.markers = 0;
+    stats.markerRecords = 0;
     const pageSize = Math.max(1, Math.floor(options.pageSize ?? DEFAULT_PAGE));
     const forward = options.order === 'oldest';
     const plan = planFor(filter);
@@ -283,12 +287,8 @@ export class DynamoAuditStore {
       }
     }
     const heads = new Map<string, Item>();
-    for (let start = 0; start < entries.length; start += BATCH_GET) {
-      const keys = entries
-        .slice(start, start + BATCH_GET)
-        .map((e) => ({ pk: auditPk(e.pipeline), sk: HEAD_SK }));
-      for (const item of (await this.batchGet(keys, false)).values()) heads.set(String(item.pipeline), item);
-    }
+    const keys = entries.map((e) => ({ pk: auditPk(e.pipeline), sk: HEAD_SK }));
+    for (const item of (await this.batchGet(keys, null)).values()) heads.set(String(item.pipeline), item);
     return entries
       .map((e) => {
         const head = heads.get(e.pipeline);
@@ -397,8 +397,10 @@ export class DynamoAuditStore {
       yield* indexed;
       return;
     }
+    // Counted apart from `fetched`, which equals the index items a filter read.
     const found = await this.batchGet(
       markers.map((m) => ({ pk: auditPk(String(m.pipeline)), sk: auditSk(Number(m.seq)) })),
+      'markerRecords',
     );
     const before = (a: string, b: string): boolean => (forward ? a < b : a > b);
     const unindexed = [...found.values()]
@@ -444,24 +446,33 @@ export class DynamoAuditStore {
     }
   }
 
-  private async batchGet(keys: { pk: string; sk: string }[], count = true): Promise<Map<string, Item>> {
+  /**
+   * The items at `keys`, by `pk\nsk`, read BATCH_GET keys at a time (BatchGetItem takes no more), each
+   * request counted and each item found counted under `counter` (null: a read `list`'s stats do not cover).
+   */
+  private async batchGet(
+    keys: { pk: string; sk: string }[],
+    counter: 'fetched' | 'markerRecords' | null = 'fetched',
+  ): Promise<Map<string, Item>> {
     const found = new Map<string, Item>();
-    const unique = [...new Map(keys.map((k) => [`${k.pk}\n${k.sk}`, k])).values()];
-    let pending: Item[] = unique;
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt > 8) throw new Error('BatchGetItem left keys unprocessed after 8 attempts');
-      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 20 * 2 ** attempt)));
-      const output = await this.doc.send(
-        new BatchGetCommand({
-          RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } },
-        }),
-      );
-      if (count) this.stats.requests++;
-      for (const item of output.Responses?.[this.tableName] ?? []) {
-        if (count) this.stats.fetched++;
-        found.set(`${String(item.pk)}\n${String(item.sk)}`, item);
+    const unique: Item[] = [...new Map(keys.map((k) => [`${k.pk}\n${k.sk}`, k])).values()];
+    for (let start = 0; start < unique.length; start += BATCH_GET) {
+      let pending = unique.slice(start, start + BATCH_GET);
+      for (let attempt = 0; pending.length > 0; attempt++) {
+        if (attempt > 8) throw new Error('BatchGetItem left keys unprocessed after 8 attempts');
+        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 20 * 2 ** attempt)));
+        const output = await this.doc.send(
+          new BatchGetCommand({
+            RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } },
+          }),
+        );
+        if (counter !== null) this.stats.requests++;
+        for (const item of output.Responses?.[this.tableName] ?? []) {
+          if (counter !== null) this.stats[counter]++;
+          found.set(`${String(item.pk)}\n${String(item.sk)}`, item);
+        }
+        pending = output.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
       }
-      pending = output.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
     }
     return found;
   }
