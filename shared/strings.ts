@@ -96,7 +96,7 @@ export function tailHash(s: string, tail: number): number {
  * Numbers the first `n` strings in order of first sight, as a StringTable would (`ordinals[i]` is the
  * number of `stringAt(i)`, `distinct` the strings by number, undefined when all differ: string i is number
  * i), given `hashes[i]`, a hash of `stringAt(i)` (tailHash: equal strings must hash alike). Strings are
- * asked for only to compare equal hashes.
+ * read only where hashes are equal, and to list `distinct` when there are copies.
  *
  * Built for keys that are nearly always all different (the finding ARNs of an export): rather than probe
  * a hash table of a few megabytes once per string (a cache miss each), it sorts the hashes in a few

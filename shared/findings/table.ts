@@ -39,7 +39,10 @@ export function fixBit(fix: unknown): number {
   }
 }
 
-/** Rebuilds the full Finding of a row from the record it was read from (for reports and messages). */
+/**
+ * Rebuilds the full Finding of a row from the record it was read from (for reports and messages). It must not
+ * call `evaluate`: the evaluator runs it while its scratch rows are in use (see ScratchRows).
+ */
 export type Materializer = (source: unknown) => Finding;
 
 /**
@@ -218,7 +221,6 @@ export class FindingTableBuilder {
     private readonly sourceKey?: (source: unknown) => string,
   ) {
     const n = Math.max(capacity, 1);
-    this.keys = undefined;
     this.keyHashes = new Int32Array(n);
     // Vulnerability ids are few next to findings, and read again by the evaluator: kept as compact copies.
     // The table starts small and grows with the distinct ids, so that it stays as small (as cache-resident)
@@ -238,7 +240,6 @@ export class FindingTableBuilder {
     this.sources = (from ?? new Array<unknown>(n)) as unknown[];
     this.givenSources = from !== undefined;
     this.makers = new Uint8Array(n);
-    this.cache = undefined;
   }
 
   /**

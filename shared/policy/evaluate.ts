@@ -60,7 +60,9 @@ export interface Evaluation {
 
 /**
  * The policy evaluator of the policy spec §2: its result is a function of the policy, the findings, `now`,
- * the pipeline and the image alone (the scratch rows it reuses never carry over: see ScratchRows). Its cost is linear in the findings and runs on the table's columns: findings are
+ * the pipeline, the image, the scan verdict and the gate's conditions alone (the scratch rows it reuses
+ * never carry over: see ScratchRows). Its cost is linear in the findings and runs on the table's columns:
+ * findings are
  * numbered by key and by vulnerability id once, exceptions are looked up through an index of their
  * vulnerability-id globs (once per distinct id), and rules test typed columns.
  */
@@ -205,8 +207,9 @@ export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: Evaluatio
  * rule masks of matchRules), kept from one decision to the next. A fresh typed array of 100,000 rows is
  * often memory the system maps afresh, one page fault per 4 KB (about 16 µs each on the 2-core machine);
  * reused, it is already mapped. Each holds the largest list seen (4 bytes a row). Never handed out of
- * `evaluate`: the rows of a violation are arrays of their own. `evaluate` is synchronous and calls nothing
- * that could evaluate again before it returns, so no two decisions share them at once.
+ * `evaluate`: the rows of a violation are arrays of their own. `evaluate` is synchronous, and the only code
+ * of others it runs is a table's Materializer, which must not evaluate (see there); so no two decisions
+ * share them at once.
  */
 class ScratchRows {
   private buffer = new Int32Array(0);
