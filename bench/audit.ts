@@ -245,7 +245,7 @@ function itemsOf(chains: readonly AuditRecord[][]): { items: Item[]; vulnerabili
     }
     const first = chain[0];
     const last = chain.at(-1);
-    if (first && last) items.push(headItem(last), registryItem(last.pipeline, first.time, last));
+    if (first && last) items.push(headItem(last), registryItem(last.pipeline, first.time));
   }
   return { items, vulnerabilityItems: vulns };
 }

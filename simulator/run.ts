@@ -229,6 +229,7 @@ function simulationRuntimes(
   const store = new DynamoStore(options.doc, options.tableName);
   const log = logPort(logger);
   const counted = metricsPort(metrics);
+  const closingConfig = { region, account, ownIdentities: [TOLLGATE_ROLE] };
   const gate = new GateService({
     ...adapters,
     store,
@@ -238,10 +239,8 @@ function simulationRuntimes(
     policy: loadPolicySource(loaded.policyFile),
     config: {
       ...DEFAULT_CONFIG,
-      region,
-      account,
+      ...closingConfig,
       scanSource,
-      ownIdentities: [TOLLGATE_ROLE],
       // The simulated clock does not wait; neither do the retries of the real ones (as the adapters' above).
       recordBackoffMs: 1,
     },
@@ -252,7 +251,7 @@ function simulationRuntimes(
     clock,
     log,
     metrics: counted,
-    config: { region, account, ownIdentities: [TOLLGATE_ROLE] },
+    config: closingConfig,
   });
   return { deciding: { gate, logger, metrics }, closing: { gate: closing, logger, metrics } };
 }

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalDynamo, startLocalDynamo } from '../adapters/dynamodb/local.js';
 import { DynamoStore, ItemTooLargeError, itemBytes, MAX_ITEM_BYTES } from '../adapters/dynamodb/store.js';
@@ -485,6 +485,49 @@ describe('DynamoStore on dynalite', () => {
     const names = TABLE_DEFINITION.GlobalSecondaryIndexes.map((i) => i.IndexName);
     expect(names.sort()).toEqual(Object.values(INDEX).sort());
     expect(TABLE_DEFINITION.BillingMode).toBe('PAY_PER_REQUEST');
+  });
+});
+
+describe("startLocalDynamo's transactions of plain Puts (written 25 at a time)", () => {
+  it('undo every write when one Put is refused, and cancel with that Put named', async () => {
+    const pk = 'TX#plain-puts';
+    await dynamo.client.send(new PutCommand({ TableName: TABLE, Item: { pk, sk: 'old', v: 1 } }));
+    // 30 Puts: the first replaces the item above, the 28th has a key of the wrong type. It is in the
+    // second group of 25, so the whole first group has been written when it is refused.
+    const items: Record<string, unknown>[] = Array.from({ length: 30 }, (_, i) => ({
+      pk,
+      sk: `new-${i}`,
+      v: 2,
+    }));
+    items[0] = { pk, sk: 'old', v: 2 };
+    items[27] = { pk: 27, sk: 'bad', v: 2 };
+    const error = await dynamo.client
+      .send(
+        new TransactWriteCommand({
+          TransactItems: items.map((Item) => ({ Put: { TableName: TABLE, Item } })),
+        }),
+      )
+      .catch((e: unknown) => e as { name?: string; CancellationReasons?: { Code?: string }[] });
+    expect(error).toMatchObject({ name: 'TransactionCanceledException' });
+    const reasons = (error as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? [];
+    expect(reasons).toHaveLength(30);
+    expect(reasons.flatMap((r, i) => (r.Code === 'None' ? [] : [[i, r.Code]]))).toEqual([
+      [27, 'ValidationError'],
+    ]);
+    // Nothing of it stays: the replaced item is back as it was, and none of the new ones exists.
+    const old = await dynamo.client.send(
+      new GetCommand({ TableName: TABLE, Key: { pk, sk: 'old' }, ConsistentRead: true }),
+    );
+    expect(old.Item).toEqual({ pk, sk: 'old', v: 1 });
+    const all = await dynamo.client.send(
+      new QueryCommand({
+        TableName: TABLE,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': pk },
+        ConsistentRead: true,
+      }),
+    );
+    expect(all.Items?.map((i) => i.sk)).toEqual(['old']);
   });
 });
 

@@ -19,7 +19,8 @@ import { type AuditRecord, reviewerNames } from '../../shared/audit/record.js';
  *              sk <time>#<pipeline>#<seq12>                    type audit-index: recordPk, recordSk,
  *                                                              pipeline, seq, time
  *   pending    pk AUDIT-PENDING      sk <pipeline>#<seq12>     type audit-pending: pipeline, seq
- *              (a decision whose VULN# items are not all written yet; the sweep finishes them)
+ *              (a decision whose VULN# items are not all written yet; the sweep finishes them), after a
+ *              failed repair also failures, retryAt; once finished done and the table's TTL attribute
  *
  * The record, head, registry, REPO# and REVIEWER# items are written in the same TransactWriteItems as the
  * gate change they record; VULN# items (up to VULNERABILITY_LIMIT per decision) after it, by TransactWriteItems
@@ -194,16 +195,15 @@ export function pendingKey(record: Pick<AuditRecord, 'pipeline' | 'seq'>): { pk:
   return { pk: PENDING_PK, sk: `${record.pipeline}#${seqText(record.seq)}` };
 }
 
-export function pendingItem(record: AuditRecord): Item {
+export function pendingItem(record: Pick<AuditRecord, 'pipeline' | 'seq'>): Item {
   return { ...pendingKey(record), type: AUDIT_TYPE.pending, pipeline: record.pipeline, seq: record.seq };
 }
 
 /**
  * The registry's item of a pipeline: written once, with its first record (a Put: the functions are granted
- * no UpdateItem). Its last time and record count are on its head. `_last` is accepted and ignored: the
- * first version of this function took it.
+ * no UpdateItem). Its last time and record count are on its head.
  */
-export function registryItem(pipeline: string, firstTime: string, _last?: AuditRecord): Item {
+export function registryItem(pipeline: string, firstTime: string): Item {
   return {
     pk: PIPELINES_PK,
     sk: pipeline,

@@ -460,7 +460,8 @@ export class DynamoAuditStore {
       let pending = unique.slice(start, start + BATCH_GET);
       for (let attempt = 0; pending.length > 0; attempt++) {
         if (attempt > 8) throw new Error('BatchGetItem left keys unprocessed after 8 attempts');
-        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 20 * 2 ** attempt)));
+        if (attempt > 0)
+          await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 20 * 2 ** attempt)));
         const output = await this.doc.send(
           new BatchGetCommand({
             RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } },

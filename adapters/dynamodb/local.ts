@@ -20,8 +20,8 @@ import { createDocumentClient } from './store.js';
  *   items) has no order to keep: its writes go 25 at a time. The steps are sent to dynalite over HTTP with
  *   a secret header that lets them past the lock.
  *
- * Differences from DynamoDB, none of which the store relies on: reasons after the first failure say None
- * (DynamoDB evaluates them all), ClientRequestToken idempotency is not kept, and a crash between the
+ * Differences from DynamoDB, none of which the store relies on: reasons after the first failure of an
+ * ordered transaction say None (DynamoDB evaluates them all), ClientRequestToken idempotency is not kept, and a crash between the
  * steps can leave a transaction half done.
  */
 
@@ -154,21 +154,17 @@ class TransactionShim {
     if (steps.every((step) => step.kind === 'Put' && step.entry.ConditionExpression === undefined)) {
       return this.plainPuts(steps);
     }
-    const undo: { table: string; key: Json; old: unknown }[] = [];
+    const written: Written[] = [];
     const reasons: Json[] = steps.map(() => ({ Code: 'None' }));
     for (const [i, step] of steps.entries()) {
       const answer = await this.apply(step.kind, step.entry, step.key);
       if (answer.status === 200) {
         if (step.kind !== 'ConditionCheck')
-          undo.push({ table: step.table, key: step.key, old: answer.body.Attributes });
+          written.push({ table: step.table, key: step.key, old: answer.body.Attributes });
         continue;
       }
-      for (const done of undo.reverse()) {
-        if (isJson(done.old)) await this.must('PutItem', { TableName: done.table, Item: done.old });
-        else await this.must('DeleteItem', { TableName: done.table, Key: done.key });
-      }
-      const type = String(answer.body.__type ?? '');
-      const message = String(answer.body.message ?? answer.body.Message ?? '');
+      await this.undo(written);
+      const { type, message } = failureOf(answer);
       if (answer.status >= 500) return { status: 500, body: { __type: type, message } };
       reasons[i] = type.endsWith('#ConditionalCheckFailedException')
         ? { Code: 'ConditionalCheckFailed', Message: 'The conditional request failed' }
@@ -178,41 +174,51 @@ class TransactionShim {
     return { status: 200, body: {} };
   }
 
-  /**
-   * A transaction of unconditional Puts only (the store's VULN# index items): no step can depend on another
-   * (distinct keys, no conditions), so they are sent PLAIN_PUTS_AT_ONCE at a time rather than one by one;
-   * a failure (a validation error) still undoes every write done and cancels the whole transaction.
-   */
-  private async plainPuts(steps: readonly { entry: Json; table: string; key: Json }[]): Promise<Answer> {
-    const answers: Answer[] = [];
-    for (let i = 0; i < steps.length; i += PLAIN_PUTS_AT_ONCE) {
-      const batch = steps.slice(i, i + PLAIN_PUTS_AT_ONCE);
-      answers.push(...(await Promise.all(batch.map((step) => this.apply('Put', step.entry, step.key)))));
-      if (answers.some((a) => a.status !== 200)) break;
-    }
-    const failed = answers.findIndex((a) => a.status !== 200);
-    if (failed < 0) return { status: 200, body: {} };
-    for (const [i, answer] of answers.entries()) {
-      if (answer.status !== 200) continue;
-      const { table, key } = steps[i]!;
-      const old = answer.body.Attributes;
+  /** Puts back what a cancelled transaction's writes replaced, last first (or deletes what they created). */
+  private async undo(written: readonly Written[]): Promise<void> {
+    for (const { table, key, old } of [...written].reverse()) {
       if (isJson(old)) await this.must('PutItem', { TableName: table, Item: old });
       else await this.must('DeleteItem', { TableName: table, Key: key });
     }
-    const first = answers[failed]!;
-    const type = String(first.body.__type ?? '');
-    const message = String(first.body.message ?? first.body.Message ?? '');
-    if (first.status >= 500) return { status: 500, body: { __type: type, message } };
-    return cancelled(
-      steps.map((_, i) => {
-        const answer = answers[i];
-        if (!answer || answer.status === 200) return { Code: 'None' };
-        return {
-          Code: 'ValidationError',
-          Message: String(answer.body.message ?? answer.body.Message ?? ''),
-        };
-      }),
-    );
+  }
+
+  /**
+   * A transaction of unconditional Puts only (the store's VULN# index items): no step can depend on another
+   * (distinct keys, no conditions), so they are sent PLAIN_PUTS_AT_ONCE at a time rather than one by one;
+   * a failure (a validation error, an error of the server, or a request that did not get through) still
+   * undoes every write done and fails the whole transaction.
+   */
+  private async plainPuts(steps: readonly { entry: Json; table: string; key: Json }[]): Promise<Answer> {
+    const written: Written[] = [];
+    const reasons: Json[] = steps.map(() => ({ Code: 'None' }));
+    let server: Answer | undefined;
+    let thrown: { readonly error: unknown } | undefined;
+    let failed = false;
+    for (let i = 0; i < steps.length && !failed; i += PLAIN_PUTS_AT_ONCE) {
+      const batch = steps.slice(i, i + PLAIN_PUTS_AT_ONCE);
+      const settled = await Promise.allSettled(batch.map((step) => this.apply('Put', step.entry, step.key)));
+      for (const [j, result] of settled.entries()) {
+        const { table, key } = batch[j]!;
+        if (result.status === 'rejected') {
+          failed = true;
+          thrown ??= { error: result.reason };
+        } else if (result.value.status === 200) {
+          written.push({ table, key, old: result.value.body.Attributes });
+        } else {
+          failed = true;
+          if (result.value.status >= 500) server ??= result.value;
+          reasons[i + j] = { Code: 'ValidationError', Message: failureOf(result.value).message };
+        }
+      }
+    }
+    if (!failed) return { status: 200, body: {} };
+    await this.undo(written);
+    if (thrown) throw thrown.error;
+    if (server) {
+      const { type, message } = failureOf(server);
+      return { status: 500, body: { __type: type, message } };
+    }
+    return cancelled(reasons);
   }
 
   private async apply(kind: string, entry: Json, key: Json): Promise<Answer> {
@@ -243,6 +249,21 @@ class TransactionShim {
 }
 
 /** DynamoDB's answer to a cancelled transaction: a reason per item, in order. */
+/** A write a transaction made, and what it replaced (undefined: the item was new). */
+interface Written {
+  readonly table: string;
+  readonly key: Json;
+  readonly old: unknown;
+}
+
+/** The error type and message of a refused request, as dynalite answers them. */
+function failureOf(answer: Answer): { type: string; message: string } {
+  return {
+    type: String(answer.body.__type ?? ''),
+    message: String(answer.body.message ?? answer.body.Message ?? ''),
+  };
+}
+
 function cancelled(reasons: readonly Json[]): Answer {
   return {
     status: 400,

@@ -30,7 +30,6 @@ import {
   headItem,
   PENDING_PK,
   pendingItem,
-  pendingKey,
   registryItem,
   transactionalIndexItems,
   vulnerabilityItems,
@@ -480,17 +479,15 @@ export class DynamoStore implements StorePort {
 
   /**
    * Marks a pending marker done, by a Put: the functions' roles have no DeleteItem at all, so a finished
-   * marker is overwritten as `done` with a TTL, and DynamoDB's own expiry removes it a day later.
+   * marker is overwritten as `done` with a TTL, and DynamoDB's own expiry removes it (a day later at the
+   * earliest: TTL deletes expired items within a few days).
    */
   private async finishMarker(record: Pick<AuditRecord, 'pipeline' | 'seq'>): Promise<void> {
     await this.doc.send(
       new PutCommand({
         TableName: this.tableName,
         Item: {
-          ...pendingKey(record),
-          type: 'audit-pending',
-          pipeline: record.pipeline,
-          seq: record.seq,
+          ...pendingItem(record),
           done: true,
           [TTL_ATTRIBUTE]: Math.floor(Date.now() / 1000) + 86_400,
         },
@@ -561,10 +558,7 @@ export class DynamoStore implements StorePort {
         new PutCommand({
           TableName: this.tableName,
           Item: {
-            ...pendingKey({ pipeline, seq }),
-            type: 'audit-pending',
-            pipeline,
-            seq,
+            ...pendingItem({ pipeline, seq }),
             failures,
             retryAt: now + Math.min(REPAIR_BACKOFF.maxMs, REPAIR_BACKOFF.firstMs * 2 ** (failures - 1)),
           },
