@@ -19,7 +19,8 @@ import type { SuiteScenario } from './scenarios.js';
  *                last:   only the last such call of the step fails, once (for operations called more than
  *                        once in the step: the write after an action, the second page of a chain, …; the
  *                        store's VULN# index writes, TransactWriteItems after the action's, are not counted
- *                        here: the first of them has a `once` fault of its own);
+ *                        here);
+ *                first-index: the first of those index writes fails, once;
  *                outage: the next 50 such calls fail, from this step on: every retry is exhausted, events
  *                        are dead-lettered, sweeps fail, until the faults stop.
  *
@@ -51,7 +52,7 @@ const PAGINATED = new Set([
   'DescribeImageScanFindings',
 ]);
 
-export type Persistence = 'once' | 'last' | 'outage';
+export type Persistence = 'once' | 'last' | 'first-index' | 'outage';
 
 export interface PlannedFault {
   readonly step: number;
@@ -159,7 +160,7 @@ export function planFaults(clean: Replay, marks: readonly number[]): PlannedFaul
         };
         at('once', 1, 0);
         if (others.length > 1) at('last', 1, others.at(-1)!);
-        if (firstIndex > 0) at('once', 1, firstIndex);
+        if (firstIndex > 0) at('first-index', 1, firstIndex);
         at('outage', OUTAGE_CALLS, 0);
       }
       if (laterPages.has(operation)) {

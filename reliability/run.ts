@@ -163,8 +163,11 @@ export function renderTable(r: SuiteReport): string {
       services.set(svc, (services.get(svc) ?? 0) + 1);
     }
     lines.push(
-      `fault replays by kind (once / last / outage): ${[...byKind.entries()]
-        .map(([k, m]) => `${k} ${m.get('once') ?? 0}/${m.get('last') ?? 0}/${m.get('outage') ?? 0}`)
+      `fault replays by kind (once / last / first index write / outage): ${[...byKind.entries()]
+        .map(
+          ([k, m]) =>
+            `${k} ${m.get('once') ?? 0}/${m.get('last') ?? 0}/${m.get('first-index') ?? 0}/${m.get('outage') ?? 0}`,
+        )
         .join(' · ')}`,
       `fault replays by service: ${[...services.entries()].map(([k, v]) => `${k} ${n(v)}`).join(' · ')}`,
     );

@@ -99,18 +99,18 @@ describe('the fault plan and the VULN# index writes', () => {
     expect(indexWrite(transaction(['AUDIT#p', hashed]))).toBe(false);
     expect(indexWrite(transaction([]))).toBe(false);
 
-    // The decision's and the action's transactions, then the hashed chunk: its `once` fault skips the two.
+    // The decision's and the action's transactions, then the hashed chunk: its own fault skips the two.
     const calls = [transaction(['AUDIT#p', 'GATE#g']), transaction(['AUDIT#p']), transaction([hashed])];
     const planned = planFaults({ world: { calls } } as unknown as Replay, [0, calls.length]);
     expect(planned).toContainEqual(
       expect.objectContaining({
-        persistence: 'once',
+        persistence: 'first-index',
         fault: expect.objectContaining({ fail: expect.objectContaining({ skip: 2 }) }),
       }),
     );
   });
 
-  it('`last` still hits the write after the action; the first index write has a `once` fault, and the items get written', async () => {
+  it('`last` still hits the write after the action; the first index write has a fault of its own, and the items get written', async () => {
     const replayer = await Replayer.start();
     try {
       const s = scenario('02');
@@ -122,8 +122,9 @@ describe('the fault plan and the VULN# index writes', () => {
           .filter((c) => c.operation === 'TransactWriteItems')[p.fault.fail.skip ?? 0]!;
       const hits = planned.map((p) => ({ persistence: p.persistence, index: indexWrite(target(p)) }));
       expect(hits).toContainEqual({ persistence: 'last', index: false });
-      expect(hits).toContainEqual({ persistence: 'once', index: true });
-      expect(hits.filter((h) => h.index).every((h) => h.persistence === 'once')).toBe(true);
+      expect(hits).toContainEqual({ persistence: 'first-index', index: true });
+      expect(hits.filter((h) => h.persistence === 'first-index').every((h) => h.index)).toBe(true);
+      expect(hits.filter((h) => h.persistence === 'last').some((h) => h.index)).toBe(false);
 
       // Each kind of failure of that write: no violation, and the same items written after it by the sweep's
       // repair, from the pending marker (the faults are injected before the SDK's own retries, so a throttled
