@@ -8,8 +8,9 @@
  * - importMs: the median, over fresh `node` processes, of the time `await import()` of the bundle takes. That
  *   is the function's cold start minus the runtime's own: parsing and running the bundle's top level, which
  *   builds the AWS runtime (SDK clients, Powertools, the policy read and validated), as Lambda's Init does;
- * - sdkBytes: the size of a bundle that makes the same AWS SDK calls and nothing else (sdk-floor.ts), the
- *   least any function making them can weigh with the SDK bundled;
+ * - sdkBytes: the size of a bundle that makes the same AWS SDK calls and nothing else (sdk-floor.ts: every
+ *   command module the function's bundle keeps), the least any function making them can weigh with the SDK
+ *   bundled;
  * - sdkSplits (approval-started's only): the same for parts of its calls (`SDK_SPLITS`), the least a
  *   function of a design that splits the work could weigh.
  */
@@ -22,7 +23,7 @@ import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { type BuiltBundle, buildArchiveBundle, buildFunctionBundles } from '../infra/bundling.js';
 import type { FunctionName } from '../infra/patterns.js';
-import { buildSdkFloor, buildSdkSplits, type SdkSplitName } from './sdk-floor.js';
+import { buildSdkFloor, buildSdkSplits, type SdkSplitName, sdkCalls } from './sdk-floor.js';
 
 const run = promisify(execFile);
 
@@ -157,8 +158,9 @@ async function measure(
     importRuns.push(r.importMs);
   }
   // Built after the imports are timed, beside the bundles (removed with them).
-  const sdkBytes = (await buildSdkFloor(bundle, floorDir)).bytes;
-  const splits = bundle.name === SPLIT_FROM ? await buildSdkSplits(bundle, floorDir) : undefined;
+  const calls = sdkCalls(bundle.metafile);
+  const sdkBytes = (await buildSdkFloor(calls, floorDir, bundle.name)).bytes;
+  const splits = bundle.name === SPLIT_FROM ? await buildSdkSplits(calls, floorDir, bundle.name) : undefined;
   return {
     name: bundle.name,
     bytes: bundle.bytes,

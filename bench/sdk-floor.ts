@@ -1,8 +1,10 @@
 /**
- * How much of a function's bundle the AWS SDK alone takes: a bundle that makes the same SDK calls as the
- * function and nothing else (no Tollgate code, no Powertools, no zod), built with the same esbuild settings
- * (`BUNDLING`, its SDK stand-ins included). Its size is the least any function making those calls can weigh
- * with the SDK bundled, so `bytes - sdkBytes` is what Tollgate itself adds.
+ * How much of a function's bundle the AWS SDK alone takes: a bundle that builds the same SDK clients and
+ * sends every command whose module the function's bundle keeps, and nothing else (no Tollgate code, no
+ * Powertools, no zod), built with the same esbuild settings (`BUNDLING`, its SDK stand-ins included). Its
+ * size is the least any function making those calls can weigh with the SDK bundled, so `bytes - sdkBytes`
+ * is what Tollgate itself adds. (The SDK keeps a few command modules no function sends, DynamoDB's
+ * DescribeEndpoints and Scan among them: under 1 KB.)
  *
  * The calls are read from the function's own metafile: every `@aws-sdk/*` client and command module that
  * kept code in its bundle. The stand-in constructs each client at the top level (as the functions do) and
@@ -11,7 +13,7 @@
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Metafile } from 'esbuild';
-import { BUNDLE_FILE, BUNDLING, type BuiltBundle, esbuildOptions } from '../infra/bundling.js';
+import { BUNDLE_FILE, BUNDLING, entryOutput, esbuildOptions } from '../infra/bundling.js';
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
 
@@ -30,8 +32,7 @@ const SDK_MODULE =
 
 /** The SDK clients and commands that kept code in an esbuild output (sorted by package). */
 export function sdkCalls(metafile: Metafile): SdkPackageCalls[] {
-  const output = Object.values(metafile.outputs).find((o) => o.entryPoint !== undefined);
-  if (!output) throw new Error('sdkCalls: the metafile has no entry point output');
+  const output = entryOutput(metafile);
   const found = new Map<string, { client?: string; commands: string[] }>();
   for (const [path, input] of Object.entries(output.inputs)) {
     const m = SDK_MODULE.exec(path);
@@ -39,7 +40,9 @@ export function sdkCalls(metafile: Metafile): SdkPackageCalls[] {
     const entry = found.get(m[1]!) ?? { commands: [] };
     found.set(m[1]!, entry);
     if (m[2] !== undefined) entry.commands.push(m[2]);
-    else entry.client = m[3]!;
+    else if (entry.client === undefined) entry.client = m[3]!;
+    // Which of two clients would the stand-in build? Not a guess: the module list is not what this expects.
+    else throw new Error(`sdkCalls: ${m[1]} has two client modules, ${entry.client} and ${m[3]}`);
   }
   return [...found]
     .sort(([a], [b]) => (a < b ? -1 : 1))
@@ -89,26 +92,25 @@ export interface SdkFloor {
 }
 
 /**
- * Builds the stand-in of `bundle` as `<dir>/<name>/index.mjs` (not in the bundle's own folder, which is what
- * a function ships; under the same file name, which its source-map comment repeats) and returns its size.
- * `calls` defaults to the bundle's own; a split (`sdkSplitCalls`) passes a part of them, under its own name.
+ * Builds the stand-in making `calls` (`sdkCalls` of a function's metafile, or a split's part of them) as
+ * `<dir>/<name>/index.mjs` (not in a function's own folder, which is what a function ships; under the same
+ * file name, which its source-map comment repeats) and returns its size.
  */
 export async function buildSdkFloor(
-  bundle: BuiltBundle,
+  calls: readonly SdkPackageCalls[],
   dir: string,
-  calls: readonly SdkPackageCalls[] = sdkCalls(bundle.metafile),
-  name: string = bundle.name,
+  name: string,
 ): Promise<SdkFloor> {
   const { build } = await import('esbuild');
   const outfile = join(dir, name, BUNDLE_FILE);
-  const { entryPoints: _function, ...options } = esbuildOptions(BUNDLING, bundle.file, outfile);
+  const sourcefile = 'sdk-floor.js';
+  const { entryPoints: _none, ...options } = esbuildOptions(BUNDLING, sourcefile, outfile);
   const result = await build({
     ...options,
-    stdin: { contents: sdkFloorSource(calls), resolveDir: ROOT, sourcefile: 'sdk-floor.js', loader: 'js' },
+    stdin: { contents: sdkFloorSource(calls), resolveDir: ROOT, sourcefile, loader: 'js' },
   });
-  const output = Object.values(result.metafile?.outputs ?? {}).find((o) => o.entryPoint !== undefined);
-  if (!result.metafile || !output) throw new Error(`esbuild wrote no ${outfile}`);
-  return { calls, bytes: output.bytes, metafile: result.metafile };
+  if (!result.metafile) throw new Error(`esbuild wrote no metafile for ${outfile}`);
+  return { calls, bytes: entryOutput(result.metafile).bytes, metafile: result.metafile };
 }
 
 /**
@@ -163,17 +165,17 @@ export function sdkSplitCalls(
     .sort((a, b) => (a.pkg < b.pkg ? -1 : 1));
 }
 
-/** Each split of `bundle`'s calls built alike, as `<dir>/<bundle>-<split>/index.mjs`. */
+/** Each split of a function's calls (`sdkCalls`) built alike, as `<dir>/<name>-<split>/index.mjs`. */
 export async function buildSdkSplits(
-  bundle: BuiltBundle,
+  calls: readonly SdkPackageCalls[],
   dir: string,
+  name: string,
 ): Promise<Readonly<Record<SdkSplitName, SdkFloor>>> {
-  const all = sdkCalls(bundle.metafile);
-  const out: Partial<Record<SdkSplitName, SdkFloor>> = {};
-  for (const [name, keep] of Object.entries(SDK_SPLITS) as [
-    SdkSplitName,
-    (typeof SDK_SPLITS)[SdkSplitName],
-  ][])
-    out[name] = await buildSdkFloor(bundle, dir, sdkSplitCalls(all, keep), `${bundle.name}-${name}`);
-  return out as Record<SdkSplitName, SdkFloor>;
+  const built: [SdkSplitName, SdkFloor][] = [];
+  for (const split of Object.keys(SDK_SPLITS) as SdkSplitName[])
+    built.push([
+      split,
+      await buildSdkFloor(sdkSplitCalls(calls, SDK_SPLITS[split]), dir, `${name}-${split}`),
+    ]);
+  return Object.fromEntries(built) as Record<SdkSplitName, SdkFloor>;
 }

@@ -56,7 +56,7 @@ export const POLICY_BUNDLE_FILE = 'policy.json';
 
 /**
  * Parts of the AWS SDK replaced, in the bundles only, by modules that say why they are not there. Nothing a
- * function does in Lambda reaches them (see each module); they are ~100 KB of every bundle.
+ * function does in Lambda reaches them (see each module); they would be 107 KB of every bundle.
  */
 export const SDK_STUBS: Readonly<Record<string, string>> = {
   '@aws-sdk/credential-provider-ini': fromRoot('functions/common/sdk-stubs/credential-files.ts'),
@@ -237,6 +237,14 @@ export async function buildFunctionBundles(
 /** The audit archive's function (`ARCHIVE_FUNCTION_ENTRY`), built alike into `<outDir>/archive/index.mjs`. */
 export function buildArchiveBundle(outDir: string): Promise<BuiltBundle & { readonly name: 'archive' }> {
   return buildBundle('archive', ARCHIVE_FUNCTION_ENTRY, outDir);
+}
+
+/** The output of an esbuild metafile that has an entry point (a function's bundle has exactly one). */
+export function entryOutput(metafile: Metafile): Metafile['outputs'][string] {
+  const outputs = Object.values(metafile.outputs).filter((o) => o.entryPoint !== undefined);
+  if (outputs.length !== 1)
+    throw new Error(`expected one entry point output in the metafile, found ${outputs.length}`);
+  return outputs[0]!;
 }
 
 async function buildBundle<N extends string>(

@@ -15,7 +15,7 @@ import {
   ARCHIVE_RETENTION_DEFAULT_DAYS,
   type TollgateArchive,
 } from '../infra/archive.js';
-import { ARCHIVE_FUNCTION_ENTRY, BUNDLING, esbuildOptions } from '../infra/bundling.js';
+import { ARCHIVE_FUNCTION_ENTRY, BUNDLING, entryOutput, esbuildOptions } from '../infra/bundling.js';
 import { TollgateConfigError } from '../infra/patterns.js';
 import { CONTEXT_KEYS, contextConfig, tollgateStackFromContext } from '../infra/stack.js';
 import { Tollgate, type TollgateProps } from '../infra/tollgate.js';
@@ -774,17 +774,18 @@ describe('the archive function’s bundle', () => {
     const { build: esbuild } = await import('esbuild');
     const file = join(dir, 'index.mjs');
     const result = await esbuild(esbuildOptions(BUNDLING, ARCHIVE_FUNCTION_ENTRY, file));
-    const output = Object.values(result.metafile?.outputs ?? {}).find((o) => o.entryPoint !== undefined);
-    const inputs = Object.entries(output?.inputs ?? {})
+    if (!result.metafile) throw new Error('esbuild wrote no metafile');
+    const output = entryOutput(result.metafile);
+    const inputs = Object.entries(output.inputs)
       .filter(([, i]) => i.bytesInOutput > 0)
       .map(([p]) => p);
     // Only what it uses: S3, no other client, no CDK, no policy code, the event-stream stand-in.
     expect(inputs.filter((p) => /@aws-sdk\/client-(?!s3\/)/.test(p))).toEqual([]);
     expect(inputs.filter((p) => /aws-cdk-lib|node_modules\/yaml\/|shared\/policy\//.test(p))).toEqual([]);
     expect(inputs).toContain('functions/common/sdk-stubs/event-streams.ts');
-    console.log(`archive bundle: ${output?.bytes} bytes`);
-    // The bundle-size target every function is held to (the bench reports it as bundles.archive).
-    expect(output?.bytes ?? Number.POSITIVE_INFINITY).toBeLessThanOrEqual(400_000);
+    console.log(`archive bundle: ${output.bytes} bytes`);
+    // The issue's 400 KB target, which this function meets (the bench reports it as bundles.archive).
+    expect(output.bytes).toBeLessThanOrEqual(400_000);
     const gate = streamRecord({ pk: 'GATE#p/e/s/a', sk: 'GATE', type: 'gate' });
     const run = await inFreshNode(file, {
       env: { TOLLGATE_ARCHIVE_BUCKET: 'archive-bucket', AWS_REGION: 'eu-west-1' },
