@@ -821,14 +821,24 @@ describe('ECR: DescribeImageScanFindings', () => {
 });
 
 describe('ECR: DescribeImages', () => {
+  const ecrError = (name: string, message: string, status = 400) =>
+    new ECRServiceException({
+      name,
+      $fault: status >= 500 ? 'server' : 'client',
+      $metadata: { httpStatusCode: status },
+      message,
+    });
+
   it('resolves a tag to the digest it points at', async () => {
     const { client, mock } = ecr();
     mock.on(DescribeImagesCommand).resolves({
       imageDetails: [{ repositoryName: 'inspector2', imageDigest: DIGEST, imageTags: ['ubuntu_latest'] }],
     });
     const images = new EcrImages(client, fastRetry());
-    expect(await images.resolveTag('inspector2', 'ubuntu_latest', '123456789012')).toBe(DIGEST);
-    expect(await images.resolveTag('inspector2', 'ubuntu_latest', undefined)).toBe(DIGEST);
+    expect(await images.resolveTag('inspector2', 'ubuntu_latest', '123456789012')).toEqual({
+      digest: DIGEST,
+    });
+    expect(await images.resolveTag('inspector2', 'ubuntu_latest', undefined)).toEqual({ digest: DIGEST });
     const inputs = mock.commandCalls(DescribeImagesCommand).map((c) => c.args[0].input);
     expect(inputs).toEqual([
       { repositoryName: 'inspector2', imageIds: [{ imageTag: 'ubuntu_latest' }], registryId: '123456789012' },
@@ -836,31 +846,45 @@ describe('ECR: DescribeImages', () => {
     ]);
   });
 
-  it('is undefined for a tag the repository does not have', async () => {
+  it('says why for a tag, a repository or a name ECR does not have, or may not be read: an answer, not a fault', async () => {
+    const cases: [Error, RegExp][] = [
+      [
+        new ImageNotFoundException({ message: 'not found', $metadata: { httpStatusCode: 400 } }),
+        /^ECR has no image inspector2:nope$/,
+      ],
+      [ecrError('RepositoryNotFoundException', 'no repository'), /no repository inspector2 in this account/],
+      [
+        ecrError('InvalidParameterException', 'bad\n  name'),
+        /refuses inspector2:nope as an image name: bad name$/,
+      ],
+      [ecrError('AccessDeniedException', 'denied'), /may not read inspector2/],
+    ];
+    for (const [error, reason] of cases) {
+      const { client, mock } = ecr();
+      mock.on(DescribeImagesCommand).rejects(error);
+      const resolved = await new EcrImages(client, fastRetry()).resolveTag('inspector2', 'nope', undefined);
+      expect(resolved).toEqual({ missing: expect.stringMatching(reason) });
+      expect(mock.commandCalls(DescribeImagesCommand)).toHaveLength(1);
+    }
     const { client, mock } = ecr();
-    mock
-      .on(DescribeImagesCommand)
-      .rejects(new ImageNotFoundException({ message: 'not found', $metadata: { httpStatusCode: 400 } }));
-    expect(
-      await new EcrImages(client, fastRetry()).resolveTag('inspector2', 'nope', undefined),
-    ).toBeUndefined();
+    mock.on(DescribeImagesCommand).resolves({ imageDetails: [] });
+    expect(await new EcrImages(client, fastRetry()).resolveTag('a', 'b', '123456789012')).toEqual({
+      missing: 'ECR has no image a:b in registry 123456789012',
+    });
   });
 
-  it('throws for a missing repository', async () => {
+  it('throws, after its retries, what may pass: throttling and server errors', async () => {
     const { client, mock } = ecr();
-    mock.on(DescribeImagesCommand).rejects(
-      new ECRServiceException({
-        name: 'RepositoryNotFoundException',
-        $fault: 'client',
-        $metadata: { httpStatusCode: 400 },
-        message: 'no repository',
-      }),
-    );
+    mock.on(DescribeImagesCommand).rejects(ecrError('ThrottlingException', 'slow down', 400));
     await expect(
       new EcrImages(client, fastRetry()).resolveTag('nope', 'v1', undefined),
-    ).rejects.toMatchObject({
-      name: 'RepositoryNotFoundException',
-    });
+    ).rejects.toMatchObject({ name: 'ThrottlingException' });
+    expect(mock.commandCalls(DescribeImagesCommand).length).toBeGreaterThan(1);
+    mock.reset();
+    mock.on(DescribeImagesCommand).rejects(ecrError('ServerException', 'oops', 500));
+    await expect(
+      new EcrImages(client, fastRetry()).resolveTag('nope', 'v1', undefined),
+    ).rejects.toMatchObject({ name: 'ServerException' });
   });
 });
 
@@ -1102,6 +1126,8 @@ interface OperationCase {
   readonly errors: { throttle(): Error; server(): Error; denied(): Error };
   /** Mocks the operation: fails once with `error` then succeeds, or fails every time; runs it. */
   run(error: Error, always: boolean): { readonly done: Promise<unknown>; count(): number };
+  /** What access denied resolves to, where it is an answer rather than a fault (the default: it throws). */
+  readonly deniedAnswer?: unknown;
 }
 
 const cpErrors = serviceErrors(CodePipelineServiceException);
@@ -1235,6 +1261,7 @@ const OPERATIONS: readonly OperationCase[] = [
     op: 'DescribeImages',
     calls: 1,
     errors: ecrErrors,
+    deniedAnswer: { missing: expect.stringContaining('AccessDeniedException') },
     run(error, always) {
       const { client, mock } = ecr();
       const b = mock.on(DescribeImagesCommand);
@@ -1297,7 +1324,9 @@ describe.each(OPERATIONS)('retries: $op', (c) => {
 
   it('access denied is not retried', async () => {
     const run = c.run(c.errors.denied(), true);
-    await expect(run.done).rejects.toMatchObject({ name: 'AccessDeniedException' });
+    if (c.deniedAnswer === undefined)
+      await expect(run.done).rejects.toMatchObject({ name: 'AccessDeniedException' });
+    else expect(await run.done).toEqual(c.deniedAnswer);
     expect(run.count()).toBe(c.calls);
   });
 

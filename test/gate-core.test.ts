@@ -45,6 +45,45 @@ describe('identifying the image', () => {
     });
   });
 
+  it('judges the digest beside a tag URI in JSON CustomData, not whatever the tag points at later', () => {
+    // An ECR source action gives ImageURI with a tag and ImageDigest apart; both usually go in.
+    const json = JSON.stringify({ imageUri: `${REGISTRY}/inspector2:ubuntu_latest`, imageDigest: DIGEST });
+    expect(imageFromCustomData(json)).toMatchObject({
+      ok: true,
+      reference: { repository: 'inspector2', tag: 'ubuntu_latest', digest: DIGEST, region: 'eu-west-1' },
+    });
+    const same = JSON.stringify({ imageUri: `${REGISTRY}/web@${DIGEST}`, imageDigest: DIGEST });
+    expect(imageFromCustomData(same)).toMatchObject({ ok: true, reference: { digest: DIGEST } });
+    const other = `sha256:${'cd'.repeat(32)}`;
+    const contradiction = JSON.stringify({ imageUri: `${REGISTRY}/web@${DIGEST}`, imageDigest: other });
+    expect(imageFromCustomData(contradiction)).toEqual({
+      ok: false,
+      problem: expect.stringContaining('two digests'),
+    });
+    const bad = JSON.stringify({ imageUri: `${REGISTRY}/web:1`, imageDigest: 'sha256:short' });
+    expect(imageFromCustomData(bad)).toEqual({ ok: false, problem: expect.stringContaining('not a sha256') });
+  });
+
+  it('takes every repository name ECR takes, and never cuts a name or tag short', () => {
+    for (const repository of ['team/my__api', 'my--api', 'a/b__c', 'a.b/c-d_e', 'docker.io/library/nginx']) {
+      expect(imageFromCustomData(`${REGISTRY}/${repository}@${DIGEST}`)).toMatchObject({
+        ok: true,
+        reference: { repository },
+      });
+    }
+    for (const repository of ['a_-b', '-a', 'a/', 'a//b', 'A']) {
+      expect(imageFromCustomData(`${REGISTRY}/${repository}@${DIGEST}`).ok).toBe(false);
+    }
+    const tag300 = `v${'x'.repeat(299)}`;
+    expect(imageFromCustomData(`${REGISTRY}/app:${tag300}`)).toMatchObject({
+      ok: true,
+      reference: { tag: tag300 },
+    });
+    // One character more than ECR allows: no image named, rather than the first 300 (or 128) as a tag.
+    expect(imageFromCustomData(`${REGISTRY}/app:${tag300}y`).ok).toBe(false);
+    expect(imageFromCustomData(`${REGISTRY}/app:1.0/extra`).ok).toBe(false);
+  });
+
   it('explains what is missing instead of guessing', () => {
     expect(imageFromCustomData(undefined)).toEqual({
       ok: false,

@@ -11,7 +11,7 @@ import {
   CodePipelineServiceException as PipelineServiceException,
   PutApprovalResultCommand,
 } from '@aws-sdk/client-codepipeline';
-import { DescribeImagesCommand } from '@aws-sdk/client-ecr';
+import { DescribeImagesCommand, ECRServiceException } from '@aws-sdk/client-ecr';
 import { InternalException, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import {
   InternalServerException,
@@ -704,6 +704,63 @@ describe('identifying the image', () => {
     expect(findingsReads(h).every((i) => i.filterCriteria?.ecrImageHash?.[0]?.value === DIGEST)).toBe(true);
     expect((await h.decision())!.record.subject.digest).toBe(DIGEST);
     expect(putResults(h)).toHaveLength(1);
+  });
+});
+
+describe('identifying the image: what a tag or a URI cannot be trusted with', () => {
+  it('JSON CustomData with a tag URI and the digest beside it: the digest is judged, the tag is not looked up', async () => {
+    const h = await setup();
+    const uri = `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/${REPOSITORY}:ubuntu_latest`;
+    h.pipeline.action.customData = JSON.stringify({ imageUri: uri, imageDigest: DIGEST });
+    h.pipeline.tags.set(`${REPOSITORY}:ubuntu_latest`, OTHER_DIGEST); // the tag moved after the build
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+    await h.scanFinished();
+
+    expect(h.mocks.ecr.commandCalls(DescribeImagesCommand)).toHaveLength(0);
+    expect(await h.gate()).toMatchObject({
+      image: { digest: DIGEST, repository: REPOSITORY, tags: ['ubuntu_latest'] },
+    });
+    expect(findingsReads(h).length).toBeGreaterThan(0);
+    expect(findingsReads(h).every((i) => i.filterCriteria?.ecrImageHash?.[0]?.value === DIGEST)).toBe(true);
+    expect((await h.decision())!.record.subject.digest).toBe(DIGEST);
+  });
+
+  it('a repository ECR does not have: the gate escalates with the reason at once (no dead letter, no wait)', async () => {
+    const h = await setup();
+    h.pipeline.action.customData = 'docker.io/library/nginx:1.25';
+    h.mocks.ecr.on(DescribeImagesCommand).rejects(
+      new ECRServiceException({
+        name: 'RepositoryNotFoundException',
+        $fault: 'client',
+        $metadata: { httpStatusCode: 400 },
+        message: "The repository with name 'docker.io/library/nginx' does not exist",
+      }),
+    );
+    await h.approvalStarted();
+
+    const record = (await h.decision())!.record;
+    expect(record.outcome).toBe('ESCALATE');
+    expect(record.violations.map((v) => v.rule)).toEqual(['error']);
+    expect(record.violations[0]!.description).toMatch(/no repository docker\.io\/library\/nginx/);
+    expect(publishes(h)).toHaveLength(1);
+    expect(putResults(h)).toHaveLength(0);
+  });
+
+  it('an image URI of another region or account: escalates, naming it, without asking ECR', async () => {
+    for (const customData of [
+      `${ACCOUNT}.dkr.ecr.ap-south-1.amazonaws.com/${REPOSITORY}@${DIGEST}`,
+      `210987654321.dkr.ecr.${REGION}.amazonaws.com/${REPOSITORY}:v1`,
+    ]) {
+      const h = await setup();
+      h.pipeline.action.customData = customData;
+      await h.approvalStarted();
+      const record = (await h.decision())!.record;
+      expect(record.outcome).toBe('ESCALATE');
+      expect(record.violations[0]!.description).toMatch(/in region ap-south-1|account 210987654321/);
+      expect(h.mocks.ecr.commandCalls(DescribeImagesCommand)).toHaveLength(0);
+      expect(findingsReads(h)).toHaveLength(0);
+    }
   });
 });
 

@@ -7,7 +7,7 @@ import {
 import type { ScanVerdict } from '../../shared/findings/finding.js';
 import { readFindingsDocument } from '../../shared/findings/readers.js';
 import { FindingTable } from '../../shared/findings/table.js';
-import type { EcrScanReadResult, ImageLocator, ImagesPort } from '../../shared/gate/ports.js';
+import type { EcrScanReadResult, ImageLocator, ImagesPort, TagResolution } from '../../shared/gate/ports.js';
 import { DEFAULT_RETRY, nextPage, type RetryOptions, sendOptions, withRetries } from './retry.js';
 
 /** `MaxResults` of DescribeImageScanFindings in the API model. */
@@ -31,6 +31,12 @@ const NO_STATUS: ScanVerdict = {
 
 function errorName(e: unknown): string | undefined {
   return e instanceof Error ? e.name : undefined;
+}
+
+/** The service's message, one line and short: it goes into an escalation's reason. */
+function errorText(e: unknown): string {
+  const text = (e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ').trim();
+  return text.length > 200 ? `${text.slice(0, 199)}…` : text;
 }
 
 /** ECR image scanning (basic, or enhanced through ECR): the ECR half of the FindingsPort. */
@@ -106,11 +112,8 @@ export class EcrImages implements ImagesPort {
     private readonly retry: RetryOptions = DEFAULT_RETRY,
   ) {}
 
-  async resolveTag(
-    repository: string,
-    tag: string,
-    registryId: string | undefined,
-  ): Promise<string | undefined> {
+  async resolveTag(repository: string, tag: string, registryId: string | undefined): Promise<TagResolution> {
+    const where = registryId === undefined ? '' : ` in registry ${registryId}`;
     try {
       const out = await withRetries(
         () =>
@@ -123,10 +126,20 @@ export class EcrImages implements ImagesPort {
           ),
         this.retry,
       );
-      return out.imageDetails?.[0]?.imageDigest;
+      const digest = out.imageDetails?.[0]?.imageDigest;
+      return digest === undefined ? { missing: `ECR has no image ${repository}:${tag}${where}` } : { digest };
     } catch (e) {
-      // A missing repository is thrown on purpose: it is a configuration fault, not a tag that moved.
-      if (errorName(e) === 'ImageNotFoundException') return undefined;
+      // Answers that will not change on a retry are the gate's to escalate with, not a fault to dead-letter:
+      // the pipeline named something ECR does not have here, or Tollgate's role may not read.
+      const name = errorName(e);
+      if (name === 'ImageNotFoundException')
+        return { missing: `ECR has no image ${repository}:${tag}${where}` };
+      if (name === 'RepositoryNotFoundException')
+        return { missing: `ECR has no repository ${repository}${where} in this account and region` };
+      if (name === 'InvalidParameterException')
+        return { missing: `ECR refuses ${repository}:${tag} as an image name: ${errorText(e)}` };
+      if (name === 'AccessDeniedException')
+        return { missing: `Tollgate may not read ${repository}${where} in ECR (AccessDeniedException)` };
       throw e;
     }
   }

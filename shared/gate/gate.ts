@@ -12,7 +12,12 @@ import { PolicySchema } from '../policy/schema.js';
 import { type ClosingConfig, type ClosingDeps, GateClosing } from './closing.js';
 import { approvalSummary, renderEscalation } from './escalation.js';
 import { decisionEvent, gateStateEvent } from './events.js';
-import { type Identification, imageFromCustomData, imageFromVariables } from './image.js';
+import {
+  type Identification,
+  type ImageReference,
+  imageFromCustomData,
+  imageFromVariables,
+} from './image.js';
 import {
   DETAIL_LIMIT,
   type FindingSummary,
@@ -172,7 +177,10 @@ export class GateService extends GateClosing<GateDeps> {
       return report(stale, token.reason);
     }
 
-    const identified = await this.identify(e.key, executions);
+    const identified = await this.identify(e.key, executions, {
+      account: e.account || this.d.config.account,
+      region: e.region || this.d.config.region,
+    });
     let gate: Gate = {
       ...base,
       image: identified.image,
@@ -196,6 +204,7 @@ export class GateService extends GateClosing<GateDeps> {
   private async identify(
     key: GateKey,
     executions: readonly ActionExecutionView[],
+    where: { readonly account: string | undefined; readonly region: string },
   ): Promise<{ image: GateImage | undefined; problem: string | undefined }> {
     const mine = executions.find((x) => x.stage === key.stage && x.action === key.action);
     let found: Identification = imageFromCustomData(mine?.customData);
@@ -206,12 +215,13 @@ export class GateService extends GateClosing<GateDeps> {
       if (!found.ok) return { image: undefined, problem: `${fromCustomData}; ${found.problem}` };
     }
     const ref = found.reference;
+    const elsewhere = outsideReach(ref, where);
+    if (elsewhere !== undefined) return { image: undefined, problem: elsewhere };
     let digest = ref.digest;
     if (digest === undefined && ref.tag !== undefined) {
-      digest = await this.d.images.resolveTag(ref.repository, ref.tag, ref.registryId);
-      if (digest === undefined) {
-        return { image: undefined, problem: `ECR has no image ${ref.repository}:${ref.tag}` };
-      }
+      const resolved = await this.d.images.resolveTag(ref.repository, ref.tag, ref.registryId);
+      if ('missing' in resolved) return { image: undefined, problem: resolved.missing };
+      digest = resolved.digest;
     }
     if (digest === undefined) return { image: undefined, problem: `no digest or tag in ${ref.from}` };
     return {
@@ -872,6 +882,23 @@ interface ActionDone {
   readonly action: AuditAction;
   /** The chain head, known or being read (undefined: read it when appending). */
   readonly head: HeadRead;
+}
+
+/**
+ * An image URI of another region or account. Tollgate reads ECR and Inspector in its own account and region
+ * only (its role allows no more), so such an image could never show a scan: say so now, not after the wait.
+ */
+function outsideReach(
+  ref: ImageReference,
+  where: { readonly account: string | undefined; readonly region: string },
+): string | undefined {
+  if (ref.region !== undefined && ref.region !== where.region) {
+    return `the image ${ref.text} is in region ${ref.region}; Tollgate judges images of its own region (${where.region}): replicate the image there, or deploy Tollgate in ${ref.region}`;
+  }
+  if (ref.registryId !== undefined && where.account !== undefined && ref.registryId !== where.account) {
+    return `the image ${ref.text} is in the registry of account ${ref.registryId}; Tollgate judges images of its own account (${where.account})`;
+  }
+  return undefined;
 }
 
 function short(digest: string): string {

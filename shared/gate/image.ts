@@ -5,12 +5,17 @@
  */
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
-const REPOSITORY = '(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*';
-const TAG = '[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}';
+// ECR's own pattern for repository names (its API model), `__` and runs of `-` included.
+const REPOSITORY = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*)*';
+// ECR takes tags of up to 300 characters (Docker's grammar says 128; ECR's model says 300).
+const TAG = '[A-Za-z0-9_][A-Za-z0-9_.-]{0,299}';
+// A reference ends where a name character cannot follow: a longer tag or name is no match, never cut short
+// into a shorter tag that may name another image.
+const END = '(?![A-Za-z0-9_.:/@-])';
 // A private ECR image URI, with a tag, a digest, or both (`repo:tag@sha256:…`, as `docker inspect` prints).
 const ECR_URI = new RegExp(
   `(?<registry>\\d{12})\\.dkr\\.ecr(?:-fips)?\\.(?<region>[a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?/` +
-    `(?<repository>${REPOSITORY})(?::(?<tag>${TAG}))?(?:@(?<digest>sha256:[a-f0-9]{64}))?`,
+    `(?<repository>${REPOSITORY})(?::(?<tag>${TAG}))?(?:@(?<digest>sha256:[a-f0-9]{64}))?${END}`,
 );
 const BARE_REFERENCE = new RegExp(
   `^(?<repository>${REPOSITORY})(?::(?<tag>${TAG}))?(?:@(?<digest>sha256:[a-f0-9]{64}))?$`,
@@ -20,6 +25,8 @@ const BARE_REFERENCE = new RegExp(
 export interface ImageReference {
   readonly repository: string;
   readonly registryId: string | undefined;
+  /** The region of an image URI (a bare reference or a JSON name has none: the gate's own). */
+  readonly region: string | undefined;
   readonly digest: string | undefined;
   readonly tag: string | undefined;
   /** Where it was found, for the record: `CustomData`, `variable IMAGE_URI`, … */
@@ -80,6 +87,7 @@ export function imageFromVariables(variables: Readonly<Record<string, string>>):
       reference: {
         repository,
         registryId: undefined,
+        region: undefined,
         digest,
         tag: undefined,
         from: 'variable IMAGE_DIGEST',
@@ -107,12 +115,15 @@ function imageFromJson(text: string): Identification | undefined {
     return undefined;
   };
   const uri = str('imageUri', 'imageURI', 'image', 'IMAGE_URI');
+  const digest = str('imageDigest', 'digest');
+  if (digest !== undefined && !DIGEST.test(digest)) {
+    return { ok: false, problem: `CustomData imageDigest is not a sha256 digest: ${clip(digest)}` };
+  }
   if (uri !== undefined) {
     const reference = matchReference(uri, 'CustomData');
-    if (reference) return { ok: true, reference };
+    if (reference) return withDigest(reference, digest, text);
   }
   const repository = str('repositoryName', 'repository');
-  const digest = str('imageDigest', 'digest');
   const tag = str('imageTag', 'tag');
   if (repository === undefined || (digest === undefined && tag === undefined)) {
     return {
@@ -121,20 +132,34 @@ function imageFromJson(text: string): Identification | undefined {
         'CustomData is JSON but names no image (expected imageUri, or repositoryName with imageDigest or imageTag)',
     };
   }
-  if (digest !== undefined && !DIGEST.test(digest)) {
-    return { ok: false, problem: `CustomData imageDigest is not a sha256 digest: ${clip(digest)}` };
-  }
   return {
     ok: true,
     reference: {
       repository,
       registryId: str('registryId'),
+      region: undefined,
       digest,
       tag,
       from: 'CustomData',
       text,
     },
   };
+}
+
+/**
+ * A URI with the digest beside it (`{"imageUri": "…:latest", "imageDigest": "sha256:…"}`, as an ECR source
+ * action's variables give them): the digest is what was built and is judged, never the tag, which may have
+ * moved since. A URI that names another digest is a contradiction, not a choice to make.
+ */
+function withDigest(reference: ImageReference, digest: string | undefined, text: string): Identification {
+  if (digest === undefined || digest === reference.digest) return { ok: true, reference };
+  if (reference.digest !== undefined) {
+    return {
+      ok: false,
+      problem: `CustomData names two digests: ${reference.digest} in its image URI and ${digest} as imageDigest`,
+    };
+  }
+  return { ok: true, reference: { ...reference, digest, text } };
 }
 
 function matchReference(text: string, from: string): ImageReference | undefined {
@@ -144,6 +169,7 @@ function matchReference(text: string, from: string): ImageReference | undefined 
   return {
     repository: g.repository,
     registryId: g.registry,
+    region: g.region,
     digest: g.digest,
     tag: g.tag,
     from,

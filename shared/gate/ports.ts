@@ -107,10 +107,16 @@ export interface FindingsPort {
   ): Promise<EcrScanReadResult>;
 }
 
+/** What a tag points at now, or why ECR shows no image to judge (a fact to escalate with, not a fault). */
+export type TagResolution = { readonly digest: string } | { readonly missing: string };
+
 /** ECR `DescribeImages`. */
 export interface ImagesPort {
-  /** The digest a tag points at now, or undefined when the repository has no such tag. */
-  resolveTag(repository: string, tag: string, registryId: string | undefined): Promise<string | undefined>;
+  /**
+   * The digest a tag points at now. No such tag or repository, or a repository Tollgate may not read, is
+   * `missing` with the reason; a fault that may pass (throttling, 5xx, the network) throws, to be retried.
+   */
+  resolveTag(repository: string, tag: string, registryId: string | undefined): Promise<TagResolution>;
 }
 
 /** The escalation, rendered: subject ≤ 100 characters, a text body, and the same content as JSON. */
