@@ -142,6 +142,8 @@ export const CSV_COLUMNS = [
   'violations',
   'vulnerabilities',
   'summary',
+  // Added last, so that the columns before it keep their positions.
+  'attempt',
 ] as const;
 
 /**
@@ -190,6 +192,7 @@ export function csvRow(r: AuditRecord): string {
     vulnerabilities: r.vulnerabilities.join(' '),
     // A resolution's own words are the reviewer's; its record's summary repeats the decision's.
     summary: (r.type === 'resolution' ? r.resolution?.summary : null) ?? r.summary ?? '',
+    attempt: String(r.gate.attempt ?? 1),
   };
   return csvLine(CSV_COLUMNS.map((c) => values[c]));
 }
@@ -220,7 +223,12 @@ export function renderShow(r: AuditRecord, check: HashCheck): string {
   const row = (label: string, value: string) => out.push(`  ${label.padEnd(16)}${value}`);
   out.push(`${r.pipeline}#${r.seq}  ${r.type}  ${r.time}`);
   row('gate', `${r.gate.pipeline} / ${r.gate.stage} / ${r.gate.action}`);
-  row('execution', r.gate.executionId);
+  row(
+    'execution',
+    r.gate.attempt !== undefined && r.gate.attempt > 1
+      ? `${r.gate.executionId} (attempt ${r.gate.attempt})`
+      : r.gate.executionId,
+  );
   row('actor', r.actor);
   if (r.image) {
     row('image', `${r.image.repository ?? '(repository unknown)'}`);

@@ -48,6 +48,14 @@ export function entry(overrides: Partial<AuditEntry> = {}): AuditEntry {
 /** A record with every optional part filled in (action and resolution too): for schema coverage. */
 export function fullEntry(): AuditEntry {
   return entry({
+    // A retried stage's gate: the only records with an attempt.
+    gate: {
+      pipeline: 'payments-api',
+      executionId: 'exec-1',
+      stage: 'Deploy',
+      action: 'TollgateApproval',
+      attempt: 2,
+    },
     warnings: [
       {
         rule: 'medium',

@@ -294,7 +294,7 @@ describe('tollgate audit list: filters on the demo records', () => {
 
 describe('tollgate audit list --format csv', () => {
   const HEADER =
-    'time,pipeline,seq,type,executionId,stage,action,repository,digest,tags,outcome,actor,reviewer,policy,policySha256,violations,vulnerabilities,summary';
+    'time,pipeline,seq,type,executionId,stage,action,repository,digest,tags,outcome,actor,reviewer,policy,policySha256,violations,vulnerabilities,summary,attempt';
 
   it('a header of the stable columns, one CRLF line per record, lists space-separated', () => {
     const r = audit(['list', '--format', 'csv', '--pipeline', 'payments-api', '--order', 'oldest']);
@@ -320,6 +320,7 @@ describe('tollgate audit list --format csv', () => {
       reviewer: '',
       policy: 'baseline',
       violations: 'no-critical known-exploited likely-exploited fixable-high high-past-sla unknown-severity',
+      attempt: '1',
     });
     expect(decision.policySha256).toMatch(/^[0-9a-f]{64}$/);
     expect(decision.vulnerabilities!.split(' ')).toContain('CVE-2024-45490');

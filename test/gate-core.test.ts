@@ -243,6 +243,30 @@ describe('the token check', () => {
     });
   });
 
+  it("does not give a gate up on a state that still shows the action's previous run", () => {
+    // GetPipelineState lags: our execution holds the stage, the action shows the last run's Succeeded,
+    // while ListActionExecutions already has ours in progress.
+    const lagging = stage('e1', 'Succeeded');
+    expect(checkToken(key, lagging, execution('InProgress'))).toMatchObject({ ok: false, final: false });
+    expect(checkToken(key, lagging, execution('InProgress', 'ptok'))).toMatchObject({
+      ok: true,
+      token: 'ptok',
+    });
+    // Without the executions, or with them agreeing, it is over.
+    expect(checkToken(key, lagging, undefined)).toMatchObject({ ok: false, final: true });
+    expect(checkToken(key, lagging, execution('Succeeded'))).toMatchObject({ ok: false, final: true });
+  });
+
+  it('reads the attempt the event named when a retried stage lists two', () => {
+    const attempts: ActionExecutionView[] = [
+      { ...execution('Failed')[0]!, actionExecutionId: 'a0' },
+      { ...execution('InProgress', 'ptok')[0]!, actionExecutionId: 'a1' },
+    ];
+    const none = stage(undefined, undefined);
+    expect(checkToken(key, none, attempts, 'a1')).toMatchObject({ ok: true, token: 'ptok' });
+    expect(checkToken(key, none, attempts, 'a0')).toMatchObject({ ok: false, final: true });
+  });
+
   it('waits (not final) when the action is in progress but has no token yet', () => {
     expect(checkToken(key, stage('e1', 'InProgress'), undefined)).toMatchObject({ ok: false, final: false });
   });

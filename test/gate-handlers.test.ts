@@ -37,6 +37,7 @@ import {
   exampleFindings,
   Harness,
   type HarnessOptions,
+  KEY,
   laterPage,
   logLines,
   PIPELINE,
@@ -704,6 +705,57 @@ describe('identifying the image', () => {
     expect(findingsReads(h).every((i) => i.filterCriteria?.ecrImageHash?.[0]?.value === DIGEST)).toBe(true);
     expect((await h.decision())!.record.subject.digest).toBe(DIGEST);
     expect(putResults(h)).toHaveLength(1);
+  });
+});
+
+describe('a retried stage', () => {
+  it('runs its approval again: a new gate (attempt 2) decides it; the first attempt keeps its own decision and end', async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('payments-api.list-findings.json');
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+    await h.scanFinished();
+    h.clock.advance(SECOND);
+    await h.approvalEnded(h.approvalEndedEvent('FAILED'));
+    expect(await h.gate()).toMatchObject({
+      state: 'CLOSED',
+      outcome: 'REJECT',
+      closure: { state: 'FAILED' },
+    });
+
+    // Someone retries the stage: the same execution id, the next attempt, a new action execution and a new
+    // token. The image has not changed, so neither does the verdict; but it is given, not left pending.
+    h.pipeline.stage = { executionId: EXECUTION, status: 'InProgress', token: NEWER_TOKEN };
+    h.pipeline.action.status = 'InProgress';
+    h.clock.advance(10 * MINUTE);
+    const retry = h.approvalStartedEvent();
+    retry.detail['pipeline-execution-attempt'] = 2.0;
+    retry.detail['action-execution-id'] = '5a0e8f1c-0000-4000-8000-00000000abcd';
+    await h.approvalStarted(retry);
+    await h.approvalStarted(retry); // a duplicate of the retry's event changes nothing
+
+    const second = { ...KEY, attempt: 2 };
+    expect(await h.gate(second)).toMatchObject({
+      state: 'ACTED',
+      outcome: 'REJECT',
+      tokenHash: hashToken(NEWER_TOKEN),
+      actionExecutionId: '5a0e8f1c-0000-4000-8000-00000000abcd',
+    });
+    expect(putResults(h).map((r) => [r.token, r.result?.status])).toEqual([
+      [TOKEN, 'Rejected'],
+      [NEWER_TOKEN, 'Rejected'],
+    ]);
+    expect(await h.gate()).toMatchObject({ state: 'CLOSED', outcome: 'REJECT' });
+    expect((await h.decision())!.record.outcome).toBe('REJECT');
+    expect((await h.decision(second))!.record.outcome).toBe('REJECT');
+    expect(await h.decisionItems()).toHaveLength(2);
+
+    // The retry's end closes the retry's gate, not the first one.
+    const ended = h.approvalEndedEvent('FAILED');
+    ended.detail['pipeline-execution-attempt'] = 2.0;
+    await h.approvalEnded(ended);
+    expect(await h.gate(second)).toMatchObject({ state: 'CLOSED', closure: { state: 'FAILED' } });
+    expect((await h.gate())!.closure?.at).not.toBe((await h.gate(second))!.closure?.at);
   });
 });
 

@@ -1,4 +1,5 @@
 import type { GateClosing } from '../../shared/gate/closing.js';
+import { gateId, gateKeyOf } from '../../shared/gate/model.js';
 import { gateHandler } from '../common/handler.js';
 import type { Runtime } from '../common/runtime.js';
 import { ApprovalEndedOrCallEvent } from '../common/schemas.js';
@@ -11,8 +12,8 @@ export function approvalEndedHandler(runtime: Runtime<GateClosing>) {
   return gateHandler('approval-ended', ApprovalEndedOrCallEvent, runtime, async (event, { gate, logger }) => {
     if (event['detail-type'] === 'CodePipeline Action Execution State Change') {
       const d = event.detail;
-      const key = { pipeline: d.pipeline, executionId: d['execution-id'], stage: d.stage, action: d.action };
-      logger.appendKeys({ gate: `${key.pipeline}/${key.executionId}/${key.stage}/${key.action}` });
+      const key = gateKeyOf(d);
+      logger.appendKeys({ gate: gateId(key) });
       const report = await gate.approvalEnded({
         key,
         state: d.state,

@@ -1,3 +1,4 @@
+import { gateId, gateKeyOf } from '../../shared/gate/model.js';
 import { gateHandler } from '../common/handler.js';
 import type { Runtime } from '../common/runtime.js';
 import { ApprovalStartedEvent } from '../common/schemas.js';
@@ -6,8 +7,8 @@ import { ApprovalStartedEvent } from '../common/schemas.js';
 export function approvalStartedHandler(runtime: Runtime) {
   return gateHandler('approval-started', ApprovalStartedEvent, runtime, async (event, { gate, logger }) => {
     const d = event.detail;
-    const key = { pipeline: d.pipeline, executionId: d['execution-id'], stage: d.stage, action: d.action };
-    logger.appendKeys({ gate: `${key.pipeline}/${key.executionId}/${key.stage}/${key.action}` });
+    const key = gateKeyOf(d);
+    logger.appendKeys({ gate: gateId(key) });
     const report = await gate.approvalStarted({
       key,
       actionExecutionId: d['action-execution-id'],

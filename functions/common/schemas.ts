@@ -39,6 +39,8 @@ const ActionDetail = z.object({
   stage: name,
   action: name,
   'action-execution-id': z.optional(z.string()),
+  // A number (`2.0` in the samples); a retried stage's approval comes with the next attempt.
+  'pipeline-execution-attempt': z.optional(z.int().check(z.minimum(1), z.maximum(1_000_000))),
   state: z.string(),
   region: z.optional(z.string()),
   type: ApprovalType,

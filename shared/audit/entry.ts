@@ -48,7 +48,14 @@ function base(
     type,
     time,
     actor,
-    gate: { pipeline: key.pipeline, executionId: key.executionId, stage: key.stage, action: key.action },
+    gate: {
+      pipeline: key.pipeline,
+      executionId: key.executionId,
+      stage: key.stage,
+      action: key.action,
+      // Only a retried stage's gate has one: a first attempt's records hash as they always have.
+      ...(key.attempt !== undefined && key.attempt > 1 ? { attempt: key.attempt } : {}),
+    },
     image: imageOf(image ?? decision?.image, decision),
     outcome: record?.outcome ?? null,
     summary: record?.summary ?? null,

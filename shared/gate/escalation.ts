@@ -79,6 +79,8 @@ export interface EscalationJson {
     readonly stage: string;
     readonly action: string;
     readonly executionId: string;
+    /** The execution's attempt: 1, or more for a retried stage's approval. */
+    readonly attempt: number;
     readonly actionExecutionId: string | null;
     readonly account: string | null;
     readonly region: string;
@@ -143,6 +145,7 @@ function escalationJson(input: EscalationInput): EscalationJson {
       stage: cleanLine(key.stage),
       action: cleanLine(key.action),
       executionId: cleanLine(key.executionId),
+      attempt: key.attempt ?? 1,
       actionExecutionId: gate.actionExecutionId === undefined ? null : cleanLine(gate.actionExecutionId),
       account: account ?? null,
       region,
@@ -335,7 +338,7 @@ function renderText(json: EscalationJson): string {
     ['Pipeline', g.pipeline],
     ['Stage', g.stage],
     ['Action', g.action],
-    ['Execution', g.executionId],
+    ['Execution', g.attempt > 1 ? `${g.executionId} (attempt ${g.attempt}: a retried stage)` : g.executionId],
     ['Account', `${g.account ?? 'unknown'} (${g.region})`],
   ];
   if (img.problem !== null && img.repository === null) rows.push(['Image', `not identified: ${img.problem}`]);

@@ -34,6 +34,14 @@ const gateKeyFields = {
   executionId: text.check(described('The pipeline execution id.')),
   stage: text.check(described('The stage of the Manual approval action.')),
   action: text.check(described('The Manual approval action.')),
+  attempt: z
+    .int()
+    .check(
+      z.minimum(1),
+      described(
+        "The execution's attempt: 1, or more for the approval of a retried stage (a gate of its own).",
+      ),
+    ),
 };
 
 const EventImage = z
@@ -278,8 +286,14 @@ function event(
 
 function keyFields(
   key: Gate['key'],
-): Pick<DecisionEventDetail, 'pipeline' | 'executionId' | 'stage' | 'action'> {
-  return { pipeline: key.pipeline, executionId: key.executionId, stage: key.stage, action: key.action };
+): Pick<DecisionEventDetail, 'pipeline' | 'executionId' | 'stage' | 'action' | 'attempt'> {
+  return {
+    pipeline: key.pipeline,
+    executionId: key.executionId,
+    stage: key.stage,
+    action: key.action,
+    attempt: key.attempt ?? 1,
+  };
 }
 
 function eventImage(image: Gate['image']): DecisionEventDetail['image'] {

@@ -161,7 +161,7 @@ export class GateService extends GateClosing<GateDeps> {
       this.d.approvals.pipelineState(e.key.pipeline),
       this.d.approvals.actionExecutions(e.key.pipeline, e.key.executionId),
     ]);
-    const token = checkToken(e.key, stages, executions);
+    const token = checkToken(e.key, stages, executions, e.actionExecutionId);
     const now = this.now();
     const startedAt = validTime(e.time) ?? now.toISOString();
     const base = newGate(e, startedAt, now, new Date(Date.parse(startedAt) + this.waitMs).toISOString());
@@ -180,6 +180,7 @@ export class GateService extends GateClosing<GateDeps> {
     const identified = await this.identify(e.key, executions, {
       account: e.account || this.d.config.account,
       region: e.region || this.d.config.region,
+      actionExecutionId: e.actionExecutionId,
     });
     let gate: Gate = {
       ...base,
@@ -204,9 +205,15 @@ export class GateService extends GateClosing<GateDeps> {
   private async identify(
     key: GateKey,
     executions: readonly ActionExecutionView[],
-    where: { readonly account: string | undefined; readonly region: string },
+    where: {
+      readonly account: string | undefined;
+      readonly region: string;
+      readonly actionExecutionId: string | undefined;
+    },
   ): Promise<{ image: GateImage | undefined; problem: string | undefined }> {
-    const mine = executions.find((x) => x.stage === key.stage && x.action === key.action);
+    const ofAction = executions.filter((x) => x.stage === key.stage && x.action === key.action);
+    // A retried stage lists each attempt's run of the action: the CustomData is the attempt's own.
+    const mine = ofAction.find((x) => x.actionExecutionId === where.actionExecutionId) ?? ofAction[0];
     let found: Identification = imageFromCustomData(mine?.customData);
     if (!found.ok) {
       const fromCustomData = found.problem;
@@ -454,7 +461,12 @@ export class GateService extends GateClosing<GateDeps> {
       const token = checkToken(gate.key, await this.pipelineState(gate.key.pipeline, ctx), undefined);
       if (!token.ok && token.final) {
         const executions = await this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId);
-        const again = checkToken(gate.key, await this.pipelineState(gate.key.pipeline, ctx), executions);
+        const again = checkToken(
+          gate.key,
+          await this.pipelineState(gate.key.pipeline, ctx),
+          executions,
+          gate.actionExecutionId,
+        );
         if (!again.ok && again.final) return this.markStale(gate, again.reason, now);
       }
     }
@@ -701,7 +713,7 @@ export class GateService extends GateClosing<GateDeps> {
           this.d.approvals.pipelineState(gate.key.pipeline),
           this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId),
         ]);
-        token = checkToken(gate.key, stages, executions);
+        token = checkToken(gate.key, stages, executions, gate.actionExecutionId);
       } catch (error) {
         return this.actFailed(gate, 'reading the approval token', error);
       }

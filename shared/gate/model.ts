@@ -10,6 +10,31 @@ export interface GateKey {
   readonly executionId: string;
   readonly stage: string;
   readonly action: string;
+  /**
+   * The execution's attempt (`pipeline-execution-attempt`), only when above 1. Retrying a stage runs its
+   * approval again within the same execution, with a new token: a new approval to decide, so a new gate
+   * beside the first attempt's (whose decision and end stay as they were). Absent for the first attempt,
+   * whose gate id and records read as they always have.
+   */
+  readonly attempt?: number;
+}
+
+/** A gate's key from an action event's detail: the first attempt keeps the four-part key. */
+export function gateKeyOf(detail: {
+  readonly pipeline: string;
+  readonly 'execution-id': string;
+  readonly stage: string;
+  readonly action: string;
+  readonly 'pipeline-execution-attempt'?: number | undefined;
+}): GateKey {
+  const key = {
+    pipeline: detail.pipeline,
+    executionId: detail['execution-id'],
+    stage: detail.stage,
+    action: detail.action,
+  };
+  const attempt = detail['pipeline-execution-attempt'];
+  return attempt !== undefined && attempt > 1 ? { ...key, attempt } : key;
 }
 
 export type GateState = 'WAITING' | 'DECIDED' | 'ACTED' | 'CLOSED' | 'STALE';
@@ -152,7 +177,8 @@ export interface StoredDecision {
 }
 
 export function gateId(key: GateKey): string {
-  return `${key.pipeline}/${key.executionId}/${key.stage}/${key.action}`;
+  const id = `${key.pipeline}/${key.executionId}/${key.stage}/${key.action}`;
+  return key.attempt !== undefined && key.attempt > 1 ? `${id}/attempt-${key.attempt}` : id;
 }
 
 /** Findings kept per violation in a stored decision and shown in an escalation. */

@@ -20,14 +20,20 @@ export function checkToken(
   key: GateKey,
   stages: readonly StageStateView[],
   executions: readonly ActionExecutionView[] | undefined,
+  actionExecutionId?: string,
 ): TokenCheck {
   const stage = stages.find((s) => s.name === key.stage);
   const action = stage?.actions.find((a) => a.name === key.action);
+  const ofAction = executions?.filter((e) => e.stage === key.stage && e.action === key.action) ?? [];
+  // A stage retried within the execution lists the earlier attempt too: ours is the one the event named.
+  const mine = ofAction.find((e) => e.actionExecutionId === actionExecutionId) ?? ofAction[0];
   if (stage && action && stage.executionId === key.executionId) {
     if (action.status === 'InProgress' && action.token) {
       return { ok: true, token: action.token, mode: 'stage', actionExecutionId: action.actionExecutionId };
     }
-    if (action.status !== 'InProgress') {
+    // The state can still show the action's previous run a moment after ours started: the action
+    // executions, when read, have the last word before a gate is given up for good.
+    if (action.status !== 'InProgress' && mine?.status !== 'InProgress') {
       return {
         ok: false,
         reason: `the approval is no longer in progress (${action.status ?? 'never ran'})`,
@@ -35,7 +41,6 @@ export function checkToken(
       };
     }
   }
-  const mine = executions?.find((e) => e.stage === key.stage && e.action === key.action);
   if (mine) {
     if (mine.status === 'InProgress' && mine.externalExecutionId) {
       return {
