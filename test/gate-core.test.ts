@@ -241,6 +241,11 @@ describe('the token check', () => {
       ok: false,
       final: true,
     });
+    // Ours in progress, no token shown yet: wait for it; the state naming no execution is not supersession.
+    expect(checkToken(key, stage(undefined, undefined), execution('InProgress'))).toMatchObject({
+      ok: false,
+      final: false,
+    });
   });
 
   it("does not give a gate up on a state that still shows the action's previous run", () => {

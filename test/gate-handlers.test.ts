@@ -644,6 +644,42 @@ describe('the approval token and the execution', () => {
     });
   });
 
+  it('PARALLEL mode, escalated, the token showing only after the start: read when escalating, so the reviewer is recorded', async () => {
+    const h = await setup();
+    const parallelToken = '0a1b2c3d-573f-4ea7-a67e-0123456789ab';
+    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
+    h.pipeline.stage = { executionId: undefined, status: 'InProgress', token: undefined };
+    await h.approvalStarted(); // neither the state nor the action executions show a token yet
+    expect((await h.gate())?.tokenHash).toBeUndefined();
+
+    h.pipeline.action.externalExecutionId = parallelToken;
+    h.clock.advance(MINUTE);
+    await h.scanFinished();
+    expect(await h.gate()).toMatchObject({
+      state: 'ACTED',
+      outcome: 'ESCALATE',
+      tokenHash: hashToken(parallelToken),
+    });
+
+    h.pipeline.action.status = 'Succeeded';
+    await h.approvalEnded(h.cloudTrailEvent({ token: parallelToken }));
+    expect((await h.gate())?.reviewer).toMatchObject({
+      identity: expect.stringContaining('SecurityEngineer/alice'),
+    });
+  });
+
+  it('a PutApprovalResult of no gate Tollgate knows is logged as a warning, not dropped without a word', async () => {
+    const h = await setup();
+    logLines.length = 0;
+    await h.approvalEnded(h.cloudTrailEvent({ token: 'f0000000-0000-4000-8000-000000000000' }));
+    const warned = logLines
+      .map((l) => JSON.parse(l) as { level: string; message: string; identity?: string })
+      .filter((l) => l.level === 'WARN' && /reviewer is not recorded/.test(l.message));
+    expect(warned).toEqual([
+      expect.objectContaining({ identity: expect.stringContaining('SecurityEngineer/alice') }),
+    ]);
+  });
+
   it('PARALLEL mode: no token in GetPipelineState; the action execution externalExecutionId is the token', async () => {
     const h = await setup();
     const parallelToken = '0a1b2c3d-573f-4ea7-a67e-0123456789ab';

@@ -150,7 +150,15 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
     for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
       const gate = await this.d.store.gateByTokenHash(tokenHash);
       if (!gate) {
-        this.d.log.info('PutApprovalResult for an approval Tollgate does not gate', { identity: e.identity });
+        // An approval of a pipeline Tollgate does not gate, one that started before Tollgate was deployed,
+        // or one whose token Tollgate never saw: counted and logged, so that a reviewer who cannot be
+        // recorded is seen rather than silently missing from the audit trail.
+        this.d.metrics.count('ApprovalResultsUnmatched');
+        this.d.log.warn('PutApprovalResult for no gate Tollgate knows: its reviewer is not recorded', {
+          identity: e.identity,
+          status: e.status,
+          time: e.time,
+        });
         return undefined;
       }
       if (gate.reviewer) return report(gate, 'reviewer already recorded');

@@ -698,11 +698,17 @@ export class GateService extends GateClosing<GateDeps> {
       } catch (error) {
         return this.actFailed(gate, 'sending the escalation', error);
       }
-      return this.finishAct(gate, { notifications: gate.notifications + 1 }, 'escalated: notification sent', {
-        decision,
-        head,
-        action: { kind: 'escalation', status: null, answer: null, subject },
-      });
+      const tokenHash = gate.tokenHash ?? (await this.tokenHashForReviewer(gate));
+      return this.finishAct(
+        gate,
+        { notifications: gate.notifications + 1, tokenHash },
+        'escalated: notification sent',
+        {
+          decision,
+          head,
+          action: { kind: 'escalation', status: null, answer: null, subject },
+        },
+      );
     }
 
     let token = known;
@@ -762,6 +768,33 @@ export class GateService extends GateClosing<GateDeps> {
       head,
       action,
     });
+  }
+
+  /**
+   * The hash of an escalated approval's token, when the gate has none yet (no token had shown when it
+   * started or decided; in PARALLEL mode only the action executions carry it). A person resolves it, and
+   * CloudTrail's record of that call names the token, not the gate: without the hash, who let it through
+   * could not be recorded. Best effort: the escalation is out already, and a failed read loses only that.
+   */
+  private async tokenHashForReviewer(gate: Gate): Promise<string | undefined> {
+    try {
+      const [stages, executions] = await Promise.all([
+        this.d.approvals.pipelineState(gate.key.pipeline),
+        this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId),
+      ]);
+      const token = checkToken(gate.key, stages, executions, gate.actionExecutionId);
+      if (token.ok) return hashToken(token.token);
+      this.d.log.warn('escalated without the approval token: the reviewer may not be recorded', {
+        gate: gateId(gate.key),
+        reason: token.reason,
+      });
+    } catch (error) {
+      this.d.log.warn('escalated, but reading the approval token failed: the reviewer may not be recorded', {
+        gate: gateId(gate.key),
+        error: describeError(error),
+      });
+    }
+    return undefined;
   }
 
   private async finishAct(

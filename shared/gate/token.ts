@@ -53,6 +53,11 @@ export function checkToken(
     if (mine.status !== 'InProgress') {
       return { ok: false, reason: `the approval is no longer in progress (${mine.status})`, final: true };
     }
+    // Ours, in progress, its token not shown yet. In PARALLEL mode the state names no execution of the
+    // stage at all, which says nothing about ours; a state naming another execution still supersedes it.
+    if (stage?.executionId === undefined || stage.executionId === key.executionId) {
+      return { ok: false, reason: 'the approval has no token yet', final: false };
+    }
   }
   if (!stage || !action) {
     return {
