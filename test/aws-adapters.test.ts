@@ -393,6 +393,35 @@ describe('CodePipeline: PutApprovalResult', () => {
     expect(mock.commandCalls(PutApprovalResultCommand)).toHaveLength(1);
   });
 
+  it('already completed after a retry of a call that may have landed: not "someone else", the answer says so', async () => {
+    const completed = () =>
+      new ApprovalAlreadyCompletedException({ message: 'The approval has been completed', $metadata: {} });
+    const reset = Object.assign(new Error('socket hang up'), { name: 'Error', code: 'ECONNRESET' });
+    const { client, mock } = codepipeline();
+    mock.on(PutApprovalResultCommand).rejectsOnce(reset).rejects(completed());
+    expect(await new CodePipelineApprovals(client, fastRetry()).putApprovalResult(request)).toBe(
+      'completed-after-lost-answer',
+    );
+    expect(mock.commandCalls(PutApprovalResultCommand)).toHaveLength(2);
+
+    // Throttling is refused before any work: the retry's answer is about someone else.
+    const throttled = codepipeline();
+    throttled.mock
+      .on(PutApprovalResultCommand)
+      .rejectsOnce(
+        new CodePipelineServiceException({
+          name: 'ThrottlingException',
+          $fault: 'client',
+          $metadata: { httpStatusCode: 400 },
+          message: 'Rate exceeded',
+        }),
+      )
+      .rejects(completed());
+    expect(await new CodePipelineApprovals(throttled.client, fastRetry()).putApprovalResult(request)).toBe(
+      'already-completed',
+    );
+  });
+
   it('maps InvalidApprovalTokenException to invalid-token', async () => {
     const { client, mock } = codepipeline();
     const body = fixtureJson('aws/put-approval-result-error.invalid-token.shape-example.json') as {

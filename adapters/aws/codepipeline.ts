@@ -15,7 +15,14 @@ import type {
   PutApprovalRequest,
   StageStateView,
 } from '../../shared/gate/ports.js';
-import { DEFAULT_RETRY, nextPage, type RetryOptions, withRetries } from './retry.js';
+import {
+  DEFAULT_RETRY,
+  isRetryableAwsError,
+  isThrottlingError,
+  nextPage,
+  type RetryOptions,
+  withRetries,
+} from './retry.js';
 
 /** `ApprovalSummary` in the CodePipeline API model: at most 512 characters. */
 export const APPROVAL_SUMMARY_MAX = 512;
@@ -98,25 +105,35 @@ export class CodePipelineApprovals implements ApprovalsPort {
   }
 
   async putApprovalResult(request: PutApprovalRequest): Promise<PutApprovalOutcome> {
+    // PutApprovalResult is not idempotent: after a timeout, a reset connection or a 5xx, the call may have
+    // landed with only its answer lost, and the retry then hears that the approval is already completed.
+    let mayHaveLanded = false;
     try {
       await withRetries(
         () =>
-          this.client.send(
-            new PutApprovalResultCommand({
-              pipelineName: request.pipeline,
-              stageName: request.stage,
-              actionName: request.action,
-              token: request.token,
-              result: { status: request.result.status, summary: truncateSummary(request.result.summary) },
+          this.client
+            .send(
+              new PutApprovalResultCommand({
+                pipelineName: request.pipeline,
+                stageName: request.stage,
+                actionName: request.action,
+                token: request.token,
+                result: { status: request.result.status, summary: truncateSummary(request.result.summary) },
+              }),
+            )
+            .catch((error: unknown) => {
+              // Only an error that is retried can be followed by an answer about this very call.
+              if (isRetryableAwsError(error) && !isThrottlingError(error)) mayHaveLanded = true;
+              throw error;
             }),
-          ),
         this.retry,
       );
       return 'accepted';
     } catch (e) {
       // By name, not instanceof: an error from another copy of the SDK module is the same answer.
       const name = e instanceof Error ? e.name : undefined;
-      if (name === 'ApprovalAlreadyCompletedException') return 'already-completed';
+      if (name === 'ApprovalAlreadyCompletedException')
+        return mayHaveLanded ? 'completed-after-lost-answer' : 'already-completed';
       if (name === 'InvalidApprovalTokenException') return 'invalid-token';
       throw redactToken(e, request.token);
     }

@@ -74,6 +74,11 @@ function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null;
 }
 
+/** Refused for rate before any work was done: a retry after it cannot repeat a call that landed. */
+export function isThrottlingError(error: unknown): boolean {
+  return isObj(error) && typeof error.name === 'string' && THROTTLING.has(error.name);
+}
+
 export function isRetryableAwsError(error: unknown): boolean {
   if (!isObj(error)) return false;
   const name = error.name;

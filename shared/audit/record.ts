@@ -1,6 +1,7 @@
 import type { ExceptionsByState, Outcome, Violation } from '../decision/record.js';
 import type { Severity } from '../findings/finding.js';
 import type { GateClosure, GateKey } from '../gate/model.js';
+import type { PutApprovalOutcome } from '../gate/ports.js';
 
 /*
  * The audit trail: every decision, every action taken on it, and every human resolution is a record of
@@ -24,8 +25,12 @@ export interface AuditAction {
   readonly kind: 'approval-result' | 'escalation';
   /** The result sent to CodePipeline (approval-result only). */
   readonly status: 'Approved' | 'Rejected' | null;
-  /** CodePipeline's answer: `accepted`, `already-completed` (someone was faster), `invalid-token` (moved on). */
-  readonly answer: 'accepted' | 'already-completed' | 'invalid-token' | null;
+  /**
+   * CodePipeline's answer: `accepted`, `already-completed` (someone was faster), `completed-after-lost-answer`
+   * (perhaps Tollgate's own earlier attempt, whose answer was lost; the resolution record says who),
+   * `invalid-token` (moved on).
+   */
+  readonly answer: PutApprovalOutcome | null;
   /** The escalation's subject (escalation only). */
   readonly subject: string | null;
 }

@@ -763,6 +763,15 @@ export class GateService extends GateClosing<GateDeps> {
         { decision, head, action },
       );
     }
+    if (answer === 'completed-after-lost-answer') {
+      // Not "someone else": it may well be this result. Who it was comes with CloudTrail's record.
+      return this.finishAct(
+        gate,
+        { tokenHash },
+        `sent ${result.status}, the answer was lost, and a retry found the approval completed: by this result or by someone else (CloudTrail's record says who)`,
+        { decision, head, action },
+      );
+    }
     return this.markStale(gate, 'CodePipeline refused the token: the execution moved on', this.now(), {
       decision,
       head,

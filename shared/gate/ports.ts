@@ -46,7 +46,16 @@ export interface PipelineExecutionView {
   readonly variables: Readonly<Record<string, string>>;
 }
 
-export type PutApprovalOutcome = 'accepted' | 'already-completed' | 'invalid-token';
+/**
+ * CodePipeline's answer. `completed-after-lost-answer`: an attempt failed in a way that may have hidden its
+ * success (a timeout, a reset, a 5xx), and the retry heard the approval was already completed: perhaps by
+ * that attempt, perhaps by someone else. CloudTrail's record of the call says who.
+ */
+export type PutApprovalOutcome =
+  | 'accepted'
+  | 'already-completed'
+  | 'completed-after-lost-answer'
+  | 'invalid-token';
 
 export interface PutApprovalRequest {
   readonly pipeline: string;
