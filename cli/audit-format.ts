@@ -5,6 +5,7 @@
  */
 
 import { type AuditRecord, GENESIS } from '../shared/audit/record.js';
+import { parseIsoTime } from '../shared/dates.js';
 import type { Violation } from '../shared/decision/record.js';
 import { SEVERITIES } from '../shared/findings/finding.js';
 
@@ -26,8 +27,6 @@ const UNIT_MS: Readonly<Record<string, number>> = {
   w: 7 * 86_400_000,
 };
 
-const ISO = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2}))?$/;
-
 /**
  * `--since` / `--until`: an ISO-8601 date (`2026-11-01`, UTC), a timestamp with a zone
  * (`2026-11-01T12:00:00Z`, `2026-11-01T14:00:00+02:00`), or a time ago (`90m`, `12h`, `30d`, `2w`, `45s`).
@@ -39,8 +38,8 @@ export function parseTime(value: string, now: Date, bound: 'since' | 'until'): D
   const relative = /^(\d+)([smhdw])$/.exec(value.trim());
   if (relative) return new Date(now.getTime() - Number(relative[1]) * UNIT_MS[relative[2]!]!);
   const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(value);
-  const ms = Date.parse(dateOnly ? `${value}T00:00:00Z` : value);
-  if (!ISO.test(value) || Number.isNaN(ms)) {
+  const ms = parseIsoTime(value);
+  if (Number.isNaN(ms)) {
     throw new AuditUsageError(
       `--${bound} ${JSON.stringify(value)}: expected an ISO-8601 date (2026-11-01), a timestamp with a zone (2026-11-01T12:00:00Z) or a time ago (90m, 12h, 30d, 2w)`,
     );

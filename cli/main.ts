@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseIsoTime } from '../shared/dates.js';
 import { InputError } from '../shared/errors.js';
 import { registerAudit } from './audit.js';
 import { EXIT } from './exit.js';
@@ -17,9 +18,8 @@ function collect(value: string, previous: string[] | undefined): string[] {
 
 // `2026-11-25` or a timestamp with a zone: a decision's time is never guessed from the local zone.
 function parseNow(value: string): Date {
-  const ok = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2}))?$/.test(value);
-  const ms = Date.parse(value.length === 10 ? `${value}T00:00:00Z` : value);
-  if (!ok || Number.isNaN(ms)) {
+  const ms = parseIsoTime(value);
+  if (Number.isNaN(ms)) {
     throw new InvalidArgumentError(
       'expected an ISO-8601 date or timestamp with a zone, e.g. 2026-11-25T12:00:00Z',
     );

@@ -831,7 +831,20 @@ describe('parseTime', () => {
     expect(parseTime('12h', now, 'since').toISOString()).toBe('2026-11-25T00:00:00.000Z');
     expect(parseTime('90m', now, 'since').toISOString()).toBe('2026-11-25T10:30:00.000Z');
     expect(parseTime('2w', now, 'since').toISOString()).toBe('2026-11-11T12:00:00.000Z');
-    for (const bad of ['yesterday', '2026-11-01T12:00:00', '2026-13-01', '30', '-3d', '3y', '']) {
+    // Dates that do not exist are refused, not rolled over into March or the next day.
+    for (const bad of [
+      'yesterday',
+      '2026-11-01T12:00:00',
+      '2026-13-01',
+      '2026-02-30',
+      '2026-02-29',
+      '2026-04-31T00:00:00Z',
+      '2026-11-01T24:00:00Z',
+      '30',
+      '-3d',
+      '3y',
+      '',
+    ]) {
       expect(() => parseTime(bad, now, 'since'), bad).toThrow(/expected an ISO-8601 date/);
     }
   });

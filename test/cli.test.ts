@@ -255,6 +255,10 @@ describe('tollgate evaluate: errors exit 1 with a message on stderr and nothing 
       'expected an ISO-8601 date or timestamp with a zone',
     );
     expectError(
+      tollgate(['evaluate', '-p', BASELINE, '-f', PAYMENTS, '--now', '2026-02-30T00:00:00Z']),
+      "argument '2026-02-30T00:00:00Z' is invalid. expected an ISO-8601 date or timestamp with a zone",
+    );
+    expectError(
       tollgate(['evaluate', '-p', BASELINE, '-f', PAYMENTS, '--bogus']),
       "unknown option '--bogus'",
     );

@@ -197,6 +197,25 @@ describe('missing and unusual values', () => {
     };
     expect(readFindingsDocument([raw]).findings.row(0)!.key).toBe('CVE-1|a,b|arn:aws:ecr:r/x/sha256:1');
   });
+
+  it('an empty findingArn is no key: two such findings stay two, not one taken for a copy of the other', () => {
+    const finding = (id: string, severity: string) => ({
+      findingArn: '',
+      packageVulnerabilityDetails: { vulnerabilityId: id, vulnerablePackages: [{ name: 'p' }] },
+      severity,
+      status: 'ACTIVE',
+    });
+    const rows = readFindingsDocument([
+      finding('CVE-2021-44228', 'CRITICAL'),
+      finding('CVE-2024-0001', 'LOW'),
+    ])
+      .findings.rows()
+      .map((f) => [f.key, f.severity]);
+    expect(rows).toEqual([
+      ['CVE-2021-44228|p|', 'CRITICAL'],
+      ['CVE-2024-0001|p|', 'LOW'],
+    ]);
+  });
 });
 
 describe('timestamps', () => {
@@ -209,16 +228,30 @@ describe('timestamps', () => {
     ['Dec 3, 2021, 6:02:30 PM', Date.UTC(2021, 11, 3, 18, 2, 30)],
     ['Dec 3, 2021, 12:02:30 AM', Date.UTC(2021, 11, 3, 0, 2, 30)],
     ['Dec 3, 2021, 12:02:30 PM', Date.UTC(2021, 11, 3, 12, 2, 30)],
+    ['2024-02-29T23:59:59Z', Date.UTC(2024, 1, 29, 23, 59, 59)],
+    [253402300799, Date.UTC(9999, 11, 31, 23, 59, 59)],
   ])('%s', (input, expected) => {
     expect(parseTimestamp(input)).toBe(expected);
   });
 
-  it.each(['2024-09-04T16:55:38', 'yesterday', 'Foo 3, 2021, 6:02:30 PM', true, -5])(
-    'refuses %s',
-    (input) => {
-      expect(parseTimestamp(input)).toMatchObject({ problem: true });
-    },
-  );
+  it.each([
+    '2024-09-04T16:55:38',
+    'yesterday',
+    'Foo 3, 2021, 6:02:30 PM',
+    true,
+    -5,
+    // Epoch milliseconds, which as seconds would date a finding in the year 56,000: olderThanDays never met.
+    1717200000000,
+    // Dates and times that do not exist, which Date.parse and Date.UTC would roll over into others.
+    '2024-02-31T00:00:00Z',
+    '2023-02-29T10:00:00Z',
+    '2024-09-04T24:00:00Z',
+    'Wed Feb 31 16:55:38.411 UTC 2024',
+    'Sep 4 16:75:38 UTC 2024',
+    'Feb 30, 2024, 6:02:30 PM',
+  ])('refuses %s', (input) => {
+    expect(parseTimestamp(input)).toMatchObject({ problem: true });
+  });
 });
 
 describe('errors name the file, position, path, expectation and what came', () => {
@@ -290,6 +323,8 @@ describe('merging several files', () => {
       findings: Record<string, unknown>[];
     };
     raw.findings[0]!.findingArn = `arn:finding/${n}`;
+    // The sample is a first page (it has a nextToken); page 2 is the export's last.
+    if (n !== 1) delete (raw as { nextToken?: string }).nextToken;
     return { file: `page${n}.json`, document: readFindingsDocument(raw) };
   };
 
@@ -300,6 +335,36 @@ describe('merging several files', () => {
     expect(set.scan).toBeUndefined();
   });
 
+  it('refuses a page that says more findings follow when no file given is the last page', () => {
+    const withToken = (n: number, token: string | null) => {
+      const raw = fixtureJson('aws/list-findings-response.ecr.derived-from-aws-docs-event.json') as {
+        findings: Record<string, unknown>[];
+        nextToken?: string | null;
+      };
+      raw.findings[0]!.findingArn = `arn:finding/${n}`;
+      raw.nextToken = token;
+      return { file: `page${n}.json`, document: readFindingsDocument(raw) };
+    };
+    const e = inputError(() => mergeFindings([withToken(1, 'eyJuZXh0IjoyfQ==')]));
+    expect(e.message).toBe(
+      'page1.json: nextToken: expected every page of the export: this response says more findings follow, ' +
+        'and no file given is its last page (one without nextToken); fetch them all (the AWS CLI pages by ' +
+        'itself unless told --no-paginate) or pass every page; got nextToken "eyJuZXh0IjoyfQ=="',
+    );
+    expect(() => mergeFindings([withToken(1, 'a'), withToken(2, 'b')])).toThrow(/page1\.json, page2\.json/);
+    // With its last page (no token, or null as the API may send it), the export is whole.
+    expect(mergeFindings([withToken(1, 'a'), withToken(2, null)]).findings.length).toBe(2);
+    expect(mergeFindings([withToken(1, 'a'), page(2)]).findings.length).toBe(2);
+    expect(() => mergeFindings([page(1)])).toThrow(/EXAMPLE-OPAQUE/);
+
+    const ecr = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json') as Record<
+      string,
+      unknown
+    >;
+    const ecrPage = { file: 'ecr.json', document: readFindingsDocument({ ...ecr, nextToken: 'more' }) };
+    expect(() => mergeFindings([ecrPage])).toThrow(/ecr\.json: nextToken: expected every page/);
+  });
+
   it('refuses findings of two images', () => {
     const ecr = {
       file: 'ecr.json',
@@ -307,7 +372,7 @@ describe('merging several files', () => {
         fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json'),
       ),
     };
-    const e = inputError(() => mergeFindings([page(1), ecr]));
+    const e = inputError(() => mergeFindings([page(2), ecr]));
     expect(e.message).toContain('expected the findings of one image (one digest)');
     expect(e.message).toContain('got findings of 2 images');
   });

@@ -61,6 +61,30 @@ function jsonProblem(text: string, file: string, e: unknown) {
   };
 }
 
+/**
+ * A partial read is never judged: a response that says more findings follow (`nextToken`) must come with
+ * the rest of its export, of which the last page has no token. (Which middle page is missing cannot be told
+ * from the pages: each token only says that one follows.)
+ */
+function checkPages(documents: readonly NamedDocument[]): void {
+  const formats = new Set(documents.map((d) => d.document.format));
+  for (const format of formats) {
+    const pages = documents.filter((d) => d.document.format === format && d.document.nextToken != null);
+    const last = documents.some((d) => d.document.format === format && d.document.nextToken === null);
+    if (pages.length === 0 || last) continue;
+    const token = pages[0]!.document.nextToken!;
+    throw new InputError([
+      {
+        file: pages.map((p) => p.file).join(', '),
+        path: 'nextToken',
+        expected:
+          'every page of the export: this response says more findings follow, and no file given is its last page (one without nextToken); fetch them all (the AWS CLI pages by itself unless told --no-paginate) or pass every page',
+        got: `nextToken ${describeValue(token.length > 24 ? `${token.slice(0, 23)}…` : token)}`,
+      },
+    ]);
+  }
+}
+
 export interface NamedDocument {
   readonly file: string;
   readonly document: FindingsDocument;
@@ -92,6 +116,7 @@ export function mergeFindings(documents: readonly NamedDocument[], repositoryOve
     for (const t of image.tags) tags.add(t);
   };
 
+  checkPages(documents);
   for (const { file, document } of documents) {
     for (const image of documentImages(document)) note(image, file);
     if (document.scan) {

@@ -2,7 +2,7 @@ import type { Finding, FixAvailability, ImageRef, ScanVerdict, VulnerablePackage
 import { levelBit, levelOf, RATED_SEVERITIES } from './finding.js';
 import { isProblem } from './problem.js';
 import { type FindingTable, FindingTableBuilder, fixBit, STATUS_ACTIVE, statusBit } from './table.js';
-import { parseTimestamp } from './timestamps.js';
+import { MAX_EPOCH_SECONDS, parseTimestamp } from './timestamps.js';
 
 export type FindingsFormat =
   | 'inspector2-findings'
@@ -20,6 +20,11 @@ export interface FindingsDocument {
   readonly image: ImageRef | undefined;
   /** Where the findings list sits in the document, for the key paths of errors. */
   readonly findingsPath: KeyPath;
+  /**
+   * An API response's `nextToken`: a string when more findings follow on another page, `null` on a
+   * response's last page (or a report, which has one page); `undefined` where the format has no pages.
+   */
+  readonly nextToken: string | null | undefined;
 }
 
 export type KeyPath = (string | number)[];
@@ -57,12 +62,17 @@ function isObj(v: unknown): v is Obj {
  */
 export function readFindingsDocument(value: unknown): FindingsDocument {
   const images = new ImageCache();
-  const inspector = (findings: FindingTable, findingsPath: KeyPath): FindingsDocument => ({
+  const inspector = (
+    findings: FindingTable,
+    findingsPath: KeyPath,
+    nextToken: string | null | undefined,
+  ): FindingsDocument => ({
     format: 'inspector2-findings',
     findings,
     scan: undefined,
     image: undefined,
     findingsPath,
+    nextToken,
   });
   const events = (findings: FindingTable): FindingsDocument => ({
     format: 'inspector2-finding-events',
@@ -70,11 +80,12 @@ export function readFindingsDocument(value: unknown): FindingsDocument {
     scan: undefined,
     image: undefined,
     findingsPath: [],
+    nextToken: undefined,
   });
   if (Array.isArray(value)) {
     const first: unknown = value[0];
     if (isObj(first) && 'detail-type' in first) return events(readEvents(value, images));
-    return inspector(readInspectorList(value, [], images), []);
+    return inspector(readInspectorList(value, [], images), [], undefined);
   }
   if (!isObj(value)) throw new ShapeError([], FORMATS_EXPECTED, value);
   if ('detail-type' in value) return events(readEvents([value], images, true));
@@ -82,7 +93,7 @@ export function readFindingsDocument(value: unknown): FindingsDocument {
   if ('findings' in value) {
     const list = value.findings;
     if (!Array.isArray(list)) throw new ShapeError(['findings'], 'a list of findings', list);
-    return inspector(readInspectorList(list, ['findings'], images), ['findings']);
+    return inspector(readInspectorList(list, ['findings'], images), ['findings'], pageToken(value));
   }
   throw new ShapeError([], FORMATS_EXPECTED, value);
 }
@@ -121,7 +132,8 @@ function fastInspectorRow(b: FindingTableBuilder, raw: unknown, maker: number): 
   if (!isObj(raw)) return false;
   const key = raw.findingArn;
   const pvd = raw.packageVulnerabilityDetails;
-  if (typeof key !== 'string' || !isObj(pvd)) return false;
+  // An empty ARN is no key: as a key, it would make every finding without one a copy of the others.
+  if (typeof key !== 'string' || key === '' || !isObj(pvd)) return false;
   const id = pvd.vulnerabilityId;
   if (typeof id !== 'string') return false;
 
@@ -162,7 +174,7 @@ function fastInspectorRow(b: FindingTableBuilder, raw: unknown, maker: number): 
   const first = raw.firstObservedAt;
   let firstMs = Number.NaN;
   if (first !== undefined) {
-    if (typeof first !== 'number' || !Number.isFinite(first) || first < 0) return false;
+    if (typeof first !== 'number' || !(first >= 0 && first <= MAX_EPOCH_SECONDS)) return false;
     firstMs = Math.round(first * 1000);
   }
   const packages = pvd.vulnerablePackages;
@@ -221,6 +233,14 @@ function within(e: unknown, prefix: KeyPath): unknown {
   return e instanceof ShapeError ? new ShapeError([...prefix, ...e.path], e.expected, e.value) : e;
 }
 
+/** A response's `nextToken` (see FindingsDocument): absent, null or empty all say this is the last page. */
+function pageToken(value: Obj): string | null {
+  const token = value.nextToken;
+  if (token === undefined || token === null || token === '') return null;
+  if (typeof token !== 'string') throw new ShapeError(['nextToken'], 'a pagination token (a string)', token);
+  return token;
+}
+
 function readEcrResponse(value: Obj, images: ImageCache): FindingsDocument {
   const isf = value.imageScanFindings;
   if (!isObj(isf)) throw new ShapeError(['imageScanFindings'], 'a mapping', isf);
@@ -262,7 +282,14 @@ function readEcrResponse(value: Obj, images: ImageCache): FindingsDocument {
     if (!Array.isArray(list)) throw new ShapeError(['imageScanFindings', 'enhancedFindings'], 'a list', list);
     const at = ['imageScanFindings', 'enhancedFindings'];
     const findings = readInspectorList(list, at, images);
-    return { format: 'ecr-scan-findings-enhanced', findings, scan, image, findingsPath: at };
+    return {
+      format: 'ecr-scan-findings-enhanced',
+      findings,
+      scan,
+      image,
+      findingsPath: at,
+      nextToken: pageToken(value),
+    };
   }
   const list = isf.findings ?? [];
   if (!Array.isArray(list)) throw new ShapeError(['imageScanFindings', 'findings'], 'a list', list);
@@ -281,6 +308,7 @@ function readEcrResponse(value: Obj, images: ImageCache): FindingsDocument {
     scan,
     image,
     findingsPath: ['imageScanFindings', 'findings'],
+    nextToken: pageToken(value),
   };
 }
 
@@ -339,7 +367,8 @@ function ecrBasicFinding(raw: unknown, image: ImageRef, resource: string): Findi
 function inspectorFinding(raw: unknown, images: ImageCache): Finding {
   if (!isObj(raw)) throw new ShapeError([], 'an Inspector2 finding (a mapping)', raw);
 
-  const findingArn = optString(raw.findingArn, 'findingArn');
+  // Empty is as good as absent (see fastInspectorRow): the fallback key tells such findings apart.
+  const findingArn = optString(raw.findingArn, 'findingArn') || undefined;
   let vulnerabilityId: string | undefined;
   let packages: VulnerablePackage[] = [];
   let cvss: unknown;

@@ -1,4 +1,11 @@
+import { parseIsoTime } from '../dates.js';
 import type { Problem } from './problem.js';
+
+/**
+ * 9999-12-31T23:59:59Z. Past it, a number is not epoch seconds: most likely epoch milliseconds, which read
+ * as seconds would date a finding tens of thousands of years ahead, and `olderThanDays` would never match.
+ */
+export const MAX_EPOCH_SECONDS = 253_402_300_799;
 
 const MONTHS: Readonly<Record<string, number>> = {
   Jan: 0,
@@ -35,11 +42,13 @@ export function parseTimestamp(value: unknown): number | Problem | undefined {
     return Number.isNaN(ms) ? invalid(value) : ms;
   }
   if (typeof value === 'number') {
-    return Number.isFinite(value) && value >= 0 ? Math.round(value * 1000) : invalid(value);
+    return Number.isFinite(value) && value >= 0 && value <= MAX_EPOCH_SECONDS
+      ? Math.round(value * 1000)
+      : invalid(value);
   }
   if (typeof value !== 'string') return invalid(value);
   if (ISO.test(value)) {
-    const ms = Date.parse(value);
+    const ms = parseIsoTime(value);
     return Number.isNaN(ms) ? invalid(value) : ms;
   }
   let m = JAVA_DATE.exec(value);
@@ -47,10 +56,7 @@ export function parseTimestamp(value: unknown): number | Problem | undefined {
     const month = MONTHS[m[1]!];
     if (month === undefined) return invalid(value);
     const ms = m[6] === undefined ? 0 : Number(m[6].padEnd(3, '0'));
-    return checked(
-      Date.UTC(Number(m[7]), month, Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), ms),
-      value,
-    );
+    return utc(value, Number(m[7]), month, Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), ms);
   }
   m = US_DATE.exec(value);
   if (m) {
@@ -60,20 +66,32 @@ export function parseTimestamp(value: unknown): number | Problem | undefined {
     if (hour < 1 || hour > 12) return invalid(value);
     if (hour === 12) hour = 0;
     if (m[7] === 'PM') hour += 12;
-    return checked(Date.UTC(Number(m[3]), month, Number(m[2]), hour, Number(m[5]), Number(m[6])), value);
+    return utc(value, Number(m[3]), month, Number(m[2]), hour, Number(m[5]), Number(m[6]), 0);
   }
   return invalid(value);
 }
 
-function checked(ms: number, value: string): number | Problem {
-  return Number.isNaN(ms) ? invalid(value) : ms;
+/** Date.UTC rolls `Feb 31` over into March and 25:00 into the next day: only a time that exists is read. */
+function utc(
+  value: string,
+  year: number,
+  month: number,
+  day: number,
+  hour: number,
+  minute: number,
+  second: number,
+  ms: number,
+): number | Problem {
+  if (hour > 23 || minute > 59 || second > 59) return invalid(value);
+  const t = Date.UTC(year, month, day, hour, minute, second, ms);
+  return new Date(t).getUTCDate() === day ? t : invalid(value);
 }
 
 function invalid(value: unknown): Problem {
   return {
     problem: true,
     expected:
-      'a timestamp: epoch seconds, ISO-8601 with a zone, "Wed Sep 04 16:55:38.411 UTC 2024" or "Dec 3, 2021, 6:02:30 PM"',
+      'a timestamp: epoch seconds (not milliseconds), a real date in ISO-8601 with a zone, "Wed Sep 04 16:55:38.411 UTC 2024" or "Dec 3, 2021, 6:02:30 PM"',
     value,
   };
 }

@@ -1,6 +1,7 @@
 // zod/mini: the same validation as zod's classic API, in a fraction of the functions' bundles (the
 // policy is validated again at every cold start, fail closed).
 import * as z from 'zod/mini';
+import { parseIsoTime } from '../dates.js';
 import { FINDING_STATUSES, FIX_AVAILABILITIES, SEVERITIES } from '../findings/finding.js';
 
 /** Violations the evaluator makes itself; no rule may take these ids. */
@@ -199,12 +200,5 @@ export type RuleAction = Rule['action'];
 
 /** Date.parse rolls 2027-02-30 over to March; an expiry must be a date that exists. */
 function isCalendarDate(value: string): boolean {
-  const [y, m, d] = value.slice(0, 10).split('-').map(Number) as [number, number, number];
-  const date = new Date(Date.UTC(y, m - 1, d));
-  return (
-    date.getUTCFullYear() === y &&
-    date.getUTCMonth() === m - 1 &&
-    date.getUTCDate() === d &&
-    !Number.isNaN(Date.parse(value.length === 10 ? `${value}T00:00:00Z` : value))
-  );
+  return !Number.isNaN(parseIsoTime(value));
 }
