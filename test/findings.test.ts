@@ -392,17 +392,17 @@ describe('merging several files', () => {
     expect(set.image?.repository).toBe('team/other');
   });
 
-  it('the merged example export reads as a whole', () => {
-    const set = mergeFindings([
-      {
-        file: 'x',
-        document: parseFindingsText(
-          fixture('aws/list-findings-response.ec2.elastic-integrations-mock.json'),
-          'x',
-        ),
-      },
-    ]);
-    expect(set.findings.length).toBeGreaterThan(0);
-    expect(set.image).toBeUndefined();
+  it('refuses findings about something other than a container image (an export not filtered to one)', () => {
+    const text = fixture('aws/list-findings-response.ec2.elastic-integrations-mock.json');
+    const e = inputError(() => parseFindingsText(text, 'x.json'));
+    expect(e.message).toMatch(
+      /^x\.json:\d+:\d+: findings\[0\]\.resources\[0\]\.type: expected AWS_ECR_CONTAINER_IMAGE: .*; got "AWS_EC2_INSTANCE"$/,
+    );
+    // Read as an image's finding, or without a type, it is taken as it comes.
+    const raw = JSON.parse(text) as { findings: { resources: Record<string, unknown>[] }[] };
+    raw.findings[0]!.resources[0]!.type = 'AWS_ECR_CONTAINER_IMAGE';
+    expect(parseFindingsText(JSON.stringify(raw), 'x.json').findings.length).toBe(1);
+    delete raw.findings[0]!.resources[0]!.type;
+    expect(parseFindingsText(JSON.stringify(raw), 'x.json').findings.length).toBe(1);
   });
 });

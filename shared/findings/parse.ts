@@ -2,6 +2,7 @@ import { describeValue, formatPath, InputError } from '../errors.js';
 import { positionOfOffset, SourceLocator } from '../locate.js';
 import type { ImageRef, ScanVerdict } from './finding.js';
 import {
+  checkImageFindings,
   documentImages,
   type FindingsDocument,
   readFindingsDocument,
@@ -24,6 +25,7 @@ export function parseFindingsText(text: string, file: string): FindingsDocument 
   try {
     const doc = readFindingsDocument(value);
     validateDocument(doc);
+    checkImageFindings(doc);
     return doc;
   } catch (e) {
     if (!(e instanceof ShapeError)) throw e;

@@ -555,6 +555,30 @@ export function validateDocument(doc: FindingsDocument): void {
   }
 }
 
+const ECR_IMAGE_TYPE = 'AWS_ECR_CONTAINER_IMAGE';
+
+/**
+ * Refuses a finding about something other than a container image (an EC2 instance, a Lambda function: an
+ * export not filtered to one image). Counted into an image's decision, its findings would pass or fail a
+ * release they are not about. A finding that says nothing of its resource's type is taken as it comes.
+ */
+export function checkImageFindings(doc: FindingsDocument): void {
+  const table = doc.findings;
+  for (let i = 0; i < table.length; i++) {
+    const { source } = table.sourceOf(i);
+    if (!isObj(source) || !Array.isArray(source.resources)) continue;
+    const resources: unknown[] = source.resources;
+    if (resources.length === 0) continue;
+    const types = resources.map((r) => (isObj(r) ? r.type : undefined));
+    if (types.some((t) => t === undefined || t === ECR_IMAGE_TYPE)) continue;
+    throw new ShapeError(
+      [...doc.findingsPath, i, 'resources', 0, 'type'],
+      `${ECR_IMAGE_TYPE}: Tollgate judges container images, and this finding is about another resource (filter the export to the image, e.g. --filter-criteria ecrImageHash)`,
+      types[0],
+    );
+  }
+}
+
 /**
  * The distinct images a document's findings are of (and the document's own, for ECR responses). Reading
  * every finding's resource is input validation for exports a user hands over, not part of deciding: the
