@@ -46,6 +46,12 @@ export function describeValue(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'null';
   if (Array.isArray(value)) return value.length === 0 ? 'an empty list' : `a list of ${value.length}`;
+  // JSON has no words for these: NaN and Infinity (YAML's .nan, .inf) would print as null.
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  if (value instanceof Date)
+    return `a timestamp (${Number.isNaN(value.getTime()) ? 'invalid' : value.toISOString()})`;
+  if (value instanceof Set) return `a set of ${value.size}`;
+  if (value instanceof Map) return `a mapping of ${value.size}`;
   if (typeof value === 'object') {
     const keys = Object.keys(value);
     if (keys.length === 0) return 'an empty mapping';

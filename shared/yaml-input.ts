@@ -43,9 +43,25 @@ export function parseYamlInput<S extends z.$ZodType>(
     prettyErrors: false,
     uniqueKeys: true,
     version: '1.2',
+    // The library would print a warning of its own on stderr (a mapping used as a key); the schema names
+    // such a key as unknown, with its place in the file.
+    logLevel: 'error',
   });
   if (doc.errors.length > 0) {
     throw new InputError(doc.errors.slice(0, 10).map((e) => yamlProblem(e, file, lines)));
+  }
+  // A `%YAML 1.1` directive would switch the rules silently (`1:30` read as 90, `yes` as true, `010` as 8).
+  if (doc.directives?.yaml.explicit === true && doc.directives.yaml.version !== '1.2') {
+    const line = text.split('\n').findIndex((l) => l.startsWith('%YAML')) + 1;
+    throw new InputError([
+      {
+        file,
+        ...(line > 0 ? { line, column: 1 } : {}),
+        path: '',
+        expected: 'YAML 1.2 (no %YAML directive, or %YAML 1.2)',
+        got: `%YAML ${doc.directives.yaml.version}`,
+      },
+    ]);
   }
   if (!isMap(doc.contents)) {
     throw new InputError([

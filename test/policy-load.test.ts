@@ -119,6 +119,37 @@ describe('errors: file:line:column: path: expected …; got …', () => {
     ]);
   });
 
+  it('a value out of range names the range, not only the type', () => {
+    const one = (yaml: string) => problems(`version: 1\nname: x\n${yaml}\n`)[0];
+    expect(one('settings: { expiringSoonDays: 5000 }')).toBe(
+      'policy.yaml:3:31: settings.expiringSoonDays: expected a whole number of days from 0 to 3650; got 5000',
+    );
+    expect(one('settings: { scan: { waitMinutes: 0 } }')).toContain(
+      'expected a whole number of minutes from 1 to 10080 (a week); got 0',
+    );
+    expect(one('rules: [{ id: a, action: warn, allow: -1 }]')).toContain(
+      'rules[0].allow: expected a whole number of tolerated findings, 0 or more; got -1',
+    );
+    expect(one('rules: [{ id: a, action: warn, when: { olderThanDays: -1 } }]')).toContain(
+      'expected a whole number of days, 0 or more; got -1',
+    );
+    expect(one(`rules: [{ id: a, action: warn, description: ${'x'.repeat(501)} }]`)).toContain(
+      'expected a text of at most 500 characters',
+    );
+    // The type still comes first when the type is what is wrong; YAML's .nan and .inf are named as such.
+    expect(one('settings: { expiringSoonDays: 1.5 }')).toContain('expected a whole number of days; got 1.5');
+    expect(one('rules: [{ id: a, action: warn, when: { minScore: .nan } }]')).toContain(
+      'expected a score from 0 to 10; got NaN',
+    );
+  });
+
+  it('refuses a %YAML 1.1 directive, which would read 1:30 as 90 and yes as true', () => {
+    expect(problems('%YAML 1.1\n---\nversion: 1\nname: x\n')).toEqual([
+      'policy.yaml:1:1: expected YAML 1.2 (no %YAML directive, or %YAML 1.2); got %YAML 1.1',
+    ]);
+    expect(() => parsePolicy('%YAML 1.2\n---\nversion: 1\nname: x\n', 'policy.yaml')).not.toThrow();
+  });
+
   it('an unknown key anywhere, with a suggestion', () => {
     expect(problems('version: 1\nname: x\nrules:\n  - id: a\n    action: warn\n    whenn: {}\n')).toEqual([
       'policy.yaml:6:5: rules[0].whenn: expected one of the keys id, description, action, allow, when (did you mean "when"?); got unknown key "whenn"',
@@ -171,7 +202,7 @@ describe('errors: file:line:column: path: expected …; got …', () => {
       'policy.yaml:4:13: settings.statuses: expected at least one finding status; got an empty list',
       'policy.yaml:5:21: settings.expiringSoonDays: expected a whole number of days; got "soon"',
       'policy.yaml:7:9: rules[0].id: expected a rule id of 1-64 characters a-z, 0-9 and -; got "Bad_Id"',
-      'policy.yaml:9:12: rules[0].allow: expected a whole number of tolerated findings; got -1',
+      'policy.yaml:9:12: rules[0].allow: expected a whole number of tolerated findings, 0 or more; got -1',
       'policy.yaml:11:17: rules[0].when.minScore: expected a score from 0 to 10; got 11',
       'policy.yaml:12:16: rules[0].when.minEpss: expected an EPSS probability from 0 to 1; got 1.5',
       'policy.yaml:13:22: rules[0].when.olderThanDays: expected a whole number of days; got 2.5',

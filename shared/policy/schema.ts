@@ -42,7 +42,11 @@ export const RuleConditionsSchema = z
       .check(described('Exploit availability equals this; unknown never matches.')),
     minEpss: z.optional(probability).check(described('EPSS score >= this; no EPSS never matches.')),
     olderThanDays: z
-      .optional(z.int({ error: 'a whole number of days' }).check(z.minimum(0)))
+      .optional(
+        z
+          .int({ error: 'a whole number of days' })
+          .check(z.minimum(0, { error: 'a whole number of days, 0 or more' })),
+      )
       .check(described('First observed more than this many days before the evaluation (a grace period).')),
     vulnerabilityIds: z
       .optional(globList('vulnerability id'))
@@ -78,10 +82,17 @@ const ruleId = z.string({ error: 'a rule id' }).check(
 
 export const RuleSchema = z.strictObject({
   id: ruleId,
-  description: z.optional(z.string({ error: 'a text' }).check(z.maxLength(500))),
+  description: z.optional(
+    z.string({ error: 'a text' }).check(z.maxLength(500, { error: 'a text of at most 500 characters' })),
+  ),
   action: z.enum(['reject', 'escalate', 'warn']),
   allow: z
-    ._default(z.int({ error: 'a whole number of tolerated findings' }).check(z.minimum(0)), 0)
+    ._default(
+      z
+        .int({ error: 'a whole number of tolerated findings' })
+        .check(z.minimum(0, { error: 'a whole number of tolerated findings, 0 or more' })),
+      0,
+    )
     .check(described('The rule is violated when more than this many findings match.')),
   when: z._default(RuleConditionsSchema, {}),
 });
@@ -93,7 +104,10 @@ const EXPIRY_EXPECTED = 'a date (2027-01-31) or an ISO-8601 timestamp with a zon
 export const ExceptionSchema = z.strictObject({
   id: z
     .string({ error: 'an exception id' })
-    .check(z.minLength(1, { error: 'a non-empty exception id' }), z.maxLength(128)),
+    .check(
+      z.minLength(1, { error: 'a non-empty exception id' }),
+      z.maxLength(128, { error: 'an exception id of at most 128 characters' }),
+    ),
   vulnerabilityId: z
     .string({ error: 'a vulnerability id or glob' })
     .check(z.minLength(1, { error: 'a non-empty vulnerability id or glob' })),
@@ -133,13 +147,23 @@ export const SettingsSchema = z.strictObject({
     ._default(z.enum(['escalate', 'reject', 'ignore']), 'escalate')
     .check(described('What a counted finding with severity UNTRIAGED or an unrecognised value does.')),
   expiringSoonDays: z._default(
-    z.int({ error: 'a whole number of days' }).check(z.minimum(0), z.maximum(3650)),
+    z
+      .int({ error: 'a whole number of days' })
+      .check(
+        z.minimum(0, { error: 'a whole number of days from 0 to 3650' }),
+        z.maximum(3650, { error: 'a whole number of days from 0 to 3650' }),
+      ),
     14,
   ),
   scan: z._default(
     z.strictObject({
       waitMinutes: z._default(
-        z.int({ error: 'a whole number of minutes' }).check(z.minimum(1), z.maximum(10080)),
+        z
+          .int({ error: 'a whole number of minutes' })
+          .check(
+            z.minimum(1, { error: 'a whole number of minutes from 1 to 10080 (a week)' }),
+            z.maximum(10080, { error: 'a whole number of minutes from 1 to 10080 (a week)' }),
+          ),
         30,
       ),
       onTimeout: z._default(outcomeChoice, 'escalate'),
