@@ -2,7 +2,8 @@
  * Where `tollgate audit` reads records: the local store that `tollgate demo` fills (dynalite) or a deployed
  * table through the AWS SDK. Loaded by `cli/audit.ts` only when a command runs.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { DescribeTableCommand, DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoAuditStore } from '../adapters/dynamodb/audit-store.js';
@@ -26,6 +27,9 @@ export interface Source {
 }
 
 export async function openSource(options: SourceOptions): Promise<Source> {
+  // The SDK's notice that a future release will need Node 22 is nine lines on stderr before every answer
+  // (or before the one-line error): Tollgate's own `engines` says which Node it runs on.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   if (options.table === undefined) {
     if (options.region !== undefined || options.profile !== undefined) {
       throw new AuditUsageError(
@@ -38,12 +42,19 @@ export async function openSource(options: SourceOptions): Promise<Source> {
 }
 
 async function openLocal(folder: string): Promise<Source> {
-  // Nothing here calls AWS: the SDK's notice about future Node versions would only be noise (as in `demo`).
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  // startLocalDynamo would create an empty folder: say what to do instead of answering "no records".
+  // startLocalDynamo would create the store (a folder, then its database files): a read must not write, so
+  // a folder that holds no store is said to hold none instead of answering "no records".
   if (!existsSync(folder)) {
     throw new AuditUsageError(
       `no local store in ${folder}: run "npm start" (tollgate demo) to fill it, name another folder with --store, or read a deployed table with --table NAME`,
+    );
+  }
+  if (!statSync(folder).isDirectory()) {
+    throw new AuditUsageError(`--store ${folder}: expected a folder (the local store); got a file`);
+  }
+  if (!existsSync(join(folder, 'CURRENT'))) {
+    throw new AuditUsageError(
+      `no local store in ${folder} (the folder holds no store's database): run "npm start" (tollgate demo) to fill it, or name another folder with --store`,
     );
   }
   // dynalite opens the folder's leveldb itself and throws from its own callback when that fails (another

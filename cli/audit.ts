@@ -31,8 +31,13 @@ function explain(e: unknown, source: string | undefined): string {
   switch (e.name) {
     case 'ResourceNotFoundException':
       return `${source ?? 'the table'} was not found: check --table and --region (${e.message})`;
-    case 'CredentialsProviderError':
+    case 'CredentialsProviderError': {
+      // --profile is set as AWS_PROFILE: name it, since a misspelt or missing profile is the usual cause.
+      const profile = process.env.AWS_PROFILE;
+      if (profile)
+        return `no AWS credentials from profile "${profile}"${where}: check that it exists (aws configure list-profiles) or sign in (aws sso login --profile ${profile}): ${e.message}`;
       return `no AWS credentials${where}: pass --profile, set AWS_PROFILE, or sign in (aws sso login, aws configure): ${e.message}`;
+    }
     case 'AccessDeniedException':
     case 'UnrecognizedClientException':
     case 'ExpiredTokenException':

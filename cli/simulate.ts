@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { styleText } from 'node:util';
@@ -28,6 +28,11 @@ export interface SimulateOptions {
 export async function runSimulate(options: SimulateOptions): Promise<{ stdout: string; exitCode: number }> {
   // Read every scenario first: a typo in the fifth file is reported before anything runs.
   const loaded = options.scenarios.map((file) => loadScenario(file));
+  if (existsSync(options.store) && !statSync(options.store).isDirectory()) {
+    throw new InputError([
+      { file: options.store, path: '', expected: 'a folder for the local store (--store)', got: 'a file' },
+    ]);
+  }
   let db: LocalDynamo | undefined;
   try {
     db = await startLocalDynamo({ path: options.store });

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import * as z from 'zod';
 import { InputError } from '../shared/errors.js';
@@ -235,7 +235,20 @@ export function loadScenario(file: string): LoadedScenario {
   value.steps.forEach((s, i) => {
     if (s.findings && 'file' in s.findings) readFindings(s.findings.file, `steps[${i}].findings.file`);
   });
-  return { scenario: value, file, policyFile: resolve(base, value.policy), findingsFiles };
+  // A policy that does not parse is a scenario of its own (every gate escalates, as in Lambda); a policy
+  // file that is not there is a typo in the scenario, said as one.
+  const policyFile = resolve(base, value.policy);
+  if (!existsSync(policyFile) || !statSync(policyFile).isFile()) {
+    throw new InputError([
+      {
+        file,
+        path: 'policy',
+        expected: 'a policy file (relative to the scenario)',
+        got: `${value.policy}: ${existsSync(policyFile) ? 'not a file' : 'no such file'}`,
+      },
+    ]);
+  }
+  return { scenario: value, file, policyFile, findingsFiles };
 }
 
 /** Seconds since the start, from a step's `at`. */

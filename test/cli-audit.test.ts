@@ -1,5 +1,5 @@
 import { type SpawnOptions, spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
@@ -670,8 +670,20 @@ describe('tollgate audit export', () => {
 
 describe('tollgate audit: errors, help, and a deployed table', () => {
   it('errors are "tollgate: …" on stderr, exit 1, nothing on stdout', () => {
+    const aFile = join(tmp, 'a-file');
+    writeFileSync(aFile, '');
+    const empty = join(tmp, 'empty');
+    mkdirSync(empty, { recursive: true });
     const cases: [string[], RegExp][] = [
       [['list', '--store', join(tmp, 'none')], /^tollgate: no local store in .*none: run "npm start"/],
+      [
+        ['list', '--store', aFile],
+        /^tollgate: --store .*a-file: expected a folder \(the local store\); got a file/,
+      ],
+      [
+        ['list', '--store', empty],
+        /^tollgate: no local store in .*empty \(the folder holds no store's database\)/,
+      ],
       [['list', '--since', 'yesterday'], /^tollgate: --since "yesterday": expected an ISO-8601 date/],
       [['list', '--until', '2026-11-25T12:00:00'], /^tollgate: --until "2026-11-25T12:00:00": expected/],
       [
@@ -697,6 +709,8 @@ describe('tollgate audit: errors, help, and a deployed table', () => {
       expect(r.stdout, args.join(' ')).toBe('');
       expect(r.stderr, args.join(' ')).toMatch(message);
     }
+    // A read writes nothing: the empty folder is still empty.
+    expect(readdirSync(empty)).toEqual([]);
   });
 
   it('a local store another process holds (a running demo): exit 1, said so', async () => {

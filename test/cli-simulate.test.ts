@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -89,6 +89,35 @@ describe('tollgate simulate', () => {
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain(`${file}:4:9: steps[0].at: expected`);
+  });
+
+  it('a policy file that is not there, or a file as --store, is an input error (exit 1), not a replay', () => {
+    const scenario = JSON.parse(readFileSync(join(ROOT, ESCALATED), 'utf8')) as { policy: string };
+    scenario.policy = '../policies/nope.yaml';
+    // Beside a copy of the example findings, which the scenario names by relative paths.
+    cpSync(join(ROOT, 'examples/findings'), join(tmp, 'ex/findings'), { recursive: true });
+    mkdirSync(join(tmp, 'ex/scenarios'), { recursive: true });
+    const file = join(tmp, 'ex/scenarios/no-policy.json');
+    writeFileSync(file, JSON.stringify(scenario));
+    const r = tollgate(['simulate', file]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(
+      /no-policy\.json: policy: expected a policy file \(relative to the scenario\); got .*nope\.yaml: no such file/,
+    );
+
+    const aFile = join(tmp, 'a-file');
+    writeFileSync(aFile, '');
+    const s = spawnSync(
+      process.execPath,
+      [join(ROOT, 'bin/tollgate.js'), 'simulate', ESCALATED, '--store', aFile],
+      {
+        cwd: ROOT,
+        encoding: 'utf8',
+      },
+    );
+    expect(s.status).toBe(1);
+    expect(s.stderr).toContain(`${aFile}: expected a folder for the local store (--store); got a file`);
   });
 
   it('a step must say exactly one thing', () => {
