@@ -262,6 +262,30 @@ describe('the token check', () => {
     expect(checkToken(key, lagging, execution('Succeeded'))).toMatchObject({ ok: false, final: true });
   });
 
+  it("never takes another attempt's token: a retried stage shows the new run in the state", () => {
+    const state = (actionExecutionId: string, status: string, token?: string): StageStateView[] => [
+      { name: 'Gate', executionId: 'e1', actions: [{ name: 'Tollgate', status, token, actionExecutionId }] },
+    ];
+    const run = (actionExecutionId: string, status: string): ActionExecutionView => ({
+      ...execution(status)[0]!,
+      actionExecutionId,
+    });
+    // The first attempt's gate (a1), still open, while the retry (a2) waits with its own token.
+    const retried = state('a2', 'InProgress', 'tok2');
+    expect(checkToken(key, retried, undefined, 'a1')).toMatchObject({ ok: false, final: false });
+    expect(checkToken(key, retried, [run('a2', 'InProgress'), run('a1', 'Failed')], 'a1')).toMatchObject({
+      ok: false,
+      final: true,
+    });
+    // The retry's gate (a2) while the state still shows the first run, and the list does not have a2 yet.
+    const lagging = state('a1', 'Failed');
+    expect(checkToken(key, lagging, [run('a1', 'Failed')], 'a2')).toMatchObject({ ok: false, final: false });
+    expect(checkToken(key, state('a2', 'InProgress', 'tok2'), undefined, 'a2')).toMatchObject({
+      ok: true,
+      token: 'tok2',
+    });
+  });
+
   it('reads the attempt the event named when a retried stage lists two', () => {
     const attempts: ActionExecutionView[] = [
       { ...execution('Failed')[0]!, actionExecutionId: 'a0' },

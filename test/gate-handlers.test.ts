@@ -29,6 +29,7 @@ import { hashToken } from '../shared/gate/gate.js';
 import {
   ACCOUNT,
   ACTION,
+  ACTION_EXECUTION,
   cleanFindings,
   createHarness,
   DIGEST,
@@ -761,12 +762,20 @@ describe('a retried stage', () => {
 
     // Someone retries the stage: the same execution id, the next attempt, a new action execution and a new
     // token. The image has not changed, so neither does the verdict; but it is given, not left pending.
-    h.pipeline.stage = { executionId: EXECUTION, status: 'InProgress', token: NEWER_TOKEN };
+    const RETRY_RUN = '5a0e8f1c-0000-4000-8000-00000000abcd';
+    h.pipeline.stage = {
+      executionId: EXECUTION,
+      status: 'InProgress',
+      token: NEWER_TOKEN,
+      actionExecutionId: RETRY_RUN,
+    };
     h.pipeline.action.status = 'InProgress';
+    h.pipeline.action.actionExecutionId = RETRY_RUN;
+    h.pipeline.action.earlierRuns = [{ actionExecutionId: ACTION_EXECUTION, status: 'Failed' }];
     h.clock.advance(10 * MINUTE);
     const retry = h.approvalStartedEvent();
     retry.detail['pipeline-execution-attempt'] = 2.0;
-    retry.detail['action-execution-id'] = '5a0e8f1c-0000-4000-8000-00000000abcd';
+    retry.detail['action-execution-id'] = RETRY_RUN;
     await h.approvalStarted(retry);
     await h.approvalStarted(retry); // a duplicate of the retry's event changes nothing
 
@@ -775,7 +784,7 @@ describe('a retried stage', () => {
       state: 'ACTED',
       outcome: 'REJECT',
       tokenHash: hashToken(NEWER_TOKEN),
-      actionExecutionId: '5a0e8f1c-0000-4000-8000-00000000abcd',
+      actionExecutionId: RETRY_RUN,
     });
     expect(putResults(h).map((r) => [r.token, r.result?.status])).toEqual([
       [TOKEN, 'Rejected'],
@@ -792,6 +801,42 @@ describe('a retried stage', () => {
     await h.approvalEnded(ended);
     expect(await h.gate(second)).toMatchObject({ state: 'CLOSED', closure: { state: 'FAILED' } });
     expect((await h.gate())!.closure?.at).not.toBe((await h.gate(second))!.closure?.at);
+  });
+  it("an open first attempt never answers the retry's approval: it goes STALE, and the retry's own gate decides it", async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('payments-api.list-findings.json');
+    h.scanner.coverage = undefined; // no scan yet: the first attempt waits
+    await h.approvalStarted();
+    expect((await h.gate())?.state).toBe('WAITING');
+
+    // A person rejects the first attempt in the console; its end event is lost. The stage is retried.
+    const RETRY_RUN = '6b1f9a2d-0000-4000-8000-00000000beef';
+    h.pipeline.stage = {
+      executionId: EXECUTION,
+      status: 'InProgress',
+      token: NEWER_TOKEN,
+      actionExecutionId: RETRY_RUN,
+    };
+    h.pipeline.action.actionExecutionId = RETRY_RUN;
+    h.pipeline.action.earlierRuns = [{ actionExecutionId: ACTION_EXECUTION, status: 'Failed' }];
+    h.clock.advance(MINUTE);
+    const retry = h.approvalStartedEvent();
+    retry.detail['pipeline-execution-attempt'] = 2.0;
+    retry.detail['action-execution-id'] = RETRY_RUN;
+    await h.approvalStarted(retry);
+
+    h.scanner.coverage = SCANNED;
+    h.clock.advance(MINUTE);
+    await h.scanFinished();
+
+    expect(putResults(h).map((r) => r.token)).toEqual([NEWER_TOKEN]);
+    expect(await h.gate()).toMatchObject({ state: 'STALE' });
+    expect((await h.gate())?.tokenHash).not.toBe(hashToken(NEWER_TOKEN));
+    expect(await h.gate({ ...KEY, attempt: 2 })).toMatchObject({
+      state: 'ACTED',
+      outcome: 'REJECT',
+      tokenHash: hashToken(NEWER_TOKEN),
+    });
   });
 });
 

@@ -273,10 +273,27 @@ export function useLocalDynamo(): () => LocalDynamo {
 // ── the account model the stubs answer from ─────────────────────────────────────────────────────────
 
 export interface PipelineModel {
-  /** What GetPipelineState shows for the gated stage: its latest execution and the action's latest run. */
-  stage: { executionId: string | undefined; status: string; token: string | undefined };
-  /** What ListActionExecutions shows for the gate's own execution (filtered by the event's execution id). */
-  action: { status: string; customData: string | undefined; externalExecutionId: string | undefined };
+  /**
+   * What GetPipelineState shows for the gated stage: its latest execution and the action's latest run
+   * (`actionExecutionId`: the sample's run unless a retry started another).
+   */
+  stage: {
+    executionId: string | undefined;
+    status: string;
+    token: string | undefined;
+    actionExecutionId?: string;
+  };
+  /**
+   * What ListActionExecutions shows for the gate's own execution (filtered by the event's execution id): the
+   * gated action's latest run (`actionExecutionId` as for the stage), and the runs before it, if any.
+   */
+  action: {
+    status: string;
+    customData: string | undefined;
+    externalExecutionId: string | undefined;
+    actionExecutionId?: string;
+    earlierRuns?: { actionExecutionId: string; status: string }[];
+  };
   /** GetPipelineExecution's variables (name → resolved value). */
   variables: Record<string, string>;
   /** ECR DescribeImages: `repository:tag` → digest. */
@@ -622,7 +639,7 @@ export class Harness {
           s.latestExecution.status = stage.status === 'InProgress' ? 'InProgress' : 'Succeeded';
         for (const a of s.actionStates ?? []) {
           a.latestExecution = {
-            actionExecutionId: ACTION_EXECUTION,
+            actionExecutionId: stage.actionExecutionId ?? ACTION_EXECUTION,
             status: stage.status as 'InProgress',
             lastStatusChange: this.clock.now(),
             ...(stage.token !== undefined && stage.status === 'InProgress' ? { token: stage.token } : {}),
@@ -645,8 +662,16 @@ export class Harness {
         out.actionExecutionDetails = (out.actionExecutionDetails ?? []).filter(
           (d) => wanted === undefined || d.pipelineExecutionId === wanted,
         );
-        for (const d of out.actionExecutionDetails) {
+        for (const d of [...out.actionExecutionDetails]) {
           if (d.actionName !== ACTION) continue;
+          for (const earlier of action.earlierRuns ?? []) {
+            out.actionExecutionDetails.push({
+              ...structuredClone(d),
+              actionExecutionId: earlier.actionExecutionId,
+              status: earlier.status as 'Failed',
+            });
+          }
+          if (action.actionExecutionId !== undefined) d.actionExecutionId = action.actionExecutionId;
           d.status = action.status as 'InProgress';
           const configuration = d.input?.configuration ?? {};
           const resolved = d.input?.resolvedConfiguration ?? {};

@@ -213,7 +213,10 @@ export class GateService extends GateClosing<GateDeps> {
   ): Promise<{ image: GateImage | undefined; problem: string | undefined }> {
     const ofAction = executions.filter((x) => x.stage === key.stage && x.action === key.action);
     // A retried stage lists each attempt's run of the action: the CustomData is the attempt's own.
-    const mine = ofAction.find((x) => x.actionExecutionId === where.actionExecutionId) ?? ofAction[0];
+    const mine =
+      where.actionExecutionId === undefined
+        ? ofAction[0]
+        : ofAction.find((x) => x.actionExecutionId === where.actionExecutionId);
     let found: Identification = imageFromCustomData(mine?.customData);
     if (!found.ok) {
       const fromCustomData = found.problem;
@@ -436,7 +439,7 @@ export class GateService extends GateClosing<GateDeps> {
   }
 
   private tokenFrom(gate: Gate, stages: readonly StageStateView[]): TokenCheck {
-    return checkToken(gate.key, stages, undefined);
+    return checkToken(gate.key, stages, undefined, gate.actionExecutionId);
   }
 
   private async waitOrTimeOut(
@@ -458,7 +461,12 @@ export class GateService extends GateClosing<GateDeps> {
     }
     if (ctx.trigger === 'sweep') {
       // While it waits, the execution may be superseded: the sweep notices, once per pipeline per run.
-      const token = checkToken(gate.key, await this.pipelineState(gate.key.pipeline, ctx), undefined);
+      const token = checkToken(
+        gate.key,
+        await this.pipelineState(gate.key.pipeline, ctx),
+        undefined,
+        gate.actionExecutionId,
+      );
       if (!token.ok && token.final) {
         const executions = await this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId);
         const again = checkToken(

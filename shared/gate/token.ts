@@ -25,21 +25,33 @@ export function checkToken(
   const stage = stages.find((s) => s.name === key.stage);
   const action = stage?.actions.find((a) => a.name === key.action);
   const ofAction = executions?.filter((e) => e.stage === key.stage && e.action === key.action) ?? [];
-  // A stage retried within the execution lists the earlier attempt too: ours is the one the event named.
-  const mine = ofAction.find((e) => e.actionExecutionId === actionExecutionId) ?? ofAction[0];
+  // A stage retried within the execution runs the action again: each attempt is a run of its own, and a
+  // gate that knows its run reads only that one (another attempt's status or token is not its own).
+  const mine =
+    actionExecutionId === undefined
+      ? ofAction[0]
+      : ofAction.find((e) => e.actionExecutionId === actionExecutionId);
   if (stage && action && stage.executionId === key.executionId) {
-    if (action.status === 'InProgress' && action.token) {
-      return { ok: true, token: action.token, mode: 'stage', actionExecutionId: action.actionExecutionId };
+    const otherRun =
+      actionExecutionId !== undefined &&
+      action.actionExecutionId !== undefined &&
+      action.actionExecutionId !== actionExecutionId;
+    if (!otherRun) {
+      if (action.status === 'InProgress' && action.token) {
+        return { ok: true, token: action.token, mode: 'stage', actionExecutionId: action.actionExecutionId };
+      }
+      // The state can still show the action's previous run a moment after ours started: the action
+      // executions, when read, have the last word before a gate is given up for good.
+      if (action.status !== 'InProgress' && mine?.status !== 'InProgress') {
+        return {
+          ok: false,
+          reason: `the approval is no longer in progress (${action.status ?? 'never ran'})`,
+          final: true,
+        };
+      }
     }
-    // The state can still show the action's previous run a moment after ours started: the action
-    // executions, when read, have the last word before a gate is given up for good.
-    if (action.status !== 'InProgress' && mine?.status !== 'InProgress') {
-      return {
-        ok: false,
-        reason: `the approval is no longer in progress (${action.status ?? 'never ran'})`,
-        final: true,
-      };
-    }
+    // Otherwise the state shows another run of the action in our execution: a retry after ours, or the
+    // run before ours while the state lags. Only our own run, below, can say which.
   }
   if (mine) {
     if (mine.status === 'InProgress' && mine.externalExecutionId) {
