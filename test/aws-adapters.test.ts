@@ -404,6 +404,16 @@ describe('CodePipeline: PutApprovalResult', () => {
     );
     expect(mock.commandCalls(PutApprovalResultCommand)).toHaveLength(2);
 
+    // A connection never made cannot have landed either.
+    const refused = codepipeline();
+    refused.mock
+      .on(PutApprovalResultCommand)
+      .rejectsOnce(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }))
+      .rejects(completed());
+    expect(await new CodePipelineApprovals(refused.client, fastRetry()).putApprovalResult(request)).toBe(
+      'already-completed',
+    );
+
     // Throttling is refused before any work: the retry's answer is about someone else.
     const throttled = codepipeline();
     throttled.mock

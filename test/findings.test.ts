@@ -404,5 +404,17 @@ describe('merging several files', () => {
     expect(parseFindingsText(JSON.stringify(raw), 'x.json').findings.length).toBe(1);
     delete raw.findings[0]!.resources[0]!.type;
     expect(parseFindingsText(JSON.stringify(raw), 'x.json').findings.length).toBe(1);
+
+    // The same for Inspector2 Finding events, one or a list.
+    const event = fixtureJson('aws/inspector2-finding-ecr-package-vulnerability.aws-docs.json') as {
+      detail: { resources: Record<string, unknown>[] };
+    };
+    event.detail.resources[0]!.type = 'AWS_EC2_INSTANCE';
+    expect(() => parseFindingsText(JSON.stringify(event), 'e.json')).toThrow(
+      /e\.json:\d+:\d+: detail\.resources\[0\]\.type: expected AWS_ECR_CONTAINER_IMAGE/,
+    );
+    expect(() => parseFindingsText(JSON.stringify([event]), 'e.json')).toThrow(
+      /\[0\]\.detail\.resources\[0\]\.type: expected AWS_ECR_CONTAINER_IMAGE/,
+    );
   });
 });

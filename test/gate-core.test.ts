@@ -81,7 +81,18 @@ describe('identifying the image', () => {
     });
     // One character more than ECR allows: no image named, rather than the first 300 (or 128) as a tag.
     expect(imageFromCustomData(`${REGISTRY}/app:${tag300}y`).ok).toBe(false);
-    expect(imageFromCustomData(`${REGISTRY}/app:1.0/extra`).ok).toBe(false);
+    expect(imageFromCustomData(`${REGISTRY}/app:v1.${'x'.repeat(299)}`).ok).toBe(false); // not cut to v1
+    expect(imageFromCustomData(`${REGISTRY}/app@${DIGEST}a`).ok).toBe(false);
+    // Punctuation after a whole reference ends it, as in a sentence.
+    expect(imageFromCustomData(`Deploy ${REGISTRY}/app@${DIGEST}.`)).toMatchObject({
+      ok: true,
+      reference: { digest: DIGEST },
+    });
+    expect(imageFromCustomData(`${REGISTRY}/app@${DIGEST}: deploy`)).toMatchObject({ ok: true });
+    expect(imageFromCustomData(`https://${REGISTRY}/app:v1/`)).toMatchObject({
+      ok: true,
+      reference: { tag: 'v1' },
+    });
   });
 
   it('explains what is missing instead of guessing', () => {

@@ -15,14 +15,7 @@ import type {
   PutApprovalRequest,
   StageStateView,
 } from '../../shared/gate/ports.js';
-import {
-  DEFAULT_RETRY,
-  isRetryableAwsError,
-  isThrottlingError,
-  nextPage,
-  type RetryOptions,
-  withRetries,
-} from './retry.js';
+import { DEFAULT_RETRY, mayHaveLanded, nextPage, type RetryOptions, withRetries } from './retry.js';
 
 /** `ApprovalSummary` in the CodePipeline API model: at most 512 characters. */
 export const APPROVAL_SUMMARY_MAX = 512;
@@ -107,7 +100,7 @@ export class CodePipelineApprovals implements ApprovalsPort {
   async putApprovalResult(request: PutApprovalRequest): Promise<PutApprovalOutcome> {
     // PutApprovalResult is not idempotent: after a timeout, a reset connection or a 5xx, the call may have
     // landed with only its answer lost, and the retry then hears that the approval is already completed.
-    let mayHaveLanded = false;
+    let landed = false;
     try {
       await withRetries(
         () =>
@@ -123,7 +116,7 @@ export class CodePipelineApprovals implements ApprovalsPort {
             )
             .catch((error: unknown) => {
               // Only an error that is retried can be followed by an answer about this very call.
-              if (isRetryableAwsError(error) && !isThrottlingError(error)) mayHaveLanded = true;
+              if (mayHaveLanded(error)) landed = true;
               throw error;
             }),
         this.retry,
@@ -133,7 +126,7 @@ export class CodePipelineApprovals implements ApprovalsPort {
       // By name, not instanceof: an error from another copy of the SDK module is the same answer.
       const name = e instanceof Error ? e.name : undefined;
       if (name === 'ApprovalAlreadyCompletedException')
-        return mayHaveLanded ? 'completed-after-lost-answer' : 'already-completed';
+        return landed ? 'completed-after-lost-answer' : 'already-completed';
       if (name === 'InvalidApprovalTokenException') return 'invalid-token';
       throw redactToken(e, request.token);
     }

@@ -74,9 +74,20 @@ function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null;
 }
 
-/** Refused for rate before any work was done: a retry after it cannot repeat a call that landed. */
-export function isThrottlingError(error: unknown): boolean {
-  return isObj(error) && typeof error.name === 'string' && THROTTLING.has(error.name);
+// The request never reached the service: refused connection, unresolved name.
+const NEVER_SENT_CODES = new Set(['ECONNREFUSED', 'EAI_AGAIN']);
+
+/**
+ * A retried failure after which the call may nevertheless have been carried out, its answer lost: a
+ * timeout, a reset connection, a 5xx. Not throttling (refused before any work), a connection that was never
+ * made, or a clock-skew rejection (refused at signing).
+ */
+export function mayHaveLanded(error: unknown): boolean {
+  if (!isRetryableAwsError(error) || !isObj(error)) return false;
+  if (typeof error.name === 'string' && THROTTLING.has(error.name)) return false;
+  if (typeof error.code === 'string' && NEVER_SENT_CODES.has(error.code)) return false;
+  const meta = error.$metadata;
+  return !(isObj(meta) && meta.clockSkewCorrected === true);
 }
 
 export function isRetryableAwsError(error: unknown): boolean {

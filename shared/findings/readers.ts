@@ -224,6 +224,7 @@ function readEvents(list: unknown[], images: ImageCache, single = false): Findin
     } catch (e) {
       throw within(e, [...at, 'detail']);
     }
+    checkImageResource(ev.detail, [...at, 'detail']);
   }
   return out.build();
 }
@@ -566,17 +567,23 @@ export function checkImageFindings(doc: FindingsDocument): void {
   const table = doc.findings;
   for (let i = 0; i < table.length; i++) {
     const { source } = table.sourceOf(i);
-    if (!isObj(source) || !Array.isArray(source.resources)) continue;
-    const resources: unknown[] = source.resources;
-    if (resources.length === 0) continue;
-    const types = resources.map((r) => (isObj(r) ? r.type : undefined));
-    if (types.some((t) => t === undefined || t === ECR_IMAGE_TYPE)) continue;
-    throw new ShapeError(
-      [...doc.findingsPath, i, 'resources', 0, 'type'],
-      `${ECR_IMAGE_TYPE}: Tollgate judges container images, and this finding is about another resource (filter the export to the image, e.g. --filter-criteria ecrImageHash)`,
-      types[0],
-    );
+    // Rows without a source are events', checked as they are read (readEvents).
+    if (source !== undefined) checkImageResource(source, [...doc.findingsPath, i]);
   }
+}
+
+/** See checkImageFindings: one finding, at `at`. */
+function checkImageResource(raw: unknown, at: KeyPath): void {
+  if (!isObj(raw) || !Array.isArray(raw.resources)) return;
+  const resources: unknown[] = raw.resources;
+  if (resources.length === 0) return;
+  const types = resources.map((r) => (isObj(r) ? r.type : undefined));
+  if (types.some((t) => t === undefined || t === ECR_IMAGE_TYPE)) return;
+  throw new ShapeError(
+    [...at, 'resources', 0, 'type'],
+    `${ECR_IMAGE_TYPE}: Tollgate judges container images, and this finding is about another resource (filter the export to the image, e.g. --filter-criteria ecrImageHash)`,
+    types[0],
+  );
 }
 
 /**

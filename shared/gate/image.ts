@@ -9,13 +9,15 @@ const DIGEST = /^sha256:[a-f0-9]{64}$/;
 const REPOSITORY = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*)*';
 // ECR takes tags of up to 300 characters (Docker's grammar says 128; ECR's model says 300).
 const TAG = '[A-Za-z0-9_][A-Za-z0-9_.-]{0,299}';
-// A reference ends where a name character cannot follow: a longer tag or name is no match, never cut short
-// into a shorter tag that may name another image.
-const END = '(?![A-Za-z0-9_.:/@-])';
+// A tag ends where a tag character cannot follow, and a digest where a hex digit cannot: a longer one is
+// no match, never cut short into one that may name another image. Punctuation after them (a sentence's
+// full stop after a digest, a colon, a slash) ends the reference.
+const TAG_END = '(?![A-Za-z0-9_.-])';
+const DIGEST_END = '(?![A-Za-z0-9_])';
 // A private ECR image URI, with a tag, a digest, or both (`repo:tag@sha256:…`, as `docker inspect` prints).
 const ECR_URI = new RegExp(
   `(?<registry>\\d{12})\\.dkr\\.ecr(?:-fips)?\\.(?<region>[a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?/` +
-    `(?<repository>${REPOSITORY})(?::(?<tag>${TAG}))?(?:@(?<digest>sha256:[a-f0-9]{64}))?${END}`,
+    `(?<repository>${REPOSITORY})(?::(?<tag>${TAG})${TAG_END})?(?:@(?<digest>sha256:[a-f0-9]{64})${DIGEST_END})?`,
 );
 const BARE_REFERENCE = new RegExp(
   `^(?<repository>${REPOSITORY})(?::(?<tag>${TAG}))?(?:@(?<digest>sha256:[a-f0-9]{64}))?$`,
