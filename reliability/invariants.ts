@@ -138,12 +138,13 @@ function escalatedGate(message: unknown): GateKey | undefined {
     const json: unknown = JSON.parse(body.sqs);
     const gate = isJson(json) && isJson(json.gate) ? json.gate : undefined;
     if (!gate) return undefined;
-    return {
+    const key = {
       pipeline: String(gate.pipeline),
       executionId: String(gate.executionId),
       stage: String(gate.stage),
       action: String(gate.action),
     };
+    return typeof gate.attempt === 'number' && gate.attempt > 1 ? { ...key, attempt: gate.attempt } : key;
   } catch {
     return undefined;
   }

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { gateId } from '../shared/gate/model.js';
+import { gateId, gateKeyOf } from '../shared/gate/model.js';
 import type { DeliveryPoint, RunControl } from '../simulator/run.js';
 import { offsetMs, type ScenarioStep } from '../simulator/scenario.js';
 import { LogFactsBuilder } from './faults.js';
@@ -127,12 +127,16 @@ function startedGate(event: Json): string | undefined {
   if (event['detail-type'] !== 'CodePipeline Action Execution State Change') return undefined;
   const d = (event.detail ?? {}) as Json;
   if (d.state !== 'STARTED') return undefined;
-  return gateId({
-    pipeline: String(d.pipeline),
-    executionId: String(d['execution-id']),
-    stage: String(d.stage),
-    action: String(d.action),
-  });
+  const attempt = d['pipeline-execution-attempt'];
+  return gateId(
+    gateKeyOf({
+      pipeline: String(d.pipeline),
+      'execution-id': String(d['execution-id']),
+      stage: String(d.stage),
+      action: String(d.action),
+      'pipeline-execution-attempt': typeof attempt === 'number' ? attempt : undefined,
+    }),
+  );
 }
 
 /**

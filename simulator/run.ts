@@ -24,7 +24,7 @@ import type {
   StoredDecision,
   TimelineEntry,
 } from '../shared/gate/model.js';
-import { gateId } from '../shared/gate/model.js';
+import { gateId, gateKeyOf as keyOfDetail } from '../shared/gate/model.js';
 import type { ClockPort } from '../shared/gate/ports.js';
 import type { LoadedScenario, ScenarioExpectation, ScenarioStep } from './scenario.js';
 import { offsetMs } from './scenario.js';
@@ -506,7 +506,14 @@ function gateKeyOf(event: Json): GateKey | undefined {
   ) {
     return undefined;
   }
-  return { pipeline, executionId, stage, action };
+  const attempt = d['pipeline-execution-attempt'];
+  return keyOfDetail({
+    pipeline,
+    'execution-id': executionId,
+    stage,
+    action,
+    'pipeline-execution-attempt': typeof attempt === 'number' ? attempt : undefined,
+  });
 }
 
 async function viewOf(options: SimulationOptions, key: GateKey): Promise<GateView> {
