@@ -212,11 +212,10 @@ export class GateService extends GateClosing<GateDeps> {
     },
   ): Promise<{ image: GateImage | undefined; problem: string | undefined }> {
     const ofAction = executions.filter((x) => x.stage === key.stage && x.action === key.action);
-    // A retried stage lists each attempt's run of the action: the CustomData is the attempt's own.
-    const mine =
-      where.actionExecutionId === undefined
-        ? ofAction[0]
-        : ofAction.find((x) => x.actionExecutionId === where.actionExecutionId);
+    // A retried stage lists each attempt's run of the action: the CustomData is the attempt's own. While
+    // the list does not show our run yet, another run's will do: a retry runs no earlier stage again, so
+    // the variables its CustomData resolves are the same (a status or a token would not be: see checkToken).
+    const mine = ofAction.find((x) => x.actionExecutionId === where.actionExecutionId) ?? ofAction[0];
     let found: Identification = imageFromCustomData(mine?.customData);
     if (!found.ok) {
       const fromCustomData = found.problem;
