@@ -1,5 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import type { ActionExecutionView, StageStateView } from '../shared/gate/ports.js';
+import { checkToken } from '../shared/gate/token.js';
 import {
   evaluate,
   type Finding,
@@ -291,6 +293,70 @@ describe('invariants', () => {
         },
       ),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe('the token check, over any state and action runs', () => {
+  const RUNS = ['a1', 'a2', 'a3'];
+  const STATUSES = ['InProgress', 'Succeeded', 'Failed', 'Abandoned', undefined];
+  const key = { pipeline: 'p', executionId: 'e1', stage: 'Gate', action: 'Tollgate' };
+  const stateArb = fc.record({
+    executionId: fc.constantFrom('e1', 'e2', undefined),
+    status: fc.constantFrom(...STATUSES),
+    run: fc.constantFrom(...RUNS, undefined),
+    token: fc.option(fc.constantFrom('tok-a1', 'tok-a2', 'tok-a3'), { nil: undefined }),
+  });
+  const runArb = fc.record({
+    run: fc.constantFrom(...RUNS),
+    status: fc.constantFrom('InProgress', 'Succeeded', 'Failed', 'Abandoned'),
+    external: fc.option(fc.constantFrom('ext-a1', 'ext-a2', 'ext-a3'), { nil: undefined }),
+  });
+
+  it("a gate that knows its run takes only that run's token, and gives up only on that run's end or another execution", () => {
+    fc.assert(
+      fc.property(
+        stateArb,
+        fc.option(fc.uniqueArray(runArb, { selector: (r) => r.run, maxLength: 3 }), { nil: undefined }),
+        fc.constantFrom(...RUNS),
+        (st, runs, mine) => {
+          const stages: StageStateView[] = [
+            {
+              name: 'Gate',
+              executionId: st.executionId,
+              actions: [{ name: 'Tollgate', status: st.status, token: st.token, actionExecutionId: st.run }],
+            },
+          ];
+          const executions: ActionExecutionView[] | undefined = runs?.map((r) => ({
+            stage: 'Gate',
+            action: 'Tollgate',
+            actionExecutionId: r.run,
+            status: r.status,
+            customData: undefined,
+            externalExecutionId: r.external,
+          }));
+          const result = checkToken(key, stages, executions, mine);
+          const own = runs?.find((r) => r.run === mine);
+          if (result.ok) {
+            // The token is the state's for our run (or a run the state does not name), or our own run's.
+            const fromState = result.mode === 'stage';
+            if (fromState) expect(st.run === undefined || st.run === mine).toBe(true);
+            else expect(own?.status === 'InProgress' && result.token === own.external).toBe(true);
+          } else if (result.final) {
+            // Given up only on our run's end, on a state that shows our execution's run of the action ended,
+            // or on a state that names another execution (superseded, as the architecture says).
+            const ownEnded = own !== undefined && own.status !== 'InProgress';
+            const stateEnded =
+              st.executionId === 'e1' &&
+              (st.run === undefined || st.run === mine) &&
+              st.status !== 'InProgress' &&
+              own?.status !== 'InProgress';
+            const unknown = st.executionId === undefined && runs === undefined;
+            expect(ownEnded || stateEnded || st.executionId === 'e2' || unknown).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 3000 },
     );
   });
 });

@@ -78,6 +78,10 @@ export function checkToken(
       final: true,
     };
   }
+  // PARALLEL mode names no execution of the stage: with our run not listed yet, nothing says it is over.
+  if (stage.executionId === undefined && executions !== undefined && actionExecutionId !== undefined) {
+    return { ok: false, reason: 'the approval run is not listed yet', final: false };
+  }
   if (stage.executionId !== key.executionId) {
     return {
       ok: false,
