@@ -83,6 +83,16 @@ describe('identifying the image', () => {
     expect(imageFromCustomData(`${REGISTRY}/app:${tag300}y`).ok).toBe(false);
     expect(imageFromCustomData(`${REGISTRY}/app:v1.${'x'.repeat(299)}`).ok).toBe(false); // not cut to v1
     expect(imageFromCustomData(`${REGISTRY}/app@${DIGEST}a`).ok).toBe(false);
+    // A malformed digest after a tag is no reason to judge the tag instead.
+    for (const bad of [
+      `${DIGEST}a`,
+      DIGEST.toUpperCase().replace('SHA256', 'sha256'),
+      'sha512:abc',
+      'sha256:deadbeef',
+    ]) {
+      expect(imageFromCustomData(`${REGISTRY}/app:v1@${bad}`).ok, bad).toBe(false);
+    }
+    expect(imageFromCustomData(`${REGISTRY}/app:v1:beta`).ok).toBe(false);
     // Punctuation after a whole reference ends it, as in a sentence.
     expect(imageFromCustomData(`Deploy ${REGISTRY}/app@${DIGEST}.`)).toMatchObject({
       ok: true,
@@ -295,6 +305,35 @@ describe('the token check', () => {
       ok: true,
       token: 'tok2',
     });
+  });
+
+  it("a state that names no run (older API answers) is read through the gate's own run", () => {
+    const unnamed = (status: string | undefined, token?: string): StageStateView[] => [
+      {
+        name: 'Gate',
+        executionId: 'e1',
+        actions: [{ name: 'Tollgate', status, token, actionExecutionId: undefined }],
+      },
+    ];
+    const run = (id: string, status: string): ActionExecutionView => ({
+      ...execution(status)[0]!,
+      actionExecutionId: id,
+    });
+    // Our run X is over and a retry Y waits: its token is not ours, read or not.
+    expect(
+      checkToken(key, unnamed('InProgress', 'tok-Y'), [run('X', 'Failed'), run('Y', 'InProgress')], 'X'),
+    ).toMatchObject({ ok: false, final: true });
+    expect(checkToken(key, unnamed('InProgress', 'tok-Y'), undefined, 'X')).toMatchObject({
+      ok: false,
+      final: false,
+    });
+    // Our run in progress: the one run in progress in the execution is ours.
+    expect(checkToken(key, unnamed('InProgress', 'tok-X'), [run('X', 'InProgress')], 'X')).toMatchObject({
+      ok: true,
+      token: 'tok-X',
+    });
+    // Our run started but not listed yet, the state showing nothing of it: wait.
+    expect(checkToken(key, unnamed(undefined), [], 'X')).toMatchObject({ ok: false, final: false });
   });
 
   it('reads the attempt the event named when a retried stage lists two', () => {

@@ -86,8 +86,10 @@ export function mayHaveLanded(error: unknown): boolean {
   if (!isRetryableAwsError(error) || !isObj(error)) return false;
   if (typeof error.name === 'string' && THROTTLING.has(error.name)) return false;
   if (typeof error.code === 'string' && NEVER_SENT_CODES.has(error.code)) return false;
+  // A clock-skew rejection is refused at signing (a 4xx); the SDK marks a 5xx after skew alike.
   const meta = error.$metadata;
-  return !(isObj(meta) && meta.clockSkewCorrected === true);
+  if (!isObj(meta) || meta.clockSkewCorrected !== true) return true;
+  return typeof meta.httpStatusCode === 'number' && meta.httpStatusCode >= 500;
 }
 
 export function isRetryableAwsError(error: unknown): boolean {

@@ -12,8 +12,10 @@ const TAG = '[A-Za-z0-9_][A-Za-z0-9_.-]{0,299}';
 // A tag ends where a tag character cannot follow, and a digest where a hex digit cannot: a longer one is
 // no match, never cut short into one that may name another image. Punctuation after them (a sentence's
 // full stop after a digest, a colon, a slash) ends the reference.
-const TAG_END = '(?![A-Za-z0-9_.-])';
+// A tag may be followed by `@` only as the start of a whole digest: otherwise a malformed digest
+// (`:v1@sha256:<65 hex>`, `@sha512:…`) would be dropped and the tag judged in its place.
 const DIGEST_END = '(?![A-Za-z0-9_])';
+const TAG_END = `(?![A-Za-z0-9_.:-]|@(?!sha256:[a-f0-9]{64}${DIGEST_END}))`;
 // A private ECR image URI, with a tag, a digest, or both (`repo:tag@sha256:…`, as `docker inspect` prints).
 const ECR_URI = new RegExp(
   `(?<registry>\\d{12})\\.dkr\\.ecr(?:-fips)?\\.(?<region>[a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?/` +

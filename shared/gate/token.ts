@@ -32,13 +32,18 @@ export function checkToken(
       ? ofAction[0]
       : ofAction.find((e) => e.actionExecutionId === actionExecutionId);
   if (stage && action && stage.executionId === key.executionId) {
-    const otherRun =
-      actionExecutionId !== undefined &&
-      action.actionExecutionId !== undefined &&
-      action.actionExecutionId !== actionExecutionId;
-    if (!otherRun) {
+    // Is the run the state shows ours? Yes when the gate knows no run (as before runs were read) or the
+    // state names ours; no when it names another; unknown when it names none (older API answers).
+    const stateRun = action.actionExecutionId;
+    const ours =
+      actionExecutionId === undefined || stateRun === actionExecutionId
+        ? true
+        : stateRun !== undefined
+          ? false
+          : undefined;
+    if (ours === true) {
       if (action.status === 'InProgress' && action.token) {
-        return { ok: true, token: action.token, mode: 'stage', actionExecutionId: action.actionExecutionId };
+        return { ok: true, token: action.token, mode: 'stage', actionExecutionId: stateRun };
       }
       // The state can still show the action's previous run a moment after ours started: the action
       // executions, when read, have the last word before a gate is given up for good.
@@ -49,9 +54,25 @@ export function checkToken(
           final: true,
         };
       }
+    } else if (
+      ours === undefined &&
+      mine?.status === 'InProgress' &&
+      action.status === 'InProgress' &&
+      action.token
+    ) {
+      // An unnamed run in progress while ours is: an action runs once at a time in an execution, so it is ours.
+      return { ok: true, token: action.token, mode: 'stage', actionExecutionId };
+    } else if (mine === undefined) {
+      // Another run in the state (a retry after ours, or the run before ours while the state lags), or an
+      // unnamed one, and our own run not read or not listed yet: nothing says which. Wait; the token and
+      // the end come from our run once it is listed, or from the approval's end event.
+      return {
+        ok: false,
+        reason: 'the state shows another run of the approval than this gate',
+        final: false,
+      };
     }
-    // Otherwise the state shows another run of the action in our execution: a retry after ours, or the
-    // run before ours while the state lags. Only our own run, below, can say which.
+    // Otherwise our own run, below, says whether it is waiting and with which token.
   }
   if (mine) {
     if (mine.status === 'InProgress' && mine.externalExecutionId) {
@@ -79,7 +100,7 @@ export function checkToken(
     };
   }
   // PARALLEL mode names no execution of the stage: with our run not listed yet, nothing says it is over.
-  if (stage.executionId === undefined && executions !== undefined && actionExecutionId !== undefined) {
+  if (stage.executionId === undefined && executions !== undefined) {
     return { ok: false, reason: 'the approval run is not listed yet', final: false };
   }
   if (stage.executionId !== key.executionId) {
