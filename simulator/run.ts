@@ -24,7 +24,7 @@ import type {
   StoredDecision,
   TimelineEntry,
 } from '../shared/gate/model.js';
-import { gateId, gateKeyOf as keyOfDetail } from '../shared/gate/model.js';
+import { gateId, gateKeyOf } from '../shared/gate/model.js';
 import type { ClockPort } from '../shared/gate/ports.js';
 import type { LoadedScenario, ScenarioExpectation, ScenarioStep } from './scenario.js';
 import { offsetMs } from './scenario.js';
@@ -290,7 +290,7 @@ export async function runScenario(
     const fn = route(event);
     const detailType = String(event['detail-type'] ?? '');
     const at = clock.now().toISOString();
-    const key = gateKeyOf(event);
+    const key = eventGateKey(event);
     if (key) keys.set(gateId(key), key);
     if (!fn) {
       deliveries.push({ at, function: undefined, detailType, attempts: 0, outcome: 'unmatched' });
@@ -324,7 +324,7 @@ export async function runScenario(
     async (event: Json): Promise<void> => {
       if (!options.deliverVia) return deliverNow(event);
       // The gate is the scenario's even when the wrapper drops its only event: the report then shows it absent.
-      const key = gateKeyOf(event);
+      const key = eventGateKey(event);
       if (key) keys.set(gateId(key), key);
       return options.deliverVia(event, deliverNow, { step: stepIndex, origin });
     };
@@ -494,7 +494,8 @@ export function route(event: Json): FunctionName | undefined {
   return undefined;
 }
 
-function gateKeyOf(event: Json): GateKey | undefined {
+/** The gate an action event is about; undefined for other events. */
+function eventGateKey(event: Json): GateKey | undefined {
   if (event['detail-type'] !== 'CodePipeline Action Execution State Change') return undefined;
   const d = (event.detail ?? {}) as Json;
   const [pipeline, executionId, stage, action] = [d.pipeline, d['execution-id'], d.stage, d.action];
@@ -507,7 +508,7 @@ function gateKeyOf(event: Json): GateKey | undefined {
     return undefined;
   }
   const attempt = d['pipeline-execution-attempt'];
-  return keyOfDetail({
+  return gateKeyOf({
     pipeline,
     'execution-id': executionId,
     stage,

@@ -720,13 +720,8 @@ export class GateService extends GateClosing<GateDeps> {
 
     let token = known;
     if (!token?.ok) {
-      // Re-read, with the action executions too: in PARALLEL mode only they carry the token.
       try {
-        const [stages, executions] = await Promise.all([
-          this.d.approvals.pipelineState(gate.key.pipeline),
-          this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId),
-        ]);
-        token = checkToken(gate.key, stages, executions, gate.actionExecutionId);
+        token = await this.readToken(gate);
       } catch (error) {
         return this.actFailed(gate, 'reading the approval token', error);
       }
@@ -786,6 +781,15 @@ export class GateService extends GateClosing<GateDeps> {
     });
   }
 
+  /** The approval's token read afresh, with the action executions too: in PARALLEL mode only they carry it. */
+  private async readToken(gate: Gate): Promise<TokenCheck> {
+    const [stages, executions] = await Promise.all([
+      this.d.approvals.pipelineState(gate.key.pipeline),
+      this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId),
+    ]);
+    return checkToken(gate.key, stages, executions, gate.actionExecutionId);
+  }
+
   /**
    * The hash of an escalated approval's token, when the gate has none yet (no token had shown when it
    * started or decided; in PARALLEL mode only the action executions carry it). A person resolves it, and
@@ -794,11 +798,7 @@ export class GateService extends GateClosing<GateDeps> {
    */
   private async tokenHashForReviewer(gate: Gate): Promise<string | undefined> {
     try {
-      const [stages, executions] = await Promise.all([
-        this.d.approvals.pipelineState(gate.key.pipeline),
-        this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId),
-      ]);
-      const token = checkToken(gate.key, stages, executions, gate.actionExecutionId);
+      const token = await this.readToken(gate);
       if (token.ok) return hashToken(token.token);
       this.d.log.warn('escalated without the approval token: the reviewer may not be recorded', {
         gate: gateId(gate.key),

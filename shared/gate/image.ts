@@ -9,11 +9,10 @@ const DIGEST = /^sha256:[a-f0-9]{64}$/;
 const REPOSITORY = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*)*';
 // ECR takes tags of up to 300 characters (Docker's grammar says 128; ECR's model says 300).
 const TAG = '[A-Za-z0-9_][A-Za-z0-9_.-]{0,299}';
-// A tag ends where a tag character cannot follow, and a digest where a hex digit cannot: a longer one is
-// no match, never cut short into one that may name another image. Punctuation after them (a sentence's
-// full stop after a digest, a colon, a slash) ends the reference.
-// A tag may be followed by `@` only as the start of a whole digest: otherwise a malformed digest
-// (`:v1@sha256:<65 hex>`, `@sha512:…`) would be dropped and the tag judged in its place.
+// A tag or digest ends where no character of its own can follow: a longer one is no match, never cut short
+// into one that may name another image. Punctuation after a whole reference (a sentence's full stop, a
+// slash) ends it. After a tag, `@` may only start a whole digest: a malformed one (`:v1@sha256:<65 hex>`,
+// `@sha512:…`) is no match, not dropped with the tag judged in its place; a second `:` is no match either.
 const DIGEST_END = '(?![A-Za-z0-9_])';
 const TAG_END = `(?![A-Za-z0-9_.:-]|@(?!sha256:[a-f0-9]{64}${DIGEST_END}))`;
 // A private ECR image URI, with a tag, a digest, or both (`repo:tag@sha256:…`, as `docker inspect` prints).

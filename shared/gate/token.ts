@@ -15,6 +15,9 @@ export type TokenCheck =
  * `GetPipelineState` has it, but only for the stage's latest execution, so that execution must be ours and
  * the action in progress. In PARALLEL execution mode the state shows no token; the action execution's
  * `externalExecutionId` is the token then. `final` says the execution has moved on for good (STALE).
+ *
+ * `actionExecutionId` is the gate's own run of the action, when known: a retried stage runs the action again
+ * in the same execution, and another run's token or end is never taken for the gate's own.
  */
 export function checkToken(
   key: GateKey,
