@@ -153,8 +153,14 @@ function escalatedGate(message: unknown): GateKey | undefined {
 const STATES = new Set(['WAITING', 'DECIDED', 'ACTED', 'CLOSED', 'STALE']);
 
 export interface CheckOptions {
-  /** Gates whose approval event never reached Tollgate (dropped on purpose): they may be missing, never approved. */
+  /**
+   * Gates whose approval STARTED event never reached Tollgate (dropped on purpose): opened later by the
+   * sweep's discovery, if at all, so they may be missing or decide otherwise than the clean run (a timeout, a
+   * person first); an APPROVE must still be the clean run's.
+   */
   readonly unseen?: ReadonlySet<string>;
+  /** Of `unseen`, those whose approval still waited when the steps ended: discovery must have opened them. */
+  readonly mustFind?: ReadonlySet<string>;
   /** Also require each gate's outcome to be the clean run's (duplicates and order). */
   readonly sameDecisions?: boolean;
 }
@@ -182,11 +188,13 @@ export function checkRun(
 
   for (const [id, want] of cleanGates) {
     const got = runGates.get(id);
-    if ((!got || got.state === null) && !unseen.has(id)) {
+    if ((!got || got.state === null) && (!unseen.has(id) || options.mustFind?.has(id))) {
       violations.push({
         kind: 'lost-gate',
         gate: id,
-        detail: `the clean run ends ${want.state}; no gate here`,
+        detail: unseen.has(id)
+          ? `its STARTED event was dropped and the sweep's discovery did not find its waiting approval; the clean run ends ${want.state}`
+          : `the clean run ends ${want.state}; no gate here`,
       });
     }
   }
@@ -203,7 +211,6 @@ export function checkRun(
     const approved = gate?.decision?.outcome === 'APPROVE' || acted.accepted.includes('Approved');
     if (approved) {
       const legit =
-        !unseen.has(id) &&
         want?.decision?.outcome === 'APPROVE' &&
         gate?.decision?.outcome === 'APPROVE' &&
         sameCounts(gate.decision, want.decision);

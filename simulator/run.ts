@@ -6,6 +6,7 @@ import { Inspector2Client } from '@aws-sdk/client-inspector2';
 import { SNSClient } from '@aws-sdk/client-sns';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
+import { CodePipelineDirectory } from '../adapters/aws/codepipeline.js';
 import { type AwsAdapters, type AwsClients, createAwsAdapters } from '../adapters/aws/index.js';
 import { DynamoStore } from '../adapters/dynamodb/store.js';
 import { approvalEndedHandler } from '../functions/approval-ended/handler.js';
@@ -15,6 +16,7 @@ import { localObservability, logPort, metricsPort, type Runtime } from '../funct
 import { scanFinishedHandler } from '../functions/scan-finished/handler.js';
 import { sweepHandler } from '../functions/sweep/handler.js';
 import type { DecisionRecord } from '../shared/decision/record.js';
+import { ApprovalDiscovery, DEFAULT_DISCOVERY, type DiscoveryConfig } from '../shared/gate/discovery.js';
 import { DEFAULT_CONFIG, describeError, GateClosing, GateService } from '../shared/gate/gate.js';
 import type {
   ApprovalResult,
@@ -120,6 +122,12 @@ export interface SimulationOptions {
   readonly beforeStep?: (index: number, step: ScenarioStep, control: RunControl) => Promise<void> | void;
   /** Called after the last step, before the gates are read: flush held events, stop faults, sweep. */
   readonly afterSteps?: (control: RunControl) => Promise<void>;
+  /**
+   * The sweep's discovery of approvals whose STARTED event never came: as the stack runs it (every 5
+   * minutes, a 5-minute grace), over the world's own pipeline and action names (literal globs, as a platform
+   * engineer gating exactly those would write them), with what is given here over that; `false`: off.
+   */
+  readonly discovery?: Partial<DiscoveryConfig> | false | undefined;
   /** Replaces the AWS adapters the gate runs with (a deliberately broken one, to prove a check can fail). */
   readonly adapters?: (adapters: AwsAdapters, clients: AwsClients) => AwsAdapters;
 }
@@ -217,11 +225,13 @@ function simulationRuntimes(
     sns: answeredBy(new SNSClient(config), world),
     eventbridge: answeredBy(new EventBridgeClient(config), world),
   };
+  // The simulated clock does not wait; neither do the adapters' retries.
+  const retry = { attempts: 3, baseMs: 1, maxDelayMs: 5 };
   const built = createAwsAdapters({
     region,
     clients,
     topicArn: `arn:aws:sns:${region}:${account}:tollgate-escalations`,
-    retry: { attempts: 3, baseMs: 1, maxDelayMs: 5 },
+    retry,
   });
   const adapters = options.adapters ? options.adapters(built, clients) : built;
   countedBy(options.doc, world);
@@ -253,7 +263,31 @@ function simulationRuntimes(
     metrics: counted,
     config: closingConfig,
   });
-  return { deciding: { gate, logger, metrics }, closing: { gate: closing, logger, metrics } };
+  const names = (field: 'pipeline' | 'action') => [
+    ...new Set(loaded.scenario.world.approvals.map((a) => a[field])),
+  ];
+  const discovery =
+    options.discovery !== false
+      ? new ApprovalDiscovery({
+          approvals: adapters.approvals,
+          pipelines: new CodePipelineDirectory(clients.codepipeline, retry),
+          store,
+          clock,
+          log,
+          metrics: counted,
+          start: (e) => gate.approvalStarted(e),
+          config: {
+            ...DEFAULT_DISCOVERY,
+            pipelines: names('pipeline'),
+            actions: names('action'),
+            ...options.discovery,
+          },
+        })
+      : undefined;
+  return {
+    deciding: { gate, logger, metrics, discovery },
+    closing: { gate: closing, logger, metrics },
+  };
 }
 
 /** Replays a scenario through the handlers, in order, and reports each gate as the store holds it. */
@@ -376,7 +410,13 @@ export async function runScenario(
     if (offset !== undefined) clock.set(start + offset);
     if (step.approvalStarted) {
       const slot = world.startApproval(step.approvalStarted);
-      await deliver(actionEvent(world, slot, 'STARTED'));
+      const started = actionEvent(world, slot, 'STARTED');
+      if (step.approvalStarted.event) await deliver(started);
+      else {
+        // Lost on the way: the report still shows the gate (absent, unless the sweep finds the approval).
+        const key = eventGateKey(started);
+        if (key) keys.set(gateId(key), key);
+      }
     } else if (step.supersede) {
       world.supersede(step.supersede);
     } else if (step.scan) {

@@ -82,8 +82,11 @@ const Step = z
   .strictObject({
     at: offset.optional(),
     note: z.string().optional(),
-    /** The approval action starts: the world shows it in progress and EventBridge delivers STARTED. */
-    approvalStarted: Key.optional(),
+    /**
+     * The approval action starts: the world shows it in progress and EventBridge delivers STARTED, unless
+     * `event: false` (the event is lost: only the sweep's discovery can find the approval).
+     */
+    approvalStarted: Key.extend({ event: z.boolean().default(true) }).optional(),
     /** A newer execution reaches the stage: the waiting one is superseded (its action is abandoned). */
     supersede: Approval.optional(),
     /** The scan of an image finishes (or fails): coverage changes and, unless `event: false`, an event is sent. */

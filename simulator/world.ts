@@ -321,6 +321,16 @@ export class World {
         return this.getPipelineState(String(input.name));
       case 'ListActionExecutions':
         return this.listActionExecutions(input);
+      case 'ListPipelines': {
+        const names = [...new Set(this.slots.map((s) => s.pipeline))].sort();
+        const summaries = names.map((name) => ({
+          name,
+          version: 1,
+          pipelineType: 'V2',
+          executionMode: 'SUPERSEDED',
+        }));
+        return paged(summaries, input, 'pipelines', this.pageSize(input, 1000));
+      }
       case 'GetPipelineExecution':
         return this.getPipelineExecution(String(input.pipelineName), String(input.pipelineExecutionId));
       case 'PutApprovalResult':

@@ -10,6 +10,7 @@ import {
   InvalidApprovalTokenException,
   ListActionExecutionsCommand,
   type ListActionExecutionsCommandOutput,
+  ListPipelinesCommand,
   PutApprovalResultCommand,
   type PutApprovalResultCommandOutput,
 } from '@aws-sdk/client-codepipeline';
@@ -47,6 +48,7 @@ import { describe, expect, expectTypeOf, it } from 'vitest';
 import {
   backoffMs,
   CodePipelineApprovals,
+  CodePipelineDirectory,
   createAwsAdapters,
   createAwsClients,
   EcrImages,
@@ -216,6 +218,7 @@ describe('CodePipeline: GetPipelineState', () => {
             status: 'Succeeded',
             token: undefined,
             actionExecutionId: '0c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f',
+            since: '2024-09-04T16:55:30.101Z',
           },
         ],
       },
@@ -228,6 +231,8 @@ describe('CodePipeline: GetPipelineState', () => {
             status: 'InProgress',
             token: TOKEN,
             actionExecutionId: '47f821c5-a902-44b2-ae61-b878d31ecd21',
+            // lastStatusChange, an epoch number on the wire: when the approval started waiting.
+            since: '2024-09-04T16:55:40.455Z',
           },
         ],
       },
@@ -247,9 +252,53 @@ describe('CodePipeline: GetPipelineState', () => {
           status: 'Succeeded',
           token: undefined,
           actionExecutionId: undefined,
+          since: '2015-10-29T16:51:33.131Z',
         },
       ],
     });
+  });
+});
+
+describe('CodePipeline: ListPipelines (the sweep looking for approvals no event announced)', () => {
+  // The API's shape: a summary per pipeline (name, version, type, execution mode, times as epoch numbers).
+  const summary = (name: string) => ({
+    name,
+    version: 3,
+    pipelineType: 'V2' as const,
+    executionMode: 'SUPERSEDED' as const,
+    created: new Date('2026-01-05T10:00:00Z'),
+    updated: new Date('2026-11-20T10:00:00Z'),
+  });
+
+  it('reads every page, 1,000 names at a time, after a throttled call', async () => {
+    const { client, mock } = codepipeline();
+    mock
+      .on(ListPipelinesCommand)
+      .rejectsOnce(
+        new CodePipelineServiceException({
+          name: 'ThrottlingException',
+          $fault: 'client',
+          $metadata: { httpStatusCode: 400 },
+          message: 'Rate exceeded',
+        }),
+      )
+      .resolvesOnce({ pipelines: [summary('billing-api'), summary('payments-api')], nextToken: 'page-2' })
+      .resolvesOnce({ pipelines: [summary('web-frontend'), {}] });
+    const names = await new CodePipelineDirectory(client, fastRetry()).pipelineNames();
+    expect(names).toEqual(['billing-api', 'payments-api', 'web-frontend']);
+    expect(mock.commandCalls(ListPipelinesCommand).map((c) => c.args[0].input)).toEqual([
+      { maxResults: 1000 },
+      { maxResults: 1000 },
+      { maxResults: 1000, nextToken: 'page-2' },
+    ]);
+  });
+
+  it('refuses a nextToken the service had already returned, rather than loop', async () => {
+    const { client, mock } = codepipeline();
+    mock.on(ListPipelinesCommand).resolves({ pipelines: [summary('billing-api')], nextToken: 'again' });
+    await expect(new CodePipelineDirectory(client, fastRetry()).pipelineNames()).rejects.toThrow(
+      /ListPipelines returned a nextToken it had already returned/,
+    );
   });
 });
 

@@ -55,19 +55,22 @@ import { parsePolicy } from '../shared/policy/load.js';
  *
  * The issue's target is 400 KB. `approval-ended` (the store and EventBridge only) meets it: it builds a
  * `GateClosing`, which has no policy, findings or pipeline code. The three that decide and act do not come
- * near: each is ~593 KB, and a bundle making the same AWS SDK calls and nothing else already weighs 402 KB
+ * near: each is ~600 KB, and a bundle making the same AWS SDK calls and nothing else already weighs 402 KB
  * (six clients, their schemas and error classes, @smithy/core's protocols and signing; measured below and by
- * the bench). The rest is our own code ~115 KB, Powertools with middy ~39 KB and zod/mini ~36 KB. MAX_BYTES is
- * that plus a small margin, so a regression fails here.
+ * the bench). The rest is our own code ~120 KB, Powertools with middy ~39 KB and zod/mini ~36 KB. MAX_BYTES is
+ * that plus a small margin, so a regression fails here. Both budgets grew by 10 KB once, for the sweep's
+ * discovery of approvals whose STARTED event was lost (shared/gate/discovery.ts and its adapters, ~5 KB in
+ * the sweep) and the run claims that keep it to one gate per approval (~1 KB in each function that opens
+ * gates): before it, such an approval stalled with no alarm.
  */
 const CLOSING_MAX_BYTES = 400_000;
-const MAX_BYTES = 600_000;
+const MAX_BYTES = 610_000;
 /**
  * What Tollgate adds to the SDK: a bundle's bytes less those of the same SDK calls bundled alone
- * (bench/sdk-floor.ts). Our code, Powertools, middy and zod/mini: ~192 KB in the functions that decide. This
- * budget holds whatever the SDK's next release weighs.
+ * (bench/sdk-floor.ts). Our code, Powertools, middy and zod/mini: ~199 KB in the functions that decide, ~203
+ * KB in the sweep. This budget holds whatever the SDK's next release weighs.
  */
-const OWN_MAX_BYTES = 200_000;
+const OWN_MAX_BYTES = 210_000;
 
 let dir: string;
 let bundles: FunctionBundle[];
@@ -97,7 +100,9 @@ const SCHEDULED = {
   'detail-type': 'Scheduled Event',
   source: 'aws.events',
   account: '123456789012',
-  time: '2026-11-25T12:00:00Z',
+  // Not a whole multiple of 5 minutes: this sweep does not look for lost approvals (that would need
+  // CodePipeline, which has no local stand-in here), only at the table.
+  time: '2026-11-25T12:01:00Z',
   region: 'eu-west-1',
   resources: ['arn:aws:events:eu-west-1:123456789012:rule/tollgate-sweep'],
   detail: {},

@@ -205,6 +205,23 @@ describe('DynamoStore on dynalite', () => {
     expect((await store.getGate(g.key))?.account).toBe('123456789012');
   });
 
+  it('a gate that names its run claims it: a gate of the same run under another key is refused', async () => {
+    const run = `run-${serial}-7c1d`;
+    const first = gate({ key: key({ attempt: 3 }), actionExecutionId: run });
+    expect(await store.createGate(first)).toBe(true);
+    expect(await store.gateOfRun(run)).toEqual(first.key);
+    // The sweep found the same run and numbered it by the action's runs: refused, and nothing of it stored.
+    const second = gate({ key: { ...first.key, attempt: 2 }, actionExecutionId: run });
+    expect(await store.createGate(second)).toBe(false);
+    expect(await store.getGate(second.key)).toBeUndefined();
+    // The same key again (a duplicate delivery) is refused as before; a gate naming no run claims nothing.
+    expect(await store.createGate(first)).toBe(false);
+    const unnamed = gate();
+    expect(await store.createGate(unnamed)).toBe(true);
+    expect(await store.gateOfRun('')).toBeUndefined();
+    expect(await store.gateOfRun('never-claimed')).toBeUndefined();
+  });
+
   it('updates a gate only from the version it was read at', async () => {
     const g = gate();
     await store.createGate(g);

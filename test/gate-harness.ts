@@ -13,6 +13,8 @@ import {
   ListActionExecutionsCommand,
   type ListActionExecutionsCommandInput,
   type ListActionExecutionsCommandOutput,
+  ListPipelinesCommand,
+  type ListPipelinesCommandInput,
   PipelineNotFoundException,
   PutApprovalResultCommand,
   type PutApprovalResultCommandInput,
@@ -48,6 +50,7 @@ import { type DynamoDBDocumentClient, paginateScan } from '@aws-sdk/lib-dynamodb
 import type { Context } from 'aws-lambda';
 import { type AwsClientStub, mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, vi } from 'vitest';
+import { CodePipelineDirectory } from '../adapters/aws/codepipeline.js';
 import { createAwsAdapters } from '../adapters/aws/index.js';
 import { type LocalDynamo, startLocalDynamo } from '../adapters/dynamodb/local.js';
 import { DynamoStore } from '../adapters/dynamodb/store.js';
@@ -59,6 +62,7 @@ import { loadPolicySource } from '../functions/common/policy.js';
 import { localObservability, logPort, metricsPort, type Runtime } from '../functions/common/runtime.js';
 import { scanFinishedHandler } from '../functions/scan-finished/handler.js';
 import { sweepHandler } from '../functions/sweep/handler.js';
+import { ApprovalDiscovery, DEFAULT_DISCOVERY, type DiscoveryConfig } from '../shared/gate/discovery.js';
 import { DEFAULT_CONFIG, GateClosing, GateService, type PolicySource } from '../shared/gate/gate.js';
 import type { Gate, GateKey, StoredDecision } from '../shared/gate/model.js';
 import type { ClockPort } from '../shared/gate/ports.js';
@@ -282,6 +286,8 @@ export interface PipelineModel {
     status: string;
     token: string | undefined;
     actionExecutionId?: string;
+    /** The action run's `lastStatusChange`; the clock's time when not set. */
+    since?: Date;
   };
   /**
    * What ListActionExecutions shows for the gate's own execution (filtered by the event's execution id): the
@@ -321,6 +327,8 @@ interface InjectedFailure {
 export interface HarnessOptions {
   readonly scanSource?: 'inspector' | 'ecr';
   readonly policy?: PolicySource;
+  /** The sweep's discovery of approvals no STARTED event announced, as the stack configures it. */
+  readonly discovery?: Partial<DiscoveryConfig>;
 }
 
 type Invoke = (event: unknown, context: Context) => Promise<HandlerResult>;
@@ -356,6 +364,8 @@ export class Harness {
     pageSize: 100,
     ecr: undefined,
   };
+  /** The account's pipelines, as ListPipelines lists them (a page per name, to read every page). */
+  readonly pipelineNames: string[] = ['billing-api', PIPELINE];
   /** PutApprovalResult calls CodePipeline accepted. */
   readonly results: PutApprovalResultCommandInput[] = [];
   /** SNS messages published. */
@@ -422,7 +432,23 @@ export class Harness {
         ownIdentities: [TOLLGATE_ROLE],
       },
     });
-    this.runtime = { gate, logger, metrics };
+    const discovery = options.discovery
+      ? new ApprovalDiscovery({
+          approvals: adapters.approvals,
+          pipelines: new CodePipelineDirectory(clients.codepipeline, {
+            attempts: 3,
+            baseMs: 1,
+            maxDelayMs: 2,
+          }),
+          store: this.store,
+          clock: this.clock,
+          log: logPort(logger),
+          metrics: metricsPort(metrics),
+          start: (e) => gate.approvalStarted(e),
+          config: { ...DEFAULT_DISCOVERY, pipelines: ['*'], actions: ['*'], ...options.discovery },
+        })
+      : undefined;
+    this.runtime = { gate, logger, metrics, discovery };
     // approval-ended runs as in Lambda (functions/common/aws-closing.ts): a GateClosing, without the policy,
     // the findings or the pipeline, over the same store, clock and events.
     const closing = new GateClosing({
@@ -641,12 +667,34 @@ export class Harness {
           a.latestExecution = {
             actionExecutionId: stage.actionExecutionId ?? ACTION_EXECUTION,
             status: stage.status as 'InProgress',
-            lastStatusChange: this.clock.now(),
+            lastStatusChange: stage.since ?? this.clock.now(),
             ...(stage.token !== undefined && stage.status === 'InProgress' ? { token: stage.token } : {}),
           };
         }
       }
       return out;
+    });
+
+    codepipeline.on(ListPipelinesCommand).callsFake(async (input: ListPipelinesCommandInput) => {
+      this.check('ListPipelines', input);
+      const offset = input.nextToken === undefined ? 0 : pageStart(input.nextToken);
+      const name = this.pipelineNames[offset];
+      return {
+        pipelines:
+          name === undefined
+            ? []
+            : [
+                {
+                  name,
+                  version: 3,
+                  pipelineType: 'V2',
+                  executionMode: 'SUPERSEDED',
+                  created: new Date(START),
+                  updated: new Date(START),
+                },
+              ],
+        ...(offset + 1 < this.pipelineNames.length ? { nextToken: pageToken(offset + 1) } : {}),
+      };
     });
 
     codepipeline

@@ -13,6 +13,7 @@ import {
 } from '../reliability/faults.js';
 import { actionsByGate, checkRun } from '../reliability/invariants.js';
 import { checkLines } from '../reliability/logs.js';
+import { cleanOrdering, replayPlan } from '../reliability/orderings.js';
 import { type Replay, Replayer, type ReplayOptions } from '../reliability/replay.js';
 import { exampleScenarios, type SuiteScenario } from '../reliability/scenarios.js';
 import { runSuite } from '../reliability/suite.js';
@@ -32,7 +33,7 @@ describe('the reliability suite', () => {
     const report = await runSuite({ quick: true, seed: 20261125 });
     expect(report.violations).toEqual([]);
     expect(report.summary).toMatchObject({
-      scenarios: 8,
+      scenarios: 9,
       invariantViolations: 0,
       approvalsFromIncompleteData: 0,
       lostGates: 0,
@@ -162,6 +163,41 @@ describe('the fault plan and the VULN# index writes', () => {
       await replayer.close();
     }
   }, 120_000);
+});
+
+describe('a dropped approval STARTED event, every copy', () => {
+  // The first event each scenario causes is its approval's STARTED; every other event is delivered once.
+  const dropFirst = [
+    { copies: 0, concurrent: false, delay: 0 },
+    ...Array.from({ length: 11 }, () => ({ copies: 1, concurrent: false, delay: 0 })),
+  ];
+
+  it.each([
+    ['01', 'APPROVE'],
+    ['02', 'REJECT'],
+  ])(
+    'scenario %s: the sweep finds the waiting approval and decides it (%s); without discovery the check fails',
+    async (prefix, outcome) => {
+      const replayer = await Replayer.start();
+      try {
+        const s = scenario(prefix);
+        const clean = await cleanOrdering(replayer, s);
+        const repaired = await replayPlan(replayer, s, clean, dropFirst);
+        expect(repaired.disorder.waiting.size).toBe(1);
+        expect(repaired.violations).toEqual([]);
+        const gate = repaired.replay.result.gates[0]!;
+        expect(gate.outcome).toBe(outcome);
+        expect(gate.timeline[0]?.what).toMatch(/^approval found in progress by the sweep/);
+
+        const lost = await replayPlan(replayer, s, clean, dropFirst, { discovery: false });
+        expect(lost.violations.map((v) => v.kind)).toEqual(['lost-gate']);
+        expect(lost.violations[0]?.detail).toMatch(/discovery did not find its waiting approval/);
+      } finally {
+        await replayer.close();
+      }
+    },
+    120_000,
+  );
 });
 
 describe('the checkers', () => {

@@ -4,6 +4,7 @@ import {
   GetPipelineExecutionCommand,
   GetPipelineStateCommand,
   ListActionExecutionsCommand,
+  ListPipelinesCommand,
   PutApprovalResultCommand,
   type StageState,
 } from '@aws-sdk/client-codepipeline';
@@ -11,6 +12,7 @@ import type {
   ActionExecutionView,
   ApprovalsPort,
   PipelineExecutionView,
+  PipelinesPort,
   PutApprovalOutcome,
   PutApprovalRequest,
   StageStateView,
@@ -134,6 +136,39 @@ export class CodePipelineApprovals implements ApprovalsPort {
 }
 
 /**
+ * `ListPipelines`, apart from `CodePipelineApprovals`: only the sweep looks for approvals no event announced,
+ * so only its bundle carries the command.
+ */
+export class CodePipelineDirectory implements PipelinesPort {
+  constructor(
+    private readonly client: CodePipelineClient,
+    private readonly retry: RetryOptions = DEFAULT_RETRY,
+  ) {}
+
+  async pipelineNames(): Promise<readonly string[]> {
+    const names: string[] = [];
+    const seen = new Set<string>();
+    let nextToken: string | undefined;
+    do {
+      const token = nextToken;
+      const page = await withRetries(
+        () =>
+          this.client.send(
+            new ListPipelinesCommand({
+              maxResults: 1000,
+              ...(token === undefined ? {} : { nextToken: token }),
+            }),
+          ),
+        this.retry,
+      );
+      for (const p of page.pipelines ?? []) if (p.name) names.push(p.name);
+      nextToken = nextPage(page.nextToken, seen, 'ListPipelines');
+    } while (nextToken !== undefined);
+    return names;
+  }
+}
+
+/**
  * `PipelineNotFoundException`: the pipeline is gone (or never was, in this account and region). A retry
  * cannot bring it back, and throwing would dead-letter the event after Lambda's retries for nothing.
  * By name, not instanceof, as above.
@@ -151,6 +186,7 @@ function stageView(stage: StageState): StageStateView {
       status: a.latestExecution?.status,
       token: a.latestExecution?.token,
       actionExecutionId: a.latestExecution?.actionExecutionId,
+      since: a.latestExecution?.lastStatusChange?.toISOString(),
     })),
   };
 }

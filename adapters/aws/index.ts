@@ -22,7 +22,12 @@ import { InspectorFindings } from './inspector.js';
 import { DEFAULT_RETRY, type RetryOptions, sdkClientConfig } from './retry.js';
 import { SnsNotifier } from './sns.js';
 
-export { APPROVAL_SUMMARY_MAX, CodePipelineApprovals, truncateSummary } from './codepipeline.js';
+export {
+  APPROVAL_SUMMARY_MAX,
+  CodePipelineApprovals,
+  CodePipelineDirectory,
+  truncateSummary,
+} from './codepipeline.js';
 export { EcrImages, EcrScanFindings, NO_SCAN_YET } from './ecr.js';
 export {
   EVENT_SOURCE,

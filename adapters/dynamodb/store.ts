@@ -225,6 +225,29 @@ function gateItem(gate: Gate): Item {
   return guardSize(item, `gate ${id}`);
 }
 
+function runPk(actionExecutionId: string): string {
+  return `RUN#${actionExecutionId}`;
+}
+
+/**
+ * How long a run's claim is kept: past the longest a Manual approval can wait (7 days) and the longest a
+ * dead-lettered STARTED event can wait to be redriven (the queues keep messages 14 days).
+ */
+const RUN_CLAIM_SECONDS = 30 * 86_400;
+
+/** The claim on a run of an approval action by the gate that names it (none: the gate names no run). */
+function runClaimItem(gate: Gate): Item | undefined {
+  const run = gate.actionExecutionId;
+  if (!run) return undefined;
+  return {
+    pk: runPk(run),
+    sk: 'RUN',
+    type: 'RUN',
+    gate: storable(gate.key, 'run claim'),
+    [TTL_ATTRIBUTE]: Math.floor(Date.parse(gate.updatedAt) / 1000) + RUN_CLAIM_SECONDS,
+  };
+}
+
 function decisionItem(decision: StoredDecision): Item {
   const id = gateId(decision.key);
   const at = sortableTime(decision.decidedAt);
@@ -372,20 +395,21 @@ export class DynamoStore implements StorePort {
   }
 
   async createGate(gate: Gate, audit?: AuditRecord): Promise<boolean> {
-    if (!audit) return this.conditionalPut(gateItem(gate), 'attribute_not_exists(pk)');
+    const claim = runClaimItem(gate);
+    if (!audit && !claim) return this.conditionalPut(gateItem(gate), 'attribute_not_exists(pk)');
+    const create = (Item: Item): TransactItem => ({
+      Put: { TableName: this.tableName, Item, ConditionExpression: 'attribute_not_exists(pk)' },
+    });
     return this.transact(
-      [
-        {
-          Put: {
-            TableName: this.tableName,
-            Item: gateItem(gate),
-            ConditionExpression: 'attribute_not_exists(pk)',
-          },
-        },
-      ],
+      [create(gateItem(gate)), ...(claim ? [create(claim)] : [])],
       audit,
       `${gateId(gate.key)}#${gate.version}`,
     );
+  }
+
+  async gateOfRun(actionExecutionId: string): Promise<GateKey | undefined> {
+    if (!actionExecutionId) return undefined;
+    return domain<GateKey>(await this.get(runPk(actionExecutionId), 'RUN'), 'gate');
   }
 
   async updateGate(gate: Gate, expectedVersion: number, audit?: AuditRecord): Promise<boolean> {

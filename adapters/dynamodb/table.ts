@@ -21,6 +21,9 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
  *             attributes: type, decision (the StoredDecision as a map), and the index keys below
  *   Scan      pk SCAN#<digest>                                    sk SCAN
  *             attributes: type, atMs (the event time in epoch ms), scan (the ScanStatus as a map)
+ *   Run claim pk RUN#<actionExecutionId>                          sk RUN
+ *             attributes: type, gate (the GateKey of the one gate of that run of an approval), expiresAt:
+ *             written with the gate that names its run, so that no second gate can be opened for it
  *
  * The gate and its decision share a partition: a gate's whole story is one item collection.
  *

@@ -16,6 +16,7 @@ export function approvalEndedHandler(runtime: Runtime<GateClosing>) {
       logger.appendKeys({ gate: gateId(key) });
       const report = await gate.approvalEnded({
         key,
+        actionExecutionId: d['action-execution-id'],
         state: d.state,
         time: event.time,
         account: event.account,

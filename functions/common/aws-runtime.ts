@@ -1,6 +1,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AwsAdapters } from '../../adapters/aws/index.js';
+import type { ApprovalDiscovery } from '../../shared/gate/discovery.js';
 import { DEFAULT_CONFIG, GateService } from '../../shared/gate/gate.js';
 import { awsBase } from './aws-base.js';
 import { loadPolicyBundleSource } from './policy-bundle.js';
@@ -15,14 +16,16 @@ import type { Runtime } from './runtime.js';
 export function buildAwsRuntime(
   env: NodeJS.ProcessEnv,
   adapters: (region: string, topicArn: string | undefined) => AwsAdapters,
+  discovery?: (parts: DiscoveryParts) => ApprovalDiscovery | undefined,
 ): Runtime {
   const { region, deps, logger, metrics } = awsBase(env);
   const policyFile = env.TOLLGATE_POLICY_FILE ?? join(dirname(fileURLToPath(import.meta.url)), 'policy.json');
   const policy = loadPolicyBundleSource(policyFile);
   if (!policy.ok)
     logger.error('the policy is invalid: every decision will escalate', { problem: policy.problem });
+  const built = adapters(region, env.TOLLGATE_TOPIC_ARN);
   const gate = new GateService({
-    ...adapters(region, env.TOLLGATE_TOPIC_ARN),
+    ...built,
     ...deps,
     policy,
     config: {
@@ -31,5 +34,19 @@ export function buildAwsRuntime(
       scanSource: env.TOLLGATE_SCAN_SOURCE === 'ecr' ? 'ecr' : 'inspector',
     },
   });
-  return { gate, logger, metrics };
+  return {
+    gate,
+    logger,
+    metrics,
+    discovery: discovery?.({ region, adapters: built, deps, logger, gate }),
+  };
+}
+
+/** What a discovery is built from: the runtime's own adapters, store and gate. */
+export interface DiscoveryParts {
+  readonly region: string;
+  readonly adapters: AwsAdapters;
+  readonly deps: ReturnType<typeof awsBase>['deps'];
+  readonly logger: Runtime['logger'];
+  readonly gate: GateService;
 }

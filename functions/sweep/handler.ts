@@ -2,14 +2,31 @@ import { gateHandler } from '../common/handler.js';
 import type { Runtime } from '../common/runtime.js';
 import { SweepEvent } from '../common/schemas.js';
 
-/** Every minute: decide waiting gates (repairing lost events, applying the timeout) and act again where an act failed. */
+/**
+ * Every minute: decide waiting gates (repairing lost events, applying the timeout) and act again where an
+ * act failed; every few minutes, and on a manual invoke, also open gates for approvals in progress whose
+ * STARTED event never came (`ApprovalDiscovery`). The gates are swept first, so a failed discovery does not
+ * hold them up; it then throws: the sweep is not retried (the next discovery is minutes away), the event
+ * goes to its failed-events queue, and that queue's alarm and the function's error alarm page someone.
+ */
 export function sweepHandler(runtime: Runtime) {
-  return gateHandler('sweep', SweepEvent, runtime, async (_event, { gate, logger }) => {
+  return gateHandler('sweep', SweepEvent, runtime, async (event, { gate, logger, discovery }) => {
     const reports = await gate.sweep();
     logger.info('sweep', {
       gates: reports.length,
       changed: reports.filter((r) => r.state !== 'WAITING').length,
     });
-    return reports;
+    const scheduled = 'time' in event ? new Date(event.time) : undefined;
+    if (discovery === undefined || (scheduled !== undefined && !discovery.due(scheduled))) return reports;
+    const found = await discovery.discover({
+      account: 'account' in event ? event.account : '',
+      region: 'region' in event ? event.region : '',
+    });
+    logger.info('discovery', {
+      pipelines: found.pipelines,
+      inProgress: found.inProgress,
+      found: found.found.length,
+    });
+    return [...reports, ...found.found];
   });
 }

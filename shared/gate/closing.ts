@@ -21,6 +21,8 @@ import {
 
 export interface ApprovalEnded {
   readonly key: GateKey;
+  /** The event's run of the action: the sweep may have opened its gate under another attempt number. */
+  readonly actionExecutionId?: string | undefined;
   readonly state: GateClosure['state'];
   readonly time: string;
   readonly account: string;
@@ -71,13 +73,22 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
     const head = this.d.store.auditHead(e.key.pipeline);
     head.catch(() => undefined);
     let decision: StoredDecision | undefined;
+    let key = e.key;
     for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
       const [gate, stored] = await Promise.all([
-        this.d.store.getGate(e.key),
-        decision ? Promise.resolve(decision) : this.d.store.getDecision(e.key),
+        this.d.store.getGate(key),
+        decision ? Promise.resolve(decision) : this.d.store.getDecision(key),
       ]);
       decision = stored;
       const now = this.now();
+      // A retry's run the sweep found has its gate under the run's own number, not the event's attempt.
+      const holder =
+        !gate && e.actionExecutionId ? await this.d.store.gateOfRun(e.actionExecutionId) : undefined;
+      if (holder && gateId(holder) !== gateId(key)) {
+        key = holder;
+        decision = undefined;
+        continue;
+      }
       if (!gate) {
         // The end arrived before the start (or the start was lost): a closed gate keeps a late start from
         // deciding an approval that is over.

@@ -318,6 +318,7 @@ const TRIGGER: Readonly<Record<string, string>> = {
   'scan-finished': 'when the scan finished',
   'approval-started': 'when the approval started',
   sweep: 'by the periodic sweep',
+  'sweep (approval found)': 'by the periodic sweep, which found the approval (its start event never came)',
 };
 
 /**

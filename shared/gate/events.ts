@@ -39,7 +39,7 @@ const gateKeyFields = {
     .check(
       z.minimum(1),
       described(
-        "The execution's attempt: 1, or more for the approval of a retried stage (a gate of its own).",
+        "The execution's attempt: 1, or more for the approval of a retried stage (a gate of its own); for a gate the sweep found (its STARTED event lost), the approval's run in the execution, which can be lower.",
       ),
     ),
 };
@@ -90,7 +90,11 @@ export const DecisionEventDetail = z
       expired: z.array(text),
       revoked: z.array(text),
     }),
-    trigger: text.check(described('What made the gate decide: scan-finished, approval-started, sweep.')),
+    trigger: text.check(
+      described(
+        'What made the gate decide: scan-finished, approval-started, sweep, or sweep (approval found) when its STARTED event never came.',
+      ),
+    ),
     decidedAt: text,
     latencyMs: z.number().check(described("From the approval's start to the decision.")),
   })

@@ -50,6 +50,7 @@ import {
   GateWorkFailed,
   type HeadRead,
   hashToken,
+  inTurn,
   newGate,
   report,
   UPDATE_ATTEMPTS,
@@ -172,9 +173,9 @@ export class GateService extends GateClosing<GateDeps> {
         now,
         `stale: ${token.reason}`,
       );
-      if (!(await this.d.store.createGate(stale))) return this.resumeKey(e.key, 'approval-started (raced)');
+      if (!(await this.d.store.createGate(stale))) return this.resumeRaced(stale);
       this.publish(() => [gateStateEvent(stale, undefined, this.region(stale), this.account(stale))]);
-      return report(stale, token.reason);
+      return { ...report(stale, token.reason), opened: true };
     }
 
     const identified = await this.identify(e.key, executions, {
@@ -189,16 +190,23 @@ export class GateService extends GateClosing<GateDeps> {
       tokenHash: token.ok ? hashToken(token.token) : undefined,
       actionExecutionId: e.actionExecutionId ?? (token.ok ? token.actionExecutionId : undefined),
     };
+    const started = e.found
+      ? 'approval found in progress by the sweep (no STARTED event came)'
+      : 'approval started';
     gate = entry(
       gate,
       now,
       identified.image
-        ? `approval started; image ${identified.image.repository}@${short(identified.image.digest)} (from ${identified.image.source.split(':')[0]})`
-        : `approval started; no image: ${identified.problem}`,
+        ? `${started}; image ${identified.image.repository}@${short(identified.image.digest)} (from ${identified.image.source.split(':')[0]})`
+        : `${started}; no image: ${identified.problem}`,
     );
-    if (!(await this.d.store.createGate(gate))) return this.resumeKey(e.key, 'approval-started (raced)');
+    if (!(await this.d.store.createGate(gate))) return this.resumeRaced(gate);
     this.publish(() => [gateStateEvent(gate, undefined, this.region(gate), this.account(gate))]);
-    return this.tryDecide(gate, { trigger: 'approval-started', token });
+    const decided = await this.tryDecide(gate, {
+      trigger: e.found ? 'sweep (approval found)' : 'approval-started',
+      token,
+    });
+    return { ...decided, opened: true };
   }
 
   /** CustomData first, then the execution's variables; a tag is resolved to a digest here, once. */
@@ -332,6 +340,18 @@ export class GateService extends GateClosing<GateDeps> {
     const gate = await this.d.store.getGate(key);
     if (!gate) throw new GateWorkFailed(`gate ${gateId(key)} vanished`, []);
     return this.resume(gate, why);
+  }
+
+  /**
+   * Opening `lost` failed: another delivery opened the same key first, or another gate holds its run (a
+   * STARTED event and the sweep that found the approval, numbered otherwise: see StorePort.createGate).
+   */
+  private async resumeRaced(lost: Gate): Promise<GateReport> {
+    const same = await this.d.store.getGate(lost.key);
+    if (same) return this.resume(same, 'approval-started (raced)');
+    const holder = lost.actionExecutionId ? await this.d.store.gateOfRun(lost.actionExecutionId) : undefined;
+    if (!holder) throw new GateWorkFailed(`gate ${gateId(lost.key)} vanished`, []);
+    return this.resumeKey(holder, `approval-started (its run is gate ${gateId(holder)})`);
   }
 
   private async resume(gate: Gate, trigger: string): Promise<GateReport> {
@@ -917,19 +937,14 @@ export class GateService extends GateClosing<GateDeps> {
   ): Promise<readonly GateReport[]> {
     const reports: GateReport[] = [];
     const failures: unknown[] = [];
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < gates.length) {
-        const gate = gates[next++]!;
-        try {
-          reports.push(await work(gate));
-        } catch (error) {
-          failures.push(error);
-          this.d.log.error('gate work failed', { gate: gateId(gate.key), error: describeError(error) });
-        }
+    await inTurn(gates, this.d.config.sweepConcurrency, async (gate) => {
+      try {
+        reports.push(await work(gate));
+      } catch (error) {
+        failures.push(error);
+        this.d.log.error('gate work failed', { gate: gateId(gate.key), error: describeError(error) });
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.d.config.sweepConcurrency, gates.length) }, worker));
+    });
     if (failures.length > 0 && rethrow) {
       throw new GateWorkFailed(`${failures.length} of ${gates.length} gate(s) failed`, failures);
     }

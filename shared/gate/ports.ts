@@ -18,6 +18,8 @@ export interface ActionStateView {
   readonly status: string | undefined;
   readonly token: string | undefined;
   readonly actionExecutionId: string | undefined;
+  /** `latestExecution.lastStatusChange` (ISO): for a run in progress, about when it started. */
+  readonly since?: string | undefined;
 }
 
 export interface StageStateView {
@@ -72,6 +74,12 @@ export interface ApprovalsPort {
   pipelineExecution(pipeline: string, executionId: string): Promise<PipelineExecutionView>;
   /** Maps `ApprovalAlreadyCompletedException` and `InvalidApprovalTokenException`; throws on anything else. */
   putApprovalResult(request: PutApprovalRequest): Promise<PutApprovalOutcome>;
+}
+
+/** CodePipeline's `ListPipelines`: what the sweep looks through for approvals no event told it about. */
+export interface PipelinesPort {
+  /** Every pipeline's name in the account and region (every page; a failed page rejects the list). */
+  pipelineNames(): Promise<readonly string[]>;
 }
 
 export interface ImageLocator {
@@ -165,8 +173,15 @@ export interface EventsPort {
  */
 export interface StorePort {
   getGate(key: GateKey): Promise<Gate | undefined>;
-  /** Creates the gate unless one exists. */
+  /**
+   * Creates the gate unless one exists. A gate that names its run of the approval (`actionExecutionId`)
+   * claims that run in the same write, and is refused (`false`) if another gate holds it: the sweep numbers
+   * a gate it found by the action's runs, the STARTED event by the execution's attempts, and the two must
+   * not open two gates for one approval. `gateOfRun` says which gate holds a run.
+   */
   createGate(gate: Gate, audit?: AuditRecord): Promise<boolean>;
+  /** The key of the gate that claimed this run of an approval action (see `createGate`). */
+  gateOfRun(actionExecutionId: string): Promise<GateKey | undefined>;
   /** Writes `gate` (whose `version` is `expectedVersion + 1`) only if the stored version is `expectedVersion`. */
   updateGate(gate: Gate, expectedVersion: number, audit?: AuditRecord): Promise<boolean>;
   /**

@@ -15,6 +15,8 @@ export interface ApprovalStarted {
   readonly time: string;
   readonly account: string;
   readonly region: string;
+  /** The sweep found the approval in progress with no gate: its STARTED event never came (discovery.ts). */
+  readonly found?: boolean;
 }
 
 /** What one call into the gate did, for the handler's log line and the local run. */
@@ -23,6 +25,8 @@ export interface GateReport {
   readonly state: GateState;
   readonly outcome: Outcome | undefined;
   readonly note: string;
+  /** This call opened the gate (approval-started; not a duplicate delivery, nor a lost race). */
+  readonly opened?: boolean;
 }
 
 const TIMELINE_MAX = 40;
@@ -90,6 +94,19 @@ export function hashToken(token: string): string {
 export function validTime(text: string): string | undefined {
   const t = Date.parse(text);
   return Number.isNaN(t) ? undefined : new Date(t).toISOString();
+}
+
+/** `work` for each item, at most `concurrency` at a time, in the items' order. */
+export async function inTurn<T>(
+  items: readonly T[],
+  concurrency: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(Math.max(1, concurrency), items.length) }, worker));
 }
 
 export function describeError(error: unknown): string {

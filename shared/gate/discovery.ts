@@ -1,0 +1,271 @@
+import { compileGlob, type Glob } from '../glob.js';
+import { type GateKey, gateId } from './model.js';
+import type {
+  ApprovalsPort,
+  ClockPort,
+  LogPort,
+  MetricsPort,
+  PipelinesPort,
+  StageStateView,
+  StorePort,
+} from './ports.js';
+import {
+  type ApprovalStarted,
+  describeError,
+  type GateReport,
+  GateWorkFailed,
+  hashToken,
+  inTurn,
+} from './work.js';
+
+/*
+ * The repair of a lost approval STARTED event. EventBridge sometimes delivers nothing at all, and that event
+ * is the only one that tells Tollgate an approval is waiting: without it no gate exists, nothing decides, and
+ * no alarm about waiting gates can fire. So the sweep, every few minutes, looks through the gated pipelines'
+ * state for Manual approvals in progress that no gate knows, and opens their gates as the event would have.
+ *
+ * It reads only what one GetPipelineState per pipeline shows: the stage's latest execution. In PARALLEL
+ * execution mode the state names no execution, so those pipelines' approvals are not found this way (the
+ * README says so).
+ */
+
+export interface DiscoveryConfig {
+  /** The stack's `pipelines` globs: the pipelines whose approvals are gated. */
+  readonly pipelines: readonly string[];
+  /** The stack's `approvalActionNames` globs. */
+  readonly actions: readonly string[];
+  /**
+   * An approval in progress for less than this is left to its STARTED event, which may still be on its way
+   * (or being retried after a failed invocation).
+   */
+  readonly graceMs: number;
+  /** Pipelines whose state is read at once. */
+  readonly concurrency: number;
+  /**
+   * Every this many minutes (of the sweep's schedule), 0 for never: each discovery reads every gated
+   * pipeline's state, more than a one-minute sweep should cost.
+   */
+  readonly everyMinutes: number;
+}
+
+export const DEFAULT_DISCOVERY: Omit<DiscoveryConfig, 'pipelines' | 'actions'> = {
+  graceMs: 5 * 60_000,
+  concurrency: 4,
+  everyMinutes: 5,
+};
+
+export interface DiscoveryDeps {
+  readonly approvals: ApprovalsPort;
+  readonly pipelines: PipelinesPort;
+  readonly store: Pick<StorePort, 'openGates' | 'getGate' | 'gateByTokenHash' | 'gateOfRun'>;
+  readonly clock: ClockPort;
+  readonly log: LogPort;
+  readonly metrics: MetricsPort;
+  /** Opens the gate as approval-started does (`GateService.approvalStarted`). */
+  readonly start: (e: ApprovalStarted) => Promise<GateReport>;
+  readonly config: DiscoveryConfig;
+}
+
+export interface DiscoveryReport {
+  /** Gated pipelines whose state was read. */
+  readonly pipelines: number;
+  /** Gated approvals in progress, past the grace period. */
+  readonly inProgress: number;
+  /** Gates opened for approvals whose STARTED event never came. */
+  readonly found: readonly GateReport[];
+}
+
+/** One approval in progress, as the pipeline's state shows it. */
+interface Candidate {
+  readonly pipeline: string;
+  readonly executionId: string;
+  readonly stage: string;
+  readonly action: string;
+  readonly actionExecutionId: string | undefined;
+  readonly token: string;
+  readonly since: string | undefined;
+}
+
+/** Gate keys past the action's run count tried before giving up on an approval (each one a GetItem). */
+const KEYS_TRIED = 8;
+
+export class ApprovalDiscovery {
+  private readonly pipelineGlobs: readonly Glob[];
+  private readonly actionGlobs: readonly Glob[];
+
+  constructor(private readonly d: DiscoveryDeps) {
+    this.pipelineGlobs = d.config.pipelines.map(compileGlob);
+    this.actionGlobs = d.config.actions.map(compileGlob);
+  }
+
+  /** Whether the sweep scheduled at `at` looks for approvals too: on whole multiples of `everyMinutes`. */
+  due(at: Date): boolean {
+    const every = this.d.config.everyMinutes;
+    return every > 0 && Math.floor(at.getTime() / 60_000) % every === 0;
+  }
+
+  /**
+   * Opens a gate for every gated approval in progress that no gate knows. A pipeline or approval that could
+   * not be read is retried by the next discovery; the call throws at the end, after the others, so that
+   * the failure is counted, alarmed on and never passes for "nothing waiting".
+   */
+  async discover(where: { readonly account: string; readonly region: string }): Promise<DiscoveryReport> {
+    const names = await this.gatedPipelines();
+    const failures: unknown[] = [];
+    const candidates: Candidate[] = [];
+    const now = this.d.clock.now().getTime();
+    await inTurn(names, this.d.config.concurrency, async (pipeline) => {
+      try {
+        candidates.push(...this.waiting(pipeline, await this.d.approvals.pipelineState(pipeline), now));
+      } catch (error) {
+        failures.push(error);
+        this.d.log.warn('discovery: reading a pipeline state failed', {
+          pipeline,
+          error: describeError(error),
+        });
+      }
+    });
+    const found: GateReport[] = [];
+    if (candidates.length > 0) {
+      // A gate knows its run by id from the event, and its token once read: either says it is not lost.
+      const open = await this.d.store.openGates();
+      const runs = new Set(open.map((g) => g.actionExecutionId).filter((id) => id !== undefined));
+      const hashes = new Set(open.map((g) => g.tokenHash).filter((h) => h !== undefined));
+      for (const c of candidates) {
+        if (
+          (c.actionExecutionId !== undefined && runs.has(c.actionExecutionId)) ||
+          hashes.has(hashToken(c.token))
+        )
+          continue;
+        try {
+          const report = await this.open(c, where);
+          if (report) found.push(report);
+        } catch (error) {
+          failures.push(error);
+          this.d.log.warn('discovery: opening a gate failed', {
+            gate: gateId(firstKey(c)),
+            run: c.actionExecutionId,
+            error: describeError(error),
+          });
+        }
+      }
+    }
+    if (found.length > 0) this.d.metrics.count('ApprovalsFound', found.length);
+    if (failures.length > 0) {
+      this.d.metrics.count('DiscoveryFailures', failures.length);
+      throw new GateWorkFailed(
+        `discovery: ${failures.length} pipeline state or gate could not be read or opened`,
+        failures,
+      );
+    }
+    return { pipelines: names.length, inProgress: candidates.length, found };
+  }
+
+  /** Literal globs name the pipelines; a wildcard needs the account's list of pipelines. */
+  private async gatedPipelines(): Promise<readonly string[]> {
+    if (this.pipelineGlobs.every((g) => g.isLiteral)) return [...new Set(this.d.config.pipelines)];
+    const names = await this.d.pipelines.pipelineNames();
+    return names.filter((name) => this.pipelineGlobs.some((g) => g.test(name)));
+  }
+
+  /**
+   * Gated approvals in progress past the grace period. Only an approval shows a token in the state, so a
+   * token says the action is a Manual approval waiting; a stage that names no execution (PARALLEL mode)
+   * cannot say whose it is.
+   */
+  private waiting(pipeline: string, stages: readonly StageStateView[], now: number): Candidate[] {
+    const found: Candidate[] = [];
+    for (const stage of stages) {
+      if (stage.executionId === undefined) continue;
+      for (const a of stage.actions) {
+        if (a.status !== 'InProgress' || !a.token || !this.actionGlobs.some((g) => g.test(a.name))) continue;
+        // No time shown: old enough. A STARTED event still on its way then finds the gate, by its key or
+        // by its run's claim (StorePort.createGate).
+        const since = a.since === undefined ? Number.NaN : Date.parse(a.since);
+        if (now - since < this.d.config.graceMs) continue;
+        found.push({
+          pipeline,
+          executionId: stage.executionId,
+          stage: stage.name,
+          action: a.name,
+          actionExecutionId: a.actionExecutionId,
+          token: a.token,
+          since: Number.isNaN(since) ? undefined : a.since,
+        });
+      }
+    }
+    return found;
+  }
+
+  /**
+   * The gate the STARTED event would have opened, unless a gate holds the run already (its claim, or its
+   * token for gates from before runs were claimed). The key's attempt is the action's runs in the execution
+   * (an action runs once at a time, so the one in progress is the last), moved past any number an earlier
+   * run's gate holds. The event numbers by the execution's attempts, which a retry that did not run the
+   * approval also counts: the run's claim, not the key, keeps one gate per approval (StorePort.createGate).
+   */
+  private async open(
+    c: Candidate,
+    where: { readonly account: string; readonly region: string },
+  ): Promise<GateReport | undefined> {
+    const run = c.actionExecutionId;
+    const [executions, holder, byToken] = await Promise.all([
+      this.d.approvals.actionExecutions(c.pipeline, c.executionId),
+      run === undefined ? undefined : this.d.store.gateOfRun(run),
+      this.d.store.gateByTokenHash(hashToken(c.token)),
+    ]);
+    if (holder !== undefined || byToken !== undefined) return undefined;
+    const runs = executions.filter((x) => x.stage === c.stage && x.action === c.action);
+    if (run === undefined ? runs.length !== 1 : !runs.some((x) => x.actionExecutionId === run)) {
+      // The listing lags the state a moment: the next discovery sees the run. A state that names no run
+      // (older API answers) leaves nothing to claim: only a first run, whose key the event shares, is safe.
+      this.d.log.info('discovery: an approval in progress is not listed as a run yet', {
+        gate: gateId(firstKey(c)),
+        run,
+      });
+      return undefined;
+    }
+    const base = firstKey(c);
+    for (let attempt = runs.length; attempt <= runs.length + KEYS_TRIED; attempt++) {
+      const key: GateKey = attempt > 1 ? { ...base, attempt } : base;
+      const gate = await this.d.store.getGate(key);
+      if (gate?.actionExecutionId === run) return undefined;
+      if (gate === undefined) return this.startFound(key, c, where);
+      // Another run's gate holds the number (the event's attempts ran ahead of the runs): the next one.
+    }
+    this.d.log.warn("discovery: every gate key tried for an approval in progress is another run's", {
+      gate: gateId(base),
+      run,
+    });
+    return undefined;
+  }
+
+  private async startFound(
+    key: GateKey,
+    c: Candidate,
+    where: { readonly account: string; readonly region: string },
+  ): Promise<GateReport | undefined> {
+    this.d.log.warn('discovery: an approval in progress has no gate (its STARTED event never came)', {
+      gate: gateId(key),
+      since: c.since,
+    });
+    const report = await this.d.start({
+      key,
+      actionExecutionId: c.actionExecutionId,
+      time: c.since ?? this.d.clock.now().toISOString(),
+      account: where.account,
+      region: where.region,
+      found: true,
+    });
+    // The event may have opened it (or another key holding the run) a moment before: not found, then.
+    return report.opened ? report : undefined;
+  }
+}
+
+/**
+ * The key of the candidate's approval without an attempt number: the gate's key if it is the action's first
+ * run, and what the logs name it by before its number is known.
+ */
+function firstKey(c: Candidate): GateKey {
+  return { pipeline: c.pipeline, executionId: c.executionId, stage: c.stage, action: c.action };
+}

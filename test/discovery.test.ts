@@ -1,0 +1,421 @@
+import { join } from 'node:path';
+import {
+  CodePipelineServiceException,
+  GetPipelineStateCommand,
+  ListPipelinesCommand,
+} from '@aws-sdk/client-codepipeline';
+import { describe, expect, it } from 'vitest';
+import { ensureTable } from '../adapters/dynamodb/table.js';
+import type { DiscoveryConfig } from '../shared/gate/discovery.js';
+import { type GateKey, gateId } from '../shared/gate/model.js';
+import { hashToken } from '../shared/gate/work.js';
+import {
+  type RunControl,
+  runScenario,
+  type SimulationOptions,
+  type SimulationResult,
+} from '../simulator/run.js';
+import { loadScenario } from '../simulator/scenario.js';
+import {
+  ACTION_EXECUTION,
+  createHarness,
+  type Harness,
+  KEY,
+  PIPELINE,
+  START,
+  TOKEN,
+  useLocalDynamo,
+} from './gate-harness.js';
+import { ROOT } from './helpers.js';
+
+/*
+ * The repair of a lost approval STARTED event, end to end: the example scenarios replayed through the real
+ * handlers, the simulated account and a dynalite table, with the STARTED event dropped (or held back) and the
+ * sweep's discovery on, as the stack runs it.
+ */
+
+const dynamo = useLocalDynamo();
+const DIR = join(ROOT, 'examples', 'scenarios');
+const MINUTE = 60_000;
+let tables = 0;
+
+type Json = Record<string, unknown>;
+
+const isStarted = (event: Json): boolean =>
+  event['detail-type'] === 'CodePipeline Action Execution State Change' &&
+  (event.detail as Json | undefined)?.state === 'STARTED';
+
+/** Sweeps a minute apart for `minutes`, as the schedule runs them whether or not a gate is open. */
+function sweepFor(minutes: number) {
+  return async (control: RunControl): Promise<void> => {
+    for (let i = 0; i < minutes; i++) {
+      control.clock.set(control.clock.now().getTime() + MINUTE);
+      await control.sweep();
+    }
+  };
+}
+
+async function replay(file: string, options: Partial<SimulationOptions> = {}): Promise<SimulationResult> {
+  const { client } = dynamo();
+  tables++;
+  const tableName = `tollgate-discovery-${process.pid}-${tables}`;
+  await ensureTable(client, tableName);
+  return runScenario(loadScenario(join(DIR, file)), { doc: client, tableName, ...options });
+}
+
+const dropStarted: SimulationOptions['deliverVia'] = async (event, deliver) => {
+  if (!isStarted(event)) await deliver(event);
+};
+
+describe('a lost approval STARTED event', () => {
+  it('without discovery, no gate exists and the approval waits for a person', async () => {
+    const r = await replay('01-clean-image-approved.json', {
+      deliverVia: dropStarted,
+      discovery: false,
+      afterSteps: sweepFor(12),
+    });
+    expect(r.gates[0]?.state).toBeNull();
+    expect(r.calls.PutApprovalResult ?? 0).toBe(0);
+  });
+
+  it('the sweep finds the approval after the grace period, opens its gate and decides as the event would have', async () => {
+    const clean = await replay('01-clean-image-approved.json');
+    const r = await replay('01-clean-image-approved.json', {
+      deliverVia: dropStarted,
+      discovery: { everyMinutes: 1 },
+      afterSteps: sweepFor(12),
+    });
+    const gate = r.gates[0]!;
+    expect(gate.state).toBe('CLOSED');
+    expect(gate.outcome).toBe(clean.gates[0]!.outcome);
+    expect(gate.approvalResult?.status).toBe('Approved');
+    expect(gate.timeline[0]?.what).toMatch(
+      /^approval found in progress by the sweep \(no STARTED event came\)/,
+    );
+    expect(gate.decidedBy?.trigger).toBe('sweep (approval found)');
+    // Not before the grace period: the event may still be on its way. The scenario starts at minute 0.
+    const start = Date.parse(loadScenario(join(DIR, '01-clean-image-approved.json')).scenario.start);
+    expect(Date.parse(gate.decidedBy!.decidedAt) - start).toBeGreaterThanOrEqual(5 * MINUTE);
+    // The wait counts from the approval's start as the state shows it, not from when it was found.
+    expect(r.calls.PutApprovalResult).toBe(1);
+  });
+
+  it('an escalation found this way says so, and a person can still answer it', async () => {
+    const r = await replay('03-fixable-high-escalated-then-approved.json', {
+      deliverVia: dropStarted,
+      discovery: { everyMinutes: 1, graceMs: 0 },
+    });
+    const gate = r.gates[0]!;
+    expect(gate.outcome).toBe('ESCALATE');
+    expect(gate.notifications).toBe(1);
+    const text = String(
+      (r.messages[0]?.message as Json | undefined)?.default ?? JSON.stringify(r.messages[0]),
+    );
+    expect(text).toContain('which found the approval (its start event never came)');
+  });
+
+  it('when the event does come, discovery opens nothing: one gate, one decision, one result', async () => {
+    const clean = await replay('01-clean-image-approved.json', { afterSteps: sweepFor(12) });
+    const r = await replay('01-clean-image-approved.json', {
+      discovery: { everyMinutes: 1, graceMs: 0 },
+      afterSteps: sweepFor(12),
+    });
+    expect(r.gates).toHaveLength(1);
+    expect(r.gates[0]!.timeline.some((t) => t.what.includes('found in progress'))).toBe(false);
+    expect(r.calls.PutApprovalResult).toBe(1);
+    expect(r.gates[0]!.outcome).toBe(clean.gates[0]!.outcome);
+  });
+
+  it('a STARTED event held back until after discovery opened the gate changes nothing: one gate, one result', async () => {
+    let held: Json | undefined;
+    const r = await replay('01-clean-image-approved.json', {
+      deliverVia: async (event, deliver) => {
+        if (isStarted(event) && held === undefined) {
+          held = event;
+          return;
+        }
+        await deliver(event);
+      },
+      discovery: { everyMinutes: 1, graceMs: 0 },
+      afterSteps: async (control) => {
+        control.clock.set(control.clock.now().getTime() + MINUTE);
+        await control.sweep();
+        expect((await control.gates())[0]?.state).toBe('CLOSED');
+        await control.deliver(held!);
+        await control.drain();
+        await control.sweepUntilQuiet();
+      },
+    });
+    expect(r.gates).toHaveLength(1);
+    const gate = r.gates[0]!;
+    expect(
+      gate.timeline.filter((t) => /^approval (started|found)/.test(t.what)).map((t) => t.what.split(';')[0]),
+    ).toEqual(['approval found in progress by the sweep (no STARTED event came)']);
+    expect(r.calls.PutApprovalResult).toBe(1);
+    expect(r.deliveries.filter((d) => d.outcome === 'dead-lettered')).toEqual([]);
+  });
+});
+
+// ── the discovery's rules, through the real sweep handler, adapters and store (test/gate-harness.ts) ────
+
+const SCANNED = { statusCode: 'ACTIVE', reason: 'SUCCESSFUL' } as const;
+const RETRY_RUN = '5a0e8f1c-0000-4000-8000-00000000abcd';
+const RETRY_TOKEN = '5e6f7a8b-573f-4ea7-a67e-0123456789ab';
+
+/**
+ * The harness with the scan done, the approval in progress since START, and the clock `minutes` later. The
+ * scan is known from Inspector's coverage, without an event's counts: a gate decides on the second of two
+ * reads a sweep apart (the settle rule), so `settled` sweeps once more.
+ */
+async function waiting(discovery: Partial<DiscoveryConfig>, minutes = 6): Promise<Harness> {
+  const h = await createHarness(dynamo(), { discovery: { everyMinutes: 1, ...discovery } });
+  h.scanner.coverage = SCANNED;
+  h.pipeline.stage.since = new Date(START);
+  h.clock.advance(minutes * MINUTE);
+  return h;
+}
+
+async function settled(h: Harness): Promise<void> {
+  h.clock.advance(MINUTE);
+  await h.sweep();
+}
+
+/** The pipeline now runs the action a second time (RETRY_RUN), in progress since START, after `earlier`. */
+function useRetryRun(h: Harness, token: string | undefined, earlier = ACTION_EXECUTION): void {
+  h.pipeline.stage = {
+    executionId: KEY.executionId,
+    status: 'InProgress',
+    token,
+    actionExecutionId: RETRY_RUN,
+    since: new Date(START),
+  };
+  h.pipeline.action.status = 'InProgress';
+  h.pipeline.action.actionExecutionId = RETRY_RUN;
+  h.pipeline.action.earlierRuns = [{ actionExecutionId: earlier, status: 'Failed' }];
+}
+
+/** The ids of the gates that name this run. */
+async function gatesOfRun(h: Harness, run: string): Promise<string[]> {
+  return (await h.items())
+    .filter((i) => i.type === 'GATE' && (i.gate as { actionExecutionId?: string }).actionExecutionId === run)
+    .map((i) => gateId((i.gate as { key: GateKey }).key))
+    .sort();
+}
+
+const listed = (h: Harness) => h.mocks.codepipeline.commandCalls(ListPipelinesCommand).length;
+const throttled = () =>
+  new CodePipelineServiceException({
+    name: 'ThrottlingException',
+    $fault: 'client',
+    $metadata: { httpStatusCode: 400 },
+    message: 'Rate exceeded',
+  });
+
+describe('discovery', () => {
+  it('reads every page of ListPipelines, opens the gate the lost event would have, and approves', async () => {
+    const h = await waiting({});
+    await h.sweep();
+    expect(listed(h)).toBe(2);
+    expect((await h.gate())?.timeline[0]?.what).toMatch(/^approval found in progress by the sweep/);
+    await settled(h);
+    expect(await h.gate()).toMatchObject({
+      state: 'ACTED',
+      outcome: 'APPROVE',
+      startedAt: START,
+      actionExecutionId: ACTION_EXECUTION,
+      tokenHash: hashToken(TOKEN),
+    });
+    expect(h.results.map((r) => r.result?.status)).toEqual(['Approved']);
+    // The same approval, swept again, is not opened twice.
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect(h.results).toHaveLength(1);
+  });
+
+  it('leaves an approval younger than the grace period to its event', async () => {
+    const h = await waiting({}, 2);
+    await h.sweep();
+    expect(await h.gate()).toBeUndefined();
+    h.clock.advance(4 * MINUTE);
+    await h.sweep();
+    expect((await h.gate())?.state).toBe('WAITING');
+  });
+
+  it('runs on whole multiples of its minutes, and on a manual invoke', async () => {
+    const h = await waiting({ everyMinutes: 5 }, 6);
+    await h.sweep();
+    expect(listed(h)).toBe(0);
+    expect(await h.gate()).toBeUndefined();
+    await h.sweep({});
+    expect(listed(h)).toBeGreaterThan(0);
+    expect((await h.gate())?.state).toBe('WAITING');
+  });
+
+  it('names its pipelines without ListPipelines when the globs are literal, and keeps to the action globs', async () => {
+    const other = await waiting({ pipelines: [PIPELINE], actions: ['Deploy*'] });
+    await other.sweep();
+    expect(listed(other)).toBe(0);
+    expect(await other.gate()).toBeUndefined();
+    const h = await waiting({ pipelines: [PIPELINE], actions: ['Image*Approval'] });
+    await h.sweep();
+    expect(listed(h)).toBe(0);
+    expect((await h.gate())?.state).toBe('WAITING');
+  });
+
+  it('cannot see approvals of a PARALLEL-mode pipeline (the state names no execution): opens nothing, fails nothing', async () => {
+    const h = await waiting({});
+    h.pipeline.stage.executionId = undefined;
+    await expect(h.sweep()).resolves.toBeDefined();
+    expect(await h.gate()).toBeUndefined();
+  });
+
+  it('a state it cannot read fails the sweep after the gates were swept, so it is retried and alarmed on', async () => {
+    const h = await waiting({});
+    h.fail('GetPipelineState', throttled, { when: (input) => input.name === PIPELINE });
+    await expect(h.sweep()).rejects.toThrow(
+      /discovery: 1 pipeline state or gate could not be read or opened/,
+    );
+    expect(await h.gate()).toBeUndefined();
+    h.heal('GetPipelineState');
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect((await h.gate())?.state).toBe('WAITING');
+    expect(h.mocks.codepipeline.commandCalls(GetPipelineStateCommand).length).toBeGreaterThan(3);
+  });
+
+  it('a retried run whose event came and whose gate has no token yet is known by its run id', async () => {
+    const h = await waiting({});
+    h.scanner.coverage = undefined; // no scan: the event's gate waits
+    h.pipeline.stage = {
+      executionId: KEY.executionId,
+      status: 'InProgress',
+      token: undefined,
+      actionExecutionId: RETRY_RUN,
+    };
+    h.pipeline.action.actionExecutionId = RETRY_RUN;
+    h.pipeline.action.earlierRuns = [{ actionExecutionId: ACTION_EXECUTION, status: 'Failed' }];
+    const retry = h.approvalStartedEvent();
+    // The third attempt of the execution; an attempt in between retried only the failed actions after it.
+    retry.detail['pipeline-execution-attempt'] = 3.0;
+    retry.detail['action-execution-id'] = RETRY_RUN;
+    await h.approvalStarted(retry);
+    const open = await h.gate({ ...KEY, attempt: 3 });
+    expect(open?.state).toBe('WAITING');
+    expect(open?.tokenHash).toBeUndefined();
+    h.pipeline.stage = { ...h.pipeline.stage, token: RETRY_TOKEN, since: new Date(START) };
+    await h.sweep();
+    expect(await h.gate({ ...KEY, attempt: 2 })).toBeUndefined();
+  });
+
+  it('a retried run found first, then its late event under another attempt number: one gate, one result', async () => {
+    const h = await waiting({});
+    h.pipeline.stage = {
+      executionId: KEY.executionId,
+      status: 'InProgress',
+      token: RETRY_TOKEN,
+      actionExecutionId: RETRY_RUN,
+      since: new Date(START),
+    };
+    h.pipeline.action.actionExecutionId = RETRY_RUN;
+    h.pipeline.action.earlierRuns = [{ actionExecutionId: ACTION_EXECUTION, status: 'Failed' }];
+    await h.sweep();
+    await settled(h);
+    // Two runs of the action in the execution: the found gate is attempt 2.
+    const found = { ...KEY, attempt: 2 };
+    expect(await h.gate(found)).toMatchObject({ state: 'ACTED', outcome: 'APPROVE' });
+    const late = h.approvalStartedEvent();
+    late.detail['pipeline-execution-attempt'] = 3.0;
+    late.detail['action-execution-id'] = RETRY_RUN;
+    const result = await h.approvalStarted(late);
+    expect(result.result).toMatchObject({ gate: gateId(found) });
+    expect(await h.gate({ ...KEY, attempt: 3 })).toBeUndefined();
+    expect(h.results.map((r) => r.token)).toEqual([RETRY_TOKEN]);
+  });
+
+  it('an escalated retry whose gate never saw its token, numbered otherwise: its run is claimed, no second gate or escalation', async () => {
+    const h = await waiting({});
+    // The third attempt runs the approval a second time; its image cannot be known: it escalates at once,
+    // before CodePipeline shows the token.
+    h.pipeline.action.customData = undefined;
+    h.pipeline.variables = {};
+    useRetryRun(h, undefined);
+    const retry = h.approvalStartedEvent();
+    retry.detail['pipeline-execution-attempt'] = 3.0;
+    retry.detail['action-execution-id'] = RETRY_RUN;
+    await h.approvalStarted(retry);
+    const escalated = await h.gate({ ...KEY, attempt: 3 });
+    expect(escalated).toMatchObject({ state: 'ACTED', outcome: 'ESCALATE' });
+    expect(escalated?.tokenHash).toBeUndefined();
+    expect(h.messages).toHaveLength(1);
+    // Now the token shows; the sweep counts two runs (attempt 2), finds no gate by that key nor token.
+    useRetryRun(h, RETRY_TOKEN);
+    await h.sweep();
+    expect(await gatesOfRun(h, RETRY_RUN)).toEqual([gateId({ ...KEY, attempt: 3 })]);
+    expect(h.messages).toHaveLength(1);
+  });
+
+  it("moves past a number an earlier run's gate holds: the lost run gets a gate of its own", async () => {
+    const h = await waiting({});
+    // Run 1 of the action ran at attempt 2 (the first attempt failed before it) and was rejected by a person.
+    const FIRST_RUN = '0b9e6a1c-0000-4000-8000-0000000000a1';
+    h.pipeline.stage = { ...h.pipeline.stage, actionExecutionId: FIRST_RUN };
+    h.pipeline.action.actionExecutionId = FIRST_RUN;
+    const first = h.approvalStartedEvent();
+    first.detail['pipeline-execution-attempt'] = 2.0;
+    first.detail['action-execution-id'] = FIRST_RUN;
+    h.scanner.coverage = undefined;
+    await h.approvalStarted(first);
+    const ended = h.approvalEndedEvent('FAILED');
+    ended.detail['pipeline-execution-attempt'] = 2.0;
+    ended.detail['action-execution-id'] = FIRST_RUN;
+    await h.approvalEnded(ended);
+    expect(await h.gate({ ...KEY, attempt: 2 })).toMatchObject({ state: 'CLOSED' });
+    // Attempt 3 runs it again; that STARTED event is lost. Two runs listed: number 2 is the first run's.
+    h.scanner.coverage = SCANNED;
+    useRetryRun(h, RETRY_TOKEN, FIRST_RUN);
+    await h.sweep();
+    expect(await h.gate({ ...KEY, attempt: 3 })).toMatchObject({
+      state: 'WAITING',
+      actionExecutionId: RETRY_RUN,
+    });
+    expect(await gatesOfRun(h, RETRY_RUN)).toEqual([gateId({ ...KEY, attempt: 3 })]);
+  });
+
+  it('a late retry event opening its gate while the discovery opens another: the run claim keeps one', async () => {
+    const h = await waiting({});
+    useRetryRun(h, RETRY_TOKEN);
+    const late = h.approvalStartedEvent();
+    late.detail['pipeline-execution-attempt'] = 3.0;
+    late.detail['action-execution-id'] = RETRY_RUN;
+    // The event lands between the discovery's checks and its write: deterministic, not left to timing.
+    const create = h.store.createGate.bind(h.store);
+    let raced = false;
+    h.store.createGate = async (gate, audit) => {
+      if (!raced && gate.key.attempt === 2) {
+        raced = true;
+        await h.approvalStarted(late);
+      }
+      return create(gate, audit);
+    };
+    await h.sweep();
+    expect(raced).toBe(true);
+    expect(await gatesOfRun(h, RETRY_RUN)).toEqual([gateId({ ...KEY, attempt: 3 })]);
+    await settled(h);
+    expect(h.results.map((r) => r.token)).toEqual([RETRY_TOKEN]);
+  });
+
+  it("the end event of a found retry, under the execution's attempt number, closes the found gate", async () => {
+    const h = await waiting({});
+    useRetryRun(h, RETRY_TOKEN);
+    h.scanner.coverage = undefined; // no scan: the found gate waits
+    await h.sweep();
+    const found = { ...KEY, attempt: 2 };
+    expect((await h.gate(found))?.state).toBe('WAITING');
+    const ended = h.approvalEndedEvent('ABANDONED');
+    ended.detail['pipeline-execution-attempt'] = 3.0;
+    ended.detail['action-execution-id'] = RETRY_RUN;
+    await h.approvalEnded(ended);
+    expect(await h.gate(found)).toMatchObject({ state: 'CLOSED', closure: { state: 'ABANDONED' } });
+    expect(await h.gate({ ...KEY, attempt: 3 })).toBeUndefined();
+  });
+});
