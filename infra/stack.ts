@@ -4,7 +4,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { checkArchiveRetentionDays } from './archive.js';
 import { SCAN_SOURCES, type ScanSource, shown, TollgateConfigError } from './patterns.js';
-import { resolveGlobs, Tollgate, type TollgateProps } from './tollgate.js';
+import { checkDiscoveryMinutes, resolveGlobs, Tollgate, type TollgateProps } from './tollgate.js';
 
 /** A notification target as configuration can name it: email addresses, or an existing topic's ARN. */
 export type NotificationTargetSpec =
@@ -67,6 +67,7 @@ export const CONTEXT_KEYS = {
   dashboard: 'tollgate:dashboard',
   archive: 'tollgate:archive',
   archiveRetentionDays: 'tollgate:archiveRetentionDays',
+  discoveryMinutes: 'tollgate:discoveryMinutes',
   demoPipeline: 'tollgate:demoPipeline',
 } as const;
 
@@ -277,13 +278,13 @@ export function contextConfig(context: Context, env: NodeJS.ProcessEnv = process
   const archiveRetentionDays =
     archiveDaysRaw === undefined
       ? undefined
-      : checkArchiveRetentionDays(
-          k.archiveRetentionDays,
-          typeof archiveDaysRaw === 'string' && /^\d+$/.test(archiveDaysRaw.trim())
-            ? Number(archiveDaysRaw)
-            : archiveDaysRaw,
-        );
+      : checkArchiveRetentionDays(k.archiveRetentionDays, digitsAsNumber(archiveDaysRaw));
   const archive = bool(context, k.archive);
+  const discoveryRaw = context(k.discoveryMinutes);
+  const discoveryMinutes =
+    discoveryRaw === undefined
+      ? undefined
+      : checkDiscoveryMinutes(k.discoveryMinutes, digitsAsNumber(discoveryRaw));
 
   const pipelines = list(context, k.pipelines);
   const approvalActionNames = list(context, k.approvalActionNames);
@@ -318,9 +319,15 @@ export function contextConfig(context: Context, env: NodeJS.ProcessEnv = process
         ...(dashboard !== undefined ? { dashboard } : {}),
         ...(archive !== undefined ? { archive } : {}),
         ...(archiveRetentionDays !== undefined ? { archiveRetentionDays } : {}),
+        ...(discoveryMinutes !== undefined ? { discoveryMinutes } : {}),
       },
     },
   };
+}
+
+/** `-c` passes strings: digits are read as the whole number they spell; anything else is left to the check. */
+function digitsAsNumber(raw: unknown): unknown {
+  return typeof raw === 'string' && /^\d+$/.test(raw.trim()) ? Number(raw) : raw;
 }
 
 /** The construct's prop names (as its errors name them) → the context key that set them. */
@@ -336,6 +343,7 @@ function contextKeyOf(key: string, escalationIsTopic: boolean, alarmsIsTopic: bo
     logRetention: k.logRetentionDays,
     removalPolicy: k.removalPolicy,
     archiveRetentionDays: k.archiveRetentionDays,
+    discoveryMinutes: k.discoveryMinutes,
   };
   if (direct[head]) return `${direct[head]}${rest}`;
   if (head === 'escalation') {

@@ -63,6 +63,13 @@ export interface TollgateProps {
    * stalled approvals themselves
    */
   readonly alarms?: NotificationTarget;
+  /**
+   * Every this many minutes the sweep also reads the gated pipelines' state for Manual approvals in
+   * progress that no gate knows (their STARTED event never came) and opens their gates. Whole minutes from
+   * 0 (off) to 60. Each run costs one GetPipelineState per gated pipeline (and ListPipelines when a
+   * pipeline glob has a wildcard). @default 5
+   */
+  readonly discoveryMinutes?: number;
   /** `inspector`: Amazon Inspector enhanced scanning; `ecr`: ECR basic scanning. @default 'inspector' */
   readonly scanSource?: ScanSource;
   /** @default one year */
@@ -134,13 +141,14 @@ const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
   },
   sweep: {
     description:
-      'Tollgate: every minute, decide waiting gates again, apply timeouts, act where acting failed',
+      'Tollgate: every minute, decide waiting gates again, apply timeouts, act where acting failed; find approvals no event announced',
     memoryMb: 1024,
     timeout: Duration.minutes(5),
     // The next run a minute later does the same work: a retry would only overlap it.
     retryAttempts: 0,
     maxEventAge: Duration.minutes(5),
-    indexes: [INDEX.open],
+    // by-token: discovery asks whether a gate already saw an approval's token.
+    indexes: [INDEX.open, INDEX.token],
   },
 };
 
@@ -227,6 +235,22 @@ export interface TollgateConfig {
   readonly dashboard: boolean;
   readonly archive: boolean;
   readonly archiveRetentionDays: number;
+  readonly discoveryMinutes: number;
+}
+
+/** The most minutes between two discoveries: an approval found later than this waits too long unseen. */
+export const DISCOVERY_MAX_MINUTES = 60;
+
+/** `discoveryMinutes` checked: whole minutes from 0 (off) to 60. `key` names the prop or context key. */
+export function checkDiscoveryMinutes(key: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > DISCOVERY_MAX_MINUTES) {
+    throw new TollgateConfigError(
+      key,
+      `whole minutes from 0 (off) to ${DISCOVERY_MAX_MINUTES} between two searches for approvals no event announced`,
+      shown(value),
+    );
+  }
+  return value;
 }
 
 /**
@@ -291,6 +315,7 @@ export function resolveConfig(props: TollgateProps): TollgateConfig {
       'archiveRetentionDays',
       props.archiveRetentionDays ?? ARCHIVE_RETENTION_DEFAULT_DAYS,
     ),
+    discoveryMinutes: checkDiscoveryMinutes('discoveryMinutes', props.discoveryMinutes ?? 5),
   };
 }
 
@@ -560,6 +585,14 @@ export class Tollgate extends Construct {
         ...(decides(name)
           ? { TOLLGATE_SCAN_SOURCE: config.scanSource, TOLLGATE_TOPIC_ARN: this.topic.topicArn }
           : {}),
+        // The sweep's discovery looks through the pipelines and approvals the event rules match.
+        ...(name === 'sweep'
+          ? {
+              TOLLGATE_PIPELINES: JSON.stringify(config.pipelines),
+              TOLLGATE_APPROVAL_ACTIONS: JSON.stringify(config.approvalActionNames),
+              TOLLGATE_DISCOVERY_MINUTES: String(config.discoveryMinutes),
+            }
+          : {}),
         POWERTOOLS_SERVICE_NAME: METRICS.service,
         POWERTOOLS_METRICS_NAMESPACE: METRICS.namespace,
         POWERTOOLS_LOG_LEVEL: 'INFO',
@@ -661,6 +694,9 @@ export class Tollgate extends Construct {
         ],
         pipelines,
       );
+      // Discovery lists the account's pipelines only when a glob needs the list to be matched against.
+      const listsPipelines = name === 'sweep' && this.lists();
+      if (listsPipelines) add('FindPipelines', ['codepipeline:ListPipelines'], ['*']);
       const everyPipeline = this.config.pipelines.includes('*');
       const globs = `pipelines ${JSON.stringify(this.config.pipelines)}, approvalActionNames ${JSON.stringify(this.config.approvalActionNames)}`;
       for (const arn of [...approvals, ...pipelines].filter((a) => a.includes('*'))) {
@@ -707,12 +743,18 @@ export class Tollgate extends Construct {
       ...(decides(name) && this.config.scanSource === 'inspector'
         ? ['inspector2:ListFindings and inspector2:ListCoverage']
         : []),
+      ...(name === 'sweep' && this.lists() ? ['codepipeline:ListPipelines'] : []),
     ];
     acks.push({
       finding: 'Resource::*',
       reason: `Resource "*" is granted only for actions that support no resource-level permissions in IAM: ${star.join('; ')}.`,
     });
     return acks;
+  }
+
+  /** Whether the sweep's discovery runs and must list pipelines to match a glob with a wildcard. */
+  private lists(): boolean {
+    return this.config.discoveryMinutes > 0 && this.config.pipelines.some((g) => g.includes('*'));
   }
 
   private createRules(config: TollgateConfig): Partial<Record<RuleName | 'sweepSchedule', events.Rule>> {

@@ -477,6 +477,8 @@ describe('the Tollgate construct', () => {
     ).toEqual([]);
     const starActions = all.filter((s) => resourcesOf(s).includes('*')).flatMap(actionsOf);
     expect([...new Set(starActions)].sort()).toEqual([
+      // The sweep's discovery lists the pipelines to match a wildcard glob: ListPipelines has none either.
+      'codepipeline:ListPipelines',
       // The archive's stream poller: ListStreams has no resource-level permission.
       'dynamodb:ListStreams',
       'inspector2:ListCoverage',
@@ -529,6 +531,8 @@ describe('the Tollgate construct', () => {
     ]);
     expect(queried('sweep')).toEqual([
       { 'Fn::Join': ['', [{ 'Fn::GetAtt': [table, 'Arn'] }, '/index/open-gates']] },
+      // Discovery: has a gate seen this approval's token?
+      { 'Fn::Join': ['', [{ 'Fn::GetAtt': [table, 'Arn'] }, '/index/by-token']] },
     ]);
     expect(queried('approval-ended')).toEqual([
       { 'Fn::Join': ['', [{ 'Fn::GetAtt': [table, 'Arn'] }, '/index/by-token']] },
@@ -843,6 +847,66 @@ describe('bad configuration is refused before anything is built', () => {
   it('a policy file that is not there', () => {
     expect(build({ policyFile: 'no/such/policy.yaml' })).toThrow(
       'no/such/policy.yaml: expected a readable policy file; got no such file',
+    );
+  });
+});
+
+describe("the sweep's discovery of approvals no STARTED event announced", () => {
+  const sweepEnv = (t: ReturnType<typeof gate>) =>
+    (
+      t.template.findResources('AWS::Lambda::Function')[logicalId(t.tollgate.functions.sweep)]!
+        .Properties as {
+        Environment: { Variables: Json };
+      }
+    ).Environment.Variables;
+  const listing = (t: ReturnType<typeof gate>) =>
+    FUNCTION_NAMES.filter((n) =>
+      statements(t.template, logicalId(t.tollgate.roles[n])).some((s) =>
+        actionsOf(s).includes('codepipeline:ListPipelines'),
+      ),
+    );
+
+  it("gives the sweep the event rules' own globs, and ListPipelines (resource *) only to match a wildcard", () => {
+    const t = gate({ pipelines: ['payments-*', 'billing-api'], approvalActionNames: ['Tollgate*', 'Gate'] });
+    expect(sweepEnv(t)).toMatchObject({
+      TOLLGATE_PIPELINES: '["payments-*","billing-api"]',
+      TOLLGATE_APPROVAL_ACTIONS: '["Tollgate*","Gate"]',
+      TOLLGATE_DISCOVERY_MINUTES: '5',
+    });
+    expect(listing(t)).toEqual(['sweep']);
+    const find = statements(t.template, logicalId(t.tollgate.roles.sweep)).find(
+      (s) => s.Sid === 'FindPipelines',
+    );
+    expect(actionsOf(find as Statement)).toEqual(['codepipeline:ListPipelines']);
+    expect(resourcesOf(find as Statement)).toEqual(['*']);
+    for (const n of FUNCTION_NAMES.filter((f) => f !== 'sweep')) {
+      const fn = t.template.findResources('AWS::Lambda::Function')[logicalId(t.tollgate.functions[n])]!;
+      const env = (fn.Properties as { Environment: { Variables: Json } }).Environment.Variables;
+      expect(env.TOLLGATE_PIPELINES, n).toBeUndefined();
+    }
+    // Literal pipeline names need no list; a discovery turned off needs nothing.
+    expect(listing(gate({ pipelines: ['billing-api', 'payments-api'] }))).toEqual([]);
+    const off = gate({ discoveryMinutes: 0 });
+    expect(listing(off)).toEqual([]);
+    expect(sweepEnv(off).TOLLGATE_DISCOVERY_MINUTES).toBe('0');
+  });
+
+  it('refuses a discoveryMinutes that is not whole minutes from 0 to 60, by prop and by context key', () => {
+    for (const bad of [-1, 1.5, 61, Number.NaN, '5' as unknown as number]) {
+      const e = configError(() => gate({ discoveryMinutes: bad }));
+      expect(e.key).toBe('discoveryMinutes');
+      expect(e.message).toMatch(/^Tollgate: discoveryMinutes: expected whole minutes from 0 \(off\) to 60 /);
+    }
+    const ctx = (values: Json) => (key: string) => values[key];
+    const base = { [CONTEXT_KEYS.escalationEmails]: ['a@example.com'] };
+    expect(
+      contextConfig(ctx({ ...base, [CONTEXT_KEYS.discoveryMinutes]: '15' }), {}).props.tollgate,
+    ).toMatchObject({ discoveryMinutes: 15 });
+    expect(
+      configError(() => contextConfig(ctx({ ...base, [CONTEXT_KEYS.discoveryMinutes]: 'hourly' }), {}))
+        .message,
+    ).toBe(
+      'Tollgate: tollgate:discoveryMinutes: expected whole minutes from 0 (off) to 60 between two searches for approvals no event announced; got "hourly"',
     );
   });
 });
