@@ -15,7 +15,7 @@ import { ROOT } from './helpers.js';
 
 /*
  * `tollgate audit`, spawned as users run it, on a store that `tollgate demo` filled (the eight example
- * scenarios: 28 records in 8 chains). Tampering and extra records are done on copies of that store, so
+ * scenarios: 32 records in 9 chains). Tampering and extra records are done on copies of that store, so
  * every test reads the demo's records unless it says otherwise.
  */
 
@@ -143,14 +143,15 @@ afterAll(() => {
 });
 
 describe('tollgate audit list: filters on the demo records', () => {
-  it('without filters: all 28 records of the 8 chains, newest first', () => {
+  it('without filters: all 32 records of the 9 chains, newest first', () => {
     const all = ids([]);
-    expect(all).toHaveLength(28);
+    expect(all).toHaveLength(32);
     expect(new Set(all.map((x) => x.split('#')[0]))).toEqual(
       new Set([
         'batch-reports',
         'billing-api',
         'checkout-web',
+        'ledger-api',
         'orders-worker',
         'payments-api',
         'reports-exporter',
@@ -172,6 +173,7 @@ describe('tollgate audit list: filters on the demo records', () => {
     expect(sorted(ids(['--outcome', 'APPROVE', '--type', 'decision']))).toEqual([
       'billing-api#1',
       'checkout-web#1',
+      'ledger-api#1',
       'web-frontend#1',
     ]);
     expect(sorted(ids(['--outcome', 'ESCALATE', '--type', 'action']))).toEqual([
@@ -215,7 +217,7 @@ describe('tollgate audit list: filters on the demo records', () => {
     );
     expect(ids(['--pipeline', 'billing-api'])).toEqual(chain('billing-api', 4, 3, 2, 1));
     expect(ids(['--pipeline', 'no-such-pipeline'])).toEqual([]);
-    expect(ids(['--type', 'resolution'])).toHaveLength(12);
+    expect(ids(['--type', 'resolution'])).toHaveLength(14);
   });
 
   it('--since / --until, absolute: [since, until), a date alone covering its day', () => {
@@ -223,7 +225,7 @@ describe('tollgate audit list: filters on the demo records', () => {
       ...chain('search-api', 4, 3, 2, 1),
       ...chain('orders-worker', 2, 1),
     ]);
-    expect(ids(['--since', '2026-11-25', '--until', '2026-11-25'])).toHaveLength(28);
+    expect(ids(['--since', '2026-11-25', '--until', '2026-11-25'])).toHaveLength(32);
     expect(ids(['--until', '2026-11-24'])).toEqual([]);
     expect(ids(['--pipeline', 'orders-worker', '--since', '2026-11-25T09:10:00Z'])).toEqual(
       chain('orders-worker', 4, 3),
@@ -242,7 +244,7 @@ describe('tollgate audit list: filters on the demo records', () => {
       ...chain('billing-api', 4, 3, 2, 1),
       ...chain('batch-reports', 2, 1),
     ]);
-    expect(ids([...now, '--since', '2w'])).toHaveLength(28);
+    expect(ids([...now, '--since', '2w'])).toHaveLength(32);
     expect(
       ids(['--now', '2026-12-20T00:00:00Z', '--since', '30d', '--outcome', 'REJECT', '--type', 'decision']),
     ).toEqual(['search-api#1', 'payments-api#1']);
@@ -272,7 +274,7 @@ describe('tollgate audit list: filters on the demo records', () => {
     expect(r.status).toBe(0);
     expect((JSON.parse(r.stdout) as unknown[]).length).toBe(3);
     expect(r.stderr).toMatch(/more records match: showing the first 3/);
-    expect(audit(['list', '--limit', '28']).stderr).toBe('');
+    expect(audit(['list', '--limit', '32']).stderr).toBe('');
   });
 
   it('the table: a header, one aligned line per record, the summary cut', () => {
@@ -494,8 +496,8 @@ describe('tollgate audit verify', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/^✓ payments-api +4 record\(s\) verified$/m);
     expect(r.stdout).toMatch(/^✓ batch-reports +2 record\(s\) verified$/m);
-    expect(r.stdout.trimEnd().split('\n')).toHaveLength(9);
-    expect(r.stdout.trimEnd().split('\n').at(-1)).toBe('OK: 28 record(s) in 8 chain(s) verified');
+    expect(r.stdout.trimEnd().split('\n')).toHaveLength(10);
+    expect(r.stdout.trimEnd().split('\n').at(-1)).toBe('OK: 32 record(s) in 9 chain(s) verified');
     const one = audit(['verify', '--pipeline', 'orders-worker', '--format', 'json']);
     expect(one.status).toBe(0);
     expect(JSON.parse(one.stdout)).toMatchObject({
@@ -531,7 +533,7 @@ describe('tollgate audit verify', () => {
     );
     expect(r.stdout).toMatch(/^✓ search-api +4 record\(s\) verified$/m);
     expect(r.stdout.trimEnd().split('\n').at(-1)).toMatch(
-      /^FAILED: 1 of 8 chain\(s\) do not verify; the first bad record is payments-api#2 \(changed\)/,
+      /^FAILED: 1 of 9 chain\(s\) do not verify; the first bad record is payments-api#2 \(changed\)/,
     );
     // The other chains alone still verify; `show` marks the record.
     expect(audit(['verify', '--pipeline', 'search-api'], store).status).toBe(0);
@@ -593,7 +595,7 @@ describe('tollgate audit export', () => {
     const r = audit(['export', '--page-size', '3']);
     expect(r.status).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
-    expect(lines).toHaveLength(28);
+    expect(lines).toHaveLength(32);
     const records = lines.map((l) => JSON.parse(l) as AuditRecord);
     expect(records[0]).toMatchObject({ pipeline: 'batch-reports', seq: 1 });
     expect(records.at(-1)).toMatchObject({ pipeline: 'reports-exporter', seq: 2 });
@@ -617,7 +619,7 @@ describe('tollgate audit export', () => {
     ]);
     expect(r.status).toBe(0);
     const rows = parseCsv(r.stdout);
-    expect(rows).toHaveLength(29);
+    expect(rows).toHaveLength(33);
     expect(rows.slice(1).map((row) => `${row[1]}#${row[2]}`)).toEqual(
       audit(['export'])
         .stdout.trimEnd()
@@ -653,7 +655,7 @@ describe('tollgate audit export', () => {
     const r = audit(['export', '--page-size', '7'], store);
     expect(r.status).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
-    expect(lines).toHaveLength(28 + added);
+    expect(lines).toHaveLength(32 + added);
     expect(new Set(lines).size).toBe(lines.length);
     const csv = audit(['export', '--format', 'csv', '--page-size', '7', '--pipeline', 'billing-api'], store);
     expect(csv.stdout.split('\r\n').length - 2).toBe(4 + added);
@@ -814,7 +816,7 @@ describe('tollgate audit: errors, help, and a deployed table', () => {
         AWS_PROFILE: 'audit',
       });
       expect(viaEnv.status).toBe(0);
-      expect(viaEnv.stdout).toContain('OK: 28 record(s) in 8 chain(s) verified');
+      expect(viaEnv.stdout).toContain('OK: 32 record(s) in 9 chain(s) verified');
       const noTable = await tollgateAsync(['audit', 'list', '--table', 'nope', '--profile', 'audit'], env);
       expect(noTable.status).toBe(1);
       expect(noTable.stdout).toBe('');

@@ -131,10 +131,25 @@ const FACTS: Record<string, (r: SimulationResult) => void> = {
     expect(r.calls.PutApprovalResult).toBe(1);
     expect(r.messages).toHaveLength(0);
   },
+  '09-approval-started-event-lost.json': (r) => {
+    const gate = only(r);
+    // No STARTED event was delivered: the sweep found the approval, after the grace period, not at 5m.
+    expect(r.deliveries.some((d) => d.function === 'approval-started')).toBe(false);
+    expect(gate.timeline[0]?.what).toMatch(
+      /^approval found in progress by the sweep \(no STARTED event came\)/,
+    );
+    expect(gate.decidedBy?.trigger).toBe('sweep (approval found)');
+    expect(Date.parse(gate.decidedBy!.decidedAt) - Date.parse('2026-11-25T09:00:00Z')).toBe(10 * MINUTE);
+    // The wait counts from the approval's start as the pipeline's state shows it.
+    expect(gate.decidedBy?.latencyMs).toBe(9 * MINUTE);
+    expect(r.calls.PutApprovalResult).toBe(1);
+    // Literal pipeline globs: the sweep names the pipeline, no ListPipelines.
+    expect(r.calls.ListPipelines).toBeUndefined();
+  },
 };
 
 describe('the example scenarios', () => {
-  it('are the eight the facts below describe', () => {
+  it('are the nine the facts below describe', () => {
     expect(FILES).toEqual(Object.keys(FACTS).sort());
   });
 
