@@ -33,6 +33,29 @@ describe('identifying the image', () => {
     expect(both).toMatchObject({ ok: true, reference: { repository: 'web', tag: '2.0', digest: DIGEST } });
   });
 
+  it('reads the dual-stack registry host IPv6 clients pull from as the same registry and region', () => {
+    const dual = imageFromCustomData(`123456789012.dkr-ecr.eu-west-1.on.aws/payments/api:1.4.2@${DIGEST}`);
+    expect(dual).toMatchObject({
+      ok: true,
+      reference: {
+        repository: 'payments/api',
+        tag: '1.4.2',
+        digest: DIGEST,
+        registryId: '123456789012',
+        region: 'eu-west-1',
+      },
+    });
+    expect(imageFromCustomData(`123456789012.dkr-ecr-fips.us-east-1.on.aws/web@${DIGEST}`)).toMatchObject({
+      ok: true,
+      reference: { repository: 'web', region: 'us-east-1', registryId: '123456789012' },
+    });
+    // Another host is no ECR registry: at most a bare repository name, which ECR will not have (escalated).
+    expect(imageFromCustomData(`123456789012.dkr-ecr.eu-west-1.example.com/web@${DIGEST}`)).toMatchObject({
+      ok: true,
+      reference: { registryId: undefined, region: undefined },
+    });
+  });
+
   it('reads JSON CustomData, as the sample pipeline writes it', () => {
     const json = JSON.stringify({ repositoryName: 'inspector2', imageDigest: DIGEST, executionId: 'x' });
     expect(imageFromCustomData(json)).toMatchObject({

@@ -15,9 +15,11 @@ const TAG = '[A-Za-z0-9_][A-Za-z0-9_.-]{0,299}';
 // `@sha512:…`) is no match, not dropped with the tag judged in its place; a second `:` is no match either.
 const DIGEST_END = '(?![A-Za-z0-9_])';
 const TAG_END = `(?![A-Za-z0-9_.:-]|@(?!sha256:[a-f0-9]{64}${DIGEST_END}))`;
-// A private ECR image URI, with a tag, a digest, or both (`repo:tag@sha256:…`, as `docker inspect` prints).
+// A private ECR image URI, with a tag, a digest, or both (`repo:tag@sha256:…`, as `docker inspect` prints),
+// on the IPv4 host (`<account>.dkr.ecr.<region>.amazonaws.com`) or the dual-stack one that IPv6 clients
+// pull from (`<account>.dkr-ecr.<region>.on.aws`): both name the same registry.
 const ECR_URI = new RegExp(
-  `(?<registry>\\d{12})\\.dkr\\.ecr(?:-fips)?\\.(?<region>[a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?/` +
+  `(?<registry>\\d{12})\\.(?:dkr\\.ecr(?:-fips)?\\.(?<region>[a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?|dkr-ecr(?:-fips)?\\.(?<dualStackRegion>[a-z0-9-]+)\\.on\\.aws)/` +
     `(?<repository>${REPOSITORY})(?::(?<tag>${TAG})${TAG_END})?(?:@(?<digest>sha256:[a-f0-9]{64})${DIGEST_END})?`,
 );
 const BARE_REFERENCE = new RegExp(
@@ -172,7 +174,7 @@ function matchReference(text: string, from: string): ImageReference | undefined 
   return {
     repository: g.repository,
     registryId: g.registry,
-    region: g.region,
+    region: g.region ?? g.dualStackRegion,
     digest: g.digest,
     tag: g.tag,
     from,
