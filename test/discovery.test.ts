@@ -418,4 +418,53 @@ describe('discovery', () => {
     expect(await h.gate(found)).toMatchObject({ state: 'CLOSED', closure: { state: 'ABANDONED' } });
     expect(await h.gate({ ...KEY, attempt: 3 })).toBeUndefined();
   });
+
+  it("a late STARTED or end event of one run never touches another run's gate that holds its number", async () => {
+    const h = await waiting({});
+    h.scanner.coverage = undefined; // no scan: the found gates wait
+    // Run 1 (the execution's attempt 2) lost its STARTED event; the sweep found it as the first run.
+    const FIRST_RUN = '0b9e6a1c-0000-4000-8000-0000000000a1';
+    h.pipeline.stage = { ...h.pipeline.stage, actionExecutionId: FIRST_RUN };
+    h.pipeline.action.actionExecutionId = FIRST_RUN;
+    await h.sweep();
+    expect(await h.gate()).toMatchObject({ state: 'WAITING', actionExecutionId: FIRST_RUN });
+    // It ended (its end event held back), run 2 started at attempt 3 and was lost too: found as number 2.
+    h.pipeline.action.status = 'Failed';
+    useRetryRun(h, RETRY_TOKEN, FIRST_RUN);
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    const second = { ...KEY, attempt: 2 };
+    expect(await h.gate(second)).toMatchObject({ state: 'WAITING', actionExecutionId: RETRY_RUN });
+    // Run 1's STARTED event, late, numbered by the execution (attempt 2): run 1's gate, not run 2's.
+    const late = h.approvalStartedEvent();
+    late.detail['pipeline-execution-attempt'] = 2.0;
+    late.detail['action-execution-id'] = FIRST_RUN;
+    expect((await h.approvalStarted(late)).result).toMatchObject({ gate: gateId(KEY) });
+    expect((await h.items()).filter((i) => i.type === 'GATE')).toHaveLength(2);
+    // Run 1's end, numbered the same way, closes run 1's gate, not run 2's.
+    const ended = h.approvalEndedEvent('FAILED');
+    ended.detail['pipeline-execution-attempt'] = 2.0;
+    ended.detail['action-execution-id'] = FIRST_RUN;
+    await h.approvalEnded(ended);
+    const untouched = await h.gate(second);
+    expect(untouched?.state).toBe('WAITING');
+    expect(untouched?.closure).toBeUndefined();
+    expect(await h.gate()).toMatchObject({ closure: { state: 'FAILED' } });
+  });
+
+  it('a gate whose event named no run, still open, is not opened again under another number', async () => {
+    const h = await waiting({});
+    h.scanner.coverage = undefined;
+    h.pipeline.stage.token = undefined; // the token not shown yet either: the gate knows neither
+    const started = h.approvalStartedEvent();
+    delete started.detail['action-execution-id'];
+    await h.approvalStarted(started);
+    const gate = await h.gate();
+    expect(gate?.state).toBe('WAITING');
+    expect(gate?.actionExecutionId).toBeUndefined();
+    h.pipeline.stage.token = TOKEN;
+    await h.sweep();
+    const gates = (await h.items()).filter((i) => i.type === 'GATE');
+    expect(gates).toHaveLength(1);
+  });
 });

@@ -1,10 +1,17 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalDynamo, startLocalDynamo } from '../adapters/dynamodb/local.js';
-import { DynamoStore, ItemTooLargeError, itemBytes, MAX_ITEM_BYTES } from '../adapters/dynamodb/store.js';
+import {
+  createDocumentClient,
+  DynamoStore,
+  ItemTooLargeError,
+  itemBytes,
+  MAX_ITEM_BYTES,
+} from '../adapters/dynamodb/store.js';
 import { ensureTable, INDEX, TABLE_DEFINITION } from '../adapters/dynamodb/table.js';
 import type { DecisionRecord, Outcome } from '../shared/decision/record.js';
 import type {
@@ -218,8 +225,43 @@ describe('DynamoStore on dynalite', () => {
     expect(await store.createGate(first)).toBe(false);
     const unnamed = gate();
     expect(await store.createGate(unnamed)).toBe(true);
-    expect(await store.gateOfRun('')).toBeUndefined();
     expect(await store.gateOfRun('never-claimed')).toBeUndefined();
+    // The claim as stored: the holder's key, and an expiry 30 days after the gate was opened.
+    const claim = await dynamo.client.send(
+      new GetCommand({ TableName: TABLE, Key: { pk: `RUN#${run}`, sk: 'RUN' }, ConsistentRead: true }),
+    );
+    expect(claim.Item).toMatchObject({ type: 'RUN', gate: first.key });
+    expect(claim.Item?.expiresAt).toBe(Date.parse(first.updatedAt) / 1000 + 30 * 86_400);
+  });
+
+  it("tries a gate's opening again when a concurrent transaction cancels it as a conflict", async () => {
+    const doc = createDocumentClient({ endpoint: dynamo.endpoint });
+    let conflicts = 2;
+    doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'TransactWriteItemsCommand' && conflicts-- > 0) {
+          throw new TransactionCanceledException({
+            message: 'Transaction cancelled, please refer cancellation reasons for specific reasons',
+            $metadata: { httpStatusCode: 400 },
+            CancellationReasons: [{ Code: 'TransactionConflict' }, { Code: 'None' }],
+          });
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'conflictTwice' },
+    );
+    const conflicted = new DynamoStore(doc, TABLE);
+    const g = gate({ actionExecutionId: `run-${serial}-c0f1` });
+    expect(await conflicted.createGate(g)).toBe(true);
+    expect(conflicts).toBe(-1);
+    expect((await store.getGate(g.key))?.actionExecutionId).toBe(g.actionExecutionId);
+    // A conflict that does not pass is thrown (Lambda retries the event), not read as a lost race.
+    conflicts = 10;
+    await expect(
+      conflicted.createGate(gate({ actionExecutionId: `run-${serial}-c0f2` })),
+    ).rejects.toMatchObject({
+      name: 'TransactionCanceledException',
+    });
   });
 
   it('updates a gate only from the version it was read at', async () => {

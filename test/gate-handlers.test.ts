@@ -798,6 +798,7 @@ describe('a retried stage', () => {
     // The retry's end closes the retry's gate, not the first one.
     const ended = h.approvalEndedEvent('FAILED');
     ended.detail['pipeline-execution-attempt'] = 2.0;
+    ended.detail['action-execution-id'] = RETRY_RUN; // the retry's own run, as CodePipeline sends it
     await h.approvalEnded(ended);
     expect(await h.gate(second)).toMatchObject({ state: 'CLOSED', closure: { state: 'FAILED' } });
     expect((await h.gate())!.closure?.at).not.toBe((await h.gate(second))!.closure?.at);

@@ -235,6 +235,9 @@ function runPk(actionExecutionId: string): string {
  */
 const RUN_CLAIM_SECONDS = 30 * 86_400;
 
+/** Tries of a gate's opening cancelled by a conflicting transaction (see createGate). */
+const CREATE_ATTEMPTS = 4;
+
 /** The claim on a run of an approval action by the gate that names it (none: the gate names no run). */
 function runClaimItem(gate: Gate): Item | undefined {
   const run = gate.actionExecutionId;
@@ -400,11 +403,19 @@ export class DynamoStore implements StorePort {
     const create = (Item: Item): TransactItem => ({
       Put: { TableName: this.tableName, Item, ConditionExpression: 'attribute_not_exists(pk)' },
     });
-    return this.transact(
-      [create(gateItem(gate)), ...(claim ? [create(claim)] : [])],
-      audit,
-      `${gateId(gate.key)}#${gate.version}`,
-    );
+    const items = [create(gateItem(gate)), ...(claim ? [create(claim)] : [])];
+    // Two openings of one gate or one run at the same moment (a duplicate delivery, the sweep and a late
+    // event) can cancel each other as a conflict rather than a failed condition: once the other has
+    // committed, trying again tells which it was.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.transact(items, audit, `${gateId(gate.key)}#${gate.version}`);
+      } catch (error) {
+        if (attempt >= CREATE_ATTEMPTS || !cancellationCodes(error)?.includes('TransactionConflict'))
+          throw error;
+        await new Promise((resolve) => setTimeout(resolve, 10 + Math.random() * 40 * attempt));
+      }
+    }
   }
 
   async gateOfRun(actionExecutionId: string): Promise<GateKey | undefined> {

@@ -86,7 +86,7 @@ export const INDEX = {
 /** Shards of the open-gates index: the sweep reads them all, so more shards cost more queries. */
 export const OPEN_SHARDS = 4;
 
-/** The table's TTL attribute (epoch seconds): only finished audit-pending markers carry it. */
+/** The table's TTL attribute (epoch seconds): finished audit-pending markers and run claims carry it. */
 export const TTL_ATTRIBUTE = 'expiresAt';
 
 export interface TableDefinition {

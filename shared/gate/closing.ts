@@ -81,13 +81,28 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
       ]);
       decision = stored;
       const now = this.now();
-      // A retry's run the sweep found has its gate under the run's own number, not the event's attempt.
+      // A retry's run the sweep found has its gate under the run's own number, not the event's attempt;
+      // and the gate under the event's number may be another run's, found by the sweep.
+      const otherRun =
+        gate?.actionExecutionId !== undefined &&
+        e.actionExecutionId !== undefined &&
+        gate.actionExecutionId !== e.actionExecutionId;
       const holder =
-        !gate && e.actionExecutionId ? await this.d.store.gateOfRun(e.actionExecutionId) : undefined;
+        (!gate || otherRun) && e.actionExecutionId
+          ? await this.d.store.gateOfRun(e.actionExecutionId)
+          : undefined;
       if (holder && gateId(holder) !== gateId(key)) {
         key = holder;
         decision = undefined;
         continue;
+      }
+      if (gate && otherRun) {
+        // No gate holds this run and its number is another run's: there is nothing of it to close.
+        this.d.log.warn('approval ended: the gate under its key is another run of the action', {
+          gate: gateId(key),
+          run: e.actionExecutionId,
+        });
+        return report(gate, `not this gate's run: ${e.state} of run ${e.actionExecutionId} ignored`);
       }
       if (!gate) {
         // The end arrived before the start (or the start was lost): a closed gate keeps a late start from
@@ -97,7 +112,8 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
             ...newGate(
               {
                 key: e.key,
-                actionExecutionId: undefined,
+                // Claims the run, so the sweep cannot open a gate for an approval already over.
+                actionExecutionId: e.actionExecutionId,
                 time: closure.at,
                 account: '',
                 region: this.d.config.region,

@@ -229,8 +229,10 @@ export class ApprovalDiscovery {
     for (let attempt = runs.length; attempt <= runs.length + KEYS_TRIED; attempt++) {
       const key: GateKey = attempt > 1 ? { ...base, attempt } : base;
       const gate = await this.d.store.getGate(key);
-      if (gate?.actionExecutionId === run) return undefined;
       if (gate === undefined) return this.startFound(key, c, where);
+      // This run's gate; or one that names no run (an event without its run id): open, it may be this one.
+      if (gate.actionExecutionId === run || (gate.actionExecutionId === undefined && gate.state !== 'CLOSED'))
+        return undefined;
       // Another run's gate holds the number (the event's attempts ran ahead of the runs): the next one.
     }
     this.d.log.warn("discovery: every gate key tried for an approval in progress is another run's", {

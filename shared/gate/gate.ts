@@ -156,7 +156,20 @@ export class GateService extends GateClosing<GateDeps> {
 
   async approvalStarted(e: ApprovalStarted): Promise<GateReport> {
     const existing = await this.d.store.getGate(e.key);
-    if (existing) return this.resume(existing, 'approval-started (again)');
+    if (existing) {
+      const run = e.actionExecutionId;
+      const other =
+        run !== undefined && existing.actionExecutionId !== undefined && existing.actionExecutionId !== run;
+      if (!other) return this.resume(existing, 'approval-started (again)');
+      // The sweep numbered another run's gate with this key (its runs, not the execution's attempts).
+      const holder = await this.d.store.gateOfRun(run);
+      if (holder) return this.resumeKey(holder, `approval-started (its run is gate ${gateId(holder)})`);
+      this.d.log.warn('approval started: the gate under its key is another run of the action', {
+        gate: gateId(e.key),
+        run,
+      });
+      return report(existing, "not this gate's run: left to the sweep, which numbers past it");
+    }
 
     const [stages, executions] = await Promise.all([
       this.d.approvals.pipelineState(e.key.pipeline),
