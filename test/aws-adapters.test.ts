@@ -274,14 +274,7 @@ describe('CodePipeline: ListPipelines (the sweep looking for approvals no event 
     const { client, mock } = codepipeline();
     mock
       .on(ListPipelinesCommand)
-      .rejectsOnce(
-        new CodePipelineServiceException({
-          name: 'ThrottlingException',
-          $fault: 'client',
-          $metadata: { httpStatusCode: 400 },
-          message: 'Rate exceeded',
-        }),
-      )
+      .rejectsOnce(serviceErrors(CodePipelineServiceException).throttle())
       .resolvesOnce({ pipelines: [summary('billing-api'), summary('payments-api')], nextToken: 'page-2' })
       .resolvesOnce({ pipelines: [summary('web-frontend'), {}] });
     const names = await new CodePipelineDirectory(client, fastRetry()).pipelineNames();
@@ -467,14 +460,7 @@ describe('CodePipeline: PutApprovalResult', () => {
     const throttled = codepipeline();
     throttled.mock
       .on(PutApprovalResultCommand)
-      .rejectsOnce(
-        new CodePipelineServiceException({
-          name: 'ThrottlingException',
-          $fault: 'client',
-          $metadata: { httpStatusCode: 400 },
-          message: 'Rate exceeded',
-        }),
-      )
+      .rejectsOnce(serviceErrors(CodePipelineServiceException).throttle())
       .rejects(completed());
     expect(await new CodePipelineApprovals(throttled.client, fastRetry()).putApprovalResult(request)).toBe(
       'already-completed',

@@ -1,9 +1,5 @@
 import { join } from 'node:path';
-import {
-  CodePipelineServiceException,
-  GetPipelineStateCommand,
-  ListPipelinesCommand,
-} from '@aws-sdk/client-codepipeline';
+import { GetPipelineStateCommand, ListPipelinesCommand } from '@aws-sdk/client-codepipeline';
 import { describe, expect, it } from 'vitest';
 import { ensureTable } from '../adapters/dynamodb/table.js';
 import type { DiscoveryConfig } from '../shared/gate/discovery.js';
@@ -22,6 +18,7 @@ import {
   type Harness,
   KEY,
   PIPELINE,
+  pipelineThrottled,
   START,
   TOKEN,
   useLocalDynamo,
@@ -203,13 +200,6 @@ async function gatesOfRun(h: Harness, run: string): Promise<string[]> {
 }
 
 const listed = (h: Harness) => h.mocks.codepipeline.commandCalls(ListPipelinesCommand).length;
-const throttled = () =>
-  new CodePipelineServiceException({
-    name: 'ThrottlingException',
-    $fault: 'client',
-    $metadata: { httpStatusCode: 400 },
-    message: 'Rate exceeded',
-  });
 
 describe('discovery', () => {
   it('reads every page of ListPipelines, opens the gate the lost event would have, and approves', async () => {
@@ -271,7 +261,7 @@ describe('discovery', () => {
 
   it('a state it cannot read fails the sweep after the gates were swept, so it is retried and alarmed on', async () => {
     const h = await waiting({});
-    h.fail('GetPipelineState', throttled, { when: (input) => input.name === PIPELINE });
+    h.fail('GetPipelineState', pipelineThrottled, { when: (input) => input.name === PIPELINE });
     await expect(h.sweep()).rejects.toThrow(
       /discovery: 1 pipeline state or gate could not be read or opened/,
     );

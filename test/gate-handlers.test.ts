@@ -42,6 +42,7 @@ import {
   laterPage,
   logLines,
   PIPELINE,
+  pipelineThrottled,
   REGION,
   REPOSITORY,
   REPOSITORY_ARN,
@@ -78,13 +79,6 @@ const inspectorThrottled = () =>
   new ThrottlingException({ message: 'Rate exceeded', $metadata: { httpStatusCode: 429 } });
 const inspectorDown = () =>
   new InternalServerException({ message: 'Internal failure', $metadata: { httpStatusCode: 500 } });
-const pipelineThrottled = () =>
-  new PipelineServiceException({
-    name: 'ThrottlingException',
-    $fault: 'client',
-    $metadata: { httpStatusCode: 400 },
-    message: 'Rate exceeded',
-  });
 
 /** The SNS message's text body (the `default` of its `MessageStructure: json`). */
 function messageText(message: string | undefined): string {

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import {
   ApprovalAlreadyCompletedException,
   CodePipelineClient,
+  CodePipelineServiceException,
   GetPipelineExecutionCommand,
   type GetPipelineExecutionCommandInput,
   type GetPipelineExecutionCommandOutput,
@@ -146,6 +147,15 @@ function asSdk(value: unknown): unknown {
 }
 
 /** An API sample as the SDK would return it. */
+/** CodePipeline's throttling, as the SDK throws it (a modelled service exception of that name). */
+export const pipelineThrottled = (): Error =>
+  new CodePipelineServiceException({
+    name: 'ThrottlingException',
+    $fault: 'client',
+    $metadata: { httpStatusCode: 400 },
+    message: 'Rate exceeded',
+  });
+
 export function sample<T>(path: string): T {
   return asSdk(JSON.parse(fixture(`aws/${path}`))) as T;
 }

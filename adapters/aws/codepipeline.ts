@@ -17,7 +17,7 @@ import type {
   PutApprovalRequest,
   StageStateView,
 } from '../../shared/gate/ports.js';
-import { DEFAULT_RETRY, mayHaveLanded, nextPage, type RetryOptions, withRetries } from './retry.js';
+import { DEFAULT_RETRY, everyPage, mayHaveLanded, type RetryOptions, withRetries } from './retry.js';
 
 /** `ApprovalSummary` in the CodePipeline API model: at most 512 characters. */
 export const APPROVAL_SUMMARY_MAX = 512;
@@ -56,26 +56,20 @@ export class CodePipelineApprovals implements ApprovalsPort {
 
   async actionExecutions(pipeline: string, executionId: string): Promise<readonly ActionExecutionView[]> {
     const views: ActionExecutionView[] = [];
-    const seen = new Set<string>();
-    let nextToken: string | undefined;
     try {
-      do {
-        const token = nextToken;
-        const page = await withRetries(
-          () =>
-            this.client.send(
-              new ListActionExecutionsCommand({
-                pipelineName: pipeline,
-                filter: { pipelineExecutionId: executionId },
-                maxResults: 100,
-                ...(token === undefined ? {} : { nextToken: token }),
-              }),
-            ),
-          this.retry,
-        );
+      const pages = everyPage('ListActionExecutions', this.retry, (nextToken) =>
+        this.client.send(
+          new ListActionExecutionsCommand({
+            pipelineName: pipeline,
+            filter: { pipelineExecutionId: executionId },
+            maxResults: 100,
+            ...(nextToken === undefined ? {} : { nextToken }),
+          }),
+        ),
+      );
+      for await (const page of pages) {
         for (const detail of page.actionExecutionDetails ?? []) views.push(actionExecutionView(detail));
-        nextToken = nextPage(page.nextToken, seen, 'ListActionExecutions');
-      } while (nextToken !== undefined);
+      }
     } catch (e) {
       if (isPipelineNotFound(e)) return [];
       throw e;
@@ -147,23 +141,12 @@ export class CodePipelineDirectory implements PipelinesPort {
 
   async pipelineNames(): Promise<readonly string[]> {
     const names: string[] = [];
-    const seen = new Set<string>();
-    let nextToken: string | undefined;
-    do {
-      const token = nextToken;
-      const page = await withRetries(
-        () =>
-          this.client.send(
-            new ListPipelinesCommand({
-              maxResults: 1000,
-              ...(token === undefined ? {} : { nextToken: token }),
-            }),
-          ),
-        this.retry,
-      );
-      for (const p of page.pipelines ?? []) if (p.name) names.push(p.name);
-      nextToken = nextPage(page.nextToken, seen, 'ListPipelines');
-    } while (nextToken !== undefined);
+    const pages = everyPage('ListPipelines', this.retry, (nextToken) =>
+      this.client.send(
+        new ListPipelinesCommand({ maxResults: 1000, ...(nextToken === undefined ? {} : { nextToken }) }),
+      ),
+    );
+    for await (const page of pages) for (const p of page.pipelines ?? []) if (p.name) names.push(p.name);
     return names;
   }
 }

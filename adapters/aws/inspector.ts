@@ -10,7 +10,7 @@ import {
 import { readFindingsDocument } from '../../shared/findings/readers.js';
 import { FindingTable } from '../../shared/findings/table.js';
 import type { CoverageView, FindingsReadResult, ImageLocator } from '../../shared/gate/ports.js';
-import { DEFAULT_RETRY, nextPage, type RetryOptions, sendOptions, withRetries } from './retry.js';
+import { DEFAULT_RETRY, everyPage, nextPage, type RetryOptions, sendOptions, withRetries } from './retry.js';
 
 /**
  * One chain of pages per value of the API model's `Severity` enum. Reading the chains side by side makes
@@ -57,25 +57,19 @@ export class InspectorFindings {
         ? {}
         : { accountId: [{ comparison: 'EQUALS' as const, value: image.registryId }] }),
     };
-    const seen = new Set<string>();
-    let nextToken: string | undefined;
-    do {
-      const token = nextToken;
-      const page = await withRetries(
-        () =>
-          this.client.send(
-            new ListCoverageCommand({
-              filterCriteria,
-              maxResults: COVERAGE_PAGE,
-              ...(token === undefined ? {} : { nextToken: token }),
-            }),
-          ),
-        this.retry,
-      );
+    const pages = everyPage('ListCoverage', this.retry, (nextToken) =>
+      this.client.send(
+        new ListCoverageCommand({
+          filterCriteria,
+          maxResults: COVERAGE_PAGE,
+          ...(nextToken === undefined ? {} : { nextToken }),
+        }),
+      ),
+    );
+    for await (const page of pages) {
       const found = (page.coveredResources ?? []).find((r) => isImage(r, image));
       if (found !== undefined) return coverageView(found);
-      nextToken = nextPage(page.nextToken, seen, 'ListCoverage');
-    } while (nextToken !== undefined);
+    }
     return undefined;
   }
 

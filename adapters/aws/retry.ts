@@ -171,6 +171,25 @@ export function sendOptions(signal: AbortSignal | undefined): { abortSignal?: Ab
 }
 
 /**
+ * Every page of a paginated read, in order, each request retried (`withRetries`); a failed page rejects
+ * the read (never a partial one). Leaving the loop stops asking for pages.
+ */
+export async function* everyPage<P extends { readonly nextToken?: string | undefined }>(
+  operation: string,
+  retry: RetryOptions,
+  read: (nextToken: string | undefined) => Promise<P>,
+): AsyncGenerator<P> {
+  const seen = new Set<string>();
+  let nextToken: string | undefined;
+  do {
+    const token = nextToken;
+    const page = await withRetries(() => read(token), retry);
+    yield page;
+    nextToken = nextPage(page.nextToken, seen, operation);
+  } while (nextToken !== undefined);
+}
+
+/**
  * The token of the next page, or undefined at the end. A token seen before would page forever: that is a
  * service fault, thrown rather than looped on (the token itself is left out: it can be a megabyte).
  */
