@@ -711,8 +711,11 @@ export class Tollgate extends Construct {
         });
       }
 
-      if (name === 'approval-started') {
-        // A tag in CustomData is resolved to its digest once, when the approval starts.
+      // A tag in CustomData is resolved to its digest once, when the gate opens: on the approval's start,
+      // or when the sweep's discovery opens it for a lost start.
+      const opensGates =
+        name === 'approval-started' || (name === 'sweep' && this.config.discoveryMinutes > 0);
+      if (opensGates) {
         add(
           'ResolveTags',
           ['ecr:DescribeImages'],
@@ -728,7 +731,7 @@ export class Tollgate extends Construct {
       } else {
         add('ReadInspectorFindings', ['inspector2:ListFindings', 'inspector2:ListCoverage'], ['*']);
       }
-      if (name === 'approval-started' || this.config.scanSource === 'ecr') {
+      if (opensGates || this.config.scanSource === 'ecr') {
         acks.push({
           finding: `Resource::${nagArn(`arn:${partition}:ecr:${region}:${account}:repository/*`)}`,
           reason:

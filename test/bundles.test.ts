@@ -160,6 +160,29 @@ describe('function bundles', () => {
     }
   }, 60_000);
 
+  it('the sweep with discovery off (0 minutes) does not look for lost approvals, even on a manual invoke', async () => {
+    const dynamo = await startLocalDynamo();
+    try {
+      await ensureTable(dynamo.client, FUNCTION_ENV.TOLLGATE_TABLE!);
+      const run = await inFreshNode(bundles.find((b) => b.name === 'sweep')!.file, {
+        env: {
+          AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+          // Nothing listens here: a discovery would fail the invocation on its first CodePipeline call.
+          AWS_ENDPOINT_URL_CODEPIPELINE: 'http://127.0.0.1:9',
+          AWS_MAX_ATTEMPTS: '1',
+          AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
+          AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+          TOLLGATE_DISCOVERY_MINUTES: '0',
+        },
+        event: {},
+      });
+      expect(run.result).toEqual({ result: [] });
+      expect(run.stderr).not.toMatch(/discovery/);
+    } finally {
+      await dynamo.close();
+    }
+  }, 60_000);
+
   it('approval-ended closes a gate in DynamoDB with no policy.json beside it (its events fail, logged)', async () => {
     const dynamo = await startLocalDynamo();
     try {

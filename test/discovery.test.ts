@@ -232,13 +232,23 @@ describe('discovery', () => {
   });
 
   it('runs on whole multiples of its minutes, and on a manual invoke', async () => {
+    // 09:06, then 09:09: not multiples of 5.
     const h = await waiting({ everyMinutes: 5 }, 6);
+    await h.sweep();
+    h.clock.advance(3 * MINUTE);
     await h.sweep();
     expect(listed(h)).toBe(0);
     expect(await h.gate()).toBeUndefined();
-    await h.sweep({});
-    expect(listed(h)).toBeGreaterThan(0);
+    // 09:10: the schedule's discovery.
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect(listed(h)).toBe(2);
     expect((await h.gate())?.state).toBe('WAITING');
+    // A manual invoke looks whatever the minute.
+    const manual = await waiting({ everyMinutes: 5 }, 6);
+    await manual.sweep({});
+    expect(listed(manual)).toBe(2);
+    expect((await manual.gate())?.state).toBe('WAITING');
   });
 
   it('names its pipelines without ListPipelines when the globs are literal, and keeps to the action globs', async () => {
@@ -250,6 +260,14 @@ describe('discovery', () => {
     await h.sweep();
     expect(listed(h)).toBe(0);
     expect((await h.gate())?.state).toBe('WAITING');
+  });
+
+  it('opens no gate for an approval whose state names no run: nothing could claim it', async () => {
+    const h = await waiting({});
+    h.pipeline.stage.actionExecutionId = null;
+    await h.sweep();
+    expect((await h.items()).filter((i) => i.type === 'GATE')).toEqual([]);
+    expect(h.mocks.codepipeline.commandCalls(GetPipelineStateCommand).length).toBeGreaterThan(0);
   });
 
   it('cannot see approvals of a PARALLEL-mode pipeline (the state names no execution): opens nothing, fails nothing', async () => {

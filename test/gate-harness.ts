@@ -295,7 +295,8 @@ export interface PipelineModel {
     executionId: string | undefined;
     status: string;
     token: string | undefined;
-    actionExecutionId?: string;
+    /** null: the state names no run (older API answers). */
+    actionExecutionId?: string | null;
     /** The action run's `lastStatusChange`; the clock's time when not set. */
     since?: Date;
   };
@@ -675,7 +676,9 @@ export class Harness {
           s.latestExecution.status = stage.status === 'InProgress' ? 'InProgress' : 'Succeeded';
         for (const a of s.actionStates ?? []) {
           a.latestExecution = {
-            actionExecutionId: stage.actionExecutionId ?? ACTION_EXECUTION,
+            ...(stage.actionExecutionId === null
+              ? {}
+              : { actionExecutionId: stage.actionExecutionId ?? ACTION_EXECUTION }),
             status: stage.status as 'InProgress',
             lastStatusChange: stage.since ?? this.clock.now(),
             ...(stage.token !== undefined && stage.status === 'InProgress' ? { token: stage.token } : {}),

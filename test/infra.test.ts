@@ -511,8 +511,13 @@ describe('the Tollgate construct', () => {
       'sqs',
       'xray',
     ]);
-    // Only approval-started resolves tags; the others read findings through Inspector.
-    for (const n of ['scan-finished', 'sweep'] as const) expect(services(n)).not.toContain('ecr');
+    // Only the functions that open gates resolve tags (the sweep's discovery opens them too); scan-finished
+    // reads findings through Inspector, and the sweep without discovery resolves nothing.
+    expect(services('scan-finished')).not.toContain('ecr');
+    expect(services('sweep')).toContain('ecr');
+    const off = gate({ discoveryMinutes: 0 });
+    const sweepOff = statements(off.template, logicalId(off.tollgate.roles.sweep));
+    expect(sweepOff.flatMap(actionsOf).filter((a) => a.startsWith('ecr:'))).toEqual([]);
     // Queries reach named indexes only, and only the ones the function's store calls use.
     const table = logicalId(g.tollgate.table);
     const queried = (n: FunctionName) =>

@@ -392,27 +392,35 @@ describe('every call a function makes is granted to its role', () => {
     60_000,
   );
 
-  it('the sweep finding an approval whose STARTED event was lost (ListPipelines for a wildcard glob)', async () => {
-    let lists = 0;
-    const missing = await ungranted(
-      '01-clean-image-approved.json',
-      {
-        deliverVia: async (event, deliver) => {
-          const detail = event.detail as Json | undefined;
-          if (detail?.state !== 'STARTED') await deliver(event);
+  it.each([
+    ['01-clean-image-approved.json', 'billing-*'],
+    // A tag in CustomData: the sweep resolves it, as approval-started would have.
+    ['02-critical-rejected.json', 'payments-*'],
+  ])(
+    'the sweep finding an approval whose STARTED event was lost (%s, ListPipelines for %s)',
+    async (file, glob) => {
+      let lists = 0;
+      const missing = await ungranted(
+        file,
+        {
+          deliverVia: async (event, deliver) => {
+            const detail = event.detail as Json | undefined;
+            if (detail?.state !== 'STARTED') await deliver(event);
+          },
+          discovery: { everyMinutes: 1, graceMs: 0, pipelines: [glob] },
+          afterSteps: async (control) => {
+            control.clock.set(control.clock.now().getTime() + 60_000);
+            await control.sweep();
+            lists = control.world.calls.filter((c) => c.operation === 'ListPipelines').length;
+          },
         },
-        discovery: { everyMinutes: 1, graceMs: 0, pipelines: ['billing-*'] },
-        afterSteps: async (control) => {
-          control.clock.set(control.clock.now().getTime() + 60_000);
-          await control.sweep();
-          lists = control.world.calls.filter((c) => c.operation === 'ListPipelines').length;
-        },
-      },
-      ['billing-*'],
-    );
-    expect(lists).toBeGreaterThan(0);
-    expect(missing).toEqual([]);
-  }, 60_000);
+        [glob],
+      );
+      expect(lists).toBeGreaterThan(0);
+      expect(missing).toEqual([]);
+    },
+    60_000,
+  );
 
   it('would see a grant taken away (the check itself)', () => {
     const gate = roles('123456789012', 'eu-west-1', 'inspector', ['payments-*'], ['Tollgate*']);
@@ -524,7 +532,9 @@ describe('every call a function makes is granted to its role', () => {
         }),
       ),
     ).toBe(false);
-    expect(allowed(call('sweep', 'DescribeImages', { repositoryName: 'payments/api' }))).toBe(false);
+    // Only the functions that open gates resolve tags (the sweep's discovery opens them too).
+    expect(allowed(call('scan-finished', 'DescribeImages', { repositoryName: 'payments/api' }))).toBe(false);
+    expect(allowed(call('sweep', 'DescribeImages', { repositoryName: 'payments/api' }))).toBe(true);
     // Pipelines read where they are gated.
     expect(allowed(call('sweep', 'GetPipelineState', { name: 'payments-api' }))).toBe(true);
     expect(allowed(call('sweep', 'GetPipelineExecution', { pipelineName: 'billing-api' }))).toBe(false);

@@ -7,7 +7,7 @@ import type { DiscoveryParts } from './aws-runtime.js';
 /**
  * The sweep's discovery of approvals whose STARTED event never came, from the environment the stack sets:
  * `TOLLGATE_PIPELINES` and `TOLLGATE_APPROVAL_ACTIONS` (JSON arrays of globs, the event rules' own) and
- * `TOLLGATE_DISCOVERY_MINUTES` (how often; 0 turns it off). Without the globs it cannot know what is gated:
+ * `TOLLGATE_DISCOVERY_MINUTES` (how often; 0 turns it off, for scheduled and manual sweeps alike). Without the globs it cannot know what is gated:
  * it logs that at cold start and stays off, rather than guess.
  */
 export function discoveryFromEnv(env: NodeJS.ProcessEnv) {
@@ -16,6 +16,8 @@ export function discoveryFromEnv(env: NodeJS.ProcessEnv) {
     const actions = globList(env.TOLLGATE_APPROVAL_ACTIONS);
     const every = env.TOLLGATE_DISCOVERY_MINUTES;
     const everyMinutes = every === undefined || every === '' ? DEFAULT_DISCOVERY.everyMinutes : Number(every);
+    // Off means off: not even a manual invoke looks (the stack grants it nothing to look with then).
+    if (everyMinutes === 0) return undefined;
     if (
       pipelines === undefined ||
       actions === undefined ||

@@ -5,7 +5,7 @@ import { SweepEvent } from '../common/schemas.js';
 /**
  * Every minute: decide waiting gates (repairing lost events, applying the timeout) and act again where an
  * act failed; every few minutes, and on a manual invoke, also open gates for approvals in progress whose
- * STARTED event never came (`ApprovalDiscovery`). The gates are swept first, so a failed discovery does not
+ * STARTED event never came (`ApprovalDiscovery`), unless discovery is off. The gates are swept first, so a failed discovery does not
  * hold them up; it then throws: the sweep is not retried (the next discovery is minutes away), the event
  * goes to its failed-events queue, and that queue's alarm and the function's error alarm page someone.
  */

@@ -209,16 +209,23 @@ export class ApprovalDiscovery {
     where: { readonly account: string; readonly region: string },
   ): Promise<GateReport | undefined> {
     const run = c.actionExecutionId;
+    if (run === undefined) {
+      // A state that names no run (older API answers) leaves nothing to claim, and even a first run's key
+      // may not be the event's (an attempt can fail before the approval runs): left to its event or a person.
+      this.d.log.warn('discovery: an approval in progress names no run: not opened', {
+        gate: gateId(firstKey(c)),
+      });
+      return undefined;
+    }
     const [executions, holder, byToken] = await Promise.all([
       this.d.approvals.actionExecutions(c.pipeline, c.executionId),
-      run === undefined ? undefined : this.d.store.gateOfRun(run),
+      this.d.store.gateOfRun(run),
       this.d.store.gateByTokenHash(hashToken(c.token)),
     ]);
     if (holder !== undefined || byToken !== undefined) return undefined;
     const runs = executions.filter((x) => x.stage === c.stage && x.action === c.action);
-    if (run === undefined ? runs.length !== 1 : !runs.some((x) => x.actionExecutionId === run)) {
-      // The listing lags the state a moment: the next discovery sees the run. A state that names no run
-      // (older API answers) leaves nothing to claim: only a first run, whose key the event shares, is safe.
+    if (!runs.some((x) => x.actionExecutionId === run)) {
+      // The listing lags the state a moment: the next discovery sees the run.
       this.d.log.info('discovery: an approval in progress is not listed as a run yet', {
         gate: gateId(firstKey(c)),
         run,
