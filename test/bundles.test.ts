@@ -16,6 +16,7 @@ import { DynamoStore } from '../adapters/dynamodb/store.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
 import {
   BENCH_POLICY,
+  type FreshNodeRun,
   FUNCTION_ENV,
   inFreshNode,
   measureBundles,
@@ -139,48 +140,44 @@ describe('function bundles', () => {
     30_000,
   );
 
-  it('the sweep finds its credentials in the environment and runs against DynamoDB', async () => {
+  /** The built sweep, in a fresh node, against a fresh dynalite table, with these credentials and settings. */
+  async function sweepOnDynalite(env: Record<string, string>, event: unknown): Promise<FreshNodeRun> {
     const dynamo = await startLocalDynamo();
     try {
       await ensureTable(dynamo.client, FUNCTION_ENV.TOLLGATE_TABLE!);
-      const run = await inFreshNode(bundles.find((b) => b.name === 'sweep')!.file, {
+      return await inFreshNode(bundles.find((b) => b.name === 'sweep')!.file, {
         env: {
           AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
           AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
           AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
-          AWS_SESSION_TOKEN: 'session',
+          ...env,
         },
-        event: SCHEDULED,
+        event,
       });
-      expect(run.result).toEqual({ result: [] });
-      // The sweep's EMF line: its figures came from the table.
-      expect(run.stdout).toMatch(/"GatesWaiting":0/);
     } finally {
       await dynamo.close();
     }
+  }
+
+  it('the sweep finds its credentials in the environment and runs against DynamoDB', async () => {
+    const run = await sweepOnDynalite({ AWS_SESSION_TOKEN: 'session' }, SCHEDULED);
+    expect(run.result).toEqual({ result: [] });
+    // The sweep's EMF line: its figures came from the table.
+    expect(run.stdout).toMatch(/"GatesWaiting":0/);
   }, 60_000);
 
   it('the sweep with discovery off (0 minutes) does not look for lost approvals, even on a manual invoke', async () => {
-    const dynamo = await startLocalDynamo();
-    try {
-      await ensureTable(dynamo.client, FUNCTION_ENV.TOLLGATE_TABLE!);
-      const run = await inFreshNode(bundles.find((b) => b.name === 'sweep')!.file, {
-        env: {
-          AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-          // Nothing listens here: a discovery would fail the invocation on its first CodePipeline call.
-          AWS_ENDPOINT_URL_CODEPIPELINE: 'http://127.0.0.1:9',
-          AWS_MAX_ATTEMPTS: '1',
-          AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
-          AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
-          TOLLGATE_DISCOVERY_MINUTES: '0',
-        },
-        event: {},
-      });
-      expect(run.result).toEqual({ result: [] });
-      expect(run.stderr).not.toMatch(/discovery/);
-    } finally {
-      await dynamo.close();
-    }
+    const run = await sweepOnDynalite(
+      {
+        // Nothing listens here: a discovery would fail the invocation on its first CodePipeline call.
+        AWS_ENDPOINT_URL_CODEPIPELINE: 'http://127.0.0.1:9',
+        AWS_MAX_ATTEMPTS: '1',
+        TOLLGATE_DISCOVERY_MINUTES: '0',
+      },
+      {},
+    );
+    expect(run.result).toEqual({ result: [] });
+    expect(run.stderr).not.toMatch(/discovery/);
   }, 60_000);
 
   it('approval-ended closes a gate in DynamoDB with no policy.json beside it (its events fail, logged)', async () => {
