@@ -21,6 +21,7 @@ import { Construct } from 'constructs';
 import { EVENT_SOURCE } from '../adapters/aws/eventbridge.js';
 import { INDEX, TABLE_DEFINITION, TTL_ATTRIBUTE } from '../adapters/dynamodb/table.js';
 import { InputError, unreadable } from '../shared/errors.js';
+import { DISCOVERY_MAX_MINUTES, needsPipelineList } from '../shared/gate/discovery.js';
 import { type LoadedPolicy, parsePolicy } from '../shared/policy/load.js';
 import { ARCHIVE_RETENTION_DEFAULT_DAYS, checkArchiveRetentionDays, TollgateArchive } from './archive.js';
 import { BUNDLING, FUNCTION_ENTRIES, policyBundleHook, READS_POLICY } from './bundling.js';
@@ -237,9 +238,6 @@ export interface TollgateConfig {
   readonly archiveRetentionDays: number;
   readonly discoveryMinutes: number;
 }
-
-/** The most minutes between two discoveries: an approval found later than this waits too long unseen. */
-export const DISCOVERY_MAX_MINUTES = 60;
 
 /** `discoveryMinutes` checked: whole minutes from 0 (off) to 60. `key` names the prop or context key. */
 export function checkDiscoveryMinutes(key: string, value: unknown): number {
@@ -757,7 +755,7 @@ export class Tollgate extends Construct {
 
   /** Whether the sweep's discovery runs and must list pipelines to match a glob with a wildcard. */
   private lists(): boolean {
-    return this.config.discoveryMinutes > 0 && this.config.pipelines.some((g) => g.includes('*'));
+    return this.config.discoveryMinutes > 0 && needsPipelineList(this.config.pipelines);
   }
 
   private createRules(config: TollgateConfig): Partial<Record<RuleName | 'sweepSchedule', events.Rule>> {

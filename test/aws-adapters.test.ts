@@ -446,6 +446,18 @@ describe('CodePipeline: PutApprovalResult', () => {
     );
     expect(mock.commandCalls(PutApprovalResultCommand)).toHaveLength(2);
 
+    // The token refused after such a call ("already received a response"): the same, not a moved execution.
+    const refusedToken = codepipeline();
+    refusedToken.mock
+      .on(PutApprovalResultCommand)
+      .rejectsOnce(reset)
+      .rejects(
+        new InvalidApprovalTokenException({ message: 'The approval token is invalid', $metadata: {} }),
+      );
+    expect(await new CodePipelineApprovals(refusedToken.client, fastRetry()).putApprovalResult(request)).toBe(
+      'completed-after-lost-answer',
+    );
+
     // A connection never made cannot have landed either.
     const refused = codepipeline();
     refused.mock

@@ -180,6 +180,13 @@ describe('function bundles', () => {
     expect(run.stderr).not.toMatch(/discovery/);
   }, 60_000);
 
+  it('the sweep with discovery settings it cannot read fails loudly, naming each and what it expects', async () => {
+    const failed = sweepOnDynalite({ TOLLGATE_PIPELINES: 'payments-*', TOLLGATE_DISCOVERY_MINUTES: ' ' }, {});
+    await expect(failed).rejects.toThrow(
+      /the sweep cannot look for lost approvals: TOLLGATE_PIPELINES: expected a JSON array of non-empty glob strings; got "payments-\*"; TOLLGATE_DISCOVERY_MINUTES: expected whole minutes from 0 \(off\) to 60; got " "/,
+    );
+  }, 60_000);
+
   it('approval-ended closes a gate in DynamoDB with no policy.json beside it (its events fail, logged)', async () => {
     const dynamo = await startLocalDynamo();
     try {

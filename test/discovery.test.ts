@@ -1,5 +1,9 @@
 import { join } from 'node:path';
-import { GetPipelineStateCommand, ListPipelinesCommand } from '@aws-sdk/client-codepipeline';
+import {
+  GetPipelineStateCommand,
+  ListActionExecutionsCommand,
+  ListPipelinesCommand,
+} from '@aws-sdk/client-codepipeline';
 import { describe, expect, it } from 'vitest';
 import { ensureTable } from '../adapters/dynamodb/table.js';
 import type { DiscoveryConfig } from '../shared/gate/discovery.js';
@@ -291,6 +295,13 @@ describe('discovery', () => {
     expect(h.mocks.codepipeline.commandCalls(GetPipelineStateCommand).length).toBeGreaterThan(3);
   });
 
+  it('a list of pipelines it cannot read fails the sweep too, never passing for "no approval waits"', async () => {
+    const h = await waiting({});
+    h.fail('ListPipelines', pipelineThrottled);
+    await expect(h.sweep()).rejects.toThrow(/Rate exceeded/);
+    expect(await h.gate()).toBeUndefined();
+  });
+
   it('a retried run whose event came and whose gate has no token yet is known by its run id', async () => {
     const h = await waiting({});
     h.scanner.coverage = undefined; // no scan: the event's gate waits
@@ -474,5 +485,18 @@ describe('discovery', () => {
     await h.sweep();
     const gates = (await h.items()).filter((i) => i.type === 'GATE');
     expect(gates).toHaveLength(1);
+  });
+
+  it('an escalation waiting for a person costs discovery two table reads, no CodePipeline call beyond the state', async () => {
+    const h = await waiting({});
+    h.pipeline.action.customData = undefined;
+    h.pipeline.variables = {};
+    await h.approvalStarted(); // no image: escalated at once, the approval left to a person
+    expect(await h.gate()).toMatchObject({ state: 'ACTED', outcome: 'ESCALATE' });
+    const before = h.mocks.codepipeline.commandCalls(ListActionExecutionsCommand).length;
+    await h.sweep();
+    expect(h.mocks.codepipeline.commandCalls(ListActionExecutionsCommand).length).toBe(before);
+    expect((await h.items()).filter((i) => i.type === 'GATE')).toHaveLength(1);
+    expect(h.messages).toHaveLength(1);
   });
 });

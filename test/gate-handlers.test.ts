@@ -616,48 +616,34 @@ describe('the approval token and the execution', () => {
     expect(putResults(h)).toHaveLength(0);
   });
 
-  it('no token yet when the approval starts: an escalation still finds the gate by the token CloudTrail names', async () => {
+  // The token shows only after the start: in the stage's state (SUPERSEDED/QUEUED), or as the action
+  // execution's externalExecutionId (PARALLEL). Read when escalating, so CloudTrail's record finds the gate.
+  it.each([
+    ['no token yet when the approval starts', 'state'],
+    ['PARALLEL mode, the token showing only after the start', 'parallel'],
+  ] as const)('%s: an escalation still finds the gate by the token CloudTrail names', async (_, where) => {
     const h = await setup();
+    const token = where === 'state' ? TOKEN : '0a1b2c3d-573f-4ea7-a67e-0123456789ab';
     h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
-    h.pipeline.stage.token = undefined; // CodePipeline fills the token in a moment after the event
-    await h.approvalStarted();
-    expect((await h.gate())?.tokenHash).toBeUndefined();
-
-    h.pipeline.stage.token = TOKEN;
-    h.clock.advance(MINUTE);
-    await h.scanFinished();
-    expect(await h.gate()).toMatchObject({
-      state: 'ACTED',
-      outcome: 'ESCALATE',
-      tokenHash: hashToken(TOKEN),
-    });
-
-    h.pipeline.action.status = 'Succeeded';
-    await h.approvalEnded(h.cloudTrailEvent());
-    expect((await h.gate())?.reviewer).toMatchObject({
-      identity: expect.stringContaining('SecurityEngineer/alice'),
-    });
-  });
-
-  it('PARALLEL mode, escalated, the token showing only after the start: read when escalating, so the reviewer is recorded', async () => {
-    const h = await setup();
-    const parallelToken = '0a1b2c3d-573f-4ea7-a67e-0123456789ab';
-    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
-    h.pipeline.stage = { executionId: undefined, status: 'InProgress', token: undefined };
+    h.pipeline.stage =
+      where === 'state'
+        ? { ...h.pipeline.stage, token: undefined }
+        : { executionId: undefined, status: 'InProgress', token: undefined };
     await h.approvalStarted(); // neither the state nor the action executions show a token yet
     expect((await h.gate())?.tokenHash).toBeUndefined();
 
-    h.pipeline.action.externalExecutionId = parallelToken;
+    if (where === 'state') h.pipeline.stage.token = token;
+    else h.pipeline.action.externalExecutionId = token;
     h.clock.advance(MINUTE);
     await h.scanFinished();
     expect(await h.gate()).toMatchObject({
       state: 'ACTED',
       outcome: 'ESCALATE',
-      tokenHash: hashToken(parallelToken),
+      tokenHash: hashToken(token),
     });
 
     h.pipeline.action.status = 'Succeeded';
-    await h.approvalEnded(h.cloudTrailEvent({ token: parallelToken }));
+    await h.approvalEnded(h.cloudTrailEvent({ token }));
     expect((await h.gate())?.reviewer).toMatchObject({
       identity: expect.stringContaining('SecurityEngineer/alice'),
     });

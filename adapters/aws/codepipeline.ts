@@ -123,7 +123,10 @@ export class CodePipelineApprovals implements ApprovalsPort {
       const name = e instanceof Error ? e.name : undefined;
       if (name === 'ApprovalAlreadyCompletedException')
         return landed ? 'completed-after-lost-answer' : 'already-completed';
-      if (name === 'InvalidApprovalTokenException') return 'invalid-token';
+      // "Already received a response or has expired": after an attempt that may have landed, that response
+      // may be this call's own, not a sign the execution moved on.
+      if (name === 'InvalidApprovalTokenException')
+        return landed ? 'completed-after-lost-answer' : 'invalid-token';
       throw redactToken(e, request.token);
     }
   }

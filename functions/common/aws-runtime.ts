@@ -1,7 +1,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AwsAdapters } from '../../adapters/aws/index.js';
-import type { ApprovalDiscovery } from '../../shared/gate/discovery.js';
+import type { Discovery } from '../../shared/gate/discovery.js';
 import { DEFAULT_CONFIG, GateService } from '../../shared/gate/gate.js';
 import { awsBase } from './aws-base.js';
 import { loadPolicyBundleSource } from './policy-bundle.js';
@@ -16,7 +16,7 @@ import type { Runtime } from './runtime.js';
 export function buildAwsRuntime(
   env: NodeJS.ProcessEnv,
   adapters: (region: string, topicArn: string | undefined) => AwsAdapters,
-  discovery?: (parts: DiscoveryParts) => ApprovalDiscovery | undefined,
+  discovery?: (parts: DiscoveryParts) => Discovery | undefined,
 ): Runtime {
   const { region, deps, logger, metrics } = awsBase(env);
   const policyFile = env.TOLLGATE_POLICY_FILE ?? join(dirname(fileURLToPath(import.meta.url)), 'policy.json');

@@ -1,7 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { ConstructorOptions } from '@aws-lambda-powertools/logger/types';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { ApprovalDiscovery } from '../../shared/gate/discovery.js';
+import type { Discovery } from '../../shared/gate/discovery.js';
 import type { GateClosing, GateService } from '../../shared/gate/gate.js';
 import type { LogPort, MetricsPort } from '../../shared/gate/ports.js';
 
@@ -16,7 +16,7 @@ export interface Runtime<G extends GateClosing = GateService> {
   readonly logger: Logger;
   readonly metrics: Metrics;
   /** The sweep's search for approvals whose STARTED event never came; absent where nothing looks. */
-  readonly discovery?: ApprovalDiscovery | undefined;
+  readonly discovery?: Discovery | undefined;
 }
 
 /** Powertools Logger behind the core's logging port. */

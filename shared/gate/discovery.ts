@@ -48,6 +48,20 @@ export interface DiscoveryConfig {
   readonly everyMinutes: number;
 }
 
+/** The most minutes between two discoveries (the stack's `discoveryMinutes` and the sweep's check alike). */
+export const DISCOVERY_MAX_MINUTES = 60;
+
+/** Whether matching these pipeline globs needs the account's list of pipelines (one has a wildcard). */
+export function needsPipelineList(globs: readonly string[]): boolean {
+  return !globs.every((g) => compileGlob(g).isLiteral);
+}
+
+/** What the sweep asks of a discovery (`ApprovalDiscovery`, or one that says why it cannot run). */
+export interface Discovery {
+  due(at: Date): boolean;
+  discover(where: { readonly account: string; readonly region: string }): Promise<DiscoveryReport>;
+}
+
 export const DEFAULT_DISCOVERY: Omit<DiscoveryConfig, 'pipelines' | 'actions'> = {
   graceMs: 5 * 60_000,
   concurrency: 4,
@@ -89,7 +103,7 @@ interface Candidate {
 /** Gate keys past the action's run count tried before giving up on an approval (each one a GetItem). */
 const KEYS_TRIED = 8;
 
-export class ApprovalDiscovery {
+export class ApprovalDiscovery implements Discovery {
   private readonly pipelineGlobs: readonly Glob[];
   private readonly actionGlobs: readonly Glob[];
 
@@ -110,7 +124,10 @@ export class ApprovalDiscovery {
    * the failure is counted, alarmed on and never passes for "nothing waiting".
    */
   async discover(where: { readonly account: string; readonly region: string }): Promise<DiscoveryReport> {
-    const names = await this.gatedPipelines();
+    const names = await this.gatedPipelines().catch((error: unknown) => {
+      this.d.metrics.count('DiscoveryFailures');
+      throw error;
+    });
     const failures: unknown[] = [];
     const candidates: Candidate[] = [];
     const now = this.d.clock.now().getTime();
@@ -163,7 +180,7 @@ export class ApprovalDiscovery {
 
   /** Literal globs name the pipelines; a wildcard needs the account's list of pipelines. */
   private async gatedPipelines(): Promise<readonly string[]> {
-    if (this.pipelineGlobs.every((g) => g.isLiteral)) return [...new Set(this.d.config.pipelines)];
+    if (!needsPipelineList(this.d.config.pipelines)) return [...new Set(this.d.config.pipelines)];
     const names = await this.d.pipelines.pipelineNames();
     return names.filter((name) => this.pipelineGlobs.some((g) => g.test(name)));
   }
@@ -217,12 +234,14 @@ export class ApprovalDiscovery {
       });
       return undefined;
     }
-    const [executions, holder, byToken] = await Promise.all([
-      this.d.approvals.actionExecutions(c.pipeline, c.executionId),
+    // Most approvals in progress have a gate (an escalation waiting for a person): two reads of the table
+    // say so, before anything is asked of CodePipeline.
+    const [holder, byToken] = await Promise.all([
       this.d.store.gateOfRun(run),
       this.d.store.gateByTokenHash(hashToken(c.token)),
     ]);
     if (holder !== undefined || byToken !== undefined) return undefined;
+    const executions = await this.d.approvals.actionExecutions(c.pipeline, c.executionId);
     const runs = executions.filter((x) => x.stage === c.stage && x.action === c.action);
     if (!runs.some((x) => x.actionExecutionId === run)) {
       // The listing lags the state a moment: the next discovery sees the run.

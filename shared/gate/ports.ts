@@ -50,8 +50,9 @@ export interface PipelineExecutionView {
 
 /**
  * CodePipeline's answer. `completed-after-lost-answer`: an attempt failed in a way that may have hidden its
- * success (a timeout, a reset, a 5xx), and the retry heard the approval was already completed: perhaps by
- * that attempt, perhaps by someone else. CloudTrail's record of the call says who.
+ * success (a timeout, a reset, a 5xx), and the retry heard the approval was already completed (or its token
+ * refused, which CodePipeline also answers to a request that already had its response): perhaps by that
+ * attempt, perhaps by someone else. CloudTrail's record of the call says who.
  */
 export type PutApprovalOutcome =
   | 'accepted'
