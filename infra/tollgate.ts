@@ -68,7 +68,9 @@ export interface TollgateProps {
    * Every this many minutes the sweep also reads the gated pipelines' state for Manual approvals in
    * progress that no gate knows (their STARTED event never came) and opens their gates. Whole minutes from
    * 0 (off) to 60. Each run costs one GetPipelineState per gated pipeline (and ListPipelines when a
-   * pipeline glob has a wildcard). @default 5
+   * pipeline glob has a wildcard; in PARALLEL execution mode, whose state names no execution,
+   * ListPipelineExecutions and a ListActionExecutions per execution in progress that no open gate names).
+   * @default 5
    */
   readonly discoveryMinutes?: number;
   /** `inspector`: Amazon Inspector enhanced scanning; `ecr`: ECR basic scanning. @default 'inspector' */
@@ -689,6 +691,10 @@ export class Tollgate extends Construct {
           'codepipeline:GetPipelineState',
           'codepipeline:GetPipelineExecution',
           'codepipeline:ListActionExecutions',
+          // Discovery lists a PARALLEL-mode pipeline's executions: its state names none.
+          ...(name === 'sweep' && this.config.discoveryMinutes > 0
+            ? ['codepipeline:ListPipelineExecutions']
+            : []),
         ],
         pipelines,
       );

@@ -38,6 +38,7 @@ interface ApprovalSlot {
     status: string;
     actionExecutionId: string;
     customData: string | undefined;
+    startedAt: Date;
   }[];
 }
 
@@ -183,6 +184,7 @@ export class World {
       status: slot.status === 'InProgress' ? 'Abandoned' : (slot.status ?? 'Abandoned'),
       actionExecutionId: slot.actionExecutionId,
       customData: slot.customData,
+      startedAt: slot.startedAt,
     });
     Object.assign(slot, { ...next, history: slot.history });
     return { previous, next: slot };
@@ -327,10 +329,12 @@ export class World {
           name,
           version: 1,
           pipelineType: 'V2',
-          executionMode: 'SUPERSEDED',
+          executionMode: this.slots.find((s) => s.pipeline === name)?.executionMode ?? 'SUPERSEDED',
         }));
         return paged(summaries, input, 'pipelines', this.pageSize(input, 1000));
       }
+      case 'ListPipelineExecutions':
+        return this.listPipelineExecutions(input);
       case 'GetPipelineExecution':
         return this.getPipelineExecution(String(input.pipelineName), String(input.pipelineExecutionId));
       case 'PutApprovalResult':
@@ -430,6 +434,7 @@ export class World {
                 status: s.status,
                 actionExecutionId: s.actionExecutionId,
                 customData: s.customData,
+                startedAt: s.startedAt,
               },
             ]
           : []),
@@ -443,7 +448,7 @@ export class World {
           pipelineVersion: 1,
           stageName: s.stage,
           actionName: s.action,
-          startTime: s.startedAt,
+          startTime: run.startedAt,
           lastUpdateTime: this.clock.now(),
           status: run.status,
           input: {
@@ -464,6 +469,35 @@ export class World {
       }
     }
     return paged(details, input, 'actionExecutionDetails', this.pageSize(input, 100));
+  }
+
+  /**
+   * The executions the approvals have run, newest first. An execution is in progress while its approval
+   * waits (the world knows nothing after it), superseded once a newer one took the stage.
+   */
+  private listPipelineExecutions(input: Json): Json {
+    const executions = new Map<string, { status: string; startedAt: Date; mode: string | undefined }>();
+    const add = (executionId: string, status: string, startedAt: Date, mode: string | undefined) => {
+      const had = executions.get(executionId);
+      if (had && had.status === 'InProgress') return;
+      executions.set(executionId, { status, startedAt: had?.startedAt ?? startedAt, mode });
+    };
+    for (const s of this.pipelineSlots(String(input.pipelineName))) {
+      for (const h of s.history) add(h.executionId, executionStatus(h.status), h.startedAt, s.executionMode);
+      if (s.status) add(s.executionId, executionStatus(s.status), s.startedAt, s.executionMode);
+    }
+    const summaries = [...executions]
+      .sort(([, a], [, b]) => b.startedAt.getTime() - a.startedAt.getTime())
+      .map(([pipelineExecutionId, x]) => ({
+        pipelineExecutionId,
+        status: x.status,
+        startTime: x.startedAt,
+        lastUpdateTime: this.clock.now(),
+        trigger: { triggerType: 'StartPipelineExecution', triggerDetail: 'simulator' },
+        executionMode: x.mode ?? 'SUPERSEDED',
+        executionType: 'STANDARD',
+      }));
+    return paged(summaries, input, 'pipelineExecutionSummaries', this.pageSize(input, 100));
   }
 
   private getPipelineExecution(pipeline: string, executionId: string): Json {
@@ -832,4 +866,18 @@ export function serviceError(name: string, message: string, status?: number): Er
   if (THROTTLING.has(name)) error.$retryable = { throttling: true };
   if (name === 'TimeoutError') error.code = 'ETIMEDOUT';
   return error;
+}
+
+/** The execution's status while its approval action has this one (`Abandoned`: a newer execution took over). */
+function executionStatus(action: string): string {
+  switch (action) {
+    case 'Abandoned':
+      return 'Superseded';
+    case 'Succeeded':
+    case 'Failed':
+    case 'InProgress':
+      return action;
+    default:
+      return 'InProgress';
+  }
 }

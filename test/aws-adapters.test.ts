@@ -10,7 +10,9 @@ import {
   InvalidApprovalTokenException,
   ListActionExecutionsCommand,
   type ListActionExecutionsCommandOutput,
+  ListPipelineExecutionsCommand,
   ListPipelinesCommand,
+  PipelineNotFoundException,
   PutApprovalResultCommand,
   type PutApprovalResultCommandOutput,
 } from '@aws-sdk/client-codepipeline';
@@ -54,6 +56,7 @@ import {
   EcrImages,
   EcrScanFindings,
   EventBridgeEvents,
+  EXECUTION_PAGES_MAX,
   InspectorFindings,
   isRetryableAwsError,
   NO_SCAN_YET,
@@ -295,6 +298,95 @@ describe('CodePipeline: ListPipelines (the sweep looking for approvals no event 
   });
 });
 
+describe('CodePipeline: ListPipelineExecutions (discovery in PARALLEL execution mode)', () => {
+  const SINCE = new Date('2026-11-17T09:00:00Z');
+  // The API's shape: newest first, a summary per execution.
+  const summary = (id: string, status: 'InProgress' | 'Succeeded', startTime: Date | undefined) => ({
+    pipelineExecutionId: id,
+    status,
+    ...(startTime === undefined ? {} : { startTime }),
+    lastUpdateTime: new Date('2026-11-25T09:00:00Z'),
+    trigger: {
+      triggerType: 'StartPipelineExecution' as const,
+      triggerDetail: 'arn:aws:iam::123456789012:user/dev',
+    },
+    executionMode: 'PARALLEL' as const,
+    executionType: 'STANDARD' as const,
+  });
+  const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+
+  it('reads pages until one holds nothing started since the lookback, after a throttled call', async () => {
+    const { client, mock } = codepipeline();
+    mock
+      .on(ListPipelineExecutionsCommand)
+      .rejectsOnce(serviceErrors(CodePipelineServiceException).throttle())
+      .resolvesOnce({
+        pipelineExecutionSummaries: [
+          summary(id(1), 'InProgress', new Date('2026-11-25T08:00:00Z')),
+          // No start time: kept, it may be recent.
+          summary(id(2), 'InProgress', undefined),
+        ],
+        nextToken: 'page-2',
+      })
+      .resolvesOnce({
+        pipelineExecutionSummaries: [
+          summary(id(3), 'Succeeded', new Date('2026-11-18T08:00:00Z')),
+          summary(id(4), 'InProgress', new Date('2026-11-10T08:00:00Z')),
+        ],
+        nextToken: 'page-3',
+      })
+      .resolvesOnce({
+        pipelineExecutionSummaries: [summary(id(5), 'InProgress', new Date('2026-11-09T08:00:00Z'))],
+        nextToken: 'page-4',
+      });
+    const views = await new CodePipelineDirectory(client, fastRetry()).recentExecutions('ledger-api', SINCE);
+    expect(views).toEqual([
+      { executionId: id(1), status: 'InProgress', startedAt: '2026-11-25T08:00:00.000Z' },
+      { executionId: id(2), status: 'InProgress', startedAt: undefined },
+      { executionId: id(3), status: 'Succeeded', startedAt: '2026-11-18T08:00:00.000Z' },
+    ]);
+    expect(mock.commandCalls(ListPipelineExecutionsCommand).map((c) => c.args[0].input)).toEqual([
+      { pipelineName: 'ledger-api', maxResults: 100 },
+      { pipelineName: 'ledger-api', maxResults: 100 },
+      { pipelineName: 'ledger-api', maxResults: 100, nextToken: 'page-2' },
+      { pipelineName: 'ledger-api', maxResults: 100, nextToken: 'page-3' },
+    ]);
+  });
+
+  it(`refuses a pipeline with more than ${EXECUTION_PAGES_MAX} pages of recent executions: never a partial list`, async () => {
+    const { client, mock } = codepipeline();
+    let page = 0;
+    mock.on(ListPipelineExecutionsCommand).callsFake(async () => {
+      page++;
+      return {
+        pipelineExecutionSummaries: [summary(id(page), 'InProgress', new Date('2026-11-25T08:00:00Z'))],
+        nextToken: `page-${page + 1}`,
+      };
+    });
+    await expect(
+      new CodePipelineDirectory(client, fastRetry()).recentExecutions('ledger-api', SINCE),
+    ).rejects.toThrow(
+      `ListPipelineExecutions: pipeline ledger-api has more than ${EXECUTION_PAGES_MAX * 100} executions since 2026-11-17T09:00:00.000Z; not all were read`,
+    );
+    expect(page).toBe(EXECUTION_PAGES_MAX);
+  });
+
+  it('a pipeline that is gone has no executions; any other failure rejects', async () => {
+    const { client, mock } = codepipeline();
+    mock
+      .on(ListPipelineExecutionsCommand)
+      .rejectsOnce(
+        new PipelineNotFoundException({ message: 'Pipeline not found', $metadata: { httpStatusCode: 400 } }),
+      );
+    const directory = new CodePipelineDirectory(client, fastRetry());
+    expect(await directory.recentExecutions('gone', SINCE)).toEqual([]);
+    mock.on(ListPipelineExecutionsCommand).rejects(serviceErrors(CodePipelineServiceException).denied());
+    await expect(directory.recentExecutions('ledger-api', SINCE)).rejects.toMatchObject({
+      name: 'AccessDeniedException',
+    });
+  });
+});
+
 describe('CodePipeline: ListActionExecutions', () => {
   const details = sample<ListActionExecutionsCommandOutput>(
     'list-action-executions.approval-in-progress.model-derived.json',
@@ -330,6 +422,8 @@ describe('CodePipeline: ListActionExecutions', () => {
         status: 'InProgress',
         customData: `{"repositoryName":"inspector2","imageDigest":"${DIGEST}","executionId":"${EXECUTION}"}`,
         externalExecutionId: undefined,
+        startedAt: '2024-09-04T16:55:40.455Z',
+        manualApproval: true,
       },
       {
         stage: 'Source',
@@ -338,6 +432,9 @@ describe('CodePipeline: ListActionExecutions', () => {
         status: 'Succeeded',
         customData: undefined,
         externalExecutionId: DIGEST,
+        startedAt: '2024-09-04T16:55:28.500Z',
+        // An ECR source: its external id is the image digest, not an approval token.
+        manualApproval: false,
       },
       {
         stage: 'SecurityGate',
@@ -348,6 +445,8 @@ describe('CodePipeline: ListActionExecutions', () => {
         customData:
           '{"repositoryName":"#{SourceVariables.RepositoryName}","imageDigest":"#{SourceVariables.ImageDigest}","executionId":"#{codepipeline.PipelineExecutionId}"}',
         externalExecutionId: '9f8e7d6c-5b4a-4321-8fed-cba987654321',
+        startedAt: '2024-09-04T16:55:40.455Z',
+        manualApproval: true,
       },
     ]);
   });

@@ -62,13 +62,15 @@ import { parsePolicy } from '../shared/policy/load.js';
  * that plus a small margin, so a regression fails here. Both budgets grew by 10 KB once, for the sweep's
  * discovery of approvals whose STARTED event was lost (shared/gate/discovery.ts and its adapters, ~5 KB in
  * the sweep) and the run claims that keep it to one gate per approval (~1 KB in each function that opens
- * gates): before it, such an approval stalled with no alarm.
+ * gates): before it, such an approval stalled with no alarm. MAX_BYTES grew by 5 KB more when discovery
+ * learnt PARALLEL execution mode (ListPipelineExecutions and the runs' listing: ~2.8 KB in the sweep, 0.9 KB
+ * of it the SDK's), whose lost approvals stalled the same way.
  */
 const CLOSING_MAX_BYTES = 400_000;
-const MAX_BYTES = 610_000;
+const MAX_BYTES = 615_000;
 /**
  * What Tollgate adds to the SDK: a bundle's bytes less those of the same SDK calls bundled alone
- * (bench/sdk-floor.ts). Our code, Powertools, middy and zod/mini: ~199 KB in the functions that decide, ~203
+ * (bench/sdk-floor.ts). Our code, Powertools, middy and zod/mini: ~200 KB in the functions that decide, ~207
  * KB in the sweep. This budget holds whatever the SDK's next release weighs.
  */
 const OWN_MAX_BYTES = 210_000;

@@ -15,7 +15,7 @@ import { ROOT } from './helpers.js';
 
 /*
  * `tollgate audit`, spawned as users run it, on a store that `tollgate demo` filled (the eight example
- * scenarios: 32 records in 9 chains). Tampering and extra records are done on copies of that store, so
+ * scenarios: 36 records in 10 chains). Tampering and extra records are done on copies of that store, so
  * every test reads the demo's records unless it says otherwise.
  */
 
@@ -143,14 +143,15 @@ afterAll(() => {
 });
 
 describe('tollgate audit list: filters on the demo records', () => {
-  it('without filters: all 32 records of the 9 chains, newest first', () => {
+  it('without filters: all 36 records of the 10 chains, newest first', () => {
     const all = ids([]);
-    expect(all).toHaveLength(32);
+    expect(all).toHaveLength(36);
     expect(new Set(all.map((x) => x.split('#')[0]))).toEqual(
       new Set([
         'batch-reports',
         'billing-api',
         'checkout-web',
+        'fulfilment-api',
         'ledger-api',
         'orders-worker',
         'payments-api',
@@ -173,6 +174,7 @@ describe('tollgate audit list: filters on the demo records', () => {
     expect(sorted(ids(['--outcome', 'APPROVE', '--type', 'decision']))).toEqual([
       'billing-api#1',
       'checkout-web#1',
+      'fulfilment-api#1',
       'ledger-api#1',
       'web-frontend#1',
     ]);
@@ -217,7 +219,7 @@ describe('tollgate audit list: filters on the demo records', () => {
     );
     expect(ids(['--pipeline', 'billing-api'])).toEqual(chain('billing-api', 4, 3, 2, 1));
     expect(ids(['--pipeline', 'no-such-pipeline'])).toEqual([]);
-    expect(ids(['--type', 'resolution'])).toHaveLength(14);
+    expect(ids(['--type', 'resolution'])).toHaveLength(16);
   });
 
   it('--since / --until, absolute: [since, until), a date alone covering its day', () => {
@@ -225,7 +227,7 @@ describe('tollgate audit list: filters on the demo records', () => {
       ...chain('search-api', 4, 3, 2, 1),
       ...chain('orders-worker', 2, 1),
     ]);
-    expect(ids(['--since', '2026-11-25', '--until', '2026-11-25'])).toHaveLength(32);
+    expect(ids(['--since', '2026-11-25', '--until', '2026-11-25'])).toHaveLength(36);
     expect(ids(['--until', '2026-11-24'])).toEqual([]);
     expect(ids(['--pipeline', 'orders-worker', '--since', '2026-11-25T09:10:00Z'])).toEqual(
       chain('orders-worker', 4, 3),
@@ -244,7 +246,7 @@ describe('tollgate audit list: filters on the demo records', () => {
       ...chain('billing-api', 4, 3, 2, 1),
       ...chain('batch-reports', 2, 1),
     ]);
-    expect(ids([...now, '--since', '2w'])).toHaveLength(32);
+    expect(ids([...now, '--since', '2w'])).toHaveLength(36);
     expect(
       ids(['--now', '2026-12-20T00:00:00Z', '--since', '30d', '--outcome', 'REJECT', '--type', 'decision']),
     ).toEqual(['search-api#1', 'payments-api#1']);
@@ -274,7 +276,7 @@ describe('tollgate audit list: filters on the demo records', () => {
     expect(r.status).toBe(0);
     expect((JSON.parse(r.stdout) as unknown[]).length).toBe(3);
     expect(r.stderr).toMatch(/more records match: showing the first 3/);
-    expect(audit(['list', '--limit', '32']).stderr).toBe('');
+    expect(audit(['list', '--limit', '36']).stderr).toBe('');
   });
 
   it('the table: a header, one aligned line per record, the summary cut', () => {
@@ -496,8 +498,8 @@ describe('tollgate audit verify', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/^✓ payments-api +4 record\(s\) verified$/m);
     expect(r.stdout).toMatch(/^✓ batch-reports +2 record\(s\) verified$/m);
-    expect(r.stdout.trimEnd().split('\n')).toHaveLength(10);
-    expect(r.stdout.trimEnd().split('\n').at(-1)).toBe('OK: 32 record(s) in 9 chain(s) verified');
+    expect(r.stdout.trimEnd().split('\n')).toHaveLength(11);
+    expect(r.stdout.trimEnd().split('\n').at(-1)).toBe('OK: 36 record(s) in 10 chain(s) verified');
     const one = audit(['verify', '--pipeline', 'orders-worker', '--format', 'json']);
     expect(one.status).toBe(0);
     expect(JSON.parse(one.stdout)).toMatchObject({
@@ -533,7 +535,7 @@ describe('tollgate audit verify', () => {
     );
     expect(r.stdout).toMatch(/^✓ search-api +4 record\(s\) verified$/m);
     expect(r.stdout.trimEnd().split('\n').at(-1)).toMatch(
-      /^FAILED: 1 of 9 chain\(s\) do not verify; the first bad record is payments-api#2 \(changed\)/,
+      /^FAILED: 1 of 10 chain\(s\) do not verify; the first bad record is payments-api#2 \(changed\)/,
     );
     // The other chains alone still verify; `show` marks the record.
     expect(audit(['verify', '--pipeline', 'search-api'], store).status).toBe(0);
@@ -595,7 +597,7 @@ describe('tollgate audit export', () => {
     const r = audit(['export', '--page-size', '3']);
     expect(r.status).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
-    expect(lines).toHaveLength(32);
+    expect(lines).toHaveLength(36);
     const records = lines.map((l) => JSON.parse(l) as AuditRecord);
     expect(records[0]).toMatchObject({ pipeline: 'batch-reports', seq: 1 });
     expect(records.at(-1)).toMatchObject({ pipeline: 'reports-exporter', seq: 2 });
@@ -619,7 +621,7 @@ describe('tollgate audit export', () => {
     ]);
     expect(r.status).toBe(0);
     const rows = parseCsv(r.stdout);
-    expect(rows).toHaveLength(33);
+    expect(rows).toHaveLength(37);
     expect(rows.slice(1).map((row) => `${row[1]}#${row[2]}`)).toEqual(
       audit(['export'])
         .stdout.trimEnd()
@@ -655,7 +657,7 @@ describe('tollgate audit export', () => {
     const r = audit(['export', '--page-size', '7'], store);
     expect(r.status).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
-    expect(lines).toHaveLength(32 + added);
+    expect(lines).toHaveLength(36 + added);
     expect(new Set(lines).size).toBe(lines.length);
     const csv = audit(['export', '--format', 'csv', '--page-size', '7', '--pipeline', 'billing-api'], store);
     expect(csv.stdout.split('\r\n').length - 2).toBe(4 + added);
@@ -816,7 +818,7 @@ describe('tollgate audit: errors, help, and a deployed table', () => {
         AWS_PROFILE: 'audit',
       });
       expect(viaEnv.status).toBe(0);
-      expect(viaEnv.stdout).toContain('OK: 32 record(s) in 9 chain(s) verified');
+      expect(viaEnv.stdout).toContain('OK: 36 record(s) in 10 chain(s) verified');
       const noTable = await tollgateAsync(['audit', 'list', '--table', 'nope', '--profile', 'audit'], env);
       expect(noTable.status).toBe(1);
       expect(noTable.stdout).toBe('');

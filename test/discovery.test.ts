@@ -2,11 +2,12 @@ import { join } from 'node:path';
 import {
   GetPipelineStateCommand,
   ListActionExecutionsCommand,
+  ListPipelineExecutionsCommand,
   ListPipelinesCommand,
 } from '@aws-sdk/client-codepipeline';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ensureTable } from '../adapters/dynamodb/table.js';
-import type { DiscoveryConfig } from '../shared/gate/discovery.js';
+import { type DiscoveryConfig, PARALLEL_LOOKBACK_MS } from '../shared/gate/discovery.js';
 import { type GateKey, gateId } from '../shared/gate/model.js';
 import { hashToken } from '../shared/gate/work.js';
 import {
@@ -19,6 +20,7 @@ import { loadScenario } from '../simulator/scenario.js';
 import {
   ACTION_EXECUTION,
   createHarness,
+  EXECUTION,
   type Harness,
   KEY,
   PIPELINE,
@@ -274,13 +276,6 @@ describe('discovery', () => {
     expect(h.mocks.codepipeline.commandCalls(GetPipelineStateCommand).length).toBeGreaterThan(0);
   });
 
-  it('cannot see approvals of a PARALLEL-mode pipeline (the state names no execution): opens nothing, fails nothing', async () => {
-    const h = await waiting({});
-    h.pipeline.stage.executionId = undefined;
-    await expect(h.sweep()).resolves.toBeDefined();
-    expect(await h.gate()).toBeUndefined();
-  });
-
   it('a state it cannot read fails the sweep after the gates were swept, so it is retried and alarmed on', async () => {
     const h = await waiting({});
     h.fail('GetPipelineState', pipelineThrottled, { when: (input) => input.name === PIPELINE });
@@ -498,5 +493,129 @@ describe('discovery', () => {
     expect(h.mocks.codepipeline.commandCalls(ListActionExecutionsCommand).length).toBe(before);
     expect((await h.items()).filter((i) => i.type === 'GATE')).toHaveLength(1);
     expect(h.messages).toHaveLength(1);
+  });
+});
+
+/** The pipeline runs in PARALLEL mode: its state names no execution, the token is the run's externalExecutionId. */
+async function waitingInParallel(discovery: Partial<DiscoveryConfig>, minutes = 6): Promise<Harness> {
+  const h = await waiting(discovery, minutes);
+  h.pipeline.stage.executionId = undefined;
+  h.pipeline.action.externalExecutionId = TOKEN;
+  h.pipeline.action.startedAt = new Date(START);
+  return h;
+}
+
+const OTHER_EXECUTION = 'aaaaaaaa-1234-5678-abcd-12345678abcd';
+
+/** The metrics the harness's functions add from now on, by name. */
+function metricsAdded(h: Harness): [string, number][] {
+  const added: [string, number][] = [];
+  const add = h.runtime.metrics.addMetric.bind(h.runtime.metrics);
+  vi.spyOn(h.runtime.metrics, 'addMetric').mockImplementation((name, unit, value) => {
+    added.push([name, value]);
+    return add(name, unit, value);
+  });
+  return added;
+}
+
+const executionsListed = (h: Harness) =>
+  h.mocks.codepipeline.commandCalls(ListPipelineExecutionsCommand).map((c) => c.args[0].input);
+const runsListed = (h: Harness) => h.mocks.codepipeline.commandCalls(ListActionExecutionsCommand).length;
+
+describe('discovery in PARALLEL execution mode (the state names no execution)', () => {
+  it("lists the pipeline's executions in progress and their runs, and opens the lost approval's gate", async () => {
+    const h = await waitingInParallel({ pipelines: [PIPELINE] });
+    const added = metricsAdded(h);
+    await h.sweep();
+    expect(executionsListed(h)).toEqual([{ pipelineName: PIPELINE, maxResults: 100 }]);
+    const gate = await h.gate();
+    expect(gate).toMatchObject({ key: KEY, actionExecutionId: ACTION_EXECUTION, startedAt: START });
+    expect(gate?.timeline[0]?.what).toMatch(/^approval found in progress by the sweep/);
+    await settled(h);
+    // The gate answers with the run's externalExecutionId: the token of a PARALLEL-mode approval.
+    expect(h.results.map((r) => [r.token, r.result?.status])).toEqual([[TOKEN, 'Approved']]);
+    expect(added.filter(([name]) => name === 'ApprovalsFound')).toEqual([['ApprovalsFound', 1]]);
+    // Decided and closed: swept again, nothing is opened twice.
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect(h.results).toHaveLength(1);
+  });
+
+  it("leaves a run younger than the grace period to its event, by the run's own start time", async () => {
+    const h = await waitingInParallel({ pipelines: [PIPELINE] });
+    h.pipeline.action.startedAt = new Date(h.clock.now().getTime() - 2 * MINUTE);
+    await h.sweep();
+    expect(await h.gate()).toBeUndefined();
+    h.clock.advance(4 * MINUTE);
+    await h.sweep();
+    expect((await h.gate())?.state).toBe('WAITING');
+  });
+
+  it('asks nothing more of an execution an open gate names, nor of executions no longer in progress', async () => {
+    // The same waiting gate swept with discovery on and off: the gate's own sweep reads the runs alike.
+    const runsOfSweep = async (discovery: boolean): Promise<number> => {
+      const h = await waitingInParallel({ pipelines: [PIPELINE], everyMinutes: discovery ? 1 : 0 });
+      h.scanner.coverage = undefined; // no scan yet: the event's gate waits
+      await h.approvalStarted();
+      expect((await h.gate())?.state).toBe('WAITING');
+      const before = runsListed(h);
+      await h.sweep();
+      expect(executionsListed(h)).toHaveLength(discovery ? 1 : 0);
+      return runsListed(h) - before;
+    };
+    expect(await runsOfSweep(true)).toBe(await runsOfSweep(false));
+
+    const done = await waitingInParallel({ pipelines: [PIPELINE] });
+    done.pipeline.executions = [
+      { executionId: EXECUTION, status: 'Succeeded', startTime: new Date(START) },
+      { executionId: OTHER_EXECUTION, status: 'Failed', startTime: new Date(START) },
+    ];
+    await done.sweep();
+    expect(runsListed(done)).toBe(0);
+    expect(await done.gate()).toBeUndefined();
+  });
+
+  it('looks through every page of executions that started within the lookback, and no further', async () => {
+    const h = await waitingInParallel({ pipelines: [PIPELINE] });
+    const old = new Date(h.clock.now().getTime() - PARALLEL_LOOKBACK_MS - MINUTE);
+    h.pipeline.executions = [
+      { executionId: OTHER_EXECUTION, status: 'Succeeded', startTime: new Date(START) },
+      { executionId: EXECUTION, status: 'InProgress', startTime: new Date(START) },
+      { executionId: '00000000-0000-4000-8000-000000000001', status: 'InProgress', startTime: old },
+      { executionId: '00000000-0000-4000-8000-000000000002', status: 'InProgress', startTime: old },
+    ];
+    await h.sweep();
+    // A page each: the third holds nothing recent and ends the listing.
+    expect(executionsListed(h)).toHaveLength(3);
+    expect((await h.gate())?.state).toBe('WAITING');
+    expect(runsListed(h)).toBeGreaterThan(0);
+    expect(
+      h.mocks.codepipeline
+        .commandCalls(ListActionExecutionsCommand)
+        .map((c) => c.args[0].input.filter?.pipelineExecutionId),
+    ).not.toContain('00000000-0000-4000-8000-000000000001');
+  });
+
+  it('opens nothing for a run that is not a Manual approval, whatever its name and external id', async () => {
+    const h = await waitingInParallel({ pipelines: [PIPELINE] });
+    h.pipeline.action.actionTypeId = { category: 'Build', owner: 'AWS', provider: 'CodeBuild', version: '1' };
+    await h.sweep();
+    expect(runsListed(h)).toBe(1);
+    expect(await h.gate()).toBeUndefined();
+  });
+
+  it('a list of executions it cannot read fails the sweep, and the next discovery finds the approval', async () => {
+    const h = await waitingInParallel({ pipelines: [PIPELINE] });
+    const added = metricsAdded(h);
+    h.fail('ListPipelineExecutions', pipelineThrottled);
+    await expect(h.sweep()).rejects.toThrow(
+      /discovery: 1 pipeline state or gate could not be read or opened/,
+    );
+    expect(added.filter(([name]) => name === 'DiscoveryFailures')).toEqual([['DiscoveryFailures', 1]]);
+    expect(await h.gate()).toBeUndefined();
+    h.heal('ListPipelineExecutions');
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect((await h.gate())?.state).toBe('WAITING');
   });
 });

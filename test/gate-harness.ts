@@ -14,8 +14,11 @@ import {
   ListActionExecutionsCommand,
   type ListActionExecutionsCommandInput,
   type ListActionExecutionsCommandOutput,
+  ListPipelineExecutionsCommand,
+  type ListPipelineExecutionsCommandInput,
   ListPipelinesCommand,
   type ListPipelinesCommandInput,
+  type PipelineExecutionSummary,
   PipelineNotFoundException,
   PutApprovalResultCommand,
   type PutApprovalResultCommandInput,
@@ -310,7 +313,16 @@ export interface PipelineModel {
     externalExecutionId: string | undefined;
     actionExecutionId?: string;
     earlierRuns?: { actionExecutionId: string; status: string }[];
+    /** The latest run's `startTime`; the sample's (2024) when not set. */
+    startedAt?: Date;
+    /** The latest run's `input.actionTypeId`; the sample's (a Manual approval) when not set. */
+    actionTypeId?: { category: string; owner: string; provider: string; version: string };
   };
+  /**
+   * ListPipelineExecutions, newest first, a page each (to read every page); by default the gate's own
+   * execution, in progress since START.
+   */
+  executions?: { executionId: string; status: string; startTime: Date }[];
   /** GetPipelineExecution's variables (name → resolved value). */
   variables: Record<string, string>;
   /** ECR DescribeImages: `repository:tag` → digest. */
@@ -711,6 +723,29 @@ export class Harness {
     });
 
     codepipeline
+      .on(ListPipelineExecutionsCommand)
+      .callsFake(async (input: ListPipelineExecutionsCommandInput) => {
+        this.check('ListPipelineExecutions', input);
+        this.knownPipeline(input.pipelineName);
+        const all = this.pipeline.executions ?? [
+          { executionId: EXECUTION, status: 'InProgress', startTime: new Date(START) },
+        ];
+        const offset = input.nextToken === undefined ? 0 : pageStart(input.nextToken);
+        const page: PipelineExecutionSummary[] = all.slice(offset, offset + 1).map((x) => ({
+          pipelineExecutionId: x.executionId,
+          status: x.status as 'InProgress',
+          startTime: x.startTime,
+          lastUpdateTime: x.startTime,
+          executionMode: 'PARALLEL',
+          executionType: 'STANDARD',
+        }));
+        return {
+          pipelineExecutionSummaries: page,
+          ...(offset + 1 < all.length ? { nextToken: pageToken(offset + 1) } : {}),
+        };
+      });
+
+    codepipeline
       .on(ListActionExecutionsCommand)
       .callsFake(async (input: ListActionExecutionsCommandInput) => {
         this.check('ListActionExecutions', input);
@@ -733,6 +768,9 @@ export class Harness {
             });
           }
           if (action.actionExecutionId !== undefined) d.actionExecutionId = action.actionExecutionId;
+          if (action.startedAt !== undefined) d.startTime = action.startedAt;
+          if (action.actionTypeId !== undefined && d.input)
+            d.input.actionTypeId = action.actionTypeId as NonNullable<typeof d.input.actionTypeId>;
           d.status = action.status as 'InProgress';
           const configuration = d.input?.configuration ?? {};
           const resolved = d.input?.resolvedConfiguration ?? {};

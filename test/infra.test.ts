@@ -896,6 +896,25 @@ describe("the sweep's discovery of approvals no STARTED event announced", () => 
     expect(sweepEnv(off).TOLLGATE_DISCOVERY_MINUTES).toBe('0');
   });
 
+  it('gives the sweep ListPipelineExecutions (PARALLEL mode) on the gated pipelines only, and only with discovery on', () => {
+    const roleListing = (t: ReturnType<typeof gate>) =>
+      FUNCTION_NAMES.flatMap((n) =>
+        statements(t.template, logicalId(t.tollgate.roles[n]))
+          .filter((s) => actionsOf(s).includes('codepipeline:ListPipelineExecutions'))
+          .map((s) => [n, s.Sid, resourcesOf(s).map(arnText)]),
+      );
+    const pipelines = ['payments-*', 'billing-api'];
+    const expected = pipelineArns({
+      partition: 'aws',
+      region: ENV.region,
+      account: ENV.account,
+      pipelines,
+      approvalActionNames: ['Tollgate*'],
+    });
+    expect(roleListing(gate({ pipelines }))).toEqual([['sweep', 'ReadPipelines', expected]]);
+    expect(roleListing(gate({ pipelines, discoveryMinutes: 0 }))).toEqual([]);
+  });
+
   it('refuses a discoveryMinutes that is not whole minutes from 0 to 60, by prop and by context key', () => {
     for (const bad of [-1, 1.5, 61, Number.NaN, '5' as unknown as number]) {
       const e = configError(() => gate({ discoveryMinutes: bad }));

@@ -58,6 +58,7 @@ const SERVICE: Readonly<Record<string, string>> = {
   GetPipelineExecution: 'codepipeline',
   ListActionExecutions: 'codepipeline',
   ListPipelines: 'codepipeline',
+  ListPipelineExecutions: 'codepipeline',
   PutApprovalResult: 'codepipeline',
   ListFindings: 'inspector2',
   ListCoverage: 'inspector2',
@@ -396,6 +397,8 @@ describe('every call a function makes is granted to its role', () => {
     ['01-clean-image-approved.json', 'billing-*'],
     // A tag in CustomData: the sweep resolves it, as approval-started would have.
     ['02-critical-rejected.json', 'payments-*'],
+    // PARALLEL mode: the sweep lists the pipeline's executions and their runs.
+    ['10-parallel-mode-approval-started-event-lost.json', 'fulfilment-*'],
   ])(
     'the sweep finding an approval whose STARTED event was lost (%s, ListPipelines for %s)',
     async (file, glob) => {

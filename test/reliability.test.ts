@@ -33,7 +33,7 @@ describe('the reliability suite', () => {
     const report = await runSuite({ quick: true, seed: 20261125 });
     expect(report.violations).toEqual([]);
     expect(report.summary).toMatchObject({
-      scenarios: 9,
+      scenarios: 10,
       invariantViolations: 0,
       approvalsFromIncompleteData: 0,
       lostGates: 0,

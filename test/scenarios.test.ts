@@ -146,10 +146,28 @@ const FACTS: Record<string, (r: SimulationResult) => void> = {
     // Literal pipeline globs: the sweep names the pipeline, no ListPipelines.
     expect(r.calls.ListPipelines).toBeUndefined();
   },
+  '10-parallel-mode-approval-started-event-lost.json': (r) => {
+    const gate = only(r);
+    expect(r.deliveries.some((d) => d.function === 'approval-started')).toBe(false);
+    expect(gate.timeline[0]?.what).toMatch(
+      /^approval found in progress by the sweep \(no STARTED event came\)/,
+    );
+    // Left alone at 5m (3 minutes old), found and escalated at 10m: the wait counts from the run's start.
+    expect(Date.parse(gate.decidedBy!.decidedAt) - Date.parse('2026-11-25T09:00:00Z')).toBe(10 * MINUTE);
+    expect(gate.decidedBy?.latencyMs).toBe(8 * MINUTE);
+    // The state names no execution: the executions in progress and their runs were listed, by discovery
+    // at 5m and 10m (and by the gate, whose token is the run's externalExecutionId).
+    expect(r.calls.ListPipelineExecutions).toBe(2);
+    expect(r.calls.ListActionExecutions).toBeGreaterThanOrEqual(2);
+    // Approved with the run's externalExecutionId: the simulated CodePipeline refuses any other token.
+    expect(gate.approvalResult?.status).toBe('Approved');
+    expect(r.calls.PutApprovalResult).toBe(1);
+    expect(r.messages).toHaveLength(0);
+  },
 };
 
 describe('the example scenarios', () => {
-  it('are the nine the facts below describe', () => {
+  it('are the ten the facts below describe', () => {
     expect(FILES).toEqual(Object.keys(FACTS).sort());
   });
 

@@ -4,6 +4,7 @@ import {
   GetPipelineExecutionCommand,
   GetPipelineStateCommand,
   ListActionExecutionsCommand,
+  ListPipelineExecutionsCommand,
   ListPipelinesCommand,
   PutApprovalResultCommand,
   type StageState,
@@ -11,6 +12,7 @@ import {
 import type {
   ActionExecutionView,
   ApprovalsPort,
+  PipelineExecutionSummaryView,
   PipelineExecutionView,
   PipelinesPort,
   PutApprovalOutcome,
@@ -133,8 +135,14 @@ export class CodePipelineApprovals implements ApprovalsPort {
 }
 
 /**
- * `ListPipelines`, apart from `CodePipelineApprovals`: only the sweep looks for approvals no event announced,
- * so only its bundle carries the command.
+ * Pages of `ListPipelineExecutions` read before giving up on one pipeline: 2,000 executions. Reaching it
+ * fails the read (discovery counts and alarms on it) rather than passing for "nothing older waits".
+ */
+export const EXECUTION_PAGES_MAX = 20;
+
+/**
+ * `ListPipelines` and `ListPipelineExecutions`, apart from `CodePipelineApprovals`: only the sweep looks for
+ * approvals no event announced, so only its bundle carries the commands.
  */
 export class CodePipelineDirectory implements PipelinesPort {
   constructor(
@@ -151,6 +159,49 @@ export class CodePipelineDirectory implements PipelinesPort {
     );
     for await (const page of pages) for (const p of page.pipelines ?? []) if (p.name) names.push(p.name);
     return names;
+  }
+
+  async recentExecutions(pipeline: string, since: Date): Promise<readonly PipelineExecutionSummaryView[]> {
+    const views: PipelineExecutionSummaryView[] = [];
+    let read = 0;
+    try {
+      const pages = everyPage('ListPipelineExecutions', this.retry, (nextToken) =>
+        this.client.send(
+          new ListPipelineExecutionsCommand({
+            pipelineName: pipeline,
+            maxResults: 100,
+            ...(nextToken === undefined ? {} : { nextToken }),
+          }),
+        ),
+      );
+      for await (const page of pages) {
+        read++;
+        let recent = false;
+        for (const summary of page.pipelineExecutionSummaries ?? []) {
+          // An execution without a start time may be recent: kept, and the listing goes on.
+          if (summary.startTime !== undefined && summary.startTime < since) continue;
+          recent = true;
+          if (summary.pipelineExecutionId === undefined) continue;
+          views.push({
+            executionId: summary.pipelineExecutionId,
+            status: summary.status,
+            startedAt: summary.startTime?.toISOString(),
+          });
+        }
+        // Newest first: a page with nothing recent ends it. Not the first older one, so that executions a
+        // moment out of order at a page's end are still read.
+        if (!recent || page.nextToken === undefined) break;
+        if (read === EXECUTION_PAGES_MAX) {
+          throw new Error(
+            `ListPipelineExecutions: pipeline ${pipeline} has more than ${read * 100} executions since ${since.toISOString()}; not all were read`,
+          );
+        }
+      }
+    } catch (e) {
+      if (isPipelineNotFound(e)) return [];
+      throw e;
+    }
+    return views;
   }
 }
 
@@ -186,6 +237,13 @@ function actionExecutionView(d: ActionExecutionDetail): ActionExecutionView {
     // The resolved value has the pipeline's variables filled in; the raw one is all older executions have.
     customData: d.input?.resolvedConfiguration?.CustomData ?? d.input?.configuration?.CustomData,
     externalExecutionId: d.output?.executionResult?.externalExecutionId,
+    startedAt: d.startTime?.toISOString(),
+    manualApproval:
+      d.input?.actionTypeId === undefined
+        ? undefined
+        : d.input.actionTypeId.category === 'Approval' &&
+          d.input.actionTypeId.owner === 'AWS' &&
+          d.input.actionTypeId.provider === 'Manual',
   };
 }
 

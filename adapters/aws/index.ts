@@ -26,6 +26,7 @@ export {
   APPROVAL_SUMMARY_MAX,
   CodePipelineApprovals,
   CodePipelineDirectory,
+  EXECUTION_PAGES_MAX,
   truncateSummary,
 } from './codepipeline.js';
 export { EcrImages, EcrScanFindings, NO_SCAN_YET } from './ecr.js';

@@ -1,6 +1,7 @@
 import { compileGlob, type Glob } from '../glob.js';
-import { type GateKey, gateId } from './model.js';
+import { type Gate, type GateKey, gateId } from './model.js';
 import type {
+  ActionExecutionView,
   ApprovalsPort,
   ClockPort,
   LogPort,
@@ -24,9 +25,10 @@ import {
  * no alarm about waiting gates can fire. So the sweep, every few minutes, looks through the gated pipelines'
  * state for Manual approvals in progress that no gate knows, and opens their gates as the event would have.
  *
- * It reads only what one GetPipelineState per pipeline shows: the stage's latest execution. In PARALLEL
- * execution mode the state names no execution, so those pipelines' approvals are not found this way (the
- * README says so).
+ * It reads one GetPipelineState per pipeline: the stage's latest execution. In PARALLEL execution mode the
+ * state names no execution, so for a gated stage that names none it lists the pipeline's executions in
+ * progress (`ListPipelineExecutions`) and the action runs of each that no open gate names
+ * (`ListActionExecutions`), whose approvals carry their token as `externalExecutionId`.
  */
 
 export interface DiscoveryConfig {
@@ -47,6 +49,14 @@ export interface DiscoveryConfig {
    */
   readonly everyMinutes: number;
 }
+
+/**
+ * How far back a PARALLEL-mode pipeline's executions are looked through. CodePipeline ends a Manual approval
+ * after 7 days, so one still waiting started within them; its execution started before it, a day at most
+ * here. An execution that took longer to reach its approval, and lost that approval's STARTED event, is
+ * left to a person (the README says so).
+ */
+export const PARALLEL_LOOKBACK_MS = 8 * 24 * 60 * 60_000;
 
 /** The most minutes between two discoveries (the stack's `discoveryMinutes` and the sweep's check alike). */
 export const DISCOVERY_MAX_MINUTES = 60;
@@ -98,6 +108,8 @@ interface Candidate {
   readonly actionExecutionId: string | undefined;
   readonly token: string;
   readonly since: string | undefined;
+  /** The execution's action runs, when they were listed to find it (PARALLEL mode). */
+  readonly runs?: readonly ActionExecutionView[];
 }
 
 /** Gate keys past the action's run count tried before giving up on an approval (each one a GetItem). */
@@ -131,9 +143,19 @@ export class ApprovalDiscovery implements Discovery {
     const failures: unknown[] = [];
     const candidates: Candidate[] = [];
     const now = this.d.clock.now().getTime();
+    // Read once, when first needed: by a PARALLEL-mode pipeline, or to check the candidates.
+    let openGates: Promise<readonly Gate[]> | undefined;
+    const open = () => {
+      openGates ??= this.d.store.openGates();
+      return openGates;
+    };
     await inTurn(names, this.d.config.concurrency, async (pipeline) => {
       try {
-        candidates.push(...this.waiting(pipeline, await this.d.approvals.pipelineState(pipeline), now));
+        const stages = await this.d.approvals.pipelineState(pipeline);
+        candidates.push(...this.waiting(pipeline, stages, now));
+        const unnamed = this.stagesNamingNoExecution(stages);
+        if (unnamed.size > 0)
+          candidates.push(...(await this.waitingInParallel(pipeline, unnamed, now, await open())));
       } catch (error) {
         failures.push(error);
         this.d.log.warn('discovery: reading a pipeline state failed', {
@@ -145,9 +167,9 @@ export class ApprovalDiscovery implements Discovery {
     const found: GateReport[] = [];
     if (candidates.length > 0) {
       // A gate knows its run by id from the event, and its token once read: either says it is not lost.
-      const open = await this.d.store.openGates();
-      const runs = new Set(open.map((g) => g.actionExecutionId).filter((id) => id !== undefined));
-      const hashes = new Set(open.map((g) => g.tokenHash).filter((h) => h !== undefined));
+      const gates = await open();
+      const runs = new Set(gates.map((g) => g.actionExecutionId).filter((id) => id !== undefined));
+      const hashes = new Set(gates.map((g) => g.tokenHash).filter((h) => h !== undefined));
       for (const c of candidates) {
         if (
           (c.actionExecutionId !== undefined && runs.has(c.actionExecutionId)) ||
@@ -188,18 +210,15 @@ export class ApprovalDiscovery implements Discovery {
   /**
    * Gated approvals in progress past the grace period. Only an approval shows a token in the state, so a
    * token says the action is a Manual approval waiting; a stage that names no execution (PARALLEL mode)
-   * cannot say whose it is.
+   * cannot say whose it is (`waitingInParallel` looks there).
    */
   private waiting(pipeline: string, stages: readonly StageStateView[], now: number): Candidate[] {
     const found: Candidate[] = [];
     for (const stage of stages) {
       if (stage.executionId === undefined) continue;
       for (const a of stage.actions) {
-        if (a.status !== 'InProgress' || !a.token || !this.actionGlobs.some((g) => g.test(a.name))) continue;
-        // No time shown: old enough. A STARTED event still on its way then finds the gate, by its key or
-        // by its run's claim (StorePort.createGate).
-        const since = a.since === undefined ? Number.NaN : Date.parse(a.since);
-        if (now - since < this.d.config.graceMs) continue;
+        if (a.status !== 'InProgress' || !a.token || !this.gated(a.name) || !this.pastGrace(a.since, now))
+          continue;
         found.push({
           pipeline,
           executionId: stage.executionId,
@@ -207,11 +226,85 @@ export class ApprovalDiscovery implements Discovery {
           action: a.name,
           actionExecutionId: a.actionExecutionId,
           token: a.token,
-          since: Number.isNaN(since) ? undefined : a.since,
+          since: sinceOf(a.since),
         });
       }
     }
     return found;
+  }
+
+  /**
+   * Gated stages whose state names no execution: in PARALLEL mode, every one. (Also a stage that never ran,
+   * in any mode: its pipeline's executions in progress are listed for nothing, one call.)
+   */
+  private stagesNamingNoExecution(stages: readonly StageStateView[]): ReadonlySet<string> {
+    const names = new Set<string>();
+    for (const stage of stages) {
+      if (stage.executionId === undefined && stage.actions.some((a) => this.gated(a.name)))
+        names.add(stage.name);
+    }
+    return names;
+  }
+
+  /**
+   * Gated approvals in progress past the grace period in `stages` of the pipeline's executions in progress,
+   * read from each execution's action runs. An execution an open gate names is passed over (its approval is
+   * known), as the state's candidates are checked before anything else is asked of CodePipeline.
+   */
+  private async waitingInParallel(
+    pipeline: string,
+    stages: ReadonlySet<string>,
+    now: number,
+    open: readonly Gate[],
+  ): Promise<Candidate[]> {
+    const known = new Set(open.filter((g) => g.key.pipeline === pipeline).map((g) => g.key.executionId));
+    const executions = await this.d.pipelines.recentExecutions(
+      pipeline,
+      new Date(now - PARALLEL_LOOKBACK_MS),
+    );
+    const found: Candidate[] = [];
+    for (const execution of executions) {
+      // Stopping: "stop and wait" lets actions in progress finish, an approval among them.
+      if (execution.status !== 'InProgress' && execution.status !== 'Stopping') continue;
+      if (known.has(execution.executionId)) continue;
+      const runs = await this.d.approvals.actionExecutions(pipeline, execution.executionId);
+      for (const run of runs) {
+        const token = run.externalExecutionId;
+        if (
+          run.status !== 'InProgress' ||
+          run.manualApproval !== true ||
+          !token ||
+          !stages.has(run.stage) ||
+          !this.gated(run.action) ||
+          !this.pastGrace(run.startedAt, now)
+        )
+          continue;
+        found.push({
+          pipeline,
+          executionId: execution.executionId,
+          stage: run.stage,
+          action: run.action,
+          actionExecutionId: run.actionExecutionId,
+          token,
+          since: sinceOf(run.startedAt),
+          runs,
+        });
+      }
+    }
+    return found;
+  }
+
+  private gated(action: string): boolean {
+    return this.actionGlobs.some((g) => g.test(action));
+  }
+
+  /**
+   * No time shown: old enough. A STARTED event still on its way then finds the gate, by its key or by its
+   * run's claim (StorePort.createGate).
+   */
+  private pastGrace(since: string | undefined, now: number): boolean {
+    const at = since === undefined ? Number.NaN : Date.parse(since);
+    return !(now - at < this.d.config.graceMs);
   }
 
   /**
@@ -241,7 +334,7 @@ export class ApprovalDiscovery implements Discovery {
       this.d.store.gateByTokenHash(hashToken(c.token)),
     ]);
     if (holder !== undefined || byToken !== undefined) return undefined;
-    const executions = await this.d.approvals.actionExecutions(c.pipeline, c.executionId);
+    const executions = c.runs ?? (await this.d.approvals.actionExecutions(c.pipeline, c.executionId));
     const runs = executions.filter((x) => x.stage === c.stage && x.action === c.action);
     if (!runs.some((x) => x.actionExecutionId === run)) {
       // The listing lags the state a moment: the next discovery sees the run.
@@ -288,6 +381,11 @@ export class ApprovalDiscovery implements Discovery {
     // The event may have opened it (or another key holding the run) a moment before: not found, then.
     return report.opened ? report : undefined;
   }
+}
+
+/** A time the state or a listing showed, if it reads as one. */
+function sinceOf(at: string | undefined): string | undefined {
+  return at === undefined || Number.isNaN(Date.parse(at)) ? undefined : at;
 }
 
 /**

@@ -39,6 +39,13 @@ export interface ActionExecutionView {
   readonly customData: string | undefined;
   /** `output.executionResult.externalExecutionId`: the approval token in PARALLEL execution mode. */
   readonly externalExecutionId: string | undefined;
+  /** `startTime` (ISO). */
+  readonly startedAt?: string | undefined;
+  /**
+   * `input.actionTypeId` is `Approval`/`AWS`/`Manual`. Other actions carry an `externalExecutionId` too (a
+   * build's id): only this says the id is an approval token. Undefined: the listing did not say.
+   */
+  readonly manualApproval?: boolean | undefined;
 }
 
 export interface PipelineExecutionView {
@@ -77,10 +84,28 @@ export interface ApprovalsPort {
   putApprovalResult(request: PutApprovalRequest): Promise<PutApprovalOutcome>;
 }
 
-/** CodePipeline's `ListPipelines`: what the sweep looks through for approvals no event told it about. */
+/** One entry of `ListPipelineExecutions`. */
+export interface PipelineExecutionSummaryView {
+  readonly executionId: string;
+  /** `InProgress`, `Stopping`, `Succeeded`, … */
+  readonly status: string | undefined;
+  /** `startTime` (ISO). */
+  readonly startedAt: string | undefined;
+}
+
+/**
+ * CodePipeline's `ListPipelines` and `ListPipelineExecutions`: what the sweep looks through for approvals no
+ * event told it about.
+ */
 export interface PipelinesPort {
   /** Every pipeline's name in the account and region (every page; a failed page rejects the list). */
   pipelineNames(): Promise<readonly string[]>;
+  /**
+   * The pipeline's executions started at or after `since`, newest first, as many pages as that takes (a
+   * failed page, or more pages than the adapter reads, rejects the list: never a partial one). A pipeline
+   * that does not exist has none.
+   */
+  recentExecutions(pipeline: string, since: Date): Promise<readonly PipelineExecutionSummaryView[]>;
 }
 
 export interface ImageLocator {
