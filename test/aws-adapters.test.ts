@@ -315,7 +315,7 @@ describe('CodePipeline: ListPipelineExecutions (discovery in PARALLEL execution 
   });
   const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
 
-  it('reads pages until one holds nothing started since the lookback, after a throttled call', async () => {
+  it('reads pages until one holds nothing started since the lookback (keeping all it read), after a throttled call', async () => {
     const { client, mock } = codepipeline();
     mock
       .on(ListPipelineExecutionsCommand)
@@ -340,11 +340,17 @@ describe('CodePipeline: ListPipelineExecutions (discovery in PARALLEL execution 
         nextToken: 'page-4',
       });
     const views = await new CodePipelineDirectory(client, fastRetry()).recentExecutions('ledger-api', SINCE);
-    expect(views).toEqual([
-      { executionId: id(1), status: 'InProgress', startedAt: '2026-11-25T08:00:00.000Z' },
-      { executionId: id(2), status: 'InProgress', startedAt: undefined },
-      { executionId: id(3), status: 'Succeeded', startedAt: '2026-11-18T08:00:00.000Z' },
-    ]);
+    expect(views).toEqual({
+      complete: true,
+      executions: [
+        { executionId: id(1), status: 'InProgress', startedAt: '2026-11-25T08:00:00.000Z' },
+        { executionId: id(2), status: 'InProgress', startedAt: undefined },
+        { executionId: id(3), status: 'Succeeded', startedAt: '2026-11-18T08:00:00.000Z' },
+        // Older than the lookback, but on pages read: still in progress, still worth a look.
+        { executionId: id(4), status: 'InProgress', startedAt: '2026-11-10T08:00:00.000Z' },
+        { executionId: id(5), status: 'InProgress', startedAt: '2026-11-09T08:00:00.000Z' },
+      ],
+    });
     expect(mock.commandCalls(ListPipelineExecutionsCommand).map((c) => c.args[0].input)).toEqual([
       { pipelineName: 'ledger-api', maxResults: 100 },
       { pipelineName: 'ledger-api', maxResults: 100 },
@@ -353,22 +359,37 @@ describe('CodePipeline: ListPipelineExecutions (discovery in PARALLEL execution 
     ]);
   });
 
-  it(`refuses a pipeline with more than ${EXECUTION_PAGES_MAX} pages of recent executions: never a partial list`, async () => {
+  it(`stops at ${EXECUTION_PAGES_MAX} pages of recent executions and says the list is not complete`, async () => {
     const { client, mock } = codepipeline();
     let page = 0;
     mock.on(ListPipelineExecutionsCommand).callsFake(async () => {
       page++;
+      // An execution that started meanwhile pushes the last one of a page onto the next: read twice.
       return {
-        pipelineExecutionSummaries: [summary(id(page), 'InProgress', new Date('2026-11-25T08:00:00Z'))],
+        pipelineExecutionSummaries: [
+          summary(id(page - 1), 'InProgress', new Date('2026-11-25T08:00:00Z')),
+          summary(id(page), 'InProgress', new Date('2026-11-25T08:00:00Z')),
+        ],
         nextToken: `page-${page + 1}`,
       };
     });
-    await expect(
-      new CodePipelineDirectory(client, fastRetry()).recentExecutions('ledger-api', SINCE),
-    ).rejects.toThrow(
-      `ListPipelineExecutions: pipeline ledger-api has more than ${EXECUTION_PAGES_MAX * 100} executions since 2026-11-17T09:00:00.000Z; not all were read`,
+    const listed = await new CodePipelineDirectory(client, fastRetry()).recentExecutions('ledger-api', SINCE);
+    expect(listed.complete).toBe(false);
+    expect(listed.executions.map((x) => x.executionId)).toEqual(
+      Array.from({ length: EXECUTION_PAGES_MAX + 1 }, (_, i) => id(i)),
     );
     expect(page).toBe(EXECUTION_PAGES_MAX);
+  });
+
+  it('an empty nextToken is the end, like none', async () => {
+    const { client, mock } = codepipeline();
+    mock.on(ListPipelineExecutionsCommand).resolves({
+      pipelineExecutionSummaries: [summary(id(1), 'InProgress', new Date('2026-11-25T08:00:00Z'))],
+      nextToken: '',
+    });
+    const listed = await new CodePipelineDirectory(client, fastRetry()).recentExecutions('ledger-api', SINCE);
+    expect(listed).toMatchObject({ complete: true, executions: [{ executionId: id(1) }] });
+    expect(mock.commandCalls(ListPipelineExecutionsCommand)).toHaveLength(1);
   });
 
   it('a pipeline that is gone has no executions; any other failure rejects', async () => {
@@ -379,7 +400,7 @@ describe('CodePipeline: ListPipelineExecutions (discovery in PARALLEL execution 
         new PipelineNotFoundException({ message: 'Pipeline not found', $metadata: { httpStatusCode: 400 } }),
       );
     const directory = new CodePipelineDirectory(client, fastRetry());
-    expect(await directory.recentExecutions('gone', SINCE)).toEqual([]);
+    expect(await directory.recentExecutions('gone', SINCE)).toEqual({ executions: [], complete: true });
     mock.on(ListPipelineExecutionsCommand).rejects(serviceErrors(CodePipelineServiceException).denied());
     await expect(directory.recentExecutions('ledger-api', SINCE)).rejects.toMatchObject({
       name: 'AccessDeniedException',

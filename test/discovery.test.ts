@@ -6,6 +6,7 @@ import {
   ListPipelinesCommand,
 } from '@aws-sdk/client-codepipeline';
 import { describe, expect, it, vi } from 'vitest';
+import { EXECUTION_PAGES_MAX } from '../adapters/aws/codepipeline.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
 import { type DiscoveryConfig, PARALLEL_LOOKBACK_MS } from '../shared/gate/discovery.js';
 import { type GateKey, gateId } from '../shared/gate/model.js';
@@ -18,6 +19,7 @@ import {
 } from '../simulator/run.js';
 import { loadScenario } from '../simulator/scenario.js';
 import {
+  ACTION,
   ACTION_EXECUTION,
   createHarness,
   EXECUTION,
@@ -496,9 +498,12 @@ describe('discovery', () => {
   });
 });
 
-/** The pipeline runs in PARALLEL mode: its state names no execution, the token is the run's externalExecutionId. */
+/**
+ * The pipeline runs in PARALLEL mode: its state names no execution, the token is the run's
+ * externalExecutionId. The stack's action glob names the approval (not its Source action) unless told.
+ */
 async function waitingInParallel(discovery: Partial<DiscoveryConfig>, minutes = 6): Promise<Harness> {
-  const h = await waiting(discovery, minutes);
+  const h = await waiting({ actions: [ACTION], ...discovery }, minutes);
   h.pipeline.stage.executionId = undefined;
   h.pipeline.action.externalExecutionId = TOKEN;
   h.pipeline.action.startedAt = new Date(START);
@@ -551,7 +556,7 @@ describe('discovery in PARALLEL execution mode (the state names no execution)', 
     expect((await h.gate())?.state).toBe('WAITING');
   });
 
-  it('asks nothing more of an execution an open gate names, nor of executions no longer in progress', async () => {
+  it('asks nothing more of an execution whose gated approvals all have open gates, nor of executions no longer in progress', async () => {
     // The same waiting gate swept with discovery on and off: the gate's own sweep reads the runs alike.
     const runsOfSweep = async (discovery: boolean): Promise<number> => {
       const h = await waitingInParallel({ pipelines: [PIPELINE], everyMinutes: discovery ? 1 : 0 });
@@ -589,11 +594,52 @@ describe('discovery in PARALLEL execution mode (the state names no execution)', 
     expect(executionsListed(h)).toHaveLength(3);
     expect((await h.gate())?.state).toBe('WAITING');
     expect(runsListed(h)).toBeGreaterThan(0);
-    expect(
-      h.mocks.codepipeline
-        .commandCalls(ListActionExecutionsCommand)
-        .map((c) => c.args[0].input.filter?.pipelineExecutionId),
-    ).not.toContain('00000000-0000-4000-8000-000000000001');
+    // Older than the lookback, on a page read: still in progress, so looked at; the next page is not read.
+    const looked = h.mocks.codepipeline
+      .commandCalls(ListActionExecutionsCommand)
+      .map((c) => c.args[0].input.filter?.pipelineExecutionId);
+    expect(new Set(looked)).toEqual(new Set([EXECUTION, '00000000-0000-4000-8000-000000000001']));
+  });
+
+  it('finds the approval of an execution that is stopping (stop and wait lets it finish)', async () => {
+    const h = await waitingInParallel({ pipelines: [PIPELINE] });
+    h.pipeline.executions = [{ executionId: EXECUTION, status: 'Stopping', startTime: new Date(START) }];
+    await h.sweep();
+    expect((await h.gate())?.state).toBe('WAITING');
+  });
+
+  it('an open gate of one gated action does not hide another gated action of the same execution', async () => {
+    // Every action is gated here, the Source stage's too: the open approval gate does not cover it, so
+    // discovery lists the execution's runs (beyond what the gate's own sweep reads, measured with it off).
+    const runsOfSweep = async (everyMinutes: number): Promise<number> => {
+      const h = await waitingInParallel({ pipelines: [PIPELINE], actions: ['*'], everyMinutes });
+      h.scanner.coverage = undefined;
+      await h.approvalStarted();
+      const before = runsListed(h);
+      await h.sweep();
+      expect((await h.items()).filter((i) => i.type === 'GATE')).toHaveLength(1);
+      return runsListed(h) - before;
+    };
+    expect(await runsOfSweep(1)).toBe((await runsOfSweep(0)) + 1);
+  });
+
+  it('a pipeline with more recent executions than one look lists: what was listed is looked through, and the sweep fails', async () => {
+    const h = await waitingInParallel({ pipelines: [PIPELINE] });
+    const added = metricsAdded(h);
+    h.pipeline.executions = [
+      { executionId: EXECUTION, status: 'InProgress', startTime: new Date(START) },
+      ...Array.from({ length: EXECUTION_PAGES_MAX }, (_, i) => ({
+        executionId: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+        status: 'Succeeded',
+        startTime: new Date(START),
+      })),
+    ];
+    await expect(h.sweep()).rejects.toThrow(
+      /discovery: 1 pipeline state or gate could not be read or opened/,
+    );
+    expect((await h.gate())?.state).toBe('WAITING');
+    expect(executionsListed(h)).toHaveLength(EXECUTION_PAGES_MAX);
+    expect(added.filter(([name]) => name === 'DiscoveryFailures')).toEqual([['DiscoveryFailures', 1]]);
   });
 
   it('opens nothing for a run that is not a Manual approval, whatever its name and external id', async () => {

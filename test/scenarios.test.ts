@@ -152,7 +152,7 @@ const FACTS: Record<string, (r: SimulationResult) => void> = {
     expect(gate.timeline[0]?.what).toMatch(
       /^approval found in progress by the sweep \(no STARTED event came\)/,
     );
-    // Left alone at 5m (3 minutes old), found and escalated at 10m: the wait counts from the run's start.
+    // Left alone at 5m (3 minutes old), found and approved at 10m: the wait counts from the run's start.
     expect(Date.parse(gate.decidedBy!.decidedAt) - Date.parse('2026-11-25T09:00:00Z')).toBe(10 * MINUTE);
     expect(gate.decidedBy?.latencyMs).toBe(8 * MINUTE);
     // The state names no execution: the executions in progress and their runs were listed, by discovery

@@ -17,6 +17,7 @@ import type {
   PipelinesPort,
   PutApprovalOutcome,
   PutApprovalRequest,
+  RecentExecutions,
   StageStateView,
 } from '../../shared/gate/ports.js';
 import { DEFAULT_RETRY, everyPage, mayHaveLanded, type RetryOptions, withRetries } from './retry.js';
@@ -135,8 +136,9 @@ export class CodePipelineApprovals implements ApprovalsPort {
 }
 
 /**
- * Pages of `ListPipelineExecutions` read before giving up on one pipeline: 2,000 executions. Reaching it
- * fails the read (discovery counts and alarms on it) rather than passing for "nothing older waits".
+ * Pages of `ListPipelineExecutions` read for one pipeline at most: 2,000 executions. Reaching it with recent
+ * ones left, the listing says it is not complete (discovery looks through what it read, then counts and
+ * alarms on the rest) rather than passing for "nothing older waits".
  */
 export const EXECUTION_PAGES_MAX = 20;
 
@@ -161,8 +163,8 @@ export class CodePipelineDirectory implements PipelinesPort {
     return names;
   }
 
-  async recentExecutions(pipeline: string, since: Date): Promise<readonly PipelineExecutionSummaryView[]> {
-    const views: PipelineExecutionSummaryView[] = [];
+  async recentExecutions(pipeline: string, since: Date): Promise<RecentExecutions> {
+    const views = new Map<string, PipelineExecutionSummaryView>();
     let read = 0;
     try {
       const pages = everyPage('ListPipelineExecutions', this.retry, (nextToken) =>
@@ -178,11 +180,12 @@ export class CodePipelineDirectory implements PipelinesPort {
         read++;
         let recent = false;
         for (const summary of page.pipelineExecutionSummaries ?? []) {
-          // An execution without a start time may be recent: kept, and the listing goes on.
-          if (summary.startTime !== undefined && summary.startTime < since) continue;
-          recent = true;
-          if (summary.pipelineExecutionId === undefined) continue;
-          views.push({
+          // An execution without a start time may be recent, and the listing goes on.
+          if (summary.startTime === undefined || summary.startTime >= since) recent = true;
+          // Older ones on a page read are kept: one still in progress is still worth a look. An execution
+          // that started while the pages were read moves the others down a place: read twice, kept once.
+          if (summary.pipelineExecutionId === undefined || views.has(summary.pipelineExecutionId)) continue;
+          views.set(summary.pipelineExecutionId, {
             executionId: summary.pipelineExecutionId,
             status: summary.status,
             startedAt: summary.startTime?.toISOString(),
@@ -190,18 +193,14 @@ export class CodePipelineDirectory implements PipelinesPort {
         }
         // Newest first: a page with nothing recent ends it. Not the first older one, so that executions a
         // moment out of order at a page's end are still read.
-        if (!recent || page.nextToken === undefined) break;
-        if (read === EXECUTION_PAGES_MAX) {
-          throw new Error(
-            `ListPipelineExecutions: pipeline ${pipeline} has more than ${read * 100} executions since ${since.toISOString()}; not all were read`,
-          );
-        }
+        if (!recent || !page.nextToken) break;
+        if (read === EXECUTION_PAGES_MAX) return { executions: [...views.values()], complete: false };
       }
     } catch (e) {
-      if (isPipelineNotFound(e)) return [];
+      if (isPipelineNotFound(e)) return { executions: [], complete: true };
       throw e;
     }
-    return views;
+    return { executions: [...views.values()], complete: true };
   }
 }
 

@@ -140,25 +140,27 @@ export class ApprovalDiscovery implements Discovery {
       this.d.metrics.count('DiscoveryFailures');
       throw error;
     });
+    // The open gates, read once before the pipelines: a gate opened since is found by its key or claim.
+    const gates = await this.d.store.openGates().catch((error: unknown) => {
+      this.d.metrics.count('DiscoveryFailures');
+      throw error;
+    });
     const failures: unknown[] = [];
     const candidates: Candidate[] = [];
     const now = this.d.clock.now().getTime();
-    // Read once, when first needed: by a PARALLEL-mode pipeline, or to check the candidates.
-    let openGates: Promise<readonly Gate[]> | undefined;
-    const open = () => {
-      openGates ??= this.d.store.openGates();
-      return openGates;
-    };
     await inTurn(names, this.d.config.concurrency, async (pipeline) => {
       try {
         const stages = await this.d.approvals.pipelineState(pipeline);
         candidates.push(...this.waiting(pipeline, stages, now));
         const unnamed = this.stagesNamingNoExecution(stages);
-        if (unnamed.size > 0)
-          candidates.push(...(await this.waitingInParallel(pipeline, unnamed, now, await open())));
+        if (unnamed.size > 0) {
+          const parallel = await this.waitingInParallel(pipeline, unnamed, now, gates);
+          candidates.push(...parallel.found);
+          if (parallel.unread) failures.push(parallel.unread);
+        }
       } catch (error) {
         failures.push(error);
-        this.d.log.warn('discovery: reading a pipeline state failed', {
+        this.d.log.warn('discovery: looking through a pipeline failed', {
           pipeline,
           error: describeError(error),
         });
@@ -167,7 +169,6 @@ export class ApprovalDiscovery implements Discovery {
     const found: GateReport[] = [];
     if (candidates.length > 0) {
       // A gate knows its run by id from the event, and its token once read: either says it is not lost.
-      const gates = await open();
       const runs = new Set(gates.map((g) => g.actionExecutionId).filter((id) => id !== undefined));
       const hashes = new Set(gates.map((g) => g.tokenHash).filter((h) => h !== undefined));
       for (const c of candidates) {
@@ -234,39 +235,49 @@ export class ApprovalDiscovery implements Discovery {
   }
 
   /**
-   * Gated stages whose state names no execution: in PARALLEL mode, every one. (Also a stage that never ran,
-   * in any mode: its pipeline's executions in progress are listed for nothing, one call.)
+   * Gated stages whose state names no execution, with their gated actions: in PARALLEL mode, every one.
+   * (Also a stage that never ran, in any mode: its pipeline's executions in progress are looked through for
+   * nothing until it has run once.)
    */
-  private stagesNamingNoExecution(stages: readonly StageStateView[]): ReadonlySet<string> {
-    const names = new Set<string>();
+  private stagesNamingNoExecution(stages: readonly StageStateView[]): ReadonlyMap<string, readonly string[]> {
+    const gated = new Map<string, readonly string[]>();
     for (const stage of stages) {
-      if (stage.executionId === undefined && stage.actions.some((a) => this.gated(a.name)))
-        names.add(stage.name);
+      if (stage.executionId !== undefined) continue;
+      const actions = stage.actions.map((a) => a.name).filter((name) => this.gated(name));
+      if (actions.length > 0) gated.set(stage.name, actions);
     }
-    return names;
+    return gated;
   }
 
   /**
    * Gated approvals in progress past the grace period in `stages` of the pipeline's executions in progress,
-   * read from each execution's action runs. An execution an open gate names is passed over (its approval is
-   * known), as the state's candidates are checked before anything else is asked of CodePipeline.
+   * read from each execution's action runs. An execution whose every gated action of those stages has an
+   * open gate is passed over (an escalation waiting for a person costs no listing), as the state's
+   * candidates are checked before anything else is asked of CodePipeline. `unread`: the executions could not
+   * all be listed; those that were have been looked through.
    */
   private async waitingInParallel(
     pipeline: string,
-    stages: ReadonlySet<string>,
+    stages: ReadonlyMap<string, readonly string[]>,
     now: number,
     open: readonly Gate[],
-  ): Promise<Candidate[]> {
-    const known = new Set(open.filter((g) => g.key.pipeline === pipeline).map((g) => g.key.executionId));
-    const executions = await this.d.pipelines.recentExecutions(
-      pipeline,
-      new Date(now - PARALLEL_LOOKBACK_MS),
+  ): Promise<{ readonly found: Candidate[]; readonly unread: Error | undefined }> {
+    const gatedHere = new Set(
+      open
+        .filter((g) => g.key.pipeline === pipeline)
+        .map((g) => `${g.key.executionId}\n${g.key.stage}\n${g.key.action}`),
     );
+    const known = (executionId: string): boolean =>
+      [...stages].every(([stage, actions]) =>
+        actions.every((action) => gatedHere.has(`${executionId}\n${stage}\n${action}`)),
+      );
+    const since = new Date(now - PARALLEL_LOOKBACK_MS);
+    const listed = await this.d.pipelines.recentExecutions(pipeline, since);
     const found: Candidate[] = [];
-    for (const execution of executions) {
+    for (const execution of listed.executions) {
       // Stopping: "stop and wait" lets actions in progress finish, an approval among them.
       if (execution.status !== 'InProgress' && execution.status !== 'Stopping') continue;
-      if (known.has(execution.executionId)) continue;
+      if (known(execution.executionId)) continue;
       const runs = await this.d.approvals.actionExecutions(pipeline, execution.executionId);
       for (const run of runs) {
         const token = run.externalExecutionId;
@@ -284,14 +295,21 @@ export class ApprovalDiscovery implements Discovery {
           executionId: execution.executionId,
           stage: run.stage,
           action: run.action,
-          actionExecutionId: run.actionExecutionId,
+          // A run the listing names no id for has nothing to claim: `open` leaves it to its event.
+          actionExecutionId: run.actionExecutionId || undefined,
           token,
           since: sinceOf(run.startedAt),
           runs,
         });
       }
     }
-    return found;
+    const unread = listed.complete
+      ? undefined
+      : new Error(
+          `discovery: pipeline ${pipeline} has more executions since ${since.toISOString()} than one look lists; those past the first ${listed.executions.length} were not looked through`,
+        );
+    if (unread) this.d.log.warn(unread.message, { pipeline });
+    return { found, unread };
   }
 
   private gated(action: string): boolean {

@@ -101,11 +101,20 @@ export interface PipelinesPort {
   /** Every pipeline's name in the account and region (every page; a failed page rejects the list). */
   pipelineNames(): Promise<readonly string[]>;
   /**
-   * The pipeline's executions started at or after `since`, newest first, as many pages as that takes (a
-   * failed page, or more pages than the adapter reads, rejects the list: never a partial one). A pipeline
-   * that does not exist has none.
+   * The pipeline's executions, newest first: every one on the pages it takes to reach those started before
+   * `since` (so older ones on those pages too). A failed page rejects the list. A pipeline that does not
+   * exist has none.
    */
-  recentExecutions(pipeline: string, since: Date): Promise<readonly PipelineExecutionSummaryView[]>;
+  recentExecutions(pipeline: string, since: Date): Promise<RecentExecutions>;
+}
+
+export interface RecentExecutions {
+  readonly executions: readonly PipelineExecutionSummaryView[];
+  /**
+   * False when the adapter stopped at its page limit with executions since `since` still unread: what it
+   * read is there, and the caller must not take it for all.
+   */
+  readonly complete: boolean;
 }
 
 export interface ImageLocator {
