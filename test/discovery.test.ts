@@ -270,12 +270,24 @@ describe('discovery', () => {
     expect((await h.gate())?.state).toBe('WAITING');
   });
 
-  it('opens no gate for an approval whose state names no run: nothing could claim it', async () => {
+  it('opens no gate for an approval whose state names no run (nothing could claim it), and fails so a person is paged', async () => {
     const h = await waiting({});
     h.pipeline.stage.actionExecutionId = null;
-    await h.sweep();
+    await expect(h.sweep()).rejects.toMatchObject({
+      causes: [
+        expect.objectContaining({
+          message: expect.stringMatching(
+            /^discovery: approval .+ is in progress with no gate, and its state names no run for one to claim: not opened, left to a person$/,
+          ),
+        }),
+      ],
+    });
     expect((await h.items()).filter((i) => i.type === 'GATE')).toEqual([]);
-    expect(h.mocks.codepipeline.commandCalls(GetPipelineStateCommand).length).toBeGreaterThan(0);
+    // Its STARTED event came after all: the gate knows it, and nothing fails.
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+    await expect(h.sweep()).resolves.toBeDefined();
+    expect((await h.items()).filter((i) => i.type === 'GATE')).toHaveLength(1);
   });
 
   it('a state it cannot read fails the sweep after the gates were swept, so it is retried and alarmed on', async () => {

@@ -339,11 +339,16 @@ export class ApprovalDiscovery implements Discovery {
     const run = c.actionExecutionId;
     if (run === undefined) {
       // A state that names no run (older API answers) leaves nothing to claim, and even a first run's key
-      // may not be the event's (an attempt can fail before the approval runs): left to its event or a person.
-      this.d.log.warn('discovery: an approval in progress names no run: not opened', {
-        gate: gateId(firstKey(c)),
-      });
-      return undefined;
+      // may not be the event's (an attempt can fail before the approval runs). Unless a gate has it, it is
+      // a person's: a failure, so the alarm says so rather than a log line nobody reads.
+      const [gate, byToken] = await Promise.all([
+        this.d.store.getGate(firstKey(c)),
+        this.d.store.gateByTokenHash(hashToken(c.token)),
+      ]);
+      if (gate !== undefined || byToken !== undefined) return undefined;
+      throw new Error(
+        `discovery: approval ${gateId(firstKey(c))} is in progress with no gate, and its state names no run for one to claim: not opened, left to a person`,
+      );
     }
     // Most approvals in progress have a gate (an escalation waiting for a person): two reads of the table
     // say so, before anything is asked of CodePipeline.
@@ -372,11 +377,9 @@ export class ApprovalDiscovery implements Discovery {
         return undefined;
       // Another run's gate holds the number (the event's attempts ran ahead of the runs): the next one.
     }
-    this.d.log.warn("discovery: every gate key tried for an approval in progress is another run's", {
-      gate: gateId(base),
-      run,
-    });
-    return undefined;
+    throw new Error(
+      `discovery: approval ${gateId(base)} (run ${run}) is in progress with no gate, and the ${KEYS_TRIED + 1} gate keys tried are other runs': not opened, left to a person`,
+    );
   }
 
   private async startFound(
