@@ -69,7 +69,7 @@ export interface TollgateProps {
    * progress that no gate knows (their STARTED event never came) and opens their gates. Whole minutes from
    * 0 (off) to 60. Each run costs one GetPipelineState per gated pipeline (and ListPipelines when a
    * pipeline glob has a wildcard; in PARALLEL execution mode, whose state names no execution,
-   * ListPipelineExecutions and a ListActionExecutions per execution in progress that no open gate names).
+   * ListPipelineExecutions and a ListActionExecutions per execution in progress).
    * @default 5
    */
   readonly discoveryMinutes?: number;

@@ -1,5 +1,5 @@
 import { compileGlob, type Glob } from '../glob.js';
-import { type Gate, type GateKey, gateId } from './model.js';
+import { type GateKey, gateId } from './model.js';
 import type {
   ActionExecutionView,
   ApprovalsPort,
@@ -27,8 +27,8 @@ import {
  *
  * It reads one GetPipelineState per pipeline: the stage's latest execution. In PARALLEL execution mode the
  * state names no execution, so for a gated stage that names none it lists the pipeline's executions in
- * progress (`ListPipelineExecutions`) and the action runs of each that no open gate names
- * (`ListActionExecutions`), whose approvals carry their token as `externalExecutionId`.
+ * progress (`ListPipelineExecutions`) and the action runs of each (`ListActionExecutions`), whose
+ * approvals carry their token as `externalExecutionId`.
  */
 
 export interface DiscoveryConfig {
@@ -154,9 +154,9 @@ export class ApprovalDiscovery implements Discovery {
         candidates.push(...this.waiting(pipeline, stages, now));
         const unnamed = this.stagesNamingNoExecution(stages);
         if (unnamed.size > 0) {
-          const parallel = await this.waitingInParallel(pipeline, unnamed, now, gates);
+          const parallel = await this.waitingInParallel(pipeline, unnamed, now);
           candidates.push(...parallel.found);
-          if (parallel.unread) failures.push(parallel.unread);
+          failures.push(...parallel.failures);
         }
       } catch (error) {
         failures.push(error);
@@ -171,10 +171,15 @@ export class ApprovalDiscovery implements Discovery {
       // A gate knows its run by id from the event, and its token once read: either says it is not lost.
       const runs = new Set(gates.map((g) => g.actionExecutionId).filter((id) => id !== undefined));
       const hashes = new Set(gates.map((g) => g.tokenHash).filter((h) => h !== undefined));
+      // An open gate from an event without its run id, under any attempt: it may be this approval.
+      const unclaimed = new Set(
+        gates.filter((g) => g.actionExecutionId === undefined).map((g) => approvalOf(g.key)),
+      );
       for (const c of candidates) {
         if (
           (c.actionExecutionId !== undefined && runs.has(c.actionExecutionId)) ||
-          hashes.has(hashToken(c.token))
+          hashes.has(hashToken(c.token)) ||
+          unclaimed.has(approvalOf(c))
         )
           continue;
         try {
@@ -235,50 +240,51 @@ export class ApprovalDiscovery implements Discovery {
   }
 
   /**
-   * Gated stages whose state names no execution, with their gated actions: in PARALLEL mode, every one.
-   * (Also a stage that never ran, in any mode: its pipeline's executions in progress are looked through for
-   * nothing until it has run once.)
+   * Gated stages whose state names no execution: in PARALLEL mode, every one. (Also a stage that never ran,
+   * in any mode: its pipeline's executions in progress are looked through for nothing until it has run
+   * once.)
    */
-  private stagesNamingNoExecution(stages: readonly StageStateView[]): ReadonlyMap<string, readonly string[]> {
-    const gated = new Map<string, readonly string[]>();
+  private stagesNamingNoExecution(stages: readonly StageStateView[]): ReadonlySet<string> {
+    const names = new Set<string>();
     for (const stage of stages) {
-      if (stage.executionId !== undefined) continue;
-      const actions = stage.actions.map((a) => a.name).filter((name) => this.gated(name));
-      if (actions.length > 0) gated.set(stage.name, actions);
+      if (stage.executionId === undefined && stage.actions.some((a) => this.gated(a.name)))
+        names.add(stage.name);
     }
-    return gated;
+    return names;
   }
 
   /**
    * Gated approvals in progress past the grace period in `stages` of the pipeline's executions in progress,
-   * read from each execution's action runs. An execution whose every gated action of those stages has an
-   * open gate is passed over (an escalation waiting for a person costs no listing), as the state's
-   * candidates are checked before anything else is asked of CodePipeline. `unread`: the executions could not
-   * all be listed; those that were have been looked through.
+   * read from each execution's action runs (an execution whose approval has a gate costs that listing and
+   * the table reads that find the gate: only the runs say which run is waiting). `failures`: executions
+   * whose runs could not be read, and the executions left unlisted past the adapter's page limit; the
+   * others have been looked through.
    */
   private async waitingInParallel(
     pipeline: string,
-    stages: ReadonlyMap<string, readonly string[]>,
+    stages: ReadonlySet<string>,
     now: number,
-    open: readonly Gate[],
-  ): Promise<{ readonly found: Candidate[]; readonly unread: Error | undefined }> {
-    const gatedHere = new Set(
-      open
-        .filter((g) => g.key.pipeline === pipeline)
-        .map((g) => `${g.key.executionId}\n${g.key.stage}\n${g.key.action}`),
-    );
-    const known = (executionId: string): boolean =>
-      [...stages].every(([stage, actions]) =>
-        actions.every((action) => gatedHere.has(`${executionId}\n${stage}\n${action}`)),
-      );
+  ): Promise<{ readonly found: Candidate[]; readonly failures: unknown[] }> {
     const since = new Date(now - PARALLEL_LOOKBACK_MS);
     const listed = await this.d.pipelines.recentExecutions(pipeline, since);
     const found: Candidate[] = [];
+    const failures: unknown[] = [];
     for (const execution of listed.executions) {
       // Stopping: "stop and wait" lets actions in progress finish, an approval among them.
       if (execution.status !== 'InProgress' && execution.status !== 'Stopping') continue;
-      if (known(execution.executionId)) continue;
-      const runs = await this.d.approvals.actionExecutions(pipeline, execution.executionId);
+      let runs: readonly ActionExecutionView[];
+      try {
+        runs = await this.d.approvals.actionExecutions(pipeline, execution.executionId);
+      } catch (error) {
+        // One execution's runs unread must not hide the others'.
+        failures.push(error);
+        this.d.log.warn("discovery: reading an execution's action runs failed", {
+          pipeline,
+          executionId: execution.executionId,
+          error: describeError(error),
+        });
+        continue;
+      }
       for (const run of runs) {
         const token = run.externalExecutionId;
         if (
@@ -295,7 +301,7 @@ export class ApprovalDiscovery implements Discovery {
           executionId: execution.executionId,
           stage: run.stage,
           action: run.action,
-          // A run the listing names no id for has nothing to claim: `open` leaves it to its event.
+          // A run the listing names no id for has nothing to claim: `open` says so.
           actionExecutionId: run.actionExecutionId || undefined,
           token,
           since: sinceOf(run.startedAt),
@@ -303,13 +309,14 @@ export class ApprovalDiscovery implements Discovery {
         });
       }
     }
-    const unread = listed.complete
-      ? undefined
-      : new Error(
-          `discovery: pipeline ${pipeline} has more executions since ${since.toISOString()} than one look lists; those past the first ${listed.executions.length} were not looked through`,
-        );
-    if (unread) this.d.log.warn(unread.message, { pipeline });
-    return { found, unread };
+    if (!listed.complete) {
+      const unread = new Error(
+        `discovery: pipeline ${pipeline} has more executions since ${since.toISOString()} than one look lists; those past the first ${listed.executions.length} were not looked through`,
+      );
+      failures.push(unread);
+      this.d.log.warn(unread.message, { pipeline });
+    }
+    return { found, failures };
   }
 
   private gated(action: string): boolean {
@@ -345,7 +352,16 @@ export class ApprovalDiscovery implements Discovery {
         this.d.store.getGate(firstKey(c)),
         this.d.store.gateByTokenHash(hashToken(c.token)),
       ]);
-      if (gate !== undefined || byToken !== undefined) return undefined;
+      if (byToken !== undefined) return undefined;
+      // The first key's gate is this approval's only if still open and its token, when read, is this one:
+      // a closed or stale gate there is an earlier run's.
+      if (
+        gate !== undefined &&
+        gate.state !== 'CLOSED' &&
+        gate.state !== 'STALE' &&
+        (gate.tokenHash === undefined || gate.tokenHash === hashToken(c.token))
+      )
+        return undefined;
       throw new Error(
         `discovery: approval ${gateId(firstKey(c))} is in progress with no gate, and its state names no run for one to claim: not opened, left to a person`,
       );
@@ -402,6 +418,11 @@ export class ApprovalDiscovery implements Discovery {
     // The event may have opened it (or another key holding the run) a moment before: not found, then.
     return report.opened ? report : undefined;
   }
+}
+
+/** The approval a key names, whatever the attempt: pipeline, execution, stage and action. */
+function approvalOf(k: Pick<GateKey, 'pipeline' | 'executionId' | 'stage' | 'action'>): string {
+  return JSON.stringify([k.pipeline, k.executionId, k.stage, k.action]);
 }
 
 /** A time the state or a listing showed, if it reads as one. */
