@@ -421,6 +421,39 @@ describe('discovery', () => {
     expect(await gatesOfRun(h, RETRY_RUN)).toEqual([gateId({ ...KEY, attempt: 3 })]);
   });
 
+  it("fails, so a person is paged, when every gate key it may use is another run's", async () => {
+    const h = await waiting({});
+    const FIRST_RUN = '0b9e6a1c-0000-4000-8000-0000000000a1';
+    h.pipeline.stage = { ...h.pipeline.stage, actionExecutionId: FIRST_RUN };
+    h.pipeline.action.actionExecutionId = FIRST_RUN;
+    const first = h.approvalStartedEvent();
+    first.detail['pipeline-execution-attempt'] = 2.0;
+    first.detail['action-execution-id'] = FIRST_RUN;
+    h.scanner.coverage = undefined;
+    await h.approvalStarted(first);
+    const ended = h.approvalEndedEvent('FAILED');
+    ended.detail['pipeline-execution-attempt'] = 2.0;
+    ended.detail['action-execution-id'] = FIRST_RUN;
+    await h.approvalEnded(ended);
+    const held = await h.gate({ ...KEY, attempt: 2 });
+    expect(held).toMatchObject({ state: 'CLOSED', actionExecutionId: FIRST_RUN });
+    // Every number from the runs' count on is held by that run's gate (the event's attempts ran far ahead).
+    const getGate = h.store.getGate.bind(h.store);
+    h.store.getGate = async (key) => ((key.attempt ?? 1) >= 2 ? held : getGate(key));
+    h.scanner.coverage = SCANNED;
+    useRetryRun(h, RETRY_TOKEN, FIRST_RUN);
+    await expect(h.sweep()).rejects.toMatchObject({
+      causes: [
+        expect.objectContaining({
+          message: expect.stringMatching(
+            /is in progress with no gate, and the 9 gate keys tried are other runs': not opened, left to a person$/,
+          ),
+        }),
+      ],
+    });
+    expect(await gatesOfRun(h, RETRY_RUN)).toEqual([]);
+  });
+
   it('a late retry event opening its gate while the discovery opens another: the run claim keeps one', async () => {
     const h = await waiting({});
     useRetryRun(h, RETRY_TOKEN);
