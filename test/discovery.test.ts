@@ -9,7 +9,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { EXECUTION_PAGES_MAX } from '../adapters/aws/codepipeline.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
 import { type DiscoveryConfig, PARALLEL_LOOKBACK_MS } from '../shared/gate/discovery.js';
-import { type GateKey, gateId } from '../shared/gate/model.js';
+import { type Gate, type GateKey, gateId } from '../shared/gate/model.js';
 import { hashToken } from '../shared/gate/work.js';
 import {
   type RunControl,
@@ -207,6 +207,29 @@ async function gatesOfRun(h: Harness, run: string): Promise<string[]> {
     .sort();
 }
 
+const FIRST_RUN = '0b9e6a1c-0000-4000-8000-0000000000a1';
+
+/**
+ * Run 1 of the action ran at attempt 2 (the first attempt failed before it) and was rejected by a person:
+ * its gate, CLOSED, holds number 2. The harness then still shows that run; the caller moves on to a retry.
+ */
+async function firstRunClosedAtAttempt2(h: Harness): Promise<Gate | undefined> {
+  h.pipeline.stage = { ...h.pipeline.stage, actionExecutionId: FIRST_RUN };
+  h.pipeline.action.actionExecutionId = FIRST_RUN;
+  const first = h.approvalStartedEvent();
+  first.detail['pipeline-execution-attempt'] = 2.0;
+  first.detail['action-execution-id'] = FIRST_RUN;
+  const coverage = h.scanner.coverage;
+  h.scanner.coverage = undefined;
+  await h.approvalStarted(first);
+  const ended = h.approvalEndedEvent('FAILED');
+  ended.detail['pipeline-execution-attempt'] = 2.0;
+  ended.detail['action-execution-id'] = FIRST_RUN;
+  await h.approvalEnded(ended);
+  h.scanner.coverage = coverage;
+  return h.gate({ ...KEY, attempt: 2 });
+}
+
 const listed = (h: Harness) => h.mocks.codepipeline.commandCalls(ListPipelinesCommand).length;
 
 describe('discovery', () => {
@@ -396,20 +419,8 @@ describe('discovery', () => {
 
   it("moves past a number an earlier run's gate holds: the lost run gets a gate of its own", async () => {
     const h = await waiting({});
-    // Run 1 of the action ran at attempt 2 (the first attempt failed before it) and was rejected by a person.
-    const FIRST_RUN = '0b9e6a1c-0000-4000-8000-0000000000a1';
-    h.pipeline.stage = { ...h.pipeline.stage, actionExecutionId: FIRST_RUN };
-    h.pipeline.action.actionExecutionId = FIRST_RUN;
-    const first = h.approvalStartedEvent();
-    first.detail['pipeline-execution-attempt'] = 2.0;
-    first.detail['action-execution-id'] = FIRST_RUN;
-    h.scanner.coverage = undefined;
-    await h.approvalStarted(first);
-    const ended = h.approvalEndedEvent('FAILED');
-    ended.detail['pipeline-execution-attempt'] = 2.0;
-    ended.detail['action-execution-id'] = FIRST_RUN;
-    await h.approvalEnded(ended);
-    expect(await h.gate({ ...KEY, attempt: 2 })).toMatchObject({ state: 'CLOSED' });
+    const held = await firstRunClosedAtAttempt2(h);
+    expect(held).toMatchObject({ state: 'CLOSED' });
     // Attempt 3 runs it again; that STARTED event is lost. Two runs listed: number 2 is the first run's.
     h.scanner.coverage = SCANNED;
     useRetryRun(h, RETRY_TOKEN, FIRST_RUN);
@@ -423,19 +434,7 @@ describe('discovery', () => {
 
   it("fails, so a person is paged, when every gate key it may use is another run's", async () => {
     const h = await waiting({});
-    const FIRST_RUN = '0b9e6a1c-0000-4000-8000-0000000000a1';
-    h.pipeline.stage = { ...h.pipeline.stage, actionExecutionId: FIRST_RUN };
-    h.pipeline.action.actionExecutionId = FIRST_RUN;
-    const first = h.approvalStartedEvent();
-    first.detail['pipeline-execution-attempt'] = 2.0;
-    first.detail['action-execution-id'] = FIRST_RUN;
-    h.scanner.coverage = undefined;
-    await h.approvalStarted(first);
-    const ended = h.approvalEndedEvent('FAILED');
-    ended.detail['pipeline-execution-attempt'] = 2.0;
-    ended.detail['action-execution-id'] = FIRST_RUN;
-    await h.approvalEnded(ended);
-    const held = await h.gate({ ...KEY, attempt: 2 });
+    const held = await firstRunClosedAtAttempt2(h);
     expect(held).toMatchObject({ state: 'CLOSED', actionExecutionId: FIRST_RUN });
     // Every number from the runs' count on is held by that run's gate (the event's attempts ran far ahead).
     const getGate = h.store.getGate.bind(h.store);
@@ -496,7 +495,6 @@ describe('discovery', () => {
     const h = await waiting({});
     h.scanner.coverage = undefined; // no scan: the found gates wait
     // Run 1 (the execution's attempt 2) lost its STARTED event; the sweep found it as the first run.
-    const FIRST_RUN = '0b9e6a1c-0000-4000-8000-0000000000a1';
     h.pipeline.stage = { ...h.pipeline.stage, actionExecutionId: FIRST_RUN };
     h.pipeline.action.actionExecutionId = FIRST_RUN;
     await h.sweep();
