@@ -674,10 +674,19 @@ describe('discovery in PARALLEL execution mode (the state names no execution)', 
     h.fail('ListActionExecutions', pipelineThrottled, {
       when: (input) => (input.filter as Json | undefined)?.pipelineExecutionId === OTHER_EXECUTION,
     });
+    const warned = vi.spyOn(h.runtime.logger, 'warn');
     await expect(h.sweep()).rejects.toThrow(
       /discovery: 1 pipeline state or gate could not be read or opened/,
     );
     expect((await h.gate())?.state).toBe('WAITING');
+    // The line names the execution only through the gates it could hold: the logs' rule for gate keys.
+    const line = warned.mock.calls.find(([message]) =>
+      String(message).startsWith("discovery: reading an execution's"),
+    );
+    expect(line?.[1]).toEqual({
+      gates: [{ gate: gateId({ ...KEY, executionId: OTHER_EXECUTION }) }],
+      error: expect.stringMatching(/Rate exceeded/),
+    });
   });
 
   it('a pipeline with more recent executions than one look lists: what was listed is looked through, and the sweep fails', async () => {

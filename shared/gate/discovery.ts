@@ -240,17 +240,18 @@ export class ApprovalDiscovery implements Discovery {
   }
 
   /**
-   * Gated stages whose state names no execution: in PARALLEL mode, every one. (Also a stage that never ran,
-   * in any mode: its pipeline's executions in progress are looked through for nothing until it has run
-   * once.)
+   * Gated stages whose state names no execution, with their gated actions: in PARALLEL mode, every one.
+   * (Also a stage that never ran, in any mode: its pipeline's executions in progress are looked through for
+   * nothing until it has run once.)
    */
-  private stagesNamingNoExecution(stages: readonly StageStateView[]): ReadonlySet<string> {
-    const names = new Set<string>();
+  private stagesNamingNoExecution(stages: readonly StageStateView[]): ReadonlyMap<string, readonly string[]> {
+    const gated = new Map<string, readonly string[]>();
     for (const stage of stages) {
-      if (stage.executionId === undefined && stage.actions.some((a) => this.gated(a.name)))
-        names.add(stage.name);
+      if (stage.executionId !== undefined) continue;
+      const actions = stage.actions.map((a) => a.name).filter((name) => this.gated(name));
+      if (actions.length > 0) gated.set(stage.name, actions);
     }
-    return names;
+    return gated;
   }
 
   /**
@@ -262,7 +263,7 @@ export class ApprovalDiscovery implements Discovery {
    */
   private async waitingInParallel(
     pipeline: string,
-    stages: ReadonlySet<string>,
+    stages: ReadonlyMap<string, readonly string[]>,
     now: number,
   ): Promise<{ readonly found: Candidate[]; readonly failures: unknown[] }> {
     const since = new Date(now - PARALLEL_LOOKBACK_MS);
@@ -278,9 +279,13 @@ export class ApprovalDiscovery implements Discovery {
       } catch (error) {
         // One execution's runs unread must not hide the others'.
         failures.push(error);
+        // Named by the gates it could hold: the gated approvals of those stages in this execution.
         this.d.log.warn("discovery: reading an execution's action runs failed", {
-          pipeline,
-          executionId: execution.executionId,
+          gates: [...stages].flatMap(([stage, actions]) =>
+            actions.map((action) => ({
+              gate: gateId({ pipeline, executionId: execution.executionId, stage, action }),
+            })),
+          ),
           error: describeError(error),
         });
         continue;
