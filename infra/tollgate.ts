@@ -692,9 +692,7 @@ export class Tollgate extends Construct {
           'codepipeline:GetPipelineExecution',
           'codepipeline:ListActionExecutions',
           // Discovery lists a PARALLEL-mode pipeline's executions: its state names none.
-          ...(name === 'sweep' && this.config.discoveryMinutes > 0
-            ? ['codepipeline:ListPipelineExecutions']
-            : []),
+          ...(this.discovers(name) ? ['codepipeline:ListPipelineExecutions'] : []),
         ],
         pipelines,
       );
@@ -717,8 +715,7 @@ export class Tollgate extends Construct {
 
       // A tag in CustomData is resolved to its digest once, when the gate opens: on the approval's start,
       // or when the sweep's discovery opens it for a lost start.
-      const opensGates =
-        name === 'approval-started' || (name === 'sweep' && this.config.discoveryMinutes > 0);
+      const opensGates = name === 'approval-started' || this.discovers(name);
       if (opensGates) {
         add(
           'ResolveTags',
@@ -759,9 +756,14 @@ export class Tollgate extends Construct {
     return acks;
   }
 
+  /** Whether this function is the sweep and its discovery of approvals no event announced is on. */
+  private discovers(name: FunctionName): boolean {
+    return name === 'sweep' && this.config.discoveryMinutes > 0;
+  }
+
   /** Whether the sweep's discovery runs and must list pipelines to match a glob with a wildcard. */
   private lists(): boolean {
-    return this.config.discoveryMinutes > 0 && needsPipelineList(this.config.pipelines);
+    return this.discovers('sweep') && needsPipelineList(this.config.pipelines);
   }
 
   private createRules(config: TollgateConfig): Partial<Record<RuleName | 'sweepSchedule', events.Rule>> {

@@ -329,7 +329,7 @@ describe('discovery', () => {
     const h = await waiting({});
     h.fail('GetPipelineState', pipelineThrottled, { when: (input) => input.name === PIPELINE });
     await expect(h.sweep()).rejects.toThrow(
-      /discovery: 1 pipeline state or gate could not be read or opened/,
+      /^discovery: 1 failure\(s\), so not every lost approval could be looked for or opened; the first: .*Rate exceeded/,
     );
     expect(await h.gate()).toBeUndefined();
     h.heal('GetPipelineState');
@@ -676,7 +676,7 @@ describe('discovery in PARALLEL execution mode (the state names no execution)', 
     });
     const warned = vi.spyOn(h.runtime.logger, 'warn');
     await expect(h.sweep()).rejects.toThrow(
-      /discovery: 1 pipeline state or gate could not be read or opened/,
+      /^discovery: 1 failure\(s\), so not every lost approval could be looked for or opened; the first: .*Rate exceeded/,
     );
     expect((await h.gate())?.state).toBe('WAITING');
     // The line names the execution only through the gates it could hold: the logs' rule for gate keys.
@@ -701,7 +701,7 @@ describe('discovery in PARALLEL execution mode (the state names no execution)', 
       })),
     ];
     await expect(h.sweep()).rejects.toThrow(
-      /discovery: 1 pipeline state or gate could not be read or opened/,
+      /^discovery: 1 failure\(s\), .*; the first: discovery: pipeline .+ has more executions since .+ than one look lists; those past the first 20 were not looked through$/,
     );
     expect((await h.gate())?.state).toBe('WAITING');
     expect(executionsListed(h)).toHaveLength(EXECUTION_PAGES_MAX);
@@ -720,9 +720,7 @@ describe('discovery in PARALLEL execution mode (the state names no execution)', 
     const h = await waitingInParallel({ pipelines: [PIPELINE] });
     const added = metricsAdded(h);
     h.fail('ListPipelineExecutions', pipelineThrottled);
-    await expect(h.sweep()).rejects.toThrow(
-      /discovery: 1 pipeline state or gate could not be read or opened/,
-    );
+    await expect(h.sweep()).rejects.toThrow(/^discovery: 1 failure\(s\), .*; the first: .*Rate exceeded/);
     expect(added.filter(([name]) => name === 'DiscoveryFailures')).toEqual([['DiscoveryFailures', 1]]);
     expect(await h.gate()).toBeUndefined();
     h.heal('ListPipelineExecutions');

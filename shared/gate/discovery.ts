@@ -198,8 +198,9 @@ export class ApprovalDiscovery implements Discovery {
     if (found.length > 0) this.d.metrics.count('ApprovalsFound', found.length);
     if (failures.length > 0) {
       this.d.metrics.count('DiscoveryFailures', failures.length);
+      // The first cause in the message: it is what the failed-events queue and the error alarm show.
       throw new GateWorkFailed(
-        `discovery: ${failures.length} pipeline state or gate could not be read or opened`,
+        `discovery: ${failures.length} failure(s), so not every lost approval could be looked for or opened; the first: ${describeError(failures[0])}`,
         failures,
       );
     }
