@@ -238,7 +238,10 @@ ORDER BY first_decision`,
 export interface TollgateArchiveProps {
   /** The gate's table, with its stream on (NEW_IMAGE). */
   readonly table: dynamodb.Table;
-  /** The gate's key: the table's (its stream is read through it) and the dead-letter queue's. */
+  /**
+   * The gate's key: the table's (its stream is read through it), the dead-letter queue's and the log group's
+   * (its policy must let CloudWatch Logs use it, as `Tollgate`'s does).
+   */
   readonly tableKey: kms.IKey;
   /** Where the archive's alarms go. */
   readonly alarmTopic: sns.ITopic;
@@ -425,7 +428,10 @@ export class TollgateArchive extends Construct {
       retentionPeriod: Duration.days(14),
       removalPolicy: props.removalPolicy,
     });
+    // The gate's key, whose policy lets CloudWatch Logs use it (`Tollgate`): the archive's own key is for what
+    // auditors may read, and outlives the stack; the logs go with the stack.
     const logGroup = new logs.LogGroup(this, 'Logs', {
+      encryptionKey: props.tableKey,
       retention: props.logRetention,
       removalPolicy: props.removalPolicy,
     });

@@ -388,6 +388,7 @@ export class Tollgate extends Construct {
     // Services that write to the encrypted queues and topics on Tollgate's behalf, from this account only.
     this.allowService('events.amazonaws.com', `arn:${partition}:events:${region}:${account}:rule/*`);
     this.allowService('cloudwatch.amazonaws.com', `arn:${partition}:cloudwatch:${region}:${account}:alarm:*`);
+    this.allowLogs(`arn:${partition}:logs:${region}:${account}:log-group:*`);
 
     // ── store ───────────────────────────────────────────────────────────────────────────────────────
     this.table = this.createTable(config.removalPolicy);
@@ -448,6 +449,26 @@ export class Tollgate extends Construct {
       : undefined;
 
     this.acknowledgeQueues();
+  }
+
+  /**
+   * CloudWatch Logs encrypts the functions' log groups with the key (they name gates, images and reviewers).
+   * The actions and the encryption-context condition are those AWS documents for it; the logs service sends
+   * no `aws:SourceArn` to KMS. The log groups cannot be named exactly here: their generated names depend on the
+   * key (a cycle), and fixed names would fail a redeploy beside retained ones. So any log group of this
+   * account and region may be encrypted with it; that lets no one read what Tollgate wrote.
+   */
+  private allowLogs(logGroups: string): void {
+    const { region } = Stack.of(this);
+    this.key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "Allow CloudWatch Logs to encrypt Tollgate's log groups",
+        principals: [new iam.ServicePrincipal(`logs.${region}.amazonaws.com`)],
+        actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
+        resources: ['*'],
+        conditions: { ArnLike: { 'kms:EncryptionContext:aws:logs:arn': logGroups } },
+      }),
+    );
   }
 
   private allowService(service: string, sourceArn: string): void {
@@ -560,6 +581,7 @@ export class Tollgate extends Construct {
     const id = pascal(name);
     const role = this.roles[name];
     const logGroup = new logs.LogGroup(this, `${id}Logs`, {
+      encryptionKey: this.key,
       retention: config.logRetention,
       removalPolicy: config.removalPolicy,
     });

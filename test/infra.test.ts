@@ -285,7 +285,7 @@ describe('the Tollgate construct', () => {
     ).toHaveLength(6);
   });
 
-  it('lets EventBridge and CloudWatch use the key, for this account’s rules and alarms only', () => {
+  it('lets EventBridge and CloudWatch use the key, for this account’s rules and alarms only, and no other service but CloudWatch Logs', () => {
     // Without these, EventBridge could not dead-letter into the encrypted queue and CloudWatch could not
     // publish to the encrypted alarm topic: undelivered events and every alarm would be lost, silently.
     const policy = g.template.toJSON().Resources[logicalId(g.tollgate.key)].Properties.KeyPolicy as {
@@ -316,7 +316,43 @@ describe('the Tollgate construct', () => {
       const principal = (st as unknown as { Principal?: { Service?: string } }).Principal;
       return principal?.Service ? [principal.Service] : [];
     });
-    expect(services.sort()).toEqual(['cloudwatch.amazonaws.com', 'events.amazonaws.com']);
+    expect(services.sort()).toEqual([
+      'cloudwatch.amazonaws.com',
+      'events.amazonaws.com',
+      'logs.eu-west-1.amazonaws.com',
+    ]);
+  });
+
+  it('encrypts every log group with the key, which CloudWatch Logs may use for this account’s log groups only', () => {
+    const key = logicalId(g.tollgate.key);
+    const groups = g.template.findResources('AWS::Logs::LogGroup');
+    // The four functions' and the archive's.
+    expect(Object.keys(groups)).toHaveLength(5);
+    for (const [id, group] of Object.entries(groups))
+      expect(group.Properties.KmsKeyId, id).toEqual({ 'Fn::GetAtt': [key, 'Arn'] });
+    // Without this statement CloudFormation cannot create the log groups: CloudWatch Logs must be let in.
+    const policy = g.template.toJSON().Resources[key].Properties.KeyPolicy as { Statement: Statement[] };
+    const logs = policy.Statement.filter(
+      (st) =>
+        JSON.stringify((st as unknown as { Principal?: unknown }).Principal) ===
+        JSON.stringify({ Service: 'logs.eu-west-1.amazonaws.com' }),
+    );
+    expect(logs).toHaveLength(1);
+    const st = logs[0]!;
+    expect(st.Effect).toBe('Allow');
+    expect(actionsOf(st).sort()).toEqual([
+      'kms:Decrypt*',
+      'kms:Describe*',
+      'kms:Encrypt*',
+      'kms:GenerateDataKey*',
+      'kms:ReEncrypt*',
+    ]);
+    const condition = st.Condition as { ArnLike: Record<string, unknown> };
+    expect(Object.keys(st.Condition as object)).toEqual(['ArnLike']);
+    expect(Object.keys(condition.ArnLike)).toEqual(['kms:EncryptionContext:aws:logs:arn']);
+    expect(arnText(condition.ArnLike['kms:EncryptionContext:aws:logs:arn'])).toBe(
+      'arn:aws:logs:eu-west-1:123456789012:log-group:*',
+    );
   });
 
   it('runs four arm64 nodejs22.x functions with active tracing, source maps and no secrets in the environment', () => {
