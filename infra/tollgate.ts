@@ -340,6 +340,8 @@ export interface TollgateAlarms {
   readonly gatesOverdue: cloudwatch.Alarm;
   /** The oldest waiting gate older than the policy's waitMinutes plus the margin. */
   readonly oldestWaiting: cloudwatch.Alarm;
+  /** Escalation or alarm emails SNS gave up delivering (when Tollgate subscribes the addresses). */
+  readonly undeliveredNotifications: cloudwatch.Alarm | undefined;
 }
 
 /**
@@ -364,6 +366,11 @@ export class Tollgate extends Construct {
   readonly undeliveredQueue: sqs.Queue;
   /** Per function, the events it failed on after Lambda's retries (its on-failure destination). */
   readonly failedQueues: Readonly<Record<FunctionName, sqs.Queue>>;
+  /**
+   * The dead-letter queue of the email subscriptions Tollgate makes (escalations and alarms): messages SNS
+   * gave up delivering. None when both topics are your own, or no address is given.
+   */
+  readonly undeliveredNotificationsQueue: sqs.Queue | undefined;
   readonly alarms: TollgateAlarms;
   readonly dashboard: cloudwatch.Dashboard | undefined;
   /** The audit archive: bucket, function, Glue table, Athena workgroup (unless the `archive` prop is false). */
@@ -394,6 +401,15 @@ export class Tollgate extends Construct {
     this.table = this.createTable(config.removalPolicy);
 
     // ── notifications ───────────────────────────────────────────────────────────────────────────────
+    // An escalation email SNS cannot deliver would leave a release waiting for a person who never hears of
+    // it: SNS keeps what it gives up on here, and the queue's depth pages someone (through the alarm topic,
+    // or in the console when that is what failed).
+    const subscribes = [config.escalation, config.alarms].some((t) => 'emails' in t && t.emails.length > 0);
+    this.undeliveredNotificationsQueue = subscribes ? this.queue('UndeliveredNotifications') : undefined;
+    // SNS writes to that encrypted queue with the key. Only aws:SourceArn (this account's topics): the key
+    // cannot name the topics, which are encrypted with it (a cycle).
+    if (subscribes)
+      this.allowService('sns.amazonaws.com', `arn:${partition}:sns:${region}:${account}:*`, false);
     this.topic = this.notificationTopic('EscalationTopic', 'Tollgate escalations', config.escalation);
     this.alarmTopic = this.notificationTopic('AlarmTopic', 'Tollgate alarms', config.alarms);
 
@@ -471,7 +487,7 @@ export class Tollgate extends Construct {
     );
   }
 
-  private allowService(service: string, sourceArn: string): void {
+  private allowService(service: string, sourceArn: string, sourceAccount = true): void {
     this.key.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: `Allow ${service.split('.')[0]} to encrypt for Tollgate's queues and topics`,
@@ -479,7 +495,7 @@ export class Tollgate extends Construct {
         actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
         resources: ['*'],
         conditions: {
-          StringEquals: { 'aws:SourceAccount': Stack.of(this).account },
+          ...(sourceAccount ? { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } } : {}),
           ArnLike: { 'aws:SourceArn': sourceArn },
         },
       }),
@@ -554,7 +570,12 @@ export class Tollgate extends Construct {
         }),
       );
     }
-    for (const email of target.emails) topic.addSubscription(new subscriptions.EmailSubscription(email));
+    // CDK's subscription adds the queue policy: SendMessage for SNS, from this topic only.
+    const deadLetterQueue = this.undeliveredNotificationsQueue;
+    for (const email of target.emails)
+      topic.addSubscription(
+        new subscriptions.EmailSubscription(email, deadLetterQueue ? { deadLetterQueue } : {}),
+      );
     return topic;
   }
 
@@ -909,6 +930,13 @@ export class Tollgate extends Construct {
       errors: errors as Record<FunctionName, cloudwatch.Alarm>,
       gatesOverdue,
       oldestWaiting,
+      undeliveredNotifications: this.undeliveredNotificationsQueue
+        ? depth(
+            'UndeliveredNotificationsAlarm',
+            this.undeliveredNotificationsQueue,
+            'SNS gave up delivering an escalation or alarm email (a person was not told)',
+          )
+        : undefined,
     };
   }
 
@@ -974,12 +1002,22 @@ export class Tollgate extends Construct {
       }),
       new cloudwatch.GraphWidget({
         title: 'Dead-letter queues (messages)',
-        left: [this.undeliveredQueue, ...FUNCTION_NAMES.map((n) => this.failedQueues[n])].map((q, i) =>
-          q.metricApproximateNumberOfMessagesVisible({
-            label: i === 0 ? 'undelivered' : `${FUNCTION_NAMES[i - 1]} failed`,
-            statistic: 'Maximum',
-          }),
-        ),
+        left: [
+          ...[this.undeliveredQueue, ...FUNCTION_NAMES.map((n) => this.failedQueues[n])].map((q, i) =>
+            q.metricApproximateNumberOfMessagesVisible({
+              label: i === 0 ? 'undelivered' : `${FUNCTION_NAMES[i - 1]} failed`,
+              statistic: 'Maximum',
+            }),
+          ),
+          ...(this.undeliveredNotificationsQueue
+            ? [
+                this.undeliveredNotificationsQueue.metricApproximateNumberOfMessagesVisible({
+                  label: 'undelivered emails',
+                  statistic: 'Maximum',
+                }),
+              ]
+            : []),
+        ],
         width: 24,
       }),
       new cloudwatch.AlarmStatusWidget({
@@ -997,12 +1035,15 @@ export class Tollgate extends Construct {
   }
 
   private acknowledgeQueues(): void {
-    for (const queue of [this.undeliveredQueue, ...Object.values(this.failedQueues)]) {
+    const queues = [this.undeliveredQueue, ...Object.values(this.failedQueues)];
+    if (this.undeliveredNotificationsQueue) queues.push(this.undeliveredNotificationsQueue);
+    for (const queue of queues) {
       Validations.of(queue).acknowledge({
         id: 'AwsSolutions-SQS3',
         reason:
-          'This queue is itself a dead-letter queue (of EventBridge rule targets or of a Lambda function’s ' +
-          'asynchronous failures); its depth is alarmed, and a queue behind it would only hide the messages.',
+          'This queue is itself a dead-letter queue (of EventBridge rule targets, of a Lambda function’s ' +
+          'asynchronous failures or of SNS email subscriptions); its depth is alarmed, and a queue behind it ' +
+          'would only hide the messages.',
       });
     }
   }

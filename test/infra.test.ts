@@ -260,8 +260,8 @@ describe('the Tollgate construct', () => {
       expect(t.Properties.KmsMasterKeyId).toEqual({ 'Fn::GetAtt': [key, 'Arn'] });
     }
     const queues = g.template.findResources('AWS::SQS::Queue');
-    // Undelivered events, four failed-events queues, and the archive's failed batches.
-    expect(Object.keys(queues)).toHaveLength(6);
+    // Undelivered events, four failed-events queues, undelivered emails, and the archive's failed batches.
+    expect(Object.keys(queues)).toHaveLength(7);
     for (const q of Object.values(queues)) {
       expect(q.Properties.KmsMasterKeyId).toEqual({ 'Fn::GetAtt': [key, 'Arn'] });
       expect(q.Properties.MessageRetentionPeriod).toBe(14 * 86_400);
@@ -282,10 +282,10 @@ describe('the Tollgate construct', () => {
           Properties: { PolicyDocument: { Statement: denyInsecure } },
         }),
       ),
-    ).toHaveLength(6);
+    ).toHaveLength(7);
   });
 
-  it('lets EventBridge and CloudWatch use the key, for this account’s rules and alarms only, and no other service but CloudWatch Logs', () => {
+  it('lets EventBridge, CloudWatch and SNS use the key, for this account’s rules, alarms and topics only, and no other service but CloudWatch Logs', () => {
     // Without these, EventBridge could not dead-letter into the encrypted queue and CloudWatch could not
     // publish to the encrypted alarm topic: undelivered events and every alarm would be lost, silently.
     const policy = g.template.toJSON().Resources[logicalId(g.tollgate.key)].Properties.KeyPolicy as {
@@ -297,18 +297,21 @@ describe('the Tollgate construct', () => {
           JSON.stringify((st as unknown as { Principal?: unknown }).Principal) ===
           JSON.stringify({ Service: service }),
       );
-    const expected: [string, string][] = [
-      ['events.amazonaws.com', 'arn:aws:events:eu-west-1:123456789012:rule/*'],
-      ['cloudwatch.amazonaws.com', 'arn:aws:cloudwatch:eu-west-1:123456789012:alarm:*'],
+    // [service, source ARN, whether aws:SourceAccount is required too]. SNS (writing undelivered emails to
+    // their dead-letter queue) is held by its source ARN alone, as CDK does for SNS-to-SQS subscriptions.
+    const expected: [string, string, boolean][] = [
+      ['events.amazonaws.com', 'arn:aws:events:eu-west-1:123456789012:rule/*', true],
+      ['cloudwatch.amazonaws.com', 'arn:aws:cloudwatch:eu-west-1:123456789012:alarm:*', true],
+      ['sns.amazonaws.com', 'arn:aws:sns:eu-west-1:123456789012:*', false],
     ];
-    for (const [service, sourceArn] of expected) {
+    for (const [service, sourceArn, account] of expected) {
       const found = forService(service);
       expect(found, service).toHaveLength(1);
       const st = found[0]!;
       expect(st.Effect).toBe('Allow');
       expect(actionsOf(st).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
-      const condition = st.Condition as { StringEquals: Json; ArnLike: Record<string, unknown> };
-      expect(condition.StringEquals).toEqual({ 'aws:SourceAccount': ENV.account });
+      const condition = st.Condition as { StringEquals?: Json; ArnLike: Record<string, unknown> };
+      expect(condition.StringEquals).toEqual(account ? { 'aws:SourceAccount': ENV.account } : undefined);
       expect(arnText(condition.ArnLike['aws:SourceArn'])).toBe(sourceArn);
     }
     // No other service is let in.
@@ -320,6 +323,7 @@ describe('the Tollgate construct', () => {
       'cloudwatch.amazonaws.com',
       'events.amazonaws.com',
       'logs.eu-west-1.amazonaws.com',
+      'sns.amazonaws.com',
     ]);
   });
 
@@ -596,11 +600,12 @@ describe('the Tollgate construct', () => {
     const alarms = Object.values(g.template.findResources('AWS::CloudWatch::Alarm')).map(
       (a) => a.Properties as Json,
     );
-    // The gate's (queues, functions, overdue, oldest) and the archive's three (failed batches, errors, lag).
-    expect(alarms).toHaveLength(5 + 4 + 2 + 3);
+    // The gate's (queues, functions, overdue, oldest, undelivered emails) and the archive's three (failed
+    // batches, errors, lag).
+    expect(alarms).toHaveLength(5 + 4 + 2 + 1 + 3);
     for (const a of alarms) expect(a.AlarmActions).toEqual([alarmTopic]);
     const depth = alarms.filter((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible');
-    expect(depth).toHaveLength(6);
+    expect(depth).toHaveLength(7);
     for (const a of depth) {
       expect(a).toMatchObject({
         Namespace: 'AWS/SQS',
@@ -615,6 +620,7 @@ describe('the Tollgate construct', () => {
       [
         g.tollgate.undeliveredQueue,
         ...Object.values(g.tollgate.failedQueues),
+        g.tollgate.undeliveredNotificationsQueue as IConstruct,
         g.tollgate.archive?.failedQueue as IConstruct,
       ]
         .map(logicalId)
@@ -661,15 +667,36 @@ describe('the Tollgate construct', () => {
     g.template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
   });
 
-  it('subscribes the escalation and alarm emails', () => {
+  it('subscribes the escalation and alarm emails, with a dead-letter queue SNS may write to from those topics only', () => {
+    const queue = logicalId(g.tollgate.undeliveredNotificationsQueue as IConstruct);
     g.template.resourceCountIs('AWS::SNS::Subscription', 2);
-    for (const topic of [g.tollgate.topic, g.tollgate.alarmTopic]) {
+    const topics = [g.tollgate.topic, g.tollgate.alarmTopic].map((t) => logicalId(t as sns.Topic));
+    for (const topic of topics) {
       g.template.hasResourceProperties('AWS::SNS::Subscription', {
         Protocol: 'email',
         Endpoint: 'security@example.com',
-        TopicArn: { Ref: logicalId(topic as sns.Topic) },
+        TopicArn: { Ref: topic },
+        RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [queue, 'Arn'] } },
       });
     }
+    // Without the queue policy SNS could not dead-letter, and the message would be dropped: one statement
+    // per topic, SendMessage only, for that topic's ARN.
+    const [policy] = Object.values(
+      g.template.findResources('AWS::SQS::QueuePolicy', { Properties: { Queues: [{ Ref: queue }] } }),
+    );
+    const allows = (policy?.Properties.PolicyDocument.Statement as Statement[]).filter(
+      (st) => st.Effect === 'Allow',
+    );
+    expect(
+      allows.map((st) => [actionsOf(st), (st as unknown as { Principal?: unknown }).Principal, st.Condition]),
+    ).toEqual(
+      topics.map((topic) => [
+        ['sqs:SendMessage'],
+        { Service: 'sns.amazonaws.com' },
+        { ArnEquals: { 'aws:SourceArn': { Ref: topic } } },
+      ]),
+    );
+    expect(g.tollgate.alarms.undeliveredNotifications).toBeDefined();
   });
 
   it('passes cdk-nag AwsSolutions, every acknowledgement with a reason', () => {
@@ -736,6 +763,10 @@ describe('the Tollgate construct, configured otherwise', () => {
     const template = Template.fromStack(stack);
     template.resourceCountIs('AWS::SNS::Topic', 0); // the alarms follow the escalation target by default
     expect(tollgate.topic).toBe(topic);
+    // Your topic, your subscriptions: no dead-letter queue of Tollgate's, and SNS gets no use of the key.
+    expect(tollgate.undeliveredNotificationsQueue).toBeUndefined();
+    expect(tollgate.alarms.undeliveredNotifications).toBeUndefined();
+    expect(JSON.stringify(template.toJSON())).not.toContain('sns.amazonaws.com');
     const publish = statements(template).filter((s) => actionsOf(s).includes('sns:Publish'));
     expect(publish.flatMap(resourcesOf)).toEqual(Array(3).fill('arn:aws:sns:eu-west-1:123456789012:secops'));
     for (const a of Object.values(template.findResources('AWS::CloudWatch::Alarm'))) {
