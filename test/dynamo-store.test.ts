@@ -140,6 +140,7 @@ function scan(overrides: Partial<ScanStatus> = {}): ScanStatus {
   return {
     digest: 'sha256:scan',
     repository: 'payments/api',
+    registryId: '123456789012',
     source: 'inspector',
     status: 'INITIAL_SCAN_COMPLETE',
     verdict: 'complete',
@@ -193,16 +194,16 @@ describe('DynamoStore on dynalite', () => {
 
     const s = scan({ digest: digest() });
     await store.putScan(s);
-    expect(await store.getScan(s.digest)).toEqual(s);
+    expect(await store.getScan(s.digest, 'payments/api')).toEqual(s);
     const learnt = scan({ digest: digest(), counts: undefined, verdict: 'pending' });
     await store.putScan(learnt);
-    expect(await store.getScan(learnt.digest)).toEqual(learnt);
+    expect(await store.getScan(learnt.digest, 'payments/api')).toEqual(learnt);
   });
 
   it('answers undefined for what was never stored', async () => {
     expect(await store.getGate(key())).toBeUndefined();
     expect(await store.getDecision(key())).toBeUndefined();
-    expect(await store.getScan(digest())).toBeUndefined();
+    expect(await store.getScan(digest(), 'payments/api')).toBeUndefined();
   });
 
   it('creates a gate once', async () => {
@@ -321,25 +322,42 @@ describe('DynamoStore on dynalite', () => {
     expect(await store.getGate(g.key)).toBeUndefined();
   });
 
+  it('keeps a status per repository of a digest: a copy pushed elsewhere is scanned apart', async () => {
+    const d = digest();
+    const staging = scan({
+      digest: d,
+      repository: 'staging/api',
+      status: 'COMPLETE',
+      at: '2026-11-25T12:10:00Z',
+    });
+    const prod = scan({ digest: d, status: 'PENDING', verdict: 'pending', at: '2026-11-25T12:00:00Z' });
+    expect(await store.putScan(staging)).toBe(true);
+    // Older than staging's, yet stored: it is another repository's status, not an out-of-order one.
+    expect(await store.putScan(prod)).toBe(true);
+    expect(await store.getScan(d, 'staging/api')).toEqual(staging);
+    expect(await store.getScan(d, 'payments/api')).toEqual(prod);
+    expect(await store.getScan(d, 'other/api')).toBeUndefined();
+  });
+
   it('keeps the newest scan status whatever the order of arrival', async () => {
     const d = digest();
     const newer = scan({ digest: d, status: 'COMPLETE', at: '2026-11-25T12:10:00.000Z' });
     const older = scan({ digest: d, status: 'PENDING', verdict: 'pending', at: '2026-11-25T12:00:00.000Z' });
     expect(await store.putScan(newer)).toBe(true);
     expect(await store.putScan(older)).toBe(false);
-    expect(await store.getScan(d)).toEqual(newer);
+    expect(await store.getScan(d, 'payments/api')).toEqual(newer);
 
     // Same instant, other spelling: compared as times, not texts (text order would call it older).
     const sameInstant = scan({ digest: d, status: 'RESCAN', at: '2026-11-25T12:10:00Z' });
     await store.putScan(sameInstant);
-    expect(await store.getScan(d)).toEqual(sameInstant);
+    expect(await store.getScan(d, 'payments/api')).toEqual(sameInstant);
     const halfSecondEarlier = scan({ digest: d, status: 'LATE', at: '2026-11-25T12:09:59.500Z' });
     expect(await store.putScan(halfSecondEarlier)).toBe(false);
-    expect(await store.getScan(d)).toEqual(sameInstant);
+    expect(await store.getScan(d, 'payments/api')).toEqual(sameInstant);
 
     const newest = scan({ digest: d, status: 'COMPLETE', at: '2026-11-25T13:00:00.000Z' });
     await store.putScan(newest);
-    expect(await store.getScan(d)).toEqual(newest);
+    expect(await store.getScan(d, 'payments/api')).toEqual(newest);
   });
 
   it('finds the gates of a digest in the wanted states only', async () => {
@@ -614,7 +632,7 @@ describe('startLocalDynamo with a path', () => {
         const db = new DynamoStore(second.client, 'tollgate');
         expect(await db.getGate(g.key)).toEqual(next(g, { state: 'DECIDED' }));
         expect(await db.getDecision(g.key)).toEqual(decision(g));
-        expect(await db.getScan(s.digest)).toEqual(s);
+        expect(await db.getScan(s.digest, 'payments/api')).toEqual(s);
         expect(ids(await db.openGates())).toEqual(ids([g]));
       } finally {
         await second.close();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FindingTable } from '../shared/findings/table.js';
 import { imageFromCustomData, imageFromVariables, repositoryName } from '../shared/gate/image.js';
-import type { GateKey } from '../shared/gate/model.js';
+import type { GateImage, GateKey, ScanStatus } from '../shared/gate/model.js';
 import type { ActionExecutionView, StageStateView } from '../shared/gate/ports.js';
 import {
   coverageState,
@@ -10,6 +10,7 @@ import {
   inspectorScanState,
   isSettled,
   readCounts,
+  scanIsOf,
 } from '../shared/gate/scan.js';
 import { checkToken } from '../shared/gate/token.js';
 import { finding } from './helpers.js';
@@ -193,6 +194,33 @@ describe('scan states', () => {
         .state,
     ).toBe('unsupported');
     expect(coverageState(undefined)).toEqual({ state: 'pending', status: 'NOT_COVERED' });
+  });
+
+  it('a scan status speaks of its digest in its repository, of its registry when both name one', () => {
+    const image: GateImage = {
+      repository: 'prod/api',
+      digest: DIGEST,
+      tags: [],
+      registryId: '123456789012',
+      source: 'x',
+    };
+    const scan: ScanStatus = {
+      digest: DIGEST,
+      repository: 'prod/api',
+      registryId: '123456789012',
+      source: 'inspector',
+      status: 'INITIAL_SCAN_COMPLETE',
+      verdict: 'complete',
+      counts: undefined,
+      at: '2026-11-25T12:00:00Z',
+    };
+    expect(scanIsOf(scan, image)).toBe(true);
+    expect(scanIsOf({ ...scan, repository: 'staging/api' }, image)).toBe(false);
+    expect(scanIsOf({ ...scan, digest: `sha256:${'cd'.repeat(32)}` }, image)).toBe(false);
+    // The URI named another account's registry: this account's repository of that name is not it.
+    expect(scanIsOf(scan, { ...image, registryId: '210987654321' })).toBe(false);
+    expect(scanIsOf(scan, { ...image, registryId: undefined })).toBe(true);
+    expect(scanIsOf({ ...scan, registryId: undefined }, image)).toBe(true);
   });
 
   it('reads event counts, dropping what is not a count', () => {

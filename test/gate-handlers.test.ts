@@ -949,7 +949,40 @@ describe('the scan events as AWS sends them', () => {
       ]);
       expect(read.filterCriteria?.ecrImageHash).toEqual([{ comparison: 'EQUALS', value: DIGEST }]);
     }
-    expect(await h.store.getScan(DIGEST)).toMatchObject({ repository: REPOSITORY, verdict: 'complete' });
+    expect(await h.store.getScan(DIGEST, REPOSITORY)).toMatchObject({
+      repository: REPOSITORY,
+      verdict: 'complete',
+    });
+    expect(await h.decision()).toMatchObject({ trigger: 'scan-finished', record: { outcome: 'APPROVE' } });
+  });
+
+  it('the same digest scanned in another repository decides nothing here: this repository waits for its own scan', async () => {
+    // Promotion copies one digest from staging to prod. Staging's scan must not stand for prod's copy, which
+    // Inspector has not scanned yet (coverage PENDING_INITIAL_SCAN, nothing listed for it): taken as prod's,
+    // its "complete" and counts agreed with prod's empty read, and the release was approved unscanned.
+    const h = await setup();
+    h.scanner.findings = [];
+    await h.approvalStarted();
+    const staging = h.inspectorScanEvent({ counts: { CRITICAL: 0, HIGH: 0, MEDIUM: 0, TOTAL: 0 } });
+    staging.resources = [`${REPOSITORY_ARN}-staging`];
+    staging.detail['repository-name'] = `${REPOSITORY_ARN}-staging`;
+    h.clock.advance(MINUTE);
+    await h.scanFinished(staging);
+    expect(await h.store.getScan(DIGEST, `${REPOSITORY}-staging`)).toMatchObject({ verdict: 'complete' });
+    expect(await h.store.getScan(DIGEST, REPOSITORY)).toBeUndefined();
+    for (let i = 0; i < 3; i++) {
+      h.clock.advance(MINUTE);
+      await h.sweep();
+    }
+    expect((await h.gate())?.state).toBe('WAITING');
+    expect(await h.decision()).toBeUndefined();
+    expect(putResults(h)).toHaveLength(0);
+
+    // Its own scan decides it.
+    h.scanner.findings = cleanFindings();
+    h.scanner.coverage = { statusCode: 'ACTIVE', reason: 'SUCCESSFUL' };
+    h.clock.advance(MINUTE);
+    await h.scanFinished(h.inspectorScanEvent());
     expect(await h.decision()).toMatchObject({ trigger: 'scan-finished', record: { outcome: 'APPROVE' } });
   });
 

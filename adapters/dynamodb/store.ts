@@ -272,13 +272,24 @@ function decisionItem(decision: StoredDecision): Item {
   return guardSize(item, `decision ${id}`);
 }
 
+/** One status per repository of a digest: a copy pushed elsewhere is scanned apart. */
+function scanSk(repository: string): string {
+  return `SCAN#${repository}`;
+}
+
 function scanItem(scan: ScanStatus): Item {
   const atMs = Date.parse(scan.at);
   // A status whose time cannot be compared could never be replaced by a newer one.
   if (Number.isNaN(atMs)) throw new UnstorableValueError('scan.at', scan.at);
   return guardSize(
-    { pk: `SCAN#${scan.digest}`, sk: 'SCAN', type: 'SCAN', atMs, scan: storable(scan, 'scan') },
-    `scan status ${scan.digest}`,
+    {
+      pk: `SCAN#${scan.digest}`,
+      sk: scanSk(scan.repository),
+      type: 'SCAN',
+      atMs,
+      scan: storable(scan, 'scan'),
+    },
+    `scan status ${scan.digest} in ${scan.repository}`,
   );
 }
 
@@ -774,8 +785,8 @@ export class DynamoStore implements StorePort {
     );
   }
 
-  async getScan(digest: string): Promise<ScanStatus | undefined> {
-    return domain<ScanStatus>(await this.get(`SCAN#${digest}`, 'SCAN'), 'scan');
+  async getScan(digest: string, repository: string): Promise<ScanStatus | undefined> {
+    return domain<ScanStatus>(await this.get(`SCAN#${digest}`, scanSk(repository)), 'scan');
   }
 
   /** Audit: a pipeline's decisions, oldest first. */

@@ -19,7 +19,7 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
  *             attributes: type, state, version, gate (the Gate as a map), and the index keys below
  *   Decision  pk GATE#<same gate id>                              sk DECISION
  *             attributes: type, decision (the StoredDecision as a map), and the index keys below
- *   Scan      pk SCAN#<digest>                                    sk SCAN
+ *   Scan      pk SCAN#<digest>                                    sk SCAN#<repository>
  *             attributes: type, atMs (the event time in epoch ms), scan (the ScanStatus as a map)
  *   Run claim pk RUN#<actionExecutionId>                          sk RUN
  *             attributes: type, gate (the GateKey of the one gate of that run of an approval), expiresAt:

@@ -12,6 +12,7 @@ export function scanFinishedHandler(runtime: Runtime) {
     const reports = await gate.scanFinished({
       source: event.source === 'aws.inspector2' ? 'inspector' : 'ecr',
       repository: repositoryName(d['repository-name']),
+      registryId: event.account,
       digest: d['image-digest'],
       tags: d['image-tags'] ?? [],
       status: d['scan-status'],

@@ -40,7 +40,15 @@ import type {
   NotifierPort,
   StageStateView,
 } from './ports.js';
-import { coverageState, ecrScanState, inspectorScanState, isSettled, readCounts, sameRead } from './scan.js';
+import {
+  coverageState,
+  ecrScanState,
+  inspectorScanState,
+  isSettled,
+  readCounts,
+  sameRead,
+  scanIsOf,
+} from './scan.js';
 import { checkToken, type TokenCheck } from './token.js';
 import {
   type ApprovalStarted,
@@ -102,6 +110,8 @@ export interface ScanFinished {
   readonly source: 'inspector' | 'ecr';
   /** Repository name (an ARN is reduced to its name by the caller). */
   readonly repository: string;
+  /** The registry (account) of the repository: the event's account. */
+  readonly registryId: string;
   readonly digest: string;
   readonly tags: readonly string[];
   readonly status: string;
@@ -273,6 +283,7 @@ export class GateService extends GateClosing<GateDeps> {
     const scan: ScanStatus = {
       digest: e.digest,
       repository: e.repository,
+      registryId: e.registryId,
       source: e.source,
       status: e.status,
       verdict,
@@ -290,10 +301,12 @@ export class GateService extends GateClosing<GateDeps> {
           }
         : undefined;
     prefetch?.read.catch(() => undefined);
-    const [stored, gates] = await Promise.all([
+    const [stored, ofDigest] = await Promise.all([
       this.d.store.putScan(scan),
       this.d.store.gatesForDigest(e.digest, ['WAITING']),
     ]);
+    // A gate of the same digest in another repository waits for its own scan: this one says nothing of it.
+    const gates = ofDigest.filter((g) => g.image !== undefined && scanIsOf(scan, g.image));
     if (gates.length === 0) {
       abort.abort();
       return [];
@@ -395,7 +408,7 @@ export class GateService extends GateClosing<GateDeps> {
     const timedOut = now.getTime() >= Date.parse(gate.deadline);
     let scan: ScanStatus;
     try {
-      scan = ctx.scan?.digest === image.digest ? ctx.scan : await this.scanStatusFor(image, now);
+      scan = ctx.scan && scanIsOf(ctx.scan, image) ? ctx.scan : await this.scanStatusFor(image, now);
     } catch (error) {
       // Coverage failing (or denied) must not keep a gate waiting past its deadline.
       return this.readFailed(gate, ctx, timedOut, error, 'the scan status');
@@ -534,12 +547,15 @@ export class GateService extends GateClosing<GateDeps> {
   }
 
   private async scanStatusFor(image: GateImage, now: Date): Promise<ScanStatus> {
-    const stored = await this.d.store.getScan(image.digest);
+    const found = await this.d.store.getScan(image.digest, image.repository);
+    // Another registry's repository of the same name (the image's URI named another account) is not this one.
+    const stored = found && scanIsOf(found, image) ? found : undefined;
     if (stored && (stored.verdict !== 'pending' || this.d.config.scanSource === 'ecr')) return stored;
     if (this.d.config.scanSource === 'ecr') {
       return {
         digest: image.digest,
         repository: image.repository,
+        registryId: image.registryId,
         source: 'ecr',
         status: 'UNKNOWN',
         verdict: 'pending',
@@ -557,6 +573,7 @@ export class GateService extends GateClosing<GateDeps> {
     return {
       digest: image.digest,
       repository: image.repository,
+      registryId: image.registryId,
       source: 'inspector',
       status,
       verdict: state,

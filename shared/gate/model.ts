@@ -124,9 +124,16 @@ export interface Gate {
  * The scan status last reported for a digest. Stored apart from gates because the scan often finishes
  * before any approval starts.
  */
+/**
+ * What a scanner said of one image: a digest **in one repository** (of one registry). The same digest pushed
+ * to two repositories is scanned, covered and listed in each apart, so a status never stands for another
+ * repository's copy (`scanIsOf`).
+ */
 export interface ScanStatus {
   readonly digest: string;
   readonly repository: string;
+  /** The registry (account) whose scan event said it; undefined when learnt for an image that named none. */
+  readonly registryId: string | undefined;
   readonly source: 'inspector' | 'ecr';
   /** The scanner's own status text: `INITIAL_SCAN_COMPLETE`, `COMPLETE`, `UNSUPPORTED_IMAGE`, … */
   readonly status: string;

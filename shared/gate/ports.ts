@@ -237,11 +237,12 @@ export interface StorePort {
   /** Finds the gate whose last seen token has this hash (CloudTrail's PutApprovalResult). */
   gateByTokenHash(tokenHash: string): Promise<Gate | undefined>;
   /**
-   * Keeps the newest status per digest: an older `at` never overwrites a newer one. `true` when `scan` is
-   * now the stored status, so the caller may use it without reading it back.
+   * Keeps the newest status per digest and repository: an older `at` never overwrites a newer one. `true`
+   * when `scan` is now the stored status, so the caller may use it without reading it back.
    */
   putScan(scan: ScanStatus): Promise<boolean>;
-  getScan(digest: string): Promise<ScanStatus | undefined>;
+  /** The status of the digest in that repository (never another repository's copy of it). */
+  getScan(digest: string, repository: string): Promise<ScanStatus | undefined>;
   /** The audit chain's head of a pipeline (a consistent read); undefined before its first record. */
   auditHead(pipeline: string): Promise<ChainHead | undefined>;
   /**

@@ -1,6 +1,6 @@
 import { SEVERITIES, type Severity } from '../findings/finding.js';
 import { type FindingTable, STATUS_ACTIVE } from '../findings/table.js';
-import type { FindingsRead, ScanState, SeverityCounts } from './model.js';
+import type { FindingsRead, GateImage, ScanState, ScanStatus, SeverityCounts } from './model.js';
 import type { CoverageView } from './ports.js';
 
 /*
@@ -36,6 +36,20 @@ const UNSUPPORTED = new Set([
 
 // Coverage reasons of an image Inspector has scanned and keeps scanning.
 const COVERED = new Set(['SUCCESSFUL', 'SCAN_FREQUENCY_MANUAL', 'SCAN_FREQUENCY_SCAN_ON_PUSH']);
+
+/**
+ * Whether a scan status speaks of this image: its digest in its repository, of its registry when both name
+ * one. A digest is often pushed to several repositories (promoted from staging to prod, say); each copy is
+ * scanned apart, and Inspector lists its findings and coverage by repository. Taking one copy's finished
+ * scan for another's would decide on an empty read of a repository never scanned.
+ */
+export function scanIsOf(scan: ScanStatus, image: GateImage): boolean {
+  return (
+    scan.digest === image.digest &&
+    scan.repository === image.repository &&
+    (scan.registryId === undefined || image.registryId === undefined || scan.registryId === image.registryId)
+  );
+}
 
 /** An `Inspector2 Scan` event's `scan-status` (`INITIAL_SCAN_COMPLETE`, …). */
 export function inspectorScanState(status: string): ScanState {
