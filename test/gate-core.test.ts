@@ -320,6 +320,22 @@ describe('the token check', () => {
     });
   });
 
+  it('does not give a gate up on a state that still shows the execution before ours, while our run is in progress', () => {
+    // Our run is listed in progress: in SUPERSEDED and QUEUED modes it holds the stage, so a state naming
+    // e0 is behind, not a supersession. STALE here left the approval to no one, with no escalation.
+    const behind = stage('e0', 'Succeeded');
+    expect(checkToken(key, behind, execution('InProgress'), 'a1')).toEqual({
+      ok: false,
+      reason: "the stage state still shows execution e0 while this gate's run is in progress",
+      final: false,
+    });
+    expect(checkToken(key, behind, execution('InProgress'))).toMatchObject({ ok: false, final: false });
+    // Once our run is over, it is final.
+    expect(checkToken(key, behind, execution('Succeeded'), 'a1')).toMatchObject({ ok: false, final: true });
+    // Without the runs read, the state alone still says the execution moved on (the sweep then reads them).
+    expect(checkToken(key, behind, undefined, 'a1')).toMatchObject({ ok: false, final: true });
+  });
+
   it("does not give a gate up on a state that still shows the action's previous run", () => {
     // GetPipelineState lags: our execution holds the stage, the action shows the last run's Succeeded,
     // while ListActionExecutions already has ours in progress.

@@ -595,25 +595,50 @@ describe('the approval token and the execution', () => {
     const h = await setup();
     h.scanner.coverage = SCANNED;
     await h.scanFinished(); // the scan is in: a gate that ignored the execution id would decide at once
+    // A late STARTED event: our run is over (the execution was stopped), and a newer one holds the stage.
     h.pipeline.stage = { executionId: NEWER_EXECUTION, status: 'InProgress', token: NEWER_TOKEN };
+    h.pipeline.action.status = 'Abandoned';
     await h.approvalStarted();
 
     const gate = await h.gate();
     expect(gate?.state).toBe('STALE');
-    expect(gate?.staleReason).toContain(NEWER_EXECUTION);
+    expect(gate?.staleReason).toBe('the approval is no longer in progress (Abandoned)');
     expect(await h.decision()).toBeUndefined();
     expect(putResults(h)).toHaveLength(0);
   });
 
-  it('superseded while it waits: the token re-read before acting finds the newer execution: STALE, nothing sent', async () => {
+  it('stopped while it waits, a newer execution in the stage: the token re-read before acting says so: STALE, nothing sent', async () => {
     const h = await setup();
     await h.approvalStarted();
     h.pipeline.stage = { executionId: NEWER_EXECUTION, status: 'InProgress', token: NEWER_TOKEN };
+    h.pipeline.action.status = 'Abandoned';
     h.clock.advance(MINUTE);
     await h.scanFinished();
 
     expect((await h.gate())?.state).toBe('STALE');
     expect(putResults(h)).toHaveLength(0);
+  });
+
+  it('a state still showing the execution before ours, while our run is in progress: waits, then decides with our token', async () => {
+    // Our execution holds the stage (SUPERSEDED and QUEUED modes lock it while the approval waits), so a
+    // state naming the previous execution is behind. Taken for a supersession, the gate went STALE: no
+    // decision, no escalation, the approval left to no one.
+    const h = await setup();
+    h.scanner.coverage = SCANNED;
+    h.pipeline.stage = { executionId: NEWER_EXECUTION, status: 'Succeeded', token: undefined };
+    await h.approvalStarted();
+    expect((await h.gate())?.state).toBe('WAITING');
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect((await h.gate())?.state).not.toBe('STALE');
+    expect(putResults(h)).toHaveLength(0);
+
+    h.pipeline.stage = { executionId: EXECUTION, status: 'InProgress', token: TOKEN };
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect(putResults(h).map((r) => [r.token, r.result?.status])).toEqual([[TOKEN, 'Approved']]);
   });
 
   // The token shows only after the start: in the stage's state (SUPERSEDED/QUEUED), or as the action

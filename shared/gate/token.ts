@@ -90,10 +90,19 @@ export function checkToken(
       return { ok: false, reason: `the approval is no longer in progress (${mine.status})`, final: true };
     }
     // Ours, in progress, its token not shown yet. In PARALLEL mode the state names no execution of the
-    // stage at all, which says nothing about ours; a state naming another execution still supersedes it.
+    // stage at all, which says nothing about ours.
     if (stage?.executionId === undefined || stage.executionId === key.executionId) {
       return { ok: false, reason: 'the approval has no token yet', final: false };
     }
+    // The state names another execution while our run is in progress. In SUPERSEDED and QUEUED modes an
+    // execution holds its stage until the stage is done, and a waiting approval is not done: no other one
+    // can have taken the stage, so the state is behind (it still shows the execution before ours). Giving
+    // the gate up here would leave the approval to no one; wait, and our run's end says when it is over.
+    return {
+      ok: false,
+      reason: `the stage state still shows execution ${stage.executionId} while this gate's run is in progress`,
+      final: false,
+    };
   }
   if (!stage || !action) {
     return {
