@@ -349,7 +349,8 @@ describe('merging several files', () => {
     expect(e.message).toBe(
       'page1.json: nextToken: expected every page of the export: this response says more findings follow, ' +
         'and no file given is its last page (one without nextToken); fetch them all (the AWS CLI pages by ' +
-        'itself unless told --no-paginate) or pass every page; got nextToken "eyJuZXh0IjoyfQ=="',
+        'itself unless told --no-paginate or --max-items, whose cut leaves a NextToken) or pass every page; ' +
+        'got nextToken "eyJuZXh0IjoyfQ=="',
     );
     expect(() => mergeFindings([withToken(1, 'a'), withToken(2, 'b')])).toThrow(/page1\.json, page2\.json/);
     // With its last page (no token, or null as the API may send it), the export is whole.
@@ -363,6 +364,44 @@ describe('merging several files', () => {
     >;
     const ecrPage = { file: 'ecr.json', document: readFindingsDocument({ ...ecr, nextToken: 'more' }) };
     expect(() => mergeFindings([ecrPage])).toThrow(/ecr\.json: nextToken: expected every page/);
+  });
+
+  it('refuses a list the AWS CLI cut with --max-items (its NextToken), from Inspector or ECR, until its rest is given', () => {
+    // `aws inspector2 list-findings --max-items 1` prints the findings it kept and a top-level NextToken for
+    // --starting-token: judged alone, one LOW finding would have approved an image with CRITICAL ones.
+    const cut = fixtureJson('aws/list-findings-response.ecr.derived-from-aws-docs-event.json') as Record<
+      string,
+      unknown
+    >;
+    delete cut.nextToken;
+    cut.NextToken = 'eyJuZXh0VG9rZW4iOiBudWxsLCAiYm90b19'; // the CLI's own token
+    const first = { file: 'cut.json', document: readFindingsDocument(cut) };
+    expect(first.document.nextToken).toBe('eyJuZXh0VG9rZW4iOiBudWxsLCAiYm90b19');
+    expect(() => mergeFindings([first])).toThrow(/cut\.json: nextToken: expected every page/);
+    // The rest (printed by --starting-token, without a NextToken) makes it whole.
+    const rest = fixtureJson('aws/list-findings-response.ecr.derived-from-aws-docs-event.json') as {
+      findings: Record<string, unknown>[];
+      nextToken?: string;
+    };
+    delete rest.nextToken;
+    rest.findings[0]!.findingArn = 'arn:finding/rest';
+    expect(
+      mergeFindings([first, { file: 'rest.json', document: readFindingsDocument(rest) }]).findings.length,
+    ).toBe(2);
+
+    const ecr = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json') as Record<
+      string,
+      unknown
+    >;
+    const ecrCut = { file: 'ecr.json', document: readFindingsDocument({ ...ecr, NextToken: 'more' }) };
+    expect(() => mergeFindings([ecrCut])).toThrow(/ecr\.json: nextToken: expected every page/);
+    let bad: unknown;
+    try {
+      readFindingsDocument({ ...ecr, NextToken: 7 });
+    } catch (e) {
+      bad = e;
+    }
+    expect(bad).toMatchObject({ path: ['NextToken'], message: 'expected a pagination token (a string)' });
   });
 
   it('refuses findings of two images', () => {

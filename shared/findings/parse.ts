@@ -80,7 +80,7 @@ function checkPages(documents: readonly NamedDocument[]): void {
         file: pages.map((p) => p.file).join(', '),
         path: 'nextToken',
         expected:
-          'every page of the export: this response says more findings follow, and no file given is its last page (one without nextToken); fetch them all (the AWS CLI pages by itself unless told --no-paginate) or pass every page',
+          'every page of the export: this response says more findings follow, and no file given is its last page (one without nextToken); fetch them all (the AWS CLI pages by itself unless told --no-paginate or --max-items, whose cut leaves a NextToken) or pass every page',
         got: `nextToken ${describeValue(token.length > 24 ? `${token.slice(0, 23)}…` : token)}`,
       },
     ]);

@@ -21,8 +21,9 @@ export interface FindingsDocument {
   /** Where the findings list sits in the document, for the key paths of errors. */
   readonly findingsPath: KeyPath;
   /**
-   * An API response's `nextToken`: a string when more findings follow on another page, `null` on a
-   * response's last page (or a report, which has one page); `undefined` where the format has no pages.
+   * An API response's `nextToken` (or the AWS CLI's `NextToken`, which `--max-items` leaves where it cut
+   * the list): a string when more findings follow on another page, `null` on a response's last page (or a
+   * report, which has one page); `undefined` where the format has no pages.
    */
   readonly nextToken: string | null | undefined;
 }
@@ -234,12 +235,18 @@ function within(e: unknown, prefix: KeyPath): unknown {
   return e instanceof ShapeError ? new ShapeError([...prefix, ...e.path], e.expected, e.value) : e;
 }
 
-/** A response's `nextToken` (see FindingsDocument): absent, null or empty all say this is the last page. */
+/**
+ * A response's `nextToken` (see FindingsDocument): absent, null or empty all say this is the last page. The
+ * AWS CLI writes `NextToken` instead when `--max-items` cut the list short: more findings follow just the same.
+ */
 function pageToken(value: Obj): string | null {
-  const token = value.nextToken;
-  if (token === undefined || token === null || token === '') return null;
-  if (typeof token !== 'string') throw new ShapeError(['nextToken'], 'a pagination token (a string)', token);
-  return token;
+  for (const key of ['nextToken', 'NextToken'] as const) {
+    const token = value[key];
+    if (token === undefined || token === null || token === '') continue;
+    if (typeof token !== 'string') throw new ShapeError([key], 'a pagination token (a string)', token);
+    return token;
+  }
+  return null;
 }
 
 function readEcrResponse(value: Obj, images: ImageCache): FindingsDocument {
