@@ -970,6 +970,25 @@ describe('ECR: DescribeImageScanFindings', () => {
     });
   });
 
+  it('a list holding fewer findings than the response counts is not a finished scan (fail closed)', async () => {
+    const { client, mock } = ecr();
+    // Every page carries the whole scan's counts; the pages together list 1 MEDIUM where 2 CRITICAL are counted.
+    const counted = { ...basic.imageScanFindings!, findingSeverityCounts: { CRITICAL: 2, MEDIUM: 1 } };
+    mock.on(DescribeImageScanFindingsCommand).resolves({ ...basic, imageScanFindings: counted });
+    const read = await new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage);
+    expect(read.scan).toEqual({
+      complete: false,
+      status: 'FINDINGS_SHORT_OF_COUNTS',
+      reason: 'ECR listed fewer findings than its findingSeverityCounts (CRITICAL 0 listed of 2 counted)',
+    });
+    // No findings list at all, with findings counted: the same.
+    mock
+      .on(DescribeImageScanFindingsCommand)
+      .resolves({ ...basic, imageScanFindings: { findingSeverityCounts: { HIGH: 1 } } });
+    const none = await new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage);
+    expect(none.scan).toMatchObject({ complete: false, status: 'FINDINGS_SHORT_OF_COUNTS' });
+  });
+
   it('reads enhanced findings (Inspector through ECR)', async () => {
     const { client, mock } = ecr();
     const enhanced = sample<DescribeImageScanFindingsCommandOutput>(

@@ -404,6 +404,34 @@ describe('merging several files', () => {
     expect(bad).toMatchObject({ path: ['NextToken'], message: 'expected a pagination token (a string)' });
   });
 
+  it('refuses an ECR response whose list holds fewer findings than its own counts (trimmed, or a page missing)', () => {
+    const ecr = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json') as {
+      imageScanFindings: Record<string, unknown>;
+    };
+    const doc = (file: string, isf: Record<string, unknown>) => ({
+      file,
+      document: readFindingsDocument({ ...ecr, imageScanFindings: isf }),
+    });
+    // No list at all (or null) while 3 CRITICAL are counted: judged, it approved with 0 CRITICAL.
+    for (const findings of [undefined, null]) {
+      const e = inputError(() =>
+        mergeFindings([doc('ecr.json', { findings, findingSeverityCounts: { CRITICAL: 3 } })]),
+      );
+      expect(e.message).toBe(
+        'ecr.json: imageScanFindings.findingSeverityCounts: expected a findings list holding every finding the ' +
+          'response counts: this one was trimmed, or a page of it is missing; got CRITICAL 0 listed of 3 counted',
+      );
+    }
+    // The sample lists what it counts (1 MEDIUM); counting UNDEFINED as UNTRIAGED, as its findings are.
+    expect(mergeFindings([doc('ecr.json', ecr.imageScanFindings)]).findings.length).toBe(1);
+    const untriaged = { findingSeverityCounts: { UNDEFINED: 1 }, findings: [{ name: 'CVE-1' }] };
+    expect(mergeFindings([doc('u.json', untriaged)]).findings.length).toBe(1);
+    // A count that is not a whole number is a bad field, named.
+    expect(() =>
+      readFindingsDocument({ ...ecr, imageScanFindings: { findingSeverityCounts: { HIGH: -1 } } }),
+    ).toThrow('expected a count (a whole number, 0 or more)');
+  });
+
   it('refuses findings of two images', () => {
     const ecr = {
       file: 'ecr.json',

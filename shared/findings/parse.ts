@@ -7,6 +7,7 @@ import {
   type FindingsDocument,
   readFindingsDocument,
   ShapeError,
+  shortOfCounts,
   validateDocument,
 } from './readers.js';
 import { FindingTable } from './table.js';
@@ -87,6 +88,30 @@ function checkPages(documents: readonly NamedDocument[]): void {
   }
 }
 
+/**
+ * A partial list is never judged either: an ECR response counts the whole scan's findings by severity
+ * (`findingSeverityCounts`, on every page), and the pages given must list at least that many.
+ */
+function checkCounts(documents: readonly NamedDocument[]): void {
+  const formats = new Set(documents.map((d) => d.document.format));
+  for (const format of formats) {
+    const pages = documents.filter((d) => d.document.format === format);
+    const counts = pages.find((d) => d.document.counts !== undefined)?.document.counts;
+    if (counts === undefined) continue;
+    const short = shortOfCounts(FindingTable.concat(pages.map((d) => d.document.findings)), counts);
+    if (short === undefined) continue;
+    throw new InputError([
+      {
+        file: pages.map((p) => p.file).join(', '),
+        path: 'imageScanFindings.findingSeverityCounts',
+        expected:
+          'a findings list holding every finding the response counts: this one was trimmed, or a page of it is missing',
+        got: short,
+      },
+    ]);
+  }
+}
+
 export interface NamedDocument {
   readonly file: string;
   readonly document: FindingsDocument;
@@ -119,6 +144,7 @@ export function mergeFindings(documents: readonly NamedDocument[], repositoryOve
   };
 
   checkPages(documents);
+  checkCounts(documents);
   for (const { file, document } of documents) {
     for (const image of documentImages(document)) note(image, file);
     if (document.scan) {

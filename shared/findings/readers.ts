@@ -1,5 +1,12 @@
-import type { Finding, FixAvailability, ImageRef, ScanVerdict, VulnerablePackage } from './finding.js';
-import { levelBit, levelOf, RATED_SEVERITIES } from './finding.js';
+import type {
+  Finding,
+  FixAvailability,
+  ImageRef,
+  ScanVerdict,
+  Severity,
+  VulnerablePackage,
+} from './finding.js';
+import { levelBit, levelOf, RATED_SEVERITIES, SEVERITIES } from './finding.js';
 import { isProblem } from './problem.js';
 import { type FindingTable, FindingTableBuilder, fixBit, STATUS_ACTIVE, statusBit } from './table.js';
 import { MAX_EPOCH_SECONDS, parseTimestamp } from './timestamps.js';
@@ -26,6 +33,11 @@ export interface FindingsDocument {
    * report, which has one page); `undefined` where the format has no pages.
    */
   readonly nextToken: string | null | undefined;
+  /**
+   * The response's own count of the scan's findings by severity (ECR's `findingSeverityCounts`, the whole
+   * scan's on every page); undefined where the format has none. Its list must hold at least as many.
+   */
+  readonly counts?: Readonly<Partial<Record<Severity, number>>> | undefined;
 }
 
 export type KeyPath = (string | number)[];
@@ -249,9 +261,50 @@ function pageToken(value: Obj): string | null {
   return null;
 }
 
+/**
+ * ECR's `findingSeverityCounts`, by the severity a policy reads (`UNDEFINED` counts as UNTRIAGED, as its
+ * findings do). Absent: undefined.
+ */
+function severityCounts(raw: unknown): Partial<Record<Severity, number>> | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  const at = ['imageScanFindings', 'findingSeverityCounts'];
+  if (!isObj(raw)) throw new ShapeError(at, 'a mapping of severity to count', raw);
+  const counts: Partial<Record<Severity, number>> = {};
+  for (const [key, n] of Object.entries(raw)) {
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
+      throw new ShapeError([...at, key], 'a count (a whole number, 0 or more)', n);
+    }
+    const level = levelOf(severityOf(key, `imageScanFindings.findingSeverityCounts.${key}`));
+    counts[level] = (counts[level] ?? 0) + n;
+  }
+  return counts;
+}
+
+/**
+ * Where a list holds fewer findings of a severity than its response counted (`FindingsDocument.counts`): the
+ * list was trimmed, or a page is missing, and judging it would judge part of the scan. Every listed finding
+ * counts, whatever its status (a count may leave suppressed ones out; more listed than counted only makes the
+ * decision stricter). Undefined when the list holds at least what is counted.
+ */
+export function shortOfCounts(
+  table: FindingTable,
+  counts: Readonly<Partial<Record<Severity, number>>>,
+): string | undefined {
+  const listed = new Map<number, number>();
+  for (let i = 0; i < table.length; i++) {
+    const bit = table.levels[i] ?? 0;
+    listed.set(bit, (listed.get(bit) ?? 0) + 1);
+  }
+  const short = SEVERITIES.filter((s) => (listed.get(levelBit(s)) ?? 0) < (counts[s] ?? 0)).map(
+    (s) => `${s} ${listed.get(levelBit(s)) ?? 0} listed of ${counts[s]} counted`,
+  );
+  return short.length === 0 ? undefined : short.join(', ');
+}
+
 function readEcrResponse(value: Obj, images: ImageCache): FindingsDocument {
   const isf = value.imageScanFindings;
   if (!isObj(isf)) throw new ShapeError(['imageScanFindings'], 'a mapping', isf);
+  const counts = severityCounts(isf.findingSeverityCounts);
   const repository = optString(value.repositoryName, 'repositoryName');
   const imageId = value.imageId;
   let digest: string | undefined;
@@ -297,6 +350,7 @@ function readEcrResponse(value: Obj, images: ImageCache): FindingsDocument {
       image,
       findingsPath: at,
       nextToken: pageToken(value),
+      counts,
     };
   }
   const list = isf.findings ?? [];
@@ -317,6 +371,7 @@ function readEcrResponse(value: Obj, images: ImageCache): FindingsDocument {
     image,
     findingsPath: ['imageScanFindings', 'findings'],
     nextToken: pageToken(value),
+    counts,
   };
 }
 
