@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseIsoTime } from '../shared/dates.js';
 import { InputError } from '../shared/errors.js';
+import { repositoryOf } from '../shared/gate/image.js';
 import { registerAudit } from './audit.js';
 import { EXIT } from './exit.js';
 
@@ -25,6 +26,17 @@ function parseNow(value: string): Date {
     );
   }
   return new Date(ms);
+}
+
+// A policy's `repositories` match bare names: an ARN or an image URI is read down to one, anything else refused.
+function parseRepository(value: string): string {
+  const name = repositoryOf(value);
+  if (name === undefined) {
+    throw new InvalidArgumentError(
+      'expected an ECR repository name (payments/api), its ARN, or an image URI naming it',
+    );
+  }
+  return name;
 }
 
 export function buildProgram(): Command {
@@ -60,7 +72,8 @@ Documentation: docs/policy.md (policy language), README.md`,
     .option('--pipeline <name>', 'pipeline name, for rules and exceptions scoped with "pipelines"')
     .option(
       '--repository <name>',
-      'image repository (bare name), when the findings do not name it or to override it',
+      'image repository (bare name; an ARN or image URI is read down to it), when the findings do not name it or to override it',
+      parseRepository,
     )
     .option('--now <iso-8601>', 'evaluation time, e.g. 2026-11-25T12:00:00Z (default: now)', parseNow)
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))

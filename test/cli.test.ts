@@ -179,6 +179,42 @@ describe('tollgate evaluate: outcomes and exit status', () => {
     expect(record.subject.repository).toBe('orders/api');
     expect(record.exceptions.unused).toContain('EXC-2026-001');
   });
+
+  it('--repository reads an ARN or image URI down to the bare name its globs match, and refuses anything else', () => {
+    const policy = write(
+      'scoped.yaml',
+      'version: 1\nname: scoped\nrules:\n  - id: prod\n    action: reject\n    when: { severity: [CRITICAL, HIGH, MEDIUM, LOW], repositories: ["orders/*"] }\n',
+    );
+    const run = (repository: string) =>
+      tollgate([
+        'evaluate',
+        '-p',
+        policy,
+        '-f',
+        PAYMENTS,
+        '--repository',
+        repository,
+        '--format',
+        'json',
+        ...NOW,
+      ]);
+    // An ARN taken as the name matched no glob, and the reject rule silently approved.
+    for (const given of [
+      'orders/api',
+      'arn:aws:ecr:eu-west-1:123456789012:repository/orders/api',
+      '123456789012.dkr.ecr.eu-west-1.amazonaws.com/orders/api:1.4.2',
+    ]) {
+      const r = run(given);
+      expect([given, r.status], r.stderr).toEqual([given, 2]);
+      expect(JSON.parse(r.stdout).subject.repository).toBe('orders/api');
+    }
+    const bad = run('Orders API');
+    expect(bad.status).toBe(1);
+    expect(bad.stdout).toBe('');
+    expect(bad.stderr).toContain(
+      "option '--repository <name>' argument 'Orders API' is invalid. expected an ECR repository name (payments/api), its ARN, or an image URI naming it",
+    );
+  });
 });
 
 function readPayments(): string {

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { FindingTable } from '../shared/findings/table.js';
-import { imageFromCustomData, imageFromVariables, repositoryName } from '../shared/gate/image.js';
+import {
+  imageFromCustomData,
+  imageFromVariables,
+  repositoryName,
+  repositoryOf,
+} from '../shared/gate/image.js';
 import type { GateImage, GateKey, ScanStatus } from '../shared/gate/model.js';
 import type { ActionExecutionView, StageStateView } from '../shared/gate/ports.js';
 import {
@@ -171,6 +176,23 @@ describe('identifying the image', () => {
       'team/inspector2',
     );
     expect(repositoryName('my-repo')).toBe('my-repo');
+  });
+});
+
+describe('a repository named by a person (tollgate evaluate --repository)', () => {
+  it('is a bare name, an ECR ARN or an image URI read down to the name; anything else is none', () => {
+    expect(repositoryOf('payments/api')).toBe('payments/api');
+    expect(repositoryOf('arn:aws:ecr:eu-west-1:123456789012:repository/payments/api')).toBe('payments/api');
+    expect(repositoryOf('arn:aws-cn:ecr:cn-north-1:123456789012:repository/api')).toBe('api');
+    expect(repositoryOf(`${REGISTRY}/payments/api`)).toBe('payments/api');
+    expect(repositoryOf(`${REGISTRY}/payments/api:1.4.2@${DIGEST}`)).toBe('payments/api');
+    for (const bad of [
+      'Payments/API',
+      'payments api',
+      '',
+      'arn:aws:ecr:eu-west-1:123456789012:repository/Bad Name',
+    ])
+      expect(repositoryOf(bad), bad).toBeUndefined();
   });
 });
 

@@ -187,6 +187,22 @@ function clip(text: string): string {
   return flat.length > 120 ? `${flat.slice(0, 119)}…` : flat;
 }
 
+/**
+ * The repository a person names (`tollgate evaluate --repository`): a bare name, the repository's ARN, or an
+ * image URI (its tag or digest dropped). Undefined when it is none of these: a policy's `repositories` globs
+ * match bare names, and an ARN taken as one would silently match none.
+ */
+export function repositoryOf(text: string): string | undefined {
+  const value = text.trim();
+  const bare = new RegExp(`^${REPOSITORY}$`);
+  const name = repositoryName(value);
+  if (name !== value) return bare.test(name) ? name : undefined;
+  // A registry host is a valid repository name too (dots and slashes): the URI reading comes first.
+  const uri = new RegExp(`^${ECR_URI.source}$`).exec(value);
+  if (uri?.groups?.repository) return uri.groups.repository;
+  return bare.test(value) ? value : undefined;
+}
+
 /** The repository name of an ECR repository ARN (Inspector's scan events send the ARN as `repository-name`). */
 export function repositoryName(nameOrArn: string): string {
   const m = /^arn:aws[a-z-]*:ecr:[^:]*:\d*:repository\/(.+)$/.exec(nameOrArn);
