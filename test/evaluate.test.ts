@@ -511,6 +511,21 @@ describe('the decision record', () => {
     expect(run(p, [b, a]).record.outcome).toBe('REJECT');
   });
 
+  it('between equally new copies, an ACTIVE one before a more severe CLOSED one: it is the one that counts', () => {
+    const p = policy('rules: [{ id: bad, action: reject, when: { severity: [CRITICAL, HIGH] } }]\n');
+    const closed = finding({ key: 'K', severity: 'CRITICAL', status: 'CLOSED', updatedAt: 100 });
+    const active = finding({ key: 'K', severity: 'HIGH', status: 'ACTIVE', updatedAt: 100 });
+    // Severity first kept the CLOSED copy, which counts nothing, and approved.
+    for (const order of [
+      [closed, active],
+      [active, closed],
+    ]) {
+      const { record } = run(p, order);
+      expect(record.outcome).toBe('REJECT');
+      expect(record.counts.HIGH).toBe(1);
+    }
+  });
+
   it('uses the image given for scope', () => {
     const p = policy('rules: [{ id: r, action: reject, when: { repositories: ["orders/*"] } }]\n');
     expect(run(p, [finding()], { image: { ...IMAGE, repository: 'orders/api' } }).record.outcome).toBe(

@@ -863,8 +863,8 @@ function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
 
 /**
  * One row per key, in order of first sight. When two copies differ, the choice must not depend on their
- * order: the newer copy wins, and between equally new copies the more severe reading (fail closed), then a
- * canonical comparison. Copies are rare, so only they are rebuilt as full findings to compare.
+ * order: the newer copy wins, and between equally new copies the stricter reading (fail closed: an ACTIVE
+ * copy, then the more severe), then a canonical comparison. Copies are rare, so only they are rebuilt as full findings to compare.
  */
 function dedupe(table: FindingTable): Int32Array {
   const winner = KEPT.rows(table.keyCount).fill(-1);
@@ -890,10 +890,12 @@ function prefer(a: Finding, b: Finding): boolean {
   const ta = a.updatedAt ?? -1;
   const tb = b.updatedAt ?? -1;
   if (ta !== tb) return ta > tb;
+  // An ACTIVE copy counts and a CLOSED or SUPPRESSED one does not: whatever their severities, the ACTIVE
+  // reading is the stricter, so it comes before severity.
+  if ((a.status === 'ACTIVE') !== (b.status === 'ACTIVE')) return a.status === 'ACTIVE';
   const sa = SEVERITY_RANK[a.level];
   const sb = SEVERITY_RANK[b.level];
   if (sa !== sb) return sa > sb;
-  if ((a.status === 'ACTIVE') !== (b.status === 'ACTIVE')) return a.status === 'ACTIVE';
   return canonical(a) > canonical(b);
 }
 
