@@ -24,6 +24,21 @@ const DIGEST = `sha256:${'ab'.repeat(32)}`;
 const REGISTRY = '123456789012.dkr.ecr.eu-west-1.amazonaws.com';
 
 describe('identifying the image', () => {
+  it('refuses CustomData naming two images: the first judged would let the other through unjudged', () => {
+    const two = imageFromCustomData(`Deploy ${REGISTRY}/web@${DIGEST} and ${REGISTRY}/worker:1.2`);
+    expect(two).toEqual({
+      ok: false,
+      problem: `CustomData names 2 images (${REGISTRY}/web@${DIGEST}, ${REGISTRY}/worker:1.2); Tollgate judges one image per approval action: give each image its own`,
+    });
+    // One image said twice (by tag and digest, then by digest) is one image.
+    expect(imageFromCustomData(`${REGISTRY}/web:2.0@${DIGEST} (${REGISTRY}/web@${DIGEST})`)).toMatchObject({
+      ok: true,
+      reference: { repository: 'web', tag: '2.0', digest: DIGEST },
+    });
+    // A repository URI without a tag or digest names no image, so it is no second one.
+    expect(imageFromCustomData(`${REGISTRY}/web@${DIGEST} from ${REGISTRY}/web`)).toMatchObject({ ok: true });
+  });
+
   it('reads an ECR URI with a digest, a tag, or both, anywhere in CustomData', () => {
     const withDigest = imageFromCustomData(`${REGISTRY}/payments/api@${DIGEST}`);
     expect(withDigest).toMatchObject({

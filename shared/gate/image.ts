@@ -56,6 +56,20 @@ export function imageFromCustomData(customData: string | undefined): Identificat
     const fromJson = imageFromJson(text);
     if (fromJson) return fromJson;
   }
+  // One approval judges one image: text naming two would have the first judged and the other let through.
+  // The same image said twice (its digest, or its tag when no digest is given) is one image.
+  const named = new Map<string, string>();
+  for (const m of text.matchAll(new RegExp(ECR_URI.source, 'g'))) {
+    const g = m.groups;
+    if (g?.tag === undefined && g?.digest === undefined) continue;
+    named.set(`${g.registry}/${g.repository}${g.digest ?? `:${g.tag}`}`, m[0]);
+  }
+  if (named.size > 1) {
+    return {
+      ok: false,
+      problem: `CustomData names ${named.size} images (${[...named.values()].slice(0, 3).map(clip).join(', ')}${named.size > 3 ? ', …' : ''}); Tollgate judges one image per approval action: give each image its own`,
+    };
+  }
   const reference = matchReference(text, 'CustomData');
   if (reference) return { ok: true, reference };
   return {
