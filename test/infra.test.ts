@@ -684,7 +684,8 @@ describe('the Tollgate construct', () => {
     const [policy] = Object.values(
       g.template.findResources('AWS::SQS::QueuePolicy', { Properties: { Queues: [{ Ref: queue }] } }),
     );
-    const allows = (policy?.Properties.PolicyDocument.Statement as Statement[]).filter(
+    expect(policy).toBeDefined();
+    const allows = (policy!.Properties.PolicyDocument.Statement as Statement[]).filter(
       (st) => st.Effect === 'Allow',
     );
     expect(
