@@ -25,7 +25,7 @@ import { vulnIndexWrite } from '../adapters/dynamodb/audit-items.js';
 import { createDocumentClient } from '../adapters/dynamodb/store.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
 import { loadPolicySource } from '../functions/common/policy.js';
-import { hashToken } from '../shared/gate/gate.js';
+import { DEFAULT_CONFIG, hashToken } from '../shared/gate/gate.js';
 import {
   ACCOUNT,
   ACTION,
@@ -290,6 +290,41 @@ describe('events out of order', () => {
       expect(publishes(h)).toHaveLength(0);
     },
   );
+});
+
+describe('an approval that ends while the gate decides', () => {
+  it('the resolution record names the decision the gate shows, never an undecided close', async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('orders-worker.list-findings.json'); // the policy escalates
+    await h.approvalStarted();
+    expect((await h.gate())?.state).toBe('WAITING');
+
+    // approval-ended reads the gate and its decision side by side: the decision read answers (none yet),
+    // the gate decides and acts, and only then does the gate read answer, showing the decided gate.
+    let release!: () => void;
+    const latch = new Promise<void>((r) => {
+      release = r;
+    });
+    const getGate = h.store.getGate.bind(h.store);
+    vi.spyOn(h.store, 'getGate').mockImplementationOnce(async (key) => {
+      await latch;
+      return getGate(key);
+    });
+    const ending = h.approvalEnded(h.approvalEndedEvent('ABANDONED'));
+    await vi.waitFor(async () => expect((await h.items()).length).toBeGreaterThan(0));
+    await h.scanFinished();
+    expect(await h.gate()).toMatchObject({ state: 'ACTED', outcome: 'ESCALATE' });
+    release();
+    await ending;
+
+    const records = (await h.items())
+      .filter((i) => (i.pk as string).startsWith('AUDIT#') && i.record !== undefined)
+      .map((i) => i.record as { type: string; outcome: string | null; policy: unknown });
+    const resolution = records.find((r) => r.type === 'resolution');
+    // Read before the decision landed, it said the approval closed undecided, with no policy.
+    expect(resolution).toMatchObject({ outcome: 'ESCALATE' });
+    expect(resolution?.policy).not.toBeNull();
+  });
 });
 
 describe('the sweep', () => {
@@ -560,7 +595,7 @@ describe('AWS failing', () => {
     }
   });
 
-  it('a failing SNS publish leaves the gate DECIDED; a sweep after the lease publishes exactly once', async () => {
+  it('a failing SNS publish leaves the gate DECIDED and gives the lease back; the next sweep publishes exactly once', async () => {
     const h = await setup();
     h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
     h.fail(
@@ -569,16 +604,14 @@ describe('AWS failing', () => {
     );
     await h.approvalStarted();
     await expect(h.scanFinished()).rejects.toThrow();
-    expect(await h.gate()).toMatchObject({ state: 'DECIDED', outcome: 'ESCALATE', notifications: 0 });
+    const failed = await h.gate();
+    expect(failed).toMatchObject({ state: 'DECIDED', outcome: 'ESCALATE', notifications: 0 });
+    // Nothing in flight any more: no lease to wait out.
+    expect(failed?.actingUntil).toBeUndefined();
     expect(h.messages).toHaveLength(0);
 
     h.heal();
-    h.clock.advance(MINUTE); // within the lease (120 s): the invocation that decided may still be acting
-    await h.sweep();
-    expect(h.messages).toHaveLength(0);
-    expect((await h.gate())?.state).toBe('DECIDED');
-
-    h.clock.advance(61 * SECOND); // the lease has run out
+    h.clock.advance(MINUTE);
     await h.sweep();
     expect(h.messages).toHaveLength(1);
     expect(await h.gate()).toMatchObject({ state: 'ACTED', notifications: 1 });
@@ -587,6 +620,37 @@ describe('AWS failing', () => {
     await h.sweep();
     expect(h.messages).toHaveLength(1);
     expect(putResults(h)).toHaveLength(0);
+  });
+
+  it('a lease held by an invocation that may still be sending keeps the sweep off it until it has run out (past any function’s timeout)', async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
+    h.fail(
+      'Publish',
+      () => new InternalErrorException({ message: 'Internal error', $metadata: { httpStatusCode: 500 } }),
+    );
+    await h.approvalStarted();
+    await expect(h.scanFinished()).rejects.toThrow();
+    h.heal();
+    // As an invocation claims it to act (or one that Lambda ended mid-send left it): held for leaseMs.
+    const decided = (await h.gate())!;
+    const held = {
+      ...decided,
+      actingUntil: new Date(h.clock.now().getTime() + DEFAULT_CONFIG.leaseMs).toISOString(),
+    };
+    expect(await h.store.updateGate({ ...held, version: decided.version + 1 }, decided.version)).toBe(true);
+    // Longer than the longest deciding function's timeout (5 minutes): its holder cannot still be sending.
+    expect(DEFAULT_CONFIG.leaseMs).toBeGreaterThan(5 * MINUTE);
+
+    h.clock.advance(5 * MINUTE);
+    await h.sweep();
+    expect(h.messages).toHaveLength(0);
+    expect((await h.gate())?.state).toBe('DECIDED');
+
+    h.clock.advance(DEFAULT_CONFIG.leaseMs - 5 * MINUTE + SECOND);
+    await h.sweep();
+    expect(h.messages).toHaveLength(1);
+    expect(await h.gate()).toMatchObject({ state: 'ACTED', notifications: 1 });
   });
 });
 

@@ -31,6 +31,7 @@ import {
   tollgateStackFromContext,
 } from '../infra/stack.js';
 import { OVERDUE_MARGIN_MINUTES, Tollgate, type TollgateProps } from '../infra/tollgate.js';
+import { DEFAULT_CONFIG } from '../shared/gate/gate.js';
 import { InputError, parsePolicy } from '../shared/index.js';
 import { ROOT } from './helpers.js';
 import { acknowledgements, staleAcknowledgements } from './nag.js';
@@ -398,6 +399,16 @@ describe('the Tollgate construct', () => {
       const decides = name !== 'approval-ended';
       expect(env.TOLLGATE_SCAN_SOURCE, name).toEqual(decides ? 'inspector' : undefined);
       expect(env.TOLLGATE_TOPIC_ARN === undefined, name).toBe(!decides);
+    }
+  });
+
+  it('ends every function that acts before the gate’s acting lease runs out', () => {
+    // The lease keeps the sweep from acting beside an invocation that may still be sending; Lambda ends the
+    // invocation by its timeout, so a timeout past the lease would let a second escalation out beside the first.
+    const fns = g.template.findResources('AWS::Lambda::Function');
+    for (const name of FUNCTION_NAMES.filter((n) => READS_POLICY.has(n))) {
+      const timeout = (fns[logicalId(g.tollgate.functions[name])]?.Properties as { Timeout: number }).Timeout;
+      expect(timeout * 1000, name).toBeLessThan(DEFAULT_CONFIG.leaseMs);
     }
   });
 

@@ -140,6 +140,14 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
         continue;
       }
       if (gate.closure) return report(gate, 'already closed');
+      // Read beside the gate, the decision may have been read before a decision landed that the gate read
+      // after shows: the resolution record would say the approval closed undecided. The gate and its decision
+      // are written together, so read after the gate, it is there.
+      if (gate.outcome !== undefined && decision === undefined) {
+        decision = await this.d.store.getDecision(key);
+        if (decision === undefined)
+          throw new GateWorkFailed(`gate ${gateId(key)} has an outcome but no stored decision`, []);
+      }
       // A STALE gate keeps its state (the gate's own verdict on it) and only records how the action ended.
       const next = this.next(
         gate,

@@ -75,7 +75,11 @@ export type PolicySource =
 
 export interface GateConfig extends ClosingConfig {
   readonly scanSource: 'inspector' | 'ecr';
-  /** How long one invocation holds the right to act before the sweep may act again. */
+  /**
+   * How long one invocation holds the right to act before the sweep may act again. It must outlive the
+   * longest invocation of a function that acts (Lambda ends it by then): a lease that ran out while its
+   * holder was still sending let the sweep send a second escalation beside it. A failed act gives it back.
+   */
   readonly leaseMs: number;
   /** The settle rule's "a sweep apart". */
   readonly settleMs: number;
@@ -89,7 +93,8 @@ export interface GateConfig extends ClosingConfig {
 }
 
 export const DEFAULT_CONFIG: Omit<GateConfig, 'region' | 'account' | 'scanSource'> = {
-  leaseMs: 120_000,
+  // The deciding functions run for 5 minutes at most (infra/tollgate.ts; a test holds them below this).
+  leaseMs: 6 * 60_000,
   settleMs: 50_000,
   ownIdentities: [],
   sweepConcurrency: 8,
@@ -922,12 +927,16 @@ export class GateService extends GateClosing<GateDeps> {
     }
   }
 
-  private actFailed(gate: Gate, what: string, error: unknown): never {
+  private async actFailed(gate: Gate, what: string, error: unknown): Promise<never> {
     this.d.log.error(`${what} failed; the sweep will act again`, {
       gate: gateId(gate.key),
       error: describeError(error),
     });
     this.d.metrics.count('ActFailures');
+    // Nothing of this invocation is in flight any more: the lease is given back, so the next sweep acts
+    // again at once rather than when the lease runs out. Not given back (a lost race): it runs out.
+    const released = this.next(gate, { actingUntil: undefined }, this.now(), `acting failed: ${what}`);
+    await this.d.store.updateGate(released, gate.version).catch(() => false);
     throw new GateWorkFailed(`gate ${gateId(gate.key)}: ${what} failed: ${describeError(error)}`, [error]);
   }
 
