@@ -407,7 +407,7 @@ describe('the Tollgate construct', () => {
     // invocation by its timeout, so a timeout past the lease would let a second escalation out beside the first.
     const fns = g.template.findResources('AWS::Lambda::Function');
     for (const name of FUNCTION_NAMES.filter((n) => READS_POLICY.has(n))) {
-      const timeout = (fns[logicalId(g.tollgate.functions[name])]?.Properties as { Timeout: number }).Timeout;
+      const timeout = (fns[logicalId(g.tollgate.functions[name])]!.Properties as { Timeout: number }).Timeout;
       expect(timeout * 1000, name).toBeLessThan(DEFAULT_CONFIG.leaseMs);
     }
   });
