@@ -287,7 +287,30 @@ describe('the settle rule', () => {
     expect(isSettled(read, { CRITICAL: 1, MEDIUM: 1, TOTAL: 2 }, undefined, 50_000).settled).toBe(true);
     expect(isSettled(read, { CRITICAL: 1 }, undefined, 50_000).settled).toBe(true);
     const short = isSettled(read, { CRITICAL: 2 }, undefined, 50_000);
-    expect(short).toEqual({ settled: false, why: 'findings still arriving: CRITICAL 1/2' });
+    expect(short).toEqual({
+      settled: false,
+      why: 'findings still arriving: CRITICAL 1/2 (counted by the scan event, not listed in any status)',
+    });
+  });
+
+  it('short of the event counts, settles on two reads a sweep apart only when findings suppressed or closed since explain it', () => {
+    expect(read.listed).toEqual({ CRITICAL: 1, MEDIUM: 2, TOTAL: 3 });
+    const sweepAgo = { ...read, at: '2026-11-25T11:59:00.000Z' };
+    // 2 MEDIUM counted, 1 ACTIVE read, 1 suppressed since: explained, and two reads agree.
+    expect(isSettled(read, { MEDIUM: 2 }, sweepAgo, 50_000)).toEqual({
+      settled: true,
+      why: 'two reads a sweep apart agree (short of the event counts: MEDIUM 1/2, suppressed or closed since)',
+    });
+    // A CRITICAL counted that no read lists in any status: two agreeing reads are two partial reads. Settled
+    // on them, the gate approved an image its scanner had counted a CRITICAL finding in.
+    for (const counted of [{ CRITICAL: 2 }, { TOTAL: 4 }]) {
+      const s = isSettled(read, counted, sweepAgo, 50_000);
+      expect(s.settled, JSON.stringify(counted)).toBe(false);
+      expect(s.why).toContain('not listed in any status');
+    }
+    // A read stored before `listed` was kept: its ACTIVE counts stand in.
+    const { listed: _, ...old } = read;
+    expect(isSettled(old, { MEDIUM: 2 }, { ...old, at: sweepAgo.at }, 50_000).settled).toBe(false);
   });
 
   it('without counts, settles on two equal reads a sweep apart, never on one', () => {

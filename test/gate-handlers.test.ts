@@ -356,6 +356,30 @@ describe('the sweep', () => {
     );
   });
 
+  it('a finding the scan event counted and no read lists never settles: the deadline escalates, nothing approves', async () => {
+    const h = await setup();
+    h.scanner.coverage = SCANNED;
+    await h.approvalStarted();
+    // The event counts a CRITICAL that ListFindings does not list, in any status (not arrived, or lost).
+    h.clock.advance(MINUTE);
+    await h.scanFinished(
+      h.inspectorScanEvent({ counts: { ...scanCounts(h.scanner.findings), CRITICAL: 1 } }),
+    );
+    for (let i = 0; i < 5; i++) {
+      h.clock.advance(MINUTE);
+      await h.sweep();
+    }
+    // Two reads a sweep apart agreed on it, and the gate approved.
+    expect((await h.gate())?.state).toBe('WAITING');
+    expect(putResults(h)).toHaveLength(0);
+
+    h.clock.advance(30 * MINUTE);
+    await h.sweep();
+    const decided = await h.decision();
+    expect(decided?.record.outcome).not.toBe('APPROVE');
+    expect(JSON.stringify(decided?.record)).toContain('not listed in any status');
+  });
+
   it('each sweep reports gates waiting, overdue (past the deadline and a margin) and the oldest wait', async () => {
     const h = await setup();
     const added: [string, number][] = [];

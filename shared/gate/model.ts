@@ -56,8 +56,14 @@ export type SeverityCounts = Readonly<Partial<Record<Severity | 'TOTAL', number>
 
 export interface FindingsRead {
   readonly at: string;
+  /** ACTIVE findings by severity. */
   readonly counts: SeverityCounts;
   readonly total: number;
+  /**
+   * Findings of every status by severity, suppressed and closed ones included: what can explain a read
+   * holding fewer ACTIVE findings than a scan event counted. Absent in reads stored before it was kept.
+   */
+  readonly listed?: SeverityCounts;
 }
 
 /** What the gate sent to CodePipeline. */

@@ -89,19 +89,25 @@ export function eventCounts(raw: Readonly<Record<string, unknown>> | undefined):
   return counts;
 }
 
-/** Counts the ACTIVE findings of a read by severity: what a scanner's own counts are compared with. */
+/**
+ * Counts the ACTIVE findings of a read by severity (what a scanner's own counts are compared with), and the
+ * findings of every status (what can explain a shortfall: a finding suppressed or closed since it was counted).
+ */
 export function readCounts(table: FindingTable, at: string): FindingsRead {
-  const counts: Partial<Record<Severity, number>> = {};
+  const counts: Partial<Record<Severity | 'TOTAL', number>> = {};
+  const listed: Partial<Record<Severity | 'TOTAL', number>> = {};
   let total = 0;
   for (let i = 0; i < table.length; i++) {
-    if (table.statuses[i] !== STATUS_ACTIVE) continue;
     // Levels are stored as one bit per severity, in SEVERITIES order.
     const level = SEVERITIES[31 - Math.clz32(table.levels[i] ?? 0)];
     if (level === undefined) continue;
+    listed[level] = (listed[level] ?? 0) + 1;
+    listed.TOTAL = (listed.TOTAL ?? 0) + 1;
+    if (table.statuses[i] !== STATUS_ACTIVE) continue;
     counts[level] = (counts[level] ?? 0) + 1;
     total++;
   }
-  return { at, counts, total };
+  return { at, counts, total, listed };
 }
 
 /**
@@ -122,10 +128,24 @@ export function isSettled(
       if (have < v) short.push(`${k} ${have}/${v}`);
     }
     if (short.length === 0) return { settled: true, why: 'findings read match the scan event counts' };
+    // Findings the scanner counted that the read does not hold in any status (not even suppressed or closed
+    // since) have not arrived, or a read lost them: two reads agreeing on that are two partial reads, and
+    // never settle it. The deadline then decides (scan.onTimeout), never an approval from them.
+    const missing = Object.entries(reported).filter(([k, v]) => {
+      const listed =
+        read.listed?.[k as Severity | 'TOTAL'] ?? (k === 'TOTAL' ? read.total : read.counts[k as Severity]);
+      return (listed ?? 0) < v;
+    });
+    if (missing.length > 0) {
+      return {
+        settled: false,
+        why: `findings still arriving: ${short.join(', ')} (counted by the scan event, not listed in any status)`,
+      };
+    }
     if (previous && sameRead(previous, read) && Date.parse(read.at) - Date.parse(previous.at) >= settleMs) {
       return {
         settled: true,
-        why: `two reads a sweep apart agree (short of the event counts: ${short.join(', ')})`,
+        why: `two reads a sweep apart agree (short of the event counts: ${short.join(', ')}, suppressed or closed since)`,
       };
     }
     return { settled: false, why: `findings still arriving: ${short.join(', ')}` };
