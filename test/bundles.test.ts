@@ -64,16 +64,20 @@ import { parsePolicy } from '../shared/policy/load.js';
  * the sweep) and the run claims that keep it to one gate per approval (~1 KB in each function that opens
  * gates): before it, such an approval stalled with no alarm. MAX_BYTES grew by 5 KB more when discovery
  * learnt PARALLEL execution mode (ListPipelineExecutions and the runs' listing: ~2.8 KB in the sweep, 0.9 KB
- * of it the SDK's), whose lost approvals stalled the same way.
+ * of it the SDK's), whose lost approvals stalled the same way. Both grew by 5 KB after the fail-closed fixes
+ * of 2026-11-26 (~2.4 KB in each function that decides) left the sweep 5 bytes under OWN_MAX_BYTES: a scan
+ * status per repository, ECR lists short of their own counts, the settle rule's shortfall check, CustomData
+ * naming two images, the acting lease given back; each one an approval, or a second escalation, that should
+ * not have happened.
  */
 const CLOSING_MAX_BYTES = 400_000;
-const MAX_BYTES = 615_000;
+const MAX_BYTES = 620_000;
 /**
  * What Tollgate adds to the SDK: a bundle's bytes less those of the same SDK calls bundled alone
  * (bench/sdk-floor.ts). Our code, Powertools, middy and zod/mini: ~200 KB in the functions that decide, ~207
  * KB in the sweep. This budget holds whatever the SDK's next release weighs.
  */
-const OWN_MAX_BYTES = 210_000;
+const OWN_MAX_BYTES = 215_000;
 
 let dir: string;
 let bundles: FunctionBundle[];
