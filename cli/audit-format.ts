@@ -88,6 +88,19 @@ export function describeRecord(record: AuditRecord): string {
   return record.summary ?? '';
 }
 
+// Control characters other than tab and line feed (an escape sequence can erase or rewrite what a terminal
+// shows, a carriage return overwrite a line) and the bidirectional marks and overrides (which reorder it).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+const UNPRINTABLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Text a reviewer or a scanner wrote, safe to print on a terminal: what could act on it is shown escaped
+ * (`\u{1b}`), never obeyed. A reviewer's summary could otherwise rewrite the lines an auditor reads.
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => `\\u{${(c.codePointAt(0) ?? 0).toString(16)}}`);
+}
+
 /** One line, at most `max` characters: line breaks folded, the rest cut with `…`. */
 export function cut(text: string, max: number): string {
   const line = text.replace(/\s*[\r\n]+\s*/g, ' ');
@@ -101,15 +114,17 @@ export const SUMMARY_WIDTH = 72;
 /** Aligned columns for a terminal; the summary is cut to SUMMARY_WIDTH (`show` has it whole). */
 export function renderTable(records: readonly AuditRecord[]): string {
   const header = ['TIME', 'RECORD', 'TYPE', 'OUTCOME', 'IMAGE', 'BY', 'SUMMARY'];
-  const rows = records.map((r) => [
-    shortTime(r.time),
-    `${r.pipeline}#${r.seq}`,
-    r.type,
-    r.outcome ?? '-',
-    imageText(r) || '-',
-    shortActor(r.resolution?.reviewer ?? r.actor),
-    cut(describeRecord(r), SUMMARY_WIDTH),
-  ]);
+  const rows = records.map((r) =>
+    [
+      shortTime(r.time),
+      `${r.pipeline}#${r.seq}`,
+      r.type,
+      r.outcome ?? '-',
+      imageText(r) || '-',
+      shortActor(r.resolution?.reviewer ?? r.actor),
+      cut(describeRecord(r), SUMMARY_WIDTH),
+    ].map(printable),
+  );
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: readonly string[]) =>
     cells
@@ -141,8 +156,13 @@ export const CSV_COLUMNS = [
   'violations',
   'vulnerabilities',
   'summary',
-  // Added last, so that the columns before it keep their positions.
+  // Added last, so that the columns before them keep their positions.
   'attempt',
+  // What happened, beside what the policy said (`outcome`): the result Tollgate sent or the escalation
+  // (`status`, `answer`), and how the approval ended and what the reviewer answered (`state`, `status`).
+  'state',
+  'status',
+  'answer',
 ] as const;
 
 /**
@@ -156,8 +176,10 @@ export const CSV_COLUMNS = [
  * the cell plain text and shows what was stored; numbers this module writes (`seq`) never start with `-`.
  */
 export function csvField(value: string): string {
-  const guarded = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
-  return /[",\r\n]/.test(guarded) ? `"${guarded.replaceAll('"', '""')}"` : guarded;
+  // Spaces before the sign do not stop a spreadsheet from reading a formula.
+  const guarded = /^[\s\u00a0]*[=+\-@]|^[\t\r]/.test(value) ? `'${value}` : value;
+  // A `;` is quoted too: spreadsheets in many locales split on it, and `ok;@SUM(…)` would start a cell with `@`.
+  return /[",;\r\n]/.test(guarded) ? `"${guarded.replaceAll('"', '""')}"` : guarded;
 }
 
 /** CRLF line ends, as RFC 4180 says. */
@@ -192,6 +214,10 @@ export function csvRow(r: AuditRecord): string {
     // A resolution's own words are the reviewer's; its record's summary repeats the decision's.
     summary: (r.type === 'resolution' ? r.resolution?.summary : null) ?? r.summary ?? '',
     attempt: String(r.gate.attempt ?? 1),
+    state: r.resolution?.state ?? '',
+    status:
+      r.resolution?.status ?? (r.action?.kind === 'escalation' ? 'escalated' : (r.action?.status ?? '')),
+    answer: r.action?.answer ?? '',
   };
   return csvLine(CSV_COLUMNS.map((c) => values[c]));
 }
@@ -307,5 +333,5 @@ export function renderShow(r: AuditRecord, check: HashCheck): string {
   }
   row('hash', r.hash);
   row('', check.computed === r.hash ? '✓ matches the content' : `✗ the content hashes to ${check.computed}`);
-  return `${out.join('\n')}\n`;
+  return `${out.map(printable).join('\n')}\n`;
 }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditPk, auditSk } from '../adapters/dynamodb/audit-items.js';
 import { startLocalDynamo } from '../adapters/dynamodb/local.js';
 import { DynamoStore } from '../adapters/dynamodb/store.js';
-import { csvField, csvLine, parseTime } from '../cli/audit-format.js';
+import { csvField, csvLine, parseTime, printable } from '../cli/audit-format.js';
 import { TABLE_NAME } from '../cli/local-store.js';
 import { chainRecord } from '../shared/audit/chain.js';
 import type { AuditRecord } from '../shared/audit/record.js';
@@ -298,7 +298,7 @@ describe('tollgate audit list: filters on the demo records', () => {
 
 describe('tollgate audit list --format csv', () => {
   const HEADER =
-    'time,pipeline,seq,type,executionId,stage,action,repository,digest,tags,outcome,actor,reviewer,policy,policySha256,violations,vulnerabilities,summary,attempt';
+    'time,pipeline,seq,type,executionId,stage,action,repository,digest,tags,outcome,actor,reviewer,policy,policySha256,violations,vulnerabilities,summary,attempt,state,status,answer';
 
   it('a header of the stable columns, one CRLF line per record, lists space-separated', () => {
     const r = audit(['list', '--format', 'csv', '--pipeline', 'payments-api', '--order', 'oldest']);
@@ -334,6 +334,27 @@ describe('tollgate audit list --format csv', () => {
     );
     const resolution = Object.fromEntries(HEADER.split(',').map((c, i) => [c, rows[4]![i]]));
     expect(resolution.type).toBe('resolution');
+  });
+
+  it('says what happened beside what the policy said: the result sent, the escalation, how the approval ended', () => {
+    const r = audit(['list', '--format', 'csv', '--pipeline', 'orders-worker', '--order', 'oldest']);
+    const rows = parseCsv(r.stdout);
+    const records = rows
+      .slice(1)
+      .map((row) => Object.fromEntries(HEADER.split(',').map((c, i) => [c, row[i]])));
+    // The policy escalated, and a person approved: without state and status the CSV could not say so.
+    expect(records.map((x) => [x.type, x.outcome, x.state, x.status, x.answer])).toEqual(
+      expect.arrayContaining([
+        ['decision', 'ESCALATE', '', '', ''],
+        ['action', 'ESCALATE', '', 'escalated', ''],
+        ['resolution', 'ESCALATE', 'SUCCEEDED', 'Approved', ''],
+      ]),
+    );
+    const sent = parseCsv(audit(['list', '--format', 'csv', '--pipeline', 'payments-api']).stdout)
+      .slice(1)
+      .map((row) => Object.fromEntries(HEADER.split(',').map((c, i) => [c, row[i]])))
+      .find((x) => x.type === 'action');
+    expect([sent?.status, sent?.answer]).toEqual(['Rejected', 'accepted']);
   });
 
   it("a reviewer's summary with quotes, commas and line breaks, and formula-looking values, read back intact", async () => {
@@ -400,8 +421,24 @@ describe('tollgate audit list --format csv', () => {
     expect(csvField('\tx')).toBe("'\tx");
     expect(csvField('=A1,"x"')).toBe('"\'=A1,""x"""');
     expect(csvField('a=b')).toBe('a=b');
+    // Spaces before the sign, and a `;` that locales splitting on it would turn into a cell of its own.
+    expect(csvField(' =1+1')).toBe("' =1+1");
+    expect(csvField('\u00a0@SUM(A1)')).toBe("'\u00a0@SUM(A1)");
+    expect(csvField('ok;@SUM(1+1)')).toBe('"ok;@SUM(1+1)"');
     expect(csvField('')).toBe('');
     expect(csvLine(['a', 'b,c', ''])).toBe('a,"b,c",\r\n');
+  });
+});
+
+describe('text that others wrote, on an auditor’s terminal', () => {
+  it('printable: escape sequences, carriage returns and bidirectional overrides are shown escaped, never obeyed', () => {
+    expect(printable('Rejecting: not safe\u001b[2K\u001b[1Gshipping approved\rxx')).toBe(
+      'Rejecting: not safe\\u{1b}[2K\\u{1b}[1Gshipping approved\\u{d}xx',
+    );
+    expect(printable('admin\u202etxt.exe')).toBe('admin\\u{202e}txt.exe');
+    expect(printable('\u009b31m')).toBe('\\u{9b}31m');
+    // Tabs, line feeds and ordinary text (accents, ✓) stay as they are.
+    expect(printable('a\tb\nc é ✓')).toBe('a\tb\nc é ✓');
   });
 });
 
