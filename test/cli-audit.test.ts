@@ -609,6 +609,59 @@ describe('tollgate audit verify', () => {
     expect(r.stdout).toMatch(/first bad record is web-frontend#4 \(missing\)/);
   });
 
+  it('a record forged after the last one, its hash recomputed, the head left alone: exit 2 (past the head)', async () => {
+    const store = copyOfStore();
+    await onStore(store, async (db) => {
+      const get = async (seq: number) =>
+        (
+          await db.client.send(
+            new GetCommand({
+              TableName: TABLE_NAME,
+              Key: { pk: auditPk('orders-worker'), sk: auditSk(seq) },
+            }),
+          )
+        ).Item!;
+      const last = await get(4);
+      const record = last.record as AuditRecord;
+      const forged = chainRecord(
+        {
+          ...record,
+          type: 'resolution',
+          actor: 'arn:aws:sts::123456789012:assumed-role/admin/mallory',
+          summary: 'approved',
+        },
+        'orders-worker',
+        { seq: record.seq, hash: record.hash },
+      );
+      // Written by hand: the record item alone, without moving the head as Tollgate's transaction does.
+      await db.client.send(
+        new PutCommand({ TableName: TABLE_NAME, Item: { ...last, sk: auditSk(5), record: forged } }),
+      );
+    });
+    const r = audit(['verify', '--pipeline', 'orders-worker'], store);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toMatch(
+      /first bad record is orders-worker#5 \(head-mismatch\): record 5 is past the chain's head \(record 4\)/,
+    );
+  });
+
+  it("a chain deleted whole, head and all, while the registry still lists it: exit 2 (missing), not 'verified'", async () => {
+    const store = copyOfStore();
+    await onStore(store, async (db) => {
+      for (const sk of [auditSk(1), auditSk(2), auditSk(3), auditSk(4), 'HEAD'])
+        await db.client.send(
+          new DeleteCommand({ TableName: TABLE_NAME, Key: { pk: auditPk('payments-api'), sk } }),
+        );
+    });
+    for (const args of [['verify'], ['verify', '--pipeline', 'payments-api']]) {
+      const r = audit(args, store);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stdout).toMatch(
+        /first bad record is payments-api#1 \(missing\): the registry lists the chain/,
+      );
+    }
+  });
+
   it('two records swapped: exit 2, naming the first (reordered)', async () => {
     const store = copyOfStore();
     await onStore(store, async (db) => {

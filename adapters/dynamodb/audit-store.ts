@@ -307,22 +307,59 @@ export class DynamoAuditStore {
    * are checked as links), or every pipeline of the registry, one after another.
    */
   async verify(pipeline?: string): Promise<VerifyResult> {
-    const names = pipeline === undefined ? await this.pipelines() : [pipeline];
+    const registered = new Set(await this.pipelines());
+    const names = pipeline === undefined ? [...registered] : [pipeline];
     let records = 0;
     const problems: VerifyResult['problems'] = [];
     for (const name of names) {
       const head = await this.head(name);
-      const result = await verifyChain(this.chain(name), head ?? { pipeline: name, seq: 0, hash: '' });
+      let last: AuditRecord | undefined;
+      const read = async function* (chain: AsyncIterable<AuditRecord>) {
+        for await (const record of chain) {
+          last = record;
+          yield record;
+        }
+      };
+      const result = await verifyChain(read(this.chain(name)), head ?? { pipeline: name, seq: 0, hash: '' });
       records += result.records;
       problems.push(...result.problems);
+      if (result.problems.length > 0) continue;
+      const end = last as AuditRecord | undefined;
+      if (!head && end === undefined) {
+        // The registry says the chain was started; a chain with neither records nor head was deleted.
+        if (registered.has(name)) {
+          problems.push({
+            pipeline: name,
+            seq: 1,
+            kind: 'missing',
+            detail: 'the registry lists the chain, and it has neither records nor a head: deleted',
+          });
+        }
+        continue;
+      }
       // The head is written in the transaction of every record: records without one were not written so.
-      if (!head && result.records > 0 && result.problems.length === 0) {
+      if (!head) {
         problems.push({
           pipeline: name,
           seq: 1,
           kind: 'head-mismatch',
           detail: `the chain has ${result.records} record(s) but no head`,
         });
+        continue;
+      }
+      // Records past the head read first were checked as links only (appended meanwhile). Appended so, they
+      // moved the head in their own transaction: a head read now must reach them. One that does not was not
+      // written with its head: added by hand after the last record (forged), or the head rolled back.
+      if (end !== undefined && end.seq > head.seq) {
+        const now = await this.head(name);
+        if (!now || now.seq < end.seq || (now.seq === end.seq && now.hash !== end.hash)) {
+          problems.push({
+            pipeline: name,
+            seq: end.seq,
+            kind: 'head-mismatch',
+            detail: `record ${end.seq} is past the chain's head (record ${now?.seq ?? 0}): every record is written with its head, so this one was not written by Tollgate`,
+          });
+        }
       }
     }
     return { ok: problems.length === 0, records, problems };
