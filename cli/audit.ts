@@ -341,7 +341,12 @@ async function runVerify(opts: RawVerifyOptions): Promise<void> {
           ...(problem ? { problem: { seq: problem.seq, kind: problem.kind, detail: problem.detail } } : {}),
         });
       }
-      if (opts.pipeline !== undefined && results[0]?.records === 0 && results[0].head === null && results[0].ok) {
+      if (
+        opts.pipeline !== undefined &&
+        results[0]?.records === 0 &&
+        results[0].head === null &&
+        results[0].ok
+      ) {
         throw new AuditUsageError(`no records of pipeline ${opts.pipeline} in ${name}`);
       }
       const bad = results.filter((r) => !r.ok);
