@@ -182,7 +182,8 @@ ORDER BY r."time" DESC`,
     description: 'Escalations a person approved, by reviewer, with the decision they overrode',
     sql: `WITH escalations AS (
   SELECT DISTINCT r.pipeline, r.seq, r.gate.executionid AS execution_id, r.gate.stage AS stage,
-         r.gate.action AS approval_action, r."time" AS decided_at, r.summary,
+         r.gate.action AS approval_action, coalesce(r.gate.attempt, 1) AS attempt,
+         r."time" AS decided_at, r.summary,
          r.policy.name AS policy_name, r.policy.sha256 AS policy_sha256
   FROM records r
   WHERE r.type = 'decision'
@@ -191,7 +192,7 @@ ORDER BY r."time" DESC`,
 ),
 resolutions AS (
   SELECT r.pipeline, r.gate.executionid AS execution_id, r.gate.stage AS stage,
-         r.gate.action AS approval_action,
+         r.gate.action AS approval_action, coalesce(r.gate.attempt, 1) AS attempt,
          max(CASE WHEN r.resolution.reviewer IS NOT NULL AND r.resolution.bytollgate = false
                   THEN r.resolution.reviewer END) AS reviewer,
          max(CASE WHEN r.resolution.reviewer IS NOT NULL AND r.resolution.bytollgate = false
@@ -201,15 +202,15 @@ resolutions AS (
   FROM records r
   WHERE r.type = 'resolution'
     AND r."date" BETWEEN '2025-01-01' AND '2026-12-31'
-  GROUP BY r.pipeline, r.gate.executionid, r.gate.stage, r.gate.action
+  GROUP BY r.pipeline, r.gate.executionid, r.gate.stage, r.gate.action, coalesce(r.gate.attempt, 1)
 )
 SELECT s.reviewer, count(*) OVER (PARTITION BY s.reviewer) AS approvals_by_reviewer,
-       e.pipeline, e.execution_id, e.stage, e.approval_action, e.decided_at, s.resolved_at,
+       e.pipeline, e.execution_id, e.stage, e.approval_action, e.attempt, e.decided_at, s.resolved_at,
        e.summary, s.reviewer_summary, e.policy_name, e.policy_sha256
 FROM escalations e
 JOIN resolutions s
   ON s.pipeline = e.pipeline AND s.execution_id = e.execution_id
- AND s.stage = e.stage AND s.approval_action = e.approval_action
+ AND s.stage = e.stage AND s.approval_action = e.approval_action AND s.attempt = e.attempt
 WHERE s.reviewer IS NOT NULL
   AND s.approved
 ORDER BY s.reviewer, s.resolved_at`,

@@ -609,6 +609,16 @@ describe('the Glue table and the Athena workgroup', () => {
     for (const q of ARCHIVE_QUERIES) expect(readme, q.name).toContain(`\`\`\`sql\n${q.sql}\n\`\`\``);
   });
 
+  it('escalations-approved-by-a-person keys a gate by its attempt too: a retried stage’s attempts are not merged', () => {
+    // Merged, a reviewer who rejected attempt 1 was listed as approving it, on attempt 2's SUCCEEDED.
+    const sql = ARCHIVE_QUERIES.find((q) => q.name === 'escalations-approved-by-a-person')?.sql ?? '';
+    expect(sql).toContain(
+      'GROUP BY r.pipeline, r.gate.executionid, r.gate.stage, r.gate.action, coalesce(r.gate.attempt, 1)',
+    );
+    expect(sql).toContain('AND s.attempt = e.attempt');
+    expect(sql.match(/coalesce\(r\.gate\.attempt, 1\) AS attempt/g)).toHaveLength(2);
+  });
+
   it('the SQL check is not vacuous: it catches a wrong field, an unknown function, an unbalanced query', () => {
     const sql = ARCHIVE_QUERIES[0]?.sql ?? '';
     expect(checkSql(sql.replace('r.policy.sha256', 'r.policy.version'), ARCHIVE_COLUMNS)).toEqual([
@@ -962,6 +972,7 @@ function checkSql(sql: string, columns: Readonly<Record<string, string>>): strin
     'bool_or',
     'cardinality',
     'any_match',
+    'coalesce',
   ]);
   for (const m of code.matchAll(/\b([A-Za-z_][A-Za-z0-9_]*)\s*\(/g)) {
     const fn = m[1] ?? '';
