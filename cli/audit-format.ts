@@ -163,6 +163,9 @@ export const CSV_COLUMNS = [
   'state',
   'status',
   'answer',
+  // Advisory mode's decisions approve: what enforce mode would have decided is beside the outcome.
+  'mode',
+  'wouldBe',
 ] as const;
 
 /**
@@ -218,6 +221,8 @@ export function csvRow(r: AuditRecord): string {
     status:
       r.resolution?.status ?? (r.action?.kind === 'escalation' ? 'escalated' : (r.action?.status ?? '')),
     answer: r.action?.answer ?? '',
+    mode: r.mode ?? (r.policy ? 'enforce' : ''),
+    wouldBe: r.wouldBe ?? '',
   };
   return csvLine(CSV_COLUMNS.map((c) => values[c]));
 }
@@ -263,6 +268,7 @@ export function renderShow(r: AuditRecord, check: HashCheck): string {
     row('image', 'none');
   }
   row('outcome', r.outcome ?? '-');
+  if (r.mode === 'advisory') row('mode', `advisory: enforce mode would have decided ${r.wouldBe ?? '?'}`);
   for (const [i, line] of (r.summary ?? '-').split('\n').entries()) row(i === 0 ? 'summary' : '', line);
 
   if (r.type === 'decision' || r.violations.length > 0 || r.warnings.length > 0) {
@@ -288,6 +294,7 @@ export function renderShow(r: AuditRecord, check: HashCheck): string {
     const counts = r.counts;
     row('counts', SEVERITIES.map((s) => `${s} ${counts[s] ?? 0}`).join('  '));
   }
+  if (r.ignored) row('ignored', `${r.ignored} finding(s) set aside by their status (not counted)`);
   if (r.policy) row('policy', `${r.policy.name}  sha256 ${r.policy.sha256}`);
   if (r.type === 'decision' || r.vulnerabilities.length > 0) {
     const n = r.vulnerabilities.length;

@@ -66,6 +66,10 @@ export function fullEntry(): AuditEntry {
         description: 'MEDIUM findings',
       },
     ],
+    // An advisory decision's records, and findings set aside by status: the only records with these.
+    mode: 'advisory',
+    wouldBe: 'REJECT',
+    ignored: 1,
     exceptions: {
       applied: ['EX-1'],
       expired: ['EX-2'],

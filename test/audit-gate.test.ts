@@ -271,6 +271,28 @@ describe('verify catches a tampered trail', () => {
   });
 });
 
+describe('advisory mode in the trail', () => {
+  it('an advisory decision says so in fields, not only in words: mode, wouldBe, and the findings set aside', async () => {
+    const source = JSON.parse(readFileSync(join(DIR, '02-critical-rejected.json'), 'utf8')) as Record<
+      string,
+      unknown
+    > & { policy: string; world: { findings: Record<string, { file: string }> }; expect: unknown[] };
+    source.policy = join(ROOT, 'examples', 'policies', 'advisory.yaml');
+    for (const f of Object.values(source.world.findings)) f.file = join(DIR, f.file);
+    source.expect = [];
+    const file = join(mkdtempSync(join(tmpdir(), 'tollgate-audit-')), 'advisory.json');
+    writeFileSync(file, JSON.stringify(source));
+    const { audit } = await replay(file);
+    const chain = await chainOf(audit, 'payments-api');
+    const decision = chain.find((r) => r.type === 'decision')!;
+    // Only in the summary's words before: `--outcome REJECT` and Athena could not find what it let through.
+    expect(decision).toMatchObject({ outcome: 'APPROVE', mode: 'advisory', wouldBe: 'REJECT' });
+    expect(decision.ignored).toBeGreaterThan(0);
+    for (const r of chain) expect([r.type, r.mode, r.wouldBe]).toEqual([r.type, 'advisory', 'REJECT']);
+    expect(await audit.verify('payments-api')).toMatchObject({ ok: true });
+  });
+});
+
 describe('concurrent appends', () => {
   it('two gates of one pipeline deciding and acting at once make one gapless chain', async () => {
     // Two approval actions of one stage, one image: the scan event decides both gates concurrently, each

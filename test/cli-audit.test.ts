@@ -298,7 +298,7 @@ describe('tollgate audit list: filters on the demo records', () => {
 
 describe('tollgate audit list --format csv', () => {
   const HEADER =
-    'time,pipeline,seq,type,executionId,stage,action,repository,digest,tags,outcome,actor,reviewer,policy,policySha256,violations,vulnerabilities,summary,attempt,state,status,answer';
+    'time,pipeline,seq,type,executionId,stage,action,repository,digest,tags,outcome,actor,reviewer,policy,policySha256,violations,vulnerabilities,summary,attempt,state,status,answer,mode,wouldBe';
 
   it('a header of the stable columns, one CRLF line per record, lists space-separated', () => {
     const r = audit(['list', '--format', 'csv', '--pipeline', 'payments-api', '--order', 'oldest']);

@@ -64,6 +64,11 @@ function base(
     exceptions: record?.exceptions ?? null,
     counts: record?.counts ?? null,
     policy: record ? { name: record.policy.name, sha256: record.policy.sha256 } : null,
+    // Kept as fields, not only in the summary's words: `--outcome REJECT` cannot find what advisory mode let
+    // through, but an auditor asking what it would have rejected can (`wouldBe`).
+    ...(record?.mode === 'advisory'
+      ? { mode: 'advisory' as const, ...(record.wouldBe !== undefined ? { wouldBe: record.wouldBe } : {}) }
+      : {}),
     vulnerabilities: [],
     vulnerabilitiesTruncated: false,
     action: null,
@@ -90,6 +95,7 @@ export function decisionEntry(decision: StoredDecision, findings: FindingTable):
   const { ids, truncated } = vulnerabilityIds(findings);
   return bounded({
     ...base('decision', decision.key, decision.image, decision, decision.decidedAt, TOLLGATE_ACTOR),
+    ...(decision.record.ignored > 0 ? { ignored: decision.record.ignored } : {}),
     vulnerabilities: ids,
     vulnerabilitiesTruncated: truncated,
   });

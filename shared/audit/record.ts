@@ -63,6 +63,18 @@ export interface AuditEntry {
   readonly exceptions: ExceptionsByState | null;
   readonly counts: Readonly<Record<Severity, number>> | null;
   readonly policy: { readonly name: string; readonly sha256: string } | null;
+  /**
+   * `advisory` when the decision was taken in advisory mode (it approves whatever the policy says), with
+   * `wouldBe`, what enforce mode would have decided; on every record of that decision. Absent in enforce
+   * mode, whose records hash as they always have.
+   */
+  readonly mode?: 'advisory';
+  readonly wouldBe?: Outcome;
+  /**
+   * Decision records, when any were: findings set aside because their status is not one the policy judges
+   * (`statuses`). `counts` leave them out; `vulnerabilities` lists them.
+   */
+  readonly ignored?: number;
   /** The distinct vulnerability ids the decision saw (at most VULNERABILITY_LIMIT; see `vulnerabilitiesTruncated`). */
   readonly vulnerabilities: readonly string[];
   readonly vulnerabilitiesTruncated: boolean;
