@@ -156,7 +156,12 @@ function filterOptions(command: Command): Command {
       '--until <time>',
       'records before (a date alone: up to the end of that day); same forms as --since',
     )
-    .addOption(new Option('--outcome <outcome>', 'decisions with this outcome').choices(OUTCOMES))
+    .addOption(
+      new Option(
+        '--outcome <outcome>',
+        "records of decisions with this outcome, the policy's (with --type decision: the decisions alone; a person may have answered otherwise: see resolution records)",
+      ).choices(OUTCOMES),
+    )
     .option('--digest <digest>', 'records about this image digest (sha256:…)')
     .option('--repository <name>', 'records about images of this repository (bare name, e.g. payments/api)')
     .option(
@@ -496,7 +501,7 @@ ${SOURCE_HELP}
 
 Examples:
   tollgate audit list --outcome REJECT                                   what the gate stopped
-  tollgate audit list --outcome APPROVE --since 30d                      what it let through, last 30 days
+  tollgate audit list --outcome APPROVE --type decision --since 30d      what it let through, last 30 days
   tollgate audit list --type resolution --reviewer alice --format json   what alice approved or rejected
   tollgate audit list --vulnerability CVE-2024-45490 --outcome APPROVE   released with a known CVE?
   tollgate audit list --pipeline payments-api --since 2026-11-01 --until 2026-11-30
