@@ -69,6 +69,19 @@ const OTHER_DIGEST = `sha256:${'c'.repeat(64)}`;
 const SECOND = 1_000;
 const MINUTE = 60_000;
 
+/** A gate whose policy escalates, decided by the scan event while SNS fails every publish: DECIDED, unsent. */
+async function escalationNotPublished(): Promise<Harness> {
+  const h = await setup();
+  h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
+  h.fail(
+    'Publish',
+    () => new InternalErrorException({ message: 'Internal error', $metadata: { httpStatusCode: 500 } }),
+  );
+  await h.approvalStarted();
+  await expect(h.scanFinished()).rejects.toThrow();
+  return h;
+}
+
 const putResults = (h: Harness) =>
   h.mocks.codepipeline.commandCalls(PutApprovalResultCommand).map((c) => c.args[0].input);
 const publishes = (h: Harness) => h.mocks.sns.commandCalls(PublishCommand).map((c) => c.args[0].input);
@@ -620,14 +633,7 @@ describe('AWS failing', () => {
   });
 
   it('a failing SNS publish leaves the gate DECIDED and gives the lease back; the next sweep publishes exactly once', async () => {
-    const h = await setup();
-    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
-    h.fail(
-      'Publish',
-      () => new InternalErrorException({ message: 'Internal error', $metadata: { httpStatusCode: 500 } }),
-    );
-    await h.approvalStarted();
-    await expect(h.scanFinished()).rejects.toThrow();
+    const h = await escalationNotPublished();
     const failed = await h.gate();
     expect(failed).toMatchObject({ state: 'DECIDED', outcome: 'ESCALATE', notifications: 0 });
     // Nothing in flight any more: no lease to wait out.
@@ -647,14 +653,7 @@ describe('AWS failing', () => {
   });
 
   it('a lease held by an invocation that may still be sending keeps the sweep off it until it has run out (past any function’s timeout)', async () => {
-    const h = await setup();
-    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
-    h.fail(
-      'Publish',
-      () => new InternalErrorException({ message: 'Internal error', $metadata: { httpStatusCode: 500 } }),
-    );
-    await h.approvalStarted();
-    await expect(h.scanFinished()).rejects.toThrow();
+    const h = await escalationNotPublished();
     h.heal();
     // As an invocation claims it to act (or one that Lambda ended mid-send left it): held for leaseMs.
     const decided = (await h.gate())!;
