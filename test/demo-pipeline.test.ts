@@ -215,6 +215,17 @@ describe('the artifact store and the roles', () => {
       },
     });
     template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+    // The build logs too, with CloudWatch Logs let in for this account's log groups only.
+    template.hasResourceProperties('AWS::Logs::LogGroup', { KmsKeyId: key, RetentionInDays: 7 });
+    const policy = Object.values(template.findResources('AWS::KMS::Key'))[0]?.Properties.KeyPolicy as {
+      Statement: Json[];
+    };
+    const logsStatement = policy.Statement.find((st) => JSON.stringify(st.Principal).includes('logs.'));
+    expect(logsStatement).toMatchObject({
+      Effect: 'Allow',
+      Condition: { ArnLike: { 'kms:EncryptionContext:aws:logs:arn': expect.anything() } },
+    });
+    expect(JSON.stringify(logsStatement?.Condition)).toContain(':log-group:*');
     template.hasResourceProperties('AWS::CodePipeline::Pipeline', {
       ArtifactStore: { Type: 'S3', Location: { Ref: bucket }, EncryptionKey: { Type: 'KMS', Id: key } },
     });
