@@ -221,7 +221,8 @@ export function csvRow(r: AuditRecord): string {
     status:
       r.resolution?.status ?? (r.action?.kind === 'escalation' ? 'escalated' : (r.action?.status ?? '')),
     answer: r.action?.answer ?? '',
-    mode: r.mode ?? (r.policy ? 'enforce' : ''),
+    // Absent: enforce mode, or a record from before the field (which may be advisory: its summary says).
+    mode: r.mode ?? '',
     wouldBe: r.wouldBe ?? '',
   };
   return csvLine(CSV_COLUMNS.map((c) => values[c]));

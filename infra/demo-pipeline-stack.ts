@@ -149,7 +149,7 @@ export class TollgateDemoPipelineStack extends Stack {
     this.encryptionKey.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: 'Allow CloudWatch Logs to encrypt the build logs',
-        principals: [new iam.ServicePrincipal(`logs.${this.region}.amazonaws.com`)],
+        principals: [new iam.ServicePrincipal(`logs.${this.region}.${this.urlSuffix}`)],
         actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
         resources: ['*'],
         conditions: {

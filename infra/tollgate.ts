@@ -475,11 +475,12 @@ export class Tollgate extends Construct {
    * account and region may be encrypted with it; that lets no one read what Tollgate wrote.
    */
   private allowLogs(logGroups: string): void {
-    const { region } = Stack.of(this);
+    const { region, urlSuffix } = Stack.of(this);
     this.key.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: "Allow CloudWatch Logs to encrypt Tollgate's log groups",
-        principals: [new iam.ServicePrincipal(`logs.${region}.amazonaws.com`)],
+        // `amazonaws.com`, or `amazonaws.com.cn` in the China regions.
+        principals: [new iam.ServicePrincipal(`logs.${region}.${urlSuffix}`)],
         actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
         resources: ['*'],
         conditions: { ArnLike: { 'kms:EncryptionContext:aws:logs:arn': logGroups } },

@@ -526,6 +526,20 @@ describe('the decision record', () => {
     }
   });
 
+  it('between equally new copies, one of a status the policy counts, whichever status that is', () => {
+    // Counting SUPPRESSED too: the SUPPRESSED CRITICAL counts, so it is the stricter copy, not the ACTIVE LOW.
+    const p = policy(
+      'settings: { statuses: [ACTIVE, SUPPRESSED] }\nrules: [{ id: crit, action: reject, when: { severity: [CRITICAL] } }]\n',
+    );
+    const suppressed = finding({ key: 'K', severity: 'CRITICAL', status: 'SUPPRESSED', updatedAt: 100 });
+    const active = finding({ key: 'K', severity: 'LOW', status: 'ACTIVE', updatedAt: 100 });
+    for (const order of [
+      [suppressed, active],
+      [active, suppressed],
+    ])
+      expect(run(p, order).record.outcome).toBe('REJECT');
+  });
+
   it('uses the image given for scope', () => {
     const p = policy('rules: [{ id: r, action: reject, when: { repositories: ["orders/*"] } }]\n');
     expect(run(p, [finding()], { image: { ...IMAGE, repository: 'orders/api' } }).record.outcome).toBe(

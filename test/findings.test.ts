@@ -422,6 +422,14 @@ describe('merging several files', () => {
           'response counts: this one was trimmed, or a page of it is missing; got CRITICAL 0 listed of 3 counted',
       );
     }
+    // Whatever the order of the files: a page with empty counts first does not hide the other's.
+    const empty = doc('a.json', { findingSeverityCounts: {}, findings: [] });
+    const counted = doc('b.json', { findingSeverityCounts: { CRITICAL: 3 }, findings: [] });
+    for (const order of [
+      [empty, counted],
+      [counted, empty],
+    ])
+      expect(() => mergeFindings(order)).toThrow('got CRITICAL 0 listed of 3 counted');
     // The sample lists what it counts (1 MEDIUM); counting UNDEFINED as UNTRIAGED, as its findings are.
     expect(mergeFindings([doc('ecr.json', ecr.imageScanFindings)]).findings.length).toBe(1);
     const untriaged = { findingSeverityCounts: { UNDEFINED: 1 }, findings: [{ name: 'CVE-1' }] };

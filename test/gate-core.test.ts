@@ -3,6 +3,7 @@ import { FindingTable } from '../shared/findings/table.js';
 import {
   imageFromCustomData,
   imageFromVariables,
+  registryOf,
   repositoryName,
   repositoryOf,
 } from '../shared/gate/image.js';
@@ -37,6 +38,24 @@ describe('identifying the image', () => {
     });
     // A repository URI without a tag or digest names no image, so it is no second one.
     expect(imageFromCustomData(`${REGISTRY}/web@${DIGEST} from ${REGISTRY}/web`)).toMatchObject({ ok: true });
+    // JSON too: under any key, or two URIs in one value (the JSON reader takes the first key it knows).
+    const other = `${REGISTRY}/proxy@sha256:${'cd'.repeat(32)}`;
+    for (const json of [
+      { imageUri: `${REGISTRY}/web@${DIGEST}`, sidecarUri: other },
+      { imageUri: `${REGISTRY}/web@${DIGEST}`, image: other },
+      { imageUri: `${REGISTRY}/web@${DIGEST} ${other}` },
+    ])
+      expect(imageFromCustomData(JSON.stringify(json)), JSON.stringify(json)).toMatchObject({
+        ok: false,
+        problem: expect.stringContaining('CustomData names 2 images'),
+      });
+    expect(
+      imageFromCustomData(JSON.stringify({ imageUri: `${REGISTRY}/web:latest`, imageDigest: DIGEST })),
+    ).toMatchObject({ ok: true, reference: { digest: DIGEST } });
+    // One account's repository of one name in two regions: two images.
+    expect(
+      imageFromCustomData(`${REGISTRY}/web:1 123456789012.dkr.ecr.us-east-1.amazonaws.com/web:1`),
+    ).toMatchObject({ ok: false });
   });
 
   it('reads an ECR URI with a digest, a tag, or both, anywhere in CustomData', () => {
@@ -197,6 +216,9 @@ describe('identifying the image', () => {
 describe('a repository named by a person (tollgate evaluate --repository)', () => {
   it('is a bare name, an ECR ARN or an image URI read down to the name; anything else is none', () => {
     expect(repositoryOf('payments/api')).toBe('payments/api');
+    // The registry of a repository ARN (Inspector's scan events): its account, not the event's.
+    expect(registryOf('arn:aws:ecr:eu-west-1:210987654321:repository/payments/api')).toBe('210987654321');
+    expect(registryOf('payments/api')).toBeUndefined();
     expect(repositoryOf('arn:aws:ecr:eu-west-1:123456789012:repository/payments/api')).toBe('payments/api');
     expect(repositoryOf('arn:aws-cn:ecr:cn-north-1:123456789012:repository/api')).toBe('api');
     expect(repositoryOf(`${REGISTRY}/payments/api`)).toBe('payments/api');

@@ -68,6 +68,9 @@ function gate(props: Partial<TollgateProps> = {}): { stack: Stack; tollgate: Tol
   return { stack, tollgate, template: Template.fromStack(stack) };
 }
 
+/** CloudWatch Logs' regional service principal as the template writes it (the partition's URL suffix). */
+const LOGS_PRINCIPAL = { 'Fn::Join': ['', ['logs.eu-west-1.', { Ref: 'AWS::URLSuffix' }]] };
+
 function logicalId(construct: IConstruct): string {
   return Stack.of(construct).getLogicalId(construct.node.defaultChild as CfnElement);
 }
@@ -317,15 +320,18 @@ describe('the Tollgate construct', () => {
     }
     // No other service is let in.
     const services = policy.Statement.flatMap((st) => {
-      const principal = (st as unknown as { Principal?: { Service?: string } }).Principal;
-      return principal?.Service ? [principal.Service] : [];
+      const principal = (st as unknown as { Principal?: { Service?: unknown } }).Principal;
+      return principal?.Service ? [JSON.stringify(principal.Service)] : [];
     });
-    expect(services.sort()).toEqual([
-      'cloudwatch.amazonaws.com',
-      'events.amazonaws.com',
-      'logs.eu-west-1.amazonaws.com',
-      'sns.amazonaws.com',
-    ]);
+    // CloudWatch Logs by its regional name, on the partition's URL suffix (amazonaws.com.cn in China).
+    expect(services.sort()).toEqual(
+      [
+        '"cloudwatch.amazonaws.com"',
+        '"events.amazonaws.com"',
+        JSON.stringify(LOGS_PRINCIPAL),
+        '"sns.amazonaws.com"',
+      ].sort(),
+    );
   });
 
   it('encrypts every log group with the key, which CloudWatch Logs may use for this account’s log groups only', () => {
@@ -340,7 +346,7 @@ describe('the Tollgate construct', () => {
     const logs = policy.Statement.filter(
       (st) =>
         JSON.stringify((st as unknown as { Principal?: unknown }).Principal) ===
-        JSON.stringify({ Service: 'logs.eu-west-1.amazonaws.com' }),
+        JSON.stringify({ Service: LOGS_PRINCIPAL }),
     );
     expect(logs).toHaveLength(1);
     const st = logs[0]!;

@@ -1,4 +1,4 @@
-import { repositoryName } from '../../shared/gate/image.js';
+import { registryOf, repositoryName } from '../../shared/gate/image.js';
 import { eventCounts } from '../../shared/gate/scan.js';
 import { gateHandler } from '../common/handler.js';
 import type { Runtime } from '../common/runtime.js';
@@ -12,7 +12,7 @@ export function scanFinishedHandler(runtime: Runtime) {
     const reports = await gate.scanFinished({
       source: event.source === 'aws.inspector2' ? 'inspector' : 'ecr',
       repository: repositoryName(d['repository-name']),
-      registryId: event.account,
+      registryId: registryOf(d['repository-name']) ?? event.account,
       digest: d['image-digest'],
       tags: d['image-tags'] ?? [],
       status: d['scan-status'],

@@ -52,23 +52,27 @@ export function imageFromCustomData(customData: string | undefined): Identificat
   if (text.includes('#{')) {
     return { ok: false, problem: `CustomData holds an unresolved variable: ${clip(text)}` };
   }
-  if (text.startsWith('{')) {
-    const fromJson = imageFromJson(text);
-    if (fromJson) return fromJson;
-  }
-  // One approval judges one image: text naming two would have the first judged and the other let through.
+  // One approval judges one image: text naming two (in JSON too: any key, or two URIs in one value) would have
+  // the first judged and the other let through.
   // The same image said twice (its digest, or its tag when no digest is given) is one image.
   const named = new Map<string, string>();
   for (const m of text.matchAll(new RegExp(ECR_URI.source, 'g'))) {
     const g = m.groups;
     if (g?.tag === undefined && g?.digest === undefined) continue;
-    named.set(`${g.registry}/${g.repository}${g.digest ?? `:${g.tag}`}`, m[0]);
+    named.set(
+      `${g.registry}/${g.region ?? g.dualStackRegion}/${g.repository}${g.digest ?? `:${g.tag}`}`,
+      m[0],
+    );
   }
   if (named.size > 1) {
     return {
       ok: false,
       problem: `CustomData names ${named.size} images (${[...named.values()].slice(0, 3).map(clip).join(', ')}${named.size > 3 ? ', …' : ''}); Tollgate judges one image per approval action: give each image its own`,
     };
+  }
+  if (text.startsWith('{')) {
+    const fromJson = imageFromJson(text);
+    if (fromJson) return fromJson;
   }
   const reference = matchReference(text, 'CustomData');
   if (reference) return { ok: true, reference };
@@ -215,6 +219,14 @@ export function repositoryOf(text: string): string | undefined {
   const uri = new RegExp(`^${ECR_URI.source}$`).exec(value);
   if (uri?.groups?.repository) return uri.groups.repository;
   return bare.test(value) ? value : undefined;
+}
+
+/**
+ * The registry (account) of an ECR repository ARN; undefined for a bare name. Inspector's scan events name the
+ * repository by ARN: its account is the registry's, which an event's own `account` need not be.
+ */
+export function registryOf(nameOrArn: string): string | undefined {
+  return /^arn:aws[a-z-]*:ecr:[^:]*:(\d{12}):repository\//.exec(nameOrArn)?.[1];
 }
 
 /** The repository name of an ECR repository ARN (Inspector's scan events send the ARN as `repository-name`). */

@@ -76,13 +76,15 @@ export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: Evaluatio
   const repository = input.image?.repository;
   const pipeline = input.pipeline;
 
+  // The statuses the policy counts (`settings.statuses`).
+  let statusMask = 0;
+  for (const s of settings.statuses) statusMask |= statusBit(s);
+
   // 1. Dedupe.
-  const kept = dedupe(table);
+  const kept = dedupe(table, statusMask);
 
   // 2. Count. 3. Exceptions. Scope by repository and pipeline is the same for every finding, so it is
   // decided once.
-  let statusMask = 0;
-  for (const s of settings.statuses) statusMask |= statusBit(s);
   const inScope = compiled.exceptions.filter(
     (e) => scopeMatches(e.repositories, repository) && scopeMatches(e.pipelines, pipeline),
   );
@@ -863,15 +865,16 @@ function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
 
 /**
  * One row per key, in order of first sight. When two copies differ, the choice must not depend on their
- * order: the newer copy wins, and between equally new copies the stricter reading (fail closed: an ACTIVE
- * copy, then the more severe), then a canonical comparison. Copies are rare, so only they are rebuilt as full findings to compare.
+ * order: the newer copy wins, and between equally new copies the stricter reading (fail closed: a copy of a
+ * status the policy counts, then the more severe), then a canonical comparison. Copies are rare, so only they
+ * are rebuilt as full findings to compare.
  */
-function dedupe(table: FindingTable): Int32Array {
+function dedupe(table: FindingTable, statusMask: number): Int32Array {
   const winner = KEPT.rows(table.keyCount).fill(-1);
   for (let i = 0; i < table.length; i++) {
     const o = table.keyOrdinals[i]!;
     const seen = winner[o]!;
-    if (seen === -1 || prefer(table.row(i), table.row(seen))) winner[o] = i;
+    if (seen === -1 || prefer(table.row(i), table.row(seen), statusMask)) winner[o] = i;
   }
   return winner;
 }
@@ -885,14 +888,17 @@ const SEVERITY_RANK: Readonly<Record<Severity, number>> = {
   INFORMATIONAL: 1,
 };
 
-/** Whether `a` should replace `b` as the copy of one finding. */
-function prefer(a: Finding, b: Finding): boolean {
+/** Whether `a` should replace `b` as the copy of one finding (`statusMask`: the statuses the policy counts). */
+function prefer(a: Finding, b: Finding, statusMask: number): boolean {
   const ta = a.updatedAt ?? -1;
   const tb = b.updatedAt ?? -1;
   if (ta !== tb) return ta > tb;
-  // An ACTIVE copy counts and a CLOSED or SUPPRESSED one does not: whatever their severities, the ACTIVE
-  // reading is the stricter, so it comes before severity.
-  if ((a.status === 'ACTIVE') !== (b.status === 'ACTIVE')) return a.status === 'ACTIVE';
+  // A copy of a status the policy counts is counted, one of another status is not: whatever their
+  // severities, the counted reading is the stricter, so it comes before severity. A finding without a
+  // status is ACTIVE, as the table reads it.
+  const ca = (statusBit(a.status ?? 'ACTIVE') & statusMask) !== 0;
+  const cb = (statusBit(b.status ?? 'ACTIVE') & statusMask) !== 0;
+  if (ca !== cb) return ca;
   const sa = SEVERITY_RANK[a.level];
   const sb = SEVERITY_RANK[b.level];
   if (sa !== sb) return sa > sb;
