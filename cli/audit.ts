@@ -317,6 +317,7 @@ async function runShow(ref: string, opts: SourceOptions & { format: 'text' | 'js
 interface RawVerifyOptions extends SourceOptions {
   pipeline?: string;
   format: 'text' | 'json';
+  scan?: boolean;
 }
 
 async function runVerify(opts: RawVerifyOptions): Promise<void> {
@@ -325,6 +326,9 @@ async function runVerify(opts: RawVerifyOptions): Promise<void> {
     () => undefined,
     async ({ audit, name }) => {
       const pipelines = opts.pipeline !== undefined ? [opts.pipeline] : await audit.pipelines();
+      // Chains whose registry item is gone: found only by reading the whole table, so only when asked.
+      const unlisted = opts.scan && opts.pipeline === undefined ? await audit.unlistedChains() : [];
+      pipelines.push(...unlisted);
       const results: {
         pipeline: string;
         records: number;
@@ -337,12 +341,21 @@ async function runVerify(opts: RawVerifyOptions): Promise<void> {
         // links, never reported missing.
         const head = await audit.head(pipeline);
         const result = await audit.verify(pipeline);
-        const problem = result.problems[0];
+        const problem =
+          result.problems[0] ??
+          (unlisted.includes(pipeline)
+            ? {
+                seq: 1,
+                kind: 'missing',
+                detail:
+                  'the registry does not list this chain (its registry item was deleted): list, export and verify without --scan do not see it',
+              }
+            : undefined);
         results.push({
           pipeline,
           records: result.records,
           head: head?.seq ?? null,
-          ok: result.ok,
+          ok: problem === undefined,
           ...(problem ? { problem: { seq: problem.seq, kind: problem.kind, detail: problem.detail } } : {}),
         });
       }
@@ -544,6 +557,10 @@ Examples:
       ),
   )
     .option('--pipeline <name>', "verify this pipeline's chain only")
+    .option(
+      '--scan',
+      'also find chains the registry does not list (its item deleted by hand): reads the whole table, keys only (dynamodb:Scan)',
+    )
     .addOption(
       new Option('--format <format>', 'text, or json (per pipeline, and the first problem)')
         .choices(['text', 'json'])

@@ -662,6 +662,26 @@ describe('tollgate audit verify', () => {
     }
   });
 
+  it("a chain's registry item deleted: verify --scan finds the chain the registry no longer lists (exit 2)", async () => {
+    const store = copyOfStore();
+    await onStore(store, (db) =>
+      db.client.send(
+        new DeleteCommand({ TableName: TABLE_NAME, Key: { pk: 'AUDIT-PIPELINES', sk: 'payments-api' } }),
+      ),
+    );
+    // Without --scan, the registry is all verify knows: the chain is not visited (the README says so).
+    const plain = audit(['verify'], store);
+    expect(plain.status).toBe(0);
+    expect(plain.stdout).not.toContain('payments-api');
+    const scanned = audit(['verify', '--scan'], store);
+    expect(scanned.status).toBe(2);
+    expect(scanned.stdout).toMatch(
+      /^✗ payments-api .*missing at payments-api#1: the registry does not list this chain/m,
+    );
+    // An intact table: --scan finds nothing more.
+    expect(audit(['verify', '--scan']).status).toBe(0);
+  });
+
   it('two records swapped: exit 2, naming the first (reordered)', async () => {
     const store = copyOfStore();
     await onStore(store, async (db) => {

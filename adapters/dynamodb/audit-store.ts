@@ -4,6 +4,7 @@ import {
   GetCommand,
   QueryCommand,
   type QueryCommandInput,
+  ScanCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { type VerifyResult, verifyChain } from '../../shared/audit/chain.js';
 import { type AuditFilter, type AuditRecord, reviewerMatches } from '../../shared/audit/record.js';
@@ -259,6 +260,37 @@ export class DynamoAuditStore {
     const item = await this.getItem(auditPk(pipeline), HEAD_SK);
     if (!item) return undefined;
     return { pipeline, seq: Number(item.seq), hash: String(item.hash), time: String(item.time) };
+  }
+
+  /**
+   * Chains the registry does not list: every pipeline with a record or a head in the table (one Scan of the
+   * whole table, keys only), less the registry's, sorted. A registry item deleted by hand hides its chain from
+   * `verify`, `list` and `export`; records and heads cannot be hidden so without deleting them, which
+   * `verify` sees in the chains it reads.
+   */
+  async unlistedChains(): Promise<string[]> {
+    const listed = new Set(await this.pipelines());
+    const found = new Set<string>();
+    const prefix = auditPk('');
+    let start: Item | undefined;
+    do {
+      const output = await this.doc.send(
+        new ScanCommand({
+          TableName: this.tableName,
+          FilterExpression: 'begins_with(pk, :audit) AND (sk = :head OR begins_with(sk, :seq))',
+          ExpressionAttributeValues: { ':audit': prefix, ':head': HEAD_SK, ':seq': 'SEQ#' },
+          ProjectionExpression: 'pk',
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      );
+      this.stats.requests++;
+      for (const item of output.Items ?? []) {
+        const name = String(item.pk).slice(prefix.length);
+        if (!listed.has(name)) found.add(name);
+      }
+      start = output.LastEvaluatedKey;
+    } while (start);
+    return [...found].sort();
   }
 
   /** The pipelines that have an audit chain, sorted by name. */
