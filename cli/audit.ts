@@ -341,21 +341,12 @@ async function runVerify(opts: RawVerifyOptions): Promise<void> {
         // links, never reported missing.
         const head = await audit.head(pipeline);
         const result = await audit.verify(pipeline);
-        const problem =
-          result.problems[0] ??
-          (unlisted.includes(pipeline)
-            ? {
-                seq: 1,
-                kind: 'missing',
-                detail:
-                  'the registry does not list this chain (its registry item was deleted): list, export and verify without --scan do not see it',
-              }
-            : undefined);
+        const problem = result.problems[0];
         results.push({
           pipeline,
           records: result.records,
           head: head?.seq ?? null,
-          ok: problem === undefined,
+          ok: result.ok,
           ...(problem ? { problem: { seq: problem.seq, kind: problem.kind, detail: problem.detail } } : {}),
         });
       }

@@ -987,6 +987,21 @@ describe('ECR: DescribeImageScanFindings', () => {
       .resolves({ ...basic, imageScanFindings: { findingSeverityCounts: { HIGH: 1 } } });
     const none = await new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage);
     expect(none.scan).toMatchObject({ complete: false, status: 'FINDINGS_SHORT_OF_COUNTS' });
+    // A page with empty counts first does not hide a later page's: the largest per severity is the scan's.
+    mock.reset();
+    mock
+      .on(DescribeImageScanFindingsCommand)
+      .resolvesOnce({
+        ...basic,
+        nextToken: 'p2',
+        imageScanFindings: { ...counted, findingSeverityCounts: {} },
+      })
+      .resolvesOnce({
+        ...basic,
+        imageScanFindings: { findings: [], findingSeverityCounts: { CRITICAL: 2 } },
+      });
+    const paged = await new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage);
+    expect(paged.scan).toMatchObject({ complete: false, status: 'FINDINGS_SHORT_OF_COUNTS' });
   });
 
   it('reads enhanced findings (Inspector through ECR)', async () => {

@@ -678,6 +678,10 @@ describe('tollgate audit verify', () => {
     expect(scanned.stdout).toMatch(
       /^✗ payments-api .*missing at payments-api#1: the registry does not list this chain/m,
     );
+    // Named, the chain is checked against the registry too.
+    const named = audit(['verify', '--pipeline', 'payments-api'], store);
+    expect(named.status).toBe(2);
+    expect(named.stdout).toContain('the registry does not list this chain');
     // An intact table: --scan finds nothing more.
     expect(audit(['verify', '--scan']).status).toBe(0);
   });

@@ -5,7 +5,12 @@ import {
   type ECRClient,
 } from '@aws-sdk/client-ecr';
 import type { ScanVerdict } from '../../shared/findings/finding.js';
-import { type FindingsDocument, readFindingsDocument, shortOfCounts } from '../../shared/findings/readers.js';
+import {
+  type FindingsDocument,
+  largestCounts,
+  readFindingsDocument,
+  shortOfCounts,
+} from '../../shared/findings/readers.js';
 import { FindingTable } from '../../shared/findings/table.js';
 import type { EcrScanReadResult, ImageLocator, ImagesPort, TagResolution } from '../../shared/gate/ports.js';
 import { DEFAULT_RETRY, nextPage, type RetryOptions, sendOptions, withRetries } from './retry.js';
@@ -59,7 +64,7 @@ export class EcrScanFindings {
     const tables: FindingTable[] = [];
     const seen = new Set<string>();
     let scan: ScanVerdict | undefined;
-    let counts: FindingsDocument['counts'];
+    const counts: FindingsDocument['counts'][] = [];
     let pages = 0;
     let nextToken: string | undefined;
     do {
@@ -98,14 +103,15 @@ export class EcrScanFindings {
         imageScanFindings: page.imageScanFindings ?? {},
       });
       tables.push(doc.findings);
-      counts ??= doc.counts;
+      counts.push(doc.counts);
       const verdict = doc.scan ?? NO_STATUS;
       if (scan === undefined || (scan.complete && !verdict.complete)) scan = verdict;
       nextToken = nextPage(page.nextToken, seen, 'DescribeImageScanFindings');
     } while (nextToken !== undefined);
     const table = FindingTable.concat(tables);
     // Every page gives the whole scan's counts: a list holding fewer is not the whole scan (fail closed).
-    const short = scan?.complete && counts ? shortOfCounts(table, counts) : undefined;
+    const counted = largestCounts(counts);
+    const short = scan?.complete && counted ? shortOfCounts(table, counted) : undefined;
     if (short !== undefined) {
       scan = {
         complete: false,

@@ -369,6 +369,18 @@ export class DynamoAuditStore {
         }
         continue;
       }
+      // The registry item is written in the transaction of record 1: a chain it does not list lost it since,
+      // and `list`, `export` and `verify` without a name (or --scan) no longer see that chain.
+      if (!registered.has(name)) {
+        problems.push({
+          pipeline: name,
+          seq: 1,
+          kind: 'missing',
+          detail:
+            'the registry does not list this chain (its registry item was deleted): list, export and verify without --scan do not see it',
+        });
+        continue;
+      }
       // The head is written in the transaction of every record: records without one were not written so.
       if (!head) {
         problems.push({

@@ -1,10 +1,11 @@
 import { describeValue, formatPath, InputError } from '../errors.js';
 import { positionOfOffset, SourceLocator } from '../locate.js';
-import type { ImageRef, ScanVerdict, Severity } from './finding.js';
+import type { ImageRef, ScanVerdict } from './finding.js';
 import {
   checkImageFindings,
   documentImages,
   type FindingsDocument,
+  largestCounts,
   readFindingsDocument,
   ShapeError,
   shortOfCounts,
@@ -96,12 +97,8 @@ function checkCounts(documents: readonly NamedDocument[]): void {
   const formats = new Set(documents.map((d) => d.document.format));
   for (const format of formats) {
     const pages = documents.filter((d) => d.document.format === format);
-    // Each page should carry the same counts; taking the largest per severity, no file order can hide one.
-    const given = pages.flatMap((d) => (d.document.counts ? [d.document.counts] : []));
-    if (given.length === 0) continue;
-    const counts: Partial<Record<Severity, number>> = {};
-    for (const c of given)
-      for (const [k, n] of Object.entries(c) as [Severity, number][]) counts[k] = Math.max(counts[k] ?? 0, n);
+    const counts = largestCounts(pages.map((d) => d.document.counts));
+    if (counts === undefined) continue;
     const short = shortOfCounts(FindingTable.concat(pages.map((d) => d.document.findings)), counts);
     if (short === undefined) continue;
     throw new InputError([

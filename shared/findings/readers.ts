@@ -281,6 +281,21 @@ function severityCounts(raw: unknown): Partial<Record<Severity, number>> | undef
 }
 
 /**
+ * The counts of several pages of one response (each should carry the whole scan's): the largest per severity,
+ * so that no page, whatever its place, can hide another's. Undefined when no page has counts.
+ */
+export function largestCounts(
+  pages: readonly (Readonly<Partial<Record<Severity, number>>> | undefined)[],
+): Partial<Record<Severity, number>> | undefined {
+  const given = pages.filter((c) => c !== undefined);
+  if (given.length === 0) return undefined;
+  const counts: Partial<Record<Severity, number>> = {};
+  for (const c of given)
+    for (const [k, n] of Object.entries(c) as [Severity, number][]) counts[k] = Math.max(counts[k] ?? 0, n);
+  return counts;
+}
+
+/**
  * Where a list holds fewer findings of a severity than its response counted (`FindingsDocument.counts`): the
  * list was trimmed, or a page is missing, and judging it would judge part of the scan. Every listed finding
  * counts, whatever its status (a count may leave suppressed ones out; more listed than counted only makes the

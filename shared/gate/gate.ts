@@ -115,7 +115,7 @@ export interface ScanFinished {
   readonly source: 'inspector' | 'ecr';
   /** Repository name (an ARN is reduced to its name by the caller). */
   readonly repository: string;
-  /** The registry (account) of the repository: the event's account. */
+  /** The registry (account) of the repository: its ARN's account, else the event's. */
   readonly registryId: string;
   readonly digest: string;
   readonly tags: readonly string[];
