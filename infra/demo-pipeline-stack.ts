@@ -13,12 +13,12 @@ import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as codepipeline from 'aws-cdk-lib/aws-codepipeline';
 import * as actions from 'aws-cdk-lib/aws-codepipeline-actions';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import type { Construct } from 'constructs';
+import { allowCloudWatchLogs } from './tollgate.js';
 
 /**
  * The try-it stack: a sandbox pipeline that builds a small image, pushes it to a scanned ECR repository and
@@ -144,21 +144,9 @@ export class TollgateDemoPipelineStack extends Stack {
     // `cdk deploy`. That bucket is versioned, as an S3 source action requires; nothing has to be uploaded by hand.
     const sampleApp = new Asset(this, 'SampleApp', { path: SAMPLE_APP_DIR });
 
-    // The build logs print the image's URI and the build's output: encrypted with the same key, which
-    // CloudWatch Logs may use for this account's log groups (as the gate's stack lets it, and AWS documents).
-    this.encryptionKey.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'Allow CloudWatch Logs to encrypt the build logs',
-        principals: [new iam.ServicePrincipal(`logs.${this.region}.${this.urlSuffix}`)],
-        actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
-        resources: ['*'],
-        conditions: {
-          ArnLike: {
-            'kms:EncryptionContext:aws:logs:arn': `arn:${this.partition}:logs:${this.region}:${this.account}:log-group:*`,
-          },
-        },
-      }),
-    );
+    // The build logs print the image's URI and the build's output: encrypted with the same key, as the
+    // gate's are with its own.
+    allowCloudWatchLogs(this.encryptionKey, 'the build logs');
     const buildLogs = new logs.LogGroup(this, 'BuildLogs', {
       encryptionKey: this.encryptionKey,
       retention: logs.RetentionDays.ONE_WEEK,

@@ -395,7 +395,7 @@ export class Tollgate extends Construct {
     // Services that write to the encrypted queues and topics on Tollgate's behalf, from this account only.
     this.allowService('events.amazonaws.com', `arn:${partition}:events:${region}:${account}:rule/*`);
     this.allowService('cloudwatch.amazonaws.com', `arn:${partition}:cloudwatch:${region}:${account}:alarm:*`);
-    this.allowLogs(`arn:${partition}:logs:${region}:${account}:log-group:*`);
+    allowCloudWatchLogs(this.key, "Tollgate's log groups");
 
     // ── store ───────────────────────────────────────────────────────────────────────────────────────
     this.table = this.createTable(config.removalPolicy);
@@ -465,27 +465,6 @@ export class Tollgate extends Construct {
       : undefined;
 
     this.acknowledgeQueues();
-  }
-
-  /**
-   * CloudWatch Logs encrypts the functions' log groups with the key (they name gates, images and reviewers).
-   * The actions and the encryption-context condition are those AWS documents for it; the logs service sends
-   * no `aws:SourceArn` to KMS. The log groups cannot be named exactly here: their generated names depend on the
-   * key (a cycle), and fixed names would fail a redeploy beside retained ones. So any log group of this
-   * account and region may be encrypted with it; that lets no one read what Tollgate wrote.
-   */
-  private allowLogs(logGroups: string): void {
-    const { region, urlSuffix } = Stack.of(this);
-    this.key.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: "Allow CloudWatch Logs to encrypt Tollgate's log groups",
-        // `amazonaws.com`, or `amazonaws.com.cn` in the China regions.
-        principals: [new iam.ServicePrincipal(`logs.${region}.${urlSuffix}`)],
-        actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
-        resources: ['*'],
-        conditions: { ArnLike: { 'kms:EncryptionContext:aws:logs:arn': logGroups } },
-      }),
-    );
   }
 
   private allowService(service: string, sourceArn: string, sourceAccount = true): void {
@@ -1048,6 +1027,31 @@ export class Tollgate extends Construct {
       });
     }
   }
+}
+
+/**
+ * Lets CloudWatch Logs encrypt log groups with `key` (the gate's and the demo stack's: they name gates, images
+ * and reviewers). The actions and the encryption-context condition are those AWS documents; the logs service
+ * sends no `aws:SourceArn` to KMS. The log groups cannot be named exactly: their generated names depend on the
+ * key (a cycle), and fixed names would fail a redeploy beside retained ones. So any log group of the stack's
+ * account and region may be encrypted with it; that lets no one read what was written.
+ */
+export function allowCloudWatchLogs(key: kms.Key, what: string): void {
+  const { partition, region, account, urlSuffix } = Stack.of(key);
+  key.addToResourcePolicy(
+    new iam.PolicyStatement({
+      sid: `Allow CloudWatch Logs to encrypt ${what}`,
+      // `amazonaws.com`, or `amazonaws.com.cn` in the China regions.
+      principals: [new iam.ServicePrincipal(`logs.${region}.${urlSuffix}`)],
+      actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
+      resources: ['*'],
+      conditions: {
+        ArnLike: {
+          'kms:EncryptionContext:aws:logs:arn': `arn:${partition}:logs:${region}:${account}:log-group:*`,
+        },
+      },
+    }),
+  );
 }
 
 /** `approval-started` → `ApprovalStarted`, `approvalStarted` → `ApprovalStarted`: construct ids. */
