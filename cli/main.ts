@@ -85,7 +85,7 @@ Documentation: docs/policy.md (policy language), README.md`,
       'after',
       `
 Exit status:
-  0  APPROVE (also in advisory mode, whatever the policy would decide)
+  0  APPROVE (in advisory mode too, whatever the policy's rules would decide)
   2  REJECT
   3  ESCALATE
   1  usage or input error: a message on standard error naming the file, line, column and key, nothing on

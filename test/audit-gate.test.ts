@@ -286,7 +286,9 @@ describe('advisory mode in the trail', () => {
     const chain = await chainOf(audit, 'payments-api');
     const decision = chain.find((r) => r.type === 'decision')!;
     // Only in the summary's words before: `--outcome REJECT` and Athena could not find what it let through.
-    expect(decision).toMatchObject({ outcome: 'APPROVE', mode: 'advisory', wouldBe: 'REJECT' });
+    // (ESCALATE, not APPROVE: the image has a finding of unknown severity, which advisory mode does not soften.)
+    expect(decision).toMatchObject({ outcome: 'ESCALATE', mode: 'advisory', wouldBe: 'REJECT' });
+    expect(decision.violations.map((v) => v.rule)).toContain('unknown-severity');
     expect(decision.ignored).toBeGreaterThan(0);
     for (const r of chain) expect([r.type, r.mode, r.wouldBe]).toEqual([r.type, 'advisory', 'REJECT']);
     expect(await audit.verify('payments-api')).toMatchObject({ ok: true });

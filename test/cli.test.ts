@@ -90,7 +90,7 @@ describe('tollgate evaluate: outcomes and exit status', () => {
     expect(r.stdout).toContain('ECR scan status UNSUPPORTED_IMAGE');
   });
 
-  it('advisory mode exits 0 and says what enforce would do', () => {
+  it('advisory mode says what enforce would do, and still escalates what the gate cannot see (an UNTRIAGED finding): exit 3', () => {
     const r = tollgate([
       'evaluate',
       '-p',
@@ -101,8 +101,33 @@ describe('tollgate evaluate: outcomes and exit status', () => {
       '--format',
       'json',
     ]);
-    expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ outcome: 'APPROVE', mode: 'advisory', wouldBe: 'REJECT' });
+    expect(r.status).toBe(3);
+    expect(JSON.parse(r.stdout)).toMatchObject({ outcome: 'ESCALATE', mode: 'advisory', wouldBe: 'REJECT' });
+    // Without the finding of unknown severity, advisory mode approves what its rules would reject.
+    const known = join(mkdtempSync(join(tmpdir(), 'tollgate-advisory-')), 'known.json');
+    const doc = JSON.parse(readFileSync(join(ROOT, PAYMENTS), 'utf8')) as {
+      findings: { severity: string }[];
+    };
+    writeFileSync(
+      known,
+      JSON.stringify({ ...doc, findings: doc.findings.filter((f) => f.severity !== 'UNTRIAGED') }),
+    );
+    const approved = tollgate([
+      'evaluate',
+      '-p',
+      'examples/policies/advisory.yaml',
+      '-f',
+      known,
+      ...NOW,
+      '--format',
+      'json',
+    ]);
+    expect(approved.status).toBe(0);
+    expect(JSON.parse(approved.stdout)).toMatchObject({
+      outcome: 'APPROVE',
+      mode: 'advisory',
+      wouldBe: 'REJECT',
+    });
   });
 
   it('--format json prints exactly one decision record', () => {

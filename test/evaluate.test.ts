@@ -431,6 +431,34 @@ describe('advisory mode', () => {
     expect(run(p, []).record.wouldBe).toBe('APPROVE');
   });
 
+  it("does not soften the gate's own blind spots: an error, an incomplete or timed-out scan, unknown severities", () => {
+    const p = policy(
+      'mode: advisory\nrules: [{ id: crit, action: reject, when: { severity: [CRITICAL] } }]\nsettings: { onError: escalate, scan: { onTimeout: reject } }\n',
+    );
+    const error = run(p, [finding({ severity: 'CRITICAL' })], {
+      conditions: [{ kind: 'error', reason: 'ListFindings failed on page 3' }],
+    }).record;
+    // The error's action, not the rule's: the rule is what advisory mode is rolling out.
+    expect(error).toMatchObject({ outcome: 'ESCALATE', mode: 'advisory', wouldBe: 'REJECT' });
+    expect(error.summary).toBe(
+      'ESCALATE (advisory; would be REJECT) by policy test: crit (1 CRITICAL: CVE-2026-10094); error (ListFindings failed on page 3)',
+    );
+    expect(
+      run(p, [], { conditions: [{ kind: 'scan-timeout', reason: 'no finished scan after 30 minutes' }] })
+        .record,
+    ).toMatchObject({ outcome: 'REJECT', wouldBe: 'REJECT' });
+    expect(
+      run(p, [], { scan: { complete: false, status: 'FAILED', reason: 'ECR scan status FAILED' } }).record,
+    ).toMatchObject({ outcome: 'ESCALATE', wouldBe: 'ESCALATE' });
+    expect(run(p, [finding({ severity: 'UNTRIAGED' })]).record).toMatchObject({
+      outcome: 'ESCALATE',
+      wouldBe: 'ESCALATE',
+    });
+    // What the policy chose to ignore stays ignored.
+    const ignoring = policy('mode: advisory\nsettings: { unknownSeverity: ignore }\n');
+    expect(run(ignoring, [finding({ severity: 'UNTRIAGED' })]).record.outcome).toBe('APPROVE');
+  });
+
   it('wouldBe is absent in enforce mode', () => {
     expect('wouldBe' in run(policy(''), []).record).toBe(false);
   });

@@ -237,12 +237,15 @@ describe('invariants', () => {
     );
   });
 
-  it('advisory mode always approves and records what enforce would decide', () => {
+  it("advisory mode approves unless the gate's own blind spots (unknown severities) say otherwise, and records what enforce would decide", () => {
     fc.assert(
       fc.property(policyShape, findings, (shape, fs) => {
         const enforce = decide(toPolicy(shape), fs);
         const advisory = decide(toPolicy({ ...shape, mode: 'advisory' }), fs);
-        expect(advisory.outcome).toBe('APPROVE');
+        const unknown = enforce.violations.find((v) => v.rule === 'unknown-severity');
+        expect(advisory.outcome).toBe(
+          unknown === undefined ? 'APPROVE' : unknown.action === 'reject' ? 'REJECT' : 'ESCALATE',
+        );
         expect(advisory.wouldBe).toBe(enforce.outcome);
       }),
       { numRuns: 200 },

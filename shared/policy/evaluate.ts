@@ -20,6 +20,7 @@ import {
   compilePolicy,
 } from './compile.js';
 import type { LoadedPolicy } from './load.js';
+import { IMPLICIT_RULE_IDS } from './schema.js';
 
 const DAY_MS = 86_400_000;
 const APPLIED = 1;
@@ -145,13 +146,14 @@ export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: Evaluatio
   }
 
   // 5. Outcome. 6. Mode.
-  const computed: Outcome = violations.some((v) => v.violation.action === 'reject')
-    ? 'REJECT'
-    : violations.some((v) => v.violation.action === 'escalate')
-      ? 'ESCALATE'
-      : 'APPROVE';
+  const computed = outcomeOf(violations);
   const advisory = compiled.policy.mode === 'advisory';
-  const outcome: Outcome = advisory ? 'APPROVE' : computed;
+  // Advisory mode softens the policy's rules, never the gate's own blind spots: what it could not read or
+  // judge (an error, a scan that is incomplete or timed out, findings of unknown severity) still takes its
+  // action, so a roll-out never approves what nobody could see (fail closed).
+  const outcome: Outcome = advisory
+    ? outcomeOf(violations.filter((v) => IMPLICIT_IDS.has(v.violation.rule)))
+    : computed;
 
   // Whole days left, as a person counts them (and as the report prints them): 14.5 days left is "14 days".
   const expiringSoon = (e: CompiledException) =>
@@ -202,6 +204,15 @@ export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: Evaluatio
     warnings: warnings.map((v) => ({ violation: v.violation, rows: v.rows })),
     table,
   };
+}
+
+const IMPLICIT_IDS: ReadonlySet<string> = new Set(IMPLICIT_RULE_IDS);
+
+/** Any reject: REJECT; else any escalate: ESCALATE; else APPROVE (`warn` never counts). */
+function outcomeOf(violations: readonly { readonly violation: Violation }[]): Outcome {
+  if (violations.some((v) => v.violation.action === 'reject')) return 'REJECT';
+  if (violations.some((v) => v.violation.action === 'escalate')) return 'ESCALATE';
+  return 'APPROVE';
 }
 
 /**
