@@ -17,6 +17,14 @@ export class AuditUsageError extends Error {
   }
 }
 
+/** The archive (`verify --archive`) could not be read: the message names the object and what failed. */
+export class ArchiveReadError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ArchiveReadError';
+  }
+}
+
 // ── times ─────────────────────────────────────────────────────────────────────────────────────────
 
 const UNIT_MS: Readonly<Record<string, number>> = {

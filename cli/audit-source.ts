@@ -17,6 +17,8 @@ export interface SourceOptions {
   table?: string;
   region?: string;
   profile?: string;
+  /** `verify --archive`: an S3 archive takes --region and --profile too. */
+  archive?: string;
 }
 
 export interface Source {
@@ -31,7 +33,8 @@ export async function openSource(options: SourceOptions): Promise<Source> {
   // (or before the one-line error): Tollgate's own `engines` says which Node it runs on.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   if (options.table === undefined) {
-    if (options.region !== undefined || options.profile !== undefined) {
+    const s3 = options.archive?.startsWith('s3://') === true;
+    if (!s3 && (options.region !== undefined || options.profile !== undefined)) {
       throw new AuditUsageError(
         '--region and --profile are for a deployed table: add --table NAME (the local store needs neither)',
       );

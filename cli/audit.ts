@@ -11,10 +11,20 @@
  * the exit status says so). `verify` exits 2 when a chain does not verify.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import type { ArchiveComparison, SeqRange } from '../shared/audit/archive-compare.js';
 import { hashOf } from '../shared/audit/chain.js';
 import type { AuditFilter, AuditRecord, AuditRecordType } from '../shared/audit/record.js';
 import type { Outcome } from '../shared/decision/record.js';
-import { AuditUsageError, csvHeader, csvRow, parseTime, renderShow, renderTable } from './audit-format.js';
+import {
+  ArchiveReadError,
+  AuditUsageError,
+  csvHeader,
+  csvRow,
+  parseTime,
+  printable,
+  renderShow,
+  renderTable,
+} from './audit-format.js';
 import type { Source, SourceOptions } from './audit-source.js';
 import { AUDIT_EXIT } from './exit.js';
 
@@ -26,7 +36,9 @@ const DEFAULT_PAGE_SIZE = 500;
 /** An SDK or store error as one line an auditor can act on. */
 function explain(e: unknown, source: string | undefined): string {
   if (!(e instanceof Error)) return String(e);
-  if (e instanceof AuditUsageError) return e.message;
+  // The archive's own errors name the object (and line) already; the table's name would mislead.
+  if (e instanceof AuditUsageError || e instanceof ArchiveReadError || e.name === 'ArchiveLineError')
+    return e.message;
   const where = source ? ` (${source})` : '';
   switch (e.name) {
     case 'ResourceNotFoundException':
@@ -318,6 +330,32 @@ interface RawVerifyOptions extends SourceOptions {
   pipeline?: string;
   format: 'text' | 'json';
   scan?: boolean;
+  archive?: string;
+}
+
+interface VerifiedChain {
+  pipeline: string;
+  records: number;
+  head: number | null;
+  ok: boolean;
+  problem?: { seq: number; kind: string; detail: string };
+  archive?: ArchiveComparison;
+}
+
+/** `#3`, `#3–7`. */
+const seqs = (r: SeqRange): string => (r.from === r.to ? `#${r.from}` : `#${r.from}–${r.to}`);
+
+/** The archive's part of a chain's line: what matched, what is not archived yet, the first problem. */
+function archiveSummary(c: ArchiveComparison): string {
+  const first = c.problems[0];
+  if (first) {
+    const more = c.problems.length > 1 ? ` (and ${c.problems.length - 1} more)` : '';
+    return `archive: ${first.kind} at ${c.pipeline}#${first.seq}: ${first.detail}${more}`;
+  }
+  const notes = [`archive: ${c.matched} of ${c.archived} archived record(s) match`];
+  if (c.beforeArchive) notes.push(`${seqs(c.beforeArchive)} from before the archive`);
+  if (c.notYetArchived) notes.push(`${seqs(c.notYetArchived)} not archived yet`);
+  return notes.join(', ');
 }
 
 async function runVerify(opts: RawVerifyOptions): Promise<void> {
@@ -325,48 +363,68 @@ async function runVerify(opts: RawVerifyOptions): Promise<void> {
     opts,
     () => undefined,
     async ({ audit, name }) => {
+      // The copy first: it names the chains the table must still have, whatever its registry says.
+      const copy = opts.archive === undefined ? undefined : await readCopy(opts.archive, opts);
       const pipelines = opts.pipeline !== undefined ? [opts.pipeline] : await audit.pipelines();
       // Chains whose registry item is gone: found only by reading the whole table, so only when asked.
       const unlisted = opts.scan && opts.pipeline === undefined ? await audit.unlistedChains() : [];
       pipelines.push(...unlisted);
-      const results: {
-        pipeline: string;
-        records: number;
-        head: number | null;
-        ok: boolean;
-        problem?: { seq: number; kind: string; detail: string };
-      }[] = [];
+      if (copy && opts.pipeline === undefined) {
+        const known = new Set(pipelines);
+        pipelines.push(...copy.index.pipelines().filter((p) => !known.has(p)));
+      }
+      const results: VerifiedChain[] = [];
       for (const pipeline of pipelines) {
         // One chain at a time, streamed; the head is read first, so records appended meanwhile are checked as
         // links, never reported missing.
         const head = await audit.head(pipeline);
         const result = await audit.verify(pipeline);
         const problem = result.problems[0];
+        const archive = copy ? await copy.index.compare(pipeline, audit.chain(pipeline)) : undefined;
         results.push({
           pipeline,
           records: result.records,
           head: head?.seq ?? null,
-          ok: result.ok,
+          ok: result.ok && (archive === undefined || archive.problems.length === 0),
           ...(problem ? { problem: { seq: problem.seq, kind: problem.kind, detail: problem.detail } } : {}),
+          ...(archive ? { archive } : {}),
         });
       }
       if (
         opts.pipeline !== undefined &&
         results[0]?.records === 0 &&
         results[0].head === null &&
-        results[0].ok
+        results[0].ok &&
+        (results[0].archive?.archived ?? 0) === 0
       ) {
-        throw new AuditUsageError(`no records of pipeline ${opts.pipeline} in ${name}`);
+        throw new AuditUsageError(
+          `no records of pipeline ${opts.pipeline} in ${name}${copy ? ` or ${copy.read.name}` : ''}`,
+        );
       }
       const bad = results.filter((r) => !r.ok);
+      // The chain's own problem first: the archive's comparison of a broken chain says less.
+      const firstOf = (r: VerifiedChain) => r.problem ?? r.archive?.problems[0];
       const first = bad[0];
+      const firstProblem = first ? firstOf(first) : undefined;
+      const total = results.reduce((n, r) => n + r.records, 0);
       if (opts.format === 'json') {
         await write(
           `${JSON.stringify(
             {
               ok: bad.length === 0,
-              records: results.reduce((n, r) => n + r.records, 0),
-              firstProblem: first?.problem ? { pipeline: first.pipeline, ...first.problem } : null,
+              records: total,
+              firstProblem:
+                first && firstProblem ? { pipeline: first.pipeline, ...pick(firstProblem) } : null,
+              ...(copy
+                ? {
+                    archive: {
+                      location: copy.read.name,
+                      objects: copy.read.objects,
+                      lines: copy.index.lines,
+                      records: copy.index.records,
+                    },
+                  }
+                : {}),
               pipelines: results,
             },
             null,
@@ -375,22 +433,51 @@ async function runVerify(opts: RawVerifyOptions): Promise<void> {
         );
       } else {
         const width = Math.max(8, ...results.map((r) => r.pipeline.length));
-        const lines = results.map((r) =>
-          r.ok
-            ? `✓ ${r.pipeline.padEnd(width)}  ${String(r.records).padStart(6)} record(s) verified`
-            : `✗ ${r.pipeline.padEnd(width)}  ${String(r.records).padStart(6)} record(s) read: ${r.problem?.kind} at ${r.pipeline}#${r.problem?.seq}: ${r.problem?.detail}`,
-        );
-        const total = results.reduce((n, r) => n + r.records, 0);
+        const lines = results.map((r) => {
+          const chain = r.problem
+            ? `${String(r.records).padStart(6)} record(s) read: ${r.problem.kind} at ${r.pipeline}#${r.problem.seq}: ${r.problem.detail}`
+            : `${String(r.records).padStart(6)} record(s) verified`;
+          const archive = r.archive ? `; ${archiveSummary(r.archive)}` : '';
+          return `${r.ok ? '✓' : '✗'} ${r.pipeline.padEnd(width)}  ${printable(chain + archive)}`;
+        });
+        if (copy) {
+          lines.push(
+            `Archive: ${copy.index.records} record(s) in ${copy.read.objects} object(s) of ${copy.read.name}`,
+          );
+        }
         lines.push(
-          first?.problem
-            ? `FAILED: ${bad.length} of ${results.length} chain(s) do not verify; the first bad record is ${first.pipeline}#${first.problem.seq} (${first.problem.kind}): ${first.problem.detail}`
-            : `OK: ${total} record(s) in ${results.length} chain(s) verified`,
+          first && firstProblem
+            ? printable(
+                `FAILED: ${bad.length} of ${results.length} chain(s) do not verify; the first bad record is ${first.pipeline}#${firstProblem.seq} (${firstProblem.kind}): ${firstProblem.detail}`,
+              )
+            : `OK: ${total} record(s) in ${results.length} chain(s) verified${copy ? ', and every archived record is in the table unchanged' : ''}`,
         );
         await write(`${lines.join('\n')}\n`);
       }
       return bad.length === 0 ? AUDIT_EXIT.OK : AUDIT_EXIT.CHAIN_BROKEN;
     },
   );
+}
+
+const pick = (p: { seq: number; kind: string; detail: string }) => ({
+  seq: p.seq,
+  kind: p.kind,
+  detail: p.detail,
+});
+
+/** Reads the copy named by --archive into an index (the SDK and the reader are loaded only then). */
+async function readCopy(location: string, opts: RawVerifyOptions) {
+  const [{ ArchiveIndex }, { readArchive }] = await Promise.all([
+    import('../shared/audit/archive-compare.js'),
+    import('./archive-source.js'),
+  ]);
+  const index = new ArchiveIndex();
+  const read = await readArchive(location, index, {
+    ...(opts.pipeline !== undefined ? { pipeline: opts.pipeline } : {}),
+    ...(opts.region !== undefined ? { region: opts.region } : {}),
+    ...(opts.profile !== undefined ? { profile: opts.profile } : {}),
+  });
+  return { index, read };
 }
 
 // ── export ────────────────────────────────────────────────────────────────────────────────────────
@@ -552,6 +639,10 @@ Examples:
       '--scan',
       'also find chains the registry does not list (its item deleted by hand): reads the whole table, keys only (dynamodb:Scan)',
     )
+    .option(
+      '--archive <location>',
+      'also check that every record of the archive is in the table unchanged: s3://BUCKET[/PREFIX] (the archive bucket; PREFIX defaults to records/), a folder it was synced to, or a .jsonl file (an earlier export)',
+    )
     .addOption(
       new Option('--format <format>', 'text, or json (per pipeline, and the first problem)')
         .choices(['text', 'json'])
@@ -561,16 +652,27 @@ Examples:
       'after',
       `
 Exit status:
-  0  every chain verifies (prints the records checked per pipeline)
+  0  every chain verifies (prints the records checked per pipeline), and with --archive every archived
+     record is in the table unchanged
   2  a chain does not: names the first missing, changed or reordered record of each broken chain, and the
-     first of all on the last line
-  1  the store or table cannot be read (a message on stderr, nothing on stdout)
+     first of all on the last line; with --archive, also an archived record the table rewrote (rewritten),
+     no longer has (deleted) or that the archive holds twice (forked), or a table record between archived
+     ones that the archive lacks (not-archived)
+  1  the store, table or archive cannot be read (a message on stderr, nothing on stdout)
+
+The archive (--archive):
+  The table's chains verify against the table's own heads: someone who may write the table could rewrite a
+  chain, re-hash it and move its head. The archive (S3 Object Lock) cannot be altered: --archive compares
+  the two. Records written before the archive existed, and the last minute's, are not in it: they are
+  counted, not failed. Reading the bucket needs s3:ListBucket and s3:GetObject on it and kms:Decrypt on its
+  key (tollgate.archive.grantQuery gives them); or sync it first: aws s3 sync s3://BUCKET/records ./archive
 ${SOURCE_HELP}
 
 Examples:
   tollgate audit verify
   tollgate audit verify --pipeline payments-api
-  tollgate audit verify --table Tollgate-Table --region eu-west-1 --format json`,
+  tollgate audit verify --table Tollgate-Table --region eu-west-1 --format json
+  tollgate audit verify --table Tollgate-Table --archive s3://tollgate-archive-bucket --region eu-west-1`,
     )
     .action(async (opts: RawVerifyOptions) => runVerify(opts));
 

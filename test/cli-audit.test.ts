@@ -1,7 +1,7 @@
 import { type SpawnOptions, spawn, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditPk, auditSk } from '../adapters/dynamodb/audit-items.js';
@@ -9,6 +9,7 @@ import { startLocalDynamo } from '../adapters/dynamodb/local.js';
 import { DynamoStore } from '../adapters/dynamodb/store.js';
 import { csvField, csvLine, parseTime, printable } from '../cli/audit-format.js';
 import { TABLE_NAME } from '../cli/local-store.js';
+import { archiveObjects } from '../functions/archive/layout.js';
 import { chainRecord } from '../shared/audit/chain.js';
 import type { AuditRecord } from '../shared/audit/record.js';
 import { ROOT } from './helpers.js';
@@ -703,6 +704,135 @@ describe('tollgate audit verify', () => {
     expect(r.stdout.trimEnd().split('\n').at(-1)).toMatch(
       /the first bad record is search-api#2 \(reordered\)/,
     );
+  });
+});
+
+describe('tollgate audit verify --archive', () => {
+  /** The demo's records as the archive function writes them, in a folder as `aws s3 sync` leaves it. */
+  function archiveOfDemo(): string {
+    const r = audit(['export']);
+    expect(r.status).toBe(0);
+    const records = r.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as AuditRecord);
+    const folder = join(tmp, `archive-${++copies}`);
+    for (const object of archiveObjects(records)) {
+      const file = join(folder, object.key);
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(file, object.body);
+    }
+    return folder;
+  }
+
+  it('an intact table: exit 0, every chain matched against the archive', () => {
+    const archive = archiveOfDemo();
+    const r = audit(['verify', '--archive', archive]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(
+      /^✓ payments-api +4 record\(s\) verified; archive: 4 of 4 archived record\(s\) match$/m,
+    );
+    expect(r.stdout).toMatch(
+      new RegExp(`^Archive: 36 record\\(s\\) in \\d+ object\\(s\\) of the folder ${archive}$`, 'm'),
+    );
+    expect(r.stdout.trimEnd().split('\n').at(-1)).toBe(
+      'OK: 36 record(s) in 10 chain(s) verified, and every archived record is in the table unchanged',
+    );
+  });
+
+  it('a chain rewritten, re-hashed and its head moved: verify alone says OK, --archive says rewritten (exit 2)', async () => {
+    const archive = archiveOfDemo();
+    const store = copyOfStore();
+    await onStore(store, async (db) => {
+      const key = (seq: number) => ({ pk: auditPk('payments-api'), sk: auditSk(seq) });
+      let previous: AuditRecord | undefined;
+      for (let seq = 1; seq <= 4; seq++) {
+        const item = (await db.client.send(new GetCommand({ TableName: TABLE_NAME, Key: key(seq) }))).Item!;
+        const { hash: _h, prevHash: _p, seq: _s, pipeline, ...content } = item.record as AuditRecord;
+        // Record 2 (the REJECT) made to read as an approval; every later record re-chained to it.
+        const changed =
+          seq === 2
+            ? { ...content, outcome: 'APPROVE' as const, summary: 'APPROVE by policy baseline' }
+            : content;
+        const record: AuditRecord =
+          seq === 1 ? (item.record as AuditRecord) : chainRecord(changed, pipeline, previous);
+        await db.client.send(new PutCommand({ TableName: TABLE_NAME, Item: { ...item, record } }));
+        previous = record;
+      }
+      await db.client.send(
+        new UpdateCommand({
+          TableName: TABLE_NAME,
+          Key: { pk: auditPk('payments-api'), sk: 'HEAD' },
+          UpdateExpression: 'SET #h = :h',
+          ExpressionAttributeNames: { '#h': 'hash' },
+          ExpressionAttributeValues: { ':h': previous!.hash },
+        }),
+      );
+    });
+    // The table's own verification cannot tell: every hash and link holds, and the head names the last.
+    expect(audit(['verify'], store).status).toBe(0);
+    const r = audit(['verify', '--archive', archive], store);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toMatch(
+      /^✗ payments-api +4 record\(s\) verified; archive: rewritten at payments-api#2: the table's record payments-api#2 \(hash [0-9a-f]{12}…\) is not the one archived \([0-9a-f]{12}…, .*\.jsonl, line \d+\) \(and 2 more\)$/m,
+    );
+    expect(r.stdout).toMatch(/^✓ search-api /m);
+    expect(r.stdout.trimEnd().split('\n').at(-1)).toMatch(
+      /^FAILED: 1 of 10 chain\(s\) do not verify; the first bad record is payments-api#2 \(rewritten\)/,
+    );
+    const json = JSON.parse(audit(['verify', '--archive', archive, '--format', 'json'], store).stdout) as {
+      ok: boolean;
+      firstProblem: { pipeline: string; seq: number; kind: string };
+      archive: { records: number };
+      pipelines: { pipeline: string; archive: { problems: { kind: string; seq: number }[] } }[];
+    };
+    expect(json.ok).toBe(false);
+    expect(json.firstProblem).toMatchObject({ pipeline: 'payments-api', seq: 2, kind: 'rewritten' });
+    expect(json.archive.records).toBe(36);
+    expect(
+      json.pipelines.find((p) => p.pipeline === 'payments-api')!.archive.problems.map((p) => [p.kind, p.seq]),
+    ).toEqual([
+      ['rewritten', 2],
+      ['rewritten', 3],
+      ['rewritten', 4],
+    ]);
+  });
+
+  it('a chain deleted whole with its registry item: the archive still names it (deleted, exit 2); --pipeline reads one chain', async () => {
+    const archive = archiveOfDemo();
+    const store = copyOfStore();
+    await onStore(store, async (db) => {
+      for (const [pk, sk] of [
+        ...[1, 2, 3, 4].map((seq) => [auditPk('billing-api'), auditSk(seq)]),
+        [auditPk('billing-api'), 'HEAD'],
+        ['AUDIT-PIPELINES', 'billing-api'],
+      ])
+        await db.client.send(new DeleteCommand({ TableName: TABLE_NAME, Key: { pk, sk } }));
+    });
+    expect(audit(['verify'], store).status).toBe(0);
+    const r = audit(['verify', '--archive', archive], store);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toMatch(
+      /^✗ billing-api +0 record\(s\) verified; archive: deleted at billing-api#1: the table has no record billing-api#1/m,
+    );
+    const one = audit(['verify', '--archive', archive, '--pipeline', 'billing-api'], store);
+    expect(one.status).toBe(2);
+    expect(one.stdout.trimEnd().split('\n')).toHaveLength(3);
+  });
+
+  it('an archive that cannot be read is an error (exit 1) naming the file and line; --region alone is refused without an S3 archive', () => {
+    const bad = join(tmp, 'bad-archive.jsonl');
+    writeFileSync(bad, '{"pipeline":"payments-api","seq":1}\n');
+    const r = audit(['verify', '--archive', bad]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(
+      `tollgate: ${bad}, line 1: hash: expected a SHA-256 in lower-case hex (64 characters), got nothing\n`,
+    );
+    const region = audit(['verify', '--archive', bad, '--region', 'eu-west-1']);
+    expect(region.status).toBe(1);
+    expect(region.stderr).toContain('--region and --profile are for a deployed table');
   });
 });
 

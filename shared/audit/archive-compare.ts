@@ -1,0 +1,256 @@
+import { hashOf } from './chain.js';
+import type { AuditRecord } from './record.js';
+
+/*
+ * The table's chains against a copy of their records kept elsewhere: the S3 archive (Object Lock, written from
+ * the table's stream as records are inserted) or an earlier export. `verifyChain` proves a chain whole against
+ * the table's own heads; someone who may write the table can rewrite a chain, re-hash it and move its head,
+ * and that still verifies. A copy they cannot alter is the evidence against them: every archived record must
+ * still be in the table, unchanged.
+ *
+ * Pure: the caller reads the copy (lines of JSON, in any order, a record possibly twice) and the table's
+ * chains. What is held per archived record is its place, its hashes and where it was read, never the record.
+ */
+
+/** Where a copy's record was read: the object (an S3 URI, a file) and the line, from 1. */
+export interface ArchiveLocation {
+  readonly object: string;
+  readonly line: number;
+}
+
+export const describeLocation = (at: ArchiveLocation): string => `${at.object}, line ${at.line}`;
+
+/** A line of the copy that is not an audit record: the copy cannot be compared, and the line is named. */
+export class ArchiveLineError extends Error {
+  constructor(
+    readonly at: ArchiveLocation,
+    readonly field: string,
+    readonly expected: string,
+    readonly got: string,
+  ) {
+    super(`${describeLocation(at)}: ${field}: expected ${expected}, got ${got}`);
+    this.name = 'ArchiveLineError';
+  }
+}
+
+/**
+ * - `changed-in-archive`: an archived record whose content does not hash to its `hash`: it was already altered
+ *   when the table inserted it (the archive writes what the stream delivers, as it is);
+ * - `forked`: the copy holds two different records at one place: the record was deleted and inserted again;
+ * - `rewritten`: the table's record at that place is not the archived one;
+ * - `deleted`: an archived record the table no longer has;
+ * - `not-archived`: a table record between archived ones that the copy lacks: written with the stream off,
+ *   or a record the archive failed on (its dead-letter queue paged).
+ */
+export type ArchiveProblemKind = 'changed-in-archive' | 'forked' | 'rewritten' | 'deleted' | 'not-archived';
+
+export interface ArchiveProblem {
+  readonly pipeline: string;
+  readonly seq: number;
+  readonly kind: ArchiveProblemKind;
+  readonly detail: string;
+}
+
+/** A run of seqs, both ends included. */
+export interface SeqRange {
+  readonly from: number;
+  readonly to: number;
+}
+
+export interface ArchiveComparison {
+  readonly pipeline: string;
+  /** Distinct records of the chain in the copy. */
+  readonly archived: number;
+  /** Table records the copy holds, unchanged. */
+  readonly matched: number;
+  /** Table records before the copy's first record of the chain: written before the archive existed. */
+  readonly beforeArchive: SeqRange | null;
+  /** Table records after the copy's last: not archived yet (the archive batches for about a minute). */
+  readonly notYetArchived: SeqRange | null;
+  /** Every problem, in seq order. */
+  readonly problems: readonly ArchiveProblem[];
+}
+
+interface Entry {
+  readonly hash: string;
+  readonly at: ArchiveLocation;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+function shown(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/** One line of the copy as an audit record, or an error naming the line, the field, what was expected. */
+export function parseArchiveLine(text: string, at: ArchiveLocation): AuditRecord {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new ArchiveLineError(
+      at,
+      '(the line)',
+      'one JSON object',
+      `text that is not JSON (${(e as Error).message})`,
+    );
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ArchiveLineError(at, '(the line)', 'one JSON object (an audit record)', shown(value));
+  }
+  const r = value as Record<string, unknown>;
+  if (typeof r.pipeline !== 'string' || r.pipeline === '') {
+    throw new ArchiveLineError(at, 'pipeline', 'a pipeline name', shown(r.pipeline));
+  }
+  if (typeof r.seq !== 'number' || !Number.isSafeInteger(r.seq) || r.seq < 1) {
+    throw new ArchiveLineError(at, 'seq', 'a whole number from 1', shown(r.seq));
+  }
+  for (const field of ['hash', 'prevHash'] as const) {
+    if (typeof r[field] !== 'string' || !HEX64.test(r[field])) {
+      throw new ArchiveLineError(at, field, 'a SHA-256 in lower-case hex (64 characters)', shown(r[field]));
+    }
+  }
+  return value as AuditRecord;
+}
+
+const short = (hash: string): string => hash.slice(0, 12);
+
+/**
+ * What the copy holds, by chain and seq: one entry per distinct record (a record archived twice, as a halved
+ * batch can leave it, is one), and the copy's own problems (records already altered, places held twice).
+ */
+export class ArchiveIndex {
+  private readonly chains = new Map<string, Map<number, Entry>>();
+  private readonly own = new Map<string, ArchiveProblem[]>();
+  /** Lines read, duplicates included. */
+  lines = 0;
+
+  add(record: AuditRecord, at: ArchiveLocation): void {
+    this.lines++;
+    let chain = this.chains.get(record.pipeline);
+    if (!chain) {
+      chain = new Map();
+      this.chains.set(record.pipeline, chain);
+    }
+    const held = chain.get(record.seq);
+    if (held?.hash === record.hash) return;
+    if (held) {
+      this.problem(record.pipeline, {
+        pipeline: record.pipeline,
+        seq: record.seq,
+        kind: 'forked',
+        detail: `the archive holds two records ${record.pipeline}#${record.seq}: ${short(held.hash)}… (${describeLocation(held.at)}) and ${short(record.hash)}… (${describeLocation(at)}); the table's was deleted and another inserted in its place`,
+      });
+      return;
+    }
+    chain.set(record.seq, { hash: record.hash, at });
+    const computed = hashOf(record);
+    if (computed !== record.hash) {
+      this.problem(record.pipeline, {
+        pipeline: record.pipeline,
+        seq: record.seq,
+        kind: 'changed-in-archive',
+        detail: `the archived record (${describeLocation(at)}) hashes to ${short(computed)}…, not to its hash ${short(record.hash)}…: it was already altered when the table inserted it`,
+      });
+    }
+  }
+
+  /** Chains the copy holds records of, sorted. */
+  pipelines(): string[] {
+    return [...this.chains.keys()].sort();
+  }
+
+  /** Distinct records held. */
+  get records(): number {
+    let n = 0;
+    for (const chain of this.chains.values()) n += chain.size;
+    return n;
+  }
+
+  /**
+   * Compares the table's chain (its records as stored, in seq order) with the copy. The table's own
+   * verification (`verifyChain`) is separate: this says only whether the table still holds what was archived.
+   */
+  async compare(
+    pipeline: string,
+    table: AsyncIterable<AuditRecord> | Iterable<AuditRecord>,
+  ): Promise<ArchiveComparison> {
+    const archived = this.chains.get(pipeline) ?? new Map<number, Entry>();
+    const problems: ArchiveProblem[] = [...(this.own.get(pipeline) ?? [])];
+    const span = range(archived.keys());
+    const first = span?.from;
+    const last = span?.to;
+    const seen = new Set<number>();
+    const unarchived: number[] = [];
+    let matched = 0;
+    for await (const record of table) {
+      if (seen.has(record.seq)) continue;
+      seen.add(record.seq);
+      const entry = archived.get(record.seq);
+      if (!entry) {
+        unarchived.push(record.seq);
+        continue;
+      }
+      if (entry.hash === record.hash) {
+        matched++;
+        continue;
+      }
+      problems.push({
+        pipeline,
+        seq: record.seq,
+        kind: 'rewritten',
+        detail: `the table's record ${pipeline}#${record.seq} (hash ${short(record.hash)}…) is not the one archived (${short(entry.hash)}…, ${describeLocation(entry.at)})`,
+      });
+    }
+    for (const [seq, entry] of archived) {
+      if (seen.has(seq)) continue;
+      problems.push({
+        pipeline,
+        seq,
+        kind: 'deleted',
+        detail: `the table has no record ${pipeline}#${seq}; the archive has it (${describeLocation(entry.at)})`,
+      });
+    }
+    const before: number[] = [];
+    const after: number[] = [];
+    for (const seq of unarchived) {
+      if (first === undefined || seq < first) before.push(seq);
+      else if (last !== undefined && seq > last) after.push(seq);
+      else
+        problems.push({
+          pipeline,
+          seq,
+          kind: 'not-archived',
+          detail: `the table's record ${pipeline}#${seq} is not in the archive, though records before and after it are: written with the table's stream off, or a record the archive failed on (its dead-letter queue)`,
+        });
+    }
+    problems.sort((a, b) => a.seq - b.seq);
+    return {
+      pipeline,
+      archived: archived.size,
+      matched,
+      beforeArchive: range(before),
+      notYetArchived: range(after),
+      problems,
+    };
+  }
+
+  private problem(pipeline: string, problem: ArchiveProblem): void {
+    const list = this.own.get(pipeline) ?? [];
+    list.push(problem);
+    this.own.set(pipeline, list);
+  }
+}
+
+/** The smallest and largest of `seqs`, or null for none. (A loop: a chain may hold more seqs than a call's arguments.) */
+function range(seqs: Iterable<number>): SeqRange | null {
+  let from = Number.POSITIVE_INFINITY;
+  let to = Number.NEGATIVE_INFINITY;
+  for (const seq of seqs) {
+    if (seq < from) from = seq;
+    if (seq > to) to = seq;
+  }
+  return from <= to ? { from, to } : null;
+}

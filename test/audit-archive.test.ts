@@ -1,0 +1,365 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseS3Uri, readArchive } from '../cli/archive-source.js';
+import { ArchiveReadError, AuditUsageError } from '../cli/audit-format.js';
+import { archiveObjects } from '../functions/archive/layout.js';
+import { ArchiveIndex, ArchiveLineError, parseArchiveLine } from '../shared/audit/archive-compare.js';
+import { canonical, chainRecord, verifyChain } from '../shared/audit/chain.js';
+import type { AuditRecord } from '../shared/audit/record.js';
+import { chain, entry } from './archive-fixtures.js';
+
+/*
+ * `tollgate audit verify --archive`: the table's chains against the archive's copy of their records. The
+ * tampering that matters here is the one `verifyChain` cannot see: a chain rewritten and re-hashed, its
+ * head moved along.
+ */
+
+const at = (line: number, object = 'records/date=2026-03-01/payments-api.jsonl') => ({ object, line });
+
+/** `n` records of one chain, a minute apart. */
+function records(n: number, pipeline = 'payments-api'): AuditRecord[] {
+  return chain(
+    pipeline,
+    Array.from({ length: n }, (_, i) =>
+      entry({ time: new Date(Date.UTC(2026, 2, 1, 10, i)).toISOString(), summary: `APPROVE ${i + 1}` }),
+    ),
+  );
+}
+
+function indexOf(archived: readonly AuditRecord[]): ArchiveIndex {
+  const index = new ArchiveIndex();
+  archived.forEach((r, i) => {
+    index.add(r, at(i + 1));
+  });
+  return index;
+}
+
+/** The chain rewritten from `seq` on: each record changed and re-hashed, each link recomputed. */
+function rewrittenFrom(original: readonly AuditRecord[], seq: number): AuditRecord[] {
+  const out: AuditRecord[] = original.slice(0, seq - 1);
+  for (const r of original.slice(seq - 1)) {
+    const { hash: _h, prevHash: _p, seq: _s, pipeline, ...content } = r;
+    const changed =
+      r.seq === seq ? { ...content, outcome: 'APPROVE' as const, summary: 'approved' } : content;
+    out.push(chainRecord(changed, pipeline, out.at(-1)));
+  }
+  return out;
+}
+
+describe('ArchiveIndex.compare', () => {
+  it('every archived record in the table unchanged: no problem; earlier and newer records are counted, not failed', async () => {
+    const table = records(6);
+    const result = await indexOf(table.slice(1, 4)).compare('payments-api', table);
+    expect(result).toEqual({
+      pipeline: 'payments-api',
+      archived: 3,
+      matched: 3,
+      beforeArchive: { from: 1, to: 1 },
+      notYetArchived: { from: 5, to: 6 },
+      problems: [],
+    });
+  });
+
+  it('a chain rewritten and re-hashed, its head moved: the table verifies alone, the archive says rewritten', async () => {
+    const original = records(5);
+    const tampered = rewrittenFrom(original, 3);
+    // The table's own verification cannot see it: every hash and link holds, the head names the last.
+    const alone = await verifyChain(tampered, { seq: 5, hash: tampered[4]!.hash });
+    expect(alone.ok).toBe(true);
+    const result = await indexOf(original).compare('payments-api', tampered);
+    expect(result.matched).toBe(2);
+    expect(result.problems.map((p) => [p.kind, p.seq])).toEqual([
+      ['rewritten', 3],
+      ['rewritten', 4],
+      ['rewritten', 5],
+    ]);
+    expect(result.problems[0]?.detail).toMatch(
+      /^the table's record payments-api#3 \(hash [0-9a-f]{12}…\) is not the one archived \([0-9a-f]{12}…, records\/date=2026-03-01\/payments-api\.jsonl, line 3\)$/,
+    );
+  });
+
+  it('the last records deleted and the head moved back: deleted, naming where the archive has them', async () => {
+    const original = records(5);
+    const result = await indexOf(original).compare('payments-api', original.slice(0, 3));
+    expect(result.problems.map((p) => [p.kind, p.seq])).toEqual([
+      ['deleted', 4],
+      ['deleted', 5],
+    ]);
+    expect(result.problems[0]?.detail).toContain('line 4');
+  });
+
+  it('a chain the table no longer has at all: every archived record is deleted', async () => {
+    const result = await indexOf(records(2, 'ledger-api')).compare('ledger-api', []);
+    expect(result.problems.map((p) => p.kind)).toEqual(['deleted', 'deleted']);
+    expect(result.matched).toBe(0);
+  });
+
+  it('a table record between archived ones that the archive lacks: not-archived', async () => {
+    const table = records(5);
+    const result = await indexOf([table[0]!, table[1]!, table[3]!, table[4]!]).compare('payments-api', table);
+    expect(result.problems).toEqual([
+      expect.objectContaining({ kind: 'not-archived', seq: 3, pipeline: 'payments-api' }),
+    ]);
+    expect(result.beforeArchive).toBeNull();
+    expect(result.notYetArchived).toBeNull();
+  });
+
+  it('a record archived twice (a halved batch) is one; two different records at one place are a fork', async () => {
+    const original = records(3);
+    const index = indexOf([...original, original[1]!]);
+    expect(index.records).toBe(3);
+    expect(index.lines).toBe(4);
+    expect((await index.compare('payments-api', original)).problems).toEqual([]);
+
+    const forked = indexOf([...original, rewrittenFrom(original, 2)[1]!]);
+    const result = await forked.compare('payments-api', original);
+    expect(result.problems.map((p) => [p.kind, p.seq])).toEqual([['forked', 2]]);
+    expect(result.problems[0]?.detail).toMatch(/line 2\) and [0-9a-f]{12}… \(.*line 4\)/);
+  });
+
+  it('an archived record whose content does not hash to its hash was altered before the table inserted it', async () => {
+    const original = records(2);
+    const altered = { ...original[1]!, summary: 'changed by hand' };
+    const result = await indexOf([original[0]!, altered]).compare('payments-api', [original[0]!, altered]);
+    expect(result.problems).toEqual([expect.objectContaining({ kind: 'changed-in-archive', seq: 2 })]);
+    expect(result.matched).toBe(2);
+  });
+
+  it('keeps each chain to itself, and lists the chains it holds', async () => {
+    const a = records(2, 'a-api');
+    const b = records(3, 'b-api');
+    const index = indexOf([...b, ...a]);
+    expect(index.pipelines()).toEqual(['a-api', 'b-api']);
+    expect((await index.compare('a-api', a)).archived).toBe(2);
+    expect((await index.compare('b-api', b)).matched).toBe(3);
+    expect((await index.compare('c-api', [])).archived).toBe(0);
+  });
+});
+
+describe('parseArchiveLine', () => {
+  const good = records(1)[0]!;
+
+  it('reads a canonical line, and an export line (keys in any order)', () => {
+    expect(parseArchiveLine(canonical(good), at(1))).toEqual(good);
+    expect(parseArchiveLine(JSON.stringify(good), at(1))).toEqual(good);
+  });
+
+  it.each([
+    ['{"pipeline":', '(the line)', 'one JSON object', /text that is not JSON/],
+    ['[1,2]', '(the line)', 'one JSON object (an audit record)', /^\[1,2\]$/],
+    [JSON.stringify({ ...good, pipeline: '' }), 'pipeline', 'a pipeline name', /^""$/],
+    [JSON.stringify({ ...good, seq: '3' }), 'seq', 'a whole number from 1', /^"3"$/],
+    [JSON.stringify({ ...good, seq: 0 }), 'seq', 'a whole number from 1', /^0$/],
+    [
+      JSON.stringify({ ...good, hash: 'ABC' }),
+      'hash',
+      'a SHA-256 in lower-case hex (64 characters)',
+      /^"ABC"$/,
+    ],
+    [
+      JSON.stringify({ ...good, prevHash: undefined }),
+      'prevHash',
+      'a SHA-256 in lower-case hex (64 characters)',
+      /^nothing$/,
+    ],
+  ])(
+    'refuses %s naming the object, the line, the field, what was expected and what came',
+    (text, field, expected, got) => {
+      let error: unknown;
+      try {
+        parseArchiveLine(text, at(7));
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(ArchiveLineError);
+      const e = error as ArchiveLineError;
+      expect(e.at).toEqual(at(7));
+      expect(e.field).toBe(field);
+      expect(e.expected).toBe(expected);
+      expect(e.got).toMatch(got);
+      expect(e.message).toMatch(/^records\/date=2026-03-01\/payments-api\.jsonl, line 7: /);
+    },
+  );
+});
+
+const tmp = mkdtempSync(join(tmpdir(), 'tollgate-archive-read-'));
+
+/** Writes the archive's objects for `batches` (each as one stream batch) under `folder`, as `aws s3 sync` would. */
+function syncedArchive(folder: string, batches: readonly (readonly AuditRecord[])[]): string[] {
+  const keys: string[] = [];
+  for (const batch of batches) {
+    for (const object of archiveObjects(batch)) {
+      const file = join(folder, object.key);
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(file, object.body);
+      keys.push(object.key);
+    }
+  }
+  return keys;
+}
+
+describe('readArchive: a folder or a file', () => {
+  it("reads every .jsonl under a synced folder, at any depth, and nothing else; --pipeline keeps that chain's", async () => {
+    const folder = join(tmp, 'synced');
+    const payments = records(4);
+    const ledger = records(2, 'ledger-api');
+    syncedArchive(folder, [payments.slice(0, 2), [...payments.slice(2), ...ledger]]);
+    writeFileSync(join(folder, 'records', 'README.txt'), 'not records');
+    const index = new ArchiveIndex();
+    const read = await readArchive(folder, index);
+    expect(read).toEqual({ name: `the folder ${folder}`, objects: 3 });
+    expect(index.pipelines()).toEqual(['ledger-api', 'payments-api']);
+    expect(index.records).toBe(6);
+
+    const one = new ArchiveIndex();
+    await readArchive(folder, one, { pipeline: 'ledger-api' });
+    expect(one.pipelines()).toEqual(['ledger-api']);
+  });
+
+  it('reads an export (one .jsonl file, blank lines and CRLF allowed)', async () => {
+    const file = join(tmp, 'export.jsonl');
+    writeFileSync(
+      file,
+      `${records(3)
+        .map((r) => JSON.stringify(r))
+        .join('\r\n')}\r\n\r\n`,
+    );
+    const index = new ArchiveIndex();
+    expect(await readArchive(file, index)).toEqual({ name: file, objects: 1 });
+    expect(index.records).toBe(3);
+  });
+
+  it('a bad line fails the read, naming the file and its line', async () => {
+    const file = join(tmp, 'bad.jsonl');
+    const [one, two] = records(2);
+    writeFileSync(file, `${canonical(one)}\n${canonical({ ...two, seq: -2 })}\n`);
+    await expect(readArchive(file, new ArchiveIndex())).rejects.toThrow(
+      `${file}, line 2: seq: expected a whole number from 1, got -2`,
+    );
+  });
+
+  it('a path that does not exist, or a folder without records, is a usage error that says what to give', async () => {
+    await expect(readArchive(join(tmp, 'nowhere'), new ArchiveIndex())).rejects.toThrow(
+      /no such file or folder \(expected s3:\/\/BUCKET\[\/PREFIX\], a folder the archive was synced to, or a \.jsonl file\)/,
+    );
+    const empty = join(tmp, 'empty');
+    mkdirSync(empty);
+    const error = await readArchive(empty, new ArchiveIndex()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AuditUsageError);
+    expect((error as Error).message).toContain('aws s3 sync s3://BUCKET/records');
+  });
+});
+
+describe('readArchive: the bucket (S3 over HTTP, answered as S3 answers)', () => {
+  interface Answer {
+    readonly status: number;
+    readonly body: string;
+  }
+  const servers: { close(): void }[] = [];
+  afterAll(() => {
+    for (const s of servers) s.close();
+  });
+
+  const listXml = (keys: readonly string[], next?: string) =>
+    '<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
+    `<Name>archive</Name><Prefix>records/</Prefix><KeyCount>${keys.length}</KeyCount><MaxKeys>1000</MaxKeys>` +
+    `<IsTruncated>${next !== undefined}</IsTruncated>` +
+    (next !== undefined ? `<NextContinuationToken>${next}</NextContinuationToken>` : '') +
+    keys
+      .map(
+        (k) =>
+          `<Contents><Key>${k}</Key><LastModified>2026-03-01T10:01:00.000Z</LastModified><ETag>"e"</ETag><Size>1</Size><StorageClass>STANDARD</StorageClass></Contents>`,
+      )
+      .join('') +
+    '</ListBucketResult>';
+
+  /** A local S3: `answer` maps each request (method and URL) to its answer. */
+  async function s3Answering(answer: (url: URL) => Answer): Promise<{ client: S3Client; urls: string[] }> {
+    const urls: string[] = [];
+    const server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      urls.push(`${req.method} ${url.pathname}${url.search}`);
+      const a = answer(url);
+      res.writeHead(a.status, { 'content-type': 'application/xml', 'x-amz-request-id': 'R' });
+      res.end(a.body);
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const client = new S3Client({
+      endpoint: `http://127.0.0.1:${port}`,
+      forcePathStyle: true,
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      maxAttempts: 1,
+    });
+    return { client, urls };
+  }
+
+  it('lists records/ page by page, reads each .jsonl object, and names each by its S3 URI', async () => {
+    const folder = join(tmp, 'bucket');
+    const payments = records(3);
+    const keys = syncedArchive(folder, [payments.slice(0, 1), payments.slice(1)]);
+    const { readFileSync } = await import('node:fs');
+    const { client, urls } = await s3Answering((url) => {
+      if (url.searchParams.get('list-type') === '2') {
+        return url.searchParams.get('continuation-token') === 'page-2'
+          ? { status: 200, body: listXml([keys[1]!]) }
+          : { status: 200, body: listXml([keys[0]!, 'records/date=2026-03-01/notes.txt'], 'page-2') };
+      }
+      const key = decodeURIComponent(url.pathname.replace(/^\/archive\//, ''));
+      return { status: 200, body: readFileSync(join(folder, key), 'utf8') };
+    });
+    const index = new ArchiveIndex();
+    const read = await readArchive('s3://archive', index, { s3: client });
+    expect(read).toEqual({ name: 's3://archive/records/', objects: 2 });
+    expect(index.records).toBe(3);
+    expect(urls.filter((u) => u.includes('list-type=2'))).toHaveLength(2);
+    // Each object read once, in the order listed; the .txt beside them is not read.
+    expect(
+      urls.filter((u) => u.includes('x-id=GetObject')).map((u) => decodeURIComponent(u.split('?')[0]!)),
+    ).toEqual(keys.map((k) => `GET /archive/${k}`));
+    const result = await index.compare('payments-api', payments);
+    expect(result.matched).toBe(3);
+    // Problems name the object as S3 does.
+    const moved = await index.compare('payments-api', payments.slice(0, 2));
+    expect(moved.problems[0]?.detail).toContain(`(s3://archive/${keys[1]}, line 2)`);
+  });
+
+  it('access denied: an error naming the bucket and what reading it needs', async () => {
+    const { client } = await s3Answering(() => ({
+      status: 403,
+      body: '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>R</RequestId></Error>',
+    }));
+    const error = await readArchive('s3://archive/records/', new ArchiveIndex(), { s3: client }).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ArchiveReadError);
+    expect((error as Error).message).toMatch(
+      /^reading the archive s3:\/\/archive\/records\/: AccessDenied: Access Denied \(reading the archive needs s3:ListBucket and s3:GetObject on the bucket, and kms:Decrypt on its key\)$/,
+    );
+  });
+
+  it('a bucket with no records under the prefix is a usage error, not "nothing to compare"', async () => {
+    const { client } = await s3Answering(() => ({ status: 200, body: listXml([]) }));
+    await expect(readArchive('s3://archive/elsewhere/', new ArchiveIndex(), { s3: client })).rejects.toThrow(
+      'no .jsonl objects under s3://archive/elsewhere/',
+    );
+  });
+
+  it('parses s3:// URIs: records/ by default, a prefix as given; refuses what is not a bucket', () => {
+    expect(parseS3Uri('s3://tollgate-archive')).toEqual({ bucket: 'tollgate-archive', prefix: 'records/' });
+    expect(parseS3Uri('s3://tollgate-archive/')).toEqual({ bucket: 'tollgate-archive', prefix: 'records/' });
+    expect(parseS3Uri('s3://tollgate-archive/records/date=2026-03')).toEqual({
+      bucket: 'tollgate-archive',
+      prefix: 'records/date=2026-03',
+    });
+    for (const bad of ['s3://', 's3://A_Bucket', 's3:///records'])
+      expect(() => parseS3Uri(bad)).toThrow(AuditUsageError);
+  });
+});
