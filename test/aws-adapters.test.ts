@@ -1004,6 +1004,38 @@ describe('ECR: DescribeImageScanFindings', () => {
     expect(paged.scan).toMatchObject({ complete: false, status: 'FINDINGS_SHORT_OF_COUNTS' });
   });
 
+  it('a finding listed twice does not make up for one the list lacks; a COMPLETE page with no findings part is not a clean scan', async () => {
+    const { client, mock } = ecr();
+    const one = basic.imageScanFindings!.findings![0]!;
+    // 2 counted, one finding listed twice: one finding to the decision, so the list is short of its counts.
+    mock.on(DescribeImageScanFindingsCommand).resolves({
+      ...basic,
+      imageScanFindings: { findings: [one, one], findingSeverityCounts: { [one.severity!]: 2 } },
+    });
+    const twice = await new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage);
+    expect(twice.scan).toMatchObject({ complete: false, status: 'FINDINGS_SHORT_OF_COUNTS' });
+    // Status COMPLETE, and no imageScanFindings at all: it shows nothing of the scan it says finished.
+    mock.reset();
+    mock.on(DescribeImageScanFindingsCommand).resolves({ ...basic, imageScanFindings: undefined });
+    const bare = await new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage);
+    expect(bare.scan).toEqual({
+      complete: false,
+      status: 'FINDINGS_MISSING',
+      reason: 'the ECR response says the scan completed but carries no imageScanFindings',
+    });
+    // A clean image's answer has the part, with nothing in it: complete.
+    mock.reset();
+    mock
+      .on(DescribeImageScanFindingsCommand)
+      .resolves({
+        ...basic,
+        imageScanFindings: { imageScanCompletedAt: new Date(), findingSeverityCounts: {} },
+      });
+    const clean = await new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage);
+    expect(clean.scan).toEqual({ complete: true, status: 'COMPLETE' });
+    expect(clean.table.length).toBe(0);
+  });
+
   it('reads enhanced findings (Inspector through ECR)', async () => {
     const { client, mock } = ecr();
     const enhanced = sample<DescribeImageScanFindingsCommandOutput>(

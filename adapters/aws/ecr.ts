@@ -34,6 +34,12 @@ const NO_STATUS: ScanVerdict = {
   reason: 'the ECR response has no imageScanStatus, so it cannot show that the scan completed',
 };
 
+const FINDINGS_MISSING: ScanVerdict = {
+  complete: false,
+  status: 'FINDINGS_MISSING',
+  reason: 'the ECR response says the scan completed but carries no imageScanFindings',
+};
+
 function errorName(e: unknown): string | undefined {
   return e instanceof Error ? e.name : undefined;
 }
@@ -104,7 +110,10 @@ export class EcrScanFindings {
       });
       tables.push(doc.findings);
       counts.push(doc.counts);
-      const verdict = doc.scan ?? NO_STATUS;
+      // A finished scan always answers with its findings part (its completion time at least); a page without
+      // one says the scan finished and shows nothing of it: not a clean image (fail closed).
+      const verdict =
+        doc.scan?.complete && page.imageScanFindings === undefined ? FINDINGS_MISSING : (doc.scan ?? NO_STATUS);
       if (scan === undefined || (scan.complete && !verdict.complete)) scan = verdict;
       nextToken = nextPage(page.nextToken, seen, 'DescribeImageScanFindings');
     } while (nextToken !== undefined);

@@ -58,6 +58,15 @@ const FORMATS_EXPECTED =
   'an Inspector2 ListFindings response or findings report ({"findings": [...]}), a list of Inspector2 findings, ' +
   'an Inspector2 Finding event or a list of them, or an ECR DescribeImageScanFindings response';
 
+/** The key that marks each top-level format of a mapping (ListFindings and reports share `findings`). */
+const FORMAT_KEYS = ['detail-type', 'imageScanFindings', 'findings'] as const;
+type FormatKey = (typeof FORMAT_KEYS)[number];
+const FORMAT_NAMES: Readonly<Record<FormatKey, string>> = {
+  'detail-type': 'an Inspector2 Finding event',
+  imageScanFindings: 'an ECR DescribeImageScanFindings response',
+  findings: 'an Inspector2 ListFindings response',
+};
+
 // ECR statuses that come with a full set of findings; every other one (FAILED, UNSUPPORTED_IMAGE,
 // FINDINGS_UNAVAILABLE, IN_PROGRESS, PENDING, SCAN_ELIGIBILITY_EXPIRED, …) cannot give a verdict.
 const ECR_VERDICT_STATUSES = new Set(['COMPLETE', 'ACTIVE']);
@@ -101,6 +110,16 @@ export function readFindingsDocument(value: unknown): FindingsDocument {
     return inspector(readInspectorList(value, [], images), [], undefined);
   }
   if (!isObj(value)) throw new ShapeError([], FORMATS_EXPECTED, value);
+  // A mapping that is two formats at once is not judged by one of them: the other's findings would go unread.
+  const marks = FORMAT_KEYS.filter((k) => k in value);
+  if (marks.length > 1) {
+    const [first, second] = marks as [FormatKey, FormatKey];
+    throw new ShapeError(
+      [second],
+      `one findings format per file (this mapping has "${first}" too: ${FORMAT_NAMES[first]}), not ${FORMAT_NAMES[second]} beside it`,
+      value[second],
+    );
+  }
   if ('detail-type' in value) return events(readEvents([value], images, true));
   if ('imageScanFindings' in value) return readEcrResponse(value, images);
   if ('findings' in value) {
@@ -299,15 +318,21 @@ export function largestCounts(
  * Where a list holds fewer findings of a severity than its response counted (`FindingsDocument.counts`): the
  * list was trimmed, or a page is missing, and judging it would judge part of the scan. Every listed finding
  * counts, whatever its status (a count may leave suppressed ones out; more listed than counted only makes the
- * decision stricter). Undefined when the list holds at least what is counted.
+ * decision stricter), but once: a page given twice, or a finding listed twice, is one finding to the decision,
+ * so it must not make up for one the list lacks. Undefined when the list holds at least what is counted.
  */
 export function shortOfCounts(
   table: FindingTable,
   counts: Readonly<Partial<Record<Severity, number>>>,
 ): string | undefined {
   const listed = new Map<number, number>();
+  // A finding by its key (what the decision de-duplicates by) and severity: level bits are below 64.
+  const seen = new Set<number>();
   for (let i = 0; i < table.length; i++) {
     const bit = table.levels[i] ?? 0;
+    const copy = (table.keyOrdinals[i] ?? -1) * 64 + bit;
+    if (seen.has(copy)) continue;
+    seen.add(copy);
     listed.set(bit, (listed.get(bit) ?? 0) + 1);
   }
   const short = SEVERITIES.filter((s) => (listed.get(levelBit(s)) ?? 0) < (counts[s] ?? 0)).map(
@@ -356,6 +381,14 @@ function readEcrResponse(value: Obj, images: ImageCache): FindingsDocument {
   if (isf.enhancedFindings !== undefined) {
     const list = isf.enhancedFindings;
     if (!Array.isArray(list)) throw new ShapeError(['imageScanFindings', 'enhancedFindings'], 'a list', list);
+    // ECR answers with one list or the other; basic findings beside enhanced ones would go unread.
+    if (Array.isArray(isf.findings) && isf.findings.length > 0) {
+      throw new ShapeError(
+        ['imageScanFindings', 'findings'],
+        'no basic findings beside enhancedFindings (one scan type per response: which one is the image\'s?)',
+        isf.findings,
+      );
+    }
     const at = ['imageScanFindings', 'enhancedFindings'];
     const findings = readInspectorList(list, at, images);
     return {

@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { InputError, mergeFindings, parseFindingsText, readFindingsDocument } from '../shared/index.js';
+import { fixtureJson } from './helpers.js';
+
+/*
+ * Findings files that are partial or ambiguous in ways a reader could miss: a page given twice, a finding
+ * listed twice, a mapping that is two formats at once. Each was approved before (a reviewer reproduced them
+ * with `tollgate evaluate`); each must be refused, naming the file and field.
+ */
+
+const ecr = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json') as {
+  imageScanFindings: { findings: Record<string, unknown>[]; findingSeverityCounts: Record<string, number> };
+} & Record<string, unknown>;
+const one = ecr.imageScanFindings.findings[0]!;
+const severity = String(one.severity);
+
+function problemOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof InputError) return e.message;
+    throw e;
+  }
+  throw new Error('expected an InputError');
+}
+
+describe('counts against a list: each finding once', () => {
+  const short = { ...ecr, imageScanFindings: { findings: [one], findingSeverityCounts: { [severity]: 2 } } };
+
+  it('the same page given twice does not make up for the page that is missing', () => {
+    const page = { file: 'p1.json', document: readFindingsDocument(short) };
+    expect(problemOf(() => mergeFindings([page]))).toContain(`got ${severity} 1 listed of 2 counted`);
+    expect(problemOf(() => mergeFindings([page, { ...page }]))).toContain(
+      `got ${severity} 1 listed of 2 counted`,
+    );
+  });
+
+  it('a finding listed twice in one page is one finding', () => {
+    const doubled = {
+      ...ecr,
+      imageScanFindings: { findings: [one, one], findingSeverityCounts: { [severity]: 2 } },
+    };
+    const doc = { file: 'ecr.json', document: readFindingsDocument(doubled) };
+    expect(problemOf(() => mergeFindings([doc]))).toContain(`got ${severity} 1 listed of 2 counted`);
+    // Two distinct findings of that severity are what the counts say: accepted.
+    const two = { ...one, name: 'CVE-2099-0001' };
+    const whole = {
+      ...ecr,
+      imageScanFindings: { findings: [one, two], findingSeverityCounts: { [severity]: 2 } },
+    };
+    expect(mergeFindings([{ file: 'ecr.json', document: readFindingsDocument(whole) }]).findings.length).toBe(
+      2,
+    );
+  });
+});
+
+describe('one format per file', () => {
+  const critical = fixtureJson('aws/inspector2-finding-ecr-package-vulnerability.aws-docs.json') as Record<
+    string,
+    unknown
+  >;
+
+  it('refuses a mapping that is an ECR response and a ListFindings response at once, naming the second key', () => {
+    const text = JSON.stringify(
+      { findings: [critical], imageScanFindings: { findings: [] }, imageScanStatus: { status: 'COMPLETE' } },
+      null,
+      2,
+    );
+    expect(problemOf(() => parseFindingsText(text, 'mixed.json'))).toMatch(
+      /^mixed\.json:\d+:\d+: findings: expected one findings format per file \(this mapping has "imageScanFindings" too: an ECR DescribeImageScanFindings response\), not an Inspector2 ListFindings response beside it; got /,
+    );
+  });
+
+  it('refuses an event with a findings list beside it', () => {
+    const event = fixtureJson('aws/inspector2-finding-event.us-timestamps.derived.json') as Record<
+      string,
+      unknown
+    >;
+    expect(
+      problemOf(() => parseFindingsText(JSON.stringify({ ...event, findings: [] }), 'e.json')),
+    ).toContain('findings: expected one findings format per file (this mapping has "detail-type" too');
+  });
+
+  it('refuses basic findings beside enhanced ones in one ECR response; an empty basic list beside them is nothing', () => {
+    const enhanced = fixtureJson('aws/describe-image-scan-findings.enhanced.moto-fixture.json') as {
+      imageScanFindings: Record<string, unknown>;
+    } & Record<string, unknown>;
+    const both = { ...enhanced, imageScanFindings: { ...enhanced.imageScanFindings, findings: [one] } };
+    expect(problemOf(() => parseFindingsText(JSON.stringify(both), 'ecr.json'))).toContain(
+      'imageScanFindings.findings: expected no basic findings beside enhancedFindings',
+    );
+    const empty = { ...enhanced, imageScanFindings: { ...enhanced.imageScanFindings, findings: [] } };
+    expect(parseFindingsText(JSON.stringify(empty), 'ecr.json').format).toBe('ecr-scan-findings-enhanced');
+  });
+});
