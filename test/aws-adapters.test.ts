@@ -1025,12 +1025,10 @@ describe('ECR: DescribeImageScanFindings', () => {
     });
     // A clean image's answer has the part, with nothing in it: complete.
     mock.reset();
-    mock
-      .on(DescribeImageScanFindingsCommand)
-      .resolves({
-        ...basic,
-        imageScanFindings: { imageScanCompletedAt: new Date(), findingSeverityCounts: {} },
-      });
+    mock.on(DescribeImageScanFindingsCommand).resolves({
+      ...basic,
+      imageScanFindings: { imageScanCompletedAt: new Date(), findingSeverityCounts: {} },
+    });
     const clean = await new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage);
     expect(clean.scan).toEqual({ complete: true, status: 'COMPLETE' });
     expect(clean.table.length).toBe(0);

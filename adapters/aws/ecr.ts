@@ -113,7 +113,9 @@ export class EcrScanFindings {
       // A finished scan always answers with its findings part (its completion time at least); a page without
       // one says the scan finished and shows nothing of it: not a clean image (fail closed).
       const verdict =
-        doc.scan?.complete && page.imageScanFindings === undefined ? FINDINGS_MISSING : (doc.scan ?? NO_STATUS);
+        doc.scan?.complete && page.imageScanFindings === undefined
+          ? FINDINGS_MISSING
+          : (doc.scan ?? NO_STATUS);
       if (scan === undefined || (scan.complete && !verdict.complete)) scan = verdict;
       nextToken = nextPage(page.nextToken, seen, 'DescribeImageScanFindings');
     } while (nextToken !== undefined);

@@ -385,7 +385,7 @@ function readEcrResponse(value: Obj, images: ImageCache): FindingsDocument {
     if (Array.isArray(isf.findings) && isf.findings.length > 0) {
       throw new ShapeError(
         ['imageScanFindings', 'findings'],
-        'no basic findings beside enhancedFindings (one scan type per response: which one is the image\'s?)',
+        "no basic findings beside enhancedFindings (one scan type per response: which one is the image's?)",
         isf.findings,
       );
     }
