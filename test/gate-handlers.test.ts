@@ -1045,6 +1045,33 @@ describe('the scan events as AWS sends them', () => {
     expect(putResults(h).map((r) => r.result?.status)).toEqual(['Approved']);
   });
 
+  it("the other scanner's event decides nothing and is not stored: an ECR COMPLETE under Inspector scanning", async () => {
+    // Misrouted (a second rule, a replay): ECR basic scanning's verdict says nothing of Inspector's findings,
+    // and stored it would have stood for Inspector's scan of the image.
+    const h = await setup();
+    h.scanner.findings = [];
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+    expect(await h.scanFinished(h.ecrScanEvent({ counts: {} }))).toEqual({ result: [] });
+    expect(await h.store.getScan(DIGEST, REPOSITORY)).toBeUndefined();
+    expect((await h.gate())?.state).toBe('WAITING');
+    expect(await h.decision()).toBeUndefined();
+    // Stored anyway (before the source was switched): the gate does not take it as its scan either.
+    await h.store.putScan({
+      digest: DIGEST,
+      repository: REPOSITORY,
+      registryId: undefined,
+      source: 'ecr',
+      status: 'COMPLETE',
+      verdict: 'complete',
+      counts: {},
+      at: h.clock.now().toISOString(),
+    });
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect(await h.decision()).toBeUndefined();
+  });
+
   it('the repository ARN in Inspector2 Scan: correlated by digest, the repository name used for ListFindings', async () => {
     const h = await setup();
     await h.approvalStarted();

@@ -284,6 +284,19 @@ export class GateService extends GateClosing<GateDeps> {
   // ── scan-finished ───────────────────────────────────────────────────────────────────────────────────
 
   async scanFinished(e: ScanFinished): Promise<readonly GateReport[]> {
+    // The other scanner's verdict says nothing of the findings this gate reads (an ECR basic scan is not
+    // Inspector's), and stored it would stand in for the real one: a misrouted event (a second rule, a replay,
+    // a direct invoke) is logged and left alone.
+    if (e.source !== this.d.config.scanSource) {
+      this.d.log.warn('a scan event of the other scanner: ignored', {
+        source: e.source,
+        scanSource: this.d.config.scanSource,
+        repository: e.repository,
+        digest: e.digest,
+      });
+      this.d.metrics.count('ForeignScanEvents');
+      return [];
+    }
     const verdict = e.source === 'inspector' ? inspectorScanState(e.status) : ecrScanState(e.status);
     const scan: ScanStatus = {
       digest: e.digest,
@@ -553,8 +566,10 @@ export class GateService extends GateClosing<GateDeps> {
 
   private async scanStatusFor(image: GateImage, now: Date): Promise<ScanStatus> {
     const found = await this.d.store.getScan(image.digest, image.repository);
-    // Another registry's repository of the same name (the image's URI named another account) is not this one.
-    const stored = found && scanIsOf(found, image) ? found : undefined;
+    // Another registry's repository of the same name, or the other scanner's status (stored before the source
+    // was switched), is not this gate's scan.
+    const stored =
+      found && scanIsOf(found, image) && found.source === this.d.config.scanSource ? found : undefined;
     if (stored && (stored.verdict !== 'pending' || this.d.config.scanSource === 'ecr')) return stored;
     if (this.d.config.scanSource === 'ecr') {
       return {
