@@ -878,8 +878,9 @@ export class Tollgate extends Construct {
       'GatesOverdueAlarm',
       {
         alarmDescription:
-          `Tollgate: a gate has waited past its deadline plus ${OVERDUE_MARGIN_MINUTES} minutes, or the sweep has published ` +
-          'nothing for 5 minutes. Auto-approval may have stopped: check the sweep and the pending approvals.',
+          `Tollgate: a gate has waited past its deadline plus ${OVERDUE_MARGIN_MINUTES} minutes, or was decided and its ` +
+          'result or escalation still could not be sent (see ActFailures and the sweep logs), or the sweep has ' +
+          'published nothing for 5 minutes. Auto-approval may have stopped: check the sweep and the pending approvals.',
         metric: this.tollgateMetric('GatesOverdue', 'Maximum'),
         threshold: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

@@ -424,6 +424,38 @@ describe('the sweep', () => {
     expect((await h.gate())?.state).toBe('ACTED');
   });
 
+  it('a decided gate whose escalation keeps failing counts as overdue, once an acting lease past its deadline', async () => {
+    // The sweep's own failures are only logged: without this, the gate left WAITING and nothing paged.
+    const h = await setup();
+    const added: [string, number][] = [];
+    vi.spyOn(h.runtime.metrics, 'addMetric').mockImplementation((name, _unit, value) => {
+      added.push([name, value]);
+      return h.runtime.metrics;
+    });
+    h.mocks.sns
+      .on(PublishCommand)
+      .rejects(Object.assign(new Error('KMS key disabled'), { name: 'KMSDisabledException' }));
+    await h.approvalStarted();
+    h.clock.advance(31 * MINUTE); // the scan wait ran out: the sweep decides ESCALATE, and the publish fails
+    await h.sweep();
+    expect((await h.gate())?.state).toBe('DECIDED');
+    const overdue = async (minutes: number) => {
+      h.clock.advance(minutes * MINUTE);
+      added.length = 0;
+      await h.sweep();
+      return added.find(([name]) => name === 'GatesOverdue')?.[1];
+    };
+    // Within the deadline, a lease and the margin (30 + 6 + 5): still being retried, not yet overdue.
+    expect(await overdue(9)).toBe(0);
+    expect((await h.gate())?.state).toBe('DECIDED');
+    expect(await overdue(2)).toBe(1);
+    // Sent at last: no longer overdue.
+    h.mocks.sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
+    await overdue(1);
+    expect((await h.gate())?.state).toBe('ACTED');
+    expect(await overdue(1)).toBe(0);
+  });
+
   it('escalates with scan-timeout when no scan finished within waitMinutes', async () => {
     const h = await setup();
     await h.approvalStarted();

@@ -353,9 +353,16 @@ export class GateService extends GateClosing<GateDeps> {
     const gates = await this.d.store.openGates();
     const now = this.now().getTime();
     const waiting = gates.filter((g) => g.state === 'WAITING');
+    // A decided gate whose result or escalation keeps failing to go out is as stuck as one never decided, and
+    // the sweep's own failures are only logged: past its deadline, one acting lease and the margin, it counts.
+    // (Decided early, it counts from its deadline on: later than it could, never not at all.)
+    const overdue = gates.filter((g) => {
+      const allowed = g.state === 'DECIDED' ? this.d.config.leaseMs + OVERDUE_MARGIN_MS : OVERDUE_MARGIN_MS;
+      return (g.state === 'WAITING' || g.state === 'DECIDED') && Date.parse(g.deadline) + allowed < now;
+    });
     this.d.metrics.gatesWaiting({
       count: waiting.length,
-      overdue: waiting.filter((g) => Date.parse(g.deadline) + OVERDUE_MARGIN_MS < now).length,
+      overdue: overdue.length,
       oldestMinutes: Math.floor(Math.max(0, ...waiting.map((g) => now - Date.parse(g.startedAt))) / 60_000),
     });
     const stateCache = new Map<string, Promise<readonly StageStateView[]>>();

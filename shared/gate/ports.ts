@@ -274,8 +274,9 @@ export interface LogPort {
 export interface MetricsPort {
   decision(outcome: string, latencyMs: number): void;
   /**
-   * Each sweep: gates waiting, those waiting past their deadline plus a margin (the timeout should have
-   * decided them: auto-approval has stopped working), and the oldest wait in minutes.
+   * Each sweep: gates waiting, those overdue (waiting past their deadline plus a margin: the timeout should
+   * have decided them; or decided, and not sent within an acting lease more: auto-approval has stopped
+   * working), and the oldest wait in minutes.
    */
   gatesWaiting(waiting: {
     readonly count: number;
