@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { evaluate, type Finding, SUMMARY_MAX } from '../shared/index.js';
 import { DAY, finding, IMAGE, NOW, policy, run } from './helpers.js';
@@ -573,5 +574,37 @@ describe('the decision record', () => {
     expect(run(p, [finding()], { image: { ...IMAGE, repository: 'orders/api' } }).record.outcome).toBe(
       'REJECT',
     );
+  });
+});
+
+describe('the example policies', () => {
+  const example = (name: string) =>
+    policy(readFileSync(new URL(`../examples/policies/${name}`, import.meta.url), 'utf8'), name);
+
+  it('strict.yaml lets no HIGH through on its own: fixable rejects, no fix or fix unknown (ECR basic) escalates', () => {
+    const strict = example('strict.yaml');
+    const outcome = (fixAvailable: Finding['fixAvailable']) =>
+      run(strict, [finding({ severity: 'HIGH', fixAvailable })]).record.outcome;
+    expect(outcome('YES')).toBe('REJECT');
+    expect(outcome('PARTIAL')).toBe('REJECT');
+    expect(outcome('NO')).toBe('ESCALATE');
+    expect(outcome(undefined)).toBe('ESCALATE');
+  });
+
+  it("baseline.yaml's GHSA-* exception does not cover an exploited or CRITICAL advisory", () => {
+    const baseline = example('baseline.yaml');
+    const ghsa = (extra: Partial<Finding>) =>
+      run(baseline, [
+        finding({
+          vulnerabilityId: 'GHSA-aaaa-bbbb-cccc',
+          severity: 'HIGH',
+          fixAvailable: 'YES',
+          packages: [{ name: 'left-pad', version: '1.0.0', fixedInVersion: '1.0.1' }],
+          ...extra,
+        }),
+      ]).record.exceptions;
+    expect(ghsa({})).toMatchObject({ applied: ['EXC-2026-003'], revoked: [] });
+    expect(ghsa({ exploitAvailable: true })).toMatchObject({ applied: [], revoked: ['EXC-2026-003'] });
+    expect(ghsa({ severity: 'CRITICAL' })).toMatchObject({ applied: [], revoked: ['EXC-2026-003'] });
   });
 });
