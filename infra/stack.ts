@@ -180,7 +180,10 @@ function target(
   topicKey: string,
   keyKey: string | undefined,
 ): NotificationTargetSpec | undefined {
-  const emails = list(context, emailsKey);
+  // An empty list sets no addresses: `-c tollgate:escalationEmails=` clears cdk.json's example address, which
+  // `-c` could otherwise only override with other addresses, never with a topic.
+  const given = list(context, emailsKey);
+  const emails = given?.length === 0 ? undefined : given;
   const topicArn = text(context, topicKey);
   if (emails !== undefined && topicArn !== undefined) {
     throw new TollgateConfigError(`${emailsKey} / ${topicKey}`, 'one of the two', 'both');

@@ -1083,6 +1083,19 @@ describe('the stack from CDK context', () => {
     ).toMatch(
       /^Tollgate: tollgate:escalationEmails \/ tollgate:escalationTopicArn: expected one of the two; got both$/,
     );
+    // `-c tollgate:escalationEmails=` clears the addresses cdk.json sets, so that `-c` can name a topic instead.
+    const topic = 'arn:aws:sns:eu-west-1:123456789012:secops';
+    expect(
+      contextConfig(
+        ctx({ ...base, [CONTEXT_KEYS.escalationEmails]: '', [CONTEXT_KEYS.escalationTopicArn]: topic }),
+        {},
+      ).props.tollgate.escalation,
+    ).toEqual({ topicArn: topic });
+    expect(
+      configError(() => contextConfig(ctx({ ...base, [CONTEXT_KEYS.escalationEmails]: [] }), {})).message,
+    ).toBe(
+      'Tollgate: tollgate:escalationEmails or tollgate:escalationTopicArn: expected who receives escalations: email addresses or an SNS topic ARN; got neither',
+    );
     // A problem the construct finds is reported by the context key that set it.
     const scope = app({
       ...base,
