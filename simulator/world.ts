@@ -640,8 +640,11 @@ export class World {
   private listFindings(input: Json): Json {
     const digest = criterion(input, 'ecrImageHash');
     const severity = criterion(input, 'severity');
+    const registry = criterion(input, 'ecrImageRegistry');
     const all = (digest === undefined ? [] : (this.findings.get(digest) ?? [])).filter(
-      (f) => severity === undefined || (isObject(f) && f.severity === severity),
+      (f) =>
+        (severity === undefined || (isObject(f) && f.severity === severity)) &&
+        (registry === undefined || registryOfFinding(f) === registry),
     );
     return paged(all, input, 'findings', this.pageSize(input, 100));
   }
@@ -810,6 +813,15 @@ function findingsOf(doc: unknown): unknown[] {
     if (Array.isArray(f.findings)) return f.findings;
   }
   return [];
+}
+
+/** `resources[0].details.awsEcrContainerImage.registry` of an Inspector finding, as the service filters it. */
+function registryOfFinding(finding: unknown): string | undefined {
+  const resources = isObject(finding) ? finding.resources : undefined;
+  const first: unknown = Array.isArray(resources) ? resources[0] : undefined;
+  const details = isObject(first) ? first.details : undefined;
+  const image = isObject(details) ? details.awsEcrContainerImage : undefined;
+  return isObject(image) && typeof image.registry === 'string' ? image.registry : undefined;
 }
 
 function criterion(input: Json, field: string): string | undefined {

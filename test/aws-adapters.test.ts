@@ -800,6 +800,10 @@ describe('Inspector2: ListFindings', () => {
       expect(input.filterCriteria?.ecrImageRepositoryName).toEqual([
         { comparison: 'EQUALS', value: 'inspector2' },
       ]);
+      // The image's registry: a same-named repository of another account (a delegated admin sees all) is not it.
+      expect(input.filterCriteria?.ecrImageRegistry).toEqual([
+        { comparison: 'EQUALS', value: '123456789012' },
+      ]);
       const severity = severityOf(input);
       tokens.set(severity, [...(tokens.get(severity) ?? []), input.nextToken]);
     }

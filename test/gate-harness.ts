@@ -922,11 +922,13 @@ export class Harness {
       const digest = criteria.ecrImageHash?.[0]?.value;
       const repository = criteria.ecrImageRepositoryName?.[0]?.value;
       const severity = criteria.severity?.[0]?.value;
+      const registry = criteria.ecrImageRegistry?.[0]?.value;
       const all = this.scanner.findings.filter((f) => {
         const image = f.resources?.[0]?.details?.awsEcrContainerImage;
         return (
           image?.imageHash === digest &&
           (repository === undefined || image?.repositoryName === repository) &&
+          (registry === undefined || image?.registry === registry) &&
           (severity === undefined || f.severity === severity)
         );
       });

@@ -112,6 +112,11 @@ export class InspectorFindings {
       ecrImageHash: [{ comparison: 'EQUALS', value: image.digest }],
       ecrImageRepositoryName: [{ comparison: 'EQUALS', value: image.repository }],
       severity: [{ comparison: 'EQUALS', value: severity }],
+      // In a delegated administrator's account Inspector lists every member's images: a repository of the same
+      // name in another account is another image, as coverage already reads it (accountId).
+      ...(image.registryId === undefined
+        ? {}
+        : { ecrImageRegistry: [{ comparison: 'EQUALS' as const, value: image.registryId }] }),
     };
     const tables: FindingTable[] = [];
     const seen = new Set<string>();
