@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ApprovalAlreadyCompletedException,
@@ -71,6 +73,8 @@ import {
   truncateSummary,
   withRetries,
 } from '../adapters/aws/index.js';
+import { HTTP_TIMEOUTS, mayHaveLanded, sdkClientConfig } from '../adapters/aws/retry.js';
+import { createDocumentClient } from '../adapters/dynamodb/store.js';
 import type { ImageLocator, TollgateEvent } from '../shared/gate/ports.js';
 import { fixtureJson } from './helpers.js';
 
@@ -1700,6 +1704,48 @@ describe('createAwsAdapters', () => {
     for (const c of Object.values(clients)) {
       expect(await c.config.maxAttempts()).toBe(1);
       expect(await c.config.region()).toBe(REGION);
+    }
+  });
+
+  it('builds clients whose HTTP attempts time out (the SDK sets no request timeout of its own)', async () => {
+    /** The handler's settings, as it resolves them before its first request. */
+    const settings = (client: { config: { requestHandler: unknown } }) =>
+      (client.config.requestHandler as { configProvider: Promise<Record<string, unknown>> }).configProvider;
+    for (const c of Object.values(createAwsClients(REGION))) {
+      expect(await settings(c)).toMatchObject({
+        connectionTimeout: HTTP_TIMEOUTS.connectionTimeout,
+        requestTimeout: HTTP_TIMEOUTS.requestTimeout,
+        throwOnRequestTimeout: true,
+      });
+    }
+    expect(await settings(createDocumentClient({ region: REGION }))).toMatchObject({
+      requestTimeout: HTTP_TIMEOUTS.requestTimeout,
+      throwOnRequestTimeout: true,
+    });
+  });
+
+  it('a connection that accepts and never answers fails the attempt as TimeoutError, which is retried and may have landed', async () => {
+    const sockets: Socket[] = [];
+    const server = createServer(() => undefined);
+    server.on('connection', (s) => sockets.push(s));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const client = new CodePipelineClient({
+        ...sdkClientConfig(REGION, { connectionTimeout: 200, requestTimeout: 300 }),
+        endpoint: `http://127.0.0.1:${port}`,
+        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      });
+      const started = Date.now();
+      const error = await client.send(new GetPipelineStateCommand({ name: 'p' })).catch((e: unknown) => e);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(error).toMatchObject({ name: 'TimeoutError' });
+      expect(isRetryableAwsError(error)).toBe(true);
+      expect(mayHaveLanded(error)).toBe(true);
+      client.destroy();
+    } finally {
+      for (const s of sockets) s.destroy();
+      server.close();
     }
   });
 

@@ -32,9 +32,33 @@ export interface RetryOptions {
 // throttling, short enough for a Lambda invocation's budget.
 export const DEFAULT_RETRY: RetryOptions = { attempts: 5, baseMs: 200, maxDelayMs: 5_000 };
 
-/** The SDK client settings the factory uses: the SDK's own retries off, ours are the only layer. */
-export function sdkClientConfig(region: string | undefined): { region?: string; maxAttempts: number } {
-  return region === undefined ? { maxAttempts: 1 } : { region, maxAttempts: 1 };
+/** How long one HTTP attempt may take: its connection, and the whole request once connected. */
+export interface HttpTimeouts {
+  readonly connectionTimeout: number;
+  readonly requestTimeout: number;
+}
+
+/**
+ * Without these the SDK waits on a stalled connection until the function is killed (it sets no request
+ * timeout): the invocation's remaining work is lost with it, and a PutApprovalResult that landed is not
+ * recorded. A timed-out attempt fails as `TimeoutError`, which is retried and may have landed (`mayHaveLanded`).
+ * The calls answer in well under a second; 20 s leaves a slow ListFindings page room, and five attempts fit
+ * the shortest function timeout (2 minutes).
+ */
+export const HTTP_TIMEOUTS: HttpTimeouts = { connectionTimeout: 3_000, requestTimeout: 20_000 };
+
+/** The HTTP handler settings of every client: the timeouts, and a request past its timeout is an error. */
+export function httpHandlerConfig(timeouts: HttpTimeouts = HTTP_TIMEOUTS) {
+  return { ...timeouts, throwOnRequestTimeout: true };
+}
+
+/** The SDK client settings the factory uses: the SDK's own retries off (ours are the only layer), timeouts on. */
+export function sdkClientConfig(
+  region: string | undefined,
+  timeouts: HttpTimeouts = HTTP_TIMEOUTS,
+): { region?: string; maxAttempts: number; requestHandler: ReturnType<typeof httpHandlerConfig> } {
+  const base = { maxAttempts: 1, requestHandler: httpHandlerConfig(timeouts) };
+  return region === undefined ? base : { region, ...base };
 }
 
 const THROTTLING = new Set([

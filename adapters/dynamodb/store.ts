@@ -22,6 +22,7 @@ import {
   type StoredDecision,
 } from '../../shared/gate/model.js';
 import type { StorePort } from '../../shared/gate/ports.js';
+import { httpHandlerConfig } from '../aws/retry.js';
 import {
   auditPk,
   auditRecordItem,
@@ -97,7 +98,8 @@ export interface DocumentClientOptions {
 }
 
 export function createDocumentClient(options: DocumentClientOptions = {}): DynamoDBDocumentClient {
-  const config: DynamoDBClientConfig = {};
+  // The SDK's own retries stay on here (the store does not wrap its calls); a stalled connection must not.
+  const config: DynamoDBClientConfig = { requestHandler: httpHandlerConfig() };
   if (options.endpoint !== undefined) {
     config.endpoint = options.endpoint;
     config.region = options.region ?? 'local';
