@@ -615,16 +615,21 @@ export class World {
     };
   }
 
-  /** ListCoverage filters by repository (it has no digest filter); the digest ends each resource id. */
+  /** ListCoverage filters by repository, or by resource id (the digest ends each). */
   private listCoverage(input: Json): Json {
     const repository = criterion(input, 'ecrRepositoryName');
+    const resourceId = criterion(input, 'resourceId');
+    const idOf = (digest: string, repo: string) =>
+      `arn:aws:ecr:${this.region}:${this.account}:repository/${repo}/${digest}`;
     const covered = [...this.coverage.entries()].filter(
-      ([, c]) => repository === undefined || c.repository === repository,
+      ([digest, c]) =>
+        (repository === undefined || c.repository === repository) &&
+        (resourceId === undefined || idOf(digest, c.repository) === resourceId),
     );
     return paged(
       covered.map(([digest, c]) => ({
         resourceType: 'AWS_ECR_CONTAINER_IMAGE',
-        resourceId: `arn:aws:ecr:${this.region}:${this.account}:repository/${c.repository}/${digest}`,
+        resourceId: idOf(digest, c.repository),
         accountId: this.account,
         scanType: 'PACKAGE',
         scanStatus: { statusCode: c.statusCode, reason: c.reason },

@@ -40,6 +40,7 @@ import {
   type Severity as InspectorSeverity,
   InternalServerException,
   ListCoverageCommand,
+  type ListCoverageCommandInput,
   ListFindingsCommand,
   type ListFindingsCommandInput,
   type ListFindingsCommandOutput,
@@ -73,6 +74,7 @@ import {
   truncateSummary,
   withRetries,
 } from '../adapters/aws/index.js';
+import { COVERAGE_PAGES_MAX, partitionOf } from '../adapters/aws/inspector.js';
 import { HTTP_TIMEOUTS, mayHaveLanded, sdkClientConfig } from '../adapters/aws/retry.js';
 import { createDocumentClient } from '../adapters/dynamodb/store.js';
 import type { ImageLocator, TollgateEvent } from '../shared/gate/ports.js';
@@ -683,20 +685,42 @@ function coveredResource(digest: string, reason = 'SUCCESSFUL', account = '12345
 const OTHER = (n: number) => `sha256:${String(n).repeat(64).slice(0, 64)}`;
 
 describe('Inspector2: ListCoverage', () => {
-  it('filters by repository and resource type, pages until the image turns up, and normalises it', async () => {
+  it("asks for the image's resource id first: one request when Inspector covers it", async () => {
     const { client, mock } = inspector();
-    mock
-      .on(ListCoverageCommand)
-      .resolvesOnce({
-        coveredResources: [coveredResource(OTHER(1)), coveredResource(OTHER(2))],
-        nextToken: 'c2',
-      })
+    mock.on(ListCoverageCommand).resolves({ coveredResources: [coveredResource(DIGEST)] });
+    const view = await new InspectorFindings(client, fastRetry()).coverage(IMAGE);
+    expect(view).toEqual({
+      statusCode: 'ACTIVE',
+      reason: 'SUCCESSFUL',
+      lastScannedAt: '2024-09-04T16:55:38.411Z',
+    });
+    const inputs = mock.commandCalls(ListCoverageCommand).map((c) => c.args[0].input);
+    expect(inputs).toHaveLength(1);
+    expect(inputs[0]!.filterCriteria).toEqual({
+      ecrRepositoryName: [{ comparison: 'EQUALS', value: 'inspector2' }],
+      resourceType: [{ comparison: 'EQUALS', value: 'AWS_ECR_CONTAINER_IMAGE' }],
+      accountId: [{ comparison: 'EQUALS', value: '123456789012' }],
+      resourceId: [
+        { comparison: 'EQUALS', value: `arn:aws:ecr:${REGION}:123456789012:repository/inspector2/${DIGEST}` },
+      ],
+    });
+    expect(partitionOf('cn-north-1')).toBe('aws-cn');
+    expect(partitionOf('us-gov-west-1')).toBe('aws-us-gov');
+    expect(partitionOf('eu-west-1')).toBe('aws');
+  });
+
+  it('the exact query finding nothing, lists the repository: pages until the image turns up, and normalises it', async () => {
+    const { client, mock } = inspector();
+    const listed = [
+      { coveredResources: [coveredResource(OTHER(1)), coveredResource(OTHER(2))], nextToken: 'c2' },
       // Same digest in another account: not the image.
-      .resolvesOnce({
-        coveredResources: [coveredResource(DIGEST, 'SUCCESSFUL', '999999999999')],
-        nextToken: 'c3',
-      })
-      .resolvesOnce({ coveredResources: [coveredResource(DIGEST, 'PENDING_INITIAL_SCAN')], nextToken: 'c4' });
+      { coveredResources: [coveredResource(DIGEST, 'SUCCESSFUL', '999999999999')], nextToken: 'c3' },
+      { coveredResources: [coveredResource(DIGEST, 'PENDING_INITIAL_SCAN')], nextToken: 'c4' },
+    ];
+    mock.on(ListCoverageCommand).callsFake(async (input: ListCoverageCommandInput) => {
+      if (input.filterCriteria?.resourceId) return { coveredResources: [] };
+      return listed[input.nextToken === undefined ? 0 : Number(input.nextToken.slice(1)) - 1]!;
+    });
     const view = await new InspectorFindings(client, fastRetry()).coverage(IMAGE);
     expect(view).toEqual({
       statusCode: 'ACTIVE',
@@ -704,8 +728,13 @@ describe('Inspector2: ListCoverage', () => {
       lastScannedAt: '2024-09-04T16:55:38.411Z',
     });
     const inputs = mock.commandCalls(ListCoverageCommand).map((c) => c.args[0].input);
-    expect(inputs.map((i) => i.nextToken)).toEqual([undefined, 'c2', 'c3']);
-    expect(inputs[0]!.filterCriteria).toEqual({
+    expect(inputs.map((i) => [i.filterCriteria?.resourceId !== undefined, i.nextToken])).toEqual([
+      [true, undefined],
+      [false, undefined],
+      [false, 'c2'],
+      [false, 'c3'],
+    ]);
+    expect(inputs[1]!.filterCriteria).toEqual({
       ecrRepositoryName: [{ comparison: 'EQUALS', value: 'inspector2' }],
       resourceType: [{ comparison: 'EQUALS', value: 'AWS_ECR_CONTAINER_IMAGE' }],
       accountId: [{ comparison: 'EQUALS', value: '123456789012' }],
@@ -718,6 +747,7 @@ describe('Inspector2: ListCoverage', () => {
       .on(ListCoverageCommand)
       .resolvesOnce({ coveredResources: [coveredResource(OTHER(1))], nextToken: 'c2' })
       .resolvesOnce({ coveredResources: [] });
+    // No registry: no resource id to ask for, and no account filter.
     const view = await new InspectorFindings(client, fastRetry()).coverage({
       ...IMAGE,
       registryId: undefined,
@@ -726,6 +756,19 @@ describe('Inspector2: ListCoverage', () => {
     const inputs = mock.commandCalls(ListCoverageCommand).map((c) => c.args[0].input);
     expect(inputs.map((i) => i.nextToken)).toEqual([undefined, 'c2']);
     expect(inputs[0]!.filterCriteria?.accountId).toBeUndefined();
+    expect(inputs[0]!.filterCriteria?.resourceId).toBeUndefined();
+  });
+
+  it('reads a large repository for one image at most COVERAGE_PAGES_MAX pages, then says not covered (pending)', async () => {
+    const { client, mock } = inspector();
+    let page = 0;
+    mock.on(ListCoverageCommand).callsFake(async (input: ListCoverageCommandInput) => {
+      if (input.filterCriteria?.resourceId) return { coveredResources: [] };
+      page++;
+      return { coveredResources: [coveredResource(OTHER(page % 9))], nextToken: `c${page + 1}` };
+    });
+    expect(await new InspectorFindings(client, fastRetry()).coverage(IMAGE)).toBeUndefined();
+    expect(page).toBe(COVERAGE_PAGES_MAX);
   });
 
   it('rejects when a later page fails', async () => {

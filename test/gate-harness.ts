@@ -909,9 +909,12 @@ export class Harness {
       ];
       const mine = this.scanner.coverage;
       if (mine) all.push(resource(REPOSITORY, DIGEST, mine.reason, mine.statusCode));
+      const resourceId = input.filterCriteria?.resourceId?.[0]?.value;
       return {
         coveredResources: all.filter(
-          (r) => repository === undefined || r.resourceMetadata?.ecrRepository?.name === repository,
+          (r) =>
+            (repository === undefined || r.resourceMetadata?.ecrRepository?.name === repository) &&
+            (resourceId === undefined || r.resourceId === resourceId),
         ),
       };
     });

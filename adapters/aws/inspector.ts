@@ -31,6 +31,18 @@ export const SEVERITY_CHAINS = [
 const FINDINGS_PAGE = 100;
 /** `ListCoverageMaxResults` in the API model. */
 const COVERAGE_PAGE = 200;
+/** Pages of a repository's coverage read for one image, at most: 5,000 images. */
+export const COVERAGE_PAGES_MAX = 25;
+
+/** The ARN partition of a region. */
+export function partitionOf(region: string): string {
+  if (region.startsWith('cn-')) return 'aws-cn';
+  if (region.startsWith('us-gov-')) return 'aws-us-gov';
+  if (region.startsWith('us-isob-')) return 'aws-iso-b';
+  if (region.startsWith('us-iso-')) return 'aws-iso';
+  if (region.startsWith('eusc-')) return 'aws-eusc';
+  return 'aws';
+}
 
 interface Chain {
   readonly tables: FindingTable[];
@@ -45,9 +57,11 @@ export class InspectorFindings {
   ) {}
 
   /**
-   * ListCoverage has no image-digest filter (the API model's CoverageFilterCriteria has none), so the
-   * repository and resource type are filtered by the service and the digest here: an image's resource id is
-   * `arn:…:ecr:…:repository/<name>/sha256:<digest>`. Pages are read until the image turns up.
+   * An image's coverage. Its resource id is `arn:<partition>:ecr:<region>:<account>:repository/<name>/<digest>`
+   * (as its findings' resources name it): when the registry and region are known it is asked for exactly, one
+   * request. Otherwise, or when that finds nothing, the repository's images are listed (the digest is matched
+   * here) up to COVERAGE_PAGES_MAX pages: a repository of more images than that is not read whole for one
+   * gate, and an image not found is not covered yet (pending: the gate waits, then its deadline decides).
    */
   async coverage(image: ImageLocator): Promise<CoverageView | undefined> {
     const filterCriteria: CoverageFilterCriteria = {
@@ -57,6 +71,21 @@ export class InspectorFindings {
         ? {}
         : { accountId: [{ comparison: 'EQUALS' as const, value: image.registryId }] }),
     };
+    const exact = await this.resourceIdOf(image);
+    if (exact !== undefined) {
+      const found = await this.firstCovered(
+        { ...filterCriteria, resourceId: [{ comparison: 'EQUALS', value: exact }] },
+        image,
+      );
+      if (found !== undefined) return found;
+    }
+    return this.firstCovered(filterCriteria, image);
+  }
+
+  private async firstCovered(
+    filterCriteria: CoverageFilterCriteria,
+    image: ImageLocator,
+  ): Promise<CoverageView | undefined> {
     const pages = everyPage('ListCoverage', this.retry, (nextToken) =>
       this.client.send(
         new ListCoverageCommand({
@@ -66,11 +95,26 @@ export class InspectorFindings {
         }),
       ),
     );
+    let read = 0;
     for await (const page of pages) {
       const found = (page.coveredResources ?? []).find((r) => isImage(r, image));
       if (found !== undefined) return coverageView(found);
+      if (++read >= COVERAGE_PAGES_MAX) break;
     }
     return undefined;
+  }
+
+  /** The image's resource id, when its registry and the client's region say it; else undefined. */
+  private async resourceIdOf(image: ImageLocator): Promise<string | undefined> {
+    if (image.registryId === undefined) return undefined;
+    let region: string | undefined;
+    try {
+      region = await this.client.config.region();
+    } catch {
+      return undefined;
+    }
+    if (!region) return undefined;
+    return `arn:${partitionOf(region)}:ecr:${region}:${image.registryId}:repository/${image.repository}/${image.digest}`;
   }
 
   /**
