@@ -762,6 +762,8 @@ function severityOf(value: unknown, path: string): string {
   // A missing severity is not an error: it is an unknown severity, which the policy decides on (fail closed).
   if (value === undefined || value === null) return 'UNDEFINED';
   if (typeof value !== 'string') throw new ShapeError(pathOf(path), 'a severity (a string)', value);
+  // Letter case only: `critical` from a tool that writes lower case is CRITICAL, never less. Anything else
+  // (`CRITICAL `, `Sev1`) stays what it is, a severity nobody rated (`unknownSeverity`).
   return RATED_SEVERITIES.has(value) ? value : value.toUpperCase();
 }
 
