@@ -332,6 +332,8 @@ interface RoleAcknowledgement {
 export interface TollgateAlarms {
   /** Events EventBridge could not deliver to a function. */
   readonly undelivered: cloudwatch.Alarm;
+  /** Events EventBridge could deliver neither to a function nor to the dead-letter queue: lost but for this. */
+  readonly lostEvents: cloudwatch.Alarm;
   /** Events a function failed on after Lambda's retries, by function. */
   readonly failed: Readonly<Record<FunctionName, cloudwatch.Alarm>>;
   /** Invocation errors, by function. */
@@ -907,6 +909,35 @@ export class Tollgate extends Construct {
         this.undeliveredQueue,
         'EventBridge could not deliver events to a function',
       ),
+      lostEvents: alarm('LostEventsAlarm', {
+        alarmDescription:
+          'Tollgate: EventBridge could deliver an event neither to its function nor to the dead-letter queue ' +
+          '(the queue or its key refused it): the event is gone. The sweep still finds the gates it concerns; ' +
+          "check the undelivered-events queue's policy and the key's.",
+        metric: new cloudwatch.MathExpression({
+          expression: `SUM([${Object.keys(this.rules)
+            .map((_, i) => `m${i}`)
+            .join(',')}])`,
+          usingMetrics: Object.fromEntries(
+            Object.values(this.rules).map((rule, i) => [
+              `m${i}`,
+              new cloudwatch.Metric({
+                namespace: 'AWS/Events',
+                metricName: 'InvocationsFailedToBeSentToDLQ',
+                dimensionsMap: { RuleName: rule.ruleName },
+                statistic: 'Sum',
+                period: Duration.minutes(5),
+              }),
+            ]),
+          ),
+          label: 'events lost (not delivered, not dead-lettered)',
+          period: Duration.minutes(5),
+        }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
       failed: failed as Record<FunctionName, cloudwatch.Alarm>,
       errors: errors as Record<FunctionName, cloudwatch.Alarm>,
       gatesOverdue,
@@ -1007,6 +1038,7 @@ export class Tollgate extends Construct {
           this.alarms.gatesOverdue,
           this.alarms.oldestWaiting,
           this.alarms.undelivered,
+          this.alarms.lostEvents,
           ...FUNCTION_NAMES.flatMap((n) => [this.alarms.errors[n], this.alarms.failed[n]]),
         ],
         width: 24,

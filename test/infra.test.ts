@@ -617,9 +617,37 @@ describe('the Tollgate construct', () => {
     const alarms = Object.values(g.template.findResources('AWS::CloudWatch::Alarm')).map(
       (a) => a.Properties as Json,
     );
-    // The gate's (queues, functions, overdue, oldest, undelivered emails) and the archive's three (failed
-    // batches, errors, lag).
-    expect(alarms).toHaveLength(5 + 4 + 2 + 1 + 3);
+    // The gate's (queues, functions, overdue, oldest, undelivered emails, lost events) and the archive's three
+    // (failed batches, errors, lag).
+    expect(alarms).toHaveLength(5 + 4 + 2 + 1 + 1 + 3);
+    // An event neither delivered nor dead-lettered (the queue or its key refused it) is lost but for this alarm:
+    // every rule's InvocationsFailedToBeSentToDLQ, summed.
+    const lost = alarms.find((a) =>
+      a.AlarmDescription === undefined
+        ? false
+        : String(a.AlarmDescription).includes('neither to its function'),
+    );
+    const metrics =
+      (lost?.Metrics as { Id: string; Expression?: string; MetricStat?: { Metric: Json } }[]) ?? [];
+    const ruleNames = Object.values(g.tollgate.rules).map((r) => ({ Ref: logicalId(r as IConstruct) }));
+    expect(metrics.find((m) => m.Expression)?.Expression).toBe(
+      `SUM([${ruleNames.map((_, i) => `m${i}`).join(',')}])`,
+    );
+    expect(
+      metrics
+        .filter((m) => m.MetricStat)
+        .map((m) => [
+          m.MetricStat!.Metric.Namespace,
+          m.MetricStat!.Metric.MetricName,
+          (m.MetricStat!.Metric.Dimensions as Json[])[0],
+        ]),
+    ).toEqual(
+      ruleNames.map((ref) => [
+        'AWS/Events',
+        'InvocationsFailedToBeSentToDLQ',
+        { Name: 'RuleName', Value: ref },
+      ]),
+    );
     for (const a of alarms) expect(a.AlarmActions).toEqual([alarmTopic]);
     const depth = alarms.filter((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible');
     expect(depth).toHaveLength(7);
