@@ -682,6 +682,13 @@ function coveredResource(digest: string, reason = 'SUCCESSFUL', account = '12345
   };
 }
 
+/** The view of `coveredResource(…, reason)`, as the adapter normalises it. */
+const coverageOf = (reason: string) => ({
+  statusCode: 'ACTIVE',
+  reason,
+  lastScannedAt: '2024-09-04T16:55:38.411Z',
+});
+
 const OTHER = (n: number) => `sha256:${String(n).repeat(64).slice(0, 64)}`;
 
 describe('Inspector2: ListCoverage', () => {
@@ -689,11 +696,7 @@ describe('Inspector2: ListCoverage', () => {
     const { client, mock } = inspector();
     mock.on(ListCoverageCommand).resolves({ coveredResources: [coveredResource(DIGEST)] });
     const view = await new InspectorFindings(client, fastRetry()).coverage(IMAGE);
-    expect(view).toEqual({
-      statusCode: 'ACTIVE',
-      reason: 'SUCCESSFUL',
-      lastScannedAt: '2024-09-04T16:55:38.411Z',
-    });
+    expect(view).toEqual(coverageOf('SUCCESSFUL'));
     const inputs = mock.commandCalls(ListCoverageCommand).map((c) => c.args[0].input);
     expect(inputs).toHaveLength(1);
     expect(inputs[0]!.filterCriteria).toEqual({
@@ -722,11 +725,7 @@ describe('Inspector2: ListCoverage', () => {
       return listed[input.nextToken === undefined ? 0 : Number(input.nextToken.slice(1)) - 1]!;
     });
     const view = await new InspectorFindings(client, fastRetry()).coverage(IMAGE);
-    expect(view).toEqual({
-      statusCode: 'ACTIVE',
-      reason: 'PENDING_INITIAL_SCAN',
-      lastScannedAt: '2024-09-04T16:55:38.411Z',
-    });
+    expect(view).toEqual(coverageOf('PENDING_INITIAL_SCAN'));
     const inputs = mock.commandCalls(ListCoverageCommand).map((c) => c.args[0].input);
     expect(inputs.map((i) => [i.filterCriteria?.resourceId !== undefined, i.nextToken])).toEqual([
       [true, undefined],

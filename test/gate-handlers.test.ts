@@ -84,6 +84,16 @@ async function escalationNotPublished(): Promise<Harness> {
 
 const putResults = (h: Harness) =>
   h.mocks.codepipeline.commandCalls(PutApprovalResultCommand).map((c) => c.args[0].input);
+/** Every metric the harness's functions add from now on, as [name, value]. */
+function metricsOf(h: Harness): [string, number][] {
+  const added: [string, number][] = [];
+  vi.spyOn(h.runtime.metrics, 'addMetric').mockImplementation((name, _unit, value) => {
+    added.push([name, value]);
+    return h.runtime.metrics;
+  });
+  return added;
+}
+
 const publishes = (h: Harness) => h.mocks.sns.commandCalls(PublishCommand).map((c) => c.args[0].input);
 const findingsReads = (h: Harness) =>
   h.mocks.inspector.commandCalls(ListFindingsCommand).map((c) => c.args[0].input);
@@ -395,11 +405,7 @@ describe('the sweep', () => {
 
   it('each sweep reports gates waiting, overdue (past the deadline and a margin) and the oldest wait', async () => {
     const h = await setup();
-    const added: [string, number][] = [];
-    vi.spyOn(h.runtime.metrics, 'addMetric').mockImplementation((name, _unit, value) => {
-      added.push([name, value]);
-      return h.runtime.metrics;
-    });
+    const added = metricsOf(h);
     await h.approvalStarted();
     h.clock.advance(10 * MINUTE);
     await h.sweep();
@@ -427,11 +433,7 @@ describe('the sweep', () => {
   it('a decided gate whose escalation keeps failing counts as overdue, once an acting lease past its deadline', async () => {
     // The sweep's own failures are only logged: without this, the gate left WAITING and nothing paged.
     const h = await setup();
-    const added: [string, number][] = [];
-    vi.spyOn(h.runtime.metrics, 'addMetric').mockImplementation((name, _unit, value) => {
-      added.push([name, value]);
-      return h.runtime.metrics;
-    });
+    const added = metricsOf(h);
     h.mocks.sns
       .on(PublishCommand)
       .rejects(Object.assign(new Error('KMS key disabled'), { name: 'KMSDisabledException' }));
