@@ -69,7 +69,7 @@ function json(input: EscalationInput): EscalationJson {
 describe('the subject', () => {
   it('says outcome, pipeline/stage and the rules', () => {
     expect(exampleEscalation().subject).toBe(
-      'Tollgate: ESCALATE payments-api/Deploy - 2 rules (fixable-high, unknown-severity)',
+      'Tollgate: ESCALATE payments-api/SecurityGate - 2 rules (fixable-high, unknown-severity)',
     );
   });
 
@@ -95,23 +95,23 @@ describe('the subject', () => {
       withCase({ pipeline: 'payments-api-production', violations: rules }),
     );
     expect(subject).toBe(
-      'Tollgate: ESCALATE payments-api-production/Deploy - 5 rules (no-critical, known-exploited, ...)',
+      'Tollgate: ESCALATE payments-api-production/SecurityGate - 5 rules (no-critical, ...)',
     );
   });
 
   it('names one rule in the singular and says when there are none', () => {
     expect(renderEscalation(withCase({ violations: [violation('fixable-high', 1)] })).subject).toBe(
-      'Tollgate: ESCALATE payments-api/Deploy - 1 rule (fixable-high)',
+      'Tollgate: ESCALATE payments-api/SecurityGate - 1 rule (fixable-high)',
     );
     expect(renderEscalation(withCase({ violations: [] })).subject).toBe(
-      'Tollgate: ESCALATE payments-api/Deploy - no violations',
+      'Tollgate: ESCALATE payments-api/SecurityGate - no violations',
     );
   });
 
   it('says what enforce mode would have done in advisory mode', () => {
     const input = withCase({ record: { outcome: 'APPROVE', mode: 'advisory', wouldBe: 'ESCALATE' } });
     const { subject, text } = renderEscalation(input);
-    expect(subject).toMatch(/^Tollgate: APPROVE \(advisory, would be ESCALATE\) payments-api\/Deploy/);
+    expect(subject).toMatch(/^Tollgate: APPROVE \(advisory, would be ESCALATE\) payments-api\/SecurityGate/);
     expect(text).toContain('APPROVE (advisory mode; enforce mode would ESCALATE)');
     expect(json(input).wouldBe).toBe('ESCALATE');
   });

@@ -117,8 +117,8 @@ describe('Tollgate Decision', () => {
     expect(detail).toMatchObject({
       pipeline: 'payments-api',
       executionId: decision.key.executionId,
-      stage: 'Deploy',
-      action: 'SecurityGate',
+      stage: 'SecurityGate',
+      action: 'TollgateApproval',
       outcome: 'ESCALATE',
       mode: 'enforce',
       wouldBe: null,

@@ -13,8 +13,8 @@ import type { EscalationMessage } from './ports.js';
 const KEY = {
   pipeline: 'payments-api',
   executionId: '7c0e5a1d-3b9f-4f43-9a52-0d2f6b1e8c47',
-  stage: 'Deploy',
-  action: 'SecurityGate',
+  stage: 'SecurityGate',
+  action: 'TollgateApproval',
 };
 
 const IMAGE: GateImage = {
