@@ -416,6 +416,14 @@ describe('the token check', () => {
     expect(checkToken(key, behind, execution('Succeeded'), 'a1')).toMatchObject({ ok: false, final: true });
     // Without the runs read, the state alone still says the execution moved on (the sweep then reads them).
     expect(checkToken(key, behind, undefined, 'a1')).toMatchObject({ ok: false, final: true });
+    // The runs read, ours not listed yet (both lag just after STARTED): not final either. STALE here opened the
+    // gate dead, and neither a redelivery nor discovery could revive it.
+    expect(checkToken(key, behind, [], 'a1')).toEqual({
+      ok: false,
+      reason: "the stage state shows execution e0 and this gate's run is not listed yet",
+      final: false,
+    });
+    expect(checkToken(key, stage('e2', 'InProgress', 'tok2'), [])).toMatchObject({ ok: false, final: false });
   });
 
   it("does not give a gate up on a state that still shows the action's previous run", () => {

@@ -762,6 +762,30 @@ describe('the approval token and the execution', () => {
     expect(putResults(h).map((r) => [r.token, r.result?.status])).toEqual([[TOKEN, 'Approved']]);
   });
 
+  it('the state and the run listing both behind at STARTED: no STALE gate, no "no image" escalation; the retry decides', async () => {
+    // Taken as final, the gate opened STALE (terminal: a redelivery found "nothing to do", discovery saw the
+    // run claimed) and the approval waited 7 days for no one. And with the run unlisted, its CustomData
+    // (the image) was unread: the gate escalated "no image" for a release that named one.
+    const h = await setup();
+    h.scanner.coverage = SCANNED;
+    h.pipeline.stage = { executionId: NEWER_EXECUTION, status: 'Succeeded', token: undefined };
+    h.pipeline.action.unlisted = true;
+    await expect(h.approvalStarted()).rejects.toThrow(/the approval's run is not listed yet/);
+    expect(await h.gate()).toBeUndefined();
+    expect(publishes(h)).toHaveLength(0);
+
+    // The event's retry, a moment later: the listing and the state have caught up.
+    h.pipeline.action.unlisted = false;
+    h.pipeline.stage = { executionId: EXECUTION, status: 'InProgress', token: TOKEN };
+    h.clock.advance(MINUTE);
+    await h.approvalStarted();
+    for (let i = 0; i < 2; i++) {
+      h.clock.advance(MINUTE);
+      await h.sweep();
+    }
+    expect(putResults(h).map((r) => [r.token, r.result?.status])).toEqual([[TOKEN, 'Approved']]);
+  });
+
   // The token shows only after the start: in the stage's state (SUPERSEDED/QUEUED), or as the action
   // execution's externalExecutionId (PARALLEL). Read when escalating, so CloudTrail's record finds the gate.
   it.each([

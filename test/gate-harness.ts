@@ -315,6 +315,8 @@ export interface PipelineModel {
     earlierRuns?: { actionExecutionId: string; status: string }[];
     /** The latest run's `startTime`; the sample's (2024) when not set. */
     startedAt?: Date;
+    /** True: the listing has not caught up with the run yet (it lags the STARTED event a moment). */
+    unlisted?: boolean;
     /** The latest run's `input.actionTypeId`; the sample's (a Manual approval) when not set. */
     actionTypeId?: { category: string; owner: string; provider: string; version: string };
   };
@@ -781,6 +783,9 @@ export class Harness {
           if (action.externalExecutionId !== undefined && d.output) {
             d.output.executionResult = { externalExecutionId: action.externalExecutionId };
           }
+        }
+        if (action.unlisted) {
+          out.actionExecutionDetails = out.actionExecutionDetails.filter((d) => d.actionName !== ACTION);
         }
         return out;
       });

@@ -257,6 +257,15 @@ export class GateService extends GateClosing<GateDeps> {
       const fromCustomData = found.problem;
       const execution = await this.d.approvals.pipelineExecution(key.pipeline, key.executionId);
       found = imageFromVariables(execution.variables);
+      if (!found.ok && mine === undefined) {
+        // No run of the action listed at all: the listing lags the STARTED event a moment, and the CustomData
+        // that names the image is in it. "No image" now would escalate a release for nothing; no gate is
+        // opened, and the event's retry (or the sweep's discovery) reads the run once it is listed.
+        throw new GateWorkFailed(
+          `gate ${gateId(key)}: the approval's run is not listed yet, so its CustomData cannot be read (retried)`,
+          [],
+        );
+      }
       if (!found.ok) return { image: undefined, problem: `${fromCustomData}; ${found.problem}` };
     }
     const ref = found.reference;

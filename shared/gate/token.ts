@@ -116,6 +116,17 @@ export function checkToken(
     return { ok: false, reason: 'the approval run is not listed yet', final: false };
   }
   if (stage.executionId !== key.executionId) {
+    // The runs were read and ours is not among them yet: just after STARTED both reads can lag, the state
+    // still naming the execution before ours. An execution whose approval started holds the stage until the
+    // approval ends, so nothing here says it is over; giving the gate up would leave it to no one. Its run's
+    // listing (or the approval's end event) says when it is.
+    if (executions !== undefined) {
+      return {
+        ok: false,
+        reason: `the stage state shows execution ${stage.executionId ?? 'none'} and this gate's run is not listed yet`,
+        final: false,
+      };
+    }
     return {
       ok: false,
       reason: `execution ${key.executionId} was superseded: stage ${key.stage} now runs ${stage.executionId ?? 'nothing'}`,
