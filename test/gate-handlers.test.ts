@@ -786,6 +786,46 @@ describe('the approval token and the execution', () => {
     expect(putResults(h).map((r) => [r.token, r.result?.status])).toEqual([[TOKEN, 'Approved']]);
   });
 
+  it.each([
+    ['in the stage state', 'state'],
+    ['in PARALLEL mode (the action execution)', 'parallel'],
+  ] as const)(
+    'a token showing only after the start (%s) is learned by the sweep: a person answering before the gate decides is recorded',
+    async (_, where) => {
+      // CloudTrail's record of PutApprovalResult names the token, not the gate. Without the hash, a person
+      // approving in the console while the scan was pending went unrecorded: "closed undecided, no reviewer".
+      const h = await setup();
+      const token = where === 'state' ? TOKEN : '0a1b2c3d-573f-4ea7-a67e-0123456789ab';
+      h.pipeline.stage =
+        where === 'state'
+          ? { ...h.pipeline.stage, token: undefined }
+          : { executionId: undefined, status: 'InProgress', token: undefined };
+      await h.approvalStarted();
+      expect((await h.gate())?.tokenHash).toBeUndefined();
+
+      if (where === 'state') h.pipeline.stage.token = token;
+      else h.pipeline.action.externalExecutionId = token;
+      h.clock.advance(MINUTE);
+      await h.sweep();
+      expect(await h.gate()).toMatchObject({ state: 'WAITING', tokenHash: hashToken(token) });
+
+      // The scan is still pending; a security engineer approves in the console.
+      h.clock.advance(MINUTE);
+      h.pipeline.action.status = 'Succeeded';
+      h.pipeline.stage.status = 'Succeeded';
+      await h.approvalEnded(h.cloudTrailEvent({ token }));
+      await h.approvalEnded(h.approvalEndedEvent('SUCCEEDED'));
+      expect(await h.gate()).toMatchObject({
+        state: 'CLOSED',
+        reviewer: {
+          identity: 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice',
+          tollgate: false,
+        },
+      });
+      expect(putResults(h)).toHaveLength(0);
+    },
+  );
+
   // The token shows only after the start: in the stage's state (SUPERSEDED/QUEUED), or as the action
   // execution's externalExecutionId (PARALLEL). Read when escalating, so CloudTrail's record finds the gate.
   it.each([

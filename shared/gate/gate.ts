@@ -517,6 +517,42 @@ export class GateService extends GateClosing<GateDeps> {
     );
   }
 
+  /**
+   * A waiting gate whose token had not shown when it opened: its hash, as soon as a read shows the token. A
+   * person may answer the approval before the gate decides, and CloudTrail's record of that call names the
+   * token, not the gate: without the hash, who let the release through goes unrecorded. In PARALLEL mode only
+   * the action executions carry the token (`withRuns`: `read` already looked at them). Best effort: a failure
+   * here only leaves it to the next sweep.
+   */
+  private async learnTokenHash(
+    gate: Gate,
+    ctx: DecideContext,
+    read: TokenCheck,
+    withRuns: boolean,
+    now: Date,
+  ): Promise<Gate | undefined> {
+    try {
+      const token =
+        read.ok || withRuns
+          ? read
+          : checkToken(
+              gate.key,
+              await this.pipelineState(gate.key.pipeline, ctx),
+              await this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId),
+              gate.actionExecutionId,
+            );
+      if (!token.ok) return undefined;
+      const next = this.next(gate, { tokenHash: hashToken(token.token) }, now, 'approval token seen');
+      return (await this.d.store.updateGate(next, gate.version)) ? next : undefined;
+    } catch (error) {
+      this.d.log.warn('reading the approval token of a waiting gate failed; the next sweep tries again', {
+        gate: gateId(gate.key),
+        error: describeError(error),
+      });
+      return undefined;
+    }
+  }
+
   private tokenFrom(gate: Gate, stages: readonly StageStateView[]): TokenCheck {
     return checkToken(gate.key, stages, undefined, gate.actionExecutionId);
   }
@@ -540,21 +576,27 @@ export class GateService extends GateClosing<GateDeps> {
     }
     if (ctx.trigger === 'sweep') {
       // While it waits, the execution may be superseded: the sweep notices, once per pipeline per run.
-      const token = checkToken(
+      let token = checkToken(
         gate.key,
         await this.pipelineState(gate.key.pipeline, ctx),
         undefined,
         gate.actionExecutionId,
       );
+      let withRuns = false;
       if (!token.ok && token.final) {
         const executions = await this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId);
-        const again = checkToken(
+        token = checkToken(
           gate.key,
           await this.pipelineState(gate.key.pipeline, ctx),
           executions,
           gate.actionExecutionId,
         );
-        if (!again.ok && again.final) return this.markStale(gate, again.reason, now);
+        if (!token.ok && token.final) return this.markStale(gate, token.reason, now);
+        withRuns = true;
+      }
+      if (gate.tokenHash === undefined) {
+        const learned = await this.learnTokenHash(gate, ctx, token, withRuns, now);
+        if (learned) return report(learned, `waiting: ${why}`);
       }
     }
     return report(gate, `waiting: ${why}`);
