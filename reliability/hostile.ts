@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { runEvaluate } from '../cli/evaluate.js';
+import { MalformedEventError } from '../functions/common/handler.js';
 import { InputError } from '../shared/errors.js';
 import { mergeFindings, parseFindingsText } from '../shared/findings/parse.js';
 import { describeError } from '../shared/gate/gate.js';
@@ -37,8 +38,9 @@ import { ROOT, type SuiteScenario } from './scenarios.js';
  * every handler (a misrouted event must be refused by the handler itself), and must end in a result or
  * `{ignored}`:
  *   - crash loop: the handler throws, and throws again on Lambda's two retries. The world is healthy (no
- *     faults), so a retry cannot help: the event would be dead-lettered for nothing, or, for a malformed
- *     event, should have been ignored;
+ *     faults), so a retry cannot help: the event would be dead-lettered for nothing. Except a malformed event
+ *     of the function's own kind (a Manual approval's action event, CloudTrail's PutApprovalResult), which is
+ *     thrown as MalformedEventError on purpose: dead-lettered, the failed-events queue keeps it and pages;
  *   - not ignored: an event with a forged source, another account, region or detail-type is handled;
  *   - approval: CodePipeline accepts an Approved result.
  * The handlers' log lines are checked as in the replays (logs.ts).
@@ -67,6 +69,8 @@ export interface EventFacts {
   readonly deliveries: number;
   readonly ignored: number;
   readonly handled: number;
+  /** Deliveries of a malformed event of the function's own kind: thrown on every attempt, so dead-lettered. */
+  readonly deadLettered: number;
   /** Deliveries that threw once and then succeeded on Lambda's retry. */
   readonly recovered: number;
   readonly mustIgnore: number;
@@ -211,7 +215,15 @@ export async function fuzzEvents(
     });
     const cases = fc.oneof({ weight: 5, arbitrary: mutated }, { weight: 1, arbitrary: anything });
 
-    const facts = { cases: 0, deliveries: 0, ignored: 0, handled: 0, recovered: 0, mustIgnore: 0 };
+    const facts = {
+      cases: 0,
+      deliveries: 0,
+      ignored: 0,
+      handled: 0,
+      deadLettered: 0,
+      recovered: 0,
+      mustIgnore: 0,
+    };
     const violations: Violation[] = [];
     let logLines = 0;
     let logViolations = 0;
@@ -265,6 +277,7 @@ export async function fuzzEvents(
             const errors: string[] = [];
             let result: { ignored?: string } | undefined;
             let done = false;
+            let malformed = 0;
             for (let attempt = 1; attempt <= 3 && !done; attempt++) {
               try {
                 result = await handlers[fn](
@@ -274,9 +287,22 @@ export async function fuzzEvents(
                 done = true;
               } catch (e) {
                 errors.push(describeError(e));
+                if (e instanceof MalformedEventError) malformed++;
               }
             }
             const shown = show(event, 200);
+            if (!done && malformed === 3) {
+              // An approval event of the function's own kind that its schema refuses: dead-lettered on
+              // purpose (the failed-events queue keeps it), never handled. A forged one must be ignored.
+              facts.deadLettered++;
+              if (mustIgnore) {
+                violations.push({
+                  kind: 'not-ignored',
+                  detail: `${fn} dead-lettered a forged event: ${shown}`,
+                });
+              }
+              continue;
+            }
             if (!done) {
               violations.push({
                 kind: 'crash-loop',

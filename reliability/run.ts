@@ -84,7 +84,7 @@ export function renderTable(r: SuiteReport): string {
   if (h.events) {
     row([
       'hostile events',
-      `${n(h.events.cases)} events × 4 handlers: ${n(h.events.ignored)} ignored, ${n(h.events.handled)} handled; ${n(h.events.mustIgnore)} forged (source, account, region, detail-type)`,
+      `${n(h.events.cases)} events × 4 handlers: ${n(h.events.ignored)} ignored, ${n(h.events.handled)} handled, ${n(h.events.deadLettered)} dead-lettered (malformed approval events); ${n(h.events.mustIgnore)} forged (source, account, region, detail-type)`,
       String(count(['crash-loop', 'not-ignored', 'approval-from-hostile-input'])),
       s(r.seconds.events),
     ]);

@@ -1230,6 +1230,42 @@ describe('the scan events as AWS sends them', () => {
     expect(await h.items()).toHaveLength(0);
   });
 
+  it('a malformed event of the kind a function handles is dead-lettered (thrown), not ignored; other kinds are ignored', async () => {
+    // The rules deliver only gated Manual approvals: one the schema refuses is a format drift or a bug, and
+    // acknowledged it was lost with only its id in a log line. Thrown, Lambda retries it and the failed-events
+    // queue keeps the event itself (and pages).
+    const h = await setup();
+    const started = h.approvalStartedEvent() as unknown as { time: string; detail: Record<string, unknown> };
+    started.time = 'yesterday';
+    await expect(h.approvalStarted(started)).rejects.toMatchObject({
+      name: 'MalformedEventError',
+      problems: [expect.stringMatching(/^time: /)],
+    });
+    const ended = h.approvalEndedEvent('SUCCEEDED') as unknown as { detail: Record<string, unknown> };
+    delete ended.detail.stage;
+    await expect(h.approvalEnded(ended)).rejects.toMatchObject({ name: 'MalformedEventError' });
+    const call = h.cloudTrailEvent() as unknown as { detail: Record<string, unknown> };
+    call.detail.userIdentity = 'alice';
+    await expect(h.approvalEnded(call)).rejects.toMatchObject({ name: 'MalformedEventError' });
+    // Not an approval (another action type), or another state for this function: another kind, ignored.
+    const build = h.approvalStartedEvent() as unknown as {
+      time: string;
+      detail: { type: Record<string, unknown> };
+    };
+    build.time = 'yesterday';
+    build.detail.type = { ...build.detail.type, category: 'Build', provider: 'CodeBuild' };
+    expect(await h.approvalStarted(build)).toEqual({ ignored: 'event of another kind' });
+    expect(await h.approvalStarted(h.approvalEndedEvent('SUCCEEDED'))).toEqual({
+      ignored: 'event of another kind',
+    });
+    // Malformed and from another account: foreign first, ignored.
+    const foreign = h.approvalStartedEvent() as unknown as { time: string; account: string };
+    foreign.time = 'yesterday';
+    foreign.account = '210987654321';
+    expect(await h.approvalStarted(foreign)).toEqual({ ignored: 'event of another kind' });
+    expect(await h.items()).toHaveLength(0);
+  });
+
   it('events from another account or region are ignored', async () => {
     const h = await setup();
     // The Inspector sample exactly as AWS documents it: account 111122223333.

@@ -2,44 +2,59 @@ import type { GateClosing } from '../../shared/gate/closing.js';
 import { gateId, gateKeyOf } from '../../shared/gate/model.js';
 import { gateHandler } from '../common/handler.js';
 import type { Runtime } from '../common/runtime.js';
-import { ApprovalEndedOrCallEvent } from '../common/schemas.js';
+import {
+  ApprovalEndedOrCallEvent,
+  ENDED_STATES,
+  isApprovalActionEvent,
+  isApprovalResultCall,
+} from '../common/schemas.js';
 
 /**
  * An approval ended (the action's state change closes the gate), or CloudTrail recorded a PutApprovalResult
  * call (who resolved it: only `userIdentity` is trusted).
  */
+/** The events this function must handle when it can: a malformed one is dead-lettered, not ignored. */
+const claimed = (raw: unknown): boolean =>
+  isApprovalActionEvent(raw, ENDED_STATES) || isApprovalResultCall(raw);
+
 export function approvalEndedHandler(runtime: Runtime<GateClosing>) {
-  return gateHandler('approval-ended', ApprovalEndedOrCallEvent, runtime, async (event, { gate, logger }) => {
-    if (event['detail-type'] === 'CodePipeline Action Execution State Change') {
+  return gateHandler(
+    'approval-ended',
+    ApprovalEndedOrCallEvent,
+    runtime,
+    async (event, { gate, logger }) => {
+      if (event['detail-type'] === 'CodePipeline Action Execution State Change') {
+        const d = event.detail;
+        const key = gateKeyOf(d);
+        logger.appendKeys({ gate: gateId(key) });
+        const report = await gate.approvalEnded({
+          key,
+          actionExecutionId: d['action-execution-id'],
+          state: d.state,
+          time: event.time,
+          account: event.account,
+          region: event.region,
+        });
+        logger.info('approval ended', { ...report });
+        return report;
+      }
       const d = event.detail;
-      const key = gateKeyOf(d);
-      logger.appendKeys({ gate: gateId(key) });
-      const report = await gate.approvalEnded({
-        key,
-        actionExecutionId: d['action-execution-id'],
-        state: d.state,
-        time: event.time,
-        account: event.account,
-        region: event.region,
+      if (d.errorCode !== undefined) {
+        logger.info('a failed PutApprovalResult call: nothing was resolved', { errorCode: d.errorCode });
+        return undefined;
+      }
+      const who = d.userIdentity;
+      const report = await gate.approvalResultCalled({
+        token: d.requestParameters?.token,
+        identity: who.arn ?? who.principalId ?? 'unknown identity',
+        identityType: who.type,
+        status: d.requestParameters?.result?.status,
+        summary: d.requestParameters?.result?.summary,
+        time: d.eventTime ?? event.time,
       });
-      logger.info('approval ended', { ...report });
+      logger.info('approval result call recorded', { identity: who.arn, ...(report ?? {}) });
       return report;
-    }
-    const d = event.detail;
-    if (d.errorCode !== undefined) {
-      logger.info('a failed PutApprovalResult call: nothing was resolved', { errorCode: d.errorCode });
-      return undefined;
-    }
-    const who = d.userIdentity;
-    const report = await gate.approvalResultCalled({
-      token: d.requestParameters?.token,
-      identity: who.arn ?? who.principalId ?? 'unknown identity',
-      identityType: who.type,
-      status: d.requestParameters?.result?.status,
-      summary: d.requestParameters?.result?.summary,
-      time: d.eventTime ?? event.time,
-    });
-    logger.info('approval result call recorded', { identity: who.arn, ...(report ?? {}) });
-    return report;
-  });
+    },
+    claimed,
+  );
 }

@@ -18,6 +18,21 @@ export interface HandlerResult {
   readonly result?: unknown;
 }
 
+/**
+ * An event of the kind a function handles that its schema refuses: thrown, so that Lambda retries it and
+ * then dead-letters it (the failed-events queue keeps the event itself, and pages). Ignored, it would be
+ * lost with only its id in a log line.
+ */
+export class MalformedEventError extends Error {
+  constructor(
+    readonly fn: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`${fn}: an event it must handle does not have the expected shape: ${problems.join('; ')}`);
+    this.name = 'MalformedEventError';
+  }
+}
+
 interface Envelope {
   readonly id?: string;
   readonly account?: string;
@@ -28,14 +43,16 @@ interface Envelope {
  * The one shape of every Tollgate function: Powertools logger (with the event id as correlation id) and
  * metrics, the event parsed with zod by the Powertools parser, then one call into the core. An event of
  * another kind, or from another account or region, is logged and ignored (it is not ours to act on, and a
- * retry would not change it); a failure of the work itself is thrown, so Lambda retries the event and
- * finally dead-letters it.
+ * retry would not change it); an event of the kind the function handles (`claims`) that the schema refuses
+ * is malformed, and thrown (MalformedEventError) like a failure of the work itself, so Lambda retries the
+ * event and finally dead-letters it.
  */
 export function gateHandler<S extends z.ZodMiniType<Envelope>, G extends GateClosing>(
   name: string,
   schema: S,
   runtime: Runtime<G>,
   work: (event: z.output<S>, rt: Runtime<G>) => Promise<unknown>,
+  claims: (raw: unknown) => boolean = () => false,
 ) {
   const { logger, metrics } = runtime;
   return middy<unknown, HandlerResult, Error, Context>()
@@ -45,9 +62,26 @@ export function gateHandler<S extends z.ZodMiniType<Envelope>, G extends GateClo
     .handler(async (parsed, context) => {
       if (!parsed.success) {
         const original = parsed.originalEvent as Envelope | undefined;
+        const problems = problemsOf(parsed.error);
+        const raw = typeof original === 'object' && original !== null ? original : {};
+        const foreign = foreignOrigin(
+          {
+            ...(typeof raw.account === 'string' ? { account: raw.account } : {}),
+            ...(typeof raw.region === 'string' ? { region: raw.region } : {}),
+          },
+          context,
+        );
+        if (!foreign && claims(original)) {
+          logger.error(`${name}: an event it must handle is malformed: retried, then dead-lettered`, {
+            eventId: typeof raw.id === 'string' ? raw.id : undefined,
+            problems,
+          });
+          metrics.addMetric('MalformedEvents', MetricUnit.Count, 1);
+          throw new MalformedEventError(name, problems);
+        }
         logger.warn(`${name}: ignored an event of another kind`, {
           eventId: original?.id,
-          problems: problemsOf(parsed.error),
+          problems,
         });
         metrics.addMetric('IgnoredEvents', MetricUnit.Count, 1);
         return { ignored: 'event of another kind' };

@@ -140,3 +140,28 @@ export const SweepEvent = z.union([
   }),
   z.strictObject({}),
 ]);
+
+type Raw = Record<string, unknown>;
+const isRaw = (v: unknown): v is Raw => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Whether a raw event is a Manual approval's action event in one of `states`: what a function must handle
+ * when it can. The rules deliver nothing else (source, detail-type, category and provider are in their
+ * patterns), so such an event that its schema refuses is malformed, not another kind: it is dead-lettered,
+ * not ignored.
+ */
+export function isApprovalActionEvent(raw: unknown, states: readonly string[]): boolean {
+  if (!isRaw(raw) || raw.source !== 'aws.codepipeline') return false;
+  if (raw['detail-type'] !== 'CodePipeline Action Execution State Change') return false;
+  const detail = raw.detail;
+  if (!isRaw(detail) || typeof detail.state !== 'string' || !states.includes(detail.state)) return false;
+  const type = detail.type;
+  return isRaw(type) && type.category === 'Approval' && type.provider === 'Manual';
+}
+
+/** Whether a raw event is CloudTrail's record of a PutApprovalResult call (see isApprovalActionEvent). */
+export function isApprovalResultCall(raw: unknown): boolean {
+  if (!isRaw(raw) || raw.source !== 'aws.codepipeline') return false;
+  if (raw['detail-type'] !== 'AWS API Call via CloudTrail') return false;
+  return isRaw(raw.detail) && raw.detail.eventName === 'PutApprovalResult';
+}
