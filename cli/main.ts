@@ -58,25 +58,57 @@ Examples:
 Documentation: docs/policy.md (policy language), README.md`,
     );
 
+  /**
+   * An option that takes one value refuses a second: commander would keep the last, and `-p strict.yaml
+   * -p advisory.yaml` (a wrapper script's default and the user's own) would judge under the one not meant.
+   * State lives in the closure, so each program built counts afresh.
+   */
+  function once<T>(parse: (value: string) => T): (value: string) => T {
+    let first: string | undefined;
+    return (value: string) => {
+      if (first !== undefined) {
+        throw new InvalidArgumentError(`given twice (first ${JSON.stringify(first)}); it takes one value`);
+      }
+      first = value;
+      return parse(value);
+    };
+  }
+
+  // Keeps the choices' own check (and their listing in --help) under `once`.
+  function singleValue(option: Option): Option {
+    const check = option.parseArg as ((value: string, previous: unknown) => unknown) | undefined;
+    return option.argParser(once((v) => (check ? check(v, undefined) : v)));
+  }
+
   program
     .command('evaluate')
     .description(
       'Dry-run a policy on a findings export and print the decision (exit 0 APPROVE, 2 REJECT, 3 ESCALATE).',
     )
-    .requiredOption('-p, --policy <file>', 'policy file (YAML or JSON, policy language v1)')
+    .requiredOption(
+      '-p, --policy <file>',
+      'policy file (YAML or JSON, policy language v1)',
+      once((v) => v),
+    )
     .option(
       '-f, --findings <file>',
       'findings file, "-" for standard input; repeat for several pages of one export. Formats (detected): Inspector2 ListFindings response or findings report, list of Inspector2 findings, Inspector2 Finding event(s), ECR DescribeImageScanFindings (basic or enhanced)',
       collect,
     )
-    .option('--pipeline <name>', 'pipeline name, for rules and exceptions scoped with "pipelines"')
+    .option(
+      '--pipeline <name>',
+      'pipeline name, for rules and exceptions scoped with "pipelines"',
+      once((v) => v),
+    )
     .option(
       '--repository <name>',
       'image repository (bare name; an ARN or image URI is read down to it), when the findings do not name it or to override it',
-      parseRepository,
+      once(parseRepository),
     )
-    .option('--now <iso-8601>', 'evaluation time, e.g. 2026-11-25T12:00:00Z (default: now)', parseNow)
-    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .option('--now <iso-8601>', 'evaluation time, e.g. 2026-11-25T12:00:00Z (default: now)', once(parseNow))
+    .addOption(
+      singleValue(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text')),
+    )
     .option(
       '--no-color',
       'plain text without colours (also when NO_COLOR is set or output is not a terminal)',

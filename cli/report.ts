@@ -8,6 +8,7 @@ import {
   SEVERITIES,
   type ViolationDetail,
 } from '../shared/index.js';
+import { printable } from './audit-format.js';
 
 export interface ReportOptions {
   readonly color: boolean;
@@ -16,6 +17,15 @@ export interface ReportOptions {
 }
 
 type Style = Parameters<typeof styleText>[0];
+
+/**
+ * A value from a findings or policy file, for one line of the report. An escape sequence in a package
+ * name could clear the screen and print a forged outcome, and a line break in one could start a line of
+ * its own (`APPROVE`), so both are shown escaped.
+ */
+function field(text: string): string {
+  return printable(text).replace(/[\t\n]/g, (c) => `\\u{${c.charCodeAt(0).toString(16)}}`);
+}
 
 const OUTCOME_STYLE: Readonly<Record<DecisionRecord['outcome'], Style>> = {
   APPROVE: ['bold', 'green'],
@@ -36,15 +46,15 @@ export function renderReport(evaluation: Evaluation, policy: CompiledPolicy, opt
 
   const advisory = record.wouldBe ? `  (advisory mode: would be ${record.wouldBe})` : '';
   out.push(`${paint(OUTCOME_STYLE[record.outcome], record.outcome)}${advisory}`);
-  out.push(`  ${record.summary}`);
+  out.push(`  ${field(record.summary)}`);
   const s = record.subject;
-  const image = s.repository ?? '(repository unknown)';
+  const image = s.repository == null ? '(repository unknown)' : field(s.repository);
   out.push(
-    `  image     ${image}${s.digest ? `@${s.digest}` : ''}${s.tags.length > 0 ? `  tags: ${s.tags.join(', ')}` : ''}`,
+    `  image     ${image}${s.digest ? `@${field(s.digest)}` : ''}${s.tags.length > 0 ? `  tags: ${s.tags.map(field).join(', ')}` : ''}`,
   );
-  if (s.pipeline) out.push(`  pipeline  ${s.pipeline}`);
+  if (s.pipeline) out.push(`  pipeline  ${field(s.pipeline)}`);
   out.push(
-    `  policy    ${record.policy.name} (${record.mode}, sha256 ${record.policy.sha256.slice(0, 12)}…)`,
+    `  policy    ${field(record.policy.name)} (${record.mode}, sha256 ${record.policy.sha256.slice(0, 12)}…)`,
   );
 
   out.push('');
@@ -71,7 +81,9 @@ export function renderReport(evaluation: Evaluation, policy: CompiledPolicy, opt
         : ids
             .map((id) => {
               const exp = expiries.get(id);
-              return withExpiry && exp ? `${id} (expires ${exp}, ${daysUntil(exp, now)})` : id;
+              return withExpiry && exp
+                ? `${field(id)} (expires ${field(exp)}, ${daysUntil(exp, now)})`
+                : field(id);
             })
             .join(', ');
     out.push(`  ${label.padEnd(15)}${shown}`);
@@ -105,8 +117,11 @@ function renderViolation(
         : paint('cyan', '!');
   const out: string[] = [];
   const counted = detail.rows.length > 0 || v.count > 0 ? `, ${v.count} finding(s) > allow ${v.allow}` : '';
-  out.push(`  ${mark} ${paint('bold', v.rule)}  ${v.action}${counted}`);
-  if (v.description) out.push(`    ${v.description}`);
+  out.push(`  ${mark} ${paint('bold', field(v.rule))}  ${v.action}${counted}`);
+  // A description may run over lines (a YAML block scalar): each is indented under its rule.
+  if (v.description) {
+    for (const l of v.description.trimEnd().split('\n')) out.push(`    ${printable(l)}`);
+  }
   if (detail.rows.length === 0) return out;
 
   // Order on the columns, then rebuild only the findings shown.
@@ -119,10 +134,10 @@ function renderViolation(
     const packages = f.packages.length > 0 ? f.packages : [undefined];
     packages.forEach((p, i) => {
       rows.push([
-        i === 0 ? f.vulnerabilityId : '',
-        p ? clip(p.name, 40) : '-',
-        p ? `${clip(p.version ?? '?', 28)} → ${clip(p.fixedInVersion ?? 'no fix', 28)}` : '-',
-        i === 0 ? f.severity : '',
+        i === 0 ? field(f.vulnerabilityId) : '',
+        p ? clip(field(p.name), 40) : '-',
+        p ? `${clip(field(p.version ?? '?'), 28)} → ${clip(field(p.fixedInVersion ?? 'no fix'), 28)}` : '-',
+        i === 0 ? field(f.severity) : '',
         i === 0 ? (f.score === undefined ? '-' : f.score.toFixed(1)) : '',
         i === 0 ? (f.epss === undefined ? '-' : f.epss.toFixed(4)) : '',
         i === 0 ? (f.exploitAvailable === undefined ? '-' : f.exploitAvailable ? 'yes' : 'no') : '',

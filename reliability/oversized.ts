@@ -27,7 +27,7 @@ import { ROOT } from './scenarios.js';
  *   findings-100k    100,000 findings (compact ones, about 110 MB)
  *   long-strings     one finding whose description and title are 50 MB each, and a 1 MB package name
  *   over-limit       a findings file one byte over the CLI's limit (a sparse file): refused before reading
- *   policy-over-limit a 2 MB + 1 byte policy: refused
+ *   policy-over-limit a 2 MB policy (over the 1 MB limit): refused
  *
  * The quick run divides the sizes by ten and runs the cases in one child. Inputs are written by this (parent)
  * process, streamed, so that the child's memory is the evaluation's alone.

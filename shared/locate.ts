@@ -25,7 +25,8 @@ export class SourceLocator {
       const key = path[i];
       const last = i === path.length - 1;
       if (isMap(node)) {
-        const pair = node.items.find(
+        // The last of equal keys: the copy JSON.parse keeps, should a text with one get this far.
+        const pair = node.items.findLast(
           (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(key),
         );
         if (!pair) break;

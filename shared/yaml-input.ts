@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { isMap, LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
+import { isMap, LineCounter, parseAllDocuments, parseDocument, visit, type YAMLError } from 'yaml';
 import { safeParse } from 'zod/mini';
 import type * as z from 'zod/v4/core';
 import { describeValue, formatPath, InputError, type InputProblem } from './errors.js';
@@ -35,7 +35,7 @@ export function parseYamlInput<S extends z.$ZodType>(
       },
     ]);
   }
-  const text = new TextDecoder('utf-8', { fatal: false, ignoreBOM: false }).decode(buffer);
+  const text = decodeUtf8(buffer, file);
 
   const lines = new LineCounter();
   const doc = parseDocument(text, {
@@ -47,8 +47,11 @@ export function parseYamlInput<S extends z.$ZodType>(
     // such a key as unknown, with its place in the file.
     logLevel: 'error',
   });
-  if (doc.errors.length > 0) {
-    throw new InputError(doc.errors.slice(0, 10).map((e) => yamlProblem(e, file, lines)));
+  // A warning is a document read some way the author may not have meant (`!custom advisory` read as
+  // "advisory" with its tag dropped): refused like an error, never guessed.
+  const problems = [...doc.errors, ...doc.warnings].sort((a, b) => a.pos[0] - b.pos[0]);
+  if (problems.length > 0) {
+    throw new InputError(problems.slice(0, 10).map((e) => yamlProblem(e, file, lines, text)));
   }
   // A `%YAML 1.1` directive would switch the rules silently (`1:30` read as 90, `yes` as true, `010` as 8).
   if (doc.directives?.yaml.explicit === true && doc.directives.yaml.version !== '1.2') {
@@ -88,7 +91,7 @@ export function parseYamlInput<S extends z.$ZodType>(
         column: pos.col,
         path: '',
         expected: 'a YAML document without excessive aliases',
-        got: String(e),
+        got: e instanceof Error ? e.message : String(e),
       },
     ]);
   }
@@ -106,8 +109,21 @@ export function parseYamlInput<S extends z.$ZodType>(
   return { value: parsed.data, sha256 };
 }
 
-function yamlProblem(e: YAMLError, file: string, lines: LineCounter): InputProblem {
+function yamlProblem(e: YAMLError, file: string, lines: LineCounter, text: string): InputProblem {
   const pos = lines.linePos(e.pos[0]);
+  if (e.code === 'MULTIPLE_DOCS') {
+    // The library's own message names its API (parseAllDocuments), which means nothing to a policy's author.
+    const count = parseAllDocuments(text, { version: '1.2' });
+    const n = Array.isArray(count) ? count.length : 0;
+    return {
+      file,
+      line: pos.line,
+      column: pos.col,
+      path: '',
+      expected: 'one YAML document',
+      got: n > 1 ? `${n}` : 'several',
+    };
+  }
   const first = e.message.split('\n')[0] ?? e.message;
   const detail = first.replace(/ at line \d+, column \d+:?$/, '');
   return {
@@ -218,4 +234,94 @@ function editDistance(a: string, b: string): number {
     }
   }
   return row[b.length]!;
+}
+
+/**
+ * Text of a file that must be UTF-8 (with or without a BOM). A byte that is not UTF-8 is refused at its
+ * line and column rather than replaced: a replaced character could change what a policy or finding says.
+ */
+export function decodeUtf8(bytes: Uint8Array, file: string): string {
+  const wide = utf16Or32(bytes);
+  if (wide !== undefined) {
+    throw new InputError([{ file, path: '', expected: 'UTF-8 text', got: `${wide} text; save it as UTF-8` }]);
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    const { at, end } = invalidUtf8At(bytes);
+    let lineStart = 0;
+    let line = 1;
+    for (let i = 0; i < at; i++) {
+      if (bytes[i] === 10) {
+        line++;
+        lineStart = i + 1;
+      }
+    }
+    // Columns count characters, as the other messages' do; the bytes before `at` on its line are valid.
+    const column =
+      new TextDecoder('utf-8', { ignoreBOM: line > 1 }).decode(bytes.subarray(lineStart, at)).length + 1;
+    throw new InputError([
+      {
+        file,
+        line,
+        column,
+        path: '',
+        expected: 'UTF-8 text',
+        got: `bytes that are not UTF-8 (${[...bytes.subarray(at, end)].map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(' ')})`,
+      },
+    ]);
+  }
+}
+
+/** "UTF-16" or "UTF-32" for text saved so (by its byte order mark, or ASCII with a NUL beside each byte). */
+function utf16Or32(bytes: Uint8Array): string | undefined {
+  const [b0, b1, b2, b3] = bytes;
+  if (
+    (b0 === 0xff && b1 === 0xfe && b2 === 0 && b3 === 0) ||
+    (b0 === 0 && b1 === 0 && b2 === 0xfe && b3 === 0xff)
+  )
+    return 'UTF-32';
+  if ((b0 === 0xff && b1 === 0xfe) || (b0 === 0xfe && b1 === 0xff)) return 'UTF-16';
+  // Without a mark: NUL is no character of JSON or YAML, so NULs on one side of most byte pairs (and none
+  // on the other) are the high halves of ASCII characters in UTF-16.
+  const n = Math.min(bytes.length, 512) & ~1;
+  if (n < 2) return undefined;
+  let even = 0;
+  let odd = 0;
+  for (let i = 0; i < n; i++) if (bytes[i] === 0) i % 2 === 0 ? even++ : odd++;
+  const pairs = n / 2;
+  if ((even === 0 && odd * 2 >= pairs) || (odd === 0 && even * 2 >= pairs)) return 'UTF-16';
+  return undefined;
+}
+
+/** Offset of the first byte that is not part of a well-formed UTF-8 sequence (RFC 3629). */
+function invalidUtf8At(bytes: Uint8Array): { at: number; end: number } {
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i]!;
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    let need: number;
+    let min: number;
+    let max = 0xbf;
+    if (b >= 0xc2 && b <= 0xdf) [need, min] = [1, 0x80];
+    else if (b >= 0xe0 && b <= 0xef) {
+      need = 2;
+      min = b === 0xe0 ? 0xa0 : 0x80;
+      if (b === 0xed) max = 0x9f;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      need = 3;
+      min = b === 0xf0 ? 0x90 : 0x80;
+      if (b === 0xf4) max = 0x8f;
+    } else return { at: i, end: i + 1 };
+    for (let k = 1; k <= need; k++) {
+      const c = bytes[i + k];
+      if (c === undefined) return { at: i, end: bytes.length };
+      if (k === 1 ? c < min || c > max : c < 0x80 || c > 0xbf) return { at: i, end: i + k + 1 };
+    }
+    i += need + 1;
+  }
+  return { at: bytes.length, end: bytes.length };
 }

@@ -3,23 +3,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT } from './helpers.js';
+import { type CliResult, ROOT, tollgateCli } from './helpers.js';
 
-interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function tollgate(args: string[], input?: string): Result {
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin/tollgate.js'), ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    input,
-    env: { ...process.env, NO_COLOR: '1' },
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+type Result = CliResult;
+const tollgate = tollgateCli;
 
 const BASELINE = 'examples/policies/baseline.yaml';
 const PAYMENTS = 'examples/findings/payments-api.list-findings.json';
@@ -294,7 +281,7 @@ describe('tollgate evaluate: errors exit 1 with a message on stderr and nothing 
     const big = write('big.yaml', `# ${'x'.repeat(3 * 1024 * 1024)}\nversion: 1\nname: x\n`);
     expectError(
       tollgate(['evaluate', '-p', big, '-f', PAYMENTS]),
-      /expected a policy file of at most 2097152 bytes; got \d+ bytes/,
+      /expected a policy file of at most 1048576 bytes; got \d+ bytes/,
     );
   });
 

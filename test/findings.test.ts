@@ -1,24 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import {
-  InputError,
-  mergeFindings,
-  parseFindingsText,
-  parseTimestamp,
-  readFindingsDocument,
-} from '../shared/index.js';
-import { fixture, fixtureJson } from './helpers.js';
+import { mergeFindings, parseFindingsText, parseTimestamp, readFindingsDocument } from '../shared/index.js';
+import { fixture, fixtureJson, inputErrorOf } from './helpers.js';
 
 const DIGEST = 'sha256:84f507df33c6864d49c296fb734192696e4cb6f78166ac51ac8b9b118181085d';
 
-function inputError(fn: () => unknown): InputError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof InputError) return e;
-    throw e;
-  }
-  throw new Error('expected an InputError');
-}
+const inputError = inputErrorOf;
 
 describe('Inspector2 ListFindings response (API shape, epoch seconds)', () => {
   const doc = readFindingsDocument(

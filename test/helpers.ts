@@ -1,10 +1,13 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   type Evaluation,
   type EvaluationInput,
   evaluate,
   type Finding,
+  InputError,
   type LoadedPolicy,
   levelOf,
   parsePolicy,
@@ -61,4 +64,32 @@ export function run(
   extra: Partial<EvaluationInput> = {},
 ): Evaluation {
   return evaluate(p, { findings, now: NOW, image: IMAGE, pipeline: 'payments-prod', ...extra });
+}
+
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The `tollgate` command as users run it (from dist/, built by the tests' global setup), without colours. */
+export function tollgateCli(args: readonly string[], input?: string | Buffer): CliResult {
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin/tollgate.js'), ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    input,
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The InputError `fn` throws (any other outcome fails the test). */
+export function inputErrorOf(fn: () => unknown): InputError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof InputError) return e;
+    throw e;
+  }
+  throw new Error('expected an InputError');
 }
