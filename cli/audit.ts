@@ -585,7 +585,8 @@ ${TIME_HELP}
 
 CSV columns (always these, in this order):
   time, pipeline, seq, type, executionId, stage, action, repository, digest, tags, outcome, actor, reviewer,
-  policy, policySha256, violations, vulnerabilities, summary, attempt (1, or more for a retried stage; for a gate the sweep found, the approval's run)
+  policy, policySha256, violations, vulnerabilities, summary, attempt (1, or more for a retried stage; for a gate the sweep found, the approval's run),
+  state, status, answer, mode, wouldBe (see the README)
   Lists inside a field are space-separated. A value starting with = + - @ is prefixed with ' so that a
   spreadsheet shows it instead of running it as a formula.
 ${SOURCE_HELP}
