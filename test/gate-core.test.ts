@@ -418,12 +418,21 @@ describe('the token check', () => {
     expect(checkToken(key, behind, undefined, 'a1')).toMatchObject({ ok: false, final: true });
     // The runs read, ours not listed yet (both lag just after STARTED): not final either. STALE here opened the
     // gate dead, and neither a redelivery nor discovery could revive it.
-    expect(checkToken(key, behind, [], 'a1')).toEqual({
+    expect(checkToken(key, behind, [], 'a1', true)).toEqual({
       ok: false,
       reason: "the stage state shows execution e0 and this gate's run is not listed yet",
       final: false,
     });
-    expect(checkToken(key, stage('e2', 'InProgress', 'tok2'), [])).toMatchObject({ ok: false, final: false });
+    expect(checkToken(key, stage('e2', 'InProgress', 'tok2'), [], undefined, true)).toMatchObject({
+      ok: false,
+      final: false,
+    });
+    // Past the listing's grace, a run never listed is gone: final, as before (else the gate would decide and
+    // act, forever failing, for an approval that no longer exists).
+    expect(checkToken(key, stage('e2', 'InProgress', 'tok2'), [], 'a1')).toMatchObject({
+      ok: false,
+      final: true,
+    });
   });
 
   it("does not give a gate up on a state that still shows the action's previous run", () => {

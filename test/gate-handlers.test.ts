@@ -786,6 +786,31 @@ describe('the approval token and the execution', () => {
     expect(putResults(h).map((r) => [r.token, r.result?.status])).toEqual([[TOKEN, 'Approved']]);
   });
 
+  it('a run never listed while another execution holds the stage: past the listing grace the gate is STALE, nothing sent', async () => {
+    // The wait for a lagging listing is for an approval that just started. Without a limit, an approval that
+    // is really gone (a pipeline deleted and made again under its name) was decided, and its action retried
+    // every sweep for ever, or an escalation sent for it.
+    const h = await setup();
+    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
+    await h.approvalStarted();
+    expect((await h.gate())?.state).toBe('WAITING');
+    h.pipeline.stage = { executionId: NEWER_EXECUTION, status: 'InProgress', token: undefined };
+    h.pipeline.action.unlisted = true;
+    // The scan is pending: each sweep looks at the approval while the gate waits.
+    for (let i = 0; i < 4; i++) {
+      h.clock.advance(MINUTE);
+      await h.sweep();
+    }
+    expect((await h.gate())?.state).toBe('WAITING'); // within the 5-minute grace a listing may lag by
+    for (let i = 0; i < 2; i++) {
+      h.clock.advance(MINUTE);
+      await h.sweep();
+    }
+    expect((await h.gate())?.state).toBe('STALE');
+    expect(publishes(h)).toHaveLength(0);
+    expect(putResults(h)).toHaveLength(0);
+  });
+
   it.each([
     ['in the stage state', 'state'],
     ['in PARALLEL mode (the action execution)', 'parallel'],

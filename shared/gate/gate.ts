@@ -49,7 +49,7 @@ import {
   sameRead,
   scanIsOf,
 } from './scan.js';
-import { checkToken, type TokenCheck } from './token.js';
+import { checkToken, LISTING_GRACE_MS, type TokenCheck } from './token.js';
 import {
   type ApprovalStarted,
   describeError,
@@ -190,7 +190,7 @@ export class GateService extends GateClosing<GateDeps> {
       this.d.approvals.pipelineState(e.key.pipeline),
       this.d.approvals.actionExecutions(e.key.pipeline, e.key.executionId),
     ]);
-    const token = checkToken(e.key, stages, executions, e.actionExecutionId);
+    const token = checkToken(e.key, stages, executions, e.actionExecutionId, true);
     const now = this.now();
     const startedAt = validTime(e.time) ?? now.toISOString();
     const base = newGate(e, startedAt, now, new Date(Date.parse(startedAt) + this.waitMs).toISOString());
@@ -590,6 +590,7 @@ export class GateService extends GateClosing<GateDeps> {
           await this.pipelineState(gate.key.pipeline, ctx),
           executions,
           gate.actionExecutionId,
+          this.justStarted(gate, now),
         );
         if (!token.ok && token.final) return this.markStale(gate, token.reason, now);
         withRuns = true;
@@ -915,7 +916,18 @@ export class GateService extends GateClosing<GateDeps> {
       this.d.approvals.pipelineState(gate.key.pipeline),
       this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId),
     ]);
-    return checkToken(gate.key, stages, executions, gate.actionExecutionId);
+    return checkToken(
+      gate.key,
+      stages,
+      executions,
+      gate.actionExecutionId,
+      this.justStarted(gate, this.now()),
+    );
+  }
+
+  /** Whether the gate's approval started so recently that its run may not be listed yet (see checkToken). */
+  private justStarted(gate: Gate, now: Date): boolean {
+    return now.getTime() - Date.parse(gate.startedAt) < LISTING_GRACE_MS;
   }
 
   /**

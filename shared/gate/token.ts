@@ -1,6 +1,9 @@
 import type { GateKey } from './model.js';
 import type { ActionExecutionView, StageStateView } from './ports.js';
 
+/** How long after its start an approval's run may still be missing from ListActionExecutions. */
+export const LISTING_GRACE_MS = 5 * 60_000;
+
 export type TokenCheck =
   | {
       readonly ok: true;
@@ -18,12 +21,17 @@ export type TokenCheck =
  *
  * `actionExecutionId` is the gate's own run of the action, when known: a retried stage runs the action again
  * in the same execution, and another run's token or end is never taken for the gate's own.
+ *
+ * `justStarted`: the approval started moments ago (its STARTED event is being handled, or the gate is younger
+ * than LISTING_GRACE_MS), when the run listing may not show it yet. Only then is a state naming another
+ * execution, with our run unlisted, a lag to wait out; later it means the execution moved on.
  */
 export function checkToken(
   key: GateKey,
   stages: readonly StageStateView[],
   executions: readonly ActionExecutionView[] | undefined,
   actionExecutionId?: string,
+  justStarted = false,
 ): TokenCheck {
   const stage = stages.find((s) => s.name === key.stage);
   const action = stage?.actions.find((a) => a.name === key.action);
@@ -118,9 +126,10 @@ export function checkToken(
   if (stage.executionId !== key.executionId) {
     // The runs were read and ours is not among them yet: just after STARTED both reads can lag, the state
     // still naming the execution before ours. An execution whose approval started holds the stage until the
-    // approval ends, so nothing here says it is over; giving the gate up would leave it to no one. Its run's
-    // listing (or the approval's end event) says when it is.
-    if (executions !== undefined) {
+    // approval ends, so nothing here says it is over; giving the gate up would leave it to no one. Past the
+    // grace, a run never listed is one that is gone (a pipeline deleted and made again under its name), and
+    // waiting on would decide and act for an approval that no longer exists.
+    if (executions !== undefined && justStarted) {
       return {
         ok: false,
         reason: `the stage state shows execution ${stage.executionId ?? 'none'} and this gate's run is not listed yet`,
