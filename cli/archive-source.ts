@@ -3,8 +3,9 @@
  * (`s3://bucket[/prefix]`), a folder it was synced to (`aws s3 sync`), or JSON-lines files (an earlier
  * `tollgate audit export`). Loaded only when the flag is given.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { createReadStream, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { createInterface } from 'node:readline';
 import { GetObjectCommand, paginateListObjectsV2, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { type ArchiveIndex, ArchiveLineError, parseArchiveLine } from '../shared/audit/archive-compare.js';
 import { ArchiveReadError, AuditUsageError } from './audit-format.js';
@@ -24,6 +25,12 @@ export interface ArchiveRead {
   readonly name: string;
   /** Objects (or files) read. */
   readonly objects: number;
+  /**
+   * Whether the copy is the whole archive (the bucket's `records/`, or a folder it was synced to): then a
+   * table record between archived ones that it lacks is a problem. A part of the bucket (another prefix, such
+   * as one month) or a single file (an export, perhaps filtered) may lack records for no such reason.
+   */
+  readonly whole: boolean;
 }
 
 /** A JSON-lines object of the copy: what the archive writes (`.jsonl`) and what `audit export` writes. */
@@ -36,7 +43,7 @@ export async function readArchive(
   options: ArchiveSourceOptions = {},
 ): Promise<ArchiveRead> {
   if (location.startsWith('s3://')) return readBucket(location, index, options);
-  return readLocal(location, index, options);
+  return await readLocal(location, index, options);
 }
 
 function addLines(text: string, object: string, index: ArchiveIndex, pipeline: string | undefined): void {
@@ -49,7 +56,23 @@ function addLines(text: string, object: string, index: ArchiveIndex, pipeline: s
   }
 }
 
-function readLocal(location: string, index: ArchiveIndex, options: ArchiveSourceOptions): ArchiveRead {
+/** A file's lines, one at a time: an export can be larger than a string may be. */
+async function addFileLines(file: string, index: ArchiveIndex, pipeline: string | undefined): Promise<void> {
+  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+  let n = 0;
+  for await (const line of lines) {
+    n++;
+    if (line.trim() === '') continue;
+    const record = parseArchiveLine(line, { object: file, line: n });
+    if (pipeline === undefined || record.pipeline === pipeline) index.add(record, { object: file, line: n });
+  }
+}
+
+async function readLocal(
+  location: string,
+  index: ArchiveIndex,
+  options: ArchiveSourceOptions,
+): Promise<ArchiveRead> {
   let stat: ReturnType<typeof statSync>;
   try {
     stat = statSync(location);
@@ -65,15 +88,18 @@ function readLocal(location: string, index: ArchiveIndex, options: ArchiveSource
     );
   }
   for (const file of files) {
-    let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      await addFileLines(file, index, options.pipeline);
     } catch (e) {
+      if (e instanceof ArchiveLineError) throw e;
       throw new ArchiveReadError(`reading the archive ${file}: ${(e as Error).message}`, { cause: e });
     }
-    addLines(text, file, index, options.pipeline);
   }
-  return { name: stat.isDirectory() ? `the folder ${location}` : location, objects: files.length };
+  return {
+    name: stat.isDirectory() ? `the folder ${location}` : location,
+    objects: files.length,
+    whole: stat.isDirectory(),
+  };
 }
 
 /** Every .jsonl file under `folder`, at any depth, in path order (the archive's keys sort by date). */
@@ -152,5 +178,5 @@ async function readBucket(
       `--archive ${uri}: no .jsonl objects under s3://${bucket}/${prefix} (the archive writes records/date=YYYY-MM-DD/*.jsonl)`,
     );
   }
-  return { name: `s3://${bucket}/${prefix}`, objects };
+  return { name: `s3://${bucket}/${prefix}`, objects, whole: prefix === 'records/' };
 }

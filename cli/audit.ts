@@ -355,6 +355,7 @@ function archiveSummary(c: ArchiveComparison): string {
   const notes = [`archive: ${c.matched} of ${c.archived} archived record(s) match`];
   if (c.beforeArchive) notes.push(`${seqs(c.beforeArchive)} from before the archive`);
   if (c.notYetArchived) notes.push(`${seqs(c.notYetArchived)} not archived yet`);
+  if (c.missingFromCopy > 0) notes.push(`${c.missingFromCopy} between them not in this partial copy`);
   return notes.join(', ');
 }
 
@@ -380,7 +381,9 @@ async function runVerify(opts: RawVerifyOptions): Promise<void> {
         const head = await audit.head(pipeline);
         const result = await audit.verify(pipeline);
         const problem = result.problems[0];
-        const archive = copy ? await copy.index.compare(pipeline, audit.chain(pipeline)) : undefined;
+        const archive = copy
+          ? await copy.index.compare(pipeline, audit.chain(pipeline), { whole: copy.read.whole })
+          : undefined;
         results.push({
           pipeline,
           records: result.records,
@@ -419,6 +422,7 @@ async function runVerify(opts: RawVerifyOptions): Promise<void> {
                 ? {
                     archive: {
                       location: copy.read.name,
+                      whole: copy.read.whole,
                       objects: copy.read.objects,
                       lines: copy.index.lines,
                       records: copy.index.records,
@@ -442,7 +446,7 @@ async function runVerify(opts: RawVerifyOptions): Promise<void> {
         });
         if (copy) {
           lines.push(
-            `Archive: ${copy.index.records} record(s) in ${copy.read.objects} object(s) of ${copy.read.name}`,
+            `Archive: ${copy.index.records} record(s) in ${copy.read.objects} object(s) of ${copy.read.name}${copy.read.whole ? '' : ' (a partial copy: records it lacks between others are counted, not failed)'}`,
           );
         }
         lines.push(
@@ -665,8 +669,9 @@ The archive (--archive):
   The table's chains verify against the table's own heads: someone who may write the table could rewrite a
   chain, re-hash it and move its head. The archive (S3 Object Lock) cannot be altered: --archive compares
   the two. Records written before the archive existed, and the last minute's, are not in it: they are
-  counted, not failed. Reading the bucket needs s3:ListBucket and s3:GetObject on it and kms:Decrypt on its
-  key (tollgate.archive.grantQuery gives them); or sync it first: aws s3 sync s3://BUCKET/records ./archive
+  counted, not failed, as are records a partial copy (a file, a prefix other than records/) lacks. Reading
+  the bucket needs s3:ListBucket and s3:GetObject on it and kms:Decrypt on its key
+  (tollgate.archive.grantQuery gives them); or sync it first: aws s3 sync s3://BUCKET/records ./archive
 ${SOURCE_HELP}
 
 Examples:

@@ -61,6 +61,7 @@ describe('ArchiveIndex.compare', () => {
       matched: 3,
       beforeArchive: { from: 1, to: 1 },
       notYetArchived: { from: 5, to: 6 },
+      missingFromCopy: 0,
       problems: [],
     });
   });
@@ -107,6 +108,24 @@ describe('ArchiveIndex.compare', () => {
     ]);
     expect(result.beforeArchive).toBeNull();
     expect(result.notYetArchived).toBeNull();
+  });
+
+  it('a partial copy (a filtered export, one month of the bucket) lacking records between others: counted, not failed', async () => {
+    const table = records(6);
+    const result = await indexOf([table[0]!, table[2]!, table[4]!]).compare('payments-api', table, {
+      whole: false,
+    });
+    expect(result).toMatchObject({
+      matched: 3,
+      missingFromCopy: 2,
+      notYetArchived: { from: 6, to: 6 },
+      problems: [],
+    });
+    // Still a rewritten record is one, whatever the copy.
+    const rewritten = await indexOf([table[0]!, rewrittenFrom(table, 3)[2]!]).compare('payments-api', table, {
+      whole: false,
+    });
+    expect(rewritten.problems.map((p) => [p.kind, p.seq])).toEqual([['rewritten', 3]]);
   });
 
   it('a record archived twice (a halved batch) is one; two different records at one place are a fork', async () => {
@@ -212,7 +231,7 @@ describe('readArchive: a folder or a file', () => {
     writeFileSync(join(folder, 'records', 'README.txt'), 'not records');
     const index = new ArchiveIndex();
     const read = await readArchive(folder, index);
-    expect(read).toEqual({ name: `the folder ${folder}`, objects: 3 });
+    expect(read).toEqual({ name: `the folder ${folder}`, objects: 3, whole: true });
     expect(index.pipelines()).toEqual(['ledger-api', 'payments-api']);
     expect(index.records).toBe(6);
 
@@ -230,7 +249,8 @@ describe('readArchive: a folder or a file', () => {
         .join('\r\n')}\r\n\r\n`,
     );
     const index = new ArchiveIndex();
-    expect(await readArchive(file, index)).toEqual({ name: file, objects: 1 });
+    // One file is an export, perhaps filtered: a partial copy.
+    expect(await readArchive(file, index)).toEqual({ name: file, objects: 1, whole: false });
     expect(index.records).toBe(3);
   });
 
@@ -317,7 +337,7 @@ describe('readArchive: the bucket (S3 over HTTP, answered as S3 answers)', () =>
     });
     const index = new ArchiveIndex();
     const read = await readArchive('s3://archive', index, { s3: client });
-    expect(read).toEqual({ name: 's3://archive/records/', objects: 2 });
+    expect(read).toEqual({ name: 's3://archive/records/', objects: 2, whole: true });
     expect(index.records).toBe(3);
     expect(urls.filter((u) => u.includes('list-type=2'))).toHaveLength(2);
     // Each object read once, in the order listed; the .txt beside them is not read.

@@ -40,7 +40,8 @@ export class ArchiveLineError extends Error {
  * - `rewritten`: the table's record at that place is not the archived one;
  * - `deleted`: an archived record the table no longer has;
  * - `not-archived`: a table record between archived ones that the copy lacks: written with the stream off,
- *   or a record the archive failed on (its dead-letter queue paged).
+ *   or a record the archive failed on (its dead-letter queue paged). Only of a copy that is the whole
+ *   archive: a part of it, or a filtered export, lacks records for no such reason.
  */
 export type ArchiveProblemKind = 'changed-in-archive' | 'forked' | 'rewritten' | 'deleted' | 'not-archived';
 
@@ -67,6 +68,11 @@ export interface ArchiveComparison {
   readonly beforeArchive: SeqRange | null;
   /** Table records after the copy's last: not archived yet (the archive batches for about a minute). */
   readonly notYetArchived: SeqRange | null;
+  /**
+   * Table records between the copy's first and last that it lacks, when the copy is not the whole archive (a
+   * filtered export, a part of the bucket): counted, not failed. Of the whole archive, each is a problem.
+   */
+  readonly missingFromCopy: number;
   /** Every problem, in seq order. */
   readonly problems: readonly ArchiveProblem[];
 }
@@ -176,6 +182,7 @@ export class ArchiveIndex {
   async compare(
     pipeline: string,
     table: AsyncIterable<AuditRecord> | Iterable<AuditRecord>,
+    options: { readonly whole: boolean } = { whole: true },
   ): Promise<ArchiveComparison> {
     const archived = this.chains.get(pipeline) ?? new Map<number, Entry>();
     const problems: ArchiveProblem[] = [...(this.own.get(pipeline) ?? [])];
@@ -215,9 +222,11 @@ export class ArchiveIndex {
     }
     const before: number[] = [];
     const after: number[] = [];
+    let missingFromCopy = 0;
     for (const seq of unarchived) {
       if (first === undefined || seq < first) before.push(seq);
       else if (last !== undefined && seq > last) after.push(seq);
+      else if (!options.whole) missingFromCopy++;
       else
         problems.push({
           pipeline,
@@ -233,6 +242,7 @@ export class ArchiveIndex {
       matched,
       beforeArchive: range(before),
       notYetArchived: range(after),
+      missingFromCopy,
       problems,
     };
   }
