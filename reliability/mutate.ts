@@ -121,13 +121,16 @@ export function applyJson(value: unknown, mutations: readonly JsonMutation[]): u
     const paths = pathsOf(copy);
     if (paths.length === 0) continue;
     const path = paths[m.at % paths.length]!;
+    // A copy of the value: an arbitrary's constant is one object for every case, and a later mutation within
+    // it would change it for them all, or make it contain itself (a cycle no JSON can write).
+    const value: unknown = 'value' in m && typeof m.value === 'object' ? structuredClone(m.value) : undefined;
     if (m.kind === 'drop') dropAt(copy, path);
-    else if (m.kind === 'set') setAt(copy, path, m.value);
+    else if (m.kind === 'set') setAt(copy, path, value ?? m.value);
     else {
       const parent = parentOf(copy, [...path, '']);
       if (isJson(parent))
         Object.defineProperty(parent, m.key, {
-          value: m.value,
+          value: value ?? m.value,
           enumerable: true,
           writable: true,
           configurable: true,

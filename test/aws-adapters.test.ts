@@ -14,6 +14,7 @@ import {
   type ListActionExecutionsCommandOutput,
   ListPipelineExecutionsCommand,
   ListPipelinesCommand,
+  PipelineExecutionNotFoundException,
   PipelineNotFoundException,
   PutApprovalResultCommand,
   type PutApprovalResultCommandOutput,
@@ -521,6 +522,28 @@ describe('CodePipeline: GetPipelineExecution', () => {
       executionMode: 'QUEUED',
       variables: { ImageDigest: DIGEST, RepositoryName: 'inspector2' },
     });
+  });
+
+  it('no such execution (or pipeline) is an answer, undefined; any other error is thrown', async () => {
+    const { client, mock } = codepipeline();
+    const approvals = new CodePipelineApprovals(client, fastRetry());
+    mock
+      .on(GetPipelineExecutionCommand)
+      .rejects(new PipelineExecutionNotFoundException({ message: 'not found', $metadata: {} }));
+    expect(await approvals.pipelineExecution('myPipeline', EXECUTION)).toBeUndefined();
+    mock
+      .on(GetPipelineExecutionCommand)
+      .rejects(new PipelineNotFoundException({ message: 'gone', $metadata: {} }));
+    expect(await approvals.pipelineExecution('myPipeline', EXECUTION)).toBeUndefined();
+    mock
+      .on(GetPipelineExecutionCommand)
+      .rejects(
+        Object.assign(new Error('denied'), {
+          name: 'AccessDeniedException',
+          $metadata: { httpStatusCode: 403 },
+        }),
+      );
+    await expect(approvals.pipelineExecution('myPipeline', EXECUTION)).rejects.toThrow('denied');
   });
 });
 

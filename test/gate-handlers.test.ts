@@ -8,6 +8,7 @@ import {
   GetPipelineStateCommand,
   InvalidApprovalTokenException,
   ListActionExecutionsCommand,
+  PipelineExecutionNotFoundException,
   CodePipelineServiceException as PipelineServiceException,
   PutApprovalResultCommand,
 } from '@aws-sdk/client-codepipeline';
@@ -784,6 +785,28 @@ describe('the approval token and the execution', () => {
       await h.sweep();
     }
     expect(putResults(h).map((r) => [r.token, r.result?.status])).toEqual([[TOKEN, 'Approved']]);
+  });
+
+  it('a STARTED event of an execution CodePipeline does not have: the gate opens STALE, nothing thrown or sent', async () => {
+    // With the run unlisted the image is read from the execution's variables, and GetPipelineExecution says
+    // there is no such execution: an answer, not a failure. Thrown, the event was retried and dead-lettered
+    // for nothing (the reliability suite's hostile events found it).
+    const h = await setup();
+    h.pipeline.stage = { executionId: NEWER_EXECUTION, status: 'Succeeded', token: undefined };
+    h.pipeline.action.unlisted = true;
+    h.mocks.codepipeline
+      .on(GetPipelineExecutionCommand)
+      .rejects(
+        new PipelineExecutionNotFoundException({
+          message: 'Execution not found',
+          $metadata: { httpStatusCode: 400 },
+        }),
+      );
+    const result = await h.approvalStarted();
+    expect(JSON.stringify(result)).toContain('was not found');
+    expect(await h.gate()).toMatchObject({ state: 'STALE' });
+    expect(publishes(h)).toHaveLength(0);
+    expect(putResults(h)).toHaveLength(0);
   });
 
   it('a run never listed while another execution holds the stage: past the listing grace the gate is STALE, nothing sent', async () => {

@@ -2,6 +2,7 @@ import {
   type ActionExecutionDetail,
   type CodePipelineClient,
   GetPipelineExecutionCommand,
+  type GetPipelineExecutionCommandOutput,
   GetPipelineStateCommand,
   ListActionExecutionsCommand,
   ListPipelineExecutionsCommand,
@@ -80,14 +81,23 @@ export class CodePipelineApprovals implements ApprovalsPort {
     return views;
   }
 
-  async pipelineExecution(pipeline: string, executionId: string): Promise<PipelineExecutionView> {
-    const out = await withRetries(
-      () =>
-        this.client.send(
-          new GetPipelineExecutionCommand({ pipelineName: pipeline, pipelineExecutionId: executionId }),
-        ),
-      this.retry,
-    );
+  async pipelineExecution(pipeline: string, executionId: string): Promise<PipelineExecutionView | undefined> {
+    let out: GetPipelineExecutionCommandOutput;
+    try {
+      out = await withRetries(
+        () =>
+          this.client.send(
+            new GetPipelineExecutionCommand({ pipelineName: pipeline, pipelineExecutionId: executionId }),
+          ),
+        this.retry,
+      );
+    } catch (e) {
+      // No such execution, or pipeline: an answer, not a failure (a retry would get the same).
+      if (isPipelineNotFound(e) || (e instanceof Error && e.name === 'PipelineExecutionNotFoundException')) {
+        return undefined;
+      }
+      throw e;
+    }
     const execution = out.pipelineExecution;
     const variables: Record<string, string> = {};
     for (const v of execution?.variables ?? []) {

@@ -195,22 +195,14 @@ export class GateService extends GateClosing<GateDeps> {
     const startedAt = validTime(e.time) ?? now.toISOString();
     const base = newGate(e, startedAt, now, new Date(Date.parse(startedAt) + this.waitMs).toISOString());
 
-    if (!token.ok && token.final) {
-      const stale: Gate = entry(
-        { ...base, state: 'STALE', staleReason: token.reason },
-        now,
-        `stale: ${token.reason}`,
-      );
-      if (!(await this.d.store.createGate(stale))) return this.resumeRaced(stale);
-      this.publish(() => [gateStateEvent(stale, undefined, this.region(stale), this.account(stale))]);
-      return { ...report(stale, token.reason), opened: true };
-    }
+    if (!token.ok && token.final) return this.openStale(base, token.reason, now);
 
     const identified = await this.identify(e.key, executions, {
       account: e.account || this.d.config.account,
       region: e.region || this.d.config.region,
       actionExecutionId: e.actionExecutionId,
     });
+    if ('gone' in identified) return this.openStale(base, identified.gone, now);
     let gate: Gate = {
       ...base,
       image: identified.image,
@@ -237,6 +229,14 @@ export class GateService extends GateClosing<GateDeps> {
     return { ...decided, opened: true };
   }
 
+  /** Opens the gate STALE: its approval is over, or gone, before Tollgate could judge it. Nothing is sent. */
+  private async openStale(base: Gate, reason: string, now: Date): Promise<GateReport> {
+    const stale: Gate = entry({ ...base, state: 'STALE', staleReason: reason }, now, `stale: ${reason}`);
+    if (!(await this.d.store.createGate(stale))) return this.resumeRaced(stale);
+    this.publish(() => [gateStateEvent(stale, undefined, this.region(stale), this.account(stale))]);
+    return { ...report(stale, reason), opened: true };
+  }
+
   /** CustomData first, then the execution's variables; a tag is resolved to a digest here, once. */
   private async identify(
     key: GateKey,
@@ -246,7 +246,7 @@ export class GateService extends GateClosing<GateDeps> {
       readonly region: string;
       readonly actionExecutionId: string | undefined;
     },
-  ): Promise<{ image: GateImage | undefined; problem: string | undefined }> {
+  ): Promise<{ image: GateImage | undefined; problem: string | undefined } | { gone: string }> {
     const ofAction = executions.filter((x) => x.stage === key.stage && x.action === key.action);
     // A retried stage lists each attempt's run of the action: the CustomData is the attempt's own. While
     // the list does not show our run yet, another run's will do: a retry runs no earlier stage again, so
@@ -256,6 +256,9 @@ export class GateService extends GateClosing<GateDeps> {
     if (!found.ok) {
       const fromCustomData = found.problem;
       const execution = await this.d.approvals.pipelineExecution(key.pipeline, key.executionId);
+      // No such execution: the approval is gone (or never was in this account and region).
+      if (execution === undefined)
+        return { gone: `execution ${key.executionId} of pipeline ${key.pipeline} was not found` };
       found = imageFromVariables(execution.variables);
       if (!found.ok && mine === undefined) {
         // No run of the action listed at all: the listing lags the STARTED event a moment, and the CustomData

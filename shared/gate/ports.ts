@@ -79,7 +79,8 @@ export interface PutApprovalRequest {
 export interface ApprovalsPort {
   pipelineState(pipeline: string): Promise<readonly StageStateView[]>;
   actionExecutions(pipeline: string, executionId: string): Promise<readonly ActionExecutionView[]>;
-  pipelineExecution(pipeline: string, executionId: string): Promise<PipelineExecutionView>;
+  /** Undefined when CodePipeline has no such execution (or pipeline): an approval of it is gone. */
+  pipelineExecution(pipeline: string, executionId: string): Promise<PipelineExecutionView | undefined>;
   /** Maps `ApprovalAlreadyCompletedException` and `InvalidApprovalTokenException`; throws on anything else. */
   putApprovalResult(request: PutApprovalRequest): Promise<PutApprovalOutcome>;
 }
