@@ -535,14 +535,12 @@ describe('CodePipeline: GetPipelineExecution', () => {
       .on(GetPipelineExecutionCommand)
       .rejects(new PipelineNotFoundException({ message: 'gone', $metadata: {} }));
     expect(await approvals.pipelineExecution('myPipeline', EXECUTION)).toBeUndefined();
-    mock
-      .on(GetPipelineExecutionCommand)
-      .rejects(
-        Object.assign(new Error('denied'), {
-          name: 'AccessDeniedException',
-          $metadata: { httpStatusCode: 403 },
-        }),
-      );
+    mock.on(GetPipelineExecutionCommand).rejects(
+      Object.assign(new Error('denied'), {
+        name: 'AccessDeniedException',
+        $metadata: { httpStatusCode: 403 },
+      }),
+    );
     await expect(approvals.pipelineExecution('myPipeline', EXECUTION)).rejects.toThrow('denied');
   });
 });

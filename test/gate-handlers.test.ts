@@ -794,14 +794,12 @@ describe('the approval token and the execution', () => {
     const h = await setup();
     h.pipeline.stage = { executionId: NEWER_EXECUTION, status: 'Succeeded', token: undefined };
     h.pipeline.action.unlisted = true;
-    h.mocks.codepipeline
-      .on(GetPipelineExecutionCommand)
-      .rejects(
-        new PipelineExecutionNotFoundException({
-          message: 'Execution not found',
-          $metadata: { httpStatusCode: 400 },
-        }),
-      );
+    h.mocks.codepipeline.on(GetPipelineExecutionCommand).rejects(
+      new PipelineExecutionNotFoundException({
+        message: 'Execution not found',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
     const result = await h.approvalStarted();
     expect(JSON.stringify(result)).toContain('was not found');
     expect(await h.gate()).toMatchObject({ state: 'STALE' });
