@@ -89,8 +89,10 @@ export const wrongValue: fc.Arbitrary<unknown> = fc.oneof(
   nastyString,
   fc.array(fc.string(), { maxLength: 3 }),
   fc.dictionary(fc.string({ maxLength: 8 }), fc.string({ maxLength: 8 }), { maxKeys: 3 }),
-  // An own `__proto__` key, as JSON.parse makes it (an object literal would set the prototype instead).
-  fc.constant(JSON.parse('{"__proto__": {"polluted": true}}') as unknown),
+  // An own `__proto__` key, as JSON.parse makes it (an object literal would set the prototype instead). A
+  // fresh one each time: one constant object, inserted by one mutation and then changed within by the next,
+  // was changed for every later case, and could come to contain itself (a cycle no JSON can write).
+  fc.constant(null).map(() => JSON.parse('{"__proto__": {"polluted": true}}') as unknown),
   fc.integer({ min: 50, max: 2_000 }).map((depth) => {
     let v: unknown = 'deep';
     for (let i = 0; i < depth; i++) v = [v];
@@ -121,16 +123,13 @@ export function applyJson(value: unknown, mutations: readonly JsonMutation[]): u
     const paths = pathsOf(copy);
     if (paths.length === 0) continue;
     const path = paths[m.at % paths.length]!;
-    // A copy of the value: an arbitrary's constant is one object for every case, and a later mutation within
-    // it would change it for them all, or make it contain itself (a cycle no JSON can write).
-    const value: unknown = 'value' in m && typeof m.value === 'object' ? structuredClone(m.value) : undefined;
     if (m.kind === 'drop') dropAt(copy, path);
-    else if (m.kind === 'set') setAt(copy, path, value ?? m.value);
+    else if (m.kind === 'set') setAt(copy, path, m.value);
     else {
       const parent = parentOf(copy, [...path, '']);
       if (isJson(parent))
         Object.defineProperty(parent, m.key, {
-          value: value ?? m.value,
+          value: m.value,
           enumerable: true,
           writable: true,
           configurable: true,
