@@ -171,7 +171,7 @@ export const CSV_COLUMNS = [
   'state',
   'status',
   'answer',
-  // Advisory mode's decisions approve: what enforce mode would have decided is beside the outcome.
+  // Advisory mode softens the policy's rules: what enforce mode would have decided is beside the outcome.
   'mode',
   'wouldBe',
 ] as const;

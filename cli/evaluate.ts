@@ -31,13 +31,16 @@ export const MAX_FINDINGS_BYTES = 512 * 1024 * 1024;
 export async function runEvaluate(options: EvaluateOptions): Promise<{ stdout: string; exitCode: number }> {
   checkStdinOnce(options);
   // The loader's own limit: a policy the CLI read whole would only be refused by it afterwards.
-  const loaded = parsePolicy(await readInput(options.policy, 'policy', MAX_POLICY_BYTES), options.policy);
+  const loaded = parsePolicy(
+    await readInput(options.policy, 'policy', MAX_POLICY_BYTES),
+    displayName(options.policy),
+  );
   const policy = compilePolicy(loaded);
 
   const documents: NamedDocument[] = [];
   for (const file of options.findings) {
     const bytes = await readInput(file, 'findings', MAX_FINDINGS_BYTES);
-    const name = file === '-' ? '<stdin>' : file;
+    const name = displayName(file);
     documents.push({ file: name, document: parseFindingsText(decodeUtf8(bytes, name), name) });
   }
   const set = mergeFindings(documents, options.repository);
@@ -73,21 +76,26 @@ function checkStdinOnce(options: EvaluateOptions): void {
   ]);
 }
 
+/** How messages name an input: standard input as `<stdin>`, every other file by the name it was given. */
+const displayName = (file: string): string => (file === '-' ? '<stdin>' : file);
+
 /**
  * Reads an input, refusing one over `limit` bytes. A regular file's size is known before it is read; a
  * device or a pipe (`/dev/zero`, `<(…)`) says 0, so every read is also counted as it comes.
  */
-async function readInput(file: string, what: string, limit: number): Promise<Buffer> {
+async function readInput(input: string, what: string, limit: number): Promise<Buffer> {
+  const file = displayName(input);
   const tooLarge = (size: string) =>
     new InputError([{ file, path: '', expected: `a ${what} file of at most ${limit} bytes`, got: size }]);
-  if (file === '') {
+  if (input === '') {
     throw new InputError([
       { file: "''", path: '', expected: `a readable ${what} file`, got: 'an empty file name' },
     ]);
   }
-  if (file === '-') return await readBounded(process.stdin, limit, tooLarge);
   try {
-    const handle = await open(file, 'r');
+    // Inside the try: a standard input that cannot be read (closed, a directory) is an input error too.
+    if (input === '-') return await readBounded(process.stdin, limit, tooLarge);
+    const handle = await open(input, 'r');
     try {
       const info = await handle.stat();
       if (info.isDirectory()) throw Object.assign(new Error('EISDIR'), { code: 'EISDIR' });

@@ -100,7 +100,7 @@ export interface TollgateProps {
 /** What each function's code needs to be built: the repository root holds `functions/` and the lock file. */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Margin past a gate's deadline before it counts as overdue (the sweep's `GatesOverdue` uses the same). */
+/** Margin past a gate's deadline before it counts as overdue (the sweep's `GatesOverdue` uses the same; a decided gate gets the acting lease on top). */
 export const OVERDUE_MARGIN_MINUTES = 5;
 
 /** Powertools metrics of the functions: namespace and the default `service` dimension. */

@@ -239,6 +239,8 @@ function editDistance(a: string, b: string): number {
 /**
  * Text of a file that must be UTF-8 (with or without a BOM). A byte that is not UTF-8 is refused at its
  * line and column rather than replaced: a replaced character could change what a policy or finding says.
+ * A leading BOM is kept: each parser strips one, and a second one is then text it refuses (stripped here
+ * too, a file with two would have passed).
  */
 export function decodeUtf8(bytes: Uint8Array, file: string): string {
   const wide = utf16Or32(bytes);
@@ -246,7 +248,7 @@ export function decodeUtf8(bytes: Uint8Array, file: string): string {
     throw new InputError([{ file, path: '', expected: 'UTF-8 text', got: `${wide} text; save it as UTF-8` }]);
   }
   try {
-    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch {
     const { at, end } = invalidUtf8At(bytes);
     let lineStart = 0;

@@ -163,6 +163,29 @@ describe('ArchiveIndex.compare', () => {
 describe('parseArchiveLine', () => {
   const good = records(1)[0]!;
 
+  it('a line JSON.parse would misread, or whose record cannot be hashed, is a bad line, named', () => {
+    const line = (text: string) => {
+      try {
+        parseArchiveLine(text, at(3));
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'accepted';
+    };
+    // A key given twice: JSON.parse keeps the last, so which the archive holds cannot be told.
+    expect(line(canonical(good).replace('"seq":1,', '"seq":1,"seq":4,'))).toBe(
+      'records/date=2026-03-01/payments-api.jsonl, line 3: seq: expected each key once, got the key "seq" twice',
+    );
+    // A number beyond a double reads as Infinity, which the canonical form cannot write.
+    expect(line(canonical(good).replace('"actor":', '"evidence":{"a":1e400},"actor":'))).toMatch(
+      /^records\/date=2026-03-01\/payments-api\.jsonl, line 3: \(the record\): expected a record whose content can be hashed, got .*Infinity/,
+    );
+    // A syntax error names its column, in words, on one line.
+    expect(line('{"pipeline": "p",}')).toMatch(
+      /line 3: \(the line\): expected one JSON object, got text that is not JSON at column 18 \(/,
+    );
+  });
+
   it('reads a canonical line, and an export line (keys in any order)', () => {
     expect(parseArchiveLine(canonical(good), at(1))).toEqual(good);
     expect(parseArchiveLine(JSON.stringify(good), at(1))).toEqual(good);

@@ -75,9 +75,10 @@ import {
   truncateSummary,
   withRetries,
 } from '../adapters/aws/index.js';
-import { COVERAGE_PAGES_MAX, partitionOf } from '../adapters/aws/inspector.js';
+import { COVERAGE_PAGES_MAX } from '../adapters/aws/inspector.js';
 import { HTTP_TIMEOUTS, mayHaveLanded, sdkClientConfig } from '../adapters/aws/retry.js';
 import { createDocumentClient } from '../adapters/dynamodb/store.js';
+import { partitionOf } from '../shared/gate/events.js';
 import type { ImageLocator, TollgateEvent } from '../shared/gate/ports.js';
 import { fixtureJson } from './helpers.js';
 

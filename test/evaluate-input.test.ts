@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -164,6 +165,17 @@ describe('YAML warnings are problems too', () => {
 });
 
 describe('text that is not UTF-8 is refused, not replaced', () => {
+  it('one byte-order mark is fine; a second is text the parser refuses (it was stripped twice, and approved)', () => {
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    const once = write('bom.json', Buffer.concat([bom, Buffer.from('{"findings": []}')]));
+    expect(tollgate(['evaluate', '-p', BASELINE, '-f', once, ...NOW, '--format', 'json']).status).toBe(0);
+    const twice = write('bom2.json', Buffer.concat([bom, bom, Buffer.from('{"findings": []}')]));
+    expectError(
+      tollgate(['evaluate', '-p', BASELINE, '-f', twice, ...NOW]),
+      /:1:1: expected a JSON findings export; got invalid JSON \(unexpected U\+FEFF/,
+    );
+  });
+
   it('an invalid byte in a policy, at its line and column', () => {
     const bytes = Buffer.concat([
       Buffer.from('version: 1\nname: caf'),
@@ -277,6 +289,28 @@ describe('file names', () => {
       tollgate(['evaluate', '-p', '-', '-f', '-', ...NOW], PAYMENTS_TEXT),
       'standard input (-) can be read only once; got "-" 2 times (--policy, --findings)',
     );
+  });
+
+  it('a standard input that cannot be read is an input error named <stdin>, not an internal error', () => {
+    // Standard input open for writing only: reading it fails (EBADF), which was let through as "internal error".
+    const r = spawnSync(
+      'sh',
+      [
+        '-c',
+        `exec "$0" bin/tollgate.js evaluate -p ${BASELINE} -f - --now 2026-11-25T12:00:00Z 0>/dev/null`,
+        process.execPath,
+      ],
+      {
+        cwd: ROOT,
+        encoding: 'utf8',
+        env: { ...process.env, NO_COLOR: '1' },
+      },
+    );
+    expectError(
+      { status: r.status, stdout: r.stdout, stderr: r.stderr },
+      /^tollgate: <stdin>: expected a readable findings file; got /,
+    );
+    expect(r.stderr).not.toContain('internal error');
   });
 
   it('an empty file name says so', () => {

@@ -315,6 +315,19 @@ describe('the settle rule', () => {
     });
   });
 
+  it('counts each finding once: a CLOSED copy of a listed finding does not stand in for one the read lacks', () => {
+    // The event counted 2 HIGH (A and B). The read holds A twice (ACTIVE, and a CLOSED copy) and not B: counted
+    // by rows, the copy made up for B and two reads a sweep apart "settled" on a table without it.
+    const a = finding({ vulnerabilityId: 'CVE-A', severity: 'HIGH', key: 'arn:finding/a' });
+    const copies = readCounts(
+      FindingTable.fromFindings([a, { ...a, status: 'CLOSED' }, a]),
+      '2026-11-25T12:00:00.000Z',
+    );
+    expect(copies).toMatchObject({ counts: { HIGH: 1 }, total: 1, listed: { HIGH: 1, TOTAL: 1 } });
+    const sweepAgo = { ...copies, at: '2026-11-25T11:59:00.000Z' };
+    expect(isSettled(copies, { HIGH: 2, TOTAL: 2 }, sweepAgo, 50_000).settled).toBe(false);
+  });
+
   it('short of the event counts, settles on two reads a sweep apart only when findings suppressed or closed since explain it', () => {
     expect(read.listed).toEqual({ CRITICAL: 1, MEDIUM: 2, TOTAL: 3 });
     const sweepAgo = { ...read, at: '2026-11-25T11:59:00.000Z' };

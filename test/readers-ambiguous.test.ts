@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { InputError, mergeFindings, parseFindingsText, readFindingsDocument } from '../shared/index.js';
-import { fixtureJson } from './helpers.js';
+import { mergeFindings, parseFindingsText, readFindingsDocument } from '../shared/index.js';
+import { fixtureJson, inputErrorOf } from './helpers.js';
 
 /*
  * Findings files that are partial or ambiguous in ways a reader could miss: a page given twice, a finding
@@ -14,15 +14,7 @@ const ecr = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.j
 const one = ecr.imageScanFindings.findings[0]!;
 const severity = String(one.severity);
 
-function problemOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof InputError) return e.message;
-    throw e;
-  }
-  throw new Error('expected an InputError');
-}
+const problemOf = (fn: () => unknown): string => inputErrorOf(fn).message;
 
 describe('counts against a list: each finding once', () => {
   const short = { ...ecr, imageScanFindings: { findings: [one], findingSeverityCounts: { [severity]: 2 } } };

@@ -9,6 +9,7 @@ import {
 } from '@aws-sdk/client-inspector2';
 import { readFindingsDocument } from '../../shared/findings/readers.js';
 import { FindingTable } from '../../shared/findings/table.js';
+import { partitionOf } from '../../shared/gate/events.js';
 import type { CoverageView, FindingsReadResult, ImageLocator } from '../../shared/gate/ports.js';
 import { DEFAULT_RETRY, everyPage, nextPage, type RetryOptions, sendOptions, withRetries } from './retry.js';
 
@@ -34,16 +35,6 @@ const COVERAGE_PAGE = 200;
 /** Pages of a repository's coverage read for one image, at most: 5,000 images. */
 export const COVERAGE_PAGES_MAX = 25;
 
-/** The ARN partition of a region. */
-export function partitionOf(region: string): string {
-  if (region.startsWith('cn-')) return 'aws-cn';
-  if (region.startsWith('us-gov-')) return 'aws-us-gov';
-  if (region.startsWith('us-isob-')) return 'aws-iso-b';
-  if (region.startsWith('us-iso-')) return 'aws-iso';
-  if (region.startsWith('eusc-')) return 'aws-eusc';
-  return 'aws';
-}
-
 interface Chain {
   readonly tables: FindingTable[];
   readonly pages: number;
@@ -61,7 +52,9 @@ export class InspectorFindings {
    * (as its findings' resources name it): when the registry and region are known it is asked for exactly, one
    * request. Otherwise, or when that finds nothing, the repository's images are listed (the digest is matched
    * here) up to COVERAGE_PAGES_MAX pages: a repository of more images than that is not read whole for one
-   * gate, and an image not found is not covered yet (pending: the gate waits, then its deadline decides).
+   * gate. An image not found, or not found in those pages, reads as not covered yet (pending): the gate waits,
+   * and its deadline decides (fail closed). The gate names the registry whenever it can, so the exact lookup
+   * is the usual one.
    */
   async coverage(image: ImageLocator): Promise<CoverageView | undefined> {
     const filterCriteria: CoverageFilterCriteria = {

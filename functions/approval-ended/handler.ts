@@ -9,14 +9,14 @@ import {
   isApprovalResultCall,
 } from '../common/schemas.js';
 
-/**
- * An approval ended (the action's state change closes the gate), or CloudTrail recorded a PutApprovalResult
- * call (who resolved it: only `userIdentity` is trusted).
- */
 /** The events this function must handle when it can: a malformed one is dead-lettered, not ignored. */
 const claimed = (raw: unknown): boolean =>
   isApprovalActionEvent(raw, ENDED_STATES) || isApprovalResultCall(raw);
 
+/**
+ * An approval ended (the action's state change closes the gate), or CloudTrail recorded a PutApprovalResult
+ * call (who resolved it: only `userIdentity` is trusted).
+ */
 export function approvalEndedHandler(runtime: Runtime<GateClosing>) {
   return gateHandler(
     'approval-ended',

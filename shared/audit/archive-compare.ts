@@ -1,3 +1,5 @@
+import { formatPath } from '../errors.js';
+import { firstDuplicateKey, jsonSyntaxError } from '../findings/parse.js';
 import { hashOf } from './chain.js';
 import type { AuditRecord } from './record.js';
 
@@ -95,12 +97,25 @@ export function parseArchiveLine(text: string, at: ArchiveLocation): AuditRecord
   let value: unknown;
   try {
     value = JSON.parse(text);
-  } catch (e) {
+  } catch {
+    // Where and what, as the findings reader says it (V8's own message has no place on Node 20).
+    const found = jsonSyntaxError(text);
+    const where = found ? ` at column ${found.offset + 1}` : '';
     throw new ArchiveLineError(
       at,
       '(the line)',
       'one JSON object',
-      `text that is not JSON (${(e as Error).message})`,
+      `text that is not JSON${where} (${found?.detail ?? 'unreadable'})`,
+    );
+  }
+  // JSON.parse keeps the last of two equal keys: which copy the archive meant cannot be told.
+  const duplicate = firstDuplicateKey(text);
+  if (duplicate) {
+    throw new ArchiveLineError(
+      at,
+      formatPath(duplicate.path),
+      'each key once',
+      `the key ${JSON.stringify(duplicate.key)} twice`,
     );
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -117,6 +132,18 @@ export function parseArchiveLine(text: string, at: ArchiveLocation): AuditRecord
     if (typeof r[field] !== 'string' || !HEX64.test(r[field])) {
       throw new ArchiveLineError(at, field, 'a SHA-256 in lower-case hex (64 characters)', shown(r[field]));
     }
+  }
+  // A record its hash cannot be computed for (a number beyond a double, read as Infinity) is a bad line, not an
+  // unreadable archive.
+  try {
+    hashOf(value as AuditRecord);
+  } catch (e) {
+    throw new ArchiveLineError(
+      at,
+      '(the record)',
+      'a record whose content can be hashed',
+      (e as Error).message,
+    );
   }
   return value as AuditRecord;
 }

@@ -64,7 +64,8 @@ export interface AuditEntry {
   readonly counts: Readonly<Record<Severity, number>> | null;
   readonly policy: { readonly name: string; readonly sha256: string } | null;
   /**
-   * `advisory` when the decision was taken in advisory mode (it approves whatever the policy says), with
+   * `advisory` when the decision was taken in advisory mode (it approves whatever the policy's rules say; the
+   * gate's own blind spots, an error or an unfinished scan, still take their action), with
    * `wouldBe`, what enforce mode would have decided; on every record of that decision. Absent in enforce
    * mode, whose records hash as they always have.
    */

@@ -96,7 +96,7 @@ function v8Detail(e: unknown): string {
   return JSON.stringify(bare).slice(1, -1);
 }
 
-interface DuplicateKey {
+export interface DuplicateKey {
   readonly key: string;
   readonly path: readonly (string | number)[];
   /** Of the second copy: the one JSON.parse kept. */
@@ -115,7 +115,7 @@ interface Frame {
  * used). One pass over the text, strings skipped with indexOf: a findings file can be hundreds of MB, and
  * this runs on every one of them.
  */
-function firstDuplicateKey(text: string): DuplicateKey | undefined {
+export function firstDuplicateKey(text: string): DuplicateKey | undefined {
   const stack: Frame[] = [];
   let top: Frame | undefined;
   let expectKey = false;
@@ -180,7 +180,7 @@ function firstDuplicateKey(text: string): DuplicateKey | undefined {
  * Where a text JSON.parse refused first goes wrong, and how (RFC 8259's grammar, as V8 applies it). Only
  * the error path runs it; it keeps its own stack, so nesting as deep as JSON.parse takes does not overflow.
  */
-function jsonSyntaxError(text: string): { offset: number; detail: string } | undefined {
+export function jsonSyntaxError(text: string): { offset: number; detail: string } | undefined {
   const n = text.length;
   const stack: number[] = [];
   let i = 0;
@@ -288,8 +288,9 @@ function jsonSyntaxError(text: string): { offset: number; detail: string } | und
 function charAt(text: string, offset: number): string {
   const cp = text.codePointAt(offset) ?? 0;
   const ch = String.fromCodePoint(cp);
-  // Control characters, and the marks that reorder a line, are named rather than sent to a terminal.
-  return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || /[\u200e\u200f\u202a-\u202e\u2066-\u2069]/.test(ch)
+  // Control characters, invisible ones (zero-width, a byte-order mark) and the marks that reorder a line are
+  // named rather than sent to a terminal.
+  return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || /[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/.test(ch)
     ? `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`
     : `'${ch}'`;
 }

@@ -267,9 +267,13 @@ export function pipelineArn(pipeline: string, region: string, account: string): 
   return `arn:${partitionOf(region)}:codepipeline:${region}:${account}:${pipeline}`;
 }
 
-function partitionOf(region: string): string {
+/** The ARN partition of a region (the one place that knows them: events here, resource ids in the adapters). */
+export function partitionOf(region: string): string {
   if (region.startsWith('cn-')) return 'aws-cn';
   if (region.startsWith('us-gov-')) return 'aws-us-gov';
+  if (region.startsWith('us-isob-')) return 'aws-iso-b';
+  if (region.startsWith('us-iso-')) return 'aws-iso';
+  if (region.startsWith('eusc-')) return 'aws-eusc';
   return 'aws';
 }
 

@@ -124,7 +124,10 @@ export interface ScanFinished {
   readonly time: string;
 }
 
-/** A waiting gate this long past its deadline means the timeout is not being applied: the alarm's metric. */
+/**
+ * A waiting gate this long past its deadline means the timeout is not being applied; a decided one, this long
+ * and an acting lease more, that its result or escalation cannot be sent: the alarm's metric counts both.
+ */
 export const OVERDUE_MARGIN_MS = 5 * 60_000;
 
 interface DecideContext {
@@ -190,10 +193,11 @@ export class GateService extends GateClosing<GateDeps> {
       this.d.approvals.pipelineState(e.key.pipeline),
       this.d.approvals.actionExecutions(e.key.pipeline, e.key.executionId),
     ]);
-    const token = checkToken(e.key, stages, executions, e.actionExecutionId, true);
     const now = this.now();
     const startedAt = validTime(e.time) ?? now.toISOString();
     const base = newGate(e, startedAt, now, new Date(Date.parse(startedAt) + this.waitMs).toISOString());
+    const justStarted = this.justStarted(base, now);
+    const token = checkToken(e.key, stages, executions, e.actionExecutionId, justStarted);
 
     if (!token.ok && token.final) return this.openStale(base, token.reason, now);
 
@@ -201,6 +205,7 @@ export class GateService extends GateClosing<GateDeps> {
       account: e.account || this.d.config.account,
       region: e.region || this.d.config.region,
       actionExecutionId: e.actionExecutionId,
+      justStarted,
     });
     if ('gone' in identified) return this.openStale(base, identified.gone, now);
     let gate: Gate = {
@@ -245,6 +250,8 @@ export class GateService extends GateClosing<GateDeps> {
       readonly account: string | undefined;
       readonly region: string;
       readonly actionExecutionId: string | undefined;
+      /** Within the listing's grace (see checkToken): what is not found yet may only be lagging. */
+      readonly justStarted: boolean;
     },
   ): Promise<{ image: GateImage | undefined; problem: string | undefined } | { gone: string }> {
     const ofAction = executions.filter((x) => x.stage === key.stage && x.action === key.action);
@@ -256,10 +263,14 @@ export class GateService extends GateClosing<GateDeps> {
     if (!found.ok) {
       const fromCustomData = found.problem;
       const execution = await this.d.approvals.pipelineExecution(key.pipeline, key.executionId);
-      // No such execution: the approval is gone (or never was in this account and region).
-      if (execution === undefined)
+      // No such execution: the approval is gone (or never was in this account and region), unless it started
+      // moments ago and the reads lag; then the event's retry asks again.
+      if (execution === undefined && !where.justStarted)
         return { gone: `execution ${key.executionId} of pipeline ${key.pipeline} was not found` };
-      found = imageFromVariables(execution.variables);
+      found =
+        execution === undefined
+          ? { ok: false, problem: 'the execution is not found yet' }
+          : imageFromVariables(execution.variables);
       if (!found.ok && mine === undefined) {
         // No run of the action listed at all: the listing lags the STARTED event a moment, and the CustomData
         // that names the image is in it. "No image" now would escalate a release for nothing; no gate is
@@ -646,10 +657,12 @@ export class GateService extends GateClosing<GateDeps> {
       };
     }
     // No scan event seen (it came before Tollgate was deployed, or was lost): Inspector's coverage says.
+    // An image the URI names no registry for is in this account (outsideReach refuses any other): saying so
+    // lets coverage ask for the image exactly rather than list the repository.
     const coverage = await this.d.findings.coverage({
       repository: image.repository,
       digest: image.digest,
-      registryId: image.registryId,
+      registryId: image.registryId ?? (this.d.config.account || undefined),
     });
     const { state, status } = coverageState(coverage);
     return {

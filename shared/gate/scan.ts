@@ -92,18 +92,29 @@ export function eventCounts(raw: Readonly<Record<string, unknown>> | undefined):
 /**
  * Counts the ACTIVE findings of a read by severity (what a scanner's own counts are compared with), and the
  * findings of every status (what can explain a shortfall: a finding suppressed or closed since it was counted).
+ * Each finding once, by its key and severity, as `shortOfCounts` counts: two copies of one finding (an ACTIVE
+ * one and a CLOSED one, a page read twice) must not stand in for a finding the read lacks.
  */
 export function readCounts(table: FindingTable, at: string): FindingsRead {
   const counts: Partial<Record<Severity | 'TOTAL', number>> = {};
   const listed: Partial<Record<Severity | 'TOTAL', number>> = {};
+  const seenListed = new Set<number>();
+  const seenActive = new Set<number>();
   let total = 0;
   for (let i = 0; i < table.length; i++) {
+    const bit = table.levels[i] ?? 0;
     // Levels are stored as one bit per severity, in SEVERITIES order.
-    const level = SEVERITIES[31 - Math.clz32(table.levels[i] ?? 0)];
+    const level = SEVERITIES[31 - Math.clz32(bit)];
     if (level === undefined) continue;
-    listed[level] = (listed[level] ?? 0) + 1;
-    listed.TOTAL = (listed.TOTAL ?? 0) + 1;
-    if (table.statuses[i] !== STATUS_ACTIVE) continue;
+    // A finding by its key and severity: level bits are below 64.
+    const copy = (table.keyOrdinals[i] ?? -1) * 64 + bit;
+    if (!seenListed.has(copy)) {
+      seenListed.add(copy);
+      listed[level] = (listed[level] ?? 0) + 1;
+      listed.TOTAL = (listed.TOTAL ?? 0) + 1;
+    }
+    if (table.statuses[i] !== STATUS_ACTIVE || seenActive.has(copy)) continue;
+    seenActive.add(copy);
     counts[level] = (counts[level] ?? 0) + 1;
     total++;
   }
