@@ -878,6 +878,45 @@ describe('the approval token and the execution', () => {
     },
   );
 
+  it.each([
+    ['the sweep learning the token hash', 'waiting', 'Approved'],
+    ['the approval ending', 'ended', undefined],
+  ] as const)(
+    'a scan event whose decision loses its gate to %s meanwhile: decides at once on a gate still waiting, never on an ended one',
+    async (_, meanwhile, sent) => {
+      // The sweep's write of a learned token hash moves the gate's version. A decision conditioned on the
+      // version read before it used to give up as "decided elsewhere", and the release waited a sweep more.
+      const h = await setup();
+      await h.approvalStarted();
+      h.clock.advance(MINUTE);
+      h.scanner.coverage = SCANNED;
+      const decide = h.store.decide.bind(h.store);
+      let raced = 0;
+      const spy = vi.spyOn(h.store, 'decide').mockImplementation(async (decision, next, expected, audit) => {
+        if (raced++ === 0) {
+          const current = (await h.store.getGate(KEY))!;
+          const moved =
+            meanwhile === 'waiting'
+              ? { ...current, version: current.version + 1, tokenHash: hashToken(TOKEN) }
+              : { ...current, version: current.version + 1, state: 'CLOSED' as const };
+          expect(await h.store.updateGate(moved, current.version)).toBe(true);
+        }
+        return decide(decision, next, expected, audit);
+      });
+      await h.scanFinished();
+      spy.mockRestore();
+
+      expect(raced).toBe(meanwhile === 'waiting' ? 2 : 1);
+      expect(putResults(h).map((r) => r.result?.status)).toEqual(sent ? [sent] : []);
+      expect(await h.gate()).toMatchObject(
+        meanwhile === 'waiting'
+          ? { state: 'ACTED', outcome: 'APPROVE', tokenHash: hashToken(TOKEN) }
+          : { state: 'CLOSED' },
+      );
+      expect(await h.decisionItems()).toHaveLength(meanwhile === 'waiting' ? 1 : 0);
+    },
+  );
+
   // The token shows only after the start: in the stage's state (SUPERSEDED/QUEUED), or as the action
   // execution's externalExecutionId (PARALLEL). Read when escalating, so CloudTrail's record finds the gate.
   it.each([

@@ -750,30 +750,36 @@ export class GateService extends GateClosing<GateDeps> {
       decidedAt: now.toISOString(),
       latencyMs,
     };
-    const next = this.next(
-      gate,
-      {
-        state: 'DECIDED',
-        outcome: record.outcome,
-        summary: record.summary,
-        actingUntil: new Date(now.getTime() + this.d.config.leaseMs).toISOString(),
-        // A token first seen now (none yet when the approval started): CloudTrail's record of whoever
-        // resolves the approval finds the gate by its hash, an escalated one too.
-        ...(ctx.token?.ok ? { tokenHash: hashToken(ctx.token.token) } : {}),
-      },
-      now,
-      `decided ${record.outcome}${input.why ? ` (${input.why})` : ''} on ${ctx.trigger}`,
-    );
-    const { result: decided, record: audit } = await this.appending(
-      gate.key.pipeline,
-      decisionEntry(decision, findings),
-      ctx.head,
-      (chained) => this.d.store.decide(decision, next, gate.version, chained),
-    );
-    if (!decided) {
-      // Another delivery decided first (or the gate moved): that one acts.
+    const what = `decided ${record.outcome}${input.why ? ` (${input.why})` : ''} on ${ctx.trigger}`;
+    const changes: Partial<Gate> = {
+      state: 'DECIDED',
+      outcome: record.outcome,
+      summary: record.summary,
+      actingUntil: new Date(now.getTime() + this.d.config.leaseMs).toISOString(),
+      // A token first seen now (none yet when the approval started): CloudTrail's record of whoever
+      // resolves the approval finds the gate by its hash, an escalated one too.
+      ...(ctx.token?.ok ? { tokenHash: hashToken(ctx.token.token) } : {}),
+    };
+    let next = this.next(gate, changes, now, what);
+    let audit: AuditRecord;
+    for (let base = gate, attempt = 1; ; attempt++) {
+      const written = await this.appending(
+        gate.key.pipeline,
+        decisionEntry(decision, findings),
+        ctx.head,
+        (chained) => this.d.store.decide(decision, next, base.version, chained),
+      );
+      audit = written.record;
+      if (written.result) break;
+      // Another delivery decided first, or the gate ended: that one acts, or nothing should. A write that left
+      // the gate waiting (the sweep learning its token's hash, or recording a read) changes nothing this
+      // decision rests on (the image is fixed when the gate opens): deciding on it now saves a sweep's wait.
       const current = await this.d.store.getGate(gate.key);
-      return report(current ?? gate, 'decided elsewhere');
+      if (current?.state !== 'WAITING' || attempt >= UPDATE_ATTEMPTS) {
+        return report(current ?? gate, 'decided elsewhere');
+      }
+      base = current;
+      next = this.next(current, changes, now, what);
     }
     this.d.metrics.decision(record.outcome, latencyMs);
     this.publish(() => [
