@@ -1349,11 +1349,15 @@ describe('the scan events as AWS sends them', () => {
     expect(await h.approvalStarted(h.approvalEndedEvent('SUCCEEDED'))).toEqual({
       ignored: 'event of another kind',
     });
-    // Malformed and from another account: foreign first, ignored.
+    // Malformed and from another account: foreign first, ignored, and said so.
     const foreign = h.approvalStartedEvent() as unknown as { time: string; account: string };
     foreign.time = 'yesterday';
     foreign.account = '210987654321';
-    expect(await h.approvalStarted(foreign)).toEqual({ ignored: 'event of another kind' });
+    expect(await h.approvalStarted(foreign)).toEqual({ ignored: 'event from account 210987654321' });
+    // The kind is the schema's own: CloudTrail's record of another service's call of that name is not ours.
+    const other = h.cloudTrailEvent() as unknown as { detail: Record<string, unknown> };
+    other.detail.eventSource = 'codebuild.amazonaws.com';
+    expect(await h.approvalEnded(other)).toEqual({ ignored: 'event of another kind' });
     expect(await h.items()).toHaveLength(0);
   });
 

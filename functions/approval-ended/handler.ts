@@ -2,16 +2,7 @@ import type { GateClosing } from '../../shared/gate/closing.js';
 import { gateId, gateKeyOf } from '../../shared/gate/model.js';
 import { gateHandler } from '../common/handler.js';
 import type { Runtime } from '../common/runtime.js';
-import {
-  ApprovalEndedOrCallEvent,
-  ENDED_STATES,
-  isApprovalActionEvent,
-  isApprovalResultCall,
-} from '../common/schemas.js';
-
-/** The events this function must handle when it can: a malformed one is dead-lettered, not ignored. */
-const claimed = (raw: unknown): boolean =>
-  isApprovalActionEvent(raw, ENDED_STATES) || isApprovalResultCall(raw);
+import { ApprovalEndedOrCallEvent, isApprovalEndOrCall } from '../common/schemas.js';
 
 /**
  * An approval ended (the action's state change closes the gate), or CloudTrail recorded a PutApprovalResult
@@ -55,6 +46,6 @@ export function approvalEndedHandler(runtime: Runtime<GateClosing>) {
       logger.info('approval result call recorded', { identity: who.arn, ...(report ?? {}) });
       return report;
     },
-    claimed,
+    isApprovalEndOrCall,
   );
 }

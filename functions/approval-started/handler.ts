@@ -1,7 +1,7 @@
 import { gateId, gateKeyOf } from '../../shared/gate/model.js';
 import { gateHandler } from '../common/handler.js';
 import type { Runtime } from '../common/runtime.js';
-import { ApprovalStartedEvent, isApprovalActionEvent } from '../common/schemas.js';
+import { ApprovalStartedEvent, isApprovalStarted } from '../common/schemas.js';
 
 /** A Manual approval of a gated pipeline started: create the gate and try to decide at once. */
 export function approvalStartedHandler(runtime: Runtime) {
@@ -23,6 +23,6 @@ export function approvalStartedHandler(runtime: Runtime) {
       logger.info('approval started', { ...report });
       return report;
     },
-    (raw) => isApprovalActionEvent(raw, ['STARTED']),
+    isApprovalStarted,
   );
 }

@@ -55,6 +55,12 @@ export function gateHandler<S extends z.ZodMiniType<Envelope>, G extends GateClo
   claims: (raw: unknown) => boolean = () => false,
 ) {
   const { logger, metrics } = runtime;
+  // Whatever its shape: not ours to act on, and a retry would not change it.
+  const ignoreForeign = (foreign: string, eventId: unknown): HandlerResult => {
+    logger.warn(`${name}: ignored an event from ${foreign}`, { eventId });
+    metrics.addMetric('ForeignEvents', MetricUnit.Count, 1);
+    return { ignored: `event from ${foreign}` };
+  };
   return middy<unknown, HandlerResult, Error, Context>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(logMetrics(metrics, { captureColdStartMetric: true }))
@@ -71,7 +77,8 @@ export function gateHandler<S extends z.ZodMiniType<Envelope>, G extends GateClo
           },
           context,
         );
-        if (!foreign && claims(original)) {
+        if (foreign) return ignoreForeign(foreign, raw.id);
+        if (claims(original)) {
           logger.error(`${name}: an event it must handle is malformed: retried, then dead-lettered`, {
             eventId: typeof raw.id === 'string' ? raw.id : undefined,
             problems,
@@ -89,11 +96,7 @@ export function gateHandler<S extends z.ZodMiniType<Envelope>, G extends GateClo
       const event = parsed.data as z.output<S>;
       if (event.id !== undefined) logger.setCorrelationId(event.id);
       const foreign = foreignOrigin(event, context);
-      if (foreign) {
-        logger.warn(`${name}: ignored an event from ${foreign}`, { eventId: event.id });
-        metrics.addMetric('ForeignEvents', MetricUnit.Count, 1);
-        return { ignored: `event from ${foreign}` };
-      }
+      if (foreign) return ignoreForeign(foreign, event.id);
       try {
         return { result: await work(event, runtime) };
       } finally {

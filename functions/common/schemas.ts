@@ -141,27 +141,43 @@ export const SweepEvent = z.union([
   z.strictObject({}),
 ]);
 
-type Raw = Record<string, unknown>;
-const isRaw = (v: unknown): v is Raw => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 /**
- * Whether a raw event is a Manual approval's action event in one of `states`: what a function must handle
- * when it can. The rules deliver nothing else (source, detail-type, category and provider are in their
- * patterns), so such an event that its schema refuses is malformed, not another kind: it is dead-lettered,
- * not ignored.
+ * What says an event is of a kind, taken from the kind's own schema: its source, detail-type and the detail
+ * fields the rules match on. The rules deliver nothing else to a function, so an event of its kind that the
+ * full schema refuses is malformed, not another kind: it is dead-lettered, not ignored (see gateHandler).
  */
-export function isApprovalActionEvent(raw: unknown, states: readonly string[]): boolean {
-  if (!isRaw(raw) || raw.source !== 'aws.codepipeline') return false;
-  if (raw['detail-type'] !== 'CodePipeline Action Execution State Change') return false;
-  const detail = raw.detail;
-  if (!isRaw(detail) || typeof detail.state !== 'string' || !states.includes(detail.state)) return false;
-  const type = detail.type;
-  return isRaw(type) && type.category === 'Approval' && type.provider === 'Manual';
-}
+const kindOf = <T extends z.ZodMiniType>(
+  schema: { readonly shape: { readonly source: z.ZodMiniType; readonly 'detail-type': z.ZodMiniType } },
+  detail: T,
+) => z.object({ source: schema.shape.source, 'detail-type': schema.shape['detail-type'], detail });
 
-/** Whether a raw event is CloudTrail's record of a PutApprovalResult call (see isApprovalActionEvent). */
-export function isApprovalResultCall(raw: unknown): boolean {
-  if (!isRaw(raw) || raw.source !== 'aws.codepipeline') return false;
-  if (raw['detail-type'] !== 'AWS API Call via CloudTrail') return false;
-  return isRaw(raw.detail) && raw.detail.eventName === 'PutApprovalResult';
-}
+const approvalKind = (event: typeof ApprovalStartedEvent | typeof ApprovalEndedEvent) =>
+  kindOf(
+    event,
+    z.object({
+      state: event.shape.detail.shape.state,
+      type: z.object({ category: ApprovalType.shape.category, provider: ApprovalType.shape.provider }),
+    }),
+  );
+
+// Built on first use, so that the functions that take none of these events leave them out of their bundles.
+let kinds: { readonly started: z.ZodMiniType; readonly ended: z.ZodMiniType; readonly call: z.ZodMiniType };
+const eventKinds = (): typeof kinds =>
+  (kinds ??= {
+    started: approvalKind(ApprovalStartedEvent),
+    ended: approvalKind(ApprovalEndedEvent),
+    call: kindOf(
+      ApprovalResultCallEvent,
+      z.object({
+        eventSource: ApprovalResultCallEvent.shape.detail.shape.eventSource,
+        eventName: ApprovalResultCallEvent.shape.detail.shape.eventName,
+      }),
+    ),
+  });
+
+/** Whether a raw event is a Manual approval's STARTED action event, well formed or not. */
+export const isApprovalStarted = (raw: unknown): boolean => eventKinds().started.safeParse(raw).success;
+
+/** Whether a raw event is a Manual approval's end or CloudTrail's record of a PutApprovalResult call. */
+export const isApprovalEndOrCall = (raw: unknown): boolean =>
+  eventKinds().ended.safeParse(raw).success || eventKinds().call.safeParse(raw).success;
