@@ -361,8 +361,23 @@ describe('the sweep', () => {
     h.clock.advance(MINUTE);
     await h.sweep();
     expect(await h.gate()).toMatchObject({ state: 'WAITING', lastRead: { total: 1 } });
-    const coverage = h.mocks.inspector.commandCalls(ListCoverageCommand).at(-1)!.args[0].input;
-    expect(coverage.filterCriteria?.ecrRepositoryName).toEqual([{ comparison: 'EQUALS', value: REPOSITORY }]);
+    // CustomData names no registry, and the function (as deployed) knows no account but the event's: the
+    // image is in the gate's account, so coverage asks for it exactly (one request, not a listing of the
+    // repository) and the read leaves other accounts' findings out.
+    const coverage = h.mocks.inspector.commandCalls(ListCoverageCommand);
+    expect(coverage).toHaveLength(2); // the start's look and the sweep's, one request each
+    for (const call of coverage) {
+      expect(call.args[0].input.filterCriteria).toMatchObject({
+        ecrRepositoryName: [{ comparison: 'EQUALS', value: REPOSITORY }],
+        accountId: [{ comparison: 'EQUALS', value: ACCOUNT }],
+        resourceId: [{ comparison: 'EQUALS', value: `${REPOSITORY_ARN}/${DIGEST}` }],
+      });
+    }
+    for (const call of h.mocks.inspector.commandCalls(ListFindingsCommand)) {
+      expect(call.args[0].input.filterCriteria?.ecrImageRegistry).toEqual([
+        { comparison: 'EQUALS', value: ACCOUNT },
+      ]);
+    }
 
     // 30 s later: not a sweep apart yet.
     h.clock.advance(30 * SECOND);

@@ -338,7 +338,7 @@ export class GateService extends GateClosing<GateDeps> {
       verdict === 'complete'
         ? {
             repository: e.repository,
-            read: this.readFindings(e.repository, e.digest, undefined, abort.signal),
+            read: this.readFindings(e.repository, e.digest, e.registryId, abort.signal),
           }
         : undefined;
     prefetch?.read.catch(() => undefined);
@@ -453,10 +453,15 @@ export class GateService extends GateClosing<GateDeps> {
       });
     }
     const image = gate.image;
+    // An image the URI names no registry for is in the gate's account (outsideReach refuses any other): saying
+    // so lets coverage ask for the image exactly, and keeps other accounts' findings (a delegated
+    // administrator sees its members') out of the read.
+    const registryId = image.registryId ?? this.account(gate);
     const timedOut = now.getTime() >= Date.parse(gate.deadline);
     let scan: ScanStatus;
     try {
-      scan = ctx.scan && scanIsOf(ctx.scan, image) ? ctx.scan : await this.scanStatusFor(image, now);
+      scan =
+        ctx.scan && scanIsOf(ctx.scan, image) ? ctx.scan : await this.scanStatusFor(image, registryId, now);
     } catch (error) {
       // Coverage failing (or denied) must not keep a gate waiting past its deadline.
       return this.readFailed(gate, ctx, timedOut, error, 'the scan status');
@@ -487,7 +492,7 @@ export class GateService extends GateClosing<GateDeps> {
       read =
         ctx.prefetch && ctx.prefetch.repository === image.repository
           ? await ctx.prefetch.read
-          : await this.readFindings(image.repository, image.digest, image.registryId, undefined);
+          : await this.readFindings(image.repository, image.digest, registryId, undefined);
     } catch (error) {
       return this.readFailed(gate, ctx, timedOut, error);
     }
@@ -637,7 +642,11 @@ export class GateService extends GateClosing<GateDeps> {
     throw new GateWorkFailed(`gate ${gateId(gate.key)}: reading ${what} failed: ${why}`, [error]);
   }
 
-  private async scanStatusFor(image: GateImage, now: Date): Promise<ScanStatus> {
+  private async scanStatusFor(
+    image: GateImage,
+    registryId: string | undefined,
+    now: Date,
+  ): Promise<ScanStatus> {
     const found = await this.d.store.getScan(image.digest, image.repository);
     // Another registry's repository of the same name, or the other scanner's status (stored before the source
     // was switched), is not this gate's scan.
@@ -657,12 +666,10 @@ export class GateService extends GateClosing<GateDeps> {
       };
     }
     // No scan event seen (it came before Tollgate was deployed, or was lost): Inspector's coverage says.
-    // An image the URI names no registry for is in this account (outsideReach refuses any other): saying so
-    // lets coverage ask for the image exactly rather than list the repository.
     const coverage = await this.d.findings.coverage({
       repository: image.repository,
       digest: image.digest,
-      registryId: image.registryId ?? (this.d.config.account || undefined),
+      registryId,
     });
     const { state, status } = coverageState(coverage);
     return {
