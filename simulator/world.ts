@@ -106,6 +106,8 @@ export class World {
   private readonly epoch = performance.now();
   /** While above 0, calls go straight through: neither counted nor failed (the simulator's own reads). */
   private unobservedDepth = 0;
+  /** The scenario's images are there from its start: pushed before any of its approvals started. */
+  private readonly pushedAt: Date;
 
   constructor(
     private readonly loaded: LoadedScenario,
@@ -113,6 +115,7 @@ export class World {
     private readonly options: WorldOptions = {},
   ) {
     const { world } = loaded.scenario;
+    this.pushedAt = clock.now();
     for (const a of world.approvals) this.slots.push(this.slot(a, undefined));
     for (const image of world.images) {
       for (const tag of image.tags) this.images.set(`${image.repository}:${tag}`, image.digest);
@@ -575,7 +578,7 @@ export class World {
         repositoryName: repository,
         imageDigest: f.digest,
         imageTags: [String(f.id.imageTag)],
-        imagePushedAt: this.clock.now(),
+        imagePushedAt: this.pushedAt,
       })),
     };
   }

@@ -1181,9 +1181,18 @@ describe('ECR: DescribeImages', () => {
       digest: DIGEST,
     });
     expect(await images.resolveTag('inspector2', 'ubuntu_latest', undefined)).toEqual({ digest: DIGEST });
+    // When it was pushed, as the SDK parses the epoch seconds ECR sends: the gate checks it against the start.
+    mock.on(DescribeImagesCommand).resolves({
+      imageDetails: [{ imageDigest: DIGEST, imagePushedAt: new Date(1_764_061_200_000) }],
+    });
+    expect(await images.resolveTag('inspector2', 'ubuntu_latest', undefined)).toEqual({
+      digest: DIGEST,
+      pushedAt: '2025-11-25T09:00:00.000Z',
+    });
     const inputs = mock.commandCalls(DescribeImagesCommand).map((c) => c.args[0].input);
     expect(inputs).toEqual([
       { repositoryName: 'inspector2', imageIds: [{ imageTag: 'ubuntu_latest' }], registryId: '123456789012' },
+      { repositoryName: 'inspector2', imageIds: [{ imageTag: 'ubuntu_latest' }] },
       { repositoryName: 'inspector2', imageIds: [{ imageTag: 'ubuntu_latest' }] },
     ]);
   });

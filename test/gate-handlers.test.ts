@@ -1039,6 +1039,39 @@ describe('identifying the image', () => {
     expect((await h.decision())!.record.subject.digest).toBe(DIGEST);
     expect(putResults(h)).toHaveLength(1);
   });
+
+  it('a tag now pointing at an image pushed after the approval started (the event came late): escalated, not judged', async () => {
+    // The spec resolves a tag when the approval starts. A gate opened later (the event retried, or found by
+    // the sweep) resolves it later, and a tag moved meanwhile names another build: judged, it approved that.
+    const h = await setup();
+    h.pipeline.action.customData = `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/${REPOSITORY}:ubuntu_latest`;
+    const started = h.approvalStartedEvent(); // the approval starts at START
+    h.clock.advance(10 * MINUTE);
+    h.pipeline.tags.set(`${REPOSITORY}:ubuntu_latest`, OTHER_DIGEST);
+    h.pipeline.pushedAt = new Date(Date.parse(START) + 3 * MINUTE); // the next build pushed the tag
+    h.scanner.coverage = SCANNED;
+    await h.approvalStarted(started); // its event, retried, comes now
+
+    const gate = await h.gate();
+    expect(gate).toMatchObject({ state: 'ACTED', outcome: 'ESCALATE' });
+    expect(gate?.image).toBeUndefined();
+    const record = (await h.decision())!.record;
+    expect(record.violations[0]!.description).toMatch(
+      /ubuntu_latest now points at .*, pushed at 2026-11-25T09:03:00.000Z, after this approval started \(2026-11-25T09:00:00.000Z\)/,
+    );
+    expect(findingsReads(h)).toHaveLength(0);
+    expect(putResults(h)).toHaveLength(0);
+
+    // Pushed before the start, the same late event judges the image (the tag had not moved).
+    const before = await setup();
+    before.pipeline.action.customData = h.pipeline.action.customData;
+    const event = before.approvalStartedEvent();
+    before.clock.advance(10 * MINUTE);
+    before.pipeline.tags.set(`${REPOSITORY}:ubuntu_latest`, DIGEST);
+    before.scanner.coverage = SCANNED;
+    await before.approvalStarted(event);
+    expect(await before.gate()).toMatchObject({ image: { digest: DIGEST } });
+  });
 });
 
 describe('a retried stage', () => {

@@ -329,6 +329,8 @@ export interface PipelineModel {
   variables: Record<string, string>;
   /** ECR DescribeImages: `repository:tag` → digest. */
   tags: Map<string, string>;
+  /** DescribeImages' `imagePushedAt` of every tag's image; by default 5 minutes before START (the build). */
+  pushedAt?: Date;
 }
 
 export interface ScannerModel {
@@ -854,7 +856,7 @@ export class Harness {
             imageDigest: digest,
             imageTags: [tag],
             imageSizeInBytes: 29_453_211,
-            imagePushedAt: this.clock.now(),
+            imagePushedAt: this.pipeline.pushedAt ?? new Date(Date.parse(START) - 5 * 60_000),
             imageManifestMediaType: 'application/vnd.oci.image.manifest.v1+json',
           },
         ],

@@ -155,8 +155,13 @@ export class EcrImages implements ImagesPort {
           ),
         this.retry,
       );
-      const digest = out.imageDetails?.[0]?.imageDigest;
-      return digest === undefined ? { missing: `ECR has no image ${repository}:${tag}${where}` } : { digest };
+      const image = out.imageDetails?.[0];
+      const digest = image?.imageDigest;
+      if (digest === undefined) return { missing: `ECR has no image ${repository}:${tag}${where}` };
+      const pushedAt = image?.imagePushedAt;
+      return pushedAt instanceof Date && !Number.isNaN(pushedAt.getTime())
+        ? { digest, pushedAt: pushedAt.toISOString() }
+        : { digest };
     } catch (e) {
       // Answers that will not change on a retry are the gate's to escalate with, not a fault to dead-letter:
       // the pipeline named something ECR does not have here, or Tollgate's role may not read.

@@ -206,6 +206,7 @@ export class GateService extends GateClosing<GateDeps> {
       region: e.region || this.d.config.region,
       actionExecutionId: e.actionExecutionId,
       justStarted,
+      startedAt,
     });
     if ('gone' in identified) return this.openStale(base, identified.gone, now);
     let gate: Gate = {
@@ -252,6 +253,7 @@ export class GateService extends GateClosing<GateDeps> {
       readonly actionExecutionId: string | undefined;
       /** Within the listing's grace (see checkToken): what is not found yet may only be lagging. */
       readonly justStarted: boolean;
+      readonly startedAt: string;
     },
   ): Promise<{ image: GateImage | undefined; problem: string | undefined } | { gone: string }> {
     const ofAction = executions.filter((x) => x.stage === key.stage && x.action === key.action);
@@ -289,6 +291,14 @@ export class GateService extends GateClosing<GateDeps> {
     if (digest === undefined && ref.tag !== undefined) {
       const resolved = await this.d.images.resolveTag(ref.repository, ref.tag, ref.registryId);
       if ('missing' in resolved) return { image: undefined, problem: resolved.missing };
+      // The gate may open well after the approval started (its event retried, or found by the sweep), and
+      // the tag may have moved meanwhile: an image pushed after the start is not the one this release built.
+      if (resolved.pushedAt !== undefined && Date.parse(resolved.pushedAt) > Date.parse(where.startedAt)) {
+        return {
+          image: undefined,
+          problem: `${ref.repository}:${ref.tag} now points at ${short(resolved.digest)}, pushed at ${resolved.pushedAt}, after this approval started (${where.startedAt}): not the image this release built; name the image by digest`,
+        };
+      }
       digest = resolved.digest;
     }
     if (digest === undefined) return { image: undefined, problem: `no digest or tag in ${ref.from}` };

@@ -161,7 +161,13 @@ export interface FindingsPort {
 }
 
 /** What a tag points at now, or why ECR shows no image to judge (a fact to escalate with, not a fault). */
-export type TagResolution = { readonly digest: string } | { readonly missing: string };
+export type TagResolution =
+  | {
+      readonly digest: string;
+      /** When that image was pushed (ECR's `imagePushedAt`), if ECR says. */
+      readonly pushedAt?: string;
+    }
+  | { readonly missing: string };
 
 /** ECR `DescribeImages`. */
 export interface ImagesPort {
