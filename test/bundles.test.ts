@@ -68,16 +68,19 @@ import { parsePolicy } from '../shared/policy/load.js';
  * of 2026-11-26 (~2.4 KB in each function that decides) left the sweep 5 bytes under OWN_MAX_BYTES: a scan
  * status per repository, ECR lists short of their own counts, the settle rule's shortfall check, CustomData
  * naming two images, the acting lease given back; each one an approval, or a second escalation, that should
- * not have happened.
+ * not have happened. Both grew by 5 KB more after the second review of that day (~1 KB in each function that
+ * decides) left the sweep 471 bytes over OWN_MAX_BYTES: a tag judged only if pushed before the approval
+ * started, no decision recorded (or escalation sent) for an approval already over, a decision retried on a
+ * gate that only learnt its token meanwhile, the gate's account named to coverage and the findings read.
  */
 const CLOSING_MAX_BYTES = 400_000;
-const MAX_BYTES = 620_000;
+const MAX_BYTES = 625_000;
 /**
  * What Tollgate adds to the SDK: a bundle's bytes less those of the same SDK calls bundled alone
  * (bench/sdk-floor.ts). Our code, Powertools, middy and zod/mini: ~200 KB in the functions that decide, ~207
  * KB in the sweep. This budget holds whatever the SDK's next release weighs.
  */
-const OWN_MAX_BYTES = 215_000;
+const OWN_MAX_BYTES = 220_000;
 
 let dir: string;
 let bundles: FunctionBundle[];

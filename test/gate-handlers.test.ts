@@ -756,6 +756,46 @@ describe('the approval token and the execution', () => {
     expect(putResults(h)).toHaveLength(0);
   });
 
+  it.each([
+    ['a scan event, on a clean image (APPROVE)', 'scan', 'clean'],
+    ['a scan event, on a fixable HIGH (ESCALATE)', 'scan', 'high'],
+    ["the sweep's timeout", 'timeout', 'clean'],
+    ['the sweep acting again on an unsent escalation', 'react', 'high'],
+  ] as const)(
+    'abandoned while it waits, its end event lost: %s records no decision for it and pages no one',
+    async (_, how, image) => {
+      // A decision for an approval that no longer waited told auditors (decisions by outcome) a release was
+      // approved that never was, and an escalation paged engineers for an approval gone.
+      const h = how === 'react' ? await escalationNotPublished() : await setup();
+      if (how !== 'react') {
+        if (image === 'high') h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
+        await h.approvalStarted();
+        expect((await h.gate())?.state).toBe('WAITING');
+      }
+      const decisionsBefore = (await h.decisionItems()).length;
+      const publishedBefore = publishes(h).length;
+      h.pipeline.stage = { executionId: EXECUTION, status: 'Abandoned', token: undefined };
+      h.pipeline.action.status = 'Abandoned';
+      h.heal();
+      if (how === 'scan') {
+        h.clock.advance(MINUTE);
+        h.scanner.coverage = SCANNED;
+        await h.scanFinished();
+      } else {
+        h.clock.advance(how === 'timeout' ? 31 * MINUTE : 7 * MINUTE);
+        await h.sweep();
+      }
+
+      expect(await h.gate()).toMatchObject({
+        state: 'STALE',
+        staleReason: 'the approval is no longer in progress (Abandoned)',
+      });
+      expect(await h.decisionItems()).toHaveLength(decisionsBefore);
+      expect(publishes(h)).toHaveLength(publishedBefore);
+      expect(putResults(h)).toHaveLength(0);
+    },
+  );
+
   it('a state still showing the execution before ours, while our run is in progress: waits, then decides with our token', async () => {
     // Our execution holds the stage (SUPERSEDED and QUEUED modes lock it while the approval waits), so a
     // state naming the previous execution is behind. Taken for a supersession, the gate went STALE: no

@@ -529,15 +529,18 @@ export class GateService extends GateClosing<GateDeps> {
       await this.d.store.updateGate(next, gate.version);
       return report(next, settled.why);
     }
-    let stages: readonly StageStateView[];
+    let token: TokenCheck;
     try {
-      stages = await stateRead;
+      ({ token } = await this.confirmedToken(gate, await stateRead, now));
     } catch (error) {
-      return this.readFailed(gate, ctx, timedOut, error);
+      return this.readFailed(gate, ctx, timedOut, error, 'the approval token');
     }
+    // The approval is over or superseded (its end event lost, or not here yet): nothing to decide, and a
+    // decision recorded now would tell auditors a release was judged that no longer waited.
+    if (!token.ok && token.final) return this.markStale(gate, token.reason, now);
     return this.decideOn(
       gate,
-      { ...ctx, token: this.tokenFrom(gate, stages), head },
+      { ...ctx, token, head },
       {
         findings: read.table,
         why: `${read.table.length} findings in ${read.pages} page(s); ${settled.why}`,
@@ -582,8 +585,22 @@ export class GateService extends GateClosing<GateDeps> {
     }
   }
 
-  private tokenFrom(gate: Gate, stages: readonly StageStateView[]): TokenCheck {
-    return checkToken(gate.key, stages, undefined, gate.actionExecutionId);
+  /**
+   * The approval's token as the state shows it; when the state says the approval is over, confirmed with the
+   * action's runs (`withRuns`), as the state may still show a run before ours, or lag a moment.
+   */
+  private async confirmedToken(
+    gate: Gate,
+    stages: readonly StageStateView[],
+    now: Date,
+  ): Promise<{ token: TokenCheck; withRuns: boolean }> {
+    const token = checkToken(gate.key, stages, undefined, gate.actionExecutionId);
+    if (token.ok || !token.final) return { token, withRuns: false };
+    const executions = await this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId);
+    return {
+      token: checkToken(gate.key, stages, executions, gate.actionExecutionId, this.justStarted(gate, now)),
+      withRuns: true,
+    };
   }
 
   private async waitOrTimeOut(
@@ -593,8 +610,29 @@ export class GateService extends GateClosing<GateDeps> {
     timedOut: boolean,
     why: string,
   ): Promise<GateReport> {
+    let token = ctx.token;
+    if (ctx.trigger === 'sweep') {
+      // While it waits, the execution may be superseded, or the approval answered: the sweep notices, once per
+      // pipeline per run, before a timeout decides (and pages someone) for an approval that is gone.
+      let withRuns = false;
+      try {
+        ({ token, withRuns } = await this.confirmedToken(
+          gate,
+          await this.pipelineState(gate.key.pipeline, ctx),
+          now,
+        ));
+      } catch (error) {
+        // The timeout still decides: acting reads the token again, and a wait must not outlive CodePipeline.
+        if (!timedOut) throw error;
+      }
+      if (token && !token.ok && token.final) return this.markStale(gate, token.reason, now);
+      if (!timedOut && token && gate.tokenHash === undefined) {
+        const learned = await this.learnTokenHash(gate, ctx, token, withRuns, now);
+        if (learned) return report(learned, `waiting: ${why}`);
+      }
+    }
     if (timedOut) {
-      return this.decideOn(gate, ctx, {
+      return this.decideOn(gate, token ? { ...ctx, token } : ctx, {
         conditions: [
           {
             kind: 'scan-timeout',
@@ -602,32 +640,6 @@ export class GateService extends GateClosing<GateDeps> {
           },
         ],
       });
-    }
-    if (ctx.trigger === 'sweep') {
-      // While it waits, the execution may be superseded: the sweep notices, once per pipeline per run.
-      let token = checkToken(
-        gate.key,
-        await this.pipelineState(gate.key.pipeline, ctx),
-        undefined,
-        gate.actionExecutionId,
-      );
-      let withRuns = false;
-      if (!token.ok && token.final) {
-        const executions = await this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId);
-        token = checkToken(
-          gate.key,
-          await this.pipelineState(gate.key.pipeline, ctx),
-          executions,
-          gate.actionExecutionId,
-          this.justStarted(gate, now),
-        );
-        if (!token.ok && token.final) return this.markStale(gate, token.reason, now);
-        withRuns = true;
-      }
-      if (gate.tokenHash === undefined) {
-        const learned = await this.learnTokenHash(gate, ctx, token, withRuns, now);
-        if (learned) return report(learned, `waiting: ${why}`);
-      }
     }
     return report(gate, `waiting: ${why}`);
   }
@@ -860,6 +872,11 @@ export class GateService extends GateClosing<GateDeps> {
   ): Promise<GateReport> {
     const record = decision.record;
     if (record.outcome === 'ESCALATE') {
+      // Before anyone is paged, the approval must still wait: its end event may be lost, or this a decision
+      // the sweep acts on again long after. The token's hash comes with it, for CloudTrail's record of the
+      // reviewer (a gate that saw no token yet has none).
+      const token = known?.ok ? known : await this.tokenBeforeEscalating(gate);
+      if (token && !token.ok && token.final) return this.markStale(gate, token.reason, this.now());
       let subject: string;
       try {
         const message = renderEscalation({
@@ -873,7 +890,13 @@ export class GateService extends GateClosing<GateDeps> {
       } catch (error) {
         return this.actFailed(gate, 'sending the escalation', error);
       }
-      const tokenHash = gate.tokenHash ?? (await this.tokenHashForReviewer(gate));
+      const tokenHash = gate.tokenHash ?? (token?.ok ? hashToken(token.token) : undefined);
+      if (tokenHash === undefined) {
+        this.d.log.warn('escalated without the approval token: the reviewer may not be recorded', {
+          gate: gateId(gate.key),
+          ...(token && !token.ok ? { reason: token.reason } : {}),
+        });
+      }
       return this.finishAct(
         gate,
         { notifications: gate.notifications + 1, tokenHash },
@@ -969,27 +992,17 @@ export class GateService extends GateClosing<GateDeps> {
     return now.getTime() - Date.parse(gate.startedAt) < LISTING_GRACE_MS;
   }
 
-  /**
-   * The hash of an escalated approval's token, when the gate has none yet (no token had shown when it
-   * started or decided; in PARALLEL mode only the action executions carry it). A person resolves it, and
-   * CloudTrail's record of that call names the token, not the gate: without the hash, who let it through
-   * could not be recorded. Best effort: the escalation is out already, and a failed read loses only that.
-   */
-  private async tokenHashForReviewer(gate: Gate): Promise<string | undefined> {
+  /** The token read afresh for an escalation; a failed read does not hold the escalation back (undefined). */
+  private async tokenBeforeEscalating(gate: Gate): Promise<TokenCheck | undefined> {
     try {
-      const token = await this.readToken(gate);
-      if (token.ok) return hashToken(token.token);
-      this.d.log.warn('escalated without the approval token: the reviewer may not be recorded', {
-        gate: gateId(gate.key),
-        reason: token.reason,
-      });
+      return await this.readToken(gate);
     } catch (error) {
-      this.d.log.warn('escalated, but reading the approval token failed: the reviewer may not be recorded', {
+      this.d.log.warn('escalating, but reading the approval token failed: the reviewer may not be recorded', {
         gate: gateId(gate.key),
         error: describeError(error),
       });
+      return undefined;
     }
-    return undefined;
   }
 
   private async finishAct(
