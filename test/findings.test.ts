@@ -172,6 +172,28 @@ describe('missing and unusual values', () => {
     });
   });
 
+  it('a severity is read regardless of ASCII letter case only: the dotless ı makes no rating', () => {
+    const ecr = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json') as {
+      imageScanFindings: Record<string, unknown>;
+    };
+    for (const [severity, level] of [
+      ['Medium', 'MEDIUM'],
+      ['med\u0131um', 'UNTRIAGED'],
+      ['cr\u0131t\u0131cal', 'UNTRIAGED'],
+    ] as const) {
+      const inspector = readFindingsDocument([{ findingArn: 'arn:x', title: 'CVE-1', severity }]);
+      const basic = readFindingsDocument({
+        ...ecr,
+        imageScanFindings: {
+          findingSeverityCounts: { [severity]: 1 },
+          findings: [{ name: 'CVE-1', severity }],
+        },
+      });
+      for (const f of [inspector.findings.row(0)!, basic.findings.row(0)!]) expect(f.level).toBe(level);
+      expect(basic.counts).toEqual({ [level]: 1 });
+    }
+  });
+
   it('without a findingArn the key is the vulnerability id, the packages and the resource', () => {
     const raw = {
       packageVulnerabilityDetails: {

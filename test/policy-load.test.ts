@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { InputError, parsePolicy } from '../shared/index.js';
+import { expiryOf, InputError, parsePolicy } from '../shared/index.js';
 
 function problems(text: string, file = 'policy.yaml'): string[] {
   try {
@@ -237,18 +237,16 @@ describe('errors: file:line:column: path: expected …; got …', () => {
       'policy.yaml:6:14: exceptions[0].expires: expected a real calendar date; got "2027-02-30"',
       'policy.yaml:7:13: exceptions[0].reason: expected a non-empty reason; got "  "',
     ]);
-    expect(
-      problems(
-        `version: 1\nname: x\nexceptions:\n${base}    expires: never\n    reason: r\n    approvedBy: a\n`,
-      )[0],
-    ).toBe(
-      'policy.yaml:6:14: exceptions[0].expires: expected a date (2027-01-31) or an ISO-8601 timestamp with a zone; got "never"',
-    );
-    expect(
-      problems(
-        `version: 1\nname: x\nexceptions:\n${base}    expires: 2027-01-31T10:00:00\n    reason: r\n    approvedBy: a\n`,
-      )[0],
-    ).toContain('expected a date (2027-01-31) or an ISO-8601 timestamp with a zone');
+    // One message per problem: a value that is no date is not also "not a real calendar date".
+    for (const expires of ['never', '2027-01-31T10:00:00']) {
+      expect(
+        problems(
+          `version: 1\nname: x\nexceptions:\n${base}    expires: ${expires}\n    reason: r\n    approvedBy: a\n`,
+        ),
+      ).toEqual([
+        `policy.yaml:6:14: exceptions[0].expires: expected a date (2027-01-31) or an ISO-8601 timestamp with a zone; got "${expires}"`,
+      ]);
+    }
     expect(problems('version: 1\nname: x\nsettings:\n  onError: approve\n')).toEqual([
       'policy.yaml:4:12: settings.onError: expected one of escalate, reject; got "approve"',
     ]);
@@ -259,6 +257,16 @@ describe('errors: file:line:column: path: expected …; got …', () => {
     ).toContain(
       'exceptions[0].revokeIf.olderThanDays: expected one of the keys exploitAvailable, minEpss, minScore, fixAvailable, severity',
     );
+  });
+
+  it('an expiry takes the zone offsets --now and findings take, with or without a colon', () => {
+    for (const expires of ['2027-01-31T12:00:00+0100', '2027-01-31T12:00+01:00', '2027-01-31T06:30-0430']) {
+      const { policy } = parsePolicy(
+        `version: 1\nname: x\nexceptions:\n  - {id: E, vulnerabilityId: CVE-1, expires: ${expires}, reason: r, approvedBy: a}\n`,
+        'policy.yaml',
+      );
+      expect(expiryOf(policy.exceptions[0]!.expires)).toBe(Date.UTC(2027, 0, 31, 11));
+    }
   });
 
   it('YAML syntax errors and documents that are not a policy', () => {

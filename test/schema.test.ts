@@ -24,4 +24,16 @@ describe('schema/policy.schema.json', () => {
     expect(validate({ version: 1, name: 'x', settings: { onError: 'approve' } })).toBe(false);
     expect(validate({ version: 1, name: 'x' })).toBe(true);
   });
+
+  it('takes the expiries the loader takes: an offset with or without a colon, never no zone', () => {
+    const expiring = (expires: string) =>
+      validate({
+        version: 1,
+        name: 'x',
+        exceptions: [{ id: 'E', vulnerabilityId: 'CVE-1', expires, reason: 'r', approvedBy: 'a' }],
+      });
+    expect(expiring('2027-01-31T12:00:00+0100')).toBe(true);
+    expect(expiring('2027-01-31T12:00:00+01:00')).toBe(true);
+    expect(expiring('2027-01-31T12:00:00')).toBe(false);
+  });
 });

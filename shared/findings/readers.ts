@@ -763,8 +763,9 @@ function severityOf(value: unknown, path: string): string {
   if (value === undefined || value === null) return 'UNDEFINED';
   if (typeof value !== 'string') throw new ShapeError(pathOf(path), 'a severity (a string)', value);
   // Letter case only: `critical` from a tool that writes lower case is CRITICAL, never less. Anything else
-  // (`CRITICAL `, `Sev1`) stays what it is, a severity nobody rated (`unknownSeverity`).
-  return RATED_SEVERITIES.has(value) ? value : value.toUpperCase();
+  // (`CRITICAL `, `Sev1`) stays what it is, a severity nobody rated (`unknownSeverity`). ASCII only, since
+  // toUpperCase maps the dotless ı to I: `medıum` is not a rating.
+  return RATED_SEVERITIES.has(value) || !/^[A-Za-z_]+$/.test(value) ? value : value.toUpperCase();
 }
 
 function yesNo(value: unknown, path: string): boolean | undefined {

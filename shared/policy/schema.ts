@@ -97,8 +97,9 @@ export const RuleSchema = z.strictObject({
   when: z._default(RuleConditionsSchema, {}),
 });
 
-// `2027-01-31` (the end of that day, UTC) or a timestamp with a zone: an expiry is never a guess.
-const EXPIRY = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2}))?$/;
+// `2027-01-31` (the end of that day, UTC) or a timestamp with a zone: an expiry is never a guess. The forms
+// parseIsoTime reads (`+01:00` or `+0100`), so that an expiry is written as `--now` and findings are.
+const EXPIRY = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2}))?$/;
 const EXPIRY_EXPECTED = 'a date (2027-01-31) or an ISO-8601 timestamp with a zone';
 
 export const ExceptionSchema = z.strictObject({
@@ -113,18 +114,19 @@ export const ExceptionSchema = z.strictObject({
     .check(z.minLength(1, { error: 'a non-empty vulnerability id or glob' })),
   packages: z
     .optional(globList('package name'))
-    .check(described('Covers a finding only if every vulnerable package of it matches one of these.')),
+    .check(
+      described('Covers a finding only if it lists vulnerable packages and every one matches one of these.'),
+    ),
   repositories: z.optional(globList('repository')),
   pipelines: z.optional(globList('pipeline')),
-  expires: z
-    .string({ error: EXPIRY_EXPECTED })
-    .check(
-      z.regex(EXPIRY, { error: EXPIRY_EXPECTED }),
-      z.refine(isCalendarDate, { error: 'a real calendar date' }),
-      described(
-        'A date (the end of that day, UTC) or an ISO-8601 timestamp; there are no permanent exceptions.',
-      ),
+  expires: z.string({ error: EXPIRY_EXPECTED }).check(
+    // Abort: a value that is not a date at all would also fail the calendar check, a second false message.
+    z.regex(EXPIRY, { error: EXPIRY_EXPECTED, abort: true }),
+    z.refine(isCalendarDate, { error: 'a real calendar date' }),
+    described(
+      'A date (the end of that day, UTC) or an ISO-8601 timestamp with a zone; there are no permanent exceptions.',
     ),
+  ),
   reason: z.string({ error: 'a reason' }).check(z.trim(), z.minLength(1, { error: 'a non-empty reason' })),
   approvedBy: z
     .string({ error: 'the name or address of who approved the exception' })
