@@ -84,6 +84,17 @@ describe('ArchiveIndex.compare', () => {
     );
   });
 
+  it('a record edited in place, its stored hash kept: rewritten, not counted as matching the archive', async () => {
+    const original = records(3);
+    const edited = original.map((r) => (r.seq === 2 ? { ...r, summary: 'APPROVE, nothing found' } : r));
+    const result = await indexOf(original).compare('payments-api', edited);
+    expect(result.matched).toBe(2);
+    expect(result.problems.map((p) => [p.kind, p.seq])).toEqual([['rewritten', 2]]);
+    expect(result.problems[0]?.detail).toMatch(
+      /^the table's record payments-api#2 was changed after it was archived: it hashes to [0-9a-f]{12}…, not to the hash it and the archive \(records\/date=2026-03-01\/payments-api\.jsonl, line 2\) hold, [0-9a-f]{12}…$/,
+    );
+  });
+
   it('the last records deleted and the head moved back: deleted, naming where the archive has them', async () => {
     const original = records(5);
     const result = await indexOf(original).compare('payments-api', original.slice(0, 3));
