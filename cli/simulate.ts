@@ -1,11 +1,11 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { styleText } from 'node:util';
 import { DeleteTableCommand, waitUntilTableNotExists } from '@aws-sdk/client-dynamodb';
 import { type LocalDynamo, startLocalDynamo } from '../adapters/dynamodb/local.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
-import { InputError } from '../shared/errors.js';
+import { InputError, unreadable } from '../shared/errors.js';
 import { type GateView, runScenario, type SimulationResult } from '../simulator/run.js';
 import { loadScenario } from '../simulator/scenario.js';
 import { SIMULATE_EXIT } from './exit.js';
@@ -27,7 +27,7 @@ export interface SimulateOptions {
 /** Replays scenarios through the handlers on the embedded store; returns what to print and the exit status. */
 export async function runSimulate(options: SimulateOptions): Promise<{ stdout: string; exitCode: number }> {
   // Read every scenario first: a typo in the fifth file is reported before anything runs.
-  const loaded = options.scenarios.map((file) => loadScenario(file));
+  const loaded = options.scenarios.map((file) => loadScenario(readableScenario(file)));
   if (existsSync(options.store) && !statSync(options.store).isDirectory()) {
     throw new InputError([
       { file: options.store, path: '', expected: 'a folder for the local store (--store)', got: 'a file' },
@@ -53,6 +53,21 @@ export async function runSimulate(options: SimulateOptions): Promise<{ stdout: s
   } finally {
     await db?.close();
   }
+}
+
+/**
+ * The loader says why a scenario cannot be read in Node's words (`ENOENT: no such file or directory, stat
+ * …`); `evaluate` says it as `no such file`. Checked here first so that both commands say it alike.
+ */
+function readableScenario(file: string): string {
+  let problem: unknown;
+  try {
+    if (statSync(file).isDirectory()) problem = Object.assign(new Error('EISDIR'), { code: 'EISDIR' });
+  } catch (e) {
+    problem = e;
+  }
+  if (problem === undefined) return file;
+  throw new InputError([{ file, path: '', expected: 'a readable scenario file', got: unreadable(problem) }]);
 }
 
 async function resetTable(db: LocalDynamo): Promise<void> {
@@ -83,11 +98,42 @@ export function scenariosIn(folder: string): string[] {
   return files;
 }
 
-/** `examples/scenarios` of the working folder, else of the installed package. */
+/** `examples/scenarios` of the working folder, else of the package this module was installed with. */
 export function defaultScenarioFolder(): string {
   const here = resolve('examples/scenarios');
   if (existsSync(here)) return here;
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', 'examples', 'scenarios');
+  return join(packageRoot(fileURLToPath(import.meta.url)), 'examples', 'scenarios');
+}
+
+/**
+ * The folder of Tollgate's own package.json, up from `from`. The depth of this module is not fixed: it runs
+ * from cli/ under tsx, and from dist/ or dist/chunks/ once built (esbuild moves a module between the entry
+ * and a chunk as the imports change), in the repository or under node_modules/.
+ */
+function packageRoot(from: string): string {
+  let dir = dirname(from);
+  for (;;) {
+    if (isTollgatePackage(join(dir, 'package.json'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  throw new InputError([
+    {
+      file: 'demo',
+      path: '',
+      expected: `the examples/scenarios of the tollgate package (a package.json named "tollgate" above ${dirname(from)})`,
+      got: 'no such package: name a folder of scenarios (tollgate demo FOLDER)',
+    },
+  ]);
+}
+
+function isTollgatePackage(file: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as { name?: unknown }).name === 'tollgate';
+  } catch {
+    return false;
+  }
 }
 
 function jsonOf(r: SimulationResult) {
@@ -117,9 +163,7 @@ function renderText(results: readonly SimulationResult[], options: SimulateOptio
   const paint = (style: Style, text: string) => (options.color ? styleText(style, text) : text);
   const out: string[] = [];
   for (const r of results) {
-    out.push(
-      `${paint('bold', `▶ ${r.scenario}`)}  ${paint('dim', relative(process.cwd(), r.file) || r.file)}`,
-    );
+    out.push(`${paint('bold', `▶ ${r.scenario}`)}  ${paint('dim', shownPath(r.file))}`);
     const loaded = loadScenarioStart(r);
     for (const gate of r.gates) renderGate(out, gate, loaded, paint);
     for (const d of r.deliveries.filter((x) => x.outcome !== 'ok')) {
@@ -144,10 +188,20 @@ function renderText(results: readonly SimulationResult[], options: SimulateOptio
     }
     out.push('');
     out.push(
-      `The store is in ${relative(process.cwd(), options.store) || options.store} (dynalite); replay one scenario with: npx tollgate simulate <file> [--format json]`,
+      // As given: a path made relative to the working folder (`../../abs/path`) is one the user never typed.
+      `The store is in ${options.store} (dynalite); replay one scenario with: npx tollgate simulate <file> [--format json]`,
     );
   }
   return `${out.join('\n')}\n`;
+}
+
+/**
+ * A file under the working folder relative to it; any other as it is, since `../../work/main/examples/…`
+ * (the demo's own scenarios, run from another folder) is longer and no clearer than the absolute path.
+ */
+function shownPath(file: string): string {
+  const rel = relative(process.cwd(), file);
+  return rel === '' || rel.split(sep)[0] === '..' || isAbsolute(rel) ? file : rel;
 }
 
 function loadScenarioStart(r: SimulationResult): number {

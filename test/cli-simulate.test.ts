@@ -120,6 +120,20 @@ describe('tollgate simulate', () => {
     expect(s.stderr).toContain(`${aFile}: expected a folder for the local store (--store); got a file`);
   });
 
+  it("a scenario file that is not there, or a folder, is said as evaluate says it, not in Node's words", () => {
+    const missing = tollgate(['simulate', 'ex/nope.json']);
+    expect(missing.status).toBe(1);
+    expect(missing.stdout).toBe('');
+    expect(missing.stderr).toBe(
+      'tollgate: ex/nope.json: expected a readable scenario file; got no such file\n',
+    );
+    const folder = tollgate(['simulate', 'examples/scenarios']);
+    expect(folder.status).toBe(1);
+    expect(folder.stderr).toBe(
+      'tollgate: examples/scenarios: expected a readable scenario file; got a directory\n',
+    );
+  });
+
   it('a step must say exactly one thing', () => {
     const file = join(tmp, 'two.json');
     writeFileSync(
@@ -156,5 +170,25 @@ describe('tollgate demo (npm start)', () => {
     ]) {
       expect(states).toContain(want);
     }
+  });
+});
+
+describe('tollgate demo, run from another folder than the repository', () => {
+  it("finds the package's own scenarios, and names the store as it was given", () => {
+    // The built command runs from dist/chunks/: the package's examples are found above it, not in dist/.
+    const cwd = mkdtempSync(join(tmpdir(), 'tollgate-elsewhere-'));
+    const store = join(tmp, 'elsewhere-db');
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin/tollgate.js'), 'demo', '--store', store], {
+      cwd,
+      encoding: 'utf8',
+      env: { ...process.env, NO_COLOR: '1' },
+    });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('▶ A critical vulnerability is rejected');
+    // Outside the working folder: the scenario's path whole, not ../../…
+    expect(r.stdout).toContain(join(ROOT, 'examples/scenarios/02-critical-rejected.json'));
+    expect(r.stdout).not.toContain('../');
+    expect(r.stdout).toContain(`The store is in ${store} (dynalite)`);
   });
 });
