@@ -130,30 +130,63 @@ function positiveInteger(flag: string) {
   };
 }
 
+/**
+ * CVE-2024-45490, GHSA-…, ALAS-…, Inspector's own ids: anything without spaces. The store compares ids
+ * exactly, so `cve-2024-45490` would match nothing and read as "never seen": the ids of the schemes whose
+ * case is fixed are put in it (CVE upper case; GHSA as GitHub writes it, the prefix upper, the rest lower).
+ * Other schemes' ids are compared as given.
+ */
 function vulnerabilityId(value: string): string {
-  // CVE-2024-45490, GHSA-…, ALAS-…, Inspector's own ids: anything without spaces, compared as given.
   if (!/^\S+$/.test(value))
     throw new InvalidArgumentError('expected a vulnerability id, e.g. CVE-2024-45490');
+  if (/^cve-/i.test(value)) return value.toUpperCase();
+  if (/^ghsa(-[0-9a-z]{4}){3}$/i.test(value)) return `GHSA-${value.slice(5).toLowerCase()}`;
   return value;
+}
+
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+/**
+ * The store compares digests exactly: the 12 digits the IMAGE column of `list` shows would match nothing
+ * and read as "this image never went through the gate". Refused instead, saying where the whole one is.
+ */
+function checkDigest(value: string): string {
+  if (DIGEST.test(value)) return value;
+  const hex = /^sha256:([0-9a-fA-F]*)$/.exec(value)?.[1];
+  const got =
+    hex === undefined
+      ? JSON.stringify(value)
+      : `${JSON.stringify(value)} (${hex.length} hex digit(s)${/[A-F]/.test(hex) ? ', upper case' : ''})`;
+  throw new AuditUsageError(
+    `--digest: expected a whole image digest, sha256: and 64 lowercase hex digits (the IMAGE column of "tollgate audit list" shows only the first 12: "list --format json" or "show" gives the whole); got ${got}`,
+  );
 }
 
 /** The source's options, on every subcommand so they can follow it (`tollgate audit list --table T`). */
 function sourceOptions(command: Command): Command {
-  return command
-    .option(
-      '--store <dir>',
-      'folder of the local store that `tollgate demo` fills (dynalite)',
-      '.tollgate/db',
-    )
-    .option('--table <name>', 'read this deployed DynamoDB table instead of the local store')
-    .option(
-      '--region <region>',
-      'AWS region of --table (default: AWS_REGION, AWS_DEFAULT_REGION, then the profile)',
-    )
-    .option(
-      '--profile <name>',
-      'named profile for --table, from ~/.aws/config and ~/.aws/credentials (default: AWS_PROFILE, then the default chain)',
-    );
+  return (
+    command
+      .option(
+        '--store <dir>',
+        'folder of the local store that `tollgate demo` fills (dynalite)',
+        '.tollgate/db',
+      )
+      // A --store given with --table would be silently unread: an auditor would think the store was searched.
+      .addOption(
+        new Option(
+          '--table <name>',
+          'read this deployed DynamoDB table instead of the local store (not with --store)',
+        ).conflicts('store'),
+      )
+      .option(
+        '--region <region>',
+        'AWS region of --table (default: AWS_REGION, AWS_DEFAULT_REGION, then the profile)',
+      )
+      .option(
+        '--profile <name>',
+        'named profile for --table, from ~/.aws/config and ~/.aws/credentials (default: AWS_PROFILE, then the default chain)',
+      )
+  );
 }
 
 /** The filters of `list`, shared with `export`. */
@@ -174,13 +207,20 @@ function filterOptions(command: Command): Command {
         "records of decisions with this outcome, the policy's (with --type decision: the decisions alone; a person may have answered otherwise: see resolution records)",
       ).choices(OUTCOMES),
     )
-    .option('--digest <digest>', 'records about this image digest (sha256:…)')
+    .option(
+      '--digest <digest>',
+      'records about this image digest: sha256: and all 64 hex digits (the IMAGE column shows 12; "show" or --format json has it whole)',
+    )
     .option('--repository <name>', 'records about images of this repository (bare name, e.g. payments/api)')
     .option(
       '--reviewer <who>',
       'resolutions by this person: the CloudTrail identity ARN, or its last part(s) (alice, SecurityEngineer/alice); either is served by an index',
     )
-    .option('--vulnerability <id>', 'decisions that saw this vulnerability (CVE-2024-45490)', vulnerabilityId)
+    .option(
+      '--vulnerability <id>',
+      'decisions that saw this vulnerability (CVE-2024-45490; CVE and GHSA ids in any case, others as written)',
+      vulnerabilityId,
+    )
     .addOption(new Option('--type <type>', 'records of this kind').choices(TYPES))
     .addOption(
       new Option('--page-size <n>', 'items per DynamoDB page (tests and tuning)')
@@ -207,6 +247,17 @@ interface RawFilterOptions extends SourceOptions {
   now?: string;
 }
 
+/**
+ * What the user typed and the instant it was read as: the two differ for a time ago, and for a date alone
+ * as --until (the end of that day, the next day's midnight), which the instant alone would not explain.
+ */
+function timeAsGiven(value: string, at: Date, bound: 'since' | 'until'): string {
+  const iso = at.toISOString();
+  if (value === iso) return value;
+  const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(value);
+  return `${value} (${dateOnly && bound === 'until' ? 'the end of that day, ' : ''}${iso})`;
+}
+
 function queryOf(opts: RawFilterOptions): AuditFilter {
   let now = new Date();
   if (opts.now !== undefined) {
@@ -214,9 +265,15 @@ function queryOf(opts: RawFilterOptions): AuditFilter {
   }
   const since = opts.since !== undefined ? parseTime(opts.since, now, 'since') : undefined;
   const until = opts.until !== undefined ? parseTime(opts.until, now, 'until') : undefined;
-  if (since && until && since.getTime() >= until.getTime()) {
+  if (
+    opts.since !== undefined &&
+    opts.until !== undefined &&
+    since &&
+    until &&
+    since.getTime() >= until.getTime()
+  ) {
     throw new AuditUsageError(
-      `--since ${since.toISOString()} is not before --until ${until.toISOString()}: nothing can match`,
+      `--since ${timeAsGiven(opts.since, since, 'since')} is not before --until ${timeAsGiven(opts.until, until, 'until')}: nothing can match`,
     );
   }
   const filter: { -readonly [K in keyof AuditFilter]: AuditFilter[K] } = {};
@@ -224,7 +281,7 @@ function queryOf(opts: RawFilterOptions): AuditFilter {
   if (since) filter.since = since;
   if (until) filter.until = until;
   if (opts.outcome !== undefined) filter.outcome = opts.outcome;
-  if (opts.digest !== undefined) filter.digest = opts.digest;
+  if (opts.digest !== undefined) filter.digest = checkDigest(opts.digest);
   if (opts.repository !== undefined) filter.repository = opts.repository;
   if (opts.vulnerability !== undefined) filter.vulnerability = opts.vulnerability;
   if (opts.type !== undefined) filter.type = opts.type;
@@ -538,10 +595,6 @@ export function registerAudit(program: Command): void {
     .description(
       'Query and verify the audit trail: every decision, every action taken on it, every person who resolved an escalation.',
     )
-    // Commander's own messages (a bad flag, a missing argument) in the same form as every other error.
-    .configureOutput({
-      outputError: (text, writeErr) => writeErr(`tollgate: ${text.replace(/^error: /, '')}`),
-    })
     .addHelpText(
       'after',
       `

@@ -2,6 +2,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { unreadable } from '../shared/errors.js';
 import {
+  type CompiledPolicy,
   compilePolicy,
   evaluate,
   InputError,
@@ -28,7 +29,14 @@ export interface EvaluateOptions {
 /** Findings exports can be large (100,000 findings is about 300 MB); past this, a clear error, not an OOM. */
 export const MAX_FINDINGS_BYTES = 512 * 1024 * 1024;
 
-export async function runEvaluate(options: EvaluateOptions): Promise<{ stdout: string; exitCode: number }> {
+export interface EvaluateResult {
+  readonly stdout: string;
+  readonly exitCode: number;
+  /** What the decision may not say as meant, for standard error: stdout stays the report (or pure JSON). */
+  readonly warnings: readonly string[];
+}
+
+export async function runEvaluate(options: EvaluateOptions): Promise<EvaluateResult> {
   checkStdinOnce(options);
   // The loader's own limit: a policy the CLI read whole would only be refused by it afterwards.
   const loaded = parsePolicy(
@@ -56,7 +64,47 @@ export async function runEvaluate(options: EvaluateOptions): Promise<{ stdout: s
     options.format === 'json'
       ? `${JSON.stringify(evaluation.record, null, 2)}\n`
       : renderReport(evaluation, policy, { color: options.color });
-  return { stdout, exitCode: EXIT[evaluation.record.outcome] };
+  const warnings = [
+    ...unscopedWarning(policy, options.pipeline),
+    ...emptyInputWarning(documents, set.findings.length),
+  ];
+  return { stdout, exitCode: EXIT[evaluation.record.outcome], warnings };
+}
+
+/**
+ * Rules and exceptions scoped with `pipelines` match no pipeline when none is given: the decision is the
+ * one of a pipeline they do not cover, which is rarely what a dry run of `payments-prod`'s policy means.
+ */
+function unscopedWarning(policy: CompiledPolicy, pipeline: string | undefined): string[] {
+  if (pipeline !== undefined) return [];
+  const rules = policy.rules.filter((r) => r.pipelines !== undefined).map((r) => r.rule.id);
+  const exceptions = policy.exceptions.filter((e) => e.pipelines !== undefined).map((e) => e.exception.id);
+  if (rules.length === 0 && exceptions.length === 0) return [];
+  const named = [
+    ...(rules.length > 0 ? [`rule(s) ${rules.join(', ')}`] : []),
+    ...(exceptions.length > 0 ? [`exception(s) ${exceptions.join(', ')}`] : []),
+  ].join(' and ');
+  return [
+    `${named} of the policy are scoped with "pipelines" and were not applied, as no pipeline was given: pass --pipeline NAME to apply them`,
+  ];
+}
+
+/**
+ * An export with no findings and nothing naming an image is what a filter that matched nothing gives (a
+ * mistyped repository or digest in `aws inspector2 list-findings`): approved like a clean image, so said.
+ * A clean image's own export (ECR's scan findings) names the image, and is not warned about.
+ */
+function emptyInputWarning(documents: readonly NamedDocument[], findings: number): string[] {
+  if (findings > 0) return [];
+  const named = documents.some(({ document: { image } }) =>
+    image === undefined
+      ? false
+      : image.repository !== undefined || image.digest !== undefined || image.tags.length > 0,
+  );
+  if (named) return [];
+  return [
+    `${documents.map((d) => d.file).join(', ')}: no findings were read and no image was identified: check that the export is of the image meant (a list-findings filter that matches nothing gives an empty export too)`,
+  ];
 }
 
 // A second read of standard input finds it drained: that file would be judged empty, not the one meant.

@@ -39,12 +39,26 @@ function parseRepository(value: string): string {
   return name;
 }
 
+/** A message of commander's as one `tollgate: …` line, whatever the lines it came in. */
+function usageLine(text: string): string {
+  const lines = text
+    .replace(/^error: /, '')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '');
+  return `tollgate: ${lines.join(' ')}\n`;
+}
+
 export function buildProgram(): Command {
   const program = new Command('tollgate')
     .description('Security gate for AWS CodePipeline: judges container image findings against a policy.')
     .version(VERSION, '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help')
     .showSuggestionAfterError(true)
+    // Commander's usage errors in the form of every other error, one line: `error: unknown option '--polcy'`
+    // and its `(Did you mean --policy?)` on the next line become `tollgate: unknown option '--polcy' (Did
+    // you mean --policy?)`. Set before the subcommands are added: each copies it when created.
+    .configureOutput({ outputError: (text, write) => write(usageLine(text)) })
     .addHelpText(
       'after',
       `
@@ -97,7 +111,7 @@ Documentation: docs/policy.md (policy language), README.md`,
     )
     .option(
       '--pipeline <name>',
-      'pipeline name, for rules and exceptions scoped with "pipelines"',
+      'pipeline name, for rules and exceptions scoped with "pipelines" (without it they are not applied: a warning on stderr names them)',
       once((v) => v),
     )
     .option(
@@ -135,7 +149,7 @@ Examples:
       }
       const useColor = opts.color && process.stdout.isTTY === true && !process.env.NO_COLOR;
       const { runEvaluate } = await import('./evaluate.js');
-      const { stdout, exitCode } = await runEvaluate({
+      const { stdout, exitCode, warnings } = await runEvaluate({
         policy: opts.policy,
         findings: opts.findings ?? [],
         ...(opts.pipeline !== undefined ? { pipeline: opts.pipeline } : {}),
@@ -144,6 +158,7 @@ Examples:
         format: opts.format,
         color: useColor,
       });
+      for (const warning of warnings) process.stderr.write(`tollgate: warning: ${warning}\n`);
       process.stdout.write(stdout);
       process.exitCode = exitCode;
     });

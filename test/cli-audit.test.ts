@@ -208,8 +208,44 @@ describe('tollgate audit list: filters on the demo records', () => {
 
   it('--vulnerability: the decisions that saw it', () => {
     expect(ids(['--vulnerability', 'CVE-2024-45490'])).toEqual(['search-api#1', 'payments-api#1']);
+    // Ids are stored as their schemes write them: a CVE typed in lower case is the same CVE.
+    expect(ids(['--vulnerability', 'cve-2024-45490'])).toEqual(['search-api#1', 'payments-api#1']);
+    const exported = audit(['export', '--vulnerability', 'Cve-2024-45490']);
+    expect(exported.status).toBe(0);
+    expect(exported.stdout.trim().split('\n')).toHaveLength(2);
     expect(ids(['--vulnerability', 'CVE-2024-21538'])).toEqual(['orders-worker#1', 'payments-api#1']);
     expect(ids(['--vulnerability', 'CVE-2024-45490', '--outcome', 'APPROVE'])).toEqual([]);
+  });
+
+  it('--vulnerability ghsa-…: read as GitHub writes it (GHSA- and the rest lower case); other ids as given', async () => {
+    const store = copyOfStore();
+    const ghsa = 'GHSA-9wx4-h78v-vm56';
+    await onStore(store, async (db) => {
+      const writer = new DynamoStore(db.client, TABLE_NAME);
+      const head = await writer.auditHead('orders-worker');
+      const decision = (
+        await db.client.send(
+          new GetCommand({ TableName: TABLE_NAME, Key: { pk: auditPk('orders-worker'), sk: auditSk(1) } }),
+        )
+      ).Item?.record as AuditRecord;
+      const record = chainRecord(
+        {
+          ...decision,
+          time: '2026-11-25T09:30:00.000Z',
+          vulnerabilities: [ghsa, 'ALAS2-2024-2573'],
+        },
+        'orders-worker',
+        head,
+      );
+      await writer.appendAudit(record);
+      await writer.indexAudit(record);
+    });
+    for (const typed of [ghsa, 'ghsa-9wx4-h78v-vm56', 'GHSA-9WX4-H78V-VM56']) {
+      expect(ids(['--vulnerability', typed], store), typed).toEqual(['orders-worker#5']);
+    }
+    // A scheme whose case is not known is compared as typed.
+    expect(ids(['--vulnerability', 'ALAS2-2024-2573'], store)).toEqual(['orders-worker#5']);
+    expect(ids(['--vulnerability', 'alas2-2024-2573'], store)).toEqual([]);
   });
 
   it('--digest, --repository, --pipeline, --type', () => {
@@ -936,8 +972,23 @@ describe('tollgate audit: errors, help, and a deployed table', () => {
       [['list', '--until', '2026-11-25T12:00:00'], /^tollgate: --until "2026-11-25T12:00:00": expected/],
       [
         ['list', '--since', '2026-11-26', '--until', '2026-11-25'],
-        /^tollgate: --since .* is not before --until/,
+        // The whole-day rule moves --until to the next midnight: both what was typed and what it was read as.
+        /^tollgate: --since 2026-11-26 \(2026-11-26T00:00:00\.000Z\) is not before --until 2026-11-25 \(the end of that day, 2026-11-26T00:00:00\.000Z\): nothing can match\n$/,
       ],
+      [
+        ['export', '--since', '2026-11-25T12:00:00.000Z', '--until', '2026-11-25T12:00:00+00:00'],
+        /^tollgate: --since 2026-11-25T12:00:00\.000Z is not before --until 2026-11-25T12:00:00\+00:00 \(2026-11-25T12:00:00\.000Z\): nothing/,
+      ],
+      [
+        ['list', '--digest', 'sha256:3f9a1c0d8e2b'],
+        /^tollgate: --digest: expected a whole image digest, sha256: and 64 lowercase hex digits \(the IMAGE column of "tollgate audit list" shows only the first 12: .*\); got "sha256:3f9a1c0d8e2b" \(12 hex digit\(s\)\)\n$/,
+      ],
+      [
+        ['export', '--digest', PAYMENTS_DIGEST.toUpperCase().replace('SHA256', 'sha256')],
+        /^tollgate: --digest: expected .*; got "sha256:3F9A1C0D8E2B.*" \(64 hex digit\(s\), upper case\)\n$/,
+      ],
+      [['list', '--digest', '3f9a1c0d8e2b'], /^tollgate: --digest: expected .*; got "3f9a1c0d8e2b"\n$/],
+      [['list', '--pipelin', 'x'], /^tollgate: unknown option '--pipelin' \(Did you mean --pipeline\?\)\n$/],
       [['list', '--outcome', 'MAYBE'], /^tollgate: option '--outcome <outcome>' argument 'MAYBE' is invalid/],
       [
         ['list', '--limit', '0'],
@@ -948,6 +999,11 @@ describe('tollgate audit: errors, help, and a deployed table', () => {
         /^tollgate: --region and --profile are for a deployed table: add --table NAME/,
       ],
       [['list', '--bogus'], /^tollgate: unknown option '--bogus'/],
+      // --store would go unread: an auditor would believe the local store was searched.
+      ...['list', 'show payments-api#1', 'verify', 'export'].map((command): [string[], RegExp] => [
+        [...command.split(' '), '--table', 'Tollgate-Table', '--store', STORE],
+        /^tollgate: option '--table <name>' cannot be used with option '--store <dir>'\n$/,
+      ]),
       [['export', '--format', 'xlsx'], /^tollgate: option '--format <format>' argument 'xlsx' is invalid/],
       [['show'], /^tollgate: missing required argument 'record'/],
     ];

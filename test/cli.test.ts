@@ -229,6 +229,97 @@ describe('tollgate evaluate: outcomes and exit status', () => {
   });
 });
 
+describe('tollgate evaluate: what the decision did not consider is said on stderr', () => {
+  const SCOPED = `version: 1
+name: scoped
+rules:
+  - id: prod-no-critical
+    action: reject
+    when: { severity: [CRITICAL], pipelines: ["*-prod"] }
+  - id: high-budget
+    action: warn
+    allow: 10
+    when: { severity: [HIGH] }
+exceptions:
+  - id: EXC-PROD-1
+    vulnerabilityId: CVE-2024-45490
+    pipelines: [payments-prod]
+    expires: 2027-01-31
+    reason: a fix ships next sprint
+    approvedBy: alice
+`;
+
+  it('rules and exceptions scoped with "pipelines", without --pipeline: named, with the flag to pass', () => {
+    const policy = write('scoped.yaml', SCOPED);
+    const r = tollgate(['evaluate', '-p', policy, '-f', PAYMENTS, ...NOW, '--format', 'json']);
+    // The decision and stdout are what they were: the rule that would reject is not applied.
+    expect(r.status).toBe(3);
+    expect(JSON.parse(r.stdout).outcome).toBe('ESCALATE');
+    expect(r.stderr).toBe(
+      'tollgate: warning: rule(s) prod-no-critical and exception(s) EXC-PROD-1 of the policy are scoped with "pipelines" and were not applied, as no pipeline was given: pass --pipeline NAME to apply them\n',
+    );
+    const clean = tollgate([
+      'evaluate',
+      '-p',
+      policy,
+      '-f',
+      'examples/findings/web-frontend.awscli.json',
+      ...NOW,
+    ]);
+    expect(clean.status).toBe(0);
+    expect(clean.stdout.split('\n')[0]).toBe('APPROVE');
+    expect(clean.stderr).toMatch(
+      /^tollgate: warning: rule\(s\) prod-no-critical and exception\(s\) EXC-PROD-1 /,
+    );
+
+    const given = tollgate(['evaluate', '-p', policy, '-f', PAYMENTS, ...NOW, '--pipeline', 'payments-prod']);
+    expect(given.stderr).toBe('');
+    // A policy without scoped rules has nothing to warn about.
+    expect(tollgate(['evaluate', '-p', BASELINE, '-f', PAYMENTS, ...NOW]).stderr).toBe('');
+  });
+
+  it('only the kind that is scoped is named', () => {
+    const rulesOnly = write(
+      'scoped-rules.yaml',
+      'version: 1\nname: r\nrules:\n  - { id: prod-only, action: reject, when: { pipelines: ["*-prod"] } }\n',
+    );
+    expect(tollgate(['evaluate', '-p', rulesOnly, '-f', PAYMENTS, ...NOW]).stderr).toMatch(
+      /^tollgate: warning: rule\(s\) prod-only of the policy are scoped/,
+    );
+  });
+
+  it('an export with no findings and no image (a filter that matched nothing): approved, and said', () => {
+    for (const empty of ['{"findings": []}', '[]']) {
+      const r = tollgate(['evaluate', '-p', BASELINE, '-f', '-', ...NOW, '--format', 'json'], empty);
+      expect(r.status, empty).toBe(0);
+      expect(JSON.parse(r.stdout).outcome).toBe('APPROVE');
+      expect(r.stderr, empty).toBe(
+        'tollgate: warning: <stdin>: no findings were read and no image was identified: check that the export is of the image meant (a list-findings filter that matches nothing gives an empty export too)\n',
+      );
+    }
+    const file = write('empty.json', '{"findings": []}');
+    const two = tollgate(['evaluate', '-p', BASELINE, '-f', file, '-f', '-', ...NOW], '[]');
+    expect(two.status).toBe(0);
+    expect(two.stderr).toContain(`tollgate: warning: ${file}, <stdin>: no findings were read`);
+  });
+
+  it("a clean image's own scan (no findings, the image named) is not warned about", () => {
+    const clean = write(
+      'ecr-clean.json',
+      JSON.stringify({
+        registryId: '123456789012',
+        repositoryName: 'payments/api',
+        imageId: { imageDigest: `sha256:${'a'.repeat(64)}`, imageTag: '1.4.3' },
+        imageScanStatus: { status: 'COMPLETE', description: 'The scan was completed successfully.' },
+        imageScanFindings: { findings: [], findingSeverityCounts: {} },
+      }),
+    );
+    const r = tollgate(['evaluate', '-p', BASELINE, '-f', clean, ...NOW]);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe('');
+  });
+});
+
 function readPayments(): string {
   return spawnSync('cat', [join(ROOT, PAYMENTS)], { encoding: 'utf8' }).stdout;
 }
@@ -283,6 +374,26 @@ describe('tollgate evaluate: errors exit 1 with a message on stderr and nothing 
       tollgate(['evaluate', '-p', big, '-f', PAYMENTS]),
       /expected a policy file of at most 1048576 bytes; got \d+ bytes/,
     );
+  });
+
+  it('usage errors are one line, as every other error, the suggestion on it: exit 1', () => {
+    const cases: [string[], string][] = [
+      [
+        ['evaluate', '-p', BASELINE, '-f', PAYMENTS, '--polcy', 'x'],
+        "tollgate: unknown option '--polcy' (Did you mean --policy?)\n",
+      ],
+      [['evaluate', '-f', PAYMENTS], "tollgate: required option '-p, --policy <file>' not specified\n"],
+      [['evaluate', '-p', BASELINE], "tollgate: required option '-f, --findings <file>' not specified\n"],
+      [['evaulate'], "tollgate: unknown command 'evaulate' (Did you mean evaluate?)\n"],
+      [['simulate'], "tollgate: missing required argument 'scenario'\n"],
+      [['demo', '--formt', 'json'], "tollgate: unknown option '--formt' (Did you mean --format?)\n"],
+    ];
+    for (const [args, message] of cases) {
+      const r = tollgate(args);
+      expect(r.status, args.join(' ')).toBe(1);
+      expect(r.stdout, args.join(' ')).toBe('');
+      expect(r.stderr, args.join(' ')).toBe(message);
+    }
   });
 
   it('usage errors', () => {
