@@ -5,7 +5,7 @@ import { styleText } from 'node:util';
 import { DeleteTableCommand, waitUntilTableNotExists } from '@aws-sdk/client-dynamodb';
 import { type LocalDynamo, startLocalDynamo } from '../adapters/dynamodb/local.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
-import { InputError, unreadable } from '../shared/errors.js';
+import { InputError } from '../shared/errors.js';
 import { type GateView, runScenario, type SimulationResult } from '../simulator/run.js';
 import { loadScenario } from '../simulator/scenario.js';
 import { SIMULATE_EXIT } from './exit.js';
@@ -27,7 +27,7 @@ export interface SimulateOptions {
 /** Replays scenarios through the handlers on the embedded store; returns what to print and the exit status. */
 export async function runSimulate(options: SimulateOptions): Promise<{ stdout: string; exitCode: number }> {
   // Read every scenario first: a typo in the fifth file is reported before anything runs.
-  const loaded = options.scenarios.map((file) => loadScenario(readableScenario(file)));
+  const loaded = options.scenarios.map((file) => loadScenario(file));
   if (existsSync(options.store) && !statSync(options.store).isDirectory()) {
     throw new InputError([
       { file: options.store, path: '', expected: 'a folder for the local store (--store)', got: 'a file' },
@@ -53,21 +53,6 @@ export async function runSimulate(options: SimulateOptions): Promise<{ stdout: s
   } finally {
     await db?.close();
   }
-}
-
-/**
- * The loader says why a scenario cannot be read in Node's words (`ENOENT: no such file or directory, stat
- * …`); `evaluate` says it as `no such file`. Checked here first so that both commands say it alike.
- */
-function readableScenario(file: string): string {
-  let problem: unknown;
-  try {
-    if (statSync(file).isDirectory()) problem = Object.assign(new Error('EISDIR'), { code: 'EISDIR' });
-  } catch (e) {
-    problem = e;
-  }
-  if (problem === undefined) return file;
-  throw new InputError([{ file, path: '', expected: 'a readable scenario file', got: unreadable(problem) }]);
 }
 
 async function resetTable(db: LocalDynamo): Promise<void> {

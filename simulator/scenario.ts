@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import * as z from 'zod';
-import { InputError } from '../shared/errors.js';
+import { InputError, unreadable } from '../shared/errors.js';
 import { parseYamlInput } from '../shared/yaml-input.js';
 
 /*
@@ -205,7 +205,8 @@ export function loadScenario(file: string): LoadedScenario {
   } catch (e) {
     if (e instanceof InputError) throw e;
     throw new InputError([
-      { file, path: '', expected: 'a readable scenario file', got: (e as Error).message },
+      // In the words `evaluate` uses (`no such file`), not Node's (`ENOENT: no such file or directory, stat …`).
+      { file, path: '', expected: 'a readable scenario file', got: unreadable(e) },
     ]);
   }
   const { value } = parseYamlInput(bytes, file, ScenarioSchema, {
@@ -227,7 +228,7 @@ export function loadScenario(file: string): LoadedScenario {
           file,
           path: where,
           expected: 'a readable JSON findings file',
-          got: `${path}: ${(e as Error).message}`,
+          got: `${path}: ${(e as NodeJS.ErrnoException).code ? unreadable(e) : (e as Error).message}`,
         },
       ]);
     }
