@@ -64,29 +64,55 @@ export async function runEvaluate(options: EvaluateOptions): Promise<EvaluateRes
     options.format === 'json'
       ? `${JSON.stringify(evaluation.record, null, 2)}\n`
       : renderReport(evaluation, policy, { color: options.color });
+  // With no findings no rule or exception could have applied: only the empty input is worth a word.
   const warnings = [
-    ...unscopedWarning(policy, options.pipeline),
+    ...(set.findings.length === 0 ? [] : unscopedWarnings(policy, options.pipeline, set.image?.repository)),
     ...emptyInputWarning(documents, set.findings.length),
   ];
   return { stdout, exitCode: EXIT[evaluation.record.outcome], warnings };
 }
 
+function unscopedWarnings(
+  policy: CompiledPolicy,
+  pipeline: string | undefined,
+  repository: string | undefined,
+): string[] {
+  return [
+    ...unscopedWarning(
+      policy,
+      'pipelines',
+      pipeline,
+      'no pipeline was given: pass --pipeline NAME to apply them',
+    ),
+    ...unscopedWarning(
+      policy,
+      'repositories',
+      repository,
+      'the findings name no repository: pass --repository NAME to apply them',
+    ),
+  ];
+}
+
 /**
- * Rules and exceptions scoped with `pipelines` match no pipeline when none is given: the decision is the
- * one of a pipeline they do not cover, which is rarely what a dry run of `payments-prod`'s policy means.
+ * Rules and exceptions scoped with `pipelines` (or `repositories`) match nothing when no pipeline was given
+ * (or no repository is known): the decision is the one of a pipeline they do not cover, which is rarely what
+ * a dry run of `payments-prod`'s policy means.
  */
-function unscopedWarning(policy: CompiledPolicy, pipeline: string | undefined): string[] {
-  if (pipeline !== undefined) return [];
-  const rules = policy.rules.filter((r) => r.pipelines !== undefined).map((r) => r.rule.id);
-  const exceptions = policy.exceptions.filter((e) => e.pipelines !== undefined).map((e) => e.exception.id);
+function unscopedWarning(
+  policy: CompiledPolicy,
+  scope: 'pipelines' | 'repositories',
+  known: string | undefined,
+  remedy: string,
+): string[] {
+  if (known !== undefined) return [];
+  const rules = policy.rules.filter((r) => r[scope] !== undefined).map((r) => r.rule.id);
+  const exceptions = policy.exceptions.filter((e) => e[scope] !== undefined).map((e) => e.exception.id);
   if (rules.length === 0 && exceptions.length === 0) return [];
   const named = [
     ...(rules.length > 0 ? [`rule(s) ${rules.join(', ')}`] : []),
     ...(exceptions.length > 0 ? [`exception(s) ${exceptions.join(', ')}`] : []),
   ].join(' and ');
-  return [
-    `${named} of the policy are scoped with "pipelines" and were not applied, as no pipeline was given: pass --pipeline NAME to apply them`,
-  ];
+  return [`${named} of the policy are scoped with "${scope}" and were not applied, as ${remedy}`];
 }
 
 /**

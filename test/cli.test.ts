@@ -288,6 +288,34 @@ exceptions:
     );
   });
 
+  it('rules scoped with "repositories", on findings that name no repository: named, with --repository to pass', () => {
+    const policy = write(
+      'scoped-repositories.yaml',
+      'version: 1\nname: r\nrules:\n  - { id: payments-high, action: reject, when: { repositories: ["payments/*"], severity: [HIGH] } }\n',
+    );
+    const unnamed = JSON.stringify({
+      findings: [
+        {
+          findingArn: 'arn:aws:inspector2:eu-west-1:123456789012:finding/1',
+          severity: 'HIGH',
+          status: 'ACTIVE',
+          packageVulnerabilityDetails: { vulnerabilityId: 'CVE-2024-1000', vulnerablePackages: [] },
+        },
+      ],
+    });
+    const r = tollgate(['evaluate', '-p', policy, '-f', '-', ...NOW], unnamed);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe(
+      'tollgate: warning: rule(s) payments-high of the policy are scoped with "repositories" and were not applied, as the findings name no repository: pass --repository NAME to apply them\n',
+    );
+    const named = tollgate(
+      ['evaluate', '-p', policy, '-f', '-', ...NOW, '--repository', 'payments/api'],
+      unnamed,
+    );
+    expect(named.status).toBe(2);
+    expect(named.stderr).toBe('');
+  });
+
   it('an export with no findings and no image (a filter that matched nothing): approved, and said', () => {
     for (const empty of ['{"findings": []}', '[]']) {
       const r = tollgate(['evaluate', '-p', BASELINE, '-f', '-', ...NOW, '--format', 'json'], empty);
