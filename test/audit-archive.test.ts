@@ -95,6 +95,14 @@ describe('ArchiveIndex.compare', () => {
     );
   });
 
+  it('an intact table record whose archived copy was altered: the archive is named, the table is not', async () => {
+    const original = records(3);
+    const archived = original.map((r) => (r.seq === 2 ? { ...r, summary: 'changed in the archive' } : r));
+    const result = await indexOf(archived).compare('payments-api', original);
+    expect(result.matched).toBe(3);
+    expect(result.problems.map((p) => [p.kind, p.seq])).toEqual([['changed-in-archive', 2]]);
+  });
+
   it('the last records deleted and the head moved back: deleted, naming where the archive has them', async () => {
     const original = records(5);
     const result = await indexOf(original).compare('payments-api', original.slice(0, 3));

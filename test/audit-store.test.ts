@@ -291,6 +291,45 @@ describe('DynamoAuditStore reads', () => {
       await dynamo.client.send(new PutCommand({ TableName: TABLE, Item: original }));
     }
   });
+
+  it("names a record whose index keys were changed, which the chain's hashes cannot see", async () => {
+    // The hash covers the record map only: an outcome key removed hides an APPROVE from `list --outcome
+    // APPROVE`, and a day key moved hides it from `--since`, while every hash and link still holds.
+    const items = (
+      await dynamo.client.send(
+        new QueryCommand({
+          TableName: TABLE,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :seq)',
+          ExpressionAttributeValues: { ':pk': auditPk('orders-worker'), ':seq': 'SEQ#' },
+        }),
+      )
+    ).Items!;
+    const original = items.find((i) => i.outcomePk !== undefined)!;
+    const seq = original.seq as number;
+    const { outcomePk: _pk, outcomeSk: _sk, ...hidden } = original;
+    for (const tampered of [hidden, { ...original, auditDay: 'DAY#2020-01-01' }]) {
+      await dynamo.client.send(new PutCommand({ TableName: TABLE, Item: tampered }));
+      try {
+        const result = await audit.verify('orders-worker');
+        expect(result.ok).toBe(false);
+        expect(result.problems).toEqual([
+          {
+            pipeline: 'orders-worker',
+            seq,
+            kind: 'unindexed',
+            detail: expect.stringMatching(
+              new RegExp(
+                `^record ${seq}'s index keys are not the ones its content gives \\((outcomePk, outcomeSk|auditDay)\\)`,
+              ),
+            ),
+          },
+        ]);
+      } finally {
+        await dynamo.client.send(new PutCommand({ TableName: TABLE, Item: original }));
+      }
+    }
+    expect((await audit.verify('orders-worker')).ok).toBe(true);
+  });
 });
 
 describe('DynamoStore audit append', () => {

@@ -277,6 +277,29 @@ describe('each event delivered twice', () => {
   });
 });
 
+describe('a scan of another registry', () => {
+  it("another account's repository of the same name and digest (a delegated administrator's event) does not stand in for the gate's image", async () => {
+    // CustomData names no registry: the image is in the gate's own account. An event whose repository ARN
+    // names another account's copy said nothing of it, yet it was taken as the gate's scan and its findings
+    // read (filtered by the other registry) as the gate's.
+    const h = await setup();
+    await h.approvalStarted();
+    const before = (await h.gate())!;
+    const other = `arn:aws:ecr:${REGION}:210987654321:repository/${REPOSITORY}`;
+    const event = h.inspectorScanEvent({ counts: null });
+    event.resources = [other];
+    event.detail['repository-name'] = other;
+    expect(await h.scanFinished(event)).toEqual({ result: [] });
+    expect((await h.gate())!.version).toBe(before.version);
+
+    // The stored status of that copy does not decide the gate either: its own scan is still pending.
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect(await h.gate()).toMatchObject({ state: 'WAITING' });
+    expect(await h.decisionItems()).toHaveLength(0);
+  });
+});
+
 describe('events out of order', () => {
   it('a scan event before the approval starts: the stored scan status decides at approval start', async () => {
     const h = await setup();
@@ -761,6 +784,7 @@ describe('the approval token and the execution', () => {
     ['a scan event, on a fixable HIGH (ESCALATE)', 'scan', 'high'],
     ["the sweep's timeout", 'timeout', 'clean'],
     ['the sweep acting again on an unsent escalation', 'react', 'high'],
+    ['a scan that cannot give a verdict (ESCALATE)', 'unsupported', 'clean'],
   ] as const)(
     'abandoned while it waits, its end event lost: %s records no decision for it and pages no one',
     async (_, how, image) => {
@@ -781,6 +805,10 @@ describe('the approval token and the execution', () => {
         h.clock.advance(MINUTE);
         h.scanner.coverage = SCANNED;
         await h.scanFinished();
+      } else if (how === 'unsupported') {
+        h.clock.advance(MINUTE);
+        h.scanner.coverage = { statusCode: 'ACTIVE', reason: 'UNSUPPORTED_OS' };
+        await h.sweep();
       } else {
         h.clock.advance(how === 'timeout' ? 31 * MINUTE : 7 * MINUTE);
         await h.sweep();
@@ -936,8 +964,9 @@ describe('the approval token and the execution', () => {
   it.each([
     ['the sweep learning the token hash', 'waiting', 'Approved'],
     ['the approval ending', 'ended', undefined],
+    ["a person answering (CloudTrail's record, the end event not here yet)", 'answered', undefined],
   ] as const)(
-    'a scan event whose decision loses its gate to %s meanwhile: decides at once on a gate still waiting, never on an ended one',
+    'a scan event whose decision loses its gate to %s meanwhile: decides again only when nothing but the token was learnt',
     async (_, meanwhile, sent) => {
       // The sweep's write of a learned token hash moves the gate's version. A decision conditioned on the
       // version read before it used to give up as "decided elsewhere", and the release waited a sweep more.
@@ -953,7 +982,20 @@ describe('the approval token and the execution', () => {
           const moved =
             meanwhile === 'waiting'
               ? { ...current, version: current.version + 1, tokenHash: hashToken(TOKEN) }
-              : { ...current, version: current.version + 1, state: 'CLOSED' as const };
+              : meanwhile === 'answered'
+                ? {
+                    ...current,
+                    version: current.version + 1,
+                    reviewer: {
+                      identity: `arn:aws:sts::${ACCOUNT}:assumed-role/SecurityEngineer/alice`,
+                      type: 'AssumedRole',
+                      status: 'Rejected',
+                      summary: undefined,
+                      at: h.clock.now().toISOString(),
+                      tollgate: false,
+                    },
+                  }
+                : { ...current, version: current.version + 1, state: 'CLOSED' as const };
           expect(await h.store.updateGate(moved, current.version)).toBe(true);
         }
         return decide(decision, next, expected, audit);
@@ -966,7 +1008,7 @@ describe('the approval token and the execution', () => {
       expect(await h.gate()).toMatchObject(
         meanwhile === 'waiting'
           ? { state: 'ACTED', outcome: 'APPROVE', tokenHash: hashToken(TOKEN) }
-          : { state: 'CLOSED' },
+          : { state: meanwhile === 'answered' ? 'WAITING' : 'CLOSED' },
       );
       expect(await h.decisionItems()).toHaveLength(meanwhile === 'waiting' ? 1 : 0);
     },
@@ -1102,12 +1144,14 @@ describe('identifying the image', () => {
     expect(findingsReads(h)).toHaveLength(0);
     expect(putResults(h)).toHaveLength(0);
 
-    // Pushed before the start, the same late event judges the image (the tag had not moved).
+    // Pushed before the start, or within the start's second (the event's time has no milliseconds), the
+    // same late event judges the image.
     const before = await setup();
     before.pipeline.action.customData = h.pipeline.action.customData;
     const event = before.approvalStartedEvent();
     before.clock.advance(10 * MINUTE);
     before.pipeline.tags.set(`${REPOSITORY}:ubuntu_latest`, DIGEST);
+    before.pipeline.pushedAt = new Date(Date.parse(START) + 999);
     before.scanner.coverage = SCANNED;
     await before.approvalStarted(event);
     expect(await before.gate()).toMatchObject({ image: { digest: DIGEST } });

@@ -6,10 +6,11 @@ import {
   type QueryCommandInput,
   ScanCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { type VerifyResult, verifyChain } from '../../shared/audit/chain.js';
+import { type ChainProblem, type VerifyResult, verifyChain } from '../../shared/audit/chain.js';
 import { type AuditFilter, type AuditRecord, reviewerMatches } from '../../shared/audit/record.js';
 import {
   auditPk,
+  auditRecordItem,
   auditSk,
   auditSortKey,
   dayOf,
@@ -98,6 +99,38 @@ function recordOf(item: Item): AuditRecord {
   const record = item.record;
   if (!isItem(record)) throw new Error(`item ${String(item.pk)}/${String(item.sk)} has no record map`);
   return record as unknown as AuditRecord;
+}
+
+/** Attributes of a record's item that place it in the indexes the queries read (see auditRecordItem). */
+const INDEX_ATTRIBUTES = [
+  'time',
+  'pipeline',
+  'seq',
+  'pipelinePk',
+  'pipelineSk',
+  'auditDay',
+  'auditSk',
+  'outcomePk',
+  'outcomeSk',
+  'digestPk',
+  'digestSk',
+] as const;
+
+/**
+ * A record item whose index keys are not those its record gives. The hash covers the record map only: an
+ * outcome key removed, or a day key moved, leaves the chain whole and hides the record from `list --outcome`
+ * or `--since`, which read through the indexes.
+ */
+function indexKeysProblem(item: Item, record: AuditRecord): ChainProblem | undefined {
+  const expected = auditRecordItem(record);
+  const wrong = INDEX_ATTRIBUTES.filter((k) => item[k] !== expected[k]);
+  if (wrong.length === 0) return undefined;
+  return {
+    pipeline: record.pipeline,
+    seq: record.seq,
+    kind: 'unindexed',
+    detail: `record ${record.seq}'s index keys are not the ones its content gives (${wrong.join(', ')}): queries by outcome, day, digest or pipeline and time may not find it`,
+  };
 }
 
 /** The filter checked on one record (every field of it: what an index served is checked again, cheaply). */
@@ -243,6 +276,14 @@ export class DynamoAuditStore {
 
   /** A pipeline's chain in seq order, page by page (consistent reads). */
   async *chain(pipeline: string, options: { readonly pageSize?: number } = {}): AsyncGenerator<AuditRecord> {
+    for await (const item of this.chainItems(pipeline, options)) yield recordOf(item);
+  }
+
+  /** The chain's record items as stored, index keys and all. */
+  private async *chainItems(
+    pipeline: string,
+    options: { readonly pageSize?: number } = {},
+  ): AsyncGenerator<Item> {
     const pages = this.queryPages(
       {
         KeyConditionExpression: 'pk = :pk AND begins_with(sk, :seq)',
@@ -252,7 +293,7 @@ export class DynamoAuditStore {
       },
       Math.max(1, Math.floor(options.pageSize ?? 500)),
     );
-    for await (const items of pages) for (const item of items) yield recordOf(item);
+    for await (const items of pages) yield* items;
   }
 
   /** The chain head: the last record's seq and hash; undefined when the pipeline has no records. */
@@ -346,16 +387,27 @@ export class DynamoAuditStore {
     for (const name of names) {
       const head = await this.head(name);
       let last: AuditRecord | undefined;
-      const read = async function* (chain: AsyncIterable<AuditRecord>) {
-        for await (const record of chain) {
+      let unindexed: ChainProblem | undefined;
+      const read = async function* (items: AsyncIterable<Item>) {
+        for await (const item of items) {
+          const record = recordOf(item);
+          unindexed ??= indexKeysProblem(item, record);
           last = record;
           yield record;
         }
       };
-      const result = await verifyChain(read(this.chain(name)), head ?? { pipeline: name, seq: 0, hash: '' });
+      const result = await verifyChain(
+        read(this.chainItems(name)),
+        head ?? { pipeline: name, seq: 0, hash: '' },
+      );
       records += result.records;
       problems.push(...result.problems);
       if (result.problems.length > 0) continue;
+      // One problem per chain, as verifyChain names: a record moved or changed has the wrong keys as well.
+      if (unindexed) {
+        problems.push(unindexed);
+        continue;
+      }
       const end = last as AuditRecord | undefined;
       if (!head && end === undefined) {
         // The registry says the chain was started; a chain with neither records nor head was deleted.

@@ -231,9 +231,10 @@ export class ArchiveIndex {
       }
       if (entry.hash === record.hash) {
         // The stored hash is only a claim: a record edited in place keeps it, and must not count as archived.
-        // (Content the archive holds altered too is the archive's problem, said once, when it was read.)
+        // An intact record whose archived copy was altered, or one the archive holds altered alike, is the
+        // archive's problem, said once when it was read.
         const computed = hashOf(record);
-        if (computed === entry.computed) {
+        if (computed === record.hash || computed === entry.computed) {
           matched++;
           continue;
         }

@@ -27,7 +27,11 @@ export interface ChainHead {
   readonly pipeline?: string;
 }
 
-export type ChainProblemKind = 'missing' | 'changed' | 'reordered' | 'head-mismatch';
+/**
+ * `unindexed` is the store's: a record whose stored index keys are not the ones its content gives, so that
+ * the queries that go through those indexes (by outcome, day, digest) do not find it, or find it elsewhere.
+ */
+export type ChainProblemKind = 'missing' | 'changed' | 'reordered' | 'head-mismatch' | 'unindexed';
 
 export interface ChainProblem {
   readonly pipeline: string;

@@ -133,7 +133,13 @@ export const OVERDUE_MARGIN_MS = 5 * 60_000;
 interface DecideContext {
   readonly trigger: string;
   /** A findings read already started for this digest and repository (scan-finished starts it at once). */
-  readonly prefetch?: { readonly repository: string; readonly read: Promise<FindingsReadResult> } | undefined;
+  readonly prefetch?:
+    | {
+        readonly repository: string;
+        readonly registryId: string | undefined;
+        readonly read: Promise<FindingsReadResult>;
+      }
+    | undefined;
   /** The pipeline state read once per sweep per pipeline. */
   readonly stateCache?: Map<string, Promise<readonly StageStateView[]>> | undefined;
   /** The token read when the approval started, in this same invocation. */
@@ -293,7 +299,12 @@ export class GateService extends GateClosing<GateDeps> {
       if ('missing' in resolved) return { image: undefined, problem: resolved.missing };
       // The gate may open well after the approval started (its event retried, or found by the sweep), and
       // the tag may have moved meanwhile: an image pushed after the start is not the one this release built.
-      if (resolved.pushedAt !== undefined && Date.parse(resolved.pushedAt) > Date.parse(where.startedAt)) {
+      // The start is known to the second (the event's time), the push to the millisecond: a push within the
+      // start's second may be the build's own.
+      if (
+        resolved.pushedAt !== undefined &&
+        Date.parse(resolved.pushedAt) >= Date.parse(where.startedAt) + 1000
+      ) {
         return {
           image: undefined,
           problem: `${ref.repository}:${ref.tag} now points at ${short(resolved.digest)}, pushed at ${resolved.pushedAt}, after this approval started (${where.startedAt}): not the image this release built; name the image by digest`,
@@ -348,6 +359,7 @@ export class GateService extends GateClosing<GateDeps> {
       verdict === 'complete'
         ? {
             repository: e.repository,
+            registryId: e.registryId,
             read: this.readFindings(e.repository, e.digest, e.registryId, abort.signal),
           }
         : undefined;
@@ -357,7 +369,7 @@ export class GateService extends GateClosing<GateDeps> {
       this.d.store.gatesForDigest(e.digest, ['WAITING']),
     ]);
     // A gate of the same digest in another repository waits for its own scan: this one says nothing of it.
-    const gates = ofDigest.filter((g) => g.image !== undefined && scanIsOf(scan, g.image));
+    const gates = ofDigest.filter((g) => g.image !== undefined && scanIsOf(scan, this.located(g, g.image)));
     if (gates.length === 0) {
       abort.abort();
       return [];
@@ -466,12 +478,14 @@ export class GateService extends GateClosing<GateDeps> {
     // An image the URI names no registry for is in the gate's account (outsideReach refuses any other): saying
     // so lets coverage ask for the image exactly, and keeps other accounts' findings (a delegated
     // administrator sees its members') out of the read.
-    const registryId = image.registryId ?? this.account(gate);
+    const { registryId } = this.located(gate, image);
     const timedOut = now.getTime() >= Date.parse(gate.deadline);
     let scan: ScanStatus;
     try {
       scan =
-        ctx.scan && scanIsOf(ctx.scan, image) ? ctx.scan : await this.scanStatusFor(image, registryId, now);
+        ctx.scan && scanIsOf(ctx.scan, this.located(gate, image))
+          ? ctx.scan
+          : await this.scanStatusFor(this.located(gate, image), now);
     } catch (error) {
       // Coverage failing (or denied) must not keep a gate waiting past its deadline.
       return this.readFailed(gate, ctx, timedOut, error, 'the scan status');
@@ -500,7 +514,7 @@ export class GateService extends GateClosing<GateDeps> {
     let read: FindingsReadResult & { scan?: ScanVerdict };
     try {
       read =
-        ctx.prefetch && ctx.prefetch.repository === image.repository
+        ctx.prefetch?.repository === image.repository && ctx.prefetch.registryId === registryId
           ? await ctx.prefetch.read
           : await this.readFindings(image.repository, image.digest, registryId, undefined);
     } catch (error) {
@@ -664,11 +678,12 @@ export class GateService extends GateClosing<GateDeps> {
     throw new GateWorkFailed(`gate ${gateId(gate.key)}: reading ${what} failed: ${why}`, [error]);
   }
 
-  private async scanStatusFor(
-    image: GateImage,
-    registryId: string | undefined,
-    now: Date,
-  ): Promise<ScanStatus> {
+  /** The image with its registry as the gate knows it: the URI's, else the gate's own account (see tryDecide). */
+  private located(gate: Gate, image: GateImage): GateImage {
+    return image.registryId === undefined ? { ...image, registryId: this.account(gate) } : image;
+  }
+
+  private async scanStatusFor(image: GateImage, now: Date): Promise<ScanStatus> {
     const found = await this.d.store.getScan(image.digest, image.repository);
     // Another registry's repository of the same name, or the other scanner's status (stored before the source
     // was switched), is not this gate's scan.
@@ -691,7 +706,7 @@ export class GateService extends GateClosing<GateDeps> {
     const coverage = await this.d.findings.coverage({
       repository: image.repository,
       digest: image.digest,
-      registryId,
+      registryId: image.registryId,
     });
     const { state, status } = coverageState(coverage);
     return {
@@ -729,7 +744,7 @@ export class GateService extends GateClosing<GateDeps> {
   /** Evaluates, stores the decision once (with the gate's move to DECIDED), then acts on it. */
   private async decideOn(
     gate: Gate,
-    ctx: DecideContext,
+    given: DecideContext,
     input: {
       findings?: FindingTable;
       scan?: ScanVerdict;
@@ -737,6 +752,22 @@ export class GateService extends GateClosing<GateDeps> {
       why?: string;
     },
   ): Promise<GateReport> {
+    // No decision for an approval that is over (its end event lost): its record would tell auditors a release
+    // was judged that no longer waited. Callers that have just read the token pass it; for the others (a
+    // timeout, a read that failed, a scan that cannot give a verdict) the token is read here. A failed read
+    // decides all the same (fail closed), and acting reads it again.
+    let ctx = given;
+    if (!ctx.token?.ok) {
+      const token = await this.readToken(gate).catch((error: unknown) => {
+        this.d.log.warn('reading the approval token before deciding failed; deciding all the same', {
+          gate: gateId(gate.key),
+          error: describeError(error),
+        });
+        return undefined;
+      });
+      if (token && !token.ok && token.final) return this.markStale(gate, token.reason, this.now());
+      if (token) ctx = { ...ctx, token };
+    }
     const now = this.now();
     const policy = this.compiled ?? this.fallback;
     let evaluation: Evaluation;
@@ -800,12 +831,20 @@ export class GateService extends GateClosing<GateDeps> {
       );
       audit = written.record;
       if (written.result) break;
-      // Another delivery decided first, or the gate ended: that one acts, or nothing should. A write that left
-      // the gate waiting (the sweep learning its token's hash, or recording a read) changes nothing this
-      // decision rests on (the image is fixed when the gate opens): deciding on it now saves a sweep's wait.
+      // Another delivery decided first, or the gate ended: that one acts, or nothing should.
       const current = await this.d.store.getGate(gate.key);
-      if (current?.state !== 'WAITING' || attempt >= UPDATE_ATTEMPTS) {
-        return report(current ?? gate, 'decided elsewhere');
+      if (current?.state !== 'WAITING') return report(current ?? gate, 'decided elsewhere');
+      // A reviewer recorded (someone answered it), a read recorded (the findings moved): this decision may
+      // no longer hold, and the next delivery or sweep decides afresh, with a look at the token first.
+      if (!onlyTokenLearnt(current, gate))
+        return report(current, 'the gate moved meanwhile: decided afresh later');
+      // Only the token's hash learnt (the sweep): nothing this decision rests on changed; deciding now saves a
+      // sweep's wait.
+      if (attempt >= UPDATE_ATTEMPTS) {
+        throw new GateWorkFailed(
+          `gate ${gateId(gate.key)}: the decision lost ${attempt} writes in a row`,
+          [],
+        );
       }
       base = current;
       next = this.next(current, changes, now, what);
@@ -1134,6 +1173,16 @@ interface ActionDone {
   readonly action: AuditAction;
   /** The chain head, known or being read (undefined: read it when appending). */
   readonly head: HeadRead;
+}
+
+/** Whether a waiting gate read again differs from the one read before only in what the sweep learns: the token. */
+function onlyTokenLearnt(current: Gate, read: Gate): boolean {
+  return (
+    current.reviewer?.at === read.reviewer?.at &&
+    current.lastRead?.at === read.lastRead?.at &&
+    current.deadline === read.deadline &&
+    current.actionExecutionId === read.actionExecutionId
+  );
 }
 
 /**
