@@ -712,8 +712,8 @@ Examples:
 Exit status:
   0  every chain verifies (prints the records checked per pipeline), and with --archive every archived
      record is in the table unchanged
-  2  a chain does not: names the first missing, changed or reordered record of each broken chain, and the
-     first of all on the last line; with --archive, also an archived record the table rewrote (rewritten),
+  2  a chain does not: names the first missing, changed or reordered record of each broken chain (and the
+     first whose index keys were changed, unindexed), and the first of all on the last line; with --archive, also an archived record the table rewrote (rewritten),
      no longer has (deleted) or that the archive holds twice (forked), or a table record between archived
      ones that the archive lacks (not-archived)
   1  the store, table or archive cannot be read (a message on stderr, nothing on stdout)
