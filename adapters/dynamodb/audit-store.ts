@@ -403,11 +403,6 @@ export class DynamoAuditStore {
       records += result.records;
       problems.push(...result.problems);
       if (result.problems.length > 0) continue;
-      // One problem per chain, as verifyChain names: a record moved or changed has the wrong keys as well.
-      if (unindexed) {
-        problems.push(unindexed);
-        continue;
-      }
       const end = last as AuditRecord | undefined;
       if (!head && end === undefined) {
         // The registry says the chain was started; a chain with neither records nor head was deleted.
@@ -455,8 +450,11 @@ export class DynamoAuditStore {
             kind: 'head-mismatch',
             detail: `record ${end.seq} is past the chain's head (record ${now?.seq ?? 0}): every record is written with its head, so this one was not written by Tollgate`,
           });
+          continue;
         }
       }
+      // Last, one problem per chain as above: a record moved, changed or forged has the wrong keys as well.
+      if (unindexed) problems.push(unindexed);
     }
     return { ok: problems.length === 0, records, problems };
   }
