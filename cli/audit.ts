@@ -427,6 +427,8 @@ async function runVerify(opts: RawVerifyOptions): Promise<void> {
       // Chains whose registry item is gone: found only by reading the whole table, so only when asked.
       const unlisted = opts.scan && opts.pipeline === undefined ? await audit.unlistedChains() : [];
       pipelines.push(...unlisted);
+      // The REPO#, REVIEWER# and VULN# index items, which only a Scan can list: each record's are checked.
+      const indexItems = opts.scan ? await audit.indexItemKeys(opts.pipeline) : undefined;
       if (copy && opts.pipeline === undefined) {
         const known = new Set(pipelines);
         pipelines.push(...copy.index.pipelines().filter((p) => !known.has(p)));
@@ -436,7 +438,7 @@ async function runVerify(opts: RawVerifyOptions): Promise<void> {
         // One chain at a time, streamed; the head is read first, so records appended meanwhile are checked as
         // links, never reported missing.
         const head = await audit.head(pipeline);
-        const result = await audit.verify(pipeline);
+        const result = await audit.verify(pipeline, indexItems);
         const problem = result.problems[0];
         const archive = copy
           ? await copy.index.compare(pipeline, audit.chain(pipeline), { whole: copy.read.whole })
@@ -695,7 +697,7 @@ Examples:
     .option('--pipeline <name>', "verify this pipeline's chain only")
     .option(
       '--scan',
-      'also find chains the registry does not list (its item deleted by hand): reads the whole table, keys only (dynamodb:Scan)',
+      'also find chains the registry does not list (its item deleted by hand), and records whose REPO#, REVIEWER# or VULN# index item was deleted: reads the whole table, keys only (dynamodb:Scan)',
     )
     .option(
       '--archive <location>',
@@ -713,7 +715,7 @@ Exit status:
   0  every chain verifies (prints the records checked per pipeline), and with --archive every archived
      record is in the table unchanged
   2  a chain does not: names the first missing, changed or reordered record of each broken chain (and the
-     first whose index keys were changed, unindexed), and the first of all on the last line; with --archive, also an archived record the table rewrote (rewritten),
+     first whose index keys were changed or, with --scan, whose index item was deleted: unindexed), and the first of all on the last line; with --archive, also an archived record the table rewrote (rewritten),
      no longer has (deleted) or that the archive holds twice (forked), or a table record between archived
      ones that the archive lacks (not-archived)
   1  the store, table or archive cannot be read (a message on stderr, nothing on stdout)

@@ -4,7 +4,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditPk, auditRecordItem, auditSk } from '../adapters/dynamodb/audit-items.js';
+import {
+  auditPk,
+  auditRecordItem,
+  auditSk,
+  transactionalIndexItems,
+} from '../adapters/dynamodb/audit-items.js';
 import { startLocalDynamo } from '../adapters/dynamodb/local.js';
 import { DynamoStore } from '../adapters/dynamodb/store.js';
 import { csvField, csvLine, parseTime, printable } from '../cli/audit-format.js';
@@ -711,6 +716,31 @@ describe('tollgate audit verify', () => {
     expect(named.stdout).toContain('the registry does not list this chain');
     // An intact table: --scan finds nothing more.
     expect(audit(['verify', '--scan']).status).toBe(0);
+  });
+
+  it("a record's REPO# index item deleted: list --repository misses it, verify --scan names it (exit 2)", async () => {
+    const store = copyOfStore();
+    await onStore(store, async (db) => {
+      const record = (
+        await db.client.send(
+          new GetCommand({ TableName: TABLE_NAME, Key: { pk: auditPk('payments-api'), sk: auditSk(2) } }),
+        )
+      ).Item?.record as AuditRecord;
+      const item = transactionalIndexItems(record)[0]!;
+      await db.client.send(new DeleteCommand({ TableName: TABLE_NAME, Key: { pk: item.pk, sk: item.sk } }));
+    });
+    expect(ids(['--repository', 'payments/api'], store)).not.toContain('payments-api#2');
+    expect(audit(['verify'], store).status).toBe(0);
+    for (const args of [
+      ['verify', '--scan'],
+      ['verify', '--scan', '--pipeline', 'payments-api'],
+    ]) {
+      const r = audit(args, store);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stdout).toMatch(
+        /first bad record is payments-api#2 \(unindexed\): record 2's index item REPO#payments\/api is missing: list --repository does not find it/,
+      );
+    }
   });
 
   it('two records swapped: exit 2, naming the first (reordered)', async () => {

@@ -9,6 +9,7 @@ import {
 import { type ChainProblem, type VerifyResult, verifyChain } from '../../shared/audit/chain.js';
 import { type AuditFilter, type AuditRecord, reviewerMatches } from '../../shared/audit/record.js';
 import {
+  AUDIT_TYPE,
   auditPk,
   auditRecordItem,
   auditSk,
@@ -16,9 +17,13 @@ import {
   dayOf,
   HEAD_SK,
   type IndexKind,
+  indexKind,
   indexPk,
   PENDING_PK,
   PIPELINES_PK,
+  pendingKey,
+  transactionalIndexItems,
+  vulnerabilityItems,
 } from './audit-items.js';
 import { INDEX } from './table.js';
 
@@ -100,6 +105,13 @@ function recordOf(item: Item): AuditRecord {
   if (!isItem(record)) throw new Error(`item ${String(item.pk)}/${String(item.sk)} has no record map`);
   return record as unknown as AuditRecord;
 }
+
+/** The index items a Scan found (see DynamoAuditStore.indexItemKeys), by `itemKey`. */
+export interface IndexItemKeys {
+  readonly keys: ReadonlySet<string>;
+}
+
+const itemKey = (item: Item): string => `${String(item.pk)}\n${String(item.sk)}`;
 
 /** Attributes of a record's item that place it in the indexes the queries read (see auditRecordItem). */
 const INDEX_ATTRIBUTES = [
@@ -334,6 +346,35 @@ export class DynamoAuditStore {
     return [...found].sort();
   }
 
+  /**
+   * The keys of the table's REPO#, REVIEWER# and VULN# index items (of one pipeline's records, or of all: one
+   * Scan of the whole table, keys only), for `verify` to find a record whose index item was deleted, which
+   * hides it from `list --repository`, `--reviewer` or `--vulnerability` while its chain stays whole.
+   */
+  async indexItemKeys(pipeline?: string): Promise<IndexItemKeys> {
+    const keys = new Set<string>();
+    let start: Item | undefined;
+    do {
+      const output = await this.doc.send(
+        new ScanCommand({
+          TableName: this.tableName,
+          FilterExpression: `#type = :index${pipeline === undefined ? '' : ' AND pipeline = :pipeline'}`,
+          ExpressionAttributeNames: { '#type': 'type' },
+          ExpressionAttributeValues: {
+            ':index': AUDIT_TYPE.index,
+            ...(pipeline === undefined ? {} : { ':pipeline': pipeline }),
+          },
+          ProjectionExpression: 'pk, sk',
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      );
+      this.stats.requests++;
+      for (const item of output.Items ?? []) keys.add(itemKey(item));
+      start = output.LastEvaluatedKey;
+    } while (start);
+    return { keys };
+  }
+
   /** The pipelines that have an audit chain, sorted by name. */
   async pipelines(): Promise<string[]> {
     return (await this.registry()).map((p) => p.pipeline);
@@ -379,7 +420,8 @@ export class DynamoAuditStore {
    * Verifies one pipeline's chain against its head (read first: records appended while the chain is read
    * are checked as links), or every pipeline of the registry, one after another.
    */
-  async verify(pipeline?: string): Promise<VerifyResult> {
+  async verify(pipeline?: string, indexItems?: IndexItemKeys): Promise<VerifyResult> {
+    const missingItem = (record: AuditRecord) => this.missingIndexItem(record, indexItems);
     const registered = new Set(await this.pipelines());
     const names = pipeline === undefined ? [...registered] : [pipeline];
     let records = 0;
@@ -391,7 +433,7 @@ export class DynamoAuditStore {
       const read = async function* (items: AsyncIterable<Item>) {
         for await (const item of items) {
           const record = recordOf(item);
-          unindexed ??= indexKeysProblem(item, record);
+          unindexed ??= indexKeysProblem(item, record) ?? (await missingItem(record));
           last = record;
           yield record;
         }
@@ -636,6 +678,36 @@ export class DynamoAuditStore {
       const items = output.Items ?? [];
       if (items.length > 0) yield items;
     } while (start);
+  }
+
+  /**
+   * The record's first index item that `keys` (a Scan) lacks and a read of it does not find either: an item
+   * written after the Scan (a record appended meanwhile) is found by the read, and a VULN# item whose
+   * record's marker is not done is still being written (indexAudit, or the sweep's repair), not missing.
+   */
+  private async missingIndexItem(
+    record: AuditRecord,
+    indexItems: IndexItemKeys | undefined,
+  ): Promise<ChainProblem | undefined> {
+    if (!indexItems) return undefined;
+    for (const expected of [...transactionalIndexItems(record), ...vulnerabilityItems(record)]) {
+      if (indexItems.keys.has(itemKey(expected))) continue;
+      if (await this.getItem(String(expected.pk), String(expected.sk))) continue;
+      const kind = indexKind(expected.pk);
+      if (kind === 'VULN') {
+        const { pk, sk } = pendingKey(record);
+        const marker = await this.getItem(pk, sk);
+        if (marker && marker.done === undefined) continue;
+      }
+      const query = kind === 'REPO' ? '--repository' : kind === 'REVIEWER' ? '--reviewer' : '--vulnerability';
+      return {
+        pipeline: record.pipeline,
+        seq: record.seq,
+        kind: 'unindexed',
+        detail: `record ${record.seq}'s index item ${String(expected.pk)} is missing: list ${query} does not find it`,
+      };
+    }
+    return undefined;
   }
 
   private async getItem(pk: string, sk: string): Promise<Item | undefined> {
