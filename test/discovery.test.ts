@@ -395,26 +395,30 @@ describe('discovery', () => {
     expect(h.results.map((r) => r.token)).toEqual([RETRY_TOKEN]);
   });
 
-  it('an escalated retry whose gate never saw its token, numbered otherwise: its run is claimed, no second gate or escalation', async () => {
+  it('an escalated retry decided before its token showed, numbered otherwise: its run is claimed, no second gate or escalation', async () => {
     const h = await waiting({});
-    // The third attempt runs the approval a second time; its image cannot be known: it escalates at once,
-    // before CodePipeline shows the token.
+    // The third attempt runs the approval a second time; its image cannot be known: it decides ESCALATE at
+    // once, before CodePipeline shows the token. The escalation waits for the token (a sweep at most), so
+    // that whoever answers it is recorded: the event's handling fails, to be retried.
     h.pipeline.action.customData = undefined;
     h.pipeline.variables = {};
     useRetryRun(h, undefined);
     const retry = h.approvalStartedEvent();
     retry.detail['pipeline-execution-attempt'] = 3.0;
     retry.detail['action-execution-id'] = RETRY_RUN;
-    await h.approvalStarted(retry);
-    const escalated = await h.gate({ ...KEY, attempt: 3 });
-    expect(escalated).toMatchObject({ state: 'ACTED', outcome: 'ESCALATE' });
-    expect(escalated?.tokenHash).toBeUndefined();
-    expect(h.messages).toHaveLength(1);
-    // Now the token shows; the sweep counts two runs (attempt 2), finds no gate by that key nor token.
+    await expect(h.approvalStarted(retry)).rejects.toThrow(/reading the approval token failed/);
+    expect(await h.gate({ ...KEY, attempt: 3 })).toMatchObject({ state: 'DECIDED', outcome: 'ESCALATE' });
+    expect(h.messages).toHaveLength(0);
+    // Now the token shows; the sweep counts two runs (attempt 2) and finds no gate by that key, opens none,
+    // and sends the escalation with the token's hash kept.
     useRetryRun(h, RETRY_TOKEN);
     await h.sweep();
     expect(await gatesOfRun(h, RETRY_RUN)).toEqual([gateId({ ...KEY, attempt: 3 })]);
     expect(h.messages).toHaveLength(1);
+    expect(await h.gate({ ...KEY, attempt: 3 })).toMatchObject({
+      state: 'ACTED',
+      tokenHash: hashToken(RETRY_TOKEN),
+    });
   });
 
   it("moves past a number an earlier run's gate holds: the lost run gets a gate of its own", async () => {

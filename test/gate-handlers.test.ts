@@ -1047,6 +1047,70 @@ describe('the approval token and the execution', () => {
     });
   });
 
+  it('an escalation decided before the token shows waits for it (a sweep at most): whoever answers is recorded', async () => {
+    // Decided at the start (no image to judge), the escalation went out with no token read: the gate was
+    // ACTED without its hash, never looked at again, and the person who answered was not recorded.
+    const h = await setup();
+    h.pipeline.action.customData = undefined;
+    h.pipeline.variables = {};
+    h.pipeline.stage = { ...h.pipeline.stage, token: undefined };
+    await expect(h.approvalStarted()).rejects.toThrow(/reading the approval token failed/);
+    expect(await h.gate()).toMatchObject({ state: 'DECIDED', outcome: 'ESCALATE' });
+    expect(publishes(h)).toHaveLength(0);
+
+    h.pipeline.stage.token = TOKEN;
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect(await h.gate()).toMatchObject({ state: 'ACTED', tokenHash: hashToken(TOKEN) });
+    expect(publishes(h)).toHaveLength(1);
+    await h.approvalEnded(h.cloudTrailEvent({ token: TOKEN }));
+    expect((await h.gate())?.reviewer).toMatchObject({ identity: expect.stringContaining('alice') });
+  });
+
+  it('past the listing grace, an escalation with no token to read goes out without it', async () => {
+    const h = await setup();
+    h.pipeline.stage = { ...h.pipeline.stage, token: undefined };
+    await h.approvalStarted();
+    h.clock.advance(31 * MINUTE); // the scan never finished: the timeout escalates
+    await h.sweep();
+    expect(await h.gate()).toMatchObject({ state: 'ACTED', outcome: 'ESCALATE' });
+    expect((await h.gate())?.tokenHash).toBeUndefined();
+    expect(publishes(h)).toHaveLength(1);
+  });
+
+  it.each([
+    ['answered by a person', 'answered'],
+    ['superseded', 'superseded'],
+  ] as const)(
+    'a gate waiting on findings that never settle, its token showing late, %s meanwhile: recorded, or STALE',
+    async (_, meanwhile) => {
+      // The scan counts a CRITICAL no read lists: the gate waits the whole wait. Each sweep read the state on
+      // this path and threw it away, so the token was never learnt (the reviewer unrecorded) and a
+      // superseded execution was not seen.
+      const h = await setup();
+      h.pipeline.stage = { ...h.pipeline.stage, token: undefined };
+      await h.approvalStarted();
+      h.scanner.coverage = SCANNED;
+      h.pipeline.stage.token = TOKEN;
+      h.clock.advance(MINUTE);
+      await h.scanFinished(h.inspectorScanEvent({ counts: { CRITICAL: 1 } }));
+      expect(await h.gate()).toMatchObject({ state: 'WAITING', tokenHash: hashToken(TOKEN) });
+
+      if (meanwhile === 'answered') {
+        h.clock.advance(MINUTE);
+        await h.approvalEnded(h.cloudTrailEvent({ token: TOKEN }));
+        expect((await h.gate())?.reviewer).toMatchObject({ identity: expect.stringContaining('alice') });
+      } else {
+        h.pipeline.stage = { executionId: NEWER_EXECUTION, status: 'InProgress', token: NEWER_TOKEN };
+        h.pipeline.action.status = 'Abandoned';
+        h.clock.advance(MINUTE);
+        await h.sweep();
+        expect(await h.gate()).toMatchObject({ state: 'STALE' });
+      }
+      expect(await h.decisionItems()).toHaveLength(0);
+    },
+  );
+
   it('a PutApprovalResult of no gate Tollgate knows is logged as a warning, not dropped without a word', async () => {
     const h = await setup();
     logLines.length = 0;

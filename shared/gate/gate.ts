@@ -536,10 +536,24 @@ export class GateService extends GateClosing<GateDeps> {
           ],
         });
       }
+      // While the findings settle (the whole wait, if they never do), the state already read says whether the
+      // approval is still there, and gives its token: a person who answers meanwhile is then recorded.
+      const token = await stateRead.then(
+        async (stages) => (await this.confirmedToken(gate, stages, now)).token,
+        () => undefined,
+      );
+      if (token && !token.ok && token.final) return this.markStale(gate, token.reason, now);
+      const learnt = gate.tokenHash === undefined && token?.ok ? { tokenHash: hashToken(token.token) } : {};
       // An unchanged read keeps the earlier one, whose time starts the "a sweep apart" clock: replacing it
       // with each retry would put the agreement off for ever.
-      if (gate.lastRead && sameRead(gate.lastRead, thisRead)) return report(gate, settled.why);
-      const next = this.next(gate, { lastRead: thisRead }, now, `waiting: ${settled.why}`);
+      const unchanged = gate.lastRead !== undefined && sameRead(gate.lastRead, thisRead);
+      if (unchanged && !('tokenHash' in learnt)) return report(gate, settled.why);
+      const next = this.next(
+        gate,
+        { ...(unchanged ? {} : { lastRead: thisRead }), ...learnt },
+        now,
+        `waiting: ${settled.why}`,
+      );
       await this.d.store.updateGate(next, gate.version);
       return report(next, settled.why);
     }
@@ -916,6 +930,12 @@ export class GateService extends GateClosing<GateDeps> {
       // reviewer (a gate that saw no token yet has none).
       const token = known?.ok ? known : await this.tokenBeforeEscalating(gate);
       if (token && !token.ok && token.final) return this.markStale(gate, token.reason, this.now());
+      // No token yet moments after the start (CodePipeline fills it in a moment later): the escalation waits
+      // for it, a sweep at most, so that whoever answers is recorded (an ACTED gate is not looked at again).
+      // Past the listing grace it goes out without.
+      if (token && !token.ok && this.justStarted(gate, this.now())) {
+        return this.actFailed(gate, 'reading the approval token', new Error(token.reason));
+      }
       let subject: string;
       try {
         const message = renderEscalation({
