@@ -201,6 +201,12 @@ function inspector() {
   return { client, mock: mockClient(client) };
 }
 
+/** The client as if its region were unknown: the adapter cannot write an image's resource id then. */
+function noRegion(client: Inspector2Client): Inspector2Client {
+  client.config.region = async () => '';
+  return client;
+}
+
 function ecr() {
   const client = new ECRClient({ region: REGION });
   return { client, mock: mockClient(client) };
@@ -734,7 +740,16 @@ describe('Inspector2: ListCoverage', () => {
     expect(partitionOf('eu-west-1')).toBe('aws');
   });
 
-  it('the exact query finding nothing, lists the repository: pages until the image turns up, and normalises it', async () => {
+  it('the exact query finding nothing: not covered, with no listing of the repository (one call a sweep)', async () => {
+    const { client, mock } = inspector();
+    mock.on(ListCoverageCommand).resolves({ coveredResources: [] });
+    expect(await new InspectorFindings(client, fastRetry()).coverage(IMAGE)).toBeUndefined();
+    const inputs = mock.commandCalls(ListCoverageCommand).map((c) => c.args[0].input);
+    expect(inputs).toHaveLength(1);
+    expect(inputs[0]!.filterCriteria?.resourceId).toBeDefined();
+  });
+
+  it('with no registry to name the image exactly, lists the repository: pages until the image turns up, and normalises it', async () => {
     const { client, mock } = inspector();
     const listed = [
       { coveredResources: [coveredResource(OTHER(1)), coveredResource(OTHER(2))], nextToken: 'c2' },
@@ -743,19 +758,18 @@ describe('Inspector2: ListCoverage', () => {
       { coveredResources: [coveredResource(DIGEST, 'PENDING_INITIAL_SCAN')], nextToken: 'c4' },
     ];
     mock.on(ListCoverageCommand).callsFake(async (input: ListCoverageCommandInput) => {
-      if (input.filterCriteria?.resourceId) return { coveredResources: [] };
       return listed[input.nextToken === undefined ? 0 : Number(input.nextToken.slice(1)) - 1]!;
     });
-    const view = await new InspectorFindings(client, fastRetry()).coverage(IMAGE);
+    // The client's region unknown: the resource id cannot be written, the registry still filters.
+    const view = await new InspectorFindings(noRegion(client), fastRetry()).coverage(IMAGE);
     expect(view).toEqual(coverageOf('PENDING_INITIAL_SCAN'));
     const inputs = mock.commandCalls(ListCoverageCommand).map((c) => c.args[0].input);
     expect(inputs.map((i) => [i.filterCriteria?.resourceId !== undefined, i.nextToken])).toEqual([
-      [true, undefined],
       [false, undefined],
       [false, 'c2'],
       [false, 'c3'],
     ]);
-    expect(inputs[1]!.filterCriteria).toEqual({
+    expect(inputs[0]!.filterCriteria).toEqual({
       ecrRepositoryName: [{ comparison: 'EQUALS', value: 'inspector2' }],
       resourceType: [{ comparison: 'EQUALS', value: 'AWS_ECR_CONTAINER_IMAGE' }],
       accountId: [{ comparison: 'EQUALS', value: '123456789012' }],
@@ -783,12 +797,13 @@ describe('Inspector2: ListCoverage', () => {
   it('reads a large repository for one image at most COVERAGE_PAGES_MAX pages, then says not covered (pending)', async () => {
     const { client, mock } = inspector();
     let page = 0;
-    mock.on(ListCoverageCommand).callsFake(async (input: ListCoverageCommandInput) => {
-      if (input.filterCriteria?.resourceId) return { coveredResources: [] };
+    mock.on(ListCoverageCommand).callsFake(async () => {
       page++;
       return { coveredResources: [coveredResource(OTHER(page % 9))], nextToken: `c${page + 1}` };
     });
-    expect(await new InspectorFindings(client, fastRetry()).coverage(IMAGE)).toBeUndefined();
+    expect(
+      await new InspectorFindings(client, fastRetry()).coverage({ ...IMAGE, registryId: undefined }),
+    ).toBeUndefined();
     expect(page).toBe(COVERAGE_PAGES_MAX);
   });
 

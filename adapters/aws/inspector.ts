@@ -50,8 +50,8 @@ export class InspectorFindings {
   /**
    * An image's coverage. Its resource id is `arn:<partition>:ecr:<region>:<account>:repository/<name>/<digest>`
    * (as its findings' resources name it): when the registry and region are known it is asked for exactly, one
-   * request. Otherwise, or when that finds nothing, the repository's images are listed (the digest is matched
-   * here) up to COVERAGE_PAGES_MAX pages: a repository of more images than that is not read whole for one
+   * request. Otherwise the repository's images are listed (the digest is matched here) up to
+   * COVERAGE_PAGES_MAX pages: a repository of more images than that is not read whole for one
    * gate. An image not found, or not found in those pages, reads as not covered yet (pending): the gate waits,
    * and its deadline decides (fail closed). The gate names the registry whenever it can, so the exact lookup
    * is the usual one.
@@ -65,12 +65,14 @@ export class InspectorFindings {
         : { accountId: [{ comparison: 'EQUALS' as const, value: image.registryId }] }),
     };
     const exact = await this.resourceIdOf(image);
+    // Asked for exactly, an image not found is not covered (yet): listing the repository as well would find
+    // nothing more, at up to COVERAGE_PAGES_MAX calls per waiting gate per sweep, for the whole wait of an
+    // image Inspector does not scan.
     if (exact !== undefined) {
-      const found = await this.firstCovered(
+      return this.firstCovered(
         { ...filterCriteria, resourceId: [{ comparison: 'EQUALS', value: exact }] },
         image,
       );
-      if (found !== undefined) return found;
     }
     return this.firstCovered(filterCriteria, image);
   }
