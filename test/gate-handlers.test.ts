@@ -1054,8 +1054,12 @@ describe('the approval token and the execution', () => {
     h.pipeline.action.customData = undefined;
     h.pipeline.variables = {};
     h.pipeline.stage = { ...h.pipeline.stage, token: undefined };
-    await expect(h.approvalStarted()).rejects.toThrow(/reading the approval token failed/);
+    // Held, not failed: no error for Lambda to retry (and the errors alarm to page on), the lease given back.
+    expect(await h.approvalStarted()).toMatchObject({
+      result: { state: 'DECIDED', note: expect.stringMatching(/^escalation held for the approval token/) },
+    });
     expect(await h.gate()).toMatchObject({ state: 'DECIDED', outcome: 'ESCALATE' });
+    expect((await h.gate())?.actingUntil).toBeUndefined();
     expect(publishes(h)).toHaveLength(0);
 
     h.pipeline.stage.token = TOKEN;
@@ -1110,6 +1114,19 @@ describe('the approval token and the execution', () => {
       expect(await h.decisionItems()).toHaveLength(0);
     },
   );
+
+  it('a gate waiting on findings that never settle, its runs unreadable: the read is still recorded, nothing thrown', async () => {
+    // The token look on this path is best effort: the action runs failing to list (asked because the state
+    // names another execution) must not fail the scan event, which used to record the read and return.
+    const h = await setup();
+    await h.approvalStarted();
+    h.scanner.coverage = SCANNED;
+    h.pipeline.stage = { executionId: NEWER_EXECUTION, status: 'InProgress', token: NEWER_TOKEN };
+    h.fail('ListActionExecutions', pipelineThrottled);
+    h.clock.advance(MINUTE);
+    await h.scanFinished(h.inspectorScanEvent({ counts: { CRITICAL: 1 } }));
+    expect(await h.gate()).toMatchObject({ state: 'WAITING', lastRead: { total: 1 } });
+  });
 
   it('a PutApprovalResult of no gate Tollgate knows is logged as a warning, not dropped without a word', async () => {
     const h = await setup();

@@ -538,10 +538,10 @@ export class GateService extends GateClosing<GateDeps> {
       }
       // While the findings settle (the whole wait, if they never do), the state already read says whether the
       // approval is still there, and gives its token: a person who answers meanwhile is then recorded.
-      const token = await stateRead.then(
-        async (stages) => (await this.confirmedToken(gate, stages, now)).token,
-        () => undefined,
-      );
+      // Best effort: a read that fails leaves both to the next sweep.
+      const token = await stateRead
+        .then(async (stages) => (await this.confirmedToken(gate, stages, now)).token)
+        .catch(() => undefined);
       if (token && !token.ok && token.final) return this.markStale(gate, token.reason, now);
       const learnt = gate.tokenHash === undefined && token?.ok ? { tokenHash: hashToken(token.token) } : {};
       // An unchanged read keeps the earlier one, whose time starts the "a sweep apart" clock: replacing it
@@ -768,17 +768,11 @@ export class GateService extends GateClosing<GateDeps> {
   ): Promise<GateReport> {
     // No decision for an approval that is over (its end event lost): its record would tell auditors a release
     // was judged that no longer waited. Callers that have just read the token pass it; for the others (a
-    // timeout, a read that failed, a scan that cannot give a verdict) the token is read here. A failed read
-    // decides all the same (fail closed), and acting reads it again.
+    // timeout, a read that failed, a scan that cannot give a verdict) the token is read here, and acting uses
+    // that read. A failed read decides all the same (fail closed).
     let ctx = given;
     if (!ctx.token?.ok) {
-      const token = await this.readToken(gate).catch((error: unknown) => {
-        this.d.log.warn('reading the approval token before deciding failed; deciding all the same', {
-          gate: gateId(gate.key),
-          error: describeError(error),
-        });
-        return undefined;
-      });
+      const token = await this.freshToken(gate, 'deciding all the same');
       if (token && !token.ok && token.final) return this.markStale(gate, token.reason, this.now());
       if (token) ctx = { ...ctx, token };
     }
@@ -926,15 +920,20 @@ export class GateService extends GateClosing<GateDeps> {
     const record = decision.record;
     if (record.outcome === 'ESCALATE') {
       // Before anyone is paged, the approval must still wait: its end event may be lost, or this a decision
-      // the sweep acts on again long after. The token's hash comes with it, for CloudTrail's record of the
-      // reviewer (a gate that saw no token yet has none).
-      const token = known?.ok ? known : await this.tokenBeforeEscalating(gate);
+      // the sweep acts on again long after (`known` is undefined then; deciding reads it otherwise). The
+      // token's hash comes with it, for CloudTrail's record of the reviewer.
+      const token =
+        known ?? (await this.freshToken(gate, 'escalating without it: the reviewer may not be recorded'));
       if (token && !token.ok && token.final) return this.markStale(gate, token.reason, this.now());
-      // No token yet moments after the start (CodePipeline fills it in a moment later): the escalation waits
-      // for it, a sweep at most, so that whoever answers is recorded (an ACTED gate is not looked at again).
-      // Past the listing grace it goes out without.
+      // No token yet moments after the start (CodePipeline fills it in a moment later): the escalation is
+      // held for it, so that whoever answers is recorded (an ACTED gate is not looked at again). The lease is
+      // given back and the next sweep sends it: not a failure, nothing to retry. Past the listing grace it
+      // goes out without.
       if (token && !token.ok && this.justStarted(gate, this.now())) {
-        return this.actFailed(gate, 'reading the approval token', new Error(token.reason));
+        const now = this.now();
+        const held = this.next(gate, { actingUntil: undefined }, now, `escalation held: ${token.reason}`);
+        const released = await this.d.store.updateGate(held, gate.version).catch(() => false);
+        return report(released ? held : gate, `escalation held for the approval token (${token.reason})`);
       }
       let subject: string;
       try {
@@ -1051,12 +1050,12 @@ export class GateService extends GateClosing<GateDeps> {
     return now.getTime() - Date.parse(gate.startedAt) < LISTING_GRACE_MS;
   }
 
-  /** The token read afresh for an escalation; a failed read does not hold the escalation back (undefined). */
-  private async tokenBeforeEscalating(gate: Gate): Promise<TokenCheck | undefined> {
+  /** The token read afresh, or undefined when the read fails (logged): the caller goes on `without` it. */
+  private async freshToken(gate: Gate, without: string): Promise<TokenCheck | undefined> {
     try {
       return await this.readToken(gate);
     } catch (error) {
-      this.d.log.warn('escalating, but reading the approval token failed: the reviewer may not be recorded', {
+      this.d.log.warn(`reading the approval token failed; ${without}`, {
         gate: gateId(gate.key),
         error: describeError(error),
       });
