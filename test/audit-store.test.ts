@@ -410,6 +410,38 @@ describe('DynamoStore audit append', () => {
     expect(await audit.get('payments-api', head.seq + 1)).toBeUndefined();
   });
 
+  it('sends each write its own request token, so DynamoDB cannot take a second writer for a retry of the first', async () => {
+    // DynamoDB answers a TransactWriteItems whose token it saw in the last 10 minutes as a success when the
+    // request is the same: two writers that built the same append must not share a token (dynalite keeps no
+    // tokens, so what is sent is what can be checked).
+    const tokens: unknown[] = [];
+    const name = 'capture-request-token';
+    dynamo.client.middlewareStack.add(
+      (next) => async (args) => {
+        const request = args.request as { headers?: Record<string, string>; body?: unknown };
+        if (request.headers?.['x-amz-target']?.endsWith('.TransactWriteItems')) {
+          const body =
+            typeof request.body === 'string'
+              ? request.body
+              : Buffer.from(request.body as Uint8Array).toString();
+          tokens.push((JSON.parse(body) as { ClientRequestToken?: unknown }).ClientRequestToken);
+        }
+        return next(args);
+      },
+      { step: 'build', name },
+    );
+    try {
+      const record = chainRecord(entry('token-test', 5, 'decision', START), 'token-test', undefined);
+      await store.appendAudit(record);
+      await expect(store.appendAudit(record)).rejects.toThrow(ChainHeadMovedError);
+    } finally {
+      dynamo.client.middlewareStack.remove(name);
+    }
+    expect(tokens).toHaveLength(2);
+    for (const token of tokens) expect(token).toMatch(/^[0-9a-f-]{36}$/);
+    expect(tokens[0]).not.toEqual(tokens[1]);
+  });
+
   it('leaves a pending marker until the vulnerability items are written, and the repair finishes them', async () => {
     // A pipeline of its own, 40 days on: the trail the other tests read is not touched.
     const record = chainRecord(

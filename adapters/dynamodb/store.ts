@@ -422,7 +422,7 @@ export class DynamoStore implements StorePort {
     // committed, trying again tells which it was.
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.transact(items, audit, `${gateId(gate.key)}#${gate.version}`);
+        return await this.transact(items, audit);
       } catch (error) {
         if (attempt >= CREATE_ATTEMPTS || !cancellationCodes(error)?.includes('TransactionConflict'))
           throw error;
@@ -448,7 +448,7 @@ export class DynamoStore implements StorePort {
         },
       );
     }
-    return this.transact([this.gatePut(gate, expectedVersion)], audit, `${gateId(gate.key)}#${gate.version}`);
+    return this.transact([this.gatePut(gate, expectedVersion)], audit);
   }
 
   async decide(
@@ -473,7 +473,6 @@ export class DynamoStore implements StorePort {
         this.gatePut(gate, expectedVersion),
       ],
       audit,
-      `${gateId(gate.key)}#${gate.version}`,
     );
   }
 
@@ -491,7 +490,7 @@ export class DynamoStore implements StorePort {
    * the index items in one transaction; ChainHeadMovedError when the record's place is taken.
    */
   async appendAudit(record: AuditRecord): Promise<void> {
-    await this.transact([], record, `append#${record.pipeline}#${record.seq}`);
+    await this.transact([], record);
   }
 
   /**
@@ -671,29 +670,18 @@ export class DynamoStore implements StorePort {
 
   /**
    * One TransactWriteItems: the gate's items, then the audit append's. `false` on a lost race (a condition
-   * of the gate's items); ChainHeadMovedError when only the append lost its place. The request token makes
-   * a retry of the same write (same gate version, same record) idempotent on DynamoDB.
+   * of the gate's items); ChainHeadMovedError when only the append lost its place.
+   *
+   * No ClientRequestToken of our own: the SDK draws a random one per call and sends it again on its own
+   * retries, which makes a retry after a lost answer idempotent. A token derived from the content would let
+   * two writers that built the same request (the same gate version and record, in the same millisecond)
+   * both be told they won, and one that differs only in its timestamps be refused with
+   * IdempotentParameterMismatch instead of losing the race.
    */
-  private async transact(
-    gateItems: TransactItem[],
-    audit: AuditRecord | undefined,
-    id: string,
-  ): Promise<boolean> {
+  private async transact(gateItems: TransactItem[], audit: AuditRecord | undefined): Promise<boolean> {
     const items = audit ? [...gateItems, ...this.auditItems(audit)] : gateItems;
     try {
-      await this.doc.send(
-        new TransactWriteCommand({
-          TransactItems: items,
-          ...(audit
-            ? {
-                ClientRequestToken: createHash('sha256')
-                  .update(`${id}#${audit.hash}`)
-                  .digest('hex')
-                  .slice(0, 36),
-              }
-            : {}),
-        }),
-      );
+      await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
       return true;
     } catch (error) {
       const kind = cancelKind(error, gateItems.length);
