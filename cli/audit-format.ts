@@ -249,7 +249,8 @@ function violationLines(label: string, list: readonly Violation[]): string[] {
   if (list.length === 0) return [`  ${label.padEnd(16)}none`];
   const width = Math.max(...list.map((v) => v.rule.length));
   return list.map((v, i) => {
-    const ids = v.findings.length > 0 ? `: ${v.findings.join(', ')}` : '';
+    const omitted = v.findingsOmitted ? ` (+${v.findingsOmitted} more, not stored)` : '';
+    const ids = v.findings.length > 0 ? `: ${v.findings.join(', ')}${omitted}` : omitted;
     const head = `${v.rule.padEnd(width)}  ${v.action.padEnd(8)} ${v.count} matching (allow ${v.allow})${ids}`;
     const description = v.description ? `\n  ${''.padEnd(16)}${''.padEnd(width)}  ${v.description}` : '';
     return `  ${(i === 0 ? label : '').padEnd(16)}${head}${description}`;

@@ -88,6 +88,7 @@ const VIOLATION = struct<Violation>({
   allow: 'int',
   count: 'int',
   findings: STRINGS,
+  findingsOmitted: 'int',
   description: 'string',
 });
 

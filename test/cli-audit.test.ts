@@ -12,7 +12,7 @@ import {
 } from '../adapters/dynamodb/audit-items.js';
 import { startLocalDynamo } from '../adapters/dynamodb/local.js';
 import { DynamoStore } from '../adapters/dynamodb/store.js';
-import { csvField, csvLine, parseTime, printable } from '../cli/audit-format.js';
+import { csvField, csvLine, parseTime, printable, renderShow } from '../cli/audit-format.js';
 import { TABLE_NAME } from '../cli/local-store.js';
 import { archiveObjects } from '../functions/archive/layout.js';
 import { chainRecord } from '../shared/audit/chain.js';
@@ -1186,5 +1186,44 @@ describe('parseTime', () => {
     ]) {
       expect(() => parseTime(bad, now, 'since'), bad).toThrow(/expected an ISO-8601 date/);
     }
+  });
+});
+
+describe('renderShow', () => {
+  it('says how many vulnerability ids a stored decision left out of a violation', () => {
+    const record = chainRecord(
+      {
+        type: 'decision',
+        time: '2026-11-25T12:00:00.000Z',
+        actor: 'tollgate',
+        gate: { pipeline: 'payments-api', executionId: 'exec-1', stage: 'Gate', action: 'Tollgate' },
+        image: { repository: 'payments/api', digest: `sha256:${'a'.repeat(64)}`, tags: [] },
+        outcome: 'REJECT',
+        summary: 'REJECT',
+        violations: [
+          {
+            rule: 'no-critical',
+            action: 'reject',
+            allow: 0,
+            count: 3000,
+            findings: ['CVE-2026-10000'],
+            findingsOmitted: 2999,
+          },
+        ],
+        warnings: [],
+        exceptions: null,
+        counts: null,
+        policy: null,
+        vulnerabilities: [],
+        vulnerabilitiesTruncated: true,
+        action: null,
+        resolution: null,
+      },
+      'payments-api',
+      undefined,
+    );
+    expect(renderShow(record, { computed: record.hash, previous: undefined })).toContain(
+      '3000 matching (allow 0): CVE-2026-10000 (+2999 more, not stored)',
+    );
   });
 });

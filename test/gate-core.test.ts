@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FindingTable } from '../shared/findings/table.js';
+import { boundedDecision } from '../shared/gate/bounds.js';
+import { exampleEscalationInput } from '../shared/gate/escalation.example.js';
 import {
   imageFromCustomData,
   imageFromVariables,
@@ -7,7 +9,7 @@ import {
   repositoryName,
   repositoryOf,
 } from '../shared/gate/image.js';
-import type { GateImage, GateKey, ScanStatus } from '../shared/gate/model.js';
+import type { GateImage, GateKey, ScanStatus, StoredDecision } from '../shared/gate/model.js';
 import type { ActionExecutionView, StageStateView } from '../shared/gate/ports.js';
 import {
   coverageState,
@@ -527,5 +529,58 @@ describe('the token check', () => {
 
   it('waits (not final) when the action is in progress but has no token yet', () => {
     expect(checkToken(key, stage('e1', 'InProgress'), undefined)).toMatchObject({ ok: false, final: false });
+  });
+});
+
+describe('bounding a stored decision', () => {
+  const { decision } = exampleEscalationInput();
+
+  it('returns a decision that fits as it is', () => {
+    expect(boundedDecision(decision)).toBe(decision);
+  });
+
+  it('cuts every id list to one length, the first ids kept, and says how many each left out', () => {
+    const ids = (n: number) => Array.from({ length: n }, (_, i) => `CVE-2026-${String(i).padStart(5, '0')}`);
+    const big: StoredDecision = {
+      ...decision,
+      record: {
+        ...decision.record,
+        violations: decision.record.violations.map((v, i) => ({ ...v, findings: ids(i === 0 ? 9000 : 3) })),
+        warnings: decision.record.warnings.map((v) => ({ ...v, findings: ids(6000) })),
+      },
+    };
+    const bounded = boundedDecision(big, 100_000);
+    expect(Buffer.byteLength(JSON.stringify(bounded))).toBeLessThanOrEqual(100_000);
+    const kept = bounded.record.violations[0]!.findings.length;
+    expect(kept).toBeGreaterThan(1000);
+    expect(bounded.record.violations[0]).toMatchObject({ findings: ids(kept), findingsOmitted: 9000 - kept });
+    // A list shorter than the cut is whole, and says nothing.
+    expect(bounded.record.violations[1]!.findings).toEqual(ids(3));
+    expect(bounded.record.violations[1]!.findingsOmitted).toBeUndefined();
+    for (const w of bounded.record.warnings) expect(w.findings.length + w.findingsOmitted!).toBe(6000);
+    // The verdict and what it says stay the evaluation's.
+    expect(bounded.record).toMatchObject({ outcome: 'ESCALATE', summary: decision.record.summary });
+    expect(bounded.details).toEqual(decision.details);
+  });
+
+  it('cuts the findings shown per violation when even empty id lists do not fit', () => {
+    const bare = {
+      ...decision,
+      record: {
+        ...decision.record,
+        violations: decision.record.violations.map((v) => ({ ...v, findings: [], findingsOmitted: 1 })),
+        warnings: decision.record.warnings.map((v) => ({ ...v, findings: [], findingsOmitted: 1 })),
+      },
+      details: decision.details.map((d) => ({ ...d, shown: [] })),
+    };
+    const budget = Buffer.byteLength(JSON.stringify(bare)) + 400;
+    const small = boundedDecision(decision, budget);
+    expect(small.record.violations.every((v) => v.findings.length === 0)).toBe(true);
+    expect(Buffer.byteLength(JSON.stringify(small))).toBeLessThanOrEqual(budget);
+    expect(small.details.some((d, i) => d.shown.length < decision.details[i]!.shown.length)).toBe(true);
+    for (const [i, d] of small.details.entries()) {
+      const before = decision.details[i]!;
+      expect(d.shown.length + d.more).toBe(before.shown.length + before.more);
+    }
   });
 });

@@ -1392,6 +1392,59 @@ describe('identifying the image: what a tag or a URI cannot be trusted with', ()
   });
 });
 
+describe('a decision too large for one table item', () => {
+  it('is stored with its vulnerability lists cut, saying how many were left out, and acted on', async () => {
+    // 3,000 CRITICAL findings under 12 rules: 36,000 ids, over 600 KB of decision, where DynamoDB takes
+    // 400 KB an item. Refused, it would be refused on every delivery and sweep: the gate never decided.
+    const dir = await mkdtemp(join(tmpdir(), 'tollgate-policy-'));
+    try {
+      const rules = Array.from(
+        { length: 12 },
+        (_, i) => `  - { id: critical-${i + 1}, action: reject, when: { severity: [CRITICAL] } }`,
+      );
+      const file = join(dir, 'policy.yaml');
+      await writeFile(file, `version: 1\nname: many-rules\nrules:\n${rules.join('\n')}\n`);
+      const h = await setup({ policy: loadPolicySource(file) });
+      const template = exampleFindings('payments-api.list-findings.json').find(
+        (f) => f.severity === 'CRITICAL' && f.status === 'ACTIVE',
+      )!;
+      h.scanner.findings = Array.from({ length: 3000 }, (_, i) => ({
+        ...structuredClone(template),
+        findingArn: `${template.findingArn}-${i}`,
+        packageVulnerabilityDetails: {
+          ...template.packageVulnerabilityDetails!,
+          vulnerabilityId: `CVE-2026-${String(10_000 + i)}`,
+        },
+      }));
+      h.scanner.pageSize = 100;
+      await h.approvalStarted();
+      h.clock.advance(55 * SECOND);
+      await h.scanFinished();
+
+      expect(putResults(h).map((p) => p.result?.status)).toEqual(['Rejected']);
+      expect(await h.gate()).toMatchObject({ state: 'ACTED', outcome: 'REJECT' });
+      const [item] = await h.decisionItems();
+      expect(Buffer.byteLength(JSON.stringify(item), 'utf8')).toBeLessThan(400_000);
+      const { violations, counts } = (await h.decision())!.record;
+      expect(counts.CRITICAL).toBe(3000);
+      expect(violations).toHaveLength(12);
+      for (const v of violations) {
+        expect(v.count).toBe(3000);
+        expect(v.findings.length).toBeGreaterThan(100);
+        expect(v.findings.length + v.findingsOmitted!).toBe(3000);
+        // The first ids of the sorted list are the ones kept.
+        expect(v.findings[0]).toBe('CVE-2026-10000');
+      }
+      // The decision event counts every id it does not list, the ones the store left out too.
+      const event = h.events.find((e) => e.DetailType === 'Tollgate Decision')!;
+      const detail = JSON.parse(event.Detail!) as { violations: { moreVulnerabilityIds: number }[] };
+      expect(detail.violations.map((v) => v.moreVulnerabilityIds)).toEqual(Array(12).fill(3000 - 20));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('a bad policy at run time', () => {
   it('escalates every gate with the reason, under the broken file’s sha256', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tollgate-policy-'));

@@ -13,6 +13,11 @@ export interface Violation {
   readonly count: number;
   /** Distinct vulnerability ids of the matching findings, sorted. */
   readonly findings: readonly string[];
+  /**
+   * Stored decisions only: ids left out of `findings` so that the decision fits the table's item limit
+   * (absent when none were).
+   */
+  readonly findingsOmitted?: number;
   /** The rule's description; for implicit violations, why they were raised. */
   readonly description?: string;
 }

@@ -178,7 +178,7 @@ export function decisionEvent(
     count: v.count,
     allow: v.allow,
     vulnerabilityIds: v.findings.slice(0, DETAIL_LIMIT),
-    moreVulnerabilityIds: Math.max(0, v.findings.length - DETAIL_LIMIT),
+    moreVulnerabilityIds: Math.max(0, v.findings.length - DETAIL_LIMIT) + (v.findingsOmitted ?? 0),
   });
   const { applied, expiringSoon, expired, revoked } = record.exceptions;
   const detail = DecisionEventDetail.parse({

@@ -9,6 +9,7 @@ import { type CompiledPolicy, compilePolicy } from '../policy/compile.js';
 import { type Evaluation, evaluate, type GateCondition } from '../policy/evaluate.js';
 import type { LoadedPolicy } from '../policy/load.js';
 import { PolicySchema } from '../policy/schema.js';
+import { boundedDecision } from './bounds.js';
 import { type ClosingConfig, type ClosingDeps, GateClosing } from './closing.js';
 import { approvalSummary, renderEscalation } from './escalation.js';
 import { decisionEvent, gateStateEvent } from './events.js';
@@ -807,17 +808,17 @@ export class GateService extends GateClosing<GateDeps> {
       details = [];
       findings = evaluation.table;
     }
-    const record = evaluation.record;
     const latencyMs = Math.max(0, now.getTime() - Date.parse(gate.startedAt));
-    const decision: StoredDecision = {
+    const decision = boundedDecision({
       key: gate.key,
-      record,
+      record: evaluation.record,
       details,
       image: gate.image,
       trigger: ctx.trigger,
       decidedAt: now.toISOString(),
       latencyMs,
-    };
+    });
+    const { record } = decision;
     const what = `decided ${record.outcome}${input.why ? ` (${input.why})` : ''} on ${ctx.trigger}`;
     const changes: Partial<Gate> = {
       state: 'DECIDED',
