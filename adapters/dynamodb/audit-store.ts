@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { type ChainProblem, type VerifyResult, verifyChain } from '../../shared/audit/chain.js';
 import { type AuditFilter, type AuditRecord, reviewerMatches } from '../../shared/audit/record.js';
+import { inTurn } from '../../shared/gate/work.js';
 import {
   AUDIT_TYPE,
   auditPk,
@@ -512,13 +513,21 @@ export class DynamoAuditStore {
     let from = range.since?.getTime();
     let to = range.until?.getTime();
     if (from === undefined || to === undefined) {
-      // No bound given: the registry says when the records start and end (a day of slack for clocks).
+      // No bound given: each chain's earliest and latest record times, from the index that sorts a chain's
+      // records by time. Not the registry's first time and the head's: a record carries its event's own time,
+      // and a late event (redriven from a dead-letter queue, say) appends a record older than the one before,
+      // which would move the head's time back and leave the newer records' days unread.
       const registry = await this.registry();
       this.stats.requests++;
       if (registry.length === 0) return;
-      // A later record may carry an earlier time than the first (an event's own time): a day of slack too.
-      from ??= Math.min(...registry.map((p) => Date.parse(p.firstTime))) - DAY_MS;
-      to ??= Math.max(...registry.map((p) => Date.parse(p.lastTime))) + DAY_MS;
+      const times = (newest: boolean) => this.chainTimes(registry, newest);
+      const [earliest, latest] = await Promise.all([
+        from === undefined ? times(false) : [],
+        to === undefined ? times(true) : [],
+      ]);
+      // A day of slack each side, for the clocks.
+      from ??= Math.min(...earliest) - DAY_MS;
+      to ??= Math.max(...latest) + DAY_MS;
       if (Number.isNaN(from) || Number.isNaN(to))
         throw new Error('the audit registry holds a time that is no time');
     }
@@ -539,6 +548,33 @@ export class DynamoAuditStore {
         ),
       );
     }
+  }
+
+  /**
+   * Each chain's earliest (or latest) record time: one Query of a record, first or last in time order, per
+   * chain, 8 at a time; the registry's first time and the head's time are taken too (a record appended a
+   * moment ago may not be in the index yet).
+   */
+  private async chainTimes(registry: readonly AuditPipeline[], newest: boolean): Promise<number[]> {
+    const times = registry.map((p) => Date.parse(newest ? p.lastTime : p.firstTime));
+    await inTurn(registry, 8, async (p) => {
+      const output = await this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: INDEX.pipeline,
+          KeyConditionExpression: 'pipelinePk = :pk',
+          ExpressionAttributeValues: { ':pk': auditPk(p.pipeline) },
+          ProjectionExpression: '#time',
+          ExpressionAttributeNames: { '#time': 'time' },
+          ScanIndexForward: !newest,
+          Limit: 1,
+        }),
+      );
+      this.stats.requests++;
+      const time = output.Items?.[0]?.time;
+      if (time !== undefined) times.push(Date.parse(String(time)));
+    });
+    return times;
   }
 
   private async *recordsOf(pages: AsyncIterable<Item[]>): AsyncGenerator<AuditRecord> {
