@@ -1,5 +1,5 @@
-import { createServer } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { Agent, createServer } from 'node:http';
+import { type AddressInfo, createConnection, type NetConnectOpts, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ApprovalAlreadyCompletedException,
@@ -76,10 +76,12 @@ import {
   withRetries,
 } from '../adapters/aws/index.js';
 import { COVERAGE_PAGES_MAX } from '../adapters/aws/inspector.js';
-import { HTTP_TIMEOUTS, mayHaveLanded, sdkClientConfig } from '../adapters/aws/retry.js';
+import { HTTP_TIMEOUTS, httpHandlerConfig, mayHaveLanded, sdkClientConfig } from '../adapters/aws/retry.js';
 import { createDocumentClient } from '../adapters/dynamodb/store.js';
+import { ECR_FINDINGS_NOT_READY } from '../shared/findings/readers.js';
 import { partitionOf } from '../shared/gate/events.js';
 import type { ImageLocator, TollgateEvent } from '../shared/gate/ports.js';
+import { ecrScanState } from '../shared/gate/scan.js';
 import { fixtureJson } from './helpers.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -105,6 +107,25 @@ function fastRetry(attempts = 5): RetryOptions & { readonly sleeps: number[] } {
       sleeps.push(ms);
     },
   };
+}
+
+/** A failure before the request went out, as Node reports it through the SDK (`code`, `syscall`). */
+function networkError(code: string, syscall = code.endsWith('UNREACH') ? 'connect' : 'getaddrinfo') {
+  const what =
+    syscall === 'getaddrinfo'
+      ? `getaddrinfo ${code} codepipeline.eu-central-1.amazonaws.com`
+      : `connect ${code} 10.0.0.1:443`;
+  return Object.assign(new Error(what), { code, syscall, $metadata: { attempts: 1, totalRetryDelay: 0 } });
+}
+
+/** The HTTP handler's connection timeout, worded as @smithy/node-http-handler words it. */
+function connectTimeout() {
+  return Object.assign(
+    new Error(
+      '@smithy/node-http-handler - the request socket did not establish a connection with the server within the configured timeout of 3000 ms.',
+    ),
+    { name: 'TimeoutError', $metadata: { attempts: 1, totalRetryDelay: 0 } },
+  );
 }
 
 // The SDK v3 turns the API's epoch-second timestamps into Date objects; the samples hold epoch seconds.
@@ -633,6 +654,32 @@ describe('CodePipeline: PutApprovalResult', () => {
     );
   });
 
+  it('already completed after a failure before the request went out: retried, and the answer is about someone else', async () => {
+    const completed = () =>
+      new ApprovalAlreadyCompletedException({ message: 'The approval has been completed', $metadata: {} });
+    for (const failure of [
+      networkError('ENOTFOUND'),
+      networkError('EAI_AGAIN'),
+      networkError('EHOSTUNREACH'),
+      networkError('ENETUNREACH'),
+      connectTimeout(),
+    ]) {
+      const { client, mock } = codepipeline();
+      mock.on(PutApprovalResultCommand).rejectsOnce(failure).rejects(completed());
+      expect(
+        await new CodePipelineApprovals(client, fastRetry()).putApprovalResult(request),
+        failure.message,
+      ).toBe('already-completed');
+      expect(mock.commandCalls(PutApprovalResultCommand)).toHaveLength(2);
+      // And when the retry lands: accepted.
+      const ok = codepipeline();
+      ok.mock.on(PutApprovalResultCommand).rejectsOnce(failure).resolves({});
+      expect(await new CodePipelineApprovals(ok.client, fastRetry()).putApprovalResult(request)).toBe(
+        'accepted',
+      );
+    }
+  });
+
   it('maps InvalidApprovalTokenException to invalid-token', async () => {
     const { client, mock } = codepipeline();
     const body = fixtureJson('aws/put-approval-result-error.invalid-token.shape-example.json') as {
@@ -1119,6 +1166,122 @@ describe('ECR: DescribeImageScanFindings', () => {
     const clean = await new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage);
     expect(clean.scan).toEqual({ complete: true, status: 'COMPLETE' });
     expect(clean.table.length).toBe(0);
+  });
+
+  it('COMPLETE with a findings part that shows nothing of the scan is not ready, never clean (aws/aws-sdk#289)', async () => {
+    const { client, mock } = ecr();
+    // The answer quoted in the issue: COMPLETE, `findings: []`, no completion time, no counts. Its findings
+    // came seconds later: read as clean, with no scan event counts to compare, it would approve.
+    const notReady = sample<DescribeImageScanFindingsCommandOutput>(
+      'describe-image-scan-findings.complete-not-ready.aws-sdk-issue-289.json',
+    );
+    const read = async (page: DescribeImageScanFindingsCommandOutput) => {
+      mock.reset();
+      mock.on(DescribeImageScanFindingsCommand).resolves(page);
+      return new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage);
+    };
+    const first = await read(notReady);
+    expect(first.scan).toEqual({
+      complete: false,
+      status: 'FINDINGS_NOT_READY',
+      reason:
+        'ECR says the scan is COMPLETE but its imageScanFindings has no findings, no enhancedFindings, no ' +
+        'imageScanCompletedAt and no findingSeverityCounts: the findings may not be ready yet',
+    });
+    expect(first.scan.status).toBe(ECR_FINDINGS_NOT_READY);
+    expect(first.table.length).toBe(0);
+    // The gate waits on it (and fails closed at its deadline), as on a scan still running.
+    expect(ecrScanState(first.scan.status!)).toBe('pending');
+    // ACTIVE (continuous scanning), an empty enhanced list beside the empty basic one, an empty findings part.
+    for (const imageScanFindings of [{ findings: [], enhancedFindings: [] }, { enhancedFindings: [] }, {}]) {
+      for (const status of ['COMPLETE', 'ACTIVE'] as const) {
+        const again = await read({ ...notReady, imageScanStatus: { status }, imageScanFindings });
+        expect(again.scan).toMatchObject({ complete: false, status: 'FINDINGS_NOT_READY' });
+      }
+    }
+    // The same answer once its findings are there: complete, and they are read.
+    const listed = await read({
+      ...notReady,
+      imageScanFindings: { findings: basic.imageScanFindings!.findings },
+    });
+    expect(listed.scan).toEqual({ complete: true, status: 'COMPLETE' });
+    expect(listed.table.length).toBe(1);
+  });
+
+  it("a clean scan's answer, with its completion time or its counts, is complete; so are enhanced findings without either", async () => {
+    const { client, mock } = ecr();
+    const read = async (page: DescribeImageScanFindingsCommandOutput) => {
+      mock.reset();
+      mock.on(DescribeImageScanFindingsCommand).resolves(page);
+      return new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage);
+    };
+    // The basic sample with its one finding gone: imageScanCompletedAt, vulnerabilitySourceUpdatedAt, counts {}.
+    const clean = { ...basic.imageScanFindings!, findings: [], findingSeverityCounts: {} };
+    const withTime = { findings: [], imageScanCompletedAt: basic.imageScanFindings!.imageScanCompletedAt };
+    for (const imageScanFindings of [clean, withTime, { findings: [], findingSeverityCounts: {} }]) {
+      const r = await read({ ...basic, imageScanFindings });
+      expect(r.scan).toEqual({ complete: true, status: 'COMPLETE' });
+      expect(r.table.length).toBe(0);
+    }
+    // The moto fixture has no imageScanCompletedAt, but findings (and counts): complete, even without the counts.
+    const enhanced = sample<DescribeImageScanFindingsCommandOutput>(
+      'describe-image-scan-findings.enhanced.moto-fixture.json',
+    );
+    expect(enhanced.imageScanFindings!.imageScanCompletedAt).toBeUndefined();
+    const { findingSeverityCounts: _, ...uncounted } = enhanced.imageScanFindings!;
+    for (const imageScanFindings of [enhanced.imageScanFindings!, uncounted]) {
+      const r = await read({ ...enhanced, imageScanFindings });
+      expect(r.scan).toEqual({ complete: true, status: 'COMPLETE' });
+      expect(r.table.length).toBe(2);
+    }
+  });
+
+  it('one CVE in two versions of a package, or without a package, is several findings; one repeated is one', async () => {
+    const { client, mock } = ecr();
+    const finding = (version: string | undefined, extra: { uri?: string; description?: string } = {}) => ({
+      name: 'CVE-2024-0001',
+      severity: 'HIGH' as const,
+      ...extra,
+      attributes: [
+        ...(version === undefined
+          ? []
+          : [
+              { key: 'package_name', value: 'kernel' },
+              { key: 'package_version', value: version },
+            ]),
+        { key: 'CVSS3_SCORE', value: '7.8' },
+      ],
+    });
+    // Two kernel RPMs, and two findings of one CVE that name no package: four findings, as ECR counts them,
+    // over two pages, the second one repeating a finding of the first.
+    const kernels = [finding('5.10.1-1.amzn2'), finding('5.10.2-1.amzn2')];
+    const loose = [
+      finding(undefined, { uri: 'https://example.com/a', description: 'in a' }),
+      finding(undefined, { uri: 'https://example.com/b', description: 'in b' }),
+    ];
+    const pages = (counted: number) => {
+      mock.reset();
+      const part = (findings: ReturnType<typeof finding>[]) => ({
+        ...basic.imageScanFindings!,
+        findings,
+        findingSeverityCounts: { HIGH: counted },
+      });
+      mock
+        .on(DescribeImageScanFindingsCommand)
+        .resolvesOnce({ ...basic, imageScanFindings: part([...kernels, loose[0]!]), nextToken: 'p2' })
+        .resolvesOnce({ ...basic, imageScanFindings: part([kernels[0]!, loose[1]!, loose[0]!]) });
+      return new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage);
+    };
+    const whole = await pages(4);
+    expect(whole.scan).toEqual({ complete: true, status: 'COMPLETE' });
+    expect(new Set(whole.table.rows().map((f) => f.key)).size).toBe(4);
+    expect(whole.table.rows().map((f) => f.packages[0]?.version)).toContain('5.10.2-1.amzn2');
+    // The repeats stand in for no finding: five counted is a list short of one.
+    expect((await pages(5)).scan).toEqual({
+      complete: false,
+      status: 'FINDINGS_SHORT_OF_COUNTS',
+      reason: 'ECR listed fewer findings than its findingSeverityCounts (HIGH 4 listed of 5 counted)',
+    });
   });
 
   it('reads enhanced findings (Inspector through ECR)', async () => {
@@ -1688,6 +1851,12 @@ describe.each(OPERATIONS)('retries: $op', (c) => {
     expect(run.count()).toBe(c.calls + 1);
   });
 
+  it('a name that did not resolve (ENOTFOUND), then success', async () => {
+    const run = c.run(networkError('ENOTFOUND'), false);
+    await run.done;
+    expect(run.count()).toBe(c.calls + 1);
+  });
+
   it('access denied is not retried', async () => {
     const run = c.run(c.errors.denied(), true);
     if (c.deniedAnswer === undefined)
@@ -1747,6 +1916,46 @@ describe('withRetries and its classification', () => {
       ),
     ).toBe(true);
     expect(isRetryableAwsError('ThrottlingException')).toBe(false);
+  });
+
+  it.each([
+    ['ENOTFOUND', 'getaddrinfo'],
+    ['EAI_AGAIN', 'getaddrinfo'],
+    ['EHOSTUNREACH', 'connect'],
+    ['ENETUNREACH', 'connect'],
+    ['ECONNREFUSED', 'connect'],
+    ['ETIMEDOUT', 'connect'],
+  ])('%s (%s) fails before the request goes out: retried, and it cannot have landed', (code, syscall) => {
+    const error = networkError(code, syscall);
+    expect(isRetryableAwsError(error)).toBe(true);
+    expect(mayHaveLanded(error)).toBe(false);
+  });
+
+  it('on a connection already made, the same codes and timeouts may have landed; so may one without a syscall', () => {
+    for (const code of ['EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT']) {
+      for (const syscall of ['read', 'write', undefined]) {
+        const error = Object.assign(new Error(code), { code, ...(syscall === undefined ? {} : { syscall }) });
+        expect(isRetryableAwsError(error), `${code} ${syscall}`).toBe(true);
+        expect(mayHaveLanded(error), `${code} ${syscall}`).toBe(true);
+      }
+    }
+    // The connection timeout says it never connected; the request timeout (ETIMEDOUT, connected) does not.
+    expect(isRetryableAwsError(connectTimeout())).toBe(true);
+    expect(mayHaveLanded(connectTimeout())).toBe(false);
+    const older = Object.assign(
+      new Error('Socket timed out without establishing a connection within 3000 ms'),
+      {
+        name: 'TimeoutError',
+      },
+    );
+    expect(mayHaveLanded(older)).toBe(false);
+    const request = Object.assign(
+      new Error(
+        '@smithy/node-http-handler - [ERROR] a request has exceeded the configured 20000 ms requestTimeout.',
+      ),
+      { name: 'TimeoutError', code: 'ETIMEDOUT' },
+    );
+    expect(mayHaveLanded(request)).toBe(true);
   });
 
   it('stops waiting as soon as the signal fires', async () => {
@@ -1835,6 +2044,45 @@ describe('createAwsAdapters', () => {
       for (const s of sockets) s.destroy();
       server.close();
     }
+  });
+
+  it('a name that does not resolve, and a connection never made within its timeout, are retried and cannot have landed', async () => {
+    const client = (endpoint: string, httpAgent?: Agent) =>
+      new CodePipelineClient({
+        region: REGION,
+        maxAttempts: 1,
+        requestHandler: {
+          ...httpHandlerConfig({ connectionTimeout: 200, requestTimeout: 300 }),
+          ...(httpAgent === undefined ? {} : { httpAgent }),
+        },
+        endpoint,
+        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      });
+    // `.invalid` never resolves (RFC 2606): ENOTFOUND, or EAI_AGAIN where there is no resolver at all.
+    const unresolved = client('http://tollgate-test.invalid');
+    const dns = await unresolved.send(new GetPipelineStateCommand({ name: 'p' })).catch((e: unknown) => e);
+    expect(dns).toMatchObject({
+      code: expect.stringMatching(/^(ENOTFOUND|EAI_AGAIN)$/),
+      syscall: 'getaddrinfo',
+    });
+    expect(isRetryableAwsError(dns)).toBe(true);
+    expect(mayHaveLanded(dns)).toBe(false);
+    unresolved.destroy();
+
+    // A socket that never connects (its name lookup never answers): the handler's connection timeout.
+    class Stalled extends Agent {
+      override createConnection(options: NetConnectOpts): Socket {
+        return createConnection({ ...options, lookup: () => undefined });
+      }
+    }
+    const stalled = client('http://stalled.invalid', new Stalled());
+    const started = Date.now();
+    const timeout = await stalled.send(new GetPipelineStateCommand({ name: 'p' })).catch((e: unknown) => e);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(timeout).toMatchObject({ name: 'TimeoutError', message: expect.stringContaining('connection') });
+    expect(isRetryableAwsError(timeout)).toBe(true);
+    expect(mayHaveLanded(timeout)).toBe(false);
+    stalled.destroy();
   });
 
   it('refuses to escalate without a topic', async () => {

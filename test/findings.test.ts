@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { mergeFindings, parseFindingsText, parseTimestamp, readFindingsDocument } from '../shared/index.js';
+import {
+  mergeFindings,
+  parseFindingsText,
+  parseTimestamp,
+  readFindingsDocument,
+  ShapeError,
+} from '../shared/index.js';
 import { fixture, fixtureJson, inputErrorOf } from './helpers.js';
 
 const DIGEST = 'sha256:84f507df33c6864d49c296fb734192696e4cb6f78166ac51ac8b9b118181085d';
@@ -151,6 +157,73 @@ describe('ECR DescribeImageScanFindings', () => {
       expect(doc.scan).toEqual({ complete: false, status, reason: `ECR scan status ${status}: why` });
     },
   );
+
+  it('COMPLETE or ACTIVE with a findings part that shows nothing of the scan is not ready (aws/aws-sdk#289)', () => {
+    const raw = fixtureJson(
+      'aws/describe-image-scan-findings.complete-not-ready.aws-sdk-issue-289.json',
+    ) as Record<string, unknown>;
+    const notReady = {
+      complete: false,
+      status: 'FINDINGS_NOT_READY',
+      reason:
+        'ECR says the scan is COMPLETE but its imageScanFindings has no findings, no enhancedFindings, no ' +
+        'imageScanCompletedAt and no findingSeverityCounts: the findings may not be ready yet',
+    };
+    const doc = readFindingsDocument(raw);
+    expect(doc.format).toBe('ecr-scan-findings-basic');
+    expect(doc.scan).toEqual(notReady);
+    expect(doc.findings.length).toBe(0);
+    // An empty enhanced list, or none at all, shows no more; nor does ACTIVE (continuous scanning).
+    for (const imageScanFindings of [{ findings: [], enhancedFindings: [] }, { enhancedFindings: [] }, {}]) {
+      expect(readFindingsDocument({ ...raw, imageScanFindings }).scan).toEqual(notReady);
+      expect(
+        readFindingsDocument({ ...raw, imageScanFindings, imageScanStatus: { status: 'ACTIVE' } }).scan,
+      ).toMatchObject({ complete: false, status: 'FINDINGS_NOT_READY' });
+    }
+    // The CLI judges no set holding it.
+    expect(mergeFindings([{ file: 'scan.json', document: doc }]).scan).toEqual({
+      complete: false,
+      status: 'INCOMPLETE',
+      reason: `scan.json: ${notReady.reason}`,
+    });
+  });
+
+  it("a clean scan's answer (its completion time, or its counts) is complete, and so are listed findings alone", () => {
+    const basic = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json') as {
+      imageScanFindings: Record<string, unknown>;
+    } & Record<string, unknown>;
+    const part = basic.imageScanFindings;
+    const complete = { complete: true, status: 'COMPLETE' };
+    // The sample with its finding gone (epoch seconds, as the API and the AWS CLI's JSON give them), an ISO time
+    // (the CLI's default output, JSON.stringify of SDK output), a Date (the SDK's), or counts alone.
+    for (const imageScanFindings of [
+      { ...part, findings: [], findingSeverityCounts: {} },
+      { findings: [], imageScanCompletedAt: part.imageScanCompletedAt },
+      { findings: [], imageScanCompletedAt: '2020-01-24T04:11:45+00:00' },
+      { findings: [], imageScanCompletedAt: new Date(1579839105000) },
+      { findings: [], findingSeverityCounts: {} },
+    ]) {
+      const doc = readFindingsDocument({ ...basic, imageScanFindings });
+      expect(doc.scan).toEqual(complete);
+      expect(doc.findings.length).toBe(0);
+    }
+    // A finding listed is shown, with neither: the moto fixture has counts and no imageScanCompletedAt.
+    const enhanced = fixtureJson('aws/describe-image-scan-findings.enhanced.moto-fixture.json') as {
+      imageScanFindings: Record<string, unknown>;
+    } & Record<string, unknown>;
+    expect(enhanced.imageScanFindings.imageScanCompletedAt).toBeUndefined();
+    const { findingSeverityCounts: _, ...uncounted } = enhanced.imageScanFindings;
+    for (const imageScanFindings of [enhanced.imageScanFindings, uncounted]) {
+      expect(readFindingsDocument({ ...enhanced, imageScanFindings }).scan).toEqual(complete);
+    }
+    expect(readFindingsDocument({ ...basic, imageScanFindings: { findings: part.findings } }).scan).toEqual(
+      complete,
+    );
+    // A completion time that is none is a bad field, named, not a sign of a finished scan.
+    expect(() =>
+      readFindingsDocument({ ...basic, imageScanFindings: { findings: [], imageScanCompletedAt: 'soon' } }),
+    ).toThrow(ShapeError);
+  });
 
   it('a response without imageScanStatus cannot show the scan completed', () => {
     const raw = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json') as Record<
@@ -446,6 +519,54 @@ describe('merging several files', () => {
     expect(() =>
       readFindingsDocument({ ...ecr, imageScanFindings: { findingSeverityCounts: { HIGH: -1 } } }),
     ).toThrow('expected a count (a whole number, 0 or more)');
+  });
+
+  it('counts an ECR basic finding per package version, tells findings without a package apart, and a repeat not at all', () => {
+    const ecr = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json') as {
+      imageScanFindings: Record<string, unknown>;
+    } & Record<string, unknown>;
+    const kernel = (version: string) => ({
+      name: 'CVE-2024-0001',
+      severity: 'HIGH',
+      attributes: [
+        { key: 'package_version', value: version },
+        { key: 'package_name', value: 'kernel' },
+      ],
+    });
+    const loose = (uri: string) => ({
+      name: 'CVE-2024-0002',
+      uri,
+      description: 'no package named',
+      severity: 'HIGH',
+      attributes: [
+        { key: 'CVSS2_VECTOR', value: 'AV:N/AC:L/Au:N/C:P/I:P/A:P' },
+        { key: 'CVSS2_SCORE', value: '7.5' },
+      ],
+    });
+    const set = (findings: unknown[], counted: number) =>
+      mergeFindings([
+        {
+          file: 'ecr.json',
+          document: readFindingsDocument({
+            ...ecr,
+            imageScanFindings: {
+              ...ecr.imageScanFindings,
+              findings,
+              findingSeverityCounts: { HIGH: counted },
+            },
+          }),
+        },
+      ]);
+    const a = loose('https://example.com/a');
+    // One CVE in two installed versions of the kernel, and two findings of one CVE naming no package: four.
+    const four = [kernel('5.10.1-1.amzn2'), kernel('5.10.2-1.amzn2'), a, loose('https://example.com/b')];
+    const whole = set(four, 4);
+    expect(whole.findings.length).toBe(4);
+    expect(new Set(whole.findings.rows().map((f) => f.key)).size).toBe(4);
+    // Each repeated (attributes in another order too): the same four findings, which do not make five.
+    const repeated = [...four, kernel('5.10.1-1.amzn2'), { ...a, attributes: [...a.attributes].reverse() }];
+    expect(() => set(repeated, 5)).toThrow('got HIGH 4 listed of 5 counted');
+    expect(set(repeated, 4).findings.length).toBe(6);
   });
 
   it('refuses findings of two images', () => {

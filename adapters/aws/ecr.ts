@@ -6,6 +6,7 @@ import {
 } from '@aws-sdk/client-ecr';
 import type { ScanVerdict } from '../../shared/findings/finding.js';
 import {
+  ECR_FINDINGS_NOT_READY,
   type FindingsDocument,
   largestCounts,
   readFindingsDocument,
@@ -110,13 +111,16 @@ export class EcrScanFindings {
       });
       tables.push(doc.findings);
       counts.push(doc.counts);
-      // A finished scan always answers with its findings part (its completion time at least); a page without
-      // one says the scan finished and shows nothing of it: not a clean image (fail closed).
+      // A page that says the scan finished and has no findings part at all shows nothing of it: not a clean
+      // image (fail closed). One whose findings part shows nothing either (no finding, no completion time, no
+      // counts) is a scan whose findings are not ready yet (ECR_FINDINGS_NOT_READY, aws/aws-sdk#289).
+      const finished = doc.scan?.complete === true || doc.scan?.status === ECR_FINDINGS_NOT_READY;
       const verdict =
-        doc.scan?.complete && page.imageScanFindings === undefined
-          ? FINDINGS_MISSING
-          : (doc.scan ?? NO_STATUS);
-      if (scan === undefined || (scan.complete && !verdict.complete)) scan = verdict;
+        finished && page.imageScanFindings === undefined ? FINDINGS_MISSING : (doc.scan ?? NO_STATUS);
+      // Not ready is about the answer as a whole: after pages that showed the finished scan (the first page is
+      // checked on its own), a last page with nothing more on it is the end of the list, not a scan not ready.
+      const emptyLaterPage = scan?.complete === true && verdict.status === ECR_FINDINGS_NOT_READY;
+      if (scan === undefined || (scan.complete && !verdict.complete && !emptyLaterPage)) scan = verdict;
       nextToken = nextPage(page.nextToken, seen, 'DescribeImageScanFindings');
     } while (nextToken !== undefined);
     const table = FindingTable.concat(tables);

@@ -41,7 +41,8 @@ export interface HttpTimeouts {
 /**
  * Without these the SDK waits on a stalled connection until the function is killed (it sets no request
  * timeout): the invocation's remaining work is lost with it, and a PutApprovalResult that landed is not
- * recorded. A timed-out attempt fails as `TimeoutError`, which is retried and may have landed (`mayHaveLanded`).
+ * recorded. A timed-out attempt fails as `TimeoutError`, which is retried and may have landed (`mayHaveLanded`),
+ * unless it timed out before it connected.
  * The calls answer in well under a second; 20 s leaves a slow ListFindings page room, and five attempts fit
  * the shortest function timeout (2 minutes).
  */
@@ -90,7 +91,18 @@ const TRANSIENT = new Set([
   'RequestTimeoutException',
 ]);
 
-const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN']);
+// Resets and timeouts, and the failures before a request goes out at all: a name that did not resolve
+// (DNS in a Lambda's VPC fails now and then), a network or host out of reach, a connection refused.
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
 
 type Obj = Record<string, unknown>;
 
@@ -98,18 +110,38 @@ function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null;
 }
 
-// The request never reached the service: refused connection, unresolved name.
-const NEVER_SENT_CODES = new Set(['ECONNREFUSED', 'EAI_AGAIN']);
+// The request never reached the service: a name that did not resolve (the lookup comes before any
+// connection), a connection refused (only a connection attempt is refused: a live one is reset).
+const NEVER_SENT_CODES = new Set(['ECONNREFUSED', 'EAI_AGAIN', 'ENOTFOUND']);
+// Never sent only when `connect` failed with them (the error's `syscall`): on a connection already carrying
+// the request, a timeout is ETIMEDOUT too, and Linux reports a lost route (an ICMP unreachable) as these.
+const CONNECT_CODES = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT']);
+// The HTTP handler's connection timeout (@smithy/node-http-handler, current and earlier wording): the socket
+// never connected, so nothing was sent. It is a `TimeoutError` like the request timeout, and has no code.
+const CONNECT_TIMEOUT = /did not establish a connection|without establishing a connection/;
+
+/** A failure before the request went out: no answer about the call was lost, as there was no call. */
+function neverSent(error: Obj): boolean {
+  const code = error.code;
+  if (typeof code === 'string') {
+    if (NEVER_SENT_CODES.has(code)) return true;
+    if (CONNECT_CODES.has(code)) return error.syscall === 'connect';
+    return false;
+  }
+  return (
+    error.name === 'TimeoutError' && typeof error.message === 'string' && CONNECT_TIMEOUT.test(error.message)
+  );
+}
 
 /**
  * A retried failure after which the call may nevertheless have been carried out, its answer lost: a
  * timeout, a reset connection, a 5xx. Not throttling (refused before any work), a connection that was never
- * made, or a clock-skew rejection (refused at signing).
+ * made (`neverSent`), or a clock-skew rejection (refused at signing).
  */
 export function mayHaveLanded(error: unknown): boolean {
   if (!isRetryableAwsError(error) || !isObj(error)) return false;
   if (typeof error.name === 'string' && THROTTLING.has(error.name)) return false;
-  if (typeof error.code === 'string' && NEVER_SENT_CODES.has(error.code)) return false;
+  if (neverSent(error)) return false;
   // A clock-skew rejection is refused at signing (a 4xx); the SDK marks a 5xx after skew alike.
   const meta = error.$metadata;
   if (!isObj(meta) || meta.clockSkewCorrected !== true) return true;

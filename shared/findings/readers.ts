@@ -68,8 +68,31 @@ const FORMAT_NAMES: Readonly<Record<FormatKey, string>> = {
 };
 
 // ECR statuses that come with a full set of findings; every other one (FAILED, UNSUPPORTED_IMAGE,
-// FINDINGS_UNAVAILABLE, IN_PROGRESS, PENDING, SCAN_ELIGIBILITY_EXPIRED, …) cannot give a verdict.
+// FINDINGS_UNAVAILABLE, IN_PROGRESS, PENDING, SCAN_ELIGIBILITY_EXPIRED, …) cannot give a verdict. Even these
+// do not, on an answer that shows nothing of a finished scan (`ECR_FINDINGS_NOT_READY`).
 const ECR_VERDICT_STATUSES = new Set(['COMPLETE', 'ACTIVE']);
+
+/**
+ * The status of an ECR answer that says COMPLETE (or ACTIVE) but whose findings part shows nothing of a
+ * finished scan: no finding (basic or enhanced), no `imageScanCompletedAt`, no `findingSeverityCounts`. ECR
+ * answers so on an enhanced scan whose findings are not there yet: aws/aws-sdk#289 shows
+ * `{"imageScanFindings": {"findings": []}, "imageScanStatus": {"status": "COMPLETE", …}}` for an image whose
+ * findings the same call listed seconds later, still COMPLETE. A clean scan's answer carries its completion
+ * time (or its counts), so this one is a scan not ready yet: wait for it, and fail closed at the deadline.
+ */
+export const ECR_FINDINGS_NOT_READY = 'FINDINGS_NOT_READY';
+
+/** `scan`, or not ready when it says complete and its findings part shows nothing of it (see above). */
+function readyVerdict(scan: ScanVerdict, listed: number, shown: boolean): ScanVerdict {
+  if (!scan.complete || listed > 0 || shown) return scan;
+  return {
+    complete: false,
+    status: ECR_FINDINGS_NOT_READY,
+    reason:
+      `ECR says the scan is ${scan.status ?? 'complete'} but its imageScanFindings has no findings, no ` +
+      'enhancedFindings, no imageScanCompletedAt and no findingSeverityCounts: the findings may not be ready yet',
+  };
+}
 
 type Obj = Record<string, unknown>;
 
@@ -345,6 +368,10 @@ function readEcrResponse(value: Obj, images: ImageCache): FindingsDocument {
   const isf = value.imageScanFindings;
   if (!isObj(isf)) throw new ShapeError(['imageScanFindings'], 'a mapping', isf);
   const counts = severityCounts(isf.findingSeverityCounts);
+  // What, besides a finding, shows that the scan finished (see ECR_FINDINGS_NOT_READY).
+  const shown =
+    counts !== undefined ||
+    timestamp(isf.imageScanCompletedAt, 'imageScanFindings.imageScanCompletedAt') !== undefined;
   const repository = optString(value.repositoryName, 'repositoryName');
   const imageId = value.imageId;
   let digest: string | undefined;
@@ -394,7 +421,7 @@ function readEcrResponse(value: Obj, images: ImageCache): FindingsDocument {
     return {
       format: 'ecr-scan-findings-enhanced',
       findings,
-      scan,
+      scan: readyVerdict(scan, list.length, shown),
       image,
       findingsPath: at,
       nextToken: pageToken(value),
@@ -415,7 +442,7 @@ function readEcrResponse(value: Obj, images: ImageCache): FindingsDocument {
   return {
     format: 'ecr-scan-findings-basic',
     findings: findings.build(),
-    scan,
+    scan: readyVerdict(scan, list.length, shown),
     image,
     findingsPath: ['imageScanFindings', 'findings'],
     nextToken: pageToken(value),
@@ -451,8 +478,9 @@ function ecrBasicFinding(raw: unknown, image: ImageRef, resource: string): Findi
   const packages: VulnerablePackage[] =
     pkgName === undefined ? [] : [{ name: pkgName, version: pkgVersion, fixedInVersion: undefined }];
   const severity = severityOf(raw.severity, 'severity');
+  const title = optString(raw.description, 'description');
   return {
-    key: `${name}|${pkgName ?? ''}|${resource}`,
+    key: ecrBasicKey(name, pkgName, pkgVersion, resource, raw, attrs, title),
     vulnerabilityId: name,
     severity,
     level: levelOf(severity),
@@ -465,8 +493,35 @@ function ecrBasicFinding(raw: unknown, image: ImageRef, resource: string): Findi
     updatedAt: undefined,
     packages,
     image,
-    title: optString(raw.description, 'description'),
+    title,
   };
+}
+
+/**
+ * A basic finding's identity, which the decision de-duplicates by and `shortOfCounts` counts by. ECR lists a
+ * vulnerability once per installed package version: one CVE in several kernel RPMs is several findings, so
+ * the version is part of it. A finding without a package is told from another of the same CVE by all it says
+ * (link, description, attributes). A finding repeated (a page read twice) has the same key: it counts once.
+ */
+function ecrBasicKey(
+  name: string,
+  pkgName: string | undefined,
+  pkgVersion: string | undefined,
+  resource: string,
+  raw: Obj,
+  attrs: unknown[],
+  title: string | undefined,
+): string {
+  if (pkgName !== undefined) return `${name}|${pkgName}|${pkgVersion ?? ''}|${resource}`;
+  const uri = typeof raw.uri === 'string' ? raw.uri : null;
+  const said = attrs
+    .map((a) => {
+      const { key, value } = a as { key: string; value?: unknown };
+      return JSON.stringify([key, typeof value === 'string' ? value : null]);
+    })
+    .sort();
+  // JSON, unlike the `|` above, cannot be split two ways: descriptions hold any character.
+  return `${name}||${JSON.stringify([uri, title ?? null, said])}|${resource}`;
 }
 
 /**
