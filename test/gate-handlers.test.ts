@@ -1624,6 +1624,24 @@ describe('the scan events as AWS sends them', () => {
     const other = h.cloudTrailEvent() as unknown as { detail: Record<string, unknown> };
     other.detail.eventSource = 'codebuild.amazonaws.com';
     expect(await h.approvalEnded(other)).toEqual({ ignored: 'event of another kind' });
+    // An image scan (it names a digest) the schema refuses, from either scanner: the rules deliver no other
+    // scan, so it is malformed; ignored, its gates would wait for the sweep, and nobody would know why.
+    for (const [scan, change] of [
+      [h.inspectorScanEvent(), (d: Record<string, unknown>) => (d['image-tags'] = null)],
+      [
+        h.inspectorScanEvent(),
+        (d: Record<string, unknown>) => (d['image-digest'] = `sha256:${'A'.repeat(64)}`),
+      ],
+      [h.ecrScanEvent({ counts: {} }), (d: Record<string, unknown>) => delete d['scan-status']],
+      [
+        h.ecrScanEvent({ counts: {} }),
+        (d: Record<string, unknown>) => (d['finding-severity-counts'] = { HIGH: null }),
+      ],
+    ] as const) {
+      change((scan as unknown as { detail: Record<string, unknown> }).detail);
+      await expect(h.scanFinished(scan)).rejects.toMatchObject({ name: 'MalformedEventError' });
+    }
+    expect(await h.scanFinished(h.ec2ScanEvent())).toEqual({ ignored: 'event of another kind' });
     expect(await h.items()).toHaveLength(0);
   });
 

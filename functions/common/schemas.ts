@@ -160,12 +160,22 @@ const approvalKind = (event: typeof ApprovalStartedEvent | typeof ApprovalEndedE
     }),
   );
 
+// The rules deliver only image scans: those with an `image-digest`, whatever its value.
+const scanKind = (event: typeof InspectorScanEvent | typeof EcrScanEvent) =>
+  kindOf(event, z.object({ 'image-digest': z.custom<unknown>((v) => v !== undefined) }));
+
 // Built on first use, so that the functions that take none of these events leave them out of their bundles.
-let kinds: { readonly started: z.ZodMiniType; readonly ended: z.ZodMiniType; readonly call: z.ZodMiniType };
+let kinds: {
+  readonly started: z.ZodMiniType;
+  readonly ended: z.ZodMiniType;
+  readonly call: z.ZodMiniType;
+  readonly scans: readonly z.ZodMiniType[];
+};
 const eventKinds = (): typeof kinds =>
   (kinds ??= {
     started: approvalKind(ApprovalStartedEvent),
     ended: approvalKind(ApprovalEndedEvent),
+    scans: [scanKind(InspectorScanEvent), scanKind(EcrScanEvent)],
     call: kindOf(
       ApprovalResultCallEvent,
       z.object({
@@ -181,3 +191,7 @@ export const isApprovalStarted = (raw: unknown): boolean => eventKinds().started
 /** Whether a raw event is a Manual approval's end or CloudTrail's record of a PutApprovalResult call. */
 export const isApprovalEndOrCall = (raw: unknown): boolean =>
   eventKinds().ended.safeParse(raw).success || eventKinds().call.safeParse(raw).success;
+
+/** Whether a raw event is an image scan's (Inspector's or ECR's: it names a digest), well formed or not. */
+export const isImageScan = (raw: unknown): boolean =>
+  eventKinds().scans.some((k) => k.safeParse(raw).success);
