@@ -1392,6 +1392,27 @@ describe('identifying the image: what a tag or a URI cannot be trusted with', ()
   });
 });
 
+describe('the invocation deadline', () => {
+  it('is Lambda’s: the handler answers when its work ends, never before it with the work still running', async () => {
+    // Answered early (middy's default, 5 ms before the deadline), the work would go on in a frozen sandbox
+    // and could send a result or an escalation in a later invocation, after its lease passed to the sweep.
+    const h = await setup();
+    h.scanner.findings = cleanFindings();
+    h.remainingMs = 100;
+    const started = h.runtime.gate.approvalStarted.bind(h.runtime.gate);
+    let finished = false;
+    vi.spyOn(h.runtime.gate, 'approvalStarted').mockImplementation(async (e) => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const report = await started(e);
+      finished = true;
+      return report;
+    });
+    const result = await h.approvalStarted();
+    expect(finished).toBe(true);
+    expect(result.result).toMatchObject({ gate: expect.any(String) });
+  });
+});
+
 describe('a decision too large for one table item', () => {
   it('is stored with its vulnerability lists cut, saying how many were left out, and acted on', async () => {
     // 3,000 CRITICAL findings under 12 rules: 36,000 ids, over 600 KB of decision, where DynamoDB takes

@@ -401,6 +401,8 @@ export class Harness {
   readonly events: PutEventsRequestEntry[] = [];
   readonly mocks: Mocks;
   readonly runtime: Runtime;
+  /** What the Lambda context says is left of the invocation's time. */
+  remainingMs = 30_000;
   readonly store: DynamoStore;
   private readonly failures: InjectedFailure[] = [];
   private readonly handlers: {
@@ -497,19 +499,19 @@ export class Harness {
   // ── the handlers, as Lambda invokes them ──────────────────────────────────────────────────────────
 
   approvalStarted(event: unknown = this.approvalStartedEvent()): Promise<HandlerResult> {
-    return this.handlers.started(event, lambdaContext());
+    return this.handlers.started(event, lambdaContext(this.remainingMs));
   }
 
   scanFinished(event: unknown = this.inspectorScanEvent()): Promise<HandlerResult> {
-    return this.handlers.scan(event, lambdaContext());
+    return this.handlers.scan(event, lambdaContext(this.remainingMs));
   }
 
   approvalEnded(event: unknown): Promise<HandlerResult> {
-    return this.handlers.ended(event, lambdaContext());
+    return this.handlers.ended(event, lambdaContext(this.remainingMs));
   }
 
   sweep(event: unknown = this.scheduledEvent()): Promise<HandlerResult> {
-    return this.handlers.sweep(event, lambdaContext());
+    return this.handlers.sweep(event, lambdaContext(this.remainingMs));
   }
 
   // ── real-shaped events, from the samples, stamped with the clock's time ─────────────────────────────
@@ -1005,7 +1007,7 @@ export async function createHarness(dynamo: LocalDynamo, options: HarnessOptions
   return new Harness(dynamo.client, tableName, options);
 }
 
-function lambdaContext(): Context {
+function lambdaContext(remainingMs: number): Context {
   return {
     callbackWaitsForEmptyEventLoop: false,
     functionName: 'x',
@@ -1015,7 +1017,7 @@ function lambdaContext(): Context {
     awsRequestId: randomUUID(),
     logGroupName: '/aws/lambda/x',
     logStreamName: '2026/11/25/[$LATEST]0123456789abcdef0123456789abcdef',
-    getRemainingTimeInMillis: () => 30_000,
+    getRemainingTimeInMillis: () => remainingMs,
     done: () => undefined,
     fail: () => undefined,
     succeed: () => undefined,

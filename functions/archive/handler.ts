@@ -250,7 +250,8 @@ export async function archiveBatch(
 
 /** The Lambda handler: Powertools logger and metrics around `archiveBatch`, stopping short of the timeout. */
 export function archiveHandler(deps: ArchiveDeps) {
-  return middy<DynamoDBStreamEvent, ArchiveReport, Error, Context>()
+  // Its own deadline aborts the work (below); middy's early timeout would leave it running (see gateHandler).
+  return middy<DynamoDBStreamEvent, ArchiveReport, Error, Context>({ timeoutEarlyInMillis: 0 })
     .use(injectLambdaContext(deps.logger, { resetKeys: true }))
     .use(logMetrics(deps.metrics, { captureColdStartMetric: true }))
     .handler(async (event, context) => {

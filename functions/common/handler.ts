@@ -61,7 +61,10 @@ export function gateHandler<S extends z.ZodMiniType<Envelope>, G extends GateClo
     metrics.addMetric('ForeignEvents', MetricUnit.Count, 1);
     return { ignored: `event from ${foreign}` };
   };
-  return middy<unknown, HandlerResult, Error, Context>()
+  // No early timeout: middy's would answer Lambda with an error just before the deadline and leave the work
+  // running, frozen with the sandbox and thawed in a later invocation, still able to send a result or an
+  // escalation after its acting lease has passed to the sweep. Lambda's own timeout ends the process.
+  return middy<unknown, HandlerResult, Error, Context>({ timeoutEarlyInMillis: 0 })
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(logMetrics(metrics, { captureColdStartMetric: true }))
     .use(parser({ schema, safeParse: true }))
