@@ -137,7 +137,9 @@ const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
   'approval-ended': {
     description: 'Tollgate: a gated approval ended, or CloudTrail recorded who answered it; close the gate',
     memoryMb: 512,
-    timeout: Duration.seconds(30),
+    // One stalled call with its retries (DEFAULT_RETRY's attempts of HTTP_TIMEOUTS.requestTimeout) must fit:
+    // killed mid-way, a close that landed is retried as "already closed", and its event is never sent.
+    timeout: Duration.minutes(2),
     retryAttempts: 2,
     maxEventAge: Duration.hours(6),
     indexes: [INDEX.token],

@@ -7,6 +7,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_RETRY, HTTP_TIMEOUTS } from '../adapters/aws/retry.js';
 import { TABLE_DEFINITION } from '../adapters/dynamodb/table.js';
 import { READS_POLICY } from '../infra/bundling.js';
 import {
@@ -415,6 +416,16 @@ describe('the Tollgate construct', () => {
     for (const name of FUNCTION_NAMES.filter((n) => READS_POLICY.has(n))) {
       const timeout = (fns[logicalId(g.tollgate.functions[name])]!.Properties as { Timeout: number }).Timeout;
       expect(timeout * 1000, name).toBeLessThan(DEFAULT_CONFIG.leaseMs);
+    }
+  });
+
+  it('gives every gate function the time of one stalled call and its retries', () => {
+    // Killed mid-way, work that landed is retried as already done, and what it would have sent after is lost.
+    const budget = DEFAULT_RETRY.attempts * HTTP_TIMEOUTS.requestTimeout;
+    const fns = g.template.findResources('AWS::Lambda::Function');
+    for (const name of FUNCTION_NAMES) {
+      const timeout = (fns[logicalId(g.tollgate.functions[name])]!.Properties as { Timeout: number }).Timeout;
+      expect(timeout * 1000, name).toBeGreaterThanOrEqual(budget);
     }
   });
 

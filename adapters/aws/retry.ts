@@ -44,7 +44,7 @@ export interface HttpTimeouts {
  * recorded. A timed-out attempt fails as `TimeoutError`, which is retried and may have landed (`mayHaveLanded`),
  * unless it timed out before it connected.
  * The calls answer in well under a second; 20 s leaves a slow ListFindings page room, and five attempts fit
- * the shortest function timeout (2 minutes).
+ * every gate function's timeout (2 minutes at least: test/infra.test.ts holds them to it).
  */
 export const HTTP_TIMEOUTS: HttpTimeouts = { connectionTimeout: 3_000, requestTimeout: 20_000 };
 
