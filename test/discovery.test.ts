@@ -19,6 +19,7 @@ import {
 } from '../simulator/run.js';
 import { loadScenario } from '../simulator/scenario.js';
 import {
+  ACCOUNT,
   ACTION,
   ACTION_EXECUTION,
   createHarness,
@@ -27,6 +28,7 @@ import {
   KEY,
   PIPELINE,
   pipelineThrottled,
+  REGION,
   START,
   TOKEN,
   useLocalDynamo,
@@ -277,9 +279,13 @@ describe('discovery', () => {
     expect((await h.gate())?.state).toBe('WAITING');
     // A manual invoke looks whatever the minute.
     const manual = await waiting({ everyMinutes: 5 }, 6);
+    const discover = vi.spyOn(manual.runtime.discovery!, 'discover');
     await manual.sweep({});
     expect(listed(manual)).toBe(2);
     expect((await manual.gate())?.state).toBe('WAITING');
+    // Its event names no account or region: the function's own, from its ARN, so that the gates it opens
+    // are checked against the registry's account like the schedule's.
+    expect(discover).toHaveBeenCalledWith({ account: ACCOUNT, region: REGION });
   });
 
   it('names its pipelines without ListPipelines when the globs are literal, and keeps to the action globs', async () => {

@@ -51,7 +51,7 @@ export function gateHandler<S extends z.ZodMiniType<Envelope>, G extends GateClo
   name: string,
   schema: S,
   runtime: Runtime<G>,
-  work: (event: z.output<S>, rt: Runtime<G>) => Promise<unknown>,
+  work: (event: z.output<S>, rt: Runtime<G>, context: Context) => Promise<unknown>,
   claims: (raw: unknown) => boolean = () => false,
 ) {
   const { logger, metrics } = runtime;
@@ -101,18 +101,22 @@ export function gateHandler<S extends z.ZodMiniType<Envelope>, G extends GateClo
       const foreign = foreignOrigin(event, context);
       if (foreign) return ignoreForeign(foreign, event.id);
       try {
-        return { result: await work(event, runtime) };
+        return { result: await work(event, runtime, context) };
       } finally {
         await runtime.gate.flush();
       }
     });
 }
 
-/** The function's own account and region, from its ARN: events from elsewhere are forged or misrouted. */
-function foreignOrigin(event: Envelope, context: Context): string | undefined {
+/** The function's own account and region, from its ARN (undefined where the context has none). */
+export function ownOrigin(context: Context): { account: string | undefined; region: string | undefined } {
   const arn = context.invokedFunctionArn?.split(':');
-  const region = arn?.[3];
-  const account = arn?.[4];
+  return { account: arn?.[4] || undefined, region: arn?.[3] || undefined };
+}
+
+/** Events from another account or region than the function's are forged or misrouted. */
+function foreignOrigin(event: Envelope, context: Context): string | undefined {
+  const { account, region } = ownOrigin(context);
   if (account && event.account !== undefined && event.account !== account) return `account ${event.account}`;
   if (region && event.region !== undefined && event.region !== region) return `region ${event.region}`;
   return undefined;

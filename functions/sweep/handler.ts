@@ -1,4 +1,4 @@
-import { gateHandler } from '../common/handler.js';
+import { gateHandler, ownOrigin } from '../common/handler.js';
 import type { Runtime } from '../common/runtime.js';
 import { SweepEvent } from '../common/schemas.js';
 
@@ -10,7 +10,7 @@ import { SweepEvent } from '../common/schemas.js';
  * goes to its failed-events queue, and that queue's alarm and the function's error alarm page someone.
  */
 export function sweepHandler(runtime: Runtime) {
-  return gateHandler('sweep', SweepEvent, runtime, async (event, { gate, logger, discovery }) => {
+  return gateHandler('sweep', SweepEvent, runtime, async (event, { gate, logger, discovery }, context) => {
     const reports = await gate.sweep();
     logger.info('sweep', {
       gates: reports.length,
@@ -18,9 +18,11 @@ export function sweepHandler(runtime: Runtime) {
     });
     const scheduled = 'time' in event ? new Date(event.time) : undefined;
     if (discovery === undefined || (scheduled !== undefined && !discovery.due(scheduled))) return reports;
+    // A manual invoke's event names no account or region: the function's own, from its ARN.
+    const own = ownOrigin(context);
     const found = await discovery.discover({
-      account: 'account' in event ? event.account : '',
-      region: 'region' in event ? event.region : '',
+      account: ('account' in event ? event.account : undefined) ?? own.account ?? '',
+      region: ('region' in event ? event.region : undefined) ?? own.region ?? '',
     });
     logger.info('discovery', {
       pipelines: found.pipelines,
