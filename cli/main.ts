@@ -39,6 +39,32 @@ function parseRepository(value: string): string {
   return name;
 }
 
+function parsePipeline(value: string): string {
+  // The gate always knows its pipeline's name: an empty one would be judged as a pipeline that cannot be.
+  if (value.trim() === '') throw new InvalidArgumentError('expected a pipeline name; got an empty string');
+  return value;
+}
+
+/**
+ * Colours only on a terminal that shows them: not with --no-color or NO_COLOR, and not where Node says the
+ * terminal has none (TERM=dumb, FORCE_COLOR=0).
+ */
+function colorOn(option: boolean): boolean {
+  const out = process.stdout as NodeJS.WriteStream;
+  return option && out.isTTY === true && !process.env.NO_COLOR && out.hasColors?.() !== false;
+}
+
+/**
+ * The report, written whole; a reader that stops early (`| head`, `| grep -q`) closes the pipe, which is no
+ * error of ours: the exit status stays the outcome's, with no stack trace on stderr.
+ */
+function writeReport(text: string): void {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  });
+  process.stdout.write(text);
+}
+
 /** A message of commander's as one `tollgate: …` line, whatever the lines it came in. */
 function usageLine(text: string): string {
   const lines = text
@@ -112,7 +138,7 @@ Documentation: docs/policy.md (policy language), README.md`,
     .option(
       '--pipeline <name>',
       'pipeline name, for rules and exceptions scoped with "pipelines" (without it they are not applied: a warning on stderr names them)',
-      once((v) => v),
+      once(parsePipeline),
     )
     .option(
       '--repository <name>',
@@ -125,13 +151,14 @@ Documentation: docs/policy.md (policy language), README.md`,
     )
     .option(
       '--no-color',
-      'plain text without colours (also when NO_COLOR is set or output is not a terminal)',
+      'plain text without colours (also when NO_COLOR is set, or output is not a terminal that shows them)',
     )
     .addHelpText(
       'after',
       `
 Exit status:
-  0  APPROVE (in advisory mode too, whatever the policy's rules would decide)
+  0  APPROVE (in advisory mode too, whatever the policy's rules would decide; what the gate cannot see is
+     not softened: an error, an incomplete scan or an unknown severity still escalates or rejects)
   2  REJECT
   3  ESCALATE
   1  usage or input error: a message on standard error naming the file, line, column and key, nothing on
@@ -147,7 +174,7 @@ Examples:
           code: 'commander.missingMandatoryOptionValue',
         });
       }
-      const useColor = opts.color && process.stdout.isTTY === true && !process.env.NO_COLOR;
+      const useColor = colorOn(opts.color);
       const { runEvaluate } = await import('./evaluate.js');
       const { stdout, exitCode, warnings } = await runEvaluate({
         policy: opts.policy,
@@ -159,7 +186,7 @@ Examples:
         color: useColor,
       });
       for (const warning of warnings) process.stderr.write(`tollgate: warning: ${warning}\n`);
-      process.stdout.write(stdout);
+      writeReport(stdout);
       process.exitCode = exitCode;
     });
 
@@ -175,7 +202,7 @@ Examples:
       )
       .option(
         '--no-color',
-        'plain text without colours (also when NO_COLOR is set or output is not a terminal)',
+        'plain text without colours (also when NO_COLOR is set, or output is not a terminal that shows them)',
       );
 
   simulation(
@@ -236,11 +263,11 @@ async function simulate(scenarios: string[], opts: RawSimulateOptions, many: boo
     format: opts.format,
     store: opts.store,
     keep: opts.keepStore === true,
-    color: opts.color && process.stdout.isTTY === true && !process.env.NO_COLOR,
+    color: colorOn(opts.color),
     logLevel: opts.logLevel,
     many,
   });
-  process.stdout.write(stdout);
+  writeReport(stdout);
   process.exitCode = exitCode;
 }
 

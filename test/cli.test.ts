@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -11,6 +11,7 @@ const tollgate = tollgateCli;
 const BASELINE = 'examples/policies/baseline.yaml';
 const PAYMENTS = 'examples/findings/payments-api.list-findings.json';
 const NOW = ['--now', '2026-11-25T12:00:00Z'];
+type Json = Record<string, unknown>;
 const tmp = mkdtempSync(join(tmpdir(), 'tollgate-cli-'));
 
 function write(name: string, text: string): string {
@@ -192,7 +193,7 @@ describe('tollgate evaluate: outcomes and exit status', () => {
     expect(record.exceptions.unused).toContain('EXC-2026-001');
   });
 
-  it('--repository reads an ARN or image URI down to the bare name its globs match, and refuses anything else', () => {
+  it('--repository reads an ARN or image URI down to the bare name its globs match, and refuses anything else; --pipeline refuses an empty name', () => {
     const policy = write(
       'scoped.yaml',
       'version: 1\nname: scoped\nrules:\n  - id: prod\n    action: reject\n    when: { severity: [CRITICAL, HIGH, MEDIUM, LOW], repositories: ["orders/*"] }\n',
@@ -226,6 +227,10 @@ describe('tollgate evaluate: outcomes and exit status', () => {
     expect(bad.stderr).toContain(
       "option '--repository <name>' argument 'Orders API' is invalid. expected an ECR repository name (payments/api), its ARN, or an image URI naming it",
     );
+    // No pipeline has an empty name: judged, it would match `pipelines: ["*"]` scopes as none the gate sees.
+    const empty = tollgate(['evaluate', '-p', BASELINE, '-f', PAYMENTS, ...NOW, '--pipeline', ' ']);
+    expect([empty.status, empty.stdout]).toEqual([1, '']);
+    expect(empty.stderr).toContain("argument ' ' is invalid. expected a pipeline name; got an empty string");
   });
 });
 
@@ -351,6 +356,62 @@ exceptions:
 function readPayments(): string {
   return spawnSync('cat', [join(ROOT, PAYMENTS)], { encoding: 'utf8' }).stdout;
 }
+
+describe('tollgate evaluate: its output', () => {
+  it('keeps the outcome’s exit status when the reader closes the pipe early (| head), with nothing on stderr', async () => {
+    const template = (
+      JSON.parse(readFileSync(join(ROOT, PAYMENTS), 'utf8')) as { findings: Json[] }
+    ).findings.find((f) => f.severity === 'CRITICAL' && f.status === 'ACTIVE')!;
+    const vulnerability = template.packageVulnerabilityDetails as Json;
+    // 20,000 distinct critical ids: a JSON report of several hundred KB, far past what a pipe holds.
+    const findings = Array.from({ length: 20_000 }, (_, i) => ({
+      ...template,
+      findingArn: `${String(template.findingArn)}-${i}`,
+      packageVulnerabilityDetails: { ...vulnerability, vulnerabilityId: `CVE-2026-${10_000 + i}` },
+    }));
+    const big = write('big.json', JSON.stringify({ findings }));
+    const child = spawn(
+      process.execPath,
+      [join(ROOT, 'bin/tollgate.js'), 'evaluate', '-p', BASELINE, '-f', big, ...NOW, '--format', 'json'],
+      { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' } },
+    );
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    // The reader takes the first chunk and goes away.
+    child.stdout.once('data', () => child.stdout.destroy());
+    const status = await new Promise<number | null>((done) => child.on('close', (code) => done(code)));
+    expect(stderr).toBe('');
+    expect(status).toBe(2);
+  });
+
+  const hasScript = spawnSync('script', ['--version']).status === 0;
+  it.skipIf(!hasScript)(
+    'colours a terminal only when it shows colours (not TERM=dumb, not FORCE_COLOR=0)',
+    () => {
+      const run = (env: Record<string, string>) => {
+        const command = `node bin/tollgate.js evaluate -p ${BASELINE} -f ${PAYMENTS} ${NOW.join(' ')}`;
+        const { NO_COLOR: _, FORCE_COLOR: __, ...rest } = process.env;
+        return spawnSync('script', ['-qec', command, '/dev/null'], {
+          cwd: ROOT,
+          encoding: 'utf8',
+          env: { ...rest, ...env },
+        });
+      };
+      const ESC = '\u001b[';
+      const colour = run({ TERM: 'xterm-256color' });
+      expect(colour.status).toBe(2);
+      expect(colour.stdout).toContain(ESC);
+      for (const env of [{ TERM: 'dumb' }, { TERM: 'xterm-256color', FORCE_COLOR: '0' }]) {
+        const plain = run(env);
+        expect(plain.status, JSON.stringify(env)).toBe(2);
+        expect(plain.stdout, JSON.stringify(env)).toContain('REJECT');
+        expect(plain.stdout, JSON.stringify(env)).not.toContain(ESC);
+      }
+    },
+  );
+});
 
 describe('tollgate evaluate: errors exit 1 with a message on stderr and nothing on stdout', () => {
   const expectError = (r: Result, message: RegExp | string) => {
