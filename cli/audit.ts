@@ -441,7 +441,10 @@ async function runVerify(opts: RawVerifyOptions): Promise<void> {
         const result = await audit.verify(pipeline, indexItems);
         const problem = result.problems[0];
         const archive = copy
-          ? await copy.index.compare(pipeline, audit.chain(pipeline), { whole: copy.read.whole })
+          ? await copy.index.compare(pipeline, audit.chain(pipeline), {
+              whole: copy.read.whole,
+              now: new Date(),
+            })
           : undefined;
         results.push({
           pipeline,
@@ -723,8 +726,10 @@ Exit status:
 The archive (--archive):
   The table's chains verify against the table's own heads: someone who may write the table could rewrite a
   chain, re-hash it and move its head. The archive (S3 Object Lock) cannot be altered: --archive compares
-  the two. Records written before the archive existed, and the last minute's, are not in it: they are
-  counted, not failed, as are records a partial copy (a file, a prefix other than records/) lacks. Reading
+  the two. Records written before the archive existed, and the last hour's, may not be in it: they are
+  counted, not failed, as are records a partial copy (a file, a prefix other than records/) lacks. A record
+  the whole archive lacks that is older than an hour and younger than the archive's earliest fails
+  (not-archived): the archive stopped, or the chain was rewritten after it did. Reading
   the bucket needs s3:ListBucket and s3:GetObject on it and kms:Decrypt on its key
   (tollgate.archive.grantQuery gives them); or sync it first: aws s3 sync s3://BUCKET/records ./archive
 ${SOURCE_HELP}

@@ -66,6 +66,50 @@ describe('ArchiveIndex.compare', () => {
     });
   });
 
+  it('a whole archive lacking a record older than its grace fails it, wherever in the chain: the archive stopped', async () => {
+    // The archive holds #1–3 (10:00–10:02); the table has #4–10 too (10:03–10:09), rewritten at will once the
+    // archive's stream mapping was disabled: let off as "not archived yet" forever, they would never be seen.
+    const table = records(10);
+    const index = indexOf(table.slice(0, 3));
+    const soon = await index.compare('payments-api', table, {
+      whole: true,
+      now: new Date('2026-03-01T10:30:00Z'),
+    });
+    expect(soon).toMatchObject({ notYetArchived: { from: 4, to: 10 }, problems: [] });
+    const later = await index.compare('payments-api', table, {
+      whole: true,
+      now: new Date('2026-11-26T00:00:00Z'),
+    });
+    expect(later.notYetArchived).toBeNull();
+    expect(later.problems.map((p) => [p.kind, p.seq])).toEqual(
+      [4, 5, 6, 7, 8, 9, 10].map((seq) => ['not-archived', seq]),
+    );
+    expect(later.problems[0]!.detail).toMatch(/after the archive's last record of the chain \(#3\)/);
+    // A part of the archive, or an export, lacks records for no such reason.
+    const partial = await index.compare('payments-api', table, {
+      whole: false,
+      now: new Date('2026-11-26T00:00:00Z'),
+    });
+    expect(partial).toMatchObject({ notYetArchived: { from: 4, to: 10 }, problems: [] });
+  });
+
+  it('a chain the archive holds nothing of: its records from before the archive began pass, later ones fail', async () => {
+    const index = indexOf(records(3)); // payments-api, from 2026-03-01T10:00
+    const orders = chain(
+      'orders-api',
+      ['2026-03-01T08:00:00Z', '2026-03-01T09:30:00Z', '2026-03-01T12:00:00Z'].map((time, i) =>
+        entry({ time, summary: `APPROVE ${i + 1}` }),
+      ),
+    );
+    const result = await index.compare('orders-api', orders, {
+      whole: true,
+      now: new Date('2026-11-26T00:00:00Z'),
+    });
+    expect(result.beforeArchive).toEqual({ from: 1, to: 2 });
+    expect(result.problems.map((p) => [p.kind, p.seq])).toEqual([['not-archived', 3]]);
+    expect(result.problems[0]!.detail).toMatch(/after the archive began/);
+  });
+
   it('a chain rewritten and re-hashed, its head moved: the table verifies alone, the archive says rewritten', async () => {
     const original = records(5);
     const tampered = rewrittenFrom(original, 3);

@@ -41,9 +41,11 @@ export class ArchiveLineError extends Error {
  * - `forked`: the copy holds two different records at one place: the record was deleted and inserted again;
  * - `rewritten`: the table's record at that place is not the archived one;
  * - `deleted`: an archived record the table no longer has;
- * - `not-archived`: a table record between archived ones that the copy lacks: written with the stream off,
- *   or a record the archive failed on (its dead-letter queue paged). Only of a copy that is the whole
- *   archive: a part of it, or a filtered export, lacks records for no such reason.
+ * - `not-archived`: a table record the whole archive lacks, between archived ones, or after the chain's last
+ *   archived record, or before its first (or in a chain it holds nothing of), when the record's time is past
+ *   the archive's grace (`ARCHIVE_GRACE_MS`): written with the stream off, or a record the archive failed on
+ *   (its dead-letter queue paged), or a chain's tail rewritten after the archive stopped. Only of a copy
+ *   that is the whole archive: a part of it, or a filtered export, lacks records for no such reason.
  */
 export type ArchiveProblemKind = 'changed-in-archive' | 'forked' | 'rewritten' | 'deleted' | 'not-archived';
 
@@ -68,7 +70,7 @@ export interface ArchiveComparison {
   readonly matched: number;
   /** Table records before the copy's first record of the chain: written before the archive existed. */
   readonly beforeArchive: SeqRange | null;
-  /** Table records after the copy's last: not archived yet (the archive batches for about a minute). */
+  /** Table records after the copy's last, younger than the grace: not archived yet (it takes about a minute). */
   readonly notYetArchived: SeqRange | null;
   /**
    * Table records between the copy's first and last that it lacks, when the copy is not the whole archive (a
@@ -79,8 +81,28 @@ export interface ArchiveComparison {
   readonly problems: readonly ArchiveProblem[];
 }
 
+/**
+ * How long a record may take to reach the archive before its absence is a problem: the stream delivers in
+ * seconds and the function batches for about a minute; an hour also covers its retries in a short outage.
+ */
+export const ARCHIVE_GRACE_MS = 60 * 60_000;
+
+export interface CompareOptions {
+  /** The copy is the whole archive (the bucket's records/), not a part of it or a filtered export. */
+  readonly whole: boolean;
+  /**
+   * The comparison's time, for the grace: a whole archive lacking a record older than the grace is a problem,
+   * wherever in the chain the record is. Without it, records after the chain's last archived one are not
+   * archived yet and those before its first were written before the archive, however old.
+   */
+  readonly now?: Date;
+  readonly graceMs?: number;
+}
+
 interface Entry {
   readonly hash: string;
+  /** The record's time, as archived. */
+  readonly time: number;
   /** What the archived content hashes to: `hash`, unless it was altered before it was archived. */
   readonly computed: string;
   readonly at: ArchiveLocation;
@@ -159,6 +181,8 @@ const short = (hash: string): string => hash.slice(0, 12);
 export class ArchiveIndex {
   private readonly chains = new Map<string, Map<number, Entry>>();
   private readonly own = new Map<string, ArchiveProblem[]>();
+  /** The earliest record time the copy holds, of any chain: when the archive began (as far as it shows). */
+  private earliest = Number.POSITIVE_INFINITY;
   /** Lines read, duplicates included. */
   lines = 0;
 
@@ -181,7 +205,9 @@ export class ArchiveIndex {
       return;
     }
     const computed = hashOf(record);
-    chain.set(record.seq, { hash: record.hash, computed, at });
+    const time = Date.parse(record.time);
+    chain.set(record.seq, { hash: record.hash, computed, time, at });
+    if (!Number.isNaN(time) && !(time >= this.earliest)) this.earliest = time;
     if (computed !== record.hash) {
       this.problem(record.pipeline, {
         pipeline: record.pipeline,
@@ -211,7 +237,7 @@ export class ArchiveIndex {
   async compare(
     pipeline: string,
     table: AsyncIterable<AuditRecord> | Iterable<AuditRecord>,
-    options: { readonly whole: boolean } = { whole: true },
+    options: CompareOptions = { whole: true },
   ): Promise<ArchiveComparison> {
     const archived = this.chains.get(pipeline) ?? new Map<number, Entry>();
     const problems: ArchiveProblem[] = [...(this.own.get(pipeline) ?? [])];
@@ -219,14 +245,14 @@ export class ArchiveIndex {
     const first = span?.from;
     const last = span?.to;
     const seen = new Set<number>();
-    const unarchived: number[] = [];
+    const unarchived: { seq: number; time: number }[] = [];
     let matched = 0;
     for await (const record of table) {
       if (seen.has(record.seq)) continue;
       seen.add(record.seq);
       const entry = archived.get(record.seq);
       if (!entry) {
-        unarchived.push(record.seq);
+        unarchived.push({ seq: record.seq, time: Date.parse(record.time) });
         continue;
       }
       if (entry.hash === record.hash) {
@@ -265,17 +291,38 @@ export class ArchiveIndex {
     const before: number[] = [];
     const after: number[] = [];
     let missingFromCopy = 0;
-    for (const seq of unarchived) {
-      if (first === undefined || seq < first) before.push(seq);
-      else if (last !== undefined && seq > last) after.push(seq);
-      else if (!options.whole) missingFromCopy++;
-      else
+    // A whole archive is late only by its grace: a record older than that which it lacks was never archived,
+    // before the chain's first archived record (if written after the archive began) or after its last. Else a
+    // tail rewritten once the archive stopped (its stream mapping disabled, say) would pass as not archived
+    // yet, however old.
+    const graceMs = options.graceMs ?? ARCHIVE_GRACE_MS;
+    const cutoff = options.whole && options.now ? options.now.getTime() - graceMs : undefined;
+    const overdue = (time: number) => cutoff !== undefined && !(time >= cutoff);
+    const sinceArchive = (time: number) =>
+      cutoff !== undefined && Number.isFinite(this.earliest) && !(time < this.earliest + graceMs);
+    for (const { seq, time } of unarchived) {
+      const where =
+        first === undefined || seq < first
+          ? sinceArchive(time) && overdue(time)
+            ? `written ${new Date(time).toISOString()}, after the archive began (its earliest record is of ${new Date(this.earliest).toISOString()})`
+            : undefined
+          : last !== undefined && seq > last
+            ? overdue(time)
+              ? `after the archive's last record of the chain (#${last}), and written ${new Date(time).toISOString()}, longer ago than the archive takes (${Math.round(graceMs / 60_000)} minutes): the archive stopped, or the chain's tail was rewritten since`
+              : undefined
+            : options.whole
+              ? 'though records before and after it are'
+              : undefined;
+      if (where !== undefined) {
         problems.push({
           pipeline,
           seq,
           kind: 'not-archived',
-          detail: `the table's record ${pipeline}#${seq} is not in the archive, though records before and after it are: written with the table's stream off, or a record the archive failed on (its dead-letter queue)`,
+          detail: `the table's record ${pipeline}#${seq} is not in the archive, ${where}: written with the table's stream off, a record the archive failed on (its dead-letter queue), or one rewritten`,
         });
+      } else if (first === undefined || seq < first) before.push(seq);
+      else if (last !== undefined && seq > last) after.push(seq);
+      else missingFromCopy++;
     }
     problems.sort((a, b) => a.seq - b.seq);
     return {
