@@ -82,13 +82,15 @@ function struct<T>(fields: Fields<T>): string {
 const arrayOf = (type: string): string => `array<${type}>`;
 const STRINGS = arrayOf('string');
 
+// bigint: a policy may allow up to 2^53 - 1 findings, past Athena's int, which would fail every query that
+// reads the column.
 const VIOLATION = struct<Violation>({
   rule: 'string',
   action: 'string',
-  allow: 'int',
-  count: 'int',
+  allow: 'bigint',
+  count: 'bigint',
   findings: STRINGS,
-  findingsOmitted: 'int',
+  findingsOmitted: 'bigint',
   description: 'string',
 });
 

@@ -56,6 +56,18 @@ export function fullEntry(): AuditEntry {
       action: 'TollgateApproval',
       attempt: 2,
     },
+    violations: [
+      {
+        rule: 'fixable-high',
+        action: 'escalate',
+        allow: 0,
+        count: 3001,
+        findings: ['CVE-2024-21538'],
+        // A decision too large for one table item: the only records with ids left out.
+        findingsOmitted: 3000,
+        description: 'fixable HIGH findings',
+      },
+    ],
     warnings: [
       {
         rule: 'medium',
@@ -63,6 +75,7 @@ export function fullEntry(): AuditEntry {
         allow: 5,
         count: 2,
         findings: ['CVE-2023-0001'],
+        findingsOmitted: 1,
         description: 'MEDIUM findings',
       },
     ],

@@ -538,7 +538,7 @@ describe('the Glue table and the Athena workgroup', () => {
       policy: 'struct<name:string,sha256:string>',
       counts: 'struct<critical:int,high:int,medium:int,low:int,informational:int,untriaged:int>',
       violations:
-        'array<struct<rule:string,action:string,allow:int,count:int,findings:array<string>,findingsomitted:int,description:string>>',
+        'array<struct<rule:string,action:string,allow:bigint,count:bigint,findings:array<string>,findingsomitted:bigint,description:string>>',
       resolution: 'struct<state:string,reviewer:string,bytollgate:boolean,status:string,summary:string>',
     });
     // The partition the table projects is the one the function writes.
