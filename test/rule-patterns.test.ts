@@ -361,6 +361,7 @@ const EXPECTED: Readonly<Record<string, RuleName | null>> = {
 const NOT_EVENTS: readonly string[] = [
   'describe-image-scan-findings.basic.awscli-example.json',
   'describe-image-scan-findings.enhanced.moto-fixture.json',
+  'describe-image-scan-findings.complete-not-ready.aws-sdk-issue-289.json',
   'get-pipeline-execution.v2-variables.model-derived.json',
   'get-pipeline-state.approval-in-progress.model-derived.json',
   'get-pipeline-state.awscli-example.json',
