@@ -70,9 +70,10 @@ const counts = z.optional(z.record(z.string(), z.int().check(z.minimum(0))));
 // Both scanners send this shape. EC2 and Lambda scans send the Inspector detail-type without a digest:
 // they fail here and are ignored.
 const ScanDetail = z.object({
-  'scan-status': z.string().check(z.minLength(1)),
-  // Inspector sends the repository ARN here, ECR the bare name.
-  'repository-name': z.string().check(z.minLength(1)),
+  'scan-status': z.string().check(z.minLength(1), z.maxLength(64)),
+  // Inspector sends the repository ARN here, ECR the bare name (ECR's names are at most 256 characters). The
+  // name keys the scan's item: one past DynamoDB's key limits would fail its write on every retry.
+  'repository-name': z.string().check(z.minLength(1), z.maxLength(512)),
   'finding-severity-counts': counts,
   'image-digest': digest,
   'image-tags': z.optional(z.array(z.string())),

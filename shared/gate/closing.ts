@@ -209,9 +209,17 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
       );
       const now = this.now();
       const at = validTime(e.time) ?? now.toISOString();
+      // Tollgate's own call, whose answer was lost (the retry found the approval completed): CloudTrail says
+      // it landed, so the result the gate sent is the approval's.
+      const status = e.status === 'Approved' || e.status === 'Rejected' ? e.status : undefined;
+      const sent: Partial<Gate> =
+        tollgate && gate.approvalResult === undefined && gate.outcome !== undefined && status
+          ? { approvalResult: { status, summary: e.summary ?? '' } }
+          : {};
       const next = this.next(
         gate,
         {
+          ...sent,
           reviewer: {
             identity: e.identity,
             type: e.identityType,

@@ -212,7 +212,6 @@ export class GateService extends GateClosing<GateDeps> {
       account: e.account || this.d.config.account,
       region: e.region || this.d.config.region,
       actionExecutionId: e.actionExecutionId,
-      justStarted,
       startedAt,
     });
     if ('gone' in identified) return this.openStale(base, identified.gone, now);
@@ -258,8 +257,6 @@ export class GateService extends GateClosing<GateDeps> {
       readonly account: string | undefined;
       readonly region: string;
       readonly actionExecutionId: string | undefined;
-      /** Within the listing's grace (see checkToken): what is not found yet may only be lagging. */
-      readonly justStarted: boolean;
       readonly startedAt: string;
     },
   ): Promise<{ image: GateImage | undefined; problem: string | undefined } | { gone: string }> {
@@ -272,14 +269,12 @@ export class GateService extends GateClosing<GateDeps> {
     if (!found.ok) {
       const fromCustomData = found.problem;
       const execution = await this.d.approvals.pipelineExecution(key.pipeline, key.executionId);
-      // No such execution: the approval is gone (or never was in this account and region), unless it started
-      // moments ago and the reads lag; then the event's retry asks again.
-      if (execution === undefined && !where.justStarted)
+      // No such execution: the approval is gone, or never was in this account and region. Not a lag, even just
+      // after STARTED: the execution began stages before its approval did (the listing of the approval's run
+      // may lag, the execution does not), and retried, the event would only be dead-lettered.
+      if (execution === undefined)
         return { gone: `execution ${key.executionId} of pipeline ${key.pipeline} was not found` };
-      found =
-        execution === undefined
-          ? { ok: false, problem: 'the execution is not found yet' }
-          : imageFromVariables(execution.variables);
+      found = imageFromVariables(execution.variables);
       if (!found.ok && mine === undefined) {
         // No run of the action listed at all: the listing lags the STARTED event a moment, and the CustomData
         // that names the image is in it. "No image" now would escalate a release for nothing; no gate is
