@@ -1,6 +1,6 @@
 import { vulnIndexWrite } from '../adapters/dynamodb/audit-items.js';
 import type { QuietResult, RunControl, ScheduledFault } from '../simulator/run.js';
-import { actionsByGate, checkRun, type Violation } from './invariants.js';
+import { actionsByGate, checkExpectations, checkRun, type Violation } from './invariants.js';
 import { checkLogs, type LogFacts } from './logs.js';
 import type { Replay, Replayer, ReplayOptions } from './replay.js';
 import type { SuiteScenario } from './scenarios.js';
@@ -23,6 +23,10 @@ import type { SuiteScenario } from './scenarios.js';
  *                first-index: the first of those index writes fails, once;
  *                outage: the next 50 such calls fail, from this step on: every retry is exhausted, events
  *                        are dead-lettered, sweeps fail, until the faults stop.
+ *   answer lost  for PutApprovalResult, SNS Publish, EventBridge PutEvents and the store's PutItem and
+ *                TransactWriteItems: the call lands (the service performs it) and the client hears a
+ *                TimeoutError or a 500 (answer-lost-timeout, answer-lost-5xx), once, last or first-index as
+ *                above. A retry then repeats a call that already took effect.
  *
  * The store's faults are injected in front of the SDK's own retries (the simulator hooks the document
  * client at its first middleware step), so for DynamoDB one injected failure stands for a blip that outlasted
@@ -44,6 +48,23 @@ const KINDS = [
   { kind: 'timeout', error: 'TimeoutError' },
   { kind: 'access-denied', error: 'AccessDeniedException' },
 ] as const;
+
+/**
+ * The call lands and only its answer is lost (a timeout, a 5xx after the service acted): for the writes
+ * whose repetition matters, the result, the escalation, the events, and the store's writes.
+ */
+const ANSWER_LOST = [
+  { kind: 'answer-lost-timeout', error: 'TimeoutError' },
+  { kind: 'answer-lost-5xx', error: 'InternalServerException' },
+] as const;
+
+export const LANDABLE = new Set([
+  'PutApprovalResult',
+  'Publish',
+  'PutEvents',
+  'TransactWriteItems',
+  'PutItem',
+]);
 
 const PAGINATED = new Set([
   'ListFindings',
@@ -94,11 +115,22 @@ export function settle(s: SuiteScenario, marks?: number[]) {
     marks?.push(control.world.calls.length);
     control.world.clearFailures();
     await control.redrive();
-    settled.set(control.world, await control.sweepUntilQuiet({ maxSweeps: s.waitMinutes + 10 }));
+    noteQuiet(control.world, await control.sweepUntilQuiet({ maxSweeps: s.waitMinutes + 10 }));
   };
 }
 
 const settled = new WeakMap<object, QuietResult>();
+
+/** Keeps what a replay's last sweeps came to, for `quietOf`. */
+export function noteQuiet(world: object, quiet: QuietResult): void {
+  settled.set(world, quiet);
+}
+
+/** The violation of a replay whose gates were not quiet after its sweeps; none when they were. */
+export function unquiet(replay: Replay): Violation[] {
+  const quiet = quietOf(replay);
+  return quiet.quiet ? [] : [{ kind: 'unquiet', detail: `not quiet after ${quiet.sweeps} sweeps` }];
+}
 
 export function quietOf(replay: Replay): QuietResult {
   return settled.get(replay.world) ?? { sweeps: 0, quiet: false };
@@ -163,6 +195,22 @@ export function planFaults(clean: Replay, marks: readonly number[]): PlannedFaul
         if (firstIndex > 0) at('first-index', 1, firstIndex);
         at('outage', OUTAGE_CALLS, 0);
       }
+      if (LANDABLE.has(operation)) {
+        for (const { kind, error } of ANSWER_LOST) {
+          const at = (persistence: Persistence, skip: number): void => {
+            planned.push({
+              step,
+              operation,
+              kind,
+              persistence,
+              fault: { step, fail: { operation, error, times: 1, skip, landed: true } },
+            });
+          };
+          at('once', 0);
+          if (others.length > 1) at('last', others.at(-1)!);
+          if (firstIndex > 0) at('first-index', firstIndex);
+        }
+      }
       if (laterPages.has(operation)) {
         for (const [persistence, times] of [
           ['once', 1],
@@ -205,7 +253,12 @@ export async function runFaultMatrix(
   const logs = new LogFactsBuilder();
   for (const s of scenarios) {
     const { replay, marks } = await cleanReplay(replayer, s, extra);
-    cleanViolations.push(...checkRun(s, replay, replay), ...logs.check(s, replay));
+    cleanViolations.push(
+      ...checkExpectations(s, replay),
+      ...checkRun(s, replay, replay),
+      ...unquiet(replay),
+      ...logs.check(s, replay),
+    );
     const all = planFaults(replay, marks).filter((p) => options.filter?.(s, p) ?? true);
     plans.push({ s, clean: replay, faults: all });
   }
@@ -221,9 +274,7 @@ export async function runFaultMatrix(
         afterSteps: settle(s),
       });
       const quiet = quietOf(replay);
-      const violations = [...checkRun(s, clean, replay), ...logs.check(s, replay)];
-      if (!quiet.quiet)
-        violations.push({ kind: 'unquiet', detail: `not quiet after ${quiet.sweeps} sweeps` });
+      const violations = [...checkRun(s, clean, replay), ...unquiet(replay), ...logs.check(s, replay)];
       runs.push({
         scenario: s.name,
         planned,

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
+import { DynamoStore } from '../adapters/dynamodb/store.js';
 import { runEvaluate } from '../cli/evaluate.js';
+import { EXIT } from '../cli/exit.js';
 import { MalformedEventError } from '../functions/common/handler.js';
 import { InputError } from '../shared/errors.js';
 import { mergeFindings, parseFindingsText } from '../shared/findings/parse.js';
@@ -11,10 +13,17 @@ import { describeError } from '../shared/gate/gate.js';
 import { compilePolicy } from '../shared/policy/compile.js';
 import { evaluate } from '../shared/policy/evaluate.js';
 import { MAX_POLICY_BYTES, parsePolicy } from '../shared/policy/load.js';
-import { type FunctionName, lambdaContext, SimClock, simulationHandlers } from '../simulator/run.js';
+import {
+  type FunctionName,
+  type Invoke,
+  lambdaContext,
+  SimClock,
+  type SimulationOptions,
+  simulationHandlers,
+} from '../simulator/run.js';
 import { actionEvent, cloudTrailEvent, scanEvent, scheduledEvent, World } from '../simulator/world.js';
 import type { Violation } from './invariants.js';
-import { checkLines, type LogFacts } from './logs.js';
+import { checkLines, checkPayloads, type LogFacts } from './logs.js';
 import {
   applyJson,
   applyText,
@@ -29,9 +38,12 @@ import { ROOT, type SuiteScenario } from './scenarios.js';
 /*
  * Hostile and malformed input.
  *
- * Events. The four handlers run over a world whose one approval is in progress for an image with a
- * CRITICAL finding, its scan complete: no genuine decision approves it, so an approval would be the fuzz's
- * doing. Each case is an event (a real AWS sample from test/fixtures/aws, as captured or re-pointed at the
+ * Events. Each case runs over a world (and a table) of its own, whose one approval is in progress and
+ * current for an image with a CRITICAL finding, its scan complete: no genuine decision approves it, so an
+ * approval would be the fuzz's doing. The gate is already open (and its findings read once) when the case's
+ * event is a scan event or a sweep, not yet when it is a STARTED (and a sweep follows a gate the case
+ * opened), so that the mutated events reach decisions; a share of the cases must (MIN_DECIDED_SHARE,
+ * MIN_ACTED_SHARE), or the fuzz is dead and the suite fails. Each case is an event (a real AWS sample from test/fixtures/aws, as captured or re-pointed at the
  * world's account and region, or an event the simulator builds), mutated: fields dropped, set to values of
  * the wrong type, huge strings, deep nesting, `__proto__` keys; and on the envelope a forged `source`,
  * another `account` or `region`, or another `detail-type`. Or it is any JSON value at all. Every case goes to
@@ -42,8 +54,12 @@ import { ROOT, type SuiteScenario } from './scenarios.js';
  *     of the function's own kind (a Manual approval's action event, CloudTrail's PutApprovalResult), which is
  *     thrown as MalformedEventError on purpose: dead-lettered, the failed-events queue keeps it and pages;
  *   - not ignored: an event with a forged source, another account, region or detail-type is handled;
- *   - approval: CodePipeline accepts an Approved result.
- * The handlers' log lines are checked as in the replays (logs.ts).
+ *   - approval: the gate decides APPROVE, or CodePipeline accepts an Approved result.
+ * The handlers' log lines, SNS messages and EventBridge events are checked as in the replays (logs.ts).
+ *
+ * Findings files: a mutation that approves although its unmutated input does not, while it kept unchanged
+ * (same image, same scan) a finding that a rule allowing none of them rejected or escalated, is an
+ * approval from hostile input: the mutation did not remove the offence.
  *
  * Policies. The example policies, mutated as text (deletions, insertions of YAML syntax, truncation, lines
  * duplicated, swapped, re-indented, values replaced) or as data (fields dropped, wrong types, unknown keys),
@@ -74,6 +90,10 @@ export interface EventFacts {
   /** Deliveries that threw once and then succeeded on Lambda's retry. */
   readonly recovered: number;
   readonly mustIgnore: number;
+  /** Cases after which the approval's gate had a decision. */
+  readonly decided: number;
+  /** Cases in which Tollgate sent a result to CodePipeline or published an escalation. */
+  readonly acted: number;
 }
 
 export interface ParseFacts {
@@ -114,7 +134,7 @@ type Envelope =
   | { readonly field: 'source' | 'account' | 'region' | 'detail-type'; readonly value: string };
 
 const envelope: fc.Arbitrary<Envelope> = fc.oneof(
-  { weight: 3, arbitrary: fc.constant({ field: 'none' as const }) },
+  { weight: 8, arbitrary: fc.constant({ field: 'none' as const }) },
   fc.record({
     field: fc.constant('source' as const),
     value: fc.oneof(
@@ -160,182 +180,300 @@ const envelope: fc.Arbitrary<Envelope> = fc.oneof(
 export interface FuzzOptions {
   readonly numRuns: number;
   readonly seed: number;
+  /** Events only: replaces the AWS adapters the handlers run with (a broken one, to prove the checks fail). */
+  readonly adapters?: SimulationOptions['adapters'];
+  /** Events only: wraps each case's handlers (a handler that ignores everything: a dead fuzz). */
+  readonly handlers?: (handlers: Record<FunctionName, Invoke>) => Record<FunctionName, Invoke>;
 }
 
-/** Events through the handlers. `s` is the world (scenario 02: a critical image, its scan complete). */
+/** At least this share of the event cases must reach a decision (a fuzz that never decides checks nothing). */
+export const MIN_DECIDED_SHARE = 0.05;
+/** … and at least this share an action (a result sent to CodePipeline, an escalation published). */
+export const MIN_ACTED_SHARE = 0.03;
+
+/**
+ * Events through the handlers. `s` is the world (scenario 02: a critical image). Every case runs against a
+ * world of its own, on a table of its own: its approval in progress and current (its token valid), the
+ * image's scan complete, so that a STARTED or a scan event, mutated, can reach a decision. Half the cases
+ * find the gate already open (its STARTED delivered while the scan was pending, then the scan completed in
+ * the world): a scan event or a sweep then decides it; the other half find no gate: a STARTED opens and
+ * decides it. No case may approve: the image has a CRITICAL finding, whatever the event says.
+ */
 export async function fuzzEvents(
   replayer: Replayer,
   s: SuiteScenario,
   options: FuzzOptions,
 ): Promise<{ facts: EventFacts; violations: Violation[]; logs: LogFacts }> {
-  return replayer.withTable(async (doc, tableName) => {
-    const { scenario } = s.loaded;
-    const clock = new SimClock(Date.parse(scenario.start));
-    const world = new World(s.loaded, clock);
-    const approval = scenario.world.approvals[0]!;
-    const image = scenario.world.images[0]!;
-    const slot = world.startApproval(approval);
-    world.setScan(image.digest, image.repository, 'INITIAL_SCAN_COMPLETE');
-    const handlers = simulationHandlers(s.loaded, world, clock, { doc, tableName, logLevel: 'DEBUG' });
+  const { scenario } = s.loaded;
+  const approval = scenario.world.approvals[0]!;
+  const image = scenario.world.images[0]!;
+  const key = {
+    pipeline: approval.pipeline,
+    executionId: approval.executionId,
+    stage: approval.stage,
+    action: approval.action,
+  };
+  const scanSteps = scenario.steps.flatMap((step) =>
+    step.scan && step.scan.digest === image.digest ? [step.scan] : [],
+  );
+  const samples = EVENT_SAMPLES.map((f) => JSON.parse(readFileSync(join(FIXTURES, f), 'utf8')) as Json);
 
-    const samples = EVENT_SAMPLES.map((f) => JSON.parse(readFileSync(join(FIXTURES, f), 'utf8')) as Json);
-    const bases: Json[] = [
-      ...samples,
-      ...samples.map((e) => ({ ...e, account: world.account, region: world.region })),
-      actionEvent(world, slot, 'STARTED'),
-      actionEvent(world, slot, 'SUCCEEDED'),
-      scanEvent(
-        world,
-        'inspector',
-        { ...image, status: 'INITIAL_SCAN_COMPLETE', counts: { CRITICAL: 0, TOTAL: 0 } },
-        image.tags,
-      ),
-      scanEvent(world, 'ecr', { ...image, status: 'COMPLETE', counts: {} }, image.tags),
-      cloudTrailEvent(world, `arn:aws:sts::${world.account}:assumed-role/Attacker/x`, {
-        pipelineName: approval.pipeline,
-        stageName: approval.stage,
-        actionName: approval.action,
-        token: '00000000-0000-4000-8000-000000000000',
-        result: { status: 'Approved', summary: 'forged' },
-      }),
-      scheduledEvent(world),
-    ];
-
-    const mutated = fc.record({
-      kind: fc.constant('mutated' as const),
-      base: fc.nat({ max: bases.length - 1 }),
-      mutations: fc.array(jsonMutation, { minLength: 0, maxLength: 3 }),
-      envelope,
-      // A gate the store has not seen yet: what an earlier case stored does not answer this one.
-      fresh: fc.boolean(),
-    });
-    const anything = fc.record({
-      kind: fc.constant('anything' as const),
-      value: fc.oneof(fc.jsonValue({ maxDepth: 4 }), fc.anything({ maxDepth: 3 })),
-    });
-    const cases = fc.oneof({ weight: 5, arbitrary: mutated }, { weight: 1, arbitrary: anything });
-
-    const facts = {
-      cases: 0,
-      deliveries: 0,
-      ignored: 0,
-      handled: 0,
-      deadLettered: 0,
-      recovered: 0,
-      mustIgnore: 0,
-    };
-    const violations: Violation[] = [];
-    let logLines = 0;
-    let logViolations = 0;
-    const approvals = () =>
-      world.calls.filter(
-        (c) =>
-          c.operation === 'PutApprovalResult' &&
-          !c.failed &&
-          (c.input.result as Json | undefined)?.status === 'Approved',
-      ).length;
-
-    const details = await fc.check(
-      fc.asyncProperty(cases, async (c) => {
-        facts.cases++;
-        clock.set(clock.now().getTime() + 10_000);
-        let event: unknown;
-        let mustIgnore = false;
-        if (c.kind === 'anything') {
-          event = c.value;
-        } else {
-          const base = bases[c.base]!;
-          const detail = base.detail as Json | undefined;
-          const start =
-            c.fresh && detail && typeof detail['execution-id'] === 'string'
-              ? { ...base, detail: { ...detail, 'execution-id': `fuzz-${facts.cases}` } }
-              : base;
-          event = applyJson(start, c.mutations);
-          if (
-            c.envelope.field !== 'none' &&
-            typeof event === 'object' &&
-            event !== null &&
-            !Array.isArray(event)
-          ) {
-            const original = base[c.envelope.field];
-            (event as Json)[c.envelope.field] = c.envelope.value;
-            const forged =
-              c.envelope.value !== original &&
-              !(c.envelope.field === 'source' && VALID_SOURCES.has(c.envelope.value)) &&
-              !(c.envelope.field === 'detail-type' && VALID_TYPES.has(c.envelope.value)) &&
-              !(c.envelope.field === 'account' && c.envelope.value === world.account) &&
-              !(c.envelope.field === 'region' && c.envelope.value === world.region);
-            mustIgnore = forged;
-          }
-        }
-        if (mustIgnore) facts.mustIgnore++;
-        const before = approvals();
-        const capture = new LogCapture();
-        await capture.during(async () => {
-          for (const fn of Object.keys(handlers) as FunctionName[]) {
-            facts.deliveries++;
-            const errors: string[] = [];
-            let result: { ignored?: string } | undefined;
-            let done = false;
-            let malformed = 0;
-            for (let attempt = 1; attempt <= 3 && !done; attempt++) {
-              try {
-                result = await handlers[fn](
-                  structuredClone(event),
-                  lambdaContext(fn, world.region, world.account),
-                );
-                done = true;
-              } catch (e) {
-                errors.push(describeError(e));
-                if (e instanceof MalformedEventError) malformed++;
-              }
-            }
-            const shown = show(event, 200);
-            if (!done && malformed === 3) {
-              // An approval event of the function's own kind that its schema refuses: dead-lettered on
-              // purpose (the failed-events queue keeps it), never handled. A forged one must be ignored.
-              facts.deadLettered++;
-              if (mustIgnore) {
-                violations.push({
-                  kind: 'not-ignored',
-                  detail: `${fn} dead-lettered a forged event: ${shown}`,
-                });
-              }
-              continue;
-            }
-            if (!done) {
-              violations.push({
-                kind: 'crash-loop',
-                detail: `${fn} threw 3 times (${errors[0]}) for ${shown}`,
-              });
-              continue;
-            }
-            if (errors.length > 0) facts.recovered++;
-            if (result?.ignored) facts.ignored++;
-            else facts.handled++;
-            if (mustIgnore && !result?.ignored) {
-              violations.push({ kind: 'not-ignored', detail: `${fn} handled a forged event: ${shown}` });
-            }
-          }
-        });
-        if (approvals() > before) {
-          violations.push({
-            kind: 'approval-from-hostile-input',
-            detail: `an Approved result after ${show(event, 300)}`,
-          });
-        }
-        const found = checkLines(s, [{ ...approval }], capture.lines);
-        logLines += capture.lines.length;
-        logViolations += found.length;
-        violations.push(...found);
-        return true;
-      }),
-      { numRuns: options.numRuns, seed: options.seed, endOnFailure: true },
-    );
-    violations.push(...checked(details, 'event fuzz'));
-    return { facts, violations, logs: { lines: logLines, violations: logViolations } };
+  /** The events a case mutates, from its own world (the approval's ids, the world's account and region). */
+  const basesOf = (world: World, slot: Parameters<typeof actionEvent>[1]): Json[] => [
+    ...samples,
+    ...samples.map((e) => ({ ...e, account: world.account, region: world.region })),
+    actionEvent(world, slot, 'STARTED'),
+    actionEvent(world, slot, 'STARTED'),
+    actionEvent(world, slot, 'SUCCEEDED'),
+    scanEvent(
+      world,
+      'inspector',
+      { ...image, status: 'INITIAL_SCAN_COMPLETE', counts: { CRITICAL: 0, TOTAL: 0 } },
+      image.tags,
+    ),
+    // The scenario's own scan event (its counts agree with the findings: a decision needs no second read).
+    ...scanSteps.map((scan) => scanEvent(world, 'inspector', scan, image.tags)),
+    scanEvent(world, 'inspector', { ...image, status: 'INITIAL_SCAN_COMPLETE' }, image.tags),
+    scanEvent(world, 'ecr', { ...image, status: 'COMPLETE', counts: {} }, image.tags),
+    cloudTrailEvent(world, `arn:aws:sts::${world.account}:assumed-role/Attacker/x`, {
+      pipelineName: approval.pipeline,
+      stageName: approval.stage,
+      actionName: approval.action,
+      token: '00000000-0000-4000-8000-000000000000',
+      result: { status: 'Approved', summary: 'forged' },
+    }),
+    scheduledEvent(world),
+  ];
+  const probe = basesOf(new World(s.loaded, new SimClock(Date.parse(scenario.start))), {
+    ...key,
+    actionExecutionId: 'x',
   });
+  const startedBases = new Set(
+    probe.flatMap((e, i) => ((e.detail as Json | undefined)?.state === 'STARTED' ? [i] : [])),
+  );
+  const baseCount = basesOf(new World(s.loaded, new SimClock(Date.parse(scenario.start))), {
+    ...key,
+    actionExecutionId: 'x',
+  }).length;
+
+  const mutated = fc.record({
+    kind: fc.constant('mutated' as const),
+    // Mostly the world's own events (a STARTED, a scan, a sweep of this approval): they reach a decision.
+    base: fc.oneof(
+      { weight: 1, arbitrary: fc.nat({ max: 2 * samples.length - 1 }) },
+      { weight: 4, arbitrary: fc.integer({ min: 2 * samples.length, max: baseCount - 1 }) },
+    ),
+    // Often none or one mutation: a case that breaks the event three ways is refused before any decision.
+    mutations: fc.oneof(
+      { weight: 2, arbitrary: fc.array(jsonMutation, { minLength: 0, maxLength: 1 }) },
+      { weight: 1, arbitrary: fc.array(jsonMutation, { minLength: 2, maxLength: 3 }) },
+    ),
+    envelope,
+    // An execution the world does not run: the event names an approval that is not there.
+    fresh: fc.oneof(
+      { weight: 4, arbitrary: fc.constant(false) },
+      { weight: 1, arbitrary: fc.constant(true) },
+    ),
+    // Mostly the gate a base event needs: none yet for a STARTED, an open one for the others.
+    flip: fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+  });
+  const anything = fc.record({
+    kind: fc.constant('anything' as const),
+    value: fc.oneof(fc.jsonValue({ maxDepth: 4 }), fc.anything({ maxDepth: 3 })),
+    flip: fc.boolean(),
+  });
+  const cases = fc.oneof({ weight: 8, arbitrary: mutated }, { weight: 1, arbitrary: anything });
+
+  const facts = {
+    cases: 0,
+    deliveries: 0,
+    ignored: 0,
+    handled: 0,
+    deadLettered: 0,
+    recovered: 0,
+    mustIgnore: 0,
+    decided: 0,
+    acted: 0,
+  };
+  const violations: Violation[] = [];
+  let logLines = 0;
+  let logViolations = 0;
+
+  const runCase = (c: CaseOf<typeof cases>) =>
+    replayer.withTable(async (doc, tableName) => {
+      facts.cases++;
+      const clock = new SimClock(Date.parse(scenario.start) + facts.cases * 10_000);
+      const world = new World(s.loaded, clock);
+      const slot = world.startApproval(approval);
+      const built = simulationHandlers(s.loaded, world, clock, {
+        doc,
+        tableName,
+        logLevel: 'DEBUG',
+        ...(options.adapters ? { adapters: options.adapters } : {}),
+      });
+      const handlers = options.handlers ? options.handlers(built) : built;
+      const capture = new LogCapture();
+      const bases = basesOf(world, slot);
+      const started = c.kind === 'mutated' && startedBases.has(c.base);
+      const open = started === c.flip;
+      if (open) {
+        // The gate opens while the scan is pending, the scan completes in the world, and a sweep reads the
+        // findings once (a decision without a scan event's counts wants a second read, a sweep later): the
+        // case's event (a scan event, a sweep, …) then decides it.
+        world.setScan(image.digest, image.repository, 'PENDING_INITIAL_SCAN');
+        await capture.during(async () => {
+          await handlers['approval-started'](
+            actionEvent(world, slot, 'STARTED'),
+            lambdaContext('approval-started', world.region, world.account),
+          );
+          world.setScan(image.digest, image.repository, 'INITIAL_SCAN_COMPLETE');
+          clock.set(clock.now().getTime() + 60_000);
+          await handlers.sweep(scheduledEvent(world), lambdaContext('sweep', world.region, world.account));
+        });
+      }
+      world.setScan(image.digest, image.repository, 'INITIAL_SCAN_COMPLETE');
+      const setupCalls = world.calls.length;
+      clock.set(clock.now().getTime() + 60_000);
+
+      let event: unknown;
+      let mustIgnore = false;
+      if (c.kind === 'anything') {
+        event = c.value;
+      } else {
+        const base = bases[c.base]!;
+        const detail = base.detail as Json | undefined;
+        const start =
+          c.fresh && detail && typeof detail['execution-id'] === 'string'
+            ? { ...base, detail: { ...detail, 'execution-id': `fuzz-${facts.cases}` } }
+            : base;
+        event = applyJson(start, c.mutations);
+        if (
+          c.envelope.field !== 'none' &&
+          typeof event === 'object' &&
+          event !== null &&
+          !Array.isArray(event)
+        ) {
+          const original = base[c.envelope.field];
+          (event as Json)[c.envelope.field] = c.envelope.value;
+          const forged =
+            c.envelope.value !== original &&
+            !(c.envelope.field === 'source' && VALID_SOURCES.has(c.envelope.value)) &&
+            !(c.envelope.field === 'detail-type' && VALID_TYPES.has(c.envelope.value)) &&
+            !(c.envelope.field === 'account' && c.envelope.value === world.account) &&
+            !(c.envelope.field === 'region' && c.envelope.value === world.region);
+          mustIgnore = forged;
+        }
+      }
+      if (mustIgnore) facts.mustIgnore++;
+      await capture.during(async () => {
+        for (const fn of Object.keys(handlers) as FunctionName[]) {
+          facts.deliveries++;
+          const errors: string[] = [];
+          let result: { ignored?: string } | undefined;
+          let done = false;
+          let malformed = 0;
+          for (let attempt = 1; attempt <= 3 && !done; attempt++) {
+            try {
+              result = await world.invoking(fn, () =>
+                handlers[fn](structuredClone(event), lambdaContext(fn, world.region, world.account)),
+              );
+              done = true;
+            } catch (e) {
+              errors.push(describeError(e));
+              if (e instanceof MalformedEventError) malformed++;
+            }
+          }
+          const shown = show(event, 200);
+          if (!done && malformed === 3) {
+            // An approval event of the function's own kind that its schema refuses: dead-lettered on
+            // purpose (the failed-events queue keeps it), never handled. A forged one must be ignored.
+            facts.deadLettered++;
+            if (mustIgnore) {
+              violations.push({
+                kind: 'not-ignored',
+                detail: `${fn} dead-lettered a forged event: ${shown}`,
+              });
+            }
+            continue;
+          }
+          if (!done) {
+            violations.push({
+              kind: 'crash-loop',
+              detail: `${fn} threw 3 times (${errors[0]}) for ${shown}`,
+            });
+            continue;
+          }
+          if (errors.length > 0) facts.recovered++;
+          if (result?.ignored) facts.ignored++;
+          else facts.handled++;
+          if (mustIgnore && !result?.ignored) {
+            violations.push({ kind: 'not-ignored', detail: `${fn} handled a forged event: ${shown}` });
+          }
+        }
+      });
+
+      // A gate the case's event opened (a STARTED, mutated or not) waits for a second read a sweep later:
+      // the next scheduled sweep decides it, on whatever the event made the gate hold.
+      if (!open) {
+        const opened = await world.unobserved(() => new DynamoStore(doc, tableName).getGate(key));
+        if (opened?.state === 'WAITING') {
+          clock.set(clock.now().getTime() + 60_000);
+          await capture.during(() =>
+            world.invoking('sweep', () =>
+              handlers.sweep(scheduledEvent(world), lambdaContext('sweep', world.region, world.account)),
+            ),
+          );
+        }
+      }
+      const calls = world.calls.slice(setupCalls);
+      const results = calls.filter((x) => x.operation === 'PutApprovalResult' && !x.failed);
+      const published = calls.filter((x) => x.operation === 'Publish' && !x.failed);
+      const gate = await world.unobserved(() => new DynamoStore(doc, tableName).getGate(key));
+      if (gate?.outcome !== undefined) facts.decided++;
+      if (results.length + published.length > 0) facts.acted++;
+      // The image has a CRITICAL finding: nothing the event says may approve it (fail closed).
+      const approved =
+        gate?.outcome === 'APPROVE' ||
+        results.some((x) => (x.input.result as Json | undefined)?.status === 'Approved');
+      if (approved) {
+        violations.push({
+          kind: 'approval-from-hostile-input',
+          detail: `${gate?.outcome === 'APPROVE' ? 'an APPROVE decision' : 'an Approved result'} after ${show(event, 300)}`,
+        });
+      }
+      const found = [...checkLines(s, [{ ...approval }], capture.lines), ...checkPayloads(s, world)];
+      logLines += capture.lines.length;
+      logViolations += found.length;
+      violations.push(...found);
+    });
+
+  const details = await fc.check(
+    fc.asyncProperty(cases, async (c) => {
+      await runCase(c);
+      return true;
+    }),
+    { numRuns: options.numRuns, seed: options.seed, endOnFailure: true },
+  );
+  violations.push(...checked(details, 'event fuzz'));
+  if (facts.cases > 0) {
+    const share = (n: number) => `${n} of ${facts.cases} (${((100 * n) / facts.cases).toFixed(1)}%)`;
+    if (facts.decided < MIN_DECIDED_SHARE * facts.cases) {
+      violations.push({
+        kind: 'dead-fuzz',
+        detail: `event fuzz: only ${share(facts.decided)} cases reached a decision (at least ${100 * MIN_DECIDED_SHARE}% must)`,
+      });
+    }
+    if (facts.acted < MIN_ACTED_SHARE * facts.cases) {
+      violations.push({
+        kind: 'dead-fuzz',
+        detail: `event fuzz: only ${share(facts.acted)} cases reached an action (at least ${100 * MIN_ACTED_SHARE}% must)`,
+      });
+    }
+  }
+  return { facts, violations, logs: { lines: logLines, violations: logViolations } };
 }
+
+type CaseOf<A> = A extends fc.Arbitrary<infer T> ? T : never;
 
 // ── policies ───────────────────────────────────────────────────────────────────────────────────────
 
@@ -453,6 +591,8 @@ function safeYaml(value: unknown): string {
   }
 }
 
+const NOW = new Date('2026-11-25T12:00:00Z');
+
 function exampleFindingsTable() {
   const file = join(ROOT, 'examples', 'findings', 'payments-api.list-findings.json');
   return mergeFindings([{ file, document: parseFindingsText(readFileSync(file, 'utf8'), file) }]).findings;
@@ -518,6 +658,61 @@ export async function fuzzFindings(
       ),
     }),
   );
+  const compiled = compilePolicy(parsePolicy(readFileSync(policy, 'utf8'), policy));
+  const setOf = (named: readonly { file: string; text: string }[]) =>
+    mergeFindings(named.map(({ file, text }) => ({ file, document: parseFindingsText(text, file) })));
+  /**
+   * The findings of the unmutated inputs that make them not approve: those a rule that allows none of them
+   * rejects or escalates (so that one such finding, unchanged, is enough). Undefined: the inputs approve, or
+   * do not read.
+   */
+  const offences = (bases: readonly number[]) => {
+    try {
+      const set = setOf(bases.map((b, i) => ({ file: `base-${i}.json`, text: texts[b]! })));
+      const { record } = evaluate(compiled, {
+        findings: set.findings,
+        now: NOW,
+        pipeline: undefined,
+        image: set.image,
+        scan: set.scan,
+      });
+      if (record.outcome === 'APPROVE') return undefined;
+      const ids = new Set(
+        record.violations.filter((v) => v.allow === 0 && v.action !== 'warn').flatMap((v) => v.findings),
+      );
+      const rows = set.findings.rows().filter((f) => ids.has(f.vulnerabilityId));
+      return {
+        image: JSON.stringify(set.image ?? null),
+        scan: JSON.stringify(set.scan ?? null),
+        rows: rows.map((r) => JSON.stringify(r)),
+      };
+    } catch {
+      return undefined;
+    }
+  };
+  /**
+   * A mutation that approves although it kept, unchanged, a finding that made its unmutated input not
+   * approve, for the same image and scan (the same policy, the same time): the mutation did not remove the
+   * offence, so the APPROVE came from something it garbled. Its id, or undefined.
+   */
+  const keptOffence = (files: readonly FileCase[], paths: readonly string[]): string | undefined => {
+    if (files.some((f) => f.kind === 'raw')) return undefined;
+    const base = offences(files.map((f) => (f.kind === 'raw' ? 0 : f.base)));
+    if (!base || base.rows.length === 0) return undefined;
+    try {
+      const set = setOf(paths.map((file) => ({ file, text: readFileSync(file, 'utf8') })));
+      if (
+        JSON.stringify(set.image ?? null) !== base.image ||
+        JSON.stringify(set.scan ?? null) !== base.scan
+      ) {
+        return undefined;
+      }
+      const kept = set.findings.rows().find((r) => base.rows.includes(JSON.stringify(r)));
+      return kept?.vulnerabilityId;
+    } catch {
+      return undefined;
+    }
+  };
   const render = (c: FileCase): string => {
     if (c.kind === 'raw') return c.value;
     if (c.kind === 'text') return applyText(texts[c.base]!, c.mutations);
@@ -537,14 +732,23 @@ export async function fuzzFindings(
             return path;
           });
           try {
-            await runEvaluate({
+            const out = await runEvaluate({
               policy,
               findings: paths,
               format,
               color: false,
-              now: new Date('2026-11-25T12:00:00Z'),
+              now: NOW,
             });
             facts.accepted++;
+            if (out.exitCode === EXIT.APPROVE) {
+              const kept = keptOffence(files, paths);
+              if (kept) {
+                violations.push({
+                  kind: 'approval-from-hostile-input',
+                  detail: `tollgate evaluate: APPROVE of a mutation that kept ${kept} (its unmutated input does not approve) for ${paths.map((p) => readFileSync(p, 'utf8').slice(0, 200)).join(' | ')}`,
+                });
+              }
+            }
           } catch (e) {
             if (e instanceof InputError) facts.inputErrors++;
             else {

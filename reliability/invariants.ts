@@ -32,9 +32,12 @@ export type ViolationKind =
   | 'different-decision'
   | 'audit-chain'
   | 'unquiet'
+  | 'expectation'
+  | 'secret'
   | 'log'
   | 'crash-loop'
   | 'approval-from-hostile-input'
+  | 'dead-fuzz'
   | 'not-ignored'
   | 'unexpected-exception'
   | 'unlocated-error'
@@ -47,60 +50,86 @@ export interface Violation {
 }
 
 export interface GateActions {
-  /** PutApprovalResult calls CodePipeline accepted, by status. */
+  /**
+   * PutApprovalResult calls CodePipeline accepted, by status: answered, or landed with their answer lost
+   * (the approval took the result all the same).
+   */
   readonly accepted: string[];
   /** PutApprovalResult calls that reached CodePipeline and were refused (already completed, bad token). */
   readonly refused: number;
-  /** Escalations SNS accepted. */
+  /**
+   * PutApprovalResult calls sent again although the one before had its answer (accepted or refused): a
+   * second result from Tollgate for one approval is excused only when a fault hit the call before it (it
+   * never arrived, or it landed and its answer was lost).
+   */
+  readonly resent: number;
+  /** Escalations SNS accepted (a publish whose answer was lost included: SNS delivered it). */
   readonly escalations: number;
   /**
-   * Escalations sent again because the store never recorded the one before (every write after it failed):
-   * the at-least-once window of an SNS publish followed by a DynamoDB write. Not a duplicate the gate could
-   * have avoided: it did not know.
+   * Escalations sent again in the at-least-once window of an SNS publish followed by a DynamoDB write:
+   * between the two publishes an injected fault hit a store write (and no write recorded the first), or the
+   * first publish's answer was lost. Not a duplicate the gate could have avoided: it did not know.
    */
   readonly unrecorded: number;
 }
 
 type Json = Record<string, unknown>;
+type Call = Replay['world']['calls'][number];
 
 function isJson(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** The call reached the service and took effect: answered, or landed with its answer lost. */
+function landedCall(call: Call): boolean {
+  return !call.failed || call.landed === true;
+}
+
+const STORE_WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'TransactWriteItems', 'BatchWriteItem']);
+
 /** What Tollgate did to the world, per gate id: results sent to CodePipeline and escalations published. */
 export function actionsByGate(s: SuiteScenario, replay: Replay): Map<string, GateActions> {
   const byGate = new Map<
     string,
-    { accepted: string[]; refused: number; escalations: number; unrecorded: number }
+    { accepted: string[]; refused: number; resent: number; escalations: number; unrecorded: number }
   >();
   const of = (id: string) => {
     let a = byGate.get(id);
     if (!a) {
-      a = { accepted: [], refused: 0, escalations: 0, unrecorded: 0 };
+      a = { accepted: [], refused: 0, resent: 0, escalations: 0, unrecorded: 0 };
       byGate.set(id, a);
     }
     return a;
   };
   const calls = replay.world.calls;
   const lastPublish = new Map<string, number>();
+  const lastResult = new Map<string, Call>();
   calls.forEach((call, index) => {
     if (call.operation === 'PutApprovalResult') {
       const id = gateOfToken(s, String(call.input.token ?? ''), call.input);
-      if (!call.failed) {
+      const a = of(id);
+      const previous = lastResult.get(id);
+      if (previous !== undefined && !previous.injected) a.resent++;
+      lastResult.set(id, call);
+      if (landedCall(call)) {
         const result = isJson(call.input.result) ? call.input.result : {};
-        of(id).accepted.push(String(result.status));
+        a.accepted.push(String(result.status));
       } else if (!call.injected) {
-        of(id).refused++;
+        a.refused++;
       }
     }
-    if (call.operation === 'Publish' && !call.failed) {
+    if (call.operation === 'Publish' && landedCall(call)) {
       const key = escalatedGate(call.input.Message);
       const id = key ? gateId(key) : `unknown escalation: ${String(call.input.Subject)}`;
       const a = of(id);
       a.escalations++;
       const previous = lastPublish.get(id);
-      if (previous !== undefined && !recorded(calls.slice(previous + 1, index), id, a.escalations - 1))
-        a.unrecorded++;
+      if (previous !== undefined) {
+        const between = calls.slice(previous + 1, index);
+        const answerLost = calls[previous]?.landed === true;
+        const storeFault = between.some((c) => c.injected && STORE_WRITES.has(c.operation));
+        if ((answerLost || storeFault) && !recorded(between, id, a.escalations - 1)) a.unrecorded++;
+      }
       lastPublish.set(id, index);
     }
   });
@@ -113,7 +142,8 @@ export function actionsByGate(s: SuiteScenario, replay: Replay): Map<string, Gat
  */
 function recorded(calls: Replay['world']['calls'], id: string, notifications: number): boolean {
   return calls.some((c) => {
-    if (c.failed) return false;
+    // A write that landed with its answer lost did record it: the store holds it.
+    if (!landedCall(c)) return false;
     const items =
       c.operation === 'PutItem'
         ? [c.input.Item]
@@ -161,16 +191,46 @@ export interface CheckOptions {
   readonly unseen?: ReadonlySet<string>;
   /** Of `unseen`, those whose approval still waited when the steps ended: discovery must have opened them. */
   readonly mustFind?: ReadonlySet<string>;
-  /** Also require each gate's outcome to be the clean run's (duplicates and order). */
+  /**
+   * Also require each gate's outcome to be the clean run's (duplicates and order); and, for a gate whose
+   * STARTED and ending events all arrived (not in `unseen` nor `endingDropped`), its final state, approval
+   * result, reviewer and escalations sent.
+   */
   readonly sameDecisions?: boolean;
+  /** Gates one of whose ending events (SUCCEEDED, FAILED, … or CloudTrail's PutApprovalResult) was dropped. */
+  readonly endingDropped?: ReadonlySet<string>;
 }
 
 export function viewsById(gates: readonly GateView[]): Map<string, GateView> {
   return new Map(gates.map((g) => [gateId(g), g]));
 }
 
-function sameCounts(a: GateView['decision'], b: GateView['decision']): boolean {
-  return JSON.stringify(a?.counts ?? null) === JSON.stringify(b?.counts ?? null);
+/**
+ * What an APPROVE was decided on: the image (its digest), the severity counts, and the findings the
+ * decision names (the ids its rules' violations and warnings list, the exceptions it applied). An APPROVE
+ * is the clean run's only when all of it is the same: the same counts over other findings, or another image,
+ * is not the same decision.
+ */
+export function decisionBasis(d: GateView['decision']): string {
+  if (!d) return 'null';
+  const ids = new Set<string>();
+  for (const v of [...(d.violations ?? []), ...(d.warnings ?? [])]) {
+    for (const f of v.findings ?? []) ids.add(`${v.rule}:${f}`);
+  }
+  return JSON.stringify({
+    digest: d.subject?.digest ?? null,
+    counts: d.counts ?? null,
+    findings: [...ids].sort(),
+    exceptions: [...(d.exceptions?.applied ?? [])].sort(),
+  });
+}
+
+/** The scenario's own `expect` (hand-written, independent of the suite) against a clean replay. */
+export function checkExpectations(s: SuiteScenario, clean: Replay): Violation[] {
+  return clean.result.mismatches.map((m) => ({
+    kind: 'expectation' as const,
+    detail: `${s.name}: the clean replay does not meet the scenario's expectation: ${m}`,
+  }));
 }
 
 /** Every invariant of the replay `run`, judged against the clean replay of the same scenario. */
@@ -203,7 +263,7 @@ export function checkRun(
   for (const id of ids) {
     const gate = runGates.get(id);
     const want = cleanGates.get(id);
-    const acted = actions.get(id) ?? { accepted: [], refused: 0, escalations: 0, unrecorded: 0 };
+    const acted = actions.get(id) ?? { accepted: [], refused: 0, resent: 0, escalations: 0, unrecorded: 0 };
     if (gate && gate.state !== null && !STATES.has(gate.state)) {
       violations.push({ kind: 'bad-state', gate: id, detail: `state ${String(gate.state)}` });
     }
@@ -213,22 +273,27 @@ export function checkRun(
       const legit =
         want?.decision?.outcome === 'APPROVE' &&
         gate?.decision?.outcome === 'APPROVE' &&
-        sameCounts(gate.decision, want.decision);
+        decisionBasis(gate.decision) === decisionBasis(want.decision);
       if (!legit) {
         violations.push({
           kind: 'approval-from-incomplete-data',
           gate: id,
-          detail: `APPROVE with counts ${JSON.stringify(gate?.decision?.counts ?? null)}; the clean run: ${want?.decision?.outcome ?? 'no decision'} with ${JSON.stringify(want?.decision?.counts ?? null)}`,
+          detail: `APPROVE on ${gate?.decision ? decisionBasis(gate.decision) : 'no stored decision'}; the clean run: ${want?.decision?.outcome ?? 'no decision'} on ${decisionBasis(want?.decision ?? null)}`,
         });
       }
     }
 
     const repeated = acted.escalations - 1 - acted.unrecorded;
-    if (acted.accepted.length > 1 || repeated > 0 || (acted.accepted.length > 0 && acted.escalations > 0)) {
+    if (
+      acted.accepted.length > 1 ||
+      acted.resent > 0 ||
+      repeated > 0 ||
+      (acted.accepted.length > 0 && acted.escalations > 0)
+    ) {
       violations.push({
         kind: 'duplicate-action',
         gate: id,
-        detail: `${acted.accepted.length} result(s) accepted (${acted.accepted.join(', ')}), ${acted.escalations} escalation(s) (${acted.unrecorded} after an unrecorded one)`,
+        detail: `${acted.accepted.length} result(s) accepted (${acted.accepted.join(', ')}), ${acted.resent} sent again after an answered one, ${acted.refused} refused; ${acted.escalations} escalation(s) (${acted.unrecorded} excused: a store write failed or the publish's answer was lost)`,
       });
     }
 
@@ -266,6 +331,22 @@ export function checkRun(
         gate: id,
         detail: `outcome ${gate?.outcome ?? 'none'}; the clean run: ${want.outcome ?? 'none'}`,
       });
+    }
+    if (options.sameDecisions && want && gate && !unseen.has(id) && !options.endingDropped?.has(id)) {
+      const ending = (g: GateView) => ({
+        state: g.state,
+        approvalResult: g.approvalResult?.status ?? null,
+        reviewer: g.reviewer?.identity ?? null,
+        notifications: g.notifications,
+      });
+      const [got, wanted] = [JSON.stringify(ending(gate)), JSON.stringify(ending(want))];
+      if (got !== wanted) {
+        violations.push({
+          kind: 'different-decision',
+          gate: id,
+          detail: `ends ${got}; the clean run ends ${wanted}`,
+        });
+      }
     }
   }
   for (const problem of run.audit.verify.problems) {

@@ -11,8 +11,10 @@ import type { SuiteScenario } from './scenarios.js';
  * - nothing that looks like a credential: an access key id (AKIA…/ASIA…), a secret access key or session
  *   token field;
  * - no finding payload: no finding's description nor its ARN (the logs say how many, not what);
- * - a line about a gate carries its key: a line that names a gate's execution id has a `gate` field with that
- *   gate's id (or, for the functions that handle several gates, a `gates` list whose entries each have it).
+ * - a line about a gate carries its key: a line that names a gate's execution id (outside its key) has a
+ *   `gate` field with that gate's id (or, for the functions that handle several gates, a `gates` list whose
+ *   entries each have one, that gate's among them): a line under another gate's key is a violation;
+ * - no approval token in what Tollgate sends out: SNS messages and EventBridge events (`checkPayloads`).
  */
 
 export interface LogFacts {
@@ -30,7 +32,37 @@ function isJson(v: unknown): v is Json {
 }
 
 export function checkLogs(s: SuiteScenario, replay: Replay): Violation[] {
-  return checkLines(s, replay.result.gates, replay.logs);
+  return [...checkLines(s, replay.result.gates, replay.logs), ...checkPayloads(s, replay.world)];
+}
+
+/**
+ * What Tollgate sent out of the account's control plane: no approval token in an SNS message (subject or
+ * body: an escalation reaches people and their tools) nor in an EventBridge event (any rule may route it
+ * anywhere). Both as the services received them (`messages`, `published`) and as requested (a call whose
+ * answer was lost, or that a fault stopped, may still have left).
+ */
+export function checkPayloads(
+  s: SuiteScenario,
+  world: Pick<Replay['world'], 'messages' | 'published' | 'calls'>,
+): Violation[] {
+  const tokens = [...s.gateOfToken.keys()].map((t) => t.toLowerCase());
+  const violations: Violation[] = [];
+  const look = (what: string, value: unknown) => {
+    const text = (JSON.stringify(value) ?? '').toLowerCase();
+    if (tokens.some((t) => text.includes(t))) {
+      violations.push({
+        kind: 'secret',
+        detail: `an approval token in ${what}: ${text.length > 300 ? `${text.slice(0, 300)}…` : text}`,
+      });
+    }
+  };
+  for (const m of world.messages) look('an SNS message', m);
+  for (const e of world.published) look('an EventBridge event', e);
+  for (const c of world.calls) {
+    if (c.operation === 'Publish' && c.failed) look('an SNS Publish request', c.input);
+    if (c.operation === 'PutEvents' && c.failed) look('an EventBridge PutEvents request', c.input);
+  }
+  return violations;
 }
 
 /** The checks above, on `lines` written while the gates `about` (and only they) were handled. */
@@ -65,12 +97,31 @@ export function checkLines(
     if (ACCESS_KEY.test(line) || SECRET_FIELD.test(line)) add('a credential', line);
     const payload = s.payloads.find((p) => line.includes(p));
     if (payload !== undefined) add(`a finding payload (${payload.slice(0, 40)})`, line);
-    for (const g of gates) {
-      if (!line.includes(g.executionId)) continue;
-      if (!carriesGate(parsed)) add(`names gate ${g.id} without a gate key`, line);
+    // The gates the line names (their execution ids), outside its own gate key(s).
+    const { gate: _gate, gates: _gates, ...rest } = parsed;
+    const text = JSON.stringify(rest);
+    const named = gates.filter((g) => text.includes(g.executionId));
+    if (named.length > 0) {
+      if (!carriesGate(parsed)) add(`names gate ${named[0]!.id} without a gate key`, line);
+      else {
+        // The key must be the right one: one of the gates the line is about, not another's.
+        const carried = carriedGates(parsed);
+        if (!named.some((g) => carried.includes(g.id))) {
+          add(`names gate ${named[0]!.id} under another gate's key (${carried.join(', ')})`, line);
+        }
+      }
     }
   }
   return violations;
+}
+
+function carriedGates(line: Json): string[] {
+  const ids: string[] = [];
+  if (typeof line.gate === 'string') ids.push(line.gate);
+  if (Array.isArray(line.gates)) {
+    for (const g of line.gates) if (isJson(g) && typeof g.gate === 'string') ids.push(g.gate);
+  }
+  return ids;
 }
 
 /** The line carries a gate key: a `gate` field, or a `gates` list whose every entry has one. */

@@ -2,8 +2,8 @@ import fc from 'fast-check';
 import { gateId, gateKeyOf } from '../shared/gate/model.js';
 import type { DeliveryPoint, RunControl } from '../simulator/run.js';
 import { offsetMs, type ScenarioStep } from '../simulator/scenario.js';
-import { LogFactsBuilder } from './faults.js';
-import { checkRun, type Violation } from './invariants.js';
+import { LogFactsBuilder, noteQuiet, unquiet } from './faults.js';
+import { checkExpectations, checkRun, type Violation } from './invariants.js';
 import type { LogFacts } from './logs.js';
 import type { Replay, Replayer, ReplayOptions } from './replay.js';
 import type { SuiteScenario } from './scenarios.js';
@@ -74,10 +74,17 @@ export class Disorder {
   readonly dropped = new Map<string, StartedDetail>();
   /** Of those, the approvals still waiting when the steps ended: discovery must open their gates. */
   readonly waiting = new Set<string>();
+  /** Gates (pipeline/stage/action) one of whose ending events was dropped, every copy of it. */
+  readonly endingDropped = new Set<string>();
   /** What was done, for the report of a failing plan. */
   readonly log: string[] = [];
 
   constructor(private readonly directives: readonly Directive[]) {}
+
+  /** Directives of the plan used so far (one per event delivered through the plan; held ones included). */
+  get consumed(): number {
+    return Math.min(this.next, this.directives.length);
+  }
 
   readonly deliverVia = async (event: Json, deliver: Deliver, _at: DeliveryPoint): Promise<void> => {
     const d = this.directives[this.next++] ?? ONCE;
@@ -89,6 +96,8 @@ export class Disorder {
         this.unseen.add(started.id);
         this.dropped.set(started.id, started.detail);
       }
+      const ending = endingAction(event);
+      if (ending) this.endingDropped.add(ending);
       return;
     }
     if (d.delay > 0) {
@@ -137,6 +146,22 @@ interface StartedDetail {
   readonly stage: string;
   readonly action: string;
   readonly executionId: string;
+}
+
+/** `pipeline/stage/action` of an event that ends an approval (its action's end, CloudTrail's result). */
+function endingAction(event: Json): string | undefined {
+  const d = (typeof event.detail === 'object' && event.detail !== null ? event.detail : {}) as Json;
+  if (event['detail-type'] === 'CodePipeline Action Execution State Change') {
+    if (!['SUCCEEDED', 'FAILED', 'ABANDONED', 'CANCELED'].includes(String(d.state))) return undefined;
+    return `${String(d.pipeline)}/${String(d.stage)}/${String(d.action)}`;
+  }
+  if (event['detail-type'] === 'AWS API Call via CloudTrail') {
+    const p = (
+      typeof d.requestParameters === 'object' && d.requestParameters !== null ? d.requestParameters : {}
+    ) as Json;
+    return `${String(p.pipelineName)}/${String(p.stageName)}/${String(p.actionName)}`;
+  }
+  return undefined;
 }
 
 function startedGate(event: Json): { id: string; detail: StartedDetail } | undefined {
@@ -238,9 +263,20 @@ async function replayWith(
           await control.sweep();
         }
       }
-      await control.sweepUntilQuiet({ maxSweeps: s.waitMinutes + 10 });
+      noteQuiet(control.world, await control.sweepUntilQuiet({ maxSweeps: s.waitMinutes + 10 }));
     },
   });
+}
+
+/** Ids of the gates (of either run) on an action one of whose ending events the plan dropped. */
+function endingDroppedGates(disorder: Disorder, ...replays: Replay[]): Set<string> {
+  const ids = new Set<string>();
+  for (const r of replays) {
+    for (const g of r.result.gates) {
+      if (disorder.endingDropped.has(`${g.pipeline}/${g.stage}/${g.action}`)) ids.add(gateId(g));
+    }
+  }
+  return ids;
 }
 
 /** One plan's replay of `s`, judged against its clean replay (the logs are checked by the caller). */
@@ -253,11 +289,15 @@ export async function replayPlan(
 ): Promise<{ disorder: Disorder; replay: Replay; violations: Violation[] }> {
   const disorder = new Disorder(directives);
   const replay = await replayWith(replayer, s, disorder, extra);
-  const violations = checkRun(s, clean, replay, {
-    unseen: disorder.unseen,
-    mustFind: disorder.waiting,
-    sameDecisions: true,
-  });
+  const violations = [
+    ...checkRun(s, clean, replay, {
+      unseen: disorder.unseen,
+      mustFind: disorder.waiting,
+      sameDecisions: true,
+      endingDropped: endingDroppedGates(disorder, clean, replay),
+    }),
+    ...unquiet(replay),
+  ];
   return { disorder, replay, violations };
 }
 
@@ -281,7 +321,12 @@ export async function runOrderings(
   const logs = new LogFactsBuilder();
   for (const [index, s] of scenarios.entries()) {
     const clean = await cleanOrdering(replayer, s, extra);
-    cleanViolations.push(...checkRun(s, clean, clean, { sameDecisions: true }), ...logs.check(s, clean));
+    cleanViolations.push(
+      ...checkExpectations(s, clean),
+      ...checkRun(s, clean, clean, { sameDecisions: true }),
+      ...unquiet(clean),
+      ...logs.check(s, clean),
+    );
     await fc.check(
       fc.asyncProperty(plan, async (directives) => {
         const {
@@ -290,7 +335,7 @@ export async function runOrderings(
           violations: broken,
         } = await replayPlan(replayer, s, clean, directives, extra);
         const violations = [...broken, ...logs.check(s, replay)];
-        const used = directives.slice(0, disorder.log.length);
+        const used = directives.slice(0, disorder.consumed);
         runs.push({
           scenario: s.name,
           plan: disorder.log,

@@ -84,8 +84,8 @@ export function renderTable(r: SuiteReport): string {
   if (h.events) {
     row([
       'hostile events',
-      `${n(h.events.cases)} events × 4 handlers: ${n(h.events.ignored)} ignored, ${n(h.events.handled)} handled, ${n(h.events.deadLettered)} dead-lettered (malformed approval events); ${n(h.events.mustIgnore)} forged (source, account, region, detail-type)`,
-      String(count(['crash-loop', 'not-ignored', 'approval-from-hostile-input'])),
+      `${n(h.events.cases)} events × 4 handlers, each in a world of its own: ${n(h.events.ignored)} ignored, ${n(h.events.handled)} handled, ${n(h.events.deadLettered)} dead-lettered (malformed approval events); ${n(h.events.mustIgnore)} forged (source, account, region, detail-type); ${n(h.events.decided)} cases reached a decision, ${n(h.events.acted)} an action`,
+      String(count(['crash-loop', 'not-ignored', 'approval-from-hostile-input', 'dead-fuzz'])),
       s(r.seconds.events),
     ]);
   }
@@ -123,8 +123,8 @@ export function renderTable(r: SuiteReport): string {
   const logLines = (r.faults?.logs.lines ?? 0) + (r.orderings?.logs.lines ?? 0) + (h.logs?.lines ?? 0);
   row([
     'logs',
-    `${n(logLines)} lines at DEBUG: JSON, no approval token, credential or finding payload, gate key on lines about a gate`,
-    String(count(['log'])),
+    `${n(logLines)} lines at DEBUG: JSON, no approval token, credential or finding payload, the right gate key on lines about a gate; no approval token in an SNS message or an EventBridge event`,
+    String(count(['log', 'secret'])),
     '',
   ]);
 
@@ -137,6 +137,9 @@ export function renderTable(r: SuiteReport): string {
     ['different-decision', 'decisions unlike the clean run (duplicates and order)'],
     ['audit-chain', 'audit chains that do not verify'],
     ['unquiet', 'not quiet after the sweeps'],
+    ['expectation', "clean replays unlike the scenario's expectation"],
+    ['secret', 'approval tokens in SNS messages or EventBridge events'],
+    ['dead-fuzz', 'fuzz runs that reached too few decisions'],
     ['crash-loop', 'crash loops'],
     ['not-ignored', 'forged events handled'],
     ['approval-from-hostile-input', 'approvals from hostile input'],

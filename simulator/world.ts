@@ -56,6 +56,11 @@ export interface InjectedFailure {
   readonly page: number | undefined;
   /** Matching calls to let through before the first failure (to fail, say, only the second PutItem). */
   skip: number;
+  /**
+   * The call lands (the service performs it) and only its answer is lost: the client hears `error` (a
+   * timeout, a 5xx) for a request that took effect. Otherwise the service never sees the request.
+   */
+  readonly landed?: boolean | undefined;
 }
 
 export interface CallRecord {
@@ -68,8 +73,10 @@ export interface CallRecord {
   failed: boolean;
   /** The request, as the client sent it (the store's calls: as the document client sent it). */
   readonly input: Json;
-  /** The failure was injected (the service never saw the request), not the service's own answer. */
+  /** The failure was injected (the service never saw the request, unless `landed`), not the service's own answer. */
   injected: boolean;
+  /** The injected failure came after the service performed the call: it landed, only its answer was lost. */
+  landed?: boolean;
   /** The function whose invocation made the call (`World.invoking`); undefined for the simulator's own. */
   readonly caller: string | undefined;
 }
@@ -231,6 +238,7 @@ export class World {
       remaining: failure.times,
       page: failure.page,
       skip: failure.skip ?? 0,
+      landed: failure.landed === true,
     });
   }
 
@@ -286,15 +294,24 @@ export class World {
       failed: false,
       input,
       injected: false,
+      landed: false,
       caller: invocation.getStore(),
     };
     this.calls.push(record);
     try {
       if (this.options.latencyMs) await new Promise((r) => setTimeout(r, this.options.latencyMs));
       const injected = this.injectedFailure(operation, input);
+      if (injected?.landed) {
+        // The service performs the call (its own refusal, if any, is the answer the client hears); only a
+        // call that took effect has its answer replaced by the failure.
+        await work();
+        record.injected = true;
+        record.landed = true;
+        throw injected.error;
+      }
       if (injected) {
         record.injected = true;
-        throw injected;
+        throw injected.error;
       }
       return await work();
     } catch (e) {
@@ -305,8 +322,8 @@ export class World {
     }
   }
 
-  /** The error to fail this call with, when an injected failure matches it. */
-  private injectedFailure(operation: string, input: Json): Error | undefined {
+  /** The error to fail this call with, when an injected failure matches it (and whether the call lands first). */
+  private injectedFailure(operation: string, input: Json): { error: Error; landed: boolean } | undefined {
     const page = pageOf(input, this.options.pageSize);
     const failure = this.failures.find(
       (f) => f.remaining > 0 && f.operation === operation && (f.page === undefined || f.page === page),
@@ -317,7 +334,14 @@ export class World {
       return undefined;
     }
     failure.remaining--;
-    return serviceError(failure.error, `${operation}: injected ${failure.error}`);
+    const landed = failure.landed === true;
+    return {
+      error: serviceError(
+        failure.error,
+        `${operation}: injected ${failure.error}${landed ? ' after the call landed' : ''}`,
+      ),
+      landed,
+    };
   }
 
   private dispatch(operation: string, input: Json): Json {
@@ -425,6 +449,8 @@ export class World {
   private listActionExecutions(input: Json): Json {
     const slots = this.pipelineSlots(String(input.pipelineName));
     const filter = isObject(input.filter) ? input.filter : {};
+    // The one filter the adapters send; another (latestInPipelineExecution, …) would be ignored here.
+    expectKeys('ListActionExecutions filter', filter, ['pipelineExecutionId']);
     const executionId = filter.pipelineExecutionId;
     const details: Json[] = [];
     for (const s of slots) {
@@ -534,6 +560,28 @@ export class World {
     const slot = this.findSlot(String(input.pipelineName), String(input.stageName), String(input.actionName));
     const token = String(input.token ?? '');
     const result = isObject(input.result) ? input.result : {};
+    // The API model's constraints, checked before anything else as the service does.
+    if (!APPROVAL_TOKEN.test(token)) {
+      throw serviceError(
+        'ValidationException',
+        `1 validation error detected: Value at 'token' failed to satisfy constraint: Member must satisfy regular expression pattern: ${APPROVAL_TOKEN.source}`,
+        400,
+      );
+    }
+    if (typeof result.summary !== 'string' || result.summary.length > 512) {
+      throw serviceError(
+        'ValidationException',
+        "1 validation error detected: Value at 'result.summary' failed to satisfy constraint: Member must have length less than or equal to 512",
+        400,
+      );
+    }
+    if (result.status !== 'Approved' && result.status !== 'Rejected') {
+      throw serviceError(
+        'ValidationException',
+        "1 validation error detected: Value at 'result.status' failed to satisfy constraint: Member must satisfy enum value set: [Approved, Rejected]",
+        400,
+      );
+    }
     if (!slot || slot.token !== token) {
       throw new InvalidApprovalTokenException({
         message: 'Approval token either does not exist or is not the correct token for the action or stage.',
@@ -563,6 +611,8 @@ export class World {
   }
 
   private describeImages(input: Json): Json {
+    expectKeys('DescribeImages', input, ['repositoryName', 'imageIds', 'registryId']);
+    this.ownRegistry(input);
     const repository = String(input.repositoryName);
     const ids = Array.isArray(input.imageIds) ? (input.imageIds as Json[]) : [];
     const found = ids.map((id) => ({ id, digest: this.images.get(`${repository}:${String(id.imageTag)}`) }));
@@ -584,10 +634,20 @@ export class World {
   }
 
   private describeImageScanFindings(input: Json): Json {
+    expectKeys('DescribeImageScanFindings', input, [
+      'repositoryName',
+      'imageId',
+      'registryId',
+      'maxResults',
+      'nextToken',
+    ]);
+    this.ownRegistry(input);
     const imageId = isObject(input.imageId) ? input.imageId : {};
+    expectKeys('DescribeImageScanFindings imageId', imageId, ['imageDigest']);
     const digest = String(imageId.imageDigest);
     const scan = this.ecrScans.get(digest);
-    if (!scan) {
+    // A scan is an image's in its repository: the same digest asked of another repository has none.
+    if (!scan || this.coverage.get(digest)?.repository !== String(input.repositoryName)) {
       throw new ScanNotFoundException({
         message: `Image scan does not exist for the image with '{imageDigest:'${digest}'}'`,
         $metadata: { httpStatusCode: 400 },
@@ -618,16 +678,23 @@ export class World {
     };
   }
 
-  /** ListCoverage filters by repository, or by resource id (the digest ends each). */
+  /**
+   * ListCoverage, with the filters the adapter sends answered as the service compares them (a filter the
+   * world does not implement is refused: a wrong filter must not pass for a right one).
+   */
   private listCoverage(input: Json): Json {
-    const repository = criterion(input, 'ecrRepositoryName');
-    const resourceId = criterion(input, 'resourceId');
+    expectKeys('ListCoverage', input, ['filterCriteria', 'maxResults', 'nextToken']);
+    validateFilters('ListCoverage', input.filterCriteria, COVERAGE_COMPARISONS, COVERAGE_FILTERS);
     const idOf = (digest: string, repo: string) =>
       `arn:aws:ecr:${this.region}:${this.account}:repository/${repo}/${digest}`;
-    const covered = [...this.coverage.entries()].filter(
-      ([digest, c]) =>
-        (repository === undefined || c.repository === repository) &&
-        (resourceId === undefined || idOf(digest, c.repository) === resourceId),
+    const covered = [...this.coverage.entries()].filter(([digest, c]) =>
+      matchesFilters('ListCoverage', input.filterCriteria, COVERAGE_COMPARISONS, {
+        ecrRepositoryName: c.repository,
+        resourceId: idOf(digest, c.repository),
+        resourceType: 'AWS_ECR_CONTAINER_IMAGE',
+        accountId: this.account,
+        scanType: 'PACKAGE',
+      }),
     );
     return paged(
       covered.map(([digest, c]) => ({
@@ -645,16 +712,55 @@ export class World {
     );
   }
 
+  /**
+   * ListFindings over every finding the world holds, each filter compared as the service compares it
+   * (EQUALS, PREFIX, NOT_EQUALS on the finding's own fields; a finding that names no image takes the image it
+   * is stored under). A filter key or comparison the world does not implement is refused.
+   */
   private listFindings(input: Json): Json {
-    const digest = criterion(input, 'ecrImageHash');
-    const severity = criterion(input, 'severity');
-    const registry = criterion(input, 'ecrImageRegistry');
-    const all = (digest === undefined ? [] : (this.findings.get(digest) ?? [])).filter(
-      (f) =>
-        (severity === undefined || (isObject(f) && f.severity === severity)) &&
-        (registry === undefined || registryOfFinding(f) === registry),
-    );
+    expectKeys('ListFindings', input, ['filterCriteria', 'maxResults', 'nextToken', 'sortCriteria']);
+    if (input.sortCriteria !== undefined) {
+      throw serviceError('ValidationException', 'the simulator does not implement sortCriteria', 400);
+    }
+    validateFilters('ListFindings', input.filterCriteria, FINDING_COMPARISONS, FINDING_FILTERS);
+    const all: unknown[] = [];
+    for (const [digest, list] of this.findings) {
+      const repository = this.coverage.get(digest)?.repository ?? this.repositoryOf(digest);
+      for (const f of list) {
+        const image = ecrImageOfFinding(f);
+        const fields = {
+          ecrImageHash: image.imageHash ?? digest,
+          ecrImageRepositoryName: image.repositoryName ?? repository,
+          ecrImageRegistry: image.registry ?? this.account,
+          severity: isObject(f) && typeof f.severity === 'string' ? f.severity : undefined,
+          awsAccountId:
+            isObject(f) && typeof f.awsAccountId === 'string'
+              ? f.awsAccountId
+              : (image.registry ?? this.account),
+          resourceType: 'AWS_ECR_CONTAINER_IMAGE',
+          findingStatus: isObject(f) && typeof f.status === 'string' ? f.status : 'ACTIVE',
+        };
+        if (matchesFilters('ListFindings', input.filterCriteria, FINDING_COMPARISONS, fields)) all.push(f);
+      }
+    }
     return paged(all, input, 'findings', this.pageSize(input, 100));
+  }
+
+  /** The repository of one of the world's images, by digest. */
+  private repositoryOf(digest: string): string | undefined {
+    for (const [ref, d] of this.images) if (d === digest) return ref.slice(0, ref.lastIndexOf(':'));
+    return undefined;
+  }
+
+  /** ECR answers for this account's registry only (the scenario's world is one account). */
+  private ownRegistry(input: Json): void {
+    if (input.registryId !== undefined && input.registryId !== this.account) {
+      throw serviceError(
+        'RepositoryNotFoundException',
+        `The repository with name '${String(input.repositoryName)}' does not exist in the registry with id '${String(input.registryId)}'`,
+        400,
+      );
+    }
   }
 
   /** The page size of a paginated answer: what was asked for, at most the world's `pageSize`. */
@@ -823,21 +929,127 @@ function findingsOf(doc: unknown): unknown[] {
   return [];
 }
 
-/** `resources[0].details.awsEcrContainerImage.registry` of an Inspector finding, as the service filters it. */
-function registryOfFinding(finding: unknown): string | undefined {
+/** `resources[0].details.awsEcrContainerImage` of an Inspector finding (what the service filters on). */
+function ecrImageOfFinding(finding: unknown): {
+  imageHash?: string;
+  repositoryName?: string;
+  registry?: string;
+} {
   const resources = isObject(finding) ? finding.resources : undefined;
   const first: unknown = Array.isArray(resources) ? resources[0] : undefined;
   const details = isObject(first) ? first.details : undefined;
   const image = isObject(details) ? details.awsEcrContainerImage : undefined;
-  return isObject(image) && typeof image.registry === 'string' ? image.registry : undefined;
+  if (!isObject(image)) return {};
+  const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  const out: { imageHash?: string; repositoryName?: string; registry?: string } = {};
+  const [imageHash, repositoryName, registry] = [
+    text(image.imageHash),
+    text(image.repositoryName),
+    text(image.registry),
+  ];
+  if (imageHash !== undefined) out.imageHash = imageHash;
+  if (repositoryName !== undefined) out.repositoryName = repositoryName;
+  if (registry !== undefined) out.registry = registry;
+  return out;
 }
 
-function criterion(input: Json, field: string): string | undefined {
-  const criteria = isObject(input.filterCriteria) ? input.filterCriteria : {};
-  const list = criteria[field];
-  if (!Array.isArray(list) || !isObject(list[0])) return undefined;
-  return String(list[0].value);
+/** The comparisons each API's string filters allow (the API model's StringComparison, CoverageStringComparison). */
+const FINDING_COMPARISONS = new Set(['EQUALS', 'PREFIX', 'NOT_EQUALS']);
+const COVERAGE_COMPARISONS = new Set(['EQUALS', 'NOT_EQUALS']);
+/** The filter keys the world answers (every one the adapters send, and a few more it can answer exactly). */
+const FINDING_FILTERS = [
+  'ecrImageHash',
+  'ecrImageRepositoryName',
+  'ecrImageRegistry',
+  'severity',
+  'awsAccountId',
+  'resourceType',
+  'findingStatus',
+] as const;
+const COVERAGE_FILTERS = [
+  'ecrRepositoryName',
+  'resourceId',
+  'resourceType',
+  'accountId',
+  'scanType',
+] as const;
+
+/** Throws as the service does (a ValidationException) on a request field the world does not answer. */
+function expectKeys(operation: string, input: Json, known: readonly string[]): void {
+  for (const key of Object.keys(input)) {
+    if (input[key] !== undefined && !known.includes(key)) {
+      throw serviceError(
+        'ValidationException',
+        `${operation}: the simulator does not implement '${key}'`,
+        400,
+      );
+    }
+  }
 }
+
+/**
+ * Whether an item with these `fields` passes `filterCriteria`, compared as Inspector does: the filters of
+ * one key are alternatives (EQUALS or PREFIX: any may match) and exclusions (NOT_EQUALS: none may match);
+ * different keys must all pass. A key the world does not know for the item, a comparison the API does not
+ * allow there, or a filter that is not a string filter, is a ValidationException: never silently ignored.
+ */
+function matchesFilters(
+  operation: string,
+  criteria: unknown,
+  comparisons: ReadonlySet<string>,
+  fields: Readonly<Record<string, string | undefined>>,
+): boolean {
+  if (criteria === undefined) return true;
+  validateFilters(operation, criteria, comparisons, Object.keys(fields));
+  for (const [key, list] of Object.entries(criteria as Json)) {
+    if (list === undefined) continue;
+    const value = fields[key];
+    let positives = 0;
+    let matched = false;
+    for (const f of list as { comparison: string; value: string }[]) {
+      const { comparison, value: want } = f;
+      if (comparison === 'NOT_EQUALS') {
+        if (value === want) return false;
+        continue;
+      }
+      positives++;
+      if (value !== undefined && (comparison === 'EQUALS' ? value === want : value.startsWith(want))) {
+        matched = true;
+      }
+    }
+    if (positives > 0 && !matched) return false;
+  }
+  return true;
+}
+
+/** Refuses (a ValidationException) filter criteria the world does not answer exactly as the service would. */
+function validateFilters(
+  operation: string,
+  criteria: unknown,
+  comparisons: ReadonlySet<string>,
+  keys: readonly string[],
+): void {
+  if (criteria === undefined) return;
+  const refuse = (what: string): never => {
+    throw serviceError('ValidationException', `${operation}: ${what}`, 400);
+  };
+  if (!isObject(criteria)) refuse('filterCriteria is not a structure');
+  for (const [key, list] of Object.entries(criteria as Json)) {
+    if (list === undefined) continue;
+    if (!keys.includes(key)) refuse(`the simulator does not implement the filter '${key}'`);
+    if (!Array.isArray(list) || list.length === 0) refuse(`filter '${key}' is not a non-empty list`);
+    for (const f of list as unknown[]) {
+      if (!isObject(f) || typeof f.value !== 'string' || typeof f.comparison !== 'string') {
+        refuse(`filter '${key}' is not a string filter ({comparison, value})`);
+      }
+      const comparison = String((f as Json).comparison);
+      if (!comparisons.has(comparison)) refuse(`comparison ${comparison} is not allowed for '${key}'`);
+    }
+  }
+}
+
+/** The approval token's pattern in the API model (`ApprovalToken`). */
+const APPROVAL_TOKEN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 function effectivePageSize(input: Json, cap: number | undefined, fallback = 100): number {
   const asked = Number(input.maxResults ?? fallback) || fallback;

@@ -1,5 +1,5 @@
 import { ListFindingsCommand } from '@aws-sdk/client-inspector2';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AwsFindings, EcrScanFindings, InspectorFindings } from '../adapters/aws/index.js';
 import { indexPk, PARTITION_KEY_BYTES } from '../adapters/dynamodb/audit-items.js';
 import {
@@ -11,13 +11,15 @@ import {
   quietOf,
   settle,
 } from '../reliability/faults.js';
-import { actionsByGate, checkRun } from '../reliability/invariants.js';
-import { checkLines } from '../reliability/logs.js';
-import { cleanOrdering, replayPlan } from '../reliability/orderings.js';
+import { fuzzEvents } from '../reliability/hostile.js';
+import { actionsByGate, checkExpectations, checkRun } from '../reliability/invariants.js';
+import { checkLines, checkPayloads } from '../reliability/logs.js';
+import { cleanOrdering, Disorder, replayPlan } from '../reliability/orderings.js';
 import { type Replay, Replayer, type ReplayOptions } from '../reliability/replay.js';
 import { exampleScenarios, type SuiteScenario } from '../reliability/scenarios.js';
 import { runSuite } from '../reliability/suite.js';
-import type { GateView } from '../simulator/run.js';
+import { type GateView, SimClock } from '../simulator/run.js';
+import { World } from '../simulator/world.js';
 
 /*
  * The reliability suite (reliability/): its quick run has no violation, and it does fail when the gate is
@@ -134,10 +136,23 @@ describe('the fault plan and the VULN# index writes', () => {
       expect(indexFaults.map((p) => p.kind).sort()).toEqual([
         '5xx',
         'access-denied',
+        'answer-lost-5xx',
+        'answer-lost-timeout',
         'throttling',
         'timeout',
       ]);
-      for (const p of indexFaults) {
+      for (const p of indexFaults.filter((f) => f.fault.fail.landed)) {
+        // The write landed, only its answer was lost: no violation either.
+        const run = await replayer.replay(s.loaded, {
+          pageSize: PAGE_SIZE,
+          faults: [p.fault],
+          afterSteps: settle(s),
+        });
+        expect(run.world.calls.filter((c) => c.landed)).toHaveLength(1);
+        expect(checkRun(s, replay, run), p.kind).toEqual([]);
+        expect(quietOf(run).quiet).toBe(true);
+      }
+      for (const p of indexFaults.filter((f) => !f.fault.fail.landed)) {
         const run = await replayer.replay(s.loaded, {
           pageSize: PAGE_SIZE,
           faults: [p.fault],
@@ -229,11 +244,35 @@ describe('the checkers', () => {
       'not a JSON line',
       `names gate ${id} without a gate key`,
     ]);
+    // A line about this gate under another gate's key.
+    const other = { ...key, executionId: '00000099-5c4d-4e6f-8a9b-0c1d2e3f4a5b' };
+    const otherId = `${other.pipeline}/${other.executionId}/${other.stage}/${other.action}`;
+    const misfiled = JSON.stringify({
+      level: 'INFO',
+      message: `execution ${key.executionId} waits`,
+      gate: otherId,
+    });
+    expect(checkLines(s, [key, other], [misfiled]).map((v) => v.detail.split(':')[0])).toEqual([
+      `names gate ${id} under another gate's key (${otherId})`,
+    ]);
+    const filed = JSON.stringify({ level: 'INFO', message: `execution ${key.executionId} waits`, gate: id });
+    expect(checkLines(s, [key, other], [filed])).toEqual([]);
+  });
+
+  it('payloads: an approval token in an SNS message or an EventBridge event', () => {
+    const world = { messages: [], published: [], calls: [] };
+    expect(checkPayloads(s, world)).toEqual([]);
+    const leaked = (w: Partial<Parameters<typeof checkPayloads>[1]>) =>
+      checkPayloads(s, { ...world, ...w } as Parameters<typeof checkPayloads>[1]).map((v) => v.kind);
+    expect(leaked({ messages: [{ subject: 's', message: { text: `token ${token}` }, at: '' }] })).toEqual([
+      'secret',
+    ]);
+    expect(leaked({ published: [{ Detail: { token: token.toUpperCase() } }] })).toEqual(['secret']);
   });
 
   function fake(
     gates: Partial<GateView>[],
-    calls: { operation: string; input: object; failed?: boolean }[],
+    calls: { operation: string; input: object; failed?: boolean; injected?: boolean; landed?: boolean }[],
     audit: Partial<Replay['audit']> = {},
   ): Replay {
     return {
@@ -269,6 +308,33 @@ describe('the checkers', () => {
       decision: approve as unknown as GateView['decision'],
     } as const;
     expect(kinds(fake([decided], [put, put]))).toEqual(['duplicate-action']);
+    // A second result after one that was refused (answered), with no fault: still a duplicate.
+    const refused = { ...put, failed: true };
+    expect(kinds(fake([decided], [put, refused]))).toEqual(['duplicate-action']);
+    // After a call a fault stopped, or one that landed with its answer lost, the retry is excused.
+    expect(kinds(fake([decided], [{ ...put, failed: true, injected: true }, put]))).toEqual([]);
+    expect(kinds(fake([decided], [{ ...put, failed: true, injected: true, landed: true }, refused]))).toEqual(
+      [],
+    );
+    // An APPROVE on the same counts but other findings, or another image, is not the clean run's.
+    const withFindings = (digest: string, ids: string[]) =>
+      ({
+        ...approve,
+        subject: { digest },
+        violations: [],
+        warnings: [{ rule: 'w', findings: ids }],
+      }) as unknown as GateView['decision'];
+    const cleanBasis = fake(
+      [{ state: 'CLOSED', outcome: 'APPROVE', decision: withFindings('sha256:a', ['CVE-1']) }],
+      [],
+    );
+    const basis = (d: GateView['decision']) =>
+      checkRun(s, cleanBasis, fake([{ state: 'CLOSED', outcome: 'APPROVE', decision: d }], [])).map(
+        (v) => v.kind,
+      );
+    expect(basis(withFindings('sha256:a', ['CVE-1']))).toEqual([]);
+    expect(basis(withFindings('sha256:a', ['CVE-2']))).toEqual(['approval-from-incomplete-data']);
+    expect(basis(withFindings('sha256:b', ['CVE-1']))).toEqual(['approval-from-incomplete-data']);
     expect(kinds(fake([{ state: 'WAITING' }], [put]))).toEqual([
       'approval-from-incomplete-data',
       'action-without-decision',
@@ -288,11 +354,29 @@ describe('the checkers', () => {
       decision: { outcome: 'ESCALATE' },
     } as unknown as Partial<GateView>;
     const clean = fake([escalate], [publish]);
+    // No fault between the two: a duplicate, not the at-least-once window.
     expect(actionsByGate(s, fake([escalate], [publish, publish])).get(id)).toMatchObject({
+      escalations: 2,
+      unrecorded: 0,
+    });
+    expect(checkRun(s, clean, fake([escalate], [publish, publish])).map((v) => v.kind)).toEqual([
+      'duplicate-action',
+    ]);
+    // An injected fault hit the store's write between them, and nothing recorded the first: excused.
+    const failedWrite = { ...recorded, failed: true, injected: true };
+    expect(actionsByGate(s, fake([escalate], [publish, failedWrite, publish])).get(id)).toMatchObject({
       escalations: 2,
       unrecorded: 1,
     });
-    expect(checkRun(s, clean, fake([escalate], [publish, publish]))).toEqual([]);
+    expect(checkRun(s, clean, fake([escalate], [publish, failedWrite, publish]))).toEqual([]);
+    // The first publish landed and its answer was lost: the retry is excused too.
+    const lostPublish = { ...publish, failed: true, injected: true, landed: true };
+    expect(checkRun(s, clean, fake([escalate], [lostPublish, publish]))).toEqual([]);
+    // A refused store write (no fault) between them excuses nothing.
+    const refusedWrite = { ...recorded, failed: true };
+    expect(checkRun(s, clean, fake([escalate], [publish, refusedWrite, publish])).map((v) => v.kind)).toEqual(
+      ['duplicate-action'],
+    );
     expect(checkRun(s, clean, fake([escalate], [publish, recorded, publish])).map((v) => v.kind)).toEqual([
       'duplicate-action',
     ]);
@@ -326,4 +410,236 @@ describe('the checkers', () => {
       { kind: 'audit-chain', detail: `${key.pipeline} #2 missing: record 2 is missing` },
     ]);
   });
+});
+
+describe('the strengthened checks, against a deliberately broken gate', () => {
+  let replayer: Replayer;
+  beforeAll(async () => {
+    replayer = await Replayer.start();
+  });
+  afterAll(async () => {
+    await replayer.close();
+  });
+
+  const run = (s: SuiteScenario, options: ReplayOptions = {}) =>
+    replayer.replay(s.loaded, { ...options, pageSize: PAGE_SIZE, afterSteps: settle(s) });
+
+  it('a result sent twice, or an escalation published twice, with no fault: duplicate-action', async () => {
+    const twice: ReplayOptions = {
+      adapters: (adapters) => ({
+        ...adapters,
+        approvals: Object.assign(Object.create(adapters.approvals) as typeof adapters.approvals, {
+          putApprovalResult: async (request: Parameters<typeof adapters.approvals.putApprovalResult>[0]) => {
+            const first = await adapters.approvals.putApprovalResult(request);
+            await adapters.approvals.putApprovalResult(request);
+            return first;
+          },
+        }),
+      }),
+    };
+    const s1 = scenario('01');
+    const { replay: clean1 } = await cleanReplay(replayer, s1);
+    expect(checkRun(s1, clean1, clean1)).toEqual([]);
+    const doubled = await run(s1, twice);
+    expect(checkRun(s1, clean1, doubled).map((v) => v.kind)).toContain('duplicate-action');
+
+    const publishTwice: ReplayOptions = {
+      adapters: (adapters) => ({
+        ...adapters,
+        notifier: {
+          publish: async (message) => {
+            await adapters.notifier.publish(message);
+            await adapters.notifier.publish(message);
+          },
+        },
+      }),
+    };
+    const s3 = scenario('03');
+    const { replay: clean3 } = await cleanReplay(replayer, s3);
+    const published = await run(s3, publishTwice);
+    expect(checkRun(s3, clean3, published).map((v) => v.kind)).toContain('duplicate-action');
+  }, 120_000);
+
+  it('a call that landed with its answer lost: the retry is excused, and the gate ends as the clean run', async () => {
+    const s = scenario('01');
+    const { replay: clean } = await cleanReplay(replayer, s);
+    const step = s.loaded.scenario.steps.findIndex((x) => x.scan);
+    const lost = await run(s, {
+      faults: [
+        { step, fail: { operation: 'PutApprovalResult', error: 'TimeoutError', times: 1, landed: true } },
+      ],
+    });
+    const puts = lost.world.calls.filter((c) => c.operation === 'PutApprovalResult');
+    expect(puts[0]).toMatchObject({ failed: true, injected: true, landed: true });
+    // It landed: the approval took the result, and the retry heard that it was already completed.
+    expect(puts.length).toBeGreaterThan(1);
+    expect(puts.slice(1).every((c) => c.failed && !c.injected)).toBe(true);
+    expect(checkRun(s, clean, lost)).toEqual([]);
+    // CodePipeline took Tollgate's result: CloudTrail's record names Tollgate as the reviewer. (The gate's
+    // own approvalResult stays empty after a lost answer: reported, not asserted here.)
+    expect(lost.result.gates[0]).toMatchObject({ state: 'CLOSED', outcome: 'APPROVE' });
+    expect(lost.result.gates[0]?.reviewer?.identity).toMatch(/TollgateGateRole/);
+  }, 60_000);
+
+  it('a ListFindings filter on the wrong repository: the clean replay no longer meets the scenario', async () => {
+    const s = scenario('02');
+    const { replay: clean } = await cleanReplay(replayer, s);
+    expect(checkExpectations(s, clean)).toEqual([]);
+    const wrongRepository: ReplayOptions = {
+      adapters: (adapters, clients) => {
+        const inspector = new Proxy(clients.inspector, {
+          get(target, property, receiver) {
+            if (property !== 'send') return Reflect.get(target, property, receiver);
+            return (command: unknown, options?: unknown) => {
+              if (command instanceof ListFindingsCommand && command.input.filterCriteria) {
+                command.input.filterCriteria.ecrImageRepositoryName = [
+                  {
+                    comparison: 'EQUALS',
+                    value: 'arn:aws:ecr:eu-west-1:123456789012:repository/payments/api',
+                  },
+                ];
+              }
+              return (target.send as (c: unknown, o?: unknown) => Promise<unknown>)(command, options);
+            };
+          },
+        });
+        const retry = { attempts: 3, baseMs: 1, maxDelayMs: 5 };
+        return {
+          ...adapters,
+          findings: new AwsFindings(
+            new InspectorFindings(inspector, retry),
+            new EcrScanFindings(clients.ecr, retry),
+          ),
+        };
+      },
+    };
+    const broken = await run(s, wrongRepository);
+    expect(checkExpectations(s, broken).map((v) => v.kind)).toContain('expectation');
+  }, 60_000);
+
+  it('the world refuses a filter or a comparison it does not implement, and an invalid approval result', async () => {
+    const s = scenario('02');
+    const world = new World(s.loaded, new SimClock(Date.parse(s.loaded.scenario.start)));
+    const digest = s.loaded.scenario.world.images[0]!.digest;
+    const findings = (filterCriteria: object) => world.answer('ListFindingsCommand', { filterCriteria });
+    await expect(
+      findings({
+        ecrImageHash: [{ comparison: 'EQUALS', value: digest }],
+        vulnerabilityId: [{ comparison: 'EQUALS', value: 'x' }],
+      }),
+    ).rejects.toMatchObject({ name: 'ValidationException' });
+    await expect(
+      findings({ ecrImageHash: [{ comparison: 'CONTAINS', value: 'sha' }] }),
+    ).rejects.toMatchObject({
+      name: 'ValidationException',
+    });
+    const all = (await findings({ ecrImageHash: [{ comparison: 'EQUALS', value: digest }] })) as {
+      findings: unknown[];
+    };
+    const prefix = (await findings({
+      ecrImageHash: [{ comparison: 'PREFIX', value: digest.slice(0, 12) }],
+    })) as {
+      findings: unknown[];
+    };
+    const critical = (await findings({
+      ecrImageHash: [{ comparison: 'EQUALS', value: digest }],
+      severity: [{ comparison: 'NOT_EQUALS', value: 'CRITICAL' }],
+    })) as { findings: { severity: string }[] };
+    expect(all.findings.length).toBeGreaterThan(1);
+    expect(prefix.findings).toHaveLength(all.findings.length);
+    const criticals = (all.findings as { severity?: string }[]).filter((f) => f.severity === 'CRITICAL');
+    expect(criticals.length).toBeGreaterThan(0);
+    expect(critical.findings.length).toBe(all.findings.length - criticals.length);
+    expect(critical.findings.every((f) => f.severity !== 'CRITICAL')).toBe(true);
+    await expect(
+      world.answer('ListCoverageCommand', {
+        filterCriteria: { ecrRepositoryName: [{ comparison: 'PREFIX', value: 'p' }] },
+      }),
+    ).rejects.toMatchObject({ name: 'ValidationException' });
+
+    const approval = s.loaded.scenario.world.approvals[0]!;
+    world.startApproval(approval);
+    const put = (token: string, summary: string) =>
+      world.putApprovalResult({
+        pipelineName: approval.pipeline,
+        stageName: approval.stage,
+        actionName: approval.action,
+        token,
+        result: { status: 'Rejected', summary },
+      });
+    expect(() => put(approval.token!.toUpperCase(), 'ok')).toThrow(/token/);
+    expect(() => put(approval.token!, 'x'.repeat(513))).toThrow(/summary/);
+    expect(put(approval.token!, 'x'.repeat(512))).toHaveProperty('approvedAt');
+  });
+
+  it('the event fuzz reaches decisions; it fails when it never does, and when a hostile event approves', async () => {
+    const s = scenario('02');
+    const alive = await fuzzEvents(replayer, s, { numRuns: 100, seed: 20261125 });
+    expect(alive.facts.decided).toBeGreaterThan(0);
+    expect(alive.facts.acted).toBeGreaterThan(0);
+    expect(alive.violations.filter((v) => v.kind === 'dead-fuzz')).toEqual([]);
+
+    const ignoring = await fuzzEvents(replayer, s, {
+      numRuns: 30,
+      seed: 7,
+      handlers: (handlers) =>
+        Object.fromEntries(
+          Object.keys(handlers).map((fn) => [fn, async () => ({ ignored: 'sabotaged' })]),
+        ) as unknown as typeof handlers,
+    });
+    expect(ignoring.violations.map((v) => v.kind)).toContain('dead-fuzz');
+
+    // An approvals adapter that sends Approved whatever was decided.
+    const approving = await fuzzEvents(replayer, s, {
+      numRuns: 60,
+      seed: 7,
+      adapters: (adapters) => ({
+        ...adapters,
+        approvals: Object.assign(Object.create(adapters.approvals) as typeof adapters.approvals, {
+          putApprovalResult: (request: Parameters<typeof adapters.approvals.putApprovalResult>[0]) =>
+            adapters.approvals.putApprovalResult({
+              ...request,
+              result: { ...request.result, status: 'Approved' },
+            }),
+        }),
+      }),
+    });
+    expect(approving.violations.map((v) => v.kind)).toContain('approval-from-hostile-input');
+  }, 180_000);
+
+  it('orderings: the directives consumed are counted, not the log lines; a different ending is a violation', async () => {
+    const plan = [
+      { copies: 1, concurrent: false, delay: 1 },
+      { copies: 1, concurrent: false, delay: 0 },
+      { copies: 0, concurrent: false, delay: 0 },
+    ];
+    const disorder = new Disorder(plan);
+    const event = (name: string) => ({ 'detail-type': name, detail: {} });
+    const deliver = async () => undefined;
+    await disorder.deliverVia(event('A'), deliver, { step: 0, origin: 'step' });
+    await disorder.deliverVia(event('B'), deliver, { step: 1, origin: 'step' });
+    await disorder.flush(deliver);
+    expect(disorder.log).toHaveLength(3);
+    expect(disorder.consumed).toBe(2);
+
+    const s = scenario('03');
+    const clean = await cleanOrdering(replayer, s);
+    const same = checkRun(s, clean, clean, { sameDecisions: true });
+    expect(same).toEqual([]);
+    const gates = clean.result.gates.map((g) => ({
+      ...g,
+      reviewer: null,
+      notifications: g.notifications + 1,
+    }));
+    const other = { ...clean, result: { ...clean.result, gates } } as Replay;
+    expect(checkRun(s, clean, other, { sameDecisions: true }).map((v) => v.kind)).toContain(
+      'different-decision',
+    );
+    const ids = new Set(gates.map((g) => `${g.pipeline}/${g.executionId}/${g.stage}/${g.action}`));
+    expect(
+      checkRun(s, clean, other, { sameDecisions: true, endingDropped: ids }).filter((v) =>
+        v.detail.startsWith('ends'),
+      ),
+    ).toEqual([]);
+  }, 120_000);
 });
