@@ -1,13 +1,31 @@
 /**
  * Where `tollgate audit verify --archive` reads the copy of the records: the archive bucket itself
  * (`s3://bucket[/prefix]`), a folder it was synced to (`aws s3 sync`), or JSON-lines files (an earlier
- * `tollgate audit export`). Loaded only when the flag is given.
+ * `tollgate audit export`). Loaded only when the flag is given (and by `tollgate audit archive`, to know what
+ * the bucket already holds).
+ *
+ * The bucket is read whole: every version of every object (ListObjectVersions, GetObject by VersionId), not
+ * only the current ones a listing shows. Object Lock keeps a locked version, but a delete marker on top of it
+ * (a lifecycle expiration rule puts one, and neither the lock nor the bucket policy's delete deny stops that)
+ * or a newer version (once someone removes the policy's create-only rule) hides it from a plain listing and
+ * from Athena: here its records are still read, and the object is reported (`hidden`, `overwritten`).
  */
 import { createReadStream, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
-import { GetObjectCommand, paginateListObjectsV2, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
-import { type ArchiveIndex, ArchiveLineError, parseArchiveLine } from '../shared/audit/archive-compare.js';
+import {
+  GetObjectCommand,
+  ListObjectVersionsCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import {
+  type ArchiveIndex,
+  ArchiveLineError,
+  type ArchiveProblemKind,
+  parseArchiveLine,
+} from '../shared/audit/archive-compare.js';
+import type { AuditRecord } from '../shared/audit/record.js';
 import { ArchiveReadError, AuditUsageError } from './audit-format.js';
 
 export interface ArchiveSourceOptions {
@@ -25,6 +43,8 @@ export interface ArchiveRead {
   readonly name: string;
   /** Objects (or files) read. */
   readonly objects: number;
+  /** Of a bucket: the object versions read (every version of every object, not only the current one). */
+  readonly versions?: number;
   /**
    * Whether the copy is the whole archive (the bucket's `records/`, or a folder it was synced to): then a
    * table record between archived ones that it lacks is a problem. A part of the bucket (another prefix, such
@@ -46,14 +66,23 @@ export async function readArchive(
   return await readLocal(location, index, options);
 }
 
-function addLines(text: string, object: string, index: ArchiveIndex, pipeline: string | undefined): void {
+/** Adds an object's records to `index`; returns its first record (of any pipeline), if it holds one. */
+function addLines(
+  text: string,
+  object: string,
+  index: ArchiveIndex,
+  pipeline: string | undefined,
+): AuditRecord | undefined {
   const lines = text.split('\n');
+  let first: AuditRecord | undefined;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]?.replace(/\r$/, '') ?? '';
     if (line.trim() === '') continue;
     const record = parseArchiveLine(line, { object, line: i + 1 });
+    first ??= record;
     if (pipeline === undefined || record.pipeline === pipeline) index.add(record, { object, line: i + 1 });
   }
+  return first;
 }
 
 /** A file's lines, one at a time: an export can be larger than a string may be. */
@@ -131,52 +160,186 @@ export function parseS3Uri(uri: string): { bucket: string; prefix: string } {
   return { bucket: m[1] as string, prefix: m[2] === undefined || m[2] === '' ? 'records/' : m[2] };
 }
 
+/** The S3 client of --region and --profile, as the table's (cli/audit-source.ts). */
+export function s3ClientOf(options: { readonly region?: string; readonly profile?: string }): S3Client {
+  // --profile over AWS_PROFILE, --region over the environment.
+  if (options.profile !== undefined) process.env.AWS_PROFILE = options.profile;
+  const config: S3ClientConfig = {};
+  if (options.profile !== undefined) config.profile = options.profile;
+  const region = options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+  if (region !== undefined && region !== '') config.region = region;
+  return new S3Client(config);
+}
+
+/** A key as listed: its versions and its delete markers, each newest first (as S3 lists them). */
+interface KeyHistory {
+  readonly key: string;
+  readonly versions: { readonly id: string; readonly latest: boolean; readonly modified?: Date }[];
+  readonly markers: { readonly id: string; readonly latest: boolean; readonly modified?: Date }[];
+}
+
+/**
+ * Every key under `prefix` with all its versions and delete markers (ListObjectVersions, page by page with
+ * KeyMarker and VersionIdMarker). S3 lists by key, a key's entries newest first; the SDK splits a page into
+ * versions and delete markers, and a key's entries may run on to the next page: they are joined here.
+ */
+async function* keyHistories(s3: S3Client, bucket: string, prefix: string): AsyncGenerator<KeyHistory> {
+  let pending: KeyHistory | undefined;
+  let keyMarker: string | undefined;
+  let versionIdMarker: string | undefined;
+  for (;;) {
+    const page = await s3.send(
+      new ListObjectVersionsCommand({
+        Bucket: bucket,
+        Prefix: prefix,
+        ...(keyMarker !== undefined ? { KeyMarker: keyMarker } : {}),
+        ...(versionIdMarker !== undefined ? { VersionIdMarker: versionIdMarker } : {}),
+      }),
+    );
+    const byKey = new Map<string, KeyHistory>();
+    const entry = (key: string): KeyHistory => {
+      let history = byKey.get(key);
+      if (!history) {
+        history = pending?.key === key ? pending : { key, versions: [], markers: [] };
+        byKey.set(key, history);
+      }
+      return history;
+    };
+    for (const v of page.Versions ?? []) {
+      if (v.Key === undefined) continue;
+      entry(v.Key).versions.push({
+        id: v.VersionId ?? 'null',
+        latest: v.IsLatest === true,
+        ...(v.LastModified ? { modified: v.LastModified } : {}),
+      });
+    }
+    for (const m of page.DeleteMarkers ?? []) {
+      if (m.Key === undefined) continue;
+      entry(m.Key).markers.push({
+        id: m.VersionId ?? 'null',
+        latest: m.IsLatest === true,
+        ...(m.LastModified ? { modified: m.LastModified } : {}),
+      });
+    }
+    if (pending && !byKey.has(pending.key)) {
+      yield pending;
+      pending = undefined;
+    }
+    const keys = [...byKey.keys()].sort();
+    const truncated = page.IsTruncated === true;
+    // The page's last key may have more versions on the next page.
+    const last = truncated ? keys.pop() : undefined;
+    for (const key of keys) yield byKey.get(key) as KeyHistory;
+    pending = last === undefined ? undefined : byKey.get(last);
+    if (!truncated) return;
+    if (page.NextKeyMarker === undefined)
+      throw new Error('S3 said the listing goes on but gave no NextKeyMarker');
+    keyMarker = page.NextKeyMarker;
+    versionIdMarker = page.NextVersionIdMarker;
+  }
+}
+
+const when = (d: Date | undefined): string => (d ? `, ${d.toISOString()}` : '');
+
+/** `payments-api-000000000001-000000000004-<hash>.jsonl`: the object's pipeline (as a key segment) and first seq. */
+function placeOfKey(key: string): { pipeline: string; seq: number } | undefined {
+  const m = /([^/]+)-(\d{12})-\d{12}-[0-9a-f]{16}\.jsonl$/.exec(key);
+  return m ? { pipeline: m[1] as string, seq: Number(m[2]) } : undefined;
+}
+
+/**
+ * Reads every version of every .jsonl object under `prefix` into `index` (by its version id: a delete
+ * marker or a newer version hides nothing from it), and reports, as the archive's own problems, an object
+ * hidden behind a delete marker (`hidden`) and one with more than one version (`overwritten`). Reads
+ * nothing outside `prefix`; an empty prefix is not an error here.
+ */
+export async function readBucketVersions(
+  s3: S3Client,
+  bucket: string,
+  prefix: string,
+  index: ArchiveIndex,
+  pipeline?: string,
+): Promise<{ objects: number; versions: number }> {
+  let objects = 0;
+  let versions = 0;
+  let where = `s3://${bucket}/${prefix}`;
+  try {
+    for await (const history of keyHistories(s3, bucket, prefix)) {
+      const { key } = history;
+      if (!isRecordsFile(key) || history.versions.length === 0) continue;
+      const uri = `s3://${bucket}/${key}`;
+      const hidden = history.markers.find((m) => m.latest);
+      const plain = history.versions.length === 1 && history.markers.length === 0;
+      // The oldest first: the original is the one held, a later version the one that differs.
+      const oldestFirst = [...history.versions].reverse();
+      let first: AuditRecord | undefined;
+      for (const version of oldestFirst) {
+        where = plain ? uri : `${uri} (version ${version.id})`;
+        const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, VersionId: version.id }));
+        if (!got.Body) throw new Error('S3 returned no body');
+        const record = addLines(await got.Body.transformToString('utf-8'), where, index, pipeline);
+        first ??= record;
+        versions++;
+      }
+      objects++;
+      where = `s3://${bucket}/${prefix}`;
+      const problems: [ArchiveProblemKind, string][] = [];
+      const listed = oldestFirst.map((v) => `${v.id}${when(v.modified)}`).join('; ');
+      if (hidden) {
+        problems.push([
+          'hidden',
+          `${uri} is hidden behind a delete marker (version ${hidden.id}${when(hidden.modified)}): a listing, a GET without a version id and Athena see nothing there; its version(s) ${listed} are still in the bucket and were read here (a lifecycle expiration rule, or a DeleteObject the bucket policy no longer forbids, puts a marker; Object Lock keeps the versions under it)`,
+        ]);
+      }
+      if (history.versions.length > 1) {
+        problems.push([
+          'overwritten',
+          `${uri} has ${history.versions.length} versions (${listed}; the latest last): the archive writes each object once (If-None-Match), so a later one was written with the bucket policy's create-only rule removed; Athena and a GET without a version id read only the latest; every version was read here`,
+        ]);
+      }
+      if (problems.length === 0) continue;
+      const place = first ?? placeOfKey(key);
+      if (!place || (pipeline !== undefined && place.pipeline !== pipeline)) continue;
+      for (const [kind, detail] of problems) {
+        index.addProblem({ pipeline: place.pipeline, seq: place.seq, kind, detail });
+      }
+    }
+  } catch (e) {
+    if (e instanceof ArchiveLineError) throw e;
+    const name = e instanceof Error ? e.name : 'Error';
+    const message = e instanceof Error ? e.message : String(e);
+    const hint = /AccessDenied|Forbidden/i.test(`${name} ${message}`) ? ` (${BUCKET_READ_NEEDS})` : '';
+    throw new ArchiveReadError(`reading the archive ${where}: ${name}: ${message}${hint}`, { cause: e });
+  }
+  return { objects, versions };
+}
+
+/** What reading the bucket takes, for an AccessDenied. */
+export const BUCKET_READ_NEEDS =
+  'reading the archive needs s3:ListBucketVersions and s3:GetObjectVersion on the bucket, and kms:Decrypt on its key';
+
 async function readBucket(
   uri: string,
   index: ArchiveIndex,
   options: ArchiveSourceOptions,
 ): Promise<ArchiveRead> {
   const { bucket, prefix } = parseS3Uri(uri);
-  let s3 = options.s3;
-  if (!s3) {
-    // As the table's client (cli/audit-source.ts): --profile over AWS_PROFILE, --region over the environment.
-    if (options.profile !== undefined) process.env.AWS_PROFILE = options.profile;
-    const config: S3ClientConfig = {};
-    if (options.profile !== undefined) config.profile = options.profile;
-    const region = options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
-    if (region !== undefined && region !== '') config.region = region;
-    s3 = new S3Client(config);
-  }
-  let objects = 0;
-  let where = `s3://${bucket}/${prefix}`;
+  const s3 = options.s3 ?? s3ClientOf(options);
+  let read: { objects: number; versions: number };
   try {
-    for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket, Prefix: prefix })) {
-      for (const object of page.Contents ?? []) {
-        const key = object.Key;
-        if (key === undefined || !isRecordsFile(key)) continue;
-        where = `s3://${bucket}/${key}`;
-        const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-        if (!got.Body) throw new Error('S3 returned no body');
-        addLines(await got.Body.transformToString('utf-8'), where, index, options.pipeline);
-        objects++;
-      }
-      where = `s3://${bucket}/${prefix}`;
-    }
-  } catch (e) {
-    if (e instanceof ArchiveLineError) throw e;
-    const name = e instanceof Error ? e.name : 'Error';
-    const message = e instanceof Error ? e.message : String(e);
-    const hint = /AccessDenied|Forbidden/i.test(`${name} ${message}`)
-      ? ' (reading the archive needs s3:ListBucket and s3:GetObject on the bucket, and kms:Decrypt on its key)'
-      : '';
-    throw new ArchiveReadError(`reading the archive ${where}: ${name}: ${message}${hint}`, { cause: e });
+    read = await readBucketVersions(s3, bucket, prefix, index, options.pipeline);
   } finally {
     if (!options.s3) s3.destroy();
   }
-  if (objects === 0) {
+  if (read.objects === 0) {
     throw new AuditUsageError(
       `--archive ${uri}: no .jsonl objects under s3://${bucket}/${prefix} (the archive writes records/date=YYYY-MM-DD/*.jsonl)`,
     );
   }
-  return { name: `s3://${bucket}/${prefix}`, objects, whole: prefix === 'records/' };
+  return {
+    name: `s3://${bucket}/${prefix}`,
+    objects: read.objects,
+    versions: read.versions,
+    whole: prefix === 'records/',
+  };
 }

@@ -25,6 +25,14 @@ export class ArchiveReadError extends Error {
   }
 }
 
+/** `tollgate audit archive` could not write an object: the message names it and what writing needs. */
+export class ArchiveWriteError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ArchiveWriteError';
+  }
+}
+
 // ── times ─────────────────────────────────────────────────────────────────────────────────────────
 
 const UNIT_MS: Readonly<Record<string, number>> = {

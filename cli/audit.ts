@@ -1,5 +1,6 @@
 /**
- * `tollgate audit`: the auditors' commands over the audit trail (list, show, verify, export).
+ * `tollgate audit`: the auditors' commands over the audit trail (list, show, verify, export), and `archive`,
+ * which writes to the archive bucket the records its function gave up on.
  *
  * They read either the local store that `tollgate demo` / `npm start` fills (`.tollgate/db`, dynalite) or,
  * with `--table`, a deployed table through the AWS SDK's default credential chain (`--profile`,
@@ -8,7 +9,7 @@
  *
  * Errors: `tollgate: <message>` on stderr, exit 1, nothing on stdout (`list`, `show` and `verify` write
  * only once everything is read; `export` streams, so an error in the middle of it ends a partial file, and
- * the exit status says so). `verify` exits 2 when a chain does not verify.
+ * the exit status says so). `verify` exits 2 when a chain does not verify. `archive` prints as it writes.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { ArchiveComparison, SeqRange } from '../shared/audit/archive-compare.js';
@@ -17,6 +18,7 @@ import type { AuditFilter, AuditRecord, AuditRecordType } from '../shared/audit/
 import type { Outcome } from '../shared/decision/record.js';
 import {
   ArchiveReadError,
+  ArchiveWriteError,
   AuditUsageError,
   csvHeader,
   csvRow,
@@ -37,7 +39,12 @@ const DEFAULT_PAGE_SIZE = 500;
 function explain(e: unknown, source: string | undefined): string {
   if (!(e instanceof Error)) return String(e);
   // The archive's own errors name the object (and line) already; the table's name would mislead.
-  if (e instanceof AuditUsageError || e instanceof ArchiveReadError || e.name === 'ArchiveLineError')
+  if (
+    e instanceof AuditUsageError ||
+    e instanceof ArchiveReadError ||
+    e instanceof ArchiveWriteError ||
+    e.name === 'ArchiveLineError'
+  )
     return e.message;
   const where = source ? ` (${source})` : '';
   switch (e.name) {
@@ -486,6 +493,7 @@ async function runVerify(opts: RawVerifyOptions): Promise<void> {
                       location: copy.read.name,
                       whole: copy.read.whole,
                       objects: copy.read.objects,
+                      ...(copy.read.versions !== undefined ? { versions: copy.read.versions } : {}),
                       lines: copy.index.lines,
                       records: copy.index.records,
                     },
@@ -507,8 +515,12 @@ async function runVerify(opts: RawVerifyOptions): Promise<void> {
           return `${r.ok ? '✓' : '✗'} ${r.pipeline.padEnd(width)}  ${printable(chain + archive)}`;
         });
         if (copy) {
+          const versions =
+            copy.read.versions !== undefined && copy.read.versions !== copy.read.objects
+              ? ` (${copy.read.versions} version(s))`
+              : '';
           lines.push(
-            `Archive: ${copy.index.records} record(s) in ${copy.read.objects} object(s) of ${copy.read.name}${copy.read.whole ? '' : ' (a partial copy: records it lacks between others are counted, not failed)'}`,
+            `Archive: ${copy.index.records} record(s) in ${copy.read.objects} object(s)${versions} of ${copy.read.name}${copy.read.whole ? '' : ' (a partial copy: records it lacks between others are counted, not failed)'}`,
           );
         }
         lines.push(
@@ -577,6 +589,177 @@ async function runExport(opts: RawExportOptions): Promise<void> {
   );
 }
 
+// ── archive ───────────────────────────────────────────────────────────────────────────────────────
+
+interface RawArchiveOptions extends SourceOptions {
+  bucket: string;
+  pipeline?: string;
+  since?: string;
+  until?: string;
+  dryRun?: boolean;
+  now?: string;
+}
+
+/** Records per batch, as the archive's event source mapping delivers them: objects of the same size. */
+const ARCHIVE_BATCH = 1000;
+
+/** A failed PUT as one line: the object, S3's error, and what writing needs when it was refused. */
+function writeError(uri: string, e: unknown): ArchiveWriteError {
+  const name = e instanceof Error ? e.name : 'Error';
+  const message = e instanceof Error ? e.message : String(e);
+  const hint = /AccessDenied|Forbidden/i.test(`${name} ${message}`)
+    ? ' (writing the archive needs s3:PutObject on its records/ and kms:GenerateDataKey on its key: tollgate.archive.grantArchive gives them)'
+    : '';
+  return new ArchiveWriteError(`writing ${uri}: ${name}: ${message}${hint}`, { cause: e });
+}
+
+/** `s3://BUCKET`: the archive writes under records/ only, so a prefix other than that is refused. */
+function archiveBucket(uri: string): string {
+  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(?:records\/?)?)?$/.exec(uri);
+  if (!m) {
+    throw new AuditUsageError(
+      `--bucket ${uri}: expected s3://BUCKET, the archive bucket (its objects go under records/, named as the archive function names them)`,
+    );
+  }
+  return m[1] as string;
+}
+
+/**
+ * Writes to the archive bucket the table's records it lacks, as the archive function writes them: the same
+ * objects (functions/archive/layout.ts), the same create-only PUT (functions/archive/put.ts). What the bucket
+ * holds is read first, every version of the records' days (a record is archived under its own day), so a
+ * record already archived, by the function or by an earlier run, is never written again.
+ */
+async function runArchive(opts: RawArchiveOptions): Promise<void> {
+  await withSource(
+    // The bucket takes --region and --profile, as verify's s3:// archive does, with the local store too.
+    { ...opts, archive: opts.bucket },
+    () => ({ bucket: archiveBucket(opts.bucket), filter: queryOf({ ...opts, order: 'oldest' }) }),
+    async ({ audit, name }, { bucket, filter }) => {
+      const [{ ArchiveIndex }, source, layout, { putArchiveObject, isConflict }] = await Promise.all([
+        import('../shared/audit/archive-compare.js'),
+        import('./archive-source.js'),
+        import('../functions/archive/layout.js'),
+        import('../functions/archive/put.js'),
+      ]);
+      const s3 = source.s3ClientOf(opts);
+      const index = new ArchiveIndex();
+      const daysRead = new Set<string>();
+      const conflicts: string[] = [];
+      let totalWritten = 0;
+      let totalObjects = 0;
+      let totalAlready = 0;
+      let totalRecords = 0;
+      try {
+        const pipelines = filter.pipeline !== undefined ? [filter.pipeline] : await audit.pipelines();
+        for (const pipeline of pipelines) {
+          // One chain at a time, in seq order; --since/--until on the record's time.
+          const records: AuditRecord[] = [];
+          let inChain = 0;
+          for await (const record of audit.chain(pipeline)) {
+            inChain++;
+            const time = Date.parse(record.time);
+            if (filter.since && !(time >= filter.since.getTime())) continue;
+            if (filter.until && !(time < filter.until.getTime())) continue;
+            if (layout.partitionDate(record.time) === undefined) {
+              throw new AuditUsageError(
+                `${pipeline}#${record.seq} cannot be archived: its time ${JSON.stringify(record.time)} is not an ISO-8601 instant (the archive function refuses it too)`,
+              );
+            }
+            records.push(record);
+          }
+          if (inChain === 0 && filter.pipeline !== undefined) {
+            throw new AuditUsageError(`no records of pipeline ${pipeline} in ${name}`);
+          }
+          for (const day of new Set(records.map((r) => layout.partitionDate(r.time) as string))) {
+            if (daysRead.has(day)) continue;
+            daysRead.add(day);
+            await source.readBucketVersions(
+              s3,
+              bucket,
+              `${layout.RECORDS_PREFIX}${layout.PARTITION}=${day}/`,
+              index,
+              filter.pipeline,
+            );
+          }
+          const missing: AuditRecord[] = [];
+          let already = 0;
+          for (const record of records) {
+            const held = index.hashAt(record.pipeline, record.seq);
+            if (held === record.hash) already++;
+            else if (held === undefined) missing.push(record);
+            else
+              conflicts.push(
+                `${pipeline}#${record.seq} not written: the archive holds another record there (${held.slice(0, 12)}…, the table's is ${record.hash.slice(0, 12)}…): see "tollgate audit verify --archive s3://${bucket}"`,
+              );
+          }
+          let written = 0;
+          let objects = 0;
+          for (let i = 0; i < missing.length; i += ARCHIVE_BATCH) {
+            for (const object of layout.archiveObjects(missing.slice(i, i + ARCHIVE_BATCH))) {
+              const range =
+                object.firstSeq === object.lastSeq
+                  ? `#${object.firstSeq}`
+                  : `#${object.firstSeq}–${object.lastSeq}`;
+              if (opts.dryRun) {
+                await write(
+                  `would write s3://${bucket}/${object.key} (${pipeline} ${range}, ${object.records} record(s))\n`,
+                );
+                written += object.records;
+                objects++;
+                continue;
+              }
+              let result: 'written' | 'already';
+              try {
+                result = await putArchiveObject(s3, bucket, object, { attempts: 3, baseMs: 200 });
+              } catch (e) {
+                // Another PUT of the key still in flight after the retries: it ends with the object there.
+                if (!isConflict(e)) throw writeError(`s3://${bucket}/${object.key}`, e);
+                result = 'already';
+              }
+              if (result === 'written') {
+                written += object.records;
+                objects++;
+              } else already += object.records;
+            }
+          }
+          for (const record of missing) {
+            if (!layout.hashMatches(record)) {
+              process.stderr.write(
+                `tollgate: ${pipeline}#${record.seq}: its content does not hash to its hash; archived as it is, as the archive function does ("tollgate audit verify" says changed)\n`,
+              );
+            }
+          }
+          totalWritten += written;
+          totalObjects += objects;
+          totalAlready += already;
+          totalRecords += records.length;
+          await write(
+            printable(
+              `${pipeline}: ${written} record(s) ${opts.dryRun ? 'to write' : 'written'} in ${objects} object(s), ${already} already archived\n`,
+            ),
+          );
+        }
+      } finally {
+        s3.destroy();
+      }
+      const hidden = index.ownProblems();
+      if (hidden.length > 0) {
+        process.stderr.write(
+          `tollgate: note: ${hidden.length} problem(s) of the bucket on the days read (${[...new Set(hidden.map((p) => p.kind))].join(', ')}): their records count as archived; see "tollgate audit verify --archive s3://${bucket}"\n`,
+        );
+      }
+      for (const conflict of conflicts) process.stderr.write(`tollgate: ${printable(conflict)}\n`);
+      await write(
+        opts.dryRun
+          ? `Dry run: ${totalWritten} of ${totalRecords} record(s) would be written in ${totalObjects} object(s) to s3://${bucket}/${layout.RECORDS_PREFIX}; ${totalAlready} already archived; nothing written\n`
+          : `${conflicts.length === 0 ? 'OK' : 'INCOMPLETE'}: ${totalWritten} of ${totalRecords} record(s) written in ${totalObjects} object(s) to s3://${bucket}/${layout.RECORDS_PREFIX}; ${totalAlready} already archived${conflicts.length > 0 ? `; ${conflicts.length} not written (the archive holds other records there)` : ''}\n`,
+      );
+      return conflicts.length === 0 ? AUDIT_EXIT.OK : AUDIT_EXIT.ERROR;
+    },
+  );
+}
+
 // ── the command group ─────────────────────────────────────────────────────────────────────────────
 
 const SOURCE_HELP = `
@@ -615,7 +798,8 @@ Examples:
   tollgate audit show payments-api#2                           one record, whole
   tollgate audit verify                                        exit 2 and the first bad record if tampered
   tollgate audit export --since 2026-01-01 --until 2026-12-31 --format csv > audit-2026.csv
-  tollgate audit list --table Tollgate-Table --region eu-west-1 --profile audit --since 7d`,
+  tollgate audit list --table Tollgate-Table --region eu-west-1 --profile audit --since 7d
+  tollgate audit archive --table Tollgate-Table --bucket s3://ARCHIVE-BUCKET --since 2d --dry-run`,
     );
 
   filterOptions(
@@ -720,7 +904,8 @@ Exit status:
   2  a chain does not: names the first missing, changed or reordered record of each broken chain (and the
      first whose index keys were changed or, with --scan, whose index item was deleted: unindexed), and the first of all on the last line; with --archive, also an archived record the table rewrote (rewritten),
      no longer has (deleted) or that the archive holds twice (forked), or a table record between archived
-     ones that the archive lacks (not-archived)
+     ones that the archive lacks (not-archived); of the bucket, an object hidden behind a delete marker
+     (hidden) or with more than one version (overwritten), naming the key and its version ids
   1  the store, table or archive cannot be read (a message on stderr, nothing on stdout)
 
 The archive (--archive):
@@ -729,9 +914,12 @@ The archive (--archive):
   the two. Records written before the archive existed, and the last hour's, may not be in it: they are
   counted, not failed, as are records a partial copy (a file, a prefix other than records/) lacks. A record
   the whole archive lacks that is older than an hour and younger than the archive's earliest fails
-  (not-archived): the archive stopped, or the chain was rewritten after it did. Reading
-  the bucket needs s3:ListBucket and s3:GetObject on it and kms:Decrypt on its key
-  (tollgate.archive.grantQuery gives them); or sync it first: aws s3 sync s3://BUCKET/records ./archive
+  (not-archived): the archive stopped, or the chain was rewritten after it did.
+  The bucket is read whole: every version of every object (ListObjectVersions, then GetObject by version
+  id), so a record hidden behind a delete marker or under a newer version is still compared, and the
+  object is reported (hidden, overwritten). Reading it needs s3:ListBucketVersions and s3:GetObjectVersion
+  on it and kms:Decrypt on its key (tollgate.archive.grantQuery gives them). A synced folder holds only the
+  current versions: aws s3 sync s3://BUCKET/records ./archive
 ${SOURCE_HELP}
 
 Examples:
@@ -773,4 +961,56 @@ Examples:
   tollgate audit export --since 2026-10-01 --until 2026-10-31 --table Tollgate-Table --region eu-west-1 | gzip > 2026-10.jsonl.gz`,
     )
     .action(async (opts: RawExportOptions) => runExport(opts));
+
+  sourceOptions(
+    audit
+      .command('archive')
+      .description(
+        "Write to the archive bucket the table's records it lacks (the batches its function gave up on), as the function writes them; records already archived are not written again.",
+      ),
+  )
+    .requiredOption('--bucket <s3-uri>', 'the archive bucket: s3://BUCKET (objects go under records/)')
+    .option('--pipeline <name>', "this pipeline's chain only")
+    .option(
+      '--since <time>',
+      'records at or after (their time): 2026-11-01, 2026-11-01T12:00:00Z, or ago: 90m, 12h, 30d, 2w',
+    )
+    .option('--until <time>', 'records before; same forms as --since')
+    .option('--dry-run', 'print the objects that would be written, and write nothing')
+    .addOption(
+      new Option('--now <iso-8601>', 'the time relative --since/--until count back from (tests)').hideHelp(),
+    )
+    .addHelpText(
+      'after',
+      `
+When the archive function gives up on a batch (after its retries), the batch's stream positions go to its
+failed-batches queue, which pages; the records are still in the table. Fix the cause, then run this: it
+reads the chains from the table in seq order (--pipeline, --since and --until narrow it), reads what the
+bucket holds on those records' days (every version: a record is always archived under its own day), and
+writes the records it lacks as the function does: objects named by their records, one per day and
+pipeline of each batch of ${ARCHIVE_BATCH}, each PUT create-only (If-None-Match: *, with a SHA-256 checksum).
+An object already there (412, or 409 for a PUT of it in flight) is not written again. Run twice, or over
+records already archived, it writes nothing. A record the bucket holds with another hash at its place is
+not written (exit 1): "tollgate audit verify --archive" says which is which.
+
+Prints per pipeline the records written and those already archived, then a total.
+
+Exit status:
+  0  every record is in the archive (written now or before), or --dry-run
+  1  the table or the bucket cannot be read, an object cannot be written, or a record the bucket holds
+     differently was left unwritten (a message on stderr)
+
+Permissions: reading the table as the other commands do (below), and on the archive bucket
+s3:ListBucketVersions, s3:GetObjectVersion and kms:Decrypt (tollgate.archive.grantQuery), and
+s3:PutObject on records/ with kms:GenerateDataKey on the archive's key (tollgate.archive.grantArchive).
+--region and --profile apply to the bucket too.
+${TIME_HELP}
+${SOURCE_HELP}
+
+Examples:
+  tollgate audit archive --table Tollgate-Table --bucket s3://ARCHIVE-BUCKET --since 2d --dry-run
+  tollgate audit archive --table Tollgate-Table --bucket s3://ARCHIVE-BUCKET --since 2026-11-24 --until 2026-11-26
+  tollgate audit archive --table Tollgate-Table --bucket s3://ARCHIVE-BUCKET --pipeline payments-api --region eu-west-1`,
+    )
+    .action(async (opts: RawArchiveOptions) => runArchive(opts));
 }

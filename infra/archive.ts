@@ -624,7 +624,9 @@ export class TollgateArchive extends Construct {
 
   /**
    * What an auditor needs to query the archive in its workgroup: run queries there, read the Glue table, read
-   * the records (never write or delete them) and the results, and use the archive's key through S3.
+   * the records (never write or delete them) and the results, and use the archive's key through S3. Also what
+   * `tollgate audit verify --archive s3://…` reads: every version of every record object (ListBucketVersions,
+   * GetObjectVersion), so that a delete marker or a newer version hides nothing from it.
    */
   grantQuery(grantee: iam.IGrantable): void {
     const { account, region, partition } = Stack.of(this);
@@ -655,8 +657,8 @@ export class TollgateArchive extends Construct {
         `arn:${partition}:glue:${region}:${account}:table/${this.databaseName}/${this.tableName}`,
       ],
     );
-    statement(['s3:GetObject'], [this.bucket.arnForObjects(`${RECORDS_PREFIX}*`)]);
-    statement(['s3:ListBucket'], [this.bucket.bucketArn], {
+    statement(['s3:GetObject', 's3:GetObjectVersion'], [this.bucket.arnForObjects(`${RECORDS_PREFIX}*`)]);
+    statement(['s3:ListBucket', 's3:ListBucketVersions'], [this.bucket.bucketArn], {
       StringLike: { 's3:prefix': [`${RECORDS_PREFIX}*`] },
     });
     statement(['s3:GetBucketLocation'], [this.bucket.bucketArn, this.resultsBucket.bucketArn]);
@@ -670,6 +672,29 @@ export class TollgateArchive extends Construct {
     });
   }
 
+  /**
+   * What `tollgate audit archive` needs beyond `grantQuery` (which it also needs, to read what the bucket
+   * holds) to archive again the records the function gave up on: what the function itself may do, PutObject
+   * on records/ (create-only, by the bucket policy) and the archive's key through S3 to encrypt. No read, no
+   * delete, no retention or legal-hold change.
+   */
+  grantArchive(grantee: iam.IGrantable): void {
+    const { region } = Stack.of(this);
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:PutObject'],
+        resources: [this.bucket.arnForObjects(`${RECORDS_PREFIX}*`)],
+      }),
+    );
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['kms:GenerateDataKey'],
+        resources: [this.key.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `s3.${region}.amazonaws.com` } },
+      }),
+    );
+  }
+
   private createAlarms(topic: sns.ITopic): TollgateArchiveAlarms {
     const action = new cwActions.SnsAction(topic);
     const alarm = (id: string, props: cloudwatch.AlarmProps): cloudwatch.Alarm => {
@@ -681,7 +706,9 @@ export class TollgateArchive extends Construct {
       failedBatches: alarm('FailedBatchesAlarm', {
         alarmDescription:
           'Tollgate: the archive gave up on a batch of audit records after its retries. The message gives its ' +
-          'stream positions; the records are still in the table: fix the cause, then archive them again.',
+          'stream positions; the records are still in the table: fix the cause, then archive them again with ' +
+          '"tollgate audit archive --table <table> --bucket s3://<archive bucket> --since <a day before>" ' +
+          '(--dry-run first; it writes only what the bucket lacks).',
         metric: this.failedQueue.metricApproximateNumberOfMessagesVisible({
           period: Duration.minutes(1),
           statistic: 'Maximum',

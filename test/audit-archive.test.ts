@@ -362,30 +362,116 @@ describe('readArchive: a folder or a file', () => {
 });
 
 describe('readArchive: the bucket (S3 over HTTP, answered as S3 answers)', () => {
-  interface Answer {
-    readonly status: number;
-    readonly body: string;
-  }
   const servers: { close(): void }[] = [];
   afterAll(() => {
     for (const s of servers) s.close();
   });
 
-  const listXml = (keys: readonly string[], next?: string) =>
-    '<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
-    `<Name>archive</Name><Prefix>records/</Prefix><KeyCount>${keys.length}</KeyCount><MaxKeys>1000</MaxKeys>` +
-    `<IsTruncated>${next !== undefined}</IsTruncated>` +
-    (next !== undefined ? `<NextContinuationToken>${next}</NextContinuationToken>` : '') +
-    keys
-      .map(
-        (k) =>
-          `<Contents><Key>${k}</Key><LastModified>2026-03-01T10:01:00.000Z</LastModified><ETag>"e"</ETag><Size>1</Size><StorageClass>STANDARD</StorageClass></Contents>`,
-      )
-      .join('') +
-    '</ListBucketResult>';
+  /** A version of a key, or a delete marker; a key's list is oldest first. */
+  interface Stored {
+    readonly id: string;
+    readonly body?: string;
+    readonly marker?: boolean;
+    readonly modified: string;
+  }
+
+  /**
+   * A versioned bucket as S3 keeps one: ListObjectVersions (keys in order, a key's entries newest first, cut
+   * into pages of `pageSize` entries, KeyMarker and VersionIdMarker), ListObjectsV2 (the current versions
+   * alone, as a reader of the current objects sees them), GetObject with or without a version id.
+   */
+  class Bucket {
+    readonly keys = new Map<string, Stored[]>();
+    private n = 0;
+    constructor(readonly pageSize = 1000) {}
+    put(key: string, body: string): string {
+      const id = `v${++this.n}`;
+      const list = this.keys.get(key) ?? [];
+      list.push({ id, body, modified: new Date(Date.UTC(2026, 2, 1, 10, this.n)).toISOString() });
+      this.keys.set(key, list);
+      return id;
+    }
+    /** A delete marker on top of the key, as a DeleteObject without a version id, or a lifecycle expiration, puts. */
+    hide(key: string): string {
+      const id = `m${++this.n}`;
+      this.keys.get(key)?.push({ id, marker: true, modified: new Date(Date.UTC(2026, 2, 2)).toISOString() });
+      return id;
+    }
+    private entries(prefix: string): { key: string; s: Stored; latest: boolean }[] {
+      return [...this.keys.keys()]
+        .filter((k) => k.startsWith(prefix))
+        .sort()
+        .flatMap((key) => {
+          const list = this.keys.get(key) ?? [];
+          return [...list].reverse().map((s, i) => ({ key, s, latest: i === 0 }));
+        });
+    }
+    answer(url: URL): { status: number; body: string } {
+      const q = url.searchParams;
+      const prefix = q.get('prefix') ?? '';
+      if (q.has('versions')) {
+        const all = this.entries(prefix);
+        const keyMarker = q.get('key-marker');
+        const versionMarker = q.get('version-id-marker');
+        let start = 0;
+        if (keyMarker !== null) {
+          const at = all.findIndex((e) => e.key === keyMarker && e.s.id === versionMarker);
+          start = at >= 0 ? at + 1 : all.findIndex((e) => e.key > keyMarker);
+          if (start < 0) start = all.length;
+        }
+        const page = all.slice(start, start + this.pageSize);
+        const truncated = start + this.pageSize < all.length;
+        const last = page.at(-1);
+        const entry = ({ key, s, latest }: (typeof all)[number]) =>
+          s.marker
+            ? `<DeleteMarker><Key>${key}</Key><VersionId>${s.id}</VersionId><IsLatest>${latest}</IsLatest><LastModified>${s.modified}</LastModified></DeleteMarker>`
+            : `<Version><Key>${key}</Key><VersionId>${s.id}</VersionId><IsLatest>${latest}</IsLatest><LastModified>${s.modified}</LastModified><ETag>"e"</ETag><Size>${s.body?.length ?? 0}</Size><StorageClass>STANDARD</StorageClass></Version>`;
+        return {
+          status: 200,
+          body:
+            '<?xml version="1.0" encoding="UTF-8"?>\n<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
+            `<Name>archive</Name><Prefix>${prefix}</Prefix><MaxKeys>${this.pageSize}</MaxKeys><IsTruncated>${truncated}</IsTruncated>` +
+            (truncated && last
+              ? `<NextKeyMarker>${last.key}</NextKeyMarker><NextVersionIdMarker>${last.s.id}</NextVersionIdMarker>`
+              : '') +
+            page.map(entry).join('') +
+            '</ListVersionsResult>',
+        };
+      }
+      if (q.get('list-type') === '2') {
+        const current = this.entries(prefix).filter((e) => e.latest && !e.s.marker);
+        return {
+          status: 200,
+          body:
+            '<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
+            `<Name>archive</Name><Prefix>${prefix}</Prefix><KeyCount>${current.length}</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>` +
+            current
+              .map(
+                (e) =>
+                  `<Contents><Key>${e.key}</Key><LastModified>${e.s.modified}</LastModified><ETag>"e"</ETag><Size>1</Size><StorageClass>STANDARD</StorageClass></Contents>`,
+              )
+              .join('') +
+            '</ListBucketResult>',
+        };
+      }
+      const key = decodeURIComponent(url.pathname.replace(/^\/archive\//, ''));
+      const list = this.keys.get(key) ?? [];
+      const version = q.get('versionId');
+      const found = version === null ? list.at(-1) : list.find((s) => s.id === version);
+      if (!found || found.marker) {
+        return {
+          status: 404,
+          body: '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>',
+        };
+      }
+      return { status: 200, body: found.body ?? '' };
+    }
+  }
 
   /** A local S3: `answer` maps each request (method and URL) to its answer. */
-  async function s3Answering(answer: (url: URL) => Answer): Promise<{ client: S3Client; urls: string[] }> {
+  async function s3Answering(
+    answer: (url: URL) => { status: number; body: string },
+  ): Promise<{ client: S3Client; urls: string[] }> {
     const urls: string[] = [];
     const server = createServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://localhost');
@@ -407,34 +493,116 @@ describe('readArchive: the bucket (S3 over HTTP, answered as S3 answers)', () =>
     return { client, urls };
   }
 
-  it('lists records/ page by page, reads each .jsonl object, and names each by its S3 URI', async () => {
-    const folder = join(tmp, 'bucket');
-    const payments = records(3);
-    const keys = syncedArchive(folder, [payments.slice(0, 1), payments.slice(1)]);
-    const { readFileSync } = await import('node:fs');
-    const { client, urls } = await s3Answering((url) => {
-      if (url.searchParams.get('list-type') === '2') {
-        return url.searchParams.get('continuation-token') === 'page-2'
-          ? { status: 200, body: listXml([keys[1]!]) }
-          : { status: 200, body: listXml([keys[0]!, 'records/date=2026-03-01/notes.txt'], 'page-2') };
+  /** The archive's objects for `batches` (each as one stream batch), each written once. */
+  function bucketOf(batches: readonly (readonly AuditRecord[])[], pageSize?: number) {
+    const bucket = new Bucket(pageSize);
+    const keys: string[] = [];
+    const versions: string[] = [];
+    for (const batch of batches) {
+      for (const object of archiveObjects(batch)) {
+        versions.push(bucket.put(object.key, object.body));
+        keys.push(object.key);
       }
-      const key = decodeURIComponent(url.pathname.replace(/^\/archive\//, ''));
-      return { status: 200, body: readFileSync(join(folder, key), 'utf8') };
-    });
+    }
+    return { bucket, keys, versions };
+  }
+
+  it('lists every version under records/ page by page, reads each by its version id, and names each object by its S3 URI', async () => {
+    const payments = records(3);
+    const { bucket, keys, versions } = bucketOf([payments.slice(0, 1), payments.slice(1)], 1);
+    const notes = bucket.put('records/date=2026-03-01/notes.txt', 'not records');
+    const { client, urls } = await s3Answering((url) => bucket.answer(url));
     const index = new ArchiveIndex();
     const read = await readArchive('s3://archive', index, { s3: client });
-    expect(read).toEqual({ name: 's3://archive/records/', objects: 2, whole: true });
+    expect(read).toEqual({ name: 's3://archive/records/', objects: 2, versions: 2, whole: true });
     expect(index.records).toBe(3);
-    expect(urls.filter((u) => u.includes('list-type=2'))).toHaveLength(2);
-    // Each object read once, in the order listed; the .txt beside them is not read.
+    // One entry a page (notes.txt sorts first): three pages, each after the last key and version listed.
+    const lists = urls.filter((u) => /[?&]versions(=|&|$)/.test(u));
+    expect(lists).toHaveLength(3);
+    expect(lists[0]).not.toContain('key-marker');
+    expect(lists[1]).toContain(`key-marker=${encodeURIComponent('records/date=2026-03-01/notes.txt')}`);
+    expect(lists[1]).toContain(`version-id-marker=${notes}`);
+    expect(lists[2]).toContain(`key-marker=${encodeURIComponent(keys[0]!)}`);
+    expect(lists[2]).toContain(`version-id-marker=${versions[0]}`);
+    expect(urls.filter((u) => u.includes('list-type=2'))).toEqual([]);
+    // Each object read once, by its version id; the .txt beside them is not read.
     expect(
-      urls.filter((u) => u.includes('x-id=GetObject')).map((u) => decodeURIComponent(u.split('?')[0]!)),
-    ).toEqual(keys.map((k) => `GET /archive/${k}`));
+      urls
+        .filter((u) => u.includes('x-id=GetObject'))
+        .map((u) => {
+          const url = new URL(u.split(' ')[1]!, 'http://localhost');
+          return `${decodeURIComponent(url.pathname)} ${url.searchParams.get('versionId')}`;
+        }),
+    ).toEqual(keys.map((k, i) => `/archive/${k} ${versions[i]}`));
     const result = await index.compare('payments-api', payments);
-    expect(result.matched).toBe(3);
+    expect(result).toMatchObject({ matched: 3, problems: [] });
     // Problems name the object as S3 does.
     const moved = await index.compare('payments-api', payments.slice(0, 2));
     expect(moved.problems[0]?.detail).toContain(`(s3://archive/${keys[1]}, line 2)`);
+  });
+
+  it('an object hidden behind a delete marker: its locked version is still read and compared, and the object is reported (hidden)', async () => {
+    // A lifecycle expiration rule puts a delete marker on the current version: Object Lock allows it, and the
+    // bucket policy's delete deny is not asked. A listing of the current objects, and Athena, see nothing.
+    const payments = records(4);
+    const { bucket, keys, versions } = bucketOf([payments.slice(0, 2), payments.slice(2)], 2);
+    const marker = bucket.hide(keys[0]!);
+    const { client, urls } = await s3Answering((url) => bucket.answer(url));
+    const index = new ArchiveIndex();
+    const read = await readArchive('s3://archive', index, { s3: client });
+    expect(read).toMatchObject({ objects: 2, versions: 2 });
+    // Records #1–2 still count as archived: the table deleting them would still be seen.
+    expect(index.records).toBe(4);
+    expect(urls.some((u) => u.includes(`versionId=${versions[0]}`))).toBe(true);
+    const result = await index.compare('payments-api', payments);
+    expect(result.matched).toBe(4);
+    expect(result.problems.map((p) => [p.kind, p.seq])).toEqual([['hidden', 1]]);
+    const detail = result.problems[0]!.detail;
+    expect(detail).toContain(`s3://archive/${keys[0]} is hidden behind a delete marker (version ${marker}`);
+    expect(detail).toContain(`its version(s) ${versions[0]}, `);
+    const gone = await index.compare('payments-api', payments.slice(2));
+    expect(gone.problems.map((p) => [p.kind, p.seq])).toEqual([
+      ['hidden', 1],
+      ['deleted', 1],
+      ['deleted', 2],
+    ]);
+    expect(gone.problems[1]!.detail).toContain(`s3://archive/${keys[0]} (version ${versions[0]}), line 1`);
+  });
+
+  it('an object overwritten by a newer version: every version read, oldest first; the forged record is a fork, the object overwritten', async () => {
+    // Once someone removes the create-only rule from the bucket policy, a PUT adds a version over the locked
+    // one: readers of the current version (and Athena) see only the new one.
+    const payments = records(3);
+    const { bucket, keys, versions } = bucketOf([payments], 1);
+    const forged = rewrittenFrom(payments, 2);
+    const newer = bucket.put(keys[0]!, archiveObjects(forged)[0]!.body);
+    const { client } = await s3Answering((url) => bucket.answer(url));
+    const index = new ArchiveIndex();
+    expect(await readArchive('s3://archive', index, { s3: client })).toMatchObject({
+      objects: 1,
+      versions: 2,
+    });
+    // The table rewritten as the forged version says: the original still shows it.
+    const result = await index.compare('payments-api', forged);
+    expect(result.problems.map((p) => [p.kind, p.seq])).toEqual([
+      ['overwritten', 1],
+      ['forked', 2],
+      ['rewritten', 2],
+      ['forked', 3],
+      ['rewritten', 3],
+    ]);
+    const overwritten = result.problems[0]!.detail;
+    expect(overwritten).toContain(`s3://archive/${keys[0]} has 2 versions (${versions[0]}, `);
+    expect(overwritten).toContain(`; ${newer}, `);
+    // The original is the one held, the newer the other of the fork.
+    expect(result.problems[1]!.detail).toContain(
+      `(s3://archive/${keys[0]} (version ${versions[0]}), line 2) and`,
+    );
+    expect(result.problems[1]!.detail).toContain(`(s3://archive/${keys[0]} (version ${newer}), line 2)`);
+    // --pipeline reads another chain: the object's problems are not its.
+    const other = new ArchiveIndex();
+    await readArchive('s3://archive', other, { s3: client, pipeline: 'ledger-api' });
+    expect(other.ownProblems()).toEqual([]);
   });
 
   it('access denied: an error naming the bucket and what reading it needs', async () => {
@@ -447,12 +615,12 @@ describe('readArchive: the bucket (S3 over HTTP, answered as S3 answers)', () =>
     );
     expect(error).toBeInstanceOf(ArchiveReadError);
     expect((error as Error).message).toMatch(
-      /^reading the archive s3:\/\/archive\/records\/: AccessDenied: Access Denied \(reading the archive needs s3:ListBucket and s3:GetObject on the bucket, and kms:Decrypt on its key\)$/,
+      /^reading the archive s3:\/\/archive\/records\/: AccessDenied: Access Denied \(reading the archive needs s3:ListBucketVersions and s3:GetObjectVersion on the bucket, and kms:Decrypt on its key\)$/,
     );
   });
 
-  it('a bucket with no records under the prefix is a usage error, not "nothing to compare"', async () => {
-    const { client } = await s3Answering(() => ({ status: 200, body: listXml([]) }));
+  it('a bucket with no records under the prefix (or only delete markers) is a usage error, not "nothing to compare"', async () => {
+    const { client } = await s3Answering((url) => new Bucket().answer(url));
     await expect(readArchive('s3://archive/elsewhere/', new ArchiveIndex(), { s3: client })).rejects.toThrow(
       'no .jsonl objects under s3://archive/elsewhere/',
     );

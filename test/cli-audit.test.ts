@@ -1,5 +1,8 @@
 import { type SpawnOptions, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
@@ -91,6 +94,16 @@ function copyOfStore(): string {
   const dir = join(tmp, `copy-${++copies}`);
   cpSync(STORE, dir, { recursive: true });
   return dir;
+}
+
+/** The demo's records, as `export` writes them (oldest first). */
+function demoRecords(): AuditRecord[] {
+  const r = audit(['export']);
+  expect(r.status).toBe(0);
+  return r.stdout
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as AuditRecord);
 }
 
 /** Opens a store folder in this process, runs `fn`, closes it (the CLI cannot open it meanwhile). */
@@ -893,6 +906,373 @@ describe('tollgate audit verify --archive', () => {
   });
 });
 
+/** An object version the fake bucket holds, or a delete marker. */
+interface FakeVersion {
+  readonly id: string;
+  readonly body?: string;
+  readonly marker?: boolean;
+}
+
+/**
+ * A versioned S3 bucket over HTTP, as the spawned CLI reaches it (AWS_ENDPOINT_URL_S3): ListObjectVersions,
+ * GetObject by version id, and PutObject with If-None-Match (412 when the key's current version exists).
+ * `unlisted` keys exist but are not listed: written by another writer between the CLI's read and its PUT.
+ */
+class FakeBucket {
+  readonly keys = new Map<string, FakeVersion[]>();
+  readonly unlisted = new Set<string>();
+  readonly puts: { key: string; headers: IncomingHttpHeaders; body: string; status: number }[] = [];
+  readonly requests: string[] = [];
+  private n = 0;
+  private server: Server | undefined;
+  endpoint = '';
+
+  put(key: string, body: string): string {
+    const id = `v${++this.n}`;
+    this.keys.set(key, [...(this.keys.get(key) ?? []), { id, body }]);
+    return id;
+  }
+
+  hide(key: string): string {
+    const id = `m${++this.n}`;
+    this.keys.set(key, [...(this.keys.get(key) ?? []), { id, marker: true }]);
+    return id;
+  }
+
+  /** The records of every version of every key, de-duplicated by place. */
+  records(): Map<string, string> {
+    const held = new Map<string, string>();
+    for (const versions of this.keys.values())
+      for (const v of versions)
+        for (const line of (v.body ?? '').split('\n').filter((l) => l !== '')) {
+          const r = JSON.parse(line) as AuditRecord;
+          held.set(`${r.pipeline}#${r.seq}`, r.hash);
+        }
+    return held;
+  }
+
+  async start(): Promise<this> {
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const url = new URL(req.url ?? '/', 'http://localhost');
+        this.requests.push(`${req.method} ${url.pathname}${url.search}`);
+        const a = this.answer(req.method ?? 'GET', url, req.headers, Buffer.concat(chunks).toString('utf8'));
+        res.writeHead(a.status, { 'content-type': 'application/xml', 'x-amz-request-id': 'R', etag: '"e"' });
+        res.end(a.body);
+      });
+    });
+    await new Promise<void>((done) => this.server?.listen(0, '127.0.0.1', done));
+    this.endpoint = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise((done) => this.server?.close(done));
+  }
+
+  /** What the spawned CLI needs to reach this bucket, and nothing of this machine's AWS settings. */
+  env(): NodeJS.ProcessEnv {
+    return {
+      AWS_ENDPOINT_URL_S3: this.endpoint,
+      AWS_REGION: 'eu-west-1',
+      AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+      AWS_SECRET_ACCESS_KEY: 'secret',
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_CONFIG_FILE: join(tmp, 'no-aws-config'),
+      AWS_SHARED_CREDENTIALS_FILE: join(tmp, 'no-aws-credentials'),
+    };
+  }
+
+  private answer(
+    method: string,
+    url: URL,
+    headers: IncomingHttpHeaders,
+    raw: string,
+  ): { status: number; body: string } {
+    const error = (status: number, code: string) => ({
+      status,
+      body: `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${code}</Message></Error>`,
+    });
+    const q = url.searchParams;
+    if (method === 'GET' && q.has('versions')) {
+      const prefix = q.get('prefix') ?? '';
+      const entries = [...this.keys.keys()]
+        .filter((k) => k.startsWith(prefix) && !this.unlisted.has(k))
+        .sort()
+        .flatMap((key) =>
+          [...(this.keys.get(key) ?? [])].reverse().map((v, i) => {
+            const fields = `<Key>${key}</Key><VersionId>${v.id}</VersionId><IsLatest>${i === 0}</IsLatest><LastModified>2026-11-25T10:00:00.000Z</LastModified>`;
+            return v.marker
+              ? `<DeleteMarker>${fields}</DeleteMarker>`
+              : `<Version>${fields}<ETag>"e"</ETag><Size>1</Size><StorageClass>STANDARD</StorageClass></Version>`;
+          }),
+        );
+      return {
+        status: 200,
+        body: `<?xml version="1.0" encoding="UTF-8"?>\n<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>archive</Name><Prefix>${prefix}</Prefix><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>${entries.join('')}</ListVersionsResult>`,
+      };
+    }
+    const key = decodeURIComponent(url.pathname.replace(/^\/archive\//, ''));
+    const versions = this.keys.get(key) ?? [];
+    if (method === 'GET' && q.has('versionId')) {
+      const v = versions.find((x) => x.id === q.get('versionId'));
+      return v?.body !== undefined ? { status: 200, body: v.body } : error(404, 'NoSuchVersion');
+    }
+    if (method === 'PUT') {
+      // The SDK may send the body aws-chunked, its checksum as a trailer: the records are the chunks' data.
+      let body = raw;
+      let trailer = '';
+      if (headers['x-amz-decoded-content-length'] !== undefined) {
+        body = '';
+        let rest = raw;
+        for (;;) {
+          const eol = rest.indexOf('\r\n');
+          const size = Number.parseInt(rest.slice(0, eol).split(';')[0] ?? '0', 16);
+          if (size === 0) {
+            trailer = rest.slice(eol + 2);
+            break;
+          }
+          body += rest.slice(eol + 2, eol + 2 + size);
+          rest = rest.slice(eol + 2 + size + 2);
+        }
+      }
+      const current = versions.at(-1);
+      const exists = current !== undefined && !current.marker;
+      const status = headers['if-none-match'] === '*' && exists ? 412 : 200;
+      this.puts.push({ key, headers: { ...headers, trailer }, body, status });
+      if (status === 412) return error(412, 'PreconditionFailed');
+      this.put(key, body);
+      return { status: 200, body: '' };
+    }
+    return error(400, 'NotImplemented');
+  }
+}
+
+describe('tollgate audit verify --archive s3:// (every version)', () => {
+  it('reads every version of the bucket: an object hidden behind a delete marker is still compared, and reported (hidden, exit 2)', async () => {
+    const bucket = await new FakeBucket().start();
+    try {
+      const records = demoRecords();
+      const keys = archiveObjects(records).map((o) => {
+        bucket.put(o.key, o.body);
+        return o;
+      });
+      const intact = await tollgateAsync(
+        ['audit', 'verify', '--archive', 's3://archive', '--store', STORE],
+        bucket.env(),
+      );
+      expect(intact.stderr).toBe('');
+      expect(intact.status).toBe(0);
+      expect(intact.stdout).toContain(
+        `Archive: 36 record(s) in ${keys.length} object(s) of s3://archive/records/`,
+      );
+      // A lifecycle expiration rule (Object Lock allows it; the bucket policy's delete deny is not asked) puts a
+      // delete marker on payments-api's object: its records vanish from a listing and from Athena.
+      const payments = keys.find((o) => o.pipeline === 'payments-api')!;
+      const marker = bucket.hide(payments.key);
+      const r = await tollgateAsync(
+        ['audit', 'verify', '--archive', 's3://archive', '--store', STORE],
+        bucket.env(),
+      );
+      expect(r.status).toBe(2);
+      expect(r.stdout).toMatch(
+        new RegExp(
+          `^✗ payments-api +4 record\\(s\\) verified; archive: hidden at payments-api#1: s3://archive/${payments.key.replace(/[.]/g, '\\.')} is hidden behind a delete marker \\(version ${marker}`,
+          'm',
+        ),
+      );
+      // Its records are still read: the table's match them, and no other chain fails.
+      expect(r.stdout).toContain('Archive: 36 record(s)');
+      expect(r.stdout.trimEnd().split('\n').at(-1)).toMatch(
+        /^FAILED: 1 of 10 chain\(s\) do not verify; the first bad record is payments-api#1 \(hidden\)/,
+      );
+      // Every object read by its version id.
+      expect(
+        bucket.requests.filter(
+          (u) => u.startsWith('GET') && !u.includes('versionId=') && !u.includes('versions'),
+        ),
+      ).toEqual([]);
+    } finally {
+      await bucket.stop();
+    }
+  }, 60_000);
+});
+
+describe('tollgate audit archive', () => {
+  it('writes to the bucket the records it lacks, as the archive function does; run again it writes nothing', async () => {
+    const bucket = await new FakeBucket().start();
+    try {
+      const records = demoRecords();
+      // What the function archived: every chain but billing-api (its batch dead-lettered), and payments-api's
+      // first two records (a batch of its own) but not the next two.
+      const archived = records.filter(
+        (r) => r.pipeline !== 'billing-api' && !(r.pipeline === 'payments-api' && r.seq > 2),
+      );
+      for (const o of archiveObjects(archived)) bucket.put(o.key, o.body);
+      const before = bucket.keys.size;
+      const store = copyOfStore();
+      const run = (...args: string[]) =>
+        tollgateAsync(
+          ['audit', 'archive', '--bucket', 's3://archive', '--store', store, ...args],
+          bucket.env(),
+        );
+
+      const dry = await run('--dry-run');
+      expect(dry.stderr).toBe('');
+      expect(dry.status).toBe(0);
+      expect(bucket.puts).toEqual([]);
+      expect(dry.stdout).toMatch(
+        /^would write s3:\/\/archive\/records\/date=2026-11-25\/billing-api-000000000001-000000000004-[0-9a-f]{16}\.jsonl \(billing-api #1–4, 4 record\(s\)\)$/m,
+      );
+      expect(dry.stdout).toMatch(
+        /^payments-api: 2 record\(s\) to write in 1 object\(s\), 2 already archived$/m,
+      );
+      expect(dry.stdout.trimEnd().split('\n').at(-1)).toBe(
+        'Dry run: 6 of 36 record(s) would be written in 2 object(s) to s3://archive/records/; 30 already archived; nothing written',
+      );
+
+      const r = await run();
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(/^billing-api: 4 record\(s\) written in 1 object\(s\), 0 already archived$/m);
+      expect(r.stdout).toMatch(/^payments-api: 2 record\(s\) written in 1 object\(s\), 2 already archived$/m);
+      expect(r.stdout).toMatch(/^search-api: 0 record\(s\) written in 0 object\(s\), 4 already archived$/m);
+      expect(r.stdout.trimEnd().split('\n').at(-1)).toBe(
+        'OK: 6 of 36 record(s) written in 2 object(s) to s3://archive/records/; 30 already archived',
+      );
+      // The function's objects: named by their records, one line each in canonical form, create-only, checksummed.
+      const expected = archiveObjects(
+        records.filter((r) => r.pipeline === 'billing-api' || (r.pipeline === 'payments-api' && r.seq > 2)),
+      );
+      expect(bucket.puts.map((p) => [p.key, p.body, p.status])).toEqual(
+        expected.map((o) => [o.key, o.body, 200]),
+      );
+      for (const [i, put] of bucket.puts.entries()) {
+        expect(put.headers['if-none-match']).toBe('*');
+        const sha = createHash('sha256').update(expected[i]!.body).digest('base64');
+        const sent =
+          put.headers['x-amz-checksum-sha256'] ??
+          String(put.headers.trailer).match(/x-amz-checksum-sha256:(\S+)/)?.[1];
+        expect(sent).toBe(sha);
+      }
+      expect(bucket.keys.size).toBe(before + 2);
+      // Now the archive holds every record, once.
+      expect(new Map([...bucket.records()].sort())).toEqual(
+        new Map(records.map((x) => [`${x.pipeline}#${x.seq}`, x.hash] as const).sort()),
+      );
+      const verify = await tollgateAsync(
+        ['audit', 'verify', '--archive', 's3://archive', '--store', store],
+        bucket.env(),
+      );
+      expect(verify.status).toBe(0);
+
+      // Again: everything is there, nothing is written, nothing changes.
+      const again = await run();
+      expect(again.status).toBe(0);
+      expect(bucket.puts).toHaveLength(2);
+      expect(bucket.keys.size).toBe(before + 2);
+      expect(again.stdout.trimEnd().split('\n').at(-1)).toBe(
+        'OK: 0 of 36 record(s) written in 0 object(s) to s3://archive/records/; 36 already archived',
+      );
+    } finally {
+      await bucket.stop();
+    }
+  }, 120_000);
+
+  it('an object written meanwhile (412) is already there; --pipeline and --since narrow; a record the bucket holds otherwise is not written (exit 1)', async () => {
+    const bucket = await new FakeBucket().start();
+    try {
+      const records = demoRecords();
+      const ledger = records.filter((r) => r.pipeline === 'ledger-api');
+      // Another writer (the function's retry) puts ledger-api's object after the CLI read the bucket.
+      const [object] = archiveObjects(ledger);
+      bucket.put(object!.key, object!.body);
+      bucket.unlisted.add(object!.key);
+      const store = copyOfStore();
+      const r = await tollgateAsync(
+        [
+          'audit',
+          'archive',
+          '--bucket',
+          's3://archive/',
+          '--pipeline',
+          'ledger-api',
+          '--since',
+          '2026-11-25',
+          '--store',
+          store,
+        ],
+        bucket.env(),
+      );
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(bucket.puts.map((p) => [p.key, p.status])).toEqual([[object!.key, 412]]);
+      expect(r.stdout).toBe(
+        'ledger-api: 0 record(s) written in 0 object(s), 4 already archived\nOK: 0 of 4 record(s) written in 0 object(s) to s3://archive/records/; 4 already archived\n',
+      );
+      // --until before the records: nothing of the chain to archive.
+      const none = await tollgateAsync(
+        [
+          'audit',
+          'archive',
+          '--bucket',
+          's3://archive',
+          '--pipeline',
+          'ledger-api',
+          '--until',
+          '2026-11-01',
+          '--store',
+          store,
+        ],
+        bucket.env(),
+      );
+      expect(none.status).toBe(0);
+      expect(none.stdout).toContain('OK: 0 of 0 record(s)');
+
+      // The bucket holds another search-api#2 than the table: it is not written over, and the run fails.
+      const search = records.filter((x) => x.pipeline === 'search-api');
+      const other = { ...search[1]!, summary: 'APPROVE by policy baseline', hash: 'f'.repeat(64) };
+      for (const o of archiveObjects([other])) bucket.put(o.key, o.body);
+      const conflict = await tollgateAsync(
+        ['audit', 'archive', '--bucket', 's3://archive', '--pipeline', 'search-api', '--store', store],
+        bucket.env(),
+      );
+      expect(conflict.status).toBe(1);
+      expect(conflict.stderr).toMatch(
+        /^tollgate: search-api#2 not written: the archive holds another record there \(ffffffffffff…, the table's is [0-9a-f]{12}…\)/m,
+      );
+      expect(conflict.stdout).toMatch(
+        /^search-api: 3 record\(s\) written in 1 object\(s\), 0 already archived$/m,
+      );
+      expect(
+        bucket.puts
+          .at(-1)
+          ?.body.split('\n')
+          .filter(Boolean)
+          .map((l) => (JSON.parse(l) as AuditRecord).seq),
+      ).toEqual([1, 3, 4]);
+    } finally {
+      await bucket.stop();
+    }
+  }, 120_000);
+
+  it('refuses a bucket that is not s3://BUCKET, and requires --bucket', () => {
+    const bad = audit(['archive', '--bucket', 'tollgate-archive']);
+    expect(bad.status).toBe(1);
+    expect(bad.stdout).toBe('');
+    expect(bad.stderr).toMatch(
+      /^tollgate: --bucket tollgate-archive: expected s3:\/\/BUCKET, the archive bucket/,
+    );
+    const prefix = audit(['archive', '--bucket', 's3://tollgate-archive/elsewhere/']);
+    expect(prefix.status).toBe(1);
+    const missing = audit(['archive']);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/required option '--bucket <s3-uri>' not specified/);
+  });
+});
+
 describe('tollgate audit export', () => {
   it('jsonl: one record per line, oldest first; --since/--until select', () => {
     const r = audit(['export', '--page-size', '3']);
@@ -1056,7 +1436,7 @@ describe('tollgate audit: errors, help, and a deployed table', () => {
   it('--help documents every flag, with examples', () => {
     const group = tollgate(['audit', '--help']);
     expect(group.status).toBe(0);
-    for (const command of ['list', 'show', 'verify', 'export'])
+    for (const command of ['list', 'show', 'verify', 'export', 'archive'])
       expect(group.stdout).toContain(`  ${command} `);
     expect(group.stdout).toContain('Examples:');
     const flags: Record<string, string[]> = {
@@ -1078,6 +1458,7 @@ describe('tollgate audit: errors, help, and a deployed table', () => {
       show: ['<record>', '--format'],
       verify: ['--pipeline', '--format', 'Exit status:'],
       export: ['--since', '--until', '--format', 'jsonl', 'csv', '--pipeline'],
+      archive: ['--bucket', '--dry-run', '--pipeline', '--since', '--until', 'Exit status:', 'If-None-Match'],
     };
     for (const [command, wanted] of Object.entries(flags)) {
       const help = tollgate(['audit', command, '--help']);

@@ -380,6 +380,11 @@ describe('from the table’s stream to the archive function', () => {
       ]),
     );
     const alarmTopic = { Ref: logicalId(b.tollgate.alarmTopic as unknown as IConstruct) };
+    // The page says how to archive the batch again: the command, not only "archive them again".
+    expect(
+      (resource(b, b.archive.alarms.failedBatches).Properties as { AlarmDescription: string })
+        .AlarmDescription,
+    ).toMatch(/"tollgate audit archive --table <table> --bucket s3:\/\/<archive bucket> --since [^"]+"/);
     expect(resource(b, b.archive.alarms.failedBatches).Properties).toMatchObject({
       Namespace: 'AWS/SQS',
       MetricName: 'ApproximateNumberOfMessagesVisible',
@@ -674,6 +679,41 @@ describe('the Glue table and the Athena workgroup', () => {
     ]);
     const athena = statements.find((s) => actionsOf(s).includes('athena:StartQueryExecution'));
     expect(JSON.stringify(athena?.Resource)).toContain(':workgroup/Tollgate-audit');
+    // `tollgate audit verify --archive s3://…` reads every version: a delete marker or a newer version hides
+    // nothing from it. Listing versions of records/ only; reading versions of records/ objects only.
+    const listVersions = statements.find((s) => actionsOf(s).includes('s3:ListBucketVersions'));
+    expect(resourcesOf(listVersions as Statement)).toEqual([getAtt(built.archive.bucket)]);
+    expect(listVersions?.Condition).toEqual({ StringLike: { 's3:prefix': ['records/*'] } });
+    const getVersion = statements.find((s) => actionsOf(s).includes('s3:GetObjectVersion'));
+    expect(resourcesOf(getVersion as Statement)).toEqual([
+      { 'Fn::Join': ['', [getAtt(built.archive.bucket), '/records/*']] },
+    ]);
+  });
+
+  it('grants what `tollgate audit archive` writes with, as the function does, and nothing else (grantArchive)', () => {
+    const app = new App({ analyticsReporting: false, context: NO_BUNDLING });
+    const stack = new Stack(app, 'Tollgate', { env: ENV });
+    const tollgate = new Tollgate(stack, 'Tollgate', {
+      policyFile: POLICY,
+      escalation: { emails: ['a@example.com'] },
+    });
+    const operator = new iam.Role(stack, 'Operator', { assumedBy: new iam.AccountRootPrincipal() });
+    tollgate.archive?.grantArchive(operator);
+    const built = {
+      stack,
+      tollgate,
+      archive: tollgate.archive as TollgateArchive,
+      template: Template.fromStack(stack),
+    };
+    const statements = roleStatements(built, operator);
+    expect(statements.map((s) => [actionsOf(s), resourcesOf(s), s.Condition])).toEqual([
+      [['s3:PutObject'], [{ 'Fn::Join': ['', [getAtt(built.archive.bucket), '/records/*']] }], undefined],
+      [
+        ['kms:GenerateDataKey'],
+        [getAtt(built.archive.key)],
+        { StringEquals: { 'kms:ViaService': 's3.eu-west-1.amazonaws.com' } },
+      ],
+    ]);
   });
 });
 

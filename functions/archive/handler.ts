@@ -3,17 +3,11 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import middy from '@middy/core';
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
-import {
-  DEFAULT_RETRY,
-  isRetryableAwsError,
-  type RetryOptions,
-  sendOptions,
-  withRetries,
-} from '../../adapters/aws/retry.js';
+import type { RetryOptions } from '../../adapters/aws/retry.js';
 import type { AuditRecord } from '../../shared/audit/record.js';
 import {
   type ArchiveObject,
@@ -23,6 +17,7 @@ import {
   hashMatches,
   MalformedAuditItemError,
 } from './layout.js';
+import { putArchiveObject } from './put.js';
 
 /*
  * The audit archive: the gate table's stream (NEW_IMAGE, filtered by the event source mapping to INSERTs of
@@ -57,18 +52,6 @@ export interface ArchiveReport {
   /** Records whose hash is not that of their content: archived as they are, and logged as errors. */
   readonly hashMismatches: number;
 }
-
-/** The S3 answer to a conditional PUT whose key exists (412), or whose key another PUT is writing (409). */
-function httpStatus(error: unknown): number | undefined {
-  const meta = (error as { $metadata?: { httpStatusCode?: unknown } } | null)?.$metadata;
-  return typeof meta?.httpStatusCode === 'number' ? meta.httpStatusCode : undefined;
-}
-
-const isAlreadyThere = (error: unknown): boolean =>
-  httpStatus(error) === 412 || (error as { name?: unknown } | null)?.name === 'PreconditionFailed';
-
-const isConflict = (error: unknown): boolean =>
-  httpStatus(error) === 409 || (error as { name?: unknown } | null)?.name === 'ConditionalRequestConflict';
 
 /** Sets (SS, NS, BS) as sorted arrays and binaries as base64: the archive holds JSON. */
 function plain(value: unknown): unknown {
@@ -171,37 +154,8 @@ export async function archiveBatch(
   }
 
   const objects = archiveObjects(parsed.records);
-  const retry: RetryOptions = {
-    ...(deps.retry ?? DEFAULT_RETRY),
-    // A 409 is another PUT of the same key in flight (a concurrent retry): try again, it ends in 200 or 412.
-    isRetryable: (e) => isConflict(e) || (deps.retry?.isRetryable ?? isRetryableAwsError)(e),
-  };
-  const put = async (object: ArchiveObject): Promise<'written' | 'already'> => {
-    try {
-      await withRetries(
-        () =>
-          deps.s3.send(
-            new PutObjectCommand({
-              Bucket: deps.bucket,
-              Key: object.key,
-              Body: object.body,
-              ContentType: 'application/x-ndjson',
-              // Create only: a second PUT of the key would be a second version (Object Lock keeps both).
-              IfNoneMatch: '*',
-              // Object Lock requires an integrity header on every PUT; SHA-256 rather than the client's default.
-              ChecksumAlgorithm: 'SHA256',
-            }),
-            sendOptions(signal),
-          ),
-        retry,
-        signal,
-      );
-      return 'written';
-    } catch (e) {
-      if (isAlreadyThere(e)) return 'already';
-      throw e;
-    }
-  };
+  // Each PUT conditional, 412 read as already there, 409 and transient errors retried (put.ts).
+  const put = (object: ArchiveObject) => putArchiveObject(deps.s3, deps.bucket, object, deps.retry, signal);
   const results = await settleAll(objects, deps.concurrency ?? 8, put);
 
   const failed: string[] = [];

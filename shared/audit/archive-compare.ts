@@ -45,9 +45,23 @@ export class ArchiveLineError extends Error {
  *   archived record, or before its first (or in a chain it holds nothing of), when the record's time is past
  *   the archive's grace (`ARCHIVE_GRACE_MS`): written with the stream off, or a record the archive failed on
  *   (its dead-letter queue paged), or a chain's tail rewritten after the archive stopped. Only of a copy
- *   that is the whole archive: a part of it, or a filtered export, lacks records for no such reason.
+ *   that is the whole archive: a part of it, or a filtered export, lacks records for no such reason;
+ * - `hidden`: an object of the bucket whose latest version is a delete marker (a lifecycle expiration rule, or
+ *   a delete once the bucket policy allowed it): its locked versions are still there and were read, but a
+ *   listing, Athena and a GET without a version id see nothing;
+ * - `overwritten`: an object of the bucket with more than one version: the archive writes each once, so a
+ *   later version was written with the bucket policy's create-only rule removed (Athena reads only the latest).
+ * The last two are of the object, and name it and its version ids; they are filed under the object's first
+ * record.
  */
-export type ArchiveProblemKind = 'changed-in-archive' | 'forked' | 'rewritten' | 'deleted' | 'not-archived';
+export type ArchiveProblemKind =
+  | 'changed-in-archive'
+  | 'forked'
+  | 'rewritten'
+  | 'deleted'
+  | 'not-archived'
+  | 'hidden'
+  | 'overwritten';
 
 export interface ArchiveProblem {
   readonly pipeline: string;
@@ -218,9 +232,32 @@ export class ArchiveIndex {
     }
   }
 
-  /** Chains the copy holds records of, sorted. */
+  /**
+   * A problem of the copy itself, found while reading it (an S3 object hidden behind a delete marker, or
+   * overwritten): reported with the pipeline's comparison.
+   */
+  addProblem(problem: ArchiveProblem): void {
+    this.problem(problem.pipeline, problem);
+  }
+
+  /** The copy's own problems (found while reading it), of every chain, in the order found. */
+  ownProblems(): ArchiveProblem[] {
+    return [...this.own.values()].flat();
+  }
+
+  /** Whether the copy holds this record (its place, with its hash). */
+  has(record: Pick<AuditRecord, 'pipeline' | 'seq' | 'hash'>): boolean {
+    return this.chains.get(record.pipeline)?.get(record.seq)?.hash === record.hash;
+  }
+
+  /** The hash the copy holds at a place (the first read there), if any. */
+  hashAt(pipeline: string, seq: number): string | undefined {
+    return this.chains.get(pipeline)?.get(seq)?.hash;
+  }
+
+  /** Chains the copy holds records of (or has problems of), sorted. */
   pipelines(): string[] {
-    return [...this.chains.keys()].sort();
+    return [...new Set([...this.chains.keys(), ...this.own.keys()])].sort();
   }
 
   /** Distinct records held. */
