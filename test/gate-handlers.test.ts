@@ -637,6 +637,34 @@ describe('AWS failing', () => {
     });
   });
 
+  it('recording the action: a write that landed with its answer lost, sent again, is one write and one record', async () => {
+    // The SDK's retries reuse one request token; `recording` sends the write again under a new one, which
+    // DynamoDB refuses (the gate moved on: to this very write). Taken for a lost race, the action was
+    // recorded a second time, twice in the append-only trail.
+    const h = await setup();
+    const update = h.store.updateGate.bind(h.store);
+    let lost = 0;
+    vi.spyOn(h.store, 'updateGate').mockImplementation(async (gate, version, audit) => {
+      const written = await update(gate, version, audit);
+      if (written && gate.state === 'ACTED' && lost++ === 0)
+        throw Object.assign(new Error('Socket timed out without establishing a connection'), {
+          name: 'TimeoutError',
+        });
+      return written;
+    });
+    await h.approvalStarted();
+    await h.scanFinished();
+    expect(lost).toBe(1);
+    const gate = await h.gate();
+    expect(gate).toMatchObject({ state: 'ACTED', approvalResult: { status: 'Approved' } });
+    expect(gate?.timeline.filter((t) => t.what.startsWith('sent Approved'))).toHaveLength(1);
+    const actions = (await h.items()).filter(
+      (i) => i.type === 'audit' && (i.record as { type?: string }).type === 'action',
+    );
+    expect(actions).toHaveLength(1);
+    expect(putResults(h)).toHaveLength(1);
+  });
+
   it('a person’s call after a lost answer is the person’s: the gate records no result of its own', async () => {
     const h = await setup();
     h.fail(

@@ -1080,11 +1080,14 @@ export class GateService extends GateClosing<GateDeps> {
         (record) => this.recording(gate, () => this.d.store.updateGate(next, current.version, record)),
         (pipeline) => this.recording(gate, () => this.d.store.auditHead(pipeline)),
       );
-      if (written) {
+      const reread = written ? undefined : await this.recording(gate, () => this.d.store.getGate(gate.key));
+      // Refused, yet the gate is the one this write made: an attempt that landed with its answer lost, sent
+      // again (under a new request token) by `recording`. It is written; writing it again would append the
+      // action to the trail twice.
+      if (written || (reread !== undefined && isWriteOf(reread, next))) {
         this.publish(() => [gateStateEvent(next, current.state, this.region(next), this.account(next))]);
         return report(next, what);
       }
-      const reread = await this.recording(gate, () => this.d.store.getGate(gate.key));
       if (!reread) break;
       current = reread;
     }
@@ -1224,6 +1227,17 @@ function short(digest: string): string {
 const SEVERITY_RANK = new Map<string, number>(SEVERITIES.map((s, i) => [s, i]));
 
 /** The findings behind each violation and warning, worst first, bounded for storage and messages. */
+/** `stored` is the gate `written` made: its version, its time to the millisecond, its last entry. */
+function isWriteOf(stored: Gate, written: Gate): boolean {
+  const last = (g: Gate) => g.timeline.at(-1);
+  return (
+    stored.version === written.version &&
+    stored.updatedAt === written.updatedAt &&
+    last(stored)?.what === last(written)?.what &&
+    last(stored)?.at === last(written)?.at
+  );
+}
+
 function findingDetails(evaluation: Evaluation): ViolationFindings[] {
   const table = evaluation.table;
   return [...evaluation.violations, ...evaluation.warnings].map(({ violation, rows }) => {
