@@ -81,6 +81,7 @@ function addLines(
     const record = parseArchiveLine(line, { object, line: i + 1 });
     first ??= record;
     if (pipeline === undefined || record.pipeline === pipeline) index.add(record, { object, line: i + 1 });
+    else index.saw(record);
   }
   return first;
 }
@@ -94,6 +95,7 @@ async function addFileLines(file: string, index: ArchiveIndex, pipeline: string 
     if (line.trim() === '') continue;
     const record = parseArchiveLine(line, { object: file, line: n });
     if (pipeline === undefined || record.pipeline === pipeline) index.add(record, { object: file, line: n });
+    else index.saw(record);
   }
 }
 

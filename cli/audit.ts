@@ -613,6 +613,18 @@ function writeError(uri: string, e: unknown): ArchiveWriteError {
   return new ArchiveWriteError(`writing ${uri}: ${name}: ${message}${hint}`, { cause: e });
 }
 
+/** What makes a record unarchivable, as the archive's reader says it; undefined when it reads. */
+function unarchivable(read: () => unknown): string | undefined {
+  try {
+    read();
+    return undefined;
+  } catch (e) {
+    if (e instanceof Error && e.name === 'ArchiveLineError')
+      return e.message.replace(/^the table, line 1: /, '');
+    throw e;
+  }
+}
+
 /** `s3://BUCKET`: the archive writes under records/ only, so a prefix other than that is refused. */
 function archiveBucket(uri: string): string {
   const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(?:records\/?)?)?$/.exec(uri);
@@ -636,16 +648,24 @@ async function runArchive(opts: RawArchiveOptions): Promise<void> {
     { ...opts, archive: opts.bucket },
     () => ({ bucket: archiveBucket(opts.bucket), filter: queryOf({ ...opts, order: 'oldest' }) }),
     async ({ audit, name }, { bucket, filter }) => {
-      const [{ ArchiveIndex }, source, layout, { putArchiveObject, isConflict }] = await Promise.all([
+      const [
+        { ArchiveIndex, parseArchiveLine },
+        source,
+        layout,
+        { putArchiveObject, isConflict },
+        { canonical },
+      ] = await Promise.all([
         import('../shared/audit/archive-compare.js'),
         import('./archive-source.js'),
         import('../functions/archive/layout.js'),
         import('../functions/archive/put.js'),
+        import('../shared/audit/chain.js'),
       ]);
       const s3 = source.s3ClientOf(opts);
       const index = new ArchiveIndex();
       const daysRead = new Set<string>();
       const conflicts: string[] = [];
+      const refused: string[] = [];
       let totalWritten = 0;
       let totalObjects = 0;
       let totalAlready = 0;
@@ -665,6 +685,19 @@ async function runArchive(opts: RawArchiveOptions): Promise<void> {
               throw new AuditUsageError(
                 `${pipeline}#${record.seq} cannot be archived: its time ${JSON.stringify(record.time)} is not an ISO-8601 instant (the archive function refuses it too)`,
               );
+            }
+            // What the archive cannot hold, the function refuses: a record of another chain, or one that is
+            // no audit record (its hash or place malformed). Locked in the bucket, it would make every later
+            // read of the archive fail on its line.
+            const problem =
+              record.pipeline !== pipeline
+                ? `it names chain ${JSON.stringify(record.pipeline)}, not the chain it is stored in`
+                : unarchivable(() => parseArchiveLine(canonical(record), { object: 'the table', line: 1 }));
+            if (problem !== undefined) {
+              refused.push(
+                `${pipeline}#${record.seq} not written: ${problem} (the archive function refuses it too; "tollgate audit verify" names it)`,
+              );
+              continue;
             }
             records.push(record);
           }
@@ -749,13 +782,14 @@ async function runArchive(opts: RawArchiveOptions): Promise<void> {
           `tollgate: note: ${hidden.length} problem(s) of the bucket on the days read (${[...new Set(hidden.map((p) => p.kind))].join(', ')}): their records count as archived; see "tollgate audit verify --archive s3://${bucket}"\n`,
         );
       }
-      for (const conflict of conflicts) process.stderr.write(`tollgate: ${printable(conflict)}\n`);
+      for (const line of [...refused, ...conflicts]) process.stderr.write(`tollgate: ${printable(line)}\n`);
+      const notWritten = refused.length + conflicts.length;
       await write(
         opts.dryRun
           ? `Dry run: ${totalWritten} of ${totalRecords} record(s) would be written in ${totalObjects} object(s) to s3://${bucket}/${layout.RECORDS_PREFIX}; ${totalAlready} already archived; nothing written\n`
-          : `${conflicts.length === 0 ? 'OK' : 'INCOMPLETE'}: ${totalWritten} of ${totalRecords} record(s) written in ${totalObjects} object(s) to s3://${bucket}/${layout.RECORDS_PREFIX}; ${totalAlready} already archived${conflicts.length > 0 ? `; ${conflicts.length} not written (the archive holds other records there)` : ''}\n`,
+          : `${notWritten === 0 ? 'OK' : 'INCOMPLETE'}: ${totalWritten} of ${totalRecords} record(s) written in ${totalObjects} object(s) to s3://${bucket}/${layout.RECORDS_PREFIX}; ${totalAlready} already archived${conflicts.length > 0 ? `; ${conflicts.length} not written (the archive holds other records there)` : ''}${refused.length > 0 ? `; ${refused.length} not written (not archivable)` : ''}\n`,
       );
-      return conflicts.length === 0 ? AUDIT_EXIT.OK : AUDIT_EXIT.ERROR;
+      return notWritten === 0 ? AUDIT_EXIT.OK : AUDIT_EXIT.ERROR;
     },
   );
 }
@@ -996,9 +1030,10 @@ not written (exit 1): "tollgate audit verify --archive" says which is which.
 Prints per pipeline the records written and those already archived, then a total.
 
 Exit status:
-  0  every record is in the archive (written now or before), or --dry-run
-  1  the table or the bucket cannot be read, an object cannot be written, or a record the bucket holds
-     differently was left unwritten (a message on stderr)
+  0  every record is in the archive (written now or before); with --dry-run, every record would be
+  1  the table or the bucket cannot be read, an object cannot be written, or a record was (or, with
+     --dry-run, would be) left unwritten: the bucket holds another record at its place, or it is no record
+     the archive can hold (a malformed hash, another chain's name); a message on stderr names each
 
 Permissions: reading the table as the other commands do (below), and on the archive bucket
 s3:ListBucketVersions, s3:GetObjectVersion and kms:Decrypt (tollgate.archive.grantQuery), and

@@ -93,6 +93,40 @@ describe('ArchiveIndex.compare', () => {
     expect(partial).toMatchObject({ notYetArchived: { from: 4, to: 10 }, problems: [] });
   });
 
+  it('a tail with a record just appended is not archived yet as a whole, a late event’s old time in it too', async () => {
+    // #1–2 archived; #3 a late event's record (its time two days back), #4 appended a moment ago.
+    const table = chain(
+      'payments-api',
+      ['2026-03-05T10:00:00Z', '2026-03-05T10:01:00Z', '2026-03-03T08:00:00Z', '2026-03-05T10:30:00Z'].map(
+        (time, i) => entry({ time, summary: `APPROVE ${i + 1}` }),
+      ),
+    );
+    const index = indexOf(table.slice(0, 2));
+    const now = new Date('2026-03-05T10:31:00Z');
+    expect(await index.compare('payments-api', table, { whole: true, now })).toMatchObject({
+      notYetArchived: { from: 3, to: 4 },
+      problems: [],
+    });
+  });
+
+  it('a chain compared alone still knows when the archive began, from the other chains’ lines', async () => {
+    const index = new ArchiveIndex();
+    // payments-api's lines are read but left out, as `verify --pipeline orders-api` reads them.
+    for (const r of records(3)) index.saw(r);
+    const orders = chain(
+      'orders-api',
+      ['2026-03-01T08:00:00Z', '2026-03-01T12:00:00Z'].map((time, i) =>
+        entry({ time, summary: `APPROVE ${i + 1}` }),
+      ),
+    );
+    const result = await index.compare('orders-api', orders, {
+      whole: true,
+      now: new Date('2026-11-26T00:00:00Z'),
+    });
+    expect(result.beforeArchive).toEqual({ from: 1, to: 1 });
+    expect(result.problems.map((p) => [p.kind, p.seq])).toEqual([['not-archived', 2]]);
+  });
+
   it('a chain the archive holds nothing of: its records from before the archive began pass, later ones fail', async () => {
     const index = indexOf(records(3)); // payments-api, from 2026-03-01T10:00
     const orders = chain(

@@ -1181,6 +1181,42 @@ describe('tollgate audit archive', () => {
     }
   }, 120_000);
 
+  it('never writes a record the archive cannot hold (a malformed hash): locked in, it would make every read of the archive fail', async () => {
+    const bucket = await new FakeBucket().start();
+    try {
+      const store = copyOfStore();
+      await onStore(store, (db) =>
+        db.client.send(
+          new UpdateCommand({
+            TableName: TABLE_NAME,
+            Key: { pk: auditPk('payments-api'), sk: auditSk(2) },
+            UpdateExpression: 'SET #r.#h = :h',
+            ExpressionAttributeNames: { '#r': 'record', '#h': 'hash' },
+            ExpressionAttributeValues: { ':h': 'NOT-A-HASH' },
+          }),
+        ),
+      );
+      const r = await tollgateAsync(
+        ['audit', 'archive', '--bucket', 's3://archive', '--store', store, '--pipeline', 'payments-api'],
+        bucket.env(),
+      );
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(
+        'tollgate: payments-api#2 not written: hash: expected a SHA-256 in lower-case hex (64 characters), got "NOT-A-HASH"',
+      );
+      expect(r.stdout.trimEnd().split('\n').at(-1)).toMatch(
+        /^INCOMPLETE: 3 of 3 record\(s\) written .*; 1 not written \(not archivable\)$/,
+      );
+      expect([...bucket.records()].map(([k]) => k).sort()).toEqual([
+        'payments-api#1',
+        'payments-api#3',
+        'payments-api#4',
+      ]);
+    } finally {
+      await bucket.stop();
+    }
+  }, 120_000);
+
   it('an object written meanwhile (412) is already there; --pipeline and --since narrow; a record the bucket holds otherwise is not written (exit 1)', async () => {
     const bucket = await new FakeBucket().start();
     try {

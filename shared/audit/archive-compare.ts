@@ -200,6 +200,18 @@ export class ArchiveIndex {
   /** Lines read, duplicates included. */
   lines = 0;
 
+  /**
+   * A line of the copy left out of the comparison (another chain's, when one is compared): it still says when
+   * the archive began.
+   */
+  saw(record: AuditRecord): void {
+    this.began(Date.parse(record.time));
+  }
+
+  private began(time: number): void {
+    if (!Number.isNaN(time) && !(time >= this.earliest)) this.earliest = time;
+  }
+
   add(record: AuditRecord, at: ArchiveLocation): void {
     this.lines++;
     let chain = this.chains.get(record.pipeline);
@@ -221,7 +233,7 @@ export class ArchiveIndex {
     const computed = hashOf(record);
     const time = Date.parse(record.time);
     chain.set(record.seq, { hash: record.hash, computed, time, at });
-    if (!Number.isNaN(time) && !(time >= this.earliest)) this.earliest = time;
+    this.began(time);
     if (computed !== record.hash) {
       this.problem(record.pipeline, {
         pipeline: record.pipeline,
@@ -337,6 +349,12 @@ export class ArchiveIndex {
     const overdue = (time: number) => cutoff !== undefined && !(time >= cutoff);
     const sinceArchive = (time: number) =>
       cutoff !== undefined && Number.isFinite(this.earliest) && !(time < this.earliest + graceMs);
+    // A record's time is its event's: a late event's record, appended a moment ago, may carry an old one. The
+    // tail after the chain's last archived record is appended in seq order and archived as a whole, so it is
+    // late only when its newest time is past the grace too: one record of it within the grace (just
+    // appended) holds the whole tail as not archived yet.
+    const tail = unarchived.filter((u) => first !== undefined && last !== undefined && u.seq > last);
+    const tailOverdue = tail.length > 0 && overdue(Math.max(...tail.map((u) => u.time)));
     for (const { seq, time } of unarchived) {
       const where =
         first === undefined || seq < first
@@ -344,8 +362,8 @@ export class ArchiveIndex {
             ? `written ${new Date(time).toISOString()}, after the archive began (its earliest record is of ${new Date(this.earliest).toISOString()})`
             : undefined
           : last !== undefined && seq > last
-            ? overdue(time)
-              ? `after the archive's last record of the chain (#${last}), and written ${new Date(time).toISOString()}, longer ago than the archive takes (${Math.round(graceMs / 60_000)} minutes): the archive stopped, or the chain's tail was rewritten since`
+            ? tailOverdue
+              ? `after the archive's last record of the chain (#${last}), and written ${new Date(time).toISOString()}, the chain's newest unarchived record longer ago than the archive takes (${Math.round(graceMs / 60_000)} minutes): the archive stopped, or the chain's tail was rewritten since`
               : undefined
             : options.whole
               ? 'though records before and after it are'
