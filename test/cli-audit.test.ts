@@ -140,6 +140,23 @@ async function copyWithRecord(change: (decision: AuditRecord) => AuditEntry): Pr
   return store;
 }
 
+/** A copy of the demo store with one field of one record edited in the table, as a tamperer would. */
+async function copyWithEdit(pipeline: string, seq: number, field: string, value: string): Promise<string> {
+  const store = copyOfStore();
+  await onStore(store, (db) =>
+    db.client.send(
+      new UpdateCommand({
+        TableName: TABLE_NAME,
+        Key: { pk: auditPk(pipeline), sk: auditSk(seq) },
+        UpdateExpression: 'SET #r.#f = :v',
+        ExpressionAttributeNames: { '#r': 'record', '#f': field },
+        ExpressionAttributeValues: { ':v': value },
+      }),
+    ),
+  );
+  return store;
+}
+
 const PAYMENTS_DIGEST = 'sha256:3f9a1c0d8e2b47a6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2';
 const ALICE = 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice';
 
@@ -597,17 +614,11 @@ describe('tollgate audit verify', () => {
   });
 
   it("a record's summary edited in the table: exit 2, naming it (changed)", async () => {
-    const store = copyOfStore();
-    await onStore(store, (db) =>
-      db.client.send(
-        new UpdateCommand({
-          TableName: TABLE_NAME,
-          Key: { pk: auditPk('payments-api'), sk: auditSk(2) },
-          UpdateExpression: 'SET #r.#s = :s',
-          ExpressionAttributeNames: { '#r': 'record', '#s': 'summary' },
-          ExpressionAttributeValues: { ':s': 'APPROVE by policy baseline: no violations' },
-        }),
-      ),
+    const store = await copyWithEdit(
+      'payments-api',
+      2,
+      'summary',
+      'APPROVE by policy baseline: no violations',
     );
     const r = audit(['verify'], store);
     expect(r.status).toBe(2);
@@ -1184,18 +1195,7 @@ describe('tollgate audit archive', () => {
   it('never writes a record the archive cannot hold (a malformed hash): locked in, it would make every read of the archive fail', async () => {
     const bucket = await new FakeBucket().start();
     try {
-      const store = copyOfStore();
-      await onStore(store, (db) =>
-        db.client.send(
-          new UpdateCommand({
-            TableName: TABLE_NAME,
-            Key: { pk: auditPk('payments-api'), sk: auditSk(2) },
-            UpdateExpression: 'SET #r.#h = :h',
-            ExpressionAttributeNames: { '#r': 'record', '#h': 'hash' },
-            ExpressionAttributeValues: { ':h': 'NOT-A-HASH' },
-          }),
-        ),
-      );
+      const store = await copyWithEdit('payments-api', 2, 'hash', 'NOT-A-HASH');
       const r = await tollgateAsync(
         ['audit', 'archive', '--bucket', 's3://archive', '--store', store, '--pipeline', 'payments-api'],
         bucket.env(),

@@ -99,6 +99,11 @@ const publishes = (h: Harness) => h.mocks.sns.commandCalls(PublishCommand).map((
 const findingsReads = (h: Harness) =>
   h.mocks.inspector.commandCalls(ListFindingsCommand).map((c) => c.args[0].input);
 
+const alreadyCompleted = () =>
+  new ApprovalAlreadyCompletedException({
+    message: 'The approval action has already been approved or rejected',
+    $metadata: { httpStatusCode: 400 },
+  });
 const inspectorThrottled = () =>
   new ThrottlingException({ message: 'Rate exceeded', $metadata: { httpStatusCode: 429 } });
 const inspectorDown = () =>
@@ -586,15 +591,7 @@ describe('AWS failing', () => {
 
   it('PutApprovalResult: ApprovalAlreadyCompletedException means someone was faster: ACTED, no error, nothing recorded as sent', async () => {
     const h = await setup();
-    h.fail(
-      'PutApprovalResult',
-      () =>
-        new ApprovalAlreadyCompletedException({
-          message: 'The approval action has already been approved or rejected',
-          $metadata: { httpStatusCode: 400 },
-        }),
-      { times: 1 },
-    );
+    h.fail('PutApprovalResult', alreadyCompleted, { times: 1 });
     await h.approvalStarted();
     await expect(h.scanFinished()).resolves.toBeDefined();
     expect(putResults(h)).toHaveLength(1);
@@ -617,10 +614,7 @@ describe('AWS failing', () => {
         stage.status = 'Succeeded';
         throw Object.assign(new Error('Connection timed out after 20000 ms'), { name: 'TimeoutError' });
       }
-      throw new ApprovalAlreadyCompletedException({
-        message: 'The approval action has already been approved or rejected',
-        $metadata: { httpStatusCode: 400 },
-      });
+      throw alreadyCompleted();
     });
     await h.approvalStarted();
     await h.scanFinished();
@@ -667,15 +661,7 @@ describe('AWS failing', () => {
 
   it('a person’s call after a lost answer is the person’s: the gate records no result of its own', async () => {
     const h = await setup();
-    h.fail(
-      'PutApprovalResult',
-      () =>
-        new ApprovalAlreadyCompletedException({
-          message: 'The approval action has already been approved or rejected',
-          $metadata: { httpStatusCode: 400 },
-        }),
-      { times: 1 },
-    );
+    h.fail('PutApprovalResult', alreadyCompleted, { times: 1 });
     await h.approvalStarted();
     await h.scanFinished();
     await h.approvalEnded(
