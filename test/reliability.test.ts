@@ -27,6 +27,29 @@ import { World } from '../simulator/world.js';
  * inputs made to fail them. The bugs the suite found have their regression tests in regressions.test.ts.
  */
 
+type InspectorClient = Parameters<NonNullable<ReplayOptions['adapters']>>[1]['inspector'];
+type Send = (command: unknown, options?: unknown) => Promise<unknown>;
+
+/** Adapters whose Inspector client sends through `send` (made from the real one): a deliberately broken gate. */
+function withInspectorSend(send: (target: InspectorClient) => Send): NonNullable<ReplayOptions['adapters']> {
+  return (adapters, clients) => {
+    const inspector = new Proxy(clients.inspector, {
+      get(target, property, receiver) {
+        if (property !== 'send') return Reflect.get(target, property, receiver);
+        return send(target);
+      },
+    });
+    const retry = { attempts: 3, baseMs: 1, maxDelayMs: 5 };
+    return {
+      ...adapters,
+      findings: new AwsFindings(
+        new InspectorFindings(inspector, retry),
+        new EcrScanFindings(clients.ecr, retry),
+      ),
+    };
+  };
+}
+
 const SCENARIOS = exampleScenarios();
 const scenario = (prefix: string): SuiteScenario => SCENARIOS.find((s) => s.name.startsWith(prefix))!;
 
@@ -51,29 +74,14 @@ describe('the reliability suite', () => {
   it('fails when a failed findings page is read as empty: APPROVE from incomplete data', async () => {
     // A deliberately broken adapter: Inspector's ListFindings errors become empty pages.
     const broken: ReplayOptions = {
-      adapters: (adapters, clients) => {
-        const inspector = new Proxy(clients.inspector, {
-          get(target, property, receiver) {
-            if (property !== 'send') return Reflect.get(target, property, receiver);
-            return async (command: unknown, options?: unknown) => {
-              try {
-                return await (target.send as (c: unknown, o?: unknown) => Promise<unknown>)(command, options);
-              } catch (e) {
-                if (command instanceof ListFindingsCommand) return { findings: [], $metadata: {} };
-                throw e;
-              }
-            };
-          },
-        });
-        const retry = { attempts: 3, baseMs: 1, maxDelayMs: 5 };
-        return {
-          ...adapters,
-          findings: new AwsFindings(
-            new InspectorFindings(inspector, retry),
-            new EcrScanFindings(clients.ecr, retry),
-          ),
-        };
-      },
+      adapters: withInspectorSend((target) => async (command: unknown, options?: unknown) => {
+        try {
+          return await (target.send as Send)(command, options);
+        } catch (e) {
+          if (command instanceof ListFindingsCommand) return { findings: [], $metadata: {} };
+          throw e;
+        }
+      }),
     };
     const report = await runSuite({
       quick: false,
@@ -486,32 +494,17 @@ describe('the strengthened checks, against a deliberately broken gate', () => {
     const { replay: clean } = await cleanReplay(replayer, s);
     expect(checkExpectations(s, clean)).toEqual([]);
     const wrongRepository: ReplayOptions = {
-      adapters: (adapters, clients) => {
-        const inspector = new Proxy(clients.inspector, {
-          get(target, property, receiver) {
-            if (property !== 'send') return Reflect.get(target, property, receiver);
-            return (command: unknown, options?: unknown) => {
-              if (command instanceof ListFindingsCommand && command.input.filterCriteria) {
-                command.input.filterCriteria.ecrImageRepositoryName = [
-                  {
-                    comparison: 'EQUALS',
-                    value: 'arn:aws:ecr:eu-west-1:123456789012:repository/payments/api',
-                  },
-                ];
-              }
-              return (target.send as (c: unknown, o?: unknown) => Promise<unknown>)(command, options);
-            };
-          },
-        });
-        const retry = { attempts: 3, baseMs: 1, maxDelayMs: 5 };
-        return {
-          ...adapters,
-          findings: new AwsFindings(
-            new InspectorFindings(inspector, retry),
-            new EcrScanFindings(clients.ecr, retry),
-          ),
-        };
-      },
+      adapters: withInspectorSend((target) => (command: unknown, options?: unknown) => {
+        if (command instanceof ListFindingsCommand && command.input.filterCriteria) {
+          command.input.filterCriteria.ecrImageRepositoryName = [
+            {
+              comparison: 'EQUALS',
+              value: 'arn:aws:ecr:eu-west-1:123456789012:repository/payments/api',
+            },
+          ];
+        }
+        return (target.send as Send)(command, options);
+      }),
     };
     const broken = await run(s, wrongRepository);
     expect(checkExpectations(s, broken).map((v) => v.kind)).toContain('expectation');
