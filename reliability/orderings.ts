@@ -4,6 +4,7 @@ import type { DeliveryPoint, RunControl } from '../simulator/run.js';
 import { offsetMs, type ScenarioStep } from '../simulator/scenario.js';
 import { LogFactsBuilder, noteQuiet, unquiet } from './faults.js';
 import { checkExpectations, checkRun, type Violation } from './invariants.js';
+import { type LagRun, lagPlan, replayLagged } from './lag.js';
 import type { LogFacts } from './logs.js';
 import type { Replay, Replayer, ReplayOptions } from './replay.js';
 import type { SuiteScenario } from './scenarios.js';
@@ -224,6 +225,8 @@ export interface OrderingRun {
 export interface OrderingSection {
   readonly scenarios: number;
   readonly runs: readonly OrderingRun[];
+  /** Each scenario replayed in order with CodePipeline's read lag (lag.ts), judged as the plans are. */
+  readonly lagged: readonly LagRun[];
   readonly cleanViolations: readonly Violation[];
   readonly logs: LogFacts;
 }
@@ -232,6 +235,8 @@ export interface OrderingOptions {
   readonly numRuns: number;
   readonly seed: number;
   readonly extra?: ReplayOptions;
+  /** At most this many lagged replays (lag.ts; default: every scenario with every lag). */
+  readonly lagLimit?: number;
 }
 
 async function replayWith(
@@ -317,6 +322,8 @@ export async function runOrderings(
 ): Promise<OrderingSection> {
   const extra = options.extra ?? {};
   const runs: OrderingRun[] = [];
+  const lagged: LagRun[] = [];
+  const lags = lagPlan(scenarios, options.lagLimit);
   const cleanViolations: Violation[] = [];
   const logs = new LogFactsBuilder();
   for (const [index, s] of scenarios.entries()) {
@@ -350,6 +357,9 @@ export async function runOrderings(
       }),
       { numRuns: options.numRuns, seed: options.seed + index },
     );
+    for (const { lagMs } of lags.filter((l) => l.s === s)) {
+      lagged.push((await replayLagged(replayer, s, clean, lagMs, logs, extra)).run);
+    }
   }
-  return { scenarios: scenarios.length, runs, cleanViolations, logs: logs.facts() };
+  return { scenarios: scenarios.length, runs, lagged, cleanViolations, logs: logs.facts() };
 }

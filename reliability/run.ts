@@ -79,6 +79,13 @@ export function renderTable(r: SuiteReport): string {
       String(o.cleanViolations.length + o.runs.reduce((a, x) => a + x.violations.length, 0)),
       s(r.seconds.orderings),
     ]);
+    const lags = [...new Set(o.lagged.map((x) => x.lagMs / 1000))].sort((a, b) => a - b);
+    row([
+      'read lag',
+      `${n(o.lagged.length)} replays of ${new Set(o.lagged.map((x) => x.scenario)).size} scenarios in order with CodePipeline's read lag after each approval starts (${lags.map((x) => `${x} s`).join(', ') || 'none'}): ${n(o.lagged.reduce((a, x) => a + x.laggedReads, 0))} reads without the new run (state of the previous execution or no token, run not listed); the clean run's ending`,
+      String(o.lagged.reduce((a, x) => a + x.violations.length, 0)),
+      '(in the above)',
+    ]);
   }
   const h = r.hostile ?? {};
   if (h.events) {

@@ -21,6 +21,8 @@ export interface SuiteOptions {
   readonly faultFilter?: (s: SuiteScenario, planned: PlannedFault) => boolean;
   /** fast-check runs per scenario for duplicates and order (default 25; quick 2). */
   readonly orderingRuns?: number;
+  /** Replays with CodePipeline's read lag (lag.ts; default: every scenario × lag; quick: QUICK_LAG_RUNS). */
+  readonly lagRuns?: number;
   readonly eventCases?: number;
   readonly policyCases?: number;
   readonly findingsCases?: number;
@@ -32,6 +34,9 @@ export interface SuiteOptions {
   readonly replay?: ReplayOptions;
   readonly onProgress?: (text: string) => void;
 }
+
+/** Lagged replays in the quick run (of 10 scenarios × 3 lags in the full one). */
+export const QUICK_LAG_RUNS = 5;
 
 export type Part = 'faults' | 'orderings' | 'events' | 'policies' | 'findings' | 'oversized';
 export const PARTS: readonly Part[] = ['faults', 'orderings', 'events', 'policies', 'findings', 'oversized'];
@@ -104,10 +109,17 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
         runOrderings(replayer, scenarios, {
           numRuns: options.orderingRuns ?? (quick ? 2 : 25),
           seed: options.seed,
+          ...((options.lagRuns ?? (quick ? QUICK_LAG_RUNS : undefined)) === undefined
+            ? {}
+            : { lagLimit: options.lagRuns ?? QUICK_LAG_RUNS }),
           ...(options.replay ? { extra: options.replay } : {}),
         }),
       );
-      violations.push(...orderings.cleanViolations, ...orderings.runs.flatMap((r) => r.violations));
+      violations.push(
+        ...orderings.cleanViolations,
+        ...orderings.runs.flatMap((r) => r.violations),
+        ...orderings.lagged.flatMap((r) => r.violations),
+      );
     }
     if (parts.has('events')) {
       progress('hostile events');

@@ -105,6 +105,8 @@ export interface SimulationOptions {
   readonly onWorld?: (world: World) => void;
   /** At most this many items per page of the world's paginated answers (to exercise later pages). */
   readonly pageSize?: number;
+  /** CodePipeline's read lag after an approval starts (simulated milliseconds; `WorldOptions.readLagMs`). */
+  readonly readLagMs?: number;
   /**
    * Every delivery of an event goes through this, when given: it may deliver the event once (`deliver`),
    * several times, concurrently (each copy in a Lambda instance of its own: `instance` 0, 1, …), later
@@ -301,6 +303,7 @@ export async function runScenario(
   const world = new World(loaded, clock, {
     ...(options.latencyMs === undefined ? {} : { latencyMs: options.latencyMs }),
     ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
+    ...(options.readLagMs === undefined ? {} : { readLagMs: options.readLagMs }),
   });
   options.onWorld?.(world);
   // One runtime per simulated Lambda instance: concurrent deliveries run in instances of their own, as in Lambda.

@@ -95,6 +95,14 @@ export interface WorldOptions {
   readonly latencyMs?: number;
   /** At most this many items per page of a paginated read (the service may return fewer than asked). */
   readonly pageSize?: number;
+  /**
+   * Read lag (simulated milliseconds; default 0, none): CodePipeline's reads are eventually consistent. For
+   * this long after an approval action starts, GetPipelineState still shows what it showed before: the
+   * stage's previous execution and the action's previous run (no token), or, for an action that never ran
+   * before, its run in progress without its `token`; and ListActionExecutions does not list the new run yet.
+   * After the lag both show the truth.
+   */
+  readonly readLagMs?: number;
 }
 
 export class World {
@@ -113,6 +121,8 @@ export class World {
   private readonly epoch = performance.now();
   /** While above 0, calls go straight through: neither counted nor failed (the simulator's own reads). */
   private unobservedDepth = 0;
+  /** Reads of GetPipelineState and ListActionExecutions that the read lag kept from showing a run. */
+  laggedReads = 0;
   /** The scenario's images are there from its start: pushed before any of its approvals started. */
   private readonly pushedAt: Date;
 
@@ -402,6 +412,14 @@ export class World {
     return slots;
   }
 
+  /** The read lag is on and the slot's current run started less than `readLagMs` ago: reads do not show it yet. */
+  lagging(slot: { status: ApprovalSlot['status']; startedAt: Date }): boolean {
+    const lag = this.options.readLagMs ?? 0;
+    return (
+      lag > 0 && slot.status !== undefined && this.clock.now().getTime() - slot.startedAt.getTime() < lag
+    );
+  }
+
   private getPipelineState(name: string): Json {
     const slots = this.pipelineSlots(name);
     const stages = [...new Set(slots.map((s) => s.stage))];
@@ -410,22 +428,34 @@ export class World {
       pipelineVersion: 1,
       stageStates: stages.map((stage) => {
         const here = slots.filter((s) => s.stage === stage);
-        const first = here[0]!;
         // In PARALLEL mode the state shows no execution of its own: each execution runs apart.
-        const parallel = first.executionMode === 'PARALLEL';
+        const parallel = here[0]!.executionMode === 'PARALLEL';
+        // What the state shows of each action: its current run, or, while reads lag behind its start, the run
+        // before it (no token: it is over) or, with none before, the current run without its token yet.
+        const shown = here.map((s) => {
+          const previous = s.history.at(-1);
+          if (!this.lagging(s)) {
+            return { s, executionId: s.executionId, run: s, status: s.status, fresh: true };
+          }
+          return previous
+            ? { s, executionId: previous.executionId, run: previous, status: previous.status, fresh: false }
+            : { s, executionId: s.executionId, run: s, status: s.status, fresh: false };
+        });
+        const first = shown[0]!;
+        if (shown.some((x) => !x.fresh)) this.laggedReads++;
         return {
           stageName: stage,
           inboundExecutions: [],
           inboundTransitionState: { enabled: true },
-          actionStates: here.map((s) => ({
+          actionStates: shown.map(({ s, run, status, fresh }) => ({
             actionName: s.action,
-            ...(s.status && !parallel
+            ...(status && !parallel
               ? {
                   latestExecution: {
-                    actionExecutionId: s.actionExecutionId,
-                    status: s.status,
-                    lastStatusChange: s.startedAt,
-                    ...(s.status === 'InProgress' ? { token: s.token } : {}),
+                    actionExecutionId: run.actionExecutionId,
+                    status,
+                    lastStatusChange: run.startedAt,
+                    ...(status === 'InProgress' && fresh ? { token: s.token } : {}),
                   },
                 }
               : {}),
@@ -435,7 +465,7 @@ export class World {
             : {
                 latestExecution: {
                   pipelineExecutionId: first.executionId,
-                  status: first.status === 'InProgress' ? 'InProgress' : first.status,
+                  status: first.fresh ? first.status : stageStatus(first.status),
                   type: 'STANDARD',
                 },
               }),
@@ -453,10 +483,14 @@ export class World {
     expectKeys('ListActionExecutions filter', filter, ['pipelineExecutionId']);
     const executionId = filter.pipelineExecutionId;
     const details: Json[] = [];
+    if (slots.some((s) => this.lagging(s) && (executionId === undefined || s.executionId === executionId))) {
+      this.laggedReads++;
+    }
     for (const s of slots) {
       const runs = [
         ...s.history,
-        ...(s.status
+        // While reads lag behind the run's start, the listing does not have it yet.
+        ...(s.status && !this.lagging(s)
           ? [
               {
                 executionId: s.executionId,
@@ -1046,6 +1080,14 @@ function validateFilters(
       if (!comparisons.has(comparison)) refuse(`comparison ${comparison} is not allowed for '${key}'`);
     }
   }
+}
+
+/**
+ * A stage execution's status (`StageExecutionStatus`) for the status its approval action ended with: an
+ * abandoned action's stage was cancelled (its execution superseded).
+ */
+function stageStatus(status: string): string {
+  return status === 'Abandoned' ? 'Cancelled' : status;
 }
 
 /** The approval token's pattern in the API model (`ApprovalToken`). */

@@ -13,6 +13,7 @@ import {
 } from '../reliability/faults.js';
 import { fuzzEvents } from '../reliability/hostile.js';
 import { actionsByGate, checkExpectations, checkRun } from '../reliability/invariants.js';
+import { LAGS_MS, lagReplay, replayLagged } from '../reliability/lag.js';
 import { checkLines, checkPayloads } from '../reliability/logs.js';
 import { cleanOrdering, Disorder, replayPlan } from '../reliability/orderings.js';
 import { type Replay, Replayer, type ReplayOptions } from '../reliability/replay.js';
@@ -635,4 +636,91 @@ describe('the strengthened checks, against a deliberately broken gate', () => {
       ),
     ).toEqual([]);
   }, 120_000);
+
+  it('read lag: just after STARTED the state shows no token and the listing no run; after the lag both do', async () => {
+    const s = scenario('08');
+    const start = Date.parse(s.loaded.scenario.start);
+    const read = async (world: World) => {
+      const state = (await world.answer('GetPipelineStateCommand', { name: 'checkout-web' })) as {
+        stageStates: {
+          latestExecution?: { pipelineExecutionId: string };
+          actionStates: { latestExecution?: { token?: string; status: string } }[];
+        }[];
+      };
+      const listed = (await world.answer('ListActionExecutionsCommand', {
+        pipelineName: 'checkout-web',
+        filter: { pipelineExecutionId: execution2 },
+      })) as { actionExecutionDetails: unknown[] };
+      const stage = state.stageStates[0]!;
+      return {
+        execution: stage.latestExecution?.pipelineExecutionId,
+        status: stage.actionStates[0]!.latestExecution?.status,
+        token: stage.actionStates[0]!.latestExecution?.token,
+        runs: listed.actionExecutionDetails.length,
+      };
+    };
+    const steps = s.loaded.scenario.steps;
+    const first = steps.find((x) => x.approvalStarted)!.approvalStarted!;
+    const second = steps.find((x) => x.supersede)!.supersede!;
+    const execution2 = second.executionId;
+    expect(first.pipeline).toBe('checkout-web');
+
+    for (const lagMs of [0, 20_000]) {
+      const clock = new SimClock(start);
+      const world = new World(s.loaded, clock, { readLagMs: lagMs });
+      // An approval that never ran before: in progress at once, but without its token during the lag.
+      world.startApproval(first);
+      const token1 = world.findSlot(first.pipeline, first.stage, first.action)!.token;
+      const fresh = (await world.answer('GetPipelineStateCommand', { name: first.pipeline })) as {
+        stageStates: { actionStates: { latestExecution?: { token?: string; status: string } }[] }[];
+      };
+      const action = fresh.stageStates[0]!.actionStates[0]!.latestExecution!;
+      expect(action.status).toBe('InProgress');
+      expect(action.token).toBe(lagMs > 0 ? undefined : token1);
+
+      // Execution 2 takes the stage 3 minutes later: during the lag the state still shows execution 1
+      // (its run abandoned, no token) and the listing has no run of execution 2.
+      clock.set(start + 180_000);
+      world.supersede(second);
+      world.startApproval(second);
+      const token2 = world.findSlot(second.pipeline, second.stage, second.action)!.token;
+      const now = await read(world);
+      if (lagMs > 0) {
+        expect(now).toEqual({ execution: first.executionId, status: 'Abandoned', token: undefined, runs: 0 });
+        expect(world.laggedReads).toBe(3);
+      } else {
+        expect(now).toEqual({ execution: execution2, status: 'InProgress', token: token2, runs: 1 });
+        expect(world.laggedReads).toBe(0);
+      }
+      // A moment before the lag ends, still behind; once it has passed, the truth.
+      clock.set(start + 180_000 + 19_999);
+      expect((await read(world)).token).toBe(lagMs > 0 ? undefined : token2);
+      clock.set(start + 180_000 + 20_000);
+      expect(await read(world)).toEqual({
+        execution: execution2,
+        status: 'InProgress',
+        token: token2,
+        runs: 1,
+      });
+    }
+  });
+
+  it('read lag: the approval-started handler waits the lag out (Lambda retries 1 minute later), and the replay ends as the clean one', async () => {
+    const s = scenario('03');
+    const clean = await cleanOrdering(replayer, s);
+    const lagged = await lagReplay(replayer, s, 2_000);
+    // The STARTED event's reads lagged: the handler failed on purpose (no run listed, so no CustomData) and
+    // the retry a minute later opened the gate.
+    expect(lagged.world.laggedReads).toBeGreaterThan(0);
+    const started = lagged.result.deliveries.filter((d) => d.function === 'approval-started');
+    expect(started[0]?.outcome).toBe('dead-lettered');
+    expect(Date.parse(started[0]!.at)).toBe(Date.parse(s.loaded.scenario.start));
+    expect(
+      started.some((d) => d.outcome === 'ok' && Date.parse(d.at) >= Date.parse(started[0]!.at) + 60_000),
+    ).toBe(true);
+    const { run } = await replayLagged(replayer, s, clean, 2_000, undefined);
+    expect(run.violations).toEqual([]);
+    expect(run.outcomes).toBe('CLOSED/ESCALATE');
+    expect(LAGS_MS).toContain(2_000);
+  }, 60_000);
 });
