@@ -26,7 +26,7 @@ import {
   parseArchiveLine,
 } from '../shared/audit/archive-compare.js';
 import type { AuditRecord } from '../shared/audit/record.js';
-import { ArchiveReadError, AuditUsageError } from './audit-format.js';
+import { ArchiveReadError, AuditUsageError, parseS3Uri } from './audit-format.js';
 
 export interface ArchiveSourceOptions {
   /** Only this chain's records are kept (the others are still read and checked as lines). */
@@ -150,17 +150,7 @@ function recordsFiles(folder: string): string[] {
   });
 }
 
-/** `s3://bucket/prefix` as its parts; the prefix is `records/` (where the archive writes) when none is given. */
-export function parseS3Uri(uri: string): { bucket: string; prefix: string } {
-  const m = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(uri);
-  // Bucket names: 3–63 characters, lower-case letters, digits, dots and hyphens.
-  if (!m || !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(m[1] ?? '')) {
-    throw new AuditUsageError(
-      `--archive ${uri}: expected s3://BUCKET or s3://BUCKET/PREFIX with a valid bucket name`,
-    );
-  }
-  return { bucket: m[1] as string, prefix: m[2] === undefined || m[2] === '' ? 'records/' : m[2] };
-}
+export { parseS3Uri } from './audit-format.js';
 
 /** The S3 client of --region and --profile, as the table's (cli/audit-source.ts). */
 export function s3ClientOf(options: { readonly region?: string; readonly profile?: string }): S3Client {

@@ -360,3 +360,16 @@ export function renderShow(r: AuditRecord, check: HashCheck): string {
   row('', check.computed === r.hash ? '✓ matches the content' : `✗ the content hashes to ${check.computed}`);
   return `${out.map(printable).join('\n')}\n`;
 }
+
+/** `s3://bucket/prefix` as its parts; the prefix is `records/` (where the archive writes) when none is given. */
+export function parseS3Uri(uri: string, flag = '--archive'): { bucket: string; prefix: string } {
+  const m = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(uri);
+  if (!m) throw new AuditUsageError(`${flag} ${uri}: expected s3://BUCKET or s3://BUCKET/PREFIX`);
+  // Bucket names: 3–63 characters, lower-case letters, digits, dots and hyphens.
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(m[1] ?? '')) {
+    throw new AuditUsageError(
+      `${flag} ${uri}: ${JSON.stringify(m[1])} is not an S3 bucket name (3–63 lower-case letters, digits, dots and hyphens)`,
+    );
+  }
+  return { bucket: m[1] as string, prefix: m[2] === undefined || m[2] === '' ? 'records/' : m[2] };
+}

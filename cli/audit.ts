@@ -22,6 +22,7 @@ import {
   AuditUsageError,
   csvHeader,
   csvRow,
+  parseS3Uri,
   parseTime,
   printable,
   renderShow,
@@ -272,15 +273,9 @@ function queryOf(opts: RawFilterOptions): AuditFilter {
   }
   const since = opts.since !== undefined ? parseTime(opts.since, now, 'since') : undefined;
   const until = opts.until !== undefined ? parseTime(opts.until, now, 'until') : undefined;
-  if (
-    opts.since !== undefined &&
-    opts.until !== undefined &&
-    since &&
-    until &&
-    since.getTime() >= until.getTime()
-  ) {
+  if (since && until && since.getTime() >= until.getTime()) {
     throw new AuditUsageError(
-      `--since ${timeAsGiven(opts.since, since, 'since')} is not before --until ${timeAsGiven(opts.until, until, 'until')}: nothing can match`,
+      `--since ${timeAsGiven(opts.since as string, since, 'since')} is not before --until ${timeAsGiven(opts.until as string, until, 'until')}: nothing can match`,
     );
   }
   const filter: { -readonly [K in keyof AuditFilter]: AuditFilter[K] } = {};
@@ -627,13 +622,18 @@ function unarchivable(read: () => unknown): string | undefined {
 
 /** `s3://BUCKET`: the archive writes under records/ only, so a prefix other than that is refused. */
 function archiveBucket(uri: string): string {
-  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(?:records\/?)?)?$/.exec(uri);
-  if (!m) {
+  if (!uri.startsWith('s3://')) {
     throw new AuditUsageError(
       `--bucket ${uri}: expected s3://BUCKET, the archive bucket (its objects go under records/, named as the archive function names them)`,
     );
   }
-  return m[1] as string;
+  const { bucket, prefix } = parseS3Uri(uri, '--bucket');
+  if (prefix !== 'records/' && prefix !== 'records') {
+    throw new AuditUsageError(
+      `--bucket ${uri}: the archive writes under records/ only, named as the archive function names them; got the prefix ${JSON.stringify(prefix)}`,
+    );
+  }
+  return bucket;
 }
 
 /**
@@ -833,7 +833,7 @@ Examples:
   tollgate audit verify                                        exit 2 and the first bad record if tampered
   tollgate audit export --since 2026-01-01 --until 2026-12-31 --format csv > audit-2026.csv
   tollgate audit list --table Tollgate-Table --region eu-west-1 --profile audit --since 7d
-  tollgate audit archive --table Tollgate-Table --bucket s3://ARCHIVE-BUCKET --since 2d --dry-run`,
+  tollgate audit archive --table Tollgate-Table --bucket s3://tollgate-archive --since 2d --dry-run`,
     );
 
   filterOptions(
@@ -1043,9 +1043,9 @@ ${TIME_HELP}
 ${SOURCE_HELP}
 
 Examples:
-  tollgate audit archive --table Tollgate-Table --bucket s3://ARCHIVE-BUCKET --since 2d --dry-run
-  tollgate audit archive --table Tollgate-Table --bucket s3://ARCHIVE-BUCKET --since 2026-11-24 --until 2026-11-26
-  tollgate audit archive --table Tollgate-Table --bucket s3://ARCHIVE-BUCKET --pipeline payments-api --region eu-west-1`,
+  tollgate audit archive --table Tollgate-Table --bucket s3://tollgate-archive --since 2d --dry-run
+  tollgate audit archive --table Tollgate-Table --bucket s3://tollgate-archive --since 2026-11-24 --until 2026-11-26
+  tollgate audit archive --table Tollgate-Table --bucket s3://tollgate-archive --pipeline payments-api --region eu-west-1`,
     )
     .action(async (opts: RawArchiveOptions) => runArchive(opts));
 }

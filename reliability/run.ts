@@ -91,7 +91,7 @@ export function renderTable(r: SuiteReport): string {
   if (h.events) {
     row([
       'hostile events',
-      `${n(h.events.cases)} events × 4 handlers, each in a world of its own: ${n(h.events.ignored)} ignored, ${n(h.events.handled)} handled, ${n(h.events.deadLettered)} dead-lettered (malformed approval events); ${n(h.events.mustIgnore)} forged (source, account, region, detail-type); ${n(h.events.decided)} cases reached a decision, ${n(h.events.acted)} an action`,
+      `${n(h.events.cases)} events × 4 handlers, each in a world of its own: ${n(h.events.ignored)} ignored, ${n(h.events.handled)} handled, ${n(h.events.deadLettered)} dead-lettered (malformed events of the function's own kind); ${n(h.events.mustIgnore)} forged (source, account, region, detail-type); ${n(h.events.decided)} cases reached a decision, ${n(h.events.acted)} an action`,
       String(count(['crash-loop', 'not-ignored', 'approval-from-hostile-input', 'dead-fuzz'])),
       s(r.seconds.events),
     ]);

@@ -1303,6 +1303,12 @@ describe('tollgate audit archive', () => {
     );
     const prefix = audit(['archive', '--bucket', 's3://tollgate-archive/elsewhere/']);
     expect(prefix.status).toBe(1);
+    expect(prefix.stderr).toMatch(
+      /^tollgate: --bucket s3:\/\/tollgate-archive\/elsewhere\/: the archive writes under records\/ only/,
+    );
+    const upper = audit(['archive', '--bucket', 's3://Tollgate-Archive']);
+    expect(upper.status).toBe(1);
+    expect(upper.stderr).toMatch(/"Tollgate-Archive" is not an S3 bucket name \(3–63 lower-case letters/);
     const missing = audit(['archive']);
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/required option '--bucket <s3-uri>' not specified/);

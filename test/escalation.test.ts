@@ -252,6 +252,24 @@ describe('the JSON', () => {
   const m = renderEscalation(input);
   const j = m.json as EscalationJson;
 
+  it('counts the ids a decision too large for one item left out, where no findings are shown', () => {
+    const base = exampleEscalationInput();
+    const cut = {
+      ...base,
+      decision: {
+        ...base.decision,
+        details: [],
+        record: {
+          ...base.decision.record,
+          violations: [
+            { ...violation('fixable-high', 3000), findings: ['CVE-2024-1'], findingsOmitted: 2999 },
+          ],
+        },
+      },
+    };
+    expect(json(cut).violations[0]).toMatchObject({ vulnerabilityIds: ['CVE-2024-1'], more: 3000 });
+  });
+
   it('is versioned and carries the gate, image, outcome, policy and links', () => {
     expect(j).toMatchObject({
       version: 'tollgate.escalation/1',

@@ -5,7 +5,8 @@ import type { StoredDecision } from './model.js';
  * Room for a stored decision's JSON. DynamoDB refuses an item over 400 KB, and a decision it refuses is
  * refused on every delivery and every sweep: the gate would wait, never decided, until CodePipeline's own
  * timeout. The audit record copies the record's violations beside up to 300 KB in all, so the decision
- * keeps well under both.
+ * keeps well under both. JSON bytes are an estimate: the store measures the item its own way and refuses one
+ * over the limit by name (ItemTooLargeError); half the limit leaves room for the difference.
  */
 export const DECISION_BUDGET = 200_000;
 

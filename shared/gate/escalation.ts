@@ -174,7 +174,8 @@ function violationJson(v: Violation, detail: ViolationFindings | undefined): Esc
     allow: v.allow,
     description: v.description === undefined ? null : cleanLine(v.description),
     findings: (detail?.shown ?? []).map(findingJson),
-    more: detail?.more ?? v.findings.length,
+    // Ids a decision too large for one item left out (findingsOmitted) are counted too.
+    more: detail?.more ?? v.findings.length + (v.findingsOmitted ?? 0),
     vulnerabilityIds: v.findings.map(cleanLine),
   };
 }

@@ -299,7 +299,7 @@ export class GateService extends GateClosing<GateDeps> {
       // start's second may be the build's own.
       if (
         resolved.pushedAt !== undefined &&
-        Date.parse(resolved.pushedAt) >= Date.parse(where.startedAt) + 1000
+        Date.parse(resolved.pushedAt) >= Math.floor(Date.parse(where.startedAt) / 1000) * 1000 + 1000
       ) {
         return {
           image: undefined,
@@ -474,14 +474,12 @@ export class GateService extends GateClosing<GateDeps> {
     // An image the URI names no registry for is in the gate's account (outsideReach refuses any other): saying
     // so lets coverage ask for the image exactly, and keeps other accounts' findings (a delegated
     // administrator sees its members') out of the read.
-    const { registryId } = this.located(gate, image);
+    const located = this.located(gate, image);
+    const { registryId } = located;
     const timedOut = now.getTime() >= Date.parse(gate.deadline);
     let scan: ScanStatus;
     try {
-      scan =
-        ctx.scan && scanIsOf(ctx.scan, this.located(gate, image))
-          ? ctx.scan
-          : await this.scanStatusFor(this.located(gate, image), now);
+      scan = ctx.scan && scanIsOf(ctx.scan, located) ? ctx.scan : await this.scanStatusFor(located, now);
     } catch (error) {
       // Coverage failing (or denied) must not keep a gate waiting past its deadline.
       return this.readFailed(gate, ctx, timedOut, error, 'the scan status');
@@ -928,7 +926,14 @@ export class GateService extends GateClosing<GateDeps> {
       if (token && !token.ok && this.justStarted(gate, this.now())) {
         const now = this.now();
         const held = this.next(gate, { actingUntil: undefined }, now, `escalation held: ${token.reason}`);
-        const released = await this.d.store.updateGate(held, gate.version).catch(() => false);
+        const released = await this.d.store.updateGate(held, gate.version).catch((error: unknown) => {
+          // Not lost: the lease runs out, and the sweep sends it then.
+          this.d.log.warn('giving back the lease of a held escalation failed', {
+            gate: gateId(gate.key),
+            error: describeError(error),
+          });
+          return false;
+        });
         return report(released ? held : gate, `escalation held for the approval token (${token.reason})`);
       }
       let subject: string;
@@ -1226,7 +1231,6 @@ function short(digest: string): string {
 
 const SEVERITY_RANK = new Map<string, number>(SEVERITIES.map((s, i) => [s, i]));
 
-/** The findings behind each violation and warning, worst first, bounded for storage and messages. */
 /** `stored` is the gate `written` made: its version, its time to the millisecond, its last entry. */
 function isWriteOf(stored: Gate, written: Gate): boolean {
   const last = (g: Gate) => g.timeline.at(-1);
@@ -1238,6 +1242,7 @@ function isWriteOf(stored: Gate, written: Gate): boolean {
   );
 }
 
+/** The findings behind each violation and warning, worst first, bounded for storage and messages. */
 function findingDetails(evaluation: Evaluation): ViolationFindings[] {
   const table = evaluation.table;
   return [...evaluation.violations, ...evaluation.warnings].map(({ violation, rows }) => {
