@@ -392,11 +392,12 @@ describe('tollgate evaluate: its output', () => {
     () => {
       const run = (env: Record<string, string>) => {
         const command = `node bin/tollgate.js evaluate -p ${BASELINE} -f ${PAYMENTS} ${NOW.join(' ')}`;
-        const { NO_COLOR: _, FORCE_COLOR: __, ...rest } = process.env;
+        // Only PATH and HOME pass through: Node's colour depth also reads CI, TMUX, COLORTERM,
+        // NODE_DISABLE_COLORS and more, and a CI runner sets some of them (CI=true alone means 2 colours).
         return spawnSync('script', ['-qec', command, '/dev/null'], {
           cwd: ROOT,
           encoding: 'utf8',
-          env: { ...rest, ...env },
+          env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
         });
       };
       const ESC = '\u001b[';
