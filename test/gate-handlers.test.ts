@@ -245,6 +245,55 @@ describe('a gate end to end, through the handlers', () => {
   });
 });
 
+describe('published events when the approval ends', () => {
+  const details = (h: Awaited<ReturnType<typeof setup>>, type: string) =>
+    h.events
+      .filter((e) => e.DetailType === type)
+      .map((e) => JSON.parse(e.Detail!) as Record<string, unknown>);
+
+  it('in the real order (the end event, then CloudTrail minutes later): a state change to CLOSED, and the reviewer goes out in a second Gate Closed', async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+    await h.scanFinished();
+    h.clock.advance(20 * MINUTE);
+    h.pipeline.action.status = 'Succeeded';
+    h.pipeline.stage.status = 'Succeeded';
+    await h.approvalEnded(h.approvalEndedEvent('SUCCEEDED'));
+    expect(details(h, 'Tollgate Gate State Change').at(-1)).toMatchObject({
+      state: 'CLOSED',
+      previousState: 'ACTED',
+    });
+    const first = details(h, 'Tollgate Gate Closed');
+    expect(first).toHaveLength(1);
+    expect(first[0]).toMatchObject({ state: 'CLOSED', reviewer: null, outcome: 'ESCALATE' });
+
+    h.clock.advance(3 * MINUTE);
+    await h.approvalEnded(h.cloudTrailEvent());
+    const closedEvents = details(h, 'Tollgate Gate Closed');
+    expect(closedEvents).toHaveLength(2);
+    expect(closedEvents[1]).toMatchObject({
+      state: 'CLOSED',
+      outcome: 'ESCALATE',
+      reviewer: { status: 'Approved', tollgate: false },
+    });
+    expect(closedEvents[1]!.gateVersion as number).toBeGreaterThan(closedEvents[0]!.gateVersion as number);
+    // CloudTrail's record delivered again records nothing and sends nothing.
+    await h.approvalEnded(h.cloudTrailEvent());
+    expect(details(h, 'Tollgate Gate Closed')).toHaveLength(2);
+  });
+
+  it('an end before the start: the closed gate is announced as created CLOSED', async () => {
+    const h = await setup();
+    await h.approvalEnded(h.approvalEndedEvent('ABANDONED'));
+    expect(details(h, 'Tollgate Gate State Change')).toEqual([
+      expect.objectContaining({ state: 'CLOSED', previousState: null }),
+    ]);
+    expect(details(h, 'Tollgate Gate Closed')).toEqual([expect.objectContaining({ state: 'CLOSED' })]);
+  });
+});
+
 describe('each event delivered twice', () => {
   const cases = [
     { mode: 'one after another', concurrent: false, findings: 'clean' },

@@ -1,7 +1,7 @@
 import { type ChainHead, ChainHeadMovedError, chainRecord } from '../audit/chain.js';
 import { resolutionEntry, resolutionOf } from '../audit/entry.js';
 import type { AuditEntry, AuditRecord } from '../audit/record.js';
-import { gateClosedEvent } from './events.js';
+import { gateClosedEvent, gateStateEvent } from './events.js';
 import type { Gate, GateClosure, GateKey, StoredDecision } from './model.js';
 import { gateId } from './model.js';
 import type { ClockPort, EventsPort, LogPort, MetricsPort, StorePort, TollgateEvent } from './ports.js';
@@ -134,7 +134,10 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
           this.d.store.createGate(tombstone, record),
         );
         if (created) {
-          this.publish(() => [gateClosedEvent(tombstone, this.region(tombstone), this.account(tombstone))]);
+          this.publish(() => [
+            gateStateEvent(tombstone, undefined, this.region(tombstone), this.account(tombstone)),
+            gateClosedEvent(tombstone, this.region(tombstone), this.account(tombstone)),
+          ]);
           return report(tombstone, 'closed before it was seen starting');
         }
         continue;
@@ -160,7 +163,13 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
         this.d.store.updateGate(next, gate.version, record),
       );
       if (updated) {
-        this.publish(() => [gateClosedEvent(next, this.region(next), this.account(next))]);
+        // A STALE gate's state does not change when its action ends: only what ended it is news.
+        this.publish(() => [
+          ...(next.state === gate.state
+            ? []
+            : [gateStateEvent(next, gate.state, this.region(next), this.account(next))]),
+          gateClosedEvent(next, this.region(next), this.account(next)),
+        ]);
         if (gate.state === 'WAITING' || gate.state === 'DECIDED')
           this.d.metrics.count('GatesClosedUndecided');
         return report(next, `closed: ${e.state}`);
@@ -238,7 +247,14 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
       const { result: updated } = await this.appending(gate.key.pipeline, resolution, head, (record) =>
         this.d.store.updateGate(next, gate.version, record),
       );
-      if (updated) return report(next, `reviewer ${e.identity}`);
+      if (updated) {
+        // CloudTrail delivers its record minutes after the action's end event as a rule, so the Gate Closed
+        // already sent said `reviewer: null`: who resolved the approval goes out again, or no subscriber
+        // would ever learn it.
+        if (next.closure !== undefined)
+          this.publish(() => [gateClosedEvent(next, this.region(next), this.account(next))]);
+        return report(next, `reviewer ${e.identity}`);
+      }
     }
     throw new GateWorkFailed(`could not record the reviewer after ${UPDATE_ATTEMPTS} attempts`, []);
   }

@@ -128,6 +128,11 @@ export const GateClosedEventDetail = z
     version: z.literal('1'),
     ...gateKeyFields,
     state: z.enum(GATE_STATES).check(described('CLOSED, or STALE when the gate had given up on it.')),
+    gateVersion: count.check(
+      described(
+        "The gate's version: a later Gate Closed of one gate (the reviewer recorded after the end) has a higher one.",
+      ),
+    ),
     closure: z
       .nullable(
         z.strictObject({
@@ -238,6 +243,7 @@ export function gateClosedEvent(gate: Gate, region: string, account: string | un
     version: '1',
     ...keyFields(gate.key),
     state: gate.state,
+    gateVersion: gate.version,
     closure: closure === undefined ? null : { state: closure.state, at: closure.at },
     reviewer:
       reviewer === undefined
