@@ -120,7 +120,8 @@ export class TollgateDemoPipelineStack extends Stack {
       // KMS with the AWS managed key (aws/ecr): encrypted at rest, with no key policy for ECR, Inspector
       // and the pullers to share.
       encryption: ecr.RepositoryEncryption.KMS,
-      // Tags are the pipeline execution id, never reused: an immutable tag is a digest by another name.
+      // Tags are the pipeline execution id and the build's number, never reused: an immutable tag is a digest
+      // by another name.
       imageTagMutability: ecr.TagMutability.IMMUTABLE,
       lifecycleRules: [{ description: 'Keep the last 5 demo images', maxImageCount: 5 }],
       removalPolicy: RemovalPolicy.DESTROY,
@@ -180,7 +181,9 @@ export class TollgateDemoPipelineStack extends Stack {
               'set -euo pipefail',
               'REGISTRY="$(echo "$REPOSITORY_URI" | cut -d / -f 1)"',
               'aws ecr get-login-password --region "$AWS_REGION" | docker login --username AWS --password-stdin "$REGISTRY"',
-              'IMAGE_TAG="$PIPELINE_EXECUTION_ID"',
+              // The build's number too: a retried Build stage runs again in the same execution, and an
+              // immutable tag cannot be pushed twice.
+              'IMAGE_TAG="$PIPELINE_EXECUTION_ID-$CODEBUILD_BUILD_NUMBER"',
               'docker build --tag "$REPOSITORY_URI:$IMAGE_TAG" .',
               'docker push "$REPOSITORY_URI:$IMAGE_TAG"',
               // The pushed image by digest: the gate judges a digest, and a digest cannot move.

@@ -188,6 +188,12 @@ function target(
   if (emails !== undefined && topicArn !== undefined) {
     throw new TollgateConfigError(`${emailsKey} / ${topicKey}`, 'one of the two', 'both');
   }
+  // The key is only for a topic given by ARN (Tollgate's own topic has its own key): set without one, it
+  // would be ignored, and a key Tollgate would not read stops the synth.
+  const strayKey = keyKey !== undefined && topicArn === undefined ? text(context, keyKey) : undefined;
+  if (keyKey !== undefined && strayKey !== undefined) {
+    throw new TollgateConfigError(keyKey, `a key only with ${topicKey}`, `${shown(strayKey)} without it`);
+  }
   if (topicArn !== undefined) {
     if (!/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/.test(topicArn)) {
       throw new TollgateConfigError(
@@ -294,10 +300,12 @@ export function contextConfig(context: Context, env: NodeJS.ProcessEnv = process
   const policyFile = text(context, k.policyFile);
   const dashboard = bool(context, k.dashboard);
   const stackName = text(context, k.stackName) ?? DEFAULT_STACK_NAME;
-  if (!/^[A-Za-z][A-Za-z0-9-]{0,127}$/.test(stackName)) {
+  // 116, not CloudFormation's 128: the demo stack is `<name>DemoPipeline` and the Athena workgroup
+  // `<name>-audit`, both held to 128 characters.
+  if (!/^[A-Za-z][A-Za-z0-9-]{0,115}$/.test(stackName)) {
     throw new TollgateConfigError(
       k.stackName,
-      'a CloudFormation stack name (letters, digits, -)',
+      'a CloudFormation stack name (letters, digits, -; at most 116 characters)',
       shown(stackName),
     );
   }

@@ -168,6 +168,11 @@ describe('identifying the image', () => {
       ok: true,
       reference: { tag: 'v1' },
     });
+    // But a `.` after a tag is the tag's own (tags may end in one): the tag `v1.` is looked for, never `v1`.
+    expect(imageFromCustomData(`Deploy ${REGISTRY}/app:v1.`)).toMatchObject({
+      ok: true,
+      reference: { tag: 'v1.' },
+    });
   });
 
   it('explains what is missing instead of guessing', () => {

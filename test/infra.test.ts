@@ -1221,6 +1221,24 @@ describe('the stack from CDK context', () => {
         ),
       ).message,
     ).toBe('Tollgate: tollgate:alarmEmails / tollgate:alarmTopicArn: expected one of the two; got both');
+    // A topic key without the topic would be ignored: with the addresses, or alone.
+    for (const given of [{}, { [CONTEXT_KEYS.escalationEmails]: [] }]) {
+      expect(
+        configError(() =>
+          contextConfig(ctx({ ...base, ...given, [CONTEXT_KEYS.escalationTopicKeyArn]: keyArn }), {}),
+        ).message,
+      ).toBe(
+        `Tollgate: tollgate:escalationTopicKeyArn: expected a key only with tollgate:escalationTopicArn; got "${keyArn}" without it`,
+      );
+    }
+    // The stack's name leaves room for the demo stack's (<name>DemoPipeline) and the workgroup's (<name>-audit).
+    expect(
+      contextConfig(ctx({ ...base, [CONTEXT_KEYS.stackName]: `T${'a'.repeat(115)}` }), {}).stackName,
+    ).toHaveLength(116);
+    expect(
+      configError(() => contextConfig(ctx({ ...base, [CONTEXT_KEYS.stackName]: `T${'a'.repeat(116)}` }), {}))
+        .key,
+    ).toBe('tollgate:stackName');
   });
 
   it('refuses a context key it would ignore, and suggests the one meant', () => {

@@ -11,8 +11,10 @@ const REPOSITORY = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\\.
 const TAG = '[A-Za-z0-9_][A-Za-z0-9_.-]{0,299}';
 // A tag or digest ends where no character of its own can follow: a longer one is no match, never cut short
 // into one that may name another image. Punctuation after a whole reference (a sentence's full stop, a
-// slash) ends it. After a tag, `@` may only start a whole digest: a malformed one (`:v1@sha256:<65 hex>`,
-// `@sha512:…`) is no match, not dropped with the tag judged in its place; a second `:` is no match either.
+// slash) ends it, except a `.` right after a tag: a tag may end in `.` (`v1.` is one), so `…:1.4.2.` names the
+// tag `1.4.2.`, which the gate does not find and escalates, rather than judge `1.4.2`, another image. After a
+// tag, `@` may only start a whole digest: a malformed one (`:v1@sha256:<65 hex>`, `@sha512:…`) is no match,
+// not dropped with the tag judged in its place; a second `:` is no match either.
 const DIGEST_END = '(?![A-Za-z0-9_])';
 const TAG_END = `(?![A-Za-z0-9_.:-]|@(?!sha256:[a-f0-9]{64}${DIGEST_END}))`;
 // A private ECR image URI, with a tag, a digest, or both (`repo:tag@sha256:…`, as `docker inspect` prints),
