@@ -1,5 +1,16 @@
 import { createHash } from 'node:crypto';
-import { isMap, LineCounter, parseAllDocuments, parseDocument, visit, type YAMLError } from 'yaml';
+import {
+  type Document,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseAllDocuments,
+  parseDocument,
+  visit,
+  type YAMLError,
+} from 'yaml';
 import { safeParse } from 'zod/mini';
 import type * as z from 'zod/v4/core';
 import { describeValue, formatPath, InputError, type InputProblem } from './errors.js';
@@ -51,7 +62,7 @@ export function parseYamlInput<S extends z.$ZodType>(
   // "advisory" with its tag dropped): refused like an error, never guessed.
   const problems = [...doc.errors, ...doc.warnings].sort((a, b) => a.pos[0] - b.pos[0]);
   if (problems.length > 0) {
-    throw new InputError(problems.slice(0, 10).map((e) => yamlProblem(e, file, lines, text)));
+    throw new InputError(problems.slice(0, 10).map((e) => yamlProblem(e, file, lines, text, doc)));
   }
   // A `%YAML 1.1` directive would switch the rules silently (`1:30` read as 90, `yes` as true, `010` as 8).
   if (doc.directives?.yaml.explicit === true && doc.directives.yaml.version !== '1.2') {
@@ -109,8 +120,28 @@ export function parseYamlInput<S extends z.$ZodType>(
   return { value: parsed.data, sha256 };
 }
 
-function yamlProblem(e: YAMLError, file: string, lines: LineCounter, text: string): InputProblem {
+function yamlProblem(
+  e: YAMLError,
+  file: string,
+  lines: LineCounter,
+  text: string,
+  doc: Document.Parsed,
+): InputProblem {
   const pos = lines.linePos(e.pos[0]);
+  if (e.code === 'DUPLICATE_KEY') {
+    // Worded as the findings reader words a key given twice in JSON: the message must name the key path.
+    const duplicate = duplicateKeyAt(doc, e.pos[0]);
+    if (duplicate) {
+      return {
+        file,
+        line: pos.line,
+        column: pos.col,
+        path: formatPath(duplicate.path),
+        expected: 'each key once in a mapping',
+        got: `duplicate key ${describeValue(duplicate.key)}`,
+      };
+    }
+  }
   if (e.code === 'MULTIPLE_DOCS') {
     // The library's own message names its API (parseAllDocuments), which means nothing to a policy's author.
     const count = parseAllDocuments(text, { version: '1.2' });
@@ -134,6 +165,43 @@ function yamlProblem(e: YAMLError, file: string, lines: LineCounter, text: strin
     expected: 'valid YAML',
     got: `${detail} (${e.code})`,
   };
+}
+
+/**
+ * The key path of the key the parser found a second time, which starts at `offset`: the parser keeps both
+ * pairs in the document, so the second one is found by where its key starts.
+ */
+function duplicateKeyAt(
+  doc: Document.Parsed,
+  offset: number,
+): { readonly key: string; readonly path: readonly (string | number)[] } | undefined {
+  const walk = (
+    node: unknown,
+    path: readonly (string | number)[],
+  ): { key: string; path: readonly (string | number)[] } | undefined => {
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        if (!isPair(pair)) continue;
+        // Keys are named as the locator and the schema's paths name them: a scalar by its value's text.
+        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        if (rangeStart(pair.key) === offset) return { key, path: [...path, key] };
+        const found = walk(pair.value, [...path, key]);
+        if (found) return found;
+      }
+    } else if (isSeq(node)) {
+      for (let i = 0; i < node.items.length; i++) {
+        const found = walk(node.items[i], [...path, i]);
+        if (found) return found;
+      }
+    }
+    return undefined;
+  };
+  return walk(doc.contents, []);
+}
+
+function rangeStart(node: unknown): number | undefined {
+  const range = (node as { range?: readonly number[] } | null | undefined)?.range;
+  return range?.[0];
 }
 
 function issueProblems(

@@ -102,6 +102,20 @@ describe('loading', () => {
     expect(a.sha256).not.toBe(b.sha256);
   });
 
+  it("strict.yaml's HIGH rule says it covers every HIGH, as its condition does", () => {
+    // The language has no "no fix" condition: a rule on severity alone lists the fixable HIGHs too, and the
+    // decision record shows its id and description beside them.
+    const { policy } = parsePolicy(
+      readFileSync(new URL('../examples/policies/strict.yaml', import.meta.url)),
+      'strict.yaml',
+    );
+    const high = policy.rules.filter(
+      (r) => JSON.stringify(r.when) === JSON.stringify({ severity: ['HIGH'] }),
+    );
+    expect(high.map((r) => [r.id, r.action])).toEqual([['any-high', 'escalate']]);
+    expect(high[0]!.description).toMatch(/^Every HIGH finding, fixable or not\b/);
+  });
+
   it.each(readdirSync(new URL('../examples/policies', import.meta.url)))('example %s loads', (name) => {
     const bytes = readFileSync(new URL(`../examples/policies/${name}`, import.meta.url));
     expect(() => parsePolicy(bytes, name)).not.toThrow();
@@ -215,8 +229,21 @@ describe('errors: file:line:column: path: expected …; got …', () => {
 
   it('implicit and duplicate rule ids, duplicate exception ids', () => {
     expect(problems('version: 1\nname: x\nrules:\n  - id: scan-timeout\n    action: warn\n')).toEqual([
-      'policy.yaml:4:9: rules[0].id: expected a rule id other than the implicit ones (unknown-severity, scan-incomplete, scan-timeout, error); got "scan-timeout"',
+      'policy.yaml:4:9: rules[0].id: expected a rule id other than the implicit ones (unknown-severity, scan-incomplete, scan-timeout, error), which are reserved; got "scan-timeout"',
     ]);
+    // The reserved ids are refused by the id's pattern (so that the JSON Schema refuses them too); a
+    // malformed id is still told so, not that it is reserved.
+    expect(problems('version: 1\nname: x\nrules:\n  - id: error\n    action: warn\n')[0]).toContain(
+      'rules[0].id: expected a rule id other than the implicit ones (unknown-severity, scan-incomplete, scan-timeout, error), which are reserved; got "error"',
+    );
+    expect(problems('version: 1\nname: x\nrules:\n  - id: Error\n    action: warn\n')).toEqual([
+      'policy.yaml:4:9: rules[0].id: expected a rule id of 1-64 characters a-z, 0-9 and -; got "Error"',
+    ]);
+    for (const id of ['errors', 'scan-timeout-2', 'my-error']) {
+      expect(() =>
+        parsePolicy(`version: 1\nname: x\nrules:\n  - id: ${id}\n    action: warn\n`, 'policy.yaml'),
+      ).not.toThrow();
+    }
     expect(
       problems('version: 1\nname: x\nrules:\n  - {id: a, action: warn}\n  - {id: a, action: reject}\n'),
     ).toEqual(['policy.yaml:5:10: rules[1].id: expected a rule id not used by an earlier rule; got "a"']);
@@ -237,6 +264,11 @@ describe('errors: file:line:column: path: expected …; got …', () => {
       'policy.yaml:6:14: exceptions[0].expires: expected a real calendar date; got "2027-02-30"',
       'policy.yaml:7:13: exceptions[0].reason: expected a non-empty reason; got "  "',
     ]);
+    expect(
+      problems(
+        `version: 1\nname: x\nexceptions:\n${base}    expires: 2027-01-31\n    reason: r\n    approvedBy: "\\t "\n`,
+      ),
+    ).toEqual(['policy.yaml:8:17: exceptions[0].approvedBy: expected a non-empty approvedBy; got "\\t "']);
     // One message per problem: a value that is no date is not also "not a real calendar date".
     for (const expires of ['never', '2027-01-31T10:00:00']) {
       expect(
@@ -259,6 +291,27 @@ describe('errors: file:line:column: path: expected …; got …', () => {
     );
   });
 
+  it('a zone offset out of range is named as such, not as a date that does not exist', () => {
+    const policy = (expires: string) =>
+      `version: 1\nname: x\nexceptions:\n  - {id: E, vulnerabilityId: CVE-1, expires: "${expires}", reason: r, approvedBy: a}\n`;
+    const expiring = (expires: string) => problems(policy(expires));
+    for (const expires of [
+      '2027-01-31T12:00:00+99:99',
+      '2027-01-31T12:00-2400',
+      '2027-01-31T12:00:00+01:60',
+    ]) {
+      expect(expiring(expires)).toEqual([
+        `policy.yaml:4:46: exceptions[0].expires: expected a zone offset of at most 23:59 (from -23:59 to +23:59); got "${expires}"`,
+      ]);
+    }
+    // The bounds themselves are offsets that exist.
+    for (const expires of ['2027-01-31T12:00:00+23:59', '2027-01-31T12:00-2359']) {
+      expect(() => parsePolicy(policy(expires), 'policy.yaml')).not.toThrow();
+    }
+    // A day that does not exist is still a calendar problem, with a valid offset or none.
+    expect(expiring('2027-02-30T12:00:00+01:00')[0]).toContain('expected a real calendar date');
+  });
+
   it('an expiry takes the zone offsets --now and findings take, with or without a colon', () => {
     for (const expires of ['2027-01-31T12:00:00+0100', '2027-01-31T12:00+01:00', '2027-01-31T06:30-0430']) {
       const { policy } = parsePolicy(
@@ -273,14 +326,38 @@ describe('errors: file:line:column: path: expected …; got …', () => {
     expect(problems('version: 1\nname: x\nrules: [\n')[0]).toMatch(
       /^policy\.yaml:\d+:\d+: expected valid YAML; got .+$/,
     );
-    expect(problems('version: 1\nname: x\nname: y\n')[0]).toMatch(
-      /^policy\.yaml:3:1: expected valid YAML; got Map keys must be unique/,
-    );
+
     expect(problems('- a\n- b\n')).toEqual([
       'policy.yaml:1:1: expected a policy (a mapping with version, name, rules, …); got a list of 2',
     ]);
     expect(problems('')).toEqual([
       'policy.yaml:1:1: expected a policy (a mapping with version, name, rules, …); got null',
+    ]);
+  });
+
+  it('a key given twice names its key path, as a findings file does', () => {
+    expect(problems('version: 1\nname: x\nname: y\n')).toEqual([
+      'policy.yaml:3:1: name: expected each key once in a mapping; got duplicate key "name"',
+    ]);
+    expect(
+      problems('version: 1\nname: x\nrules:\n  - id: a\n    action: warn\n    action: reject\n'),
+    ).toEqual([
+      'policy.yaml:6:5: rules[0].action: expected each key once in a mapping; got duplicate key "action"',
+    ]);
+    expect(
+      problems(
+        'version: 1\nname: x\nrules:\n  - {id: a, action: warn}\n  - {id: b, action: warn, when: {severity: [HIGH], severity: [LOW]}}\n',
+      ),
+    ).toEqual([
+      'policy.yaml:5:52: rules[1].when.severity: expected each key once in a mapping; got duplicate key "severity"',
+    ]);
+    expect(
+      problems(
+        '{"version": 1, "name": "x", "settings": {"scan": {"waitMinutes": 5, "waitMinutes": 6}}}\n',
+        'p.json',
+      ),
+    ).toEqual([
+      'p.json:1:69: settings.scan.waitMinutes: expected each key once in a mapping; got duplicate key "waitMinutes"',
     ]);
   });
 

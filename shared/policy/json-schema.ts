@@ -5,9 +5,17 @@ import { PolicySchema } from './schema.js';
 export const POLICY_SCHEMA_ID = 'urn:tollgate:schema:policy:1';
 
 /**
- * The policy language as JSON Schema, generated from the zod schema the loader uses, so editors validate
- * exactly what Tollgate accepts. `io: 'input'` because users write the input side: defaulted keys stay
- * optional.
+ * The policy language as JSON Schema, generated from the zod schema the loader uses, so that editors refuse
+ * what Tollgate refuses: the schema's checks are written as patterns and bounds wherever JSON Schema can
+ * carry them (a reserved rule id, a blank reason or approvedBy, a zone offset past 23:59). Two checks remain
+ * the loader's alone, refines JSON Schema has no words for, so a file the schema accepts can still be refused:
+ * - ids used twice (two rules, or two exceptions, with one id);
+ * - the calendar validity of an expiry: a day that does not exist (`2027-02-30`) or a time of day that does
+ *   not (`T24:00`, `T12:60`).
+ * The YAML reader refuses some files before any schema applies: a key given twice in one mapping, a
+ * `%YAML` directive other than 1.2, a tag it cannot resolve, a file over the size limit.
+ *
+ * `io: 'input'` because users write the input side: defaulted keys stay optional.
  */
 export function policyJsonSchema(): Record<string, unknown> {
   const schema = z.toJSONSchema(PolicySchema, { target: 'draft-2020-12', io: 'input' }) as Record<

@@ -73,10 +73,17 @@ export const RevokeConditionsSchema = z
   })
   .check(described('The exception stops covering a finding as soon as ANY of these holds for it.'));
 
+// One pattern, the reserved ids refused by its lookahead, so that the JSON Schema refuses them too (a refine
+// would not reach it); the message still tells a reserved id from a malformed one.
+const RULE_ID = new RegExp(`^(?!(?:${IMPLICIT_RULE_IDS.join('|')})$)[a-z0-9-]{1,64}$`);
+const isImplicitRuleId = (id: unknown): boolean => (IMPLICIT_RULE_IDS as readonly unknown[]).includes(id);
+
 const ruleId = z.string({ error: 'a rule id' }).check(
-  z.regex(/^[a-z0-9-]{1,64}$/, { error: 'a rule id of 1-64 characters a-z, 0-9 and -' }),
-  z.refine((id: string) => !(IMPLICIT_RULE_IDS as readonly string[]).includes(id), {
-    error: `a rule id other than the implicit ones (${IMPLICIT_RULE_IDS.join(', ')})`,
+  z.regex(RULE_ID, {
+    error: (issue) =>
+      isImplicitRuleId(issue.input)
+        ? `a rule id other than the implicit ones (${IMPLICIT_RULE_IDS.join(', ')}), which are reserved`
+        : 'a rule id of 1-64 characters a-z, 0-9 and -',
   }),
 );
 
@@ -101,6 +108,11 @@ export const RuleSchema = z.strictObject({
 // parseIsoTime reads (`+01:00` or `+0100`), so that an expiry is written as `--now` and findings are.
 const EXPIRY = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2}))?$/;
 const EXPIRY_EXPECTED = 'a date (2027-01-31) or an ISO-8601 timestamp with a zone';
+// A pattern rather than a refine so that the JSON Schema carries it, and its own message: an offset of
+// +99:99 is no calendar question.
+const EXPIRY_OFFSET = /(?:^\d{4}-\d{2}-\d{2}|Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d)$/;
+// The pattern JSON Schema carries for "not blank": zod's trim only shapes the loader's output.
+const NOT_BLANK = /\S/;
 
 export const ExceptionSchema = z.strictObject({
   id: z
@@ -122,15 +134,18 @@ export const ExceptionSchema = z.strictObject({
   expires: z.string({ error: EXPIRY_EXPECTED }).check(
     // Abort: a value that is not a date at all would also fail the calendar check, a second false message.
     z.regex(EXPIRY, { error: EXPIRY_EXPECTED, abort: true }),
+    z.regex(EXPIRY_OFFSET, { error: 'a zone offset of at most 23:59 (from -23:59 to +23:59)', abort: true }),
     z.refine(isCalendarDate, { error: 'a real calendar date' }),
     described(
       'A date (the end of that day, UTC) or an ISO-8601 timestamp with a zone; there are no permanent exceptions.',
     ),
   ),
-  reason: z.string({ error: 'a reason' }).check(z.trim(), z.minLength(1, { error: 'a non-empty reason' })),
+  reason: z
+    .string({ error: 'a reason' })
+    .check(z.trim(), z.regex(NOT_BLANK, { error: 'a non-empty reason' })),
   approvedBy: z
     .string({ error: 'the name or address of who approved the exception' })
-    .check(z.trim(), z.minLength(1, { error: 'a non-empty approvedBy' })),
+    .check(z.trim(), z.regex(NOT_BLANK, { error: 'a non-empty approvedBy' })),
   revokeIf: z.optional(RevokeConditionsSchema),
 });
 
