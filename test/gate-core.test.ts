@@ -388,16 +388,20 @@ describe('the token check', () => {
   ];
 
   it('takes the token when the stage runs this execution and the action is in progress', () => {
-    expect(checkToken(key, stage('e1', 'InProgress', 'tok'), undefined)).toEqual({
+    expect(
+      checkToken(key, stage('e1', 'InProgress', '00000000-0000-4000-8000-000000000001'), undefined),
+    ).toEqual({
       ok: true,
-      token: 'tok',
+      token: '00000000-0000-4000-8000-000000000001',
       mode: 'stage',
       actionExecutionId: 'a1',
     });
   });
 
   it('is final when another execution holds the stage or the action is over', () => {
-    expect(checkToken(key, stage('e2', 'InProgress', 'tok2'), undefined)).toMatchObject({
+    expect(
+      checkToken(key, stage('e2', 'InProgress', '00000000-0000-4000-8000-000000000002'), undefined),
+    ).toMatchObject({
       ok: false,
       final: true,
     });
@@ -406,12 +410,24 @@ describe('the token check', () => {
   });
 
   it('in PARALLEL mode takes the externalExecutionId of this execution', () => {
-    expect(checkToken(key, stage(undefined, undefined), execution('InProgress', 'ptok'))).toMatchObject({
+    expect(
+      checkToken(
+        key,
+        stage(undefined, undefined),
+        execution('InProgress', '00000000-0000-4000-8000-000000000003'),
+      ),
+    ).toMatchObject({
       ok: true,
-      token: 'ptok',
+      token: '00000000-0000-4000-8000-000000000003',
       mode: 'parallel',
     });
-    expect(checkToken(key, stage('e2', 'InProgress', 'tok2'), execution('Abandoned'))).toMatchObject({
+    expect(
+      checkToken(
+        key,
+        stage('e2', 'InProgress', '00000000-0000-4000-8000-000000000002'),
+        execution('Abandoned'),
+      ),
+    ).toMatchObject({
       ok: false,
       final: true,
     });
@@ -443,13 +459,17 @@ describe('the token check', () => {
       reason: "the stage state shows execution e0 and this gate's run is not listed yet",
       final: false,
     });
-    expect(checkToken(key, stage('e2', 'InProgress', 'tok2'), [], undefined, true)).toMatchObject({
+    expect(
+      checkToken(key, stage('e2', 'InProgress', '00000000-0000-4000-8000-000000000002'), [], undefined, true),
+    ).toMatchObject({
       ok: false,
       final: false,
     });
     // Past the listing's grace, a run never listed is gone: final, as before (else the gate would decide and
     // act, forever failing, for an approval that no longer exists).
-    expect(checkToken(key, stage('e2', 'InProgress', 'tok2'), [], 'a1')).toMatchObject({
+    expect(
+      checkToken(key, stage('e2', 'InProgress', '00000000-0000-4000-8000-000000000002'), [], 'a1'),
+    ).toMatchObject({
       ok: false,
       final: true,
     });
@@ -460,9 +480,11 @@ describe('the token check', () => {
     // while ListActionExecutions already has ours in progress.
     const lagging = stage('e1', 'Succeeded');
     expect(checkToken(key, lagging, execution('InProgress'))).toMatchObject({ ok: false, final: false });
-    expect(checkToken(key, lagging, execution('InProgress', 'ptok'))).toMatchObject({
+    expect(
+      checkToken(key, lagging, execution('InProgress', '00000000-0000-4000-8000-000000000003')),
+    ).toMatchObject({
       ok: true,
-      token: 'ptok',
+      token: '00000000-0000-4000-8000-000000000003',
     });
     // Without the executions, or with them agreeing, it is over.
     expect(checkToken(key, lagging, undefined)).toMatchObject({ ok: false, final: true });
@@ -478,7 +500,7 @@ describe('the token check', () => {
       actionExecutionId,
     });
     // The first attempt's gate (a1), still open, while the retry (a2) waits with its own token.
-    const retried = state('a2', 'InProgress', 'tok2');
+    const retried = state('a2', 'InProgress', '00000000-0000-4000-8000-000000000002');
     expect(checkToken(key, retried, undefined, 'a1')).toMatchObject({ ok: false, final: false });
     expect(checkToken(key, retried, [run('a2', 'InProgress'), run('a1', 'Failed')], 'a1')).toMatchObject({
       ok: false,
@@ -487,9 +509,11 @@ describe('the token check', () => {
     // The retry's gate (a2) while the state still shows the first run, and the list does not have a2 yet.
     const lagging = state('a1', 'Failed');
     expect(checkToken(key, lagging, [run('a1', 'Failed')], 'a2')).toMatchObject({ ok: false, final: false });
-    expect(checkToken(key, state('a2', 'InProgress', 'tok2'), undefined, 'a2')).toMatchObject({
+    expect(
+      checkToken(key, state('a2', 'InProgress', '00000000-0000-4000-8000-000000000002'), undefined, 'a2'),
+    ).toMatchObject({
       ok: true,
-      token: 'tok2',
+      token: '00000000-0000-4000-8000-000000000002',
     });
   });
 
@@ -507,16 +531,30 @@ describe('the token check', () => {
     });
     // Our run X is over and a retry Y waits: its token is not ours, read or not.
     expect(
-      checkToken(key, unnamed('InProgress', 'tok-Y'), [run('X', 'Failed'), run('Y', 'InProgress')], 'X'),
+      checkToken(
+        key,
+        unnamed('InProgress', '00000000-0000-4000-8000-00000000000b'),
+        [run('X', 'Failed'), run('Y', 'InProgress')],
+        'X',
+      ),
     ).toMatchObject({ ok: false, final: true });
-    expect(checkToken(key, unnamed('InProgress', 'tok-Y'), undefined, 'X')).toMatchObject({
+    expect(
+      checkToken(key, unnamed('InProgress', '00000000-0000-4000-8000-00000000000b'), undefined, 'X'),
+    ).toMatchObject({
       ok: false,
       final: false,
     });
     // Our run in progress: the one run in progress in the execution is ours.
-    expect(checkToken(key, unnamed('InProgress', 'tok-X'), [run('X', 'InProgress')], 'X')).toMatchObject({
+    expect(
+      checkToken(
+        key,
+        unnamed('InProgress', '00000000-0000-4000-8000-00000000000a'),
+        [run('X', 'InProgress')],
+        'X',
+      ),
+    ).toMatchObject({
       ok: true,
-      token: 'tok-X',
+      token: '00000000-0000-4000-8000-00000000000a',
     });
     // Our run started but not listed yet, the state showing nothing of it: wait.
     expect(checkToken(key, unnamed(undefined), [], 'X')).toMatchObject({ ok: false, final: false });
@@ -525,10 +563,13 @@ describe('the token check', () => {
   it('reads the attempt the event named when a retried stage lists two', () => {
     const attempts: ActionExecutionView[] = [
       { ...execution('Failed')[0]!, actionExecutionId: 'a0' },
-      { ...execution('InProgress', 'ptok')[0]!, actionExecutionId: 'a1' },
+      { ...execution('InProgress', '00000000-0000-4000-8000-000000000003')[0]!, actionExecutionId: 'a1' },
     ];
     const none = stage(undefined, undefined);
-    expect(checkToken(key, none, attempts, 'a1')).toMatchObject({ ok: true, token: 'ptok' });
+    expect(checkToken(key, none, attempts, 'a1')).toMatchObject({
+      ok: true,
+      token: '00000000-0000-4000-8000-000000000003',
+    });
     expect(checkToken(key, none, attempts, 'a0')).toMatchObject({ ok: false, final: true });
   });
 

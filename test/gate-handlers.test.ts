@@ -1274,6 +1274,31 @@ describe('the approval token and the execution', () => {
       tokenHash: hashToken(parallelToken),
     });
   });
+
+  it.each([
+    ['an externalExecutionId that is no approval token', 'sha256:abc'],
+    ['an upper-case one (the API model takes lower case only)', '0A1B2C3D-573F-4EA7-A67E-0123456789AB'],
+  ])(
+    'PARALLEL mode, %s: never sent nor hashed as the token; the result waits, and its failure is counted',
+    async (_, odd) => {
+      const h = await setup();
+      h.pipeline.stage = { executionId: undefined, status: 'InProgress', token: undefined };
+      h.pipeline.action.externalExecutionId = odd;
+      logLines.length = 0;
+      await h.approvalStarted();
+      h.clock.advance(MINUTE);
+      // The result cannot be sent: the delivery fails, to be retried (and the sweep tries again, alarmed).
+      await expect(h.scanFinished()).rejects.toThrow(/gate\(s\) failed/);
+      h.clock.advance(10 * MINUTE);
+      await h.sweep().catch(() => undefined);
+
+      expect(putResults(h)).toHaveLength(0);
+      const gate = await h.gate();
+      expect(gate).toMatchObject({ state: 'DECIDED', outcome: 'APPROVE' });
+      expect(gate?.tokenHash).toBeUndefined();
+      expect(logLines.some((l) => l.includes('is not an approval token'))).toBe(true);
+    },
+  );
 });
 
 describe('identifying the image', () => {
@@ -1722,6 +1747,7 @@ describe('the scan events as AWS sends them', () => {
   it('an Inspector2 Scan of an EC2 instance (no image digest) is ignored: nothing called, nothing stored', async () => {
     const h = await setup();
     expect(await h.scanFinished(h.ec2ScanEvent())).toEqual({ ignored: 'event of another kind' });
+    expect(await h.scanFinished(h.lambdaScanEvent())).toEqual({ ignored: 'event of another kind' });
     for (const mock of Object.values(h.mocks)) expect(mock.calls()).toHaveLength(0);
     expect(await h.items()).toHaveLength(0);
   });

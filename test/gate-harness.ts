@@ -564,7 +564,16 @@ export class Harness {
 
   /** `inspector2/inspector2-scan-ec2-initial-scan.aws-docs.json`: no image digest. In our account and region. */
   ec2ScanEvent(): EventBridgeEvent {
-    const e = this.event('inspector2-scan-ec2-initial-scan.aws-docs.json');
+    return this.ownScanEvent('inspector2-scan-ec2-initial-scan.aws-docs.json');
+  }
+
+  /** `inspector2/inspector2-scan-lambda-initial-scan.aws-docs.json`: a function, no image. Ours. */
+  lambdaScanEvent(): EventBridgeEvent {
+    return this.ownScanEvent('inspector2-scan-lambda-initial-scan.aws-docs.json');
+  }
+
+  private ownScanEvent(sample: string): EventBridgeEvent {
+    const e = this.event(sample);
     e.account = ACCOUNT;
     e.region = REGION;
     return e;

@@ -33,6 +33,31 @@ export function checkToken(
   actionExecutionId?: string,
   justStarted = false,
 ): TokenCheck {
+  const check = findToken(key, stages, executions, actionExecutionId, justStarted);
+  // PutApprovalResult takes only a token of the API model's pattern. Anything else shown where the token
+  // should be (an externalExecutionId that is not one) would be refused on every send and hashed as the
+  // approval's: it is no token, and the gate goes on as without one (acting fails and is retried and alarmed;
+  // an escalation goes out without it).
+  if (check.ok && !APPROVAL_TOKEN.test(check.token)) {
+    return {
+      ok: false,
+      reason: `the ${check.mode === 'parallel' ? "run's externalExecutionId" : "state's token"} is not an approval token (a lowercase UUID)`,
+      final: false,
+    };
+  }
+  return check;
+}
+
+/** `ApprovalToken` in CodePipeline's API model. */
+export const APPROVAL_TOKEN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function findToken(
+  key: GateKey,
+  stages: readonly StageStateView[],
+  executions: readonly ActionExecutionView[] | undefined,
+  actionExecutionId: string | undefined,
+  justStarted: boolean,
+): TokenCheck {
   const stage = stages.find((s) => s.name === key.stage);
   const action = stage?.actions.find((a) => a.name === key.action);
   const ofAction = executions?.filter((e) => e.stage === key.stage && e.action === key.action) ?? [];
