@@ -1645,6 +1645,127 @@ describe('EventBridge: PutEvents', () => {
   });
 });
 
+describe('EventBridge: PutEvents, a failure in one batch', () => {
+  const PIPELINE_ARN = `arn:aws:codepipeline:${REGION}:123456789012:myPipeline`;
+  // Details carry the gate's key at their top, as every Tollgate event's does.
+  const event = (n: number, detail: Record<string, unknown> = {}): TollgateEvent => ({
+    detailType: n % 2 === 0 ? 'Tollgate Decision' : 'Tollgate Gate State Change',
+    resources: [PIPELINE_ARN],
+    detail: {
+      pipeline: 'myPipeline',
+      executionId: `exec-${n}`,
+      stage: 'Deploy',
+      action: 'SecurityGate',
+      attempt: 1,
+      n,
+      ...detail,
+    },
+  });
+  const ok = (count: number) => ({
+    FailedEntryCount: 0,
+    Entries: Array.from({ length: count }, (_, i) => ({ EventId: `11710aed-b79e-4468-a20b-bb3c0c3b4${i}` })),
+  });
+  const accessDenied = () =>
+    new EventBridgeServiceException({
+      name: 'AccessDeniedException',
+      $fault: 'client',
+      $metadata: { httpStatusCode: 400 },
+      message:
+        'User: arn:aws:sts::123456789012:assumed-role/tollgate-sweep/tollgate-sweep is not authorized to perform: events:PutEvents on resource: arn:aws:events:eu-central-1:123456789012:event-bus/default',
+    });
+  const sentNs = (mock: ReturnType<typeof mockClient>) =>
+    mock
+      .commandCalls(PutEventsCommand)
+      .map((c) => c.args[0].input.Entries!.map((e) => JSON.parse(e.Detail!).n as number));
+
+  it('stops at a request that failed as a whole, and throws one error naming the 16 events lost', async () => {
+    const client = new EventBridgeClient({ region: REGION });
+    const mock = mockClient(client);
+    const retry = fastRetry();
+    const denied = accessDenied();
+    mock
+      .on(PutEventsCommand)
+      .resolvesOnce({
+        FailedEntryCount: 1,
+        Entries: ok(10).Entries.map((e, i) =>
+          i === 3 ? { ErrorCode: 'ThrottlingException', ErrorMessage: 'Rate exceeded' } : e,
+        ),
+      })
+      .rejectsOnce(denied)
+      .resolvesOnce(ok(5))
+      .resolvesOnce({
+        FailedEntryCount: 1,
+        Entries: [{ ErrorCode: 'ThrottlingException', ErrorMessage: 'Rate exceeded' }],
+      });
+    const error: unknown = await new EventBridgeEvents(client, retry)
+      .publish(Array.from({ length: 25 }, (_, i) => event(i)))
+      .catch((e: unknown) => e);
+
+    const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+    // Nothing after the request that failed as a whole: not the third batch, not the refused entry again
+    // (each would take its retries' whole time against an EventBridge that is down).
+    expect(sentNs(mock)).toEqual([range(0, 10), range(10, 20)]);
+
+    expect(error).toBeInstanceOf(PutEventsError);
+    const e = error as PutEventsError;
+    expect(e.total).toBe(25);
+    expect(e.failures).toHaveLength(16);
+    expect(e.failures[0]).toEqual({
+      detailType: 'Tollgate Gate State Change',
+      resources: [PIPELINE_ARN],
+      gate: 'myPipeline/exec-3/Deploy/SecurityGate',
+      errorCode: 'ThrottlingException',
+      errorMessage: 'Rate exceeded',
+    });
+    expect(e.failures.slice(1).map((f) => [f.gate, f.errorCode])).toEqual([
+      ...range(10, 20).map((n) => [`myPipeline/exec-${n}/Deploy/SecurityGate`, 'AccessDeniedException']),
+      ...range(20, 25).map((n) => [`myPipeline/exec-${n}/Deploy/SecurityGate`, 'NotSent']),
+    ]);
+    expect(e.cause).toBe(denied);
+    expect(e.message).toMatch(/^EventBridge PutEvents lost 16 of 25 event\(s\): /);
+    expect(e.message).toContain('10 × AccessDeniedException (User: arn:aws:sts::');
+    expect(e.message).toContain('1 × ThrottlingException (Rate exceeded)');
+    expect(e.message).toContain('5 × NotSent (an earlier request failed (AccessDeniedException))');
+    for (const n of [3, ...range(10, 25)])
+      expect(e.message).toContain(`myPipeline/exec-${n}/Deploy/SecurityGate`);
+  });
+
+  it('does not send again an entry EventBridge refused for good (MalformedDetail)', async () => {
+    const client = new EventBridgeClient({ region: REGION });
+    const mock = mockClient(client);
+    const retry = fastRetry();
+    mock.on(PutEventsCommand).resolves({
+      FailedEntryCount: 1,
+      Entries: [{ EventId: 'e-0' }, { ErrorCode: 'MalformedDetail', ErrorMessage: 'Detail is malformed.' }],
+    });
+    const error: unknown = await new EventBridgeEvents(client, retry)
+      .publish([event(0), event(1)])
+      .catch((e: unknown) => e);
+    expect(sentNs(mock)).toEqual([[0, 1]]);
+    expect(retry.sleeps).toEqual([]);
+    expect((error as PutEventsError).failures.map((f) => [f.gate, f.errorCode])).toEqual([
+      ['myPipeline/exec-1/Deploy/SecurityGate', 'MalformedDetail'],
+    ]);
+  });
+
+  it('does not wait to try again an entry too large for any request (EntryTooLarge)', async () => {
+    const client = new EventBridgeClient({ region: REGION });
+    const mock = mockClient(client);
+    const retry = fastRetry();
+    mock.on(PutEventsCommand).callsFake((input: { Entries: unknown[] }) => ok(input.Entries.length));
+    const error: unknown = await new EventBridgeEvents(client, retry)
+      .publish([event(0), event(1, { big: 'x'.repeat(300_000) }), event(2)])
+      .catch((e: unknown) => e);
+    expect(sentNs(mock)).toEqual([[0, 2]]);
+    expect(retry.sleeps).toEqual([]);
+    expect(error).toBeInstanceOf(PutEventsError);
+    expect((error as PutEventsError).failures.map((f) => [f.gate, f.errorCode])).toEqual([
+      ['myPipeline/exec-1/Deploy/SecurityGate', 'EntryTooLarge'],
+    ]);
+    expect((error as PutEventsError).message).toContain('lost 1 of 3 event(s)');
+  });
+});
+
 // ---------------------------------------------------------------------------------------------------------
 // Retries, for every operation
 
@@ -1829,9 +1950,12 @@ const OPERATIONS: readonly OperationCase[] = [
       if (always) b.rejects(error);
       else b.rejectsOnce(error).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e' }] });
       return {
-        done: new EventBridgeEvents(client, fastRetry()).publish([
-          { detailType: 'Tollgate Decision', resources: [], detail: {} },
-        ]),
+        // These cases are about how the request is retried: its own error, which PutEventsError carries.
+        done: new EventBridgeEvents(client, fastRetry())
+          .publish([{ detailType: 'Tollgate Decision', resources: [], detail: {} }])
+          .catch((e: unknown) => {
+            throw e instanceof PutEventsError ? e.cause : e;
+          }),
         count: () => mock.commandCalls(PutEventsCommand).length,
       };
     },

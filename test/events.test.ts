@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
+import { PutEventsError } from '../adapters/aws/eventbridge.js';
+import { GateClosing } from '../shared/gate/closing.js';
 import { exampleEscalationInput } from '../shared/gate/escalation.example.js';
 import {
   DecisionEventDetail,
@@ -15,7 +17,7 @@ import {
   pipelineArn,
 } from '../shared/gate/events.js';
 import { DETAIL_LIMIT, type Gate } from '../shared/gate/model.js';
-import type { TollgateEvent, TollgateEventType } from '../shared/gate/ports.js';
+import type { EventsPort, StorePort, TollgateEvent, TollgateEventType } from '../shared/gate/ports.js';
 
 const TOKEN = '1a2b3c4d-573f-4ea7-a67e-0123456789ab';
 const { gate: decided, decision } = exampleEscalationInput();
@@ -246,5 +248,72 @@ describe('docs/events.md', () => {
       for (const field of Object.keys(schema.shape))
         expect(doc, `${type}: ${field}`).toContain(`\`${field}\``);
     }
+  });
+});
+
+describe('publishing', () => {
+  class Outbox extends GateClosing {
+    add(events: readonly TollgateEvent[]): void {
+      this.publish(...events.map((e) => () => e));
+    }
+    addFailing(builders: number): void {
+      this.publish(
+        ...Array.from({ length: builders }, () => () => {
+          throw new Error('a detail that does not fit its schema');
+        }),
+      );
+    }
+  }
+  const setup = (publish: EventsPort['publish']) => {
+    const counted: Array<[string, number | undefined]> = [];
+    const warned: Array<Record<string, unknown> | undefined> = [];
+    const closing = new Outbox({
+      events: { publish },
+      store: {} as StorePort,
+      clock: { now: () => new Date('2026-11-25T12:00:00Z') },
+      log: { debug() {}, info() {}, warn: (_, fields) => void warned.push(fields), error() {} },
+      metrics: { decision() {}, gatesWaiting() {}, count: (name, value) => void counted.push([name, value]) },
+      config: { region: REGION, account: ACCOUNT, ownIdentities: [] },
+    });
+    return { closing, counted, warned };
+  };
+
+  it('counts each event a failed publish lost, not one per flush', async () => {
+    const events = allEvents();
+    const lost = events.slice(0, 3).map((e) => ({
+      detailType: e.detailType,
+      resources: e.resources,
+      gate: 'payments-api/7c0e5a1d/SecurityGate/TollgateApproval',
+      errorCode: 'AccessDeniedException',
+      errorMessage: undefined,
+    }));
+    const { closing, counted, warned } = setup(async () => {
+      throw new PutEventsError(lost, events.length);
+    });
+    closing.add(events);
+    await closing.flush();
+    expect(counted).toEqual([['EventPublishFailures', 3]]);
+    // The gates it names are logged as gate keys, each once: their logs are found by gate.
+    expect(warned).toEqual([
+      expect.objectContaining({ gates: [{ gate: 'payments-api/7c0e5a1d/SecurityGate/TollgateApproval' }] }),
+    ]);
+  });
+
+  it('counts each event whose building failed, and goes on with the others', async () => {
+    const { closing, counted } = setup(async () => undefined);
+    closing.addFailing(2);
+    expect(counted).toEqual([
+      ['EventPublishFailures', 1],
+      ['EventPublishFailures', 1],
+    ]);
+  });
+
+  it('counts every event given when the error does not say which were lost', async () => {
+    const { closing, counted } = setup(async () => {
+      throw new Error('socket hang up');
+    });
+    closing.add(allEvents());
+    await closing.flush();
+    expect(counted).toEqual([['EventPublishFailures', allEvents().length]]);
   });
 });

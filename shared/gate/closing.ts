@@ -134,10 +134,10 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
           this.d.store.createGate(tombstone, record),
         );
         if (created) {
-          this.publish(() => [
-            gateStateEvent(tombstone, undefined, this.region(tombstone), this.account(tombstone)),
-            gateClosedEvent(tombstone, this.region(tombstone), this.account(tombstone)),
-          ]);
+          this.publish(
+            () => gateStateEvent(tombstone, undefined, this.region(tombstone), this.account(tombstone)),
+            () => gateClosedEvent(tombstone, this.region(tombstone), this.account(tombstone)),
+          );
           return report(tombstone, 'closed before it was seen starting');
         }
         continue;
@@ -164,12 +164,9 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
       );
       if (updated) {
         // A STALE gate's state does not change when its action ends: only what ended it is news.
-        this.publish(() => [
-          ...(next.state === gate.state
-            ? []
-            : [gateStateEvent(next, gate.state, this.region(next), this.account(next))]),
-          gateClosedEvent(next, this.region(next), this.account(next)),
-        ]);
+        if (next.state !== gate.state)
+          this.publish(() => gateStateEvent(next, gate.state, this.region(next), this.account(next)));
+        this.publish(() => gateClosedEvent(next, this.region(next), this.account(next)));
         if (gate.state === 'WAITING' || gate.state === 'DECIDED')
           this.d.metrics.count('GatesClosedUndecided');
         return report(next, `closed: ${e.state}`);
@@ -252,7 +249,7 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
         // already sent said `reviewer: null`: who resolved the approval goes out again, or no subscriber
         // would ever learn it.
         if (next.closure !== undefined)
-          this.publish(() => [gateClosedEvent(next, this.region(next), this.account(next))]);
+          this.publish(() => gateClosedEvent(next, this.region(next), this.account(next)));
         return report(next, `reviewer ${e.identity}`);
       }
     }
@@ -311,22 +308,29 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
 
   /**
    * Publishing is best effort by design: events are built and kept, then sent together when the invocation
-   * ends (`flush`); a failure is logged and counted and never changes a decision.
+   * ends (`flush`); a failure is logged and counted (per event) and never changes a decision.
    */
-  protected publish(build: () => readonly TollgateEvent[]): void {
-    try {
-      this.outbox.push(...build());
-    } catch (error) {
-      // A detail that does not fit its schema is a bug to see in the logs, not a reason to stop deciding.
-      this.publishFailed(error);
+  protected publish(...builders: ReadonlyArray<() => TollgateEvent>): void {
+    for (const build of builders) {
+      try {
+        this.outbox.push(build());
+      } catch (error) {
+        // A detail that does not fit its schema is a bug to see in the logs, not a reason to stop deciding.
+        this.publishFailed(error);
+      }
     }
   }
 
   private outbox: TollgateEvent[] = [];
 
-  private publishFailed(error: unknown): void {
-    this.d.metrics.count('EventPublishFailures');
-    this.d.log.warn('publishing Tollgate events failed', { error: describeError(error) });
+  private publishFailed(error: unknown, lost = 1): void {
+    this.d.metrics.count('EventPublishFailures', lost);
+    const gates = lostGates(error);
+    this.d.log.warn('publishing Tollgate events failed', {
+      error: describeError(error),
+      // The gates the error names, as gate keys, so that their logs can be found by gate.
+      ...(gates.length > 0 ? { gates: gates.map((gate) => ({ gate })) } : {}),
+    });
   }
 
   /** Sends this invocation's events (in batches, by the adapter), before Lambda freezes the process. */
@@ -334,6 +338,30 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
     const events = this.outbox;
     this.outbox = [];
     if (events.length === 0) return;
-    await this.d.events.publish(events).catch((error: unknown) => this.publishFailed(error));
+    await this.d.events
+      .publish(events)
+      .catch((error: unknown) => this.publishFailed(error, lostCount(error, events.length)));
   }
+}
+
+/** What a failed publish lost, as the adapter names it (its error's `failures`). Read by shape: the core
+ * does not know the adapter's error class. */
+function failuresOf(error: unknown): readonly unknown[] | undefined {
+  if (typeof error !== 'object' || error === null || !('failures' in error)) return undefined;
+  const failures: unknown = error.failures;
+  return Array.isArray(failures) ? failures : undefined;
+}
+
+/** The events a failed publish lost: those the adapter names, else all it was given. */
+function lostCount(error: unknown, given: number): number {
+  return failuresOf(error)?.length ?? given;
+}
+
+/** The gates (`gateId`) of the events a failed publish lost, each once. */
+function lostGates(error: unknown): string[] {
+  const gates = new Set<string>();
+  for (const f of failuresOf(error) ?? []) {
+    if (typeof f === 'object' && f !== null && 'gate' in f && typeof f.gate === 'string') gates.add(f.gate);
+  }
+  return [...gates];
 }

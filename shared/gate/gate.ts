@@ -233,7 +233,7 @@ export class GateService extends GateClosing<GateDeps> {
         : `${started}; no image: ${identified.problem}`,
     );
     if (!(await this.d.store.createGate(gate))) return this.resumeRaced(gate);
-    this.publish(() => [gateStateEvent(gate, undefined, this.region(gate), this.account(gate))]);
+    this.publish(() => gateStateEvent(gate, undefined, this.region(gate), this.account(gate)));
     const decided = await this.tryDecide(gate, {
       trigger: e.found ? 'sweep (approval found)' : 'approval-started',
       token,
@@ -245,7 +245,7 @@ export class GateService extends GateClosing<GateDeps> {
   private async openStale(base: Gate, reason: string, now: Date): Promise<GateReport> {
     const stale: Gate = entry({ ...base, state: 'STALE', staleReason: reason }, now, `stale: ${reason}`);
     if (!(await this.d.store.createGate(stale))) return this.resumeRaced(stale);
-    this.publish(() => [gateStateEvent(stale, undefined, this.region(stale), this.account(stale))]);
+    this.publish(() => gateStateEvent(stale, undefined, this.region(stale), this.account(stale)));
     return { ...report(stale, reason), opened: true };
   }
 
@@ -852,10 +852,10 @@ export class GateService extends GateClosing<GateDeps> {
       next = this.next(current, changes, now, what);
     }
     this.d.metrics.decision(record.outcome, latencyMs);
-    this.publish(() => [
-      gateStateEvent(next, gate.state, this.region(next), this.account(next)),
-      decisionEvent(next, decision, this.region(next), this.account(next)),
-    ]);
+    this.publish(
+      () => gateStateEvent(next, gate.state, this.region(next), this.account(next)),
+      () => decisionEvent(next, decision, this.region(next), this.account(next)),
+    );
     // The vulnerability index items go out after the action is done and recorded: derived data, never on
     // the way to PutApprovalResult (nor competing with it). If the invocation dies first, the sweep writes them.
     try {
@@ -1090,7 +1090,7 @@ export class GateService extends GateClosing<GateDeps> {
       // again (under a new request token) by `recording`. It is written; writing it again would append the
       // action to the trail twice.
       if (written || (reread !== undefined && isWriteOf(reread, next))) {
-        this.publish(() => [gateStateEvent(next, current.state, this.region(next), this.account(next))]);
+        this.publish(() => gateStateEvent(next, current.state, this.region(next), this.account(next)));
         return report(next, what);
       }
       if (!reread) break;
@@ -1158,7 +1158,7 @@ export class GateService extends GateClosing<GateDeps> {
         ).result
       : await this.d.store.updateGate(next, gate.version);
     if (!updated) return this.resumeKey(gate.key, 'stale (raced)');
-    this.publish(() => [gateStateEvent(next, gate.state, this.region(next), this.account(next))]);
+    this.publish(() => gateStateEvent(next, gate.state, this.region(next), this.account(next)));
     return report(next, reason);
   }
 
