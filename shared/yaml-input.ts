@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import {
   type Document,
   isMap,
+  isNode,
   isPair,
   isScalar,
   isSeq,
@@ -200,8 +201,7 @@ function duplicateKeyAt(
 }
 
 function rangeStart(node: unknown): number | undefined {
-  const range = (node as { range?: readonly number[] } | null | undefined)?.range;
-  return range?.[0];
+  return isNode(node) ? node.range?.[0] : undefined;
 }
 
 function issueProblems(

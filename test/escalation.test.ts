@@ -1,7 +1,15 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import {
+  FORMAT_ATTRIBUTE,
+  FORMAT_VERSION,
+  fitMessage,
+  snsMessageBody,
+  snsSubject,
+} from '../adapters/aws/sns.js';
 import { type DecisionRecord, SUMMARY_MAX, type Violation } from '../shared/decision/record.js';
+import { boundedDecision } from '../shared/gate/bounds.js';
 import { exampleEscalation, exampleEscalationInput } from '../shared/gate/escalation.example.js';
 import {
   approvalSummary,
@@ -9,6 +17,7 @@ import {
   type EscalationJson,
   renderEscalation,
   SUBJECT_MAX,
+  TEXT_IDS_MAX_BYTES,
 } from '../shared/gate/escalation.js';
 import type { FindingSummary, ViolationFindings } from '../shared/gate/model.js';
 
@@ -21,6 +30,7 @@ function withCase(
     stage?: string;
     action?: string;
     executionId?: string;
+    attempt?: number;
     violations?: readonly Violation[];
     details?: readonly ViolationFindings[];
     record?: Partial<DecisionRecord>;
@@ -32,6 +42,7 @@ function withCase(
     stage: options.stage ?? base.gate.key.stage,
     action: options.action ?? base.gate.key.action,
     executionId: options.executionId ?? base.gate.key.executionId,
+    ...(options.attempt === undefined ? {} : { attempt: options.attempt }),
   };
   const record: DecisionRecord = {
     ...base.decision.record,
@@ -66,14 +77,32 @@ function json(input: EscalationInput): EscalationJson {
   return renderEscalation(input).json as EscalationJson;
 }
 
+/** The example with one rule of `n` distinct ids, 20 findings shown, as the gate would store it. */
+function oneRuleOf(n: number): EscalationInput {
+  const ids = Array.from({ length: n }, (_, i) => `CVE-2026-${String(100_000 + i)}`);
+  const shown = manyFindings('fixable-high', 20).map((f, i) => ({ ...f, vulnerabilityId: ids[i]! }));
+  const input = withCase({
+    violations: [{ ...violation('fixable-high', n), findings: ids }],
+    details: [{ rule: 'fixable-high', shown, more: n - 20 }],
+    record: { warnings: [] },
+  });
+  return { ...input, decision: boundedDecision(input.decision) };
+}
+
+/** The JSON machine subscribers receive once the SNS adapter fitted the message into `budget` bytes. */
+function sentJson(input: EscalationInput, budget: number): { json: EscalationJson; email: string } {
+  const body = JSON.parse(fitMessage(renderEscalation(input), budget)) as { sqs: string; email: string };
+  return { json: JSON.parse(body.sqs) as EscalationJson, email: body.email };
+}
+
 describe('the subject', () => {
   it('says outcome, pipeline/stage and the rules', () => {
     expect(exampleEscalation().subject).toBe(
-      'Tollgate: ESCALATE payments-api/SecurityGate - 2 rules (fixable-high, unknown-severity)',
+      'Tollgate: ESCALATE payments-api/SecurityGate #7c0e5a1d - 2 rules (fixable-high, unknown-severity)',
     );
   });
 
-  it('stays within 100 printable ASCII characters for the longest names and many rules', () => {
+  it('stays within 99 printable ASCII characters for the longest names and many rules', () => {
     const rules = Array.from({ length: 30 }, (_, i) =>
       violation(`rule-${String(i).padStart(2, '0')}-${'x'.repeat(56)}`, 1),
     );
@@ -83,7 +112,7 @@ describe('the subject', () => {
     expect(subject.length).toBeLessThanOrEqual(SUBJECT_MAX);
     expect(subject).toMatch(PRINTABLE_ASCII);
     expect(subject).toMatch(
-      /^Tollgate: ESCALATE payments-api-p+\.\.\.p*-production-eu-west-1\/S+\.\.\. - 30 rules/,
+      /^Tollgate: ESCALATE payments-api-p+\.\.\.[a-z-]*-eu-west-1\/S+\.\.\. #7c0e5a1d - 30 rules$/,
     );
   });
 
@@ -95,16 +124,16 @@ describe('the subject', () => {
       withCase({ pipeline: 'payments-api-production', violations: rules }),
     );
     expect(subject).toBe(
-      'Tollgate: ESCALATE payments-api-production/SecurityGate - 5 rules (no-critical, ...)',
+      'Tollgate: ESCALATE payments-api-production/SecurityGate #7c0e5a1d - 5 rules (no-critical, ...)',
     );
   });
 
   it('names one rule in the singular and says when there are none', () => {
     expect(renderEscalation(withCase({ violations: [violation('fixable-high', 1)] })).subject).toBe(
-      'Tollgate: ESCALATE payments-api/SecurityGate - 1 rule (fixable-high)',
+      'Tollgate: ESCALATE payments-api/SecurityGate #7c0e5a1d - 1 rule (fixable-high)',
     );
     expect(renderEscalation(withCase({ violations: [] })).subject).toBe(
-      'Tollgate: ESCALATE payments-api/SecurityGate - no violations',
+      'Tollgate: ESCALATE payments-api/SecurityGate #7c0e5a1d - no violations',
     );
   });
 
@@ -116,7 +145,36 @@ describe('the subject', () => {
     expect(json(input).wouldBe).toBe('ESCALATE');
   });
 
-  it('never has a line break, a control or non-ASCII character, nor more than 100 characters', () => {
+  it('fits under the SNS limit as rendered, so the adapter never cuts a carefully shortened subject', () => {
+    const pipeline = `payments-platform-checkout-api-${'service'.repeat(4)}-eu-west-1`;
+    expect(pipeline.length).toBeGreaterThanOrEqual(58);
+    const rules = [violation('fixable-high-with-known-exploit', 1), violation('unknown-severity-rule', 1)];
+    const { subject } = renderEscalation(withCase({ pipeline, violations: rules }));
+    expect(subject.length).toBeLessThanOrEqual(SUBJECT_MAX);
+    expect(SUBJECT_MAX).toBeLessThan(100);
+    expect(subject).toMatch(/\/SecurityGate #7c0e5a1d - 2 rules$/);
+    expect(snsSubject(subject)).toBe(subject);
+  });
+
+  it('tells two executions and two attempts of one pipeline apart, however long its name', () => {
+    for (const pipeline of ['payments-api', `payments-api-${'p'.repeat(80)}-production-eu-west-1`]) {
+      const rules = Array.from({ length: 12 }, (_, i) => violation(`rule-${i}-${'x'.repeat(40)}`, 1));
+      const subjectOf = (executionId: string, attempt?: number) =>
+        renderEscalation(
+          withCase({ pipeline, executionId, violations: rules, ...(attempt ? { attempt } : {}) }),
+        ).subject;
+      const a = subjectOf('7c0e5a1d-3b9f-4f43-9a52-0d2f6b1e8c47');
+      const b = subjectOf('9e41b7c2-3b9f-4f43-9a52-0d2f6b1e8c47');
+      const retried = subjectOf('7c0e5a1d-3b9f-4f43-9a52-0d2f6b1e8c47', 2);
+      expect(new Set([a, b, retried]).size).toBe(3);
+      expect(a).toContain(' #7c0e5a1d - 12 rules');
+      expect(b).toContain(' #9e41b7c2 - 12 rules');
+      expect(retried).toContain(' #7c0e5a1d a2 - 12 rules');
+      for (const s of [a, b, retried]) expect(s.length).toBeLessThanOrEqual(SUBJECT_MAX);
+    }
+  });
+
+  it('never has a line break, a control or non-ASCII character, nor more than 99 characters', () => {
     const name = fc.string({ unit: 'binary', maxLength: 100 });
     fc.assert(
       fc.property(
@@ -130,6 +188,7 @@ describe('the subject', () => {
           expect(subject.length).toBeLessThanOrEqual(SUBJECT_MAX);
           expect(subject).toMatch(PRINTABLE_ASCII);
           expect(subject.startsWith('Tollgate: ESCALATE ')).toBe(true);
+          expect(snsSubject(subject)).toBe(subject);
         },
       ),
       { numRuns: 300 },
@@ -215,6 +274,45 @@ describe('the text body', () => {
     expect(t.split('\n').filter((l) => /^ {4}CVE-2026-/.test(l))).toHaveLength(20);
   });
 
+  it('lists the ids of findings not shown, since email subscribers never receive the JSON', () => {
+    const ids = Array.from({ length: 25 }, (_, i) => `CVE-2026-${String(1000 + i)}`);
+    const shown = manyFindings('fixable-high', 20);
+    const { text: t } = renderEscalation(
+      withCase({
+        violations: [{ ...violation('fixable-high', 25), findings: ids }],
+        details: [{ rule: 'fixable-high', shown, more: 5 }],
+      }),
+    );
+    expect(t.replace(/\n {6}/g, ' ')).toContain(`    … and 5 more finding(s): ${ids.slice(20).join(', ')}\n`);
+    expect(t).not.toMatch(/JSON/);
+  });
+
+  it('lists the remaining ids up to a byte cap, then says how many more and where they are', () => {
+    const input2 = oneRuleOf(30_000);
+    const j = json(input2);
+    const { text: t } = renderEscalation(input2);
+    expect(t).not.toMatch(/JSON/);
+    const start = t.indexOf('    … and 29980 more finding(s): ');
+    expect(start).toBeGreaterThan(0);
+    const block = t.slice(start).split('\n');
+    const end = block.findIndex((l) => l.startsWith('      … and '));
+    const listed = block
+      .slice(0, end)
+      .join(' ')
+      .replace('    … and 29980 more finding(s): ', '')
+      .split(', ')
+      .map((id) => id.trim());
+    expect(listed.join(', ').length).toBeLessThanOrEqual(TEXT_IDS_MAX_BYTES);
+    expect(listed.length).toBeGreaterThan(20);
+    expect(listed[0]).toBe('CVE-2026-100020');
+    const more = Number(
+      /^ {6}… and (\d+) more id\(s\): see the image's findings in ECR \(Links\)$/.exec(block[end]!)?.[1],
+    );
+    expect(20 + listed.length + more).toBe(30_000);
+    expect(j.violations[0]!.moreVulnerabilityIds).toBeGreaterThan(0);
+    expect(block.slice(0, end).every((l) => l.length <= 102)).toBe(true);
+  });
+
   it('lists the ids of a violation stored without details', () => {
     const ids = Array.from({ length: 25 }, (_, i) => `CVE-2025-${String(100 + i)}`);
     const input2 = withCase({
@@ -222,8 +320,15 @@ describe('the text body', () => {
       details: [],
     });
     const { text: t } = renderEscalation(input2);
-    expect(t).toContain(`${ids.slice(0, 20).join(', ')} … and 5 more (details not stored)`);
-    expect(json(input2).violations[0]).toMatchObject({ findings: [], more: 25, vulnerabilityIds: ids });
+    expect(t.replace(/\n {6}/g, ' ')).toContain(
+      `    25 vulnerability id(s), details not stored: ${ids.join(', ')}\n`,
+    );
+    expect(json(input2).violations[0]).toMatchObject({
+      findings: [],
+      more: 25,
+      vulnerabilityIds: ids,
+      moreVulnerabilityIds: 0,
+    });
   });
 
   it('says why there is no image, and links no image page', () => {
@@ -267,7 +372,36 @@ describe('the JSON', () => {
         },
       },
     };
-    expect(json(cut).violations[0]).toMatchObject({ vulnerabilityIds: ['CVE-2024-1'], more: 3000 });
+    expect(json(cut).violations[0]).toMatchObject({
+      vulnerabilityIds: ['CVE-2024-1'],
+      more: 3000,
+      moreVulnerabilityIds: 2999,
+    });
+  });
+
+  it('counts the ids a decision cut to fit one item left out, so that every id is listed or counted', () => {
+    const input2 = oneRuleOf(30_000);
+    const v = json(input2).violations[0]!;
+    expect(v.vulnerabilityIds.length).toBeLessThan(30_000);
+    expect(v.vulnerabilityIds.length + v.moreVulnerabilityIds).toBe(30_000);
+    expect(v.findings.length + v.more).toBe(30_000);
+  });
+
+  it('has the same fields for every violation, whatever was cut', () => {
+    const keys = [
+      'rule',
+      'action',
+      'count',
+      'allow',
+      'description',
+      'findings',
+      'more',
+      'vulnerabilityIds',
+      'moreVulnerabilityIds',
+    ];
+    for (const v of [...j.violations, ...j.warnings]) expect(Object.keys(v)).toEqual(keys);
+    expect(j.violations[0]).toMatchObject({ more: 0, moreVulnerabilityIds: 0 });
+    expect(Object.keys(json(oneRuleOf(30_000)).violations[0]!)).toEqual(keys);
   });
 
   it('is versioned and carries the gate, image, outcome, policy and links', () => {
@@ -322,6 +456,46 @@ describe('the JSON', () => {
   it('never carries the approval token hash', () => {
     expect(JSON.stringify(j)).not.toContain(input.gate.tokenHash);
     expect(m.text).not.toContain(input.gate.tokenHash);
+  });
+});
+
+describe('the escalation as SNS sends it', () => {
+  it('keeps every id listed or counted when the adapter shortens the JSON', () => {
+    const input = oneRuleOf(30_000);
+    const { json: sent, email } = sentJson(input, 60_000);
+    const v = sent.violations[0]!;
+    expect(v.vulnerabilityIds.length).toBeGreaterThan(0);
+    expect(v.vulnerabilityIds.length).toBeLessThan(json(input).violations[0]!.vulnerabilityIds.length);
+    expect(v.vulnerabilityIds.length + v.moreVulnerabilityIds).toBe(30_000);
+    expect(v.findings.length + v.more).toBe(30_000);
+    expect(email).toContain(`in all it leaves out ${v.moreVulnerabilityIds} of 30000 vulnerability ids`);
+    expect(email).toContain('the JSON sent to SQS, Lambda and HTTP(S) subscribers was shortened');
+  });
+
+  it('has the same shape shortened as whole, the cut findings counted in `more`', () => {
+    const rules = Array.from({ length: 10 }, (_, i) => `rule-${String(i).padStart(2, '0')}`);
+    const input = withCase({
+      violations: rules.map((r) => ({ ...violation(r, 25), findings: [] })),
+      details: rules.map((r) => ({ rule: r, shown: manyFindings(r, 20), more: 5 })),
+    });
+    const whole = json(input);
+    expect(JSON.parse(JSON.parse(snsMessageBody('t', whole)).sqs)).toEqual(whole);
+    const { json: sent } = sentJson(input, 120_000);
+    const shape = (value: unknown): unknown =>
+      Array.isArray(value)
+        ? value.length === 0
+          ? []
+          : [shape(value[0])]
+        : value !== null && typeof value === 'object'
+          ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, shape(v)]))
+          : typeof value;
+    expect(shape(sent)).toEqual(shape(whole));
+    expect(JSON.stringify(sent)).not.toMatch(/Omitted/);
+    for (const [i, v] of sent.violations.entries()) {
+      expect(v.findings.length).toBeLessThan(20);
+      expect(v.findings.length + v.more).toBe(25);
+      expect(v.findings).toEqual(whole.violations[i]!.findings.slice(0, v.findings.length));
+    }
   });
 });
 
@@ -432,5 +606,12 @@ describe('docs/escalation.md', () => {
     expect(doc).toContain(m.subject);
     expect(doc).toContain(m.text);
     expect(doc).toContain(JSON.stringify(m.json, null, 2));
+  });
+
+  it('promises delivery at least once, and documents the message attribute filter policies can use', () => {
+    const doc = readFileSync(new URL('../docs/escalation.md', import.meta.url), 'utf8');
+    expect(doc).toMatch(/at least once/);
+    expect(doc).not.toMatch(/publishes \*\*one\*\*/);
+    expect(doc).toContain(`"${FORMAT_ATTRIBUTE}": ["${FORMAT_VERSION}"]`);
   });
 });

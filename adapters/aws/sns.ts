@@ -7,6 +7,7 @@ export const SNS_SUBJECT_MAX = 99;
 /** SNS: the message body and its attributes together, 256 KiB on a topic with the default maximum. */
 export const SNS_MESSAGE_MAX_BYTES = 262_144;
 
+/** A message attribute, so that subscription filter policies can pick Tollgate's messages (docs/escalation.md). */
 export const FORMAT_ATTRIBUTE = 'tollgate-format';
 export const FORMAT_VERSION = 'v1';
 
@@ -57,16 +58,24 @@ function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** The JSON lists that can be shortened, and how the text names what they hold. */
-const SHRINKABLE: Readonly<Record<string, string>> = {
-  findings: 'findings',
-  vulnerabilityIds: 'vulnerability ids',
+/**
+ * The JSON lists that can be shortened, how the text names what they hold, and the count beside each list
+ * that already says how many entries it lacks (the escalation's `more` and `moreVulnerabilityIds`). What a
+ * cut leaves out is added to that count rather than to a field of its own, so the JSON has the same shape
+ * whether or not it was shortened.
+ */
+const SHRINKABLE: Readonly<Record<string, { readonly name: string; readonly counter: string }>> = {
+  findings: { name: 'findings', counter: 'more' },
+  vulnerabilityIds: { name: 'vulnerability ids', counter: 'moreVulnerabilityIds' },
 };
 
 interface Shrunk {
   readonly json: unknown;
-  /** Per list key: entries left out, entries there were. */
-  readonly omitted: Map<string, { left: number; of: number }>;
+  /**
+   * Per list key: entries the lists lack in all (cut here, or counted as missing already), entries there
+   * are in all, and entries cut here.
+   */
+  readonly omitted: Map<string, { left: number; of: number; cut: number }>;
 }
 
 /** The longest shrinkable list anywhere in the JSON. */
@@ -81,42 +90,53 @@ function longestList(value: unknown): number {
   return max;
 }
 
-/** A copy of the JSON with every shrinkable list cut to `keep` entries, and `<key>Omitted` beside each cut. */
+/** A copy of the JSON with every shrinkable list cut to `keep` entries, its count beside raised by the cut. */
 function shrink(json: unknown, keep: number): Shrunk {
-  const omitted = new Map<string, { left: number; of: number }>();
+  const omitted = new Map<string, { left: number; of: number; cut: number }>();
   const walk = (value: unknown): unknown => {
     if (Array.isArray(value)) return value.map(walk);
     if (!isObj(value)) return value;
     const out: Obj = {};
+    const cuts: [string, number][] = [];
     for (const [key, v] of Object.entries(value)) {
-      if (key in SHRINKABLE && Array.isArray(v)) {
-        const count = omitted.get(key) ?? { left: 0, of: 0 };
-        count.of += v.length;
-        if (v.length > keep) {
-          count.left += v.length - keep;
-          out[key] = v.slice(0, keep).map(walk);
-          out[`${key}Omitted`] = v.length - keep;
-        } else out[key] = v.map(walk);
+      const list = SHRINKABLE[key];
+      if (list !== undefined && Array.isArray(v)) {
+        const before = value[list.counter];
+        const missing = typeof before === 'number' ? before : 0;
+        const cut = Math.max(0, v.length - keep);
+        const count = omitted.get(key) ?? { left: 0, of: 0, cut: 0 };
+        count.of += v.length + missing;
+        count.left += cut + missing;
+        count.cut += cut;
         omitted.set(key, count);
+        out[key] = v.slice(0, keep).map(walk);
+        if (cut > 0) cuts.push([list.counter, missing + cut]);
       } else out[key] = walk(v);
     }
+    // After the loop: the count may come before or after its list, and keeps its place either way.
+    for (const [counter, total] of cuts) out[counter] = total;
     return out;
   };
   return { json: walk(json), omitted };
 }
 
+/**
+ * Goes into the text, which email subscribers read without ever receiving the JSON, hence it says whose
+ * JSON. Totals include entries the lists lacked before the cut, so that they match the JSON's counts.
+ */
 function shrinkNote(omitted: Shrunk['omitted']): string {
   const parts: string[] = [];
-  for (const [key, { left, of }] of omitted) {
-    if (left > 0) parts.push(`${left} of ${of} ${SHRINKABLE[key]}`);
+  for (const [key, { left, of, cut }] of omitted) {
+    if (cut > 0) parts.push(`${left} of ${of} ${SHRINKABLE[key]?.name ?? key}`);
   }
-  return `\n\n[To keep this message within the SNS size limit of 256 KB, its JSON leaves out ${parts.join(' and ')}.]`;
+  return `\n\n[To keep this message within the SNS size limit of 256 KB, the JSON sent to SQS, Lambda and HTTP(S) subscribers was shortened: in all it leaves out ${parts.join(' and ')}.]`;
 }
 
 /**
  * The message body, within `budget` bytes. An escalation that does not fit is still sent: a message that
  * fails to send helps nobody. First the JSON's `findings` (and `vulnerabilityIds`) lists are shortened, as
- * little as needed, and the text says what was left out; if that is not enough, the text is cut too.
+ * little as needed, their `more` (and `moreVulnerabilityIds`) counting what was cut, and the text says what
+ * was left out; if that is not enough, the text is cut too.
  */
 export function fitMessage(message: EscalationMessage, budget: number): string {
   const full = snsMessageBody(message.text, message.json);

@@ -20,12 +20,13 @@ export interface EscalationInput {
 export const ESCALATION_VERSION = 'tollgate.escalation/1';
 
 /**
- * SNS replaces (or refuses) a subject of more than 100 characters, or one with line breaks, control or
+ * SNS refuses a subject unless it is "less than 100 characters long" with no line breaks, control or
  * non-ASCII characters (Amazon SNS Publish `Subject` constraints; Amazon Managed Service for Prometheus,
- * "Understanding Amazon SNS message validation rules"). So the subject is printable ASCII only: its
- * ellipsis is `...`, not `…`.
+ * "Understanding Amazon SNS message validation rules"). So the subject is printable ASCII only (its
+ * ellipsis is `...`, not `…`), and at most 99 characters: the SNS adapter cuts anything longer blindly,
+ * and a subject shortened here with care must never reach that cut.
  */
-export const SUBJECT_MAX = 100;
+export const SUBJECT_MAX = 99;
 
 /** The location (pipeline/stage) keeps at least this much of the subject before rule names are shown. */
 const SUBJECT_LOCATION_ROOM = 60;
@@ -51,10 +52,16 @@ export interface EscalationViolationJson {
   readonly description: string | null;
   /** The worst findings, at most `DETAIL_LIMIT`. */
   readonly findings: readonly EscalationFindingJson[];
-  /** Findings of the violation not in `findings`. */
+  /** Findings of the violation not in `findings` (the SNS adapter adds those it cuts to fit a message). */
   readonly more: number;
-  /** Every distinct vulnerability id of the violation, as the decision record lists them. */
+  /** The distinct vulnerability ids of the violation the decision record holds, sorted. */
   readonly vulnerabilityIds: readonly string[];
+  /**
+   * Distinct vulnerability ids left out of `vulnerabilityIds`, as in the published decision events: those a
+   * decision too large for one item could not store (`findingsOmitted`), and those the SNS adapter cuts to
+   * fit a message. `vulnerabilityIds.length + moreVulnerabilityIds` is every id of the violation.
+   */
+  readonly moreVulnerabilityIds: number;
 }
 
 export interface EscalationLinks {
@@ -177,6 +184,7 @@ function violationJson(v: Violation, detail: ViolationFindings | undefined): Esc
     // Ids a decision too large for one item left out (findingsOmitted) are counted too.
     more: detail?.more ?? v.findings.length + (v.findingsOmitted ?? 0),
     vulnerabilityIds: v.findings.map(cleanLine),
+    moreVulnerabilityIds: v.findingsOmitted ?? 0,
   };
 }
 
@@ -255,9 +263,9 @@ function segment(s: string): string {
 // Subject
 
 /**
- * `Tollgate: ESCALATE payments-api/Deploy - 2 rules (fixable-high, known-exploited)`. Which release waits
- * matters most, so the location keeps its room and rule names are shed first; a long pipeline name loses
- * its middle, where names differ least (`payments-api-...-eu-west-1`).
+ * `Tollgate: ESCALATE payments-api/Deploy #7c0e5a1d - 2 rules (fixable-high, known-exploited)`. Which
+ * release waits matters most, so the location and the execution keep their room and rule names are shed
+ * first; a long pipeline name loses its middle, where names differ least (`payments-api-...-eu-west-1`).
  */
 function renderSubject(json: EscalationJson): string {
   const head =
@@ -266,6 +274,7 @@ function renderSubject(json: EscalationJson): string {
       : `Tollgate: ${json.outcome} (advisory, would be ${json.wouldBe})`;
   const pipeline = ascii(json.gate.pipeline);
   const stage = ascii(json.gate.stage);
+  const execution = executionTag(json.gate.executionId, json.gate.attempt);
   const rules = json.violations.map((v) => ascii(v.rule));
   const n = rules.length;
   const candidates: string[] = [];
@@ -279,14 +288,25 @@ function renderSubject(json: EscalationJson): string {
   }
   const full = `${pipeline}/${stage}`.length;
   for (const [i, rulesText] of candidates.entries()) {
-    const room = SUBJECT_MAX - head.length - 1 - SUBJECT_SEPARATOR.length - rulesText.length;
+    const room =
+      SUBJECT_MAX - head.length - 1 - execution.length - SUBJECT_SEPARATOR.length - rulesText.length;
     if (room >= Math.min(full, SUBJECT_LOCATION_ROOM) || i === candidates.length - 1) {
-      const subject = `${head} ${location(pipeline, stage, room)}${SUBJECT_SEPARATOR}${rulesText}`;
+      const subject = `${head} ${location(pipeline, stage, room)}${execution}${SUBJECT_SEPARATOR}${rulesText}`;
       // Only an absurd number of rules could still overflow: the count is then cut, never the limit.
       return subject.length <= SUBJECT_MAX ? subject : `${subject.slice(0, SUBJECT_MAX - 3)}...`;
     }
   }
   return head;
+}
+
+/**
+ * ` #7c0e5a1d`, and ` a2` for a retried stage's approval: in PARALLEL mode, or when a stage is retried, one
+ * pipeline has several approvals waiting, and identical subjects would be confused (and threaded together
+ * by mail clients). Eight hex digits of a UUID tell one pipeline's executions apart.
+ */
+function executionTag(executionId: string, attempt: number): string {
+  const id = ascii(executionId).replace(/ /g, '?').slice(0, 8);
+  return `${id === '' ? '' : ` #${id}`}${attempt > 1 ? ` a${attempt}` : ''}`;
 }
 
 function location(pipeline: string, stage: string, room: number): string {
@@ -310,8 +330,12 @@ function clipMiddle(s: string, max: number): string {
 // ---------------------------------------------------------------------------------------------------------
 // Text body
 
-/** Vulnerability ids listed for a violation stored without details. */
-const IDS_SHOWN = 20;
+/**
+ * Bytes of vulnerability ids the text lists per violation beyond its finding lines. Email subscribers get
+ * the text alone (never the JSON), so the ids are listed there; a cap keeps a rule with thousands of ids
+ * from burying the rest of the message.
+ */
+export const TEXT_IDS_MAX_BYTES = 1_000;
 
 const MARK: Readonly<Record<Violation['action'], string>> = { reject: '✖', escalate: '▲', warn: '!' };
 
@@ -358,14 +382,15 @@ function renderText(json: EscalationJson): string {
   for (const [label, value] of rows) out.push(`${label.padEnd('Repository'.length + 2)}${value}`);
 
   out.push('');
+  const elsewhere = (v: EscalationViolationJson) => whereIdsAre(v, json.links);
   if (json.violations.length === 0) out.push('Violations: none');
   else {
     out.push(`Violations (${json.violations.length})`);
-    for (const v of json.violations) out.push(...renderViolation(v));
+    for (const v of json.violations) out.push(...renderViolation(v, elsewhere(v)));
   }
   if (json.warnings.length > 0) {
     out.push('', `Warnings (${json.warnings.length})`);
-    for (const v of json.warnings) out.push(...renderViolation(v));
+    for (const v of json.warnings) out.push(...renderViolation(v, elsewhere(v)));
   }
   if (json.expiringSoon.length > 0) {
     out.push('', 'Exceptions expiring soon (renew or fix before they lapse)');
@@ -384,7 +409,25 @@ function renderText(json: EscalationJson): string {
   return `${out.join('\n')}\n`;
 }
 
-function renderViolation(v: EscalationViolationJson): string[] {
+/**
+ * Where the ids the text has no room for can be read. The ECR image page lists the image's findings under
+ * either scanner (the Inspector page only under enhanced scanning, which the message does not know); the
+ * decision record only when it kept every id (`moreVulnerabilityIds` counts those it could not).
+ */
+function whereIdsAre(v: EscalationViolationJson, links: EscalationLinks): string {
+  const places = [
+    ...(links.ecrImage !== null
+      ? ["the image's findings in ECR (Links)"]
+      : links.inspectorFindings !== null
+        ? ['Findings (Inspector) under Links']
+        : []),
+    ...(v.moreVulnerabilityIds === 0 ? ['the decision record (tollgate audit show)'] : []),
+  ];
+  return places.length === 0 ? "see the scanner's findings of the image" : `see ${places.join(', or ')}`;
+}
+
+/** `elsewhere` says where the ids the text has no room for can be read. */
+function renderViolation(v: EscalationViolationJson, elsewhere: string): string[] {
   const out: string[] = [];
   const counted = v.count > 0 ? `: ${v.count} finding(s), ${v.allow} allowed` : '';
   out.push(`  ${MARK[v.action]} ${v.rule}  ${v.action}${counted}`);
@@ -399,14 +442,55 @@ function renderViolation(v: EscalationViolationJson): string[] {
       `exploit ${f.exploitAvailable === null ? 'unknown' : f.exploitAvailable ? 'yes' : 'no'}`,
     ]);
     out.push(...columns(cells).map((line) => `    ${line}`));
-    if (v.more > 0) out.push(`    … and ${v.more} more finding(s) (the JSON message lists their ids)`);
-  } else if (v.vulnerabilityIds.length > 0) {
+    if (v.more > 0) {
+      const shown = new Set(v.findings.map((f) => f.vulnerabilityId));
+      const rest = v.vulnerabilityIds.filter((id) => !shown.has(id));
+      // Every id is either listed or counted, so the ids not shown are exactly these many.
+      const restCount = Math.max(
+        rest.length,
+        v.vulnerabilityIds.length + v.moreVulnerabilityIds - shown.size,
+      );
+      out.push(
+        ...(restCount === 0
+          ? [`    … and ${v.more} more finding(s) of the vulnerabilities above`]
+          : idLines(`… and ${v.more} more finding(s)`, rest, restCount, elsewhere)),
+      );
+    }
+  } else if (v.vulnerabilityIds.length + v.moreVulnerabilityIds > 0) {
     // A decision stored without details: the ids still say what to look up.
-    const shown = v.vulnerabilityIds.slice(0, IDS_SHOWN).map((id) => clip(id, 80));
-    const rest = v.vulnerabilityIds.length - shown.length;
-    out.push(`    ${shown.join(', ')}${rest > 0 ? ` … and ${rest} more` : ''} (details not stored)`);
+    const all = v.vulnerabilityIds.length + v.moreVulnerabilityIds;
+    out.push(
+      ...idLines(`${all} vulnerability id(s), details not stored`, v.vulnerabilityIds, all, elsewhere),
+    );
   }
   return out;
+}
+
+/**
+ * `lead` and as many of `ids` as TEXT_IDS_MAX_BYTES allows, wrapped for email; when that is not all `total`
+ * ids (the cap, or ids the stored decision could not keep), how many more and where to read them.
+ */
+function idLines(lead: string, ids: readonly string[], total: number, elsewhere: string): string[] {
+  const listed: string[] = [];
+  let used = 0;
+  for (const id of ids) {
+    const shown = clip(id, 80);
+    used += Buffer.byteLength(shown, 'utf8') + 2;
+    if (used > TEXT_IDS_MAX_BYTES && listed.length > 0) break;
+    listed.push(shown);
+  }
+  const lines = wrap(listed.length === 0 ? lead : `${lead}: ${listed.join(', ')}`, 96)
+    .split('\n')
+    .map((line, i) => `${i === 0 ? '    ' : '      '}${line}`);
+  const unlisted = total - listed.length;
+  if (unlisted > 0) {
+    lines.push(
+      listed.length === 0
+        ? `      ${unlisted} id(s), not listed here: ${elsewhere}`
+        : `      … and ${unlisted} more id(s): ${elsewhere}`,
+    );
+  }
+  return lines;
 }
 
 function columns(rows: readonly string[][]): string[] {
@@ -448,8 +532,9 @@ export function cleanLine(s: string): string {
   return s.replace(UNSAFE, ' ').trim();
 }
 
+/** The SNS adapter collapses runs of spaces in a subject (`snsSubject`): collapsed here, what is rendered arrives. */
 function ascii(s: string): string {
-  return s.replace(/[^\x20-\x7E]/g, '?');
+  return s.replace(/[^\x20-\x7E]/g, '?').replace(/ {2,}/g, ' ');
 }
 
 function nonEmpty(s: string | undefined): string | undefined {
