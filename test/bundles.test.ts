@@ -72,15 +72,20 @@ import { parsePolicy } from '../shared/policy/load.js';
  * decides) left the sweep 471 bytes over OWN_MAX_BYTES: a tag judged only if pushed before the approval
  * started, no decision recorded (or escalation sent) for an approval already over, a decision retried on a
  * gate that only learnt its token meanwhile, the gate's account named to coverage and the findings read.
+ * Both grew by 7 KB after the review of 2026-11-27 (~3.5 KB in each function that decides, ~4.1 KB in the
+ * sweep) left the sweep 1.3 KB over MAX_BYTES and 2.9 KB over OWN_MAX_BYTES: a publish that loses events
+ * names each and stops before the function's timeout, the reviewer CloudTrail names after the end is
+ * published, escalation subjects tell executions apart and emails list the ids, a token not in the API's
+ * format is never sent.
  */
 const CLOSING_MAX_BYTES = 400_000;
-const MAX_BYTES = 625_000;
+const MAX_BYTES = 632_000;
 /**
  * What Tollgate adds to the SDK: a bundle's bytes less those of the same SDK calls bundled alone
  * (bench/sdk-floor.ts). Our code, Powertools, middy and zod/mini: ~200 KB in the functions that decide, ~207
  * KB in the sweep. This budget holds whatever the SDK's next release weighs.
  */
-const OWN_MAX_BYTES = 220_000;
+const OWN_MAX_BYTES = 227_000;
 
 let dir: string;
 let bundles: FunctionBundle[];

@@ -1,0 +1,82 @@
+import { ScanStatus as EcrScanStatus } from '@aws-sdk/client-ecr';
+import { ScanStatusReason } from '@aws-sdk/client-inspector2';
+import { describe, expect, it } from 'vitest';
+import { coverageState, ecrScanState } from '../shared/gate/scan.js';
+
+/**
+ * Every status the SDKs' API models know is classified on purpose. A status the gate does not know stays
+ * pending (fail closed), so a new one that means "this image will never get a verdict" would keep gates
+ * waiting for the whole `scan.waitMinutes`: when the SDK (pinned, updated on purpose) brings one, this fails
+ * and someone decides.
+ */
+describe('scan statuses of the API models', () => {
+  it('ECR: every ScanStatus is complete, pending or unsupported, as decided', () => {
+    const decided: Record<EcrScanStatus, ReturnType<typeof ecrScanState>> = {
+      ACTIVE: 'complete',
+      COMPLETE: 'complete',
+      IN_PROGRESS: 'pending',
+      PENDING: 'pending',
+      FAILED: 'unsupported',
+      FINDINGS_UNAVAILABLE: 'unsupported',
+      IMAGE_ARCHIVED: 'unsupported',
+      LIMIT_EXCEEDED: 'unsupported',
+      SCAN_ELIGIBILITY_EXPIRED: 'unsupported',
+      UNSUPPORTED_IMAGE: 'unsupported',
+    };
+    expect(Object.keys(decided).sort()).toEqual(Object.values(EcrScanStatus).sort());
+    for (const [status, state] of Object.entries(decided)) expect(ecrScanState(status), status).toBe(state);
+    // Not in the model: never a finished scan.
+    expect(ecrScanState('SOMETHING_NEW')).toBe('pending');
+  });
+
+  it('Inspector: every coverage ScanStatusReason of an ACTIVE image is complete, pending or unsupported, as decided', () => {
+    const complete = ['SUCCESSFUL', 'SCAN_FREQUENCY_MANUAL', 'SCAN_FREQUENCY_SCAN_ON_PUSH'];
+    const pending = [
+      // Waiting on Inspector: it scans, or retries.
+      'PENDING_INITIAL_SCAN',
+      'PENDING_REVIVAL_SCAN',
+      'SCAN_IN_PROGRESS',
+      'INTERNAL_ERROR',
+      'STALE_INVENTORY',
+      // Reasons of other resource kinds (EC2 instances, code repositories): never an image's; the deadline
+      // decides if one ever came.
+      'AGENTLESS_INSTANCE_COLLECTION_TIME_LIMIT_EXCEEDED',
+      'AGENTLESS_INSTANCE_STORAGE_LIMIT_EXCEEDED',
+      'DEEP_INSPECTION_COLLECTION_TIME_LIMIT_EXCEEDED',
+      'DEEP_INSPECTION_DAILY_SSM_INVENTORY_LIMIT_EXCEEDED',
+      'DEEP_INSPECTION_NO_INVENTORY',
+      'DEEP_INSPECTION_PACKAGE_COLLECTION_LIMIT_EXCEEDED',
+      'EC2_INSTANCE_STOPPED',
+      'UNMANAGED_EC2_INSTANCE',
+      'INTEGRATION_CONNECTION_LOST',
+      'RESOURCE_STOPPED',
+      'RESOURCE_UNMANAGED',
+    ];
+    // The image will get no verdict: decided at once by `scan.onUnsupported`.
+    const unsupported = [
+      'ACCESS_DENIED',
+      'ACCESS_DENIED_TO_ENCRYPTION_KEY',
+      'EXCLUDED_BY_TAG',
+      'IMAGE_ARCHIVED',
+      'IMAGE_SIZE_EXCEEDED',
+      'NO_INVENTORY',
+      'NO_RESOURCES_FOUND',
+      'NO_SCAN_CONFIGURATION_ASSOCIATED',
+      'PENDING_DISABLE',
+      'RESOURCE_TERMINATED',
+      'SCAN_ELIGIBILITY_EXPIRED',
+      'UNSUPPORTED_CODE_ARTIFACTS',
+      'UNSUPPORTED_CONFIG_FILE',
+      'UNSUPPORTED_LANGUAGE',
+      'UNSUPPORTED_MEDIA_TYPE',
+      'UNSUPPORTED_OS',
+      'UNSUPPORTED_RUNTIME',
+    ];
+    expect([...complete, ...pending, ...unsupported].sort()).toEqual(Object.values(ScanStatusReason).sort());
+    const state = (reason: string) =>
+      coverageState({ statusCode: 'ACTIVE', reason, lastScannedAt: undefined }).state;
+    for (const r of complete) expect(state(r), r).toBe('complete');
+    for (const r of pending) expect(state(r), r).toBe('pending');
+    for (const r of unsupported) expect(state(r), r).toBe('unsupported');
+  });
+});
