@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { PolicySchema } from './schema.js';
+import { IMPLICIT_RULE_IDS, PolicySchema, RULE_ID, RULE_ID_FORMAT } from './schema.js';
 
 /** A name, not an address: the project publishes no schema URL; editors use the file's path. */
 export const POLICY_SCHEMA_ID = 'urn:tollgate:schema:policy:1';
@@ -18,10 +18,18 @@ export const POLICY_SCHEMA_ID = 'urn:tollgate:schema:policy:1';
  * `io: 'input'` because users write the input side: defaulted keys stay optional.
  */
 export function policyJsonSchema(): Record<string, unknown> {
-  const schema = z.toJSONSchema(PolicySchema, { target: 'draft-2020-12', io: 'input' }) as Record<
-    string,
-    unknown
-  >;
+  const schema = z.toJSONSchema(PolicySchema, {
+    target: 'draft-2020-12',
+    io: 'input',
+    // The loader refuses a reserved rule id with a lookahead, which JSON Schema's recommended regex subset
+    // lacks (validators on RE2 or Rust's regex would reject the whole schema): said as `not` an enum here.
+    override: ({ jsonSchema }) => {
+      if (jsonSchema.pattern === RULE_ID.source) {
+        jsonSchema.pattern = RULE_ID_FORMAT;
+        jsonSchema.not = { enum: [...IMPLICIT_RULE_IDS] };
+      }
+    },
+  }) as Record<string, unknown>;
   return { ...schema, $id: POLICY_SCHEMA_ID };
 }
 

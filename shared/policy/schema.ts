@@ -75,7 +75,8 @@ export const RevokeConditionsSchema = z
 
 // One pattern, the reserved ids refused by its lookahead, so that the JSON Schema refuses them too (a refine
 // would not reach it); the message still tells a reserved id from a malformed one.
-const RULE_ID = new RegExp(`^(?!(?:${IMPLICIT_RULE_IDS.join('|')})$)[a-z0-9-]{1,64}$`);
+export const RULE_ID_FORMAT = '^[a-z0-9-]{1,64}$';
+export const RULE_ID = new RegExp(`^(?!(?:${IMPLICIT_RULE_IDS.join('|')})$)${RULE_ID_FORMAT.slice(1)}`);
 const isImplicitRuleId = (id: unknown): boolean => (IMPLICIT_RULE_IDS as readonly unknown[]).includes(id);
 
 const ruleId = z.string({ error: 'a rule id' }).check(
