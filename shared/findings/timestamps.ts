@@ -25,8 +25,9 @@ const MONTHS: Readonly<Record<string, number>> = {
 // `Wed Sep 04 16:55:38.411 UTC 2024`: Inspector2 Finding events (Java's Date.toString with milliseconds).
 const JAVA_DATE =
   /^(?:[A-Z][a-z]{2} )?([A-Z][a-z]{2}) (\d{1,2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))? UTC (\d{4})$/;
-// `Dec 3, 2021, 6:02:30 PM`: older Inspector2 Finding events (always UTC, no zone written).
-const US_DATE = /^([A-Z][a-z]{2}) (\d{1,2}), (\d{4}),? (\d{1,2}):(\d{2}):(\d{2}) ([AP]M)$/;
+// `Dec 3, 2021, 6:02:30 PM`: older Inspector2 Finding events (always UTC, no zone written). Java 20 and
+// later print a narrow no-break space (U+202F) before the AM/PM marker (CLDR 42): the same date.
+const US_DATE = /^([A-Z][a-z]{2}) (\d{1,2}), (\d{4}),? (\d{1,2}):(\d{2}):(\d{2})[ \u202f]([AP]M)$/;
 // ISO-8601 with a zone, as the AWS CLI and JSON.stringify print; a zone-less one would be a guess.
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})$/;
 
