@@ -271,6 +271,8 @@ export interface TollgateArchiveAlarms {
   readonly errors: cloudwatch.Alarm;
   /** The function is more than an hour behind the stream, which keeps records 24 hours. */
   readonly iteratorAge: cloudwatch.Alarm;
+  /** A record whose hash does not match its content reached the archive: tampered with, or corrupt. */
+  readonly hashMismatches: cloudwatch.Alarm;
 }
 
 /**
@@ -515,7 +517,7 @@ export class TollgateArchive extends Construct {
     // Lambda checks the role's stream and queue permissions when it creates the mapping.
     this.eventSourceMapping.node.addDependency(this.role);
 
-    this.alarms = this.createAlarms(props.alarmTopic);
+    this.alarms = this.createAlarms(props.alarmTopic, props.metrics);
 
     // ── Glue and Athena ─────────────────────────────────────────────────────────────────────────────
     const base = Token.isUnresolved(stack.stackName) ? 'tollgate' : stack.stackName;
@@ -695,7 +697,7 @@ export class TollgateArchive extends Construct {
     );
   }
 
-  private createAlarms(topic: sns.ITopic): TollgateArchiveAlarms {
+  private createAlarms(topic: sns.ITopic, metrics: TollgateArchiveProps['metrics']): TollgateArchiveAlarms {
     const action = new cwActions.SnsAction(topic);
     const alarm = (id: string, props: cloudwatch.AlarmProps): cloudwatch.Alarm => {
       const a = new cloudwatch.Alarm(this, id, props);
@@ -740,6 +742,25 @@ export class TollgateArchive extends Construct {
         }),
         threshold: ITERATOR_AGE_ALARM_MINUTES * 60_000,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      // The one place an audit record altered in the table is seen as it happens: otherwise only the next
+      // `tollgate audit verify` would say so. Emitted only when it happens: no data is no mismatch.
+      hashMismatches: alarm('HashMismatchesAlarm', {
+        alarmDescription:
+          'Tollgate: an audit record reached the archive with a hash that does not match its content (altered ' +
+          'in the table, or corrupt); it was archived as it is. Run "tollgate audit verify --archive" and ' +
+          'look at who wrote to the table (CloudTrail data events).',
+        metric: new cloudwatch.Metric({
+          namespace: metrics.namespace,
+          metricName: 'ArchiveHashMismatches',
+          dimensionsMap: { service: metrics.service },
+          statistic: 'Sum',
+          period: Duration.minutes(5),
+        }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         evaluationPeriods: 1,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       }),

@@ -925,7 +925,7 @@ export class Tollgate extends Construct {
               `m${i}`,
               new cloudwatch.Metric({
                 namespace: 'AWS/Events',
-                metricName: 'InvocationsFailedToBeSentToDLQ',
+                metricName: 'InvocationsFailedToBeSentToDlq',
                 dimensionsMap: { RuleName: rule.ruleName },
                 statistic: 'Sum',
                 period: Duration.minutes(5),

@@ -1,6 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { App, type CfnElement, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -628,11 +629,11 @@ describe('the Tollgate construct', () => {
     const alarms = Object.values(g.template.findResources('AWS::CloudWatch::Alarm')).map(
       (a) => a.Properties as Json,
     );
-    // The gate's (queues, functions, overdue, oldest, undelivered emails, lost events) and the archive's three
-    // (failed batches, errors, lag).
-    expect(alarms).toHaveLength(5 + 4 + 2 + 1 + 1 + 3);
+    // The gate's (queues, functions, overdue, oldest, undelivered emails, lost events) and the archive's four
+    // (failed batches, errors, lag, hash mismatches).
+    expect(alarms).toHaveLength(5 + 4 + 2 + 1 + 1 + 4);
     // An event neither delivered nor dead-lettered (the queue or its key refused it) is lost but for this alarm:
-    // every rule's InvocationsFailedToBeSentToDLQ, summed.
+    // every rule's InvocationsFailedToBeSentToDlq, summed.
     const lost = alarms.find((a) =>
       a.AlarmDescription === undefined
         ? false
@@ -655,10 +656,33 @@ describe('the Tollgate construct', () => {
     ).toEqual(
       ruleNames.map((ref) => [
         'AWS/Events',
-        'InvocationsFailedToBeSentToDLQ',
+        'InvocationsFailedToBeSentToDlq',
         { Name: 'RuleName', Value: ref },
       ]),
     );
+    // A metric name is case-sensitive, and one AWS never publishes never fires: every AWS/Events name any
+    // alarm watches is held to aws-cdk-lib's list of the names EventBridge publishes (`…ToDLQ` was watched once).
+    // Read from the package's folder: its `exports` do not name the file.
+    const cdkLib = dirname(createRequire(import.meta.url).resolve('aws-cdk-lib/package.json'));
+    const published = readFileSync(join(cdkLib, 'aws-events/lib/events-canned-metrics.generated.js'), 'utf8');
+    const eventsMetrics = alarms.flatMap((a) =>
+      ((a.Metrics as { MetricStat?: { Metric: Json } }[] | undefined) ?? [])
+        .map((m) => m.MetricStat?.Metric)
+        .concat(a.Namespace === undefined ? [] : [{ Namespace: a.Namespace, MetricName: a.MetricName }])
+        .filter((m) => m?.Namespace === 'AWS/Events')
+        .map((m) => String(m!.MetricName)),
+    );
+    expect(eventsMetrics.length).toBeGreaterThan(0);
+    for (const name of eventsMetrics) expect(published, name).toContain(`metricName:"${name}"`);
+    // The archive sees an audit record whose hash does not match its content as it happens: paged.
+    expect(alarms.find((a) => a.MetricName === 'ArchiveHashMismatches')).toMatchObject({
+      Namespace: 'Tollgate',
+      Dimensions: [{ Name: 'service', Value: 'tollgate' }],
+      Statistic: 'Sum',
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+    });
     for (const a of alarms) expect(a.AlarmActions).toEqual([alarmTopic]);
     const depth = alarms.filter((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible');
     expect(depth).toHaveLength(7);
