@@ -451,9 +451,8 @@ export class Tollgate extends Construct {
     // ── rules ───────────────────────────────────────────────────────────────────────────────────────
     this.rules = this.createRules(config);
 
-    // ── alarms and dashboard ────────────────────────────────────────────────────────────────────────
+    // ── alarms ──────────────────────────────────────────────────────────────────────────────────────
     this.alarms = this.createAlarms();
-    this.dashboard = config.dashboard ? this.createDashboard() : undefined;
 
     // ── audit archive ───────────────────────────────────────────────────────────────────────────────
     this.archive = config.archive
@@ -467,6 +466,10 @@ export class Tollgate extends Construct {
           metrics: METRICS,
         })
       : undefined;
+
+    // ── dashboard ───────────────────────────────────────────────────────────────────────────────────
+    // After the archive: it shows the archive's function, queue and alarms beside the gate's.
+    this.dashboard = config.dashboard ? this.createDashboard() : undefined;
 
     this.acknowledgeQueues();
   }
@@ -979,7 +982,18 @@ export class Tollgate extends Construct {
           label: outcome,
         }),
     );
-    const fns = FUNCTION_NAMES.map((n) => this.functions[n]);
+    const functions: [string, lambda.IFunction][] = [
+      ...FUNCTION_NAMES.map((n): [string, lambda.IFunction] => [n, this.functions[n]]),
+      ...(this.archive ? [['archive', this.archive.function] as [string, lambda.IFunction]] : []),
+    ];
+    const queues: [string, sqs.IQueue][] = [
+      ['undelivered', this.undeliveredQueue],
+      ...FUNCTION_NAMES.map((n): [string, sqs.IQueue] => [`${n} failed`, this.failedQueues[n]]),
+      ...(this.undeliveredNotificationsQueue
+        ? [['undelivered emails', this.undeliveredNotificationsQueue] as [string, sqs.IQueue]]
+        : []),
+      ...(this.archive ? [['archive failed batches', this.archive.failedQueue] as [string, sqs.IQueue]] : []),
+    ];
     dashboard.addWidgets(
       new cloudwatch.GraphWidget({ title: 'Decisions by outcome', left: outcomes, width: 8 }),
       new cloudwatch.GraphWidget({
@@ -1006,42 +1020,32 @@ export class Tollgate extends Construct {
       }),
       new cloudwatch.GraphWidget({
         title: 'Function errors',
-        left: fns.map((f, i) => f.metricErrors({ label: FUNCTION_NAMES[i] ?? '', statistic: 'Sum' })),
+        left: functions.map(([label, f]) => f.metricErrors({ label, statistic: 'Sum' })),
         width: 8,
       }),
       new cloudwatch.GraphWidget({
         title: 'Function duration (p99)',
-        left: fns.map((f, i) => f.metricDuration({ label: FUNCTION_NAMES[i] ?? '', statistic: 'p99' })),
+        left: functions.map(([label, f]) => f.metricDuration({ label, statistic: 'p99' })),
         width: 8,
       }),
       new cloudwatch.GraphWidget({
         title: 'Dead-letter queues (messages)',
-        left: [
-          ...[this.undeliveredQueue, ...FUNCTION_NAMES.map((n) => this.failedQueues[n])].map((q, i) =>
-            q.metricApproximateNumberOfMessagesVisible({
-              label: i === 0 ? 'undelivered' : `${FUNCTION_NAMES[i - 1]} failed`,
-              statistic: 'Maximum',
-            }),
-          ),
-          ...(this.undeliveredNotificationsQueue
-            ? [
-                this.undeliveredNotificationsQueue.metricApproximateNumberOfMessagesVisible({
-                  label: 'undelivered emails',
-                  statistic: 'Maximum',
-                }),
-              ]
-            : []),
-        ],
+        left: queues.map(([label, q]) =>
+          q.metricApproximateNumberOfMessagesVisible({ label, statistic: 'Maximum' }),
+        ),
         width: 24,
       }),
       new cloudwatch.AlarmStatusWidget({
         title: 'Alarms',
+        // Every alarm: the dashboard is where one is seen when the alarm topic's own delivery is what failed.
         alarms: [
           this.alarms.gatesOverdue,
           this.alarms.oldestWaiting,
           this.alarms.undelivered,
           this.alarms.lostEvents,
           ...FUNCTION_NAMES.flatMap((n) => [this.alarms.errors[n], this.alarms.failed[n]]),
+          ...(this.alarms.undeliveredNotifications ? [this.alarms.undeliveredNotifications] : []),
+          ...(this.archive ? Object.values(this.archive.alarms) : []),
         ],
         width: 24,
       }),

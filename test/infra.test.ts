@@ -747,6 +747,22 @@ describe('the Tollgate construct', () => {
     g.template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
   });
 
+  it("shows every alarm, every alarmed queue and every function on the dashboard, the archive's too", () => {
+    const [dashboard] = Object.values(g.template.findResources('AWS::CloudWatch::Dashboard'));
+    // The body is a Fn::Join of text and references: the references are what must be there.
+    const body = JSON.stringify(dashboard?.Properties?.DashboardBody);
+    const alarms = Object.keys(g.template.findResources('AWS::CloudWatch::Alarm'));
+    expect(alarms.length).toBeGreaterThan(10);
+    for (const id of alarms) expect(body, id).toContain(`"${id}","Arn"`);
+    const queues = Object.entries(g.template.findResources('AWS::SQS::Queue')).map(([id]) => id);
+    for (const id of queues) expect(body, id).toContain(`"${id}","QueueName"`);
+    const functions = Object.keys(g.template.findResources('AWS::Lambda::Function')).filter((id) =>
+      /Archive|ApprovalStarted|ScanFinished|ApprovalEnded|Sweep/.test(id),
+    );
+    expect(functions.length).toBe(5);
+    for (const id of functions) expect(body, id).toContain(`{"Ref":"${id}"}`);
+  });
+
   it('subscribes the escalation and alarm emails, with a dead-letter queue SNS may write to from those topics only', () => {
     const queue = logicalId(g.tollgate.undeliveredNotificationsQueue as IConstruct);
     g.template.resourceCountIs('AWS::SNS::Subscription', 2);
