@@ -26,7 +26,7 @@ import type {
   StoredDecision,
   TimelineEntry,
 } from '../shared/gate/model.js';
-import { gateId, gateKeyOf } from '../shared/gate/model.js';
+import { gateId, gateKeyFromFields } from '../shared/gate/model.js';
 import type { ClockPort } from '../shared/gate/ports.js';
 import type { LoadedScenario, ScenarioExpectation, ScenarioStep } from './scenario.js';
 import { offsetMs } from './scenario.js';
@@ -541,23 +541,7 @@ export function route(event: Json): FunctionName | undefined {
 function eventGateKey(event: Json): GateKey | undefined {
   if (event['detail-type'] !== 'CodePipeline Action Execution State Change') return undefined;
   const d = (event.detail ?? {}) as Json;
-  const [pipeline, executionId, stage, action] = [d.pipeline, d['execution-id'], d.stage, d.action];
-  if (
-    typeof pipeline !== 'string' ||
-    typeof executionId !== 'string' ||
-    typeof stage !== 'string' ||
-    typeof action !== 'string'
-  ) {
-    return undefined;
-  }
-  const attempt = d['pipeline-execution-attempt'];
-  return gateKeyOf({
-    pipeline,
-    'execution-id': executionId,
-    stage,
-    action,
-    'pipeline-execution-attempt': typeof attempt === 'number' ? attempt : undefined,
-  });
+  return gateKeyFromFields(d.pipeline, d['execution-id'], d.stage, d.action, d['pipeline-execution-attempt']);
 }
 
 async function viewOf(options: SimulationOptions, key: GateKey): Promise<GateView> {

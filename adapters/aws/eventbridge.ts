@@ -4,7 +4,7 @@ import {
   type PutEventsCommandOutput,
   type PutEventsRequestEntry,
 } from '@aws-sdk/client-eventbridge';
-import { gateId } from '../../shared/gate/model.js';
+import { gateId, gateKeyFromFields } from '../../shared/gate/model.js';
 import type { EventsPort, TollgateEvent } from '../../shared/gate/ports.js';
 import { DEFAULT_RETRY, pause, type RetryOptions, withRetries } from './retry.js';
 
@@ -209,21 +209,8 @@ export class EventBridgeEvents implements EventsPort {
 /** The gate an event is about, from the key fields every Tollgate detail carries at its top. */
 function gateOf(event: TollgateEvent): string | undefined {
   const { pipeline, executionId, stage, action, attempt } = event.detail;
-  if (
-    typeof pipeline !== 'string' ||
-    typeof executionId !== 'string' ||
-    typeof stage !== 'string' ||
-    typeof action !== 'string'
-  ) {
-    return undefined;
-  }
-  return gateId({
-    pipeline,
-    executionId,
-    stage,
-    action,
-    ...(typeof attempt === 'number' ? { attempt } : {}),
-  });
+  const key = gateKeyFromFields(pipeline, executionId, stage, action, attempt);
+  return key === undefined ? undefined : gateId(key);
 }
 
 function batches(pending: readonly Pending[]): Pending[][] {

@@ -37,6 +37,31 @@ export function gateKeyOf(detail: {
   return attempt !== undefined && attempt > 1 ? { ...key, attempt } : key;
 }
 
+/** A gate key from fields not yet typed (a raw event's, a published detail's): undefined unless all four names are. */
+export function gateKeyFromFields(
+  pipeline: unknown,
+  executionId: unknown,
+  stage: unknown,
+  action: unknown,
+  attempt: unknown,
+): GateKey | undefined {
+  if (
+    typeof pipeline !== 'string' ||
+    typeof executionId !== 'string' ||
+    typeof stage !== 'string' ||
+    typeof action !== 'string'
+  ) {
+    return undefined;
+  }
+  return gateKeyOf({
+    pipeline,
+    'execution-id': executionId,
+    stage,
+    action,
+    'pipeline-execution-attempt': typeof attempt === 'number' ? attempt : undefined,
+  });
+}
+
 export type GateState = 'WAITING' | 'DECIDED' | 'ACTED' | 'CLOSED' | 'STALE';
 
 /** The image a gate judges: always a digest once the gate is stored; the tag is kept for people. */
