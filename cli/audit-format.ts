@@ -52,7 +52,16 @@ const UNIT_MS: Readonly<Record<string, number>> = {
  */
 export function parseTime(value: string, now: Date, bound: 'since' | 'until'): Date {
   const relative = /^(\d+)([smhdw])$/.exec(value.trim());
-  if (relative) return new Date(now.getTime() - Number(relative[1]) * UNIT_MS[relative[2]!]!);
+  if (relative) {
+    const at = new Date(now.getTime() - Number(relative[1]) * UNIT_MS[relative[2]!]!);
+    // Past the range a Date holds (about 270,000 years): an invalid date would read as no time at all.
+    if (!Number.isFinite(at.getTime())) {
+      throw new AuditUsageError(
+        `--${bound} ${JSON.stringify(value)}: expected a time ago within the calendar`,
+      );
+    }
+    return at;
+  }
   const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(value);
   const ms = parseIsoTime(value);
   if (Number.isNaN(ms)) {
@@ -98,7 +107,8 @@ export function describeRecord(record: AuditRecord): string {
     const r = record.resolution;
     const who = r.reviewer ? ` by ${r.byTollgate ? 'Tollgate' : shortActor(r.reviewer)}` : '';
     const what = [r.state, r.status].filter((x) => x !== null).join(' · ') || 'resolved';
-    const said = r.summary ?? record.summary;
+    // A reviewer's words are theirs alone: one who wrote none is not shown saying the decision's summary.
+    const said = r.reviewer ? (r.summary ?? '(no comment)') : (r.summary ?? record.summary);
     return `${what}${who}${said ? `: ${said}` : ''}`;
   }
   return record.summary ?? '';
@@ -231,7 +241,10 @@ export function csvRow(r: AuditRecord): string {
     violations: r.violations.map((v) => v.rule).join(' '),
     vulnerabilities: r.vulnerabilities.join(' '),
     // A resolution's own words are the reviewer's; its record's summary repeats the decision's.
-    summary: (r.type === 'resolution' ? r.resolution?.summary : null) ?? r.summary ?? '',
+    summary:
+      r.type === 'resolution' && r.resolution?.reviewer
+        ? (r.resolution.summary ?? '')
+        : ((r.type === 'resolution' ? r.resolution?.summary : null) ?? r.summary ?? ''),
     attempt: String(r.gate.attempt ?? 1),
     state: r.resolution?.state ?? '',
     status:
@@ -329,7 +342,7 @@ export function renderShow(r: AuditRecord, check: HashCheck): string {
   }
   if (r.resolution) {
     const s = r.resolution;
-    row('resolution', s.state ?? '(the action has not ended yet)');
+    row('resolution', s.state ?? '(its end was not known when this record was written)');
     row('reviewer', s.reviewer ? `${s.reviewer}${s.byTollgate ? ' (Tollgate itself)' : ''}` : 'none seen');
     if (s.status) row('status', s.status);
     if (s.summary) for (const [i, line] of s.summary.split('\n').entries()) row(i === 0 ? 'said' : '', line);

@@ -14,7 +14,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { ArchiveComparison, SeqRange } from '../shared/audit/archive-compare.js';
 import { hashOf } from '../shared/audit/chain.js';
-import type { AuditFilter, AuditRecord, AuditRecordType } from '../shared/audit/record.js';
+import type { AuditFilter, AuditRecord, AuditRecordType, AuditResolution } from '../shared/audit/record.js';
 import type { Outcome } from '../shared/decision/record.js';
 import {
   ArchiveReadError,
@@ -128,6 +128,12 @@ function onStdoutError(e: NodeJS.ErrnoException): void {
 
 const OUTCOMES: readonly Outcome[] = ['APPROVE', 'REJECT', 'ESCALATE'];
 const TYPES: readonly AuditRecordType[] = ['decision', 'action', 'resolution'];
+const RESOLUTION_STATES = [
+  'SUCCEEDED',
+  'FAILED',
+  'ABANDONED',
+  'CANCELED',
+] as const satisfies readonly NonNullable<AuditResolution['state']>[];
 
 function positiveInteger(flag: string) {
   return (value: string): number => {
@@ -231,6 +237,12 @@ function filterOptions(command: Command): Command {
     )
     .addOption(new Option('--type <type>', 'records of this kind').choices(TYPES))
     .addOption(
+      new Option(
+        '--state <state>',
+        'resolution records of approvals that ended so: SUCCEEDED is a release that went through, whoever answered (a person before any decision too)',
+      ).choices(RESOLUTION_STATES),
+    )
+    .addOption(
       new Option('--page-size <n>', 'items per DynamoDB page (tests and tuning)')
         .argParser(positiveInteger('--page-size'))
         .hideHelp(),
@@ -251,6 +263,7 @@ interface RawFilterOptions extends SourceOptions {
   reviewer?: string;
   vulnerability?: string;
   type?: AuditRecordType;
+  state?: (typeof RESOLUTION_STATES)[number];
   pageSize?: number;
   now?: string;
 }
@@ -287,6 +300,12 @@ function queryOf(opts: RawFilterOptions): AuditFilter {
   if (opts.repository !== undefined) filter.repository = opts.repository;
   if (opts.vulnerability !== undefined) filter.vulnerability = opts.vulnerability;
   if (opts.type !== undefined) filter.type = opts.type;
+  if (opts.state !== undefined) {
+    if (opts.type !== undefined && opts.type !== 'resolution') {
+      throw new AuditUsageError(`--state is on resolution records; --type ${opts.type} records have none`);
+    }
+    filter.state = opts.state;
+  }
   if (opts.reviewer === undefined) return filter;
   // `alice`, `SecurityEngineer/alice` or the whole identity ARN: the store files resolutions under each.
   const reviewer = opts.reviewer.trim().replace(/^\/+/, '');
@@ -826,7 +845,7 @@ ${SOURCE_HELP}
 
 Examples:
   tollgate audit list --outcome REJECT --since 30d             releases the gate stopped
-  tollgate audit list --outcome APPROVE --since 2026-11-01     releases it let through
+  tollgate audit list --state SUCCEEDED --since 2026-11-01    approvals that went through, whoever answered
   tollgate audit list --type resolution --reviewer alice       escalations a person resolved, and who
   tollgate audit list --vulnerability CVE-2024-45490           decisions that saw a vulnerability
   tollgate audit show payments-api#2                           one record, whole
@@ -873,7 +892,8 @@ ${SOURCE_HELP}
 
 Examples:
   tollgate audit list --outcome REJECT                                   what the gate stopped
-  tollgate audit list --outcome APPROVE --type decision --since 30d      what it let through, last 30 days
+  tollgate audit list --outcome APPROVE --type decision --since 30d      what the policy approved, last 30 days
+  tollgate audit list --state SUCCEEDED --since 30d                      what went through (a person's too)
   tollgate audit list --type resolution --reviewer alice --format json   what alice approved or rejected
   tollgate audit list --vulnerability CVE-2024-45490 --outcome APPROVE   released with a known CVE?
   tollgate audit list --pipeline payments-api --since 2026-11-01 --until 2026-11-30

@@ -242,6 +242,29 @@ describe('tollgate audit list: filters on the demo records', () => {
     ]);
   });
 
+  it('--state SUCCEEDED: every approval that went through, whoever answered; on resolution records only', () => {
+    const released = ids(['--state', 'SUCCEEDED']);
+    const pipelines = [...new Set(released.map((id) => id.split('#')[0]))].sort();
+    // Tollgate's five approvals and the one a person approved after an escalation; nothing rejected.
+    expect(pipelines).toEqual([
+      'billing-api',
+      'checkout-web',
+      'fulfilment-api',
+      'ledger-api',
+      'orders-worker',
+      'web-frontend',
+    ]);
+    const records = JSON.parse(
+      audit(['list', '--format', 'json', '--state', 'SUCCEEDED']).stdout,
+    ) as AuditRecord[];
+    for (const r of records)
+      expect(r).toMatchObject({ type: 'resolution', resolution: { state: 'SUCCEEDED' } });
+    expect(ids(['--state', 'FAILED'])).not.toEqual(expect.arrayContaining(released));
+    const r = audit(['list', '--state', 'SUCCEEDED', '--type', 'decision']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^tollgate: --state is on resolution records/);
+  });
+
   it('--reviewer: alice by her ARN, her role session name, or role/session; nobody else', () => {
     expect(ids(['--reviewer', ALICE])).toEqual(['orders-worker#4', 'orders-worker#3']);
     expect(ids(['--reviewer', 'alice'])).toEqual(['orders-worker#4', 'orders-worker#3']);
@@ -327,6 +350,16 @@ describe('tollgate audit list: filters on the demo records', () => {
     expect(
       ids(['--now', '2026-12-20T00:00:00Z', '--since', '30d', '--outcome', 'REJECT', '--type', 'decision']),
     ).toEqual(['search-api#1', 'payments-api#1']);
+    // A time ago past what a date can hold is a usage error, not "no records" or a store that seems broken.
+    for (const args of [
+      ['--since', '99999999999d'],
+      ['--since', '2026-11-25', '--until', '1000000000w'],
+    ]) {
+      const r = audit(['list', ...now, ...args]);
+      expect(r.status, args.join(' ')).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/expected a time ago within the calendar/);
+    }
   });
 
   it('pages: the same records one item a page as in one page, over more requests', () => {
@@ -468,6 +501,30 @@ describe('tollgate audit list --format csv', () => {
     expect(json.summary).toBe(summary);
     // And the chain, with the new record, still verifies.
     expect(audit(['verify', '--pipeline', 'orders-worker'], store).status).toBe(0);
+  });
+
+  it("a reviewer who wrote no summary is not shown saying the decision's", async () => {
+    const store = await copyWithRecord((decision) => ({
+      ...decision,
+      type: 'resolution',
+      time: '2026-11-25T09:30:00.000Z',
+      actor: ALICE,
+      resolution: {
+        state: 'SUCCEEDED',
+        reviewer: ALICE,
+        byTollgate: false,
+        status: 'Approved',
+        summary: null,
+      },
+    }));
+    const args = ['--pipeline', 'orders-worker', '--since', '2026-11-25T09:30:00Z'];
+    const csv = parseCsv(audit(['list', '--format', 'csv', ...args], store).stdout);
+    const row = Object.fromEntries(HEADER.split(',').map((c, i) => [c, csv[1]![i]]));
+    expect(row.summary).toBe('');
+    const table = audit(['list', ...args], store).stdout;
+    // The table cuts the summary: its start is enough.
+    expect(table).toContain('Approved by assumed-role/SecurityEngineer/alice: (no comm');
+    expect(table).not.toContain('ESCALATE by policy');
   });
 
   it('csvField: RFC 4180 quoting and the formula guard', () => {

@@ -160,6 +160,7 @@ export function matchesFilter(record: AuditRecord, filter: AuditFilter): boolean
     return false;
   if (filter.vulnerability !== undefined && !record.vulnerabilities.includes(filter.vulnerability))
     return false;
+  if (filter.state !== undefined && record.resolution?.state !== filter.state) return false;
   return true;
 }
 

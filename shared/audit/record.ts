@@ -116,6 +116,11 @@ export interface AuditFilter {
   readonly reviewer?: string;
   readonly vulnerability?: string;
   readonly type?: AuditRecordType;
+  /**
+   * How the approval action ended, on resolution records: SUCCEEDED is a release that went through,
+   * whoever answered (and whether or not Tollgate had decided).
+   */
+  readonly state?: NonNullable<AuditResolution['state']>;
 }
 
 /**
