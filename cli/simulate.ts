@@ -5,9 +5,9 @@ import { styleText } from 'node:util';
 import { DeleteTableCommand, waitUntilTableNotExists } from '@aws-sdk/client-dynamodb';
 import { type LocalDynamo, startLocalDynamo } from '../adapters/dynamodb/local.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
-import { InputError } from '../shared/errors.js';
+import { InputError, type InputProblem } from '../shared/errors.js';
 import { type GateView, runScenario, type SimulationResult } from '../simulator/run.js';
-import { loadScenario } from '../simulator/scenario.js';
+import { type LoadedScenario, loadScenario, scenarioGateKeys } from '../simulator/scenario.js';
 import { SIMULATE_EXIT } from './exit.js';
 import { TABLE_NAME } from './local-store.js';
 
@@ -28,6 +28,7 @@ export interface SimulateOptions {
 export async function runSimulate(options: SimulateOptions): Promise<{ stdout: string; exitCode: number }> {
   // Read every scenario first: a typo in the fifth file is reported before anything runs.
   const loaded = options.scenarios.map((file) => loadScenario(file));
+  refuseSharedGates(loaded);
   if (existsSync(options.store) && !statSync(options.store).isDirectory()) {
     throw new InputError([
       { file: options.store, path: '', expected: 'a folder for the local store (--store)', got: 'a file' },
@@ -53,6 +54,30 @@ export async function runSimulate(options: SimulateOptions): Promise<{ stdout: s
   } finally {
     await db?.close();
   }
+}
+
+/**
+ * The scenarios of one run share the store (`tollgate audit` reads them all afterwards): two that make the
+ * same gate (a copied example keeps its executionId) would find each other's, and the second be judged by
+ * the first's gate. Refused before anything runs.
+ */
+function refuseSharedGates(loaded: readonly LoadedScenario[]): void {
+  const owners = new Map<string, { file: string; where: string }>();
+  const problems: InputProblem[] = [];
+  for (const l of loaded) {
+    for (const [id, where] of scenarioGateKeys(l.scenario)) {
+      const owner = owners.get(id);
+      if (owner && owner.file !== l.file) {
+        problems.push({
+          file: l.file,
+          path: where,
+          expected: `a gate no other scenario of this run makes; ${owner.file} (${owner.where}) makes ${id} too`,
+          got: id,
+        });
+      } else if (!owner) owners.set(id, { file: l.file, where });
+    }
+  }
+  if (problems.length > 0) throw new InputError(problems);
 }
 
 async function resetTable(db: LocalDynamo): Promise<void> {

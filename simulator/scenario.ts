@@ -1,7 +1,10 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { ScanStatus as EcrScanStatus } from '@aws-sdk/client-ecr';
+import { ScanStatusReason } from '@aws-sdk/client-inspector2';
 import * as z from 'zod';
-import { InputError, unreadable } from '../shared/errors.js';
+import { InputError, type InputProblem, unreadable } from '../shared/errors.js';
+import { type GateKey, gateId, gateKeyFromFields } from '../shared/gate/model.js';
 import { parseYamlInput } from '../shared/yaml-input.js';
 
 /*
@@ -28,7 +31,10 @@ const Approval = z.strictObject({
   /** The approval token GetPipelineState shows while the action waits (a lowercase UUID). */
   token: z
     .string()
-    .regex(/^[0-9a-f-]{36}$/, { error: 'a lowercase UUID' })
+    // The API model's ApprovalToken: a token the service itself would refuse is no world to replay.
+    .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, {
+      error: 'a lowercase UUID (8-4-4-4-12 hex digits)',
+    })
     .optional(),
   customData: z.string().max(2000).optional(),
   variables: z.record(z.string(), z.string()).optional(),
@@ -47,11 +53,20 @@ const FindingsSource = z.union([
   z.strictObject({ findings: z.array(z.unknown()) }),
 ]);
 
+/**
+ * The statuses a scanner can report: the Inspector event's, ECR's scan statuses and Inspector's coverage
+ * reasons, as the SDKs' API models list them (test/scan-statuses.test.ts pins how the gate reads each). A
+ * status outside them is a typo the gate would read as "still scanning", silently.
+ */
+export const SCAN_STATUSES = [
+  ...new Set(['INITIAL_SCAN_COMPLETE', ...Object.values(EcrScanStatus), ...Object.values(ScanStatusReason)]),
+].sort();
+
 const Scan = z.strictObject({
   digest,
   repository: name,
   /** `INITIAL_SCAN_COMPLETE` (Inspector), `COMPLETE` / `FAILED` / `UNSUPPORTED_IMAGE` (ECR basic), … */
-  status: z.string().min(1),
+  status: z.enum(SCAN_STATUSES as [string, ...string[]]),
   /** The severity counts the scan event reports; leave out severities as real events do. */
   counts: z.record(z.string(), z.number().int().min(0)).optional(),
   /** false: the scan finishes, but its event is lost (only coverage and the sweep can tell). */
@@ -60,9 +75,32 @@ const Scan = z.strictObject({
 
 const Key = z.strictObject({ pipeline: name, stage: name, action: name, executionId: z.string().min(1) });
 
+/**
+ * The operations a `fail` step can fail: those the world answers (World.dispatch) and the store's DynamoDB
+ * calls (adapters/dynamodb/store.ts). Any other name would match no call and fail nothing.
+ */
+export const FAILABLE_OPERATIONS = [
+  'DescribeImageScanFindings',
+  'DescribeImages',
+  'GetItem',
+  'GetPipelineExecution',
+  'GetPipelineState',
+  'ListActionExecutions',
+  'ListCoverage',
+  'ListFindings',
+  'ListPipelineExecutions',
+  'ListPipelines',
+  'Publish',
+  'PutApprovalResult',
+  'PutEvents',
+  'PutItem',
+  'Query',
+  'TransactWriteItems',
+] as const;
+
 const Failure = z.strictObject({
   /** An SDK operation: `ListFindings`, `GetPipelineState`, `PutApprovalResult`, `Publish`, … */
-  operation: z.string().min(1),
+  operation: z.enum(FAILABLE_OPERATIONS),
   error: z
     .enum([
       'ThrottlingException',
@@ -96,7 +134,8 @@ const Step = z
       .strictObject({ digest, append: z.boolean().default(false) })
       .and(FindingsSource)
       .optional(),
-    sweep: z.boolean().optional(),
+    // `sweep: false` passed as a step's one thing and did nothing: a step that reads as meant and is not.
+    sweep: z.literal(true).optional(),
     fail: Failure.optional(),
     /** A person approves or rejects in the console (after an escalation). */
     review: z
@@ -134,49 +173,219 @@ const Step = z
   );
 export type ScenarioStep = z.output<typeof Step>;
 
-const Expectation = z.strictObject({
-  executionId: z.string(),
-  stage: name.optional(),
-  action: name.optional(),
-  state: z.enum(['WAITING', 'DECIDED', 'ACTED', 'CLOSED', 'STALE']).optional(),
-  outcome: z.enum(['APPROVE', 'REJECT', 'ESCALATE']).nullable().optional(),
-  notifications: z.int().min(0).optional(),
-  approvalResult: z.enum(['Approved', 'Rejected']).nullable().optional(),
-  reviewer: z.string().optional(),
-});
+const EXPECTED_FIELDS = ['state', 'outcome', 'notifications', 'approvalResult', 'reviewer'] as const;
+
+const Expectation = z
+  .strictObject({
+    executionId: z.string(),
+    stage: name.optional(),
+    action: name.optional(),
+    /** `null`: no gate is in the store for it (the approval was never seen); any other: the gate is there. */
+    state: z.enum(['WAITING', 'DECIDED', 'ACTED', 'CLOSED', 'STALE']).nullable().optional(),
+    outcome: z.enum(['APPROVE', 'REJECT', 'ESCALATE']).nullable().optional(),
+    notifications: z.int().min(0).optional(),
+    approvalResult: z.enum(['Approved', 'Rejected']).nullable().optional(),
+    /** Part of the reviewer's identity; the empty text is part of every identity, so it would test nothing. */
+    reviewer: z.string().min(1).optional(),
+  })
+  .refine((x) => EXPECTED_FIELDS.some((k) => x[k] !== undefined), {
+    // With the key alone, the expectation held for any gate, or for none.
+    error: `at least one of ${EXPECTED_FIELDS.join(', ')} beside the gate's key`,
+  });
 export type ScenarioExpectation = z.output<typeof Expectation>;
 
-export const ScenarioSchema = z.strictObject({
-  $comment: z.string().optional(),
-  name: z.string().min(1).max(200),
-  description: z.string().optional(),
-  /** The policy file, relative to the scenario file. */
-  policy: z.string().min(1),
-  account: z
-    .string()
-    .regex(/^\d{12}$/, { error: 'a 12-digit account id' })
-    .default('123456789012'),
-  region: z
-    .string()
-    .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, { error: 'an AWS region like eu-west-1' })
-    .default('eu-west-1'),
-  /** `inspector` (enhanced scanning) or `ecr` (basic scanning). */
-  scanSource: z.enum(['inspector', 'ecr']).default('inspector'),
-  start: z.iso.datetime({ offset: true }).default('2026-11-25T09:00:00Z'),
-  world: z
-    .strictObject({
-      approvals: z.array(Approval).default([]),
-      images: z.array(Image).default([]),
-      /** Findings per digest, as Inspector (ListFindings shape) or ECR (DescribeImageScanFindings shape) has them. */
-      findings: z.record(z.string(), FindingsSource).default({}),
-      scans: z.array(Scan.omit({ event: true })).default([]),
-    })
-    .default({ approvals: [], images: [], findings: {}, scans: [] }),
-  steps: z.array(Step).min(1),
-  /** What the replay must end with; `tollgate simulate` exits 4 when it does not. */
-  expect: z.array(Expectation).default([]),
-});
+export const ScenarioSchema = z
+  .strictObject({
+    $comment: z.string().optional(),
+    name: z.string().min(1).max(200),
+    description: z.string().optional(),
+    /** The policy file, relative to the scenario file. */
+    policy: z.string().min(1),
+    account: z
+      .string()
+      .regex(/^\d{12}$/, { error: 'a 12-digit account id' })
+      .default('123456789012'),
+    region: z
+      .string()
+      .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, { error: 'an AWS region like eu-west-1' })
+      .default('eu-west-1'),
+    /** `inspector` (enhanced scanning) or `ecr` (basic scanning). */
+    scanSource: z.enum(['inspector', 'ecr']).default('inspector'),
+    start: z.iso.datetime({ offset: true }).default('2026-11-25T09:00:00Z'),
+    world: z
+      .strictObject({
+        approvals: z.array(Approval).default([]),
+        images: z.array(Image).default([]),
+        /** Findings per digest, as Inspector (ListFindings shape) or ECR (DescribeImageScanFindings shape) has them. */
+        findings: z
+          .record(digest, FindingsSource, {
+            error: (issue) =>
+              issue.code === 'invalid_key' ? 'an image digest sha256:<64 hex digits> as the key' : undefined,
+          })
+          .default({}),
+        scans: z.array(Scan.omit({ event: true })).default([]),
+      })
+      .default({ approvals: [], images: [], findings: {}, scans: [] }),
+    steps: z.array(Step).min(1),
+    /** What the replay must end with; `tollgate simulate` exits 4 when it does not. */
+    expect: z.array(Expectation).default([]),
+  })
+  .superRefine(checkSteps);
 export type Scenario = z.output<typeof ScenarioSchema>;
+
+type ApprovalRef = Pick<ScenarioApproval, 'pipeline' | 'stage' | 'action'>;
+
+function actionName(a: ApprovalRef): string {
+  return `${a.pipeline}/${a.stage}/${a.action}`;
+}
+
+/**
+ * What the schema alone cannot say: the steps' times run forwards, each approval action is in
+ * `world.approvals` once, and a step names an approval (and an execution of it) the world has by then. The
+ * world would otherwise throw mid-replay, and the user read an "internal error" for a typo.
+ */
+function checkSteps(
+  s: { world: { approvals: readonly ScenarioApproval[] }; steps: readonly ScenarioStep[] },
+  ctx: z.RefinementCtx,
+): void {
+  const issue = (path: (string | number)[], message: string): void => {
+    ctx.addIssue({ code: 'custom', path, message, input: undefined });
+  };
+  const known: { ref: ApprovalRef; where: string; executions: string[] }[] = [];
+  const find = (ref: ApprovalRef) => known.find((k) => actionName(k.ref) === actionName(ref));
+  s.world.approvals.forEach((a, i) => {
+    const had = find(a);
+    if (had) {
+      issue(
+        ['world', 'approvals', i, 'action'],
+        `an approval action no other approval is (${had.where} is ${actionName(a)} too; a newer execution of it is a supersede step)`,
+      );
+    } else known.push({ ref: a, where: `world.approvals[${i}]`, executions: [a.executionId] });
+  });
+  let previous: { index: number; ms: number; at: string | number } | undefined;
+  s.steps.forEach((step, i) => {
+    const ms = offsetMs(step.at);
+    if (ms !== undefined && step.at !== undefined) {
+      if (previous && ms < previous.ms) {
+        issue(
+          ['steps', i, 'at'],
+          `an offset no earlier than the previous step's (steps[${previous.index}].at is ${JSON.stringify(previous.at)}): steps run in order`,
+        );
+      }
+      previous = { index: i, ms, at: step.at };
+    }
+    if (step.supersede) {
+      const had = find(step.supersede);
+      if (had) had.executions.push(step.supersede.executionId);
+      else
+        known.push({
+          ref: step.supersede,
+          where: `steps[${i}].supersede`,
+          executions: [step.supersede.executionId],
+        });
+      return;
+    }
+    const [kind, ref] = step.approvalStarted
+      ? (['approvalStarted', step.approvalStarted] as const)
+      : step.approvalEnded
+        ? (['approvalEnded', step.approvalEnded] as const)
+        : step.review
+          ? (['review', step.review] as const)
+          : [undefined, undefined];
+    if (!kind) return;
+    const had = find(ref);
+    if (!had) {
+      const field = !known.some((k) => k.ref.pipeline === ref.pipeline)
+        ? 'pipeline'
+        : !known.some((k) => k.ref.pipeline === ref.pipeline && k.ref.stage === ref.stage)
+          ? 'stage'
+          : 'action';
+      const names = known.map((k) => actionName(k.ref));
+      issue(
+        ['steps', i, kind, field],
+        `an approval action the world has by this step (world.approvals, or an earlier supersede): ${names.length ? names.slice(0, 5).join(', ') + (names.length > 5 ? ', …' : '') : 'none'}`,
+      );
+      return;
+    }
+    if (kind === 'approvalStarted' && ref.executionId !== had.executions.at(-1)) {
+      issue(
+        ['steps', i, kind, 'executionId'],
+        `the execution ${actionName(ref)} runs at this step (${had.executions.at(-1)}; a newer one is a supersede step before it)`,
+      );
+    }
+    if (kind === 'approvalEnded' && !had.executions.includes(ref.executionId)) {
+      issue(
+        ['steps', i, kind, 'executionId'],
+        `an execution of ${actionName(ref)} the world has (${had.executions.join(', ')})`,
+      );
+    }
+  });
+}
+
+/**
+ * The gates a scenario can make (every approval it has, at any step, and the action events it sends as they
+ * are), by gate id, each with where the scenario names it.
+ */
+export function scenarioGateKeys(scenario: Scenario): Map<string, string> {
+  const keys = new Map<string, string>();
+  const add = (key: GateKey | undefined, where: string): void => {
+    if (key && !keys.has(gateId(key))) keys.set(gateId(key), where);
+  };
+  // The simulated pipeline runs each execution's stage once: attempt 1, as its events say.
+  const keyOf = (a: ScenarioApproval): GateKey => ({
+    pipeline: a.pipeline,
+    executionId: a.executionId,
+    stage: a.stage,
+    action: a.action,
+  });
+  scenario.world.approvals.forEach((a, i) => {
+    add(keyOf(a), `world.approvals[${i}]`);
+  });
+  scenario.steps.forEach((step, i) => {
+    if (step.supersede) add(keyOf(step.supersede), `steps[${i}].supersede`);
+    const detail = step.event?.detail;
+    if (step.event?.['detail-type'] === 'CodePipeline Action Execution State Change' && isRecord(detail)) {
+      add(
+        gateKeyFromFields(
+          detail.pipeline,
+          detail['execution-id'],
+          detail.stage,
+          detail.action,
+          detail['pipeline-execution-attempt'],
+        ),
+        `steps[${i}].event`,
+      );
+    }
+  });
+  return keys;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The image digests a findings document names: each Inspector finding's image, an ECR answer's image. */
+function digestsNamed(doc: unknown): string[] {
+  const named: string[] = [];
+  const ecr = isRecord(doc) && isRecord(doc.imageScanFindings) ? doc.imageScanFindings : undefined;
+  const list: unknown[] = Array.isArray(doc)
+    ? doc
+    : isRecord(doc) && Array.isArray(doc.findings)
+      ? doc.findings
+      : ecr && Array.isArray(ecr.enhancedFindings)
+        ? ecr.enhancedFindings
+        : [];
+  for (const f of list) {
+    const resources = isRecord(f) ? f.resources : undefined;
+    const first: unknown = Array.isArray(resources) ? resources[0] : undefined;
+    const details = isRecord(first) ? first.details : undefined;
+    const image = isRecord(details) ? details.awsEcrContainerImage : undefined;
+    if (isRecord(image) && typeof image.imageHash === 'string') named.push(image.imageHash);
+  }
+  const imageId = isRecord(doc) ? doc.imageId : undefined;
+  if (isRecord(imageId) && typeof imageId.imageDigest === 'string') named.push(imageId.imageDigest);
+  return named;
+}
 
 export interface LoadedScenario {
   readonly scenario: Scenario;
@@ -233,12 +442,36 @@ export function loadScenario(file: string): LoadedScenario {
       ]);
     }
   };
+  // The scanner lists findings by each one's own image: a document about another image, stored under this
+  // digest, would read as no findings at all, and the gate approve on an empty read.
+  const foreign: InputProblem[] = [];
+  const ofImage = (d: string, doc: unknown, where: string, source: string): void => {
+    const other = digestsNamed(doc).find((n) => n !== d);
+    if (other === undefined) return;
+    foreign.push({
+      file,
+      path: where,
+      expected: `findings of the image ${d} (the digest they are stored under)`,
+      got: `${source} naming the image ${other}`,
+    });
+  };
   for (const [d, source] of Object.entries(value.world.findings)) {
-    if ('file' in source) readFindings(source.file, `world.findings.${d}.file`);
+    if ('file' in source) {
+      ofImage(d, readFindings(source.file, `world.findings.${d}.file`), `world.findings.${d}`, source.file);
+    } else ofImage(d, source.findings, `world.findings.${d}`, 'findings');
   }
   value.steps.forEach((s, i) => {
-    if (s.findings && 'file' in s.findings) readFindings(s.findings.file, `steps[${i}].findings.file`);
+    if (!s.findings) return;
+    const doc =
+      'file' in s.findings ? readFindings(s.findings.file, `steps[${i}].findings.file`) : s.findings.findings;
+    ofImage(
+      s.findings.digest,
+      doc,
+      `steps[${i}].findings`,
+      'file' in s.findings ? s.findings.file : 'findings',
+    );
   });
+  if (foreign.length > 0) throw new InputError(foreign);
   // A policy that does not parse is a scenario of its own (every gate escalates, as in Lambda); a policy
   // file that is not there is a typo in the scenario, said as one.
   const policyFile = resolve(base, value.policy);

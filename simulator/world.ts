@@ -6,7 +6,9 @@ import {
   PipelineNotFoundException,
 } from '@aws-sdk/client-codepipeline';
 import { ImageNotFoundException, ScanNotFoundException } from '@aws-sdk/client-ecr';
+import { ScanStatusReason } from '@aws-sdk/client-inspector2';
 import type { ClockPort } from '../shared/gate/ports.js';
+import { coverageState } from '../shared/gate/scan.js';
 import type { LoadedScenario, ScenarioApproval } from './scenario.js';
 import { findingsDocument } from './scenario.js';
 
@@ -210,22 +212,39 @@ export class World {
     return { previous, next: slot };
   }
 
-  endApproval(pipeline: string, stage: string, action: string, status: 'Failed' | 'Abandoned'): ApprovalSlot {
-    const slot = this.findSlot(pipeline, stage, action);
-    if (!slot) throw new Error(`the world has no approval ${pipeline}/${stage}/${action}`);
+  /**
+   * The action of `executionId` ends without a result. An earlier execution's (superseded) run ends in the
+   * history: the execution running now goes on.
+   */
+  endApproval(
+    key: { pipeline: string; stage: string; action: string; executionId: string },
+    status: 'Failed' | 'Abandoned',
+  ): { pipeline: string; stage: string; action: string; executionId: string; actionExecutionId: string } {
+    const slot = this.findSlot(key.pipeline, key.stage, key.action);
+    if (!slot) throw new Error(`the world has no approval ${key.pipeline}/${key.stage}/${key.action}`);
+    const past = slot.history.findLast((h) => h.executionId === key.executionId);
+    if (slot.executionId !== key.executionId && past) {
+      past.status = status;
+      return { ...key, actionExecutionId: past.actionExecutionId };
+    }
     slot.status = status;
-    return slot;
+    return { ...key, actionExecutionId: slot.actionExecutionId };
   }
 
   setScan(digest: string, repository: string, status: string): void {
     const at = this.clock.now();
-    if (/COMPLETE$/.test(status) || status === 'ACTIVE') {
+    if (INSPECTOR_REASONS.has(status)) {
+      // Inspector's own coverage reason, shown as Inspector shows it: inactive only when it ends the scanning.
+      const state = coverageState({ statusCode: 'ACTIVE', reason: status, lastScannedAt: undefined }).state;
+      this.coverage.set(digest, {
+        repository,
+        statusCode: state === 'unsupported' ? 'INACTIVE' : 'ACTIVE',
+        reason: status,
+        at,
+      });
+    } else if (/COMPLETE$/.test(status) || status === 'ACTIVE') {
       this.coverage.set(digest, { repository, statusCode: 'ACTIVE', reason: 'SUCCESSFUL', at });
-    } else if (
-      status === 'PENDING_INITIAL_SCAN' ||
-      status === 'IN_PROGRESS' ||
-      status === 'SCAN_IN_PROGRESS'
-    ) {
+    } else if (status === 'PENDING_INITIAL_SCAN' || status === 'IN_PROGRESS' || status === 'PENDING') {
       this.coverage.set(digest, { repository, statusCode: 'ACTIVE', reason: 'PENDING_INITIAL_SCAN', at });
     } else {
       this.coverage.set(digest, { repository, statusCode: 'INACTIVE', reason: status, at });
@@ -1089,6 +1108,8 @@ function validateFilters(
 function stageStatus(status: string): string {
   return status === 'Abandoned' ? 'Cancelled' : status;
 }
+
+const INSPECTOR_REASONS: ReadonlySet<string> = new Set(Object.values(ScanStatusReason));
 
 /** The approval token's pattern in the API model (`ApprovalToken`). */
 const APPROVAL_TOKEN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

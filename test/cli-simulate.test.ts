@@ -173,6 +173,26 @@ describe('tollgate demo (npm start)', () => {
   });
 });
 
+describe('tollgate demo of a folder whose scenarios make the same gate', () => {
+  it('refuses them before replaying anything, naming both files and the gate', () => {
+    // A copied example keeps its executionId: the copy would be judged by the original's gate.
+    const folder = join(tmp, 'copies/scenarios');
+    mkdirSync(folder, { recursive: true });
+    cpSync(join(ROOT, 'examples/findings'), join(tmp, 'copies/findings'), { recursive: true });
+    cpSync(join(ROOT, 'examples/policies'), join(tmp, 'copies/policies'), { recursive: true });
+    const original = readFileSync(join(ROOT, 'examples/scenarios/01-clean-image-approved.json'), 'utf8');
+    writeFileSync(join(folder, 'a.json'), original);
+    writeFileSync(join(folder, 'b.json'), original);
+    const r = tollgate(['demo', folder]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    const gate = 'billing-api/00000001-5c4d-4e6f-8a9b-0c1d2e3f4a5b/Deploy/TollgateApproval';
+    expect(r.stderr).toContain(
+      `${join(folder, 'b.json')}: world.approvals[0]: expected a gate no other scenario of this run makes; ${join(folder, 'a.json')} (world.approvals[0]) makes ${gate} too; got ${gate}`,
+    );
+  });
+});
+
 describe('tollgate demo, run from another folder than the repository', () => {
   it("finds the package's own scenarios, and names the store as it was given", () => {
     // The built command runs from dist/chunks/: the package's examples are found above it, not in dist/.
