@@ -14,8 +14,10 @@ import { createReadStream, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
+  type DeleteMarkerEntry,
   GetObjectCommand,
   ListObjectVersionsCommand,
+  type ObjectVersion,
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
@@ -197,22 +199,22 @@ async function* keyHistories(s3: S3Client, bucket: string, prefix: string): Asyn
       }
       return history;
     };
-    for (const v of page.Versions ?? []) {
-      if (v.Key === undefined) continue;
-      entry(v.Key).versions.push({
-        id: v.VersionId ?? 'null',
-        latest: v.IsLatest === true,
-        ...(v.LastModified ? { modified: v.LastModified } : {}),
-      });
-    }
-    for (const m of page.DeleteMarkers ?? []) {
-      if (m.Key === undefined) continue;
-      entry(m.Key).markers.push({
-        id: m.VersionId ?? 'null',
-        latest: m.IsLatest === true,
-        ...(m.LastModified ? { modified: m.LastModified } : {}),
-      });
-    }
+    // Versions and delete markers are read alike: each is one entry in its key's history.
+    const add = (
+      items: readonly (ObjectVersion | DeleteMarkerEntry)[] | undefined,
+      list: 'versions' | 'markers',
+    ) => {
+      for (const v of items ?? []) {
+        if (v.Key === undefined) continue;
+        entry(v.Key)[list].push({
+          id: v.VersionId ?? 'null',
+          latest: v.IsLatest === true,
+          ...(v.LastModified ? { modified: v.LastModified } : {}),
+        });
+      }
+    };
+    add(page.Versions, 'versions');
+    add(page.DeleteMarkers, 'markers');
     if (pending && !byKey.has(pending.key)) {
       yield pending;
       pending = undefined;

@@ -697,14 +697,15 @@ async function runArchive(opts: RawArchiveOptions): Promise<void> {
           let inChain = 0;
           for await (const record of audit.chain(pipeline)) {
             inChain++;
-            const time = Date.parse(record.time);
-            if (filter.since && !(time >= filter.since.getTime())) continue;
-            if (filter.until && !(time < filter.until.getTime())) continue;
+            // Checked before the time filters: a time that is no time would fall outside any range, unsaid.
             if (layout.partitionDate(record.time) === undefined) {
               throw new AuditUsageError(
                 `${pipeline}#${record.seq} cannot be archived: its time ${JSON.stringify(record.time)} is not an ISO-8601 instant (the archive function refuses it too)`,
               );
             }
+            const time = Date.parse(record.time);
+            if (filter.since && !(time >= filter.since.getTime())) continue;
+            if (filter.until && !(time < filter.until.getTime())) continue;
             // What the archive cannot hold, the function refuses: a record of another chain, or one that is
             // no audit record (its hash or place malformed). Locked in the bucket, it would make every later
             // read of the archive fail on its line.

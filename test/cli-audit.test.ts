@@ -1274,6 +1274,34 @@ describe('tollgate audit archive', () => {
     }
   }, 120_000);
 
+  it('a record whose time is no time is named, even with --since (no range holds it: it was skipped unsaid)', async () => {
+    const bucket = await new FakeBucket().start();
+    try {
+      const store = await copyWithEdit('payments-api', 2, 'time', 'yesterday');
+      const r = await tollgateAsync(
+        [
+          'audit',
+          'archive',
+          '--bucket',
+          's3://archive',
+          '--store',
+          store,
+          '--pipeline',
+          'payments-api',
+          '--since',
+          '2026-01-01',
+        ],
+        bucket.env(),
+      );
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(
+        'payments-api#2 cannot be archived: its time "yesterday" is not an ISO-8601 instant',
+      );
+    } finally {
+      await bucket.stop();
+    }
+  }, 120_000);
+
   it('an object written meanwhile (412) is already there; --pipeline and --since narrow; a record the bucket holds otherwise is not written (exit 1)', async () => {
     const bucket = await new FakeBucket().start();
     try {

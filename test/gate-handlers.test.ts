@@ -680,6 +680,29 @@ describe('AWS failing', () => {
     });
   });
 
+  it("a call under Tollgate's role with a status the gate's outcome never sends is not recorded as Tollgate's result", async () => {
+    const h = await setup();
+    const { stage, action } = h.pipeline;
+    let calls = 0;
+    h.mocks.codepipeline.on(PutApprovalResultCommand).callsFake(async () => {
+      calls++;
+      if (calls === 1) {
+        action.status = 'Succeeded';
+        stage.status = 'Succeeded';
+        throw Object.assign(new Error('Connection timed out after 20000 ms'), { name: 'TimeoutError' });
+      }
+      throw alreadyCompleted();
+    });
+    await h.approvalStarted();
+    await h.scanFinished();
+    expect(await h.gate()).toMatchObject({ state: 'ACTED', outcome: 'APPROVE' });
+    // Someone borrowing the role rejected: the reviewer is recorded, the gate's sent result is not invented.
+    await h.approvalEnded(h.cloudTrailEvent({ identity: TOLLGATE_IDENTITY, status: 'Rejected' }));
+    const gate = await h.gate();
+    expect(gate?.approvalResult).toBeUndefined();
+    expect(gate?.reviewer).toMatchObject({ identity: TOLLGATE_IDENTITY, status: 'Rejected', tollgate: true });
+  });
+
   it('recording the action: a write that landed with its answer lost, sent again, is one write and one record', async () => {
     // The SDK's retries reuse one request token; `recording` sends the write again under a new one, which
     // DynamoDB refuses (the gate moved on: to this very write). Taken for a lost race, the action was

@@ -100,8 +100,9 @@ export class EventBridgeEvents implements EventsPort {
 
   /**
    * Sends every event to the default bus. Entries EventBridge refuses one by one (`FailedEntryCount`) with
-   * a retryable code are sent once more after a backoff. A request that fails as a whole is retried by
-   * `withRetries`, no further, and nothing more is sent: its entries and every one not sent yet are lost.
+   * a retryable code are sent once more after a backoff, unless a request failed as a whole: that one is
+   * retried by `withRetries`, no further, and nothing more is sent (not those entries either): its entries,
+   * every one not sent yet and the refused ones are lost.
    * All the events lost are thrown at the end as one PutEventsError, named one by one.
    */
   async publish(events: readonly TollgateEvent[]): Promise<void> {

@@ -349,12 +349,10 @@ export class ArchiveIndex {
     const overdue = (time: number) => cutoff !== undefined && !(time >= cutoff);
     const sinceArchive = (time: number) =>
       cutoff !== undefined && Number.isFinite(this.earliest) && !(time < this.earliest + graceMs);
-    // A record's time is its event's: a late event's record, appended a moment ago, may carry an old one. The
-    // tail after the chain's last archived record is appended in seq order and archived as a whole, so it is
-    // late only when its newest time is past the grace too: one record of it within the grace (just
-    // appended) holds the whole tail as not archived yet.
-    const tail = unarchived.filter((u) => first !== undefined && last !== undefined && u.seq > last);
-    const tailOverdue = tail.length > 0 && overdue(Math.max(...tail.map((u) => u.time)));
+    // A record's time is its event's, only a lower bound on when it was appended: a late event's record,
+    // appended a moment ago, may carry an old one and read as not archived until the archive writes it (a
+    // minute). Each record is judged by its own time all the same: judging the tail by its newest record would
+    // let one fresh record hide a stopped archive, or a rewritten tail, however old the rest.
     for (const { seq, time } of unarchived) {
       const where =
         first === undefined || seq < first
@@ -362,8 +360,8 @@ export class ArchiveIndex {
             ? `written ${new Date(time).toISOString()}, after the archive began (its earliest record is of ${new Date(this.earliest).toISOString()})`
             : undefined
           : last !== undefined && seq > last
-            ? tailOverdue
-              ? `after the archive's last record of the chain (#${last}), and written ${new Date(time).toISOString()}, the chain's newest unarchived record longer ago than the archive takes (${Math.round(graceMs / 60_000)} minutes): the archive stopped, or the chain's tail was rewritten since`
+            ? overdue(time)
+              ? `after the archive's last record of the chain (#${last}), and written ${new Date(time).toISOString()}, longer ago than the archive takes (${Math.round(graceMs / 60_000)} minutes): the archive stopped, or the chain's tail was rewritten since (or a late event's record was appended a moment ago: verify again in a minute)`
               : undefined
             : options.whole
               ? 'though records before and after it are'

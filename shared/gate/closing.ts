@@ -217,9 +217,13 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
       const at = validTime(e.time) ?? now.toISOString();
       // Tollgate's own call, whose answer was lost (the retry found the approval completed): CloudTrail says
       // it landed, so the result the gate sent is the approval's.
+      // Only the result the gate's own outcome sends: a call under Tollgate's role with another status (an
+      // operator borrowing the role) is recorded as the reviewer's, never as what Tollgate sent.
       const status = e.status === 'Approved' || e.status === 'Rejected' ? e.status : undefined;
+      const ownResult =
+        gate.outcome === 'APPROVE' ? 'Approved' : gate.outcome === 'REJECT' ? 'Rejected' : undefined;
       const sent: Partial<Gate> =
-        tollgate && gate.approvalResult === undefined && gate.outcome !== undefined && status
+        tollgate && gate.approvalResult === undefined && status !== undefined && status === ownResult
           ? { approvalResult: { status, summary: e.summary ?? '' } }
           : {};
       const next = this.next(

@@ -37,7 +37,7 @@ export function gateKeyOf(detail: {
   return attempt !== undefined && attempt > 1 ? { ...key, attempt } : key;
 }
 
-/** A gate key from fields not yet typed (a raw event's, a published detail's): undefined unless all four names are. */
+/** A gate key from fields not yet typed (a raw event's, a published detail's): undefined unless all four are strings. */
 export function gateKeyFromFields(
   pipeline: unknown,
   executionId: unknown,
