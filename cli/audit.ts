@@ -695,6 +695,8 @@ async function runArchive(opts: RawArchiveOptions): Promise<void> {
           // One chain at a time, in seq order; --since/--until on the record's time.
           const records: AuditRecord[] = [];
           let inChain = 0;
+          // Refused records are the chain's too: the total counts them, so "3 of 4" says one was not written.
+          const refusedBefore = refused.length;
           for await (const record of audit.chain(pipeline)) {
             inChain++;
             // Checked before the time filters: a time that is no time would fall outside any range, unsaid.
@@ -786,7 +788,7 @@ async function runArchive(opts: RawArchiveOptions): Promise<void> {
           totalWritten += written;
           totalObjects += objects;
           totalAlready += already;
-          totalRecords += records.length;
+          totalRecords += records.length + (refused.length - refusedBefore);
           await write(
             printable(
               `${pipeline}: ${written} record(s) ${opts.dryRun ? 'to write' : 'written'} in ${objects} object(s), ${already} already archived\n`,

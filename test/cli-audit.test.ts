@@ -1262,7 +1262,7 @@ describe('tollgate audit archive', () => {
         'tollgate: payments-api#2 not written: hash: expected a SHA-256 in lower-case hex (64 characters), got "NOT-A-HASH"',
       );
       expect(r.stdout.trimEnd().split('\n').at(-1)).toMatch(
-        /^INCOMPLETE: 3 of 3 record\(s\) written .*; 1 not written \(not archivable\)$/,
+        /^INCOMPLETE: 3 of 4 record\(s\) written .*; 1 not written \(not archivable\)$/,
       );
       expect([...bucket.records()].map(([k]) => k).sort()).toEqual([
         'payments-api#1',

@@ -257,11 +257,6 @@ export class ArchiveIndex {
     return [...this.own.values()].flat();
   }
 
-  /** Whether the copy holds this record (its place, with its hash). */
-  has(record: Pick<AuditRecord, 'pipeline' | 'seq' | 'hash'>): boolean {
-    return this.chains.get(record.pipeline)?.get(record.seq)?.hash === record.hash;
-  }
-
   /** The hash the copy holds at a place (the first read there), if any. */
   hashAt(pipeline: string, seq: number): string | undefined {
     return this.chains.get(pipeline)?.get(seq)?.hash;

@@ -532,7 +532,10 @@ export function cleanLine(s: string): string {
   return s.replace(UNSAFE, ' ').trim();
 }
 
-/** The SNS adapter collapses runs of spaces in a subject (`snsSubject`): collapsed here, what is rendered arrives. */
+/**
+ * Printable ASCII, runs of spaces collapsed: the SNS adapter (`snsSubject`) also turns other whitespace into
+ * spaces and trims, which printable ASCII cannot hold, so a subject rendered from these arrives unchanged.
+ */
 function ascii(s: string): string {
   return s.replace(/[^\x20-\x7E]/g, '?').replace(/ {2,}/g, ' ');
 }

@@ -295,8 +295,9 @@ export class GateService extends GateClosing<GateDeps> {
       if ('missing' in resolved) return { image: undefined, problem: resolved.missing };
       // The gate may open well after the approval started (its event retried, or found by the sweep), and
       // the tag may have moved meanwhile: an image pushed after the start is not the one this release built.
-      // The start is known to the second (the event's time), the push to the millisecond: a push within the
-      // start's second may be the build's own.
+      // A STARTED event's time is known to the second, the push to the millisecond: a push within the start's
+      // second may be the build's own. (A start the sweep found has milliseconds; it is rounded down the same
+      // way, which lets a push in that second through, as before.)
       if (
         resolved.pushedAt !== undefined &&
         Date.parse(resolved.pushedAt) >= Math.floor(Date.parse(where.startedAt) / 1000) * 1000 + 1000
