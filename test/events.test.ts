@@ -299,6 +299,18 @@ describe('publishing', () => {
     ]);
   });
 
+  it('counts every event lost when the error is not a PublishFailure, whatever it carries', async () => {
+    const events = allEvents();
+    // An SDK error with a field of the same name says nothing of which events went through.
+    const { closing, counted, warned } = setup(async () => {
+      throw Object.assign(new Error('socket hang up'), { failures: [{ detailType: 'x', gate: 'a/b/c/d' }] });
+    });
+    closing.add(events);
+    await closing.flush();
+    expect(counted).toEqual([['EventPublishFailures', events.length]]);
+    expect(warned).toEqual([expect.not.objectContaining({ gates: expect.anything() })]);
+  });
+
   it('counts each event whose building failed, and goes on with the others', async () => {
     const { closing, counted } = setup(async () => undefined);
     closing.addFailing(2);

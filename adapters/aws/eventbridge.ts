@@ -5,7 +5,12 @@ import {
   type PutEventsRequestEntry,
 } from '@aws-sdk/client-eventbridge';
 import { gateId, gateKeyFromFields } from '../../shared/gate/model.js';
-import type { EventsPort, TollgateEvent } from '../../shared/gate/ports.js';
+import {
+  type EventsPort,
+  type LostEvent,
+  PublishFailure,
+  type TollgateEvent,
+} from '../../shared/gate/ports.js';
 import { DEFAULT_RETRY, pause, type RetryOptions, withRetries } from './retry.js';
 
 export const EVENT_SOURCE = 'tollgate';
@@ -14,11 +19,8 @@ export const PUT_EVENTS_MAX_ENTRIES = 10;
 /** …and at most 256 KiB of them, counted as EventBridge counts an entry's size. */
 export const PUT_EVENTS_MAX_BYTES = 262_144;
 
-export interface FailedEvent {
-  readonly detailType: string;
+export interface FailedEvent extends LostEvent {
   readonly resources: readonly string[];
-  /** The gate the event is about (`gateId`), when its detail names one. */
-  readonly gate?: string;
   readonly errorCode: string;
   readonly errorMessage: string | undefined;
 }
@@ -30,9 +32,9 @@ const NAMED_MAX = 20;
  * The events of one `publish` that EventBridge did not take, whether a request failed as a whole or
  * refused them one by one (twice where the refusal was retryable). Thrown once, after every batch was tried.
  */
-export class PutEventsError extends Error {
+export class PutEventsError extends PublishFailure {
   constructor(
-    readonly failures: readonly FailedEvent[],
+    override readonly failures: readonly FailedEvent[],
     /** The events the `publish` was given. */
     readonly total: number = failures.length,
     options?: ErrorOptions,
@@ -54,6 +56,7 @@ export class PutEventsError extends Error {
     // The count and causes come first: loggers cut long messages.
     super(
       `EventBridge PutEvents lost ${failures.length} of ${total} event(s): ${why}. Lost: ${named}${more}`,
+      failures,
       options,
     );
     this.name = 'PutEventsError';

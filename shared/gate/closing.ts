@@ -4,7 +4,15 @@ import type { AuditEntry, AuditRecord } from '../audit/record.js';
 import { gateClosedEvent, gateStateEvent } from './events.js';
 import type { Gate, GateClosure, GateKey, StoredDecision } from './model.js';
 import { gateId } from './model.js';
-import type { ClockPort, EventsPort, LogPort, MetricsPort, StorePort, TollgateEvent } from './ports.js';
+import {
+  type ClockPort,
+  type EventsPort,
+  type LogPort,
+  type MetricsPort,
+  PublishFailure,
+  type StorePort,
+  type TollgateEvent,
+} from './ports.js';
 import {
   CHAIN_ATTEMPTS,
   describeError,
@@ -348,24 +356,13 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
   }
 }
 
-/** What a failed publish lost, as the adapter names it (its error's `failures`). Read by shape: the core
- * does not know the adapter's error class. */
-function failuresOf(error: unknown): readonly unknown[] | undefined {
-  if (typeof error !== 'object' || error === null || !('failures' in error)) return undefined;
-  const failures: unknown = error.failures;
-  return Array.isArray(failures) ? failures : undefined;
-}
-
-/** The events a failed publish lost: those the adapter names, else all it was given. */
+/** The events a failed publish lost: those its `PublishFailure` names, else all it was given. */
 function lostCount(error: unknown, given: number): number {
-  return failuresOf(error)?.length ?? given;
+  return error instanceof PublishFailure ? error.failures.length : given;
 }
 
 /** The gates (`gateId`) of the events a failed publish lost, each once. */
 function lostGates(error: unknown): string[] {
-  const gates = new Set<string>();
-  for (const f of failuresOf(error) ?? []) {
-    if (typeof f === 'object' && f !== null && 'gate' in f && typeof f.gate === 'string') gates.add(f.gate);
-  }
-  return [...gates];
+  if (!(error instanceof PublishFailure)) return [];
+  return [...new Set(error.failures.flatMap((f) => (f.gate === undefined ? [] : [f.gate])))];
 }

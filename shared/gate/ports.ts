@@ -201,7 +201,30 @@ export interface TollgateEvent {
 
 /** EventBridge default bus (`source: tollgate`). Callers never let a failure here change a decision. */
 export interface EventsPort {
+  /** Throws a `PublishFailure` naming the events it lost; any other error means it lost them all. */
   publish(events: readonly TollgateEvent[]): Promise<void>;
+}
+
+/** One event a publish lost. */
+export interface LostEvent {
+  readonly detailType: string;
+  /** The gate the event is about (`gateId`), when its detail names one. */
+  readonly gate?: string;
+}
+
+/**
+ * What an `EventsPort` throws when some of the events it was given were not taken: which ones, so that the
+ * caller counts only those and logs their gates (a bus that took 9 of 10 lost one event, not ten).
+ */
+export class PublishFailure extends Error {
+  constructor(
+    message: string,
+    readonly failures: readonly LostEvent[],
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'PublishFailure';
+  }
 }
 
 /**
