@@ -1118,10 +1118,19 @@ class FakeBucket {
   }
 }
 
+/** Runs `body` against a started FakeBucket, stopped however the body ends. */
+async function withBucket(body: (bucket: FakeBucket) => Promise<void>): Promise<void> {
+  const bucket = await new FakeBucket().start();
+  try {
+    await body(bucket);
+  } finally {
+    await bucket.stop();
+  }
+}
+
 describe('tollgate audit verify --archive s3:// (every version)', () => {
   it('reads every version of the bucket: an object hidden behind a delete marker is still compared, and reported (hidden, exit 2)', async () => {
-    const bucket = await new FakeBucket().start();
-    try {
+    await withBucket(async (bucket) => {
       const records = demoRecords();
       const keys = archiveObjects(records).map((o) => {
         bucket.put(o.key, o.body);
@@ -1162,16 +1171,13 @@ describe('tollgate audit verify --archive s3:// (every version)', () => {
           (u) => u.startsWith('GET') && !u.includes('versionId=') && !u.includes('versions'),
         ),
       ).toEqual([]);
-    } finally {
-      await bucket.stop();
-    }
+    });
   }, 60_000);
 });
 
 describe('tollgate audit archive', () => {
   it('writes to the bucket the records it lacks, as the archive function does; run again it writes nothing', async () => {
-    const bucket = await new FakeBucket().start();
-    try {
+    await withBucket(async (bucket) => {
       const records = demoRecords();
       // What the function archived: every chain but billing-api (its batch dead-lettered), and payments-api's
       // first two records (a batch of its own) but not the next two.
@@ -1244,14 +1250,11 @@ describe('tollgate audit archive', () => {
       expect(again.stdout.trimEnd().split('\n').at(-1)).toBe(
         'OK: 0 of 36 record(s) written in 0 object(s) to s3://archive/records/; 36 already archived',
       );
-    } finally {
-      await bucket.stop();
-    }
+    });
   }, 120_000);
 
   it('never writes a record the archive cannot hold (a malformed hash): locked in, it would make every read of the archive fail', async () => {
-    const bucket = await new FakeBucket().start();
-    try {
+    await withBucket(async (bucket) => {
       const store = await copyWithEdit('payments-api', 2, 'hash', 'NOT-A-HASH');
       const r = await tollgateAsync(
         ['audit', 'archive', '--bucket', 's3://archive', '--store', store, '--pipeline', 'payments-api'],
@@ -1269,14 +1272,11 @@ describe('tollgate audit archive', () => {
         'payments-api#3',
         'payments-api#4',
       ]);
-    } finally {
-      await bucket.stop();
-    }
+    });
   }, 120_000);
 
   it('a record whose time is no time is named, even with --since (no range holds it: it was skipped unsaid)', async () => {
-    const bucket = await new FakeBucket().start();
-    try {
+    await withBucket(async (bucket) => {
       const store = await copyWithEdit('payments-api', 2, 'time', 'yesterday');
       const r = await tollgateAsync(
         [
@@ -1297,14 +1297,11 @@ describe('tollgate audit archive', () => {
       expect(r.stderr).toContain(
         'payments-api#2 cannot be archived: its time "yesterday" is not an ISO-8601 instant',
       );
-    } finally {
-      await bucket.stop();
-    }
+    });
   }, 120_000);
 
   it('an object written meanwhile (412) is already there; --pipeline and --since narrow; a record the bucket holds otherwise is not written (exit 1)', async () => {
-    const bucket = await new FakeBucket().start();
-    try {
+    await withBucket(async (bucket) => {
       const records = demoRecords();
       const ledger = records.filter((r) => r.pipeline === 'ledger-api');
       // Another writer (the function's retry) puts ledger-api's object after the CLI read the bucket.
@@ -1374,9 +1371,7 @@ describe('tollgate audit archive', () => {
           .filter(Boolean)
           .map((l) => (JSON.parse(l) as AuditRecord).seq),
       ).toEqual([1, 3, 4]);
-    } finally {
-      await bucket.stop();
-    }
+    });
   }, 120_000);
 
   it('refuses a bucket that is not s3://BUCKET, and requires --bucket', () => {
