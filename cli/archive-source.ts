@@ -152,8 +152,6 @@ function recordsFiles(folder: string): string[] {
   });
 }
 
-export { parseS3Uri } from './audit-format.js';
-
 /** The S3 client of --region and --profile, as the table's (cli/audit-source.ts). */
 export function s3ClientOf(options: { readonly region?: string; readonly profile?: string }): S3Client {
   // --profile over AWS_PROFILE, --region over the environment.
