@@ -1,11 +1,11 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ensureTable } from '../adapters/dynamodb/table.js';
 import { InputError } from '../shared/errors.js';
 import { coverageState, ecrScanState, inspectorScanState } from '../shared/gate/scan.js';
-import { runScenario, SimClock, type SimulationResult } from '../simulator/run.js';
+import { runScenario, SimClock, type SimulationOptions, type SimulationResult } from '../simulator/run.js';
 import { FAILABLE_OPERATIONS, loadScenario, SCAN_STATUSES } from '../simulator/scenario.js';
 import { World } from '../simulator/world.js';
 import { useLocalDynamo } from './gate-harness.js';
@@ -57,11 +57,14 @@ function refusal(file: string): string {
   return 'loaded';
 }
 
-async function replay(file: string): Promise<SimulationResult> {
+async function replay(
+  file: string,
+  options: Omit<SimulationOptions, 'doc' | 'tableName'> = {},
+): Promise<SimulationResult> {
   const { client } = dynamo();
   const tableName = `tollgate-simsc-${process.pid}-${tables++}`;
   await ensureTable(client, tableName);
-  return runScenario(loadScenario(file), { doc: client, tableName });
+  return runScenario(loadScenario(file), { ...options, doc: client, tableName });
 }
 
 describe('world.findings: the key is the image', () => {
@@ -273,6 +276,26 @@ describe('keys that would be read and then ignored', () => {
       expect(name, operation).not.toBe('UnknownOperationException');
     }
   });
+
+  it("the example scenarios call every failable operation, and only failable ones (the store's half too)", async () => {
+    const folder = join(ROOT, 'examples/scenarios');
+    const called = new Set<string>();
+    const files = readdirSync(folder)
+      .filter((f) => f.endsWith('.json'))
+      .sort();
+    for (const name of files) {
+      const result = await replay(join(folder, name));
+      for (const operation of Object.keys(result.calls)) called.add(operation);
+    }
+    // The scenarios gate their pipelines by name; a glob with a wildcard makes the sweep list the pipelines.
+    const lost = join(folder, files.find((f) => f.includes('approval-started-event-lost'))!);
+    const wildcard = await replay(lost, { discovery: { pipelines: ['*'] } });
+    expect(wildcard.mismatches).toEqual([]);
+    for (const operation of Object.keys(wildcard.calls)) called.add(operation);
+    // A name no call carries fails nothing; a call no name matches cannot be failed by a scenario.
+    expect([...FAILABLE_OPERATIONS].filter((o) => !called.has(o))).toEqual([]);
+    expect([...called].filter((o) => !(FAILABLE_OPERATIONS as readonly string[]).includes(o))).toEqual([]);
+  }, 120_000);
 
   it('a step earlier than the one before it is refused', () => {
     const file = scenarioFile((s) => {
