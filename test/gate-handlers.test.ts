@@ -1013,6 +1013,43 @@ describe('the approval token and the execution', () => {
     expect(putResults(h).map((r) => [r.token, r.result?.status])).toEqual([[TOKEN, 'Approved']]);
   });
 
+  it("a run not listed yet is waited for even when the execution's variables name an image: its CustomData comes first", async () => {
+    // The variables are the fallback for a run whose CustomData names no image. Read while the listing
+    // lagged, they opened the gate on another image (a pipeline's IMAGE_URI of a base image, say), for good.
+    const other = `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/${REPOSITORY}@sha256:${'e'.repeat(64)}`;
+    const h = await setup();
+    h.scanner.coverage = SCANNED;
+    h.pipeline.variables = { IMAGE_URI: other };
+    h.pipeline.action.unlisted = true;
+    await expect(h.approvalStarted()).rejects.toThrow(/the approval's run is not listed yet/);
+    expect(await h.gate()).toBeUndefined();
+
+    h.pipeline.action.unlisted = false;
+    h.clock.advance(MINUTE);
+    await h.approvalStarted();
+    expect((await h.gate())?.image).toMatchObject({
+      digest: DIGEST,
+      source: expect.stringMatching(/^CustomData/),
+    });
+  });
+
+  it('a run still not listed past the listing grace: the execution variables name the image', async () => {
+    const h = await setup();
+    h.scanner.coverage = SCANNED;
+    h.pipeline.variables = {
+      IMAGE_URI: `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/${REPOSITORY}@${DIGEST}`,
+    };
+    h.pipeline.action.unlisted = true;
+    // The event delivered (or retried) six minutes after the approval started.
+    const started = h.approvalStartedEvent();
+    h.clock.advance(6 * MINUTE);
+    await h.approvalStarted(started);
+    expect((await h.gate())?.image).toMatchObject({
+      digest: DIGEST,
+      source: expect.stringMatching(/^variable IMAGE_URI/),
+    });
+  });
+
   it('a STARTED event of an execution CodePipeline does not have: the gate opens STALE at once, nothing sent, nothing thrown', async () => {
     // With the run unlisted the image is read from the execution's variables, and GetPipelineExecution says
     // there is no such execution: an answer, not a lag (the execution began stages before its approval did).

@@ -213,6 +213,7 @@ export class GateService extends GateClosing<GateDeps> {
       region: e.region || this.d.config.region,
       actionExecutionId: e.actionExecutionId,
       startedAt,
+      justStarted,
     });
     if ('gone' in identified) return this.openStale(base, identified.gone, now);
     let gate: Gate = {
@@ -258,6 +259,8 @@ export class GateService extends GateClosing<GateDeps> {
       readonly region: string;
       readonly actionExecutionId: string | undefined;
       readonly startedAt: string;
+      /** Within the listing grace: a run not listed may only lag. */
+      readonly justStarted: boolean;
     },
   ): Promise<{ image: GateImage | undefined; problem: string | undefined } | { gone: string }> {
     const ofAction = executions.filter((x) => x.stage === key.stage && x.action === key.action);
@@ -274,6 +277,14 @@ export class GateService extends GateClosing<GateDeps> {
       // may lag, the execution does not), and retried, the event would only be dead-lettered.
       if (execution === undefined)
         return { gone: `execution ${key.executionId} of pipeline ${key.pipeline} was not found` };
+      if (mine === undefined && where.justStarted) {
+        // The variables are the fallback for a run whose CustomData names no image, not for one not listed
+        // yet: a pipeline may hold an IMAGE_URI of another image, and the gate would judge that one for good.
+        throw new GateWorkFailed(
+          `gate ${gateId(key)}: the approval's run is not listed yet, so its CustomData, which comes before the execution's variables, cannot be read (retried)`,
+          [],
+        );
+      }
       found = imageFromVariables(execution.variables);
       if (!found.ok && mine === undefined) {
         // No run of the action listed at all: the listing lags the STARTED event a moment, and the CustomData
