@@ -26,7 +26,9 @@ import { vulnIndexWrite } from '../adapters/dynamodb/audit-items.js';
 import { createDocumentClient } from '../adapters/dynamodb/store.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
 import { loadPolicySource } from '../functions/common/policy.js';
+import { ChainHeadMovedError } from '../shared/audit/chain.js';
 import { DEFAULT_CONFIG, hashToken } from '../shared/gate/gate.js';
+import { CHAIN_ATTEMPTS } from '../shared/gate/work.js';
 import {
   ACCOUNT,
   ACTION,
@@ -866,6 +868,46 @@ describe('AWS failing', () => {
     await h.sweep();
     expect(h.messages).toHaveLength(1);
     expect(putResults(h)).toHaveLength(0);
+  });
+
+  it("the chain head's early read failing after the sweep's escalation went out: read again, recorded, never sent twice", async () => {
+    // The sweep reads the head beside the decision, before acting; a failure surfaced only once the escalation
+    // was out left the gate DECIDED with nothing recorded, and the next sweep paged the engineers again.
+    const h = await escalationNotPublished();
+    h.heal();
+    const auditHead = h.store.auditHead.bind(h.store);
+    let failures = 1;
+    h.store.auditHead = (pipeline) =>
+      failures-- > 0
+        ? Promise.reject(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }))
+        : auditHead(pipeline);
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect(h.messages).toHaveLength(1);
+    expect(await h.gate()).toMatchObject({ state: 'ACTED', notifications: 1 });
+    h.clock.advance(DEFAULT_CONFIG.leaseMs + MINUTE);
+    await h.sweep();
+    expect(h.messages).toHaveLength(1);
+    expect(failures).toBe(-1); // the early read failed, and was read again
+  });
+
+  it('after the escalation went out, the chain head moving more often than an append tries before it: still recorded, never sent twice', async () => {
+    const h = await escalationNotPublished();
+    h.heal();
+    const updateGate = h.store.updateGate.bind(h.store);
+    let moved = CHAIN_ATTEMPTS + 5;
+    h.store.updateGate = (gate, version, record) =>
+      record !== undefined && gate.state === 'ACTED' && moved-- > 0
+        ? Promise.reject(new ChainHeadMovedError(gate.key.pipeline, record.seq))
+        : updateGate(gate, version, record);
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect(h.messages).toHaveLength(1);
+    expect(await h.gate()).toMatchObject({ state: 'ACTED', notifications: 1 });
+    h.clock.advance(DEFAULT_CONFIG.leaseMs + MINUTE);
+    await h.sweep();
+    expect(h.messages).toHaveLength(1);
+    expect(moved).toBe(-1);
   });
 
   it('a lease held by an invocation that may still be sending keeps the sweep off it until it has run out (past any function’s timeout)', async () => {

@@ -281,14 +281,17 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
     head: HeadRead,
     write: (record: AuditRecord) => Promise<T>,
     readHead: (pipeline: string) => Promise<ChainHead | undefined> = (p) => this.d.store.auditHead(p),
+    attempts: number = CHAIN_ATTEMPTS,
   ): Promise<{ result: T; record: AuditRecord }> {
-    let current = await (head ?? readHead(pipeline));
+    // A head read beforehand (beside other reads) that failed is read again: after an action, failing here
+    // would leave the action unrecorded, and the sweep would act again.
+    let current = head === undefined ? await readHead(pipeline) : await head.catch(() => readHead(pipeline));
     for (let attempt = 1; ; attempt++) {
       const record = chainRecord(entry, pipeline, current);
       try {
         return { result: await write(record), record };
       } catch (error) {
-        if (!(error instanceof ChainHeadMovedError) || attempt >= CHAIN_ATTEMPTS) throw error;
+        if (!(error instanceof ChainHeadMovedError) || attempt >= attempts) throw error;
         this.d.metrics.count('AuditChainRetries');
         if (attempt > 1)
           await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 20 * attempt)));

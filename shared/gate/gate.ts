@@ -53,6 +53,7 @@ import {
 import { checkToken, LISTING_GRACE_MS, type TokenCheck } from './token.js';
 import {
   type ApprovalStarted,
+  CHAIN_ATTEMPTS_AFTER_ACTION,
   describeError,
   entry,
   type GateReport,
@@ -1096,6 +1097,7 @@ export class GateService extends GateClosing<GateDeps> {
         done.head,
         (record) => this.recording(gate, () => this.d.store.updateGate(next, current.version, record)),
         (pipeline) => this.recording(gate, () => this.d.store.auditHead(pipeline)),
+        CHAIN_ATTEMPTS_AFTER_ACTION,
       );
       const reread = written ? undefined : await this.recording(gate, () => this.d.store.getGate(gate.key));
       // Refused, yet the gate is the one this write made: an attempt that landed with its answer lost, sent

@@ -34,6 +34,11 @@ const TIMELINE_MAX = 40;
 export const UPDATE_ATTEMPTS = 6;
 /** Appends that lost their place in the audit chain to another gate of the pipeline, before giving up. */
 export const CHAIN_ATTEMPTS = 10;
+/**
+ * The same, for recording an action that went out: giving up there leaves it unrecorded, and the sweep sends
+ * it again (a second page), so the append keeps trying as long as one invocation reasonably can.
+ */
+export const CHAIN_ATTEMPTS_AFTER_ACTION = 40;
 
 /** The audit chain's head as read (or being read) beforehand; undefined: read it when appending. */
 export type HeadRead = Promise<ChainHead | undefined> | undefined;
