@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +34,7 @@ import {
   ACCOUNT,
   ACTION,
   ACTION_EXECUTION,
+  BASELINE_POLICY,
   cleanFindings,
   createHarness,
   DIGEST,
@@ -570,6 +572,29 @@ describe('the sweep', () => {
     expect(publishes(h)[0]!.Subject!.length).toBeLessThanOrEqual(100);
     expect(putResults(h)).toHaveLength(0);
     expect(await h.gate()).toMatchObject({ state: 'ACTED', notifications: 1 });
+  });
+  it("a redeploy changing waitMinutes: the gate times out by its own deadline, and its reason says the gate's wait", async () => {
+    const h = await setup();
+    await h.approvalStarted();
+    const dir = await mkdtemp(join(tmpdir(), 'tollgate-policy-'));
+    try {
+      const file = join(dir, 'baseline.yaml');
+      const text = readFileSync(BASELINE_POLICY, 'utf8');
+      await writeFile(file, text.replace('waitMinutes: 30', 'waitMinutes: 60'));
+      // The functions redeployed with the new policy, over the same table.
+      const redeployed = new Harness(h.doc, h.tableName, { policy: loadPolicySource(file) });
+      redeployed.clock.advance(31 * MINUTE);
+      await redeployed.sweep();
+      const decision = await redeployed.decision();
+      expect(decision!.record.violations).toEqual([
+        expect.objectContaining({
+          rule: 'scan-timeout',
+          description: expect.stringMatching(/^no completed scan within 30 minutes/),
+        }),
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -671,7 +671,7 @@ export class GateService extends GateClosing<GateDeps> {
         conditions: [
           {
             kind: 'scan-timeout',
-            reason: `no completed scan within ${Math.round(this.waitMs / 60_000)} minutes (${why})`,
+            reason: `no completed scan within ${waitMinutesOf(gate)} minutes (${why})`,
           },
         ],
       });
@@ -1246,6 +1246,11 @@ function short(digest: string): string {
 const SEVERITY_RANK = new Map<string, number>(SEVERITIES.map((s, i) => [s, i]));
 
 /** `stored` is the gate `written` made: its version, its time to the millisecond, its last entry. */
+/** The wait the gate was opened with (its deadline is fixed then), not the policy's now: a redeploy may change it. */
+function waitMinutesOf(gate: Gate): number {
+  return Math.round((Date.parse(gate.deadline) - Date.parse(gate.startedAt)) / 60_000);
+}
+
 function isWriteOf(stored: Gate, written: Gate): boolean {
   const last = (g: Gate) => g.timeline.at(-1);
   return (
