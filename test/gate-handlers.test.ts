@@ -935,6 +935,36 @@ describe('AWS failing', () => {
     expect(moved).toBe(-1);
   });
 
+  it('the approval ends while Tollgate sends its result: no CLOSED→CLOSED state change; a second Gate Closed carries the result', async () => {
+    const h = await setup();
+    h.scanner.coverage = SCANNED;
+    h.onApprovalResult = async () => {
+      h.onApprovalResult = undefined;
+      await h.approvalEnded(h.approvalEndedEvent('SUCCEEDED'));
+    };
+    await h.approvalStarted();
+    for (let i = 0; i < 2; i++) {
+      h.clock.advance(MINUTE);
+      await h.sweep();
+    }
+    expect(h.results).toHaveLength(1);
+    expect(await h.gate()).toMatchObject({ state: 'CLOSED', approvalResult: { status: 'Approved' } });
+    const details = (type: string) =>
+      h.events
+        .filter((e) => e.DetailType === type)
+        .map((e) => JSON.parse(e.Detail!) as Record<string, unknown>);
+    expect(details('Tollgate Gate State Change').map((d) => [d.previousState, d.state])).not.toContainEqual([
+      'CLOSED',
+      'CLOSED',
+    ]);
+    const closed = details('Tollgate Gate Closed');
+    expect(closed.map((d) => (d.approvalResult as { status: string } | null)?.status ?? null)).toEqual([
+      null,
+      'Approved',
+    ]);
+    expect(Number(closed[1]!.gateVersion)).toBeGreaterThan(Number(closed[0]!.gateVersion));
+  });
+
   it('a lease held by an invocation that may still be sending keeps the sweep off it until it has run out (past any function’s timeout)', async () => {
     const h = await escalationNotPublished();
     h.heal();

@@ -403,6 +403,8 @@ export class Harness {
   readonly runtime: Runtime;
   /** What the Lambda context says is left of the invocation's time. */
   remainingMs = 30_000;
+  /** Runs after PutApprovalResult took effect, before its answer returns (the approval's end arriving meanwhile). */
+  onApprovalResult: (() => Promise<void>) | undefined;
   readonly store: DynamoStore;
   private readonly failures: InjectedFailure[] = [];
   private readonly handlers: {
@@ -846,6 +848,7 @@ export class Harness {
       action.status = status;
       if (byState) stage.status = status;
       this.results.push(input);
+      await this.onApprovalResult?.();
       return { approvedAt: this.clock.now() };
     });
 

@@ -12,7 +12,7 @@ import { PolicySchema } from '../policy/schema.js';
 import { boundedDecision } from './bounds.js';
 import { type ClosingConfig, type ClosingDeps, GateClosing } from './closing.js';
 import { approvalSummary, renderEscalation } from './escalation.js';
-import { decisionEvent, gateStateEvent } from './events.js';
+import { decisionEvent, gateClosedEvent, gateStateEvent } from './events.js';
 import {
   type Identification,
   type ImageReference,
@@ -1104,7 +1104,12 @@ export class GateService extends GateClosing<GateDeps> {
       // again (under a new request token) by `recording`. It is written; writing it again would append the
       // action to the trail twice.
       if (written || (reread !== undefined && isWriteOf(reread, next))) {
-        this.publish(() => gateStateEvent(next, current.state, this.region(next), this.account(next)));
+        // Closed meanwhile: no state changed, but the Gate Closed already sent lacked the result sent.
+        this.publish(() =>
+          current.state === 'CLOSED'
+            ? gateClosedEvent(next, this.region(next), this.account(next))
+            : gateStateEvent(next, current.state, this.region(next), this.account(next)),
+        );
         return report(next, what);
       }
       if (!reread) break;
