@@ -1633,6 +1633,31 @@ describe('a retried stage', () => {
       tokenHash: hashToken(NEWER_TOKEN),
     });
   });
+  it('a waiting first attempt whose end event was lost, the stage retried: the next sweep sees it is over (STALE), not its deadline', async () => {
+    const h = await setup();
+    h.scanner.coverage = undefined; // no scan yet: the first attempt waits
+    await h.approvalStarted();
+    expect((await h.gate())?.state).toBe('WAITING');
+
+    const RETRY_RUN = '7c2a0b3e-0000-4000-8000-00000000cafe';
+    h.pipeline.stage = {
+      executionId: EXECUTION,
+      status: 'InProgress',
+      token: NEWER_TOKEN,
+      actionExecutionId: RETRY_RUN,
+    };
+    h.pipeline.action.actionExecutionId = RETRY_RUN;
+    h.pipeline.action.earlierRuns = [{ actionExecutionId: ACTION_EXECUTION, status: 'Abandoned' }];
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    // Counted as waiting (and overdue, at its deadline) for an approval that is gone, it paged no one usefully.
+    expect(await h.gate()).toMatchObject({
+      state: 'STALE',
+      staleReason: 'the approval is no longer in progress (Abandoned)',
+    });
+    expect(putResults(h)).toHaveLength(0);
+    expect(publishes(h)).toHaveLength(0);
+  });
 });
 
 describe('identifying the image: what a tag or a URI cannot be trusted with', () => {

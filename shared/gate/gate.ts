@@ -630,7 +630,9 @@ export class GateService extends GateClosing<GateDeps> {
     now: Date,
   ): Promise<{ token: TokenCheck; withRuns: boolean }> {
     const token = checkToken(gate.key, stages, undefined, gate.actionExecutionId);
-    if (token.ok || !token.final) return { token, withRuns: false };
+    if (token.ok || (!token.final && !showsAnotherRun(gate, stages))) return { token, withRuns: false };
+    // Final, or the state shows another run of the action in the gate's execution (a retried stage): only
+    // the gate's own run says whether it is over; unread, the gate waited for its deadline, counted overdue.
     const executions = await this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId);
     return {
       token: checkToken(gate.key, stages, executions, gate.actionExecutionId, this.justStarted(gate, now)),
@@ -1251,6 +1253,18 @@ function short(digest: string): string {
 const SEVERITY_RANK = new Map<string, number>(SEVERITIES.map((s, i) => [s, i]));
 
 /** `stored` is the gate `written` made: its version, its time to the millisecond, its last entry. */
+/** The stage state names another run of the gate's action in the gate's own execution. */
+function showsAnotherRun(gate: Gate, stages: readonly StageStateView[]): boolean {
+  const stage = stages.find((s) => s.name === gate.key.stage);
+  const run = stage?.actions.find((a) => a.name === gate.key.action)?.actionExecutionId;
+  return (
+    gate.actionExecutionId !== undefined &&
+    stage?.executionId === gate.key.executionId &&
+    run !== undefined &&
+    run !== gate.actionExecutionId
+  );
+}
+
 /** The wait the gate was opened with (its deadline is fixed then), not the policy's now: a redeploy may change it. */
 function waitMinutesOf(gate: Gate): number {
   return Math.round((Date.parse(gate.deadline) - Date.parse(gate.startedAt)) / 60_000);
