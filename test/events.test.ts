@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
 import { PutEventsError } from '../adapters/aws/eventbridge.js';
-import { GateClosing } from '../shared/gate/closing.js';
+import { EVENTS_PER_SEND, GateClosing } from '../shared/gate/closing.js';
 import { exampleEscalationInput } from '../shared/gate/escalation.example.js';
 import {
   DecisionEventDetail,
@@ -318,6 +318,19 @@ describe('publishing', () => {
       ['EventPublishFailures', 1],
       ['EventPublishFailures', 1],
     ]);
+  });
+
+  it('sends every EVENTS_PER_SEND events as they are built, not only when the invocation ends', async () => {
+    // A sweep through many gates that Lambda ends at its timeout lost every event it had built, uncounted.
+    const sent: number[] = [];
+    const { closing } = setup(async (events) => void sent.push(events.length));
+    const one = allEvents()[0]!;
+    for (let i = 0; i < 2 * EVENTS_PER_SEND + 5; i++) closing.add([one]);
+    expect(sent).toEqual([EVENTS_PER_SEND, EVENTS_PER_SEND]);
+    await closing.flush();
+    expect(sent).toEqual([EVENTS_PER_SEND, EVENTS_PER_SEND, 5]);
+    await closing.flush();
+    expect(sent).toHaveLength(3);
   });
 
   it('counts every event given when the error does not say which were lost', async () => {

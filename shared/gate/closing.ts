@@ -334,9 +334,14 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
         this.publishFailed(error);
       }
     }
+    // A sweep through many gates sends as it goes, without waiting: held to the end, every event it built
+    // was lost, uncounted, when Lambda ended the invocation at its timeout.
+    if (this.outbox.length >= EVENTS_PER_SEND) this.sending.push(this.send());
   }
 
   private outbox: TollgateEvent[] = [];
+  /** Sends started before the invocation ends, awaited by `flush`. */
+  private sending: Promise<void>[] = [];
 
   private publishFailed(error: unknown, lost = 1): void {
     this.d.metrics.count('EventPublishFailures', lost);
@@ -350,6 +355,13 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
 
   /** Sends this invocation's events (in batches, by the adapter), before Lambda freezes the process. */
   async flush(): Promise<void> {
+    const pending = [...this.sending, this.send()];
+    this.sending = [];
+    await Promise.all(pending);
+  }
+
+  /** Sends the events built so far; a failure is counted and logged, never thrown. */
+  private async send(): Promise<void> {
     const events = this.outbox;
     this.outbox = [];
     if (events.length === 0) return;
@@ -358,6 +370,9 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
       .catch((error: unknown) => this.publishFailed(error, lostCount(error, events.length)));
   }
 }
+
+/** Events built before they are sent without waiting for the invocation's end: one PutEvents request's worth. */
+export const EVENTS_PER_SEND = 10;
 
 /** The events a failed publish lost: those its `PublishFailure` names, else all it was given. */
 function lostCount(error: unknown, given: number): number {
