@@ -347,17 +347,66 @@ describe('DynamoStore on dynalite', () => {
     expect(await store.putScan(older)).toBe(false);
     expect(await store.getScan(d, 'payments/api')).toEqual(newer);
 
-    // Same instant, other spelling: compared as times, not texts (text order would call it older).
-    const sameInstant = scan({ digest: d, status: 'RESCAN', at: '2026-11-25T12:10:00Z' });
-    await store.putScan(sameInstant);
-    expect(await store.getScan(d, 'payments/api')).toEqual(sameInstant);
+    // Same instant, other spelling: compared as times, not texts (text order would call it older). The same
+    // event again is taken as stored; a tie of the same instant keeps the stored status (see the next test).
+    expect(await store.putScan({ ...newer, at: '2026-11-25T12:10:00Z' })).toBe(true);
+    expect(await store.getScan(d, 'payments/api')).toEqual(newer);
     const halfSecondEarlier = scan({ digest: d, status: 'LATE', at: '2026-11-25T12:09:59.500Z' });
     expect(await store.putScan(halfSecondEarlier)).toBe(false);
-    expect(await store.getScan(d, 'payments/api')).toEqual(sameInstant);
+    expect(await store.getScan(d, 'payments/api')).toEqual(newer);
 
     const newest = scan({ digest: d, status: 'COMPLETE', at: '2026-11-25T13:00:00.000Z' });
     await store.putScan(newest);
     expect(await store.getScan(d, 'payments/api')).toEqual(newest);
+  });
+
+  it('two statuses of the same second: neither is known to be newer, so the stored one keeps the higher count of each severity', async () => {
+    // Scan events carry whole seconds. The later delivered overwrote the other: counts going from CRITICAL 2
+    // to 0 let a findings read that had not caught up with the two criticals pass for settled.
+    const d = digest();
+    const at = '2026-11-25T12:10:00Z';
+    const first = scan({ digest: d, status: 'SCAN_COMPLETE', counts: { CRITICAL: 2, LOW: 1, TOTAL: 3 }, at });
+    const second = scan({
+      digest: d,
+      status: 'SCAN_COMPLETE',
+      counts: { CRITICAL: 0, LOW: 3, TOTAL: 3 },
+      at,
+    });
+    expect(await store.putScan(first)).toBe(true);
+    // `false`: what is stored is not this status as given; the caller reads the store.
+    expect(await store.putScan(second)).toBe(false);
+    expect(await store.getScan(d, 'payments/api')).toEqual({
+      ...first,
+      counts: { CRITICAL: 2, LOW: 3, TOTAL: 3 },
+    });
+    // A duplicate of either changes nothing; one that holds every count is the status stored.
+    expect(await store.putScan(first)).toBe(false);
+    const most = scan({ digest: d, status: 'SCAN_COMPLETE', counts: { CRITICAL: 2, LOW: 3, TOTAL: 3 }, at });
+    expect(await store.putScan(most)).toBe(true);
+    // A second later is newer: it replaces the status whole, lower counts and all.
+    const later = scan({
+      digest: d,
+      status: 'SCAN_COMPLETE',
+      counts: { LOW: 1, TOTAL: 1 },
+      at: '2026-11-25T12:10:01Z',
+    });
+    expect(await store.putScan(later)).toBe(true);
+    expect(await store.getScan(d, 'payments/api')).toEqual(later);
+  });
+
+  it('ties written at once are both kept: each severity at its highest', async () => {
+    const d = digest();
+    const at = '2026-11-25T12:10:00Z';
+    const statuses = ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW'].map((severity, i) =>
+      scan({ digest: d, counts: { [severity]: i + 1 }, at }),
+    );
+    await Promise.all(statuses.map((s) => store.putScan(s)));
+    expect((await store.getScan(d, 'payments/api'))?.counts).toEqual({
+      CRITICAL: 1,
+      HIGH: 2,
+      MEDIUM: 3,
+      LOW: 4,
+    });
   });
 
   it('finds the gates of a digest in the wanted states only', async () => {

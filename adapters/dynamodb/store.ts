@@ -1,4 +1,5 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import {
   DynamoDBDocumentClient,
@@ -22,6 +23,7 @@ import {
   type StoredDecision,
 } from '../../shared/gate/model.js';
 import type { StorePort } from '../../shared/gate/ports.js';
+import { tiedScan } from '../../shared/gate/scan.js';
 import { httpHandlerConfig } from '../aws/retry.js';
 import {
   auditPk,
@@ -239,6 +241,8 @@ const RUN_CLAIM_SECONDS = 30 * 86_400;
 
 /** Tries of a gate's opening cancelled by a conflicting transaction (see createGate). */
 const CREATE_ATTEMPTS = 4;
+/** Writes of a status that tied with another of the same second, before the call gives up (and is retried). */
+const SCAN_TIE_ATTEMPTS = 4;
 
 /** The claim on a run of an approval action by the gate that names it (none: the gate names no run). */
 function runClaimItem(gate: Gate): Item | undefined {
@@ -289,10 +293,18 @@ function scanItem(scan: ScanStatus): Item {
       sk: scanSk(scan.repository),
       type: 'SCAN',
       atMs,
+      // A revision, so that a merge of two statuses of the same second is written over the one it read.
+      rev: randomUUID(),
       scan: storable(scan, 'scan'),
     },
     `scan status ${scan.digest} in ${scan.repository}`,
   );
+}
+
+/** Equal as stored (a field left undefined is no field in the item), the time as an instant, not a text. */
+function sameScan(a: ScanStatus, b: ScanStatus): boolean {
+  const plain = (s: ScanStatus) => JSON.parse(JSON.stringify({ ...s, at: Date.parse(s.at) })) as unknown;
+  return isDeepStrictEqual(plain(a), plain(b));
 }
 
 function domain<T>(item: Item | undefined, attribute: 'gate' | 'decision' | 'scan'): T | undefined {
@@ -765,13 +777,38 @@ export class DynamoStore implements StorePort {
   }
 
   async putScan(scan: ScanStatus): Promise<boolean> {
-    return this.conditionalPut(
-      scanItem(scan),
-      'attribute_not_exists(pk) OR #atMs <= :atMs',
-      { '#atMs': 'atMs' },
-      {
-        ':atMs': Date.parse(scan.at),
-      },
+    const item = scanItem(scan);
+    const atMs = Date.parse(scan.at);
+    for (let attempt = 1; attempt <= SCAN_TIE_ATTEMPTS; attempt++) {
+      if (
+        await this.conditionalPut(
+          item,
+          'attribute_not_exists(pk) OR #atMs < :atMs',
+          { '#atMs': 'atMs' },
+          { ':atMs': atMs },
+        )
+      ) {
+        return true;
+      }
+      // Not newer: older (kept out), or of the same second, when neither is known to be the newer one.
+      const stored = await this.get(String(item.pk), String(item.sk));
+      if (stored === undefined) continue;
+      if (stored.atMs !== atMs) return false;
+      const kept = domain<ScanStatus>(stored, 'scan')!;
+      const merged = tiedScan(kept, scan);
+      if (sameScan(merged, kept)) return sameScan(kept, scan);
+      // Written only over the status read (its revision): another tie written meanwhile is merged again.
+      const revised = await this.conditionalPut(
+        scanItem(merged),
+        stored.rev === undefined ? 'attribute_not_exists(#rev)' : '#rev = :rev',
+        { '#rev': 'rev' },
+        stored.rev === undefined ? undefined : { ':rev': stored.rev },
+      );
+      // `false`: the status stored is not this one as given, so the caller reads the store for it.
+      if (revised) return sameScan(merged, scan);
+    }
+    throw new Error(
+      `scan status ${scan.digest} in ${scan.repository}: not stored after ${SCAN_TIE_ATTEMPTS} attempts (concurrent writes of the same second)`,
     );
   }
 

@@ -66,8 +66,10 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
  *   decide      TransactWriteItems [Put decision attribute_not_exists(pk), Put gate #version = :expected]:
  *               a gate is decided once, and the decision and the gate's new state are stored both or
  *               neither, in one round trip.
- *   putScan     Put, attribute_not_exists(pk) OR atMs <= :atMs: scan events arrive out of order; an older
- *               one must not overwrite a newer status (the failed condition is the expected outcome).
+ *   putScan     Put, attribute_not_exists(pk) OR atMs < :atMs: scan events arrive out of order; an older
+ *               one must not overwrite a newer status (the failed condition is the expected outcome). One
+ *               of the same time is merged into the stored one (each severity's higher count), written
+ *               with #rev = :rev on the revision read.
  *
  * The domain objects are stored as DynamoDB maps, not JSON strings: an auditor can read and filter them in
  * the console, with PartiQL or in a table export, without decoding. The price is that the 400 KB item limit
