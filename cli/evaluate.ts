@@ -5,6 +5,7 @@ import {
   type CompiledPolicy,
   compilePolicy,
   evaluate,
+  type GateCondition,
   InputError,
   MAX_POLICY_BYTES,
   mergeFindings,
@@ -49,9 +50,14 @@ export async function runEvaluate(options: EvaluateOptions): Promise<EvaluateRes
   for (const file of options.findings) {
     const bytes = await readInput(file, 'findings', MAX_FINDINGS_BYTES);
     const name = displayName(file);
-    documents.push({ file: name, document: parseFindingsText(decodeUtf8(bytes, name), name) });
+    const text = decodeUtf8(bytes, name);
+    documents.push({ file: name, document: parseFindingsText(text, name), text });
   }
   const set = mergeFindings(documents, options.repository);
+  // The texts were kept only to locate a problem of the export as a whole.
+  documents.forEach((d, k) => {
+    documents[k] = { file: d.file, document: d.document };
+  });
 
   const evaluation = evaluate(policy, {
     findings: set.findings,
@@ -59,6 +65,7 @@ export async function runEvaluate(options: EvaluateOptions): Promise<EvaluateRes
     pipeline: options.pipeline,
     image: set.image,
     scan: set.scan,
+    conditions: set.pending === undefined ? [] : [pendingScan(policy, set.pending)],
   });
   const stdout =
     options.format === 'json'
@@ -68,8 +75,27 @@ export async function runEvaluate(options: EvaluateOptions): Promise<EvaluateRes
   const warnings = [
     ...(set.findings.length === 0 ? [] : unscopedWarnings(policy, options.pipeline, set.image?.repository)),
     ...emptyInputWarning(documents, set.findings.length),
+    ...(set.leftOut === 0
+      ? []
+      : [
+          `${set.leftOut} finding(s) of other repositories were left out: only those of ${set.image?.repository} (--repository) were judged, as the gate reads only its image's repository`,
+        ]),
   ];
   return { stdout, exitCode: EXIT[evaluation.record.outcome], warnings };
+}
+
+/**
+ * A scan that has not finished (ECR IN_PROGRESS, PENDING, …) is what the deployed gate waits for, up to
+ * `scan.waitMinutes`, and then decides as `scan-timeout` under `scan.onTimeout`: a dry run has no wait, so it
+ * gives the decision of a scan that never finishes (as `scan-incomplete` is only for a scan that cannot give
+ * a verdict at all, `scan.onUnsupported`).
+ */
+function pendingScan(policy: CompiledPolicy, why: string): GateCondition {
+  const minutes = policy.policy.settings.scan.waitMinutes;
+  return {
+    kind: 'scan-timeout',
+    reason: `the scan has not finished (${why}): the deployed gate would wait up to ${minutes} minutes (scan.waitMinutes) for it, then decide this if it still had not`,
+  };
 }
 
 function unscopedWarnings(

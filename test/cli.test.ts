@@ -78,6 +78,82 @@ describe('tollgate evaluate: outcomes and exit status', () => {
     expect(r.stdout).toContain('ECR scan status UNSUPPORTED_IMAGE');
   });
 
+  it('a scan not finished (IN_PROGRESS, PENDING, no status) is judged as the gate would at the end of its wait: scan-timeout under onTimeout', () => {
+    const policy = write(
+      'timeout-reject.yaml',
+      'version: 1\nname: waits\nsettings:\n  scan: { waitMinutes: 45, onTimeout: reject, onUnsupported: escalate }\nrules: []\n',
+    );
+    const response = JSON.parse(
+      readFileSync(join(ROOT, 'examples/findings/batch-reports.ecr-basic-unsupported.json'), 'utf8'),
+    ) as Json;
+    const run = (imageScanStatus: Json | undefined) =>
+      tollgate(
+        ['evaluate', '-p', policy, '-f', '-', '--format', 'json', ...NOW],
+        JSON.stringify({ ...response, imageScanStatus }),
+      );
+    for (const status of ['IN_PROGRESS', 'PENDING', undefined]) {
+      const r = run(status === undefined ? undefined : { status });
+      expect(r.status, `${status}: ${r.stderr}`).toBe(2);
+      const record = JSON.parse(r.stdout) as {
+        violations: { rule: string; action: string; description: string }[];
+      };
+      expect(record.violations.map((v) => [v.rule, v.action])).toEqual([['scan-timeout', 'reject']]);
+      expect(record.violations[0]!.description).toMatch(
+        /^the scan has not finished \(<stdin>: .+\): the deployed gate would wait up to 45 minutes \(scan\.waitMinutes\) for it, then decide this if it still had not$/,
+      );
+      if (status) expect(record.violations[0]!.description).toContain(`ECR scan status ${status}`);
+    }
+    // One that will never give a verdict is still scan-incomplete, under onUnsupported.
+    const failed = run({ status: 'FAILED', description: 'boom' });
+    expect(failed.status).toBe(3);
+    expect(JSON.parse(failed.stdout).violations).toMatchObject([
+      { rule: 'scan-incomplete', action: 'escalate', description: '<stdin>: ECR scan status FAILED: boom' },
+    ]);
+  });
+
+  it("--repository on findings of one digest in several repositories judges that repository's only, and says how many were left out", () => {
+    const doc = JSON.parse(readFileSync(join(ROOT, PAYMENTS), 'utf8')) as {
+      findings: { resources?: { details?: { awsEcrContainerImage?: { repositoryName?: string } } }[] }[];
+    };
+    // The first finding's copy in another repository (the digest promoted from staging).
+    const copy = structuredClone(doc.findings[0]!) as Json & (typeof doc.findings)[0];
+    copy.findingArn = 'arn:aws:inspector2:eu-west-1:123456789012:finding/staging-copy';
+    copy.severity = 'CRITICAL';
+    copy.resources![0]!.details!.awsEcrContainerImage!.repositoryName = 'staging/payments-api';
+    (copy.resources![0] as Json).id = (copy.resources![0] as { id: string }).id.replace(
+      'repository/payments/api/',
+      'repository/staging/payments-api/',
+    );
+    const mixed = write('mixed.json', JSON.stringify({ findings: [...doc.findings, copy] }));
+    const repository = doc.findings[0]!.resources![0]!.details!.awsEcrContainerImage!.repositoryName!;
+    const alone = tollgate(['evaluate', '-p', BASELINE, '-f', PAYMENTS, '--format', 'json', ...NOW]);
+    const r = tollgate([
+      'evaluate',
+      '-p',
+      BASELINE,
+      '-f',
+      mixed,
+      '--repository',
+      repository,
+      '--format',
+      'json',
+      ...NOW,
+    ]);
+    expect(r.status, r.stderr).toBe(alone.status);
+    expect(JSON.parse(r.stdout).counts).toEqual(JSON.parse(alone.stdout).counts);
+    expect(r.stderr).toBe(
+      `tollgate: warning: 1 finding(s) of other repositories were left out: only those of ${repository} (--repository) were judged, as the gate reads only its image's repository\n`,
+    );
+    // Without --repository, refused at the finding that brings the second repository.
+    const refused = tollgate(['evaluate', '-p', BASELINE, '-f', mixed, ...NOW]);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(
+      new RegExp(
+        `mixed\\.json:1:\\d+: findings\\[${doc.findings.length}\\]\\.resources\\[0\\]\\.details\\.awsEcrContainerImage\\.repositoryName: expected the findings of one repository`,
+      ),
+    );
+  });
+
   it('advisory mode says what enforce would do, and still escalates what the gate cannot see (an UNTRIAGED finding): exit 3', () => {
     const r = tollgate([
       'evaluate',

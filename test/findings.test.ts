@@ -1,3 +1,4 @@
+import { ScanStatus as EcrScanStatus } from '@aws-sdk/client-ecr';
 import { describe, expect, it } from 'vitest';
 import {
   mergeFindings,
@@ -6,6 +7,7 @@ import {
   readFindingsDocument,
   ShapeError,
 } from '../shared/index.js';
+import { SourceLocator } from '../shared/locate.js';
 import { fixture, fixtureJson, inputErrorOf } from './helpers.js';
 
 const DIGEST = 'sha256:84f507df33c6864d49c296fb734192696e4cb6f78166ac51ac8b9b118181085d';
@@ -180,11 +182,10 @@ describe('ECR DescribeImageScanFindings', () => {
         readFindingsDocument({ ...raw, imageScanFindings, imageScanStatus: { status: 'ACTIVE' } }).scan,
       ).toMatchObject({ complete: false, status: 'FINDINGS_NOT_READY' });
     }
-    // The CLI judges no set holding it.
-    expect(mergeFindings([{ file: 'scan.json', document: doc }]).scan).toEqual({
-      complete: false,
-      status: 'INCOMPLETE',
-      reason: `scan.json: ${notReady.reason}`,
+    // The CLI judges no set holding it: a scan not finished, which the gate waits for (scan.onTimeout).
+    expect(mergeFindings([{ file: 'scan.json', document: doc }])).toMatchObject({
+      scan: undefined,
+      pending: `scan.json: ${notReady.reason}`,
     });
   });
 
@@ -223,6 +224,61 @@ describe('ECR DescribeImageScanFindings', () => {
     expect(() =>
       readFindingsDocument({ ...basic, imageScanFindings: { findings: [], imageScanCompletedAt: 'soon' } }),
     ).toThrow(ShapeError);
+  });
+
+  it('every ECR scan status is read as the gate reads it: finished, never a verdict (scan.onUnsupported), or not finished yet (scan.onTimeout)', () => {
+    const raw = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json') as Record<
+      string,
+      unknown
+    >;
+    const finished = ['ACTIVE', 'COMPLETE'];
+    const never = [
+      'FAILED',
+      'FINDINGS_UNAVAILABLE',
+      'IMAGE_ARCHIVED',
+      'LIMIT_EXCEEDED',
+      'SCAN_ELIGIBILITY_EXPIRED',
+      'UNSUPPORTED_IMAGE',
+    ];
+    const notYet = ['IN_PROGRESS', 'PENDING'];
+    // Every status the SDK knows is one of the three: a new one fails here until it is placed.
+    expect([...finished, ...never, ...notYet].sort()).toEqual(Object.values(EcrScanStatus).sort());
+    const merged = (status: string | undefined, description = 'why') => {
+      const value =
+        status === undefined
+          ? { ...raw, imageScanStatus: undefined }
+          : { ...raw, imageScanStatus: { status, description } };
+      return mergeFindings([{ file: 'ecr.json', document: readFindingsDocument(value) }]);
+    };
+    for (const status of finished) {
+      expect(merged(status), status).toMatchObject({ scan: { complete: true }, pending: undefined });
+    }
+    for (const status of never) {
+      expect(merged(status), status).toMatchObject({
+        scan: { complete: false, status: 'INCOMPLETE', reason: `ecr.json: ECR scan status ${status}: why` },
+        pending: undefined,
+      });
+    }
+    // Not finished: no response status (the gate waits on it too), and one ECR may add later (fail closed).
+    for (const status of [...notYet, undefined, 'QUEUED']) {
+      const set = merged(status);
+      expect(set.scan, status).toBeUndefined();
+      expect(set.pending, status).toMatch(
+        status ? `ecr.json: ECR scan status ${status}: why` : /imageScanStatus/,
+      );
+    }
+    // A scan that will never give a verdict is decided at once, as the gate does, beside one not finished.
+    const failed = readFindingsDocument({ ...raw, imageScanStatus: { status: 'FAILED' } });
+    const running = readFindingsDocument({ ...raw, imageScanStatus: { status: 'IN_PROGRESS' } });
+    expect(
+      mergeFindings([
+        { file: 'a.json', document: running },
+        { file: 'b.json', document: failed },
+      ]),
+    ).toMatchObject({
+      scan: { complete: false, reason: 'b.json: ECR scan status FAILED' },
+      pending: undefined,
+    });
   });
 
   it('a response without imageScanStatus cannot show the scan completed', () => {
@@ -460,7 +516,7 @@ describe('merging several files', () => {
     cut.NextToken = 'eyJuZXh0VG9rZW4iOiBudWxsLCAiYm90b19'; // the CLI's own token
     const first = { file: 'cut.json', document: readFindingsDocument(cut) };
     expect(first.document.nextToken).toBe('eyJuZXh0VG9rZW4iOiBudWxsLCAiYm90b19');
-    expect(() => mergeFindings([first])).toThrow(/cut\.json: nextToken: expected every page/);
+    expect(() => mergeFindings([first])).toThrow(/cut\.json: NextToken: expected every page/);
     // The rest (printed by --starting-token, without a NextToken) makes it whole.
     const rest = fixtureJson('aws/list-findings-response.ecr.derived-from-aws-docs-event.json') as {
       findings: Record<string, unknown>[];
@@ -477,7 +533,7 @@ describe('merging several files', () => {
       unknown
     >;
     const ecrCut = { file: 'ecr.json', document: readFindingsDocument({ ...ecr, NextToken: 'more' }) };
-    expect(() => mergeFindings([ecrCut])).toThrow(/ecr\.json: nextToken: expected every page/);
+    expect(() => mergeFindings([ecrCut])).toThrow(/ecr\.json: NextToken: expected every page/);
     let bad: unknown;
     try {
       readFindingsDocument({ ...ecr, NextToken: 7 });
@@ -581,6 +637,148 @@ describe('merging several files', () => {
     const e = inputError(() => mergeFindings([page(2), ecr]));
     expect(e.message).toContain('expected the findings of one image (one digest)');
     expect(e.message).toContain('got findings of 2 images');
+  });
+
+  /** An export of findings of one digest, each in the repository given (undefined: a finding naming none). */
+  const across = (repositories: (string | undefined)[], digests: string[] = []) => {
+    const raw = fixtureJson('aws/list-findings-response.ecr.derived-from-aws-docs-event.json') as {
+      findings: Record<string, unknown>[];
+      nextToken?: string;
+    };
+    delete raw.nextToken;
+    const sample = raw.findings[0]!;
+    raw.findings = repositories.map((repository, n) => {
+      const f = structuredClone(sample) as {
+        findingArn: string;
+        resources: { id: string; details: { awsEcrContainerImage: Record<string, unknown> } }[];
+      };
+      f.findingArn = `arn:finding/${n}`;
+      const image = f.resources[0]!.details.awsEcrContainerImage;
+      f.resources[0]!.id = `arn:resource/${n}`;
+      image.imageTags = [`tag-of-${repository ?? 'none'}`];
+      image.imageHash = digests[n] ?? DIGEST;
+      if (repository === undefined) delete image.repositoryName;
+      else image.repositoryName = repository;
+      return f;
+    });
+    return JSON.stringify(raw, null, 2);
+  };
+
+  it('with --repository, findings of one digest in several repositories: only that repository is judged, as the gate reads it', () => {
+    const text = across(['staging/api', 'prod/api', undefined, 'prod/api']);
+    const named = { file: 'x.json', document: parseFindingsText(text, 'x.json') };
+    // Without it: refused, naming the finding that brings the second repository, at its line and column.
+    const e = inputError(() => mergeFindings([{ ...named, text }]));
+    expect(e.problems[0]).toMatchObject({
+      file: 'x.json',
+      path: 'findings[1].resources[0].details.awsEcrContainerImage.repositoryName',
+      line: new SourceLocator(text).locate([
+        'findings',
+        1,
+        'resources',
+        0,
+        'details',
+        'awsEcrContainerImage',
+        'repositoryName',
+      ])!.line,
+      expected: 'the findings of one repository (or --repository to name the one to judge)',
+      got: 'findings of 2 repositories: staging/api, prod/api',
+    });
+    // With it, the other repository's findings are left out (and counted), the ones naming none kept.
+    const set = mergeFindings([named], 'prod/api');
+    expect(set.findings.rows().map((f) => f.key)).toEqual([
+      'arn:finding/1',
+      'arn:finding/2',
+      'arn:finding/3',
+    ]);
+    expect(set.leftOut).toBe(1);
+    expect(set.image).toEqual({
+      repository: 'prod/api',
+      digest: DIGEST,
+      tags: ['tag-of-none', 'tag-of-prod/api'],
+    });
+    const staging = mergeFindings([named], 'staging/api');
+    expect(staging.findings.rows().map((f) => f.key)).toEqual(['arn:finding/0', 'arn:finding/2']);
+    expect(staging.leftOut).toBe(2);
+    // A repository the findings do not name would leave every one out (and approve): refused.
+    expect(inputError(() => mergeFindings([named], 'prod/apj')).message).toContain(
+      'the findings do not name "prod/apj"',
+    );
+    // Findings of one repository: --repository still names the image as before, and nothing is left out.
+    const one = {
+      file: 'one.json',
+      document: parseFindingsText(across(['prod/api', undefined]), 'one.json'),
+    };
+    expect(mergeFindings([one], 'team/other')).toMatchObject({
+      leftOut: 0,
+      image: { repository: 'team/other' },
+    });
+    expect(mergeFindings([one], 'team/other').findings.length).toBe(2);
+  });
+
+  it('problems of the export as a whole name the file, line, column and key path they are known at', () => {
+    const other = `sha256:${'ab'.repeat(32)}`;
+    const text = across(['prod/api', 'prod/api', 'prod/api'], [DIGEST, DIGEST, other]);
+    const at = (path: (string | number)[]) => new SourceLocator(text).locate(path)!;
+    const hash = ['findings', 2, 'resources', 0, 'details', 'awsEcrContainerImage', 'imageHash'];
+    const e = inputError(() =>
+      mergeFindings([{ file: 'x.json', document: parseFindingsText(text, 'x.json'), text }]),
+    );
+    expect(e.problems[0]).toMatchObject({
+      file: 'x.json',
+      ...at(hash),
+      path: 'findings[2].resources[0].details.awsEcrContainerImage.imageHash',
+    });
+    expect(e.message).toMatch(
+      /^x\.json:\d+:\d+: findings\[2\]\.resources\[0\]\.details\.awsEcrContainerImage\.imageHash: expected the findings of one image/,
+    );
+    // In another file: that file, where it brings the second digest.
+    const first = across(['prod/api'], [DIGEST]);
+    const second = across(['prod/api', 'prod/api'], [DIGEST, other]);
+    const two = inputError(() =>
+      mergeFindings([
+        { file: 'a.json', document: parseFindingsText(first, 'a.json'), text: first },
+        { file: 'b.json', document: parseFindingsText(second, 'b.json'), text: second },
+      ]),
+    );
+    expect(two.problems[0]).toMatchObject({
+      file: 'b.json',
+      ...new SourceLocator(second).locate([
+        'findings',
+        1,
+        'resources',
+        0,
+        'details',
+        'awsEcrContainerImage',
+        'imageHash',
+      ]),
+      path: 'findings[1].resources[0].details.awsEcrContainerImage.imageHash',
+    });
+    expect(two.message).toContain(`got findings of 2 images: ${DIGEST} (a.json), ${other} (b.json)`);
+
+    // A token left in, and counts the list falls short of: at the key.
+    const paged = JSON.stringify({ ...JSON.parse(first), NextToken: 'more' }, null, 2);
+    const token = inputError(() =>
+      mergeFindings([{ file: 'p.json', document: parseFindingsText(paged, 'p.json'), text: paged }]),
+    );
+    expect(token.problems[0]).toMatchObject({
+      file: 'p.json',
+      ...new SourceLocator(paged).locate(['NextToken']),
+      path: 'NextToken',
+    });
+    const ecr = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json') as {
+      imageScanFindings: { findingSeverityCounts: Record<string, number> };
+    };
+    ecr.imageScanFindings.findingSeverityCounts = { HIGH: 5 };
+    const counted = JSON.stringify(ecr, null, 2);
+    const short = inputError(() =>
+      mergeFindings([{ file: 'c.json', document: parseFindingsText(counted, 'c.json'), text: counted }]),
+    );
+    expect(short.problems[0]).toMatchObject({
+      file: 'c.json',
+      ...new SourceLocator(counted).locate(['imageScanFindings', 'findingSeverityCounts']),
+      path: 'imageScanFindings.findingSeverityCounts',
+    });
   });
 
   it('an incomplete scan in any file makes the set incomplete, and --repository overrides the name', () => {

@@ -1,17 +1,20 @@
 import { describeValue, formatPath, InputError } from '../errors.js';
+import { ecrScanState } from '../gate/scan.js';
 import { positionOfOffset, SourceLocator } from '../locate.js';
 import type { ImageRef, ScanVerdict } from './finding.js';
 import {
   checkImageFindings,
   documentImages,
   type FindingsDocument,
+  type KeyPath,
   largestCounts,
   readFindingsDocument,
+  rowImageReader,
   ShapeError,
   shortOfCounts,
   validateDocument,
 } from './readers.js';
-import { FindingTable } from './table.js';
+import { FindingTable, FindingTableBuilder } from './table.js';
 
 /** Locating a bad field re-reads the text with positions; past this size the message gives the path only. */
 const LOCATE_LIMIT_BYTES = 32 * 1024 * 1024;
@@ -295,6 +298,14 @@ function charAt(text: string, offset: number): string {
     : `'${ch}'`;
 }
 
+/** Where a key path sits in a file's text, when the text was given and is small enough to re-read. */
+function located(named: NamedDocument | undefined, path: KeyPath): { line?: number; column?: number } {
+  const text = named?.text;
+  if (text === undefined || text.length > LOCATE_LIMIT_BYTES) return {};
+  const pos = new SourceLocator(stripBom(text)).locate(path);
+  return pos ? { line: pos.line, column: pos.column } : {};
+}
+
 /**
  * A partial read is never judged: a response that says more findings follow (`nextToken`) must come with
  * the rest of its export, of which the last page has no token. (Which middle page is missing cannot be told
@@ -307,10 +318,13 @@ function checkPages(documents: readonly NamedDocument[]): void {
     const last = documents.some((d) => d.document.format === format && d.document.nextToken === null);
     if (pages.length === 0 || last) continue;
     const token = pages[0]!.document.nextToken!;
+    const path = [pages[0]!.document.nextTokenKey ?? 'nextToken'];
     throw new InputError([
       {
         file: pages.map((p) => p.file).join(', '),
-        path: 'nextToken',
+        // A place in a file only when one file is named.
+        ...(pages.length === 1 ? located(pages[0], path) : {}),
+        path: formatPath(path),
         expected:
           'every page of the export: this response says more findings follow, and no file given is its last page (one without nextToken); fetch them all (the AWS CLI pages by itself unless told --no-paginate or --max-items, whose cut leaves a NextToken) or pass every page',
         got: `nextToken ${describeValue(token.length > 24 ? `${token.slice(0, 23)}…` : token)}`,
@@ -331,10 +345,12 @@ function checkCounts(documents: readonly NamedDocument[]): void {
     if (counts === undefined) continue;
     const short = shortOfCounts(FindingTable.concat(pages.map((d) => d.document.findings)), counts);
     if (short === undefined) continue;
+    const path = ['imageScanFindings', 'findingSeverityCounts'];
     throw new InputError([
       {
         file: pages.map((p) => p.file).join(', '),
-        path: 'imageScanFindings.findingSeverityCounts',
+        ...(pages.length === 1 ? located(pages[0], path) : {}),
+        path: formatPath(path),
         expected:
           'a findings list holding every finding the response counts: this one was trimmed, or a page of it is missing',
         got: short,
@@ -346,66 +362,172 @@ function checkCounts(documents: readonly NamedDocument[]): void {
 export interface NamedDocument {
   readonly file: string;
   readonly document: FindingsDocument;
+  /**
+   * The file's text, to give the line and column of a problem of the export as a whole (a second image, a
+   * page missing): optional, and not read past the size other problems are located at.
+   */
+  readonly text?: string | undefined;
 }
 
 /** The findings of one image, gathered from one or several files (pages of one export). */
 export interface FindingsSet {
   readonly findings: FindingTable;
   readonly image: ImageRef | undefined;
+  /**
+   * The scan's verdict: complete, or one that will never come (ECR `FAILED`, `UNSUPPORTED_IMAGE`,
+   * `FINDINGS_UNAVAILABLE`, …: `scan-incomplete`, under `scan.onUnsupported`). A scan that has not finished
+   * is `pending` instead.
+   */
   readonly scan: ScanVerdict | undefined;
+  /**
+   * Why the scan has not finished (ECR `IN_PROGRESS`, `PENDING`, no `imageScanStatus`, `FINDINGS_NOT_READY`:
+   * `ecrScanState` says pending), which the deployed gate waits for and, at the end of the wait, decides as
+   * `scan-timeout` under `scan.onTimeout`. Undefined when no scan is pending, or when one cannot give a
+   * verdict at all (the gate decides on that at once).
+   */
+  readonly pending: string | undefined;
+  /** The findings left out as another repository's (`--repository`, on findings of several); 0 when none. */
+  readonly leftOut: number;
+}
+
+/** An image a document names, with the file and key path that name it (see firstOther). */
+interface NamedImage {
+  readonly image: ImageRef;
+  readonly named: NamedDocument;
+  /** The `awsEcrContainerImage` (or ECR response) the image is read from, or the finding that has it. */
+  readonly path: KeyPath;
+  /** Whether `path` is the mapping that holds `imageHash` and `repositoryName`. */
+  readonly resource: boolean;
+  /** Whether this is an ECR response's own image (`imageId`, `repositoryName` at its top). */
+  readonly response: boolean;
+}
+
+/** Every image of the documents, in document order, each with the place that names it (error path only). */
+function* namedImages(documents: readonly NamedDocument[]): Generator<NamedImage> {
+  for (const named of documents) {
+    const { document } = named;
+    if (document.image) yield { image: document.image, named, path: [], resource: false, response: true };
+    const read = rowImageReader(document);
+    for (let i = 0; i < document.findings.length; i++) {
+      const { image, path } = read(i);
+      if (image === undefined) continue;
+      yield {
+        image,
+        named,
+        path,
+        resource: path[path.length - 1] === 'awsEcrContainerImage',
+        response: false,
+      };
+    }
+  }
+}
+
+/**
+ * The first image (in document order) whose digest (or repository) is not the first one's: the finding
+ * that brings a second image into the files, to name in the error with its place.
+ */
+function firstOther(
+  documents: readonly NamedDocument[],
+  what: 'digest' | 'repository',
+): { file: string; line?: number; column?: number; path: string } | undefined {
+  let first: string | undefined;
+  for (const n of namedImages(documents)) {
+    const value = n.image[what];
+    if (value === undefined) continue;
+    if (first === undefined) first = value;
+    if (value === first) continue;
+    const path: KeyPath = n.response
+      ? what === 'digest'
+        ? ['imageId', 'imageDigest']
+        : ['repositoryName']
+      : n.resource
+        ? [...n.path, what === 'digest' ? 'imageHash' : 'repositoryName']
+        : n.path;
+    return { file: n.named.file, ...located(n.named, path), path: formatPath(path) };
+  }
+  return undefined;
 }
 
 /**
  * Merges several findings files into the findings of one image. A decision is about one image, so files
- * that name several image digests or repositories are an error rather than a decision about a mixture.
+ * that name several image digests are an error rather than a decision about a mixture; so are several
+ * repositories, unless `repositoryOverride` names one of them: then only its findings are kept (and the ones
+ * naming no repository), as the gate reads only the findings of the image's repository (`leftOut` counts the
+ * others). Findings of one repository, or of none, are judged as `repositoryOverride`'s when it is given.
  */
 export function mergeFindings(documents: readonly NamedDocument[], repositoryOverride?: string): FindingsSet {
   const digests = new Map<string, string>();
   const repositories = new Map<string, string>();
-  const tags = new Set<string>();
-  const incomplete: string[] = [];
-  let anyScan = false;
-
-  const note = (image: ImageRef | undefined, file: string) => {
-    if (!image) return;
-    if (image.digest !== undefined && !digests.has(image.digest)) digests.set(image.digest, file);
-    if (image.repository !== undefined && !repositories.has(image.repository))
-      repositories.set(image.repository, file);
-    for (const t of image.tags) tags.add(t);
-  };
+  const imagesOf = documents.map((d) => documentImages(d.document));
 
   checkPages(documents);
   checkCounts(documents);
-  for (const { file, document } of documents) {
-    for (const image of documentImages(document)) note(image, file);
-    if (document.scan) {
-      anyScan = true;
-      if (!document.scan.complete) incomplete.push(`${file}: ${document.scan.reason}`);
+  documents.forEach(({ file }, k) => {
+    for (const image of imagesOf[k]!) {
+      if (image.digest !== undefined && !digests.has(image.digest)) digests.set(image.digest, file);
+      if (image.repository !== undefined && !repositories.has(image.repository))
+        repositories.set(image.repository, file);
     }
-  }
+  });
 
   if (digests.size > 1) {
     const list = [...digests.entries()].map(([d, f]) => `${d} (${f})`);
+    const where = firstOther(documents, 'digest');
     throw new InputError([
       {
         file: [...new Set(digests.values())].join(', '),
         path: '',
+        ...where,
         expected:
           'the findings of one image (one digest): export or filter the findings of the image to judge',
         got: `findings of ${digests.size} images: ${list.slice(0, 4).join(', ')}${list.length > 4 ? ', …' : ''}`,
       },
     ]);
   }
-  if (repositories.size > 1 && repositoryOverride === undefined) {
+  const several = repositories.size > 1;
+  if (several && (repositoryOverride === undefined || !repositories.has(repositoryOverride))) {
+    const where = firstOther(documents, 'repository');
+    const names = `${[...repositories.keys()].slice(0, 4).join(', ')}${repositories.size > 4 ? ', …' : ''}`;
     throw new InputError([
       {
         file: [...new Set(repositories.values())].join(', '),
         path: '',
-        expected: 'the findings of one repository (or --repository to name it)',
-        got: `findings of ${repositories.size} repositories: ${[...repositories.keys()].slice(0, 4).join(', ')}`,
+        ...where,
+        expected:
+          repositoryOverride === undefined
+            ? 'the findings of one repository (or --repository to name the one to judge)'
+            : `the findings of one repository, or --repository naming one of theirs (its findings are judged, the others left out): the findings do not name ${describeValue(repositoryOverride)}`,
+        got: `findings of ${repositories.size} repositories: ${names}`,
       },
     ]);
   }
+
+  // With several repositories, only the named one's findings are the image's (and those naming none).
+  const ofRepository = (image: ImageRef | undefined) =>
+    !several || image?.repository === undefined || image.repository === repositoryOverride;
+  const tags = new Set<string>();
+  const incomplete: string[] = [];
+  const pending: string[] = [];
+  let anyScan = false;
+  let leftOut = 0;
+  const tables: FindingTable[] = [];
+  documents.forEach(({ file, document }, k) => {
+    for (const image of imagesOf[k]!) if (ofRepository(image)) for (const t of image.tags) tags.add(t);
+    // An ECR response is of one repository: another one's is left out whole, its scan status with it.
+    if (!ofRepository(document.image)) {
+      leftOut += document.findings.length;
+      return;
+    }
+    tables.push(several ? keepRows(document, ofRepository, (n) => (leftOut += n)) : document.findings);
+    if (document.scan) {
+      anyScan = true;
+      if (!document.scan.complete) {
+        const reason = `${file}: ${document.scan.reason}`;
+        // As the gate reads a scan status: one that has not finished is waited for, not judged unsupported.
+        (ecrScanState(document.scan.status) === 'pending' ? pending : incomplete).push(reason);
+      }
+    }
+  });
 
   const repository = repositoryOverride ?? [...repositories.keys()][0];
   const digest = [...digests.keys()][0];
@@ -413,10 +535,38 @@ export function mergeFindings(documents: readonly NamedDocument[], repositoryOve
     repository === undefined && digest === undefined && tags.size === 0
       ? undefined
       : { repository, digest, tags: [...tags].sort() };
-  const scan: ScanVerdict | undefined = !anyScan
-    ? undefined
-    : incomplete.length > 0
+  // A scan that will never give a verdict is decided at once, as the gate does, not waited for.
+  const scan: ScanVerdict | undefined =
+    incomplete.length > 0
       ? { complete: false, status: 'INCOMPLETE', reason: incomplete.join('; ') }
-      : { complete: true, status: 'COMPLETE' };
-  return { findings: FindingTable.concat(documents.map((d) => d.document.findings)), image, scan };
+      : anyScan && pending.length === 0
+        ? { complete: true, status: 'COMPLETE' }
+        : undefined;
+  return {
+    findings: FindingTable.concat(tables),
+    image,
+    scan,
+    pending: pending.length > 0 && incomplete.length === 0 ? pending.join('; ') : undefined,
+    leftOut,
+  };
+}
+
+/** The rows of a document whose image `keep` accepts (the table itself when it accepts them all). */
+function keepRows(
+  document: FindingsDocument,
+  keep: (image: ImageRef | undefined) => boolean,
+  dropped: (n: number) => void,
+): FindingTable {
+  const table = document.findings;
+  const read = rowImageReader(document);
+  const kept: number[] = [];
+  for (let i = 0; i < table.length; i++) if (keep(read(i).image)) kept.push(i);
+  if (kept.length === table.length) return table;
+  dropped(table.length - kept.length);
+  const b = new FindingTableBuilder(kept.length);
+  for (const i of kept) {
+    const { source, materializer } = table.sourceOf(i);
+    b.pushFinding(table.row(i), source, materializer);
+  }
+  return b.build();
 }

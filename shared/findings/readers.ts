@@ -33,6 +33,8 @@ export interface FindingsDocument {
    * report, which has one page); `undefined` where the format has no pages.
    */
   readonly nextToken: string | null | undefined;
+  /** The key `nextToken` was read from (`nextToken`, or the AWS CLI's `NextToken`), where it is a string. */
+  readonly nextTokenKey?: string | undefined;
   /**
    * The response's own count of the scan's findings by severity (ECR's `findingSeverityCounts`, the whole
    * scan's on every page); undefined where the format has none. Its list must hold at least as many.
@@ -67,9 +69,11 @@ const FORMAT_NAMES: Readonly<Record<FormatKey, string>> = {
   findings: 'an Inspector2 ListFindings response',
 };
 
-// ECR statuses that come with a full set of findings; every other one (FAILED, UNSUPPORTED_IMAGE,
-// FINDINGS_UNAVAILABLE, IN_PROGRESS, PENDING, SCAN_ELIGIBILITY_EXPIRED, …) cannot give a verdict. Even these
-// do not, on an answer that shows nothing of a finished scan (`ECR_FINDINGS_NOT_READY`).
+// ECR statuses that come with a full set of findings; every other one is no verdict (yet). Which of those
+// will never give one (FAILED, UNSUPPORTED_IMAGE, FINDINGS_UNAVAILABLE, …: `scan.onUnsupported`) and which
+// have not finished (IN_PROGRESS, PENDING, no status at all: waited for, then `scan.onTimeout`) is
+// `ecrScanState`'s to say, for the gate and the CLI alike (mergeFindings). Even these two give no verdict on
+// an answer that shows nothing of a finished scan (`ECR_FINDINGS_NOT_READY`, not finished either).
 const ECR_VERDICT_STATUSES = new Set(['COMPLETE', 'ACTIVE']);
 
 /**
@@ -148,7 +152,10 @@ export function readFindingsDocument(value: unknown): FindingsDocument {
   if ('findings' in value) {
     const list = value.findings;
     if (!Array.isArray(list)) throw new ShapeError(['findings'], 'a list of findings', list);
-    return inspector(readInspectorList(list, ['findings'], images), ['findings'], pageToken(value));
+    return {
+      ...inspector(readInspectorList(list, ['findings'], images), ['findings'], pageToken(value)),
+      nextTokenKey: pageTokenKey(value),
+    };
   }
   throw new ShapeError([], FORMATS_EXPECTED, value);
 }
@@ -303,6 +310,11 @@ function pageToken(value: Obj): string | null {
   return null;
 }
 
+/** The key pageToken read a token from; undefined when it found none. */
+function pageTokenKey(value: Obj): string | undefined {
+  return ['nextToken', 'NextToken'].find((key) => typeof value[key] === 'string' && value[key] !== '');
+}
+
 /**
  * ECR's `findingSeverityCounts`, by the severity a policy reads (`UNDEFINED` counts as UNTRIAGED, as its
  * findings do). Absent: undefined.
@@ -425,6 +437,7 @@ function readEcrResponse(value: Obj, images: ImageCache): FindingsDocument {
       image,
       findingsPath: at,
       nextToken: pageToken(value),
+      nextTokenKey: pageTokenKey(value),
       counts,
     };
   }
@@ -446,6 +459,7 @@ function readEcrResponse(value: Obj, images: ImageCache): FindingsDocument {
     image,
     findingsPath: ['imageScanFindings', 'findings'],
     nextToken: pageToken(value),
+    nextTokenKey: pageTokenKey(value),
     counts,
   };
 }
@@ -769,6 +783,41 @@ export function documentImages(doc: FindingsDocument): ImageRef[] {
     if (image !== undefined) seen.add(image);
   }
   return [...seen];
+}
+
+/** The image a finding of a document is of, and the key path of the resource that names it. */
+export interface RowImage {
+  readonly image: ImageRef | undefined;
+  /**
+   * The finding's `awsEcrContainerImage` (append `imageHash` or `repositoryName`), or the finding itself
+   * when its image is the document's (an ECR response's basic findings) or its record is not kept (events).
+   */
+  readonly path: KeyPath;
+}
+
+/**
+ * Reads the image of each finding of a document (row by row, sharing one cache): what documentImages
+ * gathers, finding by finding, for picking out one repository's findings and for naming the finding an
+ * error is about. A finding that names no image is the document's own (an ECR response's), if any.
+ */
+export function rowImageReader(doc: FindingsDocument): (i: number) => RowImage {
+  const images = new ImageCache();
+  const table = doc.findings;
+  return (i) => {
+    const { source, cached } = table.sourceOf(i);
+    const at: KeyPath = [...doc.findingsPath, i];
+    if (isObj(source) && Array.isArray(source.resources)) {
+      const resources: unknown[] = source.resources;
+      const r = resources.findIndex(
+        (x) => isObj(x) && isObj(x.details) && isObj(x.details.awsEcrContainerImage),
+      );
+      const image = readResourceImage(resources, images);
+      if (r >= 0 && image !== undefined) {
+        return { image, path: [...at, 'resources', r, 'details', 'awsEcrContainerImage'] };
+      }
+    }
+    return { image: cached?.image ?? doc.image, path: at };
+  };
 }
 
 /**
