@@ -218,6 +218,78 @@ export function rulePatterns(config: PatternConfig): Partial<Record<RuleName, Ev
   return patterns;
 }
 
+/**
+ * Refuses an SNS topic ARN (text, no token) outside the stack's region or partition: the functions' SNS client
+ * publishes in their own region, and a CloudWatch alarm's actions must be in the alarm's region, so SNS
+ * would refuse every escalation or alarm, at run time. `partition` is undefined when the region's is not known.
+ */
+export function checkTopicRegion(
+  key: string,
+  topicArn: string,
+  stack: {
+    readonly region: string;
+    readonly partition: string | undefined;
+    /** Where the stack's region comes from, when a message should say (a context key). */
+    readonly from?: string;
+  },
+  why: string,
+): void {
+  const m = /^arn:([^:]+):sns:([^:]*):/.exec(topicArn);
+  if (!m) return;
+  const [, partition, region] = m;
+  if (region === stack.region && (stack.partition === undefined || partition === stack.partition)) return;
+  const where = [
+    stack.region,
+    ...(stack.partition === undefined ? [] : [` (partition ${stack.partition})`]),
+    ...(stack.from === undefined ? [] : [`, from ${stack.from}`]),
+  ].join('');
+  throw new TollgateConfigError(
+    key,
+    `an SNS topic in the stack's region, ${where}: ${why}`,
+    `${shown(topicArn)} (${region === stack.region ? `partition ${partition}` : `region ${region}`})`,
+  );
+}
+
+/**
+ * The most characters an EventBridge event pattern may have (its default quota). A pattern over it is refused
+ * only at deploy, when CloudFormation creates the rule and rolls the stack back: so it is refused at synth.
+ */
+export const MAX_PATTERN_CHARACTERS = 2048;
+
+/**
+ * Refuses globs whose rule patterns would be over EventBridge's `MAX_PATTERN_CHARACTERS`: each glob is written
+ * into the patterns (the pipelines' and the actions' both into the same ones), so a configuration within
+ * `MAX_GLOBS` globs of 100 characters can still fail at deploy. The size is that of the compact JSON, with an
+ * account of 12 digits (what a token resolves to) and the scan rule of the longer partition name: the glob
+ * rules are the largest, and the same for either scan source.
+ */
+export function checkPatternSizes(
+  pipelines: readonly string[],
+  approvalActionNames: readonly string[],
+): void {
+  const patterns = rulePatterns({
+    account: '123456789012',
+    partition: 'aws-us-gov',
+    pipelines,
+    approvalActionNames,
+    scanSource: 'inspector',
+  });
+  let largest: { rule: string; size: number } | undefined;
+  for (const [rule, pattern] of Object.entries(patterns)) {
+    const size = JSON.stringify(pattern).length;
+    if (largest === undefined || size > largest.size) largest = { rule, size };
+  }
+  if (largest !== undefined && largest.size > MAX_PATTERN_CHARACTERS) {
+    throw new TollgateConfigError(
+      'pipelines / approvalActionNames',
+      `globs whose EventBridge rule patterns fit EventBridge's limit of ${MAX_PATTERN_CHARACTERS} characters ` +
+        'per event pattern (fewer or shorter globs: a common prefix as one `prefix*` glob)',
+      `${pipelines.length} pipeline and ${approvalActionNames.length} approval action globs, whose ` +
+        `${largest.rule} rule's pattern is ${largest.size} characters`,
+    );
+  }
+}
+
 export interface ArnConfig {
   readonly partition: string;
   readonly region: string;

@@ -1,10 +1,17 @@
 import { RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import { RegionInfo } from 'aws-cdk-lib/region-info';
 import type { Construct } from 'constructs';
 import { checkArchiveRetentionDays } from './archive.js';
-import { SCAN_SOURCES, type ScanSource, shown, TollgateConfigError } from './patterns.js';
-import { checkDiscoveryMinutes, resolveGlobs, Tollgate, type TollgateProps } from './tollgate.js';
+import { checkTopicRegion, SCAN_SOURCES, type ScanSource, shown, TollgateConfigError } from './patterns.js';
+import {
+  checkDiscoveryMinutes,
+  resolveGlobs,
+  SAME_REGION,
+  Tollgate,
+  type TollgateProps,
+} from './tollgate.js';
 
 /** A notification target as configuration can name it: email addresses, or an existing topic's ARN. */
 export type NotificationTargetSpec =
@@ -252,6 +259,25 @@ export function contextConfig(context: Context, env: NodeJS.ProcessEnv = process
     );
   }
   const alarms = target(context, k.alarmEmails, k.alarmTopicArn, undefined);
+  // A topic in another region (or partition) than the stack's would be refused by SNS at every escalation
+  // or alarm: refused now, before anything is built. The stack's region is always known here.
+  const stackRegion = region ?? EXAMPLE_ENV.region;
+  const place = {
+    region: stackRegion,
+    partition: RegionInfo.get(stackRegion).partition,
+    from:
+      text(context, k.region) !== undefined
+        ? k.region
+        : region !== undefined
+          ? "your credentials' region (CDK_DEFAULT_REGION)"
+          : `the example environment (set ${k.region})`,
+  };
+  if ('topicArn' in escalation) {
+    checkTopicRegion(k.escalationTopicArn, escalation.topicArn, place, SAME_REGION.escalation);
+  }
+  if (alarms !== undefined && 'topicArn' in alarms) {
+    checkTopicRegion(k.alarmTopicArn, alarms.topicArn, place, SAME_REGION.alarms);
+  }
 
   const scanSource = text(context, k.scanSource);
   if (scanSource !== undefined && !SCAN_SOURCES.includes(scanSource as ScanSource)) {
@@ -344,6 +370,13 @@ function digitsAsNumber(raw: unknown): unknown {
 /** The construct's prop names (as its errors name them) → the context key that set them. */
 function contextKeyOf(key: string, escalationIsTopic: boolean, alarmsIsTopic: boolean): string {
   const k = CONTEXT_KEYS;
+  // `pipelines / approvalActionNames`: a problem of two props together.
+  if (key.includes(' / ')) {
+    return key
+      .split(' / ')
+      .map((part) => contextKeyOf(part, escalationIsTopic, alarmsIsTopic))
+      .join(' / ');
+  }
   const [head = '', ...tail] = key.split(/(?=[.[])/);
   const rest = tail.join('');
   const direct: Record<string, string> = {

@@ -28,6 +28,8 @@ import { BUNDLING, FUNCTION_ENTRIES, policyBundleHook, READS_POLICY } from './bu
 import {
   type ArnConfig,
   approvalActionArns,
+  checkPatternSizes,
+  checkTopicRegion,
   type EventPattern,
   FUNCTION_NAMES,
   type FunctionName,
@@ -200,7 +202,20 @@ export function loadPolicyFile(file: string): LoadedPolicy {
 
 const EMAIL = /^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$/;
 
-function checkTarget(key: string, target: unknown): NotificationTarget {
+/** Where the construct is: the stack's region and its partition, when the region is known (not a token). */
+export interface TollgatePlace {
+  readonly region: string;
+  readonly partition: string | undefined;
+}
+
+/** Why a topic must be in the stack's region, by prop (the stack's context check says the same). */
+export const SAME_REGION: Readonly<Record<'escalation' | 'alarms', string>> = {
+  escalation:
+    "the functions publish escalations with their own region's SNS client, and SNS refuses another region's topic",
+  alarms: "a CloudWatch alarm's actions must be in the alarm's region",
+};
+
+function checkTarget(key: string, target: unknown, place: TollgatePlace | undefined): NotificationTarget {
   const expected = '{ emails: [one or more addresses] } or { topic: an SNS topic }';
   if (typeof target !== 'object' || target === null)
     throw new TollgateConfigError(key, expected, shown(target));
@@ -212,6 +227,22 @@ function checkTarget(key: string, target: unknown): NotificationTarget {
     const topic = t.topic as Partial<sns.ITopic>;
     if (typeof topic.topicArn !== 'string')
       throw new TollgateConfigError(`${key}.topic`, 'an SNS topic', 'no topicArn');
+    if (place !== undefined) {
+      const why = SAME_REGION[key === 'alarms' ? 'alarms' : 'escalation'];
+      if (!Token.isUnresolved(topic.topicArn)) {
+        checkTopicRegion(`${key}.topic`, topic.topicArn, place, why);
+      } else {
+        // A topic of this app named by token (made in a stack): its stack's region, when known.
+        const region = (topic as sns.ITopic).env?.region;
+        if (region !== undefined && !Token.isUnresolved(region) && region !== place.region) {
+          throw new TollgateConfigError(
+            `${key}.topic`,
+            `an SNS topic in the stack's region, ${place.region}: ${why}`,
+            `a topic in ${region}`,
+          );
+        }
+      }
+    }
     return { topic: t.topic as sns.ITopic };
   }
   if (!Array.isArray(t.emails) || t.emails.length === 0) {
@@ -263,21 +294,23 @@ export function checkDiscoveryMinutes(key: string, value: unknown): number {
 export function resolveGlobs(
   props: Pick<TollgateProps, 'pipelines' | 'approvalActionNames'>,
 ): Pick<TollgateConfig, 'pipelines' | 'approvalActionNames'> {
-  return {
-    pipelines: normaliseGlobs('pipelines', props.pipelines ?? ['*'], 'pipeline name'),
-    approvalActionNames: normaliseGlobs(
-      'approvalActionNames',
-      props.approvalActionNames ?? ['Tollgate*'],
-      'approval action name',
-    ),
-  };
+  const pipelines = normaliseGlobs('pipelines', props.pipelines ?? ['*'], 'pipeline name');
+  const approvalActionNames = normaliseGlobs(
+    'approvalActionNames',
+    props.approvalActionNames ?? ['Tollgate*'],
+    'approval action name',
+  );
+  // Every glob is written into the rules' patterns, which EventBridge holds to 2048 characters each.
+  checkPatternSizes(pipelines, approvalActionNames);
+  return { pipelines, approvalActionNames };
 }
 
 /**
  * Validates the props up front, each problem named by its prop: `Tollgate: pipelines[1]: expected …; got
  * …`. A bad policy file throws the loader's own `InputError` (`file:line:col: path: expected …; got …`).
+ * With `place` (the stack's region, when known), a topic in another region or partition is refused too.
  */
-export function resolveConfig(props: TollgateProps): TollgateConfig {
+export function resolveConfig(props: TollgateProps, place?: TollgatePlace): TollgateConfig {
   const { pipelines, approvalActionNames } = resolveGlobs(props);
   if (typeof props.policyFile !== 'string' || props.policyFile === '') {
     throw new TollgateConfigError('policyFile', 'the path of a policy file', shown(props.policyFile));
@@ -286,8 +319,8 @@ export function resolveConfig(props: TollgateProps): TollgateConfig {
   if (!SCAN_SOURCES.includes(scanSource)) {
     throw new TollgateConfigError('scanSource', `one of ${SCAN_SOURCES.join(', ')}`, shown(scanSource));
   }
-  const escalation = checkTarget('escalation', props.escalation);
-  const alarms = props.alarms === undefined ? escalation : checkTarget('alarms', props.alarms);
+  const escalation = checkTarget('escalation', props.escalation, place);
+  const alarms = props.alarms === undefined ? escalation : checkTarget('alarms', props.alarms, place);
   const logRetention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
   if (!Object.values(logs.RetentionDays).includes(logRetention)) {
     throw new TollgateConfigError('logRetention', 'a logs.RetentionDays value', shown(logRetention));
@@ -382,11 +415,14 @@ export class Tollgate extends Construct {
 
   constructor(scope: Construct, id: string, props: TollgateProps) {
     super(scope, id);
-    const config = resolveConfig(props);
-    this.config = config;
-    this.waitMinutes = config.policy.policy.settings.scan.waitMinutes;
     const stack = Stack.of(this);
     const { account, region, partition } = stack;
+    const config = resolveConfig(
+      props,
+      Token.isUnresolved(region) ? undefined : { region, partition: RegionInfo.get(region).partition },
+    );
+    this.config = config;
+    this.waitMinutes = config.policy.policy.settings.scan.waitMinutes;
     const destroy = config.removalPolicy === RemovalPolicy.DESTROY;
 
     // ── encryption ──────────────────────────────────────────────────────────────────────────────────
@@ -689,8 +725,10 @@ export class Tollgate extends Construct {
       );
     }
 
-    // The key only through the services that hold Tollgate's data.
-    const via = ['dynamodb', 'sqs', ...(decides(name) && this.topic instanceof sns.Topic ? ['sns'] : [])];
+    // The key only through the services that hold Tollgate's data. SNS only when the escalation topic is
+    // Tollgate's own (it made it, for the emails), encrypted with this key; a topic you pass has its own key.
+    const ownTopic = 'emails' in this.config.escalation;
+    const via = ['dynamodb', 'sqs', ...(decides(name) && ownTopic ? ['sns'] : [])];
     add('Key', ['kms:Decrypt', 'kms:GenerateDataKey'], [this.key.keyArn], {
       StringEquals: { 'kms:ViaService': via.map((s) => `${s}.${region}.amazonaws.com`) },
     });
@@ -707,9 +745,14 @@ export class Tollgate extends Construct {
 
     if (decides(name)) {
       add('Escalate', ['sns:Publish'], [this.topic.topicArn]);
+      // Publishing to a topic encrypted with a KMS key takes that key (SNS encrypts the message with the
+      // publisher's permissions): the key of the topic you pass, whether made in your stack (its `masterKey`)
+      // or imported with its key ARN (`Topic.fromTopicAttributes({ topicArn, keyArn })`). Only through SNS.
       const topicKey = this.topic.masterKey;
-      if (topicKey && !(this.topic instanceof sns.Topic)) {
-        add('EscalationTopicKey', ['kms:Decrypt', 'kms:GenerateDataKey'], [topicKey.keyArn]);
+      if (topicKey && !ownTopic) {
+        add('EscalationTopicKey', ['kms:Decrypt', 'kms:GenerateDataKey'], [topicKey.keyArn], {
+          StringEquals: { 'kms:ViaService': `sns.${region}.amazonaws.com` },
+        });
       }
 
       const approvals = approvalActionArns(arns);

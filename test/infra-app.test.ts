@@ -62,6 +62,41 @@ describe('infra/app.ts', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   }, 60_000);
 
+  it.each([
+    [
+      'an escalation topic in another region',
+      {
+        [CONTEXT_KEYS.escalationEmails]: [],
+        [CONTEXT_KEYS.escalationTopicArn]: 'arn:aws:sns:us-east-1:111122223333:secops',
+      },
+      "Tollgate: tollgate:escalationTopicArn: expected an SNS topic in the stack's region, eu-central-1 (partition aws), from tollgate:region: the functions publish escalations with their own region's SNS client, and SNS refuses another region's topic; got \"arn:aws:sns:us-east-1:111122223333:secops\" (region us-east-1)",
+    ],
+    [
+      'an alarm topic in another region',
+      { [CONTEXT_KEYS.alarmTopicArn]: 'arn:aws:sns:us-east-1:111122223333:pager' },
+      "Tollgate: tollgate:alarmTopicArn: expected an SNS topic in the stack's region, eu-central-1 (partition aws), from tollgate:region: a CloudWatch alarm's actions must be in the alarm's region; got \"arn:aws:sns:us-east-1:111122223333:pager\" (region us-east-1)",
+    ],
+    [
+      'globs whose rule patterns are over 2048 characters',
+      {
+        [CONTEXT_KEYS.pipelines]: Array.from(
+          { length: 20 },
+          (_, i) => `pipeline-${String(i).padStart(2, '0')}-${'x'.repeat(88)}`,
+        ),
+      },
+      "Tollgate: tollgate:pipelines / tollgate:approvalActionNames: expected globs whose EventBridge rule patterns fit EventBridge's limit of 2048 characters per event pattern (fewer or shorter globs: a common prefix as one `prefix*` glob); got 20 pipeline and 1 approval action globs, whose approvalEnded rule's pattern is 2361 characters",
+    ],
+  ])(
+    'stops before building anything on a configuration AWS would refuse only at deploy or at run time: %s',
+    async (_name, override, message) => {
+      const r = await synth({ ...GATE, [CONTEXT_KEYS.region]: 'eu-central-1', ...override });
+      expect(r.code).toBe(1);
+      // The whole of stderr: no "Bundling asset" line before it, so nothing was built.
+      expect(r.stderr.trim()).toBe(message);
+    },
+    60_000,
+  );
+
   it('stops on a bad policy with the loader’s file:line:col message, as `tollgate evaluate` prints it', async () => {
     const file = join(tempDir('tollgate-app-policy-'), 'policy.yaml');
     writeFileSync(file, 'version: 1\nname: broken\nrules:\n  - id: r1\n    action: deny\n');

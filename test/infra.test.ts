@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { App, type CfnElement, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
@@ -16,6 +17,7 @@ import {
   FUNCTION_NAMES,
   type FunctionName,
   globFilters,
+  MAX_PATTERN_CHARACTERS,
   normaliseGlobs,
   pipelineArns,
   RULE_TARGETS,
@@ -938,6 +940,45 @@ describe('the Tollgate construct, configured otherwise', () => {
     expect(statements(Template.fromStack(plain)).filter((st) => st.Sid === 'EscalationTopicKey')).toEqual([]);
   });
 
+  it('with a KMS-encrypted topic of your own stack (its masterKey): the deciding roles may publish to it, with its key', () => {
+    // Publishing to an SSE-KMS topic takes the publisher's use of the topic's key: without it, every
+    // escalation would fail. Tollgate's own key is no use here, through SNS or not.
+    const stack = new Stack(app(), 'Gate', { env: ENV });
+    const masterKey = new kms.Key(stack, 'SecOpsKey', { enableKeyRotation: true });
+    const topic = new sns.Topic(stack, 'SecOps', { masterKey, enforceSSL: true });
+    const tollgate = new Tollgate(stack, 'Tollgate', { policyFile: POLICY, escalation: { topic } });
+    const template = Template.fromStack(stack);
+    expect(tollgate.topic).toBe(topic);
+    template.resourceCountIs('AWS::SNS::Topic', 1); // yours: the alarms follow the escalation target
+    const topicKey = logicalId(masterKey);
+    for (const name of FUNCTION_NAMES) {
+      const role = statements(template, logicalId(tollgate.roles[name]));
+      const onTopicKey = role.filter((st) => JSON.stringify(st.Resource).includes(topicKey));
+      const publish = role.filter((st) => actionsOf(st).includes('sns:Publish'));
+      if (name === 'approval-ended') {
+        expect(onTopicKey, name).toEqual([]);
+        expect(publish, name).toEqual([]);
+      } else {
+        // The key of that topic, through SNS only; sns:Publish on that one topic only.
+        expect(onTopicKey, name).toHaveLength(1);
+        const st = onTopicKey[0]!;
+        expect(st.Sid).toBe('EscalationTopicKey');
+        expect(st.Effect).toBe('Allow');
+        expect(actionsOf(st).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
+        expect(resourcesOf(st)).toEqual([{ 'Fn::GetAtt': [topicKey, 'Arn'] }]);
+        expect(st.Condition).toEqual({ StringEquals: { 'kms:ViaService': 'sns.eu-west-1.amazonaws.com' } });
+        expect(publish.flatMap(resourcesOf), name).toEqual([{ Ref: logicalId(topic) }]);
+      }
+      // Tollgate's key is not SNS's to use for this role: the topic is not encrypted with it.
+      const own = role.find((st) => st.Sid === 'Key') as Statement;
+      expect(
+        (own.Condition as { StringEquals: Record<string, string[]> }).StringEquals['kms:ViaService'],
+        name,
+      ).toEqual(['dynamodb.eu-west-1.amazonaws.com', 'sqs.eu-west-1.amazonaws.com']);
+    }
+    expect(nagViolations(tollgate)).toEqual([]);
+  });
+
   it('with removalPolicy DESTROY (a sandbox): deletable table, key, queues and logs', () => {
     const { template } = gate({ removalPolicy: RemovalPolicy.DESTROY });
     template.hasResource('AWS::DynamoDB::Table', {
@@ -1011,6 +1052,77 @@ describe('bad configuration is refused before anything is built', () => {
     );
     expect(build({ policyFile: file })).toThrow(InputError);
     expect(build({ policyFile: file })).toThrow(loaderMessage);
+  });
+
+  it('globs whose rule patterns EventBridge would refuse at deploy (over 2048 characters), named by both props', () => {
+    // Each glob valid, and within MAX_GLOBS: only their patterns, together, are too large.
+    const long = Array.from(
+      { length: 20 },
+      (_, i) => `pipeline-${String(i).padStart(2, '0')}-${'x'.repeat(88)}`,
+    );
+    expect(build({ pipelines: long })).toThrow(
+      new RegExp(
+        `^Tollgate: pipelines / approvalActionNames: expected globs whose EventBridge rule patterns fit EventBridge's limit of ${MAX_PATTERN_CHARACTERS} characters per event pattern .*; got 20 pipeline and 1 approval action globs, whose approvalEnded rule's pattern is \\d+ characters$`,
+      ),
+    );
+    expect(build({ approvalActionNames: long })).toThrow(/^Tollgate: pipelines \/ approvalActionNames: /);
+    expect(build({ pipelines: long.slice(0, 10), approvalActionNames: long.slice(10) })).toThrow(
+      /^Tollgate: pipelines \/ approvalActionNames: .*got 10 pipeline and 10 approval action globs/,
+    );
+    // Fewer: accepted.
+    expect(build({ pipelines: long.slice(0, 15) })).not.toThrow();
+  });
+
+  it('a topic in another region or partition than the stack’s, named by its prop (SNS would refuse every publish)', () => {
+    const topicIn = (arn: string) => (scope: Stack) => sns.Topic.fromTopicArn(scope, 'Existing', arn);
+    const refused = (props: (scope: Stack) => Partial<TollgateProps>, env: typeof ENV | undefined = ENV) =>
+      configError(() => {
+        const stack = new Stack(app(), 'Gate', env ? { env } : {});
+        new Tollgate(stack, 'Tollgate', {
+          policyFile: POLICY,
+          escalation: { emails: ['security@example.com'] },
+          ...props(stack),
+        });
+      });
+    const east = topicIn('arn:aws:sns:us-east-1:123456789012:secops');
+    expect(refused((scope) => ({ escalation: { topic: east(scope) } })).message).toBe(
+      "Tollgate: escalation.topic: expected an SNS topic in the stack's region, eu-west-1 (partition aws): the " +
+        "functions publish escalations with their own region's SNS client, and SNS refuses another region's topic; " +
+        'got "arn:aws:sns:us-east-1:123456789012:secops" (region us-east-1)',
+    );
+    // The alarms' topic: CloudWatch alarm actions must be in the alarm's region.
+    expect(refused((scope) => ({ alarms: { topic: east(scope) } })).message).toBe(
+      "Tollgate: alarms.topic: expected an SNS topic in the stack's region, eu-west-1 (partition aws): a CloudWatch " +
+        'alarm\'s actions must be in the alarm\'s region; got "arn:aws:sns:us-east-1:123456789012:secops" (region us-east-1)',
+    );
+    // The same region's name in another partition is another region.
+    const china = topicIn('arn:aws-cn:sns:eu-west-1:123456789012:secops');
+    expect(refused((scope) => ({ escalation: { topic: china(scope) } })).message).toMatch(
+      /^Tollgate: escalation\.topic: expected an SNS topic in the stack's region, eu-west-1 \(partition aws\): .*; got "arn:aws-cn:sns:eu-west-1:123456789012:secops" \(partition aws-cn\)$/,
+    );
+    // A topic made in a stack of another region, named by token: its stack's region tells.
+    const other = new Stack(app(), 'Elsewhere', { env: { ...ENV, region: 'us-east-1' } });
+    const made = new sns.Topic(other, 'Made');
+    expect(refused(() => ({ escalation: { topic: made } })).message).toMatch(
+      /^Tollgate: escalation\.topic: expected an SNS topic in the stack's region, eu-west-1: .*; got a topic in us-east-1$/,
+    );
+    // The stack's region unknown (an environment-agnostic stack): nothing to compare with.
+    const stack = new Stack(app(), 'Agnostic');
+    expect(
+      () =>
+        new Tollgate(stack, 'Tollgate', {
+          policyFile: POLICY,
+          escalation: { topic: east(stack) },
+        }),
+    ).not.toThrow();
+    // The stack from props names the prop; the same region is accepted.
+    const fromProps = (topicArn: string) => () =>
+      new TollgateStack(app(), 'Gate', {
+        env: ENV,
+        tollgate: { policyFile: POLICY, escalation: { topicArn } },
+      });
+    expect(configError(fromProps('arn:aws:sns:us-east-1:123456789012:secops')).key).toBe('escalation.topic');
+    expect(fromProps('arn:aws:sns:eu-west-1:123456789012:secops')).not.toThrow();
   });
 
   it('a policy file that is not there', () => {
@@ -1207,6 +1319,19 @@ describe('the stack from CDK context', () => {
     const fromStack = configError(() => tollgateStackFromContext(app(bad))).message;
     expect(fromStack).toMatch(/^Tollgate: tollgate:approvalActionNames\[1\]: expected /);
     expect(configError(() => gatedGlobs(configFromContext(app(bad)))).message).toBe(fromStack);
+    // Globs whose patterns are over EventBridge's limit: both keys named, before anything is built.
+    const large = {
+      ...base,
+      [CONTEXT_KEYS.pipelines]: Array.from(
+        { length: 20 },
+        (_, i) => `p${String(i).padStart(2, '0')}-${'y'.repeat(96)}`,
+      ),
+    };
+    const tooLarge = configError(() => gatedGlobs(configFromContext(app(large)))).message;
+    expect(tooLarge).toMatch(
+      /^Tollgate: tollgate:pipelines \/ tollgate:approvalActionNames: expected globs whose EventBridge rule patterns fit EventBridge's limit of 2048 characters/,
+    );
+    expect(configError(() => tollgateStackFromContext(app(large))).message).toBe(tooLarge);
   });
 
   it('reads the alarm target and an existing escalation topic with its key, and refuses bad ARNs', () => {
@@ -1279,6 +1404,49 @@ describe('the stack from CDK context', () => {
       configError(() => contextConfig(ctx({ ...base, [CONTEXT_KEYS.stackName]: `T${'a'.repeat(116)}` }), {}))
         .key,
     ).toBe('tollgate:stackName');
+  });
+
+  it('refuses an escalation or alarm topic ARN in another region than the stack’s, naming the key and the region’s source', () => {
+    const base = { [CONTEXT_KEYS.escalationEmails]: ['a@example.com'] };
+    const east = 'arn:aws:sns:us-east-1:123456789012:secops';
+    expect(
+      configError(() => contextConfig(ctx({ [CONTEXT_KEYS.escalationTopicArn]: east }), {})).message,
+    ).toBe(
+      "Tollgate: tollgate:escalationTopicArn: expected an SNS topic in the stack's region, eu-west-1 (partition aws), " +
+        "from the example environment (set tollgate:region): the functions publish escalations with their own region's " +
+        `SNS client, and SNS refuses another region's topic; got "${east}" (region us-east-1)`,
+    );
+    expect(
+      configError(() =>
+        contextConfig(
+          ctx({ ...base, [CONTEXT_KEYS.alarmTopicArn]: east, [CONTEXT_KEYS.region]: 'eu-west-1' }),
+          {},
+        ),
+      ).message,
+    ).toBe(
+      "Tollgate: tollgate:alarmTopicArn: expected an SNS topic in the stack's region, eu-west-1 (partition aws), from " +
+        "tollgate:region: a CloudWatch alarm's actions must be in the alarm's region; " +
+        `got "${east}" (region us-east-1)`,
+    );
+    // The credentials' region, named as such; another partition is refused too.
+    const credentials = { CDK_DEFAULT_ACCOUNT: '111111111111', CDK_DEFAULT_REGION: 'eu-central-1' };
+    expect(
+      configError(() => contextConfig(ctx({ ...base, [CONTEXT_KEYS.alarmTopicArn]: east }), credentials))
+        .message,
+    ).toMatch(
+      /region, eu-central-1 \(partition aws\), from your credentials' region \(CDK_DEFAULT_REGION\): /,
+    );
+    expect(
+      configError(() =>
+        contextConfig(
+          ctx({ [CONTEXT_KEYS.escalationTopicArn]: 'arn:aws-us-gov:sns:eu-west-1:123456789012:secops' }),
+          {},
+        ),
+      ).message,
+    ).toMatch(/; got "arn:aws-us-gov:sns:eu-west-1:123456789012:secops" \(partition aws-us-gov\)$/);
+    // In the stack's region: accepted.
+    const inEast = { [CONTEXT_KEYS.escalationTopicArn]: east, [CONTEXT_KEYS.region]: 'us-east-1' };
+    expect(contextConfig(ctx(inEast), {}).props.tollgate.escalation).toEqual({ topicArn: east });
   });
 
   it('refuses a context key it would ignore, and suggests the one meant', () => {

@@ -2,13 +2,17 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  checkPatternSizes,
   type EventPattern,
   type FieldFilter,
+  MAX_GLOBS,
+  MAX_PATTERN_CHARACTERS,
   type PatternConfig,
   type RuleName,
   rulePatterns,
   SCAN_SOURCES,
   type ScanSource,
+  TollgateConfigError,
 } from '../infra/patterns.js';
 import { ROOT } from './helpers.js';
 
@@ -479,5 +483,66 @@ describe('every sample event against every rule', () => {
       expect(rulesFor(config, sample(file, '999999999999')), `${file}, ${name}, another account`).toEqual([]);
     }
     expect(actual).toEqual(expected);
+  });
+});
+
+describe('the size of the rule patterns (EventBridge holds each to 2048 characters)', () => {
+  /** The largest pattern's size, as CloudFormation hands it to EventBridge (compact JSON, a 12-digit account). */
+  const largest = (pipelines: readonly string[], approvalActionNames: readonly string[]) =>
+    Math.max(
+      ...SCAN_SOURCES.flatMap((scanSource) =>
+        Object.values(
+          rulePatterns({ account: '123456789012', pipelines, approvalActionNames, scanSource }),
+        ).map((pattern) => JSON.stringify(pattern).length),
+      ),
+    );
+  // 16 pipeline globs of 100 characters, and a 17th as long as the boundary wants.
+  const names = Array.from(
+    { length: 16 },
+    (_, i) => `pipeline-${String(i).padStart(2, '0')}-${'x'.repeat(88)}`,
+  );
+  const actions = ['Tollgate*', 'Security-*'];
+  const room = MAX_PATTERN_CHARACTERS - largest([...names, ''], actions);
+  const fits = [...names, 'p'.repeat(room)];
+  const over = [...names, 'p'.repeat(room + 1)];
+
+  it('the boundary is made of valid globs, within MAX_GLOBS', () => {
+    expect(names.every((n) => n.length === 100)).toBe(true);
+    expect(room).toBeGreaterThan(0);
+    expect(room + 1).toBeLessThanOrEqual(100);
+    expect(over.length).toBeLessThanOrEqual(MAX_GLOBS);
+    expect(largest(fits, actions)).toBe(MAX_PATTERN_CHARACTERS);
+    expect(largest(over, actions)).toBe(MAX_PATTERN_CHARACTERS + 1);
+  });
+
+  it('accepts a largest pattern of exactly 2048 characters, and refuses 2049, naming both props, the size and the limit', () => {
+    expect(() => checkPatternSizes(fits, actions)).not.toThrow();
+    let error: unknown;
+    try {
+      checkPatternSizes(over, actions);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(TollgateConfigError);
+    expect((error as TollgateConfigError).key).toBe('pipelines / approvalActionNames');
+    expect((error as Error).message).toBe(
+      "Tollgate: pipelines / approvalActionNames: expected globs whose EventBridge rule patterns fit EventBridge's " +
+        'limit of 2048 characters per event pattern (fewer or shorter globs: a common prefix as one `prefix*` glob); ' +
+        "got 17 pipeline and 2 approval action globs, whose approvalEnded rule's pattern is 2049 characters",
+    );
+    // The approval actions' globs count as much: one character more there is refused the same way.
+    expect(() => checkPatternSizes(fits, [...actions.slice(0, 1), 'Security-x*'])).toThrow(
+      /is 2049 characters$/,
+    );
+  });
+
+  it('MAX_GLOBS globs of 100 characters, each accepted one by one, are refused together', () => {
+    const many = Array.from(
+      { length: MAX_GLOBS },
+      (_, i) => `p${String(i).padStart(2, '0')}-${'y'.repeat(96)}`,
+    );
+    expect(() => checkPatternSizes(many, ['Tollgate*'])).toThrow(/limit of 2048 characters/);
+    // Every pipeline and the default action: far from the limit.
+    expect(() => checkPatternSizes(['*'], ['Tollgate*'])).not.toThrow();
   });
 });
