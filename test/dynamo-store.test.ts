@@ -13,6 +13,8 @@ import {
   MAX_ITEM_BYTES,
 } from '../adapters/dynamodb/store.js';
 import { ensureTable, INDEX, TABLE_DEFINITION } from '../adapters/dynamodb/table.js';
+import { ChainHeadMovedError, chainRecord } from '../shared/audit/chain.js';
+import type { AuditEntry } from '../shared/audit/record.js';
 import type { DecisionRecord, Outcome } from '../shared/decision/record.js';
 import type {
   Gate,
@@ -83,6 +85,28 @@ function gate(overrides: Partial<Gate> = {}): Gate {
     timeline: [{ at: '2026-11-25T12:00:00.000Z', what: 'approval started' }],
     updatedAt: '2026-11-25T12:00:00.000Z',
     ...overrides,
+  };
+}
+
+/** An audit entry of the gate's, for a write that appends one. */
+function auditEntryOf(g: Gate): AuditEntry {
+  return {
+    type: 'decision',
+    time: g.updatedAt,
+    actor: 'tollgate',
+    gate: g.key,
+    image: { repository: 'payments/api', digest: 'sha256:abc', tags: ['1.4.2'] },
+    outcome: 'REJECT',
+    summary: 'REJECT by policy baseline',
+    violations: [],
+    warnings: [],
+    exceptions: { applied: [], expired: [], revoked: [], unused: [], expiringSoon: [] },
+    counts: { CRITICAL: 1, HIGH: 0, MEDIUM: 3, LOW: 0, INFORMATIONAL: 0, UNTRIAGED: 0 },
+    policy: { name: 'baseline', sha256: 'e'.repeat(64) },
+    vulnerabilities: [],
+    vulnerabilitiesTruncated: false,
+    action: null,
+    resolution: null,
   };
 }
 
@@ -263,6 +287,62 @@ describe('DynamoStore on dynalite', () => {
     ).rejects.toMatchObject({
       name: 'TransactionCanceledException',
     });
+  });
+
+  it("a cancelled transaction of a gate's write and its audit append: the reasons say whose part failed", async () => {
+    // dynalite serialises requests and never answers TransactionConflict: the service's answers, given here.
+    const doc = createDocumentClient({ endpoint: dynamo.endpoint });
+    let codes: ((item: { pk?: unknown }) => string) | undefined;
+    doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { TransactItems?: { Put?: { Item?: { pk?: unknown } } }[] };
+        if (context.commandName === 'TransactWriteItemsCommand' && codes !== undefined) {
+          const code = codes;
+          throw new TransactionCanceledException({
+            message: 'Transaction cancelled, please refer cancellation reasons for specific reasons',
+            $metadata: { httpStatusCode: 400 },
+            CancellationReasons: (input.TransactItems ?? []).map((t) => ({ Code: code(t.Put?.Item ?? {}) })),
+          });
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'cancelledAs' },
+    );
+    const cancelling = new DynamoStore(doc, TABLE);
+    const audit = (p: { pk?: unknown }) => String(p.pk).startsWith('AUDIT#');
+    try {
+      const g = gate();
+      await store.createGate(g);
+      const updated = next(g, { notifications: 1 });
+      const decision = { key: g.key, record: record(), trigger: 'sweep' } as unknown as StoredDecision;
+      const appended = chainRecord(auditEntryOf(g), g.key.pipeline, undefined);
+      const writes = {
+        update: () => cancelling.updateGate(updated, 1, appended),
+        decide: () => cancelling.decide(decision, next(g, { state: 'DECIDED' }), 1, appended),
+      };
+      for (const [name, write] of Object.entries(writes)) {
+        // Only the audit part: the head moved on (a failed condition or a conflict): re-chain.
+        for (const moved of ['ConditionalCheckFailed', 'TransactionConflict']) {
+          codes = (item) => (audit(item) ? moved : 'None');
+          await expect(write(), `${name}: ${moved}`).rejects.toThrow(ChainHeadMovedError);
+        }
+        // The gate's condition: a lost race, whatever the audit part says.
+        codes = (item) => (audit(item) ? 'TransactionConflict' : 'ConditionalCheckFailed');
+        expect(await write(), name).toBe(false);
+        // A conflict on the gate's items, or a reason of another kind: an error for the caller to retry.
+        for (const failed of [
+          (item: { pk?: unknown }) => (audit(item) ? 'None' : 'TransactionConflict'),
+          (item: { pk?: unknown }) => (audit(item) ? 'ThrottlingError' : 'None'),
+        ]) {
+          codes = failed;
+          await expect(write(), name).rejects.toMatchObject({ name: 'TransactionCanceledException' });
+        }
+      }
+      codes = undefined;
+      expect(await store.getGate(g.key)).toEqual(g);
+    } finally {
+      doc.destroy();
+    }
   });
 
   it('updates a gate only from the version it was read at', async () => {
