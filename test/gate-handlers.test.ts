@@ -965,6 +965,26 @@ describe('AWS failing', () => {
     expect(Number(closed[1]!.gateVersion)).toBeGreaterThan(Number(closed[0]!.gateVersion));
   });
 
+  it('the approval answered in the console while Tollgate escalates: one Gate Closed, nothing new to say again', async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
+    h.onEscalation = async () => {
+      h.onEscalation = undefined;
+      h.pipeline.action.status = 'Succeeded';
+      await h.approvalEnded(h.approvalEndedEvent('SUCCEEDED'));
+    };
+    await h.approvalStarted();
+    await h.scanFinished();
+    expect(h.messages).toHaveLength(1);
+    expect(await h.gate()).toMatchObject({ state: 'CLOSED', notifications: 1 });
+    const types = h.events.map((e) => e.DetailType);
+    expect(types.filter((t) => t === 'Tollgate Gate Closed')).toHaveLength(1);
+    const changes = h.events
+      .filter((e) => e.DetailType === 'Tollgate Gate State Change')
+      .map((e) => JSON.parse(e.Detail!) as { previousState: string | null; state: string });
+    expect(changes.filter((c) => c.previousState === c.state)).toEqual([]);
+  });
+
   it('a lease held by an invocation that may still be sending keeps the sweep off it until it has run out (past any function’s timeout)', async () => {
     const h = await escalationNotPublished();
     h.heal();

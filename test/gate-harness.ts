@@ -405,6 +405,8 @@ export class Harness {
   remainingMs = 30_000;
   /** Runs after PutApprovalResult took effect, before its answer returns (the approval's end arriving meanwhile). */
   onApprovalResult: (() => Promise<void>) | undefined;
+  /** Runs after an escalation was published, before its answer returns. */
+  onEscalation: (() => Promise<void>) | undefined;
   readonly store: DynamoStore;
   private readonly failures: InjectedFailure[] = [];
   private readonly handlers: {
@@ -967,6 +969,7 @@ export class Harness {
     sns.on(PublishCommand).callsFake(async (input: PublishCommandInput) => {
       this.check('Publish', input);
       this.messages.push(input);
+      await this.onEscalation?.();
       return { MessageId: randomUUID() };
     });
 

@@ -23,7 +23,7 @@ import {
   type StoredDecision,
 } from '../../shared/gate/model.js';
 import type { StorePort } from '../../shared/gate/ports.js';
-import { tiedScan } from '../../shared/gate/scan.js';
+import { tiedScan } from '../../shared/gate/scan-tie.js';
 import { httpHandlerConfig } from '../aws/retry.js';
 import {
   auditPk,

@@ -1106,12 +1106,15 @@ export class GateService extends GateClosing<GateDeps> {
       // again (under a new request token) by `recording`. It is written; writing it again would append the
       // action to the trail twice.
       if (written || (reread !== undefined && isWriteOf(reread, next))) {
-        // Closed meanwhile: no state changed, but the Gate Closed already sent lacked the result sent.
-        this.publish(() =>
-          current.state === 'CLOSED'
-            ? gateClosedEvent(next, this.region(next), this.account(next))
-            : gateStateEvent(next, current.state, this.region(next), this.account(next)),
-        );
+        if (current.state !== 'CLOSED') {
+          this.publish(() => gateStateEvent(next, current.state, this.region(next), this.account(next)));
+        } else if (
+          next.approvalResult?.status !== current.approvalResult?.status ||
+          next.approvalResult?.summary !== current.approvalResult?.summary
+        ) {
+          // Closed meanwhile: no state changed, but the Gate Closed already sent lacked the result sent.
+          this.publish(() => gateClosedEvent(next, this.region(next), this.account(next)));
+        }
         return report(next, what);
       }
       if (!reread) break;
