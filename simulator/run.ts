@@ -255,6 +255,8 @@ function simulationRuntimes(
       scanSource,
       // The simulated clock does not wait; neither do the retries of the real ones (as the adapters' above).
       recordBackoffMs: 1,
+      // A listing's lag is in simulated time, which a pause in the invocation does not move on.
+      listingRereadsMs: [],
     },
   });
   const closing = new GateClosing({

@@ -1150,6 +1150,23 @@ describe('the approval token and the execution', () => {
     });
   });
 
+  it('a run listed a moment after the STARTED event is read again in the invocation: opened at once, nothing thrown', async () => {
+    // Thrown, the event came back a minute later (Lambda's retry) and the function's errors alarm paged.
+    const h = await setup();
+    h.scanner.coverage = SCANNED;
+    h.pipeline.action.unlistedReads = 2;
+    await h.approvalStarted();
+    expect(h.pipeline.action.unlistedReads).toBe(0);
+    expect((await h.gate())?.image).toMatchObject({
+      digest: DIGEST,
+      source: expect.stringMatching(/^CustomData/),
+    });
+    // Three reads at most: not listed by then, the event's retry reads it.
+    const again = await setup();
+    again.pipeline.action.unlistedReads = 3;
+    await expect(again.approvalStarted()).rejects.toThrow(/the approval's run is not listed yet/);
+  });
+
   it('a run still not listed past the listing grace: the execution variables name the image', async () => {
     const h = await setup();
     h.scanner.coverage = SCANNED;

@@ -317,6 +317,8 @@ export interface PipelineModel {
     startedAt?: Date;
     /** True: the listing has not caught up with the run yet (it lags the STARTED event a moment). */
     unlisted?: boolean;
+    /** The next this many listings do not show the run yet; then it is listed (`unlisted` set to false). */
+    unlistedReads?: number;
     /** The latest run's `input.actionTypeId`; the sample's (a Manual approval) when not set. */
     actionTypeId?: { category: string; owner: string; provider: string; version: string };
   };
@@ -463,6 +465,8 @@ export class Harness {
         account: undefined,
         scanSource: options.scanSource ?? 'inspector',
         ownIdentities: [TOLLGATE_ROLE],
+        // Read again as in Lambda, without the real pauses.
+        listingRereadsMs: DEFAULT_CONFIG.listingRereadsMs.map(() => 1),
       },
     });
     const discovery = options.discovery
@@ -800,6 +804,10 @@ export class Harness {
           if (action.externalExecutionId !== undefined && d.output) {
             d.output.executionResult = { externalExecutionId: action.externalExecutionId };
           }
+        }
+        if (action.unlistedReads !== undefined) {
+          action.unlisted = action.unlistedReads > 0;
+          action.unlistedReads = Math.max(0, action.unlistedReads - 1);
         }
         if (action.unlisted) {
           out.actionExecutionDetails = out.actionExecutionDetails.filter((d) => d.actionName !== ACTION);

@@ -92,6 +92,12 @@ export interface GateConfig extends ClosingConfig {
    */
   readonly recordAttempts: number;
   readonly recordBackoffMs: number;
+  /**
+   * The pauses before reading the approval's run again when a STARTED event finds it not listed yet (the
+   * listing lags the event a moment): each a read in the invocation, where a throw costs a minute's retry
+   * and a page on the function's errors.
+   */
+  readonly listingRereadsMs: readonly number[];
 }
 
 export const DEFAULT_CONFIG: Omit<GateConfig, 'region' | 'account' | 'scanSource'> = {
@@ -102,6 +108,7 @@ export const DEFAULT_CONFIG: Omit<GateConfig, 'region' | 'account' | 'scanSource
   sweepConcurrency: 8,
   recordAttempts: 5,
   recordBackoffMs: 100,
+  listingRereadsMs: [1_000, 3_000],
 };
 
 export interface GateDeps extends ClosingDeps {
@@ -197,12 +204,20 @@ export class GateService extends GateClosing<GateDeps> {
       return report(existing, "not this gate's run: left to the sweep, which numbers past it");
     }
 
-    const [stages, executions] = await Promise.all([
-      this.d.approvals.pipelineState(e.key.pipeline),
-      this.d.approvals.actionExecutions(e.key.pipeline, e.key.executionId),
-    ]);
+    const read = () =>
+      Promise.all([
+        this.d.approvals.pipelineState(e.key.pipeline),
+        this.d.approvals.actionExecutions(e.key.pipeline, e.key.executionId),
+      ]);
+    let [stages, executions] = await read();
+    const startedAt = validTime(e.time) ?? this.now().toISOString();
+    for (const pause of this.d.config.listingRereadsMs) {
+      const listed = executions.some((x) => x.stage === e.key.stage && x.action === e.key.action);
+      if (listed || this.now().getTime() - Date.parse(startedAt) >= LISTING_GRACE_MS) break;
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      [stages, executions] = await read();
+    }
     const now = this.now();
-    const startedAt = validTime(e.time) ?? now.toISOString();
     const base = newGate(e, startedAt, now, new Date(Date.parse(startedAt) + this.waitMs).toISOString());
     const justStarted = this.justStarted(base, now);
     const token = checkToken(e.key, stages, executions, e.actionExecutionId, justStarted);
