@@ -5,7 +5,6 @@ import {
   type CompiledPolicy,
   compilePolicy,
   evaluate,
-  type GateCondition,
   InputError,
   MAX_POLICY_BYTES,
   mergeFindings,
@@ -53,7 +52,7 @@ export async function runEvaluate(options: EvaluateOptions): Promise<EvaluateRes
     const text = decodeUtf8(bytes, name);
     documents.push({ file: name, document: parseFindingsText(text, name), text });
   }
-  const set = mergeFindings(documents, options.repository);
+  const set = mergeFindings(documents, options.repository, policy.policy.settings.scan.waitMinutes);
   // The texts were kept only to locate a problem of the export as a whole.
   documents.forEach((d, k) => {
     documents[k] = { file: d.file, document: d.document };
@@ -65,7 +64,7 @@ export async function runEvaluate(options: EvaluateOptions): Promise<EvaluateRes
     pipeline: options.pipeline,
     image: set.image,
     scan: set.scan,
-    conditions: set.pending === undefined ? [] : [pendingScan(policy, set.pending)],
+    conditions: set.conditions,
   });
   const stdout =
     options.format === 'json'
@@ -82,20 +81,6 @@ export async function runEvaluate(options: EvaluateOptions): Promise<EvaluateRes
         ]),
   ];
   return { stdout, exitCode: EXIT[evaluation.record.outcome], warnings };
-}
-
-/**
- * A scan that has not finished (ECR IN_PROGRESS, PENDING, …) is what the deployed gate waits for, up to
- * `scan.waitMinutes`, and then decides as `scan-timeout` under `scan.onTimeout`: a dry run has no wait, so it
- * gives the decision of a scan that never finishes (as `scan-incomplete` is only for a scan that cannot give
- * a verdict at all, `scan.onUnsupported`).
- */
-function pendingScan(policy: CompiledPolicy, why: string): GateCondition {
-  const minutes = policy.policy.settings.scan.waitMinutes;
-  return {
-    kind: 'scan-timeout',
-    reason: `the scan has not finished (${why}): the deployed gate would wait up to ${minutes} minutes (scan.waitMinutes) for it, then decide this if it still had not`,
-  };
 }
 
 function unscopedWarnings(

@@ -672,6 +672,7 @@ export async function fuzzFindings(
         pipeline: undefined,
         image: set.image,
         scan: set.scan,
+        conditions: set.conditions,
       });
       if (record.outcome === 'APPROVE') return undefined;
       const ids = new Set(

@@ -266,7 +266,16 @@ describe('ECR DescribeImageScanFindings', () => {
       expect(set.pending, status).toMatch(
         status ? `ecr.json: ECR scan status ${status}: why` : /imageScanStatus/,
       );
+      // What the evaluator is given beside the scan: a caller passing `scan` alone cannot lose it.
+      expect(set.conditions, status).toEqual([
+        {
+          kind: 'scan-timeout',
+          reason: expect.stringContaining(`the scan has not finished (${set.pending})`),
+        },
+      ]);
     }
+    expect(merged('COMPLETE').conditions).toEqual([]);
+    expect(merged('FAILED').conditions).toEqual([]);
     // A scan that will never give a verdict is decided at once, as the gate does, beside one not finished.
     const failed = readFindingsDocument({ ...raw, imageScanStatus: { status: 'FAILED' } });
     const running = readFindingsDocument({ ...raw, imageScanStatus: { status: 'IN_PROGRESS' } });

@@ -1,6 +1,7 @@
 import { describeValue, formatPath, InputError } from '../errors.js';
 import { ecrScanState } from '../gate/scan.js';
 import { positionOfOffset, SourceLocator } from '../locate.js';
+import type { GateCondition } from '../policy/evaluate.js';
 import type { ImageRef, ScanVerdict } from './finding.js';
 import {
   checkImageFindings,
@@ -386,6 +387,11 @@ export interface FindingsSet {
    * verdict at all (the gate decides on that at once).
    */
   readonly pending: string | undefined;
+  /**
+   * What the evaluator must be given beside `scan` (`EvaluationInput.conditions`): the `scan-timeout` of a
+   * pending scan. A caller that passed `scan` alone would judge a scan not finished as no scan status at all.
+   */
+  readonly conditions: readonly GateCondition[];
   /** The findings left out as another repository's (`--repository`, on findings of several); 0 when none. */
   readonly leftOut: number;
 }
@@ -455,7 +461,12 @@ function firstOther(
  * naming no repository), as the gate reads only the findings of the image's repository (`leftOut` counts the
  * others). Findings of one repository, or of none, are judged as `repositoryOverride`'s when it is given.
  */
-export function mergeFindings(documents: readonly NamedDocument[], repositoryOverride?: string): FindingsSet {
+export function mergeFindings(
+  documents: readonly NamedDocument[],
+  repositoryOverride?: string,
+  /** The policy's `scan.waitMinutes`, named in a pending scan's reason when given. */
+  waitMinutes?: number,
+): FindingsSet {
   const digests = new Map<string, string>();
   const repositories = new Map<string, string>();
   const imagesOf = documents.map((d) => documentImages(d.document));
@@ -542,11 +553,23 @@ export function mergeFindings(documents: readonly NamedDocument[], repositoryOve
       : anyScan && pending.length === 0
         ? { complete: true, status: 'COMPLETE' }
         : undefined;
+  const waiting = pending.length > 0 && incomplete.length === 0 ? pending.join('; ') : undefined;
+  const wait = waitMinutes === undefined ? 'scan.waitMinutes' : `${waitMinutes} minutes (scan.waitMinutes)`;
   return {
     findings: FindingTable.concat(tables),
     image,
     scan,
-    pending: pending.length > 0 && incomplete.length === 0 ? pending.join('; ') : undefined,
+    pending: waiting,
+    // A dry run has no wait: it gives the decision of a scan that never finishes, as the gate's at the end.
+    conditions:
+      waiting === undefined
+        ? []
+        : [
+            {
+              kind: 'scan-timeout',
+              reason: `the scan has not finished (${waiting}): the deployed gate would wait up to ${wait} for it, then decide this if it still had not`,
+            },
+          ],
     leftOut,
   };
 }
