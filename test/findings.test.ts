@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ScanStatus as EcrScanStatus } from '@aws-sdk/client-ecr';
 import { describe, expect, it } from 'vitest';
 import {
@@ -8,7 +10,7 @@ import {
   ShapeError,
 } from '../shared/index.js';
 import { SourceLocator } from '../shared/locate.js';
-import { fixture, fixtureJson, inputErrorOf } from './helpers.js';
+import { fixture, fixtureJson, inputErrorOf, ROOT } from './helpers.js';
 
 const DIGEST = 'sha256:84f507df33c6864d49c296fb734192696e4cb6f78166ac51ac8b9b118181085d';
 
@@ -672,6 +674,37 @@ describe('merging several files', () => {
     });
     return JSON.stringify(raw, null, 2);
   };
+
+  it('tags the reading let pass are not read again when naming images: an InputError, never a ShapeError', () => {
+    // The reliability suite's mutated file: a finding read the detailed way (no severity) after one read the
+    // fast way, of the same resource: the first one's image is the second's (the same resource id), and its
+    // tags, which are no list, are never read. Naming the images of several must not read them either.
+    const raw = JSON.parse(
+      readFileSync(join(ROOT, 'examples/findings/orders-worker.list-findings.json'), 'utf8'),
+    ) as {
+      findings: {
+        severity?: string;
+        resources: { id: string; details: { awsEcrContainerImage: Record<string, unknown> } }[];
+      }[];
+    };
+    raw.findings[0]!.resources[0]!.details.awsEcrContainerImage.imageTags = 1017620437;
+    delete raw.findings[2]!.severity;
+    const text = JSON.stringify(raw);
+    const named = { file: 'a.json', document: parseFindingsText(text, 'a.json'), text };
+    const billing = readFileSync(join(ROOT, 'examples/findings/billing-api.list-findings.json'), 'utf8');
+    const other = { file: 'b.json', document: parseFindingsText(billing, 'b.json') };
+    expect(inputError(() => mergeFindings([named, other])).message).toContain('got findings of 2 images');
+    // And --repository picking one repository's findings of the digest.
+    const moved = structuredClone(raw);
+    moved.findings[1]!.resources[0]!.id = 'arn:resource/moved';
+    moved.findings[1]!.resources[0]!.details.awsEcrContainerImage.repositoryName = 'orders/worker-staging';
+    const both = JSON.stringify(moved);
+    const picked = mergeFindings(
+      [{ file: 'c.json', document: parseFindingsText(both, 'c.json') }],
+      'orders/worker',
+    );
+    expect(picked.leftOut).toBe(1);
+  });
 
   it('with --repository, findings of one digest in several repositories: only that repository is judged, as the gate reads it', () => {
     const text = across(['staging/api', 'prod/api', undefined, 'prod/api']);

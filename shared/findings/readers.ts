@@ -811,7 +811,15 @@ export function rowImageReader(doc: FindingsDocument): (i: number) => RowImage {
       const r = resources.findIndex(
         (x) => isObj(x) && isObj(x.details) && isObj(x.details.awsEcrContainerImage),
       );
-      const image = readResourceImage(resources, images);
+      let image: ImageRef | undefined;
+      try {
+        image = readResourceImage(resources, images);
+      } catch (e) {
+        // The document was read: a finding whose resource the reading took as the one before it (the same
+        // resource id) was not read again there, and is the image the reading gave it here too.
+        if (!(e instanceof ShapeError)) throw e;
+        image = undefined;
+      }
       if (r >= 0 && image !== undefined) {
         return { image, path: [...at, 'resources', r, 'details', 'awsEcrContainerImage'] };
       }
