@@ -5,7 +5,9 @@ import {
   type CompiledPolicy,
   compilePolicy,
   evaluate,
+  FindingTable,
   InputError,
+  LOCATE_LIMIT_BYTES,
   MAX_POLICY_BYTES,
   mergeFindings,
   type NamedDocument,
@@ -50,16 +52,20 @@ export async function runEvaluate(options: EvaluateOptions): Promise<EvaluateRes
     const bytes = await readInput(file, 'findings', MAX_FINDINGS_BYTES);
     const name = displayName(file);
     const text = decodeUtf8(bytes, name);
-    documents.push({ file: name, document: parseFindingsText(text, name), text });
+    const document = parseFindingsText(text, name);
+    // Kept only to locate a problem of the export as a whole, and only where it would be re-read for that.
+    documents.push({ file: name, document, ...(text.length <= LOCATE_LIMIT_BYTES ? { text } : {}) });
   }
   const set = mergeFindings(documents, options.repository, policy.policy.settings.scan.waitMinutes);
-  // The texts were kept only to locate a problem of the export as a whole.
   documents.forEach((d, k) => {
     documents[k] = { file: d.file, document: d.document };
   });
+  // A scan not finished is decided as the gate decides it at the end of its wait: on no findings (it judges
+  // none of a scan that did not finish), whatever the files list.
+  const unfinished = set.conditions.some((c) => c.kind === 'scan-timeout');
 
   const evaluation = evaluate(policy, {
-    findings: set.findings,
+    findings: unfinished ? FindingTable.fromFindings([]) : set.findings,
     now: options.now ?? new Date(),
     pipeline: options.pipeline,
     image: set.image,
@@ -74,6 +80,11 @@ export async function runEvaluate(options: EvaluateOptions): Promise<EvaluateRes
   const warnings = [
     ...(set.findings.length === 0 ? [] : unscopedWarnings(policy, options.pipeline, set.image?.repository)),
     ...emptyInputWarning(documents, set.findings.length),
+    ...(unfinished && set.findings.length > 0
+      ? [
+          `${set.findings.length} finding(s) listed were not judged: the scan has not finished, and the deployed gate judges none of a scan that did not finish`,
+        ]
+      : []),
     ...(set.leftOut === 0
       ? []
       : [

@@ -3,7 +3,13 @@ export * from './decision/record.js';
 export { buildSummary } from './decision/summary.js';
 export { describeValue, formatPath, formatProblem, InputError, type InputProblem } from './errors.js';
 export * from './findings/finding.js';
-export { type FindingsSet, mergeFindings, type NamedDocument, parseFindingsText } from './findings/parse.js';
+export {
+  type FindingsSet,
+  LOCATE_LIMIT_BYTES,
+  mergeFindings,
+  type NamedDocument,
+  parseFindingsText,
+} from './findings/parse.js';
 export {
   documentImages,
   type FindingsDocument,
@@ -13,6 +19,7 @@ export {
   validateDocument,
 } from './findings/readers.js';
 export * from './findings/table.js';
+export { FindingTable } from './findings/table.js';
 export { parseTimestamp } from './findings/timestamps.js';
 export { compileGlob, compileGlobSet } from './glob.js';
 export { type CompiledPolicy, compilePolicy, expiryOf } from './policy/compile.js';

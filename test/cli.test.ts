@@ -103,6 +103,27 @@ describe('tollgate evaluate: outcomes and exit status', () => {
       );
       if (status) expect(record.violations[0]!.description).toContain(`ECR scan status ${status}`);
     }
+    // The findings such an answer lists are not judged, as the gate judges none at the end of its wait: a
+    // CRITICAL that the baseline rejects, under onTimeout: escalate, is an escalation, not a rejection.
+    const listed = write(
+      'in-progress-critical.json',
+      JSON.stringify({
+        ...response,
+        imageScanStatus: { status: 'IN_PROGRESS' },
+        imageScanFindings: {
+          findings: [{ name: 'CVE-2024-0001', severity: 'CRITICAL', attributes: [] }],
+        },
+      }),
+    );
+    const waited = tollgate(['evaluate', '-p', BASELINE, '-f', listed, '--format', 'json', ...NOW]);
+    expect(waited.status, waited.stderr).toBe(3);
+    const judged = JSON.parse(waited.stdout) as {
+      violations: { rule: string }[];
+      counts: { CRITICAL: number };
+    };
+    expect(judged.violations.map((v) => v.rule)).toEqual(['scan-timeout']);
+    expect(judged.counts.CRITICAL).toBe(0);
+    expect(waited.stderr).toContain('1 finding(s) listed were not judged: the scan has not finished');
     // One that will never give a verdict is still scan-incomplete, under onUnsupported.
     const failed = run({ status: 'FAILED', description: 'boom' });
     expect(failed.status).toBe(3);

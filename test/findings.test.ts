@@ -191,6 +191,29 @@ describe('ECR DescribeImageScanFindings', () => {
     });
   });
 
+  it('an empty last page after pages that showed the finished scan is the end of the list, as the gate reads it', () => {
+    const basic = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json') as {
+      imageScanFindings: Record<string, unknown>;
+    } & Record<string, unknown>;
+    const first = readFindingsDocument({ ...basic, nextToken: 'page-2' });
+    const { repositoryName, imageId, imageScanStatus } = basic;
+    const last = readFindingsDocument({
+      repositoryName,
+      imageId,
+      imageScanStatus,
+      imageScanFindings: { findings: [] },
+    });
+    expect(last.scan).toMatchObject({ complete: false, status: 'FINDINGS_NOT_READY' });
+    const set = mergeFindings([
+      { file: 'p1.json', document: first },
+      { file: 'p2.json', document: last },
+    ]);
+    expect(set).toMatchObject({ scan: { complete: true }, pending: undefined, conditions: [] });
+    expect(set.findings.length).toBe(first.findings.length);
+    // Alone, or first, it shows nothing of a finished scan: not ready, waited for.
+    expect(mergeFindings([{ file: 'p2.json', document: last }]).pending).toMatch(/^p2\.json: /);
+  });
+
   it("a clean scan's answer (its completion time, or its counts) is complete, and so are listed findings alone", () => {
     const basic = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json') as {
       imageScanFindings: Record<string, unknown>;
@@ -278,13 +301,20 @@ describe('ECR DescribeImageScanFindings', () => {
     }
     expect(merged('COMPLETE').conditions).toEqual([]);
     expect(merged('FAILED').conditions).toEqual([]);
-    // A scan that will never give a verdict is decided at once, as the gate does, beside one not finished.
+    // Pages of one answer whose statuses differ (the scan moved on while they were read): the first that is
+    // not complete decides, as the gate reads the pages (adapters/aws/ecr.ts), in the order the files come.
     const failed = readFindingsDocument({ ...raw, imageScanStatus: { status: 'FAILED' } });
     const running = readFindingsDocument({ ...raw, imageScanStatus: { status: 'IN_PROGRESS' } });
     expect(
       mergeFindings([
         { file: 'a.json', document: running },
         { file: 'b.json', document: failed },
+      ]),
+    ).toMatchObject({ scan: undefined, pending: 'a.json: ECR scan status IN_PROGRESS' });
+    expect(
+      mergeFindings([
+        { file: 'b.json', document: failed },
+        { file: 'a.json', document: running },
       ]),
     ).toMatchObject({
       scan: { complete: false, reason: 'b.json: ECR scan status FAILED' },

@@ -6,6 +6,7 @@ import type { ImageRef, ScanVerdict } from './finding.js';
 import {
   checkImageFindings,
   documentImages,
+  ECR_FINDINGS_NOT_READY,
   type FindingsDocument,
   type KeyPath,
   largestCounts,
@@ -18,7 +19,8 @@ import {
 import { FindingTable, FindingTableBuilder } from './table.js';
 
 /** Locating a bad field re-reads the text with positions; past this size the message gives the path only. */
-const LOCATE_LIMIT_BYTES = 32 * 1024 * 1024;
+/** Texts past this size are not re-read to locate a problem: a caller need not keep them for that. */
+export const LOCATE_LIMIT_BYTES = 32 * 1024 * 1024;
 
 /** Parses one findings file's text; every failure is an InputError naming the file, position and path. */
 export function parseFindingsText(text: string, file: string): FindingsDocument {
@@ -517,8 +519,11 @@ export function mergeFindings(
   const ofRepository = (image: ImageRef | undefined) =>
     !several || image?.repository === undefined || image.repository === repositoryOverride;
   const tags = new Set<string>();
-  const incomplete: string[] = [];
-  const pending: string[] = [];
+  // The scan's verdict as the gate reads an answer's pages (adapters/aws/ecr.ts), the files in the order
+  // given: the first page that is not complete decides, and one showing nothing after a complete one is the
+  // end of the list, not a scan not ready.
+  let first: { readonly reason: string; readonly pending: boolean } | undefined;
+  let complete = false;
   let anyScan = false;
   let leftOut = 0;
   const tables: FindingTable[] = [];
@@ -530,12 +535,13 @@ export function mergeFindings(
       return;
     }
     tables.push(several ? keepRows(document, ofRepository, (n) => (leftOut += n)) : document.findings);
-    if (document.scan) {
+    const verdict = document.scan;
+    if (verdict) {
       anyScan = true;
-      if (!document.scan.complete) {
-        const reason = `${file}: ${document.scan.reason}`;
+      if (verdict.complete) complete = true;
+      else if (first === undefined && !(complete && verdict.status === ECR_FINDINGS_NOT_READY)) {
         // As the gate reads a scan status: one that has not finished is waited for, not judged unsupported.
-        (ecrScanState(document.scan.status) === 'pending' ? pending : incomplete).push(reason);
+        first = { reason: `${file}: ${verdict.reason}`, pending: ecrScanState(verdict.status) === 'pending' };
       }
     }
   });
@@ -548,12 +554,12 @@ export function mergeFindings(
       : { repository, digest, tags: [...tags].sort() };
   // A scan that will never give a verdict is decided at once, as the gate does, not waited for.
   const scan: ScanVerdict | undefined =
-    incomplete.length > 0
-      ? { complete: false, status: 'INCOMPLETE', reason: incomplete.join('; ') }
-      : anyScan && pending.length === 0
+    first !== undefined && !first.pending
+      ? { complete: false, status: 'INCOMPLETE', reason: first.reason }
+      : anyScan && first === undefined
         ? { complete: true, status: 'COMPLETE' }
         : undefined;
-  const waiting = pending.length > 0 && incomplete.length === 0 ? pending.join('; ') : undefined;
+  const waiting = first?.pending ? first.reason : undefined;
   const wait = waitMinutes === undefined ? 'scan.waitMinutes' : `${waitMinutes} minutes (scan.waitMinutes)`;
   return {
     findings: FindingTable.concat(tables),
