@@ -251,22 +251,71 @@ export function checkTopicRegion(
 }
 
 /**
- * The most characters an EventBridge event pattern may have (its default quota). A pattern over it is refused
- * only at deploy, when CloudFormation creates the rule and rolls the stack back: so it is refused at synth.
+ * The most characters an EventBridge event pattern may have by default (its "Event pattern size" quota). A
+ * pattern over the limit is refused only at deploy, when CloudFormation creates the rule and rolls the stack
+ * back: so it is refused at synth.
  */
 export const MAX_PATTERN_CHARACTERS = 2048;
 
+/** The most the quota can be raised to (on request): the largest `eventPatternLimit` accepted. */
+export const MAX_EVENT_PATTERN_LIMIT = 4096;
+
 /**
- * Refuses globs whose rule patterns would be over EventBridge's `MAX_PATTERN_CHARACTERS`: each glob is written
- * into the patterns (the pipelines' and the actions' both into the same ones), so a configuration within
- * `MAX_GLOBS` globs of 100 characters can still fail at deploy. The size is that of the compact JSON, with an
- * account of 12 digits (what a token resolves to) and the scan rule of the longer partition name: the glob
- * rules are the largest, and the same for either scan source.
+ * `eventPatternLimit` checked: whole characters from `MAX_PATTERN_CHARACTERS` (EventBridge's default quota) to
+ * `MAX_EVENT_PATTERN_LIMIT`. `key` names the prop or context key.
+ */
+export function checkEventPatternLimit(key: string, value: unknown): number {
+  if (
+    typeof value !== 'number' ||
+    !Number.isInteger(value) ||
+    value < MAX_PATTERN_CHARACTERS ||
+    value > MAX_EVENT_PATTERN_LIMIT
+  ) {
+    throw new TollgateConfigError(
+      key,
+      `whole characters from ${MAX_PATTERN_CHARACTERS} (EventBridge's default event pattern size quota) to ` +
+        `${MAX_EVENT_PATTERN_LIMIT}, the account's raised quota`,
+      shown(value),
+    );
+  }
+  return value;
+}
+
+/**
+ * Refuses globs whose rule patterns would be over `limit` characters (EventBridge's event pattern size quota,
+ * `MAX_PATTERN_CHARACTERS` unless raised): each glob is written into the patterns (the pipelines' and the
+ * actions' both into the same ones), so a configuration within `MAX_GLOBS` globs of 100 characters can still
+ * fail at deploy. The size is that of the compact JSON, with an account of 12 digits (what a token resolves
+ * to) and the scan rule of the longer partition name: the glob rules are the largest, and the same for
+ * either scan source.
  */
 export function checkPatternSizes(
   pipelines: readonly string[],
   approvalActionNames: readonly string[],
+  limit: number = MAX_PATTERN_CHARACTERS,
 ): void {
+  const size = largestPattern(pipelines, approvalActionNames);
+  if (size !== undefined && size.size > limit) {
+    const remedy =
+      limit < MAX_EVENT_PATTERN_LIMIT
+        ? "; or raise the account's quota and set eventPatternLimit / tollgate:eventPatternLimit, " +
+          `up to ${MAX_EVENT_PATTERN_LIMIT}`
+        : `; ${MAX_EVENT_PATTERN_LIMIT} is the most the quota is raised to`;
+    throw new TollgateConfigError(
+      'pipelines / approvalActionNames',
+      `globs whose EventBridge rule patterns fit EventBridge's limit of ${limit} characters per event pattern ` +
+        `(fewer or shorter globs: a common prefix as one \`prefix*\` glob${remedy})`,
+      `${pipelines.length} pipeline and ${approvalActionNames.length} approval action globs, whose ` +
+        `${size.rule} rule's pattern is ${size.size} characters`,
+    );
+  }
+}
+
+/** The largest rule pattern the globs make, as `checkPatternSizes` measures it (compact JSON). */
+export function largestPattern(
+  pipelines: readonly string[],
+  approvalActionNames: readonly string[],
+): { rule: string; size: number } | undefined {
   const patterns = rulePatterns({
     account: '123456789012',
     partition: 'aws-us-gov',
@@ -279,15 +328,7 @@ export function checkPatternSizes(
     const size = JSON.stringify(pattern).length;
     if (largest === undefined || size > largest.size) largest = { rule, size };
   }
-  if (largest !== undefined && largest.size > MAX_PATTERN_CHARACTERS) {
-    throw new TollgateConfigError(
-      'pipelines / approvalActionNames',
-      `globs whose EventBridge rule patterns fit EventBridge's limit of ${MAX_PATTERN_CHARACTERS} characters ` +
-        'per event pattern (fewer or shorter globs: a common prefix as one `prefix*` glob)',
-      `${pipelines.length} pipeline and ${approvalActionNames.length} approval action globs, whose ` +
-        `${largest.rule} rule's pattern is ${largest.size} characters`,
-    );
-  }
+  return largest;
 }
 
 export interface ArnConfig {

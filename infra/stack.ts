@@ -4,7 +4,14 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import { RegionInfo } from 'aws-cdk-lib/region-info';
 import type { Construct } from 'constructs';
 import { checkArchiveRetentionDays } from './archive.js';
-import { checkTopicRegion, SCAN_SOURCES, type ScanSource, shown, TollgateConfigError } from './patterns.js';
+import {
+  checkEventPatternLimit,
+  checkTopicRegion,
+  SCAN_SOURCES,
+  type ScanSource,
+  shown,
+  TollgateConfigError,
+} from './patterns.js';
 import {
   checkDiscoveryMinutes,
   resolveGlobs,
@@ -62,6 +69,7 @@ export const CONTEXT_KEYS = {
   region: 'tollgate:region',
   pipelines: 'tollgate:pipelines',
   approvalActionNames: 'tollgate:approvalActionNames',
+  eventPatternLimit: 'tollgate:eventPatternLimit',
   policyFile: 'tollgate:policyFile',
   scanSource: 'tollgate:scanSource',
   escalationEmails: 'tollgate:escalationEmails',
@@ -321,6 +329,13 @@ export function contextConfig(context: Context, env: NodeJS.ProcessEnv = process
       ? undefined
       : checkDiscoveryMinutes(k.discoveryMinutes, digitsAsNumber(discoveryRaw));
 
+  // EventBridge's event pattern size quota of the account, when raised: as the construct checks it.
+  const patternLimitRaw = context(k.eventPatternLimit);
+  const eventPatternLimit =
+    patternLimitRaw === undefined
+      ? undefined
+      : checkEventPatternLimit(k.eventPatternLimit, digitsAsNumber(patternLimitRaw));
+
   const pipelines = list(context, k.pipelines);
   const approvalActionNames = list(context, k.approvalActionNames);
   const policyFile = text(context, k.policyFile);
@@ -350,6 +365,7 @@ export function contextConfig(context: Context, env: NodeJS.ProcessEnv = process
         ...(alarms ? { alarms } : {}),
         ...(pipelines ? { pipelines } : {}),
         ...(approvalActionNames ? { approvalActionNames } : {}),
+        ...(eventPatternLimit !== undefined ? { eventPatternLimit } : {}),
         ...(scanSource ? { scanSource: scanSource as ScanSource } : {}),
         ...(logRetention !== undefined ? { logRetention } : {}),
         ...(removalPolicy ? { removalPolicy } : {}),
@@ -382,6 +398,7 @@ function contextKeyOf(key: string, escalationIsTopic: boolean, alarmsIsTopic: bo
   const direct: Record<string, string> = {
     pipelines: k.pipelines,
     approvalActionNames: k.approvalActionNames,
+    eventPatternLimit: k.eventPatternLimit,
     policyFile: k.policyFile,
     scanSource: k.scanSource,
     logRetention: k.logRetentionDays,

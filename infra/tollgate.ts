@@ -28,11 +28,13 @@ import { BUNDLING, FUNCTION_ENTRIES, policyBundleHook, READS_POLICY } from './bu
 import {
   type ArnConfig,
   approvalActionArns,
+  checkEventPatternLimit,
   checkPatternSizes,
   checkTopicRegion,
   type EventPattern,
   FUNCTION_NAMES,
   type FunctionName,
+  MAX_PATTERN_CHARACTERS,
   normaliseGlobs,
   pipelineArns,
   RULE_TARGETS,
@@ -52,6 +54,16 @@ export interface TollgateProps {
   readonly pipelines?: readonly string[];
   /** Globs of the Manual approval actions Tollgate answers. @default ['Tollgate*'] */
   readonly approvalActionNames?: readonly string[];
+  /**
+   * The most characters an EventBridge event pattern may have in this account and region: EventBridge's
+   * "Event pattern size" quota, 2048 by default and adjustable on request up to 4096. Every glob of `pipelines`
+   * and `approvalActionNames` is written into the rules' patterns, and globs whose largest pattern is over this
+   * limit stop the synth (`Tollgate: pipelines / approvalActionNames: …`) rather than failing the deploy. Set it
+   * only once the account's quota is raised: a limit over the real quota lets the deploy fail. Whole characters
+   * from 2048 to 4096 (`Tollgate: eventPatternLimit: expected whole characters from 2048 … to 4096 …; got 5000`).
+   * @default 2048
+   */
+  readonly eventPatternLimit?: number;
   /**
    * The policy file (YAML or JSON), read and validated now, at synth time, by the loader `tollgate
    * evaluate` uses: a bad policy fails the synth with the same `file:line:col` message. It is shipped
@@ -262,6 +274,7 @@ function checkTarget(key: string, target: unknown, place: TollgatePlace | undefi
 export interface TollgateConfig {
   readonly pipelines: readonly string[];
   readonly approvalActionNames: readonly string[];
+  readonly eventPatternLimit: number;
   readonly policy: LoadedPolicy;
   readonly escalation: NotificationTarget;
   readonly alarms: NotificationTarget;
@@ -292,7 +305,7 @@ export function checkDiscoveryMinutes(key: string, value: unknown): number {
  * demo pipeline) before the construct builds and bundles anything.
  */
 export function resolveGlobs(
-  props: Pick<TollgateProps, 'pipelines' | 'approvalActionNames'>,
+  props: Pick<TollgateProps, 'pipelines' | 'approvalActionNames' | 'eventPatternLimit'>,
 ): Pick<TollgateConfig, 'pipelines' | 'approvalActionNames'> {
   const pipelines = normaliseGlobs('pipelines', props.pipelines ?? ['*'], 'pipeline name');
   const approvalActionNames = normaliseGlobs(
@@ -300,8 +313,13 @@ export function resolveGlobs(
     props.approvalActionNames ?? ['Tollgate*'],
     'approval action name',
   );
-  // Every glob is written into the rules' patterns, which EventBridge holds to 2048 characters each.
-  checkPatternSizes(pipelines, approvalActionNames);
+  // Every glob is written into the rules' patterns, which EventBridge holds to its event pattern size quota
+  // (2048 characters unless the account's is raised).
+  const eventPatternLimit = checkEventPatternLimit(
+    'eventPatternLimit',
+    props.eventPatternLimit ?? MAX_PATTERN_CHARACTERS,
+  );
+  checkPatternSizes(pipelines, approvalActionNames, eventPatternLimit);
   return { pipelines, approvalActionNames };
 }
 
@@ -338,6 +356,10 @@ export function resolveConfig(props: TollgateProps, place?: TollgatePlace): Toll
   return {
     pipelines,
     approvalActionNames,
+    eventPatternLimit: checkEventPatternLimit(
+      'eventPatternLimit',
+      props.eventPatternLimit ?? MAX_PATTERN_CHARACTERS,
+    ),
     policy,
     escalation,
     alarms,
@@ -352,6 +374,24 @@ export function resolveConfig(props: TollgateProps, place?: TollgatePlace): Toll
     ),
     discoveryMinutes: checkDiscoveryMinutes('discoveryMinutes', props.discoveryMinutes ?? 5),
   };
+}
+
+/**
+ * What an identity policy grants for a topic's `masterKey`: the key's ARN, or, for a key named by an alias,
+ * the ARN of the key the alias targets (a `kms.Alias` of the app, or one imported with its `aliasTargetKey`).
+ * An alias's `keyArn` is its alias ARN, which KMS never matches against a policy's Resource. An alias imported
+ * by name alone (`kms.Alias.fromAliasName`, whose `aliasTargetKey` throws) is granted by that name instead.
+ */
+function topicKeyGrant(key: kms.IKey): { readonly keyArn: string } | { readonly aliasName: string } {
+  const alias = key as Partial<kms.IAlias>;
+  if (typeof alias.aliasName !== 'string') return { keyArn: key.keyArn };
+  let target: kms.IKey | undefined;
+  try {
+    target = alias.aliasTargetKey;
+  } catch {
+    target = undefined; // imported by name: its key is not known
+  }
+  return target ? topicKeyGrant(target) : { aliasName: alias.aliasName };
 }
 
 /** A Lambda asynchronous-failure destination whose permission is granted explicitly (SqsDestination grants wildcard KMS actions). */
@@ -748,11 +788,30 @@ export class Tollgate extends Construct {
       // Publishing to a topic encrypted with a KMS key takes that key (SNS encrypts the message with the
       // publisher's permissions): the key of the topic you pass, whether made in your stack (its `masterKey`)
       // or imported with its key ARN (`Topic.fromTopicAttributes({ topicArn, keyArn })`). Only through SNS.
-      const topicKey = this.topic.masterKey;
+      // A key named by an alias (`masterKey: key.addAlias('alias/secops')`, `kms.Alias.fromAliasName`) is
+      // granted as the key it names: KMS authorises no use of a key by its alias ARN in a policy's Resource.
+      const topicKey = this.topic.masterKey ? topicKeyGrant(this.topic.masterKey) : undefined;
       if (topicKey && !ownTopic) {
-        add('EscalationTopicKey', ['kms:Decrypt', 'kms:GenerateDataKey'], [topicKey.keyArn], {
-          StringEquals: { 'kms:ViaService': `sns.${region}.amazonaws.com` },
-        });
+        const viaSns = { StringEquals: { 'kms:ViaService': `sns.${region}.amazonaws.com` } };
+        if ('keyArn' in topicKey) {
+          add('EscalationTopicKey', ['kms:Decrypt', 'kms:GenerateDataKey'], [topicKey.keyArn], viaSns);
+        } else {
+          // An alias imported without its key: any key of this account and region that carries the alias.
+          const anyKey = `arn:${partition}:kms:${region}:${account}:key/*`;
+          add('EscalationTopicKey', ['kms:Decrypt', 'kms:GenerateDataKey'], [anyKey], {
+            ...viaSns,
+            'ForAnyValue:StringEquals': { 'kms:ResourceAliases': topicKey.aliasName },
+          });
+          const alias = Token.isUnresolved(topicKey.aliasName) ? 'its alias' : topicKey.aliasName;
+          acks.push({
+            finding: `Resource::${nagArn(anyKey)}`,
+            reason:
+              `The escalation topic's KMS key is known only by ${alias} (an alias imported without its key), and ` +
+              'IAM cannot name a key by its alias in a Resource: the key is any key of this account and region ' +
+              'whose aliases include it (kms:ResourceAliases), for kms:Decrypt and kms:GenerateDataKey through SNS ' +
+              'only (kms:ViaService), which publishing to that encrypted topic takes.',
+          });
+        }
       }
 
       const approvals = approvalActionArns(arns);

@@ -84,7 +84,12 @@ describe('infra/app.ts', () => {
           (_, i) => `pipeline-${String(i).padStart(2, '0')}-${'x'.repeat(88)}`,
         ),
       },
-      "Tollgate: tollgate:pipelines / tollgate:approvalActionNames: expected globs whose EventBridge rule patterns fit EventBridge's limit of 2048 characters per event pattern (fewer or shorter globs: a common prefix as one `prefix*` glob); got 20 pipeline and 1 approval action globs, whose approvalEnded rule's pattern is 2361 characters",
+      "Tollgate: tollgate:pipelines / tollgate:approvalActionNames: expected globs whose EventBridge rule patterns fit EventBridge's limit of 2048 characters per event pattern (fewer or shorter globs: a common prefix as one `prefix*` glob; or raise the account's quota and set eventPatternLimit / tollgate:eventPatternLimit, up to 4096); got 20 pipeline and 1 approval action globs, whose approvalEnded rule's pattern is 2361 characters",
+    ],
+    [
+      'an event pattern limit past the most the quota is raised to',
+      { [CONTEXT_KEYS.eventPatternLimit]: '8192' },
+      "Tollgate: tollgate:eventPatternLimit: expected whole characters from 2048 (EventBridge's default event pattern size quota) to 4096, the account's raised quota; got 8192",
     ],
   ])(
     'stops before building anything on a configuration AWS would refuse only at deploy or at run time: %s',
@@ -124,6 +129,23 @@ describe('infra/app.ts', () => {
     },
     60_000,
   );
+
+  it('reads tollgate:eventPatternLimit: globs over 2048 characters of pattern pass with 4096', async () => {
+    // The demo pipeline's check comes after the size check and stops the app before anything is built.
+    const r = await synth({
+      ...GATE,
+      [CONTEXT_KEYS.demoPipeline]: true,
+      [CONTEXT_KEYS.pipelines]: Array.from(
+        { length: 20 },
+        (_, i) => `p${String(i).padStart(2, '0')}-${'y'.repeat(96)}`,
+      ),
+      [CONTEXT_KEYS.eventPatternLimit]: '4096',
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toMatch(
+      /^Tollgate: tollgate:pipelines: expected globs that include the demo pipeline "tollgate-demo" \(tollgate:demoPipeline is true\); got \["p00-y+",/,
+    );
+  }, 60_000);
 
   it('writes the gate’s template and, when asked, the demo pipeline’s beside it, in one environment', async () => {
     const r = await synth({

@@ -979,6 +979,92 @@ describe('the Tollgate construct, configured otherwise', () => {
     expect(nagViolations(tollgate)).toEqual([]);
   });
 
+  it('with a topic whose masterKey is an alias of a key of your app: the key the alias names is granted, not the alias', () => {
+    // An alias's keyArn is its alias ARN, which KMS never matches in an identity policy's Resource: granted
+    // on it, every publish to the topic would be refused.
+    const stack = new Stack(app(), 'Gate', { env: ENV });
+    const key = new kms.Key(stack, 'SecOpsKey', { enableKeyRotation: true });
+    const topic = new sns.Topic(stack, 'SecOps', {
+      masterKey: key.addAlias('alias/secops'),
+      enforceSSL: true,
+    });
+    const tollgate = new Tollgate(stack, 'Tollgate', { policyFile: POLICY, escalation: { topic } });
+    const template = Template.fromStack(stack);
+    for (const name of FUNCTION_NAMES) {
+      const role = statements(template, logicalId(tollgate.roles[name]));
+      const onTopicKey = role.filter((st) => st.Sid === 'EscalationTopicKey');
+      if (name === 'approval-ended') {
+        expect(onTopicKey, name).toEqual([]);
+        continue;
+      }
+      expect(onTopicKey, name).toHaveLength(1);
+      const st = onTopicKey[0]!;
+      expect(actionsOf(st).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
+      expect(resourcesOf(st), name).toEqual([{ 'Fn::GetAtt': [logicalId(key), 'Arn'] }]);
+      expect(st.Condition).toEqual({ StringEquals: { 'kms:ViaService': 'sns.eu-west-1.amazonaws.com' } });
+      expect(JSON.stringify(role), name).not.toContain('alias/');
+    }
+    expect(nagViolations(stack)).toEqual([]);
+    expect(staleAcknowledgements(stack)).toEqual([]);
+  });
+
+  it('with a topic whose masterKey is an alias imported by name: any key of the account carrying that alias, via SNS', () => {
+    const stack = new Stack(app(), 'Gate', { env: ENV });
+    const topic = new sns.Topic(stack, 'SecOps', {
+      masterKey: kms.Alias.fromAliasName(stack, 'SecOpsAlias', 'alias/secops'),
+      enforceSSL: true,
+    });
+    const tollgate = new Tollgate(stack, 'Tollgate', { policyFile: POLICY, escalation: { topic } });
+    const template = Template.fromStack(stack);
+    for (const name of FUNCTION_NAMES) {
+      const role = statements(template, logicalId(tollgate.roles[name]));
+      const onTopicKey = role.filter((st) => st.Sid === 'EscalationTopicKey');
+      if (name === 'approval-ended') {
+        expect(onTopicKey, name).toEqual([]);
+        continue;
+      }
+      expect(onTopicKey, name).toHaveLength(1);
+      const st = onTopicKey[0]!;
+      expect(actionsOf(st).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
+      expect(resourcesOf(st).map(arnText), name).toEqual(['arn:aws:kms:eu-west-1:123456789012:key/*']);
+      expect(st.Condition).toEqual({
+        StringEquals: { 'kms:ViaService': 'sns.eu-west-1.amazonaws.com' },
+        'ForAnyValue:StringEquals': { 'kms:ResourceAliases': 'alias/secops' },
+      });
+      // Never the alias ARN, which KMS does not match in a Resource.
+      expect(JSON.stringify(role), name).not.toContain(':alias/');
+    }
+    // The key/* resource is a finding, acknowledged on each deciding role with why, and on nothing else.
+    expect(nagViolations(stack)).toEqual([]);
+    const acks = acknowledgements(stack).filter((a) => a.id.includes(':key/*'));
+    expect(acks.map((a) => a.path).sort()).toEqual(
+      FUNCTION_NAMES.filter((n) => n !== 'approval-ended')
+        .map((n) => tollgate.roles[n].node.path)
+        .sort(),
+    );
+    for (const a of acks) expect(a.reason).toContain('alias/secops');
+    expect(staleAcknowledgements(stack)).toEqual([]);
+  });
+
+  it('with a topic whose masterKey is an alias imported with its key (fromAliasAttributes): that key is granted', () => {
+    const stack = new Stack(app(), 'Gate', { env: ENV });
+    const keyArn = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    const topic = new sns.Topic(stack, 'SecOps', {
+      masterKey: kms.Alias.fromAliasAttributes(stack, 'SecOpsAlias', {
+        aliasName: 'alias/secops',
+        aliasTargetKey: kms.Key.fromKeyArn(stack, 'SecOpsKey', keyArn),
+      }),
+      enforceSSL: true,
+    });
+    const tollgate = new Tollgate(stack, 'Tollgate', { policyFile: POLICY, escalation: { topic } });
+    const keyStatements = statements(Template.fromStack(stack)).filter(
+      (st) => st.Sid === 'EscalationTopicKey',
+    );
+    expect(keyStatements).toHaveLength(3);
+    for (const st of keyStatements) expect(resourcesOf(st)).toEqual([keyArn]);
+    expect(nagViolations(tollgate)).toEqual([]);
+  });
+
   it('with removalPolicy DESTROY (a sandbox): deletable table, key, queues and logs', () => {
     const { template } = gate({ removalPolicy: RemovalPolicy.DESTROY });
     template.hasResource('AWS::DynamoDB::Table', {
@@ -1071,6 +1157,45 @@ describe('bad configuration is refused before anything is built', () => {
     );
     // Fewer: accepted.
     expect(build({ pipelines: long.slice(0, 15) })).not.toThrow();
+  });
+
+  it('eventPatternLimit: whole characters from 2048 to 4096 (the quota raised), refused by its prop otherwise', () => {
+    for (const bad of [2047, 4097, 3000.5, '4096' as unknown as number]) {
+      const e = configError(build({ eventPatternLimit: bad }));
+      expect(e.key, String(bad)).toBe('eventPatternLimit');
+      expect(e.message).toMatch(
+        /^Tollgate: eventPatternLimit: expected whole characters from 2048 \(EventBridge's default event pattern size quota\) to 4096, /,
+      );
+    }
+    for (const ok of [2048, 4096]) {
+      expect(build({ eventPatternLimit: ok })().config.eventPatternLimit).toBe(ok);
+    }
+    expect(build({})().config.eventPatternLimit).toBe(MAX_PATTERN_CHARACTERS);
+  });
+
+  it('globs over 2048 characters of pattern, accepted with eventPatternLimit 4096, are all in the rules', () => {
+    const long = Array.from(
+      { length: 20 },
+      (_, i) => `pipeline-${String(i).padStart(2, '0')}-${'x'.repeat(88)}`,
+    );
+    // The default limit refuses them, and the message says how to raise it.
+    expect(build({ pipelines: long })).toThrow(
+      "(fewer or shorter globs: a common prefix as one `prefix*` glob; or raise the account's quota and set eventPatternLimit / tollgate:eventPatternLimit, up to 4096)",
+    );
+    const stack = new Stack(app(), 'Gate', { env: ENV });
+    new Tollgate(stack, 'Tollgate', {
+      policyFile: POLICY,
+      escalation: { emails: ['security@example.com'] },
+      pipelines: long,
+      eventPatternLimit: 4096,
+    });
+    const rules = Object.values(Template.fromStack(stack).findResources('AWS::Events::Rule'))
+      .filter((r) => r.Properties.EventPattern !== undefined)
+      .map((r) => JSON.stringify(r.Properties.EventPattern));
+    const withGlobs = rules.filter((p) => p.includes(long[0]!));
+    expect(withGlobs.length).toBeGreaterThan(0);
+    for (const p of withGlobs) for (const glob of long) expect(p).toContain(glob);
+    expect(Math.max(...withGlobs.map((p) => p.length))).toBeGreaterThan(MAX_PATTERN_CHARACTERS);
   });
 
   it('a topic in another region or partition than the stack’s, named by its prop (SNS would refuse every publish)', () => {
@@ -1239,6 +1364,45 @@ describe('the stack from CDK context', () => {
       dashboard: true,
       policyFile: 'examples/policies/baseline.yaml',
     });
+  });
+
+  it('reads tollgate:eventPatternLimit as the eventPatternLimit prop, and refuses a bad one by its key', () => {
+    const base = { [CONTEXT_KEYS.escalationEmails]: ['a@example.com'] };
+    expect(CONTEXT_KEYS.eventPatternLimit).toBe('tollgate:eventPatternLimit');
+    expect(
+      contextConfig(ctx({ ...base, [CONTEXT_KEYS.eventPatternLimit]: '4096' }), {}).props.tollgate,
+    ).toMatchObject({ eventPatternLimit: 4096 });
+    expect(
+      contextConfig(ctx({ ...base, [CONTEXT_KEYS.eventPatternLimit]: 3000 }), {}).props.tollgate,
+    ).toMatchObject({ eventPatternLimit: 3000 });
+    expect(contextConfig(ctx(base), {}).props.tollgate).not.toHaveProperty('eventPatternLimit');
+    for (const [bad, got] of [
+      ['5000', '5000'],
+      ['2047', '2047'],
+      ['high', '"high"'],
+      ['', '""'],
+    ]) {
+      expect(
+        configError(() => contextConfig(ctx({ ...base, [CONTEXT_KEYS.eventPatternLimit]: bad }), {})).message,
+        bad,
+      ).toBe(
+        "Tollgate: tollgate:eventPatternLimit: expected whole characters from 2048 (EventBridge's default event " +
+          `pattern size quota) to 4096, the account's raised quota; got ${got}`,
+      );
+    }
+    // Large globs: refused by both keys under the default, accepted with the key, before anything is built.
+    const large = {
+      ...base,
+      [CONTEXT_KEYS.pipelines]: Array.from(
+        { length: 20 },
+        (_, i) => `p${String(i).padStart(2, '0')}-${'y'.repeat(96)}`,
+      ),
+    };
+    expect(configError(() => gatedGlobs(contextConfig(ctx(large), {}))).message).toMatch(
+      /^Tollgate: tollgate:pipelines \/ tollgate:approvalActionNames: .*set eventPatternLimit \/ tollgate:eventPatternLimit, up to 4096\)/,
+    );
+    const raised = contextConfig(ctx({ ...large, [CONTEXT_KEYS.eventPatternLimit]: '4096' }), {});
+    expect(gatedGlobs(raised).pipelines).toHaveLength(20);
   });
 
   it('takes the CLI’s account and region only with credentials (the CLI always guesses a region)', () => {

@@ -2,9 +2,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  checkEventPatternLimit,
   checkPatternSizes,
   type EventPattern,
   type FieldFilter,
+  largestPattern,
+  MAX_EVENT_PATTERN_LIMIT,
   MAX_GLOBS,
   MAX_PATTERN_CHARACTERS,
   type PatternConfig,
@@ -527,7 +530,8 @@ describe('the size of the rule patterns (EventBridge holds each to 2048 characte
     expect((error as TollgateConfigError).key).toBe('pipelines / approvalActionNames');
     expect((error as Error).message).toBe(
       "Tollgate: pipelines / approvalActionNames: expected globs whose EventBridge rule patterns fit EventBridge's " +
-        'limit of 2048 characters per event pattern (fewer or shorter globs: a common prefix as one `prefix*` glob); ' +
+        'limit of 2048 characters per event pattern (fewer or shorter globs: a common prefix as one `prefix*` glob; ' +
+        "or raise the account's quota and set eventPatternLimit / tollgate:eventPatternLimit, up to 4096); " +
         "got 17 pipeline and 2 approval action globs, whose approvalEnded rule's pattern is 2049 characters",
     );
     // The approval actions' globs count as much: one character more there is refused the same way.
@@ -544,5 +548,71 @@ describe('the size of the rule patterns (EventBridge holds each to 2048 characte
     expect(() => checkPatternSizes(many, ['Tollgate*'])).toThrow(/limit of 2048 characters/);
     // Every pipeline and the default action: far from the limit.
     expect(() => checkPatternSizes(['*'], ['Tollgate*'])).not.toThrow();
+  });
+
+  it('with a raised limit (eventPatternLimit), patterns up to it are accepted, one more character refused', () => {
+    expect(() => checkPatternSizes(over, actions, 2049)).not.toThrow();
+    expect(() => checkPatternSizes(over, actions, MAX_PATTERN_CHARACTERS)).toThrow(/is 2049 characters$/);
+    const many = Array.from(
+      { length: MAX_GLOBS },
+      (_, i) => `p${String(i).padStart(2, '0')}-${'y'.repeat(95)}*`,
+    );
+    const size = largestPattern(many, actions)!.size;
+    expect(size).toBeGreaterThan(MAX_PATTERN_CHARACTERS);
+    expect(() => checkPatternSizes(many, actions, size)).not.toThrow();
+    expect(() => checkPatternSizes(many, actions, size - 1)).toThrow(
+      `limit of ${size - 1} characters per event pattern`,
+    );
+    // MAX_GLOBS globs of 100 characters, of both kinds, all fit the highest limit.
+    expect(() => checkPatternSizes(many, many, MAX_EVENT_PATTERN_LIMIT)).toThrow(
+      '; 4096 is the most the quota is raised to)',
+    );
+    expect(() => checkPatternSizes(many, actions, MAX_EVENT_PATTERN_LIMIT)).not.toThrow();
+  });
+
+  it('eventPatternLimit: whole characters from 2048 (the default quota) to 4096, else refused by its key', () => {
+    for (const ok of [MAX_PATTERN_CHARACTERS, 3000, MAX_EVENT_PATTERN_LIMIT]) {
+      expect(checkEventPatternLimit('eventPatternLimit', ok)).toBe(ok);
+    }
+    expect(MAX_PATTERN_CHARACTERS).toBe(2048);
+    expect(MAX_EVENT_PATTERN_LIMIT).toBe(4096);
+    for (const bad of [2047, 4097, 2048.5, Number.NaN, '3000', undefined]) {
+      let error: unknown;
+      try {
+        checkEventPatternLimit('eventPatternLimit', bad);
+      } catch (e) {
+        error = e;
+      }
+      expect(error, String(bad)).toBeInstanceOf(TollgateConfigError);
+      expect((error as TollgateConfigError).key).toBe('eventPatternLimit');
+    }
+    expect(() => checkEventPatternLimit('tollgate:eventPatternLimit', 4097)).toThrow(
+      "Tollgate: tollgate:eventPatternLimit: expected whole characters from 2048 (EventBridge's default event " +
+        "pattern size quota) to 4096, the account's raised quota; got 4097",
+    );
+  });
+
+  it('what fits beside the default action glob, as infra/README.md says: exact names vs `prefix*` globs', () => {
+    // 100 characters each: an exact name is a string in the patterns, a `prefix*` glob {"prefix": …}.
+    const exact = (n: number) =>
+      Array.from({ length: n }, (_, i) => `pipeline-${String(i).padStart(2, '0')}-${'x'.repeat(88)}`);
+    const prefixed = (n: number) =>
+      Array.from({ length: n }, (_, i) => `pipeline-${String(i).padStart(2, '0')}-${'x'.repeat(87)}*`);
+    expect([...exact(1), ...prefixed(1)].every((g) => g.length === 100)).toBe(true);
+    const within = (globs: readonly string[], limit = MAX_PATTERN_CHARACTERS) => {
+      try {
+        checkPatternSizes(globs, ['Tollgate*'], limit);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect([within(exact(16)), within(exact(17))]).toEqual([true, false]);
+    expect([within(prefixed(15)), within(prefixed(16))]).toEqual([true, false]);
+    // With the quota raised to 4096, MAX_GLOBS of either kind.
+    expect([within(exact(MAX_GLOBS), 4096), within(prefixed(MAX_GLOBS), 4096)]).toEqual([true, true]);
+    // 25 short globs of each kind, with wildcards: well within the default.
+    const short = (n: number, c: string) => Array.from({ length: n }, (_, i) => `${c}${i}-*`);
+    expect(() => checkPatternSizes(short(MAX_GLOBS, 'p'), short(MAX_GLOBS, 'a'))).not.toThrow();
   });
 });
