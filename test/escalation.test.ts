@@ -217,6 +217,19 @@ describe('the text body', () => {
     expect(text).toContain('when the scan finished');
   });
 
+  it("says a redelivered or raced STARTED event's trigger in words too", () => {
+    const example = exampleEscalationInput();
+    for (const trigger of ['approval-started (again)', 'approval-started (raced)']) {
+      const { text: again } = renderEscalation({ ...example, decision: { ...example.decision, trigger } });
+      expect(again).toContain('when the approval started');
+    }
+    const { text: unknown } = renderEscalation({
+      ...example,
+      decision: { ...example.decision, trigger: 'something new (later)' },
+    });
+    expect(unknown).toContain('something new (later)');
+  });
+
   it('wraps the summary, keeping every word of it', () => {
     const summaryLines = text.split('\n\n')[1]!;
     expect(summaryLines.split('\n').every((line) => line.length <= 100)).toBe(true);

@@ -111,7 +111,7 @@ export interface EscalationJson {
   readonly expiringSoon: readonly string[];
   readonly links: EscalationLinks;
   readonly decidedAt: string;
-  /** What made the gate decide: `scan-finished`, `approval-started`, `sweep`. */
+  /** What made the gate decide: `scan-finished`, `approval-started`, `sweep`, perhaps with a note (`(again)`). */
   readonly trigger: string;
 }
 
@@ -346,6 +346,14 @@ const TRIGGER: Readonly<Record<string, string>> = {
   'sweep (approval found)': 'by the periodic sweep, which found the approval (its start event never came)',
 };
 
+/** A trigger in words; a redelivered or raced event's note (`approval-started (again)`) is the event's. */
+function triggerText(trigger: string): string {
+  const known = TRIGGER[trigger];
+  if (known !== undefined) return known;
+  const base = trigger.replace(/ \(.*\)$/, '');
+  return TRIGGER[base] ?? trigger;
+}
+
 /**
  * Plain text for email: label/value lines and one line per finding, padded into columns. Each finding line
  * names its values (`score`, `EPSS`, `exploit`), so it still reads in a mail client with a proportional font.
@@ -377,7 +385,7 @@ function renderText(json: EscalationJson): string {
     json.wouldBe === null ? `${json.mode} mode` : `${json.mode} mode; enforce mode would ${json.wouldBe}`;
   rows.push(['Outcome', `${json.outcome} (${mode})`]);
   rows.push(['Policy', `${json.policy.name} (sha256 ${json.policy.sha256.slice(0, 12)})`]);
-  rows.push(['Decided', `${json.decidedAt}, ${TRIGGER[json.trigger] ?? json.trigger}`]);
+  rows.push(['Decided', `${json.decidedAt}, ${triggerText(json.trigger)}`]);
   // One width whatever rows appear, so that every escalation reads the same.
   for (const [label, value] of rows) out.push(`${label.padEnd('Repository'.length + 2)}${value}`);
 

@@ -92,7 +92,7 @@ export const DecisionEventDetail = z
     }),
     trigger: text.check(
       described(
-        'What made the gate decide: scan-finished, approval-started, sweep, or sweep (approval found) when its STARTED event never came.',
+        'What made the gate decide: scan-finished, approval-started, sweep, or sweep (approval found) when its STARTED event never came; a redelivered or raced STARTED event adds a note in parentheses (approval-started (again)).',
       ),
     ),
     decidedAt: text,
