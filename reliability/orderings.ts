@@ -1,8 +1,10 @@
 import fc from 'fast-check';
+import { describeError } from '../shared/gate/gate.js';
 import { gateId, gateKeyOf } from '../shared/gate/model.js';
 import type { DeliveryPoint, RunControl } from '../simulator/run.js';
 import { offsetMs, type ScenarioStep } from '../simulator/scenario.js';
 import { LogFactsBuilder, noteQuiet, unquiet } from './faults.js';
+import { checked } from './hostile.js';
 import { checkExpectations, checkRun, type Violation } from './invariants.js';
 import { type LagRun, lagPlan, replayLagged } from './lag.js';
 import type { LogFacts } from './logs.js';
@@ -334,13 +336,29 @@ export async function runOrderings(
       ...unquiet(clean),
       ...logs.check(s, clean),
     );
-    await fc.check(
+    const before = runs.length;
+    const details = await fc.check(
       fc.asyncProperty(plan, async (directives) => {
-        const {
-          disorder,
-          replay,
-          violations: broken,
-        } = await replayPlan(replayer, s, clean, directives, extra);
+        let planned: Awaited<ReturnType<typeof replayPlan>>;
+        try {
+          planned = await replayPlan(replayer, s, clean, directives, extra);
+        } catch (e) {
+          // A replay that crashes (its audit trail unreadable, say) is a failure of the plan, not of the check:
+          // returned as `false`, fast-check would stop the plans there and shrink, and the crash go unreported.
+          runs.push({
+            scenario: s.name,
+            plan: [],
+            violations: [
+              { kind: 'unexpected-exception', detail: `an ordering plan of ${s.name}: ${describeError(e)}` },
+            ],
+            dropped: 0,
+            duplicated: 0,
+            concurrent: 0,
+            delayed: 0,
+          });
+          return true;
+        }
+        const { disorder, replay, violations: broken } = planned;
         const violations = [...broken, ...logs.check(s, replay)];
         const used = directives.slice(0, disorder.consumed);
         runs.push({
@@ -357,6 +375,13 @@ export async function runOrderings(
       }),
       { numRuns: options.numRuns, seed: options.seed + index },
     );
+    cleanViolations.push(...checked(details, `orderings of ${s.name}`));
+    if (runs.length - before !== options.numRuns) {
+      cleanViolations.push({
+        kind: 'unexpected-exception',
+        detail: `orderings of ${s.name}: ${runs.length - before} of ${options.numRuns} plans ran`,
+      });
+    }
     for (const { lagMs } of lags.filter((l) => l.s === s)) {
       lagged.push((await replayLagged(replayer, s, clean, lagMs, logs, extra)).run);
     }

@@ -15,7 +15,7 @@ import { fuzzEvents } from '../reliability/hostile.js';
 import { actionsByGate, checkExpectations, checkRun } from '../reliability/invariants.js';
 import { lagReplay, replayLagged } from '../reliability/lag.js';
 import { checkLines, checkPayloads } from '../reliability/logs.js';
-import { cleanOrdering, Disorder, replayPlan } from '../reliability/orderings.js';
+import { cleanOrdering, Disorder, replayPlan, runOrderings } from '../reliability/orderings.js';
 import { type Replay, Replayer, type ReplayOptions } from '../reliability/replay.js';
 import { exampleScenarios, type SuiteScenario } from '../reliability/scenarios.js';
 import { runSuite } from '../reliability/suite.js';
@@ -432,6 +432,22 @@ describe('the strengthened checks, against a deliberately broken gate', () => {
 
   const run = (s: SuiteScenario, options: ReplayOptions = {}) =>
     replayer.replay(s.loaded, { ...options, pageSize: PAGE_SIZE, afterSteps: settle(s) });
+
+  it('an ordering plan whose replay crashes is reported, and the plans after it still run', async () => {
+    // fast-check reports a property that throws in its result, which was not read: the crash, and every
+    // plan after it, went unreported and the suite passed.
+    let replays = 0;
+    const crashing = Object.create(replayer) as Replayer;
+    crashing.replay = async (...args: Parameters<Replayer['replay']>) => {
+      if (replays++ === 0) return replayer.replay(...args); // the clean replay
+      throw new Error('the replay crashed');
+    };
+    const section = await runOrderings(crashing, [scenario('01')], { numRuns: 3, seed: 1, lagLimit: 0 });
+    expect(section.runs).toHaveLength(3);
+    expect(section.runs.flatMap((r) => r.violations.map((v) => [v.kind, v.detail]))).toEqual(
+      Array(3).fill(['unexpected-exception', expect.stringContaining('the replay crashed')]),
+    );
+  }, 120_000);
 
   it('a result sent twice, or an escalation published twice, with no fault: duplicate-action', async () => {
     const twice: ReplayOptions = {
