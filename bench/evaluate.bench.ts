@@ -70,12 +70,14 @@ function decide(value: unknown) {
  */
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 500);
 
-async function time(fn: () => unknown): Promise<number> {
+async function time<T>(fn: () => T, check?: (result: T) => void): Promise<number> {
   gc();
   await sleep(SETTLE_MS);
   const t0 = performance.now();
-  fn();
-  return performance.now() - t0;
+  const result = fn();
+  const ms = performance.now() - t0;
+  check?.(result);
+  return ms;
 }
 
 const median = (xs: number[]) => {
@@ -93,13 +95,37 @@ const eval100: number[] = [];
 const eval200: number[] = [];
 // The two halves of 100,000 do not cost quite the same (where the heap placed them), so "100,000" is timed
 // on both, alternately, and its median taken over both.
+// Each timed decision is kept and compared with the first of its input: a change that made evaluate bail out
+// early (and decide otherwise) would otherwise show as a faster evaluation.
+const decided = new Map<unknown, string>();
+const same = (value: unknown) => (result: ReturnType<typeof decide>) => {
+  const text = JSON.stringify(result.record);
+  const first = decided.get(value) ?? text;
+  decided.set(value, first);
+  if (text !== first) throw new Error('bench: one input was decided two ways across the timed runs');
+};
 for (let i = 0; i < RUNS; i++) {
   parse.push(await time(() => JSON.parse(i % 2 === 0 ? textA : textB)));
-  eval100.push(await time(() => decide(i % 2 === 0 ? valueA : valueB)));
-  eval200.push(await time(() => decide(value200)));
+  const half = i % 2 === 0 ? valueA : valueB;
+  eval100.push(await time(() => decide(half), same(half)));
+  eval200.push(await time(() => decide(value200), same(value200)));
 }
 
 const record = decide(valueA).record;
+// The decision the generated findings and policy give (bench/generate.ts): pinned, so that a timing of
+// another decision is never printed as this one's.
+const pinned = {
+  outcome: record.outcome,
+  violations: record.violations.length,
+  applied: record.exceptions.applied.length,
+  counted: Object.values(record.counts).reduce((a, b) => a + b, 0),
+};
+const EXPECTED = { outcome: 'REJECT', violations: 13, applied: 723, counted: N };
+if (JSON.stringify(pinned) !== JSON.stringify(EXPECTED)) {
+  throw new Error(
+    `bench: decided ${JSON.stringify(pinned)}, not ${JSON.stringify(EXPECTED)}: the timings are not of this decision`,
+  );
+}
 const parseMs = median(parse);
 const evaluateMs = median(eval100);
 const evaluate200Ms = median(eval200);
