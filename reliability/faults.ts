@@ -274,12 +274,20 @@ export async function runFaultMatrix(
         afterSteps: settle(s),
       });
       const quiet = quietOf(replay);
+      const injected = replay.world.calls.filter((c) => c.injected).length;
       const violations = [...checkRun(s, clean, replay), ...unquiet(replay), ...logs.check(s, replay)];
+      // A fault that never fired tested nothing, yet counted among the faults replayed.
+      if (injected === 0) {
+        violations.push({
+          kind: 'dead-fault',
+          detail: `${s.name}: the planned ${planned.kind} (${planned.persistence}) on ${planned.operation} at step ${planned.step} never fired`,
+        });
+      }
       runs.push({
         scenario: s.name,
         planned,
         violations,
-        injected: replay.world.calls.filter((c) => c.injected).length,
+        injected,
         deadLettered: replay.result.deliveries.filter((d) => d.outcome === 'dead-lettered').length,
         unrecordedRepeats: [...actionsByGate(s, replay).values()].reduce((n, a) => n + a.unrecorded, 0),
         sweeps: quiet.sweeps,

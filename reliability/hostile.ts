@@ -1,6 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { paginateScan } from '@aws-sdk/lib-dynamodb';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { DynamoStore } from '../adapters/dynamodb/store.js';
@@ -428,14 +429,31 @@ export async function fuzzEvents(
       const gate = await world.unobserved(() => new DynamoStore(doc, tableName).getGate(key));
       if (gate?.outcome !== undefined) facts.decided++;
       if (results.length + published.length > 0) facts.acted++;
-      // The image has a CRITICAL finding: nothing the event says may approve it (fail closed).
+      // The image has a CRITICAL finding: nothing the event says may approve it (fail closed). Every gate and
+      // decision of the case's table is looked at: a mutated key or a fresh execution opens a gate elsewhere.
+      const stored = await world.unobserved(async () => {
+        const items: Record<string, unknown>[] = [];
+        for await (const page of paginateScan(
+          { client: doc },
+          { TableName: tableName, ConsistentRead: true },
+        )) {
+          items.push(...(page.Items ?? []));
+        }
+        return items;
+      });
+      const approvedItem = stored.find(
+        (item) =>
+          (item.sk === 'GATE' && (item.gate as { outcome?: string } | undefined)?.outcome === 'APPROVE') ||
+          (item.sk === 'DECISION' &&
+            (item.decision as { record?: { outcome?: string } } | undefined)?.record?.outcome === 'APPROVE'),
+      );
       const approved =
-        gate?.outcome === 'APPROVE' ||
+        approvedItem !== undefined ||
         results.some((x) => (x.input.result as Json | undefined)?.status === 'Approved');
       if (approved) {
         violations.push({
           kind: 'approval-from-hostile-input',
-          detail: `${gate?.outcome === 'APPROVE' ? 'an APPROVE decision' : 'an Approved result'} after ${show(event, 300)}`,
+          detail: `${approvedItem !== undefined ? `an APPROVE (${String(approvedItem.pk)} ${String(approvedItem.sk)})` : 'an Approved result'} after ${show(event, 300)}`,
         });
       }
       const found = [...checkLines(s, [{ ...approval }], capture.lines), ...checkPayloads(s, world)];

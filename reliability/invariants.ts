@@ -38,6 +38,7 @@ export type ViolationKind =
   | 'crash-loop'
   | 'approval-from-hostile-input'
   | 'dead-fuzz'
+  | 'dead-fault'
   | 'not-ignored'
   | 'unexpected-exception'
   | 'unlocated-error'

@@ -147,6 +147,7 @@ export function renderTable(r: SuiteReport): string {
     ['expectation', "clean replays unlike the scenario's expectation"],
     ['secret', 'approval tokens in SNS messages or EventBridge events'],
     ['dead-fuzz', 'fuzz runs that reached too few decisions'],
+    ['dead-fault', 'planned faults that never fired'],
     ['crash-loop', 'crash loops'],
     ['not-ignored', 'forged events handled'],
     ['approval-from-hostile-input', 'approvals from hostile input'],

@@ -166,7 +166,8 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
   const byKind: Partial<Record<ViolationKind, number>> = {};
   for (const v of violations) byKind[v.kind] = (byKind[v.kind] ?? 0) + 1;
   const summary: Summary = {
-    faultsInjected: faults?.runs.length ?? 0,
+    // Replays in which the planned fault fired (one that never did is a `dead-fault` violation).
+    faultsInjected: faults?.runs.filter((r) => r.injected > 0).length ?? 0,
     scenarios: scenarios.length,
     fuzzCases:
       (hostile.events?.cases ?? 0) +
