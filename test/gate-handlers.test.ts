@@ -74,6 +74,21 @@ const OTHER_DIGEST = `sha256:${'c'.repeat(64)}`;
 const SECOND = 1_000;
 const MINUTE = 60_000;
 
+/**
+ * The stage retried in the gate's execution: the action's new run `run` holds the state, with a new token;
+ * the gate's own run ended `earlier`.
+ */
+function retryStage(h: Harness, run: string, earlier: string): void {
+  h.pipeline.stage = {
+    executionId: EXECUTION,
+    status: 'InProgress',
+    token: NEWER_TOKEN,
+    actionExecutionId: run,
+  };
+  h.pipeline.action.actionExecutionId = run;
+  h.pipeline.action.earlierRuns = [{ actionExecutionId: ACTION_EXECUTION, status: earlier }];
+}
+
 /** A gate whose policy escalates, decided by the scan event while SNS fails every publish: DECIDED, unsent. */
 async function escalationNotPublished(): Promise<Harness> {
   const h = await setup();
@@ -1594,15 +1609,8 @@ describe('a retried stage', () => {
     // Someone retries the stage: the same execution id, the next attempt, a new action execution and a new
     // token. The image has not changed, so neither does the verdict; but it is given, not left pending.
     const RETRY_RUN = '5a0e8f1c-0000-4000-8000-00000000abcd';
-    h.pipeline.stage = {
-      executionId: EXECUTION,
-      status: 'InProgress',
-      token: NEWER_TOKEN,
-      actionExecutionId: RETRY_RUN,
-    };
+    retryStage(h, RETRY_RUN, 'Failed');
     h.pipeline.action.status = 'InProgress';
-    h.pipeline.action.actionExecutionId = RETRY_RUN;
-    h.pipeline.action.earlierRuns = [{ actionExecutionId: ACTION_EXECUTION, status: 'Failed' }];
     h.clock.advance(10 * MINUTE);
     const retry = h.approvalStartedEvent();
     retry.detail['pipeline-execution-attempt'] = 2.0;
@@ -1643,14 +1651,7 @@ describe('a retried stage', () => {
 
     // A person rejects the first attempt in the console; its end event is lost. The stage is retried.
     const RETRY_RUN = '6b1f9a2d-0000-4000-8000-00000000beef';
-    h.pipeline.stage = {
-      executionId: EXECUTION,
-      status: 'InProgress',
-      token: NEWER_TOKEN,
-      actionExecutionId: RETRY_RUN,
-    };
-    h.pipeline.action.actionExecutionId = RETRY_RUN;
-    h.pipeline.action.earlierRuns = [{ actionExecutionId: ACTION_EXECUTION, status: 'Failed' }];
+    retryStage(h, RETRY_RUN, 'Failed');
     h.clock.advance(MINUTE);
     const retry = h.approvalStartedEvent();
     retry.detail['pipeline-execution-attempt'] = 2.0;
@@ -1677,14 +1678,7 @@ describe('a retried stage', () => {
     expect((await h.gate())?.state).toBe('WAITING');
 
     const RETRY_RUN = '7c2a0b3e-0000-4000-8000-00000000cafe';
-    h.pipeline.stage = {
-      executionId: EXECUTION,
-      status: 'InProgress',
-      token: NEWER_TOKEN,
-      actionExecutionId: RETRY_RUN,
-    };
-    h.pipeline.action.actionExecutionId = RETRY_RUN;
-    h.pipeline.action.earlierRuns = [{ actionExecutionId: ACTION_EXECUTION, status: 'Abandoned' }];
+    retryStage(h, RETRY_RUN, 'Abandoned');
     h.clock.advance(MINUTE);
     await h.sweep();
     // Counted as waiting (and overdue, at its deadline) for an approval that is gone, it paged no one usefully.

@@ -79,6 +79,27 @@ function logicalId(construct: IConstruct): string {
   return Stack.of(construct).getLogicalId(construct.node.defaultChild as CfnElement);
 }
 
+/**
+ * The deciding roles' grant on the escalation topic's key (`EscalationTopicKey`), one statement each, with the
+ * role's statements beside it; approval-ended, which never escalates, has none.
+ */
+function topicKeyGrants(
+  stack: Stack,
+  tollgate: Tollgate,
+): { name: FunctionName; role: Statement[]; st: Statement }[] {
+  const template = Template.fromStack(stack);
+  return FUNCTION_NAMES.flatMap((name) => {
+    const role = statements(template, logicalId(tollgate.roles[name]));
+    const onTopicKey = role.filter((st) => st.Sid === 'EscalationTopicKey');
+    if (name === 'approval-ended') {
+      expect(onTopicKey, name).toEqual([]);
+      return [];
+    }
+    expect(onTopicKey, name).toHaveLength(1);
+    return [{ name, role, st: onTopicKey[0]! }];
+  });
+}
+
 function statements(template: Template, roleLogicalId?: string): Statement[] {
   const policies = template.findResources('AWS::IAM::Policy');
   return Object.values(policies)
@@ -989,16 +1010,7 @@ describe('the Tollgate construct, configured otherwise', () => {
       enforceSSL: true,
     });
     const tollgate = new Tollgate(stack, 'Tollgate', { policyFile: POLICY, escalation: { topic } });
-    const template = Template.fromStack(stack);
-    for (const name of FUNCTION_NAMES) {
-      const role = statements(template, logicalId(tollgate.roles[name]));
-      const onTopicKey = role.filter((st) => st.Sid === 'EscalationTopicKey');
-      if (name === 'approval-ended') {
-        expect(onTopicKey, name).toEqual([]);
-        continue;
-      }
-      expect(onTopicKey, name).toHaveLength(1);
-      const st = onTopicKey[0]!;
+    for (const { name, role, st } of topicKeyGrants(stack, tollgate)) {
       expect(actionsOf(st).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
       expect(resourcesOf(st), name).toEqual([{ 'Fn::GetAtt': [logicalId(key), 'Arn'] }]);
       expect(st.Condition).toEqual({ StringEquals: { 'kms:ViaService': 'sns.eu-west-1.amazonaws.com' } });
@@ -1015,16 +1027,7 @@ describe('the Tollgate construct, configured otherwise', () => {
       enforceSSL: true,
     });
     const tollgate = new Tollgate(stack, 'Tollgate', { policyFile: POLICY, escalation: { topic } });
-    const template = Template.fromStack(stack);
-    for (const name of FUNCTION_NAMES) {
-      const role = statements(template, logicalId(tollgate.roles[name]));
-      const onTopicKey = role.filter((st) => st.Sid === 'EscalationTopicKey');
-      if (name === 'approval-ended') {
-        expect(onTopicKey, name).toEqual([]);
-        continue;
-      }
-      expect(onTopicKey, name).toHaveLength(1);
-      const st = onTopicKey[0]!;
+    for (const { name, role, st } of topicKeyGrants(stack, tollgate)) {
       expect(actionsOf(st).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
       expect(resourcesOf(st).map(arnText), name).toEqual(['arn:aws:kms:eu-west-1:123456789012:key/*']);
       expect(st.Condition).toEqual({
