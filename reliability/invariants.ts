@@ -356,5 +356,8 @@ export function checkRun(
       detail: `${problem.pipeline} #${problem.seq} ${problem.kind}: ${problem.detail}`,
     });
   }
+  for (const problem of run.audit.raw) {
+    violations.push({ kind: 'audit-chain', detail: `raw items: ${problem}` });
+  }
   return violations;
 }

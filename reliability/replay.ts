@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import { DeleteTableCommand } from '@aws-sdk/client-dynamodb';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, paginateScan } from '@aws-sdk/lib-dynamodb';
 import { DynamoAuditStore } from '../adapters/dynamodb/audit-store.js';
 import { type LocalDynamo, startLocalDynamo } from '../adapters/dynamodb/local.js';
 import { createDocumentClient } from '../adapters/dynamodb/store.js';
@@ -28,6 +29,8 @@ export interface Replay {
 
 export interface AuditFacts {
   readonly verify: VerifyResult;
+  /** What the raw items say of the chains, read and hashed without the store's code (rawChainProblems). */
+  readonly raw: readonly string[];
   /** Decision records per gate id. */
   readonly decisions: ReadonlyMap<string, number>;
 }
@@ -102,7 +105,67 @@ export async function auditFacts(doc: DynamoDBDocumentClient, tableName: string)
       decisions.set(id, (decisions.get(id) ?? 0) + 1);
     }
   }
-  return { verify: await audit.verify(), decisions };
+  return { verify: await audit.verify(), decisions, raw: await rawChainProblems(doc, tableName) };
+}
+
+/** The first record's `prevHash` (shared/audit/record.ts GENESIS, written out here on purpose). */
+const FIRST_PREV_HASH = '0'.repeat(64);
+
+/**
+ * The chains as stored, checked without the store's code: every item read raw (a Scan), each record's hash
+ * recomputed (SHA-256 of its JSON with every object's keys sorted, `hash` left out), each linked to the one
+ * before it, the seqs 1, 2, 3, … and the head naming the last. A bug that the store's writing and its own
+ * `verify` shared would agree with itself; this does not share their code.
+ */
+export async function rawChainProblems(doc: DynamoDBDocumentClient, tableName: string): Promise<string[]> {
+  const chains = new Map<string, Record<string, unknown>[]>();
+  const heads = new Map<string, { seq: unknown; hash: unknown }>();
+  for await (const page of paginateScan({ client: doc }, { TableName: tableName, ConsistentRead: true })) {
+    for (const item of page.Items ?? []) {
+      const pk = String(item.pk);
+      if (!pk.startsWith('AUDIT#')) continue;
+      if (item.sk === 'HEAD') heads.set(pk, { seq: item.seq, hash: item.hash });
+      else if (
+        String(item.sk).startsWith('SEQ#') &&
+        typeof item.record === 'object' &&
+        item.record !== null
+      ) {
+        chains.set(pk, [...(chains.get(pk) ?? []), item.record as Record<string, unknown>]);
+      }
+    }
+  }
+  const sorted = (value: unknown): unknown =>
+    Array.isArray(value)
+      ? value.map(sorted)
+      : typeof value === 'object' && value !== null
+        ? Object.fromEntries(
+            Object.keys(value)
+              .sort()
+              .map((k) => [k, sorted((value as Record<string, unknown>)[k])]),
+          )
+        : value;
+  const problems: string[] = [];
+  for (const pk of new Set([...chains.keys(), ...heads.keys()])) {
+    const records = [...(chains.get(pk) ?? [])].sort((a, b) => Number(a.seq) - Number(b.seq));
+    let prev = FIRST_PREV_HASH;
+    for (const [i, record] of records.entries()) {
+      const { hash, ...content } = record;
+      const at = `${pk} #${String(record.seq)}`;
+      if (record.seq !== i + 1) problems.push(`${at}: expected seq ${i + 1}`);
+      if (record.prevHash !== prev) problems.push(`${at}: prevHash is not the previous record's hash`);
+      const recomputed = createHash('sha256')
+        .update(JSON.stringify(sorted(content)), 'utf8')
+        .digest('hex');
+      if (hash !== recomputed) problems.push(`${at}: its hash is not the SHA-256 of its content`);
+      prev = String(hash);
+    }
+    const head = heads.get(pk);
+    const last = records.at(-1);
+    if (head === undefined || last === undefined || head.seq !== last.seq || head.hash !== last.hash) {
+      problems.push(`${pk}: the head does not name the last record`);
+    }
+  }
+  return problems;
 }
 
 type Write = typeof process.stdout.write;

@@ -1,7 +1,9 @@
 import { ListFindingsCommand } from '@aws-sdk/client-inspector2';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AwsFindings, EcrScanFindings, InspectorFindings } from '../adapters/aws/index.js';
-import { indexPk, PARTITION_KEY_BYTES } from '../adapters/dynamodb/audit-items.js';
+import { auditSk, indexPk, PARTITION_KEY_BYTES } from '../adapters/dynamodb/audit-items.js';
+import { DynamoStore } from '../adapters/dynamodb/store.js';
 import {
   cleanReplay,
   indexWrite,
@@ -16,11 +18,12 @@ import { actionsByGate, checkExpectations, checkRun } from '../reliability/invar
 import { lagReplay, replayLagged } from '../reliability/lag.js';
 import { checkLines, checkPayloads } from '../reliability/logs.js';
 import { cleanOrdering, Disorder, replayPlan, runOrderings } from '../reliability/orderings.js';
-import { type Replay, Replayer, type ReplayOptions } from '../reliability/replay.js';
+import { type Replay, Replayer, type ReplayOptions, rawChainProblems } from '../reliability/replay.js';
 import { exampleScenarios, type SuiteScenario } from '../reliability/scenarios.js';
 import { runSuite } from '../reliability/suite.js';
 import { type GateView, SimClock } from '../simulator/run.js';
 import { World } from '../simulator/world.js';
+import { chain, entry } from './archive-fixtures.js';
 
 /*
  * The reliability suite (reliability/): its quick run has no violation, and it does fail when the gate is
@@ -292,6 +295,7 @@ describe('the checkers', () => {
       audit: {
         verify: { ok: true, records: 0, problems: [] },
         decisions: new Map(gates.some((g) => g.decision) ? [[id, 1]] : []),
+        raw: [],
         ...audit,
       },
     } as unknown as Replay;
@@ -418,6 +422,16 @@ describe('the checkers', () => {
     expect(checkRun(s, clean, fake([decided], [], { verify: broken }))).toEqual([
       { kind: 'audit-chain', detail: `${key.pipeline} #2 missing: record 2 is missing` },
     ]);
+    // What the raw items say, checked without the store's code, counts as much.
+    expect(
+      checkRun(
+        s,
+        clean,
+        fake([decided], [], { raw: ['AUDIT#p #2: its hash is not the SHA-256 of its content'] }),
+      ),
+    ).toEqual([
+      { kind: 'audit-chain', detail: 'raw items: AUDIT#p #2: its hash is not the SHA-256 of its content' },
+    ]);
   });
 });
 
@@ -432,6 +446,32 @@ describe('the strengthened checks, against a deliberately broken gate', () => {
 
   const run = (s: SuiteScenario, options: ReplayOptions = {}) =>
     replayer.replay(s.loaded, { ...options, pageSize: PAGE_SIZE, afterSteps: settle(s) });
+
+  it("the chains are checked from the raw items too, without the store's code: a record changed in place is caught", async () => {
+    const s1 = scenario('01');
+    const { replay } = await cleanReplay(replayer, s1);
+    expect(replay.audit.raw).toEqual([]);
+    // The replay's table is dropped after it: the same check on a table of its own, a record then edited.
+    await replayer.withTable(async (doc, tableName) => {
+      const store = new DynamoStore(doc, tableName);
+      for (const record of chain('raw-check', [entry(), entry({ outcome: 'REJECT' }), entry()])) {
+        await store.appendAudit(record);
+      }
+      expect(await rawChainProblems(doc, tableName)).toEqual([]);
+      await doc.send(
+        new UpdateCommand({
+          TableName: tableName,
+          Key: { pk: 'AUDIT#raw-check', sk: auditSk(2) },
+          UpdateExpression: 'SET #r.#s = :s',
+          ExpressionAttributeNames: { '#r': 'record', '#s': 'summary' },
+          ExpressionAttributeValues: { ':s': 'APPROVE, said someone' },
+        }),
+      );
+      expect(await rawChainProblems(doc, tableName)).toEqual([
+        'AUDIT#raw-check #2: its hash is not the SHA-256 of its content',
+      ]);
+    });
+  }, 60_000);
 
   it('an ordering plan whose replay crashes is reported, and the plans after it still run', async () => {
     // fast-check reports a property that throws in its result, which was not read: the crash, and every
