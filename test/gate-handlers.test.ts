@@ -89,6 +89,17 @@ function retryStage(h: Harness, run: string, earlier: string): void {
   h.pipeline.action.earlierRuns = [{ actionExecutionId: ACTION_EXECUTION, status: earlier }];
 }
 
+/** The next sweep publishes the held escalation and records it (ACTED); a sweep past the lease sends nothing more. */
+async function escalatedOnceBySweeps(h: Harness): Promise<void> {
+  h.clock.advance(MINUTE);
+  await h.sweep();
+  expect(h.messages).toHaveLength(1);
+  expect(await h.gate()).toMatchObject({ state: 'ACTED', notifications: 1 });
+  h.clock.advance(DEFAULT_CONFIG.leaseMs + MINUTE);
+  await h.sweep();
+  expect(h.messages).toHaveLength(1);
+}
+
 /** A gate whose policy escalates, decided by the scan event while SNS fails every publish: DECIDED, unsent. */
 async function escalationNotPublished(): Promise<Harness> {
   const h = await setup();
@@ -921,13 +932,7 @@ describe('AWS failing', () => {
       failures-- > 0
         ? Promise.reject(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }))
         : auditHead(pipeline);
-    h.clock.advance(MINUTE);
-    await h.sweep();
-    expect(h.messages).toHaveLength(1);
-    expect(await h.gate()).toMatchObject({ state: 'ACTED', notifications: 1 });
-    h.clock.advance(DEFAULT_CONFIG.leaseMs + MINUTE);
-    await h.sweep();
-    expect(h.messages).toHaveLength(1);
+    await escalatedOnceBySweeps(h);
     expect(failures).toBe(-1); // the early read failed, and was read again
   });
 
@@ -940,13 +945,7 @@ describe('AWS failing', () => {
       record !== undefined && gate.state === 'ACTED' && moved-- > 0
         ? Promise.reject(new ChainHeadMovedError(gate.key.pipeline, record.seq))
         : updateGate(gate, version, record);
-    h.clock.advance(MINUTE);
-    await h.sweep();
-    expect(h.messages).toHaveLength(1);
-    expect(await h.gate()).toMatchObject({ state: 'ACTED', notifications: 1 });
-    h.clock.advance(DEFAULT_CONFIG.leaseMs + MINUTE);
-    await h.sweep();
-    expect(h.messages).toHaveLength(1);
+    await escalatedOnceBySweeps(h);
     expect(moved).toBe(-1);
   });
 
