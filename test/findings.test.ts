@@ -212,6 +212,16 @@ describe('ECR DescribeImageScanFindings', () => {
     expect(set.findings.length).toBe(first.findings.length);
     // Alone, or first, it shows nothing of a finished scan: not ready, waited for.
     expect(mergeFindings([{ file: 'p2.json', document: last }]).pending).toMatch(/^p2\.json: /);
+    // After a whole answer (no nextToken), it is another answer, and not ready: in either order.
+    const whole = readFindingsDocument(basic);
+    for (const order of [
+      [whole, last],
+      [last, whole],
+    ]) {
+      const set = mergeFindings(order.map((document, i) => ({ file: `f${i}.json`, document })));
+      expect(set.scan).toBeUndefined();
+      expect(set.pending).toMatch(/the findings may not be ready yet$/);
+    }
   });
 
   it("a clean scan's answer (its completion time, or its counts) is complete, and so are listed findings alone", () => {
@@ -704,6 +714,25 @@ describe('merging several files', () => {
     });
     return JSON.stringify(raw, null, 2);
   };
+
+  it("two findings under one resource id but of two images are two images: the id is the file's word, not the image", () => {
+    const raw = JSON.parse(across(['app', 'other'], [DIGEST, `sha256:${'2'.repeat(64)}`])) as {
+      findings: { resources: { id: string }[] }[];
+    };
+    raw.findings[1]!.resources[0]!.id = raw.findings[0]!.resources[0]!.id;
+    const text = JSON.stringify(raw);
+    const named = { file: 'x.json', document: parseFindingsText(text, 'x.json'), text };
+    expect(inputError(() => mergeFindings([named])).message).toContain('got findings of 2 images');
+    // One digest in two repositories under one id: --repository keeps its own repository's finding.
+    const repos = JSON.parse(across(['other', 'app', 'app'])) as typeof raw;
+    repos.findings[1]!.resources[0]!.id = repos.findings[0]!.resources[0]!.id;
+    const picked = mergeFindings(
+      [{ file: 'y.json', document: parseFindingsText(JSON.stringify(repos), 'y.json') }],
+      'app',
+    );
+    expect(picked.findings.rows().map((f) => f.key)).toEqual(['arn:finding/1', 'arn:finding/2']);
+    expect(picked.leftOut).toBe(1);
+  });
 
   it('tags the reading let pass are not read again when naming images: an InputError, never a ShapeError', () => {
     // The reliability suite's mutated file: a finding read the detailed way (no severity) after one read the

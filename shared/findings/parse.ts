@@ -523,7 +523,9 @@ export function mergeFindings(
   // given: the first page that is not complete decides, and one showing nothing after a complete one is the
   // end of the list, not a scan not ready.
   let first: { readonly reason: string; readonly pending: boolean } | undefined;
-  let complete = false;
+  // The document before said the scan finished and that more pages follow (its nextToken): a page showing
+  // nothing after it is the end of that answer. Any other not-ready document is a scan not ready.
+  let continues = false;
   let anyScan = false;
   let leftOut = 0;
   const tables: FindingTable[] = [];
@@ -538,12 +540,13 @@ export function mergeFindings(
     const verdict = document.scan;
     if (verdict) {
       anyScan = true;
-      if (verdict.complete) complete = true;
-      else if (first === undefined && !(complete && verdict.status === ECR_FINDINGS_NOT_READY)) {
+      const endOfAnswer = continues && verdict.status === ECR_FINDINGS_NOT_READY;
+      if (!verdict.complete && first === undefined && !endOfAnswer) {
         // As the gate reads a scan status: one that has not finished is waited for, not judged unsupported.
         first = { reason: `${file}: ${verdict.reason}`, pending: ecrScanState(verdict.status) === 'pending' };
       }
     }
+    continues = verdict?.complete === true && document.nextToken != null;
   });
 
   const repository = repositoryOverride ?? [...repositories.keys()][0];

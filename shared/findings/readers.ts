@@ -678,17 +678,27 @@ function firstResourceId(resources: unknown): string {
   return isObj(first) && typeof first.id === 'string' ? first.id : '';
 }
 
+/** Whether a resource names the repository and digest of `image` (both absent counting as the same). */
+function sameImageAs(resource: Obj, image: ImageRef | undefined): boolean {
+  const details = resource.details;
+  const ecr = isObj(details) ? details.awsEcrContainerImage : undefined;
+  if (!isObj(ecr)) return image === undefined;
+  return image !== undefined && ecr.repositoryName === image.repository && ecr.imageHash === image.digest;
+}
+
 function readResourceImage(value: unknown, images: ImageCache): ImageRef | undefined {
   if (value === undefined || value === null) return undefined;
   if (!Array.isArray(value)) throw new ShapeError(['resources'], 'a list of resources', value);
-  // Findings of one export are nearly always of one image: when the resource id is the one just read, so is
-  // the image, and the nested details need not be read again.
+  // Findings of one export are nearly always of one image: when the resource id is the one just read and
+  // its repository and digest are too, so is the image, and its tags need not be read again. (The id alone
+  // is the file's word: two images under one id would be judged as one, and pass the one-image check.)
   const first: unknown = value[0];
   if (
     value.length === 1 &&
     isObj(first) &&
     typeof first.id === 'string' &&
-    first.id === images.lastResourceId
+    first.id === images.lastResourceId &&
+    sameImageAs(first, images.lastResourceImage)
   ) {
     return images.lastResourceImage;
   }
