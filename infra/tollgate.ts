@@ -384,7 +384,12 @@ export function resolveConfig(props: TollgateProps, place?: TollgatePlace): Toll
  */
 function topicKeyGrant(key: kms.IKey): { readonly keyArn: string } | { readonly aliasName: string } {
   const alias = key as Partial<kms.IAlias>;
-  if (typeof alias.aliasName !== 'string') return { keyArn: key.keyArn };
+  if (typeof alias.aliasName !== 'string') {
+    // A key imported by an alias's ARN (`fromKeyArn`, or a topic's `keyArn`): IAM does not match key use
+    // against an alias ARN in a Resource, so it is granted as the alias imported by name is.
+    const named = Token.isUnresolved(key.keyArn) ? undefined : /:(alias\/.+)$/.exec(key.keyArn)?.[1];
+    return named === undefined ? { keyArn: key.keyArn } : { aliasName: named };
+  }
   let target: kms.IKey | undefined;
   try {
     target = alias.aliasTargetKey;

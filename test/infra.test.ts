@@ -1020,34 +1020,41 @@ describe('the Tollgate construct, configured otherwise', () => {
     expect(staleAcknowledgements(stack)).toEqual([]);
   });
 
-  it('with a topic whose masterKey is an alias imported by name: any key of the account carrying that alias, via SNS', () => {
-    const stack = new Stack(app(), 'Gate', { env: ENV });
-    const topic = new sns.Topic(stack, 'SecOps', {
-      masterKey: kms.Alias.fromAliasName(stack, 'SecOpsAlias', 'alias/secops'),
-      enforceSSL: true,
-    });
-    const tollgate = new Tollgate(stack, 'Tollgate', { policyFile: POLICY, escalation: { topic } });
-    for (const { name, role, st } of topicKeyGrants(stack, tollgate)) {
-      expect(actionsOf(st).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
-      expect(resourcesOf(st).map(arnText), name).toEqual(['arn:aws:kms:eu-west-1:123456789012:key/*']);
-      expect(st.Condition).toEqual({
-        StringEquals: { 'kms:ViaService': 'sns.eu-west-1.amazonaws.com' },
-        'ForAnyValue:StringEquals': { 'kms:ResourceAliases': 'alias/secops' },
-      });
-      // Never the alias ARN, which KMS does not match in a Resource.
-      expect(JSON.stringify(role), name).not.toContain(':alias/');
-    }
-    // The key/* resource is a finding, acknowledged on each deciding role with why, and on nothing else.
-    expect(nagViolations(stack)).toEqual([]);
-    const acks = acknowledgements(stack).filter((a) => a.id.includes(':key/*'));
-    expect(acks.map((a) => a.path).sort()).toEqual(
-      FUNCTION_NAMES.filter((n) => n !== 'approval-ended')
-        .map((n) => tollgate.roles[n].node.path)
-        .sort(),
-    );
-    for (const a of acks) expect(a.reason).toContain('alias/secops');
-    expect(staleAcknowledgements(stack)).toEqual([]);
-  });
+  it.each([
+    ['imported by name', (stack: Stack) => kms.Alias.fromAliasName(stack, 'SecOpsAlias', 'alias/secops')],
+    [
+      'given as a key by its ARN',
+      (stack: Stack) =>
+        kms.Key.fromKeyArn(stack, 'SecOpsAlias', 'arn:aws:kms:eu-west-1:123456789012:alias/secops'),
+    ],
+  ] as const)(
+    'with a topic whose masterKey is an alias %s: any key of the account carrying that alias, via SNS',
+    (_, masterKey) => {
+      const stack = new Stack(app(), 'Gate', { env: ENV });
+      const topic = new sns.Topic(stack, 'SecOps', { masterKey: masterKey(stack), enforceSSL: true });
+      const tollgate = new Tollgate(stack, 'Tollgate', { policyFile: POLICY, escalation: { topic } });
+      for (const { name, role, st } of topicKeyGrants(stack, tollgate)) {
+        expect(actionsOf(st).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
+        expect(resourcesOf(st).map(arnText), name).toEqual(['arn:aws:kms:eu-west-1:123456789012:key/*']);
+        expect(st.Condition).toEqual({
+          StringEquals: { 'kms:ViaService': 'sns.eu-west-1.amazonaws.com' },
+          'ForAnyValue:StringEquals': { 'kms:ResourceAliases': 'alias/secops' },
+        });
+        // Never the alias ARN, which KMS does not match in a Resource.
+        expect(JSON.stringify(role), name).not.toContain(':alias/');
+      }
+      // The key/* resource is a finding, acknowledged on each deciding role with why, and on nothing else.
+      expect(nagViolations(stack)).toEqual([]);
+      const acks = acknowledgements(stack).filter((a) => a.id.includes(':key/*'));
+      expect(acks.map((a) => a.path).sort()).toEqual(
+        FUNCTION_NAMES.filter((n) => n !== 'approval-ended')
+          .map((n) => tollgate.roles[n].node.path)
+          .sort(),
+      );
+      for (const a of acks) expect(a.reason).toContain('alias/secops');
+      expect(staleAcknowledgements(stack)).toEqual([]);
+    },
+  );
 
   it('with a topic whose masterKey is an alias imported with its key (fromAliasAttributes): that key is granted', () => {
     const stack = new Stack(app(), 'Gate', { env: ENV });
