@@ -347,7 +347,8 @@ export async function runOrderings(
           // returned as `false`, fast-check would stop the plans there and shrink, and the crash go unreported.
           runs.push({
             scenario: s.name,
-            plan: [],
+            // The plan's directives, so that the crash can be replayed by hand.
+            plan: [`directives ${JSON.stringify(directives)}`],
             violations: [
               { kind: 'unexpected-exception', detail: `an ordering plan of ${s.name}: ${describeError(e)}` },
             ],
