@@ -89,6 +89,28 @@ function retryStage(h: Harness, run: string, earlier: string): void {
   h.pipeline.action.earlierRuns = [{ actionExecutionId: ACTION_EXECUTION, status: earlier }];
 }
 
+/**
+ * A clean image decided at the scan: PutApprovalResult lands but its answer times out, and the retry finds the
+ * approval completed. `calls` counts the PutApprovalResult calls made.
+ */
+async function answerLostThenCompleted(): Promise<{ h: Harness; calls: () => number }> {
+  const h = await setup();
+  const { stage, action } = h.pipeline;
+  let calls = 0;
+  h.mocks.codepipeline.on(PutApprovalResultCommand).callsFake(async () => {
+    calls++;
+    if (calls === 1) {
+      action.status = 'Succeeded';
+      stage.status = 'Succeeded';
+      throw Object.assign(new Error('Connection timed out after 20000 ms'), { name: 'TimeoutError' });
+    }
+    throw alreadyCompleted();
+  });
+  await h.approvalStarted();
+  await h.scanFinished();
+  return { h, calls: () => calls };
+}
+
 /** The next sweep publishes the held escalation and records it (ACTED); a sweep past the lease sends nothing more. */
 async function escalatedOnceBySweeps(h: Harness): Promise<void> {
   h.clock.advance(MINUTE);
@@ -706,21 +728,8 @@ describe('AWS failing', () => {
   it('PutApprovalResult whose answer was lost: CloudTrail naming Tollgate makes the sent result the approval’s', async () => {
     // The call lands, its answer times out, the retry finds the approval completed: by this result or by
     // someone else. CloudTrail's record of the call says which; Tollgate's own, it is this result.
-    const h = await setup();
-    const { stage, action } = h.pipeline;
-    let calls = 0;
-    h.mocks.codepipeline.on(PutApprovalResultCommand).callsFake(async () => {
-      calls++;
-      if (calls === 1) {
-        action.status = 'Succeeded';
-        stage.status = 'Succeeded';
-        throw Object.assign(new Error('Connection timed out after 20000 ms'), { name: 'TimeoutError' });
-      }
-      throw alreadyCompleted();
-    });
-    await h.approvalStarted();
-    await h.scanFinished();
-    expect(calls).toBe(2);
+    const { h, calls } = await answerLostThenCompleted();
+    expect(calls()).toBe(2);
     const acted = await h.gate();
     expect(acted).toMatchObject({ state: 'ACTED', outcome: 'APPROVE' });
     expect(acted?.approvalResult).toBeUndefined();
@@ -734,20 +743,7 @@ describe('AWS failing', () => {
   });
 
   it("a call under Tollgate's role with a status the gate's outcome never sends is not recorded as Tollgate's result", async () => {
-    const h = await setup();
-    const { stage, action } = h.pipeline;
-    let calls = 0;
-    h.mocks.codepipeline.on(PutApprovalResultCommand).callsFake(async () => {
-      calls++;
-      if (calls === 1) {
-        action.status = 'Succeeded';
-        stage.status = 'Succeeded';
-        throw Object.assign(new Error('Connection timed out after 20000 ms'), { name: 'TimeoutError' });
-      }
-      throw alreadyCompleted();
-    });
-    await h.approvalStarted();
-    await h.scanFinished();
+    const { h } = await answerLostThenCompleted();
     expect(await h.gate()).toMatchObject({ state: 'ACTED', outcome: 'APPROVE' });
     // Someone borrowing the role rejected: the reviewer is recorded, the gate's sent result is not invented.
     await h.approvalEnded(h.cloudTrailEvent({ identity: TOLLGATE_IDENTITY, status: 'Rejected' }));
