@@ -55,6 +55,9 @@ export function parseYamlInput<S extends z.$ZodType>(
     prettyErrors: false,
     uniqueKeys: true,
     version: '1.2',
+    // YAML 1.1's !!omap, !!set, !!pairs, !!timestamp and !!binary would be read as a Map, Set, Date or bytes,
+    // whose keys no schema sees: `revokeIf: !!omap [...]` loaded as `{}`. Unresolved, they are refused below.
+    resolveKnownTags: false,
     // The library would print a warning of its own on stderr (a mapping used as a key); the schema names
     // such a key as unknown, with its place in the file.
     logLevel: 'error',
@@ -143,9 +146,24 @@ function yamlProblem(
       };
     }
   }
+  if (e.code === 'TAG_RESOLVE_FAILED') {
+    // YAML 1.1's own tags are named as written (`!!omap`), not by their URI.
+    const tag = (/Unresolved tag: (\S+)/.exec(e.message)?.[1] ?? 'unknown').replace(
+      /^tag:yaml\.org,2002:/,
+      '!!',
+    );
+    return {
+      file,
+      line: pos.line,
+      column: pos.col,
+      path: '',
+      expected: 'a value without a YAML tag (YAML 1.2 mappings, lists and scalars)',
+      got: `the tag ${tag}`,
+    };
+  }
   if (e.code === 'MULTIPLE_DOCS') {
     // The library's own message names its API (parseAllDocuments), which means nothing to a policy's author.
-    const count = parseAllDocuments(text, { version: '1.2' });
+    const count = parseAllDocuments(text, { version: '1.2', resolveKnownTags: false });
     const n = Array.isArray(count) ? count.length : 0;
     return {
       file,

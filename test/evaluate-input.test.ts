@@ -154,7 +154,7 @@ describe('YAML warnings are problems too', () => {
   it('an unknown tag is refused, not dropped (`!custom advisory` would load as advisory)', () => {
     const e = refused(() => parsePolicy('version: 1\nname: x\nmode: !custom advisory\n', 'p.yaml'));
     expect(e.message).toBe(
-      'p.yaml:3:7: expected valid YAML; got Unresolved tag: !custom (TAG_RESOLVE_FAILED)',
+      'p.yaml:3:7: expected a value without a YAML tag (YAML 1.2 mappings, lists and scalars); got the tag !custom',
     );
   });
 

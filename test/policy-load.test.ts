@@ -322,6 +322,39 @@ describe('errors: file:line:column: path: expected …; got …', () => {
     }
   });
 
+  it("refuses YAML 1.1's typed collections and scalars, which would load as a Map, Set, Date or bytes", () => {
+    // Read as JS objects with no keys of their own, each mapping below loaded as `{}`: the revokeIf gone
+    // (the exception applied to an exploited finding), the settings the defaults, a rule matching everything.
+    const cases: [string, string, string][] = [
+      [
+        'revokeIf: { exploitAvailable: true, minEpss: 0.5 }',
+        'revokeIf: !!omap [{exploitAvailable: true}]',
+        '!!omap',
+      ],
+      ['revokeIf: { exploitAvailable: true, minEpss: 0.5 }', 'revokeIf: !!set {exploitAvailable}', '!!set'],
+      [
+        'revokeIf: { exploitAvailable: true, minEpss: 0.5 }',
+        'revokeIf: !!pairs [{exploitAvailable: true}]',
+        '!!pairs',
+      ],
+      ['revokeIf: { exploitAvailable: true, minEpss: 0.5 }', 'revokeIf: !!binary ""', '!!binary'],
+      ['expires: 2027-01-31', 'expires: !!timestamp 2027-01-31', '!!timestamp'],
+      ['when: { severity: [CRITICAL] }', 'when: !!timestamp 2027-01-31', '!!timestamp'],
+    ];
+    for (const [from, to, tag] of cases) {
+      const text = SPEC_EXAMPLE.replace(from, to);
+      expect(text).not.toBe(SPEC_EXAMPLE);
+      const line = text.split('\n').findIndex((l) => l.includes(to)) + 1;
+      const found = problems(text);
+      expect(found, to).toHaveLength(1);
+      expect(found[0], to).toMatch(
+        new RegExp(
+          `^policy\\.yaml:${line}:\\d+: expected a value without a YAML tag .*; got the tag ${tag}$`,
+        ),
+      );
+    }
+  });
+
   it('YAML syntax errors and documents that are not a policy', () => {
     expect(problems('version: 1\nname: x\nrules: [\n')[0]).toMatch(
       /^policy\.yaml:\d+:\d+: expected valid YAML; got .+$/,
