@@ -1,6 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { paginateScan } from '@aws-sdk/lib-dynamodb';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
@@ -30,6 +31,8 @@ import {
   applyText,
   type JsonMutation,
   jsonMutation,
+  type Path,
+  setAt,
   type TextMutation,
   textMutation,
 } from './mutate.js';
@@ -60,7 +63,10 @@ import { ROOT, type SuiteScenario } from './scenarios.js';
  *
  * Findings files: a mutation that approves although its unmutated input does not, while it kept unchanged
  * (same image, same scan) a finding that a rule allowing none of them rejected or escalated, is an
- * approval from hostile input: the mutation did not remove the offence.
+ * approval from hostile input: the mutation did not remove the offence. Checked twice: as the reader under
+ * test reads the mutated files, and independently of it (the mutated file as JSON.parse reads it, compared
+ * with its unmutated input: a finding that alone does not approve is still there, unchanged, and nothing
+ * outside its array changed), which a share of the cases must reach (MIN_OFFENCES_KEPT_SHARE).
  *
  * Policies. The example policies, mutated as text (deletions, insertions of YAML syntax, truncation, lines
  * duplicated, swapped, re-indented, values replaced) or as data (fields dropped, wrong types, unknown keys),
@@ -101,7 +107,15 @@ export interface ParseFacts {
   readonly cases: number;
   readonly accepted: number;
   readonly inputErrors: number;
+  /**
+   * Findings only: the cases in which a finding that alone keeps its file from approving is still there,
+   * unchanged, with everything around it as it was (the independent check's reach; see `untouchedOffence`).
+   */
+  readonly offencesKept?: number;
 }
+
+/** At least this share of the findings cases must keep an offence untouched, or the check checks nothing. */
+export const MIN_OFFENCES_KEPT_SHARE = 0.02;
 
 type Json = Record<string, unknown>;
 
@@ -185,6 +199,8 @@ export interface FuzzOptions {
   readonly adapters?: SimulationOptions['adapters'];
   /** Events only: wraps each case's handlers (a handler that ignores everything: a dead fuzz). */
   readonly handlers?: (handlers: Record<FunctionName, Invoke>) => Record<FunctionName, Invoke>;
+  /** Findings only: replaces `tollgate evaluate` (a broken one, to prove the checks fail). */
+  readonly evaluateWith?: typeof runEvaluate;
 }
 
 /** At least this share of the event cases must reach a decision (a fuzz that never decides checks nothing). */
@@ -647,7 +663,7 @@ export async function fuzzFindings(
   const docs = texts.map((t) => JSON.parse(t) as unknown);
   const policy = join(ROOT, 'examples', 'policies', 'baseline.yaml');
   const tmp = mkdtempSync(join(tmpdir(), 'tollgate-fuzz-'));
-  const facts = { cases: 0, accepted: 0, inputErrors: 0 };
+  const facts = { cases: 0, accepted: 0, inputErrors: 0, offencesKept: 0 };
   const violations: Violation[] = [];
 
   type FileCase =
@@ -729,6 +745,87 @@ export async function fuzzFindings(
       return undefined;
     }
   };
+  /**
+   * The independent check. `keptOffence` reads the mutated files with the reader under test, so a reader bug
+   * that loses a finding would agree with itself. This one needs the reader only on unmutated inputs (whose
+   * readings the unit tests pin): a finding that alone keeps its file from approving, beside the case's other
+   * file as it was (`offencesOf`), and is still in the mutated file (JSON.parse), unchanged, in its array,
+   * with everything outside that array as it was, has not been removed, and the case must not approve. What
+   * the mutations garbled (the array's other elements, the other file) can make the case an error, never an
+   * approval: only a newer closed copy of the same finding could, and random values do not make one. The
+   * offence found, or undefined.
+   */
+  const offenceCache = new Map<string, Offence[]>();
+  /** The inputs do not approve because of a finding that a rule allowing none of them rejects or escalates. */
+  const offends = (values: readonly unknown[]): boolean => {
+    try {
+      const set = setOf(values.map((v, i) => ({ file: `base-${i}.json`, text: JSON.stringify(v) })));
+      const { record } = evaluate(compiled, {
+        findings: set.findings,
+        now: NOW,
+        pipeline: undefined,
+        image: set.image,
+        scan: set.scan,
+        conditions: set.conditions,
+      });
+      return (
+        record.outcome !== 'APPROVE' &&
+        record.violations.some((v) => v.allow === 0 && v.action !== 'warn' && v.findings.length > 0)
+      );
+    } catch {
+      return false;
+    }
+  };
+  /**
+   * Offences of file `at` of the case, beside the other file unmutated: the elements of its findings arrays
+   * that, the only element of their array, make the inputs offend.
+   */
+  const offencesOf = (bases: readonly number[], at: number): Offence[] => {
+    const key = `${bases.join(',')}@${at}`;
+    const cached = offenceCache.get(key);
+    if (cached) return cached;
+    const doc = docs[bases[at]!];
+    const withFile = (value: unknown) => bases.map((b, i) => (i === at ? value : docs[b]));
+    const found: Offence[] = [];
+    for (const array of objectArrays(doc)) {
+      const items = valueAt(doc, array) as unknown[];
+      items.forEach((element, index) => {
+        if (offends(withFile(withArray(doc, array, [element])))) found.push({ array, index, element });
+      });
+    }
+    offenceCache.set(key, found);
+    return found;
+  };
+  const untouchedOffence = (
+    files: readonly FileCase[],
+    paths: readonly string[],
+  ): { file: number; offence: Offence } | undefined => {
+    if (files.some((f) => f.kind === 'raw')) return undefined;
+    const bases = files.map((f) => (f.kind === 'raw' ? 0 : f.base));
+    const parsed = paths.map((path) => {
+      try {
+        return { ok: true as const, value: JSON.parse(readFileSync(path, 'utf8')) as unknown };
+      } catch {
+        return { ok: false as const };
+      }
+    });
+    for (let at = 0; at < files.length; at++) {
+      const mutated = parsed[at]!;
+      if (!mutated.ok) continue;
+      const base = docs[bases[at]!];
+      for (const offence of offencesOf(bases, at)) {
+        const items = valueAt(mutated.value, offence.array);
+        if (!Array.isArray(items) || !items.some((item) => isDeepStrictEqual(item, offence.element)))
+          continue;
+        if (
+          isDeepStrictEqual(withArray(mutated.value, offence.array, []), withArray(base, offence.array, []))
+        ) {
+          return { file: at, offence };
+        }
+      }
+    }
+    return undefined;
+  };
   const render = (c: FileCase): string => {
     if (c.kind === 'raw') return c.value;
     if (c.kind === 'text') return applyText(texts[c.base]!, c.mutations);
@@ -747,8 +844,10 @@ export async function fuzzFindings(
             writeFileSync(path, render(f));
             return path;
           });
+          const untouched = untouchedOffence(files, paths);
+          if (untouched) facts.offencesKept++;
           try {
-            const out = await runEvaluate({
+            const out = await (options.evaluateWith ?? runEvaluate)({
               policy,
               findings: paths,
               format,
@@ -756,7 +855,13 @@ export async function fuzzFindings(
               now: NOW,
             });
             facts.accepted++;
-            if (out.exitCode === EXIT.APPROVE) {
+            if (out.exitCode === EXIT.APPROVE && untouched) {
+              const { file, offence } = untouched;
+              violations.push({
+                kind: 'approval-from-hostile-input',
+                detail: `tollgate evaluate: APPROVE of a mutation that kept unchanged the element ${offence.index} of ${formatPath(offence.array)} of findings-${file}.json, which alone does not approve, for ${paths.map((p) => readFileSync(p, 'utf8').slice(0, 200)).join(' | ')}`,
+              });
+            } else if (out.exitCode === EXIT.APPROVE) {
               const kept = keptOffence(files, paths);
               if (kept) {
                 violations.push({
@@ -783,5 +888,53 @@ export async function fuzzFindings(
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+  if (facts.cases > 0 && facts.offencesKept < facts.cases * MIN_OFFENCES_KEPT_SHARE) {
+    violations.push({
+      kind: 'dead-fuzz',
+      detail: `findings fuzz: only ${facts.offencesKept} of ${facts.cases} cases kept an offending finding untouched (at least ${MIN_OFFENCES_KEPT_SHARE * 100}% must, or the independent check checks nothing)`,
+    });
+  }
   return { facts, violations };
+}
+
+/** A finding that alone keeps its file from approving: `element`, at `index` of the array at `array`. */
+interface Offence {
+  readonly array: Path;
+  readonly index: number;
+  readonly element: unknown;
+}
+
+/**
+ * The paths of the arrays of objects in `value` reached through objects only (the findings lists of every
+ * export format, not the lists inside a finding).
+ */
+function objectArrays(value: unknown, path: Path = []): Path[] {
+  if (Array.isArray(value)) {
+    return value.length > 0 && value.every((v) => typeof v === 'object' && v !== null && !Array.isArray(v))
+      ? [path]
+      : [];
+  }
+  if (typeof value !== 'object' || value === null) return [];
+  return Object.entries(value).flatMap(([key, child]) => objectArrays(child, [...path, key]));
+}
+
+function valueAt(root: unknown, path: Path): unknown {
+  let v = root;
+  for (const key of path) {
+    if (typeof v !== 'object' || v === null || !Object.hasOwn(v, key)) return undefined;
+    v = (v as Record<string | number, unknown>)[key];
+  }
+  return v;
+}
+
+/** A copy of `root` with the array at `path` replaced by `items` (the root itself when the path is empty). */
+function withArray(root: unknown, path: Path, items: readonly unknown[]): unknown {
+  if (path.length === 0) return [...items];
+  const copy = structuredClone(root);
+  setAt(copy, path, [...items]);
+  return copy;
+}
+
+function formatPath(path: Path): string {
+  return path.length === 0 ? '(the root)' : path.join('.');
 }

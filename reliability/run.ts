@@ -110,7 +110,7 @@ export function renderTable(r: SuiteReport): string {
   if (h.findings) {
     row([
       'hostile findings files',
-      `${n(h.findings.cases)} mutated files through tollgate evaluate: ${n(h.findings.accepted)} decided, ${n(h.findings.inputErrors)} InputError`,
+      `${n(h.findings.cases)} mutated files through tollgate evaluate: ${n(h.findings.accepted)} decided, ${n(h.findings.inputErrors)} InputError; ${n(h.findings.offencesKept ?? 0)} kept an offending finding untouched`,
       String(
         r.violations.filter(
           (v) => v.detail.startsWith('tollgate evaluate') || v.detail.startsWith('findings fuzz'),

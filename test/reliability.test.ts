@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AwsFindings, EcrScanFindings, InspectorFindings } from '../adapters/aws/index.js';
 import { auditSk, indexPk, PARTITION_KEY_BYTES } from '../adapters/dynamodb/audit-items.js';
 import { DynamoStore } from '../adapters/dynamodb/store.js';
+import { EXIT } from '../cli/exit.js';
 import {
   cleanReplay,
   indexWrite,
@@ -13,7 +14,7 @@ import {
   quietOf,
   settle,
 } from '../reliability/faults.js';
-import { fuzzEvents } from '../reliability/hostile.js';
+import { fuzzEvents, fuzzFindings } from '../reliability/hostile.js';
 import { actionsByGate, checkExpectations, checkRun } from '../reliability/invariants.js';
 import { lagReplay, replayLagged } from '../reliability/lag.js';
 import { checkLines, checkPayloads } from '../reliability/logs.js';
@@ -660,6 +661,27 @@ describe('the strengthened checks, against a deliberately broken gate', () => {
     });
     expect(approving.violations.map((v) => v.kind)).toContain('approval-from-hostile-input');
   }, 180_000);
+
+  it('the findings fuzz keeps offences untouched, and an evaluate that approves them is caught by both checks', async () => {
+    const live = await fuzzFindings({ numRuns: 200, seed: 20261125 });
+    expect(live.violations).toEqual([]);
+    expect(live.facts.offencesKept).toBeGreaterThan(0);
+
+    // Approves whatever it reads: each untouched offence is an approval from hostile input, named by the
+    // independent check (its array and element) as well as by the reader's.
+    const approving = await fuzzFindings({
+      numRuns: 200,
+      seed: 20261125,
+      evaluateWith: async () => ({ exitCode: EXIT.APPROVE, stdout: '', warnings: [] }),
+    });
+    const details = approving.violations
+      .filter((v) => v.kind === 'approval-from-hostile-input')
+      .map((v) => v.detail);
+    expect(
+      details.filter((d) => /kept unchanged the element \d+ of findings of findings-\d\.json/.test(d)),
+    ).toHaveLength(live.facts.offencesKept ?? -1);
+    expect(details.some((d) => /APPROVE of a mutation that kept [A-Z]/.test(d))).toBe(true);
+  }, 120_000);
 
   it('orderings: the directives consumed are counted, not the log lines; a different ending is a violation', async () => {
     const plan = [
