@@ -2,7 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { KeySchemaElement } from '@aws-sdk/client-dynamodb';
-import { Duration, Fn, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import { Duration, Fn, Names, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -117,8 +117,29 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** Margin past a gate's deadline before it counts as overdue (the sweep's `GatesOverdue` uses the same; a decided gate gets the acting lease on top). */
 export const OVERDUE_MARGIN_MINUTES = 5;
 
-/** Powertools metrics of the functions: namespace and the default `service` dimension. */
-export const METRICS = { namespace: 'Tollgate', service: 'tollgate' } as const;
+/** The namespace of the functions' Powertools metrics. Their `service` dimension is each deployment's own. */
+export const METRICS_NAMESPACE = 'Tollgate';
+
+/** Where a deployment's metrics are: the namespace and the `service` dimension of every metric it emits. */
+export interface TollgateMetrics {
+  readonly namespace: string;
+  readonly service: string;
+}
+
+/**
+ * The `service` dimension of one deployment: its stack's name and the construct's path in it. Metrics are
+ * per account and region, and two deployments there (a prod and a dev stack) sharing one name would mix:
+ * one's sweep, still publishing, would keep the other's silent-sweep alarm quiet. CloudWatch takes ASCII
+ * only; an id that is not, or a stack name not known at synth time, gives the construct's unique id.
+ */
+export function metricsServiceOf(scope: Construct): string {
+  const stack = Stack.of(scope);
+  const within = scope.node.path.slice(stack.node.path.length + 1);
+  const readable = `${stack.stackName}/${within}`;
+  return !Token.isUnresolved(stack.stackName) && /^[\x20-\x7e]{1,255}$/.test(readable)
+    ? readable
+    : Names.uniqueId(scope);
+}
 
 interface FunctionSpec {
   readonly description: string;
@@ -454,6 +475,11 @@ export class Tollgate extends Construct {
    */
   readonly undeliveredNotificationsQueue: sqs.Queue | undefined;
   readonly alarms: TollgateAlarms;
+  /**
+   * Where this deployment's metrics are (`Tollgate`, and `service` = `metricsServiceOf(this)`), for alarms and
+   * dashboards of your own: another deployment in the account and region has another `service`.
+   */
+  readonly metrics: TollgateMetrics;
   readonly dashboard: cloudwatch.Dashboard | undefined;
   /** The audit archive: bucket, function, Glue table, Athena workgroup (unless the `archive` prop is false). */
   readonly archive: TollgateArchive | undefined;
@@ -467,6 +493,7 @@ export class Tollgate extends Construct {
       Token.isUnresolved(region) ? undefined : { region, partition: RegionInfo.get(region).partition },
     );
     this.config = config;
+    this.metrics = { namespace: METRICS_NAMESPACE, service: metricsServiceOf(this) };
     this.waitMinutes = config.policy.policy.settings.scan.waitMinutes;
     const destroy = config.removalPolicy === RemovalPolicy.DESTROY;
 
@@ -544,7 +571,7 @@ export class Tollgate extends Construct {
           retentionDays: config.archiveRetentionDays,
           logRetention: config.logRetention,
           removalPolicy: config.removalPolicy,
-          metrics: METRICS,
+          metrics: this.metrics,
         })
       : undefined;
 
@@ -704,8 +731,8 @@ export class Tollgate extends Construct {
               TOLLGATE_DISCOVERY_MINUTES: String(config.discoveryMinutes),
             }
           : {}),
-        POWERTOOLS_SERVICE_NAME: METRICS.service,
-        POWERTOOLS_METRICS_NAMESPACE: METRICS.namespace,
+        POWERTOOLS_SERVICE_NAME: this.metrics.service,
+        POWERTOOLS_METRICS_NAMESPACE: this.metrics.namespace,
         POWERTOOLS_LOG_LEVEL: 'INFO',
         NODE_OPTIONS: '--enable-source-maps',
       },
@@ -1066,9 +1093,9 @@ export class Tollgate extends Construct {
 
   private tollgateMetric(metricName: string, statistic: string): cloudwatch.Metric {
     return new cloudwatch.Metric({
-      namespace: METRICS.namespace,
+      namespace: this.metrics.namespace,
       metricName,
-      dimensionsMap: { service: METRICS.service },
+      dimensionsMap: { service: this.metrics.service },
       statistic,
       period: Duration.minutes(5),
     });
@@ -1081,9 +1108,9 @@ export class Tollgate extends Construct {
     const outcomes = ['APPROVE', 'REJECT', 'ESCALATE'].map(
       (outcome) =>
         new cloudwatch.Metric({
-          namespace: METRICS.namespace,
+          namespace: this.metrics.namespace,
           metricName: 'Decisions',
-          dimensionsMap: { service: METRICS.service, outcome },
+          dimensionsMap: { service: this.metrics.service, outcome },
           statistic: 'Sum',
           period: Duration.minutes(5),
           label: outcome,

@@ -422,7 +422,7 @@ describe('from the table’s stream to the archive function', () => {
     });
     expect(p.Environment.Variables).toEqual({
       TOLLGATE_ARCHIVE_BUCKET: { Ref: logicalId(b.archive.bucket) },
-      POWERTOOLS_SERVICE_NAME: 'tollgate',
+      POWERTOOLS_SERVICE_NAME: b.tollgate.metrics.service,
       POWERTOOLS_METRICS_NAMESPACE: 'Tollgate',
       POWERTOOLS_LOG_LEVEL: 'INFO',
       NODE_OPTIONS: '--enable-source-maps',

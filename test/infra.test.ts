@@ -408,7 +408,7 @@ describe('the Tollgate construct', () => {
       const env = p.Environment.Variables;
       expect(env).toMatchObject({
         TOLLGATE_TABLE: { Ref: logicalId(g.tollgate.table) },
-        POWERTOOLS_SERVICE_NAME: 'tollgate',
+        POWERTOOLS_SERVICE_NAME: g.tollgate.metrics.service,
         POWERTOOLS_METRICS_NAMESPACE: 'Tollgate',
         NODE_OPTIONS: '--enable-source-maps',
       });
@@ -700,7 +700,7 @@ describe('the Tollgate construct', () => {
     // The archive sees an audit record whose hash does not match its content as it happens: paged.
     expect(alarms.find((a) => a.MetricName === 'ArchiveHashMismatches')).toMatchObject({
       Namespace: 'Tollgate',
-      Dimensions: [{ Name: 'service', Value: 'tollgate' }],
+      Dimensions: [{ Name: 'service', Value: g.tollgate.metrics.service }],
       Statistic: 'Sum',
       Threshold: 1,
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
@@ -740,7 +740,7 @@ describe('the Tollgate construct', () => {
 
     expect(alarms.find((a) => a.MetricName === 'GatesOverdue')).toMatchObject({
       Namespace: 'Tollgate',
-      Dimensions: [{ Name: 'service', Value: 'tollgate' }],
+      Dimensions: [{ Name: 'service', Value: g.tollgate.metrics.service }],
       Statistic: 'Maximum',
       Threshold: 1,
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
@@ -928,6 +928,47 @@ describe('the Tollgate construct, configured otherwise', () => {
     expect(alarms.length).toBeGreaterThan(0);
     for (const a of alarms) {
       expect(a.Properties.AlarmActions).toEqual(['arn:aws:sns:eu-west-1:123456789012:pager']);
+    }
+  });
+
+  it("two deployments in one account and region publish and alarm on metrics of their own (one's sweep cannot quiet the other's alarm)", () => {
+    const shared = app();
+    const prod = new TollgateStack(shared, 'TollgateProd', {
+      env: ENV,
+      tollgate: {
+        policyFile: POLICY,
+        pipelines: ['*-prod'],
+        escalation: { emails: ['security@example.com'] },
+      },
+    });
+    const dev = new TollgateStack(shared, 'TollgateDev', {
+      env: ENV,
+      tollgate: {
+        policyFile: POLICY,
+        pipelines: ['*-dev'],
+        escalation: { emails: ['security@example.com'] },
+      },
+    });
+    expect(prod.tollgate.metrics).toEqual({ namespace: 'Tollgate', service: 'TollgateProd/Tollgate' });
+    expect(dev.tollgate.metrics).toEqual({ namespace: 'Tollgate', service: 'TollgateDev/Tollgate' });
+    for (const stack of [prod, dev]) {
+      const template = Template.fromStack(stack);
+      const { service } = stack.tollgate.metrics;
+      for (const fn of Object.values(template.findResources('AWS::Lambda::Function'))) {
+        const env = (fn.Properties as { Environment: { Variables: Json } }).Environment.Variables;
+        expect(env.POWERTOOLS_SERVICE_NAME).toBe(service);
+      }
+      const own = Object.values(template.findResources('AWS::CloudWatch::Alarm'))
+        .map((a) => a.Properties as Json)
+        .filter((a) => a.Namespace === 'Tollgate');
+      // GatesOverdue, OldestWaitingMinutes and the archive's ArchiveHashMismatches.
+      expect(own.map((a) => a.MetricName).sort()).toEqual([
+        'ArchiveHashMismatches',
+        'GatesOverdue',
+        'OldestWaitingMinutes',
+      ]);
+      for (const a of own)
+        expect(a.Dimensions, String(a.MetricName)).toEqual([{ Name: 'service', Value: service }]);
     }
   });
 
