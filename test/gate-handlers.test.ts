@@ -524,6 +524,46 @@ describe('the sweep', () => {
     );
   });
 
+  it.each([
+    ['deleted from ECR', 'INACTIVE', 'RESOURCE_TERMINATED'],
+    ['past its re-scan duration', 'INACTIVE', 'SCAN_ELIGIBILITY_EXPIRED'],
+  ])(
+    'an image scanned long ago and since %s: its findings closed, coverage says so, and it escalates',
+    async (_, statusCode, reason) => {
+      const h = await setup();
+      h.scanner.findings = exampleFindings('payments-api.list-findings.json');
+      // The scan, long before the release: its status (with its counts) is stored.
+      await h.scanFinished();
+      // Inspector stops scanning the image and closes its findings; its coverage says why.
+      h.scanner.findings = h.scanner.findings.map((f) => ({ ...f, status: 'CLOSED' }));
+      h.scanner.coverage = { statusCode, reason } as unknown as typeof h.scanner.coverage;
+      h.clock.advance(40 * 24 * 60 * MINUTE);
+      await h.approvalStarted();
+      for (let i = 0; i < 3; i++) {
+        h.clock.advance(MINUTE);
+        await h.sweep();
+      }
+      // The closed findings explained the counts' shortfall, two reads agreed, and the gate approved.
+      expect(putResults(h).map((p) => p.result?.status)).not.toContain('Approved');
+      const decided = await h.decision();
+      expect(decided?.record.outcome).toBe('ESCALATE');
+      expect(JSON.stringify(decided?.record)).toContain(`Inspector no longer scans this image (${reason})`);
+    },
+  );
+
+  it('closed findings of an image Inspector still scans (a vulnerability withdrawn) settle as before', async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('payments-api.list-findings.json');
+    await h.scanFinished();
+    h.scanner.findings = h.scanner.findings.map((f) => ({ ...f, status: 'CLOSED' }));
+    h.scanner.coverage = SCANNED;
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect(await h.decision()).toMatchObject({ trigger: 'sweep', record: { outcome: 'APPROVE' } });
+    expect(h.mocks.inspector.commandCalls(ListCoverageCommand).length).toBeGreaterThan(0);
+  });
+
   it('a finding the scan event counted and no read lists never settles: the deadline escalates, nothing approves', async () => {
     const h = await setup();
     h.scanner.coverage = SCANNED;

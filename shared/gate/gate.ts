@@ -27,6 +27,7 @@ import {
   type GateKey,
   type GateState,
   gateId,
+  type ScanState,
   type ScanStatus,
   type SeverityCounts,
   type StoredDecision,
@@ -44,6 +45,7 @@ import type {
 import {
   coverageState,
   ecrScanState,
+  hasClosedFindings,
   inspectorScanState,
   isSettled,
   readCounts,
@@ -546,6 +548,29 @@ export class GateService extends GateClosing<GateDeps> {
       const state = ecrScanState(read.scan.status);
       if (state === 'unsupported') return this.decideOn(gate, ctx, { scan: read.scan });
       return this.waitOrTimeOut(gate, ctx, now, timedOut, `scan ${read.scan.status}`);
+    }
+    // Inspector closes an image's findings when it stops scanning it (the image deleted, its re-scan duration
+    // over, Inspector turned off): on an image, which cannot change, CLOSED findings are rarely fixed ones, and
+    // a scan status stored when it was scanned does not say so. Coverage does (one request, only then).
+    if (this.d.config.scanSource === 'inspector' && hasClosedFindings(read.table)) {
+      let coverage: { state: ScanState; status: string };
+      try {
+        coverage = coverageState(await this.d.findings.coverage(located));
+      } catch (error) {
+        return this.readFailed(gate, ctx, timedOut, error, 'the scan status');
+      }
+      if (coverage.state === 'unsupported') {
+        return this.decideOn(gate, ctx, {
+          scan: {
+            complete: false,
+            status: coverage.status,
+            reason: `Inspector no longer scans this image (${coverage.status}), and has closed findings of it`,
+          },
+        });
+      }
+      if (coverage.state === 'pending') {
+        return this.waitOrTimeOut(gate, ctx, now, timedOut, `closed findings, and coverage ${coverage.status}`);
+      }
     }
     const thisRead = readCounts(read.table, now.toISOString());
     const settled = isSettled(thisRead, scan.counts, gate.lastRead, this.d.config.settleMs);

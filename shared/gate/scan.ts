@@ -1,5 +1,5 @@
 import { SEVERITIES, type Severity } from '../findings/finding.js';
-import { type FindingTable, STATUS_ACTIVE } from '../findings/table.js';
+import { type FindingTable, STATUS_ACTIVE, STATUS_CLOSED } from '../findings/table.js';
 import type { FindingsRead, GateImage, ScanState, ScanStatus, SeverityCounts } from './model.js';
 import type { CoverageView } from './ports.js';
 
@@ -119,6 +119,12 @@ export function readCounts(table: FindingTable, at: string): FindingsRead {
     total++;
   }
   return { at, counts, total, listed };
+}
+
+/** Whether a read holds a CLOSED finding (Inspector closes those of an image it no longer scans). */
+export function hasClosedFindings(table: FindingTable): boolean {
+  for (let i = 0; i < table.length; i++) if (table.statuses[i] === STATUS_CLOSED) return true;
+  return false;
 }
 
 /**
