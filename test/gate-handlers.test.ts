@@ -1677,6 +1677,37 @@ describe('a retried stage', () => {
     expect(await h.gate(second)).toMatchObject({ state: 'CLOSED', closure: { state: 'FAILED' } });
     expect((await h.gate())!.closure?.at).not.toBe((await h.gate(second))!.closure?.at);
   });
+  it("a retry whose own run is not listed yet is never judged on the earlier run's CustomData (its build may have made another image)", async () => {
+    const h = await setup();
+    await h.approvalStarted();
+    await h.scanFinished();
+    expect(await h.gate()).toMatchObject({ state: 'ACTED', outcome: 'APPROVE' });
+
+    // The deploy after the approval fails; the stage (build, approval, deploy) is retried with all its
+    // actions: the build pushes another image, and the retry's run of the approval names it.
+    const RETRY_RUN = '8d3b1c4f-0000-4000-8000-00000000f00d';
+    const earlier = h.pipeline.action.customData!;
+    retryStage(h, RETRY_RUN, 'Succeeded');
+    h.pipeline.action.earlierRuns = [
+      { actionExecutionId: ACTION_EXECUTION, status: 'Succeeded', customData: earlier },
+    ];
+    h.pipeline.action.customData = `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/${REPOSITORY}@${OTHER_DIGEST}`;
+    h.pipeline.action.status = 'InProgress';
+    h.pipeline.action.latestUnlisted = true; // the listing shows the first run only, for a moment
+    h.clock.advance(10 * MINUTE);
+    const retry = h.approvalStartedEvent();
+    retry.detail['pipeline-execution-attempt'] = 2.0;
+    retry.detail['action-execution-id'] = RETRY_RUN;
+    await expect(h.approvalStarted(retry)).rejects.toThrow(/not listed yet/);
+    const second = { ...KEY, attempt: 2 };
+    expect(await h.gate(second)).toBeUndefined();
+
+    h.pipeline.action.latestUnlisted = false;
+    await h.approvalStarted(retry);
+    expect((await h.gate(second))?.image?.digest).toBe(OTHER_DIGEST);
+    expect(putResults(h).filter((r) => r.token === NEWER_TOKEN)).toEqual([]);
+  });
+
   it("an open first attempt never answers the retry's approval: it goes STALE, and the retry's own gate decides it", async () => {
     const h = await setup();
     h.scanner.findings = exampleFindings('payments-api.list-findings.json');

@@ -312,13 +312,16 @@ export interface PipelineModel {
     customData: string | undefined;
     externalExecutionId: string | undefined;
     actionExecutionId?: string;
-    earlierRuns?: { actionExecutionId: string; status: string }[];
+    /** Runs before the latest, each with the latest's CustomData unless it has its own. */
+    earlierRuns?: { actionExecutionId: string; status: string; customData?: string }[];
     /** The latest run's `startTime`; the sample's (2024) when not set. */
     startedAt?: Date;
     /** True: the listing has not caught up with the run yet (it lags the STARTED event a moment). */
     unlisted?: boolean;
     /** The next this many listings do not show the run yet; then it is listed (`unlisted` set to false). */
     unlistedReads?: number;
+    /** True: the listing shows the earlier runs only, not the latest yet (a retried stage's new run lags). */
+    latestUnlisted?: boolean;
     /** The latest run's `input.actionTypeId`; the sample's (a Manual approval) when not set. */
     actionTypeId?: { category: string; owner: string; provider: string; version: string };
   };
@@ -784,8 +787,11 @@ export class Harness {
         for (const d of [...out.actionExecutionDetails]) {
           if (d.actionName !== ACTION) continue;
           for (const earlier of action.earlierRuns ?? []) {
+            const run = structuredClone(d);
+            if (earlier.customData !== undefined && run.input?.resolvedConfiguration)
+              run.input.resolvedConfiguration.CustomData = earlier.customData;
             out.actionExecutionDetails.push({
-              ...structuredClone(d),
+              ...run,
               actionExecutionId: earlier.actionExecutionId,
               status: earlier.status as 'Failed',
             });
@@ -811,6 +817,12 @@ export class Harness {
         }
         if (action.unlisted) {
           out.actionExecutionDetails = out.actionExecutionDetails.filter((d) => d.actionName !== ACTION);
+        }
+        if (action.latestUnlisted) {
+          const earlier = new Set((action.earlierRuns ?? []).map((r) => r.actionExecutionId));
+          out.actionExecutionDetails = out.actionExecutionDetails.filter(
+            (d) => d.actionName !== ACTION || earlier.has(d.actionExecutionId ?? ''),
+          );
         }
         return out;
       });

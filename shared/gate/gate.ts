@@ -214,7 +214,13 @@ export class GateService extends GateClosing<GateDeps> {
     let [stages, executions] = await read();
     const startedAt = validTime(e.time) ?? this.now().toISOString();
     for (const pause of this.d.config.listingRereadsMs) {
-      const listed = executions.some((x) => x.stage === e.key.stage && x.action === e.key.action);
+      // This event's own run: another run listed (an earlier attempt of a retried stage) is not its CustomData.
+      const listed = executions.some(
+        (x) =>
+          x.stage === e.key.stage &&
+          x.action === e.key.action &&
+          (e.actionExecutionId === undefined || x.actionExecutionId === e.actionExecutionId),
+      );
       if (listed || this.now().getTime() - Date.parse(startedAt) >= LISTING_GRACE_MS) break;
       await new Promise((resolve) => setTimeout(resolve, pause));
       [stages, executions] = await read();
@@ -282,10 +288,13 @@ export class GateService extends GateClosing<GateDeps> {
     },
   ): Promise<{ image: GateImage | undefined; problem: string | undefined } | { gone: string }> {
     const ofAction = executions.filter((x) => x.stage === key.stage && x.action === key.action);
-    // A retried stage lists each attempt's run of the action: the CustomData is the attempt's own. While
-    // the list does not show our run yet, another run's will do: a retry runs no earlier stage again, so
-    // the variables its CustomData resolves are the same (a status or a token would not be: see checkToken).
-    const mine = ofAction.find((x) => x.actionExecutionId === where.actionExecutionId) ?? ofAction[0];
+    // A retried stage lists each attempt's run of the action, and the CustomData is the attempt's own: never
+    // another run's, which may name another image (a retry of all the stage's actions builds again when the
+    // build is in the approval's stage). Only an event that names no run takes the latest listed.
+    const mine =
+      where.actionExecutionId === undefined
+        ? ofAction[0]
+        : ofAction.find((x) => x.actionExecutionId === where.actionExecutionId);
     let found: Identification = imageFromCustomData(mine?.customData);
     if (!found.ok) {
       const fromCustomData = found.problem;
