@@ -789,7 +789,36 @@ describe('AWS failing', () => {
     await h.approvalEnded(h.cloudTrailEvent({ identity: TOLLGATE_IDENTITY, status: 'Rejected' }));
     const gate = await h.gate();
     expect(gate?.approvalResult).toBeUndefined();
-    expect(gate?.reviewer).toMatchObject({ identity: TOLLGATE_IDENTITY, status: 'Rejected', tollgate: true });
+    expect(gate?.reviewer).toMatchObject({
+      identity: TOLLGATE_IDENTITY,
+      status: 'Rejected',
+      tollgate: false,
+    });
+  });
+
+  it("an escalation approved under Tollgate's role is a reviewer's approval, never Tollgate's (it never answers those)", async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
+    const added = metricsOf(h);
+    await h.approvalStarted();
+    await h.scanFinished();
+    expect(await h.gate()).toMatchObject({ state: 'ACTED', outcome: 'ESCALATE' });
+    await h.approvalEnded(h.cloudTrailEvent({ identity: TOLLGATE_IDENTITY, status: 'Approved' }));
+    const gate = await h.gate();
+    expect(gate?.approvalResult).toBeUndefined();
+    expect(gate?.reviewer).toMatchObject({
+      identity: TOLLGATE_IDENTITY,
+      status: 'Approved',
+      tollgate: false,
+    });
+    expect(added).toContainEqual(['ApprovalResultsUnderTollgateRole', 1]);
+    const resolutions = (await h.items())
+      .map(
+        (i) => i.record as { type: string; actor: string; resolution: { byTollgate: boolean } } | undefined,
+      )
+      .filter((r) => r?.type === 'resolution');
+    expect(resolutions).toHaveLength(1);
+    expect(resolutions[0]).toMatchObject({ actor: TOLLGATE_IDENTITY, resolution: { byTollgate: false } });
   });
 
   it('recording the action: a write that landed with its answer lost, sent again, is one write and one record', async () => {

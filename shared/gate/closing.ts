@@ -218,20 +218,34 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
       decision ??= await this.d.store.getDecision(gate.key);
       // A role name matches only as the role of an assumed-role ARN: a person's role whose name merely contains
       // Tollgate's (TollgateGateRoleAdmin) must not be recorded as Tollgate itself.
-      const tollgate = this.d.config.ownIdentities.some(
+      const underOwnRole = this.d.config.ownIdentities.some(
         (id) => id !== '' && e.identity.includes(`:assumed-role/${id}/`),
       );
       const now = this.now();
       const at = validTime(e.time) ?? now.toISOString();
       // Tollgate's own call, whose answer was lost (the retry found the approval completed): CloudTrail says
       // it landed, so the result the gate sent is the approval's.
-      // Only the result the gate's own outcome sends: a call under Tollgate's role with another status (an
-      // operator borrowing the role) is recorded as the reviewer's, never as what Tollgate sent.
+      // Only the result the gate's own outcome sends is Tollgate's: a call under its role with another status,
+      // or on a gate it escalated (Tollgate never answers those), is someone borrowing the role, recorded as a
+      // reviewer like any person (the identity names the role), never as Tollgate.
       const status = e.status === 'Approved' || e.status === 'Rejected' ? e.status : undefined;
       const ownResult =
         gate.outcome === 'APPROVE' ? 'Approved' : gate.outcome === 'REJECT' ? 'Rejected' : undefined;
+      const tollgate = underOwnRole && status !== undefined && status === ownResult;
+      if (underOwnRole && !tollgate) {
+        this.d.metrics.count('ApprovalResultsUnderTollgateRole');
+        this.d.log.warn(
+          "PutApprovalResult under Tollgate's role that Tollgate did not send: recorded as a person's",
+          {
+            gate: gateId(gate.key),
+            identity: e.identity,
+            status: e.status,
+            outcome: gate.outcome,
+          },
+        );
+      }
       const sent: Partial<Gate> =
-        tollgate && gate.approvalResult === undefined && status !== undefined && status === ownResult
+        tollgate && gate.approvalResult === undefined && status !== undefined
           ? { approvalResult: { status, summary: e.summary ?? '' } }
           : {};
       const next = this.next(

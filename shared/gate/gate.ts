@@ -578,7 +578,13 @@ export class GateService extends GateClosing<GateDeps> {
         });
       }
       if (coverage.state === 'pending') {
-        return this.waitOrTimeOut(gate, ctx, now, timedOut, `closed findings, and coverage ${coverage.status}`);
+        return this.waitOrTimeOut(
+          gate,
+          ctx,
+          now,
+          timedOut,
+          `closed findings, and coverage ${coverage.status}`,
+        );
       }
     }
     const thisRead = readCounts(read.table, now.toISOString());
