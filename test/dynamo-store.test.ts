@@ -75,6 +75,7 @@ function gate(overrides: Partial<Gate> = {}): Gate {
     tokenHash: undefined,
     lastRead: undefined,
     outcome: undefined,
+    decidedAt: undefined,
     summary: undefined,
     approvalResult: undefined,
     notifications: 0,

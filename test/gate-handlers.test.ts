@@ -643,6 +643,36 @@ describe('the sweep', () => {
     expect(await overdue(1)).toBe(0);
   });
 
+  it('a gate the sweep decided early whose escalation keeps failing counts as overdue a lease after its decision, not its deadline', async () => {
+    // With a week's wait, counted from the deadline, nobody would be paged for a week.
+    const h = await setup();
+    const added = metricsOf(h);
+    h.scanner.findings = exampleFindings('orders-worker.list-findings.json'); // the policy escalates
+    h.scanner.coverage = undefined;
+    h.mocks.sns
+      .on(PublishCommand)
+      .rejects(Object.assign(new Error('KMS key disabled'), { name: 'KMSDisabledException' }));
+    await h.approvalStarted();
+    h.scanner.coverage = SCANNED; // the scan finished; its event was lost
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    h.clock.advance(MINUTE);
+    await h.sweep(); // two reads a sweep apart agree: ESCALATE, and the publish fails
+    const decided = await h.gate();
+    expect(decided).toMatchObject({ state: 'DECIDED', outcome: 'ESCALATE' });
+    expect(decided?.decidedAt).toBe(h.clock.now().toISOString());
+    const overdue = async (minutes: number) => {
+      h.clock.advance(minutes * MINUTE);
+      added.length = 0;
+      await h.sweep();
+      return added.find(([name]) => name === 'GatesOverdue')?.[1];
+    };
+    // A lease and the margin after the decision (6 + 5), far inside the 30-minute wait.
+    expect(await overdue(10)).toBe(0);
+    expect(await overdue(2)).toBe(1);
+    expect((await h.gate())?.state).toBe('DECIDED');
+  });
+
   it('escalates with scan-timeout when no scan finished within waitMinutes', async () => {
     const h = await setup();
     await h.approvalStarted();

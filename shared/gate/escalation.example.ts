@@ -170,6 +170,7 @@ export function exampleEscalationInput(): EscalationInput {
       total: 14,
     },
     outcome: 'ESCALATE',
+    decidedAt,
     summary: decision.record.summary,
     approvalResult: undefined,
     notifications: 0,

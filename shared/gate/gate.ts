@@ -434,11 +434,15 @@ export class GateService extends GateClosing<GateDeps> {
     const now = this.now().getTime();
     const waiting = gates.filter((g) => g.state === 'WAITING');
     // A decided gate whose result or escalation keeps failing to go out is as stuck as one never decided, and
-    // the sweep's own failures are only logged: past its deadline, one acting lease and the margin, it counts.
-    // (Decided early, it counts from its deadline on: later than it could, never not at all.)
+    // the sweep's own failures are only logged: one acting lease and the margin after its decision (or its
+    // deadline, when earlier or the decision's time is not kept), it counts. From the deadline alone, a gate
+    // the sweep decided early with a week's wait would page nobody for a week.
     const overdue = gates.filter((g) => {
-      const allowed = g.state === 'DECIDED' ? this.d.config.leaseMs + OVERDUE_MARGIN_MS : OVERDUE_MARGIN_MS;
-      return (g.state === 'WAITING' || g.state === 'DECIDED') && Date.parse(g.deadline) + allowed < now;
+      if (g.state === 'WAITING') return Date.parse(g.deadline) + OVERDUE_MARGIN_MS < now;
+      if (g.state !== 'DECIDED') return false;
+      const decided = g.decidedAt === undefined ? Number.NaN : Date.parse(g.decidedAt);
+      const from = Number.isNaN(decided) ? Date.parse(g.deadline) : Math.min(decided, Date.parse(g.deadline));
+      return from + this.d.config.leaseMs + OVERDUE_MARGIN_MS < now;
     });
     this.d.metrics.gatesWaiting({
       count: waiting.length,
@@ -886,6 +890,7 @@ export class GateService extends GateClosing<GateDeps> {
     const changes: Partial<Gate> = {
       state: 'DECIDED',
       outcome: record.outcome,
+      decidedAt: decision.decidedAt,
       summary: record.summary,
       actingUntil: new Date(now.getTime() + this.d.config.leaseMs).toISOString(),
       // A token first seen now (none yet when the approval started): CloudTrail's record of whoever

@@ -138,6 +138,11 @@ export interface Gate {
   readonly tokenHash: string | undefined;
   readonly lastRead: FindingsRead | undefined;
   readonly outcome: Outcome | undefined;
+  /**
+   * When the gate was decided (the decision's time; undefined before, and on gates stored before it was kept):
+   * a decided gate whose action has not gone out counts as overdue from here, not only from its deadline.
+   */
+  readonly decidedAt: string | undefined;
   readonly summary: string | undefined;
   readonly approvalResult: ApprovalResult | undefined;
   /** Escalation messages sent (0 or 1 in a healthy run). */

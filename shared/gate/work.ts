@@ -70,6 +70,7 @@ export function newGate(e: ApprovalStarted, startedAt: string, now: Date, deadli
     tokenHash: undefined,
     lastRead: undefined,
     outcome: undefined,
+    decidedAt: undefined,
     summary: undefined,
     approvalResult: undefined,
     notifications: 0,
