@@ -60,6 +60,71 @@ describe('identifying the image', () => {
     ).toMatchObject({ ok: false });
   });
 
+  it('counts every image CustomData names: an untagged URI of another repository, and images of other registries', () => {
+    const twoImages = { ok: false, problem: expect.stringContaining('CustomData names 2 images') };
+    // Docker reads a URI without tag or digest as :latest: another repository's is another image.
+    expect(imageFromCustomData(`${REGISTRY}/payments/api@${DIGEST} ${REGISTRY}/payments/evil`)).toMatchObject(
+      twoImages,
+    );
+    // Images Tollgate cannot judge, beside the one it can, would go through unjudged.
+    for (const other of [
+      'public.ecr.aws/evil/app:1.0',
+      'ghcr.io/evil/sidecar:latest',
+      `docker.io/library/nginx@sha256:${'cd'.repeat(32)}`,
+      'registry.example.internal:5000/team/app:2',
+      'localhost:5000/app:1',
+      'https://ghcr.io/evil/sidecar:latest',
+    ]) {
+      expect(imageFromCustomData(`${REGISTRY}/payments/api@${DIGEST}, ${other}`), other).toMatchObject(
+        twoImages,
+      );
+      expect(
+        imageFromCustomData(
+          JSON.stringify({ imageUri: `${REGISTRY}/payments/api:1.4.2`, sidecarUri: other }),
+        ),
+        other,
+      ).toMatchObject(twoImages);
+    }
+    // Not images: a time, a version beside a path, a URL without a tag.
+    for (const text of [
+      `${REGISTRY}/payments/api@${DIGEST} (window 10:30/11:00)`,
+      `${REGISTRY}/payments/api@${DIGEST} see https://wiki.example.com/releases/payments`,
+      `${REGISTRY}/payments/api@${DIGEST} release v1.2/notes`,
+    ])
+      expect(imageFromCustomData(text), text).toMatchObject({ ok: true, reference: { digest: DIGEST } });
+  });
+
+  it("reads an ECR URI only where it starts: not inside another host's path, nor a longer account number", () => {
+    // Another host's image whose path spells an ECR URI is that host's image, never the ECR one resolved.
+    const underOtherHost = imageFromCustomData(`evil.example.com/${REGISTRY}/payments/api:1.4.2`);
+    expect(underOtherHost.ok && underOtherHost.reference.registryId === '123456789012').toBe(false);
+    // A 13-digit "account" is not the gate's account with a digit before it.
+    const longer = imageFromCustomData(`9${REGISTRY}/payments/api:1.4.2`);
+    expect(longer.ok && longer.reference.registryId === '123456789012').toBe(false);
+    expect(imageFromCustomData(`image=${REGISTRY}/payments/api@${DIGEST}`)).toMatchObject({
+      ok: true,
+      reference: { registryId: '123456789012', digest: DIGEST },
+    });
+  });
+
+  it('JSON naming one field twice with different values is a contradiction, not a choice of the first', () => {
+    const other = `sha256:${'cd'.repeat(32)}`;
+    for (const json of [
+      { imageUri: `${REGISTRY}/payments/api@${DIGEST}`, imageDigest: DIGEST, digest: other },
+      { repositoryName: 'payments/api', repository: 'payments/evil', imageDigest: DIGEST },
+      { repositoryName: 'payments/api', imageTag: '1.4.2', tag: '1.4.3' },
+    ])
+      expect(imageFromCustomData(JSON.stringify(json)), JSON.stringify(json)).toMatchObject({
+        ok: false,
+        problem: expect.stringContaining('CustomData gives one field two values'),
+      });
+    expect(
+      imageFromCustomData(
+        JSON.stringify({ repositoryName: 'payments/api', imageDigest: DIGEST, digest: DIGEST }),
+      ),
+    ).toMatchObject({ ok: true, reference: { digest: DIGEST } });
+  });
+
   it('reads an ECR URI with a digest, a tag, or both, anywhere in CustomData', () => {
     const withDigest = imageFromCustomData(`${REGISTRY}/payments/api@${DIGEST}`);
     expect(withDigest).toMatchObject({

@@ -20,10 +20,24 @@ const TAG_END = `(?![A-Za-z0-9_.:-]|@(?!sha256:[a-f0-9]{64}${DIGEST_END}))`;
 // A private ECR image URI, with a tag, a digest, or both (`repo:tag@sha256:…`, as `docker inspect` prints),
 // on the IPv4 host (`<account>.dkr.ecr.<region>.amazonaws.com`) or the dual-stack one that IPv6 clients
 // pull from (`<account>.dkr-ecr.<region>.on.aws`): both name the same registry.
+// It starts where no longer name can have begun: not inside a longer account number (a 13-digit one is not the
+// gate's), nor in a path under another host (`evil.example.com/<account>.dkr.ecr…` is that host's image);
+// after `//` (a URL's scheme) it may.
+const REFERENCE_START = '(?<![A-Za-z0-9_.@-])(?<![^/]/)';
 const ECR_URI = new RegExp(
-  `(?<registry>\\d{12})\\.(?:dkr\\.ecr(?:-fips)?\\.(?<region>[a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?|dkr-ecr(?:-fips)?\\.(?<dualStackRegion>[a-z0-9-]+)\\.on\\.aws)/` +
+  `${REFERENCE_START}(?<registry>\\d{12})\\.(?:dkr\\.ecr(?:-fips)?\\.(?<region>[a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?|dkr-ecr(?:-fips)?\\.(?<dualStackRegion>[a-z0-9-]+)\\.on\\.aws)/` +
     `(?<repository>${REPOSITORY})(?::(?<tag>${TAG})${TAG_END})?(?:@(?<digest>sha256:[a-f0-9]{64})${DIGEST_END})?`,
 );
+// Any other registry's image with a tag or digest (`ghcr.io/org/app:1`, `public.ecr.aws/x/y@sha256:…`,
+// `registry:5000/app:1`): a host with a dot or a port, whose last label starts with a letter (not a time's
+// `10:30/11:00`), then a path. Tollgate cannot judge it, and an approval
+// that names it beside an ECR image would let it through unjudged.
+const OTHER_REGISTRY_IMAGE = new RegExp(
+  `${REFERENCE_START}(?<host>(?:[a-z0-9-]+\\.)+[a-z][a-z0-9-]*(?::\\d{1,5})?|[a-z][a-z0-9-]*:\\d{1,5})/` +
+    `(?<path>${REPOSITORY})(?::${TAG}${TAG_END}|@sha256:[a-f0-9]{64}${DIGEST_END})`,
+  'g',
+);
+const ECR_PRIVATE_HOST = /^\d{12}\.(?:dkr\.ecr|dkr-ecr)/;
 const BARE_REFERENCE = new RegExp(
   `^(?<repository>${REPOSITORY})(?::(?<tag>${TAG}))?(?:@(?<digest>sha256:[a-f0-9]{64}))?$`,
 );
@@ -58,13 +72,24 @@ export function imageFromCustomData(customData: string | undefined): Identificat
   // the first judged and the other let through.
   // The same image said twice (its digest, or its tag when no digest is given) is one image.
   const named = new Map<string, string>();
+  // A URI without tag or digest is Docker's `:latest`: another image when its repository is not one named
+  // with a tag or digest (a mention of the judged image's repository is not).
+  const untagged = new Map<string, string>();
+  const repositories = new Set<string>();
   for (const m of text.matchAll(new RegExp(ECR_URI.source, 'g'))) {
     const g = m.groups;
-    if (g?.tag === undefined && g?.digest === undefined) continue;
-    named.set(
-      `${g.registry}/${g.region ?? g.dualStackRegion}/${g.repository}${g.digest ?? `:${g.tag}`}`,
-      m[0],
-    );
+    if (g === undefined) continue;
+    const repository = `${g.registry}/${g.region ?? g.dualStackRegion}/${g.repository}`;
+    if (g.tag === undefined && g.digest === undefined) {
+      untagged.set(repository, m[0]);
+      continue;
+    }
+    repositories.add(repository);
+    named.set(`${repository}${g.digest ?? `:${g.tag}`}`, m[0]);
+  }
+  for (const [repository, uri] of untagged) if (!repositories.has(repository)) named.set(repository, uri);
+  for (const m of text.matchAll(OTHER_REGISTRY_IMAGE)) {
+    if (!ECR_PRIVATE_HOST.test(m.groups?.host ?? '')) named.set(m[0], m[0]);
   }
   if (named.size > 1) {
     return {
@@ -132,15 +157,25 @@ function imageFromJson(text: string): Identification | undefined {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   const o = value as Record<string, unknown>;
+  // Each field by any of its names; two names of one field with different values (`imageDigest` and
+  // `digest`) are a contradiction, never a choice of the first.
+  const conflicts: string[] = [];
   const str = (...names: string[]): string | undefined => {
-    for (const n of names) {
+    const given = names.flatMap((n) => {
       const v = o[n];
-      if (typeof v === 'string' && v.trim() !== '') return v.trim();
-    }
-    return undefined;
+      return typeof v === 'string' && v.trim() !== '' ? [[n, v.trim()] as const] : [];
+    });
+    if (new Set(given.map(([, v]) => v)).size > 1)
+      conflicts.push(given.map(([n, v]) => `${n} ${clip(v)}`).join(' and '));
+    return given[0]?.[1];
   };
   const uri = str('imageUri', 'imageURI', 'image', 'IMAGE_URI');
   const digest = str('imageDigest', 'digest');
+  const repository = str('repositoryName', 'repository');
+  const tag = str('imageTag', 'tag');
+  if (conflicts.length > 0) {
+    return { ok: false, problem: `CustomData gives one field two values: ${conflicts.join('; ')}` };
+  }
   if (digest !== undefined && !DIGEST.test(digest)) {
     return { ok: false, problem: `CustomData imageDigest is not a sha256 digest: ${clip(digest)}` };
   }
@@ -148,8 +183,6 @@ function imageFromJson(text: string): Identification | undefined {
     const reference = matchReference(uri, 'CustomData');
     if (reference) return withDigest(reference, digest, text);
   }
-  const repository = str('repositoryName', 'repository');
-  const tag = str('imageTag', 'tag');
   if (repository === undefined || (digest === undefined && tag === undefined)) {
     return {
       ok: false,
