@@ -21,6 +21,7 @@ import {
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
+import { PARTITION, RECORDS_PREFIX } from '../functions/archive/layout.js';
 import {
   type ArchiveIndex,
   ArchiveLineError,
@@ -310,12 +311,30 @@ export async function readBucketVersions(
 export const BUCKET_READ_NEEDS =
   'reading the archive needs s3:ListBucketVersions and s3:GetObjectVersion on the bucket, and kms:Decrypt on its key';
 
+/** `records/date=2026`, `records/date=2026-11`: some of the archive's day partitions, by the start of their date. */
+const DAYS_PREFIX = new RegExp(`^${RECORDS_PREFIX}${PARTITION}=\\d{4}(-\\d{1,2}){0,2}$`);
+
+/**
+ * The prefix of --archive as S3 will be asked for it. S3 lists by plain string prefix: `records` would also
+ * list `records-old/…`, and, unequal to `records/`, would make the whole archive read as a partial copy
+ * (whose gaps are not failed). So a prefix names a folder of keys, its trailing slash implied. The one
+ * exception is the start of a date in the archive's own day partitions (`records/date=2026-11`, a month),
+ * which can only list the archive's days; a whole date is its day's folder.
+ */
+function archivePrefix(prefix: string): string {
+  if (prefix.endsWith('/')) return prefix;
+  if (DAYS_PREFIX.test(prefix) && !/=\d{4}-\d{2}-\d{2}$/.test(prefix)) return prefix;
+  return `${prefix}/`;
+}
+
 async function readBucket(
   uri: string,
   index: ArchiveIndex,
   options: ArchiveSourceOptions,
 ): Promise<ArchiveRead> {
-  const { bucket, prefix } = parseS3Uri(uri);
+  const parsed = parseS3Uri(uri);
+  const { bucket } = parsed;
+  const prefix = archivePrefix(parsed.prefix);
   const s3 = options.s3 ?? s3ClientOf(options);
   let read: { objects: number; versions: number };
   try {
@@ -325,13 +344,13 @@ async function readBucket(
   }
   if (read.objects === 0) {
     throw new AuditUsageError(
-      `--archive ${uri}: no .jsonl objects under s3://${bucket}/${prefix} (the archive writes records/date=YYYY-MM-DD/*.jsonl)`,
+      `--archive ${uri}: no .jsonl objects under s3://${bucket}/${prefix} (expected the archive bucket, s3://BUCKET, or a folder of it such as s3://BUCKET/records/date=2026-11-25/: the archive writes records/date=YYYY-MM-DD/*.jsonl${prefix === parsed.prefix ? '' : `; a PREFIX names a folder, so ${JSON.stringify(parsed.prefix)} was read as ${JSON.stringify(prefix)}`})`,
     );
   }
   return {
     name: `s3://${bucket}/${prefix}`,
     objects: read.objects,
     versions: read.versions,
-    whole: prefix === 'records/',
+    whole: prefix === RECORDS_PREFIX,
   };
 }

@@ -192,6 +192,7 @@ export const CSV_COLUMNS = [
   // Advisory mode softens the policy's rules: what enforce mode would have decided is beside the outcome.
   'mode',
   'wouldBe',
+  'vulnerabilitiesTruncated',
 ] as const;
 
 /**
@@ -253,6 +254,10 @@ export function csvRow(r: AuditRecord): string {
     // Absent: enforce mode, or a record from before the field (which may be advisory: its summary says).
     mode: r.mode ?? '',
     wouldBe: r.wouldBe ?? '',
+    // Only decisions list vulnerabilities; `true` says the list was cut, so an id missing from it may have
+    // been seen all the same.
+    vulnerabilitiesTruncated:
+      r.type === 'decision' || r.vulnerabilitiesTruncated ? String(r.vulnerabilitiesTruncated === true) : '',
   };
   return csvLine(CSV_COLUMNS.map((c) => values[c]));
 }

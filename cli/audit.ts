@@ -9,13 +9,22 @@
  *
  * Errors: `tollgate: <message>` on stderr, exit 1, nothing on stdout (`list`, `show` and `verify` write
  * only once everything is read; `export` streams, so an error in the middle of it ends a partial file, and
- * the exit status says so). `verify` exits 2 when a chain does not verify. `archive` prints as it writes.
+ * the exit status says so). `verify` exits 2 when a chain does not verify, and `show` when the record it
+ * prints does not hash to its hash or does not link to the record before. `archive` prints as it writes.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { ArchiveComparison, SeqRange } from '../shared/audit/archive-compare.js';
 import { hashOf } from '../shared/audit/chain.js';
-import type { AuditFilter, AuditRecord, AuditRecordType, AuditResolution } from '../shared/audit/record.js';
+import {
+  type AuditFilter,
+  type AuditRecord,
+  type AuditRecordType,
+  type AuditResolution,
+  GENESIS,
+  VULNERABILITY_LIMIT,
+} from '../shared/audit/record.js';
 import type { Outcome } from '../shared/decision/record.js';
+import { repositoryOf } from '../shared/gate/image.js';
 import {
   ArchiveReadError,
   ArchiveWriteError,
@@ -176,6 +185,19 @@ function checkDigest(value: string): string {
   );
 }
 
+/**
+ * Records name the bare repository (`payments/api`), and the store compares it exactly: the repository's ARN
+ * or an image URI, as a console or a build log shows them, would match nothing and read as "no records".
+ * Read down to the name as `tollgate evaluate --repository` does; what is none of these is refused.
+ */
+function checkRepository(value: string): string {
+  const name = repositoryOf(value);
+  if (name !== undefined) return name;
+  throw new AuditUsageError(
+    `--repository: expected an ECR repository name (payments/api), its ARN (arn:aws:ecr:REGION:ACCOUNT:repository/payments/api) or an image URI naming it; got ${JSON.stringify(value)}`,
+  );
+}
+
 /** The source's options, on every subcommand so they can follow it (`tollgate audit list --table T`). */
 function sourceOptions(command: Command): Command {
   return (
@@ -225,7 +247,10 @@ function filterOptions(command: Command): Command {
       '--digest <digest>',
       'records about this image digest: sha256: and all 64 hex digits (the IMAGE column shows 12; "show" or --format json has it whole)',
     )
-    .option('--repository <name>', 'records about images of this repository (bare name, e.g. payments/api)')
+    .option(
+      '--repository <name>',
+      'records about images of this repository: its name (payments/api), its ARN, or an image URI naming it',
+    )
     .option(
       '--reviewer <who>',
       'resolutions by this person: the CloudTrail identity ARN, or its last part(s) (alice, SecurityEngineer/alice); either is served by an index',
@@ -297,7 +322,7 @@ function queryOf(opts: RawFilterOptions): AuditFilter {
   if (until) filter.until = until;
   if (opts.outcome !== undefined) filter.outcome = opts.outcome;
   if (opts.digest !== undefined) filter.digest = checkDigest(opts.digest);
-  if (opts.repository !== undefined) filter.repository = opts.repository;
+  if (opts.repository !== undefined) filter.repository = checkRepository(opts.repository);
   if (opts.vulnerability !== undefined) filter.vulnerability = opts.vulnerability;
   if (opts.type !== undefined) filter.type = opts.type;
   if (opts.state !== undefined) {
@@ -318,6 +343,38 @@ function queryOf(opts: RawFilterOptions): AuditFilter {
 }
 
 // ── list ──────────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * A decision's vulnerability ids are cut when it saw too many (shared/audit/entry.ts), and only the ids it
+ * kept are indexed: `--vulnerability` cannot find such a decision by an id it left out, and would read as
+ * "no decision saw it". Says on stderr (stdout may be CSV or JSON) how many decisions of the range were cut
+ * and do not list the id. Counting reads every decision of the range, so it is done only when the range is
+ * narrowed by an index (--since, --pipeline, --digest, --repository); otherwise the note says so instead of
+ * turning an indexed query into a read of the whole table.
+ */
+async function truncatedNote(audit: Source['audit'], query: AuditFilter): Promise<string | undefined> {
+  const id = query.vulnerability;
+  // Only decisions list vulnerabilities: with a filter only other records have, nothing could be missed.
+  if (id === undefined || (query.type !== undefined && query.type !== 'decision')) return undefined;
+  if (query.reviewer !== undefined || query.state !== undefined) return undefined;
+  const find = `find them with the same filters, --type decision in place of --vulnerability and --format csv (column vulnerabilitiesTruncated), then "tollgate audit show" each`;
+  const what = `decision(s) whose vulnerability id list was cut (vulnerabilitiesTruncated: more than ${VULNERABILITY_LIMIT.toLocaleString('en-US')} ids, or too large a record)`;
+  const { vulnerability: _, ...range } = query;
+  if (
+    range.since === undefined &&
+    range.pipeline === undefined &&
+    range.digest === undefined &&
+    range.repository === undefined
+  ) {
+    return `note: ${what} may have seen ${id} without listing it, and are not in this answer; they are counted only in a range narrowed by --since, --pipeline, --digest or --repository (counting here would read every decision of the table): ${find}`;
+  }
+  let cut = 0;
+  for await (const record of audit.list({ ...range, type: 'decision' })) {
+    if (record.vulnerabilitiesTruncated && !record.vulnerabilities.includes(id)) cut++;
+  }
+  if (cut === 0) return undefined;
+  return `note: ${cut} ${what} in this range do not list ${id} but may have seen it, and are not in this answer: ${find}`;
+}
 
 interface RawListOptions extends RawFilterOptions {
   format: 'table' | 'json' | 'csv';
@@ -359,12 +416,34 @@ async function runList(opts: RawListOptions): Promise<void> {
           `served by ${index}: ${scanned} item(s) read by Query${fetched > 0 ? ` and ${fetched} record(s) by key` : ''}${pending} for ${returned} record(s), in ${requests} request(s)\n`,
         );
       }
+      // After --stats: counting is another read, which would replace the answer's figures.
+      const note = await truncatedNote(audit, query);
+      if (note) process.stderr.write(`tollgate: ${note}\n`);
       return AUDIT_EXIT.OK;
     },
   );
 }
 
 // ── show ──────────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Which check `show` marks ✗ (renderShow), if any: the record must hash to its hash, and link to the record
+ * before it (the genesis hash for record 1). `previous` is the hash of the record before, null when none.
+ */
+function chainProblem(record: AuditRecord, computed: string, previous: string | null): string | undefined {
+  const at = `${record.pipeline}#${record.seq}`;
+  if (computed !== record.hash)
+    return `${at}: its content hashes to ${computed}, not to its hash ${record.hash}`;
+  if (record.seq === 1) {
+    return record.prevHash === GENESIS
+      ? undefined
+      : `${at}: record 1 must chain to the genesis hash; its prevHash is ${record.prevHash}`;
+  }
+  if (previous === null) return `${at}: record ${record.seq - 1}, which it links to, is missing`;
+  return previous === record.prevHash
+    ? undefined
+    : `${at}: its prevHash is ${record.prevHash}, but record ${record.seq - 1} has hash ${previous}`;
+}
 
 /** `payments-api#3` or `payments-api/3`. Pipeline names hold neither `#` nor `/`; the last one splits. */
 export function parseRecordRef(ref: string): { pipeline: string; seq: number } {
@@ -391,13 +470,20 @@ async function runShow(ref: string, opts: SourceOptions & { format: 'text' | 'js
             : `no record ${pipeline}#${seq} in ${name}: no records of pipeline ${pipeline} (see "tollgate audit list")`,
         );
       }
-      if (opts.format === 'json') {
-        await write(`${JSON.stringify(record, null, 2)}\n`);
-        return AUDIT_EXIT.OK;
-      }
+      const computed = hashOf(record);
       const previous = seq === 1 ? null : ((await audit.get(pipeline, seq - 1))?.hash ?? null);
-      await write(renderShow(record, { computed: hashOf(record), previous }));
-      return AUDIT_EXIT.OK;
+      await write(
+        opts.format === 'json'
+          ? `${JSON.stringify(record, null, 2)}\n`
+          : renderShow(record, { computed, previous }),
+      );
+      // The record is printed either way (it is the evidence), but a script that checks only the status must
+      // not take a tampered record for a sound one: as verify, a broken chain is exit 2.
+      const problem = chainProblem(record, computed, previous);
+      if (problem === undefined) return AUDIT_EXIT.OK;
+      // The text says it with its ✗; JSON is the record as stored, which says nothing of it.
+      if (opts.format === 'json') process.stderr.write(`tollgate: ${printable(problem)}\n`);
+      return AUDIT_EXIT.CHAIN_BROKEN;
     },
   );
 }
@@ -598,6 +684,8 @@ async function runExport(opts: RawExportOptions): Promise<void> {
         }
       }
       await write(chunk);
+      const note = pipeClosed ? undefined : await truncatedNote(audit, query);
+      if (note) process.stderr.write(`tollgate: ${note}\n`);
       return AUDIT_EXIT.OK;
     },
   );
@@ -851,7 +939,7 @@ Examples:
   tollgate audit list --state SUCCEEDED --since 2026-11-01    approvals that went through, whoever answered
   tollgate audit list --type resolution --reviewer alice       escalations a person resolved, and who
   tollgate audit list --vulnerability CVE-2024-45490           decisions that saw a vulnerability
-  tollgate audit show payments-api#2                           one record, whole
+  tollgate audit show payments-api#2                           one record, whole (exit 2 if its hashes fail)
   tollgate audit verify                                        exit 2 and the first bad record if tampered
   tollgate audit export --since 2026-01-01 --until 2026-12-31 --format csv > audit-2026.csv
   tollgate audit list --table Tollgate-Table --region eu-west-1 --profile audit --since 7d
@@ -881,6 +969,10 @@ Examples:
       'after',
       `
 Filters combine (AND). Each is answered by a key or an index, never by reading the whole table.
+--vulnerability finds a decision by the ids it lists; a decision that saw more than ${VULNERABILITY_LIMIT.toLocaleString('en-US')} (or too large a
+list) kept only the first, sorted. A note on stderr counts the range's cut decisions that do not list the id
+(with --since, --pipeline, --digest or --repository; without them it says they are not counted).
+--repository takes the name (payments/api), the repository's ARN or an image URI; anything else is refused.
 --reviewer and the outcome of a person's resolution are on "resolution" records; the decision they resolved
 is the record before it in the same chain ("show" it).
 ${TIME_HELP}
@@ -888,7 +980,8 @@ ${TIME_HELP}
 CSV columns (always these, in this order):
   time, pipeline, seq, type, executionId, stage, action, repository, digest, tags, outcome, actor, reviewer,
   policy, policySha256, violations, vulnerabilities, summary, attempt (1, or more for a retried stage; for a gate the sweep found, the approval's run),
-  state, status, answer, mode, wouldBe (see the README)
+  state, status, answer, mode, wouldBe, vulnerabilitiesTruncated (true when the decision saw more than its
+  vulnerabilities list: --vulnerability cannot find it by an id it left out) (see the README)
   Lists inside a field are space-separated. A value starting with = + - @ is prefixed with ' so that a
   spreadsheet shows it instead of running it as a formula.
 ${SOURCE_HELP}
@@ -920,7 +1013,14 @@ Examples:
     )
     .addHelpText(
       'after',
-      `${SOURCE_HELP}
+      `
+Exit status:
+  0  the record is shown and its chain checks hold (✓): it hashes to its hash, and links to the record before
+  2  shown, but a check fails (✗): its content does not hash to its hash, or it does not link to the record
+     before (another hash, or that record missing): "tollgate audit verify --pipeline P" for the whole chain;
+     with --format json too
+  1  no such record, a malformed reference, or the store cannot be read (a message on stderr, nothing on stdout)
+${SOURCE_HELP}
 
 Examples:
   tollgate audit show payments-api#2
@@ -945,7 +1045,7 @@ Examples:
     )
     .option(
       '--archive <location>',
-      'also check that every record of the archive is in the table unchanged: s3://BUCKET[/PREFIX] (the archive bucket; PREFIX defaults to records/), a folder it was synced to, or a .jsonl file (an earlier export)',
+      'also check that every record of the archive is in the table unchanged: the archive bucket (s3://BUCKET, s3://BUCKET/records or s3://BUCKET/records/: the whole archive), a part of it (s3://BUCKET/PREFIX, a folder of keys whose trailing / is implied, e.g. records/date=2026-11-25, or a month: records/date=2026-11), a folder it was synced to, or a .jsonl file (an earlier export)',
     )
     .addOption(
       new Option('--format <format>', 'text, or json (per pipeline, and the first problem)')
@@ -969,9 +1069,12 @@ The archive (--archive):
   The table's chains verify against the table's own heads: someone who may write the table could rewrite a
   chain, re-hash it and move its head. The archive (S3 Object Lock) cannot be altered: --archive compares
   the two. Records written before the archive existed, and the last hour's, may not be in it: they are
-  counted, not failed, as are records a partial copy (a file, a prefix other than records/) lacks. A record
-  the whole archive lacks that is older than an hour and younger than the archive's earliest fails
-  (not-archived): the archive stopped, or the chain was rewritten after it did.
+  counted, not failed, as are records a partial copy lacks. The whole archive is s3://BUCKET,
+  s3://BUCKET/records or s3://BUCKET/records/, or a folder it was synced to; a partial copy is a file, or
+  any other prefix (a folder of keys: records/date=2026-11-25 is records/date=2026-11-25/; only the start of
+  a date, records/date=2026-11, is read as a prefix of the days). A record the whole archive lacks that is
+  older than an hour and younger than the archive's earliest fails (not-archived): the archive stopped, or
+  the chain was rewritten after it did.
   The bucket is read whole: every version of every object (ListObjectVersions, then GetObject by version
   id), so a record hidden behind a delete marker or under a newer version is still compared, and the
   object is reported (hidden, overwritten). Reading it needs s3:ListBucketVersions and s3:GetObjectVersion
@@ -1008,7 +1111,8 @@ Examples:
       'after',
       `
 Without --since and --until, everything. The output is written as each page is read; an error part way
-leaves a partial output and exit status 1.
+leaves a partial output and exit status 1. With --vulnerability, a note on stderr counts the decisions whose
+id list was cut, as "list" says.
 ${TIME_HELP}
 ${SOURCE_HELP}
 
