@@ -1136,6 +1136,46 @@ describe('the approval token and the execution', () => {
     expect(putResults(h)).toHaveLength(0);
   });
 
+  it('an execution CodePipeline no longer has (the pipeline made again under its name): STALE, never escalated at its deadline', async () => {
+    // The API answers ListActionExecutions and GetPipelineExecution of a gone execution with
+    // PipelineExecutionNotFoundException, not an empty list: read as a failure, every sweep failed on it until
+    // the deadline, which then escalated an approval that no longer existed.
+    const notFound = () =>
+      new PipelineExecutionNotFoundException({
+        message: `Pipeline execution with id '${EXECUTION}' not found in pipeline`,
+        $metadata: { httpStatusCode: 400 },
+      });
+    const ofGate = (input: Record<string, unknown>) =>
+      (input.filter as { pipelineExecutionId?: string } | undefined)?.pipelineExecutionId === EXECUTION ||
+      input.pipelineExecutionId === EXECUTION;
+    const h = await setup();
+    h.scanner.coverage = undefined; // no scan yet: the gate waits
+    await h.approvalStarted();
+    expect((await h.gate())?.state).toBe('WAITING');
+    // The pipeline is deleted and made again under its name; its first execution runs the stage.
+    h.pipeline.stage = { executionId: NEWER_EXECUTION, status: 'InProgress', token: NEWER_TOKEN };
+    h.fail('ListActionExecutions', notFound, { when: ofGate });
+    h.fail('GetPipelineExecution', notFound, { when: ofGate });
+    for (let i = 0; i < 3; i++) {
+      h.clock.advance(10 * MINUTE);
+      await h.sweep();
+    }
+    const gate = await h.gate();
+    expect(gate?.state).toBe('STALE');
+    expect(gate?.staleReason).toContain(`execution ${EXECUTION} of pipeline`);
+    expect(await h.decision()).toBeUndefined();
+    expect(publishes(h)).toHaveLength(0);
+    expect(putResults(h)).toHaveLength(0);
+
+    // A STARTED event of a gone execution (delivered late) opens its gate STALE, not a dead-lettered event.
+    const late = await setup();
+    late.pipeline.stage = { executionId: NEWER_EXECUTION, status: 'InProgress', token: NEWER_TOKEN };
+    late.fail('ListActionExecutions', notFound, { when: ofGate });
+    late.fail('GetPipelineExecution', notFound, { when: ofGate });
+    await late.approvalStarted();
+    expect(await late.gate()).toMatchObject({ state: 'STALE' });
+  });
+
   it('stopped while it waits, a newer execution in the stage: the token re-read before acting says so: STALE, nothing sent', async () => {
     const h = await setup();
     await h.approvalStarted();

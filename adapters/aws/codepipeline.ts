@@ -10,16 +10,17 @@ import {
   PutApprovalResultCommand,
   type StageState,
 } from '@aws-sdk/client-codepipeline';
-import type {
-  ActionExecutionView,
-  ApprovalsPort,
-  PipelineExecutionSummaryView,
-  PipelineExecutionView,
-  PipelinesPort,
-  PutApprovalOutcome,
-  PutApprovalRequest,
-  RecentExecutions,
-  StageStateView,
+import {
+  type ActionExecutionView,
+  type ApprovalsPort,
+  ExecutionNotFound,
+  type PipelineExecutionSummaryView,
+  type PipelineExecutionView,
+  type PipelinesPort,
+  type PutApprovalOutcome,
+  type PutApprovalRequest,
+  type RecentExecutions,
+  type StageStateView,
 } from '../../shared/gate/ports.js';
 import { DEFAULT_RETRY, everyPage, mayHaveLanded, type RetryOptions, withRetries } from './retry.js';
 
@@ -76,6 +77,11 @@ export class CodePipelineApprovals implements ApprovalsPort {
       }
     } catch (e) {
       if (isPipelineNotFound(e)) return [];
+      // "cannot be found, or does not belong to the pipeline" (the API model): the execution is gone, which no
+      // retry changes. Not an empty list: in PARALLEL mode that reads as a run not listed yet, for ever.
+      if (e instanceof Error && e.name === 'PipelineExecutionNotFoundException') {
+        throw new ExecutionNotFound(pipeline, executionId, { cause: e });
+      }
       throw e;
     }
     return views;

@@ -33,14 +33,15 @@ import {
   type StoredDecision,
   type ViolationFindings,
 } from './model.js';
-import type {
-  ActionExecutionView,
-  ApprovalsPort,
-  FindingsPort,
-  FindingsReadResult,
-  ImagesPort,
-  NotifierPort,
-  StageStateView,
+import {
+  type ActionExecutionView,
+  type ApprovalsPort,
+  ExecutionNotFound,
+  type FindingsPort,
+  type FindingsReadResult,
+  type ImagesPort,
+  type NotifierPort,
+  type StageStateView,
 } from './ports.js';
 import {
   coverageState,
@@ -211,8 +212,20 @@ export class GateService extends GateClosing<GateDeps> {
         this.d.approvals.pipelineState(e.key.pipeline),
         this.d.approvals.actionExecutions(e.key.pipeline, e.key.executionId),
       ]);
-    let [stages, executions] = await read();
     const startedAt = validTime(e.time) ?? this.now().toISOString();
+    const gone = (error: ExecutionNotFound) => {
+      const now = this.now();
+      const base = newGate(e, startedAt, now, new Date(Date.parse(startedAt) + this.waitMs).toISOString());
+      return this.openStale(base, error.message, now);
+    };
+    let stages: readonly StageStateView[];
+    let executions: readonly ActionExecutionView[];
+    try {
+      [stages, executions] = await read();
+    } catch (error) {
+      if (error instanceof ExecutionNotFound) return gone(error);
+      throw error;
+    }
     for (const pause of this.d.config.listingRereadsMs) {
       // This event's own run: another run listed (an earlier attempt of a retried stage) is not its CustomData.
       const listed = executions.some(
@@ -223,7 +236,12 @@ export class GateService extends GateClosing<GateDeps> {
       );
       if (listed || this.now().getTime() - Date.parse(startedAt) >= LISTING_GRACE_MS) break;
       await new Promise((resolve) => setTimeout(resolve, pause));
-      [stages, executions] = await read();
+      try {
+        [stages, executions] = await read();
+      } catch (error) {
+        if (error instanceof ExecutionNotFound) return gone(error);
+        throw error;
+      }
     }
     const now = this.now();
     const base = newGate(e, startedAt, now, new Date(Date.parse(startedAt) + this.waitMs).toISOString());
@@ -658,15 +676,18 @@ export class GateService extends GateClosing<GateDeps> {
     now: Date,
   ): Promise<Gate | undefined> {
     try {
-      const token =
-        read.ok || withRuns
-          ? read
-          : checkToken(
+      let token = read;
+      if (!read.ok && !withRuns) {
+        const runs = await this.runsOrGone(gate);
+        token = isRuns(runs)
+          ? checkToken(
               gate.key,
               await this.pipelineState(gate.key.pipeline, ctx),
-              await this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId),
+              runs,
               gate.actionExecutionId,
-            );
+            )
+          : runs;
+      }
       if (!token.ok) return undefined;
       const next = this.next(gate, { tokenHash: hashToken(token.token) }, now, 'approval token seen');
       return (await this.d.store.updateGate(next, gate.version)) ? next : undefined;
@@ -692,7 +713,8 @@ export class GateService extends GateClosing<GateDeps> {
     if (token.ok || (!token.final && !showsAnotherRun(gate, stages))) return { token, withRuns: false };
     // Final, or the state shows another run of the action in the gate's execution (a retried stage): only
     // the gate's own run says whether it is over; unread, the gate waited for its deadline, counted overdue.
-    const executions = await this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId);
+    const executions = await this.runsOrGone(gate);
+    if (!isRuns(executions)) return { token: executions, withRuns: true };
     return {
       token: checkToken(gate.key, stages, executions, gate.actionExecutionId, this.justStarted(gate, now)),
       withRuns: true,
@@ -1110,8 +1132,9 @@ export class GateService extends GateClosing<GateDeps> {
   private async readToken(gate: Gate): Promise<TokenCheck> {
     const [stages, executions] = await Promise.all([
       this.d.approvals.pipelineState(gate.key.pipeline),
-      this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId),
+      this.runsOrGone(gate),
     ]);
+    if (!isRuns(executions)) return executions;
     return checkToken(
       gate.key,
       stages,
@@ -1119,6 +1142,22 @@ export class GateService extends GateClosing<GateDeps> {
       gate.actionExecutionId,
       this.justStarted(gate, this.now()),
     );
+  }
+
+  /**
+   * The runs of the gate's execution, or, when CodePipeline has no such execution (the pipeline made again
+   * under its name, the execution aged out), the final answer that the approval is gone: retried, every sweep
+   * would fail on it until the deadline, then decide and act for an approval that no longer exists.
+   */
+  private async runsOrGone(
+    gate: Gate,
+  ): Promise<readonly ActionExecutionView[] | Extract<TokenCheck, { ok: false }>> {
+    try {
+      return await this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId);
+    } catch (error) {
+      if (error instanceof ExecutionNotFound) return { ok: false, reason: error.message, final: true };
+      throw error;
+    }
   }
 
   /** Whether the gate's approval started so recently that its run may not be listed yet (see checkToken). */
@@ -1377,3 +1416,10 @@ function findingDetails(evaluation: Evaluation): ViolationFindings[] {
 }
 
 export type { DecisionRecord };
+
+/** `runsOrGone`'s runs, not its answer that the execution is gone. */
+function isRuns(
+  value: readonly ActionExecutionView[] | Extract<TokenCheck, { ok: false }>,
+): value is readonly ActionExecutionView[] {
+  return Array.isArray(value);
+}

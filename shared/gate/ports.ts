@@ -78,6 +78,11 @@ export interface PutApprovalRequest {
 /** CodePipeline. */
 export interface ApprovalsPort {
   pipelineState(pipeline: string): Promise<readonly StageStateView[]>;
+  /**
+   * The runs of the execution's actions. Throws `ExecutionNotFound` when CodePipeline has no such execution
+   * of the pipeline (made again under its name, or the execution aged out of its history): an answer, not a
+   * failure to retry.
+   */
   actionExecutions(pipeline: string, executionId: string): Promise<readonly ActionExecutionView[]>;
   /** Undefined when CodePipeline has no such execution (or pipeline): an approval of it is gone. */
   pipelineExecution(pipeline: string, executionId: string): Promise<PipelineExecutionView | undefined>;
@@ -210,6 +215,18 @@ export interface LostEvent {
   readonly detailType: string;
   /** The gate the event is about (`gateId`), when its detail names one. */
   readonly gate?: string;
+}
+
+/** CodePipeline has no such execution of the pipeline (`ApprovalsPort.actionExecutions`). */
+export class ExecutionNotFound extends Error {
+  constructor(
+    readonly pipeline: string,
+    readonly executionId: string,
+    options?: ErrorOptions,
+  ) {
+    super(`execution ${executionId} of pipeline ${pipeline} was not found`, options);
+    this.name = 'ExecutionNotFound';
+  }
 }
 
 /**
