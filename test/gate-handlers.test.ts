@@ -1074,6 +1074,28 @@ describe('AWS failing', () => {
     expect(Number(closed[1]!.gateVersion)).toBeGreaterThan(Number(closed[0]!.gateVersion));
   });
 
+  it('GatesClosedUndecided counts approvals that ended while the gate waited, not those ended by its own result', async () => {
+    const h = await setup();
+    const added = metricsOf(h);
+    h.onApprovalResult = async () => {
+      h.onApprovalResult = undefined;
+      await h.approvalEnded(h.approvalEndedEvent('SUCCEEDED'));
+    };
+    await h.approvalStarted();
+    await h.scanFinished();
+    expect(await h.gate()).toMatchObject({ state: 'CLOSED', approvalResult: { status: 'Approved' } });
+    expect(added.filter(([name]) => name === 'GatesClosedUndecided')).toEqual([]);
+
+    const waiting = await setup();
+    const counted = metricsOf(waiting);
+    waiting.scanner.coverage = undefined;
+    await waiting.approvalStarted();
+    await waiting.approvalEnded(waiting.approvalEndedEvent('ABANDONED'));
+    expect(counted.filter(([name]) => name === 'GatesClosedUndecided')).toEqual([
+      ['GatesClosedUndecided', 1],
+    ]);
+  });
+
   it('the approval answered in the console while Tollgate escalates: one Gate Closed, nothing new to say again', async () => {
     const h = await setup();
     h.scanner.findings = exampleFindings('orders-worker.list-findings.json');

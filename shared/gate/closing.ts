@@ -175,8 +175,9 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
         if (next.state !== gate.state)
           this.publish(() => gateStateEvent(next, gate.state, this.region(next), this.account(next)));
         this.publish(() => gateClosedEvent(next, this.region(next), this.account(next)));
-        if (gate.state === 'WAITING' || gate.state === 'DECIDED')
-          this.d.metrics.count('GatesClosedUndecided');
+        // Only a gate still waiting: a DECIDED one has decided, and its approval often ends by its own result,
+        // whose end event can come before the action is recorded.
+        if (gate.state === 'WAITING') this.d.metrics.count('GatesClosedUndecided');
         return report(next, `closed: ${e.state}`);
       }
     }
