@@ -1711,6 +1711,35 @@ describe('identifying the image', () => {
     expect(putResults(h)).toHaveLength(1);
   });
 
+  it.each([
+    ['a PARALLEL-mode execution', { executionMode: 'PARALLEL', executionType: 'STANDARD' }, 'PARALLEL-mode'],
+    ['a stage rollback', { executionMode: 'SUPERSEDED', executionType: 'ROLLBACK' }, 'rollback'],
+  ] as const)(
+    'a tag in %s names whichever build pushed it last: escalated, never resolved and judged',
+    async (_, execution, words) => {
+      const h = await setup();
+      h.pipeline.action.customData = `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/${REPOSITORY}:ubuntu_latest`;
+      // Another execution's build pushed the tag before this approval started.
+      h.pipeline.tags.set(`${REPOSITORY}:ubuntu_latest`, DIGEST);
+      h.mocks.codepipeline.on(GetPipelineExecutionCommand).resolves({
+        pipelineExecution: {
+          pipelineName: KEY.pipeline,
+          pipelineExecutionId: EXECUTION,
+          status: 'InProgress',
+          variables: [],
+          ...execution,
+        },
+      });
+      await h.approvalStarted();
+      const gate = await h.gate();
+      expect(gate?.image).toBeUndefined();
+      expect(gate?.imageProblem).toContain(words);
+      expect(gate?.imageProblem).toContain('name the image by digest');
+      expect(h.mocks.ecr.commandCalls(DescribeImagesCommand)).toHaveLength(0);
+      expect(putResults(h).map((r) => r.result?.status)).not.toContain('Approved');
+    },
+  );
+
   it('a tag now pointing at an image pushed after the approval started (the event came late): escalated, not judged', async () => {
     // The spec resolves a tag when the approval starts. A gate opened later (the event retried, or found by
     // the sweep) resolves it later, and a tag moved meanwhile names another build: judged, it approved that.

@@ -109,7 +109,12 @@ export class CodePipelineApprovals implements ApprovalsPort {
     for (const v of execution?.variables ?? []) {
       if (v.name !== undefined && v.resolvedValue !== undefined) variables[v.name] = v.resolvedValue;
     }
-    return { status: execution?.status, executionMode: execution?.executionMode, variables };
+    return {
+      status: execution?.status,
+      executionMode: execution?.executionMode,
+      executionType: execution?.executionType,
+      variables,
+    };
   }
 
   async putApprovalResult(request: PutApprovalRequest): Promise<PutApprovalOutcome> {

@@ -41,6 +41,7 @@ import {
   type FindingsReadResult,
   type ImagesPort,
   type NotifierPort,
+  type PipelineExecutionView,
   type StageStateView,
 } from './ports.js';
 import {
@@ -313,10 +314,14 @@ export class GateService extends GateClosing<GateDeps> {
       where.actionExecutionId === undefined
         ? ofAction[0]
         : ofAction.find((x) => x.actionExecutionId === where.actionExecutionId);
+    // Read once, if at all: for the variables, and for what a tag can be trusted with.
+    let executionRead: Promise<PipelineExecutionView | undefined> | undefined;
+    const readExecution = () =>
+      (executionRead ??= this.d.approvals.pipelineExecution(key.pipeline, key.executionId));
     let found: Identification = imageFromCustomData(mine?.customData);
     if (!found.ok) {
       const fromCustomData = found.problem;
-      const execution = await this.d.approvals.pipelineExecution(key.pipeline, key.executionId);
+      const execution = await readExecution();
       // No such execution: the approval is gone, or never was in this account and region. Not a lag, even just
       // after STARTED: the execution began stages before its approval did (the listing of the approval's run
       // may lag, the execution does not), and retried, the event would only be dead-lettered.
@@ -347,6 +352,24 @@ export class GateService extends GateClosing<GateDeps> {
     if (elsewhere !== undefined) return { image: undefined, problem: elsewhere };
     let digest = ref.digest;
     if (digest === undefined && ref.tag !== undefined) {
+      // A tag names whichever build pushed it last. In PARALLEL mode executions build side by side, and a
+      // rollback deploys an earlier execution's artifacts while the tag points at the newest: in both, the
+      // image the tag names now is no evidence of the one this execution deploys.
+      const execution = await readExecution();
+      if (execution === undefined)
+        return { gone: `execution ${key.executionId} of pipeline ${key.pipeline} was not found` };
+      const unbound =
+        execution.executionMode === 'PARALLEL'
+          ? 'a PARALLEL-mode execution, whose builds run side by side'
+          : execution.executionType === 'ROLLBACK'
+            ? "a rollback, which deploys an earlier execution's artifacts"
+            : undefined;
+      if (unbound !== undefined) {
+        return {
+          image: undefined,
+          problem: `${ref.repository}:${ref.tag} is a tag, and in ${unbound} a tag names whichever build pushed it last, not this execution's image: name the image by digest`,
+        };
+      }
       const resolved = await this.d.images.resolveTag(ref.repository, ref.tag, ref.registryId);
       if ('missing' in resolved) return { image: undefined, problem: resolved.missing };
       // The gate may open well after the approval started (its event retried, or found by the sweep), and

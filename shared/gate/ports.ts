@@ -51,6 +51,8 @@ export interface ActionExecutionView {
 export interface PipelineExecutionView {
   readonly status: string | undefined;
   readonly executionMode: string | undefined;
+  /** `STANDARD`, or `ROLLBACK` (a stage rollback: a new execution with an earlier one's artifacts). */
+  readonly executionType?: string | undefined;
   /** `variables[].name → resolvedValue`. */
   readonly variables: Readonly<Record<string, string>>;
 }
