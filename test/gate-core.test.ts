@@ -314,6 +314,10 @@ describe('scan states', () => {
     for (const s of ['FAILED', 'UNSUPPORTED_IMAGE', 'FINDINGS_UNAVAILABLE'])
       expect(ecrScanState(s)).toBe('unsupported');
     expect(ecrScanState('IN_PROGRESS')).toBe('pending');
+    // The adapter's own verdicts: the image or its repository gone will never be scanned (decide now); pages
+    // of two scans are read again.
+    for (const s of ['IMAGE_NOT_FOUND', 'REPOSITORY_NOT_FOUND']) expect(ecrScanState(s)).toBe('unsupported');
+    expect(ecrScanState('SCAN_CHANGED_WHILE_PAGING')).toBe('pending');
     expect(
       coverageState({ statusCode: 'ACTIVE', reason: 'SUCCESSFUL', lastScannedAt: undefined }).state,
     ).toBe('complete');
@@ -354,12 +358,19 @@ describe('scan states', () => {
     expect(scanIsOf({ ...scan, registryId: undefined }, image)).toBe(true);
   });
 
-  it('reads event counts, dropping what is not a count', () => {
+  it('reads event counts by the severity the reader gives their findings, dropping what is not a count', () => {
+    // A key that is no severity is what the reader makes of a finding with that severity: UNTRIAGED. Dropped,
+    // it would let a read lacking exactly those findings settle.
     expect(eventCounts({ CRITICAL: 1, high: 2, TOTAL: 3, BOGUS: 4, MEDIUM: -1, LOW: 'x' })).toEqual({
       CRITICAL: 1,
       HIGH: 2,
       TOTAL: 3,
+      UNTRIAGED: 4,
     });
+    // ECR's UNDEFINED is UNTRIAGED, as its findings are (levelOf), summed with anything else read so.
+    expect(eventCounts({ MEDIUM: 1, UNDEFINED: 2, untriaged: 1 })).toEqual({ MEDIUM: 1, UNTRIAGED: 3 });
+    // Letter case only: a name that upper-cases into a rating (dotless ı) is not one, as for findings.
+    expect(eventCounts({ medıum: 1 })).toEqual({ UNTRIAGED: 1 });
     expect(eventCounts(undefined)).toBeUndefined();
   });
 });

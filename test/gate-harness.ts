@@ -30,6 +30,7 @@ import {
   DescribeImagesCommand,
   type DescribeImagesCommandInput,
   ECRClient,
+  type FindingSeverity,
   ImageNotFoundException,
   type ImageScanFinding,
   ScanNotFoundException,
@@ -345,8 +346,11 @@ export interface ScannerModel {
   findings: InspectorFinding[];
   /** Findings per ListFindings page (the service may return fewer than `maxResults`). */
   pageSize: number;
-  /** ECR basic scanning of the test image: DescribeImageScanFindings. */
-  ecr: { status: string; findings: ImageScanFinding[] } | undefined;
+  /**
+   * ECR basic scanning of the test image: DescribeImageScanFindings, `pageSize` findings a page (ECR's most,
+   * 1000, by default; fewer when the request asks for fewer). Its `findingSeverityCounts` are the findings'.
+   */
+  ecr: { status: string; findings: ImageScanFinding[]; pageSize?: number } | undefined;
 }
 
 interface InjectedFailure {
@@ -917,10 +921,21 @@ export class Harness {
         out.repositoryName = REPOSITORY;
         out.imageId = { imageDigest: DIGEST, imageTag: 'ubuntu_latest' };
         out.imageScanStatus = { status: scan.status as 'COMPLETE', description: `scan ${scan.status}` };
-        if (out.imageScanFindings) {
-          out.imageScanFindings.findings = scan.status === 'COMPLETE' ? structuredClone(scan.findings) : [];
+        const all = scan.status === 'COMPLETE' ? scan.findings : [];
+        // ECR counts every finding of the scan on every page, by its own severity (UNDEFINED when it has none),
+        // whatever part of the list the page holds.
+        const counts: Partial<Record<FindingSeverity, number>> = {};
+        for (const f of all) {
+          const severity = f.severity ?? 'UNDEFINED';
+          counts[severity] = (counts[severity] ?? 0) + 1;
         }
-        return out;
+        const from = input.nextToken === undefined ? 0 : pageStart(input.nextToken);
+        const to = from + Math.min(scan.pageSize ?? 1000, input.maxResults ?? 100);
+        if (out.imageScanFindings) {
+          out.imageScanFindings.findings = structuredClone(all.slice(from, to));
+          out.imageScanFindings.findingSeverityCounts = counts;
+        }
+        return { ...out, ...(to < all.length ? { nextToken: pageToken(to) } : {}) };
       });
 
     inspector.on(ListCoverageCommand).callsFake(async (input: ListCoverageCommandInput) => {

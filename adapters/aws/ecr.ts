@@ -13,6 +13,7 @@ import {
   shortOfCounts,
 } from '../../shared/findings/readers.js';
 import { FindingTable } from '../../shared/findings/table.js';
+import { parseTimestamp } from '../../shared/findings/timestamps.js';
 import type { EcrScanReadResult, ImageLocator, ImagesPort, TagResolution } from '../../shared/gate/ports.js';
 import { DEFAULT_RETRY, nextPage, type RetryOptions, sendOptions, withRetries } from './retry.js';
 
@@ -41,6 +42,22 @@ const FINDINGS_MISSING: ScanVerdict = {
   reason: 'the ECR response says the scan completed but carries no imageScanFindings',
 };
 
+/**
+ * DescribeImageScanFindings' answers on the first page that no scan will ever come: the image was deleted
+ * (a lifecycle policy, say) or its repository is gone. Final answers for the gate to decide on
+ * (`scan.onUnsupported`), not faults to retry and dead-letter while the gate waits out its deadline.
+ */
+const GONE: ReadonlyMap<string | undefined, { status: string; what: string }> = new Map([
+  ['ImageNotFoundException', { status: 'IMAGE_NOT_FOUND', what: 'the image' }],
+  ['RepositoryNotFoundException', { status: 'REPOSITORY_NOT_FOUND', what: 'the repository' }],
+]);
+
+/** `imageScanCompletedAt` in epoch milliseconds; undefined when the page has none (or none the reader took). */
+function completedAt(page: DescribeImageScanFindingsCommandOutput): number | undefined {
+  const at = parseTimestamp(page.imageScanFindings?.imageScanCompletedAt);
+  return typeof at === 'number' ? at : undefined;
+}
+
 function errorName(e: unknown): string | undefined {
   return e instanceof Error ? e.name : undefined;
 }
@@ -61,7 +78,8 @@ export class EcrScanFindings {
   /**
    * Every page of the image's scan findings. Each page is read by the core's reader and the tables joined;
    * the verdict is the first page's `imageScanStatus`, unless a later page says the scan is not complete
-   * (a rescan started while paging), which wins: fail closed.
+   * (a rescan started while paging), which wins: fail closed. Pages of two scans (a rescan that finished
+   * between two page calls) are no one scan's list, and are not joined.
    */
   async ecrScanFindings(
     image: ImageLocator,
@@ -74,6 +92,9 @@ export class EcrScanFindings {
     const counts: FindingsDocument['counts'][] = [];
     let pages = 0;
     let nextToken: string | undefined;
+    // The scan the pages are of: a rescan that finishes mid-listing changes it, and its pages list other
+    // findings, so the joined list could meet every count while missing findings of both scans.
+    let scanAt: number | undefined;
     do {
       signal?.throwIfAborted();
       const token = nextToken;
@@ -100,6 +121,12 @@ export class EcrScanFindings {
         if (pages === 1 && errorName(e) === 'ScanNotFoundException') {
           return { table: FindingTable.fromFindings([]), pages, longestChain: pages, scan: NO_SCAN_YET };
         }
+        const gone = pages === 1 ? GONE.get(errorName(e)) : undefined;
+        if (gone !== undefined) {
+          const reason = `ECR has no scan findings to give: ${gone.what} is not found (${errorName(e)}: ${errorText(e)})`;
+          const verdict: ScanVerdict = { complete: false, status: gone.status, reason };
+          return { table: FindingTable.fromFindings([]), pages, longestChain: pages, scan: verdict };
+        }
         throw e;
       }
       const doc = readFindingsDocument({
@@ -109,6 +136,23 @@ export class EcrScanFindings {
         // A scan that has not finished may come without findings; the reader wants the key to know the format.
         imageScanFindings: page.imageScanFindings ?? {},
       });
+      // A later page without a completion time is the empty last page (below), not another scan. One with a
+      // time the first page lacked cannot be shown to be of the first page's scan either (fail closed).
+      const at = completedAt(page);
+      if (pages === 1) scanAt = at;
+      else if (at !== undefined && at !== scanAt) {
+        const first =
+          scanAt === undefined
+            ? 'one with no completion time'
+            : `one completed at ${new Date(scanAt).toISOString()}`;
+        scan = {
+          complete: false,
+          status: 'SCAN_CHANGED_WHILE_PAGING',
+          reason: `the scan changed while its findings were read (a rescan?): page ${pages} is of a scan completed at ${new Date(at).toISOString()}, page 1 of ${first}`,
+        };
+        // The read is given up, so its remaining pages are not worth the calls: the gate reads again.
+        break;
+      }
       tables.push(doc.findings);
       counts.push(doc.counts);
       // A page that says the scan finished and has no findings part at all shows nothing of it: not a clean

@@ -1,4 +1,4 @@
-import { SEVERITIES, type Severity } from '../findings/finding.js';
+import { levelOf, SEVERITIES, type Severity } from '../findings/finding.js';
 import { type FindingTable, STATUS_ACTIVE, STATUS_CLOSED } from '../findings/table.js';
 import type { FindingsRead, GateImage, ScanState, ScanStatus, SeverityCounts } from './model.js';
 import type { CoverageView } from './ports.js';
@@ -32,6 +32,10 @@ const UNSUPPORTED = new Set([
   'UNSUPPORTED_IMAGE',
   'FINDINGS_UNAVAILABLE',
   'LIMIT_EXCEEDED',
+  // DescribeImageScanFindings' answer that the image or its repository is gone (a lifecycle policy, a
+  // deletion): no scan will ever come, so waiting out the deadline would only delay the same escalation.
+  'IMAGE_NOT_FOUND',
+  'REPOSITORY_NOT_FOUND',
 ]);
 
 // Coverage reasons of an image Inspector has scanned and keeps scanning.
@@ -75,16 +79,26 @@ export function coverageState(coverage: CoverageView | undefined): { state: Scan
   return { state: 'pending', status: coverage.reason };
 }
 
-/** Reads the severity counts a scan event reports. A severity left out means 0 (real events do that). */
+/**
+ * Reads the severity counts a scan event reports, by the severity the findings reader gives a finding of that
+ * name (`levelOf`): ECR's `UNDEFINED` is UNTRIAGED, as its findings are, summed with any other key that lands
+ * there. A severity left out means 0 (real events do that).
+ *
+ * A key that is no severity at all is counted as UNTRIAGED too, not dropped: the reader would read a finding
+ * with that severity as UNTRIAGED, and dropping its count would let a read that lacks exactly those findings
+ * (the ones `unknownSeverity` escalates) settle and approve. At worst an unknown key keeps the gate waiting
+ * until `scan.onTimeout` decides, which never approves.
+ */
 export function eventCounts(raw: Readonly<Record<string, unknown>> | undefined): SeverityCounts | undefined {
   if (raw === undefined) return undefined;
   const counts: Partial<Record<Severity | 'TOTAL', number>> = {};
   for (const [k, v] of Object.entries(raw)) {
-    const key = k.toUpperCase();
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) continue;
-    if (key === 'TOTAL' || (SEVERITIES as readonly string[]).includes(key)) {
-      counts[key as Severity | 'TOTAL'] = v;
-    }
+    // Letter case only, as the reader takes a severity: `medıum` (dotless ı) is no rating, whatever it
+    // upper-cases to.
+    const key = /^[A-Za-z_]+$/.test(k) ? k.toUpperCase() : k;
+    const level = key === 'TOTAL' ? key : levelOf(key);
+    counts[level] = (counts[level] ?? 0) + v;
   }
   return counts;
 }
