@@ -11,6 +11,7 @@ import type { ClockPort } from '../shared/gate/ports.js';
 import { coverageState } from '../shared/gate/scan.js';
 import type { LoadedScenario, ScenarioApproval } from './scenario.js';
 import { findingsDocument } from './scenario.js';
+import { asSdk } from './sdk-shape.js';
 
 /*
  * The AWS account a scenario describes, answering the SDK's commands. The simulator hands the real AWS
@@ -253,7 +254,10 @@ export class World {
   }
 
   setFindings(digest: string, source: { file: string } | { findings: unknown[] }, append: boolean): void {
-    const doc = 'file' in source ? findingsDocument(this.loaded, source.file) : { findings: source.findings };
+    // Held as the SDK hands them over (Dates), converted here once: a replay's answers are not charged for it.
+    const doc = asSdk(
+      'file' in source ? findingsDocument(this.loaded, source.file) : { findings: source.findings },
+    );
     const list = findingsOf(doc);
     if (isObject(doc) && isObject(doc.imageScanFindings)) this.ecrDocs.set(digest, doc);
     const had = append ? (this.findings.get(digest) ?? []) : [];

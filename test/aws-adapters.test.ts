@@ -26,6 +26,7 @@ import {
   ECRClient,
   ECRServiceException,
   ImageNotFoundException,
+  RepositoryNotFoundException,
   ScanNotFoundException,
 } from '@aws-sdk/client-ecr';
 import {
@@ -82,6 +83,7 @@ import { ECR_FINDINGS_NOT_READY } from '../shared/findings/readers.js';
 import { partitionOf } from '../shared/gate/events.js';
 import type { ImageLocator, TollgateEvent } from '../shared/gate/ports.js';
 import { ecrScanState } from '../shared/gate/scan.js';
+import { asSdk } from '../simulator/sdk-shape.js';
 import { fixtureJson } from './helpers.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -126,34 +128,6 @@ function connectTimeout() {
     ),
     { name: 'TimeoutError', $metadata: { attempts: 1, totalRetryDelay: 0 } },
   );
-}
-
-// The SDK v3 turns the API's epoch-second timestamps into Date objects; the samples hold epoch seconds.
-const TIMESTAMPS = new Set([
-  'created',
-  'updated',
-  'lastStatusChange',
-  'startTime',
-  'lastUpdateTime',
-  'firstObservedAt',
-  'lastObservedAt',
-  'updatedAt',
-  'vendorCreatedAt',
-  'vendorUpdatedAt',
-  'imageScanCompletedAt',
-  'vulnerabilitySourceUpdatedAt',
-  'approvedAt',
-  'lastScannedAt',
-]);
-
-function asSdk(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(asSdk);
-  if (typeof value !== 'object' || value === null) return value;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
-    out[k] = TIMESTAMPS.has(k) && typeof v === 'number' ? new Date(v * 1000) : asSdk(v);
-  }
-  return out;
 }
 
 /** A sample as the SDK would return it. */
@@ -548,6 +522,7 @@ describe('CodePipeline: GetPipelineExecution', () => {
     expect(view).toEqual({
       status: 'InProgress',
       executionMode: 'QUEUED',
+      executionType: 'STANDARD',
       variables: { ImageDigest: DIGEST, RepositoryName: 'inspector2' },
     });
   });
@@ -1337,6 +1312,91 @@ describe('ECR: DescribeImageScanFindings', () => {
     await expect(new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage)).rejects.toBeInstanceOf(
       ScanNotFoundException,
     );
+  });
+
+  it('pages of two scans (a rescan finished between page calls) are not joined: SCAN_CHANGED_WHILE_PAGING, pending', async () => {
+    const { client, mock } = ecr();
+    const first = basic.imageScanFindings!.imageScanCompletedAt!;
+    expect(first).toBeInstanceOf(Date);
+    const rescanned = new Date(first.getTime() + 60_000);
+    // Two MEDIUM findings counted by each scan: page 1 of the first scan and page 2 of the rescan list one
+    // each, so the joined list meets every count while missing a finding of each scan.
+    const part = (name: string, at: Date | undefined) => ({
+      findings: [{ ...basic.imageScanFindings!.findings![0]!, name }],
+      findingSeverityCounts: { MEDIUM: 2 },
+      ...(at === undefined ? {} : { imageScanCompletedAt: at }),
+    });
+    const read = async (second: Date | undefined, firstAt: Date | undefined = first) => {
+      mock.reset();
+      mock
+        .on(DescribeImageScanFindingsCommand)
+        .resolvesOnce({ ...basic, imageScanFindings: part('CVE-2019-5188', firstAt), nextToken: 'p2' })
+        .resolvesOnce({ ...basic, imageScanFindings: part('CVE-2020-0002', second), nextToken: 'p3' })
+        .resolvesOnce({ ...basic, imageScanFindings: { findings: [] } });
+      return new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage);
+    };
+    const mixed = await read(rescanned);
+    expect(mixed.scan).toEqual({
+      complete: false,
+      status: 'SCAN_CHANGED_WHILE_PAGING',
+      reason: `the scan changed while its findings were read (a rescan?): page 2 is of a scan completed at ${rescanned.toISOString()}, page 1 of one completed at ${first.toISOString()}`,
+    });
+    // The gate waits and reads again, as on a scan still running; the pages after the change are not read.
+    expect(ecrScanState(mixed.scan.status!)).toBe('pending');
+    expect(mock.commandCalls(DescribeImageScanFindingsCommand)).toHaveLength(2);
+    // One scan's pages (the same time as a new Date, and the empty last page without one): joined.
+    const same = await read(new Date(first.getTime()));
+    expect(same.scan).toEqual({ complete: true, status: 'COMPLETE' });
+    expect(same).toMatchObject({ pages: 3 });
+    const untimed = await read(undefined);
+    expect(untimed.scan).toEqual({ complete: true, status: 'COMPLETE' });
+    // A first page without a time gives no scan to hold a timed later page to: not shown to be one scan.
+    const unknown = await read(rescanned, undefined);
+    expect(unknown.scan).toMatchObject({ complete: false, status: 'SCAN_CHANGED_WHILE_PAGING' });
+  });
+
+  it('the image or repository gone on the first page is a final answer (unsupported, decided at once); mid-listing it rejects', async () => {
+    const { client, mock } = ecr();
+    const gone = [
+      [
+        new ImageNotFoundException({
+          message: "The image with imageId {imageDigest:'sha256:74b2'} does not exist within the repository",
+          $metadata: { httpStatusCode: 400 },
+        }),
+        'IMAGE_NOT_FOUND',
+        'the image',
+      ],
+      [
+        new RepositoryNotFoundException({
+          message:
+            "The repository with name 'sample-repo' does not exist in the registry with id '123456789012'",
+          $metadata: { httpStatusCode: 400 },
+        }),
+        'REPOSITORY_NOT_FOUND',
+        'the repository',
+      ],
+    ] as const;
+    for (const [error, status, what] of gone) {
+      mock.reset();
+      mock.on(DescribeImageScanFindingsCommand).rejects(error);
+      const read = await new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage);
+      expect(read.scan).toEqual({
+        complete: false,
+        status,
+        reason: `ECR has no scan findings to give: ${what} is not found (${error.name}: ${error.message})`,
+      });
+      expect(read.table.length).toBe(0);
+      expect(ecrScanState(status)).toBe('unsupported');
+      // A final answer: not retried.
+      expect(mock.commandCalls(DescribeImageScanFindingsCommand)).toHaveLength(1);
+      // After a page was read, the list is partial: a fault, not an answer about the image.
+      mock.reset();
+      mock
+        .on(DescribeImageScanFindingsCommand)
+        .resolvesOnce({ ...basic, nextToken: 'f2' })
+        .rejectsOnce(error);
+      await expect(new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage)).rejects.toBe(error);
+    }
   });
 });
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ScanStatus as EcrScanStatus } from '@aws-sdk/client-ecr';
 import { describe, expect, it } from 'vitest';
 import {
+  evaluate,
   mergeFindings,
   parseFindingsText,
   parseTimestamp,
@@ -10,7 +11,7 @@ import {
   ShapeError,
 } from '../shared/index.js';
 import { SourceLocator } from '../shared/locate.js';
-import { fixture, fixtureJson, inputErrorOf, ROOT } from './helpers.js';
+import { fixture, fixtureJson, IMAGE, inputErrorOf, NOW, policy, ROOT } from './helpers.js';
 
 const DIGEST = 'sha256:84f507df33c6864d49c296fb734192696e4cb6f78166ac51ac8b9b118181085d';
 
@@ -383,7 +384,60 @@ describe('missing and unusual values', () => {
       resources: [{ id: 'arn:aws:ecr:r/x/sha256:1' }],
       severity: 'HIGH',
     };
-    expect(readFindingsDocument([raw]).findings.row(0)!.key).toBe('CVE-1|a,b|arn:aws:ecr:r/x/sha256:1');
+    expect(readFindingsDocument([raw]).findings.row(0)!.key).toBe(
+      'CVE-1|["CVE-1",["a","b"],"arn:aws:ecr:r/x/sha256:1"]',
+    );
+  });
+
+  it('without a findingArn, findings that differ only where a joined key would blur them stay apart', () => {
+    const raw = (id: string, names: string[], resource: string, severity: string, updatedAt: number) => ({
+      packageVulnerabilityDetails: {
+        vulnerabilityId: id,
+        vulnerablePackages: names.map((name) => ({ name })),
+      },
+      resources: [{ id: resource }],
+      severity,
+      updatedAt,
+    });
+    // The reviewer's case: a CRITICAL finding in package "a,b", and a newer LOW one in packages a and b.
+    // Taken for two copies of one finding, the newer (LOW) would be kept, and nothing would reject.
+    const list = [
+      raw('CVE-1', ['a,b'], 'arn:aws:ecr:r/x/sha256:1', 'CRITICAL', 1_700_000_000),
+      raw('CVE-1', ['a', 'b'], 'arn:aws:ecr:r/x/sha256:1', 'LOW', 1_700_000_100),
+    ];
+    const decide = (findings: unknown[]) =>
+      evaluate(
+        policy('rules:\n  - id: no-critical\n    action: reject\n    when: { severity: [CRITICAL] }\n'),
+        {
+          findings: readFindingsDocument(findings).findings,
+          now: NOW,
+          image: IMAGE,
+          pipeline: 'payments-prod',
+        },
+      ).record.outcome;
+    expect(decide(list)).toBe('REJECT');
+    // `|` in the id, the names or the resource, which the old key joined with.
+    const pairs: [Parameters<typeof raw>, Parameters<typeof raw>][] = [
+      [
+        ['CVE-1|a', ['b'], 'r', 'CRITICAL', 1_700_000_000],
+        ['CVE-1', ['a|b'], 'r', 'LOW', 1_700_000_100],
+      ],
+      [
+        ['CVE-1', ['a|r'], '', 'CRITICAL', 1_700_000_000],
+        ['CVE-1', ['a'], 'r|', 'LOW', 1_700_000_100],
+      ],
+    ];
+    for (const [critical, low] of pairs) {
+      const t = readFindingsDocument([raw(...critical), raw(...low)]).findings;
+      expect(t.keyCount).toBe(2);
+      expect(decide([raw(...critical), raw(...low)])).toBe('REJECT');
+    }
+    // The same finding read twice is still one: the key is the same whatever the order of its packages.
+    const again = readFindingsDocument([
+      raw('CVE-1', ['b', 'a'], 'r', 'LOW', 1),
+      raw('CVE-1', ['a', 'b'], 'r', 'LOW', 1),
+    ]).findings;
+    expect(again.keyCount).toBe(1);
   });
 
   it('an empty findingArn is no key: two such findings stay two, not one taken for a copy of the other', () => {
@@ -400,8 +454,8 @@ describe('missing and unusual values', () => {
       .findings.rows()
       .map((f) => [f.key, f.severity]);
     expect(rows).toEqual([
-      ['CVE-2021-44228|p|', 'CRITICAL'],
-      ['CVE-2024-0001|p|', 'LOW'],
+      ['CVE-2021-44228|["CVE-2021-44228",["p"],""]', 'CRITICAL'],
+      ['CVE-2024-0001|["CVE-2024-0001",["p"],""]', 'LOW'],
     ]);
   });
 });

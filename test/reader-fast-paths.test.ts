@@ -1,14 +1,19 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { makeFindings, makePolicy } from '../bench/generate.js';
+import { MAX_EPOCH_SECONDS } from '../shared/findings/timestamps.js';
 import {
   evaluate,
   FindingTable,
   FindingTableBuilder,
   parsePolicy,
   readFindingsDocument,
+  ShapeError,
 } from '../shared/index.js';
 import { tailHash } from '../shared/strings.js';
-import { finding, IMAGE, NOW } from './helpers.js';
+import { asSdk } from '../simulator/sdk-shape.js';
+import { finding, fixtureJson, IMAGE, NOW, ROOT } from './helpers.js';
 
 // The reader's and the table's fast paths: the document's list kept as the table's sources, keys read back
 // from the sources, the cache of full findings made on demand, and the evaluator's scratch rows kept between
@@ -75,6 +80,68 @@ describe('the Inspector reader', () => {
     const c = new FindingTableBuilder(1, list.slice(0, 1));
     c.pushFinding(finding({ key: 'k1' }), list[0]);
     expect(() => c.pushFinding(finding({ key: 'k2' }), list[1])).toThrow(/more rows than the list/);
+  });
+});
+
+describe('timestamps as the SDK gives them', () => {
+  const record = (arn: string, firstObservedAt: unknown) => ({
+    findingArn: arn,
+    severity: 'HIGH',
+    firstObservedAt,
+    packageVulnerabilityDetails: { vulnerabilityId: 'CVE-1', vulnerablePackages: [{ name: 'openssl' }] },
+  });
+  /** Whether row `i` was read on the fast path: only the detailed reader builds (and keeps) a full finding. */
+  const fast = (t: FindingTable, i: number) => t.sourceOf(i).cached === undefined;
+
+  it('reads a Date (what the SDK makes of epoch seconds) on the fast path, as the detailed reader reads it', () => {
+    const max = MAX_EPOCH_SECONDS * 1000;
+    const dates = [new Date(Date.UTC(2024, 8, 4, 16, 55, 38, 411)), new Date(0), new Date(max)];
+    const t = readFindingsDocument(dates.map((d, i) => record(`arn:k/${i}`, d))).findings;
+    expect(dates.map((_, i) => fast(t, i))).toEqual([true, true, true]);
+    expect(Array.from(t.firstObserved)).toEqual(dates.map((d) => d.getTime()));
+    // The detailed reader's reading of each row, and of the same time as epoch seconds.
+    const detailed = FindingTable.fromFindings(t.rows());
+    expect(Array.from(t.firstObserved)).toEqual(Array.from(detailed.firstObserved));
+    const seconds = readFindingsDocument(
+      dates.map((d, i) => record(`arn:k/${i}`, d.getTime() / 1000)),
+    ).findings;
+    expect(Array.from(seconds.firstObserved)).toEqual(Array.from(t.firstObserved));
+  });
+
+  it('leaves a Date outside what epoch seconds can say to the detailed reader, which reads it the same', () => {
+    const max = MAX_EPOCH_SECONDS * 1000;
+    const dates = [new Date(-1000), new Date(max + 1000)];
+    const t = readFindingsDocument(dates.map((d, i) => record(`arn:k/${i}`, d))).findings;
+    expect(dates.map((_, i) => fast(t, i))).toEqual([false, false]);
+    expect(Array.from(t.firstObserved)).toEqual(dates.map((d) => d.getTime()));
+    // An invalid Date is no time: the detailed reader names it, as it does for any bad timestamp.
+    let refused: unknown;
+    try {
+      readFindingsDocument({ findings: [record('arn:k/0', new Date(Number.NaN))] });
+    } catch (e) {
+      refused = e;
+    }
+    expect(refused).toBeInstanceOf(ShapeError);
+    expect((refused as ShapeError).path).toEqual(['findings', 0, 'firstObservedAt']);
+  });
+
+  it('reads every row of a ListFindings page as the SDK gives it on the fast path, with the same findings', () => {
+    const json = fixtureJson('aws/list-findings-response.ecr.derived-from-aws-docs-event.json');
+    const examples = ['billing-api', 'payments-api'].map((name) =>
+      JSON.parse(readFileSync(join(ROOT, `examples/findings/${name}.list-findings.json`), 'utf8')),
+    );
+    for (const page of [json, ...examples]) {
+      const sdk = asSdk(page) as { findings: Record<string, unknown>[] };
+      // The SDK's output has Dates wherever the API has a timestamp: that is the case under test.
+      expect(sdk.findings[0]!.firstObservedAt).toBeInstanceOf(Date);
+      expect(sdk.findings[0]!.updatedAt).toBeInstanceOf(Date);
+      const t = readFindingsDocument(sdk).findings;
+      for (let i = 0; i < t.length; i++) expect(fast(t, i), `row ${i}`).toBe(true);
+      // Read from the API's JSON or from the SDK's output, the findings are the same, every field.
+      const fromJson = readFindingsDocument(page).findings;
+      expect(Array.from(t.firstObserved)).toEqual(Array.from(fromJson.firstObserved));
+      expect(t.rows()).toEqual(fromJson.rows());
+    }
   });
 });
 

@@ -1,11 +1,19 @@
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Inspector2Client, ListFindingsCommand } from '@aws-sdk/client-inspector2';
 import { describe, expect, it } from 'vitest';
 import { ensureTable } from '../adapters/dynamodb/table.js';
 import { InputError } from '../shared/errors.js';
+import { readFindingsDocument } from '../shared/findings/readers.js';
 import { coverageState, ecrScanState, inspectorScanState } from '../shared/gate/scan.js';
-import { runScenario, SimClock, type SimulationOptions, type SimulationResult } from '../simulator/run.js';
+import {
+  answeredBy,
+  runScenario,
+  SimClock,
+  type SimulationOptions,
+  type SimulationResult,
+} from '../simulator/run.js';
 import { FAILABLE_OPERATIONS, loadScenario, SCAN_STATUSES } from '../simulator/scenario.js';
 import { World } from '../simulator/world.js';
 import { useLocalDynamo } from './gate-harness.js';
@@ -348,5 +356,34 @@ describe('keys that would be read and then ignored', () => {
           : event;
       expect(coverage(status), status).toBe(want);
     }
+  });
+});
+
+describe('findings as the SDK hands them over', () => {
+  it('the world answers ListFindings with Dates for epoch seconds, as the SDK does, read on the fast path', async () => {
+    const loaded = loadScenario(scenarioFile(() => undefined));
+    const w = new World(loaded, new SimClock(0));
+    // The simulator's own clients: the world answers in place of the HTTP call, before any deserialiser.
+    const client = answeredBy(
+      new Inspector2Client({
+        region: 'eu-west-1',
+        credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+        maxAttempts: 1,
+      }),
+      w,
+    );
+    const page = await client.send(new ListFindingsCommand({}));
+    const first = page.findings?.[0];
+    expect(first?.firstObservedAt).toEqual(new Date(1795478400_000));
+    expect(first?.lastObservedAt).toEqual(new Date(1795482000_000));
+    expect(first?.updatedAt).toEqual(new Date(1795482000_000));
+    expect(first?.resources?.[0]?.details?.awsEcrContainerImage?.pushedAt).toEqual(new Date(1795477800_000));
+    // The gate's reader takes every row of it on its fast path (the detailed one keeps a full finding).
+    const table = readFindingsDocument(page).findings;
+    expect(table.length).toBe(3);
+    for (let i = 0; i < table.length; i++) expect(table.sourceOf(i).cached, `row ${i}`).toBeUndefined();
+    // Converted once, when the world was given them: a second answer is the same objects, not a new copy.
+    const again = await client.send(new ListFindingsCommand({}));
+    expect(again.findings?.[0]).toBe(first);
   });
 });

@@ -189,6 +189,8 @@ function arnOf(raw: unknown): string {
   return (raw as { findingArn: string }).findingArn;
 }
 
+const MAX_EPOCH_MS = MAX_EPOCH_SECONDS * 1000;
+
 /** Writes one well-formed Inspector finding into the table; false (and nothing written) when it is not one. */
 function fastInspectorRow(b: FindingTableBuilder, raw: unknown, maker: number): boolean {
   if (!isObj(raw)) return false;
@@ -233,12 +235,17 @@ function fastInspectorRow(b: FindingTableBuilder, raw: unknown, maker: number): 
     if (typeof e !== 'number' || !Number.isFinite(e)) return false;
     epss = e;
   }
+  // Epoch seconds as the API's JSON has them, or the Date the SDK makes of them (what the gate reads in
+  // Lambda), within the bounds parseTimestamp takes numbers in: the two readers agree on every row this takes.
   const first = raw.firstObservedAt;
   let firstMs = Number.NaN;
-  if (first !== undefined) {
-    if (typeof first !== 'number' || !(first >= 0 && first <= MAX_EPOCH_SECONDS)) return false;
+  if (typeof first === 'number') {
+    if (!(first >= 0 && first <= MAX_EPOCH_SECONDS)) return false;
     firstMs = Math.round(first * 1000);
-  }
+  } else if (first instanceof Date) {
+    firstMs = first.getTime();
+    if (!(firstMs >= 0 && firstMs <= MAX_EPOCH_MS)) return false;
+  } else if (first !== undefined) return false;
   const packages = pvd.vulnerablePackages;
   if (packages !== undefined) {
     if (!Array.isArray(packages)) return false;
@@ -623,7 +630,12 @@ function fallbackKey(
   resource: string,
 ): string {
   const names = packages.map((p) => p.name).sort();
-  return `${vulnerabilityId}|${names.join(',')}|${resource}`;
+  // Joined with `|` and `,`, packages ["a,b"] and ["a", "b"] (or ids and names holding `|`) made one key,
+  // and de-duplication kept only the newer of two findings, however severe the other. JSON cannot be read
+  // two ways, and the id in front (which keeps keys readable) cannot blur where it starts: `["` occurs in it
+  // only where an array begins (a quote inside a string is escaped), and only the whole array goes on from
+  // its first string to a list.
+  return `${vulnerabilityId}|${JSON.stringify([vulnerabilityId, names, resource])}`;
 }
 
 function readPackages(value: unknown): VulnerablePackage[] {
