@@ -730,6 +730,19 @@ describe('merging several files', () => {
     const repeated = [...four, kernel('5.10.1-1.amzn2'), { ...a, attributes: [...a.attributes].reverse() }];
     expect(() => set(repeated, 5)).toThrow('got HIGH 4 listed of 5 counted');
     expect(set(repeated, 4).findings.length).toBe(6);
+
+    // Package names and versions come from inside the image: `a|b` at `` and `a` at `b|` are two findings,
+    // not one key read as a finding listed twice (ECR's own count of two then looked unmet).
+    const packaged = (pkg: string, version: string) => ({
+      name: 'CVE-2024-0003',
+      severity: 'HIGH',
+      attributes: [
+        { key: 'package_name', value: pkg },
+        { key: 'package_version', value: version },
+      ],
+    });
+    const two = set([packaged('a|b', ''), packaged('a', 'b|')], 2);
+    expect(new Set(two.findings.rows().map((f) => f.key)).size).toBe(2);
   });
 
   it('refuses findings of two images', () => {

@@ -533,7 +533,9 @@ function ecrBasicKey(
   attrs: unknown[],
   title: string | undefined,
 ): string {
-  if (pkgName !== undefined) return `${name}|${pkgName}|${pkgVersion ?? ''}|${resource}`;
+  // JSON, not a `|` join: package names and versions come from inside the image, and `a|b` with `` against
+  // `a` with `b|` would be one key, one finding dropped as the other's copy.
+  if (pkgName !== undefined) return `${name}|${JSON.stringify([pkgName, pkgVersion ?? null, resource])}`;
   const uri = typeof raw.uri === 'string' ? raw.uri : null;
   const said = attrs
     .map((a) => {
