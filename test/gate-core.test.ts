@@ -73,7 +73,6 @@ describe('identifying the image', () => {
       `docker.io/library/nginx@sha256:${'cd'.repeat(32)}`,
       'registry.example.internal:5000/team/app:2',
       'localhost:5000/app:1',
-      'https://ghcr.io/evil/sidecar:latest',
     ]) {
       expect(imageFromCustomData(`${REGISTRY}/payments/api@${DIGEST}, ${other}`), other).toMatchObject(
         twoImages,
@@ -85,11 +84,14 @@ describe('identifying the image', () => {
         other,
       ).toMatchObject(twoImages);
     }
-    // Not images: a time, a version beside a path, a URL without a tag.
+    // Not images: a time, a version beside a path, links (a build's log, a line of source, a report).
     for (const text of [
       `${REGISTRY}/payments/api@${DIGEST} (window 10:30/11:00)`,
       `${REGISTRY}/payments/api@${DIGEST} see https://wiki.example.com/releases/payments`,
       `${REGISTRY}/payments/api@${DIGEST} release v1.2/notes`,
+      `${REGISTRY}/payments/api@${DIGEST} https://us-east-1.console.aws.amazon.com/codesuite/codebuild/projects/app/build/app:7c1f0e3a-1111/log`,
+      `${REGISTRY}/payments/api@${DIGEST} https://github.com/org/app/blob/main/src/index.ts:12`,
+      `${REGISTRY}/payments/api@${DIGEST} https://scanner.example.com/report/${REGISTRY}/payments/api@${DIGEST}`,
     ])
       expect(imageFromCustomData(text), text).toMatchObject({ ok: true, reference: { digest: DIGEST } });
   });
@@ -123,6 +125,32 @@ describe('identifying the image', () => {
         JSON.stringify({ repositoryName: 'payments/api', imageDigest: DIGEST, digest: DIGEST }),
       ),
     ).toMatchObject({ ok: true, reference: { digest: DIGEST } });
+    // Fields that decide nothing beside a URI, and one image written two ways, are no contradiction.
+    const uri = `${REGISTRY}/payments/api:1.2.0`;
+    for (const json of [
+      { imageUri: uri, imageTag: '1.2.0', tag: 'v1.2.0' },
+      { imageUri: uri, repositoryName: 'app', repository: 'org/app' },
+      { image: 'app', imageUri: uri },
+      { imageUri: `${REGISTRY}/payments/api:1.2@${DIGEST}`, image: `${REGISTRY}/payments/api@${DIGEST}` },
+      { imageUri: uri, image: '123456789012.dkr-ecr.eu-west-1.on.aws/payments/api:1.2.0' },
+    ])
+      expect(imageFromCustomData(JSON.stringify(json)), JSON.stringify(json)).toMatchObject({ ok: true });
+    // Two images under two names of the URI field are (two images, said so first).
+    expect(
+      imageFromCustomData(JSON.stringify({ imageUri: uri, image: `${REGISTRY}/payments/api:1.3.0` })),
+    ).toMatchObject({ ok: false, problem: expect.stringContaining('CustomData names 2 images') });
+    // A repository name ECR cannot have would be looked up and recorded as written: refused; an ARN is read.
+    expect(
+      imageFromCustomData(JSON.stringify({ repositoryName: 'Payments/API', imageTag: 'v1' })),
+    ).toMatchObject({ ok: false, problem: expect.stringContaining('not an ECR repository name') });
+    expect(
+      imageFromCustomData(
+        JSON.stringify({
+          repositoryName: 'arn:aws:ecr:eu-west-1:123456789012:repository/payments/api',
+          imageDigest: DIGEST,
+        }),
+      ),
+    ).toMatchObject({ ok: true, reference: { repository: 'payments/api', digest: DIGEST } });
   });
 
   it('reads an ECR URI with a digest, a tag, or both, anywhere in CustomData', () => {

@@ -33,7 +33,9 @@ const ECR_URI = new RegExp(
 // `10:30/11:00`), then a path. Tollgate cannot judge it, and an approval
 // that names it beside an ECR image would let it through unjudged.
 const OTHER_REGISTRY_IMAGE = new RegExp(
-  `${REFERENCE_START}(?<host>(?:[a-z0-9-]+\\.)+[a-z][a-z0-9-]*(?::\\d{1,5})?|[a-z][a-z0-9-]*:\\d{1,5})/` +
+  // Never after a `/`: an image reference has no scheme, and `https://host/path:12` is a link (a build's log,
+  // a line of source), not an image.
+  `(?<![A-Za-z0-9_.@/-])(?<host>(?:[a-z0-9-]+\\.)+[a-z][a-z0-9-]*(?::\\d{1,5})?|[a-z][a-z0-9-]*:\\d{1,5})/` +
     `(?<path>${REPOSITORY})(?::${TAG}${TAG_END}|@sha256:[a-f0-9]{64}${DIGEST_END})`,
   'g',
 );
@@ -157,44 +159,70 @@ function imageFromJson(text: string): Identification | undefined {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   const o = value as Record<string, unknown>;
-  // Each field by any of its names; two names of one field with different values (`imageDigest` and
-  // `digest`) are a contradiction, never a choice of the first.
-  const conflicts: string[] = [];
-  const str = (...names: string[]): string | undefined => {
-    const given = names.flatMap((n) => {
+  // Each field by any of its names. Two names of a field that decides the image, with different values
+  // (`imageDigest` and `digest`), are a contradiction, never a choice of the first; a field that decides
+  // nothing here (a tag beside a URI, a bare name under `image`) is not.
+  const given = (...names: string[]): [string, string][] =>
+    names.flatMap((n) => {
       const v = o[n];
-      return typeof v === 'string' && v.trim() !== '' ? [[n, v.trim()] as const] : [];
+      return typeof v === 'string' && v.trim() !== '' ? [[n, v.trim()] as [string, string]] : [];
     });
-    if (new Set(given.map(([, v]) => v)).size > 1)
-      conflicts.push(given.map(([n, v]) => `${n} ${clip(v)}`).join(' and '));
-    return given[0]?.[1];
-  };
-  const uri = str('imageUri', 'imageURI', 'image', 'IMAGE_URI');
-  const digest = str('imageDigest', 'digest');
-  const repository = str('repositoryName', 'repository');
-  const tag = str('imageTag', 'tag');
-  if (conflicts.length > 0) {
-    return { ok: false, problem: `CustomData gives one field two values: ${conflicts.join('; ')}` };
-  }
+  const conflict = (values: [string, string][]) =>
+    `CustomData gives one field two values: ${values.map(([n, v]) => `${n} ${clip(v)}`).join(' and ')}`;
+  const digests = given('imageDigest', 'digest');
+  if (new Set(digests.map(([, v]) => v)).size > 1) return { ok: false, problem: conflict(digests) };
+  const digest = digests[0]?.[1];
   if (digest !== undefined && !DIGEST.test(digest)) {
     return { ok: false, problem: `CustomData imageDigest is not a sha256 digest: ${clip(digest)}` };
   }
-  if (uri !== undefined) {
-    const reference = matchReference(uri, 'CustomData');
-    if (reference) return withDigest(reference, digest, text);
+  // URIs compared as the images they name: one image on the IPv4 and dual-stack hosts, or by tag and digest
+  // and by digest alone, is one image.
+  const uris = given('imageUri', 'imageURI', 'image', 'IMAGE_URI').flatMap(([n, v]) => {
+    const reference = matchReference(v, 'CustomData');
+    return reference ? [{ name: n, value: v, reference }] : [];
+  });
+  if (uris.length > 0) {
+    const first = uris[0]!.reference;
+    const withDigests = uris.filter((u) => u.reference.digest !== undefined);
+    const same = uris.every(
+      ({ reference: r }) =>
+        r.repository === first.repository &&
+        (r.registryId ?? '') === (first.registryId ?? '') &&
+        (r.region ?? '') === (first.region ?? ''),
+    );
+    const oneDigest = new Set(withDigests.map((u) => u.reference.digest)).size <= 1;
+    const oneTag = withDigests.length > 0 || new Set(uris.map((u) => u.reference.tag)).size <= 1;
+    if (!same || !oneDigest || !oneTag) {
+      return { ok: false, problem: conflict(uris.map((u) => [u.name, u.value])) };
+    }
+    return withDigest((withDigests[0] ?? uris[0]!).reference, digest, text);
   }
-  if (repository === undefined || (digest === undefined && tag === undefined)) {
+  const repositories = given('repositoryName', 'repository');
+  const tags = given('imageTag', 'tag');
+  for (const values of [repositories, tags]) {
+    if (new Set(values.map(([, v]) => v)).size > 1) return { ok: false, problem: conflict(values) };
+  }
+  const named = repositories[0]?.[1];
+  const tag = tags[0]?.[1];
+  if (named === undefined || (digest === undefined && tag === undefined)) {
     return {
       ok: false,
       problem:
         'CustomData is JSON but names no image (expected imageUri, or repositoryName with imageDigest or imageTag)',
     };
   }
+  // As the variables' IMAGE_REPOSITORY is held: a name ECR cannot have (or an ARN of one) would be looked up
+  // and recorded as written, where no audit query by the repository finds it.
+  const repository = repositoryOf(named);
+  if (repository === undefined) {
+    return { ok: false, problem: `CustomData repositoryName is not an ECR repository name: ${clip(named)}` };
+  }
+  const registryId = given('registryId')[0]?.[1];
   return {
     ok: true,
     reference: {
       repository,
-      registryId: str('registryId'),
+      registryId,
       region: undefined,
       digest,
       tag,
