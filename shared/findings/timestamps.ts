@@ -39,8 +39,10 @@ const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?
 export function parseTimestamp(value: unknown): number | Problem | undefined {
   if (value === undefined || value === null) return undefined;
   if (value instanceof Date) {
+    // The SDK turns any number into a Date: epoch milliseconds sent as seconds arrive as a Date tens of
+    // thousands of years ahead, held to the same bounds as the number.
     const ms = value.getTime();
-    return Number.isNaN(ms) ? invalid(value) : ms;
+    return ms >= 0 && ms <= MAX_EPOCH_SECONDS * 1000 ? ms : invalid(value);
   }
   if (typeof value === 'number') {
     return Number.isFinite(value) && value >= 0 && value <= MAX_EPOCH_SECONDS
