@@ -528,7 +528,7 @@ describe('the sweep', () => {
     ['deleted from ECR', 'INACTIVE', 'RESOURCE_TERMINATED'],
     ['past its re-scan duration', 'INACTIVE', 'SCAN_ELIGIBILITY_EXPIRED'],
   ])(
-    'an image scanned long ago and since %s: its findings closed, coverage says so, and it escalates',
+    'an image scanned and since %s: its findings closed, coverage says so, and it escalates',
     async (_, statusCode, reason) => {
       const h = await setup();
       h.scanner.findings = exampleFindings('payments-api.list-findings.json');
@@ -537,7 +537,8 @@ describe('the sweep', () => {
       // Inspector stops scanning the image and closes its findings; its coverage says why.
       h.scanner.findings = h.scanner.findings.map((f) => ({ ...f, status: 'CLOSED' }));
       h.scanner.coverage = { statusCode, reason } as unknown as typeof h.scanner.coverage;
-      h.clock.advance(40 * 24 * 60 * MINUTE);
+      // Within the day (a status older is checked with coverage anyway): the closed findings ask.
+      h.clock.advance(2 * 60 * MINUTE);
       await h.approvalStarted();
       for (let i = 0; i < 3; i++) {
         h.clock.advance(MINUTE);
@@ -550,6 +551,48 @@ describe('the sweep', () => {
       expect(JSON.stringify(decided?.record)).toContain(`Inspector no longer scans this image (${reason})`);
     },
   );
+
+  it('a clean image scanned long ago, no longer scanned and its closed findings deleted: coverage is asked, and it escalates', async () => {
+    const h = await setup();
+    // Clean when scanned, 40 days before the release (a rollback): the stored status counts nothing.
+    await h.scanFinished(h.inspectorScanEvent({ counts: { CRITICAL: 0, HIGH: 0, MEDIUM: 0, TOTAL: 0 } }));
+    h.scanner.findings = [];
+    h.scanner.coverage = {
+      statusCode: 'INACTIVE',
+      reason: 'SCAN_ELIGIBILITY_EXPIRED',
+    } as unknown as typeof h.scanner.coverage;
+    h.clock.advance(40 * 24 * 60 * MINUTE);
+    await h.approvalStarted();
+    // An empty read met the old scan's counts, and the gate approved on a scan Inspector no longer keeps.
+    const decided = await h.decision();
+    expect(decided?.record.outcome).toBe('ESCALATE');
+    expect(JSON.stringify(decided?.record)).toContain('SCAN_ELIGIBILITY_EXPIRED');
+    expect(putResults(h).map((r) => r.result?.status)).not.toContain('Approved');
+  });
+
+  it('a stored status an hour old is taken as it is; a day-old one still covered decides with coverage asked once', async () => {
+    const fresh = await setup();
+    await fresh.scanFinished();
+    fresh.clock.advance(60 * MINUTE);
+    await fresh.approvalStarted();
+    expect(await fresh.decision()).toMatchObject({ record: { outcome: 'APPROVE' } });
+    expect(fresh.mocks.inspector.commandCalls(ListCoverageCommand)).toHaveLength(0);
+
+    const old = await setup();
+    const closedCopies = old.scanner.findings.map((f) => ({
+      ...f,
+      findingArn: `${f.findingArn}-closed`,
+      status: 'CLOSED' as const,
+    }));
+    old.scanner.findings = [...old.scanner.findings, ...closedCopies];
+    await old.scanFinished();
+    old.scanner.coverage = SCANNED;
+    old.clock.advance(2 * 24 * 60 * MINUTE);
+    await old.approvalStarted();
+    expect(await old.decision()).toMatchObject({ record: { outcome: 'APPROVE' } });
+    // The stale status and the closed findings both want coverage: one request for the one decision.
+    expect(old.mocks.inspector.commandCalls(ListCoverageCommand)).toHaveLength(1);
+  });
 
   it('closed findings of an image Inspector still scans (a vulnerability withdrawn) settle as before', async () => {
     const h = await setup();

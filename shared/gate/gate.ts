@@ -36,6 +36,7 @@ import {
 import {
   type ActionExecutionView,
   type ApprovalsPort,
+  type CoverageView,
   ExecutionNotFound,
   type FindingsPort,
   type FindingsReadResult,
@@ -168,6 +169,12 @@ interface DecideContext {
  * does what its state still needs, and writes with a condition on the version it read, so a duplicate or
  * concurrent delivery finds the work done (or loses the race) instead of doing it twice.
  */
+/**
+ * A stored Inspector scan status older than this is checked against Inspector's coverage before it decides:
+ * a day, well inside the three days Inspector keeps the closed findings of an image it stopped scanning.
+ */
+const STORED_SCAN_RECHECK_MS = 24 * 60 * 60_000;
+
 export class GateService extends GateClosing<GateDeps> {
   private readonly compiled: CompiledPolicy | undefined;
   private readonly fallback: CompiledPolicy;
@@ -561,9 +568,19 @@ export class GateService extends GateClosing<GateDeps> {
     const located = this.located(gate, image);
     const { registryId } = located;
     const timedOut = now.getTime() >= Date.parse(gate.deadline);
+    // Inspector's coverage of the image, asked at most once per decision (for the scan status, then for closed
+    // findings).
+    let coverageRead: Promise<CoverageView | undefined> | undefined;
+    const coverage = () =>
+      (coverageRead ??= this.d.findings.coverage({
+        repository: located.repository,
+        digest: located.digest,
+        registryId: located.registryId,
+      }));
     let scan: ScanStatus;
     try {
-      scan = ctx.scan && scanIsOf(ctx.scan, located) ? ctx.scan : await this.scanStatusFor(located, now);
+      scan =
+        ctx.scan && scanIsOf(ctx.scan, located) ? ctx.scan : await this.scanStatusFor(located, now, coverage);
     } catch (error) {
       // Coverage failing (or denied) must not keep a gate waiting past its deadline.
       return this.readFailed(gate, ctx, timedOut, error, 'the scan status');
@@ -607,29 +624,23 @@ export class GateService extends GateClosing<GateDeps> {
     // over, Inspector turned off): on an image, which cannot change, CLOSED findings are rarely fixed ones, and
     // a scan status stored when it was scanned does not say so. Coverage does (one request, only then).
     if (this.d.config.scanSource === 'inspector' && hasClosedFindings(read.table)) {
-      let coverage: { state: ScanState; status: string };
+      let closed: { state: ScanState; status: string };
       try {
-        coverage = coverageState(await this.d.findings.coverage(located));
+        closed = coverageState(await coverage());
       } catch (error) {
         return this.readFailed(gate, ctx, timedOut, error, 'the scan status');
       }
-      if (coverage.state === 'unsupported') {
+      if (closed.state === 'unsupported') {
         return this.decideOn(gate, ctx, {
           scan: {
             complete: false,
-            status: coverage.status,
-            reason: `Inspector no longer scans this image (${coverage.status}), and has closed findings of it`,
+            status: closed.status,
+            reason: `Inspector no longer scans this image (${closed.status}), and has closed findings of it`,
           },
         });
       }
-      if (coverage.state === 'pending') {
-        return this.waitOrTimeOut(
-          gate,
-          ctx,
-          now,
-          timedOut,
-          `closed findings, and coverage ${coverage.status}`,
-        );
+      if (closed.state === 'pending') {
+        return this.waitOrTimeOut(gate, ctx, now, timedOut, `closed findings, and coverage ${closed.status}`);
       }
     }
     const thisRead = readCounts(read.table, now.toISOString());
@@ -810,13 +821,27 @@ export class GateService extends GateClosing<GateDeps> {
     return image.registryId === undefined ? { ...image, registryId: this.account(gate) } : image;
   }
 
-  private async scanStatusFor(image: GateImage, now: Date): Promise<ScanStatus> {
+  private async scanStatusFor(
+    image: GateImage,
+    now: Date,
+    coverage: () => Promise<CoverageView | undefined>,
+  ): Promise<ScanStatus> {
     const found = await this.d.store.getScan(image.digest, image.repository);
     // Another registry's repository of the same name, or the other scanner's status (stored before the source
     // was switched), is not this gate's scan.
     const stored =
       found && scanIsOf(found, image) && found.source === this.d.config.scanSource ? found : undefined;
-    if (stored && (stored.verdict !== 'pending' || this.d.config.scanSource === 'ecr')) return stored;
+    if (stored && this.d.config.scanSource === 'ecr') return stored;
+    if (stored && stored.verdict !== 'pending') {
+      // A status stored long ago (a rollback, a build promoted weeks later) says what Inspector found then.
+      // Since, it may have stopped scanning the image (deleted, past its re-scan duration) and, three days
+      // on, deleted its closed findings: an empty read would then match a clean scan's counts. Coverage says.
+      const age = now.getTime() - Date.parse(stored.at);
+      if (!(age > STORED_SCAN_RECHECK_MS) && !Number.isNaN(age)) return stored;
+      const current = coverageState(await coverage());
+      if (current.state === 'complete') return stored;
+      return { ...stored, status: current.status, verdict: current.state, at: now.toISOString() };
+    }
     if (this.d.config.scanSource === 'ecr') {
       return {
         digest: image.digest,
@@ -830,12 +855,7 @@ export class GateService extends GateClosing<GateDeps> {
       };
     }
     // No scan event seen (it came before Tollgate was deployed, or was lost): Inspector's coverage says.
-    const coverage = await this.d.findings.coverage({
-      repository: image.repository,
-      digest: image.digest,
-      registryId: image.registryId,
-    });
-    const { state, status } = coverageState(coverage);
+    const { state, status } = coverageState(await coverage());
     return {
       digest: image.digest,
       repository: image.repository,
