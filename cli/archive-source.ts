@@ -313,16 +313,20 @@ export const BUCKET_READ_NEEDS =
 
 /** `records/date=2026`, `records/date=2026-11`: some of the archive's day partitions, by the start of their date. */
 const DAYS_PREFIX = new RegExp(`^${RECORDS_PREFIX}${PARTITION}=\\d{4}(-\\d{1,2}){0,2}$`);
+/** `records/date=2026-11-25/payments-api`: some of one day's objects, by the start of their name. */
+const IN_A_DAY = new RegExp(`^${RECORDS_PREFIX}${PARTITION}=\\d{4}-\\d{2}-\\d{2}/`);
 
 /**
  * The prefix of --archive as S3 will be asked for it. S3 lists by plain string prefix: `records` would also
  * list `records-old/…`, and, unequal to `records/`, would make the whole archive read as a partial copy
- * (whose gaps are not failed). So a prefix names a folder of keys, its trailing slash implied. The one
- * exception is the start of a date in the archive's own day partitions (`records/date=2026-11`, a month),
- * which can only list the archive's days; a whole date is its day's folder.
+ * (whose gaps are not failed). So a prefix that names a folder of keys has its trailing slash implied. Kept
+ * as given: a prefix that can only list the archive's own objects, so reads as a partial copy of them: an
+ * object's key (`….jsonl`, as verify's problems and Athena's "$path" name them), the start of the names in
+ * one day's folder (`records/date=2026-11-25/payments-api`, a pipeline's objects of that day), and the start
+ * of a date (`records/date=2026-11`, a month); a whole date is its day's folder.
  */
 function archivePrefix(prefix: string): string {
-  if (prefix.endsWith('/')) return prefix;
+  if (prefix.endsWith('/') || prefix.endsWith('.jsonl') || IN_A_DAY.test(prefix)) return prefix;
   if (DAYS_PREFIX.test(prefix) && !/=\d{4}-\d{2}-\d{2}$/.test(prefix)) return prefix;
   return `${prefix}/`;
 }

@@ -348,11 +348,18 @@ function queryOf(opts: RawFilterOptions): AuditFilter {
  * A decision's vulnerability ids are cut when it saw too many (shared/audit/entry.ts), and only the ids it
  * kept are indexed: `--vulnerability` cannot find such a decision by an id it left out, and would read as
  * "no decision saw it". Says on stderr (stdout may be CSV or JSON) how many decisions of the range were cut
- * and do not list the id. Counting reads every decision of the range, so it is done only when the range is
- * narrowed by an index (--since, --pipeline, --digest, --repository); otherwise the note says so instead of
- * turning an indexed query into a read of the whole table.
+ * and could have seen the id. A cut list is a sorted prefix of the ids (entry.ts sorts, then cuts), so one
+ * whose last kept id sorts after the id, without listing it, did not see it. Counting reads every decision of
+ * the range, so it is done only when the range is narrowed by an index (--since, --pipeline, --digest,
+ * --repository); otherwise the note says so instead of turning an indexed query into a read of the whole
+ * table. The answer is already on stdout when this runs: a failed count is said in the note, never an error,
+ * which would break "exit 1, nothing on stdout" and mark a complete export as partial.
  */
-async function truncatedNote(audit: Source['audit'], query: AuditFilter): Promise<string | undefined> {
+async function truncatedNote(
+  audit: Source['audit'],
+  query: AuditFilter,
+  source: string | undefined,
+): Promise<string | undefined> {
   const id = query.vulnerability;
   // Only decisions list vulnerabilities: with a filter only other records have, nothing could be missed.
   if (id === undefined || (query.type !== undefined && query.type !== 'decision')) return undefined;
@@ -369,11 +376,26 @@ async function truncatedNote(audit: Source['audit'], query: AuditFilter): Promis
     return `note: ${what} may have seen ${id} without listing it, and are not in this answer; they are counted only in a range narrowed by --since, --pipeline, --digest or --repository (counting here would read every decision of the table): ${find}`;
   }
   let cut = 0;
-  for await (const record of audit.list({ ...range, type: 'decision' })) {
-    if (record.vulnerabilitiesTruncated && !record.vulnerabilities.includes(id)) cut++;
+  try {
+    for await (const record of audit.list({ ...range, type: 'decision' })) {
+      if (record.vulnerabilitiesTruncated && mayHaveSeen(record.vulnerabilities, id)) cut++;
+    }
+  } catch (e) {
+    const reason = explain(e, source).split('\n')[0];
+    return `note: decisions whose vulnerability ids were cut were not counted: ${reason}`;
   }
   if (cut === 0) return undefined;
   return `note: ${cut} ${what} in this range do not list ${id} but may have seen it, and are not in this answer: ${find}`;
+}
+
+/**
+ * Whether a decision whose id list was cut to `kept` could have seen `id`: it left out only ids that sort
+ * after its last kept one, in the order of entry.ts's `sort()` (UTF-16 code units, as `<` compares strings).
+ */
+function mayHaveSeen(kept: readonly string[], id: string): boolean {
+  if (kept.includes(id)) return false;
+  const last = kept.at(-1);
+  return last === undefined || last < id;
 }
 
 interface RawListOptions extends RawFilterOptions {
@@ -386,7 +408,7 @@ async function runList(opts: RawListOptions): Promise<void> {
   await withSource(
     opts,
     () => queryOf(opts),
-    async ({ audit }, query) => {
+    async ({ audit, name }, query) => {
       // A listing is what its reader asked for and is printed whole at the end (aligned columns need every
       // row; an error must leave stdout empty). `export` is the command for everything, streamed.
       const found: AuditRecord[] = [];
@@ -417,7 +439,7 @@ async function runList(opts: RawListOptions): Promise<void> {
         );
       }
       // After --stats: counting is another read, which would replace the answer's figures.
-      const note = await truncatedNote(audit, query);
+      const note = await truncatedNote(audit, query, name);
       if (note) process.stderr.write(`tollgate: ${note}\n`);
       return AUDIT_EXIT.OK;
     },
@@ -669,7 +691,7 @@ async function runExport(opts: RawExportOptions): Promise<void> {
   await withSource(
     opts,
     () => queryOf(opts),
-    async ({ audit }, query) => {
+    async ({ audit, name }, query) => {
       const line = opts.format === 'csv' ? csvRow : (r: AuditRecord) => `${JSON.stringify(r)}\n`;
       if (opts.format === 'csv') await write(csvHeader());
       // One page of text at a time: what is held is one page, whatever the export's size.
@@ -684,7 +706,7 @@ async function runExport(opts: RawExportOptions): Promise<void> {
         }
       }
       await write(chunk);
-      const note = pipeClosed ? undefined : await truncatedNote(audit, query);
+      const note = pipeClosed ? undefined : await truncatedNote(audit, query, name);
       if (note) process.stderr.write(`tollgate: ${note}\n`);
       return AUDIT_EXIT.OK;
     },
@@ -970,8 +992,9 @@ Examples:
       `
 Filters combine (AND). Each is answered by a key or an index, never by reading the whole table.
 --vulnerability finds a decision by the ids it lists; a decision that saw more than ${VULNERABILITY_LIMIT.toLocaleString('en-US')} (or too large a
-list) kept only the first, sorted. A note on stderr counts the range's cut decisions that do not list the id
-(with --since, --pipeline, --digest or --repository; without them it says they are not counted).
+list) kept only the first, sorted. A note on stderr counts the range's cut decisions that could have seen
+the id: they do not list it, and their last kept id sorts before it (with --since, --pipeline, --digest or
+--repository; without them it says they are not counted).
 --repository takes the name (payments/api), the repository's ARN or an image URI; anything else is refused.
 --reviewer and the outcome of a person's resolution are on "resolution" records; the decision they resolved
 is the record before it in the same chain ("show" it).
@@ -1045,7 +1068,7 @@ Examples:
     )
     .option(
       '--archive <location>',
-      'also check that every record of the archive is in the table unchanged: the archive bucket (s3://BUCKET, s3://BUCKET/records or s3://BUCKET/records/: the whole archive), a part of it (s3://BUCKET/PREFIX, a folder of keys whose trailing / is implied, e.g. records/date=2026-11-25, or a month: records/date=2026-11), a folder it was synced to, or a .jsonl file (an earlier export)',
+      'also check that every record of the archive is in the table unchanged: the archive bucket (s3://BUCKET, s3://BUCKET/records or s3://BUCKET/records/: the whole archive), a part of it (s3://BUCKET/PREFIX: a folder of keys whose trailing / is implied, e.g. records/date=2026-11-25; or, read as given, a month: records/date=2026-11, the objects of a day by the start of their name: records/date=2026-11-25/payments-api, or one object: ….jsonl), a folder it was synced to, or a .jsonl file (an earlier export)',
     )
     .addOption(
       new Option('--format <format>', 'text, or json (per pipeline, and the first problem)')
@@ -1071,8 +1094,10 @@ The archive (--archive):
   the two. Records written before the archive existed, and the last hour's, may not be in it: they are
   counted, not failed, as are records a partial copy lacks. The whole archive is s3://BUCKET,
   s3://BUCKET/records or s3://BUCKET/records/, or a folder it was synced to; a partial copy is a file, or
-  any other prefix (a folder of keys: records/date=2026-11-25 is records/date=2026-11-25/; only the start of
-  a date, records/date=2026-11, is read as a prefix of the days). A record the whole archive lacks that is
+  any other prefix (a folder of keys: records/date=2026-11-25 is records/date=2026-11-25/; read as given
+  are the start of a date, records/date=2026-11, the start of names in a day's folder,
+  records/date=2026-11-25/payments-api, and an object's key, ….jsonl, as verify's problems and Athena's
+  "$path" name it). A record the whole archive lacks that is
   older than an hour and younger than the archive's earliest fails (not-archived): the archive stopped, or
   the chain was rewritten after it did.
   The bucket is read whole: every version of every object (ListObjectVersions, then GetObject by version
@@ -1080,7 +1105,7 @@ The archive (--archive):
   object is reported (hidden, overwritten). Reading it needs s3:ListBucketVersions and s3:GetObjectVersion
   on it and kms:Decrypt on its key (tollgate.archive.grantQuery gives them). A synced folder holds only the
   current versions: aws s3 sync s3://BUCKET/records ./archive
-${SOURCE_HELP}
+$SOURCE_HELP
 
 Examples:
   tollgate audit verify

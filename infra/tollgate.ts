@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -129,16 +130,22 @@ export interface TollgateMetrics {
 /**
  * The `service` dimension of one deployment: its stack's name and the construct's path in it. Metrics are
  * per account and region, and two deployments there (a prod and a dev stack) sharing one name would mix:
- * one's sweep, still publishing, would keep the other's silent-sweep alarm quiet. CloudWatch takes ASCII
- * only; an id that is not, or a stack name not known at synth time, gives the construct's unique id.
+ * one's sweep, still publishing, would keep the other's silent-sweep alarm quiet. A nested stack's name is
+ * known only at deploy time, so the stack named is the nearest enclosing one whose name is known at synth
+ * time; the path is then relative to it, through the nested stacks. CloudWatch takes printable ASCII of at
+ * most 255 characters: a path that is not, or too long, is replaced by a hash of it, which keeps the value
+ * unique per deployment (the stack's name) and stable across synths (a hash, not a counter).
  */
 export function metricsServiceOf(scope: Construct): string {
-  const stack = Stack.of(scope);
+  let stack = Stack.of(scope);
+  while (Token.isUnresolved(stack.stackName) && stack.nestedStackParent) stack = stack.nestedStackParent;
+  // A top-level stack's name is always known; a token here would be a stack we cannot name, so only the
+  // construct's path can tell deployments apart.
+  if (Token.isUnresolved(stack.stackName)) return Names.uniqueId(scope);
   const within = scope.node.path.slice(stack.node.path.length + 1);
   const readable = `${stack.stackName}/${within}`;
-  return !Token.isUnresolved(stack.stackName) && /^[\x20-\x7e]{1,255}$/.test(readable)
-    ? readable
-    : Names.uniqueId(scope);
+  if (/^[\x20-\x7e]{1,255}$/.test(readable)) return readable;
+  return `${stack.stackName}/${createHash('sha256').update(within).digest('hex').slice(0, 16)}`;
 }
 
 interface FunctionSpec {

@@ -1,7 +1,7 @@
 import { type SpawnOptions, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -414,6 +414,110 @@ describe('tollgate audit list: filters on the demo records', () => {
       ['decision', 'true'],
     ]);
   });
+
+  it('--vulnerability: a cut decision whose last kept id sorts after the id did not see it, and is not counted', async () => {
+    // Cut lists are a sorted prefix of the ids (entry.ts): CVE-2025-0001 was kept, so CVE-2024-45490,
+    // which sorts before it, would have been kept too.
+    const store = await copyWithRecord((decision) => ({
+      ...decision,
+      time: '2026-11-25T09:30:00.000Z',
+      vulnerabilities: ['ALAS2-2024-0001', 'CVE-2025-0001'],
+      vulnerabilitiesTruncated: true,
+    }));
+    const count = (id: string) =>
+      audit(['list', '--vulnerability', id, '--since', '2026-11-01', '--format', 'json'], store);
+    const before = count('CVE-2024-45490');
+    expect(before.status).toBe(0);
+    expect(before.stderr).toBe('');
+    // Sorting after the last kept id, it may have been cut: counted.
+    expect(count('CVE-2026-0001').stderr).toMatch(
+      /^tollgate: note: 1 decision\(s\) .* do not list CVE-2026-0001 /,
+    );
+    // The order is the sort's, by UTF-16 code units (not the locale's): a lower-case id sorts after any
+    // upper-case one, so it may have been cut.
+    expect(count('alpine-2024-1').stderr).toMatch(
+      /^tollgate: note: 1 decision\(s\) .* do not list alpine-2024-1 /,
+    );
+  });
+
+  it('--vulnerability: a count that fails is a note on stderr, not an error: the answer stands, exit 0', async () => {
+    const store = await copyWithRecord((decision) => ({
+      ...decision,
+      time: '2026-11-25T09:30:00.000Z',
+      vulnerabilities: ['ALAS2-2024-0001'],
+      vulnerabilitiesTruncated: true,
+    }));
+    const db = await startLocalDynamo({ path: store });
+    // The table through a proxy that refuses the count's read (a Query that neither looks the id up nor
+    // reads the pending markers, as the answer does), as throttling past the retries or a broken connection
+    // would, and passes every other request on.
+    const refused: string[] = [];
+    const proxy = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const target = String(req.headers['x-amz-target'] ?? '');
+        const text = body.toString('utf8');
+        const answers = text.includes('CVE-2024-45490') || text.includes('AUDIT-PENDING');
+        if (target.endsWith('.Query') && !answers) {
+          refused.push(target);
+          res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0' });
+          res.end(
+            JSON.stringify({
+              __type: 'com.amazonaws.dynamodb.v20120810#AccessDeniedException',
+              message: 'refused by the test',
+            }),
+          );
+          return;
+        }
+        const upstream = new URL(db.endpoint);
+        const forward = request(
+          {
+            host: upstream.hostname,
+            port: upstream.port,
+            method: req.method,
+            path: req.url,
+            headers: req.headers,
+          },
+          (answer) => {
+            res.writeHead(answer.statusCode ?? 500, answer.headers);
+            answer.pipe(res);
+          },
+        );
+        forward.on('error', () => res.destroy());
+        forward.end(body);
+      });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const env = {
+        AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+        AWS_ACCESS_KEY_ID: 'AKIDAUDIT',
+        AWS_SECRET_ACCESS_KEY: 'secret',
+        AWS_REGION: 'eu-west-1',
+        AWS_EC2_METADATA_DISABLED: 'true',
+      };
+      const failed =
+        /^tollgate: note: decisions whose vulnerability ids were cut were not counted: .*refused by the test.*\n$/;
+      const args = ['--table', TABLE_NAME, '--vulnerability', 'CVE-2024-45490', '--since', '2026-11-01'];
+      const list = await tollgateAsync(['audit', 'list', ...args, '--format', 'json'], env);
+      expect(list.stderr).toMatch(failed);
+      expect(list.status).toBe(0);
+      expect((JSON.parse(list.stdout) as AuditRecord[]).map((r) => `${r.pipeline}#${r.seq}`)).toEqual([
+        'search-api#1',
+        'payments-api#1',
+      ]);
+      const exported = await tollgateAsync(['audit', 'export', ...args], env);
+      expect(exported.stderr).toMatch(failed);
+      expect(exported.status).toBe(0);
+      expect(exported.stdout.trimEnd().split('\n')).toHaveLength(2);
+      expect(refused.length).toBeGreaterThan(0);
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+      await db.close();
+    }
+  }, 60_000);
 
   it('--since / --until, absolute: [since, until), a date alone covering its day', () => {
     expect(ids(['--since', '2026-11-25T09:01:00Z', '--until', '2026-11-25T09:05:00Z'])).toEqual([
@@ -1348,6 +1452,24 @@ describe('tollgate audit verify --archive s3://BUCKET/PREFIX', () => {
         expect(part.stderr, uri).toBe('');
         expect(part.status, uri).toBe(0);
         expect(part.stdout, uri).toMatch(/^Archive: 35 record\(s\) .* \(a partial copy: /m);
+      }
+      // Read as given, a partial copy too: one object, by the key verify's problems and Athena's "$path" name
+      // it by, and a pipeline's objects of one day, by the start of their names in the day's folder.
+      const payments = archiveObjects(records).filter((o) => o.key.includes('/payments-api-'));
+      expect(payments.length).toBeGreaterThan(0);
+      const inPayments = (n: number) =>
+        expect.stringMatching(new RegExp(`^Archive: ${n} record\\(s\\) `, 'm'));
+      const paymentRecords = records.filter((r) => r.pipeline === 'payments-api').length;
+      for (const [uri, n] of [
+        [`s3://archive/${payments[0]!.key}`, payments[0]!.body.trimEnd().split('\n').length],
+        ['s3://archive/records/date=2026-11-25/payments-api', paymentRecords],
+      ] as const) {
+        const part = await verify(uri);
+        expect(part.stderr, uri).toBe('');
+        expect(part.status, uri).toBe(0);
+        expect(part.stdout, uri).toEqual(inPayments(n));
+        expect(part.stdout, uri).toMatch(/^Archive: .* \(a partial copy: /m);
+        expect(part.stdout, uri).not.toMatch(/not-archived/);
       }
     });
   }, 60_000);

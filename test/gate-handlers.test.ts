@@ -138,6 +138,23 @@ async function escalationNotPublished(): Promise<Harness> {
 const putResults = (h: Harness) =>
   h.mocks.codepipeline.commandCalls(PutApprovalResultCommand).map((c) => c.args[0].input);
 /** Every metric the harness's functions add from now on, as [name, value]. */
+/** SNS refuses every publish (the topic's key disabled): escalations cannot go out. */
+function refusePublishes(h: Harness): void {
+  h.mocks.sns
+    .on(PublishCommand)
+    .rejects(Object.assign(new Error('KMS key disabled'), { name: 'KMSDisabledException' }));
+}
+
+/** Advances the clock, runs a sweep, and gives the GatesOverdue it reported (`added`: `metricsOf(h)`). */
+function overdueAfter(h: Harness, added: [string, number][]) {
+  return async (minutes: number): Promise<number | undefined> => {
+    h.clock.advance(minutes * MINUTE);
+    added.length = 0;
+    await h.sweep();
+    return added.find(([name]) => name === 'GatesOverdue')?.[1];
+  };
+}
+
 function metricsOf(h: Harness): [string, number][] {
   const added: [string, number][] = [];
   vi.spyOn(h.runtime.metrics, 'addMetric').mockImplementation((name, _unit, value) => {
@@ -662,19 +679,12 @@ describe('the sweep', () => {
     // The sweep's own failures are only logged: without this, the gate left WAITING and nothing paged.
     const h = await setup();
     const added = metricsOf(h);
-    h.mocks.sns
-      .on(PublishCommand)
-      .rejects(Object.assign(new Error('KMS key disabled'), { name: 'KMSDisabledException' }));
+    refusePublishes(h);
     await h.approvalStarted();
     h.clock.advance(31 * MINUTE); // the scan wait ran out: the sweep decides ESCALATE, and the publish fails
     await h.sweep();
     expect((await h.gate())?.state).toBe('DECIDED');
-    const overdue = async (minutes: number) => {
-      h.clock.advance(minutes * MINUTE);
-      added.length = 0;
-      await h.sweep();
-      return added.find(([name]) => name === 'GatesOverdue')?.[1];
-    };
+    const overdue = overdueAfter(h, added);
     // Within the deadline, a lease and the margin (30 + 6 + 5): still being retried, not yet overdue.
     expect(await overdue(9)).toBe(0);
     expect((await h.gate())?.state).toBe('DECIDED');
@@ -692,9 +702,7 @@ describe('the sweep', () => {
     const added = metricsOf(h);
     h.scanner.findings = exampleFindings('orders-worker.list-findings.json'); // the policy escalates
     h.scanner.coverage = undefined;
-    h.mocks.sns
-      .on(PublishCommand)
-      .rejects(Object.assign(new Error('KMS key disabled'), { name: 'KMSDisabledException' }));
+    refusePublishes(h);
     await h.approvalStarted();
     h.scanner.coverage = SCANNED; // the scan finished; its event was lost
     h.clock.advance(MINUTE);
@@ -704,12 +712,7 @@ describe('the sweep', () => {
     const decided = await h.gate();
     expect(decided).toMatchObject({ state: 'DECIDED', outcome: 'ESCALATE' });
     expect(decided?.decidedAt).toBe(h.clock.now().toISOString());
-    const overdue = async (minutes: number) => {
-      h.clock.advance(minutes * MINUTE);
-      added.length = 0;
-      await h.sweep();
-      return added.find(([name]) => name === 'GatesOverdue')?.[1];
-    };
+    const overdue = overdueAfter(h, added);
     // A lease and the margin after the decision (6 + 5), far inside the 30-minute wait.
     expect(await overdue(10)).toBe(0);
     expect(await overdue(2)).toBe(1);

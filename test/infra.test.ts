@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { App, type CfnElement, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { App, type CfnElement, NestedStack, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -967,6 +967,54 @@ describe('the Tollgate construct, configured otherwise', () => {
         'GatesOverdue',
         'OldestWaitingMinutes',
       ]);
+      for (const a of own)
+        expect(a.Dimensions, String(a.MetricName)).toEqual([{ Name: 'service', Value: service }]);
+    }
+  });
+
+  it('in a nested stack, or under an id CloudWatch cannot take, each deployment still has metrics of its own', () => {
+    const props = { policyFile: POLICY, escalation: { emails: ['security@example.com'] } };
+    // One app deployed twice: the same construct paths, only the stack's name differs.
+    const nested = (name: string, id = 'Tollgate') => {
+      const top = new Stack(app(), 'Gate', { env: ENV, stackName: name });
+      const inner = new NestedStack(top, 'Gates');
+      return { stack: inner as Stack, tollgate: new Tollgate(inner, id, props) };
+    };
+    const prod = nested('prod-tollgate');
+    const dev = nested('dev-tollgate');
+    // The nearest stack with a name known at synth time, and the path through the nested stack.
+    expect(prod.tollgate.metrics.service).toBe('prod-tollgate/Gates/Tollgate');
+    expect(dev.tollgate.metrics.service).toBe('dev-tollgate/Gates/Tollgate');
+    const prodOdd = nested('prod-odd', 'Péage');
+    const devOdd = nested('dev-odd', 'Péage');
+    const long = nested('prod-long', 'T'.repeat(300));
+    for (const { tollgate } of [prodOdd, devOdd, long]) {
+      expect(tollgate.metrics.service).toMatch(/^[\x20-\x7e]{1,255}$/);
+    }
+    expect(prodOdd.tollgate.metrics.service).toMatch(/^prod-odd\/[0-9a-f]{16}$/);
+    expect(devOdd.tollgate.metrics.service).toBe(
+      prodOdd.tollgate.metrics.service.replace('prod-odd', 'dev-odd'),
+    );
+    expect(long.tollgate.metrics.service).toMatch(/^prod-long\/[0-9a-f]{16}$/);
+    const services = [prod, dev, prodOdd, devOdd, long].map((d) => d.tollgate.metrics.service);
+    expect(new Set(services).size).toBe(services.length);
+    // Stable across synths: the same app built again names the same service.
+    expect(nested('prod-odd-again', 'Péage').tollgate.metrics.service).toBe(
+      prodOdd.tollgate.metrics.service.replace('prod-odd', 'prod-odd-again'),
+    );
+    for (const { stack, tollgate } of [prod, dev, prodOdd, devOdd]) {
+      const template = Template.fromStack(stack);
+      const { service } = tollgate.metrics;
+      const functions = Object.values(template.findResources('AWS::Lambda::Function'));
+      expect(functions.length).toBeGreaterThan(0);
+      for (const fn of functions) {
+        const env = (fn.Properties as { Environment: { Variables: Json } }).Environment.Variables;
+        expect(env.POWERTOOLS_SERVICE_NAME).toBe(service);
+      }
+      const own = Object.values(template.findResources('AWS::CloudWatch::Alarm'))
+        .map((a) => a.Properties as Json)
+        .filter((a) => a.Namespace === 'Tollgate');
+      expect(own.length).toBeGreaterThan(0);
       for (const a of own)
         expect(a.Dimensions, String(a.MetricName)).toEqual([{ Name: 'service', Value: service }]);
     }

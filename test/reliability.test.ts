@@ -1,9 +1,13 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ListFindingsCommand } from '@aws-sdk/client-inspector2';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AwsFindings, EcrScanFindings, InspectorFindings } from '../adapters/aws/index.js';
 import { auditSk, indexPk, PARTITION_KEY_BYTES } from '../adapters/dynamodb/audit-items.js';
 import { DynamoStore } from '../adapters/dynamodb/store.js';
+import { runEvaluate } from '../cli/evaluate.js';
 import { EXIT } from '../cli/exit.js';
 import {
   cleanReplay,
@@ -14,14 +18,22 @@ import {
   quietOf,
   settle,
 } from '../reliability/faults.js';
-import { fuzzEvents, fuzzFindings } from '../reliability/hostile.js';
+import {
+  deadFindingsFuzz,
+  fuzzEvents,
+  fuzzFindings,
+  MIN_CASES_FOR_DEAD,
+  offenceCheck,
+} from '../reliability/hostile.js';
 import { actionsByGate, checkExpectations, checkRun } from '../reliability/invariants.js';
 import { lagReplay, replayLagged } from '../reliability/lag.js';
 import { checkLines, checkPayloads } from '../reliability/logs.js';
 import { cleanOrdering, Disorder, replayPlan, runOrderings } from '../reliability/orderings.js';
 import { type Replay, Replayer, type ReplayOptions, rawChainProblems } from '../reliability/replay.js';
-import { exampleScenarios, type SuiteScenario } from '../reliability/scenarios.js';
+import { exampleScenarios, ROOT, type SuiteScenario } from '../reliability/scenarios.js';
 import { runSuite } from '../reliability/suite.js';
+import { compilePolicy } from '../shared/policy/compile.js';
+import { parsePolicy } from '../shared/policy/load.js';
 import { type GateView, SimClock } from '../simulator/run.js';
 import { World } from '../simulator/world.js';
 import { chain, entry } from './archive-fixtures.js';
@@ -55,6 +67,8 @@ function withInspectorSend(send: (target: InspectorClient) => Send): NonNullable
   };
 }
 
+/** The time the findings fuzz evaluates at (reliability/hostile.ts). */
+const NOW = new Date('2026-11-25T12:00:00Z');
 const SCENARIOS = exampleScenarios();
 const scenario = (prefix: string): SuiteScenario => SCENARIOS.find((s) => s.name.startsWith(prefix))!;
 
@@ -682,6 +696,50 @@ describe('the strengthened checks, against a deliberately broken gate', () => {
     ).toHaveLength(live.facts.offencesKept ?? -1);
     expect(details.some((d) => /APPROVE of a mutation that kept [A-Z]/.test(d))).toBe(true);
   }, 120_000);
+
+  it('the findings fuzz is dead only when no case kept an offence, in a run large enough to tell', async () => {
+    // Seed 110 keeps 3 of 200, under the 2% share that used to be required: a healthy run, not a dead one.
+    const healthy = await fuzzFindings({ numRuns: 200, seed: 110 });
+    expect(healthy.facts.offencesKept).toBeGreaterThan(0);
+    expect(healthy.violations).toEqual([]);
+    expect(deadFindingsFuzz({ cases: MIN_CASES_FOR_DEAD, offencesKept: 0 })).toBe(true);
+    expect(deadFindingsFuzz({ cases: 5000, offencesKept: 0 })).toBe(true);
+    expect(deadFindingsFuzz({ cases: MIN_CASES_FOR_DEAD, offencesKept: 1 })).toBe(false);
+    expect(deadFindingsFuzz({ cases: MIN_CASES_FOR_DEAD - 1, offencesKept: 0 })).toBe(false);
+  }, 120_000);
+
+  it("the independent check: a harmless finding beside the other file's offence is no offence; removing that offence may approve", async () => {
+    const policy = join(ROOT, 'examples', 'policies', 'baseline.yaml');
+    const compiled = compilePolicy(parsePolicy(readFileSync(policy, 'utf8'), policy));
+    const read = (name: string) =>
+      JSON.parse(readFileSync(join(ROOT, 'examples', 'findings', `${name}.json`), 'utf8')) as {
+        findings: unknown[];
+      };
+    const dropFirst = (doc: { findings: unknown[] }) => ({ ...doc, findings: doc.findings.slice(1) });
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-offence-'));
+    try {
+      for (const names of [
+        ['search-api.first-findings.list-findings', 'search-api.late-findings.list-findings'],
+        ['orders-worker.list-findings', 'orders-worker.list-findings'],
+      ]) {
+        const docs = names.map(read);
+        const check = offenceCheck(compiled, docs);
+        // The check is alive on these inputs: unmutated, they keep their offence.
+        expect(check.untouchedOffence([0, 1], docs)).toBeDefined();
+        const mutated = docs.map(dropFirst);
+        const paths = mutated.map((doc, i) => {
+          const path = join(dir, `findings-${i}.json`);
+          writeFileSync(path, JSON.stringify(doc));
+          return path;
+        });
+        const out = await runEvaluate({ policy, findings: paths, format: 'json', color: false, now: NOW });
+        expect(out.exitCode).toBe(EXIT.APPROVE);
+        expect(check.untouchedOffence([0, 1], mutated)).toBeUndefined();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('orderings: the directives consumed are counted, not the log lines; a different ending is a violation', async () => {
     const plan = [
