@@ -709,14 +709,7 @@ export async function fuzzFindings(
   const offences = (bases: readonly number[]) => {
     try {
       const set = setOf(bases.map((b, i) => ({ file: `base-${i}.json`, text: texts[b]! })));
-      const { record } = evaluate(compiled, {
-        findings: set.findings,
-        now: NOW,
-        pipeline: undefined,
-        image: set.image,
-        scan: set.scan,
-        conditions: set.conditions,
-      });
+      const record = decisionOf(compiled, set);
       if (record.outcome === 'APPROVE') return undefined;
       const ids = new Set(
         record.violations.filter((v) => v.allow === 0 && v.action !== 'warn').flatMap((v) => v.findings),
@@ -837,6 +830,18 @@ export async function fuzzFindings(
   return { facts, violations };
 }
 
+/** The decision `tollgate evaluate` makes of a merged set of findings files, with no pipeline, at NOW. */
+function decisionOf(compiled: CompiledPolicy, set: ReturnType<typeof setOf>) {
+  return evaluate(compiled, {
+    findings: set.findings,
+    now: NOW,
+    pipeline: undefined,
+    image: set.image,
+    scan: set.scan,
+    conditions: set.conditions,
+  }).record;
+}
+
 function setOf(named: readonly { file: string; text: string }[]) {
   return mergeFindings(named.map(({ file, text }) => ({ file, document: parseFindingsText(text, file) })));
 }
@@ -859,14 +864,7 @@ export function offenceCheck(compiled: CompiledPolicy, docs: readonly unknown[])
   const offends = (values: readonly unknown[]): boolean => {
     try {
       const set = setOf(values.map((v, i) => ({ file: `base-${i}.json`, text: JSON.stringify(v) })));
-      const { record } = evaluate(compiled, {
-        findings: set.findings,
-        now: NOW,
-        pipeline: undefined,
-        image: set.image,
-        scan: set.scan,
-        conditions: set.conditions,
-      });
+      const record = decisionOf(compiled, set);
       return (
         record.outcome !== 'APPROVE' &&
         record.violations.some((v) => v.allow === 0 && v.action !== 'warn' && v.findings.length > 0)
