@@ -437,6 +437,24 @@ describe('events out of order', () => {
     expect(await h.gate()).toMatchObject({ state: 'ACTED' });
   });
 
+  it('an approval that ended before Tollgate saw it start: its events name the pipeline, and its wait is unknown, not 0', async () => {
+    const h = await setup();
+    await h.approvalEnded(h.approvalEndedEvent('ABANDONED'));
+    expect(await h.gate()).toMatchObject({ state: 'CLOSED', account: ACCOUNT, startUnseen: true });
+    const events = h.events.filter((e) => e.DetailType?.startsWith('Tollgate Gate'));
+    expect(events.map((e) => e.DetailType).sort()).toEqual([
+      'Tollgate Gate Closed',
+      'Tollgate Gate State Change',
+    ]);
+    for (const e of events) {
+      expect(e.Resources, e.DetailType).toEqual([
+        `arn:aws:codepipeline:${REGION}:${ACCOUNT}:${KEY.pipeline}`,
+      ]);
+    }
+    const closed = JSON.parse(events.find((e) => e.DetailType === 'Tollgate Gate Closed')!.Detail!);
+    expect(closed.durationMs).toBeNull();
+  });
+
   it.each(['SUCCEEDED', 'ABANDONED'] as const)(
     'the approval %s before Tollgate saw it start: the late STARTED does not decide',
     async (state) => {
@@ -1242,6 +1260,28 @@ describe('the approval token and the execution', () => {
     late.fail('GetPipelineExecution', notFound, { when: ofGate });
     await late.approvalStarted();
     expect(await late.gate()).toMatchObject({ state: 'STALE' });
+  });
+
+  it('a STALE write that loses a race takes the gate up again as what was deciding it, never as "stale (raced)"', async () => {
+    const h = await setup();
+    h.scanner.coverage = undefined;
+    await h.approvalStarted();
+    // A moment's lag: the state shows another execution and our run over, so the gate is to go STALE; the
+    // write loses to another one, and by then the state shows the approval waiting again.
+    const { stage, action } = h.pipeline;
+    const saved = { stage: { ...stage }, status: action.status };
+    h.pipeline.stage = { executionId: NEWER_EXECUTION, status: 'InProgress', token: NEWER_TOKEN };
+    h.pipeline.action.status = 'Abandoned';
+    vi.spyOn(h.store, 'updateGate').mockImplementationOnce(async () => {
+      h.pipeline.stage = saved.stage;
+      h.pipeline.action.status = saved.status;
+      return false;
+    });
+    h.scanner.coverage = SCANNED;
+    await h.scanFinished();
+    const decided = await h.decision();
+    expect(decided?.record.outcome).toBe('APPROVE');
+    expect(decided?.trigger).toBe('scan-finished');
   });
 
   it('stopped while it waits, a newer execution in the stage: the token re-read before acting says so: STALE, nothing sent', async () => {

@@ -123,7 +123,8 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
                 // Claims the run, so the sweep cannot open a gate for an approval already over.
                 actionExecutionId: e.actionExecutionId,
                 time: closure.at,
-                account: '',
+                // The end event's own account: the gate's events name the pipeline's ARN with it.
+                account: e.account,
                 region: this.d.config.region,
               },
               closure.at,
@@ -133,6 +134,7 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
             ),
             state: 'CLOSED',
             closure,
+            startUnseen: true,
           },
           now,
           `approval ended ${e.state} before Tollgate saw it start`,

@@ -238,7 +238,9 @@ export function gateStateEvent(
 
 export function gateClosedEvent(gate: Gate, region: string, account: string | undefined): TollgateEvent {
   const { closure, reviewer } = gate;
-  const durationMs = closure === undefined ? NaN : Date.parse(closure.at) - Date.parse(gate.startedAt);
+  // Never seen to start, the gate's start is its end's time: the wait is unknown, not zero.
+  const durationMs =
+    closure === undefined || gate.startUnseen ? NaN : Date.parse(closure.at) - Date.parse(gate.startedAt);
   const detail = GateClosedEventDetail.parse({
     version: '1',
     ...keyFields(gate.key),

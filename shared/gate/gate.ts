@@ -660,7 +660,8 @@ export class GateService extends GateClosing<GateDeps> {
       const token = await stateRead
         .then(async (stages) => (await this.confirmedToken(gate, stages, now)).token)
         .catch(() => undefined);
-      if (token && !token.ok && token.final) return this.markStale(gate, token.reason, now);
+      if (token && !token.ok && token.final)
+        return this.markStale(gate, token.reason, now, undefined, ctx.trigger);
       const learnt = gate.tokenHash === undefined && token?.ok ? { tokenHash: hashToken(token.token) } : {};
       // An unchanged read keeps the earlier one, whose time starts the "a sweep apart" clock: replacing it
       // with each retry would put the agreement off for ever.
@@ -683,7 +684,7 @@ export class GateService extends GateClosing<GateDeps> {
     }
     // The approval is over or superseded (its end event lost, or not here yet): nothing to decide, and a
     // decision recorded now would tell auditors a release was judged that no longer waited.
-    if (!token.ok && token.final) return this.markStale(gate, token.reason, now);
+    if (!token.ok && token.final) return this.markStale(gate, token.reason, now, undefined, ctx.trigger);
     return this.decideOn(
       gate,
       { ...ctx, token, head },
@@ -777,7 +778,8 @@ export class GateService extends GateClosing<GateDeps> {
         // The timeout still decides: acting reads the token again, and a wait must not outlive CodePipeline.
         if (!timedOut) throw error;
       }
-      if (token && !token.ok && token.final) return this.markStale(gate, token.reason, now);
+      if (token && !token.ok && token.final)
+        return this.markStale(gate, token.reason, now, undefined, ctx.trigger);
       if (!timedOut && token && gate.tokenHash === undefined) {
         const learned = await this.learnTokenHash(gate, ctx, token, withRuns, now);
         if (learned) return report(learned, `waiting: ${why}`);
@@ -1305,7 +1307,17 @@ export class GateService extends GateClosing<GateDeps> {
     throw new GateWorkFailed(`gate ${gateId(gate.key)}: ${what} failed: ${describeError(error)}`, [error]);
   }
 
-  private async markStale(gate: Gate, reason: string, now: Date, done?: ActionDone): Promise<GateReport> {
+  /**
+   * `trigger`: what was deciding the gate, when something was; a gate that moved meanwhile is taken up again
+   * as that (its decision, if it makes one now, names what triggered it, as Tollgate's events document).
+   */
+  private async markStale(
+    gate: Gate,
+    reason: string,
+    now: Date,
+    done?: ActionDone,
+    trigger = 'sweep',
+  ): Promise<GateReport> {
     const next = this.next(
       gate,
       { state: 'STALE', staleReason: reason, actingUntil: undefined },
@@ -1323,7 +1335,7 @@ export class GateService extends GateClosing<GateDeps> {
           )
         ).result
       : await this.d.store.updateGate(next, gate.version);
-    if (!updated) return this.resumeKey(gate.key, 'stale (raced)');
+    if (!updated) return this.resumeKey(gate.key, trigger);
     this.publish(() => gateStateEvent(next, gate.state, this.region(next), this.account(next)));
     return report(next, reason);
   }

@@ -150,6 +150,11 @@ export interface Gate {
   /** Until this instant one invocation holds the right to act (send the result or the escalation). */
   readonly actingUntil: string | undefined;
   readonly staleReason: string | undefined;
+  /**
+   * The approval ended before Tollgate saw it start (the gate was made closed, from its end): `startedAt` is
+   * the end's time, and how long the approval waited is unknown.
+   */
+  readonly startUnseen?: true;
   readonly closure: GateClosure | undefined;
   readonly reviewer: Reviewer | undefined;
   readonly timeline: readonly TimelineEntry[];
