@@ -9,6 +9,7 @@ import {
   snsSubject,
 } from '../adapters/aws/sns.js';
 import { type DecisionRecord, SUMMARY_MAX, type Violation } from '../shared/decision/record.js';
+import { buildSummary } from '../shared/decision/summary.js';
 import { boundedDecision } from '../shared/gate/bounds.js';
 import { exampleEscalation, exampleEscalationInput } from '../shared/gate/escalation.example.js';
 import {
@@ -609,6 +610,37 @@ describe('approvalSummary', () => {
 
   it('takes line breaks out', () => {
     expect(approvalSummary({ ...record, summary: 'REJECT\nby policy x' })).toBe('REJECT by policy x');
+  });
+
+  it('never sends half a character: a summary cut through one, or echoing a lone surrogate, is made whole', () => {
+    const lone = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+    // The record's own summary, cut at 512 units by the decision, where an emoji straddles the cut.
+    for (let pad = 0; pad < 4; pad++) {
+      const summary = buildSummary({
+        outcome: 'ESCALATE',
+        wouldBe: undefined,
+        policyName: 'p',
+        violations: [
+          {
+            rule: 'error',
+            action: 'escalate',
+            allow: 0,
+            count: 0,
+            findings: [],
+            description: `${'x'.repeat(480 + pad)}${'😀'.repeat(40)}`,
+            bySeverity: new Map(),
+          },
+        ],
+        warnings: [],
+      });
+      expect(summary.length).toBeLessThanOrEqual(SUMMARY_MAX);
+      expect(lone.test(summary), `pad ${pad}`).toBe(false);
+      expect(lone.test(approvalSummary({ ...record, summary })), `pad ${pad}`).toBe(false);
+    }
+    // Half a character echoed from CustomData or an error.
+    expect(approvalSummary({ ...record, summary: 'ESCALATE: no image: \ud83d from CustomData' })).toBe(
+      'ESCALATE: no image: \ufffd from CustomData',
+    );
   });
 });
 

@@ -1,4 +1,5 @@
 import type { Severity } from '../findings/finding.js';
+import { clipUnits, wellFormed } from '../text.js';
 import { type Outcome, SUMMARY_MAX, type Violation } from './record.js';
 
 export interface SummaryViolation extends Violation {
@@ -25,11 +26,11 @@ export function buildSummary(input: SummaryInput): string {
       ? `${input.outcome} by policy ${input.policyName}`
       : `${input.outcome} (advisory; would be ${input.wouldBe}) by policy ${input.policyName}`;
   for (const ids of [5, 2, 0]) {
-    const text = compose(head, input, ids);
+    const text = wellFormed(compose(head, input, ids));
     if (text.length <= SUMMARY_MAX) return text;
   }
-  const text = compose(head, input, 0);
-  return `${text.slice(0, SUMMARY_MAX - 1)}…`;
+  // Cut by UTF-16 units, as the limit counts, never through a character (half of one is no UTF-8).
+  return clipUnits(wellFormed(compose(head, input, 0)), SUMMARY_MAX);
 }
 
 function compose(head: string, input: SummaryInput, ids: number): string {

@@ -1,5 +1,6 @@
 import { type DecisionRecord, type Outcome, SUMMARY_MAX, type Violation } from '../decision/record.js';
 import type { Severity } from '../findings/finding.js';
+import { clipUnits, wellFormed } from '../text.js';
 import type { FindingSummary, Gate, StoredDecision, ViolationFindings } from './model.js';
 import type { EscalationMessage } from './ports.js';
 
@@ -537,7 +538,7 @@ function wrap(text: string, width: number): string {
 const UNSAFE = /[\p{Cc}\p{Zl}\p{Zp}\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]+/gu;
 
 export function cleanLine(s: string): string {
-  return s.replace(UNSAFE, ' ').trim();
+  return wellFormed(s.replace(UNSAFE, ' ')).trim();
 }
 
 /**
@@ -556,13 +557,4 @@ function nonEmpty(s: string | undefined): string | undefined {
 function clip(text: string, max: number): string {
   const chars = [...text];
   return chars.length <= max ? text : `${chars.slice(0, max - 1).join('')}…`;
-}
-
-/** Clips to `max` UTF-16 units without leaving half a surrogate pair. */
-function clipUnits(text: string, max: number): string {
-  if (text.length <= max) return text;
-  let end = max - 1;
-  const last = text.charCodeAt(end - 1);
-  if (last >= 0xd800 && last <= 0xdbff) end--;
-  return `${text.slice(0, end)}…`;
 }
