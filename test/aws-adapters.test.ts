@@ -1484,7 +1484,6 @@ const TOPIC = `arn:aws:sns:${REGION}:123456789012:tollgate-escalations`;
 
 interface SnsBody {
   default: string;
-  email: string;
   sqs: string;
   lambda: string;
   https: string;
@@ -1514,9 +1513,10 @@ describe('SNS: Publish', () => {
       MessageAttributes: { 'tollgate-format': { DataType: 'String', StringValue: 'v1' } },
     });
     const body = JSON.parse(input.Message!) as SnsBody;
-    expect(Object.keys(body).sort()).toEqual(['default', 'email', 'http', 'https', 'lambda', 'sqs']);
+    // Email and every protocol without a key of its own get `default`: a second copy would only count
+    // against the size limit.
+    expect(Object.keys(body).sort()).toEqual(['default', 'http', 'https', 'lambda', 'sqs']);
     expect(body.default).toBe('Tollgate needs a person for this release.\n\nfixable-high: 2 findings');
-    expect(body.email).toBe(body.default);
     for (const key of ['sqs', 'lambda', 'https', 'http'] as const) {
       expect(typeof body[key]).toBe('string');
       expect(JSON.parse(body[key])).toEqual(json);
@@ -1571,7 +1571,7 @@ describe('SNS: Publish', () => {
     // The cut is counted where the list already counts what it lacks: the JSON keeps its shape.
     expect(sent.violations[0]!.more).toBe(3_000 - kept);
     expect(Object.keys(sent.violations[0]!)).toEqual(['rule', 'findings', 'more']);
-    expect(body.email).toContain(`leaves out ${3_000 - kept} of 3000 findings`);
+    expect(body.default).toContain(`leaves out ${3_000 - kept} of 3000 findings`);
     expect(body.default.startsWith('Escalated.')).toBe(true);
     // As much as fits: one more finding would not.
     expect(Buffer.byteLength(input.Message!, 'utf8')).toBeGreaterThan(SNS_MESSAGE_MAX_BYTES - 2_000);
@@ -1589,8 +1589,40 @@ describe('SNS: Publish', () => {
     const input = mock.commandCalls(PublishCommand)[0]!.args[0].input;
     expect(Buffer.byteLength(input.Message!, 'utf8')).toBeLessThanOrEqual(SNS_MESSAGE_MAX_BYTES);
     const body = JSON.parse(input.Message!) as SnsBody;
-    expect(body.email).toMatch(/Cut to keep this message within the SNS size limit of 256 KB/);
-    expect(body.email.startsWith('line of text\n')).toBe(true);
+    expect(body.default).toMatch(/Cut to keep this message within the SNS size limit of 256 KB/);
+    expect(body.default.startsWith('line of text\n')).toBe(true);
+  });
+
+  it('a cut text keeps its links and where to answer; JSON too large even emptied keeps the release and its links', async () => {
+    const { client, mock } = sns();
+    mock.on(PublishCommand).resolves({});
+    const approve = 'Approve or reject in the CodePipeline console: https://console.aws.amazon.com/x';
+    const text = `A release is waiting.\n\n${'finding line\n'.repeat(30_000)}\nLinks\n  Approval  https://console.aws.amazon.com/x\n\n${approve}\n`;
+    const json = {
+      version: '1',
+      outcome: 'ESCALATE',
+      summary: 'ESCALATE by policy p',
+      gate: { pipeline: 'payments', executionId: 'e-1' },
+      links: { approval: 'https://console.aws.amazon.com/x' },
+      // A field no list shrinks, too large to send: only the essentials can go.
+      notes: 'n'.repeat(300_000),
+    };
+    await new SnsNotifier(client, TOPIC, fastRetry()).publish({ subject: 's', text, json });
+    const input = mock.commandCalls(PublishCommand)[0]!.args[0].input;
+    expect(Buffer.byteLength(input.Message!, 'utf8')).toBeLessThanOrEqual(SNS_MESSAGE_MAX_BYTES);
+    const body = JSON.parse(input.Message!) as SnsBody;
+    expect(body.default).toMatch(/Cut to keep this message within the SNS size limit of 256 KB/);
+    expect(body.default.startsWith('A release is waiting.')).toBe(true);
+    expect(body.default.endsWith(`${approve}\n`)).toBe(true);
+    expect(JSON.parse(body.sqs)).toEqual({
+      version: '1',
+      outcome: 'ESCALATE',
+      summary: 'ESCALATE by policy p',
+      gate: { pipeline: 'payments', executionId: 'e-1' },
+      links: { approval: 'https://console.aws.amazon.com/x' },
+      truncated: true,
+      reason: 'larger than the SNS size limit of 256 KB; see the decision record',
+    });
   });
 });
 

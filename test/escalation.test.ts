@@ -92,8 +92,8 @@ function oneRuleOf(n: number): EscalationInput {
 
 /** The JSON machine subscribers receive once the SNS adapter fitted the message into `budget` bytes. */
 function sentJson(input: EscalationInput, budget: number): { json: EscalationJson; email: string } {
-  const body = JSON.parse(fitMessage(renderEscalation(input), budget)) as { sqs: string; email: string };
-  return { json: JSON.parse(body.sqs) as EscalationJson, email: body.email };
+  const body = JSON.parse(fitMessage(renderEscalation(input), budget)) as { sqs: string; default: string };
+  return { json: JSON.parse(body.sqs) as EscalationJson, email: body.default };
 }
 
 describe('the subject', () => {

@@ -32,15 +32,15 @@ export function snsSubject(subject: string): string {
 }
 
 /**
- * The `MessageStructure: json` body: email subscribers get the text, machine subscribers (SQS, Lambda,
- * HTTP(S), the chat integrations behind them) get the JSON as a string. `default` is required by SNS and
- * serves every other protocol.
+ * The `MessageStructure: json` body: machine subscribers (SQS, Lambda, HTTP(S), the chat integrations behind
+ * them) get the JSON as a string; `default`, required by SNS, serves every other protocol, email among them,
+ * with the text. (An `email` key would be a second copy of the text, and every copy counts against the
+ * message's size limit.)
  */
 export function snsMessageBody(text: string, json: unknown): string {
   const structured = JSON.stringify(json) ?? 'null';
   return JSON.stringify({
     default: text,
-    email: text,
     sqs: structured,
     lambda: structured,
     https: structured,
@@ -157,15 +157,20 @@ export function fitMessage(message: EscalationMessage, budget: number): string {
   }
   if (best !== undefined) return best;
 
-  // Even empty lists leave it too large: the text is what is left to cut, and then the JSON.
+  // Even empty lists leave it too large: the text is what is left to cut, and then the JSON. The text is cut in
+  // its middle: its end holds the links and the line that says where to approve or reject, which a reader
+  // needs whatever the findings above them.
   const bare = shrink(message.json, 0);
+  const tailAt = message.text.lastIndexOf(TEXT_TAIL);
+  const tail = tailAt >= 0 && message.text.length - tailAt <= TAIL_MAX ? message.text.slice(tailAt) : '';
+  const head = message.text.slice(0, message.text.length - tail.length);
   const cut = (json: unknown, note: string): string | undefined => {
     let low = 0;
-    let high = message.text.length;
+    let high = head.length;
     let found: string | undefined;
     while (low <= high) {
       const mid = (low + high) >> 1;
-      const body = snsMessageBody(`${message.text.slice(0, mid)}${note}`, json);
+      const body = snsMessageBody(`${head.slice(0, mid)}${note}${tail}`, json);
       if (bytes(body) <= budget) {
         found = body;
         low = mid + 1;
@@ -175,15 +180,27 @@ export function fitMessage(message: EscalationMessage, budget: number): string {
   };
   const cutNote =
     '\n\n[Cut to keep this message within the SNS size limit of 256 KB; see the decision record.]';
+  const reason = 'larger than the SNS size limit of 256 KB; see the decision record';
+  // Which release waits, and where to answer it, survive every cut: what a chat bot routes and dedupes on.
+  const essentials = isObj(message.json)
+    ? Object.fromEntries(
+        ESSENTIAL_KEYS.filter((k) => k in (message.json as Obj)).map((k) => [k, (message.json as Obj)[k]]),
+      )
+    : {};
   return (
     cut(bare.json, cutNote) ??
-    cut(
-      { truncated: true, reason: 'larger than the SNS size limit of 256 KB; see the decision record' },
-      cutNote,
-    ) ??
+    cut({ ...essentials, truncated: true, reason }, cutNote) ??
+    cut({ truncated: true, reason }, cutNote) ??
     snsMessageBody('', null)
   );
 }
+
+/** Where the text's links begin (`renderText` in shared/gate/escalation.ts): kept when the text is cut. */
+const TEXT_TAIL = '\nLinks\n';
+/** The most of the text's end kept as it is (the links and the approval line are well under this). */
+const TAIL_MAX = 8_192;
+/** The JSON's fields kept when even its emptied lists do not fit: the release, the verdict, the links. */
+const ESSENTIAL_KEYS = ['version', 'outcome', 'summary', 'gate', 'links'] as const;
 
 export class SnsNotifier implements NotifierPort {
   constructor(
