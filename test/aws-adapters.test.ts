@@ -1593,6 +1593,19 @@ describe('SNS: Publish', () => {
     expect(body.default.startsWith('line of text\n')).toBe(true);
   });
 
+  it('a whole text beside JSON reduced to its essentials says the JSON was reduced, not that the text was cut', async () => {
+    const { client, mock } = sns();
+    mock.on(PublishCommand).resolves({});
+    const text = 'A release is waiting.\n\nLinks\n  Approval  https://console.aws.amazon.com/x\n';
+    const json = { version: '1', gate: { pipeline: 'p' }, links: {}, notes: 'n'.repeat(300_000) };
+    await new SnsNotifier(client, TOPIC, fastRetry()).publish({ subject: 's', text, json });
+    const body = JSON.parse(mock.commandCalls(PublishCommand)[0]!.args[0].input.Message!) as SnsBody;
+    expect(body.default.startsWith(text)).toBe(true);
+    expect(body.default).toContain('the JSON sent to SQS, Lambda and HTTP(S) subscribers was reduced');
+    expect(body.default).not.toContain('Cut to keep');
+    expect(Object.keys(JSON.parse(body.sqs))).toEqual(['version', 'gate', 'links', 'truncated', 'reason']);
+  });
+
   it('a cut text keeps its links and where to answer; JSON too large even emptied keeps the release and its links', async () => {
     const { client, mock } = sns();
     mock.on(PublishCommand).resolves({});

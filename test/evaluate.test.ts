@@ -432,6 +432,17 @@ describe('advisory mode', () => {
     expect(run(p, []).record.wouldBe).toBe('APPROVE');
   });
 
+  it('never records half a character: reasons echoing outside text are made whole', () => {
+    const p = policy('rules: [{ id: crit, action: reject, when: { severity: [CRITICAL] } }]\n');
+    const r = run(p, [], {
+      conditions: [{ kind: 'error', reason: 'CustomData image: repo:\ud83d tag' }],
+      scan: { complete: false, status: 'FAILED', reason: 'ECR: \udc00 failed' },
+    }).record;
+    const descriptions = r.violations.map((v) => v.description);
+    expect(descriptions).toContain('CustomData image: repo:\ufffd tag');
+    expect(descriptions).toContain('ECR: \ufffd failed');
+  });
+
   it("does not soften the gate's own blind spots: an error, an incomplete or timed-out scan, unknown severities", () => {
     const p = policy(
       'mode: advisory\nrules: [{ id: crit, action: reject, when: { severity: [CRITICAL] } }]\nsettings: { onError: escalate, scan: { onTimeout: reject } }\n',

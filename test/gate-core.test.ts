@@ -96,6 +96,14 @@ describe('identifying the image', () => {
       expect(imageFromCustomData(text), text).toMatchObject({ ok: true, reference: { digest: DIGEST } });
   });
 
+  it('quotes CustomData in a problem whole: one line, at most 120 characters, never half of one', () => {
+    const problem = imageFromCustomData(`please approve \ud83d ${'😀'.repeat(100)}`);
+    expect(problem.ok).toBe(false);
+    const text = problem.ok ? '' : problem.problem;
+    expect(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(text)).toBe(false);
+    expect(text).toContain('please approve \ufffd');
+  });
+
   it("reads an ECR URI only where it starts: not inside another host's path, nor a longer account number", () => {
     // Another host's image whose path spells an ECR URI is that host's image, never the ECR one resolved.
     const underOtherHost = imageFromCustomData(`evil.example.com/${REGISTRY}/payments/api:1.4.2`);

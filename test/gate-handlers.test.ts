@@ -1262,27 +1262,33 @@ describe('the approval token and the execution', () => {
     expect(await late.gate()).toMatchObject({ state: 'STALE' });
   });
 
-  it('a STALE write that loses a race takes the gate up again as what was deciding it, never as "stale (raced)"', async () => {
-    const h = await setup();
-    h.scanner.coverage = undefined;
-    await h.approvalStarted();
-    // A moment's lag: the state shows another execution and our run over, so the gate is to go STALE; the
-    // write loses to another one, and by then the state shows the approval waiting again.
-    const { stage, action } = h.pipeline;
-    const saved = { stage: { ...stage }, status: action.status };
-    h.pipeline.stage = { executionId: NEWER_EXECUTION, status: 'InProgress', token: NEWER_TOKEN };
-    h.pipeline.action.status = 'Abandoned';
-    vi.spyOn(h.store, 'updateGate').mockImplementationOnce(async () => {
-      h.pipeline.stage = saved.stage;
-      h.pipeline.action.status = saved.status;
-      return false;
-    });
-    h.scanner.coverage = SCANNED;
-    await h.scanFinished();
-    const decided = await h.decision();
-    expect(decided?.record.outcome).toBe('APPROVE');
-    expect(decided?.trigger).toBe('scan-finished');
-  });
+  it.each([
+    ['settled findings (APPROVE)', undefined, 'APPROVE'],
+    ['a scan that cannot give a verdict (ESCALATE)', 'UNSUPPORTED_OS', 'ESCALATE'],
+  ] as const)(
+    'a STALE write that loses a race takes the gate up again as what was deciding it, never as "stale (raced)" or a sweep: %s',
+    async (_, status, outcome) => {
+      const h = await setup();
+      h.scanner.coverage = undefined;
+      await h.approvalStarted();
+      // A moment's lag: the state shows another execution and our run over, so the gate is to go STALE; the
+      // write loses to another one, and by then the state shows the approval waiting again.
+      const { stage, action } = h.pipeline;
+      const saved = { stage: { ...stage }, status: action.status };
+      h.pipeline.stage = { executionId: NEWER_EXECUTION, status: 'InProgress', token: NEWER_TOKEN };
+      h.pipeline.action.status = 'Abandoned';
+      vi.spyOn(h.store, 'updateGate').mockImplementationOnce(async () => {
+        h.pipeline.stage = saved.stage;
+        h.pipeline.action.status = saved.status;
+        return false;
+      });
+      h.scanner.coverage = SCANNED;
+      await h.scanFinished(status === undefined ? undefined : h.inspectorScanEvent({ status }));
+      const decided = await h.decision();
+      expect(decided?.record.outcome).toBe(outcome);
+      expect(decided?.trigger).toBe('scan-finished');
+    },
+  );
 
   it('stopped while it waits, a newer execution in the stage: the token re-read before acting says so: STALE, nothing sent', async () => {
     const h = await setup();

@@ -165,6 +165,9 @@ export function fitMessage(message: EscalationMessage, budget: number): string {
   const tail = tailAt >= 0 && message.text.length - tailAt <= TAIL_MAX ? message.text.slice(tailAt) : '';
   const head = message.text.slice(0, message.text.length - tail.length);
   const cut = (json: unknown, note: string): string | undefined => {
+    // The whole text, if it fits beside this JSON: its note then says what was reduced, not that it was cut.
+    const whole = snsMessageBody(`${message.text}${JSON_NOTE}`, json);
+    if (bytes(whole) <= budget) return whole;
     let low = 0;
     let high = head.length;
     let found: string | undefined;
@@ -179,7 +182,7 @@ export function fitMessage(message: EscalationMessage, budget: number): string {
     return found;
   };
   const cutNote =
-    '\n\n[Cut to keep this message within the SNS size limit of 256 KB; see the decision record.]';
+    '\n\n[Cut to keep this message within the SNS size limit of 256 KB; see the decision record.]\n';
   const reason = 'larger than the SNS size limit of 256 KB; see the decision record';
   // Which release waits, and where to answer it, survive every cut: what a chat bot routes and dedupes on.
   const essentials = isObj(message.json)
@@ -195,6 +198,9 @@ export function fitMessage(message: EscalationMessage, budget: number): string {
   );
 }
 
+/** The text's note when the text is whole and only the JSON for machine subscribers was reduced. */
+const JSON_NOTE =
+  '\n\n[To keep this message within the SNS size limit of 256 KB, the JSON sent to SQS, Lambda and HTTP(S) subscribers was reduced: see the decision record.]';
 /** Where the text's links begin (`renderText` in shared/gate/escalation.ts): kept when the text is cut. */
 const TEXT_TAIL = '\nLinks\n';
 /** The most of the text's end kept as it is (the links and the approval line are well under this). */

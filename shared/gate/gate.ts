@@ -908,7 +908,8 @@ export class GateService extends GateClosing<GateDeps> {
     let ctx = given;
     if (!ctx.token?.ok) {
       const token = await this.freshToken(gate, 'deciding all the same');
-      if (token && !token.ok && token.final) return this.markStale(gate, token.reason, this.now());
+      if (token && !token.ok && token.final)
+        return this.markStale(gate, token.reason, this.now(), undefined, given.trigger);
       if (token) ctx = { ...ctx, token };
     }
     const now = this.now();

@@ -4,6 +4,8 @@
  * because a tag can be moved to another image while the gate waits.
  */
 
+import { clipUnits, wellFormed } from '../text.js';
+
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 // ECR's own pattern for repository names (its API model), `__` and runs of `-` included.
 const REPOSITORY = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*)*';
@@ -263,9 +265,9 @@ function matchReference(text: string, from: string): ImageReference | undefined 
   };
 }
 
+/** Outside text quoted in a problem: one line, at most 120 characters, never half of one. */
 function clip(text: string): string {
-  const flat = text.replace(/\s+/g, ' ');
-  return flat.length > 120 ? `${flat.slice(0, 119)}…` : flat;
+  return clipUnits(wellFormed(text.replace(/\s+/g, ' ')), 120);
 }
 
 /**

@@ -12,6 +12,7 @@ import { SEVERITIES } from '../findings/finding.js';
 import { FindingTable, statusBit } from '../findings/table.js';
 import { compileGlobSet, type GlobSet } from '../glob.js';
 import { keepShapes } from '../strings.js';
+import { wellFormed } from '../text.js';
 import {
   type CompiledException,
   type CompiledPolicy,
@@ -135,13 +136,26 @@ export function evaluate(policy: LoadedPolicy | CompiledPolicy, input: Evaluatio
   }
   if (input.scan && !input.scan.complete) {
     violations.push(
-      builder.build('scan-incomplete', settings.scan.onUnsupported, 0, new Int32Array(0), input.scan.reason),
+      builder.build(
+        'scan-incomplete',
+        settings.scan.onUnsupported,
+        0,
+        new Int32Array(0),
+        input.scan.reason === undefined ? undefined : wellFormed(input.scan.reason),
+      ),
     );
   }
   for (const c of input.conditions ?? []) {
     const action = c.kind === 'scan-timeout' ? settings.scan.onTimeout : settings.onError;
     violations.push(
-      builder.build(c.kind, action, 0, new Int32Array(0), c.reason || IMPLICIT_DESCRIPTIONS[c.kind]),
+      // The reason may echo outside text (CustomData, an error): never half a character in the record.
+      builder.build(
+        c.kind,
+        action,
+        0,
+        new Int32Array(0),
+        wellFormed(c.reason) || IMPLICIT_DESCRIPTIONS[c.kind],
+      ),
     );
   }
 
