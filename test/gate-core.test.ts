@@ -104,6 +104,15 @@ describe('identifying the image', () => {
     expect(text).toContain('please approve \ufffd');
   });
 
+  it('an image of another registry alone is named as such, never looked up as an ECR repository of its name', () => {
+    for (const text of ['ghcr.io/org/app:1.0', 'Deploy public.ecr.aws/docker/library/node:22 please']) {
+      expect(imageFromCustomData(text), text).toMatchObject({
+        ok: false,
+        problem: expect.stringContaining("outside this account's ECR registry"),
+      });
+    }
+  });
+
   it("reads an ECR URI only where it starts: not inside another host's path, nor a longer account number", () => {
     // Another host's image whose path spells an ECR URI is that host's image, never the ECR one resolved.
     const underOtherHost = imageFromCustomData(`evil.example.com/${REGISTRY}/payments/api:1.4.2`);

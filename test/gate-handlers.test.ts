@@ -2020,13 +2020,13 @@ describe('identifying the image: what a tag or a URI cannot be trusted with', ()
 
   it('a repository ECR does not have: the gate escalates with the reason at once (no dead letter, no wait)', async () => {
     const h = await setup();
-    h.pipeline.action.customData = 'docker.io/library/nginx:1.25';
+    h.pipeline.action.customData = 'library/nginx:1.25';
     h.mocks.ecr.on(DescribeImagesCommand).rejects(
       new ECRServiceException({
         name: 'RepositoryNotFoundException',
         $fault: 'client',
         $metadata: { httpStatusCode: 400 },
-        message: "The repository with name 'docker.io/library/nginx' does not exist",
+        message: "The repository with name 'library/nginx' does not exist",
       }),
     );
     await h.approvalStarted();
@@ -2034,9 +2034,18 @@ describe('identifying the image: what a tag or a URI cannot be trusted with', ()
     const record = (await h.decision())!.record;
     expect(record.outcome).toBe('ESCALATE');
     expect(record.violations.map((v) => v.rule)).toEqual(['error']);
-    expect(record.violations[0]!.description).toMatch(/no repository docker\.io\/library\/nginx/);
+    expect(record.violations[0]!.description).toMatch(/no repository library\/nginx/);
     expect(publishes(h)).toHaveLength(1);
     expect(putResults(h)).toHaveLength(0);
+
+    // Another registry's image is said to be one, not looked up in ECR under its host's name.
+    const other = await setup();
+    other.pipeline.action.customData = 'docker.io/library/nginx:1.25';
+    await other.approvalStarted();
+    const elsewhere = (await other.decision())!.record;
+    expect(elsewhere.outcome).toBe('ESCALATE');
+    expect(elsewhere.violations[0]!.description).toMatch(/outside this account's ECR registry/);
+    expect(other.mocks.ecr.commandCalls(DescribeImagesCommand)).toHaveLength(0);
   });
 
   it('an image URI of another region or account: escalates, naming it, without asking ECR', async () => {

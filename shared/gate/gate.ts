@@ -165,16 +165,16 @@ interface DecideContext {
 }
 
 /**
- * The gate's life (architecture §3), over the ports. Every entry point is idempotent: it reads the gate,
- * does what its state still needs, and writes with a condition on the version it read, so a duplicate or
- * concurrent delivery finds the work done (or loses the race) instead of doing it twice.
- */
-/**
  * A stored Inspector scan status older than this is checked against Inspector's coverage before it decides:
  * a day, well inside the three days Inspector keeps the closed findings of an image it stopped scanning.
  */
 const STORED_SCAN_RECHECK_MS = 24 * 60 * 60_000;
 
+/**
+ * The gate's life (architecture §3), over the ports. Every entry point is idempotent: it reads the gate,
+ * does what its state still needs, and writes with a condition on the version it read, so a duplicate or
+ * concurrent delivery finds the work done (or loses the race) instead of doing it twice.
+ */
 export class GateService extends GateClosing<GateDeps> {
   private readonly compiled: CompiledPolicy | undefined;
   private readonly fallback: CompiledPolicy;
@@ -215,28 +215,21 @@ export class GateService extends GateClosing<GateDeps> {
       return report(existing, "not this gate's run: left to the sweep, which numbers past it");
     }
 
+    // Both reads, or CodePipeline's answer that the execution is gone (an answer: no retry changes it).
     const read = () =>
       Promise.all([
         this.d.approvals.pipelineState(e.key.pipeline),
         this.d.approvals.actionExecutions(e.key.pipeline, e.key.executionId),
-      ]);
+      ]).catch((error: unknown) => {
+        if (error instanceof ExecutionNotFound) return error;
+        throw error;
+      });
     const startedAt = validTime(e.time) ?? this.now().toISOString();
-    const gone = (error: ExecutionNotFound) => {
-      const now = this.now();
-      const base = newGate(e, startedAt, now, new Date(Date.parse(startedAt) + this.waitMs).toISOString());
-      return this.openStale(base, error.message, now);
-    };
-    let stages: readonly StageStateView[];
-    let executions: readonly ActionExecutionView[];
-    try {
-      [stages, executions] = await read();
-    } catch (error) {
-      if (error instanceof ExecutionNotFound) return gone(error);
-      throw error;
-    }
+    let reads = await read();
     for (const pause of this.d.config.listingRereadsMs) {
+      if (reads instanceof ExecutionNotFound) break;
       // This event's own run: another run listed (an earlier attempt of a retried stage) is not its CustomData.
-      const listed = executions.some(
+      const listed = reads[1].some(
         (x) =>
           x.stage === e.key.stage &&
           x.action === e.key.action &&
@@ -244,13 +237,14 @@ export class GateService extends GateClosing<GateDeps> {
       );
       if (listed || this.now().getTime() - Date.parse(startedAt) >= LISTING_GRACE_MS) break;
       await new Promise((resolve) => setTimeout(resolve, pause));
-      try {
-        [stages, executions] = await read();
-      } catch (error) {
-        if (error instanceof ExecutionNotFound) return gone(error);
-        throw error;
-      }
+      reads = await read();
     }
+    if (reads instanceof ExecutionNotFound) {
+      const now = this.now();
+      const base = newGate(e, startedAt, now, new Date(Date.parse(startedAt) + this.waitMs).toISOString());
+      return this.openStale(base, reads.message, now);
+    }
+    const [stages, executions] = reads;
     const now = this.now();
     const base = newGate(e, startedAt, now, new Date(Date.parse(startedAt) + this.waitMs).toISOString());
     const justStarted = this.justStarted(base, now);
@@ -661,7 +655,7 @@ export class GateService extends GateClosing<GateDeps> {
         .then(async (stages) => (await this.confirmedToken(gate, stages, now)).token)
         .catch(() => undefined);
       if (token && !token.ok && token.final)
-        return this.markStale(gate, token.reason, now, undefined, ctx.trigger);
+        return this.markStale(gate, token.reason, now, { trigger: ctx.trigger });
       const learnt = gate.tokenHash === undefined && token?.ok ? { tokenHash: hashToken(token.token) } : {};
       // An unchanged read keeps the earlier one, whose time starts the "a sweep apart" clock: replacing it
       // with each retry would put the agreement off for ever.
@@ -684,7 +678,7 @@ export class GateService extends GateClosing<GateDeps> {
     }
     // The approval is over or superseded (its end event lost, or not here yet): nothing to decide, and a
     // decision recorded now would tell auditors a release was judged that no longer waited.
-    if (!token.ok && token.final) return this.markStale(gate, token.reason, now, undefined, ctx.trigger);
+    if (!token.ok && token.final) return this.markStale(gate, token.reason, now, { trigger: ctx.trigger });
     return this.decideOn(
       gate,
       { ...ctx, token, head },
@@ -779,7 +773,7 @@ export class GateService extends GateClosing<GateDeps> {
         if (!timedOut) throw error;
       }
       if (token && !token.ok && token.final)
-        return this.markStale(gate, token.reason, now, undefined, ctx.trigger);
+        return this.markStale(gate, token.reason, now, { trigger: ctx.trigger });
       if (!timedOut && token && gate.tokenHash === undefined) {
         const learned = await this.learnTokenHash(gate, ctx, token, withRuns, now);
         if (learned) return report(learned, `waiting: ${why}`);
@@ -909,7 +903,7 @@ export class GateService extends GateClosing<GateDeps> {
     if (!ctx.token?.ok) {
       const token = await this.freshToken(gate, 'deciding all the same');
       if (token && !token.ok && token.final)
-        return this.markStale(gate, token.reason, this.now(), undefined, given.trigger);
+        return this.markStale(gate, token.reason, this.now(), { trigger: given.trigger });
       if (token) ctx = { ...ctx, token };
     }
     const now = this.now();
@@ -1168,9 +1162,7 @@ export class GateService extends GateClosing<GateDeps> {
       );
     }
     return this.markStale(gate, 'CodePipeline refused the token: the execution moved on', this.now(), {
-      decision,
-      head,
-      action,
+      done: { decision, head, action },
     });
   }
 
@@ -1309,15 +1301,15 @@ export class GateService extends GateClosing<GateDeps> {
   }
 
   /**
-   * `trigger`: what was deciding the gate, when something was; a gate that moved meanwhile is taken up again
-   * as that (its decision, if it makes one now, names what triggered it, as Tollgate's events document).
+   * `done`: the refused result to record with it. `trigger`: what was deciding the gate, when something was; a
+   * gate that moved meanwhile is taken up again as that (its decision, if it makes one now, names what
+   * triggered it, as Tollgate's events document).
    */
   private async markStale(
     gate: Gate,
     reason: string,
     now: Date,
-    done?: ActionDone,
-    trigger = 'sweep',
+    { done, trigger = 'sweep' }: { readonly done?: ActionDone; readonly trigger?: string } = {},
   ): Promise<GateReport> {
     const next = this.next(
       gate,

@@ -92,9 +92,18 @@ export function imageFromCustomData(customData: string | undefined): Identificat
     named.set(`${repository}${g.digest ?? `:${g.tag}`}`, m[0]);
   }
   for (const [repository, uri] of untagged) if (!repositories.has(repository)) named.set(repository, uri);
+  const elsewhere: string[] = [];
   for (const m of text.matchAll(OTHER_REGISTRY_IMAGE)) {
-    if (!ECR_PRIVATE_HOST.test(m.groups?.host ?? '')) named.set(m[0], m[0]);
+    if (!ECR_PRIVATE_HOST.test(m.groups?.host ?? '')) elsewhere.push(m[0]);
   }
+  // Only another registry's image: said so, rather than read as a repository of that name in ECR.
+  if (named.size === 0 && elsewhere.length === 1) {
+    return {
+      ok: false,
+      problem: `CustomData names an image outside this account's ECR registry (${clip(elsewhere[0]!)}); Tollgate judges images of ECR private repositories only`,
+    };
+  }
+  for (const image of elsewhere) named.set(image, image);
   if (named.size > 1) {
     return {
       ok: false,
