@@ -146,6 +146,36 @@ describe('the subject', () => {
     expect(json(input).wouldBe).toBe('ESCALATE');
   });
 
+  it('names first what set the outcome, so a scan nobody could read never hides behind "..."', () => {
+    const rules = ['no-critical', 'known-exploited', 'fixable-high', 'medium-budget'].map((r) =>
+      violation(r, 1),
+    );
+    const scan: Violation = { ...violation('scan-incomplete', 0), description: 'no scan' };
+    // Advisory mode: the policy's rules only say what enforce mode would do; the implicit one escalated.
+    const advisory = renderEscalation(
+      withCase({
+        pipeline: 'payments',
+        stage: 'Gate',
+        violations: [...rules, scan],
+        record: { outcome: 'ESCALATE', mode: 'advisory', wouldBe: 'ESCALATE' },
+      }),
+    ).subject;
+    expect(advisory).toBe(
+      'Tollgate: ESCALATE (advisory) payments/Gate #7c0e5a1d - 5 rules (scan-incomplete, no-critical, ...)',
+    );
+    // Enforce mode: a rejecting rule listed after escalating ones is the one the subject names first.
+    const enforce = renderEscalation(
+      withCase({
+        pipeline: 'payments-api-production',
+        violations: [...rules, { ...violation('banned-package', 1), action: 'reject' }],
+        record: { outcome: 'REJECT' },
+      }),
+    ).subject;
+    expect(enforce).toBe(
+      'Tollgate: REJECT payments-api-production/SecurityGate #7c0e5a1d - 5 rules (banned-package, ...)',
+    );
+  });
+
   it('fits under the SNS limit as rendered, so the adapter never cuts a carefully shortened subject', () => {
     const pipeline = `payments-platform-checkout-api-${'service'.repeat(4)}-eu-west-1`;
     expect(pipeline.length).toBeGreaterThanOrEqual(58);
@@ -606,6 +636,37 @@ describe('approvalSummary', () => {
     const astral = approvalSummary({ ...record, summary: '😀'.repeat(400) });
     expect(astral.length).toBeLessThanOrEqual(SUMMARY_MAX);
     expect(astral).toBe(`${'😀'.repeat(255)}…`);
+  });
+
+  it('keeps, in a summary cut for length, what set the outcome: an advisory escalation says why', () => {
+    const rule = (i: number) => ({
+      rule: `rule-${String(i).padStart(2, '0')}-${'x'.repeat(40)}`,
+      action: 'reject' as const,
+      allow: 0,
+      count: 1,
+      findings: [`CVE-2026-${1000 + i}`],
+      bySeverity: new Map([['HIGH' as const, 1]]),
+    });
+    const scan = {
+      rule: 'scan-incomplete',
+      action: 'escalate' as const,
+      allow: 0,
+      count: 0,
+      findings: [],
+      description: 'no scan of the image',
+      bySeverity: new Map(),
+    };
+    const summary = buildSummary({
+      outcome: 'ESCALATE',
+      wouldBe: 'REJECT',
+      policyName: 'p',
+      violations: [...Array.from({ length: 20 }, (_, i) => rule(i)), scan],
+      warnings: [],
+    });
+    expect(summary.length).toBeLessThanOrEqual(SUMMARY_MAX);
+    expect(summary).toMatch(/^ESCALATE \(advisory; would be REJECT\) by policy p: scan-incomplete \(no scan/);
+    // What would have rejected comes next, in the policy's order.
+    expect(summary).toContain('scan of the image); rule-00-');
   });
 
   it('takes line breaks out', () => {

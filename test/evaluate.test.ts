@@ -453,7 +453,7 @@ describe('advisory mode', () => {
     // The error's action, not the rule's: the rule is what advisory mode is rolling out.
     expect(error).toMatchObject({ outcome: 'ESCALATE', mode: 'advisory', wouldBe: 'REJECT' });
     expect(error.summary).toBe(
-      'ESCALATE (advisory; would be REJECT) by policy test: crit (1 CRITICAL: CVE-2026-10094); error (ListFindings failed on page 3)',
+      'ESCALATE (advisory; would be REJECT) by policy test: error (ListFindings failed on page 3); crit (1 CRITICAL: CVE-2026-10094)',
     );
     expect(
       run(p, [], { conditions: [{ kind: 'scan-timeout', reason: 'no finished scan after 30 minutes' }] })

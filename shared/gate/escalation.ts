@@ -1,4 +1,5 @@
 import { type DecisionRecord, type Outcome, SUMMARY_MAX, type Violation } from '../decision/record.js';
+import { causesFirst } from '../decision/summary.js';
 import type { Severity } from '../findings/finding.js';
 import { clipUnits, wellFormed } from '../text.js';
 import type { FindingSummary, Gate, StoredDecision, ViolationFindings } from './model.js';
@@ -266,17 +267,20 @@ function segment(s: string): string {
 /**
  * `Tollgate: ESCALATE payments-api/Deploy #7c0e5a1d - 2 rules (fixable-high, known-exploited)`. Which
  * release waits matters most, so the location and the execution keep their room and rule names are shed
- * first; a long pipeline name loses its middle, where names differ least (`payments-api-...-eu-west-1`).
+ * first, those that set the outcome named before the rest (`causesFirst`); a long pipeline name loses its middle, where names differ least (`payments-api-...-eu-west-1`).
  */
 function renderSubject(json: EscalationJson): string {
+  // "would be" only when it would differ: the subject's room is better spent on what set the outcome.
   const head =
     json.wouldBe === null
       ? `Tollgate: ${json.outcome}`
-      : `Tollgate: ${json.outcome} (advisory, would be ${json.wouldBe})`;
+      : json.wouldBe === json.outcome
+        ? `Tollgate: ${json.outcome} (advisory)`
+        : `Tollgate: ${json.outcome} (advisory, would be ${json.wouldBe})`;
   const pipeline = ascii(json.gate.pipeline);
   const stage = ascii(json.gate.stage);
   const execution = executionTag(json.gate.executionId, json.gate.attempt);
-  const rules = json.violations.map((v) => ascii(v.rule));
+  const rules = causesFirst(json.violations, json.outcome, json.wouldBe).map((v) => ascii(v.rule));
   const n = rules.length;
   const candidates: string[] = [];
   if (n === 0) candidates.push('no violations');
