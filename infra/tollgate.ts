@@ -452,6 +452,11 @@ export interface TollgateAlarms {
   readonly oldestWaiting: cloudwatch.Alarm;
   /** Escalation or alarm emails SNS gave up delivering (when Tollgate subscribes the addresses). */
   readonly undeliveredNotifications: cloudwatch.Alarm | undefined;
+  /**
+   * An approval resolved under Tollgate's own role with a result Tollgate did not send
+   * (`ApprovalResultsUnderTollgateRole`): someone borrowed the gate's identity to let a release through.
+   */
+  readonly borrowedRole: cloudwatch.Alarm;
 }
 
 /**
@@ -1049,7 +1054,19 @@ export class Tollgate extends Construct {
       // GatesOverdue already pages for a silent sweep; one page is enough.
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
+    const borrowedRole = alarm('BorrowedRoleAlarm', {
+      alarmDescription:
+        "Tollgate: an approval was resolved under Tollgate's own role with a result Tollgate did not send (an " +
+        'escalation approved, or its decision turned round). The audit trail records it as a reviewer under the ' +
+        "role; approval-ended's log names the gate and the identity: find in CloudTrail who assumed the role.",
+      metric: this.tollgateMetric('ApprovalResultsUnderTollgateRole', 'Sum'),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
     return {
+      borrowedRole,
       undelivered: depth(
         'UndeliveredEventsAlarm',
         this.undeliveredQueue,
@@ -1186,6 +1203,7 @@ export class Tollgate extends Construct {
           this.alarms.lostEvents,
           ...FUNCTION_NAMES.flatMap((n) => [this.alarms.errors[n], this.alarms.failed[n]]),
           ...(this.alarms.undeliveredNotifications ? [this.alarms.undeliveredNotifications] : []),
+          this.alarms.borrowedRole,
           ...(this.archive ? Object.values(this.archive.alarms) : []),
         ],
         width: 24,

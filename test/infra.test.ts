@@ -652,9 +652,9 @@ describe('the Tollgate construct', () => {
     const alarms = Object.values(g.template.findResources('AWS::CloudWatch::Alarm')).map(
       (a) => a.Properties as Json,
     );
-    // The gate's (queues, functions, overdue, oldest, undelivered emails, lost events) and the archive's four
-    // (failed batches, errors, lag, hash mismatches).
-    expect(alarms).toHaveLength(5 + 4 + 2 + 1 + 1 + 4);
+    // The gate's (queues, functions, overdue, oldest, undelivered emails, lost events, a borrowed role) and the
+    // archive's four (failed batches, errors, lag, hash mismatches).
+    expect(alarms).toHaveLength(5 + 4 + 2 + 1 + 1 + 1 + 4);
     // An event neither delivered nor dead-lettered (the queue or its key refused it) is lost but for this alarm:
     // every rule's InvocationsFailedToBeSentToDlq, summed.
     const lost = alarms.find((a) =>
@@ -699,6 +699,15 @@ describe('the Tollgate construct', () => {
     for (const name of eventsMetrics) expect(published, name).toContain(`metricName:"${name}"`);
     // The archive sees an audit record whose hash does not match its content as it happens: paged.
     expect(alarms.find((a) => a.MetricName === 'ArchiveHashMismatches')).toMatchObject({
+      Namespace: 'Tollgate',
+      Dimensions: [{ Name: 'service', Value: g.tollgate.metrics.service }],
+      Statistic: 'Sum',
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+    });
+    // Someone resolving an approval under the gate's own role, with a result the gate did not send: paged.
+    expect(alarms.find((a) => a.MetricName === 'ApprovalResultsUnderTollgateRole')).toMatchObject({
       Namespace: 'Tollgate',
       Dimensions: [{ Name: 'service', Value: g.tollgate.metrics.service }],
       Statistic: 'Sum',
@@ -961,8 +970,9 @@ describe('the Tollgate construct, configured otherwise', () => {
       const own = Object.values(template.findResources('AWS::CloudWatch::Alarm'))
         .map((a) => a.Properties as Json)
         .filter((a) => a.Namespace === 'Tollgate');
-      // GatesOverdue, OldestWaitingMinutes and the archive's ArchiveHashMismatches.
+      // GatesOverdue, OldestWaitingMinutes, ApprovalResultsUnderTollgateRole and the archive's ArchiveHashMismatches.
       expect(own.map((a) => a.MetricName).sort()).toEqual([
+        'ApprovalResultsUnderTollgateRole',
         'ArchiveHashMismatches',
         'GatesOverdue',
         'OldestWaitingMinutes',
