@@ -516,6 +516,25 @@ describe('the escalation as SNS sends it', () => {
     expect(email).toContain('the JSON sent to SQS, Lambda and HTTP(S) subscribers was shortened');
   });
 
+  it('shortens thousands of expiring exceptions like any list, counted in `moreExpiringSoon`, the JSON whole', () => {
+    const base = exampleEscalationInput();
+    const ids = Array.from({ length: 5_000 }, (_, i) => `EXC-2026-${String(i).padStart(5, '0')}-renewal`);
+    const record = {
+      ...base.decision.record,
+      exceptions: { ...base.decision.record.exceptions, expiringSoon: ids },
+    };
+    const input = { ...base, decision: { ...base.decision, record } };
+    expect(json(input)).toMatchObject({ expiringSoon: ids, moreExpiringSoon: 0 });
+    const { json: sent, email } = sentJson(input, 200_000);
+    expect(sent).not.toHaveProperty('truncated');
+    expect(sent.expiringSoon.length).toBeGreaterThan(0);
+    expect(sent.expiringSoon).toEqual(ids.slice(0, sent.expiringSoon.length));
+    expect(sent.expiringSoon.length + sent.moreExpiringSoon).toBe(ids.length);
+    // The rest of the decision is all there: only the long list was cut.
+    expect(sent.violations).toEqual(json(input).violations);
+    expect(email).toContain(`in all it leaves out ${sent.moreExpiringSoon} of 5000 expiring exceptions`);
+  });
+
   it('has the same shape shortened as whole, the cut findings counted in `more`', () => {
     const rules = Array.from({ length: 10 }, (_, i) => `rule-${String(i).padStart(2, '0')}`);
     const input = withCase({

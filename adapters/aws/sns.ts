@@ -60,13 +60,15 @@ function isObj(v: unknown): v is Obj {
 
 /**
  * The JSON lists that can be shortened, how the text names what they hold, and the count beside each list
- * that already says how many entries it lacks (the escalation's `more` and `moreVulnerabilityIds`). What a
+ * that already says how many entries it lacks (the escalation's `more`, `moreVulnerabilityIds` and
+ * `moreExpiringSoon`). What a
  * cut leaves out is added to that count rather than to a field of its own, so the JSON has the same shape
  * whether or not it was shortened.
  */
 const SHRINKABLE: Readonly<Record<string, { readonly name: string; readonly counter: string }>> = {
   findings: { name: 'findings', counter: 'more' },
   vulnerabilityIds: { name: 'vulnerability ids', counter: 'moreVulnerabilityIds' },
+  expiringSoon: { name: 'expiring exceptions', counter: 'moreExpiringSoon' },
 };
 
 interface Shrunk {

@@ -110,7 +110,10 @@ export interface EscalationJson {
   readonly counts: Readonly<Record<Severity, number>>;
   readonly violations: readonly EscalationViolationJson[];
   readonly warnings: readonly EscalationViolationJson[];
+  /** Exceptions this decision applied that expire within `settings.expiringSoonDays`. */
   readonly expiringSoon: readonly string[];
+  /** Expiring exceptions left out of `expiringSoon` (the SNS adapter counts those it cuts to fit a message). */
+  readonly moreExpiringSoon: number;
   readonly links: EscalationLinks;
   readonly decidedAt: string;
   /** What made the gate decide: `scan-finished`, `approval-started`, `sweep`, perhaps with a note (`(again)`). */
@@ -169,6 +172,7 @@ function escalationJson(input: EscalationInput): EscalationJson {
     violations: record.violations.map((v) => violationJson(v, details.get(v.rule))),
     warnings: record.warnings.map((v) => violationJson(v, details.get(v.rule))),
     expiringSoon: record.exceptions.expiringSoon.map(cleanLine),
+    moreExpiringSoon: 0,
     links: links(key.pipeline, key.executionId, region, jsonImage, jsonImage.registryId ?? account),
     decidedAt: decision.decidedAt,
     trigger: cleanLine(decision.trigger),
