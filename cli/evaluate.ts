@@ -60,12 +60,14 @@ export async function runEvaluate(options: EvaluateOptions): Promise<EvaluateRes
   documents.forEach((d, k) => {
     documents[k] = { file: d.file, document: d.document };
   });
-  // A scan not finished is decided as the gate decides it at the end of its wait: on no findings (it judges
-  // none of a scan that did not finish), whatever the files list.
+  // A scan not finished is decided as the gate decides it at the end of its wait, and one that will never give
+  // a verdict as the gate decides it at once: on no findings (it judges none of a scan that did not finish),
+  // whatever the files list.
   const unfinished = set.conditions.some((c) => c.kind === 'scan-timeout');
+  const unjudged = unfinished || set.scan?.complete === false;
 
   const evaluation = evaluate(policy, {
-    findings: unfinished ? FindingTable.fromFindings([]) : set.findings,
+    findings: unjudged ? FindingTable.fromFindings([]) : set.findings,
     now: options.now ?? new Date(),
     pipeline: options.pipeline,
     image: set.image,
@@ -80,9 +82,9 @@ export async function runEvaluate(options: EvaluateOptions): Promise<EvaluateRes
   const warnings = [
     ...(set.findings.length === 0 ? [] : unscopedWarnings(policy, options.pipeline, set.image?.repository)),
     ...emptyInputWarning(documents, set.findings.length),
-    ...(unfinished && set.findings.length > 0
+    ...(unjudged && set.findings.length > 0
       ? [
-          `${set.findings.length} finding(s) listed were not judged: the scan has not finished, and the deployed gate judges none of a scan that did not finish`,
+          `${set.findings.length} finding(s) listed were not judged: the scan ${unfinished ? 'has not finished' : 'cannot give a verdict'}, and the deployed gate judges none of a scan that did not finish`,
         ]
       : []),
     ...(set.leftOut === 0

@@ -14,7 +14,9 @@ export function parseIsoTime(value: string): number {
   const m = ISO_TIME.exec(value);
   if (!m) return Number.NaN;
   const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  const day = new Date(Date.UTC(y, mo - 1, d));
+  // setUTCFullYear, not Date.UTC: that reads years 0-99 as 1900-1999, and 0099-01-01 would not exist.
+  const day = new Date(0);
+  day.setUTCFullYear(y, mo - 1, d);
   if (day.getUTCFullYear() !== y || day.getUTCMonth() !== mo - 1 || day.getUTCDate() !== d) return Number.NaN;
   if (Number(m[4] ?? 0) > 23 || Number(m[5] ?? 0) > 59 || Number(m[6] ?? 0) > 59) return Number.NaN;
   if (Number(m[7] ?? 0) > 23 || Number(m[8] ?? 0) > 59) return Number.NaN;

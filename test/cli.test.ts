@@ -124,6 +124,29 @@ describe('tollgate evaluate: outcomes and exit status', () => {
     expect(judged.violations.map((v) => v.rule)).toEqual(['scan-timeout']);
     expect(judged.counts.CRITICAL).toBe(0);
     expect(waited.stderr).toContain('1 finding(s) listed were not judged: the scan has not finished');
+    // One that will never give a verdict is decided at once, as the gate decides it: on no findings.
+    const expired = write(
+      'expired-critical.json',
+      JSON.stringify({
+        ...response,
+        imageScanStatus: { status: 'SCAN_ELIGIBILITY_EXPIRED', description: 'The scan eligibility expired' },
+        imageScanFindings: {
+          findings: [{ name: 'CVE-2024-0001', severity: 'CRITICAL', attributes: [] }],
+          findingSeverityCounts: { CRITICAL: 1 },
+        },
+      }),
+    );
+    const unsupported = tollgate(['evaluate', '-p', BASELINE, '-f', expired, '--format', 'json', ...NOW]);
+    expect(unsupported.status, unsupported.stderr).toBe(3);
+    const asGate = JSON.parse(unsupported.stdout) as {
+      violations: { rule: string }[];
+      counts: { CRITICAL: number };
+    };
+    expect(asGate.violations.map((v) => v.rule)).toEqual(['scan-incomplete']);
+    expect(asGate.counts.CRITICAL).toBe(0);
+    expect(unsupported.stderr).toContain(
+      '1 finding(s) listed were not judged: the scan cannot give a verdict',
+    );
     // One that will never give a verdict is still scan-incomplete, under onUnsupported.
     const failed = run({ status: 'FAILED', description: 'boom' });
     expect(failed.status).toBe(3);

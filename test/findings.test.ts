@@ -610,6 +610,35 @@ describe('merging several files', () => {
     expect(() => mergeFindings([ecrPage])).toThrow(/ecr\.json: nextToken: expected every page/);
   });
 
+  it('refuses pages of two scans (a rescan while they were fetched), as the gate does, naming both', () => {
+    const ecr = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json') as {
+      imageScanFindings: Record<string, unknown> & { findings: { name: string }[] };
+    };
+    const ecrPage = (file: string, at: number | undefined, name: string, token?: string) => {
+      const { imageScanCompletedAt: _, ...rest } = ecr.imageScanFindings;
+      const findings = [{ ...ecr.imageScanFindings.findings[0]!, name }];
+      const raw = {
+        ...ecr,
+        imageScanFindings: { ...rest, findings, ...(at === undefined ? {} : { imageScanCompletedAt: at }) },
+        ...(token === undefined ? {} : { nextToken: token }),
+      };
+      return { file, document: readFindingsDocument(raw) };
+    };
+    const a = ecrPage('scan-a.json', 1795478400, 'CVE-2020-0001', 'next');
+    const e = inputError(() => mergeFindings([a, ecrPage('scan-b.json', 1795564800, 'CVE-2020-0002')]));
+    expect(e.message).toBe(
+      'scan-b.json: imageScanFindings.imageScanCompletedAt: expected a page of the scan its first page ' +
+        'scan-a.json is of (completed at 2026-11-24T00:00:00.000Z): the image was scanned again while its ' +
+        'findings were fetched; fetch them again; got a page of a scan completed at 2026-11-25T00:00:00.000Z',
+    );
+    // Pages of one scan, and the answer's last page without a completion time, are one answer.
+    expect(mergeFindings([a, ecrPage('b.json', 1795478400, 'CVE-2020-0002')]).findings.length).toBe(2);
+    expect(mergeFindings([a, ecrPage('b.json', undefined, 'CVE-2020-0002')]).findings.length).toBe(2);
+    // Two whole answers are two reads, not pages of one: each was complete.
+    const whole = (file: string, at: number) => ecrPage(file, at, `CVE-${at}`);
+    expect(mergeFindings([whole('x.json', 1795478400), whole('y.json', 1795564800)]).findings.length).toBe(2);
+  });
+
   it('refuses a list the AWS CLI cut with --max-items (its NextToken), from Inspector or ECR, until its rest is given', () => {
     // `aws inspector2 list-findings --max-items 1` prints the findings it kept and a top-level NextToken for
     // --starting-token: judged alone, one LOW finding would have approved an image with CRITICAL ones.

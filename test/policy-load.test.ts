@@ -310,6 +310,9 @@ describe('errors: file:line:column: path: expected …; got …', () => {
     }
     // A day that does not exist is still a calendar problem, with a valid offset or none.
     expect(expiring('2027-02-30T12:00:00+01:00')[0]).toContain('expected a real calendar date');
+    // Years 0-99 are days that exist (Date.UTC would read them as 1900-1999), as the JSON Schema says.
+    expect(() => parsePolicy(policy('0099-01-01'), 'policy.yaml')).not.toThrow();
+    expect(expiring('0099-02-29')[0]).toContain('expected a real calendar date');
   });
 
   it('an expiry takes the zone offsets --now and findings take, with or without a colon', () => {

@@ -337,6 +337,35 @@ function checkPages(documents: readonly NamedDocument[]): void {
 }
 
 /**
+ * Pages of one answer must be of one scan, as the gate reads them (adapters/aws/ecr.ts): a rescan between two
+ * pages gives a first page of one scan and a last of another, which together can meet every count while
+ * missing findings of both. A later page without a completion time is the answer's empty last page.
+ */
+function checkScans(documents: readonly NamedDocument[]): void {
+  let answer: { readonly named: NamedDocument; readonly at: number | undefined } | undefined;
+  let continues = false;
+  for (const named of documents) {
+    const { document } = named;
+    const at = document.scanCompletedAt;
+    if (!continues || answer === undefined) answer = { named, at };
+    else if (at !== undefined && at !== answer.at) {
+      const path = ['imageScanFindings', 'imageScanCompletedAt'];
+      const first = answer.at === undefined ? 'no completion time' : new Date(answer.at).toISOString();
+      throw new InputError([
+        {
+          file: named.file,
+          ...located(named, path),
+          path: formatPath(path),
+          expected: `a page of the scan its first page ${answer.named.file} is of (completed at ${first}): the image was scanned again while its findings were fetched; fetch them again`,
+          got: `a page of a scan completed at ${new Date(at).toISOString()}`,
+        },
+      ]);
+    }
+    continues = document.scan?.complete === true && document.nextToken != null;
+  }
+}
+
+/**
  * A partial list is never judged either: an ECR response counts the whole scan's findings by severity
  * (`findingSeverityCounts`, on every page), and the pages given must list at least that many.
  */
@@ -474,6 +503,7 @@ export function mergeFindings(
   const imagesOf = documents.map((d) => documentImages(d.document));
 
   checkPages(documents);
+  checkScans(documents);
   checkCounts(documents);
   documents.forEach(({ file }, k) => {
     for (const image of imagesOf[k]!) {

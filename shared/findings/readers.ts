@@ -40,6 +40,11 @@ export interface FindingsDocument {
    * scan's on every page); undefined where the format has none. Its list must hold at least as many.
    */
   readonly counts?: Readonly<Partial<Record<Severity, number>>> | undefined;
+  /**
+   * When the scan an ECR response is of completed (`imageScanCompletedAt`, epoch ms); undefined where the
+   * response or the format has none. Pages of one answer must be of one scan.
+   */
+  readonly scanCompletedAt?: number | undefined;
 }
 
 export type KeyPath = (string | number)[];
@@ -387,10 +392,9 @@ function readEcrResponse(value: Obj, images: ImageCache): FindingsDocument {
   const isf = value.imageScanFindings;
   if (!isObj(isf)) throw new ShapeError(['imageScanFindings'], 'a mapping', isf);
   const counts = severityCounts(isf.findingSeverityCounts);
+  const scanCompletedAt = timestamp(isf.imageScanCompletedAt, 'imageScanFindings.imageScanCompletedAt');
   // What, besides a finding, shows that the scan finished (see ECR_FINDINGS_NOT_READY).
-  const shown =
-    counts !== undefined ||
-    timestamp(isf.imageScanCompletedAt, 'imageScanFindings.imageScanCompletedAt') !== undefined;
+  const shown = counts !== undefined || scanCompletedAt !== undefined;
   const repository = optString(value.repositoryName, 'repositoryName');
   const imageId = value.imageId;
   let digest: string | undefined;
@@ -446,6 +450,7 @@ function readEcrResponse(value: Obj, images: ImageCache): FindingsDocument {
       nextToken: pageToken(value),
       nextTokenKey: pageTokenKey(value),
       counts,
+      scanCompletedAt,
     };
   }
   const list = isf.findings ?? [];
@@ -468,6 +473,7 @@ function readEcrResponse(value: Obj, images: ImageCache): FindingsDocument {
     nextToken: pageToken(value),
     nextTokenKey: pageTokenKey(value),
     counts,
+    scanCompletedAt,
   };
 }
 
