@@ -15,7 +15,13 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { AUDIT_ITEM_TYPE, PARTITION, RECORDS_PREFIX } from '../functions/archive/layout.js';
+import {
+  AUDIT_ITEM_TYPE,
+  AUDIT_PK_PREFIX,
+  AUDIT_SK_PREFIX,
+  PARTITION,
+  RECORDS_PREFIX,
+} from '../functions/archive/layout.js';
 import type { AuditAction, AuditImage, AuditRecord, AuditResolution } from '../shared/audit/record.js';
 import type { ExceptionsByState, Violation } from '../shared/decision/record.js';
 import type { Severity } from '../shared/findings/finding.js';
@@ -27,7 +33,8 @@ import { shown, TollgateConfigError } from './patterns.js';
  * The audit archive: every audit record of the gate's table, also in S3 for years, as JSON lines by date,
  * locked (Object Lock, compliance mode), with a Glue table and an Athena workgroup to query them in SQL.
  *
- *   table stream (NEW_IMAGE) ─▶ event source mapping (only INSERTs of type audit) ─▶ archive function
+ *   table stream (NEW_IMAGE) ─▶ event source mapping (INSERTs of type audit; and any MODIFY or REMOVE of an
+ *     audit record, which is tampering: counted and paged, never archived) ─▶ archive function
  *     ─▶ s3://<bucket>/records/date=YYYY-MM-DD/<pipeline>-<firstSeq>-<lastSeq>-<hash>.jsonl
  *   Glue table over records/ (partition projection on date: no crawler) ◀─ Athena workgroup (results
  *     encrypted in a bucket of their own)
@@ -242,6 +249,40 @@ ORDER BY first_decision`,
   },
 ];
 
+/** An audit record's keys (AUDIT#<pipeline>, SEQ#<seq>): no other item of the table has both (layout.ts). */
+const AUDIT_RECORD_KEYS = {
+  pk: { S: lambda.FilterRule.beginsWith(AUDIT_PK_PREFIX) },
+  sk: { S: lambda.FilterRule.beginsWith(AUDIT_SK_PREFIX) },
+};
+
+/**
+ * The event source mapping's filters (ORed; Lambda allows five by default). Audit records are only ever
+ * inserted (a Put on `attribute_not_exists(pk)`; no role has UpdateItem or DeleteItem), so anything but the
+ * first is tampering, which the function counts (`ArchiveAuditRecordsChanged`, paged) and never archives:
+ *   - an INSERT of an item of type audit: a record, archived;
+ *   - a MODIFY whose new image is of type audit: a record written over in place;
+ *   - a MODIFY or REMOVE at an audit record's keys, whatever the image: a record written over by another kind
+ *     of item, deleted, or expired by the table's TTL (a Put that added the TTL attribute is the MODIFY before
+ *     it). A NEW_IMAGE stream's REMOVE carries its keys and no image, hence the keys' prefixes; the stream
+ *     stays NEW_IMAGE (its records are written once, and nothing else reads it).
+ * Gates, decisions, scans, run claims, chain heads (AUDIT#<pipeline> / HEAD, rewritten at every append),
+ * the registry, pending markers (AUDIT-PENDING, removed by the TTL once done) and index items match none.
+ */
+export const ARCHIVE_STREAM_FILTERS: readonly Record<string, unknown>[] = [
+  {
+    eventName: lambda.FilterRule.isEqual('INSERT'),
+    dynamodb: { NewImage: { type: { S: lambda.FilterRule.isEqual(AUDIT_ITEM_TYPE) } } },
+  },
+  {
+    eventName: lambda.FilterRule.isEqual('MODIFY'),
+    dynamodb: { NewImage: { type: { S: lambda.FilterRule.isEqual(AUDIT_ITEM_TYPE) } } },
+  },
+  {
+    eventName: lambda.FilterRule.or('MODIFY', 'REMOVE'),
+    dynamodb: { Keys: AUDIT_RECORD_KEYS },
+  },
+];
+
 export interface TollgateArchiveProps {
   /** The gate's table, with its stream on (NEW_IMAGE). */
   readonly table: dynamodb.Table;
@@ -271,8 +312,17 @@ export interface TollgateArchiveAlarms {
   readonly errors: cloudwatch.Alarm;
   /** The function is more than an hour behind the stream, which keeps records 24 hours. */
   readonly iteratorAge: cloudwatch.Alarm;
-  /** A record whose hash does not match its content reached the archive: tampered with, or corrupt. */
+  /**
+   * A record inserted with a hash that does not match its content reached the archive: written so by whoever
+   * could put it (a forged or hand-edited record), or corrupt. Not a record changed in place: that is
+   * `auditRecordsChanged`.
+   */
   readonly hashMismatches: cloudwatch.Alarm;
+  /**
+   * An audit record was modified (a Put over it) or removed (a DeleteItem, or the table's TTL after someone gave
+   * it the TTL attribute) in the table: records are only ever inserted, so this is tampering.
+   */
+  readonly auditRecordsChanged: cloudwatch.Alarm;
 }
 
 /**
@@ -499,12 +549,7 @@ export class TollgateArchive extends Construct {
       eventSourceArn: streamArn,
       // The stream keeps 24 hours: from its oldest record, so a first deployment archives what it still has.
       startingPosition: lambda.StartingPosition.TRIM_HORIZON,
-      filters: [
-        lambda.FilterCriteria.filter({
-          eventName: lambda.FilterRule.isEqual('INSERT'),
-          dynamodb: { NewImage: { type: { S: lambda.FilterRule.isEqual(AUDIT_ITEM_TYPE) } } },
-        }),
-      ],
+      filters: ARCHIVE_STREAM_FILTERS.map((pattern) => lambda.FilterCriteria.filter(pattern)),
       // Larger objects for Athena, at most a minute late; Lambda also cuts a batch at its 6 MB payload.
       batchSize: 1000,
       maxBatchingWindow: Duration.minutes(1),
@@ -745,16 +790,41 @@ export class TollgateArchive extends Construct {
         evaluationPeriods: 1,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       }),
-      // The one place an audit record altered in the table is seen as it happens: otherwise only the next
-      // `tollgate audit verify` would say so. Emitted only when it happens: no data is no mismatch.
+      // A record inserted with a hash that is not its content's: forged or edited before it was put (by whoever
+      // may write the table; also one put again, altered, after its original was deleted, whose REMOVE the next
+      // alarm sees), or corrupt. It sees only INSERTs: a record changed in place is the next alarm's.
+      // Emitted only when it happens: no data is no mismatch.
       hashMismatches: alarm('HashMismatchesAlarm', {
         alarmDescription:
-          'Tollgate: an audit record reached the archive with a hash that does not match its content (altered ' +
-          'in the table, or corrupt); it was archived as it is. Run "tollgate audit verify --archive" and ' +
-          'look at who wrote to the table (CloudTrail data events).',
+          'Tollgate: an audit record was inserted in the table with a hash that does not match its content ' +
+          '(forged or edited before it was written, or put again altered after its original was deleted, or ' +
+          'corrupt); it was archived as it is. Run "tollgate audit verify --archive" and look at who wrote to ' +
+          'the table (CloudTrail data events).',
         metric: new cloudwatch.Metric({
           namespace: metrics.namespace,
           metricName: 'ArchiveHashMismatches',
+          dimensionsMap: { service: metrics.service },
+          statistic: 'Sum',
+          period: Duration.minutes(5),
+        }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      // The one place an audit record altered or removed in the table is seen as it happens (the stream's
+      // MODIFY and REMOVE of audit records, ARCHIVE_STREAM_FILTERS): otherwise only the next `tollgate audit
+      // verify --archive` would say so. Emitted only when it happens.
+      auditRecordsChanged: alarm('AuditRecordsChangedAlarm', {
+        alarmDescription:
+          'Tollgate: an audit record was modified or removed in the table (records are only ever inserted: ' +
+          "tampering, or an expiry by the table's TTL after someone gave it the TTL attribute). The archive " +
+          'kept the original and did not archive the change; its log gives the keys, the event and who made it ' +
+          '(userIdentity dynamodb.amazonaws.com: the TTL). Run "tollgate audit verify --archive" and look at ' +
+          'who wrote to the table (CloudTrail data events).',
+        metric: new cloudwatch.Metric({
+          namespace: metrics.namespace,
+          metricName: 'ArchiveAuditRecordsChanged',
           dimensionsMap: { service: metrics.service },
           statistic: 'Sum',
           period: Duration.minutes(5),

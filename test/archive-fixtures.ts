@@ -116,10 +116,18 @@ export function auditItem(record: AuditRecord): Record<string, unknown> {
 
 let sequence = 1000;
 
-/** A stream record of `item`, as Lambda delivers it from a NEW_IMAGE stream. */
+/** Who DynamoDB's TTL is in a stream record of an item it deleted (the Record's `userIdentity`). */
+export const TTL_IDENTITY = { type: 'Service', principalId: 'dynamodb.amazonaws.com' } as const;
+
+/**
+ * A stream record of `item`, as Lambda delivers it from a NEW_IMAGE stream: an INSERT's or MODIFY's new image;
+ * a REMOVE carries the item's keys and no image at all (NEW_IMAGE has no old image). `userIdentity` only
+ * for a TTL deletion, as DynamoDB writes it.
+ */
 export function streamRecord(
   item: Record<string, unknown>,
   eventName: DynamoDBRecord['eventName'] = 'INSERT',
+  userIdentity?: typeof TTL_IDENTITY,
 ): DynamoDBRecord {
   const image = marshall(item, {
     removeUndefinedValues: true,
@@ -135,13 +143,14 @@ export function streamRecord(
     dynamodb: {
       ApproximateCreationDateTime: 1_772_359_200,
       Keys: { pk: image.pk as { S: string }, sk: image.sk as { S: string } },
-      ...(eventName === 'REMOVE' ? { OldImage: image } : { NewImage: image }),
+      ...(eventName === 'REMOVE' ? {} : { NewImage: image }),
       SequenceNumber: String(sequence).padStart(21, '0'),
       SizeBytes: 1234,
       StreamViewType: 'NEW_IMAGE',
     },
     eventSourceARN:
       'arn:aws:dynamodb:eu-west-1:123456789012:table/Tollgate-Table/stream/2026-03-01T00:00:00.000',
+    ...(userIdentity ? { userIdentity } : {}),
   };
 }
 

@@ -10,6 +10,8 @@ import {
 import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { headItem, indexItem, pendingItem, registryItem } from '../adapters/dynamodb/audit-items.js';
+import { TTL_ATTRIBUTE } from '../adapters/dynamodb/table.js';
 import { archiveBatch, archiveHandler, auditRecordsOf } from '../functions/archive/handler.js';
 import {
   archiveObjects,
@@ -22,7 +24,7 @@ import {
 import { localObservability } from '../functions/common/runtime.js';
 import { canonical, hashOf } from '../shared/audit/chain.js';
 import type { AuditRecord } from '../shared/audit/record.js';
-import { auditItem, chain, entry, eventOf, inserts, streamRecord } from './archive-fixtures.js';
+import { auditItem, chain, entry, eventOf, inserts, streamRecord, TTL_IDENTITY } from './archive-fixtures.js';
 
 /*
  * The archive function against real-shaped DynamoDB stream events (archive-fixtures.ts: items as the audit
@@ -95,6 +97,7 @@ describe('the archive function', () => {
     expect(report).toEqual({
       records: 4,
       ignored: 0,
+      changed: 0,
       objects: 3,
       written: 3,
       alreadyArchived: 0,
@@ -162,24 +165,117 @@ describe('the archive function', () => {
     expect(hashOf(back!)).toBe(record?.hash);
   });
 
-  it('ignores every stream record that is not an audit INSERT, and writes nothing for them', async () => {
+  it('ignores every stream record that is neither an audit INSERT nor a change of an audit record, and writes nothing for them', async () => {
     s3.on(PutObjectCommand).resolves({});
     const gateKey = 'GATE#payments-api/exec-1/Deploy/TollgateApproval';
     const [record] = chain('payments-api', [entry()]);
+    const done = { ...pendingItem(record!), done: true, [TTL_ATTRIBUTE]: 1_772_445_600 };
     const event = eventOf(
       streamRecord({ pk: gateKey, sk: 'GATE', type: 'gate', state: 'WAITING', version: 1 }),
+      streamRecord({ pk: gateKey, sk: 'GATE', type: 'gate', state: 'DECIDED', version: 2 }, 'MODIFY'),
       streamRecord({ pk: gateKey, sk: 'DECISION', type: 'decision', decision: { outcome: 'APPROVE' } }),
       streamRecord({ pk: `SCAN#sha256:${'a'.repeat(64)}`, sk: 'SCAN', type: 'scan', atMs: 1 }),
-      streamRecord({ pk: 'AUDITHEAD#payments-api', sk: 'HEAD', type: 'audit-head', seq: 1 }),
-      streamRecord({ pk: 'VULN#CVE-2024-21538', sk: 'x', type: 'audit-index' }),
-      // An audit item changed or removed is not a new record (and should never happen).
-      streamRecord(auditItem(record!), 'MODIFY'),
-      streamRecord(auditItem(record!), 'REMOVE'),
+      streamRecord({ pk: 'RUN#run-1', sk: 'RUN', type: 'run' }, 'REMOVE', TTL_IDENTITY),
+      // The audit trail's other items, as the store writes them: a head moves on at every append, a done
+      // pending marker is rewritten with the TTL attribute and then removed by it.
+      streamRecord(headItem(record!)),
+      streamRecord(headItem(record!), 'MODIFY'),
+      streamRecord(registryItem('payments-api', record!.time)),
+      streamRecord(indexItem('VULN', 'CVE-2024-21538', record!)),
+      streamRecord(pendingItem(record!)),
+      streamRecord(done, 'MODIFY'),
+      streamRecord(done, 'REMOVE', TTL_IDENTITY),
     );
-    const report = await archiveBatch(event, deps());
-    expect(report).toMatchObject({ records: 0, ignored: 7, objects: 0, written: 0 });
+    const d = deps();
+    const logged = vi.spyOn(d.logger, 'error');
+    const report = await archiveBatch(event, d);
+    expect(report).toMatchObject({ records: 0, ignored: 12, changed: 0, objects: 0, written: 0 });
     expect(puts()).toEqual([]);
-    expect(auditRecordsOf(eventOf()).records).toEqual([]);
+    expect(logged).not.toHaveBeenCalled();
+    expect(auditRecordsOf(eventOf())).toEqual({ records: [], ignored: 0, changed: [] });
+  });
+
+  it('counts a MODIFY or REMOVE of an audit record as tampering: logged with who did it, never archived, never a failed batch', async () => {
+    s3.on(PutObjectCommand).resolves({});
+    const [record, next] = chain('payments-api', [entry(), entry({ type: 'action' })]);
+    const item = auditItem(record!);
+    // A Put over the record (a gate role could: it may put items), one giving it the TTL attribute, the
+    // TTL's deletion then, a DeleteItem, and a Put of another kind of item at its keys.
+    const rewritten = { ...item, record: { ...record!, outcome: 'APPROVE' } };
+    const expiring = { ...item, [TTL_ATTRIBUTE]: 1_772_359_200 };
+    const replaced = { ...item, type: 'gate' };
+    const event = eventOf(
+      streamRecord(rewritten, 'MODIFY'),
+      streamRecord(expiring, 'MODIFY'),
+      streamRecord(item, 'REMOVE', TTL_IDENTITY),
+      streamRecord(item, 'REMOVE'),
+      streamRecord(replaced, 'MODIFY'),
+      ...inserts([next!]),
+    );
+    const d = deps();
+    const logged = vi.spyOn(d.logger, 'error');
+    const metric = vi.spyOn(d.metrics, 'addMetric');
+    const report = await archiveBatch(event, d);
+    expect(report).toMatchObject({ records: 1, ignored: 0, changed: 5, written: 1, hashMismatches: 0 });
+    // Only the record inserted is archived: a MODIFY's new image is never taken for the record.
+    expect(puts()).toHaveLength(1);
+    expect(lines(puts()[0]?.Body)).toEqual([next]);
+    expect(metric).toHaveBeenCalledWith('ArchiveAuditRecordsChanged', 'Count', 5);
+    const keys = { pk: 'AUDIT#payments-api', sk: 'SEQ#000000000001' };
+    const changes = logged.mock.calls
+      .filter(([message]) => /audit record was modified or removed/.test(String(message)))
+      .map(([, details]) => details);
+    expect(changes).toEqual([
+      expect.objectContaining({ ...keys, eventName: 'MODIFY', newType: 'audit' }),
+      expect.objectContaining({ ...keys, eventName: 'MODIFY', newType: 'audit' }),
+      expect.objectContaining({ ...keys, eventName: 'REMOVE', userIdentity: TTL_IDENTITY }),
+      expect.objectContaining({ ...keys, eventName: 'REMOVE' }),
+      expect.objectContaining({ ...keys, eventName: 'MODIFY', newType: 'gate' }),
+    ]);
+    expect(changes[0]).toMatchObject({ eventID: event.Records[0]?.eventID, approximateTime: 1_772_359_200 });
+    expect(changes[3]).not.toHaveProperty('userIdentity');
+    // Names the item, never its content.
+    expect(JSON.stringify(changes)).not.toContain('CVE-');
+
+    // A batch of nothing but changes writes nothing and does not fail.
+    s3.reset();
+    const alone = await archiveBatch(
+      eventOf(streamRecord(rewritten, 'MODIFY'), streamRecord(item, 'REMOVE')),
+      deps(),
+    );
+    expect(alone).toMatchObject({ records: 0, changed: 2, objects: 0, written: 0 });
+    expect(puts()).toEqual([]);
+  });
+
+  it('reads the reviewer’s repro of an audit record rewritten in place and removed: two changes, no record', () => {
+    const item = {
+      pk: { S: 'AUDIT#payments-api' },
+      sk: { S: 'SEQ#000000000007' },
+      type: { S: 'audit' },
+      outcome: { S: 'APPROVE' },
+      hash: { S: 'not-the-hash-of-this-content' },
+    };
+    const keys = { pk: item.pk, sk: item.sk };
+    const parsed = auditRecordsOf(
+      eventOf(
+        { eventID: '1', eventName: 'MODIFY', dynamodb: { Keys: keys, NewImage: item } },
+        { eventID: '2', eventName: 'REMOVE', dynamodb: { Keys: keys } },
+      ),
+    );
+    expect(parsed).toEqual({
+      records: [],
+      ignored: 0,
+      changed: [
+        {
+          eventID: '1',
+          eventName: 'MODIFY',
+          pk: 'AUDIT#payments-api',
+          sk: 'SEQ#000000000007',
+          newType: 'audit',
+        },
+        { eventID: '2', eventName: 'REMOVE', pk: 'AUDIT#payments-api', sk: 'SEQ#000000000007' },
+      ],
+    });
   });
 
   it('names objects by their records only: a retried batch, in any order, finds its objects there (412) and writes nothing new', async () => {

@@ -12,6 +12,8 @@ import type { AuditRecord } from '../../shared/audit/record.js';
 import {
   type ArchiveObject,
   AUDIT_ITEM_TYPE,
+  AUDIT_PK_PREFIX,
+  AUDIT_SK_PREFIX,
   archiveObjects,
   auditRecordOf,
   hashMatches,
@@ -20,9 +22,17 @@ import {
 import { putArchiveObject } from './put.js';
 
 /*
- * The audit archive: the gate table's stream (NEW_IMAGE, filtered by the event source mapping to INSERTs of
- * `type = audit`) to JSON lines in S3, by date (functions/archive/layout.ts). Records are written once and never
- * updated, so an INSERT is the whole story.
+ * The audit archive: the gate table's stream (NEW_IMAGE, filtered by the event source mapping to the audit
+ * records: ARCHIVE_STREAM_FILTERS in infra/archive.ts) to JSON lines in S3, by date (functions/archive/layout.ts):
+ * the INSERTs of `type = audit`. Records are written once and never updated (a Put on
+ * `attribute_not_exists(pk)`), so an INSERT is the whole story of a record.
+ *
+ * Anything else done to an audit record is tampering, and the mapping delivers it too: a MODIFY of an item of
+ * `type = audit` or at an audit record's keys (a Put over the record, or one giving it the table's TTL
+ * attribute), and a REMOVE at an audit record's keys (a DeleteItem, or DynamoDB's TTL, whose stream record
+ * names dynamodb.amazonaws.com as its userIdentity). Each is counted (`ArchiveAuditRecordsChanged`, which pages)
+ * and logged with its keys and who did it, when the stream says; never archived (the archived original stays
+ * the truth, and a MODIFY's new image is not the record) and never a failure of the batch.
  *
  * Failures are thrown, never swallowed: Lambda then retries the batch, bisects it to isolate a record that
  * keeps failing, and finally sends the batch's description (not its records) to the dead-letter queue, which
@@ -43,8 +53,13 @@ export interface ArchiveDeps {
 export interface ArchiveReport {
   /** Audit records in the batch (after de-duplication within it). */
   readonly records: number;
-  /** Stream records that are not audit INSERTs (the event source mapping's filter should leave none). */
+  /**
+   * Stream records that are neither audit INSERTs nor changes of audit records (the event source mapping's
+   * filter should leave none).
+   */
   readonly ignored: number;
+  /** Audit records modified or removed in the table (see AuditRecordChange): logged as errors, not archived. */
+  readonly changed: number;
   readonly objects: number;
   readonly written: number;
   /** Objects already in the bucket: a retried batch. */
@@ -72,14 +87,84 @@ function describe(record: DynamoDBRecord): string {
   return `stream record ${record.eventID ?? '?'} (pk ${keys?.pk?.S ?? '?'}, sk ${keys?.sk?.S ?? '?'})`;
 }
 
-/** The audit records of a batch, in order; other records counted as ignored. A broken audit item throws. */
+/**
+ * A MODIFY or REMOVE of an audit record in the table: of an item whose keys are an audit record's, or whose
+ * image is of `type = audit`. Only what names it and who did it: never the item's content.
+ */
+export interface AuditRecordChange {
+  readonly eventID: string | undefined;
+  readonly eventName: 'MODIFY' | 'REMOVE';
+  readonly pk: string | undefined;
+  readonly sk: string | undefined;
+  /** A MODIFY's new image's `type` (another than audit: the record was written over by another kind of item). */
+  readonly newType?: string;
+  /** Who made the change, when the stream says: DynamoDB's TTL is `Service`, `dynamodb.amazonaws.com`. */
+  readonly userIdentity?: { readonly type?: string; readonly principalId?: string };
+  /** The stream record's ApproximateCreationDateTime (epoch seconds). */
+  readonly approximateTime?: number;
+}
+
+/** The text of a stream record's string attribute, or undefined. */
+function text(value: { S?: string } | undefined): string | undefined {
+  return typeof value?.S === 'string' ? value.S : undefined;
+}
+
+/** The stream record as an AuditRecordChange when it is a MODIFY or REMOVE of an audit record, else undefined. */
+export function auditRecordChange(streamRecord: DynamoDBRecord): AuditRecordChange | undefined {
+  const { eventName } = streamRecord;
+  if (eventName !== 'MODIFY' && eventName !== 'REMOVE') return undefined;
+  const data = streamRecord.dynamodb;
+  const pk = text(data?.Keys?.pk);
+  const sk = text(data?.Keys?.sk);
+  const auditKeys = pk?.startsWith(AUDIT_PK_PREFIX) === true && sk?.startsWith(AUDIT_SK_PREFIX) === true;
+  // A NEW_IMAGE stream's REMOVE has no image; a MODIFY's new image may be of any type (or none).
+  const newType = text(data?.NewImage?.type);
+  const oldType = text(data?.OldImage?.type);
+  if (!auditKeys && newType !== AUDIT_ITEM_TYPE && oldType !== AUDIT_ITEM_TYPE) return undefined;
+  const identity: unknown = streamRecord.userIdentity;
+  const field = (name: string): string | undefined => {
+    const v: unknown =
+      typeof identity === 'object' && identity !== null ? Reflect.get(identity, name) : undefined;
+    return typeof v === 'string' ? v : undefined;
+  };
+  const who = { type: field('type'), principalId: field('principalId') };
+  const at = data?.ApproximateCreationDateTime;
+  return {
+    eventID: streamRecord.eventID,
+    eventName,
+    pk,
+    sk,
+    ...(eventName === 'MODIFY' ? { newType: newType ?? '(none)' } : {}),
+    ...(who.type !== undefined || who.principalId !== undefined
+      ? {
+          userIdentity: {
+            ...(who.type !== undefined ? { type: who.type } : {}),
+            ...(who.principalId !== undefined ? { principalId: who.principalId } : {}),
+          },
+        }
+      : {}),
+    ...(typeof at === 'number' ? { approximateTime: at } : {}),
+  };
+}
+
+/**
+ * The audit records of a batch, in order; the changes of audit records (never archived); other records
+ * counted as ignored. A broken audit INSERT throws; a change never does.
+ */
 export function auditRecordsOf(event: DynamoDBStreamEvent): {
   records: AuditRecord[];
   ignored: number;
+  changed: AuditRecordChange[];
 } {
   const records: AuditRecord[] = [];
+  const changed: AuditRecordChange[] = [];
   let ignored = 0;
   for (const streamRecord of event.Records ?? []) {
+    const change = auditRecordChange(streamRecord);
+    if (change) {
+      changed.push(change);
+      continue;
+    }
     const image = streamRecord.dynamodb?.NewImage;
     if (streamRecord.eventName !== 'INSERT' || image === undefined) {
       ignored++;
@@ -99,7 +184,7 @@ export function auditRecordsOf(event: DynamoDBStreamEvent): {
     }
     records.push(auditRecordOf(item, where));
   }
-  return { records, ignored };
+  return { records, ignored, changed };
 }
 
 /** Runs `work` over `items`, at most `limit` at once; every item is tried, whatever the others do. */
@@ -131,7 +216,7 @@ export async function archiveBatch(
   signal?: AbortSignal,
 ): Promise<ArchiveReport> {
   const { logger, metrics } = deps;
-  let parsed: { records: AuditRecord[]; ignored: number };
+  let parsed: ReturnType<typeof auditRecordsOf>;
   try {
     parsed = auditRecordsOf(event);
   } catch (e) {
@@ -144,6 +229,18 @@ export async function archiveBatch(
       metrics.addMetric('ArchiveMalformedItems', MetricUnit.Count, 1);
     }
     throw e;
+  }
+  // Said before anything is written, whatever the PUTs do: a batch retried says it again, which the alarm
+  // (any in five minutes) does not mind.
+  for (const change of parsed.changed) {
+    logger.error(
+      'archive: an audit record was modified or removed in the table (tampering: records are only ever ' +
+        'inserted); not archived, the archived original stands',
+      { ...change },
+    );
+  }
+  if (parsed.changed.length > 0) {
+    metrics.addMetric('ArchiveAuditRecordsChanged', MetricUnit.Count, parsed.changed.length);
   }
   const mismatched = parsed.records.filter((r) => !hashMatches(r));
   for (const r of mismatched) {
@@ -175,6 +272,7 @@ export async function archiveBatch(
   const report: ArchiveReport = {
     records: objects.reduce((n, o) => n + o.records, 0),
     ignored: parsed.ignored,
+    changed: parsed.changed.length,
     objects: objects.length,
     written,
     alreadyArchived: already,

@@ -19,6 +19,14 @@ export const RECORDS_PREFIX = 'records/';
 export const PARTITION = 'date';
 /** The audit items of the gate's table: `pk` AUDIT#<pipeline>, `sk` SEQ#<seq, 12 digits>, `type` audit. */
 export const AUDIT_ITEM_TYPE = 'audit';
+/**
+ * How an audit record's keys begin (adapters/dynamodb/audit-items.ts: `auditPk`, `auditSk`). No other item
+ * has both: a chain's head is AUDIT#<pipeline> / HEAD, the registry and pending markers AUDIT-PIPELINES and
+ * AUDIT-PENDING (no `#` after AUDIT), index items REPO#, REVIEWER#, VULN#; a pipeline name holds no `#`. The
+ * event source mapping filters a REMOVE on them: a NEW_IMAGE stream's REMOVE carries its keys and no image.
+ */
+export const AUDIT_PK_PREFIX = 'AUDIT#';
+export const AUDIT_SK_PREFIX = 'SEQ#';
 export const SEQ_DIGITS = 12;
 
 /** An audit item that breaks the contract: it is not archived, and the batch fails so that it is isolated. */
@@ -77,7 +85,7 @@ export function auditRecordOf(item: Readonly<Record<string, unknown>>, where: st
   if (typeof r.seq !== 'number' || !Number.isSafeInteger(r.seq) || r.seq < 1) {
     throw new MalformedAuditItemError(where, 'record.seq is not a whole number from 1');
   }
-  if (item.pk !== `AUDIT#${r.pipeline}` || item.sk !== `SEQ#${pad(r.seq)}`) {
+  if (item.pk !== `${AUDIT_PK_PREFIX}${r.pipeline}` || item.sk !== `${AUDIT_SK_PREFIX}${pad(r.seq)}`) {
     throw new MalformedAuditItemError(
       where,
       `the item's keys (${String(item.pk)}, ${String(item.sk)}) are not those of record ${r.pipeline} #${r.seq}`,
