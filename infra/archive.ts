@@ -147,6 +147,7 @@ export const ARCHIVE_COLUMNS: Fields<AuditRecord> = {
   resolution: struct<AuditResolution>({
     state: 'string',
     reviewer: 'string',
+    sourceIdentity: 'string',
     byTollgate: 'boolean',
     status: 'string',
     summary: 'string',

@@ -94,6 +94,7 @@ export function fullEntry(): AuditEntry {
     resolution: {
       state: 'SUCCEEDED',
       reviewer: 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice',
+      sourceIdentity: 'alice@example.com',
       byTollgate: false,
       status: 'Approved',
       summary: 'accepted risk',

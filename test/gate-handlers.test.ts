@@ -314,6 +314,49 @@ describe('a gate end to end, through the handlers', () => {
   });
 });
 
+describe("the reviewer's source identity", () => {
+  it('goes into the gate and its resolution record when the role session has one, the session name aside', async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('orders-worker.list-findings.json'); // the policy escalates
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+    await h.scanFinished();
+    h.clock.advance(20 * MINUTE);
+    // A shared role whose session name the caller chose ("alice"); the IdP set who it really is.
+    const call = h.cloudTrailEvent();
+    const who = call.detail.userIdentity as { sessionContext: Record<string, unknown> };
+    who.sessionContext.sourceIdentity = 'bob@example.com';
+    await h.approvalEnded(call);
+    expect((await h.gate())?.reviewer).toMatchObject({
+      identity: 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice',
+      sourceIdentity: 'bob@example.com',
+    });
+    const resolution = (await h.items())
+      .map((i) => i.record as { type: string; resolution?: Record<string, unknown> } | undefined)
+      .find((r) => r?.type === 'resolution');
+    expect(resolution?.resolution).toMatchObject({
+      reviewer: 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice',
+      sourceIdentity: 'bob@example.com',
+      byTollgate: false,
+    });
+  });
+
+  it('is absent, not null, without one: records made before it existed hash as they did', async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+    await h.scanFinished();
+    await h.approvalEnded(h.cloudTrailEvent());
+    expect((await h.gate())?.reviewer).not.toHaveProperty('sourceIdentity');
+    const resolution = (await h.items())
+      .map((i) => i.record as { type: string; resolution?: Record<string, unknown> } | undefined)
+      .find((r) => r?.type === 'resolution');
+    expect(resolution?.resolution).toBeDefined();
+    expect(resolution?.resolution).not.toHaveProperty('sourceIdentity');
+  });
+});
+
 describe('published events when the approval ends', () => {
   const details = (h: Awaited<ReturnType<typeof setup>>, type: string) =>
     h.events

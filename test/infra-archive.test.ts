@@ -659,7 +659,8 @@ describe('the Glue table and the Athena workgroup', () => {
       counts: 'struct<critical:int,high:int,medium:int,low:int,informational:int,untriaged:int>',
       violations:
         'array<struct<rule:string,action:string,allow:bigint,count:bigint,findings:array<string>,findingsomitted:bigint,description:string>>',
-      resolution: 'struct<state:string,reviewer:string,bytollgate:boolean,status:string,summary:string>',
+      resolution:
+        'struct<state:string,reviewer:string,sourceidentity:string,bytollgate:boolean,status:string,summary:string>',
     });
     // The partition the table projects is the one the function writes.
     expect(PARTITION).toBe('date');

@@ -39,6 +39,7 @@ export function approvalEndedHandler(runtime: Runtime<GateClosing>) {
         token: d.requestParameters?.token,
         identity: who.arn ?? who.principalId ?? 'unknown identity',
         identityType: who.type,
+        sourceIdentity: who.sessionContext?.sourceIdentity,
         status: d.requestParameters?.result?.status,
         summary: d.requestParameters?.result?.summary,
         time: d.eventTime ?? event.time,

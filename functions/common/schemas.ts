@@ -113,6 +113,9 @@ export const ApprovalResultCallEvent = z.extend(EventBridgeSchema, {
       type: z.optional(z.string()),
       arn: z.optional(z.string()),
       principalId: z.optional(z.string()),
+      // The source identity a role session was given (sts:SourceIdentity: set by the IdP or the first
+      // AssumeRole, unchangeable, kept through role chaining): the person behind a shared role.
+      sessionContext: z.optional(z.object({ sourceIdentity: z.optional(z.string()) })),
     }),
     requestParameters: z.nullish(
       z.object({

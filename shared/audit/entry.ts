@@ -127,6 +127,7 @@ export function resolutionOf(gate: Pick<Gate, 'closure' | 'reviewer'>): AuditRes
   return {
     state: gate.closure?.state ?? null,
     reviewer: gate.reviewer?.identity ?? null,
+    ...(gate.reviewer?.sourceIdentity ? { sourceIdentity: gate.reviewer.sourceIdentity } : {}),
     byTollgate: gate.reviewer?.tollgate ?? false,
     status: gate.reviewer?.status ?? null,
     summary: gate.reviewer?.summary ?? null,

@@ -41,6 +41,11 @@ export interface AuditResolution {
   readonly state: GateClosure['state'] | null;
   /** The CloudTrail identity that called PutApprovalResult, or null when no call was seen. */
   readonly reviewer: string | null;
+  /**
+   * The caller's role session source identity (`sts:SourceIdentity`), when it had one: the person behind a
+   * shared role, which the session name in `reviewer` may not be. Absent otherwise (and on older records).
+   */
+  readonly sourceIdentity?: string;
   /** True when the caller was Tollgate itself. */
   readonly byTollgate: boolean;
   /** `Approved` / `Rejected` as the caller sent it, and the summary they wrote. */

@@ -42,6 +42,8 @@ export interface ApprovalResultCall {
   readonly token: string | undefined;
   readonly identity: string;
   readonly identityType: string | undefined;
+  /** CloudTrail's `userIdentity.sessionContext.sourceIdentity`, when the role session has one. */
+  readonly sourceIdentity?: string | undefined;
   readonly status: string | undefined;
   readonly summary: string | undefined;
   readonly time: string;
@@ -258,6 +260,7 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
           reviewer: {
             identity: e.identity,
             type: e.identityType,
+            ...(e.sourceIdentity ? { sourceIdentity: e.sourceIdentity } : {}),
             status: e.status,
             summary: e.summary,
             at,

@@ -107,6 +107,12 @@ export interface Reviewer {
   /** The CloudTrail `userIdentity.arn` (or principal id when there is no ARN). */
   readonly identity: string;
   readonly type: string | undefined;
+  /**
+   * The role session's source identity (CloudTrail `sessionContext.sourceIdentity`): unlike the session name,
+   * which whoever assumes a role chooses, it is set once (by the identity provider, or the first AssumeRole
+   * where the role's trust policy requires it) and kept through role chaining.
+   */
+  readonly sourceIdentity?: string;
   readonly status: string | undefined;
   readonly summary: string | undefined;
   readonly at: string;
