@@ -95,9 +95,9 @@ export function shown(value: unknown): string {
 
 const NAME_GLOB = /^[A-Za-z0-9.@\-_*]{1,100}$/;
 /**
- * IAM policies of a role are limited to 10,240 characters and PutApprovalResult takes one ARN per pipeline
- * glob × action glob; EventBridge limits a pattern's size and its wildcard complexity. A few dozen globs is
- * already more than a naming convention needs.
+ * EventBridge limits a pattern's size and its wildcard complexity, and PutApprovalResult takes one ARN per
+ * pipeline glob × action glob, in one IAM statement (`checkApprovalPolicySize`). A few dozen globs is already
+ * more than a naming convention needs.
  */
 export const MAX_GLOBS = 25;
 
@@ -355,5 +355,88 @@ export function pipelineArns(c: ArnConfig): string[] {
 export function approvalActionArns(c: ArnConfig): string[] {
   return c.pipelines.flatMap((p) =>
     c.approvalActionNames.map((a) => `arn:${c.partition}:codepipeline:${c.region}:${c.account}:${p}/*/${a}`),
+  );
+}
+
+/** The Sid and action of the statement that lets the deciding roles answer the gated approvals. */
+export const APPROVAL_STATEMENT_SID = 'AnswerApprovals';
+export const APPROVAL_ACTION = 'codepipeline:PutApprovalResult';
+
+/**
+ * IAM's limits on a role's policies, in characters not counting white space: its inline policies together,
+ * and each managed policy. CDK keeps a role's statements in its inline policy while they fit (by its estimate)
+ * and moves the others into managed policies of their own (`OverflowPolicy…`); it never splits a statement.
+ */
+export const MAX_INLINE_POLICY_CHARACTERS = 10_240;
+export const MAX_MANAGED_POLICY_CHARACTERS = 6_144;
+
+/**
+ * What the tokens of an ARN resolve to at their longest, for a size that holds wherever the stack deploys: a
+ * 12-digit account, the longest partition name (`aws-us-gov`; `aws-iso-b` is shorter) and the longest
+ * region name.
+ */
+export const LONGEST_ARN_PLACE: Pick<ArnConfig, 'partition' | 'region' | 'account'> = {
+  partition: 'aws-us-gov',
+  region: 'us-isof-south-1',
+  account: '123456789012',
+};
+
+/** The PutApprovalResult statement as CloudFormation hands it to IAM (CDK writes a single value bare). */
+export function approvalStatement(c: ArnConfig): Record<string, unknown> {
+  const arns = approvalActionArns(c);
+  return {
+    Action: APPROVAL_ACTION,
+    Effect: 'Allow',
+    Resource: arns.length === 1 ? arns[0] : arns,
+    Sid: APPROVAL_STATEMENT_SID,
+  };
+}
+
+/**
+ * The size IAM counts for the PutApprovalResult statement alone in a policy document (compact JSON: IAM does
+ * not count white space), its ARNs at their longest (`LONGEST_ARN_PLACE`), and their number.
+ */
+export function approvalPolicySize(
+  pipelines: readonly string[],
+  approvalActionNames: readonly string[],
+): { arns: number; size: number } {
+  const c = { ...LONGEST_ARN_PLACE, pipelines, approvalActionNames };
+  const document = { Statement: [approvalStatement(c)], Version: '2012-10-17' };
+  return { arns: pipelines.length * approvalActionNames.length, size: JSON.stringify(document).length };
+}
+
+/**
+ * The longest ARN the globs put in a role's policy (a gated approval action's, or a gated pipeline's), at its
+ * longest (`LONGEST_ARN_PLACE`). CDK estimates an ARN that holds a token at 150 characters when it sizes a
+ * role's inline policy; the construct raises that estimate to this length, so that CDK moves statements of long
+ * globs out of the inline policy before IAM's limit, not after.
+ */
+export function longestGlobArn(pipelines: readonly string[], approvalActionNames: readonly string[]): number {
+  const c = { ...LONGEST_ARN_PLACE, pipelines, approvalActionNames };
+  return Math.max(...[...approvalActionArns(c), ...pipelineArns(c)].map((arn) => arn.length));
+}
+
+/**
+ * Refuses globs whose PutApprovalResult statement cannot be deployed: it holds one ARN per pipeline glob ×
+ * approval action glob, CDK cannot split a statement, and a statement CDK moves out of the role's inline policy
+ * must fit a managed policy of its own (`MAX_MANAGED_POLICY_CHARACTERS`); IAM would refuse it only at deploy, in
+ * CloudFormation's rollback. Measured as `approvalPolicySize` does, at the ARNs' longest. Widening the ARNs
+ * instead (one per pipeline, any stage and any action) would let Tollgate answer approvals it does not gate (a
+ * product owner's sign-off), so the globs are what must change.
+ */
+export function checkApprovalPolicySize(
+  pipelines: readonly string[],
+  approvalActionNames: readonly string[],
+): void {
+  const { arns, size } = approvalPolicySize(pipelines, approvalActionNames);
+  if (size <= MAX_MANAGED_POLICY_CHARACTERS) return;
+  throw new TollgateConfigError(
+    'pipelines / approvalActionNames',
+    `globs whose PutApprovalResult statement (one resource ARN per pipeline glob × approval action glob, in one ` +
+      `IAM statement, which cannot be split) fits IAM's limit of ${MAX_MANAGED_POLICY_CHARACTERS} characters per ` +
+      'managed policy (fewer or broader globs: a common prefix as one `prefix*` glob)',
+    `${pipelines.length} pipeline × ${approvalActionNames.length} approval action globs, ${arns} ARNs, whose ` +
+      `statement is ${size} characters (12-digit account, partition ${LONGEST_ARN_PLACE.partition}, region ` +
+      `${LONGEST_ARN_PLACE.region})`,
   );
 }

@@ -27,14 +27,18 @@ import { type LoadedPolicy, parsePolicy } from '../shared/policy/load.js';
 import { ARCHIVE_RETENTION_DEFAULT_DAYS, checkArchiveRetentionDays, TollgateArchive } from './archive.js';
 import { BUNDLING, FUNCTION_ENTRIES, policyBundleHook, READS_POLICY } from './bundling.js';
 import {
+  APPROVAL_ACTION,
+  APPROVAL_STATEMENT_SID,
   type ArnConfig,
   approvalActionArns,
+  checkApprovalPolicySize,
   checkEventPatternLimit,
   checkPatternSizes,
   checkTopicRegion,
   type EventPattern,
   FUNCTION_NAMES,
   type FunctionName,
+  longestGlobArn,
   MAX_PATTERN_CHARACTERS,
   normaliseGlobs,
   pipelineArns,
@@ -111,6 +115,10 @@ export interface TollgateProps {
    */
   readonly archiveRetentionDays?: number;
 }
+
+/** CDK's context key for its estimate of an ARN's size that holds a token, and its default. */
+const ARN_SIZE_ESTIMATE = '@aws-cdk/aws-iam.arnSizeEstimate';
+const CDK_ARN_SIZE_ESTIMATE = 150;
 
 /** What each function's code needs to be built: the repository root holds `functions/` and the lock file. */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -348,6 +356,9 @@ export function resolveGlobs(
     props.eventPatternLimit ?? MAX_PATTERN_CHARACTERS,
   );
   checkPatternSizes(pipelines, approvalActionNames, eventPatternLimit);
+  // And into the deciding roles' PutApprovalResult statement, one ARN per pipeline glob × action glob, which
+  // IAM holds to a managed policy's size when CDK moves it out of the role's inline policy.
+  checkApprovalPolicySize(pipelines, approvalActionNames);
   return { pipelines, approvalActionNames };
 }
 
@@ -505,6 +516,15 @@ export class Tollgate extends Construct {
       Token.isUnresolved(region) ? undefined : { region, partition: RegionInfo.get(region).partition },
     );
     this.config = config;
+    // Before any resource: CDK sizes a role's inline policy estimating each ARN that holds a token at 150
+    // characters (its `@aws-cdk/aws-iam.arnSizeEstimate`), and moves what does not fit into managed policies.
+    // An ARN of long globs is longer than that: unraised, the estimate keeps in the inline policy statements
+    // that IAM then finds over its 10,240 characters, at deploy. Raised for this construct's roles only.
+    const arnEstimate = longestGlobArn(config.pipelines, config.approvalActionNames);
+    const estimated = this.node.tryGetContext(ARN_SIZE_ESTIMATE) ?? CDK_ARN_SIZE_ESTIMATE;
+    if (typeof estimated === 'number' && arnEstimate > estimated) {
+      this.node.setContext(ARN_SIZE_ESTIMATE, arnEstimate);
+    }
     this.metrics = { namespace: METRICS_NAMESPACE, service: metricsServiceOf(this) };
     this.waitMinutes = config.policy.policy.settings.scan.waitMinutes;
     const destroy = config.removalPolicy === RemovalPolicy.DESTROY;
@@ -518,7 +538,14 @@ export class Tollgate extends Construct {
     });
     // Services that write to the encrypted queues and topics on Tollgate's behalf, from this account only.
     this.allowService('events.amazonaws.com', `arn:${partition}:events:${region}:${account}:rule/*`);
-    this.allowService('cloudwatch.amazonaws.com', `arn:${partition}:cloudwatch:${region}:${account}:alarm:*`);
+    // CloudWatch only when the alarms go to the topic Tollgate makes for them (alarm emails), encrypted with this
+    // key: a topic you pass has its own key, and the escalation topic Tollgate makes receives no alarm.
+    if ('emails' in config.alarms) {
+      this.allowService(
+        'cloudwatch.amazonaws.com',
+        `arn:${partition}:cloudwatch:${region}:${account}:alarm:*`,
+      );
+    }
     allowCloudWatchLogs(this.key, "Tollgate's log groups");
 
     // ── store ───────────────────────────────────────────────────────────────────────────────────────
@@ -859,7 +886,7 @@ export class Tollgate extends Construct {
       }
 
       const approvals = approvalActionArns(arns);
-      add('AnswerApprovals', ['codepipeline:PutApprovalResult'], approvals);
+      add(APPROVAL_STATEMENT_SID, [APPROVAL_ACTION], approvals);
       const pipelines = pipelineArns(arns);
       add(
         'ReadPipelines',

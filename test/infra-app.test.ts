@@ -87,6 +87,14 @@ describe('infra/app.ts', () => {
       "Tollgate: tollgate:pipelines / tollgate:approvalActionNames: expected globs whose EventBridge rule patterns fit EventBridge's limit of 2048 characters per event pattern (fewer or shorter globs: a common prefix as one `prefix*` glob; or raise the account's quota and set eventPatternLimit / tollgate:eventPatternLimit, up to 4096); got 20 pipeline and 1 approval action globs, whose approvalEnded rule's pattern is 2361 characters",
     ],
     [
+      "globs whose PutApprovalResult statement is over an IAM managed policy's 6144 characters",
+      {
+        [CONTEXT_KEYS.pipelines]: Array.from({ length: 7 }, (_, i) => `checkout-api-prod-${i}`),
+        [CONTEXT_KEYS.approvalActionNames]: Array.from({ length: 10 }, (_, i) => `SecurityGate${i}`),
+      },
+      "Tollgate: tollgate:pipelines / tollgate:approvalActionNames: expected globs whose PutApprovalResult statement (one resource ARN per pipeline glob × approval action glob, in one IAM statement, which cannot be split) fits IAM's limit of 6144 characters per managed policy (fewer or broader globs: a common prefix as one `prefix*` glob); got 7 pipeline × 10 approval action globs, 70 ARNs, whose statement is 6786 characters (12-digit account, partition aws-us-gov, region us-isof-south-1)",
+    ],
+    [
       'an event pattern limit past the most the quota is raised to',
       { [CONTEXT_KEYS.eventPatternLimit]: '8192' },
       "Tollgate: tollgate:eventPatternLimit: expected whole characters from 2048 (EventBridge's default event pattern size quota) to 4096, the account's raised quota; got 8192",

@@ -17,6 +17,9 @@ import {
   FUNCTION_NAMES,
   type FunctionName,
   globFilters,
+  LONGEST_ARN_PLACE,
+  MAX_INLINE_POLICY_CHARACTERS,
+  MAX_MANAGED_POLICY_CHARACTERS,
   MAX_PATTERN_CHARACTERS,
   normaliseGlobs,
   pipelineArns,
@@ -142,6 +145,65 @@ function configError(fn: () => unknown): TollgateConfigError {
     throw e;
   }
   throw new Error('expected a TollgateConfigError');
+}
+
+/** The principals the key's own policy lets use it for CloudWatch (alarms publishing to an encrypted topic). */
+function cloudWatchKeyGrants(template: Template, tollgate: Tollgate): Statement[] {
+  const policy = template.toJSON().Resources[logicalId(tollgate.key)].Properties.KeyPolicy as {
+    Statement: (Statement & { Principal?: unknown })[];
+  };
+  return policy.Statement.filter((st) => JSON.stringify(st.Principal).includes('cloudwatch.amazonaws.com'));
+}
+
+/**
+ * A template value as IAM receives it, every token at its longest: the partition, region and account of
+ * `LONGEST_ARN_PLACE`, and any other reference (a table's, a queue's, a log group's ARN) an ARN of 150
+ * characters, what CDK itself assumes of an ARN it cannot read.
+ */
+function resolvedAtLongest(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(resolvedAtLongest);
+  if (value === null || typeof value !== 'object') return value;
+  const v = value as Record<string, unknown>;
+  const join = v['Fn::Join'] as [string, unknown[]] | undefined;
+  if (join) return join[1].map(resolvedAtLongest).join(join[0]);
+  if (v.Ref === 'AWS::Partition') return LONGEST_ARN_PLACE.partition;
+  if (v.Ref === 'AWS::Region') return LONGEST_ARN_PLACE.region;
+  if (v.Ref === 'AWS::AccountId') return LONGEST_ARN_PLACE.account;
+  if (v.Ref !== undefined || v['Fn::GetAtt'] !== undefined) {
+    const prefix = `arn:${LONGEST_ARN_PLACE.partition}:service:${LONGEST_ARN_PLACE.region}:${LONGEST_ARN_PLACE.account}:`;
+    return prefix + 'r'.repeat(150 - prefix.length);
+  }
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, resolvedAtLongest(x)]));
+}
+
+/**
+ * Each role's policies as IAM counts them (compact JSON: IAM does not count white space), tokens at their
+ * longest: its inline policies together (IAM's limit is on their sum), and each managed policy apart.
+ */
+function rolePolicySizes(
+  template: Template,
+): Map<
+  string,
+  { inline: number; managed: number[]; statements: { sid: string | undefined; where: string }[] }
+> {
+  const sizes = new Map<
+    string,
+    { inline: number; managed: number[]; statements: { sid: string | undefined; where: string }[] }
+  >();
+  const resources = template.toJSON().Resources as Record<string, { Type: string; Properties: Json }>;
+  for (const [id, r] of Object.entries(resources)) {
+    if (r.Type !== 'AWS::IAM::Policy' && r.Type !== 'AWS::IAM::ManagedPolicy') continue;
+    const document = resolvedAtLongest(r.Properties.PolicyDocument) as { Statement: Statement[] };
+    const size = JSON.stringify(document).length;
+    for (const role of (r.Properties.Roles ?? []) as { Ref: string }[]) {
+      const entry = sizes.get(role.Ref) ?? { inline: 0, managed: [], statements: [] };
+      if (r.Type === 'AWS::IAM::Policy') entry.inline += size;
+      else entry.managed.push(size);
+      for (const st of document.Statement) entry.statements.push({ sid: st.Sid, where: id });
+      sizes.set(role.Ref, entry);
+    }
+  }
+  return sizes;
 }
 
 const tempDirs: string[] = [];
@@ -653,8 +715,8 @@ describe('the Tollgate construct', () => {
       (a) => a.Properties as Json,
     );
     // The gate's (queues, functions, overdue, oldest, undelivered emails, lost events, a borrowed role) and the
-    // archive's four (failed batches, errors, lag, hash mismatches).
-    expect(alarms).toHaveLength(5 + 4 + 2 + 1 + 1 + 1 + 4);
+    // archive's five (failed batches, errors, lag, hash mismatches, audit records changed).
+    expect(alarms).toHaveLength(5 + 4 + 2 + 1 + 1 + 1 + 5);
     // An event neither delivered nor dead-lettered (the queue or its key refused it) is lost but for this alarm:
     // every rule's InvocationsFailedToBeSentToDlq, summed.
     const lost = alarms.find((a) =>
@@ -940,6 +1002,109 @@ describe('the Tollgate construct, configured otherwise', () => {
     }
   });
 
+  it('lets CloudWatch use the key only when the alarms go to the topic Tollgate makes for them, encrypted with it', () => {
+    const sourceArn = 'arn:aws:cloudwatch:eu-west-1:123456789012:alarm:*';
+    const build = (
+      topics: (scope: Stack) => Pick<TollgateProps, 'escalation' | 'alarms'>,
+    ): { template: Template; tollgate: Tollgate } => {
+      const stack = new Stack(app(), 'Gate', { env: ENV });
+      const tollgate = new Tollgate(stack, 'Tollgate', { policyFile: POLICY, ...topics(stack) });
+      return { template: Template.fromStack(stack), tollgate };
+    };
+    const topic = (name: string) => (scope: Stack) =>
+      sns.Topic.fromTopicArn(scope, name, `arn:aws:sns:eu-west-1:123456789012:${name.toLowerCase()}`);
+    // No topic of Tollgate's receives an alarm: CloudWatch gets no use of the key.
+    const none: [string, (scope: Stack) => Pick<TollgateProps, 'escalation' | 'alarms'>][] = [
+      [
+        'both topics yours',
+        (s) => ({ escalation: { topic: topic('SecOps')(s) }, alarms: { topic: topic('Ops')(s) } }),
+      ],
+      [
+        'your escalation topic, the alarms following it',
+        (s) => ({ escalation: { topic: topic('SecOps')(s) } }),
+      ],
+      [
+        // Tollgate's escalation topic (encrypted with the key) receives escalations, never an alarm.
+        'escalation emails, alarms to your topic',
+        (s) => ({ escalation: { emails: ['security@example.com'] }, alarms: { topic: topic('Ops')(s) } }),
+      ],
+    ];
+    for (const [name, topics] of none) {
+      const { template, tollgate } = build(topics);
+      expect(cloudWatchKeyGrants(template, tollgate), name).toEqual([]);
+      for (const a of Object.values(template.findResources('AWS::CloudWatch::Alarm'))) {
+        expect(JSON.stringify(a.Properties.AlarmActions), name).toMatch(
+          /^\["arn:aws:sns:eu-west-1:123456789012:/,
+        );
+      }
+    }
+    // Tollgate's alarm topic (alarm emails: given, or the escalation's), encrypted with the key: CloudWatch,
+    // publishing an alarm to it, must use the key, for this account's alarms only.
+    const some: [string, (scope: Stack) => Pick<TollgateProps, 'escalation' | 'alarms'>][] = [
+      [
+        'escalation emails, the alarms following them',
+        () => ({ escalation: { emails: ['security@example.com'] } }),
+      ],
+      [
+        'your escalation topic, alarm emails',
+        (s) => ({ escalation: { topic: topic('SecOps')(s) }, alarms: { emails: ['oncall@example.com'] } }),
+      ],
+    ];
+    for (const [name, topics] of some) {
+      const { template, tollgate } = build(topics);
+      const grants = cloudWatchKeyGrants(template, tollgate);
+      expect(grants, name).toHaveLength(1);
+      const condition = grants[0]!.Condition as { StringEquals: Json; ArnLike: Record<string, unknown> };
+      expect(condition.StringEquals).toEqual({ 'aws:SourceAccount': ENV.account });
+      expect(arnText(condition.ArnLike['aws:SourceArn'])).toBe(sourceArn);
+      const alarmTopic = template.toJSON().Resources[logicalId(tollgate.alarmTopic as sns.Topic)];
+      expect(alarmTopic.Properties.KmsMasterKeyId, name).toEqual({
+        'Fn::GetAtt': [logicalId(tollgate.key), 'Arn'],
+      });
+    }
+  });
+
+  it("the largest glob configurations accepted deploy within IAM's limits on a role's policies, tokens at their longest", () => {
+    // Many short globs: 7 × 9 approval ARNs is the most of these accepted (7 × 10 is refused, below); CDK moves
+    // the statement into a managed policy of its own, which must hold it.
+    const pipelines = (n: number) => Array.from({ length: n }, (_, i) => `checkout-api-prod-${i}`);
+    const actions = (n: number) => Array.from({ length: n }, (_, i) => `SecurityGate${i}`);
+    // Long globs: 22 pipelines of 100 characters and an action of 100 (23 refused), with the pattern quota
+    // raised. CDK estimates an ARN that holds a token at 150 characters: unraised, it kept these 260-character
+    // ARNs in the inline policy, over IAM's 10,240 characters.
+    const long = (n: number) =>
+      Array.from({ length: n }, (_, i) => `p${String(i).padStart(2, '0')}-${'x'.repeat(96)}`);
+    const largest: Partial<TollgateProps>[] = [
+      { pipelines: pipelines(7), approvalActionNames: actions(9) },
+      { pipelines: long(22), approvalActionNames: [`A${'z'.repeat(99)}`], eventPatternLimit: 4096 },
+      // Every glob the patterns allow of the default action: the pipelines' statement grows too.
+      { pipelines: long(25), eventPatternLimit: 4096 },
+    ];
+    for (const props of largest) {
+      const { template, tollgate } = gate(props);
+      const sizes = rolePolicySizes(template);
+      const label = `${props.pipelines?.length} × ${props.approvalActionNames?.length ?? 1}`;
+      for (const name of FUNCTION_NAMES) {
+        const role = sizes.get(logicalId(tollgate.roles[name]));
+        expect(role, `${label} ${name}`).toBeDefined();
+        expect(role!.inline, `${label} ${name}: inline`).toBeLessThanOrEqual(MAX_INLINE_POLICY_CHARACTERS);
+        for (const size of role!.managed) {
+          expect(size, `${label} ${name}: managed`).toBeLessThanOrEqual(MAX_MANAGED_POLICY_CHARACTERS);
+        }
+        // The statement is there, once, whichever policy holds it.
+        const answers = role!.statements.filter((st) => st.sid === 'AnswerApprovals');
+        expect(answers, `${label} ${name}`).toHaveLength(name === 'approval-ended' ? 0 : 1);
+      }
+    }
+    // One glob more of either shape: refused at synth.
+    expect(() => gate({ pipelines: pipelines(7), approvalActionNames: actions(10) })).toThrow(
+      /^Tollgate: pipelines \/ approvalActionNames: expected globs whose PutApprovalResult statement /,
+    );
+    expect(() =>
+      gate({ pipelines: long(23), approvalActionNames: [`A${'z'.repeat(99)}`], eventPatternLimit: 4096 }),
+    ).toThrow(/got 23 pipeline × 1 approval action globs, 23 ARNs, whose statement is \d+ characters/);
+  });
+
   it("two deployments in one account and region publish and alarm on metrics of their own (one's sweep cannot quiet the other's alarm)", () => {
     const shared = app();
     const prod = new TollgateStack(shared, 'TollgateProd', {
@@ -970,9 +1135,11 @@ describe('the Tollgate construct, configured otherwise', () => {
       const own = Object.values(template.findResources('AWS::CloudWatch::Alarm'))
         .map((a) => a.Properties as Json)
         .filter((a) => a.Namespace === 'Tollgate');
-      // GatesOverdue, OldestWaitingMinutes, ApprovalResultsUnderTollgateRole and the archive's ArchiveHashMismatches.
+      // GatesOverdue, OldestWaitingMinutes, ApprovalResultsUnderTollgateRole and the archive's
+      // ArchiveHashMismatches and ArchiveAuditRecordsChanged.
       expect(own.map((a) => a.MetricName).sort()).toEqual([
         'ApprovalResultsUnderTollgateRole',
+        'ArchiveAuditRecordsChanged',
         'ArchiveHashMismatches',
         'GatesOverdue',
         'OldestWaitingMinutes',
@@ -1266,6 +1433,34 @@ describe('bad configuration is refused before anything is built', () => {
     );
     // Fewer: accepted.
     expect(build({ pipelines: long.slice(0, 15) })).not.toThrow();
+  });
+
+  it("globs whose PutApprovalResult statement IAM would refuse at deploy (over a managed policy's 6144 characters), named by both props", () => {
+    // Each kind's patterns fit EventBridge's limit: only the ARNs, one per pipeline × action glob, are too many.
+    const pipelines = Array.from({ length: 7 }, (_, i) => `checkout-api-prod-${i}`);
+    const actions = Array.from({ length: 10 }, (_, i) => `SecurityGate${i}`);
+    const e = configError(build({ pipelines, approvalActionNames: actions }));
+    expect(e.key).toBe('pipelines / approvalActionNames');
+    expect(e.message).toBe(
+      'Tollgate: pipelines / approvalActionNames: expected globs whose PutApprovalResult statement (one resource ' +
+        "ARN per pipeline glob × approval action glob, in one IAM statement, which cannot be split) fits IAM's " +
+        'limit of 6144 characters per managed policy (fewer or broader globs: a common prefix as one `prefix*` ' +
+        'glob); got 7 pipeline × 10 approval action globs, 70 ARNs, whose statement is 6786 characters ' +
+        '(12-digit account, partition aws-us-gov, region us-isof-south-1)',
+    );
+    // 10 × 8, 12 × 12 and 25 × 25 such globs, all within the patterns' limit, are refused the same way.
+    const many = (n: number, name: string) => Array.from({ length: n }, (_, i) => `${name}${i}`);
+    for (const [p, a] of [
+      [10, 8],
+      [12, 12],
+      [25, 25],
+    ] as const) {
+      expect(
+        build({ pipelines: many(p, 'checkout-api-prod-'), approvalActionNames: many(a, 'SecurityGate') }),
+      ).toThrow(`got ${p} pipeline × ${a} approval action globs, ${p * a} ARNs, whose statement is `);
+    }
+    // One action glob fewer: accepted.
+    expect(build({ pipelines, approvalActionNames: actions.slice(0, 9) })).not.toThrow();
   });
 
   it('eventPatternLimit: whole characters from 2048 to 4096 (the quota raised), refused by its prop otherwise', () => {

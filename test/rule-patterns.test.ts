@@ -1,14 +1,21 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { describe, expect, it } from 'vitest';
 import {
+  approvalActionArns,
+  approvalPolicySize,
+  checkApprovalPolicySize,
   checkEventPatternLimit,
   checkPatternSizes,
   type EventPattern,
   type FieldFilter,
+  LONGEST_ARN_PLACE,
   largestPattern,
+  longestGlobArn,
   MAX_EVENT_PATTERN_LIMIT,
   MAX_GLOBS,
+  MAX_MANAGED_POLICY_CHARACTERS,
   MAX_PATTERN_CHARACTERS,
   type PatternConfig,
   type RuleName,
@@ -611,8 +618,111 @@ describe('the size of the rule patterns (EventBridge holds each to 2048 characte
     expect([within(prefixed(15)), within(prefixed(16))]).toEqual([true, false]);
     // With the quota raised to 4096, MAX_GLOBS of either kind.
     expect([within(exact(MAX_GLOBS), 4096), within(prefixed(MAX_GLOBS), 4096)]).toEqual([true, true]);
-    // 25 short globs of each kind, with wildcards: well within the default.
+    // 25 short globs of each kind, with wildcards: their patterns are well within the default, but their
+    // 625 approval ARNs are not within an IAM policy (below).
     const short = (n: number, c: string) => Array.from({ length: n }, (_, i) => `${c}${i}-*`);
     expect(() => checkPatternSizes(short(MAX_GLOBS, 'p'), short(MAX_GLOBS, 'a'))).not.toThrow();
+    expect(() => checkApprovalPolicySize(short(MAX_GLOBS, 'p'), short(MAX_GLOBS, 'a'))).toThrow(
+      /got 25 pipeline × 25 approval action globs, 625 ARNs/,
+    );
+    // What does fit both: 25 short globs of one kind beside 3 of the other, or 9 of each (not 10).
+    expect(() => checkApprovalPolicySize(short(MAX_GLOBS, 'p'), short(3, 'a'))).not.toThrow();
+    expect(() => checkApprovalPolicySize(short(3, 'p'), short(MAX_GLOBS, 'a'))).not.toThrow();
+    expect(() => checkApprovalPolicySize(short(MAX_GLOBS, 'p'), short(4, 'a'))).toThrow(/100 ARNs/);
+    expect(() => checkApprovalPolicySize(short(9, 'p'), short(9, 'a'))).not.toThrow();
+    expect(() => checkApprovalPolicySize(short(10, 'p'), short(10, 'a'))).toThrow(/100 ARNs/);
+  });
+});
+
+describe('the size of the PutApprovalResult statement (IAM holds a managed policy to 6144 characters)', () => {
+  const pipelines = (n: number) => Array.from({ length: n }, (_, i) => `checkout-api-prod-${i}`);
+  const actions = (n: number) => Array.from({ length: n }, (_, i) => `SecurityGate${i}`);
+
+  it('accepts a statement up to 6144 characters, measured at the ARNs’ longest, and refuses the first over, naming both props, the ARNs, the size and the limit', () => {
+    const regions = RegionInfo.regions;
+    expect(Math.max(...regions.map((r) => r.name.length))).toBe(LONGEST_ARN_PLACE.region.length);
+    expect(regions.map((r) => r.name)).toContain(LONGEST_ARN_PLACE.region);
+    const partitions = regions.map((r) => r.partition ?? '');
+    expect(Math.max(...partitions.map((p) => p.length))).toBe(LONGEST_ARN_PLACE.partition.length);
+    expect(partitions).toContain(LONGEST_ARN_PLACE.partition);
+    expect(LONGEST_ARN_PLACE.account).toMatch(/^\d{12}$/);
+    // The statement alone in a policy document, compact JSON, as CDK renders it.
+    const arns = approvalActionArns({
+      ...LONGEST_ARN_PLACE,
+      pipelines: ['p'],
+      approvalActionNames: ['a', 'b'],
+    });
+    expect(approvalPolicySize(['p'], ['a', 'b'])).toEqual({
+      arns: 2,
+      size: JSON.stringify({
+        Statement: [
+          {
+            Action: 'codepipeline:PutApprovalResult',
+            Effect: 'Allow',
+            Resource: arns,
+            Sid: 'AnswerApprovals',
+          },
+        ],
+        Version: '2012-10-17',
+      }).length,
+    });
+    expect(arns[0]).toBe('arn:aws-us-gov:codepipeline:us-isof-south-1:123456789012:p/*/a');
+    // The longest ARN of the globs, for CDK's estimate: two globs of 100 characters.
+    expect(longestGlobArn(['p'.repeat(100)], ['a'.repeat(100)])).toBe(
+      'arn:aws-us-gov:codepipeline:us-isof-south-1:123456789012:'.length + 203,
+    );
+    // 7 × 9: the most ARNs of these globs that fit; one action glob more is over.
+    expect(approvalPolicySize(pipelines(7), actions(9)).size).toBeLessThanOrEqual(
+      MAX_MANAGED_POLICY_CHARACTERS,
+    );
+    expect(() => checkApprovalPolicySize(pipelines(7), actions(9))).not.toThrow();
+    let error: unknown;
+    try {
+      checkApprovalPolicySize(pipelines(7), actions(10));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(TollgateConfigError);
+    expect((error as TollgateConfigError).key).toBe('pipelines / approvalActionNames');
+    expect((error as Error).message).toBe(
+      'Tollgate: pipelines / approvalActionNames: expected globs whose PutApprovalResult statement (one resource ' +
+        "ARN per pipeline glob × approval action glob, in one IAM statement, which cannot be split) fits IAM's " +
+        'limit of 6144 characters per managed policy (fewer or broader globs: a common prefix as one `prefix*` ' +
+        'glob); got 7 pipeline × 10 approval action globs, 70 ARNs, whose statement is 6786 characters ' +
+        '(12-digit account, partition aws-us-gov, region us-isof-south-1)',
+    );
+    // The reviewer's configurations, every one within the patterns' limit, are refused.
+    for (const [p, a] of [
+      [10, 8],
+      [12, 12],
+      [MAX_GLOBS, MAX_GLOBS],
+    ] as const) {
+      expect(() => checkPatternSizes(pipelines(p), actions(a)), `${p} × ${a}`).not.toThrow();
+      expect(() => checkApprovalPolicySize(pipelines(p), actions(a))).toThrow(`${p * a} ARNs`);
+    }
+  });
+
+  it('long globs count by their length: 22 pipelines of 100 characters beside an action of 100, not 23', () => {
+    const long = (n: number) =>
+      Array.from({ length: n }, (_, i) => `p${String(i).padStart(2, '0')}-${'x'.repeat(96)}`);
+    const action = [`A${'z'.repeat(99)}`];
+    // Their patterns fit the raised quota…
+    expect(() => checkPatternSizes(long(23), action, MAX_EVENT_PATTERN_LIMIT)).not.toThrow();
+    // …but 23 of their ARNs are over a managed policy.
+    expect(() => checkApprovalPolicySize(long(22), action)).not.toThrow();
+    expect(() => checkApprovalPolicySize(long(23), action)).toThrow(
+      /got 23 pipeline × 1 approval action globs, 23 ARNs, whose statement is 6185 characters/,
+    );
+    // Every glob the patterns allow beside the default action glob fits.
+    expect(() => checkApprovalPolicySize(long(MAX_GLOBS), ['Tollgate*'])).not.toThrow();
+    // A statement of exactly 6144 characters is accepted, one character more refused.
+    const room = MAX_MANAGED_POLICY_CHARACTERS - approvalPolicySize([...long(22), 'q'], action).size;
+    expect(room).toBeGreaterThan(0);
+    expect(room).toBeLessThan(99);
+    const fits = [...long(22), 'q'.repeat(1 + room)];
+    const over = [...long(22), 'q'.repeat(2 + room)];
+    expect(approvalPolicySize(fits, action).size).toBe(MAX_MANAGED_POLICY_CHARACTERS);
+    expect(() => checkApprovalPolicySize(fits, action)).not.toThrow();
+    expect(() => checkApprovalPolicySize(over, action)).toThrow(/whose statement is 6145 characters/);
   });
 });
