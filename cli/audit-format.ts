@@ -4,6 +4,7 @@
  * commands (audit.ts) decide where the text goes.
  */
 
+import { type RecordDamage, recordDamage } from '../adapters/dynamodb/audit-items.js';
 import { type AuditRecord, GENESIS } from '../shared/audit/record.js';
 import { parseIsoTime } from '../shared/dates.js';
 import type { Violation } from '../shared/decision/record.js';
@@ -283,8 +284,14 @@ function violationLines(label: string, list: readonly Violation[]): string[] {
   });
 }
 
-/** The whole record, readable: every field `--format json` has, in an order a person reads. */
+/**
+ * The whole record, readable: every field `--format json` has, in an order a person reads. A record that is
+ * not as Tollgate writes it (a field removed or changed by hand: `recordDamage`) is shown as stored instead,
+ * field by field: it is the evidence, and the hash check below it says it was changed.
+ */
 export function renderShow(r: AuditRecord, check: HashCheck): string {
+  const damage = recordDamage(r);
+  if (damage) return renderDamaged(r, check, damage);
   const out: string[] = [];
   const row = (label: string, value: string) => out.push(`  ${label.padEnd(16)}${value}`);
   out.push(`${r.pipeline}#${r.seq}  ${r.type}  ${r.time}`);
@@ -352,10 +359,78 @@ export function renderShow(r: AuditRecord, check: HashCheck): string {
     if (s.status) row('status', s.status);
     if (s.summary) for (const [i, line] of s.summary.split('\n').entries()) row(i === 0 ? 'said' : '', line);
   }
+  chainLines(r, check, out, row);
+  return `${out.map(printable).join('\n')}\n`;
+}
+
+/** The fields `show` prints of a record, in its order (`renderShow`); the chain's come last. */
+const SHOWN_FIELDS = [
+  'gate',
+  'actor',
+  'image',
+  'outcome',
+  'mode',
+  'wouldBe',
+  'summary',
+  'violations',
+  'warnings',
+  'exceptions',
+  'counts',
+  'ignored',
+  'policy',
+  'vulnerabilities',
+  'vulnerabilitiesTruncated',
+  'action',
+  'resolution',
+] as const;
+
+/** Fields a record may leave out (written before them, or not of its kind): not called absent. */
+const OPTIONAL_FIELDS: ReadonlySet<string> = new Set(['mode', 'wouldBe', 'ignored']);
+
+/** A stored value as it came: text as it is, anything else as JSON, nothing as `(absent)`. */
+function storedText(value: unknown): string {
+  if (value === undefined) return '(absent)';
+  return typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+}
+
+/** A damaged record (see renderShow): each field as stored, an absent one said absent, then the chain. */
+function renderDamaged(r: AuditRecord, check: HashCheck, damage: RecordDamage): string {
+  const fields: Readonly<Record<string, unknown>> = { ...r };
+  const out: string[] = [];
+  // Wider than a whole record's labels: here each is a field's name, the longest `vulnerabilitiesTruncated`.
+  const row = (label: string, value: string) => out.push(`  ${label.padEnd(26)}${value}`);
+  out.push(
+    `${storedText(fields.pipeline)}#${storedText(fields.seq)}  ${storedText(fields.type)}  ${storedText(fields.time)}`,
+  );
+  row(
+    'damaged',
+    `✗ not as Tollgate writes it: ${damage.field}: expected ${damage.expected}, got ${damage.got}; each field as stored:`,
+  );
+  const chain = new Set(['pipeline', 'seq', 'type', 'time', 'prevHash', 'hash']);
+  const known = new Set<string>([...SHOWN_FIELDS, ...chain]);
+  const extra = Object.keys(fields)
+    .filter((k) => !known.has(k))
+    .sort();
+  for (const field of ['pipeline', 'seq', 'type', 'time', ...SHOWN_FIELDS, ...extra]) {
+    const value = fields[field];
+    if (value === undefined && OPTIONAL_FIELDS.has(field)) continue;
+    row(field, storedText(value));
+  }
+  chainLines(r, check, out, row);
+  return `${out.map(printable).join('\n')}\n`;
+}
+
+/** The record's place in its chain, and both hashes checked (✓ or ✗). */
+function chainLines(
+  r: AuditRecord,
+  check: HashCheck,
+  out: string[],
+  row: (label: string, value: string) => void,
+): void {
   out.push('');
   out.push('chain');
-  row('position', `record ${r.seq} of pipeline ${r.pipeline}`);
-  row('prevHash', r.prevHash);
+  row('position', `record ${storedText(r.seq)} of pipeline ${storedText(r.pipeline)}`);
+  row('prevHash', storedText(r.prevHash));
   if (check.previous !== undefined) {
     const before = r.seq - 1;
     let verdict: string;
@@ -374,9 +449,8 @@ export function renderShow(r: AuditRecord, check: HashCheck): string {
     }
     row('', verdict);
   }
-  row('hash', r.hash);
+  row('hash', storedText(r.hash));
   row('', check.computed === r.hash ? '✓ matches the content' : `✗ the content hashes to ${check.computed}`);
-  return `${out.map(printable).join('\n')}\n`;
 }
 
 /** `s3://bucket/prefix` as its parts; the prefix is `records/` (where the archive writes) when none is given. */

@@ -246,6 +246,83 @@ describe('ArchiveIndex.compare', () => {
     expect(result.matched).toBe(2);
   });
 
+  it('a second copy claiming the genuine hash with other content (a forged APPROVE): changed-in-archive naming both, whichever is read first', async () => {
+    const original = records(3);
+    const genuine = original[1]!;
+    // Same place, same claimed hash, other content: what a copy written past the bucket's create-only rule
+    // could hold. A listing may put either object first.
+    const forged = { ...genuine, outcome: 'REJECT' as const, summary: 'APPROVE 2, nothing found' };
+    const objects = {
+      genuine: 'records/date=2026-03-01/payments-api-a.jsonl',
+      forged: 'records/date=2026-03-01/payments-api-b.jsonl',
+    };
+    for (const order of [
+      ['genuine', 'forged'],
+      ['forged', 'genuine'],
+    ] as const) {
+      const index = new ArchiveIndex();
+      index.add(original[0]!, at(1));
+      for (const which of order) index.add(which === 'genuine' ? genuine : forged, at(2, objects[which]));
+      index.add(original[2]!, at(3));
+      expect(index.records, order.join(' first, ')).toBe(3);
+      const result = await index.compare('payments-api', original);
+      expect(result.matched, order.join(' first, ')).toBe(3);
+      // One problem, of the archive, naming both copies: the genuine one and the altered one.
+      expect(result.problems, order.join(' first, ')).toEqual([
+        expect.objectContaining({ kind: 'changed-in-archive', seq: 2, pipeline: 'payments-api' }),
+      ]);
+      expect(result.problems[0]?.detail).toMatch(
+        /^the archive holds two records payments-api#2 with hash [0-9a-f]{12}…: the one at records\/date=2026-03-01\/payments-api-a\.jsonl, line 2 hashes to it, the one at records\/date=2026-03-01\/payments-api-b\.jsonl, line 2 to [0-9a-f]{12}…: that one was altered/,
+      );
+      // The table's record matches the genuine copy, whichever was held: an edit in place to the forged
+      // content is still rewritten.
+      const edited = await index.compare(
+        'payments-api',
+        original.map((r) => (r.seq === 2 ? forged : r)),
+      );
+      expect(edited.problems.map((p) => [p.kind, p.seq])).toEqual([
+        ['changed-in-archive', 2],
+        ['rewritten', 2],
+      ]);
+    }
+    // The same record twice is still one, and says nothing; two altered copies are both named.
+    const twice = indexOf([...original, genuine]);
+    expect((await twice.compare('payments-api', original)).problems).toEqual([]);
+    const other = { ...genuine, summary: 'APPROVE 2, twice forged' };
+    const both = new ArchiveIndex();
+    both.add(forged, at(1, objects.forged));
+    both.add(other, at(2, objects.genuine));
+    const neither = await both.compare('payments-api', []);
+    expect(neither.problems.filter((p) => p.kind === 'changed-in-archive')).toEqual([
+      expect.objectContaining({
+        seq: 2,
+        detail: expect.stringMatching(
+          /neither hashes to it: .*line 1 hashes to .*line 2 to .*both were altered$/,
+        ),
+      }),
+    ]);
+  });
+
+  it('a table record whose time is no time (edited), not archived: named with the time as it came, not failing the comparison', async () => {
+    const table = records(5);
+    const noTime = (r: AuditRecord, time: unknown): AuditRecord => ({ ...r, time: time as string });
+    const edited = [noTime(table[0]!, 'yesterday'), ...table.slice(1, 4), noTime(table[4]!, undefined)];
+    const result = await indexOf(table.slice(1, 4)).compare('payments-api', edited, {
+      whole: true,
+      now: new Date('2026-03-02T00:00:00Z'),
+    });
+    expect(result.problems.map((p) => [p.kind, p.seq])).toEqual([
+      ['not-archived', 1],
+      ['not-archived', 5],
+    ]);
+    expect(result.problems[0]?.detail).toContain(
+      'written at "yesterday" (not a time), after the archive began',
+    );
+    expect(result.problems[1]?.detail).toContain(
+      'and written with no time (the record has none), longer ago',
+    );
+  });
+
   it('keeps each chain to itself, and lists the chains it holds', async () => {
     const a = records(2, 'a-api');
     const b = records(3, 'b-api');

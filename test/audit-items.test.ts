@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
   auditRecordItem,
+  auditSortKey,
+  dayOf,
   headItem,
   indexKind,
   PARTITION_KEY_BYTES,
   pendingItem,
+  recordDamage,
   registryItem,
   transactionalIndexItems,
   vulnerabilityItems,
@@ -93,5 +96,70 @@ describe('the REVIEWER# items of a resolution', () => {
     const reviewers = transactionalIndexItems(record).filter((i) => indexKind(i.pk) === 'REVIEWER');
     expect(reviewers).toHaveLength(1 + MAX_REVIEWER_NAMES);
     expect(reviewers.map((i) => i.pk)).toContain('REVIEWER#bob');
+  });
+});
+
+describe('a record read back damaged (edited by hand in the table)', () => {
+  const record = decision(['CVE-2026-1000']);
+  /** The record with `field` of it (a path) set to `value`, or removed for undefined. */
+  function edited(path: string, value: unknown): AuditRecord {
+    const copy = structuredClone(record) as unknown as Record<string, unknown>;
+    const [top, inner] = path.split('.') as [string, string | undefined];
+    const target = inner === undefined ? copy : (copy[top] as Record<string, unknown>);
+    const key = inner ?? top;
+    if (value === undefined) delete target[key];
+    else target[key] = value;
+    return copy as unknown as AuditRecord;
+  }
+
+  it('its items are still built, from a time that is no time, no time at all, or not text', () => {
+    for (const time of ['yesterday', undefined, 42, { at: 'noon' }]) {
+      const r = { ...record, time: time as string };
+      const item = auditRecordItem(r);
+      expect(typeof item.auditDay, String(time)).toBe('string');
+      expect(typeof item.auditSk, String(time)).toBe('string');
+      expect(() => [
+        dayOf(r.time),
+        auditSortKey(r),
+        transactionalIndexItems(r),
+        vulnerabilityItems(r),
+      ]).not.toThrow();
+    }
+  });
+
+  it('recordDamage: nothing for a whole record; else the first field that is not as written, what was expected and what came', () => {
+    expect(recordDamage(record)).toBeUndefined();
+    // Null where a record may have none: the image, the policy, an action or resolution of another kind.
+    expect(
+      recordDamage({ ...record, image: null, policy: null, action: null, resolution: null }),
+    ).toBeUndefined();
+    expect(recordDamage(edited('time', 'yesterday'))).toEqual({
+      field: 'time',
+      expected: 'an ISO-8601 time',
+      got: '"yesterday"',
+    });
+    expect(recordDamage(edited('time', undefined))).toMatchObject({ field: 'time', got: 'nothing' });
+    expect(recordDamage(edited('time', 1_700_000_000_000))).toMatchObject({
+      field: 'time',
+      got: '1700000000000',
+    });
+    expect(recordDamage(edited('gate', undefined))).toMatchObject({ field: 'gate', got: 'nothing' });
+    expect(recordDamage(edited('gate.executionId', 7))).toMatchObject({
+      field: 'gate.executionId',
+      got: '7',
+    });
+    expect(recordDamage(edited('image.tags', undefined))).toMatchObject({ field: 'image.tags' });
+    expect(recordDamage(edited('vulnerabilities', 'CVE-2026-1000'))).toMatchObject({
+      field: 'vulnerabilities',
+      expected: 'a list of ids',
+    });
+    expect(recordDamage(edited('violations', [{ rule: 'no-critical' }]))).toMatchObject({
+      field: 'violations',
+    });
+    expect(recordDamage(edited('resolution.summary', ['ok']))).toMatchObject({ field: 'resolution.summary' });
+    expect(recordDamage(edited('hash', undefined))).toMatchObject({ field: 'hash' });
+    expect(recordDamage('a record')).toEqual({ field: '(the record)', expected: 'a map', got: '"a record"' });
+    // A long value is cut, to stay one line of an error.
+    expect(recordDamage(edited('summary', { long: 'x'.repeat(200) }))?.got).toHaveLength(80);
   });
 });

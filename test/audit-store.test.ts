@@ -4,7 +4,9 @@ import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/li
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   auditPk,
+  auditRecordItem,
   auditSk,
+  chainItems,
   indexItem,
   indexPk,
   PENDING_PK,
@@ -13,7 +15,7 @@ import {
   transactionalIndexItems,
   vulnerabilityItems,
 } from '../adapters/dynamodb/audit-items.js';
-import { DynamoAuditStore, matchesFilter } from '../adapters/dynamodb/audit-store.js';
+import { AuditRecordError, DynamoAuditStore, matchesFilter } from '../adapters/dynamodb/audit-store.js';
 import { type LocalDynamo, startLocalDynamo } from '../adapters/dynamodb/local.js';
 import {
   AuditIndexRepairError,
@@ -1009,5 +1011,133 @@ describe('DynamoStore VULN# index items', () => {
     } finally {
       doc.destroy();
     }
+  });
+});
+
+describe('DynamoAuditStore: records edited by hand (a time that is no time, a field removed)', () => {
+  // A table of its own: these chains would otherwise be in every other test's answers.
+  const DAMAGED = `${TABLE}-damaged`;
+  let damaged: DynamoAuditStore;
+  const chains = new Map<string, AuditRecord[]>();
+  const at = (hour: number) => new Date(START + hour * HOUR).toISOString();
+
+  /** A chain of 3 decisions, `change` applied to each entry before it is hashed (so the chain is whole). */
+  function chainOf(
+    pipeline: string,
+    change: (e: AuditEntry, n: number) => AuditEntry = (e) => e,
+  ): AuditRecord[] {
+    const out: AuditRecord[] = [];
+    for (let n = 1; n <= 3; n++)
+      out.push(
+        chainRecord(change(entry(pipeline, n, 'decision', START + n * HOUR), n), pipeline, out.at(-1)),
+      );
+    return out;
+  }
+
+  /** Replaces record `seq`'s map in the table, its index keys left as they were (an edit in place). */
+  async function editInPlace(pipeline: string, seq: number, record: Record<string, unknown>): Promise<void> {
+    const original = chains.get(pipeline)![seq - 1]!;
+    await dynamo.client.send(
+      new PutCommand({ TableName: DAMAGED, Item: { ...auditRecordItem(original), record } }),
+    );
+  }
+
+  async function listed(filter: AuditFilter): Promise<string[]> {
+    const out: string[] = [];
+    for await (const r of damaged.list(filter)) out.push(key(r));
+    return out;
+  }
+
+  beforeAll(async () => {
+    await ensureTable(dynamo.client, DAMAGED);
+    damaged = new DynamoAuditStore(dynamo.client, DAMAGED);
+    // `rehashed`: record 2 has no time, and the chain was hashed with it so (every hash and link holds).
+    chains.set(
+      'rehashed',
+      chainOf('rehashed', (e, n) => (n === 2 ? ({ ...e, time: undefined } as unknown as AuditEntry) : e)),
+    );
+    chains.set('whole', chainOf('whole'));
+    chains.set('edited', chainOf('edited'));
+    chains.set('truncated', chainOf('truncated'));
+    for (const chain of chains.values())
+      for (const Item of chainItems(chain))
+        await dynamo.client.send(new PutCommand({ TableName: DAMAGED, Item }));
+    // `edited`: record 2's time made a map in place; `truncated`: record 2 keeps only its place and hashes.
+    const edited = chains.get('edited')![1]!;
+    await editInPlace('edited', 2, { ...edited, time: { at: 'noon' } });
+    const cut = chains.get('truncated')![1]!;
+    await editInPlace('truncated', 2, {
+      pipeline: cut.pipeline,
+      seq: cut.seq,
+      time: cut.time,
+      type: cut.type,
+      prevHash: cut.prevHash,
+      hash: cut.hash,
+    });
+  });
+
+  it('verify names each such record (unindexed when re-hashed, changed when not) and goes on to the other chains', async () => {
+    expect(await damaged.verify('rehashed')).toEqual({
+      ok: false,
+      records: 3,
+      problems: [
+        {
+          pipeline: 'rehashed',
+          seq: 2,
+          kind: 'unindexed',
+          detail:
+            "record 2's time is not a time (expected an ISO-8601 time, got nothing): list and export, which read by time, cannot place it",
+        },
+      ],
+    });
+    const all = await damaged.verify();
+    // Every chain read, the whole one verified among them.
+    expect(all.records).toBe(12);
+    expect(all.problems.map((p) => [p.pipeline, p.seq, p.kind])).toEqual([
+      ['edited', 2, 'changed'],
+      ['rehashed', 2, 'unindexed'],
+      ['truncated', 2, 'changed'],
+    ]);
+    expect((await damaged.verify('whole')).ok).toBe(true);
+    // With the Scan of index items too (which builds each record's expected items from its time).
+    expect((await damaged.verify(undefined, await damaged.indexItemKeys())).problems).toHaveLength(3);
+  });
+
+  it('list names a damaged record (its keys, the field, what was expected and what came), never leaves it out unsaid', async () => {
+    expect(await listed({ pipeline: 'whole' })).toEqual(['whole#3', 'whole#2', 'whole#1']);
+    const cases: [AuditFilter, RegExp][] = [
+      // A time that is no time is in no range: --since would have dropped it, silently.
+      [
+        { pipeline: 'edited', since: new Date(START) },
+        /^the record edited#2 \(item AUDIT#edited \/ SEQ#000000000002\) is damaged: time: expected an ISO-8601 time, got \{"at":"noon"\}; "tollgate audit show edited#2" prints what it holds/,
+      ],
+      [{ pipeline: 'edited' }, /edited#2 .* time: expected an ISO-8601 time, got \{"at":"noon"\}/],
+      [{ pipeline: 'rehashed' }, /rehashed#2 .* time: expected an ISO-8601 time, got nothing/],
+      [
+        { pipeline: 'truncated', since: new Date(START) },
+        /truncated#2 .* actor: expected an identity \(text\), got nothing/,
+      ],
+      [{ digest: `sha256:${'3'.repeat(64)}` }, /#2 .* is damaged: /],
+      [{}, /is damaged: /],
+    ];
+    for (const [filter, message] of cases) {
+      const refused = listed(filter);
+      await expect(refused, JSON.stringify(filter)).rejects.toThrow(AuditRecordError);
+      await expect(listed(filter), JSON.stringify(filter)).rejects.toThrow(message);
+    }
+  });
+
+  it('get and chain still read a damaged record as stored, for show and verify to judge', async () => {
+    expect(await damaged.get('truncated', 2)).toEqual({
+      pipeline: 'truncated',
+      seq: 2,
+      time: at(2),
+      type: 'decision',
+      prevHash: chains.get('truncated')![1]!.prevHash,
+      hash: chains.get('truncated')![1]!.hash,
+    });
+    const read: unknown[] = [];
+    for await (const r of damaged.chain('edited')) read.push(r.time);
+    expect(read).toEqual([at(1), { at: 'noon' }, at(3)]);
   });
 });

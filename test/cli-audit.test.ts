@@ -162,6 +162,22 @@ async function copyWithEdit(pipeline: string, seq: number, field: string, value:
   return store;
 }
 
+/** A copy of the demo store with one field of one record removed in the table, as a tamperer would. */
+async function copyWithRemoved(pipeline: string, seq: number, field: string): Promise<string> {
+  const store = copyOfStore();
+  await onStore(store, (db) =>
+    db.client.send(
+      new UpdateCommand({
+        TableName: TABLE_NAME,
+        Key: { pk: auditPk(pipeline), sk: auditSk(seq) },
+        UpdateExpression: 'REMOVE #r.#f',
+        ExpressionAttributeNames: { '#r': 'record', '#f': field },
+      }),
+    ),
+  );
+  return store;
+}
+
 const PAYMENTS_DIGEST = 'sha256:3f9a1c0d8e2b47a6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2';
 const ALICE = 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice';
 
@@ -887,6 +903,70 @@ describe('tollgate audit show', () => {
   });
 });
 
+describe('tollgate audit list and show: a record damaged in the table', () => {
+  const NAMED =
+    /^tollgate: the record payments-api#2 \(item AUDIT#payments-api \/ SEQ#000000000002\) is damaged: time: expected an ISO-8601 time, got "yesterday"; "tollgate audit show payments-api#2" prints what it holds, and "tollgate audit verify" checks its chain \(the local store .*\)\n$/;
+
+  it('list (and export) name a record whose time is no time: exit 1, nothing on stdout, never left out of a range unsaid', async () => {
+    const store = await copyWithEdit('payments-api', 2, 'time', 'yesterday');
+    for (const args of [
+      ['list'],
+      ['list', '--format', 'csv'],
+      // No range holds a time that is no time: --since would have left it out, and said nothing.
+      ['list', '--pipeline', 'payments-api', '--since', '2026-01-01'],
+      ['list', '--since', '2026-01-01', '--format', 'json'],
+      ['export', '--pipeline', 'payments-api'],
+    ]) {
+      const r = audit(args, store);
+      expect(r.stderr, args.join(' ')).toMatch(NAMED);
+      expect(r.status, args.join(' ')).toBe(1);
+      expect(r.stdout, args.join(' ')).toBe('');
+    }
+    // The other chains still list.
+    expect(ids(['--pipeline', 'search-api'], store)).toEqual(chain('search-api', 4, 3, 2, 1));
+  });
+
+  it('list names a record that lacks a field it prints (the gate): the field, what was expected, what came', async () => {
+    const store = await copyWithRemoved('payments-api', 2, 'gate');
+    for (const format of ['table', 'csv', 'json']) {
+      const r = audit(['list', '--pipeline', 'payments-api', '--format', format], store);
+      expect(r.stderr, format).toMatch(
+        /^tollgate: the record payments-api#2 \(item AUDIT#payments-api \/ SEQ#000000000002\) is damaged: gate: expected a map \(the gate\), got nothing; /,
+      );
+      expect(r.status, format).toBe(1);
+      expect(r.stdout, format).toBe('');
+    }
+  });
+
+  it('show prints what a damaged record has, absent fields as absent, and exits 2 through its hash check', async () => {
+    const store = await copyWithRemoved('payments-api', 2, 'gate');
+    const r = audit(['show', 'payments-api#2'], store);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(2);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toMatch(/^payments-api#2 {2}action {2}2026-11-25T\S+$/);
+    expect(lines[1]).toBe(
+      '  damaged                   ✗ not as Tollgate writes it: gate: expected a map (the gate), got nothing; each field as stored:',
+    );
+    expect(lines).toContain('  gate                      (absent)');
+    expect(lines).toContain('  actor                     tollgate');
+    expect(r.stdout).toMatch(/^ {2}summary {19}.*REJECT/m);
+    expect(r.stdout).toMatch(/^ {28}✗ the content hashes to [0-9a-f]{64}$/m);
+    const json = audit(['show', 'payments-api#2', '--format', 'json'], store);
+    expect(json.status).toBe(2);
+    expect(json.stderr).toMatch(
+      /^tollgate: payments-api#2: its content hashes to [0-9a-f]{64}, not to its hash/,
+    );
+    expect(JSON.parse(json.stdout)).not.toHaveProperty('gate');
+    // A record whose time is no time is shown as it came.
+    const edited = await copyWithEdit('payments-api', 2, 'time', 'yesterday');
+    const shown = audit(['show', 'payments-api#2'], edited);
+    expect(shown.status).toBe(2);
+    expect(shown.stdout).toMatch(/^payments-api#2 {2}action {2}yesterday$/m);
+    expect(shown.stdout).toContain('  time                      yesterday\n');
+  });
+});
+
 describe('tollgate audit verify', () => {
   it('the demo chains verify: exit 0, records checked per pipeline', () => {
     const r = audit(['verify']);
@@ -930,6 +1010,26 @@ describe('tollgate audit verify', () => {
     // The other chains alone still verify; `show` marks the record.
     expect(audit(['verify', '--pipeline', 'search-api'], store).status).toBe(0);
     expect(audit(['show', 'payments-api#2'], store).stdout).toMatch(/✗ the content hashes to [0-9a-f]{64}/);
+  });
+
+  it("a record's time removed, or made no time, in the table: exit 2 naming it (changed), and every other chain still verified", async () => {
+    for (const store of [
+      await copyWithRemoved('payments-api', 2, 'time'),
+      await copyWithEdit('payments-api', 2, 'time', 'yesterday'),
+    ]) {
+      const r = audit(['verify'], store);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(2);
+      expect(r.stdout).toMatch(
+        /^✗ payments-api +4 record\(s\) read: changed at payments-api#2: record 2 was changed/m,
+      );
+      // The chains after it are checked too.
+      expect(r.stdout).toMatch(/^✓ search-api +4 record\(s\) verified$/m);
+      expect(r.stdout).toMatch(/^✓ web-frontend +4 record\(s\) verified$/m);
+      expect(r.stdout.trimEnd().split('\n').at(-1)).toMatch(
+        /^FAILED: 1 of 10 chain\(s\) do not verify; the first bad record is payments-api#2 \(changed\)/,
+      );
+    }
   });
 
   it('a record deleted: exit 2, naming it (missing)', async () => {
@@ -1116,6 +1216,35 @@ describe('tollgate audit verify --archive', () => {
     expect(r.stdout.trimEnd().split('\n').at(-1)).toBe(
       'OK: 36 record(s) in 10 chain(s) verified, and every archived record is in the table unchanged',
     );
+  });
+
+  it('a record whose time is no time, not in the archive: named with its time as it came (exit 2), the other chains compared', async () => {
+    // The archive lacks payments-api#4, as if the archive function had failed on it; in the table its time
+    // was made no time. The comparison judges it by that time: it must say so, not fail on it.
+    const records = demoRecords().filter((x) => !(x.pipeline === 'payments-api' && x.seq === 4));
+    const folder = join(tmp, `archive-${++copies}`);
+    for (const object of archiveObjects(records)) {
+      const file = join(folder, object.key);
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(file, object.body);
+    }
+    for (const [store, when] of [
+      [await copyWithEdit('payments-api', 4, 'time', 'yesterday'), 'at "yesterday" (not a time)'],
+      [await copyWithRemoved('payments-api', 4, 'time'), 'with no time (the record has none)'],
+    ] as const) {
+      const r = audit(['verify', '--archive', folder], store);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(2);
+      expect(r.stdout).toMatch(
+        new RegExp(
+          `^✗ payments-api +4 record\\(s\\) read: changed at payments-api#4: .*; archive: not-archived at payments-api#4: the table's record payments-api#4 is not in the archive, after the archive's last record of the chain \\(#3\\), and written ${when.replace(/[()]/g, '\\$&')}, longer ago`,
+          'm',
+        ),
+      );
+      expect(r.stdout).toMatch(
+        /^✓ search-api +4 record\(s\) verified; archive: 4 of 4 archived record\(s\) match$/m,
+      );
+    }
   });
 
   it('a chain rewritten, re-hashed and its head moved: verify alone says OK, --archive says rewritten (exit 2)', async () => {

@@ -23,6 +23,9 @@ import {
   PENDING_PK,
   PIPELINES_PK,
   pendingKey,
+  type RecordDamage,
+  recordDamage,
+  timeDamage,
   transactionalIndexItems,
   vulnerabilityItems,
 } from './audit-items.js';
@@ -107,6 +110,34 @@ function recordOf(item: Item): AuditRecord {
   return record as unknown as AuditRecord;
 }
 
+/**
+ * A record item `list` cannot answer with: a field it prints or filters on is absent or of another kind (an
+ * edit by hand; Tollgate writes every one). Named by its item's keys and its place, with the field, what was
+ * expected and what came: a time that is no time is in no range, and would otherwise leave the answer unsaid.
+ */
+export class AuditRecordError extends Error {
+  constructor(
+    readonly pk: string,
+    readonly sk: string,
+    readonly damage: RecordDamage,
+  ) {
+    const pipeline = pk.startsWith(auditPk('')) ? pk.slice(auditPk('').length) : undefined;
+    const seq = /^SEQ#(\d+)$/.exec(sk)?.[1];
+    const ref = pipeline !== undefined && seq !== undefined ? `${pipeline}#${Number(seq)}` : undefined;
+    super(
+      `the record ${ref ?? ''}${ref ? ' ' : ''}(item ${pk} / ${sk}) is damaged: ${damage.field}: expected ${damage.expected}, got ${damage.got}${ref ? `; "tollgate audit show ${ref}" prints what it holds, and "tollgate audit verify" checks its chain` : ''}`,
+    );
+    this.name = 'AuditRecordError';
+  }
+}
+
+/** The record of an item `list` answers with: whole, or an AuditRecordError naming it. */
+function listedRecordOf(item: Item): AuditRecord {
+  const damage = recordDamage(item.record);
+  if (damage) throw new AuditRecordError(String(item.pk), String(item.sk), damage);
+  return recordOf(item);
+}
+
 /** The index items a Scan found (see DynamoAuditStore.indexItemKeys), by `itemKey`. */
 export interface IndexItemKeys {
   readonly keys: ReadonlySet<string>;
@@ -135,6 +166,18 @@ const INDEX_ATTRIBUTES = [
  * or `--since`, which read through the indexes.
  */
 function indexKeysProblem(item: Item, record: AuditRecord): ChainProblem | undefined {
+  // Every index key starts with the record's time: a record whose time is no time has no keys its content
+  // gives, and no range (`--since`, `--until`, a day) holds it. Said here, where the hash cannot see it
+  // (the record re-hashed), and never a failure that would leave the other chains unchecked.
+  const time = timeDamage(record);
+  if (time) {
+    return {
+      pipeline: record.pipeline,
+      seq: record.seq,
+      kind: 'unindexed',
+      detail: `record ${record.seq}'s time is not a time (expected ${time.expected}, got ${time.got}): list and export, which read by time, cannot place it`,
+    };
+  }
   const expected = auditRecordItem(record);
   const wrong = INDEX_ATTRIBUTES.filter((k) => item[k] !== expected[k]);
   if (wrong.length === 0) return undefined;
@@ -146,7 +189,11 @@ function indexKeysProblem(item: Item, record: AuditRecord): ChainProblem | undef
   };
 }
 
-/** The filter checked on one record (every field of it: what an index served is checked again, cheaply). */
+/**
+ * The filter checked on one record (every field of it: what an index served is checked again, cheaply). A
+ * record whose time is no time is refused by `list` before this (AuditRecordError): here it would match no
+ * range, and be left out unsaid.
+ */
 export function matchesFilter(record: AuditRecord, filter: AuditFilter): boolean {
   const time = Date.parse(record.time);
   if (filter.since && !(time >= filter.since.getTime())) return false;
@@ -565,21 +612,34 @@ export class DynamoAuditStore {
           IndexName: INDEX.pipeline,
           KeyConditionExpression: 'pipelinePk = :pk',
           ExpressionAttributeValues: { ':pk': auditPk(p.pipeline) },
-          ProjectionExpression: '#time',
-          ExpressionAttributeNames: { '#time': 'time' },
+          ProjectionExpression: 'pk, sk, #time, #record.#time',
+          ExpressionAttributeNames: { '#time': 'time', '#record': 'record' },
           ScanIndexForward: !newest,
           Limit: 1,
         }),
       );
       this.stats.requests++;
-      const time = output.Items?.[0]?.time;
-      if (time !== undefined) times.push(Date.parse(String(time)));
+      const item = output.Items?.[0];
+      if (item?.time === undefined) return;
+      const time = Date.parse(String(item.time));
+      // A record whose time is no time sorts last (or first) by its keys: named here, where the range it
+      // spoils is worked out, as `list` names any damaged record, not as a registry that is no time.
+      const record = isItem(item.record) ? item.record : {};
+      const damage = timeDamage({ time: record.time as string });
+      if (Number.isNaN(time) || damage) {
+        throw new AuditRecordError(
+          String(item.pk),
+          String(item.sk),
+          damage ?? { field: 'time', expected: 'an ISO-8601 time', got: JSON.stringify(item.time) },
+        );
+      }
+      times.push(time);
     });
     return times;
   }
 
   private async *recordsOf(pages: AsyncIterable<Item[]>): AsyncGenerator<AuditRecord> {
-    for await (const items of pages) for (const item of items) yield recordOf(item);
+    for await (const items of pages) for (const item of items) yield listedRecordOf(item);
   }
 
   /**
@@ -615,7 +675,7 @@ export class DynamoAuditStore {
     const before = (a: string, b: string): boolean => (forward ? a < b : a > b);
     const unindexed = [...found.values()]
       .map((item) => {
-        const record = recordOf(item);
+        const record = listedRecordOf(item);
         return { record, key: auditSortKey(record), yielded: false };
       })
       .sort((a, b) => (a.key === b.key ? 0 : before(a.key, b.key) ? -1 : 1));
@@ -650,7 +710,7 @@ export class DynamoAuditStore {
         );
         for (const item of chunk) {
           const record = found.get(`${String(item.recordPk)}\n${String(item.recordSk)}`);
-          if (record) yield recordOf(record);
+          if (record) yield listedRecordOf(record);
         }
       }
     }

@@ -37,7 +37,8 @@ export class ArchiveLineError extends Error {
 
 /**
  * - `changed-in-archive`: an archived record whose content does not hash to its `hash`: it was already altered
- *   when the table inserted it (the archive writes what the stream delivers, as it is);
+ *   when the table inserted it (the archive writes what the stream delivers, as it is); or a second copy at a
+ *   record's place claiming its hash with other content, named beside the genuine one whichever is read first;
  * - `forked`: the copy holds two different records at one place: the record was deleted and inserted again;
  * - `rewritten`: the table's record at that place is not the archived one;
  * - `deleted`: an archived record the table no longer has;
@@ -120,6 +121,8 @@ interface Entry {
   /** What the archived content hashes to: `hash`, unless it was altered before it was archived. */
   readonly computed: string;
   readonly at: ArchiveLocation;
+  /** The `changed-in-archive` problem said of this copy alone, if it was altered (see `add`). */
+  readonly altered?: ArchiveProblem;
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -220,7 +223,12 @@ export class ArchiveIndex {
       this.chains.set(record.pipeline, chain);
     }
     const held = chain.get(record.seq);
-    if (held?.hash === record.hash) return;
+    if (held?.hash === record.hash) {
+      // The hash a copy claims is only a claim: a second copy at the same place that claims it and holds
+      // other content (a forged APPROVE beside the genuine REJECT) is found whichever was listed first.
+      this.again(record, held, at);
+      return;
+    }
     if (held) {
       this.problem(record.pipeline, {
         pipeline: record.pipeline,
@@ -232,16 +240,52 @@ export class ArchiveIndex {
     }
     const computed = hashOf(record);
     const time = Date.parse(record.time);
-    chain.set(record.seq, { hash: record.hash, computed, time, at });
     this.began(time);
+    let altered: ArchiveProblem | undefined;
     if (computed !== record.hash) {
-      this.problem(record.pipeline, {
+      altered = {
         pipeline: record.pipeline,
         seq: record.seq,
         kind: 'changed-in-archive',
         detail: `the archived record (${describeLocation(at)}) hashes to ${short(computed)}…, not to its hash ${short(record.hash)}…: it was already altered when the table inserted it`,
-      });
+      };
+      this.problem(record.pipeline, altered);
     }
+    chain.set(record.seq, { hash: record.hash, computed, time, at, ...(altered ? { altered } : {}) });
+  }
+
+  /**
+   * Another copy of a held record claiming the same hash: the same record archived twice (a halved batch),
+   * nothing to say; or other content under the genuine hash, `changed-in-archive` naming both copies. The
+   * genuine copy is the one held, so the comparison with the table is the same whichever was read first, and
+   * a held altered copy's own problem is replaced by the one naming both.
+   */
+  private again(record: AuditRecord, held: Entry, at: ArchiveLocation): void {
+    const computed = hashOf(record);
+    if (computed === held.computed) return;
+    const chain = this.chains.get(record.pipeline);
+    const copy: Entry = { hash: record.hash, computed, time: Date.parse(record.time), at };
+    let genuine = held;
+    let other = copy;
+    if (computed === record.hash) {
+      genuine = copy;
+      other = held;
+      chain?.set(record.seq, copy);
+      this.began(copy.time);
+    }
+    // The held copy's own problem, if it was altered, is said again below with the other copy beside it.
+    if (held.altered) this.unsay(record.pipeline, held.altered);
+    const where = `${record.pipeline}#${record.seq}`;
+    const detail =
+      genuine.computed === genuine.hash
+        ? `the archive holds two records ${where} with hash ${short(record.hash)}…: the one at ${describeLocation(genuine.at)} hashes to it, the one at ${describeLocation(other.at)} to ${short(other.computed)}…: that one was altered, and claims the genuine record's hash`
+        : `the archive holds two records ${where} with hash ${short(record.hash)}…, and neither hashes to it: ${describeLocation(held.at)} hashes to ${short(held.computed)}…, ${describeLocation(at)} to ${short(computed)}…: both were altered`;
+    this.problem(record.pipeline, {
+      pipeline: record.pipeline,
+      seq: record.seq,
+      kind: 'changed-in-archive',
+      detail,
+    });
   }
 
   /**
@@ -289,14 +333,14 @@ export class ArchiveIndex {
     const first = span?.from;
     const last = span?.to;
     const seen = new Set<number>();
-    const unarchived: { seq: number; time: number }[] = [];
+    const unarchived: { seq: number; time: number; text: unknown }[] = [];
     let matched = 0;
     for await (const record of table) {
       if (seen.has(record.seq)) continue;
       seen.add(record.seq);
       const entry = archived.get(record.seq);
       if (!entry) {
-        unarchived.push({ seq: record.seq, time: Date.parse(record.time) });
+        unarchived.push({ seq: record.seq, time: Date.parse(record.time), text: record.time });
         continue;
       }
       if (entry.hash === record.hash) {
@@ -348,15 +392,22 @@ export class ArchiveIndex {
     // appended a moment ago, may carry an old one and read as not archived until the archive writes it (a
     // minute). Each record is judged by its own time all the same: judging the tail by its newest record would
     // let one fresh record hide a stopped archive, or a rewritten tail, however old the rest.
-    for (const { seq, time } of unarchived) {
+    for (const { seq, time, text } of unarchived) {
+      // A time that is no time (edited in the table) is judged overdue, and shown as it came: an Invalid Date
+      // would fail the whole comparison, naming no record.
+      const when = !Number.isNaN(time)
+        ? new Date(time).toISOString()
+        : text === undefined
+          ? 'with no time (the record has none)'
+          : `at ${shown(text)} (not a time)`;
       const where =
         first === undefined || seq < first
           ? sinceArchive(time) && overdue(time)
-            ? `written ${new Date(time).toISOString()}, after the archive began (its earliest record is of ${new Date(this.earliest).toISOString()})`
+            ? `written ${when}, after the archive began (its earliest record is of ${new Date(this.earliest).toISOString()})`
             : undefined
           : last !== undefined && seq > last
             ? overdue(time)
-              ? `after the archive's last record of the chain (#${last}), and written ${new Date(time).toISOString()}, longer ago than the archive takes (${Math.round(graceMs / 60_000)} minutes): the archive stopped, or the chain's tail was rewritten since (or a late event's record was appended a moment ago: verify again in a minute)`
+              ? `after the archive's last record of the chain (#${last}), and written ${when}, longer ago than the archive takes (${Math.round(graceMs / 60_000)} minutes): the archive stopped, or the chain's tail was rewritten since (or a late event's record was appended a moment ago: verify again in a minute)`
               : undefined
             : options.whole
               ? 'though records before and after it are'
@@ -388,6 +439,13 @@ export class ArchiveIndex {
     const list = this.own.get(pipeline) ?? [];
     list.push(problem);
     this.own.set(pipeline, list);
+  }
+
+  /** Takes back a problem said before (a copy's own, now said with the copy beside it). */
+  private unsay(pipeline: string, problem: ArchiveProblem): void {
+    const list = this.own.get(pipeline);
+    const i = list?.indexOf(problem) ?? -1;
+    if (list && i >= 0) list.splice(i, 1);
   }
 }
 
