@@ -82,6 +82,8 @@ function entry(pipeline: string, n: number, type: AuditEntry['type'], at: number
         ? {
             state: 'SUCCEEDED',
             reviewer: REVIEWERS[n % 2]!,
+            // Some sessions of the shared role carry who is behind it (sts:SourceIdentity).
+            ...(n % 4 === 1 ? { sourceIdentity: 'carol@example.com' } : {}),
             byTollgate: false,
             status: 'Approved',
             summary: 'ok',
@@ -160,6 +162,7 @@ describe('DynamoAuditStore.list', () => {
     ['reviewer', { reviewer: REVIEWERS[1]! }, 'REVIEWER# items'],
     ['reviewer by short name', { reviewer: 'bob' }, 'REVIEWER# items'],
     ['reviewer by role and name', { reviewer: 'SecurityEngineer/alice', since }, 'REVIEWER# items'],
+    ['reviewer by source identity', { reviewer: 'carol@example.com' }, 'REVIEWER# items'],
     ['vulnerability', { vulnerability: 'CVE-2026-1003' }, 'VULN# items'],
     ['vulnerability and range', { vulnerability: 'CVE-2026-2001', until }, 'VULN# items'],
   ];
@@ -186,6 +189,14 @@ describe('DynamoAuditStore.list', () => {
     expect((await list({ reviewer: 'alice' })).map(key)).toEqual(byArn);
     expect((await list({ reviewer: 'assumed-role/SecurityEngineer/alice' })).map(key)).toEqual(byArn);
     expect(await list({ reviewer: 'lice' })).toEqual([]);
+    // The source identity finds exactly the resolutions whose session had it, whatever its session name.
+    const bySource = await list({ reviewer: 'carol@example.com' });
+    expect(bySource.length).toBeGreaterThan(0);
+    expect(bySource.every((r) => r.resolution?.sourceIdentity === 'carol@example.com')).toBe(true);
+    expect(bySource.length).toBe(
+      trail.filter((r) => r.resolution?.sourceIdentity === 'carol@example.com').length,
+    );
+    expect(await list({ reviewer: 'carol' })).toEqual([]);
     expect(await list({ reviewer: 'SecurityEngineer' })).toEqual([]);
   });
 

@@ -740,6 +740,30 @@ describe('tollgate audit list --format csv', () => {
     expect(table).not.toContain('ESCALATE by policy');
   });
 
+  it("a reviewer's source identity is shown by show, and list --reviewer finds the resolution by it", async () => {
+    const store = await copyWithRecord((decision) => ({
+      ...decision,
+      type: 'resolution',
+      time: '2026-11-25T09:30:00.000Z',
+      actor: ALICE,
+      resolution: {
+        state: 'SUCCEEDED',
+        reviewer: ALICE,
+        sourceIdentity: 'bob@example.com',
+        byTollgate: false,
+        status: 'Approved',
+        summary: 'accepted',
+      },
+    }));
+    const found = audit(['list', '--reviewer', 'bob@example.com', '--format', 'json'], store);
+    expect(found.status, found.stderr).toBe(0);
+    const records = JSON.parse(found.stdout) as AuditRecord[];
+    expect(records.map((r) => r.resolution?.sourceIdentity)).toEqual(['bob@example.com']);
+    const shown = audit(['show', `orders-worker#${records[0]!.seq}`], store);
+    expect(shown.status, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(/^ {2}source identity {1}bob@example\.com$/m);
+  });
+
   it('csvField: RFC 4180 quoting and the formula guard', () => {
     expect(csvField('plain')).toBe('plain');
     expect(csvField('a,b')).toBe('"a,b"');

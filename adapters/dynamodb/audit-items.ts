@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type AuditRecord, reviewerNames } from '../../shared/audit/record.js';
+import { type AuditRecord, resolutionNames } from '../../shared/audit/record.js';
 
 /*
  * The audit trail's items (see README.md in this folder, "Audit trail"). Pure: the store writes them, the
@@ -278,12 +278,10 @@ export function transactionalIndexItems(record: AuditRecord): Item[] {
   const items: Item[] = [];
   const repository = record.image?.repository;
   if (repository) items.push(indexItem('REPO', repository, record));
-  const reviewer = record.resolution?.reviewer;
-  if (reviewer) {
-    // Under the identity and each of its short names (alice, SecurityEngineer/alice): an auditor asks
-    // for either, and both are one Query.
-    for (const name of [reviewer, ...reviewerNames(reviewer)])
-      items.push(indexItem('REVIEWER', name, record));
+  // Under the identity, each of its short names (alice, SecurityEngineer/alice) and the session's source
+  // identity: an auditor asks for any, and each is one Query.
+  if (record.resolution) {
+    for (const name of resolutionNames(record.resolution)) items.push(indexItem('REVIEWER', name, record));
   }
   return items;
 }

@@ -7,7 +7,7 @@ import {
   ScanCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { type ChainProblem, type VerifyResult, verifyChain } from '../../shared/audit/chain.js';
-import { type AuditFilter, type AuditRecord, reviewerMatches } from '../../shared/audit/record.js';
+import { type AuditFilter, type AuditRecord, resolutionMatches } from '../../shared/audit/record.js';
 import { inTurn } from '../../shared/gate/work.js';
 import {
   AUDIT_TYPE,
@@ -203,8 +203,7 @@ export function matchesFilter(record: AuditRecord, filter: AuditFilter): boolean
   if (filter.outcome !== undefined && record.outcome !== filter.outcome) return false;
   if (filter.digest !== undefined && record.image?.digest !== filter.digest) return false;
   if (filter.repository !== undefined && record.image?.repository !== filter.repository) return false;
-  if (filter.reviewer !== undefined && !reviewerMatches(record.resolution?.reviewer, filter.reviewer))
-    return false;
+  if (filter.reviewer !== undefined && !resolutionMatches(record.resolution, filter.reviewer)) return false;
   if (filter.vulnerability !== undefined && !record.vulnerabilities.includes(filter.vulnerability))
     return false;
   if (filter.state !== undefined && record.resolution?.state !== filter.state) return false;

@@ -158,3 +158,21 @@ export function reviewerMatches(identity: string | null | undefined, who: string
   if (!identity) return false;
   return identity === who || reviewerNames(identity).includes(who);
 }
+
+/**
+ * The names a resolution is found by (`list --reviewer`): the reviewer's identity, its `reviewerNames`, and
+ * the session's source identity when it had one (the person behind a shared role).
+ */
+export function resolutionNames(resolution: Pick<AuditResolution, 'reviewer' | 'sourceIdentity'>): string[] {
+  const names = resolution.reviewer ? [resolution.reviewer, ...reviewerNames(resolution.reviewer)] : [];
+  const source = resolution.sourceIdentity;
+  return source && !names.includes(source) ? [...names, source] : names;
+}
+
+/** Whether a resolution was made by `who`: one of its `resolutionNames`. */
+export function resolutionMatches(
+  resolution: Pick<AuditResolution, 'reviewer' | 'sourceIdentity'> | null | undefined,
+  who: string,
+): boolean {
+  return resolution ? resolutionNames(resolution).includes(who) : false;
+}
