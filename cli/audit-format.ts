@@ -4,7 +4,7 @@
  * commands (audit.ts) decide where the text goes.
  */
 
-import { type RecordDamage, recordDamage } from '../adapters/dynamodb/audit-items.js';
+import { type RecordDamage, recordDamage } from '../adapters/dynamodb/audit-damage.js';
 import { type AuditRecord, GENESIS } from '../shared/audit/record.js';
 import { parseIsoTime } from '../shared/dates.js';
 import type { Violation } from '../shared/decision/record.js';

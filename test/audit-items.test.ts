@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { recordDamage } from '../adapters/dynamodb/audit-damage.js';
 import {
   auditRecordItem,
   auditSortKey,
@@ -7,7 +8,6 @@ import {
   indexKind,
   PARTITION_KEY_BYTES,
   pendingItem,
-  recordDamage,
   registryItem,
   transactionalIndexItems,
   vulnerabilityItems,

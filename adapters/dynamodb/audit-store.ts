@@ -9,6 +9,7 @@ import {
 import { type ChainProblem, type VerifyResult, verifyChain } from '../../shared/audit/chain.js';
 import { type AuditFilter, type AuditRecord, resolutionMatches } from '../../shared/audit/record.js';
 import { inTurn } from '../../shared/gate/work.js';
+import { type RecordDamage, recordDamage, timeDamage } from './audit-damage.js';
 import {
   AUDIT_TYPE,
   auditPk,
@@ -23,9 +24,6 @@ import {
   PENDING_PK,
   PIPELINES_PK,
   pendingKey,
-  type RecordDamage,
-  recordDamage,
-  timeDamage,
   transactionalIndexItems,
   vulnerabilityItems,
 } from './audit-items.js';
