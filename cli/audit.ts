@@ -13,6 +13,7 @@
  * prints does not hash to its hash or does not link to the record before. `archive` prints as it writes.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { recordDamage } from '../adapters/dynamodb/audit-damage.js';
 import type { ArchiveComparison, SeqRange } from '../shared/audit/archive-compare.js';
 import { hashOf } from '../shared/audit/chain.js';
 import {
@@ -501,7 +502,13 @@ async function runShow(ref: string, opts: SourceOptions & { format: 'text' | 'js
       );
       // The record is printed either way (it is the evidence), but a script that checks only the status must
       // not take a tampered record for a sound one: as verify, a broken chain is exit 2.
-      const problem = chainProblem(record, computed, previous);
+      // A record damaged by hand and re-hashed passes both checks: its damage is as much a tampering.
+      const damage = recordDamage(record);
+      const problem =
+        chainProblem(record, computed, previous) ??
+        (damage === undefined
+          ? undefined
+          : `${pipeline}#${seq} is not as Tollgate writes it: ${damage.field}: expected ${damage.expected}, got ${damage.got}`);
       if (problem === undefined) return AUDIT_EXIT.OK;
       // The text says it with its ✗; JSON is the record as stored, which says nothing of it.
       if (opts.format === 'json') process.stderr.write(`tollgate: ${printable(problem)}\n`);

@@ -989,6 +989,23 @@ describe('tollgate audit list and show: a record damaged in the table', () => {
     expect(shown.stdout).toMatch(/^payments-api#2 {2}action {2}yesterday$/m);
     expect(shown.stdout).toContain('  time                      yesterday\n');
   });
+
+  it('show exits 2 for a damaged record that was re-hashed: its hash checks pass, its damage does not', async () => {
+    // A decision with its violations taken out, chained and hashed anew after orders-worker's 4 records.
+    const store = await copyWithRecord((decision) => {
+      const { violations: _, ...rest } = decision;
+      return rest as unknown as AuditEntry;
+    });
+    const r = audit(['show', 'orders-worker#5'], store);
+    expect(r.stdout).toMatch(/✓ matches the content/);
+    expect(r.stdout).toContain('damaged');
+    expect(r.status).toBe(2);
+    const json = audit(['show', 'orders-worker#5', '--format', 'json'], store);
+    expect(json.status).toBe(2);
+    expect(json.stderr).toBe(
+      'tollgate: orders-worker#5 is not as Tollgate writes it: violations: expected a list of rule results (rule, action, findings), got nothing\n',
+    );
+  });
 });
 
 describe('tollgate audit verify', () => {

@@ -610,33 +610,58 @@ describe('merging several files', () => {
     expect(() => mergeFindings([ecrPage])).toThrow(/ecr\.json: nextToken: expected every page/);
   });
 
-  it('refuses pages of two scans (a rescan while they were fetched), as the gate does, naming both', () => {
+  it('refuses pages of two scans (a rescan while they were fetched), in any order, as the gate does', () => {
     const ecr = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json') as {
+      repositoryName: string;
       imageScanFindings: Record<string, unknown> & { findings: { name: string }[] };
     };
-    const ecrPage = (file: string, at: number | undefined, name: string, token?: string) => {
+    const ecrPage = (
+      file: string,
+      at: number | undefined,
+      name: string,
+      token?: string,
+      repositoryName = ecr.repositoryName,
+    ) => {
       const { imageScanCompletedAt: _, ...rest } = ecr.imageScanFindings;
       const findings = [{ ...ecr.imageScanFindings.findings[0]!, name }];
       const raw = {
         ...ecr,
+        repositoryName,
         imageScanFindings: { ...rest, findings, ...(at === undefined ? {} : { imageScanCompletedAt: at }) },
         ...(token === undefined ? {} : { nextToken: token }),
       };
       return { file, document: readFindingsDocument(raw) };
     };
-    const a = ecrPage('scan-a.json', 1795478400, 'CVE-2020-0001', 'next');
-    const e = inputError(() => mergeFindings([a, ecrPage('scan-b.json', 1795564800, 'CVE-2020-0002')]));
-    expect(e.message).toBe(
-      'scan-b.json: imageScanFindings.imageScanCompletedAt: expected a page of the scan its first page ' +
-        'scan-a.json is of (completed at 2026-11-24T00:00:00.000Z): the image was scanned again while its ' +
-        'findings were fetched; fetch them again; got a page of a scan completed at 2026-11-25T00:00:00.000Z',
+    const A = 1795478400;
+    const B = 1795564800;
+    const a1 = ecrPage('scan-a.json', A, 'CVE-2020-0001', 'next');
+    const b2 = ecrPage('scan-b.json', B, 'CVE-2020-0002');
+    expect(inputError(() => mergeFindings([a1, b2])).message).toBe(
+      'scan-b.json: imageScanFindings.imageScanCompletedAt: expected the pages of one scan, as scan-a.json is ' +
+        '(completed at 2026-11-24T00:00:00.000Z): the image was scanned again while its findings were fetched; ' +
+        'fetch them again; got a page of a scan completed at 2026-11-25T00:00:00.000Z',
     );
+    // The order the files come in changes nothing: the last page first, or a shell glob's page-1, page-10, page-2.
+    expect(() => mergeFindings([b2, a1])).toThrow(/scan-a\.json: imageScanFindings\.imageScanCompletedAt/);
+    const glob = [
+      ecrPage('page-1.json', A, 'CVE-2024-0001', 't1'),
+      ecrPage('page-10.json', undefined, 'CVE-2024-0009'),
+      ecrPage('page-2.json', B, 'CVE-2024-0003', 't2'),
+    ];
+    expect(() => mergeFindings(glob)).toThrow(/page-2\.json: .*completed at 2026-11-25/);
     // Pages of one scan, and the answer's last page without a completion time, are one answer.
-    expect(mergeFindings([a, ecrPage('b.json', 1795478400, 'CVE-2020-0002')]).findings.length).toBe(2);
-    expect(mergeFindings([a, ecrPage('b.json', undefined, 'CVE-2020-0002')]).findings.length).toBe(2);
+    expect(mergeFindings([a1, ecrPage('b.json', A, 'CVE-2020-0002')]).findings.length).toBe(2);
+    expect(mergeFindings([ecrPage('b.json', undefined, 'CVE-2020-0002'), a1]).findings.length).toBe(2);
     // Two whole answers are two reads, not pages of one: each was complete.
     const whole = (file: string, at: number) => ecrPage(file, at, `CVE-${at}`);
-    expect(mergeFindings([whole('x.json', 1795478400), whole('y.json', 1795564800)]).findings.length).toBe(2);
+    expect(mergeFindings([whole('x.json', A), whole('y.json', B)]).findings.length).toBe(2);
+    // Another repository's pages are its own (left out by --repository), not a rescan of this image's.
+    const other = [
+      ecrPage('other-1.json', B, 'CVE-2020-0003', 'o1', 'other/repo'),
+      ecrPage('other-2.json', B, 'CVE-2020-0004', undefined, 'other/repo'),
+    ];
+    const set = mergeFindings([...other, whole('mine.json', A)], ecr.repositoryName);
+    expect(set.leftOut).toBe(2);
   });
 
   it('refuses a list the AWS CLI cut with --max-items (its NextToken), from Inspector or ECR, until its rest is given', () => {

@@ -338,30 +338,37 @@ function checkPages(documents: readonly NamedDocument[]): void {
 
 /**
  * Pages of one answer must be of one scan, as the gate reads them (adapters/aws/ecr.ts): a rescan between two
- * pages gives a first page of one scan and a last of another, which together can meet every count while
- * missing findings of both. A later page without a completion time is the answer's empty last page.
+ * pages gives pages of one scan and of another, which together can meet every count while missing findings of
+ * both. Files may come in any order (a shell glob sorts page-10 before page-2), so the pages of an image are
+ * compared whatever their order: where any of them says more follow (`nextToken`), every one that has a
+ * completion time must have the same (the empty last page has none). Two whole answers of different scans
+ * beside pages are refused too: which pages go with which answer cannot be told (fail closed).
  */
 function checkScans(documents: readonly NamedDocument[]): void {
-  let answer: { readonly named: NamedDocument; readonly at: number | undefined } | undefined;
-  let continues = false;
+  const images = new Map<string, NamedDocument[]>();
   for (const named of documents) {
     const { document } = named;
-    const at = document.scanCompletedAt;
-    if (!continues || answer === undefined) answer = { named, at };
-    else if (at !== undefined && at !== answer.at) {
-      const path = ['imageScanFindings', 'imageScanCompletedAt'];
-      const first = answer.at === undefined ? 'no completion time' : new Date(answer.at).toISOString();
-      throw new InputError([
-        {
-          file: named.file,
-          ...located(named, path),
-          path: formatPath(path),
-          expected: `a page of the scan its first page ${answer.named.file} is of (completed at ${first}): the image was scanned again while its findings were fetched; fetch them again`,
-          got: `a page of a scan completed at ${new Date(at).toISOString()}`,
-        },
-      ]);
-    }
-    continues = document.scan?.complete === true && document.nextToken != null;
+    if (!document.format.startsWith('ecr-')) continue;
+    const key = JSON.stringify([document.image?.repository ?? null, document.image?.digest ?? null]);
+    images.set(key, [...(images.get(key) ?? []), named]);
+  }
+  for (const pages of images.values()) {
+    if (!pages.some((p) => p.document.nextToken != null)) continue;
+    const timed = pages.filter((p) => p.document.scanCompletedAt !== undefined);
+    const first = timed[0];
+    const other = timed.find((p) => p.document.scanCompletedAt !== first?.document.scanCompletedAt);
+    if (first === undefined || other === undefined) continue;
+    const path = ['imageScanFindings', 'imageScanCompletedAt'];
+    const at = (p: NamedDocument) => new Date(p.document.scanCompletedAt!).toISOString();
+    throw new InputError([
+      {
+        file: other.file,
+        ...located(other, path),
+        path: formatPath(path),
+        expected: `the pages of one scan, as ${first.file} is (completed at ${at(first)}): the image was scanned again while its findings were fetched; fetch them again`,
+        got: `a page of a scan completed at ${at(other)}`,
+      },
+    ]);
   }
 }
 
