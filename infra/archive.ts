@@ -801,17 +801,7 @@ export class TollgateArchive extends Construct {
           '(forged or edited before it was written, or put again altered after its original was deleted, or ' +
           'corrupt); it was archived as it is. Run "tollgate audit verify --archive" and look at who wrote to ' +
           'the table (CloudTrail data events).',
-        metric: new cloudwatch.Metric({
-          namespace: metrics.namespace,
-          metricName: 'ArchiveHashMismatches',
-          dimensionsMap: { service: metrics.service },
-          statistic: 'Sum',
-          period: Duration.minutes(5),
-        }),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        ...everyOne(metrics, 'ArchiveHashMismatches'),
       }),
       // The one place an audit record altered or removed in the table is seen as it happens (the stream's
       // MODIFY and REMOVE of audit records, ARCHIVE_STREAM_FILTERS): otherwise only the next `tollgate audit
@@ -823,17 +813,7 @@ export class TollgateArchive extends Construct {
           'kept the original and did not archive the change; its log gives the keys, the event and who made it ' +
           '(userIdentity dynamodb.amazonaws.com: the TTL). Run "tollgate audit verify --archive" and look at ' +
           'who wrote to the table (CloudTrail data events).',
-        metric: new cloudwatch.Metric({
-          namespace: metrics.namespace,
-          metricName: 'ArchiveAuditRecordsChanged',
-          dimensionsMap: { service: metrics.service },
-          statistic: 'Sum',
-          period: Duration.minutes(5),
-        }),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        ...everyOne(metrics, 'ArchiveAuditRecordsChanged'),
       }),
     };
   }
@@ -868,4 +848,30 @@ export class TollgateArchive extends Construct {
         'gave up on); its depth is alarmed, and a queue behind it would only hide the messages.',
     });
   }
+}
+
+/**
+ * An alarm on one of the archive's own counters, published only when what it counts happens (no data is
+ * none): any one in 5 minutes pages.
+ */
+function everyOne(
+  metrics: TollgateArchiveProps['metrics'],
+  metricName: string,
+): Pick<
+  cloudwatch.AlarmProps,
+  'metric' | 'threshold' | 'comparisonOperator' | 'evaluationPeriods' | 'treatMissingData'
+> {
+  return {
+    metric: new cloudwatch.Metric({
+      namespace: metrics.namespace,
+      metricName,
+      dimensionsMap: { service: metrics.service },
+      statistic: 'Sum',
+      period: Duration.minutes(5),
+    }),
+    threshold: 1,
+    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    evaluationPeriods: 1,
+    treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+  };
 }
