@@ -324,6 +324,12 @@ export interface TollgateArchiveAlarms {
    * it the TTL attribute) in the table: records are only ever inserted, so this is tampering.
    */
   readonly auditRecordsChanged: cloudwatch.Alarm;
+  /**
+   * The archive stopped: decisions were made (the gate's `Decisions`) and nothing was archived, in each of two
+   * hours running. A stream mapping disabled or deleted invokes nothing, so neither `errors` nor
+   * `iteratorAge` (no invocation, no data) would say so.
+   */
+  readonly stopped: cloudwatch.Alarm;
 }
 
 /**
@@ -814,6 +820,47 @@ export class TollgateArchive extends Construct {
           '(userIdentity dynamodb.amazonaws.com: the TTL). Run "tollgate audit verify --archive" and look at ' +
           'who wrote to the table (CloudTrail data events).',
         ...everyOne(metrics, 'ArchiveAuditRecordsChanged'),
+      }),
+      stopped: alarm('StoppedAlarm', {
+        alarmDescription:
+          'Tollgate: the gate made decisions and the archive archived nothing, in each of the last two hours: ' +
+          'its stream mapping may be disabled or gone (nothing invokes the function, so no error or lag is ' +
+          'seen). The table still has the records while the stream keeps them (24 hours): re-enable the mapping, ' +
+          'then archive what the stream lost with "tollgate audit archive".',
+        metric: new cloudwatch.MathExpression({
+          // Decisions carry their outcome as a dimension: the three are summed. An hour's period, two of them
+          // breaching: a decision archived in the next hour's first minute is not a stopped archive.
+          expression:
+            'IF((FILL(approve, 0) + FILL(reject, 0) + FILL(escalate, 0)) > 0 AND FILL(archived, 0) == 0, 1, 0)',
+          usingMetrics: {
+            ...Object.fromEntries(
+              (['APPROVE', 'REJECT', 'ESCALATE'] as const).map((outcome) => [
+                outcome.toLowerCase(),
+                new cloudwatch.Metric({
+                  namespace: metrics.namespace,
+                  metricName: 'Decisions',
+                  dimensionsMap: { service: metrics.service, outcome },
+                  statistic: 'Sum',
+                  period: Duration.hours(1),
+                }),
+              ]),
+            ),
+            archived: new cloudwatch.Metric({
+              namespace: metrics.namespace,
+              metricName: 'ArchivedRecords',
+              dimensionsMap: { service: metrics.service },
+              statistic: 'Sum',
+              period: Duration.hours(1),
+            }),
+          },
+          label: 'hours with decisions and nothing archived',
+          period: Duration.hours(1),
+        }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 2,
+        datapointsToAlarm: 2,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       }),
     };
   }

@@ -526,6 +526,43 @@ describe('from the table’s stream to the archive function', () => {
     expect(dashboard).toContain(`"${logicalId(shown.archive.alarms.auditRecordsChanged)}","Arn"`);
   });
 
+  it('pages when the gate decides and the archive archives nothing, two hours running (a mapping disabled)', () => {
+    const p = resource(b, b.archive.alarms.stopped).Properties as Json & {
+      Metrics: { Id: string; Expression?: string; MetricStat?: Json; ReturnData?: boolean }[];
+    };
+    expect(p).toMatchObject({
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      EvaluationPeriods: 2,
+      DatapointsToAlarm: 2,
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [{ Ref: logicalId(b.tollgate.alarmTopic as unknown as IConstruct) }],
+    });
+    const expression = p.Metrics.find((m) => m.Expression !== undefined)!;
+    expect(expression.Expression).toBe(
+      'IF((FILL(approve, 0) + FILL(reject, 0) + FILL(escalate, 0)) > 0 AND FILL(archived, 0) == 0, 1, 0)',
+    );
+    const service = { Name: 'service', Value: b.tollgate.metrics.service };
+    const stat = (id: string) => p.Metrics.find((m) => m.Id === id)?.MetricStat;
+    // Each outcome's decisions (the outcome is a dimension of Decisions), and what the archive wrote, by hour.
+    for (const outcome of ['APPROVE', 'REJECT', 'ESCALATE']) {
+      expect(stat(outcome.toLowerCase()), outcome).toEqual({
+        Metric: {
+          Namespace: 'Tollgate',
+          MetricName: 'Decisions',
+          Dimensions: expect.arrayContaining([service, { Name: 'outcome', Value: outcome }]),
+        },
+        Period: 3600,
+        Stat: 'Sum',
+      });
+    }
+    expect(stat('archived')).toEqual({
+      Metric: { Namespace: 'Tollgate', MetricName: 'ArchivedRecords', Dimensions: [service] },
+      Period: 3600,
+      Stat: 'Sum',
+    });
+  });
+
   it('runs the function as the gate’s: arm64 nodejs22.x, active tracing, source maps, told only the bucket', () => {
     const p = resource(b, b.archive.function).Properties as Json & { Environment: { Variables: Json } };
     expect(p).toMatchObject({

@@ -715,8 +715,8 @@ describe('the Tollgate construct', () => {
       (a) => a.Properties as Json,
     );
     // The gate's (queues, functions, overdue, oldest, undelivered emails, lost events, a borrowed role) and the
-    // archive's five (failed batches, errors, lag, hash mismatches, audit records changed).
-    expect(alarms).toHaveLength(5 + 4 + 2 + 1 + 1 + 1 + 5);
+    // archive's six (failed batches, errors, lag, hash mismatches, audit records changed, stopped).
+    expect(alarms).toHaveLength(5 + 4 + 2 + 1 + 1 + 1 + 6);
     // An event neither delivered nor dead-lettered (the queue or its key refused it) is lost but for this alarm:
     // every rule's InvocationsFailedToBeSentToDlq, summed.
     const lost = alarms.find((a) =>
