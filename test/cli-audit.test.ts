@@ -19,7 +19,7 @@ import { csvField, csvLine, parseTime, printable, renderShow } from '../cli/audi
 import { TABLE_NAME } from '../cli/local-store.js';
 import { archiveObjects } from '../functions/archive/layout.js';
 import { chainRecord } from '../shared/audit/chain.js';
-import type { AuditEntry, AuditRecord } from '../shared/audit/record.js';
+import type { AuditEntry, AuditRecord, AuditResolution } from '../shared/audit/record.js';
 import { ROOT } from './helpers.js';
 
 /*
@@ -143,6 +143,24 @@ async function copyWithRecord(change: (decision: AuditRecord) => AuditEntry): Pr
     await writer.indexAudit(record);
   });
   return store;
+}
+
+/** A copy of the demo store with orders-worker's first decision resolved by alice, its resolution as given. */
+function copyWithResolution(resolution: Partial<AuditResolution>): Promise<string> {
+  return copyWithRecord((decision) => ({
+    ...decision,
+    type: 'resolution',
+    time: '2026-11-25T09:30:00.000Z',
+    actor: ALICE,
+    resolution: {
+      state: 'SUCCEEDED',
+      reviewer: ALICE,
+      byTollgate: false,
+      status: 'Approved',
+      summary: null,
+      ...resolution,
+    },
+  }));
 }
 
 /** A copy of the demo store with one field of one record edited in the table, as a tamperer would. */
@@ -717,19 +735,7 @@ describe('tollgate audit list --format csv', () => {
   });
 
   it("a reviewer who wrote no summary is not shown saying the decision's", async () => {
-    const store = await copyWithRecord((decision) => ({
-      ...decision,
-      type: 'resolution',
-      time: '2026-11-25T09:30:00.000Z',
-      actor: ALICE,
-      resolution: {
-        state: 'SUCCEEDED',
-        reviewer: ALICE,
-        byTollgate: false,
-        status: 'Approved',
-        summary: null,
-      },
-    }));
+    const store = await copyWithResolution({ summary: null });
     const args = ['--pipeline', 'orders-worker', '--since', '2026-11-25T09:30:00Z'];
     const csv = parseCsv(audit(['list', '--format', 'csv', ...args], store).stdout);
     const row = Object.fromEntries(HEADER.split(',').map((c, i) => [c, csv[1]![i]]));
@@ -741,20 +747,7 @@ describe('tollgate audit list --format csv', () => {
   });
 
   it("a reviewer's source identity is shown by show, and list --reviewer finds the resolution by it", async () => {
-    const store = await copyWithRecord((decision) => ({
-      ...decision,
-      type: 'resolution',
-      time: '2026-11-25T09:30:00.000Z',
-      actor: ALICE,
-      resolution: {
-        state: 'SUCCEEDED',
-        reviewer: ALICE,
-        sourceIdentity: 'bob@example.com',
-        byTollgate: false,
-        status: 'Approved',
-        summary: 'accepted',
-      },
-    }));
+    const store = await copyWithResolution({ sourceIdentity: 'bob@example.com', summary: 'accepted' });
     const found = audit(['list', '--reviewer', 'bob@example.com', '--format', 'json'], store);
     expect(found.status, found.stderr).toBe(0);
     const records = JSON.parse(found.stdout) as AuditRecord[];
