@@ -375,7 +375,7 @@ describe('missing and unusual values', () => {
     }
   });
 
-  it('without a findingArn the key is the vulnerability id, the packages and the resource', () => {
+  it('without a findingArn the key is the vulnerability id, the packages (with versions and files) and the resource', () => {
     const raw = {
       packageVulnerabilityDetails: {
         vulnerabilityId: 'CVE-1',
@@ -385,8 +385,50 @@ describe('missing and unusual values', () => {
       severity: 'HIGH',
     };
     expect(readFindingsDocument([raw]).findings.row(0)!.key).toBe(
-      'CVE-1|["CVE-1",["a","b"],"arn:aws:ecr:r/x/sha256:1"]',
+      'CVE-1|["CVE-1",[["a",null,null],["b",null,null]],"arn:aws:ecr:r/x/sha256:1"]',
     );
+  });
+
+  it('without a findingArn, one CVE in a package at two versions, or in two files, is two findings', () => {
+    // A CRITICAL in log4j-core 2.14.1 and a newer LOW in 2.17.1 of the same image: taken for two copies of one
+    // finding, the newer (LOW) was kept, and nothing rejected.
+    const raw = (severity: string, updatedAt: number, version: string, filePath: string) => ({
+      packageVulnerabilityDetails: {
+        vulnerabilityId: 'CVE-2024-0001',
+        vulnerablePackages: [{ name: 'log4j-core', version, filePath }],
+      },
+      resources: [{ id: 'arn:aws:ecr:r/x/sha256:1' }],
+      severity,
+      updatedAt,
+    });
+    const decide = (findings: unknown[]) =>
+      evaluate(
+        policy('rules:\n  - id: no-critical\n    action: reject\n    when: { severity: [CRITICAL] }\n'),
+        {
+          findings: readFindingsDocument(findings).findings,
+          now: NOW,
+          image: IMAGE,
+          pipeline: 'payments-prod',
+        },
+      ).record;
+    const versions = decide([
+      raw('CRITICAL', 1_764_000_000, '2.14.1', '/app/a.jar'),
+      raw('LOW', 1_764_000_001, '2.17.1', '/app/b.jar'),
+    ]);
+    expect(versions.outcome).toBe('REJECT');
+    expect(versions.counts).toMatchObject({ CRITICAL: 1, LOW: 1 });
+    // The same version in two jars is two findings too.
+    const files = decide([
+      raw('CRITICAL', 1_764_000_000, '2.14.1', '/app/a.jar'),
+      raw('LOW', 1_764_000_001, '2.14.1', '/app/b.jar'),
+    ]);
+    expect(files.outcome).toBe('REJECT');
+    // One finding delivered twice (same package, version and file) is still one, the newer copy kept.
+    const copies = decide([
+      raw('CRITICAL', 1_764_000_000, '2.14.1', '/app/a.jar'),
+      raw('LOW', 1_764_000_001, '2.14.1', '/app/a.jar'),
+    ]);
+    expect(copies.counts).toMatchObject({ CRITICAL: 0, LOW: 1 });
   });
 
   it('without a findingArn, findings that differ only where a joined key would blur them stay apart', () => {
@@ -454,8 +496,8 @@ describe('missing and unusual values', () => {
       .findings.rows()
       .map((f) => [f.key, f.severity]);
     expect(rows).toEqual([
-      ['CVE-2021-44228|["CVE-2021-44228",["p"],""]', 'CRITICAL'],
-      ['CVE-2024-0001|["CVE-2024-0001",["p"],""]', 'LOW'],
+      ['CVE-2021-44228|["CVE-2021-44228",[["p",null,null]],""]', 'CRITICAL'],
+      ['CVE-2024-0001|["CVE-2024-0001",[["p",null,null]],""]', 'LOW'],
     ]);
   });
 });

@@ -615,7 +615,14 @@ function inspectorFinding(raw: unknown, images: ImageCache): Finding {
   const severity = severityOf(raw.severity, 'severity');
 
   return {
-    key: findingArn ?? fallbackKey(vulnerabilityId, packages, firstResourceId(raw.resources)),
+    key:
+      findingArn ??
+      fallbackKey(
+        vulnerabilityId,
+        packages,
+        packagePaths(isObj(pvd) ? pvd.vulnerablePackages : undefined),
+        firstResourceId(raw.resources),
+      ),
     vulnerabilityId,
     severity,
     level: levelOf(severity),
@@ -632,12 +639,28 @@ function inspectorFinding(raw: unknown, images: ImageCache): Finding {
   };
 }
 
+/** Each package's `filePath` as the finding gives it (null where none): a jar's place tells two copies apart. */
+function packagePaths(value: unknown): (string | null)[] {
+  return Array.isArray(value)
+    ? value.map((p) => (isObj(p) && typeof p.filePath === 'string' ? p.filePath : null))
+    : [];
+}
+
+/**
+ * A finding's identity when it has no ARN: its vulnerability, each package with its installed version and
+ * file (one CVE in a library at two versions, or in two jars, is two findings: keyed as one, the newer would be
+ * kept and a CRITICAL dropped for a LOW), and its resource.
+ */
 function fallbackKey(
   vulnerabilityId: string,
   packages: readonly VulnerablePackage[],
+  paths: readonly (string | null)[],
   resource: string,
 ): string {
-  const names = packages.map((p) => p.name).sort();
+  const names = packages
+    .map((p, i) => JSON.stringify([p.name, p.version ?? null, paths[i] ?? null]))
+    .sort()
+    .map((entry) => JSON.parse(entry) as unknown);
   // Joined with `|` and `,`, packages ["a,b"] and ["a", "b"] (or ids and names holding `|`) made one key,
   // and de-duplication kept only the newer of two findings, however severe the other. JSON cannot be read
   // two ways, and the id in front (which keeps keys readable) cannot blur where it starts: `["` occurs in it
