@@ -327,12 +327,28 @@ export function eventSchemaFile(detailType: TollgateEventType): string {
   return `schema/events/${detailType.toLowerCase().replace(/\s+/g, '-')}.schema.json`;
 }
 
-/** The detail's JSON Schema, generated from the zod schema the builders parse through. */
+/**
+ * The detail's JSON Schema, generated from the zod schema the builders parse through, open to fields it does
+ * not list: a version may gain fields (docs/events.md), and a subscriber validating against the schema of
+ * today must not refuse tomorrow's events of the same version. The builders themselves stay strict (they
+ * parse through the closed zod schemas), so what Tollgate sends is exactly what is listed.
+ */
 export function eventJsonSchemaText(detailType: TollgateEventType): string {
   const schema = z.toJSONSchema(EVENT_DETAIL_SCHEMAS[detailType], {
     target: 'draft-2020-12',
     io: 'output',
   }) as Record<string, unknown>;
   const id = `urn:tollgate:schema:event:${detailType.toLowerCase().replace(/\s+/g, '-')}:1`;
-  return `${JSON.stringify({ ...schema, $id: id }, null, 2)}\n`;
+  return `${JSON.stringify({ ...(open(schema) as Record<string, unknown>), $id: id }, null, 2)}\n`;
+}
+
+/** The schema without `additionalProperties: false` anywhere in it. */
+function open(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(open);
+  if (typeof node !== 'object' || node === null) return node;
+  return Object.fromEntries(
+    Object.entries(node)
+      .filter(([key, value]) => !(key === 'additionalProperties' && value === false))
+      .map(([key, value]) => [key, open(value)]),
+  );
 }
