@@ -163,38 +163,34 @@ function copyWithResolution(resolution: Partial<AuditResolution>): Promise<strin
   }));
 }
 
-/** A copy of the demo store with one field of one record edited in the table, as a tamperer would. */
-async function copyWithEdit(pipeline: string, seq: number, field: string, value: string): Promise<string> {
+/** A copy of the demo store with one field of one record changed in the table, as a tamperer would. */
+async function copyWithUpdate(
+  pipeline: string,
+  seq: number,
+  field: string,
+  change: { set: string } | { remove: true },
+): Promise<string> {
   const store = copyOfStore();
   await onStore(store, (db) =>
     db.client.send(
       new UpdateCommand({
         TableName: TABLE_NAME,
         Key: { pk: auditPk(pipeline), sk: auditSk(seq) },
-        UpdateExpression: 'SET #r.#f = :v',
+        UpdateExpression: 'set' in change ? 'SET #r.#f = :v' : 'REMOVE #r.#f',
         ExpressionAttributeNames: { '#r': 'record', '#f': field },
-        ExpressionAttributeValues: { ':v': value },
+        ...('set' in change ? { ExpressionAttributeValues: { ':v': change.set } } : {}),
       }),
     ),
   );
   return store;
 }
 
-/** A copy of the demo store with one field of one record removed in the table, as a tamperer would. */
-async function copyWithRemoved(pipeline: string, seq: number, field: string): Promise<string> {
-  const store = copyOfStore();
-  await onStore(store, (db) =>
-    db.client.send(
-      new UpdateCommand({
-        TableName: TABLE_NAME,
-        Key: { pk: auditPk(pipeline), sk: auditSk(seq) },
-        UpdateExpression: 'REMOVE #r.#f',
-        ExpressionAttributeNames: { '#r': 'record', '#f': field },
-      }),
-    ),
-  );
-  return store;
-}
+/** `field` of one record set to `value` in the table. */
+const copyWithEdit = (pipeline: string, seq: number, field: string, value: string) =>
+  copyWithUpdate(pipeline, seq, field, { set: value });
+/** `field` of one record removed in the table. */
+const copyWithRemoved = (pipeline: string, seq: number, field: string) =>
+  copyWithUpdate(pipeline, seq, field, { remove: true });
 
 const PAYMENTS_DIGEST = 'sha256:3f9a1c0d8e2b47a6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2';
 const ALICE = 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice';

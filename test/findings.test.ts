@@ -17,6 +17,14 @@ const DIGEST = 'sha256:84f507df33c6864d49c296fb734192696e4cb6f78166ac51ac8b9b118
 
 const inputError = inputErrorOf;
 
+/** The decision on these raw findings of a policy that rejects any CRITICAL. */
+function noCritical(findings: unknown[]) {
+  return evaluate(
+    policy('rules:\n  - id: no-critical\n    action: reject\n    when: { severity: [CRITICAL] }\n'),
+    { findings: readFindingsDocument(findings).findings, now: NOW, image: IMAGE, pipeline: 'payments-prod' },
+  ).record;
+}
+
 describe('Inspector2 ListFindings response (API shape, epoch seconds)', () => {
   const doc = readFindingsDocument(
     fixtureJson('aws/list-findings-response.ecr.derived-from-aws-docs-event.json'),
@@ -401,16 +409,7 @@ describe('missing and unusual values', () => {
       severity,
       updatedAt,
     });
-    const decide = (findings: unknown[]) =>
-      evaluate(
-        policy('rules:\n  - id: no-critical\n    action: reject\n    when: { severity: [CRITICAL] }\n'),
-        {
-          findings: readFindingsDocument(findings).findings,
-          now: NOW,
-          image: IMAGE,
-          pipeline: 'payments-prod',
-        },
-      ).record;
+    const decide = noCritical;
     const versions = decide([
       raw('CRITICAL', 1_764_000_000, '2.14.1', '/app/a.jar'),
       raw('LOW', 1_764_000_001, '2.17.1', '/app/b.jar'),
@@ -447,16 +446,7 @@ describe('missing and unusual values', () => {
       raw('CVE-1', ['a,b'], 'arn:aws:ecr:r/x/sha256:1', 'CRITICAL', 1_700_000_000),
       raw('CVE-1', ['a', 'b'], 'arn:aws:ecr:r/x/sha256:1', 'LOW', 1_700_000_100),
     ];
-    const decide = (findings: unknown[]) =>
-      evaluate(
-        policy('rules:\n  - id: no-critical\n    action: reject\n    when: { severity: [CRITICAL] }\n'),
-        {
-          findings: readFindingsDocument(findings).findings,
-          now: NOW,
-          image: IMAGE,
-          pipeline: 'payments-prod',
-        },
-      ).record.outcome;
+    const decide = (findings: unknown[]) => noCritical(findings).outcome;
     expect(decide(list)).toBe('REJECT');
     // `|` in the id, the names or the resource, which the old key joined with.
     const pairs: [Parameters<typeof raw>, Parameters<typeof raw>][] = [
