@@ -84,7 +84,7 @@ export async function runEvaluate(options: EvaluateOptions): Promise<EvaluateRes
     ...emptyInputWarning(documents, set.findings.length),
     ...(unjudged && set.findings.length > 0
       ? [
-          `${set.findings.length} finding(s) listed were not judged: the scan ${unfinished ? 'has not finished' : 'cannot give a verdict'}, and the deployed gate judges none of a scan that did not finish`,
+          `${set.findings.length} finding(s) listed were not judged: the scan ${unfinished ? 'has not finished' : 'cannot give a verdict'}, and the deployed gate judges none of such a scan`,
         ]
       : []),
     ...(set.leftOut === 0

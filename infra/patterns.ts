@@ -1,4 +1,5 @@
 import { ENDED_STATES } from '../functions/common/schemas.js';
+import { shown } from '../shared/text.js';
 
 /*
  * Pure configuration → filters: the EventBridge patterns of every Tollgate rule and the IAM resource ARNs
@@ -81,17 +82,8 @@ export class TollgateConfigError extends Error {
   }
 }
 
-/** A value as a message shows it: JSON, cut short. */
-export function shown(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  let text: string;
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    text = String(value);
-  }
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}
+// Re-exported: the infra modules take it from here with the other helpers of a config error.
+export { shown };
 
 const NAME_GLOB = /^[A-Za-z0-9.@\-_*]{1,100}$/;
 /**

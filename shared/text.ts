@@ -22,3 +22,19 @@ export function clipUnits(text: string, max: number): string {
   if (last >= 0xd800 && last <= 0xdbff) end--;
   return `${text.slice(0, end)}…`;
 }
+
+/**
+ * A value as a message shows it, on one line: JSON, cut short (`nothing` when absent). Config errors, bad
+ * archive lines and damaged records all say what came this way.
+ */
+export function shown(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    // A BigInt, or a value that holds itself.
+    text = String(value);
+  }
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}

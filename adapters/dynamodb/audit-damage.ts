@@ -1,4 +1,5 @@
 import type { AuditRecord } from '../../shared/audit/record.js';
+import { shown } from '../../shared/text.js';
 
 /*
  * How a record read back from the table can be damaged, for the commands that read records (`list`, `export`,
@@ -17,13 +18,6 @@ export interface RecordDamage {
 
 function isMap(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** A value as it came, short enough for one line of an error. */
-export function shownValue(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
 const isString = (v: unknown): boolean => typeof v === 'string';
@@ -97,14 +91,14 @@ const RECORD_FIELDS: readonly (readonly [string, string, (v: unknown) => boolean
  * leave it out of an answer unsaid (a time that is no time is in no range).
  */
 export function recordDamage(record: unknown): RecordDamage | undefined {
-  if (!isMap(record)) return { field: '(the record)', expected: 'a map', got: shownValue(record) };
+  if (!isMap(record)) return { field: '(the record)', expected: 'a map', got: shown(record) };
   for (const [field, expected, check] of RECORD_FIELDS) {
     const dot = field.indexOf('.');
     // A field of a map that is absent or null (as it may be: checked before) is not read.
     const parent = dot < 0 ? record : record[field.slice(0, dot)];
     if (!isMap(parent)) continue;
     const value = parent[dot < 0 ? field : field.slice(dot + 1)];
-    if (!check(value)) return { field, expected, got: shownValue(value) };
+    if (!check(value)) return { field, expected, got: shown(value) };
   }
   return undefined;
 }
@@ -112,5 +106,5 @@ export function recordDamage(record: unknown): RecordDamage | undefined {
 /** The damage of a record's time alone (no time, or not one): it places the record in every index. */
 export function timeDamage(record: Pick<AuditRecord, 'time'>): RecordDamage | undefined {
   const time: unknown = record.time;
-  return isTime(time) ? undefined : { field: 'time', expected: 'an ISO-8601 time', got: shownValue(time) };
+  return isTime(time) ? undefined : { field: 'time', expected: 'an ISO-8601 time', got: shown(time) };
 }

@@ -1,5 +1,6 @@
 import { formatPath } from '../errors.js';
 import { firstDuplicateKey, jsonSyntaxError } from '../findings/parse.js';
+import { shown } from '../text.js';
 import { hashOf } from './chain.js';
 import type { AuditRecord } from './record.js';
 
@@ -126,12 +127,6 @@ interface Entry {
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
-
-function shown(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}
 
 /** One line of the copy as an audit record, or an error naming the line, the field, what was expected. */
 export function parseArchiveLine(text: string, at: ArchiveLocation): AuditRecord {
