@@ -82,6 +82,9 @@ import { parsePolicy } from '../shared/policy/load.js';
  * image with closed findings or an old scan status, the own run's CustomData only, every image CustomData
  * names counted, tags refused in PARALLEL mode and rollbacks, a gone execution read as an answer, a decided
  * gate overdue from its decision, ECR's UNDEFINED count and changed scans, Dates held to epoch bounds.
+ * OWN_MAX_BYTES grew by 3 KB when a decision's event learnt to fit EventBridge's 256 KB (~1.8 KB in each
+ * function that decides, the sweep 1.7 KB over): a decision of thousands of violated rules was stored and its
+ * event refused on every try.
  */
 const CLOSING_MAX_BYTES = 400_000;
 const MAX_BYTES = 640_000;
@@ -90,7 +93,7 @@ const MAX_BYTES = 640_000;
  * (bench/sdk-floor.ts). Our code, Powertools, middy and zod/mini: ~200 KB in the functions that decide, ~207
  * KB in the sweep. This budget holds whatever the SDK's next release weighs.
  */
-const OWN_MAX_BYTES = 233_000;
+const OWN_MAX_BYTES = 236_000;
 
 let dir: string;
 let bundles: FunctionBundle[];

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
-import { PutEventsError } from '../adapters/aws/eventbridge.js';
+import { entrySize, PutEventsError } from '../adapters/aws/eventbridge.js';
 import { EVENTS_PER_SEND, GateClosing } from '../shared/gate/closing.js';
 import { exampleEscalationInput } from '../shared/gate/escalation.example.js';
 import {
+  boundedDecisionDetail,
   DecisionEventDetail,
   decisionEvent,
   EVENT_DETAIL_SCHEMAS,
@@ -157,6 +158,151 @@ describe('Tollgate Decision', () => {
       .detail as DecisionEventDetail;
     expect(detail.violations[0]!.vulnerabilityIds).toEqual(ids.slice(0, DETAIL_LIMIT));
     expect(detail.violations[0]!.moreVulnerabilityIds).toBe(500 - DETAIL_LIMIT);
+  });
+});
+
+describe("Tollgate Decision within EventBridge's 256 KB", () => {
+  type RecordViolation = (typeof decision.record.violations)[number];
+  const ids = (n: number, prefix: string) =>
+    Array.from({ length: n }, (_, i) => `CVE-2026-${prefix}${String(i).padStart(5, '0')}`);
+  const rule = (id: string, action: RecordViolation['action']): RecordViolation => ({
+    rule: id,
+    action,
+    count: 20,
+    allow: 0,
+    findings: ids(20, id.slice(-3)),
+  });
+  /** A policy of thousands of rules, all violated: the decision can be stored (up to 400 KB), not sent. */
+  function huge() {
+    // The one reject rule that sets the outcome comes last in rule order: the first thing a cut from the end drops.
+    const violations = [
+      ...Array.from({ length: 2_999 }, (_, i) =>
+        rule(`escalate-rule-${String(i).padStart(4, '0')}`, 'escalate'),
+      ),
+      rule('no-critical', 'reject'),
+    ];
+    const warnings = Array.from({ length: 500 }, (_, i) =>
+      rule(`warn-rule-${String(i).padStart(4, '0')}`, 'warn'),
+    );
+    const exc = (p: string) => Array.from({ length: 2_000 }, (_, i) => `${p}-${String(i).padStart(5, '0')}`);
+    const record = {
+      ...decision.record,
+      outcome: 'REJECT' as const,
+      violations,
+      warnings,
+      exceptions: {
+        ...decision.record.exceptions,
+        applied: exc('EXC-A'),
+        expiringSoon: exc('EXC-S'),
+        expired: exc('EXC-E'),
+        revoked: [],
+      },
+    };
+    return { ...decision, record };
+  }
+
+  it('keeps a whole detail whole, saying nothing was left out', () => {
+    const detail = decisionEvent(decided, decision, REGION, ACCOUNT).detail as DecisionEventDetail;
+    expect(detail.omitted).toBeNull();
+    expect(detail.violations[0]!.vulnerabilityIds).not.toEqual([]);
+  });
+
+  it('cuts a decision of thousands of violated rules to one entry EventBridge takes, keeping the cause', () => {
+    const big = huge();
+    expect(Buffer.byteLength(JSON.stringify(big.record))).toBeGreaterThan(300 * 1024);
+    const e = decisionEvent(decided, big, REGION, ACCOUNT);
+    const detail = e.detail as DecisionEventDetail;
+    expect(DecisionEventDetail.safeParse(detail).success).toBe(true);
+    const entry = {
+      Source: 'tollgate',
+      DetailType: e.detailType,
+      Detail: JSON.stringify(detail),
+      Resources: [...e.resources],
+    };
+    expect(entrySize(entry)).toBeLessThanOrEqual(256 * 1024);
+    expect(entrySize(entry)).toBeGreaterThan(200 * 1024);
+    // Ids, warnings and exceptions gave way before any violation; the rule that set the outcome stayed.
+    expect(detail.warnings).toEqual([]);
+    expect(Object.values(detail.exceptions).flat()).toEqual([]);
+    expect(detail.omitted).toEqual({
+      violations: 3_000 - detail.violations.length,
+      warnings: 500,
+      exceptions: 6_000,
+    });
+    expect(detail.violations.length).toBeGreaterThan(100);
+    expect(detail.violations.map((v) => v.rule)).toContain('no-critical');
+    expect(detail.violations.at(-1)).toEqual({
+      rule: 'no-critical',
+      action: 'reject',
+      count: 20,
+      allow: 0,
+      vulnerabilityIds: [],
+      moreVulnerabilityIds: 20,
+    });
+    // The others kept are the first in rule order, in rule order.
+    const kept = detail.violations.slice(0, -1).map((v) => v.rule);
+    expect(kept).toEqual(big.record.violations.slice(0, kept.length).map((v) => v.rule));
+    expect(detail).toMatchObject({
+      outcome: 'REJECT',
+      summary: big.record.summary,
+      counts: big.record.counts,
+    });
+  });
+
+  it("gives way least telling first: warnings' ids, violations' ids, warnings, exceptions, violations", () => {
+    const big = huge();
+    const whole = decisionEvent(decided, big, REGION, ACCOUNT, Number.POSITIVE_INFINITY)
+      .detail as DecisionEventDetail;
+    const size = (d: DecisionEventDetail) => Buffer.byteLength(JSON.stringify(d));
+    const at = (budget: number) => boundedDecisionDetail(whole, budget);
+    const noWarningIds = at(size(whole) - 1);
+    expect(noWarningIds.warnings.every((w) => w.vulnerabilityIds.length === 0)).toBe(true);
+    expect(noWarningIds.warnings[0]!.moreVulnerabilityIds).toBe(20);
+    expect(noWarningIds.violations[0]!.vulnerabilityIds).toHaveLength(20);
+    expect(noWarningIds.omitted).toEqual({ violations: 0, warnings: 0, exceptions: 0 });
+
+    const noIds = at(size(noWarningIds) - 1);
+    expect(noIds.violations.every((v) => v.vulnerabilityIds.length === 0)).toBe(true);
+    expect(noIds.warnings).toHaveLength(500);
+
+    const fewerWarnings = at(size(noIds) - 1);
+    expect(fewerWarnings.warnings).toHaveLength(499);
+    expect(fewerWarnings.omitted).toEqual({ violations: 0, warnings: 1, exceptions: 0 });
+
+    const noWarnings: DecisionEventDetail = {
+      ...noIds,
+      warnings: [],
+      omitted: { violations: 0, warnings: 500, exceptions: 0 },
+    };
+    expect(at(size(noWarnings))).toEqual(noWarnings);
+    const fewerExceptions = at(size(noWarnings) - 1);
+    expect(fewerExceptions.warnings).toEqual([]);
+    // One id fewer in each list that had one to give.
+    expect(fewerExceptions.exceptions.applied).toHaveLength(1_999);
+    expect(fewerExceptions.omitted).toEqual({ violations: 0, warnings: 500, exceptions: 3 });
+    expect(fewerExceptions.violations).toHaveLength(3_000);
+
+    const noExceptions: DecisionEventDetail = {
+      ...noWarnings,
+      exceptions: { applied: [], expiringSoon: [], expired: [], revoked: [] },
+      omitted: { violations: 0, warnings: 500, exceptions: 6_000 },
+    };
+    expect(at(size(noExceptions))).toEqual(noExceptions);
+    const bare = at(size(noExceptions) - 1);
+    expect(bare.violations).toHaveLength(2_999);
+    expect(bare.violations.map((v) => v.rule)).toContain('no-critical');
+    expect(bare.omitted).toEqual({ violations: 1, warnings: 500, exceptions: 6_000 });
+    for (const d of [noWarningIds, noIds, fewerWarnings, noWarnings, fewerExceptions, noExceptions, bare])
+      expect(DecisionEventDetail.safeParse(d).success).toBe(true);
+  });
+
+  it('returns a detail that cannot fit as cut as it gets, for the adapter to refuse by name', () => {
+    const detail = boundedDecisionDetail(
+      decisionEvent(decided, huge(), REGION, ACCOUNT).detail as DecisionEventDetail,
+      100,
+    );
+    expect(detail.violations.map((v) => v.rule)).toEqual([]);
+    expect(detail.omitted).toEqual({ violations: 3_000, warnings: 500, exceptions: 6_000 });
   });
 });
 

@@ -1,7 +1,7 @@
 import type { Severity } from '../findings/finding.js';
-import { IMPLICIT_RULE_IDS } from '../policy/schema.js';
 import { clipUnits, wellFormed } from '../text.js';
-import { type Outcome, SUMMARY_MAX, type Violation, type ViolationAction } from './record.js';
+import { causesFirst } from './causes.js';
+import { type Outcome, SUMMARY_MAX, type Violation } from './record.js';
 
 export interface SummaryViolation extends Violation {
   /** Matching findings by severity, for "2 CRITICAL, 1 HIGH". */
@@ -53,32 +53,4 @@ function describe(v: SummaryViolation, ids: number): string {
   const shown = v.findings.slice(0, ids).join(', ');
   const more = v.findings.length > ids ? ` +${v.findings.length - ids} more` : '';
   return `${v.rule} (${counted}: ${shown}${more})`;
-}
-
-const IMPLICIT: ReadonlySet<string> = new Set(IMPLICIT_RULE_IDS);
-const ACTION_OF: Readonly<Record<Outcome, ViolationAction | null>> = {
-  REJECT: 'reject',
-  ESCALATE: 'escalate',
-  APPROVE: null,
-};
-
-/**
- * The violations in the order a line cut for length should keep them: those that set the outcome first,
- * then (advisory mode) those that set what enforce mode would do, then the rest, each group in policy
- * order. Implicit violations come last in a decision, and in advisory mode only they set the outcome: a
- * scan that could not be read must not hide behind "..." after the rules that changed nothing.
- */
-export function causesFirst<V extends { readonly rule: string; readonly action: ViolationAction }>(
-  violations: readonly V[],
-  outcome: Outcome,
-  wouldBe: Outcome | null | undefined,
-): V[] {
-  const advisory = wouldBe !== null && wouldBe !== undefined;
-  const rank = (v: V): number => {
-    if (v.action === ACTION_OF[outcome] && (!advisory || IMPLICIT.has(v.rule))) return 0;
-    if (advisory && v.action === ACTION_OF[wouldBe]) return 1;
-    return 2;
-  };
-  // Array.prototype.sort is stable: each group keeps the policy's order.
-  return [...violations].sort((a, b) => rank(a) - rank(b));
 }

@@ -55,7 +55,7 @@ export function boundedDecision(decision: StoredDecision, budget = DECISION_BUDG
 }
 
 /** The largest n in 0..max for which `fits(n)` holds (fits is monotone: fewer always fits better). */
-function largestFitting(max: number, fits: (n: number) => boolean): number | undefined {
+export function largestFitting(max: number, fits: (n: number) => boolean): number | undefined {
   if (!fits(0)) return undefined;
   let low = 0;
   let high = max;

@@ -1,5 +1,5 @@
+import { causesFirst } from '../decision/causes.js';
 import { type DecisionRecord, type Outcome, SUMMARY_MAX, type Violation } from '../decision/record.js';
-import { causesFirst } from '../decision/summary.js';
 import type { Severity } from '../findings/finding.js';
 import { clipUnits, wellFormed } from '../text.js';
 import type { FindingSummary, Gate, StoredDecision, ViolationFindings } from './model.js';

@@ -1,5 +1,7 @@
 import * as z from 'zod/mini';
+import { causesFirst } from '../decision/causes.js';
 import { SEVERITIES } from '../findings/finding.js';
+import { largestFitting } from './bounds.js';
 import { DETAIL_LIMIT, type Gate, type GateState, type StoredDecision } from './model.js';
 import type { TollgateEvent, TollgateEventType } from './ports.js';
 
@@ -90,6 +92,19 @@ export const DecisionEventDetail = z
       expired: z.array(text),
       revoked: z.array(text),
     }),
+    omitted: z
+      .nullable(
+        z.strictObject({
+          violations: count,
+          warnings: count,
+          exceptions: count.check(described('Exception ids left out of the four lists together.')),
+        }),
+      )
+      .check(
+        described(
+          "Null when the detail is whole. Otherwise what was left out to keep the event within EventBridge's 256 KB (the decision record keeps it all): first the vulnerability ids (counted in moreVulnerabilityIds), then warnings, exception ids, and last the violations that did not set the outcome.",
+        ),
+      ),
     trigger: text.check(
       described(
         'What made the gate decide: scan-finished, approval-started, sweep, or sweep (approval found) when its STARTED event never came; a redelivered or raced STARTED event adds a note in parentheses (approval-started (again)).',
@@ -170,14 +185,23 @@ export const EVENT_DETAIL_SCHEMAS = {
   'Tollgate Gate Closed': GateClosedEventDetail,
 } as const satisfies Record<TollgateEventType, z.ZodMiniType>;
 
+/**
+ * Room for a detail in one PutEvents entry: EventBridge refuses an entry over 256 KiB, counting the source,
+ * the detail type and the resources with the detail; 1 KiB is more than those take (one pipeline ARN).
+ */
+export const EVENT_DETAIL_BUDGET = 256 * 1024 - 1024;
+
+const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value), 'utf8');
+
 export function decisionEvent(
   gate: Gate,
   decision: StoredDecision,
   region: string,
   account: string | undefined,
+  budget = EVENT_DETAIL_BUDGET,
 ): TollgateEvent {
   const { record } = decision;
-  const violation = (v: (typeof record.violations)[number]) => ({
+  const violation = (v: (typeof record.violations)[number]): EventViolation => ({
     rule: v.rule,
     action: v.action,
     count: v.count,
@@ -186,7 +210,7 @@ export function decisionEvent(
     moreVulnerabilityIds: Math.max(0, v.findings.length - DETAIL_LIMIT) + (v.findingsOmitted ?? 0),
   });
   const { applied, expiringSoon, expired, revoked } = record.exceptions;
-  const detail = DecisionEventDetail.parse({
+  const whole = DecisionEventDetail.parse({
     version: '1',
     ...keyFields(decision.key),
     outcome: record.outcome,
@@ -204,11 +228,96 @@ export function decisionEvent(
       expired: [...expired],
       revoked: [...revoked],
     },
+    omitted: null,
     trigger: decision.trigger,
     decidedAt: decision.decidedAt,
     latencyMs: decision.latencyMs,
   } satisfies DecisionEventDetail);
-  return event('Tollgate Decision', gate, region, account, detail);
+  return event('Tollgate Decision', gate, region, account, boundedDecisionDetail(whole, budget));
+}
+
+type EventViolation = DecisionEventDetail['violations'][number];
+
+/**
+ * The detail within `budget` bytes of JSON. A decision's event must not be lost to its size: the decision
+ * itself can be stored up to DynamoDB's 400 KB (a policy of thousands of rules, all violated), and a refused
+ * entry is refused on every try. What explains the decision gives way, least telling first; the outcome,
+ * counts, summary and the violations that set the outcome (ordered as the summary orders them) stay.
+ * A detail that cannot be brought under (a huge image tag list) is returned as cut as it gets: the adapter
+ * refuses it by name (EntryTooLarge).
+ */
+export function boundedDecisionDetail(
+  detail: DecisionEventDetail,
+  budget = EVENT_DETAIL_BUDGET,
+): DecisionEventDetail {
+  if (jsonBytes(detail) <= budget) return detail;
+  const fits = (d: DecisionEventDetail): boolean => jsonBytes(d) <= budget;
+  const idsOut = (list: readonly EventViolation[]): EventViolation[] =>
+    list.map((v) => ({
+      ...v,
+      vulnerabilityIds: [],
+      moreVulnerabilityIds: v.moreVulnerabilityIds + v.vulnerabilityIds.length,
+    }));
+  // Counted on top of what an earlier cut left out, so that a detail cut twice still says all it lost.
+  const before = detail.omitted ?? { violations: 0, warnings: 0, exceptions: 0 };
+  const omitting = (
+    d: DecisionEventDetail,
+    more: Partial<NonNullable<DecisionEventDetail['omitted']>>,
+  ): DecisionEventDetail => ({
+    ...d,
+    omitted: {
+      violations: before.violations + (more.violations ?? 0),
+      warnings: before.warnings + (more.warnings ?? 0),
+      exceptions: before.exceptions + (more.exceptions ?? 0),
+    },
+  });
+
+  let cut = omitting({ ...detail, warnings: idsOut(detail.warnings) }, {});
+  if (fits(cut)) return cut;
+  cut = omitting({ ...cut, violations: idsOut(cut.violations) }, {});
+  if (fits(cut)) return cut;
+
+  const { warnings } = cut;
+  const withWarnings = (n: number): DecisionEventDetail =>
+    omitting({ ...cut, warnings: warnings.slice(0, n) }, { warnings: warnings.length - n });
+  const keptWarnings = largestFitting(warnings.length, (n) => fits(withWarnings(n)));
+  if (keptWarnings !== undefined) return withWarnings(keptWarnings);
+  cut = withWarnings(0);
+
+  const lists = cut.exceptions;
+  const cutWarnings = warnings.length;
+  const withExceptions = (n: number): DecisionEventDetail =>
+    omitting(
+      {
+        ...cut,
+        exceptions: {
+          applied: lists.applied.slice(0, n),
+          expiringSoon: lists.expiringSoon.slice(0, n),
+          expired: lists.expired.slice(0, n),
+          revoked: lists.revoked.slice(0, n),
+        },
+      },
+      {
+        warnings: cutWarnings,
+        exceptions: Object.values(lists).reduce((sum, l) => sum + Math.max(0, l.length - n), 0),
+      },
+    );
+  const longest = Math.max(...Object.values(lists).map((l) => l.length));
+  const keptExceptions = largestFitting(longest, (n) => fits(withExceptions(n)));
+  if (keptExceptions !== undefined) return withExceptions(keptExceptions);
+  cut = withExceptions(0);
+
+  // Kept by rank (the causes of the outcome first), sent in the record's order.
+  const cutExceptions = Object.values(lists).reduce((sum, l) => sum + l.length, 0);
+  const ranked = causesFirst(cut.violations, cut.outcome, cut.wouldBe);
+  const withViolations = (n: number): DecisionEventDetail => {
+    const kept = new Set(ranked.slice(0, n));
+    return omitting(
+      { ...cut, violations: cut.violations.filter((v) => kept.has(v)) },
+      { warnings: cutWarnings, exceptions: cutExceptions, violations: cut.violations.length - kept.size },
+    );
+  };
+  return withViolations(largestFitting(cut.violations.length, (n) => fits(withViolations(n))) ?? 0);
 }
 
 export function gateStateEvent(
