@@ -958,6 +958,47 @@ describe('AWS failing', () => {
     expect(resolutions[0]).toMatchObject({ actor: TOLLGATE_IDENTITY, resolution: { byTollgate: false } });
   });
 
+  it("a call under Tollgate's role that lost a race to another write of the gate is counted once", async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
+    await h.approvalStarted();
+    await h.scanFinished();
+    const added = metricsOf(h);
+    const update = h.store.updateGate.bind(h.store);
+    let calls = 0;
+    vi.spyOn(h.store, 'updateGate').mockImplementation(async (gate, version, audit) => {
+      calls++;
+      // The first write loses the gate's version to another (the action's end, say): read again and retried.
+      return calls === 1 ? false : update(gate, version, audit);
+    });
+    await h.approvalEnded(h.cloudTrailEvent({ identity: TOLLGATE_IDENTITY, status: 'Approved' }));
+    expect(calls).toBe(2);
+    expect((await h.gate())?.reviewer).toMatchObject({ identity: TOLLGATE_IDENTITY, tollgate: false });
+    expect(added.filter(([name]) => name === 'ApprovalResultsUnderTollgateRole')).toEqual([
+      ['ApprovalResultsUnderTollgateRole', 1],
+    ]);
+  });
+
+  it("a call under Tollgate's role that matches no gate pages as a borrowed role; a person's is only unmatched", async () => {
+    // Tollgate sends a result only with a token whose gate keeps its hash: under its role and matching no
+    // gate (a gate not yet told its token is the easy target), the call is someone else's.
+    const h = await setup();
+    const added = metricsOf(h);
+    const warned = vi.spyOn(h.runtime.logger, 'warn');
+    const token = '0f0e0d0c-0b0a-4909-8807-060504030201';
+    await h.approvalEnded(h.cloudTrailEvent({ identity: TOLLGATE_IDENTITY, token, status: 'Approved' }));
+    expect(added).toContainEqual(['ApprovalResultsUnmatched', 1]);
+    expect(added).toContainEqual(['ApprovalResultsUnderTollgateRole', 1]);
+    expect(warned).toHaveBeenCalledWith(
+      expect.stringContaining('it matches no gate'),
+      expect.objectContaining({ identity: TOLLGATE_IDENTITY, pipeline: expect.any(String) }),
+    );
+    added.length = 0;
+    await h.approvalEnded(h.cloudTrailEvent({ token, status: 'Approved' }));
+    expect(added).toContainEqual(['ApprovalResultsUnmatched', 1]);
+    expect(added.map(([name]) => name)).not.toContain('ApprovalResultsUnderTollgateRole');
+  });
+
   it('recording the action: a write that landed with its answer lost, sent again, is one write and one record', async () => {
     // The SDK's retries reuse one request token; `recording` sends the write again under a new one, which
     // DynamoDB refuses (the gate moved on: to this very write). Taken for a lost race, the action was

@@ -43,6 +43,11 @@ export function approvalEndedHandler(runtime: Runtime<GateClosing>) {
         status: d.requestParameters?.result?.status,
         summary: d.requestParameters?.result?.summary,
         time: d.eventTime ?? event.time,
+        named: {
+          pipeline: d.requestParameters?.pipelineName,
+          stage: d.requestParameters?.stageName,
+          action: d.requestParameters?.actionName,
+        },
       });
       logger.info('approval result call recorded', { identity: who.arn, ...(report ?? {}) });
       return report;

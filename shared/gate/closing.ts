@@ -47,6 +47,12 @@ export interface ApprovalResultCall {
   readonly status: string | undefined;
   readonly summary: string | undefined;
   readonly time: string;
+  /** What the caller named (requestParameters): only logged, as the caller wrote it; the token finds the gate. */
+  readonly named?: {
+    readonly pipeline?: string | undefined;
+    readonly stage?: string | undefined;
+    readonly action?: string | undefined;
+  };
 }
 
 export interface ClosingConfig {
@@ -199,6 +205,11 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
       return undefined;
     }
     const tokenHash = hashToken(e.token);
+    // A role name matches only as the role of an assumed-role ARN: a person's role whose name merely contains
+    // Tollgate's (TollgateGateRoleAdmin) must not be recorded as Tollgate itself.
+    const underOwnRole = this.d.config.ownIdentities.some(
+      (id) => id !== '' && e.identity.includes(`:assumed-role/${id}/`),
+    );
     let decision: StoredDecision | undefined;
     let head: HeadRead;
     for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
@@ -212,7 +223,12 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
           identity: e.identity,
           status: e.status,
           time: e.time,
+          ...e.named,
         });
+        // Tollgate sends a result only for a gate it decided, with the token whose hash it keeps: a call under
+        // its role that matches no gate is someone borrowing the role (a gate not yet told its token is the
+        // easy target), and pages like one that matches. Rarely, Tollgate's own call whose record was lost.
+        if (underOwnRole) this.borrowedRole(e, undefined, undefined);
         return undefined;
       }
       if (gate.reviewer) return report(gate, 'reviewer already recorded');
@@ -221,11 +237,6 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
         head.catch(() => undefined);
       }
       decision ??= await this.d.store.getDecision(gate.key);
-      // A role name matches only as the role of an assumed-role ARN: a person's role whose name merely contains
-      // Tollgate's (TollgateGateRoleAdmin) must not be recorded as Tollgate itself.
-      const underOwnRole = this.d.config.ownIdentities.some(
-        (id) => id !== '' && e.identity.includes(`:assumed-role/${id}/`),
-      );
       const now = this.now();
       const at = validTime(e.time) ?? now.toISOString();
       // Tollgate's own call, whose answer was lost (the retry found the approval completed): CloudTrail says
@@ -237,18 +248,6 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
       const ownResult =
         gate.outcome === 'APPROVE' ? 'Approved' : gate.outcome === 'REJECT' ? 'Rejected' : undefined;
       const tollgate = underOwnRole && status !== undefined && status === ownResult;
-      if (underOwnRole && !tollgate) {
-        this.d.metrics.count('ApprovalResultsUnderTollgateRole');
-        this.d.log.warn(
-          "PutApprovalResult under Tollgate's role that Tollgate did not send: recorded as a person's",
-          {
-            gate: gateId(gate.key),
-            identity: e.identity,
-            status: e.status,
-            outcome: gate.outcome,
-          },
-        );
-      }
       const sent: Partial<Gate> =
         tollgate && gate.approvalResult === undefined && status !== undefined
           ? { approvalResult: { status, summary: e.summary ?? '' } }
@@ -277,6 +276,8 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
         this.d.store.updateGate(next, gate.version, record),
       );
       if (updated) {
+        // Counted once, for the record written: not again for each lost race or redelivery of the event.
+        if (underOwnRole && !tollgate) this.borrowedRole(e, gate, "recorded as a person's");
         // CloudTrail delivers its record minutes after the action's end event as a rule, so the Gate Closed
         // already sent said `reviewer: null`: who resolved the approval goes out again, or no subscriber
         // would ever learn it.
@@ -286,6 +287,19 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
       }
     }
     throw new GateWorkFailed(`could not record the reviewer after ${UPDATE_ATTEMPTS} attempts`, []);
+  }
+
+  /** A PutApprovalResult under Tollgate's role with a result Tollgate did not send (alarmed). */
+  private borrowedRole(e: ApprovalResultCall, gate: Gate | undefined, recorded: string | undefined): void {
+    this.d.metrics.count('ApprovalResultsUnderTollgateRole');
+    this.d.log.warn(
+      `PutApprovalResult under Tollgate's role that Tollgate did not send: ${recorded ?? 'it matches no gate'}`,
+      {
+        ...(gate === undefined ? { ...e.named } : { gate: gateId(gate.key), outcome: gate.outcome }),
+        identity: e.identity,
+        status: e.status,
+      },
+    );
   }
 
   // ── plumbing ────────────────────────────────────────────────────────────────────────────────────────
