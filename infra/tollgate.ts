@@ -22,7 +22,7 @@ import { Construct } from 'constructs';
 import { EVENT_SOURCE } from '../adapters/aws/eventbridge.js';
 import { INDEX, TABLE_DEFINITION, TTL_ATTRIBUTE } from '../adapters/dynamodb/table.js';
 import { InputError, unreadable } from '../shared/errors.js';
-import { DISCOVERY_MAX_MINUTES, needsPipelineList } from '../shared/gate/discovery.js';
+import { DISCOVERY_MAX_MINUTES } from '../shared/gate/discovery.js';
 import { type LoadedPolicy, parsePolicy } from '../shared/policy/load.js';
 import { ARCHIVE_RETENTION_DEFAULT_DAYS, checkArchiveRetentionDays, TollgateArchive } from './archive.js';
 import { BUNDLING, FUNCTION_ENTRIES, policyBundleHook, READS_POLICY } from './bundling.js';
@@ -86,9 +86,10 @@ export interface TollgateProps {
   /**
    * Every this many minutes the sweep also reads the gated pipelines' state for Manual approvals in
    * progress that no gate knows (their STARTED event never came) and opens their gates. Whole minutes from
-   * 0 (off) to 60. Each run costs one GetPipelineState per gated pipeline (and ListPipelines when a
-   * pipeline glob has a wildcard; in PARALLEL execution mode, whose state names no execution,
-   * ListPipelineExecutions and a ListActionExecutions per execution in progress).
+   * 0 (off) to 60. Each run costs the ListPipelines pages (the globs are matched against them, and they give
+   * each pipeline's execution mode) and one GetPipelineState per gated pipeline (in PARALLEL execution mode,
+   * whose state says nothing of its own executions, ListPipelineExecutions and a ListActionExecutions per
+   * execution in progress).
    * @default 5
    */
   readonly discoveryMinutes?: number;
@@ -899,7 +900,7 @@ export class Tollgate extends Construct {
         ],
         pipelines,
       );
-      // Discovery lists the account's pipelines only when a glob needs the list to be matched against.
+      // Discovery lists the account's pipelines: the globs are matched against it, and it gives their modes.
       const listsPipelines = name === 'sweep' && this.lists();
       if (listsPipelines) add('FindPipelines', ['codepipeline:ListPipelines'], ['*']);
       const everyPipeline = this.config.pipelines.includes('*');
@@ -964,9 +965,12 @@ export class Tollgate extends Construct {
     return name === 'sweep' && this.config.discoveryMinutes > 0;
   }
 
-  /** Whether the sweep's discovery runs and must list pipelines to match a glob with a wildcard. */
+  /**
+   * Whether the sweep's discovery runs, and so lists the account's pipelines: to match a glob with a wildcard,
+   * and for every pipeline's execution mode (only PARALLEL mode's approvals need the executions listed).
+   */
   private lists(): boolean {
-    return this.discovers('sweep') && needsPipelineList(this.config.pipelines);
+    return this.discovers('sweep');
   }
 
   private createRules(config: TollgateConfig): Partial<Record<RuleName | 'sweepSchedule', events.Rule>> {

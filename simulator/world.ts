@@ -50,6 +50,8 @@ interface Coverage {
   statusCode: 'ACTIVE' | 'INACTIVE';
   reason: string;
   at: Date;
+  /** Whether Inspector scanned the image: only then does coverage give a `lastScannedAt`. */
+  scanned: boolean;
 }
 
 export interface InjectedFailure {
@@ -126,6 +128,8 @@ export class World {
   private unobservedDepth = 0;
   /** Reads of GetPipelineState and ListActionExecutions that the read lag kept from showing a run. */
   laggedReads = 0;
+  /** `showFormerExecution`: by pipeline, then stage. */
+  private readonly formerExecutions = new Map<string, Map<string, { executionId: string; run: string }>>();
   /** The scenario's images are there from its start: pushed before any of its approvals started. */
   private readonly pushedAt: Date;
 
@@ -173,6 +177,17 @@ export class World {
       startedAt: this.clock.now(),
       history: [],
     };
+  }
+
+  /**
+   * The PARALLEL-mode pipeline's state shows, for this stage, an execution from before it was switched to
+   * PARALLEL (the state keeps it): that execution Succeeded, each action's run with it, no token. Scenarios
+   * do not describe a pipeline's past modes: tests set it from `SimulationOptions.onWorld`.
+   */
+  showFormerExecution(pipeline: string, stage: string, executionId: string): void {
+    const stages = this.formerExecutions.get(pipeline) ?? new Map();
+    stages.set(stage, { executionId, run: randomUUID() });
+    this.formerExecutions.set(pipeline, stages);
   }
 
   findSlot(pipeline: string, stage: string, action: string): ApprovalSlot | undefined {
@@ -235,20 +250,39 @@ export class World {
   setScan(digest: string, repository: string, status: string): void {
     const at = this.clock.now();
     if (INSPECTOR_REASONS.has(status)) {
-      // Inspector's own coverage reason, shown as Inspector shows it: inactive only when it ends the scanning.
-      const state = coverageState({ statusCode: 'ACTIVE', reason: status, lastScannedAt: undefined }).state;
+      // Inspector's own coverage reason, shown as Inspector shows it: inactive only when it ends the scanning,
+      // a scan time only for an image it scanned; a manual scan frequency lists the image, active, unscanned.
+      const scanned = SCANNED_REASONS.has(status);
+      const state = coverageState({
+        statusCode: 'ACTIVE',
+        reason: status,
+        lastScannedAt: scanned ? at.toISOString() : undefined,
+      }).state;
       this.coverage.set(digest, {
         repository,
-        statusCode: state === 'unsupported' ? 'INACTIVE' : 'ACTIVE',
+        statusCode: state === 'unsupported' && status !== 'SCAN_FREQUENCY_MANUAL' ? 'INACTIVE' : 'ACTIVE',
         reason: status,
         at,
+        scanned,
       });
     } else if (/COMPLETE$/.test(status) || status === 'ACTIVE') {
-      this.coverage.set(digest, { repository, statusCode: 'ACTIVE', reason: 'SUCCESSFUL', at });
+      this.coverage.set(digest, {
+        repository,
+        statusCode: 'ACTIVE',
+        reason: 'SUCCESSFUL',
+        at,
+        scanned: true,
+      });
     } else if (status === 'PENDING_INITIAL_SCAN' || status === 'IN_PROGRESS' || status === 'PENDING') {
-      this.coverage.set(digest, { repository, statusCode: 'ACTIVE', reason: 'PENDING_INITIAL_SCAN', at });
+      this.coverage.set(digest, {
+        repository,
+        statusCode: 'ACTIVE',
+        reason: 'PENDING_INITIAL_SCAN',
+        at,
+        scanned: false,
+      });
     } else {
-      this.coverage.set(digest, { repository, statusCode: 'INACTIVE', reason: status, at });
+      this.coverage.set(digest, { repository, statusCode: 'INACTIVE', reason: status, at, scanned: false });
     }
     this.ecrScans.set(digest, { status, description: `scan ${status.toLowerCase()}` });
   }
@@ -453,6 +487,7 @@ export class World {
         const here = slots.filter((s) => s.stage === stage);
         // In PARALLEL mode the state shows no execution of its own: each execution runs apart.
         const parallel = here[0]!.executionMode === 'PARALLEL';
+        const former = parallel ? this.formerExecutions.get(name)?.get(stage) : undefined;
         // What the state shows of each action: its current run, or, while reads lag behind its start, the run
         // before it (no token: it is over) or, with none before, the current run without its token yet.
         const shown = here.map((s) => {
@@ -482,7 +517,25 @@ export class World {
                   },
                 }
               : {}),
+            ...(former
+              ? {
+                  latestExecution: {
+                    actionExecutionId: former.run,
+                    status: 'Succeeded',
+                    lastStatusChange: this.pushedAt,
+                  },
+                }
+              : {}),
           })),
+          ...(former
+            ? {
+                latestExecution: {
+                  pipelineExecutionId: former.executionId,
+                  status: 'Succeeded',
+                  type: 'STANDARD',
+                },
+              }
+            : {}),
           ...(parallel || !first.status
             ? {}
             : {
@@ -761,7 +814,7 @@ export class World {
         scanType: 'PACKAGE',
         scanStatus: { statusCode: c.statusCode, reason: c.reason },
         resourceMetadata: { ecrRepository: { name: c.repository }, ecrImage: { imageTags: [] } },
-        lastScannedAt: c.at,
+        ...(c.scanned ? { lastScannedAt: c.at } : {}),
       })),
       input,
       'coveredResources',
@@ -1114,6 +1167,8 @@ function stageStatus(status: string): string {
 }
 
 const INSPECTOR_REASONS: ReadonlySet<string> = new Set(Object.values(ScanStatusReason));
+/** The coverage reasons of an image Inspector has scanned (its coverage names when). */
+export const SCANNED_REASONS: ReadonlySet<string> = new Set(['SUCCESSFUL', 'SCAN_FREQUENCY_SCAN_ON_PUSH']);
 
 /** The approval token's pattern in the API model (`ApprovalToken`). */
 const APPROVAL_TOKEN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

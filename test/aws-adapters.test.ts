@@ -23,6 +23,7 @@ import {
   DescribeImageScanFindingsCommand,
   type DescribeImageScanFindingsCommandOutput,
   DescribeImagesCommand,
+  type DescribeImagesCommandOutput,
   ECRClient,
   ECRServiceException,
   ImageNotFoundException,
@@ -82,7 +83,7 @@ import { createDocumentClient } from '../adapters/dynamodb/store.js';
 import { ECR_FINDINGS_NOT_READY } from '../shared/findings/readers.js';
 import { partitionOf } from '../shared/gate/events.js';
 import type { ImageLocator, TollgateEvent } from '../shared/gate/ports.js';
-import { ecrScanState } from '../shared/gate/scan.js';
+import { coverageState, ecrScanState } from '../shared/gate/scan.js';
 import { asSdk } from '../simulator/sdk-shape.js';
 import { fixtureJson } from './helpers.js';
 
@@ -289,7 +290,9 @@ describe('CodePipeline: ListPipelines (the sweep looking for approvals no event 
       .rejectsOnce(serviceErrors(CodePipelineServiceException).throttle())
       .resolvesOnce({ pipelines: [summary('billing-api'), summary('payments-api')], nextToken: 'page-2' })
       .resolvesOnce({ pipelines: [summary('web-frontend'), {}] });
-    const names = await new CodePipelineDirectory(client, fastRetry()).pipelineNames();
+    const names = (await new CodePipelineDirectory(client, fastRetry()).pipelineSummaries()).map(
+      (p) => p.name,
+    );
     expect(names).toEqual(['billing-api', 'payments-api', 'web-frontend']);
     expect(mock.commandCalls(ListPipelinesCommand).map((c) => c.args[0].input)).toEqual([
       { maxResults: 1000 },
@@ -301,7 +304,7 @@ describe('CodePipeline: ListPipelines (the sweep looking for approvals no event 
   it('refuses a nextToken the service had already returned, rather than loop', async () => {
     const { client, mock } = codepipeline();
     mock.on(ListPipelinesCommand).resolves({ pipelines: [summary('billing-api')], nextToken: 'again' });
-    await expect(new CodePipelineDirectory(client, fastRetry()).pipelineNames()).rejects.toThrow(
+    await expect(new CodePipelineDirectory(client, fastRetry()).pipelineSummaries()).rejects.toThrow(
       /ListPipelines returned a nextToken it had already returned/,
     );
   });
@@ -827,6 +830,38 @@ describe('Inspector2: ListCoverage', () => {
       await new InspectorFindings(client, fastRetry()).coverage({ ...IMAGE, registryId: undefined }),
     ).toBeUndefined();
     expect(page).toBe(COVERAGE_PAGES_MAX);
+  });
+
+  it('an image never scanned (no lastScannedAt) is no finished scan: manual frequency gets none, escalated at once', async () => {
+    const { client, mock } = inspector();
+    const { lastScannedAt: _, ...never } = coveredResource(DIGEST, 'SCAN_FREQUENCY_MANUAL');
+    mock.on(ListCoverageCommand).resolves({ coveredResources: [never] });
+    const findings = new InspectorFindings(client, fastRetry());
+    const view = await findings.coverage(IMAGE);
+    expect(view).toEqual({ ...coverageOf('SCAN_FREQUENCY_MANUAL'), lastScannedAt: undefined });
+    expect(coverageState(view)).toEqual({
+      state: 'unsupported',
+      status: 'SCAN_FREQUENCY_MANUAL, never scanned',
+    });
+    // A time that is no time is no scan either.
+    mock.on(ListCoverageCommand).resolves({
+      coveredResources: [
+        {
+          ...never,
+          scanStatus: { statusCode: 'ACTIVE', reason: 'SUCCESSFUL' },
+          lastScannedAt: new Date(Number.NaN),
+        },
+      ],
+    });
+    expect(coverageState(await findings.coverage(IMAGE)).state).toBe('pending');
+    // Scanned before the frequency became manual (on push): that scan's findings are the image's.
+    mock
+      .on(ListCoverageCommand)
+      .resolves({ coveredResources: [coveredResource(DIGEST, 'SCAN_FREQUENCY_MANUAL')] });
+    expect(coverageState(await findings.coverage(IMAGE))).toEqual({
+      state: 'complete',
+      status: 'SCAN_FREQUENCY_MANUAL',
+    });
   });
 
   it('rejects when a later page fails', async () => {
@@ -1433,6 +1468,66 @@ describe('ECR: DescribeImages', () => {
       { repositoryName: 'inspector2', imageIds: [{ imageTag: 'ubuntu_latest' }] },
       { repositoryName: 'inspector2', imageIds: [{ imageTag: 'ubuntu_latest' }] },
     ]);
+  });
+
+  /** A DescribeImages answer as the SDK returns it: `imagePushedAt`'s epoch seconds a Date. */
+  const describeImages = (path: string): DescribeImagesCommandOutput => {
+    const out = fixtureJson(`aws/${path}`) as {
+      imageDetails: (Record<string, unknown> & { imagePushedAt: number })[];
+    };
+    return {
+      $metadata: {},
+      imageDetails: out.imageDetails.map((d) => ({ ...d, imagePushedAt: new Date(d.imagePushedAt * 1000) })),
+    };
+  };
+
+  it.each([
+    ['an OCI image index', 'describe-images.oci-image-index.model-derived.json'],
+    ['a Docker manifest list', 'describe-images.docker-manifest-list.model-derived.json'],
+  ])(
+    'refuses a tag that names %s (multi-architecture, or with attestations): no scanner scans it',
+    async (_, path) => {
+      const { client, mock } = ecr();
+      const answer = describeImages(path);
+      mock.on(DescribeImagesCommand).resolves(answer);
+      const resolved = await new EcrImages(client, fastRetry()).resolveTag(
+        'inspector2',
+        'ubuntu_latest',
+        '123456789012',
+      );
+      const detail = answer.imageDetails![0]!;
+      // `missing`: the gate escalates at once with this as the image's problem, never judges the index's digest.
+      expect(resolved).not.toHaveProperty('digest');
+      expect(resolved).toEqual({ missing: expect.any(String) });
+      const why = 'missing' in resolved ? resolved.missing : '';
+      expect(why).toContain('inspector2:ubuntu_latest in registry 123456789012 names an image index');
+      expect(why).toContain(detail.imageManifestMediaType!);
+      expect(why).toContain(detail.imageDigest!);
+      expect(why).toMatch(/multi-architecture image, or one pushed with attestations/);
+      expect(why).toMatch(/Scanners do not scan an index/);
+      expect(why).toMatch(/name a platform image's digest in CustomData/);
+      expect(mock.commandCalls(DescribeImagesCommand)).toHaveLength(1);
+    },
+  );
+
+  it('resolves a tag that names an image manifest (Docker or OCI), as ECR describes it', async () => {
+    const { client, mock } = ecr();
+    const answer = describeImages('describe-images.image-manifest.model-derived.json');
+    mock.on(DescribeImagesCommand).resolves(answer);
+    const images = new EcrImages(client, fastRetry());
+    const want = { digest: DIGEST, pushedAt: '2025-11-25T09:00:00.000Z' };
+    expect(await images.resolveTag('inspector2', 'ubuntu_latest', '123456789012')).toEqual(want);
+    const detail = answer.imageDetails![0]!;
+    mock.on(DescribeImagesCommand).resolves({
+      imageDetails: [
+        {
+          ...detail,
+          imageManifestMediaType: 'application/vnd.oci.image.manifest.v1+json',
+          artifactMediaType: 'application/vnd.oci.image.config.v1+json',
+        },
+      ],
+    });
+    expect(await images.resolveTag('inspector2', 'ubuntu_latest', '123456789012')).toEqual(want);
   });
 
   it('says why for a tag, a repository or a name ECR does not have, or may not be read: an answer, not a fault', async () => {

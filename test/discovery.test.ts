@@ -161,6 +161,22 @@ describe('a lost approval STARTED event', () => {
     expect(r.calls.PutApprovalResult).toBe(1);
     expect(r.deliveries.filter((d) => d.outcome === 'dead-lettered')).toEqual([]);
   });
+
+  it('a PARALLEL-mode pipeline whose state still names an execution from before the switch: found by its mode, not its state', async () => {
+    const r = await replay('10-parallel-mode-approval-started-event-lost.json', {
+      // A wildcard: ListPipelines names the pipeline with its mode.
+      discovery: { pipelines: ['*'] },
+      onWorld: (world) =>
+        world.showFormerExecution('fulfilment-api', 'Release', '00000010-5c4d-4e6f-8a9b-0c1d2e3f4a5b'),
+    });
+    expect(r.calls.ListPipelines).toBeGreaterThan(0);
+    expect(r.gates[0]).toMatchObject({
+      state: 'CLOSED',
+      outcome: 'APPROVE',
+      approvalResult: { status: 'Approved' },
+    });
+    expect(r.gates[0]!.timeline[0]?.what).toMatch(/^approval found in progress by the sweep/);
+  });
 });
 
 // ── the discovery's rules, through the real sweep handler, adapters and store (test/gate-harness.ts) ────
@@ -288,14 +304,22 @@ describe('discovery', () => {
     expect(discover).toHaveBeenCalledWith({ account: ACCOUNT, region: REGION });
   });
 
-  it('names its pipelines without ListPipelines when the globs are literal, and keeps to the action globs', async () => {
+  it('lists the pipelines for their modes when the globs are literal too, and keeps to the action globs', async () => {
     const other = await waiting({ pipelines: [PIPELINE], actions: ['Deploy*'] });
     await other.sweep();
-    expect(listed(other)).toBe(0);
+    expect(listed(other)).toBeGreaterThan(0);
     expect(await other.gate()).toBeUndefined();
     const h = await waiting({ pipelines: [PIPELINE], actions: ['Image*Approval'] });
     await h.sweep();
-    expect(listed(h)).toBe(0);
+    expect(listed(h)).toBeGreaterThan(0);
+    expect((await h.gate())?.state).toBe('WAITING');
+  });
+
+  it('still looks at a pipeline named literally that the list lacks (just created), its mode unknown', async () => {
+    const h = await waiting({ pipelines: [PIPELINE] });
+    h.pipelineNames.splice(0, h.pipelineNames.length, 'billing-api');
+    await h.sweep();
+    expect(listed(h)).toBeGreaterThan(0);
     expect((await h.gate())?.state).toBe('WAITING');
   });
 
@@ -551,6 +575,59 @@ describe('discovery', () => {
     expect(gates).toHaveLength(1);
   });
 
+  it("a stale gate that names no run, under the number tried, is an earlier run's: the run in progress gets the next number", async () => {
+    const h = await waiting({});
+    h.scanner.coverage = undefined; // no scan: the gates wait
+    // An earlier run's event named no run (nor had its token shown); its gate gave up when that run's
+    // execution moved on.
+    h.pipeline.stage.token = undefined;
+    const started = h.approvalStartedEvent();
+    delete started.detail['action-execution-id'];
+    await h.approvalStarted(started);
+    const earlier = (await h.gate())!;
+    expect(earlier.state).toBe('WAITING');
+    expect([earlier.actionExecutionId, earlier.tokenHash]).toEqual([undefined, undefined]);
+    const stale: Gate = {
+      ...earlier,
+      state: 'STALE',
+      staleReason: 'the execution moved on',
+      version: earlier.version + 1,
+    };
+    expect(await h.store.updateGate(stale, earlier.version)).toBe(true);
+    // The run in progress now, its STARTED event lost: taken for the stale gate's, it was skipped at every
+    // discovery with nothing said.
+    h.pipeline.stage.token = TOKEN;
+    await h.sweep();
+    expect(await h.gate({ ...KEY, attempt: 2 })).toMatchObject({
+      state: 'WAITING',
+      actionExecutionId: ACTION_EXECUTION,
+    });
+    expect((await h.gate())?.state).toBe('STALE');
+    expect(await gatesOfRun(h, ACTION_EXECUTION)).toEqual([gateId({ ...KEY, attempt: 2 })]);
+  });
+
+  it("a live gate that names no run but holds another token, under the number tried, is another run's: the next number", async () => {
+    const h = await waiting({});
+    // An earlier run's event named no run; no image to judge: escalated at once with that run's token,
+    // left to a person (ACTED: not among the open gates the sweep reads).
+    h.pipeline.action.customData = undefined;
+    h.pipeline.variables = {};
+    h.pipeline.stage.token = RETRY_TOKEN;
+    h.pipeline.stage.actionExecutionId = null; // nor did the state (older API answers)
+    const started = h.approvalStartedEvent();
+    delete started.detail['action-execution-id'];
+    await h.approvalStarted(started);
+    const earlier = await h.gate();
+    expect(earlier).toMatchObject({ state: 'ACTED', tokenHash: hashToken(RETRY_TOKEN) });
+    expect(earlier?.actionExecutionId).toBeUndefined();
+    // The run in progress now, named, shows another token, its STARTED event lost.
+    delete h.pipeline.stage.actionExecutionId;
+    h.pipeline.stage.token = TOKEN;
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect(await gatesOfRun(h, ACTION_EXECUTION)).toEqual([gateId({ ...KEY, attempt: 2 })]);
+  });
+
   it('an escalation waiting for a person costs discovery two table reads, no CodePipeline call beyond the state', async () => {
     const h = await waiting({});
     h.pipeline.action.customData = undefined;
@@ -739,5 +816,65 @@ describe('discovery in PARALLEL execution mode (the state names no execution)', 
     h.clock.advance(MINUTE);
     await h.sweep();
     expect((await h.gate())?.state).toBe('WAITING');
+  });
+
+  it("goes by the pipeline's mode: a PARALLEL pipeline whose state still names an execution from before is listed", async () => {
+    // The stack's wildcard: ListPipelines gives the pipeline's mode.
+    const h = await waitingInParallel({});
+    h.pipeline.executionMode = 'PARALLEL';
+    h.pipeline.stage = {
+      executionId: OTHER_EXECUTION,
+      status: 'Succeeded',
+      token: undefined,
+      actionExecutionId: '0b9e6a1c-0000-4000-8000-0000000000ff',
+      since: new Date(START),
+    };
+    await h.sweep();
+    expect(listed(h)).toBeGreaterThan(0);
+    expect(executionsListed(h)).toEqual([{ pipelineName: PIPELINE, maxResults: 100 }]);
+    expect(await h.gate()).toMatchObject({ key: KEY, actionExecutionId: ACTION_EXECUTION, startedAt: START });
+    await settled(h);
+    expect(h.results.map((r) => [r.token, r.result?.status])).toEqual([[TOKEN, 'Approved']]);
+  });
+
+  it('a mode not known (a literal glob the list lacks, or a summary without one) lists only for a stage whose state names no execution', async () => {
+    // A literal glob the list lacks: no mode; a stage naming an execution is read from the state alone.
+    const literal = await waitingInParallel({ pipelines: [PIPELINE] });
+    literal.pipelineNames.splice(0, literal.pipelineNames.length, 'billing-api');
+    literal.pipeline.executionMode = 'PARALLEL';
+    literal.pipeline.stage = { executionId: OTHER_EXECUTION, status: 'Succeeded', token: undefined };
+    await literal.sweep();
+    expect(executionsListed(literal)).toEqual([]);
+    // Listed, a literal glob's pipeline has its mode: PARALLEL lists the executions whatever the state names.
+    const known = await waitingInParallel({ pipelines: [PIPELINE] });
+    known.pipeline.executionMode = 'PARALLEL';
+    known.pipeline.stage = { executionId: OTHER_EXECUTION, status: 'Succeeded', token: undefined };
+    await known.sweep();
+    expect(executionsListed(known)).toHaveLength(1);
+    expect((await known.gate())?.state).toBe('WAITING');
+    // A summary without a mode, the stage naming no execution: listed, as PARALLEL mode would show it.
+    const unknown = await waitingInParallel({});
+    unknown.pipeline.executionMode = null;
+    await unknown.sweep();
+    expect(executionsListed(unknown)).toHaveLength(1);
+    expect((await unknown.gate())?.state).toBe('WAITING');
+  });
+
+  it('a SUPERSEDED or QUEUED pipeline whose gated stage never ran: its executions are not listed, however many', async () => {
+    for (const mode of ['SUPERSEDED', 'QUEUED'] as const) {
+      const h = await waitingInParallel({});
+      h.pipeline.executionMode = mode;
+      // More than one look lists: listed, every discovery would fail for an approval that cannot be there.
+      h.pipeline.executions = Array.from({ length: EXECUTION_PAGES_MAX + 1 }, (_, i) => ({
+        executionId: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+        status: 'InProgress',
+        startTime: new Date(START),
+      }));
+      await expect(h.sweep()).resolves.toBeDefined();
+      expect(listed(h)).toBeGreaterThan(0);
+      expect(executionsListed(h)).toEqual([]);
+      expect(runsListed(h)).toBe(0);
+      expect(await h.gate()).toBeUndefined();
+    }
   });
 });

@@ -364,8 +364,13 @@ describe('scan states', () => {
     for (const s of ['IMAGE_NOT_FOUND', 'REPOSITORY_NOT_FOUND']) expect(ecrScanState(s)).toBe('unsupported');
     expect(ecrScanState('SCAN_CHANGED_WHILE_PAGING')).toBe('pending');
     expect(
-      coverageState({ statusCode: 'ACTIVE', reason: 'SUCCESSFUL', lastScannedAt: undefined }).state,
+      coverageState({ statusCode: 'ACTIVE', reason: 'SUCCESSFUL', lastScannedAt: '2024-09-04T16:55:38.411Z' })
+        .state,
     ).toBe('complete');
+    // Listed, never scanned: no clean scan.
+    expect(
+      coverageState({ statusCode: 'ACTIVE', reason: 'SUCCESSFUL', lastScannedAt: undefined }).state,
+    ).toBe('pending');
     expect(
       coverageState({ statusCode: 'ACTIVE', reason: 'PENDING_INITIAL_SCAN', lastScannedAt: undefined }).state,
     ).toBe('pending');

@@ -331,6 +331,13 @@ export interface PipelineModel {
    * execution, in progress since START.
    */
   executions?: { executionId: string; status: string; startTime: Date }[];
+  /**
+   * The pipeline's execution mode, as ListPipelines and ListPipelineExecutions give it. By default PARALLEL
+   * while the state names no execution of the stage, SUPERSEDED otherwise; `null`: the pipeline's summary
+   * gives none. PARALLEL with a stage execution set: a pipeline switched to PARALLEL, whose state still
+   * shows an execution from before.
+   */
+  executionMode?: 'SUPERSEDED' | 'QUEUED' | 'PARALLEL' | null;
   /** GetPipelineExecution's variables (name → resolved value). */
   variables: Record<string, string>;
   /** ECR DescribeImages: `repository:tag` → digest. */
@@ -743,7 +750,10 @@ export class Harness {
                   name,
                   version: 3,
                   pipelineType: 'V2',
-                  executionMode: 'SUPERSEDED',
+                  // Only the gated pipeline's mode is modelled; the other one is never read.
+                  ...(name === PIPELINE && this.executionMode() === undefined
+                    ? {}
+                    : { executionMode: name === PIPELINE ? this.executionMode() : 'SUPERSEDED' }),
                   created: new Date(START),
                   updated: new Date(START),
                 },
@@ -766,7 +776,7 @@ export class Harness {
           status: x.status as 'InProgress',
           startTime: x.startTime,
           lastUpdateTime: x.startTime,
-          executionMode: 'PARALLEL',
+          executionMode: this.executionMode() ?? 'PARALLEL',
           executionType: 'STANDARD',
         }));
         return {
@@ -1014,6 +1024,13 @@ export class Harness {
       this.events.push(...entries);
       return { FailedEntryCount: 0, Entries: entries.map(() => ({ EventId: randomUUID() })) };
     });
+  }
+
+  /** `PipelineModel.executionMode`, its default filled in; undefined: the summary gives none. */
+  private executionMode(): 'SUPERSEDED' | 'QUEUED' | 'PARALLEL' | undefined {
+    const mode = this.pipeline.executionMode;
+    if (mode === null) return undefined;
+    return mode ?? (this.pipeline.stage.executionId === undefined ? 'PARALLEL' : 'SUPERSEDED');
   }
 
   private knownPipeline(name: string | undefined): void {

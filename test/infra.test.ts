@@ -631,7 +631,7 @@ describe('the Tollgate construct', () => {
     ).toEqual([]);
     const starActions = all.filter((s) => resourcesOf(s).includes('*')).flatMap(actionsOf);
     expect([...new Set(starActions)].sort()).toEqual([
-      // The sweep's discovery lists the pipelines to match a wildcard glob: ListPipelines has none either.
+      // The sweep's discovery lists the pipelines (globs, execution modes): ListPipelines has none either.
       'codepipeline:ListPipelines',
       // The archive's stream poller: ListStreams has no resource-level permission.
       'dynamodb:ListStreams',
@@ -1578,7 +1578,7 @@ describe("the sweep's discovery of approvals no STARTED event announced", () => 
       ),
     );
 
-  it("gives the sweep the event rules' own globs, and ListPipelines (resource *) only to match a wildcard", () => {
+  it("gives the sweep the event rules' own globs, and ListPipelines (resource *) only with discovery on", () => {
     const t = gate({ pipelines: ['payments-*', 'billing-api'], approvalActionNames: ['Tollgate*', 'Gate'] });
     expect(sweepEnv(t)).toMatchObject({
       TOLLGATE_PIPELINES: '["payments-*","billing-api"]',
@@ -1596,8 +1596,9 @@ describe("the sweep's discovery of approvals no STARTED event announced", () => 
       const env = (fn.Properties as { Environment: { Variables: Json } }).Environment.Variables;
       expect(env.TOLLGATE_PIPELINES, n).toBeUndefined();
     }
-    // Literal pipeline names need no list; a discovery turned off needs nothing.
-    expect(listing(gate({ pipelines: ['billing-api', 'payments-api'] }))).toEqual([]);
+    // Literal pipeline names too: the list says which pipelines run in PARALLEL mode. A discovery turned off
+    // needs nothing.
+    expect(listing(gate({ pipelines: ['billing-api', 'payments-api'] }))).toEqual(['sweep']);
     const off = gate({ discoveryMinutes: 0 });
     expect(listing(off)).toEqual([]);
     expect(sweepEnv(off).TOLLGATE_DISCOVERY_MINUTES).toBe('0');

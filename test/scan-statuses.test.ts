@@ -9,6 +9,8 @@ import { coverageState, ecrScanState } from '../shared/gate/scan.js';
  * waiting for the whole `scan.waitMinutes`: when the SDK (pinned, updated on purpose) brings one, this fails
  * and someone decides.
  */
+const SCANNED_AT = '2024-09-04T16:55:38.411Z';
+
 describe('scan statuses of the API models', () => {
   it('ECR: every ScanStatus is complete, pending or unsupported, as decided', () => {
     const decided: Record<EcrScanStatus, ReturnType<typeof ecrScanState>> = {
@@ -30,6 +32,7 @@ describe('scan statuses of the API models', () => {
   });
 
   it('Inspector: every coverage ScanStatusReason of an ACTIVE image is complete, pending or unsupported, as decided', () => {
+    // Complete only when Inspector says when it scanned the image (lastScannedAt): see the test below.
     const complete = ['SUCCESSFUL', 'SCAN_FREQUENCY_MANUAL', 'SCAN_FREQUENCY_SCAN_ON_PUSH'];
     const pending = [
       // Waiting on Inspector: it scans, or retries.
@@ -73,10 +76,37 @@ describe('scan statuses of the API models', () => {
       'UNSUPPORTED_RUNTIME',
     ];
     expect([...complete, ...pending, ...unsupported].sort()).toEqual(Object.values(ScanStatusReason).sort());
-    const state = (reason: string) =>
-      coverageState({ statusCode: 'ACTIVE', reason, lastScannedAt: undefined }).state;
-    for (const r of complete) expect(state(r), r).toBe('complete');
-    for (const r of pending) expect(state(r), r).toBe('pending');
-    for (const r of unsupported) expect(state(r), r).toBe('unsupported');
+    const state = (reason: string, lastScannedAt: string | undefined) =>
+      coverageState({ statusCode: 'ACTIVE', reason, lastScannedAt }).state;
+    // Scanned or not, a reason that is no finished scan stays what it is.
+    for (const at of [SCANNED_AT, undefined]) {
+      for (const r of complete) expect(state(r, SCANNED_AT), r).toBe('complete');
+      for (const r of pending) expect(state(r, at), r).toBe('pending');
+      for (const r of unsupported) expect(state(r, at), r).toBe('unsupported');
+    }
+  });
+
+  it('Inspector: a covered image never scanned (no lastScannedAt) is no finished scan', () => {
+    const never = (reason: string) =>
+      coverageState({ statusCode: 'ACTIVE', reason, lastScannedAt: undefined });
+    // "This image will not be covered by Amazon Inspector due to the repository scan frequency configuration":
+    // no scan will come, so the gate decides at once (scan.onUnsupported), never on two empty reads.
+    expect(never('SCAN_FREQUENCY_MANUAL')).toEqual({
+      state: 'unsupported',
+      status: 'SCAN_FREQUENCY_MANUAL, never scanned',
+    });
+    // A scan on push, or one called successful, with no time yet may still come: the gate waits.
+    for (const r of ['SUCCESSFUL', 'SCAN_FREQUENCY_SCAN_ON_PUSH']) {
+      expect(never(r), r).toEqual({ state: 'pending', status: `${r}, not scanned yet (no lastScannedAt)` });
+    }
+    // Scanned once (on push, before the repository's frequency became manual): that scan's findings stand.
+    expect(
+      coverageState({ statusCode: 'ACTIVE', reason: 'SCAN_FREQUENCY_MANUAL', lastScannedAt: SCANNED_AT }),
+    ).toEqual({ state: 'complete', status: 'SCAN_FREQUENCY_MANUAL' });
+    // No longer scanned, whenever it last was: no verdict, as before.
+    expect(
+      coverageState({ statusCode: 'INACTIVE', reason: 'SCAN_FREQUENCY_MANUAL', lastScannedAt: SCANNED_AT })
+        .state,
+    ).toBe('unsupported');
   });
 });

@@ -143,8 +143,8 @@ const FACTS: Record<string, (r: SimulationResult) => void> = {
     // The wait counts from the approval's start as the pipeline's state shows it.
     expect(gate.decidedBy?.latencyMs).toBe(9 * MINUTE);
     expect(r.calls.PutApprovalResult).toBe(1);
-    // Literal pipeline globs: the sweep names the pipeline, no ListPipelines.
-    expect(r.calls.ListPipelines).toBeUndefined();
+    // Literal pipeline globs too: ListPipelines, once per look, says each pipeline's execution mode.
+    expect(r.calls.ListPipelines).toBe(2);
   },
   '10-parallel-mode-approval-started-event-lost.json': (r) => {
     const gate = only(r);

@@ -15,7 +15,7 @@ import {
   type SimulationResult,
 } from '../simulator/run.js';
 import { FAILABLE_OPERATIONS, loadScenario, SCAN_STATUSES } from '../simulator/scenario.js';
-import { World } from '../simulator/world.js';
+import { SCANNED_REASONS, World } from '../simulator/world.js';
 import { useLocalDynamo } from './gate-harness.js';
 import { ROOT } from './helpers.js';
 
@@ -343,16 +343,28 @@ describe('keys that would be read and then ignored', () => {
     const coverage = (status: string) => {
       w.setScan(DIGEST, 'billing/api', status);
       const listed = (w as unknown as { dispatch(o: string, input: Json): Json }).dispatch('ListCoverage', {})
-        .coveredResources as { scanStatus: { statusCode: string; reason: string } }[];
+        .coveredResources as {
+        scanStatus: { statusCode: string; reason: string };
+        lastScannedAt?: unknown;
+      }[];
       const { statusCode, reason } = listed[0]!.scanStatus;
-      return coverageState({ statusCode, reason, lastScannedAt: undefined }).state;
+      const scanned = listed[0]!.lastScannedAt;
+      return coverageState({
+        statusCode,
+        reason,
+        lastScannedAt: scanned === undefined ? undefined : String(scanned),
+      }).state;
     };
     for (const status of SCAN_STATUSES) {
       const event = status === 'INITIAL_SCAN_COMPLETE' ? inspectorScanState(status) : ecrScanState(status);
       // A coverage reason the ECR model does not know reads, in an ECR event, as pending: coverage decides.
       const want =
         event === 'pending'
-          ? coverageState({ statusCode: 'ACTIVE', reason: status, lastScannedAt: undefined }).state
+          ? coverageState({
+              statusCode: 'ACTIVE',
+              reason: status,
+              lastScannedAt: SCANNED_REASONS.has(status) ? '2026-11-25T12:00:00.000Z' : undefined,
+            }).state
           : event;
       expect(coverage(status), status).toBe(want);
     }

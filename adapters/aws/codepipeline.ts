@@ -16,6 +16,7 @@ import {
   ExecutionNotFound,
   type PipelineExecutionSummaryView,
   type PipelineExecutionView,
+  type PipelineSummaryView,
   type PipelinesPort,
   type PutApprovalOutcome,
   type PutApprovalRequest,
@@ -151,7 +152,10 @@ export class CodePipelineApprovals implements ApprovalsPort {
       // may be this call's own, not a sign the execution moved on.
       if (name === 'InvalidApprovalTokenException')
         return landed ? 'completed-after-lost-answer' : 'invalid-token';
-      throw redactToken(e, request.token);
+      const error = redactToken(e, request.token);
+      // The gate keeps a result that may have gone out in mind (`resultMayHaveLanded` in the ports).
+      if (error instanceof Error) Object.assign(error, { resultMayHaveLanded: landed });
+      throw error;
     }
   }
 }
@@ -173,15 +177,20 @@ export class CodePipelineDirectory implements PipelinesPort {
     private readonly retry: RetryOptions = DEFAULT_RETRY,
   ) {}
 
-  async pipelineNames(): Promise<readonly string[]> {
-    const names: string[] = [];
+  /** The execution mode as the summary gives it (the API's default, SUPERSEDED, is not assumed when absent). */
+  async pipelineSummaries(): Promise<readonly PipelineSummaryView[]> {
+    const summaries: PipelineSummaryView[] = [];
     const pages = everyPage('ListPipelines', this.retry, (nextToken) =>
       this.client.send(
         new ListPipelinesCommand({ maxResults: 1000, ...(nextToken === undefined ? {} : { nextToken }) }),
       ),
     );
-    for await (const page of pages) for (const p of page.pipelines ?? []) if (p.name) names.push(p.name);
-    return names;
+    for await (const page of pages) {
+      for (const p of page.pipelines ?? []) {
+        if (p.name) summaries.push({ name: p.name, executionMode: p.executionMode });
+      }
+    }
+    return summaries;
   }
 
   async recentExecutions(pipeline: string, since: Date): Promise<RecentExecutions> {

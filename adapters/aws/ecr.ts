@@ -182,6 +182,16 @@ export class EcrScanFindings {
   }
 }
 
+/**
+ * Manifest media types of an image index: a list of platform images (multi-architecture, or one platform with
+ * its attestations, as `docker buildx build --push` writes by default). Scanners scan the platform images,
+ * never the index, so nothing is ever found or covered under its digest.
+ */
+const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+]);
+
 /** ECR `DescribeImages`: which digest a tag points at. */
 export class EcrImages implements ImagesPort {
   constructor(
@@ -206,6 +216,15 @@ export class EcrImages implements ImagesPort {
       const image = out.imageDetails?.[0];
       const digest = image?.imageDigest;
       if (digest === undefined) return { missing: `ECR has no image ${repository}:${tag}${where}` };
+      // Judged as an image, an index would read as a clean scan if coverage ever listed it, or wait out the
+      // deadline as not covered with nothing saying why: refused at once, with what to name instead. A detail
+      // without a media type resolves as before: only what ECR says is an index is refused.
+      const mediaType = image?.imageManifestMediaType?.trim().toLowerCase();
+      if (mediaType !== undefined && INDEX_MEDIA_TYPES.has(mediaType)) {
+        return {
+          missing: `${repository}:${tag}${where} names an image index (${image?.imageManifestMediaType}) ${digest}: a multi-architecture image, or one pushed with attestations (docker buildx --push adds provenance by default). Scanners do not scan an index, only its platform images: name a platform image's digest in CustomData (${repository}@sha256:…; \`docker buildx imagetools inspect\` lists them)`,
+        };
+      }
       const pushedAt = image?.imagePushedAt;
       return pushedAt instanceof Date && !Number.isNaN(pushedAt.getTime())
         ? { digest, pushedAt: pushedAt.toISOString() }

@@ -192,6 +192,8 @@ function isImage(resource: CoveredResource, image: ImageLocator): boolean {
 }
 
 function coverageView(resource: CoveredResource): CoverageView {
+  // Whether the image was ever scanned: the reason alone does not say (coverageState). A time that is no
+  // time reads as never scanned (fail closed).
   const at = resource.lastScannedAt;
   return {
     statusCode: resource.scanStatus?.statusCode ?? 'UNKNOWN',

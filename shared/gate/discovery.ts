@@ -26,10 +26,27 @@ import {
  * state for Manual approvals in progress that no gate knows, and opens their gates as the event would have.
  *
  * It reads one GetPipelineState per pipeline: the stage's latest execution. In PARALLEL execution mode the
- * state names no execution, so for a gated stage that names none it lists the pipeline's executions in
- * progress (`ListPipelineExecutions`) and the action runs of each (`ListActionExecutions`), whose
- * approvals carry their token as `externalExecutionId`.
+ * state does not say which executions wait (it names none, or one from before the pipeline was switched to
+ * PARALLEL), so for its gated stages it lists the pipeline's executions in progress
+ * (`ListPipelineExecutions`) and the action runs of each (`ListActionExecutions`), whose approvals carry
+ * their token as `externalExecutionId`. The mode is the pipeline's, as ListPipelines gives it; a pipeline
+ * whose mode is not known (named by a literal glob the list lacks, or a summary without one) is listed for
+ * a gated stage whose state names no execution, which is all the state can say.
  */
+
+/** How a pipeline runs its executions; undefined: not known, so no shortcut may be taken on it. */
+type ExecutionMode = 'PARALLEL' | 'SUPERSEDED' | 'QUEUED' | undefined;
+
+/** A gated pipeline and its execution mode, when known. */
+interface GatedPipeline {
+  readonly name: string;
+  readonly mode: ExecutionMode;
+}
+
+/** The API's modes; any other value (one added later) is an unknown mode, not a guess. */
+function executionModeOf(mode: string | undefined): ExecutionMode {
+  return mode === 'PARALLEL' || mode === 'SUPERSEDED' || mode === 'QUEUED' ? mode : undefined;
+}
 
 export interface DiscoveryConfig {
   /** The stack's `pipelines` globs: the pipelines whose approvals are gated. */
@@ -60,11 +77,6 @@ export const PARALLEL_LOOKBACK_MS = 8 * 24 * 60 * 60_000;
 
 /** The most minutes between two discoveries (the stack's `discoveryMinutes` and the sweep's check alike). */
 export const DISCOVERY_MAX_MINUTES = 60;
-
-/** Whether matching these pipeline globs needs the account's list of pipelines (one has a wildcard). */
-export function needsPipelineList(globs: readonly string[]): boolean {
-  return !globs.every((g) => compileGlob(g).isLiteral);
-}
 
 /** What the sweep asks of a discovery (`ApprovalDiscovery`, or one that says why it cannot run). */
 export interface Discovery {
@@ -136,7 +148,7 @@ export class ApprovalDiscovery implements Discovery {
    * the failure is counted, alarmed on and never passes for "nothing waiting".
    */
   async discover(where: { readonly account: string; readonly region: string }): Promise<DiscoveryReport> {
-    const names = await this.gatedPipelines().catch((error: unknown) => {
+    const pipelines = await this.gatedPipelines().catch((error: unknown) => {
       this.d.metrics.count('DiscoveryFailures');
       throw error;
     });
@@ -148,14 +160,23 @@ export class ApprovalDiscovery implements Discovery {
     const failures: unknown[] = [];
     const candidates: Candidate[] = [];
     const now = this.d.clock.now().getTime();
-    await inTurn(names, this.d.config.concurrency, async (pipeline) => {
+    await inTurn(pipelines, this.d.config.concurrency, async ({ name: pipeline, mode }) => {
       try {
         const stages = await this.d.approvals.pipelineState(pipeline);
-        candidates.push(...this.waiting(pipeline, stages, now));
-        const unnamed = this.stagesNamingNoExecution(stages);
-        if (unnamed.size > 0) {
-          const parallel = await this.waitingInParallel(pipeline, unnamed, now);
-          candidates.push(...parallel.found);
+        const shown = this.waiting(pipeline, stages, now);
+        candidates.push(...shown);
+        const listed = this.stagesToList(stages, mode);
+        if (listed.size > 0) {
+          const parallel = await this.waitingInParallel(pipeline, listed, now);
+          // A run the state shows too (an execution from before the switch to PARALLEL, still waiting) is
+          // one approval: looked at once.
+          const seen = new Set(shown.flatMap((c) => [c.token, c.actionExecutionId]));
+          candidates.push(
+            ...parallel.found.filter(
+              (c) =>
+                !seen.has(c.token) && (c.actionExecutionId === undefined || !seen.has(c.actionExecutionId)),
+            ),
+          );
           failures.push(...parallel.failures);
         }
       } catch (error) {
@@ -204,20 +225,35 @@ export class ApprovalDiscovery implements Discovery {
         failures,
       );
     }
-    return { pipelines: names.length, inProgress: candidates.length, found };
+    return { pipelines: pipelines.length, inProgress: candidates.length, found };
   }
 
-  /** Literal globs name the pipelines; a wildcard needs the account's list of pipelines. */
-  private async gatedPipelines(): Promise<readonly string[]> {
-    if (!needsPipelineList(this.d.config.pipelines)) return [...new Set(this.d.config.pipelines)];
-    const names = await this.d.pipelines.pipelineNames();
-    return names.filter((name) => this.pipelineGlobs.some((g) => g.test(name)));
+  /**
+   * Literal globs name the pipelines, without their modes (ListPipelines is granted only for a wildcard);
+   * a wildcard needs the account's list of pipelines, which gives each one's mode.
+   */
+  /**
+   * The gated pipelines with their execution modes. The list is read even when every glob is a literal name:
+   * only it tells a PARALLEL-mode pipeline (whose state may still name an execution from before the switch)
+   * from the others. A literal name the list lacks (a pipeline just created, or gone) is still looked at, its
+   * mode unknown: its state says what it can.
+   */
+  private async gatedPipelines(): Promise<readonly GatedPipeline[]> {
+    const summaries = await this.d.pipelines.pipelineSummaries();
+    const gated = summaries
+      .filter((p) => this.pipelineGlobs.some((g) => g.test(p.name)))
+      .map((p): GatedPipeline => ({ name: p.name, mode: executionModeOf(p.executionMode) }));
+    const listed = new Set(gated.map((p) => p.name));
+    const unlisted = this.pipelineGlobs
+      .filter((g) => g.isLiteral && !listed.has(g.source))
+      .map((g): GatedPipeline => ({ name: g.source, mode: undefined }));
+    return [...gated, ...new Map(unlisted.map((p) => [p.name, p])).values()];
   }
 
   /**
    * Gated approvals in progress past the grace period. Only an approval shows a token in the state, so a
-   * token says the action is a Manual approval waiting; a stage that names no execution (PARALLEL mode)
-   * cannot say whose it is (`waitingInParallel` looks there).
+   * token says the action is a Manual approval waiting; a stage that names no execution cannot say whose
+   * it is (`waitingInParallel` looks there, as for every stage of a PARALLEL-mode pipeline).
    */
   private waiting(pipeline: string, stages: readonly StageStateView[], now: number): Candidate[] {
     const found: Candidate[] = [];
@@ -241,14 +277,21 @@ export class ApprovalDiscovery implements Discovery {
   }
 
   /**
-   * Gated stages whose state names no execution, with their gated actions: in PARALLEL mode, every one.
-   * (Also a stage that never ran, in any mode: its pipeline's executions in progress are looked through for
-   * nothing until it has run once.)
+   * The gated stages, with their gated actions, whose approvals in progress only the executions' listing
+   * shows. PARALLEL mode: every one, whatever execution the state names (a pipeline switched to PARALLEL
+   * keeps showing its last execution from before). SUPERSEDED or QUEUED: none; a stage whose state names no
+   * execution has never run, so no approval of it is in progress, and listing up to 2,000 executions for
+   * nothing at every discovery (failing it past that) would cost the most where nothing can be found. Mode
+   * unknown: a stage whose state names no execution, as PARALLEL mode shows every stage.
    */
-  private stagesNamingNoExecution(stages: readonly StageStateView[]): ReadonlyMap<string, readonly string[]> {
+  private stagesToList(
+    stages: readonly StageStateView[],
+    mode: ExecutionMode,
+  ): ReadonlyMap<string, readonly string[]> {
     const gated = new Map<string, readonly string[]>();
+    if (mode === 'SUPERSEDED' || mode === 'QUEUED') return gated;
     for (const stage of stages) {
-      if (stage.executionId !== undefined) continue;
+      if (mode === undefined && stage.executionId !== undefined) continue;
       const actions = stage.actions.map((a) => a.name).filter((name) => this.gated(name));
       if (actions.length > 0) gated.set(stage.name, actions);
     }
@@ -394,8 +437,18 @@ export class ApprovalDiscovery implements Discovery {
       const key: GateKey = attempt > 1 ? { ...base, attempt } : base;
       const gate = await this.d.store.getGate(key);
       if (gate === undefined) return this.startFound(key, c, where);
-      // This run's gate; or one that names no run (an event without its run id): open, it may be this one.
-      if (gate.actionExecutionId === run || (gate.actionExecutionId === undefined && gate.state !== 'CLOSED'))
+      // This run's gate; or one that names no run (an event without its run id): still live and not known
+      // to hold another token, it may be this one. A STALE gate gave up on its approval (the execution moved
+      // on), so it is an earlier run's, as for a run-less state above: were it taken for this one, this
+      // approval would be skipped at every discovery with nothing said, while no gate decides it. Moving on
+      // keeps one live gate per approval (a closed or stale gate never acts again).
+      if (
+        gate.actionExecutionId === run ||
+        (gate.actionExecutionId === undefined &&
+          gate.state !== 'CLOSED' &&
+          gate.state !== 'STALE' &&
+          (gate.tokenHash === undefined || gate.tokenHash === hashToken(c.token)))
+      )
         return undefined;
       // Another run's gate holds the number (the event's attempts ran ahead of the runs): the next one.
     }

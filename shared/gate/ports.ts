@@ -88,8 +88,21 @@ export interface ApprovalsPort {
   actionExecutions(pipeline: string, executionId: string): Promise<readonly ActionExecutionView[]>;
   /** Undefined when CodePipeline has no such execution (or pipeline): an approval of it is gone. */
   pipelineExecution(pipeline: string, executionId: string): Promise<PipelineExecutionView | undefined>;
-  /** Maps `ApprovalAlreadyCompletedException` and `InvalidApprovalTokenException`; throws on anything else. */
+  /**
+   * Maps `ApprovalAlreadyCompletedException` and `InvalidApprovalTokenException`; throws on anything else,
+   * the error saying whether an attempt may have reached CodePipeline (`resultMayHaveLanded`).
+   */
   putApprovalResult(request: PutApprovalRequest): Promise<PutApprovalOutcome>;
+}
+
+/**
+ * Whether a failed `putApprovalResult` may have sent its result all the same (a timeout, a 5xx): false only
+ * when the error says every attempt was refused before it went out (throttled, never connected). An error
+ * that says nothing may have: the gate then records a later "already completed" as perhaps its own.
+ */
+export function resultMayHaveLanded(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return true;
+  return (error as { readonly resultMayHaveLanded?: unknown }).resultMayHaveLanded !== false;
 }
 
 /** One entry of `ListPipelineExecutions`. */
@@ -101,13 +114,22 @@ export interface PipelineExecutionSummaryView {
   readonly startedAt: string | undefined;
 }
 
+/** A pipeline as ListPipelines names it: its `executionMode` when the summary gives one. */
+export interface PipelineSummaryView {
+  readonly name: string;
+  readonly executionMode: string | undefined;
+}
+
 /**
  * CodePipeline's `ListPipelines` and `ListPipelineExecutions`: what the sweep looks through for approvals no
  * event told it about.
  */
 export interface PipelinesPort {
-  /** Every pipeline's name in the account and region (every page; a failed page rejects the list). */
-  pipelineNames(): Promise<readonly string[]>;
+  /**
+   * Every pipeline of the account and region with its execution mode, which decides where an approval in
+   * progress can be seen (every page; a failed page rejects the list).
+   */
+  pipelineSummaries(): Promise<readonly PipelineSummaryView[]>;
   /**
    * The pipeline's executions, newest first: every one on the pages it takes to reach those started before
    * `since` (so older ones on those pages too). A failed page rejects the list. A pipeline that does not

@@ -38,7 +38,10 @@ const UNSUPPORTED = new Set([
   'REPOSITORY_NOT_FOUND',
 ]);
 
-// Coverage reasons of an image Inspector has scanned and keeps scanning.
+// Coverage reasons under which an image's findings are a scan's, if Inspector has scanned it (lastScannedAt):
+// the reason alone does not say so. `SCAN_FREQUENCY_MANUAL` is, in the API model, "This image will not be
+// covered by Amazon Inspector due to the repository scan frequency configuration", and ListCoverage lists such
+// images too, never scanned; `SCAN_FREQUENCY_SCAN_ON_PUSH` is scanned once, on push.
 const COVERED = new Set(['SUCCESSFUL', 'SCAN_FREQUENCY_MANUAL', 'SCAN_FREQUENCY_SCAN_ON_PUSH']);
 
 /**
@@ -67,11 +70,25 @@ export function ecrScanState(status: string): ScanState {
   return UNSUPPORTED.has(status) ? 'unsupported' : 'pending';
 }
 
-/** Inspector `ListCoverage`: the scan status when no scan event was seen (lost, or before the gate existed). */
+/**
+ * Inspector `ListCoverage`: the scan status when no scan event was seen (lost, or before the gate existed).
+ * An image is scanned only when coverage says when (`lastScannedAt`, "the date and time the resource was last
+ * checked for vulnerabilities"): the empty findings list of an image never scanned is no clean scan, and two
+ * such reads a sweep apart would settle and approve it.
+ */
 export function coverageState(coverage: CoverageView | undefined): { state: ScanState; status: string } {
   if (!coverage) return { state: 'pending', status: 'NOT_COVERED' };
   if (coverage.statusCode === 'ACTIVE' && COVERED.has(coverage.reason)) {
-    return { state: 'complete', status: coverage.reason };
+    // Scanned, whatever the repository's frequency is now: a manual frequency with a scan time is an image
+    // scanned before (on push, before the frequency changed), whose findings are that scan's.
+    if (coverage.lastScannedAt !== undefined) return { state: 'complete', status: coverage.reason };
+    // Manual frequency and never scanned: no scan will come, so waiting out the deadline only delays the
+    // same escalation (`scan.onUnsupported`, as for the other reasons of an image that gets no verdict).
+    if (coverage.reason === 'SCAN_FREQUENCY_MANUAL') {
+      return { state: 'unsupported', status: `${coverage.reason}, never scanned` };
+    }
+    // A scan on push (or one Inspector calls successful) with no scan time may still be coming: wait.
+    return { state: 'pending', status: `${coverage.reason}, not scanned yet (no lastScannedAt)` };
   }
   if (UNSUPPORTED.has(coverage.reason) || coverage.statusCode === 'INACTIVE') {
     return { state: 'unsupported', status: coverage.reason };
