@@ -2,13 +2,15 @@ import { ChainHeadMovedError } from '../audit/chain.js';
 import { actionEntry, decisionEntry } from '../audit/entry.js';
 import type { AuditAction, AuditRecord } from '../audit/record.js';
 import type { DecisionRecord } from '../decision/record.js';
-import { InputError } from '../errors.js';
+import { formatPath, InputError } from '../errors.js';
 import { type ScanVerdict, SEVERITIES } from '../findings/finding.js';
+import { ShapeError } from '../findings/readers.js';
 import { FindingTable } from '../findings/table.js';
 import { type CompiledPolicy, compilePolicy } from '../policy/compile.js';
 import { type Evaluation, evaluate, type GateCondition } from '../policy/evaluate.js';
 import type { LoadedPolicy } from '../policy/load.js';
 import { PolicySchema } from '../policy/schema.js';
+import { shown } from '../text.js';
 import { boundedDecision } from './bounds.js';
 import { type ClosingConfig, type ClosingDeps, GateClosing } from './closing.js';
 import { approvalSummary, renderEscalation } from './escalation.js';
@@ -43,6 +45,8 @@ import {
   type ImagesPort,
   type NotifierPort,
   type PipelineExecutionView,
+  type PutApprovalOutcome,
+  resultMayHaveLanded,
   type StageStateView,
 } from './ports.js';
 import {
@@ -55,7 +59,7 @@ import {
   sameRead,
   scanIsOf,
 } from './scan.js';
-import { checkToken, LISTING_GRACE_MS, type TokenCheck } from './token.js';
+import { checkToken, LISTING_GRACE_MS, ofSameApproval, type TokenCheck } from './token.js';
 import {
   type ApprovalStarted,
   CHAIN_ATTEMPTS_AFTER_ACTION,
@@ -656,11 +660,11 @@ export class GateService extends GateClosing<GateDeps> {
         .catch(() => undefined);
       if (token && !token.ok && token.final)
         return this.markStale(gate, token.reason, now, { trigger: ctx.trigger });
-      const learnt = gate.tokenHash === undefined && token?.ok ? { tokenHash: hashToken(token.token) } : {};
+      const learnt = learntFrom(gate, token);
       // An unchanged read keeps the earlier one, whose time starts the "a sweep apart" clock: replacing it
       // with each retry would put the agreement off for ever.
       const unchanged = gate.lastRead !== undefined && sameRead(gate.lastRead, thisRead);
-      if (unchanged && !('tokenHash' in learnt)) return report(gate, settled.why);
+      if (unchanged && Object.keys(learnt).length === 0) return report(gate, settled.why);
       const next = this.next(
         gate,
         { ...(unchanged ? {} : { lastRead: thisRead }), ...learnt },
@@ -718,7 +722,7 @@ export class GateService extends GateClosing<GateDeps> {
           : runs;
       }
       if (!token.ok) return undefined;
-      const next = this.next(gate, { tokenHash: hashToken(token.token) }, now, 'approval token seen');
+      const next = this.next(gate, learntFrom(gate, token), now, 'approval token seen');
       return (await this.d.store.updateGate(next, gate.version)) ? next : undefined;
     } catch (error) {
       this.d.log.warn('reading the approval token of a waiting gate failed; the next sweep tries again', {
@@ -739,13 +743,17 @@ export class GateService extends GateClosing<GateDeps> {
     now: Date,
   ): Promise<{ token: TokenCheck; withRuns: boolean }> {
     const token = checkToken(gate.key, stages, undefined, gate.actionExecutionId);
-    if (token.ok || (!token.final && !showsAnotherRun(gate, stages))) return { token, withRuns: false };
+    if (token.ok || (!token.final && !showsAnotherRun(gate, stages)))
+      return { token: ofSameApproval(token, gate.tokenHash), withRuns: false };
     // Final, or the state shows another run of the action in the gate's execution (a retried stage): only
     // the gate's own run says whether it is over; unread, the gate waited for its deadline, counted overdue.
     const executions = await this.runsOrGone(gate);
     if (!isRuns(executions)) return { token: executions, withRuns: true };
     return {
-      token: checkToken(gate.key, stages, executions, gate.actionExecutionId, this.justStarted(gate, now)),
+      token: ofSameApproval(
+        checkToken(gate.key, stages, executions, gate.actionExecutionId, this.justStarted(gate, now)),
+        gate.tokenHash,
+      ),
       withRuns: true,
     };
   }
@@ -799,10 +807,11 @@ export class GateService extends GateClosing<GateDeps> {
     error: unknown,
     what = 'the findings',
   ): Promise<GateReport> {
-    const why = describeError(error);
-    // A finding the core cannot read will not read better later: decide now (fail closed). A service error
-    // may pass: the gate waits, and the event is retried, then the sweep retries until the deadline.
-    if (error instanceof InputError || timedOut) {
+    const why = error instanceof ShapeError ? unreadable(error) : describeError(error);
+    // A finding the core cannot read (a field of a shape or value the readers do not know) will not read
+    // better later: decide now (fail closed). A service error may pass: the gate waits, and the event is
+    // retried, then the sweep retries until the deadline.
+    if (error instanceof InputError || error instanceof ShapeError || timedOut) {
       return this.decideOn(gate, ctx, {
         conditions: [{ kind: 'error', reason: `reading ${what} failed: ${why}` }],
       });
@@ -835,8 +844,16 @@ export class GateService extends GateClosing<GateDeps> {
       const age = now.getTime() - Date.parse(stored.at);
       if (!(age > STORED_SCAN_RECHECK_MS) && !Number.isNaN(age)) return stored;
       const current = coverageState(await coverage());
-      if (current.state === 'complete') return stored;
-      return { ...stored, status: current.status, verdict: current.state, at: now.toISOString() };
+      if (current.state === 'complete' && stored.verdict === 'complete') return stored;
+      // Coverage's verdict, not the stored one: scanned now where it said it could not be (a new Inspector
+      // release, say), the findings are read, without counts to compare (the two reads must agree).
+      return {
+        ...stored,
+        status: current.status,
+        verdict: current.state,
+        ...(current.state === 'complete' ? { counts: undefined } : {}),
+        at: now.toISOString(),
+      };
     }
     if (this.d.config.scanSource === 'ecr') {
       return {
@@ -959,7 +976,13 @@ export class GateService extends GateClosing<GateDeps> {
       // resolves the approval finds the gate by its hash, an escalated one too.
       ...(ctx.token?.ok ? { tokenHash: hashToken(ctx.token.token) } : {}),
     };
-    let next = this.next(gate, changes, now, what);
+    // And the run it is of, for a gate from an event that named none: a later run of the action (a retried
+    // stage) is then never taken for the gate's own.
+    const run = (base: Gate): Partial<Gate> => {
+      const learnt = learntFrom(base, ctx.token);
+      return learnt.actionExecutionId === undefined ? {} : { actionExecutionId: learnt.actionExecutionId };
+    };
+    let next = this.next(gate, { ...changes, ...run(gate) }, now, what);
     let audit: AuditRecord;
     for (let base = gate, attempt = 1; ; attempt++) {
       const written = await this.appending(
@@ -986,7 +1009,7 @@ export class GateService extends GateClosing<GateDeps> {
         );
       }
       base = current;
-      next = this.next(current, changes, now, what);
+      next = this.next(current, { ...changes, ...run(current) }, now, what);
     }
     this.d.metrics.decision(record.outcome, latencyMs);
     this.publish(
@@ -1027,11 +1050,21 @@ export class GateService extends GateClosing<GateDeps> {
     const decision = await this.d.store.getDecision(gate.key);
     if (!decision)
       throw new GateWorkFailed(`gate ${gateId(gate.key)} is DECIDED without a stored decision`, []);
+    // A lease that ran out, rather than given back, was held by an invocation that may have sent the result
+    // and then failed to record it (or died): kept on the gate, so that an approval found completed (or over)
+    // is recorded as perhaps that result, however many claims later.
+    const leaseRanOut =
+      gate.resultInDoubt === undefined && gate.actingUntil !== undefined && sendsResult(gate.outcome);
     const claimed = this.next(
       gate,
-      { actingUntil: new Date(now.getTime() + this.d.config.leaseMs).toISOString() },
+      {
+        actingUntil: new Date(now.getTime() + this.d.config.leaseMs).toISOString(),
+        ...(leaseRanOut ? { resultInDoubt: now.toISOString() } : {}),
+      },
       now,
-      'acting again (sweep)',
+      leaseRanOut
+        ? 'acting again (sweep): the last lease ran out, not given back: its result may have gone out'
+        : 'acting again (sweep)',
     );
     if (!(await this.d.store.updateGate(claimed, gate.version)))
       return report(gate, 'another invocation claimed it');
@@ -1095,7 +1128,7 @@ export class GateService extends GateClosing<GateDeps> {
       }
       return this.finishAct(
         gate,
-        { notifications: gate.notifications + 1, tokenHash },
+        { notifications: gate.notifications + 1, ...learntFrom(gate, token), tokenHash },
         'escalated: notification sent',
         {
           decision,
@@ -1105,6 +1138,28 @@ export class GateService extends GateClosing<GateDeps> {
       );
     }
 
+    // Always the stored decision's result: sent again after a send in doubt, never another.
+    const result = {
+      status: record.outcome === 'APPROVE' ? 'Approved' : 'Rejected',
+      summary: approvalSummary(record),
+    } as const;
+    // The answer that says "perhaps Tollgate's own result, whose answer was lost": CloudTrail's record says.
+    const lostEarlier = (how: string): Promise<GateReport> =>
+      this.finishAct(
+        gate,
+        {},
+        `${how}, and an earlier invocation may have sent ${result.status} with its answer lost or not recorded: by that result or otherwise (CloudTrail's record says who)`,
+        {
+          decision,
+          head,
+          action: {
+            kind: 'approval-result',
+            status: result.status,
+            answer: 'completed-after-lost-answer',
+            subject: null,
+          },
+        },
+      );
     let token = known;
     if (!token?.ok) {
       try {
@@ -1114,15 +1169,15 @@ export class GateService extends GateClosing<GateDeps> {
       }
     }
     if (!token.ok) {
+      // Over, after a result that may have gone out: perhaps by that result, which is recorded as Tollgate's
+      // action (an approval Tollgate answered is not STALE); nothing is sent now.
+      if (token.final && gate.resultInDoubt !== undefined)
+        return lostEarlier(`the approval is over (${token.reason}); nothing sent`);
       // Nothing was sent: the approval's end (superseded, abandoned) is recorded when its event comes.
       if (token.final) return this.markStale(gate, token.reason, this.now());
       return this.actFailed(gate, 'reading the approval token', new Error(token.reason));
     }
-    const result = {
-      status: record.outcome === 'APPROVE' ? 'Approved' : 'Rejected',
-      summary: approvalSummary(record),
-    } as const;
-    let answer: Awaited<ReturnType<ApprovalsPort['putApprovalResult']>>;
+    let answer: PutApprovalOutcome;
     try {
       answer = await this.d.approvals.putApprovalResult({
         pipeline: gate.key.pipeline,
@@ -1132,14 +1187,26 @@ export class GateService extends GateClosing<GateDeps> {
         result,
       });
     } catch (error) {
-      return this.actFailed(gate, 'sending the approval result', error);
+      // It may have landed all the same (a timeout, a 5xx): the gate keeps that in mind, and the token it went
+      // with, for whoever finds the approval over. Refused before it went out (throttled), it is not in doubt.
+      return this.actFailed(gate, 'sending the approval result', error, {
+        ...learntFrom(gate, token),
+        ...(resultMayHaveLanded(error)
+          ? { resultInDoubt: gate.resultInDoubt ?? this.now().toISOString() }
+          : {}),
+      });
     }
+    // The token was ours (its hash is the gate's, or the gate had none) and a result of this gate may have
+    // answered it already: the answer CodePipeline gives to a second result is no sign of someone else.
+    if (gate.resultInDoubt !== undefined && (answer === 'already-completed' || answer === 'invalid-token'))
+      return lostEarlier(`sent ${result.status} again and found the approval already completed (${answer})`);
     const tokenHash = hashToken(token.token);
     const action: AuditAction = { kind: 'approval-result', status: result.status, answer, subject: null };
+    const learnt = learntFrom(gate, token);
     if (answer === 'accepted') {
       return this.finishAct(
         gate,
-        { approvalResult: result, tokenHash },
+        { approvalResult: result, tokenHash, ...learnt },
         `sent ${result.status} to CodePipeline`,
         { decision, head, action },
       );
@@ -1147,7 +1214,7 @@ export class GateService extends GateClosing<GateDeps> {
     if (answer === 'already-completed') {
       return this.finishAct(
         gate,
-        { tokenHash },
+        { tokenHash, ...learnt },
         'the approval was already completed by someone else; nothing sent',
         { decision, head, action },
       );
@@ -1156,7 +1223,7 @@ export class GateService extends GateClosing<GateDeps> {
       // Not "someone else": it may well be this result. Who it was comes with CloudTrail's record.
       return this.finishAct(
         gate,
-        { tokenHash },
+        { tokenHash, ...learnt },
         `sent ${result.status}, the answer was lost, and a retry found the approval completed: by this result or by someone else (CloudTrail's record says who)`,
         { decision, head, action },
       );
@@ -1173,12 +1240,9 @@ export class GateService extends GateClosing<GateDeps> {
       this.runsOrGone(gate),
     ]);
     if (!isRuns(executions)) return executions;
-    return checkToken(
-      gate.key,
-      stages,
-      executions,
-      gate.actionExecutionId,
-      this.justStarted(gate, this.now()),
+    return ofSameApproval(
+      checkToken(gate.key, stages, executions, gate.actionExecutionId, this.justStarted(gate, this.now())),
+      gate.tokenHash,
     );
   }
 
@@ -1287,15 +1351,26 @@ export class GateService extends GateClosing<GateDeps> {
     }
   }
 
-  private async actFailed(gate: Gate, what: string, error: unknown): Promise<never> {
+  private async actFailed(
+    gate: Gate,
+    what: string,
+    error: unknown,
+    learnt: Partial<Gate> = {},
+  ): Promise<never> {
     this.d.log.error(`${what} failed; the sweep will act again`, {
       gate: gateId(gate.key),
       error: describeError(error),
     });
     this.d.metrics.count('ActFailures');
     // Nothing of this invocation is in flight any more: the lease is given back, so the next sweep acts
-    // again at once rather than when the lease runs out. Not given back (a lost race): it runs out.
-    const released = this.next(gate, { actingUntil: undefined }, this.now(), `acting failed: ${what}`);
+    // again at once rather than when the lease runs out. Not given back (a lost race): it runs out, which
+    // the sweep takes for a result in doubt as well.
+    const released = this.next(
+      gate,
+      { actingUntil: undefined, ...learnt },
+      this.now(),
+      `acting failed: ${what}`,
+    );
     await this.d.store.updateGate(released, gate.version).catch(() => false);
     throw new GateWorkFailed(`gate ${gateId(gate.key)}: ${what} failed: ${describeError(error)}`, [error]);
   }
@@ -1369,14 +1444,43 @@ interface ActionDone {
   readonly head: HeadRead;
 }
 
+/** Whether a decision of this outcome is sent as a result (an escalation leaves the answer to a person). */
+function sendsResult(outcome: Gate['outcome']): boolean {
+  return outcome === 'APPROVE' || outcome === 'REJECT';
+}
+
 /** Whether a waiting gate read again differs from the one read before only in what the sweep learns: the token. */
 function onlyTokenLearnt(current: Gate, read: Gate): boolean {
   return (
     current.reviewer?.at === read.reviewer?.at &&
     current.lastRead?.at === read.lastRead?.at &&
     current.deadline === read.deadline &&
-    current.actionExecutionId === read.actionExecutionId
+    // The run learnt with the token (a gate whose event named none) is the token's too.
+    (current.actionExecutionId === read.actionExecutionId || read.actionExecutionId === undefined)
   );
+}
+
+/**
+ * What a token read teaches a gate that lacked it: the token's hash, and the run it is of (a gate from an
+ * event that named no run, whose token did not show at its start, would otherwise never know it).
+ */
+function learntFrom(gate: Gate, token: TokenCheck | undefined): Partial<Gate> {
+  if (!token?.ok) return {};
+  return {
+    ...(gate.tokenHash === undefined ? { tokenHash: hashToken(token.token) } : {}),
+    ...(gate.actionExecutionId === undefined && token.actionExecutionId !== undefined
+      ? { actionExecutionId: token.actionExecutionId }
+      : {}),
+  };
+}
+
+/**
+ * An answer the readers cannot parse (a finding's field of a value they do not know), said as a findings file's
+ * problem is: where in the answer (a page's `findings[i].field`), what was expected, what came.
+ */
+function unreadable(error: ShapeError): string {
+  const path = formatPath(error.path);
+  return `the answer does not read: ${path === '' ? '' : `${path}: `}expected ${error.expected}; got ${shown(error.value)}`;
 }
 
 /**

@@ -155,6 +155,14 @@ export interface Gate {
   readonly notifications: number;
   /** Until this instant one invocation holds the right to act (send the result or the escalation). */
   readonly actingUntil: string | undefined;
+  /**
+   * When Tollgate noted that the decision's result may have reached CodePipeline with nothing recorded of it:
+   * a send that failed (a timeout or a 5xx can hide one that landed), or an acting lease that ran out instead
+   * of being given back (its holder may have sent, then failed to record it, or died). An approval found completed,
+   * or over, is then recorded as perhaps this result, not someone else's and not STALE. Absent otherwise,
+   * and on gates stored before it was kept.
+   */
+  readonly resultInDoubt?: string;
   readonly staleReason: string | undefined;
   /**
    * The approval ended before Tollgate saw it start (the gate was made closed, from its end): `startedAt` is

@@ -1,5 +1,6 @@
 import type { GateKey } from './model.js';
 import type { ActionExecutionView, StageStateView } from './ports.js';
+import { hashToken } from './work.js';
 
 /** How long after its start an approval's run may still be missing from ListActionExecutions. */
 export const LISTING_GRACE_MS = 5 * 60_000;
@@ -46,6 +47,21 @@ export function checkToken(
     };
   }
   return check;
+}
+
+/**
+ * The token read now, for a gate that has already seen its approval's (`seenHash`): another token is another
+ * approval, a later run of the action (the stage retried after the gate's run ended, its end event lost),
+ * which a gate that knows no run id cannot tell from its own by the state alone. Final: the gate's approval
+ * is over, and nothing of its decision is sent to the other run.
+ */
+export function ofSameApproval(check: TokenCheck, seenHash: string | undefined): TokenCheck {
+  if (!check.ok || seenHash === undefined || hashToken(check.token) === seenHash) return check;
+  return {
+    ok: false,
+    reason: "the approval's token changed: another run of the action",
+    final: true,
+  };
 }
 
 /** `ApprovalToken` in CodePipeline's API model. */
