@@ -98,7 +98,8 @@ async function withSource<T>(
     // usage error needs neither.
     const { openSource } = await import('./audit-source.js');
     source = await openSource(options);
-    process.exitCode = await run(source, prepared);
+    const status = await run(source, prepared);
+    process.exitCode = writeFailed ? AUDIT_EXIT.ERROR : status;
   } catch (e) {
     process.stderr.write(`tollgate: ${explain(e, source?.name).split('\n').join('\ntollgate: ')}\n`);
     process.exitCode = AUDIT_EXIT.ERROR;
@@ -111,6 +112,8 @@ async function withSource<T>(
 // ── output ────────────────────────────────────────────────────────────────────────────────────────
 
 let pipeClosed = false;
+/** A write to stdout failed otherwise (a full disk): the output is cut short, and the exit status says so. */
+let writeFailed = false;
 
 /** Writes, waiting when the pipe is full: a large export never piles up in memory behind a slow reader. */
 async function write(text: string): Promise<void> {
@@ -128,10 +131,15 @@ async function write(text: string): Promise<void> {
 }
 
 // `tollgate audit export | head`: the reader went away; stop quietly, as other Unix tools do. Listened to
-// only while an audit command runs (withSource), so the other commands keep Node's behaviour.
+// only while an audit command runs (withSource), so the other commands keep Node's behaviour. Any other
+// failure (`> /dev/full`) stops the writing too, said in one line and exit 1: thrown from here it was an
+// uncaught exception, a stack trace, or blamed on the local store by its crash handler.
 function onStdoutError(e: NodeJS.ErrnoException): void {
-  if (e.code === 'EPIPE') pipeClosed = true;
-  else throw e;
+  pipeClosed = true;
+  if (e.code === 'EPIPE' || writeFailed) return;
+  writeFailed = true;
+  process.stderr.write(`tollgate: cannot write the report: ${e.code ?? e.message}\n`);
+  process.exitCode = AUDIT_EXIT.ERROR;
 }
 
 // ── options ───────────────────────────────────────────────────────────────────────────────────────
@@ -324,7 +332,23 @@ function queryOf(opts: RawFilterOptions): AuditFilter {
   if (opts.outcome !== undefined) filter.outcome = opts.outcome;
   if (opts.digest !== undefined) filter.digest = checkDigest(opts.digest);
   if (opts.repository !== undefined) filter.repository = checkRepository(opts.repository);
-  if (opts.vulnerability !== undefined) filter.vulnerability = opts.vulnerability;
+  if (opts.vulnerability !== undefined) {
+    // Only decisions list vulnerabilities: with another kind, or a filter of resolutions, nothing could
+    // match, and "no records match" would read as "no release saw it".
+    if (opts.type !== undefined && opts.type !== 'decision') {
+      throw new AuditUsageError(
+        `--vulnerability is on decision records; --type ${opts.type} records have none`,
+      );
+    }
+    const other =
+      opts.state !== undefined ? '--state' : opts.reviewer !== undefined ? '--reviewer' : undefined;
+    if (other !== undefined) {
+      throw new AuditUsageError(
+        `--vulnerability is on decision records, ${other} on resolution records: no record has both`,
+      );
+    }
+    filter.vulnerability = opts.vulnerability;
+  }
   if (opts.type !== undefined) filter.type = opts.type;
   if (opts.state !== undefined) {
     if (opts.type !== undefined && opts.type !== 'resolution') {
@@ -1004,7 +1028,8 @@ the id: they do not list it, and their last kept id sorts before it (with --sinc
 --repository; without them it says they are not counted).
 --repository takes the name (payments/api), the repository's ARN or an image URI; anything else is refused.
 --reviewer and the outcome of a person's resolution are on "resolution" records; the decision they resolved
-is the record before it in the same chain ("show" it).
+is the record before it in the same chain ("show" it). --vulnerability is on "decision" records alone:
+with --type action or resolution, --state or --reviewer it is refused, as nothing could match.
 ${TIME_HELP}
 
 CSV columns (always these, in this order):

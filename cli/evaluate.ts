@@ -1,3 +1,4 @@
+import { constants } from 'node:buffer';
 import { type FileHandle, open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { unreadable } from '../shared/errors.js';
@@ -28,8 +29,14 @@ export interface EvaluateOptions {
   readonly color: boolean;
 }
 
-/** Findings exports can be large (100,000 findings is about 300 MB); past this, a clear error, not an OOM. */
-export const MAX_FINDINGS_BYTES = 512 * 1024 * 1024;
+/**
+ * Findings exports can be large (100,000 findings is about 300 MB); past this, a clear error, not an OOM.
+ * A file is decoded into one string, and V8's strings stop at 536,870,888 characters (0x1fffffe8) on 64-bit
+ * Node, fewer on 32-bit: a limit at 512 MiB let a file that passed it fail as an internal error. UTF-8 never
+ * decodes to more characters than it has bytes, so a limit no longer than the longest string keeps every
+ * file it lets through decodable: 500 MiB, a round number under it, or that length where Node's is shorter.
+ */
+export const MAX_FINDINGS_BYTES = Math.min(500 * 1024 * 1024, constants.MAX_STRING_LENGTH);
 
 export interface EvaluateResult {
   readonly stdout: string;

@@ -59,8 +59,12 @@ function colorOn(option: boolean): boolean {
  * error of ours: the exit status stays the outcome's, with no stack trace on stderr.
  */
 function writeReport(text: string): void {
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code !== 'EPIPE') throw e;
+  // Any other failure (a full disk, `> /dev/full`) leaves the report cut short: said in one line like every
+  // other error, and exit 1 rather than the outcome's status, which a script would take for a whole report.
+  process.stdout.once('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') return;
+    process.stderr.write(`tollgate: cannot write the report: ${e.code ?? e.message}\n`);
+    process.exitCode = EXIT.INPUT_ERROR;
   });
   process.stdout.write(text);
 }
@@ -253,22 +257,41 @@ interface RawSimulateOptions {
 }
 
 async function simulate(scenarios: string[], opts: RawSimulateOptions, many: boolean): Promise<void> {
-  // The functions' logs go to stdout in Lambda; here stdout is the report, so they go to stderr.
+  // Compact JSON, one log a line, unless POWERTOOLS_DEV asks for Powertools' pretty-printing.
   if (opts.logLevel !== 'SILENT') process.env.POWERTOOLS_DEV ??= 'false';
   // The replay never calls AWS: the SDK's notice about future Node versions would only be noise here.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const { runSimulate } = await import('./simulate.js');
-  const { stdout, exitCode } = await runSimulate({
-    scenarios,
-    format: opts.format,
-    store: opts.store,
-    keep: opts.keepStore === true,
-    color: colorOn(opts.color),
-    logLevel: opts.logLevel,
-    many,
-  });
+  const { stdout, exitCode } = await duringReplayStdoutIsStderr(() =>
+    runSimulate({
+      scenarios,
+      format: opts.format,
+      store: opts.store,
+      keep: opts.keepStore === true,
+      color: colorOn(opts.color),
+      logLevel: opts.logLevel,
+      many,
+    }),
+  );
   writeReport(stdout);
   process.exitCode = exitCode;
+}
+
+/**
+ * Here stdout is the report alone (`--format json | jq`), written once the replay is over. The functions'
+ * Logger writes INFO and DEBUG to stdout, as Lambda wants, on a Console of its own made over process.stdout
+ * (functions/common/runtime.ts): no option of Powertools' sends them elsewhere, so while the replay runs,
+ * what is written to process.stdout goes to stderr, where --log-level says the logs are.
+ */
+async function duringReplayStdoutIsStderr<T>(run: () => Promise<T>): Promise<T> {
+  const out = process.stdout;
+  const write = out.write;
+  out.write = process.stderr.write.bind(process.stderr) as typeof out.write;
+  try {
+    return await run();
+  } finally {
+    out.write = write;
+  }
 }
 
 interface RawEvaluateOptions {

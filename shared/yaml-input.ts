@@ -335,7 +335,20 @@ export function decodeUtf8(bytes: Uint8Array, file: string): string {
   }
   try {
     return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
-  } catch {
+  } catch (e) {
+    // The fatal decoder says "not UTF-8" with a TypeError alone. Anything else (ERR_STRING_TOO_LONG past V8's
+    // longest string, memory) is no fault of the bytes: read as one, it would be blamed on a byte that is
+    // fine, or fail again locating it and surface as an internal error.
+    if (!(e instanceof TypeError)) {
+      throw new InputError([
+        {
+          file,
+          path: '',
+          expected: 'a file small enough to be read as one string',
+          got: `${bytes.length} bytes, which could not be decoded (${e instanceof Error ? e.message : String(e)})`,
+        },
+      ]);
+    }
     const { at, end } = invalidUtf8At(bytes);
     let lineStart = 0;
     let line = 1;

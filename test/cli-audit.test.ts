@@ -1,6 +1,16 @@
 import { type SpawnOptions, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -328,6 +338,33 @@ describe('tollgate audit list: filters on the demo records', () => {
     expect(exported.status).toBe(0);
     expect(exported.stdout.trim().split('\n')).toHaveLength(2);
     expect(ids(['--vulnerability', 'CVE-2024-21538'])).toEqual(['orders-worker#1', 'payments-api#1']);
+    // Only decisions list vulnerabilities: with another kind of record nothing could match, so refused.
+    expect(ids(['--vulnerability', 'CVE-2024-45490', '--type', 'decision'])).toEqual([
+      'search-api#1',
+      'payments-api#1',
+    ]);
+    for (const [args, message] of [
+      [['--type', 'action'], '--vulnerability is on decision records; --type action records have none'],
+      [
+        ['--type', 'resolution'],
+        '--vulnerability is on decision records; --type resolution records have none',
+      ],
+      [
+        ['--state', 'SUCCEEDED'],
+        '--vulnerability is on decision records, --state on resolution records: no record has both',
+      ],
+      [
+        ['--reviewer', 'alice'],
+        '--vulnerability is on decision records, --reviewer on resolution records: no record has both',
+      ],
+    ] as const) {
+      for (const command of ['list', 'export']) {
+        const r = audit([command, '--vulnerability', 'CVE-2024-45490', ...args]);
+        expect(r.status).toBe(1);
+        expect(r.stdout).toBe('');
+        expect(r.stderr).toBe(`tollgate: ${message}\n`);
+      }
+    }
     expect(ids(['--vulnerability', 'CVE-2024-45490', '--outcome', 'APPROVE'])).toEqual([]);
   });
 
@@ -419,9 +456,9 @@ describe('tollgate audit list: filters on the demo records', () => {
     expect(
       audit(['list', '--vulnerability', 'CVE-2024-45490', '--pipeline', 'payments-api'], store).stderr,
     ).toBe('');
-    // Records other than decisions list no vulnerabilities: nothing was missed.
+    // Records other than decisions list no vulnerabilities: asking for them with it is refused, not counted.
     expect(audit(['list', '--vulnerability', 'CVE-2024-45490', '--type', 'resolution'], store).stderr).toBe(
-      'no records match\n',
+      'tollgate: --vulnerability is on decision records; --type resolution records have none\n',
     );
     // No index narrows the range: counting would read the whole table, so the note says they are not counted.
     const all = audit(['list', '--vulnerability', 'CVE-2024-45490', '--format', 'json'], store);
@@ -631,6 +668,27 @@ describe('tollgate audit list: filters on the demo records', () => {
     expect(lines[4]!.length - column).toBeLessThanOrEqual(72);
     expect(audit(['list', '--pipeline', 'nothing']).stderr).toBe('no records match\n');
   });
+
+  // /dev/full refuses every write with ENOSPC: a full disk, without filling one.
+  it.skipIf(!existsSync('/dev/full'))(
+    'output that cannot be written (> /dev/full): one line on stderr, exit 1, not blamed on the store',
+    () => {
+      for (const command of ['list', 'export']) {
+        const fd = openSync('/dev/full', 'w');
+        try {
+          const r = spawnSync(
+            process.execPath,
+            [join(ROOT, 'bin/tollgate.js'), 'audit', command, '--store', STORE],
+            { cwd: ROOT, encoding: 'utf8', env: ENV, stdio: ['ignore', fd, 'pipe'] },
+          );
+          expect(r.stderr).toBe('tollgate: cannot write the report: ENOSPC\n');
+          expect(r.status).toBe(1);
+        } finally {
+          closeSync(fd);
+        }
+      }
+    },
+  );
 });
 
 describe('tollgate audit list --format csv', () => {
