@@ -1063,6 +1063,71 @@ describe('AWS failing', () => {
     expect(gate?.staleReason).toMatch(/token/);
   });
 
+  it('a result refused while the approval ended: the refusal is recorded all the same, the gate stays CLOSED', async () => {
+    const h = await setup();
+    h.mocks.codepipeline.on(PutApprovalResultCommand).callsFake(async () => {
+      // The approval ends (abandoned) while the result is on its way, and the result is refused.
+      h.pipeline.action.status = 'Abandoned';
+      await h.approvalEnded(h.approvalEndedEvent('ABANDONED'));
+      throw new InvalidApprovalTokenException({
+        message: `Approval token '${TOKEN}' either does not exist or is not the correct token for the action or stage.`,
+        $metadata: { httpStatusCode: 400 },
+      });
+    });
+    await h.approvalStarted();
+    await h.scanFinished();
+    const gate = await h.gate();
+    expect(gate?.state).toBe('CLOSED');
+    expect(gate?.closure?.state).toBe('ABANDONED');
+    const records = (await h.items())
+      .map((i) => i.record as { type?: string; action?: { answer: string; status: string } } | undefined)
+      .filter((r) => r?.type !== undefined);
+    expect(records.map((r) => r!.type)).toEqual(['decision', 'resolution', 'action']);
+    expect(records[2]!.action).toMatchObject({ status: 'Approved', answer: 'invalid-token' });
+  });
+
+  it('an approval answered before Tollgate decided (CloudTrail first): no decision, nobody paged, STALE', async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
+    await h.approvalStarted();
+    expect((await h.gate())?.state).toBe('WAITING');
+    const person = 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice';
+    await h.approvalEnded(h.cloudTrailEvent({ identity: person, status: 'Approved' }));
+    expect((await h.gate())?.reviewer).toMatchObject({ identity: person, tollgate: false });
+    await h.scanFinished();
+    const gate = await h.gate();
+    expect(gate?.state).toBe('STALE');
+    expect(gate?.staleReason).toBe(
+      `the approval was answered (Approved) by ${person} before Tollgate decided`,
+    );
+    expect(await h.decision()).toBeUndefined();
+    expect(h.messages).toEqual([]);
+    expect(putResults(h)).toEqual([]);
+  });
+
+  it('an escalation answered before it went out (CloudTrail first): nobody is paged, STALE', async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
+    h.fail(
+      'Publish',
+      () => new InternalErrorException({ message: 'Internal', $metadata: { httpStatusCode: 500 } }),
+    );
+    await h.approvalStarted();
+    await expect(h.scanFinished()).rejects.toThrow();
+    expect((await h.gate())?.state).toBe('DECIDED');
+    h.heal();
+    const person = 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice';
+    await h.approvalEnded(h.cloudTrailEvent({ identity: person, status: 'Rejected' }));
+    h.clock.advance(60_000);
+    await h.sweep();
+    const gate = await h.gate();
+    expect(gate?.state).toBe('STALE');
+    expect(gate?.staleReason).toBe(
+      `the approval was answered (Rejected) by ${person} before the escalation went out`,
+    );
+    expect(h.messages).toEqual([]);
+  });
+
   it('a failing EventBridge PutEvents never changes the decision', async () => {
     const h = await setup();
     h.fail(

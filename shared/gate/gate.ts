@@ -548,6 +548,14 @@ export class GateService extends GateClosing<GateDeps> {
   private async tryDecide(gate: Gate, ctx: DecideContext): Promise<GateReport> {
     if (gate.state !== 'WAITING') return report(gate, 'not waiting');
     const now = this.now();
+    // Answered already: CloudTrail's record of the call came before the action's end event (late, or being
+    // retried). A decision now would stand beside the person's answer in the audit trail, and an escalation
+    // would page for an approval nobody waits on; the end event closes the gate.
+    if (gate.reviewer) {
+      return this.markStale(gate, answeredBefore(gate.reviewer, 'Tollgate decided'), now, {
+        trigger: ctx.trigger,
+      });
+    }
     if (!this.compiled) {
       const problem = this.d.policy.ok ? 'no policy' : this.d.policy.problem;
       return this.decideOn(gate, ctx, {
@@ -1083,6 +1091,9 @@ export class GateService extends GateClosing<GateDeps> {
   ): Promise<GateReport> {
     const record = decision.record;
     if (record.outcome === 'ESCALATE') {
+      // Answered between the decision and now (CloudTrail's record came): nobody is paged for it.
+      if (gate.reviewer)
+        return this.markStale(gate, answeredBefore(gate.reviewer, 'the escalation went out'), this.now());
       // Before anyone is paged, the approval must still wait: its end event may be lost, or this a decision
       // the sweep acts on again long after (`known` is undefined then; deciding reads it otherwise). The
       // token's hash comes with it, for CloudTrail's record of the reviewer.
@@ -1386,26 +1397,56 @@ export class GateService extends GateClosing<GateDeps> {
     now: Date,
     { done, trigger = 'sweep' }: { readonly done?: ActionDone; readonly trigger?: string } = {},
   ): Promise<GateReport> {
+    if (done) return this.markStaleAfterRefusal(gate, reason, now, done);
     const next = this.next(
       gate,
       { state: 'STALE', staleReason: reason, actingUntil: undefined },
       now,
       `stale: ${reason}`,
     );
-    // After a result CodePipeline refused, the refusal is an action of its own in the audit trail.
-    const updated = done
-      ? (
-          await this.appending(
-            gate.key.pipeline,
-            actionEntry(gate, done.decision, done.action, now.toISOString()),
-            done.head,
-            (record) => this.d.store.updateGate(next, gate.version, record),
-          )
-        ).result
-      : await this.d.store.updateGate(next, gate.version);
-    if (!updated) return this.resumeKey(gate.key, trigger);
+    if (!(await this.d.store.updateGate(next, gate.version))) return this.resumeKey(gate.key, trigger);
     this.publish(() => gateStateEvent(next, gate.state, this.region(next), this.account(next)));
     return report(next, reason);
+  }
+
+  /**
+   * After a result CodePipeline refused, the refusal is an action of its own in the audit trail, written with
+   * the gate's move to STALE. The gate may move meanwhile (its end event came while the result was refused,
+   * or CloudTrail's record of a reviewer): the action is recorded all the same, on the gate as it is then; a
+   * gate that ended keeps its state.
+   */
+  private async markStaleAfterRefusal(
+    gate: Gate,
+    reason: string,
+    now: Date,
+    done: ActionDone,
+  ): Promise<GateReport> {
+    const audit = actionEntry(gate, done.decision, done.action, now.toISOString());
+    for (let attempt = 0, current = gate; attempt < UPDATE_ATTEMPTS; attempt++) {
+      const ended = current.state === 'CLOSED';
+      const next = ended
+        ? this.next(current, { actingUntil: undefined }, now, `${reason} (the approval had ended)`)
+        : this.next(
+            current,
+            { state: 'STALE', staleReason: reason, actingUntil: undefined },
+            now,
+            `stale: ${reason}`,
+          );
+      const { result: written } = await this.appending(gate.key.pipeline, audit, done.head, (record) =>
+        this.d.store.updateGate(next, current.version, record),
+      );
+      if (written) {
+        if (next.state !== current.state)
+          this.publish(() => gateStateEvent(next, current.state, this.region(next), this.account(next)));
+        return report(next, reason);
+      }
+      const reread = await this.d.store.getGate(gate.key);
+      // Another invocation acted on it (the lease had passed on): its own action is recorded there.
+      if (!reread || (reread.state !== 'DECIDED' && reread.state !== 'CLOSED'))
+        return report(reread ?? gate, 'acted elsewhere');
+      current = reread;
+    }
+    throw new GateWorkFailed(`gate ${gateId(gate.key)}: could not record the refused result`, []);
   }
 
   // ── plumbing ────────────────────────────────────────────────────────────────────────────────────────
@@ -1442,6 +1483,11 @@ interface ActionDone {
   readonly action: AuditAction;
   /** The chain head, known or being read (undefined: read it when appending). */
   readonly head: HeadRead;
+}
+
+/** Why a gate someone answered before Tollgate did is STALE. */
+function answeredBefore(reviewer: NonNullable<Gate['reviewer']>, what: string): string {
+  return `the approval was answered (${reviewer.status ?? 'resolved'}) by ${reviewer.identity} before ${what}`;
 }
 
 /** Whether a decision of this outcome is sent as a result (an escalation leaves the answer to a person). */
