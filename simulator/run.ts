@@ -662,7 +662,8 @@ export function lambdaContext(fn: string, region: string, account: string): Cont
     awsRequestId: randomUUID(),
     logGroupName: `/aws/lambda/tollgate-${fn}`,
     logStreamName: 'local',
-    getRemainingTimeInMillis: () => 30_000,
+    // A fresh invocation of the longest timeout (the sweep's 5 minutes): the replay never runs short of time.
+    getRemainingTimeInMillis: () => 300_000,
     done: () => undefined,
     fail: () => undefined,
     succeed: () => undefined,

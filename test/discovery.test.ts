@@ -250,6 +250,29 @@ async function firstRunClosedAtAttempt2(h: Harness): Promise<Gate | undefined> {
 
 const listed = (h: Harness) => h.mocks.codepipeline.commandCalls(ListPipelinesCommand).length;
 
+describe("the sweep's time", () => {
+  it('with little of the invocation left, starts no gate and no look: counted, and discovery fails saying why', async () => {
+    const h = await waiting({});
+    // Opened by discovery once: a waiting gate for the sweep to take up.
+    await h.sweep();
+    const opened = await h.gate();
+    expect(opened?.state).toBe('WAITING');
+    const added = metricsAdded(h);
+    h.clock.advance(MINUTE);
+    h.remainingMs = 59_000;
+    await expect(h.sweep()).rejects.toThrow(
+      /the first: stopped short of the function's timeout: \d+ pipeline\(s\) or approval\(s\) left for the next look$/,
+    );
+    expect(await h.gate()).toEqual(opened);
+    expect(added).toContainEqual(['SweepCutShort', 1]);
+    expect(added).toContainEqual(['DiscoveryFailures', 1]);
+    // The next sweep, with its time, takes it up.
+    h.remainingMs = 300_000;
+    await h.sweep();
+    expect((await h.gate())?.version).toBeGreaterThan(opened!.version);
+  });
+});
+
 describe('discovery', () => {
   it('reads every page of ListPipelines, opens the gate the lost event would have, and approves', async () => {
     const h = await waiting({});
@@ -301,7 +324,10 @@ describe('discovery', () => {
     expect((await manual.gate())?.state).toBe('WAITING');
     // Its event names no account or region: the function's own, from its ARN, so that the gates it opens
     // are checked against the registry's account like the schedule's.
-    expect(discover).toHaveBeenCalledWith({ account: ACCOUNT, region: REGION });
+    expect(discover).toHaveBeenCalledWith(
+      { account: ACCOUNT, region: REGION },
+      { timeLeftMs: expect.any(Function) },
+    );
   });
 
   it('lists the pipelines for their modes when the globs are literal too, and keeps to the action globs', async () => {

@@ -418,7 +418,7 @@ export class Harness {
   readonly mocks: Mocks;
   readonly runtime: Runtime;
   /** What the Lambda context says is left of the invocation's time. */
-  remainingMs = 30_000;
+  remainingMs = 300_000;
   /** Runs after PutApprovalResult took effect, before its answer returns (the approval's end arriving meanwhile). */
   onApprovalResult: (() => Promise<void>) | undefined;
   /** Runs after an escalation was published, before its answer returns. */
@@ -521,19 +521,19 @@ export class Harness {
   // ── the handlers, as Lambda invokes them ──────────────────────────────────────────────────────────
 
   approvalStarted(event: unknown = this.approvalStartedEvent()): Promise<HandlerResult> {
-    return this.handlers.started(event, lambdaContext(this.remainingMs));
+    return this.handlers.started(event, lambdaContext(() => this.remainingMs));
   }
 
   scanFinished(event: unknown = this.inspectorScanEvent()): Promise<HandlerResult> {
-    return this.handlers.scan(event, lambdaContext(this.remainingMs));
+    return this.handlers.scan(event, lambdaContext(() => this.remainingMs));
   }
 
   approvalEnded(event: unknown): Promise<HandlerResult> {
-    return this.handlers.ended(event, lambdaContext(this.remainingMs));
+    return this.handlers.ended(event, lambdaContext(() => this.remainingMs));
   }
 
   sweep(event: unknown = this.scheduledEvent()): Promise<HandlerResult> {
-    return this.handlers.sweep(event, lambdaContext(this.remainingMs));
+    return this.handlers.sweep(event, lambdaContext(() => this.remainingMs));
   }
 
   // ── real-shaped events, from the samples, stamped with the clock's time ─────────────────────────────
@@ -1074,7 +1074,8 @@ export async function createHarness(dynamo: LocalDynamo, options: HarnessOptions
   return new Harness(dynamo.client, tableName, options);
 }
 
-function lambdaContext(remainingMs: number): Context {
+/** `remainingMs` is read at each call: a test can let the invocation's time run short while it works. */
+function lambdaContext(remainingMs: () => number): Context {
   return {
     callbackWaitsForEmptyEventLoop: false,
     functionName: 'x',
@@ -1084,7 +1085,7 @@ function lambdaContext(remainingMs: number): Context {
     awsRequestId: randomUUID(),
     logGroupName: '/aws/lambda/x',
     logStreamName: '2026/11/25/[$LATEST]0123456789abcdef0123456789abcdef',
-    getRemainingTimeInMillis: () => remainingMs,
+    getRemainingTimeInMillis: remainingMs,
     done: () => undefined,
     fail: () => undefined,
     succeed: () => undefined,

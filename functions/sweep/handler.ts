@@ -11,7 +11,13 @@ import { SweepEvent } from '../common/schemas.js';
  */
 export function sweepHandler(runtime: Runtime) {
   return gateHandler('sweep', SweepEvent, runtime, async (event, { gate, logger, discovery }, context) => {
-    const reports = await gate.sweep();
+    // Work is not started with little of the invocation's time left (`SWEEP_STOP_MS`): Lambda's timeout
+    // would cut it in half and lose the function's logs and metrics.
+    const time =
+      typeof context?.getRemainingTimeInMillis === 'function'
+        ? { timeLeftMs: () => context.getRemainingTimeInMillis() }
+        : {};
+    const reports = await gate.sweep(time);
     logger.info('sweep', {
       gates: reports.length,
       changed: reports.filter((r) => r.state !== 'WAITING').length,
@@ -20,10 +26,13 @@ export function sweepHandler(runtime: Runtime) {
     if (discovery === undefined || (scheduled !== undefined && !discovery.due(scheduled))) return reports;
     // A manual invoke's event names no account or region: the function's own, from its ARN.
     const own = ownOrigin(context);
-    const found = await discovery.discover({
-      account: ('account' in event ? event.account : undefined) ?? own.account ?? '',
-      region: ('region' in event ? event.region : undefined) ?? own.region ?? '',
-    });
+    const found = await discovery.discover(
+      {
+        account: ('account' in event ? event.account : undefined) ?? own.account ?? '',
+        region: ('region' in event ? event.region : undefined) ?? own.region ?? '',
+      },
+      time,
+    );
     logger.info('discovery', {
       pipelines: found.pipelines,
       inProgress: found.inProgress,

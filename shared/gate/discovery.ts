@@ -17,6 +17,8 @@ import {
   GateWorkFailed,
   hashToken,
   inTurn,
+  SWEEP_STOP_MS,
+  type SweepTime,
 } from './work.js';
 
 /*
@@ -81,7 +83,10 @@ export const DISCOVERY_MAX_MINUTES = 60;
 /** What the sweep asks of a discovery (`ApprovalDiscovery`, or one that says why it cannot run). */
 export interface Discovery {
   due(at: Date): boolean;
-  discover(where: { readonly account: string; readonly region: string }): Promise<DiscoveryReport>;
+  discover(
+    where: { readonly account: string; readonly region: string },
+    time?: SweepTime,
+  ): Promise<DiscoveryReport>;
 }
 
 export const DEFAULT_DISCOVERY: Omit<DiscoveryConfig, 'pipelines' | 'actions'> = {
@@ -147,7 +152,15 @@ export class ApprovalDiscovery implements Discovery {
    * not be read is retried by the next discovery; the call throws at the end, after the others, so that
    * the failure is counted, alarmed on and never passes for "nothing waiting".
    */
-  async discover(where: { readonly account: string; readonly region: string }): Promise<DiscoveryReport> {
+  async discover(
+    where: { readonly account: string; readonly region: string },
+    { timeLeftMs }: SweepTime = {},
+  ): Promise<DiscoveryReport> {
+    // Work not started once the invocation's time runs short: said as a failure (the look was not whole), so
+    // the error alarm pages if it happens look after look, rather than Lambda's timeout cutting a gate's
+    // opening in half and losing the function's logs and metrics with it.
+    const late = () => timeLeftMs !== undefined && timeLeftMs() < SWEEP_STOP_MS;
+    let notLookedAt = 0;
     const pipelines = await this.gatedPipelines().catch((error: unknown) => {
       this.d.metrics.count('DiscoveryFailures');
       throw error;
@@ -161,6 +174,10 @@ export class ApprovalDiscovery implements Discovery {
     const candidates: Candidate[] = [];
     const now = this.d.clock.now().getTime();
     await inTurn(pipelines, this.d.config.concurrency, async ({ name: pipeline, mode }) => {
+      if (late()) {
+        notLookedAt++;
+        return;
+      }
       try {
         const stages = await this.d.approvals.pipelineState(pipeline);
         const shown = this.waiting(pipeline, stages, now);
@@ -203,6 +220,10 @@ export class ApprovalDiscovery implements Discovery {
           unclaimed.has(approvalOf(c))
         )
           continue;
+        if (late()) {
+          notLookedAt++;
+          continue;
+        }
         try {
           const report = await this.open(c, where);
           if (report) found.push(report);
@@ -217,6 +238,13 @@ export class ApprovalDiscovery implements Discovery {
       }
     }
     if (found.length > 0) this.d.metrics.count('ApprovalsFound', found.length);
+    if (notLookedAt > 0) {
+      failures.push(
+        new Error(
+          `stopped short of the function's timeout: ${notLookedAt} pipeline(s) or approval(s) left for the next look`,
+        ),
+      );
+    }
     if (failures.length > 0) {
       this.d.metrics.count('DiscoveryFailures', failures.length);
       // The first cause in the message: it is what the failed-events queue and the error alarm show.
@@ -228,10 +256,6 @@ export class ApprovalDiscovery implements Discovery {
     return { pipelines: pipelines.length, inProgress: candidates.length, found };
   }
 
-  /**
-   * Literal globs name the pipelines, without their modes (ListPipelines is granted only for a wildcard);
-   * a wildcard needs the account's list of pipelines, which gives each one's mode.
-   */
   /**
    * The gated pipelines with their execution modes. The list is read even when every glob is a literal name:
    * only it tells a PARALLEL-mode pipeline (whose state may still name an execution from before the switch)

@@ -72,6 +72,8 @@ import {
   inTurn,
   newGate,
   report,
+  SWEEP_STOP_MS,
+  type SweepTime,
   UPDATE_ATTEMPTS,
   validTime,
 } from './work.js';
@@ -464,18 +466,18 @@ export class GateService extends GateClosing<GateDeps> {
 
   // ── sweep ───────────────────────────────────────────────────────────────────────────────────────────
 
-  async sweep(): Promise<readonly GateReport[]> {
+  async sweep(time: SweepTime = {}): Promise<readonly GateReport[]> {
     // The repair (derived data; it logs its own failures) runs beside the gates' work, not before it: a record
     // whose items take retries must not hold up a decision. It is awaited before the sweep returns.
     const repairing = this.repairAuditIndexes();
     try {
-      return await this.sweepGates();
+      return await this.sweepGates(time);
     } finally {
       await repairing;
     }
   }
 
-  private async sweepGates(): Promise<readonly GateReport[]> {
+  private async sweepGates({ timeLeftMs }: SweepTime): Promise<readonly GateReport[]> {
     const gates = await this.d.store.openGates();
     const now = this.now().getTime();
     const waiting = gates.filter((g) => g.state === 'WAITING');
@@ -496,12 +498,28 @@ export class GateService extends GateClosing<GateDeps> {
       oldestMinutes: Math.floor(Math.max(0, ...waiting.map((g) => now - Date.parse(g.startedAt))) / 60_000),
     });
     const stateCache = new Map<string, Promise<readonly StageStateView[]>>();
-    return this.forEach(
+    // Gates not started once the invocation's time runs short are the next sweep's, a minute later; the
+    // function ends on its own, its logs and metrics flushed, rather than cut off by Lambda's timeout.
+    let left = 0;
+    const reports = await this.forEach(
       gates,
       (gate) =>
         gate.state === 'WAITING' ? this.tryDecide(gate, { trigger: 'sweep', stateCache }) : this.reAct(gate),
       false,
+      () => {
+        const late = timeLeftMs !== undefined && timeLeftMs() < SWEEP_STOP_MS;
+        if (late) left++;
+        return late;
+      },
     );
+    if (left > 0) {
+      this.d.metrics.count('SweepCutShort', left);
+      this.d.log.warn("sweep: stopped short of the function's timeout; the next sweep takes the rest", {
+        gates: gates.length,
+        left,
+      });
+    }
+    return reports;
   }
 
   /** Vulnerability index items a decision could not write (derived data: a failure here is only logged). */
@@ -1459,10 +1477,12 @@ export class GateService extends GateClosing<GateDeps> {
     gates: readonly Gate[],
     work: (gate: Gate) => Promise<GateReport>,
     rethrow = true,
+    skip: () => boolean = () => false,
   ): Promise<readonly GateReport[]> {
     const reports: GateReport[] = [];
     const failures: unknown[] = [];
     await inTurn(gates, this.d.config.sweepConcurrency, async (gate) => {
+      if (skip()) return;
       try {
         reports.push(await work(gate));
       } catch (error) {

@@ -102,6 +102,18 @@ export function validTime(text: string): string | undefined {
   return Number.isNaN(t) ? undefined : new Date(t).toISOString();
 }
 
+/** What a sweep knows of its invocation's time: Lambda's remaining time, when it runs in Lambda. */
+export interface SweepTime {
+  readonly timeLeftMs?: () => number;
+}
+
+/**
+ * A sweep starts no more work with less time than this left: one gate's calls, each retried after a
+ * timeout, can take about as long, and Lambda's timeout would cut it in half and lose the function's logs
+ * and metrics.
+ */
+export const SWEEP_STOP_MS = 60_000;
+
 /** `work` for each item, at most `concurrency` at a time, in the items' order. */
 export async function inTurn<T>(
   items: readonly T[],
