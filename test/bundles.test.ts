@@ -84,16 +84,21 @@ import { parsePolicy } from '../shared/policy/load.js';
  * gate overdue from its decision, ECR's UNDEFINED count and changed scans, Dates held to epoch bounds.
  * OWN_MAX_BYTES grew by 3 KB when a decision's event learnt to fit EventBridge's 256 KB (~1.8 KB in each
  * function that decides, the sweep 1.7 KB over): a decision of thousands of violated rules was stored and its
- * event refused on every try.
+ * event refused on every try. Both grew by 5 KB after the review of 2026-11-27's second session (~3 KB in
+ * each function that decides, ~5 KB in the sweep), leaving the sweep 3 KB over MAX_BYTES: a result that may
+ * have gone out kept in mind (not recorded as someone else's, nor STALE), a changed token taken for another
+ * run, an approval answered before Tollgate decided not decided nor paged, a refused result recorded when
+ * the approval ended meanwhile, coverage without a scan time not a finished scan, a tag naming an image
+ * index refused, pipelines' execution modes read, and the sweep stopping short of its timeout.
  */
 const CLOSING_MAX_BYTES = 400_000;
-const MAX_BYTES = 640_000;
+const MAX_BYTES = 645_000;
 /**
  * What Tollgate adds to the SDK: a bundle's bytes less those of the same SDK calls bundled alone
  * (bench/sdk-floor.ts). Our code, Powertools, middy and zod/mini: ~200 KB in the functions that decide, ~207
  * KB in the sweep. This budget holds whatever the SDK's next release weighs.
  */
-const OWN_MAX_BYTES = 236_000;
+const OWN_MAX_BYTES = 241_000;
 
 let dir: string;
 let bundles: FunctionBundle[];
