@@ -330,7 +330,13 @@ export interface PipelineModel {
    * ListPipelineExecutions, newest first, a page each (to read every page); by default the gate's own
    * execution, in progress since START.
    */
-  executions?: { executionId: string; status: string; startTime: Date }[];
+  /** `executionMode`: the execution's own (one left from before a switch of the pipeline's mode). */
+  executions?: {
+    executionId: string;
+    status: string;
+    startTime: Date;
+    executionMode?: 'PARALLEL' | 'SUPERSEDED' | 'QUEUED';
+  }[];
   /**
    * The pipeline's execution mode, as ListPipelines and ListPipelineExecutions give it. By default PARALLEL
    * while the state names no execution of the stage, SUPERSEDED otherwise; `null`: the pipeline's summary
@@ -521,19 +527,31 @@ export class Harness {
   // ── the handlers, as Lambda invokes them ──────────────────────────────────────────────────────────
 
   approvalStarted(event: unknown = this.approvalStartedEvent()): Promise<HandlerResult> {
-    return this.handlers.started(event, lambdaContext(() => this.remainingMs));
+    return this.handlers.started(
+      event,
+      lambdaContext(() => this.remainingMs),
+    );
   }
 
   scanFinished(event: unknown = this.inspectorScanEvent()): Promise<HandlerResult> {
-    return this.handlers.scan(event, lambdaContext(() => this.remainingMs));
+    return this.handlers.scan(
+      event,
+      lambdaContext(() => this.remainingMs),
+    );
   }
 
   approvalEnded(event: unknown): Promise<HandlerResult> {
-    return this.handlers.ended(event, lambdaContext(() => this.remainingMs));
+    return this.handlers.ended(
+      event,
+      lambdaContext(() => this.remainingMs),
+    );
   }
 
   sweep(event: unknown = this.scheduledEvent()): Promise<HandlerResult> {
-    return this.handlers.sweep(event, lambdaContext(() => this.remainingMs));
+    return this.handlers.sweep(
+      event,
+      lambdaContext(() => this.remainingMs),
+    );
   }
 
   // ── real-shaped events, from the samples, stamped with the clock's time ─────────────────────────────
@@ -776,7 +794,7 @@ export class Harness {
           status: x.status as 'InProgress',
           startTime: x.startTime,
           lastUpdateTime: x.startTime,
-          executionMode: this.executionMode() ?? 'PARALLEL',
+          executionMode: x.executionMode ?? this.executionMode() ?? 'PARALLEL',
           executionType: 'STANDARD',
         }));
         return {

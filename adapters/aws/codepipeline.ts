@@ -219,6 +219,7 @@ export class CodePipelineDirectory implements PipelinesPort {
             executionId: summary.pipelineExecutionId,
             status: summary.status,
             startedAt: summary.startTime?.toISOString(),
+            executionMode: summary.executionMode,
           });
         }
         // Newest first: a page with nothing recent ends it. Not the first older one, so that executions a

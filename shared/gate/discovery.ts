@@ -184,7 +184,9 @@ export class ApprovalDiscovery implements Discovery {
         candidates.push(...shown);
         const listed = this.stagesToList(stages, mode);
         if (listed.size > 0) {
-          const parallel = await this.waitingInParallel(pipeline, listed, now);
+          const parallel = await this.waitingInParallel(pipeline, listed, now, {
+            parallelOnly: mode === 'SUPERSEDED' || mode === 'QUEUED',
+          });
           // A run the state shows too (an execution from before the switch to PARALLEL, still waiting) is
           // one approval: looked at once.
           const seen = new Set(shown.flatMap((c) => [c.token, c.actionExecutionId]));
@@ -313,9 +315,11 @@ export class ApprovalDiscovery implements Discovery {
     mode: ExecutionMode,
   ): ReadonlyMap<string, readonly string[]> {
     const gated = new Map<string, readonly string[]>();
-    if (mode === 'SUPERSEDED' || mode === 'QUEUED') return gated;
     for (const stage of stages) {
-      if (mode === undefined && stage.executionId !== undefined) continue;
+      // PARALLEL: every gated stage. Otherwise only a stage whose state names no execution: one that never
+      // ran, or (a pipeline switched from PARALLEL, whose state shows its former mode's) one whose approvals
+      // of PARALLEL executions still wait, which `waitingInParallel` then looks for alone.
+      if (mode !== 'PARALLEL' && stage.executionId !== undefined) continue;
       const actions = stage.actions.map((a) => a.name).filter((name) => this.gated(name));
       if (actions.length > 0) gated.set(stage.name, actions);
     }
@@ -333,14 +337,21 @@ export class ApprovalDiscovery implements Discovery {
     pipeline: string,
     stages: ReadonlyMap<string, readonly string[]>,
     now: number,
+    { parallelOnly }: { readonly parallelOnly: boolean },
   ): Promise<{ readonly found: Candidate[]; readonly failures: unknown[] }> {
     const since = new Date(now - PARALLEL_LOOKBACK_MS);
     const listed = await this.d.pipelines.recentExecutions(pipeline, since);
     const found: Candidate[] = [];
     const failures: unknown[] = [];
+    let parallelSeen = false;
     for (const execution of listed.executions) {
       // Stopping: "stop and wait" lets actions in progress finish, an approval among them.
       if (execution.status !== 'InProgress' && execution.status !== 'Stopping') continue;
+      // A SUPERSEDED or QUEUED pipeline's own executions show in its state: only those left from PARALLEL
+      // mode (or of a mode the summary does not say) are looked through here.
+      const parallel = execution.executionMode === undefined || execution.executionMode === 'PARALLEL';
+      if (parallel) parallelSeen = true;
+      if (parallelOnly && !parallel) continue;
       let runs: readonly ActionExecutionView[];
       try {
         runs = await this.d.approvals.actionExecutions(pipeline, execution.executionId);
@@ -382,7 +393,10 @@ export class ApprovalDiscovery implements Discovery {
         });
       }
     }
-    if (!listed.complete) {
+    // Past the page limit, a SUPERSEDED or QUEUED pipeline with no PARALLEL execution in progress on the pages
+    // read is one that never ran PARALLEL lately (or not at all): failing each look on it would page for
+    // nothing, and is left to the pipelines where executions of that mode were seen.
+    if (!listed.complete && (!parallelOnly || parallelSeen)) {
       const unread = new Error(
         `discovery: pipeline ${pipeline} has more executions since ${since.toISOString()} than one look lists; those past the first ${listed.executions.length} were not looked through`,
       );

@@ -112,6 +112,8 @@ export interface PipelineExecutionSummaryView {
   readonly status: string | undefined;
   /** `startTime` (ISO). */
   readonly startedAt: string | undefined;
+  /** The mode the execution runs in (`PARALLEL`, …), when the summary says. */
+  readonly executionMode?: string | undefined;
 }
 
 /** A pipeline as ListPipelines names it: its `executionMode` when the summary gives one. */
