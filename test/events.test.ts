@@ -296,6 +296,22 @@ describe("Tollgate Decision within EventBridge's 256 KB", () => {
       expect(DecisionEventDetail.safeParse(d).success).toBe(true);
   });
 
+  it("cuts the outcome's own violations only when the others alone do not fit, an implicit one last of all", () => {
+    // 3,000 rules that all reject, and the scan that could not be read (implicit, reject) last in the record.
+    const big = huge();
+    const record = {
+      ...big.record,
+      violations: [
+        ...big.record.violations.map((v) => ({ ...v, action: 'reject' as const })),
+        { ...rule('scan-incomplete', 'reject'), findings: [] },
+      ],
+    };
+    const detail = decisionEvent(decided, { ...big, record }, REGION, ACCOUNT).detail as DecisionEventDetail;
+    expect(detail.omitted!.violations).toBeGreaterThan(0);
+    expect(detail.violations.at(-1)?.rule).toBe('scan-incomplete');
+    expect(detail.violations.length + detail.omitted!.violations).toBe(3_001);
+  });
+
   it('returns a detail that cannot fit as cut as it gets, for the adapter to refuse by name', () => {
     const detail = boundedDecisionDetail(
       decisionEvent(decided, huge(), REGION, ACCOUNT).detail as DecisionEventDetail,

@@ -20,13 +20,23 @@ export function causesFirst<V extends { readonly rule: string; readonly action: 
   outcome: Outcome,
   wouldBe: Outcome | null | undefined,
 ): V[] {
-  const advisory = wouldBe !== null && wouldBe !== undefined;
-  const rank = (v: V): number => {
-    if (v.action === ACTION_OF[outcome] && (!advisory || Object.hasOwn(IMPLICIT_DESCRIPTIONS, v.rule)))
-      return 0;
-    if (advisory && v.action === ACTION_OF[wouldBe]) return 1;
-    return 2;
-  };
   // Array.prototype.sort is stable: each group keeps the policy's order.
-  return [...violations].sort((a, b) => rank(a) - rank(b));
+  return [...violations].sort((a, b) => causeRank(a, outcome, wouldBe) - causeRank(b, outcome, wouldBe));
+}
+
+/** 0: the violation sets the outcome; 1: it sets what enforce mode would do (advisory mode); 2: neither. */
+export function causeRank(
+  v: { readonly rule: string; readonly action: ViolationAction },
+  outcome: Outcome,
+  wouldBe: Outcome | null | undefined,
+): number {
+  const advisory = wouldBe !== null && wouldBe !== undefined;
+  if (v.action === ACTION_OF[outcome] && (!advisory || isImplicitRule(v.rule))) return 0;
+  if (advisory && v.action === ACTION_OF[wouldBe]) return 1;
+  return 2;
+}
+
+/** A violation the evaluator makes itself (`scan-incomplete`, `error`, …), not a policy rule. */
+export function isImplicitRule(rule: string): boolean {
+  return Object.hasOwn(IMPLICIT_DESCRIPTIONS, rule);
 }

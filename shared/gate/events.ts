@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { causesFirst } from '../decision/causes.js';
+import { causeRank, causesFirst, isImplicitRule } from '../decision/causes.js';
 import { SEVERITIES } from '../findings/finding.js';
 import { largestFitting } from './bounds.js';
 import { DETAIL_LIMIT, type Gate, type GateState, type StoredDecision } from './model.js';
@@ -102,7 +102,7 @@ export const DecisionEventDetail = z
       )
       .check(
         described(
-          "Null when the detail is whole. Otherwise what was left out to keep the event within EventBridge's 256 KB (the decision record keeps it all): first the vulnerability ids (counted in moreVulnerabilityIds), then warnings, exception ids, and last the violations that did not set the outcome.",
+          "Null when the detail is whole. Otherwise what was left out to keep the event within EventBridge's 256 KB (the decision record keeps it all): first the vulnerability ids (counted in moreVulnerabilityIds), then warnings, exception ids, and last violations: those that did not set the outcome first, then, if those alone do not fit, the outcome's own from the last in rule order (an implicit one, such as scan-incomplete, is kept before any rule).",
         ),
       ),
     trigger: text.check(
@@ -307,9 +307,14 @@ export function boundedDecisionDetail(
   if (keptExceptions !== undefined) return withExceptions(keptExceptions);
   cut = withExceptions(0);
 
-  // Kept by rank (the causes of the outcome first), sent in the record's order.
+  // Kept by rank (the causes of the outcome first, and of those an implicit one first: a scan that could not
+  // be read or an error is the cause a subscriber must see), sent in the record's order.
   const cutExceptions = Object.values(lists).reduce((sum, l) => sum + l.length, 0);
-  const ranked = causesFirst(cut.violations, cut.outcome, cut.wouldBe);
+  const implicitCause = (v: EventViolation) =>
+    isImplicitRule(v.rule) && causeRank(v, cut.outcome, cut.wouldBe) === 0 ? 0 : 1;
+  const ranked = causesFirst(cut.violations, cut.outcome, cut.wouldBe).sort(
+    (a, b) => implicitCause(a) - implicitCause(b),
+  );
   const withViolations = (n: number): DecisionEventDetail => {
     const kept = new Set(ranked.slice(0, n));
     return omitting(
