@@ -286,11 +286,19 @@ async function simulate(scenarios: string[], opts: RawSimulateOptions, many: boo
 async function duringReplayStdoutIsStderr<T>(run: () => Promise<T>): Promise<T> {
   const out = process.stdout;
   const write = out.write;
+  // A log reader that stops early (`2>&1 >report.json | head`) must not end the replay: the Logger's Console
+  // listens for a failed write on the stream it thinks it wrote to, stdout, so stderr's own error would be
+  // uncaught and the report lost. The logs stop; the replay and its report go on.
+  const logsLost = (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  };
+  process.stderr.on('error', logsLost);
   out.write = process.stderr.write.bind(process.stderr) as typeof out.write;
   try {
     return await run();
   } finally {
     out.write = write;
+    process.stderr.off('error', logsLost);
   }
 }
 

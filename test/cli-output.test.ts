@@ -1,6 +1,6 @@
 import { constants } from 'node:buffer';
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -40,6 +40,29 @@ describe('tollgate simulate --log-level', () => {
       expect(JSON.parse(line)).toMatchObject({ service: 'tollgate', level: expect.any(String) });
     }
     expect(logs.map((l) => (JSON.parse(l) as { level: string }).level)).toContain('INFO');
+  });
+
+  it("a log reader that stops early does not end the replay: the report is whole, the exit status the outcome's", () => {
+    const report = join(tmp, 'report-epipe.json');
+    const status = join(tmp, 'status-epipe');
+    const cli = [process.execPath, join(ROOT, 'bin/tollgate.js'), 'simulate', REJECTED]
+      .concat(['--store', join(tmp, 'db-epipe'), '--format', 'json', '--log-level', 'DEBUG'])
+      .map((a) => `'${a}'`)
+      .join(' ');
+    // The logs (stderr) go to a reader that takes 100 bytes and leaves; the report goes to a file.
+    const r = spawnSync(
+      'bash',
+      ['-c', `${cli} 2>&1 >'${report}' | head -c 100 >/dev/null; echo "\${PIPESTATUS[0]}" >'${status}'`],
+      {
+        cwd: ROOT,
+        encoding: 'utf8',
+        env: { ...process.env, NO_COLOR: '1' },
+      },
+    );
+    expect(r.status).toBe(0);
+    expect(readFileSync(status, 'utf8').trim()).toBe('0');
+    const parsed = JSON.parse(readFileSync(report, 'utf8')) as { expectations: { met: boolean } };
+    expect(parsed.expectations.met).toBe(true);
   });
 
   it('SILENT (the default) writes nothing on stderr', () => {
