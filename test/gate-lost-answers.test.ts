@@ -166,6 +166,66 @@ describe('a result that landed with nothing recorded of it', () => {
   });
 });
 
+describe('what CloudTrail says settles the doubt', () => {
+  const person = 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice';
+
+  it("a send in doubt, then a person's answer recorded: the approval found completed is the person's, not perhaps Tollgate's", async () => {
+    const h = await setup();
+    h.fail('PutApprovalResult', timedOut, { times: 3 });
+    await h.approvalStarted();
+    await expect(h.scanFinished()).rejects.toThrow();
+    expect((await h.gate())?.resultInDoubt).toBeDefined();
+    h.heal();
+    // Not landed after all: a person rejected, and CloudTrail's record came before the end event.
+    approvalOver(h, true);
+    h.pipeline.action.status = 'Failed';
+    await h.approvalEnded(h.cloudTrailEvent({ identity: person, status: 'Rejected' }));
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    // The state still shows the token: sent once more, and refused as already completed, by someone else.
+    expect((await actionRecords(h)).map((r) => r.action)).toEqual([
+      expect.objectContaining({ status: 'Approved', answer: 'already-completed' }),
+    ]);
+  });
+
+  it("a STALE write that loses to CloudTrail's reviewer is made again under the lease, never left to run out", async () => {
+    const h = await setup();
+    h.fail('PutApprovalResult', () =>
+      Object.assign(new Error('Rate exceeded'), {
+        name: 'ThrottlingException',
+        $metadata: { httpStatusCode: 429 },
+      }),
+    );
+    await h.approvalStarted();
+    await expect(h.scanFinished()).rejects.toThrow();
+    h.heal();
+    // A person rejects; the end event is late. CloudTrail's record lands while the sweep marks the gate STALE.
+    approvalOver(h, false);
+    h.pipeline.action.status = 'Failed';
+    h.pipeline.stage.status = 'Failed';
+    const update = h.store.updateGate.bind(h.store);
+    let raced = false;
+    vi.spyOn(h.store, 'updateGate').mockImplementation(async (gate, version, audit) => {
+      if (!raced && gate.state === 'STALE') {
+        raced = true;
+        await h.approvalEnded(h.cloudTrailEvent({ identity: person, status: 'Rejected' }));
+      }
+      return update(gate, version, audit);
+    });
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect(raced).toBe(true);
+    const gate = await h.gate();
+    expect(gate).toMatchObject({ state: 'STALE', reviewer: { identity: person } });
+    expect(gate?.actingUntil).toBeUndefined();
+    // Long after: nothing is recorded as Tollgate's result.
+    h.clock.advance(DEFAULT_CONFIG.leaseMs + MINUTE);
+    await h.sweep();
+    expect(await actionRecords(h)).toEqual([]);
+    expect((await h.gate())?.resultInDoubt).toBeUndefined();
+  });
+});
+
 describe('a send refused before it went out', () => {
   it("throttled on every attempt, then the approval answered by a person: recorded as someone else's, not in doubt", async () => {
     const h = await setup();

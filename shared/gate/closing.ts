@@ -231,7 +231,13 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
         if (underOwnRole) this.borrowedRole(e, undefined, undefined);
         return undefined;
       }
-      if (gate.reviewer) return report(gate, 'reviewer already recorded');
+      if (gate.reviewer) {
+        // This very call, recorded by an earlier delivery that failed after its write landed (a lost answer, a
+        // timeout before the metrics went out): the borrowed role is counted again rather than never paged.
+        const same = gate.reviewer.identity === e.identity && gate.reviewer.status === e.status;
+        if (same && underOwnRole && !gate.reviewer.tollgate) this.borrowedRole(e, gate, 'recorded before');
+        return report(gate, 'reviewer already recorded');
+      }
       if (!head) {
         head = this.d.store.auditHead(gate.key.pipeline);
         head.catch(() => undefined);

@@ -654,6 +654,9 @@ export class GateService extends GateClosing<GateDeps> {
       } catch (error) {
         return this.readFailed(gate, ctx, timedOut, error, 'the scan status');
       }
+      // Scanned once, then its repository's frequency set to manual: Inspector no longer scans it, whatever the
+      // scan time says, and its closed findings are those it stopped looking at.
+      if (closed.status === 'SCAN_FREQUENCY_MANUAL') closed = { state: 'unsupported', status: closed.status };
       if (closed.state === 'unsupported') {
         return this.decideOn(gate, ctx, {
           scan: {
@@ -1110,8 +1113,15 @@ export class GateService extends GateClosing<GateDeps> {
     const record = decision.record;
     if (record.outcome === 'ESCALATE') {
       // Answered between the decision and now (CloudTrail's record came): nobody is paged for it.
-      if (gate.reviewer)
-        return this.markStale(gate, answeredBefore(gate.reviewer, 'the escalation went out'), this.now());
+      if (gate.reviewer) {
+        // After the decision, an escalation may have gone out with nothing recorded of it (its record failed,
+        // or SNS's answer was lost): said so, never "before it went out".
+        const after = gate.decidedAt !== undefined && gate.reviewer.at >= gate.decidedAt;
+        const what = after
+          ? 'the escalation was recorded as sent (one may have gone out unrecorded)'
+          : 'Tollgate decided';
+        return this.markStale(gate, answeredBefore(gate.reviewer, what), this.now());
+      }
       // Before anyone is paged, the approval must still wait: its end event may be lost, or this a decision
       // the sweep acts on again long after (`known` is undefined then; deciding reads it otherwise). The
       // token's hash comes with it, for CloudTrail's record of the reviewer.
@@ -1189,6 +1199,9 @@ export class GateService extends GateClosing<GateDeps> {
           },
         },
       );
+    // A result in doubt is no longer in doubt once CloudTrail named who answered: a person's answer (CloudTrail
+    // records only calls that succeeded, and an approval is answered once) means Tollgate's did not land.
+    const inDoubt = gate.resultInDoubt !== undefined && gate.reviewer?.tollgate !== false;
     let token = known;
     if (!token?.ok) {
       try {
@@ -1200,8 +1213,7 @@ export class GateService extends GateClosing<GateDeps> {
     if (!token.ok) {
       // Over, after a result that may have gone out: perhaps by that result, which is recorded as Tollgate's
       // action (an approval Tollgate answered is not STALE); nothing is sent now.
-      if (token.final && gate.resultInDoubt !== undefined)
-        return lostEarlier(`the approval is over (${token.reason}); nothing sent`);
+      if (token.final && inDoubt) return lostEarlier(`the approval is over (${token.reason}); nothing sent`);
       // Nothing was sent: the approval's end (superseded, abandoned) is recorded when its event comes.
       if (token.final) return this.markStale(gate, token.reason, this.now());
       return this.actFailed(gate, 'reading the approval token', new Error(token.reason));
@@ -1227,7 +1239,7 @@ export class GateService extends GateClosing<GateDeps> {
     }
     // The token was ours (its hash is the gate's, or the gate had none) and a result of this gate may have
     // answered it already: the answer CodePipeline gives to a second result is no sign of someone else.
-    if (gate.resultInDoubt !== undefined && (answer === 'already-completed' || answer === 'invalid-token'))
+    if (inDoubt && (answer === 'already-completed' || answer === 'invalid-token'))
       return lostEarlier(`sent ${result.status} again and found the approval already completed (${answer})`);
     const tokenHash = hashToken(token.token);
     const action: AuditAction = { kind: 'approval-result', status: result.status, answer, subject: null };
@@ -1422,9 +1434,22 @@ export class GateService extends GateClosing<GateDeps> {
       now,
       `stale: ${reason}`,
     );
-    if (!(await this.d.store.updateGate(next, gate.version))) return this.resumeKey(gate.key, trigger);
-    this.publish(() => gateStateEvent(next, gate.state, this.region(next), this.account(next)));
-    return report(next, reason);
+    if (await this.d.store.updateGate(next, gate.version)) {
+      this.publish(() => gateStateEvent(next, gate.state, this.region(next), this.account(next)));
+      return report(next, reason);
+    }
+    // Acting, under its own lease, the gate lost the write to another (CloudTrail's reviewer, say): still its
+    // to mark, or the lease would only run out, and be taken for a result that may have gone out.
+    const current = await this.d.store.getGate(gate.key);
+    if (
+      current?.state === 'DECIDED' &&
+      gate.state === 'DECIDED' &&
+      gate.actingUntil !== undefined &&
+      current.actingUntil === gate.actingUntil
+    ) {
+      return this.markStale(current, reason, now, { trigger });
+    }
+    return current ? this.resume(current, trigger) : this.resumeKey(gate.key, trigger);
   }
 
   /**
@@ -1459,8 +1484,13 @@ export class GateService extends GateClosing<GateDeps> {
         return report(next, reason);
       }
       const reread = await this.d.store.getGate(gate.key);
-      // Another invocation acted on it (the lease had passed on): its own action is recorded there.
-      if (!reread || (reread.state !== 'DECIDED' && reread.state !== 'CLOSED'))
+      // Another invocation acted on it (the lease had passed on: a claim or a recorded action changes it): its
+      // own action is recorded there.
+      if (
+        !reread ||
+        (reread.state !== 'DECIDED' && reread.state !== 'CLOSED') ||
+        reread.actingUntil !== gate.actingUntil
+      )
         return report(reread ?? gate, 'acted elsewhere');
       current = reread;
     }
