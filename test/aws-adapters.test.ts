@@ -361,7 +361,8 @@ describe('CodePipeline: ListPipelineExecutions (discovery in PARALLEL execution 
         // Older than the lookback, but on pages read: still in progress, still worth a look.
         { executionId: id(4), status: 'InProgress', startedAt: '2026-11-10T08:00:00.000Z' },
         { executionId: id(5), status: 'InProgress', startedAt: '2026-11-09T08:00:00.000Z' },
-      ],
+        // Each with its own mode, as the summary gives it.
+      ].map((v) => ({ ...v, executionMode: 'PARALLEL' })),
     });
     expect(mock.commandCalls(ListPipelineExecutionsCommand).map((c) => c.args[0].input)).toEqual([
       { pipelineName: 'ledger-api', maxResults: 100 },

@@ -402,6 +402,13 @@ describe('discovery', () => {
     expect(await h.gate()).toBeUndefined();
   });
 
+  it('a list it cannot read still leaves the pipelines named literally looked at, and fails the sweep', async () => {
+    const h = await waiting({ pipelines: [PIPELINE] });
+    h.fail('ListPipelines', pipelineThrottled);
+    await expect(h.sweep()).rejects.toThrow(/Rate exceeded/);
+    expect((await h.gate())?.timeline[0]?.what).toMatch(/^approval found in progress by the sweep/);
+  });
+
   it('a retried run whose event came and whose gate has no token yet is known by its run id', async () => {
     const h = await waiting({});
     h.scanner.coverage = undefined; // no scan: the event's gate waits

@@ -166,6 +166,34 @@ describe('a result that landed with nothing recorded of it', () => {
   });
 });
 
+describe('a result in doubt found completed on a re-send', () => {
+  it("keeps the token's hash, so CloudTrail's record of the earlier call finds the gate (not a borrowed role)", async () => {
+    const h = await setup();
+    const update = h.store.updateGate.bind(h.store);
+    let down = true;
+    vi.spyOn(h.store, 'updateGate').mockImplementation(async (gate, version, audit) => {
+      if (down && gate.state === 'ACTED')
+        throw Object.assign(new Error('DynamoDB down'), { name: 'InternalServerError' });
+      return update(gate, version, audit);
+    });
+    await h.approvalStarted();
+    await expect(h.scanFinished()).rejects.toThrow();
+    down = false;
+    // A gate that never kept the token's hash (decided while the state could not be read).
+    const decided = (await h.gate())!;
+    await update({ ...decided, tokenHash: undefined, version: decided.version + 1 }, decided.version);
+    // The state lags: the token still shows, the re-send hears the approval is completed.
+    h.pipeline.stage.status = 'InProgress';
+    h.clock.advance(DEFAULT_CONFIG.leaseMs + MINUTE);
+    await h.sweep();
+    const gate = await h.gate();
+    expect(gate?.state).toBe('ACTED');
+    expect(gate?.tokenHash).toBe(hashToken(TOKEN));
+    await h.approvalEnded(h.cloudTrailEvent({ identity: TOLLGATE_IDENTITY, status: 'Approved' }));
+    expect((await h.gate())?.reviewer).toMatchObject({ identity: TOLLGATE_IDENTITY, tollgate: true });
+  }, 30_000);
+});
+
 describe('what CloudTrail says settles the doubt', () => {
   const person = 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice';
 

@@ -161,16 +161,30 @@ export class ApprovalDiscovery implements Discovery {
     // opening in half and losing the function's logs and metrics with it.
     const late = () => timeLeftMs !== undefined && timeLeftMs() < SWEEP_STOP_MS;
     let notLookedAt = 0;
-    const pipelines = await this.gatedPipelines().catch((error: unknown) => {
-      this.d.metrics.count('DiscoveryFailures');
-      throw error;
-    });
+    const failures: unknown[] = [];
+    let pipelines: readonly GatedPipeline[];
+    try {
+      pipelines = await this.gatedPipelines();
+    } catch (error) {
+      // Pipelines named literally are looked at all the same, their modes unknown (read from their state
+      // alone, as before modes were read): a list that cannot be read (throttled, denied by an SCP) must not
+      // take away the only repair for lost STARTED events. The failure is still counted and thrown.
+      const literal = this.pipelineGlobs.filter((g) => g.isLiteral).map((g) => g.source);
+      if (literal.length === 0) {
+        this.d.metrics.count('DiscoveryFailures');
+        throw error;
+      }
+      failures.push(error);
+      this.d.log.warn('discovery: listing the pipelines failed; the ones named literally are looked at', {
+        error: describeError(error),
+      });
+      pipelines = [...new Set(literal)].map((name) => ({ name, mode: undefined }));
+    }
     // The open gates, read once before the pipelines: a gate opened since is found by its key or claim.
     const gates = await this.d.store.openGates().catch((error: unknown) => {
       this.d.metrics.count('DiscoveryFailures');
       throw error;
     });
-    const failures: unknown[] = [];
     const candidates: Candidate[] = [];
     const now = this.d.clock.now().getTime();
     await inTurn(pipelines, this.d.config.concurrency, async ({ name: pipeline, mode }) => {

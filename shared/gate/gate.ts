@@ -1183,10 +1183,12 @@ export class GateService extends GateClosing<GateDeps> {
       summary: approvalSummary(record),
     } as const;
     // The answer that says "perhaps Tollgate's own result, whose answer was lost": CloudTrail's record says.
-    const lostEarlier = (how: string): Promise<GateReport> =>
+    // With the token's hash when it is read now: CloudTrail's record of the earlier call then finds the gate
+    // (matching none under Tollgate's role, it would page as a borrowed role).
+    const lostEarlier = (how: string, learnt: Partial<Gate> = {}): Promise<GateReport> =>
       this.finishAct(
         gate,
-        {},
+        learnt,
         `${how}, and an earlier invocation may have sent ${result.status} with its answer lost or not recorded: by that result or otherwise (CloudTrail's record says who)`,
         {
           decision,
@@ -1240,7 +1242,10 @@ export class GateService extends GateClosing<GateDeps> {
     // The token was ours (its hash is the gate's, or the gate had none) and a result of this gate may have
     // answered it already: the answer CodePipeline gives to a second result is no sign of someone else.
     if (inDoubt && (answer === 'already-completed' || answer === 'invalid-token'))
-      return lostEarlier(`sent ${result.status} again and found the approval already completed (${answer})`);
+      return lostEarlier(
+        `sent ${result.status} again and found the approval already completed (${answer})`,
+        learntFrom(gate, token),
+      );
     const tokenHash = hashToken(token.token);
     const action: AuditAction = { kind: 'approval-result', status: result.status, answer, subject: null };
     const learnt = learntFrom(gate, token);
