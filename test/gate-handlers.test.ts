@@ -1140,11 +1140,16 @@ describe('AWS failing', () => {
       () => new InternalErrorException({ message: 'Internal', $metadata: { httpStatusCode: 500 } }),
     );
     await h.approvalStarted();
+    h.clock.advance(300);
     await expect(h.scanFinished()).rejects.toThrow();
     expect((await h.gate())?.state).toBe('DECIDED');
     h.heal();
     const person = 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice';
-    await h.approvalEnded(h.cloudTrailEvent({ identity: person, status: 'Rejected' }));
+    // CloudTrail's time has whole seconds: the answer, in the decision's second, reads before it by the digits.
+    const decidedAt = (await h.gate())!.decidedAt!;
+    const answer = h.cloudTrailEvent({ identity: person, status: 'Rejected' });
+    answer.detail.eventTime = `${decidedAt.slice(0, 19)}Z`;
+    await h.approvalEnded(answer);
     h.clock.advance(60_000);
     await h.sweep();
     const gate = await h.gate();

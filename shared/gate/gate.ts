@@ -1116,7 +1116,10 @@ export class GateService extends GateClosing<GateDeps> {
       if (gate.reviewer) {
         // After the decision, an escalation may have gone out with nothing recorded of it (its record failed,
         // or SNS's answer was lost): said so, never "before it went out".
-        const after = gate.decidedAt !== undefined && gate.reviewer.at >= gate.decidedAt;
+        // CloudTrail's times have whole seconds, the decision's milliseconds (and the clocks differ): an answer
+        // within a second of the decision counts as after it.
+        const after =
+          gate.decidedAt !== undefined && Date.parse(gate.reviewer.at) >= Date.parse(gate.decidedAt) - 1_000;
         const what = after
           ? 'the escalation was recorded as sent (one may have gone out unrecorded)'
           : 'Tollgate decided';
