@@ -155,6 +155,15 @@ function overdueAfter(h: Harness, added: [string, number][]) {
   };
 }
 
+/** A gate Tollgate escalated (it never answers those), the metrics counted from here on, the store's own write. */
+async function escalatedGate() {
+  const h = await setup();
+  h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
+  await h.approvalStarted();
+  await h.scanFinished();
+  return { h, added: metricsOf(h), update: h.store.updateGate.bind(h.store) };
+}
+
 function metricsOf(h: Harness): [string, number][] {
   const added: [string, number][] = [];
   vi.spyOn(h.runtime.metrics, 'addMetric').mockImplementation((name, _unit, value) => {
@@ -961,12 +970,7 @@ describe('AWS failing', () => {
   });
 
   it("a call under Tollgate's role recorded by a delivery that then failed is counted by the redelivery", async () => {
-    const h = await setup();
-    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
-    await h.approvalStarted();
-    await h.scanFinished();
-    const added = metricsOf(h);
-    const update = h.store.updateGate.bind(h.store);
+    const { h, added, update } = await escalatedGate();
     let lost = true;
     vi.spyOn(h.store, 'updateGate').mockImplementation(async (gate, version, audit) => {
       const written = await update(gate, version, audit);
@@ -986,12 +990,7 @@ describe('AWS failing', () => {
   });
 
   it("a call under Tollgate's role that lost a race to another write of the gate is counted once", async () => {
-    const h = await setup();
-    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
-    await h.approvalStarted();
-    await h.scanFinished();
-    const added = metricsOf(h);
-    const update = h.store.updateGate.bind(h.store);
+    const { h, added, update } = await escalatedGate();
     let calls = 0;
     vi.spyOn(h.store, 'updateGate').mockImplementation(async (gate, version, audit) => {
       calls++;

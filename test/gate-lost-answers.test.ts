@@ -73,6 +73,44 @@ function everyAnswerLost(h: Harness, stateLags: boolean): { calls: () => number 
   return { calls: () => calls };
 }
 
+/** A decision whose every send was throttled: refused before it went out, so never in doubt. */
+async function sendThrottled(): Promise<Harness> {
+  const h = await setup();
+  h.fail('PutApprovalResult', () =>
+    Object.assign(new Error('Rate exceeded'), {
+      name: 'ThrottlingException',
+      $metadata: { httpStatusCode: 429 },
+    }),
+  );
+  await h.approvalStarted();
+  await expect(h.scanFinished()).rejects.toThrow();
+  return h;
+}
+
+/**
+ * A decision whose result CodePipeline accepted while every write recording it (the gate's move to ACTED)
+ * failed: the gate is left DECIDED under its lease. `update` writes past the failure; `recover` ends it.
+ */
+async function acceptedButUnrecorded() {
+  const h = await setup();
+  const update = h.store.updateGate.bind(h.store);
+  let down = true;
+  vi.spyOn(h.store, 'updateGate').mockImplementation(async (gate, version, audit) => {
+    if (down && gate.state === 'ACTED')
+      throw Object.assign(new Error('DynamoDB down'), { name: 'InternalServerError' });
+    return update(gate, version, audit);
+  });
+  await h.approvalStarted();
+  await expect(h.scanFinished()).rejects.toThrow();
+  return {
+    h,
+    update,
+    recover: () => {
+      down = false;
+    },
+  };
+}
+
 describe('a result that landed with nothing recorded of it', () => {
   it.each([
     ['the state still shows it waiting: sent again, CodePipeline says it is completed', true],
@@ -116,21 +154,12 @@ describe('a result that landed with nothing recorded of it', () => {
   );
 
   it('accepted, then every write recording it failed: the sweep past the lease records the action (ACTED), not STALE', async () => {
-    const h = await setup();
-    const update = h.store.updateGate.bind(h.store);
-    let down = true;
-    vi.spyOn(h.store, 'updateGate').mockImplementation(async (gate, version, audit) => {
-      if (down && gate.state === 'ACTED')
-        throw Object.assign(new Error('DynamoDB down'), { name: 'InternalServerError' });
-      return update(gate, version, audit);
-    });
-    await h.approvalStarted();
-    await expect(h.scanFinished()).rejects.toThrow();
+    const { h, recover } = await acceptedButUnrecorded();
     expect(h.results).toHaveLength(1); // it went out
     expect((await h.gate())?.state).toBe('DECIDED');
 
     // The approval ended by that result; its end event is late. The store recovers.
-    down = false;
+    recover();
     h.clock.advance(DEFAULT_CONFIG.leaseMs + MINUTE);
     await h.sweep();
     const gate = await h.gate();
@@ -168,17 +197,8 @@ describe('a result that landed with nothing recorded of it', () => {
 
 describe('a result in doubt found completed on a re-send', () => {
   it("keeps the token's hash, so CloudTrail's record of the earlier call finds the gate (not a borrowed role)", async () => {
-    const h = await setup();
-    const update = h.store.updateGate.bind(h.store);
-    let down = true;
-    vi.spyOn(h.store, 'updateGate').mockImplementation(async (gate, version, audit) => {
-      if (down && gate.state === 'ACTED')
-        throw Object.assign(new Error('DynamoDB down'), { name: 'InternalServerError' });
-      return update(gate, version, audit);
-    });
-    await h.approvalStarted();
-    await expect(h.scanFinished()).rejects.toThrow();
-    down = false;
+    const { h, update, recover } = await acceptedButUnrecorded();
+    recover();
     // A gate that never kept the token's hash (decided while the state could not be read).
     const decided = (await h.gate())!;
     await update({ ...decided, tokenHash: undefined, version: decided.version + 1 }, decided.version);
@@ -217,15 +237,7 @@ describe('what CloudTrail says settles the doubt', () => {
   });
 
   it("a STALE write that loses to CloudTrail's reviewer is made again under the lease, never left to run out", async () => {
-    const h = await setup();
-    h.fail('PutApprovalResult', () =>
-      Object.assign(new Error('Rate exceeded'), {
-        name: 'ThrottlingException',
-        $metadata: { httpStatusCode: 429 },
-      }),
-    );
-    await h.approvalStarted();
-    await expect(h.scanFinished()).rejects.toThrow();
+    const h = await sendThrottled();
     h.heal();
     // A person rejects; the end event is late. CloudTrail's record lands while the sweep marks the gate STALE.
     approvalOver(h, false);
@@ -256,15 +268,7 @@ describe('what CloudTrail says settles the doubt', () => {
 
 describe('a send refused before it went out', () => {
   it("throttled on every attempt, then the approval answered by a person: recorded as someone else's, not in doubt", async () => {
-    const h = await setup();
-    h.fail('PutApprovalResult', () =>
-      Object.assign(new Error('Rate exceeded'), {
-        name: 'ThrottlingException',
-        $metadata: { httpStatusCode: 429 },
-      }),
-    );
-    await h.approvalStarted();
-    await expect(h.scanFinished()).rejects.toThrow();
+    const h = await sendThrottled();
     expect((await h.gate())?.resultInDoubt).toBeUndefined();
     approvalOver(h, true);
     h.heal();
