@@ -6,6 +6,7 @@ import {
 } from '@aws-sdk/client-eventbridge';
 import { gateId, gateKeyFromFields } from '../../shared/gate/model.js';
 import {
+  EVENT_ENTRY_MAX_BYTES,
   type EventsPort,
   type LostEvent,
   PublishFailure,
@@ -17,7 +18,7 @@ export const EVENT_SOURCE = 'tollgate';
 /** PutEvents: at most 10 entries a request… */
 export const PUT_EVENTS_MAX_ENTRIES = 10;
 /** …and at most 256 KiB of them, counted as EventBridge counts an entry's size. */
-export const PUT_EVENTS_MAX_BYTES = 262_144;
+export const PUT_EVENTS_MAX_BYTES = EVENT_ENTRY_MAX_BYTES;
 
 export interface FailedEvent extends LostEvent {
   readonly resources: readonly string[];

@@ -228,7 +228,7 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
         // Tollgate sends a result only for a gate it decided, with the token whose hash it keeps: a call under
         // its role that matches no gate is someone borrowing the role (a gate not yet told its token is the
         // easy target), and pages like one that matches. Rarely, Tollgate's own call whose record was lost.
-        if (underOwnRole) this.borrowedRole(e, undefined, undefined);
+        if (underOwnRole) this.borrowedRole(e, undefined, 'it matches no gate');
         return undefined;
       }
       if (gate.reviewer) {
@@ -282,7 +282,7 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
         this.d.store.updateGate(next, gate.version, record),
       );
       if (updated) {
-        // Counted once, for the record written: not again for each lost race or redelivery of the event.
+        // Counted for the record written, not for each lost race (a redelivery counts again: above).
         if (underOwnRole && !tollgate) this.borrowedRole(e, gate, "recorded as a person's");
         // CloudTrail delivers its record minutes after the action's end event as a rule, so the Gate Closed
         // already sent said `reviewer: null`: who resolved the approval goes out again, or no subscriber
@@ -296,16 +296,13 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
   }
 
   /** A PutApprovalResult under Tollgate's role with a result Tollgate did not send (alarmed). */
-  private borrowedRole(e: ApprovalResultCall, gate: Gate | undefined, recorded: string | undefined): void {
+  private borrowedRole(e: ApprovalResultCall, gate: Gate | undefined, what: string): void {
     this.d.metrics.count('ApprovalResultsUnderTollgateRole');
-    this.d.log.warn(
-      `PutApprovalResult under Tollgate's role that Tollgate did not send: ${recorded ?? 'it matches no gate'}`,
-      {
-        ...(gate === undefined ? { ...e.named } : { gate: gateId(gate.key), outcome: gate.outcome }),
-        identity: e.identity,
-        status: e.status,
-      },
-    );
+    this.d.log.warn(`PutApprovalResult under Tollgate's role that Tollgate did not send: ${what}`, {
+      ...(gate === undefined ? { ...e.named } : { gate: gateId(gate.key), outcome: gate.outcome }),
+      identity: e.identity,
+      status: e.status,
+    });
   }
 
   // ── plumbing ────────────────────────────────────────────────────────────────────────────────────────

@@ -31,9 +31,10 @@ import {
  * state does not say which executions wait (it names none, or one from before the pipeline was switched to
  * PARALLEL), so for its gated stages it lists the pipeline's executions in progress
  * (`ListPipelineExecutions`) and the action runs of each (`ListActionExecutions`), whose approvals carry
- * their token as `externalExecutionId`. The mode is the pipeline's, as ListPipelines gives it; a pipeline
- * whose mode is not known (named by a literal glob the list lacks, or a summary without one) is listed for
- * a gated stage whose state names no execution, which is all the state can say.
+ * their token as `externalExecutionId`. The mode is the pipeline's, as ListPipelines gives it. In any other
+ * mode, or one not known (a literal glob the list lacks, a summary without one), only a gated stage whose
+ * state names no execution is listed; in SUPERSEDED or QUEUED mode only executions left from PARALLEL mode
+ * are looked through there (the state shows the pipeline's own).
  */
 
 /** How a pipeline runs its executions; undefined: not known, so no shortcut may be taken on it. */
@@ -319,10 +320,8 @@ export class ApprovalDiscovery implements Discovery {
   /**
    * The gated stages, with their gated actions, whose approvals in progress only the executions' listing
    * shows. PARALLEL mode: every one, whatever execution the state names (a pipeline switched to PARALLEL
-   * keeps showing its last execution from before). SUPERSEDED or QUEUED: none; a stage whose state names no
-   * execution has never run, so no approval of it is in progress, and listing up to 2,000 executions for
-   * nothing at every discovery (failing it past that) would cost the most where nothing can be found. Mode
-   * unknown: a stage whose state names no execution, as PARALLEL mode shows every stage.
+   * keeps showing its last execution from before). Any other mode, or none known: a stage whose state names
+   * no execution (never ran, or a pipeline switched from PARALLEL, whose state shows its former mode's).
    */
   private stagesToList(
     stages: readonly StageStateView[],
@@ -330,9 +329,6 @@ export class ApprovalDiscovery implements Discovery {
   ): ReadonlyMap<string, readonly string[]> {
     const gated = new Map<string, readonly string[]>();
     for (const stage of stages) {
-      // PARALLEL: every gated stage. Otherwise only a stage whose state names no execution: one that never
-      // ran, or (a pipeline switched from PARALLEL, whose state shows its former mode's) one whose approvals
-      // of PARALLEL executions still wait, which `waitingInParallel` then looks for alone.
       if (mode !== 'PARALLEL' && stage.executionId !== undefined) continue;
       const actions = stage.actions.map((a) => a.name).filter((name) => this.gated(name));
       if (actions.length > 0) gated.set(stage.name, actions);

@@ -3,7 +3,7 @@ import { causeRank, causesFirst, isImplicitRule } from '../decision/causes.js';
 import { SEVERITIES } from '../findings/finding.js';
 import { largestFitting } from './bounds.js';
 import { DETAIL_LIMIT, type Gate, type GateState, type StoredDecision } from './model.js';
-import type { TollgateEvent, TollgateEventType } from './ports.js';
+import { EVENT_ENTRY_MAX_BYTES, type TollgateEvent, type TollgateEventType } from './ports.js';
 
 /*
  * The events Tollgate publishes on the default bus (`source: tollgate`, set by the adapter). Their details
@@ -186,10 +186,10 @@ export const EVENT_DETAIL_SCHEMAS = {
 } as const satisfies Record<TollgateEventType, z.ZodMiniType>;
 
 /**
- * Room for a detail in one PutEvents entry: EventBridge refuses an entry over 256 KiB, counting the source,
- * the detail type and the resources with the detail; 1 KiB is more than those take (one pipeline ARN).
+ * Room for a detail in one PutEvents entry (`EVENT_ENTRY_MAX_BYTES` counts the source, the detail type and
+ * the resources with it): 1 KiB is more than those take (one pipeline ARN).
  */
-export const EVENT_DETAIL_BUDGET = 256 * 1024 - 1024;
+export const EVENT_DETAIL_BUDGET = EVENT_ENTRY_MAX_BYTES - 1024;
 
 const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value), 'utf8');
 

@@ -230,6 +230,12 @@ export interface TollgateEvent {
   readonly detail: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * The most an event may weigh: EventBridge refuses a PutEvents entry over 256 KiB, counting its source,
+ * detail type, resources and detail (in UTF-8 bytes). The builders keep under it; the adapter refuses past it.
+ */
+export const EVENT_ENTRY_MAX_BYTES = 256 * 1024;
+
 /** EventBridge default bus (`source: tollgate`). Callers never let a failure here change a decision. */
 export interface EventsPort {
   /** Throws a `PublishFailure` naming the events it lost; any other error means it lost them all. */
