@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import {
   type Document,
+  isAlias,
   isMap,
   isNode,
   isPair,
@@ -78,6 +79,23 @@ export function parseYamlInput<S extends z.$ZodType>(
         path: '',
         expected: 'YAML 1.2 (no %YAML directive, or %YAML 1.2)',
         got: `%YAML ${doc.directives.yaml.version}`,
+      },
+    ]);
+  }
+  // The parser compares keys by their scalar values only, so an alias used as a key (`&k action: reject` …
+  // `*k : warn`) is never seen as the key given twice, and the later value would win unseen: a policy that
+  // reads as reject would load as warn. No document of ours needs an alias for a key.
+  const aliasKey = findKey(doc, (key) => isAlias(key));
+  if (aliasKey !== undefined) {
+    const pos = lines.linePos(aliasKey.offset ?? 0);
+    throw new InputError([
+      {
+        file,
+        line: pos.line,
+        column: pos.col,
+        path: formatPath(aliasKey.path.slice(0, -1)),
+        expected: 'keys written out (an alias may be a value, never a key)',
+        got: `the alias ${aliasKey.key} as a key`,
       },
     ]);
   }
@@ -190,20 +208,26 @@ function yamlProblem(
  * The key path of the key the parser found a second time, which starts at `offset`: the parser keeps both
  * pairs in the document, so the second one is found by where its key starts.
  */
-function duplicateKeyAt(
-  doc: Document.Parsed,
-  offset: number,
-): { readonly key: string; readonly path: readonly (string | number)[] } | undefined {
-  const walk = (
-    node: unknown,
-    path: readonly (string | number)[],
-  ): { key: string; path: readonly (string | number)[] } | undefined => {
+function duplicateKeyAt(doc: Document.Parsed, offset: number): KeyFound | undefined {
+  return findKey(doc, (key) => rangeStart(key) === offset);
+}
+
+interface KeyFound {
+  readonly key: string;
+  readonly path: readonly (string | number)[];
+  /** Where the key starts in the text. */
+  readonly offset: number | undefined;
+}
+
+/** The first mapping key (in document order) that `matches`, with its key path. */
+function findKey(doc: Document.Parsed, matches: (key: unknown) => boolean): KeyFound | undefined {
+  const walk = (node: unknown, path: readonly (string | number)[]): KeyFound | undefined => {
     if (isMap(node)) {
       for (const pair of node.items) {
         if (!isPair(pair)) continue;
         // Keys are named as the locator and the schema's paths name them: a scalar by its value's text.
         const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
-        if (rangeStart(pair.key) === offset) return { key, path: [...path, key] };
+        if (matches(pair.key)) return { key, path: [...path, key], offset: rangeStart(pair.key) };
         const found = walk(pair.value, [...path, key]);
         if (found) return found;
       }

@@ -269,6 +269,15 @@ describe('errors: file:line:column: path: expected …; got …', () => {
         `version: 1\nname: x\nexceptions:\n${base}    expires: 2027-01-31\n    reason: r\n    approvedBy: "\\t "\n`,
       ),
     ).toEqual(['policy.yaml:8:17: exceptions[0].approvedBy: expected a non-empty approvedBy; got "\\t "']);
+    // Invisible characters are no reason and no approver: a zero-width space, a word joiner, a soft hyphen.
+    expect(
+      problems(
+        `version: 1\nname: x\nexceptions:\n${base}    expires: 2027-01-31\n    reason: "\\u200B"\n    approvedBy: "\\u2060\\u00AD"\n`,
+      ),
+    ).toEqual([
+      'policy.yaml:7:13: exceptions[0].reason: expected a non-empty reason; got "\u200B"',
+      'policy.yaml:8:17: exceptions[0].approvedBy: expected a non-empty approvedBy; got "\u2060\u00AD"',
+    ]);
     // One message per problem: a value that is no date is not also "not a real calendar date".
     for (const expires of ['never', '2027-01-31T10:00:00']) {
       expect(
@@ -395,6 +404,25 @@ describe('errors: file:line:column: path: expected …; got …', () => {
     ).toEqual([
       'p.json:1:69: settings.scan.waitMinutes: expected each key once in a mapping; got duplicate key "waitMinutes"',
     ]);
+  });
+
+  it('an alias used as a key is refused: the parser never sees it as the key given twice', () => {
+    // Loaded, the later `*k : warn` would overwrite `action: reject` unseen: a policy that reads as
+    // reject would approve.
+    expect(
+      problems(
+        'version: 1\nname: x\nrules:\n  - id: a\n    &k action: reject\n    when: {severity: [CRITICAL]}\n    *k : warn\n',
+      ),
+    ).toEqual([
+      'policy.yaml:7:5: rules[0]: expected keys written out (an alias may be a value, never a key); got the alias *k as a key',
+    ]);
+    expect(problems('&m mode: enforce\nversion: 1\nname: x\n*m : advisory\n')).toEqual([
+      'policy.yaml:4:1: expected keys written out (an alias may be a value, never a key); got the alias *m as a key',
+    ]);
+    // An alias as a value is still the YAML it always was.
+    expect(() =>
+      parsePolicy('version: 1\nname: &n x\nrules:\n  - {id: *n, action: warn}\n', 'p.yaml'),
+    ).not.toThrow();
   });
 
   it('a JSON policy error is located too', () => {

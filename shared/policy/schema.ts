@@ -112,8 +112,10 @@ const EXPIRY_EXPECTED = 'a date (2027-01-31) or an ISO-8601 timestamp with a zon
 // A pattern rather than a refine so that the JSON Schema carries it, and its own message: an offset of
 // +99:99 is no calendar question.
 const EXPIRY_OFFSET = /(?:^\d{4}-\d{2}-\d{2}|Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d)$/;
-// The pattern JSON Schema carries for "not blank": zod's trim only shapes the loader's output.
-const NOT_BLANK = /\S/;
+// The pattern JSON Schema carries for "not blank": zod's trim only shapes the loader's output. At least one
+// visible character: a zero-width space, word joiner or soft hyphen (format characters, not whitespace to
+// `\S`) would let an exception name no reason and no approver that anyone can read.
+const NOT_BLANK = /[^\s\p{Cc}\p{Cf}]/u;
 
 export const ExceptionSchema = z.strictObject({
   id: z
