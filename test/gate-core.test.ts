@@ -54,6 +54,21 @@ describe('identifying the image', () => {
     expect(
       imageFromCustomData(JSON.stringify({ imageUri: `${REGISTRY}/web:latest`, imageDigest: DIGEST })),
     ).toMatchObject({ ok: true, reference: { digest: DIGEST } });
+    // The names an ECR source action gives its variables (ImageURI, ImageDigest, …) read as keys too, so
+    // `{"ImageURI": "#{SourceVariables.ImageURI}", …}` works as written; two of their values still conflict.
+    expect(
+      imageFromCustomData(JSON.stringify({ ImageURI: `${REGISTRY}/web:latest`, ImageDigest: DIGEST })),
+    ).toMatchObject({ ok: true, reference: { repository: 'web', digest: DIGEST, tag: 'latest' } });
+    expect(
+      imageFromCustomData(
+        JSON.stringify({ RepositoryName: 'web', ImageTag: '1.2', RegistryId: '123456789012' }),
+      ),
+    ).toMatchObject({ ok: true, reference: { repository: 'web', tag: '1.2', registryId: '123456789012' } });
+    expect(
+      imageFromCustomData(
+        JSON.stringify({ ImageURI: `${REGISTRY}/web@${DIGEST}`, ImageDigest: `sha256:${'ef'.repeat(32)}` }),
+      ),
+    ).toMatchObject({ ok: false });
     // One account's repository of one name in two regions: two images.
     expect(
       imageFromCustomData(`${REGISTRY}/web:1 123456789012.dkr.ecr.us-east-1.amazonaws.com/web:1`),

@@ -180,7 +180,7 @@ function imageFromJson(text: string): Identification | undefined {
     });
   const conflict = (values: [string, string][]) =>
     `CustomData gives one field two values: ${values.map(([n, v]) => `${n} ${clip(v)}`).join(' and ')}`;
-  const digests = given('imageDigest', 'digest');
+  const digests = given('imageDigest', 'digest', 'ImageDigest');
   if (new Set(digests.map(([, v]) => v)).size > 1) return { ok: false, problem: conflict(digests) };
   const digest = digests[0]?.[1];
   if (digest !== undefined && !DIGEST.test(digest)) {
@@ -188,7 +188,7 @@ function imageFromJson(text: string): Identification | undefined {
   }
   // URIs compared as the images they name: one image on the IPv4 and dual-stack hosts, or by tag and digest
   // and by digest alone, is one image.
-  const uris = given('imageUri', 'imageURI', 'image', 'IMAGE_URI').flatMap(([n, v]) => {
+  const uris = given('imageUri', 'imageURI', 'image', 'IMAGE_URI', 'ImageURI').flatMap(([n, v]) => {
     const reference = matchReference(v, 'CustomData');
     return reference ? [{ name: n, value: v, reference }] : [];
   });
@@ -208,8 +208,8 @@ function imageFromJson(text: string): Identification | undefined {
     }
     return withDigest((withDigests[0] ?? uris[0]!).reference, digest, text);
   }
-  const repositories = given('repositoryName', 'repository');
-  const tags = given('imageTag', 'tag');
+  const repositories = given('repositoryName', 'repository', 'RepositoryName');
+  const tags = given('imageTag', 'tag', 'ImageTag');
   for (const values of [repositories, tags]) {
     if (new Set(values.map(([, v]) => v)).size > 1) return { ok: false, problem: conflict(values) };
   }
@@ -228,7 +228,7 @@ function imageFromJson(text: string): Identification | undefined {
   if (repository === undefined) {
     return { ok: false, problem: `CustomData repositoryName is not an ECR repository name: ${clip(named)}` };
   }
-  const registryId = given('registryId')[0]?.[1];
+  const registryId = given('registryId', 'RegistryId')[0]?.[1];
   return {
     ok: true,
     reference: {
