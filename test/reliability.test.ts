@@ -529,7 +529,7 @@ describe('the strengthened checks, against a deliberately broken gate', () => {
         notifier: {
           publish: async (message) => {
             await adapters.notifier.publish(message);
-            await adapters.notifier.publish(message);
+            return adapters.notifier.publish(message);
           },
         },
       }),

@@ -21,9 +21,10 @@ import {
   type PutApprovalOutcome,
   type PutApprovalRequest,
   type RecentExecutions,
+  resultMayHaveLanded,
   type StageStateView,
 } from '../../shared/gate/ports.js';
-import { DEFAULT_RETRY, everyPage, mayHaveLanded, type RetryOptions, withRetries } from './retry.js';
+import { DEFAULT_RETRY, everyPage, type RetryOptions, withRetries, withRetriesMayLand } from './retry.js';
 
 /** `ApprovalSummary` in the CodePipeline API model: at most 512 characters. */
 export const APPROVAL_SUMMARY_MAX = 512;
@@ -121,29 +122,23 @@ export class CodePipelineApprovals implements ApprovalsPort {
   async putApprovalResult(request: PutApprovalRequest): Promise<PutApprovalOutcome> {
     // PutApprovalResult is not idempotent: after a timeout, a reset connection or a 5xx, the call may have
     // landed with only its answer lost, and the retry then hears that the approval is already completed.
-    let landed = false;
     try {
-      await withRetries(
+      await withRetriesMayLand(
         () =>
-          this.client
-            .send(
-              new PutApprovalResultCommand({
-                pipelineName: request.pipeline,
-                stageName: request.stage,
-                actionName: request.action,
-                token: request.token,
-                result: { status: request.result.status, summary: truncateSummary(request.result.summary) },
-              }),
-            )
-            .catch((error: unknown) => {
-              // Only an error that is retried can be followed by an answer about this very call.
-              if (mayHaveLanded(error)) landed = true;
-              throw error;
+          this.client.send(
+            new PutApprovalResultCommand({
+              pipelineName: request.pipeline,
+              stageName: request.stage,
+              actionName: request.action,
+              token: request.token,
+              result: { status: request.result.status, summary: truncateSummary(request.result.summary) },
             }),
+          ),
         this.retry,
       );
       return 'accepted';
     } catch (e) {
+      const landed = resultMayHaveLanded(e, false);
       // By name, not instanceof: an error from another copy of the SDK module is the same answer.
       const name = e instanceof Error ? e.name : undefined;
       if (name === 'ApprovalAlreadyCompletedException')

@@ -115,7 +115,7 @@ export interface AwsAdapters {
 }
 
 class UnconfiguredNotifier implements NotifierPort {
-  async publish(_message: EscalationMessage): Promise<void> {
+  async publish(_message: EscalationMessage): Promise<never> {
     throw new Error('no SNS topic configured for escalations (createAwsAdapters: topicArn)');
   }
 }

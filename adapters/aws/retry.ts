@@ -221,6 +221,33 @@ export async function withRetries<T>(
   }
 }
 
+/**
+ * `withRetries` for a call that is not idempotent (PutApprovalResult, SNS Publish): after a timeout, a reset
+ * connection or a 5xx, the attempt may have landed with only its answer lost (`mayHaveLanded`). Said on
+ * success, and on the error that ends the retries as `resultMayHaveLanded` (which the gate reads).
+ */
+export async function withRetriesMayLand<T>(
+  fn: () => Promise<T>,
+  options: RetryOptions,
+): Promise<{ readonly value: T; readonly mayHaveLanded: boolean }> {
+  let landed = false;
+  try {
+    const value = await withRetries(
+      () =>
+        fn().catch((error: unknown) => {
+          // Only an error that is retried can be followed by an answer about this very call.
+          if (mayHaveLanded(error)) landed = true;
+          throw error;
+        }),
+      options,
+    );
+    return { value, mayHaveLanded: landed };
+  } catch (e) {
+    if (e instanceof Error) Object.assign(e, { resultMayHaveLanded: landed });
+    throw e;
+  }
+}
+
 /** The `send` options that carry an AbortSignal, when there is one. */
 export function sendOptions(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {
   return signal === undefined ? {} : { abortSignal: signal };

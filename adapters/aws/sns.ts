@@ -1,6 +1,6 @@
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
-import type { EscalationMessage, NotifierPort } from '../../shared/gate/ports.js';
-import { DEFAULT_RETRY, type RetryOptions, withRetries } from './retry.js';
+import type { EscalationMessage, NotifierPort, Published } from '../../shared/gate/ports.js';
+import { DEFAULT_RETRY, type RetryOptions, withRetriesMayLand } from './retry.js';
 
 /** SNS: "Subjects must be UTF-8 text with no line breaks or control characters, and less than 100 characters". */
 export const SNS_SUBJECT_MAX = 99;
@@ -218,12 +218,14 @@ export class SnsNotifier implements NotifierPort {
     private readonly maxBytes: number = SNS_MESSAGE_MAX_BYTES,
   ) {}
 
-  async publish(message: EscalationMessage): Promise<void> {
+  async publish(message: EscalationMessage): Promise<Published> {
     const subject = snsSubject(message.subject);
     // The limit counts the attributes; the subject is counted too, to keep a margin.
     const overhead = bytes(FORMAT_ATTRIBUTE) + bytes('String') + bytes(FORMAT_VERSION) + bytes(subject);
     const body = fitMessage(message, this.maxBytes - overhead);
-    await withRetries(
+    // An attempt that timed out or was cut off may have been delivered, its answer lost, and standard topics
+    // take no deduplication id: the gate is told, for its record.
+    const { mayHaveLanded } = await withRetriesMayLand(
       () =>
         this.client.send(
           new PublishCommand({
@@ -238,5 +240,6 @@ export class SnsNotifier implements NotifierPort {
         ),
       this.retry,
     );
+    return { mayHaveDuplicated: mayHaveLanded };
   }
 }

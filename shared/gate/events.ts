@@ -130,7 +130,11 @@ export const GateStateEventDetail = z
     approvalStatus: z
       .nullable(z.enum(['Approved', 'Rejected']))
       .check(described('The result Tollgate sent to CodePipeline, if any.')),
-    notifications: count.check(described('Escalation messages sent.')),
+    notifications: count.check(
+      described(
+        'Escalation Publish calls SNS accepted (an attempt whose answer was lost may have been delivered too).',
+      ),
+    ),
     startedAt: text,
     deadline: text.check(described('When the wait for a completed scan runs out.')),
     at: text.check(described('When the gate changed.')),

@@ -1149,6 +1149,7 @@ export class GateService extends GateClosing<GateDeps> {
         return report(released ? held : gate, `escalation held for the approval token (${token.reason})`);
       }
       let subject: string;
+      let duplicated: boolean;
       try {
         const message = renderEscalation({
           gate,
@@ -1157,9 +1158,13 @@ export class GateService extends GateClosing<GateDeps> {
           ...this.accountField(gate),
         });
         subject = message.subject;
-        await this.d.notifier.publish(message);
+        duplicated = (await this.d.notifier.publish(message)).mayHaveDuplicated;
       } catch (error) {
-        return this.actFailed(gate, 'sending the escalation', error);
+        // Unmarked (no topic, a rendering error) is not sent: only SNS's own lost answers are said to be.
+        const what = resultMayHaveLanded(error, false)
+          ? "sending the escalation (an attempt's answer was lost: it may have gone out all the same)"
+          : 'sending the escalation';
+        return this.actFailed(gate, what, error);
       }
       const tokenHash = gate.tokenHash ?? (token?.ok ? hashToken(token.token) : undefined);
       if (tokenHash === undefined) {
@@ -1171,7 +1176,9 @@ export class GateService extends GateClosing<GateDeps> {
       return this.finishAct(
         gate,
         { notifications: gate.notifications + 1, ...learntFrom(gate, token), tokenHash },
-        'escalated: notification sent',
+        duplicated
+          ? 'escalated: notification sent (an earlier attempt, its answer lost, may have been delivered too)'
+          : 'escalated: notification sent',
         {
           decision,
           head,

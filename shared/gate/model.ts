@@ -151,7 +151,10 @@ export interface Gate {
   readonly decidedAt: string | undefined;
   readonly summary: string | undefined;
   readonly approvalResult: ApprovalResult | undefined;
-  /** Escalation messages sent (0 or 1 in a healthy run). */
+  /**
+   * Escalation Publish calls SNS accepted (0 or 1 in a healthy run): not deliveries, since an attempt whose
+   * answer was lost may have been delivered too (the timeline then says so).
+   */
   readonly notifications: number;
   /** Until this instant one invocation holds the right to act (send the result or the escalation). */
   readonly actingUntil: string | undefined;

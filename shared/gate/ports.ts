@@ -96,13 +96,17 @@ export interface ApprovalsPort {
 }
 
 /**
- * Whether a failed `putApprovalResult` may have sent its result all the same (a timeout, a 5xx): false only
- * when the error says every attempt was refused before it went out (throttled, never connected). An error
- * that says nothing may have: the gate then records a later "already completed" as perhaps its own.
+ * Whether a failed `putApprovalResult` (or `publish`) may have sent its result all the same (a timeout, a
+ * 5xx): false when the error says every attempt was refused before it went out (throttled, never connected).
+ * An error that says nothing gets `unmarked`: for a result, it may have (the gate then records a later
+ * "already completed" as perhaps its own).
  */
-export function resultMayHaveLanded(error: unknown): boolean {
-  if (typeof error !== 'object' || error === null) return true;
-  return (error as { readonly resultMayHaveLanded?: unknown }).resultMayHaveLanded !== false;
+export function resultMayHaveLanded(error: unknown, unmarked = true): boolean {
+  const marked =
+    typeof error === 'object' && error !== null
+      ? (error as { readonly resultMayHaveLanded?: unknown }).resultMayHaveLanded
+      : undefined;
+  return typeof marked === 'boolean' ? marked : unmarked;
 }
 
 /** One entry of `ListPipelineExecutions`. */
@@ -216,9 +220,22 @@ export interface EscalationMessage {
   readonly json: unknown;
 }
 
+/** What a `publish` that succeeded knows of its earlier attempts. */
+export interface Published {
+  /**
+   * An attempt before the accepted one failed in a way that may have delivered it (a timeout, a reset
+   * connection, a 5xx): the message may have gone out twice.
+   */
+  readonly mayHaveDuplicated: boolean;
+}
+
 /** SNS. */
 export interface NotifierPort {
-  publish(message: EscalationMessage): Promise<void>;
+  /**
+   * Throws when no attempt was accepted, the error saying whether one may have been delivered all the same
+   * (`resultMayHaveLanded`).
+   */
+  publish(message: EscalationMessage): Promise<Published>;
 }
 
 export type TollgateEventType = 'Tollgate Decision' | 'Tollgate Gate State Change' | 'Tollgate Gate Closed';
