@@ -2335,15 +2335,19 @@ describe('createAwsAdapters', () => {
     /** The handler's settings, as it resolves them before its first request. */
     const settings = (client: { config: { requestHandler: unknown } }) =>
       (client.config.requestHandler as { configProvider: Promise<Record<string, unknown>> }).configProvider;
+    // The socket's idle timer runs while the service works on its answer too: never shorter than the request's.
+    expect(HTTP_TIMEOUTS.socketTimeout).toBeGreaterThanOrEqual(HTTP_TIMEOUTS.requestTimeout);
     for (const c of Object.values(createAwsClients(REGION))) {
       expect(await settings(c)).toMatchObject({
         connectionTimeout: HTTP_TIMEOUTS.connectionTimeout,
         requestTimeout: HTTP_TIMEOUTS.requestTimeout,
+        socketTimeout: HTTP_TIMEOUTS.socketTimeout,
         throwOnRequestTimeout: true,
       });
     }
     expect(await settings(createDocumentClient({ region: REGION }))).toMatchObject({
       requestTimeout: HTTP_TIMEOUTS.requestTimeout,
+      socketTimeout: HTTP_TIMEOUTS.socketTimeout,
       throwOnRequestTimeout: true,
     });
   });
@@ -2356,7 +2360,7 @@ describe('createAwsAdapters', () => {
     try {
       const { port } = server.address() as AddressInfo;
       const client = new CodePipelineClient({
-        ...sdkClientConfig(REGION, { connectionTimeout: 200, requestTimeout: 300 }),
+        ...sdkClientConfig(REGION, { connectionTimeout: 200, requestTimeout: 300, socketTimeout: 300 }),
         endpoint: `http://127.0.0.1:${port}`,
         credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
       });
@@ -2373,13 +2377,80 @@ describe('createAwsAdapters', () => {
     }
   });
 
+  it('an answer whose body stalls after its headers fails the attempt as TimeoutError, which may have landed', async () => {
+    // The request timeout ends when the headers are in: without the socket's, this attempt waits until Lambda
+    // kills the function, and what the call did is never recorded.
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1', 'content-length': '200' });
+        res.write('{"pipelineName":"p",');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const client = new CodePipelineClient({
+        ...sdkClientConfig(REGION, { connectionTimeout: 200, requestTimeout: 300, socketTimeout: 300 }),
+        endpoint: `http://127.0.0.1:${port}`,
+        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      });
+      const outcome = await Promise.race([
+        client.send(new GetPipelineStateCommand({ name: 'p' })).catch((e: unknown) => e),
+        new Promise((resolve) => setTimeout(() => resolve('still waiting'), 5_000).unref()),
+      ]);
+      expect(outcome).toMatchObject({ name: 'TimeoutError' });
+      expect(isRetryableAwsError(outcome)).toBe(true);
+      expect(mayHaveLanded(outcome)).toBe(true);
+      client.destroy();
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it('an answer of 200 whose body does not parse was carried out: it may have landed', async () => {
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
+        res.end('{"approvedAt": 17');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const client = new CodePipelineClient({
+        ...sdkClientConfig(REGION),
+        endpoint: `http://127.0.0.1:${port}`,
+        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      });
+      const error = await client
+        .send(
+          new PutApprovalResultCommand({
+            pipelineName: 'p',
+            stageName: 's',
+            actionName: 'a',
+            token: '11111111-2222-3333-4444-555555555555',
+            result: { status: 'Approved', summary: 'x' },
+          }),
+        )
+        .catch((e: unknown) => e);
+      expect(error).toMatchObject({ $metadata: { httpStatusCode: 200 } });
+      expect(mayHaveLanded(error)).toBe(true);
+      client.destroy();
+    } finally {
+      server.close();
+    }
+  });
+
   it('a name that does not resolve, and a connection never made within its timeout, are retried and cannot have landed', async () => {
     const client = (endpoint: string, httpAgent?: Agent) =>
       new CodePipelineClient({
         region: REGION,
         maxAttempts: 1,
         requestHandler: {
-          ...httpHandlerConfig({ connectionTimeout: 200, requestTimeout: 300 }),
+          ...httpHandlerConfig({ connectionTimeout: 200, requestTimeout: 300, socketTimeout: 300 }),
           ...(httpAgent === undefined ? {} : { httpAgent }),
         },
         endpoint,

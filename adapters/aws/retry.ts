@@ -32,21 +32,31 @@ export interface RetryOptions {
 // throttling, short enough for a Lambda invocation's budget.
 export const DEFAULT_RETRY: RetryOptions = { attempts: 5, baseMs: 200, maxDelayMs: 5_000 };
 
-/** How long one HTTP attempt may take: its connection, and the whole request once connected. */
+/**
+ * How long one HTTP attempt may take: its connection, the request until the answer's headers come, and the
+ * answer's body, which may go quiet at most `socketTimeout` at a time.
+ */
 export interface HttpTimeouts {
   readonly connectionTimeout: number;
   readonly requestTimeout: number;
+  /** The request timeout ends once the headers are in (@smithy/node-http-handler): a stalled body needs this. */
+  readonly socketTimeout: number;
 }
 
 /**
  * Without these the SDK waits on a stalled connection until the function is killed (it sets no request
  * timeout): the invocation's remaining work is lost with it, and a PutApprovalResult that landed is not
  * recorded. A timed-out attempt fails as `TimeoutError`, which is retried and may have landed (`mayHaveLanded`),
- * unless it timed out before it connected.
+ * unless it timed out before it connected. The socket's timeout is the one that ends an answer whose body
+ * stalls after its headers; its idle timer also runs while the service works, so it is no shorter.
  * The calls answer in well under a second; 20 s leaves a slow ListFindings page room, and five attempts fit
  * every gate function's timeout (2 minutes at least: test/infra.test.ts holds them to it).
  */
-export const HTTP_TIMEOUTS: HttpTimeouts = { connectionTimeout: 3_000, requestTimeout: 20_000 };
+export const HTTP_TIMEOUTS: HttpTimeouts = {
+  connectionTimeout: 3_000,
+  requestTimeout: 20_000,
+  socketTimeout: 20_000,
+};
 
 /** The HTTP handler settings of every client: the timeouts, and a request past its timeout is an error. */
 export function httpHandlerConfig(timeouts: HttpTimeouts = HTTP_TIMEOUTS) {
@@ -139,7 +149,11 @@ function neverSent(error: Obj): boolean {
  * made (`neverSent`), or a clock-skew rejection (refused at signing).
  */
 export function mayHaveLanded(error: unknown): boolean {
-  if (!isRetryableAwsError(error) || !isObj(error)) return false;
+  if (!isObj(error)) return false;
+  // Answered 2xx and then failed (a body that does not parse): the call was carried out. Not retried either.
+  const status = isObj(error.$metadata) ? error.$metadata.httpStatusCode : undefined;
+  if (typeof status === 'number' && status >= 200 && status < 300) return true;
+  if (!isRetryableAwsError(error)) return false;
   if (typeof error.name === 'string' && THROTTLING.has(error.name)) return false;
   if (neverSent(error)) return false;
   // A clock-skew rejection is refused at signing (a 4xx); the SDK marks a 5xx after skew alike.
