@@ -210,10 +210,36 @@ export function rulePatterns(config: PatternConfig): Partial<Record<RuleName, Ev
   return patterns;
 }
 
+/** What a notification topic must be, in every error about one. */
+const STANDARD_TOPIC = 'a standard SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)';
+
+/**
+ * Why a FIFO topic is refused: SNS requires a MessageGroupId on every publish to one, which the functions'
+ * publish (adapters/aws/sns.ts) does not send, and CloudWatch alarm actions cannot publish to one at all.
+ */
+export const NOT_FIFO =
+  'not a FIFO topic: SNS refuses a publish to one without a MessageGroupId, which Tollgate does not send, ' +
+  "and a CloudWatch alarm's actions cannot publish to one";
+
+/**
+ * Refuses a topic ARN (text, no token) that is not a standard SNS topic's: anything that does not parse as
+ * one, or a FIFO topic's (its name ends in `.fifo`). Either would be refused by SNS at every escalation or
+ * alarm, at run time.
+ */
+export function checkTopicArn(key: string, topicArn: string): void {
+  if (topicArn.endsWith('.fifo')) {
+    throw new TollgateConfigError(key, `${STANDARD_TOPIC}, ${NOT_FIFO}`, shown(topicArn));
+  }
+  if (!/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/.test(topicArn)) {
+    throw new TollgateConfigError(key, STANDARD_TOPIC, shown(topicArn));
+  }
+}
+
 /**
  * Refuses an SNS topic ARN (text, no token) outside the stack's region or partition: the functions' SNS client
  * publishes in their own region, and a CloudWatch alarm's actions must be in the alarm's region, so SNS
- * would refuse every escalation or alarm, at run time. `partition` is undefined when the region's is not known.
+ * would refuse every escalation or alarm, at run time; and, first, one that is not a standard topic's
+ * (`checkTopicArn`). `partition` is undefined when the region's is not known.
  */
 export function checkTopicRegion(
   key: string,
@@ -226,9 +252,9 @@ export function checkTopicRegion(
   },
   why: string,
 ): void {
-  const m = /^arn:([^:]+):sns:([^:]*):/.exec(topicArn);
-  if (!m) return;
-  const [, partition, region] = m;
+  // Not an SNS topic's ARN at all is refused as such, never let through for want of a region to compare.
+  checkTopicArn(key, topicArn);
+  const [, partition, region] = /^arn:([^:]+):sns:([^:]*):/.exec(topicArn) ?? [];
   if (region === stack.region && (stack.partition === undefined || partition === stack.partition)) return;
   const where = [
     stack.region,

@@ -1,11 +1,11 @@
 import { RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
-import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { RegionInfo } from 'aws-cdk-lib/region-info';
 import type { Construct } from 'constructs';
 import { checkArchiveRetentionDays } from './archive.js';
 import {
   checkEventPatternLimit,
+  checkTopicArn,
   checkTopicRegion,
   SCAN_SOURCES,
   type ScanSource,
@@ -14,6 +14,7 @@ import {
 } from './patterns.js';
 import {
   checkDiscoveryMinutes,
+  checkLogRetention,
   resolveGlobs,
   SAME_REGION,
   Tollgate,
@@ -210,18 +211,16 @@ function target(
     throw new TollgateConfigError(keyKey, `a key only with ${topicKey}`, `${shown(strayKey)} without it`);
   }
   if (topicArn !== undefined) {
-    if (!/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/.test(topicArn)) {
-      throw new TollgateConfigError(
-        topicKey,
-        'an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)',
-        shown(topicArn),
-      );
-    }
+    checkTopicArn(topicKey, topicArn);
     const keyArn = keyKey ? text(context, keyKey) : undefined;
-    if (keyArn !== undefined && !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/.test(keyArn)) {
+    // An alias's ARN too: the construct grants the key that carries the alias (`topicKeyGrant`).
+    if (
+      keyArn !== undefined &&
+      !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key\/[A-Za-z0-9-]+|alias\/[A-Za-z0-9/_-]+)$/.test(keyArn)
+    ) {
       throw new TollgateConfigError(
         keyKey ?? '',
-        'a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)',
+        'a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID) or an alias ARN (arn:aws:kms:REGION:ACCOUNT:alias/NAME)',
         shown(keyArn),
       );
     }
@@ -292,20 +291,12 @@ export function contextConfig(context: Context, env: NodeJS.ProcessEnv = process
     throw new TollgateConfigError(k.scanSource, SCAN_SOURCES.join(' or '), shown(scanSource));
   }
 
+  // As the other numeric keys: a number or its digits, never `Number()` of anything (`true` is 1, `[30]` 30).
   const retentionRaw = context(k.logRetentionDays);
-  let logRetention: logs.RetentionDays | undefined;
-  if (retentionRaw !== undefined) {
-    const days = Number(retentionRaw);
-    const allowed = Object.values(logs.RetentionDays).filter((v): v is number => typeof v === 'number');
-    if (!allowed.includes(days)) {
-      throw new TollgateConfigError(
-        k.logRetentionDays,
-        `a retention CloudWatch Logs offers, in days (${allowed.sort((a, b) => a - b).join(', ')})`,
-        shown(retentionRaw),
-      );
-    }
-    logRetention = days as logs.RetentionDays;
-  }
+  const logRetention =
+    retentionRaw === undefined
+      ? undefined
+      : checkLogRetention(k.logRetentionDays, digitsAsNumber(retentionRaw));
 
   const removalRaw = text(context, k.removalPolicy);
   let removalPolicy: RemovalPolicy | undefined;

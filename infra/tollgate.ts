@@ -34,12 +34,14 @@ import {
   checkApprovalPolicySize,
   checkEventPatternLimit,
   checkPatternSizes,
+  checkTopicArn,
   checkTopicRegion,
   type EventPattern,
   FUNCTION_NAMES,
   type FunctionName,
   longestGlobArn,
   MAX_PATTERN_CHARACTERS,
+  NOT_FIFO,
   normaliseGlobs,
   pipelineArns,
   RULE_TARGETS,
@@ -166,6 +168,8 @@ interface FunctionSpec {
   readonly maxEventAge: Duration;
   /** The table's indexes it queries (the base table is read and written by key only). */
   readonly indexes: readonly string[];
+  /** The indexes only the sweep's discovery queries: granted only while discovery is on. */
+  readonly discoveryIndexes?: readonly string[];
 }
 
 const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
@@ -203,8 +207,10 @@ const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
     // The next run a minute later does the same work: a retry would only overlap it.
     retryAttempts: 0,
     maxEventAge: Duration.minutes(5),
-    // by-token: discovery asks whether a gate already saw an approval's token.
-    indexes: [INDEX.open, INDEX.token],
+    indexes: [INDEX.open],
+    // by-token: discovery asks whether a gate already saw an approval's token (shared/gate/discovery.ts);
+    // nothing else the sweep runs reads that index.
+    discoveryIndexes: [INDEX.token],
   },
 };
 
@@ -276,6 +282,12 @@ function checkTarget(key: string, target: unknown, place: TollgatePlace | undefi
     const topic = t.topic as Partial<sns.ITopic>;
     if (typeof topic.topicArn !== 'string')
       throw new TollgateConfigError(`${key}.topic`, 'an SNS topic', 'no topicArn');
+    // What SNS would refuse at every publish is refused now, wherever the stack is. A topic named by a token
+    // (a CloudFormation parameter, an import) shows only what CDK knows of it: its `fifo`.
+    if (!Token.isUnresolved(topic.topicArn)) checkTopicArn(`${key}.topic`, topic.topicArn);
+    if (topic.fifo === true) {
+      throw new TollgateConfigError(`${key}.topic`, `a standard SNS topic, ${NOT_FIFO}`, 'a FIFO topic');
+    }
     if (place !== undefined) {
       const why = SAME_REGION[key === 'alarms' ? 'alarms' : 'escalation'];
       if (!Token.isUnresolved(topic.topicArn)) {
@@ -337,6 +349,25 @@ export function checkDiscoveryMinutes(key: string, value: unknown): number {
 }
 
 /**
+ * `logRetention` checked: a number of days CloudWatch Logs offers (a `logs.RetentionDays` value). Only numbers:
+ * `Object.values` of the enum holds its member names too, and `'ONE_YEAR'` would reach CloudFormation as the
+ * retention. `key` names the prop or context key.
+ */
+export function checkLogRetention(key: string, value: unknown): logs.RetentionDays {
+  const allowed = Object.values(logs.RetentionDays)
+    .filter((v): v is number => typeof v === 'number')
+    .sort((a, b) => a - b);
+  if (typeof value !== 'number' || !Number.isInteger(value) || !allowed.includes(value)) {
+    throw new TollgateConfigError(
+      key,
+      `whole days, a retention CloudWatch Logs offers (${allowed.filter((d) => d !== logs.RetentionDays.INFINITE).join(', ')}; ${logs.RetentionDays.INFINITE}: kept forever)`,
+      shown(value),
+    );
+  }
+  return value as logs.RetentionDays;
+}
+
+/**
  * The gated pipelines' and approval actions' globs as the construct will use them: defaulted, checked and
  * normalised, each problem named by its prop. Exported so a caller can check what the gate answers (the app's
  * demo pipeline) before the construct builds and bundles anything.
@@ -379,10 +410,7 @@ export function resolveConfig(props: TollgateProps, place?: TollgatePlace): Toll
   }
   const escalation = checkTarget('escalation', props.escalation, place);
   const alarms = props.alarms === undefined ? escalation : checkTarget('alarms', props.alarms, place);
-  const logRetention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
-  if (!Object.values(logs.RetentionDays).includes(logRetention)) {
-    throw new TollgateConfigError('logRetention', 'a logs.RetentionDays value', shown(logRetention));
-  }
+  const logRetention = checkLogRetention('logRetention', props.logRetention ?? logs.RetentionDays.ONE_YEAR);
   const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
   if (removalPolicy !== RemovalPolicy.RETAIN && removalPolicy !== RemovalPolicy.DESTROY) {
     throw new TollgateConfigError(
@@ -829,11 +857,12 @@ export class Tollgate extends Construct {
         });
       }
     }
-    if (spec.indexes.length > 0) {
+    const indexes = [...spec.indexes, ...(this.discovers(name) ? (spec.discoveryIndexes ?? []) : [])];
+    if (indexes.length > 0) {
       add(
         'TableIndexes',
         ['dynamodb:Query'],
-        spec.indexes.map((index) => `${this.table.tableArn}/index/${index}`),
+        indexes.map((index) => `${this.table.tableArn}/index/${index}`),
       );
     }
 
@@ -889,11 +918,14 @@ export class Tollgate extends Construct {
       const approvals = approvalActionArns(arns);
       add(APPROVAL_STATEMENT_SID, [APPROVAL_ACTION], approvals);
       const pipelines = pipelineArns(arns);
+      // Only a gate's opening reads the execution (its variables, and whether a tag can name its image:
+      // `GateService.identify`), on the approval's start or when the sweep's discovery opens it for a lost start.
+      const opensGates = name === 'approval-started' || this.discovers(name);
       add(
         'ReadPipelines',
         [
           'codepipeline:GetPipelineState',
-          'codepipeline:GetPipelineExecution',
+          ...(opensGates ? ['codepipeline:GetPipelineExecution'] : []),
           'codepipeline:ListActionExecutions',
           // Discovery lists a PARALLEL-mode pipeline's executions: its state names none.
           ...(this.discovers(name) ? ['codepipeline:ListPipelineExecutions'] : []),
@@ -919,7 +951,6 @@ export class Tollgate extends Construct {
 
       // A tag in CustomData is resolved to its digest once, when the gate opens: on the approval's start,
       // or when the sweep's discovery opens it for a lost start.
-      const opensGates = name === 'approval-started' || this.discovers(name);
       if (opensGates) {
         add(
           'ResolveTags',

@@ -2,7 +2,15 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { App, type CfnElement, NestedStack, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import {
+  App,
+  type CfnElement,
+  CfnParameter,
+  NestedStack,
+  RemovalPolicy,
+  Stack,
+  Validations,
+} from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -1556,6 +1564,82 @@ describe('bad configuration is refused before anything is built', () => {
     expect(fromProps('arn:aws:sns:eu-west-1:123456789012:secops')).not.toThrow();
   });
 
+  it('a topic SNS would refuse every publish to: no SNS topic ARN, or a FIFO topic (a token passes)', () => {
+    const refused = (props: (scope: Stack) => Partial<TollgateProps>, env: typeof ENV | undefined = ENV) =>
+      configError(() => {
+        const stack = new Stack(app(), 'Gate', env ? { env } : {});
+        new Tollgate(stack, 'Tollgate', {
+          policyFile: POLICY,
+          escalation: { emails: ['security@example.com'] },
+          ...props(stack),
+        });
+      });
+    const standard = 'a standard SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)';
+    const notFifo =
+      'not a FIFO topic: SNS refuses a publish to one without a MessageGroupId, which Tollgate does not send, ' +
+      "and a CloudWatch alarm's actions cannot publish to one";
+    for (const key of ['escalation', 'alarms'] as const) {
+      const imported = (arn: string) => (scope: Stack) => ({
+        [key]: { topic: sns.Topic.fromTopicArn(scope, 'Existing', arn) },
+      });
+      expect(refused(imported('arn:aws:sqs:eu-west-1:123456789012:q')).message).toBe(
+        `Tollgate: ${key}.topic: expected ${standard}; got "arn:aws:sqs:eu-west-1:123456789012:q"`,
+      );
+      // No region to compare it with (an environment-agnostic stack): still no topic's ARN.
+      expect(refused(imported('arn:aws:sns:eu-west-1:123:secops'), undefined).message).toBe(
+        `Tollgate: ${key}.topic: expected ${standard}; got "arn:aws:sns:eu-west-1:123:secops"`,
+      );
+      const asTopic = { topicArn: 'secops' } as unknown as sns.ITopic;
+      expect(refused(() => ({ [key]: { topic: asTopic } })).message).toBe(
+        `Tollgate: ${key}.topic: expected ${standard}; got "secops"`,
+      );
+      for (const env of [ENV, undefined]) {
+        expect(refused(imported('arn:aws:sns:eu-west-1:123456789012:secops.fifo'), env).message).toBe(
+          `Tollgate: ${key}.topic: expected ${standard}, ${notFifo}; got "arn:aws:sns:eu-west-1:123456789012:secops.fifo"`,
+        );
+        // Made in the stack, its ARN a token: CDK's `fifo` says it.
+        expect(
+          refused((scope) => ({ [key]: { topic: new sns.Topic(scope, 'Fifo', { fifo: true }) } }), env)
+            .message,
+        ).toBe(`Tollgate: ${key}.topic: expected a standard SNS topic, ${notFifo}; got a FIFO topic`);
+      }
+    }
+    // A topic imported by a CloudFormation parameter cannot be read at synth: it passes, as before.
+    const stack = new Stack(app(), 'Gate', { env: ENV });
+    const parameter = new CfnParameter(stack, 'TopicArn').valueAsString;
+    expect(
+      () =>
+        new Tollgate(stack, 'Tollgate', {
+          policyFile: POLICY,
+          escalation: { topic: sns.Topic.fromTopicArn(stack, 'Escalations', parameter) },
+          alarms: { topic: sns.Topic.fromTopicArn(stack, 'Alarms', parameter) },
+        }),
+    ).not.toThrow();
+    // From context and from the stack's props, by their own names.
+    const ctx = (values: Json) => (key: string) => values[key];
+    const fifo = 'arn:aws:sns:eu-west-1:123456789012:secops.fifo';
+    expect(
+      configError(() => contextConfig(ctx({ [CONTEXT_KEYS.escalationTopicArn]: fifo }), {})).message,
+    ).toBe(`Tollgate: tollgate:escalationTopicArn: expected ${standard}, ${notFifo}; got "${fifo}"`);
+    expect(
+      configError(() =>
+        contextConfig(
+          ctx({ [CONTEXT_KEYS.escalationEmails]: ['a@example.com'], [CONTEXT_KEYS.alarmTopicArn]: fifo }),
+          {},
+        ),
+      ).key,
+    ).toBe('tollgate:alarmTopicArn');
+    expect(
+      configError(
+        () =>
+          new TollgateStack(app(), 'Gate', {
+            env: ENV,
+            tollgate: { policyFile: POLICY, escalation: { topicArn: fifo } },
+          }),
+      ).message,
+    ).toBe(`Tollgate: escalation.topic: expected ${standard}, ${notFifo}; got "${fifo}"`);
+  });
+
   it('a policy file that is not there', () => {
     expect(build({ policyFile: 'no/such/policy.yaml' })).toThrow(
       'no/such/policy.yaml: expected a readable policy file; got no such file',
@@ -1643,6 +1727,32 @@ describe("the sweep's discovery of approvals no STARTED event announced", () => 
   });
 });
 
+describe('reading executions and the by-token index: only where a gate opens', () => {
+  it('grants GetPipelineExecution and a by-token Query to the sweep only with discovery on, GetPipelineExecution to approval-started, never to scan-finished', () => {
+    const on = gate();
+    const off = gate({ discoveryMinutes: 0 });
+    const holders = (t: ReturnType<typeof gate>, has: (s: Statement) => boolean) =>
+      FUNCTION_NAMES.filter((n) => statements(t.template, logicalId(t.tollgate.roles[n])).some(has));
+    const action = (a: string) => (s: Statement) => actionsOf(s).includes(a);
+    const onIndex = (index: string) => (s: Statement) =>
+      actionsOf(s).includes('dynamodb:Query') && JSON.stringify(resourcesOf(s)).includes(`/index/${index}"`);
+    // Only `GateService.identify` reads an execution (its variables; whether a tag names its image), and only
+    // a gate's opening runs it: approval-started, and the sweep's discovery opening one for a lost start.
+    expect(holders(on, action('codepipeline:GetPipelineExecution'))).toEqual(['approval-started', 'sweep']);
+    expect(holders(off, action('codepipeline:GetPipelineExecution'))).toEqual(['approval-started']);
+    // The reads every deciding function makes stay, discovery or not.
+    for (const t of [on, off]) {
+      for (const a of ['codepipeline:GetPipelineState', 'codepipeline:ListActionExecutions']) {
+        expect(holders(t, action(a)), a).toEqual(['approval-started', 'scan-finished', 'sweep']);
+      }
+      expect(holders(t, onIndex('open-gates'))).toEqual(['sweep']);
+    }
+    // by-token: CloudTrail's answer to its gate (approval-ended), and discovery's "has a gate seen this token?".
+    expect(holders(on, onIndex('by-token'))).toEqual(['approval-ended', 'sweep']);
+    expect(holders(off, onIndex('by-token'))).toEqual(['approval-ended']);
+  });
+});
+
 describe('the stack from CDK context', () => {
   const ctx = (values: Json) => (key: string) => values[key];
 
@@ -1725,6 +1835,40 @@ describe('the stack from CDK context', () => {
         {},
       ).props.env,
     ).toEqual({ account: '111122223333', region: 'eu-central-1' });
+  });
+
+  it('reads tollgate:logRetentionDays as the other numeric keys: whole days, as a number or its digits', () => {
+    const base = { [CONTEXT_KEYS.escalationEmails]: ['a@example.com'] };
+    const retention = (value: unknown) =>
+      contextConfig(ctx({ ...base, [CONTEXT_KEYS.logRetentionDays]: value } as Json), {}).props.tollgate
+        .logRetention;
+    expect(retention('30')).toBe(30);
+    expect(retention(' 7 ')).toBe(7);
+    expect(retention(90)).toBe(90);
+    const expected =
+      'whole days, a retention CloudWatch Logs offers (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, ' +
+      '545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653; 9999: kept forever)';
+    // `Number()` would have read each as an allowed retention: true as 1, [30] and 0x1E as 30.
+    for (const [bad, got] of [
+      [true, 'true'],
+      [[30], '[30]'],
+      ['0x1E', '"0x1E"'],
+      ['1e1', '"1e1"'],
+      ['30.0', '"30.0"'],
+      ['ONE_MONTH', '"ONE_MONTH"'],
+      [100, '100'],
+      [30.5, '30.5'],
+    ] as const) {
+      const e = configError(() => retention(bad));
+      expect(e.message, String(bad)).toBe(
+        `Tollgate: tollgate:logRetentionDays: expected ${expected}; got ${got}`,
+      );
+    }
+    // The prop itself: a RetentionDays value, never one of the enum's member names.
+    const prop = configError(() =>
+      gate({ logRetention: 'ONE_YEAR' as unknown as NonNullable<TollgateProps['logRetention']> }),
+    );
+    expect(prop.message).toBe(`Tollgate: logRetention: expected ${expected}; got "ONE_YEAR"`);
   });
 
   it('names the context key of a bad value', () => {
@@ -1833,15 +1977,21 @@ describe('the stack from CDK context', () => {
         contextConfig(ctx({ [CONTEXT_KEYS.escalationTopicArn]: 'arn:aws:sqs:eu-west-1:123456789012:q' }), {}),
       ).message,
     ).toBe(
-      'Tollgate: tollgate:escalationTopicArn: expected an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME); got "arn:aws:sqs:eu-west-1:123456789012:q"',
+      'Tollgate: tollgate:escalationTopicArn: expected a standard SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME); got "arn:aws:sqs:eu-west-1:123456789012:q"',
     );
     expect(
       configError(() =>
         contextConfig(ctx({ ...topic, [CONTEXT_KEYS.escalationTopicKeyArn]: 'alias/secops' }), {}),
       ).message,
     ).toBe(
-      'Tollgate: tollgate:escalationTopicKeyArn: expected a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID); got "alias/secops"',
+      'Tollgate: tollgate:escalationTopicKeyArn: expected a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID) or an alias ARN (arn:aws:kms:REGION:ACCOUNT:alias/NAME); got "alias/secops"',
     );
+    // An alias's ARN, as infra/README.md says: the construct grants the key carrying the alias.
+    const aliasArn = 'arn:aws:kms:eu-west-1:123456789012:alias/secops';
+    expect(
+      contextConfig(ctx({ ...topic, [CONTEXT_KEYS.escalationTopicKeyArn]: aliasArn }), {}).props.tollgate
+        .escalation,
+    ).toEqual({ topicArn: 'arn:aws:sns:eu-west-1:123456789012:secops', keyArn: aliasArn });
     expect(
       configError(() => contextConfig(ctx({ ...base, [CONTEXT_KEYS.alarmTopicArn]: 'pager' }), {})).key,
     ).toBe('tollgate:alarmTopicArn');
