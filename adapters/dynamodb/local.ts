@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
@@ -20,9 +20,16 @@ import { createDocumentClient } from './store.js';
  *   items) has no order to keep: its writes go 25 at a time. The steps are sent to dynalite over HTTP with
  *   a secret header that lets them past the lock.
  *
+ * - A TransactWriteItems that committed is remembered by its ClientRequestToken for 10 minutes, as DynamoDB
+ *   does: the same request again (the SDK's retry after a lost answer) answers success and writes nothing;
+ *   another request with that token is refused with IdempotentParameterMismatchException. The store relies
+ *   on this: without it a retry of its own committed transaction would fail its conditions and read as a lost
+ *   race.
+ *
  * Differences from DynamoDB, none of which the store relies on: reasons after the first failure of an
- * ordered transaction say None (DynamoDB evaluates them all), ClientRequestToken idempotency is not kept, and a crash between the
- * steps can leave a transaction half done.
+ * ordered transaction say None (DynamoDB evaluates them all); only committed transactions are remembered by
+ * token (a cancelled one, which wrote nothing, runs again); tokens are kept in memory, not across a restart;
+ * and a crash between the steps can leave a transaction half done.
  */
 
 interface DynaliteOptions {
@@ -51,6 +58,8 @@ const INTERNAL_HEADER = 'x-tollgate-internal';
 /** How many writes of a transaction of unconditional Puts go to dynalite at once. */
 const PLAIN_PUTS_AT_ONCE = 25;
 const API = 'DynamoDB_20120810';
+/** How long DynamoDB keeps a TransactWriteItems' ClientRequestToken after the request completed. */
+const TOKEN_WINDOW_MS = 10 * 60_000;
 
 type Json = Record<string, unknown>;
 
@@ -79,6 +88,8 @@ interface Answer {
 
 class TransactionShim {
   private readonly keyNames = new Map<string, readonly string[]>();
+  /** Committed transactions by ClientRequestToken: the request's hash (the token left out) and when. */
+  private readonly committed = new Map<string, { readonly hash: string; readonly atMs: number }>();
 
   constructor(
     private readonly endpoint: () => string,
@@ -124,7 +135,41 @@ class TransactionShim {
     return names;
   }
 
+  /**
+   * A TransactWriteItems with DynamoDB's idempotency: a token seen on a committed request within the window
+   * answers that request's success again, or a mismatch when the request differs.
+   */
   async transact(input: Json): Promise<Answer> {
+    const token = input.ClientRequestToken;
+    if (token === undefined) return this.execute(input);
+    if (typeof token !== 'string' || token.length < 1 || token.length > 36) {
+      return validation(
+        `ClientRequestToken must be a string of 1 to 36 characters, got ${JSON.stringify(token)}`,
+      );
+    }
+    const now = Date.now();
+    for (const [seen, { atMs }] of this.committed) {
+      if (now - atMs > TOKEN_WINDOW_MS) this.committed.delete(seen);
+    }
+    const { ClientRequestToken: _, ...request } = input;
+    const hash = createHash('sha256').update(JSON.stringify(request)).digest('hex');
+    const earlier = this.committed.get(token);
+    if (earlier) {
+      if (earlier.hash === hash) return { status: 200, body: {} };
+      return {
+        status: 400,
+        body: {
+          __type: 'com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException',
+          message: `ClientRequestToken ${token} was used within the last 10 minutes with a different request`,
+        },
+      };
+    }
+    const answer = await this.execute(input);
+    if (answer.status === 200) this.committed.set(token, { hash, atMs: Date.now() });
+    return answer;
+  }
+
+  private async execute(input: Json): Promise<Answer> {
     const items = Array.isArray(input.TransactItems) ? input.TransactItems : [];
     if (items.length === 0 || items.length > 100) {
       return validation('TransactItems must have between 1 and 100 items');

@@ -213,6 +213,9 @@ function gateItem(gate: Gate): Item {
     type: 'GATE',
     state: gate.state,
     version: gate.version,
+    // Unique per write, outside the gate map (reads never see it): lets a conditional write whose answer was
+    // lost tell its own write, met by the SDK's retry, from someone else's (see conditionalPut).
+    rev: randomUUID(),
     gate: storable(gate, 'gate'),
   };
   // Key attributes of an index may not be empty strings: an empty digest or hash leaves the gate out.
@@ -876,12 +879,24 @@ export class DynamoStore implements StorePort {
     return output.Item;
   }
 
+  /**
+   * A Put under a condition; `false` when another write got there first. The SDK retries a Put whose answer
+   * was lost (a 5xx, a timeout, a reset connection) although the first attempt may have landed: the retry then
+   * fails its condition against this very write. So a failed condition re-reads the item (consistently) and
+   * answers `true` when it carries this write's `rev`, which every item written here has, unique per write.
+   */
   private async conditionalPut(
     item: Item,
     condition: string,
     names?: Record<string, string>,
     values?: Item,
   ): Promise<boolean> {
+    const rev = item.rev;
+    if (typeof rev !== 'string' || rev === '') {
+      throw new Error(
+        `conditional write of ${String(item.pk)}/${String(item.sk)} needs a string rev unique per write, got ${typeof rev}`,
+      );
+    }
     try {
       await this.doc.send(
         new PutCommand({
@@ -894,8 +909,9 @@ export class DynamoStore implements StorePort {
       );
       return true;
     } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
+      if (!isConditionFailure(error)) throw error;
+      const stored = await this.get(String(item.pk), String(item.sk));
+      return stored?.rev === rev;
     }
   }
 
