@@ -146,7 +146,7 @@ Documentation: docs/policy.md (policy language), README.md`,
     )
     .option(
       '--repository <name>',
-      'image repository (bare name; an ARN or image URI is read down to it), when the findings do not name it or to override it',
+      'image repository (bare name; an ARN or image URI is read down to it), when the findings do not name it, or the one to judge of several they name',
       once(parseRepository),
     )
     .option('--now <iso-8601>', 'evaluation time, e.g. 2026-11-25T12:00:00Z (default: now)', once(parseNow))

@@ -20,6 +20,16 @@ function write(name: string, text: string): string {
   return path;
 }
 
+/** The payments findings with no repository named: `--repository` then names it (findings of another are refused). */
+function unnamedPayments(): string {
+  const raw = JSON.parse(readFileSync(join(ROOT, PAYMENTS), 'utf8')) as {
+    findings: { resources?: { details?: { awsEcrContainerImage?: { repositoryName?: string } } }[] }[];
+  };
+  for (const f of raw.findings)
+    for (const r of f.resources ?? []) delete r.details?.awsEcrContainerImage?.repositoryName;
+  return write('unnamed.json', JSON.stringify(raw));
+}
+
 describe('tollgate evaluate: outcomes and exit status', () => {
   it('REJECT exits 2; the text report starts with the outcome and shows the findings table', () => {
     const r = tollgate([
@@ -301,7 +311,7 @@ describe('tollgate evaluate: outcomes and exit status', () => {
       '-p',
       BASELINE,
       '-f',
-      PAYMENTS,
+      unnamedPayments(),
       '--repository',
       'orders/api',
       '--format',
@@ -318,13 +328,14 @@ describe('tollgate evaluate: outcomes and exit status', () => {
       'scoped.yaml',
       'version: 1\nname: scoped\nrules:\n  - id: prod\n    action: reject\n    when: { severity: [CRITICAL, HIGH, MEDIUM, LOW], repositories: ["orders/*"] }\n',
     );
+    const unnamed = unnamedPayments();
     const run = (repository: string) =>
       tollgate([
         'evaluate',
         '-p',
         policy,
         '-f',
-        PAYMENTS,
+        unnamed,
         '--repository',
         repository,
         '--format',
@@ -464,7 +475,12 @@ exceptions:
         repositoryName: 'payments/api',
         imageId: { imageDigest: `sha256:${'a'.repeat(64)}`, imageTag: '1.4.3' },
         imageScanStatus: { status: 'COMPLETE', description: 'The scan was completed successfully.' },
-        imageScanFindings: { findings: [], findingSeverityCounts: {} },
+        // A finished scan says when it finished: the empty counts alone would show nothing of it.
+        imageScanFindings: {
+          findings: [],
+          imageScanCompletedAt: '2026-11-25T11:58:00Z',
+          findingSeverityCounts: {},
+        },
       }),
     );
     const r = tollgate(['evaluate', '-p', BASELINE, '-f', clean, ...NOW]);

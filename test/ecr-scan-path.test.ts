@@ -132,6 +132,25 @@ describe('ECR basic scanning: reading every page', () => {
     expect(putResults(h).map((r) => r.result?.status)).toEqual(['Approved']);
   });
 
+  it('an answer that says COMPLETE with an empty findingSeverityCounts and nothing else is not ready: never approved', async () => {
+    const h = await setup();
+    await h.approvalStarted();
+    h.scanner.ecr = { status: 'COMPLETE', findings: [] };
+    // No finding, no imageScanCompletedAt, counts of nothing (`{}`): nothing shows the scan finished
+    // (aws/aws-sdk#289). Read as a clean scan, it approved at once.
+    h.mocks.ecr.on(DescribeImageScanFindingsCommand).resolves({
+      repositoryName: REPOSITORY,
+      imageId: { imageDigest: DIGEST },
+      imageScanStatus: { status: 'COMPLETE' },
+      imageScanFindings: { findings: [], findingSeverityCounts: {} },
+    });
+    h.clock.advance(MINUTE);
+    await h.scanFinished(h.ecrScanEvent({ counts: {} }));
+    expect(await h.decision()).toBeUndefined();
+    expect((await h.gate())?.state).toBe('WAITING');
+    expect(putResults(h)).toHaveLength(0);
+  });
+
   it('an image whose findings take three pages, none the policy stops, is approved on all of them', async () => {
     const h = await setup();
     await h.approvalStarted();

@@ -320,3 +320,48 @@ describe('file names', () => {
     );
   });
 });
+
+describe('--repository', () => {
+  const ecr = JSON.parse(
+    readFileSync(
+      join(ROOT, 'test/fixtures/aws/describe-image-scan-findings.basic.awscli-example.json'),
+      'utf8',
+    ),
+  ) as { imageScanFindings: { findings: Record<string, unknown>[] } & Record<string, unknown> };
+  const medium = ecr.imageScanFindings.findings[0]!;
+  const critical = { ...medium, name: 'CVE-2024-9999', severity: 'CRITICAL' };
+  const answer = (repositoryName: string, findings: unknown[], more?: string) =>
+    JSON.stringify({
+      ...ecr,
+      repositoryName,
+      imageScanFindings: {
+        ...ecr.imageScanFindings,
+        findings,
+        findingSeverityCounts: { MEDIUM: 1, CRITICAL: 1 },
+      },
+      ...(more === undefined ? {} : { nextToken: more }),
+    });
+
+  it("picking one repository of several: its first page is not made whole by another repository's answer", () => {
+    const a1 = write('a-page1.json', answer('team/a', [medium], 'page2-token'));
+    const b = write('b-full.json', answer('team/b', [medium, critical]));
+    // Judged, team/a's MEDIUM alone approved (exit 0), its CRITICAL on the page not given.
+    expectError(
+      tollgate(['evaluate', '-p', BASELINE, '-f', a1, '-f', b, '--repository', 'team/a', ...NOW]),
+      /a-page1\.json:\d+:\d+: nextToken: expected every page of the export/,
+    );
+    expectError(tollgate(['evaluate', '-p', BASELINE, '-f', a1, ...NOW]), 'nextToken: expected every page');
+  });
+
+  it("on findings of one other repository: refused, not judged with that repository's exceptions", () => {
+    const orders = write('orders.json', PAYMENTS_TEXT.replaceAll('payments/api', 'orders/worker'));
+    expectError(
+      tollgate(['evaluate', '-p', BASELINE, '-f', orders, '--repository', 'payments/api', ...NOW]),
+      /^tollgate: .*orders\.json:\d+:\d+: findings\[0\]\.resources\[0\]\.details\.awsEcrContainerImage\.repositoryName: expected the findings of "payments\/api" \(--repository\), which names the repository of findings that name none, or picks one of several; got findings of orders\/worker\n$/,
+    );
+    // Naming their own repository, they are judged.
+    expect(
+      tollgate(['evaluate', '-p', BASELINE, '-f', orders, '--repository', 'orders/worker', ...NOW]).status,
+    ).not.toBe(1);
+  });
+});

@@ -186,8 +186,15 @@ describe('ECR DescribeImageScanFindings', () => {
     expect(doc.format).toBe('ecr-scan-findings-basic');
     expect(doc.scan).toEqual(notReady);
     expect(doc.findings.length).toBe(0);
-    // An empty enhanced list, or none at all, shows no more; nor does ACTIVE (continuous scanning).
-    for (const imageScanFindings of [{ findings: [], enhancedFindings: [] }, { enhancedFindings: [] }, {}]) {
+    // An empty enhanced list, or none at all, shows no more; nor does ACTIVE (continuous scanning); nor do
+    // counts that count nothing (`{}`: read as shown, an image whose findings were not there yet approved).
+    for (const imageScanFindings of [
+      { findings: [], enhancedFindings: [] },
+      { enhancedFindings: [] },
+      {},
+      { findings: [], findingSeverityCounts: {} },
+      { enhancedFindings: [], findingSeverityCounts: {} },
+    ]) {
       expect(readFindingsDocument({ ...raw, imageScanFindings }).scan).toEqual(notReady);
       expect(
         readFindingsDocument({ ...raw, imageScanFindings, imageScanStatus: { status: 'ACTIVE' } }).scan,
@@ -246,7 +253,7 @@ describe('ECR DescribeImageScanFindings', () => {
       { findings: [], imageScanCompletedAt: part.imageScanCompletedAt },
       { findings: [], imageScanCompletedAt: '2020-01-24T04:11:45+00:00' },
       { findings: [], imageScanCompletedAt: new Date(1579839105000) },
-      { findings: [], findingSeverityCounts: {} },
+      { findings: [], findingSeverityCounts: { MEDIUM: 0 } },
     ]) {
       const doc = readFindingsDocument({ ...basic, imageScanFindings });
       expect(doc.scan).toEqual(complete);
@@ -958,16 +965,105 @@ describe('merging several files', () => {
     expect(inputError(() => mergeFindings([named], 'prod/apj')).message).toContain(
       'the findings do not name "prod/apj"',
     );
-    // Findings of one repository: --repository still names the image as before, and nothing is left out.
-    const one = {
+    // Findings of one repository: --repository naming it changes nothing, and nothing is left out.
+    const oneText = across(['prod/api', undefined]);
+    const one = { file: 'one.json', document: parseFindingsText(oneText, 'one.json'), text: oneText };
+    expect(mergeFindings([one], 'prod/api')).toMatchObject({ leftOut: 0, image: { repository: 'prod/api' } });
+    expect(mergeFindings([one], 'prod/api').findings.length).toBe(2);
+    // Findings naming none: --repository names their image.
+    const none = { file: 'none.json', document: parseFindingsText(across([undefined]), 'none.json') };
+    expect(mergeFindings([none], 'team/other')).toMatchObject({ image: { repository: 'team/other' } });
+  });
+
+  it('--repository on findings of one other repository is refused, not judged (and excepted) as its own', () => {
+    // Every finding names prod/api (or none): judged as team/other, team/other's exceptions and rules applied.
+    const text = across(['prod/api', undefined, 'prod/api']);
+    const one = { file: 'one.json', document: parseFindingsText(text, 'one.json'), text };
+    const e = inputError(() => mergeFindings([one], 'team/other'));
+    expect(e.problems[0]).toMatchObject({
       file: 'one.json',
-      document: parseFindingsText(across(['prod/api', undefined]), 'one.json'),
-    };
-    expect(mergeFindings([one], 'team/other')).toMatchObject({
-      leftOut: 0,
-      image: { repository: 'team/other' },
+      ...new SourceLocator(text).locate([
+        'findings',
+        0,
+        'resources',
+        0,
+        'details',
+        'awsEcrContainerImage',
+        'repositoryName',
+      ]),
+      path: 'findings[0].resources[0].details.awsEcrContainerImage.repositoryName',
+      expected:
+        'the findings of "team/other" (--repository), which names the repository of findings that name none, or picks one of several',
+      got: 'findings of prod/api',
     });
-    expect(mergeFindings([one], 'team/other').findings.length).toBe(2);
+    // An ECR response names its repository at its top: there.
+    const ecr = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json') as {
+      repositoryName: string;
+    };
+    const answer = { file: 'ecr.json', document: readFindingsDocument(ecr) };
+    expect(inputError(() => mergeFindings([answer], 'team/other')).message).toBe(
+      `ecr.json: repositoryName: expected the findings of "team/other" (--repository), which names the repository of findings that name none, or picks one of several; got findings of ${ecr.repositoryName}`,
+    );
+  });
+
+  it('--repository picking one repository of several: a partial read of it is refused, whatever the others hold', () => {
+    // ECR: page 1 of team/a (more follow, 1 CRITICAL counted and not listed) beside team/b's whole answer of the
+    // same digest. Judged on all files, b's answer passed as a's last page and b's CRITICAL met a's count.
+    const ecr = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json') as {
+      imageScanFindings: { findings: Record<string, unknown>[] } & Record<string, unknown>;
+    } & Record<string, unknown>;
+    const medium = ecr.imageScanFindings.findings[0]!;
+    const critical = { ...medium, name: 'CVE-2024-9999', severity: 'CRITICAL' };
+    const counts = { MEDIUM: 1, CRITICAL: 1 };
+    const answer = (file: string, repositoryName: string, findings: unknown[], more?: string) => ({
+      file,
+      document: readFindingsDocument({
+        ...ecr,
+        repositoryName,
+        imageScanFindings: { ...ecr.imageScanFindings, findings, findingSeverityCounts: counts },
+        ...(more === undefined ? {} : { nextToken: more }),
+      }),
+    });
+    const b = answer('b-full.json', 'team/b', [medium, critical]);
+    const a1 = answer('a-page1.json', 'team/a', [medium], 'page2-token');
+    expect(() => mergeFindings([a1, b], 'team/a')).toThrow(/^a-page1\.json: nextToken: expected every page/);
+    expect(() => mergeFindings([b, a1], 'team/a')).toThrow(/^a-page1\.json: nextToken: expected every page/);
+    // Its token gone (cut), a's list is short of a's own counts: b's findings do not make up for it.
+    const cut = answer('a-cut.json', 'team/a', [medium]);
+    expect(() => mergeFindings([cut, b], 'team/a')).toThrow(
+      /^a-cut\.json: imageScanFindings\.findingSeverityCounts: .*; got CRITICAL 0 listed of 1 counted$/,
+    );
+    // With its own last page, a's answer is whole; b's is left out.
+    const a2 = answer('a-page2.json', 'team/a', [critical]);
+    expect(mergeFindings([a1, b, a2], 'team/a')).toMatchObject({
+      leftOut: 2,
+      image: { repository: 'team/a' },
+    });
+    expect(mergeFindings([a1, b, a2], 'team/a').findings.length).toBe(2);
+    // b's answer, picked, is whole on its own: a's pages are left out, unchecked.
+    expect(mergeFindings([a1, b], 'team/b').findings.length).toBe(2);
+    // Without --repository: refused as before, as findings of two repositories.
+    expect(() => mergeFindings([a1, b])).toThrow(
+      /^b-full\.json: repositoryName: expected the findings of one/,
+    );
+
+    // Inspector: a first page of checkout/web beside another repository's whole export of the digest.
+    const page = (file: string, repositories: (string | undefined)[], more?: string) => {
+      const raw = JSON.parse(across(repositories)) as { findings: { findingArn: string }[] };
+      for (const f of raw.findings) f.findingArn = `${f.findingArn}/${file}`;
+      return { file, document: readFindingsDocument(more === undefined ? raw : { ...raw, nextToken: more }) };
+    };
+    const web1 = page('ia-page1.json', ['checkout/web'], 'more');
+    const other = page('ib-full.json', ['other/repo']);
+    expect(() => mergeFindings([web1, other], 'checkout/web')).toThrow(
+      /^ia-page1\.json: nextToken: expected every page/,
+    );
+    // A file whose findings are partly this repository's is a page of it; its last page may name none.
+    const mixed = page('mixed.json', ['other/repo', 'checkout/web']);
+    expect(mergeFindings([web1, other, mixed], 'checkout/web')).toMatchObject({ leftOut: 2 });
+    const last = { file: 'last.json', document: readFindingsDocument({ findings: [] }) };
+    expect(mergeFindings([web1, other, last], 'checkout/web')).toMatchObject({ leftOut: 1 });
+    expect(mergeFindings([web1, other], 'other/repo')).toMatchObject({ leftOut: 1 });
   });
 
   it('problems of the export as a whole name the file, line, column and key path they are known at', () => {
@@ -1035,12 +1131,13 @@ describe('merging several files', () => {
     });
   });
 
-  it('an incomplete scan in any file makes the set incomplete, and --repository overrides the name', () => {
+  it('an incomplete scan in any file makes the set incomplete, and --repository names an unnamed image', () => {
     const raw = fixtureJson('aws/describe-image-scan-findings.basic.awscli-example.json') as Record<
       string,
       unknown
     >;
     raw.imageScanStatus = { status: 'FAILED', description: 'boom' };
+    delete raw.repositoryName;
     const set = mergeFindings([{ file: 'ecr.json', document: readFindingsDocument(raw) }], 'team/other');
     expect(set.scan).toEqual({
       complete: false,

@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mergeFindings, parseFindingsText, readFindingsDocument } from '../shared/index.js';
-import { fixtureJson, inputErrorOf } from './helpers.js';
+import { fixtureJson, inputErrorOf, ROOT } from './helpers.js';
 
 /*
  * Findings files that are partial or ambiguous in ways a reader could miss: a page given twice, a finding
@@ -83,5 +85,52 @@ describe('one format per file', () => {
     );
     const empty = { ...enhanced, imageScanFindings: { ...enhanced.imageScanFindings, findings: [] } };
     expect(parseFindingsText(JSON.stringify(empty), 'ecr.json').format).toBe('ecr-scan-findings-enhanced');
+  });
+});
+
+describe('one image per finding', () => {
+  const payments = JSON.parse(
+    readFileSync(join(ROOT, 'examples/findings/payments-api.list-findings.json'), 'utf8'),
+  ) as { findings: Record<string, unknown>[] };
+  type Resource = { id: string; details: { awsEcrContainerImage: Record<string, unknown> } };
+  /** The export with its first finding naming a second resource, changed by `change`. */
+  const twoResources = (change: (image: Record<string, unknown>) => void, fast = true) => {
+    const raw = structuredClone(payments);
+    const first = raw.findings[0] as { resources: Resource[]; severity?: unknown };
+    const second = structuredClone(first.resources[0]!);
+    second.id += '/second';
+    change(second.details.awsEcrContainerImage);
+    first.resources.push(second);
+    // Without a severity, the finding is read the detailed way rather than the fast one.
+    if (!fast) delete first.severity;
+    return JSON.stringify(raw, null, 2);
+  };
+
+  it('a finding whose resources name two images is refused as findings of 2 images, on either reader', () => {
+    const other = `sha256:${'1'.repeat(64)}`;
+    for (const fast of [true, false]) {
+      const text = twoResources((image) => {
+        image.imageHash = other;
+      }, fast);
+      const message = problemOf(() => parseFindingsText(text, 'two.json'));
+      expect(message).toMatch(
+        /^two\.json:\d+:\d+: findings\[0\]\.resources\[1\]\.details\.awsEcrContainerImage: expected the findings of one image \(one digest, in one repository\): export or filter the findings of the image to judge; got findings of 2 images: payments\/api@sha256:[0-9a-f]{64}, payments\/api@sha256:1{64}$/,
+      );
+      // The same digest in another repository is another image too.
+      const moved = twoResources((image) => {
+        image.repositoryName = 'staging/api';
+      }, fast);
+      expect(problemOf(() => parseFindingsText(moved, 'two.json'))).toContain(
+        'got findings of 2 images: payments/api@sha256:',
+      );
+    }
+    // Two resources of one image (its tags told twice) are one image.
+    const same = twoResources((image) => {
+      image.imageTags = ['other-tag'];
+    });
+    const doc = parseFindingsText(same, 'same.json');
+    expect(mergeFindings([{ file: 'same.json', document: doc }]).findings.length).toBe(
+      payments.findings.length,
+    );
   });
 });

@@ -63,7 +63,7 @@ export function parseFindingsText(text: string, file: string): FindingsDocument 
         ...(pos ? { line: pos.line, column: pos.column } : {}),
         path: formatPath(e.path),
         expected: e.expected,
-        got: describeValue(e.value),
+        got: e.got ?? describeValue(e.value),
       },
     ]);
   }
@@ -398,6 +398,13 @@ function checkCounts(documents: readonly NamedDocument[]): void {
   }
 }
 
+/** The partial-read checks, on the files (or the parts of them) judged. */
+function checkReads(documents: readonly NamedDocument[]): void {
+  checkPages(documents);
+  checkScans(documents);
+  checkCounts(documents);
+}
+
 export interface NamedDocument {
   readonly file: string;
   readonly document: FindingsDocument;
@@ -467,14 +474,14 @@ function* namedImages(documents: readonly NamedDocument[]): Generator<NamedImage
 }
 
 /**
- * The first image (in document order) whose digest (or repository) is not the first one's: the finding
- * that brings a second image into the files, to name in the error with its place.
+ * The first image (in document order) whose digest (or repository) is not the first one's (or not `first`,
+ * when given): the finding that brings a second image into the files, to name in the error with its place.
  */
 function firstOther(
   documents: readonly NamedDocument[],
   what: 'digest' | 'repository',
+  first?: string,
 ): { file: string; line?: number; column?: number; path: string } | undefined {
-  let first: string | undefined;
   for (const n of namedImages(documents)) {
     const value = n.image[what];
     if (value === undefined) continue;
@@ -497,7 +504,8 @@ function firstOther(
  * that name several image digests are an error rather than a decision about a mixture; so are several
  * repositories, unless `repositoryOverride` names one of them: then only its findings are kept (and the ones
  * naming no repository), as the gate reads only the findings of the image's repository (`leftOut` counts the
- * others). Findings of one repository, or of none, are judged as `repositoryOverride`'s when it is given.
+ * others). Findings of none are judged as `repositoryOverride`'s when it is given; findings of one other
+ * repository are refused. A partial read is refused in what is judged: the kept files and rows.
  */
 export function mergeFindings(
   documents: readonly NamedDocument[],
@@ -508,10 +516,6 @@ export function mergeFindings(
   const digests = new Map<string, string>();
   const repositories = new Map<string, string>();
   const imagesOf = documents.map((d) => documentImages(d.document));
-
-  checkPages(documents);
-  checkScans(documents);
-  checkCounts(documents);
   documents.forEach(({ file }, k) => {
     for (const image of imagesOf[k]!) {
       if (image.digest !== undefined && !digests.has(image.digest)) digests.set(image.digest, file);
@@ -519,6 +523,11 @@ export function mergeFindings(
         repositories.set(image.repository, file);
     }
   });
+  const several = repositories.size > 1;
+  // Where --repository picks one repository of several, a partial read is looked for in what is kept (below):
+  // another repository's last page or findings would make a partial read of this one look whole.
+  const picks = several && repositoryOverride !== undefined && repositories.has(repositoryOverride);
+  if (!picks) checkReads(documents);
 
   if (digests.size > 1) {
     const list = [...digests.entries()].map(([d, f]) => `${d} (${f})`);
@@ -534,8 +543,21 @@ export function mergeFindings(
       },
     ]);
   }
-  const several = repositories.size > 1;
-  if (several && (repositoryOverride === undefined || !repositories.has(repositoryOverride))) {
+  const [named] = repositories.keys();
+  // --repository names the image of findings that name none, or picks one of several: findings of another
+  // one alone would be judged, and excepted, as its.
+  if (repositories.size === 1 && repositoryOverride !== undefined && repositoryOverride !== named) {
+    throw new InputError([
+      {
+        file: repositories.get(named!)!,
+        path: '',
+        ...firstOther(documents, 'repository', repositoryOverride),
+        expected: `the findings of ${describeValue(repositoryOverride)} (--repository), which names the repository of findings that name none, or picks one of several`,
+        got: `findings of ${named}`,
+      },
+    ]);
+  }
+  if (several && !picks) {
     const where = firstOther(documents, 'repository');
     const names = `${[...repositories.keys()].slice(0, 4).join(', ')}${repositories.size > 4 ? ', …' : ''}`;
     throw new InputError([
@@ -565,15 +587,31 @@ export function mergeFindings(
   let continues = false;
   let anyScan = false;
   let leftOut = 0;
+  // An ECR response is of one repository: another one's is left out whole, its scan status with it.
+  const kept = documents.map(({ document }) =>
+    !ofRepository(document.image)
+      ? undefined
+      : several
+        ? keepRows(document, ofRepository)
+        : document.findings,
+  );
+  if (picks)
+    checkReads(
+      documents.flatMap((named, k) => {
+        const t = kept[k];
+        // A file all of whose findings were left out is another repository's: not a page of this one's.
+        return t === undefined || (t.length === 0 && named.document.findings.length > 0)
+          ? []
+          : [{ ...named, document: { ...named.document, findings: t } }];
+      }),
+    );
   const tables: FindingTable[] = [];
   documents.forEach(({ file, document }, k) => {
     for (const image of imagesOf[k]!) if (ofRepository(image)) for (const t of image.tags) tags.add(t);
-    // An ECR response is of one repository: another one's is left out whole, its scan status with it.
-    if (!ofRepository(document.image)) {
-      leftOut += document.findings.length;
-      return;
-    }
-    tables.push(several ? keepRows(document, ofRepository, (n) => (leftOut += n)) : document.findings);
+    const table = kept[k];
+    leftOut += document.findings.length - (table?.length ?? 0);
+    if (table === undefined) return;
+    tables.push(table);
     const verdict = document.scan;
     if (verdict) {
       anyScan = true;
@@ -621,17 +659,12 @@ export function mergeFindings(
 }
 
 /** The rows of a document whose image `keep` accepts (the table itself when it accepts them all). */
-function keepRows(
-  document: FindingsDocument,
-  keep: (image: ImageRef | undefined) => boolean,
-  dropped: (n: number) => void,
-): FindingTable {
+function keepRows(document: FindingsDocument, keep: (image: ImageRef | undefined) => boolean): FindingTable {
   const table = document.findings;
   const read = rowImageReader(document);
   const kept: number[] = [];
   for (let i = 0; i < table.length; i++) if (keep(read(i).image)) kept.push(i);
   if (kept.length === table.length) return table;
-  dropped(table.length - kept.length);
   const b = new FindingTableBuilder(kept.length);
   for (const i of kept) {
     const { source, materializer } = table.sourceOf(i);

@@ -55,6 +55,8 @@ export class ShapeError extends Error {
     readonly path: KeyPath,
     readonly expected: string,
     readonly value: unknown,
+    /** What was found, in words, where `value` alone would not say it (a finding of two images). */
+    readonly got?: string,
   ) {
     super(`expected ${expected}`);
     this.name = 'ShapeError';
@@ -83,11 +85,12 @@ const ECR_VERDICT_STATUSES = new Set(['COMPLETE', 'ACTIVE']);
 
 /**
  * The status of an ECR answer that says COMPLETE (or ACTIVE) but whose findings part shows nothing of a
- * finished scan: no finding (basic or enhanced), no `imageScanCompletedAt`, no `findingSeverityCounts`. ECR
- * answers so on an enhanced scan whose findings are not there yet: aws/aws-sdk#289 shows
- * `{"imageScanFindings": {"findings": []}, "imageScanStatus": {"status": "COMPLETE", …}}` for an image whose
- * findings the same call listed seconds later, still COMPLETE. A clean scan's answer carries its completion
- * time (or its counts), so this one is a scan not ready yet: wait for it, and fail closed at the deadline.
+ * finished scan: no finding (basic or enhanced), no `imageScanCompletedAt`, no `findingSeverityCounts` (or
+ * `{}`, which counts nothing). ECR answers so on an enhanced scan whose findings are not there yet:
+ * aws/aws-sdk#289 shows `{"imageScanFindings": {"findings": []}, "imageScanStatus": {"status": "COMPLETE", …}}`
+ * for an image whose findings the same call listed seconds later, still COMPLETE. A clean scan's answer
+ * carries its completion time (or its counts), so this one is a scan not ready yet: wait for it, and fail
+ * closed at the deadline.
  */
 export const ECR_FINDINGS_NOT_READY = 'FINDINGS_NOT_READY';
 
@@ -305,7 +308,7 @@ function readEvents(list: unknown[], images: ImageCache, single = false): Findin
 
 /** Re-roots a ShapeError thrown for a part of the document at that part's path. */
 function within(e: unknown, prefix: KeyPath): unknown {
-  return e instanceof ShapeError ? new ShapeError([...prefix, ...e.path], e.expected, e.value) : e;
+  return e instanceof ShapeError ? new ShapeError([...prefix, ...e.path], e.expected, e.value, e.got) : e;
 }
 
 /**
@@ -393,8 +396,9 @@ function readEcrResponse(value: Obj, images: ImageCache): FindingsDocument {
   if (!isObj(isf)) throw new ShapeError(['imageScanFindings'], 'a mapping', isf);
   const counts = severityCounts(isf.findingSeverityCounts);
   const scanCompletedAt = timestamp(isf.imageScanCompletedAt, 'imageScanFindings.imageScanCompletedAt');
-  // What, besides a finding, shows that the scan finished (see ECR_FINDINGS_NOT_READY).
-  const shown = counts !== undefined || scanCompletedAt !== undefined;
+  // What, besides a finding, shows that the scan finished (see ECR_FINDINGS_NOT_READY); counts of nothing
+  // (`{}`) do not.
+  const shown = (counts !== undefined && Object.keys(counts).length > 0) || scanCompletedAt !== undefined;
   const repository = optString(value.repositoryName, 'repositoryName');
   const imageId = value.imageId;
   let digest: string | undefined;
@@ -746,7 +750,7 @@ function readResourceImage(value: unknown, images: ImageCache): ImageRef | undef
     return images.lastResourceImage;
   }
   let found: ImageRef | undefined;
-  for (let i = 0; i < value.length && found === undefined; i++) {
+  for (let i = 0; i < value.length; i++) {
     const r = value[i];
     if (!isObj(r)) throw new ShapeError(['resources', i], 'a resource (a mapping)', r);
     const details = r.details;
@@ -760,7 +764,16 @@ function readResourceImage(value: unknown, images: ImageCache): ImageRef | undef
       if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string')) {
         throw new ShapeError(['imageTags'], 'a list of tags', tags);
       }
-      found = images.get(repository, digest, tags as string[]);
+      // A finding of two images, read as its first one's, would pass the one-image check.
+      if (found && (found.digest !== digest || found.repository !== repository)) {
+        throw new ShapeError(
+          [],
+          'the findings of one image (one digest, in one repository): export or filter the findings of the image to judge',
+          ecr,
+          `findings of 2 images: ${found.repository ?? '?'}@${found.digest ?? '?'}, ${repository ?? '?'}@${digest ?? '?'}`,
+        );
+      }
+      found ??= images.get(repository, digest, tags as string[]);
     } catch (e) {
       throw within(e, ['resources', i, 'details', 'awsEcrContainerImage']);
     }
