@@ -517,6 +517,12 @@ async function runShow(ref: string, opts: SourceOptions & { format: 'text' | 'js
             : `no record ${pipeline}#${seq} in ${name}: no records of pipeline ${pipeline} (see "tollgate audit list")`,
         );
       }
+      // The item at the keys asked for may hold another record (forged into this chain, or moved): printed as
+      // the evidence, it is not the record asked for, and the status says so.
+      const misplaced =
+        record.pipeline !== pipeline || record.seq !== seq
+          ? `the item of ${pipeline}#${seq} holds record ${String(record.pipeline)}#${String(record.seq)}: not the record asked for (moved or forged; "tollgate audit verify --pipeline ${pipeline}" names it)`
+          : undefined;
       const computed = hashOf(record);
       const previous = seq === 1 ? null : ((await audit.get(pipeline, seq - 1))?.hash ?? null);
       await write(
@@ -529,13 +535,16 @@ async function runShow(ref: string, opts: SourceOptions & { format: 'text' | 'js
       // A record damaged by hand and re-hashed passes both checks: its damage is as much a tampering.
       const damage = recordDamage(record);
       const problem =
+        misplaced ??
         chainProblem(record, computed, previous) ??
         (damage === undefined
           ? undefined
           : `${pipeline}#${seq} is not as Tollgate writes it: ${damage.field}: expected ${damage.expected}, got ${damage.got}`);
       if (problem === undefined) return AUDIT_EXIT.OK;
-      // The text says it with its ✗; JSON is the record as stored, which says nothing of it.
-      if (opts.format === 'json') process.stderr.write(`tollgate: ${printable(problem)}\n`);
+      // The text says a check's failure with its ✗; JSON is the record as stored, which says nothing of it,
+      // and neither shows the place the record was read from.
+      if (opts.format === 'json' || problem === misplaced)
+        process.stderr.write(`tollgate: ${printable(problem)}\n`);
       return AUDIT_EXIT.CHAIN_BROKEN;
     },
   );
@@ -583,7 +592,10 @@ async function runVerify(opts: RawVerifyOptions): Promise<void> {
     async ({ audit, name }) => {
       // The copy first: it names the chains the table must still have, whatever its registry says.
       const copy = opts.archive === undefined ? undefined : await readCopy(opts.archive, opts);
-      const pipelines = opts.pipeline !== undefined ? [opts.pipeline] : await audit.pipelines();
+      // The registry once for the run: each chain's verify checks its chain against it, and reading it there
+      // (a Query and every head) once per chain was quadratic in the pipelines.
+      const registry = await audit.pipelines();
+      const pipelines = opts.pipeline !== undefined ? [opts.pipeline] : [...registry];
       // Chains whose registry item is gone: found only by reading the whole table, so only when asked.
       const unlisted = opts.scan && opts.pipeline === undefined ? await audit.unlistedChains() : [];
       pipelines.push(...unlisted);
@@ -598,7 +610,7 @@ async function runVerify(opts: RawVerifyOptions): Promise<void> {
         // One chain at a time, streamed; the head is read first, so records appended meanwhile are checked as
         // links, never reported missing.
         const head = await audit.head(pipeline);
-        const result = await audit.verify(pipeline, indexItems);
+        const result = await audit.verify(pipeline, indexItems, registry);
         const problem = result.problems[0];
         const archive = copy
           ? await copy.index.compare(pipeline, audit.chain(pipeline), {
@@ -1072,8 +1084,9 @@ Examples:
 Exit status:
   0  the record is shown and its chain checks hold (✓): it hashes to its hash, and links to the record before
   2  shown, but a check fails (✗): its content does not hash to its hash, or it does not link to the record
-     before (another hash, or that record missing): "tollgate audit verify --pipeline P" for the whole chain;
-     with --format json too
+     before (another hash, or that record missing), or it is not the record asked for (it names another
+     pipeline or seq: moved or forged): "tollgate audit verify --pipeline P" for the whole chain; with
+     --format json too
   1  no such record, a malformed reference, or the store cannot be read (a message on stderr, nothing on stdout)
 ${SOURCE_HELP}
 
@@ -1137,7 +1150,7 @@ The archive (--archive):
   object is reported (hidden, overwritten). Reading it needs s3:ListBucketVersions and s3:GetObjectVersion
   on it and kms:Decrypt on its key (tollgate.archive.grantQuery gives them). A synced folder holds only the
   current versions: aws s3 sync s3://BUCKET/records ./archive
-$SOURCE_HELP
+${SOURCE_HELP}
 
 Examples:
   tollgate audit verify

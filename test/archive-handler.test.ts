@@ -52,6 +52,9 @@ function puts(): PutObjectCommandInput[] {
   return s3.commandCalls(PutObjectCommand).map((c) => c.args[0].input);
 }
 
+/** The record with its hash recomputed from the content: an edit the hash alone cannot see. */
+const rehashed = (record: AuditRecord): AuditRecord => ({ ...record, hash: hashOf(record) });
+
 const lines = (body: unknown): AuditRecord[] =>
   String(body)
     .split('\n')
@@ -347,6 +350,13 @@ describe('the archive function', () => {
       [{ ...auditItem(good!), record: { ...good, time: 'last tuesday' } }, /record\.time/],
       [{ ...auditItem(good!), record: { ...good, hash: 'x' } }, /record\.hash/],
       [{ ...auditItem(good!), record: { ...good, seq: 0 }, sk: `SEQ#${pad(0)}` }, /record\.seq/],
+      // Re-hashed, so only the archive reader's own line check (parseArchiveLine) would refuse it: once in
+      // the Object-Locked bucket it would fail every later `verify --archive`.
+      [
+        { ...auditItem(good!), record: rehashed({ ...good!, prevHash: 'not-a-hash' }) },
+        /record\.prevHash: expected a SHA-256/,
+      ],
+      [{ ...auditItem(good!), record: rehashed({ ...good!, prevHash: 'A'.repeat(64) }) }, /record\.prevHash/],
     ];
     for (const [item, message] of cases) {
       const event = eventOf(...inserts([other!]), streamRecord(item));

@@ -238,6 +238,42 @@ describe('ArchiveIndex.compare', () => {
     expect(result.problems[0]?.detail).toMatch(/line 2\) and [0-9a-f]{12}… \(.*line 4\)/);
   });
 
+  it("a second table record at a place already read, or another chain's record in this chain, is named, not skipped", async () => {
+    const original = records(3);
+    const index = indexOf(original);
+    // The same record read twice is one, as before.
+    const again = await index.compare('payments-api', [...original, original[1]!]);
+    expect(again).toMatchObject({ matched: 3, problems: [] });
+    // A forged record 2 stored after the chain (a partition's other key): the genuine one answered for both.
+    const forged = rewrittenFrom(original, 2)[1]!;
+    const twice = await index.compare('payments-api', [...original, forged]);
+    expect(twice.matched).toBe(3);
+    expect(twice.problems).toEqual([
+      {
+        pipeline: 'payments-api',
+        seq: 2,
+        kind: 'rewritten',
+        detail: expect.stringMatching(
+          /^the table holds two records payments-api#2: [0-9a-f]{12}… and [0-9a-f]{12}…/,
+        ),
+      },
+    ]);
+    // A whole chain of another pipeline (seq 1, genesis, hashed right) forged into this chain's partition.
+    const other = records(1, 'billing-api')[0]!;
+    const foreign = await index.compare('payments-api', [...original, other]);
+    expect(foreign.matched).toBe(3);
+    expect(foreign.problems).toEqual([
+      {
+        pipeline: 'payments-api',
+        seq: 1,
+        kind: 'rewritten',
+        detail: expect.stringMatching(
+          /^the table's chain of payments-api holds a record of another pipeline, billing-api#1 /,
+        ),
+      },
+    ]);
+  });
+
   it('an archived record whose content does not hash to its hash was altered before the table inserted it', async () => {
     const original = records(2);
     const altered = { ...original[1]!, summary: 'changed by hand' };

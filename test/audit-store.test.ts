@@ -10,6 +10,7 @@ import {
   indexItem,
   indexPk,
   PENDING_PK,
+  PIPELINES_PK,
   pendingItem,
   pendingKey,
   transactionalIndexItems,
@@ -1150,5 +1151,136 @@ describe('DynamoAuditStore: records edited by hand (a time that is no time, a fi
     const read: unknown[] = [];
     for await (const r of damaged.chain('edited')) read.push(r.time);
     expect(read).toEqual([at(1), { at: 'noon' }, at(3)]);
+  });
+});
+
+describe('DynamoAuditStore: a record at keys that are not its own (forged into another chain, or moved)', () => {
+  // A table of its own: the forged items would otherwise be in every other test's answers.
+  const PLACED = `${TABLE}-placed`;
+  let placed: DynamoAuditStore;
+  const a: AuditRecord[] = [];
+  const b: AuditRecord[] = [];
+
+  beforeAll(async () => {
+    await ensureTable(dynamo.client, PLACED);
+    placed = new DynamoAuditStore(dynamo.client, PLACED);
+    for (let n = 1; n <= 3; n++) {
+      a.push(chainRecord(entry('payments-api', n, 'decision', START + n * HOUR), 'payments-api', a.at(-1)));
+      b.push(chainRecord(entry('orders-worker', n, 'decision', START + n * HOUR), 'orders-worker', b.at(-1)));
+    }
+    for (const item of [...chainItems(a), ...chainItems(b)])
+      await dynamo.client.send(new PutCommand({ TableName: PLACED, Item: item }));
+  });
+
+  async function put(item: Record<string, unknown>): Promise<() => Promise<void>> {
+    await dynamo.client.send(new PutCommand({ TableName: PLACED, Item: item }));
+    return async () => {
+      await dynamo.client.send(new DeleteCommand({ TableName: PLACED, Key: { pk: item.pk, sk: item.sk } }));
+    };
+  }
+
+  it("a whole chain of another pipeline, hashed right, stored in a chain's partition: verify fails, list refuses it", async () => {
+    expect(await placed.verify()).toEqual({ ok: true, records: 6, problems: [] });
+    // Record 1 of a chain "forged-api" (genesis, a right hash), at payments-api's keys after its head: read by
+    // its own pipeline field it was a chain of its own that verified, and listed as a genuine APPROVE.
+    const forged = chainRecord(
+      {
+        ...entry('forged-api', 7, 'decision', START + 9 * HOUR),
+        outcome: 'APPROVE',
+        summary: 'APPROVE forged',
+      },
+      'forged-api',
+      undefined,
+    );
+    const item = { ...auditRecordItem(forged), pk: auditPk('payments-api'), sk: auditSk(99) };
+    const remove = await put(item);
+    try {
+      const problem = {
+        pipeline: 'payments-api',
+        seq: 99,
+        kind: 'changed',
+        detail: expect.stringMatching(
+          /^the item AUDIT#payments-api \/ SEQ#000000000099 holds record forged-api#1, whose keys would be AUDIT#forged-api \/ SEQ#000000000001: .*moved or forged$/,
+        ),
+      };
+      expect(await placed.verify('payments-api')).toEqual({ ok: false, records: 4, problems: [problem] });
+      expect((await placed.verify()).problems).toEqual([problem]);
+      expect((await placed.verify('payments-api', await placed.indexItemKeys())).problems).toEqual([problem]);
+      // list reads it through the indexes by its own fields: refused, named by its keys, never listed.
+      await expect(async () => {
+        for await (const _ of placed.list({ outcome: 'APPROVE' }));
+      }).rejects.toThrow(
+        /^the record payments-api#99 \(item AUDIT#payments-api \/ SEQ#000000000099\) is damaged: pipeline, seq: .* got forged-api#1/,
+      );
+      await expect(async () => {
+        for await (const _ of placed.list({}));
+      }).rejects.toThrow(AuditRecordError);
+    } finally {
+      await remove();
+    }
+    expect((await placed.verify()).ok).toBe(true);
+  });
+
+  it("another chain's record in place of one of this chain's, and a record of its own at another seq's keys", async () => {
+    const original = auditRecordItem(a[1]!);
+    // orders-worker's record 2 (a right hash, its own links) in payments-api's place 2.
+    await put({ ...auditRecordItem(b[1]!), pk: original.pk, sk: original.sk });
+    try {
+      expect((await placed.verify('payments-api')).problems).toEqual([
+        expect.objectContaining({ pipeline: 'payments-api', seq: 2, kind: 'changed' }),
+      ]);
+    } finally {
+      await put(original);
+    }
+    // payments-api's last record moved to the keys of record 4: every link holds, the head still says 3, and
+    // `show payments-api#3` finds nothing.
+    const last = auditRecordItem(a[2]!);
+    await dynamo.client.send(new DeleteCommand({ TableName: PLACED, Key: { pk: last.pk, sk: last.sk } }));
+    const remove = await put({ ...last, sk: auditSk(4) });
+    try {
+      expect((await placed.verify('payments-api')).problems).toEqual([
+        {
+          pipeline: 'payments-api',
+          seq: 4,
+          kind: 'changed',
+          detail: expect.stringContaining(
+            'holds record payments-api#3, whose keys would be AUDIT#payments-api / SEQ#000000000003',
+          ),
+        },
+      ]);
+    } finally {
+      await remove();
+      await put(last);
+    }
+    expect((await placed.verify()).ok).toBe(true);
+  });
+
+  it('verifies chain by chain with the registry read once by the caller, not again by each call', async () => {
+    const sent: string[] = [];
+    const counting = {
+      send: (command: { constructor: { name: string }; input: Record<string, unknown> }) => {
+        const values = command.input.ExpressionAttributeValues as Record<string, unknown> | undefined;
+        if (values?.[':pk'] === PIPELINES_PK) sent.push('registry');
+        return dynamo.client.send(command as never);
+      },
+    } as unknown as typeof dynamo.client;
+    const counted = new DynamoAuditStore(counting, PLACED);
+    const registry = await counted.pipelines();
+    expect(registry).toEqual(['orders-worker', 'payments-api']);
+    expect(sent).toEqual(['registry']);
+    for (const name of registry)
+      expect(await counted.verify(name, undefined, registry)).toMatchObject({ ok: true });
+    expect(sent).toEqual(['registry']);
+    // The registry given is the one checked against: a chain it does not list is said so.
+    expect((await counted.verify('payments-api', undefined, ['orders-worker'])).problems).toEqual([
+      expect.objectContaining({
+        pipeline: 'payments-api',
+        kind: 'missing',
+        detail: expect.stringContaining('registry does not list'),
+      }),
+    ]);
+    // Without it, each call reads it.
+    await counted.verify('payments-api');
+    expect(sent).toEqual(['registry', 'registry']);
   });
 });

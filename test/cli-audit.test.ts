@@ -1186,6 +1186,47 @@ describe('tollgate audit verify', () => {
     );
   });
 
+  it("another chain's genesis record, hashed right, forged into a chain's partition: verify, show and list all refuse it", async () => {
+    const store = copyOfStore();
+    await onStore(store, async (db) => {
+      const last = (
+        await db.client.send(
+          new GetCommand({ TableName: TABLE_NAME, Key: { pk: auditPk('orders-worker'), sk: auditSk(4) } }),
+        )
+      ).Item!;
+      const record = last.record as AuditRecord;
+      // Record 1 of a chain "ghost-api": read by its own pipeline field, a whole chain that verified.
+      const forged = chainRecord(
+        { ...record, outcome: 'APPROVE', summary: 'APPROVE forged' },
+        'ghost-api',
+        undefined,
+      );
+      await db.client.send(
+        new PutCommand({
+          TableName: TABLE_NAME,
+          Item: { ...auditRecordItem(forged), pk: auditPk('orders-worker'), sk: auditSk(99) },
+        }),
+      );
+    });
+    const verify = audit(['verify', '--pipeline', 'orders-worker'], store);
+    expect(verify.status).toBe(2);
+    expect(verify.stdout).toMatch(
+      /first bad record is orders-worker#99 \(changed\): the item AUDIT#orders-worker \/ SEQ#000000000099 holds record ghost-api#1/,
+    );
+    expect(audit(['verify', '--scan'], store).status).toBe(2);
+    for (const format of ['text', 'json']) {
+      const show = audit(['show', 'orders-worker#99', '--format', format], store);
+      expect(show.status, format).toBe(2);
+      expect(show.stderr, format).toMatch(
+        /^tollgate: the item of orders-worker#99 holds record ghost-api#1: not the record asked for/,
+      );
+    }
+    const list = audit(['list', '--outcome', 'APPROVE'], store);
+    expect(list.status).toBe(1);
+    expect(list.stdout).toBe('');
+    expect(list.stderr).toMatch(/orders-worker#99 .*is damaged: pipeline, seq: .*got ghost-api#1/);
+  });
+
   it("a chain deleted whole, head and all, while the registry still lists it: exit 2 (missing), not 'verified'", async () => {
     const store = copyOfStore();
     await onStore(store, async (db) => {
@@ -2116,6 +2157,63 @@ describe('tollgate audit: errors, help, and a deployed table', () => {
     }
     expect(tollgate(['--help']).stdout).toMatch(/^ {2}audit /m);
   });
+
+  it("every command's help says where it reads from, with no template placeholder left unfilled", () => {
+    for (const command of ['list', 'show', 'verify', 'export', 'archive']) {
+      const help = tollgate(['audit', command, '--help']);
+      expect(help.status).toBe(0);
+      expect(help.stdout, command).toMatch(/^Source:\n {2}By default the local store/m);
+      expect(help.stdout, command).not.toMatch(/\$\{?[A-Z_]+\}?/);
+    }
+  });
+
+  it('verify reads the registry once per run, not once per chain (each of which read every head)', async () => {
+    const store = copyOfStore();
+    const db = await startLocalDynamo({ path: store });
+    // Between the CLI and the table: every request passed on, the registry's Queries counted.
+    let registryReads = 0;
+    const target = new URL(db.endpoint);
+    const proxy = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        if (String(req.headers['x-amz-target']).endsWith('.Query') && body.includes('"AUDIT-PIPELINES"'))
+          registryReads++;
+        const forward = request(
+          {
+            host: target.hostname,
+            port: target.port,
+            method: req.method,
+            path: req.url,
+            headers: req.headers,
+          },
+          (answer) => {
+            res.writeHead(answer.statusCode ?? 500, answer.headers);
+            answer.pipe(res);
+          },
+        );
+        forward.on('error', (e) => res.destroy(e));
+        forward.end(body);
+      });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const env = {
+        AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+        AWS_ACCESS_KEY_ID: 'AKIDAUDIT',
+        AWS_SECRET_ACCESS_KEY: 'secret',
+        AWS_EC2_METADATA_DISABLED: 'true',
+      };
+      const r = await tollgateAsync(['audit', 'verify', '--table', TABLE_NAME, '--region', 'eu-west-1'], env);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toContain('OK: 36 record(s) in 10 chain(s) verified');
+      expect(registryReads).toBe(1);
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+      await db.close();
+    }
+  }, 60_000);
 
   it('--table reads a table through the SDK default chain: --region, --profile, AWS_PROFILE', async () => {
     const store = copyOfStore();

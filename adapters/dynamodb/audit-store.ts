@@ -133,7 +133,17 @@ export class AuditRecordError extends Error {
 function listedRecordOf(item: Item): AuditRecord {
   const damage = recordDamage(item.record);
   if (damage) throw new AuditRecordError(String(item.pk), String(item.sk), damage);
-  return recordOf(item);
+  const record = recordOf(item);
+  // A record at another record's keys (moved, or forged into a chain's partition) would be listed under a
+  // place it does not hold, and `verify` of the chain it names would not see it.
+  if (item.pk !== auditPk(record.pipeline) || item.sk !== auditSk(record.seq)) {
+    throw new AuditRecordError(String(item.pk), String(item.sk), {
+      field: 'pipeline, seq',
+      expected: "the item's own place (a record is stored at its pipeline's and seq's keys)",
+      got: `${record.pipeline}#${record.seq}`,
+    });
+  }
+  return record;
 }
 
 /** The index items a Scan found (see DynamoAuditStore.indexItemKeys), by `itemKey`. */
@@ -185,6 +195,57 @@ function indexKeysProblem(item: Item, record: AuditRecord): ChainProblem | undef
     kind: 'unindexed',
     detail: `record ${record.seq}'s index keys are not the ones its content gives (${wrong.join(', ')}): queries by outcome, day, digest or pipeline and time may not find it`,
   };
+}
+
+/** The item's place in the table: its pk and sk, as the record's own pipeline and seq give them. */
+function itemPlace(item: Item): string {
+  return `${String(item.pk)} / ${String(item.sk)}`;
+}
+
+/** The seq an item's sk holds the place of, or undefined when it is no SEQ# key. */
+function seqOfSk(sk: unknown): number | undefined {
+  const m = typeof sk === 'string' ? /^SEQ#(\d+)$/.exec(sk) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * A record item of `pipeline`'s partition that is not at its own record's keys (auditPk of its pipeline,
+ * auditSk of its seq): Tollgate writes every record there, so one elsewhere was moved or forged. `foreign`
+ * when it names another pipeline: a chain of its own, hashed right, would otherwise verify beside this one.
+ */
+function placeProblem(
+  item: Item,
+  record: AuditRecord,
+  pipeline: string,
+): { problem: ChainProblem; foreign: boolean } | undefined {
+  const foreign = record.pipeline !== pipeline;
+  if (!foreign && item.pk === auditPk(pipeline) && item.sk === auditSk(record.seq)) return undefined;
+  const seq = seqOfSk(item.sk) ?? record.seq;
+  return {
+    foreign,
+    problem: {
+      pipeline,
+      seq,
+      kind: 'changed',
+      detail: `the item ${itemPlace(item)} holds record ${String(record.pipeline)}#${String(record.seq)}, whose keys would be ${auditPk(String(record.pipeline))} / ${auditSk(Number(record.seq))}: Tollgate writes every record at its own keys, so this one was moved or forged`,
+    },
+  };
+}
+
+/**
+ * The chain's first problem: the chain's own, or an item out of place, whichever is earlier in the chain. On
+ * the same seq the chain's own says more (a swapped pair is out of place too), unless the item was kept out
+ * of the chain as another pipeline's, which the chain then cannot name.
+ */
+function firstOf(
+  chain: ChainProblem | undefined,
+  misplaced: { problem: ChainProblem; foreign: boolean } | undefined,
+): ChainProblem | undefined {
+  if (!misplaced) return chain;
+  if (!chain) return misplaced.problem;
+  if (misplaced.problem.seq < chain.seq) return misplaced.problem;
+  if (misplaced.problem.seq === chain.seq && misplaced.foreign) return misplaced.problem;
+  return chain;
 }
 
 /**
@@ -466,9 +527,17 @@ export class DynamoAuditStore {
    * Verifies one pipeline's chain against its head (read first: records appended while the chain is read
    * are checked as links), or every pipeline of the registry, one after another.
    */
-  async verify(pipeline?: string, indexItems?: IndexItemKeys): Promise<VerifyResult> {
+  async verify(
+    pipeline?: string,
+    indexItems?: IndexItemKeys,
+    /**
+     * The registry's pipelines (`pipelines()`), read once by a caller that verifies the chains one by one:
+     * each call would otherwise read the registry and every head again.
+     */
+    registry?: readonly string[],
+  ): Promise<VerifyResult> {
     const missingItem = (record: AuditRecord) => this.missingIndexItem(record, indexItems);
-    const registered = new Set(await this.pipelines());
+    const registered = new Set(registry ?? (await this.pipelines()));
     const names = pipeline === undefined ? [...registered] : [pipeline];
     let records = 0;
     const problems: VerifyResult['problems'] = [];
@@ -476,9 +545,19 @@ export class DynamoAuditStore {
       const head = await this.head(name);
       let last: AuditRecord | undefined;
       let unindexed: ChainProblem | undefined;
+      let misplaced: { problem: ChainProblem; foreign: boolean } | undefined;
+      let withheld = 0;
       const read = async function* (items: AsyncIterable<Item>) {
         for await (const item of items) {
           const record = recordOf(item);
+          const place = placeProblem(item, record, name);
+          misplaced ??= place;
+          // Another chain's record is no link of this one: fed to the chain it would be a chain of its own,
+          // whole, or a problem named after a place it does not hold.
+          if (place?.foreign) {
+            withheld++;
+            continue;
+          }
           unindexed ??= indexKeysProblem(item, record) ?? (await missingItem(record));
           last = record;
           yield record;
@@ -487,10 +566,14 @@ export class DynamoAuditStore {
       const result = await verifyChain(
         read(this.chainItems(name)),
         head ?? { pipeline: name, seq: 0, hash: '' },
+        { pipeline: name },
       );
-      records += result.records;
-      problems.push(...result.problems);
-      if (result.problems.length > 0) continue;
+      records += result.records + withheld;
+      const found = firstOf(result.problems[0], misplaced);
+      if (found) {
+        problems.push(found);
+        continue;
+      }
       const end = last as AuditRecord | undefined;
       if (!head && end === undefined) {
         // The registry says the chain was started; a chain with neither records nor head was deleted.

@@ -1,7 +1,7 @@
 import { formatPath } from '../errors.js';
 import { firstDuplicateKey, jsonSyntaxError } from '../findings/parse.js';
 import { shown } from '../text.js';
-import { hashOf } from './chain.js';
+import { archivedRecordProblem, hashOf } from './chain.js';
 import type { AuditRecord } from './record.js';
 
 /*
@@ -126,8 +126,6 @@ interface Entry {
   readonly altered?: ArchiveProblem;
 }
 
-const HEX64 = /^[0-9a-f]{64}$/;
-
 /** One line of the copy as an audit record, or an error naming the line, the field, what was expected. */
 export function parseArchiveLine(text: string, at: ArchiveLocation): AuditRecord {
   let value: unknown;
@@ -157,34 +155,22 @@ export function parseArchiveLine(text: string, at: ArchiveLocation): AuditRecord
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new ArchiveLineError(at, '(the line)', 'one JSON object (an audit record)', shown(value));
   }
-  const r = value as Record<string, unknown>;
-  if (typeof r.pipeline !== 'string' || r.pipeline === '') {
-    throw new ArchiveLineError(at, 'pipeline', 'a pipeline name', shown(r.pipeline));
-  }
-  if (typeof r.seq !== 'number' || !Number.isSafeInteger(r.seq) || r.seq < 1) {
-    throw new ArchiveLineError(at, 'seq', 'a whole number from 1', shown(r.seq));
-  }
-  for (const field of ['hash', 'prevHash'] as const) {
-    if (typeof r[field] !== 'string' || !HEX64.test(r[field])) {
-      throw new ArchiveLineError(at, field, 'a SHA-256 in lower-case hex (64 characters)', shown(r[field]));
-    }
-  }
-  // A record its hash cannot be computed for (a number beyond a double, read as Infinity) is a bad line, not an
-  // unreadable archive.
-  try {
-    hashOf(value as AuditRecord);
-  } catch (e) {
-    throw new ArchiveLineError(
-      at,
-      '(the record)',
-      'a record whose content can be hashed',
-      (e as Error).message,
-    );
-  }
+  // The archive function writes only records that pass this same check (functions/archive/layout.ts).
+  const problem = archivedRecordProblem(value as Record<string, unknown>);
+  if (problem) throw new ArchiveLineError(at, problem.field, problem.expected, problem.got);
   return value as AuditRecord;
 }
 
 const short = (hash: string): string => hash.slice(0, 12);
+
+/** A table record's hash, or '' (no hash's match) when its content cannot be hashed: compared, not thrown. */
+function hashOrNothing(record: AuditRecord): string {
+  try {
+    return hashOf(record);
+  } catch {
+    return '';
+  }
+}
 
 /**
  * What the copy holds, by chain and seq: one entry per distinct record (a record archived twice, as a halved
@@ -327,12 +313,37 @@ export class ArchiveIndex {
     const span = range(archived.keys());
     const first = span?.from;
     const last = span?.to;
-    const seen = new Set<number>();
+    /** By seq, what the table's first record there claims and hashes to. */
+    const seen = new Map<number, { readonly hash: string; readonly computed: string }>();
     const unarchived: { seq: number; time: number; text: unknown }[] = [];
     let matched = 0;
     for await (const record of table) {
-      if (seen.has(record.seq)) continue;
-      seen.add(record.seq);
+      const computed = hashOrNothing(record);
+      // A record of another chain read among this one's (forged into its partition) is compared with nothing
+      // here, and the chain it names holds no such record: only here can it be seen.
+      if (record.pipeline !== pipeline) {
+        problems.push({
+          pipeline,
+          seq: record.seq,
+          kind: 'rewritten',
+          detail: `the table's chain of ${pipeline} holds a record of another pipeline, ${String(record.pipeline)}#${record.seq} (hash ${short(record.hash)}…): not of this chain, and archived as nothing of it`,
+        });
+        continue;
+      }
+      const before = seen.get(record.seq);
+      if (before !== undefined) {
+        // The same record read twice is one; another at a place already read is a second record there, which
+        // skipped would leave the first to speak for both.
+        if (before.hash === record.hash && before.computed === computed) continue;
+        problems.push({
+          pipeline,
+          seq: record.seq,
+          kind: 'rewritten',
+          detail: `the table holds two records ${pipeline}#${record.seq}: ${short(before.hash)}… and ${short(record.hash)}… (hashing to ${short(computed)}…); a record was inserted beside the one in its place`,
+        });
+        continue;
+      }
+      seen.set(record.seq, { hash: record.hash, computed });
       const entry = archived.get(record.seq);
       if (!entry) {
         unarchived.push({ seq: record.seq, time: Date.parse(record.time), text: record.time });
@@ -342,7 +353,6 @@ export class ArchiveIndex {
         // The stored hash is only a claim: a record edited in place keeps it, and must not count as archived.
         // An intact record whose archived copy was altered, or one the archive holds altered alike, is the
         // archive's problem, said once when it was read.
-        const computed = hashOf(record);
         if (computed === record.hash || computed === entry.computed) {
           matched++;
           continue;

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { shown } from '../text.js';
 import { type AuditEntry, type AuditRecord, GENESIS } from './record.js';
 
 /*
@@ -91,6 +92,49 @@ export function hashOf(record: Omit<AuditRecord, 'hash'> | AuditRecord): string 
   return createHash('sha256').update(canonical(content), 'utf8').digest('hex');
 }
 
+/** A field of an archived record that is not as the archive needs it: which, what was expected, what came. */
+export interface ArchivedFieldProblem {
+  readonly field: string;
+  readonly expected: string;
+  readonly got: string;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/**
+ * What a record must hold to be an archive line (`parseArchiveLine` reads each so): its place, both hashes in
+ * hex, and content that can be hashed. One check for the reader and the archive function, which writes to
+ * an Object-Locked bucket: a line the reader refuses would fail every later `verify --archive` of the whole
+ * archive, and could never be removed.
+ */
+export function archivedRecordProblem(
+  r: Readonly<Record<string, unknown>>,
+): ArchivedFieldProblem | undefined {
+  if (typeof r.pipeline !== 'string' || r.pipeline === '') {
+    return { field: 'pipeline', expected: 'a pipeline name', got: shown(r.pipeline) };
+  }
+  if (typeof r.seq !== 'number' || !Number.isSafeInteger(r.seq) || r.seq < 1) {
+    return { field: 'seq', expected: 'a whole number from 1', got: shown(r.seq) };
+  }
+  for (const field of ['hash', 'prevHash'] as const) {
+    const value = r[field];
+    if (typeof value !== 'string' || !HEX64.test(value)) {
+      return { field, expected: 'a SHA-256 in lower-case hex (64 characters)', got: shown(value) };
+    }
+  }
+  // A number beyond a double (read as Infinity) has no canonical form: the line's hash cannot be checked.
+  try {
+    hashOf(r as unknown as AuditRecord);
+  } catch (e) {
+    return {
+      field: '(the record)',
+      expected: 'a record whose content can be hashed',
+      got: (e as Error).message,
+    };
+  }
+  return undefined;
+}
+
 /** The record that follows `previous` (the chain's head) in `pipeline`'s chain; seq 1 after GENESIS when there is none. */
 export function chainRecord(
   entry: AuditEntry,
@@ -104,6 +148,14 @@ export function chainRecord(
     prevHash: previous ? previous.hash : GENESIS,
   };
   return { ...content, hash: hashOf(content) };
+}
+
+export interface VerifyChainOptions {
+  /**
+   * The one chain the records are read as (a store's read of one pipeline's partition): a record naming
+   * another pipeline is then a problem of this chain, not a chain of its own that verifies by itself.
+   */
+  readonly pipeline?: string;
 }
 
 /** Per pipeline: the last record accepted, one record of lookahead, and the first problem once found. */
@@ -129,17 +181,20 @@ const short = (hash: string): string => `${hash.slice(0, 12)}…`;
  * - `head-mismatch`: the record at the head's seq has another hash than the head (the chain was rewritten
  *   and re-hashed from somewhere, or the head itself was altered).
  *
- * Records of several pipelines may be interleaved: each pipeline is its own chain. `head` applies to
+ * Records of several pipelines may be interleaved: each pipeline is its own chain, unless `options.pipeline`
+ * says which one chain they all are (a record of another is `changed`, at the place it holds). `head` applies to
  * `head.pipeline`, or to the pipeline of the first record. Records beyond the head's seq (appended after the
  * head was read) are verified as links, not against the head. Streams: holds one record per chain.
  */
 export async function verifyChain(
   records: AsyncIterable<AuditRecord> | Iterable<AuditRecord>,
   head?: ChainHead,
+  options: VerifyChainOptions = {},
 ): Promise<VerifyResult> {
   const chains = new Map<string, ChainState>();
   let count = 0;
-  let headPipeline = head?.pipeline;
+  const only = options.pipeline;
+  let headPipeline = head?.pipeline ?? only;
   let headSeen = false;
 
   const stateOf = (pipeline: string): ChainState => {
@@ -161,6 +216,16 @@ export async function verifyChain(
     const last = state.last;
     const expected = last ? last.seq + 1 : 1;
     const expectedPrev = last ? last.hash : GENESIS;
+    // Before its seq: a record of another chain, read among this one's, is no link of it however it chains.
+    if (record.pipeline !== state.pipeline) {
+      fail(
+        state,
+        expected,
+        'changed',
+        `a record of pipeline ${shown(record.pipeline)} (its seq ${shown(record.seq)}) is stored after record ${expected - 1} of this chain: it is not of this chain`,
+      );
+      return;
+    }
     if (!Number.isInteger(record.seq) || record.seq < 1) {
       fail(state, expected, 'changed', `record ${String(record.seq)} after ${expected - 1} has no valid seq`);
       return;
@@ -233,10 +298,6 @@ export async function verifyChain(
       }
       return;
     }
-    if (record.pipeline !== state.pipeline) {
-      fail(state, record.seq, 'changed', `record ${record.seq} names pipeline ${record.pipeline}`);
-      return;
-    }
     state.last = record;
     state.seen.add(record.seq);
   };
@@ -264,7 +325,8 @@ export async function verifyChain(
 
   for await (const record of records) {
     count++;
-    const pipeline = typeof record.pipeline === 'string' ? record.pipeline : String(record.pipeline);
+    const pipeline =
+      only ?? (typeof record.pipeline === 'string' ? record.pipeline : String(record.pipeline));
     headPipeline ??= pipeline;
     advance(stateOf(pipeline), record);
   }
