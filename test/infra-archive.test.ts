@@ -308,6 +308,46 @@ describe('the archive bucket', () => {
   });
 });
 
+describe('the test matcher of the stream’s filters itself', () => {
+  const event = { eventName: 'MODIFY', dynamodb: { Keys: { pk: { S: 'AUDIT#p' } } } };
+
+  it.each([
+    [{ 'anything-but': ['MODIFY'] }, /operator anything-but is not implemented/],
+    [{ numeric: ['>', 0] }, /operator numeric is not implemented/],
+    [{ exists: true }, /operator exists is not implemented/],
+    [{ prefix: { 'equals-ignore-case': 'm' } }, /operator prefix with an operand other than a string/],
+    [{ prefix: 'M', suffix: 'Y' }, /other than one operator/],
+    [{}, /other than one operator/],
+    [5, /neither a string nor an operator: 5/],
+    [null, /neither a string nor an operator: null/],
+    [['MODIFY'], /neither a string nor an operator/],
+  ])('refuses a filter it does not implement, even after one that matches: %j', (filter, message) => {
+    expect(() => matches({ eventName: ['MODIFY', filter] }, event)).toThrow(message);
+    expect(() => matches({ eventName: [{ prefix: 'M' }, filter] }, event)).toThrow(message);
+    expect(() => matches({ dynamodb: { Keys: { pk: { S: ['AUDIT#p', filter] } } } }, event)).toThrow(message);
+  });
+
+  it('refuses an empty list of filters and a field that is neither filters nor a nested pattern', () => {
+    expect(() => matches({ eventName: [] }, event)).toThrow(/eventName has an empty list of filters/);
+    expect(() => matches({ dynamodb: { Keys: { pk: { S: [] } } } }, event)).toThrow(/S has an empty list/);
+    expect(() => matches({ eventName: 'MODIFY' }, event)).toThrow(
+      /eventName is neither an array nor an object/,
+    );
+  });
+
+  it('implements exact strings, prefix and nesting as Lambda does', () => {
+    expect(matches({ eventName: ['MODIFY'] }, event)).toBe(true);
+    expect(matches({ eventName: ['INSERT', 'MODIFY'] }, event)).toBe(true);
+    expect(matches({ eventName: ['INSERT', 'REMOVE'] }, event)).toBe(false);
+    expect(matches({ eventName: [{ prefix: 'MOD' }] }, event)).toBe(true);
+    expect(matches({ eventName: [{ prefix: 'REM' }] }, event)).toBe(false);
+    expect(matches({ dynamodb: { Keys: { pk: { S: [{ prefix: 'AUDIT#' }] } } } }, event)).toBe(true);
+    expect(matches({ dynamodb: { Keys: { sk: { S: [{ prefix: 'SEQ#' }] } } } }, event)).toBe(false);
+    expect(matches({ dynamodb: { NewImage: { type: { S: ['audit'] } } } }, event)).toBe(false);
+    expect(matches({ missing: ['MODIFY'] }, event)).toBe(false);
+  });
+});
+
 describe('from the table’s stream to the archive function', () => {
   it('turns the table’s stream on, new images only', () => {
     expect(resource(b, b.tollgate.table).Properties.StreamSpecification).toEqual({
@@ -1020,30 +1060,51 @@ function bucketLessPolicy(built: Built, type: string, props: Json): Statement[] 
 
 /**
  * Lambda's event filtering as far as the archive's filters use it: objects nest (a key absent from the event
- * matches nothing), an array lists the values allowed, each an exact value or `{ "prefix": "…" }` (a string
- * that begins so). Anything else (another content filter) is refused, so a filter this cannot judge fails
- * the test instead of passing it.
+ * matches nothing), an array lists the values allowed, each an exact string or `{ "prefix": "…" }` (a string
+ * that begins so). Anything else (another content filter, an exact number, an empty list) is refused, so a
+ * filter this cannot judge fails the test instead of passing it.
  */
 function matches(pattern: Json, event: unknown): boolean {
   for (const [key, filter] of Object.entries(pattern)) {
     const value = (event as Json | undefined)?.[key];
     if (Array.isArray(filter)) {
-      const allowed = filter.some((f: unknown) => {
-        if (typeof f !== 'object' || f === null) return f === value;
-        const keys = Object.keys(f);
-        const prefix: unknown = (f as Json).prefix;
-        if (keys.length !== 1 || typeof prefix !== 'string')
-          throw new Error(`matches: no operator ${JSON.stringify(f)}`);
-        return typeof value === 'string' && value.startsWith(prefix);
-      });
+      if (filter.length === 0)
+        throw new Error(`matches: ${key} has an empty list of filters (Lambda refuses it)`);
+      // Every filter checked before any is applied: a refused one must not hide behind an earlier match.
+      const checked = filter.map((f: unknown) => streamFilterOf(key, f));
+      const allowed = checked.some((f) =>
+        typeof f === 'string' ? f === value : typeof value === 'string' && value.startsWith(f.prefix),
+      );
       if (!allowed) return false;
     } else if (typeof filter === 'object' && filter !== null) {
       if (!matches(filter as Json, value)) return false;
     } else {
-      throw new Error(`matches: ${key} is neither an array nor an object`);
+      throw new Error(`matches: ${key} is neither an array nor an object: ${JSON.stringify(filter)}`);
     }
   }
   return true;
+}
+
+/** One filter of a list, when it is an exact string or `{ prefix: string }`; throws on any other shape. */
+function streamFilterOf(key: string, filter: unknown): string | { readonly prefix: string } {
+  if (typeof filter === 'string') return filter;
+  const shape = JSON.stringify(filter);
+  if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) {
+    // Lambda matches numbers, booleans and null exactly too, but the archive's filters only compare strings.
+    throw new Error(`matches: ${key} has a filter that is neither a string nor an operator: ${shape}`);
+  }
+  const entries = Object.entries(filter);
+  if (entries.length !== 1)
+    throw new Error(`matches: ${key} has a filter with other than one operator: ${shape}`);
+  const [operator, operand] = entries[0]!;
+  if (operator !== 'prefix') throw new Error(`matches: operator ${operator} is not implemented: ${shape}`);
+  // `{ prefix: { "equals-ignore-case": … } }` means something else to Lambda: read as a plain prefix it would
+  // decide wrongly.
+  if (typeof operand !== 'string')
+    throw new Error(
+      `matches: operator prefix with an operand other than a string is not implemented: ${shape}`,
+    );
+  return { prefix: operand };
 }
 
 type HiveType =

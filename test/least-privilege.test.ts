@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ensureTable, TABLE_DEFINITION } from '../adapters/dynamodb/table.js';
 import { FUNCTION_NAMES, type ScanSource } from '../infra/patterns.js';
 import { Tollgate } from '../infra/tollgate.js';
+import { exampleScenarios } from '../reliability/scenarios.js';
 import { runScenario, type SimulationOptions } from '../simulator/run.js';
 import { loadScenario } from '../simulator/scenario.js';
 import type { CallRecord, World } from '../simulator/world.js';
@@ -23,9 +24,9 @@ import { ROOT } from './helpers.js';
 
 const dynamo = useLocalDynamo();
 const DIR = join(ROOT, 'examples', 'scenarios');
-const FILES = readdirSync(DIR)
-  .filter((f) => f.endsWith('.json'))
-  .sort();
+// The whole folder, not one extension: the test below holds it to the reliability suite's listing, so a
+// scenario in a format a filter here would miss (the loader reads YAML too) is replayed or fails that test.
+const FILES = readdirSync(DIR).sort();
 const POLICY = join(ROOT, 'examples/policies/baseline.yaml');
 
 type Json = Record<string, unknown>;
@@ -237,13 +238,14 @@ interface ResourceNames {
   readonly topic: string;
 }
 
+/**
+ * Whether the statements grant the need. Every statement is checked before any is applied, and every one whose
+ * action and resource match is evaluated: a statement this evaluator cannot judge (a Deny, an unknown field or
+ * condition) must throw even after one that already grants, since IAM would weigh it too.
+ */
 function granted(statements: readonly Statement[], need: Need, names: ResourceNames): boolean {
-  return statements.some((s) => {
-    // Deny, NotAction, NotResource, Principal…: an evaluator that skipped them would grant what IAM refuses.
-    const unknown = Object.keys(s).filter((k) => !STATEMENT_FIELDS.has(k));
-    if (s.Effect !== 'Allow' || unknown.length > 0) {
-      throw new Error(`statement ${s.Sid}: the test evaluates Allow statements of ${[...STATEMENT_FIELDS]}`);
-    }
+  for (const s of statements) checkStatement(s);
+  const grants = statements.map((s) => {
     const actions = Array.isArray(s.Action) ? s.Action : [s.Action];
     if (!actions.includes(need.action)) return false;
     const resources = (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).map((r) =>
@@ -257,6 +259,40 @@ function granted(statements: readonly Statement[], need: Need, names: ResourceNa
     if (!matched) return false;
     return conditionsHold(s, need);
   });
+  return grants.some(Boolean);
+}
+
+/**
+ * Throws on a statement of a shape the evaluator does not implement. Deny, NotAction, NotResource, Principal…:
+ * an evaluator that skipped them would grant what IAM refuses.
+ */
+function checkStatement(s: Statement): void {
+  const unknown = Object.keys(s).filter((k) => !STATEMENT_FIELDS.has(k));
+  if (s.Effect !== 'Allow' || unknown.length > 0) {
+    throw new Error(
+      `statement ${s.Sid}: the test evaluates Allow statements of ${[...STATEMENT_FIELDS]}, not ${JSON.stringify(s)}`,
+    );
+  }
+  const actions: unknown[] = Array.isArray(s.Action) ? s.Action : [s.Action];
+  if (actions.length === 0 || !actions.every((a) => typeof a === 'string')) {
+    throw new Error(`statement ${s.Sid}: an Action other than names: ${JSON.stringify(s.Action)}`);
+  }
+  if (s.Condition === undefined) return;
+  if (typeof s.Condition !== 'object' || s.Condition === null || Array.isArray(s.Condition)) {
+    throw new Error(`statement ${s.Sid}: a Condition that is not a block: ${JSON.stringify(s.Condition)}`);
+  }
+  for (const [operator, block] of Object.entries(s.Condition)) {
+    comparisonOf(s, operator);
+    if (typeof block !== 'object' || block === null || Array.isArray(block)) {
+      throw new Error(`statement ${s.Sid}: ${operator} is not a block of keys: ${JSON.stringify(block)}`);
+    }
+    for (const [key, expected] of Object.entries(block)) {
+      const patterns: unknown[] = Array.isArray(expected) ? expected : [expected];
+      if (patterns.length === 0 || !patterns.every((p) => typeof p === 'string')) {
+        throw new Error(`statement ${s.Sid}: ${operator} ${key} compares to ${JSON.stringify(expected)}`);
+      }
+    }
+  }
 }
 
 /** IAM's string comparisons: `StringLike` takes `*` and `?` as `arnMatches` does. */
@@ -265,30 +301,36 @@ const STRING_OPERATORS: Readonly<Record<string, (pattern: string, value: string)
   StringLike: arnMatches,
 };
 
+/** A condition operator's comparison and whether it is `ForAllValues:`; throws on any other operator. */
+function comparisonOf(
+  s: Statement,
+  operator: string,
+): { readonly compare: (pattern: string, value: string) => boolean; readonly forAll: boolean } {
+  const m = /^(ForAllValues:)?([A-Za-z]+)$/.exec(operator);
+  const compare = m ? STRING_OPERATORS[m[2]!] : undefined;
+  if (!m || !compare)
+    throw new Error(`statement ${s.Sid}: condition operator ${operator} is not implemented`);
+  return { compare, forAll: m[1] !== undefined };
+}
+
 /**
  * A statement's Condition block for the need: every operator and key must hold. Only what the template uses is
  * implemented (`StringEquals` / `StringLike`, alone or as `ForAllValues:`); any other operator, a value the
- * template leaves to CloudFormation, or a key whose request value the need does not carry throws, so a
- * condition is never ignored.
+ * template leaves to CloudFormation (refused by `checkStatement`), or a key whose request value the need does
+ * not carry throws, so a condition is never ignored.
  */
 function conditionsHold(s: Statement, need: Need): boolean {
   for (const [operator, block] of Object.entries(s.Condition ?? {})) {
-    const m = /^(ForAllValues:)?([A-Za-z]+)$/.exec(operator);
-    const compare = m ? STRING_OPERATORS[m[2]!] : undefined;
-    if (!m || !compare)
-      throw new Error(`statement ${s.Sid}: condition operator ${operator} is not implemented`);
+    const { compare, forAll } = comparisonOf(s, operator);
     for (const [key, expected] of Object.entries(block)) {
-      const patterns = Array.isArray(expected) ? expected : [expected];
-      if (!patterns.every((p): p is string => typeof p === 'string')) {
-        throw new Error(`statement ${s.Sid}: ${operator} ${key} compares to ${JSON.stringify(expected)}`);
-      }
+      const patterns = (Array.isArray(expected) ? expected : [expected]) as string[];
       const values = need.context?.[key];
       if (values === undefined || values.length === 0) {
         throw new Error(
           `statement ${s.Sid}: the test does not know ${key} for ${need.action} ${need.resource}`,
         );
       }
-      if (m[1] === undefined && values.length !== 1) {
+      if (!forAll && values.length !== 1) {
         throw new Error(`statement ${s.Sid}: ${operator} on ${key}, which this request gives several values`);
       }
       if (!values.every((v) => patterns.some((p) => compare(p, v)))) return false;
@@ -385,6 +427,11 @@ async function ungranted(
 }
 
 describe('every call a function makes is granted to its role', () => {
+  it('replays the example scenarios the reliability suite replays, and there are some', () => {
+    expect(FILES.length).toBeGreaterThan(0);
+    expect(FILES.map((f) => join(DIR, f))).toEqual(exampleScenarios().map((s) => s.file));
+  });
+
   it.each(FILES)(
     '%s',
     async (file) => {
@@ -511,6 +558,47 @@ describe('every call a function makes is granted to its role', () => {
     expect(() =>
       granted([{ Sid: 'D', Effect: 'Deny', Action: 'dynamodb:Query', Resource: '*' }], need, none),
     ).toThrow(/Allow statements/);
+    // Every statement is checked, and every matching one evaluated, even after one that already grants.
+    const allow: Statement = { Sid: 'A', Effect: 'Allow', Action: 'dynamodb:Query', Resource: '*' };
+    expect(granted([allow], need, none)).toBe(true);
+    expect(() =>
+      granted([allow, { Sid: 'D', Effect: 'Deny', Action: 'dynamodb:Query', Resource: '*' }], need, none),
+    ).toThrow(/statement D: the test evaluates Allow statements/);
+    // A Deny of another action still refuses: IAM would weigh it, and this evaluator does not.
+    expect(() =>
+      granted([allow, { Sid: 'D', Effect: 'Deny', Action: 'sns:Publish', Resource: '*' }], need, none),
+    ).toThrow(/statement D: the test evaluates Allow statements/);
+    expect(() => granted([allow, { ...allow, Sid: 'N', NotResource: '*' } as Statement], need, none)).toThrow(
+      /statement N: the test evaluates Allow statements/,
+    );
+    expect(() =>
+      granted([allow, ...conditioned({ Bool: { 'aws:SecureTransport': 'true' } })], need, none),
+    ).toThrow(/operator Bool is not implemented/);
+    // Of another action too: the operator is refused before the statement is matched.
+    expect(() =>
+      granted(
+        [allow, { ...conditioned({ Bool: { 'aws:SecureTransport': 'true' } })[0]!, Action: 'sns:Publish' }],
+        need,
+        none,
+      ),
+    ).toThrow(/operator Bool is not implemented/);
+    expect(() =>
+      granted([allow, ...conditioned({ StringEquals: { 'aws:SourceVpc': 'vpc-1' } })], need, none),
+    ).toThrow(/does not know aws:SourceVpc/);
+    expect(() =>
+      granted(
+        [allow, ...conditioned({ StringEquals: { 'dynamodb:LeadingKeys': { Ref: 'X' } } })],
+        need,
+        none,
+      ),
+    ).toThrow(/compares to/);
+    expect(() =>
+      granted(
+        [allow, { Sid: 'R', Effect: 'Allow', Action: 'dynamodb:Query', Resource: { Ref: 'X' } }],
+        need,
+        none,
+      ),
+    ).toThrow(/a resource the test cannot read/);
     // ECR findings only where ECR basic scanning is the source.
     const ecr = {
       ...put('scan-finished', 'x'),
