@@ -497,6 +497,8 @@ export interface TollgateAlarms {
    * (`ApprovalResultsUnderTollgateRole`): someone borrowed the gate's identity to let a release through.
    */
   readonly borrowedRole: cloudwatch.Alarm;
+  /** The deployed policy failed to load (`PolicyInvalid`): every decision escalates until it is fixed. */
+  readonly policyInvalid: cloudwatch.Alarm;
 }
 
 /**
@@ -1057,9 +1059,9 @@ export class Tollgate extends Construct {
       if (okAction) a.addOkAction(action);
       return a;
     };
-    const depth = (id: string, queue: sqs.Queue, what: string) =>
+    const depth = (id: string, queue: sqs.Queue, what: string, replay = 'replay them') =>
       alarm(id, {
-        alarmDescription: `Tollgate: ${what}. Read the messages in the queue, fix the cause, then replay them.`,
+        alarmDescription: `Tollgate: ${what}. Read the messages in the queue, fix the cause, then ${replay}.`,
         metric: queue.metricApproximateNumberOfMessagesVisible({
           period: Duration.minutes(1),
           statistic: 'Maximum',
@@ -1070,6 +1072,18 @@ export class Tollgate extends Construct {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       });
 
+    // What mends a function's failures once it works again. The sweep reads only WAITING and DECIDED gates:
+    // nothing but a replay closes an ACTED gate whose end was lost or records a lost reviewer.
+    const replay = "replay its failed events (see that queue's alarm)";
+    const repairs: Record<FunctionName, string> = {
+      'approval-started':
+        this.config.discoveryMinutes > 0
+          ? `the sweep's discovery opens the gates it did not, within ${this.config.discoveryMinutes} minutes; or ${replay}`
+          : `discovery is off, so nothing opens the gates it did not: ${replay}`,
+      'scan-finished': 'the sweep reads the scan and findings of every waiting gate itself, and decides them',
+      'approval-ended': `nothing else closes the gates it did not, nor records their reviewers: ${replay}`,
+      sweep: 'the next sweep, a minute later, takes up the gates',
+    };
     const failed: Partial<Record<FunctionName, cloudwatch.Alarm>> = {};
     const errors: Partial<Record<FunctionName, cloudwatch.Alarm>> = {};
     for (const name of FUNCTION_NAMES) {
@@ -1078,9 +1092,11 @@ export class Tollgate extends Construct {
         `${id}FailedEventsAlarm`,
         this.failedQueues[name],
         `${name} failed on events after Lambda's retries`,
+        // Each message is Lambda's destination record; the function unwraps one and handles its event.
+        `invoke ${this.functions[name].functionName} with each message's body (a destination record is unwrapped)`,
       );
       errors[name] = alarm(`${id}ErrorsAlarm`, {
-        alarmDescription: `Tollgate: ${name} is failing. Its log group has the errors; the sweep repairs gates once it works again.`,
+        alarmDescription: `Tollgate: ${name} is failing. Its log group has the errors. Once it works again, ${repairs[name]}.`,
         metric: this.functions[name].metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
         threshold: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -1127,8 +1143,19 @@ export class Tollgate extends Construct {
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
+    const policyInvalid = alarm('PolicyInvalidAlarm', {
+      alarmDescription:
+        "Tollgate: the deciding functions cannot load their policy (policy.json): every decision escalates. Their logs' " +
+        'cold-start error names the problem; fix the policy and deploy again.',
+      metric: this.tollgateMetric('PolicyInvalid', 'Sum'),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
     return {
       borrowedRole,
+      policyInvalid,
       undelivered: depth(
         'UndeliveredEventsAlarm',
         this.undeliveredQueue,
@@ -1137,8 +1164,10 @@ export class Tollgate extends Construct {
       lostEvents: alarm('LostEventsAlarm', {
         alarmDescription:
           'Tollgate: EventBridge could deliver an event neither to its function nor to the dead-letter queue ' +
-          '(the queue or its key refused it): the event is gone. The sweep still finds the gates it concerns; ' +
-          "check the undelivered-events queue's policy and the key's.",
+          '(the queue or its key refused it): the event is gone. The sweep still decides the waiting gates it ' +
+          "concerns, but a lost approval start is found only by the sweep's discovery (when on), and a lost " +
+          'approval end or PutApprovalResult record by nobody: the gate stays ACTED, its resolution or reviewer ' +
+          "unrecorded. Check the undelivered-events queue's policy and the key's.",
         metric: new cloudwatch.MathExpression({
           expression: `SUM([${Object.keys(this.rules)
             .map((_, i) => `m${i}`)
@@ -1266,6 +1295,7 @@ export class Tollgate extends Construct {
           ...FUNCTION_NAMES.flatMap((n) => [this.alarms.errors[n], this.alarms.failed[n]]),
           ...(this.alarms.undeliveredNotifications ? [this.alarms.undeliveredNotifications] : []),
           this.alarms.borrowedRole,
+          this.alarms.policyInvalid,
           ...(this.archive ? Object.values(this.archive.alarms) : []),
         ],
         width: 24,

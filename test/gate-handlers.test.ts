@@ -23,13 +23,19 @@ import {
 } from '@aws-sdk/client-inspector2';
 import { InternalErrorException, PublishCommand } from '@aws-sdk/client-sns';
 import { describe, expect, it, vi } from 'vitest';
+import { createAwsAdapters } from '../adapters/aws/index.js';
+import { DEFAULT_RETRY, HTTP_TIMEOUTS } from '../adapters/aws/retry.js';
 import { vulnIndexWrite } from '../adapters/dynamodb/audit-items.js';
 import { createDocumentClient } from '../adapters/dynamodb/store.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
+import { approvalStartedHandler } from '../functions/approval-started/handler.js';
+import { buildAwsRuntime } from '../functions/common/aws-runtime.js';
 import { loadPolicySource } from '../functions/common/policy.js';
 import { ChainHeadMovedError } from '../shared/audit/chain.js';
 import { DEFAULT_CONFIG, hashToken } from '../shared/gate/gate.js';
-import { CHAIN_ATTEMPTS } from '../shared/gate/work.js';
+import { CHAIN_ATTEMPTS, SWEEP_STOP_MS } from '../shared/gate/work.js';
+import { policyBundle } from '../shared/policy/bundle.js';
+import { parsePolicy } from '../shared/policy/load.js';
 import {
   ACCOUNT,
   ACTION,
@@ -41,6 +47,7 @@ import {
   EXECUTION,
   ecrBasicFindings,
   exampleFindings,
+  FUNCTION_ARN,
   Harness,
   type HarnessOptions,
   KEY,
@@ -2597,5 +2604,149 @@ describe('the harness', () => {
       tokenHash: hashToken(TOKEN),
     });
     expect(scanCounts(h.scanner.findings)).toEqual({ CRITICAL: 0, HIGH: 0, MEDIUM: 1, TOTAL: 1 });
+  });
+});
+
+describe('operations: a replay, a manual sweep, a broken deployment', () => {
+  /** What Lambda's on-failure destination puts in a failed-events queue: the event, wrapped. */
+  const destinationRecord = (event: unknown, functionArn = `${FUNCTION_ARN}:$LATEST`) => ({
+    version: '1.0',
+    timestamp: '2026-11-25T12:00:00.000Z',
+    requestContext: {
+      requestId: 'r-1',
+      functionArn,
+      condition: 'RetriesExhausted',
+      approximateInvokeCount: 3,
+    },
+    requestPayload: event,
+    responseContext: { statusCode: 200, executedVersion: '$LATEST', functionError: 'Unhandled' },
+    responsePayload: { errorType: 'GateWorkFailed', errorMessage: 'PutApprovalResult failed' },
+  });
+
+  it("a failed-events queue message (Lambda's destination record) replayed as it stands is handled as its event", async () => {
+    // Ignored as an event of another kind, the replay would be lost with a success answer.
+    const h = await setup();
+    expect(await h.approvalStarted(destinationRecord(h.approvalStartedEvent()))).toMatchObject({
+      result: { state: 'WAITING' },
+    });
+    expect(await h.gate()).toMatchObject({ state: 'WAITING' });
+    // Logged as a replay, with the record's context: why Lambda gave up on it, and which invocation.
+    expect(logLines.find((l) => l.includes('approval-started: replaying a failed event'))).toMatch(
+      /"requestId": "r-1"[\s\S]*"condition": "RetriesExhausted"/,
+    );
+    // Still malformed inside: dead-lettered again, not ignored.
+    const bad = h.approvalStartedEvent() as unknown as { time: string };
+    bad.time = 'yesterday';
+    await expect(h.approvalStarted(destinationRecord(bad))).rejects.toMatchObject({
+      name: 'MalformedEventError',
+    });
+    // Another function's message sent here would be another kind, ignored: refused, naming where it goes.
+    const other = `arn:aws:lambda:${REGION}:${ACCOUNT}:function:tollgate-sweep`;
+    await expect(h.approvalStarted(destinationRecord(h.approvalStartedEvent(), other))).rejects.toThrow(
+      `approval-started: a failed event of ${other}: replay it there`,
+    );
+    expect(await h.sweep(destinationRecord(h.scheduledEvent()))).toMatchObject({
+      result: [expect.objectContaining({ state: 'WAITING' })],
+    });
+  });
+
+  it("a manual invoke with any object that is no EventBridge event, the console's test event included, runs a sweep", async () => {
+    const h = await setup();
+    await h.approvalStarted();
+    const sweeps = vi.spyOn(h.runtime.gate, 'sweep');
+    for (const manual of [{}, { key1: 'value1', key2: 'value2', key3: 'value3' }]) {
+      expect(await h.sweep(manual), JSON.stringify(manual)).toMatchObject({
+        result: [expect.objectContaining({ state: 'WAITING' })],
+      });
+    }
+    expect(sweeps).toHaveBeenCalledTimes(2);
+    // An EventBridge event of another kind, or no object, is still not a sweep's trigger.
+    for (const other of [
+      { source: 'aws.s3', 'detail-type': 'Object Created', detail: {} },
+      [],
+      'sweep',
+      null,
+    ]) {
+      expect(await h.sweep(other), JSON.stringify(other)).toEqual({ ignored: 'event of another kind' });
+    }
+    expect(sweeps).toHaveBeenCalledTimes(2);
+  });
+
+  it('the sweep starts no gate with less time left than one stalled AWS call takes with its retries', async () => {
+    // Five attempts of a request timeout each, and the backoff between them (each at most its cap).
+    const backoff = Array.from({ length: DEFAULT_RETRY.attempts - 1 }, (_, n) =>
+      Math.min(DEFAULT_RETRY.maxDelayMs ?? Number.POSITIVE_INFINITY, DEFAULT_RETRY.baseMs * 2 ** n),
+    ).reduce((a, b) => a + b, 0);
+    expect(SWEEP_STOP_MS).toBeGreaterThan(DEFAULT_RETRY.attempts * HTTP_TIMEOUTS.requestTimeout + backoff);
+    const h = await setup();
+    await h.approvalStarted();
+    const added = metricsOf(h);
+    // 100 s left: a gate started now could be cut off by the function's timeout in a stalled call's retries.
+    h.remainingMs = 100_000;
+    const reads = h.mocks.inspector.calls().length;
+    await h.sweep();
+    expect(added).toContainEqual(['SweepCutShort', 1]);
+    expect(h.mocks.inspector.calls()).toHaveLength(reads);
+  });
+
+  describe('the deciding functions’ runtime, from the environment', () => {
+    let dir: string;
+    const env = (more: Record<string, string | undefined>): NodeJS.ProcessEnv => ({
+      TOLLGATE_TABLE: 'tollgate-test',
+      AWS_REGION: REGION,
+      TOLLGATE_SCAN_SOURCE: 'inspector',
+      TOLLGATE_POLICY_FILE: join(dir, 'policy.json'),
+      ...more,
+    });
+    const build = (e: NodeJS.ProcessEnv) => buildAwsRuntime(e, (region) => createAwsAdapters({ region }));
+    const context = { invokedFunctionArn: FUNCTION_ARN, functionName: 'x', awsRequestId: 'r' } as never;
+
+    it('counts PolicyInvalid on every invocation while the policy cannot be loaded, and not once it can', async () => {
+      process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+      dir = await mkdtemp(join(tmpdir(), 'tollgate-policy-'));
+      try {
+        const counted = async (file: string) => {
+          const runtime = build(env({ TOLLGATE_POLICY_FILE: join(dir, file) }));
+          const names: string[] = [];
+          vi.spyOn(runtime.metrics, 'addMetric').mockImplementation((name) => {
+            names.push(name);
+            return runtime.metrics;
+          });
+          const handler = approvalStartedHandler(runtime);
+          // Of another kind: nothing to decide, and still counted (a log line at cold start pages nobody).
+          for (let i = 0; i < 2; i++)
+            await handler({ source: 'aws.s3', 'detail-type': 'x', detail: {} }, context);
+          return names.filter((n) => n === 'PolicyInvalid').length;
+        };
+        expect(await counted('missing.json')).toBe(2);
+        await writeFile(
+          join(dir, 'policy.json'),
+          JSON.stringify(policyBundle(parsePolicy(readFileSync(BASELINE_POLICY), BASELINE_POLICY))),
+        );
+        expect(await counted('policy.json')).toBe(0);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('refuses at cold start a TOLLGATE_SCAN_SOURCE other than inspector or ecr, naming what came', () => {
+      dir = tmpdir();
+      for (const [value, shown] of [
+        ['ECR', '"ECR"'],
+        ['basic', '"basic"'],
+        ['', '""'],
+        [undefined, 'nothing (unset)'],
+      ] as const) {
+        expect(() => build(env({ TOLLGATE_SCAN_SOURCE: value })), shown).toThrow(
+          `TOLLGATE_SCAN_SOURCE: expected inspector or ecr; got ${shown}`,
+        );
+      }
+      for (const source of ['inspector', 'ecr']) {
+        const gate = build(env({ TOLLGATE_SCAN_SOURCE: source })).gate as unknown as {
+          d: { config: { scanSource: string } };
+        };
+        expect(gate.d.config.scanSource).toBe(source);
+      }
+    });
   });
 });

@@ -722,9 +722,10 @@ describe('the Tollgate construct', () => {
     const alarms = Object.values(g.template.findResources('AWS::CloudWatch::Alarm')).map(
       (a) => a.Properties as Json,
     );
-    // The gate's (queues, functions, overdue, oldest, undelivered emails, lost events, a borrowed role) and the
-    // archive's six (failed batches, errors, lag, hash mismatches, audit records changed, stopped).
-    expect(alarms).toHaveLength(5 + 4 + 2 + 1 + 1 + 1 + 6);
+    // The gate's (queues, functions, overdue, oldest, undelivered emails, lost events, a borrowed role, an
+    // invalid policy) and the archive's six (failed batches, errors, lag, hash mismatches, audit records
+    // changed, stopped).
+    expect(alarms).toHaveLength(5 + 4 + 2 + 1 + 1 + 1 + 1 + 6);
     // An event neither delivered nor dead-lettered (the queue or its key refused it) is lost but for this alarm:
     // every rule's InvocationsFailedToBeSentToDlq, summed.
     const lost = alarms.find((a) =>
@@ -849,6 +850,59 @@ describe('the Tollgate construct', () => {
       },
     });
     g.template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  });
+
+  it('says in each alarm what repairs what failed: the sweep only where it does, a replay of the queue otherwise', () => {
+    const text = (alarm: IConstruct, { template } = g): string => {
+      const d = (template.findResources('AWS::CloudWatch::Alarm')[logicalId(alarm)]!.Properties as Json)
+        .AlarmDescription as string | { 'Fn::Join': [string, (string | { Ref: string })[]] };
+      return typeof d === 'string'
+        ? d
+        : d['Fn::Join'][1].map((p) => (typeof p === 'string' ? p : `<${p.Ref}>`)).join('');
+    };
+    const errors = g.tollgate.alarms.errors;
+    // The sweep reads only WAITING and DECIDED gates: a lost end leaves an ACTED gate ACTED, its reviewer unknown.
+    for (const n of FUNCTION_NAMES) expect(text(errors[n]), n).not.toMatch(/the sweep repairs/);
+    expect(text(errors['approval-started'])).toMatch(
+      /the sweep's discovery opens the gates it did not, within 5 minutes; or replay its failed events/,
+    );
+    expect(text(errors['scan-finished'])).toMatch(
+      /the sweep reads the scan and findings of every waiting gate itself/,
+    );
+    expect(text(errors['approval-ended'])).toMatch(
+      /nothing else closes the gates it did not, nor records their reviewers: replay its failed events/,
+    );
+    expect(text(errors.sweep)).toMatch(/the next sweep, a minute later/);
+    const off = gate({ discoveryMinutes: 0 });
+    expect(text(off.tollgate.alarms.errors['approval-started'], off)).toMatch(
+      /discovery is off, so nothing opens the gates it did not: replay its failed events/,
+    );
+    expect(text(g.tollgate.alarms.lostEvents)).not.toMatch(/still finds/);
+    expect(text(g.tollgate.alarms.lostEvents)).toMatch(
+      /a lost approval end or PutApprovalResult record by nobody/,
+    );
+    // Lambda's destination record is what each message holds: invoking the function with it is the replay.
+    for (const n of FUNCTION_NAMES) {
+      expect(text(g.tollgate.alarms.failed[n]), n).toContain(
+        `then invoke <${logicalId(g.tollgate.functions[n])}> with each message's body (a destination record is unwrapped).`,
+      );
+    }
+  });
+
+  it('pages when the deciding functions run without a policy they could load (PolicyInvalid)', () => {
+    g.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'PolicyInvalid',
+      Namespace: 'Tollgate',
+      Dimensions: [{ Name: 'service', Value: g.tollgate.metrics.service }],
+      Statistic: 'Sum',
+      Period: 300,
+      Threshold: 1,
+      EvaluationPeriods: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [{ Ref: logicalId(g.tollgate.alarmTopic as sns.Topic) }],
+      AlarmDescription: Match.stringLikeRegexp('every decision escalates'),
+    });
   });
 
   it("shows every alarm, every alarmed queue and every function on the dashboard, the archive's too", () => {
@@ -1145,7 +1199,7 @@ describe('the Tollgate construct, configured otherwise', () => {
       const own = Object.values(template.findResources('AWS::CloudWatch::Alarm'))
         .map((a) => a.Properties as Json)
         .filter((a) => a.Namespace === 'Tollgate');
-      // GatesOverdue, OldestWaitingMinutes, ApprovalResultsUnderTollgateRole and the archive's
+      // GatesOverdue, OldestWaitingMinutes, ApprovalResultsUnderTollgateRole, PolicyInvalid and the archive's
       // ArchiveHashMismatches and ArchiveAuditRecordsChanged.
       expect(own.map((a) => a.MetricName).sort()).toEqual([
         'ApprovalResultsUnderTollgateRole',
@@ -1153,6 +1207,7 @@ describe('the Tollgate construct, configured otherwise', () => {
         'ArchiveHashMismatches',
         'GatesOverdue',
         'OldestWaitingMinutes',
+        'PolicyInvalid',
       ]);
       for (const a of own)
         expect(a.Dimensions, String(a.MetricName)).toEqual([{ Name: 'service', Value: service }]);

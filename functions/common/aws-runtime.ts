@@ -19,6 +19,13 @@ export function buildAwsRuntime(
   discovery?: (parts: DiscoveryParts) => Discovery | undefined,
 ): Runtime {
   const { region, deps, logger, metrics } = awsBase(env);
+  // The stack always sets it: anything else (a typo, `ECR`, unset) would quietly read the other scanner's
+  // findings, or none.
+  const scanSource = env.TOLLGATE_SCAN_SOURCE;
+  if (scanSource !== 'inspector' && scanSource !== 'ecr')
+    throw new Error(
+      `TOLLGATE_SCAN_SOURCE: expected inspector or ecr; got ${JSON.stringify(scanSource) ?? 'nothing (unset)'}`,
+    );
   const policyFile = env.TOLLGATE_POLICY_FILE ?? join(dirname(fileURLToPath(import.meta.url)), 'policy.json');
   const policy = loadPolicyBundleSource(policyFile);
   if (!policy.ok)
@@ -31,13 +38,14 @@ export function buildAwsRuntime(
     config: {
       ...DEFAULT_CONFIG,
       ...deps.config,
-      scanSource: env.TOLLGATE_SCAN_SOURCE === 'ecr' ? 'ecr' : 'inspector',
+      scanSource,
     },
   });
   return {
     gate,
     logger,
     metrics,
+    policyInvalid: !policy.ok,
     discovery: discovery?.({ region, adapters: built, deps, logger, gate }),
   };
 }

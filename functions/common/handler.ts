@@ -20,8 +20,8 @@ export interface HandlerResult {
 
 /**
  * An event of the kind a function handles that its schema refuses: thrown, so that Lambda retries it and
- * then dead-letters it (the failed-events queue keeps the event itself, and pages). Ignored, it would be
- * lost with only its id in a log line.
+ * then dead-letters it (the failed-events queue keeps the event, in Lambda's destination record, and pages).
+ * Ignored, it would be lost with only its id in a log line.
  */
 export class MalformedEventError extends Error {
   constructor(
@@ -34,9 +34,19 @@ export class MalformedEventError extends Error {
 }
 
 interface Envelope {
-  readonly id?: string;
+  readonly id?: string | undefined;
   readonly account?: string;
   readonly region?: string;
+}
+
+/**
+ * What Lambda's on-failure destination keeps in a failed-events queue: the event wrapped in a record of the
+ * invocation. An operator redrives by invoking the function with each message's body: parsed as it stands,
+ * the record would be an event of another kind, ignored, and the replay lost.
+ */
+interface DestinationRecord {
+  readonly requestContext?: { readonly functionArn?: unknown; readonly condition?: unknown };
+  readonly requestPayload?: unknown;
 }
 
 /**
@@ -45,7 +55,7 @@ interface Envelope {
  * another kind, or from another account or region, is logged and ignored (it is not ours to act on, and a
  * retry would not change it); an event of the kind the function handles (`claims`) that the schema refuses
  * is malformed, and thrown (MalformedEventError) like a failure of the work itself, so Lambda retries the
- * event and finally dead-letters it.
+ * event and finally dead-letters it. A dead-lettered message invoked as it stands (a replay) is unwrapped.
  */
 export function gateHandler<S extends z.ZodMiniType<Envelope>, G extends GateClosing>(
   name: string,
@@ -67,6 +77,22 @@ export function gateHandler<S extends z.ZodMiniType<Envelope>, G extends GateClo
   return middy<unknown, HandlerResult, Error, Context>({ timeoutEarlyInMillis: 0 })
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(logMetrics(metrics, { captureColdStartMetric: true }))
+    .use({
+      before: (request) => {
+        // Counted on every invocation while it lasts: a log line at cold start pages nobody, and decisions
+        // that all escalate look like any others.
+        if (runtime.policyInvalid) metrics.addMetric('PolicyInvalid', MetricUnit.Count, 1);
+        const record = request.event as DestinationRecord | null;
+        const from = record?.requestContext?.functionArn;
+        if (typeof from !== 'string' || !record?.requestContext?.condition || !('requestPayload' in record))
+          return;
+        // Another function's failed event would be of another kind here, ignored: the replay lost again.
+        if (from.split(':')[6] !== request.context.functionName)
+          throw new Error(`${name}: a failed event of ${from}: replay it there`);
+        logger.warn(`${name}: replaying a failed event`, record.requestContext);
+        request.event = record.requestPayload;
+      },
+    })
     .use(parser({ schema, safeParse: true }))
     .handler(async (parsed, context) => {
       if (!parsed.success) {

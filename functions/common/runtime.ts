@@ -17,6 +17,8 @@ export interface Runtime<G extends GateClosing = GateService> {
   readonly metrics: Metrics;
   /** The sweep's search for approvals whose STARTED event never came; absent where nothing looks. */
   readonly discovery?: Discovery | undefined;
+  /** The policy failed to load (every decision escalates): each invocation counts `PolicyInvalid`. */
+  readonly policyInvalid?: boolean;
 }
 
 /** Powertools Logger behind the core's logging port. */

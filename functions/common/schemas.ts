@@ -132,7 +132,11 @@ export type ApprovalResultCallEvent = z.infer<typeof ApprovalResultCallEvent>;
 
 export const ApprovalEndedOrCallEvent = z.union([ApprovalEndedEvent, ApprovalResultCallEvent]);
 
-/** The sweep's trigger: a scheduled event, or nothing (a manual invoke). */
+/**
+ * The sweep's trigger: a scheduled event, or a manual invoke: any object that is no EventBridge event (no
+ * `source` nor `detail-type`), the console's test event `{"key1": "value1", …}` included. Its fields are
+ * dropped: a manual sweep takes its account and region from the function.
+ */
 export const SweepEvent = z.union([
   z.extend(EventBridgeSchema, {
     source: z.literal('aws.events'),
@@ -142,7 +146,12 @@ export const SweepEvent = z.union([
     source: z.literal('aws.scheduler'),
     'detail-type': z.literal('Scheduled Event'),
   }),
-  z.strictObject({}),
+  // `id` (a correlation id, when given) makes it an envelope to gateHandler's types.
+  z.object({
+    id: z.optional(z.string()),
+    source: z.optional(z.never()),
+    'detail-type': z.optional(z.never()),
+  }),
 ]);
 
 /**

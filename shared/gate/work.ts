@@ -108,11 +108,12 @@ export interface SweepTime {
 }
 
 /**
- * A sweep starts no more work with less time than this left: one gate's calls, each retried after a
- * timeout, can take about as long, and Lambda's timeout would cut it in half and lose the function's logs
- * and metrics.
+ * A sweep starts no more work with less time than this left: Lambda's timeout would cut it in half and lose
+ * the function's logs and metrics. One stalled AWS call alone takes 5 attempts of a 20 s request timeout
+ * plus at most 0.2 + 0.4 + 0.8 + 1.6 s of backoff, ~103 s (adapters/aws/retry.ts: DEFAULT_RETRY,
+ * HTTP_TIMEOUTS); the rest is margin for the gate's other, answering calls.
  */
-export const SWEEP_STOP_MS = 60_000;
+export const SWEEP_STOP_MS = 120_000;
 
 /** `work` for each item, at most `concurrency` at a time, in the items' order. */
 export async function inTurn<T>(
