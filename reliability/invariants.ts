@@ -1,5 +1,7 @@
 import { type GateKey, gateId } from '../shared/gate/model.js';
 import type { GateView } from '../simulator/run.js';
+import { TOLLGATE_ROLE } from '../simulator/world.js';
+import { countsDiffer, oracleOf } from './oracle.js';
 import type { Replay } from './replay.js';
 import { gateOfToken, type SuiteScenario } from './scenarios.js';
 
@@ -9,7 +11,13 @@ import { gateOfToken, type SuiteScenario } from './scenarios.js';
  * - approval-from-incomplete-data: the gate decided APPROVE (or sent Approved) although the clean run did
  *   not approve, or with a decision whose severity counts differ from the clean run's (fewer findings read:
  *   a partial read; or a scan that was not complete and settled). An APPROVE is legitimate only if the clean
- *   run approves too and the record counts the same findings.
+ *   run approves too and the record counts the same findings. Every APPROVE's counts are also held against
+ *   the scenario's findings files counted without the project's reader (oracle.ts): the clean run is made
+ *   by the same reader, and a reader that loses findings on every run agrees with itself.
+ * - decided-not-acted: the gate says it acted (ACTED, or CLOSED with no person's answer) on an APPROVE or
+ *   REJECT that CodePipeline never took (no accepted PutApprovalResult of that status in the world's record
+ *   of calls), or on an ESCALATE of which SNS delivered nothing (no Publish the world accepted). The world's
+ *   record, not the gate's: an adapter that reports a failed call as done would have the gate agree.
  * - lost-gate: a gate the clean run has is missing from the store.
  * - duplicate-action: more than one PutApprovalResult accepted for a gate, more than one escalation
  *   published for it, or both a result and an escalation.
@@ -28,6 +36,7 @@ export type ViolationKind =
   | 'lost-gate'
   | 'duplicate-action'
   | 'action-without-decision'
+  | 'decided-not-acted'
   | 'bad-state'
   | 'different-decision'
   | 'audit-chain'
@@ -39,10 +48,12 @@ export type ViolationKind =
   | 'approval-from-hostile-input'
   | 'dead-fuzz'
   | 'dead-fault'
+  | 'dead-lag'
   | 'not-ignored'
   | 'unexpected-exception'
   | 'unlocated-error'
-  | 'memory';
+  | 'memory'
+  | 'oversized-result';
 
 export interface Violation {
   readonly kind: ViolationKind;
@@ -202,6 +213,27 @@ export interface CheckOptions {
   readonly endingDropped?: ReadonlySet<string>;
 }
 
+/**
+ * Why a gate that says it acted did not, by the world's record of calls (`acted`); undefined when it did,
+ * or when it says nothing of the kind. A gate CLOSED on a person's answer (a reviewer other than Tollgate's
+ * role) had its approval ended by that person: its own result was then refused, not lost.
+ */
+export function decidedNotActed(gate: GateView | undefined, acted: GateActions): string | undefined {
+  const outcome = gate?.decision?.outcome;
+  if (!gate || (gate.state !== 'ACTED' && gate.state !== 'CLOSED') || !outcome) return undefined;
+  if (outcome === 'APPROVE' || outcome === 'REJECT') {
+    const status = outcome === 'APPROVE' ? 'Approved' : 'Rejected';
+    const person = gate.reviewer != null && !gate.reviewer.identity.includes(TOLLGATE_ROLE);
+    if (person || acted.accepted.includes(status)) return undefined;
+    return `${gate.state} on ${outcome}, yet CodePipeline accepted no ${status} for it (${acted.accepted.length} result(s) accepted: ${acted.accepted.join(', ') || 'none'}; ${acted.refused} refused)`;
+  }
+  // An ESCALATE CLOSED before anything was sent (a person answered first) says it sent nothing.
+  if ((gate.state === 'ACTED' || gate.notifications > 0) && acted.escalations === 0) {
+    return `${gate.state} on ESCALATE with ${gate.notifications} escalation(s) recorded, yet SNS delivered none`;
+  }
+  return undefined;
+}
+
 export function viewsById(gates: readonly GateView[]): Map<string, GateView> {
   return new Map(gates.map((g) => [gateId(g), g]));
 }
@@ -282,6 +314,22 @@ export function checkRun(
           detail: `APPROVE on ${gate?.decision ? decisionBasis(gate.decision) : 'no stored decision'}; the clean run: ${want?.decision?.outcome ?? 'no decision'} on ${decisionBasis(want?.decision ?? null)}`,
         });
       }
+      // The clean run itself is judged here too (checkRun(s, clean, clean)): its APPROVE must count what
+      // the files hold, or a reader that drops the same findings on every run would pass.
+      const digest = gate?.decision?.subject?.digest;
+      const off =
+        gate?.decision?.outcome === 'APPROVE'
+          ? typeof digest === 'string'
+            ? countsDiffer(gate.decision.counts, oracleOf(s, digest))
+            : ['no image digest in the decision']
+          : [];
+      if (off.length > 0) {
+        violations.push({
+          kind: 'approval-from-incomplete-data',
+          gate: id,
+          detail: `APPROVE on counts the scenario's findings files do not hold: ${off.join(', ')}`,
+        });
+      }
     }
 
     const repeated = acted.escalations - 1 - acted.unrecorded;
@@ -316,6 +364,9 @@ export function checkRun(
         detail: `escalation published; the stored decision is ${decided ?? 'missing'}`,
       });
     }
+
+    const notActed = decidedNotActed(gate, acted);
+    if (notActed) violations.push({ kind: 'decided-not-acted', gate: id, detail: notActed });
 
     const records = run.audit.decisions.get(id) ?? 0;
     if ((gate?.decision ? 1 : 0) !== records) {

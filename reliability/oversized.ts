@@ -21,7 +21,9 @@ import { ROOT } from './scenarios.js';
 /*
  * Oversized inputs, bounded. Each case runs `tollgate evaluate` (runEvaluate, from files, JSON output) in a
  * child process with the V8 heap capped at HEAP_LIMIT_MB, and must end in a decision or an InputError,
- * within RSS_LIMIT_MB of peak resident memory (a crash, out of memory included, is a violation):
+ * within RSS_LIMIT_MB of peak resident memory (a crash, out of memory included, is a violation). A decision
+ * on the two files of many findings must be REJECT (they hold CRITICAL ones) and count every finding written:
+ * any decision passing would let a read that stopped early, or approved, through:
  *
  *   findings-100mb   an Inspector export of 100 MB (real-shaped findings of 1.9 KB, about 53,000 of them)
  *   findings-100k    100,000 findings (compact ones, about 110 MB)
@@ -41,6 +43,10 @@ export interface OversizedCase {
   readonly name: string;
   readonly bytes: number;
   readonly outcome: 'result' | 'input-error' | 'exception' | 'crashed';
+  /** The decision's outcome, when there was one. */
+  readonly decision?: string;
+  /** What the decision counted: every severity summed, and CRITICAL. */
+  readonly counted?: { readonly total: number; readonly critical: number };
   readonly message: string;
   readonly ms: number;
   readonly maxRssMb: number;
@@ -82,11 +88,22 @@ function finding(base: Json, i: number, compact: boolean): Json {
   return f;
 }
 
+/** What a findings file holds, as its writer counted it: what the evaluation must count in turn. */
+export interface Written {
+  readonly bytes: number;
+  /** Findings written (all ACTIVE, each with an ARN of its own). */
+  readonly findings: number;
+  /** Of them, CRITICAL: the baseline policy rejects an image with one. */
+  readonly critical: number;
+}
+
 /** Streams `{"findings":[…]}` to `path` until `count` findings or `bytes` bytes, whichever comes first. */
-function writeFindings(path: string, count: number, bytes: number, compact: boolean): number {
+export function writeFindings(path: string, count: number, bytes: number, compact: boolean): Written {
   const base = template();
   const fd = openSync(path, 'w');
   let written = 0;
+  let findings = 0;
+  let critical = 0;
   const put = (text: string) => {
     written += writeSync(fd, text);
   };
@@ -94,7 +111,10 @@ function writeFindings(path: string, count: number, bytes: number, compact: bool
     put('{"findings":[');
     let chunk = '';
     for (let i = 0; i < count && written + chunk.length < bytes; i++) {
-      chunk += `${i === 0 ? '' : ','}${JSON.stringify(finding(base, i, compact))}`;
+      const f = finding(base, i, compact);
+      chunk += `${i === 0 ? '' : ','}${JSON.stringify(f)}`;
+      findings++;
+      if (f.severity === 'CRITICAL') critical++;
       if (chunk.length > 1 << 20) {
         put(chunk);
         chunk = '';
@@ -104,7 +124,7 @@ function writeFindings(path: string, count: number, bytes: number, compact: bool
   } finally {
     closeSync(fd);
   }
-  return written;
+  return { bytes: written, findings, critical };
 }
 
 function writeLongStrings(path: string, mb: number): number {
@@ -126,6 +146,11 @@ interface Plan {
   readonly bytes: number;
   /** What must happen: a decision, an InputError, or either. */
   readonly expect: 'result' | 'input-error' | 'either';
+  /**
+   * For a file of many findings: what was written, which a decision must count in full and reject (CRITICAL
+   * among them). A decision of any kind would otherwise pass, an APPROVE on a truncated read included.
+   */
+  readonly written?: Written;
 }
 
 function plans(dir: string, quick: boolean): Plan[] {
@@ -133,20 +158,24 @@ function plans(dir: string, quick: boolean): Plan[] {
   const policy = join(ROOT, 'examples', 'policies', 'baseline.yaml');
   const out: Plan[] = [];
   const big = join(dir, 'findings-100mb.json');
+  const bigWritten = writeFindings(big, Number.MAX_SAFE_INTEGER, (100 * 1024 * 1024) / scale, false);
   out.push({
     name: `findings-${100 / scale}mb`,
     findings: big,
     policy,
-    bytes: writeFindings(big, Number.MAX_SAFE_INTEGER, (100 * 1024 * 1024) / scale, false),
+    bytes: bigWritten.bytes,
     expect: 'result',
+    written: bigWritten,
   });
   const many = join(dir, 'findings-100k.json');
+  const manyWritten = writeFindings(many, 100_000 / scale, Number.MAX_SAFE_INTEGER, true);
   out.push({
     name: `findings-${100 / scale}k`,
     findings: many,
     policy,
-    bytes: writeFindings(many, 100_000 / scale, Number.MAX_SAFE_INTEGER, true),
+    bytes: manyWritten.bytes,
     expect: 'result',
+    written: manyWritten,
   });
   const long = join(dir, 'long-strings.json');
   out.push({
@@ -205,6 +234,8 @@ export async function runOversized(quick: boolean): Promise<OversizedSection> {
             detail: `${plan.name}: ${c.outcome} (${c.message}); expected ${plan.expect}`,
           });
         }
+        const miscounted = c.outcome === 'result' ? wrongResult(plan, c) : undefined;
+        if (miscounted) violations.push({ kind: 'oversized-result', detail: `${plan.name}: ${miscounted}` });
         if (c.maxRssMb > RSS_LIMIT_MB) {
           violations.push({
             kind: 'memory',
@@ -217,6 +248,30 @@ export async function runOversized(quick: boolean): Promise<OversizedSection> {
     rmSync(dir, { recursive: true, force: true });
   }
   return { cases, violations };
+}
+
+/**
+ * Why a decision on a file of many findings is wrong: not REJECT (the file holds CRITICAL findings, which
+ * the baseline rejects), or a count that is not what was written (a read that stopped early, or read some
+ * twice). Undefined when it is right, or when the plan wrote no such file.
+ */
+export function wrongResult(
+  plan: Pick<Plan, 'written'>,
+  c: Pick<OversizedCase, 'decision' | 'counted'>,
+): string | undefined {
+  const w = plan.written;
+  if (!w) return undefined;
+  const problems: string[] = [];
+  if (w.critical > 0 && c.decision !== 'REJECT') {
+    problems.push(`decided ${c.decision ?? 'nothing'} on ${w.critical} CRITICAL finding(s): expected REJECT`);
+  }
+  if (c.counted?.total !== w.findings) {
+    problems.push(`counted ${c.counted?.total ?? 'no'} finding(s) of the ${w.findings} written`);
+  }
+  if (c.counted?.critical !== w.critical) {
+    problems.push(`counted ${c.counted?.critical ?? 'no'} CRITICAL of the ${w.critical} written`);
+  }
+  return problems.length > 0 ? problems.join('; ') : undefined;
 }
 
 function inChild(batch: readonly Plan[]): Promise<OversizedCase[]> {
@@ -291,6 +346,7 @@ async function worker(inputs: readonly string[]): Promise<void> {
     const started = performance.now();
     let outcome: OversizedCase['outcome'] = 'result';
     let message = '';
+    let decided: Pick<OversizedCase, 'decision' | 'counted'> = {};
     try {
       const { stdout } = await runEvaluate({
         policy: inputs[i + 1]!,
@@ -300,14 +356,16 @@ async function worker(inputs: readonly string[]): Promise<void> {
         now: new Date('2026-11-25T12:00:00Z'),
       });
       const record = JSON.parse(stdout) as { outcome: string; counts: Record<string, number> };
-      message = `${record.outcome} (${Object.values(record.counts).reduce((a, b) => a + b, 0)} findings counted)`;
+      const total = Object.values(record.counts).reduce((a, b) => a + b, 0);
+      decided = { decision: record.outcome, counted: { total, critical: record.counts.CRITICAL ?? 0 } };
+      message = `${record.outcome} (${total} findings counted)`;
     } catch (e) {
       outcome = e instanceof InputError ? 'input-error' : 'exception';
       message = describeError(e).slice(0, 200);
     }
     const maxRssMb = peakRssMb();
     process.stdout.write(
-      `${JSON.stringify({ outcome, message, ms: Math.round(performance.now() - started), maxRssMb })}\n`,
+      `${JSON.stringify({ outcome, ...decided, message, ms: Math.round(performance.now() - started), maxRssMb })}\n`,
     );
   }
 }

@@ -141,6 +141,7 @@ export function renderTable(r: SuiteReport): string {
     ['lost-gate', 'lost gates'],
     ['duplicate-action', 'duplicate actions'],
     ['action-without-decision', 'actions without their decision'],
+    ['decided-not-acted', 'decisions said acted on that the world never took'],
     ['different-decision', 'decisions unlike the clean run (duplicates and order)'],
     ['audit-chain', 'audit chains that do not verify'],
     ['unquiet', 'not quiet after the sweeps'],
@@ -148,12 +149,14 @@ export function renderTable(r: SuiteReport): string {
     ['secret', 'approval tokens in SNS messages or EventBridge events'],
     ['dead-fuzz', 'fuzz runs that reached too few decisions'],
     ['dead-fault', 'planned faults that never fired'],
+    ['dead-lag', 'lagged replays that hid no read'],
     ['crash-loop', 'crash loops'],
     ['not-ignored', 'forged events handled'],
     ['approval-from-hostile-input', 'approvals from hostile input'],
     ['unexpected-exception', 'other exceptions'],
     ['unlocated-error', 'policy errors without line:column'],
     ['memory', 'over the memory limit'],
+    ['oversized-result', 'oversized inputs decided or counted wrongly'],
     ['log', 'log lines'],
   ];
   lines.push(

@@ -35,7 +35,7 @@ export interface SuiteOptions {
   readonly onProgress?: (text: string) => void;
 }
 
-/** Lagged replays in the quick run (of 10 scenarios × 3 lags in the full one). */
+/** Lagged replays in the quick run (of 8 scenarios × 3 lags in the full one: lag.ts `lagCanHide`). */
 export const QUICK_LAG_RUNS = 5;
 
 export type Part = 'faults' | 'orderings' | 'events' | 'policies' | 'findings' | 'oversized';
