@@ -90,15 +90,20 @@ import { parsePolicy } from '../shared/policy/load.js';
  * run, an approval answered before Tollgate decided not decided nor paged, a refused result recorded when
  * the approval ended meanwhile, coverage without a scan time not a finished scan, a tag naming an image
  * index refused, pipelines' execution modes read, and the sweep stopping short of its timeout.
+ * Both grew by 5 KB after the reviews of 2026-11-27's third session (~2 KB in each function that decides,
+ * ~1.9 KB in the sweep), leaving the sweep 1.1 KB over MAX_BYTES and 1.7 KB over OWN_MAX_BYTES: an escalation
+ * whose Publish may have gone out twice (or at all) says so, a conditional write whose answer was lost
+ * recognised as its own, an answer's stalled body timed out, a finding naming two images and empty ECR counts
+ * refused, a failed event's destination record replayed, an invalid policy paged.
  */
 const CLOSING_MAX_BYTES = 400_000;
-const MAX_BYTES = 645_000;
+const MAX_BYTES = 650_000;
 /**
  * What Tollgate adds to the SDK: a bundle's bytes less those of the same SDK calls bundled alone
  * (bench/sdk-floor.ts). Our code, Powertools, middy and zod/mini: ~200 KB in the functions that decide, ~207
  * KB in the sweep. This budget holds whatever the SDK's next release weighs.
  */
-const OWN_MAX_BYTES = 241_000;
+const OWN_MAX_BYTES = 246_000;
 
 let dir: string;
 let bundles: FunctionBundle[];
