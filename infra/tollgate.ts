@@ -192,7 +192,7 @@ const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
   'approval-ended': {
     description: 'Tollgate: a gated approval ended, or CloudTrail recorded who answered it; close the gate',
     memoryMb: 512,
-    // One stalled call with its retries (DEFAULT_RETRY's attempts of HTTP_TIMEOUTS.requestTimeout) must fit:
+    // One stalled call with its retries (DEFAULT_RETRY's attempts of attemptMaxMs each) must fit:
     // killed mid-way, a close that landed is retried as "already closed", and its event is never sent.
     timeout: Duration.minutes(2),
     retryAttempts: 2,

@@ -1229,11 +1229,18 @@ describe('ECR: DescribeImageScanFindings', () => {
     // The basic sample with its one finding gone: imageScanCompletedAt, vulnerabilitySourceUpdatedAt, counts {}.
     const clean = { ...basic.imageScanFindings!, findings: [], findingSeverityCounts: {} };
     const withTime = { findings: [], imageScanCompletedAt: basic.imageScanFindings!.imageScanCompletedAt };
-    for (const imageScanFindings of [clean, withTime, { findings: [], findingSeverityCounts: {} }]) {
+    for (const imageScanFindings of [
+      clean,
+      withTime,
+      { findings: [], findingSeverityCounts: { MEDIUM: 0 } },
+    ]) {
       const r = await read({ ...basic, imageScanFindings });
       expect(r.scan).toEqual({ complete: true, status: 'COMPLETE' });
       expect(r.table.length).toBe(0);
     }
+    // Counts that count nothing, and no completion time, show nothing of a finished scan: not ready yet.
+    const empty = await read({ ...basic, imageScanFindings: { findings: [], findingSeverityCounts: {} } });
+    expect(empty.scan.complete).toBe(false);
     // The moto fixture has no imageScanCompletedAt, but findings (and counts): complete, even without the counts.
     const enhanced = sample<DescribeImageScanFindingsCommandOutput>(
       'describe-image-scan-findings.enhanced.moto-fixture.json',
@@ -2438,6 +2445,17 @@ describe('createAwsAdapters', () => {
         .catch((e: unknown) => e);
       expect(error).toMatchObject({ $metadata: { httpStatusCode: 200 } });
       expect(mayHaveLanded(error)).toBe(true);
+      // The adapter takes it for what it is, the result accepted, and does not send it again.
+      let calls = 0;
+      server.on('request', () => calls++);
+      const outcome = await new CodePipelineApprovals(client, fastRetry()).putApprovalResult({
+        pipeline: 'p',
+        stage: 's',
+        action: 'a',
+        token: '11111111-2222-3333-4444-555555555555',
+        result: { status: 'Approved', summary: 'x' },
+      });
+      expect([outcome, calls]).toEqual(['accepted', 1]);
       client.destroy();
     } finally {
       server.close();

@@ -65,6 +65,27 @@ describe('SnsNotifier: attempts that may have been delivered', () => {
     expect(mock.commandCalls(PublishCommand)).toHaveLength(3);
   });
 
+  it('an answer of 200 whose body failed (stalled, or did not parse) was accepted: not sent again', async () => {
+    // The SDK gives the answer's $metadata to an error raised reading its body.
+    const bodyStalled = () => Object.assign(requestTimedOut(), { $metadata: { httpStatusCode: 200 } });
+    const garbled = () =>
+      Object.assign(new SyntaxError('Unexpected end of JSON input'), { $metadata: { httpStatusCode: 200 } });
+    for (const answer of [bodyStalled, garbled]) {
+      const { mock, notifier } = sns();
+      mock.on(PublishCommand).rejectsOnce(answer()).resolves(accepted);
+      expect(await notifier.publish(exampleEscalation())).toEqual({ mayHaveDuplicated: false });
+      expect(mock.commandCalls(PublishCommand)).toHaveLength(1);
+    }
+    // After an attempt whose answer was lost, the one answered 200 may be its second copy.
+    const { mock, notifier } = sns();
+    mock
+      .on(PublishCommand)
+      .rejectsOnce(requestTimedOut())
+      .rejectsOnce(Object.assign(requestTimedOut(), { $metadata: { httpStatusCode: 200 } }));
+    expect(await notifier.publish(exampleEscalation())).toEqual({ mayHaveDuplicated: true });
+    expect(mock.commandCalls(PublishCommand)).toHaveLength(2);
+  });
+
   it('every attempt refused before it went out: the error says none was delivered', async () => {
     const { mock, notifier } = sns();
     mock.on(PublishCommand).rejectsOnce(neverConnected()).rejects(throttled());

@@ -24,7 +24,7 @@ import {
 import { InternalErrorException, PublishCommand } from '@aws-sdk/client-sns';
 import { describe, expect, it, vi } from 'vitest';
 import { createAwsAdapters } from '../adapters/aws/index.js';
-import { DEFAULT_RETRY, HTTP_TIMEOUTS } from '../adapters/aws/retry.js';
+import { attemptMaxMs, DEFAULT_RETRY } from '../adapters/aws/retry.js';
 import { vulnIndexWrite } from '../adapters/dynamodb/audit-items.js';
 import { createDocumentClient } from '../adapters/dynamodb/store.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
@@ -2645,9 +2645,23 @@ describe('operations: a replay, a manual sweep, a broken deployment', () => {
     await expect(h.approvalStarted(destinationRecord(h.approvalStartedEvent(), other))).rejects.toThrow(
       `approval-started: a failed event of ${other}: replay it there`,
     );
+    // The same name in another account or region is another function.
+    const elsewhere = `arn:aws:lambda:${REGION}:210987654321:function:x`;
+    await expect(h.approvalStarted(destinationRecord(h.approvalStartedEvent(), elsewhere))).rejects.toThrow(
+      `approval-started: a failed event of ${elsewhere}: replay it there`,
+    );
     expect(await h.sweep(destinationRecord(h.scheduledEvent()))).toMatchObject({
       result: [expect.objectContaining({ state: 'WAITING' })],
     });
+  });
+
+  it('a replay that failed again, dead-lettered wrapped twice, is unwrapped to its event', async () => {
+    // An asynchronous replay that fails is wrapped once more: the inner record, ignored as another kind of
+    // event, would be the event lost with a success answer.
+    const h = await setup();
+    const twice = destinationRecord(destinationRecord(h.approvalStartedEvent()));
+    expect(await h.approvalStarted(twice)).toMatchObject({ result: { state: 'WAITING' } });
+    expect(await h.gate()).toMatchObject({ state: 'WAITING' });
   });
 
   it("a manual invoke with any object that is no EventBridge event, the console's test event included, runs a sweep", async () => {
@@ -2673,11 +2687,12 @@ describe('operations: a replay, a manual sweep, a broken deployment', () => {
   });
 
   it('the sweep starts no gate with less time left than one stalled AWS call takes with its retries', async () => {
-    // Five attempts of a request timeout each, and the backoff between them (each at most its cap).
+    // Five attempts of a stalled call each (the headers' timeout, then the body's), and the backoff between
+    // them (each at most its cap).
     const backoff = Array.from({ length: DEFAULT_RETRY.attempts - 1 }, (_, n) =>
       Math.min(DEFAULT_RETRY.maxDelayMs ?? Number.POSITIVE_INFINITY, DEFAULT_RETRY.baseMs * 2 ** n),
     ).reduce((a, b) => a + b, 0);
-    expect(SWEEP_STOP_MS).toBeGreaterThan(DEFAULT_RETRY.attempts * HTTP_TIMEOUTS.requestTimeout + backoff);
+    expect(SWEEP_STOP_MS).toBeGreaterThan(DEFAULT_RETRY.attempts * attemptMaxMs() + backoff);
     const h = await setup();
     await h.approvalStarted();
     const added = metricsOf(h);

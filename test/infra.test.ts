@@ -17,7 +17,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_RETRY, HTTP_TIMEOUTS } from '../adapters/aws/retry.js';
+import { attemptMaxMs, DEFAULT_RETRY } from '../adapters/aws/retry.js';
 import { TABLE_DEFINITION } from '../adapters/dynamodb/table.js';
 import { READS_POLICY } from '../infra/bundling.js';
 import {
@@ -515,7 +515,7 @@ describe('the Tollgate construct', () => {
 
   it('gives every gate function the time of one stalled call and its retries', () => {
     // Killed mid-way, work that landed is retried as already done, and what it would have sent after is lost.
-    const budget = DEFAULT_RETRY.attempts * HTTP_TIMEOUTS.requestTimeout;
+    const budget = DEFAULT_RETRY.attempts * attemptMaxMs();
     const fns = g.template.findResources('AWS::Lambda::Function');
     for (const name of FUNCTION_NAMES) {
       const timeout = (fns[logicalId(g.tollgate.functions[name])]!.Properties as { Timeout: number }).Timeout;

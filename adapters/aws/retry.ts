@@ -48,15 +48,21 @@ export interface HttpTimeouts {
  * timeout): the invocation's remaining work is lost with it, and a PutApprovalResult that landed is not
  * recorded. A timed-out attempt fails as `TimeoutError`, which is retried and may have landed (`mayHaveLanded`),
  * unless it timed out before it connected. The socket's timeout is the one that ends an answer whose body
- * stalls after its headers; its idle timer also runs while the service works, so it is no shorter.
- * The calls answer in well under a second; 20 s leaves a slow ListFindings page room, and five attempts fit
- * every gate function's timeout (2 minutes at least: test/infra.test.ts holds them to it).
+ * stalls after its headers; its idle timer also runs while the service works, so it is no shorter. An
+ * attempt thus lasts at most both (`attemptMaxMs`), but for a body that trickles in, a byte at a time.
+ * The calls answer in well under a second; 10 s leaves a slow ListFindings page room, and five attempts of
+ * 20 s fit every gate function's timeout (2 minutes at least: test/infra.test.ts holds them to it).
  */
 export const HTTP_TIMEOUTS: HttpTimeouts = {
   connectionTimeout: 3_000,
-  requestTimeout: 20_000,
-  socketTimeout: 20_000,
+  requestTimeout: 10_000,
+  socketTimeout: 10_000,
 };
+
+/** The longest one attempt can wait on a stalled call: until the headers, then a body gone quiet. */
+export function attemptMaxMs(timeouts: HttpTimeouts = HTTP_TIMEOUTS): number {
+  return timeouts.requestTimeout + timeouts.socketTimeout;
+}
 
 /** The HTTP handler settings of every client: the timeouts, and a request past its timeout is an error. */
 export function httpHandlerConfig(timeouts: HttpTimeouts = HTTP_TIMEOUTS) {
@@ -150,9 +156,8 @@ function neverSent(error: Obj): boolean {
  */
 export function mayHaveLanded(error: unknown): boolean {
   if (!isObj(error)) return false;
-  // Answered 2xx and then failed (a body that does not parse): the call was carried out. Not retried either.
-  const status = isObj(error.$metadata) ? error.$metadata.httpStatusCode : undefined;
-  if (typeof status === 'number' && status >= 200 && status < 300) return true;
+  // Answered 2xx and then failed (a body that stalled or does not parse): the call was carried out.
+  if (answered2xx(error)) return true;
   if (!isRetryableAwsError(error)) return false;
   if (typeof error.name === 'string' && THROTTLING.has(error.name)) return false;
   if (neverSent(error)) return false;
@@ -160,6 +165,12 @@ export function mayHaveLanded(error: unknown): boolean {
   const meta = error.$metadata;
   if (!isObj(meta) || meta.clockSkewCorrected !== true) return true;
   return typeof meta.httpStatusCode === 'number' && meta.httpStatusCode >= 500;
+}
+
+/** An error the SDK raised reading an answer of 2xx: the service did what was asked. */
+function answered2xx(error: unknown): boolean {
+  const status = isObj(error) && isObj(error.$metadata) ? error.$metadata.httpStatusCode : undefined;
+  return typeof status === 'number' && status >= 200 && status < 300;
 }
 
 export function isRetryableAwsError(error: unknown): boolean {
@@ -236,26 +247,34 @@ export async function withRetries<T>(
 }
 
 /**
- * `withRetries` for a call that is not idempotent (PutApprovalResult, SNS Publish): after a timeout, a reset
- * connection or a 5xx, the attempt may have landed with only its answer lost (`mayHaveLanded`). Said on
- * success, and on the error that ends the retries as `resultMayHaveLanded` (which the gate reads).
+ * `withRetries` for a call that is not idempotent (PutApprovalResult, SNS Publish), whose answer is not
+ * read: after a timeout, a reset connection or a 5xx, the attempt may have landed with only its answer lost
+ * (`mayHaveLanded`). Said on success, and on the error that ends the retries as `resultMayHaveLanded` (which
+ * the gate reads). An attempt answered 2xx whose body then failed (stalled, or did not parse) was carried
+ * out: that is success, never retried (a retry would send it again).
  */
-export async function withRetriesMayLand<T>(
-  fn: () => Promise<T>,
+export async function withRetriesMayLand(
+  fn: () => Promise<unknown>,
   options: RetryOptions,
-): Promise<{ readonly value: T; readonly mayHaveLanded: boolean }> {
+): Promise<{ readonly mayHaveLanded: boolean }> {
   let landed = false;
   try {
-    const value = await withRetries(
-      () =>
-        fn().catch((error: unknown) => {
-          // Only an error that is retried can be followed by an answer about this very call.
-          if (mayHaveLanded(error)) landed = true;
-          throw error;
-        }),
-      options,
-    );
-    return { value, mayHaveLanded: landed };
+    await withRetries(async () => {
+      // Whether an attempt before this one may have landed: this one's own success is no duplicate.
+      const before = landed;
+      try {
+        await fn();
+      } catch (error: unknown) {
+        if (answered2xx(error)) {
+          landed = before;
+          return;
+        }
+        // Only an error that is retried can be followed by an answer about this very call.
+        if (mayHaveLanded(error)) landed = true;
+        throw error;
+      }
+    }, options);
+    return { mayHaveLanded: landed };
   } catch (e) {
     if (e instanceof Error) Object.assign(e, { resultMayHaveLanded: landed });
     throw e;

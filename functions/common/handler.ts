@@ -45,8 +45,26 @@ interface Envelope {
  * the record would be an event of another kind, ignored, and the replay lost.
  */
 interface DestinationRecord {
-  readonly requestContext?: { readonly functionArn?: unknown; readonly condition?: unknown };
-  readonly requestPayload?: unknown;
+  readonly requestContext: { readonly functionArn: string; readonly condition: string };
+  readonly requestPayload: unknown;
+}
+
+/** Lambda's on-failure destination record (what a failed-events queue holds): the event, wrapped. */
+function isDestinationRecord(event: unknown): event is DestinationRecord {
+  const context = (event as { requestContext?: { functionArn?: unknown; condition?: unknown } } | null)
+    ?.requestContext;
+  return (
+    typeof context?.functionArn === 'string' &&
+    typeof context.condition === 'string' &&
+    typeof event === 'object' &&
+    event !== null &&
+    'requestPayload' in event
+  );
+}
+
+/** A function's ARN without its qualifier (`:$LATEST`, a version, an alias): partition, region, account, name. */
+function functionOf(arn: string): string {
+  return arn.split(':').slice(0, 7).join(':');
 }
 
 /**
@@ -82,15 +100,18 @@ export function gateHandler<S extends z.ZodMiniType<Envelope>, G extends GateClo
         // Counted on every invocation while it lasts: a log line at cold start pages nobody, and decisions
         // that all escalate look like any others.
         if (runtime.policyInvalid) metrics.addMetric('PolicyInvalid', MetricUnit.Count, 1);
-        const record = request.event as DestinationRecord | null;
-        const from = record?.requestContext?.functionArn;
-        if (typeof from !== 'string' || !record?.requestContext?.condition || !('requestPayload' in record))
-          return;
-        // Another function's failed event would be of another kind here, ignored: the replay lost again.
-        if (from.split(':')[6] !== request.context.functionName)
-          throw new Error(`${name}: a failed event of ${from}: replay it there`);
-        logger.warn(`${name}: replaying a failed event`, record.requestContext);
-        request.event = record.requestPayload;
+        // A replay that failed again (invoked asynchronously) is dead-lettered wrapped once more: unwrapped
+        // to its event, every layer checked, or the inner record would be ignored as another kind.
+        for (let depth = 0; isDestinationRecord(request.event); depth++) {
+          const record = request.event;
+          const from = String(record.requestContext.functionArn);
+          // Another function's failed event (by name, account and region) would be of another kind here, or
+          // foreign, and ignored: the replay lost again.
+          if (depth >= 5 || functionOf(from) !== functionOf(request.context.invokedFunctionArn))
+            throw new Error(`${name}: a failed event of ${from}: replay it there`);
+          logger.warn(`${name}: replaying a failed event`, record.requestContext);
+          request.event = record.requestPayload;
+        }
       },
     })
     .use(parser({ schema, safeParse: true }))

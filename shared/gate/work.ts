@@ -109,9 +109,10 @@ export interface SweepTime {
 
 /**
  * A sweep starts no more work with less time than this left: Lambda's timeout would cut it in half and lose
- * the function's logs and metrics. One stalled AWS call alone takes 5 attempts of a 20 s request timeout
- * plus at most 0.2 + 0.4 + 0.8 + 1.6 s of backoff, ~103 s (adapters/aws/retry.ts: DEFAULT_RETRY,
- * HTTP_TIMEOUTS); the rest is margin for the gate's other, answering calls.
+ * the function's logs and metrics. One stalled AWS call alone takes 5 attempts of at most 20 s each (a 10 s
+ * request timeout until the headers, then 10 s of a body gone quiet) plus at most 0.2 + 0.4 + 0.8 + 1.6 s of
+ * backoff, ~103 s (adapters/aws/retry.ts: DEFAULT_RETRY, attemptMaxMs); the rest is margin for the gate's
+ * other, answering calls.
  */
 export const SWEEP_STOP_MS = 120_000;
 
