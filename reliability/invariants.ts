@@ -222,6 +222,9 @@ export function decidedNotActed(gate: GateView | undefined, acted: GateActions):
   const outcome = gate?.decision?.outcome;
   if (!gate || (gate.state !== 'ACTED' && gate.state !== 'CLOSED') || !outcome) return undefined;
   if (outcome === 'APPROVE' || outcome === 'REJECT') {
+    // A gate that says it acted: ACTED, or holding the result it sent. One decided and then closed by the
+    // approval's end before its result went out (abandoned, failed) claims nothing.
+    if (gate.state !== 'ACTED' && gate.approvalResult == null) return undefined;
     const status = outcome === 'APPROVE' ? 'Approved' : 'Rejected';
     const person = gate.reviewer != null && !gate.reviewer.identity.includes(TOLLGATE_ROLE);
     if (person || acted.accepted.includes(status)) return undefined;

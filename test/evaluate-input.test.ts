@@ -364,4 +364,48 @@ describe('--repository', () => {
       tollgate(['evaluate', '-p', BASELINE, '-f', orders, '--repository', 'orders/worker', ...NOW]).status,
     ).not.toBe(1);
   });
+
+  it("pages of one Inspector export across repositories: a last page holding only the others' findings is its last page", () => {
+    const raw = JSON.parse(PAYMENTS_TEXT) as { findings: Record<string, unknown>[] };
+    const elsewhere = (f: Record<string, unknown>) =>
+      JSON.parse(JSON.stringify(f).replaceAll('payments/api', 'orders/api')) as Record<string, unknown>;
+    const [mine, theirs, last] = raw.findings;
+    const p1 = write(
+      'x-page1.json',
+      JSON.stringify({ findings: [mine, elsewhere(theirs!)], nextToken: 'TOKEN1' }),
+    );
+    const p2 = write('x-page2.json', JSON.stringify({ findings: [elsewhere(last!)] }));
+    // Every page given: judged (it was refused as missing the last page, which held only orders/api's).
+    const r = tollgate([
+      'evaluate',
+      '-p',
+      BASELINE,
+      '-f',
+      p1,
+      '-f',
+      p2,
+      '--repository',
+      'payments/api',
+      ...NOW,
+    ]);
+    expect(r.status, r.stderr).not.toBe(1);
+    expect(r.stderr).toContain('2 finding(s) of other repositories were left out');
+    expectError(
+      tollgate(['evaluate', '-p', BASELINE, '-f', p1, '--repository', 'payments/api', ...NOW]),
+      /x-page1\.json:\d+:\d+: nextToken: expected every page of the export/,
+    );
+  });
+
+  it('an ECR answer whose rows name another repository: held to its counts, never approved on nothing', () => {
+    // moto's answer of reponame, whose rows name prod/cp/motoserver, counts MEDIUM 1 and UNTRIAGED 1.
+    const moto = 'test/fixtures/aws/describe-image-scan-findings.enhanced.moto-fixture.json';
+    expectError(
+      tollgate(['evaluate', '-p', BASELINE, '-f', moto, '--repository', 'reponame', ...NOW]),
+      /imageScanFindings\.findingSeverityCounts: expected a findings list holding every finding the response counts.*; got MEDIUM 0 listed of 1 counted, UNTRIAGED 0 listed of 1 counted\n$/,
+    );
+    expectError(
+      tollgate(['evaluate', '-p', BASELINE, '-f', moto, '--repository', 'prod/cp/motoserver', ...NOW]),
+      /repositoryName: expected the findings of "prod\/cp\/motoserver" \(--repository\): it is named only by findings inside ECR answers of other repositories.*; got ECR answers of reponame\n$/,
+    );
+  });
 });

@@ -1066,6 +1066,62 @@ describe('merging several files', () => {
     expect(mergeFindings([web1, other], 'other/repo')).toMatchObject({ leftOut: 1 });
   });
 
+  it('--repository picking one repository of several: pages of one Inspector export are checked whatever rows they keep', () => {
+    const page = (file: string, repositories: (string | undefined)[], more?: string) => {
+      const raw = JSON.parse(across(repositories)) as { findings: { findingArn: string }[] };
+      for (const f of raw.findings) f.findingArn = `${f.findingArn}/${file}`;
+      return { file, document: readFindingsDocument(more === undefined ? raw : { ...raw, nextToken: more }) };
+    };
+    // ListFindings pages one export across every repository: its last page may hold only app/b's findings. Left
+    // out of the page check, it made page 1's token look as if its last page was missing.
+    const p1 = page('p1.json', ['app/a', 'app/b'], 'TOKEN1');
+    const p2 = page('p2.json', ['app/b']);
+    for (const files of [
+      [p1, p2],
+      [p2, p1],
+    ]) {
+      const set = mergeFindings(files, 'app/a');
+      expect(set).toMatchObject({ leftOut: 2, image: { repository: 'app/a' } });
+      expect(set.findings.length).toBe(1);
+    }
+    expect(mergeFindings([p1, p2], 'app/b')).toMatchObject({ leftOut: 1 });
+    // Without its last page, still refused.
+    expect(() => mergeFindings([p1], 'app/a')).toThrow(/^p1\.json: nextToken: expected every page/);
+    // A first page of checkout/web's findings alone, beside a last page of another repository's alone: nothing
+    // shows they are of one export (the first may be of an export filtered by repository): refused, saying why.
+    const web1 = page('ia-page1.json', ['checkout/web'], 'more');
+    const other = page('ib-full.json', ['other/repo']);
+    for (const files of [
+      [web1, other],
+      [other, web1],
+    ])
+      expect(() => mergeFindings(files, 'checkout/web')).toThrow(
+        /^ia-page1\.json: nextToken: expected every page of the export: this response says more findings follow, and every last page given \(ib-full\.json\) holds only findings of other repositories, .*export them with a repository filter; got nextToken "more"$/,
+      );
+  });
+
+  it('--repository picking one repository of several: an ECR answer is left out whole only when its own repository is another', () => {
+    // moto's answer names reponame at its top and prod/cp/motoserver in its rows; it counts MEDIUM 1, UNTRIAGED 1.
+    const raw = fixtureJson('aws/describe-image-scan-findings.enhanced.moto-fixture.json') as {
+      repositoryName: string;
+    };
+    expect(raw.repositoryName).toBe('reponame');
+    const answer = { file: 'moto.json', document: readFindingsDocument(raw) };
+    // The answer of reponame keeps none of its rows: still held to its counts (it approved with nothing judged).
+    expect(() => mergeFindings([answer], 'reponame')).toThrow(
+      /^moto\.json: imageScanFindings\.findingSeverityCounts: expected a findings list holding every finding the response counts.*; got MEDIUM 0 listed of 1 counted, UNTRIAGED 0 listed of 1 counted$/,
+    );
+    // prod/cp/motoserver is named only inside another repository's answer, left out whole: nothing of it is
+    // judged (it approved on no findings at all).
+    expect(inputError(() => mergeFindings([answer], 'prod/cp/motoserver')).problems[0]).toMatchObject({
+      file: 'moto.json',
+      path: 'repositoryName',
+      expected:
+        'the findings of "prod/cp/motoserver" (--repository): it is named only by findings inside ECR answers of other repositories, which are left out whole; pass the answer of prod/cp/motoserver\'s image',
+      got: 'ECR answers of reponame',
+    });
+  });
+
   it('problems of the export as a whole name the file, line, column and key path they are known at', () => {
     const other = `sha256:${'ab'.repeat(32)}`;
     const text = across(['prod/api', 'prod/api', 'prod/api'], [DIGEST, DIGEST, other]);

@@ -147,6 +147,12 @@ describe('identifying the image', () => {
       { imageUri: `${REGISTRY}/payments/api@${DIGEST}`, imageDigest: DIGEST, digest: other },
       { repositoryName: 'payments/api', repository: 'payments/evil', imageDigest: DIGEST },
       { repositoryName: 'payments/api', imageTag: '1.4.2', tag: '1.4.3' },
+      {
+        RepositoryName: 'payments/api',
+        ImageDigest: DIGEST,
+        registryId: '111111111111',
+        RegistryId: '222222222222',
+      },
     ])
       expect(imageFromCustomData(JSON.stringify(json)), JSON.stringify(json)).toMatchObject({
         ok: false,
@@ -157,6 +163,16 @@ describe('identifying the image', () => {
         JSON.stringify({ repositoryName: 'payments/api', imageDigest: DIGEST, digest: DIGEST }),
       ),
     ).toMatchObject({ ok: true, reference: { digest: DIGEST } });
+    // One repository written as its ARN and by name is one repository.
+    expect(
+      imageFromCustomData(
+        JSON.stringify({
+          repositoryName: 'arn:aws:ecr:eu-west-1:123456789012:repository/payments/api',
+          RepositoryName: 'payments/api',
+          ImageDigest: DIGEST,
+        }),
+      ),
+    ).toMatchObject({ ok: true, reference: { repository: 'payments/api', digest: DIGEST } });
     // Fields that decide nothing beside a URI, and one image written two ways, are no contradiction.
     const uri = `${REGISTRY}/payments/api:1.2.0`;
     for (const json of [

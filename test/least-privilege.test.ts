@@ -351,6 +351,8 @@ function roles(
   scanSource: ScanSource,
   pipelines: string[],
   actions: string[],
+  /** The sweep's discovery period (the construct's default, 5, when not given; 0: off). */
+  discoveryMinutes?: number,
 ): Roles {
   const app = new App({ analyticsReporting: false, context: { 'aws:cdk:bundling-stacks': [] } });
   const stack = new Stack(app, 'Gate', { env: { account, region } });
@@ -360,6 +362,7 @@ function roles(
     scanSource,
     pipelines,
     approvalActionNames: actions,
+    ...(discoveryMinutes === undefined ? {} : { discoveryMinutes }),
   });
   const resources = Template.fromStack(stack).toJSON().Resources as Record<
     string,
@@ -389,6 +392,9 @@ async function ungranted(
   file: string,
   options: Partial<SimulationOptions> = {},
   pipelines?: string[],
+  discoveryMinutes?: number,
+  /** Given every call the functions made, after the replay. */
+  onCalls?: (calls: readonly CallRecord[]) => void,
 ): Promise<string[]> {
   const { client } = dynamo();
   const tableName = `tollgate-least-privilege-${process.pid}-${++tables}`;
@@ -406,6 +412,7 @@ async function ungranted(
   const { account, region, scanSource } = loaded.scenario;
   const calls = world!.calls.filter((c) => c.caller !== undefined);
   expect(calls.length).toBeGreaterThan(0);
+  onCalls?.(calls);
   const answered = calls.filter((c) => c.operation === 'PutApprovalResult').map((c) => c.input);
   const names = (field: string) => [...new Set(answered.map((i) => String(i[field])))];
   const gate = roles(
@@ -414,6 +421,7 @@ async function ungranted(
     scanSource,
     pipelines ?? (answered.length > 0 ? names('pipelineName') : ['*']),
     answered.length > 0 ? names('actionName') : ['*'],
+    discoveryMinutes,
   );
   const missing = calls.flatMap((call) =>
     needs(call, account, region)
@@ -471,6 +479,63 @@ describe('every call a function makes is granted to its role', () => {
     },
     60_000,
   );
+
+  // With discovery off (discoveryMinutes 0) the sweep's role has no GetPipelineExecution, no ListPipelines and
+  // no by-token index: a path from the sweep into a gate's opening (identify, gateByTokenHash) without
+  // discovery would be refused by IAM in such a stack. Each scenario ends with a sweep, so the sweep is replayed
+  // in every one.
+  it.each(FILES)(
+    '%s, with discovery off (discoveryMinutes: 0)',
+    async (file) => {
+      let sweeps = 0;
+      const missing = await ungranted(
+        file,
+        {
+          discovery: false,
+          afterSteps: async (control) => {
+            control.clock.set(control.clock.now().getTime() + 60_000);
+            await control.sweep();
+          },
+        },
+        undefined,
+        0,
+        (calls) => {
+          sweeps = calls.filter((c) => c.caller === 'sweep').length;
+        },
+      );
+      expect(sweeps).toBeGreaterThan(0);
+      expect(missing).toEqual([]);
+    },
+    60_000,
+  );
+
+  it('would see the sweep reach discovery with discovery off (the check itself)', async () => {
+    // The lost STARTED event found by discovery, against the roles of a stack without it: the calls a sweep
+    // opening a gate makes are not granted, and the replay says so.
+    const missing = await ungranted(
+      '01-clean-image-approved.json',
+      {
+        deliverVia: async (event, deliver) => {
+          if ((event.detail as Json | undefined)?.state !== 'STARTED') await deliver(event);
+        },
+        discovery: { everyMinutes: 1, graceMs: 0, pipelines: ['billing-*'] },
+        afterSteps: async (control) => {
+          control.clock.set(control.clock.now().getTime() + 60_000);
+          await control.sweep();
+        },
+      },
+      ['billing-*'],
+      0,
+    );
+    expect(missing).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^sweep: codepipeline:ListPipelines /)]),
+    );
+    expect(
+      missing.some((m) =>
+        /^sweep: (codepipeline:GetPipelineExecution|dynamodb:Query index\/by-token)/.test(m),
+      ),
+    ).toBe(true);
+  });
 
   it('would see a grant taken away (the check itself)', () => {
     const gate = roles('123456789012', 'eu-west-1', 'inspector', ['payments-*'], ['Tollgate*']);

@@ -269,7 +269,8 @@ describe('errors: file:line:column: path: expected …; got …', () => {
         `version: 1\nname: x\nexceptions:\n${base}    expires: 2027-01-31\n    reason: r\n    approvedBy: "\\t "\n`,
       ),
     ).toEqual(['policy.yaml:8:17: exceptions[0].approvedBy: expected a non-empty approvedBy; got "\\t "']);
-    // Invisible characters are no reason and no approver: a zero-width space, a word joiner, a soft hyphen.
+    // Invisible characters are no reason and no approver: a zero-width space, a word joiner, a soft hyphen,
+    // and below, the fillers and marks that draw nothing.
     expect(
       problems(
         `version: 1\nname: x\nexceptions:\n${base}    expires: 2027-01-31\n    reason: "\\u200B"\n    approvedBy: "\\u2060\\u00AD"\n`,
@@ -278,6 +279,24 @@ describe('errors: file:line:column: path: expected …; got …', () => {
       'policy.yaml:7:13: exceptions[0].reason: expected a non-empty reason; got "\u200B"',
       'policy.yaml:8:17: exceptions[0].approvedBy: expected a non-empty approvedBy; got "\u2060\u00AD"',
     ]);
+    for (const blank of ['\u3164', '\u2800', '\u115F\u1160', '\u034F', '\uFE0F', '\uE000']) {
+      const escaped = [...blank].map((c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}`).join('');
+      expect(
+        problems(
+          `version: 1\nname: x\nexceptions:\n${base}    expires: 2027-01-31\n    reason: "${escaped}"\n    approvedBy: a\n`,
+        ),
+        escaped,
+      ).toEqual([`policy.yaml:7:13: exceptions[0].reason: expected a non-empty reason; got "${blank}"`]);
+    }
+    // Any script's words, and a reason that is a ticket number or an emoji, still show.
+    for (const shown of ['承認済み', 'JIRA-1234', '✓', 'Ärger']) {
+      expect(() =>
+        parsePolicy(
+          `version: 1\nname: x\nexceptions:\n${base}    expires: 2027-01-31\n    reason: "${shown}"\n    approvedBy: a\n`,
+          'p.yaml',
+        ),
+      ).not.toThrow();
+    }
     // One message per problem: a value that is no date is not also "not a real calendar date".
     for (const expires of ['never', '2027-01-31T10:00:00']) {
       expect(

@@ -588,8 +588,10 @@ export class DynamoAuditStore {
         continue;
       }
       // The registry item is written in the transaction of record 1: a chain it does not list lost it since,
-      // and `list`, `export` and `verify` without a name (or --scan) no longer see that chain.
-      if (!registered.has(name)) {
+      // and `list`, `export` and `verify` without a name (or --scan) no longer see that chain. The registry
+      // was read before this chain (once per run, by `verify --scan`): a chain started since then is not in
+      // it, so its own item is read again, now that its records were.
+      if (!registered.has(name) && (await this.getItem(PIPELINES_PK, name)) === undefined) {
         problems.push({
           pipeline: name,
           seq: 1,

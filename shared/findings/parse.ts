@@ -595,16 +595,7 @@ export function mergeFindings(
         ? keepRows(document, ofRepository)
         : document.findings,
   );
-  if (picks)
-    checkReads(
-      documents.flatMap((named, k) => {
-        const t = kept[k];
-        // A file all of whose findings were left out is another repository's: not a page of this one's.
-        return t === undefined || (t.length === 0 && named.document.findings.length > 0)
-          ? []
-          : [{ ...named, document: { ...named.document, findings: t } }];
-      }),
-    );
+  if (picks) checkPicked(documents, kept, repositoryOverride);
   const tables: FindingTable[] = [];
   documents.forEach(({ file, document }, k) => {
     for (const image of imagesOf[k]!) if (ofRepository(image)) for (const t of image.tags) tags.add(t);
@@ -656,6 +647,61 @@ export function mergeFindings(
           ],
     leftOut,
   };
+}
+
+/**
+ * The partial-read checks where --repository picks one repository of several, on every document not left out
+ * whole (`kept[k]` undefined: an ECR answer of another repository) with the rows kept. A list page is checked
+ * whatever rows it keeps: Inspector pages are pages of one export across every repository, whose last page
+ * may hold only another repository's findings; and an ECR answer of the picked repository whose rows all name
+ * another one is still held to its counts.
+ */
+function checkPicked(
+  documents: readonly NamedDocument[],
+  kept: readonly (FindingTable | undefined)[],
+  picked: string,
+): void {
+  const judged = documents.flatMap((named, k) => {
+    const t = kept[k];
+    return t === undefined ? [] : [{ named, rows: t, total: named.document.findings.length, kept: t.length }];
+  });
+  if (judged.length === 0) {
+    const answers = [...new Set(documents.map((d) => d.document.image?.repository))].join(', ');
+    throw new InputError([
+      {
+        file: documents.map((d) => d.file).join(', '),
+        ...(documents.length === 1 ? located(documents[0], ['repositoryName']) : {}),
+        path: 'repositoryName',
+        expected: `the findings of ${describeValue(picked)} (--repository): it is named only by findings inside ECR answers of other repositories, which are left out whole; pass the answer of ${picked}'s image`,
+        got: `ECR answers of ${answers}`,
+      },
+    ]);
+  }
+  checkReads(
+    judged.map(({ named, rows }) => ({ ...named, document: { ...named.document, findings: rows } })),
+  );
+  // A last page holding only other repositories' findings is this export's only if the picked repository's
+  // findings come from an export of several repositories: a page of them shows it. Pages of its findings alone
+  // may be an export filtered by repository, whose own last page was not given.
+  for (const format of new Set(judged.map((j) => j.named.document.format))) {
+    const pages = judged.filter((j) => j.named.document.format === format);
+    const lasts = pages.filter((j) => j.named.document.nextToken === null);
+    const more = pages.filter((j) => j.named.document.nextToken != null);
+    if (more.length === 0 || lasts.length === 0 || lasts.some((j) => j.kept > 0 || j.total === 0)) continue;
+    if (pages.some((j) => j.kept > 0 && j.kept < j.total)) continue;
+    const first = more[0]!;
+    const path = [first.named.document.nextTokenKey ?? 'nextToken'];
+    const token = first.named.document.nextToken!;
+    throw new InputError([
+      {
+        file: more.map((p) => p.named.file).join(', '),
+        ...(more.length === 1 ? located(first.named, path) : {}),
+        path: formatPath(path),
+        expected: `every page of the export: this response says more findings follow, and every last page given (${lasts.map((j) => j.named.file).join(', ')}) holds only findings of other repositories, while no page shows this export is of several: it may be another export's; pass the last page of ${picked}'s findings, or export them with a repository filter`,
+        got: `nextToken ${describeValue(token.length > 24 ? `${token.slice(0, 23)}…` : token)}`,
+      },
+    ]);
+  }
 }
 
 /** The rows of a document whose image `keep` accepts (the table itself when it accepts them all). */

@@ -208,11 +208,20 @@ function imageFromJson(text: string): Identification | undefined {
     }
     return withDigest((withDigests[0] ?? uris[0]!).reference, digest, text);
   }
+  // Without a URI, these name the image: a repository by its name (an ARN or bare, one repository either
+  // way), a registry by its id; each given twice must agree, or whichever was read first would be judged.
   const repositories = given('repositoryName', 'repository', 'RepositoryName');
+  const registries = given('registryId', 'RegistryId');
   const tags = given('imageTag', 'tag', 'ImageTag');
-  for (const values of [repositories, tags]) {
-    if (new Set(values.map(([, v]) => v)).size > 1) return { ok: false, problem: conflict(values) };
+  const sameRepository = (v: string) => repositoryOf(v) ?? v;
+  for (const [values, key] of [
+    [repositories, sameRepository],
+    [registries, String],
+    [tags, String],
+  ] as const) {
+    if (new Set(values.map(([, v]) => key(v))).size > 1) return { ok: false, problem: conflict(values) };
   }
+  const registryId = registries[0]?.[1];
   const named = repositories[0]?.[1];
   const tag = tags[0]?.[1];
   if (named === undefined || (digest === undefined && tag === undefined)) {
@@ -228,7 +237,6 @@ function imageFromJson(text: string): Identification | undefined {
   if (repository === undefined) {
     return { ok: false, problem: `CustomData repositoryName is not an ECR repository name: ${clip(named)}` };
   }
-  const registryId = given('registryId', 'RegistryId')[0]?.[1];
   return {
     ok: true,
     reference: {
