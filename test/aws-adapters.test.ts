@@ -78,7 +78,13 @@ import {
   withRetries,
 } from '../adapters/aws/index.js';
 import { COVERAGE_PAGES_MAX } from '../adapters/aws/inspector.js';
-import { HTTP_TIMEOUTS, httpHandlerConfig, mayHaveLanded, sdkClientConfig } from '../adapters/aws/retry.js';
+import {
+  HTTP_TIMEOUTS,
+  type HttpTimeouts,
+  httpHandlerConfig,
+  mayHaveLanded,
+  sdkClientConfig,
+} from '../adapters/aws/retry.js';
 import { createDocumentClient } from '../adapters/dynamodb/store.js';
 import { ECR_FINDINGS_NOT_READY } from '../shared/findings/readers.js';
 import { partitionOf } from '../shared/gate/events.js';
@@ -2359,6 +2365,14 @@ describe('createAwsAdapters', () => {
     });
   });
 
+  /** A CodePipeline client as the factory builds it (or with these timeouts), sending to a local server. */
+  const localCodePipeline = (port: number, timeouts?: HttpTimeouts) =>
+    new CodePipelineClient({
+      ...sdkClientConfig(REGION, timeouts),
+      endpoint: `http://127.0.0.1:${port}`,
+      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+    });
+
   it('a connection that accepts and never answers fails the attempt as TimeoutError, which is retried and may have landed', async () => {
     const sockets: Socket[] = [];
     const server = createServer(() => undefined);
@@ -2366,10 +2380,10 @@ describe('createAwsAdapters', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const { port } = server.address() as AddressInfo;
-      const client = new CodePipelineClient({
-        ...sdkClientConfig(REGION, { connectionTimeout: 200, requestTimeout: 300, socketTimeout: 300 }),
-        endpoint: `http://127.0.0.1:${port}`,
-        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      const client = localCodePipeline(port, {
+        connectionTimeout: 200,
+        requestTimeout: 300,
+        socketTimeout: 300,
       });
       const started = Date.now();
       const error = await client.send(new GetPipelineStateCommand({ name: 'p' })).catch((e: unknown) => e);
@@ -2397,10 +2411,10 @@ describe('createAwsAdapters', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const { port } = server.address() as AddressInfo;
-      const client = new CodePipelineClient({
-        ...sdkClientConfig(REGION, { connectionTimeout: 200, requestTimeout: 300, socketTimeout: 300 }),
-        endpoint: `http://127.0.0.1:${port}`,
-        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      const client = localCodePipeline(port, {
+        connectionTimeout: 200,
+        requestTimeout: 300,
+        socketTimeout: 300,
       });
       const outcome = await Promise.race([
         client.send(new GetPipelineStateCommand({ name: 'p' })).catch((e: unknown) => e),
@@ -2427,11 +2441,7 @@ describe('createAwsAdapters', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const { port } = server.address() as AddressInfo;
-      const client = new CodePipelineClient({
-        ...sdkClientConfig(REGION),
-        endpoint: `http://127.0.0.1:${port}`,
-        credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
-      });
+      const client = localCodePipeline(port);
       const error = await client
         .send(
           new PutApprovalResultCommand({

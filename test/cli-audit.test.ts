@@ -92,6 +92,47 @@ const UNCOUNTED =
   /^tollgate: note: decision\(s\) whose vulnerability id list was cut \(vulnerabilitiesTruncated: more than 5,000 ids, or too large a record\) may have seen (\S+) without listing it, and are not in this answer; they are counted only in a range narrowed by --since, --pipeline, --digest or --repository .*\n$/;
 
 /** `list --format json` as `pipeline#seq` in the order printed. */
+/**
+ * A server between the CLI and a local table: `intercept` sees each request's target and body, and answers
+ * it itself (a status and a JSON body) or passes it on (undefined).
+ */
+async function dynamoProxy(
+  endpoint: string,
+  intercept: (target: string, body: Buffer) => { status: number; body: string } | undefined,
+): Promise<Server> {
+  const upstream = new URL(endpoint);
+  const proxy = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const answer = intercept(String(req.headers['x-amz-target'] ?? ''), body);
+      if (answer !== undefined) {
+        res.writeHead(answer.status, { 'content-type': 'application/x-amz-json-1.0' });
+        res.end(answer.body);
+        return;
+      }
+      const forward = request(
+        {
+          host: upstream.hostname,
+          port: upstream.port,
+          method: req.method,
+          path: req.url,
+          headers: req.headers,
+        },
+        (passed) => {
+          res.writeHead(passed.statusCode ?? 500, passed.headers);
+          passed.pipe(res);
+        },
+      );
+      forward.on('error', (e) => res.destroy(e));
+      forward.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  return proxy;
+}
+
 function ids(args: readonly string[], store = STORE): string[] {
   const r = audit(['list', '--format', 'json', ...args], store);
   // Its own test says when --vulnerability adds the note; here it is the only thing stderr may hold.
@@ -519,44 +560,19 @@ describe('tollgate audit list: filters on the demo records', () => {
     // reads the pending markers, as the answer does), as throttling past the retries or a broken connection
     // would, and passes every other request on.
     const refused: string[] = [];
-    const proxy = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = Buffer.concat(chunks);
-        const target = String(req.headers['x-amz-target'] ?? '');
-        const text = body.toString('utf8');
-        const answers = text.includes('CVE-2024-45490') || text.includes('AUDIT-PENDING');
-        if (target.endsWith('.Query') && !answers) {
-          refused.push(target);
-          res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0' });
-          res.end(
-            JSON.stringify({
-              __type: 'com.amazonaws.dynamodb.v20120810#AccessDeniedException',
-              message: 'refused by the test',
-            }),
-          );
-          return;
-        }
-        const upstream = new URL(db.endpoint);
-        const forward = request(
-          {
-            host: upstream.hostname,
-            port: upstream.port,
-            method: req.method,
-            path: req.url,
-            headers: req.headers,
-          },
-          (answer) => {
-            res.writeHead(answer.statusCode ?? 500, answer.headers);
-            answer.pipe(res);
-          },
-        );
-        forward.on('error', () => res.destroy());
-        forward.end(body);
-      });
+    const proxy = await dynamoProxy(db.endpoint, (target, body) => {
+      const text = body.toString('utf8');
+      const answers = text.includes('CVE-2024-45490') || text.includes('AUDIT-PENDING');
+      if (!target.endsWith('.Query') || answers) return undefined;
+      refused.push(target);
+      return {
+        status: 400,
+        body: JSON.stringify({
+          __type: 'com.amazonaws.dynamodb.v20120810#AccessDeniedException',
+          message: 'refused by the test',
+        }),
+      };
     });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
     try {
       const env = {
         AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
@@ -2172,32 +2188,10 @@ describe('tollgate audit: errors, help, and a deployed table', () => {
     const db = await startLocalDynamo({ path: store });
     // Between the CLI and the table: every request passed on, the registry's Queries counted.
     let registryReads = 0;
-    const target = new URL(db.endpoint);
-    const proxy = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = Buffer.concat(chunks);
-        if (String(req.headers['x-amz-target']).endsWith('.Query') && body.includes('"AUDIT-PIPELINES"'))
-          registryReads++;
-        const forward = request(
-          {
-            host: target.hostname,
-            port: target.port,
-            method: req.method,
-            path: req.url,
-            headers: req.headers,
-          },
-          (answer) => {
-            res.writeHead(answer.statusCode ?? 500, answer.headers);
-            answer.pipe(res);
-          },
-        );
-        forward.on('error', (e) => res.destroy(e));
-        forward.end(body);
-      });
+    const proxy = await dynamoProxy(db.endpoint, (target, body) => {
+      if (target.endsWith('.Query') && body.includes('"AUDIT-PIPELINES"')) registryReads++;
+      return undefined;
     });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
     try {
       const env = {
         AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,

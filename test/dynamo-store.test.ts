@@ -24,6 +24,7 @@ import type {
   StoredDecision,
   ViolationFindings,
 } from '../shared/gate/model.js';
+import { sampleGate } from './helpers.js';
 
 const TABLE = `tollgate-test-${process.pid}-${Date.now()}`;
 
@@ -53,40 +54,8 @@ function key(overrides: Partial<GateKey> = {}): GateKey {
   };
 }
 
-/** A gate as the core stores it; undefined fields exercise the round trip as much as set ones. */
 function gate(overrides: Partial<Gate> = {}): Gate {
-  return {
-    key: key(),
-    state: 'WAITING',
-    version: 1,
-    account: '123456789012',
-    region: 'eu-west-1',
-    actionExecutionId: undefined,
-    startedAt: '2026-11-25T12:00:00.000Z',
-    deadline: '2026-11-25T12:30:00.000Z',
-    image: {
-      repository: 'payments/api',
-      digest: 'sha256:abc',
-      tags: ['1.4.2'],
-      registryId: undefined,
-      source: '123456789012.dkr.ecr.eu-west-1.amazonaws.com/payments/api:1.4.2',
-    },
-    imageProblem: undefined,
-    tokenHash: undefined,
-    lastRead: undefined,
-    outcome: undefined,
-    decidedAt: undefined,
-    summary: undefined,
-    approvalResult: undefined,
-    notifications: 0,
-    actingUntil: undefined,
-    staleReason: undefined,
-    closure: undefined,
-    reviewer: undefined,
-    timeline: [{ at: '2026-11-25T12:00:00.000Z', what: 'approval started' }],
-    updatedAt: '2026-11-25T12:00:00.000Z',
-    ...overrides,
-  };
+  return sampleGate(key(), overrides);
 }
 
 /** An audit entry of the gate's, for a write that appends one. */

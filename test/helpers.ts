@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Gate, GateKey } from '../shared/gate/model.js';
 import {
   type Evaluation,
   type EvaluationInput,
@@ -92,4 +93,40 @@ export function inputErrorOf(fn: () => unknown): InputError {
     throw e;
   }
   throw new Error('expected an InputError');
+}
+
+/** A gate as the core stores it; undefined fields exercise a store's round trip as much as set ones. */
+export function sampleGate(key: GateKey, overrides: Partial<Gate> = {}): Gate {
+  return {
+    key,
+    state: 'WAITING',
+    version: 1,
+    account: '123456789012',
+    region: 'eu-west-1',
+    actionExecutionId: undefined,
+    startedAt: '2026-11-25T12:00:00.000Z',
+    deadline: '2026-11-25T12:30:00.000Z',
+    image: {
+      repository: 'payments/api',
+      digest: 'sha256:abc',
+      tags: ['1.4.2'],
+      registryId: undefined,
+      source: '123456789012.dkr.ecr.eu-west-1.amazonaws.com/payments/api:1.4.2',
+    },
+    imageProblem: undefined,
+    tokenHash: undefined,
+    lastRead: undefined,
+    outcome: undefined,
+    decidedAt: undefined,
+    summary: undefined,
+    approvalResult: undefined,
+    notifications: 0,
+    actingUntil: undefined,
+    staleReason: undefined,
+    closure: undefined,
+    reviewer: undefined,
+    timeline: [{ at: '2026-11-25T12:00:00.000Z', what: 'approval started' }],
+    updatedAt: '2026-11-25T12:00:00.000Z',
+    ...overrides,
+  };
 }

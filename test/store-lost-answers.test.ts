@@ -6,6 +6,7 @@ import { type LocalDynamo, startLocalDynamo } from '../adapters/dynamodb/local.j
 import { createDocumentClient, DynamoStore } from '../adapters/dynamodb/store.js';
 import { ensureTable } from '../adapters/dynamodb/table.js';
 import type { Gate, GateKey } from '../shared/gate/model.js';
+import { sampleGate } from './helpers.js';
 
 /*
  * Writes whose answer is lost: a proxy in front of dynalite forwards a request (so the write lands, or
@@ -76,38 +77,7 @@ function key(): GateKey {
 }
 
 function gate(overrides: Partial<Gate> = {}): Gate {
-  return {
-    key: key(),
-    state: 'WAITING',
-    version: 1,
-    account: '123456789012',
-    region: 'eu-west-1',
-    actionExecutionId: undefined,
-    startedAt: '2026-11-25T12:00:00.000Z',
-    deadline: '2026-11-25T12:30:00.000Z',
-    image: {
-      repository: 'payments/api',
-      digest: 'sha256:abc',
-      tags: ['1.4.2'],
-      registryId: undefined,
-      source: 'payments/api:1.4.2',
-    },
-    imageProblem: undefined,
-    tokenHash: undefined,
-    lastRead: undefined,
-    outcome: undefined,
-    decidedAt: undefined,
-    summary: undefined,
-    approvalResult: undefined,
-    notifications: 0,
-    actingUntil: undefined,
-    staleReason: undefined,
-    closure: undefined,
-    reviewer: undefined,
-    timeline: [{ at: '2026-11-25T12:00:00.000Z', what: 'approval started' }],
-    updatedAt: '2026-11-25T12:00:00.000Z',
-    ...overrides,
-  };
+  return sampleGate(key(), overrides);
 }
 
 /** The request was sent again after its answer was lost (else the test proves nothing). */
