@@ -2365,6 +2365,8 @@ describe('createAwsAdapters', () => {
     });
   });
 
+  /** Timeouts a test can wait out. */
+  const TIGHT: HttpTimeouts = { connectionTimeout: 200, requestTimeout: 300, socketTimeout: 300 };
   /** A CodePipeline client as the factory builds it (or with these timeouts), sending to a local server. */
   const localCodePipeline = (port: number, timeouts?: HttpTimeouts) =>
     new CodePipelineClient({
@@ -2380,11 +2382,7 @@ describe('createAwsAdapters', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const { port } = server.address() as AddressInfo;
-      const client = localCodePipeline(port, {
-        connectionTimeout: 200,
-        requestTimeout: 300,
-        socketTimeout: 300,
-      });
+      const client = localCodePipeline(port, TIGHT);
       const started = Date.now();
       const error = await client.send(new GetPipelineStateCommand({ name: 'p' })).catch((e: unknown) => e);
       expect(Date.now() - started).toBeLessThan(5_000);
@@ -2411,11 +2409,7 @@ describe('createAwsAdapters', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const { port } = server.address() as AddressInfo;
-      const client = localCodePipeline(port, {
-        connectionTimeout: 200,
-        requestTimeout: 300,
-        socketTimeout: 300,
-      });
+      const client = localCodePipeline(port, TIGHT);
       const outcome = await Promise.race([
         client.send(new GetPipelineStateCommand({ name: 'p' })).catch((e: unknown) => e),
         new Promise((resolve) => setTimeout(() => resolve('still waiting'), 5_000).unref()),

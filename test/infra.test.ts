@@ -1567,17 +1567,19 @@ describe('bad configuration is refused before anything is built', () => {
     expect(Math.max(...withGlobs.map((p) => p.length))).toBeGreaterThan(MAX_PATTERN_CHARACTERS);
   });
 
+  /** The config error a Tollgate built with these props (beside a policy and an address) stops with. */
+  const refused = (props: (scope: Stack) => Partial<TollgateProps>, env: typeof ENV | undefined = ENV) =>
+    configError(() => {
+      const stack = new Stack(app(), 'Gate', env ? { env } : {});
+      new Tollgate(stack, 'Tollgate', {
+        policyFile: POLICY,
+        escalation: { emails: ['security@example.com'] },
+        ...props(stack),
+      });
+    });
+
   it('a topic in another region or partition than the stack’s, named by its prop (SNS would refuse every publish)', () => {
     const topicIn = (arn: string) => (scope: Stack) => sns.Topic.fromTopicArn(scope, 'Existing', arn);
-    const refused = (props: (scope: Stack) => Partial<TollgateProps>, env: typeof ENV | undefined = ENV) =>
-      configError(() => {
-        const stack = new Stack(app(), 'Gate', env ? { env } : {});
-        new Tollgate(stack, 'Tollgate', {
-          policyFile: POLICY,
-          escalation: { emails: ['security@example.com'] },
-          ...props(stack),
-        });
-      });
     const east = topicIn('arn:aws:sns:us-east-1:123456789012:secops');
     expect(refused((scope) => ({ escalation: { topic: east(scope) } })).message).toBe(
       "Tollgate: escalation.topic: expected an SNS topic in the stack's region, eu-west-1 (partition aws): the " +
@@ -1620,15 +1622,6 @@ describe('bad configuration is refused before anything is built', () => {
   });
 
   it('a topic SNS would refuse every publish to: no SNS topic ARN, or a FIFO topic (a token passes)', () => {
-    const refused = (props: (scope: Stack) => Partial<TollgateProps>, env: typeof ENV | undefined = ENV) =>
-      configError(() => {
-        const stack = new Stack(app(), 'Gate', env ? { env } : {});
-        new Tollgate(stack, 'Tollgate', {
-          policyFile: POLICY,
-          escalation: { emails: ['security@example.com'] },
-          ...props(stack),
-        });
-      });
     const standard = 'a standard SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)';
     const notFifo =
       'not a FIFO topic: SNS refuses a publish to one without a MessageGroupId, which Tollgate does not send, ' +
