@@ -246,37 +246,6 @@ describe('verifyChain', () => {
     expect(result.problems).toEqual([{ pipeline: 'b', seq: 2, kind: 'changed', detail: expect.any(String) }]);
   });
 
-  it("read as one pipeline's chain: a whole chain of another pipeline stored among its records is named", async () => {
-    // A forged genesis record of chain C, hashed right, stored in A's partition after A's head: grouped by its
-    // own pipeline it is a separate chain C that verifies, so the read of A must say which chain it is.
-    const a = chain(3, 'a');
-    const forged = chain(1, 'c')[0]!;
-    expect((await verifyChain([...a, forged], headOf(a))).ok).toBe(true);
-    const result = await verifyChain([...a, forged], { ...headOf(a), pipeline: 'a' }, { pipeline: 'a' });
-    expect(result).toEqual({
-      ok: false,
-      records: 4,
-      problems: [
-        {
-          pipeline: 'a',
-          seq: 4,
-          kind: 'changed',
-          detail:
-            'a record of pipeline "c" (its seq 1) is stored after record 3 of this chain: it is not of this chain',
-        },
-      ],
-    });
-    // In its place too, whatever its seq says: record 2 replaced by another chain's record 2.
-    const b = chain(3, 'b');
-    const swapped = await verifyChain([a[0]!, b[1]!, a[2]!], undefined, { pipeline: 'a' });
-    expect(swapped.problems).toEqual([expect.objectContaining({ pipeline: 'a', seq: 2, kind: 'changed' })]);
-    expect(await verifyChain(a, undefined, { pipeline: 'a' })).toEqual({
-      ok: true,
-      records: 3,
-      problems: [],
-    });
-  });
-
   it('names a record whose pipeline was edited (in the chain it was moved to)', async () => {
     const records = chain(3);
     records[1] = { ...records[1]!, pipeline: 'other' };

@@ -566,7 +566,6 @@ export class DynamoAuditStore {
       const result = await verifyChain(
         read(this.chainItems(name)),
         head ?? { pipeline: name, seq: 0, hash: '' },
-        { pipeline: name },
       );
       records += result.records + withheld;
       const found = firstOf(result.problems[0], misplaced);

@@ -150,14 +150,6 @@ export function chainRecord(
   return { ...content, hash: hashOf(content) };
 }
 
-export interface VerifyChainOptions {
-  /**
-   * The one chain the records are read as (a store's read of one pipeline's partition): a record naming
-   * another pipeline is then a problem of this chain, not a chain of its own that verifies by itself.
-   */
-  readonly pipeline?: string;
-}
-
 /** Per pipeline: the last record accepted, one record of lookahead, and the first problem once found. */
 interface ChainState {
   readonly pipeline: string;
@@ -181,20 +173,18 @@ const short = (hash: string): string => `${hash.slice(0, 12)}…`;
  * - `head-mismatch`: the record at the head's seq has another hash than the head (the chain was rewritten
  *   and re-hashed from somewhere, or the head itself was altered).
  *
- * Records of several pipelines may be interleaved: each pipeline is its own chain, unless `options.pipeline`
- * says which one chain they all are (a record of another is `changed`, at the place it holds). `head` applies to
+ * Records of several pipelines may be interleaved: each pipeline is its own chain (a store reading one
+ * pipeline's partition keeps another pipeline's records out itself: `placeProblem`). `head` applies to
  * `head.pipeline`, or to the pipeline of the first record. Records beyond the head's seq (appended after the
  * head was read) are verified as links, not against the head. Streams: holds one record per chain.
  */
 export async function verifyChain(
   records: AsyncIterable<AuditRecord> | Iterable<AuditRecord>,
   head?: ChainHead,
-  options: VerifyChainOptions = {},
 ): Promise<VerifyResult> {
   const chains = new Map<string, ChainState>();
   let count = 0;
-  const only = options.pipeline;
-  let headPipeline = head?.pipeline ?? only;
+  let headPipeline = head?.pipeline;
   let headSeen = false;
 
   const stateOf = (pipeline: string): ChainState => {
@@ -216,16 +206,6 @@ export async function verifyChain(
     const last = state.last;
     const expected = last ? last.seq + 1 : 1;
     const expectedPrev = last ? last.hash : GENESIS;
-    // Before its seq: a record of another chain, read among this one's, is no link of it however it chains.
-    if (record.pipeline !== state.pipeline) {
-      fail(
-        state,
-        expected,
-        'changed',
-        `a record of pipeline ${shown(record.pipeline)} (its seq ${shown(record.seq)}) is stored after record ${expected - 1} of this chain: it is not of this chain`,
-      );
-      return;
-    }
     if (!Number.isInteger(record.seq) || record.seq < 1) {
       fail(state, expected, 'changed', `record ${String(record.seq)} after ${expected - 1} has no valid seq`);
       return;
@@ -325,8 +305,7 @@ export async function verifyChain(
 
   for await (const record of records) {
     count++;
-    const pipeline =
-      only ?? (typeof record.pipeline === 'string' ? record.pipeline : String(record.pipeline));
+    const pipeline = typeof record.pipeline === 'string' ? record.pipeline : String(record.pipeline);
     headPipeline ??= pipeline;
     advance(stateOf(pipeline), record);
   }
