@@ -42,6 +42,8 @@ afterAll(async () => {
 });
 
 let serial = 0;
+/** The registry the scan statuses are of (the tests' one account). */
+const REGISTRY = '123456789012';
 
 function key(overrides: Partial<GateKey> = {}): GateKey {
   serial++;
@@ -134,7 +136,7 @@ function scan(overrides: Partial<ScanStatus> = {}): ScanStatus {
   return {
     digest: 'sha256:scan',
     repository: 'payments/api',
-    registryId: '123456789012',
+    registryId: REGISTRY,
     source: 'inspector',
     status: 'INITIAL_SCAN_COMPLETE',
     verdict: 'complete',
@@ -188,16 +190,16 @@ describe('DynamoStore on dynalite', () => {
 
     const s = scan({ digest: digest() });
     await store.putScan(s);
-    expect(await store.getScan(s.digest, 'payments/api')).toEqual(s);
+    expect(await store.getScan(s.digest, REGISTRY, 'payments/api')).toEqual(s);
     const learnt = scan({ digest: digest(), counts: undefined, verdict: 'pending' });
     await store.putScan(learnt);
-    expect(await store.getScan(learnt.digest, 'payments/api')).toEqual(learnt);
+    expect(await store.getScan(learnt.digest, REGISTRY, 'payments/api')).toEqual(learnt);
   });
 
   it('answers undefined for what was never stored', async () => {
     expect(await store.getGate(key())).toBeUndefined();
     expect(await store.getDecision(key())).toBeUndefined();
-    expect(await store.getScan(digest(), 'payments/api')).toBeUndefined();
+    expect(await store.getScan(digest(), REGISTRY, 'payments/api')).toBeUndefined();
   });
 
   it('creates a gate once', async () => {
@@ -384,9 +386,39 @@ describe('DynamoStore on dynalite', () => {
     expect(await store.putScan(staging)).toBe(true);
     // Older than staging's, yet stored: it is another repository's status, not an out-of-order one.
     expect(await store.putScan(prod)).toBe(true);
-    expect(await store.getScan(d, 'staging/api')).toEqual(staging);
-    expect(await store.getScan(d, 'payments/api')).toEqual(prod);
-    expect(await store.getScan(d, 'other/api')).toBeUndefined();
+    expect(await store.getScan(d, REGISTRY, 'staging/api')).toEqual(staging);
+    expect(await store.getScan(d, REGISTRY, 'payments/api')).toEqual(prod);
+    expect(await store.getScan(d, REGISTRY, 'other/api')).toBeUndefined();
+  });
+
+  it("keeps a status per registry: a same-named repository of another account neither replaces this one's nor merges its counts", async () => {
+    // A delegated administrator's Scan events name its members' repositories. Keyed by name alone, a member's
+    // newer status (TOTAL 0) replaced this account's, and one of the same second merged the two's counts.
+    const d = digest();
+    const ours = scan({
+      digest: d,
+      counts: { CRITICAL: 1, MEDIUM: 1, TOTAL: 3 },
+      at: '2026-11-25T12:00:00Z',
+    });
+    const member = scan({
+      digest: d,
+      registryId: '210987654321',
+      counts: { TOTAL: 0 },
+      at: '2026-11-25T12:00:10Z',
+    });
+    expect(await store.putScan(ours)).toBe(true);
+    expect(await store.putScan(member)).toBe(true);
+    expect(await store.getScan(d, REGISTRY, 'payments/api')).toEqual(ours);
+    expect(await store.getScan(d, '210987654321', 'payments/api')).toEqual(member);
+    // Of the same second as ours: still two statuses, each with its own counts.
+    const tie = scan({ digest: d, registryId: '555555555555', counts: { LOW: 9, TOTAL: 9 }, at: ours.at });
+    expect(await store.putScan(tie)).toBe(true);
+    expect(await store.getScan(d, REGISTRY, 'payments/api')).toEqual(ours);
+    expect(await store.getScan(d, '555555555555', 'payments/api')).toEqual(tie);
+    // A status of no registry could be any account's: refused, not stored under some key.
+    await expect(store.putScan(scan({ digest: d, registryId: undefined }))).rejects.toThrow(
+      /expected the registry \(account id\) it is of; got none/,
+    );
   });
 
   it('keeps the newest scan status whatever the order of arrival', async () => {
@@ -395,19 +427,19 @@ describe('DynamoStore on dynalite', () => {
     const older = scan({ digest: d, status: 'PENDING', verdict: 'pending', at: '2026-11-25T12:00:00.000Z' });
     expect(await store.putScan(newer)).toBe(true);
     expect(await store.putScan(older)).toBe(false);
-    expect(await store.getScan(d, 'payments/api')).toEqual(newer);
+    expect(await store.getScan(d, REGISTRY, 'payments/api')).toEqual(newer);
 
     // Same instant, other spelling: compared as times, not texts (text order would call it older). The same
     // event again is taken as stored; a tie of the same instant keeps the stored status (see the next test).
     expect(await store.putScan({ ...newer, at: '2026-11-25T12:10:00Z' })).toBe(true);
-    expect(await store.getScan(d, 'payments/api')).toEqual(newer);
+    expect(await store.getScan(d, REGISTRY, 'payments/api')).toEqual(newer);
     const halfSecondEarlier = scan({ digest: d, status: 'LATE', at: '2026-11-25T12:09:59.500Z' });
     expect(await store.putScan(halfSecondEarlier)).toBe(false);
-    expect(await store.getScan(d, 'payments/api')).toEqual(newer);
+    expect(await store.getScan(d, REGISTRY, 'payments/api')).toEqual(newer);
 
     const newest = scan({ digest: d, status: 'COMPLETE', at: '2026-11-25T13:00:00.000Z' });
     await store.putScan(newest);
-    expect(await store.getScan(d, 'payments/api')).toEqual(newest);
+    expect(await store.getScan(d, REGISTRY, 'payments/api')).toEqual(newest);
   });
 
   it('two statuses of the same second: neither is known to be newer, so the stored one keeps the higher count of each severity', async () => {
@@ -425,7 +457,7 @@ describe('DynamoStore on dynalite', () => {
     expect(await store.putScan(first)).toBe(true);
     // `false`: what is stored is not this status as given; the caller reads the store.
     expect(await store.putScan(second)).toBe(false);
-    expect(await store.getScan(d, 'payments/api')).toEqual({
+    expect(await store.getScan(d, REGISTRY, 'payments/api')).toEqual({
       ...first,
       counts: { CRITICAL: 2, LOW: 3, TOTAL: 3 },
     });
@@ -441,7 +473,7 @@ describe('DynamoStore on dynalite', () => {
       at: '2026-11-25T12:10:01Z',
     });
     expect(await store.putScan(later)).toBe(true);
-    expect(await store.getScan(d, 'payments/api')).toEqual(later);
+    expect(await store.getScan(d, REGISTRY, 'payments/api')).toEqual(later);
   });
 
   it('ties written at once are both kept: each severity at its highest', async () => {
@@ -451,7 +483,7 @@ describe('DynamoStore on dynalite', () => {
       scan({ digest: d, counts: { [severity]: i + 1 }, at }),
     );
     await Promise.all(statuses.map((s) => store.putScan(s)));
-    expect((await store.getScan(d, 'payments/api'))?.counts).toEqual({
+    expect((await store.getScan(d, REGISTRY, 'payments/api'))?.counts).toEqual({
       CRITICAL: 1,
       HIGH: 2,
       MEDIUM: 3,
@@ -731,7 +763,7 @@ describe('startLocalDynamo with a path', () => {
         const db = new DynamoStore(second.client, 'tollgate');
         expect(await db.getGate(g.key)).toEqual(next(g, { state: 'DECIDED' }));
         expect(await db.getDecision(g.key)).toEqual(decision(g));
-        expect(await db.getScan(s.digest, 'payments/api')).toEqual(s);
+        expect(await db.getScan(s.digest, REGISTRY, 'payments/api')).toEqual(s);
         expect(ids(await db.openGates())).toEqual(ids([g]));
       } finally {
         await second.close();

@@ -20,7 +20,9 @@ import {
   readCounts,
   scanIsOf,
 } from '../shared/gate/scan.js';
+import { tiedScan } from '../shared/gate/scan-tie.js';
 import { checkToken } from '../shared/gate/token.js';
+import { createHarness, useLocalDynamo } from './gate-harness.js';
 import { finding } from './helpers.js';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
@@ -410,9 +412,21 @@ describe('scan states', () => {
         .state,
     ).toBe('unsupported');
     expect(coverageState(undefined)).toEqual({ state: 'pending', status: 'NOT_COVERED' });
+    // A manual scan frequency: Inspector does not scan the image, whatever the scan time of a scan before
+    // (taken for a finished scan, two empty reads of its deleted findings approved it).
+    expect(
+      coverageState({
+        statusCode: 'ACTIVE',
+        reason: 'SCAN_FREQUENCY_MANUAL',
+        lastScannedAt: '2026-08-01T00:00:00.000Z',
+      }),
+    ).toEqual({ state: 'unsupported', status: 'SCAN_FREQUENCY_MANUAL' });
+    expect(
+      coverageState({ statusCode: 'ACTIVE', reason: 'SCAN_FREQUENCY_MANUAL', lastScannedAt: undefined }),
+    ).toEqual({ state: 'unsupported', status: 'SCAN_FREQUENCY_MANUAL, never scanned' });
   });
 
-  it('a scan status speaks of its digest in its repository, of its registry when both name one', () => {
+  it('a scan status speaks of its digest in its repository of its registry', () => {
     const image: GateImage = {
       repository: 'prod/api',
       digest: DIGEST,
@@ -435,8 +449,18 @@ describe('scan states', () => {
     expect(scanIsOf({ ...scan, digest: `sha256:${'cd'.repeat(32)}` }, image)).toBe(false);
     // The URI named another account's registry: this account's repository of that name is not it.
     expect(scanIsOf(scan, { ...image, registryId: '210987654321' })).toBe(false);
-    expect(scanIsOf(scan, { ...image, registryId: undefined })).toBe(true);
-    expect(scanIsOf({ ...scan, registryId: undefined }, image)).toBe(true);
+    // A status or an image of no known registry could be any account's: never taken for one of a registry.
+    expect(scanIsOf(scan, { ...image, registryId: undefined })).toBe(false);
+    expect(scanIsOf({ ...scan, registryId: undefined }, image)).toBe(false);
+    expect(scanIsOf({ ...scan, registryId: undefined }, { ...image, registryId: undefined })).toBe(true);
+    // Ties of one second are merged only within one image: another account's counts are not this one's.
+    expect(() => tiedScan(scan, { ...scan, registryId: '210987654321', counts: { TOTAL: 0 } })).toThrow(
+      /expected two statuses of one image/,
+    );
+    expect(tiedScan({ ...scan, counts: { CRITICAL: 1 } }, { ...scan, counts: { HIGH: 2 } }).counts).toEqual({
+      CRITICAL: 1,
+      HIGH: 2,
+    });
   });
 
   it('reads event counts by the severity the reader gives their findings, dropping what is not a count', () => {
@@ -457,12 +481,19 @@ describe('scan states', () => {
 });
 
 describe('the settle rule', () => {
+  // The scan event's time: CVE-3 was suppressed after it (so the event may have counted it ACTIVE).
+  const counted = '2026-11-25T11:50:00Z';
   const table = FindingTable.fromFindings([
     finding({ vulnerabilityId: 'CVE-1', severity: 'CRITICAL' }),
     finding({ vulnerabilityId: 'CVE-2', severity: 'MEDIUM' }),
-    finding({ vulnerabilityId: 'CVE-3', severity: 'MEDIUM', status: 'SUPPRESSED' }),
+    finding({
+      vulnerabilityId: 'CVE-3',
+      severity: 'MEDIUM',
+      status: 'SUPPRESSED',
+      updatedAt: Date.parse('2026-11-25T11:55:00Z'),
+    }),
   ]);
-  const read = readCounts(table, '2026-11-25T12:00:00.000Z');
+  const read = readCounts(table, '2026-11-25T12:00:00.000Z', counted);
 
   it('counts ACTIVE findings by severity, as the scanners count them', () => {
     expect(read.counts).toEqual({ CRITICAL: 1, MEDIUM: 1 });
@@ -484,8 +515,13 @@ describe('the settle rule', () => {
     // by rows, the copy made up for B and two reads a sweep apart "settled" on a table without it.
     const a = finding({ vulnerabilityId: 'CVE-A', severity: 'HIGH', key: 'arn:finding/a' });
     const copies = readCounts(
-      FindingTable.fromFindings([a, { ...a, status: 'CLOSED' }, a]),
+      FindingTable.fromFindings([
+        a,
+        { ...a, status: 'CLOSED', updatedAt: Date.parse('2026-11-25T11:55:00Z') },
+        a,
+      ]),
       '2026-11-25T12:00:00.000Z',
+      counted,
     );
     expect(copies).toMatchObject({ counts: { HIGH: 1 }, total: 1, listed: { HIGH: 1, TOTAL: 1 } });
     const sweepAgo = { ...copies, at: '2026-11-25T11:59:00.000Z' };
@@ -510,6 +546,39 @@ describe('the settle rule', () => {
     // A read stored before `listed` was kept: its ACTIVE counts stand in.
     const { listed: _, ...old } = read;
     expect(isSettled(old, { MEDIUM: 2 }, { ...old, at: sweepAgo.at }, 50_000).settled).toBe(false);
+  });
+
+  it('a finding suppressed or closed before the scan event, or at no known time, explains no shortfall', () => {
+    // An organisation's suppression rule: a SUPPRESSED CRITICAL of another CVE that the event never counted
+    // filled the gap of the counted CRITICAL not listed yet, and two equal reads a sweep apart approved.
+    const at = '2026-11-25T09:02:00.000Z';
+    const event = '2026-11-25T09:01:00Z';
+    const rows = (extra: Partial<Parameters<typeof finding>[0]>) =>
+      FindingTable.fromFindings([
+        finding({ vulnerabilityId: 'CVE-M', severity: 'MEDIUM' }),
+        finding({ vulnerabilityId: 'CVE-L', severity: 'LOW' }),
+        finding({ vulnerabilityId: 'CVE-S', severity: 'CRITICAL', status: 'SUPPRESSED', ...extra }),
+      ]);
+    const reported = { CRITICAL: 1, MEDIUM: 1, TOTAL: 3 };
+    for (const [why, extra, countedAt] of [
+      ['suppressed before the event', { updatedAt: Date.parse('2026-11-24T10:00:00Z') }, event],
+      ['suppressed in the very second of the event', { updatedAt: Date.parse(event) }, event],
+      ['closed before the event', { status: 'CLOSED', updatedAt: Date.parse('2026-11-24T10:00:00Z') }, event],
+      ['no update time', { updatedAt: undefined }, event],
+      ['no event time to compare with', { updatedAt: Date.parse('2026-11-25T09:01:30Z') }, undefined],
+    ] as const) {
+      const r = readCounts(rows(extra), at, countedAt);
+      expect(r.listed, why).toEqual({ MEDIUM: 1, LOW: 1, TOTAL: 2 });
+      const s = isSettled(r, reported, { ...r, at: '2026-11-25T09:01:00.000Z' }, 50_000);
+      expect(s.settled, why).toBe(false);
+      expect(s.why, why).toContain('not listed in any status');
+    }
+    // Suppressed after the event: the event may have counted it ACTIVE, so it explains the shortfall.
+    const since = readCounts(rows({ updatedAt: Date.parse('2026-11-25T09:01:30Z') }), at, event);
+    expect(since.listed).toEqual({ CRITICAL: 1, MEDIUM: 1, LOW: 1, TOTAL: 3 });
+    expect(isSettled(since, reported, { ...since, at: '2026-11-25T09:01:00.000Z' }, 50_000).settled).toBe(
+      true,
+    );
   });
 
   it('without counts, settles on two equal reads a sweep apart, never on one', () => {

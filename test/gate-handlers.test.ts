@@ -694,7 +694,13 @@ describe('the sweep', () => {
     const h = await setup();
     h.scanner.findings = exampleFindings('payments-api.list-findings.json');
     await h.scanFinished();
-    h.scanner.findings = h.scanner.findings.map((f) => ({ ...f, status: 'CLOSED' }));
+    // Closed since the scan event counted them: their update time says so.
+    h.clock.advance(SECOND);
+    h.scanner.findings = h.scanner.findings.map((f) => ({
+      ...f,
+      status: 'CLOSED',
+      updatedAt: h.clock.now(),
+    }));
     h.scanner.coverage = SCANNED;
     await h.approvalStarted();
     h.clock.advance(MINUTE);
@@ -725,6 +731,88 @@ describe('the sweep', () => {
     const decided = await h.decision();
     expect(decided?.record.outcome).not.toBe('APPROVE');
     expect(JSON.stringify(decided?.record)).toContain('not listed in any status');
+  });
+
+  it("a same-named repository's scan in another account (a delegated administrator's event) neither replaces this image's status nor settles it", async () => {
+    const h = await setup();
+    h.scanner.coverage = SCANNED;
+    await h.approvalStarted();
+    // Our scan counts a CRITICAL that ListFindings does not list yet.
+    h.clock.advance(MINUTE);
+    await h.scanFinished(
+      h.inspectorScanEvent({ counts: { ...scanCounts(h.scanner.findings), CRITICAL: 1 } }),
+    );
+    // A member account's repository of the same name, the same digest promoted into it: clean, and newer.
+    h.clock.advance(10 * SECOND);
+    const member = h.inspectorScanEvent({ counts: { CRITICAL: 0, HIGH: 0, MEDIUM: 0, TOTAL: 0 } });
+    const memberArn = REPOSITORY_ARN.replace(`:${ACCOUNT}:`, ':210987654321:');
+    member.resources = [memberArn];
+    member.detail['repository-name'] = memberArn;
+    await h.scanFinished(member);
+    for (let i = 0; i < 5; i++) {
+      h.clock.advance(MINUTE);
+      await h.sweep();
+    }
+    // Keyed by repository name alone, the member's status replaced ours; the gate, finding it was not its
+    // image's, fell back to coverage without counts, and two equal reads approved without the CRITICAL.
+    expect((await h.gate())?.state).toBe('WAITING');
+    expect(putResults(h)).toHaveLength(0);
+    expect(await h.store.getScan(DIGEST, ACCOUNT, REPOSITORY)).toMatchObject({ counts: { CRITICAL: 1 } });
+    expect(await h.store.getScan(DIGEST, '210987654321', REPOSITORY)).toMatchObject({ counts: { TOTAL: 0 } });
+  });
+
+  it('a finding suppressed before the scan event (a suppression rule) does not stand in for a counted one not listed yet', async () => {
+    const h = await setup();
+    h.scanner.coverage = SCANNED;
+    const [first] = h.scanner.findings;
+    // Suppressed as it was made, long before this scan: the event never counted it.
+    const suppressed = {
+      ...first!,
+      findingArn: `${first!.findingArn}-suppressed`,
+      severity: 'CRITICAL' as const,
+      status: 'SUPPRESSED' as const,
+      updatedAt: new Date(Date.parse(START) - 24 * 60 * MINUTE),
+      packageVulnerabilityDetails: {
+        ...first!.packageVulnerabilityDetails!,
+        vulnerabilityId: 'CVE-2026-99999',
+      },
+    };
+    const base = scanCounts(h.scanner.findings);
+    const counts = { ...base, CRITICAL: 1, TOTAL: (base.TOTAL ?? 0) + 1 };
+    h.scanner.findings = [...h.scanner.findings, suppressed];
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+    await h.scanFinished(h.inspectorScanEvent({ counts }));
+    for (let i = 0; i < 5; i++) {
+      h.clock.advance(MINUTE);
+      await h.sweep();
+    }
+    // Counted as listed, it filled the CRITICAL's gap, and two equal reads approved.
+    expect((await h.gate())?.state).toBe('WAITING');
+    expect(putResults(h)).toHaveLength(0);
+    h.clock.advance(30 * MINUTE);
+    await h.sweep();
+    expect((await h.decision())?.record.outcome).not.toBe('APPROVE');
+  });
+
+  it('no scan event, coverage SCAN_FREQUENCY_MANUAL with a scan time, no findings left: escalated, never approved', async () => {
+    // Scanned on push once, then the repository set to manual: Inspector no longer scans the image and has
+    // deleted its closed findings. Read as a finished scan, two empty reads a sweep apart approved it.
+    const h = await setup();
+    h.scanner.findings = [];
+    h.scanner.coverage = {
+      statusCode: 'ACTIVE',
+      reason: 'SCAN_FREQUENCY_MANUAL',
+    } as unknown as typeof h.scanner.coverage;
+    await h.approvalStarted();
+    for (let i = 0; i < 3; i++) {
+      h.clock.advance(MINUTE);
+      await h.sweep();
+    }
+    expect(putResults(h).map((r) => r.result?.status)).not.toContain('Approved');
+    const decided = await h.decision();
+    expect(decided?.record.outcome).toBe('ESCALATE');
+    expect(JSON.stringify(decided?.record)).toContain('SCAN_FREQUENCY_MANUAL');
   });
 
   it('each sweep reports gates waiting, overdue (past the deadline and a margin) and the oldest wait', async () => {
@@ -2390,14 +2478,14 @@ describe('the scan events as AWS sends them', () => {
     await h.approvalStarted();
     h.clock.advance(MINUTE);
     expect(await h.scanFinished(h.ecrScanEvent({ counts: {} }))).toEqual({ result: [] });
-    expect(await h.store.getScan(DIGEST, REPOSITORY)).toBeUndefined();
+    expect(await h.store.getScan(DIGEST, ACCOUNT, REPOSITORY)).toBeUndefined();
     expect((await h.gate())?.state).toBe('WAITING');
     expect(await h.decision()).toBeUndefined();
     // Stored anyway (before the source was switched): the gate does not take it as its scan either.
     await h.store.putScan({
       digest: DIGEST,
       repository: REPOSITORY,
-      registryId: undefined,
+      registryId: ACCOUNT,
       source: 'ecr',
       status: 'COMPLETE',
       verdict: 'complete',
@@ -2425,7 +2513,7 @@ describe('the scan events as AWS sends them', () => {
       ]);
       expect(read.filterCriteria?.ecrImageHash).toEqual([{ comparison: 'EQUALS', value: DIGEST }]);
     }
-    expect(await h.store.getScan(DIGEST, REPOSITORY)).toMatchObject({
+    expect(await h.store.getScan(DIGEST, ACCOUNT, REPOSITORY)).toMatchObject({
       repository: REPOSITORY,
       verdict: 'complete',
     });
@@ -2444,8 +2532,10 @@ describe('the scan events as AWS sends them', () => {
     staging.detail['repository-name'] = `${REPOSITORY_ARN}-staging`;
     h.clock.advance(MINUTE);
     await h.scanFinished(staging);
-    expect(await h.store.getScan(DIGEST, `${REPOSITORY}-staging`)).toMatchObject({ verdict: 'complete' });
-    expect(await h.store.getScan(DIGEST, REPOSITORY)).toBeUndefined();
+    expect(await h.store.getScan(DIGEST, ACCOUNT, `${REPOSITORY}-staging`)).toMatchObject({
+      verdict: 'complete',
+    });
+    expect(await h.store.getScan(DIGEST, ACCOUNT, REPOSITORY)).toBeUndefined();
     for (let i = 0; i < 3; i++) {
       h.clock.advance(MINUTE);
       await h.sweep();

@@ -33,7 +33,7 @@ describe('scan statuses of the API models', () => {
 
   it('Inspector: every coverage ScanStatusReason of an ACTIVE image is complete, pending or unsupported, as decided', () => {
     // Complete only when Inspector says when it scanned the image (lastScannedAt): see the test below.
-    const complete = ['SUCCESSFUL', 'SCAN_FREQUENCY_MANUAL', 'SCAN_FREQUENCY_SCAN_ON_PUSH'];
+    const complete = ['SUCCESSFUL', 'SCAN_FREQUENCY_SCAN_ON_PUSH'];
     const pending = [
       // Waiting on Inspector: it scans, or retries.
       'PENDING_INITIAL_SCAN',
@@ -68,6 +68,9 @@ describe('scan statuses of the API models', () => {
       'PENDING_DISABLE',
       'RESOURCE_TERMINATED',
       'SCAN_ELIGIBILITY_EXPIRED',
+      // "This image will not be covered by Amazon Inspector due to the repository scan frequency
+      // configuration": whatever the time of a scan before (on push), Inspector no longer scans it.
+      'SCAN_FREQUENCY_MANUAL',
       'UNSUPPORTED_CODE_ARTIFACTS',
       'UNSUPPORTED_CONFIG_FILE',
       'UNSUPPORTED_LANGUAGE',
@@ -99,10 +102,11 @@ describe('scan statuses of the API models', () => {
     for (const r of ['SUCCESSFUL', 'SCAN_FREQUENCY_SCAN_ON_PUSH']) {
       expect(never(r), r).toEqual({ state: 'pending', status: `${r}, not scanned yet (no lastScannedAt)` });
     }
-    // Scanned once (on push, before the repository's frequency became manual): that scan's findings stand.
+    // Scanned once (on push, before the repository's frequency became manual): no longer scanned, and that
+    // scan's findings may be closed and deleted since. Taken for a finished scan, two empty reads approved it.
     expect(
       coverageState({ statusCode: 'ACTIVE', reason: 'SCAN_FREQUENCY_MANUAL', lastScannedAt: SCANNED_AT }),
-    ).toEqual({ state: 'complete', status: 'SCAN_FREQUENCY_MANUAL' });
+    ).toEqual({ state: 'unsupported', status: 'SCAN_FREQUENCY_MANUAL' });
     // No longer scanned, whenever it last was: no verdict, as before.
     expect(
       coverageState({ statusCode: 'INACTIVE', reason: 'SCAN_FREQUENCY_MANUAL', lastScannedAt: SCANNED_AT })

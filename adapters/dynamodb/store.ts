@@ -281,26 +281,38 @@ function decisionItem(decision: StoredDecision): Item {
   return guardSize(item, `decision ${id}`);
 }
 
-/** One status per repository of a digest: a copy pushed elsewhere is scanned apart. */
-function scanSk(repository: string): string {
-  return `SCAN#${repository}`;
+/**
+ * One status per registry and repository of a digest: a copy pushed elsewhere is scanned apart, and a
+ * repository of the same name in another account (a delegated administrator's events name its members')
+ * is another repository. Keyed by name alone, a member's newer status replaced this account's, and ties of
+ * one second merged the two's counts.
+ */
+function scanSk(registryId: string, repository: string): string {
+  return `SCAN#${registryId}#${repository}`;
 }
 
 function scanItem(scan: ScanStatus): Item {
   const atMs = Date.parse(scan.at);
   // A status whose time cannot be compared could never be replaced by a newer one.
   if (Number.isNaN(atMs)) throw new UnstorableValueError('scan.at', scan.at);
+  // A status of no known registry could be any account's repository of that name: it is not stored (a scan
+  // event always names one: its repository ARN's account, else the event's).
+  if (typeof scan.registryId !== 'string' || scan.registryId === '') {
+    throw new Error(
+      `scan status ${scan.digest} in ${scan.repository}: expected the registry (account id) it is of; got ${scan.registryId === undefined ? 'none' : JSON.stringify(scan.registryId)}`,
+    );
+  }
   return guardSize(
     {
       pk: `SCAN#${scan.digest}`,
-      sk: scanSk(scan.repository),
+      sk: scanSk(scan.registryId, scan.repository),
       type: 'SCAN',
       atMs,
       // A revision, so that a merge of two statuses of the same second is written over the one it read.
       rev: randomUUID(),
       scan: storable(scan, 'scan'),
     },
-    `scan status ${scan.digest} in ${scan.repository}`,
+    `scan status ${scan.digest} in ${scan.registryId}/${scan.repository}`,
   );
 }
 
@@ -811,12 +823,12 @@ export class DynamoStore implements StorePort {
       if (revised) return sameScan(merged, scan);
     }
     throw new Error(
-      `scan status ${scan.digest} in ${scan.repository}: not stored after ${SCAN_TIE_ATTEMPTS} attempts (concurrent writes of the same second)`,
+      `scan status ${scan.digest} in ${scan.registryId}/${scan.repository}: not stored after ${SCAN_TIE_ATTEMPTS} attempts (concurrent writes of the same second)`,
     );
   }
 
-  async getScan(digest: string, repository: string): Promise<ScanStatus | undefined> {
-    return domain<ScanStatus>(await this.get(`SCAN#${digest}`, scanSk(repository)), 'scan');
+  async getScan(digest: string, registryId: string, repository: string): Promise<ScanStatus | undefined> {
+    return domain<ScanStatus>(await this.get(`SCAN#${digest}`, scanSk(registryId, repository)), 'scan');
   }
 
   /** Audit: a pipeline's decisions, oldest first. */

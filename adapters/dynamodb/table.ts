@@ -19,8 +19,12 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
  *             attributes: type, state, version, gate (the Gate as a map), and the index keys below
  *   Decision  pk GATE#<same gate id>                              sk DECISION
  *             attributes: type, decision (the StoredDecision as a map), and the index keys below
- *   Scan      pk SCAN#<digest>                                    sk SCAN#<repository>
- *             attributes: type, atMs (the event time in epoch ms), scan (the ScanStatus as a map)
+ *   Scan      pk SCAN#<digest>                                    sk SCAN#<registryId>#<repository>
+ *             attributes: type, atMs (the event time in epoch ms), rev, scan (the ScanStatus as a map).
+ *             One per registry (account) and repository: a same-named repository of another account (a
+ *             delegated administrator's events name its members') is another image's scan. Items written
+ *             before the registry was in the key (sk SCAN#<repository>) are no longer found: a gate then asks
+ *             Inspector's coverage, as when no scan event came (no counts: two reads a sweep apart settle).
  *   Run claim pk RUN#<actionExecutionId>                          sk RUN
  *             attributes: type, gate (the GateKey of the one gate of that run of an approval), expiresAt:
  *             written with the gate that names its run, so that no second gate can be opened for it

@@ -650,13 +650,11 @@ export class GateService extends GateClosing<GateDeps> {
     if (this.d.config.scanSource === 'inspector' && hasClosedFindings(read.table)) {
       let closed: { state: ScanState; status: string };
       try {
+        // A repository whose scan frequency is manual reads as unsupported, whatever the scan time says.
         closed = coverageState(await coverage());
       } catch (error) {
         return this.readFailed(gate, ctx, timedOut, error, 'the scan status');
       }
-      // Scanned once, then its repository's frequency set to manual: Inspector no longer scans it, whatever the
-      // scan time says, and its closed findings are those it stopped looking at.
-      if (closed.status === 'SCAN_FREQUENCY_MANUAL') closed = { state: 'unsupported', status: closed.status };
       if (closed.state === 'unsupported') {
         return this.decideOn(gate, ctx, {
           scan: {
@@ -670,7 +668,12 @@ export class GateService extends GateClosing<GateDeps> {
         return this.waitOrTimeOut(gate, ctx, now, timedOut, `closed findings, and coverage ${closed.status}`);
       }
     }
-    const thisRead = readCounts(read.table, now.toISOString());
+    // Suppressed and closed findings explain a shortfall of the event's counts only if changed since its time.
+    const thisRead = readCounts(
+      read.table,
+      now.toISOString(),
+      scan.counts === undefined ? undefined : scan.at,
+    );
     const settled = isSettled(thisRead, scan.counts, gate.lastRead, this.d.config.settleMs);
     if (!settled.settled) {
       if (timedOut) {
@@ -860,9 +863,15 @@ export class GateService extends GateClosing<GateDeps> {
     now: Date,
     coverage: () => Promise<CoverageView | undefined>,
   ): Promise<ScanStatus> {
-    const found = await this.d.store.getScan(image.digest, image.repository);
-    // Another registry's repository of the same name, or the other scanner's status (stored before the source
-    // was switched), is not this gate's scan.
+    // Asked of the registry the gate judges: a same-named repository of another account (a delegated
+    // administrator's events name its members') has its own status, whose counts are not this image's. An
+    // image of no known registry has no status it can be sure of: coverage says, as when no event came.
+    const found =
+      image.registryId === undefined
+        ? undefined
+        : await this.d.store.getScan(image.digest, image.registryId, image.repository);
+    // The other scanner's status (stored before the source was switched) is not this gate's scan; nor, should
+    // one be stored under this key, another registry's.
     const stored =
       found && scanIsOf(found, image) && found.source === this.d.config.scanSource ? found : undefined;
     if (stored && this.d.config.scanSource === 'ecr') return stored;

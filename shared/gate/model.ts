@@ -85,8 +85,9 @@ export interface FindingsRead {
   readonly counts: SeverityCounts;
   readonly total: number;
   /**
-   * Findings of every status by severity, suppressed and closed ones included: what can explain a read
-   * holding fewer ACTIVE findings than a scan event counted. Absent in reads stored before it was kept.
+   * ACTIVE findings, and those suppressed or closed after the scan event's time (their `updatedAt`), by
+   * severity: what can explain a read holding fewer ACTIVE findings than a scan event counted. Absent in reads
+   * stored before it was kept.
    */
   readonly listed?: SeverityCounts;
 }

@@ -333,12 +333,18 @@ export interface StorePort {
   /** Finds the gate whose last seen token has this hash (CloudTrail's PutApprovalResult). */
   gateByTokenHash(tokenHash: string): Promise<Gate | undefined>;
   /**
-   * Keeps the newest status per digest and repository: an older `at` never overwrites a newer one. `true`
-   * when `scan` is now the stored status, so the caller may use it without reading it back.
+   * Keeps the newest status per digest, registry and repository: an older `at` never overwrites a newer one,
+   * and a status of another registry's repository of the same name is never this one's (nor merged with it).
+   * `true` when `scan` is now the stored status, so the caller may use it without reading it back. A status
+   * without a registry (`registryId` undefined) is refused with an error: it could be any account's.
    */
   putScan(scan: ScanStatus): Promise<boolean>;
-  /** The status of the digest in that repository (never another repository's copy of it). */
-  getScan(digest: string, repository: string): Promise<ScanStatus | undefined>;
+  /**
+   * The status of the digest in that registry's repository (never another repository's copy of it, nor a
+   * same-named repository's of another account). Statuses stored before the registry was part of their key
+   * are not found: the gate then asks coverage, as when no scan event came.
+   */
+  getScan(digest: string, registryId: string, repository: string): Promise<ScanStatus | undefined>;
   /** The audit chain's head of a pipeline (a consistent read); undefined before its first record. */
   auditHead(pipeline: string): Promise<ChainHead | undefined>;
   /**

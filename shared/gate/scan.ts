@@ -39,22 +39,24 @@ const UNSUPPORTED = new Set([
 ]);
 
 // Coverage reasons under which an image's findings are a scan's, if Inspector has scanned it (lastScannedAt):
-// the reason alone does not say so. `SCAN_FREQUENCY_MANUAL` is, in the API model, "This image will not be
-// covered by Amazon Inspector due to the repository scan frequency configuration", and ListCoverage lists such
-// images too, never scanned; `SCAN_FREQUENCY_SCAN_ON_PUSH` is scanned once, on push.
-const COVERED = new Set(['SUCCESSFUL', 'SCAN_FREQUENCY_MANUAL', 'SCAN_FREQUENCY_SCAN_ON_PUSH']);
+// the reason alone does not say so. `SCAN_FREQUENCY_SCAN_ON_PUSH` is scanned once, on push.
+// `SCAN_FREQUENCY_MANUAL` is not among them: in the API model it is "This image will not be covered by Amazon
+// Inspector due to the repository scan frequency configuration" (see coverageState).
+const COVERED = new Set(['SUCCESSFUL', 'SCAN_FREQUENCY_SCAN_ON_PUSH']);
 
 /**
- * Whether a scan status speaks of this image: its digest in its repository, of its registry when both name
- * one. A digest is often pushed to several repositories (promoted from staging to prod, say); each copy is
- * scanned apart, and Inspector lists its findings and coverage by repository. Taking one copy's finished
- * scan for another's would decide on an empty read of a repository never scanned.
+ * Whether a scan status speaks of this image: its digest in its repository of its registry. A digest is
+ * often pushed to several repositories (promoted from staging to prod, say), and to same-named repositories
+ * of other accounts (a delegated administrator's events name its members'); each copy is scanned apart, and
+ * Inspector lists its findings and coverage by repository. Taking one copy's finished scan for another's
+ * would decide on an empty read of a repository never scanned. A status or image of no known registry
+ * speaks only of one of no known registry: never taken for any account's.
  */
 export function scanIsOf(scan: ScanStatus, image: GateImage): boolean {
   return (
     scan.digest === image.digest &&
     scan.repository === image.repository &&
-    (scan.registryId === undefined || image.registryId === undefined || scan.registryId === image.registryId)
+    scan.registryId === image.registryId
   );
 }
 
@@ -78,15 +80,19 @@ export function ecrScanState(status: string): ScanState {
  */
 export function coverageState(coverage: CoverageView | undefined): { state: ScanState; status: string } {
   if (!coverage) return { state: 'pending', status: 'NOT_COVERED' };
+  // A manual scan frequency: Inspector does not scan the image (any more), so no scan will come, and waiting out
+  // the deadline only delays the same escalation (`scan.onUnsupported`, as for the other reasons of an image
+  // that gets no verdict). A scan time does not make it a scanned image: that scan (on push, before the
+  // frequency changed) is no longer kept up, its findings may have been closed and deleted since, and two empty
+  // reads a sweep apart would approve an image Inspector stopped looking at.
+  if (coverage.statusCode === 'ACTIVE' && coverage.reason === 'SCAN_FREQUENCY_MANUAL') {
+    return {
+      state: 'unsupported',
+      status: coverage.lastScannedAt === undefined ? `${coverage.reason}, never scanned` : coverage.reason,
+    };
+  }
   if (coverage.statusCode === 'ACTIVE' && COVERED.has(coverage.reason)) {
-    // Scanned, whatever the repository's frequency is now: a manual frequency with a scan time is an image
-    // scanned before (on push, before the frequency changed), whose findings are that scan's.
     if (coverage.lastScannedAt !== undefined) return { state: 'complete', status: coverage.reason };
-    // Manual frequency and never scanned: no scan will come, so waiting out the deadline only delays the
-    // same escalation (`scan.onUnsupported`, as for the other reasons of an image that gets no verdict).
-    if (coverage.reason === 'SCAN_FREQUENCY_MANUAL') {
-      return { state: 'unsupported', status: `${coverage.reason}, never scanned` };
-    }
     // A scan on push (or one Inspector calls successful) with no scan time may still be coming: wait.
     return { state: 'pending', status: `${coverage.reason}, not scanned yet (no lastScannedAt)` };
   }
@@ -122,15 +128,21 @@ export function eventCounts(raw: Readonly<Record<string, unknown>> | undefined):
 
 /**
  * Counts the ACTIVE findings of a read by severity (what a scanner's own counts are compared with), and the
- * findings of every status (what can explain a shortfall: a finding suppressed or closed since it was counted).
+ * findings that can explain a shortfall (`listed`): the ACTIVE ones, and those suppressed or closed since the
+ * scan event counted them, that is whose status changed (`updatedAt`) after the event's time `countedAt`.
+ * A finding suppressed or closed before it (a suppression rule applied as the finding was made, say) is none
+ * the event counted: taken for one, it filled the gap of a counted CRITICAL not listed yet, and two reads
+ * agreeing on that approved. Without `countedAt`, or a finding without a time, only ACTIVE ones are listed
+ * (fail closed: the gate waits, and the deadline decides).
  * Each finding once, by its key and severity, as `shortOfCounts` counts: two copies of one finding (an ACTIVE
  * one and a CLOSED one, a page read twice) must not stand in for a finding the read lacks.
  */
-export function readCounts(table: FindingTable, at: string): FindingsRead {
+export function readCounts(table: FindingTable, at: string, countedAt?: string): FindingsRead {
   const counts: Partial<Record<Severity | 'TOTAL', number>> = {};
   const listed: Partial<Record<Severity | 'TOTAL', number>> = {};
   const seenListed = new Set<number>();
   const seenActive = new Set<number>();
+  const countedMs = countedAt === undefined ? Number.NaN : Date.parse(countedAt);
   let total = 0;
   for (let i = 0; i < table.length; i++) {
     const bit = table.levels[i] ?? 0;
@@ -139,17 +151,34 @@ export function readCounts(table: FindingTable, at: string): FindingsRead {
     if (level === undefined) continue;
     // A finding by its key and severity: level bits are below 64.
     const copy = (table.keyOrdinals[i] ?? -1) * 64 + bit;
-    if (!seenListed.has(copy)) {
+    const active = table.statuses[i] === STATUS_ACTIVE;
+    if (!seenListed.has(copy) && (active || changedSince(table, i, countedMs))) {
       seenListed.add(copy);
       listed[level] = (listed[level] ?? 0) + 1;
       listed.TOTAL = (listed.TOTAL ?? 0) + 1;
     }
-    if (table.statuses[i] !== STATUS_ACTIVE || seenActive.has(copy)) continue;
+    if (!active || seenActive.has(copy)) continue;
     seenActive.add(copy);
     counts[level] = (counts[level] ?? 0) + 1;
     total++;
   }
   return { at, counts, total, listed };
+}
+
+/**
+ * Whether row i's finding changed after `sinceMs` (NaN: no time to compare, so no). The table keeps no
+ * update time, so the row is rebuilt: only non-ACTIVE rows, and only while a scan's counts are compared. A row
+ * that cannot be rebuilt is taken as unchanged, which keeps the gate waiting rather than settling.
+ */
+function changedSince(table: FindingTable, i: number, sinceMs: number): boolean {
+  if (Number.isNaN(sinceMs)) return false;
+  let updated: number | undefined;
+  try {
+    updated = table.row(i).updatedAt;
+  } catch {
+    return false;
+  }
+  return updated !== undefined && Number.isFinite(updated) && updated > sinceMs;
 }
 
 /** Whether a read holds a CLOSED finding (Inspector closes those of an image it no longer scans). */
@@ -176,9 +205,10 @@ export function isSettled(
       if (have < v) short.push(`${k} ${have}/${v}`);
     }
     if (short.length === 0) return { settled: true, why: 'findings read match the scan event counts' };
-    // Findings the scanner counted that the read does not hold in any status (not even suppressed or closed
-    // since) have not arrived, or a read lost them: two reads agreeing on that are two partial reads, and
-    // never settle it. The deadline then decides (scan.onTimeout), never an approval from them.
+    // Findings the scanner counted that the read does not hold, ACTIVE or suppressed or closed since the event
+    // (`readCounts`), have not arrived, or a read lost them: two reads agreeing on that are two partial reads,
+    // and never settle it. The deadline then decides (scan.onTimeout), never an approval from them. A read
+    // stored without `listed` has only its ACTIVE counts to go by.
     const missing = Object.entries(reported).filter(([k, v]) => {
       const listed =
         read.listed?.[k as Severity | 'TOTAL'] ?? (k === 'TOTAL' ? read.total : read.counts[k as Severity]);
