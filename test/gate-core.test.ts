@@ -113,12 +113,74 @@ describe('identifying the image', () => {
       expect(imageFromCustomData(text), text).toMatchObject({ ok: true, reference: { digest: DIGEST } });
   });
 
-  it('quotes CustomData in a problem whole: one line, at most 120 characters, never half of one', () => {
-    const problem = imageFromCustomData(`please approve \ud83d ${'😀'.repeat(100)}`);
-    expect(problem.ok).toBe(false);
-    const text = problem.ok ? '' : problem.problem;
-    expect(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(text)).toBe(false);
-    expect(text).toContain('please approve \ufffd');
+  it('never quotes CustomData or a variable that is not of the shape asked for: it may hold notes or signed links', () => {
+    // A problem reaches the gate, the Gate State Change event and the escalation: people who may not read
+    // the pipeline. It names the field, how long the value is and what was expected.
+    const notes = 'Deploy notes: https://wiki/x?sig=abc123 – approve after QA';
+    const problemOf = (found: ReturnType<typeof imageFromCustomData>) => (found.ok ? '' : found.problem);
+    const cases: [string, string][] = [
+      [
+        problemOf(imageFromCustomData(notes)),
+        `CustomData (${notes.length} characters, not quoted) names no ECR image by tag or digest: expected an image URI <account>.dkr.ecr.<region>.amazonaws.com/<repository>@sha256:… or :<tag>, or JSON with imageUri, or repositoryName with imageDigest or imageTag`,
+      ],
+      [
+        problemOf(imageFromCustomData(`#{Build.IMAGE_URI} ${notes}`)),
+        `CustomData (${notes.length + 19} characters, not quoted) holds an unresolved variable #{…}: expected it resolved to an ECR image URI; check the namespace and name of the variable in the approval action's CustomData`,
+      ],
+      [
+        problemOf(imageFromCustomData(JSON.stringify({ repositoryName: 'app', imageDigest: notes }))),
+        `CustomData imageDigest (${notes.length} characters, not quoted) is not a sha256 digest: expected sha256: and 64 lowercase hex digits`,
+      ],
+      [
+        problemOf(imageFromCustomData(JSON.stringify({ repositoryName: notes, imageTag: 'v1' }))),
+        `CustomData repositoryName (${notes.length} characters, not quoted) is not an ECR repository name: expected lowercase letters, digits and . _ - / (as ECR takes them), or the repository's ARN`,
+      ],
+      [
+        problemOf(imageFromCustomData(JSON.stringify({ repositoryName: 'app', imageTag: 'v1', tag: notes }))),
+        `CustomData gives one field two values: imageTag (v1) and tag (${notes.length} characters, not quoted)`,
+      ],
+      [
+        problemOf(
+          imageFromCustomData(JSON.stringify({ imageUri: `${REGISTRY}/app:1 ${notes}`, image: 'web:2' })),
+        ),
+        `CustomData gives one field two values: imageUri (${`${REGISTRY}/app:1 ${notes}`.length} characters, not quoted) and image (5 characters, not quoted)`,
+      ],
+      [
+        problemOf(imageFromVariables({ IMAGE_URI: notes })),
+        `the pipeline variable IMAGE_URI (${notes.length} characters, not quoted) is not an ECR image URI: expected <account>.dkr.ecr.<region>.amazonaws.com/<repository>@sha256:… or :<tag>`,
+      ],
+      [
+        problemOf(imageFromVariables({ IMAGE_DIGEST: notes, IMAGE_REPOSITORY: 'app' })),
+        `the pipeline variable IMAGE_DIGEST (${notes.length} characters, not quoted) is not a sha256 digest: expected sha256: and 64 lowercase hex digits`,
+      ],
+    ];
+    for (const [problem, expected] of cases) {
+      expect(problem).toBe(expected);
+      expect(problem).not.toContain('sig=');
+    }
+    // What has the shape asked for is quoted, to show the owner what was read.
+    expect(problemOf(imageFromCustomData(`${REGISTRY}/app`))).toContain(
+      `CustomData (${REGISTRY}/app) names no`,
+    );
+    expect(problemOf(imageFromVariables({ IMAGE_DIGEST: 'sha256:abc', IMAGE_REPOSITORY: 'app' }))).toContain(
+      'IMAGE_DIGEST (sha256:abc)',
+    );
+    expect(problemOf(imageFromVariables({ IMAGE_URI: `${REGISTRY}/app` }))).toContain(
+      `IMAGE_URI (${REGISTRY}/app)`,
+    );
+  });
+
+  it('records as the source what named the image in JSON CustomData, not the rest of it', () => {
+    const json = { repositoryName: 'payments/api', imageDigest: DIGEST, notes: 'https://wiki/x?sig=abc123' };
+    expect(imageFromCustomData(JSON.stringify(json))).toMatchObject({
+      ok: true,
+      reference: { text: `payments/api@${DIGEST}` },
+    });
+    const withUri = { imageUri: `${REGISTRY}/payments/api:1.2`, imageDigest: DIGEST, notes: json.notes };
+    expect(imageFromCustomData(JSON.stringify(withUri))).toMatchObject({
+      ok: true,
+      reference: { text: `${REGISTRY}/payments/api:1.2@${DIGEST}`, digest: DIGEST, tag: '1.2' },
+    });
   });
 
   it('an image of another registry alone is named as such, never looked up as an ECR repository of its name', () => {
@@ -325,11 +387,11 @@ describe('identifying the image', () => {
     });
     expect(imageFromCustomData('#{BuildVariables.IMAGE_URI}')).toEqual({
       ok: false,
-      problem: expect.stringContaining('unresolved variable'),
+      problem: expect.stringContaining('holds an unresolved variable'),
     });
     expect(imageFromCustomData('please approve')).toEqual({
       ok: false,
-      problem: expect.stringContaining('does not name an ECR image'),
+      problem: expect.stringContaining('CustomData (14 characters, not quoted) names no ECR image'),
     });
     expect(imageFromCustomData(JSON.stringify({ repositoryName: 'a', imageDigest: 'sha256:short' }))).toEqual(
       {
@@ -854,5 +916,26 @@ describe('bounding a stored decision', () => {
       const before = decision.details[i]!;
       expect(d.shown.length + d.more).toBe(before.shown.length + before.more);
     }
+  });
+});
+
+describe('CustomData that names no image, at the gate', () => {
+  const dynamo = useLocalDynamo();
+
+  it('is described in the gate, its Gate State Change event and its escalation, never quoted', async () => {
+    const h = await createHarness(dynamo());
+    const notes = 'Deploy notes: https://wiki/x?sig=abc123 – approve after QA';
+    h.pipeline.action.customData = notes;
+    await h.approvalStarted();
+    h.clock.advance(60_000);
+    await h.sweep();
+    const gate = await h.gate();
+    expect(gate?.image).toBeUndefined();
+    expect(gate?.imageProblem).toContain(
+      `CustomData (${notes.length} characters, not quoted) names no ECR image`,
+    );
+    expect(gate?.imageProblem).not.toContain('sig=abc123');
+    expect(h.events.length + h.messages.length).toBeGreaterThan(0);
+    expect(JSON.stringify([gate, h.events, h.messages])).not.toContain('sig=abc123');
   });
 });

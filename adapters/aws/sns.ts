@@ -138,7 +138,8 @@ function shrinkNote(omitted: Shrunk['omitted']): string {
  * The message body, within `budget` bytes. An escalation that does not fit is still sent: a message that
  * fails to send helps nobody. First the JSON's `findings` (and `vulnerabilityIds`) lists are shortened, as
  * little as needed, their `more` (and `moreVulnerabilityIds`) counting what was cut, and the text says what
- * was left out; if that is not enough, the text is cut too.
+ * was left out; if that is not enough, the text is cut too, beside the JSON with its lists emptied as long as
+ * that leaves the text a quarter of the budget, and beside the JSON's essentials otherwise.
  */
 export function fitMessage(message: EscalationMessage, budget: number): string {
   const full = snsMessageBody(message.text, message.json);
@@ -166,22 +167,29 @@ export function fitMessage(message: EscalationMessage, budget: number): string {
   const tailAt = message.text.lastIndexOf(TEXT_TAIL);
   const tail = tailAt >= 0 && message.text.length - tailAt <= TAIL_MAX ? message.text.slice(tailAt) : '';
   const head = message.text.slice(0, message.text.length - tail.length);
-  const cut = (json: unknown, note: string): string | undefined => {
+  // The JSON goes out in four copies and the text in one, so a JSON a fifth of the budget would leave email
+  // subscribers, who read only the text, the verdict and the links without a single violation. The emptied
+  // lists are kept only if the text keeps this much; else the JSON is cut to its essentials, for the text.
+  const textMin = Math.min(Math.floor(budget * TEXT_MIN_SHARE), bytes(message.text));
+  const cut = (json: unknown, note: string, minText = 0): string | undefined => {
     // The whole text, if it fits beside this JSON: its note then says what was reduced, not that it was cut.
     const whole = snsMessageBody(`${message.text}${JSON_NOTE}`, json);
     if (bytes(whole) <= budget) return whole;
+    // Not even the least text the JSON may leave fits beside it: no need to search.
+    if (bytes(snsMessageBody('x'.repeat(minText), json)) > budget) return undefined;
     let low = 0;
     let high = head.length;
-    let found: string | undefined;
+    let found: { body: string; text: string } | undefined;
     while (low <= high) {
       const mid = (low + high) >> 1;
-      const body = snsMessageBody(`${head.slice(0, mid)}${note}${tail}`, json);
+      const text = `${head.slice(0, mid)}${note}${tail}`;
+      const body = snsMessageBody(text, json);
       if (bytes(body) <= budget) {
-        found = body;
+        found = { body, text };
         low = mid + 1;
       } else high = mid - 1;
     }
-    return found;
+    return found !== undefined && bytes(found.text) >= minText ? found.body : undefined;
   };
   const cutNote =
     '\n\n[Cut to keep this message within the SNS size limit of 256 KB; see the decision record.]\n';
@@ -193,7 +201,7 @@ export function fitMessage(message: EscalationMessage, budget: number): string {
       )
     : {};
   return (
-    cut(bare.json, cutNote) ??
+    cut(bare.json, cutNote, textMin) ??
     cut({ ...essentials, truncated: true, reason }, cutNote) ??
     cut({ truncated: true, reason }, cutNote) ??
     snsMessageBody('', null)
@@ -205,6 +213,11 @@ const JSON_NOTE =
   '\n\n[To keep this message within the SNS size limit of 256 KB, the JSON sent to SQS, Lambda and HTTP(S) subscribers was reduced: see the decision record.]';
 /** Where the text's links begin (`renderText` in shared/gate/escalation.ts): kept when the text is cut. */
 const TEXT_TAIL = '\nLinks\n';
+/**
+ * The least share of the budget the text keeps beside the JSON with emptied lists (64 KB at SNS's limit); with
+ * less, the JSON is cut to its essentials instead. The text need not keep more than it has.
+ */
+const TEXT_MIN_SHARE = 0.25;
 /** The most of the text's end kept as it is (the links and the approval line are well under this). */
 const TAIL_MAX = 8_192;
 /** The JSON's fields kept when even its emptied lists do not fit: the release, the verdict, the links. */

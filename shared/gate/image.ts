@@ -70,7 +70,10 @@ export function imageFromCustomData(customData: string | undefined): Identificat
   }
   const text = customData.trim();
   if (text.includes('#{')) {
-    return { ok: false, problem: `CustomData holds an unresolved variable: ${clip(text)}` };
+    return {
+      ok: false,
+      problem: `CustomData (${describe(text)}) holds an unresolved variable #{…}: expected it resolved to an ECR image URI; check the namespace and name of the variable in the approval action's CustomData`,
+    };
   }
   // One approval judges one image: text naming two (in JSON too: any key, or two URIs in one value) would have
   // the first judged and the other let through.
@@ -118,7 +121,7 @@ export function imageFromCustomData(customData: string | undefined): Identificat
   if (reference) return { ok: true, reference };
   return {
     ok: false,
-    problem: `CustomData does not name an ECR image (expected <account>.dkr.ecr.<region>.amazonaws.com/<repository>@sha256:… or :<tag>); got ${clip(text)}`,
+    problem: `CustomData (${quoted(text, IMAGE_SHAPED)}) names no ECR image by tag or digest: expected an image URI <account>.dkr.ecr.<region>.amazonaws.com/<repository>@sha256:… or :<tag>, or JSON with imageUri, or repositoryName with imageDigest or imageTag`,
   };
 }
 
@@ -128,7 +131,10 @@ export function imageFromVariables(variables: Readonly<Record<string, string>>):
   if (uri !== undefined) {
     const reference = matchReference(uri.trim(), 'variable IMAGE_URI');
     if (reference) return { ok: true, reference };
-    return { ok: false, problem: `the pipeline variable IMAGE_URI is not an ECR image URI: ${clip(uri)}` };
+    return {
+      ok: false,
+      problem: `the pipeline variable IMAGE_URI (${quoted(uri, IMAGE_SHAPED)}) is not an ECR image URI: expected <account>.dkr.ecr.<region>.amazonaws.com/<repository>@sha256:… or :<tag>`,
+    };
   }
   const digest = variables.IMAGE_DIGEST?.trim();
   const repository = (variables.IMAGE_REPOSITORY ?? variables.REPOSITORY_NAME)?.trim();
@@ -136,7 +142,7 @@ export function imageFromVariables(variables: Readonly<Record<string, string>>):
     if (!DIGEST.test(digest)) {
       return {
         ok: false,
-        problem: `the pipeline variable IMAGE_DIGEST is not a sha256 digest: ${clip(digest)}`,
+        problem: `the pipeline variable IMAGE_DIGEST (${quoted(digest, DIGEST_SHAPED)}) is not a sha256 digest: expected sha256: and 64 lowercase hex digits`,
       };
     }
     if (repository === undefined || !new RegExp(`^${REPOSITORY}$`).test(repository)) {
@@ -178,13 +184,17 @@ function imageFromJson(text: string): Identification | undefined {
       const v = o[n];
       return typeof v === 'string' && v.trim() !== '' ? [[n, v.trim()] as [string, string]] : [];
     });
-  const conflict = (values: [string, string][]) =>
-    `CustomData gives one field two values: ${values.map(([n, v]) => `${n} ${clip(v)}`).join(' and ')}`;
+  const conflict = (values: [string, string][], shape: readonly RegExp[]) =>
+    `CustomData gives one field two values: ${values.map(([n, v]) => `${n} (${quoted(v, shape)})`).join(' and ')}`;
   const digests = given('imageDigest', 'digest', 'ImageDigest');
-  if (new Set(digests.map(([, v]) => v)).size > 1) return { ok: false, problem: conflict(digests) };
+  if (new Set(digests.map(([, v]) => v)).size > 1)
+    return { ok: false, problem: conflict(digests, DIGEST_SHAPED) };
   const digest = digests[0]?.[1];
   if (digest !== undefined && !DIGEST.test(digest)) {
-    return { ok: false, problem: `CustomData imageDigest is not a sha256 digest: ${clip(digest)}` };
+    return {
+      ok: false,
+      problem: `CustomData imageDigest (${quoted(digest, DIGEST_SHAPED)}) is not a sha256 digest: expected sha256: and 64 lowercase hex digits`,
+    };
   }
   // URIs compared as the images they name: one image on the IPv4 and dual-stack hosts, or by tag and digest
   // and by digest alone, is one image.
@@ -204,9 +214,15 @@ function imageFromJson(text: string): Identification | undefined {
     const oneDigest = new Set(withDigests.map((u) => u.reference.digest)).size <= 1;
     const oneTag = withDigests.length > 0 || new Set(uris.map((u) => u.reference.tag)).size <= 1;
     if (!same || !oneDigest || !oneTag) {
-      return { ok: false, problem: conflict(uris.map((u) => [u.name, u.value])) };
+      return {
+        ok: false,
+        problem: conflict(
+          uris.map((u) => [u.name, u.value]),
+          IMAGE_SHAPED,
+        ),
+      };
     }
-    return withDigest((withDigests[0] ?? uris[0]!).reference, digest, text);
+    return withDigest((withDigests[0] ?? uris[0]!).reference, digest);
   }
   // Without a URI, these name the image: a repository by its name (an ARN or bare, one repository either
   // way), a registry by its id; each given twice must agree, or whichever was read first would be judged.
@@ -214,12 +230,13 @@ function imageFromJson(text: string): Identification | undefined {
   const registries = given('registryId', 'RegistryId');
   const tags = given('imageTag', 'tag', 'ImageTag');
   const sameRepository = (v: string) => repositoryOf(v) ?? v;
-  for (const [values, key] of [
-    [repositories, sameRepository],
-    [registries, String],
-    [tags, String],
+  for (const [values, key, shape] of [
+    [repositories, sameRepository, REPOSITORY_SHAPED],
+    [registries, String, REGISTRY_SHAPED],
+    [tags, String, TAG_SHAPED],
   ] as const) {
-    if (new Set(values.map(([, v]) => key(v))).size > 1) return { ok: false, problem: conflict(values) };
+    if (new Set(values.map(([, v]) => key(v))).size > 1)
+      return { ok: false, problem: conflict(values, shape) };
   }
   const registryId = registries[0]?.[1];
   const named = repositories[0]?.[1];
@@ -235,7 +252,10 @@ function imageFromJson(text: string): Identification | undefined {
   // and recorded as written, where no audit query by the repository finds it.
   const repository = repositoryOf(named);
   if (repository === undefined) {
-    return { ok: false, problem: `CustomData repositoryName is not an ECR repository name: ${clip(named)}` };
+    return {
+      ok: false,
+      problem: `CustomData repositoryName (${describe(named)}) is not an ECR repository name: expected lowercase letters, digits and . _ - / (as ECR takes them), or the repository's ARN`,
+    };
   }
   return {
     ok: true,
@@ -246,7 +266,9 @@ function imageFromJson(text: string): Identification | undefined {
       digest,
       tag,
       from: 'CustomData',
-      text,
+      // What names the image, not the whole CustomData: the text is recorded as the image's source, and the
+      // JSON may hold other fields (notes, links).
+      text: `${repository}${tag === undefined ? '' : `:${tag}`}${digest === undefined ? '' : `@${digest}`}`,
     },
   };
 }
@@ -256,7 +278,7 @@ function imageFromJson(text: string): Identification | undefined {
  * action's variables give them): the digest is what was built and is judged, never the tag, which may have
  * moved since. A URI that names another digest is a contradiction, not a choice to make.
  */
-function withDigest(reference: ImageReference, digest: string | undefined, text: string): Identification {
+function withDigest(reference: ImageReference, digest: string | undefined): Identification {
   if (digest === undefined || digest === reference.digest) return { ok: true, reference };
   if (reference.digest !== undefined) {
     return {
@@ -264,7 +286,7 @@ function withDigest(reference: ImageReference, digest: string | undefined, text:
       problem: `CustomData names two digests: ${reference.digest} in its image URI and ${digest} as imageDigest`,
     };
   }
-  return { ok: true, reference: { ...reference, digest, text } };
+  return { ok: true, reference: { ...reference, digest, text: `${reference.text}@${digest}` } };
 }
 
 function matchReference(text: string, from: string): ImageReference | undefined {
@@ -285,6 +307,36 @@ function matchReference(text: string, from: string): ImageReference | undefined 
 /** Outside text quoted in a problem: one line, at most 120 characters, never half of one. */
 function clip(text: string): string {
   return clipUnits(wellFormed(text.replace(/\s+/g, ' ')), 120);
+}
+
+// What a problem may quote of the pipeline's own text. A problem goes into the gate, the Gate State Change
+// event on the default bus and the escalation, read by people who may not read the pipeline; CustomData and
+// variables are free text that can hold notes or signed links. Only a value wholly of the shape its field asks
+// for is quoted (an image URI, a digest, a repository name, a tag, a registry id); anything else is described.
+const whole = (source: string) => new RegExp(`^(?:${source})$`);
+const IMAGE_SHAPED = [
+  whole(ECR_URI.source),
+  whole(OTHER_REGISTRY_IMAGE.source),
+  whole(`${REPOSITORY}(?::${TAG})?@sha256:[a-f0-9]{64}`),
+];
+// A digest of another algorithm or length is still a digest, and what was wrong with it is plain to see.
+const DIGEST_SHAPED = [/^sha\d+:[A-Fa-f0-9]{1,128}$/];
+const REPOSITORY_SHAPED = [
+  whole(REPOSITORY),
+  whole(`arn:aws[a-z-]*:ecr:[a-z0-9-]+:\\d{12}:repository/${REPOSITORY}`),
+];
+const REGISTRY_SHAPED = [/^\d{12}$/];
+const TAG_SHAPED = [whole(TAG)];
+
+/** A value of `shape` quoted; any other described by its length only. */
+function quoted(value: string, shape: readonly RegExp[]): string {
+  const v = value.trim();
+  return shape.some((re) => re.test(v)) ? clip(v) : describe(v);
+}
+
+function describe(value: string): string {
+  const n = value.trim().length;
+  return `${n} character${n === 1 ? '' : 's'}, not quoted`;
 }
 
 /**
