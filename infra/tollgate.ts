@@ -1072,8 +1072,8 @@ export class Tollgate extends Construct {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       });
 
-    // What mends a function's failures once it works again. The sweep reads only WAITING and DECIDED gates:
-    // nothing but a replay closes an ACTED gate whose end was lost or records a lost reviewer.
+    // What mends a function's failures once it works again. The sweep asks CodePipeline about an ACTED gate
+    // (and a CLOSED one with nobody named) every 15 minutes after it acted (shared/gate/reconcile.ts).
     const replay = "replay its failed events (see that queue's alarm)";
     const repairs: Record<FunctionName, string> = {
       'approval-started':
@@ -1081,7 +1081,9 @@ export class Tollgate extends Construct {
           ? `the sweep's discovery opens the gates it did not, within ${this.config.discoveryMinutes} minutes; or ${replay}`
           : `discovery is off, so nothing opens the gates it did not: ${replay}`,
       'scan-finished': 'the sweep reads the scan and findings of every waiting gate itself, and decides them',
-      'approval-ended': `nothing else closes the gates it did not, nor records their reviewers: ${replay}`,
+      'approval-ended':
+        "the sweep closes the gates it did not within 15 minutes or so, and names their reviewers from CodePipeline's " +
+        `listing (updatedBy), without CloudTrail's identity type and source identity: for those, ${replay}`,
       sweep: 'the next sweep, a minute later, takes up the gates',
     };
     const failed: Partial<Record<FunctionName, cloudwatch.Alarm>> = {};
@@ -1166,8 +1168,9 @@ export class Tollgate extends Construct {
           'Tollgate: EventBridge could deliver an event neither to its function nor to the dead-letter queue ' +
           '(the queue or its key refused it): the event is gone. The sweep still decides the waiting gates it ' +
           "concerns, but a lost approval start is found only by the sweep's discovery (when on), and a lost " +
-          'approval end or PutApprovalResult record by nobody: the gate stays ACTED, its resolution or reviewer ' +
-          "unrecorded. Check the undelivered-events queue's policy and the key's.",
+          "approval end or PutApprovalResult record only by the sweep asking CodePipeline's listing, 15 minutes " +
+          "on (the reviewer then without CloudTrail's identity type). Check the undelivered-events queue's policy " +
+          "and the key's.",
         metric: new cloudwatch.MathExpression({
           expression: `SUM([${Object.keys(this.rules)
             .map((_, i) => `m${i}`)

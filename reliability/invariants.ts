@@ -26,6 +26,9 @@ import { gateOfToken, type SuiteScenario } from './scenarios.js';
  *   ESCALATE).
  * - bad-state: a gate in none of WAITING, DECIDED, ACTED, CLOSED, STALE.
  * - different-decision (duplicates and order only): the outcome of a gate differs from the clean run's.
+ * - unreconciled (duplicates and order only): a gate one of whose ending events was dropped is still ACTED
+ *   although the clean run's is not, or CLOSED with nobody named for the answer the clean run names: the
+ *   sweep's reconciliation (shared/gate/reconcile.ts) did not repair the lost event.
  * - audit-chain: an audit chain the replay left does not verify (a gap, a changed or reordered record, a
  *   head that does not match), or a gate has a decision without exactly one decision record (none: a
  *   decision the trail lost; two: a duplicate delivery appended twice).
@@ -53,7 +56,8 @@ export type ViolationKind =
   | 'unexpected-exception'
   | 'unlocated-error'
   | 'memory'
-  | 'oversized-result';
+  | 'oversized-result'
+  | 'unreconciled';
 
 export interface Violation {
   readonly kind: ViolationKind;
@@ -386,6 +390,19 @@ export function checkRun(
         gate: id,
         detail: `outcome ${gate?.outcome ?? 'none'}; the clean run: ${want.outcome ?? 'none'}`,
       });
+    }
+    if (options.sameDecisions && want && gate && !unseen.has(id) && options.endingDropped?.has(id)) {
+      const unreconciled =
+        gate.state === 'ACTED' && want.state !== 'ACTED'
+          ? `still ACTED; the clean run ends ${want.state}`
+          : gate.state === 'CLOSED' && gate.reviewer == null && want.reviewer != null
+            ? `CLOSED with nobody named; the clean run names ${want.reviewer.identity}`
+            : gate.state === 'CLOSED' &&
+                want.reviewer != null &&
+                gate.reviewer?.identity !== want.reviewer.identity
+              ? `names ${gate.reviewer?.identity}; the clean run names ${want.reviewer.identity}`
+              : undefined;
+      if (unreconciled) violations.push({ kind: 'unreconciled', gate: id, detail: unreconciled });
     }
     if (options.sameDecisions && want && gate && !unseen.has(id) && !options.endingDropped?.has(id)) {
       const ending = (g: GateView) => ({

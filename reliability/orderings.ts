@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describeError } from '../shared/gate/gate.js';
 import { gateId, gateKeyOf } from '../shared/gate/model.js';
+import { RECONCILE_MS } from '../shared/gate/reconcile.js';
 import type { DeliveryPoint, RunControl } from '../simulator/run.js';
 import { offsetMs, type ScenarioStep } from '../simulator/scenario.js';
 import { LogFactsBuilder, noteQuiet, unquiet } from './faults.js';
@@ -267,6 +268,14 @@ async function replayWith(
         // The schedule sweeps every minute, gates or none: discovery's grace period passes.
         for (let i = 0; i <= DISCOVERY.graceMs / 60_000; i++) {
           control.clock.set(control.clock.now().getTime() + 60_000);
+          await control.sweep();
+        }
+      }
+      if (disorder && disorder.endingDropped.size > 0) {
+        // A lost ending event is repaired by the sweep asking CodePipeline once the gate is due
+        // (shared/gate/reconcile.ts): twice, for the end and then for who answered.
+        for (let i = 0; i < 2; i++) {
+          control.clock.set(control.clock.now().getTime() + RECONCILE_MS);
           await control.sweep();
         }
       }

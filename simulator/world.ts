@@ -36,13 +36,22 @@ interface ApprovalSlot {
   status: 'InProgress' | 'Succeeded' | 'Failed' | 'Abandoned' | undefined;
   actionExecutionId: string;
   startedAt: Date;
+  /** Once the run ended: when, and (a result sent) who sent it with which summary, as the listing shows. */
+  ended?: RunEnd | undefined;
   history: {
     executionId: string;
     status: string;
     actionExecutionId: string;
     customData: string | undefined;
     startedAt: Date;
+    ended?: RunEnd | undefined;
   }[];
+}
+
+interface RunEnd {
+  readonly at: Date;
+  readonly updatedBy?: string;
+  readonly summary?: string;
 }
 
 interface Coverage {
@@ -205,6 +214,7 @@ export class World {
     }
     slot.status = 'InProgress';
     slot.startedAt = this.clock.now();
+    slot.ended = undefined;
     return slot;
   }
 
@@ -223,8 +233,9 @@ export class World {
       actionExecutionId: slot.actionExecutionId,
       customData: slot.customData,
       startedAt: slot.startedAt,
+      ended: slot.ended ?? { at: this.clock.now() },
     });
-    Object.assign(slot, { ...next, history: slot.history });
+    Object.assign(slot, { ...next, ended: undefined, history: slot.history });
     return { previous, next: slot };
   }
 
@@ -241,9 +252,11 @@ export class World {
     const past = slot.history.findLast((h) => h.executionId === key.executionId);
     if (slot.executionId !== key.executionId && past) {
       past.status = status;
+      past.ended = { at: this.clock.now() };
       return { ...key, actionExecutionId: past.actionExecutionId };
     }
     slot.status = status;
+    slot.ended = { at: this.clock.now() };
     return { ...key, actionExecutionId: slot.actionExecutionId };
   }
 
@@ -574,6 +587,7 @@ export class World {
                 actionExecutionId: s.actionExecutionId,
                 customData: s.customData,
                 startedAt: s.startedAt,
+                ended: s.status === 'InProgress' ? undefined : s.ended,
               },
             ]
           : []),
@@ -588,7 +602,8 @@ export class World {
           stageName: s.stage,
           actionName: s.action,
           startTime: run.startedAt,
-          lastUpdateTime: this.clock.now(),
+          lastUpdateTime: run.ended?.at ?? this.clock.now(),
+          ...(run.ended?.updatedBy === undefined ? {} : { updatedBy: run.ended.updatedBy }),
           status: run.status,
           input: {
             actionTypeId: { category: 'Approval', owner: 'AWS', provider: 'Manual', version: '1' },
@@ -602,7 +617,9 @@ export class World {
             outputVariables: {},
             ...(current && s.executionMode === 'PARALLEL' && run.status === 'InProgress'
               ? { executionResult: { externalExecutionId: s.token } }
-              : {}),
+              : run.ended?.summary === undefined
+                ? {}
+                : { executionResult: { externalExecutionSummary: run.ended.summary } }),
           },
         });
       }
@@ -707,6 +724,7 @@ export class World {
     const approved = result.status === 'Approved';
     slot.status = approved ? 'Succeeded' : 'Failed';
     const now = this.clock.now();
+    slot.ended = { at: now, updatedBy: identity, summary: result.summary };
     this.outbox.push(
       cloudTrailEvent(this, identity, {
         pipelineName: slot.pipeline,

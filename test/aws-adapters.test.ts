@@ -436,6 +436,17 @@ describe('CodePipeline: ListActionExecutions', () => {
   parallel.actionExecutionId = '5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9';
   delete parallel.input!.resolvedConfiguration;
   parallel.output = { executionResult: { externalExecutionId: '9f8e7d6c-5b4a-4321-8fed-cba987654321' } };
+  // The same run once a reviewer answered: who, when, and the comment, as the sweep reads them (reconcile.ts).
+  const answered = clone(parallel);
+  answered.status = 'Succeeded';
+  answered.updatedBy = 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice';
+  answered.lastUpdateTime = new Date('2024-09-04T17:30:00.000Z');
+  answered.output = {
+    executionResult: {
+      externalExecutionId: '9f8e7d6c-5b4a-4321-8fed-cba987654321',
+      externalExecutionSummary: 'checked with the team',
+    },
+  };
 
   it('follows every page with the execution filter and normalises each entry', async () => {
     const { client, mock } = codepipeline();
@@ -443,7 +454,7 @@ describe('CodePipeline: ListActionExecutions', () => {
       .on(ListActionExecutionsCommand)
       .resolvesOnce({ actionExecutionDetails: [details[0]!], nextToken: 'page-2' })
       .resolvesOnce({ actionExecutionDetails: [details[1]!], nextToken: 'page-3' })
-      .resolvesOnce({ actionExecutionDetails: [parallel] });
+      .resolvesOnce({ actionExecutionDetails: [parallel, answered] });
     const views = await new CodePipelineApprovals(client, fastRetry()).actionExecutions(
       'myPipeline',
       EXECUTION,
@@ -464,6 +475,9 @@ describe('CodePipeline: ListActionExecutions', () => {
         externalExecutionId: undefined,
         startedAt: '2024-09-04T16:55:40.455Z',
         manualApproval: true,
+        updatedBy: undefined,
+        updatedAt: '2024-09-04T16:55:40.455Z',
+        summary: undefined,
       },
       {
         stage: 'Source',
@@ -475,6 +489,9 @@ describe('CodePipeline: ListActionExecutions', () => {
         startedAt: '2024-09-04T16:55:28.500Z',
         // An ECR source: its external id is the image digest, not an approval token.
         manualApproval: false,
+        updatedBy: undefined,
+        updatedAt: '2024-09-04T16:55:30.101Z',
+        summary: 'Image pushed',
       },
       {
         stage: 'SecurityGate',
@@ -487,6 +504,23 @@ describe('CodePipeline: ListActionExecutions', () => {
         externalExecutionId: '9f8e7d6c-5b4a-4321-8fed-cba987654321',
         startedAt: '2024-09-04T16:55:40.455Z',
         manualApproval: true,
+        updatedBy: undefined,
+        updatedAt: '2024-09-04T16:55:40.455Z',
+        summary: undefined,
+      },
+      {
+        stage: 'SecurityGate',
+        action: 'ImageVulnerabilityApproval',
+        actionExecutionId: '5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9',
+        status: 'Succeeded',
+        customData:
+          '{"repositoryName":"#{SourceVariables.RepositoryName}","imageDigest":"#{SourceVariables.ImageDigest}","executionId":"#{codepipeline.PipelineExecutionId}"}',
+        externalExecutionId: '9f8e7d6c-5b4a-4321-8fed-cba987654321',
+        startedAt: '2024-09-04T16:55:40.455Z',
+        manualApproval: true,
+        updatedBy: 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice',
+        updatedAt: '2024-09-04T17:30:00.000Z',
+        summary: 'checked with the team',
       },
     ]);
   });
@@ -861,12 +895,13 @@ describe('Inspector2: ListCoverage', () => {
       ],
     });
     expect(coverageState(await findings.coverage(IMAGE)).state).toBe('pending');
-    // Scanned before the frequency became manual (on push): that scan's findings are the image's.
+    // Scanned before the frequency became manual (on push): no longer scanned all the same, and that scan's
+    // findings may be closed and deleted since, so no read of them is a finished scan's.
     mock
       .on(ListCoverageCommand)
       .resolves({ coveredResources: [coveredResource(DIGEST, 'SCAN_FREQUENCY_MANUAL')] });
     expect(coverageState(await findings.coverage(IMAGE))).toEqual({
-      state: 'complete',
+      state: 'unsupported',
       status: 'SCAN_FREQUENCY_MANUAL',
     });
   });

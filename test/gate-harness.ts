@@ -325,6 +325,10 @@ export interface PipelineModel {
     latestUnlisted?: boolean;
     /** The latest run's `input.actionTypeId`; the sample's (a Manual approval) when not set. */
     actionTypeId?: { category: string; owner: string; provider: string; version: string };
+    /** The latest run's `updatedBy`, `lastUpdateTime` and `externalExecutionSummary`, once it ended. */
+    updatedBy?: string;
+    updatedAt?: Date;
+    summary?: string;
   };
   /**
    * ListPipelineExecutions, newest first, a page each (to read every page); by default the gate's own
@@ -841,6 +845,14 @@ export class Harness {
           } else resolved.CustomData = action.customData;
           if (action.externalExecutionId !== undefined && d.output) {
             d.output.executionResult = { externalExecutionId: action.externalExecutionId };
+          }
+          if (action.updatedBy !== undefined) d.updatedBy = action.updatedBy;
+          if (action.updatedAt !== undefined) d.lastUpdateTime = action.updatedAt;
+          if (action.summary !== undefined && d.output) {
+            d.output.executionResult = {
+              ...d.output.executionResult,
+              externalExecutionSummary: action.summary,
+            };
           }
         }
         if (action.unlistedReads !== undefined) {

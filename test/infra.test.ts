@@ -861,7 +861,7 @@ describe('the Tollgate construct', () => {
         : d['Fn::Join'][1].map((p) => (typeof p === 'string' ? p : `<${p.Ref}>`)).join('');
     };
     const errors = g.tollgate.alarms.errors;
-    // The sweep reads only WAITING and DECIDED gates: a lost end leaves an ACTED gate ACTED, its reviewer unknown.
+    // The sweep decides and acts for WAITING and DECIDED gates, and closes ACTED ones from CodePipeline's listing.
     for (const n of FUNCTION_NAMES) expect(text(errors[n]), n).not.toMatch(/the sweep repairs/);
     expect(text(errors['approval-started'])).toMatch(
       /the sweep's discovery opens the gates it did not, within 5 minutes; or replay its failed events/,
@@ -870,7 +870,7 @@ describe('the Tollgate construct', () => {
       /the sweep reads the scan and findings of every waiting gate itself/,
     );
     expect(text(errors['approval-ended'])).toMatch(
-      /nothing else closes the gates it did not, nor records their reviewers: replay its failed events/,
+      /the sweep closes the gates it did not within 15 minutes or so, and names their reviewers from CodePipeline's listing \(updatedBy\), without CloudTrail's identity type and source identity: for those, replay its failed events/,
     );
     expect(text(errors.sweep)).toMatch(/the next sweep, a minute later/);
     const off = gate({ discoveryMinutes: 0 });

@@ -35,6 +35,7 @@ import { writeFindings, wrongResult } from '../reliability/oversized.js';
 import { type Replay, Replayer, type ReplayOptions, rawChainProblems } from '../reliability/replay.js';
 import { exampleScenarios, ROOT, type SuiteScenario, suiteScenario } from '../reliability/scenarios.js';
 import { runSuite } from '../reliability/suite.js';
+import { gateId } from '../shared/gate/model.js';
 import { compilePolicy } from '../shared/policy/compile.js';
 import { parsePolicy } from '../shared/policy/load.js';
 import { type GateView, SimClock } from '../simulator/run.js';
@@ -840,6 +841,41 @@ describe('the strengthened checks, against a deliberately broken gate', () => {
       ),
     ).toEqual([]);
   }, 120_000);
+
+  it('orderings: an escalation whose end and CloudTrail record are both lost is closed by the sweep, its reviewer named', async () => {
+    const s = scenario('03');
+    const clean = await cleanOrdering(replayer, s);
+    // The events in the order the plan meets them, from a plan that delivers each once.
+    const once = { copies: 1, concurrent: false, delay: 0 };
+    const probe = await replayPlan(
+      replayer,
+      s,
+      clean,
+      Array.from({ length: 200 }, () => once),
+    );
+    const ending = (line: string) =>
+      / (SUCCEEDED|FAILED)$/.test(line) || line.includes('AWS API Call via CloudTrail');
+    expect(probe.disorder.log.filter(ending).length).toBeGreaterThanOrEqual(2);
+    const plan = probe.disorder.log.map((line) => (ending(line) ? { ...once, copies: 0 } : once));
+    const { replay, violations, disorder } = await replayPlan(replayer, s, clean, plan);
+    expect(disorder.endingDropped.size).toBeGreaterThan(0);
+    expect(violations).toEqual([]);
+    const want = clean.result.gates.find((g) => g.reviewer !== null)!;
+    const got = replay.result.gates.find((g) => gateId(g) === gateId(want))!;
+    expect(got.state).toBe('CLOSED');
+    expect(got.closure?.state).toBe(want.closure?.state);
+    expect(got.reviewer).toMatchObject({ identity: want.reviewer!.identity, source: 'listing' });
+
+    // The check itself: the same gate left ACTED, or CLOSED with nobody named, is a violation.
+    const ids = new Set([gateId(want)]);
+    for (const change of [{ state: 'ACTED' as const, reviewer: null }, { reviewer: null }]) {
+      const gates = replay.result.gates.map((g) => (gateId(g) === gateId(want) ? { ...g, ...change } : g));
+      const other = { ...replay, result: { ...replay.result, gates } } as Replay;
+      expect(
+        checkRun(s, clean, other, { sameDecisions: true, endingDropped: ids }).map((v) => v.kind),
+      ).toContain('unreconciled');
+    }
+  }, 180_000);
 
   it('read lag: just after STARTED the state shows no token and the listing no run; after the lag both do', async () => {
     const s = scenario('08');

@@ -263,6 +263,9 @@ function actionExecutionView(d: ActionExecutionDetail): ActionExecutionView {
     customData: d.input?.resolvedConfiguration?.CustomData ?? d.input?.configuration?.CustomData,
     externalExecutionId: d.output?.executionResult?.externalExecutionId,
     startedAt: d.startTime?.toISOString(),
+    updatedBy: d.updatedBy || undefined,
+    updatedAt: d.lastUpdateTime?.toISOString(),
+    summary: d.output?.executionResult?.externalExecutionSummary,
     manualApproval:
       d.input?.actionTypeId === undefined
         ? undefined

@@ -23,6 +23,7 @@ import {
   type StoredDecision,
 } from '../../shared/gate/model.js';
 import type { StorePort } from '../../shared/gate/ports.js';
+import { reconcilable } from '../../shared/gate/reconcile.js';
 import { tiedScan } from '../../shared/gate/scan-tie.js';
 import { httpHandlerConfig } from '../aws/retry.js';
 import {
@@ -224,9 +225,13 @@ function gateItem(gate: Gate): Item {
     item.digestPk = `DIGEST#${digest}`;
     item.digestSk = `GATE#${gate.state}#${id}`;
   }
-  if (OPEN_STATES.has(gate.state)) {
+  // An ACTED gate stays in the index while the sweep still has to ask whether its approval ended, and a
+  // CLOSED one until someone is named for its answer (the end event or CloudTrail's record may be lost):
+  // sorted by when it asks next.
+  const reconcile = reconcilable(gate) ? gate.reconcileAt : undefined;
+  if (OPEN_STATES.has(gate.state) || reconcile) {
     item.openPk = `OPEN#${openShard(id)}`;
-    item.openSk = `${sortableTime(gate.deadline)}#${id}`;
+    item.openSk = `${sortableTime(reconcile ?? gate.deadline)}#${id}`;
   }
   if (gate.tokenHash) item.tokenHash = gate.tokenHash;
   return guardSize(item, `gate ${id}`);

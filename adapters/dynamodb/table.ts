@@ -40,11 +40,12 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
  *     gatesForDigest: one Query per wanted state, `begins_with(digestSk, GATE#<state>#)`, so a state filter
  *     never reads gates of other states and other digests are never in the partition. Audit: decisions of
  *     a digest, in time order.
- *   open-gates             openPk OPEN#<0..3>  openSk <deadline>#<gate id>
- *     Only WAITING and DECIDED gates carry these attributes; every gate write is a whole-item Put, so the
- *     write that moves a gate to ACTED, CLOSED or STALE drops them and the gate leaves the index. Four shards
- *     (by a hash of the gate id) keep the sweep's index writes off one hot partition; the sweep queries all
- *     four concurrently. Sorted by deadline: the gates whose scan wait runs out first come first.
+ *   open-gates             openPk OPEN#<0..3>  openSk <deadline or reconcileAt>#<gate id>
+ *     Only WAITING and DECIDED gates, and ACTED gates the sweep still has to ask whether their approval
+ *     ended (`reconcileAt`), carry these attributes; every gate write is a whole-item Put, so the write that
+ *     moves a gate to CLOSED or STALE (or an ACTED gate past asking) drops them and the gate leaves the index.
+ *     Four shards (by a hash of the gate id) keep the sweep's index writes off one hot partition; the sweep
+ *     queries all four concurrently. Sorted by deadline: the gates whose scan wait runs out first come first.
  *   by-token               tokenHash <sha-256 of the last approval token>
  *     Only gates that have seen a token. CloudTrail's PutApprovalResult names the token, not the gate.
  *   decisions-by-pipeline  pipelinePk PIPELINE#<pipeline>  pipelineSk <decidedAt>#<gate id>

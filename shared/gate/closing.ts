@@ -13,6 +13,7 @@ import {
   type StorePort,
   type TollgateEvent,
 } from './ports.js';
+import { reconcileAfterEnd } from './reconcile.js';
 import {
   CHAIN_ATTEMPTS,
   describeError,
@@ -143,6 +144,9 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
             state: 'CLOSED',
             closure,
             startUnseen: true,
+            // No token was seen, so CloudTrail's record cannot find this gate: only the listing can name who
+            // answered.
+            reconcileAt: reconcileAfterEnd(closure, 'CLOSED', undefined, now),
           },
           now,
           `approval ended ${e.state} before Tollgate saw it start`,
@@ -170,9 +174,10 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
           throw new GateWorkFailed(`gate ${gateId(key)} has an outcome but no stored decision`, []);
       }
       // A STALE gate keeps its state (the gate's own verdict on it) and only records how the action ended.
+      const state = gate.state === 'STALE' ? 'STALE' : 'CLOSED';
       const next = this.next(
         gate,
-        { state: gate.state === 'STALE' ? 'STALE' : 'CLOSED', closure },
+        { state, closure, reconcileAt: reconcileAfterEnd(closure, state, gate.reviewer, now) },
         now,
         `approval ended: ${e.state}`,
       );
@@ -205,15 +210,34 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
       return undefined;
     }
     const tokenHash = hashToken(e.token);
+    return this.recordReviewer(e, () => this.d.store.gateByTokenHash(tokenHash));
+  }
+
+  /**
+   * Records who resolved the gate's approval: CloudTrail's record of the call (`source` undefined), or, when
+   * the sweep closes a gate whose end and record never came, the run's `updatedBy` in ListActionExecutions
+   * (`listing`). CloudTrail's record, when it comes, replaces the listing's: it says more (the identity's type,
+   * the session's source identity); the listing's never replaces anything.
+   */
+  protected async recordReviewer(
+    e: Omit<ApprovalResultCall, 'token'>,
+    locate: () => Promise<Gate | undefined>,
+    source?: 'listing',
+  ): Promise<GateReport | undefined> {
     // A role name matches only as the role of an assumed-role ARN: a person's role whose name merely contains
     // Tollgate's (TollgateGateRoleAdmin) must not be recorded as Tollgate itself.
+    // The listing's `updatedBy` may name the role itself (`…:role/<name>`) rather than its session.
     const underOwnRole = this.d.config.ownIdentities.some(
-      (id) => id !== '' && e.identity.includes(`:assumed-role/${id}/`),
+      (id) =>
+        id !== '' &&
+        (e.identity.includes(`:assumed-role/${id}/`) ||
+          (source === 'listing' && e.identity.endsWith(`/${id}`) && e.identity.includes(':role/'))),
     );
     let decision: StoredDecision | undefined;
     let head: HeadRead;
     for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
-      const gate = await this.d.store.gateByTokenHash(tokenHash);
+      const gate = await locate();
+      if (!gate && source === 'listing') return undefined;
       if (!gate) {
         // An approval of a pipeline Tollgate does not gate, one that started before Tollgate was deployed,
         // or one whose token Tollgate never saw: counted and logged, so that a reviewer who cannot be
@@ -231,7 +255,10 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
         if (underOwnRole) this.borrowedRole(e, undefined, 'it matches no gate');
         return undefined;
       }
-      if (gate.reviewer) {
+      if (gate.reviewer && (source === 'listing' || gate.reviewer.source === 'listing')) {
+        if (source === 'listing') return report(gate, 'reviewer already recorded');
+        // CloudTrail's record of the call the sweep read from the listing: it replaces it, below.
+      } else if (gate.reviewer) {
         // This very call, recorded by an earlier delivery that failed after its write landed (a lost answer, a
         // timeout before the metrics went out): the borrowed role is counted again rather than never paged.
         const same = gate.reviewer.identity === e.identity && gate.reviewer.status === e.status;
@@ -270,12 +297,15 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
             summary: e.summary,
             at,
             tollgate,
+            ...(source ? { source } : {}),
           },
+          // Named, a closed gate has nothing left for the sweep to ask.
+          reconcileAt: gate.state === 'ACTED' ? gate.reconcileAt : undefined,
         },
         now,
-        tollgate
-          ? 'CloudTrail: Tollgate sent the result'
-          : `CloudTrail: ${e.status ?? 'resolved'} by ${e.identity}`,
+        `${source === 'listing' ? 'ListActionExecutions' : 'CloudTrail'}: ${
+          tollgate ? 'Tollgate sent the result' : `${e.status ?? 'resolved'} by ${e.identity}`
+        }`,
       );
       const resolution = resolutionEntry(next, decision, resolutionOf(next), at);
       const { result: updated } = await this.appending(gate.key.pipeline, resolution, head, (record) =>
@@ -283,7 +313,9 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
       );
       if (updated) {
         // Counted for the record written, not for each lost race (a redelivery counts again: above).
-        if (underOwnRole && !tollgate) this.borrowedRole(e, gate, "recorded as a person's");
+        // Replacing the listing's record of the same call: counted when the listing's was recorded.
+        const counted = gate.reviewer?.source === 'listing' && gate.reviewer.identity === e.identity;
+        if (underOwnRole && !tollgate && !counted) this.borrowedRole(e, gate, "recorded as a person's");
         // CloudTrail delivers its record minutes after the action's end event as a rule, so the Gate Closed
         // already sent said `reviewer: null`: who resolved the approval goes out again, or no subscriber
         // would ever learn it.
@@ -296,7 +328,7 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
   }
 
   /** A PutApprovalResult under Tollgate's role with a result Tollgate did not send (alarmed). */
-  private borrowedRole(e: ApprovalResultCall, gate: Gate | undefined, what: string): void {
+  private borrowedRole(e: Omit<ApprovalResultCall, 'token'>, gate: Gate | undefined, what: string): void {
     this.d.metrics.count('ApprovalResultsUnderTollgateRole');
     this.d.log.warn(`PutApprovalResult under Tollgate's role that Tollgate did not send: ${what}`, {
       ...(gate === undefined ? { ...e.named } : { gate: gateId(gate.key), outcome: gate.outcome }),

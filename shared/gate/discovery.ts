@@ -181,11 +181,15 @@ export class ApprovalDiscovery implements Discovery {
       });
       pipelines = [...new Set(literal)].map((name) => ({ name, mode: undefined }));
     }
-    // The open gates, read once before the pipelines: a gate opened since is found by its key or claim.
-    const gates = await this.d.store.openGates().catch((error: unknown) => {
-      this.d.metrics.count('DiscoveryFailures');
-      throw error;
-    });
+    // The open gates, read once before the pipelines: a gate opened since is found by its key or claim. Only
+    // those still deciding: the index also holds ACTED and CLOSED gates the sweep asks CodePipeline about,
+    // whose approvals a key or claim read finds as before.
+    const gates = (
+      await this.d.store.openGates().catch((error: unknown) => {
+        this.d.metrics.count('DiscoveryFailures');
+        throw error;
+      })
+    ).filter((g) => g.state === 'WAITING' || g.state === 'DECIDED');
     const candidates: Candidate[] = [];
     const now = this.d.clock.now().getTime();
     await inTurn(pipelines, this.d.config.concurrency, async ({ name: pipeline, mode }) => {

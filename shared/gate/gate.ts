@@ -50,6 +50,14 @@ import {
   type StageStateView,
 } from './ports.js';
 import {
+  closureOfRun,
+  ownRun,
+  RECONCILE_GIVE_UP_MS,
+  RECONCILE_MS,
+  reconcileDue,
+  resultOfRun,
+} from './reconcile.js';
+import {
   coverageState,
   ecrScanState,
   hasClosedFindings,
@@ -478,8 +486,11 @@ export class GateService extends GateClosing<GateDeps> {
   }
 
   private async sweepGates({ timeLeftMs }: SweepTime): Promise<readonly GateReport[]> {
-    const gates = await this.d.store.openGates();
+    const open = await this.d.store.openGates();
     const now = this.now().getTime();
+    // ACTED and CLOSED gates are in the index until their end and reviewer are known (`reconcile`), and are
+    // asked about only when due.
+    const gates = open.filter((g) => (g.state !== 'ACTED' && g.state !== 'CLOSED') || reconcileDue(g, now));
     const waiting = gates.filter((g) => g.state === 'WAITING');
     // A decided gate whose result or escalation keeps failing to go out is as stuck as one never decided, and
     // the sweep's own failures are only logged: one acting lease and the margin after its decision (or its
@@ -504,7 +515,11 @@ export class GateService extends GateClosing<GateDeps> {
     const reports = await this.forEach(
       gates,
       (gate) =>
-        gate.state === 'WAITING' ? this.tryDecide(gate, { trigger: 'sweep', stateCache }) : this.reAct(gate),
+        gate.state === 'WAITING'
+          ? this.tryDecide(gate, { trigger: 'sweep', stateCache })
+          : gate.state === 'ACTED' || gate.state === 'CLOSED'
+            ? this.reconcile(gate)
+            : this.reAct(gate),
       false,
       () => {
         const late = timeLeftMs !== undefined && timeLeftMs() < SWEEP_STOP_MS;
@@ -520,6 +535,98 @@ export class GateService extends GateClosing<GateDeps> {
       });
     }
     return reports;
+  }
+
+  /**
+   * A gate whose approval may have ended unseen (ACTED), or that a person's answer closed with nobody named
+   * (CLOSED): its end event, or CloudTrail's record of who answered, lost or dead-lettered. Nothing else would
+   * ever close the gate or name its reviewer, and auditors would read an escalation nobody answered. The
+   * listing of the gate's run says whether it ended, how, and (its `updatedBy`) by whom; the gate is then
+   * closed as the end event would have closed it, and its reviewer recorded as CloudTrail's record would.
+   */
+  private async reconcile(gate: Gate): Promise<GateReport> {
+    const now = this.now();
+    let runs: readonly ActionExecutionView[];
+    try {
+      runs = await this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId);
+    } catch (error) {
+      if (!(error instanceof ExecutionNotFound)) throw error;
+      return this.stopAsking(gate, now, `CodePipeline no longer has its execution (${error.message})`);
+    }
+    const run = ownRun(gate, runs);
+    const state = run === undefined ? undefined : closureOfRun(run.status);
+    if (run === undefined || state === undefined) {
+      const why = run === undefined ? 'its run is not listed' : `its run is ${run.status}`;
+      if (now.getTime() - Date.parse(gate.startedAt) > RECONCILE_GIVE_UP_MS) {
+        return this.stopAsking(gate, now, `${why} long after any approval ends`);
+      }
+      // Asked again later, without a timeline entry: an escalation can wait a week, asked every few minutes.
+      const later: Gate = {
+        ...gate,
+        reconcileAt: new Date(now.getTime() + RECONCILE_MS).toISOString(),
+        version: gate.version + 1,
+        updatedAt: now.toISOString(),
+      };
+      if (!(await this.d.store.updateGate(later, gate.version))) return report(gate, 'changed meanwhile');
+      return report(later, `acted; the approval has not ended: ${why}`);
+    }
+    if (gate.state === 'CLOSED') {
+      if (!run.updatedBy) return this.stopAsking(gate, now, 'the listing names nobody for the answer');
+      this.d.metrics.count('GatesReconciled');
+      return (await this.recordListedReviewer(gate, run, now)) ?? report(gate, 'reviewer recorded meanwhile');
+    }
+    this.d.metrics.count('GatesReconciled');
+    this.d.log.warn(
+      "the approval ended without its end reaching Tollgate: closing the gate from its run's listing",
+      {
+        gate: gateId(gate.key),
+        status: run.status,
+        reviewerRecorded: gate.reviewer !== undefined,
+      },
+    );
+    const closed = await this.approvalEnded({
+      key: gate.key,
+      actionExecutionId: run.actionExecutionId || undefined,
+      state,
+      time: run.updatedAt ?? now.toISOString(),
+      account: gate.account,
+      region: this.region(gate),
+    });
+    if (gate.reviewer !== undefined || !run.updatedBy) return closed;
+    return (await this.recordListedReviewer(gate, run, now)) ?? closed;
+  }
+
+  /** The run's `updatedBy` recorded as the gate's reviewer, unless CloudTrail's record came first. */
+  private recordListedReviewer(
+    gate: Gate,
+    run: ActionExecutionView,
+    now: Date,
+  ): Promise<GateReport | undefined> {
+    return this.recordReviewer(
+      {
+        identity: run.updatedBy ?? '',
+        identityType: undefined,
+        status: resultOfRun(run.status),
+        summary: run.summary,
+        time: run.updatedAt ?? now.toISOString(),
+      },
+      () => this.d.store.getGate(gate.key),
+      'listing',
+    );
+  }
+
+  /** A gate whose end (ACTED) or reviewer (CLOSED) cannot be learnt: it leaves the sweep's index, saying why. */
+  private async stopAsking(gate: Gate, now: Date, why: string): Promise<GateReport> {
+    const what = gate.state === 'ACTED' ? 'how the approval ended' : 'who answered the approval';
+    this.d.log.warn(`${what} cannot be known`, { gate: gateId(gate.key), why });
+    const next = this.next(
+      gate,
+      { reconcileAt: undefined, ...(gate.state === 'ACTED' ? { endUnknown: why } : {}) },
+      now,
+      `${what} cannot be known: ${why}`,
+    );
+    if (!(await this.d.store.updateGate(next, gate.version))) return report(gate, 'changed meanwhile');
+    return report(next, `${what} cannot be known: ${why}`);
   }
 
   /** Vulnerability index items a decision could not write (derived data: a failure here is only logged). */
@@ -1141,7 +1248,8 @@ export class GateService extends GateClosing<GateDeps> {
         known ?? (await this.freshToken(gate, 'escalating without it: the reviewer may not be recorded'));
       if (token && !token.ok && token.final) return this.markStale(gate, token.reason, this.now());
       // No token yet moments after the start (CodePipeline fills it in a moment later): the escalation is
-      // held for it, so that whoever answers is recorded (an ACTED gate is not looked at again). The lease is
+      // held for it, so that CloudTrail's record of whoever answers finds the gate (the sweep's listing names
+      // them too, but without the identity's type or the session's source identity). The lease is
       // given back and the next sweep sends it: not a failure, nothing to retry. Past the listing grace it
       // goes out without.
       if (token && !token.ok && this.justStarted(gate, this.now())) {
@@ -1356,7 +1464,11 @@ export class GateService extends GateClosing<GateDeps> {
     for (let attempt = 0, current = gate; attempt < UPDATE_ATTEMPTS; attempt++) {
       // The result went out: only a closure may have landed meanwhile; keep it, and keep the gate CLOSED.
       const state: GateState = current.state === 'CLOSED' ? 'CLOSED' : 'ACTED';
-      const next = this.next(current, { ...changes, state, actingUntil: undefined }, now, what);
+      // An ACTED gate is asked about by the sweep until its end is known (see `reconcile`); one closed
+      // meanwhile keeps what its closing said (asked about until someone is named).
+      const reconcileAt =
+        state === 'ACTED' ? new Date(now.getTime() + RECONCILE_MS).toISOString() : current.reconcileAt;
+      const next = this.next(current, { ...changes, state, actingUntil: undefined, reconcileAt }, now, what);
       // A store error here would leave the gate DECIDED with the action done but unrecorded, and the sweep
       // would act again (a second escalation): retried, unlike the writes an event's retry repeats anyway.
       const { result: written } = await this.appending(

@@ -119,6 +119,12 @@ export interface Reviewer {
   readonly at: string;
   /** True when the identity is Tollgate's own role: the result it sent itself. */
   readonly tollgate: boolean;
+  /**
+   * `listing`: read from the run's `updatedBy` in ListActionExecutions by the sweep, because CloudTrail's
+   * record had not come (no identity type nor source identity then); CloudTrail's record, if it comes later,
+   * replaces it. Absent: CloudTrail's record.
+   */
+  readonly source?: 'listing';
 }
 
 export interface TimelineEntry {
@@ -167,6 +173,15 @@ export interface Gate {
    * and on gates stored before it was kept.
    */
   readonly resultInDoubt?: string;
+  /**
+   * For an ACTED gate, when the sweep next asks CodePipeline whether its approval has ended: the end event or
+   * CloudTrail's record can be lost, and nothing else would ever close the gate or name its reviewer. Absent
+   * on other gates, on ACTED gates stored before it was kept, and once CodePipeline no longer has the
+   * execution (`endUnknown`).
+   */
+  readonly reconcileAt?: string | undefined;
+  /** Why how the approval ended cannot be known (its execution is gone from CodePipeline's history). */
+  readonly endUnknown?: string | undefined;
   readonly staleReason: string | undefined;
   /**
    * The approval ended before Tollgate saw it start (the gate was made closed, from its end): `startedAt` is

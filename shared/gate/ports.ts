@@ -46,6 +46,12 @@ export interface ActionExecutionView {
    * build's id): only this says the id is an approval token. Undefined: the listing did not say.
    */
   readonly manualApproval?: boolean | undefined;
+  /** `updatedBy`: the ARN of whoever ended the run (a reviewer's PutApprovalResult), when the listing says. */
+  readonly updatedBy?: string | undefined;
+  /** `lastUpdateTime` (ISO): for a run that ended, when it ended. */
+  readonly updatedAt?: string | undefined;
+  /** `output.executionResult.externalExecutionSummary`: a reviewer's comment, on a run they ended. */
+  readonly summary?: string | undefined;
 }
 
 export interface PipelineExecutionView {
@@ -328,7 +334,10 @@ export interface StorePort {
   getDecision(key: GateKey): Promise<StoredDecision | undefined>;
   /** Gates in `states` waiting on this digest (served by an index, never a scan). */
   gatesForDigest(digest: string, states: readonly GateState[]): Promise<readonly Gate[]>;
-  /** Gates the sweep must look at: WAITING and DECIDED (served by an index, never a scan). */
+  /**
+   * Gates the sweep must look at: WAITING and DECIDED, and ACTED and CLOSED ones it still has to ask
+   * CodePipeline about (`reconcilable`: served by an index, never a scan).
+   */
   openGates(): Promise<readonly Gate[]>;
   /** Finds the gate whose last seen token has this hash (CloudTrail's PutApprovalResult). */
   gateByTokenHash(tokenHash: string): Promise<Gate | undefined>;

@@ -1,0 +1,83 @@
+import type { Gate, GateClosure } from './model.js';
+import type { ActionExecutionView } from './ports.js';
+import { hashToken } from './work.js';
+
+/**
+ * How long after acting, and then between asks, the sweep waits before asking CodePipeline whether an ACTED
+ * gate's approval has ended. The end event comes within seconds and CloudTrail's record within about 15
+ * minutes as a rule: asking sooner would only race them, and an escalation waits for a person for hours.
+ */
+export const RECONCILE_MS = 15 * 60_000;
+
+/**
+ * After this long from its start a gate's approval has ended whatever the listing shows (CodePipeline fails
+ * a manual approval after 7 days): a run still not found by then never will be, and the sweep stops asking.
+ */
+export const RECONCILE_GIVE_UP_MS = 8 * 24 * 60 * 60_000;
+
+/** How a run's status (ListActionExecutions) ends a gate; `InProgress` and unknown statuses end nothing. */
+const CLOSURE_OF_RUN: Readonly<Record<string, GateClosure['state']>> = {
+  Succeeded: 'SUCCEEDED',
+  Failed: 'FAILED',
+  Abandoned: 'ABANDONED',
+};
+
+/** The closure a run's status says, or undefined while it runs (or for a status this does not know). */
+export function closureOfRun(status: string): GateClosure['state'] | undefined {
+  return Object.hasOwn(CLOSURE_OF_RUN, status) ? CLOSURE_OF_RUN[status] : undefined;
+}
+
+/** The result a reviewer's PutApprovalResult sent, as the run's status shows it: only a run ended by one. */
+export function resultOfRun(status: string): 'Approved' | 'Rejected' | undefined {
+  return status === 'Succeeded' ? 'Approved' : status === 'Failed' ? 'Rejected' : undefined;
+}
+
+/**
+ * Whether the sweep still has to ask about this gate: ACTED without its end, or CLOSED by a person's answer
+ * whose CloudTrail record has not named them. The store keeps exactly these gates in its open index.
+ */
+export function reconcilable(gate: Pick<Gate, 'state' | 'closure' | 'reviewer' | 'reconcileAt'>): boolean {
+  if (gate.reconcileAt === undefined) return false;
+  if (gate.state === 'ACTED') return gate.closure === undefined;
+  return gate.state === 'CLOSED' && gate.reviewer === undefined;
+}
+
+/** When a gate closed by this end still has to be asked about: while nobody is named for an answer. */
+export function reconcileAfterEnd(
+  closure: GateClosure,
+  state: Gate['state'],
+  reviewer: Gate['reviewer'],
+  now: Date,
+): string | undefined {
+  const answered = closure.state === 'SUCCEEDED' || closure.state === 'FAILED';
+  return state === 'CLOSED' && answered && reviewer === undefined
+    ? new Date(now.getTime() + RECONCILE_MS).toISOString()
+    : undefined;
+}
+
+/** Whether the sweep asks about this gate now. */
+export function reconcileDue(gate: Gate, now: number): boolean {
+  if (!reconcilable(gate) || gate.reconcileAt === undefined) return false;
+  const at = Date.parse(gate.reconcileAt);
+  // A time that is no time (a hand-edited item) is asked about now, rather than never.
+  return Number.isNaN(at) || at <= now;
+}
+
+/**
+ * The gate's own run among an execution's action runs: by its run id when the gate knows it; else by the
+ * token (a PARALLEL-mode run's externalExecutionId) whose hash the gate keeps; else the action's only run.
+ * Undefined when none, or when several and nothing tells which.
+ */
+export function ownRun(gate: Gate, runs: readonly ActionExecutionView[]): ActionExecutionView | undefined {
+  const ofAction = runs.filter((r) => r.stage === gate.key.stage && r.action === gate.key.action);
+  if (gate.actionExecutionId !== undefined) {
+    return ofAction.find((r) => r.actionExecutionId === gate.actionExecutionId);
+  }
+  if (gate.tokenHash !== undefined) {
+    const byToken = ofAction.find(
+      (r) => r.externalExecutionId !== undefined && hashToken(r.externalExecutionId) === gate.tokenHash,
+    );
+    if (byToken) return byToken;
+  }
+  return ofAction.length === 1 ? ofAction[0] : undefined;
+}

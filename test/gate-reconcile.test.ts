@@ -1,0 +1,322 @@
+import {
+  ListActionExecutionsCommand,
+  PipelineExecutionNotFoundException,
+} from '@aws-sdk/client-codepipeline';
+import { describe, expect, it } from 'vitest';
+import { RECONCILE_GIVE_UP_MS, RECONCILE_MS } from '../shared/gate/reconcile.js';
+import {
+  ACCOUNT,
+  createHarness,
+  exampleFindings,
+  type Harness,
+  type HarnessOptions,
+  TOLLGATE_ROLE,
+  useLocalDynamo,
+} from './gate-harness.js';
+
+/*
+ * An ACTED gate whose approval's end event (and CloudTrail's record of who answered) never reached Tollgate:
+ * EventBridge delivers "sometimes not at all", and a dead-lettered event may never be redriven. The sweep asks
+ * CodePipeline's listing of the gate's run, and closes the gate as the end event would have.
+ */
+
+const dynamo = useLocalDynamo();
+const MINUTE = 60_000;
+const ENGINEER = `arn:aws:sts::${ACCOUNT}:assumed-role/SecurityEngineer/alice`;
+
+function setup(options: HarnessOptions = {}): Promise<Harness> {
+  return createHarness(dynamo(), options);
+}
+
+/** An escalated gate, ACTED: the policy escalates a fixable HIGH. */
+async function escalated(): Promise<Harness> {
+  const h = await setup();
+  h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
+  await h.approvalStarted();
+  h.clock.advance(MINUTE);
+  await h.scanFinished();
+  expect(await h.gate()).toMatchObject({ state: 'ACTED', outcome: 'ESCALATE' });
+  return h;
+}
+
+/** A person answers in the console; neither the end event nor CloudTrail's record reaches Tollgate. */
+function answeredUnseen(h: Harness, status: 'Succeeded' | 'Failed', summary = 'checked with the team'): Date {
+  const at = h.clock.now();
+  h.pipeline.action.status = status;
+  h.pipeline.stage.status = status;
+  h.pipeline.action.updatedBy = ENGINEER;
+  h.pipeline.action.updatedAt = at;
+  h.pipeline.action.summary = summary;
+  return at;
+}
+
+function listings(h: Harness): number {
+  return h.mocks.codepipeline.commandCalls(ListActionExecutionsCommand).length;
+}
+
+function resolutions(items: Record<string, unknown>[]): Record<string, unknown>[] {
+  return items
+    .map((i) => i.record as { type: string; resolution?: Record<string, unknown> } | undefined)
+    .filter((r) => r?.type === 'resolution')
+    .map((r) => r!.resolution!);
+}
+
+describe('an ACTED gate whose end never came', () => {
+  it('is closed by the sweep from its run in the listing, its reviewer named by updatedBy, and recorded', async () => {
+    const h = await escalated();
+    h.clock.advance(5 * MINUTE);
+    const at = answeredUnseen(h, 'Succeeded');
+
+    // Not yet due: the end event and CloudTrail's record usually come within minutes, and are not raced.
+    const before = listings(h);
+    await h.sweep();
+    expect(listings(h)).toBe(before);
+    expect((await h.gate())?.state).toBe('ACTED');
+
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    const gate = await h.gate();
+    expect(gate).toMatchObject({
+      state: 'CLOSED',
+      outcome: 'ESCALATE',
+      closure: { state: 'SUCCEEDED', at: at.toISOString() },
+      reviewer: {
+        identity: ENGINEER,
+        status: 'Approved',
+        summary: 'checked with the team',
+        tollgate: false,
+        source: 'listing',
+      },
+    });
+    expect(gate?.reconcileAt).toBeUndefined();
+    const recorded = resolutions(await h.items());
+    expect(recorded.at(-1)).toMatchObject({ reviewer: ENGINEER, status: 'Approved', byTollgate: false });
+
+    // Closed, it left the sweep's index: later sweeps ask nothing.
+    const after = listings(h);
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    expect(listings(h)).toBe(after);
+  });
+
+  it("a late CloudTrail record replaces the listing's reviewer (it says more); the listing never replaces CloudTrail's", async () => {
+    const h = await escalated();
+    answeredUnseen(h, 'Succeeded');
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    expect((await h.gate())?.reviewer).toMatchObject({ source: 'listing' });
+
+    await h.approvalEnded(h.cloudTrailEvent());
+    const reviewer = (await h.gate())?.reviewer;
+    expect(reviewer).toMatchObject({ identity: ENGINEER, type: 'AssumedRole', status: 'Approved' });
+    expect(reviewer).not.toHaveProperty('source');
+    // Delivered again, CloudTrail's record changes nothing.
+    const version = (await h.gate())?.version;
+    await h.approvalEnded(h.cloudTrailEvent());
+    expect((await h.gate())?.version).toBe(version);
+  });
+
+  it("keeps CloudTrail's reviewer when only the end event was lost", async () => {
+    const h = await escalated();
+    answeredUnseen(h, 'Failed');
+    await h.approvalEnded(h.cloudTrailEvent({ status: 'Rejected' }));
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    const gate = await h.gate();
+    expect(gate).toMatchObject({ state: 'CLOSED', closure: { state: 'FAILED' } });
+    expect(gate?.reviewer).toMatchObject({ identity: ENGINEER, type: 'AssumedRole', status: 'Rejected' });
+    expect(gate?.reviewer).not.toHaveProperty('source');
+  });
+
+  it('an end event arriving after the sweep closed the gate changes nothing', async () => {
+    const h = await escalated();
+    answeredUnseen(h, 'Succeeded');
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    const closed = await h.gate();
+    await h.approvalEnded(h.approvalEndedEvent('SUCCEEDED'));
+    expect((await h.gate())?.version).toBe(closed?.version);
+  });
+
+  it('still waiting for a person: asked again later, without growing the gate or its timeline', async () => {
+    const h = await escalated();
+    const acted = await h.gate();
+    for (let i = 0; i < 3; i++) {
+      h.clock.advance(RECONCILE_MS);
+      await h.sweep();
+    }
+    const gate = await h.gate();
+    expect(gate?.state).toBe('ACTED');
+    expect(gate?.timeline).toEqual(acted?.timeline);
+    expect(Date.parse(gate!.reconcileAt!)).toBe(h.clock.now().getTime() + RECONCILE_MS);
+    // Asked once per due sweep, not on every sweep in between.
+    const asked = listings(h);
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect(listings(h)).toBe(asked);
+  });
+
+  it("Tollgate's own APPROVE, its end and CloudTrail record lost: closed SUCCEEDED, the result recorded as Tollgate's", async () => {
+    const h = await setup();
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+    await h.scanFinished();
+    expect(await h.gate()).toMatchObject({ state: 'ACTED', outcome: 'APPROVE' });
+    h.pipeline.action.status = 'Succeeded';
+    h.pipeline.stage.status = 'Succeeded';
+    // The listing may name the role itself rather than its session.
+    h.pipeline.action.updatedBy = `arn:aws:iam::${ACCOUNT}:role/${TOLLGATE_ROLE}`;
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    expect(await h.gate()).toMatchObject({
+      state: 'CLOSED',
+      closure: { state: 'SUCCEEDED' },
+      reviewer: { status: 'Approved', tollgate: true, source: 'listing' },
+    });
+  });
+
+  it('a run that ended without anyone named (expired) closes without a reviewer', async () => {
+    const h = await escalated();
+    h.pipeline.action.status = 'Failed';
+    h.pipeline.stage.status = 'Failed';
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    const gate = await h.gate();
+    expect(gate).toMatchObject({ state: 'CLOSED', closure: { state: 'FAILED' } });
+    expect(gate?.reviewer).toBeUndefined();
+    // Asked once more for a name (CloudTrail's record may still come), then no longer.
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    const done = await h.gate();
+    expect(done?.reconcileAt).toBeUndefined();
+    expect(done?.timeline.at(-1)?.what).toContain('who answered the approval cannot be known');
+    const asked = listings(h);
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    expect(listings(h)).toBe(asked);
+  });
+
+  it('an execution CodePipeline no longer has: the gate says its end is unknown and leaves the index', async () => {
+    const h = await escalated();
+    h.mocks.codepipeline.on(ListActionExecutionsCommand).rejects(
+      new PipelineExecutionNotFoundException({
+        message: 'no such execution',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    const gate = await h.gate();
+    expect(gate?.state).toBe('ACTED');
+    expect(gate?.endUnknown).toContain('CodePipeline no longer has its execution');
+    expect(gate?.reconcileAt).toBeUndefined();
+    expect(gate?.timeline.at(-1)?.what).toContain('cannot be known');
+    const asked = listings(h);
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    expect(listings(h)).toBe(asked);
+  });
+
+  it('a run never found gives up after any approval would have ended, rather than ask for ever', async () => {
+    const h = await escalated();
+    h.pipeline.action.unlisted = true;
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    expect((await h.gate())?.reconcileAt).toBeDefined();
+    h.clock.advance(RECONCILE_GIVE_UP_MS);
+    await h.sweep();
+    expect((await h.gate())?.endUnknown).toContain('its run is not listed');
+  });
+
+  it('a listing that fails leaves the gate to the next due sweep', async () => {
+    const h = await escalated();
+    answeredUnseen(h, 'Succeeded');
+    h.fail('ListActionExecutions', () => new Error('socket hang up'), { times: 100 });
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    expect((await h.gate())?.state).toBe('ACTED');
+    h.heal();
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect((await h.gate())?.state).toBe('CLOSED');
+  });
+});
+
+describe("a gate closed by a person's answer, its CloudTrail record lost", () => {
+  it('is asked about until the listing names who answered, then leaves the index', async () => {
+    const h = await escalated();
+    answeredUnseen(h, 'Failed', 'base image too old');
+    await h.approvalEnded(h.approvalEndedEvent('FAILED'));
+    const closed = await h.gate();
+    expect(closed).toMatchObject({ state: 'CLOSED', closure: { state: 'FAILED' } });
+    expect(closed?.reconcileAt).toBeDefined();
+
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    const gate = await h.gate();
+    expect(gate?.reviewer).toMatchObject({
+      identity: ENGINEER,
+      status: 'Rejected',
+      summary: 'base image too old',
+      source: 'listing',
+    });
+    expect(gate?.reconcileAt).toBeUndefined();
+    expect(resolutions(await h.items()).at(-1)).toMatchObject({ reviewer: ENGINEER, status: 'Rejected' });
+    const asked = listings(h);
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    expect(listings(h)).toBe(asked);
+  });
+
+  it("CloudTrail's record in time: nothing is left to ask", async () => {
+    const h = await escalated();
+    answeredUnseen(h, 'Succeeded');
+    await h.approvalEnded(h.approvalEndedEvent('SUCCEEDED'));
+    await h.approvalEnded(h.cloudTrailEvent());
+    expect((await h.gate())?.reconcileAt).toBeUndefined();
+    const asked = listings(h);
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    expect(listings(h)).toBe(asked);
+  });
+
+  it('an approval that ended before Tollgate saw it start gets its reviewer from the listing', async () => {
+    const h = await setup();
+    answeredUnseen(h, 'Succeeded');
+    await h.approvalEnded(h.approvalEndedEvent('SUCCEEDED'));
+    expect(await h.gate()).toMatchObject({ state: 'CLOSED', startUnseen: true });
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    expect((await h.gate())?.reviewer).toMatchObject({
+      identity: ENGINEER,
+      status: 'Approved',
+      source: 'listing',
+    });
+  });
+
+  it('closed by its end while Tollgate was escalating: still asked about, and its reviewer named', async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
+    h.onEscalation = async () => {
+      h.onEscalation = undefined;
+      answeredUnseen(h, 'Succeeded');
+      await h.approvalEnded(h.approvalEndedEvent('SUCCEEDED'));
+    };
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+    await h.scanFinished();
+    const closed = await h.gate();
+    expect(closed).toMatchObject({ state: 'CLOSED', notifications: 1 });
+    expect(closed?.reconcileAt).toBeDefined();
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    expect((await h.gate())?.reviewer).toMatchObject({ identity: ENGINEER, source: 'listing' });
+  });
+
+  it('an abandoned approval has nobody to name, and is not asked about', async () => {
+    const h = await escalated();
+    h.pipeline.action.status = 'Abandoned';
+    await h.approvalEnded(h.approvalEndedEvent('ABANDONED'));
+    expect((await h.gate())?.reconcileAt).toBeUndefined();
+  });
+});
