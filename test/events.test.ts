@@ -368,6 +368,42 @@ describe('Tollgate Gate Closed', () => {
     });
   });
 
+  it("carries the reviewer's source identity and says the reviewer came from CloudTrail's record", () => {
+    // A shared role whose session name the caller chose: the source identity says who it really was.
+    const reviewer = { ...closed.reviewer!, sourceIdentity: 'jane.doe@example.com' };
+    const detail = gateClosedEvent({ ...closed, reviewer }, REGION, ACCOUNT).detail as GateClosedEventDetail;
+    expect(detail.reviewer).toMatchObject({
+      identity: closed.reviewer!.identity,
+      sourceIdentity: 'jane.doe@example.com',
+      source: 'cloudtrail',
+    });
+    // Without one it is null, not absent: every listed field is always there.
+    expect(gateClosedEvent(closed, REGION, ACCOUNT).detail).toMatchObject({
+      reviewer: { sourceIdentity: null, source: 'cloudtrail' },
+    });
+  });
+
+  it("says when the reviewer was read from ListActionExecutions, CloudTrail's record never having come", () => {
+    const reviewer = {
+      identity: 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/jane.doe@example.com',
+      type: undefined,
+      status: 'Approved',
+      summary: undefined,
+      at: '2026-11-25T12:19:58.000Z',
+      tollgate: false,
+      source: 'listing' as const,
+    };
+    const detail = gateClosedEvent({ ...closed, reviewer }, REGION, ACCOUNT).detail as GateClosedEventDetail;
+    expect(detail).toMatchObject({
+      reviewer: { identity: reviewer.identity, type: null, sourceIdentity: null, source: 'listing' },
+    });
+    expect(GateClosedEventDetail.safeParse(detail).success).toBe(true);
+    expect(
+      GateClosedEventDetail.safeParse({ ...detail, reviewer: { ...detail.reviewer, source: 'sweep' } })
+        .success,
+    ).toBe(false);
+  });
+
   it('does not throw for a gate without closure or reviewer', () => {
     const detail = gateClosedEvent({ ...decided, closure: undefined }, REGION, ACCOUNT).detail;
     expect(detail).toMatchObject({ closure: null, reviewer: null, durationMs: null });

@@ -2,7 +2,11 @@ import type { GateClosing } from '../../shared/gate/closing.js';
 import { gateId, gateKeyOf } from '../../shared/gate/model.js';
 import { gateHandler } from '../common/handler.js';
 import type { Runtime } from '../common/runtime.js';
-import { ApprovalEndedOrCallEvent, isApprovalEndOrCall } from '../common/schemas.js';
+import {
+  ApprovalEndedOrCallEvent,
+  type ApprovalResultCallEvent,
+  isApprovalEndOrCall,
+} from '../common/schemas.js';
 
 /**
  * An approval ended (the action's state change closes the gate), or CloudTrail recorded a PutApprovalResult
@@ -35,9 +39,10 @@ export function approvalEndedHandler(runtime: Runtime<GateClosing>) {
         return undefined;
       }
       const who = d.userIdentity;
+      const identity = reviewerIdentity(who);
       const report = await gate.approvalResultCalled({
         token: d.requestParameters?.token,
-        identity: who.arn ?? who.principalId ?? 'unknown identity',
+        identity,
         identityType: who.type,
         sourceIdentity: who.sessionContext?.sourceIdentity,
         status: d.requestParameters?.result?.status,
@@ -49,9 +54,35 @@ export function approvalEndedHandler(runtime: Runtime<GateClosing>) {
           action: d.requestParameters?.actionName,
         },
       });
-      logger.info('approval result call recorded', { identity: who.arn, ...(report ?? {}) });
+      logger.info('approval result call recorded', { identity, ...(report ?? {}) });
       return report;
     },
     isApprovalEndOrCall,
   );
+}
+
+type UserIdentity = ApprovalResultCallEvent['detail']['userIdentity'];
+
+/** A string CloudTrail filled in: an empty one names nobody. */
+const given = (value: string | undefined): string | undefined =>
+  value === undefined || value === '' ? undefined : value;
+
+/**
+ * The name the audit trail, `--reviewer` and Gate Closed give the caller: distinct for distinct callers, since
+ * one shared name would merge them. Identities without an ARN or principal id (an Identity Center user, an AWS
+ * service) are named from the fields CloudTrail gives them instead; only when nothing names the caller is it
+ * `unknown <type> identity`, which says so rather than passing for one.
+ */
+export function reviewerIdentity(who: UserIdentity): string {
+  const principal = given(who.arn) ?? given(who.principalId);
+  if (principal !== undefined) return principal;
+  const userId = given(who.onBehalfOf?.userId);
+  if (userId !== undefined) {
+    // The store says which directory the user id is of (an organization can have more than one instance).
+    const store = given(who.onBehalfOf?.identityStoreArn);
+    return store === undefined ? `identitycenter:${userId}` : `identitycenter:${store}/${userId}`;
+  }
+  const service = given(who.invokedBy);
+  if (service !== undefined) return `service:${service}`;
+  return `unknown ${given(who.type) ?? 'untyped'} identity`;
 }

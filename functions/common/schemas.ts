@@ -113,6 +113,12 @@ export const ApprovalResultCallEvent = z.extend(EventBridgeSchema, {
       type: z.optional(z.string()),
       arn: z.optional(z.string()),
       principalId: z.optional(z.string()),
+      // Who calls without an ARN or principal id: an AWS service (`AWSService`) names itself in `invokedBy`;
+      // an IAM Identity Center user (`IdentityCenterUser`) is its user id in its identity store.
+      invokedBy: z.optional(z.string()),
+      onBehalfOf: z.optional(
+        z.object({ userId: z.optional(z.string()), identityStoreArn: z.optional(z.string()) }),
+      ),
       // The source identity a role session was given (sts:SourceIdentity: set by the IdP or the first
       // AssumeRole, unchangeable, kept through role chaining): the person behind a shared role.
       sessionContext: z.optional(z.object({ sourceIdentity: z.optional(z.string()) })),

@@ -163,8 +163,24 @@ export const GateClosedEventDetail = z
     reviewer: z
       .nullable(
         z.strictObject({
-          identity: text.check(described('The CloudTrail userIdentity ARN (or principal id).')),
+          identity: text.check(
+            described(
+              'The CloudTrail userIdentity ARN (or principal id); for an IAM Identity Center user identitycenter:<identity store ARN>/<user id>, for an AWS service service:<invokedBy>.',
+            ),
+          ),
           type: nullableText,
+          sourceIdentity: nullableText.check(
+            described(
+              "The role session's source identity (CloudTrail sessionContext.sourceIdentity), the person behind a shared role, when it has one.",
+            ),
+          ),
+          source: z
+            .enum(['cloudtrail', 'listing'])
+            .check(
+              described(
+                "cloudtrail: CloudTrail's record of the PutApprovalResult call; listing: the action's updatedBy in ListActionExecutions, read by the sweep because CloudTrail's record never came (no type nor source identity then; a later Gate Closed carries CloudTrail's record if it comes).",
+              ),
+            ),
           status: nullableText.check(described('Approved or Rejected, as the reviewer sent it.')),
           summary: nullableText,
           at: text,
@@ -371,6 +387,8 @@ export function gateClosedEvent(gate: Gate, region: string, account: string | un
         : {
             identity: reviewer.identity,
             type: reviewer.type ?? null,
+            sourceIdentity: reviewer.sourceIdentity ?? null,
+            source: reviewer.source ?? 'cloudtrail',
             status: reviewer.status ?? null,
             summary: reviewer.summary ?? null,
             at: reviewer.at,

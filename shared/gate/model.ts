@@ -105,7 +105,11 @@ export interface GateClosure {
 }
 
 export interface Reviewer {
-  /** The CloudTrail `userIdentity.arn` (or principal id when there is no ARN). */
+  /**
+   * The CloudTrail `userIdentity.arn` (or principal id when there is no ARN); with neither,
+   * `identitycenter:<identityStoreArn>/<userId>` for an IAM Identity Center user, `service:<invokedBy>` for an
+   * AWS service, else `unknown <type> identity`. From the listing (`source`), the run's `updatedBy`.
+   */
   readonly identity: string;
   readonly type: string | undefined;
   /**
