@@ -104,8 +104,9 @@ Documentation: docs/policy.md (policy language), README.md`,
 
   /**
    * An option that takes one value refuses a second: commander would keep the last, and `-p strict.yaml
-   * -p advisory.yaml` (a wrapper script's default and the user's own) would judge under the one not meant.
-   * State lives in the closure, so each program built counts afresh.
+   * -p advisory.yaml` (a wrapper script's default and the user's own) would judge under the one not meant;
+   * `audit verify --pipeline a --pipeline b` would verify b alone and say OK. State lives in the closure, so
+   * each program built counts afresh.
    */
   function once<T>(parse: (value: string) => T): (value: string) => T {
     let first: string | undefined;
@@ -124,16 +125,24 @@ Documentation: docs/policy.md (policy language), README.md`,
     return option.argParser(once((v) => (check ? check(v, undefined) : v)));
   }
 
+  /**
+   * Applied to every command once all are built, audit's too: an option added later is covered without
+   * anyone remembering to. The repeatable ones say so by their parser (`collect`: --findings' pages).
+   */
+  function refuseRepeats(command: Command): void {
+    for (const option of command.options) {
+      const takesValue = option.required || option.optional;
+      if (takesValue && !option.variadic && option.parseArg !== collect) singleValue(option);
+    }
+    for (const sub of command.commands) refuseRepeats(sub);
+  }
+
   program
     .command('evaluate')
     .description(
       'Dry-run a policy on a findings export and print the decision (exit 0 APPROVE, 2 REJECT, 3 ESCALATE).',
     )
-    .requiredOption(
-      '-p, --policy <file>',
-      'policy file (YAML or JSON, policy language v1)',
-      once((v) => v),
-    )
+    .requiredOption('-p, --policy <file>', 'policy file (YAML or JSON, policy language v1)')
     .option(
       '-f, --findings <file>',
       'findings file, "-" for standard input; repeat for several pages of one export. Formats (detected): Inspector2 ListFindings response or findings report, list of Inspector2 findings, Inspector2 Finding event(s), ECR DescribeImageScanFindings (basic or enhanced)',
@@ -142,17 +151,15 @@ Documentation: docs/policy.md (policy language), README.md`,
     .option(
       '--pipeline <name>',
       'pipeline name, for rules and exceptions scoped with "pipelines" (without it they are not applied: a warning on stderr names them)',
-      once(parsePipeline),
+      parsePipeline,
     )
     .option(
       '--repository <name>',
       'image repository (bare name; an ARN or image URI is read down to it), when the findings do not name it, or the one to judge of several they name',
-      once(parseRepository),
+      parseRepository,
     )
-    .option('--now <iso-8601>', 'evaluation time, e.g. 2026-11-25T12:00:00Z (default: now)', once(parseNow))
-    .addOption(
-      singleValue(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text')),
-    )
+    .option('--now <iso-8601>', 'evaluation time, e.g. 2026-11-25T12:00:00Z (default: now)', parseNow)
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
     .option(
       '--no-color',
       'plain text without colours (also when NO_COLOR is set, or output is not a terminal that shows them)',
@@ -221,7 +228,8 @@ Examples:
       'after',
       `
 Exit status:
-  0  replayed; every expectation of the scenario met
+  0  replayed; every expectation of the scenario met (a scenario without "expect" checks only that the
+     replay runs: it says "no expectations", and --format json "met": null)
   4  replayed, but a gate ended differently from the scenario's "expect"
   1  usage or input error (the message names the file, line, column and key)
 
@@ -234,7 +242,10 @@ The scenario format is documented in README.md ("Scenarios"); examples are in ex
   simulation(
     program
       .command('demo')
-      .argument('[folder]', 'folder of scenarios (default: examples/scenarios)')
+      .argument(
+        '[folder]',
+        "folder of scenarios (default: the tollgate package's examples/scenarios, whatever the working folder)",
+      )
       .description(
         'Replay every example scenario (what `npm start` runs): approvals, scans, escalations, timeouts, superseded executions.',
       ),
@@ -244,6 +255,7 @@ The scenario format is documented in README.md ("Scenarios"); examples are in ex
   });
 
   registerAudit(program);
+  refuseRepeats(program);
 
   return program;
 }

@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { styleText } from 'node:util';
 import { DeleteTableCommand, waitUntilTableNotExists } from '@aws-sdk/client-dynamodb';
@@ -24,6 +24,14 @@ export interface SimulateOptions {
   readonly many: boolean;
 }
 
+/**
+ * A replay and how many expectations its scenario has: with none, "met" would claim a check that was never
+ * made (the replay ran, and nothing was compared).
+ */
+interface Replayed extends SimulationResult {
+  readonly expectations: number;
+}
+
 /** Replays scenarios through the handlers on the embedded store; returns what to print and the exit status. */
 export async function runSimulate(options: SimulateOptions): Promise<{ stdout: string; exitCode: number }> {
   // Read every scenario first: a typo in the fifth file is reported before anything runs.
@@ -39,11 +47,14 @@ export async function runSimulate(options: SimulateOptions): Promise<{ stdout: s
     db = await startLocalDynamo({ path: options.store });
     if (!options.keep) await resetTable(db);
     await ensureTable(db.client, TABLE_NAME);
-    const results: SimulationResult[] = [];
+    const results: Replayed[] = [];
     for (const scenario of loaded) {
-      results.push(
-        await runScenario(scenario, { doc: db.client, tableName: TABLE_NAME, logLevel: options.logLevel }),
-      );
+      const result = await runScenario(scenario, {
+        doc: db.client,
+        tableName: TABLE_NAME,
+        logLevel: options.logLevel,
+      });
+      results.push({ ...result, expectations: scenario.scenario.expect.length });
     }
     const unmet = results.some((r) => r.mismatches.length > 0);
     const stdout =
@@ -108,10 +119,11 @@ export function scenariosIn(folder: string): string[] {
   return files;
 }
 
-/** `examples/scenarios` of the working folder, else of the package this module was installed with. */
+/**
+ * `examples/scenarios` of the package this module was installed with, whatever the working folder: a user's
+ * project may have an examples/scenarios of its own, of other tools' files, which `demo` would fail on.
+ */
 export function defaultScenarioFolder(): string {
-  const here = resolve('examples/scenarios');
-  if (existsSync(here)) return here;
   return join(packageRoot(fileURLToPath(import.meta.url)), 'examples', 'scenarios');
 }
 
@@ -146,11 +158,12 @@ function isTollgatePackage(file: string): boolean {
   }
 }
 
-function jsonOf(r: SimulationResult) {
+function jsonOf(r: Replayed) {
   return {
     scenario: r.scenario,
     file: r.file,
-    expectations: { met: r.mismatches.length === 0, mismatches: r.mismatches },
+    // null: nothing to meet; a script testing `met === true` must not read a replay without checks as passed.
+    expectations: { met: verdict(r), mismatches: r.mismatches },
     gates: r.gates,
     deliveries: r.deliveries,
     escalations: r.messages,
@@ -169,7 +182,13 @@ const OUTCOME_STYLE: Readonly<Record<string, Style>> = {
   ESCALATE: ['bold', 'yellow'],
 };
 
-function renderText(results: readonly SimulationResult[], options: SimulateOptions): string {
+/** true every expectation met, false one not, null when the scenario has none. */
+function verdict(r: Replayed): boolean | null {
+  if (r.mismatches.length > 0) return false;
+  return r.expectations === 0 ? null : true;
+}
+
+function renderText(results: readonly Replayed[], options: SimulateOptions): string {
   const paint = (style: Style, text: string) => (options.color ? styleText(style, text) : text);
   const out: string[] = [];
   for (const r of results) {
@@ -182,7 +201,9 @@ function renderText(results: readonly SimulationResult[], options: SimulateOptio
       );
     }
     for (const m of r.messages) out.push(`  ${paint('yellow', '✉')} escalation sent: ${m.subject}`);
-    if (r.mismatches.length === 0) out.push(`  ${paint('green', '✓')} as expected`);
+    const met = verdict(r);
+    if (met === true) out.push(`  ${paint('green', '✓')} as expected`);
+    else if (met === null) out.push(`  ${paint('dim', '–')} no expectations (the replay ran)`);
     else for (const m of r.mismatches) out.push(`  ${paint('red', '✗')} ${m}`);
     out.push('');
   }
@@ -192,7 +213,7 @@ function renderText(results: readonly SimulationResult[], options: SimulateOptio
       for (const g of r.gates) {
         const outcome = g.outcome ?? '-';
         out.push(
-          `  ${(r.mismatches.length === 0 ? paint('green', '✓') : paint('red', '✗')).padEnd(1)} ${pad(g.pipeline, 18)} ${pad(g.state ?? '-', 7)} ${paint(OUTCOME_STYLE[outcome] ?? 'dim', pad(outcome, 8))} ${r.scenario}`,
+          `  ${mark(verdict(r), paint)} ${pad(g.pipeline, 18)} ${pad(g.state ?? '-', 7)} ${paint(OUTCOME_STYLE[outcome] ?? 'dim', pad(outcome, 8))} ${r.scenario}`,
         );
       }
     }
@@ -251,6 +272,11 @@ function since(start: number, at: string): string {
   if (s < 60) return `+${s}s`;
   const m = Math.floor(s / 60);
   return s % 60 === 0 ? `+${m}m` : `+${m}m${s % 60}s`;
+}
+
+function mark(met: boolean | null, paint: (style: Style, text: string) => string): string {
+  if (met === null) return paint('dim', '–');
+  return met ? paint('green', '✓') : paint('red', '✗');
 }
 
 function pad(text: string, width: number): string {
