@@ -115,20 +115,43 @@ describe('the reviewer identity of a PutApprovalResult call', () => {
     expect((await reviewerOf({})).identity).toBe('unknown untyped identity');
   });
 
-  it('refuses identity fields of another type: the event is malformed (retried, then dead-lettered)', async () => {
+  it('reads identity fields of another type as absent: the caller is named by what remains, the record kept', async () => {
+    // Needed only when no ARN or principal id names the caller: refused, the record was dead-lettered and the
+    // reviewer it names lost with it.
+    expect((await reviewerOf({ type: 'AWSService', invokedBy: 42 })).identity).toBe(
+      'unknown AWSService identity',
+    );
+    expect((await reviewerOf({ type: 'IdentityCenterUser', onBehalfOf: { userId: ['x'] } })).identity).toBe(
+      'unknown IdentityCenterUser identity',
+    );
+    expect((await reviewerOf({ type: 'IdentityCenterUser', onBehalfOf: 'alice' })).identity).toBe(
+      'unknown IdentityCenterUser identity',
+    );
+    // A store of another type is dropped, the user id kept.
+    expect(
+      (
+        await reviewerOf({
+          type: 'IdentityCenterUser',
+          onBehalfOf: { userId: ALICE_SSO, identityStoreArn: null },
+        })
+      ).identity,
+    ).toBe(`identitycenter:${ALICE_SSO}`);
+    const fixture = (JSON.parse(readFileSync(FIXTURE, 'utf8')) as { detail: { userIdentity: Json } }).detail
+      .userIdentity;
+    expect((await reviewerOf({ ...fixture, invokedBy: { x: 1 }, onBehalfOf: [] })).identity).toBe(
+      'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice',
+    );
+  });
+
+  it('refuses an ARN or principal id of another type: the event is malformed (retried, then dead-lettered)', async () => {
     const handler = approvalEndedHandler({
       gate: { flush: async () => undefined } as unknown as GateClosing,
       ...localObservability('SILENT'),
     });
     const malformed = /an event it must handle does not have the expected shape/;
-    await expect(handler(callWith({ type: 'AWSService', invokedBy: 42 }), context)).rejects.toThrow(
+    await expect(handler(callWith({ type: 'AssumedRole', arn: 42 }), context)).rejects.toThrow(malformed);
+    await expect(handler(callWith({ type: 'IAMUser', principalId: ['x'] }), context)).rejects.toThrow(
       malformed,
     );
-    await expect(
-      handler(callWith({ type: 'IdentityCenterUser', onBehalfOf: { userId: ['x'] } }), context),
-    ).rejects.toThrow(malformed);
-    await expect(
-      handler(callWith({ type: 'IdentityCenterUser', onBehalfOf: { identityStoreArn: null } }), context),
-    ).rejects.toThrow(malformed);
   });
 });

@@ -78,6 +78,25 @@ describe('Inspector2 ListFindings response (API shape, epoch seconds)', () => {
     const f = readFindingsDocument(raw).findings.row(0)!;
     expect(f.firstObservedAt).toBe(Date.parse('2024-09-04T16:55:38.411Z'));
     expect(f.updatedAt).toBe(Date.parse('2024-09-04T16:55:38.411Z'));
+    expect(f.changedAt).toBe(Date.parse('2024-09-04T16:55:38.411Z'));
+  });
+
+  it("keeps a finding's own updatedAt apart from the lastObservedAt that stands in for it", () => {
+    // A rescan stamps lastObservedAt on a finding suppressed long before: it orders copies of one finding,
+    // but says nothing of when its status changed (readCounts reads changedAt for that).
+    const raw = fixtureJson('aws/list-findings-response.ecr.derived-from-aws-docs-event.json') as {
+      findings: Record<string, unknown>[];
+    };
+    const { updatedAt: _, ...noUpdate } = raw.findings[0]!;
+    const f = readFindingsDocument({
+      findings: [{ ...noUpdate, lastObservedAt: 1_764_061_262 }],
+    }).findings.row(0)!;
+    expect(f.updatedAt).toBe(1_764_061_262_000);
+    expect(f.changedAt).toBeUndefined();
+    const g = readFindingsDocument({ findings: [{ ...noUpdate, updatedAt: 1_764_061_200 }] }).findings.row(
+      0,
+    )!;
+    expect(g.changedAt).toBe(1_764_061_200_000);
   });
 
   it('reads a bare array of findings and a findings report', () => {

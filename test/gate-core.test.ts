@@ -125,7 +125,7 @@ describe('identifying the image', () => {
       ],
       [
         problemOf(imageFromCustomData(`#{Build.IMAGE_URI} ${notes}`)),
-        `CustomData (${notes.length + 19} characters, not quoted) holds an unresolved variable #{…}: expected it resolved to an ECR image URI; check the namespace and name of the variable in the approval action's CustomData`,
+        `CustomData (${notes.length + 19} characters, not quoted) holds an unresolved variable #{Build.IMAGE_URI}: expected it resolved to an ECR image URI; check the namespace and name of the variable in the approval action's CustomData`,
       ],
       [
         problemOf(imageFromCustomData(JSON.stringify({ repositoryName: 'app', imageDigest: notes }))),
@@ -387,8 +387,24 @@ describe('identifying the image', () => {
     });
     expect(imageFromCustomData('#{BuildVariables.IMAGE_URI}')).toEqual({
       ok: false,
-      problem: expect.stringContaining('holds an unresolved variable'),
+      problem: expect.stringContaining('holds an unresolved variable #{BuildVariables.IMAGE_URI}:'),
     });
+    // The variables are what the owner must fix: named (a few, each once), the text around them described.
+    const problemOf = (text: string) => {
+      const found = imageFromCustomData(text);
+      return found.ok ? '' : found.problem;
+    };
+    expect(problemOf('deploy #{Build.IMAGE_URI} please')).toMatch(
+      /^CustomData \(32 characters, not quoted\) holds an unresolved variable #\{Build\.IMAGE_URI\}: /,
+    );
+    const several = problemOf('#{A.x} ?sig=s3cr3t #{B.y} #{A.x} #{C.z} #{D.w}');
+    expect(several).toContain('holds unresolved variables #{A.x}, #{B.y}, #{C.z}, and 1 more: ');
+    expect(several).not.toContain('s3cr3t');
+    expect(problemOf(`#{Build.${'N'.repeat(120)}}`)).toContain(`#{Build.${'N'.repeat(55)}…:`);
+    // Not of a variable's shape: said, not quoted.
+    const odd = problemOf('#{ token=s3cr3t }');
+    expect(odd).toContain('holds an unresolved variable #{…}: ');
+    expect(odd).not.toContain('s3cr3t');
     expect(imageFromCustomData('please approve')).toEqual({
       ok: false,
       problem: expect.stringContaining('CustomData (14 characters, not quoted) names no ECR image'),
@@ -543,7 +559,7 @@ describe('scan states', () => {
 });
 
 describe('the settle rule', () => {
-  // The scan event's time: CVE-3 was suppressed after it (so the event may have counted it ACTIVE).
+  // The scan event's time: CVE-3 existed then and was suppressed after it (so the event may have counted it).
   const counted = '2026-11-25T11:50:00Z';
   const table = FindingTable.fromFindings([
     finding({ vulnerabilityId: 'CVE-1', severity: 'CRITICAL' }),
@@ -552,7 +568,9 @@ describe('the settle rule', () => {
       vulnerabilityId: 'CVE-3',
       severity: 'MEDIUM',
       status: 'SUPPRESSED',
+      firstObservedAt: Date.parse('2026-11-20T08:00:00Z'),
       updatedAt: Date.parse('2026-11-25T11:55:00Z'),
+      changedAt: Date.parse('2026-11-25T11:55:00Z'),
     }),
   ]);
   const read = readCounts(table, '2026-11-25T12:00:00.000Z', counted);
@@ -610,11 +628,13 @@ describe('the settle rule', () => {
     expect(isSettled(old, { MEDIUM: 2 }, { ...old, at: sweepAgo.at }, 50_000).settled).toBe(false);
   });
 
-  it('a finding suppressed or closed before the scan event, or at no known time, explains no shortfall', () => {
+  it('a finding suppressed or closed before the scan event, made after it, or at no known time, explains no shortfall', () => {
     // An organisation's suppression rule: a SUPPRESSED CRITICAL of another CVE that the event never counted
     // filled the gap of the counted CRITICAL not listed yet, and two equal reads a sweep apart approved.
     const at = '2026-11-25T09:02:00.000Z';
     const event = '2026-11-25T09:01:00Z';
+    const ms = Date.parse(event);
+    const before = Date.parse('2026-11-24T10:00:00Z');
     const rows = (extra: Partial<Parameters<typeof finding>[0]>) =>
       FindingTable.fromFindings([
         finding({ vulnerabilityId: 'CVE-M', severity: 'MEDIUM' }),
@@ -622,12 +642,36 @@ describe('the settle rule', () => {
         finding({ vulnerabilityId: 'CVE-S', severity: 'CRITICAL', status: 'SUPPRESSED', ...extra }),
       ]);
     const reported = { CRITICAL: 1, MEDIUM: 1, TOTAL: 3 };
+    const changed = (t: number) => ({ updatedAt: t, changedAt: t });
     for (const [why, extra, countedAt] of [
-      ['suppressed before the event', { updatedAt: Date.parse('2026-11-24T10:00:00Z') }, event],
-      ['suppressed in the very second of the event', { updatedAt: Date.parse(event) }, event],
-      ['closed before the event', { status: 'CLOSED', updatedAt: Date.parse('2026-11-24T10:00:00Z') }, event],
-      ['no update time', { updatedAt: undefined }, event],
-      ['no event time to compare with', { updatedAt: Date.parse('2026-11-25T09:01:30Z') }, undefined],
+      ['suppressed before the event', { firstObservedAt: before - 1000, ...changed(before) }, event],
+      [
+        'suppressed in the very second of the event',
+        { firstObservedAt: before, ...changed(ms + 999) },
+        event,
+      ],
+      [
+        'closed before the event',
+        { status: 'CLOSED', firstObservedAt: before - 1000, ...changed(before) },
+        event,
+      ],
+      // A fresh image: its findings are made by its first scan, maybe after the event, one suppressed as made.
+      [
+        'made suppressed in the second of the event',
+        { firstObservedAt: ms + 411, ...changed(ms + 411) },
+        event,
+      ],
+      ['made suppressed 5 s after the event', { firstObservedAt: ms + 5000, ...changed(ms + 5000) }, event],
+      ['made after the event, changed since', { firstObservedAt: ms + 5000, ...changed(ms + 60_000) }, event],
+      ['made at no known time', { firstObservedAt: undefined, ...changed(ms + 30_000) }, event],
+      ['no update time', { firstObservedAt: before, updatedAt: undefined, changedAt: undefined }, event],
+      // Suppressed a day ago; the reader's `updatedAt` is the `lastObservedAt` this scan stamped on it.
+      [
+        'no update time of its own',
+        { firstObservedAt: before, updatedAt: ms + 2000, changedAt: undefined },
+        event,
+      ],
+      ['no event time to compare with', { firstObservedAt: before, ...changed(ms + 30_000) }, undefined],
     ] as const) {
       const r = readCounts(rows(extra), at, countedAt);
       expect(r.listed, why).toEqual({ MEDIUM: 1, LOW: 1, TOTAL: 2 });
@@ -635,12 +679,15 @@ describe('the settle rule', () => {
       expect(s.settled, why).toBe(false);
       expect(s.why, why).toContain('not listed in any status');
     }
-    // Suppressed after the event: the event may have counted it ACTIVE, so it explains the shortfall.
-    const since = readCounts(rows({ updatedAt: Date.parse('2026-11-25T09:01:30Z') }), at, event);
-    expect(since.listed).toEqual({ CRITICAL: 1, MEDIUM: 1, LOW: 1, TOTAL: 3 });
-    expect(isSettled(since, reported, { ...since, at: '2026-11-25T09:01:00.000Z' }, 50_000).settled).toBe(
-      true,
-    );
+    // Made before the event (or in its very millisecond) and suppressed after it: the event may have counted
+    // it ACTIVE, so it explains the shortfall.
+    for (const first of [before, ms]) {
+      const since = readCounts(rows({ firstObservedAt: first, ...changed(ms + 30_000) }), at, event);
+      expect(since.listed).toEqual({ CRITICAL: 1, MEDIUM: 1, LOW: 1, TOTAL: 3 });
+      expect(isSettled(since, reported, { ...since, at: '2026-11-25T09:01:00.000Z' }, 50_000).settled).toBe(
+        true,
+      );
+    }
   });
 
   it('without counts, settles on two equal reads a sweep apart, never on one', () => {

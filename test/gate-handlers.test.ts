@@ -795,6 +795,95 @@ describe('the sweep', () => {
     expect((await h.decision())?.record.outcome).not.toBe('APPROVE');
   });
 
+  it('a finding made suppressed after the scan event (a fresh image, a suppression rule), or changed at no time of its own, does not stand in for a counted one', async () => {
+    // Offsets from the scan event's time (whole seconds), and what the suppressed CRITICAL of another CVE says.
+    const cases = [
+      ['made suppressed 0.411 s into the event second', { first: 411, last: 411, updated: 411 }],
+      ['made suppressed 5 s after the event', { first: 5 * SECOND, last: 5 * SECOND, updated: 5 * SECOND }],
+      // Suppressed a day ago, no updatedAt: the rescan stamped lastObservedAt, which says nothing of its status.
+      [
+        'suppressed a day ago, re-observed since',
+        { first: -24 * 60 * MINUTE, last: 2 * SECOND, updated: undefined },
+      ],
+    ] as const;
+    for (const [why, t] of cases) {
+      const h = await setup();
+      h.scanner.coverage = SCANNED;
+      const [first] = h.scanner.findings;
+      const base = scanCounts(h.scanner.findings);
+      const counts = { ...base, CRITICAL: 1, TOTAL: (base.TOTAL ?? 0) + 1 };
+      await h.approvalStarted();
+      h.clock.advance(MINUTE);
+      const event = h.inspectorScanEvent({ counts });
+      const eventMs = Date.parse(event.time);
+      const at = (offset: number | undefined) =>
+        offset === undefined ? undefined : new Date(eventMs + offset);
+      const { updatedAt: _, ...rest } = first!;
+      h.scanner.findings = [
+        ...h.scanner.findings,
+        {
+          ...rest,
+          findingArn: `${first!.findingArn}-suppressed`,
+          severity: 'CRITICAL' as const,
+          status: 'SUPPRESSED' as const,
+          firstObservedAt: at(t.first),
+          lastObservedAt: at(t.last),
+          ...(t.updated === undefined ? {} : { updatedAt: at(t.updated) }),
+          packageVulnerabilityDetails: {
+            ...first!.packageVulnerabilityDetails!,
+            vulnerabilityId: 'CVE-2026-99999',
+          },
+        },
+      ];
+      await h.scanFinished(event);
+      for (let i = 0; i < 5; i++) {
+        h.clock.advance(MINUTE);
+        await h.sweep();
+      }
+      // Listed, it filled the gap of the counted CRITICAL not listed yet, and two equal reads approved.
+      expect((await h.gate())?.state, why).toBe('WAITING');
+      expect(putResults(h), why).toHaveLength(0);
+      h.clock.advance(30 * MINUTE);
+      await h.sweep();
+      expect((await h.decision())?.record.outcome, why).not.toBe('APPROVE');
+    }
+  });
+
+  it('a finding made before the scan event and suppressed after it explains the shortfall: two reads a sweep apart settle', async () => {
+    const h = await setup();
+    h.scanner.coverage = SCANNED;
+    const [first] = h.scanner.findings;
+    const base = scanCounts(h.scanner.findings);
+    const counts = { ...base, CRITICAL: 1, TOTAL: (base.TOTAL ?? 0) + 1 };
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+    const event = h.inspectorScanEvent({ counts });
+    const eventMs = Date.parse(event.time);
+    await h.scanFinished(event);
+    // Counted ACTIVE by the event, suppressed 30 s later.
+    h.scanner.findings = [
+      ...h.scanner.findings,
+      {
+        ...first!,
+        findingArn: `${first!.findingArn}-suppressed`,
+        severity: 'CRITICAL' as const,
+        status: 'SUPPRESSED' as const,
+        firstObservedAt: new Date(eventMs - 10 * MINUTE),
+        lastObservedAt: new Date(eventMs),
+        updatedAt: new Date(eventMs + 30 * SECOND),
+        packageVulnerabilityDetails: {
+          ...first!.packageVulnerabilityDetails!,
+          vulnerabilityId: 'CVE-2026-99999',
+        },
+      },
+    ];
+    for (let i = 0; i < 3; i++) {
+      h.clock.advance(MINUTE);
+      await h.sweep();
+    }
+    expect(await h.decision()).toMatchObject({ trigger: 'sweep', record: { outcome: 'APPROVE' } });
+  });
+
   it('no scan event, coverage SCAN_FREQUENCY_MANUAL with a scan time, no findings left: escalated, never approved', async () => {
     // Scanned on push once, then the repository set to manual: Inspector no longer scans the image and has
     // deleted its closed findings. Read as a finished scan, two empty reads a sweep apart approved it.
@@ -2615,6 +2704,16 @@ describe('the scan events as AWS sends them', () => {
         h.ecrScanEvent({ counts: {} }),
         (d: Record<string, unknown>) => (d['finding-severity-counts'] = { HIGH: null }),
       ],
+      // A repository ARN without its 12-digit account was stored under the event's `account`: a delegated
+      // administrator's own registry, not the member's the scan was of.
+      ...['', '12345', '1234567890123'].map(
+        (account) =>
+          [
+            h.inspectorScanEvent(),
+            (d: Record<string, unknown>) =>
+              (d['repository-name'] = `arn:aws:ecr:eu-central-1:${account}:repository/${REPOSITORY}`),
+          ] as const,
+      ),
     ] as const) {
       change((scan as unknown as { detail: Record<string, unknown> }).detail);
       await expect(h.scanFinished(scan)).rejects.toMatchObject({ name: 'MalformedEventError' });

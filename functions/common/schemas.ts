@@ -67,13 +67,24 @@ const digest = z.string().check(z.regex(/^sha256:[a-f0-9]{32,64}$/, { error: 'a 
 // Scanners leave out severities without findings; a missing map is "no counts", never zeroes.
 const counts = z.optional(z.record(z.string(), z.int().check(z.minimum(0))));
 
+const REPOSITORY_ARN = /^arn:aws[a-z-]*:ecr:[a-z0-9-]+:\d{12}:repository\/./;
+
 // Both scanners send this shape. EC2 and Lambda scans send the Inspector detail-type without a digest:
 // they fail here and are ignored.
 const ScanDetail = z.object({
   'scan-status': z.string().check(z.minLength(1), z.maxLength(64)),
   // Inspector sends the repository ARN here, ECR the bare name (ECR's names are at most 256 characters). The
   // name keys the scan's item: one past DynamoDB's key limits would fail its write on every retry.
-  'repository-name': z.string().check(z.minLength(1), z.maxLength(512)),
+  // An ARN names the registry the scan is of, which the event's own `account` need not be (a delegated
+  // administrator's events name its members'): one without a 12-digit account (`…::repository/app`) is refused,
+  // not stored under `account` (the administrator's own registry, whose same-named repository it may not be).
+  'repository-name': z.string().check(
+    z.minLength(1),
+    z.maxLength(512),
+    z.refine((v) => !v.startsWith('arn:') || REPOSITORY_ARN.test(v), {
+      error: 'a bare repository name, or an ECR repository ARN with its 12-digit account',
+    }),
+  ),
   'finding-severity-counts': counts,
   'image-digest': digest,
   'image-tags': z.optional(z.array(z.string())),
@@ -96,6 +107,9 @@ export type EcrScanEvent = z.infer<typeof EcrScanEvent>;
 export const ScanEvent = z.union([InspectorScanEvent, EcrScanEvent]);
 export type ScanEvent = z.infer<typeof ScanEvent>;
 
+/** An optional field whose value of another type reads as absent. */
+const lenient = <T extends z.ZodMiniType>(schema: T) => z.catch(z.optional(schema), undefined);
+
 /**
  * CloudTrail's record of a PutApprovalResult call. `requestParameters` are written by the caller, so only
  * `userIdentity` is trusted (who called); the token only finds the gate, and the result itself comes from
@@ -114,11 +128,11 @@ export const ApprovalResultCallEvent = z.extend(EventBridgeSchema, {
       arn: z.optional(z.string()),
       principalId: z.optional(z.string()),
       // Who calls without an ARN or principal id: an AWS service (`AWSService`) names itself in `invokedBy`;
-      // an IAM Identity Center user (`IdentityCenterUser`) is its user id in its identity store.
-      invokedBy: z.optional(z.string()),
-      onBehalfOf: z.optional(
-        z.object({ userId: z.optional(z.string()), identityStoreArn: z.optional(z.string()) }),
-      ),
+      // an IAM Identity Center user (`IdentityCenterUser`) is its user id in its identity store. Read only
+      // when nothing else names the caller, so one of another type is dropped (`unknown <type> identity` then),
+      // not the whole record refused and dead-lettered with the reviewer it names.
+      invokedBy: lenient(z.string()),
+      onBehalfOf: lenient(z.object({ userId: lenient(z.string()), identityStoreArn: lenient(z.string()) })),
       // The source identity a role session was given (sts:SourceIdentity: set by the IdP or the first
       // AssumeRole, unchangeable, kept through role chaining): the person behind a shared role.
       sessionContext: z.optional(z.object({ sourceIdentity: z.optional(z.string()) })),

@@ -52,8 +52,18 @@ export interface Finding {
   readonly fixAvailable: FixAvailability | undefined;
   /** Epoch milliseconds. */
   readonly firstObservedAt: number | undefined;
-  /** Epoch milliseconds; picks the newer of two copies of one finding. */
+  /**
+   * Epoch milliseconds; picks the newer of two copies of one finding. The scanner's `updatedAt`, else its
+   * `lastObservedAt`: either tells which copy is newer.
+   */
   readonly updatedAt: number | undefined;
+  /**
+   * Epoch milliseconds: the scanner's own `updatedAt` only, never `lastObservedAt` in its place. A rescan
+   * stamps `lastObservedAt` on a finding suppressed long before, so only this says its status may have changed
+   * since a given time (see `readCounts`). The readers always set it; optional so that findings made
+   * elsewhere (tests, generators) need not.
+   */
+  readonly changedAt?: number | undefined;
   readonly packages: readonly VulnerablePackage[];
   readonly image: ImageRef | undefined;
   readonly title: string | undefined;

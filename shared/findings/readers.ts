@@ -522,6 +522,7 @@ function ecrBasicFinding(raw: unknown, image: ImageRef, resource: string): Findi
     fixAvailable: undefined,
     firstObservedAt: undefined,
     updatedAt: undefined,
+    changedAt: undefined,
     packages,
     image,
     title,
@@ -617,6 +618,11 @@ function inspectorFinding(raw: unknown, images: ImageCache): Finding {
     throw new ShapeError(['status'], 'a finding status: ACTIVE, SUPPRESSED or CLOSED', status);
   }
   const severity = severityOf(raw.severity, 'severity');
+  // Read in this order, as before: a finding wrong in two of them is refused for the same one.
+  const exploitAvailable = yesNo(raw.exploitAvailable, 'exploitAvailable');
+  const fixAvailable = fixAvailability(raw.fixAvailable, 'fixAvailable');
+  const firstObservedAt = timestamp(raw.firstObservedAt, 'firstObservedAt');
+  const changedAt = timestamp(raw.updatedAt, 'updatedAt');
 
   return {
     key:
@@ -633,10 +639,11 @@ function inspectorFinding(raw: unknown, images: ImageCache): Finding {
     status,
     score,
     epss,
-    exploitAvailable: yesNo(raw.exploitAvailable, 'exploitAvailable'),
-    fixAvailable: fixAvailability(raw.fixAvailable, 'fixAvailable'),
-    firstObservedAt: timestamp(raw.firstObservedAt, 'firstObservedAt'),
-    updatedAt: timestamp(raw.updatedAt, 'updatedAt') ?? timestamp(raw.lastObservedAt, 'lastObservedAt'),
+    exploitAvailable,
+    fixAvailable,
+    firstObservedAt,
+    updatedAt: changedAt ?? timestamp(raw.lastObservedAt, 'lastObservedAt'),
+    changedAt,
     packages,
     image,
     title,

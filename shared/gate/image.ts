@@ -72,7 +72,7 @@ export function imageFromCustomData(customData: string | undefined): Identificat
   if (text.includes('#{')) {
     return {
       ok: false,
-      problem: `CustomData (${describe(text)}) holds an unresolved variable #{…}: expected it resolved to an ECR image URI; check the namespace and name of the variable in the approval action's CustomData`,
+      problem: `CustomData (${describe(text)}) holds ${unresolved(text)}: expected it resolved to an ECR image URI; check the namespace and name of the variable in the approval action's CustomData`,
     };
   }
   // One approval judges one image: text naming two (in JSON too: any key, or two URIs in one value) would have
@@ -332,6 +332,23 @@ const TAG_SHAPED = [whole(TAG)];
 function quoted(value: string, shape: readonly RegExp[]): string {
   const v = value.trim();
   return shape.some((re) => re.test(v)) ? clip(v) : describe(v);
+}
+
+// A variable reference as CodePipeline writes one (`#{Namespace.Name}`, `#{variables.name}`): it names a
+// variable, holds none of its value, and is what the owner must fix, so it is quoted; the text around it is not.
+const VARIABLE = /#\{[A-Za-z0-9_.@-]{1,128}\}/g;
+const VARIABLES_QUOTED = 3;
+
+/** The unresolved variables of a text, quoted (the first few); `#{…}` when none is of a variable's shape. */
+function unresolved(text: string): string {
+  const names = [...new Set(text.match(VARIABLE) ?? [])];
+  if (names.length === 0) return 'an unresolved variable #{…}';
+  const shown = names
+    .slice(0, VARIABLES_QUOTED)
+    .map((v) => clipUnits(v, 64))
+    .join(', ');
+  const more = names.length > VARIABLES_QUOTED ? `, and ${names.length - VARIABLES_QUOTED} more` : '';
+  return names.length === 1 ? `an unresolved variable ${shown}` : `unresolved variables ${shown}${more}`;
 }
 
 function describe(value: string): string {

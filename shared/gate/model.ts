@@ -85,8 +85,8 @@ export interface FindingsRead {
   readonly counts: SeverityCounts;
   readonly total: number;
   /**
-   * ACTIVE findings, and those suppressed or closed after the scan event's time (their `updatedAt`), by
-   * severity: what can explain a read holding fewer ACTIVE findings than a scan event counted. Absent in reads
+   * ACTIVE findings, and those that existed at the scan event's time (`firstObservedAt`) and were suppressed or
+   * closed in a later second (their own `updatedAt`, not `lastObservedAt`), by severity: what can explain a read holding fewer ACTIVE findings than a scan event counted. Absent in reads
    * stored before it was kept.
    */
   readonly listed?: SeverityCounts;

@@ -129,11 +129,8 @@ export function eventCounts(raw: Readonly<Record<string, unknown>> | undefined):
 /**
  * Counts the ACTIVE findings of a read by severity (what a scanner's own counts are compared with), and the
  * findings that can explain a shortfall (`listed`): the ACTIVE ones, and those suppressed or closed since the
- * scan event counted them, that is whose status changed (`updatedAt`) after the event's time `countedAt`.
- * A finding suppressed or closed before it (a suppression rule applied as the finding was made, say) is none
- * the event counted: taken for one, it filled the gap of a counted CRITICAL not listed yet, and two reads
- * agreeing on that approved. Without `countedAt`, or a finding without a time, only ACTIVE ones are listed
- * (fail closed: the gate waits, and the deadline decides).
+ * scan event counted them (`changedSince`). Without `countedAt` only ACTIVE ones are listed (fail closed: the
+ * gate waits, and the deadline decides).
  * Each finding once, by its key and severity, as `shortOfCounts` counts: two copies of one finding (an ACTIVE
  * one and a CLOSED one, a page read twice) must not stand in for a finding the read lacks.
  */
@@ -166,19 +163,34 @@ export function readCounts(table: FindingTable, at: string, countedAt?: string):
 }
 
 /**
- * Whether row i's finding changed after `sinceMs` (NaN: no time to compare, so no). The table keeps no
- * update time, so the row is rebuilt: only non-ACTIVE rows, and only while a scan's counts are compared. A row
- * that cannot be rebuilt is taken as unchanged, which keeps the gate waiting rather than settling.
+ * Whether row i's (non-ACTIVE) finding may have been counted ACTIVE by a scan event at `countedMs` (NaN: no
+ * time to compare, so no): it existed then (`firstObservedAt` at or before it) and its status changed in a
+ * later second (the scanner's own `updatedAt`, `changedAt`).
+ * - A finding first observed after the event, or at no known time, is none it counted: on a fresh image every
+ *   finding is made by its first scan, possibly after the event, and one a suppression rule made SUPPRESSED
+ *   stood in for a counted CRITICAL not listed yet; two equal reads a sweep apart then approved.
+ * - A change at no known time is none: `lastObservedAt` does not stand in, as a rescan stamps it on a finding
+ *   suppressed long before.
+ * - A change in the event's own second is none: event times are whole seconds, so it may precede the count.
+ * Anything else counts as not listed, which keeps the gate waiting until `scan.onTimeout` decides. The table
+ * keeps neither time of a row, so the row is rebuilt: only non-ACTIVE rows, and only while a scan's counts
+ * are compared. A row that cannot be rebuilt is taken as unchanged.
  */
-function changedSince(table: FindingTable, i: number, sinceMs: number): boolean {
-  if (Number.isNaN(sinceMs)) return false;
-  let updated: number | undefined;
+function changedSince(table: FindingTable, i: number, countedMs: number): boolean {
+  if (!Number.isFinite(countedMs)) return false;
+  let first: number | undefined;
+  let changed: number | undefined;
   try {
-    updated = table.row(i).updatedAt;
+    ({ firstObservedAt: first, changedAt: changed } = table.row(i));
   } catch {
     return false;
   }
-  return updated !== undefined && Number.isFinite(updated) && updated > sinceMs;
+  if (first === undefined || !Number.isFinite(first) || first > countedMs) return false;
+  return (
+    changed !== undefined &&
+    Number.isFinite(changed) &&
+    Math.floor(changed / 1000) > Math.floor(countedMs / 1000)
+  );
 }
 
 /** Whether a read holds a CLOSED finding (Inspector closes those of an image it no longer scans). */
