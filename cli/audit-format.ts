@@ -355,7 +355,12 @@ export function renderShow(r: AuditRecord, check: HashCheck): string {
   if (r.resolution) {
     const s = r.resolution;
     row('resolution', s.state ?? '(its end was not known when this record was written)');
-    row('reviewer', s.reviewer ? `${s.reviewer}${s.byTollgate ? ' (Tollgate itself)' : ''}` : 'none seen');
+    row(
+      'reviewer',
+      s.reviewer
+        ? `${s.reviewer}${s.byTollgate ? ' (Tollgate itself)' : ''}${s.source === 'listing' ? " (from CodePipeline's listing: CloudTrail's record never came)" : ''}`
+        : 'none seen',
+    );
     if (s.sourceIdentity) row('source identity', s.sourceIdentity);
     if (s.status) row('status', s.status);
     if (s.summary) for (const [i, line] of s.summary.split('\n').entries()) row(i === 0 ? 'said' : '', line);

@@ -148,6 +148,7 @@ export const ARCHIVE_COLUMNS: Fields<AuditRecord> = {
     state: 'string',
     reviewer: 'string',
     sourceIdentity: 'string',
+    source: 'string',
     byTollgate: 'boolean',
     status: 'string',
     summary: 'string',
@@ -207,10 +208,10 @@ ORDER BY r."time" DESC`,
 resolutions AS (
   SELECT r.pipeline, r.gate.executionid AS execution_id, r.gate.stage AS stage,
          r.gate.action AS approval_action, coalesce(r.gate.attempt, 1) AS attempt,
-         max(CASE WHEN r.resolution.reviewer IS NOT NULL AND r.resolution.bytollgate = false
-                  THEN r.resolution.reviewer END) AS reviewer,
-         max(CASE WHEN r.resolution.reviewer IS NOT NULL AND r.resolution.bytollgate = false
-                  THEN r.resolution.summary END) AS reviewer_summary,
+         max_by(r.resolution.reviewer, r."time")
+           FILTER (WHERE r.resolution.reviewer IS NOT NULL AND r.resolution.bytollgate = false) AS reviewer,
+         max_by(r.resolution.summary, r."time")
+           FILTER (WHERE r.resolution.reviewer IS NOT NULL AND r.resolution.bytollgate = false) AS reviewer_summary,
          bool_or(r.resolution.state = 'SUCCEEDED') AS approved,
          max(r."time") AS resolved_at
   FROM records r

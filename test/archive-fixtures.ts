@@ -95,6 +95,7 @@ export function fullEntry(): AuditEntry {
       state: 'SUCCEEDED',
       reviewer: 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice',
       sourceIdentity: 'alice@example.com',
+      source: 'listing',
       byTollgate: false,
       status: 'Approved',
       summary: 'accepted risk',

@@ -10,6 +10,7 @@ import {
   exampleFindings,
   type Harness,
   type HarnessOptions,
+  START,
   TOLLGATE_ROLE,
   useLocalDynamo,
 } from './gate-harness.js';
@@ -42,6 +43,7 @@ async function escalated(): Promise<Harness> {
 /** A person answers in the console; neither the end event nor CloudTrail's record reaches Tollgate. */
 function answeredUnseen(h: Harness, status: 'Succeeded' | 'Failed', summary = 'checked with the team'): Date {
   const at = h.clock.now();
+  h.pipeline.action.startedAt = new Date(START);
   h.pipeline.action.status = status;
   h.pipeline.stage.status = status;
   h.pipeline.action.updatedBy = ENGINEER;
@@ -90,7 +92,12 @@ describe('an ACTED gate whose end never came', () => {
     });
     expect(gate?.reconcileAt).toBeUndefined();
     const recorded = resolutions(await h.items());
-    expect(recorded.at(-1)).toMatchObject({ reviewer: ENGINEER, status: 'Approved', byTollgate: false });
+    expect(recorded.at(-1)).toMatchObject({
+      reviewer: ENGINEER,
+      status: 'Approved',
+      byTollgate: false,
+      source: 'listing',
+    });
 
     // Closed, it left the sweep's index: later sweeps ask nothing.
     const after = listings(h);
@@ -110,6 +117,10 @@ describe('an ACTED gate whose end never came', () => {
     const reviewer = (await h.gate())?.reviewer;
     expect(reviewer).toMatchObject({ identity: ENGINEER, type: 'AssumedRole', status: 'Approved' });
     expect(reviewer).not.toHaveProperty('source');
+    // Its record is appended, without the listing's mark: records of CloudTrail's reviewers hash as before.
+    const last = resolutions(await h.items()).at(-1);
+    expect(last).toMatchObject({ reviewer: ENGINEER, status: 'Approved' });
+    expect(last).not.toHaveProperty('source');
     // Delivered again, CloudTrail's record changes nothing.
     const version = (await h.gate())?.version;
     await h.approvalEnded(h.cloudTrailEvent());
@@ -228,17 +239,62 @@ describe('an ACTED gate whose end never came', () => {
     expect((await h.gate())?.endUnknown).toContain('its run is not listed');
   });
 
-  it('a listing that fails leaves the gate to the next due sweep', async () => {
+  it('a listing that fails is asked again later, not at every sweep, and given up on after any approval ends', async () => {
     const h = await escalated();
     answeredUnseen(h, 'Succeeded');
     h.fail('ListActionExecutions', () => new Error('socket hang up'), { times: 100 });
     h.clock.advance(RECONCILE_MS);
     await h.sweep();
     expect((await h.gate())?.state).toBe('ACTED');
-    h.heal();
+    const asked = listings(h);
     h.clock.advance(MINUTE);
     await h.sweep();
+    expect(listings(h)).toBe(asked);
+    h.heal();
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
     expect((await h.gate())?.state).toBe('CLOSED');
+  });
+
+  it('a listing that keeps failing (a pipeline no longer granted) ends the asking 8 days on', async () => {
+    const h = await escalated();
+    h.fail('ListActionExecutions', () =>
+      Object.assign(new Error('denied'), { name: 'AccessDeniedException' }),
+    );
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    h.clock.advance(RECONCILE_GIVE_UP_MS);
+    await h.sweep();
+    const gate = await h.gate();
+    expect(gate?.endUnknown).toContain('its listing still fails');
+    expect(gate?.reconcileAt).toBeUndefined();
+  });
+
+  it('asks less often as the approval waits: a quarter of its age, at most 6 hours', async () => {
+    const h = await escalated();
+    h.clock.advance(2 * 24 * 60 * MINUTE);
+    await h.sweep();
+    const gate = await h.gate();
+    expect(Date.parse(gate!.reconcileAt!) - h.clock.now().getTime()).toBe(6 * 60 * MINUTE);
+  });
+
+  it('names nobody for an abandoned run, or one that failed at the 7-day expiry, whatever updatedBy says', async () => {
+    for (const [status, days] of [
+      ['Abandoned', 0],
+      ['Failed', 7],
+    ] as const) {
+      const h = await escalated();
+      h.pipeline.action.startedAt = new Date(START);
+      h.clock.advance(days * 24 * 60 * MINUTE + RECONCILE_MS);
+      h.pipeline.action.status = status;
+      h.pipeline.stage.status = status;
+      h.pipeline.action.updatedBy = `arn:aws:sts::${ACCOUNT}:assumed-role/Deployer/bob`;
+      h.pipeline.action.updatedAt = h.clock.now();
+      await h.sweep();
+      const gate = await h.gate();
+      expect(gate?.state, status).toBe('CLOSED');
+      expect(gate?.reviewer, status).toBeUndefined();
+    }
   });
 });
 

@@ -737,7 +737,7 @@ describe('the Glue table and the Athena workgroup', () => {
       violations:
         'array<struct<rule:string,action:string,allow:bigint,count:bigint,findings:array<string>,findingsomitted:bigint,description:string>>',
       resolution:
-        'struct<state:string,reviewer:string,sourceidentity:string,bytollgate:boolean,status:string,summary:string>',
+        'struct<state:string,reviewer:string,sourceidentity:string,source:string,bytollgate:boolean,status:string,summary:string>',
     });
     // The partition the table projects is the one the function writes.
     expect(PARTITION).toBe('date');
@@ -1226,12 +1226,14 @@ function checkSql(sql: string, columns: Readonly<Record<string, string>>): strin
     'JOIN',
     'NOT',
     'EXISTS',
+    'FILTER',
   ]);
   const FUNCTIONS = new Set([
     'contains',
     'count',
     'count_if',
     'max',
+    'max_by',
     'min',
     'bool_or',
     'cardinality',

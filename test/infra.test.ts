@@ -879,7 +879,7 @@ describe('the Tollgate construct', () => {
     );
     expect(text(g.tollgate.alarms.lostEvents)).not.toMatch(/still finds/);
     expect(text(g.tollgate.alarms.lostEvents)).toMatch(
-      /a lost approval end or PutApprovalResult record by nobody/,
+      /a lost approval end or PutApprovalResult record only by the sweep asking CodePipeline's listing/,
     );
     // Lambda's destination record is what each message holds: invoking the function with it is the replay.
     for (const n of FUNCTION_NAMES) {

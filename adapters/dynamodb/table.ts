@@ -42,8 +42,9 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
  *     a digest, in time order.
  *   open-gates             openPk OPEN#<0..3>  openSk <deadline or reconcileAt>#<gate id>
  *     Only WAITING and DECIDED gates, and ACTED gates the sweep still has to ask whether their approval
- *     ended (`reconcileAt`), carry these attributes; every gate write is a whole-item Put, so the write that
- *     moves a gate to CLOSED or STALE (or an ACTED gate past asking) drops them and the gate leaves the index.
+ *     ended, or CLOSED ones who answered (`reconcileAt`), carry these attributes; every gate write is a whole-item Put, so the write that
+ *     moves a gate to STALE, to CLOSED with its reviewer known (or nobody to name), or an ACTED gate past asking,
+ *     drops them and the gate leaves the index.
  *     Four shards (by a hash of the gate id) keep the sweep's index writes off one hot partition; the sweep
  *     queries all four concurrently. Sorted by deadline: the gates whose scan wait runs out first come first.
  *   by-token               tokenHash <sha-256 of the last approval token>

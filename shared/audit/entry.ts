@@ -128,6 +128,8 @@ export function resolutionOf(gate: Pick<Gate, 'closure' | 'reviewer'>): AuditRes
     state: gate.closure?.state ?? null,
     reviewer: gate.reviewer?.identity ?? null,
     ...(gate.reviewer?.sourceIdentity ? { sourceIdentity: gate.reviewer.sourceIdentity } : {}),
+    // Only when the listing named them: records of CloudTrail's reviewers keep the shape (and hash) they had.
+    ...(gate.reviewer?.source ? { source: gate.reviewer.source } : {}),
     byTollgate: gate.reviewer?.tollgate ?? false,
     status: gate.reviewer?.status ?? null,
     summary: gate.reviewer?.summary ?? null,

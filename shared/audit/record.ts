@@ -39,8 +39,13 @@ export interface AuditAction {
 export interface AuditResolution {
   /** The action's end: SUCCEEDED (approved), FAILED (rejected or timed out), ABANDONED, CANCELED; null when only the reviewer is known. */
   readonly state: GateClosure['state'] | null;
-  /** The CloudTrail identity that called PutApprovalResult, or null when no call was seen. */
+  /**
+   * The CloudTrail identity that called PutApprovalResult, or null when no call was seen; with `source`
+   * `listing`, the run's `updatedBy` in ListActionExecutions (CloudTrail's record never came).
+   */
   readonly reviewer: string | null;
+  /** `listing` when the reviewer was read from ListActionExecutions; absent for CloudTrail's (and older records). */
+  readonly source?: 'listing';
   /**
    * The caller's role session source identity (`sts:SourceIdentity`), when it had one: the person behind a
    * shared role, which the session name in `reviewer` may not be. Absent otherwise (and on older records).

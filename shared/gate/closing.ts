@@ -193,7 +193,7 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
         // Only a gate still waiting: a DECIDED one has decided, and its approval often ends by its own result,
         // whose end event can come before the action is recorded.
         if (gate.state === 'WAITING') this.d.metrics.count('GatesClosedUndecided');
-        return report(next, `closed: ${e.state}`);
+        return { ...report(next, `closed: ${e.state}`), changed: true };
       }
     }
     throw new GateWorkFailed(
@@ -321,7 +321,7 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
         // would ever learn it.
         if (next.closure !== undefined)
           this.publish(() => gateClosedEvent(next, this.region(next), this.account(next)));
-        return report(next, `reviewer ${e.identity}`);
+        return { ...report(next, `reviewer ${e.identity}`), changed: true };
       }
     }
     throw new GateWorkFailed(`could not record the reviewer after ${UPDATE_ATTEMPTS} attempts`, []);

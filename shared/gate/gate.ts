@@ -50,11 +50,13 @@ import {
   type StageStateView,
 } from './ports.js';
 import {
+  answeredBy,
   closureOfRun,
   ownRun,
   RECONCILE_GIVE_UP_MS,
   RECONCILE_MS,
   reconcileDue,
+  reconcileInterval,
   resultOfRun,
 } from './reconcile.js';
 import {
@@ -489,8 +491,9 @@ export class GateService extends GateClosing<GateDeps> {
     const open = await this.d.store.openGates();
     const now = this.now().getTime();
     // ACTED and CLOSED gates are in the index until their end and reviewer are known (`reconcile`), and are
-    // asked about only when due.
-    const gates = open.filter((g) => (g.state !== 'ACTED' && g.state !== 'CLOSED') || reconcileDue(g, now));
+    // asked about only when due, after the gates still deciding: a sweep cut short leaves them, not those.
+    const deciding = open.filter((g) => g.state !== 'ACTED' && g.state !== 'CLOSED');
+    const gates = [...deciding, ...open.filter((g) => !deciding.includes(g) && reconcileDue(g, now))];
     const waiting = gates.filter((g) => g.state === 'WAITING');
     // A decided gate whose result or escalation keeps failing to go out is as stuck as one never decided, and
     // the sweep's own failures are only logged: one acting lease and the margin after its decision (or its
@@ -546,36 +549,37 @@ export class GateService extends GateClosing<GateDeps> {
    */
   private async reconcile(gate: Gate): Promise<GateReport> {
     const now = this.now();
+    // Past any approval's end, whatever the listing would say (or however it keeps failing: a pipeline no
+    // longer granted answers AccessDenied for ever), the gate stops being asked about.
+    const given = now.getTime() - Date.parse(gate.startedAt) > RECONCILE_GIVE_UP_MS;
     let runs: readonly ActionExecutionView[];
     try {
       runs = await this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId);
     } catch (error) {
-      if (!(error instanceof ExecutionNotFound)) throw error;
-      return this.stopAsking(gate, now, `CodePipeline no longer has its execution (${error.message})`);
+      if (error instanceof ExecutionNotFound) {
+        return this.stopAsking(gate, now, `CodePipeline no longer has its execution (${error.message})`);
+      }
+      if (given) return this.stopAsking(gate, now, `its listing still fails (${describeError(error)})`);
+      // Asked again later rather than at every sweep: the failure is logged and retried then.
+      await this.askLater(gate, now).catch(() => undefined);
+      throw error;
     }
     const run = ownRun(gate, runs);
     const state = run === undefined ? undefined : closureOfRun(run.status);
     if (run === undefined || state === undefined) {
       const why = run === undefined ? 'its run is not listed' : `its run is ${run.status}`;
-      if (now.getTime() - Date.parse(gate.startedAt) > RECONCILE_GIVE_UP_MS) {
-        return this.stopAsking(gate, now, `${why} long after any approval ends`);
-      }
-      // Asked again later, without a timeline entry: an escalation can wait a week, asked every few minutes.
-      const later: Gate = {
-        ...gate,
-        reconcileAt: new Date(now.getTime() + RECONCILE_MS).toISOString(),
-        version: gate.version + 1,
-        updatedAt: now.toISOString(),
-      };
-      if (!(await this.d.store.updateGate(later, gate.version))) return report(gate, 'changed meanwhile');
-      return report(later, `acted; the approval has not ended: ${why}`);
+      if (given) return this.stopAsking(gate, now, `${why} long after any approval ends`);
+      const later = await this.askLater(gate, now);
+      return later
+        ? report(later, `acted; the approval has not ended: ${why}`)
+        : report(gate, 'changed meanwhile');
     }
     if (gate.state === 'CLOSED') {
-      if (!run.updatedBy) return this.stopAsking(gate, now, 'the listing names nobody for the answer');
-      this.d.metrics.count('GatesReconciled');
-      return (await this.recordListedReviewer(gate, run, now)) ?? report(gate, 'reviewer recorded meanwhile');
+      if (!answeredBy(run)) return this.stopAsking(gate, now, 'the listing names nobody for the answer');
+      const reviewed = await this.recordListedReviewer(gate, run, now);
+      if (reviewed?.changed) this.d.metrics.count('GatesReconciled');
+      return reviewed ?? report(gate, 'reviewer recorded meanwhile');
     }
-    this.d.metrics.count('GatesReconciled');
     this.d.log.warn(
       "the approval ended without its end reaching Tollgate: closing the gate from its run's listing",
       {
@@ -592,8 +596,20 @@ export class GateService extends GateClosing<GateDeps> {
       account: gate.account,
       region: this.region(gate),
     });
-    if (gate.reviewer !== undefined || !run.updatedBy) return closed;
+    if (closed.changed) this.d.metrics.count('GatesReconciled');
+    if (gate.reviewer !== undefined || !answeredBy(run)) return closed;
     return (await this.recordListedReviewer(gate, run, now)) ?? closed;
+  }
+
+  /** The gate asked about again later, without a timeline entry: an escalation can wait a week. */
+  private async askLater(gate: Gate, now: Date): Promise<Gate | undefined> {
+    const later: Gate = {
+      ...gate,
+      reconcileAt: new Date(now.getTime() + reconcileInterval(gate, now.getTime())).toISOString(),
+      version: gate.version + 1,
+      updatedAt: now.toISOString(),
+    };
+    return (await this.d.store.updateGate(later, gate.version)) ? later : undefined;
   }
 
   /** The run's `updatedBy` recorded as the gate's reviewer, unless CloudTrail's record came first. */
@@ -604,7 +620,7 @@ export class GateService extends GateClosing<GateDeps> {
   ): Promise<GateReport | undefined> {
     return this.recordReviewer(
       {
-        identity: run.updatedBy ?? '',
+        identity: answeredBy(run) ?? '',
         identityType: undefined,
         status: resultOfRun(run.status),
         summary: run.summary,

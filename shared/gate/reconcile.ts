@@ -32,6 +32,35 @@ export function resultOfRun(status: string): 'Approved' | 'Rejected' | undefined
   return status === 'Succeeded' ? 'Approved' : status === 'Failed' ? 'Rejected' : undefined;
 }
 
+/** CodePipeline fails a manual approval nobody answered after 7 days. */
+const APPROVAL_EXPIRY_MS = 7 * 24 * 60 * 60_000;
+
+/**
+ * Who answered the run, as its listing's `updatedBy` says: only for a run a result ended (Succeeded, or
+ * Failed short of the 7-day expiry). An abandoned run (execution stopped or superseded) or an expired one was
+ * answered by nobody, whatever `updatedBy` holds; so is a Failed run whose times are unknown. AWS documents
+ * `updatedBy` only as "the ARN of the user who changed the pipeline execution details": that it names the
+ * PutApprovalResult caller is an assumption, recorded as such (`source: listing`).
+ */
+export function answeredBy(run: ActionExecutionView): string | undefined {
+  if (!run.updatedBy || resultOfRun(run.status) === undefined) return undefined;
+  if (run.status === 'Failed') {
+    const ran = Date.parse(run.updatedAt ?? '') - Date.parse(run.startedAt ?? '');
+    if (!(ran < APPROVAL_EXPIRY_MS - 60_000)) return undefined;
+  }
+  return run.updatedBy;
+}
+
+/**
+ * How long until the sweep asks again about a gate whose approval has not ended: 15 minutes at first, longer
+ * as the approval waits (a quarter of its age, at most 6 hours), so an escalation left for days costs a few
+ * reads and writes a day, not one every quarter hour.
+ */
+export function reconcileInterval(gate: Pick<Gate, 'startedAt'>, now: number): number {
+  const age = now - Date.parse(gate.startedAt);
+  return Math.min(6 * 60 * 60_000, Math.max(RECONCILE_MS, Number.isNaN(age) ? 0 : age / 4));
+}
+
 /**
  * Whether the sweep still has to ask about this gate: ACTED without its end, or CLOSED by a person's answer
  * whose CloudTrail record has not named them. The store keeps exactly these gates in its open index.

@@ -27,6 +27,8 @@ export interface GateReport {
   readonly note: string;
   /** This call opened the gate (approval-started; not a duplicate delivery, nor a lost race). */
   readonly opened?: boolean;
+  /** This call wrote the closure or reviewer its note names (not a duplicate delivery, nor a lost race). */
+  readonly changed?: boolean;
 }
 
 const TIMELINE_MAX = 40;
