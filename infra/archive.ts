@@ -208,9 +208,9 @@ ORDER BY r."time" DESC`,
 resolutions AS (
   SELECT r.pipeline, r.gate.executionid AS execution_id, r.gate.stage AS stage,
          r.gate.action AS approval_action, coalesce(r.gate.attempt, 1) AS attempt,
-         max_by(r.resolution.reviewer, r."time")
+         max_by(r.resolution.reviewer, r.seq)
            FILTER (WHERE r.resolution.reviewer IS NOT NULL AND r.resolution.bytollgate = false) AS reviewer,
-         max_by(r.resolution.summary, r."time")
+         max_by(r.resolution.summary, r.seq)
            FILTER (WHERE r.resolution.reviewer IS NOT NULL AND r.resolution.bytollgate = false) AS reviewer_summary,
          bool_or(r.resolution.state = 'SUCCEEDED') AS approved,
          max(r."time") AS resolved_at

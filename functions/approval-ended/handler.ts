@@ -63,9 +63,13 @@ export function approvalEndedHandler(runtime: Runtime<GateClosing>) {
 
 type UserIdentity = ApprovalResultCallEvent['detail']['userIdentity'];
 
-/** A string CloudTrail filled in: an empty one names nobody. */
-const given = (value: string | undefined): string | undefined =>
-  value === undefined || value === '' ? undefined : value;
+/** A string CloudTrail filled in: an empty one, or a value of another type, names nobody. */
+const given = (value: unknown): string | undefined =>
+  typeof value === 'string' && value !== '' ? value : undefined;
+
+/** A field of an object CloudTrail gave, whatever its type (`onBehalfOf` is read leniently). */
+const field = (value: unknown, key: string): unknown =>
+  typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
 
 /**
  * The name the audit trail, `--reviewer` and Gate Closed give the caller: distinct for distinct callers, since
@@ -76,10 +80,10 @@ const given = (value: string | undefined): string | undefined =>
 export function reviewerIdentity(who: UserIdentity): string {
   const principal = given(who.arn) ?? given(who.principalId);
   if (principal !== undefined) return principal;
-  const userId = given(who.onBehalfOf?.userId);
+  const userId = given(field(who.onBehalfOf, 'userId'));
   if (userId !== undefined) {
     // The store says which directory the user id is of (an organization can have more than one instance).
-    const store = given(who.onBehalfOf?.identityStoreArn);
+    const store = given(field(who.onBehalfOf, 'identityStoreArn'));
     return store === undefined ? `identitycenter:${userId}` : `identitycenter:${store}/${userId}`;
   }
   const service = given(who.invokedBy);

@@ -551,7 +551,8 @@ export class GateService extends GateClosing<GateDeps> {
     const now = this.now();
     // Past any approval's end, whatever the listing would say (or however it keeps failing: a pipeline no
     // longer granted answers AccessDenied for ever), the gate stops being asked about.
-    const given = now.getTime() - Date.parse(gate.startedAt) > RECONCILE_GIVE_UP_MS;
+    // (A start that is no time counts as long past: asked for ever is worse than never.)
+    const given = !(now.getTime() - Date.parse(gate.startedAt) <= RECONCILE_GIVE_UP_MS);
     let runs: readonly ActionExecutionView[];
     try {
       runs = await this.d.approvals.actionExecutions(gate.key.pipeline, gate.key.executionId);
@@ -598,7 +599,9 @@ export class GateService extends GateClosing<GateDeps> {
     });
     if (closed.changed) this.d.metrics.count('GatesReconciled');
     if (gate.reviewer !== undefined || !answeredBy(run)) return closed;
-    return (await this.recordListedReviewer(gate, run, now)) ?? closed;
+    const reviewed = await this.recordListedReviewer(gate, run, now);
+    if (reviewed?.changed) this.d.metrics.count('GatesReconciled');
+    return reviewed ?? closed;
   }
 
   /** The gate asked about again later, without a timeline entry: an escalation can wait a week. */

@@ -10,10 +10,11 @@ import { hashToken } from './work.js';
 export const RECONCILE_MS = 15 * 60_000;
 
 /**
- * After this long from its start a gate's approval has ended whatever the listing shows (CodePipeline fails
- * a manual approval after 7 days): a run still not found by then never will be, and the sweep stops asking.
+ * After this long from its start a gate's approval has ended whatever the listing shows (a manual approval's
+ * timeout is 7 days unless its action sets another, at most 60 days): a run still not found by then never
+ * will be, and the sweep stops asking.
  */
-export const RECONCILE_GIVE_UP_MS = 8 * 24 * 60 * 60_000;
+export const RECONCILE_GIVE_UP_MS = 61 * 24 * 60 * 60_000;
 
 /** How a run's status (ListActionExecutions) ends a gate; `InProgress` and unknown statuses end nothing. */
 const CLOSURE_OF_RUN: Readonly<Record<string, GateClosure['state']>> = {
@@ -32,23 +33,16 @@ export function resultOfRun(status: string): 'Approved' | 'Rejected' | undefined
   return status === 'Succeeded' ? 'Approved' : status === 'Failed' ? 'Rejected' : undefined;
 }
 
-/** CodePipeline fails a manual approval nobody answered after 7 days. */
-const APPROVAL_EXPIRY_MS = 7 * 24 * 60 * 60_000;
-
 /**
- * Who answered the run, as its listing's `updatedBy` says: only for a run a result ended (Succeeded, or
- * Failed short of the 7-day expiry). An abandoned run (execution stopped or superseded) or an expired one was
- * answered by nobody, whatever `updatedBy` holds; so is a Failed run whose times are unknown. AWS documents
+ * Who answered the run, as its listing's `updatedBy` says: only for a run that succeeded, which only someone's
+ * Approved does. A Failed run may be a rejection or the approval's timeout (7 days unless the action sets
+ * another, from 5 minutes to 60 days, which the listing does not show), and an abandoned one (execution stopped
+ * or superseded) was answered by nobody: neither names anyone, whatever `updatedBy` holds. AWS documents
  * `updatedBy` only as "the ARN of the user who changed the pipeline execution details": that it names the
  * PutApprovalResult caller is an assumption, recorded as such (`source: listing`).
  */
 export function answeredBy(run: ActionExecutionView): string | undefined {
-  if (!run.updatedBy || resultOfRun(run.status) === undefined) return undefined;
-  if (run.status === 'Failed') {
-    const ran = Date.parse(run.updatedAt ?? '') - Date.parse(run.startedAt ?? '');
-    if (!(ran < APPROVAL_EXPIRY_MS - 60_000)) return undefined;
-  }
-  return run.updatedBy;
+  return run.status === 'Succeeded' && run.updatedBy ? run.updatedBy : undefined;
 }
 
 /**
@@ -71,15 +65,17 @@ export function reconcilable(gate: Pick<Gate, 'state' | 'closure' | 'reviewer' |
   return gate.state === 'CLOSED' && gate.reviewer === undefined;
 }
 
-/** When a gate closed by this end still has to be asked about: while nobody is named for an answer. */
+/**
+ * When a gate closed by this end still has to be asked about: while nobody is named for its approval, which
+ * only someone's Approved makes succeed (`answeredBy`).
+ */
 export function reconcileAfterEnd(
   closure: GateClosure,
   state: Gate['state'],
   reviewer: Gate['reviewer'],
   now: Date,
 ): string | undefined {
-  const answered = closure.state === 'SUCCEEDED' || closure.state === 'FAILED';
-  return state === 'CLOSED' && answered && reviewer === undefined
+  return state === 'CLOSED' && closure.state === 'SUCCEEDED' && reviewer === undefined
     ? new Date(now.getTime() + RECONCILE_MS).toISOString()
     : undefined;
 }
