@@ -95,15 +95,21 @@ import { parsePolicy } from '../shared/policy/load.js';
  * whose Publish may have gone out twice (or at all) says so, a conditional write whose answer was lost
  * recognised as its own, an answer's stalled body timed out, a finding naming two images and empty ECR counts
  * refused, a failed event's destination record replayed, an invalid policy paged.
+ * Both grew by 7 KB in 2026-11-27's fourth session (~7.7 KB in each function that decides, ~7.8 KB in the
+ * sweep), leaving the sweep 4.3 KB over MAX_BYTES and 4.8 KB over OWN_MAX_BYTES: an ACTED gate whose end
+ * event was lost closed, and a lost reviewer named, from the run's listing (before, nothing but a replay did:
+ * the gate stayed ACTED and auditors saw an escalation nobody answered); scan statuses kept per registry and
+ * suppressed findings held to the event's time (two paths to an approval on incomplete findings); CustomData
+ * described rather than quoted where it is not an image; the escalation's email text kept its share.
  */
 const CLOSING_MAX_BYTES = 400_000;
-const MAX_BYTES = 650_000;
+const MAX_BYTES = 657_000;
 /**
  * What Tollgate adds to the SDK: a bundle's bytes less those of the same SDK calls bundled alone
  * (bench/sdk-floor.ts). Our code, Powertools, middy and zod/mini: ~200 KB in the functions that decide, ~207
  * KB in the sweep. This budget holds whatever the SDK's next release weighs.
  */
-const OWN_MAX_BYTES = 246_000;
+const OWN_MAX_BYTES = 253_000;
 
 let dir: string;
 let bundles: FunctionBundle[];
