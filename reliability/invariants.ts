@@ -395,7 +395,13 @@ export function checkRun(
       const unreconciled =
         gate.state === 'ACTED' && want.state !== 'ACTED'
           ? `still ACTED; the clean run ends ${want.state}`
-          : gate.state === 'CLOSED' && gate.reviewer == null && want.reviewer != null
+          : gate.state === 'CLOSED' &&
+              gate.reviewer == null &&
+              want.reviewer != null &&
+              // Only an answer that ended the approval is named from the listing: a success, or the gate's own
+              // rejection (any other failure may be the approval's timeout: reconcile.ts answeredBy).
+              (gate.closure?.state === 'SUCCEEDED' ||
+                (gate.closure?.state === 'FAILED' && gate.approvalResult?.status === 'Rejected'))
             ? `CLOSED with nobody named; the clean run names ${want.reviewer.identity}`
             : gate.state === 'CLOSED' &&
                 want.reviewer != null &&

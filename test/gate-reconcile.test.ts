@@ -186,6 +186,25 @@ describe('an ACTED gate whose end never came', () => {
     });
   });
 
+  it("Tollgate's own REJECT, its end and CloudTrail record lost: closed FAILED, the rejection recorded as Tollgate's", async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('payments-api.list-findings.json');
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+    await h.scanFinished();
+    expect(await h.gate()).toMatchObject({ state: 'ACTED', outcome: 'REJECT' });
+    h.pipeline.action.status = 'Failed';
+    h.pipeline.stage.status = 'Failed';
+    h.pipeline.action.updatedBy = `arn:aws:sts::${ACCOUNT}:assumed-role/${TOLLGATE_ROLE}/tollgate`;
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    expect(await h.gate()).toMatchObject({
+      state: 'CLOSED',
+      closure: { state: 'FAILED' },
+      reviewer: { status: 'Rejected', tollgate: true, source: 'listing' },
+    });
+  });
+
   it('a run that ended without anyone named (expired) closes without a reviewer', async () => {
     const h = await escalated();
     h.pipeline.action.status = 'Failed';

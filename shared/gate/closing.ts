@@ -146,7 +146,12 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
             startUnseen: true,
             // No token was seen, so CloudTrail's record cannot find this gate: only the listing can name who
             // answered.
-            reconcileAt: reconcileAfterEnd(closure, 'CLOSED', undefined, now),
+            reconcileAt: reconcileAfterEnd(
+              closure,
+              'CLOSED',
+              { reviewer: undefined, approvalResult: undefined },
+              now,
+            ),
           },
           now,
           `approval ended ${e.state} before Tollgate saw it start`,
@@ -177,7 +182,7 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
       const state = gate.state === 'STALE' ? 'STALE' : 'CLOSED';
       const next = this.next(
         gate,
-        { state, closure, reconcileAt: reconcileAfterEnd(closure, state, gate.reviewer, now) },
+        { state, closure, reconcileAt: reconcileAfterEnd(closure, state, gate, now) },
         now,
         `approval ended: ${e.state}`,
       );

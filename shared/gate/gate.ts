@@ -576,7 +576,8 @@ export class GateService extends GateClosing<GateDeps> {
         : report(gate, 'changed meanwhile');
     }
     if (gate.state === 'CLOSED') {
-      if (!answeredBy(run)) return this.stopAsking(gate, now, 'the listing names nobody for the answer');
+      if (!answeredBy(run, gate))
+        return this.stopAsking(gate, now, 'the listing names nobody for the answer');
       const reviewed = await this.recordListedReviewer(gate, run, now);
       if (reviewed?.changed) this.d.metrics.count('GatesReconciled');
       return reviewed ?? report(gate, 'reviewer recorded meanwhile');
@@ -598,7 +599,7 @@ export class GateService extends GateClosing<GateDeps> {
       region: this.region(gate),
     });
     if (closed.changed) this.d.metrics.count('GatesReconciled');
-    if (gate.reviewer !== undefined || !answeredBy(run)) return closed;
+    if (gate.reviewer !== undefined || !answeredBy(run, gate)) return closed;
     const reviewed = await this.recordListedReviewer(gate, run, now);
     if (reviewed?.changed) this.d.metrics.count('GatesReconciled');
     return reviewed ?? closed;
@@ -623,7 +624,7 @@ export class GateService extends GateClosing<GateDeps> {
   ): Promise<GateReport | undefined> {
     return this.recordReviewer(
       {
-        identity: answeredBy(run) ?? '',
+        identity: answeredBy(run, gate) ?? '',
         identityType: undefined,
         status: resultOfRun(run.status),
         summary: run.summary,

@@ -35,14 +35,16 @@ export function resultOfRun(status: string): 'Approved' | 'Rejected' | undefined
 
 /**
  * Who answered the run, as its listing's `updatedBy` says: only for a run that succeeded, which only someone's
- * Approved does. A Failed run may be a rejection or the approval's timeout (7 days unless the action sets
- * another, from 5 minutes to 60 days, which the listing does not show), and an abandoned one (execution stopped
- * or superseded) was answered by nobody: neither names anyone, whatever `updatedBy` holds. AWS documents
+ * Approved does, or one that failed after the gate sent Rejected itself (that rejection, not a timeout). Any
+ * other Failed run may be a rejection or the approval's timeout (7 days unless the action sets another, from 5
+ * minutes to 60 days, which the listing does not show), and an abandoned one (execution stopped or superseded)
+ * was answered by nobody: neither names anyone, whatever `updatedBy` holds. AWS documents
  * `updatedBy` only as "the ARN of the user who changed the pipeline execution details": that it names the
  * PutApprovalResult caller is an assumption, recorded as such (`source: listing`).
  */
-export function answeredBy(run: ActionExecutionView): string | undefined {
-  return run.status === 'Succeeded' && run.updatedBy ? run.updatedBy : undefined;
+export function answeredBy(run: ActionExecutionView, gate: Pick<Gate, 'approvalResult'>): string | undefined {
+  const end = closureOfRun(run.status);
+  return end !== undefined && answered(end, gate.approvalResult) && run.updatedBy ? run.updatedBy : undefined;
 }
 
 /**
@@ -65,17 +67,22 @@ export function reconcilable(gate: Pick<Gate, 'state' | 'closure' | 'reviewer' |
   return gate.state === 'CLOSED' && gate.reviewer === undefined;
 }
 
+/** Whether an approval that ended so was ended by someone's answer (see `answeredBy`). */
+function answered(end: GateClosure['state'], sent: Gate['approvalResult']): boolean {
+  return end === 'SUCCEEDED' || (end === 'FAILED' && sent?.status === 'Rejected');
+}
+
 /**
- * When a gate closed by this end still has to be asked about: while nobody is named for its approval, which
- * only someone's Approved makes succeed (`answeredBy`).
+ * When a gate closed by this end still has to be asked about: while nobody is named for an answer that ended
+ * its approval (`answeredBy`).
  */
 export function reconcileAfterEnd(
   closure: GateClosure,
   state: Gate['state'],
-  reviewer: Gate['reviewer'],
+  gate: Pick<Gate, 'reviewer' | 'approvalResult'>,
   now: Date,
 ): string | undefined {
-  return state === 'CLOSED' && closure.state === 'SUCCEEDED' && reviewer === undefined
+  return state === 'CLOSED' && answered(closure.state, gate.approvalResult) && gate.reviewer === undefined
     ? new Date(now.getTime() + RECONCILE_MS).toISOString()
     : undefined;
 }
