@@ -81,6 +81,16 @@ const OTHER_DIGEST = `sha256:${'c'.repeat(64)}`;
 const SECOND = 1_000;
 const MINUTE = 60_000;
 
+/** Five sweeps a minute apart (two reads a sweep apart agree long before): the gate still WAITING, nothing sent. */
+async function sweepsStillWaiting(h: Harness, why?: string): Promise<void> {
+  for (let i = 0; i < 5; i++) {
+    h.clock.advance(MINUTE);
+    await h.sweep();
+  }
+  expect((await h.gate())?.state, why).toBe('WAITING');
+  expect(putResults(h), why).toHaveLength(0);
+}
+
 /**
  * The stage retried in the gate's execution: the action's new run `run` holds the state, with a new token;
  * the gate's own run ended `earlier`.
@@ -718,13 +728,8 @@ describe('the sweep', () => {
     await h.scanFinished(
       h.inspectorScanEvent({ counts: { ...scanCounts(h.scanner.findings), CRITICAL: 1 } }),
     );
-    for (let i = 0; i < 5; i++) {
-      h.clock.advance(MINUTE);
-      await h.sweep();
-    }
     // Two reads a sweep apart agreed on it, and the gate approved.
-    expect((await h.gate())?.state).toBe('WAITING');
-    expect(putResults(h)).toHaveLength(0);
+    await sweepsStillWaiting(h);
 
     h.clock.advance(30 * MINUTE);
     await h.sweep();
@@ -749,14 +754,9 @@ describe('the sweep', () => {
     member.resources = [memberArn];
     member.detail['repository-name'] = memberArn;
     await h.scanFinished(member);
-    for (let i = 0; i < 5; i++) {
-      h.clock.advance(MINUTE);
-      await h.sweep();
-    }
     // Keyed by repository name alone, the member's status replaced ours; the gate, finding it was not its
     // image's, fell back to coverage without counts, and two equal reads approved without the CRITICAL.
-    expect((await h.gate())?.state).toBe('WAITING');
-    expect(putResults(h)).toHaveLength(0);
+    await sweepsStillWaiting(h);
     expect(await h.store.getScan(DIGEST, ACCOUNT, REPOSITORY)).toMatchObject({ counts: { CRITICAL: 1 } });
     expect(await h.store.getScan(DIGEST, '210987654321', REPOSITORY)).toMatchObject({ counts: { TOTAL: 0 } });
   });
@@ -783,13 +783,8 @@ describe('the sweep', () => {
     await h.approvalStarted();
     h.clock.advance(MINUTE);
     await h.scanFinished(h.inspectorScanEvent({ counts }));
-    for (let i = 0; i < 5; i++) {
-      h.clock.advance(MINUTE);
-      await h.sweep();
-    }
     // Counted as listed, it filled the CRITICAL's gap, and two equal reads approved.
-    expect((await h.gate())?.state).toBe('WAITING');
-    expect(putResults(h)).toHaveLength(0);
+    await sweepsStillWaiting(h);
     h.clock.advance(30 * MINUTE);
     await h.sweep();
     expect((await h.decision())?.record.outcome).not.toBe('APPROVE');
@@ -836,13 +831,8 @@ describe('the sweep', () => {
         },
       ];
       await h.scanFinished(event);
-      for (let i = 0; i < 5; i++) {
-        h.clock.advance(MINUTE);
-        await h.sweep();
-      }
       // Listed, it filled the gap of the counted CRITICAL not listed yet, and two equal reads approved.
-      expect((await h.gate())?.state, why).toBe('WAITING');
-      expect(putResults(h), why).toHaveLength(0);
+      await sweepsStillWaiting(h, why);
       h.clock.advance(30 * MINUTE);
       await h.sweep();
       expect((await h.decision())?.record.outcome, why).not.toBe('APPROVE');
