@@ -10,6 +10,7 @@ import {
   exampleFindings,
   type Harness,
   type HarnessOptions,
+  logLines,
   START,
   TOLLGATE_ROLE,
   useLocalDynamo,
@@ -203,6 +204,63 @@ describe('an ACTED gate whose end never came', () => {
       closure: { state: 'FAILED' },
       reviewer: { status: 'Rejected', tollgate: true, source: 'listing' },
     });
+  });
+
+  it("Tollgate's own REJECT whose end came before its action was recorded: still asked about, and named", async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('payments-api.list-findings.json');
+    h.onApprovalResult = async () => {
+      h.onApprovalResult = undefined;
+      h.pipeline.action.status = 'Failed';
+      h.pipeline.stage.status = 'Failed';
+      h.pipeline.action.updatedBy = `arn:aws:sts::${ACCOUNT}:assumed-role/${TOLLGATE_ROLE}/tollgate`;
+      await h.approvalEnded(h.approvalEndedEvent('FAILED'));
+    };
+    await h.approvalStarted();
+    h.clock.advance(MINUTE);
+    await h.scanFinished();
+    const closed = await h.gate();
+    expect(closed).toMatchObject({
+      state: 'CLOSED',
+      closure: { state: 'FAILED' },
+      approvalResult: { status: 'Rejected' },
+    });
+    expect(closed?.reconcileAt).toBeDefined();
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    expect((await h.gate())?.reviewer).toMatchObject({
+      status: 'Rejected',
+      tollgate: true,
+      source: 'listing',
+    });
+  });
+
+  it('a pipeline deleted since: its listing is empty, and the asking ends at once, saying why', async () => {
+    const h = await escalated();
+    h.mocks.codepipeline.on(ListActionExecutionsCommand).resolves({ actionExecutionDetails: [] });
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    const gate = await h.gate();
+    expect(gate?.endUnknown).toContain('CodePipeline lists no run of its execution');
+    expect(gate?.reconcileAt).toBeUndefined();
+  });
+
+  it("an escalation approved under Tollgate's role pages once, though the listing names the role and CloudTrail its session", async () => {
+    const h = await escalated();
+    answeredUnseen(h, 'Succeeded');
+    h.pipeline.action.updatedBy = `arn:aws:iam::${ACCOUNT}:role/${TOLLGATE_ROLE}`;
+    await h.approvalEnded(h.approvalEndedEvent('SUCCEEDED'));
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    const borrowed = () =>
+      logLines.filter((l) => l.includes("PutApprovalResult under Tollgate's role that Tollgate did not send"))
+        .length;
+    expect(borrowed()).toBe(1);
+    await h.approvalEnded(
+      h.cloudTrailEvent({ identity: `arn:aws:sts::${ACCOUNT}:assumed-role/${TOLLGATE_ROLE}/someone` }),
+    );
+    expect((await h.gate())?.reviewer).not.toHaveProperty('source');
+    expect(borrowed()).toBe(1);
   });
 
   it('a run that ended without anyone named (expired) closes without a reviewer', async () => {

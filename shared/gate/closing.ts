@@ -229,15 +229,7 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
     locate: () => Promise<Gate | undefined>,
     source?: 'listing',
   ): Promise<GateReport | undefined> {
-    // A role name matches only as the role of an assumed-role ARN: a person's role whose name merely contains
-    // Tollgate's (TollgateGateRoleAdmin) must not be recorded as Tollgate itself.
-    // The listing's `updatedBy` may name the role itself (`…:role/<name>`) rather than its session.
-    const underOwnRole = this.d.config.ownIdentities.some(
-      (id) =>
-        id !== '' &&
-        (e.identity.includes(`:assumed-role/${id}/`) ||
-          (source === 'listing' && e.identity.endsWith(`/${id}`) && e.identity.includes(':role/'))),
-    );
+    const underOwnRole = this.ownRole(e.identity, source);
     let decision: StoredDecision | undefined;
     let head: HeadRead;
     for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
@@ -318,8 +310,13 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
       );
       if (updated) {
         // Counted for the record written, not for each lost race (a redelivery counts again: above).
-        // Replacing the listing's record of the same call: counted when the listing's was recorded.
-        const counted = gate.reviewer?.source === 'listing' && gate.reviewer.identity === e.identity;
+        // Replacing the listing's record of the same call: counted when the listing's was recorded (which may
+        // name the role, where CloudTrail names its session).
+        const counted =
+          gate.reviewer?.source === 'listing' &&
+          !gate.reviewer.tollgate &&
+          gate.reviewer.status === e.status &&
+          this.ownRole(gate.reviewer.identity, 'listing');
         if (underOwnRole && !tollgate && !counted) this.borrowedRole(e, gate, "recorded as a person's");
         // CloudTrail delivers its record minutes after the action's end event as a rule, so the Gate Closed
         // already sent said `reviewer: null`: who resolved the approval goes out again, or no subscriber
@@ -330,6 +327,20 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
       }
     }
     throw new GateWorkFailed(`could not record the reviewer after ${UPDATE_ATTEMPTS} attempts`, []);
+  }
+
+  /**
+   * Whether the identity is Tollgate's own role: as the role of an assumed-role ARN (a person's role whose name
+   * merely contains Tollgate's, TollgateGateRoleAdmin, is not); the listing's `updatedBy` may also name the role
+   * itself (`…:role/<name>`) rather than its session.
+   */
+  private ownRole(identity: string, source: 'listing' | undefined): boolean {
+    return this.d.config.ownIdentities.some(
+      (id) =>
+        id !== '' &&
+        (identity.includes(`:assumed-role/${id}/`) ||
+          (source === 'listing' && identity.endsWith(`/${id}`) && identity.includes(':role/'))),
+    );
   }
 
   /** A PutApprovalResult under Tollgate's role with a result Tollgate did not send (alarmed). */

@@ -55,6 +55,7 @@ import {
   ownRun,
   RECONCILE_GIVE_UP_MS,
   RECONCILE_MS,
+  reconcileAfterEnd,
   reconcileDue,
   reconcileInterval,
   resultOfRun,
@@ -565,6 +566,9 @@ export class GateService extends GateClosing<GateDeps> {
       await this.askLater(gate, now).catch(() => undefined);
       throw error;
     }
+    // No run of the execution at all, long after this gate's ran: the pipeline is gone (the listing of a
+    // deleted pipeline is empty), and nothing will ever say how the approval ended.
+    if (runs.length === 0) return this.stopAsking(gate, now, 'CodePipeline lists no run of its execution');
     const run = ownRun(gate, runs);
     const state = run === undefined ? undefined : closureOfRun(run.status);
     if (run === undefined || state === undefined) {
@@ -1484,10 +1488,24 @@ export class GateService extends GateClosing<GateDeps> {
     for (let attempt = 0, current = gate; attempt < UPDATE_ATTEMPTS; attempt++) {
       // The result went out: only a closure may have landed meanwhile; keep it, and keep the gate CLOSED.
       const state: GateState = current.state === 'CLOSED' ? 'CLOSED' : 'ACTED';
-      // An ACTED gate is asked about by the sweep until its end is known (see `reconcile`); one closed
-      // meanwhile keeps what its closing said (asked about until someone is named).
+      // An ACTED gate is asked about by the sweep until its end is known (see `reconcile`). One closed
+      // meanwhile is asked about until someone is named, when its end was an answer: its own Rejected,
+      // which the closing could not know yet, makes a FAILED end one.
       const reconcileAt =
-        state === 'ACTED' ? new Date(now.getTime() + RECONCILE_MS).toISOString() : current.reconcileAt;
+        state === 'ACTED'
+          ? new Date(now.getTime() + RECONCILE_MS).toISOString()
+          : (current.reconcileAt ??
+            (current.closure === undefined
+              ? undefined
+              : reconcileAfterEnd(
+                  current.closure,
+                  'CLOSED',
+                  {
+                    reviewer: current.reviewer,
+                    approvalResult: changes.approvalResult ?? current.approvalResult,
+                  },
+                  now,
+                )));
       const next = this.next(current, { ...changes, state, actingUntil: undefined, reconcileAt }, now, what);
       // A store error here would leave the gate DECIDED with the action done but unrecorded, and the sweep
       // would act again (a second escalation): retried, unlike the writes an event's retry repeats anyway.
