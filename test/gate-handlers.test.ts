@@ -16,6 +16,7 @@ import {
 import { DescribeImagesCommand, ECRServiceException } from '@aws-sdk/client-ecr';
 import { InternalException, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import {
+  type Finding as InspectorFinding,
   InternalServerException,
   ListCoverageCommand,
   ListFindingsCommand,
@@ -80,6 +81,33 @@ const NEWER_TOKEN = '5e6f7a8b-573f-4ea7-a67e-0123456789ab';
 const OTHER_DIGEST = `sha256:${'c'.repeat(64)}`;
 const SECOND = 1_000;
 const MINUTE = 60_000;
+
+/**
+ * A SUPPRESSED CRITICAL of a CVE the image's findings lack, made from its first finding with these times (a
+ * time given as undefined is left out): what a suppression rule leaves beside a scan's counted findings.
+ */
+function suppressedCritical(
+  h: Harness,
+  times: Partial<Pick<InspectorFinding, 'firstObservedAt' | 'lastObservedAt' | 'updatedAt'>>,
+): InspectorFinding {
+  const first = h.scanner.findings[0]!;
+  const finding: InspectorFinding = {
+    ...first,
+    findingArn: `${first.findingArn}-suppressed`,
+    severity: 'CRITICAL',
+    status: 'SUPPRESSED',
+    ...times,
+    packageVulnerabilityDetails: { ...first.packageVulnerabilityDetails!, vulnerabilityId: 'CVE-2026-99999' },
+  };
+  for (const [k, v] of Object.entries(times)) if (v === undefined) delete finding[k as keyof typeof times];
+  return finding;
+}
+
+/** The image's scan event counts with one CRITICAL more than its findings hold (not listed yet). */
+function oneCriticalShort(h: Harness): Record<string, number> {
+  const base = scanCounts(h.scanner.findings);
+  return { ...base, CRITICAL: 1, TOTAL: (base.TOTAL ?? 0) + 1 };
+}
 
 /** Five sweeps a minute apart (two reads a sweep apart agree long before): the gate still WAITING, nothing sent. */
 async function sweepsStillWaiting(h: Harness, why?: string): Promise<void> {
@@ -764,21 +792,9 @@ describe('the sweep', () => {
   it('a finding suppressed before the scan event (a suppression rule) does not stand in for a counted one not listed yet', async () => {
     const h = await setup();
     h.scanner.coverage = SCANNED;
-    const [first] = h.scanner.findings;
     // Suppressed as it was made, long before this scan: the event never counted it.
-    const suppressed = {
-      ...first!,
-      findingArn: `${first!.findingArn}-suppressed`,
-      severity: 'CRITICAL' as const,
-      status: 'SUPPRESSED' as const,
-      updatedAt: new Date(Date.parse(START) - 24 * 60 * MINUTE),
-      packageVulnerabilityDetails: {
-        ...first!.packageVulnerabilityDetails!,
-        vulnerabilityId: 'CVE-2026-99999',
-      },
-    };
-    const base = scanCounts(h.scanner.findings);
-    const counts = { ...base, CRITICAL: 1, TOTAL: (base.TOTAL ?? 0) + 1 };
+    const suppressed = suppressedCritical(h, { updatedAt: new Date(Date.parse(START) - 24 * 60 * MINUTE) });
+    const counts = oneCriticalShort(h);
     h.scanner.findings = [...h.scanner.findings, suppressed];
     await h.approvalStarted();
     h.clock.advance(MINUTE);
@@ -804,31 +820,20 @@ describe('the sweep', () => {
     for (const [why, t] of cases) {
       const h = await setup();
       h.scanner.coverage = SCANNED;
-      const [first] = h.scanner.findings;
-      const base = scanCounts(h.scanner.findings);
-      const counts = { ...base, CRITICAL: 1, TOTAL: (base.TOTAL ?? 0) + 1 };
+      const counts = oneCriticalShort(h);
       await h.approvalStarted();
       h.clock.advance(MINUTE);
       const event = h.inspectorScanEvent({ counts });
       const eventMs = Date.parse(event.time);
       const at = (offset: number | undefined) =>
         offset === undefined ? undefined : new Date(eventMs + offset);
-      const { updatedAt: _, ...rest } = first!;
       h.scanner.findings = [
         ...h.scanner.findings,
-        {
-          ...rest,
-          findingArn: `${first!.findingArn}-suppressed`,
-          severity: 'CRITICAL' as const,
-          status: 'SUPPRESSED' as const,
+        suppressedCritical(h, {
           firstObservedAt: at(t.first),
           lastObservedAt: at(t.last),
-          ...(t.updated === undefined ? {} : { updatedAt: at(t.updated) }),
-          packageVulnerabilityDetails: {
-            ...first!.packageVulnerabilityDetails!,
-            vulnerabilityId: 'CVE-2026-99999',
-          },
-        },
+          updatedAt: at(t.updated),
+        }),
       ];
       await h.scanFinished(event);
       // Listed, it filled the gap of the counted CRITICAL not listed yet, and two equal reads approved.
@@ -842,9 +847,7 @@ describe('the sweep', () => {
   it('a finding made before the scan event and suppressed after it explains the shortfall: two reads a sweep apart settle', async () => {
     const h = await setup();
     h.scanner.coverage = SCANNED;
-    const [first] = h.scanner.findings;
-    const base = scanCounts(h.scanner.findings);
-    const counts = { ...base, CRITICAL: 1, TOTAL: (base.TOTAL ?? 0) + 1 };
+    const counts = oneCriticalShort(h);
     await h.approvalStarted();
     h.clock.advance(MINUTE);
     const event = h.inspectorScanEvent({ counts });
@@ -853,19 +856,11 @@ describe('the sweep', () => {
     // Counted ACTIVE by the event, suppressed 30 s later.
     h.scanner.findings = [
       ...h.scanner.findings,
-      {
-        ...first!,
-        findingArn: `${first!.findingArn}-suppressed`,
-        severity: 'CRITICAL' as const,
-        status: 'SUPPRESSED' as const,
+      suppressedCritical(h, {
         firstObservedAt: new Date(eventMs - 10 * MINUTE),
         lastObservedAt: new Date(eventMs),
         updatedAt: new Date(eventMs + 30 * SECOND),
-        packageVulnerabilityDetails: {
-          ...first!.packageVulnerabilityDetails!,
-          vulnerabilityId: 'CVE-2026-99999',
-        },
-      },
+      }),
     ];
     for (let i = 0; i < 3; i++) {
       h.clock.advance(MINUTE);
