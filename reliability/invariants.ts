@@ -27,7 +27,8 @@ import { gateOfToken, type SuiteScenario } from './scenarios.js';
  * - bad-state: a gate in none of WAITING, DECIDED, ACTED, CLOSED, STALE.
  * - different-decision (duplicates and order only): the outcome of a gate differs from the clean run's.
  * - unreconciled (duplicates and order only): a gate one of whose ending events was dropped is still ACTED
- *   although the clean run's is not, or CLOSED with nobody named for the answer the clean run names: the
+ *   although the clean run's is not, STALE with no end where the clean run has one, or CLOSED (or STALE)
+ *   with nobody named for the answer the clean run names: the
  *   sweep's reconciliation (shared/gate/reconcile.ts) did not repair the lost event.
  * - audit-chain: an audit chain the replay left does not verify (a gap, a changed or reordered record, a
  *   head that does not match), or a gate has a decision without exactly one decision record (none: a
@@ -395,19 +396,21 @@ export function checkRun(
       const unreconciled =
         gate.state === 'ACTED' && want.state !== 'ACTED'
           ? `still ACTED; the clean run ends ${want.state}`
-          : gate.state === 'CLOSED' &&
-              gate.reviewer == null &&
-              want.reviewer != null &&
-              // Only an answer that ended the approval is named from the listing: a success, or the gate's own
-              // rejection (any other failure may be the approval's timeout: reconcile.ts answeredBy).
-              (gate.closure?.state === 'SUCCEEDED' ||
-                (gate.closure?.state === 'FAILED' && gate.approvalResult?.status === 'Rejected'))
-            ? `CLOSED with nobody named; the clean run names ${want.reviewer.identity}`
-            : gate.state === 'CLOSED' &&
+          : gate.state === 'STALE' && gate.closure == null && want.closure != null
+            ? `STALE with its end unrecorded; the clean run records ${want.closure.state}`
+            : (gate.state === 'CLOSED' || gate.state === 'STALE') &&
+                gate.reviewer == null &&
                 want.reviewer != null &&
-                gate.reviewer?.identity !== want.reviewer.identity
-              ? `names ${gate.reviewer?.identity}; the clean run names ${want.reviewer.identity}`
-              : undefined;
+                // Only an answer that ended the approval is named from the listing: a success, or the gate's own
+                // rejection (any other failure may be the approval's timeout: reconcile.ts answeredBy).
+                (gate.closure?.state === 'SUCCEEDED' ||
+                  (gate.closure?.state === 'FAILED' && gate.approvalResult?.status === 'Rejected'))
+              ? `${gate.state} with nobody named; the clean run names ${want.reviewer.identity}`
+              : (gate.state === 'CLOSED' || gate.state === 'STALE') &&
+                  want.reviewer != null &&
+                  gate.reviewer?.identity !== want.reviewer.identity
+                ? `names ${gate.reviewer?.identity}; the clean run names ${want.reviewer.identity}`
+                : undefined;
       if (unreconciled) violations.push({ kind: 'unreconciled', gate: id, detail: unreconciled });
     }
     if (options.sameDecisions && want && gate && !unseen.has(id) && !options.endingDropped?.has(id)) {

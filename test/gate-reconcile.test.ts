@@ -450,3 +450,96 @@ describe("a gate closed by a person's answer, its CloudTrail record lost", () =>
     expect((await h.gate())?.reconcileAt).toBeUndefined();
   });
 });
+
+describe('a gate given up STALE while its approval ended unseen', () => {
+  /** A person approves in the console while the gate waits for its scan; their end event and record are lost. */
+  async function staleUnseen(): Promise<{ h: Harness; at: Date }> {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('orders-worker.list-findings.json');
+    await h.approvalStarted();
+    expect((await h.gate())?.state).toBe('WAITING');
+    h.clock.advance(MINUTE);
+    const at = answeredUnseen(h, 'Succeeded');
+    h.clock.advance(MINUTE);
+    await h.scanFinished();
+    const gate = await h.gate();
+    expect(gate).toMatchObject({ state: 'STALE', staleReason: expect.stringContaining('Succeeded') });
+    expect(gate?.closure).toBeUndefined();
+    return { h, at };
+  }
+
+  it('is closed by the sweep from its run: its end and resolution recorded, the person who let it through named', async () => {
+    const { h, at } = await staleUnseen();
+    expect(h.messages).toEqual([]);
+    expect(resolutions(await h.items())).toEqual([]);
+
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    const gate = await h.gate();
+    expect(gate).toMatchObject({
+      state: 'STALE',
+      closure: { state: 'SUCCEEDED', at: at.toISOString() },
+      reviewer: { identity: ENGINEER, status: 'Approved', tollgate: false, source: 'listing' },
+    });
+    expect(gate?.reconcileAt).toBeUndefined();
+    const recorded = resolutions(await h.items());
+    expect(recorded.at(-1)).toMatchObject({ reviewer: ENGINEER, status: 'Approved', source: 'listing' });
+    // Nothing was sent for an approval Tollgate never answered.
+    expect(h.messages).toEqual([]);
+    expect(h.results).toEqual([]);
+
+    const after = listings(h);
+    h.clock.advance(6 * 60 * MINUTE);
+    await h.sweep();
+    expect(listings(h)).toBe(after);
+  });
+
+  it('its end event and CloudTrail record in time: nothing is left to ask', async () => {
+    const { h } = await staleUnseen();
+    await h.approvalEnded(h.approvalEndedEvent('SUCCEEDED'));
+    await h.approvalEnded(h.cloudTrailEvent({ identity: ENGINEER, status: 'Approved' }));
+    const gate = await h.gate();
+    expect(gate).toMatchObject({
+      state: 'STALE',
+      closure: { state: 'SUCCEEDED' },
+      reviewer: { identity: ENGINEER },
+    });
+    expect(gate?.reconcileAt).toBeUndefined();
+    const before = listings(h);
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    expect(listings(h)).toBe(before);
+  });
+
+  it('its end event in time, CloudTrail lost: asked about only for who answered', async () => {
+    const { h } = await staleUnseen();
+    await h.approvalEnded(h.approvalEndedEvent('SUCCEEDED'));
+    expect((await h.gate())?.reconcileAt).toBeDefined();
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    const gate = await h.gate();
+    expect(gate).toMatchObject({ state: 'STALE', reviewer: { identity: ENGINEER, source: 'listing' } });
+    // The end's record, then the one naming who answered (as CloudTrail's record would append it).
+    const recorded = resolutions(await h.items());
+    expect(recorded).toHaveLength(2);
+    expect(recorded[0]).not.toHaveProperty('source');
+    expect(recorded[1]).toMatchObject({ reviewer: ENGINEER, source: 'listing' });
+  });
+
+  it('an execution CodePipeline no longer has: its end is unknown, said so, and the gate leaves the index', async () => {
+    const { h } = await staleUnseen();
+    h.fail(
+      'ListActionExecutions',
+      () =>
+        new PipelineExecutionNotFoundException({
+          message: 'Pipeline execution not found',
+          $metadata: { httpStatusCode: 400 },
+        }),
+    );
+    h.clock.advance(RECONCILE_MS);
+    await h.sweep();
+    const gate = await h.gate();
+    expect(gate).toMatchObject({ state: 'STALE', endUnknown: expect.stringContaining('no longer has') });
+    expect(gate?.reconcileAt).toBeUndefined();
+  });
+});

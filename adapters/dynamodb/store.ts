@@ -225,8 +225,8 @@ function gateItem(gate: Gate): Item {
     item.digestPk = `DIGEST#${digest}`;
     item.digestSk = `GATE#${gate.state}#${id}`;
   }
-  // An ACTED gate stays in the index while the sweep still has to ask whether its approval ended, and a
-  // CLOSED one until someone is named for its answer (the end event or CloudTrail's record may be lost):
+  // An ACTED or STALE gate stays in the index while the sweep still has to ask whether its approval ended,
+  // and one a person's answer ended until they are named (the end event or CloudTrail's record may be lost):
   // sorted by when it asks next.
   const reconcile = reconcilable(gate) ? gate.reconcileAt : undefined;
   if (OPEN_STATES.has(gate.state) || reconcile) {

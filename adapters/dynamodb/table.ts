@@ -41,10 +41,10 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
  *     never reads gates of other states and other digests are never in the partition. Audit: decisions of
  *     a digest, in time order.
  *   open-gates             openPk OPEN#<0..3>  openSk <deadline or reconcileAt>#<gate id>
- *     Only WAITING and DECIDED gates, and ACTED gates the sweep still has to ask whether their approval
- *     ended, or CLOSED ones who answered (`reconcileAt`), carry these attributes; every gate write is a whole-item Put, so the write that
- *     moves a gate to STALE, to CLOSED with its reviewer known (or nobody to name), or an ACTED gate past asking,
- *     drops them and the gate leaves the index.
+ *     Only WAITING and DECIDED gates, and ACTED or STALE gates the sweep still has to ask whether their
+ *     approval ended, or CLOSED (or STALE) ones who answered (`reconcileAt`), carry these attributes; every gate
+ *     write is a whole-item Put, so the write that records the end with its reviewer known (or nobody to name),
+ *     or a gate past asking, drops them and the gate leaves the index.
  *     Four shards (by a hash of the gate id) keep the sweep's index writes off one hot partition; the sweep
  *     queries all four concurrently. Sorted by deadline: the gates whose scan wait runs out first come first.
  *   by-token               tokenHash <sha-256 of the last approval token>

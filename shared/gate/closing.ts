@@ -296,8 +296,8 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
             tollgate,
             ...(source ? { source } : {}),
           },
-          // Named, a closed gate has nothing left for the sweep to ask.
-          reconcileAt: gate.state === 'ACTED' ? gate.reconcileAt : undefined,
+          // Named, a gate whose end is recorded has nothing left for the sweep to ask.
+          reconcileAt: gate.closure === undefined ? gate.reconcileAt : undefined,
         },
         now,
         `${source === 'listing' ? 'ListActionExecutions' : 'CloudTrail'}: ${

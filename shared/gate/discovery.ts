@@ -182,7 +182,7 @@ export class ApprovalDiscovery implements Discovery {
       pipelines = [...new Set(literal)].map((name) => ({ name, mode: undefined }));
     }
     // The open gates, read once before the pipelines: a gate opened since is found by its key or claim. Only
-    // those still deciding: the index also holds ACTED and CLOSED gates the sweep asks CodePipeline about,
+    // those still deciding: the index also holds ACTED, CLOSED and STALE gates the sweep asks CodePipeline about,
     // whose approvals a key or claim read finds as before.
     const gates = (
       await this.d.store.openGates().catch((error: unknown) => {

@@ -58,6 +58,7 @@ import {
   reconcileAfterEnd,
   reconcileDue,
   reconcileInterval,
+  reconcileStale,
   resultOfRun,
 } from './reconcile.js';
 import {
@@ -305,7 +306,11 @@ export class GateService extends GateClosing<GateDeps> {
 
   /** Opens the gate STALE: its approval is over, or gone, before Tollgate could judge it. Nothing is sent. */
   private async openStale(base: Gate, reason: string, now: Date): Promise<GateReport> {
-    const stale: Gate = entry({ ...base, state: 'STALE', staleReason: reason }, now, `stale: ${reason}`);
+    const stale: Gate = entry(
+      { ...base, state: 'STALE', staleReason: reason, reconcileAt: reconcileStale(base, now) },
+      now,
+      `stale: ${reason}`,
+    );
     if (!(await this.d.store.createGate(stale))) return this.resumeRaced(stale);
     this.publish(() => gateStateEvent(stale, undefined, this.region(stale), this.account(stale)));
     return { ...report(stale, reason), opened: true };
@@ -491,9 +496,9 @@ export class GateService extends GateClosing<GateDeps> {
   private async sweepGates({ timeLeftMs }: SweepTime): Promise<readonly GateReport[]> {
     const open = await this.d.store.openGates();
     const now = this.now().getTime();
-    // ACTED and CLOSED gates are in the index until their end and reviewer are known (`reconcile`), and are
-    // asked about only when due, after the gates still deciding: a sweep cut short leaves them, not those.
-    const deciding = open.filter((g) => g.state !== 'ACTED' && g.state !== 'CLOSED');
+    // ACTED, CLOSED and STALE gates are in the index until their end and reviewer are known (`reconcile`), and
+    // are asked about only when due, after the gates still deciding: a sweep cut short leaves them, not those.
+    const deciding = open.filter((g) => g.state === 'WAITING' || g.state === 'DECIDED');
     const gates = [...deciding, ...open.filter((g) => !deciding.includes(g) && reconcileDue(g, now))];
     const waiting = gates.filter((g) => g.state === 'WAITING');
     // A decided gate whose result or escalation keeps failing to go out is as stuck as one never decided, and
@@ -521,9 +526,9 @@ export class GateService extends GateClosing<GateDeps> {
       (gate) =>
         gate.state === 'WAITING'
           ? this.tryDecide(gate, { trigger: 'sweep', stateCache })
-          : gate.state === 'ACTED' || gate.state === 'CLOSED'
-            ? this.reconcile(gate)
-            : this.reAct(gate),
+          : gate.state === 'DECIDED'
+            ? this.reAct(gate)
+            : this.reconcile(gate),
       false,
       () => {
         const late = timeLeftMs !== undefined && timeLeftMs() < SWEEP_STOP_MS;
@@ -542,9 +547,11 @@ export class GateService extends GateClosing<GateDeps> {
   }
 
   /**
-   * A gate whose approval may have ended unseen (ACTED), or that a person's answer closed with nobody named
-   * (CLOSED): its end event, or CloudTrail's record of who answered, lost or dead-lettered. Nothing else would
-   * ever close the gate or name its reviewer, and auditors would read an escalation nobody answered. The
+   * A gate whose approval may have ended unseen (ACTED, or STALE: given up as over), or that a person's answer
+   * ended with nobody named (CLOSED, or STALE when the answer came before Tollgate's): its end event, or
+   * CloudTrail's record of who answered, lost or dead-lettered. Nothing else would ever close the gate (and
+   * append its resolution record) or name its reviewer, and auditors would read an escalation nobody answered,
+   * or an approval let through by nobody. The
    * listing of the gate's run says whether it ended, how, and (its `updatedBy`) by whom; the gate is then
    * closed as the end event would have closed it, and its reviewer recorded as CloudTrail's record would.
    */
@@ -576,10 +583,10 @@ export class GateService extends GateClosing<GateDeps> {
       if (given) return this.stopAsking(gate, now, `${why} long after any approval ends`);
       const later = await this.askLater(gate, now);
       return later
-        ? report(later, `acted; the approval has not ended: ${why}`)
+        ? report(later, `${gate.state === 'ACTED' ? 'acted' : 'stale'}; the approval has not ended: ${why}`)
         : report(gate, 'changed meanwhile');
     }
-    if (gate.state === 'CLOSED') {
+    if (gate.closure !== undefined) {
       if (!answeredBy(run, gate))
         return this.stopAsking(gate, now, 'the listing names nobody for the answer');
       const reviewed = await this.recordListedReviewer(gate, run, now);
@@ -639,13 +646,14 @@ export class GateService extends GateClosing<GateDeps> {
     );
   }
 
-  /** A gate whose end (ACTED) or reviewer (CLOSED) cannot be learnt: it leaves the sweep's index, saying why. */
+  /** A gate whose end (none recorded) or reviewer cannot be learnt: it leaves the sweep's index, saying why. */
   private async stopAsking(gate: Gate, now: Date, why: string): Promise<GateReport> {
-    const what = gate.state === 'ACTED' ? 'how the approval ended' : 'who answered the approval';
+    const ended = gate.closure !== undefined;
+    const what = ended ? 'who answered the approval' : 'how the approval ended';
     this.d.log.warn(`${what} cannot be known`, { gate: gateId(gate.key), why });
     const next = this.next(
       gate,
-      { reconcileAt: undefined, ...(gate.state === 'ACTED' ? { endUnknown: why } : {}) },
+      { reconcileAt: undefined, ...(ended ? {} : { endUnknown: why }) },
       now,
       `${what} cannot be known: ${why}`,
     );
@@ -1604,7 +1612,7 @@ export class GateService extends GateClosing<GateDeps> {
     if (done) return this.markStaleAfterRefusal(gate, reason, now, done);
     const next = this.next(
       gate,
-      { state: 'STALE', staleReason: reason, actingUntil: undefined },
+      { state: 'STALE', staleReason: reason, actingUntil: undefined, reconcileAt: reconcileStale(gate, now) },
       now,
       `stale: ${reason}`,
     );
@@ -1645,7 +1653,12 @@ export class GateService extends GateClosing<GateDeps> {
         ? this.next(current, { actingUntil: undefined }, now, `${reason} (the approval had ended)`)
         : this.next(
             current,
-            { state: 'STALE', staleReason: reason, actingUntil: undefined },
+            {
+              state: 'STALE',
+              staleReason: reason,
+              actingUntil: undefined,
+              reconcileAt: reconcileStale(current, now),
+            },
             now,
             `stale: ${reason}`,
           );

@@ -178,13 +178,13 @@ export interface Gate {
    */
   readonly resultInDoubt?: string;
   /**
-   * For an ACTED gate, when the sweep next asks CodePipeline whether its approval has ended: the end event or
-   * CloudTrail's record can be lost, and nothing else would ever close the gate or name its reviewer. Absent
-   * on other gates, on ACTED gates stored before it was kept, and once CodePipeline no longer has the
-   * execution (`endUnknown`).
+   * For an ACTED or STALE gate without its end, or one a person's answer ended with nobody named yet, when the
+   * sweep next asks CodePipeline's listing of its run (see reconcile.ts): the end event or CloudTrail's record
+   * can be lost, and nothing else would ever close the gate or name its reviewer. Absent on other gates, on
+   * gates stored before it was kept, and once the listing cannot tell (`endUnknown`).
    */
   readonly reconcileAt?: string | undefined;
-  /** Why how the approval ended cannot be known (its execution is gone from CodePipeline's history). */
+  /** Why how the approval ended cannot be known (its execution is gone from CodePipeline's history, say). */
   readonly endUnknown?: string | undefined;
   readonly staleReason: string | undefined;
   /**

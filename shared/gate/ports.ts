@@ -335,7 +335,7 @@ export interface StorePort {
   /** Gates in `states` waiting on this digest (served by an index, never a scan). */
   gatesForDigest(digest: string, states: readonly GateState[]): Promise<readonly Gate[]>;
   /**
-   * Gates the sweep must look at: WAITING and DECIDED, and ACTED and CLOSED ones it still has to ask
+   * Gates the sweep must look at: WAITING and DECIDED, and ACTED, CLOSED and STALE ones it still has to ask
    * CodePipeline about (`reconcilable`: served by an index, never a scan).
    */
   openGates(): Promise<readonly Gate[]>;

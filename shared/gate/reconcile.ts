@@ -58,13 +58,24 @@ export function reconcileInterval(gate: Pick<Gate, 'startedAt'>, now: number): n
 }
 
 /**
- * Whether the sweep still has to ask about this gate: ACTED without its end, or CLOSED by a person's answer
- * whose CloudTrail record has not named them. The store keeps exactly these gates in its open index.
+ * Whether the sweep still has to ask about this gate: ACTED, or STALE (given up while its approval ended
+ * unseen), without its end; or ended by a person's answer (CLOSED, or STALE when that answer came before
+ * Tollgate's) whose CloudTrail record has not named them. The store keeps exactly these gates in its open index.
  */
 export function reconcilable(gate: Pick<Gate, 'state' | 'closure' | 'reviewer' | 'reconcileAt'>): boolean {
   if (gate.reconcileAt === undefined) return false;
-  if (gate.state === 'ACTED') return gate.closure === undefined;
-  return gate.state === 'CLOSED' && gate.reviewer === undefined;
+  if (gate.state !== 'ACTED' && gate.state !== 'CLOSED' && gate.state !== 'STALE') return false;
+  if (gate.closure === undefined) return gate.state !== 'CLOSED';
+  return gate.state !== 'ACTED' && gate.reviewer === undefined;
+}
+
+/**
+ * When the sweep first asks about a gate given up STALE before its end was seen: its approval is over or
+ * gone, and its end event names how it ended (and appends the resolution record) within seconds as a rule;
+ * lost, the listing says it. A gate whose end is already recorded has nothing to ask.
+ */
+export function reconcileStale(gate: Pick<Gate, 'closure'>, now: Date): string | undefined {
+  return gate.closure === undefined ? new Date(now.getTime() + RECONCILE_MS).toISOString() : undefined;
 }
 
 /** Whether an approval that ended so was ended by someone's answer (see `answeredBy`). */
@@ -73,8 +84,8 @@ function answered(end: GateClosure['state'], sent: Gate['approvalResult']): bool
 }
 
 /**
- * When a gate closed by this end still has to be asked about: while nobody is named for an answer that ended
- * its approval (`answeredBy`).
+ * When a gate closed by this end (or a STALE one given its end) still has to be asked about: while nobody is
+ * named for an answer that ended its approval (`answeredBy`).
  */
 export function reconcileAfterEnd(
   closure: GateClosure,
@@ -82,7 +93,9 @@ export function reconcileAfterEnd(
   gate: Pick<Gate, 'reviewer' | 'approvalResult'>,
   now: Date,
 ): string | undefined {
-  return state === 'CLOSED' && answered(closure.state, gate.approvalResult) && gate.reviewer === undefined
+  return (state === 'CLOSED' || state === 'STALE') &&
+    answered(closure.state, gate.approvalResult) &&
+    gate.reviewer === undefined
     ? new Date(now.getTime() + RECONCILE_MS).toISOString()
     : undefined;
 }
