@@ -2263,6 +2263,7 @@ describe('withRetries and its classification', () => {
     ['TooManyRequestsException', undefined, true],
     ['ProvisionedThroughputExceededException', undefined, true],
     ['RequestLimitExceeded', undefined, true],
+    ['KMSThrottlingException', 400, true],
     ['ServiceUnavailable', undefined, true],
     ['InternalServerException', undefined, true],
     ['SomethingNew', 500, true],

@@ -91,6 +91,9 @@ const THROTTLING = new Set([
   'SlowDown',
   'PriorRequestNotComplete',
   'TransactionInProgressException',
+  // SNS (and SQS) answer a throttle of the topic's KMS key so, at HTTP 400 and not marked retryable: a burst of
+  // escalations to an encrypted topic would otherwise be given up at once.
+  'KMSThrottlingException',
 ]);
 
 const TRANSIENT = new Set([
