@@ -375,6 +375,7 @@ export function checkLogRetention(key: string, value: unknown): logs.RetentionDa
 export function resolveGlobs(
   props: Pick<TollgateProps, 'pipelines' | 'approvalActionNames' | 'eventPatternLimit'>,
 ): Pick<TollgateConfig, 'pipelines' | 'approvalActionNames'> {
+  checkPropsObject(props);
   const pipelines = normaliseGlobs('pipelines', props.pipelines ?? ['*'], 'pipeline name');
   const approvalActionNames = normaliseGlobs(
     'approvalActionNames',
@@ -395,11 +396,36 @@ export function resolveGlobs(
 }
 
 /**
+ * Props that are no object (a JS caller's `undefined`, props read from a file that holds a list) would fail
+ * at the first prop read as a bare TypeError: refused by name instead.
+ */
+function checkPropsObject(props: unknown): void {
+  if (typeof props !== 'object' || props === null || Array.isArray(props)) {
+    throw new TollgateConfigError(
+      'props',
+      'an object of Tollgate props ({ policyFile, escalation, … })',
+      shown(props),
+    );
+  }
+}
+
+/**
+ * A boolean prop checked: only `true` or `false`. Props from JSON or YAML, or a JS caller, can bring `'false'`
+ * (truthy) or `0` (falsy), and either would build the opposite of what was meant: for `archive`, a compliance-mode
+ * archive no one can delete for `archiveRetentionDays`, or none at all. (`-c` strings are read by the stack.)
+ */
+function checkBoolean(key: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new TollgateConfigError(key, 'true or false', shown(value));
+  return value;
+}
+
+/**
  * Validates the props up front, each problem named by its prop: `Tollgate: pipelines[1]: expected …; got
  * …`. A bad policy file throws the loader's own `InputError` (`file:line:col: path: expected …; got …`).
  * With `place` (the stack's region, when known), a topic in another region or partition is refused too.
  */
 export function resolveConfig(props: TollgateProps, place?: TollgatePlace): TollgateConfig {
+  checkPropsObject(props);
   const { pipelines, approvalActionNames } = resolveGlobs(props);
   if (typeof props.policyFile !== 'string' || props.policyFile === '') {
     throw new TollgateConfigError('policyFile', 'the path of a policy file', shown(props.policyFile));
@@ -419,6 +445,8 @@ export function resolveConfig(props: TollgateProps, place?: TollgatePlace): Toll
       shown(removalPolicy),
     );
   }
+  const dashboard = checkBoolean('dashboard', props.dashboard ?? false);
+  const archive = checkBoolean('archive', props.archive ?? true);
   // Last: the policy is the costliest check, and its message is the loader's own.
   const policy = loadPolicyFile(props.policyFile);
   return {
@@ -434,8 +462,8 @@ export function resolveConfig(props: TollgateProps, place?: TollgatePlace): Toll
     scanSource,
     logRetention,
     removalPolicy,
-    dashboard: props.dashboard ?? false,
-    archive: props.archive ?? true,
+    dashboard,
+    archive,
     archiveRetentionDays: checkArchiveRetentionDays(
       'archiveRetentionDays',
       props.archiveRetentionDays ?? ARCHIVE_RETENTION_DEFAULT_DAYS,
@@ -486,6 +514,11 @@ export interface TollgateAlarms {
   readonly failed: Readonly<Record<FunctionName, cloudwatch.Alarm>>;
   /** Invocation errors, by function. */
   readonly errors: Readonly<Record<FunctionName, cloudwatch.Alarm>>;
+  /**
+   * Failed events Lambda could not send to the function's failed-events queue (`DestinationDeliveryFailures`),
+   * by function: dropped, so the queue's depth never shows them.
+   */
+  readonly undeliveredFailures: Readonly<Record<FunctionName, cloudwatch.Alarm>>;
   /** Gates waiting past their deadline plus a margin; missing data (no sweep) breaches. */
   readonly gatesOverdue: cloudwatch.Alarm;
   /** The oldest waiting gate older than the policy's waitMinutes plus the margin. */
@@ -1072,22 +1105,43 @@ export class Tollgate extends Construct {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       });
 
-    // What mends a function's failures once it works again. The sweep asks CodePipeline about an ACTED gate
-    // (and a CLOSED one with nobody named) every 15 minutes after it acted (shared/gate/reconcile.ts).
+    // What mends a function's failures without a replay. The sweep asks CodePipeline about an ACTED gate, or
+    // one given up STALE before its end was seen, 15 minutes after, then as long as the approval runs at
+    // intervals of a quarter of its age, 15 minutes to 6 hours (shared/gate/reconcile.ts, reconcileInterval).
+    const swept: Record<FunctionName, string> = {
+      'approval-started':
+        this.config.discoveryMinutes > 0
+          ? `the sweep's discovery opens the gates it did not, within ${this.config.discoveryMinutes} minutes`
+          : 'discovery is off, so nothing opens the gates it did not',
+      'scan-finished': 'the sweep reads the scan and findings of every waiting gate itself, and decides them',
+      'approval-ended':
+        'the sweep closes the gates it did not (and records the end of those it gave up STALE) when it next asks ' +
+        "CodePipeline's listing (15 minutes after acting or giving up, then at intervals of a quarter of the " +
+        "approval's age, at most 6 hours), and names their reviewers from the listing (updatedBy), without " +
+        "CloudTrail's identity type and source identity",
+      sweep: 'the next sweep, a minute later, takes up the gates',
+    };
     const replay = "replay its failed events (see that queue's alarm)";
     const repairs: Record<FunctionName, string> = {
       'approval-started':
         this.config.discoveryMinutes > 0
-          ? `the sweep's discovery opens the gates it did not, within ${this.config.discoveryMinutes} minutes; or ${replay}`
-          : `discovery is off, so nothing opens the gates it did not: ${replay}`,
-      'scan-finished': 'the sweep reads the scan and findings of every waiting gate itself, and decides them',
-      'approval-ended':
-        "the sweep closes the gates it did not within 15 minutes or so, and names their reviewers from CodePipeline's " +
-        `listing (updatedBy), without CloudTrail's identity type and source identity: for those, ${replay}`,
-      sweep: 'the next sweep, a minute later, takes up the gates',
+          ? `${swept['approval-started']}; or ${replay}`
+          : `${swept['approval-started']}: ${replay}`,
+      'scan-finished': swept['scan-finished'],
+      'approval-ended': `${swept['approval-ended']}: for those, ${replay}`,
+      sweep: swept.sweep,
+    };
+    // A failed event Lambda could not put in the function's queue has nothing to replay.
+    const unreplayed: Record<FunctionName, string> = {
+      ...swept,
+      'approval-started':
+        this.config.discoveryMinutes > 0
+          ? swept['approval-started']
+          : `${swept['approval-started']}: answer their approvals in CodePipeline`,
     };
     const failed: Partial<Record<FunctionName, cloudwatch.Alarm>> = {};
     const errors: Partial<Record<FunctionName, cloudwatch.Alarm>> = {};
+    const undeliveredFailures: Partial<Record<FunctionName, cloudwatch.Alarm>> = {};
     for (const name of FUNCTION_NAMES) {
       const id = pascal(name);
       failed[name] = depth(
@@ -1100,6 +1154,23 @@ export class Tollgate extends Construct {
       errors[name] = alarm(`${id}ErrorsAlarm`, {
         alarmDescription: `Tollgate: ${name} is failing. Its log group has the errors. Once it works again, ${repairs[name]}.`,
         metric: this.functions[name].metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      // Lambda drops a failed event it cannot send to the on-failure destination (a permission on the queue or
+      // its key, the record's size) and says so only by this metric: the queue's depth alarm never sees it.
+      undeliveredFailures[name] = alarm(`${id}DestinationDeliveryFailuresAlarm`, {
+        alarmDescription:
+          `Tollgate: Lambda could not put events ${name} failed on into its failed-events queue (its role's ` +
+          'sqs:SendMessage or kms:GenerateDataKey refused, or the record too large): they are lost, with nothing ' +
+          `to replay. ${name}'s log group has the failed invocations; ${unreplayed[name]}. Check the role, the ` +
+          "queue's policy and the key's.",
+        metric: this.functions[name].metric('DestinationDeliveryFailures', {
+          period: Duration.minutes(5),
+          statistic: 'Sum',
+        }),
         threshold: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         evaluationPeriods: 1,
@@ -1168,9 +1239,10 @@ export class Tollgate extends Construct {
           'Tollgate: EventBridge could deliver an event neither to its function nor to the dead-letter queue ' +
           '(the queue or its key refused it): the event is gone. The sweep still decides the waiting gates it ' +
           "concerns, but a lost approval start is found only by the sweep's discovery (when on), and a lost " +
-          "approval end or PutApprovalResult record only by the sweep asking CodePipeline's listing, 15 minutes " +
-          "on (the reviewer then without CloudTrail's identity type). Check the undelivered-events queue's policy " +
-          "and the key's.",
+          "approval end or PutApprovalResult record only by the sweep asking CodePipeline's listing (15 minutes " +
+          'after the gate acted, was given up or ended, then while the approval runs at intervals of a quarter of ' +
+          "its age, at most 6 hours; the reviewer then without CloudTrail's identity type). Check the " +
+          "undelivered-events queue's policy and the key's.",
         metric: new cloudwatch.MathExpression({
           expression: `SUM([${Object.keys(this.rules)
             .map((_, i) => `m${i}`)
@@ -1197,6 +1269,7 @@ export class Tollgate extends Construct {
       }),
       failed: failed as Record<FunctionName, cloudwatch.Alarm>,
       errors: errors as Record<FunctionName, cloudwatch.Alarm>,
+      undeliveredFailures: undeliveredFailures as Record<FunctionName, cloudwatch.Alarm>,
       gatesOverdue,
       oldestWaiting,
       undeliveredNotifications: this.undeliveredNotificationsQueue
@@ -1295,7 +1368,11 @@ export class Tollgate extends Construct {
           this.alarms.oldestWaiting,
           this.alarms.undelivered,
           this.alarms.lostEvents,
-          ...FUNCTION_NAMES.flatMap((n) => [this.alarms.errors[n], this.alarms.failed[n]]),
+          ...FUNCTION_NAMES.flatMap((n) => [
+            this.alarms.errors[n],
+            this.alarms.failed[n],
+            this.alarms.undeliveredFailures[n],
+          ]),
           ...(this.alarms.undeliveredNotifications ? [this.alarms.undeliveredNotifications] : []),
           this.alarms.borrowedRole,
           this.alarms.policyInvalid,

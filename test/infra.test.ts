@@ -45,7 +45,13 @@ import {
   TollgateStack,
   tollgateStackFromContext,
 } from '../infra/stack.js';
-import { OVERDUE_MARGIN_MINUTES, Tollgate, type TollgateProps } from '../infra/tollgate.js';
+import {
+  OVERDUE_MARGIN_MINUTES,
+  resolveConfig,
+  resolveGlobs,
+  Tollgate,
+  type TollgateProps,
+} from '../infra/tollgate.js';
 import { DEFAULT_CONFIG } from '../shared/gate/gate.js';
 import { InputError, parsePolicy } from '../shared/index.js';
 import { ROOT } from './helpers.js';
@@ -723,9 +729,9 @@ describe('the Tollgate construct', () => {
       (a) => a.Properties as Json,
     );
     // The gate's (queues, functions, overdue, oldest, undelivered emails, lost events, a borrowed role, an
-    // invalid policy) and the archive's six (failed batches, errors, lag, hash mismatches, audit records
-    // changed, stopped).
-    expect(alarms).toHaveLength(5 + 4 + 2 + 1 + 1 + 1 + 1 + 6);
+    // invalid policy, failed events Lambda could not queue) and the archive's six (failed batches, errors,
+    // lag, hash mismatches, audit records changed, stopped).
+    expect(alarms).toHaveLength(5 + 4 + 2 + 1 + 1 + 1 + 1 + 4 + 6);
     // An event neither delivered nor dead-lettered (the queue or its key refused it) is lost but for this alarm:
     // every rule's InvocationsFailedToBeSentToDlq, summed.
     const lost = alarms.find((a) =>
@@ -811,6 +817,37 @@ describe('the Tollgate construct', () => {
         .map(logicalId)
         .sort(),
     );
+    // A failed event Lambda cannot send to the function's queue is dropped, seen only by this metric: one
+    // alarm per gate function, on that function, at the first one.
+    const dropped = alarms.filter((a) => a.MetricName === 'DestinationDeliveryFailures');
+    expect(dropped).toHaveLength(FUNCTION_NAMES.length);
+    for (const a of dropped) {
+      expect(a).toMatchObject({
+        Namespace: 'AWS/Lambda',
+        Statistic: 'Sum',
+        Period: 300,
+        EvaluationPeriods: 1,
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [alarmTopic],
+      });
+    }
+    for (const n of FUNCTION_NAMES) {
+      const own = g.template.toJSON().Resources[logicalId(g.tollgate.alarms.undeliveredFailures[n])];
+      expect(own?.Properties.MetricName, n).toBe('DestinationDeliveryFailures');
+      expect(own?.Properties.Dimensions, n).toEqual([
+        { Name: 'FunctionName', Value: { Ref: logicalId(g.tollgate.functions[n]) } },
+      ]);
+    }
+    // As for AWS/Events: every AWS/Lambda name an alarm watches is one Lambda publishes.
+    const lambdaPublished = readFileSync(
+      join(cdkLib, 'aws-lambda/lib/lambda-canned-metrics.generated.js'),
+      'utf8',
+    );
+    for (const a of alarms.filter((x) => x.Namespace === 'AWS/Lambda')) {
+      expect(lambdaPublished, String(a.MetricName)).toContain(`metricName:"${String(a.MetricName)}"`);
+    }
     const errors = alarms.filter((a) => a.MetricName === 'Errors');
     expect(errors).toHaveLength(5);
     for (const a of errors)
@@ -869,9 +906,19 @@ describe('the Tollgate construct', () => {
     expect(text(errors['scan-finished'])).toMatch(
       /the sweep reads the scan and findings of every waiting gate itself/,
     );
+    // The sweep asks 15 minutes after acting (or giving a gate up STALE), then less often as the approval waits
+    // (shared/gate/reconcile.ts): not "15 minutes on".
+    const asks =
+      "when it next asks CodePipeline's listing \\(15 minutes after acting or giving up, then at intervals of a quarter of the approval's age, at most 6 hours\\)";
     expect(text(errors['approval-ended'])).toMatch(
-      /the sweep closes the gates it did not within 15 minutes or so, and names their reviewers from CodePipeline's listing \(updatedBy\), without CloudTrail's identity type and source identity: for those, replay its failed events/,
+      new RegExp(
+        `the sweep closes the gates it did not \\(and records the end of those it gave up STALE\\) ${asks}, and names their reviewers from the listing \\(updatedBy\\), without CloudTrail's identity type and source identity: for those, replay its failed events`,
+      ),
     );
+    for (const n of FUNCTION_NAMES) {
+      expect(text(errors[n]), n).not.toMatch(/15 minutes or so|15 minutes on/);
+      expect(text(g.tollgate.alarms.undeliveredFailures[n]), n).not.toMatch(/15 minutes or so|15 minutes on/);
+    }
     expect(text(errors.sweep)).toMatch(/the next sweep, a minute later/);
     const off = gate({ discoveryMinutes: 0 });
     expect(text(off.tollgate.alarms.errors['approval-started'], off)).toMatch(
@@ -879,8 +926,38 @@ describe('the Tollgate construct', () => {
     );
     expect(text(g.tollgate.alarms.lostEvents)).not.toMatch(/still finds/);
     expect(text(g.tollgate.alarms.lostEvents)).toMatch(
-      /a lost approval end or PutApprovalResult record only by the sweep asking CodePipeline's listing/,
+      /a lost approval end or PutApprovalResult record only by the sweep asking CodePipeline's listing \(15 minutes after the gate acted, was given up or ended, then while the approval runs at intervals of a quarter of its age, at most 6 hours; /,
     );
+    expect(text(g.tollgate.alarms.lostEvents)).not.toMatch(/15 minutes on/);
+    // A failed event Lambda dropped has no message to replay: each such alarm says so, and what the sweep
+    // still repairs, never a replay.
+    const dropped = g.tollgate.alarms.undeliveredFailures;
+    for (const n of FUNCTION_NAMES) {
+      expect(text(dropped[n]), n).toMatch(
+        new RegExp(
+          `^Tollgate: Lambda could not put events ${n} failed on into its failed-events queue .*: they are lost, with nothing to replay\\. ${n}'s log group has the failed invocations; `,
+        ),
+      );
+      expect(text(dropped[n]), n).not.toMatch(/replay its failed events/);
+    }
+    expect(text(dropped['approval-started'])).toContain(
+      "the sweep's discovery opens the gates it did not, within 5 minutes.",
+    );
+    expect(text(dropped['scan-finished'])).toContain(
+      'the sweep reads the scan and findings of every waiting gate',
+    );
+    expect(text(dropped['approval-ended'])).toMatch(
+      new RegExp(`the sweep closes the gates it did not .*${asks}`),
+    );
+    expect(text(dropped.sweep)).toContain('the next sweep, a minute later, takes up the gates');
+    expect(text(off.tollgate.alarms.undeliveredFailures['approval-started'], off)).toContain(
+      'discovery is off, so nothing opens the gates it did not: answer their approvals in CodePipeline.',
+    );
+    // CloudWatch holds an alarm's description to 1024 characters.
+    for (const a of Object.values(g.template.findResources('AWS::CloudWatch::Alarm'))) {
+      const d = (a.Properties as Json).AlarmDescription;
+      expect(JSON.stringify(d).length, JSON.stringify(d)).toBeLessThan(1024);
+    }
     // Lambda's destination record is what each message holds: invoking the function with it is the replay.
     for (const n of FUNCTION_NAMES) {
       expect(text(g.tollgate.alarms.failed[n]), n).toContain(
@@ -1688,6 +1765,47 @@ describe('bad configuration is refused before anything is built', () => {
     ).toBe(`Tollgate: escalation.topic: expected ${standard}, ${notFifo}; got "${fifo}"`);
   });
 
+  it('dashboard and archive other than true or false (a JS caller, props read from JSON or YAML), and no props at all', () => {
+    // 'false' is truthy: it would build the compliance-mode archive no one can delete; 0 would leave it out.
+    for (const [prop, value, got] of [
+      ['archive', 'false', '"false"'],
+      ['archive', 0, '0'],
+      ['archive', 'true', '"true"'],
+      ['dashboard', 'false', '"false"'],
+      ['dashboard', 1, '1'],
+    ] as const) {
+      expect(configError(build({ [prop]: value } as unknown as Partial<TollgateProps>)).message, prop).toBe(
+        `Tollgate: ${prop}: expected true or false; got ${got}`,
+      );
+    }
+    for (const props of [undefined, null, [], 'props.yaml']) {
+      expect(
+        configError(
+          () =>
+            new Tollgate(
+              new Stack(app(), 'Gate', { env: ENV }),
+              'Tollgate',
+              props as unknown as TollgateProps,
+            ),
+        ).message,
+        String(props),
+      ).toBe(
+        `Tollgate: props: expected an object of Tollgate props ({ policyFile, escalation, … }); got ${props === undefined ? 'nothing' : JSON.stringify(props)}`,
+      );
+    }
+    // The globs alone, as the app checks them before building: the same message, not a TypeError.
+    expect(configError(() => resolveGlobs(undefined as unknown as TollgateProps)).key).toBe('props');
+    // Booleans, and leaving them out, still build.
+    const built = gate({ archive: false, dashboard: false });
+    expect([built.tollgate.archive, built.tollgate.dashboard]).toEqual([undefined, undefined]);
+    expect(
+      resolveConfig({ policyFile: POLICY, escalation: { emails: ['security@example.com'] } }),
+    ).toMatchObject({
+      archive: true,
+      dashboard: false,
+    });
+  });
+
   it('a policy file that is not there', () => {
     expect(build({ policyFile: 'no/such/policy.yaml' })).toThrow(
       'no/such/policy.yaml: expected a readable policy file; got no such file',
@@ -1829,6 +1947,33 @@ describe('the stack from CDK context', () => {
       dashboard: true,
       policyFile: 'examples/policies/baseline.yaml',
     });
+  });
+
+  it("reads tollgate:dashboard and tollgate:archive as booleans, -c's strings too, and refuses anything else by its key", () => {
+    const base = { [CONTEXT_KEYS.escalationEmails]: ['a@example.com'], [CONTEXT_KEYS.policyFile]: POLICY };
+    for (const [value, expected] of [
+      ['false', false],
+      [false, false],
+      ['true', true],
+      [true, true],
+    ] as const) {
+      expect(
+        contextConfig(ctx({ ...base, [CONTEXT_KEYS.dashboard]: value, [CONTEXT_KEYS.archive]: value }), {})
+          .props.tollgate,
+      ).toMatchObject({ dashboard: expected, archive: expected });
+    }
+    for (const key of [CONTEXT_KEYS.dashboard, CONTEXT_KEYS.archive]) {
+      expect(configError(() => contextConfig(ctx({ ...base, [key]: 'no' }), {})).message).toBe(
+        `Tollgate: ${key}: expected true or false; got "no"`,
+      );
+    }
+    // `-c tollgate:archive=false` as the CLI passes it builds no archive (and the stack's strings reach the
+    // construct as booleans, which it now checks).
+    const { stack } = tollgateStackFromContext(
+      app({ ...base, [CONTEXT_KEYS.archive]: 'false', [CONTEXT_KEYS.dashboard]: 'true' }),
+    );
+    expect(stack.tollgate.archive).toBeUndefined();
+    expect(stack.tollgate.dashboard).toBeDefined();
   });
 
   it('reads tollgate:eventPatternLimit as the eventPatternLimit prop, and refuses a bad one by its key', () => {
