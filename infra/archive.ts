@@ -315,6 +315,11 @@ export interface TollgateArchiveAlarms {
   /** The function is more than an hour behind the stream, which keeps records 24 hours. */
   readonly iteratorAge: cloudwatch.Alarm;
   /**
+   * A batch given up on that Lambda could not describe in the failed-batches queue (`DestinationDeliveryFailures`):
+   * the queue's depth never shows it.
+   */
+  readonly undeliveredFailures: cloudwatch.Alarm;
+  /**
    * A record inserted with a hash that does not match its content reached the archive: written so by whoever
    * could put it (a forged or hand-edited record), or corrupt. Not a record changed in place: that is
    * `auditRecordsChanged`.
@@ -777,6 +782,23 @@ export class TollgateArchive extends Construct {
         alarmDescription:
           'Tollgate: the archive function is failing; Lambda retries its batch (its log group says why).',
         metric: this.function.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      // The mapping drops a batch's description it cannot send to the on-failure queue (a permission on the
+      // queue or its key) and says so only by this metric.
+      undeliveredFailures: alarm('DestinationDeliveryFailuresAlarm', {
+        alarmDescription:
+          'Tollgate: the archive gave up on a batch of audit records and Lambda could not describe it in the ' +
+          "failed-batches queue (the mapping's role or the queue's key refused it): nothing says which records. " +
+          'They are still in the table: fix the cause, then archive them again with "tollgate audit archive ' +
+          '--table <table> --bucket s3://<archive bucket> --since <a day before>" (--dry-run first).',
+        metric: this.function.metric('DestinationDeliveryFailures', {
+          period: Duration.minutes(5),
+          statistic: 'Sum',
+        }),
         threshold: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         evaluationPeriods: 1,

@@ -519,6 +519,16 @@ describe('from the table’s stream to the archive function', () => {
       Threshold: 1,
       AlarmActions: [alarmTopic],
     });
+    // A batch given up on whose description Lambda could not queue is lost but for this metric.
+    expect(resource(b, b.archive.alarms.undeliveredFailures).Properties).toMatchObject({
+      Namespace: 'AWS/Lambda',
+      MetricName: 'DestinationDeliveryFailures',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalId(b.archive.function) } }],
+      Statistic: 'Sum',
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      AlarmActions: [alarmTopic],
+    });
     // The stream keeps 24 hours: a lag of an hour pages, long before records leave it unarchived.
     expect(resource(b, b.archive.alarms.iteratorAge).Properties).toMatchObject({
       Namespace: 'AWS/Lambda',

@@ -729,9 +729,9 @@ describe('the Tollgate construct', () => {
       (a) => a.Properties as Json,
     );
     // The gate's (queues, functions, overdue, oldest, undelivered emails, lost events, a borrowed role, an
-    // invalid policy, failed events Lambda could not queue) and the archive's six (failed batches, errors,
-    // lag, hash mismatches, audit records changed, stopped).
-    expect(alarms).toHaveLength(5 + 4 + 2 + 1 + 1 + 1 + 1 + 4 + 6);
+    // invalid policy, failed events Lambda could not queue) and the archive's seven (failed batches, errors,
+    // failed batches Lambda could not queue, lag, hash mismatches, audit records changed, stopped).
+    expect(alarms).toHaveLength(5 + 4 + 2 + 1 + 1 + 1 + 1 + 4 + 7);
     // An event neither delivered nor dead-lettered (the queue or its key refused it) is lost but for this alarm:
     // every rule's InvocationsFailedToBeSentToDlq, summed.
     const lost = alarms.find((a) =>
@@ -818,9 +818,9 @@ describe('the Tollgate construct', () => {
         .sort(),
     );
     // A failed event Lambda cannot send to the function's queue is dropped, seen only by this metric: one
-    // alarm per gate function, on that function, at the first one.
+    // alarm per gate function, on that function, at the first one (and the archive's, for its batches).
     const dropped = alarms.filter((a) => a.MetricName === 'DestinationDeliveryFailures');
-    expect(dropped).toHaveLength(FUNCTION_NAMES.length);
+    expect(dropped).toHaveLength(FUNCTION_NAMES.length + 1);
     for (const a of dropped) {
       expect(a).toMatchObject({
         Namespace: 'AWS/Lambda',
