@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
+  type Alias,
   type Document,
   isAlias,
   isMap,
@@ -8,9 +9,9 @@ import {
   isScalar,
   isSeq,
   LineCounter,
+  type Node,
   parseAllDocuments,
   parseDocument,
-  visit,
   type YAMLError,
 } from 'yaml';
 import { safeParse } from 'zod/mini';
@@ -18,6 +19,15 @@ import type * as z from 'zod/v4/core';
 import { describeValue, formatPath, InputError, type InputProblem } from './errors.js';
 import { SourceLocator } from './locate.js';
 import { expectedOf } from './zod-issues.js';
+
+/**
+ * How many values aliases may copy into a document: each `*name` counts every value its `&name` marks
+ * (a list of 2 strings is 3 values), nested aliases included. Hundreds of uses of a rule's anchors stay far
+ * below it; an alias bomb (lists of aliases of lists of aliases) passes it within a few lines and is refused
+ * before anything is expanded. 100,000 values are fewer than a plain file of MAX_POLICY_BYTES can hold, so
+ * aliases never make a document costlier to validate than one without them.
+ */
+export const MAX_ALIAS_EXPANSIONS = 100_000;
 
 export interface YamlInputOptions {
   /** What the document is, for messages: "a policy (a mapping with version, name, rules, …)". */
@@ -99,35 +109,13 @@ export function parseYamlInput<S extends z.$ZodType>(
       },
     ]);
   }
+  expandAliases(doc, file, lines);
   if (!isMap(doc.contents)) {
     throw new InputError([
       { file, line: 1, column: 1, path: '', expected: options.what, got: describeValue(doc.toJS()) },
     ]);
   }
-  let value: unknown;
-  try {
-    value = doc.toJS({ maxAliasCount: 100 });
-  } catch (e) {
-    // Named at the first alias: every problem says where in the file it is.
-    let at: number | undefined;
-    visit(doc, {
-      Alias(_key, node) {
-        at = node.range?.[0];
-        return visit.BREAK;
-      },
-    });
-    const pos = lines.linePos(at ?? 0);
-    throw new InputError([
-      {
-        file,
-        line: pos.line,
-        column: pos.col,
-        path: '',
-        expected: 'a YAML document without excessive aliases',
-        got: e instanceof Error ? e.message : String(e),
-      },
-    ]);
-  }
+  const value: unknown = doc.toJS();
 
   // zod's functional form: the policy's schema is zod/mini, the scenarios' classic zod.
   const parsed = safeParse(schema, value);
@@ -140,6 +128,100 @@ export function parseYamlInput<S extends z.$ZodType>(
     throw new InputError(problems);
   }
   return { value: parsed.data, sha256 };
+}
+
+/**
+ * Counts what the document's aliases copy (refused past MAX_ALIAS_EXPANSIONS, and an alias that names no
+ * anchor before it, or one inside the value its anchor marks), then puts each alias's node in its place.
+ * The library's own guard (toJS's maxAliasCount) refused a policy reusing one anchor 100 times, and let
+ * through documents that took it minutes: it scans every earlier anchor for each alias, and counts the
+ * uses of an anchor but not its size. This walk is linear, and toJS then meets no alias at all: it converts
+ * a node met twice twice, which costs at most the count bounded here.
+ */
+function expandAliases(doc: Document.Parsed, file: string, lines: LineCounter): void {
+  const anchors = new Map<string, Node>();
+  // Each anchored node's size once expanded (saturated past the limit), and the anchored nodes being walked.
+  const sizes = new Map<Node, number>();
+  const open = new Set<Node>();
+  const swaps: (() => void)[] = [];
+  // The key path of the node being walked, copied only for a message.
+  const path: (string | number)[] = [];
+  let copied = 0;
+  const refuse = (alias: Alias, expected: string, got: string): never => {
+    const pos = lines.linePos(alias.range?.[0] ?? 0);
+    throw new InputError([{ file, line: pos.line, column: pos.col, path: formatPath(path), expected, got }]);
+  };
+  const size = (node: unknown, put: (target: Node) => void): number => {
+    if (isAlias(node)) {
+      // As YAML resolves it: the last node before the alias that carries the anchor.
+      const target = anchors.get(node.source);
+      if (target === undefined) {
+        return refuse(
+          node,
+          `an alias of an anchor set before it (&${node.source})`,
+          `the alias *${node.source}`,
+        );
+      }
+      if (open.has(target)) {
+        return refuse(
+          node,
+          'an alias outside the value its anchor marks (a value cannot hold itself)',
+          `the alias *${node.source} inside &${node.source}`,
+        );
+      }
+      const n = sizes.get(target) ?? 0;
+      copied += n;
+      if (copied > MAX_ALIAS_EXPANSIONS) {
+        return refuse(
+          node,
+          `at most ${MAX_ALIAS_EXPANSIONS} alias expansions (a limit against alias bombs: each *alias counts every value its &anchor marks, a list of 2 counting 3; write repeated values out, or use fewer or smaller anchors)`,
+          `more: the alias *${node.source} here takes the count past ${MAX_ALIAS_EXPANSIONS}`,
+        );
+      }
+      swaps.push(() => put(target));
+      return n;
+    }
+    if (!isNode(node)) return 0;
+    const anchor = node.anchor;
+    if (anchor !== undefined) {
+      anchors.set(anchor, node);
+      open.add(node);
+    }
+    let n = 1;
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        if (!isPair(pair)) continue;
+        n += size(pair.key, (t) => {
+          pair.key = t;
+        });
+        path.push(isScalar(pair.key) ? String(pair.key.value) : String(pair.key));
+        n += size(pair.value, (t) => {
+          pair.value = t;
+        });
+        path.pop();
+      }
+    } else if (isSeq(node)) {
+      const items = node.items;
+      for (let i = 0; i < items.length; i++) {
+        path.push(i);
+        n += size(items[i], (t) => {
+          items[i] = t;
+        });
+        path.pop();
+      }
+    }
+    // Saturated: past the limit the exact size no longer matters, and an alias bomb's would overflow.
+    n = Math.min(n, MAX_ALIAS_EXPANSIONS + 1);
+    if (anchor !== undefined) {
+      open.delete(node);
+      sizes.set(node, n);
+    }
+    return n;
+  };
+  size(doc.contents, (t) => {
+    doc.contents = t as typeof doc.contents;
+  });
+  for (const swap of swaps) swap();
 }
 
 function yamlProblem(

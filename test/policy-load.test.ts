@@ -444,6 +444,63 @@ describe('errors: file:line:column: path: expected …; got …', () => {
     ).not.toThrow();
   });
 
+  it('a policy reusing one small anchor hundreds of times loads', () => {
+    // The yaml library's own guard refused the 100th use of `*prod` as "a resource exhaustion attack".
+    let text =
+      'version: 1\nname: x\nrules:\n  - {id: r0, action: reject, when: {repositories: &prod ["payments/*"]}}\n';
+    for (let i = 1; i <= 300; i++) text += `  - {id: r${i}, action: warn, when: {repositories: *prod}}\n`;
+    const { policy } = parsePolicy(text, 'p.yaml');
+    expect(policy.rules).toHaveLength(301);
+    for (const rule of policy.rules) expect(rule.when?.repositories).toEqual(['payments/*']);
+    // An anchor set again names its new value from there on, nested aliases included, as YAML says.
+    const again = parsePolicy(
+      'version: 1\nname: x\nrules:\n  - {id: a, action: reject, when: &w {severity: &s [LOW]}}\n' +
+        '  - {id: b, action: reject, when: *w}\n  - {id: c, action: reject, when: {severity: &s [HIGH]}}\n' +
+        '  - {id: d, action: reject, when: {severity: *s}}\n  - {id: e, action: reject, when: *w}\n',
+      'p.yaml',
+    ).policy;
+    expect(again.rules.map((r) => r.when?.severity)).toEqual([['LOW'], ['LOW'], ['HIGH'], ['HIGH'], ['LOW']]);
+  });
+
+  it('an alias bomb is refused at once, naming the limit and where it is passed', () => {
+    let text = 'version: 1\nname: x\nl0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n';
+    for (let i = 1; i <= 9; i++)
+      text += `l${i}: &l${i} [${Array(10)
+        .fill(`*l${i - 1}`)
+        .join(', ')}]\n`;
+    const started = performance.now();
+    const refused = problems(text);
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(refused).toEqual([
+      'policy.yaml:7:45: l4[7]: expected at most 100000 alias expansions (a limit against alias bombs: each *alias counts every value its &anchor marks, a list of 2 counting 3; write repeated values out, or use fewer or smaller anchors); got more: the alias *l3 here takes the count past 100000',
+    ]);
+  });
+
+  it('counts what each alias copies, not only how often it is used', () => {
+    // A list of 999 values is 1,000 values: 100 copies are the limit, 101 are past it. (The key `x` is no
+    // policy's: a document within the limit is read, and refused by the schema instead.)
+    const doc = (copies: number) =>
+      `version: 1\nname: x\nbig: &big [${Array(999).fill('v').join(',')}]\nx: [${Array(copies).fill('*big').join(', ')}]\n`;
+    expect(problems(doc(100))).toEqual([
+      'policy.yaml:3:1: big: expected one of the keys version, name, mode, settings, rules, exceptions; got unknown key "big"',
+      'policy.yaml:4:1: x: expected one of the keys version, name, mode, settings, rules, exceptions; got unknown key "x"',
+    ]);
+    expect(problems(doc(101))).toEqual([
+      expect.stringMatching(
+        /^policy\.yaml:4:605: x\[100\]: expected at most 100000 alias expansions .*; got more: the alias \*big here takes the count past 100000$/,
+      ),
+    ]);
+  });
+
+  it('an alias of no anchor before it, or inside the value its anchor marks, is refused where it is', () => {
+    expect(problems('version: 1\nname: x\nrules: [{id: *nope, action: warn}]\n')).toEqual([
+      'policy.yaml:3:14: rules[0].id: expected an alias of an anchor set before it (&nope); got the alias *nope',
+    ]);
+    expect(problems('version: 1\nname: x\nrules: &r [{id: a, action: warn, when: *r}]\n')).toEqual([
+      'policy.yaml:3:40: rules[0].when: expected an alias outside the value its anchor marks (a value cannot hold itself); got the alias *r inside &r',
+    ]);
+  });
+
   it('a JSON policy error is located too', () => {
     expect(problems('{\n  "version": 1,\n  "name": "x",\n  "mode": "strict"\n}\n', 'p.json')).toEqual([
       'p.json:4:11: mode: expected one of enforce, advisory; got "strict"',

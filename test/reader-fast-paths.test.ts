@@ -7,6 +7,8 @@ import {
   evaluate,
   FindingTable,
   FindingTableBuilder,
+  InputError,
+  parseFindingsText,
   parsePolicy,
   readFindingsDocument,
   ShapeError,
@@ -145,6 +147,177 @@ describe('timestamps as the SDK gives them', () => {
       const fromJson = readFindingsDocument(page).findings;
       expect(Array.from(t.firstObserved)).toEqual(Array.from(fromJson.firstObserved));
       expect(t.rows()).toEqual(fromJson.rows());
+    }
+  });
+});
+
+describe('scores outside their scale', () => {
+  // A score off its scale is a malformed answer, not a low score: `inspectorScore: -1` matched no `minScore`
+  // rule, not even `minScore: 0`, and the image could be approved.
+  const record = (fields: Record<string, unknown>, cvss?: unknown[]) => ({
+    findingArn: 'arn:k/0',
+    severity: 'HIGH',
+    packageVulnerabilityDetails: {
+      vulnerabilityId: 'CVE-1',
+      vulnerablePackages: [{ name: 'openssl' }],
+      ...(cvss === undefined ? {} : { cvss }),
+    },
+    ...fields,
+  });
+  /** The same finding, sent the detailed way by a textual timestamp (which only that reader takes). */
+  const detailed = (r: Record<string, unknown>) => ({ ...r, firstObservedAt: '2026-01-01T00:00:00Z' });
+  const fast = (t: FindingTable, i: number) => t.sourceOf(i).cached === undefined;
+  const refusal = (doc: unknown): ShapeError => {
+    try {
+      readFindingsDocument(doc);
+    } catch (e) {
+      if (e instanceof ShapeError) return e;
+      throw e;
+    }
+    throw new Error('accepted');
+  };
+
+  const cases: {
+    field: string;
+    make: (v: number) => Record<string, unknown>;
+    path: (string | number)[];
+    expected: string;
+    bad: number[];
+    good: number[];
+  }[] = [
+    {
+      field: 'inspectorScore',
+      make: (v) => record({ inspectorScore: v }),
+      path: ['inspectorScore'],
+      expected: 'a score from 0 to 10',
+      bad: [-1, -0.1, 10.1, 11, 100],
+      good: [0, 5.5, 10],
+    },
+    {
+      // ECR's enhanced findings say `score`.
+      field: 'score',
+      make: (v) => record({ score: v }),
+      path: ['score'],
+      expected: 'a score from 0 to 10',
+      bad: [-1, 10.5],
+      good: [0, 10],
+    },
+    {
+      field: 'cvss baseScore',
+      make: (v) => record({}, [{ baseScore: 0 }, { baseScore: v }]),
+      path: ['packageVulnerabilityDetails', 'cvss', 1, 'baseScore'],
+      expected: 'a score from 0 to 10',
+      bad: [-1, 10.1, 98],
+      good: [0, 10],
+    },
+    {
+      field: 'epss.score',
+      make: (v) => record({ epss: { score: v } }),
+      path: ['epss', 'score'],
+      expected: 'a probability from 0 to 1',
+      bad: [-0.01, -1, 1.01, 50],
+      good: [0, 0.5, 1],
+    },
+  ];
+
+  for (const c of cases) {
+    it(`refuses ${c.field} off its scale on the fast path and the detailed one alike`, () => {
+      for (const v of c.bad) {
+        for (const [how, raw] of [
+          ['fast', c.make(v)],
+          ['detailed', detailed(c.make(v))],
+        ] as const) {
+          for (const [format, doc, at] of [
+            ['list', [raw], [0]],
+            ['ListFindings', { findings: [raw] }, ['findings', 0]],
+            [
+              'ECR enhanced',
+              { imageScanFindings: { enhancedFindings: [raw] } },
+              ['imageScanFindings', 'enhancedFindings', 0],
+            ],
+            [
+              'event',
+              { 'detail-type': 'Inspector2 Finding', source: 'aws.inspector2', detail: raw },
+              ['detail'],
+            ],
+          ] as const) {
+            const e = refusal(doc);
+            const label = `${c.field} ${v} ${how} ${format}`;
+            expect(e.path.slice(at.length), label).toEqual(c.path);
+            expect(e.expected, label).toBe(c.expected);
+            expect(e.value, label).toBe(v);
+          }
+        }
+      }
+    });
+
+    it(`takes ${c.field} at the ends of its scale, the same on both paths`, () => {
+      const list = c.good.flatMap((v, i) => [
+        { ...c.make(v), findingArn: `arn:k/f${i}` },
+        { ...detailed(c.make(v)), findingArn: `arn:k/d${i}` },
+      ]);
+      const t = readFindingsDocument(list).findings;
+      expect(list.map((_, i) => fast(t, i))).toEqual(list.map((_, i) => i % 2 === 0));
+      const rows = t.rows();
+      const read = c.field === 'epss.score' ? rows.map((f) => f.epss) : rows.map((f) => f.score);
+      expect(read).toEqual(c.good.flatMap((v) => [v, v]));
+      if (c.field === 'epss.score') expect(Array.from(t.epss)).toEqual(c.good.flatMap((v) => [v, v]));
+      else expect(Array.from(t.scores)).toEqual(c.good.flatMap((v) => [v, v]));
+    });
+  }
+
+  it('names the file, line, field, scale and value of a score off its scale in a findings file', () => {
+    for (const [fields, shown, expected] of [
+      [{ inspectorScore: -1 }, '-1', 'findings[0].inspectorScore: expected a score from 0 to 10; got -1'],
+      [{ inspectorScore: 11 }, '11', 'findings[0].inspectorScore: expected a score from 0 to 10; got 11'],
+      [
+        { epss: { score: 1.5 } },
+        '1.5',
+        'findings[0].epss.score: expected a probability from 0 to 1; got 1.5',
+      ],
+    ] as const) {
+      const text = JSON.stringify({ findings: [record(fields)] }, null, 2);
+      let e: unknown;
+      try {
+        parseFindingsText(text, 'f.json');
+      } catch (err) {
+        e = err;
+      }
+      expect(e).toBeInstanceOf(InputError);
+      const problem = (e as InputError).problems[0]!;
+      // The line of the value itself, and its column.
+      const line = text.split('\n').findIndex((l) => l.trimEnd().endsWith(`: ${shown}`)) + 1;
+      expect(problem.line).toBe(line);
+      expect((e as InputError).message).toBe(`f.json:${line}:${problem.column}: ${expected}`);
+    }
+  });
+
+  it("refuses an ECR basic finding's CVSS score off its scale, and takes 0 and 10", () => {
+    const response = (value: string) => ({
+      repositoryName: 'repo',
+      imageId: { imageDigest: `sha256:${'a'.repeat(64)}` },
+      imageScanStatus: { status: 'COMPLETE' },
+      imageScanFindings: {
+        findings: [
+          {
+            name: 'CVE-1',
+            severity: 'HIGH',
+            attributes: [
+              { key: 'package_name', value: 'openssl' },
+              { key: 'CVSS3_SCORE', value },
+            ],
+          },
+        ],
+      },
+    });
+    for (const v of ['-1', '10.1', '42']) {
+      const e = refusal(response(v));
+      expect(e.path, v).toEqual(['imageScanFindings', 'findings', 0, 'attributes', 1, 'value']);
+      expect(e.expected, v).toBe('a score from 0 to 10 (as text)');
+      expect(e.value, v).toBe(v);
+    }
+    for (const v of ['0', '10']) {
+      expect(readFindingsDocument(response(v)).findings.row(0).score, v).toBe(Number(v));
     }
   });
 });

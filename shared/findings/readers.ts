@@ -230,17 +230,17 @@ function fastInspectorRow(b: FindingTableBuilder, raw: unknown, maker: number): 
       for (let k = 0; k < cvss.length; k++) {
         const c: unknown = cvss[k];
         const base = isObj(c) ? c.baseScore : undefined;
-        if (typeof base !== 'number' || !Number.isFinite(base)) return false;
+        if (typeof base !== 'number' || !inScore(base)) return false;
         if (Number.isNaN(score) || base > (score as number)) score = base;
       }
     }
-  } else if (typeof score !== 'number' || !Number.isFinite(score)) return false;
+  } else if (typeof score !== 'number' || !inScore(score)) return false;
   let epss = Number.NaN;
   const epssObj = raw.epss;
   if (epssObj !== undefined) {
     if (!isObj(epssObj)) return false;
     const e = epssObj.score;
-    if (typeof e !== 'number' || !Number.isFinite(e)) return false;
+    if (typeof e !== 'number' || !inProbability(e)) return false;
     epss = e;
   }
   // Epoch seconds as the API's JSON has them, or the Date the SDK makes of them (what the gate reads in
@@ -503,6 +503,7 @@ function ecrBasicFinding(raw: unknown, image: ImageRef, resource: string): Findi
       if (v === '' || !Number.isFinite(n)) {
         throw new ShapeError(['attributes', i, 'value'], 'a CVSS score (a number as text)', v);
       }
+      if (!inScore(n)) throw new ShapeError(['attributes', i, 'value'], `${SCORE_EXPECTED} (as text)`, v);
       if (score === undefined || n > score) score = n;
     }
   }
@@ -593,8 +594,8 @@ function inspectorFinding(raw: unknown, images: ImageCache): Finding {
     );
   }
 
-  let score = optNumber(raw.inspectorScore, 'inspectorScore');
-  if (score === undefined) score = optNumber(raw.score, 'score');
+  let score = optScore(raw.inspectorScore, 'inspectorScore');
+  if (score === undefined) score = optScore(raw.score, 'score');
   // The CVSS list is only a fallback: read it only when Inspector gives no score of its own.
   if (score === undefined && cvss !== undefined && cvss !== null) {
     try {
@@ -608,7 +609,7 @@ function inspectorFinding(raw: unknown, images: ImageCache): Finding {
   const epssObj = raw.epss;
   if (epssObj !== undefined && epssObj !== null) {
     if (!isObj(epssObj)) throw new ShapeError(['epss'], 'a mapping with a score', epssObj);
-    epss = optNumber(epssObj.score, 'epss.score');
+    epss = optProbability(epssObj.score, 'epss.score');
   }
 
   const image = readResourceImage(raw.resources, images);
@@ -722,6 +723,7 @@ function maxCvss(value: unknown): number | undefined {
     if (s === undefined || s === null) continue;
     if (typeof s !== 'number' || !Number.isFinite(s))
       throw new ShapeError(['cvss', i, 'baseScore'], 'a number', s);
+    if (!inScore(s)) throw new ShapeError(['cvss', i, 'baseScore'], SCORE_EXPECTED, s);
     if (max === undefined || s > max) max = s;
   }
   return max;
@@ -982,4 +984,32 @@ function optNumber(value: unknown, path: string): number | undefined {
   if (typeof value === 'number' && Number.isFinite(value)) return value;
   if (value === undefined || value === null) return undefined;
   throw new ShapeError(pathOf(path), 'a number', value);
+}
+
+// Scores outside their scale are a malformed answer, not a low score: `inspectorScore: -1` would match no
+// `minScore` rule (not even `minScore: 0`) and could approve. Refused on both paths alike, so the fast
+// path hands such a row to the detailed reader, which names it.
+const SCORE_EXPECTED = 'a score from 0 to 10';
+const PROBABILITY_EXPECTED = 'a probability from 0 to 1';
+
+/** A CVSS or Inspector score: 0 to 10 (false for NaN). */
+function inScore(n: number): boolean {
+  return n >= 0 && n <= 10;
+}
+
+/** An EPSS score: 0 to 1 (false for NaN). */
+function inProbability(n: number): boolean {
+  return n >= 0 && n <= 1;
+}
+
+function optScore(value: unknown, path: string): number | undefined {
+  const n = optNumber(value, path);
+  if (n !== undefined && !inScore(n)) throw new ShapeError(pathOf(path), SCORE_EXPECTED, value);
+  return n;
+}
+
+function optProbability(value: unknown, path: string): number | undefined {
+  const n = optNumber(value, path);
+  if (n !== undefined && !inProbability(n)) throw new ShapeError(pathOf(path), PROBABILITY_EXPECTED, value);
+  return n;
 }
