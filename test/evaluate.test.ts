@@ -447,13 +447,13 @@ describe('advisory mode', () => {
     const p = policy(
       'mode: advisory\nrules: [{ id: crit, action: reject, when: { severity: [CRITICAL] } }]\nsettings: { onError: escalate, scan: { onTimeout: reject } }\n',
     );
-    const error = run(p, [finding({ severity: 'CRITICAL' })], {
+    const error = run(p, [finding({ severity: 'CRITICAL', vulnerabilityId: 'CVE-2026-4242' })], {
       conditions: [{ kind: 'error', reason: 'ListFindings failed on page 3' }],
     }).record;
     // The error's action, not the rule's: the rule is what advisory mode is rolling out.
     expect(error).toMatchObject({ outcome: 'ESCALATE', mode: 'advisory', wouldBe: 'REJECT' });
     expect(error.summary).toBe(
-      'ESCALATE (advisory; would be REJECT) by policy test: error (ListFindings failed on page 3); crit (1 CRITICAL: CVE-2026-10094)',
+      'ESCALATE (advisory; would be REJECT) by policy test: error (ListFindings failed on page 3); crit (1 CRITICAL: CVE-2026-4242)',
     );
     expect(
       run(p, [], { conditions: [{ kind: 'scan-timeout', reason: 'no finished scan after 30 minutes' }] })

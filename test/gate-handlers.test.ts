@@ -209,6 +209,10 @@ async function escalatedGate() {
   return { h, added: metricsOf(h), update: h.store.updateGate.bind(h.store) };
 }
 
+/** The values counted under `name` (`added`: `metricsOf(h)`), in order. */
+const valuesOf = (added: readonly [string, number][], name: string): number[] =>
+  added.filter(([n]) => n === name).map(([, value]) => value);
+
 function metricsOf(h: Harness): [string, number][] {
   const added: [string, number][] = [];
   vi.spyOn(h.runtime.metrics, 'addMetric').mockImplementation((name, _unit, value) => {
@@ -1033,9 +1037,13 @@ describe('AWS failing', () => {
     h.scanner.pageSize = 1;
     h.fail('ListFindings', inspectorDown, { when: (i) => laterPage(i) && severityOf(i) === 'MEDIUM' });
     await h.approvalStarted();
+    const added = metricsOf(h);
     h.clock.advance(MINUTE);
 
     await expect(h.scanFinished()).rejects.toThrow(/gate\(s\) failed/);
+    // Counted once for the gate's read, not once per page attempt.
+    expect(valuesOf(added, 'FindingsReadFailures')).toEqual([1]);
+    expect(valuesOf(added, 'TimeToDecision')).toEqual([]);
     const failedPages = findingsReads(h).filter(
       (i) => severityOf(i) === 'MEDIUM' && i.nextToken !== undefined,
     );
@@ -1049,6 +1057,7 @@ describe('AWS failing', () => {
     h.heal();
     h.clock.advance(MINUTE);
     await h.sweep();
+    expect(valuesOf(added, 'FindingsReadFailures')).toEqual([1]);
     const record = (await h.decision())!.record;
     expect(record.outcome).toBe('REJECT');
     expect(record.counts).toMatchObject({ CRITICAL: 1, MEDIUM: 2 });
@@ -1454,8 +1463,11 @@ describe('AWS failing', () => {
       record !== undefined && gate.state === 'ACTED' && moved-- > 0
         ? Promise.reject(new ChainHeadMovedError(gate.key.pipeline, record.seq))
         : updateGate(gate, version, record);
+    const added = metricsOf(h);
     await escalatedOnceBySweeps(h);
     expect(moved).toBe(-1);
+    // Each append re-chained on the moved head counts once.
+    expect(valuesOf(added, 'AuditChainRetries')).toEqual(Array(CHAIN_ATTEMPTS + 5).fill(1));
   });
 
   it('the approval ends while Tollgate sends its result: no CLOSED→CLOSED state change; a second Gate Closed carries the result', async () => {
@@ -2071,9 +2083,12 @@ describe('the approval token and the execution', () => {
     h.pipeline.stage = { executionId: undefined, status: 'InProgress', token: undefined };
     h.pipeline.action.externalExecutionId = parallelToken;
     await h.approvalStarted();
+    const added = metricsOf(h);
     h.clock.advance(MINUTE);
     await h.scanFinished();
 
+    // From the approval's start to the decision, a minute later.
+    expect(valuesOf(added, 'TimeToDecision')).toEqual([MINUTE]);
     expect(putResults(h).map((r) => r.token)).toEqual([parallelToken]);
     expect(await h.gate()).toMatchObject({
       state: 'ACTED',
@@ -2093,11 +2108,15 @@ describe('the approval token and the execution', () => {
       h.pipeline.action.externalExecutionId = odd;
       logLines.length = 0;
       await h.approvalStarted();
+      const added = metricsOf(h);
       h.clock.advance(MINUTE);
       // The result cannot be sent: the delivery fails, to be retried (and the sweep tries again, alarmed).
       await expect(h.scanFinished()).rejects.toThrow(/gate\(s\) failed/);
+      expect(valuesOf(added, 'ActFailures')).toEqual([1]);
       h.clock.advance(10 * MINUTE);
-      await h.sweep().catch(() => undefined);
+      // The sweep does not throw for one gate's failure (the next sweep is a minute away): it counts it.
+      await expect(h.sweep()).resolves.toBeDefined();
+      expect(valuesOf(added, 'ActFailures')).toEqual([1, 1]);
 
       expect(putResults(h)).toHaveLength(0);
       const gate = await h.gate();
@@ -2550,8 +2569,10 @@ describe('the scan events as AWS sends them', () => {
     const h = await setup();
     h.scanner.findings = [];
     await h.approvalStarted();
+    const added = metricsOf(h);
     h.clock.advance(MINUTE);
     expect(await h.scanFinished(h.ecrScanEvent({ counts: {} }))).toEqual({ result: [] });
+    expect(valuesOf(added, 'ForeignScanEvents')).toEqual([1]);
     expect(await h.store.getScan(DIGEST, ACCOUNT, REPOSITORY)).toBeUndefined();
     expect((await h.gate())?.state).toBe('WAITING');
     expect(await h.decision()).toBeUndefined();
@@ -2628,8 +2649,11 @@ describe('the scan events as AWS sends them', () => {
 
   it('an Inspector2 Scan of an EC2 instance (no image digest) is ignored: nothing called, nothing stored', async () => {
     const h = await setup();
+    const added = metricsOf(h);
     expect(await h.scanFinished(h.ec2ScanEvent())).toEqual({ ignored: 'event of another kind' });
     expect(await h.scanFinished(h.lambdaScanEvent())).toEqual({ ignored: 'event of another kind' });
+    expect(valuesOf(added, 'IgnoredEvents')).toEqual([1, 1]);
+    expect(valuesOf(added, 'MalformedEvents')).toEqual([]);
     for (const mock of Object.values(h.mocks)) expect(mock.calls()).toHaveLength(0);
     expect(await h.items()).toHaveLength(0);
   });
@@ -2639,6 +2663,8 @@ describe('the scan events as AWS sends them', () => {
     // acknowledged it was lost with only its id in a log line. Thrown, Lambda retries it and the failed-events
     // queue keeps the event itself (and pages).
     const h = await setup();
+    const added = metricsOf(h);
+    let malformed = 0;
     const started = h.approvalStartedEvent() as unknown as { time: string; detail: Record<string, unknown> };
     started.time = 'yesterday';
     await expect(h.approvalStarted(started)).rejects.toMatchObject({
@@ -2651,6 +2677,8 @@ describe('the scan events as AWS sends them', () => {
     const call = h.cloudTrailEvent() as unknown as { detail: Record<string, unknown> };
     call.detail.userIdentity = 'alice';
     await expect(h.approvalEnded(call)).rejects.toMatchObject({ name: 'MalformedEventError' });
+    malformed += 3;
+    expect(valuesOf(added, 'MalformedEvents')).toEqual(Array(malformed).fill(1));
     // Not an approval (another action type), or another state for this function: another kind, ignored.
     const build = h.approvalStartedEvent() as unknown as {
       time: string;
@@ -2702,13 +2730,20 @@ describe('the scan events as AWS sends them', () => {
     ] as const) {
       change((scan as unknown as { detail: Record<string, unknown> }).detail);
       await expect(h.scanFinished(scan)).rejects.toMatchObject({ name: 'MalformedEventError' });
+      malformed++;
     }
     expect(await h.scanFinished(h.ec2ScanEvent())).toEqual({ ignored: 'event of another kind' });
     expect(await h.items()).toHaveLength(0);
+    // Each malformed event counted once; the other kinds (a build, an end, another service's call, an EC2
+    // scan) as ignored, and the foreign one as foreign only.
+    expect(valuesOf(added, 'MalformedEvents')).toEqual(Array(malformed).fill(1));
+    expect(valuesOf(added, 'IgnoredEvents')).toEqual([1, 1, 1, 1]);
+    expect(valuesOf(added, 'ForeignEvents')).toEqual([1]);
   });
 
   it('events from another account or region are ignored', async () => {
     const h = await setup();
+    const added = metricsOf(h);
     // The Inspector sample exactly as AWS documents it: account 111122223333.
     expect(await h.scanFinished(h.foreignInspectorScanEvent())).toEqual({
       ignored: 'event from account 111122223333',
@@ -2719,6 +2754,8 @@ describe('the scan events as AWS sends them', () => {
     const elsewhere = h.approvalStartedEvent();
     elsewhere.region = 'us-east-1';
     expect(await h.approvalStarted(elsewhere)).toEqual({ ignored: 'event from region us-east-1' });
+    expect(valuesOf(added, 'ForeignEvents')).toEqual([1, 1, 1]);
+    expect(valuesOf(added, 'IgnoredEvents')).toEqual([]);
     for (const mock of Object.values(h.mocks)) expect(mock.calls()).toHaveLength(0);
     expect(await h.items()).toHaveLength(0);
   });

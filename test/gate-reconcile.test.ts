@@ -2,7 +2,7 @@ import {
   ListActionExecutionsCommand,
   PipelineExecutionNotFoundException,
 } from '@aws-sdk/client-codepipeline';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { RECONCILE_GIVE_UP_MS, RECONCILE_MS } from '../shared/gate/reconcile.js';
 import {
   ACCOUNT,
@@ -53,6 +53,18 @@ function answeredUnseen(h: Harness, status: 'Succeeded' | 'Failed', summary = 'c
   return at;
 }
 
+/** How many times the functions count `GatesReconciled` from now on (each count is of one gate). */
+function reconciledCounts(h: Harness): () => number[] {
+  const added: number[] = [];
+  const { metrics } = h.runtime;
+  const addMetric = metrics.addMetric.bind(metrics);
+  vi.spyOn(metrics, 'addMetric').mockImplementation((name, unit, value) => {
+    if (name === 'GatesReconciled') added.push(value);
+    return addMetric(name, unit, value);
+  });
+  return () => [...added];
+}
+
 function listings(h: Harness): number {
   return h.mocks.codepipeline.commandCalls(ListActionExecutionsCommand).length;
 }
@@ -67,6 +79,7 @@ function resolutions(items: Record<string, unknown>[]): Record<string, unknown>[
 describe('an ACTED gate whose end never came', () => {
   it('is closed by the sweep from its run in the listing, its reviewer named by updatedBy, and recorded', async () => {
     const h = await escalated();
+    const reconciled = reconciledCounts(h);
     h.clock.advance(5 * MINUTE);
     const at = answeredUnseen(h, 'Succeeded');
 
@@ -75,9 +88,12 @@ describe('an ACTED gate whose end never came', () => {
     await h.sweep();
     expect(listings(h)).toBe(before);
     expect((await h.gate())?.state).toBe('ACTED');
+    expect(reconciled()).toEqual([]);
 
     h.clock.advance(RECONCILE_MS);
     await h.sweep();
+    // The closure, and the reviewer named: each counted.
+    expect(reconciled()).toEqual([1, 1]);
     const gate = await h.gate();
     expect(gate).toMatchObject({
       state: 'CLOSED',
@@ -105,6 +121,7 @@ describe('an ACTED gate whose end never came', () => {
     h.clock.advance(RECONCILE_MS);
     await h.sweep();
     expect(listings(h)).toBe(after);
+    expect(reconciled()).toEqual([1, 1]);
   });
 
   it("a late CloudTrail record replaces the listing's reviewer (it says more); the listing never replaces CloudTrail's", async () => {
@@ -132,8 +149,11 @@ describe('an ACTED gate whose end never came', () => {
     const h = await escalated();
     answeredUnseen(h, 'Failed');
     await h.approvalEnded(h.cloudTrailEvent({ status: 'Rejected' }));
+    const reconciled = reconciledCounts(h);
     h.clock.advance(RECONCILE_MS);
     await h.sweep();
+    // The closure only: CloudTrail's record named the reviewer.
+    expect(reconciled()).toEqual([1]);
     const gate = await h.gate();
     expect(gate).toMatchObject({ state: 'CLOSED', closure: { state: 'FAILED' } });
     expect(gate?.reviewer).toMatchObject({ identity: ENGINEER, type: 'AssumedRole', status: 'Rejected' });
@@ -153,10 +173,12 @@ describe('an ACTED gate whose end never came', () => {
   it('still waiting for a person: asked again later, without growing the gate or its timeline', async () => {
     const h = await escalated();
     const acted = await h.gate();
+    const reconciled = reconciledCounts(h);
     for (let i = 0; i < 3; i++) {
       h.clock.advance(RECONCILE_MS);
       await h.sweep();
     }
+    expect(reconciled()).toEqual([]);
     const gate = await h.gate();
     expect(gate?.state).toBe('ACTED');
     expect(gate?.timeline).toEqual(acted?.timeline);
@@ -515,8 +537,11 @@ describe('a gate given up STALE while its approval ended unseen', () => {
     const { h } = await staleUnseen();
     await h.approvalEnded(h.approvalEndedEvent('SUCCEEDED'));
     expect((await h.gate())?.reconcileAt).toBeDefined();
+    const reconciled = reconciledCounts(h);
     h.clock.advance(RECONCILE_MS);
     await h.sweep();
+    // The reviewer only: the end event closed it.
+    expect(reconciled()).toEqual([1]);
     const gate = await h.gate();
     expect(gate).toMatchObject({ state: 'STALE', reviewer: { identity: ENGINEER, source: 'listing' } });
     // The end's record, then the one naming who answered (as CloudTrail's record would append it).

@@ -304,19 +304,26 @@ describe('the token check, over any state and action runs', () => {
   const RUNS = ['a1', 'a2', 'a3'];
   const STATUSES = ['InProgress', 'Succeeded', 'Failed', 'Abandoned', undefined];
   const key = { pipeline: 'p', executionId: 'e1', stage: 'Gate', action: 'Tollgate' };
+  // Tokens of the API model's pattern (lowercase UUIDs), distinct per run and per place shown: checkToken
+  // refuses anything else, and with other strings no case would ever reach a token taken.
+  const uuid = (n: number) => `0000000${n}-573f-4ea7-a67e-0123456789ab`;
+  const TOKEN: Record<string, string> = { a1: uuid(1), a2: uuid(2), a3: uuid(3) };
+  const EXTERNAL: Record<string, string> = { a1: uuid(4), a2: uuid(5), a3: uuid(6) };
   const stateArb = fc.record({
     executionId: fc.constantFrom('e1', 'e2', undefined),
     status: fc.constantFrom(...STATUSES),
     run: fc.constantFrom(...RUNS, undefined),
-    token: fc.option(fc.constantFrom('tok-a1', 'tok-a2', 'tok-a3'), { nil: undefined }),
+    token: fc.option(fc.constantFrom(TOKEN.a1, TOKEN.a2, TOKEN.a3), { nil: undefined }),
   });
   const runArb = fc.record({
     run: fc.constantFrom(...RUNS),
     status: fc.constantFrom('InProgress', 'Succeeded', 'Failed', 'Abandoned'),
-    external: fc.option(fc.constantFrom('ext-a1', 'ext-a2', 'ext-a3'), { nil: undefined }),
+    external: fc.option(fc.constantFrom(EXTERNAL.a1, EXTERNAL.a2, EXTERNAL.a3), { nil: undefined }),
   });
 
   it("a gate that knows its run takes only that run's token, and gives up only on that run's end or another execution", () => {
+    // Each branch below must be reached, or the property holds vacuously.
+    const reached = { stage: 0, parallel: 0, final: 0 };
     fc.assert(
       fc.property(
         stateArb,
@@ -341,12 +348,14 @@ describe('the token check, over any state and action runs', () => {
           const result = checkToken(key, stages, executions, mine);
           const own = runs?.find((r) => r.run === mine);
           if (result.ok) {
+            reached[result.mode]++;
             // The token is the state's for our run (or a run the state does not name), or our own run's.
             const fromState = result.mode === 'stage';
             if (fromState)
               expect(st.run === mine || (st.run === undefined && own?.status === 'InProgress')).toBe(true);
             else expect(own?.status === 'InProgress' && result.token === own.external).toBe(true);
           } else if (result.final) {
+            reached.final++;
             // Given up only on our run's end, on a state that shows our execution's run of the action ended,
             // or on a state that names another execution (superseded, as the architecture says).
             const ownEnded = own !== undefined && own.status !== 'InProgress';
@@ -363,5 +372,37 @@ describe('the token check, over any state and action runs', () => {
       ),
       { numRuns: 3000 },
     );
+    expect(reached.stage).toBeGreaterThan(0);
+    expect(reached.parallel).toBeGreaterThan(0);
+    expect(reached.final).toBeGreaterThan(0);
+  });
+
+  it.each([
+    ['in the state', { token: 'tok-a1', external: undefined }],
+    ["as the run's externalExecutionId", { token: undefined, external: 'ext-a1' }],
+    ['in the state, an uppercase UUID', { token: uuid(1).toUpperCase(), external: undefined }],
+  ])('a token that is no lowercase UUID, shown %s, is not taken, nor is the gate given up', (_, shown) => {
+    const stages: StageStateView[] = [
+      {
+        name: 'Gate',
+        executionId: 'e1',
+        actions: [{ name: 'Tollgate', status: 'InProgress', token: shown.token, actionExecutionId: 'a1' }],
+      },
+    ];
+    const executions: ActionExecutionView[] = [
+      {
+        stage: 'Gate',
+        action: 'Tollgate',
+        actionExecutionId: 'a1',
+        status: 'InProgress',
+        customData: undefined,
+        externalExecutionId: shown.external,
+      },
+    ];
+    expect(checkToken(key, stages, executions, 'a1')).toEqual({
+      ok: false,
+      reason: expect.stringContaining('is not an approval token (a lowercase UUID)'),
+      final: false,
+    });
   });
 });
