@@ -1143,8 +1143,8 @@ The archive (--archive):
   are the start of a date, records/date=2026-11, the start of names in a day's folder,
   records/date=2026-11-25/payments-api, and an object's key, ….jsonl, as verify's problems and Athena's
   "$path" name it). A record the whole archive lacks that is
-  older than an hour and younger than the archive's earliest fails (not-archived): the archive stopped, or
-  the chain was rewritten after it did.
+  older than an hour and younger than the archive's earliest, or dated in the future, fails (not-archived):
+  the archive stopped, or the chain was rewritten after it did.
   The bucket is read whole: every version of every object (ListObjectVersions, then GetObject by version
   id), so a record hidden behind a delete marker or under a newer version is still compared, and the
   object is reported (hidden, overwritten). Reading it needs s3:ListBucketVersions and s3:GetObjectVersion

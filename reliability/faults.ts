@@ -90,8 +90,13 @@ export interface FaultRun {
   /** Calls that failed by injection (the fault actually hit). */
   readonly injected: number;
   readonly deadLettered: number;
-  /** Escalations sent again because the store could not record the first (see invariants.ts). */
+  /**
+   * Escalations sent again because the first went unrecorded: the store could not record it, or SNS Publish's
+   * answer was lost (see invariants.ts).
+   */
   readonly unrecordedRepeats: number;
+  /** Of unrecordedRepeats, those whose first publish's answer was lost. */
+  readonly answerLostRepeats: number;
   readonly sweeps: number;
   readonly quiet: boolean;
   readonly outcomes: string;
@@ -283,13 +288,15 @@ export async function runFaultMatrix(
           detail: `${s.name}: the planned ${planned.kind} (${planned.persistence}) on ${planned.operation} at step ${planned.step} never fired`,
         });
       }
+      const acted = [...actionsByGate(s, replay).values()];
       runs.push({
         scenario: s.name,
         planned,
         violations,
         injected,
         deadLettered: replay.result.deliveries.filter((d) => d.outcome === 'dead-lettered').length,
-        unrecordedRepeats: [...actionsByGate(s, replay).values()].reduce((n, a) => n + a.unrecorded, 0),
+        unrecordedRepeats: acted.reduce((n, a) => n + a.unrecorded, 0),
+        answerLostRepeats: acted.reduce((n, a) => n + a.unrecordedAnswerLost, 0),
         sweeps: quiet.sweeps,
         quiet: quiet.quiet,
         outcomes: replay.result.gates.map((g) => `${g.state}/${g.outcome ?? '-'}`).join(' '),

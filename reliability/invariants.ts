@@ -88,6 +88,12 @@ export interface GateActions {
    * first publish's answer was lost. Not a duplicate the gate could have avoided: it did not know.
    */
   readonly unrecorded: number;
+  /**
+   * Of `unrecorded`, those whose first publish had its answer lost (it landed, Tollgate saw an error, so
+   * nothing was to be recorded); the others, a store write failed. Both at once counts here: with the
+   * answer lost, the gate had no escalation to record, whatever happened to its writes.
+   */
+  readonly unrecordedAnswerLost: number;
 }
 
 type Json = Record<string, unknown>;
@@ -108,12 +114,19 @@ const STORE_WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'TransactWr
 export function actionsByGate(s: SuiteScenario, replay: Replay): Map<string, GateActions> {
   const byGate = new Map<
     string,
-    { accepted: string[]; refused: number; resent: number; escalations: number; unrecorded: number }
+    {
+      accepted: string[];
+      refused: number;
+      resent: number;
+      escalations: number;
+      unrecorded: number;
+      unrecordedAnswerLost: number;
+    }
   >();
   const of = (id: string) => {
     let a = byGate.get(id);
     if (!a) {
-      a = { accepted: [], refused: 0, resent: 0, escalations: 0, unrecorded: 0 };
+      a = { accepted: [], refused: 0, resent: 0, escalations: 0, unrecorded: 0, unrecordedAnswerLost: 0 };
       byGate.set(id, a);
     }
     return a;
@@ -145,7 +158,10 @@ export function actionsByGate(s: SuiteScenario, replay: Replay): Map<string, Gat
         const between = calls.slice(previous + 1, index);
         const answerLost = calls[previous]?.landed === true;
         const storeFault = between.some((c) => c.injected && STORE_WRITES.has(c.operation));
-        if ((answerLost || storeFault) && !recorded(between, id, a.escalations - 1)) a.unrecorded++;
+        if ((answerLost || storeFault) && !recorded(between, id, a.escalations - 1)) {
+          a.unrecorded++;
+          if (answerLost) a.unrecordedAnswerLost++;
+        }
       }
       lastPublish.set(id, index);
     }
@@ -304,7 +320,14 @@ export function checkRun(
   for (const id of ids) {
     const gate = runGates.get(id);
     const want = cleanGates.get(id);
-    const acted = actions.get(id) ?? { accepted: [], refused: 0, resent: 0, escalations: 0, unrecorded: 0 };
+    const acted = actions.get(id) ?? {
+      accepted: [],
+      refused: 0,
+      resent: 0,
+      escalations: 0,
+      unrecorded: 0,
+      unrecordedAnswerLost: 0,
+    };
     if (gate && gate.state !== null && !STATES.has(gate.state)) {
       violations.push({ kind: 'bad-state', gate: id, detail: `state ${String(gate.state)}` });
     }

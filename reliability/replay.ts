@@ -72,7 +72,9 @@ export class Replayer {
           },
         }),
       );
-      return { result, world: world!, logs: capture.lines, audit: await auditFacts(this.reader, tableName) };
+      // Verified on the scenario's clock: its records are dated by it, days past the real one in a long run.
+      const audit = await auditFacts(this.reader, tableName, world!.now());
+      return { result, world: world!, logs: capture.lines, audit };
     });
   }
 
@@ -94,8 +96,15 @@ export class Replayer {
   }
 }
 
-/** Every chain of the table verified against its head, and the decision records counted per gate. */
-export async function auditFacts(doc: DynamoDBDocumentClient, tableName: string): Promise<AuditFacts> {
+/**
+ * Every chain of the table verified against its head (at `now`, the clock that dated the records: one in the
+ * future is a forgery), and the decision records counted per gate.
+ */
+export async function auditFacts(
+  doc: DynamoDBDocumentClient,
+  tableName: string,
+  now: Date = new Date(),
+): Promise<AuditFacts> {
   const audit = new DynamoAuditStore(doc, tableName);
   const decisions = new Map<string, number>();
   for (const pipeline of await audit.pipelines()) {
@@ -105,7 +114,11 @@ export async function auditFacts(doc: DynamoDBDocumentClient, tableName: string)
       decisions.set(id, (decisions.get(id) ?? 0) + 1);
     }
   }
-  return { verify: await audit.verify(), decisions, raw: await rawChainProblems(doc, tableName) };
+  return {
+    verify: await audit.verify(undefined, undefined, undefined, now),
+    decisions,
+    raw: await rawChainProblems(doc, tableName),
+  };
 }
 
 /** The first record's `prevHash` (shared/audit/record.ts GENESIS, written out here on purpose). */

@@ -61,10 +61,11 @@ export function renderTable(r: SuiteReport): string {
     const hit = f.runs.filter((x) => x.injected > 0).length;
     const dead = f.runs.reduce((a, x) => a + x.deadLettered, 0);
     const repeats = f.runs.reduce((a, x) => a + x.unrecordedRepeats, 0);
+    const lost = f.runs.reduce((a, x) => a + x.answerLostRepeats, 0);
     const maxSweeps = Math.max(0, ...f.runs.map((x) => x.sweeps));
     row([
       'fault injection',
-      `${n(f.runs.length)} replays of ${f.scenarios} scenarios, one fault each (${n(hit)} hit); ${n(dead)} dead-lettered deliveries redriven; quiet within ${maxSweeps} sweeps; ${repeats} escalation(s) repeated because the store never recorded the first`,
+      `${n(f.runs.length)} replays of ${f.scenarios} scenarios, one fault each (${n(hit)} hit); ${n(dead)} dead-lettered deliveries redriven; quiet within ${maxSweeps} sweeps; ${repeats} escalation(s) repeated because the first went unrecorded (${repeats - lost} a store write failed, ${lost} SNS Publish's answer was lost so it was sent again)`,
       String(f.cleanViolations.length + f.runs.reduce((a, x) => a + x.violations.length, 0)),
       s(r.seconds.faults),
     ]);

@@ -109,6 +109,57 @@ describe('ArchiveIndex.compare', () => {
     expect(result.problems[0]?.detail).toMatch(/verify again in a minute/);
   });
 
+  it('a record the archive lacks dated in the future fails, wherever it is and of any copy: a rewritten tail cannot wait out the grace', async () => {
+    // #1–3 archived; the archive stopped; #4–5 (REJECTs) rewritten as APPROVEs, re-hashed, head moved, and dated
+    // 2099: never older than the grace, they would read as "not archived yet" forever.
+    const genuine = records(5);
+    const index = indexOf(genuine.slice(0, 3));
+    const forged = chain(
+      'payments-api',
+      genuine.map((r, i) =>
+        entry({ time: i < 3 ? r.time : `2099-01-01T00:00:0${i}.000Z`, summary: `APPROVE ${i + 1}` }),
+      ),
+    );
+    expect(forged.slice(0, 3)).toEqual(genuine.slice(0, 3));
+    const now = new Date('2026-03-01T12:00:00Z');
+    const whole = await index.compare('payments-api', forged, { whole: true, now });
+    expect(whole.notYetArchived).toBeNull();
+    expect(whole.problems.map((p) => [p.kind, p.seq])).toEqual([
+      ['not-archived', 4],
+      ['not-archived', 5],
+    ]);
+    expect(whole.problems[0]!.detail).toBe(
+      "the table's record payments-api#4 is not in the archive, and is dated in the future: 2099-01-01T00:00:03.000Z, later than now (2026-03-01T12:00:00.000Z) by more than the 15 minutes clocks may differ: Tollgate dates a record by its event or its clock, never later, so its time was written by hand (a tail rewritten after the archive stopped, dated so that it reads as not archived yet), or this machine's clock is behind",
+    );
+    // A partial copy lacks records for many reasons, but none dated so.
+    const partial = await index.compare('payments-api', forged, { whole: false, now });
+    expect(partial.problems.map((p) => [p.kind, p.seq])).toEqual([
+      ['not-archived', 4],
+      ['not-archived', 5],
+    ]);
+    expect(partial.problems[0]!.detail).toMatch(
+      /^the table's record payments-api#4 is not in the copy, and is dated in the future: 2099-/,
+    );
+    // Before the chain's first archived record, or in a chain the archive holds nothing of, alike.
+    const orders = chain('orders-api', [entry({ time: '2099-01-01T00:00:00.000Z' })]);
+    expect((await index.compare('orders-api', orders, { whole: true, now })).problems).toMatchObject([
+      {
+        kind: 'not-archived',
+        seq: 1,
+        detail: expect.stringMatching(/dated in the future: 2099-01-01T00:00:00\.000Z/),
+      },
+    ]);
+    // Within the clocks' skew, a record written a moment ago is not archived yet, as before.
+    const fresh = chain('payments-api', [
+      ...genuine.slice(0, 3).map((r) => entry({ time: r.time, summary: r.summary })),
+      entry({ time: '2026-03-01T12:14:00.000Z', summary: 'APPROVE 4' }),
+    ]);
+    expect(await index.compare('payments-api', fresh, { whole: true, now })).toMatchObject({
+      notYetArchived: { from: 4, to: 4 },
+      problems: [],
+    });
+  });
+
   it('a chain compared alone still knows when the archive began, from the other chains’ lines', async () => {
     const index = new ArchiveIndex();
     // payments-api's lines are read but left out, as `verify --pipeline orders-api` reads them.

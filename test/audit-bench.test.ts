@@ -23,5 +23,16 @@ describe('audit benchmark at 2,000 records', () => {
     expect(result.vulnerability.index).toBe('VULN# items');
     // The records behind the vulnerability's index items, read by key: one per record returned.
     expect(result.vulnerability.fetched).toBe(result.vulnerability.returned);
+    // readRatio counts the index read alone; itemsReadPerRecord every item read, the records by key
+    // included: 2 at best for the vulnerability query (an index item and its record), readRatio's figure
+    // for the pipeline query (it reads nothing by key).
+    for (const query of [result.pipelineSince, result.vulnerability]) {
+      expect(query.itemsReadPerRecord, query.filter).toBe(
+        (query.scanned + query.fetched + query.markers) / query.returned,
+      );
+    }
+    expect(result.pipelineSince.itemsReadPerRecord).toBe(result.pipelineSince.readRatio);
+    expect(result.vulnerability.itemsReadPerRecord).toBeGreaterThanOrEqual(2);
+    expect(result.vulnerability.itemsReadPerRecord).toBeLessThanOrEqual(2.1);
   }, 120_000);
 });

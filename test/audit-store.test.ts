@@ -7,6 +7,7 @@ import {
   auditRecordItem,
   auditSk,
   chainItems,
+  headItem,
   indexItem,
   indexPk,
   PENDING_PK,
@@ -489,10 +490,11 @@ describe('DynamoStore audit append', () => {
   });
 
   it('leaves a pending marker until the vulnerability items are written, and the repair finishes them', async () => {
-    // A pipeline of its own, 40 days on: the trail the other tests read is not touched.
+    // A pipeline of its own, 40 days before: the trail the other tests read is not touched (and not after
+    // the clock: verify would name a record dated in the future).
     const record = chainRecord(
       {
-        ...entry('marker-test', 77, 'decision', START + 40 * 24 * HOUR),
+        ...entry('marker-test', 77, 'decision', START - 40 * 24 * HOUR),
         vulnerabilities: ['CVE-2031-0001', 'CVE-2031-0002'],
       },
       'marker-test',
@@ -655,7 +657,8 @@ describe('DynamoStore VULN# index items', () => {
 
   it('writes 1,000 ids in 10 TransactWriteItems of 100 unconditional Puts, no BatchWriteItem; again, idempotently', async () => {
     const vulnerabilities = ids('CVE-2032', 1000);
-    const record = await decisionWith('vuln-thousand', vulnerabilities, 50);
+    // Before the trail, not after the clock: verify would name a record dated in the future.
+    const record = await decisionWith('vuln-thousand', vulnerabilities, -50);
     const { store: counted, sent, doc } = countedStore();
     try {
       await counted.indexAudit(record);
@@ -1327,5 +1330,134 @@ describe('DynamoAuditStore.verify --scan: a chain started while the table was re
     });
     for (const pipeline of [...registry, 'new-pipeline'])
       expect(await raced.verify(pipeline, undefined, registry)).toMatchObject({ ok: true });
+  });
+});
+
+describe('DynamoAuditStore: records dated in the future, or decades back (written by hand)', () => {
+  const MINUTE = 60_000;
+  const DAY = 24 * HOUR;
+
+  /** A chain hashed whole with the times given (a chain rewritten and re-hashed, its head moved). */
+  function dated(pipeline: string, times: readonly number[]): AuditRecord[] {
+    const out: AuditRecord[] = [];
+    times.forEach((t, i) => {
+      out.push(chainRecord(entry(pipeline, i + 1, 'decision', t), pipeline, out.at(-1)));
+    });
+    return out;
+  }
+
+  async function tableOf(name: string, ...chains: AuditRecord[][]): Promise<DynamoAuditStore> {
+    const table = `${TABLE}-${name}`;
+    await ensureTable(dynamo.client, table);
+    for (const chain of chains)
+      for (const Item of chainItems(chain))
+        await dynamo.client.send(new PutCommand({ TableName: table, Item }));
+    return new DynamoAuditStore(dynamo.client, table);
+  }
+
+  async function listed(audit: DynamoAuditStore, filter: AuditFilter): Promise<string[]> {
+    const out: string[] = [];
+    for await (const r of audit.list(filter)) out.push(key(r));
+    return out;
+  }
+
+  it('verify names a record dated past the clock and its skew (changed), which the hashes cannot see', async () => {
+    const now = Date.now();
+    // #1 genuine; #2–3 rewritten and dated 2099, the chain hashed again and its head moved: every link holds.
+    const forged = dated('future-tail', [
+      now - 2 * HOUR,
+      Date.parse('2099-01-01T00:00:00.000Z'),
+      Date.parse('2099-01-01T00:00:01.000Z'),
+    ]);
+    // A record dated a few minutes ahead is a clock a little behind, not a forgery.
+    const ahead = dated('clock-ahead', [now - HOUR, now + 5 * MINUTE]);
+    const audit = await tableOf('future-verify', forged, ahead);
+    const at = new Date(now);
+    expect(await audit.verify('clock-ahead', undefined, undefined, at)).toEqual({
+      ok: true,
+      records: 2,
+      problems: [],
+    });
+    expect(await audit.verify('future-tail', undefined, undefined, at)).toEqual({
+      ok: false,
+      records: 3,
+      problems: [
+        {
+          pipeline: 'future-tail',
+          seq: 2,
+          kind: 'changed',
+          detail: `record 2 is dated in the future: 2099-01-01T00:00:00.000Z, later than now (${at.toISOString()}) by more than the 15 minutes clocks may differ: Tollgate dates a record by its event or its clock, never later, so its time was written by hand (and the chain hashed again), or this machine's clock is behind`,
+        },
+      ],
+    });
+    // The whole table, on the reader's own clock.
+    expect((await audit.verify()).problems.map((p) => [p.pipeline, p.seq, p.kind])).toEqual([
+      ['future-tail', 2, 'changed'],
+    ]);
+  });
+
+  it("verify names a chain's head dated in the future (its time is not hashed)", async () => {
+    const now = Date.now();
+    const chain = dated('head-ahead', [now - 2 * HOUR, now - HOUR]);
+    const audit = await tableOf('future-head', chain);
+    expect((await audit.verify('head-ahead')).ok).toBe(true);
+    await dynamo.client.send(
+      new PutCommand({
+        TableName: `${TABLE}-future-head`,
+        Item: { ...headItem(chain[1]!), time: '2099-01-01T00:00:00.000Z' },
+      }),
+    );
+    expect(await audit.verify('head-ahead')).toMatchObject({
+      ok: false,
+      problems: [
+        {
+          pipeline: 'head-ahead',
+          seq: 2,
+          kind: 'head-mismatch',
+          detail: expect.stringMatching(
+            /^the chain's head is dated in the future: 2099-01-01T00:00:00\.000Z, /,
+          ),
+        },
+      ],
+    });
+    // list without --until would read every day to it: refused, naming the head's item.
+    await expect(listed(audit, {})).rejects.toThrow(
+      /\(item AUDIT#head-ahead \/ HEAD\) is damaged: time: expected a time no later than now/,
+    );
+  });
+
+  it('list without --until refuses a record dated in the future, naming it, in a few requests, not a Query a day to it', async () => {
+    const now = Date.now();
+    const forged = dated('future-list', [now - 2 * HOUR, Date.parse('2099-01-01T00:00:00.000Z')]);
+    const audit = await tableOf('future-list', forged);
+    const refused = listed(audit, { type: 'decision' });
+    await expect(refused).rejects.toThrow(AuditRecordError);
+    await expect(listed(audit, { type: 'decision' })).rejects.toThrow(
+      /^the record future-list#2 \(item AUDIT#future-list \/ SEQ#000000000002\) is damaged: time: expected a time no later than now and the 15 minutes clocks may differ \(.*\): Tollgate dates no record later, and a list without --until reads every day up to it, got "2099-01-01T00:00:00\.000Z"; "tollgate audit show future-list#2"/,
+    );
+    expect(audit.stats.requests).toBeLessThan(10);
+    // Bounded, the days are the ones asked for.
+    expect(await listed(audit, { until: new Date(now) })).toEqual(['future-list#1']);
+    expect(
+      await listed(audit, {
+        since: new Date('2098-12-31T00:00:00.000Z'),
+        until: new Date('2099-01-02T00:00:00.000Z'),
+      }),
+    ).toEqual(['future-list#2']);
+  });
+
+  it('list without --since refuses a span of more than ten years (a record dated decades back), and reads a long one', async () => {
+    const now = Date.now();
+    const old = dated('decades-back', [Date.parse('1990-01-01T00:00:00.000Z'), now - HOUR]);
+    const audit = await tableOf('decades-back', old);
+    await expect(listed(audit, {})).rejects.toThrow(
+      /^the audit trail's earliest time, 1990-01-01T00:00:00\.000Z \(item AUDIT#decades-back \/ SEQ#000000000001\), is \d+ days before the end of the range: more than the 3660 a list without --since reads \(a Query a day\); pass --since \(and --until\)/,
+    );
+    expect(audit.stats.requests).toBeLessThan(10);
+    await expect(listed(audit, { until: new Date(now) })).rejects.toThrow(/more than the 3660/);
+    expect(await listed(audit, { since: new Date(now - 2 * DAY) })).toEqual(['decades-back#2']);
+    // A trail of a year and more is read whole, as before.
+    const long = await tableOf('long-history', dated('long-history', [now - 400 * DAY, now - HOUR]));
+    expect(await listed(long, {})).toEqual(['long-history#2', 'long-history#1']);
   });
 });

@@ -8,6 +8,7 @@ import {
   mkdtempSync,
   openSync,
   readdirSync,
+  readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -31,6 +32,10 @@ import { archiveObjects } from '../functions/archive/layout.js';
 import { chainRecord } from '../shared/audit/chain.js';
 import type { AuditEntry, AuditRecord, AuditResolution } from '../shared/audit/record.js';
 import { ROOT } from './helpers.js';
+
+function readme(): string {
+  return readFileSync(join(ROOT, 'README.md'), 'utf8');
+}
 
 /*
  * `tollgate audit`, spawned as users run it, on a store that `tollgate demo` filled (the eight example
@@ -1114,6 +1119,11 @@ describe('tollgate audit verify', () => {
     // The other chains alone still verify; `show` marks the record.
     expect(audit(['verify', '--pipeline', 'search-api'], store).status).toBe(0);
     expect(audit(['show', 'payments-api#2'], store).stdout).toMatch(/✗ the content hashes to [0-9a-f]{64}/);
+    // The README shows this very edit: its lines are what verify prints (the demo's hashes move when it does).
+    const shown = r.stdout.split('\n').find((l) => l.startsWith('✗ payments-api'));
+    expect(shown).toBeDefined();
+    expect(readme()).toContain(`${shown}\n`);
+    expect(readme()).toContain(`${r.stdout.trimEnd().split('\n').at(-1)}\n`);
   });
 
   it("a record's time removed, or made no time, in the table: exit 2 naming it (changed), and every other chain still verified", async () => {
@@ -1433,6 +1443,10 @@ describe('tollgate audit verify --archive', () => {
     expect(r.stdout.trimEnd().split('\n').at(-1)).toMatch(
       /^FAILED: 1 of 10 chain\(s\) do not verify; the first bad record is payments-api#2 \(rewritten\)/,
     );
+    // The README shows this very rewrite, its archive an export named before.jsonl: the same hashes.
+    const [, table, archived] =
+      /\(hash ([0-9a-f]{12})…\) is not the one archived \(([0-9a-f]{12})…/.exec(r.stdout) ?? [];
+    expect(readme()).toContain(`(hash ${table}…) is not the one archived (${archived}…, before.jsonl, line`);
     const json = JSON.parse(audit(['verify', '--archive', archive, '--format', 'json'], store).stdout) as {
       ok: boolean;
       firstProblem: { pipeline: string; seq: number; kind: string };

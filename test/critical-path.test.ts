@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { measureCriticalPath } from '../bench/critical-path.js';
+import { chainRunIndex, measureCriticalPath } from '../bench/critical-path.js';
 
 /*
  * The critical path of `npm run bench` (scan-finished event → PutApprovalResult), small: 300 findings, whose
@@ -40,5 +40,42 @@ describe('critical path: scan-finished → PutApprovalResult', () => {
       'PutApprovalResult',
     ]);
     expect(path.perRun.every((r) => r.outcome === 'REJECT')).toBe(true);
+    // The chain shown is that of the run chainRun names, of the median depth.
+    const shown = path.perRun[path.chainRun.index]!;
+    expect(path.chain).toBe(shown.chain);
+    expect(path.chainRun).toEqual({ index: path.chainRun.index, calls: shown.calls, ms: shown.ms });
+    expect(shown.calls).toBe(path.calls);
+  });
+
+  it('shows the chain of the run of median depth closest to the median ms, not the first of that depth', () => {
+    // The last bench's case: the first run of the median depth ended at 264.5 ms under a median of 217.
+    const runs = [
+      { calls: 12, ms: 264.5 },
+      { calls: 13, ms: 217 },
+      { calls: 12, ms: 210 },
+      { calls: 12, ms: 219 },
+      { calls: 12, ms: 180 },
+    ];
+    expect(chainRunIndex(runs, 12, 217)).toBe(3);
+    // Equally close: the first.
+    expect(
+      chainRunIndex(
+        [
+          { calls: 4, ms: 90 },
+          { calls: 4, ms: 110 },
+        ],
+        4,
+        100,
+      ),
+    ).toBe(0);
+    // No run of the median depth (4 and 5 calls twice each: median 4.5): the closest in ms of all.
+    const split = [
+      { calls: 4, ms: 300 },
+      { calls: 5, ms: 140 },
+      { calls: 4, ms: 100 },
+      { calls: 5, ms: 121 },
+    ];
+    expect(chainRunIndex(split, 4.5, 130)).toBe(3);
+    expect(chainRunIndex([], 4, 100)).toBe(-1);
   });
 });

@@ -33,8 +33,9 @@ import { oracleCounts, oracleOf } from '../reliability/oracle.js';
 import { cleanOrdering, Disorder, replayPlan, runOrderings } from '../reliability/orderings.js';
 import { writeFindings, wrongResult } from '../reliability/oversized.js';
 import { type Replay, Replayer, type ReplayOptions, rawChainProblems } from '../reliability/replay.js';
+import { renderTable } from '../reliability/run.js';
 import { exampleScenarios, ROOT, type SuiteScenario, suiteScenario } from '../reliability/scenarios.js';
-import { runSuite } from '../reliability/suite.js';
+import { runSuite, type SuiteReport } from '../reliability/suite.js';
 import { gateId } from '../shared/gate/model.js';
 import { compilePolicy } from '../shared/policy/compile.js';
 import { parsePolicy } from '../shared/policy/load.js';
@@ -459,11 +460,22 @@ describe('the checkers', () => {
     expect(actionsByGate(s, fake([escalate], [publish, failedWrite, publish])).get(id)).toMatchObject({
       escalations: 2,
       unrecorded: 1,
+      unrecordedAnswerLost: 0,
     });
     expect(checkRun(s, clean, fake([escalate], [publish, failedWrite, publish]))).toEqual([]);
-    // The first publish landed and its answer was lost: the retry is excused too.
+    // The first publish landed and its answer was lost: the retry is excused too, counted by its cause.
     const lostPublish = { ...publish, failed: true, injected: true, landed: true };
     expect(checkRun(s, clean, fake([escalate], [lostPublish, publish]))).toEqual([]);
+    expect(actionsByGate(s, fake([escalate], [lostPublish, publish])).get(id)).toMatchObject({
+      escalations: 2,
+      unrecorded: 1,
+      unrecordedAnswerLost: 1,
+    });
+    // Both at once: the answer lost (nothing was to be recorded), whatever the store's writes did.
+    expect(actionsByGate(s, fake([escalate], [lostPublish, failedWrite, publish])).get(id)).toMatchObject({
+      unrecorded: 1,
+      unrecordedAnswerLost: 1,
+    });
     // A refused store write (no fault) between them excuses nothing.
     const refusedWrite = { ...recorded, failed: true };
     expect(checkRun(s, clean, fake([escalate], [publish, refusedWrite, publish])).map((v) => v.kind)).toEqual(
@@ -480,6 +492,42 @@ describe('the checkers', () => {
     expect(checkRun(s, clean, fake([escalate], [publish, transacted, publish])).map((v) => v.kind)).toEqual([
       'duplicate-action',
     ]);
+  });
+
+  it("the table names both causes of a repeated escalation, not only the store's", () => {
+    const planned = { kind: 'throttle', persistence: 'once', operation: 'Publish' };
+    const run = {
+      planned,
+      injected: 1,
+      deadLettered: 0,
+      unrecordedRepeats: 3,
+      answerLostRepeats: 1,
+      sweeps: 2,
+      violations: [],
+    };
+    const report = {
+      mode: 'quick',
+      seed: 1,
+      faults: {
+        scenarios: 1,
+        planned: 2,
+        runs: [run, run],
+        cleanViolations: [],
+        logs: { lines: 0, violations: 0 },
+      },
+      hostile: {},
+      violations: [],
+      byKind: {},
+      seconds: {},
+      summary: {},
+    } as unknown as SuiteReport;
+    const row = renderTable(report)
+      .split('\n')
+      .find((line) => line.startsWith('| fault injection'));
+    expect(row).toContain(
+      "6 escalation(s) repeated because the first went unrecorded (4 a store write failed, 2 SNS Publish's answer was lost so it was sent again)",
+    );
+    expect(row).not.toContain('because the store never recorded the first');
   });
 
   it('invariants: an audit chain that does not verify, a decision without its record or with two', () => {

@@ -6,6 +6,7 @@ import {
   type QueryCommandInput,
   ScanCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { CLOCK_SKEW_MS, datedInFuture } from '../../shared/audit/archive-compare.js';
 import { type ChainProblem, type VerifyResult, verifyChain } from '../../shared/audit/chain.js';
 import { type AuditFilter, type AuditRecord, resolutionMatches } from '../../shared/audit/record.js';
 import { inTurn } from '../../shared/gate/work.js';
@@ -97,6 +98,19 @@ const DEFAULT_PAGE = 200;
 /** BatchGetItem's limit. */
 const BATCH_GET = 100;
 const DAY_MS = 86_400_000;
+/**
+ * The longest span of days `list` reads without --since, from the records' own times (a Query a day): ten
+ * years. Tollgate's trail is younger than that; a record dated decades back (written by hand) would otherwise
+ * cost a Query for every day since, and a trail that long can still be read with --since.
+ */
+const MAX_UNBOUNDED_DAYS = 3660;
+
+/** What `list` reads a range from: a time, and the item it came from, to name when it is not believable. */
+interface ItemTime {
+  readonly time: number;
+  readonly pk: string;
+  readonly sk: string;
+}
 
 function isItem(value: unknown): value is Item {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -194,6 +208,22 @@ function indexKeysProblem(item: Item, record: AuditRecord): ChainProblem | undef
     seq: record.seq,
     kind: 'unindexed',
     detail: `record ${record.seq}'s index keys are not the ones its content gives (${wrong.join(', ')}): queries by outcome, day, digest or pipeline and time may not find it`,
+  };
+}
+
+/**
+ * A record dated past the reader's clock and the skew clocks may have: Tollgate dates a record by its event or
+ * its clock, never later. Hashed with it, the chain holds: said here, or a chain's tail rewritten and dated
+ * so would verify, and would read as not archived yet against the archive however long it stayed.
+ */
+function futureProblem(record: AuditRecord, now: number): ChainProblem | undefined {
+  const time = Date.parse(record.time);
+  if (!datedInFuture(time, now)) return undefined;
+  return {
+    pipeline: record.pipeline,
+    seq: record.seq,
+    kind: 'changed',
+    detail: `record ${record.seq} is dated in the future: ${new Date(time).toISOString()}, later than now (${new Date(now).toISOString()}) by more than the ${CLOCK_SKEW_MS / 60_000} minutes clocks may differ: Tollgate dates a record by its event or its clock, never later, so its time was written by hand (and the chain hashed again), or this machine's clock is behind`,
   };
 }
 
@@ -535,8 +565,11 @@ export class DynamoAuditStore {
      * each call would otherwise read the registry and every head again.
      */
     registry?: readonly string[],
+    /** The reader's clock, for records dated in the future (a simulation's, or a test's). */
+    at: Date = new Date(),
   ): Promise<VerifyResult> {
     const missingItem = (record: AuditRecord) => this.missingIndexItem(record, indexItems);
+    const now = at.getTime();
     const registered = new Set(registry ?? (await this.pipelines()));
     const names = pipeline === undefined ? [...registered] : [pipeline];
     let records = 0;
@@ -545,6 +578,7 @@ export class DynamoAuditStore {
       const head = await this.head(name);
       let last: AuditRecord | undefined;
       let unindexed: ChainProblem | undefined;
+      let future: ChainProblem | undefined;
       let misplaced: { problem: ChainProblem; foreign: boolean } | undefined;
       let withheld = 0;
       const read = async function* (items: AsyncIterable<Item>) {
@@ -559,6 +593,7 @@ export class DynamoAuditStore {
             continue;
           }
           unindexed ??= indexKeysProblem(item, record) ?? (await missingItem(record));
+          future ??= futureProblem(record, now);
           last = record;
           yield record;
         }
@@ -626,7 +661,23 @@ export class DynamoAuditStore {
         }
       }
       // Last, one problem per chain as above: a record moved, changed or forged has the wrong keys as well.
-      if (unindexed) problems.push(unindexed);
+      // Of a record dated in the future and one unindexed, the earlier in the chain.
+      const late = future && (!unindexed || future.seq <= unindexed.seq) ? future : unindexed;
+      if (late) {
+        problems.push(late);
+        continue;
+      }
+      // The head's time is not hashed, and `list` reads the days up to it: one dated in the future would make
+      // a list without --until refuse, naming the head, with no record to blame.
+      const headTime = Date.parse(head.time);
+      if (datedInFuture(headTime, now)) {
+        problems.push({
+          pipeline: name,
+          seq: head.seq,
+          kind: 'head-mismatch',
+          detail: `the chain's head is dated in the future: ${new Date(headTime).toISOString()}, later than now (${new Date(now).toISOString()}) by more than the ${CLOCK_SKEW_MS / 60_000} minutes clocks may differ: a head takes its record's time, which Tollgate never dates later, so it was written by hand, or this machine's clock is behind`,
+        });
+      }
     }
     return { ok: problems.length === 0, records, problems };
   }
@@ -649,16 +700,39 @@ export class DynamoAuditStore {
       const registry = await this.registry();
       this.stats.requests++;
       if (registry.length === 0) return;
+      const now = Date.now();
       const times = (newest: boolean) => this.chainTimes(registry, newest);
       const [earliest, latest] = await Promise.all([
         from === undefined ? times(false) : [],
         to === undefined ? times(true) : [],
       ]);
-      // A day of slack each side, for the clocks.
-      from ??= Math.min(...earliest) - DAY_MS;
-      to ??= Math.max(...latest) + DAY_MS;
-      if (Number.isNaN(from) || Number.isNaN(to))
+      if (earliest.some((t) => Number.isNaN(t.time)) || latest.some((t) => Number.isNaN(t.time)))
         throw new Error('the audit registry holds a time that is no time');
+      // On a tie the later in the list: a record item (read after the registry's), which names a record.
+      const newest = latest.reduce<ItemTime | undefined>((a, t) => (a && a.time > t.time ? a : t), undefined);
+      // No record is dated later than now and the clocks' skew (CLOCK_SKEW_MS): one that is was written by
+      // hand, and reading every day up to it is a Query each (to 2099: 26,000). Refused, naming it, as `list`
+      // names any damaged record; --until reads the others, and `verify` names it in its chain.
+      if (newest && datedInFuture(newest.time, now)) {
+        throw new AuditRecordError(newest.pk, newest.sk, {
+          field: 'time',
+          expected: `a time no later than now and the ${CLOCK_SKEW_MS / 60_000} minutes clocks may differ (${new Date(now + CLOCK_SKEW_MS).toISOString()}): Tollgate dates no record later, and a list without --until reads every day up to it`,
+          got: JSON.stringify(new Date(newest.time).toISOString()),
+        });
+      }
+      const oldest = earliest.reduce<ItemTime | undefined>(
+        (a, t) => (a && a.time < t.time ? a : t),
+        undefined,
+      );
+      // A day of slack each side, for the clocks.
+      from ??= (oldest?.time ?? Number.NaN) - DAY_MS;
+      to ??= (newest?.time ?? Number.NaN) + DAY_MS;
+      // The days a record's time alone would have read, however far back it was dated: only when asked for.
+      if (range.since === undefined && oldest && to - from > MAX_UNBOUNDED_DAYS * DAY_MS) {
+        throw new Error(
+          `the audit trail's earliest time, ${new Date(oldest.time).toISOString()} (item ${oldest.pk} / ${oldest.sk}), is ${Math.ceil((to - from) / DAY_MS)} days before the end of the range: more than the ${MAX_UNBOUNDED_DAYS} a list without --since reads (a Query a day); pass --since (and --until) for the days to read, and check that item if Tollgate cannot have written it so long ago`,
+        );
+      }
     }
     const days: string[] = [];
     for (let day = Date.parse(dayOf(new Date(from).toISOString())); day < to; day += DAY_MS) {
@@ -684,8 +758,11 @@ export class DynamoAuditStore {
    * chain, 8 at a time; the registry's first time and the head's time are taken too (a record appended a
    * moment ago may not be in the index yet).
    */
-  private async chainTimes(registry: readonly AuditPipeline[], newest: boolean): Promise<number[]> {
-    const times = registry.map((p) => Date.parse(newest ? p.lastTime : p.firstTime));
+  private async chainTimes(registry: readonly AuditPipeline[], newest: boolean): Promise<ItemTime[]> {
+    const times: ItemTime[] = registry.map((p) => ({
+      time: Date.parse(newest ? p.lastTime : p.firstTime),
+      ...(newest ? { pk: auditPk(p.pipeline), sk: HEAD_SK } : { pk: PIPELINES_PK, sk: p.pipeline }),
+    }));
     await inTurn(registry, 8, async (p) => {
       const output = await this.doc.send(
         new QueryCommand({
@@ -714,7 +791,7 @@ export class DynamoAuditStore {
           damage ?? { field: 'time', expected: 'an ISO-8601 time', got: JSON.stringify(item.time) },
         );
       }
-      times.push(time);
+      times.push({ time, pk: String(item.pk), sk: String(item.sk) });
     });
     return times;
   }

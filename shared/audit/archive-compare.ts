@@ -47,7 +47,10 @@ export class ArchiveLineError extends Error {
  *   archived record, or before its first (or in a chain it holds nothing of), when the record's time is past
  *   the archive's grace (`ARCHIVE_GRACE_MS`): written with the stream off, or a record the archive failed on
  *   (its dead-letter queue paged), or a chain's tail rewritten after the archive stopped. Only of a copy
- *   that is the whole archive: a part of it, or a filtered export, lacks records for no such reason;
+ *   that is the whole archive: a part of it, or a filtered export, lacks records for no such reason. Also,
+ *   of any copy, wherever in the chain, a record the copy lacks that is dated later than the comparison's
+ *   time and `CLOCK_SKEW_MS`: no time is past the grace yet, so a rewritten tail dated so would otherwise
+ *   pass as not archived yet, forever;
  * - `hidden`: an object of the bucket whose latest version is a delete marker (a lifecycle expiration rule, or
  *   a delete once the bucket policy allowed it): its locked versions are still there and were read, but a
  *   listing, Athena and a GET without a version id see nothing;
@@ -103,13 +106,26 @@ export interface ArchiveComparison {
  */
 export const ARCHIVE_GRACE_MS = 60 * 60_000;
 
+/**
+ * How far past the reader's clock a record's time may be and still be one Tollgate wrote. Tollgate dates a
+ * record by its AWS event's time or by its own clock, never later, so only clocks apart explain a later
+ * one; 15 minutes is the skew AWS's request signing itself tolerates. A record dated later was written by
+ * hand: dated so, a rewritten tail's records are never older than the archive's grace, and `list`'s range,
+ * read from the records' times, would run a Query a day to that date.
+ */
+export const CLOCK_SKEW_MS = 15 * 60_000;
+
+/** Whether `time` (ms) is past `now` and the clock skew allowed: a record dated so was not Tollgate's. */
+export const datedInFuture = (time: number, now: number): boolean => time > now + CLOCK_SKEW_MS;
+
 export interface CompareOptions {
   /** The copy is the whole archive (the bucket's records/), not a part of it or a filtered export. */
   readonly whole: boolean;
   /**
    * The comparison's time, for the grace: a whole archive lacking a record older than the grace is a problem,
    * wherever in the chain the record is. Without it, records after the chain's last archived one are not
-   * archived yet and those before its first were written before the archive, however old.
+   * archived yet and those before its first were written before the archive, however old; and a record
+   * dated in the future (past it and `CLOCK_SKEW_MS`) is not seen as such.
    */
   readonly now?: Date;
   readonly graceMs?: number;
@@ -405,6 +421,17 @@ export class ArchiveIndex {
         : text === undefined
           ? 'with no time (the record has none)'
           : `at ${shown(text)} (not a time)`;
+      // Before where the record is: a future time is never past the grace, and a partial copy's lack of a
+      // record excuses no such time.
+      if (options.now !== undefined && datedInFuture(time, options.now.getTime())) {
+        problems.push({
+          pipeline,
+          seq,
+          kind: 'not-archived',
+          detail: `the table's record ${pipeline}#${seq} is not in the ${options.whole ? 'archive' : 'copy'}, and is dated in the future: ${when}, later than now (${options.now.toISOString()}) by more than the ${CLOCK_SKEW_MS / 60_000} minutes clocks may differ: Tollgate dates a record by its event or its clock, never later, so its time was written by hand (a tail rewritten after the archive stopped, dated so that it reads as not archived yet), or this machine's clock is behind`,
+        });
+        continue;
+      }
       const where =
         first === undefined || seq < first
           ? sinceArchive(time) && overdue(time)
