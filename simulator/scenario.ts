@@ -46,6 +46,8 @@ const Image = z.strictObject({
   repository: name,
   digest,
   tags: z.array(z.string()).default([]),
+  /** The manifest's media type, as DescribeImages gives it: an OCI image manifest unless said. */
+  mediaType: z.string().min(1).default('application/vnd.oci.image.manifest.v1+json'),
 });
 
 const FindingsSource = z.union([

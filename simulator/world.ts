@@ -122,6 +122,8 @@ export interface WorldOptions {
 export class World {
   private readonly slots: ApprovalSlot[] = [];
   private readonly images = new Map<string, string>();
+  /** `repository@digest` → the image's manifest media type. */
+  private readonly manifests = new Map<string, string>();
   private readonly coverage = new Map<string, Coverage>();
   private readonly ecrScans = new Map<string, { status: string; description: string }>();
   private readonly findings = new Map<string, unknown[]>();
@@ -152,6 +154,7 @@ export class World {
     for (const a of world.approvals) this.slots.push(this.slot(a, undefined));
     for (const image of world.images) {
       for (const tag of image.tags) this.images.set(`${image.repository}:${tag}`, image.digest);
+      this.manifests.set(`${image.repository}@${image.digest}`, image.mediaType);
     }
     for (const [digest, source] of Object.entries(world.findings)) this.setFindings(digest, source, false);
     for (const scan of world.scans) this.setScan(scan.digest, scan.repository, scan.status);
@@ -743,21 +746,40 @@ export class World {
     this.ownRegistry(input);
     const repository = String(input.repositoryName);
     const ids = Array.isArray(input.imageIds) ? (input.imageIds as Json[]) : [];
-    const found = ids.map((id) => ({ id, digest: this.images.get(`${repository}:${String(id.imageTag)}`) }));
-    if (found.some((f) => f.digest === undefined)) {
+    const found = ids.map((id) => {
+      expectKeys('DescribeImages imageIds', id, ['imageTag', 'imageDigest']);
+      const digest =
+        id.imageDigest !== undefined
+          ? this.manifests.has(`${repository}@${String(id.imageDigest)}`)
+            ? String(id.imageDigest)
+            : undefined
+          : this.images.get(`${repository}:${String(id.imageTag)}`);
+      return { id, digest };
+    });
+    const lost = found.find((f) => f.digest === undefined);
+    if (lost) {
+      const named =
+        lost.id.imageDigest !== undefined
+          ? `imageDigest:'${String(lost.id.imageDigest)}'`
+          : `imageTag:'${String(lost.id.imageTag)}'`;
       throw new ImageNotFoundException({
-        message: `The image with imageId {imageTag:'${String(ids[0]?.imageTag)}'} does not exist within the repository with name '${repository}'`,
+        message: `The image with imageId {${named}} does not exist within the repository with name '${repository}'`,
         $metadata: { httpStatusCode: 400 },
       });
     }
     return {
-      imageDetails: found.map((f) => ({
-        registryId: this.account,
-        repositoryName: repository,
-        imageDigest: f.digest,
-        imageTags: [String(f.id.imageTag)],
-        imagePushedAt: this.pushedAt,
-      })),
+      imageDetails: found.map((f) => {
+        const digest = String(f.digest);
+        const tags = [...this.images].filter(([ref, d]) => d === digest && ref.startsWith(`${repository}:`));
+        return {
+          registryId: this.account,
+          repositoryName: repository,
+          imageDigest: digest,
+          imageTags: tags.map(([ref]) => ref.slice(repository.length + 1)),
+          imagePushedAt: this.pushedAt,
+          imageManifestMediaType: this.manifests.get(`${repository}@${digest}`),
+        };
+      }),
     };
   }
 

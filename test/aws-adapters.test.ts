@@ -1559,6 +1559,45 @@ describe('ECR: DescribeImages', () => {
     },
   );
 
+  it.each([
+    ['an OCI image index', 'describe-images.oci-image-index.model-derived.json', 'names an image index'],
+    [
+      'a Docker manifest list',
+      'describe-images.docker-manifest-list.model-derived.json',
+      'names an image index',
+    ],
+    ['an image manifest', 'describe-images.image-manifest.model-derived.json', undefined],
+  ])('checks a digest named directly, by digest: %s', async (_, path, refused) => {
+    const { client, mock } = ecr();
+    mock.on(DescribeImagesCommand).resolves(describeImages(path));
+    const checked = await new EcrImages(client, fastRetry()).checkDigest(
+      'inspector2',
+      DIGEST,
+      '123456789012',
+    );
+    if (refused === undefined)
+      expect(checked).toEqual({ digest: DIGEST, pushedAt: '2025-11-25T09:00:00.000Z' });
+    else {
+      expect(checked).toEqual({
+        missing: expect.stringContaining(`inspector2@${DIGEST} in registry 123456789012 ${refused}`),
+      });
+      expect('missing' in checked && checked.missing).toMatch(/name a platform image's digest in CustomData/);
+    }
+    expect(mock.commandCalls(DescribeImagesCommand).map((c) => c.args[0].input)).toEqual([
+      { repositoryName: 'inspector2', imageIds: [{ imageDigest: DIGEST }], registryId: '123456789012' },
+    ]);
+  });
+
+  it('says why for a digest ECR does not have: an answer, not a fault', async () => {
+    const { client, mock } = ecr();
+    mock
+      .on(DescribeImagesCommand)
+      .rejects(new ImageNotFoundException({ message: 'not found', $metadata: { httpStatusCode: 400 } }));
+    expect(await new EcrImages(client, fastRetry()).checkDigest('inspector2', DIGEST, undefined)).toEqual({
+      missing: `ECR has no image inspector2@${DIGEST}`,
+    });
+  });
+
   it('resolves a tag that names an image manifest (Docker or OCI), as ECR describes it', async () => {
     const { client, mock } = ecr();
     const answer = describeImages('describe-images.image-manifest.model-derived.json');

@@ -2378,7 +2378,10 @@ describe('identifying the image: what a tag or a URI cannot be trusted with', ()
     h.clock.advance(MINUTE);
     await h.scanFinished();
 
-    expect(h.mocks.ecr.commandCalls(DescribeImagesCommand)).toHaveLength(0);
+    // Only the digest is looked up (an image ECR has, not an index), never the tag.
+    expect(h.mocks.ecr.commandCalls(DescribeImagesCommand).map((c) => c.args[0].input.imageIds)).toEqual([
+      [{ imageDigest: DIGEST }],
+    ]);
     expect(await h.gate()).toMatchObject({
       image: { digest: DIGEST, repository: REPOSITORY, tags: ['ubuntu_latest'] },
     });
@@ -2386,6 +2389,34 @@ describe('identifying the image: what a tag or a URI cannot be trusted with', ()
     expect(findingsReads(h).every((i) => i.filterCriteria?.ecrImageHash?.[0]?.value === DIGEST)).toBe(true);
     expect((await h.decision())!.record.subject.digest).toBe(DIGEST);
   });
+
+  it.each([
+    [
+      'an image index (what buildx --push writes, and the digest its metadata reports)',
+      'application/vnd.oci.image.index.v1+json',
+      /names an image index \(application\/vnd\.oci\.image\.index\.v1\+json\).*name a platform image's digest/,
+    ],
+    ['a digest ECR does not have in the repository', null, /^ECR has no image inspector2@sha256:/],
+  ] as const)(
+    'a digest in CustomData naming %s: escalated at once, saying why, not left to wait for a scan',
+    async (_, mediaType, why) => {
+      const h = await setup();
+      h.scanner.coverage = undefined; // never scanned: an index never is
+      h.pipeline.action.customData = `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/${REPOSITORY}@${DIGEST}`;
+      h.pipeline.digests.set(`${REPOSITORY}@${DIGEST}`, mediaType);
+      await h.approvalStarted();
+      const gate = await h.gate();
+      expect(gate?.image).toBeUndefined();
+      expect(gate?.imageProblem).toMatch(why);
+      expect(h.mocks.ecr.commandCalls(DescribeImagesCommand).map((c) => c.args[0].input)).toEqual([
+        { repositoryName: REPOSITORY, imageIds: [{ imageDigest: DIGEST }], registryId: ACCOUNT },
+      ]);
+      // Decided now, with the problem: an escalation, not a wait of scan.waitMinutes.
+      expect(gate?.outcome).toBe('ESCALATE');
+      expect(publishes(h)).toHaveLength(1);
+      expect(putResults(h)).toHaveLength(0);
+    },
+  );
 
   it('a repository ECR does not have: the gate escalates with the reason at once (no dead letter, no wait)', async () => {
     const h = await setup();

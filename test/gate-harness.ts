@@ -354,6 +354,11 @@ export interface PipelineModel {
   tags: Map<string, string>;
   /** DescribeImages' `imagePushedAt` of every tag's image; by default 5 minutes before START (the build). */
   pushedAt?: Date;
+  /**
+   * ECR DescribeImages by digest: `repository@digest` → the manifest's media type, for digests that are not
+   * an image manifest (an index), or `null` for one ECR does not have. Any other digest is an image.
+   */
+  digests: Map<string, string | null>;
 }
 
 export interface ScannerModel {
@@ -410,6 +415,7 @@ export class Harness {
     },
     variables: { ImageDigest: DIGEST, RepositoryName: REPOSITORY },
     tags: new Map(),
+    digests: new Map(),
   };
   readonly scanner: ScannerModel = {
     coverage: { statusCode: 'ACTIVE', reason: 'PENDING_INITIAL_SCAN' },
@@ -921,6 +927,31 @@ export class Harness {
     ecr.on(DescribeImagesCommand).callsFake(async (input: DescribeImagesCommandInput) => {
       this.check('DescribeImages', input);
       const tag = input.imageIds?.[0]?.imageTag;
+      const asked = input.imageIds?.[0]?.imageDigest;
+      if (asked !== undefined) {
+        const mediaType = this.pipeline.digests.get(`${input.repositoryName}@${asked}`);
+        if (mediaType === null) {
+          throw new ImageNotFoundException({
+            message: `The image with imageId {imageDigest:'${asked}'} does not exist within the repository with name '${input.repositoryName}'`,
+            $metadata: { httpStatusCode: 400 },
+          });
+        }
+        return {
+          imageDetails: [
+            {
+              registryId: input.registryId ?? ACCOUNT,
+              repositoryName: input.repositoryName,
+              imageDigest: asked,
+              imageTags: [...this.pipeline.tags]
+                .filter(([ref, d]) => d === asked && ref.startsWith(`${input.repositoryName}:`))
+                .map(([ref]) => ref.slice(String(input.repositoryName).length + 1)),
+              imageSizeInBytes: 29_453_211,
+              imagePushedAt: this.pipeline.pushedAt ?? new Date(Date.parse(START) - 5 * 60_000),
+              imageManifestMediaType: mediaType ?? 'application/vnd.oci.image.manifest.v1+json',
+            },
+          ],
+        };
+      }
       const digest = this.pipeline.tags.get(`${input.repositoryName}:${tag}`);
       if (digest === undefined) {
         throw new ImageNotFoundException({

@@ -4,6 +4,7 @@ import { type LocalDynamo, startLocalDynamo } from '../adapters/dynamodb/local.j
 import { ensureTable } from '../adapters/dynamodb/table.js';
 import { InputError } from '../shared/errors.js';
 import { parsePolicy } from '../shared/policy/load.js';
+import { MAX_ALIAS_EXPANSIONS } from '../shared/yaml-input.js';
 import {
   type GateView,
   runScenario,
@@ -101,13 +102,18 @@ describe('regressions the reliability suite found', () => {
   });
 
   it('a policy with an alias bomb is refused with a line and column, as every other policy error', () => {
+    // Each level copies the one before nine times: 10, 91, 820, 7,381, 66,430 values; the first alias of
+    // the last line takes what aliases copy past the limit (a smaller nest of the same shape is only a
+    // policy of unknown keys now: the limit counts values, not uses of an anchor).
     const text = [
       'version: 1',
       'name: bomb',
       'a: &a ["x","x","x","x","x","x","x","x","x"]',
       'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]',
       'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]',
-      'd: [*c,*c,*c,*c,*c,*c,*c,*c,*c]',
+      'd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]',
+      'e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]',
+      'f: [*e,*e,*e,*e,*e,*e,*e,*e,*e]',
     ].join('\n');
     let error: unknown;
     try {
@@ -116,11 +122,15 @@ describe('regressions the reliability suite found', () => {
       error = e;
     }
     expect(error).toBeInstanceOf(InputError);
-    // The first alias: line 4, column 8.
-    expect((error as InputError).problems[0]).toMatchObject({ file: 'bomb.yaml', line: 4, column: 8 });
-    // The problem in words, without the exception's class (it said "got ReferenceError: …").
+    expect((error as InputError).problems[0]).toMatchObject({
+      file: 'bomb.yaml',
+      line: 8,
+      column: 5,
+      path: 'f[0]',
+    });
+    // The problem in words, without an exception's class (it once said "got ReferenceError: …").
     expect((error as InputError).message).toBe(
-      'bomb.yaml:4:8: expected a YAML document without excessive aliases; got Excessive alias count indicates a resource exhaustion attack',
+      `bomb.yaml:8:5: f[0]: expected at most ${MAX_ALIAS_EXPANSIONS} alias expansions (a limit against alias bombs: each *alias counts every value its &anchor marks, a list of 2 counting 3; write repeated values out, or use fewer or smaller anchors); got more: the alias *e here takes the count past ${MAX_ALIAS_EXPANSIONS}`,
     );
   });
 });

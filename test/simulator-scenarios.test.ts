@@ -201,6 +201,34 @@ describe('steps name approvals the world has', () => {
   });
 });
 
+describe('world.images: what DescribeImages answers, by tag or by digest', () => {
+  const images = (s: Json) => (s.world as { images: Json[] }).images;
+
+  it('an approval naming an index by digest escalates at once with the reason; one ECR lacks too', async () => {
+    const index = await replay(
+      scenarioFile((s) => {
+        images(s)[0]!.mediaType = 'application/vnd.oci.image.index.v1+json';
+        s.expect = [];
+      }),
+    );
+    expect(index.gates).toEqual([
+      expect.objectContaining({ state: 'ACTED', outcome: 'ESCALATE', notifications: 1 }),
+    ]);
+    expect(index.gates[0]!.decision?.summary).toMatch(/names an image index/);
+    const absent = await replay(
+      scenarioFile((s) => {
+        images(s).length = 0;
+        s.expect = [];
+      }),
+    );
+    expect(absent.gates[0]!.decision?.summary).toMatch(`ECR has no image billing/api@${DIGEST}`);
+    // As the example has it (an image manifest), approved.
+    const clean = await replay(scenarioFile(() => undefined));
+    expect(clean.mismatches).toEqual([]);
+    expect(clean.gates[0]).toMatchObject({ outcome: 'APPROVE' });
+  });
+});
+
 describe('expectations that can fail', () => {
   const lost = (expectation: Json) =>
     scenarioFile((s) => {

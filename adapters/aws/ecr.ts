@@ -192,14 +192,30 @@ const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([
   'application/vnd.docker.distribution.manifest.list.v2+json',
 ]);
 
-/** ECR `DescribeImages`: which digest a tag points at. */
+/**
+ * ECR `DescribeImages`: which digest a tag points at, and whether a digest named directly is an image ECR
+ * has, and not an index.
+ */
 export class EcrImages implements ImagesPort {
   constructor(
     private readonly client: ECRClient,
     private readonly retry: RetryOptions = DEFAULT_RETRY,
   ) {}
 
-  async resolveTag(repository: string, tag: string, registryId: string | undefined): Promise<TagResolution> {
+  resolveTag(repository: string, tag: string, registryId: string | undefined): Promise<TagResolution> {
+    return this.describe(repository, { imageTag: tag }, `${repository}:${tag}`, registryId);
+  }
+
+  checkDigest(repository: string, digest: string, registryId: string | undefined): Promise<TagResolution> {
+    return this.describe(repository, { imageDigest: digest }, `${repository}@${digest}`, registryId);
+  }
+
+  private async describe(
+    repository: string,
+    imageId: { readonly imageTag: string } | { readonly imageDigest: string },
+    named: string,
+    registryId: string | undefined,
+  ): Promise<TagResolution> {
     const where = registryId === undefined ? '' : ` in registry ${registryId}`;
     try {
       const out = await withRetries(
@@ -207,7 +223,7 @@ export class EcrImages implements ImagesPort {
           this.client.send(
             new DescribeImagesCommand({
               repositoryName: repository,
-              imageIds: [{ imageTag: tag }],
+              imageIds: [imageId],
               ...(registryId === undefined ? {} : { registryId }),
             }),
           ),
@@ -215,14 +231,15 @@ export class EcrImages implements ImagesPort {
       );
       const image = out.imageDetails?.[0];
       const digest = image?.imageDigest;
-      if (digest === undefined) return { missing: `ECR has no image ${repository}:${tag}${where}` };
+      if (digest === undefined) return { missing: `ECR has no image ${named}${where}` };
       // Judged as an image, an index would read as a clean scan if coverage ever listed it, or wait out the
       // deadline as not covered with nothing saying why: refused at once, with what to name instead. A detail
       // without a media type resolves as before: only what ECR says is an index is refused.
       const mediaType = image?.imageManifestMediaType?.trim().toLowerCase();
       if (mediaType !== undefined && INDEX_MEDIA_TYPES.has(mediaType)) {
+        const index = 'imageTag' in imageId ? `an image index (${image?.imageManifestMediaType}) ${digest}` : `an image index (${image?.imageManifestMediaType})`;
         return {
-          missing: `${repository}:${tag}${where} names an image index (${image?.imageManifestMediaType}) ${digest}: a multi-architecture image, or one pushed with attestations (docker buildx --push adds provenance by default). Scanners do not scan an index, only its platform images: name a platform image's digest in CustomData (${repository}@sha256:…; \`docker buildx imagetools inspect\` lists them)`,
+          missing: `${named}${where} names ${index}: a multi-architecture image, or one pushed with attestations (docker buildx --push adds provenance by default). Scanners do not scan an index, only its platform images: name a platform image's digest in CustomData (${repository}@sha256:…; \`docker buildx imagetools inspect\` lists them)`,
         };
       }
       const pushedAt = image?.imagePushedAt;
@@ -233,12 +250,11 @@ export class EcrImages implements ImagesPort {
       // Answers that will not change on a retry are the gate's to escalate with, not a fault to dead-letter:
       // the pipeline named something ECR does not have here, or Tollgate's role may not read.
       const name = errorName(e);
-      if (name === 'ImageNotFoundException')
-        return { missing: `ECR has no image ${repository}:${tag}${where}` };
+      if (name === 'ImageNotFoundException') return { missing: `ECR has no image ${named}${where}` };
       if (name === 'RepositoryNotFoundException')
         return { missing: `ECR has no repository ${repository}${where} in this account and region` };
       if (name === 'InvalidParameterException')
-        return { missing: `ECR refuses ${repository}:${tag} as an image name: ${errorText(e)}` };
+        return { missing: `ECR refuses ${named} as an image name: ${errorText(e)}` };
       if (name === 'AccessDeniedException')
         return { missing: `Tollgate may not read ${repository}${where} in ECR (AccessDeniedException)` };
       throw e;

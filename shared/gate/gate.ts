@@ -374,7 +374,14 @@ export class GateService extends GateClosing<GateDeps> {
     const elsewhere = outsideReach(ref, where);
     if (elsewhere !== undefined) return { image: undefined, problem: elsewhere };
     let digest = ref.digest;
-    if (digest === undefined && ref.tag !== undefined) {
+    if (digest !== undefined) {
+      // A digest names this build's image for good, but not necessarily one a scanner scans: an index (what
+      // `docker buildx build --push` writes by default, and the digest its metadata reports) has no findings
+      // or coverage of its own, and would wait out its deadline as never scanned, saying nothing of why. Nor
+      // is a digest ECR does not have (a typo, another repository) worth waiting for.
+      const checked = await this.d.images.checkDigest(ref.repository, digest, ref.registryId);
+      if ('missing' in checked) return { image: undefined, problem: checked.missing };
+    } else if (ref.tag !== undefined) {
       // A tag names whichever build pushed it last. In PARALLEL mode executions build side by side, and a
       // rollback deploys an earlier execution's artifacts while the tag points at the newest: in both, the
       // image the tag names now is no evidence of the one this execution deploys.

@@ -217,6 +217,12 @@ export interface ImagesPort {
    * `missing` with the reason; a fault that may pass (throttling, 5xx, the network) throws, to be retried.
    */
   resolveTag(repository: string, tag: string, registryId: string | undefined): Promise<TagResolution>;
+  /**
+   * A digest named directly, checked as a tag's is: ECR has that image in the repository, and it is an image,
+   * not an index (scanners scan its platform images, never the index: judged, it would wait out its deadline
+   * as never scanned). `missing` says why not; a fault that may pass throws, to be retried.
+   */
+  checkDigest(repository: string, digest: string, registryId: string | undefined): Promise<TagResolution>;
 }
 
 /** The escalation, rendered: subject ≤ 100 characters, a text body, and the same content as JSON. */
