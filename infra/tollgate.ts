@@ -984,8 +984,9 @@ export class Tollgate extends Construct {
         });
       }
 
-      // A tag in CustomData is resolved to its digest once, when the gate opens: on the approval's start,
-      // or when the sweep's discovery opens it for a lost start.
+      // A tag in CustomData is resolved to its digest, or a digest checked (an image ECR has, not an index),
+      // once, when the gate opens: on the approval's start, or when the sweep's discovery opens it for a lost
+      // start. (The Sid is kept from when only tags were looked up: a deployed policy keeps its statement.)
       if (opensGates) {
         add(
           'ResolveTags',

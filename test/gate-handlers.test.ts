@@ -2418,6 +2418,28 @@ describe('identifying the image: what a tag or a URI cannot be trusted with', ()
     },
   );
 
+  it('ECR failing on the digest check: the gate opens and judges the digest unchecked, counted; the event is not lost', async () => {
+    const h = await setup();
+    h.pipeline.action.customData = `${ACCOUNT}.dkr.ecr.${REGION}.amazonaws.com/${REPOSITORY}@${DIGEST}`;
+    h.mocks.ecr.on(DescribeImagesCommand).rejects(
+      new ECRServiceException({
+        name: 'ServerException',
+        $fault: 'server',
+        $metadata: { httpStatusCode: 500 },
+        message: 'internal error',
+      }),
+    );
+    const added = metricsOf(h);
+    await h.approvalStarted();
+    expect(valuesOf(added, 'DigestChecksFailed')).toEqual([1]);
+    expect(await h.gate()).toMatchObject({ state: 'WAITING', image: { digest: DIGEST } });
+    expect(logLines.join('\n')).toContain('ECR did not answer for the digest: judged unchecked');
+    // Judged as before the check: the scan decides it.
+    h.clock.advance(MINUTE);
+    await h.scanFinished();
+    expect(await h.gate()).toMatchObject({ state: 'ACTED', outcome: 'APPROVE' });
+  });
+
   it('a repository ECR does not have: the gate escalates with the reason at once (no dead letter, no wait)', async () => {
     const h = await setup();
     h.pipeline.action.customData = 'library/nginx:1.25';

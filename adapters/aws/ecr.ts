@@ -237,7 +237,10 @@ export class EcrImages implements ImagesPort {
       // without a media type resolves as before: only what ECR says is an index is refused.
       const mediaType = image?.imageManifestMediaType?.trim().toLowerCase();
       if (mediaType !== undefined && INDEX_MEDIA_TYPES.has(mediaType)) {
-        const index = 'imageTag' in imageId ? `an image index (${image?.imageManifestMediaType}) ${digest}` : `an image index (${image?.imageManifestMediaType})`;
+        const index =
+          'imageTag' in imageId
+            ? `an image index (${image?.imageManifestMediaType}) ${digest}`
+            : `an image index (${image?.imageManifestMediaType})`;
         return {
           missing: `${named}${where} names ${index}: a multi-architecture image, or one pushed with attestations (docker buildx --push adds provenance by default). Scanners do not scan an index, only its platform images: name a platform image's digest in CustomData (${repository}@sha256:…; \`docker buildx imagetools inspect\` lists them)`,
         };

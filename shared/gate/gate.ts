@@ -379,8 +379,22 @@ export class GateService extends GateClosing<GateDeps> {
       // `docker buildx build --push` writes by default, and the digest its metadata reports) has no findings
       // or coverage of its own, and would wait out its deadline as never scanned, saying nothing of why. Nor
       // is a digest ECR does not have (a typo, another repository) worth waiting for.
-      const checked = await this.d.images.checkDigest(ref.repository, digest, ref.registryId);
-      if ('missing' in checked) return { image: undefined, problem: checked.missing };
+      // ECR failing (after its retries) only loses the early word: the digest is judged unchecked, as before
+      // the check (an index then waits out its deadline and escalates as never scanned). Thrown, the
+      // approval's event would be dead-lettered, and with discovery off nothing would open its gate.
+      const checked = await this.d.images
+        .checkDigest(ref.repository, digest, ref.registryId)
+        .catch((error: unknown) => {
+          this.d.log.warn('ECR did not answer for the digest: judged unchecked', {
+            gate: gateId(key),
+            repository: ref.repository,
+            digest,
+            error: describeError(error),
+          });
+          this.d.metrics.count('DigestChecksFailed');
+          return undefined;
+        });
+      if (checked && 'missing' in checked) return { image: undefined, problem: checked.missing };
     } else if (ref.tag !== undefined) {
       // A tag names whichever build pushed it last. In PARALLEL mode executions build side by side, and a
       // rollback deploys an earlier execution's artifacts while the tag points at the newest: in both, the
