@@ -25,6 +25,11 @@ export interface Source {
   readonly audit: DynamoAuditStore;
   /** `the local store .tollgate/db` / `table tollgate-prod (eu-west-1)`, for messages. */
   readonly name: string;
+  /**
+   * A local store: its records are dated by the scenarios that filled it, any day, so none dated past now is
+   * a forgery (a deployed table's records are dated by events and Lambda's clock).
+   */
+  readonly simulated: boolean;
   close(): Promise<void>;
 }
 
@@ -96,8 +101,9 @@ async function openLocal(folder: string): Promise<Source> {
     throw e;
   }
   return {
-    audit: new DynamoAuditStore(db.client, TABLE_NAME),
+    audit: new DynamoAuditStore(db.client, TABLE_NAME, null),
     name: `the local store ${folder}`,
+    simulated: true,
     close,
   };
 }
@@ -119,6 +125,7 @@ async function openDeployed(table: string, region?: string, profile?: string): P
   return {
     audit: new DynamoAuditStore(doc, table),
     name: `table ${table}${resolvedRegion ? ` (${resolvedRegion})` : ''}`,
+    simulated: false,
     close: async () => doc.destroy(),
   };
 }

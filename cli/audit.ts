@@ -589,7 +589,7 @@ async function runVerify(opts: RawVerifyOptions): Promise<void> {
   await withSource(
     opts,
     () => undefined,
-    async ({ audit, name }) => {
+    async ({ audit, name, simulated }) => {
       // The copy first: it names the chains the table must still have, whatever its registry says.
       const copy = opts.archive === undefined ? undefined : await readCopy(opts.archive, opts);
       // The registry once for the run: each chain's verify checks its chain against it, and reading it there
@@ -616,6 +616,7 @@ async function runVerify(opts: RawVerifyOptions): Promise<void> {
           ? await copy.index.compare(pipeline, audit.chain(pipeline), {
               whole: copy.read.whole,
               now: new Date(),
+              simulated,
             })
           : undefined;
         results.push({

@@ -131,6 +131,10 @@ describe('ArchiveIndex.compare', () => {
     expect(whole.problems[0]!.detail).toBe(
       "the table's record payments-api#4 is not in the archive, and is dated in the future: 2099-01-01T00:00:03.000Z, later than now (2026-03-01T12:00:00.000Z) by more than the 15 minutes clocks may differ: Tollgate dates a record by its event or its clock, never later, so its time was written by hand (a tail rewritten after the archive stopped, dated so that it reads as not archived yet), or this machine's clock is behind",
     );
+    // A simulation's store (dated by its scenarios, any day): not a forgery, only not archived yet.
+    const simulated = await index.compare('payments-api', forged, { whole: true, now, simulated: true });
+    expect(simulated.problems).toEqual([]);
+    expect(simulated.notYetArchived).toEqual({ from: 4, to: 5 });
     // A partial copy lacks records for many reasons, but none dated so.
     const partial = await index.compare('payments-api', forged, { whole: false, now });
     expect(partial.problems.map((p) => [p.kind, p.seq])).toEqual([

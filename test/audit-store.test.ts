@@ -1433,7 +1433,7 @@ describe('DynamoAuditStore: records dated in the future, or decades back (writte
     const refused = listed(audit, { type: 'decision' });
     await expect(refused).rejects.toThrow(AuditRecordError);
     await expect(listed(audit, { type: 'decision' })).rejects.toThrow(
-      /^the record future-list#2 \(item AUDIT#future-list \/ SEQ#000000000002\) is damaged: time: expected a time no later than now and the 15 minutes clocks may differ \(.*\): Tollgate dates no record later, and a list without --until reads every day up to it, got "2099-01-01T00:00:00\.000Z"; "tollgate audit show future-list#2"/,
+      /^the record future-list#2 \(item AUDIT#future-list \/ SEQ#000000000002\) is damaged: time: expected a time no later than now and the 15 minutes clocks may differ \(.*\): Tollgate dates no record later \(or this machine's clock is behind\), and a list without --until reads every day up to it, got "2099-01-01T00:00:00\.000Z"; "tollgate audit show future-list#2"/,
     );
     expect(audit.stats.requests).toBeLessThan(10);
     // Bounded, the days are the ones asked for.
@@ -1446,15 +1446,33 @@ describe('DynamoAuditStore: records dated in the future, or decades back (writte
     ).toEqual(['future-list#2']);
   });
 
+  it("a local store's records, dated by its scenarios' clock, are no forgery whatever their day: verified and listed", async () => {
+    // `tollgate simulate` of a scenario that starts in 2099 (a start is any time): no store clock to judge by.
+    const simulated = dated('simulated', [
+      Date.parse('2099-01-01T09:00:00.000Z'),
+      Date.parse('2099-01-01T09:01:00.000Z'),
+    ]);
+    const deployed = await tableOf('simulated', simulated);
+    expect((await deployed.verify('simulated')).problems.map((p) => p.kind)).toEqual(['changed']);
+    const local = new DynamoAuditStore(dynamo.client, `${TABLE}-simulated`, null);
+    expect(await local.verify('simulated')).toEqual({ ok: true, records: 2, problems: [] });
+    expect(await listed(local, {})).toEqual(['simulated#2', 'simulated#1']);
+  });
+
   it('list without --since refuses a span of more than ten years (a record dated decades back), and reads a long one', async () => {
     const now = Date.now();
     const old = dated('decades-back', [Date.parse('1990-01-01T00:00:00.000Z'), now - HOUR]);
     const audit = await tableOf('decades-back', old);
     await expect(listed(audit, {})).rejects.toThrow(
-      /^the audit trail's earliest time, 1990-01-01T00:00:00\.000Z \(item AUDIT#decades-back \/ SEQ#000000000001\), is \d+ days before the end of the range: more than the 3660 a list without --since reads \(a Query a day\); pass --since \(and --until\)/,
+      /^the audit trail's earliest time, 1990-01-01T00:00:00\.000Z \(item AUDIT#decades-back \/ SEQ#000000000001\), is \d+ days before its latest: more than the 3660 a list without --since reads \(a Query a day\); pass --since \(and --until\)/,
     );
     expect(audit.stats.requests).toBeLessThan(10);
     await expect(listed(audit, { until: new Date(now) })).rejects.toThrow(/more than the 3660/);
+    // A far --until makes the range long, not the trail: the range is blamed, not an item.
+    const young = await tableOf('far-until', dated('far-until', [now - 2 * HOUR, now - HOUR]));
+    await expect(listed(young, { until: new Date(now + 3700 * DAY) })).rejects.toThrow(
+      /^from the audit trail's earliest time, .*, to --until is \d+ days: more than the 3660 a list without --since reads \(a Query a day\); pass --since for the days to read$/,
+    );
     expect(await listed(audit, { since: new Date(now - 2 * DAY) })).toEqual(['decades-back#2']);
     // A trail of a year and more is read whole, as before.
     const long = await tableOf('long-history', dated('long-history', [now - 400 * DAY, now - HOUR]));

@@ -1099,6 +1099,31 @@ describe('tollgate audit verify', () => {
     expect(none.stderr).toMatch(/^tollgate: no records of pipeline nowhere/);
   });
 
+  it('a store a simulation filled is dated by its scenario, any day: verify and list take no date for a forgery', () => {
+    // A scenario may start any time (its `start`): 2099 here, far past this machine's clock.
+    const s = JSON.parse(
+      readFileSync(join(ROOT, 'examples/scenarios/01-clean-image-approved.json'), 'utf8'),
+    ) as {
+      start?: string;
+      policy: string;
+      world: { findings: Record<string, { file: string }> };
+    };
+    s.start = '2099-01-01T09:00:00Z';
+    s.policy = join(ROOT, 'examples/policies/baseline.yaml');
+    for (const f of Object.values(s.world.findings)) f.file = join(ROOT, 'examples/scenarios', f.file);
+    const dir = mkdtempSync(join(tmp, 'future-'));
+    const file = join(dir, 'later.json');
+    writeFileSync(file, JSON.stringify(s));
+    const store = join(dir, 'store');
+    expect(tollgate(['simulate', file, '--store', store]).status).toBe(0);
+    const verified = audit(['verify'], store);
+    expect(verified.stderr).toBe('');
+    expect(verified.status).toBe(0);
+    const listed = audit(['list', '--format', 'json'], store);
+    expect(listed.status).toBe(0);
+    expect((JSON.parse(listed.stdout) as { time: string }[])[0]!.time).toMatch(/^2099-01-01T09:/);
+  });
+
   it("a record's summary edited in the table: exit 2, naming it (changed)", async () => {
     const store = await copyWithEdit(
       'payments-api',

@@ -350,9 +350,15 @@ export class DynamoAuditStore {
     markerRecords: 0,
   };
 
+  /**
+   * `clock`: the reader's, against which a record (or head) dated later, past the clocks' skew, is none
+   * Tollgate wrote. `null` for a local store that `tollgate demo` or `simulate` filled: its records are dated
+   * by each scenario's clock, whatever day that is, and no date of theirs is a forgery.
+   */
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly tableName: string,
+    private readonly clock: (() => Date) | null = () => new Date(),
   ) {}
 
   /**
@@ -565,11 +571,11 @@ export class DynamoAuditStore {
      * each call would otherwise read the registry and every head again.
      */
     registry?: readonly string[],
-    /** The reader's clock, for records dated in the future (a simulation's, or a test's). */
-    at: Date = new Date(),
+    /** The time to judge records dated in the future by (a simulation's, or a test's): the store's clock's. */
+    at: Date | undefined = this.clock?.(),
   ): Promise<VerifyResult> {
     const missingItem = (record: AuditRecord) => this.missingIndexItem(record, indexItems);
-    const now = at.getTime();
+    const now = at?.getTime();
     const registered = new Set(registry ?? (await this.pipelines()));
     const names = pipeline === undefined ? [...registered] : [pipeline];
     let records = 0;
@@ -593,7 +599,7 @@ export class DynamoAuditStore {
             continue;
           }
           unindexed ??= indexKeysProblem(item, record) ?? (await missingItem(record));
-          future ??= futureProblem(record, now);
+          if (now !== undefined) future ??= futureProblem(record, now);
           last = record;
           yield record;
         }
@@ -670,7 +676,7 @@ export class DynamoAuditStore {
       // The head's time is not hashed, and `list` reads the days up to it: one dated in the future would make
       // a list without --until refuse, naming the head, with no record to blame.
       const headTime = Date.parse(head.time);
-      if (datedInFuture(headTime, now)) {
+      if (now !== undefined && datedInFuture(headTime, now)) {
         problems.push({
           pipeline: name,
           seq: head.seq,
@@ -700,7 +706,7 @@ export class DynamoAuditStore {
       const registry = await this.registry();
       this.stats.requests++;
       if (registry.length === 0) return;
-      const now = Date.now();
+      const now = this.clock?.().getTime();
       const times = (newest: boolean) => this.chainTimes(registry, newest);
       const [earliest, latest] = await Promise.all([
         from === undefined ? times(false) : [],
@@ -713,10 +719,10 @@ export class DynamoAuditStore {
       // No record is dated later than now and the clocks' skew (CLOCK_SKEW_MS): one that is was written by
       // hand, and reading every day up to it is a Query each (to 2099: 26,000). Refused, naming it, as `list`
       // names any damaged record; --until reads the others, and `verify` names it in its chain.
-      if (newest && datedInFuture(newest.time, now)) {
+      if (newest && now !== undefined && datedInFuture(newest.time, now)) {
         throw new AuditRecordError(newest.pk, newest.sk, {
           field: 'time',
-          expected: `a time no later than now and the ${CLOCK_SKEW_MS / 60_000} minutes clocks may differ (${new Date(now + CLOCK_SKEW_MS).toISOString()}): Tollgate dates no record later, and a list without --until reads every day up to it`,
+          expected: `a time no later than now and the ${CLOCK_SKEW_MS / 60_000} minutes clocks may differ (${new Date(now + CLOCK_SKEW_MS).toISOString()}): Tollgate dates no record later (or this machine's clock is behind), and a list without --until reads every day up to it`,
           got: JSON.stringify(new Date(newest.time).toISOString()),
         });
       }
@@ -729,8 +735,11 @@ export class DynamoAuditStore {
       to ??= (newest?.time ?? Number.NaN) + DAY_MS;
       // The days a record's time alone would have read, however far back it was dated: only when asked for.
       if (range.since === undefined && oldest && to - from > MAX_UNBOUNDED_DAYS * DAY_MS) {
+        const days = Math.ceil((to - from) / DAY_MS);
         throw new Error(
-          `the audit trail's earliest time, ${new Date(oldest.time).toISOString()} (item ${oldest.pk} / ${oldest.sk}), is ${Math.ceil((to - from) / DAY_MS)} days before the end of the range: more than the ${MAX_UNBOUNDED_DAYS} a list without --since reads (a Query a day); pass --since (and --until) for the days to read, and check that item if Tollgate cannot have written it so long ago`,
+          range.until === undefined
+            ? `the audit trail's earliest time, ${new Date(oldest.time).toISOString()} (item ${oldest.pk} / ${oldest.sk}), is ${days} days before its latest: more than the ${MAX_UNBOUNDED_DAYS} a list without --since reads (a Query a day); pass --since (and --until) for the days to read, and check that item if Tollgate cannot have written it so long ago`
+            : `from the audit trail's earliest time, ${new Date(oldest.time).toISOString()}, to --until is ${days} days: more than the ${MAX_UNBOUNDED_DAYS} a list without --since reads (a Query a day); pass --since for the days to read`,
         );
       }
     }
