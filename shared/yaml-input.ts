@@ -109,6 +109,22 @@ export function parseYamlInput<S extends z.$ZodType>(
       },
     ]);
   }
+  // No document of ours has a key that is not text, and a mapping or list as a key costs the library (and any
+  // message naming it) its text at every level: a nest 100 deep in 1 KiB took seconds, then a RangeError.
+  const collectionKey = findKey(doc, (key) => isMap(key) || isSeq(key));
+  if (collectionKey !== undefined) {
+    const pos = lines.linePos(collectionKey.offset ?? 0);
+    throw new InputError([
+      {
+        file,
+        line: pos.line,
+        column: pos.col,
+        path: formatPath(collectionKey.path.slice(0, -1)),
+        expected: 'keys written as text (a mapping or a list is never a key)',
+        got: `${collectionKey.key === '{…}' ? 'a mapping' : 'a list'} as a key`,
+      },
+    ]);
+  }
   expandAliases(doc, file, lines);
   if (!isMap(doc.contents)) {
     throw new InputError([
@@ -307,8 +323,17 @@ function findKey(doc: Document.Parsed, matches: (key: unknown) => boolean): KeyF
     if (isMap(node)) {
       for (const pair of node.items) {
         if (!isPair(pair)) continue;
-        // Keys are named as the locator and the schema's paths name them: a scalar by its value's text.
-        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        // Keys are named as the locator and the schema's paths name them: a scalar by its value's text. A
+        // collection is only named: its text, at every level of a nest of them, is exponential in the depth.
+        const key = isScalar(pair.key)
+          ? String(pair.key.value)
+          : isAlias(pair.key)
+            ? `*${pair.key.source}`
+            : isMap(pair.key)
+              ? '{…}'
+              : isSeq(pair.key)
+                ? '[…]'
+                : String(pair.key);
         if (matches(pair.key)) return { key, path: [...path, key], offset: rangeStart(pair.key) };
         const found = walk(pair.value, [...path, key]);
         if (found) return found;

@@ -462,6 +462,27 @@ describe('errors: file:line:column: path: expected …; got …', () => {
     expect(again.rules.map((r) => r.when?.severity)).toEqual([['LOW'], ['LOW'], ['HIGH'], ['HIGH'], ['LOW']]);
   });
 
+  it('a mapping or a list as a key is refused where it is, at once however deep, an alias inside it too', () => {
+    const refused = (text: string): string => {
+      try {
+        parsePolicy(text, 'keys.yaml');
+      } catch (e) {
+        if (e instanceof InputError) return e.message;
+        throw e;
+      }
+      return 'loaded';
+    };
+    // A nest of mappings as keys, 1 KiB: it took seconds, then a RangeError, before.
+    const started = performance.now();
+    expect(refused(`version: 1\nname: x\na: ${'{'.repeat(300)}z: 1${'}: 1'.repeat(300)}\n`)).toBe(
+      'keys.yaml:3:5: a: expected keys written as text (a mapping or a list is never a key); got a mapping as a key',
+    );
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(refused('version: 1\nname: x\nk: &k [1, 2]\n? [*k]\n: 1\n')).toBe(
+      'keys.yaml:4:3: expected keys written as text (a mapping or a list is never a key); got a list as a key',
+    );
+  });
+
   it('an alias bomb is refused at once, naming the limit and where it is passed', () => {
     let text = 'version: 1\nname: x\nl0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n';
     for (let i = 1; i <= 9; i++)
