@@ -572,9 +572,25 @@ describe('console links', () => {
     expect(links.pipeline).toBe(
       'https://eu-west-1.console.aws.amazon.com/codesuite/codepipeline/pipelines/payments-api/view?region=eu-west-1',
     );
+    // By the image's resource id, as Inspector names it (a finding's resources[].id), encoded.
     expect(links.inspectorFindings).toBe(
-      `https://eu-west-1.console.aws.amazon.com/inspector/v2/home?region=eu-west-1#/findings/container-image/payments%2Fapi%2F${digest.replace(':', '%3A')}`,
+      `https://eu-west-1.console.aws.amazon.com/inspector/v2/home?region=eu-west-1#/findings/container-image/arn%3Aaws%3Aecr%3Aeu-west-1%3A123456789012%3Arepository%2Fpayments%2Fapi%2F${digest.replace(':', '%3A')}`,
     );
+    expect(decodeURIComponent(links.inspectorFindings!.split('#/findings/container-image/')[1]!)).toBe(
+      `arn:aws:ecr:eu-west-1:123456789012:repository/payments/api/${digest}`,
+    );
+    // In another partition, its ARN's.
+    expect(
+      decodeURIComponent(
+        json({ ...exampleEscalationInput(), region: 'cn-north-1' }).links.inspectorFindings!,
+      ),
+    ).toContain(
+      `#/findings/container-image/arn:aws-cn:ecr:cn-north-1:123456789012:repository/payments/api/${digest}`,
+    );
+    // An ECR basic scan's image was never in Inspector: no link there, the ECR page only.
+    const basic = json({ ...exampleEscalationInput(), scanSource: 'ecr' }).links;
+    expect(basic.inspectorFindings).toBeNull();
+    expect(basic.ecrImage).not.toBeNull();
     expect(links.ecrImage).toBe(
       `https://eu-west-1.console.aws.amazon.com/ecr/repositories/private/123456789012/payments/api/_/image/${digest}/details?region=eu-west-1`,
     );
@@ -593,7 +609,7 @@ describe('console links', () => {
     );
   });
 
-  it('need an account for the ECR page', () => {
+  it("need an account for the ECR page, and for Inspector's (the image's resource id names it)", () => {
     const base = exampleEscalationInput();
     const input: EscalationInput = {
       gate: { ...base.gate, account: '' },
@@ -602,7 +618,7 @@ describe('console links', () => {
     };
     const { links } = json(input);
     expect(links.ecrImage).toBeNull();
-    expect(links.inspectorFindings).not.toBeNull();
+    expect(links.inspectorFindings).toBeNull();
   });
 });
 

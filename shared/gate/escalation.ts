@@ -3,6 +3,7 @@ import { type DecisionRecord, type Outcome, SUMMARY_MAX, type Violation } from '
 import type { Severity } from '../findings/finding.js';
 import { clipUnits, wellFormed } from '../text.js';
 import type { FindingSummary, Gate, StoredDecision, ViolationFindings } from './model.js';
+import { partitionOf } from './events.js';
 import type { EscalationMessage } from './ports.js';
 
 /*
@@ -17,6 +18,8 @@ export interface EscalationInput {
   readonly region: string;
   /** The pipeline's account, when the caller knows it better than the gate does. */
   readonly account?: string;
+  /** Where the findings came from: an ECR basic scan's image is never in Inspector (no link there). */
+  readonly scanSource?: 'inspector' | 'ecr';
 }
 
 export const ESCALATION_VERSION = 'tollgate.escalation/1';
@@ -173,7 +176,14 @@ function escalationJson(input: EscalationInput): EscalationJson {
     warnings: record.warnings.map((v) => violationJson(v, details.get(v.rule))),
     expiringSoon: record.exceptions.expiringSoon.map(cleanLine),
     moreExpiringSoon: 0,
-    links: links(key.pipeline, key.executionId, region, jsonImage, jsonImage.registryId ?? account),
+    links: links(
+      key.pipeline,
+      key.executionId,
+      region,
+      jsonImage,
+      jsonImage.registryId ?? account,
+      input.scanSource ?? 'inspector',
+    ),
     decidedAt: decision.decidedAt,
     trigger: cleanLine(decision.trigger),
   };
@@ -221,9 +231,12 @@ function findingJson(f: FindingSummary): EscalationFindingJson {
  *   puts in a message.
  * - ECR image: `/ecr/repositories/private/<account>/<repository>/_/image/<digest>/details` is confirmed by
  *   many independent public links. Repository names keep their `/` (the `_` segment ends the name).
- * - Inspector: `/inspector/v2/home#/findings/container-image/<repository/digest, encoded>` (the "by
- *   container image" view of one image) is seen in public integrations but not documented by AWS, hence the
- *   ECR link beside it: with enhanced scanning, the ECR image page lists the same Inspector findings.
+ * - Inspector: `/inspector/v2/home#/findings/container-image/<image's resource id, encoded>` (the "by
+ *   container image" view of one image), the id as Inspector names the image (`arn:…:ecr:<region>:<account>:
+ *   repository/<repository>/<digest>`, a finding's `resources[].id`; the public integrations that use the view
+ *   build it from the scan event's `repository-name`, that ARN, and the digest). Not documented by AWS, hence
+ *   the ECR link beside it: with enhanced scanning, the ECR image page lists the same Inspector findings. None
+ *   for an ECR basic scan, whose image Inspector never saw.
  */
 function links(
   pipeline: string,
@@ -231,15 +244,19 @@ function links(
   region: string,
   image: EscalationJson['image'],
   account: string | undefined,
+  scanSource: 'inspector' | 'ecr',
 ): EscalationLinks {
   const origin = consoleOrigin(region);
   const query = `?region=${encodeURIComponent(region)}`;
   const pipelinePath = `${origin}/codesuite/codepipeline/pipelines/${segment(pipeline)}`;
   const { repository, digest } = image;
   const known = repository !== null && repository !== '' && digest !== null && digest !== '';
-  const inspectorFindings = known
-    ? `${origin}/inspector/v2/home${query}#/findings/container-image/${encodeURIComponent(`${repository}/${digest}`)}`
-    : null;
+  const inspectorFindings =
+    known && account !== undefined && scanSource === 'inspector'
+      ? `${origin}/inspector/v2/home${query}#/findings/container-image/${encodeURIComponent(
+          `arn:${partitionOf(region)}:ecr:${region}:${account}:repository/${repository}/${digest}`,
+        )}`
+      : null;
   const ecrImage =
     known && account !== undefined
       ? `${origin}/ecr/repositories/private/${segment(account)}/${repository.split('/').map(segment).join('/')}/_/image/${segment(digest)}/details${query}`

@@ -1326,6 +1326,7 @@ export class GateService extends GateClosing<GateDeps> {
           decision,
           region: this.region(gate),
           ...this.accountField(gate),
+          scanSource: this.d.config.scanSource,
         });
         subject = message.subject;
         duplicated = (await this.d.notifier.publish(message)).mayHaveDuplicated;
