@@ -59,7 +59,7 @@ import { parsePolicy } from '../shared/policy/load.js';
  * near: each is ~645–655 KB, and a bundle making the same AWS SDK calls and nothing else already weighs 402 KB
  * (six clients, their schemas and error classes, @smithy/core's protocols and signing; measured below and by
  * the bench). The rest (243–252 KB) is our own code ~168–177 KB, Powertools with middy ~48 KB and zod/mini
- * ~36 KB, by esbuild's metafile. MAX_BYTES is the largest plus a margin of ~2 KB, so a regression fails here. Both budgets grew by 10 KB once, for the sweep's
+ * ~36 KB, by esbuild's metafile. MAX_BYTES is the largest plus a margin of ~5 KB, so a regression fails here. Both budgets grew by 10 KB once, for the sweep's
  * discovery of approvals whose STARTED event was lost (shared/gate/discovery.ts and its adapters, ~5 KB in
  * the sweep) and the run claims that keep it to one gate per approval (~1 KB in each function that opens
  * gates): before it, such an approval stalled with no alarm. MAX_BYTES grew by 5 KB more when discovery
@@ -101,15 +101,21 @@ import { parsePolicy } from '../shared/policy/load.js';
  * the gate stayed ACTED and auditors saw an escalation nobody answered); scan statuses kept per registry and
  * suppressed findings held to the event's time (two paths to an approval on incomplete findings); CustomData
  * described rather than quoted where it is not an image; the escalation's email text kept its share.
+ * Both grew by 4 KB in 2026-11-27's fifth session (~1.3 KB in each function that decides and in the sweep),
+ * leaving the sweep 1 KB under MAX_BYTES and 0.4 KB under OWN_MAX_BYTES, too little for the next fix: a
+ * STALE gate's lost end recorded from the listing, a digest in CustomData checked for an index (every
+ * release of a buildx image waited out its deadline), event times held to the clock (a start dated ahead
+ * was never timed out), the Inspector link by the image's resource id, a failed evaluation's record
+ * naming its image.
  */
 const CLOSING_MAX_BYTES = 400_000;
-const MAX_BYTES = 657_000;
+const MAX_BYTES = 661_000;
 /**
  * What Tollgate adds to the SDK: a bundle's bytes less those of the same SDK calls bundled alone
  * (bench/sdk-floor.ts). Our code, Powertools, middy and zod/mini: ~243 KB in the functions that decide, ~252
- * KB in the sweep (~1.5 KB under this budget). This budget holds whatever the SDK's next release weighs.
+ * KB in the sweep (~4.4 KB under this budget). This budget holds whatever the SDK's next release weighs.
  */
-const OWN_MAX_BYTES = 253_000;
+const OWN_MAX_BYTES = 257_000;
 
 let dir: string;
 let bundles: FunctionBundle[];

@@ -33,6 +33,7 @@ import { approvalStartedHandler } from '../functions/approval-started/handler.js
 import { buildAwsRuntime } from '../functions/common/aws-runtime.js';
 import { loadPolicySource } from '../functions/common/policy.js';
 import { ChainHeadMovedError } from '../shared/audit/chain.js';
+import { FindingTable } from '../shared/findings/table.js';
 import { DEFAULT_CONFIG, hashToken } from '../shared/gate/gate.js';
 import { CHAIN_ATTEMPTS, SWEEP_STOP_MS } from '../shared/gate/work.js';
 import { policyBundle } from '../shared/policy/bundle.js';
@@ -2586,6 +2587,76 @@ describe('a bad policy at run time', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('times ahead of the clock', () => {
+  it('an approval whose start is dated ahead opens with its deadline from now, and times out', async () => {
+    const h = await setup();
+    h.scanner.coverage = undefined; // never scanned: only the deadline decides
+    const started = h.approvalStartedEvent();
+    started.time = '2027-11-25T09:00:00Z'; // a year ahead of the clock
+    await h.approvalStarted(started);
+    const gate = await h.gate();
+    expect(gate?.startedAt).toBe(h.clock.now().toISOString());
+    expect(Date.parse(gate!.deadline) - h.clock.now().getTime()).toBe(30 * MINUTE);
+    h.clock.advance(31 * MINUTE);
+    await h.sweep();
+    expect(await h.gate()).toMatchObject({ state: 'ACTED', outcome: 'ESCALATE' });
+  });
+
+  it("a scan event dated ahead is kept at the clock's time: it never outranks the statuses after it", async () => {
+    const h = await setup();
+    await h.approvalStarted();
+    const ahead = h.inspectorScanEvent({ status: 'PENDING_INITIAL_SCAN' });
+    ahead.time = '2027-11-25T09:00:00Z';
+    await h.scanFinished(ahead);
+    h.clock.advance(MINUTE);
+    // The real scan, a minute on: stored over the first, and decided on.
+    await h.scanFinished();
+    expect(await h.gate()).toMatchObject({ state: 'ACTED', outcome: 'APPROVE' });
+  });
+
+  it('an approval ended or answered with a time ahead is recorded at the clock (never an audit record dated ahead)', async () => {
+    const h = await setup();
+    await h.approvalStarted();
+    const answer = h.cloudTrailEvent({
+      identity: `arn:aws:sts::${ACCOUNT}:assumed-role/SecurityEngineer/alice`,
+      status: 'Approved',
+    });
+    answer.detail.eventTime = '2027-11-25T09:00:00Z';
+    answer.time = '2027-11-25T09:00:00Z';
+    await h.approvalEnded(answer);
+    const ended = h.approvalEndedEvent('SUCCEEDED');
+    ended.time = '2027-11-25T09:00:00Z';
+    await h.approvalEnded(ended);
+    const gate = await h.gate();
+    expect(gate?.reviewer?.at).toBe(h.clock.now().toISOString());
+    expect(gate?.closure?.at).toBe(h.clock.now().toISOString());
+  });
+});
+
+describe('an evaluation that fails', () => {
+  it('decides under onError, the record still naming the image and scan it judged, and saying no finding is counted', async () => {
+    const h = await setup();
+    h.scanner.findings = exampleFindings('payments-api.list-findings.json');
+    await h.approvalStarted();
+    // Only this spy is undone after: the harness's own (the log capture) stay.
+    const row = vi.spyOn(FindingTable.prototype, 'row').mockImplementation(() => {
+      throw new Error('a malformed field');
+    });
+    try {
+      await h.scanFinished();
+    } finally {
+      row.mockRestore();
+    }
+    const record = (await h.decision())!.record;
+    expect(record.outcome).toBe('ESCALATE');
+    expect(record.subject).toMatchObject({ repository: REPOSITORY, digest: DIGEST });
+    expect(record.violations.map((v) => v.rule)).toEqual(['error']);
+    expect(record.violations[0]!.description).toMatch(
+      /the evaluation failed \(no finding is counted in this record\): a malformed field/,
+    );
   });
 });
 

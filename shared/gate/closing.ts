@@ -18,6 +18,7 @@ import {
   CHAIN_ATTEMPTS,
   describeError,
   entry,
+  eventTime,
   type GateReport,
   GateWorkFailed,
   type HeadRead,
@@ -25,7 +26,6 @@ import {
   newGate,
   report,
   UPDATE_ATTEMPTS,
-  validTime,
 } from './work.js';
 
 export interface ApprovalEnded {
@@ -85,7 +85,7 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
   constructor(protected readonly d: D) {}
 
   async approvalEnded(e: ApprovalEnded): Promise<GateReport> {
-    const closure: GateClosure = { state: e.state, at: validTime(e.time) ?? this.now().toISOString() };
+    const closure: GateClosure = { state: e.state, at: eventTime(e.time, this.now()) };
     // The decision (for the resolution record's content) and the chain head are read beside the gate.
     const head = this.d.store.auditHead(e.key.pipeline);
     head.catch(() => undefined);
@@ -268,7 +268,7 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
       }
       decision ??= await this.d.store.getDecision(gate.key);
       const now = this.now();
-      const at = validTime(e.time) ?? now.toISOString();
+      const at = eventTime(e.time, now);
       // Tollgate's own call, whose answer was lost (the retry found the approval completed): CloudTrail says
       // it landed, so the result the gate sent is the approval's.
       // Only the result the gate's own outcome sends is Tollgate's: a call under its role with another status,

@@ -2,8 +2,8 @@ import { causesFirst } from '../decision/causes.js';
 import { type DecisionRecord, type Outcome, SUMMARY_MAX, type Violation } from '../decision/record.js';
 import type { Severity } from '../findings/finding.js';
 import { clipUnits, wellFormed } from '../text.js';
-import type { FindingSummary, Gate, StoredDecision, ViolationFindings } from './model.js';
 import { partitionOf } from './events.js';
+import type { FindingSummary, Gate, StoredDecision, ViolationFindings } from './model.js';
 import type { EscalationMessage } from './ports.js';
 
 /*

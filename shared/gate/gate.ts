@@ -77,6 +77,7 @@ import {
   CHAIN_ATTEMPTS_AFTER_ACTION,
   describeError,
   entry,
+  eventTime,
   type GateReport,
   GateWorkFailed,
   type HeadRead,
@@ -87,7 +88,6 @@ import {
   SWEEP_STOP_MS,
   type SweepTime,
   UPDATE_ATTEMPTS,
-  validTime,
 } from './work.js';
 
 export { GateClosing } from './closing.js';
@@ -242,7 +242,7 @@ export class GateService extends GateClosing<GateDeps> {
         if (error instanceof ExecutionNotFound) return error;
         throw error;
       });
-    const startedAt = validTime(e.time) ?? this.now().toISOString();
+    const startedAt = eventTime(e.time, this.now());
     let reads = await read();
     for (const pause of this.d.config.listingRereadsMs) {
       if (reads instanceof ExecutionNotFound) break;
@@ -470,7 +470,7 @@ export class GateService extends GateClosing<GateDeps> {
       status: e.status,
       verdict,
       counts: e.counts,
-      at: validTime(e.time) ?? this.now().toISOString(),
+      at: eventTime(e.time, this.now()),
     };
     // The findings read is the longest part of the critical path, so it starts now, beside the scan write
     // and the gate lookup, and is cancelled when no gate waits for this image.
@@ -1039,8 +1039,9 @@ export class GateService extends GateClosing<GateDeps> {
       // A status stored long ago (a rollback, a build promoted weeks later) says what Inspector found then.
       // Since, it may have stopped scanning the image (deleted, past its re-scan duration) and, three days
       // on, deleted its closed findings: an empty read would then match a clean scan's counts. Coverage says.
+      // (Dated ahead of the clock, by a status stored before event times were held to it: asked too.)
       const age = now.getTime() - Date.parse(stored.at);
-      if (!(age > STORED_SCAN_RECHECK_MS) && !Number.isNaN(age)) return stored;
+      if (age >= 0 && age <= STORED_SCAN_RECHECK_MS) return stored;
       const current = coverageState(await coverage());
       if (current.state === 'complete' && stored.verdict === 'complete') return stored;
       // Coverage's verdict, not the stored one: scanned now where it said it could not be (a new Inspector
@@ -1126,27 +1127,30 @@ export class GateService extends GateClosing<GateDeps> {
     let evaluation: Evaluation;
     let details: ViolationFindings[];
     let findings = input.findings ?? FindingTable.fromFindings([]);
+    const image = gate.image
+      ? { repository: gate.image.repository, digest: gate.image.digest, tags: gate.image.tags }
+      : undefined;
     try {
       evaluation = evaluate(policy, {
         findings: input.findings ?? FindingTable.fromFindings([]),
         now,
         pipeline: gate.key.pipeline,
-        image: gate.image
-          ? { repository: gate.image.repository, digest: gate.image.digest, tags: gate.image.tags }
-          : undefined,
+        image,
         scan: input.scan,
         conditions: input.conditions,
       });
       details = findingDetails(evaluation);
     } catch (error) {
       // A finding that breaks evaluation (a malformed field surfaces when its row is read) is an error
-      // of the gate: decide under onError, with the reason, rather than not at all.
-      const reason = `the evaluation failed: ${describeError(error)}`;
+      // of the gate: decide under onError, with the reason, rather than not at all. The record still names
+      // the image and the scan it judged (plain data, not what threw); its counts are of no findings, and say so.
+      const reason = `the evaluation failed (no finding is counted in this record): ${describeError(error)}`;
       evaluation = evaluate(policy, {
         findings: FindingTable.fromFindings([]),
         now,
         pipeline: gate.key.pipeline,
-        image: undefined,
+        image,
+        scan: input.scan,
         conditions: [...(input.conditions ?? []), { kind: 'error', reason }],
       });
       details = [];

@@ -104,6 +104,17 @@ export function validTime(text: string): string | undefined {
   return Number.isNaN(t) ? undefined : new Date(t).toISOString();
 }
 
+/**
+ * An event's time as Tollgate keeps it: never later than its own clock, and its clock's when the event's is no
+ * time. Dated ahead (a clock that runs ahead, a forged or hand-made event), an approval's start would put its
+ * deadline as far ahead (never timed out, never counted overdue), a scan status would outrank every newer one,
+ * and an audit record would read as forged.
+ */
+export function eventTime(text: string, now: Date): string {
+  const t = Date.parse(text);
+  return Number.isNaN(t) || t > now.getTime() ? now.toISOString() : new Date(t).toISOString();
+}
+
 /** What a sweep knows of its invocation's time: Lambda's remaining time, when it runs in Lambda. */
 export interface SweepTime {
   readonly timeLeftMs?: () => number;
