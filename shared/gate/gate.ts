@@ -88,6 +88,7 @@ import {
   SWEEP_STOP_MS,
   type SweepTime,
   UPDATE_ATTEMPTS,
+  validTime,
 } from './work.js';
 
 export { GateClosing } from './closing.js';
@@ -470,7 +471,10 @@ export class GateService extends GateClosing<GateDeps> {
       status: e.status,
       verdict,
       counts: e.counts,
-      at: eventTime(e.time, this.now()),
+      // The event's own time, even ahead of the clock: the shortfall rule counts a finding changed after it
+      // only from the second after (held to an earlier clock, a change in the event's own second would count),
+      // and statuses are ordered by it. A status dated ahead is asked about again, by its age, when read.
+      at: validTime(e.time) ?? this.now().toISOString(),
     };
     // The findings read is the longest part of the critical path, so it starts now, beside the scan write
     // and the gate lookup, and is cancelled when no gate waits for this image.

@@ -107,8 +107,8 @@ export function validTime(text: string): string | undefined {
 /**
  * An event's time as Tollgate keeps it: never later than its own clock, and its clock's when the event's is no
  * time. Dated ahead (a clock that runs ahead, a forged or hand-made event), an approval's start would put its
- * deadline as far ahead (never timed out, never counted overdue), a scan status would outrank every newer one,
- * and an audit record would read as forged.
+ * deadline as far ahead (never timed out, never counted overdue), and an audit record would read as forged.
+ * (Not a scan's: its count is of its own time, see gate.ts scanFinished.)
  */
 export function eventTime(text: string, now: Date): string {
   const t = Date.parse(text);
