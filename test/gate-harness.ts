@@ -926,49 +926,35 @@ export class Harness {
 
     ecr.on(DescribeImagesCommand).callsFake(async (input: DescribeImagesCommandInput) => {
       this.check('DescribeImages', input);
+      const repository = String(input.repositoryName);
       const tag = input.imageIds?.[0]?.imageTag;
       const asked = input.imageIds?.[0]?.imageDigest;
-      if (asked !== undefined) {
-        const mediaType = this.pipeline.digests.get(`${input.repositoryName}@${asked}`);
-        if (mediaType === null) {
-          throw new ImageNotFoundException({
-            message: `The image with imageId {imageDigest:'${asked}'} does not exist within the repository with name '${input.repositoryName}'`,
-            $metadata: { httpStatusCode: 400 },
-          });
-        }
-        return {
-          imageDetails: [
-            {
-              registryId: input.registryId ?? ACCOUNT,
-              repositoryName: input.repositoryName,
-              imageDigest: asked,
-              imageTags: [...this.pipeline.tags]
-                .filter(([ref, d]) => d === asked && ref.startsWith(`${input.repositoryName}:`))
-                .map(([ref]) => ref.slice(String(input.repositoryName).length + 1)),
-              imageSizeInBytes: 29_453_211,
-              imagePushedAt: this.pipeline.pushedAt ?? new Date(Date.parse(START) - 5 * 60_000),
-              imageManifestMediaType: mediaType ?? 'application/vnd.oci.image.manifest.v1+json',
-            },
-          ],
-        };
-      }
-      const digest = this.pipeline.tags.get(`${input.repositoryName}:${tag}`);
-      if (digest === undefined) {
+      // By digest: any is an image unless `digests` says otherwise; by tag: the tags' map.
+      const digest = asked ?? this.pipeline.tags.get(`${repository}:${tag}`);
+      const mediaType = asked === undefined ? undefined : this.pipeline.digests.get(`${repository}@${asked}`);
+      if (digest === undefined || mediaType === null) {
+        const id = asked === undefined ? `imageTag:'${tag}'` : `imageDigest:'${asked}'`;
         throw new ImageNotFoundException({
-          message: `The image with imageId {imageTag:'${tag}'} does not exist within the repository with name '${input.repositoryName}'`,
+          message: `The image with imageId {${id}} does not exist within the repository with name '${repository}'`,
           $metadata: { httpStatusCode: 400 },
         });
       }
+      const tags =
+        asked === undefined
+          ? [tag]
+          : [...this.pipeline.tags]
+              .filter(([ref, d]) => d === asked && ref.startsWith(`${repository}:`))
+              .map(([ref]) => ref.slice(repository.length + 1));
       return {
         imageDetails: [
           {
             registryId: input.registryId ?? ACCOUNT,
-            repositoryName: input.repositoryName,
+            repositoryName: repository,
             imageDigest: digest,
-            imageTags: [tag],
+            imageTags: tags,
             imageSizeInBytes: 29_453_211,
             imagePushedAt: this.pipeline.pushedAt ?? new Date(Date.parse(START) - 5 * 60_000),
-            imageManifestMediaType: 'application/vnd.oci.image.manifest.v1+json',
+            imageManifestMediaType: mediaType ?? 'application/vnd.oci.image.manifest.v1+json',
           },
         ],
       };
