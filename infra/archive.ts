@@ -26,6 +26,7 @@ import type { AuditAction, AuditImage, AuditRecord, AuditResolution } from '../s
 import type { ExceptionsByState, Violation } from '../shared/decision/record.js';
 import type { Severity } from '../shared/findings/finding.js';
 import type { GateKey } from '../shared/gate/model.js';
+import { PAGES_ON_ANY } from './alarms.js';
 import { ARCHIVE_FUNCTION_ENTRY, BUNDLING } from './bundling.js';
 import { shown, TollgateConfigError } from './patterns.js';
 
@@ -782,10 +783,7 @@ export class TollgateArchive extends Construct {
         alarmDescription:
           'Tollgate: the archive function is failing; Lambda retries its batch (its log group says why).',
         metric: this.function.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        ...PAGES_ON_ANY,
       }),
       // The mapping drops a batch's description it cannot send to the on-failure queue (a permission on the
       // queue or its key) and says so only by this metric.
@@ -799,10 +797,7 @@ export class TollgateArchive extends Construct {
           period: Duration.minutes(5),
           statistic: 'Sum',
         }),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        ...PAGES_ON_ANY,
       }),
       iteratorAge: alarm('IteratorAgeAlarm', {
         alarmDescription:
@@ -939,9 +934,6 @@ function everyOne(
       statistic: 'Sum',
       period: Duration.minutes(5),
     }),
-    threshold: 1,
-    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-    evaluationPeriods: 1,
-    treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    ...PAGES_ON_ANY,
   };
 }

@@ -24,6 +24,7 @@ import { INDEX, TABLE_DEFINITION, TTL_ATTRIBUTE } from '../adapters/dynamodb/tab
 import { InputError, unreadable } from '../shared/errors.js';
 import { DISCOVERY_MAX_MINUTES } from '../shared/gate/discovery.js';
 import { type LoadedPolicy, parsePolicy } from '../shared/policy/load.js';
+import { PAGES_ON_ANY } from './alarms.js';
 import { ARCHIVE_RETENTION_DEFAULT_DAYS, checkArchiveRetentionDays, TollgateArchive } from './archive.js';
 import { BUNDLING, FUNCTION_ENTRIES, policyBundleHook, READS_POLICY } from './bundling.js';
 import {
@@ -1155,10 +1156,7 @@ export class Tollgate extends Construct {
       errors[name] = alarm(`${id}ErrorsAlarm`, {
         alarmDescription: `Tollgate: ${name} is failing. Its log group has the errors. Once it works again, ${repairs[name]}.`,
         metric: this.functions[name].metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        ...PAGES_ON_ANY,
       });
       // Lambda drops a failed event it cannot send to the on-failure destination (a permission on the queue or
       // its key, the record's size) and says so only by this metric: the queue's depth alarm never sees it.
@@ -1172,10 +1170,7 @@ export class Tollgate extends Construct {
           period: Duration.minutes(5),
           statistic: 'Sum',
         }),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        ...PAGES_ON_ANY,
       });
     }
 
@@ -1212,20 +1207,14 @@ export class Tollgate extends Construct {
         'escalation approved, or its decision turned round). The audit trail records it as a reviewer under the ' +
         "role; approval-ended's log names the gate and the identity: find in CloudTrail who assumed the role.",
       metric: this.tollgateMetric('ApprovalResultsUnderTollgateRole', 'Sum'),
-      threshold: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      ...PAGES_ON_ANY,
     });
     const policyInvalid = alarm('PolicyInvalidAlarm', {
       alarmDescription:
         "Tollgate: the deciding functions cannot load their policy (policy.json): every decision escalates. Their logs' " +
         'cold-start error names the problem; fix the policy and deploy again.',
       metric: this.tollgateMetric('PolicyInvalid', 'Sum'),
-      threshold: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      ...PAGES_ON_ANY,
     });
     return {
       borrowedRole,
@@ -1263,10 +1252,7 @@ export class Tollgate extends Construct {
           label: 'events lost (not delivered, not dead-lettered)',
           period: Duration.minutes(5),
         }),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        ...PAGES_ON_ANY,
       }),
       failed: failed as Record<FunctionName, cloudwatch.Alarm>,
       errors: errors as Record<FunctionName, cloudwatch.Alarm>,

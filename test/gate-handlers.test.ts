@@ -46,6 +46,7 @@ import {
   cleanFindings,
   createHarness,
   DIGEST,
+  type EventBridgeEvent,
   EXECUTION,
   ecrBasicFindings,
   exampleFindings,
@@ -108,6 +109,20 @@ function suppressedCritical(
 function oneCriticalShort(h: Harness): Record<string, number> {
   const base = scanCounts(h.scanner.findings);
   return { ...base, CRITICAL: 1, TOTAL: (base.TOTAL ?? 0) + 1 };
+}
+
+/**
+ * A gate waiting on a covered image whose scan event (a minute after the start, not yet delivered) counts one
+ * CRITICAL more than the findings listed: the shortfall tests' start.
+ */
+async function oneCriticalShortGate(): Promise<{ h: Harness; event: EventBridgeEvent; eventMs: number }> {
+  const h = await setup();
+  h.scanner.coverage = SCANNED;
+  const counts = oneCriticalShort(h);
+  await h.approvalStarted();
+  h.clock.advance(MINUTE);
+  const event = h.inspectorScanEvent({ counts });
+  return { h, event, eventMs: Date.parse(event.time) };
 }
 
 /** Five sweeps a minute apart (two reads a sweep apart agree long before): the gate still WAITING, nothing sent. */
@@ -823,13 +838,7 @@ describe('the sweep', () => {
       ],
     ] as const;
     for (const [why, t] of cases) {
-      const h = await setup();
-      h.scanner.coverage = SCANNED;
-      const counts = oneCriticalShort(h);
-      await h.approvalStarted();
-      h.clock.advance(MINUTE);
-      const event = h.inspectorScanEvent({ counts });
-      const eventMs = Date.parse(event.time);
+      const { h, event, eventMs } = await oneCriticalShortGate();
       const at = (offset: number | undefined) =>
         offset === undefined ? undefined : new Date(eventMs + offset);
       h.scanner.findings = [
@@ -850,13 +859,7 @@ describe('the sweep', () => {
   });
 
   it('a finding made before the scan event and suppressed after it explains the shortfall: two reads a sweep apart settle', async () => {
-    const h = await setup();
-    h.scanner.coverage = SCANNED;
-    const counts = oneCriticalShort(h);
-    await h.approvalStarted();
-    h.clock.advance(MINUTE);
-    const event = h.inspectorScanEvent({ counts });
-    const eventMs = Date.parse(event.time);
+    const { h, event, eventMs } = await oneCriticalShortGate();
     await h.scanFinished(event);
     // Counted ACTIVE by the event, suppressed 30 s later.
     h.scanner.findings = [
