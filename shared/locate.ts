@@ -26,9 +26,7 @@ export class SourceLocator {
       const last = i === path.length - 1;
       if (isMap(node)) {
         // The last of equal keys: the copy JSON.parse keeps, should a text with one get this far.
-        const pair = node.items.findLast(
-          (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(key),
-        );
+        const pair = node.items.findLast((p) => isPair(p) && keyText(p.key) === String(key));
         if (!pair) break;
         if (last && at === 'key') {
           offset = rangeStart(pair.key) ?? offset;
@@ -49,6 +47,18 @@ export class SourceLocator {
     const pos = this.lines.linePos(offset);
     return { line: pos.line, column: pos.col };
   }
+}
+
+/**
+ * The property name a plain mapping key becomes when the document is loaded (the `yaml` library's own rule:
+ * null and an empty key are "", any other scalar its value's text, so `1`, `1.0` and `"1"` are one key), or
+ * undefined for a key that is not a scalar. Keys are named, located and compared by it, so a message points at
+ * the key the loaded value has.
+ */
+export function keyText(key: unknown): string | undefined {
+  if (key === null || key === undefined) return '';
+  if (!isScalar(key)) return undefined;
+  return key.value === null ? '' : String(key.value);
 }
 
 function rangeStart(node: unknown): number | undefined {

@@ -17,7 +17,7 @@ import {
 import { safeParse } from 'zod/mini';
 import type * as z from 'zod/v4/core';
 import { describeValue, formatPath, InputError, type InputProblem } from './errors.js';
-import { SourceLocator } from './locate.js';
+import { keyText, SourceLocator } from './locate.js';
 import { expectedOf } from './zod-issues.js';
 
 /**
@@ -64,7 +64,10 @@ export function parseYamlInput<S extends z.$ZodType>(
   const doc = parseDocument(text, {
     lineCounter: lines,
     prettyErrors: false,
-    uniqueKeys: true,
+    // The library's check compares each key with every earlier one (a 1 MiB mapping of 40,000 keys took
+    // seconds), and by scalar value, so `1:` and `"1":` passed as two keys though they load as one. Keys are
+    // checked below, once each, by the name they load as.
+    uniqueKeys: false,
     version: '1.2',
     // YAML 1.1's !!omap, !!set, !!pairs, !!timestamp and !!binary would be read as a Map, Set, Date or bytes,
     // whose keys no schema sees: `revokeIf: !!omap [...]` loaded as `{}`. Unresolved, they are refused below.
@@ -75,9 +78,18 @@ export function parseYamlInput<S extends z.$ZodType>(
   });
   // A warning is a document read some way the author may not have meant (`!custom advisory` read as
   // "advisory" with its tag dropped): refused like an error, never guessed.
-  const problems = [...doc.errors, ...doc.warnings].sort((a, b) => a.pos[0] - b.pos[0]);
+  const problems = [
+    ...[...doc.errors, ...doc.warnings].map((e) => ({
+      at: e.pos[0],
+      problem: () => yamlProblem(e, file, lines, text),
+    })),
+    ...duplicateKeys(doc).map((d) => ({
+      at: d.offset ?? 0,
+      problem: () => duplicateProblem(d, file, lines),
+    })),
+  ].sort((a, b) => a.at - b.at);
   if (problems.length > 0) {
-    throw new InputError(problems.slice(0, 10).map((e) => yamlProblem(e, file, lines, text, doc)));
+    throw new InputError(problems.slice(0, 10).map((p) => p.problem()));
   }
   // A `%YAML 1.1` directive would switch the rules silently (`1:30` read as 90, `yes` as true, `010` as 8).
   if (doc.directives?.yaml.explicit === true && doc.directives.yaml.version !== '1.2') {
@@ -240,28 +252,8 @@ function expandAliases(doc: Document.Parsed, file: string, lines: LineCounter): 
   for (const swap of swaps) swap();
 }
 
-function yamlProblem(
-  e: YAMLError,
-  file: string,
-  lines: LineCounter,
-  text: string,
-  doc: Document.Parsed,
-): InputProblem {
+function yamlProblem(e: YAMLError, file: string, lines: LineCounter, text: string): InputProblem {
   const pos = lines.linePos(e.pos[0]);
-  if (e.code === 'DUPLICATE_KEY') {
-    // Worded as the findings reader words a key given twice in JSON: the message must name the key path.
-    const duplicate = duplicateKeyAt(doc, e.pos[0]);
-    if (duplicate) {
-      return {
-        file,
-        line: pos.line,
-        column: pos.col,
-        path: formatPath(duplicate.path),
-        expected: 'each key once in a mapping',
-        got: `duplicate key ${describeValue(duplicate.key)}`,
-      };
-    }
-  }
   if (e.code === 'TAG_RESOLVE_FAILED') {
     // YAML 1.1's own tags are named as written (`!!omap`), not by their URI.
     const tag = (/Unresolved tag: (\S+)/.exec(e.message)?.[1] ?? 'unknown').replace(
@@ -303,11 +295,45 @@ function yamlProblem(
 }
 
 /**
- * The key path of the key the parser found a second time, which starts at `offset`: the parser keeps both
- * pairs in the document, so the second one is found by where its key starts.
+ * The keys given a second time in their mapping (the first ten, in document order), each by the name it
+ * loads as: the copy a loaded value would keep is the later one, so a policy could read as one thing and load
+ * as another. One pass over the document, each key looked up once.
  */
-function duplicateKeyAt(doc: Document.Parsed, offset: number): KeyFound | undefined {
-  return findKey(doc, (key) => rangeStart(key) === offset);
+function duplicateKeys(doc: Document.Parsed): KeyFound[] {
+  const found: KeyFound[] = [];
+  const walk = (node: unknown, path: readonly (string | number)[]): void => {
+    if (found.length >= 10) return;
+    if (isMap(node)) {
+      const seen = new Set<string>();
+      for (const pair of node.items) {
+        if (!isPair(pair)) continue;
+        const key = keyName(pair.key);
+        // A key that is not text is refused on its own (alias and collection keys, below).
+        if (keyText(pair.key) !== undefined) {
+          if (seen.has(key)) found.push({ key, path: [...path, key], offset: rangeStart(pair.key) });
+          seen.add(key);
+        }
+        walk(pair.value, [...path, key]);
+      }
+    } else if (isSeq(node)) {
+      for (let i = 0; i < node.items.length; i++) walk(node.items[i], [...path, i]);
+    }
+  };
+  walk(doc.contents, []);
+  return found.slice(0, 10);
+}
+
+/** Worded as the findings reader words a key given twice in JSON: the message names the key path. */
+function duplicateProblem(duplicate: KeyFound, file: string, lines: LineCounter): InputProblem {
+  const pos = lines.linePos(duplicate.offset ?? 0);
+  return {
+    file,
+    line: pos.line,
+    column: pos.col,
+    path: formatPath(duplicate.path),
+    expected: 'each key once in a mapping',
+    got: `duplicate key ${describeValue(duplicate.key)}`,
+  };
 }
 
 interface KeyFound {
@@ -323,17 +349,7 @@ function findKey(doc: Document.Parsed, matches: (key: unknown) => boolean): KeyF
     if (isMap(node)) {
       for (const pair of node.items) {
         if (!isPair(pair)) continue;
-        // Keys are named as the locator and the schema's paths name them: a scalar by its value's text. A
-        // collection is only named: its text, at every level of a nest of them, is exponential in the depth.
-        const key = isScalar(pair.key)
-          ? String(pair.key.value)
-          : isAlias(pair.key)
-            ? `*${pair.key.source}`
-            : isMap(pair.key)
-              ? '{…}'
-              : isSeq(pair.key)
-                ? '[…]'
-                : String(pair.key);
+        const key = keyName(pair.key);
         if (matches(pair.key)) return { key, path: [...path, key], offset: rangeStart(pair.key) };
         const found = walk(pair.value, [...path, key]);
         if (found) return found;
@@ -347,6 +363,16 @@ function findKey(doc: Document.Parsed, matches: (key: unknown) => boolean): KeyF
     return undefined;
   };
   return walk(doc.contents, []);
+}
+
+/**
+ * A key as the locator and the schema's paths name it: a scalar by the name it loads as. A collection is only
+ * named: its text, at every level of a nest of them, is exponential in the depth.
+ */
+function keyName(key: unknown): string {
+  return (
+    keyText(key) ?? (isAlias(key) ? `*${key.source}` : isMap(key) ? '{…}' : isSeq(key) ? '[…]' : String(key))
+  );
 }
 
 function rangeStart(node: unknown): number | undefined {

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import * as z from 'zod';
 import { expiryOf, InputError, parsePolicy } from '../shared/index.js';
+import { parseYamlInput } from '../shared/yaml-input.js';
 
 function problems(text: string, file = 'policy.yaml'): string[] {
   try {
@@ -423,6 +425,52 @@ describe('errors: file:line:column: path: expected …; got …', () => {
     ).toEqual([
       'p.json:1:69: settings.scan.waitMinutes: expected each key once in a mapping; got duplicate key "waitMinutes"',
     ]);
+  });
+
+  it('keys that load as one name are one key, however they are written', () => {
+    // `1`, `1.0` and `"1"` all load as the property "1": the later value would replace the earlier unseen.
+    const schema = z.object({ vars: z.record(z.string(), z.string()) });
+    const read = (text: string) =>
+      parseYamlInput(text, 's.yaml', schema, { what: 'a mapping', maxBytes: 1024 });
+    expect(read('vars:\n  1: a\n  "2": b\n').value).toEqual({ vars: { '1': 'a', '2': 'b' } });
+    for (const [text, line] of [
+      ['vars:\n  1: a\n  "1": b\n', 3],
+      ['vars:\n  1.0: a\n  1: b\n', 3],
+      ['vars:\n  ~: a\n  "": b\n', 3],
+      ['vars:\n  true: a\n  x: c\n  "true": b\n', 4],
+    ] as const) {
+      expect(() => read(text), text).toThrow(
+        new RegExp(
+          `^s\\.yaml:${line}:3: vars\\.\\S*: expected each key once in a mapping; got duplicate key `,
+        ),
+      );
+    }
+  });
+
+  it('a null key is placed at its own line', () => {
+    expect(problems('version: 1\nname: x\n~: 1\nrules: []\n')).toEqual([
+      'policy.yaml:3:1: expected one of the keys version, name, mode, settings, rules, exceptions; got unknown key ""',
+    ]);
+  });
+
+  it('duplicates are found in one pass: a mapping of 20,000 keys is read in linear time', () => {
+    // The library's own check compared each key with every earlier one (40,000 keys: 10.7 s, against 1.6 s).
+    const keys = (n: number) =>
+      `vars:\n${Array.from({ length: n }, (_, i) => `  k${i}: v\n`).join('')}  k0: again\n`;
+    const schema = z.object({ vars: z.record(z.string(), z.string()) });
+    const time = (n: number) => {
+      const t0 = performance.now();
+      expect(() =>
+        parseYamlInput(keys(n), 's.yaml', schema, { what: 'a mapping', maxBytes: 1 << 22 }),
+      ).toThrow(`s.yaml:${n + 2}:3: vars.k0: expected each key once in a mapping; got duplicate key "k0"`);
+      return performance.now() - t0;
+    };
+    time(2_000);
+    // Ten times the keys, measured in one run: ~5x here (fixed costs weigh on the small one); the quadratic
+    // check took ~31x.
+    const small = Math.min(time(2_000), time(2_000));
+    const large = time(20_000);
+    expect(large / small).toBeLessThan(15);
   });
 
   it('an alias used as a key is refused: the parser never sees it as the key given twice', () => {
