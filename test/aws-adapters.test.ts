@@ -1002,6 +1002,21 @@ describe('Inspector2: ListFindings', () => {
     expect(rows[0]!.vulnerabilityId).toBe('CVE-2024-6119');
   });
 
+  it('joins hundreds of pages: each page is a table of its own, and every one is kept', async () => {
+    // 100 findings a page at most, often fewer: an image with thousands of findings is hundreds of pages (the
+    // join once stopped at 255 of them, and such an image could never be decided on its findings).
+    const { client, mock } = inspector();
+    mock.on(ListFindingsCommand).callsFake(pagedBySeverity({ ...PAGES, LOW: 300, MEDIUM: 20 }));
+    const read = await new InspectorFindings(client, fastRetry()).inspectorFindings(IMAGE);
+    expect(read.pages).toBe(326);
+    expect(read.table.length).toBe(326);
+    // Every row rebuilds from its own page's record.
+    const rows = read.table.rows();
+    expect(rows.filter((f) => f.severity === 'LOW')).toHaveLength(300);
+    expect(new Set(rows.map((f) => f.key)).size).toBe(326);
+    expect(read.table.row(325).key).toBe(rows[325]!.key);
+  });
+
   it('covers every severity the API can return: the SDK enum and the API model', () => {
     const chains = [...SEVERITY_CHAINS].sort();
     expect(chains).toEqual(Object.values(Severity).sort());
@@ -1356,6 +1371,32 @@ describe('ECR: DescribeImageScanFindings', () => {
     expect(read.table.length).toBe(enhanced.imageScanFindings!.enhancedFindings!.length);
     expect(read.table.row(0).vulnerabilityId).toBe('CVE-2024-9681');
     expect(mock.commandCalls(DescribeImageScanFindingsCommand)[0]!.args[0].input.registryId).toBeUndefined();
+  });
+
+  it('joins hundreds of pages of enhanced findings (ECR gives them 100 a page, whatever maxResults says)', async () => {
+    const { client, mock } = ecr();
+    const enhanced = sample<DescribeImageScanFindingsCommandOutput>(
+      'describe-image-scan-findings.enhanced.moto-fixture.json',
+    );
+    const one = enhanced.imageScanFindings!.enhancedFindings![0]!;
+    const pages = 300;
+    mock.on(DescribeImageScanFindingsCommand).callsFake(async (input: { nextToken?: string }) => {
+      const page = input.nextToken === undefined ? 0 : Number(input.nextToken);
+      return {
+        ...enhanced,
+        imageScanFindings: {
+          ...enhanced.imageScanFindings,
+          findingSeverityCounts: { [one.severity!]: pages },
+          enhancedFindings: [{ ...one, findingArn: `${one.findingArn}-${page}` }],
+        },
+        ...(page + 1 < pages ? { nextToken: String(page + 1) } : {}),
+      };
+    });
+    const read = await new EcrScanFindings(client, fastRetry()).ecrScanFindings(ecrImage);
+    expect(read.scan).toMatchObject({ complete: true });
+    expect(read.pages).toBe(pages);
+    expect(read.table.length).toBe(pages);
+    expect(new Set(read.table.rows().map((f) => f.key)).size).toBe(pages);
   });
 
   it('a scan still running is not complete, and a later page saying so wins', async () => {

@@ -107,7 +107,7 @@ export class FindingTable {
     readonly packageOrdinals: Int32Array,
     readonly distinctPackages: readonly string[],
     private readonly sources: readonly unknown[],
-    private readonly makers: Uint8Array,
+    private readonly makers: Uint32Array,
     private readonly materializers: readonly Materializer[],
     /** Undefined until a row is materialised: a decision usually materialises none (see the builder). */
     private cache: (Finding | undefined)[] | undefined,
@@ -204,9 +204,14 @@ export class FindingTableBuilder {
   private sources: unknown[];
   /** Whether `sources` is the list given to the constructor (row i is read from its element i). */
   private readonly givenSources: boolean;
-  makers: Uint8Array;
+  /**
+   * Row i's materializer, by number. As wide as a row count: a read joins one table per page (a materializer
+   * each), and an image's findings can take thousands of pages (Inspector pages hold at most 100, often fewer).
+   */
+  makers: Uint32Array;
   private cache: (Finding | undefined)[] | undefined;
   private readonly materializers: Materializer[] = [FROM_CACHE];
+  private readonly makerIds = new Map<Materializer, number>([[FROM_CACHE, 0]]);
 
   /**
    * @param from the list the rows are read from, one row per element in order (the source of row i is
@@ -239,7 +244,7 @@ export class FindingTableBuilder {
     // The type says writable; setSource never writes a given list.
     this.sources = (from ?? new Array<unknown>(n)) as unknown[];
     this.givenSources = from !== undefined;
-    this.makers = new Uint8Array(n);
+    this.makers = new Uint32Array(n);
   }
 
   /**
@@ -261,11 +266,11 @@ export class FindingTableBuilder {
 
   /** The maker id of a materializer, for rows read on the fast path. */
   maker(materializer: Materializer): number {
-    let id = this.materializers.indexOf(materializer);
-    if (id < 0) {
+    let id = this.makerIds.get(materializer);
+    if (id === undefined) {
       id = this.materializers.length;
-      if (id > 255) throw new Error('FindingTable: too many sources');
       this.materializers.push(materializer);
+      this.makerIds.set(materializer, id);
     }
     return id;
   }
@@ -388,7 +393,10 @@ export class FindingTableBuilder {
 
   private grow(): void {
     const n = this.levels.length * 2;
-    const widen = <T extends Uint8Array | Int8Array | Float64Array | Int32Array>(a: T, size: number): T => {
+    const widen = <T extends Uint8Array | Int8Array | Float64Array | Int32Array | Uint32Array>(
+      a: T,
+      size: number,
+    ): T => {
       const b = new (a.constructor as new (n: number) => T)(size);
       b.set(a);
       return b;
