@@ -137,6 +137,23 @@ export function parseYamlInput<S extends z.$ZodType>(
       },
     ]);
   }
+  // `<<: *defaults` merges a mapping in YAML 1.1, and editors (the YAML extension of VS Code) expand it
+  // before they validate: a file the editor passes. YAML 1.2 has no merge key, and a schema would call it
+  // unknown and suggest another key; said for what it is instead. (Quoted, "<<" is a key like any other.)
+  const mergeKey = findKey(doc, (key) => isScalar(key) && key.type === 'PLAIN' && key.value === '<<');
+  if (mergeKey !== undefined) {
+    const pos = lines.linePos(mergeKey.offset ?? 0);
+    throw new InputError([
+      {
+        file,
+        line: pos.line,
+        column: pos.col,
+        path: formatPath(mergeKey.path.slice(0, -1)),
+        expected: 'keys written out (a merge key is YAML 1.1; Tollgate reads YAML 1.2, which has none)',
+        got: 'the merge key <<',
+      },
+    ]);
+  }
   expandAliases(doc, file, lines);
   if (!isMap(doc.contents)) {
     throw new InputError([

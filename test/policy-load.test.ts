@@ -290,6 +290,12 @@ describe('errors: file:line:column: path: expected …; got …', () => {
         escaped,
       ).toEqual([`policy.yaml:7:13: exceptions[0].reason: expected a non-empty reason; got "${blank}"`]);
     }
+    // A lone surrogate is half a character (YAML's "\uD800" escape writes one), and shows nothing either.
+    expect(
+      problems(
+        `version: 1\nname: x\nexceptions:\n${base}    expires: 2027-01-31\n    reason: "\\uD800"\n    approvedBy: a\n`,
+      ),
+    ).toEqual(['policy.yaml:7:13: exceptions[0].reason: expected a non-empty reason; got "\\ud800"']);
     // Any script's words, and a reason that is a ticket number or an emoji, still show.
     for (const shown of ['承認済み', 'JIRA-1234', '✓', 'Ärger']) {
       expect(() =>
@@ -471,6 +477,18 @@ describe('errors: file:line:column: path: expected …; got …', () => {
     const small = Math.min(time(2_000), time(2_000));
     const large = time(20_000);
     expect(large / small).toBeLessThan(15);
+  });
+
+  it('a YAML 1.1 merge key is said to be one (editors expand it; YAML 1.2 has none)', () => {
+    const merged = (key: string) =>
+      `version: 1\nname: x\nrules:\n  - &high { id: a, action: escalate }\n  - { ${key}: *high, id: b, action: reject }\n`;
+    expect(problems(merged('<<'))).toEqual([
+      'policy.yaml:5:7: rules[1]: expected keys written out (a merge key is YAML 1.1; Tollgate reads YAML 1.2, which has none); got the merge key <<',
+    ]);
+    // Quoted, it is a key like any other, and an unknown one.
+    expect(problems(merged('"<<"'))[0]).toMatch(
+      /^policy\.yaml:5:7: rules\[1\]\.<<: expected one of the keys/,
+    );
   });
 
   it('an alias used as a key is refused: the parser never sees it as the key given twice', () => {

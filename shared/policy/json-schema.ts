@@ -13,7 +13,8 @@ export const POLICY_SCHEMA_ID = 'urn:tollgate:schema:policy:1';
  * - the calendar validity of an expiry: a day that does not exist (`2027-02-30`) or a time of day that does
  *   not (`T24:00`, `T12:60`).
  * The YAML reader refuses some files before any schema applies: a key given twice in one mapping, a
- * `%YAML` directive other than 1.2, a tag it cannot resolve, a file over the size limit.
+ * `%YAML` directive other than 1.2, a YAML 1.1 merge key (`<<: *anchor`, which editors expand before they
+ * validate), a tag it cannot resolve, a file over the size limit.
  *
  * `io: 'input'` because users write the input side: defaulted keys stay optional.
  */
@@ -27,6 +28,12 @@ export function policyJsonSchema(): Record<string, unknown> {
       if (jsonSchema.pattern === RULE_ID.source) {
         jsonSchema.pattern = RULE_ID_FORMAT;
         jsonSchema.not = { enum: [...IMPLICIT_RULE_IDS] };
+      } else if (typeof jsonSchema.pattern === 'string') {
+        // RE2 (Go's validators) has no `\uXXXX` escape, and refuses the whole schema for one: the character
+        // itself goes in the pattern (the file's text escapes it again, as JSON, so it stays readable).
+        jsonSchema.pattern = jsonSchema.pattern.replace(/\\u([0-9A-Fa-f]{4})/g, (_, hex: string) =>
+          String.fromCharCode(Number.parseInt(hex, 16)),
+        );
       }
     },
   }) as Record<string, unknown>;
@@ -34,5 +41,9 @@ export function policyJsonSchema(): Record<string, unknown> {
 }
 
 export function policyJsonSchemaText(): string {
-  return `${JSON.stringify(policyJsonSchema(), null, 2)}\n`;
+  // A pattern's characters past ASCII as JSON escapes: the fillers it names are invisible.
+  const text = JSON.stringify(policyJsonSchema(), null, 2).replace(/^ *"pattern": .*$/gm, (line) =>
+    line.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`),
+  );
+  return `${text}\n`;
 }

@@ -114,10 +114,10 @@ const EXPIRY_EXPECTED = 'a date (2027-01-31) or an ISO-8601 timestamp with a zon
 const EXPIRY_OFFSET = /(?:^\d{4}-\d{2}-\d{2}|Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d)$/;
 // The pattern JSON Schema carries for "not blank": zod's trim only shapes the loader's output. At least one
 // character that shows: zero-width spaces, joiners, soft hyphens (format), combining marks alone,
-// private-use characters and the Hangul and braille fillers (none of them `\s`) would let an exception name
-// no reason and no approver that anyone can read. A negated class, not a lookahead: JSON Schema's portable
-// regex subset has none.
-const NOT_BLANK = /[^\s\p{Cc}\p{Cf}\p{M}\p{Co}\u115F\u1160\u3164\uFFA0\u2800]/u;
+// private-use characters, lone surrogates (half a character, from a `"\uD800"` escape) and the Hangul and
+// braille fillers (none of them `\s`) would let an exception name no reason and no approver that anyone can
+// read. A negated class, not a lookahead: JSON Schema's portable regex subset has none.
+const NOT_BLANK = /[^\s\p{Cc}\p{Cf}\p{M}\p{Co}\p{Cs}\u115F\u1160\u3164\uFFA0\u2800]/u;
 
 export const ExceptionSchema = z.strictObject({
   id: z
