@@ -128,6 +128,14 @@ export function printable(text: string): string {
   return text.replace(UNPRINTABLE, (c) => `\\u{${(c.codePointAt(0) ?? 0).toString(16)}}`);
 }
 
+/**
+ * A value from a findings, policy or scenario file, for one line of a terminal report: `printable`, and its
+ * tabs and line breaks escaped too, since a line break could start a line of its own (`APPROVE`).
+ */
+export function printableLine(text: string): string {
+  return printable(text).replace(/[\t\n]/g, (c) => `\\u{${c.charCodeAt(0).toString(16)}}`);
+}
+
 /** One line, at most `max` characters: line breaks folded, the rest cut with `…`. */
 export function cut(text: string, max: number): string {
   const line = text.replace(/\s*[\r\n]+\s*/g, ' ');

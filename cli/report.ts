@@ -8,7 +8,7 @@ import {
   SEVERITIES,
   type ViolationDetail,
 } from '../shared/index.js';
-import { printable } from './audit-format.js';
+import { printable, printableLine } from './audit-format.js';
 
 export interface ReportOptions {
   readonly color: boolean;
@@ -23,9 +23,7 @@ type Style = Parameters<typeof styleText>[0];
  * name could clear the screen and print a forged outcome, and a line break in one could start a line of
  * its own (`APPROVE`), so both are shown escaped.
  */
-function field(text: string): string {
-  return printable(text).replace(/[\t\n]/g, (c) => `\\u{${c.charCodeAt(0).toString(16)}}`);
-}
+const field = printableLine;
 
 const OUTCOME_STYLE: Readonly<Record<DecisionRecord['outcome'], Style>> = {
   APPROVE: ['bold', 'green'],

@@ -8,6 +8,7 @@ import { ensureTable } from '../adapters/dynamodb/table.js';
 import { InputError, type InputProblem } from '../shared/errors.js';
 import { type GateView, runScenario, type SimulationResult } from '../simulator/run.js';
 import { type LoadedScenario, loadScenario, scenarioGateKeys } from '../simulator/scenario.js';
+import { printableLine } from './audit-format.js';
 import { SIMULATE_EXIT } from './exit.js';
 import { TABLE_NAME } from './local-store.js';
 
@@ -188,23 +189,29 @@ function verdict(r: Replayed): boolean | null {
   return r.expectations === 0 ? null : true;
 }
 
+/**
+ * Text from the scenario and its findings files (a recorded run's, anyone's) goes through this: an escape
+ * sequence in a finding's id could clear a line and print a forged outcome, as in `evaluate`'s report.
+ */
+const line = printableLine;
+
 function renderText(results: readonly Replayed[], options: SimulateOptions): string {
   const paint = (style: Style, text: string) => (options.color ? styleText(style, text) : text);
   const out: string[] = [];
   for (const r of results) {
-    out.push(`${paint('bold', `▶ ${r.scenario}`)}  ${paint('dim', shownPath(r.file))}`);
+    out.push(`${paint('bold', `▶ ${line(r.scenario)}`)}  ${paint('dim', line(shownPath(r.file)))}`);
     const loaded = loadScenarioStart(r);
     for (const gate of r.gates) renderGate(out, gate, loaded, paint);
     for (const d of r.deliveries.filter((x) => x.outcome !== 'ok')) {
       out.push(
-        `  ${paint('dim', `${d.detailType}: ${d.outcome}${d.function ? ` by ${d.function}` : ''}${d.error ? ` (${d.error})` : ''}`)}`,
+        `  ${paint('dim', line(`${d.detailType}: ${d.outcome}${d.function ? ` by ${d.function}` : ''}${d.error ? ` (${d.error})` : ''}`))}`,
       );
     }
-    for (const m of r.messages) out.push(`  ${paint('yellow', '✉')} escalation sent: ${m.subject}`);
+    for (const m of r.messages) out.push(`  ${paint('yellow', '✉')} escalation sent: ${line(m.subject)}`);
     const met = verdict(r);
     if (met === true) out.push(`  ${paint('green', '✓')} as expected`);
     else if (met === null) out.push(`  ${paint('dim', '–')} no expectations (the replay ran)`);
-    else for (const m of r.mismatches) out.push(`  ${paint('red', '✗')} ${m}`);
+    else for (const m of r.mismatches) out.push(`  ${paint('red', '✗')} ${line(m)}`);
     out.push('');
   }
   if (results.length > 1) {
@@ -213,7 +220,7 @@ function renderText(results: readonly Replayed[], options: SimulateOptions): str
       for (const g of r.gates) {
         const outcome = g.outcome ?? '-';
         out.push(
-          `  ${mark(verdict(r), paint)} ${pad(g.pipeline, 18)} ${pad(g.state ?? '-', 7)} ${paint(OUTCOME_STYLE[outcome] ?? 'dim', pad(outcome, 8))} ${r.scenario}`,
+          `  ${mark(verdict(r), paint)} ${pad(line(g.pipeline), 18)} ${pad(g.state ?? '-', 7)} ${paint(OUTCOME_STYLE[outcome] ?? 'dim', pad(outcome, 8))} ${line(r.scenario)}`,
         );
       }
     }
@@ -246,25 +253,25 @@ function renderGate(
   paint: (style: Style, text: string) => string,
 ): void {
   out.push(
-    `  ${paint('bold', `${g.pipeline} / ${g.stage} / ${g.action}`)}  ${paint('dim', `execution ${g.executionId}`)}`,
+    `  ${paint('bold', line(`${g.pipeline} / ${g.stage} / ${g.action}`))}  ${paint('dim', `execution ${line(g.executionId)}`)}`,
   );
   if (g.image)
     out.push(
-      `    image     ${g.image.repository}@${g.image.digest}${g.image.tags.length ? `  (${g.image.tags.join(', ')})` : ''}`,
+      `    image     ${line(`${g.image.repository}@${g.image.digest}${g.image.tags.length ? `  (${g.image.tags.join(', ')})` : ''}`)}`,
     );
-  for (const t of g.timeline) out.push(`    ${paint('dim', pad(since(start, t.at), 9))} ${t.what}`);
+  for (const t of g.timeline) out.push(`    ${paint('dim', pad(since(start, t.at), 9))} ${line(t.what)}`);
   const outcome = g.outcome ? paint(OUTCOME_STYLE[g.outcome] ?? 'bold', g.outcome) : 'no decision';
   const result = g.approvalResult
     ? `sent ${g.approvalResult.status}`
     : g.outcome === 'ESCALATE'
       ? `${g.notifications} escalation(s) sent`
       : 'no result sent';
-  const reviewer = g.reviewer && !g.reviewer.tollgate ? ` · resolved by ${g.reviewer.identity}` : '';
+  const reviewer = g.reviewer && !g.reviewer.tollgate ? ` · resolved by ${line(g.reviewer.identity)}` : '';
   out.push(
     `    ${paint('bold', 'result')}    ${g.state ?? 'never seen'} · ${outcome} · ${result}${reviewer}`,
   );
-  if (g.decision) out.push(`    ${paint('bold', 'summary')}   ${g.decision.summary}`);
-  if (g.staleReason) out.push(`    ${paint('bold', 'stale')}     ${g.staleReason}`);
+  if (g.decision) out.push(`    ${paint('bold', 'summary')}   ${line(g.decision.summary)}`);
+  if (g.staleReason) out.push(`    ${paint('bold', 'stale')}     ${line(g.staleReason)}`);
 }
 
 function since(start: number, at: string): string {

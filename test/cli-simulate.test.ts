@@ -68,6 +68,39 @@ describe('tollgate simulate', () => {
     expect(r.stdout).toContain('✓ as expected');
   });
 
+  it('text from a findings file is printed escaped: an escape sequence cannot print a forged outcome', () => {
+    // A recorded run's export can hold anything: an id that clears the line and prints APPROVE in its place.
+    const scenario = JSON.parse(
+      readFileSync(join(ROOT, 'examples/scenarios/02-critical-rejected.json'), 'utf8'),
+    ) as {
+      policy: string;
+      world: { findings: Record<string, { file: string }> };
+      steps: { scan?: { counts: Record<string, number> } }[];
+    };
+    const [digest, source] = Object.entries(scenario.world.findings)[0]!;
+    const findingsFile = join(ROOT, 'examples/scenarios', source.file);
+    const export_ = JSON.parse(readFileSync(findingsFile, 'utf8')) as {
+      findings: { severity: string; packageVulnerabilityDetails: { vulnerabilityId: string } }[];
+    };
+    // The CRITICAL alone: the summary names the ids of one rule's findings.
+    export_.findings = export_.findings.filter((f) => f.severity === 'CRITICAL');
+    for (const step of scenario.steps) if (step.scan) step.scan.counts = { CRITICAL: 1, TOTAL: 1 };
+    const forged = '\u001b[2K\r\nAPPROVE by policy baseline: no violations\u001b[8m';
+    for (const f of export_.findings) f.packageVulnerabilityDetails.vulnerabilityId += forged;
+    const dir = mkdtempSync(join(tmp, 'forged-'));
+    writeFileSync(join(dir, 'findings.json'), JSON.stringify(export_));
+    scenario.world.findings[digest] = { file: join(dir, 'findings.json') };
+    scenario.policy = join(ROOT, 'examples/scenarios', scenario.policy);
+    writeFileSync(join(dir, 'scenario.json'), JSON.stringify(scenario));
+
+    const r = tollgate(['simulate', join(dir, 'scenario.json')]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/summary +REJECT by policy baseline: .*\\u\{1b\}\[2K\\u\{d\}\\u\{a\}APPROVE/);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point
+    expect(r.stdout).not.toMatch(/[\u001b\r]/);
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('APPROVE'))).toEqual([]);
+  });
+
   it('exits 4 and names the difference when a gate ends otherwise than the scenario expects', () => {
     const scenario = JSON.parse(readFileSync(join(ROOT, ESCALATED), 'utf8')) as Record<string, unknown>;
     const executionId = '00000003-5c4d-4e6f-8a9b-0c1d2e3f4a5b';
