@@ -26,6 +26,7 @@ import {
 } from '../shared/audit/record.js';
 import type { Outcome } from '../shared/decision/record.js';
 import { repositoryOf } from '../shared/gate/image.js';
+import { PIPELINE_NAME, PIPELINE_NAME_EXPECTED } from '../shared/gate/model.js';
 import {
   ArchiveReadError,
   ArchiveWriteError,
@@ -195,6 +196,15 @@ function checkDigest(value: string): string {
 }
 
 /**
+ * The store compares pipeline names exactly: a name no pipeline can have (`payments-api ` from a paste) would
+ * match nothing and read as "this pipeline has no records". Refused instead.
+ */
+function checkPipeline(value: string): string {
+  if (PIPELINE_NAME.test(value)) return value;
+  throw new AuditUsageError(`--pipeline: expected ${PIPELINE_NAME_EXPECTED}; got ${JSON.stringify(value)}`);
+}
+
+/**
  * Records name the bare repository (`payments/api`), and the store compares it exactly: the repository's ARN
  * or an image URI, as a console or a build log shows them, would match nothing and read as "no records".
  * Read down to the name as `tollgate evaluate --repository` does; what is none of these is refused.
@@ -326,7 +336,7 @@ function queryOf(opts: RawFilterOptions): AuditFilter {
     );
   }
   const filter: { -readonly [K in keyof AuditFilter]: AuditFilter[K] } = {};
-  if (opts.pipeline !== undefined) filter.pipeline = opts.pipeline;
+  if (opts.pipeline !== undefined) filter.pipeline = checkPipeline(opts.pipeline);
   if (since) filter.since = since;
   if (until) filter.until = until;
   if (opts.outcome !== undefined) filter.outcome = opts.outcome;
@@ -588,7 +598,7 @@ function archiveSummary(c: ArchiveComparison): string {
 async function runVerify(opts: RawVerifyOptions): Promise<void> {
   await withSource(
     opts,
-    () => undefined,
+    () => (opts.pipeline === undefined ? undefined : checkPipeline(opts.pipeline)),
     async ({ audit, name, simulated }) => {
       // The copy first: it names the chains the table must still have, whatever its registry says.
       const copy = opts.archive === undefined ? undefined : await readCopy(opts.archive, opts);

@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseIsoTime } from '../shared/dates.js';
 import { InputError } from '../shared/errors.js';
 import { repositoryOf } from '../shared/gate/image.js';
+import { PIPELINE_NAME, PIPELINE_NAME_EXPECTED } from '../shared/gate/model.js';
 import { registerAudit } from './audit.js';
 import { EXIT } from './exit.js';
 
@@ -40,8 +41,13 @@ function parseRepository(value: string): string {
 }
 
 function parsePipeline(value: string): string {
-  // The gate always knows its pipeline's name: an empty one would be judged as a pipeline that cannot be.
-  if (value.trim() === '') throw new InvalidArgumentError('expected a pipeline name; got an empty string');
+  // The gate always knows its pipeline's name: one that cannot be (empty, or `payments-prod ` from a paste)
+  // would match none of the policy's pipeline scopes, and the dry run would answer for no real pipeline.
+  if (!PIPELINE_NAME.test(value)) {
+    throw new InvalidArgumentError(
+      `expected ${PIPELINE_NAME_EXPECTED}; got ${value === '' ? 'an empty string' : JSON.stringify(value)}`,
+    );
+  }
   return value;
 }
 

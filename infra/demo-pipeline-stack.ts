@@ -18,6 +18,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import type { Construct } from 'constructs';
+import { PIPELINE_NAME } from '../shared/gate/model.js';
 import { allowCloudWatchLogs } from './tollgate.js';
 
 /**
@@ -52,8 +53,6 @@ export const BUILD_VARIABLES_NAMESPACE = 'BuildVariables';
 
 const SAMPLE_APP_DIR = fileURLToPath(new URL('./demo-app', import.meta.url));
 
-// CodePipeline action and pipeline names: [A-Za-z0-9.@_-], at most 100 characters.
-const PIPELINE_NAME = /^[A-Za-z0-9.@_-]{1,100}$/;
 // ECR repository names: lowercase path components separated by '/', 2 to 256 characters.
 const REPOSITORY_NAME = /^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*\/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 

@@ -2125,6 +2125,11 @@ describe('tollgate audit: errors, help, and a deployed table', () => {
       ],
       [['list', '--digest', '3f9a1c0d8e2b'], /^tollgate: --digest: expected .*; got "3f9a1c0d8e2b"\n$/],
       [['list', '--pipelin', 'x'], /^tollgate: unknown option '--pipelin' \(Did you mean --pipeline\?\)\n$/],
+      // A name no pipeline can have (a paste's trailing space) would read as "this pipeline has no records".
+      ...['list', 'export', 'verify'].map((command): [string[], RegExp] => [
+        [command, '--pipeline', 'payments-api '],
+        /^tollgate: --pipeline: expected a pipeline name \(letters, digits and \. @ _ -, at most 100\); got "payments-api "\n$/,
+      ]),
       [['list', '--outcome', 'MAYBE'], /^tollgate: option '--outcome <outcome>' argument 'MAYBE' is invalid/],
       [
         ['list', '--limit', '0'],

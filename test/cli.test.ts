@@ -361,7 +361,18 @@ describe('tollgate evaluate: outcomes and exit status', () => {
     // No pipeline has an empty name: judged, it would match `pipelines: ["*"]` scopes as none the gate sees.
     const empty = tollgate(['evaluate', '-p', BASELINE, '-f', PAYMENTS, ...NOW, '--pipeline', ' ']);
     expect([empty.status, empty.stdout]).toEqual([1, '']);
-    expect(empty.stderr).toContain("argument ' ' is invalid. expected a pipeline name; got an empty string");
+    expect(empty.stderr).toContain(
+      `argument ' ' is invalid. expected a pipeline name (letters, digits and . @ _ -, at most 100); got " "`,
+    );
+    // Nor a space in or after one (a paste): `payments-prod ` matches no `pipelines: [payments-prod]` scope,
+    // and the dry run would approve what the gate for payments-prod rejects.
+    for (const name of ['payments-prod ', 'payments prod', 'a'.repeat(101)]) {
+      const r = tollgate(['evaluate', '-p', BASELINE, '-f', PAYMENTS, ...NOW, '--pipeline', name]);
+      expect([r.status, r.stdout], name).toEqual([1, '']);
+      expect(r.stderr, name).toContain(`is invalid. expected a pipeline name`);
+    }
+    const good = tollgate(['evaluate', '-p', BASELINE, '-f', PAYMENTS, ...NOW, '--pipeline', 'a.b@c_d-1']);
+    expect(good.status, good.stderr).toBe(2);
   });
 });
 

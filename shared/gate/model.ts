@@ -19,6 +19,16 @@ export interface GateKey {
   readonly attempt?: number;
 }
 
+/**
+ * A name CodePipeline gives a pipeline (or a stage, or an action): letters, digits and `.@_-`, 1 to 100 of
+ * them. A name typed otherwise (a trailing space from a paste) matches no policy scope and no record: a tool
+ * taking one refuses it rather than answer for a pipeline that cannot exist.
+ */
+export const PIPELINE_NAME = /^[A-Za-z0-9.@_-]{1,100}$/;
+
+/** What a pipeline name must be, for messages that refuse one. */
+export const PIPELINE_NAME_EXPECTED = 'a pipeline name (letters, digits and . @ _ -, at most 100)';
+
 /** A gate's key from an action event's detail: the first attempt keeps the four-part key. */
 export function gateKeyOf(detail: {
   readonly pipeline: string;
