@@ -1112,6 +1112,27 @@ describe('AWS failing', () => {
     });
   });
 
+  it("an identity that merely spells Tollgate's role inside it is a person's (an IAM user's path may hold any text)", async () => {
+    const { h } = await answerLostThenCompleted();
+    const added = metricsOf(h);
+    // The same result Tollgate would send: read as Tollgate's, it became the gate's sent result, actor tollgate.
+    const spoofed = `arn:aws:iam::${ACCOUNT}:user/ops:assumed-role/${TOLLGATE_ROLE}/mallory`;
+    await h.approvalEnded(h.cloudTrailEvent({ identity: spoofed, status: 'Approved' }));
+    const gate = await h.gate();
+    expect(gate?.approvalResult).toBeUndefined();
+    expect(gate?.reviewer).toMatchObject({ identity: spoofed, tollgate: false });
+    expect(added.map(([name]) => name)).not.toContain('ApprovalResultsUnderTollgateRole');
+    // Nor a session of a role whose name only starts like it, nor the role's name as a session's.
+    for (const other of [
+      `arn:aws:sts::${ACCOUNT}:assumed-role/${TOLLGATE_ROLE}Admin/x`,
+      `arn:aws:sts::${ACCOUNT}:assumed-role/SecurityEngineer/${TOLLGATE_ROLE}`,
+    ]) {
+      const { h: h2 } = await answerLostThenCompleted();
+      await h2.approvalEnded(h2.cloudTrailEvent({ identity: other, status: 'Approved' }));
+      expect((await h2.gate())?.reviewer, other).toMatchObject({ identity: other, tollgate: false });
+    }
+  });
+
   it("a call under Tollgate's role with a status the gate's outcome never sends is not recorded as Tollgate's result", async () => {
     const { h } = await answerLostThenCompleted();
     expect(await h.gate()).toMatchObject({ state: 'ACTED', outcome: 'APPROVE' });

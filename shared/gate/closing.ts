@@ -56,6 +56,11 @@ export interface ApprovalResultCall {
   };
 }
 
+// A role session's ARN and a role's (IAM's name rules: a role or session name is [\w+=,.@-], a role's path any
+// printable ASCII between slashes), read whole: the account and the role's name.
+const ASSUMED_ROLE_ARN = /^arn:aws[a-z-]*:sts::(\d{12}):assumed-role\/([\w+=,.@-]{1,64})\/[\w+=,.@-]{1,64}$/;
+const ROLE_ARN = /^arn:aws[a-z-]*:iam::(\d{12}):role\/(?:[\x21-\x7e]*\/)?([\w+=,.@-]{1,64})$/;
+
 export interface ClosingConfig {
   readonly region: string;
   readonly account: string | undefined;
@@ -330,17 +335,18 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
   }
 
   /**
-   * Whether the identity is Tollgate's own role: as the role of an assumed-role ARN (a person's role whose name
-   * merely contains Tollgate's, TollgateGateRoleAdmin, is not); the listing's `updatedBy` may also name the role
-   * itself (`…:role/<name>`) rather than its session.
+   * Whether the identity is Tollgate's own role: a session of it (an assumed-role ARN whose role is one of
+   * Tollgate's, by its exact name; TollgateGateRoleAdmin is not TollgateGateRole); the listing's `updatedBy`
+   * may also name the role itself. The ARN is read whole, never searched: an IAM user's path may hold any
+   * printable text (`user/ops:assumed-role/TollgateGateRole/mallory`), and a person so named would be
+   * recorded as Tollgate.
    */
   private ownRole(identity: string, source: 'listing' | undefined): boolean {
-    return this.d.config.ownIdentities.some(
-      (id) =>
-        id !== '' &&
-        (identity.includes(`:assumed-role/${id}/`) ||
-          (source === 'listing' && identity.endsWith(`/${id}`) && identity.includes(':role/'))),
-    );
+    const role = ASSUMED_ROLE_ARN.exec(identity) ?? (source === 'listing' ? ROLE_ARN.exec(identity) : null);
+    if (role === null) return false;
+    const [, account, name] = role;
+    if (this.d.config.account !== undefined && account !== this.d.config.account) return false;
+    return this.d.config.ownIdentities.some((id) => id !== '' && id === name);
   }
 
   /** A PutApprovalResult under Tollgate's role with a result Tollgate did not send (alarmed). */
