@@ -223,12 +223,13 @@ describe('DynamoStore on dynalite', () => {
     const unnamed = gate();
     expect(await store.createGate(unnamed)).toBe(true);
     expect(await store.gateOfRun('never-claimed')).toBeUndefined();
-    // The claim as stored: the holder's key, and an expiry 30 days after the gate was opened.
+    // The claim as stored: the holder's key, and an expiry past the longest approval (60 days) and the
+    // dead-letter queues' 14 days after the gate was opened.
     const claim = await dynamo.client.send(
       new GetCommand({ TableName: TABLE, Key: { pk: `RUN#${run}`, sk: 'RUN' }, ConsistentRead: true }),
     );
     expect(claim.Item).toMatchObject({ type: 'RUN', gate: first.key });
-    expect(claim.Item?.expiresAt).toBe(Date.parse(first.updatedAt) / 1000 + 30 * 86_400);
+    expect(claim.Item?.expiresAt).toBe(Date.parse(first.updatedAt) / 1000 + 75 * 86_400);
   });
 
   it("tries a gate's opening again when a concurrent transaction cancels it as a conflict", async () => {

@@ -242,10 +242,12 @@ function runPk(actionExecutionId: string): string {
 }
 
 /**
- * How long a run's claim is kept: past the longest a Manual approval can wait (7 days) and the longest a
- * dead-lettered STARTED event can wait to be redriven (the queues keep messages 14 days).
+ * How long a run's claim is kept, from its gate's opening: past the longest a Manual approval can wait (60
+ * days, when its action sets the longest timeout; 7 by default) and the longest a dead-lettered event can then
+ * wait to be redriven (the queues keep messages 14 days). A claim gone while its approval still waits let the
+ * sweep open a second gate for the run, and an end event of another attempt's number close a stand-in.
  */
-const RUN_CLAIM_SECONDS = 30 * 86_400;
+export const RUN_CLAIM_SECONDS = (60 + 14 + 1) * 86_400;
 
 /** Tries of a gate's opening cancelled by a conflicting transaction (see createGate). */
 const CREATE_ATTEMPTS = 4;
