@@ -261,7 +261,7 @@ describe("the sweep's time", () => {
     h.clock.advance(MINUTE);
     h.remainingMs = 59_000;
     await expect(h.sweep()).rejects.toThrow(
-      /the first: stopped short of the function's timeout: \d+ pipeline\(s\) or approval\(s\) left for the next look$/,
+      /the first: stopped short of the function's timeout: \d+ pipeline\(s\), execution\(s\) or approval\(s\) left for the next look$/,
     );
     expect(await h.gate()).toEqual(opened);
     expect(added).toContainEqual(['SweepCutShort', 1]);
@@ -661,6 +661,34 @@ describe('discovery', () => {
     expect(await gatesOfRun(h, ACTION_EXECUTION)).toEqual([gateId({ ...KEY, attempt: 2 })]);
   });
 
+  it('an approval in progress whose run is never listed: skipped quietly while the listing may lag, then a failure naming gate and run', async () => {
+    // Skipped at every look with an info line, however old, it waited its 7 days with no gate, no metric
+    // and no alarm. Discovery's grace (5 minutes) plus the listing's (5 minutes), floored at 15 minutes.
+    const h = await waiting({});
+    h.pipeline.action.unlisted = true;
+    const added = metricsAdded(h);
+    for (const minutes of [6, 10, 14]) {
+      h.clock.at(minutes * MINUTE);
+      await expect(h.sweep()).resolves.toBeDefined();
+    }
+    expect(added.filter(([name]) => name === 'DiscoveryFailures')).toEqual([]);
+    h.clock.at(15 * MINUTE);
+    await expect(h.sweep()).rejects.toMatchObject({
+      causes: [
+        expect.objectContaining({
+          message: `discovery: approval ${gateId(KEY)} (run ${ACTION_EXECUTION}) has been in progress since ${START} with no gate, and its execution's ListActionExecutions does not list that run: not opened, left to a person`,
+        }),
+      ],
+    });
+    expect(added.filter(([name]) => name === 'DiscoveryFailures')).toEqual([['DiscoveryFailures', 1]]);
+    expect(await h.gate()).toBeUndefined();
+    // Listed at last: the gate is opened, and nothing fails.
+    h.pipeline.action.unlisted = false;
+    h.clock.advance(MINUTE);
+    await expect(h.sweep()).resolves.toBeDefined();
+    expect((await h.gate())?.timeline[0]?.what).toMatch(/^approval found in progress by the sweep/);
+  });
+
   it('an escalation waiting for a person costs discovery two table reads, no CodePipeline call beyond the state', async () => {
     const h = await waiting({});
     h.pipeline.action.customData = undefined;
@@ -828,6 +856,46 @@ describe('discovery in PARALLEL execution mode (the state names no execution)', 
     expect((await h.gate())?.state).toBe('WAITING');
     expect(executionsListed(h)).toHaveLength(EXECUTION_PAGES_MAX);
     expect(added.filter(([name]) => name === 'DiscoveryFailures')).toEqual([['DiscoveryFailures', 1]]);
+  });
+
+  it("time running short while an execution's runs are listed: the executions left are not listed, counted, and the look fails saying so", async () => {
+    // One ListActionExecutions per execution in progress, one after another: a busy pipeline ran on past
+    // the sweep's stop until Lambda's timeout cut the invocation, its logs and metrics lost with it.
+    const h = await waitingInParallel({ pipelines: [PIPELINE] });
+    const added = metricsAdded(h);
+    h.pipeline.executions = [
+      { executionId: OTHER_EXECUTION, status: 'InProgress', startTime: new Date(START) },
+      { executionId: EXECUTION, status: 'InProgress', startTime: new Date(START) },
+      {
+        executionId: '00000000-0000-4000-8000-000000000001',
+        status: 'InProgress',
+        startTime: new Date(START),
+      },
+    ];
+    // The first listing takes the invocation's time below the sweep's stop (no failure injected).
+    h.fail('ListActionExecutions', pipelineThrottled, {
+      when: () => {
+        h.remainingMs = 59_000;
+        return false;
+      },
+    });
+    const failed = await h.sweep().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(runsListed(h)).toBe(1);
+    expect(failed).toBeInstanceOf(Error);
+    expect((failed as Error).message).toMatch(
+      /^discovery: 1 failure\(s\), .*; the first: stopped short of the function's timeout: 2 pipeline\(s\), execution\(s\) or approval\(s\) left for the next look$/,
+    );
+    expect(await h.gate()).toBeUndefined();
+    expect(added.filter(([name]) => name === 'DiscoveryFailures')).toEqual([['DiscoveryFailures', 1]]);
+    // The next look, with its time, lists them and finds the approval.
+    h.heal('ListActionExecutions');
+    h.remainingMs = 300_000;
+    h.clock.advance(MINUTE);
+    await h.sweep();
+    expect((await h.gate())?.state).toBe('WAITING');
   });
 
   it('opens nothing for a run that is not a Manual approval, whatever its name and external id', async () => {

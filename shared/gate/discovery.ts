@@ -10,6 +10,7 @@ import type {
   StageStateView,
   StorePort,
 } from './ports.js';
+import { LISTING_GRACE_MS } from './token.js';
 import {
   type ApprovalStarted,
   describeError,
@@ -133,6 +134,17 @@ interface Candidate {
 /** Gate keys past the action's run count tried before giving up on an approval (each one a GetItem). */
 const KEYS_TRIED = 8;
 
+/**
+ * The least time, from its start, that an approval the state shows in progress (its run named) may be
+ * missing from its execution's run listing before discovery fails on it. A listing's lag is taken to be
+ * over by discovery's grace (before it the approval is not looked at) plus LISTING_GRACE_MS (the lag the
+ * gate itself waits out, token.ts): 10 minutes by default, and the bound is never below that sum. This
+ * floor adds one more quiet look at the default 5-minute schedule, so a lag just past its usual length costs
+ * a retry, not a page; and it stays far below an approval's 7 days, so a run that is never listed (its
+ * approval waiting with no gate, nothing deciding it) is alarmed on within a quarter of an hour.
+ */
+export const UNLISTED_RUN_FAILS_MS = 15 * 60_000;
+
 export class ApprovalDiscovery implements Discovery {
   private readonly pipelineGlobs: readonly Glob[];
   private readonly actionGlobs: readonly Glob[];
@@ -205,7 +217,9 @@ export class ApprovalDiscovery implements Discovery {
         if (listed.size > 0) {
           const parallel = await this.waitingInParallel(pipeline, listed, now, {
             parallelOnly: mode === 'SUPERSEDED' || mode === 'QUEUED',
+            late,
           });
+          notLookedAt += parallel.notLookedAt;
           // A run the state shows too (an execution from before the switch to PARALLEL, still waiting) is
           // one approval: looked at once.
           const seen = new Set(shown.flatMap((c) => [c.token, c.actionExecutionId]));
@@ -262,7 +276,7 @@ export class ApprovalDiscovery implements Discovery {
     if (notLookedAt > 0) {
       failures.push(
         new Error(
-          `stopped short of the function's timeout: ${notLookedAt} pipeline(s) or approval(s) left for the next look`,
+          `stopped short of the function's timeout: ${notLookedAt} pipeline(s), execution(s) or approval(s) left for the next look`,
         ),
       );
     }
@@ -344,19 +358,21 @@ export class ApprovalDiscovery implements Discovery {
    * Gated approvals in progress past the grace period in `stages` of the pipeline's executions in progress,
    * read from each execution's action runs (an execution whose approval has a gate costs that listing and
    * the table reads that find the gate: only the runs say which run is waiting). `failures`: executions
-   * whose runs could not be read, and the executions left unlisted past the adapter's page limit; the
-   * others have been looked through.
+   * whose runs could not be read, and the executions left unlisted past the adapter's page limit;
+   * `notLookedAt`: executions whose runs were not read because the invocation's time ran short (`late`);
+   * the others have been looked through.
    */
   private async waitingInParallel(
     pipeline: string,
     stages: ReadonlyMap<string, readonly string[]>,
     now: number,
-    { parallelOnly }: { readonly parallelOnly: boolean },
-  ): Promise<{ readonly found: Candidate[]; readonly failures: unknown[] }> {
+    { parallelOnly, late }: { readonly parallelOnly: boolean; readonly late: () => boolean },
+  ): Promise<{ readonly found: Candidate[]; readonly failures: unknown[]; readonly notLookedAt: number }> {
     const since = new Date(now - PARALLEL_LOOKBACK_MS);
     const listed = await this.d.pipelines.recentExecutions(pipeline, since);
     const found: Candidate[] = [];
     const failures: unknown[] = [];
+    let notLookedAt = 0;
     let parallelSeen = false;
     for (const execution of listed.executions) {
       // Stopping: "stop and wait" lets actions in progress finish, an approval among them.
@@ -366,6 +382,12 @@ export class ApprovalDiscovery implements Discovery {
       const parallel = execution.executionMode === undefined || execution.executionMode === 'PARALLEL';
       if (parallel) parallelSeen = true;
       if (parallelOnly && !parallel) continue;
+      // One listing per execution, one after another: a busy PARALLEL pipeline alone could outlast the
+      // invocation. Each execution left is counted, so the look fails as not whole and the next one lists it.
+      if (late()) {
+        notLookedAt++;
+        continue;
+      }
       let runs: readonly ActionExecutionView[];
       try {
         runs = await this.d.approvals.actionExecutions(pipeline, execution.executionId);
@@ -419,7 +441,7 @@ export class ApprovalDiscovery implements Discovery {
       failures.push(unread);
       this.d.log.warn(unread.message, { pipeline });
     }
-    return { found, failures };
+    return { found, failures, notLookedAt };
   }
 
   private gated(action: string): boolean {
@@ -430,9 +452,14 @@ export class ApprovalDiscovery implements Discovery {
    * No time shown: old enough. A STARTED event still on its way then finds the gate, by its key or by its
    * run's claim (StorePort.createGate).
    */
-  private pastGrace(since: string | undefined, now: number): boolean {
+  private pastGrace(since: string | undefined, now: number, graceMs = this.d.config.graceMs): boolean {
     const at = since === undefined ? Number.NaN : Date.parse(since);
-    return !(now - at < this.d.config.graceMs);
+    return !(now - at < graceMs);
+  }
+
+  /** How long a run may be missing from its listing before that is a failure (UNLISTED_RUN_FAILS_MS). */
+  private unlistedFailsMs(): number {
+    return Math.max(this.d.config.graceMs + LISTING_GRACE_MS, UNLISTED_RUN_FAILS_MS);
   }
 
   /**
@@ -479,7 +506,13 @@ export class ApprovalDiscovery implements Discovery {
     const executions = c.runs ?? (await this.d.approvals.actionExecutions(c.pipeline, c.executionId));
     const runs = executions.filter((x) => x.stage === c.stage && x.action === c.action);
     if (!runs.some((x) => x.actionExecutionId === run)) {
-      // The listing lags the state a moment: the next discovery sees the run.
+      // The listing lags the state a moment: the next discovery sees the run. Past any lag, the approval
+      // waits with no gate, nothing deciding it: a failure, so the alarm says so (a state with no time
+      // shown is taken as old enough, as for the grace period: silence is the worse mistake).
+      if (this.pastGrace(c.since, this.d.clock.now().getTime(), this.unlistedFailsMs()))
+        throw new Error(
+          `discovery: approval ${gateId(firstKey(c))} (run ${run}) has been in progress since ${c.since ?? 'a time not shown'} with no gate, and its execution's ListActionExecutions does not list that run: not opened, left to a person`,
+        );
       this.d.log.info('discovery: an approval in progress is not listed as a run yet', {
         gate: gateId(firstKey(c)),
         run,
