@@ -1,4 +1,5 @@
 import { vulnIndexWrite } from '../adapters/dynamodb/audit-items.js';
+import { RECONCILE_MS } from '../shared/gate/reconcile.js';
 import type { QuietResult, RunControl, ScheduledFault } from '../simulator/run.js';
 import { actionsByGate, checkExpectations, checkRun, type Violation } from './invariants.js';
 import { checkLogs, type LogFacts } from './logs.js';
@@ -35,7 +36,10 @@ import type { SuiteScenario } from './scenarios.js';
  * After the last step the faults stop, the dead-letter queue is redriven (as an operator does after an
  * outage: without it, a gate whose approval STARTED event was dead-lettered would not exist), and the sweep
  * runs a minute apart until the gates are quiet (at most the policy's wait + 10 sweeps). Then the invariants
- * (invariants.ts) are checked against the clean replay, and the log lines against logs.ts. Every replay
+ * (invariants.ts) are checked against the clean replay, those of a settled run included (a gate the clean
+ * run decided still decides, perhaps failing closed; none is STALE or holds an unsent decision while its
+ * approval waits; one with the clean run's outcome ends as it does), no event is left in the dead-letter
+ * queue, and the log lines are checked against logs.ts. Every replay
  * reads one finding (coverage entry, action execution) per page (`pageSize: 1`), so that later pages exist.
  */
 
@@ -89,7 +93,10 @@ export interface FaultRun {
   readonly violations: readonly Violation[];
   /** Calls that failed by injection (the fault actually hit). */
   readonly injected: number;
+  /** Deliveries that ended dead-lettered (a redriven event dead-lettered again counts twice). */
   readonly deadLettered: number;
+  /** Events the final redrive delivered again, as `redrive()` returned it. */
+  readonly redriven: number;
   /**
    * Escalations sent again because the first went unrecorded: the store could not record it, or SNS Publish's
    * answer was lost (see invariants.ts).
@@ -119,12 +126,56 @@ export function settle(s: SuiteScenario, marks?: number[]) {
   return async (control: RunControl): Promise<void> => {
     marks?.push(control.world.calls.length);
     control.world.clearFailures();
-    await control.redrive();
+    const redriven = await control.redrive();
+    await control.sweepUntilQuiet({ maxSweeps: s.waitMinutes + 10 });
+    // The schedule keeps sweeping: a gate whose end or reviewer was lost with the outage's events (a person's
+    // approval recorded by CloudTrail before its gate existed) is asked about once due, 15 minutes on
+    // (shared/gate/reconcile.ts): twice, for the end and then for who answered, as the orderings part does.
+    for (let i = 0; i < 2; i++) {
+      control.clock.set(control.clock.now().getTime() + RECONCILE_MS);
+      await control.sweep();
+    }
     noteQuiet(control.world, await control.sweepUntilQuiet({ maxSweeps: s.waitMinutes + 10 }));
+    // What is still dead-lettered after the redrive and the sweeps is an event lost for good.
+    noteRedrive(control.world, { redriven, left: control.deadLettered.length });
   };
 }
 
 const settled = new WeakMap<object, QuietResult>();
+
+export interface RedriveResult {
+  /** Dead-lettered events the final redrive delivered again (what `redrive()` returned). */
+  readonly redriven: number;
+  /** Events in the dead-letter queue after the redrive and the sweeps. */
+  readonly left: number;
+}
+
+const redrives = new WeakMap<object, RedriveResult>();
+
+/** Keeps what a replay's final redrive came to, for `redriveOf`. */
+export function noteRedrive(world: object, result: RedriveResult): void {
+  redrives.set(world, result);
+}
+
+/** What the replay's final redrive came to; undefined when it was not settled by `settle`. */
+export function redriveOf(replay: Replay): RedriveResult | undefined {
+  return redrives.get(replay.world);
+}
+
+/** The violation of a settled replay that left events in the dead-letter queue; none when it left none. */
+export function deadLetters(replay: Replay): Violation[] {
+  const r = redriveOf(replay);
+  if (!r)
+    return [{ kind: 'dead-letter', detail: 'the replay was not settled: its dead-letter queue unread' }];
+  return r.left === 0
+    ? []
+    : [
+        {
+          kind: 'dead-letter',
+          detail: `${r.left} event(s) still dead-lettered after the final redrive (${r.redriven} redriven) and the sweeps`,
+        },
+      ];
+}
 
 /** Keeps what a replay's last sweeps came to, for `quietOf`. */
 export function noteQuiet(world: object, quiet: QuietResult): void {
@@ -260,8 +311,9 @@ export async function runFaultMatrix(
     const { replay, marks } = await cleanReplay(replayer, s, extra);
     cleanViolations.push(
       ...checkExpectations(s, replay),
-      ...checkRun(s, replay, replay),
+      ...checkRun(s, replay, replay, { settled: true }),
       ...unquiet(replay),
+      ...deadLetters(replay),
       ...logs.check(s, replay),
     );
     const all = planFaults(replay, marks).filter((p) => options.filter?.(s, p) ?? true);
@@ -280,7 +332,12 @@ export async function runFaultMatrix(
       });
       const quiet = quietOf(replay);
       const injected = replay.world.calls.filter((c) => c.injected).length;
-      const violations = [...checkRun(s, clean, replay), ...unquiet(replay), ...logs.check(s, replay)];
+      const violations = [
+        ...checkRun(s, clean, replay, { settled: true }),
+        ...unquiet(replay),
+        ...deadLetters(replay),
+        ...logs.check(s, replay),
+      ];
       // A fault that never fired tested nothing, yet counted among the faults replayed.
       if (injected === 0) {
         violations.push({
@@ -295,6 +352,7 @@ export async function runFaultMatrix(
         violations,
         injected,
         deadLettered: replay.result.deliveries.filter((d) => d.outcome === 'dead-lettered').length,
+        redriven: redriveOf(replay)?.redriven ?? 0,
         unrecordedRepeats: acted.reduce((n, a) => n + a.unrecorded, 0),
         answerLostRepeats: acted.reduce((n, a) => n + a.unrecordedAnswerLost, 0),
         sweeps: quiet.sweeps,

@@ -362,6 +362,12 @@ export async function fuzzEvents(
 
       let event: unknown;
       let mustIgnore = false;
+      // The event exactly as the world (or a real capture) sends it: nothing in it to refuse as malformed.
+      const wellFormed =
+        c.kind === 'mutated' &&
+        c.mutations.length === 0 &&
+        !c.fresh &&
+        (c.envelope.field === 'none' || c.envelope.value === bases[c.base]?.[c.envelope.field]);
       if (c.kind === 'anything') {
         event = c.value;
       } else {
@@ -417,6 +423,12 @@ export async function fuzzEvents(
               violations.push({
                 kind: 'not-ignored',
                 detail: `${fn} dead-lettered a forged event: ${shown}`,
+              });
+            } else if (wellFormed) {
+              // Deliberate only for an event that is malformed: an unmutated one dead-lettered is lost.
+              violations.push({
+                kind: 'dead-letter',
+                detail: `${fn} dead-lettered an unmutated, well-formed event as malformed (${errors[0]}): ${shown}`,
               });
             }
             continue;

@@ -26,10 +26,21 @@ import { gateOfToken, type SuiteScenario } from './scenarios.js';
  *   ESCALATE).
  * - bad-state: a gate in none of WAITING, DECIDED, ACTED, CLOSED, STALE.
  * - different-decision (duplicates and order only): the outcome of a gate differs from the clean run's.
- * - unreconciled (duplicates and order only): a gate one of whose ending events was dropped is still ACTED
- *   although the clean run's is not, STALE with no end where the clean run has one, or CLOSED (or STALE)
- *   with nobody named for the answer the clean run names: the
- *   sweep's reconciliation (shared/gate/reconcile.ts) did not repair the lost event.
+ * - unreconciled: a gate one of whose ending events was dropped (duplicates and order), or any gate with the
+ *   clean run's outcome after the faults stopped (fault matrix), is still ACTED although the clean run's is
+ *   not, STALE with no end where the clean run has one, or CLOSED (or STALE) with nobody named for the answer
+ *   the clean run names: the sweep's reconciliation (shared/gate/reconcile.ts) did not repair the lost event.
+ *   With its ending dropped, a gate must still have sent what the clean run's did (approval result,
+ *   escalations): different-decision otherwise. A dropped ending marks only its own gate (execution).
+ * - lost-decision (fault matrix): a gate the clean run decided has no decision after the faults stopped and
+ *   the run settled. A fault may make it decide otherwise (REJECT or ESCALATE where the clean run approves:
+ *   failing closed), not give up; excused only when the clean run's approval ended without its decision
+ *   either (no result, no escalation: abandoned or superseded first).
+ * - unsettled (fault matrix): the world's approval still waits (InProgress) at the end while its gate is
+ *   STALE (given up), holds an APPROVE or REJECT (never sent: a sent one ends the approval), or an ESCALATE
+ *   of which SNS delivered nothing. An escalated approval waits for a person: that one is settled.
+ * - dead-letter: an event still in the dead-letter queue after the final redrive and sweeps (faults.ts), or
+ *   a well-formed event dead-lettered as malformed (hostile.ts): an event lost.
  * - audit-chain: an audit chain the replay left does not verify (a gap, a changed or reordered record, a
  *   head that does not match), or a gate has a decision without exactly one decision record (none: a
  *   decision the trail lost; two: a duplicate delivery appended twice).
@@ -58,7 +69,10 @@ export type ViolationKind =
   | 'unlocated-error'
   | 'memory'
   | 'oversized-result'
-  | 'unreconciled';
+  | 'unreconciled'
+  | 'lost-decision'
+  | 'unsettled'
+  | 'dead-letter';
 
 export interface Violation {
   readonly kind: ViolationKind;
@@ -232,6 +246,67 @@ export interface CheckOptions {
   readonly sameDecisions?: boolean;
   /** Gates one of whose ending events (SUCCEEDED, FAILED, … or CloudTrail's PutApprovalResult) was dropped. */
   readonly endingDropped?: ReadonlySet<string>;
+  /**
+   * The fault matrix: the faults stopped, the dead-letter queue was redriven and the sweeps ran, so every
+   * gate must have come to rest as the clean run's did, though perhaps failing closed: lost-decision,
+   * unsettled, and (for a gate whose outcome is the clean run's) unreconciled.
+   */
+  readonly settled?: boolean;
+}
+
+type World = Replay['world'];
+
+/**
+ * The world's status of the approval a gate is for, for its own execution (a superseded one's is in the
+ * slot's history); undefined when the world never ran it.
+ */
+export function approvalStatus(
+  world: World,
+  g: Pick<GateView, 'pipeline' | 'stage' | 'action' | 'executionId'>,
+): string | undefined {
+  const slot = world.findSlot(g.pipeline, g.stage, g.action);
+  if (!slot) return undefined;
+  if (slot.executionId === g.executionId) return slot.status;
+  return slot.history.findLast((h) => h.executionId === g.executionId)?.status;
+}
+
+/**
+ * Why a gate one of whose ending events may have gone missing did not come to the clean run's end: still
+ * ACTED, STALE with no end, or nobody (or someone else) named for the answer; undefined when it did.
+ */
+export function unreconciledOf(gate: GateView, want: GateView): string | undefined {
+  return gate.state === 'ACTED' && want.state !== 'ACTED'
+    ? `still ACTED; the clean run ends ${want.state}`
+    : gate.state === 'STALE' && gate.closure == null && want.closure != null
+      ? `STALE with its end unrecorded; the clean run records ${want.closure.state}`
+      : (gate.state === 'CLOSED' || gate.state === 'STALE') &&
+          gate.reviewer == null &&
+          want.reviewer != null &&
+          // Only an answer that ended the approval is named from the listing: a success, or the gate's own
+          // rejection (any other failure may be the approval's timeout: reconcile.ts answeredBy).
+          (gate.closure?.state === 'SUCCEEDED' ||
+            (gate.closure?.state === 'FAILED' && gate.approvalResult?.status === 'Rejected'))
+        ? `${gate.state} with nobody named; the clean run names ${want.reviewer.identity}`
+        : (gate.state === 'CLOSED' || gate.state === 'STALE') &&
+            want.reviewer != null &&
+            gate.reviewer?.identity !== want.reviewer.identity
+          ? `names ${gate.reviewer?.identity}; the clean run names ${want.reviewer.identity}`
+          : undefined;
+}
+
+/**
+ * A gate whose approval a person answered before it could decide (the outage outlasting the wait for their
+ * answer): nothing was left to decide. Only a person's answer ends an approval so (SUCCEEDED, or FAILED by a
+ * named reviewer): a timeout or an abandoned run is not an answer, and still counts as a decision lost.
+ */
+function answeredFirst(gate: GateView): boolean {
+  const end = gate.closure?.state;
+  return end === 'SUCCEEDED' || (end === 'FAILED' && gate.reviewer != null && !gate.reviewer.tollgate);
+}
+
+/** The clean run's approval ended without the gate's decision reaching it: no result sent, nothing escalated. */
+function endedUndecided(want: GateView): boolean {
+  return want.state !== 'ACTED' && want.approvalResult == null && want.notifications === 0;
 }
 
 /**
@@ -239,13 +314,19 @@ export interface CheckOptions {
  * or when it says nothing of the kind. A gate CLOSED on a person's answer (a reviewer other than Tollgate's
  * role) had its approval ended by that person: its own result was then refused, not lost.
  */
-export function decidedNotActed(gate: GateView | undefined, acted: GateActions): string | undefined {
+export function decidedNotActed(
+  gate: GateView | undefined,
+  acted: GateActions,
+  want?: GateView,
+): string | undefined {
   const outcome = gate?.decision?.outcome;
   if (!gate || (gate.state !== 'ACTED' && gate.state !== 'CLOSED') || !outcome) return undefined;
   if (outcome === 'APPROVE' || outcome === 'REJECT') {
     // A gate that says it acted: ACTED, or holding the result it sent. One decided and then closed by the
-    // approval's end before its result went out (abandoned, failed) claims nothing.
-    if (gate.state !== 'ACTED' && gate.approvalResult == null) return undefined;
+    // approval's end before its result went out (abandoned, failed) claims nothing, unless the clean run's
+    // sent its result (same outcome): then a CLOSED gate without one lost the result it sent, or never sent it.
+    const cleanSent = want?.approvalResult != null && want.decision?.outcome === outcome;
+    if (gate.state !== 'ACTED' && gate.approvalResult == null && !cleanSent) return undefined;
     const status = outcome === 'APPROVE' ? 'Approved' : 'Rejected';
     const person = gate.reviewer != null && !gate.reviewer.identity.includes(TOLLGATE_ROLE);
     if (person || acted.accepted.includes(status)) return undefined;
@@ -396,7 +477,7 @@ export function checkRun(
       });
     }
 
-    const notActed = decidedNotActed(gate, acted);
+    const notActed = decidedNotActed(gate, acted, want);
     if (notActed) violations.push({ kind: 'decided-not-acted', gate: id, detail: notActed });
 
     const records = run.audit.decisions.get(id) ?? 0;
@@ -416,25 +497,54 @@ export function checkRun(
       });
     }
     if (options.sameDecisions && want && gate && !unseen.has(id) && options.endingDropped?.has(id)) {
-      const unreconciled =
-        gate.state === 'ACTED' && want.state !== 'ACTED'
-          ? `still ACTED; the clean run ends ${want.state}`
-          : gate.state === 'STALE' && gate.closure == null && want.closure != null
-            ? `STALE with its end unrecorded; the clean run records ${want.closure.state}`
-            : (gate.state === 'CLOSED' || gate.state === 'STALE') &&
-                gate.reviewer == null &&
-                want.reviewer != null &&
-                // Only an answer that ended the approval is named from the listing: a success, or the gate's own
-                // rejection (any other failure may be the approval's timeout: reconcile.ts answeredBy).
-                (gate.closure?.state === 'SUCCEEDED' ||
-                  (gate.closure?.state === 'FAILED' && gate.approvalResult?.status === 'Rejected'))
-              ? `${gate.state} with nobody named; the clean run names ${want.reviewer.identity}`
-              : (gate.state === 'CLOSED' || gate.state === 'STALE') &&
-                  want.reviewer != null &&
-                  gate.reviewer?.identity !== want.reviewer.identity
-                ? `names ${gate.reviewer?.identity}; the clean run names ${want.reviewer.identity}`
-                : undefined;
+      const unreconciled = unreconciledOf(gate, want);
       if (unreconciled) violations.push({ kind: 'unreconciled', gate: id, detail: unreconciled });
+      // A lost ending may leave the gate's state and reviewer to the sweep's repair, not what it sent: the
+      // result CodePipeline took and the escalations published are the clean run's all the same.
+      const sent = (g: GateView) => ({
+        approvalResult: g.approvalResult?.status ?? null,
+        notifications: g.notifications,
+      });
+      const [got, wanted] = [JSON.stringify(sent(gate)), JSON.stringify(sent(want))];
+      if (got !== wanted) {
+        violations.push({
+          kind: 'different-decision',
+          gate: id,
+          detail: `an ending event dropped, it sent ${got}; the clean run sent ${wanted}`,
+        });
+      }
+    }
+    if (options.settled && want && gate && gate.state !== null) {
+      if (want.decision && !gate.decision && !endedUndecided(want) && !answeredFirst(gate)) {
+        violations.push({
+          kind: 'lost-decision',
+          gate: id,
+          detail: `${gate.state} with no decision; the clean run decided ${want.decision.outcome} and ends ${want.state}`,
+        });
+      }
+      // A gate answered before it decided still names who answered, as the clean run's does.
+      if (gate.outcome === want.outcome || (!gate.decision && answeredFirst(gate))) {
+        const unreconciled = unreconciledOf(gate, want);
+        if (unreconciled) violations.push({ kind: 'unreconciled', gate: id, detail: unreconciled });
+      }
+    }
+    if (options.settled && gate && gate.state !== null && approvalStatus(run.world, gate) === 'InProgress') {
+      const outcome = gate.decision?.outcome;
+      const why =
+        gate.state === 'STALE'
+          ? 'STALE'
+          : outcome === 'APPROVE' || outcome === 'REJECT'
+            ? `${gate.state} on ${outcome}, its result never taken`
+            : outcome === 'ESCALATE' && acted.escalations === 0
+              ? `${gate.state} on ESCALATE, nothing delivered by SNS`
+              : undefined;
+      if (why) {
+        violations.push({
+          kind: 'unsettled',
+          gate: id,
+          detail: `${why} while its approval still waits in CodePipeline (InProgress); the clean run ends ${want ? `${want.state}/${want.outcome ?? '-'}` : 'without this gate'}`,
+        });
+      }
     }
     if (options.sameDecisions && want && gate && !unseen.has(id) && !options.endingDropped?.has(id)) {
       const ending = (g: GateView) => ({

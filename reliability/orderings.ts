@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describeError } from '../shared/gate/gate.js';
-import { gateId, gateKeyOf } from '../shared/gate/model.js';
+import { type GateKey, gateId, gateKeyOf } from '../shared/gate/model.js';
 import { RECONCILE_MS } from '../shared/gate/reconcile.js';
 import type { DeliveryPoint, RunControl } from '../simulator/run.js';
 import { offsetMs, type ScenarioStep } from '../simulator/scenario.js';
@@ -20,7 +20,11 @@ import type { SuiteScenario } from './scenarios.js';
  *   copies      0 (dropped), 1, 2 or 3 deliveries;
  *   concurrent  the copies are delivered at once (Promise.all), each in a Lambda instance of its own;
  *   delay       0, 1 or 2: the event is held back until that many later events were delivered (a late
- *               delivery overtaken by later events).
+ *               delivery overtaken by later events);
+ *   late        0 (none), 1 to 3, or LATE_AT_END: one more copy of an event delivered (copies > 0) comes
+ *               again after that many later events, or at the very end of the run, after every other
+ *               event, the approval's end included (EventBridge's retry of a delivery it thought failed:
+ *               a redelivery onto a gate that moved on, or closed).
  *
  * What EventBridge could reorder is bounded: a held event is delivered before a person acts (a `review`
  * step, many minutes later) and before the run ends. The schedule runs the sweep every minute while a gate is
@@ -37,7 +41,12 @@ export interface Directive {
   readonly copies: number;
   readonly concurrent: boolean;
   readonly delay: number;
+  /** One more copy, after this many later events (LATE_AT_END: after all of them); 0 or absent: none. */
+  readonly late?: number;
 }
+
+/** `late`: the extra copy comes after every other event of the run, once the gates have ended. */
+export const LATE_AT_END = 99;
 
 const ONCE: Directive = { copies: 1, concurrent: false, delay: 0 };
 const PLAN_LENGTH = 12;
@@ -52,6 +61,12 @@ export const directive: fc.Arbitrary<Directive> = fc.record({
     { weight: 2, arbitrary: fc.constant(0) },
     { weight: 1, arbitrary: fc.integer({ min: 1, max: 2 }) },
   ),
+  // Two in five events come again late: a plan of 12 has about five, one or two at the end.
+  late: fc.oneof(
+    { weight: 3, arbitrary: fc.constant(0) },
+    { weight: 1, arbitrary: fc.integer({ min: 1, max: 3 }) },
+    { weight: 1, arbitrary: fc.constant(LATE_AT_END) },
+  ),
 });
 
 export const plan: fc.Arbitrary<readonly Directive[]> = fc.array(directive, {
@@ -65,6 +80,17 @@ type Deliver = (event: Json, instance?: number) => Promise<void>;
 interface Held {
   readonly event: Json;
   readonly directive: Directive;
+  /** The event's place in the order the run caused the events. */
+  readonly index: number;
+  left: number;
+}
+
+interface Late {
+  readonly event: Json;
+  /** The event's place in causing order: its own delivery is not one of the later events it waits for. */
+  readonly index: number;
+  /** Kept for the end of the run (LATE_AT_END), not counted down. */
+  readonly atEnd: boolean;
   left: number;
 }
 
@@ -72,18 +98,32 @@ interface Held {
 export class Disorder {
   private next = 0;
   private held: Held[] = [];
+  private late: Late[] = [];
+  /** The latest (in causing order) event delivered so far; -1 before any. */
+  private latest = -1;
+  /** Events whose first delivery came after that of an event caused later: overtaken, really. */
+  overtaken = 0;
+  /** Late copies delivered (the `late` directive). */
+  lateCopies = 0;
   /** Gates whose approval STARTED event was dropped, every copy of it. */
   readonly unseen = new Set<string>();
   /** The same, with the approval's place in the world, to tell whether it still waits. */
   readonly dropped = new Map<string, StartedDetail>();
   /** Of those, the approvals still waiting when the steps ended: discovery must open their gates. */
   readonly waiting = new Set<string>();
-  /** Gates (pipeline/stage/action) one of whose ending events was dropped, every copy of it. */
+  /**
+   * Gates (ids) one of whose ending events was dropped, every copy of it; a CloudTrail record whose token
+   * names no known approval, by `pipeline/?/stage/action` (every gate on that action).
+   */
   readonly endingDropped = new Set<string>();
   /** What was done, for the report of a failing plan. */
   readonly log: string[] = [];
 
-  constructor(private readonly directives: readonly Directive[]) {}
+  /** `tokens`: the approval tokens' gates (SuiteScenario.gateOfToken), to tell whose CloudTrail record was lost. */
+  constructor(
+    private readonly directives: readonly Directive[],
+    private readonly tokens: ReadonlyMap<string, GateKey> = new Map(),
+  ) {}
 
   /** Directives of the plan used so far (one per event delivered through the plan; held ones included). */
   get consumed(): number {
@@ -91,7 +131,8 @@ export class Disorder {
   }
 
   readonly deliverVia = async (event: Json, deliver: Deliver, _at: DeliveryPoint): Promise<void> => {
-    const d = this.directives[this.next++] ?? ONCE;
+    const index = this.next++;
+    const d = this.directives[index] ?? ONCE;
     const name = describe(event);
     if (d.copies === 0) {
       this.log.push(`drop ${name}`);
@@ -100,35 +141,57 @@ export class Disorder {
         this.unseen.add(started.id);
         this.dropped.set(started.id, started.detail);
       }
-      const ending = endingAction(event);
+      const ending = endingGate(event, this.tokens);
       if (ending) this.endingDropped.add(ending);
       return;
     }
     if (d.delay > 0) {
       this.log.push(`hold ${name} for ${d.delay}`);
-      this.held.push({ event, directive: d, left: d.delay });
+      this.held.push({ event, directive: d, index, left: d.delay });
       return;
     }
-    await this.send(event, d, deliver);
-    await this.tick(deliver);
+    await this.send(event, d, index, deliver);
+    await this.tick(deliver, index);
   };
 
-  /** Delivers every held event (before a person acts, and at the end). */
-  async flush(deliver: Deliver): Promise<void> {
+  /**
+   * Delivers every held event (before a person acts, and at the end), and the late copies due after a
+   * number of events; `end`: the late copies kept for the end too (the run's last deliveries).
+   */
+  async flush(deliver: Deliver, end = false): Promise<void> {
     const held = this.held;
     this.held = [];
-    for (const h of held) await this.send(h.event, h.directive, deliver);
+    for (const h of held) await this.send(h.event, h.directive, h.index, deliver);
+    const due = this.late.filter((l) => end || !l.atEnd);
+    this.late = this.late.filter((l) => !due.includes(l));
+    for (const l of due) await this.sendLate(l, deliver);
   }
 
-  private async tick(deliver: Deliver): Promise<void> {
+  /** Event `index` was delivered: held events and late copies of earlier ones wait one event fewer. */
+  private async tick(deliver: Deliver, index: number): Promise<void> {
     for (const h of this.held) h.left--;
+    for (const l of this.late) if (!l.atEnd && l.index !== index) l.left--;
     const due = this.held.filter((h) => h.left <= 0);
     this.held = this.held.filter((h) => h.left > 0);
-    for (const h of due) await this.send(h.event, h.directive, deliver);
+    for (const h of due) await this.send(h.event, h.directive, h.index, deliver);
+    const late = this.late.filter((l) => !l.atEnd && l.left <= 0);
+    this.late = this.late.filter((l) => !late.includes(l));
+    for (const l of late) await this.sendLate(l, deliver);
   }
 
-  private async send(event: Json, d: Directive, deliver: Deliver): Promise<void> {
+  private async sendLate(l: Late, deliver: Deliver): Promise<void> {
+    this.log.push(`late copy of ${describe(l.event)}`);
+    this.lateCopies++;
+    await deliver(structuredClone(l.event));
+  }
+
+  private async send(event: Json, d: Directive, index: number, deliver: Deliver): Promise<void> {
     const name = describe(event);
+    // Overtaken: an event caused later was delivered first (a held event overtaken by none counts nothing).
+    if (index < this.latest) this.overtaken++;
+    this.latest = Math.max(this.latest, index);
+    const late = d.late ?? 0;
+    if (late > 0) this.late.push({ event, index, atEnd: late >= LATE_AT_END, left: late });
     if (d.concurrent && d.copies > 1) {
       this.log.push(`${d.copies}× at once ${name}`);
       await Promise.all(Array.from({ length: d.copies }, (_, i) => deliver(structuredClone(event), i)));
@@ -152,18 +215,32 @@ interface StartedDetail {
   readonly executionId: string;
 }
 
-/** `pipeline/stage/action` of an event that ends an approval (its action's end, CloudTrail's result). */
-function endingAction(event: Json): string | undefined {
+/**
+ * The gate (id) of an event that ends an approval: its action's end (by execution), CloudTrail's result (by
+ * the token's approval); `pipeline/?/stage/action` for a token no approval of the scenario has.
+ */
+function endingGate(event: Json, tokens: ReadonlyMap<string, GateKey>): string | undefined {
   const d = (typeof event.detail === 'object' && event.detail !== null ? event.detail : {}) as Json;
   if (event['detail-type'] === 'CodePipeline Action Execution State Change') {
     if (!['SUCCEEDED', 'FAILED', 'ABANDONED', 'CANCELED'].includes(String(d.state))) return undefined;
-    return `${String(d.pipeline)}/${String(d.stage)}/${String(d.action)}`;
+    const attempt = d['pipeline-execution-attempt'];
+    return gateId(
+      gateKeyOf({
+        pipeline: String(d.pipeline),
+        stage: String(d.stage),
+        action: String(d.action),
+        'execution-id': String(d['execution-id']),
+        'pipeline-execution-attempt': typeof attempt === 'number' ? attempt : undefined,
+      }),
+    );
   }
   if (event['detail-type'] === 'AWS API Call via CloudTrail') {
     const p = (
       typeof d.requestParameters === 'object' && d.requestParameters !== null ? d.requestParameters : {}
     ) as Json;
-    return `${String(p.pipelineName)}/${String(p.stageName)}/${String(p.actionName)}`;
+    const key = tokens.get(String(p.token));
+    if (key) return gateId(key);
+    return `${String(p.pipelineName)}/?/${String(p.stageName)}/${String(p.actionName)}`;
   }
   return undefined;
 }
@@ -222,7 +299,10 @@ export interface OrderingRun {
   readonly dropped: number;
   readonly duplicated: number;
   readonly concurrent: number;
+  /** Events really overtaken: first delivered after an event caused later. */
   readonly delayed: number;
+  /** Late copies delivered (an event again after later ones, or at the end). */
+  readonly late: number;
 }
 
 export interface OrderingSection {
@@ -259,6 +339,11 @@ async function replayWith(
     afterSteps: async (control) => {
       if (disorder) await disorder.flush(control.deliver);
       await control.drain();
+      // The late copies kept for the end: after every other event, the approvals' ends included.
+      if (disorder) {
+        await disorder.flush(control.deliver, true);
+        await control.drain();
+      }
       await control.redrive();
       if (disorder && disorder.dropped.size > 0) {
         for (const [id, d] of disorder.dropped) {
@@ -284,12 +369,22 @@ async function replayWith(
   });
 }
 
-/** Ids of the gates (of either run) on an action one of whose ending events the plan dropped. */
-function endingDroppedGates(disorder: Disorder, ...replays: Replay[]): Set<string> {
+/**
+ * Ids of the gates one of whose ending events the plan dropped: by gate, so that another execution's gate on
+ * the same action is still held to the clean run's end; every gate on the action only for a CloudTrail
+ * record whose token no approval of the scenario has.
+ */
+export function endingDroppedGates(disorder: Disorder, ...replays: Replay[]): Set<string> {
   const ids = new Set<string>();
   for (const r of replays) {
     for (const g of r.result.gates) {
-      if (disorder.endingDropped.has(`${g.pipeline}/${g.stage}/${g.action}`)) ids.add(gateId(g));
+      const id = gateId(g);
+      if (
+        disorder.endingDropped.has(id) ||
+        disorder.endingDropped.has(`${g.pipeline}/?/${g.stage}/${g.action}`)
+      ) {
+        ids.add(id);
+      }
     }
   }
   return ids;
@@ -303,7 +398,7 @@ export async function replayPlan(
   directives: readonly Directive[],
   extra: ReplayOptions = {},
 ): Promise<{ disorder: Disorder; replay: Replay; violations: Violation[] }> {
-  const disorder = new Disorder(directives);
+  const disorder = new Disorder(directives, s.gateOfToken);
   const replay = await replayWith(replayer, s, disorder, extra);
   const violations = [
     ...checkRun(s, clean, replay, {
@@ -365,6 +460,7 @@ export async function runOrderings(
             duplicated: 0,
             concurrent: 0,
             delayed: 0,
+            late: 0,
           });
           return true;
         }
@@ -378,7 +474,8 @@ export async function runOrderings(
           dropped: used.filter((d) => d.copies === 0).length,
           duplicated: used.filter((d) => d.copies > 1).length,
           concurrent: used.filter((d) => d.copies > 1 && d.concurrent).length,
-          delayed: used.filter((d) => d.copies > 0 && d.delay > 0).length,
+          delayed: disorder.overtaken,
+          late: disorder.lateCopies,
         });
         // Every plan runs (no early stop, no shrinking): the suite reports how many failed, with their plans.
         return true;

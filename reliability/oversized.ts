@@ -23,7 +23,8 @@ import { ROOT } from './scenarios.js';
  * child process with the V8 heap capped at HEAP_LIMIT_MB, and must end in a decision or an InputError,
  * within RSS_LIMIT_MB of peak resident memory (a crash, out of memory included, is a violation). A decision
  * on the two files of many findings must be REJECT (they hold CRITICAL ones) and count every finding written:
- * any decision passing would let a read that stopped early, or approved, through:
+ * any decision passing would let a read that stopped early, or approved, through; a decision on the long
+ * strings (an InputError is fine too) must not be APPROVE (its finding is HIGH) and must count its finding:
  *
  *   findings-100mb   an Inspector export of 100 MB (real-shaped findings of 1.9 KB, about 53,000 of them)
  *   findings-100k    100,000 findings (compact ones, about 110 MB)
@@ -127,7 +128,8 @@ export function writeFindings(path: string, count: number, bytes: number, compac
   return { bytes: written, findings, critical };
 }
 
-function writeLongStrings(path: string, mb: number): number {
+/** One finding (HIGH: the baseline does not let it through) with strings of `mb` MB; what was written. */
+export function writeLongStrings(path: string, mb: number): Written {
   const f = finding(template(), 1, false);
   f.description = 'd'.repeat(mb * 1024 * 1024);
   f.title = 't'.repeat(mb * 1024 * 1024);
@@ -136,7 +138,7 @@ function writeLongStrings(path: string, mb: number): number {
   packages[0]!.name = 'p'.repeat(1024 * 1024);
   const text = JSON.stringify({ findings: [f] });
   writeFileSync(path, text);
-  return Buffer.byteLength(text);
+  return { bytes: Buffer.byteLength(text), findings: 1, critical: f.severity === 'CRITICAL' ? 1 : 0 };
 }
 
 interface Plan {
@@ -147,8 +149,8 @@ interface Plan {
   /** What must happen: a decision, an InputError, or either. */
   readonly expect: 'result' | 'input-error' | 'either';
   /**
-   * For a file of many findings: what was written, which a decision must count in full and reject (CRITICAL
-   * among them). A decision of any kind would otherwise pass, an APPROVE on a truncated read included.
+   * For a file of findings: what was written, which a decision must count in full and not approve (reject,
+   * CRITICAL among them). A decision of any kind would otherwise pass, an APPROVE on a truncated read included.
    */
   readonly written?: Written;
 }
@@ -178,12 +180,14 @@ function plans(dir: string, quick: boolean): Plan[] {
     written: manyWritten,
   });
   const long = join(dir, 'long-strings.json');
+  const longWritten = writeLongStrings(long, 50 / scale);
   out.push({
     name: 'long-strings',
     findings: long,
     policy,
-    bytes: writeLongStrings(long, 50 / scale),
+    bytes: longWritten.bytes,
     expect: 'either',
+    written: longWritten,
   });
   const over = join(dir, 'over-limit.json');
   writeFileSync(over, '');
@@ -264,6 +268,9 @@ export function wrongResult(
   const problems: string[] = [];
   if (w.critical > 0 && c.decision !== 'REJECT') {
     problems.push(`decided ${c.decision ?? 'nothing'} on ${w.critical} CRITICAL finding(s): expected REJECT`);
+  } else if (c.decision === 'APPROVE') {
+    // Every file written here holds a finding the baseline does not let through (the long strings' is HIGH).
+    problems.push(`decided APPROVE on ${w.findings} finding(s) the baseline blocks`);
   }
   if (c.counted?.total !== w.findings) {
     problems.push(`counted ${c.counted?.total ?? 'no'} finding(s) of the ${w.findings} written`);

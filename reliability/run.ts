@@ -59,24 +59,25 @@ export function renderTable(r: SuiteReport): string {
   if (r.faults) {
     const f = r.faults;
     const hit = f.runs.filter((x) => x.injected > 0).length;
-    const dead = f.runs.reduce((a, x) => a + x.deadLettered, 0);
+    // What the final redrives delivered again (redrive()'s count), not every dead-lettered delivery.
+    const redriven = f.runs.reduce((a, x) => a + x.redriven, 0);
     const repeats = f.runs.reduce((a, x) => a + x.unrecordedRepeats, 0);
     const lost = f.runs.reduce((a, x) => a + x.answerLostRepeats, 0);
     const maxSweeps = Math.max(0, ...f.runs.map((x) => x.sweeps));
     row([
       'fault injection',
-      `${n(f.runs.length)} replays of ${f.scenarios} scenarios, one fault each (${n(hit)} hit); ${n(dead)} dead-lettered deliveries redriven; quiet within ${maxSweeps} sweeps; ${repeats} escalation(s) repeated because the first went unrecorded (${repeats - lost} a store write failed, ${lost} SNS Publish's answer was lost so it was sent again)`,
+      `${n(f.runs.length)} replays of ${f.scenarios} scenarios, one fault each (${n(hit)} hit); ${n(redriven)} dead-lettered events redriven; quiet within ${maxSweeps} sweeps; ${repeats} escalation(s) repeated because the first went unrecorded (${repeats - lost} a store write failed, ${lost} SNS Publish's answer was lost so it was sent again)`,
       String(f.cleanViolations.length + f.runs.reduce((a, x) => a + x.violations.length, 0)),
       s(r.seconds.faults),
     ]);
   }
   if (r.orderings) {
     const o = r.orderings;
-    const sum = (k: 'dropped' | 'duplicated' | 'concurrent' | 'delayed') =>
+    const sum = (k: 'dropped' | 'duplicated' | 'concurrent' | 'delayed' | 'late') =>
       o.runs.reduce((a, x) => a + x[k], 0);
     row([
       'duplicates and order',
-      `${n(o.runs.length)} fast-check plans over ${o.scenarios} scenarios: ${n(sum('dropped'))} events dropped, ${n(sum('duplicated'))} duplicated (${n(sum('concurrent'))} concurrently), ${n(sum('delayed'))} overtaken`,
+      `${n(o.runs.length)} fast-check plans over ${o.scenarios} scenarios: ${n(sum('dropped'))} events dropped, ${n(sum('duplicated'))} duplicated (${n(sum('concurrent'))} concurrently), ${n(sum('delayed'))} overtaken (delivered after an event caused later), ${n(sum('late'))} late copies (an event again after later ones or after the run's end)`,
       String(o.cleanViolations.length + o.runs.reduce((a, x) => a + x.violations.length, 0)),
       s(r.seconds.orderings),
     ]);
@@ -93,7 +94,7 @@ export function renderTable(r: SuiteReport): string {
     row([
       'hostile events',
       `${n(h.events.cases)} events × 4 handlers, each in a world of its own: ${n(h.events.ignored)} ignored, ${n(h.events.handled)} handled, ${n(h.events.deadLettered)} dead-lettered (malformed events of the function's own kind); ${n(h.events.mustIgnore)} forged (source, account, region, detail-type); ${n(h.events.decided)} cases reached a decision, ${n(h.events.acted)} an action`,
-      String(count(['crash-loop', 'not-ignored', 'approval-from-hostile-input', 'dead-fuzz'])),
+      String(r.byPart.events ?? 0),
       s(r.seconds.events),
     ]);
   }
@@ -101,10 +102,7 @@ export function renderTable(r: SuiteReport): string {
     row([
       'hostile policies',
       `${n(h.policies.cases)} mutated policies: ${n(h.policies.accepted)} valid (compiled and evaluated), ${n(h.policies.inputErrors)} InputError`,
-      String(
-        r.violations.filter((v) => v.detail.startsWith('parsePolicy') || v.detail.startsWith('policy fuzz'))
-          .length,
-      ),
+      String(r.byPart.policies ?? 0),
       s(r.seconds.policies),
     ]);
   }
@@ -112,11 +110,7 @@ export function renderTable(r: SuiteReport): string {
     row([
       'hostile findings files',
       `${n(h.findings.cases)} mutated files through tollgate evaluate: ${n(h.findings.accepted)} decided, ${n(h.findings.inputErrors)} InputError; ${n(h.findings.offencesKept ?? 0)} kept an offending finding untouched`,
-      String(
-        r.violations.filter(
-          (v) => v.detail.startsWith('tollgate evaluate') || v.detail.startsWith('findings fuzz'),
-        ).length,
-      ),
+      String(r.byPart.findings ?? 0),
       s(r.seconds.findings),
     ]);
   }
@@ -144,6 +138,10 @@ export function renderTable(r: SuiteReport): string {
     ['action-without-decision', 'actions without their decision'],
     ['decided-not-acted', 'decisions said acted on that the world never took'],
     ['different-decision', 'decisions unlike the clean run (duplicates and order)'],
+    ['unreconciled', 'lost endings not repaired'],
+    ['lost-decision', 'decisions lost to a fault'],
+    ['unsettled', 'gates given up or decided unsent while the approval waits'],
+    ['dead-letter', 'events lost to the dead-letter queue'],
     ['audit-chain', 'audit chains that do not verify'],
     ['unquiet', 'not quiet after the sweeps'],
     ['expectation', "clean replays unlike the scenario's expectation"],

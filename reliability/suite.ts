@@ -60,6 +60,8 @@ export interface SuiteReport {
   readonly oversized?: OversizedSection;
   readonly violations: readonly Violation[];
   readonly byKind: Readonly<Partial<Record<ViolationKind, number>>>;
+  /** Violations per part that ran (a kind, dead-fuzz say, may come from more than one part). */
+  readonly byPart: Readonly<Partial<Record<Part, number>>>;
   readonly seconds: Readonly<Partial<Record<Part, number>>>;
   readonly summary: Summary;
 }
@@ -87,6 +89,11 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
   const hostile: { -readonly [K in keyof HostileSection]?: HostileSection[K] } = {};
   let oversized: OversizedSection | undefined;
   const violations: Violation[] = [];
+  const byPart: Partial<Record<Part, number>> = {};
+  const add = (part: Part, found: readonly Violation[]): void => {
+    byPart[part] = (byPart[part] ?? 0) + found.length;
+    violations.push(...found);
+  };
   try {
     if (parts.has('faults')) {
       faults = await timed('faults', () =>
@@ -101,7 +108,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
           },
         }),
       );
-      violations.push(...faults.cleanViolations, ...faults.runs.flatMap((r) => r.violations));
+      add('faults', [...faults.cleanViolations, ...faults.runs.flatMap((r) => r.violations)]);
     }
     if (parts.has('orderings')) {
       progress('duplicates and order');
@@ -115,11 +122,11 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
           ...(options.replay ? { extra: options.replay } : {}),
         }),
       );
-      violations.push(
+      add('orderings', [
         ...orderings.cleanViolations,
         ...orderings.runs.flatMap((r) => r.violations),
         ...orderings.lagged.flatMap((r) => r.violations),
-      );
+      ]);
     }
     if (parts.has('events')) {
       progress('hostile events');
@@ -136,7 +143,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
         }),
       );
       Object.assign(hostile, { events: events.facts, logs: events.logs });
-      violations.push(...events.violations);
+      add('events', events.violations);
     }
     if (parts.has('policies')) {
       progress('hostile policies');
@@ -144,7 +151,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
         fuzzPolicies({ numRuns: options.policyCases ?? (quick ? 300 : 2000), seed: options.seed }),
       );
       hostile.policies = policies.facts;
-      violations.push(...policies.violations);
+      add('policies', policies.violations);
     }
     if (parts.has('findings')) {
       progress('hostile findings files');
@@ -152,7 +159,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
         fuzzFindings({ numRuns: options.findingsCases ?? (quick ? 200 : 2000), seed: options.seed }),
       );
       hostile.findings = findings.facts;
-      violations.push(...findings.violations);
+      add('findings', findings.violations);
     }
   } finally {
     await replayer.close();
@@ -160,7 +167,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
   if (parts.has('oversized')) {
     progress('oversized inputs');
     oversized = await timed('oversized', () => runOversized(quick));
-    violations.push(...oversized.violations);
+    add('oversized', oversized.violations);
   }
 
   const byKind: Partial<Record<ViolationKind, number>> = {};
@@ -188,6 +195,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteReport> {
     ...(oversized ? { oversized } : {}),
     violations,
     byKind,
+    byPart,
     seconds,
     summary,
   };

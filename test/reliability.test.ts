@@ -3,19 +3,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ListFindingsCommand } from '@aws-sdk/client-inspector2';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AwsFindings, EcrScanFindings, InspectorFindings } from '../adapters/aws/index.js';
 import { auditSk, indexPk, PARTITION_KEY_BYTES } from '../adapters/dynamodb/audit-items.js';
 import { DynamoStore } from '../adapters/dynamodb/store.js';
 import { runEvaluate } from '../cli/evaluate.js';
 import { EXIT } from '../cli/exit.js';
+import { MalformedEventError } from '../functions/common/handler.js';
 import {
   cleanReplay,
+  deadLetters,
   indexWrite,
   PAGE_SIZE,
   type PlannedFault,
   planFaults,
   quietOf,
+  redriveOf,
   runFaultMatrix,
   settle,
 } from '../reliability/faults.js';
@@ -30,8 +34,17 @@ import { actionsByGate, checkExpectations, checkRun } from '../reliability/invar
 import { lagCanHide, lagPlan, lagReplay, replayLagged } from '../reliability/lag.js';
 import { checkLines, checkPayloads } from '../reliability/logs.js';
 import { oracleCounts, oracleOf } from '../reliability/oracle.js';
-import { cleanOrdering, Disorder, replayPlan, runOrderings } from '../reliability/orderings.js';
-import { writeFindings, wrongResult } from '../reliability/oversized.js';
+import {
+  cleanOrdering,
+  type Directive,
+  Disorder,
+  endingDroppedGates,
+  LATE_AT_END,
+  plan as orderingPlan,
+  replayPlan,
+  runOrderings,
+} from '../reliability/orderings.js';
+import { writeFindings, writeLongStrings, wrongResult } from '../reliability/oversized.js';
 import { type Replay, Replayer, type ReplayOptions, rawChainProblems } from '../reliability/replay.js';
 import { renderTable } from '../reliability/run.js';
 import { exampleScenarios, ROOT, type SuiteScenario, suiteScenario } from '../reliability/scenarios.js';
@@ -39,8 +52,8 @@ import { runSuite, type SuiteReport } from '../reliability/suite.js';
 import { gateId } from '../shared/gate/model.js';
 import { compilePolicy } from '../shared/policy/compile.js';
 import { parsePolicy } from '../shared/policy/load.js';
-import { type GateView, SimClock } from '../simulator/run.js';
-import { World } from '../simulator/world.js';
+import { type GateView, type RunControl, SimClock } from '../simulator/run.js';
+import { actionEvent, cloudTrailEvent, World } from '../simulator/world.js';
 import { chain, entry } from './archive-fixtures.js';
 
 /*
@@ -386,6 +399,13 @@ describe('the checkers', () => {
     // Decided, its result never sent (every attempt failed), then closed by the approval's end (abandoned):
     // it claims no action, and none is owed.
     expect(kinds(fake([{ ...acted, state: 'CLOSED' }], [{ ...put, failed: true }]))).toEqual([]);
+    // … unless the clean run's gate sent that result: CLOSED without it is not "claims nothing" then.
+    const cleanSent = fake([{ ...acted, state: 'CLOSED', approvalResult: sent }], [put]);
+    expect(
+      checkRun(s, cleanSent, fake([{ ...acted, state: 'CLOSED' }], [{ ...put, failed: true }])).map(
+        (v) => v.kind,
+      ),
+    ).toEqual(['decided-not-acted']);
     // A person's answer ended the approval: Tollgate's result was refused, not lost.
     const alice = { identity: 'arn:aws:sts::123456789012:assumed-role/SecurityEngineer/alice' };
     expect(kinds(fake([{ ...acted, state: 'CLOSED', reviewer: alice } as Partial<GateView>], []))).toEqual(
@@ -500,6 +520,7 @@ describe('the checkers', () => {
       planned,
       injected: 1,
       deadLettered: 0,
+      redriven: 0,
       unrecordedRepeats: 3,
       answerLostRepeats: 1,
       sweeps: 2,
@@ -760,6 +781,7 @@ describe('the strengthened checks, against a deliberately broken gate', () => {
     expect(alive.facts.decided).toBeGreaterThan(0);
     expect(alive.facts.acted).toBeGreaterThan(0);
     expect(alive.violations.filter((v) => v.kind === 'dead-fuzz')).toEqual([]);
+    expect(alive.violations.filter((v) => v.kind === 'dead-letter')).toEqual([]);
 
     const ignoring = await fuzzEvents(replayer, s, {
       numRuns: 30,
@@ -1203,4 +1225,280 @@ describe('checks that a decision was acted on, and counted what the files hold',
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('the checks made stronger after review', () => {
+  let replayer: Replayer;
+  beforeAll(async () => {
+    replayer = await Replayer.start();
+  });
+  afterAll(async () => {
+    await replayer.close();
+  });
+
+  /** `replay` with its gates replaced (the rest kept: world, calls, audit). */
+  const withGates = (replay: Replay, gates: GateView[], audit = replay.audit): Replay =>
+    ({ ...replay, result: { ...replay.result, gates }, audit }) as Replay;
+
+  it('fault matrix: a gate that gives up, decides and never sends, or stays ACTED fails the settled checks', async () => {
+    for (const prefix of ['01', '02']) {
+      const s = scenario(prefix);
+      const { replay: clean } = await cleanReplay(replayer, s);
+      expect(checkRun(s, clean, clean, { settled: true })).toEqual([]);
+      // Another replay of it, whose world is put back to its approval still waiting (as a gate that gave up
+      // or never sent its result would leave it).
+      const { replay: other } = await cleanReplay(replayer, s);
+      const g = clean.result.gates[0]!;
+      other.world.findSlot(g.pipeline, g.stage, g.action)!.status = 'InProgress';
+      const kinds = (run: Replay) => checkRun(s, clean, run, { settled: true }).map((v) => v.kind);
+      const none = { approvalResult: null, reviewer: null, closure: null };
+      // Gave up: STALE, no decision (and no decision record).
+      const gaveUp = withGates(other, [{ ...g, ...none, state: 'STALE', outcome: null, decision: null }], {
+        ...other.audit,
+        decisions: new Map(),
+      });
+      expect(kinds(gaveUp)).toEqual(expect.arrayContaining(['lost-decision', 'unsettled']));
+      // Decided, never sent, parked STALE.
+      expect(kinds(withGates(other, [{ ...g, ...none, state: 'STALE' }]))).toEqual(
+        expect.arrayContaining(['unsettled', 'unreconciled']),
+      );
+      // Decided and holding it (DECIDED) while the approval waits.
+      expect(kinds(withGates(other, [{ ...g, ...none, state: 'DECIDED' }]))).toContain('unsettled');
+      // Acted, its end never recorded: still ACTED where the clean run ends CLOSED.
+      expect(kinds(withGates(clean, [{ ...g, state: 'ACTED', reviewer: null, closure: null }]))).toEqual([
+        'unreconciled',
+      ]);
+    }
+  }, 120_000);
+
+  it('fault matrix: an approval a person answered before the gate could decide is no lost decision, but must name them', async () => {
+    // An outage outlasting the wait for alice's answer (scenario 03): the gate never decides, and her
+    // CloudTrail record came before the gate existed; the sweep's reconciliation names her from the listing.
+    const s = scenario('03');
+    const { replay: clean } = await cleanReplay(replayer, s);
+    const g = clean.result.gates[0]!;
+    expect(g).toMatchObject({ outcome: 'ESCALATE', closure: { state: 'SUCCEEDED' } });
+    expect(g.reviewer).not.toBeNull();
+    const kinds = (gate: GateView) =>
+      checkRun(s, clean, withGates(clean, [gate], { ...clean.audit, decisions: new Map() }), {
+        settled: true,
+      }).map((v) => v.kind);
+    const answered = { ...g, state: 'CLOSED' as const, outcome: null, decision: null, notifications: 0 };
+    expect(kinds(answered)).not.toContain('lost-decision');
+    expect(kinds(answered)).not.toContain('unreconciled');
+    // Nobody named for that answer: unreconciled.
+    expect(kinds({ ...answered, reviewer: null })).toContain('unreconciled');
+    // Ended otherwise (a timeout: FAILED, nobody named): a decision lost all the same.
+    expect(kinds({ ...answered, reviewer: null, closure: { ...g.closure!, state: 'FAILED' } })).toContain(
+      'lost-decision',
+    );
+  }, 60_000);
+
+  it('fault matrix: events left in the dead-letter queue after the final redrive are a violation; redriven is what redrive() returned', async () => {
+    const s = scenario('01');
+    const world = {
+      clearFailures: () => undefined,
+    } as unknown as RunControl['world'];
+    const left = [{ 'detail-type': 'x' }];
+    const control = {
+      world,
+      deadLettered: left,
+      redrive: async () => 3,
+      sweepUntilQuiet: async () => ({ sweeps: 1, quiet: true }),
+      sweep: async () => undefined,
+      clock: { now: () => new Date(0), set: () => undefined },
+    } as unknown as RunControl;
+    await settle(s)(control);
+    const replay = { world } as unknown as Replay;
+    expect(redriveOf(replay)).toEqual({ redriven: 3, left: 1 });
+    expect(deadLetters(replay).map((v) => v.detail)).toEqual([
+      '1 event(s) still dead-lettered after the final redrive (3 redriven) and the sweeps',
+    ]);
+    // A real replay settles with its queue empty.
+    const { replay: clean } = await cleanReplay(replayer, s);
+    expect(deadLetters(clean)).toEqual([]);
+    expect(redriveOf(clean)?.left).toBe(0);
+  }, 60_000);
+
+  it('orderings: a dropped ending is keyed by gate; its result and escalations must still be the clean run’s', async () => {
+    const s = scenario('08');
+    const clean = await cleanOrdering(replayer, s);
+    const approved = clean.result.gates.find((g) => g.outcome === 'APPROVE')!;
+    const other = clean.result.gates.find((g) => g !== approved)!;
+    expect(other.stage + other.action).toBe(approved.stage + approved.action);
+    // The approved gate's SUCCEEDED and CloudTrail record dropped: only its own gate is marked.
+    const world = new World(s.loaded, new SimClock(Date.parse(s.loaded.scenario.start)));
+    const slot = world.findSlot(approved.pipeline, approved.stage, approved.action)!;
+    const token = [...s.gateOfToken].find(([, k]) => k.executionId === approved.executionId)![0];
+    const disorder = new Disorder(
+      [
+        { copies: 0, concurrent: false, delay: 0 },
+        { copies: 0, concurrent: false, delay: 0 },
+      ],
+      s.gateOfToken,
+    );
+    const deliver = async () => undefined;
+    const ended = actionEvent(world, { ...slot, executionId: approved.executionId }, 'SUCCEEDED');
+    await disorder.deliverVia(ended, deliver, { step: 0, origin: 'world' });
+    const trail = cloudTrailEvent(world, 'arn:aws:sts::123456789012:assumed-role/TollgateGateRole/tollgate', {
+      pipelineName: approved.pipeline,
+      stageName: approved.stage,
+      actionName: approved.action,
+      token,
+    });
+    await disorder.deliverVia(trail, deliver, { step: 0, origin: 'world' });
+    const dropped = endingDroppedGates(disorder, clean);
+    expect([...dropped]).toEqual([gateId(approved)]);
+    const opts = { sameDecisions: true, endingDropped: dropped } as const;
+    // The approved gate lost the result it sent: still a violation with its ending dropped.
+    const lostResult = withGates(
+      clean,
+      clean.result.gates.map((g) => (g === approved ? { ...g, approvalResult: null } : g)),
+    );
+    expect(checkRun(s, clean, lostResult, opts).map((v) => v.kind)).toContain('different-decision');
+    // The other execution's gate on the same action is held to the clean run's end.
+    const otherMoved = withGates(
+      clean,
+      clean.result.gates.map((g) => (g === other ? { ...g, notifications: g.notifications + 1 } : g)),
+    );
+    expect(checkRun(s, clean, otherMoved, opts).map((v) => v.kind)).toContain('different-decision');
+  }, 120_000);
+
+  it('oversized: the long strings may be refused, but a decision must not approve and must count its finding', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-long-test-'));
+    try {
+      const written = writeLongStrings(join(dir, 'long.json'), 1);
+      expect(written).toMatchObject({ findings: 1, critical: 0 });
+      const plan = { written };
+      const one = { total: 1, critical: 0 };
+      expect(wrongResult(plan, { decision: 'REJECT', counted: one })).toBeUndefined();
+      expect(wrongResult(plan, { decision: 'ESCALATE', counted: one })).toBeUndefined();
+      expect(wrongResult(plan, { decision: 'APPROVE', counted: one })).toMatch(/decided APPROVE/);
+      expect(wrongResult(plan, { decision: 'APPROVE', counted: { total: 0, critical: 0 } })).toMatch(
+        /counted 0 finding\(s\) of the 1 written/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('hostile events: an unmutated, unforged event dead-lettered as malformed is a violation', async () => {
+    const s = scenario('02');
+    const { account, region } = s.loaded.scenario;
+    const broken = await fuzzEvents(replayer, s, {
+      numRuns: 60,
+      seed: 20261125,
+      handlers: (h) => ({
+        ...h,
+        'approval-started': async (e, c) => {
+          // The cases' deliveries go through world.invoking; the setup's (a gate opened first) do not.
+          if (!(new Error().stack ?? '').includes('invoking')) return h['approval-started'](e, c);
+          const event = e as {
+            source?: string;
+            account?: string;
+            region?: string;
+            detail?: { state?: string };
+          };
+          if (
+            event.source === 'aws.codepipeline' &&
+            event.account === account &&
+            event.region === region &&
+            event.detail?.state === 'STARTED'
+          ) {
+            throw new MalformedEventError('approval-started', ['(deliberately broken)']);
+          }
+          return h['approval-started'](e, c);
+        },
+      }),
+    });
+    expect(broken.violations.map((v) => v.kind)).toContain('dead-letter');
+  }, 180_000);
+
+  it('orderings: late copies come after later events or at the very end, and the plans draw them often', async () => {
+    const order: string[] = [];
+    const deliver = async (e: Record<string, unknown>) => {
+      order.push(String(e['detail-type']));
+    };
+    const once: Directive = { copies: 1, concurrent: false, delay: 0 };
+    const disorder = new Disorder([{ ...once, late: LATE_AT_END }, once, { ...once, late: 1 }, once]);
+    for (const name of ['A', 'B', 'C', 'D']) {
+      await disorder.deliverVia({ 'detail-type': name, detail: {} }, deliver, { step: 0, origin: 'step' });
+    }
+    await disorder.flush(deliver);
+    expect(order).toEqual(['A', 'B', 'C', 'D', 'C']);
+    await disorder.flush(deliver, true);
+    expect(order).toEqual(['A', 'B', 'C', 'D', 'C', 'A']);
+    expect(disorder.lateCopies).toBe(2);
+    const plans = fc.sample(orderingPlan, { numRuns: 100, seed: 1 });
+    const atEnd = plans.filter((p) => p.some((d) => d.copies > 0 && d.late === LATE_AT_END)).length;
+    expect(atEnd).toBeGreaterThan(80);
+    // The real gate, with its STARTED and its ending delivered again once the gate closed: as the clean run.
+    const s = scenario('01');
+    const clean = await cleanOrdering(replayer, s);
+    const directives = Array.from({ length: 12 }, () => ({ ...once, late: LATE_AT_END }));
+    const { disorder: ran, violations } = await replayPlan(replayer, s, clean, directives);
+    expect(ran.lateCopies).toBeGreaterThan(2);
+    expect(violations).toEqual([]);
+  }, 120_000);
+
+  it('figures: overtaken counts events delivered after a later one; the table counts per part and what redrive() returned', async () => {
+    const deliver = async () => undefined;
+    const held = new Disorder([
+      { copies: 1, concurrent: false, delay: 1 },
+      { copies: 1, concurrent: false, delay: 1 },
+      { copies: 0, concurrent: false, delay: 0 },
+    ]);
+    for (const name of ['A', 'B', 'C']) {
+      await held.deliverVia({ 'detail-type': name, detail: {} }, deliver, { step: 0, origin: 'step' });
+    }
+    await held.flush(deliver);
+    expect(held.overtaken).toBe(0);
+    const passed = new Disorder([
+      { copies: 1, concurrent: false, delay: 1 },
+      { copies: 1, concurrent: false, delay: 0 },
+    ]);
+    for (const name of ['A', 'B']) {
+      await passed.deliverVia({ 'detail-type': name, detail: {} }, deliver, { step: 0, origin: 'step' });
+    }
+    expect(passed.overtaken).toBe(1);
+
+    const run = {
+      planned: { kind: 'throttling', persistence: 'outage', operation: 'GetPipelineState' },
+      injected: 1,
+      deadLettered: 5,
+      redriven: 2,
+      unrecordedRepeats: 0,
+      answerLostRepeats: 0,
+      sweeps: 2,
+      violations: [],
+    };
+    const report = {
+      mode: 'quick',
+      seed: 1,
+      faults: {
+        scenarios: 1,
+        planned: 1,
+        runs: [run],
+        cleanViolations: [],
+        logs: { lines: 0, violations: 0 },
+      },
+      hostile: {
+        events: { cases: 1, ignored: 0, handled: 1, deadLettered: 0, mustIgnore: 0, decided: 1, acted: 1 },
+        findings: { cases: 1, accepted: 1, inputErrors: 0 },
+      },
+      violations: [
+        { kind: 'dead-fuzz', detail: 'findings fuzz: dead' },
+        { kind: 'unexpected-exception', detail: 'event fuzz: crashed' },
+      ],
+      byKind: {},
+      byPart: { events: 1, findings: 1 },
+      seconds: {},
+      summary: {},
+    } as unknown as SuiteReport;
+    const lines = renderTable(report).split('\n');
+    const row = (start: string) => lines.find((line) => line.startsWith(start))!;
+    expect(row('| fault injection')).toContain('2 dead-lettered events redriven');
+    expect(row('| hostile events').split('|')[3]!.trim()).toBe('1');
+    expect(row('| hostile findings').split('|')[3]!.trim()).toBe('1');
+  }, 60_000);
 });
