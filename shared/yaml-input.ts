@@ -239,7 +239,7 @@ function expandAliases(doc: Document.Parsed, file: string, lines: LineCounter): 
         n += size(pair.key, (t) => {
           pair.key = t;
         });
-        path.push(isScalar(pair.key) ? String(pair.key.value) : String(pair.key));
+        path.push(keyName(pair.key));
         n += size(pair.value, (t) => {
           pair.value = t;
         });
@@ -288,7 +288,8 @@ function yamlProblem(e: YAMLError, file: string, lines: LineCounter, text: strin
   }
   if (e.code === 'MULTIPLE_DOCS') {
     // The library's own message names its API (parseAllDocuments), which means nothing to a policy's author.
-    const count = parseAllDocuments(text, { version: '1.2', resolveKnownTags: false });
+    // Counted only: without uniqueKeys, whose check is quadratic in a mapping's keys (a 1 MiB mapping: minutes).
+    const count = parseAllDocuments(text, { version: '1.2', resolveKnownTags: false, uniqueKeys: false });
     const n = Array.isArray(count) ? count.length : 0;
     return {
       file,
