@@ -4,7 +4,13 @@ import { ScanStatus as EcrScanStatus } from '@aws-sdk/client-ecr';
 import { ScanStatusReason } from '@aws-sdk/client-inspector2';
 import * as z from 'zod';
 import { InputError, type InputProblem, unreadable } from '../shared/errors.js';
-import { type GateKey, gateId, gateKeyFromFields } from '../shared/gate/model.js';
+import {
+  type GateKey,
+  gateId,
+  gateKeyFromFields,
+  PIPELINE_NAME,
+  PIPELINE_NAME_EXPECTED,
+} from '../shared/gate/model.js';
 import { parseYamlInput } from '../shared/yaml-input.js';
 
 /*
@@ -15,7 +21,8 @@ import { parseYamlInput } from '../shared/yaml-input.js';
  */
 
 const digest = z.string().regex(/^sha256:[a-f0-9]{64}$/, { error: 'an image digest sha256:<64 hex digits>' });
-const name = z.string().min(1).max(100);
+// As CodePipeline names pipelines, stages and actions: a scenario names what a real run could.
+const name = z.string().regex(PIPELINE_NAME, { error: PIPELINE_NAME_EXPECTED });
 const offset = z
   .union([
     z.string().regex(/^\d+(\.\d+)?(ms|s|m|h)$/, { error: 'an offset like 90s, 5m or 1h' }),

@@ -1208,6 +1208,23 @@ describe('AWS failing', () => {
     ]);
   });
 
+  it("a reviewer's write that lost a race reads the gate again by its key, not through the token's index (which lags)", async () => {
+    const { h, update } = await escalatedGate();
+    let calls = 0;
+    vi.spyOn(h.store, 'updateGate').mockImplementation(async (gate, version, audit) => {
+      calls++;
+      return calls <= 2 ? false : update(gate, version, audit);
+    });
+    const byToken = vi.spyOn(h.store, 'gateByTokenHash');
+    const byKey = vi.spyOn(h.store, 'getGate');
+    await h.approvalEnded(h.cloudTrailEvent({ status: 'Approved' }));
+    expect(calls).toBe(3);
+    // An index read could answer each retry with the version that just lost: found once, then read by key.
+    expect(byToken).toHaveBeenCalledTimes(1);
+    expect(byKey.mock.calls.length).toBeGreaterThanOrEqual(2);
+    expect((await h.gate())?.reviewer).toMatchObject({ status: 'Approved', tollgate: false });
+  });
+
   it("a call under Tollgate's role that matches no gate pages as a borrowed role; a person's is only unmatched", async () => {
     // Tollgate sends a result only with a token whose gate keeps its hash: under its role and matching no
     // gate (a gate not yet told its token is the easy target), the call is someone else's.
@@ -2825,6 +2842,18 @@ describe('the scan events as AWS sends them', () => {
     call.detail.userIdentity = 'alice';
     await expect(h.approvalEnded(call)).rejects.toMatchObject({ name: 'MalformedEventError' });
     malformed += 3;
+    // Names CodePipeline could not give: a key of them could pass a length check and be past DynamoDB's key
+    // bytes (100 three-byte characters), and no real event carries one.
+    for (const [field, value] of [
+      ['pipeline', 'ü'.repeat(100)],
+      ['stage', 'Deploy prod'],
+      ['execution-id', 'é'.repeat(36)],
+    ] as const) {
+      const odd = h.approvalStartedEvent() as unknown as { detail: Record<string, unknown> };
+      odd.detail[field] = value;
+      await expect(h.approvalStarted(odd), field).rejects.toMatchObject({ name: 'MalformedEventError' });
+      malformed++;
+    }
     expect(valuesOf(added, 'MalformedEvents')).toEqual(Array(malformed).fill(1));
     // Not an approval (another action type), or another state for this function: another kind, ignored.
     const build = h.approvalStartedEvent() as unknown as {
@@ -2859,6 +2888,11 @@ describe('the scan events as AWS sends them', () => {
       [
         h.ecrScanEvent({ counts: {} }),
         (d: Record<string, unknown>) => (d['repository-name'] = 'r'.repeat(2000)),
+      ],
+      // Nor within 512 characters: DynamoDB counts a key's bytes, and 512 of these are 1,536 (ECR's are ASCII).
+      [
+        h.ecrScanEvent({ counts: {} }),
+        (d: Record<string, unknown>) => (d['repository-name'] = 'ü'.repeat(512)),
       ],
       [
         h.ecrScanEvent({ counts: {} }),

@@ -77,6 +77,15 @@ async function replay(
 }
 
 describe('world.findings: the key is the image', () => {
+  it('names a pipeline, stage or action only as CodePipeline could (a replay tollgate audit --pipeline can read)', () => {
+    const file = scenarioFile((s) => {
+      world(s).approvals[0]!.pipeline = 'billing api (prod)';
+    });
+    expect(refusal(file)).toMatch(
+      /world\.approvals\[0\]\.pipeline: expected a pipeline name \(letters, digits and \. @ _ -, at most 100\); got "billing api \(prod\)"/,
+    );
+  });
+
   it('a key that is not an image digest is refused, at its key path', () => {
     const file = scenarioFile((s) => {
       world(s).findings = { 'sha256:EA7C': { findings: [] } };

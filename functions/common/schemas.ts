@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { PIPELINE_NAME, PIPELINE_NAME_EXPECTED } from '../../shared/gate/model.js';
 
 /*
  * The events the functions take, as zod schemas over the EventBridge envelope. `source` and
@@ -24,7 +25,12 @@ export const EventBridgeSchema = z.object({
   'replay-name': z.optional(z.string()),
 });
 
-const name = z.string().check(z.minLength(1), z.maxLength(100));
+// As CodePipeline names them ([A-Za-z0-9.@_-], at most 100): ASCII, so a key built of them is as many bytes as
+// characters (DynamoDB bounds keys in bytes; a name of 100 three-byte characters would pass a length check and
+// fail every write of its gate).
+const name = z.string().check(z.regex(PIPELINE_NAME, { error: PIPELINE_NAME_EXPECTED }));
+// An execution id is a UUID; bounded loosely, but printable ASCII for the same reason.
+const ASCII_WORD = /^[\x21-\x7e]+$/;
 
 const ApprovalType = z.object({
   category: z.literal('Approval'),
@@ -35,7 +41,7 @@ const ApprovalType = z.object({
 
 const ActionDetail = z.object({
   pipeline: name,
-  'execution-id': z.string().check(z.minLength(1), z.maxLength(200)),
+  'execution-id': z.string().check(z.minLength(1), z.maxLength(200), z.regex(ASCII_WORD)),
   stage: name,
   action: name,
   'action-execution-id': z.optional(z.string()),
@@ -81,6 +87,8 @@ const ScanDetail = z.object({
   'repository-name': z.string().check(
     z.minLength(1),
     z.maxLength(512),
+    // ECR's names and ARNs are ASCII: 512 characters are then 512 of a sort key's 1,024 bytes.
+    z.regex(ASCII_WORD, { error: 'an ECR repository name or ARN (ASCII, no spaces)' }),
     z.refine((v) => !v.startsWith('arn:') || REPOSITORY_ARN.test(v), {
       error: 'a bare repository name, or an ECR repository ARN with its 12-digit account',
     }),

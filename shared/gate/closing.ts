@@ -237,8 +237,13 @@ export class GateClosing<D extends ClosingDeps = ClosingDeps> {
     const underOwnRole = this.ownRole(e.identity, source);
     let decision: StoredDecision | undefined;
     let head: HeadRead;
+    let found: Gate | undefined;
     for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
-      const gate = await locate();
+      // Found once (by the token's index, which lags its writes); read again by key after a lost race, since
+      // the index could answer every retry with the version that just lost.
+      const gate: Gate | undefined =
+        found === undefined ? await locate() : await this.d.store.getGate(found.key);
+      found = gate;
       if (!gate && source === 'listing') return undefined;
       if (!gate) {
         // An approval of a pipeline Tollgate does not gate, one that started before Tollgate was deployed,
