@@ -185,6 +185,52 @@ describe('DynamoAuditStore.list', () => {
     });
   }
 
+  it("reads index items (the table's own) strongly, so a record indexed a moment ago is not missed; an index never", async () => {
+    const queries: {
+      IndexName: string | undefined;
+      ConsistentRead: boolean | undefined;
+      pk: string | undefined;
+    }[] = [];
+    const name = 'capture-queries';
+    dynamo.client.middlewareStack.add(
+      (next) => async (args) => {
+        const request = args.request as { headers?: Record<string, string>; body?: unknown };
+        if (request.headers?.['x-amz-target']?.endsWith('.Query')) {
+          const body = JSON.parse(String(request.body)) as {
+            IndexName?: string;
+            ConsistentRead?: boolean;
+            ExpressionAttributeValues?: Record<string, { S?: string }>;
+          };
+          const pk = Object.values(body.ExpressionAttributeValues ?? {}).find((v) => v.S?.includes('#'))?.S;
+          queries.push({ IndexName: body.IndexName, ConsistentRead: body.ConsistentRead, pk });
+        }
+        return next(args);
+      },
+      { step: 'build', name },
+    );
+    try {
+      for (const filter of [
+        { vulnerability: 'CVE-2026-1003' },
+        { repository: 'web/frontend' },
+        { reviewer: 'bob' },
+        { outcome: 'REJECT' as const, since, until },
+      ]) {
+        expect((await list(filter)).length, JSON.stringify(filter)).toBeGreaterThan(0);
+      }
+    } finally {
+      dynamo.client.middlewareStack.remove(name);
+    }
+    const items = queries.filter(
+      (q) => q.IndexName === undefined && /^(VULN|REPO|REVIEWER)#/.test(q.pk ?? ''),
+    );
+    expect(items.length).toBeGreaterThanOrEqual(3);
+    for (const q of items) expect(q, q.pk).toMatchObject({ ConsistentRead: true });
+    // A global secondary index refuses a strong read: never asked of one.
+    const gsi = queries.filter((q) => q.IndexName !== undefined);
+    expect(gsi.length).toBeGreaterThan(0);
+    for (const q of gsi) expect(q.ConsistentRead, q.IndexName).not.toBe(true);
+  });
+
   it('finds a reviewer by short name exactly as by the identity, and nobody by a part of a name', async () => {
     const byArn = (await list({ reviewer: REVIEWERS[0]! })).map(key);
     expect(byArn.length).toBeGreaterThan(0);

@@ -402,6 +402,9 @@ export class DynamoAuditStore {
             {
               ...keyCondition('pk', indexPk(plan.index, plan.value), 'sk', range),
               ScanIndexForward: forward,
+              // Index items are the table's own (not a GSI's): read strongly, as the VULN# marker is, or a
+              // record whose items were written a moment ago could be in neither the answer nor the unindexed.
+              ConsistentRead: true,
             },
             pageSize,
           ),
