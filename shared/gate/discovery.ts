@@ -73,9 +73,10 @@ export interface DiscoveryConfig {
 
 /**
  * How far back a PARALLEL-mode pipeline's executions are looked through. CodePipeline ends a Manual approval
- * after 7 days, so one still waiting started within them; its execution started before it, a day at most
- * here. An execution that took longer to reach its approval, and lost that approval's STARTED event, is
- * left to a person (the README says so).
+ * after 7 days unless its action sets a longer timeout (up to 60), so one still waiting with the default
+ * started within them; its execution started before it, a day at most here. An approval given a longer
+ * timeout is covered for its first 8 days, and one whose execution took longer to reach it, with its STARTED
+ * event lost, is left to a person (the README says both).
  */
 export const PARALLEL_LOOKBACK_MS = 8 * 24 * 60 * 60_000;
 
