@@ -127,7 +127,7 @@ export function settle(s: SuiteScenario, marks?: number[]) {
     marks?.push(control.world.calls.length);
     control.world.clearFailures();
     const redriven = await control.redrive();
-    await control.sweepUntilQuiet({ maxSweeps: s.waitMinutes + 10 });
+    const first = await control.sweepUntilQuiet({ maxSweeps: s.waitMinutes + 10 });
     // The schedule keeps sweeping: a gate whose end or reviewer was lost with the outage's events (a person's
     // approval recorded by CloudTrail before its gate existed) is asked about once due, 15 minutes on
     // (shared/gate/reconcile.ts): twice, for the end and then for who answered, as the orderings part does.
@@ -135,7 +135,10 @@ export function settle(s: SuiteScenario, marks?: number[]) {
       control.clock.set(control.clock.now().getTime() + RECONCILE_MS);
       await control.sweep();
     }
-    noteQuiet(control.world, await control.sweepUntilQuiet({ maxSweeps: s.waitMinutes + 10 }));
+    const last = await control.sweepUntilQuiet({ maxSweeps: s.waitMinutes + 10 });
+    // Quiet within the sweeps it took after the redrive (the reconciliation's two not counted), and quiet at the
+    // end: a run that was not quiet before the reconciliation's sweeps counts as such.
+    noteQuiet(control.world, { sweeps: first.sweeps + last.sweeps, quiet: first.quiet && last.quiet });
     // What is still dead-lettered after the redrive and the sweeps is an event lost for good.
     noteRedrive(control.world, { redriven, left: control.deadLettered.length });
   };
