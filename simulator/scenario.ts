@@ -4,6 +4,7 @@ import { ScanStatus as EcrScanStatus } from '@aws-sdk/client-ecr';
 import { ScanStatusReason } from '@aws-sdk/client-inspector2';
 import * as z from 'zod';
 import { InputError, type InputProblem, unreadable } from '../shared/errors.js';
+import { REPOSITORY_NAME } from '../shared/gate/image.js';
 import {
   type GateKey,
   gateId,
@@ -21,8 +22,18 @@ import { parseYamlInput } from '../shared/yaml-input.js';
  */
 
 const digest = z.string().regex(/^sha256:[a-f0-9]{64}$/, { error: 'an image digest sha256:<64 hex digits>' });
-// As CodePipeline names pipelines, stages and actions: a scenario names what a real run could.
+// As CodePipeline names pipelines, stages and actions, and ECR repositories: a scenario names what a real
+// run could (and its records can be read with `tollgate audit --pipeline`, which refuses other names).
 const name = z.string().regex(PIPELINE_NAME, { error: PIPELINE_NAME_EXPECTED });
+const repository = z.string().regex(REPOSITORY_NAME, {
+  error: 'an ECR repository name (payments/api: lowercase, 2 to 256 characters)',
+});
+// A UUID in real runs; any printable ASCII here, as the handlers' schema takes (a key's bytes are its length).
+const executionId = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[\x21-\x7e]+$/, { error: 'an execution id (printable ASCII, no spaces)' });
 const offset = z
   .union([
     z.string().regex(/^\d+(\.\d+)?(ms|s|m|h)$/, { error: 'an offset like 90s, 5m or 1h' }),
@@ -34,7 +45,7 @@ const Approval = z.strictObject({
   pipeline: name,
   stage: name,
   action: name,
-  executionId: z.string().min(1).max(200),
+  executionId,
   /** The approval token GetPipelineState shows while the action waits (a lowercase UUID). */
   token: z
     .string()
@@ -50,7 +61,7 @@ const Approval = z.strictObject({
 export type ScenarioApproval = z.output<typeof Approval>;
 
 const Image = z.strictObject({
-  repository: name,
+  repository,
   digest,
   tags: z.array(z.string()).default([]),
   /** The manifest's media type, as DescribeImages gives it: an OCI image manifest unless said. */
@@ -73,7 +84,7 @@ export const SCAN_STATUSES = [
 
 const Scan = z.strictObject({
   digest,
-  repository: name,
+  repository,
   /** `INITIAL_SCAN_COMPLETE` (Inspector), `COMPLETE` / `FAILED` / `UNSUPPORTED_IMAGE` (ECR basic), … */
   status: z.enum(SCAN_STATUSES as [string, ...string[]]),
   /** The severity counts the scan event reports; leave out severities as real events do. */
@@ -82,7 +93,7 @@ const Scan = z.strictObject({
   event: z.boolean().default(true),
 });
 
-const Key = z.strictObject({ pipeline: name, stage: name, action: name, executionId: z.string().min(1) });
+const Key = z.strictObject({ pipeline: name, stage: name, action: name, executionId });
 
 /**
  * The operations a `fail` step can fail: those the world answers (World.dispatch) and the store's DynamoDB

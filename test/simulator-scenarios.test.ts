@@ -77,13 +77,26 @@ async function replay(
 }
 
 describe('world.findings: the key is the image', () => {
-  it('names a pipeline, stage or action only as CodePipeline could (a replay tollgate audit --pipeline can read)', () => {
-    const file = scenarioFile((s) => {
-      world(s).approvals[0]!.pipeline = 'billing api (prod)';
-    });
-    expect(refusal(file)).toMatch(
-      /world\.approvals\[0\]\.pipeline: expected a pipeline name \(letters, digits and \. @ _ -, at most 100\); got "billing api \(prod\)"/,
-    );
+  it('names pipelines, stages, actions, repositories and executions only as AWS could (a replay tollgate audit can read)', () => {
+    // The base loads: each refusal below is its one change's.
+    expect(refusal(scenarioFile(() => undefined))).toBe('loaded');
+    const cases: [(s: Json) => void, RegExp][] = [
+      [
+        (s) => (world(s).approvals[0]!.pipeline = 'billing api (prod)'),
+        /^\S+:\d+:\d+: world\.approvals\[0\]\.pipeline: expected a pipeline name \(letters, digits and \. @ _ -, at most 100\); got "billing api \(prod\)"$/,
+      ],
+      [
+        (s) => (world(s).approvals[0]!.executionId = 'exé-1'),
+        /^\S+:\d+:\d+: world\.approvals\[0\]\.executionId: expected an execution id \(printable ASCII, no spaces\); got "exé-1"$/,
+      ],
+      [
+        (s) => ((s.world as { images: Json[] }).images[0]!.repository = 'Billing/API'),
+        /^\S+:\d+:\d+: world\.images\[0\]\.repository: expected an ECR repository name .*; got "Billing\/API"$/,
+      ],
+    ];
+    // The first problem is the change's own (a renamed approval is then also one its steps do not name).
+    for (const [change, message] of cases)
+      expect(refusal(scenarioFile(change)).split('\n')[0]).toMatch(message);
   });
 
   it('a key that is not an image digest is refused, at its key path', () => {

@@ -9,6 +9,8 @@ import { clipUnits, wellFormed } from '../text.js';
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 // ECR's own pattern for repository names (its API model), `__` and runs of `-` included.
 const REPOSITORY = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*)*';
+/** An ECR repository's bare name (`payments/api`), as ECR's API model allows one (2 to 256 characters). */
+export const REPOSITORY_NAME = new RegExp(`^(?=.{2,256}$)${REPOSITORY}$`);
 // ECR takes tags of up to 300 characters (Docker's grammar says 128; ECR's model says 300).
 const TAG = '[A-Za-z0-9_][A-Za-z0-9_.-]{0,299}';
 // A tag or digest ends where no character of its own can follow: a longer one is no match, never cut short
