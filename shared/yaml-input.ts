@@ -104,55 +104,44 @@ export function parseYamlInput<S extends z.$ZodType>(
       },
     ]);
   }
+  // A key refused where it stands, its mapping's path named.
+  const keyRefused = (found: KeyFound, expected: string, got: string): InputError => {
+    const pos = lines.linePos(found.offset ?? 0);
+    return new InputError([
+      { file, line: pos.line, column: pos.col, path: formatPath(found.path.slice(0, -1)), expected, got },
+    ]);
+  };
   // The parser compares keys by their scalar values only, so an alias used as a key (`&k action: reject` …
   // `*k : warn`) is never seen as the key given twice, and the later value would win unseen: a policy that
   // reads as reject would load as warn. No document of ours needs an alias for a key.
   const aliasKey = findKey(doc, (key) => isAlias(key));
   if (aliasKey !== undefined) {
-    const pos = lines.linePos(aliasKey.offset ?? 0);
-    throw new InputError([
-      {
-        file,
-        line: pos.line,
-        column: pos.col,
-        path: formatPath(aliasKey.path.slice(0, -1)),
-        expected: 'keys written out (an alias may be a value, never a key)',
-        got: `the alias ${aliasKey.key} as a key`,
-      },
-    ]);
+    throw keyRefused(
+      aliasKey,
+      'keys written out (an alias may be a value, never a key)',
+      `the alias ${aliasKey.key} as a key`,
+    );
   }
   // No document of ours has a key that is not text, and a mapping or list as a key costs the library (and any
   // message naming it) its text at every level: a nest 100 deep in 1 KiB took seconds, then a RangeError.
   const collectionKey = findKey(doc, (key) => isMap(key) || isSeq(key));
   if (collectionKey !== undefined) {
-    const pos = lines.linePos(collectionKey.offset ?? 0);
-    throw new InputError([
-      {
-        file,
-        line: pos.line,
-        column: pos.col,
-        path: formatPath(collectionKey.path.slice(0, -1)),
-        expected: 'keys written as text (a mapping or a list is never a key)',
-        got: `${collectionKey.key === '{…}' ? 'a mapping' : 'a list'} as a key`,
-      },
-    ]);
+    throw keyRefused(
+      collectionKey,
+      'keys written as text (a mapping or a list is never a key)',
+      `${collectionKey.key === '{…}' ? 'a mapping' : 'a list'} as a key`,
+    );
   }
   // `<<: *defaults` merges a mapping in YAML 1.1, and editors (the YAML extension of VS Code) expand it
   // before they validate: a file the editor passes. YAML 1.2 has no merge key, and a schema would call it
   // unknown and suggest another key; said for what it is instead. (Quoted, "<<" is a key like any other.)
   const mergeKey = findKey(doc, (key) => isScalar(key) && key.type === 'PLAIN' && key.value === '<<');
   if (mergeKey !== undefined) {
-    const pos = lines.linePos(mergeKey.offset ?? 0);
-    throw new InputError([
-      {
-        file,
-        line: pos.line,
-        column: pos.col,
-        path: formatPath(mergeKey.path.slice(0, -1)),
-        expected: 'keys written out (a merge key is YAML 1.1; Tollgate reads YAML 1.2, which has none)',
-        got: 'the merge key <<',
-      },
-    ]);
+    throw keyRefused(
+      mergeKey,
+      'keys written out (a merge key is YAML 1.1; Tollgate reads YAML 1.2, which has none)',
+      'the merge key <<',
+    );
   }
   expandAliases(doc, file, lines);
   if (!isMap(doc.contents)) {
