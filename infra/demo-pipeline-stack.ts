@@ -18,6 +18,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import type { Construct } from 'constructs';
+import { REPOSITORY_NAME } from '../shared/gate/image.js';
 import { PIPELINE_NAME } from '../shared/gate/model.js';
 import { allowCloudWatchLogs } from './tollgate.js';
 
@@ -52,9 +53,6 @@ export const DEMO_DEFAULTS = {
 export const BUILD_VARIABLES_NAMESPACE = 'BuildVariables';
 
 const SAMPLE_APP_DIR = fileURLToPath(new URL('./demo-app', import.meta.url));
-
-// ECR repository names: lowercase path components separated by '/', 2 to 256 characters.
-const REPOSITORY_NAME = /^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*\/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 
 function checkName(what: string, value: string, pattern: RegExp, rule: string, max: number, min = 1): string {
   if (value.length < min || value.length > max || !pattern.test(value)) {

@@ -6,7 +6,7 @@ import {
   type QueryCommandInput,
   ScanCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { CLOCK_SKEW_MS, datedInFuture } from '../../shared/audit/archive-compare.js';
+import { CLOCK_SKEW_MS, datedInFuture, futureDated } from '../../shared/audit/archive-compare.js';
 import { type ChainProblem, type VerifyResult, verifyChain } from '../../shared/audit/chain.js';
 import { type AuditFilter, type AuditRecord, resolutionMatches } from '../../shared/audit/record.js';
 import { inTurn } from '../../shared/gate/work.js';
@@ -223,7 +223,7 @@ function futureProblem(record: AuditRecord, now: number): ChainProblem | undefin
     pipeline: record.pipeline,
     seq: record.seq,
     kind: 'changed',
-    detail: `record ${record.seq} is dated in the future: ${new Date(time).toISOString()}, later than now (${new Date(now).toISOString()}) by more than the ${CLOCK_SKEW_MS / 60_000} minutes clocks may differ: Tollgate dates a record by its event or its clock, never later, so its time was written by hand (and the chain hashed again), or this machine's clock is behind`,
+    detail: `record ${record.seq} is ${futureDated(time, now)}: Tollgate dates a record by its event or its clock, never later, so its time was written by hand (and the chain hashed again), or this machine's clock is behind`,
   };
 }
 
@@ -684,7 +684,7 @@ export class DynamoAuditStore {
           pipeline: name,
           seq: head.seq,
           kind: 'head-mismatch',
-          detail: `the chain's head is dated in the future: ${new Date(headTime).toISOString()}, later than now (${new Date(now).toISOString()}) by more than the ${CLOCK_SKEW_MS / 60_000} minutes clocks may differ: a head takes its record's time, which Tollgate never dates later, so it was written by hand, or this machine's clock is behind`,
+          detail: `the chain's head is ${futureDated(headTime, now)}: a head takes its record's time, which Tollgate never dates later, so it was written by hand, or this machine's clock is behind`,
         });
       }
     }

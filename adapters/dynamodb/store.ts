@@ -247,7 +247,7 @@ function runPk(actionExecutionId: string): string {
  * wait to be redriven (the queues keep messages 14 days). A claim gone while its approval still waits let the
  * sweep open a second gate for the run, and an end event of another attempt's number close a stand-in.
  */
-export const RUN_CLAIM_SECONDS = (60 + 14 + 1) * 86_400;
+const RUN_CLAIM_SECONDS = (60 + 14 + 1) * 86_400;
 
 /** Tries of a gate's opening cancelled by a conflicting transaction (see createGate). */
 const CREATE_ATTEMPTS = 4;

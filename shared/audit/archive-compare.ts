@@ -118,6 +118,10 @@ export const CLOCK_SKEW_MS = 15 * 60_000;
 /** Whether `time` (ms) is past `now` and the clock skew allowed: a record dated so was not Tollgate's. */
 export const datedInFuture = (time: number, now: number): boolean => time > now + CLOCK_SKEW_MS;
 
+/** "dated in the future: <time>, later than now (<now>) by more than the 15 minutes clocks may differ". */
+export const futureDated = (time: number, now: number): string =>
+  `dated in the future: ${new Date(time).toISOString()}, later than now (${new Date(now).toISOString()}) by more than the ${CLOCK_SKEW_MS / 60_000} minutes clocks may differ`;
+
 export interface CompareOptions {
   /** The copy is the whole archive (the bucket's records/), not a part of it or a filtered export. */
   readonly whole: boolean;
@@ -433,7 +437,7 @@ export class ArchiveIndex {
           pipeline,
           seq,
           kind: 'not-archived',
-          detail: `the table's record ${pipeline}#${seq} is not in the ${options.whole ? 'archive' : 'copy'}, and is dated in the future: ${when}, later than now (${options.now.toISOString()}) by more than the ${CLOCK_SKEW_MS / 60_000} minutes clocks may differ: Tollgate dates a record by its event or its clock, never later, so its time was written by hand (a tail rewritten after the archive stopped, dated so that it reads as not archived yet), or this machine's clock is behind`,
+          detail: `the table's record ${pipeline}#${seq} is not in the ${options.whole ? 'archive' : 'copy'}, and is ${futureDated(time, options.now.getTime())}: Tollgate dates a record by its event or its clock, never later, so its time was written by hand (a tail rewritten after the archive stopped, dated so that it reads as not archived yet), or this machine's clock is behind`,
         });
         continue;
       }

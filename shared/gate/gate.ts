@@ -1136,7 +1136,7 @@ export class GateService extends GateClosing<GateDeps> {
       : undefined;
     try {
       evaluation = evaluate(policy, {
-        findings: input.findings ?? FindingTable.fromFindings([]),
+        findings,
         now,
         pipeline: gate.key.pipeline,
         image,
